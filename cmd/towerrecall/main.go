@@ -1,0 +1,66 @@
+// Command towerrecall trains a two-tower recall model on MovieLens, evaluates
+// it, and serves recall over HTTP. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "towerrecall:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `towerrecall — two-tower recall for MovieLens
+
+Usage:
+  towerrecall data download --dataset ml-1m|ml-100k [--dir data]
+  towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
+                     [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]
+  towerrecall eval   --model DIR --data DIR --train FILE [--valid FILE] --test FILE
+  towerrecall serve  [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]
+  towerrecall version
+
+Run "towerrecall COMMAND -h" for a command's flags.
+`
+
+// run is the whole program; main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "data":
+		return runData(ctx, rest, getenv, stdout, stderr)
+	case "train":
+		return runTrain(ctx, rest, getenv, stdout, stderr)
+	case "eval":
+		return runEval(ctx, rest, getenv, stdout, stderr)
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// logBuffer collects a run's stderr and finds log lines in it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitLog waits for a JSON log line whose message is msg and returns it.
+func (l *logBuffer) waitLog(t *testing.T, msg string, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(l.String()))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == msg {
+				return m
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %q log line within %v; log:\n%s", msg, timeout, tail(l.String(), 4000))
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c client) do(method, path, body string) (int, http.Header, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+func (c client) json(method, path, body string, wantStatus int, out any) {
+	c.t.Helper()
+	status, _, b := c.do(method, path, body)
+	if status != wantStatus {
+		c.t.Fatalf("%s %s %s: status %d, want %d: %s", method, path, body, status, wantStatus, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+type recallResp struct {
+	ModelVersion string `json:"model_version"`
+	Backend      string `json:"backend"`
+	KnownUser    bool   `json:"known_user"`
+	Items        []struct {
+		MovieID int      `json:"movie_id"`
+		Title   string   `json:"title"`
+		Genres  []string `json:"genres"`
+		Score   float32  `json:"score"`
+	} `json:"items"`
+}
+
+type scoreResp struct {
+	ModelVersion string `json:"model_version"`
+	Scores       []struct {
+		MovieID int     `json:"movie_id"`
+		Score   float32 `json:"score"`
+	} `json:"scores"`
+	Unknown []int `json:"unknown_movie_ids"`
+}
+
+type modelResp struct {
+	Version      string              `json:"version"`
+	Movies       int                 `json:"movies"`
+	Backend      string              `json:"backend"`
+	Vocabularies map[string][]string `json:"vocabularies"`
+}
+
+// checkAPI goes through every endpoint of a running service and checks that
+// /recall agrees with exact ranking by /score over the whole catalogue.
+func checkAPI(t *testing.T, c client, catalog []int) modelResp {
+	t.Helper()
+	c.json("GET", "/healthz", "", 200, nil)
+	c.json("GET", "/readyz", "", 200, nil)
+	var info modelResp
+	c.json("GET", "/model", "", 200, &info)
+	if info.Version == "" || info.Movies == 0 || len(info.Vocabularies["genres"]) == 0 {
+		t.Fatalf("/model = %+v", info)
+	}
+	users := []string{
+		`{"user_id": 1, "gender": "F", "age": 25, "occupation": "programmer", "zip": "94043"}`,
+		`{"gender": "M", "age": 60, "occupation": "retired"}`,
+		`{"user_id": 999999, "gender": "F", "age": 17, "occupation": "K-12 student"}`,
+	}
+	for _, u := range users {
+		var r recallResp
+		c.json("POST", "/recall", `{"user": `+u+`, "k": 100}`, 200, &r)
+		if len(r.Items) != 100 || r.ModelVersion != info.Version {
+			t.Fatalf("recall for %s: %d items, version %q", u, len(r.Items), r.ModelVersion)
+		}
+		// Score the whole catalogue and rank it: the top 100 must be the recall.
+		var all []scoreResp
+		for i := 0; i < len(catalog); i += 1000 {
+			ids, _ := json.Marshal(catalog[i:min(i+1000, len(catalog))])
+			var s scoreResp
+			c.json("POST", "/score", fmt.Sprintf(`{"user": %s, "movie_ids": %s}`, u, ids), 200, &s)
+			all = append(all, s)
+		}
+		score := map[int]float32{}
+		for _, s := range all {
+			for _, x := range s.Scores {
+				score[x.MovieID] = x.Score
+			}
+		}
+		seen := map[int]bool{}
+		for _, it := range r.Items {
+			if got := score[it.MovieID]; got != it.Score {
+				t.Errorf("movie %d: /recall score %v != /score %v", it.MovieID, it.Score, got)
+			}
+			seen[it.MovieID] = true
+		}
+		// exclude_seen removes training movies of known users; compare
+		// against the best unseen-or-returned movies by /score.
+		if !r.KnownUser {
+			ranked := append([]int(nil), catalog...)
+			sort.SliceStable(ranked, func(i, j int) bool { return score[ranked[i]] > score[ranked[j]] })
+			hits := 0
+			for _, id := range ranked[:100] {
+				if seen[id] {
+					hits++
+				}
+			}
+			if r.Backend == "exact" && hits != 100 || hits < 99 {
+				t.Errorf("user %s (%s): %d of the top 100 by /score are in /recall", u, r.Backend, hits)
+			}
+		}
+	}
+	// Filters and paging.
+	var g recallResp
+	c.json("POST", "/recall", `{"user": {"gender": "F"}, "k": 20, "genres": ["Comedy"], "offset": 5}`, 200, &g)
+	if len(g.Items) != 20 {
+		t.Errorf("genre filter returned %d items, want 20", len(g.Items))
+	}
+	for _, it := range g.Items {
+		if !contains(it.Genres, "Comedy") {
+			t.Errorf("genre filter returned %v", it.Genres)
+		}
+	}
+	status, h, body := c.do("POST", "/recall", `{"user": {"gender": "X"}}`)
+	if status != 400 || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") || !strings.Contains(string(body), "user.gender") {
+		t.Errorf("bad gender: %d %s %s", status, h.Get("Content-Type"), body)
+	}
+	status, _, body = c.do("GET", "/metrics", "")
+	if status != 200 || !strings.Contains(string(body), "towerrecall_http_requests_total") || !strings.Contains(string(body), "towerrecall_model_info") {
+		t.Errorf("/metrics: %d\n%s", status, tail(string(body), 2000))
+	}
+	return info
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func catalogOf(t *testing.T, modelDir string) []int {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(modelDir, "movies.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []struct {
+		ID int `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &ms); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+// TestServeDemo is the quick start: no data and no model, run() trains on the
+// demo catalogue, serves on port 0, answers every endpoint, reloads on
+// SIGHUP, refuses a corrupt artifact, and shuts down cleanly.
+func TestServeDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	dir := t.TempDir()
+	modelDir := filepath.Join(dir, "model")
+	env := map[string]string{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &logBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"towerrecall", "serve", "--model", modelDir, "--addr", "127.0.0.1:0"},
+			func(k string) string { return env[k] }, io.Discard, logs)
+	}()
+	ready := logs.waitLog(t, "ready", 5*time.Minute)
+	c := client{t: t, base: "http://" + ready["addr"].(string)}
+	info := checkAPI(t, c, catalogOf(t, modelDir))
+
+	// A corrupt artifact is refused and the old model keeps serving.
+	vec := filepath.Join(modelDir, "movie_vectors.bin")
+	orig, err := os.ReadFile(vec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), orig...)
+	bad[10] ^= 0xff
+	if err := os.WriteFile(vec, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	refused := logs.waitLog(t, "reload refused; the previous model keeps serving", 30*time.Second)
+	if !strings.Contains(fmt.Sprint(refused["error"]), "checksum mismatch") {
+		t.Errorf("refusal does not name the checksum: %v", refused)
+	}
+	var after modelResp
+	c.json("GET", "/model", "", 200, &after)
+	if after.Version != info.Version {
+		t.Errorf("version changed to %q after a refused reload", after.Version)
+	}
+	c.json("POST", "/recall", `{"user": {"gender": "F"}}`, 200, nil)
+
+	// Restoring the file and sending SIGHUP reloads it.
+	if err := os.WriteFile(vec, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitLog(t, "reloaded", 30*time.Second)
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no shutdown within 30 s")
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"towerrecall"}, "Usage"},
+		{"unknown command", []string{"towerrecall", "fly"}, "unknown command"},
+		{"train without data", []string{"towerrecall", "train", "--out", "x"}, "no data"},
+		{"eval without files", []string{"towerrecall", "eval"}, "eval needs"},
+		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown preset"},
+		{"unknown dataset", []string{"towerrecall", "data", "download", "--dataset", "ml-25m"}, "unknown dataset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, func(string) string { return "" }, &out, &errOut)
+			if err == nil {
+				t.Fatal("run succeeded")
+			}
+			if !strings.Contains(err.Error()+errOut.String(), tt.want) {
+				t.Errorf("output %q / error %v does not mention %q", errOut.String(), err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/pipeline"
+	"github.com/towerrecall/towerrecall/internal/recall"
+	"github.com/towerrecall/towerrecall/internal/server"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	var (
+		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
+		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
+		addr      = flags.String("addr", "", "listen address HOST:PORT (default :8080; port 0 picks one)")
+		index     = flags.String("index", "", "auto, exact or hnsw")
+		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue")
+		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
+		logFormat = flags.String("log-format", "", "json or console")
+	)
+	if err := flags.Parse(args); err != nil {
+		return errUsage
+	}
+	given := flagsSet(flags)
+	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
+		if *modelDir != "" {
+			c.Serve.Model = *modelDir
+		}
+		if *addr != "" {
+			c.Serve.Addr = *addr
+		}
+		if *index != "" {
+			c.Serve.Index = *index
+		}
+		if *dataDir != "" {
+			c.Data.Dir = *dataDir
+		}
+		if given["demo"] {
+			c.Serve.Demo = *demo
+		}
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+	})
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log)
+	start := time.Now()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := recall.New(recall.Options{
+		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
+		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
+	}, logger, reg)
+	if err != nil {
+		return err
+	}
+	b, err := loadOrTrain(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := svc.Load(b); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		BodyLimit: cfg.Serve.BodyLimit, RequestTimeout: cfg.Serve.RequestTimeout,
+		ReadHeaderTimeout: cfg.Serve.ReadHeaderTimeout, ReadTimeout: cfg.Serve.ReadTimeout,
+		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
+		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
+	}, logger, svc, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := server.Listen(cfg.Serve.Addr)
+	if err != nil {
+		return err
+	}
+	reload := func(why string) {
+		nb, err := artifact.Load(cfg.Serve.Model)
+		if err == nil {
+			err = svc.Load(nb)
+		} else {
+			svc.LoadFailed()
+		}
+		if err != nil {
+			logger.Error().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("reload refused; the previous model keeps serving")
+			return
+		}
+		logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Msg("reloaded")
+	}
+
+	var g run.Group
+	{
+		sctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return srv.Serve(sctx, ln) }, func(error) { cancel() })
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	{
+		done := make(chan struct{})
+		g.Add(func() error {
+			for {
+				select {
+				case <-hup:
+					reload("SIGHUP")
+				case <-done:
+					return nil
+				}
+			}
+		}, func(error) { signal.Stop(hup); close(done) })
+	}
+	if cfg.Serve.ReloadPoll > 0 {
+		done := make(chan struct{})
+		g.Add(func() error {
+			last, _ := manifestSum(cfg.Serve.Model)
+			t := time.NewTicker(cfg.Serve.ReloadPoll)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					sum, err := manifestSum(cfg.Serve.Model)
+					if err != nil || bytes.Equal(sum, last) {
+						continue
+					}
+					last = sum
+					reload("manifest changed")
+				case <-done:
+					return nil
+				}
+			}
+		}, func(error) { close(done) })
+	}
+	logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
+	err = g.Run()
+	logger.Info().Err(err).Msg("stopped")
+	return err
+}
+
+func manifestSum(dir string) ([]byte, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, artifact.ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	s := sha256.Sum256(raw)
+	return s[:], nil
+}
+
+// loadOrTrain loads the artifact at cfg.Serve.Model. When there is none and
+// demo mode is on, it trains one (on cfg.Data.Dir, or the built-in demo
+// catalogue) and saves it there, so the next start loads it at once.
+func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) (*artifact.Bundle, error) {
+	b, err := artifact.Load(cfg.Serve.Model)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !cfg.Serve.Demo {
+		return nil, fmt.Errorf("load model %s: %w", cfg.Serve.Model, err)
+	}
+	data := cfg.Data
+	if data.Dir == "" {
+		data = config.Data{Dir: demoDataDir}
+		logger.Warn().Str("model", cfg.Serve.Model).
+			Msg("no artifact found: training on the built-in DEMO catalogue (synthetic, not MovieLens). " +
+				"For real data: towerrecall data download --dataset ml-1m --dir data && towerrecall train --data data/ml-1m --out " + cfg.Serve.Model)
+	} else {
+		logger.Warn().Str("model", cfg.Serve.Model).Str("data", data.Dir).Msg("no artifact found: training one on the configured data")
+	}
+	in, err := readInputs(data)
+	if err != nil {
+		return nil, err
+	}
+	tcfg := cfg
+	tcfg.Data = data
+	b, err = pipeline.Train(ctx, in, pipeline.Options{Config: tcfg, Logger: logger.With().Str("component", "train").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	if err := artifact.Save(cfg.Serve.Model, b); err != nil {
+		logger.Warn().Err(err).Msg("could not save the trained artifact; serving it from memory")
+		return b, nil
+	}
+	return artifact.Load(cfg.Serve.Model)
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/pipeline"
+	"github.com/towerrecall/towerrecall/internal/report"
+	"github.com/towerrecall/towerrecall/internal/train"
+)
+
+// demoDataDir is the --data value that selects the built-in demo catalogue.
+const demoDataDir = "demo"
+
+func version() string {
+	v := "towerrecall (devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	return v
+}
+
+func newLogger(w io.Writer, c config.Log) zerolog.Logger {
+	if c.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// loadConfig builds the configuration: the preset chosen by objective (a
+// flag, else the file's train.objective), the file, the environment, then
+// whatever set does to it (explicit flags).
+func loadConfig(path, objective string, getenv func(string) string, set func(*config.Config)) (config.Config, error) {
+	var raw []byte
+	if path != "" {
+		var err error
+		if raw, err = os.ReadFile(path); err != nil {
+			return config.Config{}, fmt.Errorf("config: %w", err)
+		}
+		if objective == "" {
+			peek, err := config.Parse(raw, path, config.Default())
+			if err != nil {
+				return config.Config{}, err
+			}
+			objective = peek.Train.Objective
+		}
+	}
+	c, err := config.Preset(objective)
+	if err != nil {
+		return c, err
+	}
+	if raw != nil {
+		if c, err = config.Parse(raw, path, c); err != nil {
+			return c, err
+		}
+	}
+	if err := c.ApplyEnv(getenv); err != nil {
+		return c, err
+	}
+	if set != nil {
+		set(&c)
+	}
+	return c, c.Validate()
+}
+
+// flagsSet returns the names of the flags given on the command line.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	m := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { m[f.Name] = true })
+	return m
+}
+
+func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
+		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
+		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
+		validF    = fs.String("valid", "", "validation ratings file: early stopping, excluded at test")
+		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest")
+		out       = fs.String("out", "var/model", "artifact directory to write")
+		objective = fs.String("objective", "", "softmax (default recipe) or pointwise (the reference recipe)")
+		seed      = fs.Uint64("seed", 1, "random seed")
+		epochs    = fs.Int("epochs", 0, "epochs (0: from config)")
+		batch     = fs.Int("batch-size", 0, "batch size (0: from config)")
+		workers   = fs.Int("workers", 0, "training goroutines; 1 reproduces bit for bit (0: from config)")
+		logFormat = fs.String("log-format", "", "json or console")
+		progress  = fs.Bool("progress", true, "show a progress bar when stderr is a terminal")
+	)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	given := flagsSet(fs)
+	cfg, err := loadConfig(*cfgPath, *objective, getenv, func(c *config.Config) {
+		if given["data"] {
+			c.Data.Dir = *dataDir
+		}
+		if given["train"] {
+			c.Data.Train = *trainF
+		}
+		if given["valid"] {
+			c.Data.Valid = *validF
+		}
+		if given["test"] {
+			c.Data.Test = *testF
+		}
+		if given["seed"] {
+			c.Train.Seed = *seed
+		}
+		if *epochs > 0 {
+			c.Train.Epochs = *epochs
+		}
+		if *batch > 0 {
+			c.Train.BatchSize = *batch
+		}
+		if *workers > 0 {
+			c.Train.Workers = *workers
+		}
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+	})
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log)
+	in, err := readInputs(cfg.Data)
+	if err != nil {
+		return err
+	}
+	logger.Info().Str("data", cfg.Data.Dir).Int("users", len(in.Dataset.Users)).Int("movies", len(in.Dataset.Movies)).
+		Int("train", len(in.Train)).Int("valid", len(in.Valid)).Int("test", len(in.Test)).
+		Str("objective", cfg.Train.Objective).Int("workers", cfg.Train.Workers).Msg("training")
+	opts := pipeline.Options{Config: cfg, Logger: logger}
+	var bar *progressbar.ProgressBar
+	if *progress && isTerminal(stderr) {
+		opts.OnBatch = func(done, total int) {
+			if bar == nil || done == 0 {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("training"), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+			}
+			_ = bar.Set(done)
+		}
+	}
+	var epochs []train.EpochStats
+	opts.OnEpoch = func(s train.EpochStats) { epochs = append(epochs, s) }
+	b, err := pipeline.Train(ctx, in, opts)
+	if err != nil {
+		return err
+	}
+	if svg, err := report.TrainingSVG(epochs); err != nil {
+		logger.Warn().Err(err).Msg("training report not written")
+	} else {
+		b.Report = svg
+	}
+	if err := artifact.Save(*out, b); err != nil {
+		return err
+	}
+	ev := logger.Info().Str("out", *out).Str("version", b.Manifest.Version).
+		Float64("examples_per_s", b.Manifest.Training.ExamplesPerSec).Float64("seconds", b.Manifest.Training.Seconds).
+		Interface("index_recall", b.Manifest.Index.Recall)
+	for _, k := range []string{"recall@10", "ndcg@10", "recall@100", "popularity.recall@10", "cold_start.recall@10", "rmse"} {
+		if v, ok := b.Manifest.Metrics[k]; ok {
+			ev = ev.Float64(k, v)
+		}
+	}
+	ev.Msg("artifact written")
+	return nil
+}
+
+// readInputs loads the dataset and the split files a config names.
+func readInputs(d config.Data) (pipeline.Inputs, error) {
+	var in pipeline.Inputs
+	if d.Dir == "" {
+		return in, errors.New("no data: pass --data DIR (get MovieLens with `towerrecall data download --dataset ml-100k --dir data`), or --data demo for the built-in demo catalogue")
+	}
+	if d.Dir == demoDataDir {
+		ds := movielens.Demo(1)
+		in.Dataset = ds
+		in.Train, in.Test = movielens.TemporalSplit(ds.Ratings, 0.8)
+		if d.Train == "" && d.Test == "" {
+			return in, nil
+		}
+	} else {
+		ds, err := movielens.LoadDir(d.Dir)
+		if err != nil {
+			return in, err
+		}
+		in.Dataset = ds
+		in.DataDir = d.Dir
+		in.Train = ds.Ratings
+		files, _ := movielens.FilesOf(ds.Layout)
+		paths := []string{filepath.Join(d.Dir, files.Users), filepath.Join(d.Dir, files.Movies), filepath.Join(d.Dir, files.Ratings)}
+		in.Checksums, err = pipeline.FileChecksums(append(paths, d.Train, d.Valid, d.Test)...)
+		if err != nil {
+			return in, err
+		}
+	}
+	read := func(path string) ([]movielens.Rating, error) {
+		if path == "" {
+			return nil, nil
+		}
+		rs, err := movielens.ReadRatingsFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := movielens.CheckRatings(in.Dataset, rs); err != nil {
+			return nil, err
+		}
+		return rs, nil
+	}
+	var err error
+	if d.Train != "" {
+		if in.Train, err = read(d.Train); err != nil {
+			return in, err
+		}
+	}
+	if in.Valid, err = read(d.Valid); err != nil {
+		return in, err
+	}
+	if d.Test != "" {
+		if in.Test, err = read(d.Test); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		modelDir = fs.String("model", "var/model", "artifact directory")
+		dataDir  = fs.String("data", "", `MovieLens directory with the users and movies, or "demo"`)
+		trainF   = fs.String("train", "", "training ratings (removed from the candidates)")
+		validF   = fs.String("valid", "", "validation ratings (removed from the candidates)")
+		testF    = fs.String("test", "", "test ratings: every one is a positive")
+		workers  = fs.Int("workers", 2, "evaluation goroutines")
+	)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
+		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
+		return errUsage
+	}
+	b, err := artifact.Load(*modelDir)
+	if err != nil {
+		return err
+	}
+	in, err := readInputs(config.Data{Dir: *dataDir, Train: *trainF, Valid: *validF, Test: *testF})
+	if err != nil {
+		return err
+	}
+	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, *workers)
+	if err != nil {
+		return err
+	}
+	out := r.JSON()
+	out["model_version"] = b.Manifest.Version
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func runData(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "download" {
+		fmt.Fprintln(stderr, "usage: towerrecall data download --dataset ml-1m|ml-100k [--dir data]")
+		return errUsage
+	}
+	fs := flag.NewFlagSet("data download", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("dataset", "ml-100k", "ml-1m or ml-100k")
+	dir := fs.String("dir", "data", "directory to unpack into")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	src, ok := movielens.SourceByName(*name)
+	if !ok {
+		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
+	}
+	if u := getenv("TOWERRECALL_DOWNLOAD_URL"); u != "" {
+		src.URL = u // mirrors and tests
+	}
+	client := &http.Client{Timeout: 10 * time.Minute}
+	path, err := movielens.Download(ctx, client, src, *dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, path)
+	return nil
+}

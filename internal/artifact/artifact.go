@@ -1,0 +1,502 @@
+// Package artifact saves and loads the model bundle: one directory holding
+// everything serving needs (weights, vocabularies, catalogue, movie vectors,
+// training histories for exclude_seen, the serialized HNSW graph) and a
+// manifest with the sha256 of every file. It sits after train/eval in the
+// data flow and before recall. A bundle is written under a temporary name
+// and renamed into place, so a failed write never replaces a good artifact;
+// loading verifies every checksum before anything is decoded.
+package artifact
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+// FormatVersion is the artifact layout version this code reads and writes.
+const FormatVersion = 1
+
+// File names inside an artifact directory.
+const (
+	ManifestFile = "manifest.json"
+	ModelFile    = "model.bin"
+	VocabFile    = "vocab.json"
+	MoviesFile   = "movies.json"
+	VectorsFile  = "movie_vectors.bin"
+	UsersFile    = "users.bin"
+	GraphFile    = "hnsw.bin"
+	ReportFile   = "report.svg"
+)
+
+// Limits that keep a corrupt manifest from driving huge allocations.
+const (
+	maxFileSize = 1 << 30
+	maxEntities = 10_000_000
+)
+
+// Manifest describes an artifact. It is stored as manifest.json.
+type Manifest struct {
+	FormatVersion int                `json:"format_version"`
+	Version       string             `json:"version"`
+	CreatedAt     time.Time          `json:"created_at"`
+	Objective     string             `json:"objective"`
+	Dim           int                `json:"dim"`
+	Normalized    bool               `json:"normalized"`
+	Config        json.RawMessage    `json:"config,omitempty"`
+	Data          DataInfo           `json:"data"`
+	Sizes         Sizes              `json:"sizes"`
+	Fields        Fields             `json:"fields"`
+	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	Training      Training           `json:"training"`
+	Index         IndexInfo          `json:"index"`
+	Files         map[string]string  `json:"files"` // name → sha256 hex of every other file
+}
+
+// DataInfo records what the model was trained on.
+type DataInfo struct {
+	Dir       string            `json:"dir,omitempty"`
+	Layout    string            `json:"layout,omitempty"`
+	Checksums map[string]string `json:"checksums,omitempty"` // input file → sha256
+	Train     int               `json:"train_ratings"`
+	Valid     int               `json:"valid_ratings,omitempty"`
+}
+
+// Sizes records the shapes of the bundle.
+type Sizes struct {
+	Users  int            `json:"users"`
+	Movies int            `json:"movies"`
+	Vocabs map[string]int `json:"vocabularies"`
+}
+
+// Fields lists the features of each tower, in order.
+type Fields struct {
+	User  []feature.Field `json:"user"`
+	Movie []feature.Field `json:"movie"`
+}
+
+// Training records how training went.
+type Training struct {
+	Epochs         int       `json:"epochs"`
+	BestEpoch      int       `json:"best_epoch"`
+	Seconds        float64   `json:"seconds"`
+	ExamplesPerSec float64   `json:"examples_per_s"` // median over epochs
+	Loss           []float64 `json:"loss,omitempty"`
+	ValidRecall10  []float64 `json:"valid_recall@10,omitempty"`
+	Workers        int       `json:"workers"`
+	Seed           uint64    `json:"seed"`
+}
+
+// IndexInfo records the HNSW graph's build parameters and its recall
+// against exact search measured when it was built (empty without a graph).
+type IndexInfo struct {
+	HNSW   json.RawMessage    `json:"hnsw,omitempty"`
+	Recall map[string]float64 `json:"recall,omitempty"`
+}
+
+// Movie is a catalogue entry as stored in movies.json.
+type Movie struct {
+	ID     movielens.MovieID `json:"id"`
+	Title  string            `json:"title"`
+	Genres []string          `json:"genres"`
+	Year   int               `json:"year,omitempty"`
+}
+
+// Bundle is an artifact in memory.
+type Bundle struct {
+	Manifest Manifest
+	Model    *tower.Model
+	Encoder  *feature.Encoder
+	Movies   []Movie            // dense movie index order; Vectors row i belongs to Movies[i]
+	Vectors  []float32          // len(Movies) × Dim, the movie tower's outputs
+	Users    []movielens.UserID // dense user index order: users with a training history
+	Seen     [][]int32          // per dense user index: sorted movie indexes rated in training
+	Graph    []byte             // exported HNSW graph, optional
+	Report   []byte             // training report (SVG), optional
+}
+
+// Save writes b into dir atomically: everything goes into a temporary
+// sibling directory, is synced, and only then replaces dir. On any error dir
+// is left as it was. Save fills b.Manifest.Files.
+func Save(dir string, b *Bundle) (err error) {
+	if err := b.check(); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	files := map[string][]byte{}
+	var buf bytes.Buffer
+	if _, err := b.Model.WriteTo(&buf); err != nil {
+		return fmt.Errorf("artifact: encode model: %w", err)
+	}
+	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
+	vocabs := map[string][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[string(f)] = v.Values()
+	}
+	if files[VocabFile], err = json.Marshal(vocabs); err != nil {
+		return fmt.Errorf("artifact: encode vocabularies: %w", err)
+	}
+	if files[MoviesFile], err = json.Marshal(b.Movies); err != nil {
+		return fmt.Errorf("artifact: encode movies: %w", err)
+	}
+	files[VectorsFile] = encodeFloats(b.Vectors)
+	files[UsersFile] = encodeUsers(b.Users, b.Seen)
+	if len(b.Graph) > 0 {
+		files[GraphFile] = b.Graph
+	}
+	if len(b.Report) > 0 {
+		files[ReportFile] = b.Report
+	}
+	m := b.Manifest
+	m.FormatVersion = FormatVersion
+	m.Files = map[string]string{}
+	for name, data := range files {
+		sum := sha256.Sum256(data)
+		m.Files[name] = hex.EncodeToString(sum[:])
+		if err := writeFile(filepath.Join(tmp, name), data); err != nil {
+			return fmt.Errorf("artifact: save: %w", err)
+		}
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("artifact: encode manifest: %w", err)
+	}
+	if err := writeFile(filepath.Join(tmp, ManifestFile), append(mj, '\n')); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	if err := replaceDir(tmp, dir); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	b.Manifest = m
+	return nil
+}
+
+// replaceDir moves tmp to dir. An existing dir is first moved aside and
+// restored if the final rename fails, then removed.
+func replaceDir(tmp, dir string) error {
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				return fmt.Errorf("%s exists and is not an artifact; refusing to replace it", dir)
+			}
+		}
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			if rerr := os.Rename(old, dir); rerr != nil {
+				return errors.Join(err, fmt.Errorf("restore %s: %w", dir, rerr))
+			}
+		}
+		return err
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+func writeFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", filepath.Base(path), err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (b *Bundle) check() error {
+	var errs []error
+	if b.Model == nil {
+		errs = append(errs, errors.New("no model"))
+	}
+	if b.Encoder == nil {
+		errs = append(errs, errors.New("no encoder"))
+	}
+	dim := b.Manifest.Dim
+	if dim <= 0 {
+		errs = append(errs, fmt.Errorf("dim %d", dim))
+	} else if len(b.Vectors) != len(b.Movies)*dim {
+		errs = append(errs, fmt.Errorf("%d vector values for %d movies × dim %d", len(b.Vectors), len(b.Movies), dim))
+	}
+	if len(b.Seen) != len(b.Users) {
+		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
+	}
+	return errors.Join(errs...)
+}
+
+// ReadManifest reads and decodes dir's manifest without verifying the rest.
+func ReadManifest(dir string) (Manifest, []byte, error) {
+	var m Manifest
+	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return m, nil, fmt.Errorf("artifact: %w", err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, nil, fmt.Errorf("artifact: %s: %w", ManifestFile, err)
+	}
+	if m.FormatVersion != FormatVersion {
+		return m, nil, fmt.Errorf("artifact: %s: format version %d, this build reads %d", ManifestFile, m.FormatVersion, FormatVersion)
+	}
+	return m, raw, nil
+}
+
+// Load reads dir, verifies the checksum of every file listed in the
+// manifest, and decodes the bundle. Any mismatch or decoding problem is an
+// error naming the file.
+func Load(dir string) (*Bundle, error) {
+	m, _, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
+		if _, ok := m.Files[req]; !ok {
+			return nil, fmt.Errorf("artifact: %s: %s not listed", ManifestFile, req)
+		}
+	}
+	files := map[string][]byte{}
+	names := make([]string, 0, len(m.Files))
+	for name := range m.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if name != filepath.Base(name) || name == ManifestFile || name == "." || name == ".." {
+			return nil, fmt.Errorf("artifact: %s: bad file name %q", ManifestFile, name)
+		}
+		data, err := readLimited(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("artifact: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != m.Files[name] {
+			return nil, fmt.Errorf("artifact: %s: checksum mismatch (manifest %s, file %s): the artifact is corrupt", name, short(m.Files[name]), short(got))
+		}
+		files[name] = data
+	}
+	return decode(m, files)
+}
+
+// Decode builds a bundle from a manifest and verified file contents. It is
+// separate from Load so that it can be fuzzed without touching disk.
+func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
+	b := &Bundle{Manifest: m, Graph: files[GraphFile], Report: files[ReportFile]}
+	if m.Dim <= 0 || m.Dim > 4096 {
+		return nil, fmt.Errorf("artifact: %s: dim %d out of range", ManifestFile, m.Dim)
+	}
+	model, err := tower.ReadModel(bytes.NewReader(files[ModelFile]))
+	if err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", ModelFile, err)
+	}
+	if model.Dim() != m.Dim {
+		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)
+	}
+	b.Model = model
+	var vocabs map[string][]string
+	if err := json.Unmarshal(files[VocabFile], &vocabs); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
+	}
+	fv := map[feature.Field][]string{}
+	for k, v := range vocabs {
+		fv[feature.Field(k)] = v
+	}
+	enc, err := feature.NewEncoder(m.Fields.User, m.Fields.Movie, fv)
+	if err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
+	}
+	if u, m := enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields); !slices.Equal(u, model.UserVocab()) || !slices.Equal(m, model.MovieVocab()) {
+		return nil, fmt.Errorf("artifact: %s (sizes %v, %v) does not match %s (%v, %v)", VocabFile, u, m, ModelFile, model.UserVocab(), model.MovieVocab())
+	}
+	b.Encoder = enc
+	if err := json.Unmarshal(files[MoviesFile], &b.Movies); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", MoviesFile, err)
+	}
+	if len(b.Movies) == 0 {
+		return nil, fmt.Errorf("artifact: %s: no movies", MoviesFile)
+	}
+	if b.Vectors, err = decodeFloats(files[VectorsFile]); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", VectorsFile, err)
+	}
+	if len(b.Vectors) != len(b.Movies)*m.Dim {
+		return nil, fmt.Errorf("artifact: %s: %d values for %d movies × dim %d", VectorsFile, len(b.Vectors), len(b.Movies), m.Dim)
+	}
+	for i, v := range b.Vectors {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("artifact: %s: value %d is not finite", VectorsFile, i)
+		}
+	}
+	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)
+	}
+	return b, nil
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(f), maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", filepath.Base(path), maxFileSize)
+	}
+	return data, nil
+}
+
+func encodeFloats(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
+}
+
+func decodeFloats(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("length %d is not a multiple of 4", len(b))
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
+}
+
+// users.bin: uint32 n; then per user: int32 id, uint32 count, count × int32 movie index.
+func encodeUsers(ids []movielens.UserID, seen [][]int32) []byte {
+	size := 4
+	for _, s := range seen {
+		size += 8 + 4*len(s)
+	}
+	out := make([]byte, 0, size)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(ids)))
+	for i, id := range ids {
+		out = binary.LittleEndian.AppendUint32(out, uint32(id))
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(seen[i])))
+		for _, m := range seen[i] {
+			out = binary.LittleEndian.AppendUint32(out, uint32(m))
+		}
+	}
+	return out
+}
+
+func decodeUsers(b []byte, numMovies int) ([]movielens.UserID, [][]int32, error) {
+	r := &byteReader{b: b}
+	n := r.u32()
+	if r.err != nil || n > maxEntities || int(n)*8 > len(b) {
+		return nil, nil, fmt.Errorf("bad user count")
+	}
+	ids := make([]movielens.UserID, n)
+	seen := make([][]int32, n)
+	index := make(map[movielens.UserID]bool, n)
+	for i := range ids {
+		ids[i] = movielens.UserID(int32(r.u32()))
+		c := r.u32()
+		if r.err != nil || int(c) > numMovies || int(c)*4 > len(b)-r.off {
+			return nil, nil, fmt.Errorf("user %d: bad history length", i)
+		}
+		if index[ids[i]] {
+			return nil, nil, fmt.Errorf("user id %d listed twice", ids[i])
+		}
+		index[ids[i]] = true
+		s := make([]int32, c)
+		for j := range s {
+			s[j] = int32(r.u32())
+			if s[j] < 0 || int(s[j]) >= numMovies || (j > 0 && s[j] <= s[j-1]) {
+				return nil, nil, fmt.Errorf("user %d: movie index %d out of order or range", ids[i], s[j])
+			}
+		}
+		seen[i] = s
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if r.off != len(b) {
+		return nil, nil, fmt.Errorf("%d trailing bytes", len(b)-r.off)
+	}
+	return ids, seen, nil
+}
+
+type byteReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *byteReader) u32() uint32 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b)-r.off < 4 {
+		r.err = io.ErrUnexpectedEOF
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b[r.off:])
+	r.off += 4
+	return v
+}

@@ -1,0 +1,221 @@
+package artifact
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+// testBundle builds a small, complete bundle from made-up data.
+func testBundle(t testing.TB) *Bundle {
+	t.Helper()
+	users := []movielens.User{{ID: 1, Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"}, {ID: 2, Gender: "M", Age: 50, Occupation: "writer", Zip: "10001"}}
+	movies := []movielens.Movie{{ID: 10, Title: "Alpha (1990)", Year: 1990, Genres: []string{"Comedy"}}, {ID: 11, Title: "Beta (1995)", Year: 1995, Genres: []string{"Drama", "War"}}, {ID: 12, Title: "Gamma", Genres: nil}}
+	train := []movielens.Rating{{User: 1, Movie: 10, Value: 4}, {User: 2, Movie: 11, Value: 5}, {User: 1, Movie: 11, Value: 2}}
+	uf, mf := feature.UserFields(), feature.MovieFields()
+	enc, err := feature.Fit(uf, mf, users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tower.Config{Dim: 4, Hidden: []int{8}, Normalize: true, UserEmbed: []int{3, 2, 2, 2, 2}, MovieEmbed: []int{3, 2, 2}}
+	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bundle{Model: m, Encoder: enc, Users: []movielens.UserID{1, 2}, Seen: [][]int32{{0, 1}, {1}}}
+	b.Vectors = make([]float32, len(movies)*4)
+	for i, mv := range movies {
+		b.Movies = append(b.Movies, Movie{ID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year})
+		m.MovieVector(b.Vectors[i*4:(i+1)*4], enc.EncodeMovie(feature.FromMovie(mv)))
+	}
+	b.Graph = []byte("graph bytes are opaque here")
+	b.Manifest = Manifest{Version: "v1", CreatedAt: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Objective: "softmax", Dim: 4,
+		Fields: Fields{User: uf, Movie: mf}, Metrics: map[string]float64{"recall@10": 0.5}}
+	return b
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	b := testBundle(t)
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Movies, b.Movies) || !reflect.DeepEqual(got.Vectors, b.Vectors) ||
+		!reflect.DeepEqual(got.Users, b.Users) || !reflect.DeepEqual(got.Seen, b.Seen) || !bytes.Equal(got.Graph, b.Graph) {
+		t.Error("bundle changed in the round trip")
+	}
+	if got.Manifest.Version != "v1" || got.Manifest.Metrics["recall@10"] != 0.5 || len(got.Manifest.Files) != 6 {
+		t.Errorf("manifest = %+v", got.Manifest)
+	}
+	u := feature.UserInput{UserID: "1", Gender: "F", Age: 25, Occupation: "programmer"}
+	a, c := make([]float32, 4), make([]float32, 4)
+	b.Model.UserVector(a, b.Encoder.EncodeUser(u))
+	got.Model.UserVector(c, got.Encoder.EncodeUser(u))
+	if !reflect.DeepEqual(a, c) {
+		t.Errorf("user vector %v after load, %v before", c, a)
+	}
+	// No temporary directories are left behind.
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Errorf("parent holds %d entries, want only the artifact", len(entries))
+	}
+}
+
+func TestLoadRefusesCorruption(t *testing.T) {
+	t.Parallel()
+	base := filepath.Join(t.TempDir(), "model")
+	if err := Save(base, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(dir string) error
+		want   string
+	}{
+		{"flipped byte in vectors", flip(VectorsFile, 5), "movie_vectors.bin: checksum mismatch"},
+		{"flipped byte in model", flip(ModelFile, 40), "model.bin: checksum mismatch"},
+		{"truncated users", func(d string) error { return os.Truncate(filepath.Join(d, UsersFile), 3) }, "users.bin: checksum mismatch"},
+		{"missing graph", func(d string) error { return os.Remove(filepath.Join(d, GraphFile)) }, "hnsw.bin"},
+		{"missing manifest", func(d string) error { return os.Remove(filepath.Join(d, ManifestFile)) }, "manifest.json"},
+		{"manifest not JSON", func(d string) error { return os.WriteFile(filepath.Join(d, ManifestFile), []byte("{"), 0o644) }, "manifest.json"},
+		{"future format", editManifest(`"format_version": 1`, `"format_version": 99`), "format version 99"},
+		{"path in file list", editManifest(`"hnsw.bin"`, `"../hnsw.bin"`), "bad file name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "model")
+			if err := os.CopyFS(dir, os.DirFS(base)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.mutate(dir); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load error = %v, want mention of %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func flip(name string, at int) func(string) error {
+	return func(dir string) error {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b[at%len(b)] ^= 0x40
+		return os.WriteFile(p, b, 0o644)
+	}
+}
+
+func editManifest(old, new string) func(string) error {
+	return func(dir string) error {
+		p := filepath.Join(dir, ManifestFile)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
+	}
+}
+
+// A failed save never replaces or damages the artifact already in place.
+func TestFailedSaveKeepsOldArtifact(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	good := testBundle(t)
+	if err := Save(dir, good); err != nil {
+		t.Fatal(err)
+	}
+	broken := testBundle(t)
+	broken.Manifest.Version = "v2"
+	broken.Vectors = broken.Vectors[:5] // does not match the catalogue
+	if err := Save(dir, broken); err == nil {
+		t.Fatal("Save accepted an inconsistent bundle")
+	}
+	got, err := Load(dir)
+	if err != nil || got.Manifest.Version != "v1" {
+		t.Fatalf("after a failed save: version %q, err %v", got.Manifest.Version, err)
+	}
+	// A directory that is not an artifact is never replaced.
+	other := filepath.Join(t.TempDir(), "precious")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(other, testBundle(t)); err == nil || !strings.Contains(err.Error(), "not an artifact") {
+		t.Fatalf("Save over a non-artifact directory: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(other, "notes.txt")); err != nil || string(b) != "keep me" {
+		t.Fatal("non-artifact directory was touched")
+	}
+	// An unwritable destination (its parent is a file) fails cleanly.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(filepath.Join(file, "model"), testBundle(t)); err == nil {
+		t.Fatal("Save under a file succeeded")
+	}
+}
+
+// FuzzDecode feeds corrupted files past the checksum check (as if the
+// manifest had been rewritten to match): decoding must fail cleanly, never
+// panic or allocate without bound.
+func FuzzDecode(f *testing.F) {
+	b := testBundle(f)
+	dir := filepath.Join(f.TempDir(), "model")
+	if err := Save(dir, b); err != nil {
+		f.Fatal(err)
+	}
+	m, _, err := ReadManifest(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	names := []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile}
+	files := map[string][]byte{}
+	for _, n := range names {
+		if files[n], err = os.ReadFile(filepath.Join(dir, n)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for i := range names {
+		f.Add(uint8(i), uint32(7), byte(1), uint32(0))
+		f.Add(uint8(i), uint32(0), byte(0), uint32(3))
+	}
+	f.Fuzz(func(t *testing.T, which uint8, at uint32, xor byte, cut uint32) {
+		name := names[int(which)%len(names)]
+		mutated := map[string][]byte{}
+		for k, v := range files {
+			mutated[k] = v
+		}
+		data := append([]byte(nil), files[name]...)
+		if len(data) > 0 {
+			data[int(at)%len(data)] ^= xor
+		}
+		if cut > 0 && int(cut) < len(data) {
+			data = data[:len(data)-int(cut)]
+		}
+		mutated[name] = data
+		_, _ = decode(m, mutated)
+	})
+}

@@ -1,0 +1,337 @@
+// Package config holds every setting of towerrecall: a struct with
+// defaults, loaded from a YAML file, then overridden by environment
+// variables and flags (applied by cmd), and checked by Validate, which
+// reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Data  Data  `yaml:"data"`
+	Model Model `yaml:"model"`
+	Train Train `yaml:"train"`
+	Serve Serve `yaml:"serve"`
+	Log   Log   `yaml:"log"`
+}
+
+// Data says where the MovieLens files and optional split files are.
+type Data struct {
+	Dir   string `yaml:"dir"`   // a MovieLens directory (ml-1m or ml-100k layout)
+	Train string `yaml:"train"` // ratings-format split files; empty: use all ratings of Dir
+	Valid string `yaml:"valid"`
+	Test  string `yaml:"test"`
+}
+
+// Feature is one tower input and its embedding size.
+type Feature struct {
+	Name string `yaml:"name"`
+	Dim  int    `yaml:"dim"`
+}
+
+// Model describes the two towers.
+type Model struct {
+	Dim        int       `yaml:"dim"`
+	Hidden     []int     `yaml:"hidden"`
+	OutputReLU bool      `yaml:"output_relu"`
+	Normalize  bool      `yaml:"normalize"`
+	RatingHead bool      `yaml:"rating_head"`
+	User       []Feature `yaml:"user"`
+	Movie      []Feature `yaml:"movie"`
+}
+
+// Train holds the optimisation settings.
+type Train struct {
+	Objective    string  `yaml:"objective"` // softmax | pointwise
+	Epochs       int     `yaml:"epochs"`
+	BatchSize    int     `yaml:"batch_size"`
+	LearningRate float32 `yaml:"learning_rate"`
+	Optimizer    string  `yaml:"optimizer"` // adam | rmsprop
+	Temperature  float32 `yaml:"temperature"`
+	LogQ         bool    `yaml:"logq"`
+	L2           float32 `yaml:"l2"`
+	Workers      int     `yaml:"workers"`
+	Seed         uint64  `yaml:"seed"`
+	Patience     int     `yaml:"patience"`
+}
+
+// Serve holds the service's settings.
+type Serve struct {
+	Addr              string        `yaml:"addr"`
+	Model             string        `yaml:"model"`      // artifact directory
+	Demo              bool          `yaml:"demo"`       // no artifact at Model: train one on the built-in demo catalogue (or Data.Dir if set)
+	Index             string        `yaml:"index"`      // auto | exact | hnsw
+	MinRecall         float64       `yaml:"min_recall"` // auto: serve HNSW only when its self-check recall@K reaches this
+	SelfCheckQueries  int           `yaml:"self_check_queries"`
+	HNSWM             int           `yaml:"hnsw_m"`
+	HNSWEfSearch      int           `yaml:"hnsw_ef_search"`
+	HNSWOverfetch     int           `yaml:"hnsw_overfetch"`
+	BodyLimit         int64         `yaml:"body_limit"`
+	RequestTimeout    time.Duration `yaml:"request_timeout"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	DrainDelay        time.Duration `yaml:"drain_delay"` // /readyz fails this long before the listener closes
+	ReloadPoll        time.Duration `yaml:"reload_poll"` // 0: reload on SIGHUP only
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// Default returns the built-in configuration: the default softmax model,
+// and a local service on :8080 that trains on the demo catalogue when no
+// artifact exists.
+func Default() Config {
+	return Config{
+		Model: Model{
+			Dim: 8, Hidden: []int{64}, Normalize: true,
+			User:  []Feature{{"user_id", 32}, {"gender", 4}, {"age", 4}, {"occupation", 8}, {"zip", 8}},
+			Movie: []Feature{{"movie_id", 32}, {"genres", 8}, {"year", 4}},
+		},
+		Train: Train{
+			Objective: "softmax", Epochs: 20, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
+			Temperature: 0.07, LogQ: true, Workers: 2, Seed: 1, Patience: 3,
+		},
+		Serve: Serve{
+			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 200,
+			HNSWM: 16, HNSWEfSearch: 100, HNSWOverfetch: 4,
+			BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
+			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+			ShutdownTimeout: 15 * time.Second, DrainDelay: 0,
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Reference returns the reference recipe of DESIGN.md: pointwise MSE on
+// scaled ratings, user id 100-d, gender/age/occupation 2-d, movie id 100-d,
+// genre 2-d, Dense 32 ReLU → Dense 8 ReLU, dot → Dense(1, sigmoid),
+// RMSprop, batch 32.
+func Reference() Config {
+	c := Default()
+	c.Model = Model{
+		Dim: 8, Hidden: []int{32}, OutputReLU: true, RatingHead: true,
+		User:  []Feature{{"user_id", 100}, {"gender", 2}, {"age", 2}, {"occupation", 2}},
+		Movie: []Feature{{"movie_id", 100}, {"genres", 2}},
+	}
+	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 2, Seed: 1, Patience: 2}
+	return c
+}
+
+// Preset returns a named base configuration: "default" (softmax) or
+// "reference" (the pointwise recipe).
+func Preset(name string) (Config, error) {
+	switch name {
+	case "", "default", "softmax":
+		return Default(), nil
+	case "reference", "pointwise":
+		return Reference(), nil
+	}
+	return Config{}, fmt.Errorf("config: unknown preset %q (want default or reference)", name)
+}
+
+// Load reads a YAML file on top of base. Unknown keys are errors. The
+// file's train.objective, if it is "pointwise" and base is the default,
+// switches the base to the reference recipe first.
+func Load(path string, base Config) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return base, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw, path, base)
+}
+
+// Parse decodes YAML bytes on top of base (see Load).
+func Parse(raw []byte, name string, base Config) (Config, error) {
+	c := base
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return base, fmt.Errorf("config: %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ApplyEnv overrides settings from TOWERRECALL_* environment variables.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	str("TOWERRECALL_ADDR", &c.Serve.Addr)
+	str("TOWERRECALL_MODEL", &c.Serve.Model)
+	str("TOWERRECALL_INDEX", &c.Serve.Index)
+	str("TOWERRECALL_DATA_DIR", &c.Data.Dir)
+	str("TOWERRECALL_LOG_LEVEL", &c.Log.Level)
+	str("TOWERRECALL_LOG_FORMAT", &c.Log.Format)
+	if v := getenv("TOWERRECALL_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TOWERRECALL_DEMO: %q is not a boolean", v))
+		}
+		c.Serve.Demo = b
+	}
+	if v := getenv("TOWERRECALL_RELOAD_POLL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TOWERRECALL_RELOAD_POLL: %w", err))
+		}
+		c.Serve.ReloadPoll = d
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem of c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	m := c.Model
+	if m.Dim < 1 || m.Dim > 1024 {
+		bad("model.dim", "%d out of range 1–1024", m.Dim)
+	}
+	for i, h := range m.Hidden {
+		if h < 1 || h > 4096 {
+			bad(fmt.Sprintf("model.hidden[%d]", i), "%d out of range 1–4096", h)
+		}
+	}
+	checkFeatures := func(name string, fs []Feature, allowed []string) {
+		if len(fs) == 0 {
+			bad(name, "no features")
+		}
+		seen := map[string]bool{}
+		for i, f := range fs {
+			if !slices.Contains(allowed, f.Name) {
+				bad(fmt.Sprintf("%s[%d].name", name, i), "unknown feature %q (allowed: %s)", f.Name, strings.Join(allowed, ", "))
+			}
+			if seen[f.Name] {
+				bad(fmt.Sprintf("%s[%d].name", name, i), "feature %q listed twice", f.Name)
+			}
+			seen[f.Name] = true
+			if f.Dim < 1 || f.Dim > 1024 {
+				bad(fmt.Sprintf("%s[%d].dim", name, i), "%d out of range 1–1024", f.Dim)
+			}
+		}
+	}
+	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip"})
+	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year"})
+	t := c.Train
+	switch t.Objective {
+	case "softmax":
+		if !m.Normalize {
+			bad("model.normalize", "the softmax objective needs normalised towers")
+		}
+		if t.Temperature <= 0 || t.Temperature > 10 {
+			bad("train.temperature", "%g out of range (0, 10]", t.Temperature)
+		}
+		if m.RatingHead {
+			bad("model.rating_head", "only the pointwise objective trains a rating head")
+		}
+	case "pointwise":
+		if !m.RatingHead {
+			bad("model.rating_head", "the pointwise objective needs the rating head")
+		}
+	default:
+		bad("train.objective", "%q is not softmax or pointwise", t.Objective)
+	}
+	if t.Epochs < 1 || t.Epochs > 1000 {
+		bad("train.epochs", "%d out of range 1–1000", t.Epochs)
+	}
+	if t.BatchSize < 1 || t.BatchSize > 65536 {
+		bad("train.batch_size", "%d out of range 1–65536", t.BatchSize)
+	}
+	if !(t.LearningRate > 0 && t.LearningRate < 10) {
+		bad("train.learning_rate", "%g out of range (0, 10)", t.LearningRate)
+	}
+	if t.Optimizer != "adam" && t.Optimizer != "rmsprop" {
+		bad("train.optimizer", "%q is not adam or rmsprop", t.Optimizer)
+	}
+	if t.L2 < 0 {
+		bad("train.l2", "%g is negative", t.L2)
+	}
+	if t.Workers < 1 || t.Workers > 256 {
+		bad("train.workers", "%d out of range 1–256", t.Workers)
+	}
+	if t.Patience < 0 {
+		bad("train.patience", "%d is negative", t.Patience)
+	}
+	s := c.Serve
+	if s.Addr == "" {
+		bad("serve.addr", "empty")
+	}
+	switch s.Index {
+	case "auto", "exact", "hnsw":
+	default:
+		bad("serve.index", "%q is not auto, exact or hnsw", s.Index)
+	}
+	if s.MinRecall < 0 || s.MinRecall > 1 {
+		bad("serve.min_recall", "%g out of range 0–1", s.MinRecall)
+	}
+	if s.SelfCheckQueries < 1 || s.SelfCheckQueries > 100000 {
+		bad("serve.self_check_queries", "%d out of range 1–100000", s.SelfCheckQueries)
+	}
+	if s.HNSWM < 2 || s.HNSWM > 512 {
+		bad("serve.hnsw_m", "%d out of range 2–512", s.HNSWM)
+	}
+	if s.HNSWEfSearch < 1 || s.HNSWEfSearch > 100000 {
+		bad("serve.hnsw_ef_search", "%d out of range 1–100000", s.HNSWEfSearch)
+	}
+	if s.HNSWOverfetch < 1 || s.HNSWOverfetch > 1000 {
+		bad("serve.hnsw_overfetch", "%d out of range 1–1000", s.HNSWOverfetch)
+	}
+	if s.BodyLimit < 1024 {
+		bad("serve.body_limit", "%d is below 1024 bytes", s.BodyLimit)
+	}
+	for name, d := range map[string]time.Duration{
+		"serve.request_timeout": s.RequestTimeout, "serve.read_header_timeout": s.ReadHeaderTimeout,
+		"serve.read_timeout": s.ReadTimeout, "serve.write_timeout": s.WriteTimeout,
+		"serve.idle_timeout": s.IdleTimeout, "serve.shutdown_timeout": s.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad(name, "%v must be positive", d)
+		}
+	}
+	if s.DrainDelay < 0 {
+		bad("serve.drain_delay", "%v is negative", s.DrainDelay)
+	}
+	if s.ReloadPoll < 0 {
+		bad("serve.reload_poll", "%v is negative", s.ReloadPoll)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		bad("log.format", "%q is not json or console", c.Log.Format)
+	}
+	sortErrs(errs)
+	return errors.Join(errs...)
+}
+
+func sortErrs(errs []error) {
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValidate(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]Config{"default": Default(), "reference": Reference()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Model.Dim = 0
+	c.Train.Objective = "bpr"
+	c.Train.BatchSize = 0
+	c.Serve.Index = "faiss"
+	c.Model.User = append(c.Model.User, Feature{Name: "shoe_size", Dim: 3})
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a broken config")
+	}
+	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "empty file keeps defaults", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Train.Epochs != Default().Train.Epochs {
+				t.Errorf("epochs %d", c.Train.Epochs)
+			}
+		}},
+		{name: "overrides", yaml: "train:\n  epochs: 3\nserve:\n  addr: 127.0.0.1:0\n  reload_poll: 2s\n", check: func(t *testing.T, c Config) {
+			if c.Train.Epochs != 3 || c.Serve.Addr != "127.0.0.1:0" || c.Serve.ReloadPoll != 2*time.Second {
+				t.Errorf("got %+v %+v", c.Train, c.Serve)
+			}
+			if c.Train.BatchSize != Default().Train.BatchSize {
+				t.Errorf("unset key changed: batch %d", c.Train.BatchSize)
+			}
+		}},
+		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "epoch"},
+		{name: "wrong type", yaml: "train:\n  epochs: many\n", wantErr: "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse([]byte(tt.yaml), "test.yaml", Default())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TOWERRECALL_ADDR": ":9999", "TOWERRECALL_DEMO": "false", "TOWERRECALL_RELOAD_POLL": "5s"}
+	c := Default()
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Addr != ":9999" || c.Serve.Demo || c.Serve.ReloadPoll != 5*time.Second {
+		t.Errorf("got %+v", c.Serve)
+	}
+	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "soon"}
+	err := c.ApplyEnv(func(k string) string { return bad[k] })
+	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,159 @@
+package feature
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+func testData() ([]movielens.User, []movielens.Movie, []movielens.Rating) {
+	users := []movielens.User{
+		{ID: 2, Gender: "M", Age: 56, Occupation: "retired", Zip: "70072"},
+		{ID: 1, Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"},
+		{ID: 3, Gender: "M", Age: 25, Occupation: "programmer", Zip: "55117-1234"},
+	}
+	movies := []movielens.Movie{
+		{ID: 10, Title: "A (1995)", Year: 1995, Genres: []string{"Comedy", "Drama"}},
+		{ID: 20, Title: "B (1972)", Year: 1972, Genres: []string{"Drama"}},
+		{ID: 30, Title: "C", Genres: nil},
+	}
+	train := []movielens.Rating{{User: 1, Movie: 10, Value: 5}, {User: 2, Movie: 20, Value: 3}}
+	return users, movies, train
+}
+
+func TestVocab(t *testing.T) {
+	t.Parallel()
+	v := NewVocab([]string{"b", "a", "b", "c"})
+	if v.Size() != 4 {
+		t.Fatalf("Size = %d, want 4 (3 values + OOV)", v.Size())
+	}
+	tests := []struct {
+		in   string
+		want int32
+	}{{"b", 1}, {"a", 2}, {"c", 3}, {"zzz", OOV}, {"", OOV}}
+	for _, tt := range tests {
+		if got := v.Lookup(tt.in); got != tt.want {
+			t.Errorf("Lookup(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+	if !reflect.DeepEqual(v.Values(), []string{"b", "a", "c"}) {
+		t.Errorf("Values = %v", v.Values())
+	}
+}
+
+func TestFitEncode(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only users and movies with training ratings get an id slot.
+	if got := e.Vocabs[UserIDField].Values(); !reflect.DeepEqual(got, []string{"1", "2"}) {
+		t.Errorf("user ids = %v", got)
+	}
+	if got := e.Vocabs[MovieIDField].Values(); !reflect.DeepEqual(got, []string{"10", "20"}) {
+		t.Errorf("movie ids = %v", got)
+	}
+	if got := e.Vocabs[ZipField].Values(); !reflect.DeepEqual(got, []string{"480", "700", "551"}) {
+		t.Errorf("zip prefixes = %v", got)
+	}
+	tests := []struct {
+		name string
+		in   UserInput
+		want []int32
+	}{
+		{"known user", UserInput{UserID: "1", Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"}, []int32{1, 1, 1, 1, 1}},
+		{"cold start user with features", UserInput{UserID: "3", Gender: "M", Age: 70, Occupation: "programmer", Zip: "55117"}, []int32{OOV, 2, 2, 3, 3}},
+		{"age in years maps to its bucket", UserInput{Age: 60}, []int32{OOV, OOV, 2, OOV, OOV}},
+		{"occupation alias from ML-100K", UserInput{Occupation: "Student"}, []int32{OOV, OOV, OOV, OOV, OOV}},
+		{"occupation case-insensitive", UserInput{Occupation: "RETIRED"}, []int32{OOV, OOV, OOV, 2, OOV}},
+		{"nothing known", UserInput{}, []int32{0, 0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := e.UserIndexes(nil, tt.in)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("UserIndexes = %v, want %v", got, tt.want)
+			}
+			enc := e.EncodeUser(tt.in)
+			for i := range enc {
+				if len(enc[i]) != 1 || enc[i][0] != tt.want[i] {
+					t.Errorf("EncodeUser field %d = %v", i, enc[i])
+				}
+			}
+		})
+	}
+	m := e.EncodeMovie(FromMovie(movies[0]))
+	if len(m) != 3 || len(m[1]) != 2 {
+		t.Fatalf("EncodeMovie = %v, want genres as a bag of 2", m)
+	}
+	if m := e.EncodeMovie(FromMovie(movies[2])); m[0][0] != OOV || len(m[1]) != 1 || m[1][0] != OOV || m[2][0] != OOV {
+		t.Errorf("movie without id slot, genres or year = %v, want all OOV", m)
+	}
+}
+
+func TestNewEncoderRoundTrip(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := map[Field][]string{}
+	for f, v := range e.Vocabs {
+		saved[f] = v.Values()
+	}
+	e2, err := NewEncoder(UserFields(), MovieFields(), saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if a, b := e.EncodeUser(FromUser(u)), e2.EncodeUser(FromUser(u)); !reflect.DeepEqual(a, b) {
+			t.Errorf("user %d: %v != %v", u.ID, a, b)
+		}
+	}
+	delete(saved, ZipField)
+	if _, err := NewEncoder(UserFields(), MovieFields(), saved); err == nil {
+		t.Error("NewEncoder accepted a missing vocabulary")
+	}
+}
+
+func TestFieldChecks(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	for name, uf := range map[string][]Field{
+		"unknown": {"shoe_size"},
+		"twice":   {GenderField, GenderField},
+		"none":    nil,
+		"movie field in user tower": {GenresField},
+	} {
+		if _, err := Fit(uf, MovieFields(), users, movies, train); err == nil {
+			t.Errorf("%s: Fit accepted user fields %v", name, uf)
+		}
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		years int
+		want  string
+	}{{0, ""}, {5, "1"}, {18, "18"}, {24, "18"}, {25, "25"}, {49, "45"}, {55, "50"}, {90, "56"}} {
+		if got := AgeValue(tt.years); got != tt.want {
+			t.Errorf("AgeValue(%d) = %q, want %q", tt.years, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		year int
+		want string
+	}{{0, ""}, {1995, "1995"}, {1999, "1995"}, {1921, "1920"}} {
+		if got := YearBucket(tt.year); got != tt.want {
+			t.Errorf("YearBucket(%d) = %q, want %q", tt.year, got, tt.want)
+		}
+	}
+	if ZipPrefix(" 55117-1234 ") != "551" || ZipPrefix("12") != "12" {
+		t.Error("ZipPrefix")
+	}
+}

@@ -1,0 +1,136 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/eval"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// cutoffs are the K every evaluation reports.
+func cutoffs() []int { return []int{10, 50, 100} }
+
+// EvalInputs are the ratings of one evaluation split.
+type EvalInputs struct {
+	Train, Valid, Test []movielens.Rating
+}
+
+// Report is the result of an evaluation: the model with its user ids, the
+// same users as cold-start users (features only, id unknown), and the
+// popularity baseline, all on the same split and protocol.
+type Report struct {
+	Model      eval.Metrics
+	ColdStart  eval.Metrics
+	Popularity eval.Metrics
+	RMSE       float64 // on the 1–5 scale; 0 when the model has no rating head
+	HasRMSE    bool
+}
+
+// JSON returns the report in the eval command's output shape: model metrics
+// at the top level, "rmse" when there is a rating head, and the baselines
+// as nested objects with the same keys.
+func (r Report) JSON() map[string]any {
+	out := map[string]any{}
+	for k, v := range r.Model {
+		out[k] = v
+	}
+	if r.HasRMSE {
+		out["rmse"] = r.RMSE
+	}
+	out["popularity"] = r.Popularity
+	out["cold_start"] = r.ColdStart
+	return out
+}
+
+// Flat returns every number under one level of keys, for the manifest.
+func (r Report) Flat() map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range r.Model {
+		out[k] = v
+	}
+	for k, v := range r.Popularity {
+		out["popularity."+k] = v
+	}
+	for k, v := range r.ColdStart {
+		out["cold_start."+k] = v
+	}
+	if r.HasRMSE {
+		out["rmse"] = r.RMSE
+	}
+	return out
+}
+
+// Evaluate scores b on a split, following the protocol of the shared data
+// README: full ranking over the bundle's catalogue with train and valid
+// movies removed, every test rating a positive. User features come from ds.
+func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in EvalInputs, workers int) (Report, error) {
+	if len(in.Test) == 0 {
+		return Report{}, fmt.Errorf("pipeline: evaluate: no test ratings")
+	}
+	catalog := &movielens.Dataset{Users: ds.Users, Movies: make([]movielens.Movie, len(b.Movies))}
+	for i, m := range b.Movies {
+		catalog.Movies[i] = movielens.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
+	}
+	ix := NewIndex(catalog)
+	split := ix.Split(in.Train, in.Valid, in.Test)
+	users := make([]feature.Encoded, len(ds.Users))
+	cold := make([]feature.Encoded, len(ds.Users))
+	for i, u := range ds.Users {
+		in := feature.FromUser(u)
+		users[i] = b.Encoder.EncodeUser(in)
+		in.UserID = ""
+		cold[i] = b.Encoder.EncodeUser(in)
+	}
+	d := b.Manifest.Dim
+	scorer := &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, users)}
+	var r Report
+	var err error
+	if r.Model, err = eval.Evaluate(ctx, scorer, split, cutoffs(), workers); err != nil {
+		return r, err
+	}
+	coldScorer := &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, cold)}
+	if r.ColdStart, err = eval.Evaluate(ctx, coldScorer, split, cutoffs(), workers); err != nil {
+		return r, err
+	}
+	trainPairs := ix.pairs(in.Train)
+	if r.Popularity, err = eval.Evaluate(ctx, eval.Popularity(len(b.Movies), trainPairs), split, cutoffs(), workers); err != nil {
+		return r, err
+	}
+	if b.Model.HasRatingHead() {
+		var test []eval.Triple
+		for _, t := range in.Test {
+			u, ok1 := ix.users[t.User]
+			m, ok2 := ix.movies[t.Movie]
+			if ok1 && ok2 {
+				test = append(test, eval.Triple{User: u, Movie: m, Rating: t.Value})
+			}
+		}
+		r.RMSE = eval.RMSE(func(u, m int32) float32 {
+			q := scorer.users[u]
+			v := b.Vectors[int(m)*d : (int(m)+1)*d]
+			var s float32
+			for j := range q {
+				s += q[j] * v[j]
+			}
+			return b.Model.PredictRating(s)
+		}, test)
+		r.HasRMSE = true
+	}
+	return r, nil
+}
+
+func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
+	out := make([][]float32, len(enc))
+	for i, e := range enc {
+		out[i] = make([]float32, b.Manifest.Dim)
+		b.Model.UserVector(out[i], e)
+	}
+	return out
+}
+
+// UserKey formats a user id the way feature inputs carry it.
+func UserKey(id movielens.UserID) string { return strconv.Itoa(int(id)) }

@@ -1,0 +1,458 @@
+package recall
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// NoModelError is returned while no model has been loaded.
+type NoModelError struct{}
+
+func (NoModelError) Error() string { return "recall: no model is loaded" }
+
+// NotReady marks the error as "no model" for the HTTP layer (503).
+func (NoModelError) NotReady() bool { return true }
+
+// Options configure a Service.
+type Options struct {
+	Index            string  // "auto" (HNSW when its self-check passes), "exact" or "hnsw"
+	MinRecall        float64 // auto: the self-check recall@10 and @100 HNSW must reach
+	SelfCheckQueries int
+	HNSW             ann.HNSWParams
+	Seed             uint64
+}
+
+// Service is the serving core. The live model is an immutable snapshot
+// behind an atomic pointer: Load builds a complete new snapshot (indexes
+// included) and swaps it in, so requests see either the old or the new
+// model, never a mix.
+type Service struct {
+	opts    Options
+	logger  zerolog.Logger
+	live    atomic.Pointer[snapshot]
+	metrics *metrics
+	loadMu  sync.Mutex // one load at a time
+}
+
+type snapshot struct {
+	bundle     *artifact.Bundle
+	info       ModelInfo
+	exact      *ann.Exact
+	index      ann.Index // the backend that answers /recall
+	movieIndex map[movielens.MovieID]int32
+	userIndex  map[movielens.UserID]int32
+	genreBits  []uint32          // per movie: bit g set when it has genre g
+	genreIndex map[string]uint32 // genre name → bit
+	dim        int
+	pool       sync.Pool // *scratch
+}
+
+type scratch struct {
+	q       []float32
+	idx     []int32
+	enc     feature.Encoded
+	exclude []uint64
+	results []ann.Result
+}
+
+// New returns a Service with no model; call Load.
+func New(opts Options, logger zerolog.Logger, reg prometheus.Registerer) (*Service, error) {
+	switch opts.Index {
+	case "auto", "exact", "hnsw":
+	default:
+		return nil, fmt.Errorf("recall: index %q is not auto, exact or hnsw", opts.Index)
+	}
+	if opts.SelfCheckQueries <= 0 {
+		opts.SelfCheckQueries = 200
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{opts: opts, logger: logger, metrics: m}, nil
+}
+
+// Load builds indexes for b, self-checks HNSW against exact, and swaps b in
+// as the live model. On error the previous model keeps serving.
+func (s *Service) Load(b *artifact.Bundle) error {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	start := time.Now()
+	snap, err := s.build(b)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	snap.info.LoadedAt = time.Now().UTC()
+	s.live.Store(snap)
+	s.metrics.observeLoad(snap, time.Since(start))
+	s.logger.Info().Str("version", snap.info.Version).Str("backend", snap.info.Backend).
+		Int("movies", snap.info.Movies).Dur("load", time.Since(start)).
+		Interface("index_recall", snap.info.IndexRecall).Msg("model loaded")
+	return nil
+}
+
+func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
+	m := b.Manifest
+	dim := m.Dim
+	if b.Model == nil || b.Encoder == nil || len(b.Movies) == 0 || len(b.Vectors) != len(b.Movies)*dim {
+		return nil, fmt.Errorf("recall: incomplete bundle")
+	}
+	exact, err := ann.NewExact(b.Vectors, dim)
+	if err != nil {
+		return nil, fmt.Errorf("recall: exact index: %w", err)
+	}
+	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim,
+		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
+		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
+		genreIndex: map[string]uint32{},
+	}
+	for i, mv := range b.Movies {
+		snap.movieIndex[mv.ID] = int32(i)
+	}
+	for i, u := range b.Users {
+		snap.userIndex[u] = int32(i)
+	}
+	snap.genreBits = make([]uint32, len(b.Movies))
+	for i, mv := range b.Movies {
+		for _, g := range mv.Genres {
+			bit, ok := snap.genreIndex[g]
+			if !ok {
+				if len(snap.genreIndex) >= 32 {
+					return nil, fmt.Errorf("recall: more than 32 genres")
+				}
+				bit = uint32(len(snap.genreIndex))
+				snap.genreIndex[g] = bit
+			}
+			snap.genreBits[i] |= 1 << bit
+		}
+	}
+	snap.info = s.info(b)
+	snap.info.Backend = "exact"
+	if s.opts.Index != "exact" {
+		h, err := s.hnsw(b)
+		if err != nil {
+			if s.opts.Index == "hnsw" {
+				return nil, err
+			}
+			s.logger.Error().Err(err).Msg("HNSW index unavailable; serving from exact")
+		} else {
+			rec, err := ann.SelfCheck(h, exact, s.sampleQueries(snap), []int{10, 100})
+			if err != nil {
+				return nil, fmt.Errorf("recall: index self-check: %w", err)
+			}
+			snap.info.IndexRecall = map[string]float64{}
+			pass := true
+			for k, r := range rec {
+				snap.info.IndexRecall["recall@"+strconv.Itoa(k)] = r
+				if r < s.opts.MinRecall {
+					pass = false
+				}
+			}
+			switch {
+			case s.opts.Index == "hnsw":
+				snap.index, snap.info.Backend = h, "hnsw"
+				if !pass {
+					s.logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", s.opts.MinRecall).
+						Msg("HNSW self-check below min_recall; serving HNSW anyway because index: hnsw is forced")
+				}
+			case pass:
+				snap.index, snap.info.Backend = h, "hnsw"
+			default:
+				s.logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", s.opts.MinRecall).
+					Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
+			}
+		}
+	}
+	return snap, nil
+}
+
+func (s *Service) hnsw(b *artifact.Bundle) (*ann.HNSW, error) {
+	if len(b.Graph) > 0 {
+		h, err := ann.ImportHNSW(strings.NewReader(string(b.Graph)), b.Vectors, b.Manifest.Dim, s.opts.HNSW)
+		if err != nil {
+			return nil, fmt.Errorf("recall: import HNSW graph: %w", err)
+		}
+		return h, nil
+	}
+	h, err := ann.NewHNSW(b.Vectors, b.Manifest.Dim, s.opts.HNSW)
+	if err != nil {
+		return nil, fmt.Errorf("recall: build HNSW graph: %w", err)
+	}
+	return h, nil
+}
+
+// sampleQueries draws self-check queries from the real query distribution:
+// user vectors of known users and of cold-start feature combinations.
+func (s *Service) sampleQueries(snap *snapshot) [][]float32 {
+	b := snap.bundle
+	rng := rand.New(rand.NewPCG(s.opts.Seed, 0x5e1fc4ec))
+	n := s.opts.SelfCheckQueries
+	out := make([][]float32, 0, n)
+	genders := b.Encoder.Vocabs[feature.GenderField]
+	occs := b.Encoder.Vocabs[feature.OccupationField]
+	for i := 0; i < n; i++ {
+		var in feature.UserInput
+		if len(b.Users) > 0 && i%4 != 3 {
+			in.UserID = strconv.Itoa(int(b.Users[rng.IntN(len(b.Users))]))
+		}
+		if genders != nil && len(genders.Values()) > 0 {
+			in.Gender = genders.Values()[rng.IntN(len(genders.Values()))]
+		}
+		if occs != nil && len(occs.Values()) > 0 {
+			in.Occupation = occs.Values()[rng.IntN(len(occs.Values()))]
+		}
+		in.Age = 15 + rng.IntN(50)
+		q := make([]float32, snap.dim)
+		b.Model.UserVector(q, b.Encoder.EncodeUser(in))
+		out = append(out, q)
+	}
+	return out
+}
+
+func (s *Service) info(b *artifact.Bundle) ModelInfo {
+	m := b.Manifest
+	vocab := func(f feature.Field) []string {
+		if v, ok := b.Encoder.Vocabs[f]; ok {
+			return v.Values()
+		}
+		return []string{}
+	}
+	genres := map[string]bool{}
+	for _, mv := range b.Movies {
+		for _, g := range mv.Genres {
+			genres[g] = true
+		}
+	}
+	gl := make([]string, 0, len(genres))
+	for g := range genres {
+		gl = append(gl, g)
+	}
+	sort.Strings(gl)
+	return ModelInfo{
+		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
+		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
+		Vocabularies: map[string][]string{
+			"gender":     {"F", "M"},
+			"age":        vocab(feature.AgeField),
+			"occupation": movielens.Occupations(),
+			"genres":     gl,
+		},
+	}
+}
+
+// Info describes the live model; false when none is loaded.
+func (s *Service) Info() (ModelInfo, bool) {
+	snap := s.live.Load()
+	if snap == nil {
+		return ModelInfo{}, false
+	}
+	return snap.info, true
+}
+
+// Ready reports whether a model is loaded.
+func (s *Service) Ready() bool { return s.live.Load() != nil }
+
+func (snap *snapshot) getScratch() *scratch {
+	if sc, ok := snap.pool.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{
+		q:       make([]float32, snap.dim),
+		exclude: make([]uint64, (len(snap.bundle.Movies)+63)/64),
+	}
+}
+
+// userVector encodes the user and runs the user tower into sc.q.
+func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (known bool, err error) {
+	if err := checkUser(u); err != nil {
+		return false, err
+	}
+	enc := snap.bundle.Encoder
+	sc.idx = enc.UserIndexes(sc.idx[:0], u)
+	if cap(sc.enc) < len(sc.idx) {
+		sc.enc = make(feature.Encoded, len(sc.idx))
+	}
+	sc.enc = sc.enc[:len(sc.idx)]
+	for i := range sc.idx {
+		sc.enc[i] = sc.idx[i : i+1]
+	}
+	snap.bundle.Model.UserVector(sc.q, sc.enc)
+	if u.UserID != "" {
+		if id, err := strconv.Atoi(u.UserID); err == nil {
+			_, known = snap.userIndex[movielens.UserID(id)]
+		}
+	}
+	return known, nil
+}
+
+func checkUser(u feature.UserInput) error {
+	if u.Gender != "" && u.Gender != "F" && u.Gender != "M" {
+		return &Error{Field: "user.gender", Message: fmt.Sprintf("%q is not F or M", u.Gender)}
+	}
+	if u.Occupation != "" {
+		if _, ok := movielens.CanonicalOccupation(u.Occupation); !ok {
+			return &Error{Field: "user.occupation", Message: fmt.Sprintf("unknown occupation %q (GET /model lists the accepted names)", u.Occupation)}
+		}
+	}
+	if u.Age < 0 || u.Age > 150 {
+		return &Error{Field: "user.age", Message: fmt.Sprintf("%d out of range 1–150", u.Age)}
+	}
+	return nil
+}
+
+// dot is the one score function: /recall and /score both report it, so a
+// movie's score is identical in both.
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// Recall returns the top-K movies for the request's user.
+func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
+	snap := s.live.Load()
+	if snap == nil {
+		return Result{}, NoModelError{}
+	}
+	if req.K == 0 {
+		req.K = DefaultK
+	}
+	if req.K < 1 || req.K > MaxK {
+		return Result{}, &Error{Field: "k", Message: fmt.Sprintf("%d out of range 1–%d", req.K, MaxK)}
+	}
+	if req.Offset < 0 || req.Offset > MaxOffset {
+		return Result{}, &Error{Field: "offset", Message: fmt.Sprintf("%d out of range 0–%d", req.Offset, MaxOffset)}
+	}
+	sc := snap.getScratch()
+	defer snap.pool.Put(sc)
+	known, err := snap.userVector(sc, req.User)
+	if err != nil {
+		return Result{}, err
+	}
+	var genreMask uint32
+	for i, g := range req.Genres {
+		bit, ok := snap.genreIndex[g]
+		if !ok {
+			return Result{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", g)}
+		}
+		genreMask |= 1 << bit
+	}
+	clear(sc.exclude)
+	filtered := false
+	excludeSeen := known
+	if req.ExcludeSeen != nil {
+		excludeSeen = *req.ExcludeSeen && known
+	}
+	if excludeSeen {
+		id, _ := strconv.Atoi(req.User.UserID)
+		for _, m := range snap.bundle.Seen[snap.userIndex[movielens.UserID(id)]] {
+			sc.exclude[m>>6] |= 1 << (m & 63)
+			filtered = true
+		}
+	}
+	for _, id := range req.ExcludeMovieIDs {
+		if m, ok := snap.movieIndex[id]; ok {
+			sc.exclude[m>>6] |= 1 << (m & 63)
+			filtered = true
+		}
+	}
+	var accept ann.Filter
+	if filtered || genreMask != 0 {
+		excl, bits := sc.exclude, snap.genreBits
+		accept = func(m int32) bool {
+			if excl[m>>6]&(1<<(m&63)) != 0 {
+				return false
+			}
+			return genreMask == 0 || bits[m]&genreMask != 0
+		}
+	}
+	want := req.K + req.Offset
+	if want > len(snap.bundle.Movies) {
+		want = len(snap.bundle.Movies)
+	}
+	res, err := snap.index.Search(sc.results[:0], sc.q, want, accept)
+	if err != nil {
+		return Result{}, fmt.Errorf("recall: search: %w", err)
+	}
+	sc.results = res
+	// Re-score with the one score function and re-sort, so that scores and
+	// order agree with /score to the bit whatever the backend computed.
+	vec := snap.bundle.Vectors
+	for i := range res {
+		m := int(res[i].ID)
+		res[i].Score = dot(sc.q, vec[m*snap.dim:(m+1)*snap.dim])
+	}
+	slices.SortStableFunc(res, func(a, b ann.Result) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return int(a.ID - b.ID)
+	})
+	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known}
+	if req.Offset < len(res) {
+		res = res[req.Offset:]
+		out.Items = make([]Item, len(res))
+		for i, r := range res {
+			mv := &snap.bundle.Movies[r.ID]
+			out.Items[i] = Item{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+		}
+	} else {
+		out.Items = []Item{}
+	}
+	s.metrics.recallItems.Observe(float64(len(out.Items)))
+	return out, nil
+}
+
+// Score scores the given movies for the request's user.
+func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, error) {
+	snap := s.live.Load()
+	if snap == nil {
+		return ScoreResult{}, NoModelError{}
+	}
+	if len(req.MovieIDs) == 0 || len(req.MovieIDs) > MaxScoreIDs {
+		return ScoreResult{}, &Error{Field: "movie_ids", Message: fmt.Sprintf("%d ids; send 1–%d", len(req.MovieIDs), MaxScoreIDs)}
+	}
+	sc := snap.getScratch()
+	defer snap.pool.Put(sc)
+	if _, err := snap.userVector(sc, req.User); err != nil {
+		return ScoreResult{}, err
+	}
+	out := ScoreResult{ModelVersion: snap.info.Version, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
+	head := snap.bundle.Model.HasRatingHead()
+	for _, id := range req.MovieIDs {
+		m, ok := snap.movieIndex[id]
+		if !ok {
+			out.Unknown = append(out.Unknown, id)
+			continue
+		}
+		sco := Score{MovieID: id, Score: dot(sc.q, snap.bundle.Vectors[int(m)*snap.dim:(int(m)+1)*snap.dim])}
+		if head {
+			r := snap.bundle.Model.PredictRating(sco.Score)
+			sco.Rating = &r
+		}
+		out.Scores = append(out.Scores, sco)
+	}
+	return out, nil
+}
