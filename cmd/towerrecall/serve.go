@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oklog/run"
+	oklogrun "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -112,7 +112,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Msg("reloaded")
 	}
 
-	var g run.Group
+	var g oklogrun.Group
 	{
 		sctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return srv.Serve(sctx, ln) }, func(error) { cancel() })

@@ -173,13 +173,13 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 			_ = bar.Set(done)
 		}
 	}
-	var epochs []train.EpochStats
-	opts.OnEpoch = func(s train.EpochStats) { epochs = append(epochs, s) }
+	var history []train.EpochStats
+	opts.OnEpoch = func(s train.EpochStats) { history = append(history, s) }
 	b, err := pipeline.Train(ctx, in, opts)
 	if err != nil {
 		return err
 	}
-	if svg, err := report.TrainingSVG(epochs); err != nil {
+	if svg, err := report.TrainingSVG(history); err != nil {
 		logger.Warn().Err(err).Msg("training report not written")
 	} else {
 		b.Report = svg

@@ -66,6 +66,10 @@ type Train struct {
 	Workers      int     `yaml:"workers"`
 	Seed         uint64  `yaml:"seed"`
 	Patience     int     `yaml:"patience"`
+	// ColdStartRate is the share of training ratings moved to id-less twins
+	// of their user (and half as many to twins of their movie), so that
+	// users and movies without an id embedding get good vectors.
+	ColdStartRate float64 `yaml:"cold_start_rate"`
 }
 
 // Serve holds the service's settings.
@@ -108,7 +112,7 @@ func Default() Config {
 		},
 		Train: Train{
 			Objective: "softmax", Epochs: 20, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
-			Temperature: 0.07, LogQ: true, Workers: 2, Seed: 1, Patience: 3,
+			Temperature: 0.07, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 200,
@@ -272,6 +276,9 @@ func (c *Config) Validate() error {
 	}
 	if t.Workers < 1 || t.Workers > 256 {
 		bad("train.workers", "%d out of range 1–256", t.Workers)
+	}
+	if t.ColdStartRate < 0 || t.ColdStartRate > 0.9 {
+		bad("train.cold_start_rate", "%g out of range 0–0.9", t.ColdStartRate)
 	}
 	if t.Patience < 0 {
 		bad("train.patience", "%d is negative", t.Patience)

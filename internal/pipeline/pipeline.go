@@ -84,6 +84,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if data.Valid, err = ix.Interactions(in.Valid); err != nil {
 		return nil, fmt.Errorf("pipeline: valid ratings: %w", err)
 	}
+	addColdTwins(&data, userFields, movieFields, cfg.Train.ColdStartRate, cfg.Train.Seed)
 	tc := tower.Config{
 		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,
 		Normalize: cfg.Model.Normalize, RatingHead: cfg.Model.RatingHead,
@@ -201,6 +202,44 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// addColdTwins teaches the towers to serve users and movies they have never
+// seen. Every user and movie gets a twin whose id is out of vocabulary (its
+// other features kept), and a fraction rate of the training ratings is moved
+// to the twins, so the OOV id rows are trained and a cold-start vector comes
+// from features alone. Twins are appended after the real entities, so the
+// indexes of real users and movies do not change.
+func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate float64, seed uint64) {
+	if rate <= 0 {
+		return
+	}
+	twins := func(list []feature.Encoded, fields []feature.Field, id feature.Field) ([]feature.Encoded, bool) {
+		pos := slices.Index(fields, id)
+		if pos < 0 {
+			return list, false
+		}
+		n := len(list)
+		for i := 0; i < n; i++ {
+			t := slices.Clone(list[i])
+			t[pos] = []int32{feature.OOV}
+			list = append(list, t)
+		}
+		return list, true
+	}
+	nu, nm := int32(len(d.Users)), int32(len(d.Movies))
+	var userTwins, movieTwins bool
+	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField)
+	d.Movies, movieTwins = twins(d.Movies, movieFields, feature.MovieIDField)
+	rng := rand.New(rand.NewPCG(seed, 0xc01d57a7))
+	for i := range d.Train {
+		if userTwins && rng.Float64() < rate {
+			d.Train[i].User += nu
+		}
+		if movieTwins && rng.Float64() < rate/2 {
+			d.Train[i].Movie += nm
+		}
+	}
 }
 
 type bytesBuffer struct{ b []byte }

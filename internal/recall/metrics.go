@@ -13,7 +13,6 @@ type metrics struct {
 	loadedAt    prometheus.Gauge
 	selfCheck   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
-	recallItems prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,15 +32,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "towerrecall_model_loads_total", Help: "Model loads by result.",
 		}, []string{"result"}),
-		recallItems: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "towerrecall_recall_items", Help: "Number of items returned by /recall.",
-			Buckets: []float64{0, 1, 5, 10, 20, 50, 100, 200, 500, 1000},
-		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.info, m.loadSeconds, m.loadedAt, m.selfCheck, m.reloads, m.recallItems} {
+	for _, c := range []prometheus.Collector{m.info, m.loadSeconds, m.loadedAt, m.selfCheck, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("recall: register metrics: %w", err)
 		}

@@ -421,7 +421,6 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	} else {
 		out.Items = []Item{}
 	}
-	s.metrics.recallItems.Observe(float64(len(out.Items)))
 	return out, nil
 }
 

@@ -1,0 +1,22 @@
+// Package ann finds the movies whose vectors score highest against a user
+// vector. It sits between the trained movie tower (artifact) and the serving
+// core (recall): the artifact hands it the movie vectors, recall asks it for
+// the top-K movie indexes of one user vector.
+//
+// The score is always the inner product dot(user, movie) computed by Dot in
+// float32; for L2-normalised towers it equals cosine similarity. Every index
+// returns results sorted by score, highest first, ties broken by the lower
+// id, and every returned score is the exact Dot value, so /recall and /score
+// agree bit for bit whichever index answered.
+//
+// Two indexes implement Index:
+//
+//   - Exact scans every vector with a bounded heap. At the MovieLens scale
+//     (3,706 × 8) a scan takes microseconds and allocates nothing; it is the
+//     ground truth for tests and SelfCheck.
+//   - HNSW wraps github.com/coder/hnsw v0.6.1. That release has a greedy
+//     layer search and an unordered heap (see hnsw.go for how this package
+//     works around both); its candidates are always re-ranked exactly, and
+//     a query the graph cannot answer with k accepted candidates falls back
+//     to an exact scan.
+package ann

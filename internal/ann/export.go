@@ -1,0 +1,147 @@
+package ann
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+)
+
+// Export format (little-endian):
+//
+//	magic "TRANNHX1" | uint32 n | uint32 dim | uint64 vector fingerprint
+//	uint8 build | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
+//	uint32 graphs, then per graph: uint64 length | coder/hnsw Export bytes
+//	uint32 CRC-32C of everything before it
+//
+// The vectors themselves are not included: the artifact stores them once,
+// and ImportHNSW checks it was given the same ones.
+const exportMagic = "TRANNHX1"
+
+const headerLen = 8 + 4 + 4 + 8 + 1 + 4 + 4 + 8 + 4 + 8 + 4
+
+// maxImportBytes bounds what ImportHNSW reads.
+const maxImportBytes = 1 << 32
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Export writes the graphs (in coder/hnsw's Export format, deterministic
+// byte for byte for a given build) and the construction parameters.
+func (h *HNSW) Export(w io.Writer) error {
+	b := []byte(exportMagic)
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
+	b = binary.LittleEndian.AppendUint64(b, h.vsum)
+	build := byte(0)
+	if h.p.Build == BuildLibrary {
+		build = 1
+	}
+	b = append(b, build)
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M0))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.p.Ml))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.EfConstruction))
+	b = binary.LittleEndian.AppendUint64(b, h.p.Seed)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(h.blobs)))
+	crc := crc32.Update(0, castagnoli, b)
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("ann: export: %w", err)
+	}
+	for _, blob := range h.blobs {
+		l := binary.LittleEndian.AppendUint64(nil, uint64(len(blob)))
+		crc = crc32.Update(crc, castagnoli, l)
+		crc = crc32.Update(crc, castagnoli, blob)
+		if _, err := w.Write(l); err != nil {
+			return fmt.Errorf("ann: export: %w", err)
+		}
+		if _, err := w.Write(blob); err != nil {
+			return fmt.Errorf("ann: export: %w", err)
+		}
+	}
+	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc)); err != nil {
+		return fmt.Errorf("ann: export: %w", err)
+	}
+	return nil
+}
+
+// ImportHNSW reads what Export wrote for the same vectors. The construction
+// parameters come from the input; p supplies the search parameters
+// (EfSearch, Overfetch, MinFetch, MaxOverfetch) and must validate. Any corruption,
+// truncation or mismatch with vectors is an error wrapping ErrInvalid; the
+// graph is fully validated before coder/hnsw sees it, and a panic inside
+// the library is recovered.
+func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("ann: import: %w", err)
+	}
+	if len(data) > maxImportBytes {
+		return nil, fmt.Errorf("%w: import: more than %d bytes", ErrInvalid, maxImportBytes)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: import: "+format, append([]any{ErrInvalid}, a...)...)
+	}
+	if len(data) < headerLen+4 {
+		return nil, bad("%d bytes is shorter than the header", len(data))
+	}
+	if string(data[:8]) != exportMagic {
+		return nil, bad("bad magic %q", data[:8])
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return nil, bad("checksum %08x, want %08x", got, sum)
+	}
+	d := &decoder{b: body, off: 8}
+	u32 := func() int { v, _ := d.u32(); return int(v) }
+	u64 := func() uint64 { v, _ := d.u64(); return v }
+	n, fdim, vsum := u32(), u32(), u64()
+	build := d.b[d.off]
+	d.off++
+	p.M, p.M0, p.Ml, p.EfConstruction, p.Seed = u32(), u32(), math.Float64frombits(u64()), u32(), u64()
+	nGraphs := u32()
+	switch build {
+	case 0:
+		p.Build = BuildNative
+	case 1:
+		p.Build = BuildLibrary
+	default:
+		return nil, bad("unknown build %d", build)
+	}
+	if nGraphs < 1 || nGraphs > maxGraphs {
+		return nil, bad("%d graphs not in [1, %d]", nGraphs, maxGraphs)
+	}
+	p.Graphs = nGraphs
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("ann: import: %w", err)
+	}
+	if fdim != dim {
+		return nil, bad("graph dim %d, vectors dim %d", fdim, dim)
+	}
+	h, err := newHNSWBase(vectors, dim, p)
+	if err != nil {
+		return nil, err
+	}
+	if h.exact.n != n {
+		return nil, bad("graph has %d vectors, given %d", n, h.exact.n)
+	}
+	if h.vsum != vsum {
+		return nil, bad("graph was built from different vectors")
+	}
+	for gi := range nGraphs {
+		l, err := d.u64()
+		if err != nil || l > uint64(len(d.b)-d.off) {
+			return nil, bad("graph %d: length: %w", gi, errors.Join(err, errShort))
+		}
+		blob := d.b[d.off : d.off+int(l) : d.off+int(l)]
+		d.off += int(l)
+		if err := h.load(blob); err != nil {
+			return nil, fmt.Errorf("ann: import graph %d: %w", gi, err)
+		}
+	}
+	if d.off != len(d.b) {
+		return nil, bad("%d trailing bytes", len(d.b)-d.off)
+	}
+	return h, nil
+}

@@ -1,0 +1,404 @@
+package ann
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"slices"
+	"testing"
+)
+
+func mustHNSW(t testing.TB, vecs []float32, dim int, p HNSWParams) *HNSW {
+	t.Helper()
+	h, err := NewHNSW(vecs, dim, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// checkResults asserts what every answer must satisfy: at most k, sorted,
+// distinct, accepted, exact scores.
+func checkResults(t *testing.T, got []Result, vecs []float32, dim int, q []float32, k int, accept Filter) {
+	t.Helper()
+	if len(got) > k {
+		t.Fatalf("%d results for k=%d", len(got), k)
+	}
+	seen := map[int32]bool{}
+	for i, r := range got {
+		if seen[r.ID] {
+			t.Fatalf("duplicate id %d", r.ID)
+		}
+		seen[r.ID] = true
+		if accept != nil && !accept(r.ID) {
+			t.Fatalf("id %d rejected by the filter was returned", r.ID)
+		}
+		if want := Dot(q, vecs[int(r.ID)*dim:(int(r.ID)+1)*dim]); math.Float32bits(want) != math.Float32bits(r.Score) {
+			t.Fatalf("id %d: score %v, want %v", r.ID, r.Score, want)
+		}
+		if i > 0 && worse(got[i-1], r) {
+			t.Fatalf("not sorted at %d: %v", i, got)
+		}
+	}
+}
+
+// The floor the default parameters reach at the MovieLens scale; 0.99 is
+// the design's bar for serving from HNSW.
+func TestHNSWRecall(t *testing.T) {
+	t.Parallel()
+	for _, ds := range datasets(t, 3706, 200) {
+		t.Run(ds.name, func(t *testing.T) {
+			t.Parallel()
+			ex, _ := NewExact(ds.items, 8)
+			h := mustHNSW(t, ds.items, 8, DefaultHNSWParams())
+			rec, err := SelfCheck(h, ex, ds.queries, []int{10, 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("recall %v, stats %+v", rec, h.Stats())
+			for _, k := range []int{10, 100} {
+				if rec[k] < 0.99 {
+					t.Errorf("recall@%d = %.4f < 0.99", k, rec[k])
+				}
+			}
+			if st := h.Stats(); st.Fallbacks != 0 {
+				t.Errorf("%d unfiltered queries fell back to exact", st.Fallbacks)
+			}
+			for _, q := range ds.queries[:20] {
+				got, _ := h.Search(nil, q, 50, nil)
+				checkResults(t, got, ds.items, 8, q, 50, nil)
+				if len(got) != 50 {
+					t.Fatalf("%d results, want 50", len(got))
+				}
+			}
+		})
+	}
+}
+
+func TestHNSWFilters(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, true, 5)
+	vecs := s.points(3000, 6)
+	ex, _ := NewExact(vecs, 8)
+	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
+	qs := rows(s.points(50, 7), 8)
+
+	third := func(id int32) bool { return id%3 == 0 }
+	hits, total := 0, 0
+	for _, q := range qs {
+		got, err := h.Search(nil, q, 10, third)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkResults(t, got, vecs, 8, q, 10, third)
+		want, _ := ex.Search(nil, q, 10, third)
+		if len(got) != len(want) {
+			t.Fatalf("%d results, want %d", len(got), len(want))
+		}
+		for _, r := range got {
+			if slices.Contains(want, r) {
+				hits++
+			}
+		}
+		total += len(want)
+	}
+	if r := float64(hits) / float64(total); r < 0.99 {
+		t.Errorf("filtered recall@10 = %.4f", r)
+	}
+
+	// A filter that accepts 5 scattered ids: the graph cannot supply k
+	// accepted candidates, so the exact fallback must answer exactly.
+	five := func(id int32) bool { return id%600 == 17 }
+	before := h.Stats().Fallbacks
+	for _, q := range qs[:5] {
+		got, _ := h.Search(nil, q, 10, five)
+		want, _ := ex.Search(nil, q, 10, five)
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if n := h.Stats().Fallbacks - before; n != 5 {
+		t.Errorf("fallbacks = %d, want 5", n)
+	}
+}
+
+func TestHNSWEdgeCases(t *testing.T) {
+	t.Parallel()
+	p := DefaultHNSWParams()
+	t.Run("single vector", func(t *testing.T) {
+		h := mustHNSW(t, []float32{1, 2}, 2, p)
+		got, err := h.Search(nil, []float32{1, 1}, 5, nil)
+		if err != nil || !slices.Equal(got, []Result{{0, 3}}) {
+			t.Errorf("got %v, %v", got, err)
+		}
+	})
+	t.Run("k > n equals exact", func(t *testing.T) {
+		s := newSynth(8, 3, 0.3, false, 1)
+		vecs := s.points(40, 2)
+		h := mustHNSW(t, vecs, 8, p)
+		ex, _ := NewExact(vecs, 8)
+		for _, q := range rows(s.points(10, 3), 8) {
+			got, _ := h.Search(nil, q, 100, nil)
+			want, _ := ex.Search(nil, q, 100, nil)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %v\nwant %v", got, want)
+			}
+		}
+	})
+	t.Run("zero vectors", func(t *testing.T) {
+		vecs := make([]float32, 50*4) // all zero: cosine would be NaN
+		vecs[7*4] = 1                 // one non-zero
+		for _, v := range [][]float32{make([]float32, 50*4), vecs} {
+			h := mustHNSW(t, v, 4, p)
+			ex, _ := NewExact(v, 4)
+			for _, q := range [][]float32{{1, 0, 0, 0}, {0, 0, 0, 0}, {-1, 2, 0, 0}} {
+				got, err := h.Search(nil, q, 5, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := ex.Search(nil, q, 5, nil)
+				if !slices.Equal(got, want) {
+					t.Fatalf("q %v: got %v, want %v", q, got, want)
+				}
+			}
+		}
+	})
+	t.Run("bad queries", func(t *testing.T) {
+		h := mustHNSW(t, []float32{1, 2, 3, 4}, 2, p)
+		for _, q := range [][]float32{{1}, {1, 2, 3}, {float32(math.NaN()), 0}, {float32(math.Inf(-1)), 0}} {
+			if _, err := h.Search(nil, q, 1, nil); !errors.Is(err, ErrInvalid) {
+				t.Errorf("q %v: err = %v", q, err)
+			}
+		}
+		if _, err := h.Search(nil, []float32{1, 1}, 0, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("k 0: err = %v", err)
+		}
+	})
+	t.Run("bad params", func(t *testing.T) {
+		bad := p
+		bad.M, bad.Ml, bad.Overfetch = 0, 1, 0
+		_, err := NewHNSW([]float32{1, 2}, 2, bad)
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+		if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n < 3 {
+			t.Errorf("%d problems reported, want all 3+: %v", n, err)
+		}
+	})
+}
+
+// BuildLibrary goes through coder/hnsw's Add; whatever its graph quality,
+// answers must be well-formed, and a short graph answer falls back to exact.
+func TestHNSWLibraryBuild(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, true, 8)
+	vecs := s.points(1000, 9)
+	p := DefaultHNSWParams()
+	p.Build, p.M, p.Ml = BuildLibrary, 16, 0.25
+	h := mustHNSW(t, vecs, 8, p)
+	for _, q := range rows(s.points(30, 10), 8) {
+		got, err := h.Search(nil, q, 20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkResults(t, got, vecs, 8, q, 20, nil)
+		if len(got) != 20 {
+			t.Fatalf("%d results, want 20", len(got))
+		}
+	}
+	var buf bytes.Buffer
+	if err := h.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ImportHNSW(&buf, vecs, 8, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHNSWConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, false, 11)
+	vecs := s.points(2000, 12)
+	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
+	qs := rows(s.points(40, 13), 8)
+	want := make([][]Result, len(qs))
+	for i, q := range qs {
+		want[i], _ = h.Search(nil, q, 10, nil)
+	}
+	searchConcurrently(t, h, qs, 10, want)
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, false, 21)
+	vecs := s.points(3706, 22)
+	p := DefaultHNSWParams()
+	p.Graphs = 2
+	h := mustHNSW(t, vecs, 8, p)
+	var buf bytes.Buffer
+	if err := h.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	exported := bytes.Clone(buf.Bytes())
+	h2, err := ImportHNSW(&buf, vecs, 8, DefaultHNSWParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h2.Params(); got.Graphs != 2 || got.M != p.M || got.M0 != p.M0 || got.Seed != p.Seed {
+		t.Errorf("imported params %+v", got)
+	}
+	odd := func(id int32) bool { return id%2 == 1 }
+	for _, q := range rows(s.points(100, 23), 8) {
+		for _, k := range []int{1, 10, 100} {
+			for _, f := range []Filter{nil, odd} {
+				a, _ := h.Search(nil, q, k, f)
+				b, _ := h2.Search(nil, q, k, f)
+				if !slices.Equal(a, b) {
+					t.Fatalf("k=%d: results differ after import:\n%v\n%v", k, a, b)
+				}
+			}
+		}
+	}
+	var again bytes.Buffer
+	if err := h2.Export(&again); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(exported, again.Bytes()) {
+		t.Error("re-export of an imported index differs")
+	}
+	var rebuilt bytes.Buffer
+	if err := mustHNSW(t, vecs, 8, p).Export(&rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(exported, rebuilt.Bytes()) {
+		t.Error("a native build with the same seed is not byte-identical")
+	}
+}
+
+// The library's own Export of a loaded graph must decode to the same graph
+// as the bytes it was loaded from: our codec and coder/hnsw agree.
+func TestLibraryFormatCompatible(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 10, 0.35, false, 31)
+	vecs := s.points(500, 32)
+	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
+	var buf bytes.Buffer
+	if err := h.graphs[0].Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	canon := func(b []byte) [][]string {
+		g, err := decodeGraph(b, h.aug, 9, 500, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]string
+		for _, l := range g.layers {
+			var nodes []string
+			for i, k := range l.keys {
+				nb := slices.Clone(l.nbrs[i])
+				slices.Sort(nb)
+				nodes = append(nodes, string(rune(k))+":"+string(int32sToRunes(nb)))
+			}
+			slices.Sort(nodes)
+			out = append(out, nodes)
+		}
+		return out
+	}
+	a, b := canon(buf.Bytes()), canon(h.blobs[0])
+	if !slices.EqualFunc(a, b, slices.Equal) {
+		t.Error("library export decodes to a different graph")
+	}
+}
+
+func int32sToRunes(v []int32) []rune {
+	out := make([]rune, len(v))
+	for i, x := range v {
+		out[i] = rune(x)
+	}
+	return out
+}
+
+func TestImportRejects(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 5, 0.35, true, 41)
+	vecs := s.points(300, 42)
+	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
+	var buf bytes.Buffer
+	if err := h.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	other := slices.Clone(vecs)
+	other[5] += 0.01
+	flip := slices.Clone(good)
+	flip[len(flip)/2] ^= 0x10
+	p := DefaultHNSWParams()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		vecs []float32
+		dim  int
+		p    HNSWParams
+	}{
+		{"empty", nil, vecs, 8, p},
+		{"truncated", good[:len(good)-9], vecs, 8, p},
+		{"header only", good[:headerLen], vecs, 8, p},
+		{"flipped byte", flip, vecs, 8, p},
+		{"bad magic", append([]byte("XXXXXXXX"), good[8:]...), vecs, 8, p},
+		{"trailing byte", append(slices.Clone(good), 0), vecs, 8, p},
+		{"other vectors", good, other, 8, p},
+		{"fewer vectors", good, vecs[:8*299], 8, p},
+		{"other dim", good, vecs, 4, p},
+		{"bad search params", good, vecs, 8, HNSWParams{}},
+	} {
+		if _, err := ImportHNSW(bytes.NewReader(tc.data), tc.vecs, tc.dim, tc.p); err == nil {
+			t.Errorf("%s: imported", tc.name)
+		} else if tc.name != "fewer vectors" && tc.name != "other dim" && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err %v does not wrap ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+func TestSelfCheck(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 5, 0.35, true, 51)
+	vecs := s.points(400, 52)
+	ex, _ := NewExact(vecs, 8)
+	qs := rows(s.points(20, 53), 8)
+	rec, err := SelfCheck(ex, ex, qs, []int{1, 10, 400, 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range rec {
+		if r != 1 {
+			t.Errorf("exact vs exact recall@%d = %v", k, r)
+		}
+	}
+	rec, err = SelfCheck(reversed{ex}, ex, qs, []int{10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec[10] != 0 {
+		t.Errorf("worst-first index recall@10 = %v, want 0", rec[10])
+	}
+	small, _ := NewExact(vecs[:80], 8)
+	if _, err := SelfCheck(small, ex, qs, []int{10}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("size mismatch: err = %v", err)
+	}
+}
+
+// reversed returns the k lowest-scoring items with their claimed scores
+// inflated: SelfCheck must not trust them.
+type reversed struct{ *Exact }
+
+func (r reversed) Search(dst []Result, q []float32, k int, accept Filter) ([]Result, error) {
+	neg := make([]float32, len(q))
+	for i, x := range q {
+		neg[i] = -x
+	}
+	out, err := r.Exact.Search(dst, neg, k, accept)
+	for i := range out {
+		out[i].Score = 1e9
+	}
+	return out, err
+}

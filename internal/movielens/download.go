@@ -1,0 +1,249 @@
+package movielens
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Source is a downloadable MovieLens archive: a zip whose sha256 is pinned.
+type Source struct {
+	Name   string // also the directory the archive unpacks to, e.g. "ml-1m"
+	URL    string
+	SHA256 string // hex
+}
+
+// Sources returns the official GroupLens archives. The checksums are the
+// one place to update should GroupLens ever republish a file.
+func Sources() []Source {
+	return []Source{
+		{
+			Name:   string(LayoutML1M),
+			URL:    "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+			SHA256: "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+		},
+		{
+			Name:   string(LayoutML100K),
+			URL:    "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+			SHA256: "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c9a2328",
+		},
+	}
+}
+
+// SourceByName returns the entry of Sources named name.
+func SourceByName(name string) (Source, bool) {
+	for _, s := range Sources() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+// Limits of Download: the GroupLens archives are a few MB (ml-1m.zip 6 MB,
+// 24 MB unpacked), so these only stop a wrong or hostile file.
+const (
+	maxDownloadBytes = 256 << 20
+	maxUnzipBytes    = 1 << 30
+	maxUnzipFiles    = 1000
+)
+
+// Download fetches spec into dir/spec.Name and returns that path. It
+// downloads to a temporary file in dir, verifies the sha256, unzips safely
+// (no absolute paths, "..", links or oversized content) and renames the
+// result into place, so an interrupted or failed download leaves nothing
+// behind. If dir/spec.Name already holds a MovieLens dataset it returns at
+// once, without the network. A nil client means http.DefaultClient.
+func Download(ctx context.Context, client *http.Client, spec Source, dir string) (string, error) {
+	if spec.Name == "" || !filepath.IsLocal(spec.Name) || strings.ContainsAny(spec.Name, `/\`) {
+		return "", fmt.Errorf("download: bad source name %q", spec.Name)
+	}
+	target := filepath.Join(dir, spec.Name)
+	switch err := complete(target); {
+	case err == nil:
+		return target, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("download %s: %w", spec.Name, err)
+	}
+	if err := downloadTo(ctx, client, spec, dir, target, maxUnzipBytes); err != nil {
+		return "", fmt.Errorf("download %s: %w", spec.Name, err)
+	}
+	return target, nil
+}
+
+func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, target string, maxBytes int64) error {
+	want, err := hex.DecodeString(spec.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("bad pinned sha256 %q", spec.SHA256)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+spec.Name+"-*.zip")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, spec.URL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (are you offline? copy the files to %s manually)", err, target)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s (copy the files to %s manually)", spec.URL, resp.Status, target)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w (are you offline? copy the files to %s manually)", spec.URL, err, target)
+	}
+	if n > maxDownloadBytes {
+		return fmt.Errorf("GET %s: larger than %d bytes", spec.URL, maxDownloadBytes)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return fmt.Errorf("sha256 mismatch: got %x, want %s", got, spec.SHA256)
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+
+	unpack, err := os.MkdirTemp(dir, "."+spec.Name+"-unpack-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(unpack)
+	zr, err := zip.NewReader(tmp, n)
+	if err != nil {
+		return fmt.Errorf("open zip: %w", err)
+	}
+	if err := unzip(zr, unpack, maxBytes); err != nil {
+		return fmt.Errorf("unzip: %w", err)
+	}
+	// GroupLens archives hold one top-level directory named like the
+	// source; accept files at the top level too.
+	src := filepath.Join(unpack, spec.Name)
+	if _, err := DetectLayout(src); err != nil {
+		src = unpack
+		if _, err := DetectLayout(src); err != nil {
+			return fmt.Errorf("archive holds no MovieLens dataset under %s/", spec.Name)
+		}
+	}
+	if err := complete(src); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if err := os.Chmod(src, 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(target) // an empty directory left for us; a full one stays and fails the rename
+	if err := os.Rename(src, target); err != nil {
+		// Someone else may have finished the same download first.
+		if complete(target) == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// unzip extracts zr under dest, refusing entries that would escape it
+// (absolute paths, "..", backslashes), anything but regular files and
+// directories, more than maxUnzipFiles entries, and more than maxBytes of
+// content in total (counted as written, not as declared).
+func unzip(zr *zip.Reader, dest string, maxBytes int64) error {
+	if len(zr.File) > maxUnzipFiles {
+		return fmt.Errorf("%d entries, more than %d", len(zr.File), maxUnzipFiles)
+	}
+	var total int64
+	for _, f := range zr.File {
+		name := strings.TrimSuffix(f.Name, "/")
+		if name == "" || strings.Contains(f.Name, `\`) || !filepath.IsLocal(filepath.FromSlash(name)) {
+			return fmt.Errorf("unsafe path %q", f.Name)
+		}
+		path := filepath.Join(dest, filepath.FromSlash(name))
+		mode := f.Mode()
+		switch {
+		case mode.IsDir():
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				return err
+			}
+			continue
+		case !mode.IsRegular():
+			return fmt.Errorf("%q is not a regular file (%v)", f.Name, mode.Type())
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		w, err := extract(f, path, maxBytes-total)
+		total += w
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// extract writes one entry to path, at most limit bytes.
+func extract(f *zip.File, path string, limit int64) (int64, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, io.LimitReader(rc, limit+1))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if n > limit {
+		return n, errors.New("archive content larger than the limit")
+	}
+	return n, nil
+}
+
+// complete checks that dir holds every file of its layout. A missing or
+// empty dir gives an error wrapping os.ErrNotExist; a dir without a dataset or with
+// files missing gives another error.
+func complete(dir string) error {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 {
+		return fmt.Errorf("%s is empty: %w", dir, os.ErrNotExist)
+	}
+	l, err := DetectLayout(dir)
+	if err != nil {
+		return fmt.Errorf("%s exists but holds no MovieLens dataset; remove it", dir)
+	}
+	fs, _ := FilesOf(l)
+	for _, f := range []string{fs.Users, fs.Movies, fs.Ratings} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("%s exists but lacks %s; remove it or add the file", dir, f)
+		}
+	}
+	return nil
+}

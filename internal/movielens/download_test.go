@@ -1,0 +1,260 @@
+package movielens
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+type zipEntry struct {
+	name, body string
+	mode       fs.FileMode
+}
+
+func buildZip(t *testing.T, entries []zipEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		if e.mode != 0 {
+			h.SetMode(e.mode)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func ml1mZip(t *testing.T) []byte {
+	t.Helper()
+	entries := []zipEntry{{name: "ml-1m/", mode: fs.ModeDir | 0o755}, {name: "ml-1m/README", body: "readme"}}
+	for name, body := range ml1mFiles() {
+		entries = append(entries, zipEntry{name: "ml-1m/" + name, body: body})
+	}
+	return buildZip(t, entries)
+}
+
+// serve serves body and counts requests.
+func serve(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// entries lists what is left in dir.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestDownload(t *testing.T) {
+	t.Parallel()
+	body := ml1mZip(t)
+	srv, n := serve(t, body)
+	dir := filepath.Join(t.TempDir(), "data")
+	spec := Source{Name: "ml-1m", URL: srv.URL + "/ml-1m.zip", SHA256: sum(body)}
+	got, err := Download(context.Background(), srv.Client(), spec, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != filepath.Join(dir, "ml-1m") {
+		t.Errorf("path %s", got)
+	}
+	ds, err := LoadDir(got)
+	if err != nil || len(ds.Ratings) != 3 {
+		t.Fatalf("load downloaded: %v", err)
+	}
+	if left := entries(t, dir); len(left) != 1 || left[0] != "ml-1m" {
+		t.Errorf("left behind: %v", left)
+	}
+	// Idempotent: no second request.
+	if _, err := Download(context.Background(), srv.Client(), spec, dir); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 1 {
+		t.Errorf("%d requests, want 1", n.Load())
+	}
+}
+
+func TestDownloadFlatZip(t *testing.T) {
+	t.Parallel()
+	var es []zipEntry
+	for name, body := range ml100kFiles() {
+		es = append(es, zipEntry{name: name, body: body})
+	}
+	body := buildZip(t, es)
+	srv, _ := serve(t, body)
+	dir := t.TempDir()
+	got, err := Download(context.Background(), srv.Client(), Source{Name: "ml-100k", URL: srv.URL, SHA256: sum(body)}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := DetectLayout(got); err != nil || l != LayoutML100K {
+		t.Fatalf("layout %q %v", l, err)
+	}
+}
+
+func TestDownloadChecksumMismatch(t *testing.T) {
+	t.Parallel()
+	body := ml1mZip(t)
+	srv, _ := serve(t, body)
+	dir := t.TempDir()
+	_, err := Download(context.Background(), srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: strings.Repeat("0", 64)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "download ml-1m: sha256 mismatch") {
+		t.Fatalf("error = %v", err)
+	}
+	if left := entries(t, dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestDownloadUnsafeZips(t *testing.T) {
+	t.Parallel()
+	good := []zipEntry{{name: "ml-1m/users.dat", body: ml1mFiles()["users.dat"]}}
+	tests := []struct {
+		name  string
+		evil  zipEntry
+		limit int64
+		err   string
+	}{
+		{name: "dotdot", evil: zipEntry{name: "ml-1m/../../evil", body: "x"}, err: "unsafe path"},
+		{name: "dotdot only", evil: zipEntry{name: "../evil", body: "x"}, err: "unsafe path"},
+		{name: "absolute", evil: zipEntry{name: "/tmp/evil", body: "x"}, err: "unsafe path"},
+		{name: "backslash", evil: zipEntry{name: `ml-1m\..\..\evil`, body: "x"}, err: "unsafe path"},
+		{name: "symlink", evil: zipEntry{name: "ml-1m/link", body: "/etc/passwd", mode: fs.ModeSymlink | 0o777}, err: "not a regular file"},
+		{name: "too big", evil: zipEntry{name: "ml-1m/big", body: strings.Repeat("a", 1<<20)}, limit: 1 << 16, err: "larger than the limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := buildZip(t, append(append([]zipEntry{}, good...), tt.evil))
+			srv, _ := serve(t, body)
+			root := t.TempDir()
+			dir := filepath.Join(root, "a", "b")
+			spec := Source{Name: "ml-1m", URL: srv.URL, SHA256: sum(body)}
+			limit := tt.limit
+			if limit == 0 {
+				limit = maxUnzipBytes
+			}
+			err := downloadTo(context.Background(), srv.Client(), spec, dir, filepath.Join(dir, "ml-1m"), limit)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error = %v, want %q", err, tt.err)
+			}
+			if left := entries(t, dir); len(left) != 0 {
+				t.Errorf("left behind in dir: %v", left)
+			}
+			if left := entries(t, root); len(left) != 1 {
+				t.Errorf("escaped: %v", left)
+			}
+		})
+	}
+}
+
+func TestDownloadOffline(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	dir := t.TempDir()
+	_, err := Download(context.Background(), nil, Source{Name: "ml-1m", URL: url, SHA256: strings.Repeat("0", 64)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "download ml-1m:") || !strings.Contains(err.Error(), "are you offline? copy the files to "+filepath.Join(dir, "ml-1m")+" manually") {
+		t.Fatalf("error = %v", err)
+	}
+	if left := entries(t, dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestDownloadHTTPError(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	_, err := Download(context.Background(), srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: strings.Repeat("0", 64)}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"ml-1m", "ml-100k"} {
+		s, ok := SourceByName(name)
+		if !ok || !strings.HasPrefix(s.URL, "https://files.grouplens.org/datasets/movielens/") || len(s.SHA256) != 64 {
+			t.Errorf("%s: %+v", name, s)
+		}
+		if _, err := hex.DecodeString(s.SHA256); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := Download(context.Background(), nil, Source{Name: "../x"}, t.TempDir()); err == nil {
+		t.Error("bad name accepted")
+	}
+}
+
+func TestDownloadIncompleteTarget(t *testing.T) {
+	t.Parallel()
+	body := ml1mZip(t)
+	srv, n := serve(t, body)
+	spec := Source{Name: "ml-1m", URL: srv.URL, SHA256: sum(body)}
+
+	// An empty target directory is filled in.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "ml-1m"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Download(context.Background(), srv.Client(), spec, dir); err != nil {
+		t.Fatal(err)
+	}
+
+	// A partial one is reported without touching the network.
+	dir = writeFiles(t, nil)
+	partial := filepath.Join(dir, "ml-1m")
+	if err := os.Mkdir(partial, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(partial, "users.dat"), []byte(ml1mFiles()["users.dat"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := n.Load()
+	_, err := Download(context.Background(), srv.Client(), spec, dir)
+	if err == nil || !strings.Contains(err.Error(), "lacks movies.dat") || n.Load() != before {
+		t.Fatalf("error = %v, requests %d → %d", err, before, n.Load())
+	}
+}

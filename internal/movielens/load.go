@@ -1,0 +1,322 @@
+package movielens
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// MaxLineBytes is the longest line the readers accept. MovieLens lines are
+// at most a few hundred bytes; a longer line means a wrong or corrupt file.
+const MaxLineBytes = 64 << 10
+
+// Files names the files of a layout.
+type Files struct {
+	Users, Movies, Ratings string
+	Genres                 string // optional genre list (ML-100K u.genre); "" if none
+	Sep                    string // separator of the ratings file
+}
+
+// FilesOf returns the file names of a layout.
+func FilesOf(l Layout) (Files, bool) {
+	switch l {
+	case LayoutML1M:
+		return Files{Users: "users.dat", Movies: "movies.dat", Ratings: "ratings.dat", Sep: SepML1M}, true
+	case LayoutML100K:
+		return Files{Users: "u.user", Movies: "u.item", Ratings: "u.data", Genres: "u.genre", Sep: SepML100K}, true
+	}
+	return Files{}, false
+}
+
+// DetectLayout tells which layout dir holds from the files present:
+// users.dat means ML-1M, u.user means ML-100K.
+func DetectLayout(dir string) (Layout, error) {
+	for _, l := range []Layout{LayoutML1M, LayoutML100K} {
+		f, _ := FilesOf(l)
+		if st, err := os.Stat(filepath.Join(dir, f.Users)); err == nil && st.Mode().IsRegular() {
+			return l, nil
+		}
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("movielens: %w", err)
+	}
+	return "", fmt.Errorf("movielens: %s holds no MovieLens dataset: want users.dat, movies.dat, ratings.dat (ml-1m) or u.user, u.item, u.data (ml-100k)", dir)
+}
+
+// LoadOptions tunes LoadDirOptions.
+type LoadOptions struct {
+	// SkipUnknown drops ratings whose user or movie is not in the users or
+	// movies file and counts them in Dataset.Skipped, instead of failing.
+	SkipUnknown bool
+}
+
+// LoadDir reads a MovieLens directory (ML-1M or ML-100K layout, detected
+// from the files present). A rating of an unknown user or movie is an
+// error; see LoadDirOptions to skip them.
+func LoadDir(dir string) (*Dataset, error) {
+	return LoadDirOptions(dir, LoadOptions{})
+}
+
+// LoadDirOptions is LoadDir with options.
+func LoadDirOptions(dir string, opts LoadOptions) (*Dataset, error) {
+	ds, err := LoadCatalog(dir)
+	if err != nil {
+		return nil, err
+	}
+	fs, _ := FilesOf(ds.Layout)
+	err = readFile(filepath.Join(dir, fs.Ratings), fs.Ratings, func(n int, line string) error {
+		r, err := ParseRating(line, fs.Sep)
+		if err != nil {
+			return err
+		}
+		_, uok := ds.UserIndex(r.User)
+		_, mok := ds.MovieIndex(r.Movie)
+		switch {
+		case uok && mok:
+			ds.Ratings = append(ds.Ratings, r)
+		case opts.SkipUnknown:
+			ds.Skipped++
+		case !uok:
+			return fmt.Errorf("unknown user %d", r.User)
+		default:
+			return fmt.Errorf("unknown movie %d", r.Movie)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("movielens: load %s: %w", dir, err)
+	}
+	return ds, nil
+}
+
+// LoadCatalog reads the users and movies of a MovieLens directory, not its
+// ratings: what a server needs to describe users and movies, quickly.
+func LoadCatalog(dir string) (*Dataset, error) {
+	l, err := DetectLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	fs, _ := FilesOf(l)
+	ds := &Dataset{Layout: l}
+	if ds.Users, err = readUsers(dir, fs); err != nil {
+		return nil, fmt.Errorf("movielens: load %s: %w", dir, err)
+	}
+	if ds.Movies, err = readMovies(dir, fs); err != nil {
+		return nil, fmt.Errorf("movielens: load %s: %w", dir, err)
+	}
+	return ds, nil
+}
+
+func readUsers(dir string, fs Files) ([]User, error) {
+	parse := ParseUser1M
+	if fs.Users == "u.user" {
+		parse = ParseUser100K
+	}
+	var us []User
+	seen := make(map[UserID]int)
+	err := readFile(filepath.Join(dir, fs.Users), fs.Users, func(n int, line string) error {
+		u, err := parse(line)
+		if err != nil {
+			return err
+		}
+		if first, dup := seen[u.ID]; dup {
+			return fmt.Errorf("duplicate user id %d (first on line %d)", u.ID, first)
+		}
+		seen[u.ID] = n
+		us = append(us, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(us, func(a, b User) int { return cmp.Compare(a.ID, b.ID) })
+	return us, nil
+}
+
+func readMovies(dir string, fs Files) ([]Movie, error) {
+	parse := ParseMovie1M
+	if fs.Genres != "" {
+		genres, err := readGenres(dir, fs.Genres)
+		if err != nil {
+			return nil, err
+		}
+		parse = func(line string) (Movie, error) { return ParseMovie100K(line, genres) }
+	}
+	var ms []Movie
+	seen := make(map[MovieID]int)
+	err := readFile(filepath.Join(dir, fs.Movies), fs.Movies, func(n int, line string) error {
+		m, err := parse(line)
+		if err != nil {
+			return err
+		}
+		if first, dup := seen[m.ID]; dup {
+			return fmt.Errorf("duplicate movie id %d (first on line %d)", m.ID, first)
+		}
+		seen[m.ID] = n
+		ms = append(ms, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ms, func(a, b Movie) int { return cmp.Compare(a.ID, b.ID) })
+	return ms, nil
+}
+
+// readGenres reads u.genre if present, else returns ML100KGenres. The
+// indexes must be exactly 0..n-1.
+func readGenres(dir, name string) ([]string, error) {
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return ML100KGenres(), nil
+	}
+	var gs []string
+	err := readFile(path, name, func(n int, line string) error {
+		g, i, err := ParseGenre100K(line)
+		if err != nil {
+			return err
+		}
+		for len(gs) <= i {
+			gs = append(gs, "")
+		}
+		if gs[i] != "" {
+			return fmt.Errorf("duplicate genre index %d", i)
+		}
+		gs[i] = g
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, g := range gs {
+		if g == "" {
+			return nil, fmt.Errorf("%s: genre index %d missing", name, i)
+		}
+	}
+	if len(gs) == 0 {
+		return nil, fmt.Errorf("%s: no genres", name)
+	}
+	return gs, nil
+}
+
+// readFile calls fn for every non-blank line of path; errors are located as
+// name:line.
+func readFile(path, name string, fn func(n int, line string) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return scanLines(f, name, fn)
+}
+
+// scanLines calls fn with every non-blank line of r (a trailing "\r" is
+// removed) and its 1-based number. Errors are *ParseError.
+func scanLines(r io.Reader, name string, fn func(n int, line string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLineBytes)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if err := fn(n, line); err != nil {
+			return &ParseError{File: name, Line: n, Err: err}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+		}
+		return &ParseError{File: name, Line: n + 1, Err: err}
+	}
+	return nil
+}
+
+// ReadRatingsFile reads a ratings file in either layout's format (a split
+// file, ratings.dat or u.data). Errors name the path and line.
+func ReadRatingsFile(path string) ([]Rating, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("movielens: %w", err)
+	}
+	defer f.Close()
+	return ReadRatings(f, path)
+}
+
+// ReadRatings reads ratings from r. The separator, "::" (ML-1M) or a tab
+// (ML-100K), is detected from the first non-blank line; every line must use
+// it. name locates errors ("test.dat:12: ...").
+func ReadRatings(r io.Reader, name string) ([]Rating, error) {
+	var rs []Rating
+	sep := ""
+	err := scanLines(r, name, func(n int, line string) error {
+		if sep == "" {
+			switch {
+			case strings.Contains(line, SepML1M):
+				sep = SepML1M
+			case strings.Contains(line, SepML100K):
+				sep = SepML100K
+			default:
+				return errors.New(`cannot detect the separator: want "::" (ml-1m) or a tab (ml-100k)`)
+			}
+		}
+		r, err := ParseRating(line, sep)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("movielens: %w", err)
+	}
+	return rs, nil
+}
+
+// CheckRatings reports ratings whose user or movie is not in ds, e.g. a
+// split file read with ReadRatingsFile checked against its dataset. The
+// error counts them and names the first few by position (0-based).
+func CheckRatings(ds *Dataset, rs []Rating) error {
+	const show = 5
+	var errs []error
+	bad := 0
+	for i, r := range rs {
+		var err error
+		if _, ok := ds.UserIndex(r.User); !ok {
+			err = fmt.Errorf("rating %d: unknown user %d", i, r.User)
+		} else if _, ok := ds.MovieIndex(r.Movie); !ok {
+			err = fmt.Errorf("rating %d: unknown movie %d", i, r.Movie)
+		} else if r.Value < 1 || r.Value > 5 {
+			err = fmt.Errorf("rating %d: value %g out of range 1–5", i, r.Value)
+		}
+		if err != nil {
+			bad++
+			if len(errs) < show {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if bad == 0 {
+		return nil
+	}
+	return fmt.Errorf("movielens: %d of %d ratings do not match the %s dataset: %w", bad, len(rs), ds.Layout, errors.Join(errs...))
+}
+
+// UserIndex returns the position of user id in ds.Users (sorted by ID).
+func (ds *Dataset) UserIndex(id UserID) (int, bool) {
+	return slices.BinarySearchFunc(ds.Users, id, func(u User, id UserID) int { return cmp.Compare(u.ID, id) })
+}
+
+// MovieIndex returns the position of movie id in ds.Movies (sorted by ID).
+func (ds *Dataset) MovieIndex(id MovieID) (int, bool) {
+	return slices.BinarySearchFunc(ds.Movies, id, func(m Movie, id MovieID) int { return cmp.Compare(m.ID, id) })
+}

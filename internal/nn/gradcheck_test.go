@@ -1,0 +1,325 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// checkGrad compares an analytic gradient of loss w.r.t. p with a central
+// difference computed in float64 around float32 parameters.
+func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
+	t.Helper()
+	const h = 1e-2
+	for i := range p {
+		orig := p[i]
+		p[i] = orig + h
+		lp := loss()
+		p[i] = orig - h
+		lm := loss()
+		p[i] = orig
+		num := (lp - lm) / (2 * h)
+		got := float64(analytic[i])
+		if d := math.Abs(num - got); d > 2e-3+2e-2*math.Abs(num) {
+			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, got, num)
+		}
+	}
+}
+
+func randSlice(r *rand.Rand, n int, scale float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = (r.Float32()*2 - 1) * scale
+	}
+	return s
+}
+
+func dot64(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func TestDenseBackward(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	const n, in, out = 3, 20, 5 // in ≥ 16 exercises the assembly kernels
+	d := NewDense(in, out, false, r)
+	d.B = randSlice(r, out, 0.5)
+	x := randSlice(r, n*in, 1)
+	c := randSlice(r, n*out, 1) // loss = Σ c·y
+	y := make([]float32, n*out)
+	loss := func() float64 { d.ForwardTo(y, x, n); return dot64(c, y) }
+	dW := make([]float32, in*out)
+	dB := make([]float32, out)
+	dx := make([]float32, n*in)
+	d.BackwardTo(dx, dW, dB, x, c, make([]float32, in*out), n)
+	checkGrad(t, "W", d.W, dW, loss)
+	checkGrad(t, "B", d.B, dB, loss)
+	checkGrad(t, "x", x, dx, loss)
+}
+
+func TestReLUBackward(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	x := randSlice(r, 30, 1)
+	for i, v := range x { // keep away from the kink
+		if math.Abs(float64(v)) < 0.05 {
+			x[i] = 0.5
+		}
+	}
+	c := randSlice(r, 30, 1)
+	y := make([]float32, 30)
+	loss := func() float64 { ReLUTo(y, x); return dot64(c, y) }
+	loss()
+	dx := make([]float32, 30)
+	ReLUBackwardTo(dx, c, y)
+	checkGrad(t, "x", x, dx, loss)
+}
+
+func TestL2NormalizeBackward(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	const n, dim = 4, 8
+	x := randSlice(r, n*dim, 1)
+	c := randSlice(r, n*dim, 1)
+	y := make([]float32, n*dim)
+	norms := make([]float32, n)
+	loss := func() float64 { L2NormalizeTo(y, norms, x, n, dim); return dot64(c, y) }
+	loss()
+	for i := 0; i < n; i++ {
+		if s := dot64(y[i*dim:i*dim+dim], y[i*dim:i*dim+dim]); math.Abs(s-1) > 1e-5 {
+			t.Fatalf("row %d: |y|² = %g", i, s)
+		}
+	}
+	dx := make([]float32, n*dim)
+	L2NormalizeBackwardTo(dx, c, y, norms, n, dim)
+	checkGrad(t, "x", x, dx, loss)
+}
+
+func TestEmbeddingPoolBackward(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(7, 8))
+	e := NewEmbedding(6, 3, 0.5, r)
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}} // repeats and an empty bag
+	c := randSlice(r, len(bags)*3, 1)
+	y := make([]float32, len(bags)*3)
+	loss := func() float64 {
+		for i, b := range bags {
+			e.PoolTo(y[i*3:i*3+3], b)
+		}
+		return dot64(c, y)
+	}
+	g := NewSparseGrad(6, 3)
+	for i, b := range bags {
+		g.PoolBackward(b, c[i*3:i*3+3])
+	}
+	if got, want := g.Touched(), []int32{1, 2, 3, 5, 0}; !equalInt32(got, want) {
+		t.Fatalf("touched %v, want %v", got, want)
+	}
+	checkGrad(t, "W", e.W, g.G, loss)
+	g.Clear()
+	for i, v := range g.G {
+		if v != 0 {
+			t.Fatalf("G[%d] = %g after Clear", i, v)
+		}
+	}
+	if len(g.Touched()) != 0 {
+		t.Fatal("touched not cleared")
+	}
+}
+
+func equalInt32(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExp(t *testing.T) {
+	t.Parallel()
+	for x := float32(-87); x <= 88; x += 0.0137 {
+		got := float64(Exp(x))
+		want := math.Exp(float64(x))
+		if rel := math.Abs(got-want) / want; rel > 3e-7 {
+			t.Fatalf("Exp(%g) = %g, want %g (rel %g)", x, got, want, rel)
+		}
+	}
+	if Exp(-100) != 0 || !math.IsInf(float64(Exp(100)), 1) {
+		t.Fatal("Exp out of range")
+	}
+}
+
+func TestAdamStep(t *testing.T) {
+	t.Parallel()
+	a := NewAdam(0.1)
+	w := []float32{1, -1}
+	g := []float32{0.5, -2}
+	m, v := make([]float32, 2), make([]float32, 2)
+	a.Begin()
+	a.Update(w, g, m, v, 0)
+	// The first bias-corrected Adam step moves each weight by lr·sign(g).
+	if math.Abs(float64(w[0]-0.9)) > 1e-5 || math.Abs(float64(w[1]+0.9)) > 1e-5 {
+		t.Fatalf("w = %v, want [0.9 -0.9]", w)
+	}
+}
+
+func TestRMSpropStep(t *testing.T) {
+	t.Parallel()
+	o := NewRMSprop(0.01)
+	w := []float32{1}
+	s := make([]float32, 1)
+	o.Begin()
+	o.Update(w, []float32{2}, s, nil, 0)
+	// s = 0.1·4 = 0.4, step = 0.01·2/sqrt(0.4)
+	want := 1 - 0.01*2/math.Sqrt(0.4)
+	if math.Abs(float64(w[0])-want) > 1e-6 || math.Abs(float64(s[0])-0.4) > 1e-7 {
+		t.Fatalf("w %g s %g, want %g 0.4", w[0], s[0], want)
+	}
+}
+
+func TestOptimizersDescend(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Optimizer{NewAdam(0.05), NewRMSprop(0.01)} {
+		w := []float32{3, -2}
+		s1, s2 := make([]float32, 2), make([]float32, 2)
+		g := make([]float32, 2)
+		for range 500 {
+			g[0], g[1] = 2*w[0], 2*w[1] // ∇ of |w|²
+			o.Begin()
+			o.Update(w, g, s1, s2, 0)
+		}
+		if math.Abs(float64(w[0])) > 0.1 || math.Abs(float64(w[1])) > 0.1 {
+			t.Errorf("%T: w = %v, want ≈ 0", o, w)
+		}
+	}
+}
+
+func BenchmarkDenseForward(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	d := NewDense(52, 64, true, r)
+	const n = 512
+	x := randSlice(r, n*52, 1)
+	y := make([]float32, n*64)
+	b.ReportAllocs()
+	for b.Loop() {
+		d.ForwardTo(y, x, n)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n*52*64), "ns/MAC")
+}
+
+func BenchmarkDenseBackward(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	d := NewDense(52, 64, true, r)
+	const n = 512
+	x := randSlice(r, n*52, 1)
+	dy := randSlice(r, n*64, 1)
+	dx := make([]float32, n*52)
+	dW := make([]float32, 52*64)
+	dB := make([]float32, 64)
+	b.ReportAllocs()
+	wt := make([]float32, 52*64)
+	for b.Loop() {
+		d.BackwardTo(dx, dW, dB, x, dy, wt, n)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(2*n*52*64), "ns/MAC")
+}
+
+func BenchmarkExp(b *testing.B) {
+	x := float32(-3.3)
+	var s float32
+	for b.Loop() {
+		s += Exp(x)
+	}
+	_ = s
+}
+
+func TestExpShiftTo(t *testing.T) {
+	t.Parallel()
+	var xs []float32
+	for x := float32(-80); x <= 80; x += 0.173 {
+		xs = append(xs, x)
+	}
+	s := append([]float32(nil), xs...)
+	const shift = 3.5
+	sum := ExpShiftTo(s, shift)
+	var want float64
+	for i, x := range xs {
+		w := math.Exp(float64(x - shift))
+		want += w
+		if rel := math.Abs(float64(s[i])-w) / w; rel > 3e-7 {
+			t.Fatalf("exp(%g) = %g, want %g", x-shift, s[i], w)
+		}
+	}
+	if rel := math.Abs(float64(sum)-want) / want; rel > 1e-5 {
+		t.Fatalf("sum %g, want %g", sum, want)
+	}
+	// Far below the range, values are tiny and finite, never garbage.
+	s = []float32{-1000, -200, 0}
+	ExpShiftTo(s, 0)
+	if s[0] > 1e-37 || s[0] < 0 || s[1] > 1e-37 || s[2] != 1 {
+		t.Fatalf("clamped: %v", s)
+	}
+}
+
+func BenchmarkExpShiftTo(b *testing.B) {
+	s := make([]float32, 700)
+	r := rand.New(rand.NewPCG(1, 1))
+	src := randSlice(r, 700, 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(s, src)
+		ExpShiftTo(s, 20)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/700, "ns/exp")
+}
+
+func TestKernels(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{0, 1, 3, 7, 8, 9, 15, 16, 31, 32, 33, 52, 64, 100, 700} {
+		for _, k := range []int{1, 2, 5, 8} {
+			for _, astride := range []int{0, 1, 3} {
+				bstride := n + 2
+				a := randSlice(r, (k-1)*astride+1, 1)
+				b := randSlice(r, (k-1)*bstride+n, 1)
+				dst := randSlice(r, n, 1)
+				want := make([]float64, n)
+				for j := range want {
+					want[j] = float64(dst[j])
+					for s := 0; s < k; s++ {
+						want[j] += float64(a[s*astride]) * float64(b[s*bstride+j])
+					}
+				}
+				FMARows(dst, a, astride, b, bstride, k)
+				for j := range want {
+					if math.Abs(float64(dst[j])-want[j]) > 1e-5 {
+						t.Fatalf("FMARows n=%d k=%d astride=%d: [%d] = %g, want %g", n, k, astride, j, dst[j], want[j])
+					}
+				}
+			}
+		}
+		x, y := randSlice(r, n, 1), randSlice(r, n+3, 1)
+		if got, want := float64(Dot(x, y)), dot64(x, y[:n]); math.Abs(got-want) > 1e-5 {
+			t.Fatalf("Dot n=%d: %g, want %g", n, got, want)
+		}
+		y0 := append([]float32(nil), y...)
+		Axpy(0.5, x, y)
+		for j := range y {
+			w := y0[j]
+			if j < n {
+				w += 0.5 * x[j]
+			}
+			if math.Abs(float64(y[j]-w)) > 1e-6 {
+				t.Fatalf("Axpy n=%d: [%d] = %g, want %g", n, j, y[j], w)
+			}
+		}
+	}
+}

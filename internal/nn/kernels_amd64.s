@@ -1,0 +1,304 @@
+// Code written by hand; see kernels_amd64.go for the Go side.
+
+#include "textflag.h"
+
+// masks+(8-r)*4 is a lane mask with the first r lanes set.
+DATA masks<>+0(SB)/4, $0xffffffff
+DATA masks<>+4(SB)/4, $0xffffffff
+DATA masks<>+8(SB)/4, $0xffffffff
+DATA masks<>+12(SB)/4, $0xffffffff
+DATA masks<>+16(SB)/4, $0xffffffff
+DATA masks<>+20(SB)/4, $0xffffffff
+DATA masks<>+24(SB)/4, $0xffffffff
+DATA masks<>+28(SB)/4, $0xffffffff
+DATA masks<>+32(SB)/4, $0
+DATA masks<>+36(SB)/4, $0
+DATA masks<>+40(SB)/4, $0
+DATA masks<>+44(SB)/4, $0
+DATA masks<>+48(SB)/4, $0
+DATA masks<>+52(SB)/4, $0
+DATA masks<>+56(SB)/4, $0
+DATA masks<>+60(SB)/4, $0
+GLOBL masks<>(SB), RODATA|NOPTR, $64
+
+DATA expC6<>+0(SB)/4, $0x3ab60b61
+DATA expC6<>+4(SB)/4, $0x3ab60b61
+DATA expC6<>+8(SB)/4, $0x3ab60b61
+DATA expC6<>+12(SB)/4, $0x3ab60b61
+DATA expC6<>+16(SB)/4, $0x3ab60b61
+DATA expC6<>+20(SB)/4, $0x3ab60b61
+DATA expC6<>+24(SB)/4, $0x3ab60b61
+DATA expC6<>+28(SB)/4, $0x3ab60b61
+GLOBL expC6<>(SB), RODATA|NOPTR, $32
+
+DATA expC5<>+0(SB)/4, $0x3c088889
+DATA expC5<>+4(SB)/4, $0x3c088889
+DATA expC5<>+8(SB)/4, $0x3c088889
+DATA expC5<>+12(SB)/4, $0x3c088889
+DATA expC5<>+16(SB)/4, $0x3c088889
+DATA expC5<>+20(SB)/4, $0x3c088889
+DATA expC5<>+24(SB)/4, $0x3c088889
+DATA expC5<>+28(SB)/4, $0x3c088889
+GLOBL expC5<>(SB), RODATA|NOPTR, $32
+
+DATA expC4<>+0(SB)/4, $0x3d2aaaab
+DATA expC4<>+4(SB)/4, $0x3d2aaaab
+DATA expC4<>+8(SB)/4, $0x3d2aaaab
+DATA expC4<>+12(SB)/4, $0x3d2aaaab
+DATA expC4<>+16(SB)/4, $0x3d2aaaab
+DATA expC4<>+20(SB)/4, $0x3d2aaaab
+DATA expC4<>+24(SB)/4, $0x3d2aaaab
+DATA expC4<>+28(SB)/4, $0x3d2aaaab
+GLOBL expC4<>(SB), RODATA|NOPTR, $32
+
+DATA expC3<>+0(SB)/4, $0x3e2aaaab
+DATA expC3<>+4(SB)/4, $0x3e2aaaab
+DATA expC3<>+8(SB)/4, $0x3e2aaaab
+DATA expC3<>+12(SB)/4, $0x3e2aaaab
+DATA expC3<>+16(SB)/4, $0x3e2aaaab
+DATA expC3<>+20(SB)/4, $0x3e2aaaab
+DATA expC3<>+24(SB)/4, $0x3e2aaaab
+DATA expC3<>+28(SB)/4, $0x3e2aaaab
+GLOBL expC3<>(SB), RODATA|NOPTR, $32
+
+DATA expC2<>+0(SB)/4, $0x3f000000
+DATA expC2<>+4(SB)/4, $0x3f000000
+DATA expC2<>+8(SB)/4, $0x3f000000
+DATA expC2<>+12(SB)/4, $0x3f000000
+DATA expC2<>+16(SB)/4, $0x3f000000
+DATA expC2<>+20(SB)/4, $0x3f000000
+DATA expC2<>+24(SB)/4, $0x3f000000
+DATA expC2<>+28(SB)/4, $0x3f000000
+GLOBL expC2<>(SB), RODATA|NOPTR, $32
+
+DATA expC1<>+0(SB)/4, $0x3f800000
+DATA expC1<>+4(SB)/4, $0x3f800000
+DATA expC1<>+8(SB)/4, $0x3f800000
+DATA expC1<>+12(SB)/4, $0x3f800000
+DATA expC1<>+16(SB)/4, $0x3f800000
+DATA expC1<>+20(SB)/4, $0x3f800000
+DATA expC1<>+24(SB)/4, $0x3f800000
+DATA expC1<>+28(SB)/4, $0x3f800000
+GLOBL expC1<>(SB), RODATA|NOPTR, $32
+
+DATA expLo<>+0(SB)/4, $0xc2ae0000
+GLOBL expLo<>(SB), RODATA|NOPTR, $4
+
+DATA expHi<>+0(SB)/4, $0x42b00000
+GLOBL expHi<>(SB), RODATA|NOPTR, $4
+
+DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $4
+
+DATA expMagic<>+0(SB)/4, $0x4b400000
+GLOBL expMagic<>(SB), RODATA|NOPTR, $4
+
+DATA expLn2Hi<>+0(SB)/4, $0x3f317200
+GLOBL expLn2Hi<>(SB), RODATA|NOPTR, $4
+
+DATA expLn2Lo<>+0(SB)/4, $0x35bfbe8e
+GLOBL expLn2Lo<>(SB), RODATA|NOPTR, $4
+
+
+// func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int)
+// dst[0:n] += Σ_{t<k} a[t·astride] · b[t·bstride : t·bstride+n]
+TEXT ·fmaRowsAVX(SB), NOSPLIT, $0-96
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ a_base+24(FP), R9
+	MOVQ astride+48(FP), R10
+	SHLQ $2, R10
+	MOVQ b_base+56(FP), R11
+	MOVQ bstride+80(FP), R12
+	SHLQ $2, R12
+	MOVQ k+88(FP), R13
+	TESTQ R13, R13
+	JEQ fr_done
+	XORQ DX, DX
+
+fr_loop32:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	CMPQ AX, $32
+	JLT fr_loop8
+	VMOVUPS (DI)(DX*4), Y0
+	VMOVUPS 32(DI)(DX*4), Y1
+	VMOVUPS 64(DI)(DX*4), Y2
+	VMOVUPS 96(DI)(DX*4), Y3
+	MOVQ R9, SI
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+fr_inner32:
+	VBROADCASTSS (SI), Y4
+	VFMADD231PS (BX), Y4, Y0
+	VFMADD231PS 32(BX), Y4, Y1
+	VFMADD231PS 64(BX), Y4, Y2
+	VFMADD231PS 96(BX), Y4, Y3
+	ADDQ R10, SI
+	ADDQ R12, BX
+	DECQ R8
+	JNZ fr_inner32
+	VMOVUPS Y0, (DI)(DX*4)
+	VMOVUPS Y1, 32(DI)(DX*4)
+	VMOVUPS Y2, 64(DI)(DX*4)
+	VMOVUPS Y3, 96(DI)(DX*4)
+	ADDQ $32, DX
+	JMP fr_loop32
+
+fr_loop8:
+	CMPQ AX, $8
+	JLT fr_tail
+	VMOVUPS (DI)(DX*4), Y0
+	MOVQ R9, SI
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+fr_inner8:
+	VBROADCASTSS (SI), Y4
+	VFMADD231PS (BX), Y4, Y0
+	ADDQ R10, SI
+	ADDQ R12, BX
+	DECQ R8
+	JNZ fr_inner8
+	VMOVUPS Y0, (DI)(DX*4)
+	ADDQ $8, DX
+	SUBQ $8, AX
+	JMP fr_loop8
+
+fr_tail:
+	TESTQ AX, AX
+	JEQ fr_done
+	LEAQ masks<>(SB), SI
+	MOVQ $8, BX
+	SUBQ AX, BX
+	VMOVUPS (SI)(BX*4), Y5
+	VMASKMOVPS (DI)(DX*4), Y5, Y0
+	MOVQ R9, SI
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+fr_innerT:
+	VBROADCASTSS (SI), Y4
+	VMASKMOVPS (BX), Y5, Y6
+	VFMADD231PS Y6, Y4, Y0
+	ADDQ R10, SI
+	ADDQ R12, BX
+	DECQ R8
+	JNZ fr_innerT
+	VMASKMOVPS Y0, Y5, (DI)(DX*4)
+
+fr_done:
+	VZEROUPPER
+	RET
+
+// func dotAVX(x, y []float32) float32
+TEXT ·dotAVX(SB), NOSPLIT, $0-52
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ DX, DX
+
+d_loop32:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	CMPQ AX, $32
+	JLT d_loop8
+	VMOVUPS (SI)(DX*4), Y4
+	VMOVUPS 32(SI)(DX*4), Y5
+	VMOVUPS 64(SI)(DX*4), Y6
+	VMOVUPS 96(SI)(DX*4), Y7
+	VFMADD231PS (DI)(DX*4), Y4, Y0
+	VFMADD231PS 32(DI)(DX*4), Y5, Y1
+	VFMADD231PS 64(DI)(DX*4), Y6, Y2
+	VFMADD231PS 96(DI)(DX*4), Y7, Y3
+	ADDQ $32, DX
+	JMP d_loop32
+
+d_loop8:
+	CMPQ AX, $8
+	JLT d_tail
+	VMOVUPS (SI)(DX*4), Y4
+	VFMADD231PS (DI)(DX*4), Y4, Y0
+	ADDQ $8, DX
+	SUBQ $8, AX
+	JMP d_loop8
+
+d_tail:
+	TESTQ AX, AX
+	JEQ d_sum
+	LEAQ masks<>(SB), BX
+	MOVQ $8, R8
+	SUBQ AX, R8
+	VMOVUPS (BX)(R8*4), Y5
+	VMASKMOVPS (SI)(DX*4), Y5, Y4
+	VMASKMOVPS (DI)(DX*4), Y5, Y6
+	VFMADD231PS Y6, Y4, Y1
+
+d_sum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+48(FP)
+	RET
+
+// func expShiftAVX(s []float32, shift float32) float32
+// s[i] = e^(s[i]-shift) for the first len(s)&^7 elements; returns their sum.
+TEXT ·expShiftAVX(SB), NOSPLIT, $0-36
+	MOVQ s_base+0(FP), SI
+	MOVQ s_len+8(FP), CX
+	SHRQ $3, CX
+	VBROADCASTSS shift+24(FP), Y13
+	VBROADCASTSS expLo<>(SB), Y12
+	VBROADCASTSS expHi<>(SB), Y11
+	VBROADCASTSS expLog2e<>(SB), Y10
+	VBROADCASTSS expMagic<>(SB), Y9
+	VBROADCASTSS expLn2Hi<>(SB), Y8
+	VBROADCASTSS expLn2Lo<>(SB), Y7
+	VXORPS Y6, Y6, Y6
+	VXORPS Y5, Y5, Y5
+	TESTQ CX, CX
+	JEQ e_sum
+
+e_loop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y13, Y0, Y0
+	VMAXPS Y12, Y0, Y0
+	VMINPS Y11, Y0, Y0
+	VMOVAPS Y9, Y1
+	VFMADD231PS Y10, Y0, Y1
+	VSUBPS Y9, Y1, Y2
+	VFNMADD231PS Y8, Y2, Y0
+	VFNMADD231PS Y7, Y2, Y0
+	VPSLLD $23, Y1, Y1
+	VMOVUPS expC6<>(SB), Y3
+	VFMADD213PS expC5<>(SB), Y0, Y3
+	VFMADD213PS expC4<>(SB), Y0, Y3
+	VFMADD213PS expC3<>(SB), Y0, Y3
+	VFMADD213PS expC2<>(SB), Y0, Y3
+	VFMADD213PS expC1<>(SB), Y0, Y3
+	VFMADD213PS expC1<>(SB), Y0, Y3
+	VPADDD Y1, Y3, Y3
+	VMOVUPS Y3, (SI)
+	VADDPS Y3, Y6, Y6
+	ADDQ $32, SI
+	DECQ CX
+	JNZ e_loop
+
+e_sum:
+	VEXTRACTF128 $1, Y6, X1
+	VADDPS X1, X6, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

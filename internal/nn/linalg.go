@@ -1,0 +1,89 @@
+package nn
+
+import (
+	"fmt"
+
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// The vector kernels use the AVX2+FMA assembly of kernels_amd64.s when the
+// CPU has it, and gonum's serial (SSE) routines otherwise. gonum's Sgemm is
+// not used for the batched products: it spawns goroutines (and allocates)
+// above 4 blocks of 64×64, fighting the trainer's own worker split, and its
+// K=8 products are call-bound. FMARows, a register-blocked
+// "sum of scaled rows", covers every product the towers need.
+
+// FMARows does dst[0:n] += Σ_{t<k} a[t·astride] · b[t·bstride : t·bstride+n]
+// with n = len(dst). With astride 1 and bstride n it is a row vector times a
+// k×n matrix; with astride 0 and a = {1} it sums k rows.
+func FMARows(dst, a []float32, astride int, b []float32, bstride, k int) {
+	n := len(dst)
+	if k <= 0 || n == 0 {
+		return
+	}
+	if astride < 0 || bstride < 0 || (k-1)*astride >= len(a) || (k-1)*bstride+n > len(b) {
+		panic(fmt.Sprintf("nn: FMARows: n=%d k=%d astride=%d bstride=%d with len(a)=%d len(b)=%d", n, k, astride, bstride, len(a), len(b)))
+	}
+	if hasAVX() {
+		fmaRowsAVX(dst, a, astride, b, bstride, k)
+		return
+	}
+	impl := gonum.Implementation{}
+	for t := 0; t < k; t++ {
+		if v := a[t*astride]; v != 0 {
+			impl.Saxpy(n, v, b[t*bstride:t*bstride+n], 1, dst, 1)
+		}
+	}
+}
+
+// Dot returns Σ x[i]·y[i]. len(y) must be ≥ len(x).
+func Dot(x, y []float32) float32 {
+	y = y[:len(x)]
+	if hasAVX() {
+		return dotAVX(x, y)
+	}
+	if len(x) < 16 {
+		var s float32
+		for i, v := range x {
+			s += v * y[i]
+		}
+		return s
+	}
+	return gonum.Implementation{}.Sdot(len(x), x, 1, y, 1)
+}
+
+// Axpy does y += a·x. len(y) must be ≥ len(x).
+func Axpy(a float32, x, y []float32) {
+	y = y[:len(x)]
+	if hasAVX() {
+		s := [1]float32{a}
+		fmaRowsAVX(y, s[:], 0, x, 0, 1)
+		return
+	}
+	if len(x) < 16 {
+		for i, v := range x {
+			y[i] += a * v
+		}
+		return
+	}
+	gonum.Implementation{}.Saxpy(len(x), a, x, 1, y, 1)
+}
+
+// Dot8 is Dot for length 8, unrolled (tower outputs are 8-dimensional).
+func Dot8(x, y []float32) float32 {
+	x = x[:8]
+	y = y[:8]
+	return (x[0]*y[0] + x[1]*y[1]) + (x[2]*y[2] + x[3]*y[3]) + (x[4]*y[4] + x[5]*y[5]) + (x[6]*y[6] + x[7]*y[7])
+}
+
+// TransposeTo writes the transpose of the rows×cols matrix a into dst.
+func TransposeTo(dst, a []float32, rows, cols int) {
+	if len(a) < rows*cols || len(dst) < rows*cols {
+		panic(fmt.Sprintf("nn: transpose %d×%d: lengths %d %d", rows, cols, len(a), len(dst)))
+	}
+	for i := 0; i < rows; i++ {
+		for j, v := range a[i*cols : i*cols+cols] {
+			dst[j*rows+i] = v
+		}
+	}
+}

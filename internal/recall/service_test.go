@@ -1,0 +1,348 @@
+package recall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+var testGenres = []string{"Action", "Comedy", "Drama", "Horror", "Romance"}
+
+// testBundle makes a bundle of nMovies random movies and 50 users whose
+// histories are movies 0..9; the towers are randomly initialised.
+func testBundle(t testing.TB, version string, nMovies int, seed uint64) *artifact.Bundle {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var users []movielens.User
+	var movies []movielens.Movie
+	var train []movielens.Rating
+	for i := 1; i <= 50; i++ {
+		users = append(users, movielens.User{ID: movielens.UserID(i), Gender: []string{"F", "M"}[i%2], Age: 18 + i%40, Occupation: movielens.Occupations()[i%21], Zip: fmt.Sprintf("%05d", i*997)})
+	}
+	for i := 1; i <= nMovies; i++ {
+		g := []string{testGenres[rng.IntN(len(testGenres))]}
+		if rng.IntN(3) == 0 {
+			g = append(g, testGenres[rng.IntN(len(testGenres))])
+		}
+		movies = append(movies, movielens.Movie{ID: movielens.MovieID(i * 10), Title: fmt.Sprintf("Movie %d (%d)", i, 1950+i%50), Year: 1950 + i%50, Genres: g})
+		train = append(train, movielens.Rating{User: movielens.UserID(1 + i%50), Movie: movielens.MovieID(i * 10), Value: 4})
+	}
+	uf, mf := feature.UserFields(), feature.MovieFields()
+	enc, err := feature.Fit(uf, mf, users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}
+	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(seed, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &artifact.Bundle{Model: m, Encoder: enc}
+	b.Vectors = make([]float32, nMovies*8)
+	for i, mv := range movies {
+		b.Movies = append(b.Movies, artifact.Movie{ID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year})
+		m.MovieVector(b.Vectors[i*8:(i+1)*8], enc.EncodeMovie(feature.FromMovie(mv)))
+	}
+	for _, u := range users {
+		b.Users = append(b.Users, u.ID)
+		b.Seen = append(b.Seen, []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	}
+	b.Manifest = artifact.Manifest{Version: version, Objective: "softmax", Dim: 8, Fields: artifact.Fields{User: uf, Movie: mf}}
+	return b
+}
+
+func newService(t testing.TB, index string) *Service {
+	t.Helper()
+	s, err := New(Options{Index: index, MinRecall: 0.99, SelfCheckQueries: 50, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+func TestRecallAgreesWithScore(t *testing.T) {
+	t.Parallel()
+	for _, index := range []string{"exact", "hnsw", "auto"} {
+		t.Run(index, func(t *testing.T) {
+			t.Parallel()
+			s := newService(t, index)
+			b := testBundle(t, "v1", 400, 1)
+			if err := s.Load(b); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			users := []feature.UserInput{
+				{UserID: "3", Gender: "M", Age: 30, Occupation: "programmer"},
+				{Gender: "F", Age: 70},
+				{UserID: "123456", Occupation: "writer"},
+				{},
+			}
+			all := make([]movielens.MovieID, len(b.Movies))
+			for i, m := range b.Movies {
+				all[i] = m.ID
+			}
+			for _, u := range users {
+				res, err := s.Recall(ctx, Request{User: u, K: 100, ExcludeSeen: boolPtr(false)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Items) != 100 {
+					t.Fatalf("%d items", len(res.Items))
+				}
+				sc, err := s.Score(ctx, ScoreRequest{User: u, MovieIDs: all})
+				if err != nil {
+					t.Fatal(err)
+				}
+				byID := map[movielens.MovieID]float32{}
+				for _, x := range sc.Scores {
+					byID[x.MovieID] = x.Score
+				}
+				for i, it := range res.Items {
+					if byID[it.MovieID] != it.Score {
+						t.Errorf("movie %d: recall score %v, score %v", it.MovieID, it.Score, byID[it.MovieID])
+					}
+					if i > 0 && it.Score > res.Items[i-1].Score {
+						t.Errorf("items not sorted at %d", i)
+					}
+				}
+				ranked := slices.Clone(sc.Scores)
+				slices.SortStableFunc(ranked, func(a, b Score) int {
+					if a.Score > b.Score {
+						return -1
+					} else if a.Score < b.Score {
+						return 1
+					}
+					return 0
+				})
+				got := map[movielens.MovieID]bool{}
+				for _, it := range res.Items {
+					got[it.MovieID] = true
+				}
+				hits := 0
+				for _, x := range ranked[:100] {
+					if got[x.MovieID] {
+						hits++
+					}
+				}
+				if res.Backend == "exact" && hits != 100 || hits < 99 {
+					t.Errorf("%s: %d of the exact top 100 recalled", res.Backend, hits)
+				}
+			}
+		})
+	}
+}
+
+func TestRecallFilters(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	b := testBundle(t, "v1", 300, 2)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	known := feature.UserInput{UserID: "7", Gender: "F"}
+	seen := map[movielens.MovieID]bool{}
+	for _, m := range b.Seen[6] {
+		seen[b.Movies[m].ID] = true
+	}
+
+	res, err := s.Recall(ctx, Request{User: known, K: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.KnownUser || len(res.Items) != 290 {
+		t.Fatalf("known=%v, %d items; want the 290 unseen", res.KnownUser, len(res.Items))
+	}
+	for _, it := range res.Items {
+		if seen[it.MovieID] {
+			t.Errorf("seen movie %d returned", it.MovieID)
+		}
+	}
+	res, _ = s.Recall(ctx, Request{User: known, K: 300, ExcludeSeen: boolPtr(false)})
+	if len(res.Items) != 300 {
+		t.Errorf("exclude_seen=false: %d items", len(res.Items))
+	}
+
+	full, _ := s.Recall(ctx, Request{User: known, K: 30})
+	page, _ := s.Recall(ctx, Request{User: known, K: 10, Offset: 20})
+	if !slices.Equal(itemIDs(full.Items[20:]), itemIDs(page.Items)) {
+		t.Errorf("offset 20 page %v != items 20..29 %v", itemIDs(page.Items), itemIDs(full.Items[20:]))
+	}
+
+	excl := itemIDs(full.Items[:5])
+	res, _ = s.Recall(ctx, Request{User: known, K: 10, ExcludeMovieIDs: append(excl, 999999)})
+	for _, it := range res.Items {
+		if slices.Contains(excl, it.MovieID) {
+			t.Errorf("excluded movie %d returned", it.MovieID)
+		}
+	}
+	if len(res.Items) != 10 {
+		t.Errorf("exclusion returned %d items, want 10", len(res.Items))
+	}
+
+	res, _ = s.Recall(ctx, Request{User: known, K: 25, Genres: []string{"Horror"}})
+	if len(res.Items) != 25 {
+		t.Errorf("genre filter: %d items, want 25", len(res.Items))
+	}
+	for _, it := range res.Items {
+		if !slices.Contains(it.Genres, "Horror") {
+			t.Errorf("genre filter returned %v", it.Genres)
+		}
+	}
+	res, _ = s.Recall(ctx, Request{User: known, K: 10, Offset: 5000})
+	if len(res.Items) != 0 {
+		t.Errorf("offset past the end: %d items", len(res.Items))
+	}
+}
+
+func itemIDs(items []Item) []movielens.MovieID {
+	out := make([]movielens.MovieID, len(items))
+	for i, it := range items {
+		out[i] = it.MovieID
+	}
+	return out
+}
+
+func TestRequestErrors(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	ctx := context.Background()
+	if _, err := s.Recall(ctx, Request{K: 10}); !errors.As(err, new(NoModelError)) {
+		t.Fatalf("no model: err = %v", err)
+	}
+	if _, ok := s.Info(); ok {
+		t.Fatal("Info reports a model before Load")
+	}
+	if err := s.Load(testBundle(t, "v1", 50, 3)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		req   Request
+		field string
+	}{
+		{"k too large", Request{K: MaxK + 1}, "k"},
+		{"k negative", Request{K: -1}, "k"},
+		{"offset negative", Request{Offset: -1}, "offset"},
+		{"bad gender", Request{User: feature.UserInput{Gender: "X"}}, "user.gender"},
+		{"unknown occupation", Request{User: feature.UserInput{Occupation: "astronaut"}}, "user.occupation"},
+		{"age out of range", Request{User: feature.UserInput{Age: 500}}, "user.age"},
+		{"unknown genre", Request{Genres: []string{"Comedy", "Opera"}}, "genres[1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.Recall(ctx, tt.req)
+			var e *Error
+			if !errors.As(err, &e) || e.Field != tt.field {
+				t.Fatalf("err = %v, want a request error on %q", err, tt.field)
+			}
+		})
+	}
+	sr, err := s.Score(ctx, ScoreRequest{MovieIDs: []movielens.MovieID{10, 77777, 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sr.Scores) != 2 || !slices.Equal(sr.Unknown, []movielens.MovieID{77777}) {
+		t.Errorf("score: %+v", sr)
+	}
+	if _, err := s.Score(ctx, ScoreRequest{}); err == nil {
+		t.Error("score with no ids accepted")
+	}
+}
+
+// Requests running during reloads see either the old or the new model,
+// never a mix: every item of a response comes from the version it names.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	v1, v2 := testBundle(t, "v1", 200, 4), testBundle(t, "v2", 200, 5)
+	if err := s.Load(v1); err != nil {
+		t.Fatal(err)
+	}
+	scoreOf := map[string]map[movielens.MovieID]float32{}
+	ctx := context.Background()
+	u := feature.UserInput{Gender: "M", Age: 40}
+	for _, b := range []*artifact.Bundle{v1, v2} {
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := s.Recall(ctx, Request{User: u, K: 200})
+		scoreOf[b.Manifest.Version] = map[movielens.MovieID]float32{}
+		for _, it := range res.Items {
+			scoreOf[b.Manifest.Version][it.MovieID] = it.Score
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := s.Recall(ctx, Request{User: u, K: 20})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, it := range res.Items {
+					if scoreOf[res.ModelVersion][it.MovieID] != it.Score {
+						t.Errorf("item %d of %s has a score from another model", it.MovieID, res.ModelVersion)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		b := v1
+		if i%2 == 0 {
+			b = v2
+		}
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func BenchmarkRecall(b *testing.B) {
+	for _, index := range []string{"exact", "hnsw"} {
+		for _, k := range []int{10, 100} {
+			b.Run(fmt.Sprintf("%s/k=%d", index, k), func(b *testing.B) {
+				s := newService(b, index)
+				if err := s.Load(testBundle(b, "v1", 3706, 1)); err != nil {
+					b.Fatal(err)
+				}
+				req := Request{User: feature.UserInput{UserID: "3", Gender: "F", Age: 25, Occupation: "programmer"}, K: k}
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.Recall(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// fakeRecaller answers from fixed data and remembers the last requests.
+// Hooks, when set, replace the default behaviour.
+type fakeRecaller struct {
+	mu         sync.Mutex
+	ready      bool
+	lastRecall recall.Request
+	lastScore  recall.ScoreRequest
+	recallHook func(ctx context.Context, req recall.Request) (recall.Result, error)
+	scoreHook  func(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
+}
+
+func newFake() *fakeRecaller { return &fakeRecaller{ready: true} }
+
+func (f *fakeRecaller) setReady(ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ready = ok
+}
+
+func (f *fakeRecaller) Recall(ctx context.Context, req recall.Request) (recall.Result, error) {
+	f.mu.Lock()
+	f.lastRecall = req
+	ready, hook := f.ready, f.recallHook
+	f.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, req)
+	}
+	if !ready {
+		return recall.Result{}, &NotReadyError{Reason: "no model is loaded"}
+	}
+	return fakeResult(min(req.K, 10)), nil
+}
+
+func (f *fakeRecaller) Score(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error) {
+	f.mu.Lock()
+	f.lastScore = req
+	ready, hook := f.ready, f.scoreHook
+	f.mu.Unlock()
+	if hook != nil {
+		return hook(ctx, req)
+	}
+	if !ready {
+		return recall.ScoreResult{}, &NotReadyError{Reason: "no model is loaded"}
+	}
+	out := recall.ScoreResult{ModelVersion: "v-test"}
+	for _, id := range req.MovieIDs {
+		if id > 4000 {
+			out.Unknown = append(out.Unknown, id)
+			continue
+		}
+		rating := float32(3.5)
+		out.Scores = append(out.Scores, recall.Score{MovieID: id, Score: 0.5, Rating: &rating})
+	}
+	return out, nil
+}
+
+func (f *fakeRecaller) Info() (recall.ModelInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ready {
+		return recall.ModelInfo{}, false
+	}
+	return recall.ModelInfo{
+		Version:      "v-test",
+		CreatedAt:    time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC),
+		LoadedAt:     time.Date(2025, 1, 2, 8, 30, 0, 123, time.UTC),
+		Objective:    "softmax",
+		Dim:          8,
+		Movies:       3706,
+		Users:        6040,
+		Backend:      "hnsw",
+		IndexRecall:  map[string]float64{"recall@10": 0.998},
+		Metrics:      map[string]float64{"recall@10": 0.21, "rmse": nanValue()},
+		Vocabularies: map[string][]string{"gender": {"F", "M"}, "genres": {"Action", "Comedy"}, "empty": nil},
+	}, true
+}
+
+func nanValue() float64 { var z float64; return z / z }
+
+func (f *fakeRecaller) last() recall.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastRecall
+}
+
+func fakeResult(n int) recall.Result {
+	res := recall.Result{ModelVersion: "v-test", Backend: "exact", KnownUser: true}
+	for i := range n {
+		res.Items = append(res.Items, recall.Item{
+			MovieID: movielens.MovieID(i + 1),
+			Title:   "Movie " + string(rune('A'+i)) + " (1999)",
+			Genres:  []string{"Comedy", "Drama"},
+			Year:    1999,
+			Score:   1 - float32(i)/100,
+		})
+	}
+	if n > 1 {
+		res.Items[n-1].Year = 0 // an unknown year is left out
+		res.Items[n-1].Genres = nil
+	}
+	return res
+}
+
+// testServer is a Server with its registry and captured logs.
+type testServer struct {
+	*Server
+	reg  *prometheus.Registry
+	rec  *fakeRecaller
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	rec := newFake()
+	s, err := New(cfg, zerolog.New(logs), rec, reg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return &testServer{Server: s, reg: reg, rec: rec, logs: logs}
+}
+
+// call sends one request through the whole handler.
+func (ts *testServer) call(method, path, contentType, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	w := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(w, req)
+	return w
+}
+
+// contract checks requests and responses against openapi.yaml.
+type contract struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+func loadContract(t testing.TB) *contract {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("../../openapi.yaml")
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatalf("openapi.yaml is invalid: %v", err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("openapi router: %v", err)
+	}
+	return &contract{doc: doc, router: router}
+}
+
+func newRequest(method, path, contentType, body string) *http.Request {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req
+}
+
+// checkResponse validates a response of the given request. A path the
+// contract does not list (a 404) is checked against the Problem schema.
+func (c *contract) checkResponse(t testing.TB, method, path, contentType, body string, w *httptest.ResponseRecorder) {
+	t.Helper()
+	req := newRequest(method, path, contentType, body)
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		if w.Code != http.StatusNotFound && w.Code != http.StatusMethodNotAllowed {
+			t.Fatalf("%s %s: no route in openapi.yaml (%v) but status %d", method, path, err, w.Code)
+		}
+		var v any
+		if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+			t.Fatalf("%s %s: problem is not JSON: %v", method, path, err)
+		}
+		if err := c.doc.Components.Schemas["Problem"].Value.VisitJSON(v); err != nil {
+			t.Fatalf("%s %s: problem does not match the schema: %v\n%s", method, path, err, w.Body)
+		}
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: params,
+		Route:      route,
+		Options: &openapi3filter.Options{
+			IncludeResponseStatus: true,
+			ExcludeResponseBody:   path == "/metrics", // Prometheus text has no decoder
+		},
+	}
+	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in,
+		Status:                 w.Code,
+		Header:                 w.Header(),
+		Body:                   io.NopCloser(bytes.NewReader(w.Body.Bytes())),
+		Options:                in.Options,
+	})
+	if err != nil {
+		t.Fatalf("%s %s: response %d does not match openapi.yaml: %v\n%s", method, path, w.Code, err, w.Body)
+	}
+}
+
+// requestValid reports whether the contract accepts the request.
+func (c *contract) requestValid(t testing.TB, method, path, contentType, body string) error {
+	t.Helper()
+	req := newRequest(method, path, contentType, body)
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		return err
+	}
+	return openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: params,
+		Route:      route,
+		Options:    &openapi3filter.Options{},
+	})
+}
+
+// decodeProblem parses a problem response and checks what every problem
+// must carry.
+func decodeProblemBody(t testing.TB, w *httptest.ResponseRecorder) problem {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json (status %d, body %s)", ct, w.Code, w.Body)
+	}
+	var p problem
+	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("problem body: %v\n%s", err, w.Body)
+	}
+	if p.Status != w.Code {
+		t.Errorf("problem status %d, response status %d", p.Status, w.Code)
+	}
+	if p.RequestID == "" || p.RequestID != w.Header().Get("X-Request-Id") {
+		t.Errorf("problem request_id %q, header %q", p.RequestID, w.Header().Get("X-Request-Id"))
+	}
+	if !strings.HasPrefix(p.Type, problemTypePrefix) || p.Title == "" || p.Detail == "" {
+		t.Errorf("incomplete problem: %+v", p)
+	}
+	return p
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func zerologNop() zerolog.Logger { return zerolog.Nop() }
+
+func newRegistry() *prometheus.Registry { return prometheus.NewRegistry() }

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+)
+
+const requestIDHeader = "X-Request-Id"
+
+// requestID gives every request an id (chi's middleware.RequestID: the
+// client's X-Request-Id, or a generated one) and echoes it in the response.
+// A client id that is empty, longer than 128 bytes or not printable ASCII
+// is replaced, since it ends up in logs and headers.
+func requestID(next http.Handler) http.Handler {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(requestIDHeader, middleware.GetReqID(r.Context()))
+		next.ServeHTTP(w, r)
+	})
+	withID := middleware.RequestID(echo)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if vs := r.Header.Values(requestIDHeader); len(vs) > 0 && (len(vs) > 1 || !validRequestID(vs[0])) {
+			r.Header.Del(requestIDHeader)
+		}
+		withID.ServeHTTP(w, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one JSON line per request and records the request
+// metrics, labelled by chi's route pattern so that cardinality stays bounded.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		elapsed := time.Since(start)
+
+		status := ww.Status()
+		if status == 0 { // nothing written: net/http sends 200
+			status = http.StatusOK
+		}
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.observe(route, methodLabel(r.Method), status, elapsed)
+
+		s.logger.Info().
+			Str("request_id", middleware.GetReqID(r.Context())).
+			Str("method", r.Method).
+			Str("path", r.URL.Path).
+			Str("route", route).
+			Int("status", status).
+			Int("bytes", ww.BytesWritten()).
+			Dur("duration", elapsed).
+			Str("remote_ip", middleware.GetClientIP(r.Context())).
+			Msg("request")
+	})
+}
+
+// methodLabel bounds the method label: clients may send any token as a method.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// recoverer turns a panic into a logged 500 problem, so one bad request
+// never takes the process down. http.ErrAbortHandler is re-raised: it is
+// net/http's way to abort a response on purpose.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.logger.Error().
+				Str("request_id", middleware.GetReqID(r.Context())).
+				Str("panic", fmt.Sprint(p)).
+				Bytes("stack", debug.Stack()).
+				Msg("handler panicked")
+			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
+				// The response has started: abort the connection so the
+				// client cannot mistake a truncated body for a whole one.
+				panic(http.ErrAbortHandler)
+			}
+			s.writeProblem(w, r, &apiError{code: codeInternal, detail: "internal error"})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// timeout gives the handler a time budget through its context; the
+// Recaller honours it, and the handler answers 504 when it runs out.
+func (s *Server) timeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// limitBody caps request bodies: a declared length over the limit is
+// refused at once, a longer streamed body fails while it is read.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.BodyLimit {
+			s.writeProblem(w, r, tooLarge(s.cfg.BodyLimit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{code: codeTooLarge, detail: "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+}
+
+// promLogger routes promhttp's errors into the server's logger.
+type promLogger struct{ logger zerolog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.logger.Error().Str("component", "metrics").Msg(fmt.Sprint(v...))
+}

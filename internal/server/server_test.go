@@ -1,0 +1,531 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+const jsonCT = "application/json"
+
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	tests := []struct {
+		name, method, path, ct, body string
+		want                         int
+		check                        func(t *testing.T, body []byte)
+	}{
+		{name: "recall minimal", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{}}`, want: 200,
+			check: func(t *testing.T, body []byte) {
+				var r recallResponse
+				mustJSON(t, body, &r)
+				if len(r.Items) != 10 || r.Backend != "exact" || !r.KnownUser || r.ModelVersion != "v-test" {
+					t.Errorf("response %+v", r)
+				}
+			}},
+		{name: "recall full", method: "POST", path: "/recall", ct: "application/json; charset=UTF-8",
+			body: `{"user":{"user_id":123,"gender":"F","age":25,"occupation":"programmer","zip":"94043"},
+			        "k":3,"offset":5,"exclude_seen":false,"exclude_movie_ids":[1,2,2],"genres":["Comedy"]}`, want: 200,
+			check: func(t *testing.T, body []byte) {
+				var r recallResponse
+				mustJSON(t, body, &r)
+				if len(r.Items) != 3 || r.Items[0].MovieID != 1 || r.Items[0].Year != 1999 {
+					t.Errorf("response %+v", r)
+				}
+			}},
+		{name: "recall one item", method: "POST", path: "/recall", ct: jsonCT, body: "\n {\"user\":{\"user_id\":2147483647},\"k\":1} \n", want: 200},
+		{name: "recall k max", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{"age":120},"k":1000,"offset":10000}`, want: 200},
+		{name: "score", method: "POST", path: "/score", ct: jsonCT, body: `{"user":{"user_id":1,"gender":"M"},"movie_ids":[1,5000,3]}`, want: 200,
+			check: func(t *testing.T, body []byte) {
+				var r scoreResponse
+				mustJSON(t, body, &r)
+				if len(r.Scores) != 2 || r.Scores[1].MovieID != 3 || r.Scores[0].Rating == nil ||
+					!reflect.DeepEqual(r.UnknownMovieIDs, []movielens.MovieID{5000}) {
+					t.Errorf("response %+v", r)
+				}
+			}},
+		{name: "score all known", method: "POST", path: "/score", ct: jsonCT, body: `{"user":{},"movie_ids":[7]}`, want: 200,
+			check: func(t *testing.T, body []byte) {
+				if !strings.Contains(string(body), `"unknown_movie_ids":[]`) {
+					t.Errorf("unknown_movie_ids should be an empty array: %s", body)
+				}
+			}},
+		{name: "model", method: "GET", path: "/model", want: 200,
+			check: func(t *testing.T, body []byte) {
+				var m modelResponse
+				mustJSON(t, body, &m)
+				if _, ok := m.Metrics["rmse"]; ok || m.Metrics["recall@10"] != 0.21 {
+					t.Errorf("metrics %v: NaN must be dropped", m.Metrics)
+				}
+				if m.LoadedAt != "2025-01-02T08:30:00.000000123Z" || m.Vocabularies["empty"] == nil {
+					t.Errorf("model %+v", m)
+				}
+			}},
+		{name: "healthz", method: "GET", path: "/healthz", want: 200},
+		{name: "readyz", method: "GET", path: "/readyz", want: 200,
+			check: func(t *testing.T, body []byte) {
+				if !strings.Contains(string(body), `"model_version":"v-test"`) {
+					t.Errorf("body %s", body)
+				}
+			}},
+		{name: "metrics", method: "GET", path: "/metrics", want: 200},
+		{name: "unknown path", method: "GET", path: "/nope", want: 404},
+		{name: "wrong method recall", method: "GET", path: "/recall", want: 405},
+		{name: "wrong method healthz", method: "DELETE", path: "/healthz", want: 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, Config{})
+			w := ts.call(tt.method, tt.path, tt.ct, tt.body)
+			if w.Code != tt.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+			if w.Header().Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id")
+			}
+			if w.Code < 300 && tt.body != "" {
+				if err := c.requestValid(t, tt.method, tt.path, tt.ct, tt.body); err != nil {
+					t.Errorf("the server accepted a request the contract rejects: %v", err)
+				}
+			}
+			if w.Code >= 400 {
+				decodeProblemBody(t, w)
+			}
+			c.checkResponse(t, tt.method, tt.path, tt.ct, tt.body, w)
+			if tt.check != nil {
+				tt.check(t, w.Body.Bytes())
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, body []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+}
+
+// TestRecallRequestMapping checks what reaches the serving core.
+func TestRecallRequestMapping(t *testing.T) {
+	t.Parallel()
+	f, tr := false, true
+	tests := []struct {
+		name, body string
+		want       recall.Request
+	}{
+		{"defaults", `{"user":{}}`, recall.Request{K: recall.DefaultK}},
+		{"full", `{"user":{"user_id":42,"gender":"M","age":31,"occupation":" Programmer ","zip":"55455-1234"},"k":7,"offset":3,
+		  "exclude_seen":false,"exclude_movie_ids":[3,1],"genres":["Drama","Comedy"]}`,
+			recall.Request{
+				User: feature.UserInput{UserID: "42", Gender: "M", Age: 31, Occupation: "programmer", Zip: "55455-1234"},
+				K:    7, Offset: 3, ExcludeSeen: &f,
+				ExcludeMovieIDs: []movielens.MovieID{3, 1}, Genres: []string{"Drama", "Comedy"},
+			}},
+		{"alias occupation", `{"user":{"occupation":"student"},"exclude_seen":true,"exclude_movie_ids":[]}`,
+			recall.Request{User: feature.UserInput{Occupation: "college/grad student"}, K: 10, ExcludeSeen: &tr, ExcludeMovieIDs: []movielens.MovieID{}}},
+		{"escaped member names", `{"\u0075ser":{"gender":"F"}}`, recall.Request{User: feature.UserInput{Gender: "F"}, K: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, Config{})
+			w := ts.call("POST", "/recall", jsonCT, tt.body)
+			if w.Code != 200 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if got := ts.rec.last(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("request\n got %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRecallerErrors(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	tests := []struct {
+		name      string
+		err       error
+		notReady  bool
+		want      int
+		wantField string
+		wantCode  code
+	}{
+		{"client error", &recall.Error{Field: "genres", Message: `unknown genre "Jazz"`}, false, 400, "genres", codeInvalid},
+		{"wrapped client error", fmt.Errorf("recall: %w", &recall.Error{Field: "user.zip", Message: "bad"}), false, 400, "user.zip", codeInvalid},
+		{"indexed field", &recall.Error{Field: "genres[2]", Message: "unknown genre"}, false, 400, "genres", codeInvalid},
+		{"not ready error", &NotReadyError{}, false, 503, "", codeUnavailable},
+		{"not ready value error", fmt.Errorf("recall: %w", valueNotReady{}), false, 503, "", codeUnavailable},
+		{"not ready by Info", errors.New("no model"), true, 503, "", codeUnavailable},
+		{"deadline", fmt.Errorf("ann: %w", context.DeadlineExceeded), false, 504, "", codeTimeout},
+		{"canceled", context.Canceled, false, 503, "", codeUnavailable},
+		{"internal", errors.New("index corrupted at /secret/path"), false, 500, "", codeInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, Config{})
+			ts.rec.recallHook = func(context.Context, recall.Request) (recall.Result, error) { return recall.Result{}, tt.err }
+			ts.rec.scoreHook = func(context.Context, recall.ScoreRequest) (recall.ScoreResult, error) {
+				return recall.ScoreResult{}, tt.err
+			}
+			ts.rec.setReady(!tt.notReady)
+			for _, call := range []struct{ path, body string }{
+				{"/recall", `{"user":{}}`},
+				{"/score", `{"user":{},"movie_ids":[1]}`},
+			} {
+				w := ts.call("POST", call.path, jsonCT, call.body)
+				if w.Code != tt.want {
+					t.Fatalf("%s: status %d, want %d: %s", call.path, w.Code, tt.want, w.Body)
+				}
+				p := decodeProblemBody(t, w)
+				if p.Field != tt.wantField || p.Type != problemTypePrefix+string(tt.wantCode) {
+					t.Errorf("%s: problem %+v", call.path, p)
+				}
+				if strings.Contains(p.Detail, "secret") {
+					t.Errorf("internal detail leaked: %q", p.Detail)
+				}
+				c.checkResponse(t, "POST", call.path, jsonCT, call.body, w)
+			}
+			if logged := strings.Contains(ts.logs.String(), `"level":"error"`); logged != (tt.want == 500) {
+				t.Errorf("error logged = %v for status %d:\n%s", logged, tt.want, ts.logs)
+			}
+		})
+	}
+}
+
+// valueNotReady is declared like the serving core's own no-model error.
+type valueNotReady struct{}
+
+func (valueNotReady) Error() string  { return "no model" }
+func (valueNotReady) NotReady() bool { return true }
+
+func TestNotReady(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{})
+	ts.rec.setReady(false)
+	for _, tt := range []struct{ method, path, body string }{
+		{"GET", "/readyz", ""},
+		{"GET", "/model", ""},
+		{"POST", "/recall", `{"user":{"user_id":1}}`},
+		{"POST", "/score", `{"user":{},"movie_ids":[1]}`},
+	} {
+		w := ts.call(tt.method, tt.path, jsonCT, tt.body)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s: status %d: %s", tt.path, w.Code, w.Body)
+		}
+		decodeProblemBody(t, w)
+		c.checkResponse(t, tt.method, tt.path, jsonCT, tt.body, w)
+	}
+	if w := ts.call("GET", "/healthz", "", ""); w.Code != 200 {
+		t.Errorf("healthz %d without a model", w.Code)
+	}
+	// Client mistakes are still reported as such.
+	if w := ts.call("POST", "/recall", jsonCT, `{}`); w.Code != 400 {
+		t.Errorf("invalid request without a model: %d", w.Code)
+	}
+}
+
+func TestReadyzDraining(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	for i, step := range []struct {
+		draining bool
+		want     int
+	}{{false, 200}, {true, 503}, {false, 200}} {
+		ts.SetDraining(step.draining)
+		w := ts.call("GET", "/readyz", "", "")
+		if w.Code != step.want {
+			t.Fatalf("step %d: draining=%v: status %d, want %d", i, step.draining, w.Code, step.want)
+		}
+		if step.draining {
+			if p := decodeProblemBody(t, w); !strings.Contains(p.Detail, "draining") {
+				t.Errorf("detail %q", p.Detail)
+			}
+			// Draining only affects readiness.
+			if w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`); w.Code != 200 {
+				t.Errorf("recall while draining: %d", w.Code)
+			}
+		}
+	}
+}
+
+func TestPanicIsContained(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{})
+	ts.rec.recallHook = func(_ context.Context, req recall.Request) (recall.Result, error) {
+		if req.K == 13 {
+			panic("boom")
+		}
+		return fakeResult(req.K), nil
+	}
+	body := `{"user":{},"k":13}`
+	w := ts.call("POST", "/recall", jsonCT, body)
+	if w.Code != 500 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	p := decodeProblemBody(t, w)
+	if p.Type != problemTypePrefix+"internal" || strings.Contains(p.Detail, "boom") {
+		t.Errorf("problem %+v", p)
+	}
+	c.checkResponse(t, "POST", "/recall", jsonCT, body, w)
+	logs := ts.logs.String()
+	if !strings.Contains(logs, `"panic":"boom"`) || !strings.Contains(logs, `"stack"`) {
+		t.Errorf("panic not logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"status":500`) {
+		t.Errorf("access log misses the 500:\n%s", logs)
+	}
+	// The server keeps serving.
+	for range 3 {
+		if w := ts.call("POST", "/recall", jsonCT, `{"user":{},"k":2}`); w.Code != 200 {
+			t.Fatalf("after panic: %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{RequestTimeout: 20 * time.Millisecond})
+	ts.rec.recallHook = func(ctx context.Context, _ recall.Request) (recall.Result, error) {
+		<-ctx.Done()
+		return recall.Result{}, fmt.Errorf("search: %w", ctx.Err())
+	}
+	body := `{"user":{}}`
+	w := ts.call("POST", "/recall", jsonCT, body)
+	if w.Code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	decodeProblemBody(t, w)
+	c.checkResponse(t, "POST", "/recall", jsonCT, body, w)
+}
+
+func TestMetricsExposeRequests(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":4}`)
+	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":0}`)
+	ts.call("PROPFIND", "/nope/123", "", "")
+	w := ts.call("GET", "/metrics", "", "")
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("metrics: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	text := w.Body.String()
+	for _, want := range []string{
+		`towerrecall_http_requests_total{method="POST",route="/recall",status="200"} 1`,
+		`towerrecall_http_requests_total{method="POST",route="/recall",status="400"} 1`,
+		`towerrecall_http_requests_total{method="other",route="unmatched",status="404"} 1`,
+		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="1e-05"}`,
+		`towerrecall_http_request_duration_seconds_count{method="POST",route="/recall"} 2`,
+		`towerrecall_recall_items_bucket{le="5"} 1`,
+		`towerrecall_recall_items_count 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(text, "/nope/123") {
+		t.Error("raw path used as a label")
+	}
+}
+
+func TestRequestIDAndAccessLog(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	tests := []struct {
+		name, sent string
+		echoed     bool
+	}{
+		{"client id kept", "abc-123", true},
+		{"generated", "", false},
+		{"too long replaced", strings.Repeat("x", 129), false},
+		{"control chars replaced", "a b", false},
+	}
+	for _, tt := range tests {
+		req := newRequest("GET", "/healthz", "", "")
+		if tt.sent != "" {
+			req.Header.Set("X-Request-Id", tt.sent)
+		}
+		req.RemoteAddr = "192.0.2.7:4242"
+		w := newRecorder()
+		ts.Handler().ServeHTTP(w, req)
+		got := w.Header().Get("X-Request-Id")
+		if got == "" || (got == tt.sent) != tt.echoed {
+			t.Errorf("%s: X-Request-Id %q", tt.name, got)
+		}
+	}
+	// One JSON line per request with the agreed fields.
+	lines := strings.Split(strings.TrimSpace(ts.logs.String()), "\n")
+	if len(lines) != len(tests) {
+		t.Fatalf("%d log lines for %d requests:\n%s", len(lines), len(tests), ts.logs)
+	}
+	var entry map[string]any
+	mustJSON(t, []byte(lines[0]), &entry)
+	for _, k := range []string{"method", "path", "status", "bytes", "duration", "request_id", "route", "remote_ip"} {
+		if _, ok := entry[k]; !ok {
+			t.Errorf("access log lacks %q: %s", k, lines[0])
+		}
+	}
+	if entry["request_id"] != "abc-123" || entry["remote_ip"] != "192.0.2.7" || entry["status"] != 200.0 {
+		t.Errorf("access log %s", lines[0])
+	}
+}
+
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	w := ts.call("PUT", "/recall", jsonCT, `{}`)
+	if w.Code != 405 || w.Header().Get("Allow") != "POST" {
+		t.Fatalf("status %d Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+	decodeProblemBody(t, w)
+	w = ts.call("POST", "/model", jsonCT, `{}`)
+	if w.Code != 405 || w.Header().Get("Allow") != "GET" {
+		t.Fatalf("status %d Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{ShutdownTimeout: 5 * time.Second})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ctx, ln) }()
+
+	base := "http://" + ln.Addr().String()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz %d", resp.StatusCode)
+	}
+	resp, err = http.Post(base+"/recall", jsonCT, strings.NewReader(`{"user":{"user_id":1},"k":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r recallResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Items) != 2 {
+		t.Fatalf("recall over TCP: %v %+v", err, r)
+	}
+	resp.Body.Close()
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	if w := ts.call("GET", "/readyz", "", ""); w.Code != 503 {
+		t.Errorf("readyz after shutdown: %d", w.Code)
+	}
+	if !strings.Contains(ts.logs.String(), `"addr":"`+ln.Addr().String()+`"`) {
+		t.Errorf("bound address not logged:\n%s", ts.logs)
+	}
+}
+
+func TestListenBadAddr(t *testing.T) {
+	t.Parallel()
+	if _, err := Listen("256.0.0.1:http-nope"); err == nil {
+		t.Fatal("no error")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+	err := Config{BodyLimit: -1, ReadTimeout: -time.Second, IdleTimeout: -1}.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"body limit", "read timeout", "idle timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if err := (Config{RequestTimeout: time.Minute, WriteTimeout: time.Second}).Validate(); err == nil {
+		t.Error("write timeout below request timeout accepted")
+	}
+	if _, err := New(Config{BodyLimit: -1}, zerologNop(), newFake(), newRegistry()); err == nil {
+		t.Error("New accepted a bad config")
+	}
+	if _, err := New(Config{}, zerologNop(), nil, newRegistry()); err == nil {
+		t.Error("New accepted a nil Recaller")
+	}
+	reg := newRegistry()
+	if _, err := New(Config{}, zerologNop(), newFake(), reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{}, zerologNop(), newFake(), reg); err == nil {
+		t.Error("a second server on the same registry should fail to register its metrics")
+	}
+}
+
+// TestSlowHeadersAreCut checks the slowloris protection of Serve.
+func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{ReadHeaderTimeout: 100 * time.Millisecond})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection was not closed by the server: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+}

@@ -1,0 +1,359 @@
+// Package tower builds the two towers of the recall model from config: each
+// tower embeds its feature fields (mean-pooling bag fields such as genres),
+// concatenates them, and runs Dense+ReLU hidden layers into a Dim-wide
+// output, optionally ReLU'd and L2-normalised. The ranking score of a pair is
+// the dot product of the two vectors (cosine when normalised); an optional
+// rating head maps that dot product monotonically onto 1..5.
+//
+// It sits between feature (which encodes inputs) and train (which fits the
+// weights); serving uses UserVector and MovieVector, which are safe for
+// concurrent use and allocate nothing in steady state.
+package tower
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/nn"
+)
+
+// Config describes the two towers.
+type Config struct {
+	Dim        int   // output dimension of both towers
+	Hidden     []int // widths of the hidden Dense+ReLU layers
+	OutputReLU bool  // apply ReLU to the Dim-wide output (the reference recipe does)
+	Normalize  bool  // L2-normalise both towers' outputs (the score becomes cosine)
+	UserEmbed  []int // embedding width of each user field, in field order
+	MovieEmbed []int // embedding width of each movie field, in field order
+	RatingHead bool  // rating = 1 + 4·sigmoid(a·dot + b), a > 0
+}
+
+// DefaultConfig is the model the project ships: in-batch softmax over
+// L2-normalised 8-dim towers. It expects the fields of DefaultFields.
+func DefaultConfig() Config {
+	return Config{
+		Dim:        8,
+		Hidden:     []int{64},
+		Normalize:  true,
+		UserEmbed:  []int{32, 4, 4, 4, 8}, // user_id gender age occupation zip
+		MovieEmbed: []int{32, 8, 4},       // movie_id genres year
+	}
+}
+
+// DefaultFields are the user and movie fields DefaultConfig expects.
+func DefaultFields() (user, movie []feature.Field) {
+	return feature.UserFields(), feature.MovieFields()
+}
+
+// ReferenceConfig is the classic DSSM recipe of DESIGN.md: user id 100-d,
+// gender, age, occupation 2-d → Dense 32 ReLU → Dense 8 ReLU; movie id 100-d,
+// genres 2-d → the same; a rating head on the dot product. It expects the
+// fields of ReferenceFields.
+func ReferenceConfig() Config {
+	return Config{
+		Dim:        8,
+		Hidden:     []int{32},
+		OutputReLU: true,
+		UserEmbed:  []int{100, 2, 2, 2},
+		MovieEmbed: []int{100, 2},
+		RatingHead: true,
+	}
+}
+
+// ReferenceFields are the fields ReferenceConfig expects.
+func ReferenceFields() (user, movie []feature.Field) {
+	return []feature.Field{feature.UserIDField, feature.GenderField, feature.AgeField, feature.OccupationField},
+		[]feature.Field{feature.MovieIDField, feature.GenresField}
+}
+
+// Limits on sizes, enforced by Validate and by ReadModel so that a corrupt
+// file cannot make us allocate without bound.
+const (
+	MaxDim      = 4096
+	MaxLayers   = 16
+	MaxWidth    = 1 << 14
+	MaxFields   = 64
+	MaxVocab    = 1 << 24
+	MaxEmbedDim = 4096
+	MaxParams   = 1 << 28 // floats in the whole model (1 GiB)
+)
+
+// MinHeadSlope is the floor of the rating head's slope a: keeping a > 0 makes
+// the predicted rating a strictly increasing function of the ranking score.
+const MinHeadSlope = 1e-3
+
+// Validate reports every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dim < 1 || c.Dim > MaxDim {
+		errs = append(errs, fmt.Errorf("dim %d not in 1..%d", c.Dim, MaxDim))
+	}
+	if len(c.Hidden) > MaxLayers {
+		errs = append(errs, fmt.Errorf("%d hidden layers, at most %d", len(c.Hidden), MaxLayers))
+	}
+	for i, h := range c.Hidden {
+		if h < 1 || h > MaxWidth {
+			errs = append(errs, fmt.Errorf("hidden[%d] = %d not in 1..%d", i, h, MaxWidth))
+		}
+	}
+	for name, dims := range map[string][]int{"user": c.UserEmbed, "movie": c.MovieEmbed} {
+		if len(dims) == 0 || len(dims) > MaxFields {
+			errs = append(errs, fmt.Errorf("%s tower: %d fields, want 1..%d", name, len(dims), MaxFields))
+		}
+		for i, d := range dims {
+			if d < 1 || d > MaxEmbedDim {
+				errs = append(errs, fmt.Errorf("%s tower: embedding[%d] width %d not in 1..%d", name, i, d, MaxEmbedDim))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Tower is one of the two towers. Its layers are exported for the trainer;
+// serving code should use Model's methods.
+type Tower struct {
+	Embeddings []*nn.Embedding
+	Layers     []*nn.Dense // hidden layers (each followed by ReLU), then the output layer
+	OutputReLU bool
+	Normalize  bool
+
+	offsets []int // start of each field in the concatenated input
+	inDim   int
+	pool    sync.Pool // *Batch of capacity 1 for serving
+}
+
+func newTower(embed, vocab []int, hidden []int, dim int, outReLU, normalize bool, rng *rand.Rand) *Tower {
+	t := &Tower{OutputReLU: outReLU, Normalize: normalize}
+	for i, d := range embed {
+		t.Embeddings = append(t.Embeddings, nn.NewEmbedding(vocab[i], d, 0.05, rng))
+	}
+	t.init()
+	in := t.inDim
+	for _, h := range hidden {
+		t.Layers = append(t.Layers, nn.NewDense(in, h, true, rng))
+		in = h
+	}
+	t.Layers = append(t.Layers, nn.NewDense(in, dim, outReLU, rng))
+	return t
+}
+
+func (t *Tower) init() {
+	t.offsets = make([]int, len(t.Embeddings))
+	t.inDim = 0
+	for i, e := range t.Embeddings {
+		t.offsets[i] = t.inDim
+		t.inDim += e.Dim
+	}
+	t.pool.New = func() any { return t.NewBatch(1) }
+}
+
+// Fields is the number of input fields.
+func (t *Tower) Fields() int { return len(t.Embeddings) }
+
+// InDim is the width of the concatenated embeddings.
+func (t *Tower) InDim() int { return t.inDim }
+
+// Dim is the output width.
+func (t *Tower) Dim() int { return t.Layers[len(t.Layers)-1].Out }
+
+// Model is the pair of towers and the optional rating head.
+type Model struct {
+	cfg        Config
+	userVocab  []int
+	movieVocab []int
+	user       *Tower
+	movie      *Tower
+	head       []float32 // [a, b], nil without a rating head
+}
+
+// New builds a model with freshly initialised weights. userVocab and
+// movieVocab are the table sizes (OOV row included) of each field.
+func New(cfg Config, userVocab, movieVocab []int, rng *rand.Rand) (*Model, error) {
+	errs := []error{cfg.Validate()}
+	if len(userVocab) != len(cfg.UserEmbed) {
+		errs = append(errs, fmt.Errorf("%d user vocabularies for %d user fields", len(userVocab), len(cfg.UserEmbed)))
+	}
+	if len(movieVocab) != len(cfg.MovieEmbed) {
+		errs = append(errs, fmt.Errorf("%d movie vocabularies for %d movie fields", len(movieVocab), len(cfg.MovieEmbed)))
+	}
+	for i, v := range slices.Concat(userVocab, movieVocab) {
+		if v < 1 || v > MaxVocab {
+			errs = append(errs, fmt.Errorf("vocabulary %d: size %d not in 1..%d", i, v, MaxVocab))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("tower: %w", err)
+	}
+	if n := paramCount(cfg, userVocab, movieVocab); n > MaxParams {
+		return nil, fmt.Errorf("tower: %d parameters, at most %d", n, MaxParams)
+	}
+	cfg = cloneConfig(cfg)
+	m := &Model{cfg: cfg, userVocab: slices.Clone(userVocab), movieVocab: slices.Clone(movieVocab)}
+	m.user = newTower(cfg.UserEmbed, userVocab, cfg.Hidden, cfg.Dim, cfg.OutputReLU, cfg.Normalize, rng)
+	m.movie = newTower(cfg.MovieEmbed, movieVocab, cfg.Hidden, cfg.Dim, cfg.OutputReLU, cfg.Normalize, rng)
+	if cfg.RatingHead {
+		m.head = []float32{1, 0}
+	}
+	return m, nil
+}
+
+func cloneConfig(c Config) Config {
+	c.Hidden = slices.Clone(c.Hidden)
+	c.UserEmbed = slices.Clone(c.UserEmbed)
+	c.MovieEmbed = slices.Clone(c.MovieEmbed)
+	return c
+}
+
+func paramCount(cfg Config, userVocab, movieVocab []int) int {
+	n := 0
+	for _, side := range []struct{ embed, vocab []int }{{cfg.UserEmbed, userVocab}, {cfg.MovieEmbed, movieVocab}} {
+		in := 0
+		for i, d := range side.embed {
+			n += d * side.vocab[i]
+			in += d
+		}
+		for _, h := range append(slices.Clone(cfg.Hidden), cfg.Dim) {
+			n += in*h + h
+			in = h
+		}
+	}
+	return n + 2
+}
+
+// Dim is the width of the user and movie vectors.
+func (m *Model) Dim() int { return m.cfg.Dim }
+
+// Config returns a copy of the model's config.
+func (m *Model) Config() Config { return cloneConfig(m.cfg) }
+
+// UserVocab returns the user vocabulary sizes the model was built for.
+func (m *Model) UserVocab() []int { return slices.Clone(m.userVocab) }
+
+// MovieVocab returns the movie vocabulary sizes the model was built for.
+func (m *Model) MovieVocab() []int { return slices.Clone(m.movieVocab) }
+
+// HasRatingHead reports whether PredictRating is meaningful.
+func (m *Model) HasRatingHead() bool { return m.head != nil }
+
+// User is the user tower (for the trainer).
+func (m *Model) User() *Tower { return m.user }
+
+// Movie is the movie tower (for the trainer).
+func (m *Model) Movie() *Tower { return m.movie }
+
+// Head returns the rating head parameters [a, b] (aliased, for the
+// trainer), or nil.
+func (m *Model) Head() []float32 { return m.head }
+
+// PredictRating maps a dot product to a rating in [1, 5]:
+// 1 + 4·sigmoid(a·dot + b). With a > 0 it is increasing in dot, so ranking by
+// the predicted rating equals ranking by the score. Without a head it
+// returns 0.
+func (m *Model) PredictRating(dot float32) float32 {
+	if m.head == nil {
+		return 0
+	}
+	return 1 + 4*nn.Sigmoid(m.head[0]*dot+m.head[1])
+}
+
+// UserVector writes the user's vector (len Dim) into dst. It is safe for
+// concurrent use and does not allocate in steady state. Indices outside a
+// field's vocabulary are treated as out-of-vocabulary; a wrong number of
+// fields or a short dst panics.
+func (m *Model) UserVector(dst []float32, in feature.Encoded) { m.user.vector(dst, in) }
+
+// MovieVector writes the movie's vector (len Dim) into dst; see UserVector.
+func (m *Model) MovieVector(dst []float32, in feature.Encoded) { m.movie.vector(dst, in) }
+
+func (t *Tower) vector(dst []float32, in feature.Encoded) {
+	if len(in) != len(t.Embeddings) {
+		panic(fmt.Sprintf("tower: %d input fields, want %d", len(in), len(t.Embeddings)))
+	}
+	dim := t.Dim()
+	if len(dst) < dim {
+		panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), dim))
+	}
+	b := t.pool.Get().(*Batch)
+	x := b.X[:t.inDim]
+	for f, e := range t.Embeddings {
+		idx := in[f]
+		safe := true
+		for _, r := range idx {
+			if r < 0 || int(r) >= e.Rows {
+				safe = false
+			}
+		}
+		if !safe {
+			idx = b.oov[:1]
+		}
+		e.PoolTo(x[t.offsets[f]:t.offsets[f]+e.Dim], idx)
+	}
+	t.forwardDense(b, 0, 1)
+	copy(dst[:dim], b.Out[:dim])
+	t.pool.Put(b)
+}
+
+// Clone returns a deep copy of the model.
+func (m *Model) Clone() *Model {
+	c := &Model{cfg: cloneConfig(m.cfg), userVocab: slices.Clone(m.userVocab), movieVocab: slices.Clone(m.movieVocab), head: slices.Clone(m.head)}
+	c.user = m.user.clone()
+	c.movie = m.movie.clone()
+	return c
+}
+
+func (t *Tower) clone() *Tower {
+	c := &Tower{OutputReLU: t.OutputReLU, Normalize: t.Normalize}
+	for _, e := range t.Embeddings {
+		c.Embeddings = append(c.Embeddings, &nn.Embedding{Rows: e.Rows, Dim: e.Dim, W: slices.Clone(e.W)})
+	}
+	for _, l := range t.Layers {
+		c.Layers = append(c.Layers, &nn.Dense{In: l.In, Out: l.Out, W: slices.Clone(l.W), B: slices.Clone(l.B)})
+	}
+	c.init()
+	return c
+}
+
+// CopyWeightsFrom overwrites m's weights with src's; both must have the
+// same shapes (programmer error otherwise).
+func (m *Model) CopyWeightsFrom(src *Model) {
+	m.user.copyFrom(src.user)
+	m.movie.copyFrom(src.movie)
+	if len(m.head) != len(src.head) {
+		panic("tower: copy between models with and without a rating head")
+	}
+	copy(m.head, src.head)
+}
+
+func (t *Tower) copyFrom(s *Tower) {
+	if len(t.Embeddings) != len(s.Embeddings) || len(t.Layers) != len(s.Layers) {
+		panic("tower: copy between towers of different shapes")
+	}
+	for i, e := range t.Embeddings {
+		mustCopy(e.W, s.Embeddings[i].W)
+	}
+	for i, l := range t.Layers {
+		mustCopy(l.W, s.Layers[i].W)
+		mustCopy(l.B, s.Layers[i].B)
+	}
+}
+
+func mustCopy(dst, src []float32) {
+	if len(dst) != len(src) {
+		panic(fmt.Sprintf("tower: copy %d floats into %d", len(src), len(dst)))
+	}
+	copy(dst, src)
+}
+
+// PointwiseConfig is the non-collapsing variant of the reference recipe:
+// the same fields and widths, but no ReLU on the output (a ReLU'd 8-dim
+// output can die entirely, after which every dot product is 0 and the
+// model predicts one constant rating). Train it with train.PointwiseConfig.
+func PointwiseConfig() Config {
+	c := ReferenceConfig()
+	c.OutputReLU = false
+	return c
+}

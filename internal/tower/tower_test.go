@@ -1,0 +1,322 @@
+package tower
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/nn"
+)
+
+func smallConfig(normalize, outReLU, head bool) Config {
+	return Config{Dim: 3, Hidden: []int{5}, Normalize: normalize, OutputReLU: outReLU, RatingHead: head,
+		UserEmbed: []int{4, 2}, MovieEmbed: []int{3, 2}}
+}
+
+func smallModel(t testing.TB, cfg Config, seed uint64) *Model {
+	m, err := New(cfg, []int{7, 3}, []int{6, 5}, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestTowerBackward checks every parameter gradient of a whole tower (bag
+// pooling, hidden ReLU layer, output layer, optional output ReLU and L2
+// normalisation) against central differences of loss = Σ c·Out.
+func TestTowerBackward(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name               string
+		normalize, outReLU bool
+	}{{"plain", false, false}, {"normalized", true, false}, {"outputReLU", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := smallModel(t, smallConfig(tc.normalize, tc.outReLU, false), 3)
+			tw := m.Movie()
+			r := rand.New(rand.NewPCG(9, 9))
+			for _, e := range tw.Embeddings { // unit-scale inputs keep ReLUs away from kinks
+				for i := range e.W {
+					e.W[i] = r.Float32()*2 - 1
+				}
+			}
+			for _, l := range tw.Layers {
+				for i := range l.B {
+					l.B[i] = 0.3 * (r.Float32()*2 - 1)
+				}
+			}
+			in := []feature.Encoded{{{1}, {2, 3}}, {{0}, {4}}, {{5}, {1, 2, 4}}, {{1}, {3}}}
+			n := len(in)
+			c := make([]float32, n*tw.Dim())
+			for i := range c {
+				c[i] = r.Float32()*2 - 1
+			}
+			b := tw.NewBatch(n)
+			loss := func() float64 {
+				tw.Forward(b, in, 0, n)
+				var s float64
+				for i, v := range c {
+					s += float64(v) * float64(b.Out[i])
+				}
+				return s
+			}
+			loss()
+			copy(b.DOut, c)
+			g := tw.NewGrads()
+			tw.Backward(b, g, 0, n)
+			sg := tw.NewSparseGrads()
+			for f := range tw.Embeddings {
+				tw.EmbeddingBackward(sg[f], f, b, in, 0, n)
+			}
+			for f, e := range tw.Embeddings {
+				checkGrad(t, "embedding", e.W, sg[f].G, loss)
+			}
+			for l, layer := range tw.Layers {
+				checkGrad(t, "W", layer.W, g.W[l], loss)
+				checkGrad(t, "B", layer.B, g.B[l], loss)
+			}
+		})
+	}
+}
+
+func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
+	t.Helper()
+	const h = 1e-2
+	for i := range p {
+		orig := p[i]
+		p[i] = orig + h
+		lp := loss()
+		p[i] = orig - h
+		lm := loss()
+		p[i] = orig
+		num := (lp - lm) / (2 * h)
+		if d := math.Abs(num - float64(analytic[i])); d > 3e-3+3e-2*math.Abs(num) {
+			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, analytic[i], num)
+		}
+	}
+}
+
+func TestVectorMatchesBatch(t *testing.T) {
+	t.Parallel()
+	m := smallModel(t, smallConfig(true, false, false), 4)
+	in := []feature.Encoded{{{1}, {2}}, {{6}, {0}}}
+	b := m.User().NewBatch(2)
+	m.User().Forward(b, in, 0, 2)
+	v := make([]float32, 3)
+	for r := range in {
+		m.UserVector(v, in[r])
+		for j := range v {
+			if v[j] != b.Out[r*3+j] {
+				t.Fatalf("row %d: UserVector %v, batch %v", r, v, b.Out[r*3:r*3+3])
+			}
+		}
+	}
+	// Out-of-range indices read the OOV row.
+	m.UserVector(v, feature.Encoded{{99}, {-1}})
+	w := make([]float32, 3)
+	m.UserVector(w, feature.Encoded{{0}, {0}})
+	if v[0] != w[0] || v[1] != w[1] || v[2] != w[2] {
+		t.Fatalf("out-of-range input %v, OOV %v", v, w)
+	}
+}
+
+func TestUserVectorConcurrent(t *testing.T) {
+	t.Parallel()
+	m := smallModel(t, smallConfig(true, false, false), 5)
+	want := make([]float32, 3)
+	in := feature.Encoded{{2}, {1}}
+	m.UserVector(want, in)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			v := make([]float32, 3)
+			for range 200 {
+				m.UserVector(v, in)
+				if v[0] != want[0] || v[1] != want[1] || v[2] != want[2] {
+					t.Error("concurrent UserVector differs")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestUserVectorAllocs(t *testing.T) {
+	m, err := New(DefaultConfig(), []int{6041, 3, 8, 22, 700}, []int{3700, 19, 30}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, 8)
+	in := feature.Encoded{{17}, {1}, {3}, {5}, {100}}
+	m.UserVector(v, in)
+	if a := testing.AllocsPerRun(100, func() { m.UserVector(v, in) }); a != 0 {
+		t.Fatalf("UserVector: %v allocs/op", a)
+	}
+}
+
+func TestPredictRatingMonotone(t *testing.T) {
+	t.Parallel()
+	m := smallModel(t, smallConfig(false, true, true), 6)
+	m.Head()[0], m.Head()[1] = 2, -0.5
+	prev := float32(0)
+	for d := float32(-5); d <= 5; d += 0.25 {
+		r := m.PredictRating(d)
+		if r < 1 || r > 5 || r < prev {
+			t.Fatalf("PredictRating(%g) = %g (prev %g)", d, r, prev)
+		}
+		prev = r
+	}
+	if smallModel(t, smallConfig(true, false, false), 6).PredictRating(1) != 0 {
+		t.Fatal("PredictRating without head")
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	bad := Config{Dim: 0, Hidden: []int{-1}, UserEmbed: nil, MovieEmbed: []int{0}}
+	_, err := New(bad, []int{1}, []int{0}, rand.New(rand.NewPCG(1, 1)))
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, want := range []string{"dim 0", "hidden[0]", "user tower", "embedding[0]", "vocabulary"} {
+		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []Config{smallConfig(true, false, false), smallConfig(false, true, true)} {
+		m := smallModel(t, cfg, 7)
+		var buf bytes.Buffer
+		n, err := m.WriteTo(&buf)
+		if err != nil || n != int64(buf.Len()) {
+			t.Fatalf("WriteTo: %d %v (buffer %d)", n, err, buf.Len())
+		}
+		data := buf.Bytes()
+		got, err := ReadModel(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.HasRatingHead() != cfg.RatingHead || got.Dim() != cfg.Dim {
+			t.Fatal("config not restored")
+		}
+		in := feature.Encoded{{3}, {1, 2}}
+		a, b := make([]float32, 3), make([]float32, 3)
+		m.MovieVector(a, in)
+		got.MovieVector(b, in)
+		if a[0] != b[0] || a[1] != b[1] || a[2] != b[2] {
+			t.Fatalf("vectors differ: %v %v", a, b)
+		}
+		var again bytes.Buffer
+		if _, err := got.WriteTo(&again); err != nil || !bytes.Equal(again.Bytes(), data) {
+			t.Fatal("rewrite differs")
+		}
+		// Every single-byte corruption and every truncation is refused.
+		for i := range data {
+			bad := bytes.Clone(data)
+			bad[i] ^= 0x5a
+			if _, err := ReadModel(bytes.NewReader(bad)); err == nil {
+				t.Fatalf("corrupt byte %d accepted", i)
+			}
+		}
+		for i := 0; i < len(data); i += 7 {
+			if _, err := ReadModel(bytes.NewReader(data[:i])); err == nil {
+				t.Fatalf("truncation at %d accepted", i)
+			}
+		}
+	}
+}
+
+func TestReadModelHugeHeader(t *testing.T) {
+	t.Parallel()
+	// A header claiming the largest allowed tables, followed by nothing.
+	var buf bytes.Buffer
+	m := smallModel(t, smallConfig(false, false, false), 8)
+	m.userVocab[0] = MaxVocab / 64
+	m.cfg.UserEmbed[0] = 64
+	m.user.Embeddings[0] = &nn.Embedding{Rows: 1, Dim: 1, W: []float32{0}}
+	m.WriteTo(&buf)
+	_, err := ReadModel(bytes.NewReader(buf.Bytes()))
+	if err == nil || !errors.Is(err, ErrFormat) && !errors.Is(err, errUnexpectedEOF()) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func errUnexpectedEOF() error { return io.ErrUnexpectedEOF }
+
+func FuzzReadModel(f *testing.F) {
+	for _, cfg := range []Config{smallConfig(true, false, false), smallConfig(false, true, true)} {
+		var buf bytes.Buffer
+		smallModel(f, cfg, 1).WriteTo(&buf)
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte(magic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ReadModel(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if _, err := m.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, buf.Bytes()) {
+			t.Fatal("accepted input does not round-trip")
+		}
+		v := make([]float32, m.Dim())
+		in := make(feature.Encoded, len(m.Config().UserEmbed))
+		for i := range in {
+			in[i] = []int32{0}
+		}
+		m.UserVector(v, in)
+	})
+}
+
+func BenchmarkUserVector(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		uv   []int
+	}{
+		{"default", DefaultConfig(), []int{6041, 3, 8, 22, 700}},
+		{"reference", ReferenceConfig(), []int{6041, 3, 8, 22}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			mv := []int{3700, 19}
+			if len(tc.cfg.MovieEmbed) == 3 {
+				mv = append(mv, 30)
+			}
+			m, err := New(tc.cfg, tc.uv, mv, rand.New(rand.NewPCG(1, 1)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := make(feature.Encoded, len(tc.uv))
+			for i := range in {
+				in[i] = []int32{1}
+			}
+			v := make([]float32, 8)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.UserVector(v, in)
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) {
+		m, _ := New(DefaultConfig(), []int{6041, 3, 8, 22, 700}, []int{3700, 19, 30}, rand.New(rand.NewPCG(1, 1)))
+		in := feature.Encoded{{17}, {1}, {3}, {5}, {100}}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			v := make([]float32, 8)
+			for pb.Next() {
+				m.UserVector(v, in)
+			}
+		})
+	})
+}

@@ -1,0 +1,124 @@
+// Package train fits a tower.Model to interactions: it owns the objectives
+// (in-batch sampled softmax with logQ correction, and the pointwise rating
+// regression of the reference recipe), batching, the optimizers' steps, the
+// two-core loop and early stopping. It sits between tower and eval in the
+// data flow; evaluation itself is injected through Hooks.Validate.
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// The objectives.
+const (
+	Softmax   = "softmax"
+	Pointwise = "pointwise"
+)
+
+// The optimizers.
+const (
+	Adam    = "adam"
+	RMSprop = "rmsprop"
+)
+
+// Config controls a training run.
+type Config struct {
+	Objective    string  // Softmax or Pointwise
+	Epochs       int     // maximum number of passes over Data.Train
+	BatchSize    int     // interactions per step
+	LearningRate float32 // optimizer step size
+	Optimizer    string  // Adam or RMSprop
+	Temperature  float32 // softmax: logits are cos/Temperature
+	LogQ         bool    // softmax: subtract log(item frequency) from each logit (Yi et al., RecSys 2019)
+	L2           float32 // L2 penalty (decay·w added to the gradient of every touched parameter)
+	Workers      int     // 1 reproduces bit for bit; 2 uses both cores (and is reproducible too)
+	Seed         uint64  // drives the shuffling
+	Patience     int     // epochs without a better Hooks.Validate before stopping; 0 = never stop early
+}
+
+// DefaultConfig is the shipped recipe: in-batch softmax over normalised
+// towers (use with tower.DefaultConfig).
+func DefaultConfig() Config {
+	return Config{
+		Objective:    Softmax,
+		Epochs:       20,
+		BatchSize:    1024,
+		LearningRate: 0.005,
+		Optimizer:    Adam,
+		Temperature:  0.05,
+		LogQ:         true,
+		Workers:      2,
+		Seed:         1,
+		Patience:     3,
+	}
+}
+
+// ReferenceConfig is the DESIGN.md reference recipe: pointwise MSE on
+// ratings scaled to [0, 1], RMSprop with Keras' default rate, batch 32 (use
+// with tower.ReferenceConfig). It is known to collapse to a constant output
+// on ml-1m.
+func ReferenceConfig() Config {
+	return Config{
+		Objective:    Pointwise,
+		Epochs:       10,
+		BatchSize:    32,
+		LearningRate: 0.001,
+		Optimizer:    RMSprop,
+		Workers:      2,
+		Seed:         1,
+		Patience:     3,
+	}
+}
+
+// PointwiseConfig is the non-collapsing pointwise variant (use with
+// tower.PointwiseConfig): the same loss, Adam, larger batches.
+func PointwiseConfig() Config {
+	c := ReferenceConfig()
+	c.Optimizer = Adam
+	c.LearningRate = 0.002
+	c.BatchSize = 256
+	c.Epochs = 20
+	return c
+}
+
+// Validate reports every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Objective {
+	case Softmax, Pointwise:
+	default:
+		errs = append(errs, fmt.Errorf("objective %q: want %q or %q", c.Objective, Softmax, Pointwise))
+	}
+	switch c.Optimizer {
+	case Adam, RMSprop:
+	default:
+		errs = append(errs, fmt.Errorf("optimizer %q: want %q or %q", c.Optimizer, Adam, RMSprop))
+	}
+	if c.Epochs < 1 {
+		errs = append(errs, fmt.Errorf("epochs %d < 1", c.Epochs))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1<<16 {
+		errs = append(errs, fmt.Errorf("batch size %d not in 1..65536", c.BatchSize))
+	}
+	if c.Objective == Softmax && c.BatchSize < 2 {
+		errs = append(errs, fmt.Errorf("softmax needs a batch size ≥ 2, got %d", c.BatchSize))
+	}
+	if !(c.LearningRate > 0) || math.IsInf(float64(c.LearningRate), 0) {
+		errs = append(errs, fmt.Errorf("learning rate %g must be positive", c.LearningRate))
+	}
+	if c.Objective == Softmax && (!(c.Temperature > 0) || math.IsInf(float64(c.Temperature), 0)) {
+		errs = append(errs, fmt.Errorf("temperature %g must be positive", c.Temperature))
+	}
+	if !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0) {
+		errs = append(errs, fmt.Errorf("l2 %g must be ≥ 0", c.L2))
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		errs = append(errs, fmt.Errorf("workers %d not in 1..64", c.Workers))
+	}
+	if c.Patience < 0 {
+		errs = append(errs, fmt.Errorf("patience %d < 0", c.Patience))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,420 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/nn"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+func tinyModel(t testing.TB, s *synth, cfg tower.Config, seed uint64) *tower.Model {
+	m, err := tower.New(cfg, s.userVocab, s.movieVocab, rand.New(rand.NewPCG(seed, 7)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func smallTowers(head bool) tower.Config {
+	c := tower.Config{Dim: 4, Hidden: []int{6}, Normalize: !head, RatingHead: head, OutputReLU: false,
+		UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}
+	return c
+}
+
+// lossAt runs the loss phase of a prepared step and returns the mean loss.
+func (t *trainer) lossAt() float64 {
+	if t.cfg.Objective == Softmax {
+		t.prepareSoftmax()
+	}
+	t.pool.run(phaseLoss)
+	var l float64
+	for _, x := range t.lossW {
+		l += x
+	}
+	return l / float64(t.n)
+}
+
+// prepare runs a step's dedupe and forward pass without updating.
+func (t *trainer) prepare(idx []int32) {
+	saved := t.opt
+	t.step(idx) // first, a full step so that every code path runs
+	t.opt = saved
+	t.stamp++
+	t.n, t.nU, t.nM = len(idx), 0, 0
+	for i, k := range idx {
+		x := t.d.Train[k]
+		t.rows[i] = x
+		if t.uStamp[x.User] != t.stamp {
+			t.uStamp[x.User], t.uSlot[x.User] = t.stamp, int32(t.nU)
+			t.uniqU[t.nU] = t.d.Users[x.User]
+			t.nU++
+		}
+		if t.mStamp[x.Movie] != t.stamp {
+			t.mStamp[x.Movie], t.mSlot[x.Movie] = t.stamp, int32(t.nM)
+			t.uniqM[t.nM], t.mEnt[t.nM], t.cnt[t.nM] = t.d.Movies[x.Movie], x.Movie, 0
+			t.nM++
+		}
+		t.rowU[i], t.rowM[i] = t.uSlot[x.User], t.mSlot[x.Movie]
+		t.cnt[t.rowM[i]]++
+	}
+	t.pool.run(phaseForward)
+}
+
+func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
+	t.Helper()
+	const h = 1e-3
+	for i := range p {
+		orig := p[i]
+		p[i] = orig + h
+		lp := loss()
+		p[i] = orig - h
+		lm := loss()
+		p[i] = orig
+		num := (lp - lm) / (2 * h)
+		if d := math.Abs(num - float64(analytic[i])); d > 2e-4+2e-2*math.Abs(num) {
+			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, analytic[i], num)
+		}
+	}
+}
+
+// A batch with repeated users and movies, so that dedupe, multiplicities
+// and accidental-hit masking are all exercised.
+func testBatch(s *synth) []int32 {
+	s.data.Train = append(s.data.Train[:0],
+		Interaction{0, 0, 5}, Interaction{1, 0, 4}, Interaction{2, 1, 1}, Interaction{0, 2, 3},
+		Interaction{3, 3, 2}, Interaction{1, 1, 5}, Interaction{4, 0, 1})
+	return []int32{0, 1, 2, 3, 4, 5, 6}
+}
+
+func TestLossGradients(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		obj     string
+		logQ    bool
+		workers int
+	}{{"softmax", Softmax, false, 1}, {"softmaxLogQ", Softmax, true, 2}, {"pointwise", Pointwise, false, 1}, {"pointwise2", Pointwise, false, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSynth(6, 5, 0, 1)
+			idx := testBatch(s)
+			m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 3)
+			if m.HasRatingHead() {
+				m.Head()[0], m.Head()[1] = 1.5, 0.2
+			}
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers}
+			if err := validate(m, s.data, cfg); err != nil {
+				t.Fatal(err)
+			}
+			tr := newTrainer(m, s.data, cfg)
+			defer tr.close()
+			if tc.logQ {
+				tr.logP[0], tr.logP[1] = -0.5, -1.5 // make the correction visible
+			}
+			tr.prepare(idx)
+			tr.lossAt()
+			tr.gatherGrads()
+			dU := slices.Clone(tr.uB.DOut[:tr.nU*tr.dim])
+			dV := slices.Clone(tr.mB.DOut[:tr.nM*tr.dim])
+			checkGrad(t, "user", tr.uB.Out[:tr.nU*tr.dim], dU, tr.lossAt)
+			if tc.obj == Softmax {
+				// The loss reads movie vectors through their transposed copy.
+				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+			} else {
+				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+				var g [2]float32
+				for _, hg := range tr.headG {
+					g[0] += float32(hg[0])
+					g[1] += float32(hg[1])
+				}
+				checkGrad(t, "head", m.Head(), g[:], tr.lossAt)
+			}
+		})
+	}
+}
+
+// TestSoftmaxMatchesNaive checks that the deduplicated softmax computes
+// exactly the loss of the textbook in-batch softmax: one column per batch
+// row (duplicates included), logQ subtracted, and the other copies of a
+// row's positive masked out.
+func TestSoftmaxMatchesNaive(t *testing.T) {
+	t.Parallel()
+	s := newSynth(6, 5, 0, 2)
+	idx := testBatch(s)
+	m := tinyModel(t, s, smallTowers(false), 4)
+	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1}
+	tr := newTrainer(m, s.data, cfg)
+	defer tr.close()
+	tr.prepare(idx)
+	got := tr.lossAt()
+
+	vec := func(v []float32, tw func([]float32, feature.Encoded), e feature.Encoded) []float64 {
+		tw(v, e)
+		out := make([]float64, len(v))
+		for i := range v {
+			out[i] = float64(v[i])
+		}
+		return out
+	}
+	var want float64
+	rows := s.data.Train
+	for _, ri := range rows {
+		u := vec(make([]float32, 4), m.UserVector, s.data.Users[ri.User])
+		var logits []float64
+		var pos float64
+		for _, rk := range rows {
+			if rk.Movie == ri.Movie && rk != ri {
+				continue // accidental hit
+			}
+			v := vec(make([]float32, 4), m.MovieVector, s.data.Movies[rk.Movie])
+			var dot float64
+			for d := range u {
+				dot += u[d] * v[d]
+			}
+			l := dot/0.1 - float64(tr.logP[rk.Movie])
+			if rk == ri {
+				pos = l
+			}
+			logits = append(logits, l)
+		}
+		var z float64
+		for _, l := range logits {
+			z += math.Exp(l)
+		}
+		want += math.Log(z) - pos
+	}
+	want /= float64(len(rows))
+	if math.Abs(got-want) > 1e-4*math.Abs(want) {
+		t.Fatalf("loss %v, naive %v", got, want)
+	}
+}
+
+func weights(m *tower.Model) []float32 {
+	var out []float32
+	for _, tw := range []*tower.Tower{m.User(), m.Movie()} {
+		for _, e := range tw.Embeddings {
+			out = append(out, e.W...)
+		}
+		for _, l := range tw.Layers {
+			out = append(out, l.W...)
+			out = append(out, l.B...)
+		}
+	}
+	return append(out, m.Head()...)
+}
+
+func TestReproducible(t *testing.T) {
+	t.Parallel()
+	s := newSynth(200, 150, 20000, 3)
+	for _, tc := range []struct {
+		name    string
+		obj     string
+		workers int
+	}{{"softmax1", Softmax, 1}, {"softmax2", Softmax, 2}, {"pointwise1", Pointwise, 1}, {"pointwise2", Pointwise, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run := func() []float32 {
+				m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 5)
+				cfg := DefaultConfig()
+				cfg.Objective, cfg.Workers, cfg.Epochs, cfg.BatchSize = tc.obj, tc.workers, 2, 128
+				if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err != nil {
+					t.Fatal(err)
+				}
+				return weights(m)
+			}
+			a, b := run(), run()
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("weight %d differs: %v vs %v", i, a[i], b[i])
+				}
+			}
+		})
+	}
+}
+
+// recallAt10 is a small exact evaluator over the synthetic validation set.
+func recallAt10(m *tower.Model, d Data) float64 {
+	dim := m.Dim()
+	mv := make([]float32, len(d.Movies)*dim)
+	for j, e := range d.Movies {
+		m.MovieVector(mv[j*dim:j*dim+dim], e)
+	}
+	want := map[int32]map[int32]bool{}
+	for _, x := range d.Valid {
+		if want[x.User] == nil {
+			want[x.User] = map[int32]bool{}
+		}
+		want[x.User][x.Movie] = true
+	}
+	seen := map[int32]map[int32]bool{}
+	for _, x := range d.Train {
+		if seen[x.User] == nil {
+			seen[x.User] = map[int32]bool{}
+		}
+		seen[x.User][x.Movie] = true
+	}
+	u := make([]float32, dim)
+	var sum float64
+	type sc struct {
+		j int32
+		s float32
+	}
+	scores := make([]sc, 0, len(d.Movies))
+	for user, pos := range want {
+		m.UserVector(u, d.Users[user])
+		scores = scores[:0]
+		for j := range d.Movies {
+			if !seen[user][int32(j)] {
+				scores = append(scores, sc{int32(j), nn.Dot(u, mv[j*dim:j*dim+dim])})
+			}
+		}
+		slices.SortFunc(scores, func(a, b sc) int {
+			if a.s != b.s {
+				if a.s > b.s {
+					return -1
+				}
+				return 1
+			}
+			return int(a.j - b.j)
+		})
+		hits := 0
+		for _, x := range scores[:min(10, len(scores))] {
+			if pos[x.j] {
+				hits++
+			}
+		}
+		sum += float64(hits) / float64(len(pos))
+	}
+	return sum / float64(len(want))
+}
+
+func TestRunLearnsAndStopsEarly(t *testing.T) {
+	t.Parallel()
+	s := newSynth(300, 200, 30000, 4)
+	m := tinyModel(t, s, tower.Config{Dim: 8, Hidden: []int{32}, Normalize: true, UserEmbed: []int{16, 2, 2, 2, 2}, MovieEmbed: []int{16, 4, 2}}, 6)
+	before := recallAt10(m, s.data)
+	cfg := DefaultConfig()
+	cfg.BatchSize, cfg.Epochs, cfg.Patience = 256, 30, 2
+	var epochs []EpochStats
+	res, err := Run(context.Background(), m, s.data, cfg, Hooks{
+		Validate: func(m *tower.Model) (float64, error) { return recallAt10(m, s.data), nil },
+		OnEpoch:  func(e EpochStats) { epochs = append(epochs, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := recallAt10(m, s.data)
+	t.Logf("recall@10 %.4f → %.4f, best epoch %d of %d, %.0f ex/s", before, after, res.BestEpoch, len(res.Epochs), res.ExamplesPerSec)
+	if after < before+0.05 {
+		t.Errorf("recall@10 %.4f → %.4f: not learning", before, after)
+	}
+	if len(epochs) != len(res.Epochs) || res.Epochs[0].Loss <= res.Epochs[len(res.Epochs)-1].Loss {
+		t.Errorf("loss did not fall: %+v", res.Epochs)
+	}
+	if best := res.Epochs[res.BestEpoch-1].Valid; math.Abs(best-after) > 1e-9 {
+		t.Errorf("model holds recall %.4f, best epoch had %.4f", after, best)
+	}
+}
+
+func TestPointwiseLearns(t *testing.T) {
+	t.Parallel()
+	s := newSynth(300, 200, 30000, 5)
+	m := tinyModel(t, s, smallTowers(true), 7)
+	cfg := PointwiseConfig()
+	cfg.Epochs = 5
+	res, err := Run(context.Background(), m, s.data, cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.Epochs[0].Loss, res.Epochs[len(res.Epochs)-1].Loss
+	t.Logf("pointwise loss %.4f → %.4f", first, last)
+	if !(last < first*0.9) {
+		t.Errorf("pointwise loss %.4f → %.4f", first, last)
+	}
+}
+
+func TestRunValidates(t *testing.T) {
+	t.Parallel()
+	s := newSynth(5, 5, 50, 6)
+	m := tinyModel(t, s, smallTowers(false), 1)
+	d := s.data
+	d.Train = append(slices.Clone(d.Train), Interaction{User: 99, Movie: 0, Rating: 3})
+	d.Users = append(slices.Clone(d.Users), feature.Encoded{{1}})
+	bad := Config{Objective: "listwise", Optimizer: "sgd", Epochs: 0, BatchSize: 0, Workers: 0}
+	_, err := Run(context.Background(), m, d, bad, Hooks{})
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, want := range []string{"objective", "optimizer", "epochs", "batch size", "learning rate", "workers", "out of range", "fields"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	t.Parallel()
+	s := newSynth(50, 50, 5000, 7)
+	m := tinyModel(t, s, smallTowers(false), 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := DefaultConfig()
+	cfg.BatchSize = 64
+	_, err := Run(ctx, m, s.data, cfg, Hooks{OnBatch: func(done, total int) {
+		if done == 3 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func benchTrain(b *testing.B, obj string, workers int) {
+	s := newSynth(6000, 3700, 200_000, 11)
+	tc, cfg := tower.DefaultConfig(), DefaultConfig()
+	uv, mv := s.userVocab, s.movieVocab
+	if obj == Pointwise {
+		tc, cfg = tower.ReferenceConfig(), ReferenceConfig()
+		uv, mv = uv[:4], mv[:2]
+		for i, u := range s.data.Users {
+			s.data.Users[i] = u[:4]
+		}
+		for i, x := range s.data.Movies {
+			s.data.Movies[i] = x[:2]
+		}
+	}
+	m, err := tower.New(tc, uv, mv, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Epochs, cfg.Workers = 1, workers
+	b.ReportAllocs()
+	examples := 0
+	for b.Loop() {
+		res, err := Run(context.Background(), m, s.data, cfg, Hooks{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		examples += res.Epochs[0].Examples
+	}
+	b.ReportMetric(float64(examples)/b.Elapsed().Seconds(), "examples/s")
+}
+
+func BenchmarkTrainSoftmax(b *testing.B) {
+	for _, w := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, Softmax, w) })
+	}
+}
+
+func BenchmarkTrainPointwise(b *testing.B) {
+	for _, w := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, Pointwise, w) })
+	}
+}
