@@ -1,4 +1,4 @@
-.PHONY: run test e2e bench build fuzz
+.PHONY: run test e2e bench bench-micro build fuzz
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 
@@ -14,5 +14,8 @@ e2e: ## end-to-end checks on the real data
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/towerrecall ./cmd/towerrecall
 
-bench: ## benchmarks (medians over 5 runs; see README)
-	TOWERRECALL_DATA=$(DATA) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee var/bench.txt
+bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; --quick for a CI smoke run)
+	$(GO) run ./cmd/benchreport --data $(DATA) --out docs
+
+bench-micro: ## go test micro-benchmarks (medians over 5 runs)
+	mkdir -p var && TOWERRECALL_DATA=$(DATA) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee var/bench.txt

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/diode"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
@@ -66,7 +67,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, cfg.Log)
+	// Access logs go through a non-blocking ring buffer flushed every 10 ms,
+	// so a request never waits for a write(2) to stderr; if the buffer ever
+	// overflows, lines are dropped and counted rather than slowing serving.
+	// (The wrapper hides stderr's Close from the diode's Close.)
+	dw := diode.NewWriter(struct{ io.Writer }{stderr}, 8192, 10*time.Millisecond, func(missed int) {
+		fmt.Fprintf(stderr, "{\"level\":\"warn\",\"message\":\"%d log lines dropped\"}\n", missed)
+	})
+	defer dw.Close()
+	logger := newLogger(dw, cfg.Log)
 	start := time.Now()
 
 	reg := prometheus.NewRegistry()

@@ -154,6 +154,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := newLogger(stderr, cfg.Log)
+	if err := artifact.CheckWritable(*out); err != nil {
+		return err
+	}
 	in, err := readInputs(cfg.Data)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package ann
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -115,5 +114,3 @@ func splitComma(s string) []string {
 	}
 	return out
 }
-
-var _ = fmt.Sprint

@@ -202,13 +202,51 @@ func Save(dir string, b *Bundle) (err error) {
 	return nil
 }
 
+// CheckWritable reports early whether Save(dir, ...) can succeed: dir is
+// absent, an empty directory or an artifact, and its parent takes a new
+// directory. Training calls it first so that a bad --out fails in a second,
+// not after the training run.
+func CheckWritable(dir string) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("artifact: %s exists and is not a directory", dir)
+		}
+		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				return fmt.Errorf("artifact: %w", err)
+			}
+			if len(entries) > 0 {
+				return fmt.Errorf("artifact: %s exists and is not an artifact; refusing to replace it", dir)
+			}
+		}
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("artifact: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-")
+	if err != nil {
+		return fmt.Errorf("artifact: %s is not writable: %w", parent, err)
+	}
+	return os.Remove(tmp)
+}
+
 // replaceDir moves tmp to dir. An existing dir is first moved aside and
 // restored if the final rename fails, then removed.
 func replaceDir(tmp, dir string) error {
 	old := ""
-	if _, err := os.Stat(dir); err == nil {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
+		}
 		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
-			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				return err
+			}
+			if len(entries) > 0 {
 				return fmt.Errorf("%s exists and is not an artifact; refusing to replace it", dir)
 			}
 		}

@@ -168,6 +168,17 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(other, "notes.txt")); err != nil || string(b) != "keep me" {
 		t.Fatal("non-artifact directory was touched")
 	}
+	// A regular file in the artifact's place is never replaced.
+	plain := filepath.Join(t.TempDir(), "model")
+	if err := os.WriteFile(plain, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(plain, testBundle(t)); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("Save over a regular file: %v", err)
+	}
+	if b, err := os.ReadFile(plain); err != nil || string(b) != "not a model" {
+		t.Fatal("regular file was replaced")
+	}
 	// An unwritable destination (its parent is a file) fails cleanly.
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {

@@ -8,6 +8,11 @@ import (
 // ReLUTo writes max(x, 0) into y; y and x may be the same slice.
 func ReLUTo(y, x []float32) {
 	y = y[:len(x)]
+	if hasAVX() {
+		reluAVX(y, x)
+		k := len(x) &^ 7
+		x, y = x[k:], y[k:]
+	}
 	for i, v := range x {
 		if v < 0 {
 			v = 0
@@ -21,6 +26,11 @@ func ReLUTo(y, x []float32) {
 func ReLUBackwardTo(dx, dy, y []float32) {
 	dx = dx[:len(y)]
 	dy = dy[:len(y)]
+	if hasAVX() {
+		reluBackAVX(dx, dy, y)
+		k := len(y) &^ 7
+		dx, dy, y = dx[k:], dy[k:], y[k:]
+	}
 	for i, v := range y {
 		if v > 0 {
 			dx[i] = dy[i]

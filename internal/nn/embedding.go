@@ -84,7 +84,9 @@ func (g *SparseGrad) PoolBackward(idx []int32, grad []float32) {
 			g.touched = append(g.touched, r)
 		}
 		row := g.G[int(r)*g.Dim : int(r)*g.Dim+g.Dim]
-		if scale == 1 {
+		if g.Dim >= 16 {
+			Axpy(scale, grad, row)
+		} else if scale == 1 {
 			for j, v := range grad {
 				row[j] += v
 			}

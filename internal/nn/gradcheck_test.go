@@ -323,3 +323,58 @@ func TestKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorKernelsMatchScalar runs the optimizers and ReLU on lengths that
+// exercise both the 8-lane kernels and the scalar tails, against float64
+// references.
+func TestVectorKernelsMatchScalar(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{1, 7, 8, 13, 64, 101} {
+		x := randSlice(r, n, 1)
+		y := make([]float32, n)
+		ReLUTo(y, x)
+		dy := randSlice(r, n, 1)
+		dx := make([]float32, n)
+		ReLUBackwardTo(dx, dy, y)
+		for i := range x {
+			wy, wdx := max(x[i], 0), float32(0)
+			if x[i] > 0 {
+				wdx = dy[i]
+			}
+			if y[i] != wy || dx[i] != wdx {
+				t.Fatalf("relu n=%d [%d]: %g %g, want %g %g", n, i, y[i], dx[i], wy, wdx)
+			}
+		}
+		w := randSlice(r, n, 1)
+		g := randSlice(r, n, 1)
+		m, v := randSlice(r, n, 0.1), randSlice(r, n, 0.1)
+		for i := range v {
+			v[i] = v[i] * v[i]
+		}
+		w0, m0, v0 := append([]float32(nil), w...), append([]float32(nil), m...), append([]float32(nil), v...)
+		a := NewAdam(0.01)
+		a.Begin()
+		a.Update(w, g, m, v, 0.1)
+		for i := range w {
+			gi := float64(g[i]) + 0.1*float64(w0[i])
+			mi := 0.9*float64(m0[i]) + 0.1*gi
+			vi := 0.999*float64(v0[i]) + 0.001*gi*gi
+			wi := float64(w0[i]) - float64(a.c1)*mi/(math.Sqrt(vi)+float64(a.c2))
+			if math.Abs(float64(w[i])-wi) > 1e-5 || math.Abs(float64(m[i])-mi) > 1e-6 || math.Abs(float64(v[i])-vi) > 1e-6 {
+				t.Fatalf("adam n=%d [%d]: w %g m %g v %g, want %g %g %g", n, i, w[i], m[i], v[i], wi, mi, vi)
+			}
+		}
+		w, s := append([]float32(nil), w0...), append([]float32(nil), v0...)
+		o := NewRMSprop(0.01)
+		o.Update(w, g, s, nil, 0.1)
+		for i := range w {
+			gi := float64(g[i]) + 0.1*float64(w0[i])
+			si := 0.9*float64(v0[i]) + 0.1*gi*gi
+			wi := float64(w0[i]) - 0.01*gi/(math.Sqrt(si)+1e-7)
+			if math.Abs(float64(w[i])-wi) > 1e-5 || math.Abs(float64(s[i])-si) > 1e-6 {
+				t.Fatalf("rmsprop n=%d [%d]: w %g s %g, want %g %g", n, i, w[i], s[i], wi, si)
+			}
+		}
+	}
+}

@@ -15,3 +15,15 @@ func dotAVX(x, y []float32) float32
 func expShiftAVX(s []float32, shift float32) float32
 
 func hasAVX() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
+
+//go:noescape
+func adamAVX(w, g, m, v []float32, b1, c1, b2, c2, lr, eps, decay float32)
+
+//go:noescape
+func rmspropAVX(w, g, s []float32, rho, c, lr, eps, decay float32)
+
+//go:noescape
+func reluAVX(y, x []float32)
+
+//go:noescape
+func reluBackAVX(dx, dy, y []float32)

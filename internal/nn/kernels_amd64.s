@@ -302,3 +302,138 @@ e_sum:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// func adamAVX(w, g, m, v []float32, b1, c1, b2, c2, lr, eps, decay float32)
+// Processes len(w)&^7 elements; c1 = 1−b1, c2 = 1−b2.
+TEXT ·adamAVX(SB), NOSPLIT, $0-124
+	MOVQ w_base+0(FP), SI
+	MOVQ w_len+8(FP), CX
+	SHRQ $3, CX
+	MOVQ g_base+24(FP), DI
+	MOVQ m_base+48(FP), R8
+	MOVQ v_base+72(FP), R9
+	VBROADCASTSS b1+96(FP), Y8
+	VBROADCASTSS c1+100(FP), Y9
+	VBROADCASTSS b2+104(FP), Y10
+	VBROADCASTSS c2+108(FP), Y11
+	VBROADCASTSS lr+112(FP), Y12
+	VBROADCASTSS eps+116(FP), Y13
+	VBROADCASTSS decay+120(FP), Y14
+	XORQ AX, AX
+	TESTQ CX, CX
+	JEQ a_done
+
+a_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS (DI)(AX*4), Y1
+	VFMADD231PS Y14, Y0, Y1
+	VMOVUPS (R8)(AX*4), Y2
+	VMULPS Y8, Y2, Y2
+	VFMADD231PS Y9, Y1, Y2
+	VMOVUPS Y2, (R8)(AX*4)
+	VMULPS Y1, Y1, Y3
+	VMOVUPS (R9)(AX*4), Y4
+	VMULPS Y10, Y4, Y4
+	VFMADD231PS Y11, Y3, Y4
+	VMOVUPS Y4, (R9)(AX*4)
+	VSQRTPS Y4, Y4
+	VADDPS Y13, Y4, Y4
+	VDIVPS Y4, Y2, Y2
+	VFNMADD231PS Y12, Y2, Y0
+	VMOVUPS Y0, (SI)(AX*4)
+	ADDQ $8, AX
+	DECQ CX
+	JNZ a_loop
+
+a_done:
+	VZEROUPPER
+	RET
+
+// func rmspropAVX(w, g, s []float32, rho, c, lr, eps, decay float32)
+// Processes len(w)&^7 elements; c = 1−rho.
+TEXT ·rmspropAVX(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ w_len+8(FP), CX
+	SHRQ $3, CX
+	MOVQ g_base+24(FP), DI
+	MOVQ s_base+48(FP), R8
+	VBROADCASTSS rho+72(FP), Y8
+	VBROADCASTSS c+76(FP), Y9
+	VBROADCASTSS lr+80(FP), Y12
+	VBROADCASTSS eps+84(FP), Y13
+	VBROADCASTSS decay+88(FP), Y14
+	XORQ AX, AX
+	TESTQ CX, CX
+	JEQ r_done
+
+r_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS (DI)(AX*4), Y1
+	VFMADD231PS Y14, Y0, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS (R8)(AX*4), Y4
+	VMULPS Y8, Y4, Y4
+	VFMADD231PS Y9, Y3, Y4
+	VMOVUPS Y4, (R8)(AX*4)
+	VSQRTPS Y4, Y4
+	VADDPS Y13, Y4, Y4
+	VDIVPS Y4, Y1, Y1
+	VFNMADD231PS Y12, Y1, Y0
+	VMOVUPS Y0, (SI)(AX*4)
+	ADDQ $8, AX
+	DECQ CX
+	JNZ r_loop
+
+r_done:
+	VZEROUPPER
+	RET
+
+// func reluAVX(y, x []float32)
+// y = max(x, 0) for the first len(x)&^7 elements.
+TEXT ·reluAVX(SB), NOSPLIT, $0-48
+	MOVQ y_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	SHRQ $3, CX
+	VXORPS Y5, Y5, Y5
+	XORQ AX, AX
+	TESTQ CX, CX
+	JEQ rl_done
+
+rl_loop:
+	VMOVUPS (SI)(AX*4), Y0
+	VMAXPS Y5, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	DECQ CX
+	JNZ rl_loop
+
+rl_done:
+	VZEROUPPER
+	RET
+
+// func reluBackAVX(dx, dy, y []float32)
+// dx = dy where y > 0, else 0, for the first len(y)&^7 elements.
+TEXT ·reluBackAVX(SB), NOSPLIT, $0-72
+	MOVQ dx_base+0(FP), DI
+	MOVQ dy_base+24(FP), SI
+	MOVQ y_base+48(FP), R8
+	MOVQ y_len+56(FP), CX
+	SHRQ $3, CX
+	VXORPS Y5, Y5, Y5
+	XORQ AX, AX
+	TESTQ CX, CX
+	JEQ rb_done
+
+rb_loop:
+	VMOVUPS (R8)(AX*4), Y1
+	VCMPPS $0x1e, Y5, Y1, Y3
+	VANDPS (SI)(AX*4), Y3, Y3
+	VMOVUPS Y3, (DI)(AX*4)
+	ADDQ $8, AX
+	DECQ CX
+	JNZ rb_loop
+
+rb_done:
+	VZEROUPPER
+	RET

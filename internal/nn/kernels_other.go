@@ -11,3 +11,13 @@ func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int) 
 func dotAVX(x, y []float32) float32 { panic("nn: no AVX kernels") }
 
 func expShiftAVX(s []float32, shift float32) float32 { panic("nn: no AVX kernels") }
+
+func adamAVX(w, g, m, v []float32, b1, c1, b2, c2, lr, eps, decay float32) {
+	panic("nn: no AVX kernels")
+}
+
+func rmspropAVX(w, g, s []float32, rho, c, lr, eps, decay float32) { panic("nn: no AVX kernels") }
+
+func reluAVX(y, x []float32) { panic("nn: no AVX kernels") }
+
+func reluBackAVX(dx, dy, y []float32) { panic("nn: no AVX kernels") }

@@ -49,6 +49,11 @@ func (a *Adam) Update(w, g, m, v []float32, decay float32) {
 	}
 	b1, b2 := a.Beta1, a.Beta2
 	lr, eps := a.c1, a.c2
+	if hasAVX() {
+		adamAVX(w, g, m, v, b1, 1-b1, b2, 1-b2, lr, eps, decay)
+		k := len(w) &^ 7
+		w, g, m, v = w[k:], g[k:], m[k:], v[k:]
+	}
 	for i, gi := range g {
 		if decay != 0 {
 			gi += decay * w[i]
@@ -56,7 +61,7 @@ func (a *Adam) Update(w, g, m, v []float32, decay float32) {
 		mi := b1*m[i] + (1-b1)*gi
 		vi := b2*v[i] + (1-b2)*gi*gi
 		m[i], v[i] = mi, vi
-		w[i] -= lr * mi / (float32(math.Sqrt(float64(vi))) + eps)
+		w[i] -= lr * mi / (sqrt32(vi) + eps)
 	}
 }
 
@@ -81,12 +86,21 @@ func (r *RMSprop) Update(w, g, s, _ []float32, decay float32) {
 		panic(fmt.Sprintf("nn: rmsprop: lengths %d %d %d", len(w), len(g), len(s)))
 	}
 	rho, lr, eps := r.Rho, r.LR, r.Eps
+	if hasAVX() {
+		rmspropAVX(w, g, s, rho, 1-rho, lr, eps, decay)
+		k := len(w) &^ 7
+		w, g, s = w[k:], g[k:], s[k:]
+	}
 	for i, gi := range g {
 		if decay != 0 {
 			gi += decay * w[i]
 		}
 		si := rho*s[i] + (1-rho)*gi*gi
 		s[i] = si
-		w[i] -= lr * gi / (float32(math.Sqrt(float64(si))) + eps)
+		w[i] -= lr * gi / (sqrt32(si) + eps)
 	}
 }
+
+// sqrt32 is a float32 square root (the conversions compile to SQRTSS's
+// double-precision sibling; the result is correctly rounded either way).
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }

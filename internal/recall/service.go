@@ -165,6 +165,11 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 					pass = false
 				}
 			}
+			queries := s.sampleQueries(snap)
+			te, th := timeSearch(exact, queries), timeSearch(h, queries)
+			faster := th < te
+			s.logger.Info().Dur("exact_search", te).Dur("hnsw_search", th).Int("queries", len(queries)).
+				Msg("index speed at k=10 and k=100 on the self-check queries")
 			switch {
 			case s.opts.Index == "hnsw":
 				snap.index, snap.info.Backend = h, "hnsw"
@@ -172,8 +177,10 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 					s.logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", s.opts.MinRecall).
 						Msg("HNSW self-check below min_recall; serving HNSW anyway because index: hnsw is forced")
 				}
-			case pass:
+			case pass && faster:
 				snap.index, snap.info.Backend = h, "hnsw"
+			case pass:
+				s.logger.Info().Msg("HNSW passes its self-check but exact search is faster on this catalogue; serving from the exact index")
 			default:
 				s.logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", s.opts.MinRecall).
 					Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
@@ -196,6 +203,23 @@ func (s *Service) hnsw(b *artifact.Bundle) (*ann.HNSW, error) {
 		return nil, fmt.Errorf("recall: build HNSW graph: %w", err)
 	}
 	return h, nil
+}
+
+// timeSearch returns how long idx takes to answer every query at k = 10 and
+// k = 100, after one warm-up pass.
+func timeSearch(idx ann.Index, queries [][]float32) time.Duration {
+	buf := make([]ann.Result, 0, 100)
+	var d time.Duration
+	for pass := 0; pass < 2; pass++ {
+		start := time.Now()
+		for _, q := range queries {
+			for _, k := range []int{10, 100} {
+				buf, _ = idx.Search(buf[:0], q, k, nil)
+			}
+		}
+		d = time.Since(start)
+	}
+	return d
 }
 
 // sampleQueries draws self-check queries from the real query distribution:

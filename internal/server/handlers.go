@@ -24,8 +24,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
-	resp := newRecallResponse(res)
-	s.writeJSON(w, r, http.StatusOK, "application/json", &resp)
+	s.writeRecall(w, r, res)
 }
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {

@@ -147,6 +147,9 @@ func TestUserVectorConcurrent(t *testing.T) {
 }
 
 func TestUserVectorAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool is randomised under the race detector")
+	}
 	m, err := New(DefaultConfig(), []int{6041, 3, 8, 22, 700}, []int{3700, 19, 30}, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)

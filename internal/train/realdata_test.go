@@ -137,10 +137,19 @@ func buildReal(t *testing.T, s realSet, userFields, movieFields []feature.Field)
 		movieIx[m.ID] = int32(j)
 		r.data.Movies = append(r.data.Movies, enc.EncodeMovie(feature.FromMovie(m)))
 	}
+	times := make([]int64, 0, len(s.train))
 	for _, x := range s.train {
 		u, m := r.userIx[x.User], movieIx[x.Movie]
 		r.data.Train = append(r.data.Train, Interaction{User: u, Movie: m, Rating: x.Value})
+		times = append(times, x.Time)
 		r.seen[u] = append(r.seen[u], m)
+	}
+	k := float64(DefaultRecency)
+	if v := os.Getenv("TOWERRECALL_RECENCY"); v != "" {
+		k, _ = strconv.ParseFloat(v, 64)
+	}
+	if err := WeightByRecency(r.data.Train, times, k); err != nil {
+		t.Fatal(err)
 	}
 	for _, x := range s.test {
 		u, m := r.userIx[x.User], movieIx[x.Movie]
@@ -279,6 +288,14 @@ func TestRealData(t *testing.T) {
 					}
 				case "iddim":
 					tc.UserEmbed[0], tc.MovieEmbed[0] = int(f), int(f)
+				case "neg":
+					cfg.UniformNegatives = int(f)
+				case "dim":
+					tc.Dim = int(f)
+				case "sym":
+					cfg.Symmetric = f != 0
+				case "uw":
+					cfg.UserWeight = float32(f)
 				case "norm":
 					tc.Normalize = f != 0
 				case "seed":

@@ -19,6 +19,9 @@ import (
 type Interaction struct {
 	User, Movie int32
 	Rating      float32
+	// Weight scales the example's loss; 0 means 1. WeightByRecency sets it
+	// from timestamps (the shipped recipe weights recent interactions up).
+	Weight float32
 }
 
 // Data is what a run trains on. Users[i] and Movies[j] are the encoded
@@ -42,7 +45,7 @@ type EpochStats struct {
 // Hooks lets the caller observe and steer a run. Every field may be nil.
 type Hooks struct {
 	OnEpoch  func(EpochStats)
-	OnBatch  func(done, total int)                  // after every step, on Run's goroutine
+	OnBatch  func(done, total int)                 // after every step, on Run's goroutine
 	Validate func(m *tower.Model) (float64, error) // higher is better; enables early stopping
 }
 
@@ -75,7 +78,11 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 		order[i] = int32(i)
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x746f776572)) // the only randomness: shuffling
-	totalSteps := cfg.Epochs * ((len(d.Train) + cfg.BatchSize - 1) / cfg.BatchSize)
+	perEpoch := len(d.Train) / cfg.BatchSize
+	if rem := len(d.Train) % cfg.BatchSize; rem >= 2 || rem == 1 && cfg.Objective == Pointwise {
+		perEpoch++
+	}
+	totalSteps := cfg.Epochs * perEpoch
 	step := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -237,17 +244,15 @@ type trainer struct {
 	n, nU, nM      int
 
 	// softmax
-	invT   float32
-	logP   []float32 // per movie: log(train frequency); 0 without LogQ
-	cnt    []int32   // per movie slot: occurrences in the step
-	logC   []float32 // per movie slot: log(cnt)
-	bias   []float32 // per movie slot: log(cnt) − logP
-	vt     []float32 // Dim×nM: movie outputs transposed
-	dVt    [][]float32
-	rowBuf [][]float32
-	dU, dV []float32 // per row ∂loss/∂user vector (and movie vector, pointwise)
-	uScaled    [][]float32 // per worker: u/T
-	shift      float32     // bound on every logit when normalized
+	invT       float32
+	freq       []float64 // per movie: train frequency (LogQ)
+	userW      []float32 // per user: example weight n_u^−UserWeight, mean 1 over Train
+	userFreq   []float64 // per user: train frequency (LogQ, symmetric direction)
+	negRng     *rand.Rand
+	cnt, cntU  []int32 // per movie / user slot: occurrences in the step
+	uEnt       []int32 // slot → user entity
+	u2m, m2u   *direction
+	dU, dV     []float32 // pointwise: per row ∂loss/∂user and ∂loss/∂movie vector
 	normalized bool
 	headGrad   []float32
 
@@ -255,9 +260,9 @@ type trainer struct {
 }
 
 type towerSlots struct {
-	emb    [][2][]float32 // per table: optimizer slots
-	w, b   [][2][]float32 // per layer
-	sumG   *tower.Grads
+	emb  [][2][]float32 // per table: optimizer slots
+	w, b [][2][]float32 // per layer
+	sumG *tower.Grads
 }
 
 func newSlots(t *tower.Tower, nslots int) towerSlots {
@@ -282,19 +287,20 @@ func newSlots(t *tower.Tower, nslots int) towerSlots {
 
 func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	bs := cfg.BatchSize
+	ms := bs // movie-side capacity: the batch plus the uniform negatives
+	if cfg.Objective == Softmax {
+		ms += cfg.UniformNegatives
+	}
 	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.Dim(), uT: m.User(), mT: m.Movie()}
 	if cfg.Optimizer == Adam {
 		t.opt = nn.NewAdam(cfg.LearningRate)
 	} else {
 		t.opt = nn.NewRMSprop(cfg.LearningRate)
 	}
-	t.uB, t.mB = t.uT.NewBatch(bs), t.mT.NewBatch(bs)
+	t.uB, t.mB = t.uT.NewBatch(bs), t.mT.NewBatch(ms)
 	for range t.workers {
 		t.uG = append(t.uG, t.uT.NewGrads())
 		t.mG = append(t.mG, t.mT.NewGrads())
-		t.dVt = append(t.dVt, make([]float32, t.dim*bs))
-		t.rowBuf = append(t.rowBuf, make([]float32, bs))
-		t.uScaled = append(t.uScaled, make([]float32, t.dim))
 	}
 	t.headG = make([][2]float64, t.workers)
 	t.lossW = make([]float64, t.workers)
@@ -305,26 +311,51 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	}
 	t.uStamp, t.uSlot = make([]int32, len(d.Users)), make([]int32, len(d.Users))
 	t.mStamp, t.mSlot = make([]int32, len(d.Movies)), make([]int32, len(d.Movies))
-	t.uniqU, t.uniqM = make([]feature.Encoded, bs), make([]feature.Encoded, bs)
-	t.mEnt = make([]int32, bs)
+	t.uniqU, t.uniqM = make([]feature.Encoded, bs), make([]feature.Encoded, ms)
+	t.mEnt, t.uEnt = make([]int32, ms), make([]int32, bs)
 	t.rowU, t.rowM = make([]int32, bs), make([]int32, bs)
 	t.rows = make([]Interaction, bs)
-	t.cnt, t.logC, t.bias = make([]int32, bs), make([]float32, bs), make([]float32, bs)
-	t.vt = make([]float32, t.dim*bs)
+	t.cnt, t.cntU = make([]int32, ms), make([]int32, bs)
 	t.dU, t.dV = make([]float32, t.dim*bs), make([]float32, t.dim*bs)
 	t.invT = 1 / max(cfg.Temperature, 1e-30)
 	t.normalized = m.Config().Normalize
 	t.headGrad = make([]float32, 2)
-	t.logP = make([]float32, len(d.Movies))
-	if cfg.LogQ {
-		freq := make([]int, len(d.Movies))
-		for _, x := range d.Train {
-			freq[x.Movie]++
+	t.freq = make([]float64, len(d.Movies))
+	for _, x := range d.Train {
+		t.freq[x.Movie]++
+	}
+	for j := range t.freq {
+		t.freq[j] /= float64(len(d.Train))
+	}
+	t.userW = make([]float32, len(d.Users))
+	perUser := make([]float64, len(d.Users))
+	for _, x := range d.Train {
+		perUser[x.User]++
+	}
+	t.userFreq = make([]float64, len(d.Users))
+	for u, c := range perUser {
+		t.userFreq[u] = c / float64(len(d.Train))
+	}
+	var z float64
+	for _, c := range perUser {
+		if c > 0 {
+			z += math.Pow(c, 1-float64(cfg.UserWeight))
 		}
-		for j, f := range freq {
-			if f > 0 {
-				t.logP[j] = float32(math.Log(float64(f)/float64(len(d.Train))))
-			}
+	}
+	for u, c := range perUser {
+		if c > 0 {
+			t.userW[u] = float32(math.Pow(c, -float64(cfg.UserWeight)) * float64(len(d.Train)) / z)
+		}
+	}
+	// The negatives' stream is derived from the same seed as the shuffle.
+	t.negRng = rand.New(rand.NewPCG(cfg.Seed, 0x6e65676174697665))
+	if cfg.Objective == Softmax {
+		t.u2m = &direction{qOut: t.uB.Out, qRow: t.rowU, kRow: t.rowM, kOut: t.mB.Out, cnt: t.cnt, ent: t.mEnt, freq: t.freq,
+			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies))}
+		t.u2m.alloc(t.dim, bs, ms, t.workers)
+		if cfg.Symmetric {
+			t.m2u = &direction{qOut: t.mB.Out, qRow: t.rowM, kRow: t.rowU, kOut: t.uB.Out, cnt: t.cntU, ent: t.uEnt, freq: t.userFreq}
+			t.m2u.alloc(t.dim, bs, bs, t.workers)
 		}
 	}
 	t.pool = newWorkerPool(t.workers, t.phase)
@@ -362,6 +393,8 @@ func (t *trainer) step(idx []int32) float64 {
 			t.uStamp[x.User] = t.stamp
 			t.uSlot[x.User] = int32(t.nU)
 			t.uniqU[t.nU] = t.d.Users[x.User]
+			t.uEnt[t.nU] = x.User
+			t.cntU[t.nU] = 0
 			t.nU++
 		}
 		if t.mStamp[x.Movie] != t.stamp {
@@ -375,6 +408,21 @@ func (t *trainer) step(idx []int32) float64 {
 		t.rowU[i] = t.uSlot[x.User]
 		t.rowM[i] = t.mSlot[x.Movie]
 		t.cnt[t.rowM[i]]++
+		t.cntU[t.rowU[i]]++
+	}
+	if t.cfg.Objective == Softmax {
+		for range t.cfg.UniformNegatives {
+			j := int32(t.negRng.IntN(len(t.d.Movies)))
+			if t.mStamp[j] != t.stamp {
+				t.mStamp[j] = t.stamp
+				t.mSlot[j] = int32(t.nM)
+				t.uniqM[t.nM] = t.d.Movies[j]
+				t.mEnt[t.nM] = j
+				t.cnt[t.nM] = 0
+				t.nM++
+			}
+			t.cnt[t.mSlot[j]]++
+		}
 	}
 	t.pool.run(phaseForward)
 	if t.cfg.Objective == Softmax {
@@ -402,7 +450,10 @@ func (t *trainer) phase(p, w int) {
 	case phaseLoss:
 		lo, hi := t.span(t.n, w)
 		if t.cfg.Objective == Softmax {
-			t.softmaxRows(w, lo, hi)
+			t.lossW[w] = t.softmaxRows(t.u2m, w, lo, hi)
+			if t.m2u != nil {
+				t.lossW[w] += t.softmaxRows(t.m2u, w, lo, hi)
+			}
 		} else {
 			t.pointwiseRows(w, lo, hi)
 		}
@@ -416,82 +467,6 @@ func (t *trainer) phase(p, w int) {
 	case phaseUpdate:
 		t.update(w)
 	}
-}
-
-// prepareSoftmax transposes the movie outputs and sets each column's bias:
-// log(count) reproduces the duplicates of an undeduplicated in-batch softmax,
-// −log p the logQ correction.
-func (t *trainer) prepareSoftmax() {
-	dim, nM := t.dim, t.nM
-	out := t.mB.Out
-	maxBias := float32(math.Inf(-1))
-	defer func() { t.shift = t.invT + maxBias }() // |u·v| ≤ 1 when normalised
-	for j := 0; j < nM; j++ {
-		for d := 0; d < dim; d++ {
-			t.vt[d*nM+j] = out[j*dim+d]
-		}
-		c := float32(math.Log(float64(t.cnt[j])))
-		t.logC[j] = c
-		t.bias[j] = c - t.logP[t.mEnt[j]]
-		maxBias = max(maxBias, t.bias[j])
-	}
-}
-
-// softmaxRows computes the loss and gradients of rows [lo, hi): row i's
-// logits over the step's distinct movies are u_i·v_j/T + bias_j, with the
-// positive's own column counted once (accidental hits — other copies of the
-// positive — are masked out). The exponentials are shifted by a bound on the
-// row maximum (1/T + max bias for normalised towers) instead of the maximum
-// itself, which saves a pass; a row that would underflow is redone with its
-// true maximum.
-func (t *trainer) softmaxRows(w, lo, hi int) {
-	dim, nM := t.dim, t.nM
-	s := t.rowBuf[w][:nM]
-	us := t.uScaled[w][:dim]
-	dvt := t.dVt[w][:dim*nM]
-	clear(dvt)
-	vt := t.vt[:dim*nM]
-	uOut := t.uB.Out
-	scale := 1 / float32(t.n) // mean over rows
-	gScale := scale * t.invT  // ∂logit/∂dot = 1/T
-	var loss float64
-	for i := lo; i < hi; i++ {
-		u := uOut[int(t.rowU[i])*dim : int(t.rowU[i])*dim+dim]
-		for d, v := range u {
-			us[d] = v * t.invT
-		}
-		pos := int(t.rowM[i])
-		logits := func() {
-			copy(s, t.bias[:nM])
-			nn.FMARows(s, us, 1, vt, nM, dim)
-			s[pos] -= t.logC[pos]
-		}
-		logits()
-		sPos := s[pos]
-		shift := t.shift
-		if !t.normalized {
-			shift = slices.Max(s)
-		}
-		sum := nn.ExpShiftTo(s, shift)
-		if sum < 1e-30 { // every logit far below the bound: redo exactly
-			logits()
-			shift = slices.Max(s)
-			sum = nn.ExpShiftTo(s, shift)
-		}
-		loss += math.Log(float64(sum)) + float64(shift-sPos)
-		// ∂loss/∂dot_j = gScale·(e_j/sum − [j = pos]); the 1/sum is folded
-		// into the products below instead of a pass over s.
-		inv := gScale / sum
-		du := t.dU[i*dim : i*dim+dim]
-		for d, ud := range u {
-			row := vt[d*nM : d*nM+nM]
-			du[d] = inv*nn.Dot(s, row) - gScale*row[pos]
-			g := dvt[d*nM : d*nM+nM]
-			nn.Axpy(ud*inv, s, g)
-			g[pos] -= ud * gScale
-		}
-	}
-	t.lossW[w] = loss
 }
 
 // pointwiseRows computes the reference loss of rows [lo, hi): (sigmoid(a·dot
@@ -513,8 +488,12 @@ func (t *trainer) pointwiseRows(w, lo, hi int) {
 		}
 		p := nn.Sigmoid(a*dot + b)
 		diff := p - (t.rows[i].Rating-1)/4
-		loss += float64(diff) * float64(diff)
-		dz := scale * diff * p * (1 - p)
+		wi := float32(1)
+		if x := t.rows[i].Weight; x != 0 {
+			wi = x
+		}
+		loss += float64(wi) * float64(diff) * float64(diff)
+		dz := wi * scale * diff * p * (1 - p)
 		ga += float64(dz * dot)
 		gb += float64(dz)
 		g := dz * a
@@ -528,35 +507,43 @@ func (t *trainer) pointwiseRows(w, lo, hi int) {
 	t.headG[w] = [2]float64{ga, gb}
 }
 
-// gatherGrads sums the per-row output gradients into the distinct users'
-// and movies' DOut, in row order (deterministic).
+// gatherGrads sums the per-row and per-worker output gradients into the
+// distinct users' and movies' DOut, in a fixed order (deterministic).
 func (t *trainer) gatherGrads() {
 	dim := t.dim
-	clear(t.uB.DOut[:t.nU*dim])
-	for i := 0; i < t.n; i++ {
-		dst := t.uB.DOut[int(t.rowU[i])*dim : int(t.rowU[i])*dim+dim]
-		for d, g := range t.dU[i*dim : i*dim+dim] {
-			dst[d] += g
-		}
-	}
-	dOut := t.mB.DOut[:t.nM*dim]
-	clear(dOut)
-	if t.cfg.Objective == Softmax {
-		nM := t.nM
-		for _, dvt := range t.dVt {
-			for d := 0; d < dim; d++ {
-				col := dvt[d*nM : d*nM+nM]
-				for j, g := range col {
-					dOut[j*dim+d] += g
-				}
-			}
-		}
+	uOut, mOut := t.uB.DOut[:t.nU*dim], t.mB.DOut[:t.nM*dim]
+	clear(uOut)
+	clear(mOut)
+	if t.cfg.Objective == Pointwise {
+		addRows(uOut, t.dU, t.rowU[:t.n], dim)
+		addRows(mOut, t.dV, t.rowM[:t.n], dim)
 		return
 	}
-	for i := 0; i < t.n; i++ {
-		dst := dOut[int(t.rowM[i])*dim : int(t.rowM[i])*dim+dim]
-		for d, g := range t.dV[i*dim : i*dim+dim] {
-			dst[d] += g
+	addRows(uOut, t.u2m.dQ, t.rowU[:t.n], dim)
+	addTransposed(mOut, t.u2m.dKt, t.nM, dim)
+	if t.m2u != nil {
+		addRows(mOut, t.m2u.dQ, t.rowM[:t.n], dim)
+		addTransposed(uOut, t.m2u.dKt, t.nU, dim)
+	}
+}
+
+// addRows adds row i of src into row slot[i] of dst.
+func addRows(dst, src []float32, slot []int32, dim int) {
+	for i, r := range slot {
+		d := dst[int(r)*dim : int(r)*dim+dim]
+		for k, g := range src[i*dim : i*dim+dim] {
+			d[k] += g
+		}
+	}
+}
+
+// addTransposed adds each dim×n matrix of srcs, transposed, into dst (n×dim).
+func addTransposed(dst []float32, srcs [][]float32, n, dim int) {
+	for _, src := range srcs {
+		for k := 0; k < dim; k++ {
+			for j, g := range src[k*n : k*n+n] {
+				dst[j*dim+k] += g
+			}
 		}
 	}
 }
@@ -655,4 +642,3 @@ func (p *workerPool) close() {
 		close(p.start[w])
 	}
 }
-

@@ -53,7 +53,7 @@ func (t *trainer) prepare(idx []int32) {
 		t.rows[i] = x
 		if t.uStamp[x.User] != t.stamp {
 			t.uStamp[x.User], t.uSlot[x.User] = t.stamp, int32(t.nU)
-			t.uniqU[t.nU] = t.d.Users[x.User]
+			t.uniqU[t.nU], t.uEnt[t.nU], t.cntU[t.nU] = t.d.Users[x.User], x.User, 0
 			t.nU++
 		}
 		if t.mStamp[x.Movie] != t.stamp {
@@ -63,6 +63,7 @@ func (t *trainer) prepare(idx []int32) {
 		}
 		t.rowU[i], t.rowM[i] = t.uSlot[x.User], t.mSlot[x.Movie]
 		t.cnt[t.rowM[i]]++
+		t.cntU[t.rowU[i]]++
 	}
 	t.pool.run(phaseForward)
 }
@@ -88,8 +89,8 @@ func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() flo
 // and accidental-hit masking are all exercised.
 func testBatch(s *synth) []int32 {
 	s.data.Train = append(s.data.Train[:0],
-		Interaction{0, 0, 5}, Interaction{1, 0, 4}, Interaction{2, 1, 1}, Interaction{0, 2, 3},
-		Interaction{3, 3, 2}, Interaction{1, 1, 5}, Interaction{4, 0, 1})
+		Interaction{User: 0, Movie: 0, Rating: 5}, Interaction{User: 1, Movie: 0, Rating: 4}, Interaction{User: 2, Movie: 1, Rating: 1}, Interaction{User: 0, Movie: 2, Rating: 3},
+		Interaction{User: 3, Movie: 3, Rating: 2}, Interaction{User: 1, Movie: 1, Rating: 5}, Interaction{User: 4, Movie: 0, Rating: 1})
 	return []int32{0, 1, 2, 3, 4, 5, 6}
 }
 
@@ -100,23 +101,27 @@ func TestLossGradients(t *testing.T) {
 		obj     string
 		logQ    bool
 		workers int
-	}{{"softmax", Softmax, false, 1}, {"softmaxLogQ", Softmax, true, 2}, {"pointwise", Pointwise, false, 1}, {"pointwise2", Pointwise, false, 2}} {
+		sym     bool
+	}{{"softmax", Softmax, false, 1, false}, {"softmaxLogQ", Softmax, true, 2, false}, {"symmetric", Softmax, true, 2, true},
+		{"pointwise", Pointwise, false, 1, false}, {"pointwise2", Pointwise, false, 2, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSynth(6, 5, 0, 1)
 			idx := testBatch(s)
+			s.data.Train[1].Weight, s.data.Train[4].Weight = 2, 0.5 // weighted examples
 			m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 3)
 			if m.HasRatingHead() {
 				m.Head()[0], m.Head()[1] = 1.5, 0.2
 			}
-			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers}
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, Symmetric: tc.sym}
 			if err := validate(m, s.data, cfg); err != nil {
 				t.Fatal(err)
 			}
 			tr := newTrainer(m, s.data, cfg)
 			defer tr.close()
 			if tc.logQ {
-				tr.logP[0], tr.logP[1] = -0.5, -1.5 // make the correction visible
+				tr.freq[0], tr.freq[1] = 0.6, 0.2 // make the correction visible
+				tr.userFreq[0] = 0.01
 			}
 			tr.prepare(idx)
 			tr.lossAt()
@@ -178,7 +183,7 @@ func TestSoftmaxMatchesNaive(t *testing.T) {
 			for d := range u {
 				dot += u[d] * v[d]
 			}
-			l := dot/0.1 - float64(tr.logP[rk.Movie])
+			l := dot/0.1 - math.Log(tr.freq[rk.Movie])
 			if rk == ri {
 				pos = l
 			}
@@ -397,6 +402,7 @@ func benchTrain(b *testing.B, obj string, workers int) {
 	cfg.Epochs, cfg.Workers = 1, workers
 	b.ReportAllocs()
 	examples := 0
+	cpu0 := cpuSeconds()
 	for b.Loop() {
 		res, err := Run(context.Background(), m, s.data, cfg, Hooks{})
 		if err != nil {
@@ -405,6 +411,11 @@ func benchTrain(b *testing.B, obj string, workers int) {
 		examples += res.Epochs[0].Examples
 	}
 	b.ReportMetric(float64(examples)/b.Elapsed().Seconds(), "examples/s")
+	// On a shared machine wall time includes waiting for a core; CPU time
+	// does not. examples per CPU-second × workers bounds the rate on idle cores.
+	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(examples)/cpu, "examples/cpu-s")
+	}
 }
 
 func BenchmarkTrainSoftmax(b *testing.B) {
@@ -416,5 +427,63 @@ func BenchmarkTrainSoftmax(b *testing.B) {
 func BenchmarkTrainPointwise(b *testing.B) {
 	for _, w := range []int{1, 2} {
 		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, Pointwise, w) })
+	}
+}
+
+func TestStepAllocs(t *testing.T) {
+	s := newSynth(500, 300, 20000, 12)
+	for _, obj := range []string{Softmax, Pointwise} {
+		for _, workers := range []int{1, 2} {
+			m := tinyModel(t, s, smallTowers(obj == Pointwise), 1)
+			cfg := DefaultConfig()
+			cfg.Objective, cfg.Workers, cfg.BatchSize, cfg.UniformNegatives = obj, workers, 256, 64
+			tr := newTrainer(m, s.data, cfg)
+			idx := make([]int32, 256)
+			for i := range idx {
+				idx[i] = int32(i * 7)
+			}
+			tr.step(idx)
+			if a := testing.AllocsPerRun(20, func() { tr.step(idx) }); a != 0 {
+				t.Errorf("%s workers=%d: %v allocs per step", obj, workers, a)
+			}
+			tr.close()
+		}
+	}
+}
+
+func TestOnBatchCounts(t *testing.T) {
+	t.Parallel()
+	s := newSynth(50, 40, 1000, 13) // 900 train interactions
+	m := tinyModel(t, s, smallTowers(false), 1)
+	cfg := DefaultConfig()
+	cfg.Epochs, cfg.BatchSize = 2, 449 // 2 full batches and a remainder of 2
+	last, total := 0, 0
+	if _, err := Run(context.Background(), m, s.data, cfg, Hooks{OnBatch: func(d, tt int) { last, total = d, tt }}); err != nil {
+		t.Fatal(err)
+	}
+	if last != 6 || total != 6 {
+		t.Fatalf("OnBatch ended at %d/%d, want 6/6", last, total)
+	}
+}
+
+func TestWeightByRecency(t *testing.T) {
+	t.Parallel()
+	xs := []Interaction{{User: 1}, {User: 0}, {User: 1}, {User: 1}, {User: 2}, {User: 0}}
+	times := []int64{30, 5, 10, 20, 7, 5} // user 0 has a tie: position breaks it
+	if err := WeightByRecency(xs, times, 3); err != nil {
+		t.Fatal(err)
+	}
+	norm := 3 / (1 - math.Exp(-3))
+	want := []float64{norm, math.Exp(-3) * norm, math.Exp(-3) * norm, math.Exp(-1.5) * norm, 1, norm}
+	for i, w := range want {
+		if math.Abs(float64(xs[i].Weight)-w) > 1e-5 {
+			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
+		}
+	}
+	if err := WeightByRecency(xs, times, 0); err != nil || xs[0].Weight != 1 {
+		t.Fatalf("k=0: %v %v", err, xs[0].Weight)
+	}
+	if WeightByRecency(xs, times[:2], 1) == nil || WeightByRecency(xs, times, -1) == nil || WeightByRecency(xs, times, math.NaN()) == nil {
+		t.Fatal("bad input accepted")
 	}
 }

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// appendRecallJSON appends the /recall response for res to dst, byte for
+// byte what encoding/json (with HTML escaping off) writes for
+// newRecallResponse(res), without reflection: /recall is the hot path and
+// encoding dominated its handler time. ok is false when a score is not
+// finite, which encoding/json would refuse too.
+func appendRecallJSON(dst []byte, res recall.Result) (out []byte, ok bool) {
+	dst = append(dst, `{"model_version":`...)
+	dst = appendJSONString(dst, res.ModelVersion)
+	dst = append(dst, `,"backend":`...)
+	dst = appendJSONString(dst, res.Backend)
+	dst = append(dst, `,"known_user":`...)
+	dst = strconv.AppendBool(dst, res.KnownUser)
+	dst = append(dst, `,"items":[`...)
+	for i, it := range res.Items {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"movie_id":`...)
+		dst = strconv.AppendInt(dst, int64(it.MovieID), 10)
+		dst = append(dst, `,"title":`...)
+		dst = appendJSONString(dst, it.Title)
+		dst = append(dst, `,"genres":[`...)
+		for j, g := range it.Genres {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, g)
+		}
+		dst = append(dst, ']')
+		if it.Year != 0 {
+			dst = append(dst, `,"year":`...)
+			dst = strconv.AppendInt(dst, int64(it.Year), 10)
+		}
+		dst = append(dst, `,"score":`...)
+		var fine bool
+		if dst, fine = appendJSONFloat32(dst, it.Score); !fine {
+			return dst, false
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, "]}\n"...)
+	return dst, true
+}
+
+// appendJSONFloat32 formats f as encoding/json does for a float32.
+func appendJSONFloat32(dst []byte, f float32) ([]byte, bool) {
+	x := float64(f)
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return dst, false
+	}
+	format := byte('f')
+	if abs := math.Abs(x); abs != 0 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, x, format, -1, 32)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst, true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// with HTML escaping off: quotes, backslashes and control characters are
+// escaped, invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are escaped.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// writeRecall writes a /recall response, encoded without reflection.
+func (s *Server) writeRecall(w http.ResponseWriter, r *http.Request, res recall.Result) {
+	buf := s.getBuf()
+	defer s.putBuf(buf)
+	b, ok := appendRecallJSON(buf.AvailableBuffer(), res)
+	if !ok {
+		resp := newRecallResponse(res)
+		s.writeJSON(w, r, http.StatusOK, "application/json", &resp) // answers with encoding/json's error
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	buf.Write(b) // keep the grown storage for the next request
+}

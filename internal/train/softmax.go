@@ -1,0 +1,138 @@
+package train
+
+import (
+	"math"
+	"slices"
+
+	"github.com/towerrecall/towerrecall/internal/nn"
+)
+
+// direction is one side of the sampled softmax: each row's query vector is
+// scored against the step's distinct keys, and the key of the row's own
+// interaction is its positive. The user→movie direction is the classic one;
+// Config.Symmetric adds movie→user.
+type direction struct {
+	qOut    []float32 // query tower outputs, slot-major (aliases a tower.Batch)
+	qRow    []int32   // per row: the query's slot
+	kRow    []int32   // per row: the positive key's slot
+	kOut    []float32 // key tower outputs, slot-major
+	cnt     []int32   // per key slot: occurrences in the step
+	ent     []int32   // per key slot: entity index
+	freq    []float64 // per key entity: train frequency
+	uniform float64   // expected occurrences of each key among uniform negatives
+
+	nK     int
+	kt     []float32   // Dim×nK: keys transposed, so the logits are one FMARows
+	logC   []float32   // per key slot: log(cnt)
+	bias   []float32   // per key slot: log(cnt) − log(expected count)
+	shift  float32     // bound on every logit (normalised towers)
+	dQ     []float32   // per row: ∂loss/∂query
+	dKt    [][]float32 // per worker: Dim×nK ∂loss/∂keys
+	rowBuf [][]float32 // per worker: one row of logits
+	qs     [][]float32 // per worker: query/T
+}
+
+func (d *direction) alloc(dim, rows, keys, workers int) {
+	d.kt = make([]float32, dim*keys)
+	d.logC, d.bias = make([]float32, keys), make([]float32, keys)
+	d.dQ = make([]float32, dim*rows)
+	for range workers {
+		d.dKt = append(d.dKt, make([]float32, dim*keys))
+		d.rowBuf = append(d.rowBuf, make([]float32, keys))
+		d.qs = append(d.qs, make([]float32, dim))
+	}
+}
+
+// prepareSoftmax readies both directions after the forward pass.
+func (t *trainer) prepareSoftmax() {
+	t.prepareDirection(t.u2m, t.nM)
+	if t.m2u != nil {
+		t.prepareDirection(t.m2u, t.nU)
+	}
+}
+
+// prepareDirection transposes the keys and sets each key's bias: log(count)
+// reproduces the duplicates of an undeduplicated sampled softmax, and with
+// LogQ, −log(expected count) corrects for the sampling: an entity of train
+// frequency p is expected n·p times among the n in-batch positives and
+// K/|movies| times among K uniform negatives (mixed negative sampling, Yang
+// et al., WWW 2020; with K = 0 this is Yi et al.'s −log p up to a constant).
+func (t *trainer) prepareDirection(d *direction, nK int) {
+	dim := t.dim
+	d.nK = nK
+	maxBias := float32(math.Inf(-1))
+	for j := 0; j < nK; j++ {
+		for k := 0; k < dim; k++ {
+			d.kt[k*nK+j] = d.kOut[j*dim+k]
+		}
+		c := float32(math.Log(float64(d.cnt[j])))
+		d.logC[j] = c
+		d.bias[j] = c
+		if t.cfg.LogQ {
+			d.bias[j] -= float32(math.Log(float64(t.n)*d.freq[d.ent[j]] + d.uniform))
+		}
+		maxBias = max(maxBias, d.bias[j])
+	}
+	d.shift = t.invT + maxBias // |q·k| ≤ 1 when normalised
+}
+
+// softmaxRows computes the loss of rows [lo, hi) in direction d, writing
+// ∂loss/∂query per row and accumulating ∂loss/∂keys in worker w's buffer,
+// and returns the rows' summed (weighted) loss. Row i's logits are
+// q_i·k_j/T + bias_j, with the positive's own column counted once
+// (accidental hits — other copies of the positive — are masked out). The
+// exponentials are shifted by a bound on the row maximum (1/T + max bias for
+// normalised towers) instead of the maximum itself, saving a pass; a row
+// that would underflow is redone with its true maximum.
+func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
+	dim, nK := t.dim, d.nK
+	s := d.rowBuf[w][:nK]
+	qs := d.qs[w][:dim]
+	dkt := d.dKt[w][:dim*nK]
+	clear(dkt)
+	kt := d.kt[:dim*nK]
+	scale := 1 / float32(t.n) // mean over rows
+	var loss float64
+	for i := lo; i < hi; i++ {
+		wi := t.userW[t.rows[i].User]
+		if x := t.rows[i].Weight; x != 0 {
+			wi *= x
+		}
+		gScale := scale * t.invT * wi // ∂logit/∂dot = 1/T
+		q := d.qOut[int(d.qRow[i])*dim : int(d.qRow[i])*dim+dim]
+		for k, v := range q {
+			qs[k] = v * t.invT
+		}
+		pos := int(d.kRow[i])
+		logits := func() {
+			copy(s, d.bias[:nK])
+			nn.FMARows(s, qs, 1, kt, nK, dim)
+			s[pos] -= d.logC[pos]
+		}
+		logits()
+		sPos := s[pos]
+		shift := d.shift
+		if !t.normalized {
+			shift = slices.Max(s)
+		}
+		sum := nn.ExpShiftTo(s, shift)
+		if sum < 1e-30 { // every logit far below the bound: redo exactly
+			logits()
+			shift = slices.Max(s)
+			sum = nn.ExpShiftTo(s, shift)
+		}
+		loss += float64(wi) * (math.Log(float64(sum)) + float64(shift-sPos))
+		// ∂loss/∂dot_j = gScale·(e_j/sum − [j = pos]); the 1/sum is folded
+		// into the products below instead of a pass over s.
+		inv := gScale / sum
+		dq := d.dQ[i*dim : i*dim+dim]
+		for k, qk := range q {
+			row := kt[k*nK : k*nK+nK]
+			dq[k] = inv*nn.Dot(s, row) - gScale*row[pos]
+			g := dkt[k*nK : k*nK+nK]
+			nn.Axpy(qk*inv, s, g)
+			g[pos] -= qk * gScale
+		}
+	}
+	return loss
+}
