@@ -124,9 +124,9 @@ func TestFieldChecks(t *testing.T) {
 	t.Parallel()
 	users, movies, train := testData()
 	for name, uf := range map[string][]Field{
-		"unknown": {"shoe_size"},
-		"twice":   {GenderField, GenderField},
-		"none":    nil,
+		"unknown":                   {"shoe_size"},
+		"twice":                     {GenderField, GenderField},
+		"none":                      nil,
 		"movie field in user tower": {GenresField},
 	} {
 		if _, err := Fit(uf, MovieFields(), users, movies, train); err == nil {
