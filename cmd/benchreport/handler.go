@@ -102,6 +102,16 @@ func newServer(svc *recall.Service, reg *prometheus.Registry) (*server.Server, e
 	return server.New(server.Config{}, zerolog.New(io.Discard).With().Timestamp().Logger(), svc, reg)
 }
 
+// autoBackend reports which index `index: auto` serves the model from.
+func autoBackend(sv *serving) (string, map[string]float64, error) {
+	svc, err := newService(sv, "auto", prometheus.NewRegistry())
+	if err != nil {
+		return "", nil, err
+	}
+	info, _ := svc.Info()
+	return info.Backend, info.IndexRecall, nil
+}
+
 func runHandler(ctx context.Context, o options, sv *serving, p *progress) ([]HandlerBench, error) {
 	bodies := requestBodies(sv, 1024, o.seed)
 	var out []HandlerBench

@@ -83,7 +83,7 @@ func runIndex(ctx context.Context, o options, sv *serving, p *progress) ([]Index
 	b := sv.bundle
 	real := vectorSet{
 		name: "movies",
-		label: fmt.Sprintf("real movie vectors of the serving model (%s)",
+		label: fmt.Sprintf("real movie vectors of the serving model (%s; every movie of the catalogue file, rated or not)",
 			datasetLabel(servingJob(o.quick).dataset)),
 		queryNote: "user vectors of the serving model: 3 in 4 known users (id and features), 1 in 4 the same users as cold-start (features only)",
 		vectors:   b.Vectors, dim: b.Manifest.Dim,

@@ -136,6 +136,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if res.AutoBackend, res.AutoRecall, err = autoBackend(serving); err != nil {
+		return err
+	}
+	p.logf("index: auto serves this model from %s (self-check %v)", res.AutoBackend, res.AutoRecall)
 	if !o.skipHandler {
 		if res.Handler, err = runHandler(ctx, o, serving, p); err != nil {
 			return err

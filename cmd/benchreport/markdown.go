@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/towerrecall/towerrecall/internal/config"
 )
 
 // published is a Recall@10 published elsewhere on a split we also run.
@@ -249,6 +253,10 @@ func writeHandler(b *bytes.Buffer, r *Results) {
 	w("`server.New(...).Handler()` over `recall.Service` with %s, called in-process with `httptest` (no network), one request at a time after 500 warm-up requests. "+
 		"The time covers everything behind the socket: routing, request id, access log (encoded, discarded), decoding and validation, the user tower, the index search, filters and JSON encoding. "+
 		"Request mix: %s.\n\n", r.Serving, requestMix)
+	if r.AutoBackend != "" {
+		w("With the default config (`serve.index: auto`) the service answers from **%s** on this model (HNSW self-check recall against exact: %s; the bar is `serve.min_recall` %.2f).\n\n",
+			r.AutoBackend, recallList(r.AutoRecall), config.Default().Serve.MinRecall)
+	}
 	w("| backend | requests | p50 | p90 | p99 | p99.9 | max | non-200 |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, h := range r.Handler {
 		w("| %s | %s | %s | %s | %s | %s | %s | %d |\n", h.Backend, thousands(h.Requests),
@@ -290,6 +298,19 @@ func writeLoad(b *bytes.Buffer, r *Results) {
 		w(".\n")
 	}
 	w("\n%s", plotMarker("bench-load.svg"))
+}
+
+func recallList(m map[string]float64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return len(a) - len(b) }) // recall@10 before recall@100
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.4f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func recipeLabel(r string) string {
@@ -376,14 +397,14 @@ func indexReading(ib IndexBench) string {
 	r := ib.Rows[best]
 	s := fmt.Sprintf("Fastest HNSW setting with recall@10 and @100 ≥ 0.99: %s, %s — %s (k = 10) and %s (k = 100) per query. ",
 		r.Build, r.Search, dur(r.Lat10), dur(r.Lat100))
-	ratio := func(h, e time.Duration) string {
+	ratio := func(h, e time.Duration, k int) string {
 		if h <= 0 || e <= 0 {
-			return "n/a"
+			return fmt.Sprintf("no timing at k = %d", k)
 		}
 		if h >= e {
-			return fmt.Sprintf("the exact scan is %.1f× faster", float64(h)/float64(e))
+			return fmt.Sprintf("the exact scan is **%.1f× faster** at k = %d", float64(h)/float64(e), k)
 		}
-		return fmt.Sprintf("HNSW is %.1f× faster", float64(e)/float64(h))
+		return fmt.Sprintf("HNSW is **%.1f× faster** at k = %d", float64(e)/float64(h), k)
 	}
-	return s + fmt.Sprintf("At this size %s at k = 10, and %s at k = 100.", ratio(r.Lat10, ib.Exact10), ratio(r.Lat100, ib.Exact100))
+	return s + fmt.Sprintf("At this size %s; %s.", ratio(r.Lat10, ib.Exact10, 10), ratio(r.Lat100, ib.Exact100, 100))
 }

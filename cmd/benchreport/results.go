@@ -19,7 +19,11 @@ type Results struct {
 	Serving  string // which model the index/handler/load sections used
 	Index    []IndexBench
 	Handler  []HandlerBench
-	Load     *LoadBench
+	// AutoBackend is the backend `index: auto` (the default) picks for the
+	// serving model, with the self-check recall it measured.
+	AutoBackend string
+	AutoRecall  map[string]float64
+	Load        *LoadBench
 }
 
 // TrainRun is one training job on one split.

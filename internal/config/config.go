@@ -70,6 +70,10 @@ type Train struct {
 	// of their user (and half as many to twins of their movie), so that
 	// users and movies without an id embedding get good vectors.
 	ColdStartRate float64 `yaml:"cold_start_rate"`
+	// Recency weights each user's ratings by their place in the user's
+	// history (newest e^recency times the oldest; weights average 1), so
+	// training leans towards current taste. 0 turns it off.
+	Recency float64 `yaml:"recency"`
 }
 
 // Serve holds the service's settings.
@@ -107,16 +111,16 @@ func Default() Config {
 	return Config{
 		Model: Model{
 			Dim: 8, Hidden: []int{64}, Normalize: true,
-			User:  []Feature{{"user_id", 32}, {"gender", 4}, {"age", 4}, {"occupation", 8}, {"zip", 8}},
+			User:  []Feature{{"user_id", 32}, {"gender", 4}, {"age", 4}, {"occupation", 4}, {"zip", 8}},
 			Movie: []Feature{{"movie_id", 32}, {"genres", 8}, {"year", 4}},
 		},
 		Train: Train{
-			Objective: "softmax", Epochs: 20, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
-			Temperature: 0.07, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1,
+			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
+			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 3,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 200,
-			HNSWM: 16, HNSWEfSearch: 100, HNSWOverfetch: 4,
+			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
 			BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0,
@@ -136,7 +140,7 @@ func Reference() Config {
 		User:  []Feature{{"user_id", 100}, {"gender", 2}, {"age", 2}, {"occupation", 2}},
 		Movie: []Feature{{"movie_id", 100}, {"genres", 2}},
 	}
-	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 2, Seed: 1, Patience: 2}
+	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 1, Seed: 1, Patience: 2}
 	return c
 }
 
@@ -279,6 +283,9 @@ func (c *Config) Validate() error {
 	}
 	if t.ColdStartRate < 0 || t.ColdStartRate > 0.9 {
 		bad("train.cold_start_rate", "%g out of range 0–0.9", t.ColdStartRate)
+	}
+	if t.Recency < 0 || t.Recency > 20 {
+		bad("train.recency", "%g out of range 0–20", t.Recency)
 	}
 	if t.Patience < 0 {
 		bad("train.patience", "%d is negative", t.Patience)

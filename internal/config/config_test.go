@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +93,40 @@ func TestApplyEnv(t *testing.T) {
 	err := c.ApplyEnv(func(k string) string { return bad[k] })
 	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The shipped config files load on their base and validate.
+func TestShippedConfigs(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"train.yaml", "reference.yaml", "local.yaml", "production.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			peek, err := Parse(raw, name, Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := Preset(peek.Train.Objective)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(raw, name, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// configs/train.yaml spells out the built-in default.
+	raw, _ := os.ReadFile(filepath.Join("..", "..", "configs", "train.yaml"))
+	c, _ := Parse(raw, "train.yaml", Reference())
+	d := Default()
+	if !reflect.DeepEqual(c.Model, d.Model) || c.Train != d.Train {
+		t.Errorf("configs/train.yaml differs from Default():\n%+v\n%+v", c.Train, d.Train)
 	}
 }

@@ -132,6 +132,11 @@ func ExpShiftTo(s []float32, shift float32) float32 {
 		total = expShiftAVX(s, shift)
 		s = s[len(s)&^7:]
 	}
+	return total + expShiftGo(s, shift)
+}
+
+// expShiftGo is ExpShiftTo without AVX.
+func expShiftGo(s []float32, shift float32) float32 {
 	one := func(v float32) float32 {
 		const (
 			log2e = 1.44269504088896341
@@ -163,5 +168,5 @@ func ExpShiftTo(s []float32, shift float32) float32 {
 		s[i] = e
 		s0 += e
 	}
-	return total + (s0 + s1) + (s2 + s3)
+	return (s0 + s1) + (s2 + s3)
 }

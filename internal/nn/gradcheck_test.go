@@ -378,3 +378,36 @@ func TestVectorKernelsMatchScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestScalarFallbacks checks the non-AVX code paths against the AVX ones
+// (or against themselves where the CPU lacks AVX).
+func TestScalarFallbacks(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, n := range []int{1, 5, 8, 17, 64, 700} {
+		a := randSlice(r, 8, 1)
+		b := randSlice(r, 8*n, 1)
+		d1 := randSlice(r, n, 1)
+		d2 := append([]float32(nil), d1...)
+		FMARows(d1, a, 1, b, n, 8)
+		fmaRowsGo(d2, a, 1, b, n, 8)
+		x, y := randSlice(r, n, 1), randSlice(r, n, 1)
+		y2 := append([]float32(nil), y...)
+		Axpy(0.3, x, y)
+		axpyGo(0.3, x, y2)
+		for j := range d1 {
+			if math.Abs(float64(d1[j]-d2[j])) > 1e-5 || math.Abs(float64(y[j]-y2[j])) > 1e-6 {
+				t.Fatalf("n=%d [%d]: FMARows %g vs %g, Axpy %g vs %g", n, j, d1[j], d2[j], y[j], y2[j])
+			}
+		}
+		if p, q := Dot(x, y), dotGo(x, y); math.Abs(float64(p-q)) > 1e-4 {
+			t.Fatalf("n=%d: Dot %g vs %g", n, p, q)
+		}
+		s1 := randSlice(r, n, 10)
+		s2 := append([]float32(nil), s1...)
+		e1, e2 := ExpShiftTo(s1, 5), expShiftGo(s2, 5)
+		if math.Abs(float64(e1-e2)) > 1e-5*float64(e2) {
+			t.Fatalf("n=%d: ExpShiftTo sum %g vs %g", n, e1, e2)
+		}
+	}
+}

@@ -28,6 +28,12 @@ func FMARows(dst, a []float32, astride int, b []float32, bstride, k int) {
 		fmaRowsAVX(dst, a, astride, b, bstride, k)
 		return
 	}
+	fmaRowsGo(dst, a, astride, b, bstride, k)
+}
+
+// fmaRowsGo is FMARows without AVX.
+func fmaRowsGo(dst, a []float32, astride int, b []float32, bstride, k int) {
+	n := len(dst)
 	impl := gonum.Implementation{}
 	for t := 0; t < k; t++ {
 		if v := a[t*astride]; v != 0 {
@@ -42,6 +48,12 @@ func Dot(x, y []float32) float32 {
 	if hasAVX() {
 		return dotAVX(x, y)
 	}
+	return dotGo(x, y)
+}
+
+// dotGo is Dot without AVX.
+func dotGo(x, y []float32) float32 {
+	y = y[:len(x)]
 	if len(x) < 16 {
 		var s float32
 		for i, v := range x {
@@ -60,6 +72,12 @@ func Axpy(a float32, x, y []float32) {
 		fmaRowsAVX(y, s[:], 0, x, 0, 1)
 		return
 	}
+	axpyGo(a, x, y)
+}
+
+// axpyGo is Axpy without AVX.
+func axpyGo(a float32, x, y []float32) {
+	y = y[:len(x)]
 	if len(x) < 16 {
 		for i, v := range x {
 			y[i] += a * v

@@ -84,6 +84,15 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if data.Valid, err = ix.Interactions(in.Valid); err != nil {
 		return nil, fmt.Errorf("pipeline: valid ratings: %w", err)
 	}
+	if cfg.Train.Recency > 0 {
+		times := make([]int64, len(in.Train))
+		for i, r := range in.Train {
+			times[i] = r.Time
+		}
+		if err := train.WeightByRecency(data.Train, times, cfg.Train.Recency); err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+	}
 	addColdTwins(&data, userFields, movieFields, cfg.Train.ColdStartRate, cfg.Train.Seed)
 	tc := tower.Config{
 		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,

@@ -36,24 +36,29 @@ type Config struct {
 	// all movies to every step as negatives shared by all rows (mixed
 	// negative sampling). In-batch negatives are mostly popular movies; the
 	// uniform ones keep long-tail movies from scoring high by default.
+	// Measured: no gain on the user-temporal splits, so 0 by default.
 	UniformNegatives int
 	// Symmetric (softmax) adds the movie→user direction: each movie is also
 	// asked to pick its user among the step's users (logQ-corrected by user
 	// activity), which trains the user tower on in-batch negatives too.
+	// Measured: no gain on the user-temporal splits; off by default.
 	Symmetric bool
 	// UserWeight (softmax) weights each example by n_u^−UserWeight, where
 	// n_u is its user's number of train interactions (normalised to mean 1):
 	// 0 treats examples alike, so heavy users dominate; the per-user metrics
 	// (Recall@K averages over users) favour something in between.
+	// Measured: 0.5 and 1 did not help; 0 by default.
 	UserWeight float32
 	L2         float32 // L2 penalty (decay·w added to the gradient of every touched parameter)
 	Workers    int     // 1 reproduces bit for bit; 2 uses both cores (and is reproducible too)
-	Seed       uint64  // drives the shuffling
+	Seed       uint64  // drives the shuffling and the uniform negatives
 	Patience   int     // epochs without a better Hooks.Validate before stopping; 0 = never stop early
 }
 
 // DefaultConfig is the shipped recipe: in-batch softmax over normalised
-// towers (use with tower.DefaultConfig).
+// towers (use with tower.DefaultConfig), with the train interactions weighted
+// by WeightByRecency(…, DefaultRecency) — the weighting is half the recipe's
+// quality on temporal splits.
 func DefaultConfig() Config {
 	return Config{
 		Objective:    Softmax,
@@ -80,9 +85,12 @@ func ReferenceConfig() Config {
 		BatchSize:    32,
 		LearningRate: 0.001,
 		Optimizer:    RMSprop,
-		Workers:      2,
-		Seed:         1,
-		Patience:     3,
+		// At batch 32 a step is ~100 µs; splitting it across two workers costs
+		// more in hand-offs than it saves (measured: 348k vs 230k examples per
+		// CPU-second), so the reference recipe runs on one core.
+		Workers:  1,
+		Seed:     1,
+		Patience: 3,
 	}
 }
 
