@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
@@ -44,31 +47,55 @@ func sweep(quick bool) ([]buildSetting, []searchSetting) {
 	def := ann.DefaultHNSWParams()
 	wide := def
 	wide.M, wide.M0 = 16, 32
-	builds := []buildSetting{
-		{fmt.Sprintf("served: M %d, M0 %d, efC %d", served.M, served.M0, served.EfConstruction), served},
-		{fmt.Sprintf("ann default: M %d, M0 %d, efC %d", def.M, def.M0, def.EfConstruction), def},
+	var builds []buildSetting
+	addBuild := func(name string, p ann.HNSWParams) {
+		for i, b := range builds {
+			if sameBuild(b.p, p) { // the defaults may coincide: one row, both names
+				builds[i].label = strings.Replace(b.label, ":", " = "+name+":", 1)
+				return
+			}
+		}
+		builds = append(builds, buildSetting{fmt.Sprintf("%s: M %d, M0 %d, efC %d", name, p.M, p.M0, p.EfConstruction), p})
 	}
+	addBuild("served", served)
+	addBuild("ann default", def)
 	if !quick {
-		builds = append(builds, buildSetting{fmt.Sprintf("wide: M %d, M0 %d, efC %d", wide.M, wide.M0, wide.EfConstruction), wide})
+		addBuild("wide", wide)
 	}
-	searches := []searchSetting{
+	all := []searchSetting{
 		{1, 1, 100},
 		{4, 1, 100},
 		{4, 100, 100},
+		{4, 400, 100},
 		{served.Overfetch, served.MinFetch, served.EfSearch},
 		{def.Overfetch, def.MinFetch, def.EfSearch},
 		{16, 1600, 400},
 	}
 	if quick {
-		searches = []searchSetting{{1, 1, 100}, {served.Overfetch, served.MinFetch, served.EfSearch}}
+		all = []searchSetting{{1, 1, 100}, {served.Overfetch, served.MinFetch, served.EfSearch}}
 	}
+	var searches []searchSetting
+	for _, s := range all {
+		if !slices.Contains(searches, s) {
+			searches = append(searches, s)
+		}
+	}
+	slices.SortStableFunc(searches, func(a, b searchSetting) int {
+		return cmp.Or(cmp.Compare(max(10*a.overfetch, a.minFetch), max(10*b.overfetch, b.minFetch)),
+			cmp.Compare(a.efSearch, b.efSearch), cmp.Compare(a.overfetch, b.overfetch))
+	})
 	return builds, searches
+}
+
+// sameBuild reports whether two settings construct the same graph.
+func sameBuild(a, b ann.HNSWParams) bool {
+	return a.Build == b.Build && a.M == b.M && a.M0 == b.M0 && a.Ml == b.Ml &&
+		a.EfConstruction == b.EfConstruction && a.Seed == b.Seed && a.Graphs == b.Graphs
 }
 
 func isServed(p ann.HNSWParams, s searchSetting) bool {
 	sp := pipeline.HNSWParams(config.Default().Serve)
-	return p.M == sp.M && p.M0 == sp.M0 && p.EfConstruction == sp.EfConstruction &&
-		s.overfetch == sp.Overfetch && s.minFetch == sp.MinFetch && s.efSearch == sp.EfSearch
+	return sameBuild(p, sp) && s.overfetch == sp.Overfetch && s.minFetch == sp.MinFetch && s.efSearch == sp.EfSearch
 }
 
 // vectorSet is one catalogue and its queries.

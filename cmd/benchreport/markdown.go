@@ -254,7 +254,8 @@ func writeHandler(b *bytes.Buffer, r *Results) {
 		"The time covers everything behind the socket: routing, request id, access log (encoded, discarded), decoding and validation, the user tower, the index search, filters and JSON encoding. "+
 		"Request mix: %s.\n\n", r.Serving, requestMix)
 	if r.AutoBackend != "" {
-		w("With the default config (`serve.index: auto`) the service answers from **%s** on this model (HNSW self-check recall against exact: %s; the bar is `serve.min_recall` %.2f).\n\n",
+		w("With the default config (`serve.index: auto`) the service chose **%s** for this model (HNSW self-check recall against exact: %s; `serve.min_recall` %.2f; "+
+			"`recall.Service.Load` decides how `auto` chooses). Both backends are measured below.\n\n",
 			r.AutoBackend, recallList(r.AutoRecall), config.Default().Serve.MinRecall)
 	}
 	w("| backend | requests | p50 | p90 | p99 | p99.9 | max | non-200 |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")

@@ -94,7 +94,7 @@ func TestRenderMarkdown(t *testing.T) {
 		"dear ★",
 		"the exact scan is **30.0× faster** at k = 10",
 		"| exact | 500 |",
-		"answers from **hnsw** on this model (HNSW self-check recall against exact: recall@10 1.0000, recall@100 0.9910",
+		"chose **hnsw** for this model (HNSW self-check recall against exact: recall@10 1.0000, recall@100 0.9910",
 		"![Training loss and validation Recall@10 per epoch](bench-training.svg)",
 		"![HNSW recall against exact vs latency per query](bench-index.svg)",
 		"![/recall handler latency histogram](bench-handler.svg)",
@@ -227,6 +227,36 @@ func TestSyntheticIsSeededAndUnit(t *testing.T) {
 		}
 		if s < 0.999 || s > 1.001 {
 			t.Fatalf("vector %d has squared norm %v", i, s)
+		}
+	}
+}
+
+func TestSweepHasNoDuplicates(t *testing.T) {
+	t.Parallel()
+	for _, quick := range []bool{false, true} {
+		builds, searches := sweep(quick)
+		for i := range builds {
+			for j := range i {
+				if sameBuild(builds[i].p, builds[j].p) {
+					t.Errorf("quick=%v: builds %q and %q are the same graph", quick, builds[i].label, builds[j].label)
+				}
+			}
+		}
+		seen := map[searchSetting]bool{}
+		served := 0
+		for _, s := range searches {
+			if seen[s] {
+				t.Errorf("quick=%v: search %s twice", quick, s.label())
+			}
+			seen[s] = true
+			for _, b := range builds {
+				if isServed(b.p, s) {
+					served++
+				}
+			}
+		}
+		if served != 1 {
+			t.Errorf("quick=%v: %d served settings in the sweep, want 1", quick, served)
 		}
 	}
 }

@@ -49,9 +49,10 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	var stdout bytes.Buffer
 	ev := exec.Command(bin, "eval", "--model", model, "--data", filepath.Join(data, "ml-100k"),
 		"--train", filepath.Join(split, "train.dat"), "--test", filepath.Join(split, "test.dat"))
-	ev.Stdout = &stdout
-	if out, err := ev.Output(); err != nil {
-		t.Fatalf("eval: %v\n%s", err, out)
+	var evErr bytes.Buffer
+	ev.Stdout, ev.Stderr = &stdout, &evErr
+	if err := ev.Run(); err != nil {
+		t.Fatalf("eval: %v\n%s", err, evErr.String())
 	}
 	var m map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {

@@ -119,7 +119,7 @@ func Default() Config {
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 3,
 		},
 		Serve: Serve{
-			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 200,
+			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
 			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
 			BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
