@@ -99,7 +99,7 @@ func TestApplyEnv(t *testing.T) {
 // The shipped config files load on their base and validate.
 func TestShippedConfigs(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"train.yaml", "reference.yaml", "local.yaml", "production.yaml"} {
+	for _, name := range []string{"train.yaml", "reference.yaml", "pointwise.yaml", "local.yaml", "production.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
 			if err != nil {
