@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -331,5 +332,27 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("output %q / error %v does not mention %q", errOut.String(), err, tt.want)
 			}
 		})
+	}
+}
+
+// data download goes to the URL in TOWERRECALL_DOWNLOAD_URL (a mirror) but
+// still verifies the pinned GroupLens checksum: a different archive is
+// refused and nothing is left behind.
+func TestDataDownloadVerifiesChecksum(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("PK this is not the GroupLens archive"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	env := map[string]string{"TOWERRECALL_DOWNLOAD_URL": srv.URL + "/ml-100k.zip"}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"towerrecall", "data", "download", "--dataset", "ml-100k", "--dir", dir},
+		func(k string) string { return env[k] }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("err = %v, want a checksum error", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("download left %d entries behind", len(entries))
 	}
 }

@@ -153,7 +153,8 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 			}
 			s.logger.Error().Err(err).Msg("HNSW index unavailable; serving from exact")
 		} else {
-			rec, err := ann.SelfCheck(h, exact, s.sampleQueries(snap), []int{10, 100})
+			queries := s.sampleQueries(snap)
+			rec, err := ann.SelfCheck(h, exact, queries, []int{10, 100})
 			if err != nil {
 				return nil, fmt.Errorf("recall: index self-check: %w", err)
 			}
@@ -165,7 +166,6 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 					pass = false
 				}
 			}
-			queries := s.sampleQueries(snap)
 			te, th := timeSearch(exact, queries), timeSearch(h, queries)
 			faster := th < te
 			s.logger.Info().Dur("exact_search", te).Dur("hnsw_search", th).Int("timed_queries", min(32, len(queries))).
