@@ -24,7 +24,7 @@ import (
 type job struct {
 	dataset string // folder under --data: ml-100k or ml-1m
 	split   string // folder under --data/splits/<dataset>
-	recipe  string // "softmax" or "pointwise"
+	recipe  string // "softmax", "softmax-random" (config.RandomSplit) or "pointwise"
 }
 
 func (j job) name() string { return j.dataset + "/" + j.split }
@@ -37,7 +37,8 @@ func jobs(quick bool) []job {
 		{"ml-100k", "user-temporal", "pointwise"},
 	}
 	if !quick {
-		js = append(js, job{"ml-1m", "user-temporal", "softmax"}, job{"ml-1m", "recbole", "softmax"})
+		js = append(js, job{"ml-1m", "user-temporal", "softmax"}, job{"ml-1m", "user-temporal", "pointwise"},
+			job{"ml-1m", "recbole", "softmax"}, job{"ml-1m", "recbole", "softmax-random"})
 	}
 	return js
 }
@@ -52,8 +53,11 @@ func servingJob(quick bool) job {
 }
 
 func (j job) config() config.Config {
-	if j.recipe == "pointwise" {
+	switch j.recipe {
+	case "pointwise":
 		return config.Reference()
+	case "softmax-random":
+		return config.RandomSplit()
 	}
 	return config.Default()
 }

@@ -99,7 +99,7 @@ func TestApplyEnv(t *testing.T) {
 // The shipped config files load on their base and validate.
 func TestShippedConfigs(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"train.yaml", "reference.yaml", "pointwise.yaml", "local.yaml", "production.yaml"} {
+	for _, name := range []string{"train.yaml", "random-split.yaml", "reference.yaml", "pointwise.yaml", "local.yaml", "production.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
 			if err != nil {
@@ -128,5 +128,10 @@ func TestShippedConfigs(t *testing.T) {
 	d := Default()
 	if !reflect.DeepEqual(c.Model, d.Model) || c.Train != d.Train {
 		t.Errorf("configs/train.yaml differs from Default():\n%+v\n%+v", c.Train, d.Train)
+	}
+	raw, _ = os.ReadFile(filepath.Join("..", "..", "configs", "random-split.yaml"))
+	c, _ = Parse(raw, "random-split.yaml", Reference())
+	if r := RandomSplit(); !reflect.DeepEqual(c.Model, r.Model) || c.Train != r.Train {
+		t.Errorf("configs/random-split.yaml differs from RandomSplit():\n%+v\n%+v", c.Train, r.Train)
 	}
 }
