@@ -19,3 +19,16 @@ bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.s
 
 bench-micro: ## go test micro-benchmarks (medians over 5 runs)
 	mkdir -p var && TOWERRECALL_DATA=$(DATA) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee var/bench.txt
+
+FUZZTIME ?= 1000000x
+fuzz: ## every fuzz target, 1,000,000 executions each (FUZZTIME=30s for a time budget)
+	@for pkg in $$($(GO) list ./internal/...); do \
+	  for target in $$($(GO) test -list 'Fuzz.*' $$pkg | grep -E '^Fuzz'); do \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+reliability: ## the long reliability suite: faults, 60 s loopback load with flat RSS/goroutines, long fuzzing
+	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 TOWERRECALL_LOAD=1 $(GO) test -count=1 -timeout 30m -run E2E -v ./cmd/towerrecall/ ./internal/pipeline/
+	$(MAKE) fuzz

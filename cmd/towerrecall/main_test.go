@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
 )
 
 // logBuffer collects a run's stderr and finds log lines in it.
@@ -40,13 +42,20 @@ func (l *logBuffer) String() string {
 // waitLog waits for a JSON log line whose message is msg and returns it.
 func (l *logBuffer) waitLog(t *testing.T, msg string, timeout time.Duration) map[string]any {
 	t.Helper()
+	return l.waitLogWhere(t, msg, "", "", timeout)
+}
+
+// waitLogWhere waits for a JSON log line whose message is msg and, when key
+// is not empty, whose field key is val.
+func (l *logBuffer) waitLogWhere(t *testing.T, msg, key, val string, timeout time.Duration) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(l.String()))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == msg {
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == msg && (key == "" || m[key] == val) {
 				return m
 			}
 		}
@@ -248,7 +257,7 @@ func TestServeDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	modelDir := filepath.Join(dir, "model")
-	env := map[string]string{}
+	env := map[string]string{"TOWERRECALL_RELOAD_POLL": "100ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &logBuffer{}
@@ -294,6 +303,21 @@ func TestServeDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs.waitLog(t, "reloaded", 30*time.Second)
+
+	// Publishing a new artifact (a new manifest) is picked up by polling.
+	b, err := artifact.Load(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Manifest.Version = "republished"
+	if err := artifact.Save(modelDir, b); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitLogWhere(t, "reloaded", "trigger", "manifest changed", 30*time.Second)
+	c.json("GET", "/model", "", 200, &after)
+	if after.Version != "republished" {
+		t.Errorf("version %q after the manifest poll, want republished", after.Version)
+	}
 
 	cancel()
 	select {
