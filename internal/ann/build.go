@@ -202,8 +202,8 @@ func (b *nbuilder) searchLayer(q []float32, eps []cand, ef, l int) []cand {
 		clear(b.visited)
 		b.epoch = 1
 	}
-	var frontier minHeap
-	var best maxHeap
+	frontier := candHeap{}
+	best := candHeap{far: true}
 	for _, e := range eps {
 		if b.visited[e.id] == b.epoch {
 			continue
@@ -211,13 +211,13 @@ func (b *nbuilder) searchLayer(q []float32, eps []cand, ef, l int) []cand {
 		b.visited[e.id] = b.epoch
 		frontier.push(e)
 		best.push(e)
-		if len(best) > ef {
+		if len(best.s) > ef {
 			best.pop()
 		}
 	}
-	for len(frontier) > 0 {
+	for len(frontier.s) > 0 {
 		c := frontier.pop()
-		if len(best) >= ef && c.d > best[0].d {
+		if len(best.s) >= ef && c.d > best.s[0].d {
 			break
 		}
 		for _, x := range b.links[c.id][l] {
@@ -226,16 +226,16 @@ func (b *nbuilder) searchLayer(q []float32, eps []cand, ef, l int) []cand {
 			}
 			b.visited[x] = b.epoch
 			d := b.dist(q, b.vec(x))
-			if len(best) < ef || d < best[0].d {
+			if len(best.s) < ef || d < best.s[0].d {
 				frontier.push(cand{d, x})
 				best.push(cand{d, x})
-				if len(best) > ef {
+				if len(best.s) > ef {
 					best.pop()
 				}
 			}
 		}
 	}
-	out := []cand(best)
+	out := best.s
 	sortCands(out)
 	return out
 }
@@ -281,15 +281,27 @@ func (b *nbuilder) repair() {
 	}
 }
 
-// minHeap pops the nearest candidate.
-type minHeap []cand
+// candHeap is a binary heap of candidates: the nearest on top, or the
+// farthest when far is set.
+type candHeap struct {
+	s   []cand
+	far bool
+}
 
-func (h *minHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
+// above reports whether a belongs above b in the heap.
+func (h *candHeap) above(a, b cand) bool {
+	if h.far {
+		return a.d > b.d
+	}
+	return a.d < b.d
+}
+
+func (h *candHeap) push(c cand) {
+	h.s = append(h.s, c)
+	s := h.s
 	for i := len(s) - 1; i > 0; {
 		p := (i - 1) / 2
-		if s[p].d <= s[i].d {
+		if !h.above(s[i], s[p]) {
 			break
 		}
 		s[p], s[i] = s[i], s[p]
@@ -297,8 +309,8 @@ func (h *minHeap) push(c cand) {
 	}
 }
 
-func (h *minHeap) pop() cand {
-	s := *h
+func (h *candHeap) pop() cand {
+	s := h.s
 	top := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
@@ -309,56 +321,15 @@ func (h *minHeap) pop() cand {
 			break
 		}
 		m := l
-		if r := l + 1; r < len(s) && s[r].d < s[l].d {
+		if r := l + 1; r < len(s) && h.above(s[r], s[l]) {
 			m = r
 		}
-		if s[i].d <= s[m].d {
+		if !h.above(s[m], s[i]) {
 			break
 		}
 		s[i], s[m] = s[m], s[i]
 		i = m
 	}
-	*h = s
-	return top
-}
-
-// maxHeap keeps the farthest candidate on top.
-type maxHeap []cand
-
-func (h *maxHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s[p].d >= s[i].d {
-			break
-		}
-		s[p], s[i] = s[i], s[p]
-		i = p
-	}
-}
-
-func (h *maxHeap) pop() cand {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(s) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(s) && s[r].d > s[l].d {
-			m = r
-		}
-		if s[i].d >= s[m].d {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
+	h.s = s
 	return top
 }
