@@ -256,7 +256,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip"})
-	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year"})
+	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
 	t := c.Train
 	switch t.Objective {
 	case "softmax":

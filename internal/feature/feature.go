@@ -7,6 +7,7 @@ package feature
 
 import (
 	"fmt"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,10 @@ const (
 	MovieIDField Field = "movie_id"
 	GenresField  Field = "genres"
 	YearField    Field = "year"
+	// PopularityField is the movie's number of training ratings in log2
+	// buckets: it lets the movie tower place popular movies where users
+	// without an id (cold start) will find them.
+	PopularityField Field = "popularity"
 )
 
 // UserFields and MovieFields list the fields each tower can use.
@@ -41,8 +46,12 @@ func UserFields() []Field {
 	return []Field{UserIDField, GenderField, AgeField, OccupationField, ZipField}
 }
 
-// MovieFields lists the fields the movie tower can use.
+// MovieFields lists the movie fields of the default towers.
 func MovieFields() []Field { return []Field{MovieIDField, GenresField, YearField} }
+
+// AllMovieFields lists every field the movie tower can use: MovieFields and
+// the optional PopularityField.
+func AllMovieFields() []Field { return append(MovieFields(), PopularityField) }
 
 // Encoded is one entity's tower input: for each field of the tower, in tower
 // order, the vocabulary indices of its values. Single-valued fields have one
@@ -95,6 +104,7 @@ type MovieInput struct {
 	MovieID string
 	Genres  []string
 	Year    int
+	Ratings int // number of training ratings (the popularity feature)
 }
 
 // ZipPrefix is the part of a zip code the zip feature uses: the first three
@@ -113,6 +123,15 @@ func YearBucket(year int) string {
 		return ""
 	}
 	return strconv.Itoa(year / 5 * 5)
+}
+
+// PopularityBucket is the popularity feature value: ⌊log2(ratings)⌋+1, so
+// 0 for an unrated movie, 1 for one rating, 2 for 2–3, 3 for 4–7, ...
+func PopularityBucket(ratings int) string {
+	if ratings <= 0 {
+		return "0"
+	}
+	return strconv.Itoa(bits.Len(uint(ratings)))
 }
 
 // AgeValue is the age feature value: the ML-1M bucket of an age in years.
@@ -149,14 +168,16 @@ func Fit(userFields, movieFields []Field, users []movielens.User, movies []movie
 	if err := checkFields(userFields, UserFields()); err != nil {
 		return nil, fmt.Errorf("feature: user tower: %w", err)
 	}
-	if err := checkFields(movieFields, MovieFields()); err != nil {
+	if err := checkFields(movieFields, AllMovieFields()); err != nil {
 		return nil, fmt.Errorf("feature: movie tower: %w", err)
 	}
 	ratedU := make(map[movielens.UserID]bool)
 	ratedM := make(map[movielens.MovieID]bool)
+	counts := make(map[movielens.MovieID]int)
 	for _, r := range train {
 		ratedU[r.User] = true
 		ratedM[r.Movie] = true
+		counts[r.Movie]++
 	}
 	us := append([]movielens.User(nil), users...)
 	sort.Slice(us, func(i, j int) bool { return us[i].ID < us[j].ID })
@@ -181,6 +202,7 @@ func Fit(userFields, movieFields []Field, users []movielens.User, movies []movie
 		}
 		vals[GenresField] = append(vals[GenresField], in.Genres...)
 		vals[YearField] = append(vals[YearField], YearBucket(in.Year))
+		vals[PopularityField] = append(vals[PopularityField], PopularityBucket(counts[m.ID]))
 	}
 	e := &Encoder{UserFields: userFields, MovieFields: movieFields, Vocabs: map[Field]*Vocab{}}
 	for _, f := range append(append([]Field(nil), userFields...), movieFields...) {
@@ -194,7 +216,7 @@ func NewEncoder(userFields, movieFields []Field, vocabs map[Field][]string) (*En
 	if err := checkFields(userFields, UserFields()); err != nil {
 		return nil, fmt.Errorf("feature: user tower: %w", err)
 	}
-	if err := checkFields(movieFields, MovieFields()); err != nil {
+	if err := checkFields(movieFields, AllMovieFields()); err != nil {
 		return nil, fmt.Errorf("feature: movie tower: %w", err)
 	}
 	e := &Encoder{UserFields: userFields, MovieFields: movieFields, Vocabs: map[Field]*Vocab{}}
@@ -267,6 +289,8 @@ func (e *Encoder) EncodeMovie(m MovieInput) Encoded {
 			out[i] = []int32{v.Lookup(m.MovieID)}
 		case YearField:
 			out[i] = []int32{v.Lookup(YearBucket(m.Year))}
+		case PopularityField:
+			out[i] = []int32{v.Lookup(PopularityBucket(m.Ratings))}
 		case GenresField:
 			for _, g := range m.Genres {
 				out[i] = append(out[i], v.Lookup(g))

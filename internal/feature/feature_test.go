@@ -135,6 +135,33 @@ func TestFieldChecks(t *testing.T) {
 	}
 }
 
+func TestPopularityField(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	train = append(train, movielens.Rating{User: 2, Movie: 10, Value: 4}, movielens.Rating{User: 3, Movie: 10, Value: 2})
+	e, err := Fit(UserFields(), AllMovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Movie 10 has 3 ratings (bucket 2), movie 20 one (bucket 1), movie 30 none (bucket 0).
+	if got := e.Vocabs[PopularityField].Values(); !reflect.DeepEqual(got, []string{"2", "1", "0"}) {
+		t.Errorf("popularity vocabulary = %v", got)
+	}
+	in := FromMovie(movies[0])
+	in.Ratings = 3
+	if m := e.EncodeMovie(in); len(m) != 4 || m[3][0] != 1 {
+		t.Errorf("EncodeMovie with popularity = %v", m)
+	}
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{-1, "0"}, {0, "0"}, {1, "1"}, {2, "2"}, {3, "2"}, {4, "3"}, {1000, "10"}} {
+		if got := PopularityBucket(tt.n); got != tt.want {
+			t.Errorf("PopularityBucket(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
+
 func TestBuckets(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

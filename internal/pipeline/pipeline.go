@@ -75,8 +75,14 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	for i, u := range ds.Users {
 		data.Users[i] = enc.EncodeUser(feature.FromUser(u))
 	}
+	counts := make(map[movielens.MovieID]int)
+	for _, r := range in.Train {
+		counts[r.Movie]++
+	}
 	for i, m := range ds.Movies {
-		data.Movies[i] = enc.EncodeMovie(feature.FromMovie(m))
+		mi := feature.FromMovie(m)
+		mi.Ratings = counts[m.ID]
+		data.Movies[i] = enc.EncodeMovie(mi)
 	}
 	if data.Train, err = ix.Interactions(in.Train); err != nil {
 		return nil, fmt.Errorf("pipeline: train ratings: %w", err)
