@@ -4,26 +4,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 )
 
 // checkGrad compares an analytic gradient of loss w.r.t. p with a central
 // difference computed in float64 around float32 parameters.
 func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
-	const h = 1e-2
-	for i := range p {
-		orig := p[i]
-		p[i] = orig + h
-		lp := loss()
-		p[i] = orig - h
-		lm := loss()
-		p[i] = orig
-		num := (lp - lm) / (2 * h)
-		got := float64(analytic[i])
-		if d := math.Abs(num - got); d > 2e-3+2e-2*math.Abs(num) {
-			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, got, num)
-		}
-	}
+	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-2, Abs: 2e-3, Rel: 2e-2})
 }
 
 func randSlice(r *rand.Rand, n int, scale float32) []float32 {

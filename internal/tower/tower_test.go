@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/nn"
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 )
 
 func smallConfig(normalize, outReLU, head bool) Config {
@@ -85,19 +85,7 @@ func TestTowerBackward(t *testing.T) {
 
 func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
-	const h = 1e-2
-	for i := range p {
-		orig := p[i]
-		p[i] = orig + h
-		lp := loss()
-		p[i] = orig - h
-		lm := loss()
-		p[i] = orig
-		num := (lp - lm) / (2 * h)
-		if d := math.Abs(num - float64(analytic[i])); d > 3e-3+3e-2*math.Abs(num) {
-			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, analytic[i], num)
-		}
-	}
+	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-2, Abs: 3e-3, Rel: 3e-2})
 }
 
 func TestVectorMatchesBatch(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/nn"
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
@@ -70,19 +71,7 @@ func (t *trainer) prepare(idx []int32) {
 
 func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
-	const h = 1e-3
-	for i := range p {
-		orig := p[i]
-		p[i] = orig + h
-		lp := loss()
-		p[i] = orig - h
-		lm := loss()
-		p[i] = orig
-		num := (lp - lm) / (2 * h)
-		if d := math.Abs(num - float64(analytic[i])); d > 2e-4+2e-2*math.Abs(num) {
-			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, analytic[i], num)
-		}
-	}
+	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-3, Abs: 2e-4, Rel: 2e-2})
 }
 
 // A batch with repeated users and movies, so that dedupe, multiplicities
