@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -205,7 +206,7 @@ func checkAPI(t *testing.T, c client, catalog []int) modelResp {
 		t.Errorf("genre filter returned %d items, want 20", len(g.Items))
 	}
 	for _, it := range g.Items {
-		if !contains(it.Genres, "Comedy") {
+		if !slices.Contains(it.Genres, "Comedy") {
 			t.Errorf("genre filter returned %v", it.Genres)
 		}
 	}
@@ -218,15 +219,6 @@ func checkAPI(t *testing.T, c client, catalog []int) modelResp {
 		t.Errorf("/metrics: %d\n%s", status, tail(string(body), 2000))
 	}
 	return info
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func catalogOf(t *testing.T, modelDir string) []int {

@@ -208,19 +208,8 @@ func Save(dir string, b *Bundle) (err error) {
 // not after the training run.
 func CheckWritable(dir string) error {
 	dir = filepath.Clean(dir)
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("artifact: %s exists and is not a directory", dir)
-		}
-		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
-			entries, err := os.ReadDir(dir)
-			if err != nil {
-				return fmt.Errorf("artifact: %w", err)
-			}
-			if len(entries) > 0 {
-				return fmt.Errorf("artifact: %s exists and is not an artifact; refusing to replace it", dir)
-			}
-		}
+	if _, err := replaceable(dir); err != nil {
+		return fmt.Errorf("artifact: %w", err)
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -233,23 +222,39 @@ func CheckWritable(dir string) error {
 	return os.Remove(tmp)
 }
 
+// replaceable reports whether dir exists, and an error when it exists but
+// must not be replaced by an artifact: a file, or a directory with content
+// that is not an artifact.
+func replaceable(dir string) (exists bool, err error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false, nil
+	}
+	if !fi.IsDir() {
+		return true, fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil {
+		return true, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true, err
+	}
+	if len(entries) > 0 {
+		return true, fmt.Errorf("%s exists and is not an artifact; refusing to replace it", dir)
+	}
+	return true, nil
+}
+
 // replaceDir moves tmp to dir. An existing dir is first moved aside and
 // restored if the final rename fails, then removed.
 func replaceDir(tmp, dir string) error {
+	exists, err := replaceable(dir)
+	if err != nil {
+		return err
+	}
 	old := ""
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
-		}
-		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
-			entries, err := os.ReadDir(dir)
-			if err != nil {
-				return err
-			}
-			if len(entries) > 0 {
-				return fmt.Errorf("%s exists and is not an artifact; refusing to replace it", dir)
-			}
-		}
+	if exists {
 		old = tmp + ".old"
 		if err := os.Rename(dir, old); err != nil {
 			return err

@@ -3,8 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"strconv"
 
+	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
@@ -110,13 +110,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 			}
 		}
 		r.RMSE = eval.RMSE(func(u, m int32) float32 {
-			q := scorer.users[u]
-			v := b.Vectors[int(m)*d : (int(m)+1)*d]
-			var s float32
-			for j := range q {
-				s += q[j] * v[j]
-			}
-			return b.Model.PredictRating(s)
+			return b.Model.PredictRating(ann.Dot(scorer.users[u], b.Vectors[int(m)*d:(int(m)+1)*d]))
 		}, test)
 		r.HasRMSE = true
 	}
@@ -131,6 +125,3 @@ func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 	}
 	return out
 }
-
-// UserKey formats a user id the way feature inputs carry it.
-func UserKey(id movielens.UserID) string { return strconv.Itoa(int(id)) }

@@ -5,6 +5,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -153,16 +154,16 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 
 	// The graph is built once here and shipped inside the artifact, so that
 	// replicas start without rebuilding it.
-	hp := hnswParams(cfg.Serve)
+	hp := HNSWParams(cfg.Serve)
 	h, err := ann.NewHNSW(b.Vectors, cfg.Model.Dim, hp)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: HNSW: %w", err)
 	}
-	var gb bytesBuffer
-	if err := h.Export(&gb); err != nil {
+	var graph bytes.Buffer
+	if err := h.Export(&graph); err != nil {
 		return nil, fmt.Errorf("pipeline: export HNSW: %w", err)
 	}
-	b.Graph = gb.b
+	b.Graph = graph.Bytes()
 	exact, err := ann.NewExact(b.Vectors, cfg.Model.Dim)
 	if err != nil {
 		return nil, err
@@ -257,20 +258,14 @@ func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate f
 	}
 }
 
-type bytesBuffer struct{ b []byte }
-
-func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-
-func hnswParams(s config.Serve) ann.HNSWParams {
+// HNSWParams converts the serve config into index parameters.
+func HNSWParams(s config.Serve) ann.HNSWParams {
 	p := ann.DefaultHNSWParams()
 	p.M = s.HNSWM
 	p.EfSearch = s.HNSWEfSearch
 	p.Overfetch = s.HNSWOverfetch
 	return p
 }
-
-// HNSWParams converts the serve config into index parameters.
-func HNSWParams(s config.Serve) ann.HNSWParams { return hnswParams(s) }
 
 func fields(m config.Model) (uf, mf []feature.Field, ud, md []int) {
 	for _, f := range m.User {
@@ -394,12 +389,7 @@ func NewScorer(m *tower.Model, users, movies []feature.Encoded) *Scorer {
 func (s *Scorer) ScoreAll(dst []float32, u int32) {
 	q := s.users[u]
 	for i := range dst {
-		v := s.vectors[i*s.dim : (i+1)*s.dim]
-		var sum float32
-		for j, x := range q {
-			sum += x * v[j]
-		}
-		dst[i] = sum
+		dst[i] = ann.Dot(q, s.vectors[i*s.dim:(i+1)*s.dim])
 	}
 }
 

@@ -1,13 +1,13 @@
 package recall
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,7 +192,7 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 
 func (s *Service) hnsw(b *artifact.Bundle) (*ann.HNSW, error) {
 	if len(b.Graph) > 0 {
-		h, err := ann.ImportHNSW(strings.NewReader(string(b.Graph)), b.Vectors, b.Manifest.Dim, s.opts.HNSW)
+		h, err := ann.ImportHNSW(bytes.NewReader(b.Graph), b.Vectors, b.Manifest.Dim, s.opts.HNSW)
 		if err != nil {
 			return nil, fmt.Errorf("recall: import HNSW graph: %w", err)
 		}
@@ -230,18 +230,23 @@ func (s *Service) sampleQueries(snap *snapshot) [][]float32 {
 	rng := rand.New(rand.NewPCG(s.opts.Seed, 0x5e1fc4ec))
 	n := s.opts.SelfCheckQueries
 	out := make([][]float32, 0, n)
-	genders := b.Encoder.Vocabs[feature.GenderField]
-	occs := b.Encoder.Vocabs[feature.OccupationField]
+	var genders, occs []string
+	if v := b.Encoder.Vocabs[feature.GenderField]; v != nil {
+		genders = v.Values()
+	}
+	if v := b.Encoder.Vocabs[feature.OccupationField]; v != nil {
+		occs = v.Values()
+	}
 	for i := 0; i < n; i++ {
 		var in feature.UserInput
 		if len(b.Users) > 0 && i%4 != 3 {
 			in.UserID = strconv.Itoa(int(b.Users[rng.IntN(len(b.Users))]))
 		}
-		if genders != nil && len(genders.Values()) > 0 {
-			in.Gender = genders.Values()[rng.IntN(len(genders.Values()))]
+		if len(genders) > 0 {
+			in.Gender = genders[rng.IntN(len(genders))]
 		}
-		if occs != nil && len(occs.Values()) > 0 {
-			in.Occupation = occs.Values()[rng.IntN(len(occs.Values()))]
+		if len(occs) > 0 {
+			in.Occupation = occs[rng.IntN(len(occs))]
 		}
 		in.Age = 15 + rng.IntN(50)
 		q := make([]float32, snap.dim)
@@ -291,9 +296,6 @@ func (s *Service) Info() (ModelInfo, bool) {
 	return snap.info, true
 }
 
-// Ready reports whether a model is loaded.
-func (s *Service) Ready() bool { return s.live.Load() != nil }
-
 func (snap *snapshot) getScratch() *scratch {
 	if sc, ok := snap.pool.Get().(*scratch); ok {
 		return sc
@@ -340,16 +342,6 @@ func checkUser(u feature.UserInput) error {
 		return &Error{Field: "user.age", Message: fmt.Sprintf("%d out of range 1–150", u.Age)}
 	}
 	return nil
-}
-
-// dot is the one score function: /recall and /score both report it, so a
-// movie's score is identical in both.
-func dot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
 }
 
 // Recall returns the top-K movies for the request's user.
@@ -419,12 +411,13 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("recall: search: %w", err)
 	}
 	sc.results = res
-	// Re-score with the one score function and re-sort, so that scores and
-	// order agree with /score to the bit whatever the backend computed.
+	// Re-score with the one score function (ann.Dot, which /score uses too)
+	// and re-sort, so that scores and order agree with /score to the bit
+	// whatever the backend computed.
 	vec := snap.bundle.Vectors
 	for i := range res {
 		m := int(res[i].ID)
-		res[i].Score = dot(sc.q, vec[m*snap.dim:(m+1)*snap.dim])
+		res[i].Score = ann.Dot(sc.q, vec[m*snap.dim:(m+1)*snap.dim])
 	}
 	slices.SortStableFunc(res, func(a, b ann.Result) int {
 		switch {
@@ -471,7 +464,7 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 			out.Unknown = append(out.Unknown, id)
 			continue
 		}
-		sco := Score{MovieID: id, Score: dot(sc.q, snap.bundle.Vectors[int(m)*snap.dim:(int(m)+1)*snap.dim])}
+		sco := Score{MovieID: id, Score: ann.Dot(sc.q, snap.bundle.Vectors[int(m)*snap.dim:(int(m)+1)*snap.dim])}
 		if head {
 			r := snap.bundle.Model.PredictRating(sco.Score)
 			sco.Rating = &r
