@@ -74,6 +74,18 @@ type Train struct {
 	// history (newest e^recency times the oldest; weights average 1), so
 	// training leans towards current taste. 0 turns it off.
 	Recency float64 `yaml:"recency"`
+	// HistoryFolds splits each user's training ratings into this many folds
+	// for the history feature: an example of fold k sees the user's history
+	// without fold k, so the target movie is never in its own history bag.
+	HistoryFolds int `yaml:"history_folds"`
+	// ColdLogQ scales the logQ correction in the rows of the cold-start
+	// twins: 1 treats them like every row; above 1 the id-less vectors
+	// learn a popularity bonus ((ColdLogQ−1)·log frequency), the best guess
+	// for a user nothing is known about; below 1, a popularity penalty.
+	ColdLogQ float64 `yaml:"cold_logq"`
+	// UniformNegatives adds this many uniformly drawn movies to every
+	// softmax step as shared negatives (mixed negative sampling).
+	UniformNegatives int `yaml:"uniform_negatives"`
 }
 
 // Serve holds the service's settings.
@@ -117,6 +129,7 @@ func Default() Config {
 		Train: Train{
 			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 3,
+			HistoryFolds: 10, ColdLogQ: 3,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
@@ -140,18 +153,30 @@ func Reference() Config {
 		User:  []Feature{{"user_id", 100}, {"gender", 2}, {"age", 2}, {"occupation", 2}},
 		Movie: []Feature{{"movie_id", 100}, {"genres", 2}},
 	}
-	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 1, Seed: 1, Patience: 2}
+	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 1, Seed: 1, Patience: 2,
+		HistoryFolds: 10, ColdLogQ: 1}
 	return c
 }
 
 // RandomSplit is the default model tuned for evaluation on random splits
 // (such as RecBole's 8:1:1): no recency weighting, which only helps when the
-// test ratings are each user's newest, and up to 20 epochs with early
-// stopping on the validation split. configs/random-split.yaml spells it out.
+// test ratings are each user's newest, up to 20 epochs with early stopping
+// on the validation split, and the history feature in place of the user id.
+// configs/random-split.yaml spells it out.
+//
+// Its user tower adds the history feature (the user's rated movies,
+// mean-pooled) and drops the user id: on a random split a user's history
+// describes them as well as an id does, and at serving it includes ratings
+// made after training (RecBole's valid ratings at test). The logQ
+// correction of the cold-start rows stays unscaled (cold_logq 1): that is
+// what was validated on this split.
 func RandomSplit() Config {
 	c := Default()
+	c.Model.User = []Feature{{"gender", 4}, {"age", 4}, {"occupation", 4}, {"zip", 8}, {"history", 32}}
 	c.Train.Recency = 0
 	c.Train.Epochs = 20
+	c.Train.HistoryFolds = 10
+	c.Train.ColdLogQ = 1
 	return c
 }
 
@@ -255,7 +280,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip"})
+	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip", "history"})
 	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
 	t := c.Train
 	switch t.Objective {
@@ -302,6 +327,15 @@ func (c *Config) Validate() error {
 	}
 	if t.Patience < 0 {
 		bad("train.patience", "%d is negative", t.Patience)
+	}
+	if t.HistoryFolds < 2 || t.HistoryFolds > 100 {
+		bad("train.history_folds", "%d out of range 2–100", t.HistoryFolds)
+	}
+	if !(t.ColdLogQ >= 0 && t.ColdLogQ <= 5) {
+		bad("train.cold_logq", "%g out of range 0–5", t.ColdLogQ)
+	}
+	if t.UniformNegatives < 0 || t.UniformNegatives > 65536 {
+		bad("train.uniform_negatives", "%d out of range 0–65536", t.UniformNegatives)
 	}
 	s := c.Serve
 	if s.Addr == "" {

@@ -25,12 +25,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.Objective = "bpr"
 	c.Train.BatchSize = 0
 	c.Serve.Index = "faiss"
-	c.Model.User = append(c.Model.User, Feature{Name: "shoe_size", Dim: 3})
+	c.Model.User = append(c.Model.User, Feature{Name: "shoe_size", Dim: 3}, Feature{Name: "history", Dim: 0})
+	c.Train.HistoryFolds = 1
+	c.Train.ColdLogQ = 5.5
+	c.Train.UniformNegatives = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
-	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name"} {
+	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
+		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

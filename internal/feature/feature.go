@@ -28,6 +28,11 @@ const (
 	AgeField        Field = "age"
 	OccupationField Field = "occupation"
 	ZipField        Field = "zip"
+	// HistoryField is a bag of the movies the user rated in training
+	// (mean-pooled over its own embedding table, whose vocabulary is the
+	// rated movies' ids): the YouTube-DNN watch-history feature. A user
+	// without history (cold start) gets the OOV row.
+	HistoryField Field = "history"
 )
 
 // The movie fields.
@@ -41,10 +46,14 @@ const (
 	PopularityField Field = "popularity"
 )
 
-// UserFields and MovieFields list the fields each tower can use.
+// UserFields lists the user fields of the default towers.
 func UserFields() []Field {
 	return []Field{UserIDField, GenderField, AgeField, OccupationField, ZipField}
 }
+
+// AllUserFields lists every field the user tower can use: UserFields and
+// the optional HistoryField.
+func AllUserFields() []Field { return append(UserFields(), HistoryField) }
 
 // MovieFields lists the movie fields of the default towers.
 func MovieFields() []Field { return []Field{MovieIDField, GenresField, YearField} }
@@ -55,7 +64,8 @@ func AllMovieFields() []Field { return append(MovieFields(), PopularityField) }
 
 // Encoded is one entity's tower input: for each field of the tower, in tower
 // order, the vocabulary indices of its values. Single-valued fields have one
-// index; bag fields (genres) have one per value and are mean-pooled.
+// index; bag fields (genres, history) have one per value and are
+// mean-pooled.
 type Encoded [][]int32
 
 // Vocab maps string values to dense indices 1..n; 0 is the OOV slot.
@@ -97,6 +107,9 @@ type UserInput struct {
 	Age        int    // years; 0 unknown
 	Occupation string // any name CanonicalOccupation accepts
 	Zip        string
+	// History is the ids of the movies the user rated (the history
+	// feature); movies outside the vocabulary are skipped.
+	History []string
 }
 
 // MovieInput is a movie's encodable description.
@@ -165,7 +178,7 @@ type Encoder struct {
 // fields from every listed user and movie. Values are ordered by first
 // appearance in sorted entity order, which makes fitting deterministic.
 func Fit(userFields, movieFields []Field, users []movielens.User, movies []movielens.Movie, train []movielens.Rating) (*Encoder, error) {
-	if err := checkFields(userFields, UserFields()); err != nil {
+	if err := checkFields(userFields, AllUserFields()); err != nil {
 		return nil, fmt.Errorf("feature: user tower: %w", err)
 	}
 	if err := checkFields(movieFields, AllMovieFields()); err != nil {
@@ -199,6 +212,7 @@ func Fit(userFields, movieFields []Field, users []movielens.User, movies []movie
 		in := FromMovie(m)
 		if ratedM[m.ID] {
 			vals[MovieIDField] = append(vals[MovieIDField], in.MovieID)
+			vals[HistoryField] = append(vals[HistoryField], in.MovieID)
 		}
 		vals[GenresField] = append(vals[GenresField], in.Genres...)
 		vals[YearField] = append(vals[YearField], YearBucket(in.Year))
@@ -213,7 +227,7 @@ func Fit(userFields, movieFields []Field, users []movielens.User, movies []movie
 
 // NewEncoder rebuilds an encoder from saved vocabularies (see Fit).
 func NewEncoder(userFields, movieFields []Field, vocabs map[Field][]string) (*Encoder, error) {
-	if err := checkFields(userFields, UserFields()); err != nil {
+	if err := checkFields(userFields, AllUserFields()); err != nil {
 		return nil, fmt.Errorf("feature: user tower: %w", err)
 	}
 	if err := checkFields(movieFields, AllMovieFields()); err != nil {
@@ -243,13 +257,48 @@ func (e *Encoder) VocabSizes(fields []Field) []int {
 func (e *Encoder) EncodeUser(u UserInput) Encoded {
 	out := make(Encoded, len(e.UserFields))
 	for i, f := range e.UserFields {
+		if f == HistoryField {
+			out[i] = e.HistoryIndexes(nil, u.History)
+			continue
+		}
 		out[i] = []int32{e.userValue(f, u)}
 	}
 	return out
 }
 
-// UserIndexes writes one index per user field into dst (all user fields are
-// single-valued) and returns it; it does not allocate when dst has room.
+// HistoryIndexes appends the history-vocabulary indices of the movie ids to
+// dst[:0], skipping unknown ids, and returns it; a history with no known
+// movie is the OOV bag {OOV}. Without a history field it returns {OOV}.
+func (e *Encoder) HistoryIndexes(dst []int32, movieIDs []string) []int32 {
+	dst = dst[:0]
+	if v := e.Vocabs[HistoryField]; v != nil {
+		for _, id := range movieIDs {
+			if x := v.Lookup(id); x != OOV {
+				dst = append(dst, x)
+			}
+		}
+	}
+	if len(dst) == 0 {
+		dst = append(dst, OOV)
+	}
+	return dst
+}
+
+// HistoryPosition returns the position of the history field in the user
+// tower's fields, or -1.
+func (e *Encoder) HistoryPosition() int {
+	for i, f := range e.UserFields {
+		if f == HistoryField {
+			return i
+		}
+	}
+	return -1
+}
+
+// UserIndexes writes one index per user field into dst and returns it; it
+// does not allocate when dst has room. The history bag is not a single
+// index: its slot gets OOV (a user without history), and callers that know
+// the user's history replace it (see HistoryIndexes).
 func (e *Encoder) UserIndexes(dst []int32, u UserInput) []int32 {
 	dst = dst[:0]
 	for _, f := range e.UserFields {

@@ -184,3 +184,66 @@ func TestBuckets(t *testing.T) {
 		t.Error("ZipPrefix")
 	}
 }
+
+func TestHistoryField(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	uf := append(UserFields(), HistoryField)
+	e, err := Fit(uf, MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The history vocabulary is the rated movies' ids, like movie_id's.
+	if got := e.Vocabs[HistoryField].Values(); !reflect.DeepEqual(got, []string{"10", "20"}) {
+		t.Fatalf("history vocabulary = %v", got)
+	}
+	if got := e.HistoryPosition(); got != len(uf)-1 {
+		t.Fatalf("HistoryPosition = %d, want %d", got, len(uf)-1)
+	}
+	tests := []struct {
+		name    string
+		history []string
+		want    []int32
+	}{
+		{"none", nil, []int32{OOV}},
+		{"one", []string{"20"}, []int32{2}},
+		{"several in order", []string{"20", "10"}, []int32{2, 1}},
+		{"unknown movies skipped", []string{"30", "10", "999"}, []int32{1}},
+		{"only unknown", []string{"30"}, []int32{OOV}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := e.EncodeUser(UserInput{UserID: "1", History: tt.history})
+			if got := enc[len(uf)-1]; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("EncodeUser history = %v, want %v", got, tt.want)
+			}
+			if got := e.HistoryIndexes(make([]int32, 0, 4), tt.history); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("HistoryIndexes = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// UserIndexes has one slot per field; the bag's slot is the empty history.
+	if got := e.UserIndexes(nil, UserInput{UserID: "1", History: []string{"10"}}); len(got) != len(uf) || got[len(uf)-1] != OOV {
+		t.Errorf("UserIndexes = %v", got)
+	}
+	// Without the field there is no history position, and every bag is OOV.
+	e2, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2.HistoryPosition() != -1 || !reflect.DeepEqual(e2.HistoryIndexes(nil, []string{"10"}), []int32{OOV}) {
+		t.Errorf("encoder without history: position %d", e2.HistoryPosition())
+	}
+	// The field round-trips through saved vocabularies.
+	saved := map[Field][]string{}
+	for f, v := range e.Vocabs {
+		saved[f] = v.Values()
+	}
+	e3, err := NewEncoder(uf, MovieFields(), saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(e3.EncodeUser(UserInput{History: []string{"20", "10"}}), e.EncodeUser(UserInput{History: []string{"20", "10"}})) {
+		t.Error("saved encoder encodes history differently")
+	}
+}

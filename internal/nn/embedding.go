@@ -44,6 +44,10 @@ func (e *Embedding) PoolTo(dst []float32, idx []int32) {
 		copy(dst, e.Row(idx[0]))
 		for _, r := range idx[1:] {
 			row := e.Row(r)
+			if e.Dim >= 16 { // long bags (history): the FMA kernel; 1·x+y is exact, so the sum is the same
+				Axpy(1, row, dst)
+				continue
+			}
 			for j := range dst {
 				dst[j] += row[j]
 			}

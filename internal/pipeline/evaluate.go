@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -79,10 +80,14 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	split := ix.Split(in.Train, in.Valid, in.Test)
 	users := make([]feature.Encoded, len(ds.Users))
 	cold := make([]feature.Encoded, len(ds.Users))
+	// The history feature sees what serving sees: every rating known before
+	// the test (train and valid).
+	hist := histories(append(slices.Clip(in.Train), in.Valid...))
 	for i, u := range ds.Users {
 		in := feature.FromUser(u)
+		in.History = hist[u.ID]
 		users[i] = b.Encoder.EncodeUser(in)
-		in.UserID = ""
+		in.UserID, in.History = "", nil
 		cold[i] = b.Encoder.EncodeUser(in)
 	}
 	d := b.Manifest.Dim

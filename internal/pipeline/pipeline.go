@@ -73,8 +73,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, err
 	}
 	data := train.Data{Users: make([]feature.Encoded, len(ds.Users)), Movies: make([]feature.Encoded, len(ds.Movies))}
+	hist := histories(in.Train)
 	for i, u := range ds.Users {
-		data.Users[i] = enc.EncodeUser(feature.FromUser(u))
+		ui := feature.FromUser(u)
+		ui.History = hist[u.ID]
+		data.Users[i] = enc.EncodeUser(ui)
 	}
 	counts := make(map[movielens.MovieID]int)
 	for _, r := range in.Train {
@@ -100,7 +103,20 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 	}
+	nu := int32(len(data.Users))
+	var folds []int32
+	pos := slices.Index(userFields, feature.HistoryField)
+	if pos >= 0 { // folds first: they follow the real users, before twins take some ratings
+		folds = assignFolds(data.Train, len(data.Users), cfg.Train.HistoryFolds, cfg.Train.Seed)
+	}
 	addColdTwins(&data, userFields, movieFields, cfg.Train.ColdStartRate, cfg.Train.Seed)
+	if pos >= 0 {
+		histIndex := make([]int32, len(ds.Movies))
+		for i, m := range ds.Movies {
+			histIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
+		}
+		addHistoryFolds(&data, nu, pos, folds, histIndex)
+	}
 	tc := tower.Config{
 		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,
 		Normalize: cfg.Model.Normalize, RatingHead: cfg.Model.RatingHead,
@@ -137,6 +153,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		Objective: cfg.Train.Objective, Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize,
 		LearningRate: cfg.Train.LearningRate, Optimizer: cfg.Train.Optimizer, Temperature: cfg.Train.Temperature,
 		LogQ: cfg.Train.LogQ, L2: cfg.Train.L2, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed, Patience: cfg.Train.Patience,
+		UniformNegatives: cfg.Train.UniformNegatives, ColdLogQ: float32(cfg.Train.ColdLogQ),
 	}
 	res, err := train.Run(ctx, model, data, tcfg, hooks)
 	if err != nil {
@@ -230,23 +247,37 @@ func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate f
 	if rate <= 0 {
 		return
 	}
-	twins := func(list []feature.Encoded, fields []feature.Field, id feature.Field) ([]feature.Encoded, bool) {
-		pos := slices.Index(fields, id)
-		if pos < 0 {
+	// ids only: a new user has no history either
+	twins := func(list []feature.Encoded, fields []feature.Field, ids ...feature.Field) ([]feature.Encoded, bool) {
+		var pos []int
+		for _, id := range ids {
+			if p := slices.Index(fields, id); p >= 0 {
+				pos = append(pos, p)
+			}
+		}
+		if len(pos) == 0 {
 			return list, false
 		}
 		n := len(list)
 		for i := 0; i < n; i++ {
 			t := slices.Clone(list[i])
-			t[pos] = []int32{feature.OOV}
+			for _, p := range pos {
+				t[p] = []int32{feature.OOV}
+			}
 			list = append(list, t)
 		}
 		return list, true
 	}
 	nu, nm := int32(len(d.Users)), int32(len(d.Movies))
 	var userTwins, movieTwins bool
-	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField)
+	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField, feature.HistoryField)
 	d.Movies, movieTwins = twins(d.Movies, movieFields, feature.MovieIDField)
+	if userTwins {
+		d.Cold = make([]bool, len(d.Users))
+		for i := nu; i < int32(len(d.Users)); i++ {
+			d.Cold[i] = true
+		}
+	}
 	rng := rand.New(rand.NewPCG(seed, 0xc01d57a7))
 	for i := range d.Train {
 		if userTwins && rng.Float64() < rate {
@@ -255,6 +286,85 @@ func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate f
 		if movieTwins && rng.Float64() < rate/2 {
 			d.Train[i].Movie += nm
 		}
+	}
+}
+
+// histories returns each user's rated movie ids (as the history feature
+// takes them), in rating order.
+func histories(rs []movielens.Rating) map[movielens.UserID][]string {
+	out := map[movielens.UserID][]string{}
+	for _, r := range rs {
+		out[r.User] = append(out[r.User], strconv.Itoa(int(r.Movie)))
+	}
+	return out
+}
+
+// assignFolds deals each user's interactions at random into k folds of
+// equal size (±1) and returns every interaction's fold.
+func assignFolds(xs []train.Interaction, users, k int, seed uint64) []int32 {
+	byUser := make([][]int32, users)
+	for i, x := range xs {
+		byUser[x.User] = append(byUser[x.User], int32(i))
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xf01d5))
+	fold := make([]int32, len(xs))
+	for _, is := range byUser {
+		rng.Shuffle(len(is), func(a, b int) { is[a], is[b] = is[b], is[a] })
+		for p, i := range is {
+			fold[i] = int32(p % max(k, 1))
+		}
+	}
+	return fold
+}
+
+// addHistoryFolds keeps the target movie out of its own history bag. The
+// interactions of real users (indexes below nu; cold-start twins have no
+// history) move to fold entities: a copy of the user whose history bag
+// (field pos) lacks the movies of the interaction's fold, so an example
+// never sees its own movie in the user's history while the bag keeps
+// (k−1)/k of the history. Serving and evaluation use the whole history.
+// fold[i] is interaction i's fold; histIndex maps a movie to its index in
+// the history vocabulary.
+func addHistoryFolds(d *train.Data, nu int32, pos int, fold []int32, histIndex []int32) {
+	type key struct{ user, fold int32 }
+	drop := map[key]map[int32]bool{} // the history indexes of each user's fold
+	for i, x := range d.Train {
+		if x.User < nu {
+			k := key{x.User, fold[i]}
+			if drop[k] == nil {
+				drop[k] = map[int32]bool{}
+			}
+			drop[k][histIndex[int(x.Movie)%len(histIndex)]] = true // a movie twin stands for its movie
+		}
+	}
+	entity := map[key]int32{}
+	for i := range d.Train {
+		x := &d.Train[i]
+		if x.User >= nu {
+			continue
+		}
+		k := key{x.User, fold[i]}
+		e, ok := entity[k]
+		if !ok {
+			e = int32(len(d.Users))
+			entity[k] = e
+			t := slices.Clone(d.Users[x.User])
+			var bag []int32
+			for _, h := range t[pos] {
+				if !drop[k][h] {
+					bag = append(bag, h)
+				}
+			}
+			if len(bag) == 0 {
+				bag = []int32{feature.OOV}
+			}
+			t[pos] = bag
+			d.Users = append(d.Users, t)
+			if d.Cold != nil {
+				d.Cold = append(d.Cold, false)
+			}
+		}
+		x.User = e
 	}
 }
 

@@ -29,12 +29,13 @@ func TestE2EQualityBars(t *testing.T) {
 	}{
 		// Issue bars: 0.11 on ml-100k and 0.07 on ml-1m user-temporal.
 		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", config.Default(), false, 0.11, true},
-		// Cold start here is below popularity (0.035 vs 0.0395, README): not asserted.
-		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", config.Default(), false, 0.07, false},
-		// The issue asks 0.165; the random-split preset measures 0.152–0.158
-		// over seeds (the PyTorch reference of these towers: 0.155), so this
-		// holds it to 0.15.
-		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.RandomSplit(), true, 0.15, true},
+		// Cold start beats popularity here only by a hair (0.0397 vs 0.0395
+		// at seed 1, with cold_logq 3 chosen on a validation slice; README).
+		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", config.Default(), false, 0.07, true},
+		// The issue asks 0.165; the random-split preset (history feature)
+		// measures 0.1630, 0.1654, 0.1705 at seeds 1–3 (the PyTorch
+		// reference of these towers: 0.155), so this holds seed 1 to 0.16.
+		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.RandomSplit(), true, 0.16, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

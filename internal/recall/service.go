@@ -61,12 +61,34 @@ type snapshot struct {
 	genreIndex map[string]uint32 // genre name → bit
 	dim        int
 	pool       sync.Pool // *scratch
+	hist       history
+}
+
+// history is what the user tower's history feature needs at serving: the
+// field's position (-1 without it) and each movie's index in its vocabulary.
+type history struct {
+	pos   int
+	index []int32 // per movie index
+}
+
+func newHistory(b *artifact.Bundle) history {
+	h := history{pos: b.Encoder.HistoryPosition()}
+	if h.pos < 0 {
+		return h
+	}
+	h.index = make([]int32, len(b.Movies))
+	var buf [1]int32
+	for i, mv := range b.Movies {
+		h.index[i] = b.Encoder.HistoryIndexes(buf[:0], []string{strconv.Itoa(int(mv.ID))})[0]
+	}
+	return h
 }
 
 type scratch struct {
 	q       []float32
 	idx     []int32
 	enc     feature.Encoded
+	hist    []int32
 	exclude []uint64
 	results []ann.Result
 }
@@ -118,7 +140,7 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recall: exact index: %w", err)
 	}
-	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim,
+	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim, hist: newHistory(b),
 		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
 		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
 		genreIndex: map[string]uint32{},
@@ -320,12 +342,26 @@ func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (known bool, 
 	for i := range sc.idx {
 		sc.enc[i] = sc.idx[i : i+1]
 	}
-	snap.bundle.Model.UserVector(sc.q, sc.enc)
+	var ui int32
 	if u.UserID != "" {
 		if id, err := strconv.Atoi(u.UserID); err == nil {
-			_, known = snap.userIndex[movielens.UserID(id)]
+			ui, known = snap.userIndex[movielens.UserID(id)]
 		}
 	}
+	if known && snap.hist.pos >= 0 {
+		// A known user's history is the artifact's record of their ratings
+		// (what exclude_seen uses), as in training and evaluation.
+		sc.hist = sc.hist[:0]
+		for _, m := range snap.bundle.Seen[ui] {
+			if h := snap.hist.index[m]; h != feature.OOV {
+				sc.hist = append(sc.hist, h)
+			}
+		}
+		if len(sc.hist) > 0 {
+			sc.enc[snap.hist.pos] = sc.hist
+		}
+	}
+	snap.bundle.Model.UserVector(sc.q, sc.enc)
 	return known, nil
 }
 

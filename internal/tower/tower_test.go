@@ -83,6 +83,68 @@ func TestTowerBackward(t *testing.T) {
 	}
 }
 
+// TestTowerBackwardHistory checks the gradients of a user tower with a
+// long bag field (the history feature: tens of movies, a repeated row, the
+// OOV row for a user without history) against central differences.
+func TestTowerBackwardHistory(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Dim: 4, Hidden: []int{6}, Normalize: true, UserEmbed: []int{3, 16}, MovieEmbed: []int{2}}
+	m, err := New(cfg, []int{5, 40}, []int{3}, rand.New(rand.NewPCG(5, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := m.User()
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, e := range tw.Embeddings {
+		for i := range e.W {
+			e.W[i] = r.Float32()*2 - 1
+		}
+	}
+	long := make([]int32, 30)
+	for i := range long {
+		long[i] = int32(1 + r.IntN(39))
+	}
+	in := []feature.Encoded{{{1}, long}, {{2}, {0}}, {{0}, {3, 3, 7}}, {{4}, long[:17]}}
+	n := len(in)
+	c := make([]float32, n*tw.Dim())
+	for i := range c {
+		c[i] = r.Float32()*2 - 1
+	}
+	b := tw.NewBatch(n)
+	loss := func() float64 {
+		tw.Forward(b, in, 0, n)
+		var s float64
+		for i, v := range c {
+			s += float64(v) * float64(b.Out[i])
+		}
+		return s
+	}
+	loss()
+	copy(b.DOut, c)
+	g := tw.NewGrads()
+	tw.Backward(b, g, 0, n)
+	sg := tw.NewSparseGrads()
+	for f := range tw.Embeddings {
+		tw.EmbeddingBackward(sg[f], f, b, in, 0, n)
+	}
+	for f, e := range tw.Embeddings {
+		checkGrad(t, "embedding", e.W, sg[f].G, loss)
+	}
+	for l, layer := range tw.Layers {
+		checkGrad(t, "W", layer.W, g.W[l], loss)
+		checkGrad(t, "B", layer.B, g.B[l], loss)
+	}
+	// The serving path pools the same bag to the same vector.
+	v := make([]float32, tw.Dim())
+	tw.Forward(b, in, 0, n)
+	m.UserVector(v, in[0])
+	for j := range v {
+		if v[j] != b.Out[j] {
+			t.Fatalf("UserVector %v, batch %v", v, b.Out[:tw.Dim()])
+		}
+	}
+}
+
 func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
 	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-2, Abs: 3e-3, Rel: 3e-2})

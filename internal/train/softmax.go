@@ -20,6 +20,12 @@ type direction struct {
 	ent     []int32   // per key slot: entity index
 	freq    []float64 // per key entity: train frequency
 	uniform float64   // expected occurrences of each key among uniform negatives
+	// With cold set, the rows whose query entity is cold use biasCold,
+	// whose logQ correction is scaled by coldLogQ (Config.ColdLogQ).
+	cold      []bool
+	coldLogQ  float32
+	biasCold  []float32
+	shiftCold float32
 
 	nK     int
 	kt     []float32   // Dim×nK: keys transposed, so the logits are one FMARows
@@ -60,7 +66,7 @@ func (t *trainer) prepareSoftmax() {
 func (t *trainer) prepareDirection(d *direction, nK int) {
 	dim := t.dim
 	d.nK = nK
-	maxBias := float32(math.Inf(-1))
+	maxBias, maxCold := float32(math.Inf(-1)), float32(math.Inf(-1))
 	for j := 0; j < nK; j++ {
 		for k := 0; k < dim; k++ {
 			d.kt[k*nK+j] = d.kOut[j*dim+k]
@@ -69,11 +75,17 @@ func (t *trainer) prepareDirection(d *direction, nK int) {
 		d.logC[j] = c
 		d.bias[j] = c
 		if t.cfg.LogQ {
-			d.bias[j] -= float32(math.Log(float64(t.n)*d.freq[d.ent[j]] + d.uniform))
+			q := float32(math.Log(float64(t.n)*d.freq[d.ent[j]] + d.uniform))
+			d.bias[j] -= q
+			if d.cold != nil {
+				d.biasCold[j] = c - d.coldLogQ*q
+				maxCold = max(maxCold, d.biasCold[j])
+			}
 		}
 		maxBias = max(maxBias, d.bias[j])
 	}
 	d.shift = t.invT + maxBias // |q·k| ≤ 1 when normalised
+	d.shiftCold = t.invT + maxCold
 }
 
 // softmaxRows computes the loss of rows [lo, hi) in direction d, writing
@@ -104,14 +116,17 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 			qs[k] = v * t.invT
 		}
 		pos := int(d.kRow[i])
+		bias, shift := d.bias, d.shift
+		if d.cold != nil && d.cold[t.rows[i].User] {
+			bias, shift = d.biasCold, d.shiftCold
+		}
 		logits := func() {
-			copy(s, d.bias[:nK])
+			copy(s, bias[:nK])
 			nn.FMARows(s, qs, 1, kt, nK, dim)
 			s[pos] -= d.logC[pos]
 		}
 		logits()
 		sPos := s[pos]
-		shift := d.shift
 		if !t.normalized {
 			shift = slices.Max(s)
 		}

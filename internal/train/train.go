@@ -29,6 +29,9 @@ type Interaction struct {
 type Data struct {
 	Users, Movies []feature.Encoded
 	Train, Valid  []Interaction
+	// Cold marks the users that stand for cold-start users (id-less twins);
+	// nil or one entry per user. See Config.ColdLogQ.
+	Cold []bool
 }
 
 // EpochStats describes one finished epoch.
@@ -193,6 +196,9 @@ func validate(m *tower.Model, d Data, cfg Config) error {
 			}
 		}
 	}
+	if d.Cold != nil && len(d.Cold) != len(d.Users) {
+		errs = append(errs, fmt.Errorf("%d cold flags for %d users", len(d.Cold), len(d.Users)))
+	}
 	checkEntities("user", d.Users, m.UserVocab())
 	checkEntities("movie", d.Movies, m.MovieVocab())
 	for _, set := range []struct {
@@ -256,6 +262,7 @@ type trainer struct {
 	normalized bool
 	headGrad   []float32
 
+	plan [][]updateTask // per worker: its share of the update phase
 	pool *workerPool
 }
 
@@ -353,11 +360,17 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 		t.u2m = &direction{qOut: t.uB.Out, qRow: t.rowU, kRow: t.rowM, kOut: t.mB.Out, cnt: t.cnt, ent: t.mEnt, freq: t.freq,
 			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies))}
 		t.u2m.alloc(t.dim, bs, ms, t.workers)
+		if cfg.LogQ && cfg.ColdLogQ != 1 && slices.Contains(d.Cold, true) {
+			t.u2m.cold = d.Cold
+			t.u2m.coldLogQ = cfg.ColdLogQ
+			t.u2m.biasCold = make([]float32, ms)
+		}
 		if cfg.Symmetric {
 			t.m2u = &direction{qOut: t.mB.Out, qRow: t.rowM, kRow: t.rowU, kOut: t.uB.Out, cnt: t.cntU, ent: t.uEnt, freq: t.userFreq}
 			t.m2u.alloc(t.dim, bs, bs, t.workers)
 		}
 	}
+	t.plan = planUpdates(t.uT, t.mT, d.Users, d.Movies, t.workers)
 	t.pool = newWorkerPool(t.workers, t.phase)
 	return t
 }
@@ -548,15 +561,80 @@ func addTransposed(dst []float32, srcs [][]float32, n, dim int) {
 	}
 }
 
-// update runs worker w's share of the parameter updates. The tasks are the
-// two towers (embedding tables, then dense layers) and the head; with two
-// workers each takes one tower.
-func (t *trainer) update(w int) {
-	if w == 0 || t.workers == 1 {
-		t.updateTower(t.uT, t.uB, t.uniqU, t.nU, t.uSG, &t.uS, t.uG)
+// updateTask is one independent part of the parameter update: one
+// embedding table of a tower (its backward pass and its rows' steps), or a
+// tower's dense layers (field −1).
+type updateTask struct {
+	movie bool // the movie tower, else the user tower
+	field int
+}
+
+// planUpdates deals the update tasks to the workers, heaviest first, each
+// to the least loaded worker, by a static estimate of their cost: a table's
+// mean bag length × width (the backward scatter), a tower's dense weights.
+// Tasks touch disjoint parameters, so the split does not change the result;
+// it only keeps one long bag field (history) from serialising a step.
+func planUpdates(uT, mT *tower.Tower, users, movies []feature.Encoded, workers int) [][]updateTask {
+	type job struct {
+		task updateTask
+		cost float64
 	}
-	if w == 1%t.workers {
-		t.updateTower(t.mT, t.mB, t.uniqM, t.nM, t.mSG, &t.mS, t.mG)
+	var jobs []job
+	for _, side := range []struct {
+		movie bool
+		tw    *tower.Tower
+		ents  []feature.Encoded
+	}{{false, uT, users}, {true, mT, movies}} {
+		for f, e := range side.tw.Embeddings {
+			var n int
+			for _, x := range side.ents {
+				n += len(x[f])
+			}
+			jobs = append(jobs, job{updateTask{side.movie, f}, float64(n) / float64(max(len(side.ents), 1)) * float64(e.Dim)})
+		}
+		var dense float64
+		for _, l := range side.tw.Layers {
+			dense += float64(len(l.W) + len(l.B))
+		}
+		jobs = append(jobs, job{updateTask{side.movie, -1}, dense / 32}) // per row-step cost ≈ per example; the dense step is once per batch
+	}
+	slices.SortStableFunc(jobs, func(a, b job) int {
+		switch {
+		case a.cost > b.cost:
+			return -1
+		case a.cost < b.cost:
+			return 1
+		}
+		return 0
+	})
+	plan := make([][]updateTask, workers)
+	load := make([]float64, workers)
+	for _, j := range jobs {
+		w := 0
+		for i := range load {
+			if load[i] < load[w] {
+				w = i
+			}
+		}
+		plan[w] = append(plan[w], j.task)
+		load[w] += j.cost
+	}
+	return plan
+}
+
+// update runs worker w's share of the parameter updates (see planUpdates)
+// and, on worker 0, the head's.
+func (t *trainer) update(w int) {
+	for _, task := range t.plan[w] {
+		tw, b, in, n, sg, s, grads := t.uT, t.uB, t.uniqU, t.nU, t.uSG, &t.uS, t.uG
+		if task.movie {
+			tw, b, in, n, sg, s, grads = t.mT, t.mB, t.uniqM, t.nM, t.mSG, &t.mS, t.mG
+		}
+		if task.field >= 0 {
+			t.updateEmbedding(tw, b, in, n, sg[task.field], s, task.field)
+		} else {
+			t.updateDense(tw, s, grads)
+		}
 	}
 	if w == 0 && t.m.HasRatingHead() {
 		g := t.headGrad // a field: a local array would escape through the interface call
@@ -571,18 +649,20 @@ func (t *trainer) update(w int) {
 	}
 }
 
-func (t *trainer) updateTower(tw *tower.Tower, b *tower.Batch, in []feature.Encoded, n int, sg []*nn.SparseGrad, s *towerSlots, grads []*tower.Grads) {
+func (t *trainer) updateEmbedding(tw *tower.Tower, b *tower.Batch, in []feature.Encoded, n int, g *nn.SparseGrad, s *towerSlots, f int) {
 	decay := t.cfg.L2
-	for f, e := range tw.Embeddings {
-		g := sg[f]
-		tw.EmbeddingBackward(g, f, b, in, 0, n)
-		dim := e.Dim
-		for _, r := range g.Touched() {
-			o := int(r) * dim
-			t.opt.Update(e.W[o:o+dim], g.G[o:o+dim], rowOf(s.emb[f][0], o, dim), rowOf(s.emb[f][1], o, dim), decay)
-		}
-		g.Clear()
+	e := tw.Embeddings[f]
+	tw.EmbeddingBackward(g, f, b, in, 0, n)
+	dim := e.Dim
+	for _, r := range g.Touched() {
+		o := int(r) * dim
+		t.opt.Update(e.W[o:o+dim], g.G[o:o+dim], rowOf(s.emb[f][0], o, dim), rowOf(s.emb[f][1], o, dim), decay)
 	}
+	g.Clear()
+}
+
+func (t *trainer) updateDense(tw *tower.Tower, s *towerSlots, grads []*tower.Grads) {
+	decay := t.cfg.L2
 	sum := grads[0]
 	if len(grads) > 1 {
 		sum = s.sumG

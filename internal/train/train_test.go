@@ -91,8 +91,10 @@ func TestLossGradients(t *testing.T) {
 		logQ    bool
 		workers int
 		sym     bool
-	}{{"softmax", Softmax, false, 1, false}, {"softmaxLogQ", Softmax, true, 2, false}, {"symmetric", Softmax, true, 2, true},
-		{"pointwise", Pointwise, false, 1, false}, {"pointwise2", Pointwise, false, 2, false}} {
+		cold    bool // users 1 and 3 are cold-start twins with ColdLogQ 2.5
+	}{{"softmax", Softmax, false, 1, false, false}, {"softmaxLogQ", Softmax, true, 2, false, false}, {"symmetric", Softmax, true, 2, true, false},
+		{"coldLogQ", Softmax, true, 2, false, true}, {"coldLogQSymmetric", Softmax, true, 1, true, true},
+		{"pointwise", Pointwise, false, 1, false, false}, {"pointwise2", Pointwise, false, 2, false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSynth(6, 5, 0, 1)
@@ -102,7 +104,12 @@ func TestLossGradients(t *testing.T) {
 			if m.HasRatingHead() {
 				m.Head()[0], m.Head()[1] = 1.5, 0.2
 			}
-			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, Symmetric: tc.sym}
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, Symmetric: tc.sym, ColdLogQ: 1}
+			if tc.cold {
+				s.data.Cold = make([]bool, len(s.data.Users))
+				s.data.Cold[1], s.data.Cold[3] = true, true
+				cfg.ColdLogQ = 2.5
+			}
 			if err := validate(m, s.data, cfg); err != nil {
 				t.Fatal(err)
 			}
@@ -138,12 +145,34 @@ func TestLossGradients(t *testing.T) {
 // exactly the loss of the textbook in-batch softmax: one column per batch
 // row (duplicates included), logQ subtracted, and the other copies of a
 // row's positive masked out.
+//
+// With cold-start users (Data.Cold) the logQ term of their rows is scaled
+// by ColdLogQ.
 func TestSoftmaxMatchesNaive(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		cold     []int
+		coldLogQ float32
+	}{{"plain", nil, 1}, {"coldNoLogQ", []int{1, 3}, 0}, {"coldHalfLogQ", []int{0, 4}, 0.5}, {"coldFullLogQ", []int{2}, 1}, {"coldDoubleLogQ", []int{1, 2}, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ)
+		})
+	}
+}
+
+func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ float32) {
 	s := newSynth(6, 5, 0, 2)
 	idx := testBatch(s)
 	m := tinyModel(t, s, smallTowers(false), 4)
-	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1}
+	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1, ColdLogQ: coldLogQ}
+	if cold != nil {
+		s.data.Cold = make([]bool, len(s.data.Users))
+		for _, u := range cold {
+			s.data.Cold[u] = true
+		}
+	}
 	tr := newTrainer(m, s.data, cfg)
 	defer tr.close()
 	tr.prepare(idx)
@@ -172,7 +201,11 @@ func TestSoftmaxMatchesNaive(t *testing.T) {
 			for d := range u {
 				dot += u[d] * v[d]
 			}
-			l := dot/0.1 - math.Log(tr.freq[rk.Movie])
+			alpha := 1.0
+			if s.data.Cold != nil && s.data.Cold[ri.User] {
+				alpha = float64(coldLogQ)
+			}
+			l := dot/0.1 - alpha*math.Log(tr.freq[rk.Movie])
 			if rk == ri {
 				pos = l
 			}
@@ -384,6 +417,19 @@ func benchTrain(b *testing.B, obj string, workers int) {
 			s.data.Movies[i] = x[:2]
 		}
 	}
+	if obj == "history" { // the default model plus a 32-d history bag of 100 movies per user (ml-1m: ~100–130)
+		obj = Softmax
+		r := rand.New(rand.NewPCG(2, 2))
+		for i, u := range s.data.Users {
+			bag := make([]int32, 100)
+			for j := range bag {
+				bag[j] = int32(1 + r.IntN(len(s.data.Movies)))
+			}
+			s.data.Users[i] = append(u, bag)
+		}
+		uv = append(slices.Clone(uv), len(s.data.Movies)+1)
+		tc.UserEmbed = append(tc.UserEmbed, 32)
+	}
 	m, err := tower.New(tc, uv, mv, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		b.Fatal(err)
@@ -410,6 +456,14 @@ func benchTrain(b *testing.B, obj string, workers int) {
 func BenchmarkTrainSoftmax(b *testing.B) {
 	for _, w := range []int{1, 2} {
 		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, Softmax, w) })
+	}
+}
+
+// BenchmarkTrainSoftmaxHistory is BenchmarkTrainSoftmax with the history
+// feature in the user tower.
+func BenchmarkTrainSoftmaxHistory(b *testing.B) {
+	for _, w := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, "history", w) })
 	}
 }
 

@@ -1,0 +1,98 @@
+package recall
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+// TestHistoryFeature serves a model whose user tower has the history
+// feature: a known user's vector must pool the history stored in the
+// artifact (the same encoding training and evaluation use), an unknown
+// user's the empty (OOV) history, and /recall must still agree with /score.
+func TestHistoryFeature(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "h1", 120, 7)
+	uf := append(feature.UserFields(), feature.HistoryField)
+	mf := feature.MovieFields()
+	vocabs := map[feature.Field][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[f] = v.Values()
+	}
+	vocabs[feature.HistoryField] = vocabs[feature.MovieIDField]
+	enc, err := feature.NewEncoder(uf, mf, vocabs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2, 16}, MovieEmbed: []int{4, 2, 2}}
+	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(7, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Model, b.Encoder = m, enc
+	b.Manifest.Fields.User = uf
+	for i := range b.Seen { // distinct histories
+		b.Seen[i] = []int32{int32(i), int32(i + 1), int32(2 * i), int32(100 + i%20)}
+	}
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		user  feature.UserInput
+		known int // index in b.Users, -1 for unknown
+	}{
+		{"known user", feature.UserInput{UserID: "3", Gender: "M", Age: 30}, 2},
+		{"another known user", feature.UserInput{UserID: "41"}, 40},
+		{"unknown id", feature.UserInput{UserID: "9999", Gender: "F"}, -1},
+		{"no id", feature.UserInput{Age: 40, Occupation: "writer"}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.user
+			if tc.known >= 0 {
+				for _, mi := range b.Seen[tc.known] {
+					in.History = append(in.History, strconv.Itoa(int(b.Movies[mi].ID)))
+				}
+			}
+			want := make([]float32, 8)
+			m.UserVector(want, enc.EncodeUser(in))
+			ids := make([]movielens.MovieID, len(b.Movies))
+			for i, mv := range b.Movies {
+				ids[i] = mv.ID
+			}
+			sc, err := s.Score(ctx, ScoreRequest{User: tc.user, MovieIDs: ids})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range sc.Scores {
+				if w := ann.Dot(want, b.Vectors[i*8:(i+1)*8]); x.Score != w {
+					t.Fatalf("movie %d: served score %v, want %v (history not pooled as in training?)", x.MovieID, x.Score, w)
+				}
+			}
+			res, err := s.Recall(ctx, Request{User: tc.user, K: 20, ExcludeSeen: boolPtr(false)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.KnownUser != (tc.known >= 0) {
+				t.Errorf("known = %v", res.KnownUser)
+			}
+			for _, it := range res.Items {
+				mi := 0
+				for mi < len(ids) && ids[mi] != it.MovieID {
+					mi++
+				}
+				if w := ann.Dot(want, b.Vectors[mi*8:(mi+1)*8]); it.Score != w {
+					t.Errorf("recall score of %d: %v, want %v", it.MovieID, it.Score, w)
+				}
+			}
+		})
+	}
+}
