@@ -61,11 +61,13 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	ctx := context.Background()
 
 	// (a) the bare handler, in a child process like the service.
-	bareAddr := startBare(t)
+	bareAddr, barePid := startBare(t)
 	bareTargets := loadtest.Targets("http://"+bareAddr+"/recall", mix)
 	loadtest.Attack(ctx, "warm-up", bareTargets, warm, nil)
+	cpu := startCPU(t, barePid)
 	bare := loadtest.Attack(ctx, "bare net/http", bareTargets, set, nil)
-	t.Log(bare.Line())
+	bareCPU := cpu.perRequest(t, bare.Requests)
+	t.Log(bare.Line() + "; " + bareCPU.String())
 
 	// (b) the service.
 	p := startServe(t, bin, "--model", model)
@@ -106,6 +108,7 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	}()
 	bad := 0
 	checked := 0
+	cpu = startCPU(t, p.cmd.Process.Pid)
 	tr := loadtest.Attack(ctx, "towerrecall ("+info.Backend+")", targets, set, func(r *vegeta.Result) {
 		// Spot-check every 64th answer: a JSON body naming the live model.
 		if r.Seq%64 != 0 || r.Code != 200 {
@@ -117,13 +120,14 @@ func TestE2ELoopbackLoad(t *testing.T) {
 			bad++
 		}
 	})
+	trCPU := cpu.perRequest(t, tr.Requests)
 	stopSampling()
 	wg.Wait()
 	rssAfter, err := loadtest.RSS(p.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log(tr.Line())
+	t.Log(tr.Line() + "; " + trCPU.String())
 
 	// For scale, not for the bar: the cheapest realistic request, a known
 	// user at k = 10 (the benchmark's request), for at most 5 s.
@@ -134,9 +138,11 @@ func TestE2ELoopbackLoad(t *testing.T) {
 		}
 		k10 = append(k10, loadtest.Request{Kind: loadtest.KindKnown, K: 10, Body: []byte(fmt.Sprintf(`{"user":{"user_id":%d},"k":10}`, u))})
 	}
+	cpu = startCPU(t, p.cmd.Process.Pid)
 	small := loadtest.Attack(ctx, "towerrecall k=10 known users", loadtest.Targets("http://"+p.addr+"/recall", k10),
 		loadtest.Settings{Workers: loadWorkers, Duration: min(dur, 5*time.Second)}, nil)
-	t.Log(small.Line())
+	smallCPU := cpu.perRequest(t, small.Requests)
+	t.Log(small.Line() + "; " + smallCPU.String())
 	if small.ErrorCount() != 0 {
 		t.Errorf("%s: %s", small.Name, small.TopErrors(5))
 	}
@@ -154,10 +160,10 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	for _, s := range gor {
 		maxG = max(maxG, s.Value)
 	}
-	summary := fmt.Sprintf("LOAD %s, %d workers × %v, mix of %d bodies: towerrecall %.0f req/s (p50 %v, p99 %v) vs bare net/http %.0f req/s (p50 %v, p99 %v) = %.0f %% (bar ≥ %.0f %%); service RSS %.1f MiB after warm-up, %.1f MiB after load; goroutines ≤ %.0f; start to ready %v ms; k=10-only %.0f req/s = %.0f %% of bare",
+	summary := fmt.Sprintf("LOAD %s, %d workers × %v, mix of %d bodies: towerrecall %.0f req/s (p50 %v, p99 %v) vs bare net/http %.0f req/s (p50 %v, p99 %v) = %.0f %% (bar ≥ %.0f %%); service RSS %.1f MiB after warm-up, %.1f MiB after load; goroutines ≤ %.0f; start to ready %v ms; k=10-only %.0f req/s = %.0f %% of bare; CPU per request (server + load generator): bare %s, towerrecall %s, k=10-only %s",
 		info.Backend, loadWorkers, dur, len(mix), tr.RPS, tr.P50.Round(time.Microsecond), tr.P99.Round(time.Microsecond),
 		bare.RPS, bare.P50.Round(time.Microsecond), bare.P99.Round(time.Microsecond), 100*ratio, 100*minLoadRatio,
-		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready"], small.RPS, 100*small.RPS/bare.RPS)
+		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready"], small.RPS, 100*small.RPS/bare.RPS, bareCPU, trCPU, smallCPU)
 	t.Log(summary)
 	fmt.Println(summary)
 	if ratio < minLoadRatio {
@@ -217,7 +223,7 @@ func loadModel(t *testing.T) (string, *artifact.Bundle) {
 // startBare runs the bare handler in a child process (this test binary,
 // re-executed into TestBareServerProcess) and returns its address. The
 // child ends when the test does.
-func startBare(t *testing.T) string {
+func startBare(t *testing.T) (addr string, pid int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBareServerProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "TOWERRECALL_BARE_SERVER=1")
@@ -238,22 +244,60 @@ func startBare(t *testing.T) string {
 			_ = cmd.Process.Kill()
 		}
 	})
-	addr := make(chan string, 1)
+	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "bare-addr "); ok {
-				addr <- a
+				addrc <- a
 			}
 		}
 	}()
 	select {
-	case a := <-addr:
-		return a
+	case a := <-addrc:
+		return a, cmd.Process.Pid
 	case <-time.After(time.Minute):
 		t.Fatal("bare server did not start")
 	}
-	return ""
+	return "", 0
+}
+
+// cpuMeter measures the CPU time a server process and this process (the
+// load generator) spend during an attack.
+type cpuMeter struct {
+	pid            int
+	server, client time.Duration
+}
+
+// cpuPerRequest is CPU time per request, server and load generator.
+type cpuPerRequest struct{ server, client time.Duration }
+
+func (c cpuPerRequest) String() string {
+	return fmt.Sprintf("server %.1f µs + load generator %.1f µs CPU/request",
+		float64(c.server.Nanoseconds())/1e3, float64(c.client.Nanoseconds())/1e3)
+}
+
+func startCPU(t *testing.T, pid int) cpuMeter {
+	t.Helper()
+	srv, err := loadtest.CPUTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := loadtest.CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cpuMeter{pid: pid, server: srv, client: cl}
+}
+
+func (m cpuMeter) perRequest(t *testing.T, requests uint64) cpuPerRequest {
+	t.Helper()
+	end := startCPU(t, m.pid)
+	if requests == 0 {
+		return cpuPerRequest{}
+	}
+	n := time.Duration(requests)
+	return cpuPerRequest{server: (end.server - m.server) / n, client: (end.client - m.client) / n}
 }
 
 // TestBareServerProcess is the bare handler's process for

@@ -164,3 +164,44 @@ func TestAttackBare(t *testing.T) {
 		t.Errorf("closed server: %s", down.Line())
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		stat    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (towerrecall) S 1 42 42 0 -1 4194304 100 0 0 0 150 25 0 0 20 0 9 0 1 2 3", 1750 * time.Millisecond, false},
+		{"spaces and parens in the name", "42 (a ) b) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 2 3", 100 * time.Millisecond, false},
+		{"no name", "42 towerrecall S 1", 0, true},
+		{"short", "42 (x) S 1 2 3", 0, true},
+		{"not a number", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 x 3 0", 0, true},
+		{"negative", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 -5 3 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tt.stat))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStatCPU = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return
+	}
+	before, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn some CPU; the counter must not go backwards.
+	x := 0
+	for i := range 50_000_000 {
+		x += i ^ x
+	}
+	after, err := CPUTime(os.Getpid())
+	if err != nil || after < before || x == 1 {
+		t.Errorf("CPUTime went from %v to %v (%v)", before, after, err)
+	}
+}
