@@ -47,7 +47,10 @@ func Dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s float32
 	for i, x := range a {
-		s += x * b[i]
+		// The conversion rounds the product, so the compiler cannot fuse
+		// the multiply-add (it may on GOAMD64=v3), and every build sums the
+		// same way as the exact scan's kernels.
+		s += float32(x * b[i])
 	}
 	return s
 }

@@ -95,9 +95,12 @@ func TestExactRandomised(t *testing.T) {
 		}
 		k := 1 + rng.IntN(n+5)
 		var accept Filter
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			mod := int32(2 + rng.IntN(5))
 			accept = func(id int32) bool { return id%mod != 0 }
+		case 1: // the last item is refused: the scan must stop at n
+			accept = func(id int32) bool { return id != int32(n-1) }
 		}
 		got, err := ex.Search(make([]Result, 3), q, k, accept)
 		if err != nil {
@@ -151,20 +154,58 @@ func TestExactErrors(t *testing.T) {
 	}
 }
 
-// The dim-8 scan is unrolled; its scores must equal Dot bit for bit.
+// Scores of the blocked scan (vector kernel and Go fallback) must equal Dot
+// bit for bit, for every dimension and for counts that leave a partial
+// last block; /score relies on it.
 func TestExactScoresEqualDot(t *testing.T) {
 	t.Parallel()
-	s := newSynth(8, 5, 0.5, false, 3)
-	vecs := s.points(500, 4)
-	ex, err := NewExact(vecs, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range rows(s.points(20, 5), 8) {
-		got, _ := ex.Search(nil, q, 500, nil)
-		for _, r := range got {
-			if want := Dot(q, vecs[r.ID*8:r.ID*8+8]); math.Float32bits(r.Score) != math.Float32bits(want) {
-				t.Fatalf("id %d: score %v, Dot %v", r.ID, r.Score, want)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tt := range []struct{ dim, n int }{
+		{1, 1}, {2, 7}, {3, 9}, {8, 500}, {8, 3883}, {13, 17}, {64, 40}, {65, 11}, {100, 9},
+	} {
+		vecs := make([]float32, tt.n*tt.dim)
+		for i := range vecs {
+			// Mixed magnitudes and signs, some exact zeros (-0 included),
+			// so rounding and signed zeros are exercised.
+			switch rng.IntN(10) {
+			case 0:
+				vecs[i] = 0
+			case 1:
+				vecs[i] = float32(math.Copysign(0, -1))
+			default:
+				vecs[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(7)-3)))
+			}
+		}
+		ex, err := NewExact(vecs, tt.dim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			q := make([]float32, tt.dim)
+			for i := range q {
+				q[i] = float32(rng.NormFloat64())
+			}
+			q[0] = float32(math.Copysign(0, -1))
+			got, err := ex.Search(nil, q, tt.n, nil)
+			if err != nil || len(got) != tt.n {
+				t.Fatalf("dim %d n %d: %d results, %v", tt.dim, tt.n, len(got), err)
+			}
+			for _, r := range got {
+				v := vecs[int(r.ID)*tt.dim : int(r.ID+1)*tt.dim]
+				if want := Dot(q, v); math.Float32bits(r.Score) != math.Float32bits(want) {
+					t.Fatalf("dim %d id %d: score %v (%08x), Dot %v (%08x)", tt.dim, r.ID, r.Score, math.Float32bits(r.Score), want, math.Float32bits(want))
+				}
+			}
+			// The fallback agrees with the dispatcher (the kernel where the
+			// CPU has one) on every slot, padding included.
+			slots := len(ex.blocks) / tt.dim
+			a, b := make([]float32, slots), make([]float32, slots)
+			scoreBlocks(a, ex.blocks, q)
+			scoreBlocksGo(b, ex.blocks, q)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("dim %d slot %d: kernel %v, Go %v", tt.dim, i, a[i], b[i])
+				}
 			}
 		}
 	}
@@ -236,4 +277,42 @@ func TestExactConcurrent(t *testing.T) {
 		want[i], _ = ex.Search(nil, q, 10, nil)
 	}
 	searchConcurrently(t, ex, qs, 10, want)
+}
+
+// The vector "next score ≥ threshold" search agrees with the plain loop for
+// every start, threshold (ties included) and lane position.
+func TestNextAtLeast(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	scores := make([]float32, 64)
+	for i := range scores {
+		scores[i] = float32(rng.IntN(9) - 4) // many ties
+	}
+	thresholds := []float32{float32(math.Inf(-1)), -4, -1, 0, 0.5, 3, 4, 5, float32(math.Inf(1))}
+	next := []struct {
+		name string
+		f    func([]float32, int, float32) int
+	}{{"go", nextAtLeastGo}}
+	if hasAVX() {
+		next = append(next, struct {
+			name string
+			f    func([]float32, int, float32) int
+		}{"avx", nextAtLeastAVX})
+	}
+	for _, n := range next {
+		for _, thr := range thresholds {
+			for from := range scores {
+				want := len(scores)
+				for i := from; i < len(scores); i++ {
+					if scores[i] >= thr {
+						want = i
+						break
+					}
+				}
+				if got := n.f(scores, from, thr); got != want {
+					t.Fatalf("%s(from %d, thr %v) = %d, want %d", n.name, from, thr, got, want)
+				}
+			}
+		}
+	}
 }

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package ann
+
+func hasAVX() bool { return false }
+
+func scoreBlocksAVX(dst, blocks, qb []float32) { panic("ann: no AVX kernel") }
+
+func nextAtLeastAVX(scores []float32, from int, thr float32) int { panic("ann: no AVX kernel") }
