@@ -21,7 +21,7 @@ import (
 // process-separated TestE2ELoopbackLoad.
 func runLoad(ctx context.Context, o options, sv *serving, p *progress) (*LoadBench, error) {
 	lb := &LoadBench{Tool: "vegeta v12.13.0 through `internal/loadtest` (Attack, BareHandler, RecallMix)", Connections: o.connections, Duration: o.loadDuration}
-	mix, err := loadtest.RecallMix(loadtest.CatalogueOf(sv.bundle), 4096, o.seed)
+	mix, err := loadtest.RecallMix(loadtest.CatalogueOf(sv.bundle), 4096, o.seed, 10, 100)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ const lanes = 8
 type Exact struct {
 	vecs   []float32
 	blocks []float32
+	all    Filter // accepts every slot: the scan's filter when Search has none
 	dim    int
 	n      int
 	scores sync.Pool // *[]float32 of len(blocks)/dim: one score per slot
@@ -42,7 +43,11 @@ func NewExact(vectors []float32, dim int) (*Exact, error) {
 			blocks[b*lanes*dim+d*lanes+j] = vectors[i*dim+d]
 		}
 	}
-	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, dim: dim, n: n}
+	all := NewFilter(nb * lanes)
+	for i := range all {
+		all[i] = ^uint64(0)
+	}
+	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, all: all, dim: dim, n: n}
 	e.scores.New = func() any { s := make([]float32, nb*lanes); return &s }
 	return e, nil
 }
@@ -68,6 +73,9 @@ func (e *Exact) Search(dst []Result, q []float32, k int, accept Filter) ([]Resul
 	if _, err := checkQuery(q, e.dim, k); err != nil {
 		return dst[:0], err
 	}
+	if err := checkFilter(accept, e.n); err != nil {
+		return dst[:0], err
+	}
 	t := newTopK(dst, k, e.n)
 	e.scan(&t, q, accept)
 	return t.sorted(), nil
@@ -75,26 +83,27 @@ func (e *Exact) Search(dst []Result, q []float32, k int, accept Filter) ([]Resul
 
 // scan offers every accepted vector to t. Scores are computed eight at a
 // time (scoreBlocks) with the same operations in the same order as Dot, so
-// they are bit-identical to it.
+// they are bit-identical to it. accept must be nil or long enough.
 func (e *Exact) scan(t *topK, q []float32, accept Filter) {
 	sp := e.scores.Get().(*[]float32)
 	defer e.scores.Put(sp)
-	scoreBlocks(*sp, e.blocks, q)
+	scores := *sp // padded to whole blocks; slots from e.n on are padding
+	scoreBlocks(scores, e.blocks, q)
+	if accept == nil {
+		accept = e.all
+	}
 	// Below the worst kept score nothing can enter the heap, so the scan
-	// only stops at items scoring at least that (scores are never NaN:
-	// vectors and queries are validated).
+	// only stops at accepted items scoring at least that, and skips the
+	// rest eight at a time (scores are never NaN: vectors and queries are
+	// validated).
 	thr := float32(math.Inf(-1))
 	next := nextAtLeastGo
 	if hasAVX() {
 		next = nextAtLeastAVX
 	}
-	scores := *sp // padded to whole blocks; slots from e.n on are padding
 	for i := 0; i < e.n; i++ {
-		if i = next(scores, i, thr); i >= e.n {
+		if i = next(scores, accept, i, thr); i >= e.n {
 			break
-		}
-		if accept != nil && !accept(int32(i)) {
-			continue
 		}
 		t.push(Result{ID: int32(i), Score: scores[i]})
 		if t.full() {
@@ -104,9 +113,9 @@ func (e *Exact) scan(t *topK, q []float32, accept Filter) {
 }
 
 // nextAtLeastGo is nextAtLeastAVX without vector instructions.
-func nextAtLeastGo(scores []float32, from int, thr float32) int {
+func nextAtLeastGo(scores []float32, accept Filter, from int, thr float32) int {
 	for i := from; i < len(scores); i++ {
-		if scores[i] >= thr {
+		if scores[i] >= thr && accept[i>>6]&(1<<(i&63)) != 0 {
 			return i
 		}
 	}

@@ -13,7 +13,7 @@ import (
 func bruteForce(vecs []float32, dim int, q []float32, k int, accept Filter) []Result {
 	var all []Result
 	for i := range len(vecs) / dim {
-		if accept != nil && !accept(int32(i)) {
+		if !accept.Accepts(int32(i)) {
 			continue
 		}
 		all = append(all, Result{ID: int32(i), Score: Dot(q, vecs[i*dim:(i+1)*dim])})
@@ -44,8 +44,8 @@ func TestExactTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	even := func(id int32) bool { return id%2 == 0 }
-	none := func(int32) bool { return false }
+	even := filterOf(6, func(id int32) bool { return id%2 == 0 })
+	none := NewFilter(6)
 	tests := []struct {
 		name   string
 		q      []float32
@@ -98,9 +98,9 @@ func TestExactRandomised(t *testing.T) {
 		switch rng.IntN(3) {
 		case 0:
 			mod := int32(2 + rng.IntN(5))
-			accept = func(id int32) bool { return id%mod != 0 }
+			accept = filterOf(n, func(id int32) bool { return id%mod != 0 })
 		case 1: // the last item is refused: the scan must stop at n
-			accept = func(id int32) bool { return id != int32(n-1) }
+			accept = filterOf(n, func(id int32) bool { return id != int32(n-1) })
 		}
 		got, err := ex.Search(make([]Result, 3), q, k, accept)
 		if err != nil {
@@ -227,7 +227,7 @@ func TestExactAllocs(t *testing.T) {
 	ex, _ := NewExact(s.points(3706, 2), 8)
 	q := s.points(1, 3)
 	dst := make([]Result, 0, 100)
-	accept := func(id int32) bool { return id%3 != 0 }
+	accept := filterOf(3706, func(id int32) bool { return id%3 != 0 })
 	allocs := testing.AllocsPerRun(100, func() {
 		dst, _ = ex.Search(dst, q, 100, accept)
 	})
@@ -289,30 +289,81 @@ func TestNextAtLeast(t *testing.T) {
 		scores[i] = float32(rng.IntN(9) - 4) // many ties
 	}
 	thresholds := []float32{float32(math.Inf(-1)), -4, -1, 0, 0.5, 3, 4, 5, float32(math.Inf(1))}
+	filters := []Filter{
+		filterOf(64, func(int32) bool { return true }),
+		filterOf(64, func(id int32) bool { return id%3 == 1 }),
+		filterOf(64, func(id int32) bool { return id == 63 }),
+		NewFilter(64),
+	}
+	type nextFunc func([]float32, Filter, int, float32) int
 	next := []struct {
 		name string
-		f    func([]float32, int, float32) int
+		f    nextFunc
 	}{{"go", nextAtLeastGo}}
 	if hasAVX() {
 		next = append(next, struct {
 			name string
-			f    func([]float32, int, float32) int
+			f    nextFunc
 		}{"avx", nextAtLeastAVX})
 	}
 	for _, n := range next {
-		for _, thr := range thresholds {
-			for from := range scores {
-				want := len(scores)
-				for i := from; i < len(scores); i++ {
-					if scores[i] >= thr {
-						want = i
-						break
+		for fi, accept := range filters {
+			for _, thr := range thresholds {
+				for from := range scores {
+					want := len(scores)
+					for i := from; i < len(scores); i++ {
+						if scores[i] >= thr && accept.Accepts(int32(i)) {
+							want = i
+							break
+						}
 					}
-				}
-				if got := n.f(scores, from, thr); got != want {
-					t.Fatalf("%s(from %d, thr %v) = %d, want %d", n.name, from, thr, got, want)
+					if got := n.f(scores, accept, from, thr); got != want {
+						t.Fatalf("%s(filter %d, from %d, thr %v) = %d, want %d", n.name, fi, from, thr, got, want)
+					}
 				}
 			}
 		}
+	}
+}
+
+// filterOf returns the filter of the ids 0..n-1 that keep accepts.
+func filterOf(n int, keep func(int32) bool) Filter {
+	f := NewFilter(n)
+	for i := range int32(n) {
+		if keep(i) {
+			f.Accept(i)
+		}
+	}
+	return f
+}
+
+func TestFilter(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(130)
+	if len(f) != 3 {
+		t.Fatalf("NewFilter(130) has %d words", len(f))
+	}
+	for _, id := range []int32{0, 63, 64, 129} {
+		if f.Accepts(id) {
+			t.Errorf("new filter accepts %d", id)
+		}
+		f.Accept(id)
+		if !f.Accepts(id) {
+			t.Errorf("Accept(%d) then Accepts = false", id)
+		}
+	}
+	f.Reject(64)
+	if f.Accepts(64) || !f.Accepts(63) || !f.Accepts(129) {
+		t.Error("Reject(64) changed the wrong bits")
+	}
+	if f.Accepts(1000) {
+		t.Error("an id past the filter is accepted")
+	}
+	if !Filter(nil).Accepts(12345) {
+		t.Error("nil filter rejects")
+	}
+	ex, _ := NewExact(make([]float32, 130*2), 2)
+	if _, err := ex.Search(nil, []float32{1, 0}, 3, NewFilter(64)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("short filter: %v", err)
 	}
 }

@@ -14,9 +14,10 @@ func hasAVX() bool { return cpu.X86.HasAVX }
 //go:noescape
 func scoreBlocksAVX(dst, blocks, qb []float32)
 
-// nextAtLeastAVX returns the first i ≥ from with scores[i] ≥ thr, or
-// len(scores) if there is none. len(scores) must be a multiple of 8 and
+// nextAtLeastAVX returns the first i ≥ from with scores[i] ≥ thr whose bit
+// is set in accept, or len(scores) if there is none. len(scores) must be a
+// multiple of 8, accept must have a bit for every score, and
 // from < len(scores).
 //
 //go:noescape
-func nextAtLeastAVX(scores []float32, from int, thr float32) int
+func nextAtLeastAVX(scores []float32, accept Filter, from int, thr float32) int

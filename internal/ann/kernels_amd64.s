@@ -74,15 +74,18 @@ done:
 	VZEROUPPER
 	RET
 
-// func nextAtLeastAVX(scores []float32, from int, thr float32) int
+// func nextAtLeastAVX(scores []float32, accept Filter, from int, thr float32) int
 //
-// The first i ≥ from with scores[i] ≥ thr, or len(scores); len(scores) is a
-// multiple of 8 and from < len(scores).
-TEXT ·nextAtLeastAVX(SB), NOSPLIT, $0-48
+// The first i ≥ from with scores[i] ≥ thr and bit i of accept set, or
+// len(scores); len(scores) is a multiple of 8, accept has a bit for every
+// score, and from < len(scores). Byte b of accept holds the bits of block b
+// (little-endian words).
+TEXT ·nextAtLeastAVX(SB), NOSPLIT, $0-72
 	MOVQ scores_base+0(FP), SI
 	MOVQ scores_len+8(FP), R8
-	MOVQ from+24(FP), BX
-	VBROADCASTSS thr+32(FP), Y1
+	MOVQ accept_base+24(FP), DI
+	MOVQ from+48(FP), BX
+	VBROADCASTSS thr+56(FP), Y1
 
 	// The block holding from, without the lanes before it.
 	MOVQ BX, CX
@@ -90,6 +93,10 @@ TEXT ·nextAtLeastAVX(SB), NOSPLIT, $0-48
 	ANDQ $-8, BX
 	VCMPPS $0x12, (SI)(BX*4), Y1, Y2   // thr ≤ score (ordered)
 	VMOVMSKPS Y2, DX
+	MOVQ BX, R9
+	SHRQ $3, R9
+	MOVBLZX (DI)(R9*1), R10
+	ANDL R10, DX
 	SHRL CX, DX
 	SHLL CX, DX
 	TESTL DX, DX
@@ -101,17 +108,20 @@ next:
 	JGE none
 	VCMPPS $0x12, (SI)(BX*4), Y1, Y2
 	VMOVMSKPS Y2, DX
-	TESTL DX, DX
+	MOVQ BX, R9
+	SHRQ $3, R9
+	MOVBLZX (DI)(R9*1), R10
+	ANDL R10, DX
 	JEQ next
 
 found:
 	BSFL DX, DX
 	ADDQ DX, BX
-	MOVQ BX, ret+40(FP)
+	MOVQ BX, ret+64(FP)
 	VZEROUPPER
 	RET
 
 none:
-	MOVQ R8, ret+40(FP)
+	MOVQ R8, ret+64(FP)
 	VZEROUPPER
 	RET

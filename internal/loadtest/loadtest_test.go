@@ -86,11 +86,11 @@ func TestRecallMix(t *testing.T) {
 	if len(c.Users) != 200 || len(c.Movies) != 300 || len(c.Genres) < 10 {
 		t.Fatalf("catalogue: %d users, %d movies, genres %v", len(c.Users), len(c.Movies), c.Genres)
 	}
-	m1, err := RecallMix(c, 400, 9)
+	m1, err := RecallMix(c, 400, 9, 10, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, _ := RecallMix(c, 400, 9)
+	m2, _ := RecallMix(c, 400, 9, 10, 100)
 	if !reflect.DeepEqual(m1, m2) {
 		t.Fatal("same seed, different mix")
 	}
@@ -121,8 +121,20 @@ func TestRecallMix(t *testing.T) {
 			t.Errorf("kind %s: %d of 400", k, kinds[k])
 		}
 	}
-	if _, err := RecallMix(Catalogue{}, 1, 1); err == nil {
+	if _, err := RecallMix(Catalogue{}, 1, 1, 10, 10); err == nil {
 		t.Error("empty catalogue accepted")
+	}
+	if _, err := RecallMix(c, 1, 1, 10, 9); err == nil {
+		t.Error("empty k range accepted")
+	}
+	fixed, err := RecallMix(c, 50, 9, 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range fixed {
+		if r.K != 10 || !bytes.Contains(r.Body, []byte(`"k":10`)) {
+			t.Fatalf("k range 10..10 gave k %d: %s", r.K, r.Body)
+		}
 	}
 }
 

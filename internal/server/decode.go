@@ -55,6 +55,23 @@ func (s *Server) decodeJSON(r *http.Request, dst any, members *memberSet) *apiEr
 		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	}
 
+	if fastDecode(body, dst) {
+		return nil
+	}
+	// The general path decides and explains; it starts from a zero body.
+	switch d := dst.(type) {
+	case *recallBody:
+		*d = recallBody{}
+	case *scoreBody:
+		*d = scoreBody{}
+	}
+	return decodeGeneral(body, dst, members)
+}
+
+// decodeGeneral is the strict decoder for any body: encoding/json with
+// unknown fields refused, nothing after the object, and checkMembers for
+// what encoding/json lets through. body is valid UTF-8.
+func decodeGeneral(body []byte, dst any, members *memberSet) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
