@@ -121,8 +121,8 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim,
 		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
 		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
-		genres: map[string]ann.Filter{},
-		all:    ann.NewFilter(len(b.Movies)),
+		genres:     map[string]ann.Filter{},
+		all:        ann.NewFilter(len(b.Movies)),
 	}
 	for i, mv := range b.Movies {
 		snap.movieIndex[mv.ID] = int32(i)
@@ -299,8 +299,8 @@ func (snap *snapshot) getScratch() *scratch {
 		return sc
 	}
 	return &scratch{
-		q:       make([]float32, snap.dim),
-		filter:  ann.NewFilter(len(snap.bundle.Movies)),
+		q:      make([]float32, snap.dim),
+		filter: ann.NewFilter(len(snap.bundle.Movies)),
 	}
 }
 
