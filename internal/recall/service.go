@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -380,26 +379,23 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 	}
-	exclude := func(m int32) {
-		if accept == nil {
-			accept = sc.filter
-			copy(accept, snap.all)
-		}
-		accept.Reject(m)
-	}
 	excludeSeen := known
 	if req.ExcludeSeen != nil {
 		excludeSeen = *req.ExcludeSeen && known
 	}
+	if (excludeSeen || len(req.ExcludeMovieIDs) > 0) && accept == nil {
+		accept = sc.filter
+		copy(accept, snap.all)
+	}
 	if excludeSeen {
 		id, _ := strconv.Atoi(req.User.UserID)
 		for _, m := range snap.bundle.Seen[snap.userIndex[movielens.UserID(id)]] {
-			exclude(m)
+			accept.Reject(m)
 		}
 	}
 	for _, id := range req.ExcludeMovieIDs {
 		if m, ok := snap.movieIndex[id]; ok {
-			exclude(m)
+			accept.Reject(m)
 		}
 	}
 	want := req.K + req.Offset
@@ -411,23 +407,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("recall: search: %w", err)
 	}
 	sc.results = res
-	// Re-score with the one score function (ann.Dot, which /score uses too)
-	// and re-sort, so that scores and order agree with /score to the bit
-	// whatever the backend computed.
-	vec := snap.bundle.Vectors
-	for i := range res {
-		m := int(res[i].ID)
-		res[i].Score = ann.Dot(sc.q, vec[m*snap.dim:(m+1)*snap.dim])
-	}
-	slices.SortStableFunc(res, func(a, b ann.Result) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return int(a.ID - b.ID)
-	})
+	// Both backends return exact ann.Dot scores (the one score function,
+	// which /score uses too), best first with ties by lower index, so
+	// scores and order agree with /score to the bit.
 	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known}
 	if req.Offset < len(res) {
 		res = res[req.Offset:]
