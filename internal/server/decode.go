@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ func (s *Server) decodeJSON(r *http.Request, dst any, members *memberSet) *apiEr
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge(mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{code: codeReadTimeout, detail: "the request body did not arrive within the server's read timeout", cause: err}
 		}
 		return &apiError{code: codeMalformed, detail: "could not read the request body", cause: err}
 	}
