@@ -106,6 +106,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ReadHeaderTimeout: cfg.Serve.ReadHeaderTimeout, ReadTimeout: cfg.Serve.ReadTimeout,
 		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
 		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
+		TrustedProxies: cfg.Serve.TrustedProxies,
 	}, logger, svc, reg)
 	if err != nil {
 		return err

@@ -390,6 +390,42 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 }
 
+// TestClientIP: the access log's remote_ip is the TCP peer, or with
+// trusted proxies configured the rightmost untrusted X-Forwarded-For entry
+// of a request that came through one of them.
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies: the peer, XFF ignored", nil, "192.0.2.7:4242", "203.0.113.9", "192.0.2.7"},
+		{"trusted peer: XFF", []string{"10.0.0.0/8"}, "10.1.2.3:80", "203.0.113.9", "203.0.113.9"},
+		{"trusted peer, chain: rightmost untrusted", []string{"10.0.0.0/8"}, "10.1.2.3:80", "198.51.100.1, 203.0.113.9, 10.9.9.9", "203.0.113.9"},
+		{"untrusted peer: XFF is a spoof", []string{"10.0.0.0/8"}, "192.0.2.7:4242", "203.0.113.9", "192.0.2.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{TrustedProxies: tt.trusted})
+			req := newRequest("GET", "/healthz", "", "")
+			req.RemoteAddr = tt.peer
+			req.Header.Set("X-Forwarded-For", tt.xff)
+			ts.Handler().ServeHTTP(newRecorder(), req)
+			var entry map[string]any
+			mustJSON(t, []byte(strings.TrimSpace(ts.logs.String())), &entry)
+			if entry["remote_ip"] != tt.want {
+				t.Errorf("remote_ip %v, want %s", entry["remote_ip"], tt.want)
+			}
+		})
+	}
+	if err := (Config{TrustedProxies: []string{"10.0.0.1"}}).Validate(); err == nil {
+		t.Error("a proxy without prefix length accepted")
+	}
+}
+
 func TestMethodNotAllowedListsAllow(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{})
