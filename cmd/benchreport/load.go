@@ -21,11 +21,11 @@ import (
 // process-separated TestE2ELoopbackLoad.
 func runLoad(ctx context.Context, o options, sv *serving, p *progress) (*LoadBench, error) {
 	lb := &LoadBench{Tool: "vegeta v12.13.0 through `internal/loadtest` (Attack, BareHandler, RecallMix)", Connections: o.connections, Duration: o.loadDuration}
-	mix, err := loadtest.RecallMix(loadtest.CatalogueOf(sv.bundle), 4096, o.seed)
+	mix, err := loadtest.RecallMix(loadtest.CatalogueOf(sv.bundle), 4096, o.seed, 10, 10)
 	if err != nil {
 		return nil, err
 	}
-	lb.Mix = "`loadtest.RecallMix`: 40 % known users, 20 % cold-start users, 20 % genre filters, 20 % exclusions, k uniform in 10–100"
+	lb.Mix = "`loadtest.RecallMix` at k = 10 (the issue's request): 40 % known users, 20 % cold-start users, 20 % genre filters, 20 % exclusions"
 
 	bare := &http.Server{Handler: loadtest.BareHandler(), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

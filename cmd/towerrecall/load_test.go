@@ -35,14 +35,18 @@ const minLoadRatio = 0.70
 // TestE2ELoopbackLoad attacks, with vegeta and identical settings, (a) a
 // bare net/http handler answering a fixed 1 KiB JSON and (b) the real
 // binary serving an ml-1m-sized model, each in its own process on
-// 127.0.0.1, with a mix of /recall requests (known and cold-start users,
-// genre filters, exclusions, k 10..100). Both must answer every request
-// with 2xx. It reports requests/s, p50 and p99 of both and their ratio.
+// 127.0.0.1. The bar's workload is the issue's request, /recall at k = 10,
+// over a mix of users and options (known and cold-start users, genre
+// filters, exclusions); the bare handler is attacked before and after the
+// service and their mean is the baseline. Then the service is attacked with
+// the same mix at k 10..100 (bigger answers; reported, no bar). Every
+// request must get a 2xx. It reports requests/s, latency and CPU per
+// request of each run and the ratio to the bare handler.
 //
-// TOWERRECALL_E2E=1: 5 s per server. TOWERRECALL_LOAD=1: 60 s per server,
-// and the service's RSS and goroutine count, sampled every second, must be
-// flat from the 10th second on. The model is TOWERRECALL_MODEL if set, else
-// a synthetic ml-1m-sized one.
+// TOWERRECALL_E2E=1: 5 s per run. TOWERRECALL_LOAD=1: 60 s per run, and
+// the service's RSS and goroutine count, sampled every second during the
+// k = 10 run, must be flat from the 10th second on. The model is
+// TOWERRECALL_MODEL if set, else a synthetic ml-1m-sized one.
 func TestE2ELoopbackLoad(t *testing.T) {
 	e2eOnly(t)
 	long := os.Getenv("TOWERRECALL_LOAD") != ""
@@ -52,7 +56,12 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	model, bundle := loadModel(t)
-	mix, err := loadtest.RecallMix(loadtest.CatalogueOf(bundle), 4096, 1)
+	cat := loadtest.CatalogueOf(bundle)
+	mix10, err := loadtest.RecallMix(cat, 4096, 1, 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixK, err := loadtest.RecallMix(cat, 4096, 1, 10, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,18 +70,24 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	ctx := context.Background()
 
 	// (a) the bare handler, in a child process like the service.
-	bareAddr := startBare(t)
-	bareTargets := loadtest.Targets("http://"+bareAddr+"/recall", mix)
-	loadtest.Attack(ctx, "warm-up", bareTargets, warm, nil)
-	bare := loadtest.Attack(ctx, "bare net/http", bareTargets, set, nil)
-	t.Log(bare.Line())
+	bareAddr, barePid := startBare(t)
+	bareTargets := loadtest.Targets("http://"+bareAddr+"/recall", mix10)
+	attackBare := func(name string) (loadtest.Summary, cpuPerRequest) {
+		loadtest.Attack(ctx, "warm-up", bareTargets, warm, nil)
+		cpu := startCPU(t, barePid)
+		s := loadtest.Attack(ctx, name, bareTargets, set, nil)
+		c := cpu.perRequest(t, s.Requests)
+		t.Log(s.Line() + "; " + c.String())
+		return s, c
+	}
+	bare1, bareCPU := attackBare("bare net/http (before)")
 
 	// (b) the service.
 	p := startServe(t, bin, "--model", model)
 	t.Logf("start to ready: %v ms (model %s)", p.ready["start_to_ready"], model)
 	var info modelResp
 	p.c.json("GET", "/model", "", 200, &info)
-	targets := loadtest.Targets("http://"+p.addr+"/recall", mix)
+	targets := loadtest.Targets("http://"+p.addr+"/recall", mix10)
 	loadtest.Attack(ctx, "warm-up", targets, warm, nil)
 	rssWarm, err := loadtest.RSS(p.cmd.Process.Pid)
 	if err != nil {
@@ -106,8 +121,8 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	}()
 	bad := 0
 	checked := 0
-	tr := loadtest.Attack(ctx, "towerrecall ("+info.Backend+")", targets, set, func(r *vegeta.Result) {
-		// Spot-check every 64th answer: a JSON body naming the live model.
+	spotCheck := func(r *vegeta.Result) {
+		// Every 64th answer: a JSON body naming the live model.
 		if r.Seq%64 != 0 || r.Code != 200 {
 			return
 		}
@@ -116,32 +131,29 @@ func TestE2ELoopbackLoad(t *testing.T) {
 		if json.Unmarshal(r.Body, &resp) != nil || resp.ModelVersion != info.Version || len(resp.Items) == 0 {
 			bad++
 		}
-	})
+	}
+	cpu := startCPU(t, p.cmd.Process.Pid)
+	tr := loadtest.Attack(ctx, "towerrecall ("+info.Backend+") k=10", targets, set, spotCheck)
+	trCPU := cpu.perRequest(t, tr.Requests)
 	stopSampling()
 	wg.Wait()
 	rssAfter, err := loadtest.RSS(p.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log(tr.Line())
+	t.Log(tr.Line() + "; " + trCPU.String())
 
-	// For scale, not for the bar: the cheapest realistic request, a known
-	// user at k = 10 (the benchmark's request), for at most 5 s.
-	var k10 []loadtest.Request
-	for i, u := range bundle.Users {
-		if i == 1024 {
-			break
-		}
-		k10 = append(k10, loadtest.Request{Kind: loadtest.KindKnown, K: 10, Body: []byte(fmt.Sprintf(`{"user":{"user_id":%d},"k":10}`, u))})
-	}
-	small := loadtest.Attack(ctx, "towerrecall k=10 known users", loadtest.Targets("http://"+p.addr+"/recall", k10),
-		loadtest.Settings{Workers: loadWorkers, Duration: min(dur, 5*time.Second)}, nil)
-	t.Log(small.Line())
-	if small.ErrorCount() != 0 {
-		t.Errorf("%s: %s", small.Name, small.TopErrors(5))
-	}
+	bare2, bareCPU2 := attackBare("bare net/http (after)")
+	bareRPS := (bare1.RPS + bare2.RPS) / 2
 
-	for _, s := range []loadtest.Summary{bare, tr} {
+	// Bigger answers, for scale: the same mix at k 10..100.
+	cpu = startCPU(t, p.cmd.Process.Pid)
+	wide := loadtest.Attack(ctx, "towerrecall k=10..100", loadtest.Targets("http://"+p.addr+"/recall", mixK),
+		loadtest.Settings{Workers: loadWorkers, Duration: min(dur, 10*time.Second)}, spotCheck)
+	wideCPU := cpu.perRequest(t, wide.Requests)
+	t.Log(wide.Line() + "; " + wideCPU.String())
+
+	for _, s := range []loadtest.Summary{bare1, tr, bare2, wide} {
 		if s.Requests == 0 || s.Non2xx != 0 || s.ErrorCount() != 0 {
 			t.Errorf("%s: %d requests, %d non-2xx, %d errors: %s", s.Name, s.Requests, s.Non2xx, s.ErrorCount(), s.TopErrors(5))
 		}
@@ -149,15 +161,17 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("%d of %d spot-checked answers are not a recall of model %s", bad, checked, info.Version)
 	}
-	ratio := tr.RPS / bare.RPS
+	ratio := tr.RPS / bareRPS
 	maxG := 0.0
 	for _, s := range gor {
 		maxG = max(maxG, s.Value)
 	}
-	summary := fmt.Sprintf("LOAD %s, %d workers × %v, mix of %d bodies: towerrecall %.0f req/s (p50 %v, p99 %v) vs bare net/http %.0f req/s (p50 %v, p99 %v) = %.0f %% (bar ≥ %.0f %%); service RSS %.1f MiB after warm-up, %.1f MiB after load; goroutines ≤ %.0f; start to ready %v ms; k=10-only %.0f req/s = %.0f %% of bare",
-		info.Backend, loadWorkers, dur, len(mix), tr.RPS, tr.P50.Round(time.Microsecond), tr.P99.Round(time.Microsecond),
-		bare.RPS, bare.P50.Round(time.Microsecond), bare.P99.Round(time.Microsecond), 100*ratio, 100*minLoadRatio,
-		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready"], small.RPS, 100*small.RPS/bare.RPS)
+	summary := fmt.Sprintf("LOAD %s, %d workers × %v, mixes of %d bodies: towerrecall k=10 %.0f req/s (p50 %v, p99 %v, mean answer %.0f B) vs bare net/http %.0f req/s (before %.0f, after %.0f; p50 %v, p99 %v, 1 KiB answer) = %.0f %% (bar ≥ %.0f %%); k=10..100 %.0f req/s (p50 %v, p99 %v, mean answer %.0f B) = %.0f %% of bare; CPU per request: bare %s (after: %s), towerrecall k=10 %s, k=10..100 %s; service RSS %.1f MiB after warm-up, %.1f MiB after load; goroutines ≤ %.0f; start to ready %v ms",
+		info.Backend, loadWorkers, dur, len(mix10), tr.RPS, tr.P50.Round(time.Microsecond), tr.P99.Round(time.Microsecond), tr.MeanBytesIn,
+		bareRPS, bare1.RPS, bare2.RPS, bare1.P50.Round(time.Microsecond), bare1.P99.Round(time.Microsecond), 100*ratio, 100*minLoadRatio,
+		wide.RPS, wide.P50.Round(time.Microsecond), wide.P99.Round(time.Microsecond), wide.MeanBytesIn, 100*wide.RPS/bareRPS,
+		bareCPU, bareCPU2, trCPU, wideCPU,
+		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready"])
 	t.Log(summary)
 	fmt.Println(summary)
 	if ratio < minLoadRatio {
@@ -217,7 +231,7 @@ func loadModel(t *testing.T) (string, *artifact.Bundle) {
 // startBare runs the bare handler in a child process (this test binary,
 // re-executed into TestBareServerProcess) and returns its address. The
 // child ends when the test does.
-func startBare(t *testing.T) string {
+func startBare(t *testing.T) (addr string, pid int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBareServerProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "TOWERRECALL_BARE_SERVER=1")
@@ -238,22 +252,60 @@ func startBare(t *testing.T) string {
 			_ = cmd.Process.Kill()
 		}
 	})
-	addr := make(chan string, 1)
+	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "bare-addr "); ok {
-				addr <- a
+				addrc <- a
 			}
 		}
 	}()
 	select {
-	case a := <-addr:
-		return a
+	case a := <-addrc:
+		return a, cmd.Process.Pid
 	case <-time.After(time.Minute):
 		t.Fatal("bare server did not start")
 	}
-	return ""
+	return "", 0
+}
+
+// cpuMeter measures the CPU time a server process and this process (the
+// load generator) spend during an attack.
+type cpuMeter struct {
+	pid            int
+	server, client time.Duration
+}
+
+// cpuPerRequest is CPU time per request, server and load generator.
+type cpuPerRequest struct{ server, client time.Duration }
+
+func (c cpuPerRequest) String() string {
+	return fmt.Sprintf("server %.1f µs + load generator %.1f µs CPU/request",
+		float64(c.server.Nanoseconds())/1e3, float64(c.client.Nanoseconds())/1e3)
+}
+
+func startCPU(t *testing.T, pid int) cpuMeter {
+	t.Helper()
+	srv, err := loadtest.CPUTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := loadtest.CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cpuMeter{pid: pid, server: srv, client: cl}
+}
+
+func (m cpuMeter) perRequest(t *testing.T, requests uint64) cpuPerRequest {
+	t.Helper()
+	end := startCPU(t, m.pid)
+	if requests == 0 {
+		return cpuPerRequest{}
+	}
+	n := time.Duration(requests)
+	return cpuPerRequest{server: (end.server - m.server) / n, client: (end.client - m.client) / n}
 }
 
 // TestBareServerProcess is the bare handler's process for

@@ -12,15 +12,39 @@ type Result struct {
 	Score float32
 }
 
-// Filter reports whether an id may be returned. A nil Filter accepts all.
-// It must be safe for concurrent use if the index is shared.
-type Filter func(id int32) bool
+// Filter is the set of ids a search may return, one bit per id: id i is
+// accepted when bit i%64 of word i/64 is set. A nil Filter accepts every
+// id; a non-nil one must have a word for every id of the index (NewFilter).
+// Bits past the last id are ignored. A search only reads it.
+type Filter []uint64
+
+// NewFilter returns a filter for n ids that accepts none of them.
+func NewFilter(n int) Filter { return make(Filter, (n+63)/64) }
+
+// Accepts reports whether id may be returned.
+func (f Filter) Accepts(id int32) bool {
+	return f == nil || int(id>>6) < len(f) && f[id>>6]&(1<<(id&63)) != 0
+}
+
+// Accept adds id to the set.
+func (f Filter) Accept(id int32) { f[id>>6] |= 1 << (id & 63) }
+
+// Reject removes id from the set.
+func (f Filter) Reject(id int32) { f[id>>6] &^= 1 << (id & 63) }
+
+// checkFilter validates a filter for n ids.
+func checkFilter(f Filter, n int) error {
+	if f != nil && len(f) < (n+63)/64 {
+		return fmt.Errorf("%w: filter of %d words for %d ids (want %d)", ErrInvalid, len(f), n, (n+63)/64)
+	}
+	return nil
+}
 
 // Index answers top-k inner-product queries over a fixed set of vectors.
 type Index interface {
 	// Search appends up to k results, best first, into dst[:0] and returns
 	// the extended slice. It fails if len(q) != Dim(), if q holds NaN or
-	// ±Inf or is too large, or if k < 1. Fewer than k results come back
+	// ±Inf or is too large, if k < 1, or if the filter is too short. Fewer than k results come back
 	// only if fewer than k items are accepted by the filter.
 	Search(dst []Result, q []float32, k int, accept Filter) ([]Result, error)
 	// Len is the number of indexed vectors.
@@ -47,7 +71,10 @@ func Dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s float32
 	for i, x := range a {
-		s += x * b[i]
+		// The conversion rounds the product, so the compiler cannot fuse
+		// the multiply-add (it may on GOAMD64=v3), and every build sums the
+		// same way as the exact scan's kernels.
+		s += float32(x * b[i])
 	}
 	return s
 }

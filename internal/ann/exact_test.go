@@ -13,7 +13,7 @@ import (
 func bruteForce(vecs []float32, dim int, q []float32, k int, accept Filter) []Result {
 	var all []Result
 	for i := range len(vecs) / dim {
-		if accept != nil && !accept(int32(i)) {
+		if !accept.Accepts(int32(i)) {
 			continue
 		}
 		all = append(all, Result{ID: int32(i), Score: Dot(q, vecs[i*dim:(i+1)*dim])})
@@ -44,8 +44,8 @@ func TestExactTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	even := func(id int32) bool { return id%2 == 0 }
-	none := func(int32) bool { return false }
+	even := filterOf(6, func(id int32) bool { return id%2 == 0 })
+	none := NewFilter(6)
 	tests := []struct {
 		name   string
 		q      []float32
@@ -95,9 +95,12 @@ func TestExactRandomised(t *testing.T) {
 		}
 		k := 1 + rng.IntN(n+5)
 		var accept Filter
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			mod := int32(2 + rng.IntN(5))
-			accept = func(id int32) bool { return id%mod != 0 }
+			accept = filterOf(n, func(id int32) bool { return id%mod != 0 })
+		case 1: // the last item is refused: the scan must stop at n
+			accept = filterOf(n, func(id int32) bool { return id != int32(n-1) })
 		}
 		got, err := ex.Search(make([]Result, 3), q, k, accept)
 		if err != nil {
@@ -151,20 +154,58 @@ func TestExactErrors(t *testing.T) {
 	}
 }
 
-// The dim-8 scan is unrolled; its scores must equal Dot bit for bit.
+// Scores of the blocked scan (vector kernel and Go fallback) must equal Dot
+// bit for bit, for every dimension and for counts that leave a partial
+// last block; /score relies on it.
 func TestExactScoresEqualDot(t *testing.T) {
 	t.Parallel()
-	s := newSynth(8, 5, 0.5, false, 3)
-	vecs := s.points(500, 4)
-	ex, err := NewExact(vecs, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range rows(s.points(20, 5), 8) {
-		got, _ := ex.Search(nil, q, 500, nil)
-		for _, r := range got {
-			if want := Dot(q, vecs[r.ID*8:r.ID*8+8]); math.Float32bits(r.Score) != math.Float32bits(want) {
-				t.Fatalf("id %d: score %v, Dot %v", r.ID, r.Score, want)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tt := range []struct{ dim, n int }{
+		{1, 1}, {2, 7}, {3, 9}, {8, 500}, {8, 3883}, {13, 17}, {64, 40}, {65, 11}, {100, 9},
+	} {
+		vecs := make([]float32, tt.n*tt.dim)
+		for i := range vecs {
+			// Mixed magnitudes and signs, some exact zeros (-0 included),
+			// so rounding and signed zeros are exercised.
+			switch rng.IntN(10) {
+			case 0:
+				vecs[i] = 0
+			case 1:
+				vecs[i] = float32(math.Copysign(0, -1))
+			default:
+				vecs[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(7)-3)))
+			}
+		}
+		ex, err := NewExact(vecs, tt.dim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			q := make([]float32, tt.dim)
+			for i := range q {
+				q[i] = float32(rng.NormFloat64())
+			}
+			q[0] = float32(math.Copysign(0, -1))
+			got, err := ex.Search(nil, q, tt.n, nil)
+			if err != nil || len(got) != tt.n {
+				t.Fatalf("dim %d n %d: %d results, %v", tt.dim, tt.n, len(got), err)
+			}
+			for _, r := range got {
+				v := vecs[int(r.ID)*tt.dim : int(r.ID+1)*tt.dim]
+				if want := Dot(q, v); math.Float32bits(r.Score) != math.Float32bits(want) {
+					t.Fatalf("dim %d id %d: score %v (%08x), Dot %v (%08x)", tt.dim, r.ID, r.Score, math.Float32bits(r.Score), want, math.Float32bits(want))
+				}
+			}
+			// The fallback agrees with the dispatcher (the kernel where the
+			// CPU has one) on every slot, padding included.
+			slots := len(ex.blocks) / tt.dim
+			a, b := make([]float32, slots), make([]float32, slots)
+			scoreBlocks(a, ex.blocks, q)
+			scoreBlocksGo(b, ex.blocks, q)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("dim %d slot %d: kernel %v, Go %v", tt.dim, i, a[i], b[i])
+				}
 			}
 		}
 	}
@@ -186,7 +227,7 @@ func TestExactAllocs(t *testing.T) {
 	ex, _ := NewExact(s.points(3706, 2), 8)
 	q := s.points(1, 3)
 	dst := make([]Result, 0, 100)
-	accept := func(id int32) bool { return id%3 != 0 }
+	accept := filterOf(3706, func(id int32) bool { return id%3 != 0 })
 	allocs := testing.AllocsPerRun(100, func() {
 		dst, _ = ex.Search(dst, q, 100, accept)
 	})
@@ -236,4 +277,93 @@ func TestExactConcurrent(t *testing.T) {
 		want[i], _ = ex.Search(nil, q, 10, nil)
 	}
 	searchConcurrently(t, ex, qs, 10, want)
+}
+
+// The vector "next score ≥ threshold" search agrees with the plain loop for
+// every start, threshold (ties included) and lane position.
+func TestNextAtLeast(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	scores := make([]float32, 64)
+	for i := range scores {
+		scores[i] = float32(rng.IntN(9) - 4) // many ties
+	}
+	thresholds := []float32{float32(math.Inf(-1)), -4, -1, 0, 0.5, 3, 4, 5, float32(math.Inf(1))}
+	filters := []Filter{
+		filterOf(64, func(int32) bool { return true }),
+		filterOf(64, func(id int32) bool { return id%3 == 1 }),
+		filterOf(64, func(id int32) bool { return id == 63 }),
+		NewFilter(64),
+	}
+	type nextFunc func([]float32, Filter, int, float32) int
+	next := []struct {
+		name string
+		f    nextFunc
+	}{{"go", nextAtLeastGo}}
+	if hasAVX() {
+		next = append(next, struct {
+			name string
+			f    nextFunc
+		}{"avx", nextAtLeastAVX})
+	}
+	for _, n := range next {
+		for fi, accept := range filters {
+			for _, thr := range thresholds {
+				for from := range scores {
+					want := len(scores)
+					for i := from; i < len(scores); i++ {
+						if scores[i] >= thr && accept.Accepts(int32(i)) {
+							want = i
+							break
+						}
+					}
+					if got := n.f(scores, accept, from, thr); got != want {
+						t.Fatalf("%s(filter %d, from %d, thr %v) = %d, want %d", n.name, fi, from, thr, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// filterOf returns the filter of the ids 0..n-1 that keep accepts.
+func filterOf(n int, keep func(int32) bool) Filter {
+	f := NewFilter(n)
+	for i := range int32(n) {
+		if keep(i) {
+			f.Accept(i)
+		}
+	}
+	return f
+}
+
+func TestFilter(t *testing.T) {
+	t.Parallel()
+	f := NewFilter(130)
+	if len(f) != 3 {
+		t.Fatalf("NewFilter(130) has %d words", len(f))
+	}
+	for _, id := range []int32{0, 63, 64, 129} {
+		if f.Accepts(id) {
+			t.Errorf("new filter accepts %d", id)
+		}
+		f.Accept(id)
+		if !f.Accepts(id) {
+			t.Errorf("Accept(%d) then Accepts = false", id)
+		}
+	}
+	f.Reject(64)
+	if f.Accepts(64) || !f.Accepts(63) || !f.Accepts(129) {
+		t.Error("Reject(64) changed the wrong bits")
+	}
+	if f.Accepts(1000) {
+		t.Error("an id past the filter is accepted")
+	}
+	if !Filter(nil).Accepts(12345) {
+		t.Error("nil filter rejects")
+	}
+	ex, _ := NewExact(make([]float32, 130*2), 2)
+	if _, err := ex.Search(nil, []float32{1, 0}, 3, NewFilter(64)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("short filter: %v", err)
+	}
 }

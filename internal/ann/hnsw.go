@@ -360,6 +360,9 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	if err != nil {
 		return dst[:0], err
 	}
+	if err := checkFilter(accept, ex.n); err != nil {
+		return dst[:0], err
+	}
 	h.stats.searches.Add(1)
 	t := newTopK(dst, k, ex.n)
 	if q2 == 0 {
@@ -391,7 +394,7 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 					continue
 				}
 				s.mark[id] = s.epoch
-				if accept != nil && !accept(id) {
+				if !accept.Accepts(id) {
 					continue
 				}
 				accepted++

@@ -30,7 +30,7 @@ func checkResults(t *testing.T, got []Result, vecs []float32, dim int, q []float
 			t.Fatalf("duplicate id %d", r.ID)
 		}
 		seen[r.ID] = true
-		if accept != nil && !accept(r.ID) {
+		if !accept.Accepts(r.ID) {
 			t.Fatalf("id %d rejected by the filter was returned", r.ID)
 		}
 		if want := Dot(q, vecs[int(r.ID)*dim:(int(r.ID)+1)*dim]); math.Float32bits(want) != math.Float32bits(r.Score) {
@@ -83,7 +83,7 @@ func TestHNSWFilters(t *testing.T) {
 	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
 	qs := rows(s.points(50, 7), 8)
 
-	third := func(id int32) bool { return id%3 == 0 }
+	third := filterOf(3000, func(id int32) bool { return id%3 == 0 })
 	hits, total := 0, 0
 	for _, q := range qs {
 		got, err := h.Search(nil, q, 10, third)
@@ -108,7 +108,7 @@ func TestHNSWFilters(t *testing.T) {
 
 	// A filter that accepts 5 scattered ids: the graph cannot supply k
 	// accepted candidates, so the exact fallback must answer exactly.
-	five := func(id int32) bool { return id%600 == 17 }
+	five := filterOf(3000, func(id int32) bool { return id%600 == 17 })
 	before := h.Stats().Fallbacks
 	for _, q := range qs[:5] {
 		got, _ := h.Search(nil, q, 10, five)
@@ -247,7 +247,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if got := h2.Params(); got.Graphs != 2 || got.M != p.M || got.M0 != p.M0 || got.Seed != p.Seed {
 		t.Errorf("imported params %+v", got)
 	}
-	odd := func(id int32) bool { return id%2 == 1 }
+	odd := filterOf(len(vecs)/8, func(id int32) bool { return id%2 == 1 })
 	for _, q := range rows(s.points(100, 23), 8) {
 		for _, k := range []int{1, 10, 100} {
 			for _, f := range []Filter{nil, odd} {

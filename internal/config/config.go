@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -108,6 +109,10 @@ type Serve struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	DrainDelay        time.Duration `yaml:"drain_delay"` // /readyz fails this long before the listener closes
 	ReloadPoll        time.Duration `yaml:"reload_poll"` // 0: reload on SIGHUP only
+	// TrustedProxies are the CIDR prefixes of proxies whose
+	// X-Forwarded-For is believed (the client IP in logs); empty: the TCP
+	// peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Log configures logging.
@@ -236,6 +241,12 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("TOWERRECALL_DEMO: %q is not a boolean", v))
 		}
 		c.Serve.Demo = b
+	}
+	if v := getenv("TOWERRECALL_TRUSTED_PROXIES"); v != "" {
+		c.Serve.TrustedProxies = nil
+		for p := range strings.SplitSeq(v, ",") {
+			c.Serve.TrustedProxies = append(c.Serve.TrustedProxies, strings.TrimSpace(p))
+		}
 	}
 	if v := getenv("TOWERRECALL_RELOAD_POLL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -378,6 +389,11 @@ func (c *Config) Validate() error {
 	}
 	if s.ReloadPoll < 0 {
 		bad("serve.reload_poll", "%v is negative", s.ReloadPoll)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,14 +86,24 @@ func TestParse(t *testing.T) {
 
 func TestApplyEnv(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"TOWERRECALL_ADDR": ":9999", "TOWERRECALL_DEMO": "false", "TOWERRECALL_RELOAD_POLL": "5s"}
+	env := map[string]string{"TOWERRECALL_ADDR": ":9999", "TOWERRECALL_DEMO": "false", "TOWERRECALL_RELOAD_POLL": "5s",
+		"TOWERRECALL_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1/32"}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Serve.Addr != ":9999" || c.Serve.Demo || c.Serve.ReloadPoll != 5*time.Second {
+	if c.Serve.Addr != ":9999" || c.Serve.Demo || c.Serve.ReloadPoll != 5*time.Second ||
+		!slices.Equal(c.Serve.TrustedProxies, []string{"10.0.0.0/8", "127.0.0.1/32"}) {
 		t.Errorf("got %+v", c.Serve)
 	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid trusted proxies refused: %v", err)
+	}
+	c.Serve.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.1", "proxy"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serve.trusted_proxies[1]") || !strings.Contains(err.Error(), "serve.trusted_proxies[2]") {
+		t.Errorf("bad prefixes: %v", err)
+	}
+	c.Serve.TrustedProxies = nil
 	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "soon"}
 	err := c.ApplyEnv(func(k string) string { return bad[k] })
 	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") {

@@ -86,11 +86,11 @@ func TestRecallMix(t *testing.T) {
 	if len(c.Users) != 200 || len(c.Movies) != 300 || len(c.Genres) < 10 {
 		t.Fatalf("catalogue: %d users, %d movies, genres %v", len(c.Users), len(c.Movies), c.Genres)
 	}
-	m1, err := RecallMix(c, 400, 9)
+	m1, err := RecallMix(c, 400, 9, 10, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, _ := RecallMix(c, 400, 9)
+	m2, _ := RecallMix(c, 400, 9, 10, 100)
 	if !reflect.DeepEqual(m1, m2) {
 		t.Fatal("same seed, different mix")
 	}
@@ -121,8 +121,20 @@ func TestRecallMix(t *testing.T) {
 			t.Errorf("kind %s: %d of 400", k, kinds[k])
 		}
 	}
-	if _, err := RecallMix(Catalogue{}, 1, 1); err == nil {
+	if _, err := RecallMix(Catalogue{}, 1, 1, 10, 10); err == nil {
 		t.Error("empty catalogue accepted")
+	}
+	if _, err := RecallMix(c, 1, 1, 10, 9); err == nil {
+		t.Error("empty k range accepted")
+	}
+	fixed, err := RecallMix(c, 50, 9, 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range fixed {
+		if r.K != 10 || !bytes.Contains(r.Body, []byte(`"k":10`)) {
+			t.Fatalf("k range 10..10 gave k %d: %s", r.K, r.Body)
+		}
 	}
 }
 
@@ -162,5 +174,46 @@ func TestAttackBare(t *testing.T) {
 	down := Attack(context.Background(), "down", Targets(srv.URL+"/recall", reqs), Settings{Workers: 2, Duration: 50 * time.Millisecond, Timeout: time.Second}, nil)
 	if down.Requests == 0 || down.ErrorCount() != int(down.Requests) || down.RPS != 0 {
 		t.Errorf("closed server: %s", down.Line())
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		stat    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (towerrecall) S 1 42 42 0 -1 4194304 100 0 0 0 150 25 0 0 20 0 9 0 1 2 3", 1750 * time.Millisecond, false},
+		{"spaces and parens in the name", "42 (a ) b) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 2 3", 100 * time.Millisecond, false},
+		{"no name", "42 towerrecall S 1", 0, true},
+		{"short", "42 (x) S 1 2 3", 0, true},
+		{"not a number", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 x 3 0", 0, true},
+		{"negative", "42 (x) S 1 42 42 0 -1 0 0 0 0 0 -5 3 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tt.stat))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStatCPU = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return
+	}
+	before, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn some CPU; the counter must not go backwards.
+	x := 0
+	for i := range 50_000_000 {
+		x += i ^ x
+	}
+	after, err := CPUTime(os.Getpid())
+	if err != nil || after < before || x == 1 {
+		t.Errorf("CPUTime went from %v to %v (%v)", before, after, err)
 	}
 }

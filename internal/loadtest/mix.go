@@ -72,10 +72,13 @@ type recallJSON struct {
 
 // RecallMix returns n /recall bodies drawn with seed from c: known users
 // (40 %), cold-start users (20 %), genre filters (20 %) and exclusions
-// (20 %), k uniform in 10..100. The same arguments give the same bodies.
-func RecallMix(c Catalogue, n int, seed uint64) ([]Request, error) {
+// (20 %), k uniform in kMin..kMax. The same arguments give the same bodies.
+func RecallMix(c Catalogue, n int, seed uint64, kMin, kMax int) ([]Request, error) {
 	if len(c.Users) == 0 || len(c.Movies) == 0 || len(c.Genres) == 0 {
 		return nil, fmt.Errorf("loadtest: catalogue has %d users, %d movies, %d genres; need some of each", len(c.Users), len(c.Movies), len(c.Genres))
+	}
+	if kMin < 1 || kMax < kMin {
+		return nil, fmt.Errorf("loadtest: k range %d..%d", kMin, kMax)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x3171))
 	occs := movielens.Occupations()
@@ -135,7 +138,7 @@ func RecallMix(c Catalogue, n int, seed uint64) ([]Request, error) {
 				r.ExcludeMovieIDs = append(r.ExcludeMovieIDs, c.Movies[rng.IntN(len(c.Movies))])
 			}
 		}
-		r.K = 10 + rng.IntN(91)
+		r.K = kMin + rng.IntN(kMax-kMin+1)
 		body, err := json.Marshal(r)
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: %w", err)

@@ -120,3 +120,37 @@ func Flat(name string, samples []Sample, from time.Duration, ratio, slack float6
 	}
 	return nil
 }
+
+// CPUTime returns the user plus system CPU time process pid has used, from
+// /proc/PID/stat (Linux only; 10 ms resolution, USER_HZ is 100).
+func CPUTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: %w", err)
+	}
+	return parseStatCPU(raw)
+}
+
+// parseStatCPU reads utime and stime, fields 14 and 15 of /proc/PID/stat.
+// The command name (field 2) is parenthesised and may hold spaces and
+// parentheses, so fields are counted from the last ')'.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("loadtest: /proc stat without a command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("loadtest: /proc stat has %d fields after the command name", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("loadtest: /proc stat CPU field %q", s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -57,8 +56,8 @@ type snapshot struct {
 	index      ann.Index // the backend that answers /recall
 	movieIndex map[movielens.MovieID]int32
 	userIndex  map[movielens.UserID]int32
-	genreBits  []uint32          // per movie: bit g set when it has genre g
-	genreIndex map[string]uint32 // genre name → bit
+	genres     map[string]ann.Filter // genre name → the movies that have it
+	all        ann.Filter            // every movie
 	dim        int
 	pool       sync.Pool // *scratch
 	hist       history
@@ -89,7 +88,7 @@ type scratch struct {
 	idx     []int32
 	enc     feature.Encoded
 	hist    []int32
-	exclude []uint64
+	filter  ann.Filter
 	results []ann.Result
 }
 
@@ -143,7 +142,8 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim, hist: newHistory(b),
 		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
 		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
-		genreIndex: map[string]uint32{},
+		genres:     map[string]ann.Filter{},
+		all:        ann.NewFilter(len(b.Movies)),
 	}
 	for i, mv := range b.Movies {
 		snap.movieIndex[mv.ID] = int32(i)
@@ -151,18 +151,15 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 	for i, u := range b.Users {
 		snap.userIndex[u] = int32(i)
 	}
-	snap.genreBits = make([]uint32, len(b.Movies))
 	for i, mv := range b.Movies {
+		snap.all.Accept(int32(i))
 		for _, g := range mv.Genres {
-			bit, ok := snap.genreIndex[g]
+			f, ok := snap.genres[g]
 			if !ok {
-				if len(snap.genreIndex) >= 32 {
-					return nil, fmt.Errorf("recall: more than 32 genres")
-				}
-				bit = uint32(len(snap.genreIndex))
-				snap.genreIndex[g] = bit
+				f = ann.NewFilter(len(b.Movies))
+				snap.genres[g] = f
 			}
-			snap.genreBits[i] |= 1 << bit
+			f.Accept(int32(i))
 		}
 	}
 	snap.info = s.info(b)
@@ -323,8 +320,8 @@ func (snap *snapshot) getScratch() *scratch {
 		return sc
 	}
 	return &scratch{
-		q:       make([]float32, snap.dim),
-		exclude: make([]uint64, (len(snap.bundle.Movies)+63)/64),
+		q:      make([]float32, snap.dim),
+		filter: ann.NewFilter(len(snap.bundle.Movies)),
 	}
 }
 
@@ -401,41 +398,40 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var genreMask uint32
-	for i, g := range req.Genres {
-		bit, ok := snap.genreIndex[g]
-		if !ok {
-			return Result{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", g)}
+	// The filter: the requested genres (any of them), or every movie, less
+	// the user's seen movies and the explicit exclusions. Without genres or
+	// exclusions there is none.
+	var accept ann.Filter
+	if len(req.Genres) > 0 {
+		accept = sc.filter
+		clear(accept)
+		for i, g := range req.Genres {
+			gf, ok := snap.genres[g]
+			if !ok {
+				return Result{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", g)}
+			}
+			for w, bits := range gf {
+				accept[w] |= bits
+			}
 		}
-		genreMask |= 1 << bit
 	}
-	clear(sc.exclude)
-	filtered := false
 	excludeSeen := known
 	if req.ExcludeSeen != nil {
 		excludeSeen = *req.ExcludeSeen && known
 	}
+	if (excludeSeen || len(req.ExcludeMovieIDs) > 0) && accept == nil {
+		accept = sc.filter
+		copy(accept, snap.all)
+	}
 	if excludeSeen {
 		id, _ := strconv.Atoi(req.User.UserID)
 		for _, m := range snap.bundle.Seen[snap.userIndex[movielens.UserID(id)]] {
-			sc.exclude[m>>6] |= 1 << (m & 63)
-			filtered = true
+			accept.Reject(m)
 		}
 	}
 	for _, id := range req.ExcludeMovieIDs {
 		if m, ok := snap.movieIndex[id]; ok {
-			sc.exclude[m>>6] |= 1 << (m & 63)
-			filtered = true
-		}
-	}
-	var accept ann.Filter
-	if filtered || genreMask != 0 {
-		excl, bits := sc.exclude, snap.genreBits
-		accept = func(m int32) bool {
-			if excl[m>>6]&(1<<(m&63)) != 0 {
-				return false
-			}
-			return genreMask == 0 || bits[m]&genreMask != 0
+			accept.Reject(m)
 		}
 	}
 	want := req.K + req.Offset
@@ -447,23 +443,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("recall: search: %w", err)
 	}
 	sc.results = res
-	// Re-score with the one score function (ann.Dot, which /score uses too)
-	// and re-sort, so that scores and order agree with /score to the bit
-	// whatever the backend computed.
-	vec := snap.bundle.Vectors
-	for i := range res {
-		m := int(res[i].ID)
-		res[i].Score = ann.Dot(sc.q, vec[m*snap.dim:(m+1)*snap.dim])
-	}
-	slices.SortStableFunc(res, func(a, b ann.Result) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return int(a.ID - b.ID)
-	})
+	// Both backends return exact ann.Dot scores (the one score function,
+	// which /score uses too), best first with ties by lower index, so
+	// scores and order agree with /score to the bit.
 	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known}
 	if req.Offset < len(res) {
 		res = res[req.Offset:]

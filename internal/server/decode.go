@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ func (s *Server) decodeJSON(r *http.Request, dst any, members *memberSet) *apiEr
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge(mbe.Limit)
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &apiError{code: codeReadTimeout, detail: "the request body did not arrive within the server's read timeout", cause: err}
+		}
 		return &apiError{code: codeMalformed, detail: "could not read the request body", cause: err}
 	}
 	body := buf.Bytes()
@@ -55,6 +59,23 @@ func (s *Server) decodeJSON(r *http.Request, dst any, members *memberSet) *apiEr
 		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	}
 
+	if fastDecode(body, dst) {
+		return nil
+	}
+	// The general path decides and explains; it starts from a zero body.
+	switch d := dst.(type) {
+	case *recallBody:
+		*d = recallBody{}
+	case *scoreBody:
+		*d = scoreBody{}
+	}
+	return decodeGeneral(body, dst, members)
+}
+
+// decodeGeneral is the strict decoder for any body: encoding/json with
+// unknown fields refused, nothing after the object, and checkMembers for
+// what encoding/json lets through. body is valid UTF-8.
+func decodeGeneral(body []byte, dst any, members *memberSet) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

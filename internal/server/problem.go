@@ -27,6 +27,7 @@ const (
 	codeInternal    code = "internal"               // a bug; logged at error level
 	codeUnavailable code = "not-ready"              // no model loaded, or draining
 	codeTimeout     code = "timeout"                // request budget exceeded
+	codeReadTimeout code = "request-timeout"        // the body did not arrive within the read timeout
 )
 
 func describe(c code) (status int, title string) {
@@ -47,6 +48,8 @@ func describe(c code) (status int, title string) {
 		return http.StatusServiceUnavailable, "Not ready"
 	case codeTimeout:
 		return http.StatusGatewayTimeout, "Timeout"
+	case codeReadTimeout:
+		return http.StatusRequestTimeout, "Request timeout"
 	default:
 		return http.StatusInternalServerError, "Internal error"
 	}

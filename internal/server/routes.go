@@ -18,7 +18,11 @@ func (s *Server) routes() http.Handler {
 	// counted as the 500 the recoverer answers; the time budget and the body
 	// limit apply to handlers only.
 	r.Use(requestID)
-	r.Use(middleware.ClientIPFromRemoteAddr)
+	if len(s.cfg.TrustedProxies) > 0 {
+		r.Use(middleware.ClientIPFromXFF(s.cfg.TrustedProxies...)) // prefixes checked by Validate
+	} else {
+		r.Use(middleware.ClientIPFromRemoteAddr)
+	}
 	r.Use(s.accessLog)
 	r.Use(s.recoverer)
 	r.Use(s.timeout)

@@ -13,6 +13,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,11 @@ type Config struct {
 	ShutdownTimeout   time.Duration // how long Serve waits for in-flight requests after its context ends
 	DrainDelay        time.Duration // how long Serve reports not-ready before it stops accepting (0: none)
 	MaxHeaderBytes    int
+	// TrustedProxies are CIDR prefixes of proxies in front of the service.
+	// A request whose TCP peer is inside one takes its client IP (in the
+	// access log) from X-Forwarded-For, the rightmost untrusted entry;
+	// empty means the TCP peer is the client.
+	TrustedProxies []string
 }
 
 // DefaultConfig returns the defaults: 1 MiB bodies, a 2 s request budget and
@@ -137,6 +143,11 @@ func (c Config) Validate() error {
 	neg("idle timeout", c.IdleTimeout)
 	neg("shutdown timeout", c.ShutdownTimeout)
 	neg("drain delay", c.DrainDelay)
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			errs = append(errs, fmt.Errorf("trusted proxy %q is not a CIDR prefix", p))
+		}
+	}
 	if len(errs) == 0 {
 		f := c.withDefaults()
 		if f.WriteTimeout <= f.RequestTimeout {

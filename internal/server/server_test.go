@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -389,6 +390,42 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 }
 
+// TestClientIP: the access log's remote_ip is the TCP peer, or with
+// trusted proxies configured the rightmost untrusted X-Forwarded-For entry
+// of a request that came through one of them.
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies: the peer, XFF ignored", nil, "192.0.2.7:4242", "203.0.113.9", "192.0.2.7"},
+		{"trusted peer: XFF", []string{"10.0.0.0/8"}, "10.1.2.3:80", "203.0.113.9", "203.0.113.9"},
+		{"trusted peer, chain: rightmost untrusted", []string{"10.0.0.0/8"}, "10.1.2.3:80", "198.51.100.1, 203.0.113.9, 10.9.9.9", "203.0.113.9"},
+		{"untrusted peer: XFF is a spoof", []string{"10.0.0.0/8"}, "192.0.2.7:4242", "203.0.113.9", "192.0.2.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{TrustedProxies: tt.trusted})
+			req := newRequest("GET", "/healthz", "", "")
+			req.RemoteAddr = tt.peer
+			req.Header.Set("X-Forwarded-For", tt.xff)
+			ts.Handler().ServeHTTP(newRecorder(), req)
+			var entry map[string]any
+			mustJSON(t, []byte(strings.TrimSpace(ts.logs.String())), &entry)
+			if entry["remote_ip"] != tt.want {
+				t.Errorf("remote_ip %v, want %s", entry["remote_ip"], tt.want)
+			}
+		})
+	}
+	if err := (Config{TrustedProxies: []string{"10.0.0.1"}}).Validate(); err == nil {
+		t.Error("a proxy without prefix length accepted")
+	}
+}
+
 func TestMethodNotAllowedListsAllow(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{})
@@ -527,5 +564,47 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("closed after %v", d)
+	}
+}
+
+// TestSlowBodyGets408 checks that a body which stops arriving is answered
+// 408 Request Timeout with a problem once the read timeout passes, not 400.
+func TestSlowBodyGets408(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{ReadTimeout: 300 * time.Millisecond})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 50 bytes declared, 10 sent, then silence.
+	if _, err := conn.Write([]byte("POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"user\":{}")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var p problem
+	if resp.StatusCode != http.StatusRequestTimeout || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		json.Unmarshal(body, &p) != nil || p.Type != problemTypePrefix+string(codeReadTimeout) || p.Status != 408 {
+		t.Fatalf("status %d, %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package ann
+
+func hasAVX() bool { return false }
+
+func scoreBlocksAVX(dst, blocks, qb []float32) { panic("ann: no AVX kernel") }
+
+func nextAtLeastAVX(scores []float32, accept Filter, from int, thr float32) int {
+	panic("ann: no AVX kernel")
+}

@@ -1,0 +1,191 @@
+package logbatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder records every Write call it receives.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+	err    error
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+	if r.err != nil {
+		return 0, r.err
+	}
+	return len(p), nil
+}
+
+func (r *recorder) snapshot() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.writes...)
+}
+
+func TestNewRejectsBadSettings(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		delay time.Duration
+		max   int
+		nilW  bool
+	}{{"nil writer", time.Second, 10, true}, {"zero delay", 0, 10, false}, {"negative delay", -time.Second, 10, false}, {"zero max", time.Second, 0, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var w *recorder
+			if !tt.nilW {
+				w = &recorder{}
+			}
+			var err error
+			if tt.nilW {
+				_, err = New(nil, tt.delay, tt.max)
+			} else {
+				_, err = New(w, tt.delay, tt.max)
+			}
+			if err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func TestBatchesUntilFlush(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	b, err := New(r, time.Hour, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		fmt.Fprintf(b, "line %d\n", i)
+	}
+	if got := r.snapshot(); len(got) != 0 {
+		t.Fatalf("%d writes before the delay", len(got))
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := r.snapshot()
+	if len(got) != 1 || strings.Count(got[0], "\n") != 100 || !strings.HasPrefix(got[0], "line 0\n") || !strings.HasSuffix(got[0], "line 99\n") {
+		t.Fatalf("writes %q", got)
+	}
+	if err := b.Flush(); err != nil || len(r.snapshot()) != 1 {
+		t.Error("an empty flush wrote")
+	}
+}
+
+func TestWritesThroughAtMaxBytes(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	b, _ := New(r, time.Hour, 10)
+	b.Write([]byte("12345"))
+	b.Write([]byte("6789"))
+	if n := len(r.snapshot()); n != 0 {
+		t.Fatalf("%d writes below maxBytes", n)
+	}
+	b.Write([]byte("abc")) // 12 bytes ≥ 10: written whole, not split
+	if got := r.snapshot(); len(got) != 1 || got[0] != "123456789abc" {
+		t.Fatalf("writes %q", got)
+	}
+}
+
+func TestFlushesAfterDelay(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	b, _ := New(r, 5*time.Millisecond, 1<<20)
+	b.Write([]byte("a\n"))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not written within 10 s of a 5 ms delay")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Write([]byte("b\n")) // re-armed after the flush
+	for len(r.snapshot()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("second batch not written")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := r.snapshot(); got[0] != "a\n" || got[1] != "b\n" {
+		t.Errorf("writes %q", got)
+	}
+}
+
+func TestCloseFlushesThenWritesThrough(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	b, _ := New(r, time.Hour, 1<<20)
+	b.Write([]byte("x\n"))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Write([]byte("y\n"))
+	if got := r.snapshot(); len(got) != 2 || got[0] != "x\n" || got[1] != "y\n" {
+		t.Errorf("writes %q", got)
+	}
+}
+
+func TestReportsWriteError(t *testing.T) {
+	t.Parallel()
+	r := &recorder{err: errors.New("disk full")}
+	b, _ := New(r, time.Hour, 1<<20)
+	if _, err := b.Write([]byte("x\n")); err != nil {
+		t.Fatalf("Write = %v; errors surface at Flush", err)
+	}
+	if err := b.Flush(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Flush = %v", err)
+	}
+	if err := b.Close(); err == nil {
+		t.Error("Close forgot the error")
+	}
+}
+
+// Concurrent writers: every line arrives exactly once and whole (run with
+// -race).
+func TestConcurrentLinesStayWhole(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
+	b, _ := New(w, time.Millisecond, 256)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				fmt.Fprintf(b, "{\"g\":%d,\"i\":%d}\n", g, i)
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if seen[l] || !strings.HasPrefix(l, "{\"g\":") || !strings.HasSuffix(l, "}") {
+			t.Fatalf("line %q duplicated or torn", l)
+		}
+		seen[l] = true
+	}
+	if len(seen) != 2000 {
+		t.Errorf("%d distinct lines, want 2000", len(seen))
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
