@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -249,6 +250,8 @@ func (s *Service) sampleQueries(snap *snapshot) [][]float32 {
 	rng := rand.New(rand.NewPCG(s.opts.Seed, 0x5e1fc4ec))
 	n := s.opts.SelfCheckQueries
 	out := make([][]float32, 0, n)
+	sc := snap.getScratch()
+	defer snap.pool.Put(sc)
 	var genders, occs []string
 	if v := b.Encoder.Vocabs[feature.GenderField]; v != nil {
 		genders = v.Values()
@@ -268,9 +271,11 @@ func (s *Service) sampleQueries(snap *snapshot) [][]float32 {
 			in.Occupation = occs[rng.IntN(len(occs))]
 		}
 		in.Age = 15 + rng.IntN(50)
-		q := make([]float32, snap.dim)
-		b.Model.UserVector(q, b.Encoder.EncodeUser(in))
-		out = append(out, q)
+		// The serving path's own user vector (history feature included).
+		if _, err := snap.userVector(sc, in); err != nil {
+			continue
+		}
+		out = append(out, slices.Clone(sc.q))
 	}
 	return out
 }
