@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -120,10 +121,57 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // Recaller honours it, and the handler answers 504 when it runs out.
 func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		b := newBudget(r.Context(), time.Now().Add(s.cfg.RequestTimeout))
+		defer b.release()
+		next.ServeHTTP(w, r.WithContext(b))
 	})
+}
+
+// budget is a context with a deadline that starts no timer until someone
+// waits on Done. Deadline and Err answer from the clock, so code that
+// checks them sees the budget; a goroutine that selects on Done gets a
+// real timer (context.WithDeadline), made on its first call. A recall takes
+// microseconds and never waits, so most requests never start one — a timer
+// per request was a measurable share of the handler's time.
+type budget struct {
+	context.Context // the request's context: values, cancellation
+	deadline        time.Time
+
+	once   sync.Once
+	done   context.Context // the deadline context, made by the first Done
+	cancel context.CancelFunc
+}
+
+func newBudget(parent context.Context, deadline time.Time) *budget {
+	return &budget{Context: parent, deadline: deadline}
+}
+
+// Deadline reports the budget's end.
+func (b *budget) Deadline() (time.Time, bool) { return b.deadline, true }
+
+// Done closes when the parent is done or the deadline passes.
+func (b *budget) Done() <-chan struct{} {
+	b.once.Do(func() { b.done, b.cancel = context.WithDeadline(b.Context, b.deadline) })
+	return b.done.Done()
+}
+
+// Err is the parent's error, else DeadlineExceeded once the deadline has
+// passed, else nil.
+func (b *budget) Err() error {
+	if err := b.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(b.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// release stops the timer, if one was started. After it, Done is the
+// parent's.
+func (b *budget) release() {
+	b.once.Do(func() { b.done, b.cancel = b.Context, func() {} })
+	b.cancel()
 }
 
 // limitBody caps request bodies: a declared length over the limit is

@@ -608,3 +608,73 @@ func TestSlowBodyGets408(t *testing.T) {
 		t.Fatalf("status %d, %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }
+
+// The request budget: Deadline and Err from the clock, Done by a timer made
+// on demand, the parent's cancellation passed through, and a handler that
+// waits on Done answered 504 when the budget runs out.
+func TestBudget(t *testing.T) {
+	t.Parallel()
+	t.Run("deadline passes", func(t *testing.T) {
+		t.Parallel()
+		end := time.Now().Add(30 * time.Millisecond)
+		b := newBudget(context.Background(), end)
+		defer b.release()
+		if d, ok := b.Deadline(); !ok || !d.Equal(end) {
+			t.Errorf("Deadline = %v, %v", d, ok)
+		}
+		if b.Err() != nil {
+			t.Errorf("Err before the deadline: %v", b.Err())
+		}
+		select {
+		case <-b.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Done did not close after the deadline")
+		}
+		if !errors.Is(b.Err(), context.DeadlineExceeded) {
+			t.Errorf("Err after the deadline: %v", b.Err())
+		}
+	})
+	t.Run("parent cancelled", func(t *testing.T) {
+		t.Parallel()
+		parent, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
+		b := newBudget(parent, time.Now().Add(time.Hour))
+		defer b.release()
+		if b.Value(ctxKey{}) != "v" {
+			t.Error("parent's values lost")
+		}
+		done := b.Done()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Done did not close with the parent")
+		}
+		if !errors.Is(b.Err(), context.Canceled) {
+			t.Errorf("Err = %v", b.Err())
+		}
+	})
+	t.Run("released unused", func(t *testing.T) {
+		t.Parallel()
+		parent, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b := newBudget(parent, time.Now().Add(time.Hour))
+		b.release()
+		if b.Done() != parent.Done() {
+			t.Error("after release, Done is not the parent's")
+		}
+	})
+	t.Run("through the server", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, Config{RequestTimeout: 50 * time.Millisecond})
+		ts.rec.recallHook = func(ctx context.Context, _ recall.Request) (recall.Result, error) {
+			<-ctx.Done()
+			return recall.Result{}, ctx.Err()
+		}
+		w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`)
+		if w.Code != http.StatusGatewayTimeout {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	})
+}
+
+type ctxKey struct{}
