@@ -344,7 +344,6 @@ func startCPU(t *testing.T, pid int) cpuMeter {
 	return cpuMeter{pid: pid, server: srv, client: cl}
 }
 
-
 // TestBareServerProcess is the bare handler's process for
 // TestE2ELoopbackLoad; it does nothing in a normal run.
 func TestBareServerProcess(t *testing.T) {

@@ -18,6 +18,9 @@ type Optimizer interface {
 	Update(w, g, s1, s2 []float32, decay float32)
 	// Slots is how many state slices per parameter the optimizer uses.
 	Slots() int
+	// SetLearningRate changes the step size from the next Begin on (for
+	// learning-rate schedules).
+	SetLearningRate(lr float32)
 }
 
 // Adam is Kingma & Ba's optimizer.
@@ -32,6 +35,9 @@ func NewAdam(lr float32) *Adam { return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, 
 
 // Slots implements Optimizer.
 func (*Adam) Slots() int { return 2 }
+
+// SetLearningRate implements Optimizer.
+func (a *Adam) SetLearningRate(lr float32) { a.LR = lr }
 
 // Begin implements Optimizer.
 func (a *Adam) Begin() {
@@ -76,6 +82,9 @@ func NewRMSprop(lr float32) *RMSprop { return &RMSprop{LR: lr, Rho: 0.9, Eps: 1e
 
 // Slots implements Optimizer.
 func (*RMSprop) Slots() int { return 1 }
+
+// SetLearningRate implements Optimizer.
+func (r *RMSprop) SetLearningRate(lr float32) { r.LR = lr }
 
 // Begin implements Optimizer.
 func (*RMSprop) Begin() {}

@@ -530,10 +530,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestSlowHeadersAreCut checks the slowloris protection of Serve.
-func TestSlowHeadersAreCut(t *testing.T) {
-	t.Parallel()
-	ts := newTestServer(t, Config{ReadHeaderTimeout: 100 * time.Millisecond})
+// dialServing runs ts.Serve on a loopback port until the test ends and
+// returns a connection to it.
+func dialServing(t *testing.T, ts *testServer) net.Conn {
+	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -541,25 +541,33 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ts.Serve(ctx, ln) }()
-	defer func() {
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	}()
+	})
+	return conn
+}
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+// TestSlowHeadersAreCut checks the slowloris protection of Serve.
+func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{ReadHeaderTimeout: 100 * time.Millisecond})
+	conn := dialServing(t, ts)
 	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
-	_, err = io.ReadAll(conn)
-	if err != nil {
+	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the connection was not closed by the server: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -572,25 +580,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 func TestSlowBodyGets408(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{ReadTimeout: 300 * time.Millisecond})
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialServing(t, ts)
 	// 50 bytes declared, 10 sent, then silence.
 	if _, err := conn.Write([]byte("POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"user\":{}")); err != nil {
 		t.Fatal(err)

@@ -100,6 +100,9 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 			if cfg.Objective == Softmax && hi-lo < 2 {
 				continue // a softmax over one item has no negatives
 			}
+			if cfg.Schedule != "" && cfg.Schedule != Constant {
+				t.opt.SetLearningRate(cfg.LearningRate * scheduleFactor(cfg.Schedule, step, totalSteps))
+			}
 			loss += t.step(order[lo:hi]) * float64(hi-lo)
 			n += hi - lo
 			step++
@@ -156,6 +159,23 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 	return res, nil
 }
 
+// scheduleFactor is the share of the learning rate that step (0-based) of
+// total gets under schedule: 1 at the first step, falling to 1/total at the
+// last (Linear, Cosine).
+func scheduleFactor(schedule string, step, total int) float32 {
+	if total <= 0 {
+		return 1
+	}
+	p := float64(step) / float64(total) // progress before the step, in [0, 1)
+	switch schedule {
+	case Linear:
+		return float32(1 - p)
+	case Cosine:
+		return float32(0.5 * (1 + math.Cos(math.Pi*p)))
+	}
+	return 1
+}
+
 const maxListed = 10 // data problems listed before summarising
 
 func validate(m *tower.Model, d Data, cfg Config) error {
@@ -195,6 +215,9 @@ func validate(m *tower.Model, d Data, cfg Config) error {
 				}
 			}
 		}
+	}
+	if cfg.HistoryDropout > 0 && cfg.HistoryField >= len(m.UserVocab()) {
+		errs = append(errs, fmt.Errorf("history field %d: the user tower has %d fields", cfg.HistoryField, len(m.UserVocab())))
 	}
 	if d.Cold != nil && len(d.Cold) != len(d.Users) {
 		errs = append(errs, fmt.Errorf("%d cold flags for %d users", len(d.Cold), len(d.Users)))
@@ -261,6 +284,12 @@ type trainer struct {
 	dU, dV     []float32 // pointwise: per row ∂loss/∂user and ∂loss/∂movie vector
 	normalized bool
 	headGrad   []float32
+
+	// history dropout: per user slot, a copy of the user's fields whose
+	// history bag is a random subset (buffers reused across steps)
+	dropRng *rand.Rand
+	dropEnc []feature.Encoded
+	dropBag [][]int32
 
 	plan [][]updateTask // per worker: its share of the update phase
 	pool *workerPool
@@ -371,8 +400,36 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 		}
 	}
 	t.plan = planUpdates(t.uT, t.mT, d.Users, d.Movies, t.workers)
+	if cfg.HistoryDropout > 0 {
+		t.dropRng = rand.New(rand.NewPCG(cfg.Seed, 0x64726f70))
+		t.dropEnc, t.dropBag = make([]feature.Encoded, bs), make([][]int32, bs)
+	}
 	t.pool = newWorkerPool(t.workers, t.phase)
 	return t
+}
+
+// dropHistory returns user slot s's input with each item of the history
+// bag dropped with probability HistoryDropout (keeping at least one).
+func (t *trainer) dropHistory(s int, enc feature.Encoded) feature.Encoded {
+	f := t.cfg.HistoryField
+	bag := enc[f]
+	if len(bag) < 2 {
+		return enc
+	}
+	out := append(t.dropEnc[s][:0], enc...)
+	kept := t.dropBag[s][:0]
+	p := float64(t.cfg.HistoryDropout)
+	for _, x := range bag {
+		if t.dropRng.Float64() >= p {
+			kept = append(kept, x)
+		}
+	}
+	if len(kept) == 0 {
+		kept = append(kept, bag[t.dropRng.IntN(len(bag))])
+	}
+	out[f] = kept
+	t.dropEnc[s], t.dropBag[s] = out, kept
+	return out
 }
 
 func (t *trainer) close() { t.pool.close() }
@@ -406,6 +463,9 @@ func (t *trainer) step(idx []int32) float64 {
 			t.uStamp[x.User] = t.stamp
 			t.uSlot[x.User] = int32(t.nU)
 			t.uniqU[t.nU] = t.d.Users[x.User]
+			if t.dropRng != nil {
+				t.uniqU[t.nU] = t.dropHistory(t.nU, t.uniqU[t.nU])
+			}
 			t.uEnt[t.nU] = x.User
 			t.cntU[t.nU] = 0
 			t.nU++
