@@ -30,12 +30,17 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.HistoryFolds = 1
 	c.Train.ColdLogQ = 5.5
 	c.Train.UniformNegatives = -1
+	c.Train.LRSchedule = "step"
+	c.Train.HistoryDropout = 0.95
+	c.Train.UserWeight = 1.5
+	c.Train.LogQScale = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
-		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives"} {
+		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
+		"train.user_weight", "train.logq_scale"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -63,6 +68,15 @@ func TestParse(t *testing.T) {
 				t.Errorf("unset key changed: batch %d", c.Train.BatchSize)
 			}
 		}},
+		{name: "training options", yaml: "train:\n  lr_schedule: cosine\n  history_dropout: 0.3\n  user_weight: 0.5\n  logq_scale: 1.2\n",
+			check: func(t *testing.T, c Config) {
+				if c.Train.LRSchedule != "cosine" || c.Train.HistoryDropout != 0.3 || c.Train.UserWeight != 0.5 || c.Train.LogQScale != 1.2 {
+					t.Errorf("got %+v", c.Train)
+				}
+				if err := c.Validate(); err != nil {
+					t.Error(err)
+				}
+			}},
 		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "epoch"},
 		{name: "wrong type", yaml: "train:\n  epochs: many\n", wantErr: "line 2"},
 	}

@@ -174,6 +174,28 @@ func TestRMSpropStep(t *testing.T) {
 	}
 }
 
+// TestSetLearningRate checks that a changed rate takes effect at the next
+// step exactly as if the optimizer had been built with it.
+func TestSetLearningRate(t *testing.T) {
+	t.Parallel()
+	for _, pair := range [][2]Optimizer{{NewAdam(0.05), NewAdam(0.01)}, {NewRMSprop(0.05), NewRMSprop(0.01)}} {
+		a, b := pair[0], pair[1]
+		a.SetLearningRate(0.01)
+		wa, wb := []float32{1, -2}, []float32{1, -2}
+		sa1, sa2, sb1, sb2 := make([]float32, 2), make([]float32, 2), make([]float32, 2), make([]float32, 2)
+		g := []float32{0.3, -0.7}
+		for range 3 {
+			a.Begin()
+			a.Update(wa, g, sa1, sa2, 0)
+			b.Begin()
+			b.Update(wb, g, sb1, sb2, 0)
+		}
+		if wa[0] != wb[0] || wa[1] != wb[1] {
+			t.Errorf("%T: %v after SetLearningRate, %v when built with the rate", a, wa, wb)
+		}
+	}
+}
+
 func TestOptimizersDescend(t *testing.T) {
 	t.Parallel()
 	for _, o := range []Optimizer{NewAdam(0.05), NewRMSprop(0.01)} {

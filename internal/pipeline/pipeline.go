@@ -154,6 +154,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		LearningRate: cfg.Train.LearningRate, Optimizer: cfg.Train.Optimizer, Temperature: cfg.Train.Temperature,
 		LogQ: cfg.Train.LogQ, L2: cfg.Train.L2, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed, Patience: cfg.Train.Patience,
 		UniformNegatives: cfg.Train.UniformNegatives, ColdLogQ: float32(cfg.Train.ColdLogQ),
+		Schedule: cfg.Train.LRSchedule, HistoryField: pos, LogQScale: float32(cfg.Train.LogQScale),
+		UserWeight: float32(cfg.Train.UserWeight),
+	}
+	if pos >= 0 {
+		tcfg.HistoryDropout = float32(cfg.Train.HistoryDropout)
 	}
 	res, err := train.Run(ctx, model, data, tcfg, hooks)
 	if err != nil {

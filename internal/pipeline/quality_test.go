@@ -32,10 +32,11 @@ func TestE2EQualityBars(t *testing.T) {
 		// Cold start beats popularity here only by a hair (0.0397 vs 0.0395
 		// at seed 1, with cold_logq 3 chosen on a validation slice; README).
 		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", config.Default(), false, 0.07, true},
-		// The issue asks 0.165; the random-split preset (history feature)
-		// measures 0.1630, 0.1654, 0.1705 at seeds 1–3 (the PyTorch
-		// reference of these towers: 0.155), so this holds seed 1 to 0.16.
-		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.RandomSplit(), true, 0.16, true},
+		// The issue's bar, 0.165: the random-split preset (history feature,
+		// user_weight 0.5, logq_scale 1.2) measures 0.1717, 0.1732, 0.1735
+		// at seeds 1–3 (the PyTorch reference of these towers: 0.155).
+		// Its cold start beats popularity by little (0.0846 vs 0.0831).
+		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.RandomSplit(), true, 0.165, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,6 +65,11 @@ type Config struct {
 	// the other rows keep the unbiased correction. Measured on a validation
 	// slice of ml-1m user-temporal: α = 0 collapses cold start (0.007).
 	ColdLogQ float32
+	// LogQScale (softmax, with LogQ) scales the logQ correction in every
+	// other row: 1 is the unbiased correction; below 1 the scores keep a
+	// popularity bonus of (1−LogQScale)·log frequency, which can suit
+	// metrics that reward popular hits.
+	LogQScale float32
 	// Schedule (Constant, Linear or Cosine) scales LearningRate by the share
 	// of the Epochs·steps-per-epoch steps done; with early stopping the
 	// decay is still planned over Epochs.
@@ -96,6 +101,7 @@ func DefaultConfig() Config {
 		Temperature:  0.1,
 		LogQ:         true,
 		ColdLogQ:     1,
+		LogQScale:    1,
 		HistoryField: -1,
 		Workers:      2,
 		Seed:         1,
@@ -182,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryDropout > 0 && c.HistoryField < 0 {
 		errs = append(errs, errors.New("history dropout needs a history field"))
+	}
+	if !(c.LogQScale >= 0 && c.LogQScale <= 5) {
+		errs = append(errs, fmt.Errorf("logQ scale %g not in [0, 5]", c.LogQScale))
 	}
 	if c.Patience < 0 {
 		errs = append(errs, fmt.Errorf("patience %d < 0", c.Patience))

@@ -22,6 +22,7 @@ type direction struct {
 	uniform float64   // expected occurrences of each key among uniform negatives
 	// With cold set, the rows whose query entity is cold use biasCold,
 	// whose logQ correction is scaled by coldLogQ (Config.ColdLogQ).
+	logQScale float32 // the logQ correction's scale in the other rows (Config.LogQScale)
 	cold      []bool
 	coldLogQ  float32
 	biasCold  []float32
@@ -76,7 +77,7 @@ func (t *trainer) prepareDirection(d *direction, nK int) {
 		d.bias[j] = c
 		if t.cfg.LogQ {
 			q := float32(math.Log(float64(t.n)*d.freq[d.ent[j]] + d.uniform))
-			d.bias[j] -= q
+			d.bias[j] -= d.logQScale * q
 			if d.cold != nil {
 				d.biasCold[j] = c - d.coldLogQ*q
 				maxCold = max(maxCold, d.biasCold[j])

@@ -387,15 +387,15 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	t.negRng = rand.New(rand.NewPCG(cfg.Seed, 0x6e65676174697665))
 	if cfg.Objective == Softmax {
 		t.u2m = &direction{qOut: t.uB.Out, qRow: t.rowU, kRow: t.rowM, kOut: t.mB.Out, cnt: t.cnt, ent: t.mEnt, freq: t.freq,
-			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies))}
+			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies)), logQScale: cfg.LogQScale}
 		t.u2m.alloc(t.dim, bs, ms, t.workers)
-		if cfg.LogQ && cfg.ColdLogQ != 1 && slices.Contains(d.Cold, true) {
+		if cfg.LogQ && cfg.ColdLogQ != cfg.LogQScale && slices.Contains(d.Cold, true) {
 			t.u2m.cold = d.Cold
 			t.u2m.coldLogQ = cfg.ColdLogQ
 			t.u2m.biasCold = make([]float32, ms)
 		}
 		if cfg.Symmetric {
-			t.m2u = &direction{qOut: t.mB.Out, qRow: t.rowM, kRow: t.rowU, kOut: t.uB.Out, cnt: t.cntU, ent: t.uEnt, freq: t.userFreq}
+			t.m2u = &direction{qOut: t.mB.Out, qRow: t.rowM, kRow: t.rowU, kOut: t.uB.Out, cnt: t.cntU, ent: t.uEnt, freq: t.userFreq, logQScale: 1}
 			t.m2u.alloc(t.dim, bs, bs, t.workers)
 		}
 	}

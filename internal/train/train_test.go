@@ -104,7 +104,7 @@ func TestLossGradients(t *testing.T) {
 			if m.HasRatingHead() {
 				m.Head()[0], m.Head()[1] = 1.5, 0.2
 			}
-			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, Symmetric: tc.sym, ColdLogQ: 1}
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, Symmetric: tc.sym, ColdLogQ: 1, LogQScale: 1}
 			if tc.cold {
 				s.data.Cold = make([]bool, len(s.data.Users))
 				s.data.Cold[1], s.data.Cold[3] = true, true
@@ -151,22 +151,24 @@ func TestLossGradients(t *testing.T) {
 func TestSoftmaxMatchesNaive(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name     string
-		cold     []int
-		coldLogQ float32
-	}{{"plain", nil, 1}, {"coldNoLogQ", []int{1, 3}, 0}, {"coldHalfLogQ", []int{0, 4}, 0.5}, {"coldFullLogQ", []int{2}, 1}, {"coldDoubleLogQ", []int{1, 2}, 2}} {
+		name      string
+		cold      []int
+		coldLogQ  float32
+		logQScale float32
+	}{{"plain", nil, 1, 1}, {"coldNoLogQ", []int{1, 3}, 0, 1}, {"coldHalfLogQ", []int{0, 4}, 0.5, 1}, {"coldFullLogQ", []int{2}, 1, 1},
+		{"coldDoubleLogQ", []int{1, 2}, 2, 1}, {"scaledLogQ", nil, 1, 0.7}, {"scaledLogQCold", []int{1}, 2, 0.8}, {"scaledLogQColdSame", []int{3}, 0.8, 0.8}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ)
+			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ, tc.logQScale)
 		})
 	}
 }
 
-func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ float32) {
+func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale float32) {
 	s := newSynth(6, 5, 0, 2)
 	idx := testBatch(s)
 	m := tinyModel(t, s, smallTowers(false), 4)
-	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1, ColdLogQ: coldLogQ}
+	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1, ColdLogQ: coldLogQ, LogQScale: logQScale}
 	if cold != nil {
 		s.data.Cold = make([]bool, len(s.data.Users))
 		for _, u := range cold {
@@ -201,7 +203,7 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ float32) {
 			for d := range u {
 				dot += u[d] * v[d]
 			}
-			alpha := 1.0
+			alpha := float64(logQScale)
 			if s.data.Cold != nil && s.data.Cold[ri.User] {
 				alpha = float64(coldLogQ)
 			}
