@@ -50,61 +50,16 @@ func TestTowerBackward(t *testing.T) {
 				}
 			}
 			in := []feature.Encoded{{{1}, {2, 3}}, {{0}, {4}}, {{5}, {1, 2, 4}}, {{1}, {3}}}
-			n := len(in)
-			c := make([]float32, n*tw.Dim())
-			for i := range c {
-				c[i] = r.Float32()*2 - 1
-			}
-			b := tw.NewBatch(n)
-			loss := func() float64 {
-				tw.Forward(b, in, 0, n)
-				var s float64
-				for i, v := range c {
-					s += float64(v) * float64(b.Out[i])
-				}
-				return s
-			}
-			loss()
-			copy(b.DOut, c)
-			g := tw.NewGrads()
-			tw.Backward(b, g, 0, n)
-			sg := tw.NewSparseGrads()
-			for f := range tw.Embeddings {
-				tw.EmbeddingBackward(sg[f], f, b, in, 0, n)
-			}
-			for f, e := range tw.Embeddings {
-				checkGrad(t, "embedding", e.W, sg[f].G, loss)
-			}
-			for l, layer := range tw.Layers {
-				checkGrad(t, "W", layer.W, g.W[l], loss)
-				checkGrad(t, "B", layer.B, g.B[l], loss)
-			}
+			checkTowerGrads(t, tw, in, r)
 		})
 	}
 }
 
-// TestTowerBackwardHistory checks the gradients of a user tower with a
-// long bag field (the history feature: tens of movies, a repeated row, the
-// OOV row for a user without history) against central differences.
-func TestTowerBackwardHistory(t *testing.T) {
-	t.Parallel()
-	cfg := Config{Dim: 4, Hidden: []int{6}, Normalize: true, UserEmbed: []int{3, 16}, MovieEmbed: []int{2}}
-	m, err := New(cfg, []int{5, 40}, []int{3}, rand.New(rand.NewPCG(5, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := m.User()
-	r := rand.New(rand.NewPCG(11, 11))
-	for _, e := range tw.Embeddings {
-		for i := range e.W {
-			e.W[i] = r.Float32()*2 - 1
-		}
-	}
-	long := make([]int32, 30)
-	for i := range long {
-		long[i] = int32(1 + r.IntN(39))
-	}
-	in := []feature.Encoded{{{1}, long}, {{2}, {0}}, {{0}, {3, 3, 7}}, {{4}, long[:17]}}
+// checkTowerGrads checks every gradient of tw (embeddings, dense weights
+// and biases) on the batch in against central differences of a random
+// linear function of the outputs, and returns the batch.
+func checkTowerGrads(t *testing.T, tw *Tower, in []feature.Encoded, r *rand.Rand) *Batch {
+	t.Helper()
 	n := len(in)
 	c := make([]float32, n*tw.Dim())
 	for i := range c {
@@ -134,6 +89,33 @@ func TestTowerBackwardHistory(t *testing.T) {
 		checkGrad(t, "W", layer.W, g.W[l], loss)
 		checkGrad(t, "B", layer.B, g.B[l], loss)
 	}
+	return b
+}
+
+// TestTowerBackwardHistory checks the gradients of a user tower with a
+// long bag field (the history feature: tens of movies, a repeated row, the
+// OOV row for a user without history) against central differences.
+func TestTowerBackwardHistory(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Dim: 4, Hidden: []int{6}, Normalize: true, UserEmbed: []int{3, 16}, MovieEmbed: []int{2}}
+	m, err := New(cfg, []int{5, 40}, []int{3}, rand.New(rand.NewPCG(5, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := m.User()
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, e := range tw.Embeddings {
+		for i := range e.W {
+			e.W[i] = r.Float32()*2 - 1
+		}
+	}
+	long := make([]int32, 30)
+	for i := range long {
+		long[i] = int32(1 + r.IntN(39))
+	}
+	in := []feature.Encoded{{{1}, long}, {{2}, {0}}, {{0}, {3, 3, 7}}, {{4}, long[:17]}}
+	b := checkTowerGrads(t, tw, in, r)
+	n := len(in)
 	// The serving path pools the same bag to the same vector.
 	v := make([]float32, tw.Dim())
 	tw.Forward(b, in, 0, n)
