@@ -21,6 +21,18 @@ type Filter []uint64
 // NewFilter returns a filter for n ids that accepts none of them.
 func NewFilter(n int) Filter { return make(Filter, (n+63)/64) }
 
+// AllFilter returns a filter for n ids that accepts every one of them.
+func AllFilter(n int) Filter {
+	f := NewFilter(n)
+	for i := range f {
+		f[i] = ^uint64(0)
+	}
+	if r := n % 64; r != 0 {
+		f[len(f)-1] = 1<<r - 1 // no bits past the last id
+	}
+	return f
+}
+
 // Accepts reports whether id may be returned.
 func (f Filter) Accepts(id int32) bool {
 	return f == nil || int(id>>6) < len(f) && f[id>>6]&(1<<(id&63)) != 0

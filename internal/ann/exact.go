@@ -20,7 +20,8 @@ const lanes = 8
 type Exact struct {
 	vecs   []float32
 	blocks []float32
-	all    Filter // accepts every slot: the scan's filter when Search has none
+	all    Filter                                                           // every id: the scan's filter when Search has none
+	next   func(scores []float32, accept Filter, from int, thr float32) int // nextAtLeastAVX where the CPU has it
 	dim    int
 	n      int
 	scores sync.Pool // *[]float32 of len(blocks)/dim: one score per slot
@@ -43,11 +44,10 @@ func NewExact(vectors []float32, dim int) (*Exact, error) {
 			blocks[b*lanes*dim+d*lanes+j] = vectors[i*dim+d]
 		}
 	}
-	all := NewFilter(nb * lanes)
-	for i := range all {
-		all[i] = ^uint64(0)
+	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, all: AllFilter(n), next: nextAtLeastGo, dim: dim, n: n}
+	if hasAVX() {
+		e.next = nextAtLeastAVX
 	}
-	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, all: all, dim: dim, n: n}
 	e.scores.New = func() any { s := make([]float32, nb*lanes); return &s }
 	return e, nil
 }
@@ -97,12 +97,8 @@ func (e *Exact) scan(t *topK, q []float32, accept Filter) {
 	// rest eight at a time (scores are never NaN: vectors and queries are
 	// validated).
 	thr := float32(math.Inf(-1))
-	next := nextAtLeastGo
-	if hasAVX() {
-		next = nextAtLeastAVX
-	}
 	for i := 0; i < e.n; i++ {
-		if i = next(scores, accept, i, thr); i >= e.n {
+		if i = e.next(scores, accept, i, thr); i >= e.n {
 			break
 		}
 		t.push(Result{ID: int32(i), Score: scores[i]})

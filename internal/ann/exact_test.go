@@ -359,6 +359,15 @@ func TestFilter(t *testing.T) {
 	if f.Accepts(1000) {
 		t.Error("an id past the filter is accepted")
 	}
+	all := AllFilter(130)
+	for id := range int32(130) {
+		if !all.Accepts(id) {
+			t.Fatalf("AllFilter(130) rejects %d", id)
+		}
+	}
+	if all.Accepts(130) || all[2] != 1<<2-1 {
+		t.Errorf("AllFilter(130) has bits past its ids: %x", all)
+	}
 	if !Filter(nil).Accepts(12345) {
 		t.Error("nil filter rejects")
 	}

@@ -144,7 +144,7 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
 		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
 		genres:     map[string]ann.Filter{},
-		all:        ann.NewFilter(len(b.Movies)),
+		all:        ann.AllFilter(len(b.Movies)),
 	}
 	for i, mv := range b.Movies {
 		snap.movieIndex[mv.ID] = int32(i)
@@ -153,7 +153,6 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 		snap.userIndex[u] = int32(i)
 	}
 	for i, mv := range b.Movies {
-		snap.all.Accept(int32(i))
 		for _, g := range mv.Genres {
 			f, ok := snap.genres[g]
 			if !ok {

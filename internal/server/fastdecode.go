@@ -165,32 +165,31 @@ func (p *fastParser) array(elem func() bool) bool {
 	}
 }
 
-func (p *fastParser) movieIDs(dst *present[[]movieID]) bool {
+// arrayMember reads an array member whose elements elem parses; a repeated
+// member gives up. It starts from an empty, non-nil slice, as encoding/json.
+func arrayMember[T any](p *fastParser, dst *present[[]T], elem func() (T, bool)) bool {
 	if dst.set {
 		return false
 	}
-	ids := []movieID{}
+	vs := []T{}
 	ok := p.array(func() bool {
-		v, ok := p.integer()
-		ids = append(ids, movieID(v))
+		v, ok := elem()
+		vs = append(vs, v)
 		return ok
 	})
-	*dst = present[[]movieID]{set: true, v: ids}
+	*dst = present[[]T]{set: true, v: vs}
 	return ok
 }
 
-func (p *fastParser) strings(dst *present[[]string]) bool {
-	if dst.set {
-		return false
-	}
-	ss := []string{}
-	ok := p.array(func() bool {
-		s, ok := p.rawString()
-		ss = append(ss, s)
-		return ok
+func (p *fastParser) movieIDs(dst *present[[]movieID]) bool {
+	return arrayMember(p, dst, func() (movieID, bool) {
+		v, ok := p.integer()
+		return movieID(v), ok
 	})
-	*dst = present[[]string]{set: true, v: ss}
-	return ok
+}
+
+func (p *fastParser) strings(dst *present[[]string]) bool {
+	return arrayMember(p, dst, p.rawString)
 }
 
 func (p *fastParser) int64Member(dst *present[int64]) bool {
