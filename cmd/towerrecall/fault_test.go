@@ -29,7 +29,6 @@ import (
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
-	"github.com/towerrecall/towerrecall/internal/pipeline"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -82,10 +81,7 @@ func expectedAnswers(t *testing.T, dir string) (string, []answer) {
 	if err := cfg.ApplyEnv(os.Getenv); err != nil { // as the served binary does
 		t.Fatal(err)
 	}
-	svc, err := recall.New(recall.Options{
-		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
-		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
-	}, zerolog.Nop(), prometheus.NewRegistry())
+	svc, err := recall.New(recallOptions(cfg), zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

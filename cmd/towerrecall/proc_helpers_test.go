@@ -70,9 +70,10 @@ type serveProc struct {
 // it is still running.
 func startServe(t *testing.T, bin string, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{logs: &logBuffer{}, exit: make(chan error, 1)}
+	logs, logFile := fileLog(t)
+	p := &serveProc{logs: logs, exit: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--demo=false"}, args...)...)
-	p.cmd.Stderr = p.logs
+	p.cmd.Stderr = logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -87,10 +87,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc, err := recall.New(recall.Options{
-		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
-		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
-	}, logger, reg)
+	svc, err := recall.New(recallOptions(cfg), logger, reg)
 	if err != nil {
 		return err
 	}
@@ -220,4 +217,13 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 		return b, nil
 	}
 	return artifact.Load(cfg.Serve.Model)
+}
+
+// recallOptions are the serving core's options from cfg, with each movie's
+// JSON pre-encoded at model load for the HTTP layer.
+func recallOptions(cfg config.Config) recall.Options {
+	return recall.Options{
+		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
+		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed, MovieFragment: server.MovieFragment,
+	}
 }

@@ -36,6 +36,11 @@ type Options struct {
 	SelfCheckQueries int
 	HNSW             ann.HNSWParams
 	Seed             uint64
+	// MovieFragment, if set, is called once per movie when a model is
+	// loaded; Item.Fragment carries its result. The HTTP layer keeps each
+	// movie's pre-encoded JSON this way, so it is built once per model and
+	// swapped together with it, not re-encoded on every request.
+	MovieFragment func(artifact.Movie) []byte
 }
 
 // Service is the serving core. The live model is an immutable snapshot
@@ -62,6 +67,7 @@ type snapshot struct {
 	dim        int
 	pool       sync.Pool // *scratch
 	hist       history
+	fragments  [][]byte // Options.MovieFragment per movie index, or nil
 }
 
 // history is what the user tower's history feature needs at serving: the
@@ -148,6 +154,12 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 	}
 	for i, mv := range b.Movies {
 		snap.movieIndex[mv.ID] = int32(i)
+	}
+	if s.opts.MovieFragment != nil {
+		snap.fragments = make([][]byte, len(b.Movies))
+		for i, mv := range b.Movies {
+			snap.fragments[i] = s.opts.MovieFragment(mv)
+		}
 	}
 	for i, u := range b.Users {
 		snap.userIndex[u] = int32(i)
@@ -457,6 +469,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		for i, r := range res {
 			mv := &snap.bundle.Movies[r.ID]
 			out.Items[i] = Item{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+			if snap.fragments != nil {
+				out.Items[i].Fragment = snap.fragments[r.ID]
+			}
 		}
 	} else {
 		out.Items = []Item{}

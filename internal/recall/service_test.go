@@ -326,6 +326,57 @@ func TestReloadUnderLoad(t *testing.T) {
 	wg.Wait()
 }
 
+// TestMovieFragments: with Options.MovieFragment, every item carries the
+// fragment made from its own movie in the model that answered, and a
+// reload swaps them with the model.
+func TestMovieFragments(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	s, err := New(Options{Index: "exact", MovieFragment: func(m artifact.Movie) []byte {
+		calls++
+		return []byte(fmt.Sprintf("%d|%s", m.ID, m.Title))
+	}}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := testBundle(t, "v1", 120, 4), testBundle(t, "v2", 90, 5)
+	for i := range v2.Movies {
+		v2.Movies[i].Title = "renamed " + v2.Movies[i].Title
+	}
+	for _, b := range []*artifact.Bundle{v1, v2} {
+		before := calls
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		if got := calls - before; got != len(b.Movies) {
+			t.Errorf("%s: MovieFragment called %d times at load, want once per movie (%d)", b.Manifest.Version, got, len(b.Movies))
+		}
+		res, err := s.Recall(context.Background(), Request{User: feature.UserInput{Gender: "F", Age: 30}, K: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Items) != 50 || res.ModelVersion != b.Manifest.Version {
+			t.Fatalf("%d items from %s", len(res.Items), res.ModelVersion)
+		}
+		for _, it := range res.Items {
+			if want := fmt.Sprintf("%d|%s", it.MovieID, it.Title); string(it.Fragment) != want {
+				t.Fatalf("%s: movie %d has fragment %q, want %q", b.Manifest.Version, it.MovieID, it.Fragment, want)
+			}
+		}
+	}
+	// Without the option there are none.
+	plain := newService(t, "exact")
+	if err := plain.Load(v1); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := plain.Recall(context.Background(), Request{User: feature.UserInput{Gender: "F"}, K: 5})
+	for _, it := range res.Items {
+		if it.Fragment != nil {
+			t.Fatalf("movie %d has a fragment without Options.MovieFragment", it.MovieID)
+		}
+	}
+}
+
 func BenchmarkRecall(b *testing.B) {
 	for _, index := range []string{"exact", "hnsw"} {
 		for _, k := range []int{10, 100} {

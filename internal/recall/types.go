@@ -33,6 +33,9 @@ type Item struct {
 	Genres  []string
 	Year    int
 	Score   float32 // equals ScoreResult's score of the same pair
+	// Fragment is Options.MovieFragment's bytes for this movie (nil
+	// without it); shared with the model, so read-only.
+	Fragment []byte
 }
 
 // Result answers a Request; Items are ordered by Score, highest first.

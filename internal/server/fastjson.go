@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -13,7 +15,8 @@ import (
 // byte what encoding/json (with HTML escaping off) writes for
 // newRecallResponse(res), without reflection: /recall is the hot path and
 // encoding dominated its handler time. ok is false when a score is not
-// finite, which encoding/json would refuse too.
+// finite, which encoding/json would refuse too. An item with a Fragment
+// (MovieFragment's bytes, built at model load) is copied, not encoded.
 func appendRecallJSON(dst []byte, res recall.Result) (out []byte, ok bool) {
 	dst = append(dst, `{"model_version":`...)
 	dst = appendJSONString(dst, res.ModelVersion)
@@ -26,23 +29,11 @@ func appendRecallJSON(dst []byte, res recall.Result) (out []byte, ok bool) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"movie_id":`...)
-		dst = strconv.AppendInt(dst, int64(it.MovieID), 10)
-		dst = append(dst, `,"title":`...)
-		dst = appendJSONString(dst, it.Title)
-		dst = append(dst, `,"genres":[`...)
-		for j, g := range it.Genres {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, g)
+		if it.Fragment != nil {
+			dst = append(dst, it.Fragment...)
+		} else {
+			dst = appendItemHead(dst, it.MovieID, it.Title, it.Genres, it.Year)
 		}
-		dst = append(dst, ']')
-		if it.Year != 0 {
-			dst = append(dst, `,"year":`...)
-			dst = strconv.AppendInt(dst, int64(it.Year), 10)
-		}
-		dst = append(dst, `,"score":`...)
 		var fine bool
 		if dst, fine = appendJSONFloat32(dst, it.Score); !fine {
 			return dst, false
@@ -51,6 +42,36 @@ func appendRecallJSON(dst []byte, res recall.Result) (out []byte, ok bool) {
 	}
 	dst = append(dst, "]}\n"...)
 	return dst, true
+}
+
+// MovieFragment returns the start of a movie's /recall item, everything
+// before the score's value: {"movie_id":…,"title":…,"genres":[…],"year":…,"score":
+// Wire it as recall.Options.MovieFragment and each movie is encoded once
+// per model load instead of once per answer (escaping titles was the
+// larger part of encoding a /recall answer).
+func MovieFragment(m artifact.Movie) []byte {
+	return appendItemHead(nil, m.ID, m.Title, m.Genres, m.Year)
+}
+
+// appendItemHead appends one /recall item up to its score's value.
+func appendItemHead(dst []byte, id movielens.MovieID, title string, genres []string, year int) []byte {
+	dst = append(dst, `{"movie_id":`...)
+	dst = strconv.AppendInt(dst, int64(id), 10)
+	dst = append(dst, `,"title":`...)
+	dst = appendJSONString(dst, title)
+	dst = append(dst, `,"genres":[`...)
+	for j, g := range genres {
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, g)
+	}
+	dst = append(dst, ']')
+	if year != 0 {
+		dst = append(dst, `,"year":`...)
+		dst = strconv.AppendInt(dst, int64(year), 10)
+	}
+	return append(dst, `,"score":`...)
 }
 
 // appendJSONFloat32 formats f as encoding/json does for a float32.
@@ -144,8 +165,7 @@ func (s *Server) writeRecall(w http.ResponseWriter, r *http.Request, res recall.
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff") // no Cache-Control: see writeJSON
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	buf.Write(b) // keep the grown storage for the next request

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -45,8 +47,16 @@ func TestAppendRecallJSONMatchesEncodingJSON(t *testing.T) {
 		if !ok {
 			t.Fatal("not ok for finite scores")
 		}
-		if want := stdRecallJSON(t, res); !bytes.Equal(got, want) {
+		want := stdRecallJSON(t, res)
+		if !bytes.Equal(got, want) {
 			t.Fatalf("fast encoder differs:\n got %s\nwant %s", got, want)
+		}
+		// The same answer from fragments pre-encoded at model load.
+		for i, it := range res.Items {
+			res.Items[i].Fragment = MovieFragment(artifact.Movie{ID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year})
+		}
+		if got, _ := appendRecallJSON(nil, res); !bytes.Equal(got, want) {
+			t.Fatalf("encoder with fragments differs:\n got %s\nwant %s", got, want)
 		}
 	}
 	if _, ok := appendRecallJSON(nil, recall.Result{Items: []recall.Item{{Score: float32(math.NaN())}}}); ok {
@@ -94,6 +104,18 @@ func BenchmarkEncodeRecall(b *testing.B) {
 		buf := make([]byte, 0, 4096)
 		for b.Loop() {
 			buf, _ = appendRecallJSON(buf[:0], res)
+		}
+	})
+	frag := res
+	frag.Items = slices.Clone(res.Items)
+	for i, it := range frag.Items {
+		frag.Items[i].Fragment = MovieFragment(artifact.Movie{ID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year})
+	}
+	b.Run("fragments", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			buf, _ = appendRecallJSON(buf[:0], frag)
 		}
 	})
 }

@@ -193,7 +193,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, c
 	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		// Answers to POST are never stored by caches unless they say
+		// otherwise (RFC 9111, 3), so only GET answers need the header.
+		h.Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
