@@ -3,13 +3,18 @@ package ann
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"testing"
 )
 
-// benchData builds the items, queries and both indexes once per size.
+// benchData builds the items, queries, a filter and both indexes once per
+// size; the graph only when a benchmark needs it, as building it dominates
+// a run of the exact benchmarks.
 type benchData struct {
 	vecs    []float32
 	queries [][]float32
+	genre   Filter // a random ~30 % of the items, like a genre filter
 	exact   *Exact
 	hnsw    *HNSW
 }
@@ -21,50 +26,88 @@ func newBenchCache() func(b *testing.B, n int) *benchData {
 			return d
 		}
 		s := newSynth(8, 20, 0.35, true, 71)
-		d := &benchData{vecs: s.points(n, 72), queries: rows(s.points(256, 73), 8)}
-		var err error
-		if d.exact, err = NewExact(d.vecs, 8); err != nil {
-			b.Fatal(err)
-		}
-		if d.hnsw, err = NewHNSW(d.vecs, 8, DefaultHNSWParams()); err != nil {
-			b.Fatal(err)
-		}
+		d := newBenchData(b, s.points(n, 72), rows(s.points(256, 73), 8))
 		cache[n] = d
 		return d
 	}
 }
 
+// newBenchData indexes vecs (dim 8) for the queries.
+func newBenchData(b *testing.B, vecs []float32, queries [][]float32) *benchData {
+	n := len(vecs) / 8
+	rng := rand.New(rand.NewPCG(74, 1))
+	d := &benchData{vecs: vecs, queries: queries, genre: filterOf(n, func(int32) bool { return rng.IntN(10) < 3 })}
+	var err error
+	if d.exact, err = NewExact(d.vecs, 8); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// graph returns the HNSW index of d, building it on first use.
+func (d *benchData) graph(b *testing.B) *HNSW {
+	if d.hnsw == nil {
+		var err error
+		if d.hnsw, err = NewHNSW(d.vecs, 8, DefaultHNSWParams()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return d.hnsw
+}
+
 var benchSizes = [...]int{3706, 100000}
 
-// BenchmarkSearch measures one query at K = 10 and 100 (default params).
+// BenchmarkSearch measures one query at K = 10 and 100 (default params),
+// unfiltered and with a random 30 % of the items accepted. With
+// TOWERRECALL_VECTORS set (a flat float32 n×8 file such as an artifact's
+// movie_vectors.bin) it also runs "real" on those vectors, with noisy items
+// as queries.
 func BenchmarkSearch(b *testing.B) {
 	get := newBenchCache()
+	var ml *benchData
 	for _, name := range []string{"exact", "hnsw"} {
 		b.Run(name, func(b *testing.B) {
 			for _, n := range benchSizes {
-				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-					d := get(b, n)
-					var idx Index = d.exact
-					if name == "hnsw" {
-						idx = d.hnsw
+				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { benchSearch(b, get(b, n), name) })
+			}
+			if path := os.Getenv("TOWERRECALL_VECTORS"); path != "" {
+				b.Run("real", func(b *testing.B) {
+					if ml == nil {
+						items := readVectors(b, path, 8)
+						ml = newBenchData(b, items, noisyQueries(items, 8, 256, 17))
 					}
-					for _, k := range []int{10, 100} {
-						b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
-							dst := make([]Result, 0, k)
-							b.ReportAllocs()
-							i := 0
-							for b.Loop() {
-								var err error
-								if dst, err = idx.Search(dst, d.queries[i%len(d.queries)], k, nil); err != nil {
-									b.Fatal(err)
-								}
-								i++
-							}
-						})
-					}
+					benchSearch(b, ml, name)
 				})
 			}
 		})
+	}
+}
+
+// benchSearch runs the k and filter cases of BenchmarkSearch on one index
+// of d.
+func benchSearch(b *testing.B, d *benchData, name string) {
+	var idx Index = d.exact
+	if name == "hnsw" {
+		idx = d.graph(b)
+	}
+	for _, f := range []struct {
+		prefix string
+		accept Filter
+	}{{"", nil}, {"filter=30%/", d.genre}} {
+		for _, k := range []int{10, 100} {
+			b.Run(fmt.Sprintf("%sk=%d", f.prefix, k), func(b *testing.B) {
+				dst := make([]Result, 0, k)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					var err error
+					if dst, err = idx.Search(dst, d.queries[i%len(d.queries)], k, f.accept); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
 	}
 }
 
@@ -89,7 +132,8 @@ func BenchmarkExportImport(b *testing.B) {
 	for _, n := range benchSizes {
 		d := get(b, n)
 		var buf bytes.Buffer
-		if err := d.hnsw.Export(&buf); err != nil {
+		g := d.graph(b)
+		if err := g.Export(&buf); err != nil {
 			b.Fatal(err)
 		}
 		data := buf.Bytes()
@@ -97,7 +141,7 @@ func BenchmarkExportImport(b *testing.B) {
 			var w bytes.Buffer
 			for b.Loop() {
 				w.Reset()
-				if err := d.hnsw.Export(&w); err != nil {
+				if err := g.Export(&w); err != nil {
 					b.Fatal(err)
 				}
 			}

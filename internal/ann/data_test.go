@@ -84,29 +84,42 @@ func datasets(t testing.TB, n, nq int) []dataset {
 		})
 	}
 	if path := os.Getenv("TOWERRECALL_VECTORS"); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("TOWERRECALL_VECTORS: %v", err)
-		}
-		if len(b)%(4*dim) != 0 {
-			t.Fatalf("TOWERRECALL_VECTORS: %d bytes is not a multiple of %d", len(b), 4*dim)
-		}
-		items := make([]float32, len(b)/4)
-		for i := range items {
-			items[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		rng := rand.New(rand.NewPCG(17, 3))
-		m := len(items) / dim
-		qs := make([][]float32, nq)
-		for i := range qs {
-			src := items[rng.IntN(m)*dim:][:dim]
-			q := make([]float32, dim)
-			for j := range q {
-				q[j] = src[j] + float32(0.3*rng.NormFloat64())
-			}
-			qs[i] = q
-		}
-		out = append(out, dataset{name: "real", items: items, queries: qs})
+		items := readVectors(t, path, dim)
+		out = append(out, dataset{name: "real", items: items, queries: noisyQueries(items, dim, nq, 17)})
 	}
 	return out
+}
+
+// readVectors reads a flat little-endian float32 file of n×dim vectors, such
+// as an artifact's movie_vectors.bin.
+func readVectors(t testing.TB, path string, dim int) []float32 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("TOWERRECALL_VECTORS: %v", err)
+	}
+	if len(b)%(4*dim) != 0 {
+		t.Fatalf("TOWERRECALL_VECTORS: %d bytes is not a multiple of %d", len(b), 4*dim)
+	}
+	items := make([]float32, len(b)/4)
+	for i := range items {
+		items[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return items
+}
+
+// noisyQueries returns nq queries, each a random item plus Gaussian noise,
+// standing in for user vectors when only item vectors are at hand.
+func noisyQueries(items []float32, dim, nq int, seed uint64) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	m := len(items) / dim
+	qs := make([][]float32, nq)
+	for i := range qs {
+		src := items[rng.IntN(m)*dim:][:dim]
+		q := make([]float32, dim)
+		for j := range q {
+			q[j] = src[j] + float32(0.3*rng.NormFloat64())
+		}
+		qs[i] = q
+	}
+	return qs
 }

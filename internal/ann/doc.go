@@ -11,7 +11,9 @@
 //
 // Two indexes implement Index:
 //
-//   - Exact scans every vector with a bounded heap. At the MovieLens scale
+//   - Exact scans every vector with a bounded heap, which it only offers
+//     the items that reach a lower bound on the k-th best score, taken from
+//     group maxima of the scores (bound.go). At the MovieLens scale
 //     (3,706 × 8) a scan takes microseconds and allocates nothing; it is the
 //     ground truth for tests and SelfCheck.
 //   - HNSW wraps github.com/coder/hnsw v0.6.1. That release has a greedy

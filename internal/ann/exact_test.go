@@ -228,11 +228,15 @@ func TestExactAllocs(t *testing.T) {
 	q := s.points(1, 3)
 	dst := make([]Result, 0, 100)
 	accept := filterOf(3706, func(id int32) bool { return id%3 != 0 })
-	allocs := testing.AllocsPerRun(100, func() {
-		dst, _ = ex.Search(dst, q, 100, accept)
-	})
-	if allocs != 0 {
-		t.Errorf("Exact.Search allocates %v times per call with capacity", allocs)
+	for _, k := range []int{1, 10, 100} { // no bound, bound from few and from many groups
+		for _, f := range []Filter{nil, accept} {
+			allocs := testing.AllocsPerRun(100, func() {
+				dst, _ = ex.Search(dst, q, k, f)
+			})
+			if allocs != 0 {
+				t.Errorf("Exact.Search(k=%d) allocates %v times per call with capacity", k, allocs)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package ann
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"testing"
 )
@@ -79,5 +80,47 @@ func FuzzDecodeGraph(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
+	})
+}
+
+// FuzzExactSearch builds small indexes from fuzzed bytes (values on a
+// coarse grid, so scores tie often, also at the bound) and checks every
+// search path of Exact against sorting all scores: same items, order and
+// score bits, for any k and filter.
+func FuzzExactSearch(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, uint8(0), uint64(0x1234), uint16(3), []byte{0xff})
+	f.Add(bytes.Repeat([]byte{3, 3}, 300), uint8(1), uint64(0xffff), uint16(10), []byte(nil))
+	f.Add(bytes.Repeat([]byte{0, 1, 2, 3, 4, 5, 6}, 90), uint8(2), uint64(0x5a5a), uint16(100), []byte{0x11, 0x80})
+	f.Add(bytes.Repeat([]byte{9}, 130), uint8(1), uint64(1), uint16(131), []byte{0, 0, 0, 0x40})
+	f.Fuzz(func(t *testing.T, vals []byte, dim uint8, qbits uint64, k uint16, filter []byte) {
+		d := 1 + int(dim%8)
+		n := min(len(vals)/d, 3000)
+		if n == 0 {
+			return
+		}
+		grid := func(b byte) float32 { return float32(int(b%7)-3) / 2 }
+		vecs := make([]float32, n*d)
+		for i := range vecs {
+			vecs[i] = grid(vals[i])
+		}
+		q := make([]float32, d)
+		for i := range q {
+			q[i] = grid(byte(qbits >> (8 * (i % 8))))
+		}
+		var accept Filter
+		if len(filter) > 0 {
+			accept = NewFilter(n)
+			for id := range int32(n) {
+				if filter[int(id/8)%len(filter)]&(1<<(id%8)) != 0 {
+					accept.Accept(id)
+				}
+			}
+		}
+		ex, err := NewExact(vecs, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kk := 1 + int(k)%(n+3)
+		checkSearch(t, fmt.Sprintf("n %d dim %d k %d", n, d, kk), ex, vecs, q, kk, accept)
 	})
 }

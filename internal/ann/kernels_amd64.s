@@ -125,3 +125,118 @@ none:
 	MOVQ R8, ret+64(FP)
 	VZEROUPPER
 	RET
+
+// Lane j shifts bit j of the block's filter byte into its sign bit, which
+// is all VBLENDVPS reads; the other copies of the broadcast byte land above
+// bit 31 or below the sign and do not matter.
+DATA laneShifts<>+0(SB)/4, $31
+DATA laneShifts<>+4(SB)/4, $30
+DATA laneShifts<>+8(SB)/4, $29
+DATA laneShifts<>+12(SB)/4, $28
+DATA laneShifts<>+16(SB)/4, $27
+DATA laneShifts<>+20(SB)/4, $26
+DATA laneShifts<>+24(SB)/4, $25
+DATA laneShifts<>+28(SB)/4, $24
+GLOBL laneShifts<>(SB), RODATA|NOPTR, $32
+
+// func groupMaxAVX2(dst, scores []float32, accept Filter, chunk int)
+//
+// Per chunk four accumulators start at -Inf and take blocks in turn, four
+// at a time, then one at a time; they are merged into dst at the end of the
+// chunk. A nil accept takes the loop without masks.
+TEXT ·groupMaxAVX2(SB), NOSPLIT, $0-80
+	MOVQ dst_base+0(FP), DI
+	MOVQ scores_base+24(FP), SI
+	MOVQ scores_len+32(FP), R9
+	MOVQ accept_base+48(FP), DX
+	MOVQ chunk+72(FP), R10
+	SHRQ $3, R9                // blocks
+	MOVL $0xff800000, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15      // -Inf in every lane
+	VMOVDQU laneShifts<>(SB), Y14
+	XORQ BX, BX                // first block of the chunk
+
+nextChunk:
+	CMPQ BX, R9
+	JGE done
+	MOVQ BX, CX
+	ADDQ R10, CX
+	CMPQ CX, R9
+	CMOVQGT R9, CX             // end of the chunk: min(BX+chunk, blocks)
+	VMOVAPS Y15, Y0
+	VMOVAPS Y15, Y1
+	VMOVAPS Y15, Y2
+	VMOVAPS Y15, Y3
+	MOVQ BX, AX
+	SHLQ $5, AX
+	ADDQ SI, AX                // AX = &scores[8·BX]
+	TESTQ DX, DX
+	JEQ all4
+
+masked4:
+	LEAQ 4(BX), R11
+	CMPQ R11, CX
+	JGT masked1
+	VPBROADCASTB (DX)(BX*1), Y4
+	VPBROADCASTB 1(DX)(BX*1), Y5
+	VPBROADCASTB 2(DX)(BX*1), Y6
+	VPBROADCASTB 3(DX)(BX*1), Y7
+	VPSLLVD Y14, Y4, Y4
+	VPSLLVD Y14, Y5, Y5
+	VPSLLVD Y14, Y6, Y6
+	VPSLLVD Y14, Y7, Y7
+	VBLENDVPS Y4, (AX), Y15, Y4    // accepted ? score : -Inf
+	VBLENDVPS Y5, 32(AX), Y15, Y5
+	VBLENDVPS Y6, 64(AX), Y15, Y6
+	VBLENDVPS Y7, 96(AX), Y15, Y7
+	VMAXPS Y0, Y4, Y0              // acc = s > acc ? s : acc
+	VMAXPS Y1, Y5, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y7, Y3
+	ADDQ $128, AX
+	MOVQ R11, BX
+	JMP masked4
+
+masked1:
+	CMPQ BX, CX
+	JGE store
+	VPBROADCASTB (DX)(BX*1), Y4
+	VPSLLVD Y14, Y4, Y4
+	VBLENDVPS Y4, (AX), Y15, Y4
+	VMAXPS Y0, Y4, Y0
+	ADDQ $32, AX
+	INCQ BX
+	JMP masked1
+
+all4:
+	LEAQ 4(BX), R11
+	CMPQ R11, CX
+	JGT all1
+	VMAXPS (AX), Y0, Y0
+	VMAXPS 32(AX), Y1, Y1
+	VMAXPS 64(AX), Y2, Y2
+	VMAXPS 96(AX), Y3, Y3
+	ADDQ $128, AX
+	MOVQ R11, BX
+	JMP all4
+
+all1:
+	CMPQ BX, CX
+	JGE store
+	VMAXPS (AX), Y0, Y0
+	ADDQ $32, AX
+	INCQ BX
+	JMP all1
+
+store:
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	JMP nextChunk
+
+done:
+	VZEROUPPER
+	RET
