@@ -44,6 +44,11 @@ var occupationAliases = [...][2]string{
 func CanonicalOccupation(s string) (string, bool) {
 	s = strings.TrimSpace(s)
 	for _, n := range occupationNames {
+		if s == n { // the common case, and much cheaper than EqualFold
+			return n, true
+		}
+	}
+	for _, n := range occupationNames {
 		if strings.EqualFold(s, n) {
 			return n, true
 		}

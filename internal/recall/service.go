@@ -465,7 +465,11 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known}
 	if req.Offset < len(res) {
 		res = res[req.Offset:]
-		out.Items = make([]Item, len(res))
+		if cap(req.Items) >= len(res) {
+			out.Items = req.Items[:len(res)]
+		} else {
+			out.Items = make([]Item, len(res))
+		}
 		for i, r := range res {
 			mv := &snap.bundle.Movies[r.ID]
 			out.Items[i] = Item{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -373,6 +374,35 @@ func TestMovieFragments(t *testing.T) {
 	for _, it := range res.Items {
 		if it.Fragment != nil {
 			t.Fatalf("movie %d has a fragment without Options.MovieFragment", it.MovieID)
+		}
+	}
+}
+
+// TestRecallItemsBuffer: a caller's buffer with room is used for the
+// answer, one without is not, and neither changes the answer.
+func TestRecallItemsBuffer(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	if err := s.Load(testBundle(t, "v1", 150, 6)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u := feature.UserInput{Gender: "M", Age: 25}
+	for _, k := range []int{10, 40} {
+		want, err := s.Recall(ctx, Request{User: u, K: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]Item, 3, 20)
+		got, err := s.Recall(ctx, Request{User: u, K: k, Items: buf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("k=%d: answer with a buffer differs", k)
+		}
+		if inBuf := &got.Items[0] == &buf[:1][0]; inBuf != (k <= cap(buf)) {
+			t.Errorf("k=%d, buffer capacity %d: answer written into the buffer = %v", k, cap(buf), inBuf)
 		}
 	}
 }

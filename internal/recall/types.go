@@ -24,6 +24,10 @@ type Request struct {
 	ExcludeSeen     *bool               // nil: true for users with a training history
 	ExcludeMovieIDs []movielens.MovieID // never returned
 	Genres          []string            // if set, keep only movies with at least one of these
+	// Items, if its capacity holds the answer, is where Result.Items is
+	// written (a caller's buffer, reused across requests); else a new
+	// slice is made.
+	Items []Item
 }
 
 // Item is one recalled movie.

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
@@ -18,6 +20,9 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	items := s.items.Get().(*[]recall.Item)
+	defer s.putItems(items)
+	req.Items = *items
 	res, rerr := s.rec.Recall(r.Context(), req)
 	if rerr != nil {
 		s.fail(w, r, rerr)
@@ -25,6 +30,21 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
 	s.writeRecall(w, r, res)
+	if cap(res.Items) > cap(*items) && cap(res.Items) <= maxPooledItems {
+		*items = res.Items // keep the larger buffer the Recaller made
+	}
+}
+
+// maxPooledItems bounds the item buffers kept for reuse: one answer with a
+// large k must not pin a large buffer.
+const maxPooledItems = 128
+
+// putItems clears a pooled item buffer, so that it holds no movie of a
+// model that may be replaced, and returns it to the pool.
+func (s *Server) putItems(items *[]recall.Item) {
+	clear((*items)[:cap(*items)])
+	*items = (*items)[:0]
+	s.items.Put(items)
 }
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {

@@ -149,7 +149,9 @@ func TestRecallRequestMapping(t *testing.T) {
 			if w.Code != 200 {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
 			}
-			if got := ts.rec.last(); !reflect.DeepEqual(got, tt.want) {
+			got := ts.rec.last()
+			got.Items = nil // the server's reusable answer buffer, not part of the mapping
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("request\n got %#v\nwant %#v", got, tt.want)
 			}
 		})
