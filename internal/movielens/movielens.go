@@ -74,6 +74,17 @@ func Occupations() []string {
 	return out
 }
 
+// OccupationName returns the canonical occupation name spelt exactly as
+// b, or "" if b is not one. It does not copy b.
+func OccupationName(b []byte) string {
+	for _, n := range occupationNames {
+		if string(b) == n {
+			return n
+		}
+	}
+	return ""
+}
+
 // OccupationByCode returns the canonical name of an ML-1M occupation code.
 func OccupationByCode(code int) (string, bool) {
 	if code < 0 || code >= len(occupationNames) {

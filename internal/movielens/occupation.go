@@ -43,10 +43,8 @@ var occupationAliases = [...][2]string{
 // (case-insensitive, surrounding space ignored) to its canonical name.
 func CanonicalOccupation(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	for _, n := range occupationNames {
-		if s == n { // the common case, and much cheaper than EqualFold
-			return n, true
-		}
+	if n := OccupationName([]byte(s)); n != "" { // the common case, and much cheaper than EqualFold
+		return n, true
 	}
 	for _, n := range occupationNames {
 		if strings.EqualFold(s, n) {

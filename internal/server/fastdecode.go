@@ -1,6 +1,10 @@
 package server
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
 
 // The fast path of request decoding. Nearly every body a client sends is
 // well-formed: known member names, each once, the right JSON types, strings
@@ -63,7 +67,7 @@ func (p *fastParser) next(c byte) bool {
 // object reads an object, calling member for each name (without quotes)
 // with the parser at its value. Names must be plain strings; member returns
 // false to give up (unknown or repeated name, bad value).
-func (p *fastParser) object(member func(name string) bool) bool {
+func (p *fastParser) object(member func(name []byte) bool) bool {
 	if !p.next('{') {
 		return false
 	}
@@ -71,7 +75,7 @@ func (p *fastParser) object(member func(name string) bool) bool {
 		return true
 	}
 	for {
-		name, ok := p.rawString()
+		name, ok := p.rawBytes()
 		if !ok || !p.next(':') || !member(name) {
 			return false
 		}
@@ -82,27 +86,35 @@ func (p *fastParser) object(member func(name string) bool) bool {
 	}
 }
 
-// rawString reads a string with no escapes and no control characters and
-// returns its contents (body is valid UTF-8, checked before). The result
-// aliases the body only through the string conversion, which copies.
-func (p *fastParser) rawString() (string, bool) {
+// rawBytes reads a string with no escapes and no control characters and
+// returns its contents, aliasing the body (which is valid UTF-8, checked
+// before). Member names stay bytes: switching on string(name) does not
+// allocate.
+func (p *fastParser) rawBytes() ([]byte, bool) {
 	if !p.next('"') {
-		return "", false
+		return nil, false
 	}
 	start := p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
-			s := string(p.b[start:p.i])
+			s := p.b[start:p.i]
 			p.i++
 			return s, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		}
 		p.i++
 	}
-	return "", false
+	return nil, false
+}
+
+// rawString is rawBytes as a string of its own (the body's buffer is
+// reused).
+func (p *fastParser) rawString() (string, bool) {
+	b, ok := p.rawBytes()
+	return string(b), ok
 }
 
 // integer reads -?(0|[1-9][0-9]*) that fits an int64 and is not followed by
@@ -216,8 +228,8 @@ func (p *fastParser) user(dst *present[userBody]) bool {
 	}
 	dst.set = true
 	u := &dst.v
-	return p.object(func(name string) bool {
-		switch name {
+	return p.object(func(name []byte) bool {
+		switch string(name) {
 		case "user_id":
 			return p.int64Member(&u.UserID)
 		case "gender":
@@ -225,7 +237,18 @@ func (p *fastParser) user(dst *present[userBody]) bool {
 		case "age":
 			return p.int64Member(&u.Age)
 		case "occupation":
-			return p.stringMember(&u.Occupation)
+			// Clients mostly send canonical names: use the constant
+			// rather than a copy of the body's bytes.
+			b, ok := p.rawBytes()
+			if !ok || u.Occupation.set {
+				return false
+			}
+			v := movielens.OccupationName(b)
+			if v == "" {
+				v = string(b)
+			}
+			u.Occupation = present[string]{set: true, v: v}
+			return true
 		case "zip":
 			return p.stringMember(&u.Zip)
 		}
@@ -234,8 +257,8 @@ func (p *fastParser) user(dst *present[userBody]) bool {
 }
 
 func (p *fastParser) recall(b *recallBody) bool {
-	return p.object(func(name string) bool {
-		switch name {
+	return p.object(func(name []byte) bool {
+		switch string(name) {
 		case "user":
 			return p.user(&b.User)
 		case "k":
@@ -259,8 +282,8 @@ func (p *fastParser) recall(b *recallBody) bool {
 }
 
 func (p *fastParser) score(b *scoreBody) bool {
-	return p.object(func(name string) bool {
-		switch name {
+	return p.object(func(name []byte) bool {
+		switch string(name) {
 		case "user":
 			return p.user(&b.User)
 		case "movie_ids":

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,23 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	items    prometheus.Histogram
+
+	// series caches the children of requests and duration per label set,
+	// as client_golang advises for hot paths: WithLabelValues hashes the
+	// values and looks them up on every call. Routes, methods and statuses
+	// are bounded (route patterns, methodLabel, HTTP codes), so is this map.
+	mu     sync.RWMutex
+	series map[seriesKey]seriesPair
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type seriesPair struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,6 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// the exact index takes tens of microseconds.
 			Buckets: prometheus.ExponentialBucketsRange(10e-6, 1, 16),
 		}, []string{"route", "method"}),
+		series: map[seriesKey]seriesPair{},
 		items: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "towerrecall_recall_items",
 			Help:    "Number of items in /recall responses.",
@@ -44,6 +63,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) observe(route, method string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	key := seriesKey{route, method, status}
+	m.mu.RLock()
+	p, ok := m.series[key]
+	m.mu.RUnlock()
+	if !ok {
+		p = seriesPair{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route, method),
+		}
+		m.mu.Lock()
+		m.series[key] = p
+		m.mu.Unlock()
+	}
+	p.requests.Inc()
+	p.duration.Observe(elapsed.Seconds())
 }

@@ -17,7 +17,7 @@ func (s *Server) routes() http.Handler {
 	// name it; the access log wraps the recoverer so a panic is logged and
 	// counted as the 500 the recoverer answers; the time budget and the body
 	// limit apply to handlers only.
-	r.Use(requestID)
+	r.Use(s.requestID)
 	if len(s.cfg.TrustedProxies) > 0 {
 		r.Use(middleware.ClientIPFromXFF(s.cfg.TrustedProxies...)) // prefixes checked by Validate
 	} else {

@@ -173,6 +173,7 @@ type Server struct {
 	draining atomic.Bool
 	bufs     sync.Pool // *bytes.Buffer for request bodies and encoded responses
 	items    sync.Pool // *[]recall.Item: /recall answers' items, written by the Recaller
+	ids      *requestIDs
 
 	// Member names of the request bodies, for strict decoding.
 	recallMembers, scoreMembers *memberSet
@@ -202,6 +203,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		metrics: m,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		items:   sync.Pool{New: func() any { s := make([]recall.Item, 0, recall.DefaultK); return &s }},
+		ids:     newRequestIDs(),
 
 		recallMembers: membersOf(reflect.TypeFor[recallBody]()),
 		scoreMembers:  membersOf(reflect.TypeFor[scoreBody]()),

@@ -670,3 +670,33 @@ func TestBudget(t *testing.T) {
 }
 
 type ctxKey struct{}
+
+// TestRequestIDs: generated ids are chi-shaped (host/random-000001),
+// zero-padded to six digits, then grow, and never repeat.
+func TestRequestIDs(t *testing.T) {
+	t.Parallel()
+	g := newRequestIDs()
+	host, rest, ok := strings.Cut(g.next(), "/")
+	if !ok || host == "" {
+		t.Fatalf("no host/ prefix: %q", g.prefix)
+	}
+	if random, seq, ok := strings.Cut(rest, "-"); !ok || len(random) != 10 || seq != "000001" {
+		t.Errorf("first id %q/%q, want 10 random characters and 000001", host, rest)
+	}
+	seen := map[string]bool{}
+	for i := 2; i <= 1_000_100; i++ {
+		id := g.next()
+		if i == 999_999 && !strings.HasSuffix(id, "-999999") || i == 1_000_100 && !strings.HasSuffix(id, "-1000100") {
+			t.Errorf("id %d is %q", i, id)
+		}
+		if i%1000 == 0 {
+			if seen[id] || !validRequestID(id) {
+				t.Fatalf("id %q repeated or not loggable", id)
+			}
+			seen[id] = true
+		}
+	}
+	if other := newRequestIDs(); other.prefix == g.prefix {
+		t.Errorf("two generators share the prefix %q", g.prefix)
+	}
+}
