@@ -154,38 +154,31 @@ func TestExactErrors(t *testing.T) {
 	}
 }
 
-// Scores of the blocked scan (vector kernel and Go fallback) must equal Dot
-// bit for bit, for every dimension and for counts that leave a partial
-// last block; /score relies on it.
+// Scores of the blocked scan (every vector kernel the CPU has, and the Go
+// fallback) must equal Dot bit for bit, for every dimension, for counts
+// that leave a partial last block or a partial group of four blocks, and
+// for values from subnormal to the largest valid; /score relies on it.
 func TestExactScoresEqualDot(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, tt := range []struct{ dim, n int }{
-		{1, 1}, {2, 7}, {3, 9}, {8, 500}, {8, 3883}, {13, 17}, {64, 40}, {65, 11}, {100, 9},
+		{1, 1}, {2, 7}, {3, 9}, {13, 17}, {64, 40}, {65, 11}, {100, 9},
+		// The service's dim 8: less than one block, a partial block, and
+		// 1 to 8 blocks (every remainder of the kernel's groups of four),
+		// then MovieLens sizes.
+		{8, 1}, {8, 5}, {8, 8}, {8, 9}, {8, 20}, {8, 31}, {8, 33}, {8, 47},
+		{8, 56}, {8, 64}, {8, 500}, {8, 3706}, {8, 3883},
 	} {
-		vecs := make([]float32, tt.n*tt.dim)
-		for i := range vecs {
-			// Mixed magnitudes and signs, some exact zeros (-0 included),
-			// so rounding and signed zeros are exercised.
-			switch rng.IntN(10) {
-			case 0:
-				vecs[i] = 0
-			case 1:
-				vecs[i] = float32(math.Copysign(0, -1))
-			default:
-				vecs[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(7)-3)))
-			}
-		}
+		vecs := scoreTestVectors(rng, tt.n, tt.dim)
 		ex, err := NewExact(vecs, tt.dim)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for range 5 {
-			q := make([]float32, tt.dim)
-			for i := range q {
-				q[i] = float32(rng.NormFloat64())
+		for rep := range 5 {
+			q := scoreTestVectors(rng, 1, tt.dim)
+			if rep == 0 {
+				q[0] = float32(math.Copysign(0, -1))
 			}
-			q[0] = float32(math.Copysign(0, -1))
 			got, err := ex.Search(nil, q, tt.n, nil)
 			if err != nil || len(got) != tt.n {
 				t.Fatalf("dim %d n %d: %d results, %v", tt.dim, tt.n, len(got), err)
@@ -196,19 +189,91 @@ func TestExactScoresEqualDot(t *testing.T) {
 					t.Fatalf("dim %d id %d: score %v (%08x), Dot %v (%08x)", tt.dim, r.ID, r.Score, math.Float32bits(r.Score), want, math.Float32bits(want))
 				}
 			}
-			// The fallback agrees with the dispatcher (the kernel where the
-			// CPU has one) on every slot, padding included.
+			// Every kernel agrees with Dot on every item and with the
+			// fallback on every slot, padding included.
 			slots := len(ex.blocks) / tt.dim
-			a, b := make([]float32, slots), make([]float32, slots)
-			scoreBlocks(a, ex.blocks, q)
-			scoreBlocksGo(b, ex.blocks, q)
-			for i := range a {
-				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-					t.Fatalf("dim %d slot %d: kernel %v, Go %v", tt.dim, i, a[i], b[i])
+			want := make([]float32, slots)
+			scoreBlocksGo(want, ex.blocks, q)
+			for name, score := range blockScorers(tt.dim) {
+				got := make([]float32, slots)
+				score(got, ex.blocks, q)
+				for i := range got {
+					w := want[i]
+					if i < tt.n {
+						w = Dot(q, vecs[i*tt.dim:(i+1)*tt.dim])
+					}
+					if math.Float32bits(got[i]) != math.Float32bits(w) {
+						t.Fatalf("dim %d n %d slot %d: %s %v (%08x), want %v (%08x)", tt.dim, tt.n, i, name, got[i], math.Float32bits(got[i]), w, math.Float32bits(w))
+					}
 				}
 			}
 		}
 	}
+}
+
+// blockScorers returns the ways of scoring blocks of dim-dimensional
+// vectors on this CPU: the dispatcher, the Go loop, and each vector kernel
+// that takes dim.
+func blockScorers(dim int) map[string]func(dst, blocks, q []float32) {
+	scorers := map[string]func(dst, blocks, q []float32){
+		"scoreBlocks":   scoreBlocks,
+		"scoreBlocksGo": scoreBlocksGo,
+	}
+	if !hasAVX() {
+		return scorers
+	}
+	if dim <= maxKernelDim {
+		scorers["scoreBlocksAVX"] = func(dst, blocks, q []float32) {
+			qb := make([]float32, 0, len(q)*lanes)
+			for _, x := range q {
+				for range lanes {
+					qb = append(qb, x)
+				}
+			}
+			scoreBlocksAVX(dst, blocks, qb)
+		}
+	}
+	return scorers
+}
+
+// scoreTestVectors returns n random vectors of dim that NewExact and Search
+// accept, chosen to exercise rounding: mixed signs, zeros of both signs,
+// subnormal components, magnitudes spread over six decades within a
+// vector, and whole vectors scaled tiny (products of two underflow to
+// subnormals or zero) or huge (products up to about 1e35).
+func scoreTestVectors(rng *rand.Rand, n, dim int) []float32 {
+	out := make([]float32, n*dim)
+	for i := range n {
+		row := out[i*dim : (i+1)*dim]
+		scale, spread := 1.0, 3
+		switch rng.IntN(6) {
+		case 0:
+			scale = 1e-20
+		case 1:
+			scale, spread = 1e17, 0
+		}
+		for d := range row {
+			switch rng.IntN(12) {
+			case 0:
+				row[d] = 0
+			case 1:
+				row[d] = float32(math.Copysign(0, -1))
+			case 2:
+				row[d] = float32(rng.NormFloat64() * 1e-40) // subnormal
+			default:
+				row[d] = float32(scale * rng.NormFloat64() * math.Pow(10, float64(rng.IntN(2*spread+1)-spread)))
+			}
+		}
+		for {
+			if _, err := squaredNorm(row); err == nil {
+				break
+			}
+			for d := range row {
+				row[d] /= 2
+			}
+		}
+	}
+	return out
 }
 
 func TestExactCopiesInput(t *testing.T) {
