@@ -20,32 +20,29 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// The items are written into a pooled buffer (recall.Request.Items):
+	// one allocation less per answer. Only the buffer's own storage is
+	// reused; a slice the Recaller made itself is never kept.
 	items := s.items.Get().(*[]recall.Item)
-	defer s.putItems(items)
-	req.Items = *items
+	defer s.items.Put(items)
+	req.Items = (*items)[:0]
 	res, rerr := s.rec.Recall(r.Context(), req)
+	if n := len(res.Items); n > 0 && n <= cap(*items) && &res.Items[0] == &(*items)[:1][0] {
+		// Cleared after the answer is written, so that the pool pins no
+		// movie of a model that a reload replaces.
+		defer clear((*items)[:n])
+	}
 	if rerr != nil {
 		s.fail(w, r, rerr)
 		return
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
 	s.writeRecall(w, r, res)
-	if cap(res.Items) > cap(*items) && cap(res.Items) <= maxPooledItems {
-		*items = res.Items // keep the larger buffer the Recaller made
-	}
 }
 
-// maxPooledItems bounds the item buffers kept for reuse: one answer with a
-// large k must not pin a large buffer.
-const maxPooledItems = 128
-
-// putItems clears a pooled item buffer, so that it holds no movie of a
-// model that may be replaced, and returns it to the pool.
-func (s *Server) putItems(items *[]recall.Item) {
-	clear((*items)[:cap(*items)])
-	*items = (*items)[:0]
-	s.items.Put(items)
-}
+// pooledItems is the capacity of the pooled item buffers: answers up to
+// this k reuse one.
+const pooledItems = 128
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	var body scoreBody

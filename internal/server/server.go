@@ -202,7 +202,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		reg:     reg,
 		metrics: m,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		items:   sync.Pool{New: func() any { s := make([]recall.Item, 0, recall.DefaultK); return &s }},
+		items:   sync.Pool{New: func() any { s := make([]recall.Item, 0, pooledItems); return &s }},
 		ids:     newRequestIDs(),
 
 		recallMembers: membersOf(reflect.TypeFor[recallBody]()),

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -698,5 +699,47 @@ func TestRequestIDs(t *testing.T) {
 	}
 	if other := newRequestIDs(); other.prefix == g.prefix {
 		t.Errorf("two generators share the prefix %q", g.prefix)
+	}
+}
+
+// TestRecallItemsBuffer: the server hands the Recaller an empty pooled
+// buffer, clears what was written into it once the answer is out, and
+// never keeps or clears a slice the Recaller made itself.
+func TestRecallItemsBuffer(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	own := fakeResult(200) // the Recaller's own slice, reused across calls
+	want := slices.Clone(own.Items)
+	var lent []recall.Item
+	useBuffer := true
+	ts.rec.recallHook = func(_ context.Context, req recall.Request) (recall.Result, error) {
+		if len(req.Items) != 0 || cap(req.Items) < recall.DefaultK {
+			t.Errorf("buffer with len %d cap %d", len(req.Items), cap(req.Items))
+		}
+		if !useBuffer {
+			return own, nil
+		}
+		lent = req.Items[:3]
+		res := fakeResult(3)
+		copy(lent, res.Items)
+		res.Items = lent
+		return res, nil
+	}
+	if w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`); w.Code != 200 || !strings.Contains(w.Body.String(), `"movie_id"`) {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	for i, it := range lent {
+		if !reflect.DeepEqual(it, recall.Item{}) {
+			t.Errorf("pooled item %d not cleared after the answer: %+v", i, it)
+		}
+	}
+	useBuffer = false
+	for range 3 {
+		if w := ts.call("POST", "/recall", jsonCT, `{"user":{},"k":200}`); w.Code != 200 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	if !reflect.DeepEqual(own.Items, want) {
+		t.Error("the server changed a slice the Recaller made")
 	}
 }
