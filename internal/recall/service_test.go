@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -403,6 +404,53 @@ func TestRecallItemsBuffer(t *testing.T) {
 		}
 		if inBuf := &got.Items[0] == &buf[:1][0]; inBuf != (k <= cap(buf)) {
 			t.Errorf("k=%d, buffer capacity %d: answer written into the buffer = %v", k, cap(buf), inBuf)
+		}
+	}
+}
+
+// TestExcludeSeenPaths: clearing a user's seen movies with the per-user
+// bitsets and with the seen lists (the fallback for catalogues too large
+// for the bitsets) gives the same answers.
+func TestExcludeSeenPaths(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 300, 9)
+	rows, lists := newService(t, "exact"), newService(t, "exact")
+	lists.maxSeenBits = 0
+	for _, s := range []*Service{rows, lists} {
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows.live.Load().seen == nil || lists.live.Load().seen != nil {
+		t.Fatal("the two services do not take the two paths")
+	}
+	ctx := context.Background()
+	for u := 1; u <= 50; u++ {
+		for _, k := range []int{1, 10, 290} {
+			req := Request{User: feature.UserInput{UserID: strconv.Itoa(u)}, K: k, Genres: []string{testGenres[u%len(testGenres)]}}
+			if u%2 == 0 {
+				req.Genres = nil
+			}
+			want, err := lists.Recall(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rows.Recall(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("user %d k %d: bitset rows and seen lists disagree", u, k)
+			}
+			seen := map[movielens.MovieID]bool{}
+			for _, m := range b.Seen[rows.live.Load().userIndex[movielens.UserID(u)]] {
+				seen[b.Movies[m].ID] = true
+			}
+			for _, it := range got.Items {
+				if seen[it.MovieID] {
+					t.Fatalf("user %d: seen movie %d recalled", u, it.MovieID)
+				}
+			}
 		}
 	}
 }
