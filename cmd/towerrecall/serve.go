@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-	"github.com/rs/zerolog/diode"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
@@ -68,21 +67,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	// Access logs go through a non-blocking ring buffer, so a request never
-	// waits for a write(2) to stderr; if the buffer ever overflows, lines
-	// are dropped and counted rather than slowing serving. Its reader
-	// batches the lines into one write at most 20 ms after the first (or
-	// per 64 KiB), not one system call per request. Closing the diode
-	// closes the batch writer, which flushes; stderr itself stays open.
-	bw, err := logbatch.New(stderr, 20*time.Millisecond, 64<<10)
+	// Log lines (one per request) are gathered in memory and written to
+	// stderr together, at most 20 ms after the first or per 64 KiB, by a
+	// timer goroutine: one system call per batch, and a request never waits
+	// for a write(2). If stderr falls 1 MiB behind, lines are dropped and
+	// the next batch says how many. Close flushes; stderr stays open.
+	bw, err := logbatch.New(stderr, 20*time.Millisecond, 64<<10, func(dropped int) []byte {
+		return fmt.Appendf(nil, "{\"level\":\"warn\",\"message\":\"%d log lines dropped: stderr is not read fast enough\"}\n", dropped)
+	})
 	if err != nil {
 		return err
 	}
-	dw := diode.NewWriter(bw, 8192, 10*time.Millisecond, func(missed int) {
-		fmt.Fprintf(bw, "{\"level\":\"warn\",\"message\":\"%d log lines dropped\"}\n", missed)
-	})
-	defer dw.Close()
-	logger := newLogger(dw, cfg.Log)
+	defer bw.Close()
+	logger := newLogger(bw, cfg.Log)
 	start := time.Now()
 
 	reg := prometheus.NewRegistry()

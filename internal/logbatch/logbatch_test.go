@@ -48,9 +48,9 @@ func TestNewRejectsBadSettings(t *testing.T) {
 			}
 			var err error
 			if tt.nilW {
-				_, err = New(nil, tt.delay, tt.max)
+				_, err = New(nil, tt.delay, tt.max, nil)
 			} else {
-				_, err = New(w, tt.delay, tt.max)
+				_, err = New(w, tt.delay, tt.max, nil)
 			}
 			if err == nil {
 				t.Error("accepted")
@@ -62,7 +62,7 @@ func TestNewRejectsBadSettings(t *testing.T) {
 func TestBatchesUntilFlush(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
-	b, err := New(r, time.Hour, 1<<20)
+	b, err := New(r, time.Hour, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,25 +84,79 @@ func TestBatchesUntilFlush(t *testing.T) {
 	}
 }
 
-func TestWritesThroughAtMaxBytes(t *testing.T) {
+func TestWritesAtMaxBytes(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
-	b, _ := New(r, time.Hour, 10)
+	b, _ := New(r, time.Hour, 10, nil)
 	b.Write([]byte("12345"))
 	b.Write([]byte("6789"))
+	time.Sleep(20 * time.Millisecond)
 	if n := len(r.snapshot()); n != 0 {
 		t.Fatalf("%d writes below maxBytes", n)
 	}
-	b.Write([]byte("abc")) // 12 bytes ≥ 10: written whole, not split
+	b.Write([]byte("abc")) // 12 bytes ≥ 10: written soon, whole, not split
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not written within 10 s of reaching maxBytes")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if got := r.snapshot(); len(got) != 1 || got[0] != "123456789abc" {
 		t.Fatalf("writes %q", got)
+	}
+}
+
+// A writer that blocks never blocks Write: lines beyond maxPending are
+// dropped and counted, and the count goes out with the next batch; every
+// line is either written whole or counted.
+func TestSlowWriterDropsNeverBlocks(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		<-release
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	b, _ := New(w, time.Millisecond, 64, func(n int) []byte { return []byte(fmt.Sprintf("dropped %d\n", n)) })
+	const lines = 5000
+	start := time.Now()
+	for i := range lines {
+		fmt.Fprintf(b, "line %04d\n", i)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("%d writes took %v against a blocked writer", lines, d)
+	}
+	close(release)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	written, dropped := 0, 0
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var n int
+		switch {
+		case strings.HasPrefix(l, "line "):
+			written++
+		case func() bool { _, err := fmt.Sscanf(l, "dropped %d", &n); return err == nil }():
+			dropped += n
+		default:
+			t.Fatalf("torn line %q", l)
+		}
+	}
+	if written+dropped != lines || dropped == 0 || written < 16*64/10 {
+		t.Errorf("%d lines written and %d dropped of %d (pending bound %d bytes)", written, dropped, lines, 16*64)
 	}
 }
 
 func TestFlushesAfterDelay(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
-	b, _ := New(r, 5*time.Millisecond, 1<<20)
+	b, _ := New(r, 5*time.Millisecond, 1<<20, nil)
 	b.Write([]byte("a\n"))
 	deadline := time.Now().Add(10 * time.Second)
 	for len(r.snapshot()) == 0 {
@@ -126,7 +180,7 @@ func TestFlushesAfterDelay(t *testing.T) {
 func TestCloseFlushesThenWritesThrough(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
-	b, _ := New(r, time.Hour, 1<<20)
+	b, _ := New(r, time.Hour, 1<<20, nil)
 	b.Write([]byte("x\n"))
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -140,7 +194,7 @@ func TestCloseFlushesThenWritesThrough(t *testing.T) {
 func TestReportsWriteError(t *testing.T) {
 	t.Parallel()
 	r := &recorder{err: errors.New("disk full")}
-	b, _ := New(r, time.Hour, 1<<20)
+	b, _ := New(r, time.Hour, 1<<20, nil)
 	if _, err := b.Write([]byte("x\n")); err != nil {
 		t.Fatalf("Write = %v; errors surface at Flush", err)
 	}
@@ -153,13 +207,15 @@ func TestReportsWriteError(t *testing.T) {
 }
 
 // Concurrent writers: every line arrives exactly once and whole (run with
-// -race).
+// -race); below maxPending nothing is dropped.
 func TestConcurrentLinesStayWhole(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	var mu sync.Mutex
 	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
-	b, _ := New(w, time.Millisecond, 256)
+	// Several batches of 4 KiB; the 2,000 lines (~32 KB) stay within
+	// maxPending (64 KiB), so none may be dropped.
+	b, _ := New(w, time.Millisecond, 4096, nil)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
