@@ -214,12 +214,28 @@ func (p *fastParser) int64Member(dst *present[int64]) bool {
 }
 
 func (p *fastParser) stringMember(dst *present[string]) bool {
-	v, ok := p.rawString()
+	return p.stringMemberAs(dst, func(b []byte) string { return string(b) })
+}
+
+// stringMemberAs reads a string member whose value conv makes from the
+// body's bytes (conv must copy them or return a string of its own).
+func (p *fastParser) stringMemberAs(dst *present[string], conv func([]byte) string) bool {
+	b, ok := p.rawBytes()
 	if !ok || dst.set {
 		return false
 	}
-	*dst = present[string]{set: true, v: v}
+	*dst = present[string]{set: true, v: conv(b)}
 	return true
+}
+
+// occupationString is the canonical occupation spelt as b, the package
+// constant rather than a copy (clients mostly send canonical names), or a
+// copy of b.
+func occupationString(b []byte) string {
+	if n := movielens.OccupationName(b); n != "" {
+		return n
+	}
+	return string(b)
 }
 
 func (p *fastParser) user(dst *present[userBody]) bool {
@@ -237,18 +253,7 @@ func (p *fastParser) user(dst *present[userBody]) bool {
 		case "age":
 			return p.int64Member(&u.Age)
 		case "occupation":
-			// Clients mostly send canonical names: use the constant
-			// rather than a copy of the body's bytes.
-			b, ok := p.rawBytes()
-			if !ok || u.Occupation.set {
-				return false
-			}
-			v := movielens.OccupationName(b)
-			if v == "" {
-				v = string(b)
-			}
-			u.Occupation = present[string]{set: true, v: v}
-			return true
+			return p.stringMemberAs(&u.Occupation, occupationString)
 		case "zip":
 			return p.stringMember(&u.Zip)
 		}
