@@ -2,8 +2,10 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +20,13 @@ type metrics struct {
 
 	// series caches the children of requests and duration per label set,
 	// as client_golang advises for hot paths: WithLabelValues hashes the
-	// values and looks them up on every call. Routes, methods and statuses
-	// are bounded (route patterns, methodLabel, HTTP codes), so is this map.
-	mu     sync.RWMutex
-	series map[seriesKey]seriesPair
+	// values and takes a read lock on every call. The cache is an immutable
+	// map behind an atomic pointer, so a lookup writes no shared memory
+	// (under load a read lock's counter bounces between cores); a new label
+	// set copies it. Routes, methods and statuses are bounded (route
+	// patterns, methodLabel, HTTP codes), so are the copies.
+	mu     sync.Mutex // serialises adding a label set
+	series atomic.Pointer[map[seriesKey]seriesPair]
 }
 
 type seriesKey struct {
@@ -47,13 +52,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// the exact index takes tens of microseconds.
 			Buckets: prometheus.ExponentialBucketsRange(10e-6, 1, 16),
 		}, []string{"route", "method"}),
-		series: map[seriesKey]seriesPair{},
 		items: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "towerrecall_recall_items",
 			Help:    "Number of items in /recall responses.",
 			Buckets: []float64{0, 1, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}),
 	}
+	m.series.Store(&map[seriesKey]seriesPair{})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
@@ -64,18 +69,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) observe(route, method string, status int, elapsed time.Duration) {
 	key := seriesKey{route, method, status}
-	m.mu.RLock()
-	p, ok := m.series[key]
-	m.mu.RUnlock()
+	p, ok := (*m.series.Load())[key]
 	if !ok {
-		p = seriesPair{
-			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
-			duration: m.duration.WithLabelValues(route, method),
-		}
-		m.mu.Lock()
-		m.series[key] = p
-		m.mu.Unlock()
+		p = m.add(key)
 	}
 	p.requests.Inc()
 	p.duration.Observe(elapsed.Seconds())
+}
+
+// add caches the children for key, copying the map.
+func (m *metrics) add(key seriesKey) seriesPair {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if p, ok := old[key]; ok {
+		return p
+	}
+	p := seriesPair{
+		requests: m.requests.WithLabelValues(key.route, key.method, strconv.Itoa(key.status)),
+		duration: m.duration.WithLabelValues(key.route, key.method),
+	}
+	next := make(map[seriesKey]seriesPair, len(old)+1)
+	maps.Copy(next, old)
+	next[key] = p
+	m.series.Store(&next)
+	return p
 }
