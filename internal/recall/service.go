@@ -303,7 +303,7 @@ func (s *Service) sampleQueries(snap *snapshot) [][]float32 {
 		}
 		in.Age = 15 + rng.IntN(50)
 		// The serving path's own user vector (history feature included).
-		if _, err := snap.userVector(sc, in); err != nil {
+		if _, _, err := snap.userVector(sc, in); err != nil {
 			continue
 		}
 		out = append(out, slices.Clone(sc.q))
@@ -361,10 +361,12 @@ func (snap *snapshot) getScratch() *scratch {
 	}
 }
 
-// userVector encodes the user and runs the user tower into sc.q.
-func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (known bool, err error) {
+// userVector encodes the user and runs the user tower into sc.q. A user
+// with training data (known) comes back with their dense index ui, which
+// Seen and snapshot.seen are indexed by.
+func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (ui int32, known bool, err error) {
 	if err := checkUser(u); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	enc := snap.bundle.Encoder
 	sc.idx = enc.UserIndexes(sc.idx[:0], u)
@@ -375,7 +377,6 @@ func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (known bool, 
 	for i := range sc.idx {
 		sc.enc[i] = sc.idx[i : i+1]
 	}
-	var ui int32
 	if u.UserID != "" {
 		if id, err := strconv.Atoi(u.UserID); err == nil {
 			ui, known = snap.userIndex[movielens.UserID(id)]
@@ -395,7 +396,7 @@ func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (known bool, 
 		}
 	}
 	snap.bundle.Model.UserVector(sc.q, sc.enc)
-	return known, nil
+	return ui, known, nil
 }
 
 func checkUser(u feature.UserInput) error {
@@ -430,7 +431,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	known, err := snap.userVector(sc, req.User)
+	ui, known, err := snap.userVector(sc, req.User)
 	if err != nil {
 		return Result{}, err
 	}
@@ -460,8 +461,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		copy(accept, snap.all)
 	}
 	if excludeSeen {
-		id, _ := strconv.Atoi(req.User.UserID)
-		u := int(snap.userIndex[movielens.UserID(id)])
+		u := int(ui)
 		if words := len(accept); snap.seen != nil {
 			for w, bits := range snap.seen[u*words : (u+1)*words] {
 				accept[w] &^= bits
@@ -521,7 +521,7 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	if _, err := snap.userVector(sc, req.User); err != nil {
+	if _, _, err := snap.userVector(sc, req.User); err != nil {
 		return ScoreResult{}, err
 	}
 	out := ScoreResult{ModelVersion: snap.info.Version, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
