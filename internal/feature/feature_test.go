@@ -247,3 +247,79 @@ func TestHistoryField(t *testing.T) {
 		t.Error("saved encoder encodes history differently")
 	}
 }
+
+// TestUserCodecMatchesEncoder checks the compiled codec against
+// Encoder.UserIndexes on the edge cases of each table.
+func TestUserCodecMatchesEncoder(t *testing.T) {
+	t.Parallel()
+	users, movies, train := testData()
+	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewUserCodec(e)
+	if c.ids == nil {
+		t.Fatal("decimal user ids got no table")
+	}
+	for _, u := range userCodecCases() {
+		if got, want := c.Indexes(nil, u), e.UserIndexes(nil, u); !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: codec %v, encoder %v", u, got, want)
+		}
+	}
+	// Ids that are not canonical decimals take the map path.
+	users = append(users, movielens.User{ID: 7})
+	train = append(train, movielens.Rating{User: 7, Movie: 10, Value: 4})
+	e2, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.Vocabs[UserIDField] = NewVocab([]string{"1", "007", "x"})
+	c2 := NewUserCodec(e2)
+	if c2.ids != nil {
+		t.Fatal("non-canonical ids got a table")
+	}
+	for _, u := range append(userCodecCases(), UserInput{UserID: "007"}, UserInput{UserID: "x"}) {
+		if got, want := c2.Indexes(nil, u), e2.UserIndexes(nil, u); !reflect.DeepEqual(got, want) {
+			t.Errorf("map path %+v: codec %v, encoder %v", u, got, want)
+		}
+	}
+}
+
+func userCodecCases() []UserInput {
+	var out []UserInput
+	for _, id := range []string{"", "0", "1", "2", "3", "01", "+1", "-1", " 1", "1 ", "999999999", "9999999999", "1e3", "x"} {
+		out = append(out, UserInput{UserID: id})
+	}
+	for _, g := range []string{"", "F", "M", "f", "X"} {
+		out = append(out, UserInput{Gender: g})
+	}
+	for _, a := range []int{-5, -1, 0, 1, 17, 18, 24, 25, 56, 60, 149, 150, 151, 1000} {
+		out = append(out, UserInput{Age: a})
+	}
+	for _, o := range []string{"", "programmer", "RETIRED", " retired ", "Student", "nope"} {
+		out = append(out, UserInput{Occupation: o})
+	}
+	for _, z := range []string{"", "48067", " 480", "55117-1234", "x"} {
+		out = append(out, UserInput{Zip: z})
+	}
+	return append(out, UserInput{UserID: "1", Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"})
+}
+
+// FuzzUserCodec: the compiled codec and the encoder agree on any input.
+func FuzzUserCodec(f *testing.F) {
+	for _, u := range userCodecCases() {
+		f.Add(u.UserID, u.Gender, u.Age, u.Occupation, u.Zip)
+	}
+	users, movies, train := testData()
+	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
+	if err != nil {
+		f.Fatal(err)
+	}
+	c := NewUserCodec(e)
+	f.Fuzz(func(t *testing.T, id, gender string, age int, occ, zip string) {
+		u := UserInput{UserID: id, Gender: gender, Age: age, Occupation: occ, Zip: zip}
+		if got, want := c.Indexes(nil, u), e.UserIndexes(nil, u); !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: codec %v, encoder %v", u, got, want)
+		}
+	})
+}

@@ -62,8 +62,9 @@ type snapshot struct {
 	info       ModelInfo
 	exact      *ann.Exact
 	index      ann.Index // the backend that answers /recall
-	movieIndex map[movielens.MovieID]int32
-	userIndex  map[movielens.UserID]int32
+	movieIndex idIndex[movielens.MovieID]
+	userIndex  idIndex[movielens.UserID]
+	users      *feature.UserCodec    // the encoder's user side, compiled
 	genres     map[string]ann.Filter // genre name → the movies that have it
 	all        ann.Filter            // every movie
 	dim        int
@@ -158,14 +159,16 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 		return nil, fmt.Errorf("recall: exact index: %w", err)
 	}
 	snap := &snapshot{bundle: b, exact: exact, index: exact, dim: dim, hist: newHistory(b),
-		movieIndex: make(map[movielens.MovieID]int32, len(b.Movies)),
-		userIndex:  make(map[movielens.UserID]int32, len(b.Users)),
-		genres:     map[string]ann.Filter{},
-		all:        ann.AllFilter(len(b.Movies)),
+		userIndex: newIDIndex(b.Users),
+		users:     feature.NewUserCodec(b.Encoder),
+		genres:    map[string]ann.Filter{},
+		all:       ann.AllFilter(len(b.Movies)),
 	}
+	movieIDs := make([]movielens.MovieID, len(b.Movies))
 	for i, mv := range b.Movies {
-		snap.movieIndex[mv.ID] = int32(i)
+		movieIDs[i] = mv.ID
 	}
+	snap.movieIndex = newIDIndex(movieIDs)
 	if words := len(snap.all); len(b.Users)*words*8 <= s.maxSeenBits {
 		snap.seen = make([]uint64, len(b.Users)*words)
 		for u, movies := range b.Seen {
@@ -180,9 +183,6 @@ func (s *Service) build(b *artifact.Bundle) (*snapshot, error) {
 		for i, mv := range b.Movies {
 			snap.fragments[i] = s.opts.MovieFragment(mv)
 		}
-	}
-	for i, u := range b.Users {
-		snap.userIndex[u] = int32(i)
 	}
 	for i, mv := range b.Movies {
 		for _, g := range mv.Genres {
@@ -368,8 +368,7 @@ func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (ui int32, kn
 	if err := checkUser(u); err != nil {
 		return 0, false, err
 	}
-	enc := snap.bundle.Encoder
-	sc.idx = enc.UserIndexes(sc.idx[:0], u)
+	sc.idx = snap.users.Indexes(sc.idx[:0], u)
 	if cap(sc.enc) < len(sc.idx) {
 		sc.enc = make(feature.Encoded, len(sc.idx))
 	}
@@ -379,7 +378,7 @@ func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (ui int32, kn
 	}
 	if u.UserID != "" {
 		if id, err := strconv.Atoi(u.UserID); err == nil {
-			ui, known = snap.userIndex[movielens.UserID(id)]
+			ui, known = snap.userIndex.get(movielens.UserID(id))
 		}
 	}
 	if known && snap.hist.pos >= 0 {
@@ -473,7 +472,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	for _, id := range req.ExcludeMovieIDs {
-		if m, ok := snap.movieIndex[id]; ok {
+		if m, ok := snap.movieIndex.get(id); ok {
 			accept.Reject(m)
 		}
 	}
@@ -527,7 +526,7 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 	out := ScoreResult{ModelVersion: snap.info.Version, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
 	head := snap.bundle.Model.HasRatingHead()
 	for _, id := range req.MovieIDs {
-		m, ok := snap.movieIndex[id]
+		m, ok := snap.movieIndex.get(id)
 		if !ok {
 			out.Unknown = append(out.Unknown, id)
 			continue

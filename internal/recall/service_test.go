@@ -442,8 +442,12 @@ func TestExcludeSeenPaths(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("user %d k %d: bitset rows and seen lists disagree", u, k)
 			}
+			ui, ok := rows.live.Load().userIndex.get(movielens.UserID(u))
+			if !ok {
+				t.Fatalf("user %d not indexed", u)
+			}
 			seen := map[movielens.MovieID]bool{}
-			for _, m := range b.Seen[rows.live.Load().userIndex[movielens.UserID(u)]] {
+			for _, m := range b.Seen[ui] {
 				seen[b.Movies[m].ID] = true
 			}
 			for _, it := range got.Items {

@@ -152,21 +152,44 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// autoContentLength is the size of net/http's response buffer
+// (bufferBeforeChunkingSize): a smaller body written before the handler
+// returns gets its Content-Length from net/http.
+const autoContentLength = 2048
+
+// headerValues are header values shared by every response that sends
+// them; net/http never modifies a value slice.
+type headerValues struct {
+	json, nosniff []string
+}
+
 // writeRecall writes a /recall response, encoded without reflection.
 func (s *Server) writeRecall(w http.ResponseWriter, r *http.Request, res recall.Result) {
 	buf := s.getBuf()
 	defer s.putBuf(buf)
-	b, ok := appendRecallJSON(buf.AvailableBuffer(), res)
+	avail := buf.AvailableBuffer()
+	b, ok := appendRecallJSON(avail, res)
 	if !ok {
 		resp := newRecallResponse(res)
 		s.writeJSON(w, r, http.StatusOK, "application/json", &resp) // answers with encoding/json's error
 		return
 	}
+	// The headers of writeJSON (no Cache-Control: see there), set without
+	// canonicalising keys and with shared values: net/http only reads
+	// them. Below its 2 KiB response buffer net/http adds Content-Length
+	// itself, without allocating.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Content-Type-Options", "nosniff") // no Cache-Control: see writeJSON
+	h["Content-Type"] = s.hdr.json
+	h["X-Content-Type-Options"] = s.hdr.nosniff
+	if len(b) >= autoContentLength {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-	buf.Write(b) // keep the grown storage for the next request
+	if cap(b) != cap(avail) {
+		// The answer outgrew the buffer: keep the grown storage for the
+		// next request. (Copying an answer onto itself, as an unconditional
+		// Write would, cost ~1 µs per request under load.)
+		buf.Write(b)
+	}
 }

@@ -19,12 +19,14 @@ import (
 
 const requestIDHeader = "X-Request-Id"
 
-// requestID gives every request an id — the client's X-Request-Id if it
-// sent exactly one that is fine to log (see validRequestID), else a new
-// one — stores it where chi's middleware.GetReqID finds it, and echoes it
-// in the response. (chi's RequestID does the same minus the check, but
-// formats every new id with fmt.Sprintf, a measurable share of a request.)
-func (s *Server) requestID(next http.Handler) http.Handler {
+// requestContext gives every request its context: an id — the client's
+// X-Request-Id if it sent exactly one that is fine to log (see
+// validRequestID), else a new one — which chi's middleware.GetReqID finds
+// and the response echoes, and the handler's time budget (see budget). One
+// context for both: every context layer copies the request. (chi's
+// RequestID does the same for the id minus the check, but formats every new
+// id with fmt.Sprintf, a measurable share of a request.)
+func (s *Server) requestContext(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var id string
 		if vs := r.Header[requestIDHeader]; len(vs) == 1 && validRequestID(vs[0]) {
@@ -33,7 +35,10 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = s.ids.next()
 		}
 		w.Header()[requestIDHeader] = []string{id}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+		b := newBudget(r.Context(), time.Now().Add(s.cfg.RequestTimeout))
+		b.requestID = id
+		defer b.release()
+		next.ServeHTTP(w, r.WithContext(b))
 	})
 }
 
@@ -85,11 +90,14 @@ func validRequestID(id string) bool {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		ww := s.writers.Get().(*statusWriter)
+		ww.ResponseWriter = w
 		next.ServeHTTP(ww, r)
 		elapsed := time.Since(start)
+		status, written := ww.Status(), ww.BytesWritten()
+		*ww = statusWriter{} // the handler is done with it; the pool keeps no response
+		s.writers.Put(ww)
 
-		status := ww.Status()
 		if status == 0 { // nothing written: net/http sends 200
 			status = http.StatusOK
 		}
@@ -105,12 +113,58 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			Str("path", r.URL.Path).
 			Str("route", route).
 			Int("status", status).
-			Int("bytes", ww.BytesWritten()).
+			Int("bytes", written).
 			Dur("duration", elapsed).
 			Str("remote_ip", middleware.GetClientIP(r.Context())).
 			Msg("request")
 	})
 }
+
+// statusWriter records the status and body size of a response for the
+// access log (chi's WrapResponseWriter, minus two allocations per request:
+// the server pools them). It passes Flush through, and Unwrap gives
+// http.ResponseController the writer underneath.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written int
+}
+
+// WriteHeader records the first final status; 1xx informational answers
+// (except 101 Switching Protocols, which is final) pass through.
+func (w *statusWriter) WriteHeader(code int) {
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if w.status == 0 {
+		w.status = code
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += n
+	return n, err
+}
+
+// Status is the response's status, 0 while none is written.
+func (w *statusWriter) Status() int { return w.status }
+
+// BytesWritten is the size of the body written so far.
+func (w *statusWriter) BytesWritten() int { return w.written }
+
+// Flush sends what is buffered, when the writer underneath can.
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap is for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // methodLabel bounds the method label: clients may send any token as a method.
 func methodLabel(m string) string {
@@ -140,7 +194,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				Str("panic", fmt.Sprint(p)).
 				Bytes("stack", debug.Stack()).
 				Msg("handler panicked")
-			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
+			if ww, ok := w.(*statusWriter); ok && ww.Status() != 0 {
 				// The response has started: abort the connection so the
 				// client cannot mistake a truncated body for a whole one.
 				panic(http.ErrAbortHandler)
@@ -148,16 +202,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 			s.writeProblem(w, r, &apiError{code: codeInternal, detail: "internal error"})
 		}()
 		next.ServeHTTP(w, r)
-	})
-}
-
-// timeout gives the handler a time budget through its context; the
-// Recaller honours it, and the handler answers 504 when it runs out.
-func (s *Server) timeout(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := newBudget(r.Context(), time.Now().Add(s.cfg.RequestTimeout))
-		defer b.release()
-		next.ServeHTTP(w, r.WithContext(b))
 	})
 }
 
@@ -170,6 +214,7 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 type budget struct {
 	context.Context // the request's context: values, cancellation
 	deadline        time.Time
+	requestID       string // for chi's middleware.RequestIDKey, if not ""
 
 	once   sync.Once
 	done   context.Context // the deadline context, made by the first Done
@@ -178,6 +223,15 @@ type budget struct {
 
 func newBudget(parent context.Context, deadline time.Time) *budget {
 	return &budget{Context: parent, deadline: deadline}
+}
+
+// Value answers chi's middleware.RequestIDKey with the request id; other
+// keys go to the parent.
+func (b *budget) Value(key any) any {
+	if key == middleware.RequestIDKey && b.requestID != "" {
+		return b.requestID
+	}
+	return b.Context.Value(key)
 }
 
 // Deadline reports the budget's end.

@@ -13,11 +13,11 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	s.mux = r
 
-	// Order matters: the request id comes first so every later step can
-	// name it; the access log wraps the recoverer so a panic is logged and
-	// counted as the 500 the recoverer answers; the time budget and the body
-	// limit apply to handlers only.
-	r.Use(s.requestID)
+	// Order matters: the request's context (its id and time budget) comes
+	// first so every later step can name the request; the access log wraps
+	// the recoverer so a panic is logged and counted as the 500 the
+	// recoverer answers; the body limit applies to handlers only.
+	r.Use(s.requestContext)
 	if len(s.cfg.TrustedProxies) > 0 {
 		r.Use(middleware.ClientIPFromXFF(s.cfg.TrustedProxies...)) // prefixes checked by Validate
 	} else {
@@ -25,7 +25,6 @@ func (s *Server) routes() http.Handler {
 	}
 	r.Use(s.accessLog)
 	r.Use(s.recoverer)
-	r.Use(s.timeout)
 	r.Use(s.limitBody)
 
 	r.NotFound(s.handleNotFound)

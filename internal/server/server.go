@@ -173,7 +173,9 @@ type Server struct {
 	draining atomic.Bool
 	bufs     sync.Pool // *bytes.Buffer for request bodies and encoded responses
 	items    sync.Pool // *[]recall.Item: /recall answers' items, written by the Recaller
+	writers  sync.Pool // *statusWriter, for the access log
 	ids      *requestIDs
+	hdr      headerValues
 
 	// Member names of the request bodies, for strict decoding.
 	recallMembers, scoreMembers *memberSet
@@ -203,7 +205,9 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		metrics: m,
 		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		items:   sync.Pool{New: func() any { s := make([]recall.Item, 0, pooledItems); return &s }},
+		writers: sync.Pool{New: func() any { return new(statusWriter) }},
 		ids:     newRequestIDs(),
+		hdr:     headerValues{json: []string{"application/json"}, nosniff: []string{"nosniff"}},
 
 		recallMembers: membersOf(reflect.TypeFor[recallBody]()),
 		scoreMembers:  membersOf(reflect.TypeFor[scoreBody]()),

@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -742,4 +744,107 @@ func TestRecallItemsBuffer(t *testing.T) {
 	if !reflect.DeepEqual(own.Items, want) {
 		t.Error("the server changed a slice the Recaller made")
 	}
+}
+
+// TestRecallContentLength: over real HTTP every /recall answer states its
+// exact length and is never chunked — small answers get Content-Length
+// from net/http, answers beyond its buffer from writeRecall.
+func TestRecallContentLength(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 10, 100, 1000} {
+		ts := newTestServer(t, Config{})
+		res := fakeResult(n)
+		ts.rec.recallHook = func(context.Context, recall.Request) (recall.Result, error) { return res, nil }
+		conn := dialServing(t, ts)
+		body := `{"user":{"gender":"F"},"k":10}`
+		if _, err := fmt.Fprintf(conn, "POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%d items: %v", n, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Items []json.RawMessage }
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(got, &r) != nil || len(r.Items) != n {
+			t.Fatalf("%d items: status %d: %.200s", n, resp.StatusCode, got)
+		}
+		if len(resp.TransferEncoding) != 0 || resp.ContentLength != int64(len(got)) ||
+			resp.Header.Get("Content-Length") != strconv.Itoa(len(got)) {
+			t.Errorf("%d items (%d bytes): Content-Length %q, transfer encoding %v", n, len(got), resp.Header.Get("Content-Length"), resp.TransferEncoding)
+		}
+		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%d items: headers %v", n, resp.Header)
+		}
+	}
+}
+
+// TestStatusWriter: what the access log records of a response, and that
+// the wrapper passes informational answers, flushes and unwrapping through.
+func TestStatusWriter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		handle       func(w http.ResponseWriter)
+		status, size int   // recorded
+		sent         []int // status codes passed on
+	}{
+		{"nothing written", func(w http.ResponseWriter) {}, 0, 0, nil},
+		{"write implies 200", func(w http.ResponseWriter) { _, _ = w.Write([]byte("abc")) }, 200, 3, []int{200}},
+		{"first status wins", func(w http.ResponseWriter) {
+			w.WriteHeader(404)
+			w.WriteHeader(500)
+			_, _ = w.Write([]byte("no"))
+		}, 404, 2, []int{404}},
+		{"1xx passes, final recorded", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(201)
+		}, 201, 0, []int{103, 201}},
+		{"flush", func(w http.ResponseWriter) {
+			_, _ = w.Write([]byte("x"))
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				t.Errorf("flush: %v", err)
+			}
+		}, 200, 1, []int{200}},
+	}
+	for _, tt := range tests {
+		rec := &codesWriter{ResponseRecorder: httptest.NewRecorder()}
+		w := &statusWriter{ResponseWriter: rec}
+		tt.handle(w)
+		if w.Status() != tt.status || w.BytesWritten() != tt.size {
+			t.Errorf("%s: recorded %d, %d bytes; want %d, %d", tt.name, w.Status(), w.BytesWritten(), tt.status, tt.size)
+		}
+		if !slices.Equal(rec.codes, tt.sent) {
+			t.Errorf("%s: sent %v, want %v", tt.name, rec.codes, tt.sent)
+		}
+		if tt.name == "flush" && !rec.Flushed {
+			t.Errorf("flush did not reach the recorder")
+		}
+		if w.Unwrap() != rec {
+			t.Errorf("%s: Unwrap", tt.name)
+		}
+	}
+}
+
+// codesWriter records every status code written to it.
+type codesWriter struct {
+	*httptest.ResponseRecorder
+	codes []int
+}
+
+func (w *codesWriter) WriteHeader(code int) {
+	w.codes = append(w.codes, code)
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+func (w *codesWriter) Write(b []byte) (int, error) {
+	if len(w.codes) == 0 {
+		w.codes = append(w.codes, http.StatusOK)
+	}
+	return w.ResponseRecorder.Write(b)
 }
