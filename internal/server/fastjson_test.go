@@ -62,6 +62,13 @@ func TestAppendRecallJSONMatchesEncodingJSON(t *testing.T) {
 	if _, ok := appendRecallJSON(nil, recall.Result{Items: []recall.Item{{Score: float32(math.NaN())}}}); ok {
 		t.Error("NaN score encoded")
 	}
+	// 'A' ^ '{' == ':': "A:" passes a check that mixes the two ends'
+	// differences without keeping them apart.
+	for _, frag := range []string{"", "x", `{"movie_id":1}`, `"score":`, "A:", `{"movie_id":1,"score"8`} {
+		if _, ok := appendRecallJSON(nil, recall.Result{Items: []recall.Item{{Fragment: []byte(frag)}}}); ok {
+			t.Errorf("fragment %q, which is not the start of an item, was copied", frag)
+		}
+	}
 }
 
 func FuzzAppendJSONString(f *testing.F) {
