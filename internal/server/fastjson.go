@@ -207,8 +207,8 @@ func (s *Server) writeRecall(w http.ResponseWriter, r *http.Request, res recall.
 	_, _ = w.Write(b)
 	if cap(b) != cap(avail) {
 		// The answer outgrew the buffer: keep the grown storage for the
-		// next request. (Copying an answer onto itself, as an unconditional
-		// Write would, cost ~1 µs per request under load.)
+		// next request. (Otherwise b is the buffer's own storage, and a
+		// Write would copy the answer onto itself.)
 		buf.Write(b)
 	}
 }

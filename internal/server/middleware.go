@@ -36,7 +36,7 @@ func (s *Server) requestContext(next http.Handler) http.Handler {
 		}
 		w.Header()[requestIDHeader] = []string{id}
 		b := newBudget(r.Context(), time.Now().Add(s.cfg.RequestTimeout))
-		b.requestID = id
+		b.requestID = id // boxed once: GetReqID may ask several times
 		defer b.release()
 		next.ServeHTTP(w, r.WithContext(b))
 	})
@@ -211,10 +211,13 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // real timer (context.WithDeadline), made on its first call. A recall takes
 // microseconds and never waits, so most requests never start one — a timer
 // per request was a measurable share of the handler's time.
+//
+// It also carries the request id (requestContext makes one context for
+// both: each context layer copies the request).
 type budget struct {
 	context.Context // the request's context: values, cancellation
 	deadline        time.Time
-	requestID       string // for chi's middleware.RequestIDKey, if not ""
+	requestID       any // a string for chi's middleware.RequestIDKey, or nil
 
 	once   sync.Once
 	done   context.Context // the deadline context, made by the first Done
@@ -228,7 +231,7 @@ func newBudget(parent context.Context, deadline time.Time) *budget {
 // Value answers chi's middleware.RequestIDKey with the request id; other
 // keys go to the parent.
 func (b *budget) Value(key any) any {
-	if key == middleware.RequestIDKey && b.requestID != "" {
+	if key == middleware.RequestIDKey && b.requestID != nil {
 		return b.requestID
 	}
 	return b.Context.Value(key)
