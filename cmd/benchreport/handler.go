@@ -85,7 +85,7 @@ func newService(sv *serving, backend string, reg *prometheus.Registry) (*recall.
 	cfg := config.Default()
 	svc, err := recall.New(recall.Options{
 		Index: backend, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
-		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed, MovieFragment: server.MovieFragment,
+		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
 	}, zerolog.Nop(), reg)
 	if err != nil {
 		return nil, err

@@ -149,7 +149,7 @@ func userQueries(sv *serving, n int, seed uint64) [][]float32 {
 	for i := range out {
 		in := feature.FromUser(users[rng.IntN(len(users))])
 		if i%4 == 3 {
-			in.UserID = ""
+			in.UserID = 0
 		}
 		out[i] = make([]float32, b.Manifest.Dim)
 		b.Model.UserVector(out[i], b.Encoder.EncodeUser(in))

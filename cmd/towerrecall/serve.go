@@ -95,13 +95,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := svc.Load(b); err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{
-		BodyLimit: cfg.Serve.BodyLimit, RequestTimeout: cfg.Serve.RequestTimeout,
-		ReadHeaderTimeout: cfg.Serve.ReadHeaderTimeout, ReadTimeout: cfg.Serve.ReadTimeout,
-		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
-		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
-		TrustedProxies: cfg.Serve.TrustedProxies,
-	}, logger, svc, reg)
+	srv, err := server.New(serverConfig(cfg), logger, svc, reg)
 	if err != nil {
 		return err
 	}
@@ -216,11 +210,21 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 	return artifact.Load(cfg.Serve.Model)
 }
 
-// recallOptions are the serving core's options from cfg, with each movie's
-// JSON pre-encoded at model load for the HTTP layer.
+// recallOptions are the serving core's options from cfg.
 func recallOptions(cfg config.Config) recall.Options {
 	return recall.Options{
 		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
-		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed, MovieFragment: server.MovieFragment,
+		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
+	}
+}
+
+// serverConfig is the HTTP server's configuration from cfg.
+func serverConfig(cfg config.Config) server.Config {
+	return server.Config{
+		BodyLimit: cfg.Serve.BodyLimit, RequestTimeout: cfg.Serve.RequestTimeout,
+		ReadHeaderTimeout: cfg.Serve.ReadHeaderTimeout, ReadTimeout: cfg.Serve.ReadTimeout,
+		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
+		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
+		MaxHeaderBytes: cfg.Serve.MaxHeaderBytes, TrustedProxies: cfg.Serve.TrustedProxies,
 	}
 }

@@ -61,7 +61,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if got.Manifest.Version != "v1" || got.Manifest.Metrics["recall@10"] != 0.5 || len(got.Manifest.Files) != 6 {
 		t.Errorf("manifest = %+v", got.Manifest)
 	}
-	u := feature.UserInput{UserID: "1", Gender: "F", Age: 25, Occupation: "programmer"}
+	u := feature.UserInput{UserID: 1, Gender: "F", Age: 25, Occupation: "programmer"}
 	a, c := make([]float32, 4), make([]float32, 4)
 	b.Model.UserVector(a, b.Encoder.EncodeUser(u))
 	got.Model.UserVector(c, got.Encoder.EncodeUser(u))

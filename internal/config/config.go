@@ -118,6 +118,7 @@ type Serve struct {
 	HNSWEfSearch      int           `yaml:"hnsw_ef_search"`
 	HNSWOverfetch     int           `yaml:"hnsw_overfetch"`
 	BodyLimit         int64         `yaml:"body_limit"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	RequestTimeout    time.Duration `yaml:"request_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
@@ -156,7 +157,7 @@ func Default() Config {
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
 			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
-			BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
+			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0,
 		},

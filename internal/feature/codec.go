@@ -1,5 +1,7 @@
 package feature
 
+import "strconv"
+
 // UserCodec encodes users exactly as Encoder.UserIndexes does, with tables
 // in place of the string maps where the values allow: decimal user ids
 // index a slice, gender and age (in years) are precomputed. Serving builds
@@ -45,39 +47,23 @@ func NewUserCodec(e *Encoder) *UserCodec {
 }
 
 // idTable returns the slice form of an id vocabulary whose values are all
-// canonical decimals below maxTableID, else nil.
+// canonical decimals below maxTableID (the form training writes them in),
+// else nil.
 func idTable(v *Vocab) []int32 {
 	hi := 0
 	for _, s := range v.values {
-		n, ok := decimal(s)
-		if !ok || n >= maxTableID {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n >= maxTableID || strconv.Itoa(n) != s {
 			return nil
 		}
 		hi = max(hi, n)
 	}
 	t := make([]int32, hi+1)
 	for i, s := range v.values {
-		n, _ := decimal(s)
+		n, _ := strconv.Atoi(s)
 		t[n] = int32(i + 1)
 	}
 	return t
-}
-
-// decimal parses s if it is a canonical decimal (digits only, no leading
-// zero unless it is "0") of at most 9 digits.
-func decimal(s string) (int, bool) {
-	if len(s) == 0 || len(s) > 9 || (s[0] == '0' && len(s) > 1) {
-		return 0, false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
 }
 
 // Indexes appends u's index for each user field, as Encoder.UserIndexes.
@@ -93,13 +79,10 @@ func (c *UserCodec) value(f Field, u UserInput) int32 {
 	switch f {
 	case UserIDField:
 		if c.ids != nil {
-			// With every vocabulary value a canonical decimal, any other
-			// string is out of the vocabulary.
-			n, ok := decimal(u.UserID)
-			if !ok || n >= len(c.ids) {
+			if u.UserID <= 0 || int(u.UserID) >= len(c.ids) {
 				return OOV
 			}
-			return c.ids[n]
+			return c.ids[u.UserID]
 		}
 	case GenderField:
 		switch u.Gender {

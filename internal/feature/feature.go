@@ -102,10 +102,10 @@ func (v *Vocab) Values() []string { return append([]string(nil), v.values...) }
 // UserInput is a user as a client or a dataset describes it. Empty strings and
 // zero values are "unknown" and encode as OOV.
 type UserInput struct {
-	UserID     string // external id, decimal
-	Gender     string // "F" or "M"
-	Age        int    // years; 0 unknown
-	Occupation string // any name CanonicalOccupation accepts
+	UserID     movielens.UserID // 0: unknown (a cold-start user)
+	Gender     string           // "F" or "M"
+	Age        int              // years; 0 unknown
+	Occupation string           // any name CanonicalOccupation accepts
 	Zip        string
 	// History is the ids of the movies the user rated (the history
 	// feature); movies outside the vocabulary are skipped.
@@ -157,7 +157,7 @@ func AgeValue(years int) string {
 
 // FromUser converts a dataset user.
 func FromUser(u movielens.User) UserInput {
-	return UserInput{UserID: strconv.Itoa(int(u.ID)), Gender: u.Gender, Age: u.Age, Occupation: u.Occupation, Zip: u.Zip}
+	return UserInput{UserID: u.ID, Gender: u.Gender, Age: u.Age, Occupation: u.Occupation, Zip: u.Zip}
 }
 
 // FromMovie converts a dataset movie.
@@ -201,7 +201,7 @@ func Fit(userFields, movieFields []Field, users []movielens.User, movies []movie
 	for _, u := range us {
 		in := FromUser(u)
 		if ratedU[u.ID] {
-			vals[UserIDField] = append(vals[UserIDField], in.UserID)
+			vals[UserIDField] = append(vals[UserIDField], strconv.Itoa(int(in.UserID)))
 		}
 		vals[GenderField] = append(vals[GenderField], in.Gender)
 		vals[AgeField] = append(vals[AgeField], AgeValue(in.Age))
@@ -311,7 +311,10 @@ func (e *Encoder) userValue(f Field, u UserInput) int32 {
 	v := e.Vocabs[f]
 	switch f {
 	case UserIDField:
-		return v.Lookup(u.UserID)
+		if u.UserID == 0 {
+			return OOV
+		}
+		return v.Lookup(strconv.Itoa(int(u.UserID)))
 	case GenderField:
 		return v.Lookup(u.Gender)
 	case AgeField:

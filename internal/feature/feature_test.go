@@ -64,8 +64,8 @@ func TestFitEncode(t *testing.T) {
 		in   UserInput
 		want []int32
 	}{
-		{"known user", UserInput{UserID: "1", Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"}, []int32{1, 1, 1, 1, 1}},
-		{"cold start user with features", UserInput{UserID: "3", Gender: "M", Age: 70, Occupation: "programmer", Zip: "55117"}, []int32{OOV, 2, 2, 3, 3}},
+		{"known user", UserInput{UserID: 1, Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"}, []int32{1, 1, 1, 1, 1}},
+		{"cold start user with features", UserInput{UserID: 3, Gender: "M", Age: 70, Occupation: "programmer", Zip: "55117"}, []int32{OOV, 2, 2, 3, 3}},
 		{"age in years maps to its bucket", UserInput{Age: 60}, []int32{OOV, OOV, 2, OOV, OOV}},
 		{"occupation alias from ML-100K", UserInput{Occupation: "Student"}, []int32{OOV, OOV, OOV, OOV, OOV}},
 		{"occupation case-insensitive", UserInput{Occupation: "RETIRED"}, []int32{OOV, OOV, OOV, 2, OOV}},
@@ -213,7 +213,7 @@ func TestHistoryField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			enc := e.EncodeUser(UserInput{UserID: "1", History: tt.history})
+			enc := e.EncodeUser(UserInput{UserID: 1, History: tt.history})
 			if got := enc[len(uf)-1]; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("EncodeUser history = %v, want %v", got, tt.want)
 			}
@@ -223,7 +223,7 @@ func TestHistoryField(t *testing.T) {
 		})
 	}
 	// UserIndexes has one slot per field; the bag's slot is the empty history.
-	if got := e.UserIndexes(nil, UserInput{UserID: "1", History: []string{"10"}}); len(got) != len(uf) || got[len(uf)-1] != OOV {
+	if got := e.UserIndexes(nil, UserInput{UserID: 1, History: []string{"10"}}); len(got) != len(uf) || got[len(uf)-1] != OOV {
 		t.Errorf("UserIndexes = %v", got)
 	}
 	// Without the field there is no history position, and every bag is OOV.
@@ -278,7 +278,7 @@ func TestUserCodecMatchesEncoder(t *testing.T) {
 	if c2.ids != nil {
 		t.Fatal("non-canonical ids got a table")
 	}
-	for _, u := range append(userCodecCases(), UserInput{UserID: "007"}, UserInput{UserID: "x"}) {
+	for _, u := range append(userCodecCases(), UserInput{UserID: 7}) {
 		if got, want := c2.Indexes(nil, u), e2.UserIndexes(nil, u); !reflect.DeepEqual(got, want) {
 			t.Errorf("map path %+v: codec %v, encoder %v", u, got, want)
 		}
@@ -287,7 +287,7 @@ func TestUserCodecMatchesEncoder(t *testing.T) {
 
 func userCodecCases() []UserInput {
 	var out []UserInput
-	for _, id := range []string{"", "0", "1", "2", "3", "01", "+1", "-1", " 1", "1 ", "999999999", "9999999999", "1e3", "x"} {
+	for _, id := range []movielens.UserID{0, 1, 2, 3, 7, -1, 999999999, 1 << 22, 1<<31 - 1, -1 << 31} {
 		out = append(out, UserInput{UserID: id})
 	}
 	for _, g := range []string{"", "F", "M", "f", "X"} {
@@ -302,13 +302,13 @@ func userCodecCases() []UserInput {
 	for _, z := range []string{"", "48067", " 480", "55117-1234", "x"} {
 		out = append(out, UserInput{Zip: z})
 	}
-	return append(out, UserInput{UserID: "1", Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"})
+	return append(out, UserInput{UserID: 1, Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"})
 }
 
 // FuzzUserCodec: the compiled codec and the encoder agree on any input.
 func FuzzUserCodec(f *testing.F) {
 	for _, u := range userCodecCases() {
-		f.Add(u.UserID, u.Gender, u.Age, u.Occupation, u.Zip)
+		f.Add(int32(u.UserID), u.Gender, u.Age, u.Occupation, u.Zip)
 	}
 	users, movies, train := testData()
 	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
@@ -316,8 +316,8 @@ func FuzzUserCodec(f *testing.F) {
 		f.Fatal(err)
 	}
 	c := NewUserCodec(e)
-	f.Fuzz(func(t *testing.T, id, gender string, age int, occ, zip string) {
-		u := UserInput{UserID: id, Gender: gender, Age: age, Occupation: occ, Zip: zip}
+	f.Fuzz(func(t *testing.T, id int32, gender string, age int, occ, zip string) {
+		u := UserInput{UserID: movielens.UserID(id), Gender: gender, Age: age, Occupation: occ, Zip: zip}
 		if got, want := c.Indexes(nil, u), e.UserIndexes(nil, u); !reflect.DeepEqual(got, want) {
 			t.Errorf("%+v: codec %v, encoder %v", u, got, want)
 		}

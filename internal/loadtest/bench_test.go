@@ -59,7 +59,7 @@ func newHandler(tb testing.TB, b *artifact.Bundle, index string) http.Handler {
 	reg := prometheus.NewRegistry()
 	svc, err := recall.New(recall.Options{
 		Index: index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
-		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed, MovieFragment: server.MovieFragment,
+		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
 	}, logger, reg)
 	if err != nil {
 		tb.Fatal(err)

@@ -87,7 +87,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		in := feature.FromUser(u)
 		in.History = hist[u.ID]
 		users[i] = b.Encoder.EncodeUser(in)
-		in.UserID, in.History = "", nil
+		in.UserID, in.History = 0, nil
 		cold[i] = b.Encoder.EncodeUser(in)
 	}
 	d := b.Manifest.Dim

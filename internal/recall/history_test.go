@@ -50,9 +50,9 @@ func TestHistoryFeature(t *testing.T) {
 		user  feature.UserInput
 		known int // index in b.Users, -1 for unknown
 	}{
-		{"known user", feature.UserInput{UserID: "3", Gender: "M", Age: 30}, 2},
-		{"another known user", feature.UserInput{UserID: "41"}, 40},
-		{"unknown id", feature.UserInput{UserID: "9999", Gender: "F"}, -1},
+		{"known user", feature.UserInput{UserID: 3, Gender: "M", Age: 30}, 2},
+		{"another known user", feature.UserInput{UserID: 41}, 40},
+		{"unknown id", feature.UserInput{UserID: 9999, Gender: "F"}, -1},
 		{"no id", feature.UserInput{Age: 40, Occupation: "writer"}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,14 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observeLoad(snap *snapshot, d time.Duration) {
+func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	m.reloads.WithLabelValues("ok").Inc()
 	m.info.Reset()
-	m.info.WithLabelValues(snap.info.Version, snap.info.Backend, snap.info.Objective).Set(1)
+	m.info.WithLabelValues(info.Version, info.Backend, info.Objective).Set(1)
 	m.loadSeconds.Set(d.Seconds())
-	m.loadedAt.Set(float64(snap.info.LoadedAt.Unix()))
+	m.loadedAt.Set(float64(info.LoadedAt.Unix()))
 	m.selfCheck.Reset()
-	for k, r := range snap.info.IndexRecall {
+	for k, r := range info.IndexRecall {
 		m.selfCheck.WithLabelValues(k[len("recall@"):]).Set(r)
 	}
 }

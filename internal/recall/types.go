@@ -7,7 +7,8 @@ import (
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
-// Limits the service enforces on requests.
+// Limits of a request. The HTTP layer checks them at the boundary and names
+// the offending field; the Service relies on them.
 const (
 	DefaultK    = 10
 	MaxK        = 1000
@@ -20,26 +21,19 @@ const (
 type Request struct {
 	User            feature.UserInput
 	K               int                 // 1..MaxK
-	Offset          int                 // items to skip, for paging
+	Offset          int                 // items to skip, for paging (0..MaxOffset)
 	ExcludeSeen     *bool               // nil: true for users with a training history
 	ExcludeMovieIDs []movielens.MovieID // never returned
 	Genres          []string            // if set, keep only movies with at least one of these
-	// Items, if its capacity holds the answer, is where Result.Items is
-	// written (a caller's buffer, reused across requests); else a new
-	// slice is made.
-	Items []Item
 }
 
 // Item is one recalled movie.
 type Item struct {
 	MovieID movielens.MovieID
 	Title   string
-	Genres  []string
-	Year    int
-	Score   float32 // equals ScoreResult's score of the same pair
-	// Fragment is Options.MovieFragment's bytes for this movie (nil
-	// without it); shared with the model, so read-only.
-	Fragment []byte
+	Genres  []string // shared with the model: read-only
+	Year    int      // 0: unknown
+	Score   float32  // equals the Score of the same pair
 }
 
 // Result answers a Request; Items are ordered by Score, highest first.
@@ -89,10 +83,16 @@ type ModelInfo struct {
 	Vocabularies map[string][]string
 }
 
-// Error is an error caused by the request, safe to show to clients.
+// Error is a request the live model cannot answer (an unknown genre),
+// safe to show to clients.
 type Error struct {
-	Field   string // JSON path of the offending field, e.g. "user.gender"
+	Field   string // JSON path of the offending field, e.g. "genres[2]"
 	Message string
 }
 
 func (e *Error) Error() string { return e.Field + ": " + e.Message }
+
+// NoModelError is returned while no model has been loaded.
+type NoModelError struct{}
+
+func (NoModelError) Error() string { return "recall: no model is loaded" }

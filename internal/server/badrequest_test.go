@@ -248,11 +248,11 @@ func TestBadRequestDetails(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{})
 	tests := []struct{ body, want string }{
-		{"{\n  \"user\": {},\n  \"k\": 1,\n}", "line 4, column 1"},
+		{"{\n  \"user\": {},\n  \"k\": 1,\n}", "line 3, column 9"},
 		{`{"user":{},"k":"10"}`, "k: expected integer"},
 		{`{"user":{},"exclude_movie_ids":[3,-7]}`, "exclude_movie_ids[1]"},
 		{"{\"user\":{\"zip\":\"9\xff\"}}", "not valid UTF-8 at line 1, column 18 (byte 17)"},
-		{`{"user":{},"k":1} x`, "unexpected data after the JSON object at line 1, column 19"},
+		{`{"user":{},"k":1} x`, "at line 1, column 19 (byte 18): invalid character 'x' after top-level value"},
 		{`{"user":{"age":null}}`, "user.age: null is not allowed"},
 		{`{"user":{"gender":"` + strings.Repeat("Q", 1000) + `"}}`, `got "QQQQ`},
 	}

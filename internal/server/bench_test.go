@@ -30,7 +30,7 @@ func BenchmarkRecallHandler(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			rec := newFake()
 			rec.recallHook = func(context.Context, recall.Request) (recall.Result, error) { return res, nil }
-			s, err := New(Config{}, bc.logger, rec, prometheus.NewRegistry())
+			s, err := New(testConfig(), bc.logger, rec, prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,58 +10,42 @@ import (
 )
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
-	var body recallBody
-	if err := s.decodeJSON(r, &body, s.recallMembers); err != nil {
+	body := recallBody{K: recall.DefaultK}
+	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	req, err := body.request()
+	req, aerr := body.request()
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	res, err := s.rec.Recall(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	// The items are written into a pooled buffer (recall.Request.Items):
-	// one allocation less per answer. Only the buffer's own storage is
-	// reused; a slice the Recaller made itself is never kept.
-	items := s.items.Get().(*[]recall.Item)
-	defer s.items.Put(items)
-	req.Items = (*items)[:0]
-	res, rerr := s.rec.Recall(r.Context(), req)
-	if n := len(res.Items); n > 0 && n <= cap(*items) && &res.Items[0] == &(*items)[:1][0] {
-		// Cleared after the answer is written, so that the pool pins no
-		// movie of a model that a reload replaces.
-		defer clear((*items)[:n])
-	}
-	if rerr != nil {
-		s.fail(w, r, rerr)
 		return
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
-	s.writeRecall(w, r, res)
+	s.writeJSON(w, r, http.StatusOK, newRecallResponse(res))
 }
-
-// pooledItems is the capacity of the pooled item buffers: answers up to
-// this k reuse one.
-const pooledItems = 128
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	var body scoreBody
-	if err := s.decodeJSON(r, &body, s.scoreMembers); err != nil {
+	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	req, err := body.request()
+	req, aerr := body.request()
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	res, err := s.rec.Score(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	res, rerr := s.rec.Score(r.Context(), req)
-	if rerr != nil {
-		s.fail(w, r, rerr)
-		return
-	}
-	resp := newScoreResponse(res)
-	s.writeJSON(w, r, http.StatusOK, "application/json", &resp)
+	s.writeJSON(w, r, http.StatusOK, newScoreResponse(res))
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
@@ -70,13 +54,12 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
 		return
 	}
-	resp := newModelResponse(info)
-	s.writeJSON(w, r, http.StatusOK, "application/json", &resp)
+	s.writeJSON(w, r, http.StatusOK, newModelResponse(info))
 }
 
 // handleHealthz is liveness: the process answers HTTP.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, "application/json", &healthResponse{Status: "ok"})
+	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ok"})
 }
 
 // handleReadyz is readiness: a model is loaded and the instance is not
@@ -91,7 +74,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, "application/json", &readyResponse{Status: "ready", ModelVersion: info.Version})
+	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ready", ModelVersion: info.Version})
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {

@@ -51,7 +51,7 @@ func (f *fakeRecaller) Recall(ctx context.Context, req recall.Request) (recall.R
 		return hook(ctx, req)
 	}
 	if !ready {
-		return recall.Result{}, &NotReadyError{Reason: "no model is loaded"}
+		return recall.Result{}, recall.NoModelError{}
 	}
 	return fakeResult(min(req.K, 10)), nil
 }
@@ -65,7 +65,7 @@ func (f *fakeRecaller) Score(ctx context.Context, req recall.ScoreRequest) (reca
 		return hook(ctx, req)
 	}
 	if !ready {
-		return recall.ScoreResult{}, &NotReadyError{Reason: "no model is loaded"}
+		return recall.ScoreResult{}, recall.NoModelError{}
 	}
 	out := recall.ScoreResult{ModelVersion: "v-test"}
 	for _, id := range req.MovieIDs {
@@ -151,8 +151,32 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// testConfig is config.Default's serve section, as the server sees it.
+func testConfig() Config {
+	return Config{
+		BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		ShutdownTimeout: 15 * time.Second, MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// newTestServer makes a server with cfg, whose zero fields take
+// testConfig's values.
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	d := testConfig()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&cfg.RequestTimeout, &d.RequestTimeout}, {&cfg.ReadHeaderTimeout, &d.ReadHeaderTimeout},
+		{&cfg.ReadTimeout, &d.ReadTimeout}, {&cfg.WriteTimeout, &d.WriteTimeout},
+		{&cfg.IdleTimeout, &d.IdleTimeout}, {&cfg.ShutdownTimeout, &d.ShutdownTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = d.BodyLimit
+	}
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	rec := newFake()

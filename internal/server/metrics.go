@@ -2,10 +2,7 @@ package server
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,26 +14,6 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	items    prometheus.Histogram
-
-	// series caches the children of requests and duration per label set,
-	// as client_golang advises for hot paths: WithLabelValues hashes the
-	// values and takes a read lock on every call. The cache is an immutable
-	// map behind an atomic pointer, so a lookup writes no shared memory
-	// (under load a read lock's counter bounces between cores); a new label
-	// set copies it. Routes, methods and statuses are bounded (route
-	// patterns, methodLabel, HTTP codes), so are the copies.
-	mu     sync.Mutex // serialises adding a label set
-	series atomic.Pointer[map[seriesKey]seriesPair]
-}
-
-type seriesKey struct {
-	route, method string
-	status        int
-}
-
-type seriesPair struct {
-	requests prometheus.Counter
-	duration prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,7 +35,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{0, 1, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}),
 	}
-	m.series.Store(&map[seriesKey]seriesPair{})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
@@ -67,31 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// observe records one request; route, method and status are bounded (route
+// patterns, methodLabel, HTTP codes), so are the series.
 func (m *metrics) observe(route, method string, status int, elapsed time.Duration) {
-	key := seriesKey{route, method, status}
-	p, ok := (*m.series.Load())[key]
-	if !ok {
-		p = m.add(key)
-	}
-	p.requests.Inc()
-	p.duration.Observe(elapsed.Seconds())
-}
-
-// add caches the children for key, copying the map.
-func (m *metrics) add(key seriesKey) seriesPair {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := *m.series.Load()
-	if p, ok := old[key]; ok {
-		return p
-	}
-	p := seriesPair{
-		requests: m.requests.WithLabelValues(key.route, key.method, strconv.Itoa(key.status)),
-		duration: m.duration.WithLabelValues(key.route, key.method),
-	}
-	next := make(map[seriesKey]seriesPair, len(old)+1)
-	maps.Copy(next, old)
-	next[key] = p
-	m.series.Store(&next)
-	return p
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 }

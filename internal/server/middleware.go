@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,14 +18,10 @@ import (
 
 const requestIDHeader = "X-Request-Id"
 
-// requestContext gives every request its context: an id — the client's
-// X-Request-Id if it sent exactly one that is fine to log (see
-// validRequestID), else a new one — which chi's middleware.GetReqID finds
-// and the response echoes, and the handler's time budget (see budget). One
-// context for both: every context layer copies the request. (chi's
-// RequestID does the same for the id minus the check, but formats every new
-// id with fmt.Sprintf, a measurable share of a request.)
-func (s *Server) requestContext(next http.Handler) http.Handler {
+// requestID gives every request an id — the client's X-Request-Id if it
+// sent exactly one that is fine to log (see validRequestID), else a new
+// one — which chi's middleware.GetReqID finds and the response echoes.
+func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var id string
 		if vs := r.Header[requestIDHeader]; len(vs) == 1 && validRequestID(vs[0]) {
@@ -34,11 +29,8 @@ func (s *Server) requestContext(next http.Handler) http.Handler {
 		} else {
 			id = s.ids.next()
 		}
-		w.Header()[requestIDHeader] = []string{id}
-		b := newBudget(r.Context(), time.Now().Add(s.cfg.RequestTimeout))
-		b.requestID = id // boxed once: GetReqID may ask several times
-		defer b.release()
-		next.ServeHTTP(w, r.WithContext(b))
+		w.Header().Set(requestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
 	})
 }
 
@@ -64,15 +56,15 @@ func newRequestIDs() *requestIDs {
 }
 
 func (g *requestIDs) next() string {
-	var buf [128]byte
-	b := append(buf[:0], g.prefix...)
-	n := g.seq.Add(1)
-	for p := uint64(100000); p > 1 && n < p; p /= 10 {
-		b = append(b, '0') // at least six digits, as chi
+	n := strconv.FormatUint(g.seq.Add(1), 10)
+	if len(n) < 6 {
+		n = "000000"[len(n):] + n // at least six digits, as chi
 	}
-	return string(strconv.AppendUint(b, n, 10))
+	return g.prefix + n
 }
 
+// validRequestID accepts 1 to 128 printable ASCII characters, nothing that
+// could forge a log line.
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
@@ -90,14 +82,10 @@ func validRequestID(id string) bool {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ww := s.writers.Get().(*statusWriter)
-		ww.ResponseWriter = w
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		elapsed := time.Since(start)
-		status, written := ww.Status(), ww.BytesWritten()
-		*ww = statusWriter{} // the handler is done with it; the pool keeps no response
-		s.writers.Put(ww)
-
+		status := ww.Status()
 		if status == 0 { // nothing written: net/http sends 200
 			status = http.StatusOK
 		}
@@ -106,65 +94,18 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		s.metrics.observe(route, methodLabel(r.Method), status, elapsed)
-
 		s.logger.Info().
 			Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", r.Method).
 			Str("path", r.URL.Path).
 			Str("route", route).
 			Int("status", status).
-			Int("bytes", written).
-			Dur("duration", elapsed).
+			Int("bytes", ww.BytesWritten()).
+			Float64("duration_ms", float64(elapsed.Microseconds())/1000).
 			Str("remote_ip", middleware.GetClientIP(r.Context())).
 			Msg("request")
 	})
 }
-
-// statusWriter records the status and body size of a response for the
-// access log (chi's WrapResponseWriter, minus two allocations per request:
-// the server pools them). It passes Flush through, and Unwrap gives
-// http.ResponseController the writer underneath.
-type statusWriter struct {
-	http.ResponseWriter
-	status  int
-	written int
-}
-
-// WriteHeader records the first final status; 1xx informational answers
-// (except 101 Switching Protocols, which is final) pass through.
-func (w *statusWriter) WriteHeader(code int) {
-	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code)
-		return
-	}
-	if w.status == 0 {
-		w.status = code
-		w.ResponseWriter.WriteHeader(code)
-	}
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.written += n
-	return n, err
-}
-
-// Status is the response's status, 0 while none is written.
-func (w *statusWriter) Status() int { return w.status }
-
-// BytesWritten is the size of the body written so far.
-func (w *statusWriter) BytesWritten() int { return w.written }
-
-// Flush sends what is buffered, when the writer underneath can.
-func (w *statusWriter) Flush() {
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap is for http.ResponseController.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // methodLabel bounds the method label: clients may send any token as a method.
 func methodLabel(m string) string {
@@ -194,7 +135,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				Str("panic", fmt.Sprint(p)).
 				Bytes("stack", debug.Stack()).
 				Msg("handler panicked")
-			if ww, ok := w.(*statusWriter); ok && ww.Status() != 0 {
+			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
 				// The response has started: abort the connection so the
 				// client cannot mistake a truncated body for a whole one.
 				panic(http.ErrAbortHandler)
@@ -205,64 +146,18 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// budget is a context with a deadline that starts no timer until someone
-// waits on Done. Deadline and Err answer from the clock, so code that
-// checks them sees the budget; a goroutine that selects on Done gets a
-// real timer (context.WithDeadline), made on its first call. A recall takes
-// microseconds and never waits, so most requests never start one — a timer
-// per request was a measurable share of the handler's time.
-//
-// It also carries the request id (requestContext makes one context for
-// both: each context layer copies the request).
-type budget struct {
-	context.Context // the request's context: values, cancellation
-	deadline        time.Time
-	requestID       any // a string for chi's middleware.RequestIDKey, or nil
-
-	once   sync.Once
-	done   context.Context // the deadline context, made by the first Done
-	cancel context.CancelFunc
-}
-
-func newBudget(parent context.Context, deadline time.Time) *budget {
-	return &budget{Context: parent, deadline: deadline}
-}
-
-// Value answers chi's middleware.RequestIDKey with the request id; other
-// keys go to the parent.
-func (b *budget) Value(key any) any {
-	if key == middleware.RequestIDKey && b.requestID != nil {
-		return b.requestID
+// deadline gives the handler's context the request timeout; the serving
+// core answers context.DeadlineExceeded (504) when it passes before the
+// search, and a batch stops between entries.
+func (s *Server) deadline(next http.Handler) http.Handler {
+	if s.cfg.RequestTimeout <= 0 {
+		return next
 	}
-	return b.Context.Value(key)
-}
-
-// Deadline reports the budget's end.
-func (b *budget) Deadline() (time.Time, bool) { return b.deadline, true }
-
-// Done closes when the parent is done or the deadline passes.
-func (b *budget) Done() <-chan struct{} {
-	b.once.Do(func() { b.done, b.cancel = context.WithDeadline(b.Context, b.deadline) })
-	return b.done.Done()
-}
-
-// Err is the parent's error, else DeadlineExceeded once the deadline has
-// passed, else nil.
-func (b *budget) Err() error {
-	if err := b.Context.Err(); err != nil {
-		return err
-	}
-	if !time.Now().Before(b.deadline) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// release stops the timer, if one was started. After it, Done is the
-// parent's.
-func (b *budget) release() {
-	b.once.Do(func() { b.done, b.cancel = b.Context, func() {} })
-	b.cancel()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // limitBody caps request bodies: a declared length over the limit is

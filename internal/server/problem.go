@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -98,11 +100,11 @@ type problem struct {
 	RequestID string `json:"request_id"`
 }
 
-// fail answers err as a problem: an *apiError as it is, a Recaller error
-// after classifying it (see Recaller).
+// fail answers err as a problem: an *apiError as it is, an error of the
+// Recaller after classifying it (see Recaller).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) {
+	ae, ok := errors.AsType[*apiError](err)
+	if !ok {
 		ae = s.classify(err)
 	}
 	if ae.code == codeInternal {
@@ -118,50 +120,32 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	s.writeProblem(w, r, ae)
 }
 
-// classify maps an error from the Recaller.
+// classify maps an error of the Recaller.
 func (s *Server) classify(err error) *apiError {
-	var re *recall.Error
-	var nr interface{ NotReady() bool }
+	if re, ok := errors.AsType[*recall.Error](err); ok {
+		return &apiError{code: codeInvalid, field: field(jsontext.Pointer(jsonPointer(re.Field))), detail: re.Error(), cause: err}
+	}
 	switch {
-	case errors.As(err, &re):
-		return &apiError{code: codeInvalid, field: stripIndexes(re.Field), detail: re.Error(), cause: err}
-	case errors.As(err, &nr) && nr.NotReady():
+	case errors.As(err, new(recall.NoModelError)):
 		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{code: codeTimeout, detail: "the request took longer than " + s.cfg.RequestTimeout.String(), cause: err}
 	case errors.Is(err, context.Canceled):
 		return &apiError{code: codeUnavailable, detail: "the request was canceled", cause: err}
 	}
-	if _, ok := s.rec.Info(); !ok {
-		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err}
-	}
 	return &apiError{code: codeInternal, detail: "internal error", cause: err}
 }
 
-// stripIndexes turns a JSON path such as "genres[2]" into the contract's
-// field form, "genres"; the index stays in the detail.
-func stripIndexes(field string) string {
-	if strings.IndexByte(field, '[') < 0 {
-		return field
-	}
-	var b strings.Builder
-	depth := 0
-	for _, c := range field {
-		switch {
-		case c == '[':
-			depth++
-		case c == ']' && depth > 0:
-			depth--
-		case depth == 0:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
+// jsonPointer turns a recall.Error's path, such as "genres[2]", into a JSON
+// pointer, "/genres/2".
+func jsonPointer(path string) string {
+	r := strings.NewReplacer(".", "/", "[", "/", "]", "")
+	return "/" + r.Replace(path)
 }
 
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiError) {
 	status, title := describe(e.code)
-	p := problem{
+	s.writeJSON(w, r, status, problem{
 		Type:      problemTypePrefix + string(e.code),
 		Title:     title,
 		Status:    status,
@@ -169,19 +153,16 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiErro
 		Instance:  r.URL.Path,
 		Field:     e.field,
 		RequestID: middleware.GetReqID(r.Context()),
-	}
-	s.writeJSON(w, r, status, "application/problem+json", &p)
+	})
 }
 
-// writeJSON encodes v into a buffer and only then writes headers and body,
-// so an encoding failure becomes a whole 500 problem, never half a 200.
-func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
-	buf := s.getBuf()
-	defer s.putBuf(buf)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		if _, isProblem := v.(*problem); isProblem {
+// writeJSON encodes v and only then writes headers and body, so an encoding
+// failure becomes a whole 500 problem, never half a 200. Problems go as
+// application/problem+json.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v, json.Deterministic(true))
+	if err != nil {
+		if _, isProblem := v.(problem); isProblem {
 			// Cannot happen (a problem is strings and an int); do not recurse.
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
@@ -190,8 +171,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, c
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Type", "application/json")
+	if _, isProblem := v.(problem); isProblem {
+		h.Set("Content-Type", "application/problem+json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if r.Method != http.MethodPost {
 		// Answers to POST are never stored by caches unless they say
@@ -199,5 +183,5 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, c
 		h.Set("Cache-Control", "no-store")
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(append(body, '\n'))
 }

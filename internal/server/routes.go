@@ -13,19 +13,16 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	s.mux = r
 
-	// Order matters: the request's context (its id and time budget) comes
-	// first so every later step can name the request; the access log wraps
-	// the recoverer so a panic is logged and counted as the 500 the
-	// recoverer answers; the body limit applies to handlers only.
-	r.Use(s.requestContext)
+	// Order matters: the request id comes first so every later step can
+	// name the request; the access log wraps the recoverer so a panic is
+	// logged and counted as the 500 the recoverer answers.
+	r.Use(s.requestID)
 	if len(s.cfg.TrustedProxies) > 0 {
 		r.Use(middleware.ClientIPFromXFF(s.cfg.TrustedProxies...)) // prefixes checked by Validate
 	} else {
 		r.Use(middleware.ClientIPFromRemoteAddr)
 	}
-	r.Use(s.accessLog)
-	r.Use(s.recoverer)
-	r.Use(s.limitBody)
+	r.Use(s.accessLog, s.recoverer, s.deadline, s.limitBody)
 
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)

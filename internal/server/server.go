@@ -6,7 +6,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,11 +25,10 @@ import (
 
 // Recaller is what the server needs from the serving core.
 //
-// Recall and Score report a client's mistake as a *recall.Error (answered
-// 400 naming its Field) and a missing model as an error with a method
-// NotReady() bool returning true (answered 503; see NotReadyError). Context
-// errors are answered 504 (deadline) or 503 (client gone); anything else is
-// a 500, or a 503 if Info then reports no model.
+// Recall and Score report a request the model cannot answer as a
+// *recall.Error (answered 400 naming its field) and a missing model as
+// recall.NoModelError (503); context errors are answered 504 (deadline) or
+// 503 (client gone); anything else is a 500.
 type Recaller interface {
 	Recall(ctx context.Context, req recall.Request) (recall.Result, error)
 	Score(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
@@ -40,33 +36,17 @@ type Recaller interface {
 	Info() (recall.ModelInfo, bool)
 }
 
-// NotReadyError is an error a Recaller may return when it has no model. The
-// server recognises any error with a NotReady() bool method, so the serving
-// core can declare its own type instead of importing this package.
-type NotReadyError struct {
-	Reason string // safe to show to clients, e.g. "no model is loaded"
-}
-
-func (e *NotReadyError) Error() string {
-	if e.Reason == "" {
-		return "not ready"
-	}
-	return "not ready: " + e.Reason
-}
-
-// NotReady reports true; it marks the error as "no model".
-func (e *NotReadyError) NotReady() bool { return true }
-
-// Config tunes the HTTP server. Zero fields take the DefaultConfig value.
+// Config tunes the HTTP server; config.Default holds the defaults. A zero
+// timeout means none, as in net/http.
 type Config struct {
 	BodyLimit         int64         // largest accepted request body, bytes
-	RequestTimeout    time.Duration // time budget of one request's handler (context deadline)
+	RequestTimeout    time.Duration // deadline of one request's handler; past it the answer is 504
 	ReadHeaderTimeout time.Duration // slowloris protection
 	ReadTimeout       time.Duration // whole request, body included
 	WriteTimeout      time.Duration // must exceed RequestTimeout so a timeout problem can be written
 	IdleTimeout       time.Duration // keep-alive connections
 	ShutdownTimeout   time.Duration // how long Serve waits for in-flight requests after its context ends
-	DrainDelay        time.Duration // how long Serve reports not-ready before it stops accepting (0: none)
+	DrainDelay        time.Duration // how long Serve reports not-ready before it stops accepting
 	MaxHeaderBytes    int
 	// TrustedProxies are CIDR prefixes of proxies in front of the service.
 	// A request whose TCP peer is inside one takes its client IP (in the
@@ -75,83 +55,33 @@ type Config struct {
 	TrustedProxies []string
 }
 
-// DefaultConfig returns the defaults: 1 MiB bodies, a 2 s request budget and
-// conservative connection timeouts.
-func DefaultConfig() Config {
-	return Config{
-		BodyLimit:         1 << 20,
-		RequestTimeout:    2 * time.Second,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ShutdownTimeout:   15 * time.Second,
-		DrainDelay:        0,
-		MaxHeaderBytes:    64 << 10,
-	}
-}
-
-// withDefaults fills zero fields from DefaultConfig.
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.BodyLimit == 0 {
-		c.BodyLimit = d.BodyLimit
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = d.ReadHeaderTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = d.ReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	return c
-}
-
-// Validate reports every problem of the configuration at once. Zero values
-// are valid: they mean "default".
+// Validate reports every problem of the configuration at once.
 func (c Config) Validate() error {
 	var errs []error
-	neg := func(name string, d time.Duration) {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))
-		}
-	}
-	if c.BodyLimit < 0 {
-		errs = append(errs, fmt.Errorf("body limit must not be negative, got %d", c.BodyLimit))
+	if c.BodyLimit <= 0 {
+		errs = append(errs, fmt.Errorf("body limit must be positive, got %d", c.BodyLimit))
 	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, fmt.Errorf("max header bytes must not be negative, got %d", c.MaxHeaderBytes))
 	}
-	neg("request timeout", c.RequestTimeout)
-	neg("read header timeout", c.ReadHeaderTimeout)
-	neg("read timeout", c.ReadTimeout)
-	neg("write timeout", c.WriteTimeout)
-	neg("idle timeout", c.IdleTimeout)
-	neg("shutdown timeout", c.ShutdownTimeout)
-	neg("drain delay", c.DrainDelay)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"request timeout", c.RequestTimeout}, {"read header timeout", c.ReadHeaderTimeout},
+		{"read timeout", c.ReadTimeout}, {"write timeout", c.WriteTimeout}, {"idle timeout", c.IdleTimeout},
+		{"shutdown timeout", c.ShutdownTimeout}, {"drain delay", c.DrainDelay},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))
+		}
+	}
+	if c.WriteTimeout > 0 && (c.RequestTimeout == 0 || c.WriteTimeout <= c.RequestTimeout) {
+		errs = append(errs, fmt.Errorf("write timeout (%v) must exceed a non-zero request timeout (%v), or timeouts cannot be answered", c.WriteTimeout, c.RequestTimeout))
+	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			errs = append(errs, fmt.Errorf("trusted proxy %q is not a CIDR prefix", p))
-		}
-	}
-	if len(errs) == 0 {
-		f := c.withDefaults()
-		if f.WriteTimeout <= f.RequestTimeout {
-			errs = append(errs, fmt.Errorf("write timeout (%v) must exceed request timeout (%v), or timeouts cannot be answered", f.WriteTimeout, f.RequestTimeout))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -162,23 +92,15 @@ func (c Config) Validate() error {
 
 // Server answers the towerrecall HTTP API. It is safe for concurrent use.
 type Server struct {
-	cfg     Config
-	logger  zerolog.Logger
-	rec     Recaller
-	reg     *prometheus.Registry
-	metrics *metrics
-	handler http.Handler
-	mux     *chi.Mux // for the Allow header of 405 answers
-
-	draining atomic.Bool
-	bufs     sync.Pool // *bytes.Buffer for request bodies and encoded responses
-	items    sync.Pool // *[]recall.Item: /recall answers' items, written by the Recaller
-	writers  sync.Pool // *statusWriter, for the access log
+	cfg      Config
+	logger   zerolog.Logger
+	rec      Recaller
+	reg      *prometheus.Registry
+	metrics  *metrics
+	handler  http.Handler
+	mux      *chi.Mux // for the Allow header of 405 answers
 	ids      *requestIDs
-	hdr      headerValues
-
-	// Member names of the request bodies, for strict decoding.
-	recallMembers, scoreMembers *memberSet
+	draining atomic.Bool
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -187,31 +109,14 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if rec == nil {
-		return nil, errors.New("server: nil Recaller")
-	}
-	if reg == nil {
-		return nil, errors.New("server: nil Prometheus registry")
+	if rec == nil || reg == nil {
+		return nil, errors.New("server: nil Recaller or Prometheus registry")
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg:     cfg.withDefaults(),
-		logger:  logger,
-		rec:     rec,
-		reg:     reg,
-		metrics: m,
-		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		items:   sync.Pool{New: func() any { s := make([]recall.Item, 0, pooledItems); return &s }},
-		writers: sync.Pool{New: func() any { return new(statusWriter) }},
-		ids:     newRequestIDs(),
-		hdr:     headerValues{json: []string{"application/json"}, nosniff: []string{"nosniff"}},
-
-		recallMembers: membersOf(reflect.TypeFor[recallBody]()),
-		scoreMembers:  membersOf(reflect.TypeFor[scoreBody]()),
-	}
+	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m, ids: newRequestIDs()}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -261,11 +166,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.SetDraining(true)
 	if d := s.cfg.DrainDelay; d > 0 {
 		s.logger.Info().Dur("drain_delay", d).Msg("draining")
-		t := time.NewTimer(d)
-		<-t.C
+		time.Sleep(d)
 	}
 	s.logger.Info().Msg("shutting down HTTP")
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithCancel(context.Background())
+	if s.cfg.ShutdownTimeout > 0 {
+		sctx, cancel = context.WithTimeout(sctx, s.cfg.ShutdownTimeout)
+	}
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
@@ -276,19 +183,4 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: serve: %w", err)
 	}
 	return nil
-}
-
-// getBuf and putBuf recycle buffers; huge ones are dropped so one large
-// request does not pin memory.
-func (s *Server) getBuf() *bytes.Buffer {
-	b := s.bufs.Get().(*bytes.Buffer)
-	b.Reset()
-	return b
-}
-
-func (s *Server) putBuf(b *bytes.Buffer) {
-	if b.Cap() > 64<<10 {
-		return
-	}
-	s.bufs.Put(b)
 }

@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,7 +134,7 @@ func TestRecallRequestMapping(t *testing.T) {
 		{"full", `{"user":{"user_id":42,"gender":"M","age":31,"occupation":" Programmer ","zip":"55455-1234"},"k":7,"offset":3,
 		  "exclude_seen":false,"exclude_movie_ids":[3,1],"genres":["Drama","Comedy"]}`,
 			recall.Request{
-				User: feature.UserInput{UserID: "42", Gender: "M", Age: 31, Occupation: "programmer", Zip: "55455-1234"},
+				User: feature.UserInput{UserID: 42, Gender: "M", Age: 31, Occupation: "programmer", Zip: "55455-1234"},
 				K:    7, Offset: 3, ExcludeSeen: &f,
 				ExcludeMovieIDs: []movielens.MovieID{3, 1}, Genres: []string{"Drama", "Comedy"},
 			}},
@@ -153,7 +151,6 @@ func TestRecallRequestMapping(t *testing.T) {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 			got := ts.rec.last()
-			got.Items = nil // the server's reusable answer buffer, not part of the mapping
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("request\n got %#v\nwant %#v", got, tt.want)
 			}
@@ -175,9 +172,8 @@ func TestRecallerErrors(t *testing.T) {
 		{"client error", &recall.Error{Field: "genres", Message: `unknown genre "Jazz"`}, false, 400, "genres", codeInvalid},
 		{"wrapped client error", fmt.Errorf("recall: %w", &recall.Error{Field: "user.zip", Message: "bad"}), false, 400, "user.zip", codeInvalid},
 		{"indexed field", &recall.Error{Field: "genres[2]", Message: "unknown genre"}, false, 400, "genres", codeInvalid},
-		{"not ready error", &NotReadyError{}, false, 503, "", codeUnavailable},
-		{"not ready value error", fmt.Errorf("recall: %w", valueNotReady{}), false, 503, "", codeUnavailable},
-		{"not ready by Info", errors.New("no model"), true, 503, "", codeUnavailable},
+		{"no model", recall.NoModelError{}, true, 503, "", codeUnavailable},
+		{"wrapped no model", fmt.Errorf("recall: %w", recall.NoModelError{}), true, 503, "", codeUnavailable},
 		{"deadline", fmt.Errorf("ann: %w", context.DeadlineExceeded), false, 504, "", codeTimeout},
 		{"canceled", context.Canceled, false, 503, "", codeUnavailable},
 		{"internal", errors.New("index corrupted at /secret/path"), false, 500, "", codeInternal},
@@ -214,12 +210,6 @@ func TestRecallerErrors(t *testing.T) {
 		})
 	}
 }
-
-// valueNotReady is declared like the serving core's own no-model error.
-type valueNotReady struct{}
-
-func (valueNotReady) Error() string  { return "no model" }
-func (valueNotReady) NotReady() bool { return true }
 
 func TestNotReady(t *testing.T) {
 	t.Parallel()
@@ -385,7 +375,7 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 	var entry map[string]any
 	mustJSON(t, []byte(lines[0]), &entry)
-	for _, k := range []string{"method", "path", "status", "bytes", "duration", "request_id", "route", "remote_ip"} {
+	for _, k := range []string{"method", "path", "status", "bytes", "duration_ms", "request_id", "route", "remote_ip"} {
 		if _, ok := entry[k]; !ok {
 			t.Errorf("access log lacks %q: %s", k, lines[0])
 		}
@@ -502,11 +492,11 @@ func TestListenBadAddr(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	if err := (Config{}).Validate(); err != nil {
-		t.Errorf("zero config: %v", err)
+	if err := testConfig().Validate(); err != nil {
+		t.Errorf("test config: %v", err)
 	}
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Errorf("default config: %v", err)
+	if err := (Config{BodyLimit: 1}).Validate(); err != nil {
+		t.Errorf("no timeouts at all: %v", err)
 	}
 	err := Config{BodyLimit: -1, ReadTimeout: -time.Second, IdleTimeout: -1}.Validate()
 	if err == nil {
@@ -517,20 +507,23 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
 	}
-	if err := (Config{RequestTimeout: time.Minute, WriteTimeout: time.Second}).Validate(); err == nil {
+	if err := (Config{BodyLimit: 1, RequestTimeout: time.Minute, WriteTimeout: time.Second}).Validate(); err == nil {
 		t.Error("write timeout below request timeout accepted")
+	}
+	if err := (Config{BodyLimit: 1, WriteTimeout: time.Second}).Validate(); err == nil {
+		t.Error("write timeout without a request timeout accepted")
 	}
 	if _, err := New(Config{BodyLimit: -1}, zerologNop(), newFake(), newRegistry()); err == nil {
 		t.Error("New accepted a bad config")
 	}
-	if _, err := New(Config{}, zerologNop(), nil, newRegistry()); err == nil {
+	if _, err := New(testConfig(), zerologNop(), nil, newRegistry()); err == nil {
 		t.Error("New accepted a nil Recaller")
 	}
 	reg := newRegistry()
-	if _, err := New(Config{}, zerologNop(), newFake(), reg); err != nil {
+	if _, err := New(testConfig(), zerologNop(), newFake(), reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{}, zerologNop(), newFake(), reg); err == nil {
+	if _, err := New(testConfig(), zerologNop(), newFake(), reg); err == nil {
 		t.Error("a second server on the same registry should fail to register its metrics")
 	}
 }
@@ -604,76 +597,6 @@ func TestSlowBodyGets408(t *testing.T) {
 	}
 }
 
-// The request budget: Deadline and Err from the clock, Done by a timer made
-// on demand, the parent's cancellation passed through, and a handler that
-// waits on Done answered 504 when the budget runs out.
-func TestBudget(t *testing.T) {
-	t.Parallel()
-	t.Run("deadline passes", func(t *testing.T) {
-		t.Parallel()
-		end := time.Now().Add(30 * time.Millisecond)
-		b := newBudget(context.Background(), end)
-		defer b.release()
-		if d, ok := b.Deadline(); !ok || !d.Equal(end) {
-			t.Errorf("Deadline = %v, %v", d, ok)
-		}
-		if b.Err() != nil {
-			t.Errorf("Err before the deadline: %v", b.Err())
-		}
-		select {
-		case <-b.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("Done did not close after the deadline")
-		}
-		if !errors.Is(b.Err(), context.DeadlineExceeded) {
-			t.Errorf("Err after the deadline: %v", b.Err())
-		}
-	})
-	t.Run("parent cancelled", func(t *testing.T) {
-		t.Parallel()
-		parent, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
-		b := newBudget(parent, time.Now().Add(time.Hour))
-		defer b.release()
-		if b.Value(ctxKey{}) != "v" {
-			t.Error("parent's values lost")
-		}
-		done := b.Done()
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Done did not close with the parent")
-		}
-		if !errors.Is(b.Err(), context.Canceled) {
-			t.Errorf("Err = %v", b.Err())
-		}
-	})
-	t.Run("released unused", func(t *testing.T) {
-		t.Parallel()
-		parent, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		b := newBudget(parent, time.Now().Add(time.Hour))
-		b.release()
-		if b.Done() != parent.Done() {
-			t.Error("after release, Done is not the parent's")
-		}
-	})
-	t.Run("through the server", func(t *testing.T) {
-		t.Parallel()
-		ts := newTestServer(t, Config{RequestTimeout: 50 * time.Millisecond})
-		ts.rec.recallHook = func(ctx context.Context, _ recall.Request) (recall.Result, error) {
-			<-ctx.Done()
-			return recall.Result{}, ctx.Err()
-		}
-		w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`)
-		if w.Code != http.StatusGatewayTimeout {
-			t.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-	})
-}
-
-type ctxKey struct{}
-
 // TestRequestIDs: generated ids are chi-shaped (host/random-000001),
 // zero-padded to six digits, then grow, and never repeat.
 func TestRequestIDs(t *testing.T) {
@@ -704,51 +627,9 @@ func TestRequestIDs(t *testing.T) {
 	}
 }
 
-// TestRecallItemsBuffer: the server hands the Recaller an empty pooled
-// buffer, clears what was written into it once the answer is out, and
-// never keeps or clears a slice the Recaller made itself.
-func TestRecallItemsBuffer(t *testing.T) {
-	t.Parallel()
-	ts := newTestServer(t, Config{})
-	own := fakeResult(200) // the Recaller's own slice, reused across calls
-	want := slices.Clone(own.Items)
-	var lent []recall.Item
-	useBuffer := true
-	ts.rec.recallHook = func(_ context.Context, req recall.Request) (recall.Result, error) {
-		if len(req.Items) != 0 || cap(req.Items) < recall.DefaultK {
-			t.Errorf("buffer with len %d cap %d", len(req.Items), cap(req.Items))
-		}
-		if !useBuffer {
-			return own, nil
-		}
-		lent = req.Items[:3]
-		res := fakeResult(3)
-		copy(lent, res.Items)
-		res.Items = lent
-		return res, nil
-	}
-	if w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`); w.Code != 200 || !strings.Contains(w.Body.String(), `"movie_id"`) {
-		t.Fatalf("status %d: %s", w.Code, w.Body)
-	}
-	for i, it := range lent {
-		if !reflect.DeepEqual(it, recall.Item{}) {
-			t.Errorf("pooled item %d not cleared after the answer: %+v", i, it)
-		}
-	}
-	useBuffer = false
-	for range 3 {
-		if w := ts.call("POST", "/recall", jsonCT, `{"user":{},"k":200}`); w.Code != 200 {
-			t.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-	}
-	if !reflect.DeepEqual(own.Items, want) {
-		t.Error("the server changed a slice the Recaller made")
-	}
-}
-
 // TestRecallContentLength: over real HTTP every /recall answer states its
-// exact length and is never chunked — small answers get Content-Length
-// from net/http, answers beyond its buffer from writeRecall.
+// exact length and is never chunked (writeJSON encodes before it
+// writes).
 func TestRecallContentLength(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{0, 1, 10, 100, 1000} {
@@ -782,69 +663,4 @@ func TestRecallContentLength(t *testing.T) {
 			t.Errorf("%d items: headers %v", n, resp.Header)
 		}
 	}
-}
-
-// TestStatusWriter: what the access log records of a response, and that
-// the wrapper passes informational answers, flushes and unwrapping through.
-func TestStatusWriter(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name         string
-		handle       func(w http.ResponseWriter)
-		status, size int   // recorded
-		sent         []int // status codes passed on
-	}{
-		{"nothing written", func(w http.ResponseWriter) {}, 0, 0, nil},
-		{"write implies 200", func(w http.ResponseWriter) { _, _ = w.Write([]byte("abc")) }, 200, 3, []int{200}},
-		{"first status wins", func(w http.ResponseWriter) {
-			w.WriteHeader(404)
-			w.WriteHeader(500)
-			_, _ = w.Write([]byte("no"))
-		}, 404, 2, []int{404}},
-		{"1xx passes, final recorded", func(w http.ResponseWriter) {
-			w.WriteHeader(http.StatusEarlyHints)
-			w.WriteHeader(201)
-		}, 201, 0, []int{103, 201}},
-		{"flush", func(w http.ResponseWriter) {
-			_, _ = w.Write([]byte("x"))
-			if err := http.NewResponseController(w).Flush(); err != nil {
-				t.Errorf("flush: %v", err)
-			}
-		}, 200, 1, []int{200}},
-	}
-	for _, tt := range tests {
-		rec := &codesWriter{ResponseRecorder: httptest.NewRecorder()}
-		w := &statusWriter{ResponseWriter: rec}
-		tt.handle(w)
-		if w.Status() != tt.status || w.BytesWritten() != tt.size {
-			t.Errorf("%s: recorded %d, %d bytes; want %d, %d", tt.name, w.Status(), w.BytesWritten(), tt.status, tt.size)
-		}
-		if !slices.Equal(rec.codes, tt.sent) {
-			t.Errorf("%s: sent %v, want %v", tt.name, rec.codes, tt.sent)
-		}
-		if tt.name == "flush" && !rec.Flushed {
-			t.Errorf("flush did not reach the recorder")
-		}
-		if w.Unwrap() != rec {
-			t.Errorf("%s: Unwrap", tt.name)
-		}
-	}
-}
-
-// codesWriter records every status code written to it.
-type codesWriter struct {
-	*httptest.ResponseRecorder
-	codes []int
-}
-
-func (w *codesWriter) WriteHeader(code int) {
-	w.codes = append(w.codes, code)
-	w.ResponseRecorder.WriteHeader(code)
-}
-
-func (w *codesWriter) Write(b []byte) (int, error) {
-	if len(w.codes) == 0 {
-		w.codes = append(w.codes, http.StatusOK)
-	}
-	return w.ResponseRecorder.Write(b)
 }

@@ -3,204 +3,154 @@ package server
 import (
 	"fmt"
 	"math"
-	"reflect"
-	"strconv"
-	"strings"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
-// Limits of the contract beyond those of package recall.
+// Limits of the contract (openapi.yaml) beyond those of package recall.
 const (
-	minAge, maxAge       = 1, 120
-	maxGenres            = 64
-	maxNameLen           = 64 // occupation and genre names
-	maxZipLen            = 16
-	maxMovieID     int64 = math.MaxInt32
-	maxUserID      int64 = math.MaxInt32
+	minAge, maxAge = 1, 120
+	maxGenres      = 64
+	maxNameLen     = 64 // occupation and genre names
+	maxZipLen      = 16
 )
 
-// The request bodies as they travel. Every member is optional at the JSON
-// level (present[T] rejects null); required members are checked when the
-// body is converted into the serving core's request.
+// The request bodies as they travel. Optional members are pointers (nil:
+// absent; decodeJSON refuses null) or pre-set defaults; request() checks
+// every value once, here at the boundary, and converts the body into the
+// serving core's request.
 
 type userBody struct {
-	UserID     present[int64]  `json:"user_id"`
-	Gender     present[string] `json:"gender"`
-	Age        present[int64]  `json:"age"`
-	Occupation present[string] `json:"occupation"`
-	Zip        present[string] `json:"zip"`
+	UserID     *int64  `json:"user_id"`
+	Gender     *string `json:"gender"`
+	Age        *int64  `json:"age"`
+	Occupation *string `json:"occupation"`
+	Zip        *string `json:"zip"`
 }
 
 type recallBody struct {
-	User            present[userBody]  `json:"user"`
-	K               present[int64]     `json:"k"`
-	Offset          present[int64]     `json:"offset"`
-	ExcludeSeen     present[bool]      `json:"exclude_seen"`
-	ExcludeMovieIDs present[[]movieID] `json:"exclude_movie_ids"`
-	Genres          present[[]string]  `json:"genres"`
+	User            *userBody `json:"user"`
+	K               int64     `json:"k"` // recall.DefaultK unless sent
+	Offset          int64     `json:"offset"`
+	ExcludeSeen     *bool     `json:"exclude_seen"`
+	ExcludeMovieIDs []int64   `json:"exclude_movie_ids"`
+	Genres          []string  `json:"genres"`
 }
 
 type scoreBody struct {
-	User     present[userBody]  `json:"user"`
-	MovieIDs present[[]movieID] `json:"movie_ids"`
-}
-
-// membersOf derives the member names of a body type from its json tags, so
-// checkMembers can never disagree with the decoder.
-func membersOf(t reflect.Type) *memberSet {
-	set := &memberSet{nested: map[string]*memberSet{}}
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		set.names = append(set.names, name)
-		// present[T] keeps its value in v; a struct T is a nested object.
-		if v, ok := f.Type.FieldByName("v"); ok && v.Type.Kind() == reflect.Struct {
-			set.nested[name] = membersOf(v.Type)
-		}
-	}
-	if len(set.names) > 64 {
-		panic("server: checkMembers tracks at most 64 members per object") // programmer error
-	}
-	return set
+	User     *userBody `json:"user"`
+	MovieIDs []int64   `json:"movie_ids"`
 }
 
 func (b *recallBody) request() (recall.Request, *apiError) {
-	var req recall.Request
-	if !b.User.set {
-		return req, invalid("user", "user is required (an empty object is a cold-start user)")
-	}
-	u, err := b.User.v.input()
-	if err != nil {
+	req := recall.Request{K: int(b.K), Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, Genres: b.Genres}
+	var err *apiError
+	if req.User, err = b.User.input(); err != nil {
 		return req, err
 	}
-	req.User = u
-	req.K = recall.DefaultK
-	if b.K.set {
-		if k := b.K.v; k < 1 || k > recall.MaxK {
-			return req, invalid("k", fmt.Sprintf("k must be between 1 and %d, got %d", recall.MaxK, k))
-		}
-		req.K = int(b.K.v)
+	if b.K < 1 || b.K > recall.MaxK {
+		return req, invalid("k", fmt.Sprintf("k must be between 1 and %d, got %d", recall.MaxK, b.K))
 	}
-	if b.Offset.set {
-		if o := b.Offset.v; o < 0 || o > recall.MaxOffset {
-			return req, invalid("offset", fmt.Sprintf("offset must be between 0 and %d, got %d", recall.MaxOffset, o))
-		}
-		req.Offset = int(b.Offset.v)
+	if b.Offset < 0 || b.Offset > recall.MaxOffset {
+		return req, invalid("offset", fmt.Sprintf("offset must be between 0 and %d, got %d", recall.MaxOffset, b.Offset))
 	}
-	if b.ExcludeSeen.set {
-		v := b.ExcludeSeen.v
-		req.ExcludeSeen = &v
+	if req.ExcludeMovieIDs, err = movieIDs("exclude_movie_ids", b.ExcludeMovieIDs, 0, recall.MaxExcluded); err != nil {
+		return req, err
 	}
-	if b.ExcludeMovieIDs.set {
-		ids := b.ExcludeMovieIDs.v
-		if len(ids) > recall.MaxExcluded {
-			return req, invalid("exclude_movie_ids", fmt.Sprintf("exclude_movie_ids may list at most %d ids, got %d", recall.MaxExcluded, len(ids)))
-		}
-		req.ExcludeMovieIDs = make([]movielens.MovieID, len(ids))
-		for i, id := range ids {
-			if err := checkMovieID("exclude_movie_ids", i, id); err != nil {
-				return req, err
-			}
-			req.ExcludeMovieIDs[i] = movielens.MovieID(id)
-		}
+	if len(b.Genres) > maxGenres {
+		return req, invalid("genres", fmt.Sprintf("genres may list at most %d names, got %d", maxGenres, len(b.Genres)))
 	}
-	if b.Genres.set {
-		gs := b.Genres.v
-		if len(gs) > maxGenres {
-			return req, invalid("genres", fmt.Sprintf("genres may list at most %d names, got %d", maxGenres, len(gs)))
+	for i, g := range b.Genres {
+		if g == "" || len(g) > maxNameLen {
+			return req, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d bytes", i, maxNameLen))
 		}
-		for i, g := range gs {
-			if g == "" || len(g) > maxNameLen {
-				return req, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d bytes", i, maxNameLen))
-			}
-		}
-		req.Genres = gs
 	}
 	return req, nil
 }
 
 func (b *scoreBody) request() (recall.ScoreRequest, *apiError) {
 	var req recall.ScoreRequest
-	if !b.User.set {
-		return req, invalid("user", "user is required (an empty object is a cold-start user)")
-	}
-	u, err := b.User.v.input()
-	if err != nil {
+	var err *apiError
+	if req.User, err = b.User.input(); err != nil {
 		return req, err
 	}
-	req.User = u
-	if !b.MovieIDs.set {
+	if b.MovieIDs == nil {
 		return req, invalid("movie_ids", "movie_ids is required")
 	}
-	ids := b.MovieIDs.v
-	if len(ids) < 1 || len(ids) > recall.MaxScoreIDs {
-		return req, invalid("movie_ids", fmt.Sprintf("movie_ids must list 1 to %d ids, got %d", recall.MaxScoreIDs, len(ids)))
+	if req.MovieIDs, err = movieIDs("movie_ids", b.MovieIDs, 1, recall.MaxScoreIDs); err != nil {
+		return req, err
 	}
-	req.MovieIDs = make([]movielens.MovieID, len(ids))
-	first := make(map[movieID]int, len(ids))
-	for i, id := range ids {
-		if err := checkMovieID("movie_ids", i, id); err != nil {
-			return req, err
-		}
+	first := make(map[int64]int, len(b.MovieIDs))
+	for i, id := range b.MovieIDs {
 		if j, dup := first[id]; dup {
 			return req, invalid("movie_ids", fmt.Sprintf("movie_ids[%d] repeats movie_ids[%d] (%d)", i, j, id))
 		}
 		first[id] = i
-		req.MovieIDs[i] = movielens.MovieID(id)
 	}
 	return req, nil
 }
 
-func checkMovieID(field string, i int, id movieID) *apiError {
-	if id < 1 || int64(id) > maxMovieID {
-		return invalid(field, fmt.Sprintf("%s[%d] must be a movie id between 1 and %d, got %d", field, i, maxMovieID, id))
+// movieIDs checks a list of movie ids (minN to maxN of them, each 1 to
+// MaxInt32) and converts it.
+func movieIDs(name string, ids []int64, minN, maxN int) ([]movielens.MovieID, *apiError) {
+	if len(ids) < minN || len(ids) > maxN {
+		return nil, invalid(name, fmt.Sprintf("%s must list %d to %d ids, got %d", name, minN, maxN, len(ids)))
 	}
-	return nil
+	if ids == nil {
+		return nil, nil
+	}
+	out := make([]movielens.MovieID, len(ids))
+	for i, id := range ids {
+		if id < 1 || id > math.MaxInt32 {
+			return nil, invalid(name, fmt.Sprintf("%s[%d] must be a movie id between 1 and %d, got %d", name, i, math.MaxInt32, id))
+		}
+		out[i] = movielens.MovieID(id)
+	}
+	return out, nil
 }
 
 // input checks a user's features and converts them; absent features stay
 // zero, which the encoder treats as unknown.
 func (u *userBody) input() (feature.UserInput, *apiError) {
 	var in feature.UserInput
-	if u.UserID.set {
-		if id := u.UserID.v; id < 1 || id > maxUserID {
-			return in, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", maxUserID, id))
-		}
-		in.UserID = strconv.FormatInt(u.UserID.v, 10)
+	if u == nil {
+		return in, invalid("user", "user is required (an empty object is a cold-start user)")
 	}
-	if u.Gender.set {
-		if g := u.Gender.v; g != "F" && g != "M" {
+	if u.UserID != nil {
+		if id := *u.UserID; id < 1 || id > math.MaxInt32 {
+			return in, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", math.MaxInt32, id))
+		}
+		in.UserID = movielens.UserID(*u.UserID)
+	}
+	if u.Gender != nil {
+		if g := *u.Gender; g != "F" && g != "M" {
 			return in, invalid("user.gender", `user.gender must be "F" or "M", got `+quote(g))
 		}
-		in.Gender = u.Gender.v
+		in.Gender = *u.Gender
 	}
-	if u.Age.set {
-		if a := u.Age.v; a < minAge || a > maxAge {
+	if u.Age != nil {
+		if a := *u.Age; a < minAge || a > maxAge {
 			return in, invalid("user.age", fmt.Sprintf("user.age must be between %d and %d years, got %d", minAge, maxAge, a))
 		}
-		in.Age = int(u.Age.v)
+		in.Age = int(*u.Age)
 	}
-	if u.Occupation.set {
-		o := u.Occupation.v
+	if u.Occupation != nil {
 		c, ok := "", false
-		if len(o) <= maxNameLen {
+		if o := *u.Occupation; len(o) <= maxNameLen {
 			c, ok = movielens.CanonicalOccupation(o)
 		}
 		if !ok {
-			return in, invalid("user.occupation", "unknown user.occupation "+quote(o)+"; GET /model lists vocabularies.occupation")
+			return in, invalid("user.occupation", "unknown user.occupation "+quote(*u.Occupation)+"; GET /model lists vocabularies.occupation")
 		}
 		in.Occupation = c
 	}
-	if u.Zip.set {
-		if z := u.Zip.v; !validZip(z) {
-			return in, invalid("user.zip", "user.zip must be 1 to 16 letters, digits, spaces or hyphens starting with a letter or digit, got "+quote(z))
+	if u.Zip != nil {
+		if !validZip(*u.Zip) {
+			return in, invalid("user.zip", "user.zip must be 1 to 16 letters, digits, spaces or hyphens starting with a letter or digit, got "+quote(*u.Zip))
 		}
-		in.Zip = u.Zip.v
+		in.Zip = *u.Zip
 	}
 	return in, nil
 }
@@ -221,7 +171,8 @@ func isAlnum(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
-// The response bodies.
+// The response bodies. recall's types carry no JSON: these name the
+// members, and json/v2 writes nil slices as [].
 
 type recallResponse struct {
 	ModelVersion string     `json:"model_version"`
@@ -234,23 +185,14 @@ type itemJSON struct {
 	MovieID movielens.MovieID `json:"movie_id"`
 	Title   string            `json:"title"`
 	Genres  []string          `json:"genres"`
-	Year    int               `json:"year,omitempty"`
+	Year    int               `json:"year,omitzero"`
 	Score   float32           `json:"score"`
 }
 
 func newRecallResponse(res recall.Result) recallResponse {
-	out := recallResponse{
-		ModelVersion: res.ModelVersion,
-		Backend:      res.Backend,
-		KnownUser:    res.KnownUser,
-		Items:        make([]itemJSON, len(res.Items)),
-	}
+	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, Items: make([]itemJSON, len(res.Items))}
 	for i, it := range res.Items {
-		g := it.Genres
-		if g == nil {
-			g = []string{}
-		}
-		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: g, Year: it.Year, Score: it.Score}
+		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
 	}
 	return out
 }
@@ -264,18 +206,11 @@ type scoreResponse struct {
 type scoreJSON struct {
 	MovieID movielens.MovieID `json:"movie_id"`
 	Score   float32           `json:"score"`
-	Rating  *float32          `json:"rating,omitempty"`
+	Rating  *float32          `json:"rating,omitzero"`
 }
 
 func newScoreResponse(res recall.ScoreResult) scoreResponse {
-	out := scoreResponse{
-		ModelVersion:    res.ModelVersion,
-		Scores:          make([]scoreJSON, len(res.Scores)),
-		UnknownMovieIDs: res.Unknown,
-	}
-	if out.UnknownMovieIDs == nil {
-		out.UnknownMovieIDs = []movielens.MovieID{}
-	}
+	out := scoreResponse{ModelVersion: res.ModelVersion, Scores: make([]scoreJSON, len(res.Scores)), UnknownMovieIDs: res.Unknown}
 	for i, sc := range res.Scores {
 		out.Scores[i] = scoreJSON{MovieID: sc.MovieID, Score: sc.Score, Rating: sc.Rating}
 	}
@@ -297,13 +232,6 @@ type modelResponse struct {
 }
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
-	vocabs := make(map[string][]string, len(info.Vocabularies))
-	for k, v := range info.Vocabularies {
-		if v == nil {
-			v = []string{}
-		}
-		vocabs[k] = v
-	}
 	return modelResponse{
 		Version:      info.Version,
 		CreatedAt:    info.CreatedAt.UTC().Format(timeFormat),
@@ -315,7 +243,7 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		Backend:      info.Backend,
 		IndexRecall:  finite(info.IndexRecall),
 		Metrics:      finite(info.Metrics),
-		Vocabularies: vocabs,
+		Vocabularies: info.Vocabularies,
 	}
 }
 
@@ -334,11 +262,7 @@ func finite(m map[string]float64) map[string]float64 {
 	return out
 }
 
-type healthResponse struct {
-	Status string `json:"status"`
-}
-
-type readyResponse struct {
+type statusResponse struct {
 	Status       string `json:"status"`
-	ModelVersion string `json:"model_version"`
+	ModelVersion string `json:"model_version,omitzero"`
 }

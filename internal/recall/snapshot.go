@@ -1,0 +1,276 @@
+package recall
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// snapshot is one loaded model with everything a request needs, built once
+// per load and never changed.
+type snapshot struct {
+	bundle *artifact.Bundle
+	info   ModelInfo
+	dim    int
+	exact  *ann.Exact
+	index  ann.Index // the backend that answers Recall: exact or HNSW
+
+	users   map[movielens.UserID]int32  // known user → index into bundle.Users and Seen
+	movies  map[movielens.MovieID]int32 // movie → index into bundle.Movies and Vectors
+	codec   *feature.UserCodec
+	history history
+	genres  map[string]ann.Filter // genre name → the movies that have it
+	all     ann.Filter            // every movie
+	pool    sync.Pool             // *scratch
+}
+
+// scratch is one request's working memory, pooled per snapshot.
+type scratch struct {
+	q       []float32
+	idx     []int32
+	enc     feature.Encoded
+	hist    []int32
+	filter  ann.Filter
+	results []ann.Result
+}
+
+// newSnapshot builds the indexes of b and picks the backend.
+func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snapshot, error) {
+	dim := b.Manifest.Dim
+	if b.Model == nil || b.Encoder == nil || len(b.Movies) == 0 || len(b.Vectors) != len(b.Movies)*dim || len(b.Seen) != len(b.Users) {
+		return nil, fmt.Errorf("recall: incomplete bundle")
+	}
+	exact, err := ann.NewExact(b.Vectors, dim)
+	if err != nil {
+		return nil, fmt.Errorf("recall: exact index: %w", err)
+	}
+	snap := &snapshot{
+		bundle: b, dim: dim, exact: exact, index: exact,
+		users:   make(map[movielens.UserID]int32, len(b.Users)),
+		movies:  make(map[movielens.MovieID]int32, len(b.Movies)),
+		codec:   feature.NewUserCodec(b.Encoder),
+		history: newHistory(b),
+		genres:  map[string]ann.Filter{},
+		all:     ann.AllFilter(len(b.Movies)),
+	}
+	for i, u := range b.Users {
+		snap.users[u] = int32(i)
+	}
+	for i, mv := range b.Movies {
+		snap.movies[mv.ID] = int32(i)
+		for _, g := range mv.Genres {
+			if snap.genres[g] == nil {
+				snap.genres[g] = ann.NewFilter(len(b.Movies))
+			}
+			snap.genres[g].Accept(int32(i))
+		}
+	}
+	snap.info = modelInfo(b)
+	snap.info.Backend = "exact"
+	if opts.Index != "exact" {
+		if err := snap.chooseBackend(opts, logger); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// chooseBackend builds (or imports) the HNSW graph, measures its recall
+// against exact search on sampled user vectors, and serves from it when
+// forced, or when it passes MinRecall and answers faster than the scan.
+func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
+	h, err := buildHNSW(snap.bundle, opts.HNSW)
+	if err != nil {
+		if opts.Index == "hnsw" {
+			return err
+		}
+		logger.Error().Err(err).Msg("HNSW index unavailable; serving from exact")
+		return nil
+	}
+	queries := snap.sampleQueries(opts.SelfCheckQueries, opts.Seed)
+	rec, err := ann.SelfCheck(h, snap.exact, queries, []int{10, 100})
+	if err != nil {
+		return fmt.Errorf("recall: index self-check: %w", err)
+	}
+	snap.info.IndexRecall = map[string]float64{}
+	pass := true
+	for k, r := range rec {
+		snap.info.IndexRecall["recall@"+strconv.Itoa(k)] = r
+		pass = pass && r >= opts.MinRecall
+	}
+	te, th := timeSearch(snap.exact, queries), timeSearch(h, queries)
+	log := logger.Info().Dur("exact_search", te).Dur("hnsw_search", th).
+		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall)
+	switch {
+	case opts.Index == "hnsw":
+		snap.index, snap.info.Backend = h, "hnsw"
+		log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
+	case pass && th < te:
+		snap.index, snap.info.Backend = h, "hnsw"
+		log.Msg("serving HNSW: it passes its self-check and is faster than exact search")
+	case pass:
+		log.Msg("serving exact search: HNSW passes its self-check but is slower on this catalogue")
+	default:
+		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
+			Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
+	}
+	return nil
+}
+
+// buildHNSW imports the artifact's graph, or builds one if it has none.
+func buildHNSW(b *artifact.Bundle, p ann.HNSWParams) (*ann.HNSW, error) {
+	if len(b.Graph) > 0 {
+		h, err := ann.ImportHNSW(bytes.NewReader(b.Graph), b.Vectors, b.Manifest.Dim, p)
+		if err != nil {
+			return nil, fmt.Errorf("recall: import HNSW graph: %w", err)
+		}
+		return h, nil
+	}
+	h, err := ann.NewHNSW(b.Vectors, b.Manifest.Dim, p)
+	if err != nil {
+		return nil, fmt.Errorf("recall: build HNSW graph: %w", err)
+	}
+	return h, nil
+}
+
+// timeSearch returns how long idx takes to answer up to 32 of the queries
+// at k = 10 and k = 100, after a short warm-up: enough to tell a 30 µs scan
+// from a 1 ms graph walk without slowing start-up.
+func timeSearch(idx ann.Index, queries [][]float32) time.Duration {
+	queries = queries[:min(32, len(queries))]
+	buf := make([]ann.Result, 0, 100)
+	for _, q := range queries[:min(4, len(queries))] {
+		buf, _ = idx.Search(buf[:0], q, 10, nil)
+	}
+	start := time.Now()
+	for _, q := range queries {
+		for _, k := range []int{10, 100} {
+			buf, _ = idx.Search(buf[:0], q, k, nil)
+		}
+	}
+	return time.Since(start)
+}
+
+// sampleQueries draws self-check queries from the real query distribution:
+// user vectors of known users (3 in 4) and of cold-start feature
+// combinations, through the serving path's own userVector.
+func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
+	b := snap.bundle
+	rng := rand.New(rand.NewPCG(seed, 0x5e1fc4ec))
+	occs := movielens.Occupations()
+	sc := snap.getScratch()
+	defer snap.pool.Put(sc)
+	out := make([][]float32, 0, n)
+	for i := range n {
+		in := feature.UserInput{
+			Gender:     []string{"F", "M"}[rng.IntN(2)],
+			Age:        15 + rng.IntN(50),
+			Occupation: occs[rng.IntN(len(occs))],
+		}
+		if len(b.Users) > 0 && i%4 != 3 {
+			in.UserID = b.Users[rng.IntN(len(b.Users))]
+		}
+		snap.userVector(sc, in)
+		out = append(out, slices.Clone(sc.q))
+	}
+	return out
+}
+
+func modelInfo(b *artifact.Bundle) ModelInfo {
+	m := b.Manifest
+	ages := []string{}
+	if v, ok := b.Encoder.Vocabs[feature.AgeField]; ok {
+		ages = v.Values()
+	}
+	genres := map[string]bool{}
+	for _, mv := range b.Movies {
+		for _, g := range mv.Genres {
+			genres[g] = true
+		}
+	}
+	gl := make([]string, 0, len(genres))
+	for g := range genres {
+		gl = append(gl, g)
+	}
+	sort.Strings(gl)
+	return ModelInfo{
+		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
+		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
+		Vocabularies: map[string][]string{
+			"gender":     {"F", "M"},
+			"age":        ages,
+			"occupation": movielens.Occupations(),
+			"genres":     gl,
+		},
+	}
+}
+
+func (snap *snapshot) getScratch() *scratch {
+	if sc, ok := snap.pool.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{
+		q:      make([]float32, snap.dim),
+		filter: ann.NewFilter(len(snap.bundle.Movies)),
+	}
+}
+
+// history is what the user tower's history feature needs at serving: the
+// field's position (-1 without it) and each movie's index in its vocabulary.
+type history struct {
+	pos   int
+	index []int32 // per movie index
+}
+
+func newHistory(b *artifact.Bundle) history {
+	h := history{pos: b.Encoder.HistoryPosition()}
+	if h.pos < 0 {
+		return h
+	}
+	h.index = make([]int32, len(b.Movies))
+	var buf [1]int32
+	for i, mv := range b.Movies {
+		h.index[i] = b.Encoder.HistoryIndexes(buf[:0], []string{strconv.Itoa(int(mv.ID))})[0]
+	}
+	return h
+}
+
+// userVector encodes the user and runs the user tower into sc.q. A user
+// with training data (known) comes back with their index ui, which
+// bundle.Seen is indexed by. The user's features are checked by the
+// caller; the encoder maps anything it does not know to out-of-vocabulary.
+func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (ui int32, known bool) {
+	sc.idx = snap.codec.Indexes(sc.idx[:0], u)
+	sc.enc = slices.Grow(sc.enc[:0], len(sc.idx))[:len(sc.idx)]
+	for i := range sc.idx {
+		sc.enc[i] = sc.idx[i : i+1]
+	}
+	ui, known = snap.users[u.UserID]
+	if known && snap.history.pos >= 0 {
+		// A known user's history is the artifact's record of their ratings
+		// (what exclude_seen uses), as in training and evaluation.
+		sc.hist = sc.hist[:0]
+		for _, m := range snap.bundle.Seen[ui] {
+			if h := snap.history.index[m]; h != feature.OOV {
+				sc.hist = append(sc.hist, h)
+			}
+		}
+		if len(sc.hist) > 0 {
+			sc.enc[snap.history.pos] = sc.hist
+		}
+	}
+	snap.bundle.Model.UserVector(sc.q, sc.enc)
+	return ui, known
+}
