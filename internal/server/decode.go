@@ -28,12 +28,15 @@ import (
 //
 // It is the one decoding path: json/v2 (github.com/go-json-experiment/json,
 // the design of encoding/json/v2) refuses unknown members on request,
-// duplicate names and invalid UTF-8 by default, and strictNull refuses null.
-func decodeJSON(r *http.Request, dst any) *apiError {
+// duplicate names and invalid UTF-8 by default, and nullAt refuses null.
+func decodeJSON(r *http.Request, dst any, opts json.Options) *apiError {
 	if err := checkContentType(r.Header); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n < 64<<10 { // limitBody has refused larger ones
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see EOF
+	}
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge(mbe.Limit)
@@ -50,24 +53,43 @@ func decodeJSON(r *http.Request, dst any) *apiError {
 	if !utf8.Valid(body) {
 		return &apiError{code: codeMalformed, detail: "the request body is not valid UTF-8 " + position(body, firstInvalidUTF8(body))}
 	}
-	if err := json.Unmarshal(body, dst, json.RejectUnknownMembers(true), json.WithUnmarshalers(strictNull())); err != nil {
+	if err := json.Unmarshal(body, dst, opts); err != nil {
 		return decodeProblem(body, err)
+	}
+	if at, ok := nullAt(body); ok {
+		if at == "" {
+			return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
+		}
+		return invalid(field(at), pathOf(at)+": "+nullError{}.Error())
 	}
 	return nil
 }
 
-// strictNull refuses null for every value: json/v2, like encoding/json,
-// would read it as "zero", so {"k": null} would pass as "k absent".
-func strictNull() *json.Unmarshalers {
-	return json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ any) error {
-		if dec.PeekKind() == 'n' {
-			return nullError{}
+// decodeOptions make json.Unmarshal refuse unknown members; duplicate
+// names and invalid UTF-8 it refuses by default.
+func decodeOptions() json.Options { return json.RejectUnknownMembers(true) }
+
+// nullAt returns where body, valid JSON, has a null. json/v2, like
+// encoding/json, reads null as "zero", so {"k": null} would pass as "k
+// absent"; the contract has no nullable member. Bodies without the bytes
+// "null" (nearly all) are not walked.
+func nullAt(body []byte) (jsontext.Pointer, bool) {
+	if !bytes.Contains(body, []byte("null")) {
+		return "", false
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", false
 		}
-		return errors.ErrUnsupported // decode as usual
-	})
+		if tok.Kind() == 'n' {
+			return dec.StackPointer(), true
+		}
+	}
 }
 
-// nullError is a null refused by strictNull.
+// nullError is a null refused by nullAt.
 type nullError struct{}
 
 func (nullError) Error() string { return "null is not allowed (omit an optional member instead)" }
@@ -92,8 +114,6 @@ func decodeProblem(body []byte, err error) *apiError {
 		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	case errors.Is(err, json.ErrUnknownName):
 		return invalid(f, "unknown member "+quote(f)+" (member names are case-sensitive)")
-	case errors.As(err, new(nullError)):
-		return invalid(f, pathOf(se.JSONPointer)+": "+nullError{}.Error())
 	}
 	want := "a value"
 	if se.GoType != nil {

@@ -11,7 +11,7 @@ import (
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 	body := recallBody{K: recall.DefaultK}
-	if err := decodeJSON(r, &body); err != nil {
+	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -31,7 +31,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	var body scoreBody
-	if err := decodeJSON(r, &body); err != nil {
+	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -101,6 +102,8 @@ type Server struct {
 	mux      *chi.Mux // for the Allow header of 405 answers
 	ids      *requestIDs
 	draining atomic.Bool
+
+	decodeOpts json.Options // see decodeJSON
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -116,7 +119,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m, ids: newRequestIDs()}
+	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m, ids: newRequestIDs(), decodeOpts: decodeOptions()}
 	s.handler = s.routes()
 	return s, nil
 }
