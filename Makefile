@@ -15,7 +15,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/towerrecall ./cmd/towerrecall
 
 bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; --quick for a CI smoke run)
-	$(GO) run ./cmd/benchreport --data $(DATA) --out docs
+	cd tools/benchreport && $(GO) run . --data $(DATA) --out ../../docs
 
 bench-micro: ## go test micro-benchmarks (medians over 5 runs)
 	mkdir -p var && TOWERRECALL_DATA=$(DATA) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee var/bench.txt

@@ -55,33 +55,6 @@ func chunkBlocks(k, nb int) int {
 	return max(1, nb/chunks)
 }
 
-// groupMaxGo is groupMaxAVX2 without vector instructions: dst[c·8+j] is
-// the largest of scores[b·8+j] over the blocks b of chunk c (blocks
-// c·chunk up to the last one) whose lane j is accepted, or -Inf if none
-// is. A nil accept accepts every slot.
-func groupMaxGo(dst, scores []float32, accept Filter, chunk int) {
-	nb := len(scores) / lanes
-	for c := range len(dst) / lanes {
-		acc := dst[c*lanes : c*lanes+lanes]
-		for j := range acc {
-			acc[j] = float32(math.Inf(-1))
-		}
-		for b := c * chunk; b < min(nb, (c+1)*chunk); b++ {
-			bits := uint8(0xff)
-			if accept != nil {
-				bits = uint8(accept[b/8] >> (b % 8 * 8))
-			}
-			for j, s := range scores[b*lanes : b*lanes+lanes] {
-				// The comparison order matches VMAXPS, though only the
-				// value matters: the bound is compared, never returned.
-				if bits&(1<<j) != 0 && s > acc[j] {
-					acc[j] = s
-				}
-			}
-		}
-	}
-}
-
 // kthLargest returns the k-th largest of v (k ≥ 1, no NaN), or -Inf if
 // fewer than k values are finite; it reorders v. Empty groups (-Inf) are
 // dropped first: with a sparse filter they are most of v, and often leave

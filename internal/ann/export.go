@@ -12,12 +12,15 @@ import (
 // Export format (little-endian):
 //
 //	magic "TRANNHX1" | uint32 n | uint32 dim | uint64 vector fingerprint
-//	uint8 build | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
-//	uint32 graphs, then per graph: uint64 length | coder/hnsw Export bytes
+//	uint8 build (0) | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
+//	uint32 graphs (1) | uint64 length | coder/hnsw Export bytes
 //	uint32 CRC-32C of everything before it
 //
 // The vectors themselves are not included: the artifact stores them once,
-// and ImportHNSW checks it was given the same ones.
+// and ImportHNSW checks it was given the same ones. The build byte and the
+// graph count are fixed: they are left from an experiment (graphs built by
+// coder/hnsw's Add, several graphs unioned) and kept so that existing
+// artifacts still load.
 const exportMagic = "TRANNHX1"
 
 const headerLen = 8 + 4 + 4 + 8 + 1 + 4 + 4 + 8 + 4 + 8 + 4
@@ -27,38 +30,28 @@ const maxImportBytes = 1 << 32
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Export writes the graphs (in coder/hnsw's Export format, deterministic
+// Export writes the graph (in coder/hnsw's Export format, deterministic
 // byte for byte for a given build) and the construction parameters.
 func (h *HNSW) Export(w io.Writer) error {
 	b := []byte(exportMagic)
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
 	b = binary.LittleEndian.AppendUint64(b, h.vsum)
-	build := byte(0)
-	if h.p.Build == BuildLibrary {
-		build = 1
-	}
-	b = append(b, build)
+	b = append(b, 0) // build
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M0))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.p.Ml))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.EfConstruction))
 	b = binary.LittleEndian.AppendUint64(b, h.p.Seed)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(h.blobs)))
+	b = binary.LittleEndian.AppendUint32(b, 1) // graphs
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(h.blob)))
 	crc := crc32.Update(0, castagnoli, b)
+	crc = crc32.Update(crc, castagnoli, h.blob)
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("ann: export: %w", err)
 	}
-	for _, blob := range h.blobs {
-		l := binary.LittleEndian.AppendUint64(nil, uint64(len(blob)))
-		crc = crc32.Update(crc, castagnoli, l)
-		crc = crc32.Update(crc, castagnoli, blob)
-		if _, err := w.Write(l); err != nil {
-			return fmt.Errorf("ann: export: %w", err)
-		}
-		if _, err := w.Write(blob); err != nil {
-			return fmt.Errorf("ann: export: %w", err)
-		}
+	if _, err := w.Write(h.blob); err != nil {
+		return fmt.Errorf("ann: export: %w", err)
 	}
 	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc)); err != nil {
 		return fmt.Errorf("ann: export: %w", err)
@@ -101,18 +94,12 @@ func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, e
 	d.off++
 	p.M, p.M0, p.Ml, p.EfConstruction, p.Seed = u32(), u32(), math.Float64frombits(u64()), u32(), u64()
 	nGraphs := u32()
-	switch build {
-	case 0:
-		p.Build = BuildNative
-	case 1:
-		p.Build = BuildLibrary
-	default:
+	if build != 0 {
 		return nil, bad("unknown build %d", build)
 	}
-	if nGraphs < 1 || nGraphs > maxGraphs {
-		return nil, bad("%d graphs not in [1, %d]", nGraphs, maxGraphs)
+	if nGraphs != 1 {
+		return nil, bad("%d graphs, want 1", nGraphs)
 	}
-	p.Graphs = nGraphs
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("ann: import: %w", err)
 	}
@@ -129,16 +116,14 @@ func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, e
 	if h.vsum != vsum {
 		return nil, bad("graph was built from different vectors")
 	}
-	for gi := range nGraphs {
-		l, err := d.u64()
-		if err != nil || l > uint64(len(d.b)-d.off) {
-			return nil, bad("graph %d: length: %w", gi, errors.Join(err, errShort))
-		}
-		blob := d.b[d.off : d.off+int(l) : d.off+int(l)]
-		d.off += int(l)
-		if err := h.load(blob); err != nil {
-			return nil, fmt.Errorf("ann: import graph %d: %w", gi, err)
-		}
+	l, err := d.u64()
+	if err != nil || l > uint64(len(d.b)-d.off) {
+		return nil, bad("graph length: %w", errors.Join(err, errShort))
+	}
+	blob := d.b[d.off : d.off+int(l) : d.off+int(l)]
+	d.off += int(l)
+	if err := h.load(blob); err != nil {
+		return nil, fmt.Errorf("ann: import graph: %w", err)
 	}
 	if d.off != len(d.b) {
 		return nil, bad("%d trailing bytes", len(d.b)-d.off)

@@ -132,10 +132,8 @@ func (d *decoder) u64() (uint64, error) {
 // every upper-layer node exists below) and what this package relies on:
 // the base layer holds exactly the keys 0..n-1, and the top layer holds one
 // node, so Search always enters the graph at the same place and is
-// deterministic. With singleTop false a top layer of several nodes is
-// accepted (used for graphs built by the library's Add before they are
-// normalised).
-func decodeGraph(b []byte, aug []float32, d1, n int, singleTop bool) (graphSpec, error) {
+// deterministic.
+func decodeGraph(b []byte, aug []float32, d1, n int) (graphSpec, error) {
 	d := &decoder{b: b}
 	var g graphSpec
 	version, err := d.varint()
@@ -268,7 +266,7 @@ func decodeGraph(b []byte, aug []float32, d1, n int, singleTop bool) (graphSpec,
 	if d.off != len(d.b) {
 		return g, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)
 	}
-	if top := g.layers[len(g.layers)-1]; singleTop && len(top.keys) != 1 {
+	if top := g.layers[len(g.layers)-1]; len(top.keys) != 1 {
 		return g, fmt.Errorf("top layer has %d nodes, want 1", len(top.keys))
 	}
 	return g, nil

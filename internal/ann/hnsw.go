@@ -6,75 +6,58 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 
 	"github.com/coder/hnsw"
 )
 
-// Build selects who constructs the graphs.
-type Build string
-
-const (
-	// BuildNative constructs each graph with this package's textbook HNSW
-	// insertion and loads it into coder/hnsw through its Import format.
-	BuildNative Build = "native"
-	// BuildLibrary inserts with coder/hnsw's own (*Graph).Add. Kept for
-	// comparison: v0.6.1 fragments clustered data (see the package tests).
-	BuildLibrary Build = "library"
-)
-
-// HNSWParams configures NewHNSW and ImportHNSW. Construction fields (Build,
-// M, Ml, EfConstruction, Seed, Graphs) are fixed at build time and travel
-// with Export; ImportHNSW uses only the search fields.
+// HNSWParams configures NewHNSW and ImportHNSW. Construction fields (M, M0,
+// Ml, EfConstruction, Seed) are fixed at build time and travel with Export;
+// ImportHNSW uses only the search fields.
+//
+// The graph is always built by this package (build.go) and loaded into
+// coder/hnsw through its Import format: v0.6.1's own Add inserts with its
+// greedy search and fragments clustered data into disconnected pieces.
 type HNSWParams struct {
-	Build Build
-	// M is the number of links per node on upper layers (and on every
-	// layer for BuildLibrary).
+	// M is the number of links per node on upper layers.
 	M int
-	// M0 is the number of links per node on the base layer (BuildNative).
+	// M0 is the number of links per node on the base layer.
 	M0 int
 	// Ml is the probability that a node is promoted to the next layer.
 	Ml float64
-	// EfConstruction is the beam width of BuildNative's insertion search.
+	// EfConstruction is the beam width of the insertion search.
 	EfConstruction int
 	// EfSearch is coder/hnsw's EfSearch: the cap on its search frontier.
 	EfSearch int
-	// Seed drives the insertion order and levels; graph i uses a seed
-	// derived from Seed and i.
+	// Seed drives the insertion order and levels.
 	Seed uint64
-	// Graphs is the number of independently built graphs whose candidates
-	// are unioned.
-	Graphs int
 	// Overfetch is the number of graph candidates fetched per requested
 	// result, and MinFetch the least fetched per query: a query for k
-	// fetches max(k·Overfetch, MinFetch) candidates per graph (at most
-	// Len()), all re-ranked by exact Dot.
+	// fetches max(k·Overfetch, MinFetch) candidates (at most Len()), all
+	// re-ranked by exact Dot.
 	Overfetch int
 	MinFetch  int
 	// MaxOverfetch is the largest candidates-per-result ratio tried when a
 	// filter rejects candidates (the fetch grows ×4 per round up to it);
 	// if k results are still not accepted the query is answered by an exact
-	// scan, counted in HNSWStats.Fallbacks.
+	// scan.
 	MaxOverfetch int
 }
 
 // DefaultHNSWParams are the measured defaults: the cheapest setting tried
-// that reached recall@10 ≥ 0.99 on both synthetic workloads (TestRecallReport).
+// that reached recall@10 ≥ 0.99 on both synthetic workloads (the index
+// sweep of tools/benchreport, docs/benchmarks.md, measures it).
 // coder/hnsw's search visits about max(k·Overfetch, MinFetch) nodes around
 // its entry; a low base degree (M0 16) lets that budget reach further from
 // the entry than M0 32 does.
 func DefaultHNSWParams() HNSWParams {
 	return HNSWParams{
-		Build:          BuildNative,
 		M:              8,
 		M0:             16,
 		Ml:             1.0 / 8,
 		EfConstruction: 200,
 		EfSearch:       400,
 		Seed:           1,
-		Graphs:         1,
 		Overfetch:      8,
 		MinFetch:       400,
 		MaxOverfetch:   256,
@@ -86,9 +69,6 @@ func (p HNSWParams) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%w: hnsw params: "+format, append([]any{ErrInvalid}, a...)...))
-	}
-	if p.Build != BuildNative && p.Build != BuildLibrary {
-		bad("build %q is neither %q nor %q", p.Build, BuildNative, BuildLibrary)
 	}
 	if p.M < 2 || p.M > maxDegree/2 {
 		bad("M = %d not in [2, %d]", p.M, maxDegree/2)
@@ -105,9 +85,6 @@ func (p HNSWParams) Validate() error {
 	if p.EfSearch < 1 || p.EfSearch > 1<<20 {
 		bad("EfSearch = %d not in [1, 1048576]", p.EfSearch)
 	}
-	if p.Graphs < 1 || p.Graphs > maxGraphs {
-		bad("Graphs = %d not in [1, %d]", p.Graphs, maxGraphs)
-	}
 	if p.Overfetch < 1 || p.Overfetch > 1<<16 {
 		bad("Overfetch = %d not in [1, 65536]", p.Overfetch)
 	}
@@ -120,9 +97,7 @@ func (p HNSWParams) Validate() error {
 	return errors.Join(errs...)
 }
 
-const maxGraphs = 16
-
-// HNSW answers queries from one or more coder/hnsw graphs over the
+// HNSW answers queries from a coder/hnsw graph over the
 // inner-product augmentation of the vectors, re-ranking candidates exactly.
 //
 // Inner product is reduced to the library's cosine distance: each item x
@@ -136,27 +111,19 @@ const maxGraphs = 16
 // k·Overfetch results makes it flood that many nodes best-first from the
 // entry it descends to; on a well-connected graph the true top-k lies inside
 // that flood. Its Search only reads the graph (it allocates its own heaps and
-// visited set per call; verified in graph.go), and the graphs are never
+// visited set per call; verified in graph.go), and the graph is never
 // mutated after construction, so HNSW is safe for concurrent use.
 type HNSW struct {
-	p      HNSWParams
-	exact  *Exact
-	aug    []float32 // n rows of width dim+1, unit length
-	graphs []*hnsw.Graph[int32]
-	blobs  [][]byte // each graph in the library's Export format
-	vsum   uint64   // fingerprint of the vectors, checked by ImportHNSW
-	pool   sync.Pool
-	stats  struct{ searches, fallbacks, zero atomic.Uint64 }
+	p     HNSWParams
+	exact *Exact
+	aug   []float32 // n rows of width dim+1, unit length
+	graph *hnsw.Graph[int32]
+	blob  []byte // the graph in the library's Export format
+	vsum  uint64 // fingerprint of the vectors, checked by ImportHNSW
+	pool  sync.Pool
 }
 
 var _ Index = (*HNSW)(nil)
-
-// HNSWStats counts queries since construction.
-type HNSWStats struct {
-	Searches  uint64 // successful Search calls
-	Fallbacks uint64 // answered by exact scan: fewer than k accepted candidates after MaxOverfetch
-	ZeroQuery uint64 // answered by exact scan: zero query vector
-}
 
 type scratch struct {
 	qa    []float32
@@ -164,8 +131,8 @@ type scratch struct {
 	epoch uint32
 }
 
-// NewHNSW copies vectors (flat row-major n×dim), builds p.Graphs graphs and
-// loads them into coder/hnsw.
+// NewHNSW copies vectors (flat row-major n×dim), builds a graph and loads
+// it into coder/hnsw.
 func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -175,20 +142,9 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 		return nil, err
 	}
 	d1, n := dim+1, h.exact.n
-	for gi := range p.Graphs {
-		seed := deriveSeed(p.Seed, gi)
-		var blob []byte
-		switch p.Build {
-		case BuildNative:
-			blob = encodeGraph(nativeBuild(h.aug, d1, n, p.M, p.M0, p.EfConstruction, p.Ml, seed), h.aug, d1)
-		case BuildLibrary:
-			if blob, err = libraryBuild(h.aug, d1, n, p, seed); err != nil {
-				return nil, fmt.Errorf("ann: graph %d: %w", gi, err)
-			}
-		}
-		if err := h.load(blob); err != nil {
-			return nil, fmt.Errorf("ann: graph %d: %w", gi, err)
-		}
+	blob := encodeGraph(nativeBuild(h.aug, d1, n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed)), h.aug, d1)
+	if err := h.load(blob); err != nil {
+		return nil, fmt.Errorf("ann: graph: %w", err)
 	}
 	return h, nil
 }
@@ -208,7 +164,7 @@ func newHNSWBase(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 
 // load validates blob, imports it into a coder/hnsw graph and keeps both.
 func (h *HNSW) load(blob []byte) error {
-	if _, err := decodeGraph(blob, h.aug, h.exact.dim+1, h.exact.n, true); err != nil {
+	if _, err := decodeGraph(blob, h.aug, h.exact.dim+1, h.exact.n); err != nil {
 		return fmt.Errorf("%w: graph: %w", ErrInvalid, err)
 	}
 	g, err := libraryImport(blob, h.p.Seed)
@@ -216,8 +172,7 @@ func (h *HNSW) load(blob []byte) error {
 		return err
 	}
 	g.EfSearch = h.p.EfSearch
-	h.graphs = append(h.graphs, g)
-	h.blobs = append(h.blobs, blob)
+	h.graph, h.blob = g, blob
 	return nil
 }
 
@@ -236,40 +191,6 @@ func libraryImport(blob []byte, seed uint64) (g *hnsw.Graph[int32], err error) {
 		return nil, fmt.Errorf("ann: coder/hnsw Import: %w", err)
 	}
 	return g, nil
-}
-
-// libraryBuild inserts every node with coder/hnsw's Add in a seeded random
-// order, exports the graph and puts a one-node layer on top so that its
-// Search enters deterministically.
-func libraryBuild(aug []float32, d1, n int, p HNSWParams, seed uint64) (blob []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			blob, err = nil, fmt.Errorf("coder/hnsw Add panicked: %v", r)
-		}
-	}()
-	g := &hnsw.Graph[int32]{
-		Distance: hnsw.CosineDistance,
-		Rng:      mrand.New(mrand.NewSource(int64(seed))),
-		M:        p.M,
-		Ml:       p.Ml,
-		EfSearch: p.EfSearch,
-	}
-	rng := rand.New(rand.NewPCG(seed, 0x11b))
-	for _, i := range rng.Perm(n) {
-		g.Add(hnsw.MakeNode(int32(i), aug[i*d1:(i+1)*d1:(i+1)*d1]))
-	}
-	var buf bytes.Buffer
-	if err := g.Export(&buf); err != nil {
-		return nil, fmt.Errorf("coder/hnsw Export: %w", err)
-	}
-	spec, err := decodeGraph(buf.Bytes(), aug, d1, n, false)
-	if err != nil {
-		return nil, fmt.Errorf("coder/hnsw built an invalid graph: %w", err)
-	}
-	if top := spec.layers[len(spec.layers)-1]; len(top.keys) > 1 {
-		spec.layers = append(spec.layers, layerSpec{keys: []int32{top.keys[0]}, nbrs: [][]int32{nil}})
-	}
-	return encodeGraph(spec, aug, d1), nil
 }
 
 // augment maps rows to unit vectors of width dim+1 whose cosine with
@@ -314,9 +235,11 @@ func fingerprint(vecs []float32, dim int) uint64 {
 	return h
 }
 
-// deriveSeed gives graph i its own seed (splitmix64 of Seed+i).
-func deriveSeed(seed uint64, i int) uint64 {
-	z := seed + uint64(i+1)*0x9e3779b97f4a7c15
+// buildSeed scrambles Seed for the builder's generator (splitmix64 of
+// Seed+1·golden ratio: the seed the first graph got when several could be
+// built, so a given Seed still builds the same graph).
+func buildSeed(seed uint64) uint64 {
+	z := seed + 0x9e3779b97f4a7c15
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
@@ -331,21 +254,9 @@ func (h *HNSW) Dim() int { return h.exact.dim }
 // Name is "hnsw".
 func (h *HNSW) Name() string { return "hnsw" }
 
-// Params returns the parameters the index was built or imported with.
-func (h *HNSW) Params() HNSWParams { return h.p }
-
-// Stats returns query counters.
-func (h *HNSW) Stats() HNSWStats {
-	return HNSWStats{
-		Searches:  h.stats.searches.Load(),
-		Fallbacks: h.stats.fallbacks.Load(),
-		ZeroQuery: h.stats.zero.Load(),
-	}
-}
-
 // Search returns the k best accepted items. Candidates come from the
-// graphs (k·Overfetch per graph, growing ×4 up to k·MaxOverfetch while a
-// filter leaves fewer than k), are de-duplicated and re-ranked by exact Dot,
+// graph (k·Overfetch, growing ×4 up to k·MaxOverfetch while a filter leaves
+// fewer than k), are de-duplicated and re-ranked by exact Dot,
 // so every returned score is exact; if k are still not accepted, the query
 // is answered by an exact scan.
 //
@@ -363,10 +274,8 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	if err := checkFilter(accept, ex.n); err != nil {
 		return dst[:0], err
 	}
-	h.stats.searches.Add(1)
 	t := newTopK(dst, k, ex.n)
 	if q2 == 0 {
-		h.stats.zero.Add(1)
 		ex.scan(&t, q, accept)
 		return t.sorted(), nil
 	}
@@ -387,19 +296,17 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	limit := min(ex.n, max(k*h.p.MaxOverfetch, fetch))
 	accepted := 0
 	for {
-		for _, g := range h.graphs {
-			for _, node := range g.Search(s.qa, fetch) {
-				id := node.Key
-				if s.mark[id] == s.epoch {
-					continue
-				}
-				s.mark[id] = s.epoch
-				if !accept.Accepts(id) {
-					continue
-				}
-				accepted++
-				t.push(Result{ID: id, Score: Dot(q, ex.Vector(id))})
+		for _, node := range h.graph.Search(s.qa, fetch) {
+			id := node.Key
+			if s.mark[id] == s.epoch {
+				continue
 			}
+			s.mark[id] = s.epoch
+			if !accept.Accepts(id) {
+				continue
+			}
+			accepted++
+			t.push(Result{ID: id, Score: Dot(q, ex.Vector(id))})
 		}
 		if accepted >= t.k {
 			return t.sorted(), nil
@@ -409,7 +316,6 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 		}
 		fetch = min(limit, fetch*4)
 	}
-	h.stats.fallbacks.Add(1)
 	t.h = t.h[:0]
 	ex.scan(&t, q, accept)
 	return t.sorted(), nil

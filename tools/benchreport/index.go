@@ -89,8 +89,8 @@ func sweep(quick bool) ([]buildSetting, []searchSetting) {
 
 // sameBuild reports whether two settings construct the same graph.
 func sameBuild(a, b ann.HNSWParams) bool {
-	return a.Build == b.Build && a.M == b.M && a.M0 == b.M0 && a.Ml == b.Ml &&
-		a.EfConstruction == b.EfConstruction && a.Seed == b.Seed && a.Graphs == b.Graphs
+	return a.M == b.M && a.M0 == b.M0 && a.Ml == b.Ml &&
+		a.EfConstruction == b.EfConstruction && a.Seed == b.Seed
 }
 
 func isServed(p ann.HNSWParams, s searchSetting) bool {

@@ -4,10 +4,12 @@
 // published reference points), sweeps the HNSW settings against the exact
 // scan on the real movie vectors and on a synthetic 100,000-item catalogue,
 // times the /recall handler in-process, and drives a loopback load test at
-// a bare handler and at the real service. It sits beside cmd/towerrecall and
-// uses the same internal packages, so the numbers are those of the product.
+// a bare handler and at the real service. It is its own module, so that the
+// product does not depend on its plotting library, and imports the product's
+// internal packages (allowed under the module path's prefix), so the numbers
+// are those of the product. From the repository root:
 //
-//	go run ./cmd/benchreport --data ../shared/data --out docs
+//	cd tools/benchreport && go run . --data ../../../shared/data --out ../../docs
 package main
 
 import (
@@ -61,8 +63,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.dataDir, "data", "../shared/data", "shared data directory (holds ml-100k/, ml-1m/ and splits/)")
-	fs.StringVar(&o.outDir, "out", "docs", "directory for benchmarks.md and the plots")
+	fs.StringVar(&o.dataDir, "data", "../../../shared/data", "shared data directory (holds ml-100k/, ml-1m/ and splits/)")
+	fs.StringVar(&o.outDir, "out", "../../docs", "directory for benchmarks.md and the plots")
 	fs.StringVar(&o.modelDir, "model", "", "artifact to benchmark the index, handler and load sections on (default: the model trained here)")
 	fs.BoolVar(&o.quick, "quick", false, "CI smoke run: ml-100k only, small sweeps, short load test (< 2 minutes)")
 	fs.BoolVar(&o.skipTrain, "skip-train", false, "skip the training section (the serving model is still trained unless --model is given)")
@@ -121,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("create --out: %w", err)
 	}
 	res := &Results{Quick: o.quick, Machine: readMachine(ctx), Config: describeOptions(o),
-		Command: strings.TrimSpace("go run ./cmd/benchreport " + strings.Join(args, " "))}
+		Command: strings.TrimSpace("cd tools/benchreport && go run . " + strings.Join(args, " "))}
 	p.logf("machine: %s, %d cores, %s %s/%s, commit %s, load %s",
 		res.Machine.CPU, res.Machine.Cores, res.Machine.GoVersion, res.Machine.GOOS, res.Machine.GOARCH,
 		res.Machine.commitLabel(), res.Machine.LoadStart)
