@@ -94,28 +94,22 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if data.Valid, err = ix.Interactions(in.Valid); err != nil {
 		return nil, fmt.Errorf("pipeline: valid ratings: %w", err)
 	}
-	if cfg.Train.Recency > 0 {
-		times := make([]int64, len(in.Train))
-		for i, r := range in.Train {
-			times[i] = r.Time
-		}
-		if err := train.WeightByRecency(data.Train, times, cfg.Train.Recency); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
-		}
+	times := make([]int64, len(in.Train))
+	for i, r := range in.Train {
+		times[i] = r.Time
 	}
-	nu := int32(len(data.Users))
-	var folds []int32
+	fl := train.Fields{User: userFields, Movie: movieFields}
 	pos := slices.Index(userFields, feature.HistoryField)
-	if pos >= 0 { // folds first: they follow the real users, before twins take some ratings
-		folds = assignFolds(data.Train, len(data.Users), cfg.Train.HistoryFolds, cfg.Train.Seed)
-	}
-	addColdTwins(&data, userFields, movieFields, cfg.Train.ColdStartRate, cfg.Train.Seed)
 	if pos >= 0 {
-		histIndex := make([]int32, len(ds.Movies))
+		fl.HistoryIndex = make([]int32, len(ds.Movies))
 		for i, m := range ds.Movies {
-			histIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
+			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
-		addHistoryFolds(&data, nu, pos, folds, histIndex)
+	}
+	recipe := train.Recipe{Recency: cfg.Train.Recency, ColdStartRate: cfg.Train.ColdStartRate,
+		HistoryFolds: cfg.Train.HistoryFolds, Seed: cfg.Train.Seed}
+	if err := recipe.Apply(&data, times, fl); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	tc := tower.Config{
 		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,
@@ -242,58 +236,6 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	return b, nil
 }
 
-// addColdTwins teaches the towers to serve users and movies they have never
-// seen. Every user and movie gets a twin whose id is out of vocabulary (its
-// other features kept), and a fraction rate of the training ratings is moved
-// to the twins, so the OOV id rows are trained and a cold-start vector comes
-// from features alone. Twins are appended after the real entities, so the
-// indexes of real users and movies do not change.
-func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate float64, seed uint64) {
-	if rate <= 0 {
-		return
-	}
-	// ids only: a new user has no history either
-	twins := func(list []feature.Encoded, fields []feature.Field, ids ...feature.Field) ([]feature.Encoded, bool) {
-		var pos []int
-		for _, id := range ids {
-			if p := slices.Index(fields, id); p >= 0 {
-				pos = append(pos, p)
-			}
-		}
-		if len(pos) == 0 {
-			return list, false
-		}
-		n := len(list)
-		for i := 0; i < n; i++ {
-			t := slices.Clone(list[i])
-			for _, p := range pos {
-				t[p] = []int32{feature.OOV}
-			}
-			list = append(list, t)
-		}
-		return list, true
-	}
-	nu, nm := int32(len(d.Users)), int32(len(d.Movies))
-	var userTwins, movieTwins bool
-	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField, feature.HistoryField)
-	d.Movies, movieTwins = twins(d.Movies, movieFields, feature.MovieIDField)
-	if userTwins {
-		d.Cold = make([]bool, len(d.Users))
-		for i := nu; i < int32(len(d.Users)); i++ {
-			d.Cold[i] = true
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xc01d57a7))
-	for i := range d.Train {
-		if userTwins && rng.Float64() < rate {
-			d.Train[i].User += nu
-		}
-		if movieTwins && rng.Float64() < rate/2 {
-			d.Train[i].Movie += nm
-		}
-	}
-}
-
 // histories returns each user's rated movie ids (as the history feature
 // takes them), in rating order.
 func histories(rs []movielens.Rating) map[movielens.UserID][]string {
@@ -302,75 +244,6 @@ func histories(rs []movielens.Rating) map[movielens.UserID][]string {
 		out[r.User] = append(out[r.User], strconv.Itoa(int(r.Movie)))
 	}
 	return out
-}
-
-// assignFolds deals each user's interactions at random into k folds of
-// equal size (±1) and returns every interaction's fold.
-func assignFolds(xs []train.Interaction, users, k int, seed uint64) []int32 {
-	byUser := make([][]int32, users)
-	for i, x := range xs {
-		byUser[x.User] = append(byUser[x.User], int32(i))
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xf01d5))
-	fold := make([]int32, len(xs))
-	for _, is := range byUser {
-		rng.Shuffle(len(is), func(a, b int) { is[a], is[b] = is[b], is[a] })
-		for p, i := range is {
-			fold[i] = int32(p % max(k, 1))
-		}
-	}
-	return fold
-}
-
-// addHistoryFolds keeps the target movie out of its own history bag. The
-// interactions of real users (indexes below nu; cold-start twins have no
-// history) move to fold entities: a copy of the user whose history bag
-// (field pos) lacks the movies of the interaction's fold, so an example
-// never sees its own movie in the user's history while the bag keeps
-// (k−1)/k of the history. Serving and evaluation use the whole history.
-// fold[i] is interaction i's fold; histIndex maps a movie to its index in
-// the history vocabulary.
-func addHistoryFolds(d *train.Data, nu int32, pos int, fold []int32, histIndex []int32) {
-	type key struct{ user, fold int32 }
-	drop := map[key]map[int32]bool{} // the history indexes of each user's fold
-	for i, x := range d.Train {
-		if x.User < nu {
-			k := key{x.User, fold[i]}
-			if drop[k] == nil {
-				drop[k] = map[int32]bool{}
-			}
-			drop[k][histIndex[int(x.Movie)%len(histIndex)]] = true // a movie twin stands for its movie
-		}
-	}
-	entity := map[key]int32{}
-	for i := range d.Train {
-		x := &d.Train[i]
-		if x.User >= nu {
-			continue
-		}
-		k := key{x.User, fold[i]}
-		e, ok := entity[k]
-		if !ok {
-			e = int32(len(d.Users))
-			entity[k] = e
-			t := slices.Clone(d.Users[x.User])
-			var bag []int32
-			for _, h := range t[pos] {
-				if !drop[k][h] {
-					bag = append(bag, h)
-				}
-			}
-			if len(bag) == 0 {
-				bag = []int32{feature.OOV}
-			}
-			t[pos] = bag
-			d.Users = append(d.Users, t)
-			if d.Cold != nil {
-				d.Cold = append(d.Cold, false)
-			}
-		}
-		x.User = e
-	}
 }
 
 // HNSWParams converts the serve config into index parameters.

@@ -510,25 +510,3 @@ func TestOnBatchCounts(t *testing.T) {
 		t.Fatalf("OnBatch ended at %d/%d, want 6/6", last, total)
 	}
 }
-
-func TestWeightByRecency(t *testing.T) {
-	t.Parallel()
-	xs := []Interaction{{User: 1}, {User: 0}, {User: 1}, {User: 1}, {User: 2}, {User: 0}}
-	times := []int64{30, 5, 10, 20, 7, 5} // user 0 has a tie: position breaks it
-	if err := WeightByRecency(xs, times, 3); err != nil {
-		t.Fatal(err)
-	}
-	norm := 3 / (1 - math.Exp(-3))
-	want := []float64{norm, math.Exp(-3) * norm, math.Exp(-3) * norm, math.Exp(-1.5) * norm, 1, norm}
-	for i, w := range want {
-		if math.Abs(float64(xs[i].Weight)-w) > 1e-5 {
-			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
-		}
-	}
-	if err := WeightByRecency(xs, times, 0); err != nil || xs[0].Weight != 1 {
-		t.Fatalf("k=0: %v %v", err, xs[0].Weight)
-	}
-	if WeightByRecency(xs, times[:2], 1) == nil || WeightByRecency(xs, times, -1) == nil || WeightByRecency(xs, times, math.NaN()) == nil {
-		t.Fatal("bad input accepted")
-	}
-}
