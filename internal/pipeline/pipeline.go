@@ -67,7 +67,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ds := in.Dataset
 	ix := NewIndex(ds)
-	userFields, movieFields, userDims, movieDims := fields(cfg.Model)
+	tc, userFields, movieFields := TowerConfig(cfg.Model)
 	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
 	if err != nil {
 		return nil, err
@@ -106,15 +106,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
 	}
-	recipe := train.Recipe{Recency: cfg.Train.Recency, ColdStartRate: cfg.Train.ColdStartRate,
-		HistoryFolds: cfg.Train.HistoryFolds, Seed: cfg.Train.Seed}
-	if err := recipe.Apply(&data, times, fl); err != nil {
+	if err := recipe(cfg.Train).Apply(&data, times, fl); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
-	}
-	tc := tower.Config{
-		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,
-		Normalize: cfg.Model.Normalize, RatingHead: cfg.Model.RatingHead,
-		UserEmbed: userDims, MovieEmbed: movieDims,
 	}
 	rng := rand.New(rand.NewPCG(cfg.Train.Seed, 0x70fe5))
 	model, err := tower.New(tc, enc.VocabSizes(userFields), enc.VocabSizes(movieFields), rng)
@@ -143,18 +136,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			return met["recall@10"], nil
 		}
 	}
-	tcfg := train.Config{
-		Objective: cfg.Train.Objective, Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize,
-		LearningRate: cfg.Train.LearningRate, Optimizer: cfg.Train.Optimizer, Temperature: cfg.Train.Temperature,
-		LogQ: cfg.Train.LogQ, L2: cfg.Train.L2, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed, Patience: cfg.Train.Patience,
-		UniformNegatives: cfg.Train.UniformNegatives, ColdLogQ: float32(cfg.Train.ColdLogQ),
-		Schedule: cfg.Train.LRSchedule, HistoryField: pos, LogQScale: float32(cfg.Train.LogQScale),
-		UserWeight: float32(cfg.Train.UserWeight),
-	}
-	if pos >= 0 {
-		tcfg.HistoryDropout = float32(cfg.Train.HistoryDropout)
-	}
-	res, err := train.Run(ctx, model, data, tcfg, hooks)
+	res, err := train.Run(ctx, model, data, trainConfig(cfg.Train, pos), hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +166,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err != nil {
 		return nil, err
 	}
-	queries := make([][]float32, 0, 200)
-	for i := 0; i < len(data.Users) && len(queries) < 200; i += max(1, len(data.Users)/200) {
+	nq := cfg.Serve.SelfCheckQueries
+	queries := make([][]float32, 0, nq)
+	for i := 0; i < len(data.Users) && len(queries) < nq; i += max(1, len(data.Users)/nq) {
 		q := make([]float32, cfg.Model.Dim)
 		model.UserVector(q, data.Users[i])
 		queries = append(queries, q)
@@ -244,27 +227,6 @@ func histories(rs []movielens.Rating) map[movielens.UserID][]string {
 		out[r.User] = append(out[r.User], strconv.Itoa(int(r.Movie)))
 	}
 	return out
-}
-
-// HNSWParams converts the serve config into index parameters.
-func HNSWParams(s config.Serve) ann.HNSWParams {
-	p := ann.DefaultHNSWParams()
-	p.M = s.HNSWM
-	p.EfSearch = s.HNSWEfSearch
-	p.Overfetch = s.HNSWOverfetch
-	return p
-}
-
-func fields(m config.Model) (uf, mf []feature.Field, ud, md []int) {
-	for _, f := range m.User {
-		uf = append(uf, feature.Field(f.Name))
-		ud = append(ud, f.Dim)
-	}
-	for _, f := range m.Movie {
-		mf = append(mf, feature.Field(f.Name))
-		md = append(md, f.Dim)
-	}
-	return uf, mf, ud, md
 }
 
 // Index maps external ids to the dense indexes of a dataset's users and

@@ -251,7 +251,7 @@ func TestReproducible(t *testing.T) {
 			t.Parallel()
 			run := func() []float32 {
 				m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 5)
-				cfg := DefaultConfig()
+				cfg := testConfig()
 				cfg.Objective, cfg.Workers, cfg.Epochs, cfg.BatchSize = tc.obj, tc.workers, 2, 128
 				if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err != nil {
 					t.Fatal(err)
@@ -329,7 +329,7 @@ func TestRunLearnsAndStopsEarly(t *testing.T) {
 	s := newSynth(300, 200, 30000, 4)
 	m := tinyModel(t, s, tower.Config{Dim: 8, Hidden: []int{32}, Normalize: true, UserEmbed: []int{16, 2, 2, 2, 2}, MovieEmbed: []int{16, 4, 2}}, 6)
 	before := recallAt10(m, s.data)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.BatchSize, cfg.Epochs, cfg.Patience = 256, 30, 2
 	var epochs []EpochStats
 	res, err := Run(context.Background(), m, s.data, cfg, Hooks{
@@ -356,7 +356,7 @@ func TestPointwiseLearns(t *testing.T) {
 	t.Parallel()
 	s := newSynth(300, 200, 30000, 5)
 	m := tinyModel(t, s, smallTowers(true), 7)
-	cfg := PointwiseConfig()
+	cfg := referenceConfig()
 	cfg.Epochs = 5
 	res, err := Run(context.Background(), m, s.data, cfg, Hooks{})
 	if err != nil {
@@ -393,7 +393,7 @@ func TestRunCancel(t *testing.T) {
 	s := newSynth(50, 50, 5000, 7)
 	m := tinyModel(t, s, smallTowers(false), 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.BatchSize = 64
 	_, err := Run(ctx, m, s.data, cfg, Hooks{OnBatch: func(done, total int) {
 		if done == 3 {
@@ -407,10 +407,10 @@ func TestRunCancel(t *testing.T) {
 
 func benchTrain(b *testing.B, obj string, workers int) {
 	s := newSynth(6000, 3700, 200_000, 11)
-	tc, cfg := tower.DefaultConfig(), DefaultConfig()
+	tc, cfg := shippedTowers(), testConfig()
 	uv, mv := s.userVocab, s.movieVocab
 	if obj == Pointwise {
-		tc, cfg = tower.ReferenceConfig(), ReferenceConfig()
+		tc, cfg = referenceTowers(), referenceConfig()
 		uv, mv = uv[:4], mv[:2]
 		for i, u := range s.data.Users {
 			s.data.Users[i] = u[:4]
@@ -480,7 +480,7 @@ func TestStepAllocs(t *testing.T) {
 	for _, obj := range []string{Softmax, Pointwise} {
 		for _, workers := range []int{1, 2} {
 			m := tinyModel(t, s, smallTowers(obj == Pointwise), 1)
-			cfg := DefaultConfig()
+			cfg := testConfig()
 			cfg.Objective, cfg.Workers, cfg.BatchSize, cfg.UniformNegatives = obj, workers, 256, 64
 			tr := newTrainer(m, s.data, cfg)
 			idx := make([]int32, 256)
@@ -500,7 +500,7 @@ func TestOnBatchCounts(t *testing.T) {
 	t.Parallel()
 	s := newSynth(50, 40, 1000, 13) // 900 train interactions
 	m := tinyModel(t, s, smallTowers(false), 1)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.Epochs, cfg.BatchSize = 2, 449 // 2 full batches and a remainder of 2
 	last, total := 0, 0
 	if _, err := Run(context.Background(), m, s.data, cfg, Hooks{OnBatch: func(d, tt int) { last, total = d, tt }}); err != nil {
