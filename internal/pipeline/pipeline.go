@@ -52,7 +52,11 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Train runs the job and returns the bundle, ready for artifact.Save.
+// Train runs the job and returns the bundle, ready for artifact.Save. Its
+// steps, in order: encode the ratings, build the training examples (the
+// recipe of train.Recipe), train the towers, export the movie vectors,
+// build the HNSW graph and check it against an exact scan, write the
+// manifest, and evaluate on the test ratings if any.
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -65,12 +69,47 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	ds := in.Dataset
-	ix := NewIndex(ds)
-	tc, userFields, movieFields := TowerConfig(cfg.Model)
-	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
+	ix := NewIndex(in.Dataset)
+	towers, userFields, movieFields := TowerConfig(cfg.Model)
+	enc, data, err := encode(in, ix, userFields, movieFields)
 	if err != nil {
 		return nil, err
+	}
+	historyField := slices.Index(userFields, feature.HistoryField)
+	if err := buildExamples(&data, in, enc, historyField, cfg.Train); err != nil {
+		return nil, err
+	}
+	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(cfg.Train, historyField), opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &artifact.Bundle{Model: model, Encoder: enc}
+	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
+	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	hp := HNSWParams(cfg.Serve)
+	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
+	if err != nil {
+		return nil, err
+	}
+	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
+	if len(in.Test) > 0 {
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
+		if err != nil {
+			return nil, err
+		}
+		b.Manifest.Metrics = met.Flat()
+	}
+	return b, nil
+}
+
+// encode fits the vocabularies on the training ratings and encodes every
+// user (with their training history) and movie (with its rating count),
+// and the train and valid ratings as interactions.
+func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*feature.Encoder, train.Data, error) {
+	ds := in.Dataset
+	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
+	if err != nil {
+		return nil, train.Data{}, err
 	}
 	data := train.Data{Users: make([]feature.Encoded, len(ds.Users)), Movies: make([]feature.Encoded, len(ds.Movies))}
 	hist := histories(in.Train)
@@ -89,30 +128,42 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		data.Movies[i] = enc.EncodeMovie(mi)
 	}
 	if data.Train, err = ix.Interactions(in.Train); err != nil {
-		return nil, fmt.Errorf("pipeline: train ratings: %w", err)
+		return nil, train.Data{}, fmt.Errorf("pipeline: train ratings: %w", err)
 	}
 	if data.Valid, err = ix.Interactions(in.Valid); err != nil {
-		return nil, fmt.Errorf("pipeline: valid ratings: %w", err)
+		return nil, train.Data{}, fmt.Errorf("pipeline: valid ratings: %w", err)
 	}
+	return enc, data, nil
+}
+
+// buildExamples applies the training recipe to data: it gives the recipe
+// the ratings' times and, with the history feature (historyField ≥ 0),
+// each movie's index in the history vocabulary.
+func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField int, t config.Train) error {
 	times := make([]int64, len(in.Train))
 	for i, r := range in.Train {
 		times[i] = r.Time
 	}
-	fl := train.Fields{User: userFields, Movie: movieFields}
-	pos := slices.Index(userFields, feature.HistoryField)
-	if pos >= 0 {
-		fl.HistoryIndex = make([]int32, len(ds.Movies))
-		for i, m := range ds.Movies {
+	fl := train.Fields{User: enc.UserFields, Movie: enc.MovieFields}
+	if historyField >= 0 {
+		fl.HistoryIndex = make([]int32, len(in.Dataset.Movies))
+		for i, m := range in.Dataset.Movies {
 			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
 	}
-	if err := recipe(cfg.Train).Apply(&data, times, fl); err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+	if err := recipe(t).Apply(data, times, fl); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
 	}
-	rng := rand.New(rand.NewPCG(cfg.Train.Seed, 0x70fe5))
-	model, err := tower.New(tc, enc.VocabSizes(userFields), enc.VocabSizes(movieFields), rng)
+	return nil
+}
+
+// fit builds the towers and trains them on data, logging every epoch and,
+// with valid ratings, stopping early on their Recall@10.
+func fit(ctx context.Context, in Inputs, ix *Index, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, opts Options) (*tower.Model, train.Result, error) {
+	rng := rand.New(rand.NewPCG(tc.Seed, 0x70fe5))
+	model, err := tower.New(towers, enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields), rng)
 	if err != nil {
-		return nil, err
+		return nil, train.Result{}, err
 	}
 	hooks := train.Hooks{OnBatch: opts.OnBatch}
 	hooks.OnEpoch = func(s train.EpochStats) {
@@ -128,32 +179,54 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	if len(in.Valid) > 0 {
 		split := ix.Split(in.Train, nil, in.Valid)
+		realUsers := data.Users[:len(in.Dataset.Users)] // the recipe's twins and fold copies are not evaluated
 		hooks.Validate = func(m *tower.Model) (float64, error) {
-			met, err := eval.Evaluate(ctx, NewScorer(m, data.Users, data.Movies), split, []int{10}, cfg.Train.Workers)
+			met, err := eval.Evaluate(ctx, NewScorer(m, realUsers, data.Movies), split, []int{10}, tc.Workers)
 			if err != nil {
 				return 0, err
 			}
 			return met["recall@10"], nil
 		}
 	}
-	res, err := train.Run(ctx, model, data, trainConfig(cfg.Train, pos), hooks)
+	res, err := train.Run(ctx, model, data, tc, hooks)
 	if err != nil {
-		return nil, err
+		return nil, train.Result{}, err
 	}
+	return model, res, nil
+}
 
-	b := &artifact.Bundle{Model: model, Encoder: enc}
-	b.Movies = make([]artifact.Movie, len(ds.Movies))
-	b.Vectors = make([]float32, len(ds.Movies)*cfg.Model.Dim)
-	for i, m := range ds.Movies {
-		b.Movies[i] = artifact.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
-		model.MovieVector(b.Vectors[i*cfg.Model.Dim:(i+1)*cfg.Model.Dim], data.Movies[i])
+// movieVectors returns the catalogue and its movie vectors, row i for
+// movies[i] (encoded as encoded[i]).
+func movieVectors(model *tower.Model, movies []movielens.Movie, encoded []feature.Encoded) ([]artifact.Movie, []float32) {
+	dim := model.Dim()
+	out := make([]artifact.Movie, len(movies))
+	vectors := make([]float32, len(movies)*dim)
+	for i, m := range movies {
+		out[i] = artifact.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
+		model.MovieVector(vectors[i*dim:(i+1)*dim], encoded[i])
 	}
-	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	return out, vectors
+}
 
-	// The graph is built once here and shipped inside the artifact, so that
-	// replicas start without rebuilding it.
-	hp := HNSWParams(cfg.Serve)
-	h, err := ann.NewHNSW(b.Vectors, cfg.Model.Dim, hp)
+// selfCheckQueries returns the user vectors of up to n users, evenly
+// spread over users.
+func selfCheckQueries(model *tower.Model, users []feature.Encoded, n int) [][]float32 {
+	queries := make([][]float32, 0, n)
+	for i := 0; i < len(users) && len(queries) < n; i += max(1, len(users)/n) {
+		q := make([]float32, model.Dim())
+		model.UserVector(q, users[i])
+		queries = append(queries, q)
+	}
+	return queries
+}
+
+// buildIndex builds the HNSW graph of b's vectors into b.Graph and returns
+// its recall@10 and @100 against an exact scan on queries. The graph is
+// built once here and shipped inside the artifact, so that replicas start
+// without rebuilding it.
+func buildIndex(b *artifact.Bundle, hp ann.HNSWParams, queries [][]float32) (map[int]float64, error) {
+	dim := b.Model.Dim()
+	h, err := ann.NewHNSW(b.Vectors, dim, hp)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: HNSW: %w", err)
 	}
@@ -162,35 +235,33 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, fmt.Errorf("pipeline: export HNSW: %w", err)
 	}
 	b.Graph = graph.Bytes()
-	exact, err := ann.NewExact(b.Vectors, cfg.Model.Dim)
+	exact, err := ann.NewExact(b.Vectors, dim)
 	if err != nil {
 		return nil, err
 	}
-	nq := cfg.Serve.SelfCheckQueries
-	queries := make([][]float32, 0, nq)
-	for i := 0; i < len(data.Users) && len(queries) < nq; i += max(1, len(data.Users)/nq) {
-		q := make([]float32, cfg.Model.Dim)
-		model.UserVector(q, data.Users[i])
-		queries = append(queries, q)
-	}
-	indexRecall, err := ann.SelfCheck(h, exact, queries, []int{10, 100})
+	recall, err := ann.SelfCheck(h, exact, queries, []int{10, 100})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: HNSW self-check: %w", err)
 	}
+	return recall, nil
+}
 
+// manifest describes the bundle b trained by cfg on in: the run, the data,
+// the vocabularies and the index (metrics are added by evaluation).
+func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result, hp ann.HNSWParams, indexRecall map[int]float64, now time.Time) artifact.Manifest {
 	rawCfg, _ := json.Marshal(cfg)
 	hpj, _ := json.Marshal(hp)
-	b.Manifest = artifact.Manifest{
-		Version:    now().UTC().Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
-		CreatedAt:  now().UTC(),
+	m := artifact.Manifest{
+		Version:    now.Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
+		CreatedAt:  now,
 		Objective:  cfg.Train.Objective,
 		Dim:        cfg.Model.Dim,
 		Normalized: cfg.Model.Normalize,
 		Config:     rawCfg,
-		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(ds.Layout), Checksums: in.Checksums,
+		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: in.Checksums,
 			Train: len(in.Train), Valid: len(in.Valid)},
 		Sizes:  artifact.Sizes{Users: len(b.Users), Movies: len(b.Movies), Vocabs: map[string]int{}},
-		Fields: artifact.Fields{User: userFields, Movie: movieFields},
+		Fields: artifact.Fields{User: b.Encoder.UserFields, Movie: b.Encoder.MovieFields},
 		Training: artifact.Training{
 			Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Seconds: res.Seconds,
 			ExamplesPerSec: res.ExamplesPerSec, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed,
@@ -198,25 +269,18 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		Index: artifact.IndexInfo{HNSW: hpj, Recall: map[string]float64{}},
 	}
 	for k, r := range indexRecall {
-		b.Manifest.Index.Recall["recall@"+strconv.Itoa(k)] = r
+		m.Index.Recall["recall@"+strconv.Itoa(k)] = r
 	}
-	for f, v := range enc.Vocabs {
-		b.Manifest.Sizes.Vocabs[string(f)] = v.Size()
+	for f, v := range b.Encoder.Vocabs {
+		m.Sizes.Vocabs[string(f)] = v.Size()
 	}
 	for _, e := range res.Epochs {
-		b.Manifest.Training.Loss = append(b.Manifest.Training.Loss, e.Loss)
+		m.Training.Loss = append(m.Training.Loss, e.Loss)
 		if e.HasValid {
-			b.Manifest.Training.ValidRecall10 = append(b.Manifest.Training.ValidRecall10, e.Valid)
+			m.Training.ValidRecall10 = append(m.Training.ValidRecall10, e.Valid)
 		}
 	}
-	if len(in.Test) > 0 {
-		met, err := Evaluate(ctx, b, ds, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
-		if err != nil {
-			return nil, err
-		}
-		b.Manifest.Metrics = met.Flat()
-	}
-	return b, nil
+	return m
 }
 
 // histories returns each user's rated movie ids (as the history feature
