@@ -36,36 +36,18 @@ func (t *trainer) lossAt() float64 {
 	}
 	t.pool.run(phaseLoss)
 	var l float64
-	for _, x := range t.lossW {
-		l += x
+	for _, w := range t.work {
+		l += w.loss
 	}
 	return l / float64(t.n)
 }
 
-// prepare runs a step's dedupe and forward pass without updating.
+// prepare runs a step's collection and forward pass without updating.
 func (t *trainer) prepare(idx []int32) {
 	saved := t.opt
 	t.step(idx) // first, a full step so that every code path runs
 	t.opt = saved
-	t.stamp++
-	t.n, t.nU, t.nM = len(idx), 0, 0
-	for i, k := range idx {
-		x := t.d.Train[k]
-		t.rows[i] = x
-		if t.uStamp[x.User] != t.stamp {
-			t.uStamp[x.User], t.uSlot[x.User] = t.stamp, int32(t.nU)
-			t.uniqU[t.nU], t.uEnt[t.nU], t.cntU[t.nU] = t.d.Users[x.User], x.User, 0
-			t.nU++
-		}
-		if t.mStamp[x.Movie] != t.stamp {
-			t.mStamp[x.Movie], t.mSlot[x.Movie] = t.stamp, int32(t.nM)
-			t.uniqM[t.nM], t.mEnt[t.nM], t.cnt[t.nM] = t.d.Movies[x.Movie], x.Movie, 0
-			t.nM++
-		}
-		t.rowU[i], t.rowM[i] = t.uSlot[x.User], t.mSlot[x.Movie]
-		t.cnt[t.rowM[i]]++
-		t.cntU[t.rowU[i]]++
-	}
+	t.collect(idx)
 	t.pool.run(phaseForward)
 }
 
@@ -122,18 +104,18 @@ func TestLossGradients(t *testing.T) {
 			tr.prepare(idx)
 			tr.lossAt()
 			tr.gatherGrads()
-			dU := slices.Clone(tr.uB.DOut[:tr.nU*tr.dim])
-			dV := slices.Clone(tr.mB.DOut[:tr.nM*tr.dim])
-			checkGrad(t, "user", tr.uB.Out[:tr.nU*tr.dim], dU, tr.lossAt)
+			dU := slices.Clone(tr.user.batch.DOut[:tr.user.n*tr.dim])
+			dV := slices.Clone(tr.movie.batch.DOut[:tr.movie.n*tr.dim])
+			checkGrad(t, "user", tr.user.batch.Out[:tr.user.n*tr.dim], dU, tr.lossAt)
 			if tc.obj == Softmax {
 				// The loss reads movie vectors through their transposed copy.
-				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+				checkGrad(t, "movie", tr.movie.batch.Out[:tr.movie.n*tr.dim], dV, tr.lossAt)
 			} else {
-				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+				checkGrad(t, "movie", tr.movie.batch.Out[:tr.movie.n*tr.dim], dV, tr.lossAt)
 				var g [2]float32
-				for _, hg := range tr.headG {
-					g[0] += float32(hg[0])
-					g[1] += float32(hg[1])
+				for _, w := range tr.work {
+					g[0] += float32(w.head[0])
+					g[1] += float32(w.head[1])
 				}
 				checkGrad(t, "head", m.Head(), g[:], tr.lossAt)
 			}
