@@ -1,7 +1,8 @@
-// Package train fits a tower.Model to interactions: it owns the objectives
-// (in-batch sampled softmax with logQ correction, and the pointwise rating
-// regression of the reference recipe), batching, the optimizers' steps, the
-// two-core loop and early stopping. It sits between tower and eval in the
+// Package train fits a tower.Model to interactions: it owns the recipe that
+// turns ratings into training examples (Recipe: recency weights, cold-start
+// twins, history folds), the objectives (in-batch sampled softmax with logQ
+// correction, and the pointwise rating regression of the reference recipe),
+// batching, the optimizers' steps, the two-core loop and early stopping. It sits between tower and eval in the
 // data flow; evaluation itself is injected through Hooks.Validate.
 package train
 
