@@ -73,7 +73,9 @@ type Train struct {
 	ColdStartRate float64 `yaml:"cold_start_rate"`
 	// Recency weights each user's ratings by their place in the user's
 	// history (newest e^recency times the oldest; weights average 1), so
-	// training leans towards current taste. 0 turns it off.
+	// training leans towards current taste. 0 turns it off. Measured on the
+	// user-temporal splits, 3 lifts Recall@10 of the default model from
+	// 0.104 to 0.122 (ml-100k) and from 0.061 to 0.075 (ml-1m).
 	Recency float64 `yaml:"recency"`
 	// HistoryFolds splits each user's training ratings into this many folds
 	// for the history feature: an example of fold k sees the user's history
@@ -141,7 +143,8 @@ type Log struct {
 
 // Default returns the built-in configuration: the default softmax model,
 // and a local service on :8080 that trains on the demo catalogue when no
-// artifact exists.
+// artifact exists. It is the one place defaults live: the packages below
+// (tower, train, ann, …) take explicit values, translated by pipeline.
 func Default() Config {
 	return Config{
 		Model: Model{
@@ -168,7 +171,11 @@ func Default() Config {
 // Reference returns the reference recipe of DESIGN.md: pointwise MSE on
 // scaled ratings, user id 100-d, gender/age/occupation 2-d, movie id 100-d,
 // genre 2-d, Dense 32 ReLU → Dense 8 ReLU, dot → Dense(1, sigmoid),
-// RMSprop, batch 32.
+// RMSprop, batch 32. It is known to collapse to a constant output on ml-1m
+// (a ReLU'd 8-dim output can die entirely); output_relu false avoids that.
+// It trains on one core: at batch 32 a step is ~100 µs, and splitting it
+// across two workers costs more in hand-offs than it saves (measured: 348k
+// vs 230k examples per CPU-second).
 func Reference() Config {
 	c := Default()
 	c.Model = Model{

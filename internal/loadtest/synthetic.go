@@ -3,7 +3,8 @@
 // data, a seeded mix of /recall requests, a vegeta attack that sums itself up
 // in one line, and samplers for a server process's memory and goroutines.
 // It sits beside the data flow, not in it: only tests import it, and it
-// imports the packages that build a model (feature, tower, artifact).
+// imports the packages that build a model (config and pipeline for the
+// default model's shape, feature, tower, artifact).
 package loadtest
 
 import (
@@ -13,8 +14,10 @@ import (
 	"strconv"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/pipeline"
 	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
@@ -40,7 +43,7 @@ func ML1M(seed uint64) Synthetic {
 }
 
 // Bundle builds a servable bundle for s with the default tower
-// configuration (tower.DefaultConfig, randomly initialised: serving cost does
+// configuration (config.Default's model, randomly initialised: serving cost does
 // not depend on how well the weights are trained). The same Synthetic gives
 // the same bundle.
 func (s Synthetic) Bundle() (*artifact.Bundle, error) {
@@ -94,12 +97,11 @@ func (s Synthetic) Bundle() (*artifact.Bundle, error) {
 			ratings = append(ratings, movielens.Rating{User: users[u].ID, Movie: movies[m].ID, Value: float32(1 + rng.IntN(5))})
 		}
 	}
-	uf, mf := tower.DefaultFields()
+	cfg, uf, mf := pipeline.TowerConfig(config.Default().Model)
 	enc, err := feature.Fit(uf, mf, users, movies, ratings)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
-	cfg := tower.DefaultConfig()
 	model, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(s.Seed, 0x70e4)))
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)

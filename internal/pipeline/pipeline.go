@@ -52,7 +52,11 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Train runs the job and returns the bundle, ready for artifact.Save.
+// Train runs the job and returns the bundle, ready for artifact.Save. Its
+// steps, in order: encode the ratings, build the training examples (the
+// recipe of train.Recipe), train the towers, export the movie vectors,
+// build the HNSW graph and check it against an exact scan, write the
+// manifest, and evaluate on the test ratings if any.
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -65,12 +69,47 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	ds := in.Dataset
-	ix := NewIndex(ds)
-	userFields, movieFields, userDims, movieDims := fields(cfg.Model)
-	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
+	ix := NewIndex(in.Dataset)
+	towers, userFields, movieFields := TowerConfig(cfg.Model)
+	enc, data, err := encode(in, ix, userFields, movieFields)
 	if err != nil {
 		return nil, err
+	}
+	historyField := slices.Index(userFields, feature.HistoryField)
+	if err := buildExamples(&data, in, enc, historyField, cfg.Train); err != nil {
+		return nil, err
+	}
+	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(cfg.Train, historyField), opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &artifact.Bundle{Model: model, Encoder: enc}
+	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
+	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	hp := HNSWParams(cfg.Serve)
+	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
+	if err != nil {
+		return nil, err
+	}
+	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
+	if len(in.Test) > 0 {
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
+		if err != nil {
+			return nil, err
+		}
+		b.Manifest.Metrics = met.Flat()
+	}
+	return b, nil
+}
+
+// encode fits the vocabularies on the training ratings and encodes every
+// user (with their training history) and movie (with its rating count),
+// and the train and valid ratings as interactions.
+func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*feature.Encoder, train.Data, error) {
+	ds := in.Dataset
+	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
+	if err != nil {
+		return nil, train.Data{}, err
 	}
 	data := train.Data{Users: make([]feature.Encoded, len(ds.Users)), Movies: make([]feature.Encoded, len(ds.Movies))}
 	hist := histories(in.Train)
@@ -89,43 +128,42 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		data.Movies[i] = enc.EncodeMovie(mi)
 	}
 	if data.Train, err = ix.Interactions(in.Train); err != nil {
-		return nil, fmt.Errorf("pipeline: train ratings: %w", err)
+		return nil, train.Data{}, fmt.Errorf("pipeline: train ratings: %w", err)
 	}
 	if data.Valid, err = ix.Interactions(in.Valid); err != nil {
-		return nil, fmt.Errorf("pipeline: valid ratings: %w", err)
+		return nil, train.Data{}, fmt.Errorf("pipeline: valid ratings: %w", err)
 	}
-	if cfg.Train.Recency > 0 {
-		times := make([]int64, len(in.Train))
-		for i, r := range in.Train {
-			times[i] = r.Time
+	return enc, data, nil
+}
+
+// buildExamples applies the training recipe to data: it gives the recipe
+// the ratings' times and, with the history feature (historyField ≥ 0),
+// each movie's index in the history vocabulary.
+func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField int, t config.Train) error {
+	times := make([]int64, len(in.Train))
+	for i, r := range in.Train {
+		times[i] = r.Time
+	}
+	fl := train.Fields{User: enc.UserFields, Movie: enc.MovieFields}
+	if historyField >= 0 {
+		fl.HistoryIndex = make([]int32, len(in.Dataset.Movies))
+		for i, m := range in.Dataset.Movies {
+			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
-		if err := train.WeightByRecency(data.Train, times, cfg.Train.Recency); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
-		}
 	}
-	nu := int32(len(data.Users))
-	var folds []int32
-	pos := slices.Index(userFields, feature.HistoryField)
-	if pos >= 0 { // folds first: they follow the real users, before twins take some ratings
-		folds = assignFolds(data.Train, len(data.Users), cfg.Train.HistoryFolds, cfg.Train.Seed)
+	if err := recipe(t).Apply(data, times, fl); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
 	}
-	addColdTwins(&data, userFields, movieFields, cfg.Train.ColdStartRate, cfg.Train.Seed)
-	if pos >= 0 {
-		histIndex := make([]int32, len(ds.Movies))
-		for i, m := range ds.Movies {
-			histIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
-		}
-		addHistoryFolds(&data, nu, pos, folds, histIndex)
-	}
-	tc := tower.Config{
-		Dim: cfg.Model.Dim, Hidden: cfg.Model.Hidden, OutputReLU: cfg.Model.OutputReLU,
-		Normalize: cfg.Model.Normalize, RatingHead: cfg.Model.RatingHead,
-		UserEmbed: userDims, MovieEmbed: movieDims,
-	}
-	rng := rand.New(rand.NewPCG(cfg.Train.Seed, 0x70fe5))
-	model, err := tower.New(tc, enc.VocabSizes(userFields), enc.VocabSizes(movieFields), rng)
+	return nil
+}
+
+// fit builds the towers and trains them on data, logging every epoch and,
+// with valid ratings, stopping early on their Recall@10.
+func fit(ctx context.Context, in Inputs, ix *Index, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, opts Options) (*tower.Model, train.Result, error) {
+	rng := rand.New(rand.NewPCG(tc.Seed, 0x70fe5))
+	model, err := tower.New(towers, enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields), rng)
 	if err != nil {
-		return nil, err
+		return nil, train.Result{}, err
 	}
 	hooks := train.Hooks{OnBatch: opts.OnBatch}
 	hooks.OnEpoch = func(s train.EpochStats) {
@@ -141,43 +179,54 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	if len(in.Valid) > 0 {
 		split := ix.Split(in.Train, nil, in.Valid)
+		realUsers := data.Users[:len(in.Dataset.Users)] // the recipe's twins and fold copies are not evaluated
 		hooks.Validate = func(m *tower.Model) (float64, error) {
-			met, err := eval.Evaluate(ctx, NewScorer(m, data.Users, data.Movies), split, []int{10}, cfg.Train.Workers)
+			met, err := eval.Evaluate(ctx, NewScorer(m, realUsers, data.Movies), split, []int{10}, tc.Workers)
 			if err != nil {
 				return 0, err
 			}
 			return met["recall@10"], nil
 		}
 	}
-	tcfg := train.Config{
-		Objective: cfg.Train.Objective, Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize,
-		LearningRate: cfg.Train.LearningRate, Optimizer: cfg.Train.Optimizer, Temperature: cfg.Train.Temperature,
-		LogQ: cfg.Train.LogQ, L2: cfg.Train.L2, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed, Patience: cfg.Train.Patience,
-		UniformNegatives: cfg.Train.UniformNegatives, ColdLogQ: float32(cfg.Train.ColdLogQ),
-		Schedule: cfg.Train.LRSchedule, HistoryField: pos, LogQScale: float32(cfg.Train.LogQScale),
-		UserWeight: float32(cfg.Train.UserWeight),
-	}
-	if pos >= 0 {
-		tcfg.HistoryDropout = float32(cfg.Train.HistoryDropout)
-	}
-	res, err := train.Run(ctx, model, data, tcfg, hooks)
+	res, err := train.Run(ctx, model, data, tc, hooks)
 	if err != nil {
-		return nil, err
+		return nil, train.Result{}, err
 	}
+	return model, res, nil
+}
 
-	b := &artifact.Bundle{Model: model, Encoder: enc}
-	b.Movies = make([]artifact.Movie, len(ds.Movies))
-	b.Vectors = make([]float32, len(ds.Movies)*cfg.Model.Dim)
-	for i, m := range ds.Movies {
-		b.Movies[i] = artifact.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
-		model.MovieVector(b.Vectors[i*cfg.Model.Dim:(i+1)*cfg.Model.Dim], data.Movies[i])
+// movieVectors returns the catalogue and its movie vectors, row i for
+// movies[i] (encoded as encoded[i]).
+func movieVectors(model *tower.Model, movies []movielens.Movie, encoded []feature.Encoded) ([]artifact.Movie, []float32) {
+	dim := model.Dim()
+	out := make([]artifact.Movie, len(movies))
+	vectors := make([]float32, len(movies)*dim)
+	for i, m := range movies {
+		out[i] = artifact.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
+		model.MovieVector(vectors[i*dim:(i+1)*dim], encoded[i])
 	}
-	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	return out, vectors
+}
 
-	// The graph is built once here and shipped inside the artifact, so that
-	// replicas start without rebuilding it.
-	hp := HNSWParams(cfg.Serve)
-	h, err := ann.NewHNSW(b.Vectors, cfg.Model.Dim, hp)
+// selfCheckQueries returns the user vectors of up to n users, evenly
+// spread over users.
+func selfCheckQueries(model *tower.Model, users []feature.Encoded, n int) [][]float32 {
+	queries := make([][]float32, 0, n)
+	for i := 0; i < len(users) && len(queries) < n; i += max(1, len(users)/n) {
+		q := make([]float32, model.Dim())
+		model.UserVector(q, users[i])
+		queries = append(queries, q)
+	}
+	return queries
+}
+
+// buildIndex builds the HNSW graph of b's vectors into b.Graph and returns
+// its recall@10 and @100 against an exact scan on queries. The graph is
+// built once here and shipped inside the artifact, so that replicas start
+// without rebuilding it.
+func buildIndex(b *artifact.Bundle, hp ann.HNSWParams, queries [][]float32) (map[int]float64, error) {
+	dim := b.Model.Dim()
+	h, err := ann.NewHNSW(b.Vectors, dim, hp)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: HNSW: %w", err)
 	}
@@ -186,34 +235,33 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, fmt.Errorf("pipeline: export HNSW: %w", err)
 	}
 	b.Graph = graph.Bytes()
-	exact, err := ann.NewExact(b.Vectors, cfg.Model.Dim)
+	exact, err := ann.NewExact(b.Vectors, dim)
 	if err != nil {
 		return nil, err
 	}
-	queries := make([][]float32, 0, 200)
-	for i := 0; i < len(data.Users) && len(queries) < 200; i += max(1, len(data.Users)/200) {
-		q := make([]float32, cfg.Model.Dim)
-		model.UserVector(q, data.Users[i])
-		queries = append(queries, q)
-	}
-	indexRecall, err := ann.SelfCheck(h, exact, queries, []int{10, 100})
+	recall, err := ann.SelfCheck(h, exact, queries, []int{10, 100})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: HNSW self-check: %w", err)
 	}
+	return recall, nil
+}
 
+// manifest describes the bundle b trained by cfg on in: the run, the data,
+// the vocabularies and the index (metrics are added by evaluation).
+func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result, hp ann.HNSWParams, indexRecall map[int]float64, now time.Time) artifact.Manifest {
 	rawCfg, _ := json.Marshal(cfg)
 	hpj, _ := json.Marshal(hp)
-	b.Manifest = artifact.Manifest{
-		Version:    now().UTC().Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
-		CreatedAt:  now().UTC(),
+	m := artifact.Manifest{
+		Version:    now.Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
+		CreatedAt:  now,
 		Objective:  cfg.Train.Objective,
 		Dim:        cfg.Model.Dim,
 		Normalized: cfg.Model.Normalize,
 		Config:     rawCfg,
-		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(ds.Layout), Checksums: in.Checksums,
+		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: in.Checksums,
 			Train: len(in.Train), Valid: len(in.Valid)},
 		Sizes:  artifact.Sizes{Users: len(b.Users), Movies: len(b.Movies), Vocabs: map[string]int{}},
-		Fields: artifact.Fields{User: userFields, Movie: movieFields},
+		Fields: artifact.Fields{User: b.Encoder.UserFields, Movie: b.Encoder.MovieFields},
 		Training: artifact.Training{
 			Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Seconds: res.Seconds,
 			ExamplesPerSec: res.ExamplesPerSec, Workers: cfg.Train.Workers, Seed: cfg.Train.Seed,
@@ -221,77 +269,18 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		Index: artifact.IndexInfo{HNSW: hpj, Recall: map[string]float64{}},
 	}
 	for k, r := range indexRecall {
-		b.Manifest.Index.Recall["recall@"+strconv.Itoa(k)] = r
+		m.Index.Recall["recall@"+strconv.Itoa(k)] = r
 	}
-	for f, v := range enc.Vocabs {
-		b.Manifest.Sizes.Vocabs[string(f)] = v.Size()
+	for f, v := range b.Encoder.Vocabs {
+		m.Sizes.Vocabs[string(f)] = v.Size()
 	}
 	for _, e := range res.Epochs {
-		b.Manifest.Training.Loss = append(b.Manifest.Training.Loss, e.Loss)
+		m.Training.Loss = append(m.Training.Loss, e.Loss)
 		if e.HasValid {
-			b.Manifest.Training.ValidRecall10 = append(b.Manifest.Training.ValidRecall10, e.Valid)
+			m.Training.ValidRecall10 = append(m.Training.ValidRecall10, e.Valid)
 		}
 	}
-	if len(in.Test) > 0 {
-		met, err := Evaluate(ctx, b, ds, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
-		if err != nil {
-			return nil, err
-		}
-		b.Manifest.Metrics = met.Flat()
-	}
-	return b, nil
-}
-
-// addColdTwins teaches the towers to serve users and movies they have never
-// seen. Every user and movie gets a twin whose id is out of vocabulary (its
-// other features kept), and a fraction rate of the training ratings is moved
-// to the twins, so the OOV id rows are trained and a cold-start vector comes
-// from features alone. Twins are appended after the real entities, so the
-// indexes of real users and movies do not change.
-func addColdTwins(d *train.Data, userFields, movieFields []feature.Field, rate float64, seed uint64) {
-	if rate <= 0 {
-		return
-	}
-	// ids only: a new user has no history either
-	twins := func(list []feature.Encoded, fields []feature.Field, ids ...feature.Field) ([]feature.Encoded, bool) {
-		var pos []int
-		for _, id := range ids {
-			if p := slices.Index(fields, id); p >= 0 {
-				pos = append(pos, p)
-			}
-		}
-		if len(pos) == 0 {
-			return list, false
-		}
-		n := len(list)
-		for i := 0; i < n; i++ {
-			t := slices.Clone(list[i])
-			for _, p := range pos {
-				t[p] = []int32{feature.OOV}
-			}
-			list = append(list, t)
-		}
-		return list, true
-	}
-	nu, nm := int32(len(d.Users)), int32(len(d.Movies))
-	var userTwins, movieTwins bool
-	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField, feature.HistoryField)
-	d.Movies, movieTwins = twins(d.Movies, movieFields, feature.MovieIDField)
-	if userTwins {
-		d.Cold = make([]bool, len(d.Users))
-		for i := nu; i < int32(len(d.Users)); i++ {
-			d.Cold[i] = true
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xc01d57a7))
-	for i := range d.Train {
-		if userTwins && rng.Float64() < rate {
-			d.Train[i].User += nu
-		}
-		if movieTwins && rng.Float64() < rate/2 {
-			d.Train[i].Movie += nm
-		}
-	}
+	return m
 }
 
 // histories returns each user's rated movie ids (as the history feature
@@ -302,96 +291,6 @@ func histories(rs []movielens.Rating) map[movielens.UserID][]string {
 		out[r.User] = append(out[r.User], strconv.Itoa(int(r.Movie)))
 	}
 	return out
-}
-
-// assignFolds deals each user's interactions at random into k folds of
-// equal size (±1) and returns every interaction's fold.
-func assignFolds(xs []train.Interaction, users, k int, seed uint64) []int32 {
-	byUser := make([][]int32, users)
-	for i, x := range xs {
-		byUser[x.User] = append(byUser[x.User], int32(i))
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xf01d5))
-	fold := make([]int32, len(xs))
-	for _, is := range byUser {
-		rng.Shuffle(len(is), func(a, b int) { is[a], is[b] = is[b], is[a] })
-		for p, i := range is {
-			fold[i] = int32(p % max(k, 1))
-		}
-	}
-	return fold
-}
-
-// addHistoryFolds keeps the target movie out of its own history bag. The
-// interactions of real users (indexes below nu; cold-start twins have no
-// history) move to fold entities: a copy of the user whose history bag
-// (field pos) lacks the movies of the interaction's fold, so an example
-// never sees its own movie in the user's history while the bag keeps
-// (k−1)/k of the history. Serving and evaluation use the whole history.
-// fold[i] is interaction i's fold; histIndex maps a movie to its index in
-// the history vocabulary.
-func addHistoryFolds(d *train.Data, nu int32, pos int, fold []int32, histIndex []int32) {
-	type key struct{ user, fold int32 }
-	drop := map[key]map[int32]bool{} // the history indexes of each user's fold
-	for i, x := range d.Train {
-		if x.User < nu {
-			k := key{x.User, fold[i]}
-			if drop[k] == nil {
-				drop[k] = map[int32]bool{}
-			}
-			drop[k][histIndex[int(x.Movie)%len(histIndex)]] = true // a movie twin stands for its movie
-		}
-	}
-	entity := map[key]int32{}
-	for i := range d.Train {
-		x := &d.Train[i]
-		if x.User >= nu {
-			continue
-		}
-		k := key{x.User, fold[i]}
-		e, ok := entity[k]
-		if !ok {
-			e = int32(len(d.Users))
-			entity[k] = e
-			t := slices.Clone(d.Users[x.User])
-			var bag []int32
-			for _, h := range t[pos] {
-				if !drop[k][h] {
-					bag = append(bag, h)
-				}
-			}
-			if len(bag) == 0 {
-				bag = []int32{feature.OOV}
-			}
-			t[pos] = bag
-			d.Users = append(d.Users, t)
-			if d.Cold != nil {
-				d.Cold = append(d.Cold, false)
-			}
-		}
-		x.User = e
-	}
-}
-
-// HNSWParams converts the serve config into index parameters.
-func HNSWParams(s config.Serve) ann.HNSWParams {
-	p := ann.DefaultHNSWParams()
-	p.M = s.HNSWM
-	p.EfSearch = s.HNSWEfSearch
-	p.Overfetch = s.HNSWOverfetch
-	return p
-}
-
-func fields(m config.Model) (uf, mf []feature.Field, ud, md []int) {
-	for _, f := range m.User {
-		uf = append(uf, feature.Field(f.Name))
-		ud = append(ud, f.Dim)
-	}
-	for _, f := range m.Movie {
-		mf = append(mf, feature.Field(f.Name))
-		md = append(md, f.Dim)
-	}
-	return uf, mf, ud, md
 }
 
 // Index maps external ids to the dense indexes of a dataset's users and

@@ -21,7 +21,8 @@ import (
 	"github.com/towerrecall/towerrecall/internal/nn"
 )
 
-// Config describes the two towers.
+// Config describes the two towers. Its values come from the caller (the
+// shipped settings live in package config); Validate checks the shape.
 type Config struct {
 	Dim        int   // output dimension of both towers
 	Hidden     []int // widths of the hidden Dense+ReLU layers
@@ -30,44 +31,6 @@ type Config struct {
 	UserEmbed  []int // embedding width of each user field, in field order
 	MovieEmbed []int // embedding width of each movie field, in field order
 	RatingHead bool  // rating = 1 + 4·sigmoid(a·dot + b), a > 0
-}
-
-// DefaultConfig is the model the project ships: in-batch softmax over
-// L2-normalised 8-dim towers. It expects the fields of DefaultFields.
-func DefaultConfig() Config {
-	return Config{
-		Dim:        8,
-		Hidden:     []int{64},
-		Normalize:  true,
-		UserEmbed:  []int{32, 4, 4, 4, 8}, // user_id gender age occupation zip
-		MovieEmbed: []int{32, 8, 4},       // movie_id genres year
-	}
-}
-
-// DefaultFields are the user and movie fields DefaultConfig expects.
-func DefaultFields() (user, movie []feature.Field) {
-	return feature.UserFields(), feature.MovieFields()
-}
-
-// ReferenceConfig is the classic DSSM recipe of DESIGN.md: user id 100-d,
-// gender, age, occupation 2-d → Dense 32 ReLU → Dense 8 ReLU; movie id 100-d,
-// genres 2-d → the same; a rating head on the dot product. It expects the
-// fields of ReferenceFields.
-func ReferenceConfig() Config {
-	return Config{
-		Dim:        8,
-		Hidden:     []int{32},
-		OutputReLU: true,
-		UserEmbed:  []int{100, 2, 2, 2},
-		MovieEmbed: []int{100, 2},
-		RatingHead: true,
-	}
-}
-
-// ReferenceFields are the fields ReferenceConfig expects.
-func ReferenceFields() (user, movie []feature.Field) {
-	return []feature.Field{feature.UserIDField, feature.GenderField, feature.AgeField, feature.OccupationField},
-		[]feature.Field{feature.MovieIDField, feature.GenresField}
 }
 
 // Limits on sizes, enforced by Validate and by ReadModel so that a corrupt
@@ -346,14 +309,4 @@ func mustCopy(dst, src []float32) {
 		panic(fmt.Sprintf("tower: copy %d floats into %d", len(src), len(dst)))
 	}
 	copy(dst, src)
-}
-
-// PointwiseConfig is the non-collapsing variant of the reference recipe:
-// the same fields and widths, but no ReLU on the output (a ReLU'd 8-dim
-// output can die entirely, after which every dot product is 0 and the
-// model predicts one constant rating). Train it with train.PointwiseConfig.
-func PointwiseConfig() Config {
-	c := ReferenceConfig()
-	c.OutputReLU = false
-	return c
 }

@@ -1,7 +1,8 @@
-// Package train fits a tower.Model to interactions: it owns the objectives
-// (in-batch sampled softmax with logQ correction, and the pointwise rating
-// regression of the reference recipe), batching, the optimizers' steps, the
-// two-core loop and early stopping. It sits between tower and eval in the
+// Package train fits a tower.Model to interactions: it owns the recipe that
+// turns ratings into training examples (Recipe: recency weights, cold-start
+// twins, history folds), the objectives (in-batch sampled softmax with logQ
+// correction, and the pointwise rating regression of the reference recipe),
+// batching, the optimizers' steps, the two-core loop and early stopping. It sits between tower and eval in the
 // data flow; evaluation itself is injected through Hooks.Validate.
 package train
 
@@ -30,7 +31,10 @@ const (
 	RMSprop = "rmsprop"
 )
 
-// Config controls a training run.
+// Config controls a training run. Every value comes from the caller (the
+// shipped settings live in package config, which pipeline translates);
+// Validate checks the invariants the loop relies on. HistoryField must be
+// set explicitly: −1 when the user tower has no history field.
 type Config struct {
 	Objective    string  // Softmax or Pointwise
 	Epochs       int     // maximum number of passes over Data.Train
@@ -86,54 +90,6 @@ type Config struct {
 	Seed           uint64  // drives the shuffling and the uniform negatives
 	Patience       int     // epochs without a better Hooks.Validate before stopping; 0 = never stop early
 }
-
-// DefaultConfig is the shipped recipe: in-batch softmax over normalised
-// towers (use with tower.DefaultConfig), with the train interactions weighted
-// by WeightByRecency(…, DefaultRecency) — the weighting is half the recipe's
-// quality on temporal splits.
-func DefaultConfig() Config {
-	return Config{
-		Objective:    Softmax,
-		Epochs:       10,
-		BatchSize:    1024,
-		LearningRate: 0.005,
-		Optimizer:    Adam,
-		Temperature:  0.1,
-		LogQ:         true,
-		ColdLogQ:     1,
-		LogQScale:    1,
-		HistoryField: -1,
-		Workers:      2,
-		Seed:         1,
-		Patience:     3,
-	}
-}
-
-// ReferenceConfig is the DESIGN.md reference recipe: pointwise MSE on
-// ratings scaled to [0, 1], RMSprop with Keras' default rate, batch 32 (use
-// with tower.ReferenceConfig). It is known to collapse to a constant output
-// on ml-1m.
-func ReferenceConfig() Config {
-	return Config{
-		Objective:    Pointwise,
-		Epochs:       10,
-		BatchSize:    32,
-		LearningRate: 0.001,
-		Optimizer:    RMSprop,
-		// At batch 32 a step is ~100 µs; splitting it across two workers costs
-		// more in hand-offs than it saves (measured: 348k vs 230k examples per
-		// CPU-second), so the reference recipe runs on one core.
-		Workers:      1,
-		Seed:         1,
-		Patience:     3,
-		HistoryField: -1,
-	}
-}
-
-// PointwiseConfig trains the non-collapsing pointwise variant
-// (tower.PointwiseConfig: no ReLU on the 8-dim outputs) with the reference
-// optimizer settings; only the tower differs from the reference recipe.
-func PointwiseConfig() Config { return ReferenceConfig() }
 
 // Validate reports every problem of the config at once.
 func (c Config) Validate() error {

@@ -48,7 +48,7 @@ func TestScheduleSteps(t *testing.T) {
 	s := newSynth(60, 50, 600, 21) // 540 train interactions
 	run := func(schedule string, batch int) []float32 {
 		m := tinyModel(t, s, smallTowers(false), 3)
-		cfg := DefaultConfig()
+		cfg := testConfig()
 		cfg.Epochs, cfg.BatchSize, cfg.Workers, cfg.Schedule = 1, batch, 1, schedule
 		if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestDropHistory(t *testing.T) {
 	t.Parallel()
 	s, tc := historySynth(t)
 	m := tinyModel(t, s, tc, 1)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.HistoryDropout, cfg.HistoryField, cfg.BatchSize = 0.5, 5, 64
 	tr := newTrainer(m, s.data, cfg)
 	defer tr.close()
@@ -133,7 +133,7 @@ func TestHistoryDropoutRun(t *testing.T) {
 	s, tc := historySynth(t)
 	run := func(workers int) []float32 {
 		m := tinyModel(t, s, tc, 5)
-		cfg := DefaultConfig()
+		cfg := testConfig()
 		cfg.Epochs, cfg.BatchSize, cfg.Workers = 2, 128, workers
 		cfg.HistoryDropout, cfg.HistoryField = 0.3, 5
 		if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err != nil {
@@ -147,7 +147,7 @@ func TestHistoryDropoutRun(t *testing.T) {
 		}
 	}
 	m := tinyModel(t, s, tc, 5)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.HistoryDropout, cfg.HistoryField = 0.3, 9
 	if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err == nil || !strings.Contains(err.Error(), "history field 9") {
 		t.Errorf("out-of-range history field: err = %v", err)
@@ -168,7 +168,7 @@ func TestHistoryDropoutRun(t *testing.T) {
 func TestHistoryDropoutStepAllocs(t *testing.T) {
 	s, tc := historySynth(t)
 	m := tinyModel(t, s, tc, 1)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.BatchSize, cfg.HistoryDropout, cfg.HistoryField = 256, 0.3, 5
 	tr := newTrainer(m, s.data, cfg)
 	defer tr.close()
@@ -196,7 +196,7 @@ func TestUserWeight(t *testing.T) {
 	}
 	for _, w := range []float32{0, 0.5, 1} {
 		m := tinyModel(t, s, smallTowers(false), 1)
-		cfg := DefaultConfig()
+		cfg := testConfig()
 		cfg.UserWeight = w
 		tr := newTrainer(m, s.data, cfg)
 		var sum float64

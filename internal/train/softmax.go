@@ -52,9 +52,9 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 
 // prepareSoftmax readies both directions after the forward pass.
 func (t *trainer) prepareSoftmax() {
-	t.prepareDirection(t.u2m, t.nM)
+	t.prepareDirection(t.u2m, t.movie.n)
 	if t.m2u != nil {
-		t.prepareDirection(t.m2u, t.nU)
+		t.prepareDirection(t.m2u, t.user.n)
 	}
 }
 

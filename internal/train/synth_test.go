@@ -5,12 +5,13 @@ import (
 	"math/rand/v2"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
 // synth generates MovieLens-shaped data with structure to learn: users and
 // movies belong to one of k taste clusters, users mostly watch movies of
 // their cluster, and movie popularity is Zipf-like. Vocabulary sizes follow
-// tower.DefaultConfig's fields.
+// the default model's fields (see shippedTowers).
 type synth struct {
 	data                   Data
 	userVocab, movieVocab  []int
@@ -82,4 +83,28 @@ func newSynth(users, movies, interactions int, seed uint64) *synth {
 		}
 	}
 	return s
+}
+
+// testConfig is the softmax recipe of config.Default as train sees it, with
+// no cold-start rows and no history field.
+func testConfig() Config {
+	return Config{Objective: Softmax, Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: Adam,
+		Temperature: 0.1, LogQ: true, ColdLogQ: 1, LogQScale: 1, HistoryField: -1, Workers: 2, Seed: 1, Patience: 3}
+}
+
+// referenceConfig is the pointwise recipe of config.Reference.
+func referenceConfig() Config {
+	return Config{Objective: Pointwise, Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: RMSprop,
+		Workers: 1, Seed: 1, Patience: 3, HistoryField: -1}
+}
+
+// shippedTowers is the shape of config.Default's model (user_id gender age
+// occupation zip; movie_id genres year), and referenceTowers that of
+// config.Reference (user_id gender age occupation; movie_id genres).
+func shippedTowers() tower.Config {
+	return tower.Config{Dim: 8, Hidden: []int{64}, Normalize: true, UserEmbed: []int{32, 4, 4, 4, 8}, MovieEmbed: []int{32, 8, 4}}
+}
+
+func referenceTowers() tower.Config {
+	return tower.Config{Dim: 8, Hidden: []int{32}, OutputReLU: true, RatingHead: true, UserEmbed: []int{100, 2, 2, 2}, MovieEmbed: []int{100, 2}}
 }

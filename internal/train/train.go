@@ -244,55 +244,121 @@ func validate(m *tower.Model, d Data, cfg Config) error {
 }
 
 // trainer holds every buffer of a run, allocated once: steps allocate
-// nothing.
+// nothing. A step is built serially by the coordinator (Run's goroutine),
+// then its phases run on every worker (see phase). The fields are grouped by
+// who writes them:
+//
+//   - the run's settings and statistics: written by newTrainer only;
+//   - the step (rows, the two sides' distinct entities, the samplers):
+//     written by the coordinator before the phases, read by every worker;
+//     the sides' activations and the per-row gradients are written by the
+//     workers, each in its own span of slots or rows;
+//   - the optimizer state: written in the update phase, each table or
+//     layer by the one worker whose task owns it (see planUpdates);
+//   - per-worker accumulators: one entry per worker, summed by the
+//     coordinator.
 type trainer struct {
-	m        *tower.Model
-	d        Data
-	cfg      Config
-	workers  int
-	dim      int
-	opt      nn.Optimizer
-	uT, mT   *tower.Tower
-	uB, mB   *tower.Batch
-	uG, mG   []*tower.Grads // per worker
-	uSG, mSG []*nn.SparseGrad
-	uS, mS   towerSlots
-	headS    [2][]float32
-	headG    [][2]float64 // per worker
-	lossW    []float64    // per worker
+	// The run: fixed after newTrainer.
+	m          *tower.Model
+	d          Data
+	cfg        Config
+	workers    int
+	dim        int
+	invT       float32        // 1/Temperature
+	normalized bool           // the towers' outputs are unit vectors
+	freq       []float64      // per movie: train frequency (LogQ)
+	userFreq   []float64      // per user: train frequency (LogQ, symmetric direction)
+	userW      []float32      // per user: example weight n_u^−UserWeight, mean 1 over Train (softmax)
+	plan       [][]updateTask // per worker: its share of the update phase
+	pool       *workerPool
 
-	// Per-step dedupe: each distinct user and movie goes through its tower
-	// once; rows refer to them by slot.
-	uStamp, mStamp []int32 // entity → step stamp
-	uSlot, mSlot   []int32 // entity → slot in this step
-	stamp          int32
-	uniqU, uniqM   []feature.Encoded
-	mEnt           []int32 // slot → movie entity
-	rowU, rowM     []int32
-	rows           []Interaction
-	n, nU, nM      int
+	// The step.
+	rows        []Interaction // the step's interactions, one per row
+	n           int           // rows in the step
+	stamp       int32         // the step's number, for the sides' dedupe
+	user, movie side
+	negRng      *rand.Rand     // the uniform negatives (softmax)
+	drop        historyDropout // nil rng: off
+	u2m, m2u    *direction     // softmax: user→movie, and movie→user if Symmetric
+	dU, dV      []float32      // pointwise: per row ∂loss/∂user and ∂loss/∂movie vector
 
-	// softmax
-	invT       float32
-	freq       []float64 // per movie: train frequency (LogQ)
-	userW      []float32 // per user: example weight n_u^−UserWeight, mean 1 over Train
-	userFreq   []float64 // per user: train frequency (LogQ, symmetric direction)
-	negRng     *rand.Rand
-	cnt, cntU  []int32 // per movie / user slot: occurrences in the step
-	uEnt       []int32 // slot → user entity
-	u2m, m2u   *direction
-	dU, dV     []float32 // pointwise: per row ∂loss/∂user and ∂loss/∂movie vector
-	normalized bool
-	headGrad   []float32
+	// The optimizer and the rating head's state (the towers' slots are in
+	// the sides).
+	opt  nn.Optimizer
+	head headState
 
-	// history dropout: per user slot, a copy of the user's fields whose
-	// history bag is a random subset (buffers reused across steps)
-	dropRng *rand.Rand
-	dropEnc []feature.Encoded
-	dropBag [][]int32
+	work []workerState // per worker
+}
 
-	plan [][]updateTask // per worker: its share of the update phase
-	pool *workerPool
+// side is one tower's part of a run: its entities, the step's distinct
+// entities among them (each goes through the tower once; rows refer to them
+// by slot), their activations and gradients, and the tower's optimizer
+// state.
+type side struct {
+	tw   *tower.Tower
+	ents []feature.Encoded // every entity's input (Data.Users or Data.Movies)
+
+	// The step's dedupe, by the coordinator.
+	stampOf []int32           // entity → the stamp of the last step that had it
+	slotOf  []int32           // entity → its slot in that step
+	n       int               // distinct entities in the step
+	in      []feature.Encoded // slot → input
+	ent     []int32           // slot → entity
+	cnt     []int32           // slot → occurrences in the step
+	row     []int32           // per row: the slot of the row's entity
+
+	batch  *tower.Batch     // activations, by slot
+	grads  []*tower.Grads   // per worker: dense-layer gradients of its span
+	sparse []*nn.SparseGrad // per embedding table, used by the task that updates it
+	slots  towerSlots       // optimizer state
+}
+
+func newSide(tw *tower.Tower, ents []feature.Encoded, rows, capacity, workers, optSlots int) side {
+	s := side{tw: tw, ents: ents, batch: tw.NewBatch(capacity), sparse: tw.NewSparseGrads(), slots: newSlots(tw, optSlots)}
+	s.stampOf, s.slotOf = make([]int32, len(ents)), make([]int32, len(ents))
+	s.in, s.ent, s.cnt = make([]feature.Encoded, capacity), make([]int32, capacity), make([]int32, capacity)
+	s.row = make([]int32, rows)
+	for range workers {
+		s.grads = append(s.grads, tw.NewGrads())
+	}
+	return s
+}
+
+// add puts entity e into the step with the given stamp (once) and counts
+// one occurrence; it returns e's slot and whether e is new to the step.
+func (s *side) add(e, stamp int32) (int32, bool) {
+	isNew := s.stampOf[e] != stamp
+	if isNew {
+		s.stampOf[e] = stamp
+		s.slotOf[e] = int32(s.n)
+		s.in[s.n] = s.ents[e]
+		s.ent[s.n] = e
+		s.cnt[s.n] = 0
+		s.n++
+	}
+	slot := s.slotOf[e]
+	s.cnt[slot]++
+	return slot, isNew
+}
+
+// headState is the rating head's optimizer state.
+type headState struct {
+	slots [2][]float32
+	grad  []float32 // the summed gradient (a field: a local array would escape through the optimizer's interface)
+}
+
+// workerState is what one worker accumulates in a step.
+type workerState struct {
+	loss float64    // the summed (weighted) loss of its rows
+	head [2]float64 // pointwise: ∂loss/∂(a, b) of the rating head over its rows
+}
+
+// historyDropout holds, per user slot, a copy of the user's fields whose
+// history bag is a random subset (buffers reused across steps).
+type historyDropout struct {
+	rng *rand.Rand
+	enc []feature.Encoded
+	bag [][]int32
 }
 
 type towerSlots struct {
@@ -327,66 +393,30 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	if cfg.Objective == Softmax {
 		ms += cfg.UniformNegatives
 	}
-	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.Dim(), uT: m.User(), mT: m.Movie()}
+	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.Dim()}
+	t.invT = 1 / max(cfg.Temperature, 1e-30)
+	t.normalized = m.Config().Normalize
+	t.freq, t.userFreq, t.userW = frequencies(d, cfg.UserWeight)
+	t.plan = planUpdates(m.User(), m.Movie(), d.Users, d.Movies, t.workers)
+
 	if cfg.Optimizer == Adam {
 		t.opt = nn.NewAdam(cfg.LearningRate)
 	} else {
 		t.opt = nn.NewRMSprop(cfg.LearningRate)
 	}
-	t.uB, t.mB = t.uT.NewBatch(bs), t.mT.NewBatch(ms)
-	for range t.workers {
-		t.uG = append(t.uG, t.uT.NewGrads())
-		t.mG = append(t.mG, t.mT.NewGrads())
-	}
-	t.headG = make([][2]float64, t.workers)
-	t.lossW = make([]float64, t.workers)
-	t.uSG, t.mSG = t.uT.NewSparseGrads(), t.mT.NewSparseGrads()
-	t.uS, t.mS = newSlots(t.uT, t.opt.Slots()), newSlots(t.mT, t.opt.Slots())
 	for i := range t.opt.Slots() {
-		t.headS[i] = make([]float32, 2)
+		t.head.slots[i] = make([]float32, 2)
 	}
-	t.uStamp, t.uSlot = make([]int32, len(d.Users)), make([]int32, len(d.Users))
-	t.mStamp, t.mSlot = make([]int32, len(d.Movies)), make([]int32, len(d.Movies))
-	t.uniqU, t.uniqM = make([]feature.Encoded, bs), make([]feature.Encoded, ms)
-	t.mEnt, t.uEnt = make([]int32, ms), make([]int32, bs)
-	t.rowU, t.rowM = make([]int32, bs), make([]int32, bs)
+	t.head.grad = make([]float32, 2)
+
 	t.rows = make([]Interaction, bs)
-	t.cnt, t.cntU = make([]int32, ms), make([]int32, bs)
+	t.user = newSide(m.User(), d.Users, bs, bs, t.workers, t.opt.Slots())
+	t.movie = newSide(m.Movie(), d.Movies, bs, ms, t.workers, t.opt.Slots())
 	t.dU, t.dV = make([]float32, t.dim*bs), make([]float32, t.dim*bs)
-	t.invT = 1 / max(cfg.Temperature, 1e-30)
-	t.normalized = m.Config().Normalize
-	t.headGrad = make([]float32, 2)
-	t.freq = make([]float64, len(d.Movies))
-	for _, x := range d.Train {
-		t.freq[x.Movie]++
-	}
-	for j := range t.freq {
-		t.freq[j] /= float64(len(d.Train))
-	}
-	t.userW = make([]float32, len(d.Users))
-	perUser := make([]float64, len(d.Users))
-	for _, x := range d.Train {
-		perUser[x.User]++
-	}
-	t.userFreq = make([]float64, len(d.Users))
-	for u, c := range perUser {
-		t.userFreq[u] = c / float64(len(d.Train))
-	}
-	var z float64
-	for _, c := range perUser {
-		if c > 0 {
-			z += math.Pow(c, 1-float64(cfg.UserWeight))
-		}
-	}
-	for u, c := range perUser {
-		if c > 0 {
-			t.userW[u] = float32(math.Pow(c, -float64(cfg.UserWeight)) * float64(len(d.Train)) / z)
-		}
-	}
 	// The negatives' stream is derived from the same seed as the shuffle.
 	t.negRng = rand.New(rand.NewPCG(cfg.Seed, 0x6e65676174697665))
 	if cfg.Objective == Softmax {
-		t.u2m = &direction{qOut: t.uB.Out, qRow: t.rowU, kRow: t.rowM, kOut: t.mB.Out, cnt: t.cnt, ent: t.mEnt, freq: t.freq,
+		t.u2m = &direction{qOut: t.user.batch.Out, qRow: t.user.row, kRow: t.movie.row, kOut: t.movie.batch.Out, cnt: t.movie.cnt, ent: t.movie.ent, freq: t.freq,
 			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies)), logQScale: cfg.LogQScale}
 		t.u2m.alloc(t.dim, bs, ms, t.workers)
 		if cfg.LogQ && cfg.ColdLogQ != cfg.LogQScale && slices.Contains(d.Cold, true) {
@@ -395,17 +425,51 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 			t.u2m.biasCold = make([]float32, ms)
 		}
 		if cfg.Symmetric {
-			t.m2u = &direction{qOut: t.mB.Out, qRow: t.rowM, kRow: t.rowU, kOut: t.uB.Out, cnt: t.cntU, ent: t.uEnt, freq: t.userFreq, logQScale: 1}
+			t.m2u = &direction{qOut: t.movie.batch.Out, qRow: t.movie.row, kRow: t.user.row, kOut: t.user.batch.Out, cnt: t.user.cnt, ent: t.user.ent, freq: t.userFreq, logQScale: 1}
 			t.m2u.alloc(t.dim, bs, bs, t.workers)
 		}
 	}
-	t.plan = planUpdates(t.uT, t.mT, d.Users, d.Movies, t.workers)
 	if cfg.HistoryDropout > 0 {
-		t.dropRng = rand.New(rand.NewPCG(cfg.Seed, 0x64726f70))
-		t.dropEnc, t.dropBag = make([]feature.Encoded, bs), make([][]int32, bs)
+		t.drop.rng = rand.New(rand.NewPCG(cfg.Seed, 0x64726f70))
+		t.drop.enc, t.drop.bag = make([]feature.Encoded, bs), make([][]int32, bs)
 	}
+	t.work = make([]workerState, t.workers)
 	t.pool = newWorkerPool(t.workers, t.phase)
 	return t
+}
+
+// frequencies returns each movie's and each user's share of d.Train, and
+// each user's example weight n_u^−userWeight, normalised to mean 1 over
+// d.Train (0 for users without examples).
+func frequencies(d Data, userWeight float32) (movie, user []float64, userW []float32) {
+	movie = make([]float64, len(d.Movies))
+	for _, x := range d.Train {
+		movie[x.Movie]++
+	}
+	for j := range movie {
+		movie[j] /= float64(len(d.Train))
+	}
+	perUser := make([]float64, len(d.Users))
+	for _, x := range d.Train {
+		perUser[x.User]++
+	}
+	user = make([]float64, len(d.Users))
+	for u, c := range perUser {
+		user[u] = c / float64(len(d.Train))
+	}
+	var z float64
+	for _, c := range perUser {
+		if c > 0 {
+			z += math.Pow(c, 1-float64(userWeight))
+		}
+	}
+	userW = make([]float32, len(d.Users))
+	for u, c := range perUser {
+		if c > 0 {
+			userW[u] = float32(math.Pow(c, -float64(userWeight)) * float64(len(d.Train)) / z)
+		}
+	}
+	return movie, user, userW
 }
 
 // dropHistory returns user slot s's input with each item of the history
@@ -416,19 +480,19 @@ func (t *trainer) dropHistory(s int, enc feature.Encoded) feature.Encoded {
 	if len(bag) < 2 {
 		return enc
 	}
-	out := append(t.dropEnc[s][:0], enc...)
-	kept := t.dropBag[s][:0]
+	out := append(t.drop.enc[s][:0], enc...)
+	kept := t.drop.bag[s][:0]
 	p := float64(t.cfg.HistoryDropout)
 	for _, x := range bag {
-		if t.dropRng.Float64() >= p {
+		if t.drop.rng.Float64() >= p {
 			kept = append(kept, x)
 		}
 	}
 	if len(kept) == 0 {
-		kept = append(kept, bag[t.dropRng.IntN(len(bag))])
+		kept = append(kept, bag[t.drop.rng.IntN(len(bag))])
 	}
 	out[f] = kept
-	t.dropEnc[s], t.dropBag[s] = out, kept
+	t.drop.enc[s], t.drop.bag[s] = out, kept
 	return out
 }
 
@@ -449,54 +513,7 @@ func (t *trainer) span(n, w int) (int, int) {
 
 // step trains on one batch of interaction indexes and returns its mean loss.
 func (t *trainer) step(idx []int32) float64 {
-	t.stamp++
-	if t.stamp == math.MaxInt32 { // wrap: forget all stamps
-		clear(t.uStamp)
-		clear(t.mStamp)
-		t.stamp = 1
-	}
-	t.n, t.nU, t.nM = len(idx), 0, 0
-	for i, k := range idx {
-		x := t.d.Train[k]
-		t.rows[i] = x
-		if t.uStamp[x.User] != t.stamp {
-			t.uStamp[x.User] = t.stamp
-			t.uSlot[x.User] = int32(t.nU)
-			t.uniqU[t.nU] = t.d.Users[x.User]
-			if t.dropRng != nil {
-				t.uniqU[t.nU] = t.dropHistory(t.nU, t.uniqU[t.nU])
-			}
-			t.uEnt[t.nU] = x.User
-			t.cntU[t.nU] = 0
-			t.nU++
-		}
-		if t.mStamp[x.Movie] != t.stamp {
-			t.mStamp[x.Movie] = t.stamp
-			t.mSlot[x.Movie] = int32(t.nM)
-			t.uniqM[t.nM] = t.d.Movies[x.Movie]
-			t.mEnt[t.nM] = x.Movie
-			t.cnt[t.nM] = 0
-			t.nM++
-		}
-		t.rowU[i] = t.uSlot[x.User]
-		t.rowM[i] = t.mSlot[x.Movie]
-		t.cnt[t.rowM[i]]++
-		t.cntU[t.rowU[i]]++
-	}
-	if t.cfg.Objective == Softmax {
-		for range t.cfg.UniformNegatives {
-			j := int32(t.negRng.IntN(len(t.d.Movies)))
-			if t.mStamp[j] != t.stamp {
-				t.mStamp[j] = t.stamp
-				t.mSlot[j] = int32(t.nM)
-				t.uniqM[t.nM] = t.d.Movies[j]
-				t.mEnt[t.nM] = j
-				t.cnt[t.nM] = 0
-				t.nM++
-			}
-			t.cnt[t.mSlot[j]]++
-		}
-	}
+	t.collect(idx)
 	t.pool.run(phaseForward)
 	if t.cfg.Objective == Softmax {
 		t.prepareSoftmax()
@@ -507,36 +524,64 @@ func (t *trainer) step(idx []int32) float64 {
 	t.opt.Begin()
 	t.pool.run(phaseUpdate)
 	var loss float64
-	for _, l := range t.lossW {
-		loss += l
+	for _, w := range t.work {
+		loss += w.loss
 	}
 	return loss / float64(t.n)
+}
+
+// collect builds the step of the interactions idx: its rows, each side's
+// distinct entities (history-dropped users, with HistoryDropout) and, for
+// the softmax, the uniform negatives.
+func (t *trainer) collect(idx []int32) {
+	t.stamp++
+	if t.stamp == math.MaxInt32 { // wrap: forget all stamps
+		clear(t.user.stampOf)
+		clear(t.movie.stampOf)
+		t.stamp = 1
+	}
+	t.n, t.user.n, t.movie.n = len(idx), 0, 0
+	for i, k := range idx {
+		x := t.d.Train[k]
+		t.rows[i] = x
+		u, isNew := t.user.add(x.User, t.stamp)
+		if isNew && t.drop.rng != nil {
+			t.user.in[u] = t.dropHistory(int(u), t.user.in[u])
+		}
+		t.user.row[i] = u
+		t.movie.row[i], _ = t.movie.add(x.Movie, t.stamp)
+	}
+	if t.cfg.Objective == Softmax {
+		for range t.cfg.UniformNegatives {
+			t.movie.add(int32(t.negRng.IntN(len(t.d.Movies))), t.stamp)
+		}
+	}
 }
 
 func (t *trainer) phase(p, w int) {
 	switch p {
 	case phaseForward:
-		lo, hi := t.span(t.nU, w)
-		t.uT.Forward(t.uB, t.uniqU, lo, hi)
-		lo, hi = t.span(t.nM, w)
-		t.mT.Forward(t.mB, t.uniqM, lo, hi)
+		lo, hi := t.span(t.user.n, w)
+		t.user.tw.Forward(t.user.batch, t.user.in, lo, hi)
+		lo, hi = t.span(t.movie.n, w)
+		t.movie.tw.Forward(t.movie.batch, t.movie.in, lo, hi)
 	case phaseLoss:
 		lo, hi := t.span(t.n, w)
 		if t.cfg.Objective == Softmax {
-			t.lossW[w] = t.softmaxRows(t.u2m, w, lo, hi)
+			t.work[w].loss = t.softmaxRows(t.u2m, w, lo, hi)
 			if t.m2u != nil {
-				t.lossW[w] += t.softmaxRows(t.m2u, w, lo, hi)
+				t.work[w].loss += t.softmaxRows(t.m2u, w, lo, hi)
 			}
 		} else {
 			t.pointwiseRows(w, lo, hi)
 		}
 	case phaseBackward:
-		t.uG[w].Zero()
-		t.mG[w].Zero()
-		lo, hi := t.span(t.nU, w)
-		t.uT.Backward(t.uB, t.uG[w], lo, hi)
-		lo, hi = t.span(t.nM, w)
-		t.mT.Backward(t.mB, t.mG[w], lo, hi)
+		t.user.grads[w].Zero()
+		t.movie.grads[w].Zero()
+		lo, hi := t.span(t.user.n, w)
+		t.user.tw.Backward(t.user.batch, t.user.grads[w], lo, hi)
+		lo, hi = t.span(t.movie.n, w)
+		t.movie.tw.Backward(t.movie.batch, t.movie.grads[w], lo, hi)
 	case phaseUpdate:
 		t.update(w)
 	}
@@ -551,8 +596,8 @@ func (t *trainer) pointwiseRows(w, lo, hi int) {
 	scale := 2 / float32(t.n)
 	var loss, ga, gb float64
 	for i := lo; i < hi; i++ {
-		u := t.uB.Out[int(t.rowU[i])*dim : int(t.rowU[i])*dim+dim]
-		v := t.mB.Out[int(t.rowM[i])*dim : int(t.rowM[i])*dim+dim]
+		u := t.user.batch.Out[int(t.user.row[i])*dim : int(t.user.row[i])*dim+dim]
+		v := t.movie.batch.Out[int(t.movie.row[i])*dim : int(t.movie.row[i])*dim+dim]
 		var dot float32
 		if dim == 8 {
 			dot = nn.Dot8(u, v)
@@ -576,27 +621,26 @@ func (t *trainer) pointwiseRows(w, lo, hi int) {
 			dv[d] = g * u[d]
 		}
 	}
-	t.lossW[w] = loss
-	t.headG[w] = [2]float64{ga, gb}
+	t.work[w] = workerState{loss: loss, head: [2]float64{ga, gb}}
 }
 
 // gatherGrads sums the per-row and per-worker output gradients into the
 // distinct users' and movies' DOut, in a fixed order (deterministic).
 func (t *trainer) gatherGrads() {
 	dim := t.dim
-	uOut, mOut := t.uB.DOut[:t.nU*dim], t.mB.DOut[:t.nM*dim]
+	uOut, mOut := t.user.batch.DOut[:t.user.n*dim], t.movie.batch.DOut[:t.movie.n*dim]
 	clear(uOut)
 	clear(mOut)
 	if t.cfg.Objective == Pointwise {
-		addRows(uOut, t.dU, t.rowU[:t.n], dim)
-		addRows(mOut, t.dV, t.rowM[:t.n], dim)
+		addRows(uOut, t.dU, t.user.row[:t.n], dim)
+		addRows(mOut, t.dV, t.movie.row[:t.n], dim)
 		return
 	}
-	addRows(uOut, t.u2m.dQ, t.rowU[:t.n], dim)
-	addTransposed(mOut, t.u2m.dKt, t.nM, dim)
+	addRows(uOut, t.u2m.dQ, t.user.row[:t.n], dim)
+	addTransposed(mOut, t.u2m.dKt, t.movie.n, dim)
 	if t.m2u != nil {
-		addRows(mOut, t.m2u.dQ, t.rowM[:t.n], dim)
-		addTransposed(uOut, t.m2u.dKt, t.nU, dim)
+		addRows(mOut, t.m2u.dQ, t.movie.row[:t.n], dim)
+		addTransposed(uOut, t.m2u.dKt, t.user.n, dim)
 	}
 }
 
@@ -686,54 +730,61 @@ func planUpdates(uT, mT *tower.Tower, users, movies []feature.Encoded, workers i
 // and, on worker 0, the head's.
 func (t *trainer) update(w int) {
 	for _, task := range t.plan[w] {
-		tw, b, in, n, sg, s, grads := t.uT, t.uB, t.uniqU, t.nU, t.uSG, &t.uS, t.uG
+		s := &t.user
 		if task.movie {
-			tw, b, in, n, sg, s, grads = t.mT, t.mB, t.uniqM, t.nM, t.mSG, &t.mS, t.mG
+			s = &t.movie
 		}
 		if task.field >= 0 {
-			t.updateEmbedding(tw, b, in, n, sg[task.field], s, task.field)
+			t.updateEmbedding(s, task.field)
 		} else {
-			t.updateDense(tw, s, grads)
+			t.updateDense(s)
 		}
 	}
 	if w == 0 && t.m.HasRatingHead() {
-		g := t.headGrad // a field: a local array would escape through the interface call
+		g := t.head.grad
 		g[0], g[1] = 0, 0
-		for _, hg := range t.headG {
-			g[0] += float32(hg[0])
-			g[1] += float32(hg[1])
+		for _, ws := range t.work {
+			g[0] += float32(ws.head[0])
+			g[1] += float32(ws.head[1])
 		}
 		head := t.m.Head()
-		t.opt.Update(head, g, t.headS[0], t.headS[1], 0)
+		t.opt.Update(head, g, t.head.slots[0], t.head.slots[1], 0)
 		head[0] = max(head[0], tower.MinHeadSlope)
 	}
 }
 
-func (t *trainer) updateEmbedding(tw *tower.Tower, b *tower.Batch, in []feature.Encoded, n int, g *nn.SparseGrad, s *towerSlots, f int) {
+// updateEmbedding runs the backward pass of side s's embedding table f over
+// the step's distinct entities and steps the rows it touched.
+func (t *trainer) updateEmbedding(s *side, f int) {
 	decay := t.cfg.L2
-	e := tw.Embeddings[f]
-	tw.EmbeddingBackward(g, f, b, in, 0, n)
+	e := s.tw.Embeddings[f]
+	g := s.sparse[f]
+	s.tw.EmbeddingBackward(g, f, s.batch, s.in, 0, s.n)
 	dim := e.Dim
+	slots := s.slots.emb[f]
 	for _, r := range g.Touched() {
 		o := int(r) * dim
-		t.opt.Update(e.W[o:o+dim], g.G[o:o+dim], rowOf(s.emb[f][0], o, dim), rowOf(s.emb[f][1], o, dim), decay)
+		t.opt.Update(e.W[o:o+dim], g.G[o:o+dim], rowOf(slots[0], o, dim), rowOf(slots[1], o, dim), decay)
 	}
 	g.Clear()
 }
 
-func (t *trainer) updateDense(tw *tower.Tower, s *towerSlots, grads []*tower.Grads) {
+// updateDense sums the workers' dense-layer gradients of side s and steps
+// its layers.
+func (t *trainer) updateDense(s *side) {
 	decay := t.cfg.L2
-	sum := grads[0]
-	if len(grads) > 1 {
-		sum = s.sumG
+	sum := s.grads[0]
+	if len(s.grads) > 1 {
+		sum = s.slots.sumG
 		sum.Zero()
-		for _, g := range grads {
+		for _, g := range s.grads {
 			sum.Add(g)
 		}
 	}
-	for l, layer := range tw.Layers {
-		t.opt.Update(layer.W, sum.W[l], s.w[l][0], s.w[l][1], decay)
-		t.opt.Update(layer.B, sum.B[l], s.b[l][0], s.b[l][1], 0)
+	for l, layer := range s.tw.Layers {
+		o := &s.slots
+		t.opt.Update(layer.W, sum.W[l], o.w[l][0], o.w[l][1], decay)
+		t.opt.Update(layer.B, sum.B[l], o.b[l][0], o.b[l][1], 0)
 	}
 }
 

@@ -36,36 +36,18 @@ func (t *trainer) lossAt() float64 {
 	}
 	t.pool.run(phaseLoss)
 	var l float64
-	for _, x := range t.lossW {
-		l += x
+	for _, w := range t.work {
+		l += w.loss
 	}
 	return l / float64(t.n)
 }
 
-// prepare runs a step's dedupe and forward pass without updating.
+// prepare runs a step's collection and forward pass without updating.
 func (t *trainer) prepare(idx []int32) {
 	saved := t.opt
 	t.step(idx) // first, a full step so that every code path runs
 	t.opt = saved
-	t.stamp++
-	t.n, t.nU, t.nM = len(idx), 0, 0
-	for i, k := range idx {
-		x := t.d.Train[k]
-		t.rows[i] = x
-		if t.uStamp[x.User] != t.stamp {
-			t.uStamp[x.User], t.uSlot[x.User] = t.stamp, int32(t.nU)
-			t.uniqU[t.nU], t.uEnt[t.nU], t.cntU[t.nU] = t.d.Users[x.User], x.User, 0
-			t.nU++
-		}
-		if t.mStamp[x.Movie] != t.stamp {
-			t.mStamp[x.Movie], t.mSlot[x.Movie] = t.stamp, int32(t.nM)
-			t.uniqM[t.nM], t.mEnt[t.nM], t.cnt[t.nM] = t.d.Movies[x.Movie], x.Movie, 0
-			t.nM++
-		}
-		t.rowU[i], t.rowM[i] = t.uSlot[x.User], t.mSlot[x.Movie]
-		t.cnt[t.rowM[i]]++
-		t.cntU[t.rowU[i]]++
-	}
+	t.collect(idx)
 	t.pool.run(phaseForward)
 }
 
@@ -122,18 +104,18 @@ func TestLossGradients(t *testing.T) {
 			tr.prepare(idx)
 			tr.lossAt()
 			tr.gatherGrads()
-			dU := slices.Clone(tr.uB.DOut[:tr.nU*tr.dim])
-			dV := slices.Clone(tr.mB.DOut[:tr.nM*tr.dim])
-			checkGrad(t, "user", tr.uB.Out[:tr.nU*tr.dim], dU, tr.lossAt)
+			dU := slices.Clone(tr.user.batch.DOut[:tr.user.n*tr.dim])
+			dV := slices.Clone(tr.movie.batch.DOut[:tr.movie.n*tr.dim])
+			checkGrad(t, "user", tr.user.batch.Out[:tr.user.n*tr.dim], dU, tr.lossAt)
 			if tc.obj == Softmax {
 				// The loss reads movie vectors through their transposed copy.
-				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+				checkGrad(t, "movie", tr.movie.batch.Out[:tr.movie.n*tr.dim], dV, tr.lossAt)
 			} else {
-				checkGrad(t, "movie", tr.mB.Out[:tr.nM*tr.dim], dV, tr.lossAt)
+				checkGrad(t, "movie", tr.movie.batch.Out[:tr.movie.n*tr.dim], dV, tr.lossAt)
 				var g [2]float32
-				for _, hg := range tr.headG {
-					g[0] += float32(hg[0])
-					g[1] += float32(hg[1])
+				for _, w := range tr.work {
+					g[0] += float32(w.head[0])
+					g[1] += float32(w.head[1])
 				}
 				checkGrad(t, "head", m.Head(), g[:], tr.lossAt)
 			}
@@ -251,7 +233,7 @@ func TestReproducible(t *testing.T) {
 			t.Parallel()
 			run := func() []float32 {
 				m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 5)
-				cfg := DefaultConfig()
+				cfg := testConfig()
 				cfg.Objective, cfg.Workers, cfg.Epochs, cfg.BatchSize = tc.obj, tc.workers, 2, 128
 				if _, err := Run(context.Background(), m, s.data, cfg, Hooks{}); err != nil {
 					t.Fatal(err)
@@ -329,7 +311,7 @@ func TestRunLearnsAndStopsEarly(t *testing.T) {
 	s := newSynth(300, 200, 30000, 4)
 	m := tinyModel(t, s, tower.Config{Dim: 8, Hidden: []int{32}, Normalize: true, UserEmbed: []int{16, 2, 2, 2, 2}, MovieEmbed: []int{16, 4, 2}}, 6)
 	before := recallAt10(m, s.data)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.BatchSize, cfg.Epochs, cfg.Patience = 256, 30, 2
 	var epochs []EpochStats
 	res, err := Run(context.Background(), m, s.data, cfg, Hooks{
@@ -356,7 +338,7 @@ func TestPointwiseLearns(t *testing.T) {
 	t.Parallel()
 	s := newSynth(300, 200, 30000, 5)
 	m := tinyModel(t, s, smallTowers(true), 7)
-	cfg := PointwiseConfig()
+	cfg := referenceConfig()
 	cfg.Epochs = 5
 	res, err := Run(context.Background(), m, s.data, cfg, Hooks{})
 	if err != nil {
@@ -393,7 +375,7 @@ func TestRunCancel(t *testing.T) {
 	s := newSynth(50, 50, 5000, 7)
 	m := tinyModel(t, s, smallTowers(false), 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.BatchSize = 64
 	_, err := Run(ctx, m, s.data, cfg, Hooks{OnBatch: func(done, total int) {
 		if done == 3 {
@@ -407,10 +389,10 @@ func TestRunCancel(t *testing.T) {
 
 func benchTrain(b *testing.B, obj string, workers int) {
 	s := newSynth(6000, 3700, 200_000, 11)
-	tc, cfg := tower.DefaultConfig(), DefaultConfig()
+	tc, cfg := shippedTowers(), testConfig()
 	uv, mv := s.userVocab, s.movieVocab
 	if obj == Pointwise {
-		tc, cfg = tower.ReferenceConfig(), ReferenceConfig()
+		tc, cfg = referenceTowers(), referenceConfig()
 		uv, mv = uv[:4], mv[:2]
 		for i, u := range s.data.Users {
 			s.data.Users[i] = u[:4]
@@ -480,7 +462,7 @@ func TestStepAllocs(t *testing.T) {
 	for _, obj := range []string{Softmax, Pointwise} {
 		for _, workers := range []int{1, 2} {
 			m := tinyModel(t, s, smallTowers(obj == Pointwise), 1)
-			cfg := DefaultConfig()
+			cfg := testConfig()
 			cfg.Objective, cfg.Workers, cfg.BatchSize, cfg.UniformNegatives = obj, workers, 256, 64
 			tr := newTrainer(m, s.data, cfg)
 			idx := make([]int32, 256)
@@ -500,7 +482,7 @@ func TestOnBatchCounts(t *testing.T) {
 	t.Parallel()
 	s := newSynth(50, 40, 1000, 13) // 900 train interactions
 	m := tinyModel(t, s, smallTowers(false), 1)
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.Epochs, cfg.BatchSize = 2, 449 // 2 full batches and a remainder of 2
 	last, total := 0, 0
 	if _, err := Run(context.Background(), m, s.data, cfg, Hooks{OnBatch: func(d, tt int) { last, total = d, tt }}); err != nil {
@@ -508,27 +490,5 @@ func TestOnBatchCounts(t *testing.T) {
 	}
 	if last != 6 || total != 6 {
 		t.Fatalf("OnBatch ended at %d/%d, want 6/6", last, total)
-	}
-}
-
-func TestWeightByRecency(t *testing.T) {
-	t.Parallel()
-	xs := []Interaction{{User: 1}, {User: 0}, {User: 1}, {User: 1}, {User: 2}, {User: 0}}
-	times := []int64{30, 5, 10, 20, 7, 5} // user 0 has a tie: position breaks it
-	if err := WeightByRecency(xs, times, 3); err != nil {
-		t.Fatal(err)
-	}
-	norm := 3 / (1 - math.Exp(-3))
-	want := []float64{norm, math.Exp(-3) * norm, math.Exp(-3) * norm, math.Exp(-1.5) * norm, 1, norm}
-	for i, w := range want {
-		if math.Abs(float64(xs[i].Weight)-w) > 1e-5 {
-			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
-		}
-	}
-	if err := WeightByRecency(xs, times, 0); err != nil || xs[0].Weight != 1 {
-		t.Fatalf("k=0: %v %v", err, xs[0].Weight)
-	}
-	if WeightByRecency(xs, times[:2], 1) == nil || WeightByRecency(xs, times, -1) == nil || WeightByRecency(xs, times, math.NaN()) == nil {
-		t.Fatal("bad input accepted")
 	}
 }
