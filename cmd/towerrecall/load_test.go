@@ -28,10 +28,10 @@ import (
 // connections) both servers are attacked with.
 const loadWorkers = 16
 
-// minLoadRatio is the issue bar: towerrecall serves at least this share of
+// minLoadRatio is the bar (issue 11 retired the earlier 0.70 for simplicity): towerrecall serves at least this share of
 // the bare handler's requests/s in the same run. Reported always; enforced
 // with TOWERRECALL_PERF_ASSERT=1 only (the machine's cores are shared).
-const minLoadRatio = 0.70
+const minLoadRatio = 0.60
 
 // TestE2ELoopbackLoad attacks, with vegeta and identical settings, (a) a
 // bare net/http handler answering a fixed 1 KiB JSON and (b) the real
