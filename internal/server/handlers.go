@@ -26,7 +26,12 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
-	s.writeJSON(w, r, http.StatusOK, newRecallResponse(res))
+	out, err := appendRecall(make([]byte, 0, 128+192*len(res.Items)), res)
+	if err != nil {
+		s.fail(w, r, &apiError{code: codeInternal, detail: "internal error", cause: err})
+		return
+	}
+	writeBody(w, r, http.StatusOK, "application/json", out)
 }
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {

@@ -161,20 +161,25 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiErro
 // application/problem+json.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v, json.Deterministic(true))
-	if err != nil {
-		if _, isProblem := v.(problem); isProblem {
-			// Cannot happen (a problem is strings and an int); do not recurse.
+	if _, isProblem := v.(problem); isProblem {
+		if err != nil { // cannot happen (a problem is strings and an int); do not recurse
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
+		writeBody(w, r, status, "application/problem+json", body)
+		return
+	}
+	if err != nil {
 		s.fail(w, r, &apiError{code: codeInternal, detail: "internal error", cause: err})
 		return
 	}
+	writeBody(w, r, status, "application/json", body)
+}
+
+// writeBody writes a whole encoded answer with its headers.
+func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	if _, isProblem := v.(problem); isProblem {
-		h.Set("Content-Type", "application/problem+json")
-	}
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if r.Method != http.MethodPost {

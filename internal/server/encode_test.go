@@ -1,0 +1,56 @@
+package server
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// TestAppendRecallMatchesMarshal: the hand-written /recall encoder writes
+// exactly what json.Marshal writes for the response type, and refuses what
+// it refuses.
+func TestAppendRecallMatchesMarshal(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	titles := []string{"", "Toy Story (1995)", `Say "hi" \ <b>&</b>`, "tab\tnew\nline\x01\x1f", "Amélie (2001) 東京 \u2028\u2029"}
+	scores := []float32{0, -0.0, 1, -1, 0.1, 1e-7, -3.4e38, 1e21, 123456.79, math.SmallestNonzeroFloat32}
+	for i := range 500 {
+		res := recall.Result{ModelVersion: titles[i%len(titles)], Backend: "exact", KnownUser: i%2 == 0}
+		for j := range i % 13 {
+			it := recall.Item{
+				MovieID: movielens.MovieID(rng.Int32()),
+				Title:   titles[rng.IntN(len(titles))],
+				Year:    []int{0, 1995, -5}[rng.IntN(3)],
+				Score:   scores[(i+j)%len(scores)] * float32(rng.NormFloat64()),
+			}
+			for range rng.IntN(3) {
+				it.Genres = append(it.Genres, titles[rng.IntN(len(titles))])
+			}
+			res.Items = append(res.Items, it)
+		}
+		want, werr := json.Marshal(newRecallResponse(res))
+		got, gerr := appendRecall(nil, res)
+		if werr != nil && gerr != nil {
+			continue // both refuse (a score overflowed to ±Inf)
+		}
+		if werr != nil || gerr != nil || !bytes.Equal(got, want) {
+			t.Fatalf("case %d:\n got %s (%v)\nwant %s (%v)", i, got, gerr, want, werr)
+		}
+	}
+	for _, bad := range []recall.Result{
+		{Items: []recall.Item{{Score: float32(math.NaN())}}},
+		{Items: []recall.Item{{Score: float32(math.Inf(-1))}}},
+		{Items: []recall.Item{{Title: "bad \xff utf-8"}}},
+	} {
+		_, werr := json.Marshal(newRecallResponse(bad))
+		if _, gerr := appendRecall(nil, bad); werr == nil || gerr == nil {
+			t.Errorf("%+v: appendRecall err %v, json.Marshal err %v; want both to fail", bad.Items[0], gerr, werr)
+		}
+	}
+}
