@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -133,6 +134,12 @@ type Serve struct {
 	// X-Forwarded-For is believed (the client IP in logs); empty: the TCP
 	// peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORSOrigins are the web origins (scheme://host[:port], matched
+	// exactly) whose pages may call the API from a browser; empty: CORS is
+	// off and browsers refuse cross-origin calls.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// BatchMax is the most users one POST /recall/batch may ask for.
+	BatchMax int `yaml:"batch_max"`
 }
 
 // Log configures logging.
@@ -162,7 +169,7 @@ func Default() Config {
 			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-			ShutdownTimeout: 15 * time.Second, DrainDelay: 0,
+			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -278,10 +285,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		c.Serve.Demo = b
 	}
 	if v := getenv("TOWERRECALL_TRUSTED_PROXIES"); v != "" {
-		c.Serve.TrustedProxies = nil
-		for p := range strings.SplitSeq(v, ",") {
-			c.Serve.TrustedProxies = append(c.Serve.TrustedProxies, strings.TrimSpace(p))
-		}
+		c.Serve.TrustedProxies = SplitList(v)
+	}
+	if v := getenv("TOWERRECALL_CORS_ORIGINS"); v != "" {
+		c.Serve.CORSOrigins = SplitList(v)
 	}
 	if v := getenv("TOWERRECALL_RELOAD_POLL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -439,6 +446,14 @@ func (c *Config) Validate() error {
 	if s.ReloadPoll < 0 {
 		bad("serve.reload_poll", "%v is negative", s.ReloadPoll)
 	}
+	for i, o := range s.CORSOrigins {
+		if !validOrigin(o) {
+			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin such as https://app.example.com (scheme, host and optional port; no path, no wildcard)", o)
+		}
+	}
+	if s.BatchMax < 1 || s.BatchMax > 1000 {
+		bad("serve.batch_max", "%d is not between 1 and 1000", s.BatchMax)
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
@@ -460,4 +475,25 @@ func (c *Config) Validate() error {
 
 func sortErrs(errs []error) {
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+}
+
+// SplitList splits a comma-separated list (an environment variable or a
+// flag), trimming spaces and dropping empty entries.
+func SplitList(v string) []string {
+	var out []string
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validOrigin accepts an exact web origin: http or https, a host, an
+// optional port, nothing else.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil &&
+		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host
 }

@@ -30,8 +30,17 @@ import (
 // the design of encoding/json/v2) refuses unknown members on request,
 // duplicate names and invalid UTF-8 by default, and nullAt refuses null.
 func decodeJSON(r *http.Request, dst any, opts json.Options) *apiError {
-	if err := checkContentType(r.Header); err != nil {
+	body, err := readBody(r)
+	if err != nil {
 		return err
+	}
+	return decodeBody(body, dst, opts)
+}
+
+// readBody reads a request body that decodeJSON's first three rules allow.
+func readBody(r *http.Request) ([]byte, *apiError) {
+	if err := checkContentType(r.Header); err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n < 64<<10 { // limitBody has refused larger ones
@@ -39,20 +48,26 @@ func decodeJSON(r *http.Request, dst any, opts json.Options) *apiError {
 	}
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLarge(mbe.Limit)
+			return nil, tooLarge(mbe.Limit)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return &apiError{code: codeReadTimeout, detail: "the request body did not arrive within the server's read timeout", cause: err}
+			return nil, &apiError{code: codeReadTimeout, detail: "the request body did not arrive within the server's read timeout", cause: err}
 		}
-		return &apiError{code: codeMalformed, detail: "could not read the request body", cause: err}
+		return nil, &apiError{code: codeMalformed, detail: "could not read the request body", cause: err}
 	}
 	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &apiError{code: codeMalformed, detail: "the request body is empty; send a JSON object"}
+		return nil, &apiError{code: codeMalformed, detail: "the request body is empty; send a JSON object"}
 	}
 	if !utf8.Valid(body) {
-		return &apiError{code: codeMalformed, detail: "the request body is not valid UTF-8 " + position(body, firstInvalidUTF8(body))}
+		return nil, &apiError{code: codeMalformed, detail: "the request body is not valid UTF-8 " + position(body, firstInvalidUTF8(body))}
 	}
+	return body, nil
+}
+
+// decodeBody decodes one JSON object, valid UTF-8, strictly into dst (see
+// decodeJSON).
+func decodeBody(body []byte, dst any, opts json.Options) *apiError {
 	if err := json.Unmarshal(body, dst, opts); err != nil {
 		return decodeProblem(body, err)
 	}

@@ -1,16 +1,18 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/towerrecall/towerrecall/internal/recall"
+	"github.com/go-chi/chi/v5"
 )
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
-	body := recallBody{K: recall.DefaultK}
+	var body recallBody
 	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
 		s.fail(w, r, err)
 		return
@@ -32,6 +34,52 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, r, http.StatusOK, "application/json", out)
+}
+
+// handleRecallBatch answers several /recall bodies in one request: a
+// result or a problem per entry, in order. The request's deadline covers
+// the whole batch: entries it leaves unanswered get a timeout problem.
+func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
+	raw, aerr := readBody(r)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	var body batchBody
+	if err := json.Unmarshal(raw, &body, s.decodeOpts); err != nil {
+		s.fail(w, r, decodeProblem(raw, err))
+		return
+	}
+	if n := len(body.Requests); body.Requests == nil || n == 0 || n > s.cfg.BatchMax {
+		s.fail(w, r, invalid("requests", fmt.Sprintf("requests must list 1 to %d /recall bodies, got %d", s.cfg.BatchMax, n)))
+		return
+	}
+	if _, ok := s.rec.Info(); !ok {
+		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
+		return
+	}
+	out := batchResponse{Results: make([]any, len(body.Requests))}
+	for i, entry := range body.Requests {
+		out.Results[i] = s.batchEntry(r, entry)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// batchEntry answers one entry of a batch as /recall would.
+func (s *Server) batchEntry(r *http.Request, entry jsontext.Value) any {
+	var body recallBody
+	if err := decodeBody(entry, &body, s.decodeOpts); err != nil {
+		return s.problem(r, err)
+	}
+	req, aerr := body.request()
+	if aerr != nil {
+		return s.problem(r, aerr)
+	}
+	res, err := s.rec.Recall(r.Context(), req)
+	if err != nil {
+		return s.problem(r, s.classify(err))
+	}
+	return newRecallResponse(res)
 }
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {

@@ -156,7 +156,7 @@ func testConfig() Config {
 	return Config{
 		BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-		ShutdownTimeout: 15 * time.Second, MaxHeaderBytes: 64 << 10,
+		ShutdownTimeout: 15 * time.Second, MaxHeaderBytes: 64 << 10, BatchMax: 100,
 	}
 }
 
@@ -176,6 +176,9 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	}
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = d.BodyLimit
+	}
+	if cfg.BatchMax == 0 {
+		cfg.BatchMax = d.BatchMax
 	}
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()

@@ -107,13 +107,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if !ok {
 		ae = s.classify(err)
 	}
-	if ae.code == codeInternal {
-		s.logger.Error().
-			Str("request_id", middleware.GetReqID(r.Context())).
-			Str("path", r.URL.Path).
-			Err(err).
-			Msg("internal error")
-	}
 	if ae.code == codeMediaType {
 		w.Header().Set("Accept-Post", "application/json")
 	}
@@ -144,8 +137,17 @@ func jsonPointer(path string) string {
 }
 
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiError) {
+	p := s.problem(r, e)
+	s.writeJSON(w, r, p.Status, p)
+}
+
+// problem is the RFC 9457 body for e, a failure of request r.
+func (s *Server) problem(r *http.Request, e *apiError) problem {
+	if e.code == codeInternal {
+		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg("internal error")
+	}
 	status, title := describe(e.code)
-	s.writeJSON(w, r, status, problem{
+	return problem{
 		Type:      problemTypePrefix + string(e.code),
 		Title:     title,
 		Status:    status,
@@ -153,7 +155,7 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiErro
 		Instance:  r.URL.Path,
 		Field:     e.field,
 		RequestID: middleware.GetReqID(r.Context()),
-	})
+	}
 }
 
 // writeJSON encodes v and only then writes headers and body, so an encoding

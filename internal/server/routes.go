@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
 )
 
 // routes lists the whole API. Handlers are methods of Server.
@@ -22,16 +23,31 @@ func (s *Server) routes() http.Handler {
 	} else {
 		r.Use(middleware.ClientIPFromRemoteAddr)
 	}
-	r.Use(s.accessLog, s.recoverer, s.deadline, s.limitBody)
+	r.Use(s.accessLog)
+	if len(s.cfg.CORSOrigins) > 0 {
+		// Exact origins only (Validate refuses wildcards). Preflights are
+		// answered 204 here and cached by browsers for 10 minutes.
+		r.Use(cors.New(cors.Options{
+			AllowedOrigins: s.cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
+			AllowedHeaders: []string{"Content-Type", requestIDHeader},
+			ExposedHeaders: []string{requestIDHeader},
+			MaxAge:         600,
+		}).Handler)
+	}
+	r.Use(s.recoverer, s.deadline, s.limitBody)
 
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
 
 	r.Post("/recall", s.handleRecall)
+	r.Post("/recall/batch", s.handleRecallBatch)
 	r.Post("/score", s.handleScore)
 	r.Get("/model", s.handleModel)
 	r.Get("/healthz", s.handleHealthz)
+	r.Head("/healthz", s.handleHealthz) // some probes use HEAD; net/http drops the body
 	r.Get("/readyz", s.handleReadyz)
+	r.Head("/readyz", s.handleReadyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.logger},
 		ErrorHandling: promhttp.ContinueOnError,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,10 @@ type Config struct {
 	// access log) from X-Forwarded-For, the rightmost untrusted entry;
 	// empty means the TCP peer is the client.
 	TrustedProxies []string
+	// CORSOrigins are the exact web origins (https://app.example.com)
+	// whose pages may call the API; empty: no CORS headers at all.
+	CORSOrigins []string
+	BatchMax    int // most entries of one POST /recall/batch
 }
 
 // Validate reports every problem of the configuration at once.
@@ -61,6 +66,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.BodyLimit <= 0 {
 		errs = append(errs, fmt.Errorf("body limit must be positive, got %d", c.BodyLimit))
+	}
+	if c.BatchMax < 1 {
+		errs = append(errs, fmt.Errorf("batch max must be positive, got %d", c.BatchMax))
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "" || strings.Contains(o, "*") || strings.Count(o, "/") != 2 {
+			errs = append(errs, fmt.Errorf("CORS origin %q is not an exact origin such as https://app.example.com", o))
+		}
 	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, fmt.Errorf("max header bytes must not be negative, got %d", c.MaxHeaderBytes))

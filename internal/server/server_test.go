@@ -495,7 +495,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := testConfig().Validate(); err != nil {
 		t.Errorf("test config: %v", err)
 	}
-	if err := (Config{BodyLimit: 1}).Validate(); err != nil {
+	if err := (Config{BodyLimit: 1, BatchMax: 1}).Validate(); err != nil {
 		t.Errorf("no timeouts at all: %v", err)
 	}
 	err := Config{BodyLimit: -1, ReadTimeout: -time.Second, IdleTimeout: -1}.Validate()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -32,11 +34,21 @@ type userBody struct {
 
 type recallBody struct {
 	User            *userBody `json:"user"`
-	K               int64     `json:"k"` // recall.DefaultK unless sent
+	K               *int64    `json:"k"`
 	Offset          int64     `json:"offset"`
 	ExcludeSeen     *bool     `json:"exclude_seen"`
 	ExcludeMovieIDs []int64   `json:"exclude_movie_ids"`
 	Genres          []string  `json:"genres"`
+}
+
+// batchBody is POST /recall/batch: each entry is decoded, checked and
+// answered on its own, so one bad entry does not fail the others.
+type batchBody struct {
+	Requests []jsontext.Value `json:"requests"`
+}
+
+type batchResponse struct {
+	Results []any `json:"results"` // a recallResponse or a problem per entry
 }
 
 type scoreBody struct {
@@ -45,13 +57,16 @@ type scoreBody struct {
 }
 
 func (b *recallBody) request() (recall.Request, *apiError) {
-	req := recall.Request{K: int(b.K), Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, Genres: b.Genres}
+	req := recall.Request{K: recall.DefaultK, Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, Genres: b.Genres}
 	var err *apiError
 	if req.User, err = b.User.input(); err != nil {
 		return req, err
 	}
-	if b.K < 1 || b.K > recall.MaxK {
-		return req, invalid("k", fmt.Sprintf("k must be between 1 and %d, got %d", recall.MaxK, b.K))
+	if b.K != nil {
+		if k := *b.K; k < 1 || k > recall.MaxK {
+			return req, invalid("k", fmt.Sprintf("k must be between 1 and %d, got %d", recall.MaxK, k))
+		}
+		req.K = int(*b.K)
 	}
 	if b.Offset < 0 || b.Offset > recall.MaxOffset {
 		return req, invalid("offset", fmt.Sprintf("offset must be between 0 and %d, got %d", recall.MaxOffset, b.Offset))
