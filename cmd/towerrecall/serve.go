@@ -30,7 +30,6 @@ import (
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	flags.SetOutput(stderr)
 	var (
 		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
 		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
@@ -40,8 +39,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
 		logFormat = flags.String("log-format", "", "json or console")
 	)
-	if err := flags.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
+		return err
 	}
 	given := flagsSet(flags)
 	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
@@ -79,7 +78,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer bw.Close()
-	logger := newLogger(bw, cfg.Log)
+	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
 	start := time.Now()
 
 	reg := prometheus.NewRegistry()
