@@ -1,4 +1,4 @@
-.PHONY: run test e2e bench bench-micro build fuzz
+.PHONY: run test e2e bench bench-micro build image fuzz
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 
@@ -11,8 +11,12 @@ test: ## every test, race detector on
 e2e: ## end-to-end checks on the real data
 	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -count=1 -run E2E -v ./cmd/towerrecall/
 
-build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/towerrecall ./cmd/towerrecall
+build: ## the static release binary at bin/towerrecall, built as in the image (deploy/build-binary.sh)
+	GO=$(GO) deploy/build-binary.sh bin/towerrecall
+
+IMAGE ?= localhost/towerrecall:dev
+image: ## the container image without a Docker engine or registry: podman, FROM scratch (deploy/build-image.sh)
+	GO=$(GO) deploy/build-image.sh $(IMAGE)
 
 bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; --quick for a CI smoke run)
 	cd tools/benchreport && $(GO) run . --data $(DATA) --out ../../docs

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,22 +47,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage
 	}
 	cmd, rest := args[1], args[2:]
+	var err error
 	switch cmd {
 	case "data":
-		return runData(ctx, rest, getenv, stdout, stderr)
+		err = runData(ctx, rest, getenv, stdout, stderr)
 	case "train":
-		return runTrain(ctx, rest, getenv, stdout, stderr)
+		err = runTrain(ctx, rest, getenv, stdout, stderr)
 	case "eval":
-		return runEval(ctx, rest, getenv, stdout, stderr)
+		err = runEval(ctx, rest, getenv, stdout, stderr)
 	case "serve":
-		return runServe(ctx, rest, getenv, stdout, stderr)
+		err = runServe(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return errUsage
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
-	return errUsage
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the help that was asked for is on stdout
+	}
+	return err
+}
+
+// parseFlags parses a command's flags. Help that was asked for (-h,
+// --help) goes to stdout and is reported as flag.ErrHelp, which run turns
+// into success; a bad flag's message and the usage go to stderr as
+// errUsage (exit 1).
+func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	fs.Usage = func() {
+		fmt.Fprintf(&buf, "Usage:\n  %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = stdout.Write(buf.Bytes())
+		return flag.ErrHelp
+	default:
+		_, _ = stderr.Write(buf.Bytes())
+		return errUsage
+	}
 }

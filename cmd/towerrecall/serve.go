@@ -30,7 +30,6 @@ import (
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	flags.SetOutput(stderr)
 	var (
 		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
 		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
@@ -40,8 +39,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
 		logFormat = flags.String("log-format", "", "json or console")
 	)
-	if err := flags.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
+		return err
 	}
 	given := flagsSet(flags)
 	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
@@ -79,7 +78,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer bw.Close()
-	logger := newLogger(bw, cfg.Log)
+	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
 	start := time.Now()
 
 	reg := prometheus.NewRegistry()
@@ -88,11 +87,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	b, err := loadOrTrain(ctx, cfg, logger)
-	if err != nil {
-		return err
+	// Without a usable model the process still comes up: /healthz answers,
+	// /readyz answers 503 and the reload poll (or SIGHUP) loads the
+	// artifact once it is published. A replica whose volume the training
+	// Job has not filled yet must not crash-loop; only a bad config exits.
+	// lastSum is the checksum of the manifest loaded (or refused) at start,
+	// which the reload poll compares against.
+	b, lastSum, err := loadOrTrain(ctx, cfg, logger)
+	if err == nil {
+		if err = svc.Load(b); err != nil {
+			err = fmt.Errorf("%w: %w", errBadArtifact, err)
+		}
 	}
-	if err := svc.Load(b); err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoArtifact):
+		logger.Warn().Str("model", cfg.Serve.Model).Dur("reload_poll", cfg.Serve.ReloadPoll).
+			Msg("waiting for an artifact at " + cfg.Serve.Model + ": /readyz answers 503 until one is published there; " + howReloaded(cfg))
+	case errors.Is(err, errBadArtifact):
+		logger.Error().Err(err).Str("model", cfg.Serve.Model).Dur("reload_poll", cfg.Serve.ReloadPoll).
+			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
+	default: // demo training failed: bad data settings, or interrupted
 		return err
 	}
 	srv, err := server.New(serverConfig(cfg), logger, svc, reg)
@@ -104,17 +119,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	reload := func(why string) {
+		_, had := svc.Info()
 		nb, err := artifact.Load(cfg.Serve.Model)
 		if err == nil {
 			err = svc.Load(nb)
 		} else {
 			svc.LoadFailed()
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
+		case had:
 			logger.Error().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("reload refused; the previous model keeps serving")
-			return
+		case errors.Is(err, fs.ErrNotExist):
+			logger.Warn().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("still no artifact: /readyz answers 503")
+		default:
+			logger.Error().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("reload refused; still no model: /readyz answers 503")
 		}
-		logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Msg("reloaded")
 	}
 
 	var g oklogrun.Group
@@ -140,12 +161,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.Serve.ReloadPoll > 0 {
 		done := make(chan struct{})
 		g.Add(func() error {
-			last, _ := manifestSum(cfg.Serve.Model)
+			last := lastSum
 			t := time.NewTicker(cfg.Serve.ReloadPoll)
 			defer t.Stop()
 			for {
 				select {
 				case <-t.C:
+					// A missing manifest (no artifact yet, or one being
+					// replaced) is not a change: the next poll looks again.
 					sum, err := manifestSum(cfg.Serve.Model)
 					if err != nil || bytes.Equal(sum, last) {
 						continue
@@ -158,10 +181,31 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		}, func(error) { close(done) })
 	}
-	logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
+	if _, ok := svc.Info(); ok {
+		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
+	} else {
+		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
+	}
 	err = g.Run()
 	logger.Info().Err(err).Msg("stopped")
 	return err
+}
+
+// loadArtifact loads the artifact at dir and returns it with the checksum
+// of the manifest it was loaded from, for the reload poll. The checksum is
+// nil when the manifest was missing or changed during the load, so that the
+// poll loads what is there now rather than miss a publication.
+func loadArtifact(dir string) (*artifact.Bundle, []byte, error) {
+	before, _ := manifestSum(dir)
+	b, err := artifact.Load(dir)
+	if err != nil {
+		return nil, before, err
+	}
+	after, _ := manifestSum(dir)
+	if !bytes.Equal(before, after) {
+		return b, nil, nil
+	}
+	return b, after, nil
 }
 
 func manifestSum(dir string) ([]byte, error) {
@@ -173,16 +217,36 @@ func manifestSum(dir string) ([]byte, error) {
 	return s[:], nil
 }
 
+// errNoArtifact reports that serve.model holds no artifact (the directory
+// is missing or empty) and demo mode is off; errBadArtifact that it holds
+// one that cannot be loaded. Neither stops serve: it waits for a good one.
+var (
+	errNoArtifact  = errors.New("no artifact")
+	errBadArtifact = errors.New("unusable artifact")
+)
+
+// howReloaded says how a waiting replica will pick up an artifact.
+func howReloaded(cfg config.Config) string {
+	if cfg.Serve.ReloadPoll > 0 {
+		return fmt.Sprintf("it is loaded within serve.reload_poll (%v) of being published, or at once on SIGHUP", cfg.Serve.ReloadPoll)
+	}
+	return "serve.reload_poll is 0, so only SIGHUP loads it"
+}
+
 // loadOrTrain loads the artifact at cfg.Serve.Model. When there is none and
 // demo mode is on, it trains one (on cfg.Data.Dir, or the built-in demo
-// catalogue) and saves it there, so the next start loads it at once.
-func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) (*artifact.Bundle, error) {
-	b, err := artifact.Load(cfg.Serve.Model)
+// catalogue) and saves it there, so the next start loads it at once; with
+// demo mode off it reports errNoArtifact.
+func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) (*artifact.Bundle, []byte, error) {
+	b, sum, err := loadArtifact(cfg.Serve.Model)
 	if err == nil {
-		return b, nil
+		return b, sum, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) || !cfg.Serve.Demo {
-		return nil, fmt.Errorf("load model %s: %w", cfg.Serve.Model, err)
+	if errors.Is(err, fs.ErrNotExist) && !cfg.Serve.Demo {
+		return nil, sum, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errNoArtifact, err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, sum, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errBadArtifact, err)
 	}
 	data := cfg.Data
 	if data.Dir == "" {
@@ -195,19 +259,19 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 	}
 	in, err := readInputs(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tcfg := cfg
 	tcfg.Data = data
 	b, err = pipeline.Train(ctx, in, pipeline.Options{Config: tcfg, Logger: logger.With().Str("component", "train").Logger()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := artifact.Save(cfg.Serve.Model, b); err != nil {
 		logger.Warn().Err(err).Msg("could not save the trained artifact; serving it from memory")
-		return b, nil
+		return b, nil, nil
 	}
-	return artifact.Load(cfg.Serve.Model)
+	return loadArtifact(cfg.Serve.Model)
 }
 
 // recallOptions are the serving core's options from cfg.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,21 +29,59 @@ import (
 // demoDataDir is the --data value that selects the built-in demo catalogue.
 const demoDataDir = "demo"
 
+// version describes this binary from the build information the Go
+// toolchain embeds: the module version when it has one, the VCS revision,
+// its commit time and whether the tree had uncommitted changes, and the Go
+// version.
 func version() string {
-	v := "towerrecall (devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v += " " + s.Value
-			}
-		}
-	}
-	return v
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(bi)
 }
 
-func newLogger(w io.Writer, c config.Log) zerolog.Logger {
+func formatVersion(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "towerrecall devel (no build information)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	var parts []string
+	if rev == "" {
+		parts = append(parts, "no VCS information: built outside a git checkout or with -buildvcs=false")
+	} else {
+		parts = append(parts, "commit "+rev)
+		if at != "" {
+			parts = append(parts, at)
+		}
+		if modified {
+			parts = append(parts, "modified")
+		}
+	}
+	if bi.GoVersion != "" {
+		parts = append(parts, bi.GoVersion)
+	}
+	return fmt.Sprintf("towerrecall %s (%s)", v, strings.Join(parts, ", "))
+}
+
+// newLogger returns the program's logger on w. The console format writes
+// ANSI colours only when color is set: when the output is a terminal, not a
+// file or a pipe.
+func newLogger(w io.Writer, c config.Log, color bool) zerolog.Logger {
 	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !color}
 	}
 	lvl, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
@@ -101,7 +140,6 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
@@ -117,8 +155,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		logFormat = fs.String("log-format", "", "json or console")
 		progress  = fs.Bool("progress", true, "show a progress bar when stderr is a terminal")
 	)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
+		return err
 	}
 	given := flagsSet(fs)
 	cfg, err := loadConfig(*cfgPath, *objective, getenv, func(c *config.Config) {
@@ -153,7 +191,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, cfg.Log)
+	logger := newLogger(stderr, cfg.Log, isTerminal(stderr))
 	if err := artifact.CheckWritable(*out); err != nil {
 		return err
 	}
@@ -262,7 +300,6 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 
 func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		modelDir = fs.String("model", "var/model", "artifact directory")
 		dataDir  = fs.String("data", "", `MovieLens directory with the users and movies, or "demo"`)
@@ -271,8 +308,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		testF    = fs.String("test", "", "test ratings: every one is a positive")
 		workers  = fs.Int("workers", 2, "evaluation goroutines")
 	)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
+		return err
 	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
 		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
@@ -297,17 +334,23 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	return enc.Encode(out)
 }
 
+const dataSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]"
+
 func runData(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "download" {
-		fmt.Fprintln(stderr, "usage: towerrecall data download --dataset ml-1m|ml-100k [--dir data]")
-		return errUsage
-	}
 	fs := flag.NewFlagSet("data download", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	name := fs.String("dataset", "ml-100k", "ml-1m or ml-100k")
 	dir := fs.String("dir", "data", "directory to unpack into")
-	if err := fs.Parse(args[1:]); err != nil {
+	switch {
+	case len(args) > 0 && args[0] == "download":
+		args = args[1:]
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
+		args = []string{"-h"} // `data --help` is the help of its one subcommand
+	default:
+		fmt.Fprintf(stderr, "usage: %s\n", dataSynopsis)
 		return errUsage
+	}
+	if err := parseFlags(fs, dataSynopsis, args, stdout, stderr); err != nil {
+		return err
 	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/config"
+)
+
+// Help that was asked for is not an error: usage on stdout, nothing on
+// stderr, exit 0. A bad flag still is: usage on stderr, exit 1.
+func TestRunHelp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  bool
+		wantText string // in stdout on success, in stderr on error
+	}{
+		{"train -h", []string{"train", "-h"}, false, "towerrecall train"},
+		{"train --help", []string{"train", "--help"}, false, "-epochs"},
+		{"eval -h", []string{"eval", "-h"}, false, "towerrecall eval"},
+		{"eval --help", []string{"eval", "--help"}, false, "-model"},
+		{"serve -h", []string{"serve", "-h"}, false, "towerrecall serve"},
+		{"serve --help", []string{"serve", "--help"}, false, "-log-format"},
+		{"data -h", []string{"data", "-h"}, false, "towerrecall data download"},
+		{"data --help", []string{"data", "--help"}, false, "-dataset"},
+		{"data download --help", []string{"data", "download", "--help"}, false, "-dir"},
+		{"help", []string{"help"}, false, "Usage:"},
+		{"--help", []string{"--help"}, false, "Usage:"},
+		{"serve bad flag", []string{"serve", "--bogus"}, true, "flag provided but not defined: -bogus"},
+		{"train bad flag", []string{"train", "--epochs", "many"}, true, "towerrecall train"},
+		{"data without subcommand", []string{"data"}, true, "towerrecall data download"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), func(string) string { return "" }, &out, &errOut)
+			if tt.wantErr {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want errUsage (exit 1)", err)
+				}
+				if out.Len() != 0 || !strings.Contains(errOut.String(), tt.wantText) {
+					t.Errorf("stdout %q, stderr %q: want nothing on stdout and %q on stderr", out.String(), errOut.String(), tt.wantText)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v, want nil (exit 0); stderr:\n%s", err, errOut.String())
+			}
+			if errOut.Len() != 0 || !strings.Contains(out.String(), tt.wantText) {
+				t.Errorf("stdout %q, stderr %q: want %q on stdout and nothing on stderr", out.String(), errOut.String(), tt.wantText)
+			}
+		})
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	t.Parallel()
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	const rev = "40ccdcfe63007756e6abf4a6d5d8f594da6bf691"
+	tests := []struct {
+		name string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{"no build info", nil, "towerrecall devel (no build information)"},
+		{"no vcs", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
+			"towerrecall devel (no VCS information: built outside a git checkout or with -buildvcs=false, go1.26.8)"},
+		{"clean checkout", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
+			Settings: vcs("vcs", "git", "vcs.revision", rev, "vcs.time", "2026-11-01T10:00:00Z", "vcs.modified", "false")},
+			"towerrecall devel (commit " + rev + ", 2026-11-01T10:00:00Z, go1.26.8)"},
+		{"modified tree", &debug.BuildInfo{GoVersion: "go1.26.8",
+			Settings: vcs("vcs.revision", rev, "vcs.time", "2026-11-01T10:00:00Z", "vcs.modified", "true")},
+			"towerrecall devel (commit " + rev + ", 2026-11-01T10:00:00Z, modified, go1.26.8)"},
+		{"module version", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"},
+			Settings: vcs("vcs.revision", rev, "vcs.time", "2026-11-01T10:00:00Z", "vcs.modified", "false")},
+			"towerrecall v1.2.0 (commit " + rev + ", 2026-11-01T10:00:00Z, go1.26.8)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := formatVersion(tt.bi); got != tt.want {
+				t.Errorf("formatVersion = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The console format colours its output only on a terminal: `make run`
+// redirected to a file must not fill it with escape sequences.
+func TestNewLoggerColor(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		format    string
+		tty       bool
+		wantColor bool
+	}{
+		{"console on a terminal", "console", true, true},
+		{"console into a file or pipe", "console", false, false},
+		{"json on a terminal", "json", true, false},
+		{"json into a file", "json", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			logger := newLogger(&buf, config.Log{Level: "info", Format: tt.format}, tt.tty)
+			logger.Warn().Str("model", "var/model").Msg("hello")
+			if got := strings.Contains(buf.String(), "\x1b["); got != tt.wantColor {
+				t.Errorf("ANSI escapes = %v, want %v: %q", got, tt.wantColor, buf.String())
+			}
+			if !strings.Contains(buf.String(), "hello") {
+				t.Errorf("message missing: %q", buf.String())
+			}
+		})
+	}
+}

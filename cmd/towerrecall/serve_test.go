@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serve without a usable model comes up (liveness yes, readiness no) and
+// waits for an artifact; only a bad config makes it exit. The console log
+// it writes into a buffer, not a terminal, has no ANSI colours.
+func TestServeWithoutModel(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, model string)
+		args    []string
+		wantLog string // a line of the log; "" when run must fail
+		wantErr string
+	}{
+		{"missing model dir", func(*testing.T, string) {}, nil, "waiting for an artifact at ", ""},
+		{"empty model dir", func(t *testing.T, model string) {
+			if err := os.Mkdir(model, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, "waiting for an artifact at ", ""},
+		{"corrupt artifact", func(t *testing.T, model string) {
+			if err := os.Mkdir(model, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(model, "manifest.json"), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, "no usable model at start", ""},
+		{"console log into a buffer", func(*testing.T, string) {}, []string{"--log-format", "console"}, "waiting for an artifact at ", ""},
+		{"bad config exits", func(*testing.T, string) {}, []string{"--index", "fastest"}, "", "serve.index"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			model := filepath.Join(t.TempDir(), "model")
+			tt.setup(t, model)
+			env := map[string]string{"TOWERRECALL_RELOAD_POLL": "50ms"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := &logBuffer{}
+			done := make(chan error, 1)
+			args := append([]string{"towerrecall", "serve", "--model", model, "--demo=false", "--addr", "127.0.0.1:0"}, tt.args...)
+			go func() { done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, logs) }()
+
+			if tt.wantErr != "" {
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Fatalf("run = %v, want an error naming %s", err, tt.wantErr)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatal("serve with a bad config did not exit")
+				}
+				return
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(logs.String(), "serving HTTP") || !strings.Contains(logs.String(), tt.wantLog) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no %q and serving HTTP in the log:\n%s", tt.wantLog, logs.String())
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("serve exited (%v) instead of waiting for an artifact; log:\n%s", err, logs.String())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			if strings.Contains(logs.String(), "\x1b[") {
+				t.Errorf("ANSI escapes in a log that is not a terminal:\n%q", logs.String())
+			}
+			time.Sleep(150 * time.Millisecond) // a few polls of a model dir with nothing to load: no exit
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run returned %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("no shutdown within 30 s")
+			}
+		})
+	}
+}
+
+// TestE2EServeWaitsForArtifact is a replica whose volume the training Job
+// has not filled yet: the real binary starts on an empty model directory,
+// answers /healthz 200 and /readyz 503 (a problem), and, with no restart,
+// answers /readyz 200 and /recall within one reload poll of an artifact
+// being published there by artifact.Save's rename.
+func TestE2EServeWaitsForArtifact(t *testing.T) {
+	e2eOnly(t)
+	const poll = 2 * time.Second
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	trained := filepath.Join(dir, "trained")
+	trainDemo(t, bin, trained, 1)
+	model := filepath.Join(dir, "model")
+	if err := os.Mkdir(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	logs, logFile := fileLog(t)
+	p := &serveProc{logs: logs, exit: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "serve", "--model", model, "--demo=false", "--addr", "127.0.0.1:0")
+	p.cmd.Env = append(os.Environ(), "TOWERRECALL_RELOAD_POLL="+poll.String())
+	p.cmd.Stderr = logFile
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exit <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+		}
+	})
+	listening := logs.waitLog(t, "listening without a model", time.Minute)
+	p.c = client{t: t, base: "http://" + listening["addr"].(string)}
+	waiting := logs.logLines("waiting for an artifact at " + model + ": /readyz answers 503 until one is published there; " +
+		"it is loaded within serve.reload_poll (2s) of being published, or at once on SIGHUP")
+	if len(waiting) != 1 || waiting[0]["level"] != "warn" {
+		t.Errorf("no warning that serve waits for an artifact at %s; log:\n%s", model, logs.String())
+	}
+
+	notReady := func() {
+		t.Helper()
+		if status, _, _ := p.c.do("GET", "/healthz", ""); status != http.StatusOK {
+			t.Errorf("/healthz %d without a model, want 200", status)
+		}
+		status, h, body := p.c.do("GET", "/readyz", "")
+		var prob struct {
+			Type, Detail string
+		}
+		_ = json.Unmarshal(body, &prob)
+		if status != http.StatusServiceUnavailable || h.Get("Content-Type") != "application/problem+json" ||
+			prob.Type != "urn:towerrecall:problem:not-ready" || !strings.Contains(prob.Detail, "no model") {
+			t.Errorf("/readyz without a model: %d %s %s, want 503 problem+json not-ready saying no model", status, h.Get("Content-Type"), body)
+		}
+		if status, _, body := p.c.do("POST", "/recall", `{"user":{"gender":"F"},"k":5}`); status != http.StatusServiceUnavailable {
+			t.Errorf("/recall without a model: %d %s, want 503", status, body)
+		}
+	}
+	notReady()
+	time.Sleep(poll + poll/2) // at least one poll of the empty directory
+	notReady()
+	select {
+	case err := <-p.exit:
+		t.Fatalf("serve exited (%v) while waiting for an artifact; log:\n%s", err, logs.String())
+	default:
+	}
+
+	published := time.Now()
+	b := install(t, trained, model) // a sibling directory renamed into place
+	var took time.Duration
+	for {
+		if status, _, _ := p.c.do("GET", "/readyz", ""); status == http.StatusOK {
+			took = time.Since(published)
+			break
+		}
+		if time.Since(published) > poll+5*time.Second {
+			t.Fatalf("/readyz not 200 within %v of publishing; log:\n%s", poll+5*time.Second, tail(logs.String(), 3000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("published → /readyz 200 in %v (reload poll %v)", took, poll)
+	// One poll period, plus what loading a demo model takes on a busy machine.
+	if took > poll+time.Second {
+		t.Errorf("/readyz 200 %v after publishing, more than one poll period (%v) plus 1 s", took, poll)
+	}
+	var info modelResp
+	p.c.json("GET", "/model", "", 200, &info)
+	if info.Version != b.Manifest.Version {
+		t.Errorf("/model version %q, want the published %q", info.Version, b.Manifest.Version)
+	}
+	var rec recallResp
+	p.c.json("POST", "/recall", `{"user":{"gender":"F","age":25},"k":5}`, 200, &rec)
+	if len(rec.Items) != 5 {
+		t.Errorf("/recall after publishing: %d items, want 5", len(rec.Items))
+	}
+	if lines := logs.logLines("reloaded"); len(lines) != 1 || lines[0]["trigger"] != "manifest changed" || lines[0]["first"] != true {
+		t.Errorf("want one first reload by the manifest poll, got %v", lines)
+	}
+	p.signal(t, syscall.SIGTERM)
+	p.wait(t)
+}
