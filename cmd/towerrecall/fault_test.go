@@ -46,11 +46,11 @@ type fixedRequest struct {
 func fixedRequests() []fixedRequest {
 	return []fixedRequest{
 		{`{"user":{"user_id":1,"gender":"F","age":25,"occupation":"programmer","zip":"94043"},"k":20}`,
-			recall.Request{User: feature.UserInput{UserID: 1, Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"}, K: 20}},
+			recall.Request{User: recall.User{UserInput: feature.UserInput{UserID: 1, Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"}}, K: 20}},
 		{`{"user":{"gender":"M","age":60,"occupation":"retired"},"k":50}`,
-			recall.Request{User: feature.UserInput{Gender: "M", Age: 60, Occupation: "retired"}, K: 50}},
+			recall.Request{User: recall.User{UserInput: feature.UserInput{Gender: "M", Age: 60, Occupation: "retired"}}, K: 50}},
 		{`{"user":{"user_id":7,"gender":"M"},"k":10,"genres":["Comedy"],"exclude_movie_ids":[1,2,3]}`,
-			recall.Request{User: feature.UserInput{UserID: 7, Gender: "M"}, K: 10, Genres: []string{"Comedy"}, ExcludeMovieIDs: []movielens.MovieID{1, 2, 3}}},
+			recall.Request{User: recall.User{UserInput: feature.UserInput{UserID: 7, Gender: "M"}}, K: 10, Genres: []string{"Comedy"}, ExcludeMovieIDs: []movielens.MovieID{1, 2, 3}}},
 	}
 }
 

@@ -40,6 +40,7 @@ const (
 	MoviesFile   = "movies.json"
 	VectorsFile  = "movie_vectors.bin"
 	UsersFile    = "users.bin"
+	ProfilesFile = "profiles.json"
 	GraphFile    = "hnsw.bin"
 	ReportFile   = "report.svg"
 )
@@ -117,6 +118,15 @@ type Movie struct {
 	Year   int               `json:"year,omitempty"`
 }
 
+// Profile is a user's stored features as kept in profiles.json.
+type Profile struct {
+	ID         movielens.UserID `json:"id"`
+	Gender     string           `json:"gender,omitempty"`
+	Age        int              `json:"age,omitempty"`
+	Occupation string           `json:"occupation,omitempty"`
+	Zip        string           `json:"zip,omitempty"`
+}
+
 // Bundle is an artifact in memory.
 type Bundle struct {
 	Manifest Manifest
@@ -126,8 +136,12 @@ type Bundle struct {
 	Vectors  []float32          // len(Movies) × Dim, the movie tower's outputs
 	Users    []movielens.UserID // dense user index order: users with a training history
 	Seen     [][]int32          // per dense user index: sorted movie indexes rated in training
-	Graph    []byte             // exported HNSW graph, optional
-	Report   []byte             // training report (SVG), optional
+	// Profiles are the stored features of the dataset's users (all of
+	// them, rated or not), so a request naming only a user id is served
+	// with them; optional (artifacts before it have none).
+	Profiles []Profile
+	Graph    []byte // exported HNSW graph, optional
+	Report   []byte // training report (SVG), optional
 }
 
 // Save writes b into dir atomically: everything goes into a temporary
@@ -169,6 +183,11 @@ func Save(dir string, b *Bundle) (err error) {
 	}
 	files[VectorsFile] = encodeFloats(b.Vectors)
 	files[UsersFile] = encodeUsers(b.Users, b.Seen)
+	if len(b.Profiles) > 0 {
+		if files[ProfilesFile], err = json.Marshal(b.Profiles); err != nil {
+			return fmt.Errorf("artifact: encode profiles: %w", err)
+		}
+	}
 	if len(b.Graph) > 0 {
 		files[GraphFile] = b.Graph
 	}
@@ -424,6 +443,16 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	}
 	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)
+	}
+	if raw, ok := files[ProfilesFile]; ok {
+		if err := json.Unmarshal(raw, &b.Profiles); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
+		}
+		for i, p := range b.Profiles {
+			if p.ID <= 0 || p.Age < 0 || (p.Gender != "" && p.Gender != "F" && p.Gender != "M") {
+				return nil, fmt.Errorf("artifact: %s: profile %d (user %d) is not valid", ProfilesFile, i, p.ID)
+			}
+		}
 	}
 	return b, nil
 }

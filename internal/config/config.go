@@ -140,6 +140,8 @@ type Serve struct {
 	CORSOrigins []string `yaml:"cors_origins"`
 	// BatchMax is the most users one POST /recall/batch may ask for.
 	BatchMax int `yaml:"batch_max"`
+	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
+	MaxRecentMovies int `yaml:"max_recent_movies"`
 }
 
 // Log configures logging.
@@ -169,7 +171,7 @@ func Default() Config {
 			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100,
+			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -453,6 +455,9 @@ func (c *Config) Validate() error {
 	}
 	if s.BatchMax < 1 || s.BatchMax > 1000 {
 		bad("serve.batch_max", "%d is not between 1 and 1000", s.BatchMax)
+	}
+	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
+		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)
 	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

@@ -86,6 +86,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b := &artifact.Bundle{Model: model, Encoder: enc}
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	b.Profiles = profiles(in.Dataset.Users)
 	hp := HNSWParams(cfg.Serve)
 	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
@@ -430,4 +431,14 @@ func FileChecksums(paths ...string) (map[string]string, error) {
 		out[filepath.Base(p)] = hex.EncodeToString(h.Sum(nil))
 	}
 	return out, nil
+}
+
+// profiles are the dataset's users' features, which the service fills in
+// for a request that names only a user id.
+func profiles(users []movielens.User) []artifact.Profile {
+	out := make([]artifact.Profile, len(users))
+	for i, u := range users {
+		out[i] = artifact.Profile{ID: u.ID, Gender: u.Gender, Age: u.Age, Occupation: u.Occupation, Zip: u.Zip}
+	}
+	return out
 }

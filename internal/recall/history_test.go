@@ -3,10 +3,13 @@ package recall
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/tower"
@@ -46,21 +49,34 @@ func TestHistoryFeature(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name  string
-		user  feature.UserInput
-		known int // index in b.Users, -1 for unknown
+		name   string
+		user   feature.UserInput
+		known  int     // index in b.Users, -1 for unknown
+		recent []int32 // movie indexes sent as recent movies
 	}{
-		{"known user", feature.UserInput{UserID: 3, Gender: "M", Age: 30}, 2},
-		{"another known user", feature.UserInput{UserID: 41}, 40},
-		{"unknown id", feature.UserInput{UserID: 9999, Gender: "F"}, -1},
-		{"no id", feature.UserInput{Age: 40, Occupation: "writer"}, -1},
+		{"known user", feature.UserInput{UserID: 3, Gender: "M", Age: 30}, 2, nil},
+		{"another known user", feature.UserInput{UserID: 41}, 40, nil},
+		{"unknown id", feature.UserInput{UserID: 9999, Gender: "F"}, -1, nil},
+		{"no id", feature.UserInput{Age: 40, Occupation: "writer"}, -1, nil},
+		{"no id, recent movies", feature.UserInput{Age: 40}, -1, []int32{7, 3, 110}},
+		{"known user, recent movies extend the stored history", feature.UserInput{UserID: 3}, 2, []int32{2, 9, 110, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.user
+			// The history the tower must see: stored ratings and recent
+			// movies, each once, in movie index order (the bag's order).
+			var bag []int32
 			if tc.known >= 0 {
-				for _, mi := range b.Seen[tc.known] {
-					in.History = append(in.History, strconv.Itoa(int(b.Movies[mi].ID)))
-				}
+				bag = append(bag, b.Seen[tc.known]...)
+			}
+			bag = append(bag, tc.recent...)
+			slices.Sort(bag)
+			for _, mi := range slices.Compact(bag) {
+				in.History = append(in.History, strconv.Itoa(int(b.Movies[mi].ID)))
+			}
+			u := User{UserInput: tc.user}
+			for _, mi := range tc.recent {
+				u.Recent = append(u.Recent, b.Movies[mi].ID)
 			}
 			want := make([]float32, 8)
 			m.UserVector(want, enc.EncodeUser(in))
@@ -68,16 +84,19 @@ func TestHistoryFeature(t *testing.T) {
 			for i, mv := range b.Movies {
 				ids[i] = mv.ID
 			}
-			sc, err := s.Score(ctx, ScoreRequest{User: tc.user, MovieIDs: ids})
+			sc, err := s.Score(ctx, ScoreRequest{User: u, MovieIDs: ids})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if sc.User.History != len(in.History) {
+				t.Errorf("history of %d movies reported, want %d", sc.User.History, len(in.History))
 			}
 			for i, x := range sc.Scores {
 				if w := ann.Dot(want, b.Vectors[i*8:(i+1)*8]); x.Score != w {
 					t.Fatalf("movie %d: served score %v, want %v (history not pooled as in training?)", x.MovieID, x.Score, w)
 				}
 			}
-			res, err := s.Recall(ctx, Request{User: tc.user, K: 20, ExcludeSeen: boolPtr(false)})
+			res, err := s.Recall(ctx, Request{User: u, K: 20, ExcludeSeen: boolPtr(false)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,5 +113,44 @@ func TestHistoryFeature(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStoredProfile: a request naming only a known user id is served with
+// the user's stored features, and says which; a request's own features
+// win over the stored ones.
+func TestStoredProfile(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 120, 8)
+	b.Profiles = []artifact.Profile{{ID: 7, Gender: "F", Age: 35, Occupation: "writer", Zip: "10001"}, {ID: 500, Gender: "M", Age: 18}}
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		alone, all feature.UserInput
+		stored     []string
+	}{
+		{"known user", feature.UserInput{UserID: 7}, feature.UserInput{UserID: 7, Gender: "F", Age: 35, Occupation: "writer", Zip: "10001"}, []string{"gender", "age", "occupation", "zip"}},
+		{"own features win", feature.UserInput{UserID: 7, Gender: "M", Zip: "94043"}, feature.UserInput{UserID: 7, Gender: "M", Age: 35, Occupation: "writer", Zip: "94043"}, []string{"age", "occupation"}},
+		{"profile without ratings", feature.UserInput{UserID: 500}, feature.UserInput{UserID: 500, Gender: "M", Age: 18}, []string{"gender", "age"}},
+		{"no profile", feature.UserInput{UserID: 9999, Age: 20}, feature.UserInput{UserID: 9999, Age: 20}, nil},
+	} {
+		got, err := s.Recall(ctx, Request{User: User{UserInput: tc.alone}, K: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.Recall(ctx, Request{User: User{UserInput: tc.all}, K: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Items, want.Items) {
+			t.Errorf("%s: answer differs from the one with the stored features", tc.name)
+		}
+		if !slices.Equal(got.User.Stored, tc.stored) || !reflect.DeepEqual(got.User.Features, tc.all) {
+			t.Errorf("%s: used %+v stored %v, want %+v %v", tc.name, got.User.Features, got.User.Stored, tc.all, tc.stored)
+		}
 	}
 }

@@ -108,7 +108,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	ui, known := snap.userVector(sc, req.User)
+	ui, known, used := snap.userVector(sc, req.User)
 	accept, err := snap.filter(sc, req, ui, known)
 	if err != nil {
 		return Result{}, err
@@ -125,7 +125,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	// Both backends return exact ann.Dot scores (the one score function,
 	// which Score uses too), best first with ties by lower index, so
 	// scores and order agree with Score to the bit.
-	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, Items: []Item{}}
+	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, User: used, Items: []Item{}}
 	if req.Offset < len(res) {
 		res = res[req.Offset:]
 		out.Items = make([]Item, len(res))
@@ -138,10 +138,10 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 }
 
 // filter returns the movies req may recall: the requested genres (any of
-// them) or every movie, less the user's seen movies and the explicit
-// exclusions; nil when nothing is filtered.
+// them) or every movie, less the user's seen movies (training ratings and
+// recent movies) and the explicit exclusions; nil when nothing is filtered.
 func (snap *snapshot) filter(sc *scratch, req Request, ui int32, known bool) (ann.Filter, error) {
-	excludeSeen := known && (req.ExcludeSeen == nil || *req.ExcludeSeen)
+	excludeSeen := (known || len(req.User.Recent) > 0) && (req.ExcludeSeen == nil || *req.ExcludeSeen)
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
 		return nil, nil
 	}
@@ -160,9 +160,16 @@ func (snap *snapshot) filter(sc *scratch, req Request, ui int32, known bool) (an
 			}
 		}
 	}
-	if excludeSeen {
+	if excludeSeen && known {
 		for _, m := range snap.bundle.Seen[ui] {
 			accept.Reject(m)
+		}
+	}
+	if excludeSeen {
+		for _, id := range req.User.Recent {
+			if m, ok := snap.movies[id]; ok {
+				accept.Reject(m)
+			}
 		}
 	}
 	for _, id := range req.ExcludeMovieIDs {
@@ -181,8 +188,8 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	snap.userVector(sc, req.User)
-	out := ScoreResult{ModelVersion: snap.info.Version, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
+	_, _, used := snap.userVector(sc, req.User)
+	out := ScoreResult{ModelVersion: snap.info.Version, User: used, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
 	head := snap.bundle.Model.HasRatingHead()
 	for _, id := range req.MovieIDs {
 		m, ok := snap.movies[id]

@@ -98,14 +98,14 @@ func TestRecallAgreesWithScore(t *testing.T) {
 				all[i] = m.ID
 			}
 			for _, u := range users {
-				res, err := s.Recall(ctx, Request{User: u, K: 100, ExcludeSeen: boolPtr(false)})
+				res, err := s.Recall(ctx, Request{User: User{UserInput: u}, K: 100, ExcludeSeen: boolPtr(false)})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if len(res.Items) != 100 {
 					t.Fatalf("%d items", len(res.Items))
 				}
-				sc, err := s.Score(ctx, ScoreRequest{User: u, MovieIDs: all})
+				sc, err := s.Score(ctx, ScoreRequest{User: User{UserInput: u}, MovieIDs: all})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +162,7 @@ func TestRecallFilters(t *testing.T) {
 		seen[b.Movies[m].ID] = true
 	}
 
-	res, err := s.Recall(ctx, Request{User: known, K: 300})
+	res, err := s.Recall(ctx, Request{User: User{UserInput: known}, K: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,19 +174,19 @@ func TestRecallFilters(t *testing.T) {
 			t.Errorf("seen movie %d returned", it.MovieID)
 		}
 	}
-	res, _ = s.Recall(ctx, Request{User: known, K: 300, ExcludeSeen: boolPtr(false)})
+	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 300, ExcludeSeen: boolPtr(false)})
 	if len(res.Items) != 300 {
 		t.Errorf("exclude_seen=false: %d items", len(res.Items))
 	}
 
-	full, _ := s.Recall(ctx, Request{User: known, K: 30})
-	page, _ := s.Recall(ctx, Request{User: known, K: 10, Offset: 20})
+	full, _ := s.Recall(ctx, Request{User: User{UserInput: known}, K: 30})
+	page, _ := s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, Offset: 20})
 	if !slices.Equal(itemIDs(full.Items[20:]), itemIDs(page.Items)) {
 		t.Errorf("offset 20 page %v != items 20..29 %v", itemIDs(page.Items), itemIDs(full.Items[20:]))
 	}
 
 	excl := itemIDs(full.Items[:5])
-	res, _ = s.Recall(ctx, Request{User: known, K: 10, ExcludeMovieIDs: append(excl, 999999)})
+	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, ExcludeMovieIDs: append(excl, 999999)})
 	for _, it := range res.Items {
 		if slices.Contains(excl, it.MovieID) {
 			t.Errorf("excluded movie %d returned", it.MovieID)
@@ -196,7 +196,7 @@ func TestRecallFilters(t *testing.T) {
 		t.Errorf("exclusion returned %d items, want 10", len(res.Items))
 	}
 
-	res, _ = s.Recall(ctx, Request{User: known, K: 25, Genres: []string{"Horror"}})
+	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 25, Genres: []string{"Horror"}})
 	if len(res.Items) != 25 {
 		t.Errorf("genre filter: %d items, want 25", len(res.Items))
 	}
@@ -205,7 +205,7 @@ func TestRecallFilters(t *testing.T) {
 			t.Errorf("genre filter returned %v", it.Genres)
 		}
 	}
-	res, _ = s.Recall(ctx, Request{User: known, K: 10, Offset: 5000})
+	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, Offset: 5000})
 	if len(res.Items) != 0 {
 		t.Errorf("offset past the end: %d items", len(res.Items))
 	}
@@ -273,7 +273,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := s.Load(b); err != nil {
 			t.Fatal(err)
 		}
-		res, _ := s.Recall(ctx, Request{User: u, K: 200})
+		res, _ := s.Recall(ctx, Request{User: User{UserInput: u}, K: 200})
 		scoreOf[b.Manifest.Version] = map[movielens.MovieID]float32{}
 		for _, it := range res.Items {
 			scoreOf[b.Manifest.Version][it.MovieID] = it.Score
@@ -291,7 +291,7 @@ func TestReloadUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				res, err := s.Recall(ctx, Request{User: u, K: 20})
+				res, err := s.Recall(ctx, Request{User: User{UserInput: u}, K: 20})
 				if err != nil {
 					t.Error(err)
 					return
@@ -334,7 +334,7 @@ func TestExcludeSeen(t *testing.T) {
 			seen[b.Movies[m].ID] = true
 		}
 		for _, k := range []int{1, 10, 290} {
-			req := Request{User: feature.UserInput{UserID: u}, K: k}
+			req := Request{User: User{UserInput: feature.UserInput{UserID: u}}, K: k}
 			if ui%2 == 0 {
 				req.Genres = []string{testGenres[ui%len(testGenres)]}
 			}
@@ -374,7 +374,7 @@ func BenchmarkRecall(b *testing.B) {
 				if err := s.Load(testBundle(b, "v1", 3706, 1)); err != nil {
 					b.Fatal(err)
 				}
-				req := Request{User: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}, K: k}
+				req := Request{User: User{UserInput: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}}, K: k}
 				ctx := context.Background()
 				b.ReportAllocs()
 				for b.Loop() {

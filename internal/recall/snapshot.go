@@ -27,13 +27,14 @@ type snapshot struct {
 	exact  *ann.Exact
 	index  ann.Index // the backend that answers Recall: exact or HNSW
 
-	users   map[movielens.UserID]int32  // known user → index into bundle.Users and Seen
-	movies  map[movielens.MovieID]int32 // movie → index into bundle.Movies and Vectors
-	codec   *feature.UserCodec
-	history history
-	genres  map[string]ann.Filter // genre name → the movies that have it
-	all     ann.Filter            // every movie
-	pool    sync.Pool             // *scratch
+	users    map[movielens.UserID]int32 // known user → index into bundle.Users and Seen
+	profiles map[movielens.UserID]artifact.Profile
+	movies   map[movielens.MovieID]int32 // movie → index into bundle.Movies and Vectors
+	codec    *feature.UserCodec
+	history  history
+	genres   map[string]ann.Filter // genre name → the movies that have it
+	all      ann.Filter            // every movie
+	pool     sync.Pool             // *scratch
 }
 
 // scratch is one request's working memory, pooled per snapshot.
@@ -41,7 +42,7 @@ type scratch struct {
 	q       []float32
 	idx     []int32
 	enc     feature.Encoded
-	hist    []int32
+	hist    []int32 // the history bag: movie indexes, then their history-vocabulary indexes
 	filter  ann.Filter
 	results []ann.Result
 }
@@ -67,6 +68,10 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	}
 	for i, u := range b.Users {
 		snap.users[u] = int32(i)
+	}
+	snap.profiles = make(map[movielens.UserID]artifact.Profile, len(b.Profiles))
+	for _, p := range b.Profiles {
+		snap.profiles[p.ID] = p
 	}
 	for i, mv := range b.Movies {
 		snap.movies[mv.ID] = int32(i)
@@ -182,7 +187,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 		if len(b.Users) > 0 && i%4 != 3 {
 			in.UserID = b.Users[rng.IntN(len(b.Users))]
 		}
-		snap.userVector(sc, in)
+		snap.userVector(sc, User{UserInput: in})
 		out = append(out, slices.Clone(sc.q))
 	}
 	return out
@@ -247,30 +252,73 @@ func newHistory(b *artifact.Bundle) history {
 	return h
 }
 
-// userVector encodes the user and runs the user tower into sc.q. A user
-// with training data (known) comes back with their index ui, which
-// bundle.Seen is indexed by. The user's features are checked by the
-// caller; the encoder maps anything it does not know to out-of-vocabulary.
-func (snap *snapshot) userVector(sc *scratch, u feature.UserInput) (ui int32, known bool) {
-	sc.idx = snap.codec.Indexes(sc.idx[:0], u)
+// withProfile fills the features u leaves unknown from the stored profile
+// of u's id, and names those it filled.
+func (snap *snapshot) withProfile(u feature.UserInput) (feature.UserInput, []string) {
+	p, ok := snap.profiles[u.UserID]
+	if !ok || u.UserID == 0 {
+		return u, nil
+	}
+	var stored []string
+	if u.Gender == "" && p.Gender != "" {
+		u.Gender, stored = p.Gender, append(stored, "gender")
+	}
+	if u.Age == 0 && p.Age != 0 {
+		u.Age, stored = p.Age, append(stored, "age")
+	}
+	if u.Occupation == "" && p.Occupation != "" {
+		u.Occupation, stored = p.Occupation, append(stored, "occupation")
+	}
+	if u.Zip == "" && p.Zip != "" {
+		u.Zip, stored = p.Zip, append(stored, "zip")
+	}
+	return u, stored
+}
+
+// userVector runs the user tower for u into sc.q: its features (completed
+// from the stored profile) and its history — a known user's training
+// ratings (what exclude_seen uses, as in training and evaluation) plus the
+// recent movies, or the recent movies alone. A known user (one with a
+// training history) comes back with their index ui into bundle.Seen. The
+// features were checked by the caller; the encoder maps anything it does
+// not know to out-of-vocabulary.
+func (snap *snapshot) userVector(sc *scratch, u User) (ui int32, known bool, used UsedUser) {
+	used.Features, used.Stored = snap.withProfile(u.UserInput)
+	sc.idx = snap.codec.Indexes(sc.idx[:0], used.Features)
 	sc.enc = slices.Grow(sc.enc[:0], len(sc.idx))[:len(sc.idx)]
 	for i := range sc.idx {
 		sc.enc[i] = sc.idx[i : i+1]
 	}
 	ui, known = snap.users[u.UserID]
-	if known && snap.history.pos >= 0 {
-		// A known user's history is the artifact's record of their ratings
-		// (what exclude_seen uses), as in training and evaluation.
-		sc.hist = sc.hist[:0]
-		for _, m := range snap.bundle.Seen[ui] {
+	sc.hist = sc.hist[:0]
+	if known {
+		sc.hist = append(sc.hist, snap.bundle.Seen[ui]...)
+	}
+	for _, id := range u.Recent {
+		if m, ok := snap.movies[id]; ok {
+			sc.hist = append(sc.hist, m)
+		} else {
+			used.UnknownRecent = append(used.UnknownRecent, id)
+		}
+	}
+	if snap.history.pos >= 0 && len(sc.hist) > 0 {
+		if len(u.Recent) > 0 { // Seen is sorted and distinct; recent movies may repeat it
+			slices.Sort(sc.hist)
+			sc.hist = slices.Compact(sc.hist)
+		}
+		n := 0
+		for _, m := range sc.hist {
 			if h := snap.history.index[m]; h != feature.OOV {
-				sc.hist = append(sc.hist, h)
+				sc.hist[n] = h
+				n++
 			}
 		}
-		if len(sc.hist) > 0 {
+		sc.hist = sc.hist[:n]
+		if n > 0 {
 			sc.enc[snap.history.pos] = sc.hist
+			used.History = n
 		}
 	}
 	snap.bundle.Model.UserVector(sc.q, sc.enc)
-	return ui, known
+	return ui, known, used
 }

@@ -17,12 +17,29 @@ const (
 	MaxExcluded = 10000
 )
 
+// User is who a request is for: features (any may be unknown) and the
+// movies they watched recently, newest first, which extend a known user's
+// stored history or are the whole history of anyone else.
+type User struct {
+	feature.UserInput
+	Recent []movielens.MovieID
+}
+
+// UsedUser is what the user tower was given for a request.
+type UsedUser struct {
+	Features feature.UserInput // the request's features, absent ones filled from the stored profile
+	Stored   []string          // the features taken from the stored profile: "gender", "age", "occupation", "zip"
+	History  int               // movies in the history the tower saw (stored ratings and recent movies); 0 if the model has no history feature
+	// UnknownRecent are recent movies the model does not know (ignored).
+	UnknownRecent []movielens.MovieID
+}
+
 // Request asks for the top-K movies for one user.
 type Request struct {
-	User            feature.UserInput
+	User            User
 	K               int                 // 1..MaxK
 	Offset          int                 // items to skip, for paging (0..MaxOffset)
-	ExcludeSeen     *bool               // nil: true for users with a training history
+	ExcludeSeen     *bool               // nil: true for users with a history (stored or recent); excludes both
 	ExcludeMovieIDs []movielens.MovieID // never returned
 	Genres          []string            // if set, keep only movies with at least one of these
 }
@@ -41,12 +58,13 @@ type Result struct {
 	ModelVersion string
 	Backend      string // "exact" or "hnsw": the index that answered
 	KnownUser    bool   // the user id had a training vector (not cold start)
+	User         UsedUser
 	Items        []Item
 }
 
 // ScoreRequest asks for the scores of given movies for one user.
 type ScoreRequest struct {
-	User     feature.UserInput
+	User     User
 	MovieIDs []movielens.MovieID // 1..MaxScoreIDs
 }
 
@@ -62,6 +80,7 @@ type Score struct {
 // not know are listed in Unknown and not scored.
 type ScoreResult struct {
 	ModelVersion string
+	User         UsedUser
 	Scores       []Score
 	Unknown      []movielens.MovieID
 }

@@ -86,7 +86,7 @@ func badRequests() []badRequest {
 		{name: "k fraction", body: `{"user":{},"k":1.5}`, field: "k"},
 		{name: "k exponent overflow", body: `{"user":{},"k":1e400}`, field: "k"},
 		{name: "k beyond int64", body: `{"user":{},"k":99999999999999999999}`, field: "k"},
-		{name: "k null", body: `{"user":{},"k":null}`, field: "k", schemaBlind: true}, // kin-openapi applies the default to null
+		{name: "k null", body: `{"user":{},"k":null}`, field: "k"},
 		{name: "k bool", body: `{"user":{},"k":true}`, field: "k"},
 		{name: "k object", body: `{"user":{},"k":{"n":1}}`, field: "k"},
 		{name: "offset negative", body: `{"user":{},"offset":-1}`, field: "offset"},
@@ -137,6 +137,11 @@ func badRequests() []badRequest {
 		{name: "zip punctuation", body: `{"user":{"zip":"!!!"}}`, field: "user.zip"},
 		{name: "zip number", body: `{"user":{"zip":94043}}`, field: "user.zip"},
 		{name: "zip too long", body: `{"user":{"zip":"12345678901234567"}}`, field: "user.zip"},
+		{name: "recent ids not an array", body: `{"user":{"recent_movie_ids":7}}`, field: "user.recent_movie_ids"},
+		{name: "recent ids zero", body: `{"user":{"recent_movie_ids":[3,0]}}`, field: "user.recent_movie_ids"},
+		{name: "recent ids repeated", body: `{"user":{"recent_movie_ids":[3,5,3]}}`, field: "user.recent_movie_ids", schemaBlind: true},
+		{name: "recent ids null element", body: `{"user":{"recent_movie_ids":[3,null]}}`, field: "user.recent_movie_ids"},
+		{name: "recent ids too many", body: `{"user":{"recent_movie_ids":` + ids(51) + `}}`, field: "user.recent_movie_ids", schemaBlind: true}, // the limit is configured
 		// Transport.
 		{name: "text/plain", ct: "text/plain", body: `{"user":{}}`, status: 415, code: codeMediaType},
 		{name: "xml content type", ct: "application/xml", body: `{"user":{}}`, status: 415, code: codeMediaType},

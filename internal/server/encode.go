@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -27,6 +28,12 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 	}
 	dst = append(dst, `,"known_user":`...)
 	dst = strconv.AppendBool(dst, res.KnownUser)
+	dst = append(dst, `,"user":`...)
+	user, err := json.Marshal(newUserJSON(res.User))
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, user...)
 	dst = append(dst, `,"items":[`...)
 	for i, it := range res.Items {
 		if i > 0 {

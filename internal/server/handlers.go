@@ -17,7 +17,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	req, aerr := body.request()
+	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
 		s.fail(w, r, aerr)
 		return
@@ -71,7 +71,7 @@ func (s *Server) batchEntry(r *http.Request, entry jsontext.Value) any {
 	if err := decodeBody(entry, &body, s.decodeOpts); err != nil {
 		return s.problem(r, err)
 	}
-	req, aerr := body.request()
+	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
 		return s.problem(r, aerr)
 	}
@@ -88,7 +88,7 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	req, aerr := body.request()
+	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
 		s.fail(w, r, aerr)
 		return

@@ -59,6 +59,7 @@ type Config struct {
 	// whose pages may call the API; empty: no CORS headers at all.
 	CORSOrigins []string
 	BatchMax    int // most entries of one POST /recall/batch
+	MaxRecent   int // most user.recent_movie_ids of one request
 }
 
 // Validate reports every problem of the configuration at once.
@@ -69,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchMax < 1 {
 		errs = append(errs, fmt.Errorf("batch max must be positive, got %d", c.BatchMax))
+	}
+	if c.MaxRecent < 0 {
+		errs = append(errs, fmt.Errorf("max recent movies must not be negative, got %d", c.MaxRecent))
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "" || strings.Contains(o, "*") || strings.Count(o, "/") != 2 {

@@ -131,16 +131,16 @@ func TestRecallRequestMapping(t *testing.T) {
 		want       recall.Request
 	}{
 		{"defaults", `{"user":{}}`, recall.Request{K: recall.DefaultK}},
-		{"full", `{"user":{"user_id":42,"gender":"M","age":31,"occupation":" Programmer ","zip":"55455-1234"},"k":7,"offset":3,
+		{"full", `{"user":{"user_id":42,"gender":"M","age":31,"occupation":" Programmer ","zip":"55455-1234","recent_movie_ids":[9,4]},"k":7,"offset":3,
 		  "exclude_seen":false,"exclude_movie_ids":[3,1],"genres":["Drama","Comedy"]}`,
 			recall.Request{
-				User: feature.UserInput{UserID: 42, Gender: "M", Age: 31, Occupation: "programmer", Zip: "55455-1234"},
+				User: recall.User{UserInput: feature.UserInput{UserID: 42, Gender: "M", Age: 31, Occupation: "programmer", Zip: "55455-1234"}, Recent: []movielens.MovieID{9, 4}},
 				K:    7, Offset: 3, ExcludeSeen: &f,
 				ExcludeMovieIDs: []movielens.MovieID{3, 1}, Genres: []string{"Drama", "Comedy"},
 			}},
 		{"alias occupation", `{"user":{"occupation":"student"},"exclude_seen":true,"exclude_movie_ids":[]}`,
-			recall.Request{User: feature.UserInput{Occupation: "college/grad student"}, K: 10, ExcludeSeen: &tr, ExcludeMovieIDs: []movielens.MovieID{}}},
-		{"escaped member names", `{"\u0075ser":{"gender":"F"}}`, recall.Request{User: feature.UserInput{Gender: "F"}, K: 10}},
+			recall.Request{User: recall.User{UserInput: feature.UserInput{Occupation: "college/grad student"}}, K: 10, ExcludeSeen: &tr, ExcludeMovieIDs: []movielens.MovieID{}}},
+		{"escaped member names", `{"\u0075ser":{"gender":"F"}}`, recall.Request{User: recall.User{UserInput: feature.UserInput{Gender: "F"}}, K: 10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

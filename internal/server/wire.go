@@ -30,6 +30,9 @@ type userBody struct {
 	Age        *int64  `json:"age"`
 	Occupation *string `json:"occupation"`
 	Zip        *string `json:"zip"`
+	// RecentMovieIDs are the movies the user watched recently, newest
+	// first: the history the user tower pools, added to a known user's.
+	RecentMovieIDs []int64 `json:"recent_movie_ids"`
 }
 
 type recallBody struct {
@@ -56,10 +59,10 @@ type scoreBody struct {
 	MovieIDs []int64   `json:"movie_ids"`
 }
 
-func (b *recallBody) request() (recall.Request, *apiError) {
+func (b *recallBody) request(maxRecent int) (recall.Request, *apiError) {
 	req := recall.Request{K: recall.DefaultK, Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, Genres: b.Genres}
 	var err *apiError
-	if req.User, err = b.User.input(); err != nil {
+	if req.User, err = b.User.input(maxRecent); err != nil {
 		return req, err
 	}
 	if b.K != nil {
@@ -85,10 +88,10 @@ func (b *recallBody) request() (recall.Request, *apiError) {
 	return req, nil
 }
 
-func (b *scoreBody) request() (recall.ScoreRequest, *apiError) {
+func (b *scoreBody) request(maxRecent int) (recall.ScoreRequest, *apiError) {
 	var req recall.ScoreRequest
 	var err *apiError
-	if req.User, err = b.User.input(); err != nil {
+	if req.User, err = b.User.input(maxRecent); err != nil {
 		return req, err
 	}
 	if b.MovieIDs == nil {
@@ -97,14 +100,19 @@ func (b *scoreBody) request() (recall.ScoreRequest, *apiError) {
 	if req.MovieIDs, err = movieIDs("movie_ids", b.MovieIDs, 1, recall.MaxScoreIDs); err != nil {
 		return req, err
 	}
-	first := make(map[int64]int, len(b.MovieIDs))
-	for i, id := range b.MovieIDs {
+	return req, distinct("movie_ids", b.MovieIDs)
+}
+
+// distinct refuses a list of ids that repeats one.
+func distinct(name string, ids []int64) *apiError {
+	first := make(map[int64]int, len(ids))
+	for i, id := range ids {
 		if j, dup := first[id]; dup {
-			return req, invalid("movie_ids", fmt.Sprintf("movie_ids[%d] repeats movie_ids[%d] (%d)", i, j, id))
+			return invalid(name, fmt.Sprintf("%s[%d] repeats %s[%d] (%d)", name, i, name, j, id))
 		}
 		first[id] = i
 	}
-	return req, nil
+	return nil
 }
 
 // movieIDs checks a list of movie ids (minN to maxN of them, each 1 to
@@ -128,11 +136,25 @@ func movieIDs(name string, ids []int64, minN, maxN int) ([]movielens.MovieID, *a
 
 // input checks a user's features and converts them; absent features stay
 // zero, which the encoder treats as unknown.
-func (u *userBody) input() (feature.UserInput, *apiError) {
-	var in feature.UserInput
+func (u *userBody) input(maxRecent int) (recall.User, *apiError) {
+	var user recall.User
 	if u == nil {
-		return in, invalid("user", "user is required (an empty object is a cold-start user)")
+		return user, invalid("user", "user is required (an empty object is a cold-start user)")
 	}
+	in, err := u.features()
+	if err != nil {
+		return user, err
+	}
+	user.UserInput = in
+	if user.Recent, err = movieIDs("user.recent_movie_ids", u.RecentMovieIDs, 0, maxRecent); err != nil {
+		return user, err
+	}
+	return user, distinct("user.recent_movie_ids", u.RecentMovieIDs)
+}
+
+// features checks a user's features and converts them.
+func (u *userBody) features() (feature.UserInput, *apiError) {
+	var in feature.UserInput
 	if u.UserID != nil {
 		if id := *u.UserID; id < 1 || id > math.MaxInt32 {
 			return in, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", math.MaxInt32, id))
@@ -193,7 +215,28 @@ type recallResponse struct {
 	ModelVersion string     `json:"model_version"`
 	Backend      string     `json:"backend"`
 	KnownUser    bool       `json:"known_user"`
+	User         userJSON   `json:"user"`
 	Items        []itemJSON `json:"items"`
+}
+
+// userJSON says what the user tower was given.
+type userJSON struct {
+	UserID                int32               `json:"user_id,omitzero"`
+	Gender                string              `json:"gender,omitzero"`
+	Age                   int                 `json:"age,omitzero"`
+	Occupation            string              `json:"occupation,omitzero"`
+	Zip                   string              `json:"zip,omitzero"`
+	StoredFeatures        []string            `json:"stored_features"`
+	HistoryMovies         int                 `json:"history_movies"`
+	UnknownRecentMovieIDs []movielens.MovieID `json:"unknown_recent_movie_ids"`
+}
+
+func newUserJSON(u recall.UsedUser) userJSON {
+	f := u.Features
+	return userJSON{
+		UserID: int32(f.UserID), Gender: f.Gender, Age: f.Age, Occupation: f.Occupation, Zip: f.Zip,
+		StoredFeatures: u.Stored, HistoryMovies: u.History, UnknownRecentMovieIDs: u.UnknownRecent,
+	}
 }
 
 type itemJSON struct {
@@ -205,7 +248,7 @@ type itemJSON struct {
 }
 
 func newRecallResponse(res recall.Result) recallResponse {
-	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, Items: make([]itemJSON, len(res.Items))}
+	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, User: newUserJSON(res.User), Items: make([]itemJSON, len(res.Items))}
 	for i, it := range res.Items {
 		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
 	}
@@ -214,6 +257,7 @@ func newRecallResponse(res recall.Result) recallResponse {
 
 type scoreResponse struct {
 	ModelVersion    string              `json:"model_version"`
+	User            userJSON            `json:"user"`
 	Scores          []scoreJSON         `json:"scores"`
 	UnknownMovieIDs []movielens.MovieID `json:"unknown_movie_ids"`
 }
@@ -225,7 +269,7 @@ type scoreJSON struct {
 }
 
 func newScoreResponse(res recall.ScoreResult) scoreResponse {
-	out := scoreResponse{ModelVersion: res.ModelVersion, Scores: make([]scoreJSON, len(res.Scores)), UnknownMovieIDs: res.Unknown}
+	out := scoreResponse{ModelVersion: res.ModelVersion, User: newUserJSON(res.User), Scores: make([]scoreJSON, len(res.Scores)), UnknownMovieIDs: res.Unknown}
 	for i, sc := range res.Scores {
 		out.Scores[i] = scoreJSON{MovieID: sc.MovieID, Score: sc.Score, Rating: sc.Rating}
 	}

@@ -1,0 +1,199 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// TestRecallBatch: each entry is answered as /recall answers the same body,
+// a bad entry gets its problem without failing the others, and the batch's
+// own limits are 400s.
+func TestRecallBatch(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{BatchMax: 5})
+	ts.rec.recallHook = func(_ context.Context, req recall.Request) (recall.Result, error) {
+		if slices.Contains(req.Genres, "Opera") {
+			return recall.Result{}, &recall.Error{Field: "genres[0]", Message: `unknown genre "Opera"`}
+		}
+		res := fakeResult(req.K)
+		res.Items[0].MovieID = movielens.MovieID(req.User.Age) // tell the entries apart
+		return res, nil
+	}
+	entries := []string{
+		`{"user":{"age":20},"k":3}`,
+		`{"user":{"gender":"X"}}`,
+		`{"user":{"age":30},"genres":["Opera"]}`,
+		`{"user":{"age":40}}`,
+		`{"user":{"age":50},"k":2,"kk":1}`,
+	}
+	body := `{"requests":[` + strings.Join(entries, ",") + `]}`
+	w := ts.call("POST", "/recall/batch", jsonCT, body)
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	c.checkResponse(t, "POST", "/recall/batch", jsonCT, body, w)
+	var got struct{ Results []json.RawMessage }
+	mustJSON(t, w.Body.Bytes(), &got)
+	if len(got.Results) != len(entries) {
+		t.Fatalf("%d results for %d entries", len(got.Results), len(entries))
+	}
+	for i, e := range entries {
+		single := ts.call("POST", "/recall", jsonCT, e)
+		var want, have any
+		mustJSON(t, single.Body.Bytes(), &want)
+		mustJSON(t, got.Results[i], &have)
+		if p, ok := want.(map[string]any); ok && single.Code != 200 {
+			delete(p, "request_id") // each request has its own id
+			delete(p, "instance")
+			delete(have.(map[string]any), "request_id")
+			delete(have.(map[string]any), "instance")
+		}
+		if !reflect.DeepEqual(have, want) {
+			t.Errorf("entry %d: batch result\n%s\nsingle /recall (%d)\n%s", i, got.Results[i], single.Code, single.Body)
+		}
+	}
+	for _, bad := range []struct{ body, field string }{
+		{`{"requests":[]}`, "requests"},
+		{`{}`, "requests"},
+		{`{"requests":[` + strings.Repeat(`{"user":{}},`, 5) + `{"user":{}}]}`, "requests"},
+		{`{"requests":{"user":{}}}`, "requests"},
+		{`{"requests":[{"user":{}}],"k":3}`, "k"},
+	} {
+		w := ts.call("POST", "/recall/batch", jsonCT, bad.body)
+		if p := decodeProblemBody(t, w); w.Code != 400 || p.Field != bad.field {
+			t.Errorf("%.60s: status %d field %q", bad.body, w.Code, p.Field)
+		}
+	}
+}
+
+// TestRecallBatchDeadline: entries left when the deadline passes get a
+// timeout problem; those answered before keep their results.
+func TestRecallBatchDeadline(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{RequestTimeout: 50 * time.Millisecond, WriteTimeout: time.Second})
+	calls := 0
+	ts.rec.recallHook = func(ctx context.Context, req recall.Request) (recall.Result, error) {
+		calls++
+		if calls == 2 {
+			<-ctx.Done()
+		}
+		if err := ctx.Err(); err != nil {
+			return recall.Result{}, err
+		}
+		return fakeResult(req.K), nil
+	}
+	w := ts.call("POST", "/recall/batch", jsonCT, `{"requests":[{"user":{}},{"user":{}},{"user":{}}]}`)
+	var got struct {
+		Results []struct {
+			Type  string
+			Items []any
+		}
+	}
+	mustJSON(t, w.Body.Bytes(), &got)
+	if w.Code != 200 || len(got.Results) != 3 || got.Results[0].Items == nil ||
+		got.Results[1].Type != problemTypePrefix+string(codeTimeout) || got.Results[2].Type != problemTypePrefix+string(codeTimeout) {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+}
+
+// TestCORS: preflights from a listed origin get 204 with the allow headers,
+// other origins get none, actual requests carry the origin back, and
+// without configured origins there are no CORS headers at all.
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	const origin = "https://app.example.com"
+	ts := newTestServer(t, Config{CORSOrigins: []string{origin}})
+	preflight := func(s *testServer, from string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodOptions, "/recall", nil)
+		req.Header.Set("Origin", from)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		return w
+	}
+	w := preflight(ts, origin)
+	h := w.Header()
+	if w.Code != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "content-type") ||
+		h.Get("Access-Control-Max-Age") != "600" {
+		t.Errorf("allowed preflight: %d %v", w.Code, h)
+	}
+	for _, other := range []string{"https://evil.example.com", "http://app.example.com", origin + ":8443"} {
+		if w := preflight(ts, other); w.Header().Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from %s allowed: %v", other, w.Header())
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/recall", strings.NewReader(`{"user":{}}`))
+	req.Header.Set("Origin", origin)
+	w = httptest.NewRecorder()
+	ts.Handler().ServeHTTP(w, req)
+	if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(w.Header().Get("Access-Control-Expose-Headers"), requestIDHeader) {
+		t.Errorf("actual request: %d %v", w.Code, w.Header())
+	}
+	off := newTestServer(t, Config{})
+	if w := preflight(off, origin); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("CORS off: preflight %d %v", w.Code, w.Header())
+	}
+	if err := (Config{BodyLimit: 1, BatchMax: 1, CORSOrigins: []string{"https://*.example.com"}}).Validate(); err == nil {
+		t.Error("a wildcard origin was accepted")
+	}
+}
+
+// TestHead: probes that use HEAD get GET's status and headers, no body.
+func TestHead(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	for _, tt := range []struct {
+		path  string
+		ready bool
+		want  int
+	}{{"/healthz", true, 200}, {"/readyz", true, 200}, {"/readyz", false, 503}, {"/healthz", false, 200}} {
+		ts.rec.setReady(tt.ready)
+		w := ts.call(http.MethodHead, tt.path, "", "")
+		if w.Code != tt.want || w.Header().Get(requestIDHeader) == "" {
+			t.Errorf("HEAD %s (ready %v): %d %v", tt.path, tt.ready, w.Code, w.Header())
+		}
+	}
+}
+
+// TestProblemTypesInContract walks the server's table of problem codes:
+// every type it can emit is in openapi.yaml's Problem enum, and every
+// status is a response the contract lists for /recall (which can answer
+// all of them).
+func TestProblemTypesInContract(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	var enum []string
+	for _, v := range c.doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum {
+		enum = append(enum, fmt.Sprint(v))
+	}
+	codes := []code{codeMalformed, codeInvalid, codeNotFound, codeMethod, codeTooLarge, codeMediaType, codeInternal, codeUnavailable, codeTimeout, codeReadTimeout}
+	if len(enum) != len(codes) {
+		t.Errorf("openapi.yaml lists %d problem types, the server has %d codes", len(enum), len(codes))
+	}
+	recallOp := c.doc.Paths.Find("/recall").Post
+	for _, cd := range codes {
+		if !slices.Contains(enum, problemTypePrefix+string(cd)) {
+			t.Errorf("problem type %s is not in openapi.yaml", cd)
+		}
+		status, _ := describe(cd)
+		if recallOp.Responses.Status(status) == nil {
+			t.Errorf("status %d (%s) is not a /recall response in openapi.yaml", status, cd)
+		}
+	}
+}
