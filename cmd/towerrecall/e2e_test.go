@@ -90,6 +90,7 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	t.Logf("start to ready: %v ms", ready["start_to_ready"])
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
+	checkProfilesAndBatch(t, c)
 
 	// Retrain with another seed into the served directory; SIGHUP swaps it in.
 	if out, err := exec.Command(bin, append(trainArgs, "--seed", "7", "--epochs", "2")...).CombinedOutput(); err != nil {
