@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,7 +152,7 @@ func (snap *snapshot) filter(sc *scratch, req Request, ui int32, known bool) (an
 	} else {
 		clear(accept)
 		for i, g := range req.Genres {
-			gf, ok := snap.genres[g]
+			gf, ok := snap.genres[strings.ToLower(g)] // genre names are case-insensitive, as occupations
 			if !ok {
 				return nil, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", g)}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -204,6 +205,9 @@ func TestRecallFilters(t *testing.T) {
 		if !slices.Contains(it.Genres, "Horror") {
 			t.Errorf("genre filter returned %v", it.Genres)
 		}
+	}
+	if lower, _ := s.Recall(ctx, Request{User: User{UserInput: known}, K: 25, Genres: []string{"hORROR"}}); !reflect.DeepEqual(lower.Items, res.Items) {
+		t.Errorf("genre names are not case-insensitive")
 	}
 	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, Offset: 5000})
 	if len(res.Items) != 0 {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,7 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	for i, mv := range b.Movies {
 		snap.movies[mv.ID] = int32(i)
 		for _, g := range mv.Genres {
+			g = strings.ToLower(g)
 			if snap.genres[g] == nil {
 				snap.genres[g] = ann.NewFilter(len(b.Movies))
 			}
@@ -198,6 +200,11 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	ages := []string{}
 	if v, ok := b.Encoder.Vocabs[feature.AgeField]; ok {
 		ages = v.Values()
+		slices.SortFunc(ages, func(a, b string) int { // bucket lower bounds, in years
+			x, _ := strconv.Atoi(a)
+			y, _ := strconv.Atoi(b)
+			return x - y
+		})
 	}
 	genres := map[string]bool{}
 	for _, mv := range b.Movies {
