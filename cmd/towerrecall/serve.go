@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	default: // demo training failed: bad data settings, or interrupted
 		return err
 	}
-	srv, err := server.New(serverConfig(cfg), logger, svc, reg)
+	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
 	if err != nil {
 		return err
 	}
@@ -279,17 +279,5 @@ func recallOptions(cfg config.Config) recall.Options {
 	return recall.Options{
 		Index: cfg.Serve.Index, MinRecall: cfg.Serve.MinRecall, SelfCheckQueries: cfg.Serve.SelfCheckQueries,
 		HNSW: pipeline.HNSWParams(cfg.Serve), Seed: cfg.Train.Seed,
-	}
-}
-
-// serverConfig is the HTTP server's configuration from cfg.
-func serverConfig(cfg config.Config) server.Config {
-	return server.Config{
-		BodyLimit: cfg.Serve.BodyLimit, RequestTimeout: cfg.Serve.RequestTimeout,
-		ReadHeaderTimeout: cfg.Serve.ReadHeaderTimeout, ReadTimeout: cfg.Serve.ReadTimeout,
-		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
-		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
-		MaxHeaderBytes: cfg.Serve.MaxHeaderBytes, TrustedProxies: cfg.Serve.TrustedProxies,
-		CORSOrigins: cfg.Serve.CORSOrigins, BatchMax: cfg.Serve.BatchMax, MaxRecent: cfg.Serve.MaxRecentMovies,
 	}
 }

@@ -67,12 +67,7 @@ func newHandler(tb testing.TB, b *artifact.Bundle, index string) http.Handler {
 	if err := svc.Load(b); err != nil {
 		tb.Fatal(err)
 	}
-	s := cfg.Serve
-	srv, err := server.New(server.Config{
-		BodyLimit: s.BodyLimit, RequestTimeout: s.RequestTimeout, ReadHeaderTimeout: s.ReadHeaderTimeout,
-		ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
-		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
-	}, logger, svc, reg)
+	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -60,6 +61,19 @@ type Config struct {
 	CORSOrigins []string
 	BatchMax    int // most entries of one POST /recall/batch
 	MaxRecent   int // most user.recent_movie_ids of one request
+}
+
+// ConfigFrom takes the server's settings from the service's configuration
+// (config.Default holds their defaults).
+func ConfigFrom(s config.Serve) Config {
+	return Config{
+		BodyLimit: s.BodyLimit, RequestTimeout: s.RequestTimeout,
+		ReadHeaderTimeout: s.ReadHeaderTimeout, ReadTimeout: s.ReadTimeout,
+		WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
+		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
+		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
+		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
+	}
 }
 
 // Validate reports every problem of the configuration at once.

@@ -99,7 +99,7 @@ func newService(sv *serving, backend string, reg *prometheus.Registry) (*recall.
 // newServer wraps svc in the real HTTP server. Access logs are encoded to
 // io.Discard, so their cost is measured but nothing is printed.
 func newServer(svc *recall.Service, reg *prometheus.Registry) (*server.Server, error) {
-	return server.New(server.Config{}, zerolog.New(io.Discard).With().Timestamp().Logger(), svc, reg)
+	return server.New(server.ConfigFrom(config.Default().Serve), zerolog.New(io.Discard).With().Timestamp().Logger(), svc, reg)
 }
 
 // autoBackend reports which index `index: auto` serves the model from.
