@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -52,5 +53,29 @@ func TestAppendRecallMatchesMarshal(t *testing.T) {
 		if _, gerr := appendRecall(nil, bad); werr == nil || gerr == nil {
 			t.Errorf("%+v: appendRecall err %v, json.Marshal err %v; want both to fail", bad.Items[0], gerr, werr)
 		}
+	}
+}
+
+// BenchmarkRecallEncode compares the /recall encoder with json.Marshal of
+// the same answer (k = 10 and 100): the reason appendRecall exists.
+func BenchmarkRecallEncode(b *testing.B) {
+	for _, k := range []int{10, 100} {
+		res := fakeResult(k)
+		b.Run(fmt.Sprintf("append/k=%d", k), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := appendRecall(make([]byte, 0, 128+192*k), res); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("marshal/k=%d", k), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(newRecallResponse(res), json.Deterministic(true)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
