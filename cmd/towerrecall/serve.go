@@ -290,6 +290,6 @@ func serverConfig(cfg config.Config) server.Config {
 		WriteTimeout: cfg.Serve.WriteTimeout, IdleTimeout: cfg.Serve.IdleTimeout,
 		ShutdownTimeout: cfg.Serve.ShutdownTimeout, DrainDelay: cfg.Serve.DrainDelay,
 		MaxHeaderBytes: cfg.Serve.MaxHeaderBytes, TrustedProxies: cfg.Serve.TrustedProxies,
-		CORSOrigins: cfg.Serve.CORSOrigins, BatchMax: cfg.Serve.BatchMax,
+		CORSOrigins: cfg.Serve.CORSOrigins, BatchMax: cfg.Serve.BatchMax, Explorer: cfg.Serve.Explorer,
 	}
 }
