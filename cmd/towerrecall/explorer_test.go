@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,11 +76,13 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		}
 	}
 
-	// A recently watched movie, found by title. The contract has no
-	// user.recent_movie_ids: the page must not send it (the server would
-	// answer 400), and the answer stays the same.
+	// A recently watched movie, found by title. The page sends it as
+	// user.recent_movie_ids only when its contract has that member
+	// (SEND_RECENT_MOVIE_IDS in app.js); otherwise it must not send it (the
+	// server would answer 400) and the answer stays the same.
 	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
 	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
+	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
 	b.do(t, "pick it and recall again",
 		chromedp.Click(chromedp.CSS("#recent-hits button.hit")),
 		chromedp.Click(chromedp.CSS("#recall-submit")))
@@ -87,8 +90,16 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
 		t.Errorf("%d picked movies shown, want 1", n)
 	}
-	checkSentBody(t, b, body)
-	checkRows(t, "recall with a picked movie", b.rendered(t, "#results"), want.Items)
+	withPick, wantPick := body, want
+	if eval[bool](t, b, `SEND_RECENT_MOVIE_IDS`) {
+		user := maps.Clone(body["user"].(map[string]any))
+		user["recent_movie_ids"] = []any{pickedID}
+		withPick = maps.Clone(body)
+		withPick["user"] = user
+		wantPick = recallFor(t, p.c, withPick)
+	}
+	checkSentBody(t, b, withPick)
+	checkRows(t, "recall with a picked movie", b.rendered(t, "#results"), wantPick.Items)
 	b.screenshot(t, "explorer-recall.png")
 
 	// A bad value is the server's 400, shown on the field it names. The
@@ -101,16 +112,17 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.allowNetworkErrors(false)
 	b.do(t, "fix the age", chromedp.SetValue(chromedp.CSS("#age"), "25"), chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done' && !document.querySelector('#age').hasAttribute('aria-invalid')`)
-	checkRows(t, "recall after a fix", b.rendered(t, "#results"), want.Items)
+	checkSentBody(t, b, withPick)
+	checkRows(t, "recall after a fix", b.rendered(t, "#results"), wantPick.Items)
 
 	// The neighbours of the first recalled movie, opened from its title.
-	first := want.Items[0].MovieID
+	first := wantPick.Items[0].MovieID
 	b.do(t, "open the similar view", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-table tr[data-movie-id="%d"] .title a`, first))))
 	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, first))
 	checkRows(t, "similar", b.rendered(t, "#similar"), similar(t, p.c, first, 10).Items)
 
 	// Another movie, found by title in the similar view.
-	other := want.Items[1]
+	other := wantPick.Items[1]
 	b.do(t, "search the similar view", chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
 	hit := fmt.Sprintf(`#similar-hits button.hit[data-movie-id="%d"]`, other.MovieID)
 	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
