@@ -142,6 +142,9 @@ type Serve struct {
 	BatchMax int `yaml:"batch_max"`
 	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
 	MaxRecentMovies int `yaml:"max_recent_movies"`
+	// Explorer serves the explorer page (GET /), where people try the
+	// model in a browser; off, / is a 404.
+	Explorer bool `yaml:"explorer"`
 }
 
 // Log configures logging.
@@ -171,7 +174,7 @@ func Default() Config {
 			HNSWM: 8, HNSWEfSearch: 400, HNSWOverfetch: 8,
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50,
+			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}
@@ -285,6 +288,13 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("TOWERRECALL_DEMO: %q is not a boolean", v))
 		}
 		c.Serve.Demo = b
+	}
+	if v := getenv("TOWERRECALL_EXPLORER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TOWERRECALL_EXPLORER: %q is not a boolean", v))
+		}
+		c.Serve.Explorer = b
 	}
 	if v := getenv("TOWERRECALL_TRUSTED_PROXIES"); v != "" {
 		c.Serve.TrustedProxies = SplitList(v)

@@ -101,12 +101,12 @@ func TestParse(t *testing.T) {
 func TestApplyEnv(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"TOWERRECALL_ADDR": ":9999", "TOWERRECALL_DEMO": "false", "TOWERRECALL_RELOAD_POLL": "5s",
-		"TOWERRECALL_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1/32"}
+		"TOWERRECALL_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1/32", "TOWERRECALL_EXPLORER": "false"}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Serve.Addr != ":9999" || c.Serve.Demo || c.Serve.ReloadPoll != 5*time.Second ||
+	if c.Serve.Addr != ":9999" || c.Serve.Demo || c.Serve.ReloadPoll != 5*time.Second || c.Serve.Explorer ||
 		!slices.Equal(c.Serve.TrustedProxies, []string{"10.0.0.0/8", "127.0.0.1/32"}) {
 		t.Errorf("got %+v", c.Serve)
 	}
@@ -118,9 +118,10 @@ func TestApplyEnv(t *testing.T) {
 		t.Errorf("bad prefixes: %v", err)
 	}
 	c.Serve.TrustedProxies = nil
-	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "soon"}
+	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "soon", "TOWERRECALL_EXPLORER": "sometimes"}
 	err := c.ApplyEnv(func(k string) string { return bad[k] })
-	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") {
+	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") ||
+		!strings.Contains(err.Error(), "TOWERRECALL_EXPLORER") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -148,6 +149,10 @@ func TestShippedConfigs(t *testing.T) {
 			}
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
+			}
+			// The explorer page is for local use: production turns it off.
+			if want := name != "production.yaml"; c.Serve.Explorer != want {
+				t.Errorf("serve.explorer = %v, want %v", c.Serve.Explorer, want)
 			}
 		})
 	}

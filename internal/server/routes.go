@@ -44,6 +44,12 @@ func (s *Server) routes() http.Handler {
 	r.Post("/recall/batch", s.handleRecallBatch)
 	r.Post("/score", s.handleScore)
 	r.Get("/model", s.handleModel)
+	r.Get("/movies", s.handleMovies)
+	r.Get("/movies/{movie_id}/similar", s.handleSimilar)
+	if s.cfg.Explorer {
+		r.Get("/", s.handleExplorer)
+		r.Get("/explorer/{file}", s.handleExplorerAsset)
+	}
 	r.Get("/healthz", s.handleHealthz)
 	r.Head("/healthz", s.handleHealthz) // some probes use HEAD; net/http drops the body
 	r.Get("/readyz", s.handleReadyz)

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -37,6 +38,10 @@ type Recaller interface {
 	Score(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
 	// Info describes the live model; false means no model is loaded.
 	Info() (recall.ModelInfo, bool)
+	// Movies and Similar serve the catalogue endpoints; Similar reports an
+	// id the model does not know as a *recall.UnknownMovieError (404).
+	Movies(query string, limit int) (recall.MoviesResult, error)
+	Similar(ctx context.Context, id movielens.MovieID, k int) (recall.SimilarResult, error)
 }
 
 // Config tunes the HTTP server; config.Default holds the defaults. A zero
@@ -61,6 +66,9 @@ type Config struct {
 	CORSOrigins []string
 	BatchMax    int // most entries of one POST /recall/batch
 	MaxRecent   int // most user.recent_movie_ids of one request
+	// Explorer serves the explorer page at / (its assets under
+	// /explorer/); off, / is a 404.
+	Explorer bool
 }
 
 // ConfigFrom takes the server's settings from the service's configuration
@@ -73,6 +81,7 @@ func ConfigFrom(s config.Serve) Config {
 		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
 		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
+		Explorer: s.Explorer,
 	}
 }
 
@@ -133,6 +142,7 @@ type Server struct {
 	mux      *chi.Mux // for the Allow header of 405 answers
 	ids      *requestIDs
 	draining atomic.Bool
+	assets   map[string]asset // the explorer page's files; nil when it is off
 
 	decodeOpts json.Options // see decodeJSON
 }
@@ -151,6 +161,11 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m, ids: newRequestIDs(), decodeOpts: decodeOptions()}
+	if cfg.Explorer {
+		if s.assets, err = explorerAssets(); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }

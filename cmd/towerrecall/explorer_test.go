@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's chromium package's binary.
+const chromiumPath = "/usr/bin/chromium"
+
+// TestE2EExplorerBrowser drives the explorer page of the real binary in
+// headless Chromium: it fills the recall form as a person would, submits
+// it, and requires the rendered list to be POST /recall's answer for the
+// same body; opens a recalled movie's neighbours and requires them to be
+// GET /movies/{id}/similar; finds a movie by title in both search boxes;
+// and fails on any JavaScript exception or console error. Screenshots of
+// both views are kept (TOWERRECALL_ARTIFACTS, or go test -artifacts).
+func TestE2EExplorerBrowser(t *testing.T) {
+	e2eOnly(t)
+	chromium := findChromium(t)
+	bin := buildBinary(t)
+	model := filepath.Join(t.TempDir(), "model")
+	trainForExplorer(t, bin, model)
+	p := startServe(t, bin, "--model", model) // the explorer is on by default
+	base := "http://" + p.addr
+
+	var info modelResp
+	p.c.json("GET", "/model", "", 200, &info)
+	if !slices.Contains(info.Vocabularies["occupation"], "programmer") || !slices.Contains(info.Vocabularies["genres"], "Comedy") {
+		t.Fatalf("the model's vocabularies lack programmer or Comedy: %v", info.Vocabularies)
+	}
+
+	b := newBrowser(t, chromium)
+
+	// The page, with the live model in its header and its vocabularies in
+	// the form.
+	b.do(t, "load the page", chromedp.Navigate(base+"/"))
+	b.waitFor(t, "the model", `document.querySelector('#model').dataset.state === 'done'`)
+	version, backend := b.text(t, "#model-version"), b.text(t, "#model-backend")
+	occupations := eval[[]string](t, b, `[...document.querySelectorAll('#occupation option')].map(o => o.value).filter(Boolean)`)
+	if version != info.Version || backend != info.Backend || !slices.Equal(occupations, info.Vocabularies["occupation"]) {
+		t.Errorf("header %q/%q and occupations %v; GET /model says %q/%q, %v", version, backend, occupations, info.Version, info.Backend, info.Vocabularies["occupation"])
+	}
+
+	// A cold-start user: F, 25, programmer, comedies.
+	b.do(t, "fill the form",
+		chromedp.SetValue(chromedp.CSS("#gender"), "F"),
+		chromedp.SendKeys(chromedp.CSS("#age"), "25"),
+		chromedp.SetValue(chromedp.CSS("#occupation"), "programmer"),
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done'`)
+	body := map[string]any{"user": map[string]any{"gender": "F", "age": 25, "occupation": "programmer"}, "k": 20, "genres": []any{"Comedy"}}
+	want := recallFor(t, p.c, body)
+	checkSentBody(t, b, body)
+	checkRows(t, "recall", b.rendered(t, "#results"), want.Items)
+	meta := b.text(t, "#results-meta")
+	for _, s := range []string{want.ModelVersion, want.Backend, "cold start"} {
+		if !strings.Contains(meta, s) {
+			t.Errorf("result line %q lacks %q", meta, s)
+		}
+	}
+
+	// A recently watched movie, found by title. The page sends it as
+	// user.recent_movie_ids only when its contract has that member
+	// (SEND_RECENT_MOVIE_IDS in app.js); otherwise it must not send it (the
+	// server would answer 400) and the answer stays the same.
+	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
+	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
+	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
+	b.do(t, "pick it and recall again",
+		chromedp.Click(chromedp.CSS("#recent-hits button.hit")),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done'`)
+	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
+		t.Errorf("%d picked movies shown, want 1", n)
+	}
+	withPick, wantPick := body, want
+	if eval[bool](t, b, `SEND_RECENT_MOVIE_IDS`) {
+		user := maps.Clone(body["user"].(map[string]any))
+		user["recent_movie_ids"] = []any{pickedID}
+		withPick = maps.Clone(body)
+		withPick["user"] = user
+		wantPick = recallFor(t, p.c, withPick)
+	}
+	checkSentBody(t, b, withPick)
+	checkRows(t, "recall with a picked movie", b.rendered(t, "#results"), wantPick.Items)
+	b.screenshot(t, "explorer-recall.png")
+
+	// A bad value is the server's 400, shown on the field it names. The
+	// browser logs the failed request; only here is that expected.
+	b.allowNetworkErrors(true)
+	b.do(t, "send a bad age",
+		chromedp.SetValue(chromedp.CSS("#age"), "500"),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the problem", `document.querySelector('#results').dataset.state === 'error' && document.querySelector('#age').getAttribute('aria-invalid') === 'true'`)
+	b.allowNetworkErrors(false)
+	b.do(t, "fix the age", chromedp.SetValue(chromedp.CSS("#age"), "25"), chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done' && !document.querySelector('#age').hasAttribute('aria-invalid')`)
+	checkSentBody(t, b, withPick)
+	checkRows(t, "recall after a fix", b.rendered(t, "#results"), wantPick.Items)
+
+	// The neighbours of the first recalled movie, opened from its title.
+	first := wantPick.Items[0].MovieID
+	b.do(t, "open the similar view", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-table tr[data-movie-id="%d"] .title a`, first))))
+	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, first))
+	checkRows(t, "similar", b.rendered(t, "#similar"), similar(t, p.c, first, 10).Items)
+
+	// Another movie, found by title in the similar view.
+	other := wantPick.Items[1]
+	b.do(t, "search the similar view", chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
+	hit := fmt.Sprintf(`#similar-hits button.hit[data-movie-id="%d"]`, other.MovieID)
+	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
+	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
+	b.waitFor(t, "its neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, other.MovieID))
+	sim := similar(t, p.c, other.MovieID, 10)
+	checkRows(t, "similar by title", b.rendered(t, "#similar"), sim.Items)
+	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+sim.Movie.Title {
+		t.Errorf("similar view heading %q, want the movie's title %q", heading, sim.Movie.Title)
+	}
+	b.screenshot(t, "explorer-similar.png")
+
+	if errs := b.errors(); len(errs) > 0 {
+		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+	p.stop(t)
+}
+
+// findChromium returns Chromium's path, or skips (fails when
+// TOWERRECALL_REQUIRE_CHROMIUM is set: .ci/run installs it).
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return chromiumPath
+	}
+	if os.Getenv("TOWERRECALL_REQUIRE_CHROMIUM") != "" {
+		t.Fatalf("%s is missing and TOWERRECALL_REQUIRE_CHROMIUM is set (.ci/run installs Debian's chromium)", chromiumPath)
+	}
+	t.Skipf("%s is missing (apt-get install chromium; .ci/run installs it): the explorer page is not tested in a browser here", chromiumPath)
+	return ""
+}
+
+// trainForExplorer trains a quick model: on ml-100k when TOWERRECALL_DATA
+// has it (real titles in the screenshots), else on the demo catalogue.
+func trainForExplorer(t *testing.T, bin, out string) {
+	t.Helper()
+	data := "demo"
+	if dir := os.Getenv("TOWERRECALL_DATA"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "ml-100k", "u.data")); err == nil {
+			data = filepath.Join(dir, "ml-100k")
+		}
+	}
+	cmd := exec.Command(bin, "train", "--data", data, "--out", out, "--epochs", "3", "--progress=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("train on %s: %v\n%s", data, err, tail(string(b), 3000))
+	}
+	t.Logf("explorer model trained on %s", data)
+}
+
+// browser is one headless Chromium with one tab, and what its pages
+// reported as errors.
+type browser struct {
+	ctx    context.Context
+	mu     sync.Mutex
+	errs   []string
+	netOK  bool // network errors (a 400 the test provokes) are expected
+	outDir string
+	out    logBuffer // the browser's own stderr
+}
+
+func newBrowser(t *testing.T, chromium string) *browser {
+	t.Helper()
+	b := &browser{outDir: os.Getenv("TOWERRECALL_ARTIFACTS")}
+	if b.outDir == "" {
+		b.outDir = t.ArtifactDir()
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(&b.out),
+	)
+	// No timeout on the browser's own context: chromedp stops the browser
+	// when it ends (see chromedp.Run). Each wait has its own.
+	ctx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(ctx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancelTab)
+	b.ctx = ctx
+	// Listen's func runs on the tab's reading loop: it only records.
+	err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.report(fmt.Sprintf("exception at %s:%d:%d: %s", d.URL, d.LineNumber, d.ColumnNumber, msg))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type != runtime.ConsoleAPICalledTypeError && ev.Type != runtime.ConsoleAPICalledTypeAssert {
+				return
+			}
+			var args []string
+			for _, a := range ev.Args {
+				if len(a.Value) > 0 {
+					args = append(args, string(a.Value))
+				} else {
+					args = append(args, a.Description)
+				}
+			}
+			b.report("console." + string(ev.Type) + ": " + strings.Join(args, " "))
+		case *cdplog.EventEntryAdded:
+			// Failed loads, CSP violations and other errors of the browser.
+			e := ev.Entry
+			if e.Level != cdplog.EntryLevelError {
+				return
+			}
+			b.mu.Lock()
+			expected := b.netOK && e.Source == cdplog.EntrySourceNetwork
+			b.mu.Unlock()
+			if !expected {
+				b.report(fmt.Sprintf("log (%s) %s: %s", e.Source, e.URL, e.Text))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	ua := eval[string](t, b, `navigator.userAgent`)
+	t.Logf("browser: %s", ua)
+	return b
+}
+
+// do runs actions in the tab, within a minute.
+func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v\nbrowser errors so far: %v\nbrowser output:\n%s", what, err, b.errors(), tail(b.out.String(), 2000))
+	}
+}
+
+// waitFor polls a JavaScript condition in the page.
+func (b *browser) waitFor(t *testing.T, what, cond string) {
+	t.Helper()
+	b.do(t, "wait for "+what, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(30*time.Second)))
+}
+
+// text is the visible text of the element sel.
+func (b *browser) text(t *testing.T, sel string) string {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return v
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) report(msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.errs = append(b.errs, msg)
+}
+
+func (b *browser) errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.errs)
+}
+
+func (b *browser) allowNetworkErrors(ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.netOK = ok
+}
+
+// screenshot saves the whole page as a PNG and logs its path.
+func (b *browser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.MkdirAll(b.outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(b.outDir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("EXPLORER screenshot %s (%d bytes)", path, len(png))
+}
+
+// row is one movie as the page shows it.
+type row struct {
+	MovieID int    `json:"movie_id"`
+	Title   string `json:"title"`
+	Year    string `json:"year"`
+	Genres  string `json:"genres"`
+	Score   string `json:"score"`
+}
+
+// rendered reads the result table inside the element sel.
+func (b *browser) rendered(t *testing.T, sel string) []row {
+	t.Helper()
+	js := fmt.Sprintf(`[...document.querySelectorAll('%s table tbody tr')].map(r => ({
+		movie_id: Number(r.dataset.movieId),
+		title: r.querySelector('.title').textContent,
+		year: r.querySelector('.year').textContent,
+		genres: [...r.querySelectorAll('.genres .tag')].map(g => g.textContent).join('|'),
+		score: r.querySelector('.score').textContent.trim(),
+	}))`, sel)
+	return eval[[]row](t, b, js)
+}
+
+// apiItem is an item of /recall or /movies/{id}/similar.
+type apiItem struct {
+	MovieID int      `json:"movie_id"`
+	Title   string   `json:"title"`
+	Genres  []string `json:"genres"`
+	Year    int      `json:"year"`
+	Score   float32  `json:"score"`
+}
+
+type itemsResp struct {
+	ModelVersion string `json:"model_version"`
+	Backend      string `json:"backend"`
+	Movie        struct {
+		MovieID int    `json:"movie_id"`
+		Title   string `json:"title"`
+	} `json:"movie"`
+	Items []apiItem `json:"items"`
+}
+
+func recallFor(t *testing.T, c client, body map[string]any) itemsResp {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out itemsResp
+	c.json("POST", "/recall", string(raw), 200, &out)
+	if len(out.Items) < 2 {
+		t.Fatalf("POST /recall %s: %d items; the test needs at least 2", raw, len(out.Items))
+	}
+	return out
+}
+
+func similar(t *testing.T, c client, id, k int) itemsResp {
+	t.Helper()
+	var out itemsResp
+	c.json("GET", fmt.Sprintf("/movies/%d/similar?k=%d", id, k), "", 200, &out)
+	return out
+}
+
+// checkRows requires the page's rows to be the API's items, in order.
+func checkRows(t *testing.T, view string, got []row, want []apiItem) {
+	t.Helper()
+	wantRows := make([]row, len(want))
+	for i, it := range want {
+		year := "–"
+		if it.Year != 0 {
+			year = fmt.Sprint(it.Year)
+		}
+		wantRows[i] = row{MovieID: it.MovieID, Title: it.Title, Year: year, Genres: strings.Join(it.Genres, "|"), Score: fmt.Sprintf("%.4f", it.Score)}
+	}
+	if !reflect.DeepEqual(got, wantRows) {
+		t.Errorf("%s: the page shows\n%v\nthe API answers\n%v", view, got, wantRows)
+		return
+	}
+	t.Logf("%s: the page shows the API's %d movies, first %q", view, len(got), got[0].Title)
+}
+
+// checkSentBody requires the body the page shows it sent to be body.
+func checkSentBody(t *testing.T, b *browser, body map[string]any) {
+	t.Helper()
+	shown, err := chromedp.Run(b.ctx, chromedp.TextContent(chromedp.CSS("#recall-request")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, rest, _ := strings.Cut(shown, "\n")
+	var sent, want any
+	raw, _ := json.Marshal(body)
+	if line != "POST /recall" || json.Unmarshal([]byte(rest), &sent) != nil || json.Unmarshal(raw, &want) != nil || !reflect.DeepEqual(sent, want) {
+		t.Errorf("the page sent %q, the test posts %s", shown, raw)
+	}
+}
+
+// searchWord is a word of a title to search for: its longest.
+func searchWord(title string) string {
+	words := strings.Fields(title)
+	slices.SortStableFunc(words, func(a, b string) int { return len(b) - len(a) })
+	return strings.ToLower(words[0])
+}

@@ -1,0 +1,168 @@
+package recall
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// Limits of the catalogue requests; the HTTP layer checks them.
+const (
+	DefaultMoviesLimit = 20
+	MaxMoviesLimit     = 100
+	MaxMoviesQuery     = 200 // bytes of a title search
+	DefaultSimilarK    = 10
+	MaxSimilarK        = 100
+)
+
+// Movie is one movie of the catalogue.
+type Movie struct {
+	MovieID movielens.MovieID
+	Title   string
+	Genres  []string // shared with the model: read-only
+	Year    int      // 0: unknown
+}
+
+// MoviesResult answers Movies.
+type MoviesResult struct {
+	ModelVersion string
+	Total        int     // movies that match, of which Movies holds the first limit
+	Movies       []Movie // titles that start with the query first, then the rest; catalogue order within each
+}
+
+// SimilarResult answers Similar.
+type SimilarResult struct {
+	ModelVersion string
+	Movie        Movie  // the movie asked about
+	Items        []Item // its nearest movies, highest score first
+}
+
+// UnknownMovieError is a movie id the live model does not know.
+type UnknownMovieError struct {
+	MovieID movielens.MovieID
+}
+
+func (e *UnknownMovieError) Error() string {
+	return fmt.Sprintf("movie %d is not in the live model's catalogue", e.MovieID)
+}
+
+// Movies returns up to limit movies whose titles contain query, compared
+// case-insensitively (Unicode simple folding); an empty query matches every
+// movie. It is the catalogue lookup of the explorer page: a person finds a
+// movie by title, then asks for its neighbours.
+func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
+	snap := s.live.Load()
+	if snap == nil {
+		return MoviesResult{}, NoModelError{}
+	}
+	out := MoviesResult{ModelVersion: snap.info.Version, Movies: []Movie{}}
+	// Two passes keep the answer small and ordered without sorting the
+	// catalogue: prefixes first (typing "toy" should find "Toy Story"
+	// before "Babes in Toyland"), then titles containing it elsewhere.
+	var later []int32
+	for i := range snap.bundle.Movies {
+		mv := &snap.bundle.Movies[i]
+		at := indexFold(mv.Title, query)
+		if at < 0 {
+			continue
+		}
+		out.Total++
+		if at == 0 {
+			if len(out.Movies) < limit {
+				out.Movies = append(out.Movies, snap.movie(int32(i)))
+			}
+		} else if len(later) < limit {
+			later = append(later, int32(i))
+		}
+	}
+	for _, i := range later {
+		if len(out.Movies) == limit {
+			break
+		}
+		out.Movies = append(out.Movies, snap.movie(i))
+	}
+	return out, nil
+}
+
+// Similar returns the k movies whose vectors have the largest inner
+// product with the movie's own vector (the movie tower's neighbours;
+// scores are ann.Dot, as in Score), the movie itself left out. It searches the exact index, so the answer
+// does not depend on the backend that serves Recall. An id the model does
+// not know is an *UnknownMovieError; k is the caller's to check (1 to
+// MaxSimilarK).
+func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (SimilarResult, error) {
+	snap := s.live.Load()
+	if snap == nil {
+		return SimilarResult{}, NoModelError{}
+	}
+	m, ok := snap.movies[id]
+	if !ok {
+		return SimilarResult{}, &UnknownMovieError{MovieID: id}
+	}
+	out := SimilarResult{ModelVersion: snap.info.Version, Movie: snap.movie(m), Items: []Item{}}
+	k = min(k, len(snap.bundle.Movies)-1)
+	if k <= 0 {
+		return out, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return SimilarResult{}, err
+	}
+	sc := snap.getScratch()
+	defer snap.pool.Put(sc)
+	accept := sc.filter
+	copy(accept, snap.all)
+	accept.Reject(m)
+	res, err := snap.exact.Search(sc.results[:0], snap.exact.Vector(m), k, accept)
+	if err != nil {
+		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
+	}
+	sc.results = res
+	out.Items = make([]Item, len(res))
+	for i, r := range res {
+		mv := snap.movie(r.ID)
+		out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+	}
+	return out, nil
+}
+
+// movie is the catalogue entry of movie index m.
+func (snap *snapshot) movie(m int32) Movie {
+	mv := &snap.bundle.Movies[m]
+	return Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
+}
+
+// indexFold is the byte offset of the first match of substr in s under
+// Unicode simple case folding, or -1; "" matches at 0. It compares
+// substr's length of bytes at each rune start of s, so a match whose
+// folded forms differ in encoded length (the Kelvin sign against "k") is
+// missed: harmless for a title search, and it allocates nothing.
+func indexFold(s, substr string) int {
+	if substr == "" {
+		return 0
+	}
+	// An ASCII first byte is matched directly, in either case, before the
+	// whole comparison: most positions of a title fail there.
+	c0 := substr[0]
+	lo, up := c0, c0
+	if c0 < utf8.RuneSelf {
+		lo, up = c0|0x20, c0&^0x20
+		if lo < 'a' || lo > 'z' {
+			lo, up = c0, c0
+		}
+	}
+	for i := 0; i+len(substr) <= len(s); {
+		if c := s[i]; c0 < utf8.RuneSelf && c != lo && c != up {
+			i++ // also past continuation bytes, which never equal lo or up
+			continue
+		}
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return i
+		}
+		_, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+	}
+	return -1
+}

@@ -1,0 +1,182 @@
+package recall
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+func TestMovies(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 60, 1)
+	// Titles to search; the rest stay "Movie N (year)".
+	for i, title := range map[int]string{3: "Babes in Toyland (1961)", 7: "Toy Story (1995)", 20: "TOY Soldiers (1991)", 30: "Élan Vital (2001)"} {
+		b.Movies[i].Title = title
+	}
+	s := newService(t, "exact")
+	if _, err := s.Movies("", 10); !errors.As(err, new(NoModelError)) {
+		t.Fatalf("no model: err = %v, want NoModelError", err)
+	}
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(is ...int) []movielens.MovieID {
+		out := []movielens.MovieID{}
+		for _, i := range is {
+			out = append(out, b.Movies[i].ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		query     string
+		limit     int
+		want      []movielens.MovieID
+		wantTotal int
+	}{
+		{name: "empty query lists the catalogue", query: "", limit: 3, want: ids(0, 1, 2), wantTotal: 60},
+		{name: "prefixes first, case-insensitive", query: "toy", limit: 10, want: ids(7, 20, 3), wantTotal: 3},
+		{name: "limit keeps the best", query: "TOY", limit: 2, want: ids(7, 20), wantTotal: 3},
+		{name: "inside a title", query: "in toy", limit: 10, want: ids(3), wantTotal: 1},
+		{name: "unicode folding", query: "élan", limit: 10, want: ids(30), wantTotal: 1},
+		{name: "no match", query: "zzz", limit: 10, want: ids(), wantTotal: 0},
+		{name: "year in the title", query: "(1961)", limit: 10, want: ids(3, 10), wantTotal: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := s.Movies(tt.query, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []movielens.MovieID
+			for _, m := range res.Movies {
+				got = append(got, m.MovieID)
+			}
+			if !slices.Equal(got, tt.want) || res.Total != tt.wantTotal || res.ModelVersion != "v1" || res.Movies == nil {
+				t.Errorf("Movies(%q, %d) = %v (total %d), want %v (total %d)", tt.query, tt.limit, got, res.Total, tt.want, tt.wantTotal)
+			}
+			for _, m := range res.Movies {
+				i := slices.IndexFunc(b.Movies, func(a artifact.Movie) bool { return a.ID == m.MovieID })
+				if mv := b.Movies[i]; m.Title != mv.Title || m.Year != mv.Year || !slices.Equal(m.Genres, mv.Genres) {
+					t.Errorf("movie %d = %+v, catalogue has %+v", m.MovieID, m, mv)
+				}
+			}
+		})
+	}
+}
+
+func TestSimilarIsExactInnerProduct(t *testing.T) {
+	t.Parallel()
+	const n, dim = 300, 8
+	b := testBundle(t, "v1", n, 2)
+	for _, index := range []string{"exact", "hnsw"} {
+		t.Run(index, func(t *testing.T) {
+			t.Parallel()
+			s := newService(t, index)
+			if err := s.Load(b); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []int{0, 17, n - 1} {
+				// The oracle: every other movie by ann.Dot with m's vector,
+				// best first, ties by lower index.
+				q := b.Vectors[m*dim : (m+1)*dim]
+				type cand struct {
+					i     int
+					score float32
+				}
+				var all []cand
+				for i := range n {
+					if i != m {
+						all = append(all, cand{i, ann.Dot(q, b.Vectors[i*dim:(i+1)*dim])})
+					}
+				}
+				slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+				for _, k := range []int{1, 10, MaxSimilarK} {
+					res, err := s.Similar(context.Background(), b.Movies[m].ID, k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Movie.MovieID != b.Movies[m].ID || res.Movie.Title != b.Movies[m].Title || res.ModelVersion != "v1" {
+						t.Errorf("movie %d: header %+v", m, res)
+					}
+					if len(res.Items) != k {
+						t.Fatalf("movie %d k %d: %d items", m, k, len(res.Items))
+					}
+					for j, it := range res.Items {
+						want := all[j]
+						if it.MovieID != b.Movies[want.i].ID || it.Score != want.score || it.Title != b.Movies[want.i].Title {
+							t.Fatalf("movie %d k %d: item %d = %d (%v), want %d (%v)", m, k, j, it.MovieID, it.Score, b.Movies[want.i].ID, want.score)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSimilarErrors(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	if _, err := s.Similar(context.Background(), 10, 5); !errors.As(err, new(NoModelError)) {
+		t.Fatalf("no model: err = %v, want NoModelError", err)
+	}
+	b := testBundle(t, "v1", 5, 3)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	var unknown *UnknownMovieError
+	if _, err := s.Similar(context.Background(), 11, 5); !errors.As(err, &unknown) || unknown.MovieID != 11 {
+		t.Errorf("unknown id: err = %v, want *UnknownMovieError for 11", err)
+	}
+	// k past the catalogue: every other movie.
+	res, err := s.Similar(context.Background(), b.Movies[2].ID, MaxSimilarK)
+	if err != nil || len(res.Items) != 4 {
+		t.Errorf("k past the catalogue: %d items, err %v; want the 4 others", len(res.Items), err)
+	}
+	for _, it := range res.Items {
+		if it.MovieID == b.Movies[2].ID {
+			t.Errorf("the movie is its own neighbour: %+v", res.Items)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Similar(ctx, b.Movies[0].ID, 3); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: err = %v", err)
+	}
+}
+
+func TestIndexFold(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		s, sub string
+		want   int
+	}{
+		{"Toy Story", "", 0}, {"Toy Story", "story", 4}, {"Toy Story", "STORY", 4}, {"Toy", "Toy Story", -1},
+		{"Amélie (2001)", "AMÉLIE", 0}, {"Léon", "on", 3}, {"abc", "d", -1}, {"", "a", -1},
+	} {
+		if got := indexFold(tt.s, tt.sub); got != tt.want {
+			t.Errorf("indexFold(%q, %q) = %d, want %d", tt.s, tt.sub, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkMovies(b *testing.B) {
+	bundle := testBundle(b, "v1", 3706, 1)
+	s := newService(b, "exact")
+	if err := s.Load(bundle); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Movies("movie 12", DefaultMoviesLimit); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// The catalogue endpoints (GET /movies, GET /movies/{movie_id}/similar) and
+// the explorer page (GET / and its assets under /explorer/), a small page
+// for people to try the model in a browser. The page is plain HTML, CSS
+// and JavaScript embedded in the binary: no build step, nothing fetched
+// from elsewhere, and a Content-Security-Policy that allows only the
+// service's own origin.
+
+// handleMovies answers GET /movies?q=&limit=: catalogue movies whose
+// titles contain q.
+func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) {
+	params, aerr := queryParams(r, "q", "limit")
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	q := params.Get("q")
+	if len(q) > recall.MaxMoviesQuery || !utf8.ValidString(q) {
+		s.fail(w, r, invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d bytes", recall.MaxMoviesQuery)))
+		return
+	}
+	limit, aerr := intParam(params, "limit", recall.DefaultMoviesLimit, 1, recall.MaxMoviesLimit)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	res, err := s.rec.Movies(q, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies))}
+	for i, m := range res.Movies {
+		out.Movies[i] = newMovieJSON(m)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// handleSimilar answers GET /movies/{movie_id}/similar?k=: the movie
+// tower's nearest neighbours of one movie.
+func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
+	params, aerr := queryParams(r, "k")
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	raw := chi.URLParam(r, "movie_id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 || id > math.MaxInt32 {
+		s.fail(w, r, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw))))
+		return
+	}
+	k, aerr := intParam(params, "k", recall.DefaultSimilarK, 1, recall.MaxSimilarK)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	res, err := s.rec.Similar(r.Context(), movielens.MovieID(id), k)
+	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
+		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: make([]itemJSON, len(res.Items))}
+	for i, it := range res.Items {
+		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// queryParams parses the query string and refuses what the contract does
+// not list: unknown or repeated parameters are a 400 naming them, as
+// unknown or repeated members of a body are.
+func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalid("", "the query string is malformed: "+err.Error())
+	}
+	for name, vals := range v {
+		switch {
+		case !slices.Contains(known, name):
+			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes "+fmt.Sprint(known)+")")
+		case len(vals) > 1:
+			return nil, invalid(name, "query parameter "+quote(name)+" appears more than once")
+		}
+	}
+	return v, nil
+}
+
+// intParam reads an optional integer query parameter in [lo, hi].
+func intParam(v url.Values, name string, def, lo, hi int) (int, *apiError) {
+	raw, ok := v[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw[0])
+	if err != nil || n < lo || n > hi {
+		return 0, invalid(name, fmt.Sprintf("%s must be an integer between %d and %d, got %s", name, lo, hi, quote(raw[0])))
+	}
+	return n, nil
+}
+
+type movieJSON struct {
+	MovieID movielens.MovieID `json:"movie_id"`
+	Title   string            `json:"title"`
+	Genres  []string          `json:"genres"`
+	Year    int               `json:"year,omitzero"`
+}
+
+func newMovieJSON(m recall.Movie) movieJSON {
+	return movieJSON{MovieID: m.MovieID, Title: m.Title, Genres: m.Genres, Year: m.Year}
+}
+
+type moviesResponse struct {
+	ModelVersion string      `json:"model_version"`
+	Total        int         `json:"total"`
+	Movies       []movieJSON `json:"movies"`
+}
+
+type similarResponse struct {
+	ModelVersion string     `json:"model_version"`
+	Movie        movieJSON  `json:"movie"`
+	Items        []itemJSON `json:"items"`
+}
+
+// explorerFiles are the page and its assets.
+//
+//go:embed explorer
+var explorerFiles embed.FS
+
+// explorerCSP allows the page nothing but its own origin: its script,
+// style sheet and icon are files of /explorer/, it calls only this API,
+// and it may not be framed.
+const explorerCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// asset is one embedded file of the page, ready to serve.
+type asset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// explorerAssets reads the embedded files once (at New): the page at "/",
+// the rest by name under /explorer/.
+func explorerAssets() (map[string]asset, error) {
+	types := map[string]string{
+		".html": "text/html; charset=utf-8",
+		".js":   "text/javascript; charset=utf-8",
+		".css":  "text/css; charset=utf-8",
+		".svg":  "image/svg+xml",
+	}
+	entries, err := explorerFiles.ReadDir("explorer")
+	if err != nil {
+		return nil, fmt.Errorf("server: explorer assets: %w", err)
+	}
+	out := make(map[string]asset, len(entries))
+	for _, e := range entries {
+		body, err := explorerFiles.ReadFile("explorer/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("server: explorer assets: %w", err)
+		}
+		ct, ok := types[path.Ext(e.Name())]
+		if !ok {
+			return nil, fmt.Errorf("server: explorer asset %s: no content type for its extension", e.Name())
+		}
+		sum := sha256.Sum256(body)
+		out[e.Name()] = asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	}
+	if _, ok := out["index.html"]; !ok {
+		return nil, errors.New("server: explorer assets: no index.html")
+	}
+	return out, nil
+}
+
+// handleExplorer serves the page.
+func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) {
+	s.serveAsset(w, r, "index.html")
+}
+
+// handleExplorerAsset serves the page's script, style sheet and icon.
+func (s *Server) handleExplorerAsset(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "file")
+	if name == "index.html" { // the page lives at /
+		name = ""
+	}
+	s.serveAsset(w, r, name)
+}
+
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
+	a, ok := s.assets[name]
+	if !ok {
+		s.handleNotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", a.contentType)
+	h.Set("Content-Security-Policy", explorerCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	// Revalidated on every load (the ETag makes that a 304), so a new
+	// binary's page is never mixed with an old cached script.
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
+}
