@@ -76,10 +76,8 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		}
 	}
 
-	// A recently watched movie, found by title. The page sends it as
-	// user.recent_movie_ids only when its contract has that member
-	// (SEND_RECENT_MOVIE_IDS in app.js); otherwise it must not send it (the
-	// server would answer 400) and the answer stays the same.
+	// A recently watched movie, found by title: the page sends it as
+	// user.recent_movie_ids, and the answer is /recall's for that body.
 	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
 	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
 	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
@@ -90,14 +88,11 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
 		t.Errorf("%d picked movies shown, want 1", n)
 	}
-	withPick, wantPick := body, want
-	if eval[bool](t, b, `SEND_RECENT_MOVIE_IDS`) {
-		user := maps.Clone(body["user"].(map[string]any))
-		user["recent_movie_ids"] = []any{pickedID}
-		withPick = maps.Clone(body)
-		withPick["user"] = user
-		wantPick = recallFor(t, p.c, withPick)
-	}
+	user := maps.Clone(body["user"].(map[string]any))
+	user["recent_movie_ids"] = []any{pickedID}
+	withPick := maps.Clone(body)
+	withPick["user"] = user
+	wantPick := recallFor(t, p.c, withPick)
 	checkSentBody(t, b, withPick)
 	checkRows(t, "recall with a picked movie", b.rendered(t, "#results"), wantPick.Items)
 	b.screenshot(t, "explorer-recall.png")

@@ -146,7 +146,6 @@ function recallBody() {
   const genres = [...document.querySelectorAll('#genre-list input:checked')].map((c) => c.value);
   if (genres.length) body.genres = genres;
   if (!$('#exclude-seen').checked) body.exclude_seen = false;
-  if ($('#exclude-recent').checked && picked.size) body.exclude_movie_ids = [...picked.keys()];
   return body;
 }
 
@@ -274,7 +273,6 @@ function main() {
     $('#similar-hits').replaceChildren();
     location.hash = '#similar/' + m.movie_id;
   });
-  $('#recent-note').textContent = 'Sent as user.recent_movie_ids: the model reads them as the user\'s history.';
   window.addEventListener('hashchange', route);
   route();
   loadModel();
