@@ -78,7 +78,9 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
-	res, err := s.rec.Similar(r.Context(), movielens.MovieID(id), k)
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.Similar(ctx, movielens.MovieID(id), k)
 	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
 		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err})
 		return

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,7 +23,9 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
-	res, err := s.rec.Recall(r.Context(), req)
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.Recall(ctx, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -58,15 +61,17 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
 		return
 	}
+	ctx, cancel := s.deadline(r)
+	defer cancel()
 	out := batchResponse{Results: make([]any, len(body.Requests))}
 	for i, entry := range body.Requests {
-		out.Results[i] = s.batchEntry(r, entry)
+		out.Results[i] = s.batchEntry(ctx, r, entry)
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 }
 
 // batchEntry answers one entry of a batch as /recall would.
-func (s *Server) batchEntry(r *http.Request, entry jsontext.Value) any {
+func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext.Value) any {
 	var body recallBody
 	if err := decodeBody(entry, &body, s.decodeOpts); err != nil {
 		return s.problem(r, err)
@@ -75,7 +80,7 @@ func (s *Server) batchEntry(r *http.Request, entry jsontext.Value) any {
 	if aerr != nil {
 		return s.problem(r, aerr)
 	}
-	res, err := s.rec.Recall(r.Context(), req)
+	res, err := s.rec.Recall(ctx, req)
 	if err != nil {
 		return s.problem(r, s.classify(err))
 	}
@@ -93,7 +98,9 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
-	res, err := s.rec.Score(r.Context(), req)
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.Score(ctx, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

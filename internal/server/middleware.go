@@ -146,18 +146,15 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// deadline gives the handler's context the request timeout; the serving
-// core answers context.DeadlineExceeded (504) when it passes before the
-// search, and a batch stops between entries.
-func (s *Server) deadline(next http.Handler) http.Handler {
+// deadline is the context of a request's work, once its body is read (the
+// read timeout covers the upload): it ends RequestTimeout later. The
+// serving core answers context.DeadlineExceeded (504) when it passes before
+// the index search, and a batch's remaining entries get that problem.
+func (s *Server) deadline(r *http.Request) (context.Context, context.CancelFunc) {
 	if s.cfg.RequestTimeout <= 0 {
-		return next
+		return context.WithCancel(r.Context())
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 }
 
 // limitBody caps request bodies: a declared length over the limit is

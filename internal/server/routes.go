@@ -35,7 +35,7 @@ func (s *Server) routes() http.Handler {
 			MaxAge:         600,
 		}).Handler)
 	}
-	r.Use(s.recoverer, s.deadline, s.limitBody)
+	r.Use(s.recoverer, s.limitBody)
 
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)

@@ -48,7 +48,7 @@ type Recaller interface {
 // timeout means none, as in net/http.
 type Config struct {
 	BodyLimit         int64         // largest accepted request body, bytes
-	RequestTimeout    time.Duration // deadline of one request's handler; past it the answer is 504
+	RequestTimeout    time.Duration // time to answer once the body is read; past it the answer is 504
 	ReadHeaderTimeout time.Duration // slowloris protection
 	ReadTimeout       time.Duration // whole request, body included
 	WriteTimeout      time.Duration // must exceed RequestTimeout so a timeout problem can be written
