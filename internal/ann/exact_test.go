@@ -288,6 +288,9 @@ func TestExactCopiesInput(t *testing.T) {
 }
 
 func TestExactAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
 	s := newSynth(8, 20, 0.35, true, 1)
 	ex, _ := NewExact(s.points(3706, 2), 8)
 	q := s.points(1, 3)

@@ -215,6 +215,9 @@ func TestHNSWConcurrent(t *testing.T) {
 // The search allocates nothing once dst has room, filtered or not, at
 // k = 10 and 100.
 func TestHNSWAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
 	s := newSynth(8, 20, 0.35, true, 15)
 	vecs := s.points(5000, 16)
 	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
