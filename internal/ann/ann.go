@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // Result is one scored item. ID is the dense movie index 0..n-1.
@@ -43,6 +44,20 @@ func (f Filter) Accept(id int32) { f[id>>6] |= 1 << (id & 63) }
 
 // Reject removes id from the set.
 func (f Filter) Reject(id int32) { f[id>>6] &^= 1 << (id & 63) }
+
+// count returns how many of the ids 0..n-1 are accepted (f not nil, long
+// enough).
+func (f Filter) count(n int) int {
+	c := 0
+	full := n / 64
+	for _, w := range f[:full] {
+		c += bits.OnesCount64(w)
+	}
+	if r := n % 64; r != 0 {
+		c += bits.OnesCount64(f[full] & (1<<r - 1))
+	}
+	return c
+}
 
 // checkFilter validates a filter for n ids.
 func checkFilter(f Filter, n int) error {

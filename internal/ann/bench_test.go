@@ -17,6 +17,7 @@ type benchData struct {
 	genre   Filter // a random ~30 % of the items, like a genre filter
 	exact   *Exact
 	hnsw    *HNSW
+	library *libraryHNSW
 }
 
 func newBenchCache() func(b *testing.B, n int) *benchData {
@@ -55,17 +56,31 @@ func (d *benchData) graph(b *testing.B) *HNSW {
 	return d.hnsw
 }
 
+// lib returns coder/hnsw's search over the graph of d, at the setting the
+// service served before issue 13 (EfSearch 400, max(8·k, 400) candidates).
+func (d *benchData) lib(b *testing.B) *libraryHNSW {
+	if d.library == nil {
+		var err error
+		if d.library, err = newLibraryHNSW(d.graph(b), 400, 8, 400); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return d.library
+}
+
 var benchSizes = [...]int{3706, 100000}
 
 // BenchmarkSearch measures one query at K = 10 and 100 (default params),
-// unfiltered and with a random 30 % of the items accepted. With
+// unfiltered and with a random 30 % of the items accepted, for the exact
+// scan, this package's HNSW search and, unfiltered, coder/hnsw v0.6.1's
+// Search over the same graph ("coder-hnsw"). With
 // TOWERRECALL_VECTORS set (a flat float32 n×8 file such as an artifact's
 // movie_vectors.bin) it also runs "real" on those vectors, with noisy items
 // as queries.
 func BenchmarkSearch(b *testing.B) {
 	get := newBenchCache()
 	var ml *benchData
-	for _, name := range []string{"exact", "hnsw"} {
+	for _, name := range []string{"exact", "hnsw", "coder-hnsw"} {
 		b.Run(name, func(b *testing.B) {
 			for _, n := range benchSizes {
 				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { benchSearch(b, get(b, n), name) })
@@ -87,13 +102,17 @@ func BenchmarkSearch(b *testing.B) {
 // of d.
 func benchSearch(b *testing.B, d *benchData, name string) {
 	var idx Index = d.exact
-	if name == "hnsw" {
-		idx = d.graph(b)
-	}
-	for _, f := range []struct {
+	filters := []struct {
 		prefix string
 		accept Filter
-	}{{"", nil}, {"filter=30%/", d.genre}} {
+	}{{"", nil}, {"filter=30%/", d.genre}}
+	switch name {
+	case "hnsw":
+		idx = d.graph(b)
+	case "coder-hnsw":
+		idx, filters = d.lib(b), filters[:1]
+	}
+	for _, f := range filters {
 		for _, k := range []int{10, 100} {
 			b.Run(fmt.Sprintf("%sk=%d", f.prefix, k), func(b *testing.B) {
 				dst := make([]Result, 0, k)

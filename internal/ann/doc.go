@@ -16,9 +16,11 @@
 //     group maxima of the scores (bound.go). At the MovieLens scale
 //     (3,706 × 8) a scan takes microseconds and allocates nothing; it is the
 //     ground truth for tests and SelfCheck.
-//   - HNSW wraps github.com/coder/hnsw v0.6.1. That release has a greedy
-//     layer search and an unordered heap (see hnsw.go for how this package
-//     works around both); its candidates are always re-ranked exactly, and
-//     a query the graph cannot answer with k accepted candidates falls back
-//     to an exact scan.
+//   - HNSW searches a hierarchical navigable small-world graph with the
+//     package's own best-first beam search (graph.go), scoring nodes by
+//     exact Dot, applying filters during the search, allocating nothing;
+//     the graph is built here (build.go) in a flat, pointer-free form and
+//     stored in github.com/coder/hnsw's Export format (graphfmt.go), which
+//     existing artifacts hold. A query the graph cannot answer with k
+//     accepted items falls back to an exact scan.
 package ann

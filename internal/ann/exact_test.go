@@ -288,6 +288,9 @@ func TestExactCopiesInput(t *testing.T) {
 }
 
 func TestExactAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
 	s := newSynth(8, 20, 0.35, true, 1)
 	ex, _ := NewExact(s.points(3706, 2), 8)
 	q := s.points(1, 3)
@@ -307,7 +310,7 @@ func TestExactAllocs(t *testing.T) {
 
 // searchConcurrently runs searches from several goroutines and checks each
 // against want; run it under -race.
-func searchConcurrently(t *testing.T, idx Index, queries [][]float32, k int, want [][]Result) {
+func searchConcurrently(t *testing.T, idx Index, queries [][]float32, k int, accept Filter, want [][]Result) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -317,7 +320,7 @@ func searchConcurrently(t *testing.T, idx Index, queries [][]float32, k int, wan
 			for i := range queries {
 				i := (i + w*7) % len(queries)
 				var err error
-				dst, err = idx.Search(dst, queries[i], k, nil)
+				dst, err = idx.Search(dst, queries[i], k, accept)
 				if err != nil {
 					errs <- err
 					return
@@ -345,7 +348,7 @@ func TestExactConcurrent(t *testing.T) {
 	for i, q := range qs {
 		want[i], _ = ex.Search(nil, q, 10, nil)
 	}
-	searchConcurrently(t, ex, qs, 10, want)
+	searchConcurrently(t, ex, qs, 10, nil, want)
 }
 
 // The vector "next score ≥ threshold" search agrees with the plain loop for

@@ -33,6 +33,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Export writes the graph (in coder/hnsw's Export format, deterministic
 // byte for byte for a given build) and the construction parameters.
 func (h *HNSW) Export(w io.Writer) error {
+	blob := encodeGraph(h.g, h.augmenter())
 	b := []byte(exportMagic)
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
@@ -44,13 +45,13 @@ func (h *HNSW) Export(w io.Writer) error {
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.EfConstruction))
 	b = binary.LittleEndian.AppendUint64(b, h.p.Seed)
 	b = binary.LittleEndian.AppendUint32(b, 1) // graphs
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(h.blob)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(blob)))
 	crc := crc32.Update(0, castagnoli, b)
-	crc = crc32.Update(crc, castagnoli, h.blob)
+	crc = crc32.Update(crc, castagnoli, blob)
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("ann: export: %w", err)
 	}
-	if _, err := w.Write(h.blob); err != nil {
+	if _, err := w.Write(blob); err != nil {
 		return fmt.Errorf("ann: export: %w", err)
 	}
 	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc)); err != nil {
@@ -61,10 +62,10 @@ func (h *HNSW) Export(w io.Writer) error {
 
 // ImportHNSW reads what Export wrote for the same vectors. The construction
 // parameters come from the input; p supplies the search parameters
-// (EfSearch, Overfetch, MinFetch, MaxOverfetch) and must validate. Any corruption,
-// truncation or mismatch with vectors is an error wrapping ErrInvalid; the
-// graph is fully validated before coder/hnsw sees it, and a panic inside
-// the library is recovered.
+// (EfSearch, Overfetch) and must validate. Any corruption, truncation or
+// mismatch with vectors is an error wrapping ErrInvalid. The graph, stored
+// in coder/hnsw's format, is validated and loaded into this package's flat
+// form as it is decoded.
 func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
 	if err != nil {
@@ -122,8 +123,8 @@ func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, e
 	}
 	blob := d.b[d.off : d.off+int(l) : d.off+int(l)]
 	d.off += int(l)
-	if err := h.load(blob); err != nil {
-		return nil, fmt.Errorf("ann: import graph: %w", err)
+	if h.g, err = decodeGraph(blob, h.augmenter(), n); err != nil {
+		return nil, bad("graph: %w", err)
 	}
 	if d.off != len(d.b) {
 		return nil, bad("%d trailing bytes", len(d.b)-d.off)

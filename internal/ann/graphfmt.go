@@ -16,11 +16,14 @@ import (
 //	per layer (base first): varint nodes
 //	  per node: int32 key | varint len, len×float32 vector | varint neighbours, neighbours×int32
 //
-// (varints are zig-zag signed, fixed-size values little-endian.) The library's
-// Import trusts its input: a huge length allocates without bound, a neighbour
-// missing from its layer becomes a nil pointer that Search dereferences. So
-// every graph is decoded and validated here first, and only bytes that pass
-// are handed to the library.
+// (varints are zig-zag signed, fixed-size values little-endian.) Graphs are
+// built (build.go) and searched (graph.go) by this package in its own flat
+// form; this format is what the artifact stores (hnsw.bin), so existing
+// artifacts keep loading, and what coder/hnsw's Import reads (the tests
+// hold the two to the same graph, and the benchmark searches it with the
+// library). Every graph is fully validated while it is decoded: the
+// library's Import trusts its input (a huge length allocates without
+// bound, a neighbour missing from its layer becomes a nil pointer).
 
 const (
 	libEncodingVersion = 1
@@ -28,47 +31,44 @@ const (
 	maxDegree          = 1024
 )
 
-// layerSpec is one layer: keys[i] has neighbours nbrs[i].
-type layerSpec struct {
-	keys []int32
-	nbrs [][]int32
-}
-
-// graphSpec is a whole graph; layers[0] is the base layer.
-type graphSpec struct {
-	m        int
-	ml       float64
-	efSearch int
-	layers   []layerSpec
-}
-
-// encodeGraph writes g in the library format, taking each node's vector from
-// aug (row-major, width d1). Nodes and neighbours are written in key order so
-// the bytes are deterministic.
-func encodeGraph(g graphSpec, aug []float32, d1 int) []byte {
-	var b []byte
+// encodeGraph writes g in the library format, taking each node's vector
+// from a. Nodes and neighbours are written in key order so the bytes are
+// deterministic: a graph imported and exported again gives the same bytes.
+func encodeGraph(g *graph, a augmenter) []byte {
+	d1 := a.dim + 1
+	var perLayer [maxLayers]int
+	for _, l := range g.levels {
+		for li := 0; li <= int(l); li++ {
+			perLayer[li]++
+		}
+	}
+	size := 64
+	for li := 0; li <= g.top; li++ {
+		size += perLayer[li] * (8 + 4*d1)
+	}
+	b := make([]byte, 0, size+4*len(g.base)+4*len(g.upper))
 	b = binary.AppendVarint(b, libEncodingVersion)
 	b = binary.AppendVarint(b, int64(g.m))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(g.ml))
 	b = binary.AppendVarint(b, int64(g.efSearch))
 	b = binary.AppendVarint(b, int64(len("cosine")))
 	b = append(b, "cosine"...)
-	b = binary.AppendVarint(b, int64(len(g.layers)))
-	for _, l := range g.layers {
-		b = binary.AppendVarint(b, int64(len(l.keys)))
-		order := make([]int, len(l.keys))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortFunc(order, func(x, y int) int { return int(l.keys[x]) - int(l.keys[y]) })
-		for _, i := range order {
-			key := l.keys[i]
+	b = binary.AppendVarint(b, int64(g.top+1))
+	row := make([]float32, d1)
+	var nb []int32
+	for li := 0; li <= g.top; li++ {
+		b = binary.AppendVarint(b, int64(perLayer[li]))
+		for key := range int32(g.n) {
+			if int(g.levels[key]) < li {
+				continue
+			}
 			b = binary.LittleEndian.AppendUint32(b, uint32(key))
 			b = binary.AppendVarint(b, int64(d1))
-			for _, x := range aug[int(key)*d1 : (int(key)+1)*d1] {
+			a.rowTo(row, key)
+			for _, x := range row {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
 			}
-			nb := slices.Clone(l.nbrs[i])
+			nb = append(nb[:0], g.links(key, li)...)
 			slices.Sort(nb)
 			b = binary.AppendVarint(b, int64(len(nb)))
 			for _, v := range nb {
@@ -126,148 +126,177 @@ func (d *decoder) u64() (uint64, error) {
 	return v, nil
 }
 
-// decodeGraph parses and validates one graph over n nodes whose stored
-// vectors must equal the rows of aug (width d1). It requires what the
-// library's Search silently assumes (every neighbour exists in its layer,
-// every upper-layer node exists below) and what this package relies on:
-// the base layer holds exactly the keys 0..n-1, and the top layer holds one
-// node, so Search always enters the graph at the same place and is
-// deterministic.
-func decodeGraph(b []byte, aug []float32, d1, n int) (graphSpec, error) {
+// decodeGraph parses and validates one graph over the n rows of a into
+// the flat form. It requires what coder/hnsw's Search silently assumes
+// (every neighbour exists in its layer, every upper-layer node exists
+// below), that every stored vector equals the augmented row of its key,
+// and what this package relies on: the base layer holds exactly the keys
+// 0..n-1, and the top layer holds one node, the entry point.
+//
+// It reads the bytes twice: first to validate the nodes and learn each
+// node's level and each layer's largest degree, which size the flat rows,
+// then to fill them and validate the links; nothing per node is allocated.
+func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
+	d1 := a.dim + 1
 	d := &decoder{b: b}
-	var g graphSpec
 	version, err := d.varint()
 	if err != nil {
-		return g, fmt.Errorf("version: %w", err)
+		return nil, fmt.Errorf("version: %w", err)
 	}
 	if version != libEncodingVersion {
-		return g, fmt.Errorf("encoding version %d, want %d", version, libEncodingVersion)
+		return nil, fmt.Errorf("encoding version %d, want %d", version, libEncodingVersion)
 	}
-	if g.m, err = d.count("M", maxDegree); err != nil {
-		return g, err
+	m, err := d.count("M", maxDegree)
+	if err != nil {
+		return nil, err
 	}
 	mlBits, err := d.u64()
 	if err != nil {
-		return g, fmt.Errorf("Ml: %w", err)
+		return nil, fmt.Errorf("Ml: %w", err)
 	}
-	g.ml = math.Float64frombits(mlBits)
-	if !(g.ml > 0 && g.ml < 1) {
-		return g, fmt.Errorf("Ml = %v not in (0, 1)", g.ml)
+	ml := math.Float64frombits(mlBits)
+	if !(ml > 0 && ml < 1) {
+		return nil, fmt.Errorf("Ml = %v not in (0, 1)", ml)
 	}
-	if g.efSearch, err = d.count("EfSearch", math.MaxInt32); err != nil {
-		return g, err
+	efSearch, err := d.count("EfSearch", math.MaxInt32)
+	if err != nil {
+		return nil, err
 	}
 	nameLen, err := d.count("distance name length", 64)
 	if err != nil {
-		return g, err
+		return nil, err
 	}
 	if len(d.b)-d.off < nameLen {
-		return g, fmt.Errorf("distance name: %w", errShort)
+		return nil, fmt.Errorf("distance name: %w", errShort)
 	}
 	if name := string(d.b[d.off : d.off+nameLen]); name != "cosine" {
-		return g, fmt.Errorf("distance %q, want \"cosine\"", name)
+		return nil, fmt.Errorf("distance %q, want \"cosine\"", name)
 	}
 	d.off += nameLen
 	nLayers, err := d.count("layers", maxLayers)
 	if err != nil {
-		return g, err
+		return nil, err
 	}
 	if nLayers < 1 {
-		return g, errors.New("graph has no layers")
+		return nil, errors.New("graph has no layers")
 	}
+	layersAt := d.off
+
+	// Pass 1: nodes. lv[key] is the last layer key was seen in (-1: none),
+	// so a key of layer li must have lv li-1.
 	// Each node takes at least 4 (key) + 1 (len) + 4·d1 + 1 bytes, which
-	// bounds every allocation by the input size.
+	// bounds the node counts by the input size.
 	minNode := 6 + 4*d1
-	below := make([]bool, n) // membership in the layer below
-	here := make([]bool, n)
+	lv := make([]int8, n)
+	for i := range lv {
+		lv[i] = -1
+	}
+	maxDeg := make([]int, nLayers)
+	prev := n
+	var entry int32
+	row := make([]float32, d1)
 	for li := range nLayers {
-		limit := n
-		if li > 0 {
-			limit = len(g.layers[li-1].keys)
-		}
-		nNodes, err := d.count("nodes", min(limit, (len(d.b)-d.off)/minNode))
+		nNodes, err := d.count("nodes", min(prev, (len(d.b)-d.off)/minNode))
 		if err != nil {
-			return g, fmt.Errorf("layer %d: %w", li, err)
+			return nil, fmt.Errorf("layer %d: %w", li, err)
 		}
 		if li == 0 && nNodes != n {
-			return g, fmt.Errorf("base layer has %d nodes, want %d", nNodes, n)
+			return nil, fmt.Errorf("base layer has %d nodes, want %d", nNodes, n)
 		}
 		if nNodes < 1 {
-			return g, fmt.Errorf("layer %d is empty", li)
+			return nil, fmt.Errorf("layer %d is empty", li)
 		}
-		l := layerSpec{keys: make([]int32, nNodes), nbrs: make([][]int32, nNodes)}
-		clear(here)
+		prev = nNodes
 		for j := range nNodes {
 			u, err := d.u32()
 			if err != nil {
-				return g, fmt.Errorf("layer %d node %d key: %w", li, j, err)
+				return nil, fmt.Errorf("layer %d node %d key: %w", li, j, err)
 			}
 			key := int32(u)
 			if key < 0 || int(key) >= n {
-				return g, fmt.Errorf("layer %d node %d: key %d out of range", li, j, key)
+				return nil, fmt.Errorf("layer %d node %d: key %d out of range", li, j, key)
 			}
-			if here[key] {
-				return g, fmt.Errorf("layer %d: duplicate key %d", li, key)
+			switch int(lv[key]) {
+			case li - 1:
+			case li:
+				return nil, fmt.Errorf("layer %d: duplicate key %d", li, key)
+			default:
+				return nil, fmt.Errorf("layer %d: key %d missing from layer %d", li, key, li-1)
 			}
-			if li > 0 && !below[key] {
-				return g, fmt.Errorf("layer %d: key %d missing from layer %d", li, key, li-1)
-			}
-			here[key] = true
+			lv[key] = int8(li)
+			entry = key
 			vl, err := d.count("vector length", d1)
 			if err != nil {
-				return g, fmt.Errorf("layer %d key %d: %w", li, key, err)
+				return nil, fmt.Errorf("layer %d key %d: %w", li, key, err)
 			}
 			if vl != d1 {
-				return g, fmt.Errorf("layer %d key %d: vector length %d, want %d", li, key, vl, d1)
+				return nil, fmt.Errorf("layer %d key %d: vector length %d, want %d", li, key, vl, d1)
 			}
-			want := aug[int(key)*d1 : (int(key)+1)*d1]
+			a.rowTo(row, key)
 			for c := range d1 {
 				u, err := d.u32()
 				if err != nil {
-					return g, fmt.Errorf("layer %d key %d vector: %w", li, key, err)
+					return nil, fmt.Errorf("layer %d key %d vector: %w", li, key, err)
 				}
-				if u != math.Float32bits(want[c]) {
-					return g, fmt.Errorf("layer %d key %d: stored vector differs from the index vectors", li, key)
+				if u != math.Float32bits(row[c]) {
+					return nil, fmt.Errorf("layer %d key %d: stored vector differs from the index vectors", li, key)
 				}
 			}
 			nn, err := d.count("neighbours", min(maxDegree, n-1))
 			if err != nil {
-				return g, fmt.Errorf("layer %d key %d: %w", li, key, err)
+				return nil, fmt.Errorf("layer %d key %d: %w", li, key, err)
 			}
 			if len(d.b)-d.off < 4*nn {
-				return g, fmt.Errorf("layer %d key %d neighbours: %w", li, key, errShort)
+				return nil, fmt.Errorf("layer %d key %d neighbours: %w", li, key, errShort)
 			}
-			nb := make([]int32, nn)
-			for x := range nb {
-				u, _ := d.u32()
-				nb[x] = int32(u)
-			}
-			l.keys[j] = key
-			l.nbrs[j] = nb
+			d.off += 4 * nn
+			maxDeg[li] = max(maxDeg[li], nn)
 		}
-		for j, nb := range l.nbrs {
-			sorted := slices.Clone(nb)
-			slices.Sort(sorted)
-			for x, v := range sorted {
-				if v < 0 || int(v) >= n || !here[v] {
-					return g, fmt.Errorf("layer %d key %d: neighbour %d not in layer", li, l.keys[j], v)
-				}
-				if v == l.keys[j] {
-					return g, fmt.Errorf("layer %d key %d: links to itself", li, v)
-				}
-				if x > 0 && sorted[x-1] == v {
-					return g, fmt.Errorf("layer %d key %d: duplicate neighbour %d", li, l.keys[j], v)
-				}
-			}
-		}
-		g.layers = append(g.layers, l)
-		below, here = here, below
 	}
 	if d.off != len(d.b) {
-		return g, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)
+		return nil, fmt.Errorf("%d trailing bytes", len(d.b)-d.off)
 	}
-	if top := g.layers[len(g.layers)-1]; len(top.keys) != 1 {
-		return g, fmt.Errorf("top layer has %d nodes, want 1", len(top.keys))
+	if prev != 1 {
+		return nil, fmt.Errorf("top layer has %d nodes, want 1", prev)
+	}
+
+	// Pass 2: links, now that every node's level is known.
+	levels := make([]uint8, n)
+	for i, l := range lv {
+		levels[i] = uint8(l)
+	}
+	g := newGraph(levels, maxDeg[0], slices.Max(append(maxDeg[1:], 0)))
+	g.entry, g.top, g.m, g.ml, g.efSearch = entry, nLayers-1, m, ml, efSearch
+	d.off = layersAt
+	var nb, sorted []int32
+	for li := range nLayers {
+		nNodes, _ := d.varint()
+		for range nNodes {
+			u, _ := d.u32()
+			key := int32(u)
+			d.varint()
+			d.off += 4 * d1
+			nn, _ := d.varint()
+			nb = nb[:0]
+			for range nn {
+				u, _ := d.u32()
+				nb = append(nb, int32(u))
+			}
+			sorted = append(sorted[:0], nb...)
+			slices.Sort(sorted)
+			for x, v := range sorted {
+				if v < 0 || int(v) >= n || int(lv[v]) < li {
+					return nil, fmt.Errorf("layer %d key %d: neighbour %d not in layer", li, key, v)
+				}
+				if v == key {
+					return nil, fmt.Errorf("layer %d key %d: links to itself", li, v)
+				}
+				if x > 0 && sorted[x-1] == v {
+					return nil, fmt.Errorf("layer %d key %d: duplicate neighbour %d", li, key, v)
+				}
+			}
+			g.setLinks(key, li, nb)
+		}
 	}
 	return g, nil
 }

@@ -26,16 +26,15 @@ type buildSetting struct {
 
 // searchSetting is one query-time setting, applied to an exported graph.
 type searchSetting struct {
-	overfetch, minFetch, efSearch int
+	overfetch, efSearch int
 }
 
 func (s searchSetting) label() string {
-	return fmt.Sprintf("Overfetch %d, MinFetch %d, EfSearch %d", s.overfetch, s.minFetch, s.efSearch)
+	return fmt.Sprintf("EfSearch %d, Overfetch %d", s.efSearch, s.overfetch)
 }
 
 func (s searchSetting) apply(p ann.HNSWParams) ann.HNSWParams {
-	p.Overfetch, p.MinFetch, p.EfSearch = s.overfetch, s.minFetch, s.efSearch
-	p.MaxOverfetch = max(p.MaxOverfetch, p.Overfetch)
+	p.Overfetch, p.EfSearch = s.overfetch, s.efSearch
 	return p
 }
 
@@ -63,16 +62,15 @@ func sweep(quick bool) ([]buildSetting, []searchSetting) {
 		addBuild("wide", wide)
 	}
 	all := []searchSetting{
-		{1, 1, 100},
-		{4, 1, 100},
-		{4, 100, 100},
-		{4, 400, 100},
-		{served.Overfetch, served.MinFetch, served.EfSearch},
-		{def.Overfetch, def.MinFetch, def.EfSearch},
-		{16, 1600, 400},
+		{1, 16},
+		{1, 32},
+		{2, 64},
+		{served.Overfetch, served.EfSearch},
+		{def.Overfetch, def.EfSearch},
+		{4, 128},
 	}
 	if quick {
-		all = []searchSetting{{1, 1, 100}, {served.Overfetch, served.MinFetch, served.EfSearch}}
+		all = []searchSetting{{1, 16}, {served.Overfetch, served.EfSearch}}
 	}
 	var searches []searchSetting
 	for _, s := range all {
@@ -81,7 +79,7 @@ func sweep(quick bool) ([]buildSetting, []searchSetting) {
 		}
 	}
 	slices.SortStableFunc(searches, func(a, b searchSetting) int {
-		return cmp.Or(cmp.Compare(max(10*a.overfetch, a.minFetch), max(10*b.overfetch, b.minFetch)),
+		return cmp.Or(cmp.Compare(max(10*a.overfetch, a.efSearch), max(10*b.overfetch, b.efSearch)),
 			cmp.Compare(a.efSearch, b.efSearch), cmp.Compare(a.overfetch, b.overfetch))
 	})
 	return builds, searches
@@ -95,7 +93,7 @@ func sameBuild(a, b ann.HNSWParams) bool {
 
 func isServed(p ann.HNSWParams, s searchSetting) bool {
 	sp := pipeline.HNSWParams(config.Default().Serve)
-	return sameBuild(p, sp) && s.overfetch == sp.Overfetch && s.minFetch == sp.MinFetch && s.efSearch == sp.EfSearch
+	return sameBuild(p, sp) && s.overfetch == sp.Overfetch && s.efSearch == sp.EfSearch
 }
 
 // vectorSet is one catalogue and its queries.
@@ -249,8 +247,8 @@ func benchIndex(ctx context.Context, vs vectorSet, o options, p *progress) (Inde
 			}
 			row := IndexRow{
 				Build: bs.label, Search: ss.label(), M: sp.M, M0: sp.M0, EfConstr: sp.EfConstruction,
-				EfSearch: sp.EfSearch, Overfetch: sp.Overfetch, MinFetch: sp.MinFetch, BuildSeconds: buildSec,
-				Fetch10: min(n, max(10*sp.Overfetch, sp.MinFetch)), Fetch100: min(n, max(100*sp.Overfetch, sp.MinFetch)),
+				EfSearch: sp.EfSearch, Overfetch: sp.Overfetch, BuildSeconds: buildSec,
+				Fetch10: min(n, max(10*sp.Overfetch, sp.EfSearch)), Fetch100: min(n, max(100*sp.Overfetch, sp.EfSearch)),
 				Served: isServed(bs.p, ss),
 			}
 			rec, err := ann.SelfCheck(hs, exact, vs.queries, []int{10, 100})

@@ -223,14 +223,14 @@ func writeIndex(b *bytes.Buffer, r *Results) {
 	}
 	w("Recall@K is `ann.SelfCheck` against the exact scan (a result counts if its true score reaches the K-th exact score). " +
 		"Latency is the median over repetitions of the mean time of one `Search` call (no filter), single goroutine. " +
-		"*fetch* is the number of graph candidates re-ranked exactly per query, max(k·Overfetch, MinFetch). " +
+		"*beam* is the width of the graph search per query, max(EfSearch, k·Overfetch). " +
 		"Search settings are applied to the same exported graph, so a build's time is shared by its rows. " +
 		"★ marks the setting `towerrecall serve` uses with the default config.\n\n")
 	for _, ib := range r.Index {
 		w("### %s × %d — %s\n\n", thousands(ib.N), ib.Dim, ib.Label)
 		w("%d queries: %s. Exact scan: **%s** (k = 10), **%s** (k = 100) per query.\n\n", ib.Queries, ib.QueryNote, dur(ib.Exact10), dur(ib.Exact100))
 		w("%s\n\n", indexReading(ib))
-		w("| graph build | search | fetch k=10 / 100 | recall@10 | latency k=10 | recall@100 | latency k=100 | build |\n")
+		w("| graph build | search | beam k=10 / 100 | recall@10 | latency k=10 | recall@100 | latency k=100 | build |\n")
 		w("|---|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, row := range ib.Rows {
 			star := ""

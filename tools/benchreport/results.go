@@ -65,9 +65,8 @@ type IndexRow struct {
 	EfConstr     int
 	EfSearch     int
 	Overfetch    int
-	MinFetch     int
 	BuildSeconds float64
-	Fetch10      int // candidates fetched per query at k = 10
+	Fetch10      int // beam width per query at k = 10
 	Fetch100     int
 	Recall10     float64 // ann.SelfCheck against exact
 	Recall100    float64
