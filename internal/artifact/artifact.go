@@ -92,14 +92,26 @@ type Fields struct {
 
 // Training records how training went.
 type Training struct {
-	Epochs         int       `json:"epochs"`
-	BestEpoch      int       `json:"best_epoch"`
-	Seconds        float64   `json:"seconds"`
-	ExamplesPerSec float64   `json:"examples_per_s"` // median over epochs
-	Loss           []float64 `json:"loss,omitempty"`
-	ValidRecall10  []float64 `json:"valid_recall@10,omitempty"`
-	Workers        int       `json:"workers"`
-	Seed           uint64    `json:"seed"`
+	Epochs         int        `json:"epochs"`
+	BestEpoch      int        `json:"best_epoch"`
+	Seconds        float64    `json:"seconds"`
+	ExamplesPerSec float64    `json:"examples_per_s"` // median over epochs
+	Loss           []float64  `json:"loss,omitempty"`
+	ValidRecall10  []float64  `json:"valid_recall@10,omitempty"`
+	Workers        int        `json:"workers"`
+	Seed           uint64     `json:"seed"`
+	Selection      *Selection `json:"selection,omitempty"`
+}
+
+// Selection records what chose the trained settings: the validation
+// ratings (a file, carved from train by time, or none) and what they chose.
+type Selection struct {
+	Valid         string  `json:"valid"` // file | carved | none
+	ValidRatings  int     `json:"valid_ratings,omitempty"`
+	ValidFraction float64 `json:"valid_fraction,omitempty"` // carved: the newest share of train held out
+	ValidFrom     int64   `json:"valid_from,omitempty"`     // carved: unix time of the oldest held-out rating
+	Epochs        int     `json:"epochs"`                   // the chosen epoch count (best on validation)
+	Refit         bool    `json:"refit,omitempty"`          // retrained on all of train for Epochs epochs
 }
 
 // IndexInfo records the HNSW graph's build parameters and its recall

@@ -106,6 +106,15 @@ type Train struct {
 	// probability, anew at every training step (at least one is kept);
 	// serving and evaluation see the whole bag. 0 turns it off.
 	HistoryDropout float64 `yaml:"history_dropout"`
+	// ValidFraction is the newest share of the training ratings (by time,
+	// one timeline for all users) held out for early stopping and the
+	// choice of settings when no validation file is given; 0 trains
+	// without validation. A test file never chooses anything.
+	ValidFraction float64 `yaml:"valid_fraction"`
+	// Refit, after a carved validation chose the epoch count, trains the
+	// towers again on all training ratings for that many epochs, so the
+	// newest ratings (the ones held out) are not lost to the model.
+	Refit bool `yaml:"refit"`
 }
 
 // Serve holds the service's settings.
@@ -155,7 +164,7 @@ func Default() Config {
 		Train: Train{
 			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 3,
-			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant",
+			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, Refit: true,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
@@ -184,7 +193,7 @@ func Reference() Config {
 		Movie: []Feature{{"movie_id", 100}, {"genres", 2}},
 	}
 	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 1, Seed: 1, Patience: 2,
-		HistoryFolds: 10, ColdLogQ: 1, LogQScale: 1, LRSchedule: "constant"}
+		HistoryFolds: 10, ColdLogQ: 1, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, Refit: true}
 	return c
 }
 
@@ -396,6 +405,9 @@ func (c *Config) Validate() error {
 	}
 	if !(t.HistoryDropout >= 0 && t.HistoryDropout <= 0.9) {
 		bad("train.history_dropout", "%g out of range 0–0.9", t.HistoryDropout)
+	}
+	if !(t.ValidFraction >= 0 && t.ValidFraction <= 0.5) {
+		bad("train.valid_fraction", "%g out of range 0–0.5", t.ValidFraction)
 	}
 	s := c.Serve
 	if s.Addr == "" {

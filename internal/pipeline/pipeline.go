@@ -71,17 +71,30 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	towers, userFields, movieFields := TowerConfig(cfg.Model)
-	enc, data, err := encode(in, ix, userFields, movieFields)
+	fitIn, sel := selectionInputs(in, cfg.Train)
+	if sel.Valid == "carved" {
+		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
+			Msg("no validation file: the newest ratings of train validate")
+	}
+	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, opts)
 	if err != nil {
 		return nil, err
 	}
-	historyField := slices.Index(userFields, feature.HistoryField)
-	if err := buildExamples(&data, in, enc, historyField, cfg.Train); err != nil {
-		return nil, err
-	}
-	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(cfg.Train, historyField), opts)
-	if err != nil {
-		return nil, err
+	sel.Epochs = res.BestEpoch
+	if sel.Valid == "carved" && cfg.Train.Refit {
+		// The held-out ratings are the newest: train again on all of them
+		// for the chosen number of epochs.
+		opts.Logger.Info().Int("epochs", sel.Epochs).Int("train", len(in.Train)).Msg("refit on all training ratings")
+		t := cfg.Train
+		t.Epochs = sel.Epochs
+		refitIn := in
+		refitIn.Valid = nil
+		var refit train.Result
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, opts); err != nil {
+			return nil, err
+		}
+		sel.Refit = true
+		res.Seconds += refit.Seconds
 	}
 	b := &artifact.Bundle{Model: model, Encoder: enc}
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
@@ -92,6 +105,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, err
 	}
 	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
+	b.Manifest.Training.Selection = &sel
 	if len(in.Test) > 0 {
 		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
 		if err != nil {
@@ -100,6 +114,49 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// selectionInputs returns the inputs the towers are fitted and selected
+// on, and how they were validated: in itself when it has validation
+// ratings (or carving is off), else in with the newest ValidFraction of its
+// training ratings moved to Valid (movielens.TimelineSplit). A test file is
+// never among them.
+func selectionInputs(in Inputs, t config.Train) (Inputs, artifact.Selection) {
+	switch {
+	case len(in.Valid) > 0:
+		return in, artifact.Selection{Valid: "file", ValidRatings: len(in.Valid)}
+	case t.ValidFraction <= 0:
+		return in, artifact.Selection{Valid: "none"}
+	}
+	older, newer := movielens.TimelineSplit(in.Train, t.ValidFraction)
+	if len(newer) == 0 || len(older) == 0 {
+		return in, artifact.Selection{Valid: "none"}
+	}
+	out := in
+	out.Train, out.Valid = older, newer
+	after := newer[0].Time
+	for _, r := range newer {
+		after = min(after, r.Time)
+	}
+	return out, artifact.Selection{Valid: "carved", ValidRatings: len(newer), ValidFraction: t.ValidFraction, ValidFrom: after}
+}
+
+// trainTowers encodes in, builds the training examples and fits the towers
+// (early stopping on in.Valid, if any).
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+	enc, data, err := encode(in, ix, userFields, movieFields)
+	if err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	historyField := slices.Index(userFields, feature.HistoryField)
+	if err := buildExamples(&data, in, enc, historyField, t); err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(t, historyField), opts)
+	if err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	return enc, data, model, res, nil
 }
 
 // encode fits the vocabularies on the training ratings and encodes every
