@@ -193,7 +193,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	ev := logger.Info().Str("out", *out).Str("version", b.Manifest.Version).
 		Float64("examples_per_s", b.Manifest.Training.ExamplesPerSec).Float64("seconds", b.Manifest.Training.Seconds).
 		Interface("index_recall", b.Manifest.Index.Recall)
-	for _, k := range []string{"recall@10", "ndcg@10", "recall@100", "popularity.recall@10", "cold_start.recall@10", "rmse"} {
+	for _, k := range []string{"recall@10", "ndcg@10", "recall@100", "popularity.recall@10", "recent_popularity.recall@10", "ease.recall@10", "cold_start.recall@10", "rmse"} {
 		if v, ok := b.Manifest.Metrics[k]; ok {
 			ev = ev.Float64(k, v)
 		}
@@ -270,6 +270,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		validF   = fs.String("valid", "", "validation ratings (removed from the candidates)")
 		testF    = fs.String("test", "", "test ratings: every one is a positive")
 		workers  = fs.Int("workers", 2, "evaluation goroutines")
+		window   = fs.Float64("recent-window", config.Default().Baselines.RecentWindow, "recent popularity baseline: the newest share of train's time span it counts (0: off)")
+		lambda   = fs.Float64("ease-lambda", config.Default().Baselines.EASELambda, "EASE baseline's L2 weight (0: off)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -286,7 +288,13 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, *workers)
+	bc := config.Default()
+	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda}
+	if err := bc.Validate(); err != nil {
+		return err
+	}
+	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
+		Baselines: pipeline.BaselinesOf(bc)}, *workers)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,19 @@ type Config struct {
 	Train Train `yaml:"train"`
 	Serve Serve `yaml:"serve"`
 	Log   Log   `yaml:"log"`
+	// Baselines are the yardsticks evaluated beside the model (eval, and
+	// train with a test file).
+	Baselines Baselines `yaml:"baselines"`
+}
+
+// Baselines configures the baselines printed beside every model number:
+// popularity (always), recent popularity and EASE.
+type Baselines struct {
+	// RecentWindow is the newest share of train's time span whose ratings
+	// recent popularity counts; 0 leaves it out.
+	RecentWindow float64 `yaml:"recent_window"`
+	// EASELambda is EASE's L2 weight (Steck 2019); 0 leaves it out.
+	EASELambda float64 `yaml:"ease_lambda"`
 }
 
 // Data says where the MovieLens files and optional split files are.
@@ -173,7 +186,8 @@ func Default() Config {
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:       Log{Level: "info", Format: "json"},
+		Baselines: Baselines{RecentWindow: 0.1, EASELambda: 500},
 	}
 }
 
@@ -455,6 +469,12 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
 		}
+	}
+	if !(c.Baselines.RecentWindow >= 0 && c.Baselines.RecentWindow <= 1) {
+		bad("baselines.recent_window", "%g out of range 0–1", c.Baselines.RecentWindow)
+	}
+	if !(c.Baselines.EASELambda >= 0 && c.Baselines.EASELambda <= 1e9) {
+		bad("baselines.ease_lambda", "%g out of range 0–1e9", c.Baselines.EASELambda)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -107,7 +107,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
 	b.Manifest.Training.Selection = &sel
 	if len(in.Test) > 0 {
-		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
 		if err != nil {
 			return nil, err
 		}
@@ -385,6 +385,21 @@ func (ix *Index) Interactions(rs []movielens.Rating) ([]train.Interaction, error
 		out = append(out, train.Interaction{User: u, Movie: m, Rating: r.Value})
 	}
 	return out, nil
+}
+
+// pairsAndTimes is pairs with the time of each kept rating.
+func (ix *Index) pairsAndTimes(rs []movielens.Rating) ([]eval.Pair, []int64) {
+	out := make([]eval.Pair, 0, len(rs))
+	times := make([]int64, 0, len(rs))
+	for _, r := range rs {
+		u, ok1 := ix.users[r.User]
+		m, ok2 := ix.movies[r.Movie]
+		if ok1 && ok2 {
+			out = append(out, eval.Pair{User: u, Movie: m})
+			times = append(times, r.Time)
+		}
+	}
+	return out, times
 }
 
 func (ix *Index) pairs(rs []movielens.Rating) []eval.Pair {

@@ -45,7 +45,8 @@ func TestTrainDemo(t *testing.T) {
 	if len(b.Movies) != len(in.Dataset.Movies) || len(b.Vectors) != len(b.Movies)*cfg.Model.Dim {
 		t.Fatalf("%d movies, %d vector values", len(b.Movies), len(b.Vectors))
 	}
-	for _, k := range []string{"recall@10", "ndcg@10", "hit@10", "recall@100", "popularity.recall@10", "cold_start.recall@10"} {
+	for _, k := range []string{"recall@10", "ndcg@10", "hit@10", "recall@100", "popularity.recall@10", "cold_start.recall@10",
+		"recent_popularity.recall@10", "ease.recall@10", "ease.ndcg@100"} {
 		if _, ok := m.Metrics[k]; !ok {
 			t.Errorf("manifest metrics lack %s", k)
 		}
