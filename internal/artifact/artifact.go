@@ -42,6 +42,7 @@ const (
 	UsersFile    = "users.bin"
 	GraphFile    = "hnsw.bin"
 	ReportFile   = "report.svg"
+	PriorFile    = "prior.json"
 )
 
 // Limits that keep a corrupt manifest from driving huge allocations.
@@ -112,6 +113,18 @@ type Selection struct {
 	ValidFrom     int64   `json:"valid_from,omitempty"`     // carved: unix time of the oldest held-out rating
 	Epochs        int     `json:"epochs"`                   // the chosen epoch count (best on validation)
 	Refit         bool    `json:"refit,omitempty"`          // retrained on all of train for Epochs epochs
+	// Prior is the popularity prior's setting chosen on validation (weight
+	// 0: none), PriorSearch every setting tried.
+	Prior       *PriorChoice  `json:"prior,omitempty"`
+	PriorSearch []PriorChoice `json:"prior_search,omitempty"`
+}
+
+// PriorChoice is one setting of the popularity prior and its Recall@10 on
+// the validation ratings.
+type PriorChoice struct {
+	HalfLifeDays float64 `json:"half_life_days"`
+	Weight       float64 `json:"weight"`
+	Valid        float64 `json:"valid_recall@10"`
 }
 
 // IndexInfo records the HNSW graph's build parameters and its recall
@@ -140,6 +153,21 @@ type Bundle struct {
 	Seen     [][]int32          // per dense user index: sorted movie indexes rated in training
 	Graph    []byte             // exported HNSW graph, optional
 	Report   []byte             // training report (SVG), optional
+	Prior    *Prior             // the popularity prior in the vectors' last dimension, optional
+}
+
+// Prior is the time-aware popularity prior (prior.json), a table kept
+// outside the towers: with it the model's vectors gain a last dimension,
+// Weight on the user side and each movie's Bias on the movie side (already
+// in Vectors), so one inner product scores tower·tower + Weight·bias. New
+// counts mean a new table and new last values in Vectors, not new towers.
+type Prior struct {
+	Weight       float32   `json:"weight"`         // the user side of the extra dimension
+	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
+	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
+	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
+	Ratings      int       `json:"ratings"`        // ratings counted
+	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
 }
 
 // Save writes b into dir atomically: everything goes into a temporary
@@ -186,6 +214,11 @@ func Save(dir string, b *Bundle) (err error) {
 	}
 	if len(b.Report) > 0 {
 		files[ReportFile] = b.Report
+	}
+	if b.Prior != nil {
+		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
+			return fmt.Errorf("artifact: encode prior: %w", err)
+		}
 	}
 	m := b.Manifest
 	m.FormatVersion = FormatVersion
@@ -331,6 +364,9 @@ func (b *Bundle) check() error {
 	if len(b.Seen) != len(b.Users) {
 		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
 	}
+	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
+		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -397,6 +433,13 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", ModelFile, err)
 	}
+	if raw, ok := files[PriorFile]; ok {
+		b.Prior = new(Prior)
+		if err := json.Unmarshal(raw, b.Prior); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
+		}
+		model.SetPrior(&tower.Prior{Weight: b.Prior.Weight, DefaultBias: b.Prior.DefaultBias})
+	}
 	if model.Dim() != m.Dim {
 		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)
 	}
@@ -433,6 +476,9 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("artifact: %s: value %d is not finite", VectorsFile, i)
 		}
+	}
+	if b.Prior != nil && len(b.Prior.Bias) != len(b.Movies) {
+		return nil, fmt.Errorf("artifact: %s: %d biases for %d movies", PriorFile, len(b.Prior.Bias), len(b.Movies))
 	}
 	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)

@@ -81,6 +81,22 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, err
 	}
 	sel.Epochs = res.BestEpoch
+	prior := PriorChoice{}
+	if weights := priorWeights(cfg.Train.PriorWeights); len(fitIn.Valid) > 0 && len(weights) > 1 {
+		split := ix.Split(fitIn.Train, nil, fitIn.Valid)
+		halfLives := cfg.Train.PriorHalfLives
+		if len(halfLives) == 0 {
+			halfLives = []float64{0}
+		}
+		var all []PriorChoice
+		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, split, ix, fitIn.Train,
+			halfLives, weights, cfg.Train.Workers); err != nil {
+			return nil, err
+		}
+		sel.Prior, sel.PriorSearch = &prior, all
+		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).
+			Float64("valid_recall@10", prior.Valid).Int("tried", len(all)).Msg("popularity prior chosen on validation")
+	}
 	if sel.Valid == "carved" && cfg.Train.Refit {
 		// The held-out ratings are the newest: train again on all of them
 		// for the chosen number of epochs.
@@ -98,7 +114,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	b := &artifact.Bundle{Model: model, Encoder: enc}
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
-	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
+	b.Users, b.Seen = ix.History(known)
+	if prior.Weight > 0 {
+		applyPrior(b, ix, known, prior)
+	}
 	hp := HNSWParams(cfg.Serve)
 	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
@@ -114,6 +134,18 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// priorWeights returns the prior's weights to try: 0 first, then the
+// positive ones in ws.
+func priorWeights(ws []float64) []float64 {
+	out := []float64{0}
+	for _, w := range ws {
+		if w > 0 {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // selectionInputs returns the inputs the towers are fitted and selected
@@ -312,8 +344,8 @@ func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result
 		Version:    now.Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
 		CreatedAt:  now,
 		Objective:  cfg.Train.Objective,
-		Dim:        cfg.Model.Dim,
-		Normalized: cfg.Model.Normalize,
+		Dim:        b.Model.Dim(),
+		Normalized: cfg.Model.Normalize && b.Prior == nil,
 		Config:     rawCfg,
 		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: in.Checksums,
 			Train: len(in.Train), Valid: len(in.Valid)},

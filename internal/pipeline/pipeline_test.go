@@ -42,7 +42,7 @@ func TestTrainDemo(t *testing.T) {
 		t.Errorf("%d epochs reported", len(epochs))
 	}
 	m := b.Manifest
-	if len(b.Movies) != len(in.Dataset.Movies) || len(b.Vectors) != len(b.Movies)*cfg.Model.Dim {
+	if d := m.Dim; (d != cfg.Model.Dim && d != cfg.Model.Dim+1) || len(b.Movies) != len(in.Dataset.Movies) || len(b.Vectors) != len(b.Movies)*d {
 		t.Fatalf("%d movies, %d vector values", len(b.Movies), len(b.Vectors))
 	}
 	for _, k := range []string{"recall@10", "ndcg@10", "hit@10", "recall@100", "popularity.recall@10", "cold_start.recall@10",
