@@ -123,8 +123,11 @@ type Selection struct {
 // the validation ratings.
 type PriorChoice struct {
 	HalfLifeDays float64 `json:"half_life_days"`
-	Weight       float64 `json:"weight"`
+	Weight       float64 `json:"weight"`      // known users
+	ColdWeight   float64 `json:"cold_weight"` // cold users (no id, no history)
 	Valid        float64 `json:"valid_recall@10"`
+	ValidKnown   float64 `json:"valid_recall@10_known"`
+	ValidCold    float64 `json:"valid_recall@10_cold"`
 }
 
 // IndexInfo records the HNSW graph's build parameters and its recall
@@ -162,7 +165,9 @@ type Bundle struct {
 // in Vectors), so one inner product scores tower·tower + Weight·bias. New
 // counts mean a new table and new last values in Vectors, not new towers.
 type Prior struct {
-	Weight       float32   `json:"weight"`         // the user side of the extra dimension
+	Weight       float32   `json:"weight"`         // the user side of the extra dimension, known users
+	ColdWeight   float32   `json:"cold_weight"`    // the user side for a cold user (IDFields all unknown)
+	IDFields     []int     `json:"id_fields"`      // user field positions that make a user known
 	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
 	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
 	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
@@ -438,7 +443,12 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := json.Unmarshal(raw, b.Prior); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
 		}
-		model.SetPrior(&tower.Prior{Weight: b.Prior.Weight, DefaultBias: b.Prior.DefaultBias})
+		for _, f := range b.Prior.IDFields {
+			if f < 0 || f >= model.User().Fields() {
+				return nil, fmt.Errorf("artifact: %s: id field %d out of range", PriorFile, f)
+			}
+		}
+		model.SetPrior(&tower.Prior{Weight: b.Prior.Weight, DefaultBias: b.Prior.DefaultBias, ColdWeight: b.Prior.ColdWeight, IDFields: b.Prior.IDFields})
 	}
 	if model.Dim() != m.Dim {
 		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)

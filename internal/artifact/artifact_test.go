@@ -236,8 +236,8 @@ func FuzzDecode(f *testing.F) {
 func TestSaveLoadPrior(t *testing.T) {
 	t.Parallel()
 	b := testBundle(t)
-	b.Model.SetPrior(&tower.Prior{Weight: 0.3, DefaultBias: -9})
-	b.Prior = &Prior{Weight: 0.3, DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}}
+	b.Model.SetPrior(&tower.Prior{Weight: 0.3, ColdWeight: 1, DefaultBias: -9, IDFields: []int{0}})
+	b.Prior = &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}}
 	vecs := make([]float32, 0, 3*5)
 	for i := range 3 {
 		vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), b.Prior.Bias[i])
@@ -258,6 +258,10 @@ func TestSaveLoadPrior(t *testing.T) {
 	got.Model.UserVector(q, got.Encoder.EncodeUser(feature.UserInput{UserID: 1}))
 	if q[4] != 0.3 {
 		t.Errorf("user vector %v: last value want the weight 0.3", q)
+	}
+	got.Model.UserVector(q, got.Encoder.EncodeUser(feature.UserInput{UserID: 999}))
+	if q[4] != 1 {
+		t.Errorf("unknown user's vector %v: last value want the cold weight 1", q)
 	}
 	// A table that does not fit the catalogue is refused.
 	b.Prior.Bias = b.Prior.Bias[:2]

@@ -82,6 +82,12 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	sel.Epochs = res.BestEpoch
 	prior := PriorChoice{}
+	var idFields []int // the user fields that make a user known to the model
+	for i, f := range userFields {
+		if f == feature.UserIDField || f == feature.HistoryField {
+			idFields = append(idFields, i)
+		}
+	}
 	if weights := priorWeights(cfg.Train.PriorWeights); len(fitIn.Valid) > 0 && len(weights) > 1 {
 		split := ix.Split(fitIn.Train, nil, fitIn.Valid)
 		halfLives := cfg.Train.PriorHalfLives
@@ -89,12 +95,12 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			halfLives = []float64{0}
 		}
 		var all []PriorChoice
-		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, split, ix, fitIn.Train,
+		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, split, ix, fitIn.Train,
 			halfLives, weights, cfg.Train.Workers); err != nil {
 			return nil, err
 		}
 		sel.Prior, sel.PriorSearch = &prior, all
-		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).
+		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).Float64("cold_weight", prior.ColdWeight).
 			Float64("valid_recall@10", prior.Valid).Int("tried", len(all)).Msg("popularity prior chosen on validation")
 	}
 	if sel.Valid == "carved" && cfg.Train.Refit {
@@ -116,8 +122,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
 	b.Users, b.Seen = ix.History(known)
-	if prior.Weight > 0 {
-		applyPrior(b, ix, known, prior)
+	if prior.Weight > 0 || prior.ColdWeight > 0 {
+		applyPrior(b, ix, known, prior, idFields)
 	}
 	hp := HNSWParams(cfg.Serve)
 	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))

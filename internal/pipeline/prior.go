@@ -61,19 +61,39 @@ type PriorChoice = artifact.PriorChoice
 
 // choosePrior scores every (half-life, weight) pair of the grid on split
 // with the towers of model (towers only, no prior) and the bias counted
-// from rs, and returns the best by Recall@10 (the first on ties, so list
-// weight 0 first to prefer no prior) and every result. users and movies are
-// encoded in split's index order.
-func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, split *eval.Split, ix *Index,
+// from rs, separately for known users and cold users (idFields all
+// unknown), whose weights are chosen apart: a user new to the model
+// leans on popularity more than one whose taste it knows. The best
+// half-life maximises Recall@10 over all validation users, with each
+// group's best weight (the first on ties: weight 0, no prior, is tried
+// first). users and movies are encoded in split's index order.
+func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, split *eval.Split, ix *Index,
 	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
 	d := model.TowerDim()
 	if model.Prior() != nil {
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
 	tow := NewScorer(model, users, movies)
-	var best PriorChoice
-	var all []PriorChoice
-	try := func(h, w float64, bias []float32) error {
+	// The validation users of each group.
+	known, cold := *split, *split
+	known.Test, cold.Test = make([][]int32, len(split.Test)), make([][]int32, len(split.Test))
+	var nk, nc float64
+	for u, ms := range split.Test {
+		if len(ms) == 0 {
+			continue
+		}
+		if len(idFields) > 0 && model.Cold(users[u], idFields) {
+			cold.Test[u] = ms
+			nc++
+		} else {
+			known.Test[u] = ms
+			nk++
+		}
+	}
+	score := func(sp *eval.Split, n float64, w float64, bias []float32) (float64, error) {
+		if n == 0 {
+			return 0, nil
+		}
 		wf := float32(w)
 		s := eval.ScorerFunc(func(dst []float32, u int32) {
 			q := tow.users[u]
@@ -84,40 +104,65 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 				}
 			}
 		})
-		met, err := eval.Evaluate(ctx, s, split, []int{10}, workers)
-		if err != nil {
-			return err
-		}
-		c := PriorChoice{HalfLifeDays: h, Weight: w, Valid: met["recall@10"]}
-		all = append(all, c)
-		if len(all) == 1 || c.Valid > best.Valid {
-			best = c
-		}
-		return nil
+		met, err := eval.Evaluate(ctx, s, sp, []int{10}, workers)
+		return met["recall@10"], err
 	}
-	if err := try(0, 0, nil); err != nil { // no prior: the half-life does not matter
+	combine := func(c *PriorChoice) { c.Valid = (nk*c.ValidKnown + nc*c.ValidCold) / max(nk+nc, 1) }
+	var best PriorChoice
+	var all []PriorChoice
+	try := func(h, w float64, bias []float32) (PriorChoice, error) {
+		c := PriorChoice{HalfLifeDays: h, Weight: w, ColdWeight: w}
+		var err error
+		if c.ValidKnown, err = score(&known, nk, w, bias); err != nil {
+			return c, err
+		}
+		if c.ValidCold, err = score(&cold, nc, w, bias); err != nil {
+			return c, err
+		}
+		combine(&c)
+		all = append(all, c)
+		return c, nil
+	}
+	none, err := try(0, 0, nil) // no prior: the half-life does not matter
+	if err != nil {
 		return best, all, err
 	}
+	best = none
 	for _, h := range halfLives {
 		bias, _, _ := priorBias(ix, rs, h)
+		hb := none
+		hb.HalfLifeDays = h
 		for _, w := range weights {
-			if w > 0 {
-				if err := try(h, w, bias); err != nil {
-					return best, all, err
-				}
+			if w <= 0 {
+				continue
 			}
+			c, err := try(h, w, bias)
+			if err != nil {
+				return best, all, err
+			}
+			if c.ValidKnown > hb.ValidKnown {
+				hb.Weight, hb.ValidKnown = w, c.ValidKnown
+			}
+			if c.ValidCold > hb.ValidCold {
+				hb.ColdWeight, hb.ValidCold = w, c.ValidCold
+			}
+		}
+		combine(&hb)
+		if hb.Valid > best.Valid {
+			best = hb
 		}
 	}
 	return best, all, nil
 }
 
 // applyPrior gives the bundle the prior c counted from rs (every rating
-// known when it is served): the model's extra dimension, the table, and
+// known when it is served), with idFields telling cold users from known
+// ones: the model's extra dimension, the table, and
 // each movie's bias as the last value of its vector. b.Vectors must hold
 // the towers' outputs (TowerDim wide) and is rewritten Dim wide.
-func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice) {
+func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields []int) {
 	bias, def, now := priorBias(ix, rs, c.HalfLifeDays)
-	b.Model.SetPrior(&tower.Prior{Weight: float32(c.Weight), DefaultBias: def})
+	b.Model.SetPrior(&tower.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), DefaultBias: def, IDFields: idFields})
 	d := b.Model.TowerDim()
 	vecs := make([]float32, len(b.Movies)*(d+1))
 	for i := range b.Movies {
@@ -125,6 +170,6 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 		vecs[i*(d+1)+d] = bias[i]
 	}
 	b.Vectors = vecs
-	b.Prior = &artifact.Prior{Weight: float32(c.Weight), DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
+	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), IDFields: idFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
 		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
 }

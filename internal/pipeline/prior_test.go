@@ -69,13 +69,13 @@ func TestTrainChoosesPrior(t *testing.T) {
 		}
 	}
 	d := cfg.Model.Dim
-	if sel.Prior.Weight > 0 {
+	if sel.Prior.Weight > 0 || sel.Prior.ColdWeight > 0 {
 		d++
 	}
 	if b.Manifest.Dim != d || b.Model.Dim() != d || len(b.Vectors) != len(b.Movies)*d {
 		t.Fatalf("dims: manifest %d, model %d, %d vector values; want %d", b.Manifest.Dim, b.Model.Dim(), len(b.Vectors), d)
 	}
-	if sel.Prior.Weight == 0 {
+	if sel.Prior.Weight == 0 && sel.Prior.ColdWeight == 0 {
 		t.Skip("the demo chose no prior: nothing more to check")
 	}
 	for i := range b.Movies {
@@ -88,6 +88,13 @@ func TestTrainChoosesPrior(t *testing.T) {
 	if q[d-1] != float32(sel.Prior.Weight) {
 		t.Errorf("user vector ends with %g, want the weight %g", q[d-1], sel.Prior.Weight)
 	}
+	cold := feature.FromUser(in.Dataset.Users[0])
+	cold.UserID = 0
+	b.Model.UserVector(q, b.Encoder.EncodeUser(cold))
+	if q[d-1] != float32(sel.Prior.ColdWeight) {
+		t.Errorf("cold user vector ends with %g, want the cold weight %g", q[d-1], sel.Prior.ColdWeight)
+	}
+	b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(in.Dataset.Users[0])))
 	if r := b.Manifest.Index.Recall["recall@10"]; r < 0.99 {
 		t.Errorf("HNSW recall@10 %.3f against exact on the augmented vectors", r)
 	}

@@ -143,8 +143,28 @@ type Model struct {
 // table goes into the exported movie vectors, so fresher counts need no
 // retraining.
 type Prior struct {
-	Weight      float32 // the user side of the extra dimension
+	Weight      float32 // the user side of the extra dimension, for a known user
 	DefaultBias float32 // MovieVector's bias: a movie without counts
+	// ColdWeight replaces Weight for a cold user: one whose IDFields (user
+	// field positions, such as the id and the history) are all out of
+	// vocabulary. Empty IDFields: every user gets Weight.
+	ColdWeight float32
+	IDFields   []int
+}
+
+// Cold reports whether the encoded user in is cold: every field listed in
+// idFields holds only out-of-vocabulary indexes (or nothing). Indexes
+// outside a vocabulary count as out of vocabulary, as in UserVector.
+func (m *Model) Cold(in feature.Encoded, idFields []int) bool {
+	for _, f := range idFields {
+		rows := m.user.Embeddings[f].Rows
+		for _, r := range in[f] {
+			if r != feature.OOV && r >= 0 && int(r) < rows {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // New builds a model with freshly initialised weights. userVocab and
@@ -218,6 +238,7 @@ func (m *Model) TowerDim() int { return m.cfg.Dim }
 func (m *Model) SetPrior(p *Prior) {
 	if p != nil {
 		c := *p
+		c.IDFields = slices.Clone(p.IDFields)
 		p = &c
 	}
 	m.prior = p
@@ -229,6 +250,7 @@ func (m *Model) Prior() *Prior {
 		return nil
 	}
 	c := *m.prior
+	c.IDFields = slices.Clone(c.IDFields)
 	return &c
 }
 
@@ -269,13 +291,17 @@ func (m *Model) PredictRating(dot float32) float32 {
 // concurrent use and does not allocate in steady state. Indices outside a
 // field's vocabulary are treated as out-of-vocabulary; a wrong number of
 // fields or a short dst panics. With a prior, the last value is its
-// Weight.
+// Weight (ColdWeight for a cold user).
 func (m *Model) UserVector(dst []float32, in feature.Encoded) {
 	if m.prior != nil {
 		if len(dst) < m.cfg.Dim+1 {
 			panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), m.cfg.Dim+1))
 		}
-		dst[m.cfg.Dim] = m.prior.Weight
+		w := m.prior.Weight
+		if len(m.prior.IDFields) > 0 && m.Cold(in, m.prior.IDFields) {
+			w = m.prior.ColdWeight
+		}
+		dst[m.cfg.Dim] = w
 	}
 	m.user.vector(dst, in)
 }

@@ -388,6 +388,17 @@ func TestPriorDimension(t *testing.T) {
 	if !slices.Equal(pu, append(slices.Clone(tu), 0.5)) || !slices.Equal(pm, append(slices.Clone(tm), -7)) {
 		t.Errorf("with prior: user %v movie %v; towers %v %v", pu, pm, tu, tm)
 	}
+	// A cold user (field 0, the id, out of vocabulary) gets ColdWeight.
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, DefaultBias: -7, IDFields: []int{0}})
+	m.UserVector(pu, u)
+	if pu[3] != 0.5 {
+		t.Errorf("known user: last value %g, want 0.5", pu[3])
+	}
+	for _, cold := range []feature.Encoded{{{0}, {2}}, {{99}, {2}}, {{}, {2}}} {
+		if m.UserVector(pu, cold); pu[3] != 2 || !m.Cold(cold, []int{0}) {
+			t.Errorf("cold user %v: last value %g, want 2", cold, pu[3])
+		}
+	}
 	if c := m.Clone(); c.Prior() == nil || c.Prior().Weight != 0.5 || c.Dim() != 4 {
 		t.Errorf("clone lost the prior: %+v", c.Prior())
 	}
