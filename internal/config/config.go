@@ -92,10 +92,6 @@ type Train struct {
 	// tenth of train for user-temporal) 0 matched or beat 3 on every split,
 	// with the popularity prior chosen on top (docs/model.md).
 	Recency float64 `yaml:"recency"`
-	// HalfLifeDays weights every training rating by its age on one
-	// calendar for all users: a rating this many days older than the
-	// newest weighs half as much (weights average 1). 0 turns it off.
-	HalfLifeDays float64 `yaml:"half_life_days"`
 	// HistoryFolds splits each user's training ratings into this many folds
 	// for the history feature: an example of fold k sees the user's history
 	// without fold k, so the target movie is never in its own history bag.
@@ -409,9 +405,6 @@ func (c *Config) Validate() error {
 	}
 	if t.Recency < 0 || t.Recency > 20 {
 		bad("train.recency", "%g out of range 0–20", t.Recency)
-	}
-	if !(t.HalfLifeDays >= 0 && t.HalfLifeDays <= 1e5) {
-		bad("train.half_life_days", "%g out of range 0–100000", t.HalfLifeDays)
 	}
 	if t.Patience < 0 {
 		bad("train.patience", "%d is negative", t.Patience)

@@ -59,7 +59,7 @@ func trainConfig(t config.Train, historyField int) train.Config {
 // recipe converts the training config into the recipe that builds the
 // training examples.
 func recipe(t config.Train) train.Recipe {
-	return train.Recipe{Recency: t.Recency, HalfLifeDays: t.HalfLifeDays, ColdStartRate: t.ColdStartRate, HistoryFolds: t.HistoryFolds, Seed: t.Seed}
+	return train.Recipe{Recency: t.Recency, ColdStartRate: t.ColdStartRate, HistoryFolds: t.HistoryFolds, Seed: t.Seed}
 }
 
 // HNSWParams converts the serve config into index parameters.

@@ -17,7 +17,6 @@ import (
 // in Apply):
 //
 //  1. weight each user's interactions by recency (WeightByRecency);
-//     then weight every interaction by its age on the calendar (WeightByAge);
 //  2. deal each user's interactions into history folds (assignFolds);
 //  3. move some interactions to id-less twins (addColdTwins);
 //  4. move the real users' interactions to per-fold copies whose history
@@ -29,9 +28,6 @@ type Recipe struct {
 	// Recency is WeightByRecency's decay: the newest of a user's
 	// interactions weighs e^Recency times the oldest. 0 turns it off.
 	Recency float64
-	// HalfLifeDays is WeightByAge's half-life: an interaction this many
-	// days older than the newest weighs half as much. 0 turns it off.
-	HalfLifeDays float64
 	// ColdStartRate is the share of train interactions moved to id-less
 	// twins of their user (and half as many to twins of their movie).
 	ColdStartRate float64
@@ -71,11 +67,6 @@ func (r Recipe) Apply(d *Data, times []int64, f Fields) error {
 	}
 	if r.Recency > 0 {
 		if err := WeightByRecency(d.Train, times, r.Recency); err != nil {
-			return err
-		}
-	}
-	if r.HalfLifeDays > 0 {
-		if err := WeightByAge(d.Train, times, r.HalfLifeDays); err != nil {
 			return err
 		}
 	}
@@ -131,42 +122,6 @@ func WeightByRecency(xs []Interaction, times []int64, k float64) error {
 			xs[i].Weight = float32(w)
 		}
 		lo = hi
-	}
-	return nil
-}
-
-// WeightByAge multiplies every interaction's Weight by 2^(−age/halfLifeDays),
-// age being its distance in days from the newest of times (times[i] is the
-// time of xs[i]), then rescales all weights to average 1, so that training
-// leans towards what is watched now, on one calendar for all users (where
-// WeightByRecency looks at each user's own order).
-func WeightByAge(xs []Interaction, times []int64, halfLifeDays float64) error {
-	if len(times) != len(xs) {
-		return fmt.Errorf("train: %d times for %d interactions", len(times), len(xs))
-	}
-	if !(halfLifeDays > 0) || math.IsInf(halfLifeDays, 0) {
-		return fmt.Errorf("train: half-life %g days, want > 0", halfLifeDays)
-	}
-	if len(xs) == 0 {
-		return nil
-	}
-	now := slices.Max(times)
-	sum := 0.0
-	w := make([]float64, len(xs))
-	for i, x := range xs {
-		base := float64(x.Weight)
-		if base == 0 { // 0 means 1 (Interaction.Weight)
-			base = 1
-		}
-		w[i] = base * math.Exp2(-float64(now-times[i])/(halfLifeDays*86400))
-		sum += w[i]
-	}
-	if !(sum > 0) {
-		return fmt.Errorf("train: every weight is 0 after decay by age")
-	}
-	scale := float64(len(xs)) / sum
-	for i := range xs {
-		xs[i].Weight = max(float32(w[i]*scale), 1e-30) // never 0, which would mean 1
 	}
 	return nil
 }

@@ -170,28 +170,3 @@ func TestRecipeApplyChecks(t *testing.T) {
 		t.Error("recency without times accepted")
 	}
 }
-
-func TestWeightByAge(t *testing.T) {
-	t.Parallel()
-	const day = 86400
-	xs := []Interaction{{User: 0}, {User: 1, Weight: 2}, {User: 0}}
-	times := []int64{10 * day, 10 * day, 0} // the third is 10 days (two half-lives) older
-	if err := WeightByAge(xs, times, 5); err != nil {
-		t.Fatal(err)
-	}
-	// Raw weights 1, 2, ¼ (weight 0 means 1), rescaled to average 1.
-	scale := 3 / 3.25
-	for i, w := range []float64{scale, 2 * scale, 0.25 * scale} {
-		if math.Abs(float64(xs[i].Weight)-w) > 1e-6 {
-			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
-		}
-	}
-	// Ages far beyond float32's range leave a tiny weight, never 0 (= 1).
-	ys := []Interaction{{}, {}}
-	if err := WeightByAge(ys, []int64{0, 100000 * day}, 1); err != nil || ys[0].Weight <= 0 || ys[0].Weight > 1e-20 {
-		t.Errorf("ancient weight %g (err %v)", ys[0].Weight, err)
-	}
-	if WeightByAge(xs, times[:1], 5) == nil || WeightByAge(xs, times, 0) == nil || WeightByAge(xs, times, math.Inf(1)) == nil {
-		t.Error("bad input accepted")
-	}
-}
