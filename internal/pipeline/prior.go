@@ -173,3 +173,50 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), IDFields: idFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
 		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
 }
+
+// RefreshPrior recounts b's popularity prior from rs (every rating known
+// now, by the bundle's movie ids; unknown movies are skipped) with the
+// prior's half-life and weights unchanged, and rewrites what depends on
+// it: the table, the last value of every movie vector, the HNSW graph and
+// the manifest's index recall. The towers are not touched: fresher counts
+// need no retraining. b must have a prior.
+func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, hp ann.HNSWParams, selfCheckQueries int) error {
+	if b.Prior == nil || b.Model.Prior() == nil {
+		return fmt.Errorf("pipeline: refresh prior: the bundle has no prior")
+	}
+	if len(rs) == 0 {
+		return fmt.Errorf("pipeline: refresh prior: no ratings")
+	}
+	catalog := &movielens.Dataset{Users: users, Movies: make([]movielens.Movie, len(b.Movies))}
+	for i, m := range b.Movies {
+		catalog.Movies[i] = movielens.Movie{ID: m.ID}
+	}
+	ix := NewIndex(catalog)
+	bias, def, now := priorBias(ix, rs, b.Prior.HalfLifeDays)
+	d := b.Model.Dim()
+	for i := range b.Movies {
+		b.Vectors[i*d+d-1] = bias[i]
+	}
+	p := b.Model.Prior()
+	p.DefaultBias = def
+	b.Model.SetPrior(p)
+	b.Prior.Bias, b.Prior.DefaultBias, b.Prior.Now, b.Prior.Ratings = bias, def, time.Unix(now, 0).UTC(), len(rs)
+	if len(b.Graph) == 0 {
+		return nil
+	}
+	queries := make([][]float32, 0, selfCheckQueries)
+	for i := 0; i < len(users) && len(queries) < selfCheckQueries; i += max(1, len(users)/max(selfCheckQueries, 1)) {
+		q := make([]float32, d)
+		b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(users[i])))
+		queries = append(queries, q)
+	}
+	recall, err := buildIndex(b, hp, queries)
+	if err != nil {
+		return err
+	}
+	b.Manifest.Index.Recall = map[string]float64{}
+	for k, r := range recall {
+		b.Manifest.Index.Recall[fmt.Sprintf("recall@%d", k)] = r
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -110,5 +111,68 @@ func TestTrainChoosesPrior(t *testing.T) {
 	got.Model.UserVector(q2, got.Encoder.EncodeUser(feature.FromUser(in.Dataset.Users[0])))
 	if ann.Dot(q, b.Vectors[:d]) != ann.Dot(q2, got.Vectors[:d]) {
 		t.Error("a score changed in the artifact round trip")
+	}
+}
+
+// Fresher counts change the prior's table and the vectors' last values,
+// never the towers, and the index is rebuilt on the new vectors.
+func TestRefreshPrior(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	cfg.Train.PriorWeights = nil // no search: the prior is set below
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior != nil || b.Model.Dim() != cfg.Model.Dim {
+		t.Fatal("a prior without a search")
+	}
+	applyPrior(b, NewIndex(in.Dataset), in.Train, PriorChoice{HalfLifeDays: 7, Weight: 1, ColdWeight: 1}, []int{0})
+	d := b.Model.Dim()
+	before := append([]float32(nil), b.Vectors...)
+	// Ten fresh ratings of the least popular movie, a day after the newest.
+	last := b.Prior.Now.Unix()
+	low := 0
+	for i, v := range b.Prior.Bias {
+		if v < b.Prior.Bias[low] {
+			low = i
+		}
+	}
+	fresh := append([]movielens.Rating(nil), in.Train...)
+	for i := range 10 {
+		fresh = append(fresh, movielens.Rating{User: in.Dataset.Users[i].ID, Movie: b.Movies[low].ID, Value: 5, Time: last + 86400})
+	}
+	if err := RefreshPrior(b, in.Dataset.Users, fresh, HNSWParams(cfg.Serve), 50); err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior.Now.Unix() != last+86400 {
+		t.Errorf("now %v, want a day after %v", b.Prior.Now, time.Unix(last, 0).UTC())
+	}
+	top := 0
+	for i, v := range b.Prior.Bias {
+		if v > b.Prior.Bias[top] {
+			top = i
+		}
+	}
+	if top != low {
+		t.Errorf("the freshly rated movie %d is not the most popular now (%d is)", low, top)
+	}
+	for i := range b.Movies {
+		if b.Vectors[i*d+d-1] != b.Prior.Bias[i] {
+			t.Fatalf("movie %d: last value %g, bias %g", i, b.Vectors[i*d+d-1], b.Prior.Bias[i])
+		}
+		for j := range d - 1 {
+			if b.Vectors[i*d+j] != before[i*d+j] {
+				t.Fatalf("movie %d: tower value %d changed", i, j)
+			}
+		}
+	}
+	if r := b.Manifest.Index.Recall["recall@10"]; r < 0.99 {
+		t.Errorf("rebuilt index recall@10 %.3f", r)
 	}
 }
