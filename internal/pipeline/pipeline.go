@@ -53,10 +53,14 @@ type Options struct {
 }
 
 // Train runs the job and returns the bundle, ready for artifact.Save. Its
-// steps, in order: encode the ratings, build the training examples (the
-// recipe of train.Recipe), train the towers, export the movie vectors,
-// build the HNSW graph and check it against an exact scan, write the
-// manifest, and evaluate on the test ratings if any.
+// steps, in order: pick the validation ratings (the valid file, else the
+// newest part of train), encode the ratings, build the training examples
+// (the recipe of train.Recipe), train the towers with early stopping on
+// validation, choose the popularity prior on validation, refit on all of
+// train if validation was carved from it, export the movie vectors (with
+// the prior's dimension), build the HNSW graph and check it against an
+// exact scan, write the manifest, and evaluate on the test ratings if any
+// (they choose nothing).
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {

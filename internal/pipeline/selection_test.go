@@ -9,6 +9,7 @@ import (
 
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/train"
 )
 
 // Without a validation file, train validates on the newest tenth of its
@@ -23,7 +24,9 @@ func TestTrainCarvesValidation(t *testing.T) {
 	cfg.Train.Epochs = 4
 	cfg.Train.Workers = 1
 	in := demoInputs()
-	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	var epochs []train.EpochStats
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow,
+		OnEpoch: func(s train.EpochStats) { epochs = append(epochs, s) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +41,15 @@ func TestTrainCarvesValidation(t *testing.T) {
 	if len(b.Manifest.Training.ValidRecall10) == 0 {
 		t.Error("no validation recall recorded")
 	}
-	if b.Manifest.Training.Epochs != sel.Epochs {
-		t.Errorf("refit ran %d epochs, chosen %d", b.Manifest.Training.Epochs, sel.Epochs)
+	// The selection run's epochs (with validation), then the refit's (without).
+	tr := b.Manifest.Training
+	if tr.BestEpoch != sel.Epochs || len(epochs) != tr.Epochs+sel.Epochs {
+		t.Errorf("best epoch %d, chosen %d; %d epochs reported for %d selection epochs + the refit", tr.BestEpoch, sel.Epochs, len(epochs), tr.Epochs)
+	}
+	for _, e := range epochs[tr.Epochs:] {
+		if e.HasValid {
+			t.Errorf("refit epoch %d validated", e.Epoch)
+		}
 	}
 	for _, r := range newer {
 		if r.Time < sel.ValidFrom {
