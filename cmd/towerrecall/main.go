@@ -34,6 +34,8 @@ Usage:
   towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
                      [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]
   towerrecall eval   --model DIR --data DIR --train FILE [--valid FILE] --test FILE
+                     [--recent-window 0.1] [--ease-lambda 500]
+  towerrecall prior  --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]
   towerrecall serve  [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]
   towerrecall version
 
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runTrain(ctx, rest, getenv, stdout, stderr)
 	case "eval":
 		err = runEval(ctx, rest, getenv, stdout, stderr)
+	case "prior":
+		err = runPrior(ctx, rest, getenv, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, getenv, stdout, stderr)
 	case "version":

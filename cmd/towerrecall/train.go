@@ -144,8 +144,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
-		validF    = fs.String("valid", "", "validation ratings file: early stopping, excluded at test")
-		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest")
+		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: the newest train.valid_fraction of --train, by time")
+		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest (never used to choose anything)")
 		out       = fs.String("out", "var/model", "artifact directory to write")
 		objective = fs.String("objective", "", "softmax (default recipe) or pointwise (the reference recipe)")
 		seed      = fs.Uint64("seed", 1, "random seed")
@@ -231,7 +231,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	ev := logger.Info().Str("out", *out).Str("version", b.Manifest.Version).
 		Float64("examples_per_s", b.Manifest.Training.ExamplesPerSec).Float64("seconds", b.Manifest.Training.Seconds).
 		Interface("index_recall", b.Manifest.Index.Recall)
-	for _, k := range []string{"recall@10", "ndcg@10", "recall@100", "popularity.recall@10", "cold_start.recall@10", "rmse"} {
+	for _, k := range []string{"recall@10", "ndcg@10", "recall@100", "popularity.recall@10", "recent_popularity.recall@10", "ease.recall@10", "cold_start.recall@10", "rmse"} {
 		if v, ok := b.Manifest.Metrics[k]; ok {
 			ev = ev.Float64(k, v)
 		}
@@ -307,6 +307,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		validF   = fs.String("valid", "", "validation ratings (removed from the candidates)")
 		testF    = fs.String("test", "", "test ratings: every one is a positive")
 		workers  = fs.Int("workers", 2, "evaluation goroutines")
+		window   = fs.Float64("recent-window", config.Default().Baselines.RecentWindow, "recent popularity baseline: the newest share of train's time span it counts (0: off)")
+		lambda   = fs.Float64("ease-lambda", config.Default().Baselines.EASELambda, "EASE baseline's L2 weight (0: off)")
 	)
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
@@ -323,7 +325,13 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, *workers)
+	bc := config.Default()
+	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda}
+	if err := bc.Validate(); err != nil {
+		return err
+	}
+	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
+		Baselines: pipeline.BaselinesOf(bc)}, *workers)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ const (
 	ProfilesFile = "profiles.json"
 	GraphFile    = "hnsw.bin"
 	ReportFile   = "report.svg"
+	PriorFile    = "prior.json"
 )
 
 // Limits that keep a corrupt manifest from driving huge allocations.
@@ -93,14 +94,41 @@ type Fields struct {
 
 // Training records how training went.
 type Training struct {
-	Epochs         int       `json:"epochs"`
-	BestEpoch      int       `json:"best_epoch"`
-	Seconds        float64   `json:"seconds"`
-	ExamplesPerSec float64   `json:"examples_per_s"` // median over epochs
-	Loss           []float64 `json:"loss,omitempty"`
-	ValidRecall10  []float64 `json:"valid_recall@10,omitempty"`
-	Workers        int       `json:"workers"`
-	Seed           uint64    `json:"seed"`
+	Epochs         int        `json:"epochs"`
+	BestEpoch      int        `json:"best_epoch"`
+	Seconds        float64    `json:"seconds"`
+	ExamplesPerSec float64    `json:"examples_per_s"` // median over epochs
+	Loss           []float64  `json:"loss,omitempty"`
+	ValidRecall10  []float64  `json:"valid_recall@10,omitempty"`
+	Workers        int        `json:"workers"`
+	Seed           uint64     `json:"seed"`
+	Selection      *Selection `json:"selection,omitempty"`
+}
+
+// Selection records what chose the trained settings: the validation
+// ratings (a file, carved from train by time, or none) and what they chose.
+type Selection struct {
+	Valid         string  `json:"valid"` // file | carved | none
+	ValidRatings  int     `json:"valid_ratings,omitempty"`
+	ValidFraction float64 `json:"valid_fraction,omitempty"` // carved: the newest share of train held out
+	ValidFrom     int64   `json:"valid_from,omitempty"`     // carved: unix time of the oldest held-out rating
+	Epochs        int     `json:"epochs"`                   // the chosen epoch count (best on validation)
+	Refit         bool    `json:"refit,omitempty"`          // retrained on all of train for Epochs epochs
+	// Prior is the popularity prior's setting chosen on validation (weight
+	// 0: none), PriorSearch every setting tried.
+	Prior       *PriorChoice  `json:"prior,omitempty"`
+	PriorSearch []PriorChoice `json:"prior_search,omitempty"`
+}
+
+// PriorChoice is one setting of the popularity prior and its Recall@10 on
+// the validation ratings.
+type PriorChoice struct {
+	HalfLifeDays float64 `json:"half_life_days"`
+	Weight       float64 `json:"weight"`      // known users
+	ColdWeight   float64 `json:"cold_weight"` // cold users (no id, no history)
+	Valid        float64 `json:"valid_recall@10"`
+	ValidKnown   float64 `json:"valid_recall@10_known"`
+	ValidCold    float64 `json:"valid_recall@10_cold"`
 }
 
 // IndexInfo records the HNSW graph's build parameters and its recall
@@ -142,6 +170,23 @@ type Bundle struct {
 	Profiles []Profile
 	Graph    []byte // exported HNSW graph, optional
 	Report   []byte // training report (SVG), optional
+	Prior    *Prior // the popularity prior in the vectors' last dimension, optional
+}
+
+// Prior is the time-aware popularity prior (prior.json), a table kept
+// outside the towers: with it the model's vectors gain a last dimension,
+// Weight on the user side and each movie's Bias on the movie side (already
+// in Vectors), so one inner product scores tower·tower + Weight·bias. New
+// counts mean a new table and new last values in Vectors, not new towers.
+type Prior struct {
+	Weight       float32   `json:"weight"`         // the user side of the extra dimension, known users
+	ColdWeight   float32   `json:"cold_weight"`    // the user side for a cold user (IDFields all unknown)
+	IDFields     []int     `json:"id_fields"`      // user field positions that make a user known
+	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
+	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
+	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
+	Ratings      int       `json:"ratings"`        // ratings counted
+	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
 }
 
 // Save writes b into dir atomically: everything goes into a temporary
@@ -193,6 +238,11 @@ func Save(dir string, b *Bundle) (err error) {
 	}
 	if len(b.Report) > 0 {
 		files[ReportFile] = b.Report
+	}
+	if b.Prior != nil {
+		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
+			return fmt.Errorf("artifact: encode prior: %w", err)
+		}
 	}
 	m := b.Manifest
 	m.FormatVersion = FormatVersion
@@ -338,6 +388,9 @@ func (b *Bundle) check() error {
 	if len(b.Seen) != len(b.Users) {
 		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
 	}
+	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
+		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -404,6 +457,18 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", ModelFile, err)
 	}
+	if raw, ok := files[PriorFile]; ok {
+		b.Prior = new(Prior)
+		if err := json.Unmarshal(raw, b.Prior); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
+		}
+		for _, f := range b.Prior.IDFields {
+			if f < 0 || f >= model.User().Fields() {
+				return nil, fmt.Errorf("artifact: %s: id field %d out of range", PriorFile, f)
+			}
+		}
+		model.SetPrior(&tower.Prior{Weight: b.Prior.Weight, DefaultBias: b.Prior.DefaultBias, ColdWeight: b.Prior.ColdWeight, IDFields: b.Prior.IDFields})
+	}
 	if model.Dim() != m.Dim {
 		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)
 	}
@@ -440,6 +505,9 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("artifact: %s: value %d is not finite", VectorsFile, i)
 		}
+	}
+	if b.Prior != nil && len(b.Prior.Bias) != len(b.Movies) {
+		return nil, fmt.Errorf("artifact: %s: %d biases for %d movies", PriorFile, len(b.Prior.Bias), len(b.Movies))
 	}
 	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)

@@ -230,3 +230,42 @@ func FuzzDecode(f *testing.F) {
 		_, _ = decode(m, mutated)
 	})
 }
+
+// A bundle with a popularity prior keeps it through a round trip: the
+// table, and the model's extra dimension.
+func TestSaveLoadPrior(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t)
+	b.Model.SetPrior(&tower.Prior{Weight: 0.3, ColdWeight: 1, DefaultBias: -9, IDFields: []int{0}})
+	b.Prior = &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}}
+	vecs := make([]float32, 0, 3*5)
+	for i := range 3 {
+		vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), b.Prior.Bias[i])
+	}
+	b.Vectors, b.Manifest.Dim = vecs, 5
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Prior, b.Prior) || got.Model.Dim() != 5 || got.Model.Prior().DefaultBias != -9 {
+		t.Errorf("prior %+v, model dim %d", got.Prior, got.Model.Dim())
+	}
+	q := make([]float32, 5)
+	got.Model.UserVector(q, got.Encoder.EncodeUser(feature.UserInput{UserID: 1}))
+	if q[4] != 0.3 {
+		t.Errorf("user vector %v: last value want the weight 0.3", q)
+	}
+	got.Model.UserVector(q, got.Encoder.EncodeUser(feature.UserInput{UserID: 999}))
+	if q[4] != 1 {
+		t.Errorf("unknown user's vector %v: last value want the cold weight 1", q)
+	}
+	// A table that does not fit the catalogue is refused.
+	b.Prior.Bias = b.Prior.Bias[:2]
+	if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {
+		t.Error("a prior with 2 biases for 3 movies was saved")
+	}
+}

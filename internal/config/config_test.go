@@ -160,12 +160,12 @@ func TestShippedConfigs(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join("..", "..", "configs", "train.yaml"))
 	c, _ := Parse(raw, "train.yaml", Reference())
 	d := Default()
-	if !reflect.DeepEqual(c.Model, d.Model) || c.Train != d.Train {
+	if !reflect.DeepEqual(c.Model, d.Model) || !reflect.DeepEqual(c.Train, d.Train) {
 		t.Errorf("configs/train.yaml differs from Default():\n%+v\n%+v", c.Train, d.Train)
 	}
 	raw, _ = os.ReadFile(filepath.Join("..", "..", "configs", "random-split.yaml"))
 	c, _ = Parse(raw, "random-split.yaml", Reference())
-	if r := RandomSplit(); !reflect.DeepEqual(c.Model, r.Model) || c.Train != r.Train {
+	if r := RandomSplit(); !reflect.DeepEqual(c.Model, r.Model) || !reflect.DeepEqual(c.Train, r.Train) {
 		t.Errorf("configs/random-split.yaml differs from RandomSplit():\n%+v\n%+v", c.Train, r.Train)
 	}
 }

@@ -42,3 +42,45 @@ func TemporalSplit(rs []Rating, frac float64) (train, test []Rating) {
 	}
 	return train, test
 }
+
+// TimelineSplit holds out the newest part of one timeline: the ratings are
+// ordered by time, and those after the oldest ⌈(1−frac)·n⌉ go to newer, the
+// rest to older. Ratings made at the same second never straddle the
+// boundary: a tie at the boundary stays in older, so newer may hold fewer
+// than frac·n ratings, or none when every rating shares one second. This is
+// how train carves a validation split from a training file that comes
+// without one: the newest part of the past stands in for the future. frac
+// is clamped to [0, 1]; both results keep the order of rs, which is not
+// modified.
+func TimelineSplit(rs []Rating, frac float64) (older, newer []Rating) {
+	if math.IsNaN(frac) || frac < 0 {
+		frac = 0
+	}
+	if frac > 1 {
+		frac = 1
+	}
+	n := len(rs)
+	keep := n - int(math.Floor(frac*float64(n))) // ratings in older before ties are pulled in
+	if keep >= n {
+		return slices.Clone(rs), nil
+	}
+	times := make([]int64, n)
+	for i, r := range rs {
+		times[i] = r.Time
+	}
+	slices.Sort(times)
+	cut := int64(math.MinInt64) // newer holds the ratings strictly after cut
+	if keep > 0 {
+		cut = times[keep-1]
+	}
+	older = make([]Rating, 0, keep)
+	newer = make([]Rating, 0, n-keep)
+	for _, r := range rs {
+		if r.Time > cut {
+			newer = append(newer, r)
+		} else {
+			older = append(older, r)
+		}
+	}
+	return older, newer
+}

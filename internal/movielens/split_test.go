@@ -78,3 +78,57 @@ func TestTemporalSplitMatchesShared(t *testing.T) {
 		})
 	}
 }
+
+func TestTimelineSplit(t *testing.T) {
+	t.Parallel()
+	at := func(times ...int64) []Rating {
+		rs := make([]Rating, len(times))
+		for i, tm := range times {
+			rs[i] = Rating{User: UserID(i%3 + 1), Movie: MovieID(i + 1), Time: tm}
+		}
+		return rs
+	}
+	timesOf := func(rs []Rating) []int64 {
+		out := []int64{}
+		for _, r := range rs {
+			out = append(out, r.Time)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name         string
+		times        []int64
+		frac         float64
+		older, newer []int64
+	}{
+		{"newest tenth, input order kept", []int64{5, 1, 9, 3, 7, 2, 10, 4, 6, 8}, 0.1, []int64{5, 1, 9, 3, 7, 2, 4, 6, 8}, []int64{10}},
+		{"newest fifth", []int64{5, 1, 9, 3, 7, 2, 10, 4, 6, 8}, 0.2, []int64{5, 1, 3, 7, 2, 4, 6, 8}, []int64{9, 10}},
+		{"a tie at the boundary stays older", []int64{1, 2, 3, 4, 5, 6, 7, 8, 8, 9}, 0.2, []int64{1, 2, 3, 4, 5, 6, 7, 8, 8}, []int64{9}},
+		{"ties inside newer move together", []int64{9, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 0.3, []int64{1, 2, 3, 4, 5, 6, 7}, []int64{9, 8, 9}},
+		{"a tie across the boundary empties newer", []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 9}, 0.1, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 9}, []int64{}},
+		{"one second for all: nothing to carve", []int64{4, 4, 4, 4, 4}, 0.4, []int64{4, 4, 4, 4, 4}, []int64{}},
+		{"too small for a tenth", []int64{1, 2, 3}, 0.1, []int64{1, 2, 3}, []int64{}},
+		{"frac 0", []int64{1, 2}, 0, []int64{1, 2}, []int64{}},
+		{"frac 1 takes all", []int64{1, 2}, 1, []int64{}, []int64{1, 2}},
+		{"empty", nil, 0.1, []int64{}, []int64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rs := at(tc.times...)
+			orig := slices.Clone(rs)
+			older, newer := TimelineSplit(rs, tc.frac)
+			if got := timesOf(older); !slices.Equal(got, tc.older) {
+				t.Errorf("older times %v, want %v", got, tc.older)
+			}
+			if got := timesOf(newer); !slices.Equal(got, tc.newer) {
+				t.Errorf("newer times %v, want %v", got, tc.newer)
+			}
+			if len(older)+len(newer) != len(rs) {
+				t.Errorf("%d + %d ratings out of %d", len(older), len(newer), len(rs))
+			}
+			if !slices.Equal(rs, orig) {
+				t.Error("input modified")
+			}
+		})
+	}
+}

@@ -15,20 +15,32 @@ import (
 // cutoffs are the K every evaluation reports.
 func cutoffs() []int { return []int{10, 50, 100} }
 
-// EvalInputs are the ratings of one evaluation split.
+// EvalInputs are the ratings of one evaluation split and the baselines to
+// evaluate beside the model.
 type EvalInputs struct {
 	Train, Valid, Test []movielens.Rating
+	Baselines          Baselines
+}
+
+// Baselines says which baselines Evaluate adds to popularity; the zero
+// value adds none.
+type Baselines struct {
+	RecentWindow float64 // recent popularity over this newest share of train's time span; 0: off
+	EASELambda   float64 // EASE with this L2 weight; 0: off
 }
 
 // Report is the result of an evaluation: the model with its user ids, the
 // same users as cold-start users (features only, id unknown), and the
-// popularity baseline, all on the same split and protocol.
+// baselines (popularity, and recent popularity and EASE if asked for), all
+// on the same split and protocol.
 type Report struct {
-	Model      eval.Metrics
-	ColdStart  eval.Metrics
-	Popularity eval.Metrics
-	RMSE       float64 // on the 1–5 scale; 0 when the model has no rating head
-	HasRMSE    bool
+	Model            eval.Metrics
+	ColdStart        eval.Metrics
+	Popularity       eval.Metrics
+	RecentPopularity eval.Metrics // nil unless asked for
+	EASE             eval.Metrics // nil unless asked for
+	RMSE             float64      // on the 1–5 scale; 0 when the model has no rating head
+	HasRMSE          bool
 }
 
 // JSON returns the report in the eval command's output shape: model metrics
@@ -44,6 +56,12 @@ func (r Report) JSON() map[string]any {
 	}
 	out["popularity"] = r.Popularity
 	out["cold_start"] = r.ColdStart
+	if r.RecentPopularity != nil {
+		out["recent_popularity"] = r.RecentPopularity
+	}
+	if r.EASE != nil {
+		out["ease"] = r.EASE
+	}
 	return out
 }
 
@@ -58,6 +76,12 @@ func (r Report) Flat() map[string]float64 {
 	}
 	for k, v := range r.ColdStart {
 		out["cold_start."+k] = v
+	}
+	for k, v := range r.RecentPopularity {
+		out["recent_popularity."+k] = v
+	}
+	for k, v := range r.EASE {
+		out["ease."+k] = v
 	}
 	if r.HasRMSE {
 		out["rmse"] = r.RMSE
@@ -101,9 +125,31 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if r.ColdStart, err = eval.Evaluate(ctx, coldScorer, split, cutoffs(), workers); err != nil {
 		return r, err
 	}
-	trainPairs := ix.pairs(in.Train)
-	if r.Popularity, err = eval.Evaluate(ctx, eval.Popularity(len(b.Movies), trainPairs), split, cutoffs(), workers); err != nil {
+	trainPairs, trainTimes := ix.pairsAndTimes(in.Train)
+	pop := eval.Popularity(len(b.Movies), trainPairs)
+	if r.Popularity, err = eval.Evaluate(ctx, pop, split, cutoffs(), workers); err != nil {
 		return r, err
+	}
+	if w := in.Baselines.RecentWindow; w > 0 {
+		s, err := eval.RecentPopularity(len(b.Movies), trainPairs, trainTimes, w)
+		if err != nil {
+			return r, err
+		}
+		if r.RecentPopularity, err = eval.Evaluate(ctx, s, split, cutoffs(), workers); err != nil {
+			return r, err
+		}
+	}
+	if l := in.Baselines.EASELambda; l > 0 {
+		// Fitted on train; a user is scored from their train and valid
+		// movies (what is removed from the candidates), popularity for a
+		// user without any.
+		e, err := eval.FitEASE(len(b.Movies), trainPairs, l)
+		if err != nil {
+			return r, err
+		}
+		if r.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, cutoffs(), workers); err != nil {
+			return r, err
+		}
 	}
 	if b.Model.HasRatingHead() {
 		var test []eval.Triple

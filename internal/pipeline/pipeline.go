@@ -53,10 +53,14 @@ type Options struct {
 }
 
 // Train runs the job and returns the bundle, ready for artifact.Save. Its
-// steps, in order: encode the ratings, build the training examples (the
-// recipe of train.Recipe), train the towers, export the movie vectors,
-// build the HNSW graph and check it against an exact scan, write the
-// manifest, and evaluate on the test ratings if any.
+// steps, in order: pick the validation ratings (the valid file, else the
+// newest part of train), encode the ratings, build the training examples
+// (the recipe of train.Recipe), train the towers with early stopping on
+// validation, choose the popularity prior on validation, refit on all of
+// train if validation was carved from it, export the movie vectors (with
+// the prior's dimension), build the HNSW graph and check it against an
+// exact scan, write the manifest, and evaluate on the test ratings if any
+// (they choose nothing).
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -71,21 +75,60 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	towers, userFields, movieFields := TowerConfig(cfg.Model)
-	enc, data, err := encode(in, ix, userFields, movieFields)
+	fitIn, sel := selectionInputs(in, cfg.Train)
+	if sel.Valid == "carved" {
+		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
+			Msg("no validation file: the newest ratings of train validate")
+	}
+	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, opts)
 	if err != nil {
 		return nil, err
 	}
-	historyField := slices.Index(userFields, feature.HistoryField)
-	if err := buildExamples(&data, in, enc, historyField, cfg.Train); err != nil {
-		return nil, err
+	sel.Epochs = res.BestEpoch
+	prior := PriorChoice{}
+	var idFields []int // the user fields that make a user known to the model
+	for i, f := range userFields {
+		if f == feature.UserIDField || f == feature.HistoryField {
+			idFields = append(idFields, i)
+		}
 	}
-	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(cfg.Train, historyField), opts)
-	if err != nil {
-		return nil, err
+	if weights := priorWeights(cfg.Train.PriorWeights); len(fitIn.Valid) > 0 && len(weights) > 1 {
+		split := ix.Split(fitIn.Train, nil, fitIn.Valid)
+		halfLives := cfg.Train.PriorHalfLives
+		if len(halfLives) == 0 {
+			halfLives = []float64{0}
+		}
+		var all []PriorChoice
+		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, split, ix, fitIn.Train,
+			halfLives, weights, cfg.Train.Workers); err != nil {
+			return nil, err
+		}
+		sel.Prior, sel.PriorSearch = &prior, all
+		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).Float64("cold_weight", prior.ColdWeight).
+			Float64("valid_recall@10", prior.Valid).Int("tried", len(all)).Msg("popularity prior chosen on validation")
+	}
+	if sel.Valid == "carved" && cfg.Train.Refit {
+		// The held-out ratings are the newest: train again on all of them
+		// for the chosen number of epochs.
+		opts.Logger.Info().Int("epochs", sel.Epochs).Int("train", len(in.Train)).Msg("refit on all training ratings")
+		t := cfg.Train
+		t.Epochs = sel.Epochs
+		refitIn := in
+		refitIn.Valid = nil
+		var refit train.Result
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, opts); err != nil {
+			return nil, err
+		}
+		sel.Refit = true
+		res.Seconds += refit.Seconds
 	}
 	b := &artifact.Bundle{Model: model, Encoder: enc}
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
-	b.Users, b.Seen = ix.History(append(slices.Clip(in.Train), in.Valid...))
+	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
+	b.Users, b.Seen = ix.History(known)
+	if prior.Weight > 0 || prior.ColdWeight > 0 {
+		applyPrior(b, ix, known, prior, idFields)
+	}
 	b.Profiles = profiles(in.Dataset.Users)
 	hp := HNSWParams(cfg.Serve)
 	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
@@ -93,14 +136,70 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, err
 	}
 	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
+	b.Manifest.Training.Selection = &sel
 	if len(in.Test) > 0 {
-		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test}, cfg.Train.Workers)
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
 		if err != nil {
 			return nil, err
 		}
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// priorWeights returns the prior's weights to try: 0 first, then the
+// positive ones in ws.
+func priorWeights(ws []float64) []float64 {
+	out := []float64{0}
+	for _, w := range ws {
+		if w > 0 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// selectionInputs returns the inputs the towers are fitted and selected
+// on, and how they were validated: in itself when it has validation
+// ratings (or carving is off), else in with the newest ValidFraction of its
+// training ratings moved to Valid (movielens.TimelineSplit). A test file is
+// never among them.
+func selectionInputs(in Inputs, t config.Train) (Inputs, artifact.Selection) {
+	switch {
+	case len(in.Valid) > 0:
+		return in, artifact.Selection{Valid: "file", ValidRatings: len(in.Valid)}
+	case t.ValidFraction <= 0:
+		return in, artifact.Selection{Valid: "none"}
+	}
+	older, newer := movielens.TimelineSplit(in.Train, t.ValidFraction)
+	if len(newer) == 0 || len(older) == 0 {
+		return in, artifact.Selection{Valid: "none"}
+	}
+	out := in
+	out.Train, out.Valid = older, newer
+	after := newer[0].Time
+	for _, r := range newer {
+		after = min(after, r.Time)
+	}
+	return out, artifact.Selection{Valid: "carved", ValidRatings: len(newer), ValidFraction: t.ValidFraction, ValidFrom: after}
+}
+
+// trainTowers encodes in, builds the training examples and fits the towers
+// (early stopping on in.Valid, if any).
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+	enc, data, err := encode(in, ix, userFields, movieFields)
+	if err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	historyField := slices.Index(userFields, feature.HistoryField)
+	if err := buildExamples(&data, in, enc, historyField, t); err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(t, historyField), opts)
+	if err != nil {
+		return nil, data, nil, train.Result{}, err
+	}
+	return enc, data, model, res, nil
 }
 
 // encode fits the vocabularies on the training ratings and encodes every
@@ -256,8 +355,8 @@ func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result
 		Version:    now.Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),
 		CreatedAt:  now,
 		Objective:  cfg.Train.Objective,
-		Dim:        cfg.Model.Dim,
-		Normalized: cfg.Model.Normalize,
+		Dim:        b.Model.Dim(),
+		Normalized: cfg.Model.Normalize && b.Prior == nil,
 		Config:     rawCfg,
 		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: in.Checksums,
 			Train: len(in.Train), Valid: len(in.Valid)},
@@ -329,6 +428,21 @@ func (ix *Index) Interactions(rs []movielens.Rating) ([]train.Interaction, error
 		out = append(out, train.Interaction{User: u, Movie: m, Rating: r.Value})
 	}
 	return out, nil
+}
+
+// pairsAndTimes is pairs with the time of each kept rating.
+func (ix *Index) pairsAndTimes(rs []movielens.Rating) ([]eval.Pair, []int64) {
+	out := make([]eval.Pair, 0, len(rs))
+	times := make([]int64, 0, len(rs))
+	for _, r := range rs {
+		u, ok1 := ix.users[r.User]
+		m, ok2 := ix.movies[r.Movie]
+		if ok1 && ok2 {
+			out = append(out, eval.Pair{User: u, Movie: m})
+			times = append(times, r.Time)
+		}
+	}
+	return out, times
 }
 
 func (ix *Index) pairs(rs []movielens.Rating) []eval.Pair {

@@ -20,6 +20,10 @@ func TestE2EQualityBars(t *testing.T) {
 	if root == "" || os.Getenv("TOWERRECALL_E2E") == "" {
 		t.Skip("set TOWERRECALL_E2E=1 and TOWERRECALL_DATA to the shared data directory")
 	}
+	// The issue-10 bars for one default (no preset): Recall@10 at least the
+	// bar, and above popularity and recent popularity on the same split.
+	// docs/model.md lists what the default measures against them (not every
+	// bar is met).
 	tests := []struct {
 		name, data, split string
 		cfg               config.Config
@@ -27,16 +31,11 @@ func TestE2EQualityBars(t *testing.T) {
 		minRecall10       float64 // the bar this test holds the model to
 		coldBeatsPop      bool    // cold-start users (features only) must beat popularity
 	}{
-		// Issue bars: 0.11 on ml-100k and 0.07 on ml-1m user-temporal.
-		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", config.Default(), false, 0.11, true},
-		// Cold start beats popularity here only by a hair (0.0397 vs 0.0395
-		// at seed 1, with cold_logq 3 chosen on a validation slice; README).
-		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", config.Default(), false, 0.07, true},
-		// The issue's bar, 0.165: the random-split preset (history feature,
-		// user_weight 0.5, logq_scale 1.2) measures 0.1717, 0.1732, 0.1735
-		// at seeds 1–3 (the PyTorch reference of these towers: 0.155).
-		// Its cold start beats popularity by little (0.0846 vs 0.0831).
-		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.RandomSplit(), true, 0.165, true},
+		{"ml-100k timeline", "ml-100k", "ml-100k/timeline", config.Default(), true, 0.088, false},
+		{"ml-1m (users 1-2,999) timeline", "ml-1m", "ml-1m/timeline", config.Default(), true, 0.055, false},
+		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", config.Default(), false, 0.12, false},
+		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", config.Default(), false, 0.075, false},
+		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", config.Default(), true, 0.18, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,13 +60,16 @@ func TestE2EQualityBars(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := b.Manifest.Metrics
-			t.Logf("recall@10 %.4f ndcg@10 %.4f recall@100 %.4f; cold start %.4f; popularity %.4f; %.0f examples/s",
-				m["recall@10"], m["ndcg@10"], m["recall@100"], m["cold_start.recall@10"], m["popularity.recall@10"], b.Manifest.Training.ExamplesPerSec)
+			t.Logf("recall@10 %.4f ndcg@10 %.4f recall@100 %.4f; cold start %.4f; popularity %.4f, recent %.4f, EASE %.4f; %.0f examples/s",
+				m["recall@10"], m["ndcg@10"], m["recall@100"], m["cold_start.recall@10"], m["popularity.recall@10"],
+				m["recent_popularity.recall@10"], m["ease.recall@10"], b.Manifest.Training.ExamplesPerSec)
 			if m["recall@10"] < tt.minRecall10 {
 				t.Errorf("recall@10 %.4f < %.3f", m["recall@10"], tt.minRecall10)
 			}
-			if m["recall@10"] <= m["popularity.recall@10"] {
-				t.Errorf("recall@10 %.4f does not beat popularity %.4f", m["recall@10"], m["popularity.recall@10"])
+			for _, base := range []string{"popularity", "recent_popularity"} {
+				if m["recall@10"] <= m[base+".recall@10"] {
+					t.Errorf("recall@10 %.4f does not beat %s %.4f", m["recall@10"], base, m[base+".recall@10"])
+				}
 			}
 			if tt.coldBeatsPop && m["cold_start.recall@10"] <= m["popularity.recall@10"] {
 				t.Errorf("cold-start recall@10 %.4f does not beat popularity %.4f", m["cold_start.recall@10"], m["popularity.recall@10"])

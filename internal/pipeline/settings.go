@@ -70,3 +70,11 @@ func HNSWParams(s config.Serve) ann.HNSWParams {
 	p.Overfetch = s.HNSWOverfetch
 	return p
 }
+
+// baselines converts the baselines config into evaluation settings.
+func baselines(b config.Baselines) Baselines {
+	return Baselines{RecentWindow: b.RecentWindow, EASELambda: b.EASELambda}
+}
+
+// BaselinesOf returns the evaluation settings of c's baselines.
+func BaselinesOf(c config.Config) Baselines { return baselines(c.Baselines) }

@@ -131,6 +131,40 @@ type Model struct {
 	user       *Tower
 	movie      *Tower
 	head       []float32 // [a, b], nil without a rating head
+	prior      *Prior    // nil: the vectors are the towers' outputs
+}
+
+// Prior is a per-movie score kept outside the towers (a popularity prior
+// from recent counts, say): with it, the served vectors gain one last
+// dimension, Weight on the user side and the movie's bias on the movie
+// side, so one inner product scores tower·tower + Weight·bias. Only the
+// bias for a movie the towers compute from features (one without a table
+// entry, such as a new catalogue movie) lives in the model; the per-movie
+// table goes into the exported movie vectors, so fresher counts need no
+// retraining.
+type Prior struct {
+	Weight      float32 // the user side of the extra dimension, for a known user
+	DefaultBias float32 // MovieVector's bias: a movie without counts
+	// ColdWeight replaces Weight for a cold user: one whose IDFields (user
+	// field positions, such as the id and the history) are all out of
+	// vocabulary. Empty IDFields: every user gets Weight.
+	ColdWeight float32
+	IDFields   []int
+}
+
+// Cold reports whether the encoded user in is cold: every field listed in
+// idFields holds only out-of-vocabulary indexes (or nothing). Indexes
+// outside a vocabulary count as out of vocabulary, as in UserVector.
+func (m *Model) Cold(in feature.Encoded, idFields []int) bool {
+	for _, f := range idFields {
+		rows := m.user.Embeddings[f].Rows
+		for _, r := range in[f] {
+			if r != feature.OOV && r >= 0 && int(r) < rows {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // New builds a model with freshly initialised weights. userVocab and
@@ -187,8 +221,38 @@ func paramCount(cfg Config, userVocab, movieVocab []int) int {
 	return n + 2
 }
 
-// Dim is the width of the user and movie vectors.
-func (m *Model) Dim() int { return m.cfg.Dim }
+// Dim is the width of the user and movie vectors: the towers' output, plus
+// one with a prior.
+func (m *Model) Dim() int {
+	if m.prior != nil {
+		return m.cfg.Dim + 1
+	}
+	return m.cfg.Dim
+}
+
+// TowerDim is the width of the towers' output (Dim without the prior).
+func (m *Model) TowerDim() int { return m.cfg.Dim }
+
+// SetPrior adds the prior's dimension to the vectors (nil removes it). Not
+// safe while vectors are being computed.
+func (m *Model) SetPrior(p *Prior) {
+	if p != nil {
+		c := *p
+		c.IDFields = slices.Clone(p.IDFields)
+		p = &c
+	}
+	m.prior = p
+}
+
+// Prior returns a copy of the model's prior, or nil.
+func (m *Model) Prior() *Prior {
+	if m.prior == nil {
+		return nil
+	}
+	c := *m.prior
+	c.IDFields = slices.Clone(c.IDFields)
+	return &c
+}
 
 // Config returns a copy of the model's config.
 func (m *Model) Config() Config { return cloneConfig(m.cfg) }
@@ -226,11 +290,35 @@ func (m *Model) PredictRating(dot float32) float32 {
 // UserVector writes the user's vector (len Dim) into dst. It is safe for
 // concurrent use and does not allocate in steady state. Indices outside a
 // field's vocabulary are treated as out-of-vocabulary; a wrong number of
-// fields or a short dst panics.
-func (m *Model) UserVector(dst []float32, in feature.Encoded) { m.user.vector(dst, in) }
+// fields or a short dst panics. With a prior, the last value is its
+// Weight (ColdWeight for a cold user).
+func (m *Model) UserVector(dst []float32, in feature.Encoded) {
+	if m.prior != nil {
+		if len(dst) < m.cfg.Dim+1 {
+			panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), m.cfg.Dim+1))
+		}
+		w := m.prior.Weight
+		if len(m.prior.IDFields) > 0 && m.Cold(in, m.prior.IDFields) {
+			w = m.prior.ColdWeight
+		}
+		dst[m.cfg.Dim] = w
+	}
+	m.user.vector(dst, in)
+}
 
 // MovieVector writes the movie's vector (len Dim) into dst; see UserVector.
-func (m *Model) MovieVector(dst []float32, in feature.Encoded) { m.movie.vector(dst, in) }
+// With a prior, the last value is its DefaultBias: the bias of a movie
+// without counts (the artifact's exported vectors carry each known movie's
+// own bias there).
+func (m *Model) MovieVector(dst []float32, in feature.Encoded) {
+	if m.prior != nil {
+		if len(dst) < m.cfg.Dim+1 {
+			panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), m.cfg.Dim+1))
+		}
+		dst[m.cfg.Dim] = m.prior.DefaultBias
+	}
+	m.movie.vector(dst, in)
+}
 
 func (t *Tower) vector(dst []float32, in feature.Encoded) {
 	if len(in) != len(t.Embeddings) {
@@ -262,7 +350,7 @@ func (t *Tower) vector(dst []float32, in feature.Encoded) {
 
 // Clone returns a deep copy of the model.
 func (m *Model) Clone() *Model {
-	c := &Model{cfg: cloneConfig(m.cfg), userVocab: slices.Clone(m.userVocab), movieVocab: slices.Clone(m.movieVocab), head: slices.Clone(m.head)}
+	c := &Model{cfg: cloneConfig(m.cfg), userVocab: slices.Clone(m.userVocab), movieVocab: slices.Clone(m.movieVocab), head: slices.Clone(m.head), prior: m.Prior()}
 	c.user = m.user.clone()
 	c.movie = m.movie.clone()
 	return c

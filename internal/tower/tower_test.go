@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -366,4 +367,45 @@ func shippedConfig() Config {
 // user_id gender age occupation; movie_id genres.
 func referenceConfig() Config {
 	return Config{Dim: 8, Hidden: []int{32}, OutputReLU: true, RatingHead: true, UserEmbed: []int{100, 2, 2, 2}, MovieEmbed: []int{100, 2}}
+}
+
+// With a prior, the vectors gain a last dimension (the weight for users,
+// the default bias for movies) and keep the towers' outputs before it.
+func TestPriorDimension(t *testing.T) {
+	t.Parallel()
+	m := smallModel(t, smallConfig(true, false, false), 4)
+	u, mv := feature.Encoded{{1}, {2}}, feature.Encoded{{3}, {1}}
+	tu, tm := make([]float32, 3), make([]float32, 3)
+	m.UserVector(tu, u)
+	m.MovieVector(tm, mv)
+	m.SetPrior(&Prior{Weight: 0.5, DefaultBias: -7})
+	if m.Dim() != 4 || m.TowerDim() != 3 {
+		t.Fatalf("Dim %d, TowerDim %d; want 4, 3", m.Dim(), m.TowerDim())
+	}
+	pu, pm := make([]float32, 4), make([]float32, 4)
+	m.UserVector(pu, u)
+	m.MovieVector(pm, mv)
+	if !slices.Equal(pu, append(slices.Clone(tu), 0.5)) || !slices.Equal(pm, append(slices.Clone(tm), -7)) {
+		t.Errorf("with prior: user %v movie %v; towers %v %v", pu, pm, tu, tm)
+	}
+	// A cold user (field 0, the id, out of vocabulary) gets ColdWeight.
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, DefaultBias: -7, IDFields: []int{0}})
+	m.UserVector(pu, u)
+	if pu[3] != 0.5 {
+		t.Errorf("known user: last value %g, want 0.5", pu[3])
+	}
+	for _, cold := range []feature.Encoded{{{0}, {2}}, {{99}, {2}}, {{}, {2}}} {
+		if m.UserVector(pu, cold); pu[3] != 2 || !m.Cold(cold, []int{0}) {
+			t.Errorf("cold user %v: last value %g, want 2", cold, pu[3])
+		}
+	}
+	if c := m.Clone(); c.Prior() == nil || c.Prior().Weight != 0.5 || c.Dim() != 4 {
+		t.Errorf("clone lost the prior: %+v", c.Prior())
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a tower-wide dst did not panic with a prior")
+		}
+	}()
+	m.UserVector(tu, u)
 }

@@ -393,7 +393,7 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	if cfg.Objective == Softmax {
 		ms += cfg.UniformNegatives
 	}
-	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.Dim()}
+	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.TowerDim()}
 	t.invT = 1 / max(cfg.Temperature, 1e-30)
 	t.normalized = m.Config().Normalize
 	t.freq, t.userFreq, t.userW = frequencies(d, cfg.UserWeight)

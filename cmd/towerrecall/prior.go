@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/pipeline"
+)
+
+// runPrior recounts an artifact's popularity prior from newer ratings and
+// writes the artifact again, towers untouched: what a deployment runs
+// between trainings so that "popular now" stays current.
+func runPrior(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("prior", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		modelDir = fs.String("model", "var/model", "artifact directory with a popularity prior")
+		dataDir  = fs.String("data", "", "MovieLens directory with the users and movies")
+		ratings  = fs.String("ratings", "", "comma-separated ratings files: every rating known now")
+		out      = fs.String("out", "", "artifact directory to write (default: --model, replaced atomically)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *dataDir == "" || *ratings == "" {
+		fmt.Fprintln(stderr, "prior needs --data and --ratings")
+		return errUsage
+	}
+	if *out == "" {
+		*out = *modelDir
+	}
+	b, err := artifact.Load(*modelDir)
+	if err != nil {
+		return err
+	}
+	ds, err := movielens.LoadDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	var rs []movielens.Rating
+	for p := range strings.SplitSeq(*ratings, ",") {
+		r, err := movielens.ReadRatingsFile(p)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r...)
+	}
+	c := config.Default()
+	if err := pipeline.RefreshPrior(b, ds.Users, rs, pipeline.HNSWParams(c.Serve), c.Serve.SelfCheckQueries); err != nil {
+		return err
+	}
+	if err := artifact.Save(*out, b); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), *out)
+	return nil
+}

@@ -1,0 +1,177 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// The baselines below are the yardsticks printed beside every model
+// number: the simplest strong recommenders, scored on the same split with
+// the same protocol (Evaluate).
+
+// RecentPopularity scores a movie by its number of train ratings made in
+// the newest window (a share of train's time span: the ratings at or after
+// newest − window·(newest − oldest)). Ties, common among movies rated
+// rarely in the window, are broken by the all-time count. times[i] is the
+// time of train[i]; window is clamped to [0, 1] (1 is Popularity).
+func RecentPopularity(numMovies int, train []Pair, times []int64, window float64) (Scorer, error) {
+	if len(times) != len(train) {
+		return nil, fmt.Errorf("eval: recent popularity: %d times for %d ratings", len(times), len(train))
+	}
+	if math.IsNaN(window) {
+		window = 1
+	}
+	window = min(max(window, 0), 1)
+	var lo, hi int64
+	for i, t := range times {
+		if i == 0 || t < lo {
+			lo = t
+		}
+		if i == 0 || t > hi {
+			hi = t
+		}
+	}
+	from := hi - int64(math.Round(window*float64(hi-lo)))
+	recent := make([]float64, numMovies)
+	all := make([]float64, numMovies)
+	for i, p := range train {
+		if p.Movie < 0 || int(p.Movie) >= numMovies {
+			return nil, fmt.Errorf("eval: recent popularity: movie index %d out of range (%d movies)", p.Movie, numMovies)
+		}
+		all[p.Movie]++
+		if times[i] >= from {
+			recent[p.Movie]++
+		}
+	}
+	scores := make([]float32, numMovies)
+	n := float64(len(train) + 1)
+	for m := range scores {
+		scores[m] = float32(recent[m] + all[m]/n) // all[m]/n < 1: only breaks ties
+	}
+	return ScorerFunc(func(dst []float32, _ int32) { copy(dst, scores) }), nil
+}
+
+// EASE is Steck's embarrassingly shallow autoencoder (WWW 2019): an
+// item-item weight matrix B with a zero diagonal, fitted in closed form on
+// the binary user × movie matrix X of the train ratings,
+// P = (XᵀX + λI)⁻¹, B = −P / diag(P). A user's scores are the sum of the
+// rows of B of the movies in their history.
+type EASE struct {
+	numMovies int
+	active    []int32   // movie index of each row/column of w
+	pos       []int32   // movie index → position in active, −1 if it has no train rating
+	w         []float32 // len(active)² weights, row-major
+}
+
+// FitEASE fits EASE with L2 weight lambda (> 0) on the train pairs
+// (duplicates count once). Only movies with a train rating take part; the
+// others can never be recommended by it.
+func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
+	if !(lambda > 0) || math.IsInf(lambda, 0) {
+		return nil, fmt.Errorf("eval: EASE: lambda %g, want > 0", lambda)
+	}
+	e := &EASE{numMovies: numMovies, pos: make([]int32, numMovies)}
+	for i := range e.pos {
+		e.pos[i] = -1
+	}
+	byUser := map[int32]map[int32]bool{}
+	for _, p := range train {
+		if p.Movie < 0 || int(p.Movie) >= numMovies {
+			return nil, fmt.Errorf("eval: EASE: movie index %d out of range (%d movies)", p.Movie, numMovies)
+		}
+		if byUser[p.User] == nil {
+			byUser[p.User] = map[int32]bool{}
+		}
+		byUser[p.User][p.Movie] = true
+		if e.pos[p.Movie] < 0 {
+			e.pos[p.Movie] = 0 // marked; numbered in index order below
+		}
+	}
+	for m, p := range e.pos {
+		if p == 0 {
+			e.pos[m] = int32(len(e.active))
+			e.active = append(e.active, int32(m))
+		}
+	}
+	n := len(e.active)
+	if n == 0 {
+		return nil, fmt.Errorf("eval: EASE: no train ratings")
+	}
+	g := mat.NewSymDense(n, nil)
+	raw := g.RawSymmetric()
+	items := make([]int, 0, 64)
+	for _, ms := range byUser {
+		items = items[:0]
+		for m := range ms {
+			items = append(items, int(e.pos[m]))
+		}
+		for _, a := range items {
+			row := raw.Data[a*raw.Stride:]
+			for _, b := range items {
+				if b >= a { // the upper triangle is the stored one
+					row[b]++
+				}
+			}
+		}
+	}
+	for i := range n {
+		raw.Data[i*raw.Stride+i] += lambda
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(g) {
+		return nil, fmt.Errorf("eval: EASE: XᵀX + λI is not positive definite")
+	}
+	var inv mat.SymDense
+	if err := ch.InverseTo(&inv); err != nil {
+		return nil, fmt.Errorf("eval: EASE: invert: %w", err)
+	}
+	e.w = make([]float32, n*n)
+	for i := range n {
+		for j := range n {
+			if i != j {
+				e.w[i*n+j] = float32(-inv.At(i, j) / inv.At(j, j))
+			}
+		}
+	}
+	return e, nil
+}
+
+// Weight returns B's weight from movie a to movie b (0 for a movie
+// without train ratings).
+func (e *EASE) Weight(a, b int32) float32 {
+	pa, pb := e.pos[a], e.pos[b]
+	if pa < 0 || pb < 0 {
+		return 0
+	}
+	return e.w[int(pa)*len(e.active)+int(pb)]
+}
+
+// Scorer scores user u from history[u] (their movies, by index); a user
+// without one is scored by fallback (popularity, in the published tables).
+// Movies without train ratings score −Inf.
+func (e *EASE) Scorer(history [][]int32, fallback Scorer) Scorer {
+	n := len(e.active)
+	return ScorerFunc(func(dst []float32, u int32) {
+		if int(u) >= len(history) || len(history[u]) == 0 {
+			fallback.ScoreAll(dst, u)
+			return
+		}
+		acc := make([]float32, n)
+		for _, h := range history[u] {
+			if p := e.pos[h]; p >= 0 {
+				row := e.w[int(p)*n : int(p+1)*n]
+				for j, w := range row {
+					acc[j] += w
+				}
+			}
+		}
+		for m := range dst {
+			dst[m] = float32(math.Inf(-1))
+		}
+		for j, m := range e.active {
+			dst[m] = acc[j]
+		}
+	})
+}

@@ -1,0 +1,130 @@
+package eval
+
+import (
+	"math"
+	"slices"
+	"testing"
+)
+
+func TestRecentPopularity(t *testing.T) {
+	t.Parallel()
+	// Times span 0–100; a window of 0.3 counts the ratings at or after 70.
+	train := []Pair{{0, 0}, {1, 0}, {2, 0}, {0, 1}, {1, 2}, {2, 2}, {3, 3}}
+	times := []int64{0, 10, 20, 70, 80, 100, 90}
+	s, err := RecentPopularity(5, train, times, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 5)
+	s.ScoreAll(got, 0)
+	// recent counts: movie 0: 0, 1: 1, 2: 2, 3: 1, 4: 0; all-time 3, 1, 2, 1, 0 break ties.
+	order := ranking(got)
+	if want := []int{2, 1, 3, 0, 4}; !slices.Equal(order, want) {
+		t.Errorf("ranking %v (scores %v), want %v", order, got, want)
+	}
+	if math.Floor(float64(got[2])) != 2 || math.Floor(float64(got[0])) != 0 {
+		t.Errorf("scores %v: the integer part is the recent count", got)
+	}
+	// The whole span is popularity.
+	s, _ = RecentPopularity(5, train, times, 1)
+	s.ScoreAll(got, 0)
+	if order := ranking(got); !slices.Equal(order[:3], []int{0, 2, 1}) {
+		t.Errorf("window 1 ranking %v, want popularity 0, 2, 1, …", order)
+	}
+	if _, err := RecentPopularity(5, train, times[:2], 0.3); err == nil {
+		t.Error("mismatched times accepted")
+	}
+}
+
+// ranking returns movie indexes by descending score, ties by index.
+func ranking(scores []float32) []int {
+	idx := make([]int, len(scores))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case scores[a] > scores[b]:
+			return -1
+		case scores[a] < scores[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx
+}
+
+func TestEASEByHand(t *testing.T) {
+	t.Parallel()
+	// X = [[1 1], [1 0]] (movie 2 unrated), λ = 1: XᵀX + I = [[3 1], [1 2]],
+	// P = ⅕·[[2 −1], [−1 3]], B = −P/diag(P): B01 = 1/3, B10 = 1/2.
+	e, err := FitEASE(3, []Pair{{0, 0}, {0, 1}, {1, 0}, {1, 0}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a, b int32
+		want float64
+	}{{0, 1, 1.0 / 3}, {1, 0, 0.5}, {0, 0, 0}, {1, 1, 0}, {0, 2, 0}} {
+		if got := e.Weight(c.a, c.b); math.Abs(float64(got)-c.want) > 1e-6 {
+			t.Errorf("B[%d][%d] = %g, want %g", c.a, c.b, got, c.want)
+		}
+	}
+	pop := Popularity(3, []Pair{{0, 1}})
+	s := e.Scorer([][]int32{{0}, {1}, nil}, pop)
+	got := make([]float32, 3)
+	s.ScoreAll(got, 0)
+	if math.Abs(float64(got[1])-1.0/3) > 1e-6 || got[0] != 0 || !math.IsInf(float64(got[2]), -1) {
+		t.Errorf("user with movie 0: scores %v, want [0 1/3 −Inf]", got)
+	}
+	s.ScoreAll(got, 1)
+	if math.Abs(float64(got[0])-0.5) > 1e-6 {
+		t.Errorf("user with movie 1: scores %v, want movie 0 at 1/2", got)
+	}
+	s.ScoreAll(got, 2) // no history: the fallback
+	if !slices.Equal(got, []float32{0, 1, 0}) {
+		t.Errorf("user without history: scores %v, want popularity [0 1 0]", got)
+	}
+	if _, err := FitEASE(3, []Pair{{0, 0}}, 0); err == nil {
+		t.Error("λ = 0 accepted")
+	}
+	if _, err := FitEASE(3, nil, 1); err == nil {
+		t.Error("no ratings accepted")
+	}
+}
+
+// On a tiny split EASE recommends the co-rated movie, as it should.
+func TestEASEEvaluate(t *testing.T) {
+	t.Parallel()
+	// Movies 0 and 1 always go together, 2 and 3 too; popularity favours 2.
+	var train []Pair
+	for u := int32(0); u < 6; u++ {
+		if u < 2 {
+			train = append(train, Pair{u, 0}, Pair{u, 1})
+		} else {
+			train = append(train, Pair{u, 2}, Pair{u, 3})
+		}
+	}
+	train = append(train, Pair{6, 0}, Pair{7, 2})
+	e, err := FitEASE(4, train, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// User 6 holds movie 0 and will watch movie 1; user 7 holds 2, will watch 3.
+	sp := NewSplit(8, 4, train, []Pair{{6, 1}, {7, 3}})
+	history := make([][]int32, 8)
+	for _, p := range train {
+		history[p.User] = append(history[p.User], p.Movie)
+	}
+	m, err := Evaluate(t.Context(), e.Scorer(history, Popularity(4, train)), sp, []int{1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["recall@1"] != 1 {
+		t.Errorf("EASE recall@1 = %g, want 1", m["recall@1"])
+	}
+	m, _ = Evaluate(t.Context(), Popularity(4, train), sp, []int{1}, 1)
+	if m["recall@1"] != 0.5 {
+		t.Errorf("popularity recall@1 = %g, want 0.5", m["recall@1"])
+	}
+}

@@ -1,0 +1,222 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/eval"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
+)
+
+// The time-aware popularity prior. The towers score taste (their softmax
+// is logQ-corrected, so the cosine carries little popularity); what is
+// popular now is a separate per-movie bias, log of the movie's smoothed
+// share of the recent ratings, counted with exponential decay by age. It
+// is served through one extra vector dimension (tower.Prior), and its
+// half-life and weight are chosen on validation.
+
+const secondsPerDay = 86400
+
+// priorBias returns each movie's bias from ratings rs, each weighing
+// 2^(−age/halfLifeDays) where age is its distance in days from the newest
+// rating (halfLifeDays 0: no decay): log((c_m + 1) / (Σc + M)), one
+// fresh rating's worth of smoothing. It also returns the bias of a movie
+// without ratings, the newest rating's time, and the number counted.
+func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []float32, def float32, now int64) {
+	for i, r := range rs {
+		if i == 0 || r.Time > now {
+			now = r.Time
+		}
+	}
+	counts := make([]float64, len(ix.ds.Movies))
+	total := 0.0
+	for _, r := range rs {
+		m, ok := ix.movies[r.Movie]
+		if !ok {
+			continue
+		}
+		w := 1.0
+		if halfLifeDays > 0 {
+			w = math.Exp2(-float64(now-r.Time) / (halfLifeDays * secondsPerDay))
+		}
+		counts[m] += w
+		total += w
+	}
+	norm := math.Log(total + float64(len(counts)))
+	bias = make([]float32, len(counts))
+	for m, c := range counts {
+		bias[m] = float32(math.Log(c+1) - norm)
+	}
+	return bias, float32(-norm), now
+}
+
+// PriorChoice is one setting of the prior and its validation score.
+type PriorChoice = artifact.PriorChoice
+
+// choosePrior scores every (half-life, weight) pair of the grid on split
+// with the towers of model (towers only, no prior) and the bias counted
+// from rs, separately for known users and cold users (idFields all
+// unknown), whose weights are chosen apart: a user new to the model
+// leans on popularity more than one whose taste it knows. The best
+// half-life maximises Recall@10 over all validation users, with each
+// group's best weight (the first on ties: weight 0, no prior, is tried
+// first). users and movies are encoded in split's index order.
+func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, split *eval.Split, ix *Index,
+	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
+	d := model.TowerDim()
+	if model.Prior() != nil {
+		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
+	}
+	tow := NewScorer(model, users, movies)
+	// The validation users of each group.
+	known, cold := *split, *split
+	known.Test, cold.Test = make([][]int32, len(split.Test)), make([][]int32, len(split.Test))
+	var nk, nc float64
+	for u, ms := range split.Test {
+		if len(ms) == 0 {
+			continue
+		}
+		if len(idFields) > 0 && model.Cold(users[u], idFields) {
+			cold.Test[u] = ms
+			nc++
+		} else {
+			known.Test[u] = ms
+			nk++
+		}
+	}
+	score := func(sp *eval.Split, n float64, w float64, bias []float32) (float64, error) {
+		if n == 0 {
+			return 0, nil
+		}
+		wf := float32(w)
+		s := eval.ScorerFunc(func(dst []float32, u int32) {
+			q := tow.users[u]
+			for m := range dst {
+				dst[m] = ann.Dot(q, tow.vectors[m*d:(m+1)*d])
+				if wf != 0 {
+					dst[m] += wf * bias[m]
+				}
+			}
+		})
+		met, err := eval.Evaluate(ctx, s, sp, []int{10}, workers)
+		return met["recall@10"], err
+	}
+	combine := func(c *PriorChoice) { c.Valid = (nk*c.ValidKnown + nc*c.ValidCold) / max(nk+nc, 1) }
+	var best PriorChoice
+	var all []PriorChoice
+	try := func(h, w float64, bias []float32) (PriorChoice, error) {
+		c := PriorChoice{HalfLifeDays: h, Weight: w, ColdWeight: w}
+		var err error
+		if c.ValidKnown, err = score(&known, nk, w, bias); err != nil {
+			return c, err
+		}
+		if c.ValidCold, err = score(&cold, nc, w, bias); err != nil {
+			return c, err
+		}
+		combine(&c)
+		all = append(all, c)
+		return c, nil
+	}
+	none, err := try(0, 0, nil) // no prior: the half-life does not matter
+	if err != nil {
+		return best, all, err
+	}
+	best = none
+	for _, h := range halfLives {
+		bias, _, _ := priorBias(ix, rs, h)
+		hb := none
+		hb.HalfLifeDays = h
+		for _, w := range weights {
+			if w <= 0 {
+				continue
+			}
+			c, err := try(h, w, bias)
+			if err != nil {
+				return best, all, err
+			}
+			if c.ValidKnown > hb.ValidKnown {
+				hb.Weight, hb.ValidKnown = w, c.ValidKnown
+			}
+			if c.ValidCold > hb.ValidCold {
+				hb.ColdWeight, hb.ValidCold = w, c.ValidCold
+			}
+		}
+		combine(&hb)
+		if hb.Valid > best.Valid {
+			best = hb
+		}
+	}
+	return best, all, nil
+}
+
+// applyPrior gives the bundle the prior c counted from rs (every rating
+// known when it is served), with idFields telling cold users from known
+// ones: the model's extra dimension, the table, and
+// each movie's bias as the last value of its vector. b.Vectors must hold
+// the towers' outputs (TowerDim wide) and is rewritten Dim wide.
+func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields []int) {
+	bias, def, now := priorBias(ix, rs, c.HalfLifeDays)
+	b.Model.SetPrior(&tower.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), DefaultBias: def, IDFields: idFields})
+	d := b.Model.TowerDim()
+	vecs := make([]float32, len(b.Movies)*(d+1))
+	for i := range b.Movies {
+		copy(vecs[i*(d+1):], b.Vectors[i*d:(i+1)*d])
+		vecs[i*(d+1)+d] = bias[i]
+	}
+	b.Vectors = vecs
+	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), IDFields: idFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
+		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
+}
+
+// RefreshPrior recounts b's popularity prior from rs (every rating known
+// now, by the bundle's movie ids; unknown movies are skipped) with the
+// prior's half-life and weights unchanged, and rewrites what depends on
+// it: the table, the last value of every movie vector, the HNSW graph and
+// the manifest's index recall. The towers are not touched: fresher counts
+// need no retraining. b must have a prior.
+func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, hp ann.HNSWParams, selfCheckQueries int) error {
+	if b.Prior == nil || b.Model.Prior() == nil {
+		return fmt.Errorf("pipeline: refresh prior: the bundle has no prior")
+	}
+	if len(rs) == 0 {
+		return fmt.Errorf("pipeline: refresh prior: no ratings")
+	}
+	catalog := &movielens.Dataset{Users: users, Movies: make([]movielens.Movie, len(b.Movies))}
+	for i, m := range b.Movies {
+		catalog.Movies[i] = movielens.Movie{ID: m.ID}
+	}
+	ix := NewIndex(catalog)
+	bias, def, now := priorBias(ix, rs, b.Prior.HalfLifeDays)
+	d := b.Model.Dim()
+	for i := range b.Movies {
+		b.Vectors[i*d+d-1] = bias[i]
+	}
+	p := b.Model.Prior()
+	p.DefaultBias = def
+	b.Model.SetPrior(p)
+	b.Prior.Bias, b.Prior.DefaultBias, b.Prior.Now, b.Prior.Ratings = bias, def, time.Unix(now, 0).UTC(), len(rs)
+	if len(b.Graph) == 0 {
+		return nil
+	}
+	queries := make([][]float32, 0, selfCheckQueries)
+	for i := 0; i < len(users) && len(queries) < selfCheckQueries; i += max(1, len(users)/max(selfCheckQueries, 1)) {
+		q := make([]float32, d)
+		b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(users[i])))
+		queries = append(queries, q)
+	}
+	recall, err := buildIndex(b, hp, queries)
+	if err != nil {
+		return err
+	}
+	b.Manifest.Index.Recall = map[string]float64{}
+	for k, r := range recall {
+		b.Manifest.Index.Recall[fmt.Sprintf("recall@%d", k)] = r
+	}
+	return nil
+}

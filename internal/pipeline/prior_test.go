@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+func TestPriorBiasByHand(t *testing.T) {
+	t.Parallel()
+	ds := &movielens.Dataset{Movies: []movielens.Movie{{ID: 1}, {ID: 2}, {ID: 3}}}
+	ix := NewIndex(ds)
+	const day = 86400
+	rs := []movielens.Rating{{Movie: 1, Time: 10 * day}, {Movie: 1, Time: 0}, {Movie: 2, Time: 5 * day}, {Movie: 99, Time: 10 * day}}
+	// Half-life 5 days: movie 1 counts 1 + ¼, movie 2 counts ½, movie 3
+	// nothing (the unknown movie 99 is skipped); bias = log((c+1)/(Σc+3)).
+	bias, def, now := priorBias(ix, rs, 5)
+	total := 1.75 + 3
+	want := []float64{math.Log(2.25 / total), math.Log(1.5 / total), math.Log(1 / total)}
+	for m, w := range want {
+		if math.Abs(float64(bias[m])-w) > 1e-6 {
+			t.Errorf("bias[%d] = %g, want %g", m, bias[m], w)
+		}
+	}
+	if math.Abs(float64(def)-math.Log(1/total)) > 1e-6 || now != 10*day {
+		t.Errorf("default %g, now %d", def, now)
+	}
+	// No decay: plain counts 2, 1, 0.
+	bias, _, _ = priorBias(ix, rs, 0)
+	if got, want := float64(bias[0]), math.Log(3.0/6); math.Abs(got-want) > 1e-6 {
+		t.Errorf("undecayed bias[0] = %g, want %g", got, want)
+	}
+}
+
+// Training chooses the prior on validation and serves it through the
+// vectors' last dimension: the bundle's dimensions agree, the movie
+// vectors end with the table's biases, the user vectors with the weight,
+// and the HNSW graph searches the augmented vectors as exactly as before.
+func TestTrainChoosesPrior(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 3
+	cfg.Train.PriorHalfLives = []float64{7, 0}
+	cfg.Train.PriorWeights = []float64{0.1, 1}
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := b.Manifest.Training.Selection
+	if sel.Prior == nil || len(sel.PriorSearch) != 1+2*2 {
+		t.Fatalf("prior %+v after %d tries, want 5", sel.Prior, len(sel.PriorSearch))
+	}
+	for _, c := range sel.PriorSearch {
+		if c.Valid > sel.Prior.Valid {
+			t.Errorf("chose %+v over better %+v", *sel.Prior, c)
+		}
+	}
+	d := cfg.Model.Dim
+	if sel.Prior.Weight > 0 || sel.Prior.ColdWeight > 0 {
+		d++
+	}
+	if b.Manifest.Dim != d || b.Model.Dim() != d || len(b.Vectors) != len(b.Movies)*d {
+		t.Fatalf("dims: manifest %d, model %d, %d vector values; want %d", b.Manifest.Dim, b.Model.Dim(), len(b.Vectors), d)
+	}
+	if sel.Prior.Weight == 0 && sel.Prior.ColdWeight == 0 {
+		t.Skip("the demo chose no prior: nothing more to check")
+	}
+	for i := range b.Movies {
+		if b.Vectors[i*d+d-1] != b.Prior.Bias[i] {
+			t.Fatalf("movie %d: last value %g, bias %g", i, b.Vectors[i*d+d-1], b.Prior.Bias[i])
+		}
+	}
+	q := make([]float32, d)
+	b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(in.Dataset.Users[0])))
+	if q[d-1] != float32(sel.Prior.Weight) {
+		t.Errorf("user vector ends with %g, want the weight %g", q[d-1], sel.Prior.Weight)
+	}
+	cold := feature.FromUser(in.Dataset.Users[0])
+	cold.UserID = 0
+	b.Model.UserVector(q, b.Encoder.EncodeUser(cold))
+	if q[d-1] != float32(sel.Prior.ColdWeight) {
+		t.Errorf("cold user vector ends with %g, want the cold weight %g", q[d-1], sel.Prior.ColdWeight)
+	}
+	b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(in.Dataset.Users[0])))
+	if r := b.Manifest.Index.Recall["recall@10"]; r < 0.99 {
+		t.Errorf("HNSW recall@10 %.3f against exact on the augmented vectors", r)
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := artifact.Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := artifact.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2 := make([]float32, d)
+	got.Model.UserVector(q2, got.Encoder.EncodeUser(feature.FromUser(in.Dataset.Users[0])))
+	if ann.Dot(q, b.Vectors[:d]) != ann.Dot(q2, got.Vectors[:d]) {
+		t.Error("a score changed in the artifact round trip")
+	}
+}
+
+// Fresher counts change the prior's table and the vectors' last values,
+// never the towers, and the index is rebuilt on the new vectors.
+func TestRefreshPrior(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	cfg.Train.PriorWeights = nil // no search: the prior is set below
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior != nil || b.Model.Dim() != cfg.Model.Dim {
+		t.Fatal("a prior without a search")
+	}
+	applyPrior(b, NewIndex(in.Dataset), in.Train, PriorChoice{HalfLifeDays: 7, Weight: 1, ColdWeight: 1}, []int{0})
+	d := b.Model.Dim()
+	before := append([]float32(nil), b.Vectors...)
+	// Ten fresh ratings of the least popular movie, a day after the newest.
+	last := b.Prior.Now.Unix()
+	low := 0
+	for i, v := range b.Prior.Bias {
+		if v < b.Prior.Bias[low] {
+			low = i
+		}
+	}
+	fresh := append([]movielens.Rating(nil), in.Train...)
+	for i := range 10 {
+		fresh = append(fresh, movielens.Rating{User: in.Dataset.Users[i].ID, Movie: b.Movies[low].ID, Value: 5, Time: last + 86400})
+	}
+	if err := RefreshPrior(b, in.Dataset.Users, fresh, HNSWParams(cfg.Serve), 50); err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior.Now.Unix() != last+86400 {
+		t.Errorf("now %v, want a day after %v", b.Prior.Now, time.Unix(last, 0).UTC())
+	}
+	top := 0
+	for i, v := range b.Prior.Bias {
+		if v > b.Prior.Bias[top] {
+			top = i
+		}
+	}
+	if top != low {
+		t.Errorf("the freshly rated movie %d is not the most popular now (%d is)", low, top)
+	}
+	for i := range b.Movies {
+		if b.Vectors[i*d+d-1] != b.Prior.Bias[i] {
+			t.Fatalf("movie %d: last value %g, bias %g", i, b.Vectors[i*d+d-1], b.Prior.Bias[i])
+		}
+		for j := range d - 1 {
+			if b.Vectors[i*d+j] != before[i*d+j] {
+				t.Fatalf("movie %d: tower value %d changed", i, j)
+			}
+		}
+	}
+	if r := b.Manifest.Index.Recall["recall@10"]; r < 0.99 {
+		t.Errorf("rebuilt index recall@10 %.3f", r)
+	}
+}

@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/train"
+)
+
+// Without a validation file, train validates on the newest tenth of its
+// ratings, records the chosen epoch count, and refits on all of them; the
+// test ratings play no part in what is trained.
+func TestTrainCarvesValidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 4
+	cfg.Train.Workers = 1
+	in := demoInputs()
+	var epochs []train.EpochStats
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow,
+		OnEpoch: func(s train.EpochStats) { epochs = append(epochs, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := b.Manifest.Training.Selection
+	_, newer := movielens.TimelineSplit(in.Train, 0.1)
+	if sel == nil || sel.Valid != "carved" || sel.ValidRatings != len(newer) || !sel.Refit {
+		t.Fatalf("selection %+v, want carved with %d ratings and a refit", sel, len(newer))
+	}
+	if sel.Epochs < 1 || sel.Epochs > cfg.Train.Epochs {
+		t.Errorf("chosen epochs %d, want 1–%d", sel.Epochs, cfg.Train.Epochs)
+	}
+	if len(b.Manifest.Training.ValidRecall10) == 0 {
+		t.Error("no validation recall recorded")
+	}
+	// The selection run's epochs (with validation), then the refit's (without).
+	tr := b.Manifest.Training
+	if tr.BestEpoch != sel.Epochs || len(epochs) != tr.Epochs+sel.Epochs {
+		t.Errorf("best epoch %d, chosen %d; %d epochs reported for %d selection epochs + the refit", tr.BestEpoch, sel.Epochs, len(epochs), tr.Epochs)
+	}
+	for _, e := range epochs[tr.Epochs:] {
+		if e.HasValid {
+			t.Errorf("refit epoch %d validated", e.Epoch)
+		}
+	}
+	for _, r := range newer {
+		if r.Time < sel.ValidFrom {
+			t.Fatalf("held-out rating at %d before valid_from %d", r.Time, sel.ValidFrom)
+		}
+	}
+
+	// The same run without the test ratings trains the same vectors.
+	noTest := in
+	noTest.Test = nil
+	b2, err := Train(context.Background(), noTest, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b.Vectors, b2.Vectors) {
+		t.Error("the test ratings changed the trained vectors")
+	}
+
+	// With carving off there is no validation and no early stopping.
+	cfg.Train.ValidFraction = 0
+	b3, err := Train(context.Background(), noTest, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b3.Manifest.Training.Selection; s.Valid != "none" || s.Epochs != cfg.Train.Epochs || len(b3.Manifest.Training.ValidRecall10) != 0 {
+		t.Errorf("without carving: selection %+v, valid recall %v", s, b3.Manifest.Training.ValidRecall10)
+	}
+}
