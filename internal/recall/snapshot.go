@@ -217,7 +217,12 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 		gl = append(gl, g)
 	}
 	sort.Strings(gl)
+	var prior *PriorInfo
+	if p := b.Prior; p != nil {
+		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
+	}
 	return ModelInfo{
+		Prior:   prior,
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{

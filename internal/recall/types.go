@@ -100,6 +100,17 @@ type ModelInfo struct {
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
 	// "occupation" (canonical names), "genres".
 	Vocabularies map[string][]string
+	Prior        *PriorInfo // the popularity prior in the vectors' last dimension; nil without one
+}
+
+// PriorInfo describes the model's popularity prior: "now" is the time its
+// counts are decayed to, the newest rating counted.
+type PriorInfo struct {
+	Now          time.Time
+	HalfLifeDays float64 // 0: no decay
+	Weight       float32 // the user side for known users
+	ColdWeight   float32 // the user side for cold-start users
+	Ratings      int     // ratings counted
 }
 
 // Error is a request the live model cannot answer (an unknown genre),

@@ -72,6 +72,9 @@ func TestEndpoints(t *testing.T) {
 				if _, ok := m.Metrics["rmse"]; ok || m.Metrics["recall@10"] != 0.21 {
 					t.Errorf("metrics %v: NaN must be dropped", m.Metrics)
 				}
+				if m.Prior == nil || m.Prior.Now != "2000-12-06T00:00:00Z" || m.Prior.HalfLifeDays != 30 {
+					t.Errorf("prior %+v: /model must state the prior's now", m.Prior)
+				}
 				if m.LoadedAt != "2025-01-02T08:30:00.000000123Z" || m.Vocabularies["empty"] == nil {
 					t.Errorf("model %+v", m)
 				}

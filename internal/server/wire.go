@@ -288,6 +288,15 @@ type modelResponse struct {
 	IndexRecall  map[string]float64  `json:"index_recall"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
+	Prior        *priorJSON          `json:"prior,omitzero"`
+}
+
+type priorJSON struct {
+	Now          string  `json:"now"`
+	HalfLifeDays float64 `json:"half_life_days"`
+	Weight       float32 `json:"weight"`
+	ColdWeight   float32 `json:"cold_weight"`
+	Ratings      int     `json:"ratings"`
 }
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
@@ -303,7 +312,15 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		IndexRecall:  finite(info.IndexRecall),
 		Metrics:      finite(info.Metrics),
 		Vocabularies: info.Vocabularies,
+		Prior:        newPriorJSON(info.Prior),
 	}
+}
+
+func newPriorJSON(p *recall.PriorInfo) *priorJSON {
+	if p == nil {
+		return nil
+	}
+	return &priorJSON{Now: p.Now.UTC().Format(timeFormat), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
 }
 
 // timeFormat is RFC 3339 with optional fractional seconds (date-time).
