@@ -115,7 +115,14 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	accept := sc.filter
 	copy(accept, snap.all)
 	accept.Reject(m)
-	res, err := snap.exact.Search(sc.results[:0], snap.exact.Vector(m), k, accept)
+	// The query is the movie's own vector, less the popularity prior's
+	// dimension when the model has one: neighbours by the movie tower
+	// alone, not by how popular both movies are.
+	q := append(sc.q[:0], snap.exact.Vector(m)...)
+	if snap.bundle.Prior != nil {
+		q[len(q)-1] = 0
+	}
+	res, err := snap.exact.Search(sc.results[:0], q, k, accept)
 	if err != nil {
 		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
 	}

@@ -180,3 +180,41 @@ func BenchmarkMovies(b *testing.B) {
 		}
 	}
 }
+
+// TestSimilarIgnoresPrior: with a popularity prior in the vectors' last
+// dimension, a movie's neighbours are ranked by the movie tower's
+// dimensions alone (two popular movies are not alike for being popular).
+func TestSimilarIgnoresPrior(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 80, 5)
+	b.Prior = &artifact.Prior{Bias: make([]float32, len(b.Movies))}
+	for i := range b.Movies {
+		b.Vectors[i*8+7] = float32(10 + i) // a "bias" that would dominate
+	}
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Similar(context.Background(), b.Movies[3].ID, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := slices.Clone(b.Vectors[3*8 : 4*8])
+	q[7] = 0
+	type cand struct {
+		id    movielens.MovieID
+		score float32
+	}
+	var all []cand
+	for i, mv := range b.Movies {
+		if i != 3 {
+			all = append(all, cand{mv.ID, ann.Dot(q, b.Vectors[i*8:(i+1)*8])})
+		}
+	}
+	slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+	for i, it := range res.Items {
+		if it.MovieID != all[i].id || it.Score != all[i].score {
+			t.Fatalf("neighbour %d: %d (%v), want %d (%v)", i, it.MovieID, it.Score, all[i].id, all[i].score)
+		}
+	}
+}
