@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue")
 		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
 		logFormat = flags.String("log-format", "", "json or console")
+		cors      = flags.String("cors-origins", "", "comma-separated web origins allowed to call the API from a browser (CORS), e.g. https://app.example.com")
 	)
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err
@@ -58,6 +59,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		if given["demo"] {
 			c.Serve.Demo = *demo
+		}
+		if *cors != "" {
+			c.Serve.CORSOrigins = config.SplitList(*cors)
 		}
 		if *logFormat != "" {
 			c.Log.Format = *logFormat

@@ -169,3 +169,31 @@ func TestShippedConfigs(t *testing.T) {
 		t.Errorf("configs/random-split.yaml differs from RandomSplit():\n%+v\n%+v", c.Train, r.Train)
 	}
 }
+
+// TestCORSOrigins: the env list is split and trimmed, and only exact
+// origins pass Validate.
+func TestCORSOrigins(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.ApplyEnv(func(k string) string {
+		if k == "TOWERRECALL_CORS_ORIGINS" {
+			return " https://app.example.com, http://localhost:3000 ,"
+		}
+		return ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://app.example.com", "http://localhost:3000"}; !slices.Equal(c.Serve.CORSOrigins, want) {
+		t.Fatalf("origins %q, want %q", c.Serve.CORSOrigins, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"*", "https://*.example.com", "app.example.com", "https://app.example.com/", "ftp://x.com", "https://user@x.com"} {
+		c := Default()
+		c.Serve.CORSOrigins = []string{bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serve.cors_origins[0]") {
+			t.Errorf("origin %q: err = %v", bad, err)
+		}
+	}
+}
