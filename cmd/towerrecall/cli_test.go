@@ -25,6 +25,7 @@ func TestRunHelp(t *testing.T) {
 		{"train --help", []string{"train", "--help"}, false, "-epochs"},
 		{"eval -h", []string{"eval", "-h"}, false, "towerrecall eval"},
 		{"eval --help", []string{"eval", "--help"}, false, "-model"},
+		{"prior --help", []string{"prior", "--help"}, false, "towerrecall prior"},
 		{"serve -h", []string{"serve", "-h"}, false, "towerrecall serve"},
 		{"serve --help", []string{"serve", "--help"}, false, "-log-format"},
 		{"data -h", []string{"data", "-h"}, false, "towerrecall data download"},

@@ -18,15 +18,14 @@ import (
 // between trainings so that "popular now" stays current.
 func runPrior(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("prior", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		modelDir = fs.String("model", "var/model", "artifact directory with a popularity prior")
 		dataDir  = fs.String("data", "", "MovieLens directory with the users and movies")
 		ratings  = fs.String("ratings", "", "comma-separated ratings files: every rating known now")
 		out      = fs.String("out", "", "artifact directory to write (default: --model, replaced atomically)")
 	)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, "towerrecall prior --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]", args, stdout, stderr); err != nil {
+		return err
 	}
 	if *dataDir == "" || *ratings == "" {
 		fmt.Fprintln(stderr, "prior needs --data and --ratings")
