@@ -309,6 +309,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		workers  = fs.Int("workers", 2, "evaluation goroutines")
 		window   = fs.Float64("recent-window", config.Default().Baselines.RecentWindow, "recent popularity baseline: the newest share of train's time span it counts (0: off)")
 		lambda   = fs.Float64("ease-lambda", config.Default().Baselines.EASELambda, "EASE baseline's L2 weight (0: off)")
+		newHist  = fs.Int("new-user-history", config.Default().Baselines.NewUserHistory, "new-user protocol: a new test user's first N ratings are sent as their history, the rest are positives (0: off)")
 	)
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
@@ -326,7 +327,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	bc := config.Default()
-	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda}
+	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
 	if err := bc.Validate(); err != nil {
 		return err
 	}

@@ -41,6 +41,10 @@ type Baselines struct {
 	RecentWindow float64 `yaml:"recent_window"`
 	// EASELambda is EASE's L2 weight (Steck 2019); 0 leaves it out.
 	EASELambda float64 `yaml:"ease_lambda"`
+	// NewUserHistory is how many of a new test user's first ratings the
+	// new-user protocol sends as their history (user.recent_movie_ids),
+	// the rest being positives; 0 leaves the protocol out.
+	NewUserHistory int `yaml:"new_user_history"`
 }
 
 // Data says where the MovieLens files and optional split files are.
@@ -211,7 +215,7 @@ func Default() Config {
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
 		},
 		Log:       Log{Level: "info", Format: "json"},
-		Baselines: Baselines{RecentWindow: 0.1, EASELambda: 500},
+		Baselines: Baselines{RecentWindow: 0.1, EASELambda: 500, NewUserHistory: 5},
 	}
 }
 
@@ -521,6 +525,9 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
 		}
+	}
+	if c.Baselines.NewUserHistory < 0 || c.Baselines.NewUserHistory > 100 {
+		bad("baselines.new_user_history", "%d out of range 0–100", c.Baselines.NewUserHistory)
 	}
 	if !(c.Baselines.RecentWindow >= 0 && c.Baselines.RecentWindow <= 1) {
 		bad("baselines.recent_window", "%g out of range 0–1", c.Baselines.RecentWindow)

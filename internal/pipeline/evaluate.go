@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
@@ -27,6 +29,9 @@ type EvalInputs struct {
 type Baselines struct {
 	RecentWindow float64 // recent popularity over this newest share of train's time span; 0: off
 	EASELambda   float64 // EASE with this L2 weight; 0: off
+	// NewUserHistory is the number of a new user's first test ratings sent
+	// as their history in the new-user protocol (see NewUsers); 0: off.
+	NewUserHistory int
 }
 
 // Report is the result of an evaluation: the model with its user ids, the
@@ -41,6 +46,21 @@ type Report struct {
 	EASE             eval.Metrics // nil unless asked for
 	RMSE             float64      // on the 1–5 scale; 0 when the model has no rating head
 	HasRMSE          bool
+	NewUsers         *NewUsers // nil unless asked for
+}
+
+// NewUsers is the request-time history protocol: test users absent from
+// train and valid, each with their first n test ratings (by time) sent as
+// the history a client would send in user.recent_movie_ids and the rest as
+// positives. The same users are also scored from their features alone and
+// by popularity; the n history movies are removed from the candidates of
+// all three, as /recall removes recent movies.
+type NewUsers struct {
+	History      int          // n
+	Users        int          // new test users with more than n test ratings
+	WithHistory  eval.Metrics // features and the n movies
+	FeaturesOnly eval.Metrics // features alone
+	Popularity   eval.Metrics
 }
 
 // JSON returns the report in the eval command's output shape: model metrics
@@ -61,6 +81,10 @@ func (r Report) JSON() map[string]any {
 	}
 	if r.EASE != nil {
 		out["ease"] = r.EASE
+	}
+	if n := r.NewUsers; n != nil {
+		out["new_users"] = map[string]any{"history_movies": n.History, "users": n.Users,
+			"with_history": n.WithHistory, "features_only": n.FeaturesOnly, "popularity": n.Popularity}
 	}
 	return out
 }
@@ -85,6 +109,17 @@ func (r Report) Flat() map[string]float64 {
 	}
 	if r.HasRMSE {
 		out["rmse"] = r.RMSE
+	}
+	if n := r.NewUsers; n != nil {
+		for k, v := range n.WithHistory {
+			out["new_users.with_history."+k] = v
+		}
+		for k, v := range n.FeaturesOnly {
+			out["new_users.features_only."+k] = v
+		}
+		for k, v := range n.Popularity {
+			out["new_users.popularity."+k] = v
+		}
 	}
 	return out
 }
@@ -151,6 +186,11 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 			return r, err
 		}
 	}
+	if n := in.Baselines.NewUserHistory; n > 0 {
+		if r.NewUsers, err = evaluateNewUsers(ctx, b, ds, ix, in, n, pop, workers); err != nil {
+			return r, err
+		}
+	}
 	if b.Model.HasRatingHead() {
 		var test []eval.Triple
 		for _, t := range in.Test {
@@ -175,4 +215,70 @@ func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 		b.Model.UserVector(out[i], e)
 	}
 	return out
+}
+
+// evaluateNewUsers runs the new-user protocol (see NewUsers).
+func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, ix *Index, in EvalInputs, n int, pop eval.Scorer, workers int) (*NewUsers, error) {
+	history, rest := splitNewUsers(in.Train, in.Valid, in.Test, n)
+	out := &NewUsers{History: n}
+	hist := histories(history)
+	out.Users = len(hist)
+	if out.Users == 0 {
+		return out, nil
+	}
+	known := append(append(slices.Clip(in.Train), in.Valid...), history...)
+	split := ix.Split(known, nil, rest)
+	with := make([]feature.Encoded, len(ds.Users))
+	alone := make([]feature.Encoded, len(ds.Users))
+	for i, u := range ds.Users {
+		f := feature.FromUser(u)
+		f.UserID = 0 // new users: their ids are unknown to the model
+		alone[i] = b.Encoder.EncodeUser(f)
+		f.History = hist[u.ID]
+		with[i] = b.Encoder.EncodeUser(f)
+	}
+	d := b.Manifest.Dim
+	var err error
+	if out.WithHistory, err = eval.Evaluate(ctx, &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, with)}, split, cutoffs(), workers); err != nil {
+		return nil, err
+	}
+	if out.FeaturesOnly, err = eval.Evaluate(ctx, &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, alone)}, split, cutoffs(), workers); err != nil {
+		return nil, err
+	}
+	if out.Popularity, err = eval.Evaluate(ctx, pop, split, cutoffs(), workers); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// splitNewUsers returns, for the test users without a train or valid
+// rating and more than n test ratings, their first n test ratings by time
+// (ties by movie id) and the rest.
+func splitNewUsers(train, valid, test []movielens.Rating, n int) (history, rest []movielens.Rating) {
+	seen := map[movielens.UserID]bool{}
+	for _, r := range train {
+		seen[r.User] = true
+	}
+	for _, r := range valid {
+		seen[r.User] = true
+	}
+	by := map[movielens.UserID][]movielens.Rating{}
+	for _, r := range test {
+		if !seen[r.User] {
+			by[r.User] = append(by[r.User], r)
+		}
+	}
+	users := slices.Sorted(maps.Keys(by))
+	for _, u := range users {
+		rs := by[u]
+		if len(rs) <= n {
+			continue
+		}
+		slices.SortStableFunc(rs, func(a, b movielens.Rating) int {
+			return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.Movie, b.Movie))
+		})
+		history = append(history, rs[:n]...)
+		rest = append(rest, rs[n:]...)
+	}
+	return history, rest
 }

@@ -130,4 +130,60 @@ func TestTrainHistoryFeature(t *testing.T) {
 	if slices.Equal(with, without) {
 		t.Error("history does not change the user vector")
 	}
+
+	// The new-user protocol runs on users with no train rating: here the
+	// first 40 users' train ratings are moved into test (the mechanics, not
+	// a quality claim: the model saw them).
+	newUser := map[movielens.UserID]bool{}
+	for _, u := range in.Dataset.Users[:40] {
+		newUser[u.ID] = true
+	}
+	var tr, te []movielens.Rating
+	for _, r := range in.Train {
+		if newUser[r.User] {
+			te = append(te, r)
+		} else {
+			tr = append(tr, r)
+		}
+	}
+	te = append(te, in.Test...)
+	rep, err := Evaluate(context.Background(), b, in.Dataset, EvalInputs{Train: tr, Test: te, Baselines: Baselines{NewUserHistory: 5}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := rep.NewUsers
+	if n == nil || n.Users != 40 || n.History != 5 {
+		t.Fatalf("new users %+v", n)
+	}
+	if n.WithHistory["recall@10"] == n.FeaturesOnly["recall@10"] || n.Popularity["recall@10"] == 0 {
+		t.Errorf("with history %v, features only %v, popularity %v", n.WithHistory["recall@10"], n.FeaturesOnly["recall@10"], n.Popularity["recall@10"])
+	}
+	if _, ok := rep.JSON()["new_users"]; !ok {
+		t.Error("eval JSON lacks new_users")
+	}
+}
+
+// TestSplitNewUsers: only users without train or valid ratings count, each
+// with their first n test ratings by time (ties by movie id) as history, and
+// only when at least one rating is left as a positive.
+func TestSplitNewUsers(t *testing.T) {
+	t.Parallel()
+	r := func(u, m int, ts int64) movielens.Rating {
+		return movielens.Rating{User: movielens.UserID(u), Movie: movielens.MovieID(m), Value: 4, Time: ts}
+	}
+	train := []movielens.Rating{r(1, 1, 10)}
+	valid := []movielens.Rating{r(2, 1, 20)}
+	test := []movielens.Rating{
+		r(1, 2, 30),                           // known from train
+		r(2, 2, 30),                           // known from valid
+		r(3, 9, 50), r(3, 7, 40), r(3, 8, 40), // new: history 7, 8 (tie by id), positive 9
+		r(4, 1, 60), r(4, 2, 61), // new, but nothing left after 2
+	}
+	hist, rest := splitNewUsers(train, valid, test, 2)
+	if want := []movielens.Rating{r(3, 7, 40), r(3, 8, 40)}; !slices.Equal(hist, want) {
+		t.Errorf("history %v, want %v", hist, want)
+	}
+	if want := []movielens.Rating{r(3, 9, 50)}; !slices.Equal(rest, want) {
+		t.Errorf("rest %v, want %v", rest, want)
+	}
 }

@@ -73,7 +73,7 @@ func HNSWParams(s config.Serve) ann.HNSWParams {
 
 // baselines converts the baselines config into evaluation settings.
 func baselines(b config.Baselines) Baselines {
-	return Baselines{RecentWindow: b.RecentWindow, EASELambda: b.EASELambda}
+	return Baselines{RecentWindow: b.RecentWindow, EASELambda: b.EASELambda, NewUserHistory: b.NewUserHistory}
 }
 
 // BaselinesOf returns the evaluation settings of c's baselines.
