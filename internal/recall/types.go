@@ -92,7 +92,7 @@ type ModelInfo struct {
 	LoadedAt    time.Time
 	Objective   string
 	Dim         int
-	Movies      int
+	Movies      int // live: the artifact's, less deleted, plus added (see Catalog)
 	Users       int
 	Backend     string             // index answering /recall
 	IndexRecall map[string]float64 // HNSW self-check against exact, "recall@10" ...
@@ -100,6 +100,7 @@ type ModelInfo struct {
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
 	// "occupation" (canonical names), "genres".
 	Vocabularies map[string][]string
+	Catalog      CatalogInfo // changes made without retraining
 }
 
 // Error is a request the live model cannot answer (an unknown genre),
