@@ -288,6 +288,15 @@ type modelResponse struct {
 	IndexRecall  map[string]float64  `json:"index_recall"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
+	Catalog      catalogJSON         `json:"catalog"`
+}
+
+type catalogJSON struct {
+	Writable   bool   `json:"writable"`
+	Added      int    `json:"added"`
+	Updated    int    `json:"updated"`
+	Deleted    int    `json:"deleted"`
+	JournalSeq uint64 `json:"journal_seq"`
 }
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
@@ -303,6 +312,10 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		IndexRecall:  finite(info.IndexRecall),
 		Metrics:      finite(info.Metrics),
 		Vocabularies: info.Vocabularies,
+		Catalog: catalogJSON{
+			Writable: info.Catalog.Writable, Added: info.Catalog.Added, Updated: info.Catalog.Updated,
+			Deleted: info.Catalog.Deleted, JournalSeq: info.Catalog.Seq,
+		},
 	}
 }
 
