@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,10 @@ func TestE2ECatalogKill9(t *testing.T) {
 // timings (the machine is shared).
 func TestE2ECatalogLoad(t *testing.T) {
 	e2eOnly(t)
-	rate := 1000
+	rate := 1000 // PUTs per second
+	// /recall: closed loop (4 clients as fast as they go) unless
+	// TOWERRECALL_CATALOG_RECALL_RATE paces them (requests per second).
+	recallRate, _ := strconv.Atoi(os.Getenv("TOWERRECALL_CATALOG_RECALL_RATE"))
 	dur := 10 * time.Second
 	p, _ := catalogServe(t)
 	base := "http://" + p.addr
@@ -198,7 +202,16 @@ func TestE2ECatalogLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
+			var pace <-chan time.Time
+			if recallRate > 0 {
+				tk := time.NewTicker(4 * time.Second / time.Duration(recallRate))
+				defer tk.Stop()
+				pace = tk.C
+			}
 			for i := 0; ; i++ {
+				if pace != nil {
+					<-pace
+				}
 				select {
 				case <-stop:
 					lmu.Lock()
@@ -231,25 +244,28 @@ func TestE2ECatalogLoad(t *testing.T) {
 	late := 0
 	for time.Since(start) < dur {
 		<-tick.C
-		id++
-		select {
-		case sem <- struct{}{}:
-		default:
-			late++ // the pool is full: the server is not keeping up
-			continue
-		}
-		wg.Add(1)
-		go func(id int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := putMovie(hc, base, id, []string{"Drama", "Comedy", "Action"}[id%3])
-			if err != nil || st != 201 {
-				putErrs.Add(1)
-				return
+		// Catch up on ticks the ticker dropped: the rate is exact.
+		for due := 2_000_000 + int(time.Since(start).Seconds()*float64(rate)); id < due; {
+			id++
+			select {
+			case sem <- struct{}{}:
+			default:
+				late++ // the pool is full: the server is not keeping up
+				continue
 			}
-			putsDone.Add(1)
-			acked.Store(id, true)
-		}(id)
+			wg.Add(1)
+			go func(id int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				st, err := putMovie(hc, base, id, []string{"Drama", "Comedy", "Action"}[id%3])
+				if err != nil || st != 201 {
+					putErrs.Add(1)
+					return
+				}
+				putsDone.Add(1)
+				acked.Store(id, true)
+			}(id)
+		}
 	}
 	tick.Stop()
 	for range cap(sem) {

@@ -477,3 +477,35 @@ func TestCatalogStress(t *testing.T) {
 		t.Fatalf("%d movies at the end, want %d (%+v)", info.Movies, want, info.Catalog)
 	}
 }
+
+// BenchmarkRecallOverlay measures what the overlay adds to /recall: the
+// exact scan of the movies added since the artifact (and the merge), at
+// 0, 1k and 10k added movies over an ml-1m-sized artifact. It reports the
+// replay (overlay build) time of that many journal entries too.
+func BenchmarkRecallOverlay(b *testing.B) {
+	for _, added := range []int{0, 1000, 10000} {
+		b.Run(fmt.Sprintf("added=%d", added), func(b *testing.B) {
+			s := newService(b, "exact")
+			bundle := testBundle(b, "v1", 3706, 1)
+			var entries []catalog.Entry
+			for i := range added {
+				entries = append(entries, catalog.Entry{Seq: uint64(i + 1), At: time.Now(), Op: catalog.OpPut, MovieID: movielens.MovieID(1_000_000 + i),
+					Title: "x", Genres: []string{testGenres[i%len(testGenres)]}, Year: 2000 + i%25})
+			}
+			s.AttachJournal(&memJournal{}, entries)
+			start := time.Now()
+			if err := s.Load(bundle); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%d added movies: load with replay %v", added, time.Since(start))
+			req := Request{User: User{UserInput: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}}, K: 10}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Recall(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
