@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/logbatch"
 	"github.com/towerrecall/towerrecall/internal/pipeline"
@@ -90,6 +91,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	svc, err := recall.New(recallOptions(cfg), logger, reg)
 	if err != nil {
 		return err
+	}
+	journal, err := openJournal(cfg.Serve, svc, logger)
+	if err != nil {
+		return err
+	}
+	if journal != nil {
+		defer journal.Close()
 	}
 	// Without a usable model the process still comes up: /healthz answers,
 	// /readyz answers 503 and the reload poll (or SIGHUP) loads the
@@ -276,6 +284,39 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 		return b, nil, nil
 	}
 	return loadArtifact(cfg.Serve.Model)
+}
+
+// openJournal attaches the catalogue journal to svc before any model is
+// loaded, so the first load applies it. With a catalogue token the journal
+// is opened for appending (and created); without one, an existing journal
+// is still applied, read-only, so that turning writes off does not bring
+// deleted movies back. A corrupt journal stops serve: serving a catalogue
+// that silently lost changes (a takedown, say) is worse than not serving.
+func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*catalog.Journal, error) {
+	path := s.JournalPath()
+	if s.CatalogToken == "" {
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil
+		}
+	}
+	start := time.Now()
+	j, rep, err := catalog.Open(path)
+	if err != nil {
+		logger.Error().Err(err).Str("journal", path).Msg("CATALOGUE JOURNAL UNUSABLE: not serving; repair or move the file aside")
+		return nil, err
+	}
+	log := logger.Info()
+	if rep.TornBytes > 0 {
+		log = logger.Warn().Int64("torn_bytes", rep.TornBytes)
+	}
+	log.Str("journal", path).Int("entries", len(rep.Entries)).Bool("writable", s.CatalogToken != "").
+		Dur("read", time.Since(start)).Msg("catalogue journal opened")
+	if s.CatalogToken == "" {
+		svc.AttachJournal(nil, rep.Entries)
+		return j, nil
+	}
+	svc.AttachJournal(j, rep.Entries)
+	return j, nil
 }
 
 // recallOptions are the serving core's options from cfg.

@@ -182,6 +182,28 @@ type Serve struct {
 	// Explorer serves the explorer page (GET /), where people try the
 	// model in a browser; off, / is a 404.
 	Explorer bool `yaml:"explorer"`
+	// CatalogToken turns on PUT and DELETE /movies/{movie_id} (catalogue
+	// changes without retraining) for requests that send it as a bearer
+	// token; empty (the default): the routes do not exist (404). Set it
+	// from the environment (TOWERRECALL_CATALOG_TOKEN), not a file in the
+	// repository.
+	CatalogToken string `yaml:"catalog_token"`
+	// CatalogJournal is the file catalogue changes are appended to and
+	// replayed from; empty: the model directory's path plus ".journal"
+	// (beside the artifact, not inside it: publishing an artifact replaces
+	// its directory).
+	CatalogJournal string `yaml:"catalog_journal"`
+}
+
+// MinCatalogToken is the shortest catalogue token Validate accepts.
+const MinCatalogToken = 16
+
+// JournalPath is where catalogue changes are journalled.
+func (s Serve) JournalPath() string {
+	if s.CatalogJournal != "" {
+		return s.CatalogJournal
+	}
+	return strings.TrimRight(s.Model, "/") + ".journal"
 }
 
 // Log configures logging.
@@ -321,6 +343,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str("TOWERRECALL_DATA_DIR", &c.Data.Dir)
 	str("TOWERRECALL_LOG_LEVEL", &c.Log.Level)
 	str("TOWERRECALL_LOG_FORMAT", &c.Log.Format)
+	str("TOWERRECALL_CATALOG_TOKEN", &c.Serve.CatalogToken)
+	str("TOWERRECALL_CATALOG_JOURNAL", &c.Serve.CatalogJournal)
 	if v := getenv("TOWERRECALL_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -521,6 +545,10 @@ func (c *Config) Validate() error {
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)
 	}
+	if t := s.CatalogToken; t != "" && !validToken(t) {
+		// The token itself is never echoed.
+		bad("serve.catalog_token", "must be %d to 256 characters of a bearer token (letters, digits, -._~+/ and trailing =), got %d bytes", MinCatalogToken, len(t))
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
@@ -572,4 +600,23 @@ func validOrigin(o string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil &&
 		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host
+}
+
+// validToken accepts an RFC 6750 b64token of MinCatalogToken to 256
+// characters.
+func validToken(t string) bool {
+	if len(t) < MinCatalogToken || len(t) > 256 {
+		return false
+	}
+	body := strings.TrimRight(t, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -197,3 +197,28 @@ func TestCORSOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalogSettings(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if c.Serve.CatalogToken != "" || c.Serve.JournalPath() != "var/model.journal" {
+		t.Fatalf("defaults: token %q, journal %q", c.Serve.CatalogToken, c.Serve.JournalPath())
+	}
+	env := map[string]string{"TOWERRECALL_CATALOG_TOKEN": "s3cret-token-0123456789", "TOWERRECALL_CATALOG_JOURNAL": "/data/j"}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.CatalogToken != env["TOWERRECALL_CATALOG_TOKEN"] || c.Serve.JournalPath() != "/data/j" {
+		t.Fatalf("env not applied: %+v", c.Serve)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"short", "has space in the token", "ünïcode-token-0123456", "================"} {
+		c.Serve.CatalogToken = tok
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "serve.catalog_token") || strings.Contains(err.Error(), tok) {
+			t.Errorf("token %q: %v (must be refused without echoing it)", tok, err)
+		}
+	}
+}

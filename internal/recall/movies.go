@@ -54,82 +54,109 @@ func (e *UnknownMovieError) Error() string {
 // movie. It is the catalogue lookup of the explorer page: a person finds a
 // movie by title, then asks for its neighbours.
 func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
-	snap := s.live.Load()
-	if snap == nil {
+	v := s.live.Load()
+	if v == nil {
 		return MoviesResult{}, NoModelError{}
 	}
+	snap, ov := v.snap, v.ov
 	out := MoviesResult{ModelVersion: snap.info.Version, Movies: []Movie{}}
 	// Two passes keep the answer small and ordered without sorting the
 	// catalogue: prefixes first (typing "toy" should find "Toy Story"
 	// before "Babes in Toyland"), then titles containing it elsewhere.
+	// Catalogue order is the artifact's (an updated movie keeps its
+	// place), then the movies added since, oldest first.
 	var later []int32
-	for i := range snap.bundle.Movies {
-		mv := &snap.bundle.Movies[i]
-		at := indexFold(mv.Title, query)
+	n := int32(len(snap.bundle.Movies))
+	consider := func(g int32, title string) {
+		at := indexFold(title, query)
 		if at < 0 {
-			continue
+			return
 		}
 		out.Total++
 		if at == 0 {
 			if len(out.Movies) < limit {
-				out.Movies = append(out.Movies, snap.movie(int32(i)))
+				out.Movies = append(out.Movies, v.movie(g))
 			}
 		} else if len(later) < limit {
-			later = append(later, int32(i))
+			later = append(later, g)
 		}
 	}
-	for _, i := range later {
+	for i := range n {
+		if !ov.baseAccepts(i) {
+			if r, ok := ov.ids.get(snap.bundle.Movies[i].ID); ok && ov.rows[r].base == i {
+				consider(n+r, ov.rows[r].movie.Title) // updated in place
+			}
+			continue
+		}
+		consider(i, snap.bundle.Movies[i].Title)
+	}
+	for r := range ov.rows {
+		if ov.live.Accepts(int32(r)) && ov.rows[r].base < 0 {
+			consider(n+int32(r), ov.rows[r].movie.Title)
+		}
+	}
+	for _, g := range later {
 		if len(out.Movies) == limit {
 			break
 		}
-		out.Movies = append(out.Movies, snap.movie(i))
+		out.Movies = append(out.Movies, v.movie(g))
 	}
 	return out, nil
 }
 
 // Similar returns the k movies whose vectors have the largest inner
 // product with the movie's own vector (the movie tower's neighbours;
-// scores are ann.Dot, as in Score), the movie itself left out. It searches the exact index, so the answer
-// does not depend on the backend that serves Recall. An id the model does
-// not know is an *UnknownMovieError; k is the caller's to check (1 to
-// MaxSimilarK).
+// scores are ann.Dot, as in Score), the movie itself left out. It searches
+// the exact index (and the catalogue's changes, see overlay), so the
+// answer does not depend on the backend that serves Recall. An id the
+// model does not know is an *UnknownMovieError; k is the caller's to check
+// (1 to MaxSimilarK).
 func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (SimilarResult, error) {
-	snap := s.live.Load()
-	if snap == nil {
+	v := s.live.Load()
+	if v == nil {
 		return SimilarResult{}, NoModelError{}
 	}
-	m, ok := snap.movies[id]
+	snap, ov := v.snap, v.ov
+	g, ok := v.find(id)
 	if !ok {
 		return SimilarResult{}, &UnknownMovieError{MovieID: id}
 	}
-	out := SimilarResult{ModelVersion: snap.info.Version, Movie: snap.movie(m), Items: []Item{}}
-	k = min(k, len(snap.bundle.Movies)-1)
-	if k <= 0 {
-		return out, nil
-	}
+	vec, _ := v.vector(id)
+	out := SimilarResult{ModelVersion: snap.info.Version, Movie: v.movie(g), Items: []Item{}}
 	if err := ctx.Err(); err != nil {
 		return SimilarResult{}, err
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
+	n := int32(len(snap.bundle.Movies))
 	accept := sc.filter
 	copy(accept, snap.all)
-	accept.Reject(m)
+	if ov.baseLive != nil {
+		copy(accept, ov.baseLive)
+	}
+	sc.ofilter = growFilter(sc.ofilter[:0], len(ov.rows))
+	over := sc.ofilter
+	copy(over, ov.live)
+	if g < n {
+		accept.Reject(g)
+	} else {
+		over.Reject(g - n)
+	}
 	// The query is the movie's own vector, less the popularity prior's
 	// dimension when the model has one: neighbours by the movie tower
 	// alone, not by how popular both movies are.
-	q := append(sc.q[:0], snap.exact.Vector(m)...)
+	q := append(sc.q[:0], vec...)
 	if snap.bundle.Prior != nil {
 		q[len(q)-1] = 0
 	}
-	res, err := snap.exact.Search(sc.results[:0], q, k, accept)
+	res, err := v.search(sc, snap.exact, q, k+1, accept, over) // k+1: the movie itself is one of the live ones counted
 	if err != nil {
 		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
 	}
-	sc.results = res
+	res = res[:min(k, len(res))]
 	out.Items = make([]Item, len(res))
 	for i, r := range res {
-		mv := snap.movie(r.ID)
+		mv := v.movie(r.ID)
 		out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 	}
 	return out, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
@@ -49,12 +50,27 @@ func (o Options) validate() error {
 // behind an atomic pointer: Load builds a complete new snapshot (indexes
 // included) and swaps it in, so requests see either the old or the new
 // model, never a mix.
+//
+// Catalogue changes (PutMovie, DeleteMovie) are an overlay next to the
+// snapshot (see overlay); the pair is swapped in as one view, so a request
+// sees a model and one state of its catalogue, and never blocks on a
+// writer.
 type Service struct {
 	opts    Options
 	logger  zerolog.Logger
-	live    atomic.Pointer[snapshot]
+	live    atomic.Pointer[view]
 	metrics *metrics
 	loadMu  sync.Mutex // one load at a time
+
+	catMu   sync.Mutex // one catalogue writer at a time (loads take it to swap)
+	journal Journal    // nil: catalogue changes are off
+	latest  map[movielens.MovieID]catalog.Entry
+}
+
+// view is what a request reads: the model and its catalogue changes.
+type view struct {
+	snap *snapshot
+	ov   *overlay
 }
 
 // New returns a Service with no model; call Load.
@@ -81,21 +97,29 @@ func (s *Service) Load(b *artifact.Bundle) error {
 		return err
 	}
 	snap.info.LoadedAt = time.Now().UTC()
-	s.live.Store(snap)
+	s.catMu.Lock()
+	ov, st := s.replay(snap)
+	s.live.Store(&view{snap: snap, ov: ov})
+	s.catMu.Unlock()
 	s.metrics.observeLoad(snap.info, time.Since(start))
 	s.logger.Info().Str("version", snap.info.Version).Str("backend", snap.info.Backend).
-		Int("movies", snap.info.Movies).Dur("load", time.Since(start)).
-		Interface("index_recall", snap.info.IndexRecall).Msg("model loaded")
+		Int("movies", ov.movies(len(b.Movies))).Dur("load", time.Since(start)).
+		Interface("index_recall", snap.info.IndexRecall).Interface("catalog", st).Msg("model loaded")
 	return nil
 }
 
 // Info describes the live model; false when none is loaded.
 func (s *Service) Info() (ModelInfo, bool) {
-	snap := s.live.Load()
-	if snap == nil {
+	v := s.live.Load()
+	if v == nil {
 		return ModelInfo{}, false
 	}
-	return snap.info, true
+	info := v.snap.info
+	info.Movies = v.ov.movies(len(v.snap.bundle.Movies))
+	info.Catalog.Added, info.Catalog.Updated, info.Catalog.Deleted = v.ov.counts()
+	info.Catalog.Seq = v.ov.seq
+	info.Catalog.Writable = s.journal != nil
+	return info, true
 }
 
 // Recall returns the top-K movies for the request's user. The request's
@@ -103,102 +127,151 @@ func (s *Service) Info() (ModelInfo, bool) {
 // does not know is an *Error. It answers ctx's error if ctx is done before
 // the index search.
 func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
-	snap := s.live.Load()
-	if snap == nil {
+	v := s.live.Load()
+	if v == nil {
 		return Result{}, NoModelError{}
 	}
+	snap := v.snap
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	ui, known, used := snap.userVector(sc, req.User)
-	accept, err := snap.filter(sc, req, ui, known)
+	ui, known, used := v.userVector(sc, req.User)
+	accept, over, err := v.filter(sc, req, ui, known)
 	if err != nil {
 		return Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	want := min(req.K+req.Offset, len(snap.bundle.Movies))
-	res, err := snap.index.Search(sc.results[:0], sc.q, want, accept)
+	res, err := v.search(sc, snap.index, sc.q, req.K+req.Offset, accept, over)
 	if err != nil {
-		return Result{}, fmt.Errorf("recall: search: %w", err)
+		return Result{}, err
 	}
-	sc.results = res
 	// Both backends return exact ann.Dot scores (the one score function,
-	// which Score uses too), best first with ties by lower index, so
-	// scores and order agree with Score to the bit.
+	// which Score uses too), best first with ties by lower index, and the
+	// overlay's rows are scored and merged the same way, so scores and
+	// order agree with Score to the bit.
 	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, User: used, Items: []Item{}}
 	if req.Offset < len(res) {
 		res = res[req.Offset:]
 		out.Items = make([]Item, len(res))
 		for i, r := range res {
-			mv := &snap.bundle.Movies[r.ID]
-			out.Items[i] = Item{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+			mv := v.movie(r.ID)
+			out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 		}
 	}
 	return out, nil
 }
 
+// search returns the best k movies for q: the artifact's (accept, nil for
+// all) from idx, the overlay's rows (over) by an exact scan,
+// merged. Ids are artifact rows, then overlay rows numbered on from the
+// artifact's movie count (see movie).
+func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, over ann.Filter) ([]ann.Result, error) {
+	snap, ov := v.snap, v.ov
+	n := len(snap.bundle.Movies)
+	k = min(k, ov.movies(n))
+	if k <= 0 {
+		return sc.results[:0], nil
+	}
+	res, err := idx.Search(sc.results[:0], q, min(k, n), accept)
+	if err != nil {
+		return nil, fmt.Errorf("recall: search: %w", err)
+	}
+	sc.results = res
+	if ov.nLive == 0 {
+		return res, nil
+	}
+	sc.over = ov.scan(sc.over, q, snap.dim, k, over, int32(n))
+	sc.merged = merge(sc.merged[:0], res, sc.over, k)
+	return sc.merged, nil
+}
+
 // filter returns the movies req may recall: the requested genres (any of
 // them) or every movie, less the user's seen movies (training ratings and
-// recent movies) and the explicit exclusions; nil when nothing is filtered.
-func (snap *snapshot) filter(sc *scratch, req Request, ui int32, known bool) (ann.Filter, error) {
+// recent movies) and the explicit exclusions, and less the artifact's
+// movies the overlay hides. accept is over the artifact's rows (nil: all
+// of them), over over the overlay's rows.
+func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, over ann.Filter, err error) {
+	snap, ov := v.snap, v.ov
 	excludeSeen := (known || len(req.User.Recent) > 0) && (req.ExcludeSeen == nil || *req.ExcludeSeen)
+	sc.ofilter = growFilter(sc.ofilter[:0], len(ov.rows))
+	over = sc.ofilter
+	copy(over, ov.live)
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
-		return nil, nil
+		return ov.baseLive, over, nil
 	}
-	accept := sc.filter
+	accept = sc.filter
 	if len(req.Genres) == 0 {
 		copy(accept, snap.all)
 	} else {
 		clear(accept)
+		clear(over)
 		for i, g := range req.Genres {
-			gf, ok := snap.genres[strings.ToLower(g)] // genre names are case-insensitive, as occupations
-			if !ok {
-				return nil, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", g)}
+			g = strings.ToLower(g) // genre names are case-insensitive, as occupations
+			gf, ok := snap.genres[g]
+			of, ook := ov.genres[g]
+			if !ok && !ook {
+				return nil, nil, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", req.Genres[i])}
 			}
 			for w, bits := range gf {
 				accept[w] |= bits
 			}
+			orInto(over, of)
+		}
+		andInto(over, ov.live)
+	}
+	if ov.baseLive != nil {
+		andInto(accept, ov.baseLive)
+	}
+	// reject excludes a movie by id wherever it lives.
+	reject := func(id movielens.MovieID) {
+		if m, ok := snap.movies[id]; ok {
+			accept.Reject(m)
+		}
+		if r, ok := ov.ids.get(id); ok {
+			over.Reject(r)
 		}
 	}
 	if excludeSeen && known {
 		for _, m := range snap.bundle.Seen[ui] {
 			accept.Reject(m)
+			if !ov.baseAccepts(m) { // updated since: its overlay row is seen too
+				if r, ok := ov.ids.get(snap.bundle.Movies[m].ID); ok {
+					over.Reject(r)
+				}
+			}
 		}
 	}
 	if excludeSeen {
 		for _, id := range req.User.Recent {
-			if m, ok := snap.movies[id]; ok {
-				accept.Reject(m)
-			}
+			reject(id)
 		}
 	}
 	for _, id := range req.ExcludeMovieIDs {
-		if m, ok := snap.movies[id]; ok {
-			accept.Reject(m)
-		}
+		reject(id)
 	}
-	return accept, nil
+	return accept, over, nil
 }
 
 // Score scores the given movies for the request's user.
 func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, error) {
-	snap := s.live.Load()
-	if snap == nil {
+	v := s.live.Load()
+	if v == nil {
 		return ScoreResult{}, NoModelError{}
 	}
+	snap := v.snap
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	_, _, used := snap.userVector(sc, req.User)
+	_, _, used := v.userVector(sc, req.User)
 	out := ScoreResult{ModelVersion: snap.info.Version, User: used, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
 	head := snap.bundle.Model.HasRatingHead()
 	for _, id := range req.MovieIDs {
-		m, ok := snap.movies[id]
+		vec, ok := v.vector(id)
 		if !ok {
 			out.Unknown = append(out.Unknown, id)
 			continue
 		}
-		sco := Score{MovieID: id, Score: ann.Dot(sc.q, snap.bundle.Vectors[int(m)*snap.dim:(int(m)+1)*snap.dim])}
+		sco := Score{MovieID: id, Score: ann.Dot(sc.q, vec)}
 		if head {
 			r := snap.bundle.Model.PredictRating(sco.Score)
 			sco.Rating = &r

@@ -34,8 +34,14 @@ type snapshot struct {
 	codec    *feature.UserCodec
 	history  history
 	genres   map[string]ann.Filter // genre name → the movies that have it
-	all      ann.Filter            // every movie
-	pool     sync.Pool             // *scratch
+	// genreNames maps a lower-case genre to the catalogue's spelling.
+	genreNames map[string]string
+	ratings    struct {
+		once   sync.Once
+		counts []int32 // training ratings per movie, for the popularity feature
+	}
+	all  ann.Filter // every movie
+	pool sync.Pool  // *scratch
 }
 
 // scratch is one request's working memory, pooled per snapshot.
@@ -43,9 +49,12 @@ type scratch struct {
 	q       []float32
 	idx     []int32
 	enc     feature.Encoded
-	hist    []int32 // the history bag: movie indexes, then their history-vocabulary indexes
-	filter  ann.Filter
+	hist    []int32    // the history bag: movie indexes, then their history-vocabulary indexes
+	filter  ann.Filter // over the artifact's movies
 	results []ann.Result
+	ofilter ann.Filter   // over the overlay's rows
+	over    []ann.Result // the overlay's best
+	merged  []ann.Result
 }
 
 // newSnapshot builds the indexes of b and picks the backend.
@@ -60,12 +69,13 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	}
 	snap := &snapshot{
 		bundle: b, dim: dim, exact: exact, index: exact,
-		users:   make(map[movielens.UserID]int32, len(b.Users)),
-		movies:  make(map[movielens.MovieID]int32, len(b.Movies)),
-		codec:   feature.NewUserCodec(b.Encoder),
-		history: newHistory(b),
-		genres:  map[string]ann.Filter{},
-		all:     ann.AllFilter(len(b.Movies)),
+		users:      make(map[movielens.UserID]int32, len(b.Users)),
+		movies:     make(map[movielens.MovieID]int32, len(b.Movies)),
+		codec:      feature.NewUserCodec(b.Encoder),
+		history:    newHistory(b),
+		genres:     map[string]ann.Filter{},
+		genreNames: map[string]string{},
+		all:        ann.AllFilter(len(b.Movies)),
 	}
 	for i, u := range b.Users {
 		snap.users[u] = int32(i)
@@ -77,6 +87,9 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	for i, mv := range b.Movies {
 		snap.movies[mv.ID] = int32(i)
 		for _, g := range mv.Genres {
+			if _, ok := snap.genreNames[strings.ToLower(g)]; !ok {
+				snap.genreNames[strings.ToLower(g)] = g
+			}
 			g = strings.ToLower(g)
 			if snap.genres[g] == nil {
 				snap.genres[g] = ann.NewFilter(len(b.Movies))
@@ -189,7 +202,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 		if len(b.Users) > 0 && i%4 != 3 {
 			in.UserID = b.Users[rng.IntN(len(b.Users))]
 		}
-		snap.userVector(sc, User{UserInput: in})
+		(&view{snap: snap, ov: emptyOverlay()}).userVector(sc, User{UserInput: in})
 		out = append(out, slices.Clone(sc.q))
 	}
 	return out
@@ -294,7 +307,8 @@ func (snap *snapshot) withProfile(u feature.UserInput) (feature.UserInput, []str
 // training history) comes back with their index ui into bundle.Seen. The
 // features were checked by the caller; the encoder maps anything it does
 // not know to out-of-vocabulary.
-func (snap *snapshot) userVector(sc *scratch, u User) (ui int32, known bool, used UsedUser) {
+func (v *view) userVector(sc *scratch, u User) (ui int32, known bool, used UsedUser) {
+	snap := v.snap
 	used.Features, used.Stored = snap.withProfile(u.UserInput)
 	sc.idx = snap.codec.Indexes(sc.idx[:0], used.Features)
 	sc.enc = slices.Grow(sc.enc[:0], len(sc.idx))[:len(sc.idx)]
@@ -309,9 +323,9 @@ func (snap *snapshot) userVector(sc *scratch, u User) (ui int32, known bool, use
 	for _, id := range u.Recent {
 		if m, ok := snap.movies[id]; ok {
 			sc.hist = append(sc.hist, m)
-		} else {
+		} else if _, ok := v.ov.ids.get(id); !ok {
 			used.UnknownRecent = append(used.UnknownRecent, id)
-		}
+		} // a movie added since training has no history embedding: known, not pooled
 	}
 	if snap.history.pos >= 0 && len(sc.hist) > 0 {
 		if len(u.Recent) > 0 { // Seen is sorted and distinct; recent movies may repeat it

@@ -92,7 +92,7 @@ type ModelInfo struct {
 	LoadedAt    time.Time
 	Objective   string
 	Dim         int
-	Movies      int
+	Movies      int // live: the artifact's, less deleted, plus added (see Catalog)
 	Users       int
 	Backend     string             // index answering /recall
 	IndexRecall map[string]float64 // HNSW self-check against exact, "recall@10" ...
@@ -100,7 +100,8 @@ type ModelInfo struct {
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
 	// "occupation" (canonical names), "genres".
 	Vocabularies map[string][]string
-	Prior        *PriorInfo // the popularity prior in the vectors' last dimension; nil without one
+	Catalog      CatalogInfo // changes made without retraining
+	Prior        *PriorInfo  // the popularity prior in the vectors' last dimension; nil without one
 }
 
 // PriorInfo describes the model's popularity prior: "now" is the time its

@@ -145,7 +145,7 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 // sets in its default handler.
 func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 			allowed = append(allowed, m)
 		}

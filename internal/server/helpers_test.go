@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,9 @@ type fakeRecaller struct {
 	lastRecall recall.Request
 	lastScore  recall.ScoreRequest
 	recallHook func(ctx context.Context, req recall.Request) (recall.Result, error)
+	putHook    func(ctx context.Context, m recall.MovieChange) (recall.PutResult, error)
+	lastPut    recall.MovieChange
+	catalog    map[movielens.MovieID]bool // movies PUT and not deleted
 	scoreHook  func(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
 }
 
@@ -139,6 +143,45 @@ func (f *fakeRecaller) Similar(ctx context.Context, id movielens.MovieID, k int)
 	}
 	res := fakeResult(min(k, 10))
 	return recall.SimilarResult{ModelVersion: "v-test", Movie: recall.Movie{MovieID: id, Title: "Query (1999)", Genres: []string{"Drama"}, Year: 1999}, Items: res.Items}, nil
+}
+
+// PutMovie stores the id; genre "Western" is unknown to the fake model.
+func (f *fakeRecaller) PutMovie(ctx context.Context, m recall.MovieChange) (recall.PutResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastPut = m
+	if f.putHook != nil {
+		return f.putHook(ctx, m)
+	}
+	if !f.ready {
+		return recall.PutResult{}, recall.NoModelError{}
+	}
+	for i, g := range m.Genres {
+		if g == "Western" {
+			return recall.PutResult{}, &recall.Error{Field: fmt.Sprintf("genres[%d]", i), Message: "unknown genre"}
+		}
+	}
+	if f.catalog == nil {
+		f.catalog = map[movielens.MovieID]bool{}
+	}
+	created := !f.catalog[m.MovieID]
+	f.catalog[m.MovieID] = true
+	return recall.PutResult{ModelVersion: "v-test", Created: created, VectorNorm: 1, Seq: uint64(len(f.catalog)),
+		Movie: recall.Movie{MovieID: m.MovieID, Title: m.Title, Genres: m.Genres, Year: m.Year}}, nil
+}
+
+// DeleteMovie knows the movies PUT before.
+func (f *fakeRecaller) DeleteMovie(ctx context.Context, id movielens.MovieID) (recall.DeleteResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ready {
+		return recall.DeleteResult{}, recall.NoModelError{}
+	}
+	if !f.catalog[id] {
+		return recall.DeleteResult{}, &recall.UnknownMovieError{MovieID: id}
+	}
+	delete(f.catalog, id)
+	return recall.DeleteResult{ModelVersion: "v-test", MovieID: id, Seq: 99}, nil
 }
 
 func nanValue() float64 { var z float64; return z / z }

@@ -20,16 +20,17 @@ import (
 type code string
 
 const (
-	codeMalformed   code = "malformed-json"         // body is not one valid UTF-8 JSON value
-	codeInvalid     code = "invalid-request"        // well-formed JSON that breaks the contract
-	codeNotFound    code = "not-found"              // no such path
-	codeMethod      code = "method-not-allowed"     // path exists, method does not
-	codeTooLarge    code = "body-too-large"         // body over Config.BodyLimit
-	codeMediaType   code = "unsupported-media-type" // not application/json
-	codeInternal    code = "internal"               // a bug; logged at error level
-	codeUnavailable code = "not-ready"              // no model loaded, or draining
-	codeTimeout     code = "timeout"                // request budget exceeded
-	codeReadTimeout code = "request-timeout"        // the body did not arrive within the read timeout
+	codeMalformed    code = "malformed-json"         // body is not one valid UTF-8 JSON value
+	codeInvalid      code = "invalid-request"        // well-formed JSON that breaks the contract
+	codeNotFound     code = "not-found"              // no such path
+	codeMethod       code = "method-not-allowed"     // path exists, method does not
+	codeTooLarge     code = "body-too-large"         // body over Config.BodyLimit
+	codeMediaType    code = "unsupported-media-type" // not application/json
+	codeInternal     code = "internal"               // a bug; logged at error level
+	codeUnavailable  code = "not-ready"              // no model loaded, or draining
+	codeTimeout      code = "timeout"                // request budget exceeded
+	codeReadTimeout  code = "request-timeout"        // the body did not arrive within the read timeout
+	codeUnauthorized code = "unauthorized"           // a catalogue change without the right bearer token
 )
 
 func describe(c code) (status int, title string) {
@@ -52,6 +53,8 @@ func describe(c code) (status int, title string) {
 		return http.StatusGatewayTimeout, "Timeout"
 	case codeReadTimeout:
 		return http.StatusRequestTimeout, "Request timeout"
+	case codeUnauthorized:
+		return http.StatusUnauthorized, "Unauthorized"
 	default:
 		return http.StatusInternalServerError, "Internal error"
 	}
@@ -119,6 +122,8 @@ func (s *Server) classify(err error) *apiError {
 		return &apiError{code: codeInvalid, field: field(jsontext.Pointer(jsonPointer(re.Field))), detail: re.Error(), cause: err}
 	}
 	switch {
+	case errors.As(err, new(recall.ReadOnlyError)):
+		return &apiError{code: codeUnavailable, detail: "catalogue changes are off on this instance", cause: err}
 	case errors.As(err, new(recall.NoModelError)):
 		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -46,6 +46,15 @@ func (s *Server) routes() http.Handler {
 	r.Get("/model", s.handleModel)
 	r.Get("/movies", s.handleMovies)
 	r.Get("/movies/{movie_id}/similar", s.handleSimilar)
+	if s.cfg.CatalogToken != "" {
+		// Catalogue changes: off unless a token is configured, and then
+		// only for requests that carry it.
+		r.Group(func(r chi.Router) {
+			r.Use(s.catalogAuth)
+			r.Put("/movies/{movie_id}", s.handlePutMovie)
+			r.Delete("/movies/{movie_id}", s.handleDeleteMovie)
+		})
+	}
 	if s.cfg.Explorer {
 		r.Get("/", s.handleExplorer)
 		r.Get("/explorer/{file}", s.handleExplorerAsset)

@@ -42,6 +42,13 @@ type Recaller interface {
 	// id the model does not know as a *recall.UnknownMovieError (404).
 	Movies(query string, limit int) (recall.MoviesResult, error)
 	Similar(ctx context.Context, id movielens.MovieID, k int) (recall.SimilarResult, error)
+	// PutMovie and DeleteMovie change the catalogue without retraining
+	// and return once the change is durable and visible. A genre the
+	// model does not know is a *recall.Error (400), deleting a movie it
+	// does not have a *recall.UnknownMovieError (404), a journal failure
+	// a *recall.JournalError (500, logged).
+	PutMovie(ctx context.Context, m recall.MovieChange) (recall.PutResult, error)
+	DeleteMovie(ctx context.Context, id movielens.MovieID) (recall.DeleteResult, error)
 }
 
 // Config tunes the HTTP server; config.Default holds the defaults. A zero
@@ -69,6 +76,9 @@ type Config struct {
 	// Explorer serves the explorer page at / (its assets under
 	// /explorer/); off, / is a 404.
 	Explorer bool
+	// CatalogToken is the bearer token of PUT and DELETE
+	// /movies/{movie_id}; empty: those routes do not exist (404).
+	CatalogToken string
 }
 
 // ConfigFrom takes the server's settings from the service's configuration
@@ -81,7 +91,7 @@ func ConfigFrom(s config.Serve) Config {
 		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
 		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
-		Explorer: s.Explorer,
+		Explorer: s.Explorer, CatalogToken: s.CatalogToken,
 	}
 }
 

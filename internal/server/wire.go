@@ -288,6 +288,7 @@ type modelResponse struct {
 	IndexRecall  map[string]float64  `json:"index_recall"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
+	Catalog      catalogJSON         `json:"catalog"`
 	Prior        *priorJSON          `json:"prior,omitzero"`
 }
 
@@ -297,6 +298,14 @@ type priorJSON struct {
 	Weight       float32 `json:"weight"`
 	ColdWeight   float32 `json:"cold_weight"`
 	Ratings      int     `json:"ratings"`
+}
+
+type catalogJSON struct {
+	Writable   bool   `json:"writable"`
+	Added      int    `json:"added"`
+	Updated    int    `json:"updated"`
+	Deleted    int    `json:"deleted"`
+	JournalSeq uint64 `json:"journal_seq"`
 }
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
@@ -313,6 +322,10 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		Metrics:      finite(info.Metrics),
 		Vocabularies: info.Vocabularies,
 		Prior:        newPriorJSON(info.Prior),
+		Catalog: catalogJSON{
+			Writable: info.Catalog.Writable, Added: info.Catalog.Added, Updated: info.Catalog.Updated,
+			Deleted: info.Catalog.Deleted, JournalSeq: info.Catalog.Seq,
+		},
 	}
 }
 

@@ -1,0 +1,276 @@
+// Package catalog persists catalogue changes made without retraining (a
+// movie added, updated or deleted over HTTP) in an append-only journal
+// beside the model artifact. The serving core (package recall) applies the
+// entries over the artifact's catalogue; this package only writes them
+// durably and reads them back at start.
+//
+// The journal is a text file with one JSON object per line:
+//
+//	{"entry":{"seq":1,"at":"...","op":"put","movie_id":5,...},"crc32c":123}
+//
+// crc32c is the Castagnoli CRC of the exact bytes of "entry" as written.
+// A line is written and fsynced before its change is acknowledged. At
+// start, a torn last line (a crash mid-write) is ignored and truncated
+// away; a bad line followed by good ones is corruption, and Open refuses
+// the file rather than serve a catalogue that silently lost changes.
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// Op is what an entry does to a movie.
+type Op string
+
+const (
+	OpPut    Op = "put"    // add the movie, or replace its metadata and vector
+	OpDelete Op = "delete" // hide the movie
+)
+
+// Entry is one catalogue change.
+type Entry struct {
+	Seq     uint64            `json:"seq"` // 1, 2, … in file order
+	At      time.Time         `json:"at"`  // when the change was accepted (UTC); a newer artifact supersedes it
+	Op      Op                `json:"op"`
+	MovieID movielens.MovieID `json:"movie_id"`
+	Title   string            `json:"title,omitzero"`
+	Genres  []string          `json:"genres,omitzero"`
+	Year    int               `json:"year,omitzero"`
+	// Base is the version of the artifact that was live when the change
+	// was made; informational (supersession compares At).
+	Base string `json:"base,omitzero"`
+}
+
+// line is the on-disk shape of an entry.
+type line struct {
+	Entry jsontext.Value `json:"entry"`
+	CRC   uint32         `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maxLine bounds one journal line; a valid entry is well under 4 KiB.
+const maxLine = 64 << 10
+
+// CorruptError is a journal line that is neither valid nor the torn last
+// line of the file.
+type CorruptError struct {
+	Path   string
+	Line   int   // 1-based
+	Offset int64 // byte offset of the line
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("catalog: journal %s is corrupt at line %d (byte %d): %s; the changes after it cannot be trusted — repair or move the file aside", e.Path, e.Line, e.Offset, e.Reason)
+}
+
+// Replay describes what Open read.
+type Replay struct {
+	Entries   []Entry
+	TornBytes int64 // bytes of a torn last line that were truncated away
+}
+
+// Journal appends entries to the file. It is safe for concurrent use;
+// appends are serialised.
+type Journal struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	seq  uint64
+	err  error // sticky: once a write or sync failed the file's tail is unknown
+}
+
+// Open reads the journal at path (creating it and its directory if
+// missing), truncates a torn last line, and opens it for appending.
+func Open(path string) (*Journal, Replay, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
+	}
+	rep, good, err := read(f, path)
+	if err != nil {
+		f.Close()
+		return nil, Replay{}, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
+	}
+	if rep.TornBytes = st.Size() - good; rep.TornBytes > 0 {
+		if err := f.Truncate(good); err != nil {
+			f.Close()
+			return nil, Replay{}, fmt.Errorf("catalog: truncate torn journal tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, Replay{}, fmt.Errorf("catalog: truncate torn journal tail: %w", err)
+		}
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
+	}
+	if st.Size() == 0 {
+		// A new file: make its directory entry durable too.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, Replay{}, err
+		}
+	}
+	j := &Journal{path: path, f: f}
+	if n := len(rep.Entries); n > 0 {
+		j.seq = rep.Entries[n-1].Seq
+	}
+	return j, rep, nil
+}
+
+// read parses every line and returns the entries and the length of the
+// valid prefix. A bad line is torn (ignored) only if nothing but
+// whitespace follows it.
+func read(f *os.File, path string) (Replay, int64, error) {
+	var rep Replay
+	r := bufio.NewReaderSize(f, 64<<10)
+	var off int64
+	var prev uint64
+	for n := 1; ; n++ {
+		raw, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer is never written by Append.
+			rest, _ := io.ReadAll(r)
+			if i := bytes.IndexByte(rest, '\n'); i < 0 || len(bytes.TrimSpace(rest[i+1:])) == 0 {
+				return rep, off, nil // torn
+			}
+			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: "line too long"}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return rep, 0, fmt.Errorf("catalog: read journal: %w", err)
+		}
+		if len(raw) == 0 {
+			return rep, off, nil
+		}
+		raw = bytes.Clone(raw) // ReadSlice's bytes are overwritten by the next read
+		complete := raw[len(raw)-1] == '\n'
+		e, reason := parseLine(raw)
+		if reason == "" && e.Seq <= prev {
+			reason = fmt.Sprintf("sequence %d does not follow %d", e.Seq, prev)
+		}
+		if reason != "" || !complete {
+			if !complete || isTail(r) {
+				return rep, off, nil // the torn last write of a crash
+			}
+			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: reason}
+		}
+		rep.Entries = append(rep.Entries, e)
+		prev = e.Seq
+		off += int64(len(raw))
+		if errors.Is(err, io.EOF) {
+			return rep, off, nil
+		}
+	}
+}
+
+// isTail reports whether nothing but whitespace is left in r.
+func isTail(r *bufio.Reader) bool {
+	rest, _ := io.ReadAll(r)
+	return len(bytes.TrimSpace(rest)) == 0
+}
+
+// parseLine decodes and checks one line; reason is "" when it is good.
+func parseLine(raw []byte) (Entry, string) {
+	var l line
+	if err := json.Unmarshal(bytes.TrimRight(raw, "\n"), &l, json.RejectUnknownMembers(true)); err != nil {
+		return Entry{}, "not a journal line: " + err.Error()
+	}
+	if got := crc32.Checksum(l.Entry, castagnoli); got != l.CRC {
+		return Entry{}, fmt.Sprintf("checksum %08x, line says %08x", got, l.CRC)
+	}
+	var e Entry
+	if err := json.Unmarshal(l.Entry, &e, json.RejectUnknownMembers(true)); err != nil {
+		return Entry{}, "bad entry: " + err.Error()
+	}
+	if e.Op != OpPut && e.Op != OpDelete || e.MovieID < 1 || e.Seq < 1 {
+		return Entry{}, fmt.Sprintf("bad entry: op %q, movie %d, seq %d", e.Op, e.MovieID, e.Seq)
+	}
+	return e, ""
+}
+
+// Append gives e the next sequence number and its time (if unset), writes
+// it and syncs the file; only then may the change be acknowledged. After a
+// failed write or sync every later Append fails: the file's tail is
+// unknown, and the process must restart (Open repairs a torn tail).
+func (j *Journal) Append(e Entry) (Entry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return Entry{}, j.err
+	}
+	e.Seq = j.seq + 1
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	body, err := json.Marshal(e, json.Deterministic(true))
+	if err != nil {
+		return Entry{}, fmt.Errorf("catalog: encode entry: %w", err)
+	}
+	out, err := json.Marshal(line{Entry: body, CRC: crc32.Checksum(body, castagnoli)})
+	if err != nil {
+		return Entry{}, fmt.Errorf("catalog: encode entry: %w", err)
+	}
+	if len(out) >= maxLine {
+		return Entry{}, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
+	}
+	if _, err := j.f.Write(append(out, '\n')); err != nil {
+		j.err = fmt.Errorf("catalog: journal write failed earlier, restart to repair: %w", err)
+		return Entry{}, j.err
+	}
+	if err := j.f.Sync(); err != nil {
+		j.err = fmt.Errorf("catalog: journal sync failed earlier, restart to repair: %w", err)
+		return Entry{}, j.err
+	}
+	j.seq = e.Seq
+	return e, nil
+}
+
+// Path is the journal's file.
+func (j *Journal) Path() string { return j.path }
+
+// Close closes the file.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err == nil {
+		j.err = errors.New("catalog: journal is closed")
+	}
+	return j.f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("catalog: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("catalog: sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package recall
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/catalog"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// Limits of a catalogue change; the HTTP layer checks them too.
+const (
+	MaxTitleBytes  = 200
+	MaxMovieGenres = 16
+	MinYear        = 1870
+	MaxYear        = 2100
+)
+
+// Journal makes catalogue changes durable: Append returns once the entry
+// (numbered and timed by it) is on disk. *catalog.Journal is one.
+type Journal interface {
+	Append(e catalog.Entry) (catalog.Entry, error)
+}
+
+// MovieChange adds a movie or replaces one: its metadata and, from them,
+// its vector.
+type MovieChange struct {
+	MovieID movielens.MovieID
+	Title   string
+	Genres  []string // names of the live model's genres, any case
+	Year    int      // 0: unknown
+}
+
+// PutResult answers PutMovie.
+type PutResult struct {
+	ModelVersion string
+	Movie        Movie   // as stored: genres in the catalogue's spelling
+	Created      bool    // the movie was not in the live catalogue before
+	VectorNorm   float32 // of the movie tower's output, for a sanity check
+	Seq          uint64  // its journal entry
+}
+
+// DeleteResult answers DeleteMovie.
+type DeleteResult struct {
+	ModelVersion string
+	MovieID      movielens.MovieID
+	Seq          uint64
+}
+
+// CatalogInfo describes the changes made over the live artifact.
+type CatalogInfo struct {
+	Writable bool   // a journal is attached: PutMovie and DeleteMovie work
+	Added    int    // live movies the artifact does not have
+	Updated  int    // artifact movies whose metadata and vector were replaced
+	Deleted  int    // artifact movies hidden
+	Seq      uint64 // last journal entry applied
+}
+
+// ReadOnlyError is a catalogue change without a journal to record it.
+type ReadOnlyError struct{}
+
+func (ReadOnlyError) Error() string { return "recall: catalogue changes are off (no journal)" }
+
+// JournalError is a change that could not be made durable; it was not
+// applied.
+type JournalError struct{ Err error }
+
+func (e *JournalError) Error() string { return "recall: catalogue journal: " + e.Err.Error() }
+func (e *JournalError) Unwrap() error { return e.Err }
+
+// AttachJournal turns catalogue changes on: later changes are appended to
+// j, and entries (read back from j at start, in order) are applied over
+// every model loaded, the live one included.
+func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	s.journal = j
+	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
+	for _, e := range entries {
+		s.latest[e.MovieID] = e
+	}
+	if v := s.live.Load(); v != nil {
+		ov, st := s.replay(v.snap)
+		s.live.Store(&view{snap: v.snap, ov: ov})
+		s.logger.Info().Interface("catalog", st).Msg("catalogue journal applied")
+	}
+}
+
+// replayStats summarise a replay for the log.
+type replayStats struct {
+	Entries    int     `json:"entries"`    // latest entry per movie
+	Applied    int     `json:"applied"`    // of them, applied over the artifact
+	Superseded int     `json:"superseded"` // of them, older than an artifact that has the movie
+	Seconds    float64 `json:"seconds"`
+}
+
+// replay builds the overlay of the journal's entries over snap; s.catMu
+// is held. An entry is superseded when the artifact was created after it
+// and has the movie (or, for a delete, at all: the artifact was built
+// from a catalogue that saw the delete); such entries are skipped.
+func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
+	start := time.Now()
+	ov := emptyOverlay()
+	st := replayStats{Entries: len(s.latest)}
+	es := make([]catalog.Entry, 0, len(s.latest))
+	for _, e := range s.latest {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	created := snap.bundle.Manifest.CreatedAt
+	for _, e := range es {
+		_, inBase := snap.movies[e.MovieID]
+		if created.After(e.At) && (inBase || e.Op == catalog.OpDelete) {
+			st.Superseded++
+			ov.seq = e.Seq
+			continue
+		}
+		ch := change{movie: artifact.Movie{ID: e.MovieID}, seq: e.Seq}
+		if e.Op == catalog.OpPut {
+			ch.movie = artifact.Movie{ID: e.MovieID, Title: e.Title, Genres: e.Genres, Year: e.Year}
+			ch.vec = snap.movieVector(ch.movie)
+		}
+		ov = ov.with(snap, ch)
+		st.Applied++
+	}
+	st.Seconds = time.Since(start).Seconds()
+	return ov, st
+}
+
+// movieVector runs the movie tower for m: a movie the model was trained
+// on keeps its id embedding, a new one gets the out-of-vocabulary row, so
+// its vector comes from its genres and year.
+func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
+	in := feature.MovieInput{MovieID: strconv.Itoa(int(m.ID)), Genres: m.Genres, Year: m.Year}
+	if base, ok := snap.movies[m.ID]; ok && slices.Contains(snap.bundle.Encoder.MovieFields, feature.PopularityField) {
+		in.Ratings = int(snap.ratingCount(base))
+	}
+	vec := make([]float32, snap.dim)
+	snap.bundle.Model.MovieVector(vec, snap.bundle.Encoder.EncodeMovie(in))
+	return vec
+}
+
+// ratingCount is the number of training ratings of the artifact's movie
+// m (the popularity feature's input), counted once from the histories.
+func (snap *snapshot) ratingCount(m int32) int32 {
+	r := &snap.ratings
+	r.once.Do(func() {
+		r.counts = make([]int32, len(snap.bundle.Movies))
+		for _, seen := range snap.bundle.Seen {
+			for _, mi := range seen {
+				r.counts[mi]++
+			}
+		}
+	})
+	return r.counts[m]
+}
+
+// PutMovie adds the movie, or replaces the metadata and vector of one
+// that exists, and returns once the change is in the journal and visible
+// to every later request. A genre the live model does not know is an
+// *Error; the other limits (see the constants) are the caller's to check.
+func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	v := s.live.Load()
+	if v == nil {
+		return PutResult{}, NoModelError{}
+	}
+	if s.journal == nil {
+		return PutResult{}, ReadOnlyError{}
+	}
+	snap := v.snap
+	mv := artifact.Movie{ID: m.MovieID, Title: m.Title, Year: m.Year, Genres: make([]string, len(m.Genres))}
+	for i, g := range m.Genres {
+		name, ok := snap.genreNames[strings.ToLower(g)]
+		if !ok {
+			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres; a new genre needs retraining)", g)}
+		}
+		if j := slices.Index(mv.Genres[:i], name); j >= 0 {
+			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("genre %q repeats genres[%d]", g, j)}
+		}
+		mv.Genres[i] = name
+	}
+	vec := snap.movieVector(mv)
+	var sq float64
+	for _, x := range vec {
+		sq += float64(x) * float64(x)
+	}
+	if math.IsNaN(sq) || math.IsInf(sq, 0) || sq > 1e37 {
+		return PutResult{}, fmt.Errorf("recall: the movie tower's vector for movie %d is not finite", m.MovieID)
+	}
+	if err := ctx.Err(); err != nil {
+		return PutResult{}, err
+	}
+	_, existed := v.vector(m.MovieID)
+	e, err := s.journal.Append(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version})
+	if err != nil {
+		return PutResult{}, &JournalError{Err: err}
+	}
+	s.latest[mv.ID] = e
+	s.live.Store(&view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})})
+	return PutResult{
+		ModelVersion: snap.info.Version, Created: !existed, Seq: e.Seq, VectorNorm: float32(math.Sqrt(sq)),
+		Movie: Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year},
+	}, nil
+}
+
+// DeleteMovie hides the movie from every later request once the change
+// is in the journal. A movie that is not live is an *UnknownMovieError.
+func (s *Service) DeleteMovie(ctx context.Context, id movielens.MovieID) (DeleteResult, error) {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	v := s.live.Load()
+	if v == nil {
+		return DeleteResult{}, NoModelError{}
+	}
+	if s.journal == nil {
+		return DeleteResult{}, ReadOnlyError{}
+	}
+	if _, ok := v.vector(id); !ok {
+		return DeleteResult{}, &UnknownMovieError{MovieID: id}
+	}
+	if err := ctx.Err(); err != nil {
+		return DeleteResult{}, err
+	}
+	e, err := s.journal.Append(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version})
+	if err != nil {
+		return DeleteResult{}, &JournalError{Err: err}
+	}
+	s.latest[id] = e
+	s.live.Store(&view{snap: v.snap, ov: v.ov.with(v.snap, change{movie: artifact.Movie{ID: id}, seq: e.Seq})})
+	return DeleteResult{ModelVersion: v.snap.info.Version, MovieID: id, Seq: e.Seq}, nil
+}
+
+// vector is the live vector of movie id: its overlay row's, else the
+// artifact's unless hidden.
+func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
+	d := v.snap.dim
+	if r, ok := v.ov.ids.get(id); ok {
+		return v.ov.vecs[int(r)*d : (int(r)+1)*d], true
+	}
+	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
+		return v.snap.bundle.Vectors[int(m)*d : (int(m)+1)*d], true
+	}
+	return nil, false
+}
+
+// movie is the catalogue entry of result id g: an artifact row below the
+// artifact's movie count, an overlay row from there on.
+func (v *view) movie(g int32) Movie {
+	n := int32(len(v.snap.bundle.Movies))
+	if g < n {
+		return v.snap.movie(g)
+	}
+	mv := &v.ov.rows[g-n].movie
+	return Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
+}
+
+// find returns the result id (see movie) of live movie id.
+func (v *view) find(id movielens.MovieID) (int32, bool) {
+	if r, ok := v.ov.ids.get(id); ok {
+		return int32(len(v.snap.bundle.Movies)) + r, true
+	}
+	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
+		return m, true
+	}
+	return 0, false
+}

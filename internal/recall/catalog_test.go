@@ -1,0 +1,511 @@
+package recall
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/catalog"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// memJournal is a Journal in memory.
+type memJournal struct {
+	mu      sync.Mutex
+	entries []catalog.Entry
+	fail    error
+	now     func() time.Time
+}
+
+func (j *memJournal) Append(e catalog.Entry) (catalog.Entry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return catalog.Entry{}, j.fail
+	}
+	e.Seq = uint64(len(j.entries) + 1)
+	e.At = time.Now().UTC()
+	if j.now != nil {
+		e.At = j.now()
+	}
+	j.entries = append(j.entries, e)
+	return e, nil
+}
+
+func (j *memJournal) all() []catalog.Entry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.entries)
+}
+
+// liveMovie is a movie of the live catalogue with its vector, as a test
+// computes it independently of the overlay.
+type liveMovie struct {
+	id     movielens.MovieID
+	genres []string
+	vec    []float32
+	order  int // result-id order: artifact rows, then changes in order
+}
+
+// reference scores every live movie for q and returns the ids of the best
+// k that pass keep, best first with ties by order: what Recall must answer
+// on the exact backend.
+func reference(movies []liveMovie, q []float32, k int, keep func(liveMovie) bool) []movielens.MovieID {
+	type scored struct {
+		liveMovie
+		s float32
+	}
+	var all []scored
+	for _, m := range movies {
+		if keep(m) {
+			all = append(all, scored{m, ann.Dot(q, m.vec)})
+		}
+	}
+	slices.SortFunc(all, func(a, b scored) int {
+		if a.s != b.s {
+			return cmp.Compare(b.s, a.s)
+		}
+		return cmp.Compare(a.order, b.order)
+	})
+	var out []movielens.MovieID
+	for _, m := range all[:min(k, len(all))] {
+		out = append(out, m.id)
+	}
+	return out
+}
+
+// TestCatalogChanges adds, updates and deletes movies and checks every
+// read path against an independent model of the catalogue: Recall (exact
+// backend: exactly the reference top K; HNSW: scores equal Score's),
+// Score, Movies, Similar, genre filters, exclusions, seen movies, Info.
+func TestCatalogChanges(t *testing.T) {
+	t.Parallel()
+	for _, index := range []string{"exact", "hnsw"} {
+		t.Run(index, func(t *testing.T) {
+			t.Parallel()
+			s := newService(t, index)
+			b := testBundle(t, "v1", 300, 11)
+			if err := s.Load(b); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 1, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
+				t.Fatalf("put without a journal: %v", err)
+			}
+			s.AttachJournal(&memJournal{}, nil)
+			rng := rand.New(rand.NewPCG(11, 12))
+			// The model of the catalogue: id → live movie.
+			live := map[movielens.MovieID]liveMovie{}
+			for i, mv := range b.Movies {
+				live[mv.ID] = liveMovie{id: mv.ID, genres: mv.Genres, vec: b.Vectors[i*8 : (i+1)*8], order: i}
+			}
+			order := len(b.Movies)
+			put := func(id movielens.MovieID, genres ...string) {
+				t.Helper()
+				_, existed := live[id]
+				res, err := s.PutMovie(ctx, MovieChange{MovieID: id, Title: fmt.Sprintf("Changed %d (2024)", id), Genres: genres, Year: 2024})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Created == existed || res.VectorNorm <= 0 {
+					t.Fatalf("put %d: created %v (existed %v), norm %v", id, res.Created, existed, res.VectorNorm)
+				}
+				vec := make([]float32, 8)
+				b.Model.MovieVector(vec, b.Encoder.EncodeMovie(feature.MovieInput{MovieID: fmt.Sprint(id), Genres: res.Movie.Genres, Year: 2024}))
+				live[id] = liveMovie{id: id, genres: res.Movie.Genres, vec: vec, order: order}
+				order++
+			}
+			del := func(id movielens.MovieID) {
+				t.Helper()
+				if _, err := s.DeleteMovie(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				delete(live, id)
+			}
+			for i := range 40 { // new movies, one with a genre spelled in another case
+				put(movielens.MovieID(100000+i), testGenres[rng.IntN(len(testGenres))])
+			}
+			put(100100, "dRaMa", "Comedy")
+			put(b.Movies[3].ID, "Horror")  // an update of a movie user 1 has seen
+			put(b.Movies[50].ID, "Comedy") // an update of an unseen one
+			put(100005, "Romance")         // an update of a new movie
+			del(b.Movies[60].ID)           // a delete from the artifact
+			del(100007)                    // a delete of a new movie
+			put(b.Movies[60].ID, "Action") // back again, as a new version
+			del(b.Movies[70].ID)
+			if _, err := s.DeleteMovie(ctx, b.Movies[70].ID); !errors.As(err, new(*UnknownMovieError)) {
+				t.Fatalf("second delete: %v", err)
+			}
+			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 5, Title: "x", Genres: []string{"Western"}}); !errors.As(err, new(*Error)) {
+				t.Fatalf("unknown genre: %v", err)
+			}
+			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 5, Title: "x", Genres: []string{"Drama", "drama"}}); !errors.As(err, new(*Error)) {
+				t.Fatalf("repeated genre: %v", err)
+			}
+
+			movies := make([]liveMovie, 0, len(live))
+			ids := make([]movielens.MovieID, 0, len(live))
+			for _, m := range live {
+				movies = append(movies, m)
+				ids = append(ids, m.id)
+			}
+			info, _ := s.Info()
+			if info.Movies != len(live) || info.Catalog.Added != 40 || info.Catalog.Updated != 3 || info.Catalog.Deleted != 1 {
+				t.Fatalf("info: %d movies, catalog %+v; want %d movies, 40 added, 3 updated, 1 deleted", info.Movies, info.Catalog, len(live))
+			}
+			for _, tc := range []struct {
+				name string
+				req  Request
+				keep func(liveMovie) bool
+			}{
+				{"all", Request{K: 400}, func(liveMovie) bool { return true }},
+				{"top 10 of a known user, seen excluded", Request{User: User{UserInput: feature.UserInput{UserID: 1}}, K: 10},
+					func(m liveMovie) bool {
+						return !slices.ContainsFunc(b.Movies[:10], func(a artifact.Movie) bool { return a.ID == m.id })
+					}},
+				{"genre", Request{K: 30, Genres: []string{"romance"}}, func(m liveMovie) bool {
+					return slices.ContainsFunc(m.genres, func(g string) bool { return strings.EqualFold(g, "romance") })
+				}},
+				{"excluded and recent", Request{User: User{Recent: []movielens.MovieID{100001, b.Movies[50].ID}}, K: 400, ExcludeMovieIDs: []movielens.MovieID{100002, b.Movies[4].ID, 999999}},
+					func(m liveMovie) bool {
+						return !slices.Contains([]movielens.MovieID{100001, b.Movies[50].ID, 100002, b.Movies[4].ID}, m.id)
+					}},
+				{"paged", Request{K: 7, Offset: 5}, func(liveMovie) bool { return true }},
+			} {
+				res, err := s.Recall(ctx, tc.req)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				sc, err := s.Score(ctx, ScoreRequest{User: tc.req.User, MovieIDs: ids})
+				if err != nil || len(sc.Unknown) != 0 {
+					t.Fatalf("%s: score: %v, unknown %v", tc.name, err, sc.Unknown)
+				}
+				byID := map[movielens.MovieID]float32{}
+				for _, x := range sc.Scores {
+					byID[x.MovieID] = x.Score
+				}
+				for _, it := range res.Items {
+					if byID[it.MovieID] != it.Score {
+						t.Fatalf("%s: movie %d: recall score %v, score %v", tc.name, it.MovieID, it.Score, byID[it.MovieID])
+					}
+					if m, ok := live[it.MovieID]; !ok || !tc.keep(m) {
+						t.Fatalf("%s: movie %d recalled but deleted or filtered", tc.name, it.MovieID)
+					}
+				}
+				if index != "exact" {
+					continue
+				}
+				q := make([]float32, 8)
+				(&view{snap: s.live.Load().snap, ov: s.live.Load().ov}).userVector(&scratch{q: q}, tc.req.User)
+				want := reference(movies, q, tc.req.K+tc.req.Offset, tc.keep)
+				want = want[min(tc.req.Offset, len(want)):]
+				if got := itemIDs(res.Items); !slices.Equal(got, want) {
+					t.Fatalf("%s: recalled %v,\nwant %v", tc.name, got, want)
+				}
+			}
+			// Score of changed movies.
+			sc, _ := s.Score(ctx, ScoreRequest{MovieIDs: []movielens.MovieID{b.Movies[70].ID, 100007, 100100}})
+			if !slices.Equal(sc.Unknown, []movielens.MovieID{b.Movies[70].ID, 100007}) || len(sc.Scores) != 1 {
+				t.Fatalf("score of deleted movies: %+v", sc)
+			}
+			// Movies: an updated movie keeps its place, new ones come last.
+			mr, _ := s.Movies("Changed", 100)
+			if mr.Total != 43 || mr.Movies[0].MovieID != b.Movies[3].ID || mr.Movies[1].MovieID != b.Movies[50].ID {
+				t.Fatalf("movies: total %d, first %+v", mr.Total, mr.Movies[:2])
+			}
+			if mr, _ := s.Movies(b.Movies[70].Title, 10); slices.ContainsFunc(mr.Movies, func(m Movie) bool { return m.MovieID == b.Movies[70].ID }) {
+				t.Fatal("a deleted movie is listed")
+			}
+			if mr, _ := s.Movies("Changed 100100", 10); len(mr.Movies) != 1 || !slices.Equal(mr.Movies[0].Genres, []string{"Drama", "Comedy"}) {
+				t.Fatalf("genres not stored in the catalogue's spelling: %+v", mr.Movies)
+			}
+			// Similar: a new movie's neighbours, and a new movie among them.
+			for _, id := range []movielens.MovieID{100003, b.Movies[8].ID} {
+				sim, err := s.Similar(ctx, id, 20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := reference(movies, live[id].vec, 20, func(m liveMovie) bool { return m.id != id })
+				if got := itemIDs(sim.Items); !slices.Equal(got, want) {
+					t.Fatalf("similar %d: %v, want %v", id, got, want)
+				}
+			}
+			if _, err := s.Similar(ctx, b.Movies[70].ID, 5); !errors.As(err, new(*UnknownMovieError)) {
+				t.Fatalf("similar of a deleted movie: %v", err)
+			}
+		})
+	}
+}
+
+// TestCatalogReplay: the journal's entries survive a reload of the same
+// artifact and a restart (AttachJournal before the first load); a newer
+// artifact that has a movie supersedes the entries about it.
+func TestCatalogReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	v1 := testBundle(t, "v1", 100, 21)
+	v1.Manifest.CreatedAt = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	j := &memJournal{now: func() time.Time { return time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC) }}
+	s := newService(t, "exact")
+	if err := s.Load(v1); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(j, nil)
+	for _, ch := range []MovieChange{
+		{MovieID: 5000, Title: "New", Genres: []string{"Drama"}, Year: 2025},
+		{MovieID: 5001, Title: "Newer", Genres: []string{"Action"}},
+		{MovieID: v1.Movies[1].ID, Title: "Renamed", Genres: []string{"Comedy"}},
+	} {
+		if _, err := s.PutMovie(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteMovie(ctx, v1.Movies[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteMovie(ctx, 5001); err != nil {
+		t.Fatal(err)
+	}
+	state := func(s *Service) string {
+		res, err := s.Recall(ctx, Request{K: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := s.Info()
+		return fmt.Sprintf("%d %+v %v", info.Movies, info.Catalog, res.Items)
+	}
+	want := state(s)
+
+	if err := s.Load(v1); err != nil { // reload of the same artifact
+		t.Fatal(err)
+	}
+	if got := state(s); got != want {
+		t.Fatalf("after a reload:\n%s\nwant\n%s", got, want)
+	}
+	restarted := newService(t, "exact")
+	restarted.AttachJournal(j, j.all())
+	if err := restarted.Load(v1); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(restarted); got != want {
+		t.Fatalf("after a restart:\n%s\nwant\n%s", got, want)
+	}
+
+	// v2, created after the changes, has movie 5000 and movie 1's new
+	// title: those entries are superseded; movie 2's delete is too (v2
+	// has it: the catalogue it was built from brought it back).
+	v2 := testBundle(t, "v2", 100, 22)
+	v2.Manifest.CreatedAt = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	v2.Movies[10].ID = 5000
+	v2.Movies[11].Title = "Renamed in v2"
+	if err := restarted.Load(v2); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := restarted.Info()
+	if info.Movies != 100 || info.Catalog.Added+info.Catalog.Updated+info.Catalog.Deleted != 0 || info.Catalog.Seq != 5 {
+		t.Fatalf("after a newer artifact: %d movies, %+v", info.Movies, info.Catalog)
+	}
+	mr, _ := restarted.Movies("Renamed", 10)
+	if len(mr.Movies) != 1 || mr.Movies[0].Title != "Renamed in v2" {
+		t.Fatalf("the newer artifact's title should win: %+v", mr.Movies)
+	}
+	// An older artifact (created before the changes) keeps them all.
+	v0 := testBundle(t, "v0", 100, 21)
+	if err := restarted.Load(v0); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := restarted.Info(); info.Catalog.Added != 1 || info.Catalog.Updated != 1 || info.Catalog.Deleted != 1 {
+		t.Fatalf("an older artifact: %+v", info.Catalog)
+	}
+}
+
+// TestCatalogJournalFailure: a change the journal refuses is not applied.
+func TestCatalogJournalFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, "exact")
+	b := testBundle(t, "v1", 50, 23)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{fail: errors.New("disk full")}, nil)
+	if _, err := s.PutMovie(ctx, MovieChange{MovieID: 7777, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(*JournalError)) {
+		t.Fatalf("put: %v", err)
+	}
+	if _, err := s.DeleteMovie(ctx, b.Movies[0].ID); !errors.As(err, new(*JournalError)) {
+		t.Fatalf("delete: %v", err)
+	}
+	if info, _ := s.Info(); info.Movies != 50 {
+		t.Fatalf("%d movies after refused changes", info.Movies)
+	}
+}
+
+// TestCatalogStress runs writers (PUT and DELETE) against readers
+// (Recall, Score) with -race in mind: no request fails, every recalled
+// item's score is its movie's score, and every acknowledged PUT is visible
+// to the next request.
+func TestCatalogStress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, "hnsw")
+	b := testBundle(t, "v1", 500, 31)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	const writers, readers, perWriter = 3, 4, 300
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := User{UserInput: feature.UserInput{UserID: movielens.UserID(1 + r), Age: 30}}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req := Request{User: u, K: 50}
+				if n%3 == 0 {
+					req.Genres = []string{"Drama", "Comedy"}
+				}
+				res, err := s.Recall(ctx, req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids := itemIDs(res.Items)
+				sc, err := s.Score(ctx, ScoreRequest{User: u, MovieIDs: ids})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Writers add new ids and delete; a movie still live
+				// scores the same.
+				byID := map[movielens.MovieID]float32{}
+				for _, x := range sc.Scores {
+					byID[x.MovieID] = x.Score
+				}
+				for _, it := range res.Items {
+					if x, ok := byID[it.MovieID]; ok && x != it.Score {
+						t.Errorf("movie %d: recall %v, score %v", it.MovieID, it.Score, x)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 5))
+			for i := range perWriter {
+				id := movielens.MovieID(1_000_000 + w*perWriter + i)
+				title := fmt.Sprintf("Stress %d-%d", w, i)
+				res, err := s.PutMovie(ctx, MovieChange{MovieID: id, Title: title, Genres: []string{testGenres[rng.IntN(len(testGenres))]}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Visible at once: recalled (every movie of its genre is
+				// asked for), scored, listed, and a neighbour's neighbour.
+				rec, err := s.Recall(ctx, Request{K: MaxK, Genres: res.Movie.Genres})
+				if err != nil || !slices.Contains(itemIDs(rec.Items), id) {
+					t.Errorf("acknowledged put of %d not recalled: %v", id, err)
+					return
+				}
+				sc, err := s.Score(ctx, ScoreRequest{MovieIDs: []movielens.MovieID{id}})
+				if err != nil || len(sc.Scores) != 1 {
+					t.Errorf("acknowledged put of %d not scorable: %v %+v", id, err, sc)
+					return
+				}
+				if mr, _ := s.Movies(title, 1); mr.Total != 1 {
+					t.Errorf("acknowledged put of %d not listed", id)
+					return
+				}
+				if sim, err := s.Similar(ctx, id, 1); err != nil || len(sim.Items) != 1 {
+					t.Errorf("similar of %d: %v", id, err)
+					return
+				}
+				if i%4 == 3 { // delete an older one of this writer's, or an artifact movie
+					victim := id - 2
+					if i%8 == 7 {
+						victim = b.Movies[w*100+i/8].ID
+					}
+					if _, err := s.DeleteMovie(ctx, victim); err != nil {
+						t.Error(err)
+						return
+					}
+					if sc, _ := s.Score(ctx, ScoreRequest{MovieIDs: []movielens.MovieID{victim}}); len(sc.Unknown) != 1 {
+						t.Errorf("acknowledged delete of %d still scorable", victim)
+						return
+					}
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		// Writers finish; then stop the readers.
+		defer close(done)
+		for {
+			info, _ := s.Info()
+			if info.Catalog.Seq >= writers*(perWriter+perWriter/4) || t.Failed() {
+				close(stop)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	<-done
+	wg.Wait()
+	info, _ := s.Info()
+	if want := 500 + writers*perWriter - writers*perWriter/4; info.Movies != want {
+		t.Fatalf("%d movies at the end, want %d (%+v)", info.Movies, want, info.Catalog)
+	}
+}
+
+// BenchmarkRecallOverlay measures what the overlay adds to /recall: the
+// exact scan of the movies added since the artifact (and the merge), at
+// 0, 1k and 10k added movies over an ml-1m-sized artifact. It reports the
+// replay (overlay build) time of that many journal entries too.
+func BenchmarkRecallOverlay(b *testing.B) {
+	for _, added := range []int{0, 1000, 10000} {
+		b.Run(fmt.Sprintf("added=%d", added), func(b *testing.B) {
+			s := newService(b, "exact")
+			bundle := testBundle(b, "v1", 3706, 1)
+			var entries []catalog.Entry
+			for i := range added {
+				entries = append(entries, catalog.Entry{Seq: uint64(i + 1), At: time.Now(), Op: catalog.OpPut, MovieID: movielens.MovieID(1_000_000 + i),
+					Title: "x", Genres: []string{testGenres[i%len(testGenres)]}, Year: 2000 + i%25})
+			}
+			s.AttachJournal(&memJournal{}, entries)
+			start := time.Now()
+			if err := s.Load(bundle); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%d added movies: load with replay %v", added, time.Since(start))
+			req := Request{User: User{UserInput: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}}, K: 10}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Recall(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

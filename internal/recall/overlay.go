@@ -1,0 +1,299 @@
+package recall
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// overlay is the catalogue changed since the artifact: movies added or
+// updated without retraining (rows with their vectors, scanned exactly by
+// every request) and the artifact's movies they hide (deleted or
+// replaced). It is the small mutable segment next to the immutable base
+// index, as vector databases keep one; it is folded into the base by the
+// next artifact.
+//
+// An overlay is never changed once published: a change makes a new one
+// (with). Rows are append-only and shared: a new overlay appends past the
+// old one's length, which the old one's readers never read. The bit sets
+// and the id index are copied on write, a small part each time.
+type overlay struct {
+	rows   []orow    // append-only; a replaced or deleted row stays, dead
+	vecs   []float32 // len(rows) × dim
+	live   ann.Filter
+	genres map[string]ann.Filter // lower-case genre → rows that have it (live or not); may be shorter than rows
+	ids    *idIndex              // movie id → its live row
+	// baseLive is the artifact's movies that are not hidden; nil while
+	// none is.
+	baseLive ann.Filter
+	hidden   int    // artifact movies hidden (deleted or replaced by a row)
+	nLive    int    // live rows
+	added    int    // live rows of movies the artifact does not have
+	seq      uint64 // last journal entry applied or superseded
+}
+
+// orow is one movie of the overlay.
+type orow struct {
+	movie artifact.Movie
+	base  int32 // the artifact's row it replaces, -1 for a new movie
+}
+
+func emptyOverlay() *overlay { return &overlay{ids: &idIndex{}, genres: map[string]ann.Filter{}} }
+
+// change is a put (vec set) or a delete (vec nil) of one movie.
+type change struct {
+	movie artifact.Movie
+	vec   []float32
+	seq   uint64
+}
+
+// with returns the overlay after ch, for the snapshot snap. It must be
+// called on the latest overlay only (the writer's, under its mutex): its
+// rows are appended in place past the end of ov's. A delete of a movie
+// that is not live changes nothing but seq.
+func (ov *overlay) with(snap *snapshot, ch change) *overlay {
+	next := *ov
+	next.seq = ch.seq
+	id := ch.movie.ID
+	n := len(ov.rows)
+	if ch.vec != nil {
+		n++
+	}
+	next.live = cloneFilter(ov.live, n)
+	if old, ok := ov.ids.get(id); ok { // the overlay's current version dies
+		next.live.Reject(old)
+		next.nLive--
+		if ov.rows[old].base < 0 {
+			next.added--
+		}
+		next.ids = ov.ids.without(id)
+	}
+	base, inBase := snap.movies[id]
+	if inBase && ov.baseAccepts(base) { // the artifact's version is hidden from now on
+		if ov.baseLive == nil {
+			next.baseLive = slices.Clone(snap.all)
+		} else {
+			next.baseLive = slices.Clone(ov.baseLive)
+		}
+		next.baseLive.Reject(base)
+		next.hidden++
+	}
+	if ch.vec == nil {
+		return &next
+	}
+	r := int32(len(ov.rows))
+	row := orow{movie: ch.movie, base: -1}
+	if inBase {
+		row.base = base
+	} else {
+		next.added++
+	}
+	next.rows = append(ov.rows, row)
+	next.vecs = append(ov.vecs, ch.vec...)
+	next.live.Accept(r)
+	next.nLive++
+	next.genres = make(map[string]ann.Filter, len(ov.genres)+len(ch.movie.Genres))
+	for g, f := range ov.genres {
+		next.genres[g] = f
+	}
+	for _, g := range ch.movie.Genres {
+		g = strings.ToLower(g)
+		f := cloneFilter(ov.genres[g], n)
+		f.Accept(r)
+		next.genres[g] = f
+	}
+	next.ids = next.ids.with(id, r)
+	return &next
+}
+
+// counts are the overlay's changes: movies added, artifact movies updated
+// and artifact movies deleted.
+func (ov *overlay) counts() (added, updated, deleted int) {
+	updated = ov.nLive - ov.added
+	return ov.added, updated, ov.hidden - updated
+}
+
+// baseAccepts reports whether the artifact's row m is not hidden.
+func (ov *overlay) baseAccepts(m int32) bool { return ov.baseLive == nil || ov.baseLive.Accepts(m) }
+
+// movies is the number of live movies over an artifact of n.
+func (ov *overlay) movies(n int) int { return n - ov.hidden + ov.nLive }
+
+// cloneFilter copies f, grown to hold n ids (never shrunk).
+func cloneFilter(f ann.Filter, n int) ann.Filter {
+	if f == nil && n == 0 {
+		return nil
+	}
+	out := ann.NewFilter(max(n, len(f)*64))
+	copy(out, f)
+	return out
+}
+
+// growFilter extends f, owned by the caller, to hold n ids.
+func growFilter(f ann.Filter, n int) ann.Filter {
+	if w := (n + 63) / 64; w > len(f) {
+		f = append(f, make(ann.Filter, w-len(f))...)
+	}
+	return f
+}
+
+// orInto sets dst |= src over dst's words; src may be shorter.
+func orInto(dst, src ann.Filter) {
+	for i := range min(len(dst), len(src)) {
+		dst[i] |= src[i]
+	}
+}
+
+// andInto sets dst &= src over dst's words; missing words of src are 0.
+func andInto(dst, src ann.Filter) {
+	n := min(len(dst), len(src))
+	for i := range n {
+		dst[i] &= src[i]
+	}
+	clear(dst[n:])
+}
+
+// idIndex maps movie ids to overlay rows. It is sharded so that a change
+// copies one small shard (and the shard table) instead of the whole map.
+type idIndex struct {
+	shards [idShards]map[movielens.MovieID]int32
+}
+
+const idShards = 256
+
+func shardOf(id movielens.MovieID) int {
+	// A multiplicative hash spreads consecutive ids over the shards.
+	return int(bits.RotateLeft32(uint32(id)*0x9e3779b1, 8) % idShards)
+}
+
+func (x *idIndex) get(id movielens.MovieID) (int32, bool) {
+	r, ok := x.shards[shardOf(id)][id]
+	return r, ok
+}
+
+func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
+	n := *x
+	s := shardOf(id)
+	m := make(map[movielens.MovieID]int32, len(x.shards[s])+1)
+	for k, v := range x.shards[s] {
+		m[k] = v
+	}
+	m[id] = r
+	n.shards[s] = m
+	return &n
+}
+
+func (x *idIndex) without(id movielens.MovieID) *idIndex {
+	n := *x
+	s := shardOf(id)
+	m := make(map[movielens.MovieID]int32, len(x.shards[s]))
+	for k, v := range x.shards[s] {
+		if k != id {
+			m[k] = v
+		}
+	}
+	n.shards[s] = m
+	return &n
+}
+
+// topK keeps the k best results (ties by lower id) of an overlay scan: a
+// bounded min-heap in a pooled slice.
+type topK struct {
+	h []ann.Result
+	k int
+}
+
+func worse(a, b ann.Result) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return a.ID > b.ID
+}
+
+func (t *topK) push(r ann.Result) {
+	h := t.h
+	if len(h) < t.k {
+		h = append(h, r)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !worse(h[i], h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		t.h = h
+		return
+	}
+	if t.k == 0 || !worse(h[0], r) {
+		return
+	}
+	h[0] = r
+	t.down(0, len(h))
+}
+
+func (t *topK) down(i, n int) {
+	h := t.h
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && worse(h[r], h[l]) {
+			m = r
+		}
+		if !worse(h[m], h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// sorted heap-sorts in place, best first.
+func (t *topK) sorted() []ann.Result {
+	h := t.h
+	for end := len(h) - 1; end > 0; end-- {
+		h[0], h[end] = h[end], h[0]
+		t.down(0, end)
+	}
+	return h
+}
+
+// scan scores the overlay rows accept allows against q and returns the
+// best k, best first, ids offset by off (the artifact's movie count, so
+// ties between an artifact movie and an overlay movie go to the artifact's,
+// the lower id). dst is reused.
+func (ov *overlay) scan(dst []ann.Result, q []float32, dim, k int, accept ann.Filter, off int32) []ann.Result {
+	t := topK{h: dst[:0], k: k}
+	for w, word := range accept {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			word &= word - 1
+			r := w*64 + b
+			if r >= len(ov.rows) {
+				break
+			}
+			t.push(ann.Result{ID: off + int32(r), Score: ann.Dot(q, ov.vecs[r*dim:(r+1)*dim])})
+		}
+	}
+	return t.sorted()
+}
+
+// merge appends to dst the best k of two result lists, each best first,
+// in that order.
+func merge(dst, a, b []ann.Result, k int) []ann.Result {
+	for len(dst) < k && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || len(a) > 0 && !worse(a[0], b[0]) {
+			dst, a = append(dst, a[0]), a[1:]
+		} else {
+			dst, b = append(dst, b[0]), b[1:]
+		}
+	}
+	return dst
+}

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// Catalogue changes without retraining: PUT /movies/{movie_id} adds or
+// replaces a movie (the movie tower gives it a vector from its genres and
+// year), DELETE /movies/{movie_id} hides one. Both need the configured
+// bearer token; without one configured the routes do not exist.
+
+// catalogRealm names the protection space in WWW-Authenticate.
+const catalogRealm = `Bearer realm="towerrecall catalogue"`
+
+// catalogAuth admits requests whose Authorization header carries the
+// catalogue token. The comparison is of SHA-256 digests in constant time,
+// so neither the token's bytes nor its length leak through timing.
+func (s *Server) catalogAuth(next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.CatalogToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", catalogRealm)
+			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send Authorization: Bearer <token>"})
+			return
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", catalogRealm+`, error="invalid_token"`)
+			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "the bearer token is not the catalogue token"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// movieBody is PUT /movies/{movie_id}.
+type movieBody struct {
+	Title  *string  `json:"title"`
+	Genres []string `json:"genres"`
+	Year   *int64   `json:"year"`
+}
+
+// change checks every member and converts the body.
+func (b *movieBody) change(id movielens.MovieID) (recall.MovieChange, *apiError) {
+	m := recall.MovieChange{MovieID: id}
+	if b.Title == nil {
+		return m, invalid("title", "title is required")
+	}
+	t := *b.Title
+	if len(t) < 1 || len(t) > recall.MaxTitleBytes || strings.TrimSpace(t) == "" {
+		return m, invalid("title", fmt.Sprintf("title must be 1 to %d bytes and not only spaces, got %d bytes", recall.MaxTitleBytes, len(t)))
+	}
+	if i := strings.IndexFunc(t, unicode.IsControl); i >= 0 {
+		return m, invalid("title", fmt.Sprintf("title must not contain control characters (one at byte %d)", i))
+	}
+	m.Title = t
+	if b.Genres == nil {
+		return m, invalid("genres", "genres is required: the movie tower's vector for a new movie comes from its genres and year")
+	}
+	if n := len(b.Genres); n < 1 || n > recall.MaxMovieGenres {
+		return m, invalid("genres", fmt.Sprintf("genres must list 1 to %d genre names, got %d", recall.MaxMovieGenres, n))
+	}
+	for i, g := range b.Genres {
+		if g == "" || len(g) > maxNameLen {
+			return m, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d bytes", i, maxNameLen))
+		}
+	}
+	m.Genres = b.Genres
+	if b.Year != nil {
+		if y := *b.Year; y < recall.MinYear || y > recall.MaxYear {
+			return m, invalid("year", fmt.Sprintf("year must be between %d and %d (omit it if unknown), got %d", recall.MinYear, recall.MaxYear, y))
+		}
+		m.Year = int(*b.Year)
+	}
+	return m, nil
+}
+
+// movieIDParam reads the {movie_id} of the path.
+func movieIDParam(r *http.Request) (movielens.MovieID, *apiError) {
+	raw := chi.URLParam(r, "movie_id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 || id > math.MaxInt32 {
+		return 0, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw)))
+	}
+	return movielens.MovieID(id), nil
+}
+
+type putMovieResponse struct {
+	ModelVersion string    `json:"model_version"`
+	Created      bool      `json:"created"`
+	Movie        movieJSON `json:"movie"`
+	VectorNorm   float32   `json:"vector_norm"`
+	JournalSeq   uint64    `json:"journal_seq"`
+}
+
+type deleteMovieResponse struct {
+	ModelVersion string            `json:"model_version"`
+	MovieID      movielens.MovieID `json:"movie_id"`
+	JournalSeq   uint64            `json:"journal_seq"`
+}
+
+// handlePutMovie answers PUT /movies/{movie_id}: 201 for a movie the live
+// catalogue did not have, 200 for a replaced one.
+func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) {
+	id, aerr := movieIDParam(r)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	var body movieBody
+	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ch, aerr := body.change(id)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.PutMovie(ctx, ch)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	s.writeJSON(w, r, status, putMovieResponse{
+		ModelVersion: res.ModelVersion, Created: res.Created, Movie: newMovieJSON(res.Movie),
+		VectorNorm: res.VectorNorm, JournalSeq: res.Seq,
+	})
+}
+
+// handleDeleteMovie answers DELETE /movies/{movie_id}.
+func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
+	id, aerr := movieIDParam(r)
+	if aerr != nil {
+		s.fail(w, r, aerr)
+		return
+	}
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.DeleteMovie(ctx, id)
+	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
+		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error(), cause: err})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
+}

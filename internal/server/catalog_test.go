@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+const testToken = "test-catalog-token-0123456789"
+
+// callAuth sends one request with an Authorization header (none if auth
+// is "").
+func (ts *testServer) callAuth(method, path, auth, body string) *http.Request {
+	req := newRequest(method, path, "application/json", body)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return req
+}
+
+func TestCatalogRoutes(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{CatalogToken: testToken})
+	bearer := "Bearer " + testToken
+	for _, tc := range []struct {
+		name, method, path, auth, body string
+		want                           int
+		field, challenge               string // problem field; WWW-Authenticate
+	}{
+		{"new movie", "PUT", "/movies/200001", bearer, `{"title":"Arrival (2016)","genres":["Drama","Sci-Fi"],"year":2016}`, 201, "", ""},
+		{"same movie again replaces it", "PUT", "/movies/200001", bearer, `{"title":"Arrival","genres":["Drama"]}`, 200, "", ""},
+		{"scheme in any case", "PUT", "/movies/200002", "bearer " + testToken, `{"title":"x","genres":["Drama"]}`, 201, "", ""},
+		{"delete", "DELETE", "/movies/200002", bearer, "", 200, "", ""},
+		{"delete unknown", "DELETE", "/movies/200002", bearer, "", 404, "movie_id", ""},
+		{"no token", "PUT", "/movies/1", "", `{"title":"x","genres":["Drama"]}`, 401, "", `Bearer realm="towerrecall catalogue"`},
+		{"wrong token", "PUT", "/movies/1", "Bearer " + testToken + "x", `{"title":"x","genres":["Drama"]}`, 401, "", `Bearer realm="towerrecall catalogue", error="invalid_token"`},
+		{"basic auth", "DELETE", "/movies/1", "Basic dXNlcjpwYXNz", "", 401, "", `Bearer realm="towerrecall catalogue"`},
+		{"auth before the body is read", "PUT", "/movies/1", "", `not json`, 401, "", `Bearer realm="towerrecall catalogue"`},
+		{"bad id", "PUT", "/movies/0", bearer, `{"title":"x","genres":["Drama"]}`, 400, "movie_id", ""},
+		{"id too large", "DELETE", "/movies/2147483648", bearer, "", 400, "movie_id", ""},
+		{"title missing", "PUT", "/movies/5", bearer, `{"genres":["Drama"]}`, 400, "title", ""},
+		{"title empty", "PUT", "/movies/5", bearer, `{"title":"","genres":["Drama"]}`, 400, "title", ""},
+		{"title blank", "PUT", "/movies/5", bearer, `{"title":"   ","genres":["Drama"]}`, 400, "title", ""},
+		{"title too long", "PUT", "/movies/5", bearer, `{"title":"` + strings.Repeat("é", 101) + `","genres":["Drama"]}`, 400, "title", ""},
+		{"title control character", "PUT", "/movies/5", bearer, `{"title":"a\u0000b","genres":["Drama"]}`, 400, "title", ""},
+		{"title null", "PUT", "/movies/5", bearer, `{"title":null,"genres":["Drama"]}`, 400, "title", ""},
+		{"genres missing", "PUT", "/movies/5", bearer, `{"title":"x"}`, 400, "genres", ""},
+		{"genres empty", "PUT", "/movies/5", bearer, `{"title":"x","genres":[]}`, 400, "genres", ""},
+		{"genre empty", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama",""]}`, 400, "genres", ""},
+		{"too many genres", "PUT", "/movies/5", bearer, `{"title":"x","genres":[` + strings.Repeat(`"Drama",`, 16) + `"Drama"]}`, 400, "genres", ""},
+		{"unknown genre", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama","Western"]}`, 400, "genres", ""},
+		{"year too early", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"year":1869}`, 400, "year", ""},
+		{"year too late", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"year":2101}`, 400, "year", ""},
+		{"year a string", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"year":"1999"}`, 400, "year", ""},
+		{"unknown member", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"rating":5}`, 400, "rating", ""},
+		{"malformed", "PUT", "/movies/5", bearer, `{"title":"x",`, 400, "", ""},
+		{"get is not allowed", "GET", "/movies/5", "", "", 405, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := ts.callAuth(tc.method, tc.path, tc.auth, tc.body)
+			w := newRecorder()
+			ts.Handler().ServeHTTP(w, req)
+			if w.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.want, w.Body)
+			}
+			c.checkResponse(t, tc.method, tc.path, "application/json", tc.body, w)
+			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tc.challenge)
+			}
+			if w.Code >= 400 {
+				if p := decodeProblemBody(t, w); p.Field != tc.field {
+					t.Errorf("field %q, want %q (%s)", p.Field, tc.field, p.Detail)
+				}
+			}
+			if tc.want == 405 && w.Header().Get("Allow") != "PUT, DELETE" {
+				t.Errorf("Allow %q", w.Header().Get("Allow"))
+			}
+		})
+	}
+	if got := ts.rec.lastPut; got.MovieID != 200001 && got.Title != "x" {
+		t.Errorf("last put %+v", got)
+	}
+	if strings.Contains(ts.logs.String(), testToken) {
+		t.Error("the token was logged")
+	}
+}
+
+// TestCatalogRoutesOff: without a token the routes do not exist.
+func TestCatalogRoutesOff(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	for _, m := range []string{"PUT", "DELETE"} {
+		req := ts.callAuth(m, "/movies/5", "Bearer anything-at-all-0123456", `{"title":"x","genres":["Drama"]}`)
+		w := newRecorder()
+		ts.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("%s with no token configured: %d", m, w.Code)
+		}
+	}
+}
+
+// TestCatalogErrors maps the serving core's failures.
+func TestCatalogErrors(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"no model", recall.NoModelError{}, 503},
+		{"read-only", recall.ReadOnlyError{}, 503},
+		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 500},
+		{"deadline", context.DeadlineExceeded, 504},
+	} {
+		ts := newTestServer(t, Config{CatalogToken: testToken})
+		ts.rec.putHook = func(context.Context, recall.MovieChange) (recall.PutResult, error) { return recall.PutResult{}, tc.err }
+		body := `{"title":"x","genres":["Drama"]}`
+		w := newRecorder()
+		ts.Handler().ServeHTTP(w, ts.callAuth("PUT", "/movies/5", "Bearer "+testToken, body))
+		if w.Code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
+		}
+		c.checkResponse(t, "PUT", "/movies/5", "application/json", body, w)
+		if tc.want == 500 && !strings.Contains(ts.logs.String(), "disk full") {
+			t.Errorf("journal failure not logged")
+		}
+	}
+}
