@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -598,6 +600,12 @@ func TestSlowBodyGets408(t *testing.T) {
 		json.Unmarshal(body, &p) != nil || p.Type != problemTypePrefix+string(codeReadTimeout) || p.Status != 408 {
 		t.Fatalf("status %d, %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
+	// The answer as the contract sees it.
+	w := httptest.NewRecorder()
+	maps.Copy(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	loadContract(t).checkResponse(t, "POST", "/recall", jsonCT, `{"user":{}}`, w)
 }
 
 // TestRequestIDs: generated ids are chi-shaped (host/random-000001),
