@@ -142,10 +142,13 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	res, err := v.search(sc, snap.index, sc.q, req.K+req.Offset, accept, over)
+	// One more than the page: whether a next page exists.
+	res, err := v.search(sc, snap.index, sc.q, req.K+req.Offset+1, accept, over)
 	if err != nil {
 		return Result{}, err
 	}
+	more := len(res) > req.K+req.Offset
+	res = res[:min(len(res), req.K+req.Offset)]
 	// Both backends return exact ann.Dot scores (the one score function,
 	// which Score uses too), best first with ties by lower index, and the
 	// overlay's rows are scored and merged the same way, so scores and
@@ -158,6 +161,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 			mv := v.movie(r.ID)
 			out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 		}
+	}
+	if more && req.Offset+req.K <= MaxOffset {
+		out.NextOffset = req.Offset + req.K
 	}
 	return out, nil
 }

@@ -209,6 +209,14 @@ func TestRecallFilters(t *testing.T) {
 	if lower, _ := s.Recall(ctx, Request{User: User{UserInput: known}, K: 25, Genres: []string{"hORROR"}}); !reflect.DeepEqual(lower.Items, res.Items) {
 		t.Errorf("genre names are not case-insensitive")
 	}
+	// Paging: next_offset while more movies pass (290 unseen here), none at
+	// the end or past it.
+	for _, tc := range []struct{ offset, items, next int }{{0, 10, 10}, {270, 10, 280}, {280, 10, 0}, {285, 5, 0}, {5000, 0, 0}} {
+		page, _ := s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, Offset: tc.offset})
+		if len(page.Items) != tc.items || page.NextOffset != tc.next {
+			t.Errorf("offset %d: %d items, next %d; want %d, %d", tc.offset, len(page.Items), page.NextOffset, tc.items, tc.next)
+		}
+	}
 	res, _ = s.Recall(ctx, Request{User: User{UserInput: known}, K: 10, Offset: 5000})
 	if len(res.Items) != 0 {
 		t.Errorf("offset past the end: %d items", len(res.Items))

@@ -60,6 +60,9 @@ type Result struct {
 	KnownUser    bool   // the user id had a training vector (not cold start)
 	User         UsedUser
 	Items        []Item
+	// NextOffset is the offset of the next page when more movies pass the
+	// request's filters (and it is within MaxOffset); 0 at the end.
+	NextOffset int
 }
 
 // ScoreRequest asks for the scores of given movies for one user.

@@ -66,5 +66,10 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 		dst = jsontext.AppendFloat(dst, float64(it.Score), 32)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...), nil
+	dst = append(dst, ']')
+	if res.NextOffset != 0 {
+		dst = append(dst, `,"next_offset":`...)
+		dst = strconv.AppendInt(dst, int64(res.NextOffset), 10)
+	}
+	return append(dst, '}'), nil
 }

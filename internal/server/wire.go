@@ -217,6 +217,7 @@ type recallResponse struct {
 	KnownUser    bool       `json:"known_user"`
 	User         userJSON   `json:"user"`
 	Items        []itemJSON `json:"items"`
+	NextOffset   int        `json:"next_offset,omitzero"`
 }
 
 // userJSON says what the user tower was given.
@@ -248,7 +249,7 @@ type itemJSON struct {
 }
 
 func newRecallResponse(res recall.Result) recallResponse {
-	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, User: newUserJSON(res.User), Items: make([]itemJSON, len(res.Items))}
+	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, User: newUserJSON(res.User), Items: make([]itemJSON, len(res.Items)), NextOffset: res.NextOffset}
 	for i, it := range res.Items {
 		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
 	}
