@@ -448,3 +448,43 @@ func TestFilter(t *testing.T) {
 		t.Errorf("short filter: %v", err)
 	}
 }
+
+// TestScanMatchesExact: the plain scan ranks as the exact index does
+// (scores, ties by lower id, the filter), ids offset as asked.
+func TestScanMatchesExact(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, dim = 300, 8
+	vecs := make([]float32, n*dim)
+	for i := range vecs {
+		vecs[i] = float32(rng.IntN(5)) // many ties
+	}
+	e, err := NewExact(vecs, dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accept := NewFilter(n)
+	for i := range int32(n) {
+		if rng.IntN(3) > 0 {
+			accept.Accept(i)
+		}
+	}
+	q := []float32{1, 0, 2, 0, 1, 1, 0, 3}
+	for _, k := range []int{1, 10, 300} {
+		for _, f := range []Filter{nil, accept} {
+			want, err := e.Search(nil, q, k, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Scan(nil, q, vecs, dim, k, f, 1000)
+			if len(got) != len(want) {
+				t.Fatalf("k %d: %d results, want %d", k, len(got), len(want))
+			}
+			for i := range got {
+				if got[i].ID != want[i].ID+1000 || got[i].Score != want[i].Score {
+					t.Fatalf("k %d, result %d: %+v, want %+v (+1000)", k, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -200,96 +200,20 @@ func (x *idIndex) without(id movielens.MovieID) *idIndex {
 	return &n
 }
 
-// topK keeps the k best results (ties by lower id) of an overlay scan: a
-// bounded min-heap in a pooled slice.
-type topK struct {
-	h []ann.Result
-	k int
-}
-
-func worse(a, b ann.Result) bool {
-	if a.Score != b.Score {
-		return a.Score < b.Score
-	}
-	return a.ID > b.ID
-}
-
-func (t *topK) push(r ann.Result) {
-	h := t.h
-	if len(h) < t.k {
-		h = append(h, r)
-		for i := len(h) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !worse(h[i], h[p]) {
-				break
-			}
-			h[i], h[p] = h[p], h[i]
-			i = p
-		}
-		t.h = h
-		return
-	}
-	if t.k == 0 || !worse(h[0], r) {
-		return
-	}
-	h[0] = r
-	t.down(0, len(h))
-}
-
-func (t *topK) down(i, n int) {
-	h := t.h
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && worse(h[r], h[l]) {
-			m = r
-		}
-		if !worse(h[m], h[i]) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
-
-// sorted heap-sorts in place, best first.
-func (t *topK) sorted() []ann.Result {
-	h := t.h
-	for end := len(h) - 1; end > 0; end-- {
-		h[0], h[end] = h[end], h[0]
-		t.down(0, end)
-	}
-	return h
-}
-
 // scan scores the overlay rows accept allows against q and returns the
 // best k, best first, ids offset by off (the artifact's movie count, so
 // ties between an artifact movie and an overlay movie go to the artifact's,
 // the lower id). dst is reused.
 func (ov *overlay) scan(dst []ann.Result, q []float32, dim, k int, accept ann.Filter, off int32) []ann.Result {
-	t := topK{h: dst[:0], k: k}
-	for w, word := range accept {
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			word &= word - 1
-			r := w*64 + b
-			if r >= len(ov.rows) {
-				break
-			}
-			t.push(ann.Result{ID: off + int32(r), Score: ann.Dot(q, ov.vecs[r*dim:(r+1)*dim])})
-		}
-	}
-	return t.sorted()
+	return ann.Scan(dst, q, ov.vecs[:len(ov.rows)*dim], dim, k, accept, off)
 }
 
 // merge appends to dst the best k of two result lists, each best first,
 // in that order.
 func merge(dst, a, b []ann.Result, k int) []ann.Result {
 	for len(dst) < k && (len(a) > 0 || len(b) > 0) {
-		if len(b) == 0 || len(a) > 0 && !worse(a[0], b[0]) {
+		// a's first goes first unless b's scores higher (ties: lower id, a's).
+		if len(b) == 0 || len(a) > 0 && (a[0].Score > b[0].Score || a[0].Score == b[0].Score && a[0].ID < b[0].ID) {
 			dst, a = append(dst, a[0]), a[1:]
 		} else {
 			dst, b = append(dst, b[0]), b[1:]
