@@ -82,7 +82,8 @@ func (e *JournalError) Unwrap() error { return e.Err }
 
 // AttachJournal turns catalogue changes on: later changes are appended to
 // j, and entries (read back from j at start, in order) are applied over
-// every model loaded, the live one included.
+// every model loaded, the live one included. Call it once, at start, before
+// any change is made.
 func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.catMu.Lock()
 	s.journal = j

@@ -295,3 +295,34 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 	}
 	check()
 }
+
+// BenchmarkPutMovieGroupCommit: PUTs from 64 concurrent writers over the
+// file journal in a temporary directory (real fsyncs); reports fsyncs per
+// change.
+func BenchmarkPutMovieGroupCommit(b *testing.B) {
+	ctx := context.Background()
+	s := newService(b, "exact")
+	if err := s.Load(testBundle(b, "v1", 3000, 23)); err != nil {
+		b.Fatal(err)
+	}
+	fj, _, err := catalog.Open(filepath.Join(b.TempDir(), "model.journal"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fj.Close()
+	sj := &syncJournal{j: fj}
+	s.AttachJournal(sj, nil)
+	var next atomic.Int64
+	b.SetParallelism(32) // × GOMAXPROCS writers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := s.PutMovie(ctx, MovieChange{MovieID: movielens.MovieID(1_000_000 + i), Title: "bench", Genres: []string{testGenres[i%int64(len(testGenres))]}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(sj.syncs.Load())/float64(b.N), "fsyncs/op")
+}
