@@ -9,7 +9,8 @@
 //	{"entry":{"seq":1,"at":"...","op":"put","movie_id":5,...},"crc32c":123}
 //
 // crc32c is the Castagnoli CRC of the exact bytes of "entry" as written.
-// A line is written and fsynced before its change is acknowledged. At
+// A line is written and fsynced before its change is acknowledged (one
+// fsync may cover the lines of many concurrent changes: group commit). At
 // start, a torn last line (a crash mid-write) is ignored and truncated
 // away; a bad line followed by good ones is corruption, and Open refuses
 // the file rather than serve a catalogue that silently lost changes.
@@ -85,8 +86,8 @@ type Replay struct {
 	TornBytes int64 // bytes of a torn last line that were truncated away
 }
 
-// Journal appends entries to the file. It is safe for concurrent use;
-// appends are serialised.
+// Journal appends entries to the file. It is safe for concurrent use:
+// writes are serialised, and a Sync runs beside them.
 type Journal struct {
 	path string
 	mu   sync.Mutex
@@ -213,11 +214,29 @@ func parseLine(raw []byte) (Entry, string) {
 	return e, ""
 }
 
-// Append gives e the next sequence number and its time (if unset), writes
-// it and syncs the file; only then may the change be acknowledged. After a
-// failed write or sync every later Append fails: the file's tail is
-// unknown, and the process must restart (Open repairs a torn tail).
+// Append writes e and syncs the file (Write, then Sync): once it returns
+// the change may be acknowledged. A single writer's convenience; a server
+// with concurrent writers calls Write under its own short lock and shares
+// one Sync among every line written meanwhile (group commit, see
+// recall.Service).
 func (j *Journal) Append(e Entry) (Entry, error) {
+	e, err := j.Write(e)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := j.Sync(); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// Write gives e the next sequence number and its time (if unset) and
+// writes its line to the file, NOT durably: the change may be
+// acknowledged only after a Sync that began after Write returned. Lines
+// are written in sequence order. After a failed write or sync every later
+// Write and Sync fails: the file's tail is unknown, and the process must
+// restart (Open repairs a torn tail).
+func (j *Journal) Write(e Entry) (Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
@@ -242,12 +261,30 @@ func (j *Journal) Append(e Entry) (Entry, error) {
 		j.err = fmt.Errorf("catalog: journal write failed earlier, restart to repair: %w", err)
 		return Entry{}, j.err
 	}
-	if err := j.f.Sync(); err != nil {
-		j.err = fmt.Errorf("catalog: journal sync failed earlier, restart to repair: %w", err)
-		return Entry{}, j.err
-	}
 	j.seq = e.Seq
 	return e, nil
+}
+
+// Sync makes every line written before it was called durable (fsync). It
+// does not hold the journal's lock while the disk works, so Writes go on
+// meanwhile; the lines they add may or may not be covered, and need the
+// next Sync. A failed sync is sticky (see Write).
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	f, err := j.f, j.err
+	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.err == nil {
+			j.err = fmt.Errorf("catalog: journal sync failed earlier, restart to repair: %w", err)
+		}
+		return j.err
+	}
+	return nil
 }
 
 // Path is the journal's file.

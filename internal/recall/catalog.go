@@ -24,10 +24,14 @@ const (
 	MaxYear        = 2100
 )
 
-// Journal makes catalogue changes durable: Append returns once the entry
-// (numbered and timed by it) is on disk. *catalog.Journal is one.
+// Journal makes catalogue changes durable; *catalog.Journal is one.
+// Write numbers and times an entry and writes it in order, not yet
+// durably; Sync returns once every entry written before it was called is
+// on disk, and may run beside Writes. After a failed Write or Sync, every
+// later one fails.
 type Journal interface {
-	Append(e catalog.Entry) (catalog.Entry, error)
+	Write(e catalog.Entry) (catalog.Entry, error)
+	Sync() error
 }
 
 // MovieChange adds a movie or replaces one: its metadata and, from them,
@@ -78,19 +82,30 @@ func (e *JournalError) Unwrap() error { return e.Err }
 
 // AttachJournal turns catalogue changes on: later changes are appended to
 // j, and entries (read back from j at start, in order) are applied over
-// every model loaded, the live one included.
+// every model loaded, the live one included. Call it once, at start, before
+// any change is made.
 func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.catMu.Lock()
-	defer s.catMu.Unlock()
 	s.journal = j
 	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
 	for _, e := range entries {
 		s.latest[e.MovieID] = e
 	}
-	if v := s.live.Load(); v != nil {
+	s.unsynced = nil
+	v := s.pending
+	if v != nil {
 		ov, st := s.replay(v.snap)
-		s.live.Store(&view{snap: v.snap, ov: ov})
+		s.pending = &view{snap: v.snap, ov: ov}
 		s.logger.Info().Interface("catalog", st).Msg("catalogue journal applied")
+	}
+	s.catMu.Unlock()
+	s.commitMu.Lock()
+	if n := len(entries); n > 0 {
+		s.durable = max(s.durable, entries[n-1].Seq) // read back from disk
+	}
+	s.commitMu.Unlock()
+	if v != nil {
+		_ = s.commit(0, true) // publish
 	}
 }
 
@@ -102,16 +117,17 @@ type replayStats struct {
 	Seconds    float64 `json:"seconds"`
 }
 
-// replay builds the overlay of the journal's entries over snap; s.catMu
-// is held. An entry is superseded when the artifact was created after it
+// replay builds the overlay of the journal's entries (durable or waiting
+// for their fsync) over snap; s.catMu is held. An entry is superseded when the artifact was created after it
 // and has the movie (or, for a delete, at all: the artifact was built
 // from a catalogue that saw the delete); such entries are skipped.
 func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
 	start := time.Now()
 	ov := emptyOverlay()
-	st := replayStats{Entries: len(s.latest)}
-	es := make([]catalog.Entry, 0, len(s.latest))
-	for _, e := range s.latest {
+	latest := s.replayEntries()
+	st := replayStats{Entries: len(latest)}
+	es := make([]catalog.Entry, 0, len(latest))
+	for _, e := range latest {
 		es = append(es, e)
 	}
 	slices.SortFunc(es, func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
@@ -164,18 +180,36 @@ func (snap *snapshot) ratingCount(m int32) int32 {
 }
 
 // PutMovie adds the movie, or replaces the metadata and vector of one
-// that exists, and returns once the change is in the journal and visible
-// to every later request. A genre the live model does not know is an
+// that exists, and returns once the change is in the journal (fsynced)
+// and visible to every later request. Concurrent changes share fsyncs
+// (group commit, see commit.go). A genre the live model does not know is an
 // *Error; the other limits (see the constants) are the caller's to check.
 func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error) {
+	res, err := s.putMovie(ctx, m)
+	if err != nil {
+		return PutResult{}, err
+	}
+	if err := s.commit(res.Seq, false); err != nil {
+		return PutResult{}, &JournalError{Err: err}
+	}
+	return res, nil
+}
+
+// putMovie is PutMovie's first step (see commit.go): check the change
+// against the pending catalogue, write its journal line and add it to the
+// pending view, under s.catMu.
+func (s *Service) putMovie(ctx context.Context, m MovieChange) (PutResult, error) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
-	v := s.live.Load()
+	v := s.pending
 	if v == nil {
 		return PutResult{}, NoModelError{}
 	}
 	if s.journal == nil {
 		return PutResult{}, ReadOnlyError{}
+	}
+	if s.catErr != nil {
+		return PutResult{}, &JournalError{Err: s.catErr}
 	}
 	snap := v.snap
 	mv := artifact.Movie{ID: m.MovieID, Title: m.Title, Year: m.Year, Genres: make([]string, len(m.Genres))}
@@ -201,12 +235,12 @@ func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error
 		return PutResult{}, err
 	}
 	_, existed := v.vector(m.MovieID)
-	e, err := s.journal.Append(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version})
+	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version})
 	if err != nil {
 		return PutResult{}, &JournalError{Err: err}
 	}
-	s.latest[mv.ID] = e
-	s.live.Store(&view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})})
+	s.unsynced = append(s.unsynced, e)
+	s.pending = &view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})}
 	return PutResult{
 		ModelVersion: snap.info.Version, Created: !existed, Seq: e.Seq, VectorNorm: float32(math.Sqrt(sq)),
 		Movie: Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year},
@@ -214,16 +248,33 @@ func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error
 }
 
 // DeleteMovie hides the movie from every later request once the change
-// is in the journal. A movie that is not live is an *UnknownMovieError.
+// is in the journal (fsynced; group commit as PutMovie). A movie that is
+// not live — counting changes still waiting for their fsync — is an
+// *UnknownMovieError.
 func (s *Service) DeleteMovie(ctx context.Context, id movielens.MovieID) (DeleteResult, error) {
+	res, err := s.deleteMovie(ctx, id)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	if err := s.commit(res.Seq, false); err != nil {
+		return DeleteResult{}, &JournalError{Err: err}
+	}
+	return res, nil
+}
+
+// deleteMovie is DeleteMovie's first step (see putMovie).
+func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (DeleteResult, error) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
-	v := s.live.Load()
+	v := s.pending
 	if v == nil {
 		return DeleteResult{}, NoModelError{}
 	}
 	if s.journal == nil {
 		return DeleteResult{}, ReadOnlyError{}
+	}
+	if s.catErr != nil {
+		return DeleteResult{}, &JournalError{Err: s.catErr}
 	}
 	if _, ok := v.vector(id); !ok {
 		return DeleteResult{}, &UnknownMovieError{MovieID: id}
@@ -231,12 +282,12 @@ func (s *Service) DeleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 	if err := ctx.Err(); err != nil {
 		return DeleteResult{}, err
 	}
-	e, err := s.journal.Append(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version})
+	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version})
 	if err != nil {
 		return DeleteResult{}, &JournalError{Err: err}
 	}
-	s.latest[id] = e
-	s.live.Store(&view{snap: v.snap, ov: v.ov.with(v.snap, change{movie: artifact.Movie{ID: id}, seq: e.Seq})})
+	s.unsynced = append(s.unsynced, e)
+	s.pending = &view{snap: v.snap, ov: v.ov.with(v.snap, change{movie: artifact.Movie{ID: id}, seq: e.Seq})}
 	return DeleteResult{ModelVersion: v.snap.info.Version, MovieID: id, Seq: e.Seq}, nil
 }
 

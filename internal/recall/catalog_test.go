@@ -27,7 +27,7 @@ type memJournal struct {
 	now     func() time.Time
 }
 
-func (j *memJournal) Append(e catalog.Entry) (catalog.Entry, error) {
+func (j *memJournal) Write(e catalog.Entry) (catalog.Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.fail != nil {
@@ -41,6 +41,8 @@ func (j *memJournal) Append(e catalog.Entry) (catalog.Entry, error) {
 	j.entries = append(j.entries, e)
 	return e, nil
 }
+
+func (j *memJournal) Sync() error { return nil }
 
 func (j *memJournal) all() []catalog.Entry {
 	j.mu.Lock()

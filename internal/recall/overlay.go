@@ -52,7 +52,7 @@ type change struct {
 }
 
 // with returns the overlay after ch, for the snapshot snap. It must be
-// called on the latest overlay only (the writer's, under its mutex): its
+// called on the latest overlay only (the pending one, under s.catMu): its
 // rows are appended in place past the end of ov's. A delete of a movie
 // that is not live changes nothing but seq.
 func (ov *overlay) with(snap *snapshot, ch change) *overlay {

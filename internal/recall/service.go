@@ -62,9 +62,20 @@ type Service struct {
 	metrics *metrics
 	loadMu  sync.Mutex // one load at a time
 
-	catMu   sync.Mutex // one catalogue writer at a time (loads take it to swap)
-	journal Journal    // nil: catalogue changes are off
-	latest  map[movielens.MovieID]catalog.Entry
+	// Catalogue changes (see commit.go for how they are made durable
+	// and visible).
+	catMu    sync.Mutex                          // writers' short critical section; guards the fields up to commitMu
+	journal  Journal                             // nil: catalogue changes are off
+	latest   map[movielens.MovieID]catalog.Entry // durable entries, the latest per movie
+	unsynced []catalog.Entry                     // written after them, waiting for an fsync, in order
+	pending  *view                               // the live view plus the unsynced changes; nil before a load
+	catErr   error                               // a failed fsync: changes are refused from then on
+
+	commitMu  sync.Mutex    // guards the fields below (never held across an fsync)
+	syncing   bool          // a leader is fsyncing and publishing
+	synced    chan struct{} // closed when that leader is done
+	durable   uint64        // last journal entry fsynced and published
+	commitErr error         // sticky: a failed fsync
 }
 
 // view is what a request reads: the model and its catalogue changes.
@@ -82,7 +93,7 @@ func New(opts Options, logger zerolog.Logger, reg prometheus.Registerer) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	return &Service{opts: opts, logger: logger, metrics: m}, nil
+	return &Service{opts: opts, logger: logger, metrics: m, synced: make(chan struct{})}, nil
 }
 
 // Load builds indexes for b, self-checks HNSW against exact, and swaps b in
@@ -99,8 +110,12 @@ func (s *Service) Load(b *artifact.Bundle) error {
 	snap.info.LoadedAt = time.Now().UTC()
 	s.catMu.Lock()
 	ov, st := s.replay(snap)
-	s.live.Store(&view{snap: snap, ov: ov})
+	s.pending = &view{snap: snap, ov: ov}
 	s.catMu.Unlock()
+	// Publish it once every change it replays is durable (changes written
+	// but not yet synced are replayed too, and synced now).
+	_ = s.commit(0, true)
+	ov = s.live.Load().ov
 	s.metrics.observeLoad(snap.info, time.Since(start))
 	s.logger.Info().Str("version", snap.info.Version).Str("backend", snap.info.Backend).
 		Int("movies", ov.movies(len(b.Movies))).Dur("load", time.Since(start)).

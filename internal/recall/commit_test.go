@@ -1,0 +1,328 @@
+package recall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/catalog"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+)
+
+// syncJournal is the real file journal, recording what was written and
+// what each fsync covered, with a slow fsync so that changes pile up
+// behind it.
+type syncJournal struct {
+	j       *catalog.Journal
+	delay   time.Duration
+	mu      sync.Mutex
+	written []catalog.Entry // in write (= sequence) order
+	durable atomic.Uint64   // last seq covered by a completed Sync
+	syncs   atomic.Int64
+	fail    atomic.Pointer[error] // next Sync fails with it
+}
+
+func (sj *syncJournal) Write(e catalog.Entry) (catalog.Entry, error) {
+	sj.mu.Lock()
+	defer sj.mu.Unlock()
+	e, err := sj.j.Write(e)
+	if err == nil {
+		sj.written = append(sj.written, e)
+	}
+	return e, err
+}
+
+func (sj *syncJournal) Sync() error {
+	sj.mu.Lock()
+	n := uint64(len(sj.written)) // every line written before the fsync starts
+	sj.mu.Unlock()
+	time.Sleep(sj.delay)
+	if p := sj.fail.Load(); p != nil {
+		return *p
+	}
+	if err := sj.j.Sync(); err != nil {
+		return err
+	}
+	sj.syncs.Add(1)
+	for {
+		if d := sj.durable.Load(); d >= n || sj.durable.CompareAndSwap(d, n) {
+			return nil
+		}
+	}
+}
+
+// prefix returns the first n entries written.
+func (sj *syncJournal) prefix(n uint64) []catalog.Entry {
+	sj.mu.Lock()
+	defer sj.mu.Unlock()
+	return sj.written[:n]
+}
+
+// liveAfter reports whether movie id is live after entries es over an
+// artifact without it.
+func liveAfter(es []catalog.Entry, id movielens.MovieID) bool {
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].MovieID == id {
+			return es[i].Op == catalog.OpPut
+		}
+	}
+	return false
+}
+
+// TestCatalogGroupCommit runs many concurrent writers against the file
+// journal with a slow fsync, and a reader watching every published view:
+// every change is answered only after an fsync covering it, fsyncs are
+// shared, views are published in journal order and only ever show a
+// durable prefix of the journal, and at the end the journal on disk holds
+// every acknowledged change in order and the service shows each movie's
+// last one.
+func TestCatalogGroupCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, "exact")
+	b := testBundle(t, "v1", 50, 23)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.journal")
+	fj, _, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj := &syncJournal{j: fj, delay: time.Millisecond}
+	s.AttachJournal(sj, nil)
+
+	const writers, perWriter, moviesPerWriter = 32, 40, 4
+	id := func(w, k int) movielens.MovieID { return movielens.MovieID(100_000 + w*moviesPerWriter + k) }
+	var acks atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() { // the reader
+		defer close(readerDone)
+		var last uint64
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v := s.live.Load()
+			seq, durable := v.ov.seq, sj.durable.Load()
+			if seq < last {
+				t.Errorf("view went back from seq %d to %d", last, seq)
+				return
+			}
+			if seq > durable {
+				t.Errorf("view shows seq %d, only %d durable", seq, durable)
+				return
+			}
+			last = seq
+			// The view is exactly the journal's prefix up to its seq.
+			es := sj.prefix(seq)
+			w := n % writers
+			for k := range moviesPerWriter {
+				if _, ok := v.vector(id(w, k)); ok != liveAfter(es, id(w, k)) {
+					t.Errorf("view at seq %d: movie %d live %v, journal prefix says %v", seq, id(w, k), ok, !ok)
+					return
+				}
+			}
+		}
+	}()
+	lastAck := make([][]catalog.Entry, writers) // each writer's acknowledged changes, in order
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var prev uint64
+			for i := range perWriter {
+				m := id(w, i%moviesPerWriter)
+				var seq uint64
+				op := catalog.OpPut
+				if i%3 == 2 { // delete the movie put just before
+					m = id(w, (i-1)%moviesPerWriter)
+					op = catalog.OpDelete
+					res, err := s.DeleteMovie(ctx, m)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					seq = res.Seq
+				} else {
+					res, err := s.PutMovie(ctx, MovieChange{MovieID: m, Title: fmt.Sprintf("w%d i%d", w, i), Genres: []string{testGenres[i%len(testGenres)]}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					seq = res.Seq
+				}
+				acks.Add(1)
+				if d := sj.durable.Load(); seq > d {
+					t.Errorf("change %d answered with only %d durable", seq, d)
+					return
+				}
+				if seq <= prev {
+					t.Errorf("writer %d: seq %d after %d", w, seq, prev)
+					return
+				}
+				prev = seq
+				// Visible to the next request.
+				if _, ok := s.live.Load().vector(m); ok != (op == catalog.OpPut) {
+					t.Errorf("acknowledged %s of %d (seq %d) not visible", op, m, seq)
+					return
+				}
+				lastAck[w] = append(lastAck[w], catalog.Entry{Seq: seq, Op: op, MovieID: m})
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-readerDone
+	if t.Failed() {
+		return
+	}
+	n := acks.Load()
+	t.Logf("%d changes acknowledged with %d fsyncs", n, sj.syncs.Load())
+	if n != writers*perWriter {
+		t.Fatalf("%d acknowledged, want %d", n, writers*perWriter)
+	}
+	if syncs := sj.syncs.Load(); syncs*4 > n {
+		t.Errorf("%d fsyncs for %d changes: writes do not batch", syncs, n)
+	}
+
+	// On disk: every acknowledged change, in order.
+	if err := fj.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, rep, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Entries) != writers*perWriter {
+		t.Fatalf("journal has %d entries, want %d", len(rep.Entries), writers*perWriter)
+	}
+	for i, e := range rep.Entries {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("journal entry %d has seq %d", i, e.Seq)
+		}
+	}
+	v := s.live.Load()
+	if v.ov.seq != uint64(len(rep.Entries)) {
+		t.Fatalf("live view at seq %d, journal at %d", v.ov.seq, len(rep.Entries))
+	}
+	for w, acked := range lastAck {
+		for _, a := range acked {
+			if e := rep.Entries[a.Seq-1]; e.Op != a.Op || e.MovieID != a.MovieID {
+				t.Fatalf("acknowledged %+v, journal has %+v", a, e)
+			}
+		}
+		for k := range moviesPerWriter {
+			if _, ok := v.vector(id(w, k)); ok != liveAfter(rep.Entries, id(w, k)) {
+				t.Fatalf("movie %d: live %v, journal says %v", id(w, k), ok, !ok)
+			}
+		}
+	}
+}
+
+// TestCatalogGroupCommitFailure: when an fsync fails, the changes it
+// should have covered are refused, never shown, and every later change is
+// refused; what was durable stays served, and a load still works.
+func TestCatalogGroupCommitFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newService(t, "exact")
+	b := testBundle(t, "v1", 50, 23)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	fj, _, err := catalog.Open(filepath.Join(t.TempDir(), "model.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fj.Close()
+	sj := &syncJournal{j: fj, delay: time.Millisecond}
+	s.AttachJournal(sj, nil)
+	if _, err := s.PutMovie(ctx, MovieChange{MovieID: 9001, Title: "kept", Genres: []string{"Drama"}}); err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New("EIO")
+	sj.fail.Store(&bad)
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.PutMovie(ctx, MovieChange{MovieID: movielens.MovieID(9100 + i), Title: "lost", Genres: []string{"Drama"}})
+			if errors.As(err, new(*JournalError)) {
+				refused.Add(1)
+			} else {
+				t.Errorf("put during a failing fsync: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if refused.Load() != 8 {
+		t.Fatalf("%d of 8 refused", refused.Load())
+	}
+	sj.fail.Store(nil) // even if the disk came back, the journal's tail is unknown
+	if _, err := s.DeleteMovie(ctx, 9001); !errors.As(err, new(*JournalError)) {
+		t.Fatalf("delete after a failed fsync: %v", err)
+	}
+	check := func() {
+		t.Helper()
+		v := s.live.Load()
+		if _, ok := v.vector(9001); !ok {
+			t.Fatal("the durable change is gone")
+		}
+		for i := range 8 {
+			if _, ok := v.vector(movielens.MovieID(9100 + i)); ok {
+				t.Fatalf("refused put of %d is visible", 9100+i)
+			}
+		}
+	}
+	check()
+	if err := s.Load(testBundle(t, "v2", 50, 23)); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.Info(); info.Version != "v2" {
+		t.Fatalf("load after a failed fsync serves %q", info.Version)
+	}
+	check()
+}
+
+// BenchmarkPutMovieGroupCommit: PUTs from 64 concurrent writers over the
+// file journal in a temporary directory (real fsyncs); reports fsyncs per
+// change.
+func BenchmarkPutMovieGroupCommit(b *testing.B) {
+	ctx := context.Background()
+	s := newService(b, "exact")
+	if err := s.Load(testBundle(b, "v1", 3000, 23)); err != nil {
+		b.Fatal(err)
+	}
+	fj, _, err := catalog.Open(filepath.Join(b.TempDir(), "model.journal"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fj.Close()
+	sj := &syncJournal{j: fj}
+	s.AttachJournal(sj, nil)
+	var next atomic.Int64
+	b.SetParallelism(32) // × GOMAXPROCS writers
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := s.PutMovie(ctx, MovieChange{MovieID: movielens.MovieID(1_000_000 + i), Title: "bench", Genres: []string{testGenres[i%int64(len(testGenres))]}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(sj.syncs.Load())/float64(b.N), "fsyncs/op")
+}
