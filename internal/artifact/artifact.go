@@ -112,8 +112,15 @@ type Selection struct {
 	ValidRatings  int     `json:"valid_ratings,omitempty"`
 	ValidFraction float64 `json:"valid_fraction,omitempty"` // carved: the newest share of train held out
 	ValidFrom     int64   `json:"valid_from,omitempty"`     // carved: unix time of the oldest held-out rating
-	Epochs        int     `json:"epochs"`                   // the chosen epoch count (best on validation)
-	Refit         bool    `json:"refit,omitempty"`          // retrained on all of train for Epochs epochs
+	// ValidUserFraction and ValidUserRatings describe the second carved
+	// view (each user's newest ratings); ViewPopularity is each view's
+	// popularity Recall@10, against which a view's recall is measured
+	// when there are two.
+	ValidUserFraction float64   `json:"valid_user_fraction,omitempty"`
+	ValidUserRatings  int       `json:"valid_user_ratings,omitempty"`
+	ViewPopularity    []float64 `json:"view_popularity_recall@10,omitempty"`
+	Epochs            int       `json:"epochs"`          // the chosen epoch count (best on validation)
+	Refit             bool      `json:"refit,omitempty"` // retrained on all of train for Epochs epochs
 	// Prior is the popularity prior's setting chosen on validation (weight
 	// 0: none), PriorSearch every setting tried.
 	Prior       *PriorChoice  `json:"prior,omitempty"`
@@ -121,14 +128,17 @@ type Selection struct {
 }
 
 // PriorChoice is one setting of the popularity prior and its Recall@10 on
-// the validation ratings.
+// the validation ratings (with two validation views, Valid is the mean
+// over the views of Recall@10 / the view's popularity Recall@10, and
+// ValidKnown and ValidCold are pooled over the views' users).
 type PriorChoice struct {
-	HalfLifeDays float64 `json:"half_life_days"`
-	Weight       float64 `json:"weight"`      // known users
-	ColdWeight   float64 `json:"cold_weight"` // cold users (no id, no history)
-	Valid        float64 `json:"valid_recall@10"`
-	ValidKnown   float64 `json:"valid_recall@10_known"`
-	ValidCold    float64 `json:"valid_recall@10_cold"`
+	HalfLifeDays float64   `json:"half_life_days"`
+	Weight       float64   `json:"weight"`      // known users
+	ColdWeight   float64   `json:"cold_weight"` // cold users (no id, no history)
+	Valid        float64   `json:"valid_recall@10"`
+	ValidKnown   float64   `json:"valid_recall@10_known"`
+	ValidCold    float64   `json:"valid_recall@10_cold"`
+	ValidViews   []float64 `json:"valid_views_recall@10,omitempty"` // each view's, with two views
 }
 
 // IndexInfo records the HNSW graph's build parameters and its recall

@@ -84,3 +84,49 @@ func TimelineSplit(rs []Rating, frac float64) (older, newer []Rating) {
 	}
 	return older, newer
 }
+
+// UserTimelineSplit holds out the newest part of each user's own
+// timeline: of a user's n ratings, ordered by (time, movie id), the newest
+// floor(frac·n) go to newer, the rest to older. As in TimelineSplit, a
+// rating made at the same second as the user's newest kept rating stays
+// in older, so a user may give fewer, and a user with fewer than 1/frac
+// ratings gives none: every user keeps at least one rating in older. This
+// is the second validation view train carves: the next ratings of users
+// it knows, each at their own time, where TimelineSplit's view asks about
+// one global future. frac is clamped to [0, 1); both results keep the
+// order of rs, which is not modified.
+func UserTimelineSplit(rs []Rating, frac float64) (older, newer []Rating) {
+	if math.IsNaN(frac) || frac < 0 {
+		frac = 0
+	}
+	byUser := map[UserID][]int{} // indexes into rs
+	for i, r := range rs {
+		byUser[r.User] = append(byUser[r.User], i)
+	}
+	held := make([]bool, len(rs))
+	for _, idx := range byUser {
+		n := len(idx)
+		out := min(int(math.Floor(frac*float64(n))), n-1)
+		if out <= 0 {
+			continue
+		}
+		slices.SortFunc(idx, func(a, b int) int {
+			if c := cmp.Compare(rs[a].Time, rs[b].Time); c != 0 {
+				return c
+			}
+			return cmp.Compare(rs[a].Movie, rs[b].Movie)
+		})
+		cut := rs[idx[n-out-1]].Time // the newest kept rating's time
+		for _, i := range idx[n-out:] {
+			held[i] = rs[i].Time > cut
+		}
+	}
+	for i, r := range rs {
+		if held[i] {
+			newer = append(newer, r)
+		} else {
+			older = append(older, r)
+		}
+	}
+	return older, newer
+}

@@ -132,3 +132,47 @@ func TestTimelineSplit(t *testing.T) {
 		})
 	}
 }
+
+func TestUserTimelineSplit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		rs           []Rating
+		frac         float64
+		older, newer []Rating
+	}{
+		{"each user's newest tenth, input order kept",
+			[]Rating{{User: 1, Movie: 10, Time: 10}, {User: 2, Movie: 1, Time: 5}, {User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2},
+				{User: 1, Movie: 3, Time: 3}, {User: 1, Movie: 4, Time: 4}, {User: 1, Movie: 5, Time: 5}, {User: 1, Movie: 6, Time: 6},
+				{User: 1, Movie: 7, Time: 7}, {User: 1, Movie: 8, Time: 8}, {User: 1, Movie: 9, Time: 9}},
+			0.1,
+			[]Rating{{User: 2, Movie: 1, Time: 5}, {User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}, {User: 1, Movie: 3, Time: 3},
+				{User: 1, Movie: 4, Time: 4}, {User: 1, Movie: 5, Time: 5}, {User: 1, Movie: 6, Time: 6}, {User: 1, Movie: 7, Time: 7},
+				{User: 1, Movie: 8, Time: 8}, {User: 1, Movie: 9, Time: 9}},
+			[]Rating{{User: 1, Movie: 10, Time: 10}}},
+		{"one rating: the user keeps it", []Rating{{User: 7, Movie: 3, Time: 1}}, 0.5, []Rating{{User: 7, Movie: 3, Time: 1}}, nil},
+		{"frac 1 still keeps one rating", []Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}}, 1,
+			[]Rating{{User: 1, Movie: 1, Time: 1}}, []Rating{{User: 1, Movie: 2, Time: 2}}},
+		{"a tie with the newest kept rating stays older",
+			[]Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}, {User: 1, Movie: 3, Time: 3}, {User: 1, Movie: 4, Time: 3}},
+			0.25, []Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}, {User: 1, Movie: 3, Time: 3}, {User: 1, Movie: 4, Time: 3}}, nil},
+		{"ties inside newer move together; movie id orders a tie",
+			[]Rating{{User: 1, Movie: 9, Time: 5}, {User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 5}, {User: 1, Movie: 3, Time: 2}},
+			0.5, []Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 3, Time: 2}}, []Rating{{User: 1, Movie: 9, Time: 5}, {User: 1, Movie: 2, Time: 5}}},
+		{"too few ratings for a tenth", []Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}}, 0.1,
+			[]Rating{{User: 1, Movie: 1, Time: 1}, {User: 1, Movie: 2, Time: 2}}, nil},
+		{"empty", nil, 0.1, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			orig := slices.Clone(tc.rs)
+			older, newer := UserTimelineSplit(tc.rs, tc.frac)
+			if !slices.Equal(older, tc.older) || !slices.Equal(newer, tc.newer) {
+				t.Errorf("older %v newer %v, want %v and %v", older, newer, tc.older, tc.newer)
+			}
+			if !slices.Equal(tc.rs, orig) {
+				t.Error("input modified")
+			}
+		})
+	}
+}

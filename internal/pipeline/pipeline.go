@@ -75,12 +75,22 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	towers, userFields, movieFields := TowerConfig(cfg.Model)
-	fitIn, sel := selectionInputs(in, cfg.Train)
+	fitIn, views, sel := selectionInputs(in, cfg.Train)
 	if sel.Valid == "carved" {
 		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
+			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
 			Msg("no validation file: the newest ratings of train validate")
 	}
-	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, opts)
+	val, err := newValidation(ctx, ix, fitIn.Train, views, cfg.Train.Workers)
+	if err != nil {
+		return nil, err
+	}
+	if val != nil && len(val.popularity) > 0 {
+		sel.ViewPopularity = val.popularity
+		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
+			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
+	}
+	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, val, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -92,14 +102,13 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			idFields = append(idFields, i)
 		}
 	}
-	if weights := priorWeights(cfg.Train.PriorWeights); len(fitIn.Valid) > 0 && len(weights) > 1 {
-		split := ix.Split(fitIn.Train, nil, fitIn.Valid)
+	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
 		halfLives := cfg.Train.PriorHalfLives
 		if len(halfLives) == 0 {
 			halfLives = []float64{0}
 		}
 		var all []PriorChoice
-		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, split, ix, fitIn.Train,
+		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, val, ix, fitIn.Train,
 			halfLives, weights, cfg.Train.Workers); err != nil {
 			return nil, err
 		}
@@ -116,7 +125,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		refitIn := in
 		refitIn.Valid = nil
 		var refit train.Result
-		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, opts); err != nil {
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, nil, opts); err != nil {
 			return nil, err
 		}
 		sel.Refit = true
@@ -160,33 +169,113 @@ func priorWeights(ws []float64) []float64 {
 }
 
 // selectionInputs returns the inputs the towers are fitted and selected
-// on, and how they were validated: in itself when it has validation
-// ratings (or carving is off), else in with the newest ValidFraction of its
-// training ratings moved to Valid (movielens.TimelineSplit). A test file is
-// never among them.
-func selectionInputs(in Inputs, t config.Train) (Inputs, artifact.Selection) {
+// on, the validation views (their Valid is all views together), and how
+// they were validated: in itself with its validation file as the one view
+// when it has one (or no view when carving is off), else two views carved
+// from its training ratings: the newest ValidFraction on one timeline
+// (movielens.TimelineSplit: the global future, where new users and what
+// is popular now matter) and, of the rest, each user's newest
+// ValidUserFraction (movielens.UserTimelineSplit: known users' next
+// ratings, each at their own time). A test file is never among them.
+//
+// A validation file is used alone: it says what the held-out data looks
+// like (the global future on the timeline splits, random per-user ratings
+// on recbole's), and carving a second view from train would take ratings
+// from the fit and need a refit.
+func selectionInputs(in Inputs, t config.Train) (Inputs, [][]movielens.Rating, artifact.Selection) {
 	switch {
 	case len(in.Valid) > 0:
-		return in, artifact.Selection{Valid: "file", ValidRatings: len(in.Valid)}
+		return in, [][]movielens.Rating{in.Valid}, artifact.Selection{Valid: "file", ValidRatings: len(in.Valid)}
 	case t.ValidFraction <= 0:
-		return in, artifact.Selection{Valid: "none"}
+		return in, nil, artifact.Selection{Valid: "none"}
 	}
 	older, newer := movielens.TimelineSplit(in.Train, t.ValidFraction)
 	if len(newer) == 0 || len(older) == 0 {
-		return in, artifact.Selection{Valid: "none"}
+		return in, nil, artifact.Selection{Valid: "none"}
 	}
-	out := in
-	out.Train, out.Valid = older, newer
 	after := newer[0].Time
 	for _, r := range newer {
 		after = min(after, r.Time)
 	}
-	return out, artifact.Selection{Valid: "carved", ValidRatings: len(newer), ValidFraction: t.ValidFraction, ValidFrom: after}
+	sel := artifact.Selection{Valid: "carved", ValidRatings: len(newer), ValidFraction: t.ValidFraction, ValidFrom: after}
+	views := [][]movielens.Rating{newer}
+	if t.ValidUserFraction > 0 {
+		if kept, mine := movielens.UserTimelineSplit(older, t.ValidUserFraction); len(mine) > 0 {
+			older = kept
+			views = append(views, mine)
+			sel.ValidRatings += len(mine)
+			sel.ValidUserFraction, sel.ValidUserRatings = t.ValidUserFraction, len(mine)
+		}
+	}
+	out := in
+	out.Train, out.Valid = older, slices.Concat(views...)
+	return out, views, sel
+}
+
+// validation is what the epoch count and the prior are chosen on: one
+// split per view (a view's positives are its ratings; the fitting ratings
+// and the other views' are excluded) and, with two or more views, each
+// view's popularity Recall@10 (counted on the fitting ratings).
+type validation struct {
+	splits     []*eval.Split
+	popularity []float64
+}
+
+// newValidation builds the validation of views for towers fitted on
+// fitTrain, nil without views.
+func newValidation(ctx context.Context, ix *Index, fitTrain []movielens.Rating, views [][]movielens.Rating, workers int) (*validation, error) {
+	if len(views) == 0 {
+		return nil, nil
+	}
+	v := &validation{}
+	pop := eval.Popularity(len(ix.ds.Movies), ix.pairs(fitTrain))
+	for i, view := range views {
+		var others []movielens.Rating
+		for j, o := range views {
+			if j != i {
+				others = append(others, o...)
+			}
+		}
+		sp := ix.Split(fitTrain, others, view)
+		v.splits = append(v.splits, sp)
+		if len(views) > 1 {
+			met, err := eval.Evaluate(ctx, pop, sp, []int{10}, workers)
+			if err != nil {
+				return nil, err
+			}
+			v.popularity = append(v.popularity, met["recall@10"])
+		}
+	}
+	return v, nil
+}
+
+// norm is what view i's Recall@10 is divided by in the objective: 1 with
+// one view, else the number of views × the view's popularity Recall@10,
+// so the objective is the mean of the views' gains over popularity and
+// no view wins by being easier.
+func (v *validation) norm(i int) float64 {
+	if len(v.splits) == 1 {
+		return 1
+	}
+	return float64(len(v.splits)) * max(v.popularity[i], 1e-4)
+}
+
+// score is s's objective on v: Σ_i Recall@10_i / norm(i).
+func (v *validation) score(ctx context.Context, s eval.Scorer, workers int) (float64, error) {
+	total := 0.0
+	for i, sp := range v.splits {
+		met, err := eval.Evaluate(ctx, s, sp, []int{10}, workers)
+		if err != nil {
+			return 0, err
+		}
+		total += met["recall@10"] / v.norm(i)
+	}
+	return total, nil
 }
 
 // trainTowers encodes in, builds the training examples and fits the towers
-// (early stopping on in.Valid, if any).
-func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+// (early stopping on val, if any).
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
 	enc, data, err := encode(in, ix, userFields, movieFields)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
@@ -195,7 +284,7 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 	if err := buildExamples(&data, in, enc, historyField, t); err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
-	model, res, err := fit(ctx, in, ix, enc, data, towers, trainConfig(t, historyField), opts)
+	model, res, err := fit(ctx, in, enc, data, towers, trainConfig(t, historyField), val, opts)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
@@ -258,8 +347,9 @@ func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyFie
 }
 
 // fit builds the towers and trains them on data, logging every epoch and,
-// with valid ratings, stopping early on their Recall@10.
-func fit(ctx context.Context, in Inputs, ix *Index, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, opts Options) (*tower.Model, train.Result, error) {
+// with a validation, stopping early on its objective (Recall@10 with one
+// view).
+func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, val *validation, opts Options) (*tower.Model, train.Result, error) {
 	rng := rand.New(rand.NewPCG(tc.Seed, 0x70fe5))
 	model, err := tower.New(towers, enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields), rng)
 	if err != nil {
@@ -277,15 +367,10 @@ func fit(ctx context.Context, in Inputs, ix *Index, enc *feature.Encoder, data t
 			opts.OnEpoch(s)
 		}
 	}
-	if len(in.Valid) > 0 {
-		split := ix.Split(in.Train, nil, in.Valid)
+	if val != nil {
 		realUsers := data.Users[:len(in.Dataset.Users)] // the recipe's twins and fold copies are not evaluated
 		hooks.Validate = func(m *tower.Model) (float64, error) {
-			met, err := eval.Evaluate(ctx, NewScorer(m, realUsers, data.Movies), split, []int{10}, tc.Workers)
-			if err != nil {
-				return 0, err
-			}
-			return met["recall@10"], nil
+			return val.score(ctx, NewScorer(m, realUsers, data.Movies), tc.Workers)
 		}
 	}
 	res, err := train.Run(ctx, model, data, tc, hooks)

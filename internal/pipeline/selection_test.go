@@ -31,9 +31,15 @@ func TestTrainCarvesValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := b.Manifest.Training.Selection
-	_, newer := movielens.TimelineSplit(in.Train, 0.1)
-	if sel == nil || sel.Valid != "carved" || sel.ValidRatings != len(newer) || !sel.Refit {
-		t.Fatalf("selection %+v, want carved with %d ratings and a refit", sel, len(newer))
+	older, newer := movielens.TimelineSplit(in.Train, 0.1)
+	_, mine := movielens.UserTimelineSplit(older, 0.1)
+	if sel == nil || sel.Valid != "carved" || sel.ValidRatings != len(newer)+len(mine) || sel.ValidUserRatings != len(mine) || !sel.Refit {
+		t.Fatalf("selection %+v, want carved with %d + %d ratings and a refit", sel, len(newer), len(mine))
+	}
+	// Two views: each has its popularity yardstick, and every prior
+	// setting tried reports both views' recall.
+	if len(mine) == 0 || len(sel.ViewPopularity) != 2 || sel.Prior == nil || len(sel.Prior.ValidViews) != 2 {
+		t.Errorf("two views: %d per-user ratings, popularity %v, prior %+v", len(mine), sel.ViewPopularity, sel.Prior)
 	}
 	if sel.Epochs < 1 || sel.Epochs > cfg.Train.Epochs {
 		t.Errorf("chosen epochs %d, want 1–%d", sel.Epochs, cfg.Train.Epochs)
