@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // buildGraph constructs an HNSW graph the textbook way (Malkov & Yashunin
@@ -17,7 +19,15 @@ import (
 // see HNSW), so a higher Dot is a nearer neighbour. coder/hnsw v0.6.1's
 // own Add is not used: it inserts with the same greedy search its queries
 // use and fragments clustered data into disconnected pieces.
-func buildGraph(aug []float32, d1, n, m, m0, efC int, ml float64, seed uint64) *graph {
+//
+// workers goroutines insert nodes concurrently, as hnswlib does: each takes
+// the next node of the (seeded) insertion order, and every read or write
+// of a node's link row holds that node's lock, one lock at a time, so no
+// two insertions can deadlock. Levels and the order are drawn before any
+// insertion, so with one worker the graph is the same for the same seed,
+// bit for bit; with more, which insertion sees which depends on timing, so
+// the graph differs from run to run while its quality (recall) does not.
+func buildGraph(aug []float32, d1, n, m, m0, efC int, ml float64, seed uint64, workers int) *graph {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed_a11))
 	order := rng.Perm(n)
 	levels := make([]uint8, n)
@@ -43,12 +53,26 @@ func buildGraph(aug []float32, d1, n, m, m0, efC int, ml float64, seed uint64) *
 	}
 	g := newGraph(levels, m0, m)
 	g.m, g.ml, g.efSearch = m, ml, efC
-	b := &builder{g: g, aug: aug, d1: d1, m: m, m0: m0, efC: max(efC, m), s: newScratch(n)}
-	g.entry = -1
-	for _, i := range order {
-		b.insert(int32(i))
+	sh := &shared{g: g, aug: aug, d1: d1, m: m, m0: m0, efC: max(efC, m), locks: make([]sync.Mutex, n)}
+	g.entry, g.top = int32(order[0]), int(levels[order[0]])
+	workers = max(1, min(workers, n/1024+1))
+	var next atomic.Int64
+	next.Store(1)
+	var wg sync.WaitGroup
+	for range workers {
+		b := &builder{shared: sh, s: newScratch(n)}
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				b.insert(int32(order[i]))
+			}
+		})
 	}
-	b.repair()
+	wg.Wait()
+	(&builder{shared: sh}).repair()
 	return g
 }
 
@@ -62,59 +86,147 @@ func countLevel(levels []uint8, l uint8) int {
 	return c
 }
 
-type builder struct {
+// shared is the state every insertion worker uses: the graph, the
+// vectors, one lock per node guarding its link rows, and entryMu guarding
+// the entry point and top level.
+type shared struct {
 	g          *graph
 	aug        []float32
 	d1         int
 	m, m0, efC int
-	s          *scratch
-	w          []Result // the beam of the current layer, best first
-	cs, kept   []Result // neighbour selection
-	pruned     []Result
-	ids        []int32
+	locks      []sync.Mutex
+	entryMu    sync.Mutex
+}
+
+// builder is one insertion worker: its search scratch and buffers.
+type builder struct {
+	*shared
+	s        *scratch
+	w        []Result // the beam of the current layer, best first
+	cs, kept []Result // neighbour selection
+	pruned   []Result
+	sel      []int32 // the links chosen for the node being inserted
+	ids, nb  []int32
 }
 
 func (b *builder) vec(i int32) []float32 { return vec(b.aug, b.d1, i) }
 
+// linksOf copies id's links on layer l into b.nb under id's lock.
+func (b *builder) linksOf(id int32, l int) []int32 {
+	b.locks[id].Lock()
+	b.nb = append(b.nb[:0], b.g.links(id, l)...)
+	b.locks[id].Unlock()
+	return b.nb
+}
+
 func (b *builder) insert(id int32) {
 	g := b.g
 	level := int(g.levels[id])
-	if g.entry < 0 {
-		g.entry, g.top = id, level
-		return
+	// A node that raises the top level keeps entryMu for its whole
+	// insertion (there are about log(n)/log(1/ml) of them), so no other
+	// insertion enters the graph at a node whose upper rows are not set.
+	b.entryMu.Lock()
+	entry, top := g.entry, g.top
+	raises := level > top
+	if !raises {
+		b.entryMu.Unlock()
 	}
 	q := b.vec(id)
-	ep := g.descend(b.aug, b.d1, q, level)
-	b.w = append(b.w[:0], ep)
-	for l := min(level, g.top); l >= 0; l-- {
+	cur := Result{ID: entry, Score: Dot(q, b.vec(entry))}
+	for l := top; l > level; l-- {
+		cur = b.greedy(q, cur, l)
+	}
+	b.w = append(b.w[:0], cur)
+	for l := min(level, top); l >= 0; l-- {
 		b.s.begin(b.efC)
 		for _, e := range b.w {
 			b.s.seed(e, nil)
 		}
-		g.beam(b.s, b.aug, b.d1, q, l, nil, unlimited)
+		b.beam(q, l)
 		b.w = append(b.w[:0], b.s.res.sorted()...)
 		maxM := b.m
 		if l == 0 {
 			maxM = b.m0
 		}
-		b.ids = b.ids[:0]
+		b.sel = b.sel[:0]
 		for _, c := range b.selectHeuristic(b.w, b.m) {
-			b.ids = append(b.ids, c.ID)
+			b.sel = append(b.sel, c.ID)
 		}
-		g.setLinks(id, l, b.ids)
-		for _, c := range g.links(id, l) {
+		b.setOwn(id, l, maxM)
+		for _, c := range b.sel {
 			b.link(c, id, l, maxM)
 		}
 	}
-	if level > g.top {
+	if raises {
 		g.entry, g.top = id, level
+		b.entryMu.Unlock()
+	}
+}
+
+// setOwn gives id, on layer l, the links selected in b.sel. Other
+// insertions may already have linked to id there (they can find it once
+// one of its neighbours links back), so those links are kept and the
+// selected ones added, the row shrunk as by link if it overflows.
+func (b *builder) setOwn(id int32, l, maxM int) {
+	b.locks[id].Lock()
+	empty := b.g.row(id, l)[0] == 0
+	if empty {
+		b.g.setLinks(id, l, b.sel)
+	}
+	b.locks[id].Unlock()
+	if !empty {
+		for _, c := range b.sel {
+			b.link(id, c, l, maxM)
+		}
+	}
+}
+
+// greedy moves from cur to a better neighbour on layer l while there is one.
+func (b *builder) greedy(q []float32, cur Result, l int) Result {
+	for changed := true; changed; {
+		changed = false
+		for _, x := range b.linksOf(cur.ID, l) {
+			if r := (Result{ID: x, Score: Dot(q, b.vec(x))}); worse(cur, r) {
+				cur, changed = r, true
+			}
+		}
+	}
+	return cur
+}
+
+// beam is graph.beam without filter or budget, reading each expanded
+// node's links under its lock.
+func (b *builder) beam(q []float32, l int) {
+	s := b.s
+	for len(s.cand) > 0 {
+		c := s.popCand()
+		if s.res.full() && worse(c, s.res.h[0]) {
+			break
+		}
+		for _, x := range b.linksOf(c.ID, l) {
+			if s.visited[x] == s.epoch {
+				continue
+			}
+			s.visited[x] = s.epoch
+			r := Result{ID: x, Score: Dot(q, b.vec(x))}
+			if s.res.full() && !worse(s.res.h[0], r) {
+				continue
+			}
+			s.pushCand(r)
+			s.res.push(r)
+		}
 	}
 }
 
 // link adds id to from's list on layer l, shrinking it with the heuristic
 // when it exceeds maxM.
 func (b *builder) link(from, id int32, l, maxM int) {
+	b.locks[from].Lock()
+	defer b.locks[from].Unlock()
 	r := b.g.row(from, l)
+	if slices.Contains(r[1:1+r[0]], id) {
+		return // linked already by a concurrent insertion
+	}
 	if cnt := int(r[0]); cnt < maxM {
 		r[1+cnt] = id
 		r[0]++

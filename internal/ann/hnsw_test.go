@@ -81,6 +81,61 @@ func TestHNSWRecall(t *testing.T) {
 	}
 }
 
+// A parallel build (more workers than cores, so insertions interleave)
+// makes a valid graph, every node reachable from the entry point, with the
+// recall of a single-worker build. It is not reproducible, so the test
+// checks structure and recall, not bytes.
+func TestHNSWParallelBuild(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, true, 31)
+	vecs := s.points(20000, 32)
+	qs := rows(s.points(200, 33), 8)
+	ex, _ := NewExact(vecs, 8)
+	for _, workers := range []int{1, 4} {
+		p := DefaultHNSWParams()
+		p.BuildWorkers = workers
+		h := mustHNSW(t, vecs, 8, p)
+		rec, err := SelfCheck(h, ex, qs, []int{10, 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d workers: recall %v", workers, rec)
+		for _, k := range []int{10, 100} {
+			if rec[k] < 0.99 {
+				t.Errorf("%d workers: recall@%d = %.4f < 0.99", workers, k, rec[k])
+			}
+		}
+		// The decoder checks every link (in range, in its layer, no
+		// duplicate, no self-link) and the single top-layer entry.
+		if _, err := decodeGraph(encodeGraph(h.g, h.augmenter()), h.augmenter(), h.Len()); err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if r := reachable(h.g); r != h.Len() {
+			t.Errorf("%d workers: %d of %d nodes reachable on layer 0", workers, r, h.Len())
+		}
+	}
+}
+
+// reachable counts the layer-0 nodes reachable from the entry point.
+func reachable(g *graph) int {
+	seen := make([]bool, g.n)
+	stack := []int32{g.entry}
+	seen[g.entry] = true
+	c := 0
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		c++
+		for _, v := range g.links(u, 0) {
+			if !seen[v] {
+				seen[v] = true
+				stack = append(stack, v)
+			}
+		}
+	}
+	return c
+}
+
 func TestHNSWFilters(t *testing.T) {
 	t.Parallel()
 	s := newSynth(8, 20, 0.35, true, 5)
@@ -243,6 +298,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	vecs := s.points(3706, 22)
 	p := DefaultHNSWParams()
 	p.Seed = 7
+	p.BuildWorkers = 1 // reproducible bit for bit
 	h := mustHNSW(t, vecs, 8, p)
 	var buf bytes.Buffer
 	if err := h.Export(&buf); err != nil {
