@@ -331,6 +331,26 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if !bytes.Equal(exported, again.Bytes()) {
 		t.Error("re-export of an imported index differs")
 	}
+	// An artifact written before the native format (version 1, coder/hnsw's
+	// format, links sorted, rows sized by the largest degree) still loads
+	// and answers as the graph it was written from.
+	var v1 bytes.Buffer
+	if err := h.exportLibrary(&v1); err != nil {
+		t.Fatal(err)
+	}
+	h1, err := ImportHNSW(&v1, vecs, 8, DefaultHNSWParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range rows(s.points(100, 24), 8) {
+		for _, k := range []int{1, 10, 100} {
+			a, _ := h.Search(nil, q, k, nil)
+			b, _ := h1.Search(nil, q, k, nil)
+			if !slices.Equal(a, b) {
+				t.Fatalf("k=%d: version-1 import answers differently:\n%v\n%v", k, a, b)
+			}
+		}
+	}
 	var rebuilt bytes.Buffer
 	if err := mustHNSW(t, vecs, 8, p).Export(&rebuilt); err != nil {
 		t.Fatal(err)
@@ -408,11 +428,14 @@ func TestImportRejects(t *testing.T) {
 	s := newSynth(8, 5, 0.35, true, 41)
 	vecs := s.points(300, 42)
 	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
-	var buf bytes.Buffer
-	if err := h.Export(&buf); err != nil {
+	var buf, nbuf bytes.Buffer
+	if err := h.exportLibrary(&buf); err != nil {
 		t.Fatal(err)
 	}
-	good := buf.Bytes()
+	if err := h.Export(&nbuf); err != nil {
+		t.Fatal(err)
+	}
+	good, native := buf.Bytes(), nbuf.Bytes()
 	other := slices.Clone(vecs)
 	other[5] += 0.01
 	flip := slices.Clone(good)
@@ -427,6 +450,15 @@ func TestImportRejects(t *testing.T) {
 	library[24] = 1
 	twoGraphs := slices.Clone(good)
 	binary.LittleEndian.PutUint32(twoGraphs[headerLen-4:], 2)
+	// native graphs with a valid checksum but a bad structure
+	patch := func(off int, v uint32) []byte {
+		b := slices.Clone(native)
+		binary.LittleEndian.PutUint32(b[off:], v)
+		return resum(b)
+	}
+	const rowsAt = nativeHeaderLen + 300 // node 0's layer-0 row: count, links
+	stride0 := int(binary.LittleEndian.Uint32(native[nativeHeaderLen-16:]))
+	link0 := binary.LittleEndian.Uint32(native[rowsAt+4:])
 	p := DefaultHNSWParams()
 	for _, tc := range []struct {
 		name string
@@ -447,9 +479,21 @@ func TestImportRejects(t *testing.T) {
 		{"fewer vectors", good, vecs[:8*299], 8, p},
 		{"other dim", good, vecs, 4, p},
 		{"bad search params", good, vecs, 8, HNSWParams{}},
+		{"native truncated", native[:len(native)-9], vecs, 8, p},
+		{"native flipped byte", func() []byte { b := slices.Clone(native); b[len(b)/2] ^= 1; return b }(), vecs, 8, p},
+		{"native other vectors", native, other, 8, p},
+		{"native entry out of range", patch(nativeHeaderLen-24, 300), vecs, 8, p},
+		{"native count over capacity", patch(rowsAt, uint32(stride0)), vecs, 8, p},
+		{"native link out of range", patch(rowsAt+4, 300), vecs, 8, p},
+		{"native self link", patch(rowsAt+4, 0), vecs, 8, p},
+		{"native duplicate link", patch(rowsAt+8, link0), vecs, 8, p},
+		{"native upper rows", patch(nativeHeaderLen-8, 1<<20), vecs, 8, p},
+		{"native trailing byte", resum(append(slices.Clone(native[:len(native)-4]), 0, 0, 0, 0, 0)), vecs, 8, p},
 	} {
 		if _, err := ImportHNSW(bytes.NewReader(tc.data), tc.vecs, tc.dim, tc.p); err == nil {
 			t.Errorf("%s: imported", tc.name)
+		} else if testing.Verbose() {
+			t.Logf("%s: %v", tc.name, err)
 		} else if tc.name != "fewer vectors" && tc.name != "other dim" && !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err %v does not wrap ErrInvalid", tc.name, err)
 		}
