@@ -1,10 +1,13 @@
 package ann
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +95,27 @@ func measureBuild(t *testing.T, vecs []float32, ex *Exact, queries [][]float32, 
 		n, workers, runtime.GOMAXPROCS(0), dw.Seconds(), dc.Seconds(), mb(*peak-heap0), mb(heap0),
 		mb(graphB), mb(vecB), mb(graphB+vecB), mb(retained), float64(*peak-heap0)/float64(graphB+vecB),
 		rec[10], rec[100], load[0])
+	// Loading: the version-1 (coder/hnsw) format against the native one,
+	// the median of 3 imports each, wall time.
+	for _, f := range []struct {
+		name   string
+		export func(io.Writer) error
+	}{{"version 1 (coder/hnsw format)", h.exportLibrary}, {"native", h.Export}} {
+		var buf bytes.Buffer
+		if err := f.export(&buf); err != nil {
+			t.Fatal(err)
+		}
+		var ds []time.Duration
+		for range 3 {
+			start := time.Now()
+			if _, err := ImportHNSW(bytes.NewReader(buf.Bytes()), vecs, 8, DefaultHNSWParams()); err != nil {
+				t.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		t.Logf("n=%d import %s: %.1f MB, %.0f ms (median of 3: %v)", n, f.name, mb(buf.Len()), float64(ds[1].Microseconds())/1e3, ds)
+	}
 	runtime.KeepAlive(h)
 }
 
