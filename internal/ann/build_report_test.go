@@ -144,3 +144,39 @@ func sampleHeap() (stop func(), peak *int) {
 	})
 	return func() { close(done); wg.Wait(); read() }, peak
 }
+
+// TestCrossover measures where HNSW starts to beat the exact scan, the
+// decision `index: auto` makes at load (recall.chooseBackend: the same 32
+// queries at k = 10 and k = 100 on both, HNSW if faster and its recall
+// passes). On the clustered synthetic vectors at catalogue sizes from
+// 2,000 to 256,000 it reports the process CPU per query (median of 5
+// passes of 200 queries) of each at k = 10 and k = 100 and their sum, the
+// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set.
+func TestCrossover(t *testing.T) {
+	if os.Getenv("TOWERRECALL_ANN_CROSSOVER") == "" {
+		t.Skip("TOWERRECALL_ANN_CROSSOVER not set")
+	}
+	s := newSynth(8, 20, 0.35, true, 71)
+	queries := rows(s.points(200, 73), 8)
+	t.Logf("| movies | exact k=10 | HNSW k=10 | exact k=100 | HNSW k=100 | exact/HNSW (k=10 + k=100) | recall@10 / @100 |")
+	t.Logf("|--:|--:|--:|--:|--:|--:|--:|")
+	for _, n := range []int{2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000} {
+		vecs := s.points(n, 72)
+		ex, err := NewExact(vecs, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := NewHNSW(vecs, 8, DefaultHNSWParams())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := SelfCheck(h, ex, queries, []int{10, 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e10, h10 := medianLatency(ex, queries, 10, 5), medianLatency(h, queries, 10, 5)
+		e100, h100 := medianLatency(ex, queries, 100, 5), medianLatency(h, queries, 100, 5)
+		t.Logf("| %d | %s | %s | %s | %s | %.2f | %.4f / %.4f |", n, us(e10), us(h10), us(e100), us(h100),
+			float64(e10+e100)/float64(h10+h100), rec[10], rec[100])
+	}
+}
