@@ -362,8 +362,9 @@ const repairEf = 64
 // each node the entry cannot reach, a beam search from the entry (which
 // only ever sees reachable nodes) finds its nearest reachable nodes, the
 // nearest of them with room in its row links to it, and it links back if
-// it has room. Layer 0 is widened (one slot per node) only if none of the
-// repairEf nearest has room. The search keeps the cost per unreachable
+// it has room. If none of the repairEf nearest has room, the next
+// reachable node with room (a cursor over all nodes) links to it; layer 0
+// is widened (one slot per node) only if no reachable row has room. The search keeps the cost per unreachable
 // node near that of an insertion: a scan of all nodes per unreachable node
 // (the first version) took minutes and, widening all rows at every full
 // one, gigabytes on catalogues with many identical vectors.
@@ -393,6 +394,7 @@ func (b *builder) repair() {
 	room := func(id int32) bool { r := g.row(id, 0); return int(r[0]) < len(r)-1 }
 	mark(g.entry)
 	var s *scratch
+	var cursor int32 // where the search for a reachable row with room resumes
 	for u := range int32(g.n) {
 		if reach[u] {
 			continue
@@ -408,19 +410,32 @@ func (b *builder) repair() {
 		}
 		g.beam(s, b.aug, b.d1, q, 0, nil, unlimited)
 		near := s.res.sorted()
-		from := near[0].ID
+		from := int32(-1)
 		for _, c := range near {
 			if room(c.ID) {
 				from = c.ID
 				break
 			}
 		}
-		if !room(from) {
+		if from < 0 {
+			// The nearest are full (a large group of identical vectors):
+			// any reachable node with room keeps u reachable; u's own
+			// link to its nearest is what a search uses.
+			for range 2 * g.n {
+				if reach[cursor] && room(cursor) {
+					from = cursor
+					break
+				}
+				cursor = (cursor + 1) % int32(g.n)
+			}
+		}
+		if from < 0 {
 			g.growBase(g.stride0) // one more slot per node
+			from = near[0].ID
 		}
 		add(from, u)
-		if room(u) && !slices.Contains(g.links(u, 0), from) {
-			add(u, from)
+		if to := near[0].ID; room(u) && !slices.Contains(g.links(u, 0), to) {
+			add(u, to)
 		}
 		mark(u)
 	}
