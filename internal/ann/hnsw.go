@@ -12,9 +12,10 @@ import (
 // Ml, EfConstruction, Seed) are fixed at build time and travel with Export;
 // ImportHNSW uses only the search fields.
 //
-// The graph is always built by this package (build.go) and loaded into
-// coder/hnsw through its Import format: v0.6.1's own Add inserts with its
-// greedy search and fragments clustered data into disconnected pieces.
+// The graph is always built by this package (build.go): coder/hnsw
+// v0.6.1's own Add inserts with its greedy search and fragments clustered
+// data into disconnected pieces. Its Export format is still read
+// (graphfmt.go) and written for the library benchmark.
 type HNSWParams struct {
 	// M is the number of links per node on upper layers.
 	M int
