@@ -1,4 +1,4 @@
-.PHONY: run test e2e bench bench-micro build image fuzz
+.PHONY: run test e2e bench bench-micro bench-scale build image fuzz
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 
@@ -20,6 +20,14 @@ image: ## the container image without a Docker engine or registry: podman, FROM 
 
 bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; --quick for a CI smoke run)
 	cd tools/benchreport && $(GO) run . --data $(DATA) --out ../../docs
+
+SCALE_MOVIES ?= 1000000
+SCALE_USERS ?= 6000
+SCALE_RATINGS ?= 600000
+bench-scale: ## the whole path at catalogue scale: data synth (1M movies) → train → serve → /recall; RSS, artifact size, load time, latency (~10 min; not in any test run)
+	$(GO) build -o var/bench-scale-bin/towerrecall ./cmd/towerrecall
+	$(GO) run ./tools/benchscale --bin var/bench-scale-bin/towerrecall --work var/bench-scale \
+	  --movies $(SCALE_MOVIES) --users $(SCALE_USERS) --ratings $(SCALE_RATINGS) | tee var/bench-scale.txt
 
 bench-micro: ## go test micro-benchmarks (medians over 5 runs)
 	mkdir -p var && TOWERRECALL_DATA=$(DATA) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee var/bench.txt

@@ -31,6 +31,7 @@ const usage = `towerrecall — two-tower recall for MovieLens
 
 Usage:
   towerrecall data download --dataset ml-1m|ml-100k [--dir data]
+  towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]
   towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
                      [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]
   towerrecall eval   --model DIR --data DIR --train FILE [--valid FILE] --test FILE

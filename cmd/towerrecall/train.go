@@ -343,22 +343,34 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	return enc.Encode(out)
 }
 
-const dataSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]"
+const (
+	dataSynopsis     = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]\n  " + synthSynopsis
+	downloadSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]"
+	synthSynopsis    = "towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]"
+)
 
+// runData is `data download` (a MovieLens release) and `data synth` (a
+// synthetic ML-1M-layout catalogue of any size, for scale tests).
 func runData(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("data download", flag.ContinueOnError)
-	name := fs.String("dataset", "ml-100k", "ml-1m or ml-100k")
-	dir := fs.String("dir", "data", "directory to unpack into")
 	switch {
 	case len(args) > 0 && args[0] == "download":
-		args = args[1:]
+		return runDownload(ctx, args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && args[0] == "synth":
+		return runSynth(args[1:], stdout, stderr)
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
-		args = []string{"-h"} // `data --help` is the help of its one subcommand
+		fmt.Fprintf(stdout, "Usage:\n  %s\n", dataSynopsis)
+		return flag.ErrHelp
 	default:
 		fmt.Fprintf(stderr, "usage: %s\n", dataSynopsis)
 		return errUsage
 	}
-	if err := parseFlags(fs, dataSynopsis, args, stdout, stderr); err != nil {
+}
+
+func runDownload(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("data download", flag.ContinueOnError)
+	name := fs.String("dataset", "ml-100k", "ml-1m or ml-100k")
+	dir := fs.String("dir", "data", "directory to unpack into")
+	if err := parseFlags(fs, downloadSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
 	src, ok := movielens.SourceByName(*name)
@@ -374,5 +386,31 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintln(stdout, path)
+	return nil
+}
+
+// runSynth writes movielens.Synth's catalogue as an ML-1M directory.
+func runSynth(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("data synth", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory to write users.dat, movies.dat and ratings.dat into (required)")
+	movies := fs.Int("movies", 0, "catalogue size (required)")
+	users := fs.Int("users", 0, "number of users (required)")
+	ratings := fs.Int("ratings", 0, "total ratings, at least one per user (required)")
+	seed := fs.Uint64("seed", 1, "generator seed: one seed, one catalogue")
+	if err := parseFlags(fs, synthSynopsis, args, stdout, stderr); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "usage: %s\n", synthSynopsis)
+		return errUsage
+	}
+	ds, err := movielens.Synth(movielens.SynthOptions{Movies: *movies, Users: *users, Ratings: *ratings}, *seed)
+	if err != nil {
+		return err
+	}
+	if err := movielens.WriteML1M(*dir, ds); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d movies, %d users, %d ratings (seed %d)\n", *dir, len(ds.Movies), len(ds.Users), len(ds.Ratings), *seed)
 	return nil
 }

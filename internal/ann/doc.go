@@ -19,8 +19,9 @@
 //   - HNSW searches a hierarchical navigable small-world graph with the
 //     package's own best-first beam search (graph.go), scoring nodes by
 //     exact Dot, applying filters during the search, allocating nothing;
-//     the graph is built here (build.go) in a flat, pointer-free form and
-//     stored in github.com/coder/hnsw's Export format (graphfmt.go), which
-//     existing artifacts hold. A query the graph cannot answer with k
-//     accepted items falls back to an exact scan.
+//     the graph is built here (build.go, by GOMAXPROCS workers) in a flat,
+//     pointer-free form and stored as those flat rows (native.go);
+//     artifacts written before hold github.com/coder/hnsw's Export format
+//     (graphfmt.go), which still loads. A query the graph cannot answer
+//     with k accepted items falls back to an exact scan.
 package ann

@@ -9,7 +9,9 @@ import (
 	"math"
 )
 
-// Export format (little-endian):
+// Export writes the native format (native.go). The version-1 format below
+// is still read, so that artifacts written before it keep loading, and
+// written by exportLibrary for the tests:
 //
 //	magic "TRANNHX1" | uint32 n | uint32 dim | uint64 vector fingerprint
 //	uint8 build (0) | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
@@ -30,9 +32,14 @@ const maxImportBytes = 1 << 32
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Export writes the graph (in coder/hnsw's Export format, deterministic
-// byte for byte for a given build) and the construction parameters.
-func (h *HNSW) Export(w io.Writer) error {
+// Export writes the graph in the native format (native.go: the flat rows
+// as they are in memory, deterministic byte for byte for a given graph)
+// with the construction parameters.
+func (h *HNSW) Export(w io.Writer) error { return h.exportNative(w) }
+
+// exportLibrary writes the version-1 format: the graph in coder/hnsw's
+// Export format.
+func (h *HNSW) exportLibrary(w io.Writer) error {
 	blob := encodeGraph(h.g, h.augmenter())
 	b := []byte(exportMagic)
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
@@ -60,12 +67,13 @@ func (h *HNSW) Export(w io.Writer) error {
 	return nil
 }
 
-// ImportHNSW reads what Export wrote for the same vectors. The construction
+// ImportHNSW reads what Export wrote for the same vectors, in the native
+// format or in the version-1 format of earlier releases. The construction
 // parameters come from the input; p supplies the search parameters
 // (EfSearch, Overfetch) and must validate. Any corruption, truncation or
-// mismatch with vectors is an error wrapping ErrInvalid. The graph, stored
-// in coder/hnsw's format, is validated and loaded into this package's flat
-// form as it is decoded.
+// mismatch with vectors is an error wrapping ErrInvalid. The graph is
+// validated before it is used; a version-1 graph, stored in coder/hnsw's
+// format, is loaded into this package's flat form as it is decoded.
 func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
 	if err != nil {
@@ -80,12 +88,16 @@ func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, e
 	if len(data) < headerLen+4 {
 		return nil, bad("%d bytes is shorter than the header", len(data))
 	}
-	if string(data[:8]) != exportMagic {
+	magic := string(data[:8])
+	if magic != exportMagic && magic != nativeMagic {
 		return nil, bad("bad magic %q", data[:8])
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {
 		return nil, bad("checksum %08x, want %08x", got, sum)
+	}
+	if magic == nativeMagic {
+		return importNative(body, vectors, dim, p)
 	}
 	d := &decoder{b: body, off: 8}
 	u32 := func() int { v, _ := d.u32(); return int(v) }

@@ -8,30 +8,38 @@ import (
 	"testing"
 )
 
-func fuzzFixture(t testing.TB) ([]float32, []byte) {
+// fuzzFixture returns small vectors and their graph exported in the
+// version-1 (coder/hnsw) format and in the native format.
+func fuzzFixture(t testing.TB) (vecs []float32, v1, native []byte) {
 	s := newSynth(4, 3, 0.4, false, 61)
-	vecs := s.points(30, 62)
+	vecs = s.points(30, 62)
 	p := DefaultHNSWParams()
 	p.M, p.M0, p.Ml = 3, 4, 0.4
 	h, err := NewHNSW(vecs, 4, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := h.Export(&buf); err != nil {
+	var buf, nbuf bytes.Buffer
+	if err := h.exportLibrary(&buf); err != nil {
 		t.Fatal(err)
 	}
-	return vecs, buf.Bytes()
+	if err := h.Export(&nbuf); err != nil {
+		t.Fatal(err)
+	}
+	return vecs, buf.Bytes(), nbuf.Bytes()
 }
 
 // FuzzImportHNSW feeds corrupted exports (flipped bytes, truncation) to
 // ImportHNSW: it must return an error or a working index, never panic.
 func FuzzImportHNSW(f *testing.F) {
-	vecs, good := fuzzFixture(f)
+	vecs, good, native := fuzzFixture(f)
 	f.Add(good, 0, byte(0), len(good))
 	f.Add(good, len(good)/2, byte(1), len(good))
 	f.Add(good, 10, byte(0x80), len(good)-1)
 	f.Add(good, 0, byte(0), headerLen)
+	f.Add(native, 0, byte(0), len(native))
+	f.Add(native, len(native)/2, byte(1), len(native))
+	f.Add(native, 0, byte(0), nativeHeaderLen)
 	f.Fuzz(func(t *testing.T, data []byte, at int, mask byte, cut int) {
 		data = bytes.Clone(data)
 		if len(data) > 0 {
@@ -54,7 +62,7 @@ func FuzzImportHNSW(f *testing.F) {
 // checksum, so the structural validation (not the CRC) is what must stop
 // a bad graph before the library dereferences it.
 func FuzzDecodeGraph(f *testing.F) {
-	vecs, good := fuzzFixture(f)
+	vecs, good, _ := fuzzFixture(f)
 	body := good[headerLen+8 : len(good)-4] // the single graph blob
 	f.Add(body, 0, byte(0), len(body))
 	f.Add(body, 40, byte(0x7f), len(body))
@@ -70,6 +78,39 @@ func FuzzDecodeGraph(f *testing.F) {
 		}
 		data := append(bytes.Clone(good[:headerLen]), binary.LittleEndian.AppendUint64(nil, uint64(len(blob)))...)
 		data = append(data, blob...)
+		data = binary.LittleEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
+		h, err := ImportHNSW(bytes.NewReader(data), vecs, 4, DefaultHNSWParams())
+		if err != nil {
+			return
+		}
+		for i := range 30 {
+			if _, err := h.Search(nil, vecs[i*4:i*4+4], 7, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeNative mutates a native export past its magic and re-seals
+// the checksum, so the header checks and the graph validation (not the
+// CRC) are what must stop a bad graph before a search follows its links.
+func FuzzDecodeNative(f *testing.F) {
+	vecs, _, native := fuzzFixture(f)
+	body := native[8 : len(native)-4]
+	f.Add(body, 0, byte(0), len(body))
+	f.Add(body, nativeHeaderLen+5, byte(0x7f), len(body))
+	f.Add(body, len(body)-3, byte(2), len(body))
+	f.Add(body, 80, byte(1), len(body))
+	f.Add(body, 0, byte(0), len(body)/3)
+	f.Fuzz(func(t *testing.T, blob []byte, at int, mask byte, cut int) {
+		blob = bytes.Clone(blob)
+		if len(blob) > 0 {
+			blob[uint(at)%uint(len(blob))] ^= mask
+		}
+		if cut >= 0 && cut < len(blob) {
+			blob = blob[:cut]
+		}
+		data := append([]byte(nativeMagic), blob...)
 		data = binary.LittleEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
 		h, err := ImportHNSW(bytes.NewReader(data), vecs, 4, DefaultHNSWParams())
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 )
 
@@ -11,9 +12,10 @@ import (
 // Ml, EfConstruction, Seed) are fixed at build time and travel with Export;
 // ImportHNSW uses only the search fields.
 //
-// The graph is always built by this package (build.go) and loaded into
-// coder/hnsw through its Import format: v0.6.1's own Add inserts with its
-// greedy search and fragments clustered data into disconnected pieces.
+// The graph is always built by this package (build.go): coder/hnsw
+// v0.6.1's own Add inserts with its greedy search and fragments clustered
+// data into disconnected pieces. Its Export format is still read
+// (graphfmt.go) and written for the library benchmark.
 type HNSWParams struct {
 	// M is the number of links per node on upper layers.
 	M int
@@ -30,6 +32,11 @@ type HNSWParams struct {
 	// nodes and finds more of the true top k.
 	EfSearch  int
 	Overfetch int
+	// BuildWorkers is how many goroutines insert nodes while a graph is
+	// built; 0 means GOMAXPROCS. One worker builds the same graph for the
+	// same Seed, bit for bit; several build it faster, to the same recall,
+	// but not reproducibly (see buildGraph). It is not part of the graph.
+	BuildWorkers int `json:",omitempty"`
 }
 
 // DefaultHNSWParams are the measured defaults: the cheapest search setting
@@ -70,6 +77,9 @@ func (p HNSWParams) Validate() error {
 	}
 	if p.Overfetch < 1 || p.Overfetch > 1<<16 {
 		bad("Overfetch = %d not in [1, 65536]", p.Overfetch)
+	}
+	if p.BuildWorkers < 0 || p.BuildWorkers > 1024 {
+		bad("BuildWorkers = %d not in [0, 1024]", p.BuildWorkers)
 	}
 	return errors.Join(errs...)
 }
@@ -113,7 +123,11 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 		return nil, err
 	}
 	a := h.augmenter()
-	h.g = buildGraph(a.all(), dim+1, h.exact.n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed))
+	workers := p.BuildWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	h.g = buildGraph(a.all(), dim+1, h.exact.n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), workers)
 	return h, nil
 }
 

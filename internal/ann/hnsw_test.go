@@ -6,8 +6,10 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 func mustHNSW(t testing.TB, vecs []float32, dim int, p HNSWParams) *HNSW {
@@ -79,6 +81,99 @@ func TestHNSWRecall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A parallel build (more workers than cores, so insertions interleave)
+// makes a valid graph, every node reachable from the entry point, with the
+// recall of a single-worker build. It is not reproducible, so the test
+// checks structure and recall, not bytes.
+func TestHNSWParallelBuild(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, true, 31)
+	vecs := s.points(20000, 32)
+	qs := rows(s.points(200, 33), 8)
+	ex, _ := NewExact(vecs, 8)
+	for _, workers := range []int{1, 4} {
+		p := DefaultHNSWParams()
+		p.BuildWorkers = workers
+		h := mustHNSW(t, vecs, 8, p)
+		rec, err := SelfCheck(h, ex, qs, []int{10, 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d workers: recall %v", workers, rec)
+		for _, k := range []int{10, 100} {
+			if rec[k] < 0.99 {
+				t.Errorf("%d workers: recall@%d = %.4f < 0.99", workers, k, rec[k])
+			}
+		}
+		// The decoder checks every link (in range, in its layer, no
+		// duplicate, no self-link) and the single top-layer entry.
+		if _, err := decodeGraph(encodeGraph(h.g, h.augmenter()), h.augmenter(), h.Len()); err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if r := reachable(h.g); r != h.Len() {
+			t.Errorf("%d workers: %d of %d nodes reachable on layer 0", workers, r, h.Len())
+		}
+	}
+}
+
+// Catalogues where most items share a vector (movies without ratings get
+// the vector of their genres and year alone) build quickly, with every
+// node reachable, and are searched with the exact scores.
+func TestHNSWDuplicates(t *testing.T) {
+	t.Parallel()
+	s := newSynth(8, 20, 0.35, true, 35)
+	distinct := s.points(300, 36)
+	const n = 30000
+	vecs := make([]float32, 0, n*8)
+	rng := rand.New(rand.NewPCG(37, 0))
+	for i := range n {
+		j := rng.IntN(300)
+		if i%10 == 0 { // one in ten has a vector of its own
+			j = -1
+		}
+		if j < 0 {
+			vecs = append(vecs, s.points(1, uint64(1000+i))...)
+		} else {
+			vecs = append(vecs, distinct[j*8:(j+1)*8]...)
+		}
+	}
+	start := time.Now()
+	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
+	t.Logf("build %v", time.Since(start))
+	if r := reachable(h.g); r != n {
+		t.Errorf("%d of %d nodes reachable", r, n)
+	}
+	ex, _ := NewExact(vecs, 8)
+	rec, err := SelfCheck(h, ex, rows(s.points(200, 38), 8), []int{10, 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recall %v, layer-0 stride %d", rec, h.g.stride0)
+	if rec[10] < 0.95 || rec[100] < 0.95 {
+		t.Errorf("recall %v < 0.95 (0.61 at k = 10 before duplicates were capped)", rec)
+	}
+}
+
+// reachable counts the layer-0 nodes reachable from the entry point.
+func reachable(g *graph) int {
+	seen := make([]bool, g.n)
+	stack := []int32{g.entry}
+	seen[g.entry] = true
+	c := 0
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		c++
+		for _, v := range g.links(u, 0) {
+			if !seen[v] {
+				seen[v] = true
+				stack = append(stack, v)
+			}
+		}
+	}
+	return c
 }
 
 func TestHNSWFilters(t *testing.T) {
@@ -243,6 +338,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	vecs := s.points(3706, 22)
 	p := DefaultHNSWParams()
 	p.Seed = 7
+	p.BuildWorkers = 1 // reproducible bit for bit
 	h := mustHNSW(t, vecs, 8, p)
 	var buf bytes.Buffer
 	if err := h.Export(&buf); err != nil {
@@ -274,6 +370,26 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(exported, again.Bytes()) {
 		t.Error("re-export of an imported index differs")
+	}
+	// An artifact written before the native format (version 1, coder/hnsw's
+	// format, links sorted, rows sized by the largest degree) still loads
+	// and answers as the graph it was written from.
+	var v1 bytes.Buffer
+	if err := h.exportLibrary(&v1); err != nil {
+		t.Fatal(err)
+	}
+	h1, err := ImportHNSW(&v1, vecs, 8, DefaultHNSWParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range rows(s.points(100, 24), 8) {
+		for _, k := range []int{1, 10, 100} {
+			a, _ := h.Search(nil, q, k, nil)
+			b, _ := h1.Search(nil, q, k, nil)
+			if !slices.Equal(a, b) {
+				t.Fatalf("k=%d: version-1 import answers differently:\n%v\n%v", k, a, b)
+			}
+		}
 	}
 	var rebuilt bytes.Buffer
 	if err := mustHNSW(t, vecs, 8, p).Export(&rebuilt); err != nil {
@@ -352,11 +468,14 @@ func TestImportRejects(t *testing.T) {
 	s := newSynth(8, 5, 0.35, true, 41)
 	vecs := s.points(300, 42)
 	h := mustHNSW(t, vecs, 8, DefaultHNSWParams())
-	var buf bytes.Buffer
-	if err := h.Export(&buf); err != nil {
+	var buf, nbuf bytes.Buffer
+	if err := h.exportLibrary(&buf); err != nil {
 		t.Fatal(err)
 	}
-	good := buf.Bytes()
+	if err := h.Export(&nbuf); err != nil {
+		t.Fatal(err)
+	}
+	good, native := buf.Bytes(), nbuf.Bytes()
 	other := slices.Clone(vecs)
 	other[5] += 0.01
 	flip := slices.Clone(good)
@@ -371,6 +490,15 @@ func TestImportRejects(t *testing.T) {
 	library[24] = 1
 	twoGraphs := slices.Clone(good)
 	binary.LittleEndian.PutUint32(twoGraphs[headerLen-4:], 2)
+	// native graphs with a valid checksum but a bad structure
+	patch := func(off int, v uint32) []byte {
+		b := slices.Clone(native)
+		binary.LittleEndian.PutUint32(b[off:], v)
+		return resum(b)
+	}
+	const rowsAt = nativeHeaderLen + 300 // node 0's layer-0 row: count, links
+	stride0 := int(binary.LittleEndian.Uint32(native[nativeHeaderLen-16:]))
+	link0 := binary.LittleEndian.Uint32(native[rowsAt+4:])
 	p := DefaultHNSWParams()
 	for _, tc := range []struct {
 		name string
@@ -391,9 +519,21 @@ func TestImportRejects(t *testing.T) {
 		{"fewer vectors", good, vecs[:8*299], 8, p},
 		{"other dim", good, vecs, 4, p},
 		{"bad search params", good, vecs, 8, HNSWParams{}},
+		{"native truncated", native[:len(native)-9], vecs, 8, p},
+		{"native flipped byte", func() []byte { b := slices.Clone(native); b[len(b)/2] ^= 1; return b }(), vecs, 8, p},
+		{"native other vectors", native, other, 8, p},
+		{"native entry out of range", patch(nativeHeaderLen-24, 300), vecs, 8, p},
+		{"native count over capacity", patch(rowsAt, uint32(stride0)), vecs, 8, p},
+		{"native link out of range", patch(rowsAt+4, 300), vecs, 8, p},
+		{"native self link", patch(rowsAt+4, 0), vecs, 8, p},
+		{"native duplicate link", patch(rowsAt+8, link0), vecs, 8, p},
+		{"native upper rows", patch(nativeHeaderLen-8, 1<<20), vecs, 8, p},
+		{"native trailing byte", resum(append(slices.Clone(native[:len(native)-4]), 0, 0, 0, 0, 0)), vecs, 8, p},
 	} {
 		if _, err := ImportHNSW(bytes.NewReader(tc.data), tc.vecs, tc.dim, tc.p); err == nil {
 			t.Errorf("%s: imported", tc.name)
+		} else if testing.Verbose() {
+			t.Logf("%s: %v", tc.name, err)
 		} else if tc.name != "fewer vectors" && tc.name != "other dim" && !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err %v does not wrap ErrInvalid", tc.name, err)
 		}

@@ -2,10 +2,13 @@ package movielens
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
+	"strconv"
 )
 
 // Size of the Demo dataset.
@@ -25,135 +28,297 @@ const demoStart = 956703932
 // personal noise, older users lean to older movies, and movies differ in
 // popularity. Users watch the movies they like best (sampled without
 // replacement), rate them by affinity, and every user's timestamps increase,
-// so temporal splits work.
+// so temporal splits work. Synth draws catalogues of any size from the same
+// model.
 func Demo(seed uint64) *Dataset {
+	w := newWorld(seed, DemoMovies, "Demo Movie")
+	for u := range DemoUsers {
+		t := w.user(u)
+		ranked := w.pickAll(t, DemoMovies)
+		w.rate(u, t, ranked[:min(20+int(47*w.rng.ExpFloat64()), 250)])
+	}
+	return w.ds
+}
+
+// SynthOptions sizes a Synth catalogue.
+type SynthOptions struct {
+	Movies  int // catalogue size
+	Users   int
+	Ratings int // total ratings, at least one per user
+}
+
+// maxSynth bounds every Synth size (ids and counts stay int32).
+const maxSynth = 1 << 30
+
+// Validate reports every problem with o at once.
+func (o SynthOptions) Validate() error {
+	var errs []error
+	if o.Movies < 1 || o.Movies > maxSynth {
+		errs = append(errs, fmt.Errorf("movielens: synth: movies = %d not in [1, %d]", o.Movies, maxSynth))
+	}
+	if o.Users < 1 || o.Users > maxSynth {
+		errs = append(errs, fmt.Errorf("movielens: synth: users = %d not in [1, %d]", o.Users, maxSynth))
+	}
+	if o.Ratings < o.Users || o.Ratings > maxSynth || int64(o.Ratings) > int64(o.Users)*int64(o.Movies) {
+		errs = append(errs, fmt.Errorf("movielens: synth: ratings = %d not in [users %d, min(users × movies, %d)]", o.Ratings, o.Users, maxSynth))
+	}
+	return errors.Join(errs...)
+}
+
+// Synth returns a synthetic ML-1M-layout dataset of o's size, the same for
+// the same seed, drawn from Demo's model: movies with 1–3 genres, years
+// and a Zipf-like popularity; users whose gender, age and occupation shape
+// their genre and year taste; each user's ratings (as many as an
+// exponential draw gives, scaled so they sum to o.Ratings) picked without
+// replacement in proportion to popularity × e^(1.5·affinity) and rated by
+// affinity, at increasing timestamps. For large catalogues a user's
+// movies are chosen among candidates drawn by popularity (a few times as
+// many as the user rates), so the cost grows with the ratings, not with
+// users × movies; titles are "Synth Movie N (YEAR)".
+func Synth(o SynthOptions, seed uint64) (*Dataset, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	w := newWorld(seed, o.Movies, "Synth Movie")
+	counts := synthCounts(w.rng, o)
+	w.ds.Ratings = make([]Rating, 0, o.Ratings)
+	// Cumulative popularity, to draw candidates; stamp[m] == u+1 marks a
+	// movie already drawn for user u.
+	cum := make([]float64, o.Movies)
+	sum := 0.0
+	for m, lp := range w.logPop {
+		sum += math.Exp(lp)
+		cum[m] = sum
+	}
+	stamp := make([]int32, o.Movies)
+	var cands []synthCand
+	for u := range o.Users {
+		t := w.user(u)
+		n := counts[u]
+		if 4*n >= o.Movies {
+			w.rate(u, t, w.pickAll(t, n))
+			continue
+		}
+		cands = cands[:0]
+		for range 4*n + 50 {
+			m := min(sort.SearchFloat64s(cum, w.rng.Float64()*sum), o.Movies-1)
+			if stamp[m] == int32(u+1) {
+				continue
+			}
+			stamp[m] = int32(u + 1)
+			cands = append(cands, synthCand{score: 1.5*w.affinity(m, t) + gumbel(w.rng), m: m})
+		}
+		for len(cands) < n { // few distinct candidates: fill uniformly
+			if m := w.rng.IntN(o.Movies); stamp[m] != int32(u+1) {
+				stamp[m] = int32(u + 1)
+				cands = append(cands, synthCand{score: 1.5*w.affinity(m, t) + gumbel(w.rng), m: m})
+			}
+		}
+		sortCands(cands)
+		w.rate(u, t, cands[:n])
+	}
+	return w.ds, nil
+}
+
+// synthCounts draws each user's number of ratings (Demo's shape: a floor
+// plus an exponential tail) and scales them to sum to o.Ratings, each
+// within [1, o.Movies].
+func synthCounts(rng *rand.Rand, o SynthOptions) []int {
+	mean := float64(o.Ratings) / float64(o.Users)
+	floor := min(20, mean/2)
+	raw := make([]float64, o.Users)
+	total := 0.0
+	for u := range raw {
+		raw[u] = floor + (mean-floor)*rng.ExpFloat64()
+		total += raw[u]
+	}
+	counts := make([]int, o.Users)
+	left := o.Ratings
+	for u, x := range raw {
+		counts[u] = min(max(int(x*float64(o.Ratings)/total), 1), o.Movies)
+		left -= counts[u]
+	}
+	// Hand out (or take back) the rounding difference one at a time.
+	for left != 0 {
+		u := rng.IntN(o.Users)
+		switch {
+		case left > 0 && counts[u] < o.Movies:
+			counts[u]++
+			left--
+		case left < 0 && counts[u] > 1:
+			counts[u]--
+			left++
+		}
+	}
+	return counts
+}
+
+// world is Demo's and Synth's generative model: the movies with their
+// genres and popularity, the users drawn so far and their ratings.
+type world struct {
+	rng    *rand.Rand
+	genres []string
+	gi     map[string]int
+	movieG [][]int
+	logPop []float64
+	ds     *Dataset
+	taste  []float64
+	aff    []float64
+	all    []synthCand
+}
+
+// taste is one user's genre taste and preferred year.
+type taste struct {
+	genre    []float64
+	prefYear float64
+}
+
+type synthCand struct {
+	score float64
+	m     int
+}
+
+// newWorld draws n movies: 1–3 genres drawn by ML-1M-like frequency,
+// recent years more common, Zipf-like popularity over a random order.
+func newWorld(seed uint64, n int, title string) *world {
 	rng := rand.New(rand.NewPCG(seed, 0x7d3a_91c4_de40_5eed))
 	genres := ML1MGenres()
-	gi := make(map[string]int, len(genres))
+	w := &world{rng: rng, genres: genres, gi: make(map[string]int, len(genres)), ds: &Dataset{Layout: LayoutML1M}}
 	for i, g := range genres {
-		gi[g] = i
+		w.gi[g] = i
 	}
-
-	// Movies: 1–3 genres drawn by ML-1M-like frequency, recent years more
-	// common, Zipf-like popularity over a random order.
 	genreW := make([]float64, len(genres))
 	for i, g := range genres {
 		genreW[i] = demoGenreWeight(g)
 	}
-	ds := &Dataset{Layout: LayoutML1M}
-	movieG := make([][]int, DemoMovies)
-	logPop := make([]float64, DemoMovies)
-	rank := rng.Perm(DemoMovies)
-	for m := range DemoMovies {
+	w.movieG = make([][]int, n)
+	w.logPop = make([]float64, n)
+	w.ds.Movies = make([]Movie, 0, n)
+	rank := rng.Perm(n)
+	wk := make([]float64, len(genres))
+	for m := range n {
 		k := 1
 		if u := rng.Float64(); u > 0.85 {
 			k = 3
 		} else if u > 0.5 {
 			k = 2
 		}
-		w := slices.Clone(genreW)
+		copy(wk, genreW)
 		for range k {
-			g := weighted(rng, w)
-			w[g] = 0
-			movieG[m] = append(movieG[m], g)
+			g := weighted(rng, wk)
+			wk[g] = 0
+			w.movieG[m] = append(w.movieG[m], g)
 		}
-		slices.Sort(movieG[m])
-		names := make([]string, len(movieG[m]))
-		for j, g := range movieG[m] {
+		slices.Sort(w.movieG[m])
+		names := make([]string, len(w.movieG[m]))
+		for j, g := range w.movieG[m] {
 			names[j] = genres[g]
 		}
 		u := rng.Float64()
 		year := 2000 - int(50*u*u)
-		logPop[m] = -0.9 * math.Log(float64(rank[m]+5))
-		ds.Movies = append(ds.Movies, Movie{
+		w.logPop[m] = -0.9 * math.Log(float64(rank[m]+5))
+		w.ds.Movies = append(w.ds.Movies, Movie{
 			ID:     MovieID(m + 1),
-			Title:  fmt.Sprintf("Demo Movie %d (%d)", m+1, year),
+			Title:  title + " " + strconv.Itoa(m+1) + " (" + strconv.Itoa(year) + ")",
 			Year:   year,
 			Genres: names,
 		})
 	}
+	w.taste = make([]float64, len(genres))
+	return w
+}
 
-	ages := [...]int{1, 18, 25, 35, 45, 50, 56}
-	ageW := []float64{0.04, 0.18, 0.35, 0.20, 0.09, 0.08, 0.06}
-	taste := make([]float64, len(genres))
-	type cand struct {
-		score float64
-		m     int
+var demoAges = [...]int{1, 18, 25, 35, 45, 50, 56}
+
+var demoAgeW = []float64{0.04, 0.18, 0.35, 0.20, 0.09, 0.08, 0.06}
+
+// user draws user u (id u+1) and their taste (valid until the next call).
+func (w *world) user(u int) taste {
+	rng := w.rng
+	gender := "M"
+	if rng.Float64() < 0.3 {
+		gender = "F"
 	}
-	cands := make([]cand, DemoMovies)
-	for u := range DemoUsers {
-		gender := "M"
-		if rng.Float64() < 0.3 {
-			gender = "F"
-		}
-		age := ages[weighted(rng, ageW)]
-		occ, _ := OccupationByCode(rng.IntN(len(occupationNames)))
-		// Keep the obvious pairs plausible, as in ML-1M.
-		switch {
-		case occ == "K-12 student":
-			age = ages[rng.IntN(2)]
-		case occ == "retired":
-			age = ages[5+rng.IntN(2)]
-		case age == 1:
-			occ = "K-12 student"
-		}
-		ds.Users = append(ds.Users, User{
-			ID:         UserID(u + 1),
-			Gender:     gender,
-			Age:        age,
-			Occupation: occ,
-			Zip:        fmt.Sprintf("%05d", rng.IntN(100000)),
-		})
-
-		for g := range taste {
-			taste[g] = 0.4 * rng.NormFloat64()
-		}
-		for g, v := range demoGenderTaste(gender) {
-			taste[gi[g]] += v
-		}
-		for g, v := range demoAgeTaste(age) {
-			taste[gi[g]] += v
-		}
-		for _, g := range demoOccupationTaste(occ) {
-			taste[gi[g]] += 1.1
-		}
-		prefYear := 1998 - 0.8*float64(max(age, 18)-18) + 4*rng.NormFloat64()
-
-		// Affinity of every movie, then a Gumbel-top-n draw: n movies
-		// without replacement, in proportion to exp(affinity + popularity).
-		aff := make([]float64, DemoMovies)
-		for m := range DemoMovies {
-			a := 0.0
-			for _, g := range movieG[m] {
-				a += taste[g]
-			}
-			a /= math.Sqrt(float64(len(movieG[m])))
-			a -= math.Abs(float64(ds.Movies[m].Year)-prefYear) / 20
-			aff[m] = a
-			cands[m] = cand{score: 1.5*a + logPop[m] + gumbel(rng), m: m}
-		}
-		slices.SortFunc(cands, func(a, b cand) int {
-			if c := cmp.Compare(b.score, a.score); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.m, b.m)
-		})
-		n := min(20+int(47*rng.ExpFloat64()), 250)
-		picked := cands[:n]
-		rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
-		t := int64(demoStart + rng.IntN(90*86400))
-		for _, c := range picked {
-			t += int64(30 + rng.IntN(3*86400))
-			v := math.Round(3.2 + 0.8*aff[c.m] + 0.8*rng.NormFloat64())
-			ds.Ratings = append(ds.Ratings, Rating{
-				User:  UserID(u + 1),
-				Movie: MovieID(c.m + 1),
-				Value: float32(min(max(v, 1), 5)),
-				Time:  t,
-			})
-		}
+	age := demoAges[weighted(rng, demoAgeW)]
+	occ, _ := OccupationByCode(rng.IntN(len(occupationNames)))
+	// Keep the obvious pairs plausible, as in ML-1M.
+	switch {
+	case occ == "K-12 student":
+		age = demoAges[rng.IntN(2)]
+	case occ == "retired":
+		age = demoAges[5+rng.IntN(2)]
+	case age == 1:
+		occ = "K-12 student"
 	}
-	return ds
+	w.ds.Users = append(w.ds.Users, User{
+		ID:         UserID(u + 1),
+		Gender:     gender,
+		Age:        age,
+		Occupation: occ,
+		Zip:        fmt.Sprintf("%05d", rng.IntN(100000)),
+	})
+	for g := range w.taste {
+		w.taste[g] = 0.4 * rng.NormFloat64()
+	}
+	for g, v := range demoGenderTaste(gender) {
+		w.taste[w.gi[g]] += v
+	}
+	for g, v := range demoAgeTaste(age) {
+		w.taste[w.gi[g]] += v
+	}
+	for _, g := range demoOccupationTaste(occ) {
+		w.taste[w.gi[g]] += 1.1
+	}
+	return taste{genre: w.taste, prefYear: 1998 - 0.8*float64(max(age, 18)-18) + 4*rng.NormFloat64()}
+}
+
+// affinity is how much a user of taste t likes movie m.
+func (w *world) affinity(m int, t taste) float64 {
+	a := 0.0
+	for _, g := range w.movieG[m] {
+		a += t.genre[g]
+	}
+	a /= math.Sqrt(float64(len(w.movieG[m])))
+	return a - math.Abs(float64(w.ds.Movies[m].Year)-t.prefYear)/20
+}
+
+// pickAll draws n movies without replacement in proportion to
+// exp(1.5·affinity + popularity) by a Gumbel-top-n over the whole
+// catalogue.
+func (w *world) pickAll(t taste, n int) []synthCand {
+	w.all = w.all[:0]
+	for m := range w.movieG {
+		w.all = append(w.all, synthCand{score: 1.5*w.affinity(m, t) + w.logPop[m] + gumbel(w.rng), m: m})
+	}
+	sortCands(w.all)
+	return w.all[:n]
+}
+
+func sortCands(c []synthCand) {
+	slices.SortFunc(c, func(a, b synthCand) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.m, b.m)
+	})
+}
+
+// rate appends user u's ratings of picked, in a random order at increasing
+// timestamps, each rated by affinity plus noise.
+func (w *world) rate(u int, t taste, picked []synthCand) {
+	rng := w.rng
+	rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
+	ts := int64(demoStart + rng.IntN(90*86400))
+	for _, c := range picked {
+		ts += int64(30 + rng.IntN(3*86400))
+		v := math.Round(3.2 + 0.8*w.affinity(c.m, t) + 0.8*rng.NormFloat64())
+		w.ds.Ratings = append(w.ds.Ratings, Rating{
+			User:  UserID(u + 1),
+			Movie: MovieID(c.m + 1),
+			Value: float32(min(max(v, 1), 5)),
+			Time:  ts,
+		})
+	}
 }
 
 // weighted draws an index with probability proportional to w.

@@ -11,6 +11,10 @@ search alone) and recall@K against the exact top-100 ids. Times are
 process CPU (time.process_time), as in TestANNReport: on a shared machine
 they count what a query costs, not the time other processes hold the
 cores. Prints Markdown rows in the shape of TestANNReport's table.
+
+hnswlib_bench.py DIR --build-only [--threads T] builds the same index with
+T threads (default 1) and prints the build's wall time, process CPU time
+and RSS growth only, to compare with TestBuildScale (docs/ann.md).
 """
 import os
 import sys
@@ -53,8 +57,25 @@ def timed_batch(index, queries, k, reps=5):
     return sorted(per)[reps // 2], labels
 
 
+def build_only(d, threads):
+    data = np.fromfile(os.path.join(d, "vectors.f32"), dtype="<f4").reshape(-1, 8)
+    n = len(data)
+    rss0 = rss_mb()
+    index = hnswlib.Index(space="ip", dim=8)
+    w, c = time.perf_counter(), time.process_time()
+    index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=100)
+    index.add_items(data, np.arange(n), num_threads=threads)
+    wall, cpu = time.perf_counter() - w, time.process_time() - c
+    print(f"hnswlib build n={n} M=16 efC=200 threads={threads}: wall {wall:.1f} s, "
+          f"cpu {cpu:.1f} s, RSS +{rss_mb() - rss0:.0f} MB, load avg {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main():
     d = sys.argv[1]
+    if "--build-only" in sys.argv:
+        threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+        build_only(d, threads)
+        return
     data = np.fromfile(os.path.join(d, "vectors.f32"), dtype="<f4").reshape(-1, 8)
     queries = np.fromfile(os.path.join(d, "queries.f32"), dtype="<f4").reshape(-1, 8)
     truth = np.fromfile(os.path.join(d, "truth.i32"), dtype="<i4").reshape(len(queries), -1)
