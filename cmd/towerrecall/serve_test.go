@@ -187,6 +187,7 @@ func TestE2EServeWaitsForArtifact(t *testing.T) {
 	if len(rec.Items) != 5 {
 		t.Errorf("/recall after publishing: %d items, want 5", len(rec.Items))
 	}
+	logs.waitLog(t, "reloaded", 10*time.Second) // the log is written in batches, after /readyz turns
 	if lines := logs.logLines("reloaded"); len(lines) != 1 || lines[0]["trigger"] != "manifest changed" || lines[0]["first"] != true {
 		t.Errorf("want one first reload by the manifest poll, got %v", lines)
 	}
