@@ -66,6 +66,7 @@ func recipe(t config.Train) train.Recipe {
 func HNSWParams(s config.Serve) ann.HNSWParams {
 	p := ann.DefaultHNSWParams()
 	p.M = s.HNSWM
+	p.M0 = 2 * s.HNSWM // the base layer's degree follows M (the default 8 gives ann's 16)
 	p.EfSearch = s.HNSWEfSearch
 	p.Overfetch = s.HNSWOverfetch
 	return p
