@@ -129,14 +129,8 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
 	n := int32(len(snap.bundle.Movies))
-	accept := sc.filter
-	copy(accept, snap.all)
-	if ov.baseLive != nil {
-		copy(accept, ov.baseLive)
-	}
-	sc.ofilter = growFilter(sc.ofilter[:0], len(ov.rows))
-	over := sc.ofilter
-	copy(over, ov.live)
+	accept, over := sc.filter, sc.overFilter(ov)
+	copy(accept, ov.base(snap.all))
 	if g < n {
 		accept.Reject(g)
 	} else {
