@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -126,11 +127,7 @@ func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
 	ov := emptyOverlay()
 	latest := s.replayEntries()
 	st := replayStats{Entries: len(latest)}
-	es := make([]catalog.Entry, 0, len(latest))
-	for _, e := range latest {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	es := slices.SortedFunc(maps.Values(latest), func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	created := snap.bundle.Manifest.CreatedAt
 	for _, e := range es {
 		_, inBase := snap.movies[e.MovieID]

@@ -1,6 +1,7 @@
 package recall
 
 import (
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -92,10 +93,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	next.vecs = append(ov.vecs, ch.vec...)
 	next.live.Accept(r)
 	next.nLive++
-	next.genres = make(map[string]ann.Filter, len(ov.genres)+len(ch.movie.Genres))
-	for g, f := range ov.genres {
-		next.genres[g] = f
-	}
+	next.genres = maps.Clone(ov.genres)
 	for _, g := range ch.movie.Genres {
 		g = strings.ToLower(g)
 		f := cloneFilter(ov.genres[g], n)
@@ -182,9 +180,9 @@ func (x *idIndex) get(id movielens.MovieID) (int32, bool) {
 func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 	n := *x
 	s := shardOf(id)
-	m := make(map[movielens.MovieID]int32, len(x.shards[s])+1)
-	for k, v := range x.shards[s] {
-		m[k] = v
+	m := maps.Clone(x.shards[s])
+	if m == nil {
+		m = map[movielens.MovieID]int32{}
 	}
 	m[id] = r
 	n.shards[s] = m
@@ -194,12 +192,8 @@ func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 func (x *idIndex) without(id movielens.MovieID) *idIndex {
 	n := *x
 	s := shardOf(id)
-	m := make(map[movielens.MovieID]int32, len(x.shards[s]))
-	for k, v := range x.shards[s] {
-		if k != id {
-			m[k] = v
-		}
-	}
+	m := maps.Clone(x.shards[s])
+	delete(m, id)
 	n.shards[s] = m
 	return &n
 }
