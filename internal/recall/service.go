@@ -173,8 +173,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		res = res[req.Offset:]
 		out.Items = make([]Item, len(res))
 		for i, r := range res {
-			mv := v.movie(r.ID)
-			out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+			out.Items[i] = v.item(r)
 		}
 	}
 	if more && req.Offset+req.K <= MaxOffset {
