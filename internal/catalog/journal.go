@@ -89,11 +89,10 @@ type Replay struct {
 // Journal appends entries to the file. It is safe for concurrent use:
 // writes are serialised, and a Sync runs beside them.
 type Journal struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	seq  uint64
-	err  error // sticky: once a write or sync failed the file's tail is unknown
+	mu  sync.Mutex
+	f   *os.File
+	seq uint64
+	err error // sticky: once a write or sync failed the file's tail is unknown
 }
 
 // Open reads the journal at path (creating it and its directory if
@@ -137,7 +136,7 @@ func Open(path string) (*Journal, Replay, error) {
 			return nil, Replay{}, err
 		}
 	}
-	j := &Journal{path: path, f: f}
+	j := &Journal{f: f}
 	if n := len(rep.Entries); n > 0 {
 		j.seq = rep.Entries[n-1].Seq
 	}
@@ -286,9 +285,6 @@ func (j *Journal) Sync() error {
 	}
 	return nil
 }
-
-// Path is the journal's file.
-func (j *Journal) Path() string { return j.path }
 
 // Close closes the file.
 func (j *Journal) Close() error {

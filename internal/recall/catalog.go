@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/feature"
@@ -126,11 +128,7 @@ func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
 	ov := emptyOverlay()
 	latest := s.replayEntries()
 	st := replayStats{Entries: len(latest)}
-	es := make([]catalog.Entry, 0, len(latest))
-	for _, e := range latest {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	es := slices.SortedFunc(maps.Values(latest), func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	created := snap.bundle.Manifest.CreatedAt
 	for _, e := range es {
 		_, inBase := snap.movies[e.MovieID]
@@ -243,7 +241,7 @@ func (s *Service) putMovie(ctx context.Context, m MovieChange) (PutResult, error
 	s.pending = &view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})}
 	return PutResult{
 		ModelVersion: snap.info.Version, Created: !existed, Seq: e.Seq, VectorNorm: float32(math.Sqrt(sq)),
-		Movie: Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year},
+		Movie: movieOf(&mv),
 	}, nil
 }
 
@@ -294,14 +292,21 @@ func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 // vector is the live vector of movie id: its overlay row's, else the
 // artifact's unless hidden.
 func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
-	d := v.snap.dim
-	if r, ok := v.ov.ids.get(id); ok {
-		return v.ov.vecs[int(r)*d : (int(r)+1)*d], true
+	g, ok := v.find(id)
+	if !ok {
+		return nil, false
 	}
-	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
-		return v.snap.bundle.Vectors[int(m)*d : (int(m)+1)*d], true
+	return v.vectorOf(g), true
+}
+
+// vectorOf is the vector of result id g (see movie).
+func (v *view) vectorOf(g int32) []float32 {
+	n := int32(len(v.snap.bundle.Movies))
+	if g < n {
+		return v.snap.exact.Vector(g)
 	}
-	return nil, false
+	d, r := v.snap.dim, int(g-n)
+	return v.ov.vecs[r*d : (r+1)*d]
 }
 
 // movie is the catalogue entry of result id g: an artifact row below the
@@ -311,8 +316,13 @@ func (v *view) movie(g int32) Movie {
 	if g < n {
 		return v.snap.movie(g)
 	}
-	mv := &v.ov.rows[g-n].movie
-	return Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
+	return movieOf(&v.ov.rows[g-n].movie)
+}
+
+// item is result r as a recalled movie.
+func (v *view) item(r ann.Result) Item {
+	mv := v.movie(r.ID)
+	return Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 }
 
 // find returns the result id (see movie) of live movie id.

@@ -95,11 +95,7 @@ func TestCatalogChanges(t *testing.T) {
 	for _, index := range []string{"exact", "hnsw"} {
 		t.Run(index, func(t *testing.T) {
 			t.Parallel()
-			s := newService(t, index)
-			b := testBundle(t, "v1", 300, 11)
-			if err := s.Load(b); err != nil {
-				t.Fatal(err)
-			}
+			s, b := loadedService(t, index, "v1", 300, 11)
 			ctx := context.Background()
 			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 1, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
 				t.Fatalf("put without a journal: %v", err)
@@ -335,11 +331,7 @@ func TestCatalogReplay(t *testing.T) {
 func TestCatalogJournalFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newService(t, "exact")
-	b := testBundle(t, "v1", 50, 23)
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s, b := loadedService(t, "exact", "v1", 50, 23)
 	s.AttachJournal(&memJournal{fail: errors.New("disk full")}, nil)
 	if _, err := s.PutMovie(ctx, MovieChange{MovieID: 7777, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(*JournalError)) {
 		t.Fatalf("put: %v", err)
@@ -359,11 +351,7 @@ func TestCatalogJournalFailure(t *testing.T) {
 func TestCatalogStress(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newService(t, "hnsw")
-	b := testBundle(t, "v1", 500, 31)
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s, b := loadedService(t, "hnsw", "v1", 500, 31)
 	s.AttachJournal(&memJournal{}, nil)
 	const writers, readers, perWriter = 3, 4, 300
 	var wg sync.WaitGroup

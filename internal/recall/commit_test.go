@@ -84,11 +84,7 @@ func liveAfter(es []catalog.Entry, id movielens.MovieID) bool {
 func TestCatalogGroupCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newService(t, "exact")
-	b := testBundle(t, "v1", 50, 23)
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
 	path := filepath.Join(t.TempDir(), "model.journal")
 	fj, _, err := catalog.Open(path)
 	if err != nil {
@@ -235,11 +231,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 func TestCatalogGroupCommitFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newService(t, "exact")
-	b := testBundle(t, "v1", 50, 23)
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
 	fj, _, err := catalog.Open(filepath.Join(t.TempDir(), "model.journal"))
 	if err != nil {
 		t.Fatal(err)
@@ -301,10 +293,7 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 // change.
 func BenchmarkPutMovieGroupCommit(b *testing.B) {
 	ctx := context.Background()
-	s := newService(b, "exact")
-	if err := s.Load(testBundle(b, "v1", 3000, 23)); err != nil {
-		b.Fatal(err)
-	}
+	s, _ := loadedService(b, "exact", "v1", 3000, 23)
 	fj, _, err := catalog.Open(filepath.Join(b.TempDir(), "model.journal"))
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
@@ -121,7 +122,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if !ok {
 		return SimilarResult{}, &UnknownMovieError{MovieID: id}
 	}
-	vec, _ := v.vector(id)
+	vec := v.vectorOf(g)
 	out := SimilarResult{ModelVersion: snap.info.Version, Movie: v.movie(g), Items: []Item{}}
 	if err := ctx.Err(); err != nil {
 		return SimilarResult{}, err
@@ -129,14 +130,8 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
 	n := int32(len(snap.bundle.Movies))
-	accept := sc.filter
-	copy(accept, snap.all)
-	if ov.baseLive != nil {
-		copy(accept, ov.baseLive)
-	}
-	sc.ofilter = growFilter(sc.ofilter[:0], len(ov.rows))
-	over := sc.ofilter
-	copy(over, ov.live)
+	accept, over := sc.filter, sc.overFilter(ov)
+	copy(accept, ov.base(snap.all))
 	if g < n {
 		accept.Reject(g)
 	} else {
@@ -156,15 +151,16 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	res = res[:min(k, len(res))]
 	out.Items = make([]Item, len(res))
 	for i, r := range res {
-		mv := v.movie(r.ID)
-		out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+		out.Items[i] = v.item(r)
 	}
 	return out, nil
 }
 
 // movie is the catalogue entry of movie index m.
-func (snap *snapshot) movie(m int32) Movie {
-	mv := &snap.bundle.Movies[m]
+func (snap *snapshot) movie(m int32) Movie { return movieOf(&snap.bundle.Movies[m]) }
+
+// movieOf is mv as the catalogue shows it.
+func movieOf(mv *artifact.Movie) Movie {
 	return Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
 }
 

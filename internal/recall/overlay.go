@@ -1,6 +1,7 @@
 package recall
 
 import (
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -74,11 +75,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	}
 	base, inBase := snap.movies[id]
 	if inBase && ov.baseAccepts(base) { // the artifact's version is hidden from now on
-		if ov.baseLive == nil {
-			next.baseLive = slices.Clone(snap.all)
-		} else {
-			next.baseLive = slices.Clone(ov.baseLive)
-		}
+		next.baseLive = slices.Clone(ov.base(snap.all))
 		next.baseLive.Reject(base)
 		next.hidden++
 	}
@@ -96,10 +93,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	next.vecs = append(ov.vecs, ch.vec...)
 	next.live.Accept(r)
 	next.nLive++
-	next.genres = make(map[string]ann.Filter, len(ov.genres)+len(ch.movie.Genres))
-	for g, f := range ov.genres {
-		next.genres[g] = f
-	}
+	next.genres = maps.Clone(ov.genres)
 	for _, g := range ch.movie.Genres {
 		g = strings.ToLower(g)
 		f := cloneFilter(ov.genres[g], n)
@@ -120,6 +114,15 @@ func (ov *overlay) counts() (added, updated, deleted int) {
 // baseAccepts reports whether the artifact's row m is not hidden.
 func (ov *overlay) baseAccepts(m int32) bool { return ov.baseLive == nil || ov.baseLive.Accepts(m) }
 
+// base is the artifact's movies that are not hidden: baseLive, or all (the
+// artifact's every movie) while none is.
+func (ov *overlay) base(all ann.Filter) ann.Filter {
+	if ov.baseLive == nil {
+		return all
+	}
+	return ov.baseLive
+}
+
 // movies is the number of live movies over an artifact of n.
 func (ov *overlay) movies(n int) int { return n - ov.hidden + ov.nLive }
 
@@ -133,12 +136,11 @@ func cloneFilter(f ann.Filter, n int) ann.Filter {
 	return out
 }
 
-// growFilter extends f, owned by the caller, to hold n ids.
-func growFilter(f ann.Filter, n int) ann.Filter {
-	if w := (n + 63) / 64; w > len(f) {
-		f = append(f, make(ann.Filter, w-len(f))...)
-	}
-	return f
+// overFilter is sc's copy of ov.live (a word for every overlay row), for
+// a request to narrow.
+func (sc *scratch) overFilter(ov *overlay) ann.Filter {
+	sc.ofilter = append(sc.ofilter[:0], ov.live...)
+	return sc.ofilter
 }
 
 // orInto sets dst |= src over dst's words; src may be shorter.
@@ -178,9 +180,9 @@ func (x *idIndex) get(id movielens.MovieID) (int32, bool) {
 func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 	n := *x
 	s := shardOf(id)
-	m := make(map[movielens.MovieID]int32, len(x.shards[s])+1)
-	for k, v := range x.shards[s] {
-		m[k] = v
+	m := maps.Clone(x.shards[s])
+	if m == nil {
+		m = map[movielens.MovieID]int32{}
 	}
 	m[id] = r
 	n.shards[s] = m
@@ -190,12 +192,8 @@ func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 func (x *idIndex) without(id movielens.MovieID) *idIndex {
 	n := *x
 	s := shardOf(id)
-	m := make(map[movielens.MovieID]int32, len(x.shards[s]))
-	for k, v := range x.shards[s] {
-		if k != id {
-			m[k] = v
-		}
-	}
+	m := maps.Clone(x.shards[s])
+	delete(m, id)
 	n.shards[s] = m
 	return &n
 }

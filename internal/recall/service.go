@@ -173,8 +173,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		res = res[req.Offset:]
 		out.Items = make([]Item, len(res))
 		for i, r := range res {
-			mv := v.movie(r.ID)
-			out.Items[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
+			out.Items[i] = v.item(r)
 		}
 	}
 	if more && req.Offset+req.K <= MaxOffset {
@@ -215,15 +214,12 @@ func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, ov
 func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, over ann.Filter, err error) {
 	snap, ov := v.snap, v.ov
 	excludeSeen := (known || len(req.User.Recent) > 0) && (req.ExcludeSeen == nil || *req.ExcludeSeen)
-	sc.ofilter = growFilter(sc.ofilter[:0], len(ov.rows))
-	over = sc.ofilter
-	copy(over, ov.live)
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
-		return ov.baseLive, over, nil
+		return ov.baseLive, ov.live, nil // the search only reads them
 	}
-	accept = sc.filter
+	accept, over = sc.filter, sc.overFilter(ov)
 	if len(req.Genres) == 0 {
-		copy(accept, snap.all)
+		copy(accept, ov.base(snap.all))
 	} else {
 		clear(accept)
 		clear(over)
@@ -234,15 +230,13 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 			if !ok && !ook {
 				return nil, nil, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres)", req.Genres[i])}
 			}
-			for w, bits := range gf {
-				accept[w] |= bits
-			}
+			orInto(accept, gf)
 			orInto(over, of)
 		}
 		andInto(over, ov.live)
-	}
-	if ov.baseLive != nil {
-		andInto(accept, ov.baseLive)
+		if ov.baseLive != nil {
+			andInto(accept, ov.baseLive)
+		}
 	}
 	// reject excludes a movie by id wherever it lives.
 	reject := func(id movielens.MovieID) {

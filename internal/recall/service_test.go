@@ -75,6 +75,18 @@ func newService(t testing.TB, index string) *Service {
 	return s
 }
 
+// loadedService is newService with testBundle(version, nMovies, seed)
+// loaded.
+func loadedService(t testing.TB, index, version string, nMovies int, seed uint64) (*Service, *artifact.Bundle) {
+	t.Helper()
+	s := newService(t, index)
+	b := testBundle(t, version, nMovies, seed)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	return s, b
+}
+
 func boolPtr(b bool) *bool { return &b }
 
 func TestRecallAgreesWithScore(t *testing.T) {

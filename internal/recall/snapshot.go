@@ -87,14 +87,12 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	for i, mv := range b.Movies {
 		snap.movies[mv.ID] = int32(i)
 		for _, g := range mv.Genres {
-			if _, ok := snap.genreNames[strings.ToLower(g)]; !ok {
-				snap.genreNames[strings.ToLower(g)] = g
+			lg := strings.ToLower(g)
+			if snap.genres[lg] == nil {
+				snap.genreNames[lg] = g // the first spelling
+				snap.genres[lg] = ann.NewFilter(len(b.Movies))
 			}
-			g = strings.ToLower(g)
-			if snap.genres[g] == nil {
-				snap.genres[g] = ann.NewFilter(len(b.Movies))
-			}
-			snap.genres[g].Accept(int32(i))
+			snap.genres[lg].Accept(int32(i))
 		}
 	}
 	snap.info = modelInfo(b)
@@ -192,6 +190,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 	occs := movielens.Occupations()
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
+	v := &view{snap: snap, ov: emptyOverlay()}
 	out := make([][]float32, 0, n)
 	for i := range n {
 		in := feature.UserInput{
@@ -202,7 +201,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 		if len(b.Users) > 0 && i%4 != 3 {
 			in.UserID = b.Users[rng.IntN(len(b.Users))]
 		}
-		(&view{snap: snap, ov: emptyOverlay()}).userVector(sc, User{UserInput: in})
+		v.userVector(sc, User{UserInput: in})
 		out = append(out, slices.Clone(sc.q))
 	}
 	return out
