@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -19,21 +18,19 @@ import (
 func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"model_version":`...)
-	if dst, err = jsontext.AppendQuote(dst, res.ModelVersion); err != nil {
+	if dst, err = appendString(dst, res.ModelVersion); err != nil {
 		return nil, err
 	}
 	dst = append(dst, `,"backend":`...)
-	if dst, err = jsontext.AppendQuote(dst, res.Backend); err != nil {
+	if dst, err = appendString(dst, res.Backend); err != nil {
 		return nil, err
 	}
 	dst = append(dst, `,"known_user":`...)
 	dst = strconv.AppendBool(dst, res.KnownUser)
 	dst = append(dst, `,"user":`...)
-	user, err := json.Marshal(newUserJSON(res.User))
-	if err != nil {
+	if dst, err = appendUser(dst, newUserJSON(res.User)); err != nil {
 		return nil, err
 	}
-	dst = append(dst, user...)
 	dst = append(dst, `,"items":[`...)
 	for i, it := range res.Items {
 		if i > 0 {
@@ -42,19 +39,13 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 		dst = append(dst, `{"movie_id":`...)
 		dst = strconv.AppendInt(dst, int64(it.MovieID), 10)
 		dst = append(dst, `,"title":`...)
-		if dst, err = jsontext.AppendQuote(dst, it.Title); err != nil {
+		if dst, err = appendString(dst, it.Title); err != nil {
 			return nil, err
 		}
-		dst = append(dst, `,"genres":[`...)
-		for j, g := range it.Genres {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = jsontext.AppendQuote(dst, g); err != nil {
-				return nil, err
-			}
+		dst = append(dst, `,"genres":`...)
+		if dst, err = appendStrings(dst, it.Genres); err != nil {
+			return nil, err
 		}
-		dst = append(dst, ']')
 		if it.Year != 0 {
 			dst = append(dst, `,"year":`...)
 			dst = strconv.AppendInt(dst, int64(it.Year), 10)
@@ -72,4 +63,82 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 		dst = strconv.AppendInt(dst, int64(res.NextOffset), 10)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendUser appends u as json.Marshal writes it (omitzero members left out).
+func appendUser(dst []byte, u userJSON) ([]byte, error) {
+	var err error
+	dst = append(dst, '{')
+	if u.UserID != 0 {
+		dst = append(dst, `"user_id":`...)
+		dst = append(strconv.AppendInt(dst, int64(u.UserID), 10), ',')
+	}
+	if u.Gender != "" {
+		dst = append(dst, `"gender":`...)
+		if dst, err = appendString(dst, u.Gender); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	if u.Age != 0 {
+		dst = append(dst, `"age":`...)
+		dst = append(strconv.AppendInt(dst, int64(u.Age), 10), ',')
+	}
+	if u.Occupation != "" {
+		dst = append(dst, `"occupation":`...)
+		if dst, err = appendString(dst, u.Occupation); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	if u.Zip != "" {
+		dst = append(dst, `"zip":`...)
+		if dst, err = appendString(dst, u.Zip); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"stored_features":`...)
+	if dst, err = appendStrings(dst, u.StoredFeatures); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"history_movies":`...)
+	dst = strconv.AppendInt(dst, int64(u.HistoryMovies), 10)
+	dst = append(dst, `,"unknown_recent_movie_ids":[`...)
+	for i, id := range u.UnknownRecentMovieIDs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, int64(id), 10)
+	}
+	return append(dst, "]}"...), nil
+}
+
+// appendStrings appends ss as a JSON array ([] for nil, as json/v2).
+func appendStrings(dst []byte, ss []string) ([]byte, error) {
+	var err error
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendString(dst, s); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendString quotes s as json/v2 does. Printable ASCII without '"' or
+// '\' (nearly every title and genre) is copied as it is; anything else goes
+// through jsontext.AppendQuote, which escapes it and refuses invalid UTF-8.
+func appendString(dst []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return jsontext.AppendQuote(dst, s)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), nil
 }

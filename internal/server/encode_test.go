@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -19,10 +20,19 @@ import (
 func TestAppendRecallMatchesMarshal(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	titles := []string{"", "Toy Story (1995)", `Say "hi" \ <b>&</b>`, "tab\tnew\nline\x01\x1f", "Amélie (2001) 東京 \u2028\u2029"}
+	titles := []string{"", "Toy Story (1995)", `Say "hi" \ <b>&</b>`, "tab\tnew\nline\x01\x1f", "Amélie (2001) 東京 \u2028\u2029", "del\x7f ~"}
 	scores := []float32{0, -0.0, 1, -1, 0.1, 1e-7, -3.4e38, 1e21, 123456.79, math.SmallestNonzeroFloat32}
 	for i := range 500 {
 		res := recall.Result{ModelVersion: titles[i%len(titles)], Backend: "exact", KnownUser: i%2 == 0, NextOffset: []int{0, 10, 9990}[i%3]}
+		pick := func() string { return titles[rng.IntN(len(titles))] }
+		res.User = recall.UsedUser{
+			Features: feature.UserInput{UserID: movielens.UserID(rng.IntN(3)), Gender: pick(), Age: rng.IntN(3) * 25, Occupation: pick(), Zip: pick()},
+			History:  rng.IntN(3),
+		}
+		for range rng.IntN(3) {
+			res.User.Stored = append(res.User.Stored, pick())
+			res.User.UnknownRecent = append(res.User.UnknownRecent, movielens.MovieID(rng.Int32()))
+		}
 		for j := range i % 13 {
 			it := recall.Item{
 				MovieID: movielens.MovieID(rng.Int32()),

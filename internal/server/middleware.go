@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -102,9 +103,21 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			Int("status", status).
 			Int("bytes", ww.BytesWritten()).
 			Float64("duration_ms", float64(elapsed.Microseconds())/1000).
-			Str("remote_ip", middleware.GetClientIP(r.Context())).
+			Str("remote_ip", clientIP(r)).
 			Msg("request")
 	})
+}
+
+// clientIP is the address chi's ClientIPFromXFF found behind trusted
+// proxies, else the peer's.
+func clientIP(r *http.Request) string {
+	if ip := middleware.GetClientIP(r.Context()); ip != "" {
+		return ip
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	return ""
 }
 
 // methodLabel bounds the method label: clients may send any token as a method.

@@ -19,9 +19,9 @@ func (s *Server) routes() http.Handler {
 	// logged and counted as the 500 the recoverer answers.
 	r.Use(s.requestID)
 	if len(s.cfg.TrustedProxies) > 0 {
+		// The client's address from X-Forwarded-For (the access log
+		// falls back to the peer's address without it).
 		r.Use(middleware.ClientIPFromXFF(s.cfg.TrustedProxies...)) // prefixes checked by Validate
-	} else {
-		r.Use(middleware.ClientIPFromRemoteAddr)
 	}
 	r.Use(s.accessLog)
 	if len(s.cfg.CORSOrigins) > 0 {
