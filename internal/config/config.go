@@ -452,8 +452,8 @@ func (c *Config) Validate() error {
 	if t.L2 < 0 {
 		bad("train.l2", "%g is negative", t.L2)
 	}
-	if t.Workers < 1 || t.Workers > 256 {
-		bad("train.workers", "%d out of range 1–256", t.Workers)
+	if t.Workers < 1 || t.Workers > 64 {
+		bad("train.workers", "%d out of range 1–64", t.Workers)
 	}
 	if t.ColdStartRate < 0 || t.ColdStartRate > 0.9 {
 		bad("train.cold_start_rate", "%g out of range 0–0.9", t.ColdStartRate)

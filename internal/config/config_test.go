@@ -34,13 +34,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.HistoryDropout = 0.95
 	c.Train.UserWeight = 1.5
 	c.Train.LogQScale = -1
+	c.Train.Workers = 65 // the trainer's own limit is 64
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
 		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
-		"train.user_weight", "train.logq_scale"} {
+		"train.user_weight", "train.logq_scale", "train.workers"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
