@@ -44,6 +44,7 @@ const (
 	GraphFile    = "hnsw.bin"
 	ReportFile   = "report.svg"
 	PriorFile    = "prior.json"
+	RecentFile   = "recent.json"
 )
 
 // Limits that keep a corrupt manifest from driving huge allocations.
@@ -181,6 +182,18 @@ type Bundle struct {
 	Graph    []byte // exported HNSW graph, optional
 	Report   []byte // training report (SVG), optional
 	Prior    *Prior // the popularity prior in the vectors' last dimension, optional
+	// Recent is each known user's newest movies for a history feature of
+	// recent movies (model.history_length > 0); nil: the history feature,
+	// if any, pools the user's whole Seen list.
+	Recent *Recent
+}
+
+// Recent is the stored recent history (recent.json): the history feature
+// of such a model pools at most Length movies, the newest first — a
+// request's recent movies, then the stored user's newest.
+type Recent struct {
+	Length int       `json:"length"`
+	Movies [][]int32 `json:"movies"` // per dense user index (Users order): movie indexes, newest first, at most Length
 }
 
 // Prior is the time-aware popularity prior (prior.json), a table kept
@@ -252,6 +265,11 @@ func Save(dir string, b *Bundle) (err error) {
 	if b.Prior != nil {
 		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
 			return fmt.Errorf("artifact: encode prior: %w", err)
+		}
+	}
+	if b.Recent != nil {
+		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
+			return fmt.Errorf("artifact: encode recent history: %w", err)
 		}
 	}
 	m := b.Manifest
@@ -398,6 +416,11 @@ func (b *Bundle) check() error {
 	if len(b.Seen) != len(b.Users) {
 		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
 	}
+	if r := b.Recent; r != nil {
+		if err := r.check(len(b.Users), len(b.Movies)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
 		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
 	}
@@ -522,6 +545,15 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)
 	}
+	if raw, ok := files[RecentFile]; ok {
+		b.Recent = new(Recent)
+		if err := json.Unmarshal(raw, b.Recent); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
+		}
+		if err := b.Recent.check(len(b.Users), len(b.Movies)); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
+		}
+	}
 	if raw, ok := files[ProfilesFile]; ok {
 		if err := json.Unmarshal(raw, &b.Profiles); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
@@ -533,6 +565,27 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		}
 	}
 	return b, nil
+}
+
+// check reports whether r fits a bundle of users and movies.
+func (r *Recent) check(users, movies int) error {
+	if r.Length < 1 || r.Length > 1000 {
+		return fmt.Errorf("recent history length %d out of range 1–1000", r.Length)
+	}
+	if len(r.Movies) != users {
+		return fmt.Errorf("%d recent histories for %d users", len(r.Movies), users)
+	}
+	for u, ms := range r.Movies {
+		if len(ms) > r.Length {
+			return fmt.Errorf("user %d: %d recent movies, more than %d", u, len(ms), r.Length)
+		}
+		for _, m := range ms {
+			if m < 0 || int(m) >= movies {
+				return fmt.Errorf("user %d: movie index %d out of range", u, m)
+			}
+		}
+	}
+	return nil
 }
 
 func short(s string) string {

@@ -70,6 +70,14 @@ type Model struct {
 	RatingHead bool      `yaml:"rating_head"`
 	User       []Feature `yaml:"user"`
 	Movie      []Feature `yaml:"movie"`
+	// HistoryLength shapes the user tower's history feature (when
+	// model.user lists it). 0: the bag of every movie the user rated in
+	// train (a training example leaves out its fold of the user's ratings,
+	// train.history_folds). N > 0: the user's N most recent movies — for a
+	// training example those rated strictly before it (causal), at serving
+	// the request's recent_movie_ids (newest first) then the stored user's
+	// newest movies, N in all — so training sees what serving sends.
+	HistoryLength int `yaml:"history_length"`
 }
 
 // Train holds the optimisation settings.
@@ -417,6 +425,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip", "history"})
+	if m.HistoryLength < 0 || m.HistoryLength > 1000 {
+		bad("model.history_length", "%d out of range 0–1000", m.HistoryLength)
+	}
 	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
 	t := c.Train
 	switch t.Objective {

@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -90,7 +91,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
 			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
 	}
-	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, val, opts)
+	hl := cfg.Model.HistoryLength
+	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hl, cfg.Train, val, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		refitIn := in
 		refitIn.Valid = nil
 		var refit train.Result
-		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, nil, opts); err != nil {
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hl, t, nil, opts); err != nil {
 			return nil, err
 		}
 		sel.Refit = true
@@ -135,6 +137,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
 	b.Users, b.Seen = ix.History(known)
+	if hl > 0 && slices.Contains(userFields, feature.HistoryField) {
+		b.Recent = &artifact.Recent{Length: hl, Movies: ix.Recent(b.Users, known, hl)}
+	}
 	if prior.Weight > 0 || prior.ColdWeight > 0 {
 		applyPrior(b, ix, known, prior, idFields)
 	}
@@ -275,13 +280,14 @@ func (v *validation) score(ctx context.Context, s eval.Scorer, workers int) (flo
 
 // trainTowers encodes in, builds the training examples and fits the towers
 // (early stopping on val, if any).
-func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
-	enc, data, err := encode(in, ix, userFields, movieFields)
+// historyLength is model.history_length (0: whole-history bags).
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, historyLength int, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+	enc, data, err := encode(in, ix, userFields, movieFields, historyLength)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
 	historyField := slices.Index(userFields, feature.HistoryField)
-	if err := buildExamples(&data, in, enc, historyField, t); err != nil {
+	if err := buildExamples(&data, in, enc, historyField, historyLength, t); err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
 	model, res, err := fit(ctx, in, enc, data, towers, trainConfig(t, historyField), val, opts)
@@ -292,16 +298,17 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 }
 
 // encode fits the vocabularies on the training ratings and encodes every
-// user (with their training history) and movie (with its rating count),
-// and the train and valid ratings as interactions.
-func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*feature.Encoder, train.Data, error) {
+// user (with their training history: all of it, or the newest
+// historyLength movies) and movie (with its rating count), and the train
+// and valid ratings as interactions.
+func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field, historyLength int) (*feature.Encoder, train.Data, error) {
 	ds := in.Dataset
 	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
 	if err != nil {
 		return nil, train.Data{}, err
 	}
 	data := train.Data{Users: make([]feature.Encoded, len(ds.Users)), Movies: make([]feature.Encoded, len(ds.Movies))}
-	hist := histories(in.Train)
+	hist := recentHistories(in.Train, historyLength)
 	for i, u := range ds.Users {
 		ui := feature.FromUser(u)
 		ui.History = hist[u.ID]
@@ -327,8 +334,8 @@ func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*fea
 
 // buildExamples applies the training recipe to data: it gives the recipe
 // the ratings' times and, with the history feature (historyField ≥ 0),
-// each movie's index in the history vocabulary.
-func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField int, t config.Train) error {
+// each movie's index in the history vocabulary and the history length.
+func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField, historyLength int, t config.Train) error {
 	times := make([]int64, len(in.Train))
 	for i, r := range in.Train {
 		times[i] = r.Time
@@ -340,7 +347,9 @@ func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyFie
 			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
 	}
-	if err := recipe(t).Apply(data, times, fl); err != nil {
+	r := recipe(t)
+	r.HistoryLength = historyLength
+	if err := r.Apply(data, times, fl); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	return nil
@@ -478,6 +487,38 @@ func histories(rs []movielens.Rating) map[movielens.UserID][]string {
 	return out
 }
 
+// recentHistories is histories with, for n > 0, only each user's newest n
+// movies, newest first (ties in time by movie id, higher first, as the
+// recipe's causal bags order them).
+func recentHistories(rs []movielens.Rating, n int) map[movielens.UserID][]string {
+	if n <= 0 {
+		return histories(rs)
+	}
+	out := map[movielens.UserID][]string{}
+	for u, ms := range newest(rs, n) {
+		for _, r := range ms {
+			out[u] = append(out[u], strconv.Itoa(int(r.Movie)))
+		}
+	}
+	return out
+}
+
+// newest returns each user's newest n ratings of rs, newest first (ties in
+// time by movie id, higher first).
+func newest(rs []movielens.Rating, n int) map[movielens.UserID][]movielens.Rating {
+	by := map[movielens.UserID][]movielens.Rating{}
+	for _, r := range rs {
+		by[r.User] = append(by[r.User], r)
+	}
+	for u, ms := range by {
+		slices.SortFunc(ms, func(a, b movielens.Rating) int {
+			return cmp.Or(cmp.Compare(b.Time, a.Time), cmp.Compare(b.Movie, a.Movie))
+		})
+		by[u] = ms[:min(n, len(ms))]
+	}
+	return by
+}
+
 // Index maps external ids to the dense indexes of a dataset's users and
 // movies (their position in Dataset.Users / Dataset.Movies).
 type Index struct {
@@ -576,6 +617,27 @@ func (ix *Index) History(rs []movielens.Rating) ([]movielens.UserID, [][]int32) 
 		slices.Sort(seen[i])
 	}
 	return ids, seen
+}
+
+// Recent returns, for each of users, the movie indexes of their newest n
+// ratings in rs, newest first (see newest); ratings of unknown movies are
+// skipped.
+func (ix *Index) Recent(users []movielens.UserID, rs []movielens.Rating, n int) [][]int32 {
+	var known []movielens.Rating
+	for _, r := range rs {
+		if _, ok := ix.movies[r.Movie]; ok {
+			known = append(known, r)
+		}
+	}
+	by := newest(known, n)
+	out := make([][]int32, len(users))
+	for i, u := range users {
+		out[i] = []int32{}
+		for _, r := range by[u] {
+			out[i] = append(out[i], ix.movies[r.Movie])
+		}
+	}
+	return out
 }
 
 // Scorer scores every movie for a user with the towers, by inner product.

@@ -187,3 +187,61 @@ func TestSplitNewUsers(t *testing.T) {
 		t.Errorf("rest %v, want %v", rest, want)
 	}
 }
+
+// TestTrainRecentHistory trains with a history feature of recent movies
+// (model.history_length) and checks what serving gets: each known user's
+// newest movies, newest first (ties in time by movie id, higher first),
+// at most history_length.
+func TestTrainRecentHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	cfg.Train.ValidFraction = 0
+	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
+	cfg.Model.HistoryLength = 5
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Recent == nil || b.Recent.Length != 5 || len(b.Recent.Movies) != len(b.Users) {
+		t.Fatalf("recent history %+v", b.Recent)
+	}
+	ix := NewIndex(in.Dataset)
+	for i, u := range b.Users {
+		var mine []movielens.Rating
+		for _, r := range append(slices.Clip(in.Train), in.Valid...) {
+			if r.User == u {
+				mine = append(mine, r)
+			}
+		}
+		slices.SortFunc(mine, func(a, b movielens.Rating) int {
+			if a.Time != b.Time {
+				return int(b.Time - a.Time)
+			}
+			return int(b.Movie) - int(a.Movie)
+		})
+		var want []int32
+		for _, r := range mine[:min(5, len(mine))] {
+			want = append(want, ix.movies[r.Movie])
+		}
+		if !slices.Equal(b.Recent.Movies[i], want) {
+			t.Fatalf("user %d: stored recent %v, want %v", u, b.Recent.Movies[i], want)
+		}
+	}
+	if b.Manifest.Metrics["recall@10"] <= b.Manifest.Metrics["popularity.recall@10"] {
+		t.Errorf("recall@10 %.3f does not beat popularity %.3f", b.Manifest.Metrics["recall@10"], b.Manifest.Metrics["popularity.recall@10"])
+	}
+	// Without the history feature nothing is stored.
+	cfg.Model.User = config.Default().Model.User
+	b, err = Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Recent != nil {
+		t.Error("recent history stored for a model without the history feature")
+	}
+}
