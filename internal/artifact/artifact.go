@@ -192,7 +192,11 @@ type Bundle struct {
 // of such a model pools at most Length movies, the newest first — a
 // request's recent movies, then the stored user's newest.
 type Recent struct {
-	Length int       `json:"length"`
+	Length int `json:"length"`
+	// Decay weighs the bag by recency (the k-th newest movie weighs
+	// Decay^k); 0: the plain mean. Load sets it on the model's history
+	// table (tower.Model.SetUserPoolDecay).
+	Decay  float32   `json:"decay,omitempty"`
 	Movies [][]int32 `json:"movies"` // per dense user index (Users order): movie indexes, newest first, at most Length
 }
 
@@ -553,6 +557,13 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := b.Recent.check(len(b.Users), len(b.Movies)); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
 		}
+		if d := b.Recent.Decay; d != 0 {
+			pos := enc.HistoryPosition()
+			if pos < 0 {
+				return nil, fmt.Errorf("artifact: %s: a recency decay without a history feature", RecentFile)
+			}
+			b.Model.SetUserPoolDecay(pos, d)
+		}
 	}
 	if raw, ok := files[ProfilesFile]; ok {
 		if err := json.Unmarshal(raw, &b.Profiles); err != nil {
@@ -571,6 +582,9 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 func (r *Recent) check(users, movies int) error {
 	if r.Length < 1 || r.Length > 1000 {
 		return fmt.Errorf("recent history length %d out of range 1–1000", r.Length)
+	}
+	if !(r.Decay >= 0 && r.Decay < 1) {
+		return fmt.Errorf("recent history decay %g not in [0, 1)", r.Decay)
 	}
 	if len(r.Movies) != users {
 		return fmt.Errorf("%d recent histories for %d users", len(r.Movies), users)

@@ -288,7 +288,16 @@ func TestSaveLoadRecent(t *testing.T) {
 	if !reflect.DeepEqual(got.Recent, b.Recent) {
 		t.Errorf("recent %+v after load, %+v before", got.Recent, b.Recent)
 	}
+	// A recency decay needs a history feature, which this model lacks.
+	b.Recent.Decay = 0.5
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "history") {
+		t.Errorf("a decay without a history feature loaded: %v", err)
+	}
 	for name, r := range map[string]*Recent{
+		"decay 1":                {Length: 2, Decay: 1, Movies: [][]int32{{1}, {1}}},
 		"one list for two users": {Length: 2, Movies: [][]int32{{1}}},
 		"movie out of range":     {Length: 2, Movies: [][]int32{{3}, {1}}},
 		"longer than its length": {Length: 1, Movies: [][]int32{{1, 0}, {1}}},

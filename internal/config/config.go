@@ -78,6 +78,9 @@ type Model struct {
 	// the request's recent_movie_ids (newest first) then the stored user's
 	// newest movies, N in all — so training sees what serving sends.
 	HistoryLength int `yaml:"history_length"`
+	// HistoryDecay (with history_length > 0) pools the recent movies by
+	// recency: the k-th newest weighs history_decay^k; 0: the plain mean.
+	HistoryDecay float64 `yaml:"history_decay"`
 }
 
 // Train holds the optimisation settings.
@@ -427,6 +430,12 @@ func (c *Config) Validate() error {
 	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip", "history"})
 	if m.HistoryLength < 0 || m.HistoryLength > 1000 {
 		bad("model.history_length", "%d out of range 0–1000", m.HistoryLength)
+	}
+	if !(m.HistoryDecay >= 0 && m.HistoryDecay < 1) {
+		bad("model.history_decay", "%g out of range [0, 1)", m.HistoryDecay)
+	}
+	if m.HistoryDecay > 0 && m.HistoryLength == 0 {
+		bad("model.history_decay", "needs model.history_length > 0 (a bag ordered newest first)")
 	}
 	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
 	t := c.Train

@@ -91,8 +91,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
 			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
 	}
-	hl := cfg.Model.HistoryLength
-	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hl, cfg.Train, val, opts)
+	hs := historySpec{length: cfg.Model.HistoryLength, decay: float32(cfg.Model.HistoryDecay)}
+	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hs, cfg.Train, val, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		refitIn := in
 		refitIn.Valid = nil
 		var refit train.Result
-		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hl, t, nil, opts); err != nil {
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
 			return nil, err
 		}
 		sel.Refit = true
@@ -137,8 +137,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
 	b.Users, b.Seen = ix.History(known)
-	if hl > 0 && slices.Contains(userFields, feature.HistoryField) {
-		b.Recent = &artifact.Recent{Length: hl, Movies: ix.Recent(b.Users, known, hl)}
+	if hs.length > 0 && slices.Contains(userFields, feature.HistoryField) {
+		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
 	}
 	if prior.Weight > 0 || prior.ColdWeight > 0 {
 		applyPrior(b, ix, known, prior, idFields)
@@ -278,19 +278,29 @@ func (v *validation) score(ctx context.Context, s eval.Scorer, workers int) (flo
 	return total, nil
 }
 
+// historySpec is the shape of the history feature: the newest length
+// movies (0: all), pooled with recency weight decay (0: the mean).
+type historySpec struct {
+	length int
+	decay  float32
+}
+
 // trainTowers encodes in, builds the training examples and fits the towers
 // (early stopping on val, if any).
-// historyLength is model.history_length (0: whole-history bags).
-func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, historyLength int, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
-	enc, data, err := encode(in, ix, userFields, movieFields, historyLength)
+// hs shapes the history feature, if userFields has it.
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, hs historySpec, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+	enc, data, err := encode(in, ix, userFields, movieFields, hs.length)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
 	historyField := slices.Index(userFields, feature.HistoryField)
-	if err := buildExamples(&data, in, enc, historyField, historyLength, t); err != nil {
+	if err := buildExamples(&data, in, enc, historyField, hs.length, t); err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
-	model, res, err := fit(ctx, in, enc, data, towers, trainConfig(t, historyField), val, opts)
+	if historyField < 0 || hs.length == 0 {
+		hs.decay = 0 // a recency weight needs a bag ordered newest first
+	}
+	model, res, err := fit(ctx, in, enc, data, towers, historyField, hs.decay, trainConfig(t, historyField), val, opts)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
@@ -358,11 +368,14 @@ func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyFie
 // fit builds the towers and trains them on data, logging every epoch and,
 // with a validation, stopping early on its objective (Recall@10 with one
 // view).
-func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, val *validation, opts Options) (*tower.Model, train.Result, error) {
+func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, towers tower.Config, historyField int, decay float32, tc train.Config, val *validation, opts Options) (*tower.Model, train.Result, error) {
 	rng := rand.New(rand.NewPCG(tc.Seed, 0x70fe5))
 	model, err := tower.New(towers, enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields), rng)
 	if err != nil {
 		return nil, train.Result{}, err
+	}
+	if decay > 0 {
+		model.SetUserPoolDecay(historyField, decay)
 	}
 	hooks := train.Hooks{OnBatch: opts.OnBatch}
 	hooks.OnEpoch = func(s train.EpochStats) {

@@ -202,13 +202,17 @@ func TestTrainRecentHistory(t *testing.T) {
 	cfg.Train.ValidFraction = 0
 	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
 	cfg.Model.HistoryLength = 5
+	cfg.Model.HistoryDecay = 0.8
 	in := demoInputs()
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Recent == nil || b.Recent.Length != 5 || len(b.Recent.Movies) != len(b.Users) {
+	if b.Recent == nil || b.Recent.Length != 5 || b.Recent.Decay != 0.8 || len(b.Recent.Movies) != len(b.Users) {
 		t.Fatalf("recent history %+v", b.Recent)
+	}
+	if d := b.Model.User().Embeddings[len(cfg.Model.User)-1].Decay; d != 0.8 {
+		t.Errorf("the history table pools with decay %g, want 0.8", d)
 	}
 	ix := NewIndex(in.Dataset)
 	for i, u := range b.Users {

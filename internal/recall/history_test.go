@@ -133,8 +133,9 @@ func TestRecentHistoryFeature(t *testing.T) {
 	t.Parallel()
 	b, m, enc := historyBundle(t)
 	const length = 4
-	b.Recent = &artifact.Recent{Length: length, Movies: make([][]int32, len(b.Users))}
-	for i := range b.Users { // newest first, distinct per user
+	b.Recent = &artifact.Recent{Length: length, Decay: 0.5, Movies: make([][]int32, len(b.Users))}
+	m.SetUserPoolDecay(5, 0.5) // as artifact.Load does: the bag's order matters
+	for i := range b.Users {   // newest first, distinct per user
 		b.Recent.Movies[i] = []int32{int32(100 + i%20), int32(2 * i), int32(i + 1)}[:1+i%3]
 	}
 	s := newService(t, "exact")
