@@ -92,31 +92,37 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
 	}
 	hs := historySpec{length: cfg.Model.HistoryLength, decay: float32(cfg.Model.HistoryDecay)}
-	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hs, cfg.Train, val, opts)
+	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, cfg, towers, userFields, movieFields, hs, val, opts)
 	if err != nil {
 		return nil, err
 	}
-	sel.Epochs = res.BestEpoch
-	prior := PriorChoice{}
-	var idFields []int // the user fields that make a user known to the model
-	for i, f := range userFields {
-		if f == feature.UserIDField || f == feature.HistoryField {
-			idFields = append(idFields, i)
-		}
-	}
-	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
-		halfLives := cfg.Train.PriorHalfLives
-		if len(halfLives) == 0 {
-			halfLives = []float64{0}
-		}
-		var all []PriorChoice
-		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, val, ix, fitIn.Train,
-			halfLives, weights, cfg.Train.Workers); err != nil {
+	if d := cfg.Train.RecentHistoryDim; d > 0 && val != nil && !slices.Contains(userFields, feature.HistoryField) && cfg.Model.HistoryLength > 0 {
+		// The candidate: the same towers with the recent-history feature;
+		// validation keeps the better of the two.
+		c := cfg
+		c.Model.User = append(slices.Clip(cfg.Model.User), config.Feature{Name: string(feature.HistoryField), Dim: d})
+		cTowers, cUser, _ := TowerConfig(c.Model)
+		opts.Logger.Info().Int("history_length", hs.length).Float64("history_decay", float64(hs.decay)).Int("dim", d).
+			Msg("validation chooses between the towers without and with the recent-history feature")
+		cand, err := fitAndChoosePrior(ctx, in, fitIn, ix, c, cTowers, cUser, movieFields, hs, val, opts)
+		if err != nil {
 			return nil, err
 		}
-		sel.Prior, sel.PriorSearch = &prior, all
-		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).Float64("cold_weight", prior.ColdWeight).
-			Float64("valid_recall@10", prior.Valid).Int("tried", len(all)).Msg("popularity prior chosen on validation")
+		choice := &artifact.HistoryChoice{Length: hs.length, Decay: float64(hs.decay), Dim: d, ValidWithout: fitted.score, ValidWith: cand.score}
+		spent := fitted.res.Seconds + cand.res.Seconds // both count in the run's time
+		if cand.score > fitted.score {
+			fitted, cfg, towers, userFields = cand, c, cTowers, cUser
+			choice.Chosen = true
+		}
+		fitted.res.Seconds = spent
+		sel.RecentHistory = choice
+		opts.Logger.Info().Float64("valid_without", choice.ValidWithout).Float64("valid_with", choice.ValidWith).Bool("recent_history", choice.Chosen).
+			Msg("recent-history feature chosen on validation")
+	}
+	enc, data, model, res, prior, idFields := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior, fitted.idFields
+	sel.Epochs = res.BestEpoch
+	if fitted.searched {
+		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
 	if sel.Valid == "carved" && cfg.Train.Refit {
 		// The held-out ratings are the newest: train again on all of them
@@ -276,6 +282,55 @@ func (v *validation) score(ctx context.Context, s eval.Scorer, workers int) (flo
 		total += met["recall@10"] / v.norm(i)
 	}
 	return total, nil
+}
+
+// fitted is one set of towers fitted on the selection inputs, with the
+// prior chosen for it on validation.
+type fitted struct {
+	enc      *feature.Encoder
+	data     train.Data
+	model    *tower.Model
+	res      train.Result
+	prior    PriorChoice
+	all      []PriorChoice
+	searched bool  // the prior was searched
+	idFields []int // the user fields that make a user known to the model
+	score    float64
+}
+
+// fitAndChoosePrior trains the towers on fitIn (early stopping on val)
+// and chooses the popularity prior on val. Its score is the validation
+// objective of the towers with that prior (of the best epoch without a
+// prior search; 0 without validation).
+func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg config.Config, towers tower.Config, userFields, movieFields []feature.Field,
+	hs historySpec, val *validation, opts Options) (fitted, error) {
+	var f fitted
+	var err error
+	if f.enc, f.data, f.model, f.res, err = trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hs, cfg.Train, val, opts); err != nil {
+		return f, err
+	}
+	for i, fl := range userFields {
+		if fl == feature.UserIDField || fl == feature.HistoryField {
+			f.idFields = append(f.idFields, i)
+		}
+	}
+	if e := f.res.BestEpoch; e > 0 && e <= len(f.res.Epochs) && f.res.Epochs[e-1].HasValid {
+		f.score = f.res.Epochs[e-1].Valid
+	}
+	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
+		halfLives := cfg.Train.PriorHalfLives
+		if len(halfLives) == 0 {
+			halfLives = []float64{0}
+		}
+		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies, f.idFields, val, ix, fitIn.Train,
+			halfLives, weights, cfg.Train.Workers); err != nil {
+			return f, err
+		}
+		f.searched, f.score = true, f.prior.Valid
+		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
+			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Msg("popularity prior chosen on validation")
+	}
+	return f, nil
 }
 
 // historySpec is the shape of the history feature: the newest length

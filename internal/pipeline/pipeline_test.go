@@ -38,7 +38,7 @@ func TestTrainDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(epochs) == 0 || len(epochs) > 2*5 { // selection on the carved validation, then the refit
+	if len(epochs) == 0 || len(epochs) > 3*5 { // selection on the carved validation (without and with recent history), then the refit
 		t.Errorf("%d epochs reported", len(epochs))
 	}
 	m := b.Manifest
@@ -247,5 +247,41 @@ func TestTrainRecentHistory(t *testing.T) {
 	}
 	if b.Recent != nil {
 		t.Error("recent history stored for a model without the history feature")
+	}
+}
+
+// TestRecentHistoryChoice: with validation, the default trains the towers
+// without and with the recent-history feature, records both validation
+// scores, and ships the better one, with recent.json exactly when it has
+// the feature.
+func TestRecentHistoryChoice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.Manifest.Training.Selection.RecentHistory
+	if c == nil || c.Dim != 16 || c.Length != 20 || c.ValidWithout <= 0 || c.ValidWith <= 0 {
+		t.Fatalf("recent-history choice %+v", c)
+	}
+	has := slices.Contains(b.Manifest.Fields.User, feature.HistoryField)
+	if c.Chosen != (c.ValidWith > c.ValidWithout) || has != c.Chosen || (b.Recent != nil) != c.Chosen {
+		t.Errorf("choice %+v, history feature %v, recent.json %v", c, has, b.Recent != nil)
+	}
+	if p := b.Manifest.Training.Selection.Prior; p == nil || (c.Chosen && p.Valid != c.ValidWith) || (!c.Chosen && p.Valid != c.ValidWithout) {
+		t.Errorf("the shipped prior %+v is not the chosen towers'", p)
+	}
+	// Off, the towers are trained once, as configured.
+	cfg.Train.RecentHistoryDim = 0
+	if b, err = Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Manifest.Training.Selection.RecentHistory != nil || slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
+		t.Error("recent-history candidate trained with recent_history_dim 0")
 	}
 }
