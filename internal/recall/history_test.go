@@ -142,6 +142,9 @@ func TestRecentHistoryFeature(t *testing.T) {
 	if err := s.Load(b); err != nil {
 		t.Fatal(err)
 	}
+	if info, _ := s.Info(); info.RecentHistory != length {
+		t.Errorf("model info says %d recent movies, want %d", info.RecentHistory, length)
+	}
 	ctx := context.Background()
 	ids := make([]movielens.MovieID, len(b.Movies))
 	for i, mv := range b.Movies {

@@ -234,7 +234,7 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
 	}
 	return ModelInfo{
-		Prior:   prior,
+		Prior: prior, RecentHistory: recentLength(b),
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{
@@ -386,4 +386,12 @@ func (v *view) recentHistory(sc *scratch, recent []movielens.MovieID, ui int32, 
 	}
 	sc.enc[snap.history.pos] = sc.hist
 	return len(sc.hist)
+}
+
+// recentLength is b's recent-history length, 0 without the feature.
+func recentLength(b *artifact.Bundle) int {
+	if b.Recent == nil || b.Encoder.HistoryPosition() < 0 {
+		return 0
+	}
+	return b.Recent.Length
 }
