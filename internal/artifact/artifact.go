@@ -44,6 +44,7 @@ const (
 	GraphFile    = "hnsw.bin"
 	ReportFile   = "report.svg"
 	PriorFile    = "prior.json"
+	RecentFile   = "recent.json"
 )
 
 // Limits that keep a corrupt manifest from driving huge allocations.
@@ -125,6 +126,21 @@ type Selection struct {
 	// 0: none), PriorSearch every setting tried.
 	Prior       *PriorChoice  `json:"prior,omitempty"`
 	PriorSearch []PriorChoice `json:"prior_search,omitempty"`
+	// RecentHistory is the choice between the towers without and with
+	// the recent-history feature (train.recent_history_dim), if made.
+	RecentHistory *HistoryChoice `json:"recent_history,omitempty"`
+}
+
+// HistoryChoice records the validation choice of the recent-history
+// feature: the validation objective (with each one's prior) of the towers
+// as configured and of the same towers with the feature added.
+type HistoryChoice struct {
+	Length       int     `json:"length"`
+	Decay        float64 `json:"decay"`
+	Dim          int     `json:"dim"`
+	ValidWithout float64 `json:"valid_without"`
+	ValidWith    float64 `json:"valid_with"`
+	Chosen       bool    `json:"chosen"` // the model has the feature
 }
 
 // PriorChoice is one setting of the popularity prior and its Recall@10 on
@@ -181,6 +197,22 @@ type Bundle struct {
 	Graph    []byte // exported HNSW graph, optional
 	Report   []byte // training report (SVG), optional
 	Prior    *Prior // the popularity prior in the vectors' last dimension, optional
+	// Recent is each known user's newest movies for a history feature of
+	// recent movies (model.history_length > 0); nil: the history feature,
+	// if any, pools the user's whole Seen list.
+	Recent *Recent
+}
+
+// Recent is the stored recent history (recent.json): the history feature
+// of such a model pools at most Length movies, the newest first — a
+// request's recent movies, then the stored user's newest.
+type Recent struct {
+	Length int `json:"length"`
+	// Decay weighs the bag by recency (the k-th newest movie weighs
+	// Decay^k); 0: the plain mean. Load sets it on the model's history
+	// table (tower.Model.SetUserPoolDecay).
+	Decay  float32   `json:"decay,omitempty"`
+	Movies [][]int32 `json:"movies"` // per dense user index (Users order): movie indexes, newest first, at most Length
 }
 
 // Prior is the time-aware popularity prior (prior.json), a table kept
@@ -252,6 +284,11 @@ func Save(dir string, b *Bundle) (err error) {
 	if b.Prior != nil {
 		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
 			return fmt.Errorf("artifact: encode prior: %w", err)
+		}
+	}
+	if b.Recent != nil {
+		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
+			return fmt.Errorf("artifact: encode recent history: %w", err)
 		}
 	}
 	m := b.Manifest
@@ -398,6 +435,11 @@ func (b *Bundle) check() error {
 	if len(b.Seen) != len(b.Users) {
 		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
 	}
+	if r := b.Recent; r != nil {
+		if err := r.check(len(b.Users), len(b.Movies)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
 		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
 	}
@@ -522,6 +564,22 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if b.Users, b.Seen, err = decodeUsers(files[UsersFile], len(b.Movies)); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", UsersFile, err)
 	}
+	if raw, ok := files[RecentFile]; ok {
+		b.Recent = new(Recent)
+		if err := json.Unmarshal(raw, b.Recent); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
+		}
+		if err := b.Recent.check(len(b.Users), len(b.Movies)); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
+		}
+		if d := b.Recent.Decay; d != 0 {
+			pos := enc.HistoryPosition()
+			if pos < 0 {
+				return nil, fmt.Errorf("artifact: %s: a recency decay without a history feature", RecentFile)
+			}
+			b.Model.SetUserPoolDecay(pos, d)
+		}
+	}
 	if raw, ok := files[ProfilesFile]; ok {
 		if err := json.Unmarshal(raw, &b.Profiles); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
@@ -533,6 +591,30 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		}
 	}
 	return b, nil
+}
+
+// check reports whether r fits a bundle of users and movies.
+func (r *Recent) check(users, movies int) error {
+	if r.Length < 1 || r.Length > 1000 {
+		return fmt.Errorf("recent history length %d out of range 1–1000", r.Length)
+	}
+	if !(r.Decay >= 0 && r.Decay < 1) {
+		return fmt.Errorf("recent history decay %g not in [0, 1)", r.Decay)
+	}
+	if len(r.Movies) != users {
+		return fmt.Errorf("%d recent histories for %d users", len(r.Movies), users)
+	}
+	for u, ms := range r.Movies {
+		if len(ms) > r.Length {
+			return fmt.Errorf("user %d: %d recent movies, more than %d", u, len(ms), r.Length)
+		}
+		for _, m := range ms {
+			if m < 0 || int(m) >= movies {
+				return fmt.Errorf("user %d: movie index %d out of range", u, m)
+			}
+		}
+	}
+	return nil
 }
 
 func short(s string) string {

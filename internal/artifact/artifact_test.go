@@ -269,3 +269,43 @@ func TestSaveLoadPrior(t *testing.T) {
 		t.Error("a prior with 2 biases for 3 movies was saved")
 	}
 }
+
+// TestSaveLoadRecent: the stored recent history survives the round trip,
+// and one that does not fit the users, the catalogue or its own length is
+// refused.
+func TestSaveLoadRecent(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t)
+	b.Recent = &Recent{Length: 2, Movies: [][]int32{{1, 0}, {1}}}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Recent, b.Recent) {
+		t.Errorf("recent %+v after load, %+v before", got.Recent, b.Recent)
+	}
+	// A recency decay needs a history feature, which this model lacks.
+	b.Recent.Decay = 0.5
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "history") {
+		t.Errorf("a decay without a history feature loaded: %v", err)
+	}
+	for name, r := range map[string]*Recent{
+		"decay 1":                {Length: 2, Decay: 1, Movies: [][]int32{{1}, {1}}},
+		"one list for two users": {Length: 2, Movies: [][]int32{{1}}},
+		"movie out of range":     {Length: 2, Movies: [][]int32{{3}, {1}}},
+		"longer than its length": {Length: 1, Movies: [][]int32{{1, 0}, {1}}},
+		"length 0":               {Length: 0, Movies: [][]int32{{}, {}}},
+	} {
+		b.Recent = r
+		if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {
+			t.Errorf("%s: saved", name)
+		}
+	}
+}

@@ -70,6 +70,17 @@ type Model struct {
 	RatingHead bool      `yaml:"rating_head"`
 	User       []Feature `yaml:"user"`
 	Movie      []Feature `yaml:"movie"`
+	// HistoryLength shapes the user tower's history feature (when
+	// model.user lists it). 0: the bag of every movie the user rated in
+	// train (a training example leaves out its fold of the user's ratings,
+	// train.history_folds). N > 0: the user's N most recent movies — for a
+	// training example those rated strictly before it (causal), at serving
+	// the request's recent_movie_ids (newest first) then the stored user's
+	// newest movies, N in all — so training sees what serving sends.
+	HistoryLength int `yaml:"history_length"`
+	// HistoryDecay (with history_length > 0) pools the recent movies by
+	// recency: the k-th newest weighs history_decay^k; 0: the plain mean.
+	HistoryDecay float64 `yaml:"history_decay"`
 }
 
 // Train holds the optimisation settings.
@@ -152,6 +163,16 @@ type Train struct {
 	// weights above 0 turns the prior off.
 	PriorHalfLives []float64 `yaml:"prior_half_lives"`
 	PriorWeights   []float64 `yaml:"prior_weights"`
+	// RecentHistoryDim > 0, when model.user lacks the history feature,
+	// model.history_length > 0 and there is validation, trains the towers a
+	// second time with a history feature of this width (the user's newest
+	// model.history_length movies, pooled with model.history_decay) and
+	// keeps whichever of the two scores higher on validation, each with
+	// its own popularity prior (manifest training.selection.recent_history).
+	// On validation the feature gains much on each user's next ratings and
+	// loses on random held-out ratings (docs/model.md), so neither is
+	// right for every split. 0: train as configured, once.
+	RecentHistoryDim int `yaml:"recent_history_dim"`
 }
 
 // Serve holds the service's settings.
@@ -230,12 +251,15 @@ func Default() Config {
 			Dim: 8, Hidden: []int{64}, Normalize: true,
 			User:  []Feature{{"user_id", 32}, {"gender", 4}, {"age", 4}, {"occupation", 4}, {"zip", 8}},
 			Movie: []Feature{{"movie_id", 32}, {"genres", 8}, {"year", 4}},
+			// The recent-history feature validation may add (train.recent_history_dim).
+			HistoryLength: 20, HistoryDecay: 0.8,
 		},
 		Train: Train{
 			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 0,
 			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, ValidUserFraction: 0.1, Refit: true,
 			PriorHalfLives: []float64{2, 7, 30, 120, 0}, PriorWeights: []float64{0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2},
+			RecentHistoryDim: 16,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
@@ -292,6 +316,7 @@ func Reference() Config {
 func RandomSplit() Config {
 	c := Default()
 	c.Model.User = []Feature{{"gender", 4}, {"age", 4}, {"occupation", 4}, {"zip", 8}, {"history", 32}}
+	c.Model.HistoryLength, c.Model.HistoryDecay = 0, 0 // the whole history, as validated on this split
 	c.Train.Recency = 0
 	c.Train.Epochs = 20
 	c.Train.HistoryFolds = 10
@@ -417,6 +442,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkFeatures("model.user", m.User, []string{"user_id", "gender", "age", "occupation", "zip", "history"})
+	if m.HistoryLength < 0 || m.HistoryLength > 1000 {
+		bad("model.history_length", "%d out of range 0–1000", m.HistoryLength)
+	}
+	if !(m.HistoryDecay >= 0 && m.HistoryDecay < 1) {
+		bad("model.history_decay", "%g out of range [0, 1)", m.HistoryDecay)
+	}
+	if m.HistoryDecay > 0 && m.HistoryLength == 0 {
+		bad("model.history_decay", "needs model.history_length > 0 (a bag ordered newest first)")
+	}
 	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
 	t := c.Train
 	switch t.Objective {
@@ -496,6 +530,9 @@ func (c *Config) Validate() error {
 		if !(w >= 0 && w <= 100) {
 			bad(fmt.Sprintf("train.prior_weights[%d]", i), "%g out of range 0–100", w)
 		}
+	}
+	if t.RecentHistoryDim < 0 || t.RecentHistoryDim > 1024 {
+		bad("train.recent_history_dim", "%d out of range 0–1024", t.RecentHistoryDim)
 	}
 	if !(t.ValidFraction >= 0 && t.ValidFraction <= 0.5) {
 		bad("train.valid_fraction", "%g out of range 0–0.5", t.ValidFraction)

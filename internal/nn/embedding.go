@@ -10,7 +10,14 @@ import (
 type Embedding struct {
 	Rows, Dim int
 	W         []float32 // Rows×Dim, row-major
+	// Decay in (0, 1) makes PoolTo a recency-weighted mean for bags that
+	// list the newest item first: the k-th index (0-based) weighs Decay^k.
+	// 0 (or 1) is the plain mean.
+	Decay float32
 }
+
+// decaying reports whether d weights a bag's positions (see Embedding.Decay).
+func decaying(d float32) bool { return d > 0 && d < 1 }
 
 // NewEmbedding returns a table initialised uniformly in ±scale (Keras uses
 // 0.05).
@@ -35,6 +42,20 @@ func (e *Embedding) Row(r int32) []float32 {
 // serving path maps unknown indices to OOV before calling).
 func (e *Embedding) PoolTo(dst []float32, idx []int32) {
 	dst = dst[:e.Dim]
+	if decaying(e.Decay) && len(idx) > 1 {
+		copy(dst, e.Row(idx[0]))
+		w, sum := float32(1), float32(1)
+		for _, r := range idx[1:] {
+			w *= e.Decay
+			sum += w
+			Axpy(w, e.Row(r), dst)
+		}
+		inv := 1 / sum
+		for j := range dst {
+			dst[j] *= inv
+		}
+		return
+	}
 	switch len(idx) {
 	case 0:
 		clear(dst)
@@ -77,7 +98,32 @@ func NewSparseGrad(rows, dim int) *SparseGrad {
 // PoolBackward adds the gradient of PoolTo: grad/len(idx) to every row of
 // idx (a row listed twice gets it twice).
 func (g *SparseGrad) PoolBackward(idx []int32, grad []float32) {
+	g.PoolBackwardDecay(idx, grad, 0)
+}
+
+// PoolBackwardDecay adds the gradient of PoolTo of a table with Decay
+// decay: with a decaying weight, grad·decay^k/Σ_j decay^j to the k-th row
+// of idx; otherwise as PoolBackward.
+func (g *SparseGrad) PoolBackwardDecay(idx []int32, grad []float32, decay float32) {
 	if len(idx) == 0 {
+		return
+	}
+	if decaying(decay) && len(idx) > 1 {
+		grad = grad[:g.Dim]
+		sum, w := float32(0), float32(1)
+		for range idx {
+			sum += w
+			w *= decay
+		}
+		w = 1 / sum
+		for _, r := range idx {
+			if !g.mark[r] {
+				g.mark[r] = true
+				g.touched = append(g.touched, r)
+			}
+			Axpy(w, grad, g.G[int(r)*g.Dim:int(r)*g.Dim+g.Dim])
+			w *= decay
+		}
 		return
 	}
 	grad = grad[:g.Dim]

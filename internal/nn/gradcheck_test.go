@@ -120,6 +120,38 @@ func TestEmbeddingPoolBackward(t *testing.T) {
 	}
 }
 
+// TestEmbeddingDecayPoolBackward checks the recency-weighted pooling
+// (Embedding.Decay) against finite differences, and that its forward pass
+// is the weighted mean.
+func TestEmbeddingDecayPoolBackward(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(9, 10))
+	e := NewEmbedding(7, 4, 0.5, r)
+	e.Decay = 0.7
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}}
+	c := randSlice(r, len(bags)*4, 1)
+	y := make([]float32, len(bags)*4)
+	loss := func() float64 {
+		for i, b := range bags {
+			e.PoolTo(y[i*4:i*4+4], b)
+		}
+		return dot64(c, y)
+	}
+	g := NewSparseGrad(7, 4)
+	for i, b := range bags {
+		g.PoolBackwardDecay(b, c[i*4:i*4+4], e.Decay)
+	}
+	checkGrad(t, "W", e.W, g.G, loss)
+	// Forward: (row2 + 0.7·row3 + 0.49·row5) / 2.19.
+	e.PoolTo(y[:4], bags[1])
+	for j := range 4 {
+		want := (float64(e.Row(2)[j]) + 0.7*float64(e.Row(3)[j]) + 0.49*float64(e.Row(5)[j])) / 2.19
+		if math.Abs(float64(y[j])-want) > 1e-5 {
+			t.Fatalf("pooled[%d] = %g, want %g", j, y[j], want)
+		}
+	}
+}
+
 func equalInt32(a, b []int32) bool {
 	if len(a) != len(b) {
 		return false

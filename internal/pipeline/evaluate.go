@@ -140,8 +140,9 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	users := make([]feature.Encoded, len(ds.Users))
 	cold := make([]feature.Encoded, len(ds.Users))
 	// The history feature sees what serving sees: every rating known before
-	// the test (train and valid).
-	hist := histories(append(slices.Clip(in.Train), in.Valid...))
+	// the test (train and valid), or the newest of them.
+	hl := historyLength(b)
+	hist := recentHistories(append(slices.Clip(in.Train), in.Valid...), hl)
 	for i, u := range ds.Users {
 		in := feature.FromUser(u)
 		in.History = hist[u.ID]
@@ -208,6 +209,15 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	return r, nil
 }
 
+// historyLength is the number of newest movies b's history feature pools,
+// 0 for all of a user's movies.
+func historyLength(b *artifact.Bundle) int {
+	if b.Recent == nil {
+		return 0
+	}
+	return b.Recent.Length
+}
+
 func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 	out := make([][]float32, len(enc))
 	for i, e := range enc {
@@ -221,7 +231,7 @@ func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, ix *Index, in EvalInputs, n int, pop eval.Scorer, workers int) (*NewUsers, error) {
 	history, rest := splitNewUsers(in.Train, in.Valid, in.Test, n)
 	out := &NewUsers{History: n}
-	hist := histories(history)
+	hist := recentHistories(history, historyLength(b))
 	out.Users = len(hist)
 	if out.Users == 0 {
 		return out, nil

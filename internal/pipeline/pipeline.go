@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -90,31 +91,38 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
 			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
 	}
-	enc, data, model, res, err := trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, cfg.Train, val, opts)
+	hs := historySpec{length: cfg.Model.HistoryLength, decay: float32(cfg.Model.HistoryDecay)}
+	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, cfg, towers, userFields, movieFields, hs, val, opts)
 	if err != nil {
 		return nil, err
 	}
-	sel.Epochs = res.BestEpoch
-	prior := PriorChoice{}
-	var idFields []int // the user fields that make a user known to the model
-	for i, f := range userFields {
-		if f == feature.UserIDField || f == feature.HistoryField {
-			idFields = append(idFields, i)
-		}
-	}
-	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
-		halfLives := cfg.Train.PriorHalfLives
-		if len(halfLives) == 0 {
-			halfLives = []float64{0}
-		}
-		var all []PriorChoice
-		if prior, all, err = choosePrior(ctx, model, data.Users[:len(in.Dataset.Users)], data.Movies, idFields, val, ix, fitIn.Train,
-			halfLives, weights, cfg.Train.Workers); err != nil {
+	if d := cfg.Train.RecentHistoryDim; d > 0 && val != nil && !slices.Contains(userFields, feature.HistoryField) && cfg.Model.HistoryLength > 0 {
+		// The candidate: the same towers with the recent-history feature;
+		// validation keeps the better of the two.
+		c := cfg
+		c.Model.User = append(slices.Clip(cfg.Model.User), config.Feature{Name: string(feature.HistoryField), Dim: d})
+		cTowers, cUser, _ := TowerConfig(c.Model)
+		opts.Logger.Info().Int("history_length", hs.length).Float64("history_decay", float64(hs.decay)).Int("dim", d).
+			Msg("validation chooses between the towers without and with the recent-history feature")
+		cand, err := fitAndChoosePrior(ctx, in, fitIn, ix, c, cTowers, cUser, movieFields, hs, val, opts)
+		if err != nil {
 			return nil, err
 		}
-		sel.Prior, sel.PriorSearch = &prior, all
-		opts.Logger.Info().Float64("half_life_days", prior.HalfLifeDays).Float64("weight", prior.Weight).Float64("cold_weight", prior.ColdWeight).
-			Float64("valid_recall@10", prior.Valid).Int("tried", len(all)).Msg("popularity prior chosen on validation")
+		choice := &artifact.HistoryChoice{Length: hs.length, Decay: float64(hs.decay), Dim: d, ValidWithout: fitted.score, ValidWith: cand.score}
+		spent := fitted.res.Seconds + cand.res.Seconds // both count in the run's time
+		if cand.score > fitted.score {
+			fitted, cfg, towers, userFields = cand, c, cTowers, cUser
+			choice.Chosen = true
+		}
+		fitted.res.Seconds = spent
+		sel.RecentHistory = choice
+		opts.Logger.Info().Float64("valid_without", choice.ValidWithout).Float64("valid_with", choice.ValidWith).Bool("recent_history", choice.Chosen).
+			Msg("recent-history feature chosen on validation")
+	}
+	enc, data, model, res, prior, idFields := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior, fitted.idFields
+	sel.Epochs = res.BestEpoch
+	if fitted.searched {
+		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
 	if sel.Valid == "carved" && cfg.Train.Refit {
 		// The held-out ratings are the newest: train again on all of them
@@ -125,7 +133,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		refitIn := in
 		refitIn.Valid = nil
 		var refit train.Result
-		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, t, nil, opts); err != nil {
+		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
 			return nil, err
 		}
 		sel.Refit = true
@@ -135,6 +143,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
 	b.Users, b.Seen = ix.History(known)
+	if hs.length > 0 && slices.Contains(userFields, feature.HistoryField) {
+		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
+	}
 	if prior.Weight > 0 || prior.ColdWeight > 0 {
 		applyPrior(b, ix, known, prior, idFields)
 	}
@@ -273,18 +284,78 @@ func (v *validation) score(ctx context.Context, s eval.Scorer, workers int) (flo
 	return total, nil
 }
 
+// fitted is one set of towers fitted on the selection inputs, with the
+// prior chosen for it on validation.
+type fitted struct {
+	enc      *feature.Encoder
+	data     train.Data
+	model    *tower.Model
+	res      train.Result
+	prior    PriorChoice
+	all      []PriorChoice
+	searched bool  // the prior was searched
+	idFields []int // the user fields that make a user known to the model
+	score    float64
+}
+
+// fitAndChoosePrior trains the towers on fitIn (early stopping on val)
+// and chooses the popularity prior on val. Its score is the validation
+// objective of the towers with that prior (of the best epoch without a
+// prior search; 0 without validation).
+func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg config.Config, towers tower.Config, userFields, movieFields []feature.Field,
+	hs historySpec, val *validation, opts Options) (fitted, error) {
+	var f fitted
+	var err error
+	if f.enc, f.data, f.model, f.res, err = trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hs, cfg.Train, val, opts); err != nil {
+		return f, err
+	}
+	for i, fl := range userFields {
+		if fl == feature.UserIDField || fl == feature.HistoryField {
+			f.idFields = append(f.idFields, i)
+		}
+	}
+	if e := f.res.BestEpoch; e > 0 && e <= len(f.res.Epochs) && f.res.Epochs[e-1].HasValid {
+		f.score = f.res.Epochs[e-1].Valid
+	}
+	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
+		halfLives := cfg.Train.PriorHalfLives
+		if len(halfLives) == 0 {
+			halfLives = []float64{0}
+		}
+		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies, f.idFields, val, ix, fitIn.Train,
+			halfLives, weights, cfg.Train.Workers); err != nil {
+			return f, err
+		}
+		f.searched, f.score = true, f.prior.Valid
+		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
+			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Msg("popularity prior chosen on validation")
+	}
+	return f, nil
+}
+
+// historySpec is the shape of the history feature: the newest length
+// movies (0: all), pooled with recency weight decay (0: the mean).
+type historySpec struct {
+	length int
+	decay  float32
+}
+
 // trainTowers encodes in, builds the training examples and fits the towers
 // (early stopping on val, if any).
-func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
-	enc, data, err := encode(in, ix, userFields, movieFields)
+// hs shapes the history feature, if userFields has it.
+func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config, userFields, movieFields []feature.Field, hs historySpec, t config.Train, val *validation, opts Options) (*feature.Encoder, train.Data, *tower.Model, train.Result, error) {
+	enc, data, err := encode(in, ix, userFields, movieFields, hs.length)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
 	historyField := slices.Index(userFields, feature.HistoryField)
-	if err := buildExamples(&data, in, enc, historyField, t); err != nil {
+	if err := buildExamples(&data, in, enc, historyField, hs.length, t); err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
-	model, res, err := fit(ctx, in, enc, data, towers, trainConfig(t, historyField), val, opts)
+	if historyField < 0 || hs.length == 0 {
+		hs.decay = 0 // a recency weight needs a bag ordered newest first
+	}
+	model, res, err := fit(ctx, in, enc, data, towers, historyField, hs.decay, trainConfig(t, historyField), val, opts)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
@@ -292,16 +363,17 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 }
 
 // encode fits the vocabularies on the training ratings and encodes every
-// user (with their training history) and movie (with its rating count),
-// and the train and valid ratings as interactions.
-func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*feature.Encoder, train.Data, error) {
+// user (with their training history: all of it, or the newest
+// historyLength movies) and movie (with its rating count), and the train
+// and valid ratings as interactions.
+func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field, historyLength int) (*feature.Encoder, train.Data, error) {
 	ds := in.Dataset
 	enc, err := feature.Fit(userFields, movieFields, ds.Users, ds.Movies, in.Train)
 	if err != nil {
 		return nil, train.Data{}, err
 	}
 	data := train.Data{Users: make([]feature.Encoded, len(ds.Users)), Movies: make([]feature.Encoded, len(ds.Movies))}
-	hist := histories(in.Train)
+	hist := recentHistories(in.Train, historyLength)
 	for i, u := range ds.Users {
 		ui := feature.FromUser(u)
 		ui.History = hist[u.ID]
@@ -327,8 +399,8 @@ func encode(in Inputs, ix *Index, userFields, movieFields []feature.Field) (*fea
 
 // buildExamples applies the training recipe to data: it gives the recipe
 // the ratings' times and, with the history feature (historyField ≥ 0),
-// each movie's index in the history vocabulary.
-func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField int, t config.Train) error {
+// each movie's index in the history vocabulary and the history length.
+func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyField, historyLength int, t config.Train) error {
 	times := make([]int64, len(in.Train))
 	for i, r := range in.Train {
 		times[i] = r.Time
@@ -340,7 +412,9 @@ func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyFie
 			fl.HistoryIndex[i] = enc.HistoryIndexes(nil, []string{strconv.Itoa(int(m.ID))})[0]
 		}
 	}
-	if err := recipe(t).Apply(data, times, fl); err != nil {
+	r := recipe(t)
+	r.HistoryLength = historyLength
+	if err := r.Apply(data, times, fl); err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	return nil
@@ -349,11 +423,14 @@ func buildExamples(data *train.Data, in Inputs, enc *feature.Encoder, historyFie
 // fit builds the towers and trains them on data, logging every epoch and,
 // with a validation, stopping early on its objective (Recall@10 with one
 // view).
-func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, towers tower.Config, tc train.Config, val *validation, opts Options) (*tower.Model, train.Result, error) {
+func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, towers tower.Config, historyField int, decay float32, tc train.Config, val *validation, opts Options) (*tower.Model, train.Result, error) {
 	rng := rand.New(rand.NewPCG(tc.Seed, 0x70fe5))
 	model, err := tower.New(towers, enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields), rng)
 	if err != nil {
 		return nil, train.Result{}, err
+	}
+	if decay > 0 {
+		model.SetUserPoolDecay(historyField, decay)
 	}
 	hooks := train.Hooks{OnBatch: opts.OnBatch}
 	hooks.OnEpoch = func(s train.EpochStats) {
@@ -478,6 +555,38 @@ func histories(rs []movielens.Rating) map[movielens.UserID][]string {
 	return out
 }
 
+// recentHistories is histories with, for n > 0, only each user's newest n
+// movies, newest first (ties in time by movie id, higher first, as the
+// recipe's causal bags order them).
+func recentHistories(rs []movielens.Rating, n int) map[movielens.UserID][]string {
+	if n <= 0 {
+		return histories(rs)
+	}
+	out := map[movielens.UserID][]string{}
+	for u, ms := range newest(rs, n) {
+		for _, r := range ms {
+			out[u] = append(out[u], strconv.Itoa(int(r.Movie)))
+		}
+	}
+	return out
+}
+
+// newest returns each user's newest n ratings of rs, newest first (ties in
+// time by movie id, higher first).
+func newest(rs []movielens.Rating, n int) map[movielens.UserID][]movielens.Rating {
+	by := map[movielens.UserID][]movielens.Rating{}
+	for _, r := range rs {
+		by[r.User] = append(by[r.User], r)
+	}
+	for u, ms := range by {
+		slices.SortFunc(ms, func(a, b movielens.Rating) int {
+			return cmp.Or(cmp.Compare(b.Time, a.Time), cmp.Compare(b.Movie, a.Movie))
+		})
+		by[u] = ms[:min(n, len(ms))]
+	}
+	return by
+}
+
 // Index maps external ids to the dense indexes of a dataset's users and
 // movies (their position in Dataset.Users / Dataset.Movies).
 type Index struct {
@@ -576,6 +685,27 @@ func (ix *Index) History(rs []movielens.Rating) ([]movielens.UserID, [][]int32) 
 		slices.Sort(seen[i])
 	}
 	return ids, seen
+}
+
+// Recent returns, for each of users, the movie indexes of their newest n
+// ratings in rs, newest first (see newest); ratings of unknown movies are
+// skipped.
+func (ix *Index) Recent(users []movielens.UserID, rs []movielens.Rating, n int) [][]int32 {
+	var known []movielens.Rating
+	for _, r := range rs {
+		if _, ok := ix.movies[r.Movie]; ok {
+			known = append(known, r)
+		}
+	}
+	by := newest(known, n)
+	out := make([][]int32, len(users))
+	for i, u := range users {
+		out[i] = []int32{}
+		for _, r := range by[u] {
+			out[i] = append(out[i], ix.movies[r.Movie])
+		}
+	}
+	return out
 }
 
 // Scorer scores every movie for a user with the towers, by inner product.

@@ -38,7 +38,7 @@ func TestTrainDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(epochs) == 0 || len(epochs) > 2*5 { // selection on the carved validation, then the refit
+	if len(epochs) == 0 || len(epochs) > 3*5 { // selection on the carved validation (without and with recent history), then the refit
 		t.Errorf("%d epochs reported", len(epochs))
 	}
 	m := b.Manifest
@@ -185,5 +185,103 @@ func TestSplitNewUsers(t *testing.T) {
 	}
 	if want := []movielens.Rating{r(3, 9, 50)}; !slices.Equal(rest, want) {
 		t.Errorf("rest %v, want %v", rest, want)
+	}
+}
+
+// TestTrainRecentHistory trains with a history feature of recent movies
+// (model.history_length) and checks what serving gets: each known user's
+// newest movies, newest first (ties in time by movie id, higher first),
+// at most history_length.
+func TestTrainRecentHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	cfg.Train.ValidFraction = 0
+	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
+	cfg.Model.HistoryLength = 5
+	cfg.Model.HistoryDecay = 0.8
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Recent == nil || b.Recent.Length != 5 || b.Recent.Decay != 0.8 || len(b.Recent.Movies) != len(b.Users) {
+		t.Fatalf("recent history %+v", b.Recent)
+	}
+	if d := b.Model.User().Embeddings[len(cfg.Model.User)-1].Decay; d != 0.8 {
+		t.Errorf("the history table pools with decay %g, want 0.8", d)
+	}
+	ix := NewIndex(in.Dataset)
+	for i, u := range b.Users {
+		var mine []movielens.Rating
+		for _, r := range append(slices.Clip(in.Train), in.Valid...) {
+			if r.User == u {
+				mine = append(mine, r)
+			}
+		}
+		slices.SortFunc(mine, func(a, b movielens.Rating) int {
+			if a.Time != b.Time {
+				return int(b.Time - a.Time)
+			}
+			return int(b.Movie) - int(a.Movie)
+		})
+		var want []int32
+		for _, r := range mine[:min(5, len(mine))] {
+			want = append(want, ix.movies[r.Movie])
+		}
+		if !slices.Equal(b.Recent.Movies[i], want) {
+			t.Fatalf("user %d: stored recent %v, want %v", u, b.Recent.Movies[i], want)
+		}
+	}
+	if b.Manifest.Metrics["recall@10"] <= b.Manifest.Metrics["popularity.recall@10"] {
+		t.Errorf("recall@10 %.3f does not beat popularity %.3f", b.Manifest.Metrics["recall@10"], b.Manifest.Metrics["popularity.recall@10"])
+	}
+	// Without the history feature nothing is stored.
+	cfg.Model.User = config.Default().Model.User
+	b, err = Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Recent != nil {
+		t.Error("recent history stored for a model without the history feature")
+	}
+}
+
+// TestRecentHistoryChoice: with validation, the default trains the towers
+// without and with the recent-history feature, records both validation
+// scores, and ships the better one, with recent.json exactly when it has
+// the feature.
+func TestRecentHistoryChoice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.Manifest.Training.Selection.RecentHistory
+	if c == nil || c.Dim != 16 || c.Length != 20 || c.ValidWithout <= 0 || c.ValidWith <= 0 {
+		t.Fatalf("recent-history choice %+v", c)
+	}
+	has := slices.Contains(b.Manifest.Fields.User, feature.HistoryField)
+	if c.Chosen != (c.ValidWith > c.ValidWithout) || has != c.Chosen || (b.Recent != nil) != c.Chosen {
+		t.Errorf("choice %+v, history feature %v, recent.json %v", c, has, b.Recent != nil)
+	}
+	if p := b.Manifest.Training.Selection.Prior; p == nil || (c.Chosen && p.Valid != c.ValidWith) || (!c.Chosen && p.Valid != c.ValidWithout) {
+		t.Errorf("the shipped prior %+v is not the chosen towers'", p)
+	}
+	// Off, the towers are trained once, as configured.
+	cfg.Train.RecentHistoryDim = 0
+	if b, err = Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Manifest.Training.Selection.RecentHistory != nil || slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
+		t.Error("recent-history candidate trained with recent_history_dim 0")
 	}
 }

@@ -21,25 +21,7 @@ import (
 // user's the empty (OOV) history, and /recall must still agree with /score.
 func TestHistoryFeature(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "h1", 120, 7)
-	uf := append(feature.UserFields(), feature.HistoryField)
-	mf := feature.MovieFields()
-	vocabs := map[feature.Field][]string{}
-	for f, v := range b.Encoder.Vocabs {
-		vocabs[f] = v.Values()
-	}
-	vocabs[feature.HistoryField] = vocabs[feature.MovieIDField]
-	enc, err := feature.NewEncoder(uf, mf, vocabs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2, 16}, MovieEmbed: []int{4, 2, 2}}
-	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(7, 3)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Model, b.Encoder = m, enc
-	b.Manifest.Fields.User = uf
+	b, m, enc := historyBundle(t)
 	for i := range b.Seen { // distinct histories
 		b.Seen[i] = []int32{int32(i), int32(i + 1), int32(2 * i), int32(100 + i%20)}
 	}
@@ -108,6 +90,112 @@ func TestHistoryFeature(t *testing.T) {
 				for mi < len(ids) && ids[mi] != it.MovieID {
 					mi++
 				}
+				if w := ann.Dot(want, b.Vectors[mi*8:(mi+1)*8]); it.Score != w {
+					t.Errorf("recall score of %d: %v, want %v", it.MovieID, it.Score, w)
+				}
+			}
+		})
+	}
+}
+
+// historyBundle is a test bundle whose user tower has the history
+// feature (over the movie ids), with its model and encoder.
+func historyBundle(t *testing.T) (*artifact.Bundle, *tower.Model, *feature.Encoder) {
+	t.Helper()
+	b := testBundle(t, "h1", 120, 7)
+	uf := append(feature.UserFields(), feature.HistoryField)
+	mf := feature.MovieFields()
+	vocabs := map[feature.Field][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[f] = v.Values()
+	}
+	vocabs[feature.HistoryField] = vocabs[feature.MovieIDField]
+	enc, err := feature.NewEncoder(uf, mf, vocabs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2, 16}, MovieEmbed: []int{4, 2, 2}}
+	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(7, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Model, b.Encoder = m, enc
+	b.Manifest.Fields.User = uf
+	return b, m, enc
+}
+
+// TestRecentHistoryFeature serves a model whose history feature pools
+// recent movies (artifact.Recent): the tower must see the request's recent
+// movies (in order, each once, unknown ones skipped) then the known user's
+// stored newest, at most Length in all, in that order — the bag training
+// built — and /recall must agree with /score.
+func TestRecentHistoryFeature(t *testing.T) {
+	t.Parallel()
+	b, m, enc := historyBundle(t)
+	const length = 4
+	b.Recent = &artifact.Recent{Length: length, Decay: 0.5, Movies: make([][]int32, len(b.Users))}
+	m.SetUserPoolDecay(5, 0.5) // as artifact.Load does: the bag's order matters
+	for i := range b.Users {   // newest first, distinct per user
+		b.Recent.Movies[i] = []int32{int32(100 + i%20), int32(2 * i), int32(i + 1)}[:1+i%3]
+	}
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.Info(); info.RecentHistory != length {
+		t.Errorf("model info says %d recent movies, want %d", info.RecentHistory, length)
+	}
+	ctx := context.Background()
+	ids := make([]movielens.MovieID, len(b.Movies))
+	for i, mv := range b.Movies {
+		ids[i] = mv.ID
+	}
+	for _, tc := range []struct {
+		name   string
+		user   feature.UserInput
+		recent []int32 // movie indexes sent as recent movies; -1 an unknown id
+		want   []int32 // the bag's movie indexes, in order
+	}{
+		{"known user", feature.UserInput{UserID: 3}, nil, []int32{102, 4, 3}},
+		{"known user, one stored movie", feature.UserInput{UserID: 4}, nil, []int32{103}},
+		{"unknown id", feature.UserInput{UserID: 9999, Gender: "F"}, nil, nil},
+		{"no id, recent movies", feature.UserInput{Age: 40}, []int32{7, 3, 110}, []int32{7, 3, 110}},
+		{"no id, too many recent movies", feature.UserInput{Age: 40}, []int32{7, 3, 7, -1, 110, 5, 6}, []int32{7, 3, 110, 5}},
+		{"known user, recent movies first", feature.UserInput{UserID: 3}, []int32{4, 9}, []int32{4, 9, 102, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.user
+			for _, mi := range tc.want {
+				in.History = append(in.History, strconv.Itoa(int(b.Movies[mi].ID)))
+			}
+			u := User{UserInput: tc.user}
+			for _, mi := range tc.recent {
+				if mi < 0 {
+					u.Recent = append(u.Recent, 987654)
+					continue
+				}
+				u.Recent = append(u.Recent, b.Movies[mi].ID)
+			}
+			want := make([]float32, 8)
+			m.UserVector(want, enc.EncodeUser(in))
+			sc, err := s.Score(ctx, ScoreRequest{User: u, MovieIDs: ids})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.User.History != len(tc.want) {
+				t.Errorf("history of %d movies reported, want %d", sc.User.History, len(tc.want))
+			}
+			for i, x := range sc.Scores {
+				if w := ann.Dot(want, b.Vectors[i*8:(i+1)*8]); x.Score != w {
+					t.Fatalf("movie %d: served score %v, want %v (recent history not pooled as in training?)", x.MovieID, x.Score, w)
+				}
+			}
+			res, err := s.Recall(ctx, Request{User: u, K: 20, ExcludeSeen: boolPtr(false)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range res.Items {
+				mi := slices.Index(ids, it.MovieID)
 				if w := ann.Dot(want, b.Vectors[mi*8:(mi+1)*8]); it.Score != w {
 					t.Errorf("recall score of %d: %v, want %v", it.MovieID, it.Score, w)
 				}

@@ -234,7 +234,7 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
 	}
 	return ModelInfo{
-		Prior:   prior,
+		Prior: prior, RecentHistory: recentLength(b),
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{
@@ -316,6 +316,11 @@ func (v *view) userVector(sc *scratch, u User) (ui int32, known bool, used UsedU
 	}
 	ui, known = snap.users[u.UserID]
 	sc.hist = sc.hist[:0]
+	if r := snap.bundle.Recent; r != nil {
+		used.History = v.recentHistory(sc, u.Recent, ui, known, r, &used)
+		snap.bundle.Model.UserVector(sc.q, sc.enc)
+		return ui, known, used
+	}
 	if known {
 		sc.hist = append(sc.hist, snap.bundle.Seen[ui]...)
 	}
@@ -346,4 +351,47 @@ func (v *view) userVector(sc *scratch, u User) (ui int32, known bool, used UsedU
 	}
 	snap.bundle.Model.UserVector(sc.q, sc.enc)
 	return ui, known, used
+}
+
+// recentHistory puts the history bag of a model whose history feature
+// pools recent movies (r) into sc.enc, as training built it: the newest
+// r.Length known movies, newest first — the request's recent movies (in
+// their order, a repeat counted once), then the known user's stored
+// newest. It notes the recent movies it does not know in used and returns
+// the bag's size (0: none, the OOV bag stays).
+func (v *view) recentHistory(sc *scratch, recent []movielens.MovieID, ui int32, known bool, r *artifact.Recent, used *UsedUser) int {
+	snap := v.snap
+	add := func(m int32) {
+		if len(sc.hist) >= r.Length {
+			return
+		}
+		if h := snap.history.index[m]; h != feature.OOV && !slices.Contains(sc.hist, h) {
+			sc.hist = append(sc.hist, h)
+		}
+	}
+	for _, id := range recent {
+		if m, ok := snap.movies[id]; ok {
+			add(m)
+		} else if _, ok := v.ov.ids.get(id); !ok {
+			used.UnknownRecent = append(used.UnknownRecent, id)
+		} // a movie added since training has no history embedding: known, not pooled
+	}
+	if known {
+		for _, m := range r.Movies[ui] {
+			add(m)
+		}
+	}
+	if snap.history.pos < 0 || len(sc.hist) == 0 {
+		return 0
+	}
+	sc.enc[snap.history.pos] = sc.hist
+	return len(sc.hist)
+}
+
+// recentLength is b's recent-history length, 0 without the feature.
+func recentLength(b *artifact.Bundle) int {
+	if b.Recent == nil || b.Encoder.HistoryPosition() < 0 {
+		return 0
+	}
+	return b.Recent.Length
 }

@@ -105,6 +105,10 @@ type ModelInfo struct {
 	Vocabularies map[string][]string
 	Catalog      CatalogInfo // changes made without retraining
 	Prior        *PriorInfo  // the popularity prior in the vectors' last dimension; nil without one
+	// RecentHistory is how many recent movies the user tower pools (its
+	// recent-history feature: recent_movie_ids, then a known user's
+	// newest); 0 without the feature.
+	RecentHistory int
 }
 
 // PriorInfo describes the model's popularity prior: "now" is the time its

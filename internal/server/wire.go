@@ -291,6 +291,8 @@ type modelResponse struct {
 	Vocabularies map[string][]string `json:"vocabularies"`
 	Catalog      catalogJSON         `json:"catalog"`
 	Prior        *priorJSON          `json:"prior,omitzero"`
+	// RecentHistory: see recall.ModelInfo; absent without the feature.
+	RecentHistory int `json:"recent_history,omitzero"`
 }
 
 type priorJSON struct {
@@ -311,18 +313,19 @@ type catalogJSON struct {
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
 	return modelResponse{
-		Version:      info.Version,
-		CreatedAt:    info.CreatedAt.UTC().Format(timeFormat),
-		LoadedAt:     info.LoadedAt.UTC().Format(timeFormat),
-		Objective:    info.Objective,
-		Dim:          info.Dim,
-		Movies:       info.Movies,
-		Users:        info.Users,
-		Backend:      info.Backend,
-		IndexRecall:  finite(info.IndexRecall),
-		Metrics:      finite(info.Metrics),
-		Vocabularies: info.Vocabularies,
-		Prior:        newPriorJSON(info.Prior),
+		Version:       info.Version,
+		CreatedAt:     info.CreatedAt.UTC().Format(timeFormat),
+		LoadedAt:      info.LoadedAt.UTC().Format(timeFormat),
+		Objective:     info.Objective,
+		Dim:           info.Dim,
+		Movies:        info.Movies,
+		Users:         info.Users,
+		Backend:       info.Backend,
+		IndexRecall:   finite(info.IndexRecall),
+		Metrics:       finite(info.Metrics),
+		Vocabularies:  info.Vocabularies,
+		Prior:         newPriorJSON(info.Prior),
+		RecentHistory: info.RecentHistory,
 		Catalog: catalogJSON{
 			Writable: info.Catalog.Writable, Added: info.Catalog.Added, Updated: info.Catalog.Updated,
 			Deleted: info.Catalog.Deleted, JournalSeq: info.Catalog.Seq,

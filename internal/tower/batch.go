@@ -161,8 +161,8 @@ func (t *Tower) NewSparseGrads() []*nn.SparseGrad {
 // g (which must belong to that field's table). Different fields may run
 // concurrently; one field's rows must not.
 func (t *Tower) EmbeddingBackward(g *nn.SparseGrad, f int, b *Batch, in []feature.Encoded, lo, hi int) {
-	off, dim := t.offsets[f], t.Embeddings[f].Dim
+	off, dim, decay := t.offsets[f], t.Embeddings[f].Dim, t.Embeddings[f].Decay
 	for r := lo; r < hi; r++ {
-		g.PoolBackward(in[r][f], b.DX[r*t.inDim+off:r*t.inDim+off+dim])
+		g.PoolBackwardDecay(in[r][f], b.DX[r*t.inDim+off:r*t.inDim+off+dim], decay)
 	}
 }

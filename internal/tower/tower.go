@@ -254,6 +254,12 @@ func (m *Model) Prior() *Prior {
 	return &c
 }
 
+// SetUserPoolDecay makes the user tower pool field f's bags by recency
+// (nn.Embedding.Decay: the k-th index weighs decay^k; 0 is the plain
+// mean). The weights file does not hold it: the artifact stores it beside
+// the history (artifact.Recent) and sets it at load.
+func (m *Model) SetUserPoolDecay(f int, decay float32) { m.user.Embeddings[f].Decay = decay }
+
 // Config returns a copy of the model's config.
 func (m *Model) Config() Config { return cloneConfig(m.cfg) }
 
@@ -359,7 +365,7 @@ func (m *Model) Clone() *Model {
 func (t *Tower) clone() *Tower {
 	c := &Tower{OutputReLU: t.OutputReLU, Normalize: t.Normalize}
 	for _, e := range t.Embeddings {
-		c.Embeddings = append(c.Embeddings, &nn.Embedding{Rows: e.Rows, Dim: e.Dim, W: slices.Clone(e.W)})
+		c.Embeddings = append(c.Embeddings, &nn.Embedding{Rows: e.Rows, Dim: e.Dim, W: slices.Clone(e.W), Decay: e.Decay})
 	}
 	for _, l := range t.Layers {
 		c.Layers = append(c.Layers, &nn.Dense{In: l.In, Out: l.Out, W: slices.Clone(l.W), B: slices.Clone(l.B)})

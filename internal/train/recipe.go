@@ -19,8 +19,11 @@ import (
 //  1. weight each user's interactions by recency (WeightByRecency);
 //  2. deal each user's interactions into history folds (assignFolds);
 //  3. move some interactions to id-less twins (addColdTwins);
-//  4. move the real users' interactions to per-fold copies whose history
-//     bag lacks the fold's movies (addHistoryFolds).
+//  4. move the users' interactions to copies of the user whose history
+//     bag leaves the target out: with HistoryLength > 0 the user's newest
+//     HistoryLength movies rated strictly before the interaction
+//     (recentBags, addRecentHistory; twins included), else the whole
+//     history less the interaction's fold (addHistoryFolds; real users).
 //
 // The order matters for reproducibility: every step draws from its own
 // stream derived from Seed.
@@ -32,9 +35,16 @@ type Recipe struct {
 	// twins of their user (and half as many to twins of their movie).
 	ColdStartRate float64
 	// HistoryFolds is the number of folds of each user's interactions for
-	// the history feature; used when Fields.User holds feature.HistoryField.
+	// the history feature; used when Fields.User holds feature.HistoryField
+	// and HistoryLength is 0.
 	HistoryFolds int
-	Seed         uint64
+	// HistoryLength > 0 makes the history feature causal and recent: an
+	// interaction at time t sees its user's newest HistoryLength movies
+	// rated strictly before t (a movie rated at t itself, the target
+	// included, is left out), as serving sees a user's newest movies. 0
+	// keeps the whole-history bag with fold exclusion.
+	HistoryLength int
+	Seed          uint64
 }
 
 // Fields says which feature each position of the encoded users and movies
@@ -56,7 +66,13 @@ func (r Recipe) Apply(d *Data, times []int64, f Fields) error {
 	if !(r.ColdStartRate >= 0 && r.ColdStartRate <= 1) {
 		errs = append(errs, fmt.Errorf("cold-start rate %g not in [0, 1]", r.ColdStartRate))
 	}
-	if hist >= 0 && r.HistoryFolds < 2 {
+	if r.HistoryLength < 0 {
+		errs = append(errs, fmt.Errorf("history length %d < 0", r.HistoryLength))
+	}
+	if len(times) != len(d.Train) {
+		errs = append(errs, fmt.Errorf("%d times for %d interactions", len(times), len(d.Train)))
+	}
+	if hist >= 0 && r.HistoryLength == 0 && r.HistoryFolds < 2 {
 		errs = append(errs, fmt.Errorf("%d history folds, want ≥ 2", r.HistoryFolds))
 	}
 	if hist >= 0 && len(f.HistoryIndex) != len(d.Movies) {
@@ -71,15 +87,99 @@ func (r Recipe) Apply(d *Data, times []int64, f Fields) error {
 		}
 	}
 	realUsers := int32(len(d.Users))
-	var folds []int32
-	if hist >= 0 { // folds first: they follow the real users, before twins take some interactions
+	recent := hist >= 0 && r.HistoryLength > 0
+	var folds, group []int32
+	var bags [][]int32
+	switch { // bags and folds first: they follow the real users and movies, before twins take some interactions
+	case recent:
+		group, bags = recentBags(d.Train, times, f.HistoryIndex, r.HistoryLength)
+	case hist >= 0:
 		folds = assignFolds(d.Train, len(d.Users), r.HistoryFolds, r.Seed)
 	}
 	addColdTwins(d, f.User, f.Movie, r.ColdStartRate, r.Seed)
-	if hist >= 0 {
+	switch {
+	case recent:
+		addRecentHistory(d, int32(len(d.Users)), hist, group, bags)
+	case hist >= 0:
 		addHistoryFolds(d, realUsers, hist, folds, f.HistoryIndex)
 	}
 	return nil
+}
+
+// recentBags builds the causal history of every interaction: the history
+// indexes of its user's newest n movies rated strictly before it, newest
+// first (ties in time by movie index, higher first, as the splits order
+// them). Interactions of one user at one time share a bag, so it returns
+// each interaction's group and each group's bag; a user's first time gets
+// the empty bag. histIndex maps a movie to its history index.
+func recentBags(xs []Interaction, times []int64, histIndex []int32, n int) (group []int32, bags [][]int32) {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		return cmp.Or(cmp.Compare(xs[a].User, xs[b].User), cmp.Compare(times[a], times[b]),
+			cmp.Compare(xs[a].Movie, xs[b].Movie), cmp.Compare(a, b))
+	})
+	group = make([]int32, len(xs))
+	for lo := 0; lo < len(idx); { // one user's interactions, oldest first
+		hi := lo + 1
+		for hi < len(idx) && xs[idx[hi]].User == xs[idx[lo]].User {
+			hi++
+		}
+		for t := lo; t < hi; { // one time: [t, e)
+			e := t + 1
+			for e < hi && times[idx[e]] == times[idx[t]] {
+				e++
+			}
+			bag := make([]int32, 0, min(n, t-lo))
+			for p := t - 1; p >= lo && len(bag) < n; p-- {
+				bag = append(bag, histIndex[xs[idx[p]].Movie])
+			}
+			for _, i := range idx[t:e] {
+				group[i] = int32(len(bags))
+			}
+			bags = append(bags, bag)
+			t = e
+		}
+		lo = hi
+	}
+	return group, bags
+}
+
+// addRecentHistory moves every interaction of a user entity below n (the
+// real users, then their cold-start twins) to a copy of that entity per
+// bag, whose history field (pos) is the bag (the OOV bag when empty).
+// group[i] is interaction i's bag in bags (see recentBags). A twin's copy
+// keeps the bag, so id-less users with recent movies — new users sending
+// recent_movie_ids — are trained as serving sees them; it stays marked
+// cold only when its bag is empty (nothing known about the user). Serving
+// and evaluation use the user's newest movies in the same way.
+func addRecentHistory(d *Data, n int32, pos int, group []int32, bags [][]int32) {
+	type key struct{ group, user int32 }
+	entity := map[key]int32{}
+	for i := range d.Train {
+		x := &d.Train[i]
+		if x.User >= n {
+			continue
+		}
+		k := key{group[i], x.User}
+		e, ok := entity[k]
+		if !ok {
+			e = int32(len(d.Users))
+			entity[k] = e
+			t := slices.Clone(d.Users[x.User])
+			t[pos] = bags[k.group]
+			if len(t[pos]) == 0 {
+				t[pos] = []int32{feature.OOV}
+			}
+			d.Users = append(d.Users, t)
+			if d.Cold != nil {
+				d.Cold = append(d.Cold, d.Cold[x.User] && len(bags[k.group]) == 0)
+			}
+		}
+		x.User = e
+	}
 }
 
 // WeightByRecency sets every interaction's Weight by its recency within its

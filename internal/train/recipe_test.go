@@ -1,7 +1,9 @@
 package train
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -168,5 +170,99 @@ func TestRecipeApplyChecks(t *testing.T) {
 	}
 	if err := (Recipe{Recency: 1}).Apply(&d, nil, Fields{}); err == nil {
 		t.Error("recency without times accepted")
+	}
+}
+
+// TestRecentHistory checks the causal history: every example's bag holds
+// exactly its user's newest n movies rated strictly before it (so never its
+// own movie, one rated at the same time or a later one), newest first; a
+// cold-start twin keeps the bag without the id, and only twins with an
+// empty bag are marked cold.
+func TestRecentHistory(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		n     int
+		twins bool
+	}{{"one", 1, false}, {"three", 3, false}, {"longer than any history", 50, false}, {"with twins", 4, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(7, uint64(tc.n)))
+			const users, movies = 5, 30
+			d := Data{}
+			for u := range users {
+				d.Users = append(d.Users, feature.Encoded{{int32(u + 1)}, {feature.OOV}})
+			}
+			histIndex := make([]int32, movies)
+			for m := range movies {
+				d.Movies = append(d.Movies, feature.Encoded{{int32(m + 1)}})
+				histIndex[m] = int32(m + 1)
+			}
+			var times []int64
+			for u := range users - 1 { // the last user rates nothing
+				for _, m := range rng.Perm(movies)[:5+rng.IntN(20)] {
+					d.Train = append(d.Train, Interaction{User: int32(u), Movie: int32(m)})
+					times = append(times, int64(rng.IntN(8))) // many ties
+				}
+			}
+			orig := slices.Clone(d.Train)
+			nu := int32(len(d.Users))
+			fl := Fields{User: []feature.Field{feature.UserIDField, feature.HistoryField}, Movie: []feature.Field{feature.MovieIDField}, HistoryIndex: histIndex}
+			rate := 0.0
+			if tc.twins {
+				rate = 0.3
+			}
+			if err := (Recipe{ColdStartRate: rate, HistoryLength: tc.n, Seed: 3}).Apply(&d, times, fl); err != nil {
+				t.Fatal(err)
+			}
+			twins := 0
+			copies := nu // the first history copy
+			if tc.twins {
+				copies = 2 * nu
+			}
+			for i, x := range d.Train {
+				if x.User < copies {
+					t.Fatalf("interaction %d still on user or twin %d", i, x.User)
+				}
+				u := orig[i].User
+				id := d.Users[x.User][0][0]
+				twin := id == feature.OOV
+				if twin {
+					twins++
+				} else if id != u+1 {
+					t.Errorf("interaction %d: the copy lost its user's id", i)
+				}
+				// The expected bag: u's movies before times[i], newest first,
+				// ties by movie index (higher first).
+				var before []int
+				for j, y := range orig {
+					if y.User == u && times[j] < times[i] {
+						before = append(before, j)
+					}
+				}
+				slices.SortFunc(before, func(a, b int) int {
+					return cmp.Or(cmp.Compare(times[b], times[a]), cmp.Compare(orig[b].Movie, orig[a].Movie))
+				})
+				want := []int32{}
+				for _, j := range before[:min(tc.n, len(before))] {
+					want = append(want, histIndex[orig[j].Movie])
+				}
+				if cold := d.Cold != nil && d.Cold[x.User]; cold != (twin && len(want) == 0) {
+					t.Errorf("interaction %d (twin %v, bag %v): cold %v", i, twin, want, cold)
+				}
+				if len(want) == 0 {
+					want = []int32{feature.OOV}
+				}
+				if got := d.Users[x.User][1]; !slices.Equal(got, want) {
+					t.Errorf("interaction %d (user %d, time %d): bag %v, want %v", i, u, times[i], got, want)
+				}
+				if slices.Contains(d.Users[x.User][1], histIndex[orig[i].Movie]) {
+					t.Errorf("interaction %d: its own movie is in its bag", i)
+				}
+			}
+			if tc.twins != (twins > 0) {
+				t.Errorf("%d interactions on twins", twins)
+			}
+		})
 	}
 }

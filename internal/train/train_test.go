@@ -414,9 +414,34 @@ func benchTrain(b *testing.B, obj string, workers int) {
 		uv = append(slices.Clone(uv), len(s.data.Movies)+1)
 		tc.UserEmbed = append(tc.UserEmbed, 32)
 	}
+	recent := obj == "recent"
+	if recent { // the default model plus the recent-history feature: 16-d, the newest 20 movies before each example, decay 0.8
+		obj = Softmax
+		for i, u := range s.data.Users {
+			s.data.Users[i] = append(u, []int32{feature.OOV})
+		}
+		r := rand.New(rand.NewPCG(3, 3))
+		times := make([]int64, len(s.data.Train))
+		for i := range times {
+			times[i] = int64(r.IntN(1 << 20))
+		}
+		hi := make([]int32, len(s.data.Movies))
+		for i := range hi {
+			hi[i] = int32(i + 1)
+		}
+		fl := Fields{User: append(feature.UserFields(), feature.HistoryField), Movie: feature.MovieFields(), HistoryIndex: hi}
+		if err := (Recipe{ColdStartRate: 0.1, HistoryLength: 20, Seed: 1}).Apply(&s.data, times, fl); err != nil {
+			b.Fatal(err)
+		}
+		uv = append(slices.Clone(uv), len(s.data.Movies)+1)
+		tc.UserEmbed = append(tc.UserEmbed, 16)
+	}
 	m, err := tower.New(tc, uv, mv, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		b.Fatal(err)
+	}
+	if recent {
+		m.SetUserPoolDecay(len(tc.UserEmbed)-1, 0.8)
 	}
 	cfg.Epochs, cfg.Workers = 1, workers
 	b.ReportAllocs()
@@ -448,6 +473,14 @@ func BenchmarkTrainSoftmax(b *testing.B) {
 func BenchmarkTrainSoftmaxHistory(b *testing.B) {
 	for _, w := range []int{1, 2} {
 		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, "history", w) })
+	}
+}
+
+// BenchmarkTrainSoftmaxRecent is BenchmarkTrainSoftmax with the
+// recent-history feature (causal bags of 20, one user copy per example).
+func BenchmarkTrainSoftmaxRecent(b *testing.B) {
+	for _, w := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, "recent", w) })
 	}
 }
 
