@@ -151,16 +151,30 @@ func sampleHeap() (stop func(), peak *int) {
 // passes). On the clustered synthetic vectors at catalogue sizes from
 // 2,000 to 256,000 it reports the process CPU per query (median of 5
 // passes of 200 queries) of each at k = 10 and k = 100 and their sum, the
-// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set.
+// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set: to
+// a comma-separated list of sizes, or to anything else for 2,000 to
+// 256,000 doubling.
 func TestCrossover(t *testing.T) {
-	if os.Getenv("TOWERRECALL_ANN_CROSSOVER") == "" {
+	env := os.Getenv("TOWERRECALL_ANN_CROSSOVER")
+	if env == "" {
 		t.Skip("TOWERRECALL_ANN_CROSSOVER not set")
+	}
+	sizes := []int{2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000}
+	if strings.Contains(env, ",") {
+		sizes = sizes[:0]
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	s := newSynth(8, 20, 0.35, true, 71)
 	queries := rows(s.points(200, 73), 8)
 	t.Logf("| movies | exact k=10 | HNSW k=10 | exact k=100 | HNSW k=100 | exact/HNSW (k=10 + k=100) | recall@10 / @100 |")
 	t.Logf("|--:|--:|--:|--:|--:|--:|--:|")
-	for _, n := range []int{2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000} {
+	for _, n := range sizes {
 		vecs := s.points(n, 72)
 		ex, err := NewExact(vecs, 8)
 		if err != nil {
