@@ -16,18 +16,19 @@ import (
 //	uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
 //	uint32 library M | float64 library Ml | uint32 library EfSearch
 //	uint32 entry | uint32 top | uint32 stride0 | uint32 strideU | uint64 upper rows
-//	n × uint8 levels
-//	n·stride0 × int32 layer-0 rows | rows·strideU × int32 upper rows
+//	nodes × uint8 levels
+//	nodes·stride0 × int32 layer-0 rows | rows·strideU × int32 upper rows
 //	uint32 CRC-32C of everything before it
 //
 // Rows are count-first, as in graph. The fingerprint is of every row of
 // the index; the graph has one node per distinct vector, and the mapping
 // from nodes to rows is not stored but recomputed from the vectors at
 // load (distinctRows: linear, deterministic). A graph written before
-// duplicates were merged has one node per row and loads as such. Loading is a copy and one linear
-// validation pass, where the coder/hnsw format (version 1, export.go, still
-// read) stores every node's augmented vector on every layer it is in and
-// needs the rows recomputed and checked, and its links sorted, node by node.
+// duplicates were merged has one node per row and loads as such. Loading
+// is a copy and one linear validation pass, where the coder/hnsw format
+// (version 1, export.go, still read) stores every node's augmented vector
+// on every layer it is in and needs the rows recomputed and checked, and
+// its links sorted, node by node.
 const nativeMagic = "TRANNHX2"
 
 const nativeHeaderLen = 8 + 4 + 4 + 8 + 4 + 4 + 8 + 4 + 8 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 8

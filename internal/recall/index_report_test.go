@@ -20,6 +20,7 @@ import (
 // self-check recall, measured latencies, choice and time to load or build,
 // so that a graph written by an earlier release can be compared with the
 // current build on the same trained vectors and the same queries.
+// TOWERRECALL_ANN_EF overrides the search beam (EfSearch).
 func TestArtifactIndexReport(t *testing.T) {
 	dir := os.Getenv("TOWERRECALL_ARTIFACT")
 	if dir == "" {
@@ -32,6 +33,11 @@ func TestArtifactIndexReport(t *testing.T) {
 	opts := Options{Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100, HNSW: ann.DefaultHNSWParams(), Seed: 1}
 	if v := os.Getenv("TOWERRECALL_SELFCHECK_QUERIES"); v != "" {
 		if _, err := fmt.Sscan(v, &opts.SelfCheckQueries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := os.Getenv("TOWERRECALL_ANN_EF"); v != "" {
+		if _, err := fmt.Sscan(v, &opts.HNSW.EfSearch); err != nil {
 			t.Fatal(err)
 		}
 	}
