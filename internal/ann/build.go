@@ -166,7 +166,7 @@ func (b *builder) insert(id int32) {
 	for l := min(level, top); l >= 0; l-- {
 		b.s.begin(b.efC)
 		for _, e := range b.w {
-			b.s.seed(e, nil)
+			b.s.seed(e, nil, nil)
 		}
 		b.dups = b.dups[:0]
 		b.beam(q, l, id)
@@ -231,15 +231,14 @@ func (b *builder) greedy(q []float32, cur Result, l int) Result {
 }
 
 // maxDups is how many links a node keeps to nodes with the same vector.
-// Catalogues can hold thousands of identical vectors (movies without
-// ratings get the vector of their genres and year alone); linked to each
-// other by the usual rule they form closed cliques (each other's nearest,
-// never pruned) that fill every row, leave no link out and trap the
-// search: recall@10 0.61 on TestHNSWDuplicates. Capped, the rest of a row
-// leads out of the group (its own links come from the other nodes' link
-// rows as they are inserted). Measured there: cap 2 0.991 / 0.955
-// (recall@10 / @100: k = 100 may need a whole group), 4 0.978 / 0.976,
-// half of each row 0.978 / 0.987, 8 0.984 / 0.997.
+// The graph holds each distinct vector once (distinct.go), so this only
+// concerns vectors that differ in their bits but not as augmented rows
+// (rounding after the division by R, or 0 and -0). Identical vectors are
+// each other's nearest and never pruned: a large group of them forms a
+// closed clique that fills every row and traps the search (recall@10 0.61
+// on a catalogue with many duplicates before the cap, 0.98 with it, and
+// 0.51 on the trained 1M catalogue, which is why duplicates are now merged
+// before the build). The cap leaves the rest of a row leading out.
 const maxDups = 8
 
 // beam is graph.beam without filter or budget, reading each expanded
@@ -404,11 +403,11 @@ func (b *builder) repair() {
 		}
 		q := b.vec(u)
 		s.begin(repairEf)
-		s.seed(Result{ID: g.entry, Score: Dot(q, b.vec(g.entry))}, nil)
+		s.seed(Result{ID: g.entry, Score: Dot(q, b.vec(g.entry))}, nil, nil)
 		if ep := g.descend(b.aug, b.d1, q, 0); reach[ep.ID] {
-			s.seed(ep, nil)
+			s.seed(ep, nil, nil)
 		}
-		g.beam(s, b.aug, b.d1, q, 0, nil, unlimited)
+		g.beam(s, b.aug, b.d1, q, 0, nil, nil, unlimited)
 		near := s.res.sorted()
 		from := int32(-1)
 		for _, c := range near {

@@ -151,16 +151,30 @@ func sampleHeap() (stop func(), peak *int) {
 // passes). On the clustered synthetic vectors at catalogue sizes from
 // 2,000 to 256,000 it reports the process CPU per query (median of 5
 // passes of 200 queries) of each at k = 10 and k = 100 and their sum, the
-// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set.
+// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set: to
+// a comma-separated list of sizes, or to anything else for 2,000 to
+// 256,000 doubling.
 func TestCrossover(t *testing.T) {
-	if os.Getenv("TOWERRECALL_ANN_CROSSOVER") == "" {
+	env := os.Getenv("TOWERRECALL_ANN_CROSSOVER")
+	if env == "" {
 		t.Skip("TOWERRECALL_ANN_CROSSOVER not set")
+	}
+	sizes := []int{2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000}
+	if strings.Contains(env, ",") {
+		sizes = sizes[:0]
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	s := newSynth(8, 20, 0.35, true, 71)
 	queries := rows(s.points(200, 73), 8)
 	t.Logf("| movies | exact k=10 | HNSW k=10 | exact k=100 | HNSW k=100 | exact/HNSW (k=10 + k=100) | recall@10 / @100 |")
 	t.Logf("|--:|--:|--:|--:|--:|--:|--:|")
-	for _, n := range []int{2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000} {
+	for _, n := range sizes {
 		vecs := s.points(n, 72)
 		ex, err := NewExact(vecs, 8)
 		if err != nil {
@@ -178,5 +192,97 @@ func TestCrossover(t *testing.T) {
 		e100, h100 := medianLatency(ex, queries, 100, 5), medianLatency(h, queries, 100, 5)
 		t.Logf("| %d | %s | %s | %s | %s | %.2f | %.4f / %.4f |", n, us(e10), us(h10), us(e100), us(h100),
 			float64(e10+e100)/float64(h10+h100), rec[10], rec[100])
+	}
+}
+
+// TestDuplicatesReport measures what merging duplicate vectors changes
+// (docs/ann.md, "Duplicate vectors"): for each size in
+// TOWERRECALL_ANN_DUPS (e.g. 100000,1000000), on dupVectors with n/200
+// shared vectors and n/5 unique ones, and for the vectors in
+// TOWERRECALL_ANN_DUPS_FILE (flat little-endian float32, such as an
+// artifact's movie_vectors.bin, of dimension TOWERRECALL_ANN_DUPS_DIM,
+// default 8; queries are noisy items), it builds the graph both ways —
+// one node per row (as before: the same build over every row) and one per
+// distinct vector — and reports the time to compute the mapping, build
+// time (wall, two workers), recall@10 and @100 against exact
+// (SelfCheck) and the process CPU per query (median of 5 passes) of
+// exact and of both graphs at k = 10 and 100.
+func TestDuplicatesReport(t *testing.T) {
+	sizes, file := os.Getenv("TOWERRECALL_ANN_DUPS"), os.Getenv("TOWERRECALL_ANN_DUPS_FILE")
+	if sizes == "" && file == "" {
+		t.Skip("TOWERRECALL_ANN_DUPS and TOWERRECALL_ANN_DUPS_FILE not set")
+	}
+	type input struct {
+		name    string
+		vecs    []float32
+		dim     int
+		queries [][]float32
+	}
+	var inputs []input
+	for _, f := range strings.Split(sizes, ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vecs, s := dupVectors(n, n/200, n/5, 81)
+		inputs = append(inputs, input{"synthetic " + f, vecs, 8, rows(s.points(500, 82), 8)})
+	}
+	if file != "" {
+		dim := 8
+		if d := os.Getenv("TOWERRECALL_ANN_DUPS_DIM"); d != "" {
+			dim, _ = strconv.Atoi(d)
+		}
+		vecs := readVectors(t, file, dim)
+		inputs = append(inputs, input{file, vecs, dim, noisyQueries(vecs, dim, 500, 83)})
+	}
+	for _, in := range inputs {
+		n := len(in.vecs) / in.dim
+		var ds []time.Duration
+		var nodes int
+		for range 3 {
+			start := time.Now()
+			_, m := distinctRows(in.vecs, in.dim)
+			ds = append(ds, time.Since(start))
+			nodes = m.nodes()
+		}
+		slices.Sort(ds)
+		t.Logf("%s: %d rows, %d distinct; mapping %v (median of 3)", in.name, n, nodes, ds[1])
+		ex, err := NewExact(in.vecs, in.dim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := DefaultHNSWParams()
+		p.BuildWorkers = 2
+		start := time.Now()
+		perRow, err := newHNSWBase(in.vecs, in.dim, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perRow.gvecs, perRow.groups = perRow.exact.vecs, identityGroups(n)
+		perRow.g = buildGraph(perRow.augmenter().all(), in.dim+1, n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), p.BuildWorkers)
+		tRow := time.Since(start)
+		start = time.Now()
+		merged, err := NewHNSW(in.vecs, in.dim, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tMerged := time.Since(start)
+		e10, e100 := medianLatency(ex, in.queries, 10, 5), medianLatency(ex, in.queries, 100, 5)
+		for _, c := range []struct {
+			name  string
+			h     *HNSW
+			build time.Duration
+		}{{"a node per row", perRow, tRow}, {"a node per distinct vector", merged, tMerged}} {
+			rec, err := SelfCheck(c.h, ex, in.queries, []int{10, 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s, %s: %d nodes, build %.1f s wall; recall@10 %.4f @100 %.4f; k=10 %s (exact %s), k=100 %s (exact %s)",
+				in.name, c.name, c.h.g.n, c.build.Seconds(), rec[10], rec[100],
+				us(medianLatency(c.h, in.queries, 10, 5)), us(e10), us(medianLatency(c.h, in.queries, 100, 5)), us(e100))
+		}
 	}
 }

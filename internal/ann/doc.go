@@ -19,6 +19,8 @@
 //   - HNSW searches a hierarchical navigable small-world graph with the
 //     package's own best-first beam search (graph.go), scoring nodes by
 //     exact Dot, applying filters during the search, allocating nothing;
+//     the graph holds each distinct vector once, and a node found stands
+//     for every row with its vector (distinct.go);
 //     the graph is built here (build.go, by GOMAXPROCS workers) in a flat,
 //     pointer-free form and stored as those flat rows (native.go);
 //     artifacts written before hold github.com/coder/hnsw's Export format

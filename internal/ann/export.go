@@ -13,7 +13,7 @@ import (
 // is still read, so that artifacts written before it keep loading, and
 // written by exportLibrary for the tests:
 //
-//	magic "TRANNHX1" | uint32 n | uint32 dim | uint64 vector fingerprint
+//	magic "TRANNHX1" | uint32 nodes | uint32 dim | uint64 vector fingerprint
 //	uint8 build (0) | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
 //	uint32 graphs (1) | uint64 length | coder/hnsw Export bytes
 //	uint32 CRC-32C of everything before it
@@ -42,7 +42,7 @@ func (h *HNSW) Export(w io.Writer) error { return h.exportNative(w) }
 func (h *HNSW) exportLibrary(w io.Writer) error {
 	blob := encodeGraph(h.g, h.augmenter())
 	b := []byte(exportMagic)
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.g.n))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
 	b = binary.LittleEndian.AppendUint64(b, h.vsum)
 	b = append(b, 0) // build
@@ -123,11 +123,11 @@ func ImportHNSW(r io.Reader, vectors []float32, dim int, p HNSWParams) (*HNSW, e
 	if err != nil {
 		return nil, err
 	}
-	if h.exact.n != n {
-		return nil, bad("graph has %d vectors, given %d", n, h.exact.n)
-	}
 	if h.vsum != vsum {
 		return nil, bad("graph was built from different vectors")
+	}
+	if err := h.useNodes(n); err != nil {
+		return nil, err
 	}
 	l, err := d.u64()
 	if err != nil || l > uint64(len(d.b)-d.off) {

@@ -118,6 +118,7 @@ type scratch struct {
 	cand    []Result // max-heap: the best unexpanded candidate on top
 	res     topK     // the beam: the ef best accepted nodes, worst on top
 	scored  int      // nodes scored by this search
+	checked int      // rows the filter examined past each node's first
 }
 
 func newScratch(n int) *scratch { return &scratch{visited: make([]uint16, n)} }
@@ -134,19 +135,27 @@ func (s *scratch) begin(ef int) {
 	}
 	s.res = topK{h: s.res.h[:0], k: ef}
 	s.cand = s.cand[:0]
-	s.scored = 0
+	s.scored, s.checked = 0, 0
 }
 
 // seed enters r into the search unless it was already seen.
-func (s *scratch) seed(r Result, accept Filter) {
+func (s *scratch) seed(r Result, accept Filter, m *groups) {
 	if s.visited[r.ID] == s.epoch {
 		return
 	}
 	s.visited[r.ID] = s.epoch
 	s.pushCand(r)
-	if accept.Accepts(r.ID) {
+	if accept == nil || s.accepts(accept, m, r.ID) {
 		s.res.push(r)
 	}
+}
+
+// accepts reports whether accept (not nil) takes any row of node id under
+// the mapping m, counting the rows it examined past the first.
+func (s *scratch) accepts(accept Filter, m *groups, id int32) bool {
+	ok, c := m.accepts(accept, id)
+	s.checked += c - 1
+	return ok
 }
 
 func (s *scratch) pushCand(r Result) {
@@ -194,10 +203,12 @@ const unlimited = math.MaxInt
 // and by the build alike. From the nodes seeded into s, it expands the
 // best unexpanded candidate on layer l, scoring each unseen neighbour by
 // Dot with q, until the best candidate ranks below the worst result of a
-// full beam (s.res holds the ef best accepted nodes). Nodes the filter
-// rejects are traversed but never enter the beam. It gives up and returns
-// false once budget nodes have been scored.
-func (g *graph) beam(s *scratch, vecs []float32, dim int, q []float32, l int, accept Filter, budget int) bool {
+// full beam (s.res holds the ef best accepted nodes). Nodes none of whose
+// rows (under m) the filter accepts are traversed but never enter the
+// beam. It gives up and returns false once it has scored budget nodes,
+// each scanPerVisit rows the filter examined past a node's first counting
+// as one more.
+func (g *graph) beam(s *scratch, vecs []float32, dim int, q []float32, l int, accept Filter, m *groups, budget int) bool {
 	for len(s.cand) > 0 {
 		c := s.popCand()
 		if s.res.full() && worse(c, s.res.h[0]) {
@@ -214,11 +225,11 @@ func (g *graph) beam(s *scratch, vecs []float32, dim int, q []float32, l int, ac
 				continue
 			}
 			s.pushCand(r)
-			if accept.Accepts(x) {
+			if accept == nil || s.accepts(accept, m, x) {
 				s.res.push(r)
 			}
 		}
-		if s.scored >= budget {
+		if s.scored+s.checked/scanPerVisit >= budget {
 			return false
 		}
 	}

@@ -98,22 +98,27 @@ func (p HNSWParams) Validate() error {
 // zero query scores every item 0 and is answered by the exact scan (ties
 // by lower id).
 //
+// The graph has one node per distinct vector (distinct.go): a search
+// finds nodes and expands each into the rows that share its vector.
+//
 // The graph is flat and pointer-free (graph.go), the vectors are the exact
-// index's, and each query's memory comes from a pool, so a search
-// allocates nothing. The graph is never mutated after construction, so
+// index's (or, with duplicates, their distinct rows), and each query's
+// memory comes from a pool, so a search allocates nothing. The graph is never mutated after construction, so
 // HNSW is safe for concurrent use.
 type HNSW struct {
-	p     HNSWParams
-	exact *Exact
-	g     *graph
-	vsum  uint64 // fingerprint of the vectors, checked by ImportHNSW
-	pool  sync.Pool
+	p      HNSWParams
+	exact  *Exact
+	g      *graph
+	gvecs  []float32 // the graph's vectors, one per node: the distinct rows
+	groups groups    // graph node → the rows holding its vector (distinct.go)
+	vsum   uint64    // fingerprint of the vectors, checked by ImportHNSW
+	pool   sync.Pool
 }
 
 var _ Index = (*HNSW)(nil)
 
 // NewHNSW copies vectors (flat row-major n×dim) and builds a graph over
-// them.
+// the distinct ones.
 func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -127,7 +132,7 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	h.g = buildGraph(a.all(), dim+1, h.exact.n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), workers)
+	h.g = buildGraph(a.all(), dim+1, h.groups.nodes(), p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), workers)
 	return h, nil
 }
 
@@ -137,12 +142,27 @@ func newHNSWBase(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 		return nil, err
 	}
 	h := &HNSW{p: p, exact: ex, vsum: fingerprint(ex.vecs, dim)}
-	n := ex.n
-	h.pool.New = func() any { return newScratch(n) }
+	h.gvecs, h.groups = distinctRows(ex.vecs, dim)
+	h.pool.New = func() any { return newScratch(h.groups.nodes()) }
 	return h, nil
 }
 
-func (h *HNSW) augmenter() augmenter { return newAugmenter(h.exact.vecs, h.exact.dim) }
+// useNodes sets the mapping for a loaded graph of nodes nodes: one per
+// distinct vector, or one per row for a graph written before duplicates
+// were merged (the same thing when no vector repeats).
+func (h *HNSW) useNodes(nodes int) error {
+	switch nodes {
+	case h.groups.nodes():
+	case h.exact.n:
+		h.gvecs, h.groups = h.exact.vecs, identityGroups(h.exact.n)
+	default:
+		return fmt.Errorf("%w: import: graph has %d nodes, vectors have %d rows, %d distinct",
+			ErrInvalid, nodes, h.exact.n, h.groups.nodes())
+	}
+	return nil
+}
+
+func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim) }
 
 // augmenter computes the rows of the inner-product augmentation (see
 // HNSW) one at a time, so that the whole augmented matrix exists only
@@ -223,7 +243,9 @@ func (h *HNSW) Dim() int { return h.exact.dim }
 func (h *HNSW) Name() string { return "hnsw" }
 
 // scanPerVisit bounds a filtered search: it gives up and scans once it has
-// visited Len()/scanPerVisit nodes. One visited node (a random read of a
+// visited Len()/scanPerVisit nodes (a row the filter examines to tell
+// whether a node with duplicates has an accepted row counts 1/scanPerVisit
+// of a node). One visited node (a random read of a
 // vector and of its links, heap pushes) costs as much as the exact scan
 // spends on about 90 (1,000,000 items) to 125 (100,000) vectors
 // (docs/ann.md: 165 ns against 1.85 ns, 65 ns against 0.52 ns); 64 gives up
@@ -232,15 +254,17 @@ func (h *HNSW) Name() string { return "hnsw" }
 const scanPerVisit = 64
 
 // Search returns the k best accepted items: a best-first beam search of
-// max(EfSearch, k·Overfetch) over the graph, scored by exact Dot, so
+// max(EfSearch, k·Overfetch) nodes over the graph of distinct vectors,
+// scored by exact Dot, each node found expanded into its accepted rows, so
 // results are sorted best first, ties by lower id, with exact scores.
 //
-// A filter is applied during the search: rejected nodes are traversed but
-// never returned. The exact scan answers instead when the query is zero,
-// when the filter accepts no more than k items, when the beam ends with
-// fewer than k accepted items, or when a filtered search has visited
-// Len()/scanPerVisit nodes without finishing (a filter whose items lie far
-// from the query), so a query gets k results whenever k are accepted.
+// A filter is applied during the search: nodes none of whose rows it
+// accepts are traversed but never returned. The exact scan answers instead
+// when the query is zero, when the filter accepts no more than k items,
+// when the beam ends with fewer than k accepted items, or when a filtered
+// search has visited Len()/scanPerVisit nodes without finishing (a filter
+// whose items lie far from the query), so a query gets k results whenever
+// k are accepted.
 //
 // It allocates nothing when cap(dst) ≥ min(k, Len()); otherwise it
 // allocates dst once.
@@ -263,12 +287,34 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	}
 	s := h.pool.Get().(*scratch)
 	defer h.pool.Put(s)
-	s.begin(min(ex.n, max(h.p.EfSearch, k*h.p.Overfetch)))
-	s.seed(h.g.descend(ex.vecs, ex.dim, q, 0), accept)
-	if !h.g.beam(s, ex.vecs, ex.dim, q, 0, accept, budget) || len(s.res.h) < want {
+	s.begin(min(h.groups.nodes(), max(h.p.EfSearch, k*h.p.Overfetch)))
+	s.seed(h.g.descend(h.gvecs, ex.dim, q, 0), accept, &h.groups)
+	if !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
 		return h.scan(dst, q, k, accept), nil
 	}
-	return append(dst[:0], s.res.sorted()[:want]...), nil
+	// Expand the nodes, best first, into their accepted rows. A node's rows
+	// share its score and ascend, so once the heap is full and one is
+	// turned away, so are the rest; once a node scores below the heap's
+	// worst, so do all after it.
+	t := newTopK(dst, k, ex.n)
+	for _, c := range s.res.sorted() {
+		if t.full() && c.Score < t.h[0].Score {
+			break
+		}
+		for _, row := range h.groups.of(c.ID) {
+			r := Result{ID: row, Score: c.Score}
+			if t.full() && !worse(t.h[0], r) {
+				break
+			}
+			if accept.Accepts(row) {
+				t.push(r)
+			}
+		}
+	}
+	if len(t.h) < want {
+		return h.scan(dst, q, k, accept), nil
+	}
+	return t.sorted(), nil
 }
 
 // scan answers a query with the exact scan.

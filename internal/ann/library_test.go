@@ -72,8 +72,10 @@ func (l *libraryHNSW) Search(dst []Result, q []float32, k int, accept Filter) ([
 	fetch := min(ex.n, max(k*l.overfetch, l.minFetch))
 	seen := 0
 	for _, node := range l.g.Search(l.qa, fetch) {
-		t.push(Result{ID: node.Key, Score: Dot(q, ex.Vector(node.Key))})
-		seen++
+		for _, row := range l.h.groups.of(node.Key) {
+			t.push(Result{ID: row, Score: Dot(q, ex.Vector(row))})
+			seen++
+		}
 	}
 	if seen < t.k {
 		return l.h.scan(dst, q, k, nil), nil

@@ -12,18 +12,23 @@ import (
 // The native export format (version 2, what Export writes) stores the flat
 // graph as it is in memory, little-endian:
 //
-//	magic "TRANNHX2" | uint32 n | uint32 dim | uint64 vector fingerprint
+//	magic "TRANNHX2" | uint32 nodes | uint32 dim | uint64 vector fingerprint
 //	uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
 //	uint32 library M | float64 library Ml | uint32 library EfSearch
 //	uint32 entry | uint32 top | uint32 stride0 | uint32 strideU | uint64 upper rows
-//	n × uint8 levels
-//	n·stride0 × int32 layer-0 rows | rows·strideU × int32 upper rows
+//	nodes × uint8 levels
+//	nodes·stride0 × int32 layer-0 rows | rows·strideU × int32 upper rows
 //	uint32 CRC-32C of everything before it
 //
-// Rows are count-first, as in graph. Loading is a copy and one linear
-// validation pass, where the coder/hnsw format (version 1, export.go, still
-// read) stores every node's augmented vector on every layer it is in and
-// needs the rows recomputed and checked, and its links sorted, node by node.
+// Rows are count-first, as in graph. The fingerprint is of every row of
+// the index; the graph has one node per distinct vector, and the mapping
+// from nodes to rows is not stored but recomputed from the vectors at
+// load (distinctRows: linear, deterministic). A graph written before
+// duplicates were merged has one node per row and loads as such. Loading
+// is a copy and one linear validation pass, where the coder/hnsw format
+// (version 1, export.go, still read) stores every node's augmented vector
+// on every layer it is in and needs the rows recomputed and checked, and
+// its links sorted, node by node.
 const nativeMagic = "TRANNHX2"
 
 const nativeHeaderLen = 8 + 4 + 4 + 8 + 4 + 4 + 8 + 4 + 8 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 8
@@ -37,7 +42,7 @@ func (h *HNSW) exportNative(w io.Writer) error {
 	g := h.g
 	b := make([]byte, 0, nativeHeaderLen+g.n)
 	b = append(b, nativeMagic...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.n))
+	b = binary.LittleEndian.AppendUint32(b, uint32(g.n))
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
 	b = binary.LittleEndian.AppendUint64(b, h.vsum)
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M))
@@ -133,11 +138,11 @@ func importNative(body []byte, vectors []float32, dim int, p HNSWParams) (*HNSW,
 	if err != nil {
 		return nil, err
 	}
-	if h.exact.n != n {
-		return nil, bad("graph has %d vectors, given %d", n, h.exact.n)
-	}
 	if h.vsum != vsum {
 		return nil, bad("graph was built from different vectors")
+	}
+	if err := h.useNodes(n); err != nil {
+		return nil, err
 	}
 	if entry >= n {
 		return nil, bad("entry %d out of range", entry)

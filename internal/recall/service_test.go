@@ -410,3 +410,42 @@ func BenchmarkRecall(b *testing.B) {
 		}
 	}
 }
+
+// /model reports what index: auto measured at load and why it chose its
+// backend; a configured backend says so and measures nothing (exact) or
+// both (hnsw, still self-checked).
+func TestModelInfoIndexChoice(t *testing.T) {
+	t.Parallel()
+	for _, index := range []string{"exact", "hnsw", "auto"} {
+		t.Run(index, func(t *testing.T) {
+			t.Parallel()
+			s, _ := loadedService(t, index, "v1", 2000, 3)
+			info, ok := s.Info()
+			if !ok {
+				t.Fatal("no model")
+			}
+			t.Logf("backend %s, choice %q, latency %v µs, recall %v", info.Backend, info.IndexChoice, info.IndexLatency, info.IndexRecall)
+			if index == "exact" {
+				if info.Backend != "exact" || info.IndexChoice != "index: exact is configured" || len(info.IndexLatency) != 0 {
+					t.Errorf("index: exact: backend %s, choice %q, latency %v", info.Backend, info.IndexChoice, info.IndexLatency)
+				}
+				return
+			}
+			for _, b := range []string{"exact", "hnsw"} {
+				if v, ok := info.IndexLatency[b]; !ok || !(v > 0) {
+					t.Errorf("latency of %s = %v, %v", b, v, ok)
+				}
+			}
+			want := map[string][]string{
+				"hnsw": {"index: hnsw is configured"},
+				"auto": {"hnsw faster and recall ≥ min_recall", "exact faster at k = 10 and 100 together; hnsw recall ≥ min_recall", "hnsw recall < min_recall"},
+			}[index]
+			if !slices.Contains(want, info.IndexChoice) {
+				t.Errorf("choice %q, want one of %q", info.IndexChoice, want)
+			}
+			if hnsw := info.IndexChoice == want[0]; hnsw != (info.Backend == "hnsw") {
+				t.Errorf("backend %s with choice %q", info.Backend, info.IndexChoice)
+			}
+		})
+	}
+}

@@ -99,7 +99,12 @@ type ModelInfo struct {
 	Users       int
 	Backend     string             // index answering /recall
 	IndexRecall map[string]float64 // HNSW self-check against exact, "recall@10" ...
-	Metrics     map[string]float64 // training-time evaluation
+	// IndexLatency is the mean time per query at k = 10, in µs, that index:
+	// auto measured at load for each backend ("exact", "hnsw"); empty when
+	// nothing was measured.
+	IndexLatency map[string]float64
+	IndexChoice  string             // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
+	Metrics      map[string]float64 // training-time evaluation
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
 	// "occupation" (canonical names), "genres".
 	Vocabularies map[string][]string

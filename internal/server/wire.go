@@ -287,6 +287,8 @@ type modelResponse struct {
 	Users        int                 `json:"users"`
 	Backend      string              `json:"backend"`
 	IndexRecall  map[string]float64  `json:"index_recall"`
+	IndexLatency map[string]float64  `json:"index_latency_us"`
+	IndexChoice  string              `json:"index_choice"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
 	Catalog      catalogJSON         `json:"catalog"`
@@ -322,6 +324,8 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		Users:         info.Users,
 		Backend:       info.Backend,
 		IndexRecall:   finite(info.IndexRecall),
+		IndexLatency:  finite(info.IndexLatency),
+		IndexChoice:   info.IndexChoice,
 		Metrics:       finite(info.Metrics),
 		Vocabularies:  info.Vocabularies,
 		Prior:         newPriorJSON(info.Prior),
