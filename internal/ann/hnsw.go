@@ -242,6 +242,22 @@ func (h *HNSW) Dim() int { return h.exact.dim }
 // Name is "hnsw".
 func (h *HNSW) Name() string { return "hnsw" }
 
+// EfSearch is the beam width of a query for k ≤ EfSearch/Overfetch.
+func (h *HNSW) EfSearch() int { return h.p.EfSearch }
+
+// WithEfSearch returns an index over the same graph and vectors (shared,
+// not copied) whose queries use beam width ef.
+func (h *HNSW) WithEfSearch(ef int) (*HNSW, error) {
+	p := h.p
+	p.EfSearch = ef
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	w := &HNSW{p: p, exact: h.exact, g: h.g, gvecs: h.gvecs, groups: h.groups, vsum: h.vsum}
+	w.pool.New = func() any { return newScratch(w.groups.nodes()) }
+	return w, nil
+}
+
 // scanPerVisit bounds a filtered search: it gives up and scans once it has
 // visited Len()/scanPerVisit nodes (a row the filter examines to tell
 // whether a node with duplicates has an accepted row counts 1/scanPerVisit

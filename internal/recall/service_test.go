@@ -449,3 +449,41 @@ func TestModelInfoIndexChoice(t *testing.T) {
 		})
 	}
 }
+
+// index: auto widens the HNSW beam when the configured one misses
+// min_recall: a deliberately poor graph (M 4, construction beam 16) misses
+// it at the configured beam and passes after doubling it three times;
+// /model reports the beam.
+func TestAutoWidensBeam(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 3000, 1)
+	p := ann.HNSWParams{M: 4, M0: 8, Ml: 0.25, EfConstruction: 16, Seed: 1, EfSearch: 12, Overfetch: 2, BuildWorkers: 1}
+	info := func(minRecall float64) ModelInfo {
+		s, err := New(Options{Index: "auto", MinRecall: minRecall, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.Nop(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.Info()
+		return in
+	}
+	const minRecall = 0.95
+	narrow := info(0) // passes at once: the recall of the configured beam
+	t.Logf("beam 12: %v", narrow.IndexRecall)
+	if narrow.IndexEfSearch != 12 || narrow.IndexRecall["recall@10"] >= minRecall {
+		t.Fatalf("fixture: beam %d, recall %v; want beam 12 below %g", narrow.IndexEfSearch, narrow.IndexRecall, minRecall)
+	}
+	wide := info(minRecall)
+	t.Logf("widened: beam %d, recall %v, backend %s (%s)", wide.IndexEfSearch, wide.IndexRecall, wide.Backend, wide.IndexChoice)
+	if wide.IndexEfSearch <= 12 || wide.IndexEfSearch > 8*12 {
+		t.Errorf("beam %d, want 24..96", wide.IndexEfSearch)
+	}
+	if wide.IndexRecall["recall@10"] < minRecall || wide.IndexRecall["recall@100"] < minRecall {
+		t.Errorf("widened recall %v, want ≥ %g", wide.IndexRecall, minRecall)
+	}
+	if wide.IndexChoice == "hnsw recall < min_recall" {
+		t.Errorf("choice %q after the beam passed", wide.IndexChoice)
+	}
+}

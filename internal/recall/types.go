@@ -103,8 +103,12 @@ type ModelInfo struct {
 	// auto measured at load for each backend ("exact", "hnsw"); empty when
 	// nothing was measured.
 	IndexLatency map[string]float64
-	IndexChoice  string             // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
-	Metrics      map[string]float64 // training-time evaluation
+	IndexChoice  string // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
+	// IndexEfSearch is the HNSW beam width the self-check ended at: the
+	// configured one, or up to 8× it when index: auto widened the beam
+	// to reach min_recall; 0 without an HNSW graph.
+	IndexEfSearch int
+	Metrics       map[string]float64 // training-time evaluation
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
 	// "occupation" (canonical names), "genres".
 	Vocabularies map[string][]string

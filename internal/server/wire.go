@@ -289,6 +289,7 @@ type modelResponse struct {
 	IndexRecall  map[string]float64  `json:"index_recall"`
 	IndexLatency map[string]float64  `json:"index_latency_us"`
 	IndexChoice  string              `json:"index_choice"`
+	IndexEf      int                 `json:"index_ef_search,omitzero"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
 	Catalog      catalogJSON         `json:"catalog"`
