@@ -90,20 +90,21 @@ func (f *fakeRecaller) Info() (recall.ModelInfo, bool) {
 		return recall.ModelInfo{}, false
 	}
 	return recall.ModelInfo{
-		Version:      "v-test",
-		CreatedAt:    time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC),
-		LoadedAt:     time.Date(2025, 1, 2, 8, 30, 0, 123, time.UTC),
-		Objective:    "softmax",
-		Dim:          8,
-		Movies:       3706,
-		Users:        6040,
-		Backend:      "hnsw",
-		IndexRecall:  map[string]float64{"recall@10": 0.998},
-		IndexLatency: map[string]float64{"exact": 52.0, "hnsw": 12.4},
-		IndexChoice:  "hnsw faster and recall ≥ min_recall",
-		Metrics:      map[string]float64{"recall@10": 0.21, "rmse": nanValue()},
-		Vocabularies: map[string][]string{"gender": {"F", "M"}, "genres": {"Action", "Comedy"}, "empty": nil},
-		Prior:        &recall.PriorInfo{Now: time.Date(2000, 12, 6, 0, 0, 0, 0, time.UTC), HalfLifeDays: 30, Weight: 0.2, ColdWeight: 1, Ratings: 341355},
+		Version:       "v-test",
+		CreatedAt:     time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC),
+		LoadedAt:      time.Date(2025, 1, 2, 8, 30, 0, 123, time.UTC),
+		Objective:     "softmax",
+		Dim:           8,
+		Movies:        3706,
+		Users:         6040,
+		Backend:       "hnsw",
+		IndexRecall:   map[string]float64{"recall@10": 0.998},
+		IndexLatency:  map[string]float64{"exact": 52.0, "hnsw": 12.4},
+		IndexChoice:   "hnsw faster and recall ≥ min_recall",
+		IndexEfSearch: 64,
+		Metrics:       map[string]float64{"recall@10": 0.21, "rmse": nanValue()},
+		Vocabularies:  map[string][]string{"gender": {"F", "M"}, "genres": {"Action", "Comedy"}, "empty": nil},
+		Prior:         &recall.PriorInfo{Now: time.Date(2000, 12, 6, 0, 0, 0, 0, time.UTC), HalfLifeDays: 30, Weight: 0.2, ColdWeight: 1, Ratings: 341355},
 	}, true
 }
 

@@ -77,8 +77,8 @@ func TestEndpoints(t *testing.T) {
 				if m.Prior == nil || m.Prior.Now != "2000-12-06T00:00:00Z" || m.Prior.HalfLifeDays != 30 {
 					t.Errorf("prior %+v: /model must state the prior's now", m.Prior)
 				}
-				if m.IndexLatency["exact"] != 52.0 || m.IndexLatency["hnsw"] != 12.4 || m.IndexChoice != "hnsw faster and recall ≥ min_recall" {
-					t.Errorf("index_latency_us %v, index_choice %q: /model must report auto's measurement", m.IndexLatency, m.IndexChoice)
+				if m.IndexLatency["exact"] != 52.0 || m.IndexLatency["hnsw"] != 12.4 || m.IndexChoice != "hnsw faster and recall ≥ min_recall" || m.IndexEf != 64 {
+					t.Errorf("index_latency_us %v, index_choice %q, index_ef_search %d: /model must report auto's measurement", m.IndexLatency, m.IndexChoice, m.IndexEf)
 				}
 				if m.LoadedAt != "2025-01-02T08:30:00.000000123Z" || m.Vocabularies["empty"] == nil {
 					t.Errorf("model %+v", m)

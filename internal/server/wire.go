@@ -327,6 +327,7 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		IndexRecall:   finite(info.IndexRecall),
 		IndexLatency:  finite(info.IndexLatency),
 		IndexChoice:   info.IndexChoice,
+		IndexEf:       info.IndexEfSearch,
 		Metrics:       finite(info.Metrics),
 		Vocabularies:  info.Vocabularies,
 		Prior:         newPriorJSON(info.Prior),
