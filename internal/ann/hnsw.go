@@ -49,7 +49,7 @@ func DefaultHNSWParams() HNSWParams {
 		Ml:             1.0 / 8,
 		EfConstruction: 200,
 		Seed:           1,
-		EfSearch:       32,
+		EfSearch:       24,
 		Overfetch:      2,
 	}
 }

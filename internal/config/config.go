@@ -263,7 +263,7 @@ func Default() Config {
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
-			HNSWM: 8, HNSWEfSearch: 32, HNSWOverfetch: 2,
+			HNSWM: 8, HNSWEfSearch: 24, HNSWOverfetch: 2,
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
