@@ -137,10 +137,11 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		return err
 	}
 	// A graph that misses min_recall at the configured beam may pass at a
-	// wider one (still far faster than the scan on a large catalogue):
-	// auto doubles the beam up to maxWiden times before giving up on it.
+	// wider one (still far faster than the scan on a large catalogue): the
+	// beam is doubled up to maxWiden times, for auto and a forced hnsw
+	// alike (min_recall 0 keeps the configured beam).
 	const maxWiden = 3
-	for i := 0; i < maxWiden && !pass && opts.Index != "hnsw"; i++ {
+	for i := 0; i < maxWiden && !pass; i++ {
 		if h, err = h.WithEfSearch(2 * h.EfSearch()); err != nil {
 			return fmt.Errorf("recall: widen the HNSW beam: %w", err)
 		}

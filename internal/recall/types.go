@@ -105,7 +105,7 @@ type ModelInfo struct {
 	IndexLatency map[string]float64
 	IndexChoice  string // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
 	// IndexEfSearch is the HNSW beam width the self-check ended at: the
-	// configured one, or up to 8× it when index: auto widened the beam
+	// configured one, or up to 8× it when the self-check widened the beam
 	// to reach min_recall; 0 without an HNSW graph.
 	IndexEfSearch int
 	Metrics       map[string]float64 // training-time evaluation
