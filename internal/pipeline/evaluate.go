@@ -92,34 +92,23 @@ func (r Report) JSON() map[string]any {
 // Flat returns every number under one level of keys, for the manifest.
 func (r Report) Flat() map[string]float64 {
 	out := map[string]float64{}
-	for k, v := range r.Model {
-		out[k] = v
+	add := func(prefix string, m map[string]float64) {
+		for k, v := range m {
+			out[prefix+k] = v
+		}
 	}
-	for k, v := range r.Popularity {
-		out["popularity."+k] = v
-	}
-	for k, v := range r.ColdStart {
-		out["cold_start."+k] = v
-	}
-	for k, v := range r.RecentPopularity {
-		out["recent_popularity."+k] = v
-	}
-	for k, v := range r.EASE {
-		out["ease."+k] = v
-	}
+	add("", r.Model)
+	add("popularity.", r.Popularity)
+	add("cold_start.", r.ColdStart)
+	add("recent_popularity.", r.RecentPopularity)
+	add("ease.", r.EASE)
 	if r.HasRMSE {
 		out["rmse"] = r.RMSE
 	}
 	if n := r.NewUsers; n != nil {
-		for k, v := range n.WithHistory {
-			out["new_users.with_history."+k] = v
-		}
-		for k, v := range n.FeaturesOnly {
-			out["new_users.features_only."+k] = v
-		}
-		for k, v := range n.Popularity {
-			out["new_users.popularity."+k] = v
-		}
+		add("new_users.with_history.", n.WithHistory)
+		add("new_users.features_only.", n.FeaturesOnly)
+		add("new_users.popularity.", n.Popularity)
 	}
 	return out
 }
