@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
@@ -100,38 +101,41 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		v.w = 1 / (max(v.nk+v.nc, 1) * val.norm(i))
 		views[i] = v
 	}
-	score := func(sp *eval.Split, n float64, w float64, bias []float32) (float64, error) {
-		if n == 0 {
-			return 0, nil
+	base := eval.ScorerFunc(func(dst []float32, u int32) {
+		q := tow.users[u]
+		for m := range dst {
+			dst[m] = ann.Dot(q, tow.vectors[m*d:(m+1)*d])
 		}
-		wf := float32(w)
-		s := eval.ScorerFunc(func(dst []float32, u int32) {
-			q := tow.users[u]
-			for m := range dst {
-				dst[m] = ann.Dot(q, tow.vectors[m*d:(m+1)*d])
-				if wf != 0 {
-					dst[m] += wf * bias[m]
-				}
-			}
-		})
-		met, err := eval.Evaluate(ctx, s, sp, []int{10}, workers)
-		return met["recall@10"], err
+	})
+	pos := slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 })
+	ws := []float32{0} // weight 0 first: no prior
+	for _, w := range pos {
+		ws = append(ws, float32(w))
+	}
+	score := func(sp *eval.Split, n float64, bias []float32) ([]float64, error) {
+		if n == 0 {
+			return make([]float64, len(ws)), nil
+		}
+		return eval.BlendRecall(ctx, base, bias, ws, sp, 10, workers)
 	}
 	// recalls are one weight's Recall@10 of each group in each view; gain
-	// is a group's share of the objective.
+	// is a group's share of the objective. measure returns them for each
+	// weight of ws, the towers scoring each user once.
 	type recalls struct{ known, cold []float64 }
-	measure := func(w float64, bias []float32) (recalls, error) {
-		var r recalls
+	measure := func(bias []float32) ([]recalls, error) {
+		r := make([]recalls, len(ws))
 		for i := range views {
-			k, err := score(&views[i].known, views[i].nk, w, bias)
+			k, err := score(&views[i].known, views[i].nk, bias)
 			if err != nil {
-				return r, err
+				return nil, err
 			}
-			c, err := score(&views[i].cold, views[i].nc, w, bias)
+			c, err := score(&views[i].cold, views[i].nc, bias)
 			if err != nil {
-				return r, err
+				return nil, err
 			}
-			r.known, r.cold = append(r.known, k), append(r.cold, c)
+			for j := range ws {
+				r[j].known, r[j].cold = append(r[j].known, k[j]), append(r[j].cold, c[j])
+			}
 		}
 		return r, nil
 	}
@@ -163,23 +167,22 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		return pc
 	}
 	var all []PriorChoice
-	none, err := measure(0, nil) // no prior: the half-life does not matter
-	if err != nil {
-		return PriorChoice{}, all, err
-	}
-	best := choice(0, 0, 0, none, none)
-	all = append(all, best)
-	for _, h := range halfLives {
+	var none recalls
+	var best PriorChoice
+	for i, h := range halfLives {
 		bias, _, _ := priorBias(ix, rs, h)
+		byWeight, err := measure(bias)
+		if err != nil {
+			return best, all, err
+		}
+		if i == 0 { // no prior: the half-life does not matter
+			none = byWeight[0]
+			best = choice(0, 0, 0, none, none)
+			all = append(all, best)
+		}
 		wk, wc, rk, rc := 0.0, 0.0, none, none
-		for _, w := range weights {
-			if w <= 0 {
-				continue
-			}
-			r, err := measure(w, bias)
-			if err != nil {
-				return best, all, err
-			}
+		for j, w := range pos {
+			r := byWeight[j+1]
 			all = append(all, choice(h, w, w, r, r))
 			if gainKnown(r) > gainKnown(rk) {
 				wk, rk = w, r

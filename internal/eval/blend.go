@@ -1,0 +1,179 @@
+package eval
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// blendCandidates is how many movies BlendRecall keeps per user from each
+// ordering (by the scorer and by the bias) before it ranks a weight.
+const blendCandidates = 64
+
+// BlendRecall returns, for each weight ws[i] ≥ 0, Recall@k over sp's test
+// users when movies rank by s + float32(ws[i]·bias[m]) (s: base's score),
+// exactly what Evaluate's recall@k reports for a scorer that adds the
+// bias so. It serves a grid search over weights: base scores each user
+// once, not once per weight. For each weight only the user's best movies
+// by s and the best by bias are ranked; no other movie can score above
+// the sum of the worst of each, so when the k-th ranked scores more, the
+// ranking is complete, and otherwise that weight is ranked over every
+// movie. Workers as in Evaluate; the result does not depend on them.
+func BlendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32, sp *Split, k, workers int) ([]float64, error) {
+	return blendRecall(ctx, base, bias, ws, sp, k, workers, blendCandidates)
+}
+
+func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32, sp *Split, k, workers, keep int) ([]float64, error) {
+	if err := sp.Validate(); err != nil {
+		return nil, err
+	}
+	if len(bias) != sp.NumMovies {
+		return nil, fmt.Errorf("eval: blend: %d biases for %d movies", len(bias), sp.NumMovies)
+	}
+	if k <= 0 {
+		return nil, fmt.Errorf("eval: blend: cut-off %d: want K > 0", k)
+	}
+	for i, w := range ws {
+		if !(w >= 0) {
+			return nil, fmt.Errorf("eval: blend: weight %d is %g: want ≥ 0", i, w)
+		}
+	}
+	var users []int32
+	for u, t := range sp.Test {
+		if len(t) > 0 {
+			users = append(users, int32(u))
+		}
+	}
+	if len(users) == 0 {
+		return nil, errors.New("eval: the split has no test users")
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(users))
+	k = min(k, sp.NumMovies)
+	byBias := make([]int32, sp.NumMovies)
+	for m := range byBias {
+		byBias[m] = int32(m)
+	}
+	slices.SortFunc(byBias, func(a, b int32) int { return cmp.Compare(rankKey(bias[b], b), rankKey(bias[a], a)) })
+
+	res := make([]float64, len(users)*len(ws)) // summed in user order afterwards
+	const chunk = 16
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &blender{worker: newWorker(sp.NumMovies, k), inCand: make([]int32, sp.NumMovies), byScore: newTopK(keep), keep: keep}
+			for ctx.Err() == nil {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(users) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(users)); i++ {
+					b.rank(base, bias, byBias, ws, sp, users[i], res[i*len(ws):(i+1)*len(ws)])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	out := make([]float64, len(ws))
+	for i := range users {
+		for j, v := range res[i*len(ws) : (i+1)*len(ws)] {
+			out[j] += v
+		}
+	}
+	for j := range out {
+		out[j] /= float64(len(users))
+	}
+	return out, nil
+}
+
+// blender is one goroutine's buffers for BlendRecall.
+type blender struct {
+	*worker
+	inCand  []int32 // inCand[m] == stamp: m is a candidate of the current user
+	cand    []int32
+	byScore topK
+	keep    int
+}
+
+// rank writes user u's Recall@k for each weight to out.
+func (b *blender) rank(base Scorer, bias []float32, byBias []int32, ws []float32, sp *Split, u int32, out []float64) {
+	b.stamp++
+	for _, m := range sp.Exclude[u] {
+		b.excluded[m] = b.stamp
+	}
+	for _, m := range sp.Test[u] {
+		b.positive[m] = b.stamp
+	}
+	base.ScoreAll(b.scores, u)
+
+	// The candidates: the best kept by score and the best kept by bias,
+	// and the lowest score and bias among them; every other movie scores
+	// at most that score and has at most that bias.
+	b.byScore.reset()
+	for m, v := range b.scores {
+		if b.excluded[m] != b.stamp {
+			b.byScore.push(v, int32(m))
+		}
+	}
+	b.cand = append(b.cand[:0], b.byScore.sorted()...)
+	if len(b.cand) == 0 { // every movie is excluded: nothing ranks
+		clear(out)
+		return
+	}
+	complete := len(b.cand) < b.keep // every movie left is a candidate
+	sLow := b.scores[b.cand[len(b.cand)-1]]
+	for _, m := range b.cand {
+		b.inCand[m] = b.stamp
+	}
+	var bLow float32
+	taken := 0
+	for _, m := range byBias {
+		if taken == b.keep {
+			break
+		}
+		if b.excluded[m] == b.stamp {
+			continue
+		}
+		taken, bLow = taken+1, bias[m]
+		if b.inCand[m] != b.stamp {
+			b.inCand[m] = b.stamp
+			b.cand = append(b.cand, m)
+		}
+	}
+
+	for j, w := range ws {
+		b.top.reset()
+		for _, m := range b.cand {
+			b.top.push(b.scores[m]+float32(w*bias[m]), m)
+		}
+		bound := sLow + float32(w*bLow)
+		if !complete && (len(b.top.keys) < cap(b.top.keys) || !(rankKey(bound, 0) < b.top.keys[0])) {
+			// A movie outside the candidates might rank: rank them all.
+			for m, v := range b.scores {
+				if b.excluded[m] != b.stamp && b.inCand[m] != b.stamp {
+					b.top.push(v+float32(w*bias[m]), int32(m))
+				}
+			}
+		}
+		hits := 0
+		for _, m := range b.top.keys {
+			if b.positive[int32(^uint32(m))] == b.stamp {
+				hits++
+			}
+		}
+		out[j] = float64(hits) / float64(len(sp.Test[u]))
+	}
+}
