@@ -15,25 +15,28 @@ import (
 // ordering (by the scorer and by the bias) before it ranks a weight.
 const blendCandidates = 64
 
-// BlendRecall returns, for each weight ws[i] ≥ 0, Recall@k over sp's test
-// users when movies rank by s + float32(ws[i]·bias[m]) (s: base's score),
-// exactly what Evaluate's recall@k reports for a scorer that adds the
-// bias so. It serves a grid search over weights: base scores each user
-// once, not once per weight. For each weight only the user's best movies
-// by s and the best by bias are ranked; no other movie can score above
-// the sum of the worst of each, so when the k-th ranked scores more, the
-// ranking is complete, and otherwise that weight is ranked over every
-// movie. Workers as in Evaluate; the result does not depend on them.
-func BlendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32, sp *Split, k, workers int) ([]float64, error) {
-	return blendRecall(ctx, base, bias, ws, sp, k, workers, blendCandidates)
+// BlendRecall returns, for each bias biases[h] and each weight ws[j] ≥ 0,
+// Recall@k over sp's test users when movies rank by s + float32(ws[j]·
+// biases[h][m]) (s: base's score), exactly what Evaluate's recall@k
+// reports for a scorer that adds the bias so. It serves a grid search:
+// base scores each user once, not once per setting. For each setting only
+// the user's best movies by s and the best by that bias are ranked; no
+// other movie can score above the sum of the worst of each, so when the
+// k-th ranked scores more, the ranking is complete, and otherwise that
+// setting is ranked over every movie. Workers as in Evaluate; the result
+// does not depend on them.
+func BlendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []float32, sp *Split, k, workers int) ([][]float64, error) {
+	return blendRecall(ctx, base, biases, ws, sp, k, workers, blendCandidates)
 }
 
-func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32, sp *Split, k, workers, keep int) ([]float64, error) {
+func blendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []float32, sp *Split, k, workers, keep int) ([][]float64, error) {
 	if err := sp.Validate(); err != nil {
 		return nil, err
 	}
-	if len(bias) != sp.NumMovies {
-		return nil, fmt.Errorf("eval: blend: %d biases for %d movies", len(bias), sp.NumMovies)
+	for h, bias := range biases {
+		if len(bias) != sp.NumMovies {
+			return nil, fmt.Errorf("eval: blend: bias %d has %d values for %d movies", h, len(bias), sp.NumMovies)
+		}
 	}
 	if k <= 0 {
 		return nil, fmt.Errorf("eval: blend: cut-off %d: want K > 0", k)
@@ -57,13 +60,17 @@ func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32,
 	}
 	workers = min(workers, len(users))
 	k = min(k, sp.NumMovies)
-	byBias := make([]int32, sp.NumMovies)
-	for m := range byBias {
-		byBias[m] = int32(m)
+	byBias := make([][]int32, len(biases))
+	for h, bias := range biases {
+		byBias[h] = make([]int32, sp.NumMovies)
+		for m := range byBias[h] {
+			byBias[h][m] = int32(m)
+		}
+		slices.SortFunc(byBias[h], func(a, b int32) int { return cmp.Compare(rankKey(bias[b], b), rankKey(bias[a], a)) })
 	}
-	slices.SortFunc(byBias, func(a, b int32) int { return cmp.Compare(rankKey(bias[b], b), rankKey(bias[a], a)) })
 
-	res := make([]float64, len(users)*len(ws)) // summed in user order afterwards
+	stride := len(biases) * len(ws)
+	res := make([]float64, len(users)*stride) // summed in user order afterwards
 	const chunk = 16
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -78,7 +85,7 @@ func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32,
 					return
 				}
 				for i := lo; i < min(lo+chunk, len(users)); i++ {
-					b.rank(base, bias, byBias, ws, sp, users[i], res[i*len(ws):(i+1)*len(ws)])
+					b.rank(base, biases, byBias, ws, sp, users[i], res[i*stride:(i+1)*stride])
 				}
 			}
 		}()
@@ -87,14 +94,19 @@ func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
-	out := make([]float64, len(ws))
+	out := make([][]float64, len(biases))
+	for h := range out {
+		out[h] = make([]float64, len(ws))
+	}
 	for i := range users {
-		for j, v := range res[i*len(ws) : (i+1)*len(ws)] {
-			out[j] += v
+		for j, v := range res[i*stride : (i+1)*stride] {
+			out[j/len(ws)][j%len(ws)] += v
 		}
 	}
-	for j := range out {
-		out[j] /= float64(len(users))
+	for _, o := range out {
+		for j := range o {
+			o[j] /= float64(len(users))
+		}
 	}
 	return out, nil
 }
@@ -102,14 +114,16 @@ func blendRecall(ctx context.Context, base Scorer, bias []float32, ws []float32,
 // blender is one goroutine's buffers for BlendRecall.
 type blender struct {
 	*worker
-	inCand  []int32 // inCand[m] == stamp: m is a candidate of the current user
-	cand    []int32
-	byScore topK
-	keep    int
+	inCand    []int32 // inCand[m] == candStamp: m is a candidate of the current user and bias
+	candStamp int32
+	cand      []int32
+	byScore   topK
+	keep      int
 }
 
-// rank writes user u's Recall@k for each weight to out.
-func (b *blender) rank(base Scorer, bias []float32, byBias []int32, ws []float32, sp *Split, u int32, out []float64) {
+// rank writes user u's Recall@k for each bias and weight to out (by bias,
+// then weight).
+func (b *blender) rank(base Scorer, biases [][]float32, byBias [][]int32, ws []float32, sp *Split, u int32, out []float64) {
 	b.stamp++
 	for _, m := range sp.Exclude[u] {
 		b.excluded[m] = b.stamp
@@ -129,51 +143,55 @@ func (b *blender) rank(base Scorer, bias []float32, byBias []int32, ws []float32
 		}
 	}
 	b.cand = append(b.cand[:0], b.byScore.sorted()...)
-	if len(b.cand) == 0 { // every movie is excluded: nothing ranks
+	nScore := len(b.cand)
+	if nScore == 0 { // every movie is excluded: nothing ranks
 		clear(out)
 		return
 	}
-	complete := len(b.cand) < b.keep // every movie left is a candidate
-	sLow := b.scores[b.cand[len(b.cand)-1]]
-	for _, m := range b.cand {
-		b.inCand[m] = b.stamp
-	}
-	var bLow float32
-	taken := 0
-	for _, m := range byBias {
-		if taken == b.keep {
-			break
-		}
-		if b.excluded[m] == b.stamp {
-			continue
-		}
-		taken, bLow = taken+1, bias[m]
-		if b.inCand[m] != b.stamp {
-			b.inCand[m] = b.stamp
-			b.cand = append(b.cand, m)
-		}
-	}
-
-	for j, w := range ws {
-		b.top.reset()
+	complete := nScore < b.keep // every movie left is a candidate
+	sLow := b.scores[b.cand[nScore-1]]
+	for h, bias := range biases {
+		b.candStamp++
+		b.cand = b.cand[:nScore]
 		for _, m := range b.cand {
-			b.top.push(b.scores[m]+float32(w*bias[m]), m)
+			b.inCand[m] = b.candStamp
 		}
-		bound := sLow + float32(w*bLow)
-		if !complete && (len(b.top.keys) < cap(b.top.keys) || !(rankKey(bound, 0) < b.top.keys[0])) {
-			// A movie outside the candidates might rank: rank them all.
-			for m, v := range b.scores {
-				if b.excluded[m] != b.stamp && b.inCand[m] != b.stamp {
-					b.top.push(v+float32(w*bias[m]), int32(m))
+		var bLow float32
+		taken := 0
+		for _, m := range byBias[h] {
+			if taken == b.keep {
+				break
+			}
+			if b.excluded[m] == b.stamp {
+				continue
+			}
+			taken, bLow = taken+1, bias[m]
+			if b.inCand[m] != b.candStamp {
+				b.inCand[m] = b.candStamp
+				b.cand = append(b.cand, m)
+			}
+		}
+		for j, w := range ws {
+			b.top.reset()
+			for _, m := range b.cand {
+				b.top.push(b.scores[m]+float32(w*bias[m]), m)
+			}
+			bound := sLow + float32(w*bLow)
+			if !complete && (len(b.top.keys) < cap(b.top.keys) || !(rankKey(bound, 0) < b.top.keys[0])) {
+				// A movie outside the candidates might rank: rank them all.
+				for m, v := range b.scores {
+					if b.excluded[m] != b.stamp && b.inCand[m] != b.candStamp {
+						b.top.push(v+float32(w*bias[m]), int32(m))
+					}
 				}
 			}
-		}
-		hits := 0
-		for _, m := range b.top.keys {
-			if b.positive[int32(^uint32(m))] == b.stamp {
-				hits++
+			hits := 0
+			for _, key := range b.top.keys {
+				if b.positive[int32(^uint32(key))] == b.stamp {
+					hits++
+				}
 			}
+			out[h*len(ws)+j] = float64(hits) / float64(len(sp.Test[u]))
 		}
-		out[j] = float64(hits) / float64(len(sp.Test[u]))
 	}
 }

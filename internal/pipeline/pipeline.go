@@ -322,13 +322,14 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg con
 		if len(halfLives) == 0 {
 			halfLives = []float64{0}
 		}
+		start := time.Now()
 		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies, f.idFields, val, ix, fitIn.Train,
 			halfLives, weights, cfg.Train.Workers); err != nil {
 			return f, err
 		}
 		f.searched, f.score = true, f.prior.Valid
 		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
-			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Msg("popularity prior chosen on validation")
+			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
 	}
 	return f, nil
 }

@@ -112,32 +112,43 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	for _, w := range pos {
 		ws = append(ws, float32(w))
 	}
-	score := func(sp *eval.Split, n float64, bias []float32) ([]float64, error) {
-		if n == 0 {
-			return make([]float64, len(ws)), nil
-		}
-		return eval.BlendRecall(ctx, base, bias, ws, sp, 10, workers)
+	biases := make([][]float32, len(halfLives))
+	for h, hl := range halfLives {
+		biases[h], _, _ = priorBias(ix, rs, hl)
 	}
-	// recalls are one weight's Recall@10 of each group in each view; gain
-	// is a group's share of the objective. measure returns them for each
-	// weight of ws, the towers scoring each user once.
+	score := func(sp *eval.Split, n float64) ([][]float64, error) {
+		if n == 0 {
+			r := make([][]float64, len(biases))
+			for h := range r {
+				r[h] = make([]float64, len(ws))
+			}
+			return r, nil
+		}
+		return eval.BlendRecall(ctx, base, biases, ws, sp, 10, workers)
+	}
+	// recalls are one setting's Recall@10 of each group in each view; gain
+	// is a group's share of the objective. measured[h][j] holds them for
+	// half-life h and weight ws[j], the towers scoring each user once.
 	type recalls struct{ known, cold []float64 }
-	measure := func(bias []float32) ([]recalls, error) {
-		r := make([]recalls, len(ws))
-		for i := range views {
-			k, err := score(&views[i].known, views[i].nk, bias)
-			if err != nil {
-				return nil, err
-			}
-			c, err := score(&views[i].cold, views[i].nc, bias)
-			if err != nil {
-				return nil, err
-			}
+	measured := make([][]recalls, len(halfLives))
+	for h := range measured {
+		measured[h] = make([]recalls, len(ws))
+	}
+	for i := range views {
+		k, err := score(&views[i].known, views[i].nk)
+		if err != nil {
+			return PriorChoice{}, nil, err
+		}
+		c, err := score(&views[i].cold, views[i].nc)
+		if err != nil {
+			return PriorChoice{}, nil, err
+		}
+		for h := range measured {
 			for j := range ws {
-				r[j].known, r[j].cold = append(r[j].known, k[j]), append(r[j].cold, c[j])
+				r := &measured[h][j]
+				r.known, r.cold = append(r.known, k[h][j]), append(r.cold, c[h][j])
 			}
 		}
-		return r, nil
 	}
 	gainKnown := func(r recalls) (g float64) {
 		for i, v := range views {
@@ -166,23 +177,13 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		pc.ValidCold /= max(nc, 1)
 		return pc
 	}
-	var all []PriorChoice
-	var none recalls
-	var best PriorChoice
+	none := measured[0][0] // weight 0, no prior: the half-life does not matter
+	best := choice(0, 0, 0, none, none)
+	all := []PriorChoice{best}
 	for i, h := range halfLives {
-		bias, _, _ := priorBias(ix, rs, h)
-		byWeight, err := measure(bias)
-		if err != nil {
-			return best, all, err
-		}
-		if i == 0 { // no prior: the half-life does not matter
-			none = byWeight[0]
-			best = choice(0, 0, 0, none, none)
-			all = append(all, best)
-		}
 		wk, wc, rk, rc := 0.0, 0.0, none, none
 		for j, w := range pos {
-			r := byWeight[j+1]
+			r := measured[i][j+1]
 			all = append(all, choice(h, w, w, r, r))
 			if gainKnown(r) > gainKnown(rk) {
 				wk, rk = w, r
