@@ -29,6 +29,17 @@ type Scorer interface {
 	ScoreAll(dst []float32, u int32)
 }
 
+// A Ranker is a Scorer that can rank a user's movies itself, faster than
+// Evaluate ranks ScoreAll's scores (an index scan over a large catalogue).
+// Rank appends to dst u's k best movies that excluded (sorted) does not
+// hold, best first: exactly the movies and order Evaluate would rank from
+// ScoreAll. It reports false when it cannot (Evaluate then scores every
+// movie). Like ScoreAll, it must be safe for concurrent use.
+type Ranker interface {
+	Scorer
+	Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, bool)
+}
+
 // ScorerFunc adapts a function to Scorer.
 type ScorerFunc func(dst []float32, u int32)
 
@@ -252,14 +263,22 @@ func (w *worker) user(s Scorer, sp *Split, u int32, ks []int, disc []float64, ou
 	for _, m := range test {
 		w.positive[m] = w.stamp
 	}
-	s.ScoreAll(w.scores, u)
-	w.top.reset()
-	for m, v := range w.scores {
-		if w.excluded[m] != w.stamp {
-			w.top.push(v, int32(m))
-		}
+	var ranked []int32
+	ok := false
+	if r, isRanker := s.(Ranker); isRanker {
+		ranked, ok = r.Rank(w.top.out[:0], u, cap(w.top.keys), sp.Exclude[u])
+		w.top.out = ranked[:0]
 	}
-	ranked := w.top.sorted()
+	if !ok {
+		s.ScoreAll(w.scores, u)
+		w.top.reset()
+		for m, v := range w.scores {
+			if w.excluded[m] != w.stamp {
+				w.top.push(v, int32(m))
+			}
+		}
+		ranked = w.top.sorted()
+	}
 	for j, k := range ks {
 		hits, dcg := 0, 0.0
 		for i, m := range ranked[:min(k, len(ranked))] {

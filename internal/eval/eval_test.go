@@ -373,3 +373,52 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// fakeRanker ranks by its own list when ok, and declines otherwise; its
+// ScoreAll scores hashScorer's.
+type fakeRanker struct {
+	ok    bool
+	calls *int
+}
+
+func (f fakeRanker) ScoreAll(dst []float32, u int32) { hashScorer(dst, u) }
+
+func (f fakeRanker) Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, bool) {
+	*f.calls++
+	if !f.ok {
+		return dst, false
+	}
+	scores := make([]float32, 400)
+	hashScorer(scores, u)
+	t := newTopK(k)
+	for m, v := range scores {
+		if !slices.Contains(excluded, int32(m)) {
+			t.push(v, int32(m))
+		}
+	}
+	return append(dst, t.sorted()...), true
+}
+
+// TestEvaluateRanker checks that Evaluate takes a Ranker's ranking when it
+// gives one and scores every movie when it declines, with the same metrics.
+func TestEvaluateRanker(t *testing.T) {
+	t.Parallel()
+	sp, _ := randomSplit(rand.New(rand.NewPCG(13, 14)), 100, 400)
+	want, err := Evaluate(context.Background(), ScorerFunc(hashScorer), sp, []int{10, 50}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ok := range []bool{true, false} {
+		calls := 0
+		got, err := Evaluate(context.Background(), fakeRanker{ok: ok, calls: &calls}, sp, []int{10, 50}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("ranker ok=%v: %v, want %v", ok, got, want)
+		}
+		if calls != 100 {
+			t.Errorf("ranker ok=%v: Rank called %d times, want once per user (100)", ok, calls)
+		}
+	}
+}

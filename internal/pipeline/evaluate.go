@@ -140,13 +140,13 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		cold[i] = b.Encoder.EncodeUser(in)
 	}
 	d := b.Manifest.Dim
-	scorer := &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, users)}
+	scorer := newScorer(d, b.Vectors, userVectors(b, users))
 	var r Report
 	var err error
 	if r.Model, err = eval.Evaluate(ctx, scorer, split, cutoffs(), workers); err != nil {
 		return r, err
 	}
-	coldScorer := &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, cold)}
+	coldScorer := scorer.withUsers(userVectors(b, cold))
 	if r.ColdStart, err = eval.Evaluate(ctx, coldScorer, split, cutoffs(), workers); err != nil {
 		return r, err
 	}
@@ -177,7 +177,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		}
 	}
 	if n := in.Baselines.NewUserHistory; n > 0 {
-		if r.NewUsers, err = evaluateNewUsers(ctx, b, ds, ix, in, n, pop, workers); err != nil {
+		if r.NewUsers, err = evaluateNewUsers(ctx, b, ds, ix, in, n, pop, scorer, workers); err != nil {
 			return r, err
 		}
 	}
@@ -217,7 +217,7 @@ func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 }
 
 // evaluateNewUsers runs the new-user protocol (see NewUsers).
-func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, ix *Index, in EvalInputs, n int, pop eval.Scorer, workers int) (*NewUsers, error) {
+func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, ix *Index, in EvalInputs, n int, pop eval.Scorer, model *Scorer, workers int) (*NewUsers, error) {
 	history, rest := splitNewUsers(in.Train, in.Valid, in.Test, n)
 	out := &NewUsers{History: n}
 	hist := recentHistories(history, historyLength(b))
@@ -236,12 +236,11 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 		f.History = hist[u.ID]
 		with[i] = b.Encoder.EncodeUser(f)
 	}
-	d := b.Manifest.Dim
 	var err error
-	if out.WithHistory, err = eval.Evaluate(ctx, &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, with)}, split, cutoffs(), workers); err != nil {
+	if out.WithHistory, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, with)), split, cutoffs(), workers); err != nil {
 		return nil, err
 	}
-	if out.FeaturesOnly, err = eval.Evaluate(ctx, &Scorer{dim: d, vectors: b.Vectors, users: userVectors(b, alone)}, split, cutoffs(), workers); err != nil {
+	if out.FeaturesOnly, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, alone)), split, cutoffs(), workers); err != nil {
 		return nil, err
 	}
 	if out.Popularity, err = eval.Evaluate(ctx, pop, split, cutoffs(), workers); err != nil {

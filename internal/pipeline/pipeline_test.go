@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
@@ -283,5 +286,51 @@ func TestRecentHistoryChoice(t *testing.T) {
 	}
 	if b.Manifest.Training.Selection.RecentHistory != nil || slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
 		t.Error("recent-history candidate trained with recent_history_dim 0")
+	}
+}
+
+// TestScorerRankMatchesScoreAll checks that Evaluate gives the same
+// metrics when the Scorer ranks through its exact index as when every
+// movie is scored (ties included: the vectors repeat), and that a Scorer
+// whose vectors are not finite declines to rank.
+func TestScorerRankMatchesScoreAll(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(21, 22))
+	const users, movies, dim = 60, 700, 9
+	vectors := make([]float32, movies*dim)
+	for i := range vectors {
+		vectors[i] = float32(rng.IntN(5)-2) / 2 // few values: many equal scores
+	}
+	uv := make([][]float32, users)
+	var train, test []eval.Pair
+	for u := range uv {
+		uv[u] = make([]float32, dim)
+		for j := range uv[u] {
+			uv[u][j] = float32(rng.NormFloat64())
+		}
+		for _, m := range rng.Perm(movies)[:40] {
+			train = append(train, eval.Pair{User: int32(u), Movie: int32(m)})
+		}
+		test = append(test, eval.Pair{User: int32(u), Movie: int32(rng.IntN(movies))})
+	}
+	sp := eval.NewSplit(users, movies, train, test)
+	s := newScorer(dim, vectors, uv)
+	if s.exact == nil {
+		t.Fatal("no exact index for finite vectors")
+	}
+	got, err := eval.Evaluate(context.Background(), s, sp, []int{1, 10, 100}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := eval.Evaluate(context.Background(), eval.ScorerFunc(s.ScoreAll), sp, []int{1, 10, 100}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ranked by the index: %v, want %v", got, want)
+	}
+	vectors[3] = float32(math.NaN())
+	if _, ok := newScorer(dim, vectors, uv).Rank(nil, 0, 10, nil); ok {
+		t.Error("ranked with a NaN vector")
 	}
 }
