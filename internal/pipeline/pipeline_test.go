@@ -334,3 +334,39 @@ func TestScorerRankMatchesScoreAll(t *testing.T) {
 		t.Error("ranked with a NaN vector")
 	}
 }
+
+// BenchmarkScorerEvaluate ranks 100 users over 200,000 movies (9-d, as a
+// model with the prior serves them) through the exact index ("rank") and
+// by scoring every movie ("score-all"): the cost of validation and eval at
+// catalogue scale.
+func BenchmarkScorerEvaluate(b *testing.B) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	const users, movies, dim = 100, 200_000, 9
+	vectors := make([]float32, movies*dim)
+	for i := range vectors {
+		vectors[i] = float32(rng.NormFloat64())
+	}
+	uv := make([][]float32, users)
+	var train, test []eval.Pair
+	for u := range uv {
+		uv[u] = make([]float32, dim)
+		for j := range uv[u] {
+			uv[u][j] = float32(rng.NormFloat64())
+		}
+		for _, m := range rng.Perm(movies)[:50] {
+			train = append(train, eval.Pair{User: int32(u), Movie: int32(m)})
+		}
+		test = append(test, eval.Pair{User: int32(u), Movie: int32(rng.IntN(movies))})
+	}
+	sp := eval.NewSplit(users, movies, train, test)
+	s := newScorer(dim, vectors, uv)
+	for name, sc := range map[string]eval.Scorer{"rank": s, "score-all": eval.ScorerFunc(s.ScoreAll)} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := eval.Evaluate(context.Background(), sc, sp, []int{10}, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
