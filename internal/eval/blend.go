@@ -3,12 +3,8 @@ package eval
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 )
 
 // blendCandidates is how many movies BlendRecall keeps per user from each
@@ -46,19 +42,6 @@ func blendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []floa
 			return nil, fmt.Errorf("eval: blend: weight %d is %g: want ≥ 0", i, w)
 		}
 	}
-	var users []int32
-	for u, t := range sp.Test {
-		if len(t) > 0 {
-			users = append(users, int32(u))
-		}
-	}
-	if len(users) == 0 {
-		return nil, errors.New("eval: the split has no test users")
-	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, len(users))
 	k = min(k, sp.NumMovies)
 	byBias := make([][]int32, len(biases))
 	for h, bias := range biases {
@@ -68,44 +51,19 @@ func blendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []floa
 		}
 		slices.SortFunc(byBias[h], func(a, b int32) int { return cmp.Compare(rankKey(bias[b], b), rankKey(bias[a], a)) })
 	}
-
-	stride := len(biases) * len(ws)
-	res := make([]float64, len(users)*stride) // summed in user order afterwards
-	const chunk = 16
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b := &blender{worker: newWorker(sp.NumMovies, k), inCand: make([]int32, sp.NumMovies), byScore: newTopK(keep), keep: keep}
-			for ctx.Err() == nil {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(users) {
-					return
-				}
-				for i := lo; i < min(lo+chunk, len(users)); i++ {
-					b.rank(base, biases, byBias, ws, sp, users[i], res[i*stride:(i+1)*stride])
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
+	sums, users, err := perUser(ctx, sp, workers, len(biases)*len(ws),
+		func() *blender {
+			return &blender{worker: newWorker(sp.NumMovies, k), inCand: make([]int32, sp.NumMovies), byScore: newTopK(keep), keep: keep}
+		},
+		func(b *blender, u int32, out []float64) { b.rank(base, biases, byBias, ws, sp, u, out) })
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]float64, len(biases))
 	for h := range out {
 		out[h] = make([]float64, len(ws))
-	}
-	for i := range users {
-		for j, v := range res[i*stride : (i+1)*stride] {
-			out[j/len(ws)][j%len(ws)] += v
-		}
-	}
-	for _, o := range out {
-		for j := range o {
-			o[j] /= float64(len(users))
+		for j := range out[h] {
+			out[h][j] = sums[h*len(ws)+j] / float64(users)
 		}
 	}
 	return out, nil

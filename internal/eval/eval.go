@@ -169,63 +169,17 @@ func Evaluate(ctx context.Context, s Scorer, sp *Split, ks []int, workers int) (
 	if len(ks) == 0 || ks[0] <= 0 {
 		return nil, fmt.Errorf("eval: cut-offs %v: want at least one K > 0", ks)
 	}
-	var users []int32
-	for u, t := range sp.Test {
-		if len(t) > 0 {
-			users = append(users, int32(u))
-		}
-	}
-	if len(users) == 0 {
-		return nil, errors.New("eval: the split has no test users")
-	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, len(users))
 	kmax := min(ks[len(ks)-1], sp.NumMovies)
 	disc := make([]float64, kmax+1) // disc[i] = sum of 1/log2(j+2) for j < i
 	for i := range kmax {
 		disc[i+1] = disc[i] + 1/math.Log2(float64(i+2))
 	}
-
-	// Per-user results, summed in user order afterwards so that the
-	// floating-point sums do not depend on scheduling.
-	stride := 3 * len(ks)
-	res := make([]float64, len(users)*stride)
-	const chunk = 16
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := newWorker(sp.NumMovies, kmax)
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(users) {
-					return
-				}
-				for i := lo; i < min(lo+chunk, len(users)); i++ {
-					w.user(s, sp, users[i], ks, disc, res[i*stride:(i+1)*stride])
-				}
-			}
-		}()
+	sums, users, err := perUser(ctx, sp, workers, 3*len(ks), func() *worker { return newWorker(sp.NumMovies, kmax) },
+		func(w *worker, u int32, out []float64) { w.user(s, sp, u, ks, disc, out) })
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
-	}
-
-	sums := make([]float64, stride)
-	for i := range users {
-		for j, v := range res[i*stride : (i+1)*stride] {
-			sums[j] += v
-		}
-	}
-	n := float64(len(users))
+	n := float64(users)
 	m := Metrics{"users": n}
 	for j, k := range ks {
 		m["recall@"+strconv.Itoa(k)] = sums[3*j] / n
@@ -233,6 +187,57 @@ func Evaluate(ctx context.Context, s Scorer, sp *Split, ks []int, workers int) (
 		m["hit@"+strconv.Itoa(k)] = sums[3*j+2] / n
 	}
 	return m, nil
+}
+
+// perUser runs rank for every user of sp with test movies, in parallel
+// (workers goroutines, ≤ 0: GOMAXPROCS, each with its own state from
+// newState), each call writing stride values to out, and returns their
+// sums over the users, added in user order so that they do not depend on
+// scheduling, and the number of users.
+func perUser[S any](ctx context.Context, sp *Split, workers, stride int, newState func() S, rank func(s S, u int32, out []float64)) ([]float64, int, error) {
+	var users []int32
+	for u, t := range sp.Test {
+		if len(t) > 0 {
+			users = append(users, int32(u))
+		}
+	}
+	if len(users) == 0 {
+		return nil, 0, errors.New("eval: the split has no test users")
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	res := make([]float64, len(users)*stride)
+	const chunk = 16
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(users)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := newState()
+			for ctx.Err() == nil {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(users) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(users)); i++ {
+					rank(st, users[i], res[i*stride:(i+1)*stride])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("eval: %w", err)
+	}
+	sums := make([]float64, stride)
+	for i := range users {
+		for j, v := range res[i*stride : (i+1)*stride] {
+			sums[j] += v
+		}
+	}
+	return sums, len(users), nil
 }
 
 // worker holds one goroutine's buffers; user allocates nothing.

@@ -289,17 +289,16 @@ func TestRecentHistoryChoice(t *testing.T) {
 	}
 }
 
-// TestScorerRankMatchesScoreAll checks that Evaluate gives the same
-// metrics when the Scorer ranks through its exact index as when every
-// movie is scored (ties included: the vectors repeat), and that a Scorer
-// whose vectors are not finite declines to rank.
-func TestScorerRankMatchesScoreAll(t *testing.T) {
-	t.Parallel()
-	rng := rand.New(rand.NewPCG(21, 22))
-	const users, movies, dim = 60, 700, 9
+// randomScoring makes random user and movie vectors (dim wide; tied: the
+// movies' values are few, so that many scores are equal) and a split where
+// each user has seen `seen` movies and has one test movie.
+func randomScoring(rng *rand.Rand, users, movies, dim, seen int, tied bool) ([]float32, [][]float32, *eval.Split) {
 	vectors := make([]float32, movies*dim)
 	for i := range vectors {
-		vectors[i] = float32(rng.IntN(5)-2) / 2 // few values: many equal scores
+		vectors[i] = float32(rng.NormFloat64())
+		if tied {
+			vectors[i] = float32(rng.IntN(5)-2) / 2
+		}
 	}
 	uv := make([][]float32, users)
 	var train, test []eval.Pair
@@ -308,12 +307,22 @@ func TestScorerRankMatchesScoreAll(t *testing.T) {
 		for j := range uv[u] {
 			uv[u][j] = float32(rng.NormFloat64())
 		}
-		for _, m := range rng.Perm(movies)[:40] {
+		for _, m := range rng.Perm(movies)[:seen] {
 			train = append(train, eval.Pair{User: int32(u), Movie: int32(m)})
 		}
 		test = append(test, eval.Pair{User: int32(u), Movie: int32(rng.IntN(movies))})
 	}
-	sp := eval.NewSplit(users, movies, train, test)
+	return vectors, uv, eval.NewSplit(users, movies, train, test)
+}
+
+// TestScorerRankMatchesScoreAll checks that Evaluate gives the same
+// metrics when the Scorer ranks through its exact index as when every
+// movie is scored (ties included: the vectors repeat), and that a Scorer
+// whose vectors are not finite declines to rank.
+func TestScorerRankMatchesScoreAll(t *testing.T) {
+	t.Parallel()
+	const dim = 9
+	vectors, uv, sp := randomScoring(rand.New(rand.NewPCG(21, 22)), 60, 700, dim, 40, true)
 	s := newScorer(dim, vectors, uv)
 	if s.exact == nil {
 		t.Fatal("no exact index for finite vectors")
@@ -340,25 +349,8 @@ func TestScorerRankMatchesScoreAll(t *testing.T) {
 // by scoring every movie ("score-all"): the cost of validation and eval at
 // catalogue scale.
 func BenchmarkScorerEvaluate(b *testing.B) {
-	rng := rand.New(rand.NewPCG(23, 24))
-	const users, movies, dim = 100, 200_000, 9
-	vectors := make([]float32, movies*dim)
-	for i := range vectors {
-		vectors[i] = float32(rng.NormFloat64())
-	}
-	uv := make([][]float32, users)
-	var train, test []eval.Pair
-	for u := range uv {
-		uv[u] = make([]float32, dim)
-		for j := range uv[u] {
-			uv[u][j] = float32(rng.NormFloat64())
-		}
-		for _, m := range rng.Perm(movies)[:50] {
-			train = append(train, eval.Pair{User: int32(u), Movie: int32(m)})
-		}
-		test = append(test, eval.Pair{User: int32(u), Movie: int32(rng.IntN(movies))})
-	}
-	sp := eval.NewSplit(users, movies, train, test)
+	const dim = 9
+	vectors, uv, sp := randomScoring(rand.New(rand.NewPCG(23, 24)), 100, 200_000, dim, 50, false)
 	s := newScorer(dim, vectors, uv)
 	for name, sc := range map[string]eval.Scorer{"rank": s, "score-all": eval.ScorerFunc(s.ScoreAll)} {
 		b.Run(name, func(b *testing.B) {
