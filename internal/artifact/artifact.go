@@ -148,9 +148,15 @@ type HistoryChoice struct {
 // over the views of Recall@10 / the view's popularity Recall@10, and
 // ValidKnown and ValidCold are pooled over the views' users).
 type PriorChoice struct {
-	HalfLifeDays float64   `json:"half_life_days"`
-	Weight       float64   `json:"weight"`      // known users
-	ColdWeight   float64   `json:"cold_weight"` // cold users (no id, no history)
+	HalfLifeDays float64 `json:"half_life_days"`
+	Weight       float64 `json:"weight"`      // known users
+	ColdWeight   float64 `json:"cold_weight"` // cold users (no id, no history)
+	// RecentWeight is for users known only by their recent movies, chosen
+	// on validation's new users (their first ratings sent as history);
+	// ValidRecent is their Recall@10 with it.
+	RecentWeight float64   `json:"recent_weight,omitzero"`
+	ValidRecent  float64   `json:"valid_recall@10_recent,omitzero"`
+	RecentUsers  int       `json:"recent_users,omitzero"`
 	Valid        float64   `json:"valid_recall@10"`
 	ValidKnown   float64   `json:"valid_recall@10_known"`
 	ValidCold    float64   `json:"valid_recall@10_cold"`
@@ -221,14 +227,25 @@ type Recent struct {
 // in Vectors), so one inner product scores tower·tower + Weight·bias. New
 // counts mean a new table and new last values in Vectors, not new towers.
 type Prior struct {
-	Weight       float32   `json:"weight"`         // the user side of the extra dimension, known users
-	ColdWeight   float32   `json:"cold_weight"`    // the user side for a cold user (IDFields all unknown)
-	IDFields     []int     `json:"id_fields"`      // user field positions that make a user known
+	Weight     float32 `json:"weight"`      // the user side of the extra dimension, known users
+	ColdWeight float32 `json:"cold_weight"` // the user side for a cold user (IDFields all unknown)
+	IDFields   []int   `json:"id_fields"`   // user field positions that make a user known
+	// RecentWeight is the user side for a user known only by RecentFields
+	// (the recent-history field): a new user sending recent movies.
+	RecentWeight float32   `json:"recent_weight,omitzero"`
+	RecentFields []int     `json:"recent_fields,omitempty"`
 	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
 	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
 	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
 	Ratings      int       `json:"ratings"`        // ratings counted
 	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
+}
+
+// Tower is the model's side of the prior (the weights and the fields that
+// pick one).
+func (p *Prior) Tower() *tower.Prior {
+	return &tower.Prior{Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, DefaultBias: p.DefaultBias,
+		IDFields: p.IDFields, RecentFields: p.RecentFields}
 }
 
 // Save writes b into dir atomically: everything goes into a temporary
@@ -443,6 +460,13 @@ func (b *Bundle) check() error {
 	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
 		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
 	}
+	if b.Prior != nil {
+		for _, f := range b.Prior.RecentFields {
+			if !slices.Contains(b.Prior.IDFields, f) {
+				errs = append(errs, fmt.Errorf("prior: recent field %d is not an id field", f))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -519,7 +543,12 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 				return nil, fmt.Errorf("artifact: %s: id field %d out of range", PriorFile, f)
 			}
 		}
-		model.SetPrior(&tower.Prior{Weight: b.Prior.Weight, DefaultBias: b.Prior.DefaultBias, ColdWeight: b.Prior.ColdWeight, IDFields: b.Prior.IDFields})
+		for _, f := range b.Prior.RecentFields {
+			if !slices.Contains(b.Prior.IDFields, f) {
+				return nil, fmt.Errorf("artifact: %s: recent field %d is not an id field", PriorFile, f)
+			}
+		}
+		model.SetPrior(b.Prior.Tower())
 	}
 	if model.Dim() != m.Dim {
 		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)

@@ -263,6 +263,12 @@ func TestSaveLoadPrior(t *testing.T) {
 	if q[4] != 1 {
 		t.Errorf("unknown user's vector %v: last value want the cold weight 1", q)
 	}
+	// A recent field that is not an id field is refused.
+	b.Prior.RecentFields = []int{1}
+	if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {
+		t.Error("a prior with recent field 1 outside its id fields [0] was saved")
+	}
+	b.Prior.RecentFields = nil
 	// A table that does not fit the catalogue is refused.
 	b.Prior.Bias = b.Prior.Bias[:2]
 	if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {

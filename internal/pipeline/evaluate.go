@@ -218,23 +218,16 @@ func userVectors(b *artifact.Bundle, enc []feature.Encoded) [][]float32 {
 
 // evaluateNewUsers runs the new-user protocol (see NewUsers).
 func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, ix *Index, in EvalInputs, n int, pop eval.Scorer, model *Scorer, workers int) (*NewUsers, error) {
-	history, rest := splitNewUsers(in.Train, in.Valid, in.Test, n)
-	out := &NewUsers{History: n}
-	hist := recentHistories(history, historyLength(b))
-	out.Users = len(hist)
-	if out.Users == 0 {
+	split, with, users := newUserSplit(b.Encoder, ds, ix, slices.Concat(in.Train, in.Valid), in.Test, n, historyLength(b))
+	out := &NewUsers{History: n, Users: users}
+	if users == 0 {
 		return out, nil
 	}
-	known := append(append(slices.Clip(in.Train), in.Valid...), history...)
-	split := ix.Split(known, nil, rest)
-	with := make([]feature.Encoded, len(ds.Users))
 	alone := make([]feature.Encoded, len(ds.Users))
 	for i, u := range ds.Users {
 		f := feature.FromUser(u)
 		f.UserID = 0 // new users: their ids are unknown to the model
 		alone[i] = b.Encoder.EncodeUser(f)
-		f.History = hist[u.ID]
-		with[i] = b.Encoder.EncodeUser(f)
 	}
 	var err error
 	if out.WithHistory, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, with)), split, cutoffs(), workers); err != nil {
@@ -247,6 +240,26 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 		return nil, err
 	}
 	return out, nil
+}
+
+// newUserSplit is the new-user protocol on test: the users of test absent
+// from known with more than n ratings in it, their first n by time sent as
+// recent movies (newest first, at most histLen; their ids unknown to the
+// model), the rest their positives, with known and the sent movies
+// excluded. users holds every user of ds encoded so (only the protocol's
+// users have positives); count is how many there are.
+func newUserSplit(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, known, test []movielens.Rating, n, histLen int) (split *eval.Split, users []feature.Encoded, count int) {
+	history, rest := splitNewUsers(known, nil, test, n)
+	hist := recentHistories(history, histLen)
+	split = ix.Split(slices.Concat(known, history), nil, rest)
+	users = make([]feature.Encoded, len(ds.Users))
+	for i, u := range ds.Users {
+		f := feature.FromUser(u)
+		f.UserID = 0
+		f.History = hist[u.ID]
+		users[i] = enc.EncodeUser(f)
+	}
+	return split, users, len(hist)
 }
 
 // splitNewUsers returns, for the test users without a train or valid

@@ -120,7 +120,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		opts.Logger.Info().Float64("valid_without", choice.ValidWithout).Float64("valid_with", choice.ValidWith).Bool("recent_history", choice.Chosen).
 			Msg("recent-history feature chosen on validation")
 	}
-	enc, data, model, res, prior, idFields := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior, fitted.idFields
+	enc, data, model, res, prior := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior
 	sel.Epochs = res.BestEpoch
 	if fitted.searched {
 		sel.Prior, sel.PriorSearch = &prior, fitted.all
@@ -147,8 +147,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if hs.length > 0 && slices.Contains(userFields, feature.HistoryField) {
 		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
 	}
-	if prior.Weight > 0 || prior.ColdWeight > 0 {
-		applyPrior(b, ix, known, prior, idFields)
+	if prior.Weight > 0 || prior.ColdWeight > 0 || prior.RecentWeight > 0 {
+		applyPrior(b, ix, known, prior, fitted.idFields, fitted.recentFields)
 	}
 	b.Profiles = profiles(in.Dataset.Users)
 	hp := HNSWParams(cfg.Serve)
@@ -231,6 +231,8 @@ func selectionInputs(in Inputs, t config.Train) (Inputs, [][]movielens.Rating, a
 type validation struct {
 	splits     []*eval.Split
 	popularity []float64
+	fitTrain   []movielens.Rating   // what the towers are fitted on
+	views      [][]movielens.Rating // the ratings of each split
 }
 
 // newValidation builds the validation of views for towers fitted on
@@ -239,7 +241,7 @@ func newValidation(ctx context.Context, ix *Index, fitTrain []movielens.Rating, 
 	if len(views) == 0 {
 		return nil, nil
 	}
-	v := &validation{}
+	v := &validation{fitTrain: fitTrain, views: views}
 	pop := eval.Popularity(len(ix.ds.Movies), ix.pairs(fitTrain))
 	for i, view := range views {
 		var others []movielens.Rating
@@ -296,7 +298,10 @@ type fitted struct {
 	all      []PriorChoice
 	searched bool  // the prior was searched
 	idFields []int // the user fields that make a user known to the model
-	score    float64
+	// recentFields: the history field, when the prior has a weight for
+	// users known only by their recent movies
+	recentFields []int
+	score        float64
 }
 
 // fitAndChoosePrior trains the towers on fitIn (early stopping on val)
@@ -323,13 +328,23 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg con
 		if len(halfLives) == 0 {
 			halfLives = []float64{0}
 		}
+		var recent []recentView
+		if n := cfg.Baselines.NewUserHistory; n > 0 && hs.length > 0 && slices.Contains(userFields, feature.UserIDField) {
+			if h := slices.Index(userFields, feature.HistoryField); h >= 0 {
+				recent = newUserViews(f.enc, in.Dataset, ix, val, n, hs.length)
+				if len(recent) > 0 {
+					f.recentFields = []int{h}
+				}
+			}
+		}
 		start := time.Now()
-		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies[:len(in.Dataset.Movies)], f.idFields, val, ix, fitIn.Train,
+		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies[:len(in.Dataset.Movies)], f.idFields, val, recent, ix, fitIn.Train,
 			halfLives, weights, cfg.Train.Workers); err != nil {
 			return f, err
 		}
 		f.searched, f.score = true, f.prior.Valid
 		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
+			Float64("recent_weight", f.prior.RecentWeight).Int("recent_users", f.prior.RecentUsers).
 			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
 	}
 	return f, nil

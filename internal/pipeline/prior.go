@@ -60,6 +60,35 @@ func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []f
 // PriorChoice is one setting of the prior and its validation score.
 type PriorChoice = artifact.PriorChoice
 
+// recentView is one validation view's new users as the new-user protocol
+// sees them (newUserSplit): users the model knows only by the recent
+// movies they send, whose prior weight is chosen apart.
+type recentView struct {
+	split *eval.Split
+	users []feature.Encoded // every user, encoded with the history sent
+	n     int               // users with positives
+}
+
+// newUserViews returns, for each view of val with new users (absent from
+// the towers' training ratings and the other views) who rated more than n
+// movies in it, their protocol: the first n sent as recent movies (at most
+// histLen), the rest positives.
+func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *validation, n, histLen int) []recentView {
+	var out []recentView
+	for i, view := range val.views {
+		known := slices.Clone(val.fitTrain)
+		for j, o := range val.views {
+			if j != i {
+				known = append(known, o...)
+			}
+		}
+		if split, users, count := newUserSplit(enc, ds, ix, known, view, n, histLen); count > 0 {
+			out = append(out, recentView{split: split, users: users, n: count})
+		}
+	}
+	return out
+}
+
 // choosePrior scores every (half-life, weight) pair of the grid on each
 // view of val with the towers of model (towers only, no prior) and the
 // bias counted from rs, separately for known users and cold users
@@ -69,8 +98,10 @@ type PriorChoice = artifact.PriorChoice
 // the one view; with two views the mean of each view's Recall@10 over its
 // popularity's), with each group's best weight for that objective (the
 // first on ties: weight 0, no prior, is tried first). users and movies
-// are encoded in the splits' index order.
-func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, ix *Index,
+// are encoded in the splits' index order. With recent views, the weight
+// of users known only by their recent movies is then chosen for that
+// half-life on their pooled Recall@10 (it does not enter the objective).
+func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
 	d := model.TowerDim()
 	if model.Prior() != nil {
@@ -179,6 +210,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	}
 	none := measured[0][0] // weight 0, no prior: the half-life does not matter
 	best := choice(0, 0, 0, none, none)
+	bestH := -1
 	all := []PriorChoice{best}
 	for i, h := range halfLives {
 		wk, wc, rk, rc := 0.0, 0.0, none, none
@@ -193,9 +225,36 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			}
 		}
 		if hb := choice(h, wk, wc, rk, rc); hb.Valid > best.Valid {
-			best = hb
+			best, bestH = hb, i
 		}
 	}
+	if bestH < 0 || len(recent) == 0 {
+		best.RecentWeight = best.Weight // no prior, or no users to choose by: as known users
+		return best, all, nil
+	}
+	// Users known by their recent movies: the best weight at best's
+	// half-life, pooled over the views (the first on ties).
+	pooled := make([]float64, len(ws))
+	for _, rv := range recent {
+		r, err := eval.BlendRecall(ctx, NewScorer(model, rv.users, movies), biases[bestH:bestH+1], ws, rv.split, 10, workers)
+		if err != nil {
+			return best, all, err
+		}
+		for j, v := range r[0] {
+			pooled[j] += float64(rv.n) * v
+		}
+		best.RecentUsers += rv.n
+	}
+	jBest := 0
+	for j, v := range pooled {
+		if v > pooled[jBest] {
+			jBest = j
+		}
+	}
+	if jBest > 0 {
+		best.RecentWeight = pos[jBest-1]
+	}
+	best.ValidRecent = pooled[jBest] / float64(best.RecentUsers)
 	return best, all, nil
 }
 
@@ -204,9 +263,12 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 // ones: the model's extra dimension, the table, and
 // each movie's bias as the last value of its vector. b.Vectors must hold
 // the towers' outputs (TowerDim wide) and is rewritten Dim wide.
-func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields []int) {
+func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields, recentFields []int) {
 	bias, def, now := priorBias(ix, rs, c.HalfLifeDays)
-	b.Model.SetPrior(&tower.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), DefaultBias: def, IDFields: idFields})
+	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), RecentWeight: float32(c.RecentWeight),
+		IDFields: idFields, RecentFields: recentFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
+		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
+	b.Model.SetPrior(b.Prior.Tower())
 	d := b.Model.TowerDim()
 	vecs := make([]float32, len(b.Movies)*(d+1))
 	for i := range b.Movies {
@@ -214,8 +276,6 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 		vecs[i*(d+1)+d] = bias[i]
 	}
 	b.Vectors = vecs
-	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), IDFields: idFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
-		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
 }
 
 // RefreshPrior recounts b's popularity prior from rs (every rating known

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -132,7 +134,7 @@ func TestRefreshPrior(t *testing.T) {
 	if b.Prior != nil || b.Model.Dim() != cfg.Model.Dim {
 		t.Fatal("a prior without a search")
 	}
-	applyPrior(b, NewIndex(in.Dataset), in.Train, PriorChoice{HalfLifeDays: 7, Weight: 1, ColdWeight: 1}, []int{0})
+	applyPrior(b, NewIndex(in.Dataset), in.Train, PriorChoice{HalfLifeDays: 7, Weight: 1, ColdWeight: 1}, []int{0}, nil)
 	d := b.Model.Dim()
 	before := append([]float32(nil), b.Vectors...)
 	// Ten fresh ratings of the least popular movie, a day after the newest.
@@ -174,5 +176,89 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	if r := b.Manifest.Index.Recall["recall@10"]; r < 0.99 {
 		t.Errorf("rebuilt index recall@10 %.3f", r)
+	}
+}
+
+// TestRecentWeightForNewUsers: with the recent-history feature, the
+// validation's new users (absent from the training ratings) choose the
+// prior weight of users known only by the recent movies they send, and
+// the model gives it to exactly those users.
+func TestRecentWeightForNewUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 2
+	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
+	ds := movielens.Demo(1)
+	tr, va := movielens.TemporalSplit(ds.Ratings, 0.8)
+	// Every tenth user rates only in validation: a new user to the towers.
+	var train []movielens.Rating
+	newUser := func(u movielens.UserID) bool { return u%10 == 0 }
+	count := map[movielens.UserID]int{}
+	for _, r := range tr {
+		if newUser(r.User) {
+			va = append(va, r)
+		} else {
+			train = append(train, r)
+		}
+	}
+	for _, r := range va {
+		count[r.User]++
+	}
+	want := 0
+	for u, n := range count {
+		if newUser(u) && n > cfg.Baselines.NewUserHistory {
+			want++
+		}
+	}
+	if want < 10 {
+		t.Fatalf("only %d new users with more than %d ratings: the test needs more", want, cfg.Baselines.NewUserHistory)
+	}
+	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: train, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.Manifest.Training.Selection.Prior
+	if p == nil || b.Prior == nil {
+		t.Fatalf("no prior chosen: %+v", p)
+	}
+	if p.RecentUsers != want || !(p.ValidRecent > 0 && p.ValidRecent <= 1) || (p.RecentWeight != 0 && !slices.Contains(cfg.Train.PriorWeights, p.RecentWeight)) {
+		t.Errorf("recent group: %d users (want %d), Recall@10 %g, weight %g", p.RecentUsers, want, p.ValidRecent, p.RecentWeight)
+	}
+	hist := slices.Index(b.Manifest.Fields.User, feature.HistoryField)
+	if !slices.Equal(b.Prior.RecentFields, []int{hist}) || b.Prior.RecentWeight != float32(p.RecentWeight) {
+		t.Fatalf("prior.json: recent fields %v (history is field %d), weight %g (chose %g)", b.Prior.RecentFields, hist, b.Prior.RecentWeight, p.RecentWeight)
+	}
+	// The artifact keeps the fields; with three distinct weights, each kind
+	// of user gets its own as the last value of its vector.
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := artifact.Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := artifact.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := loaded.Model.Prior()
+	if !slices.Equal(lp.RecentFields, []int{hist}) || lp.RecentWeight != b.Prior.RecentWeight {
+		t.Fatalf("loaded prior %+v", lp)
+	}
+	lp.Weight, lp.RecentWeight, lp.ColdWeight = 1, 2, 3
+	loaded.Model.SetPrior(lp)
+	u := ds.Users[1]
+	last := func(f feature.UserInput) float32 {
+		v := make([]float32, loaded.Model.Dim())
+		loaded.Model.UserVector(v, loaded.Encoder.EncodeUser(f))
+		return v[len(v)-1]
+	}
+	known := feature.FromUser(u)
+	withRecent := feature.FromUser(u)
+	withRecent.UserID, withRecent.History = 0, []string{strconv.Itoa(int(ds.Movies[0].ID))}
+	cold := feature.FromUser(u)
+	cold.UserID = 0
+	if got := []float32{last(known), last(withRecent), last(cold)}; !slices.Equal(got, []float32{1, 2, 3}) {
+		t.Errorf("known / recent movies only / cold users get %v, want [1 2 3]", got)
 	}
 }

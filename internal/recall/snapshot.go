@@ -265,7 +265,10 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	sort.Strings(gl)
 	var prior *PriorInfo
 	if p := b.Prior; p != nil {
-		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
+		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.Weight, Ratings: p.Ratings}
+		if len(p.RecentFields) > 0 {
+			prior.RecentWeight = p.RecentWeight
+		}
 	}
 	return ModelInfo{
 		Prior: prior, RecentHistory: recentLength(b),

@@ -127,6 +127,7 @@ type PriorInfo struct {
 	HalfLifeDays float64 // 0: no decay
 	Weight       float32 // the user side for known users
 	ColdWeight   float32 // the user side for cold-start users
+	RecentWeight float32 // the user side for users known only by the recent movies they send
 	Ratings      int     // ratings counted
 }
 

@@ -303,6 +303,7 @@ type priorJSON struct {
 	HalfLifeDays float64 `json:"half_life_days"`
 	Weight       float32 `json:"weight"`
 	ColdWeight   float32 `json:"cold_weight"`
+	RecentWeight float32 `json:"recent_weight"`
 	Ratings      int     `json:"ratings"`
 }
 
@@ -343,7 +344,7 @@ func newPriorJSON(p *recall.PriorInfo) *priorJSON {
 	if p == nil {
 		return nil
 	}
-	return &priorJSON{Now: p.Now.UTC().Format(timeFormat), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
+	return &priorJSON{Now: p.Now.UTC().Format(timeFormat), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, Ratings: p.Ratings}
 }
 
 // timeFormat is RFC 3339 with optional fractional seconds (date-time).

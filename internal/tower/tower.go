@@ -150,6 +150,50 @@ type Prior struct {
 	// vocabulary. Empty IDFields: every user gets Weight.
 	ColdWeight float32
 	IDFields   []int
+	// RecentWeight replaces Weight for a user known only through
+	// RecentFields (a subset of IDFields: the recent-history field), such
+	// as a new user who sends recently watched movies. Empty RecentFields:
+	// such a user gets Weight.
+	RecentWeight float32
+	RecentFields []int
+}
+
+// Group is how well the model knows a user, for the prior's weight.
+type Group int
+
+const (
+	Known  Group = iota // an id field other than RecentFields is in vocabulary
+	Recent              // only RecentFields are
+	Cold                // no IDFields are
+)
+
+// Group returns the user's group under p (Known when p has no IDFields).
+func (p *Prior) Group(m *Model, in feature.Encoded) Group {
+	if len(p.IDFields) == 0 {
+		return Known
+	}
+	g := Cold
+	for _, f := range p.IDFields {
+		if !m.knows(in, f) {
+			continue
+		}
+		if !slices.Contains(p.RecentFields, f) {
+			return Known
+		}
+		g = Recent
+	}
+	return g
+}
+
+// weight is the user side of the prior's dimension for a user of group g.
+func (p *Prior) weight(g Group) float32 {
+	switch g {
+	case Recent:
+		return p.RecentWeight
+	case Cold:
+		return p.ColdWeight
+	}
+	return p.Weight
 }
 
 // Cold reports whether the encoded user in is cold: every field listed in
@@ -157,14 +201,22 @@ type Prior struct {
 // outside a vocabulary count as out of vocabulary, as in UserVector.
 func (m *Model) Cold(in feature.Encoded, idFields []int) bool {
 	for _, f := range idFields {
-		rows := m.user.Embeddings[f].Rows
-		for _, r := range in[f] {
-			if r != feature.OOV && r >= 0 && int(r) < rows {
-				return false
-			}
+		if m.knows(in, f) {
+			return false
 		}
 	}
 	return true
+}
+
+// knows reports whether user field f of in holds an index in vocabulary.
+func (m *Model) knows(in feature.Encoded, f int) bool {
+	rows := m.user.Embeddings[f].Rows
+	for _, r := range in[f] {
+		if r != feature.OOV && r >= 0 && int(r) < rows {
+			return true
+		}
+	}
+	return false
 }
 
 // New builds a model with freshly initialised weights. userVocab and
@@ -238,7 +290,7 @@ func (m *Model) TowerDim() int { return m.cfg.Dim }
 func (m *Model) SetPrior(p *Prior) {
 	if p != nil {
 		c := *p
-		c.IDFields = slices.Clone(p.IDFields)
+		c.IDFields, c.RecentFields = slices.Clone(p.IDFields), slices.Clone(p.RecentFields)
 		p = &c
 	}
 	m.prior = p
@@ -250,7 +302,7 @@ func (m *Model) Prior() *Prior {
 		return nil
 	}
 	c := *m.prior
-	c.IDFields = slices.Clone(c.IDFields)
+	c.IDFields, c.RecentFields = slices.Clone(c.IDFields), slices.Clone(c.RecentFields)
 	return &c
 }
 
@@ -297,17 +349,13 @@ func (m *Model) PredictRating(dot float32) float32 {
 // concurrent use and does not allocate in steady state. Indices outside a
 // field's vocabulary are treated as out-of-vocabulary; a wrong number of
 // fields or a short dst panics. With a prior, the last value is its
-// Weight (ColdWeight for a cold user).
+// weight for the user's Group.
 func (m *Model) UserVector(dst []float32, in feature.Encoded) {
 	if m.prior != nil {
 		if len(dst) < m.cfg.Dim+1 {
 			panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), m.cfg.Dim+1))
 		}
-		w := m.prior.Weight
-		if len(m.prior.IDFields) > 0 && m.Cold(in, m.prior.IDFields) {
-			w = m.prior.ColdWeight
-		}
-		dst[m.cfg.Dim] = w
+		dst[m.cfg.Dim] = m.prior.weight(m.prior.Group(m, in))
 	}
 	m.user.vector(dst, in)
 }

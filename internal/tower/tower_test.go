@@ -399,6 +399,26 @@ func TestPriorDimension(t *testing.T) {
 			t.Errorf("cold user %v: last value %g, want 2", cold, pu[3])
 		}
 	}
+	// With field 1 as the recent-history field, a user known by it alone
+	// gets RecentWeight; by the id, Weight; by neither, ColdWeight.
+	p := &Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, DefaultBias: -7, IDFields: []int{0, 1}, RecentFields: []int{1}}
+	m.SetPrior(p)
+	for _, c := range []struct {
+		in    feature.Encoded
+		group Group
+		w     float32
+	}{
+		{feature.Encoded{{1}, {2}}, Known, 0.5},
+		{feature.Encoded{{1}, {0}}, Known, 0.5},
+		{feature.Encoded{{0}, {2}}, Recent, 3},
+		{feature.Encoded{{99}, {0, 2}}, Recent, 3},
+		{feature.Encoded{{0}, {0}}, Cold, 2},
+		{feature.Encoded{{}, {99}}, Cold, 2},
+	} {
+		if m.UserVector(pu, c.in); pu[3] != c.w || p.Group(m, c.in) != c.group {
+			t.Errorf("user %v: group %d, last value %g; want %d, %g", c.in, p.Group(m, c.in), pu[3], c.group, c.w)
+		}
+	}
 	if c := m.Clone(); c.Prior() == nil || c.Prior().Weight != 0.5 || c.Dim() != 4 {
 		t.Errorf("clone lost the prior: %+v", c.Prior())
 	}
