@@ -60,6 +60,11 @@ func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []f
 // PriorChoice is one setting of the prior and its validation score.
 type PriorChoice = artifact.PriorChoice
 
+// minRecentUsers is the fewest validation new users that choose the
+// recent weight: with fewer, one user's hit moves their Recall@10 by more
+// than the weights differ, and they get the known users' weight.
+const minRecentUsers = 30
+
 // recentView is one validation view's new users as the new-user protocol
 // sees them (newUserSplit): users the model knows only by the recent
 // movies they send, whose prior weight is chosen apart.
@@ -98,9 +103,10 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // the one view; with two views the mean of each view's Recall@10 over its
 // popularity's), with each group's best weight for that objective (the
 // first on ties: weight 0, no prior, is tried first). users and movies
-// are encoded in the splits' index order. With recent views, the weight
-// of users known only by their recent movies is then chosen for that
-// half-life on their pooled Recall@10 (it does not enter the objective).
+// are encoded in the splits' index order. With recent views of at least
+// minRecentUsers users, the weight of users known only by their recent
+// movies is then chosen for that half-life on their pooled Recall@10 (it
+// does not enter the objective); otherwise it is the known users'.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
 	d := model.TowerDim()
@@ -228,8 +234,11 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			best, bestH = hb, i
 		}
 	}
-	if bestH < 0 || len(recent) == 0 {
-		best.RecentWeight = best.Weight // no prior, or no users to choose by: as known users
+	for _, rv := range recent {
+		best.RecentUsers += rv.n
+	}
+	best.RecentWeight = best.Weight // as known users, unless enough new users choose
+	if bestH < 0 || best.RecentUsers < minRecentUsers {
 		return best, all, nil
 	}
 	// Users known by their recent movies: the best weight at best's
@@ -243,7 +252,6 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		for j, v := range r[0] {
 			pooled[j] += float64(rv.n) * v
 		}
-		best.RecentUsers += rv.n
 	}
 	jBest := 0
 	for j, v := range pooled {
@@ -251,6 +259,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			jBest = j
 		}
 	}
+	best.RecentWeight = 0
 	if jBest > 0 {
 		best.RecentWeight = pos[jBest-1]
 	}

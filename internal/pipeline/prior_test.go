@@ -213,8 +213,8 @@ func TestRecentWeightForNewUsers(t *testing.T) {
 			want++
 		}
 	}
-	if want < 10 {
-		t.Fatalf("only %d new users with more than %d ratings: the test needs more", want, cfg.Baselines.NewUserHistory)
+	if want < minRecentUsers {
+		t.Fatalf("only %d new users with more than %d ratings: the test needs %d", want, cfg.Baselines.NewUserHistory, minRecentUsers)
 	}
 	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: train, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {
