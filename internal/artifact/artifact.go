@@ -242,6 +242,22 @@ type Prior struct {
 	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
 }
 
+// checkFields checks that the id fields are user fields (of n) and the
+// recent fields are id fields.
+func (p *Prior) checkFields(n int) error {
+	for _, f := range p.IDFields {
+		if f < 0 || f >= n {
+			return fmt.Errorf("id field %d out of range", f)
+		}
+	}
+	for _, f := range p.RecentFields {
+		if !slices.Contains(p.IDFields, f) {
+			return fmt.Errorf("recent field %d is not an id field", f)
+		}
+	}
+	return nil
+}
+
 // Tower is the model's side of the prior (the weights and the fields that
 // pick one).
 func (p *Prior) Tower() *tower.Prior {
@@ -461,11 +477,9 @@ func (b *Bundle) check() error {
 	if b.Prior != nil && (b.Model == nil || b.Model.Prior() == nil || len(b.Prior.Bias) != len(b.Movies)) {
 		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
 	}
-	if b.Prior != nil {
-		for _, f := range b.Prior.RecentFields {
-			if !slices.Contains(b.Prior.IDFields, f) {
-				errs = append(errs, fmt.Errorf("prior: recent field %d is not an id field", f))
-			}
+	if b.Prior != nil && b.Model != nil {
+		if err := b.Prior.checkFields(b.Model.User().Fields()); err != nil {
+			errs = append(errs, fmt.Errorf("prior: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -539,15 +553,8 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := unmarshal(raw, b.Prior); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
 		}
-		for _, f := range b.Prior.IDFields {
-			if f < 0 || f >= model.User().Fields() {
-				return nil, fmt.Errorf("artifact: %s: id field %d out of range", PriorFile, f)
-			}
-		}
-		for _, f := range b.Prior.RecentFields {
-			if !slices.Contains(b.Prior.IDFields, f) {
-				return nil, fmt.Errorf("artifact: %s: recent field %d is not an id field", PriorFile, f)
-			}
+		if err := b.Prior.checkFields(model.User().Fields()); err != nil {
+			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
 		}
 		model.SetPrior(b.Prior.Tower())
 	}

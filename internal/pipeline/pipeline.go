@@ -734,6 +734,13 @@ type Scorer struct {
 	dim     int
 	users   [][]float32
 	vectors []float32
+	index   *rankIndex // shared by withUsers; built by the first Rank
+}
+
+// rankIndex is the exact index over a Scorer's movies and Rank's pooled
+// memory.
+type rankIndex struct {
+	once    sync.Once
 	exact   *ann.Exact // nil when a vector is not finite: Rank declines
 	all     ann.Filter
 	scratch sync.Pool // *rankScratch
@@ -763,20 +770,13 @@ func NewScorer(m *tower.Model, users, movies []feature.Encoded) *Scorer {
 // newScorer scores the users' vectors against the movies' vectors (dim
 // wide, row-major).
 func newScorer(dim int, vectors []float32, users [][]float32) *Scorer {
-	s := &Scorer{dim: dim, users: users, vectors: vectors}
-	if e, err := ann.NewExact(vectors, dim); err == nil {
-		s.exact, s.all = e, ann.AllFilter(e.Len())
-	}
-	s.scratch.New = func() any { return &rankScratch{accept: make(ann.Filter, len(s.all))} }
-	return s
+	return &Scorer{dim: dim, users: users, vectors: vectors, index: &rankIndex{}}
 }
 
 // withUsers returns a scorer of other users against the same movies,
 // sharing the index.
 func (s *Scorer) withUsers(users [][]float32) *Scorer {
-	o := &Scorer{dim: s.dim, users: users, vectors: s.vectors, exact: s.exact, all: s.all}
-	o.scratch.New = s.scratch.New
-	return o
+	return &Scorer{dim: s.dim, users: users, vectors: s.vectors, index: s.index}
 }
 
 // ScoreAll implements eval.Scorer.
@@ -788,18 +788,26 @@ func (s *Scorer) ScoreAll(dst []float32, u int32) {
 }
 
 // Rank implements eval.Ranker: the exact index's scores are Dot's to the
-// bit, and it breaks ties by the lower index, as eval does.
+// bit, and it breaks ties by the lower index, as eval does. The index is
+// built on the first call (a Scorer that only scores never pays for it).
 func (s *Scorer) Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, bool) {
-	if s.exact == nil {
+	ix := s.index
+	ix.once.Do(func() {
+		if e, err := ann.NewExact(s.vectors, s.dim); err == nil {
+			ix.exact, ix.all = e, ann.AllFilter(e.Len())
+		}
+		ix.scratch.New = func() any { return &rankScratch{accept: make(ann.Filter, len(ix.all))} }
+	})
+	if ix.exact == nil {
 		return dst, false
 	}
-	sc := s.scratch.Get().(*rankScratch)
-	defer s.scratch.Put(sc)
-	copy(sc.accept, s.all)
+	sc := ix.scratch.Get().(*rankScratch)
+	defer ix.scratch.Put(sc)
+	copy(sc.accept, ix.all)
 	for _, m := range excluded {
 		sc.accept.Reject(m)
 	}
-	res, err := s.exact.Search(sc.res[:0], s.users[u], k, sc.accept)
+	res, err := ix.exact.Search(sc.res[:0], s.users[u], k, sc.accept)
 	if err != nil { // a query that is not finite
 		return dst, false
 	}

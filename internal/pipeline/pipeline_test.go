@@ -324,12 +324,12 @@ func TestScorerRankMatchesScoreAll(t *testing.T) {
 	const dim = 9
 	vectors, uv, sp := randomScoring(rand.New(rand.NewPCG(21, 22)), 60, 700, dim, 40, true)
 	s := newScorer(dim, vectors, uv)
-	if s.exact == nil {
-		t.Fatal("no exact index for finite vectors")
-	}
 	got, err := eval.Evaluate(context.Background(), s, sp, []int{1, 10, 100}, 2)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.index.exact == nil {
+		t.Fatal("no exact index for finite vectors")
 	}
 	want, err := eval.Evaluate(context.Background(), eval.ScorerFunc(s.ScoreAll), sp, []int{1, 10, 100}, 2)
 	if err != nil {

@@ -109,7 +109,6 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // does not enter the objective); otherwise it is the known users'.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
-	d := model.TowerDim()
 	if model.Prior() != nil {
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
@@ -138,12 +137,6 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		v.w = 1 / (max(v.nk+v.nc, 1) * val.norm(i))
 		views[i] = v
 	}
-	base := eval.ScorerFunc(func(dst []float32, u int32) {
-		q := tow.users[u]
-		for m := range dst {
-			dst[m] = ann.Dot(q, tow.vectors[m*d:(m+1)*d])
-		}
-	})
 	pos := slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 })
 	ws := []float32{0} // weight 0 first: no prior
 	for _, w := range pos {
@@ -161,7 +154,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			}
 			return r, nil
 		}
-		return eval.BlendRecall(ctx, base, biases, ws, sp, 10, workers)
+		return eval.BlendRecall(ctx, tow, biases, ws, sp, 10, workers)
 	}
 	// recalls are one setting's Recall@10 of each group in each view; gain
 	// is a group's share of the objective. measured[h][j] holds them for
