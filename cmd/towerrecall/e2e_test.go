@@ -97,6 +97,10 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
 	checkProfilesAndBatch(t, c)
+	// Trained with validation: /model names the recipe the search chose.
+	if r := info.Recipe; r != "configured" && r != "recent-history" && r != "random-split" {
+		t.Errorf("/model recipe %q, want the recipe validation chose", r)
+	}
 
 	// Retrain with another seed into the served directory; SIGHUP swaps it in.
 	if out, err := exec.Command(bin, append(trainArgs, "--seed", "7", "--epochs", "2")...).CombinedOutput(); err != nil {

@@ -159,6 +159,7 @@ type modelResp struct {
 	Movies       int                 `json:"movies"`
 	Backend      string              `json:"backend"`
 	Vocabularies map[string][]string `json:"vocabularies"`
+	Recipe       string              `json:"recipe"`
 }
 
 // checkAPI goes through every endpoint of a running service and checks that

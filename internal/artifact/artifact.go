@@ -127,21 +127,23 @@ type Selection struct {
 	// 0: none), PriorSearch every setting tried.
 	Prior       *PriorChoice  `json:"prior,omitempty"`
 	PriorSearch []PriorChoice `json:"prior_search,omitempty"`
-	// RecentHistory is the choice between the towers without and with
-	// the recent-history feature (train.recent_history_dim), if made.
-	RecentHistory *HistoryChoice `json:"recent_history,omitempty"`
+	// Recipe is the recipe validation chose: "configured" (the
+	// configuration as given) or a preset of train.candidates;
+	// Candidates is every recipe tried, the configured one first. Both
+	// are empty when nothing was searched.
+	Recipe     string            `json:"recipe,omitempty"`
+	Candidates []CandidateChoice `json:"candidates,omitempty"`
 }
 
-// HistoryChoice records the validation choice of the recent-history
-// feature: the validation objective (with each one's prior) of the towers
-// as configured and of the same towers with the feature added.
-type HistoryChoice struct {
-	Length       int     `json:"length"`
-	Decay        float64 `json:"decay"`
-	Dim          int     `json:"dim"`
-	ValidWithout float64 `json:"valid_without"`
-	ValidWith    float64 `json:"valid_with"`
-	Chosen       bool    `json:"chosen"` // the model has the feature
+// CandidateChoice is one recipe the search tried: its validation
+// objective (with its own popularity prior) and chosen epoch count, or
+// Skipped when the search budget was spent before it started.
+type CandidateChoice struct {
+	Recipe  string  `json:"recipe"`
+	Valid   float64 `json:"valid"`
+	Epochs  int     `json:"epochs"`
+	Seconds float64 `json:"seconds"`
+	Skipped bool    `json:"skipped,omitempty"`
 }
 
 // PriorChoice is one setting of the popularity prior and its Recall@10 on

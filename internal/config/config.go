@@ -163,16 +163,20 @@ type Train struct {
 	// weights above 0 turns the prior off.
 	PriorHalfLives []float64 `yaml:"prior_half_lives"`
 	PriorWeights   []float64 `yaml:"prior_weights"`
-	// RecentHistoryDim > 0, when model.user lacks the history feature,
-	// model.history_length > 0 and there is validation, trains the towers a
-	// second time with a history feature of this width (the user's newest
-	// model.history_length movies, pooled with model.history_decay) and
-	// keeps whichever of the two scores higher on validation, each with
-	// its own popularity prior (manifest training.selection.recent_history).
-	// On validation the feature gains much on each user's next ratings and
-	// loses on random held-out ratings (docs/model.md), so neither is
-	// right for every split. 0: train as configured, once.
-	RecentHistoryDim int `yaml:"recent_history_dim"`
+	// Candidates are presets (see Preset) whose recipes — towers and
+	// training settings, this run's seed, workers, validation and prior
+	// grid kept — are trained too when there is validation; train keeps
+	// whichever of them and the configured recipe scores highest on
+	// validation, each with its own epoch count and popularity prior
+	// (manifest training.selection.candidates, /model's recipe). The
+	// default tries "recent-history" (the user's newest movies: gains on
+	// each user's next ratings) and "random-split" (the whole history in
+	// place of the id: gains on random held-out ratings); no recipe is
+	// right for every split (docs/model.md). Empty: train as configured.
+	Candidates []string `yaml:"candidates"`
+	// SearchBudget stops the search: a candidate starts only while the
+	// run has spent less than this on training (0: no limit).
+	SearchBudget time.Duration `yaml:"search_budget"`
 }
 
 // Serve holds the service's settings.
@@ -251,7 +255,7 @@ func Default() Config {
 			Dim: 8, Hidden: []int{64}, Normalize: true,
 			User:  []Feature{{"user_id", 32}, {"gender", 4}, {"age", 4}, {"occupation", 4}, {"zip", 8}},
 			Movie: []Feature{{"movie_id", 32}, {"genres", 8}, {"year", 4}},
-			// The recent-history feature validation may add (train.recent_history_dim).
+			// The recent-history feature's (preset recent-history).
 			HistoryLength: 20, HistoryDecay: 0.8,
 		},
 		Train: Train{
@@ -259,7 +263,7 @@ func Default() Config {
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 0,
 			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, ValidUserFraction: 0.1, Refit: true,
 			PriorHalfLives: []float64{2, 7, 30, 120, 0}, PriorWeights: []float64{0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2},
-			RecentHistoryDim: 16,
+			Candidates: []string{"recent-history", "random-split"}, SearchBudget: 10 * time.Minute,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
@@ -323,21 +327,53 @@ func RandomSplit() Config {
 	c.Train.ColdLogQ = 1
 	c.Train.UserWeight = 0.5
 	c.Train.LogQScale = 1.2
+	c.Train.Candidates, c.Train.SearchBudget = []string{}, 0 // trains as itself
+	return c
+}
+
+// RecentHistory is the default model with the recent-history feature: a
+// 16-d history field of the user's newest model.history_length movies
+// (causal in training), pooled with model.history_decay. On validation it
+// gains much on each user's next ratings and loses on random held-out
+// ratings (docs/model.md).
+func RecentHistory() Config {
+	c := Default()
+	c.Model.User = append(c.Model.User, Feature{"history", 16})
+	c.Train.Candidates, c.Train.SearchBudget = []string{}, 0
 	return c
 }
 
 // Preset returns a named base configuration: "default" (softmax),
-// "random-split" or "reference" (the pointwise recipe).
+// "recent-history", "random-split" or "reference" (the pointwise recipe).
 func Preset(name string) (Config, error) {
 	switch name {
 	case "", "default", "softmax":
 		return Default(), nil
+	case "recent-history":
+		return RecentHistory(), nil
 	case "random-split":
 		return RandomSplit(), nil
 	case "reference", "pointwise":
 		return Reference(), nil
 	}
-	return Config{}, fmt.Errorf("config: unknown preset %q (want default, random-split or reference)", name)
+	return Config{}, fmt.Errorf("config: unknown preset %q (want default, recent-history, random-split or reference)", name)
+}
+
+// Candidate is the configuration validation tries for the preset name (one
+// of c.Train.Candidates): the preset's towers and training recipe, with c's
+// data, service, baselines and run settings (seed, workers, the most
+// epochs, validation, refit, prior grid).
+func (c Config) Candidate(name string) (Config, error) {
+	p, err := Preset(name)
+	if err != nil {
+		return c, err
+	}
+	p.Data, p.Serve, p.Log, p.Baselines = c.Data, c.Serve, c.Log, c.Baselines
+	t := &p.Train
+	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.Refit
+	t.PriorHalfLives, t.PriorWeights = c.Train.PriorHalfLives, c.Train.PriorWeights
+	t.Candidates, t.SearchBudget = nil, 0
+	return p, nil
 }
 
 // Load reads a YAML file on top of base. Unknown keys are errors. The
@@ -531,8 +567,15 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("train.prior_weights[%d]", i), "%g out of range 0–100", w)
 		}
 	}
-	if t.RecentHistoryDim < 0 || t.RecentHistoryDim > 1024 {
-		bad("train.recent_history_dim", "%d out of range 0–1024", t.RecentHistoryDim)
+	for i, name := range t.Candidates {
+		if _, err := Preset(name); err != nil {
+			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is not a preset (recent-history, random-split, reference)", name)
+		} else if j := slices.Index(t.Candidates[:i], name); j >= 0 {
+			bad(fmt.Sprintf("train.candidates[%d]", i), "%q repeats train.candidates[%d]", name, j)
+		}
+	}
+	if t.SearchBudget < 0 {
+		bad("train.search_budget", "%v is negative", t.SearchBudget)
 	}
 	if !(t.ValidFraction >= 0 && t.ValidFraction <= 0.5) {
 		bad("train.valid_fraction", "%g out of range 0–0.5", t.ValidFraction)

@@ -76,7 +76,6 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		now = opts.Now
 	}
 	ix := NewIndex(in.Dataset)
-	towers, userFields, movieFields := TowerConfig(cfg.Model)
 	fitIn, views, sel := selectionInputs(in, cfg.Train)
 	if sel.Valid == "carved" {
 		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
@@ -92,34 +91,17 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
 			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
 	}
-	hs := historySpec{length: cfg.Model.HistoryLength, decay: float32(cfg.Model.HistoryDecay)}
-	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, cfg, towers, userFields, movieFields, hs, val, opts)
+	rc := newCandidate("configured", cfg)
+	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, rc, val, opts)
 	if err != nil {
 		return nil, err
 	}
-	if d := cfg.Train.RecentHistoryDim; d > 0 && val != nil && !slices.Contains(userFields, feature.HistoryField) && cfg.Model.HistoryLength > 0 {
-		// The candidate: the same towers with the recent-history feature;
-		// validation keeps the better of the two.
-		c := cfg
-		c.Model.User = append(slices.Clip(cfg.Model.User), config.Feature{Name: string(feature.HistoryField), Dim: d})
-		cTowers, cUser, _ := TowerConfig(c.Model)
-		opts.Logger.Info().Int("history_length", hs.length).Float64("history_decay", float64(hs.decay)).Int("dim", d).
-			Msg("validation chooses between the towers without and with the recent-history feature")
-		cand, err := fitAndChoosePrior(ctx, in, fitIn, ix, c, cTowers, cUser, movieFields, hs, val, opts)
-		if err != nil {
+	if val != nil && len(cfg.Train.Candidates) > 0 {
+		if rc, fitted, err = searchRecipes(ctx, in, fitIn, ix, rc, fitted, val, opts, &sel); err != nil {
 			return nil, err
 		}
-		choice := &artifact.HistoryChoice{Length: hs.length, Decay: float64(hs.decay), Dim: d, ValidWithout: fitted.score, ValidWith: cand.score}
-		spent := fitted.res.Seconds + cand.res.Seconds // both count in the run's time
-		if cand.score > fitted.score {
-			fitted, cfg, towers, userFields = cand, c, cTowers, cUser
-			choice.Chosen = true
-		}
-		fitted.res.Seconds = spent
-		sel.RecentHistory = choice
-		opts.Logger.Info().Float64("valid_without", choice.ValidWithout).Float64("valid_with", choice.ValidWith).Bool("recent_history", choice.Chosen).
-			Msg("recent-history feature chosen on validation")
 	}
+	cfg, towers, userFields, movieFields, hs := rc.cfg, rc.towers, rc.user, rc.movie, rc.hist
 	enc, data, model, res, prior := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior
 	sel.Epochs = res.BestEpoch
 	if fitted.searched {
@@ -308,11 +290,11 @@ type fitted struct {
 // and chooses the popularity prior on val. Its score is the validation
 // objective of the towers with that prior (of the best epoch without a
 // prior search; 0 without validation).
-func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg config.Config, towers tower.Config, userFields, movieFields []feature.Field,
-	hs historySpec, val *validation, opts Options) (fitted, error) {
+func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidate, val *validation, opts Options) (fitted, error) {
 	var f fitted
 	var err error
-	if f.enc, f.data, f.model, f.res, err = trainTowers(ctx, fitIn, ix, towers, userFields, movieFields, hs, cfg.Train, val, opts); err != nil {
+	cfg, userFields, hs := rc.cfg, rc.user, rc.hist
+	if f.enc, f.data, f.model, f.res, err = trainTowers(ctx, fitIn, ix, rc.towers, userFields, rc.movie, hs, cfg.Train, val, opts); err != nil {
 		return f, err
 	}
 	for i, fl := range userFields {
@@ -352,6 +334,60 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, cfg con
 
 // historySpec is the shape of the history feature: the newest length
 // movies (0: all), pooled with recency weight decay (0: the mean).
+// candidate is a recipe validation may choose: the towers, their features and
+// the training settings of one configuration.
+type candidate struct {
+	name        string // "configured", or the preset's of train.candidates
+	cfg         config.Config
+	towers      tower.Config
+	user, movie []feature.Field
+	hist        historySpec
+}
+
+func newCandidate(name string, cfg config.Config) candidate {
+	towers, user, movie := TowerConfig(cfg.Model)
+	return candidate{name: name, cfg: cfg, towers: towers, user: user, movie: movie,
+		hist: historySpec{length: cfg.Model.HistoryLength, decay: float32(cfg.Model.HistoryDecay)}}
+}
+
+// searchRecipes trains the recipes of train.candidates beside the
+// configured one (rc, already fitted as f) and returns whichever scores
+// highest on validation, each with its own epoch count and prior; a tie
+// keeps the earlier. A candidate starts only while the run has spent less
+// than train.search_budget on training. sel records every recipe's score.
+func searchRecipes(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidate, f fitted, val *validation, opts Options, sel *artifact.Selection) (candidate, fitted, error) {
+	t := rc.cfg.Train
+	spent := f.res.Seconds
+	sel.Candidates = []artifact.CandidateChoice{{Recipe: rc.name, Valid: f.score, Epochs: f.res.BestEpoch, Seconds: f.res.Seconds}}
+	best, bestF := rc, f
+	for _, name := range t.Candidates {
+		if t.SearchBudget > 0 && spent >= t.SearchBudget.Seconds() {
+			opts.Logger.Warn().Str("recipe", name).Float64("spent_s", spent).Dur("search_budget", t.SearchBudget).Msg("search budget spent: candidate skipped")
+			sel.Candidates = append(sel.Candidates, artifact.CandidateChoice{Recipe: name, Skipped: true})
+			continue
+		}
+		cfg, err := rc.cfg.Candidate(name)
+		if err != nil {
+			return rc, f, err
+		}
+		c := newCandidate(name, cfg)
+		opts.Logger.Info().Str("recipe", name).Msg("training a candidate recipe")
+		cf, err := fitAndChoosePrior(ctx, in, fitIn, ix, c, val, opts)
+		if err != nil {
+			return rc, f, err
+		}
+		spent += cf.res.Seconds
+		sel.Candidates = append(sel.Candidates, artifact.CandidateChoice{Recipe: name, Valid: cf.score, Epochs: cf.res.BestEpoch, Seconds: cf.res.Seconds})
+		if cf.score > bestF.score {
+			best, bestF = c, cf
+		}
+	}
+	bestF.res.Seconds = spent // every recipe counts in the run's time
+	sel.Recipe = best.name
+	opts.Logger.Info().Str("recipe", best.name).Interface("candidates", sel.Candidates).Msg("recipe chosen on validation")
+	return best, bestF, nil
+}
+
 type historySpec struct {
 	length int
 	decay  float32

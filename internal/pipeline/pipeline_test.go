@@ -253,11 +253,11 @@ func TestTrainRecentHistory(t *testing.T) {
 	}
 }
 
-// TestRecentHistoryChoice: with validation, the default trains the towers
-// without and with the recent-history feature, records both validation
-// scores, and ships the better one, with recent.json exactly when it has
-// the feature.
-func TestRecentHistoryChoice(t *testing.T) {
+// TestCandidateSearch: with validation, the default trains the configured
+// recipe and each candidate preset's, records every validation score, and
+// ships the best one: its features, its prior, recent.json exactly when it
+// pools recent movies. A spent search budget skips the candidates.
+func TestCandidateSearch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains models")
 	}
@@ -268,24 +268,40 @@ func TestRecentHistoryChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := b.Manifest.Training.Selection.RecentHistory
-	if c == nil || c.Dim != 16 || c.Length != 20 || c.ValidWithout <= 0 || c.ValidWith <= 0 {
-		t.Fatalf("recent-history choice %+v", c)
+	sel := b.Manifest.Training.Selection
+	want := []string{"configured", "recent-history", "random-split"}
+	if len(sel.Candidates) != len(want) {
+		t.Fatalf("candidates %+v, want %v", sel.Candidates, want)
 	}
-	has := slices.Contains(b.Manifest.Fields.User, feature.HistoryField)
-	if c.Chosen != (c.ValidWith > c.ValidWithout) || has != c.Chosen || (b.Recent != nil) != c.Chosen {
-		t.Errorf("choice %+v, history feature %v, recent.json %v", c, has, b.Recent != nil)
+	best := sel.Candidates[0]
+	for i, c := range sel.Candidates {
+		if c.Recipe != want[i] || c.Valid <= 0 || c.Epochs < 1 || c.Epochs > 2 || c.Skipped {
+			t.Errorf("candidate %d: %+v", i, c)
+		}
+		if c.Valid > best.Valid {
+			best = c
+		}
 	}
-	if p := b.Manifest.Training.Selection.Prior; p == nil || (c.Chosen && p.Valid != c.ValidWith) || (!c.Chosen && p.Valid != c.ValidWithout) {
-		t.Errorf("the shipped prior %+v is not the chosen towers'", p)
+	if sel.Recipe != best.Recipe {
+		t.Errorf("chose %q, the best on validation is %+v", sel.Recipe, best)
 	}
-	// Off, the towers are trained once, as configured.
-	cfg.Train.RecentHistoryDim = 0
+	user := b.Manifest.Fields.User
+	if slices.Contains(user, feature.HistoryField) != (best.Recipe != "configured") ||
+		slices.Contains(user, feature.UserIDField) != (best.Recipe != "random-split") || (b.Recent != nil) != (best.Recipe == "recent-history") {
+		t.Errorf("chose %q but ships user fields %v, recent.json %v", best.Recipe, user, b.Recent != nil)
+	}
+	if p := sel.Prior; p == nil || p.Valid != best.Valid || sel.Epochs != best.Epochs {
+		t.Errorf("the shipped prior %+v and epochs %d are not the chosen recipe's %+v", p, sel.Epochs, best)
+	}
+	// Once training has taken the budget, no candidate starts.
+	cfg.Train.SearchBudget = time.Nanosecond
 	if b, err = Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
 		t.Fatal(err)
 	}
-	if b.Manifest.Training.Selection.RecentHistory != nil || slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
-		t.Error("recent-history candidate trained with recent_history_dim 0")
+	sel = b.Manifest.Training.Selection
+	if sel.Recipe != "configured" || len(sel.Candidates) != 3 || !sel.Candidates[1].Skipped || !sel.Candidates[2].Skipped ||
+		slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
+		t.Errorf("with the budget spent: recipe %q, candidates %+v", sel.Recipe, sel.Candidates)
 	}
 }
 

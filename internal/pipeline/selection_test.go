@@ -23,7 +23,7 @@ func TestTrainCarvesValidation(t *testing.T) {
 	cfg := config.Default()
 	cfg.Train.Epochs = 4
 	cfg.Train.Workers = 1
-	cfg.Train.RecentHistoryDim = 0 // one selection run (TestRecentHistoryChoice covers two)
+	cfg.Train.Candidates = nil // one selection run (TestCandidateSearch covers the search)
 	in := demoInputs()
 	var epochs []train.EpochStats
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow,

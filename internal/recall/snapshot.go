@@ -270,8 +270,12 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 			prior.RecentWeight = p.RecentWeight
 		}
 	}
+	var recipe string
+	if s := m.Training.Selection; s != nil {
+		recipe = s.Recipe
+	}
 	return ModelInfo{
-		Prior: prior, RecentHistory: recentLength(b),
+		Prior: prior, RecentHistory: recentLength(b), Recipe: recipe,
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{

@@ -118,6 +118,9 @@ type ModelInfo struct {
 	// recent-history feature: recent_movie_ids, then a known user's
 	// newest); 0 without the feature.
 	RecentHistory int
+	// Recipe is what validation chose at training (manifest
+	// training.selection.recipe); "" when nothing was searched.
+	Recipe string
 }
 
 // PriorInfo describes the model's popularity prior: "now" is the time its

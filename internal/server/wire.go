@@ -295,7 +295,8 @@ type modelResponse struct {
 	Catalog      catalogJSON         `json:"catalog"`
 	Prior        *priorJSON          `json:"prior,omitzero"`
 	// RecentHistory: see recall.ModelInfo; absent without the feature.
-	RecentHistory int `json:"recent_history,omitzero"`
+	RecentHistory int    `json:"recent_history,omitzero"`
+	Recipe        string `json:"recipe,omitzero"` // see recall.ModelInfo
 }
 
 type priorJSON struct {
@@ -333,6 +334,7 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		Vocabularies:  info.Vocabularies,
 		Prior:         newPriorJSON(info.Prior),
 		RecentHistory: info.RecentHistory,
+		Recipe:        info.Recipe,
 		Catalog: catalogJSON{
 			Writable: info.Catalog.Writable, Added: info.Catalog.Added, Updated: info.Catalog.Updated,
 			Deleted: info.Catalog.Deleted, JournalSeq: info.Catalog.Seq,
