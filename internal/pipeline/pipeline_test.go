@@ -41,7 +41,7 @@ func TestTrainDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(epochs) == 0 || len(epochs) > 3*5 { // selection on the carved validation (without and with recent history), then the refit
+	if len(epochs) == 0 || len(epochs) > 4*5 { // the three recipes on the carved validation, then the refit
 		t.Errorf("%d epochs reported", len(epochs))
 	}
 	m := b.Manifest
