@@ -22,8 +22,6 @@ import (
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/pipeline"
-	"github.com/towerrecall/towerrecall/internal/report"
-	"github.com/towerrecall/towerrecall/internal/train"
 )
 
 // demoDataDir is the --data value that selects the built-in demo catalogue.
@@ -214,16 +212,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 			_ = bar.Set(done)
 		}
 	}
-	var history []train.EpochStats
-	opts.OnEpoch = func(s train.EpochStats) { history = append(history, s) }
 	b, err := pipeline.Train(ctx, in, opts)
 	if err != nil {
 		return err
-	}
-	if svg, err := report.TrainingSVG(history); err != nil {
-		logger.Warn().Err(err).Msg("training report not written")
-	} else {
-		b.Report = svg
 	}
 	if err := artifact.Save(*out, b); err != nil {
 		return err

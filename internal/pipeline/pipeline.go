@@ -31,6 +31,7 @@ import (
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/report"
 	"github.com/towerrecall/towerrecall/internal/tower"
 	"github.com/towerrecall/towerrecall/internal/train"
 )
@@ -123,6 +124,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		res.Seconds += refit.Seconds
 	}
 	b := &artifact.Bundle{Model: model, Encoder: enc}
+	// The report plots the shipped recipe's selection run (the refit, if
+	// any, has no validation to show).
+	if b.Report, err = report.TrainingSVG(res.Epochs); err != nil {
+		opts.Logger.Warn().Err(err).Msg("training report not written")
+	}
 	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
 	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
 	b.Users, b.Seen = ix.History(known)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"strconv"
 	"testing"
 	"time"
@@ -292,6 +293,11 @@ func TestCandidateSearch(t *testing.T) {
 	}
 	if p := sel.Prior; p == nil || p.Valid != best.Valid || sel.Epochs != best.Epochs {
 		t.Errorf("the shipped prior %+v and epochs %d are not the chosen recipe's %+v", p, sel.Epochs, best)
+	}
+	// The training report plots the shipped recipe's run alone: a loss
+	// and a validation point per epoch of it.
+	if n, want := strings.Count(string(b.Report), "<circle"), 2*len(b.Manifest.Training.Loss); n != want {
+		t.Errorf("training report has %d points, want %d (the chosen run's epochs)", n, want)
 	}
 	// Once training has taken the budget, no candidate starts.
 	cfg.Train.SearchBudget = time.Nanosecond
