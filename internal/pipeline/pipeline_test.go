@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
