@@ -361,14 +361,15 @@ func Preset(name string) (Config, error) {
 
 // Candidate is the configuration validation tries for the preset name (one
 // of c.Train.Candidates): the preset's towers and training recipe, with c's
-// data, service, baselines and run settings (seed, workers, the most
-// epochs, validation, refit, prior grid).
+// output dimension (model.dim), data, service, baselines and run settings
+// (seed, workers, the most epochs, validation, refit, prior grid).
 func (c Config) Candidate(name string) (Config, error) {
 	p, err := Preset(name)
 	if err != nil {
 		return c, err
 	}
 	p.Data, p.Serve, p.Log, p.Baselines = c.Data, c.Serve, c.Log, c.Baselines
+	p.Model.Dim = c.Model.Dim
 	t := &p.Train
 	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.Refit
 	t.PriorHalfLives, t.PriorWeights = c.Train.PriorHalfLives, c.Train.PriorWeights

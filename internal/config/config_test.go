@@ -223,3 +223,34 @@ func TestCatalogSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestCandidate: a candidate takes the preset's towers and training recipe
+// and keeps the run's own settings; unknown and repeated names are refused.
+func TestCandidate(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Model.Dim, c.Train.Seed, c.Train.Workers, c.Train.Epochs = 32, 7, 1, 4
+	c.Train.PriorWeights, c.Data.Dir = []float64{0.5}, "data/ml-1m"
+	got, err := c.Candidate("random-split")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := RandomSplit()
+	if !reflect.DeepEqual(got.Model.User, r.Model.User) || got.Train.UserWeight != r.Train.UserWeight || got.Train.LogQScale != r.Train.LogQScale {
+		t.Errorf("candidate recipe %+v / %+v, want the preset's", got.Model.User, got.Train)
+	}
+	if got.Model.Dim != 32 || got.Train.Seed != 7 || got.Train.Workers != 1 || got.Train.Epochs != 4 ||
+		!reflect.DeepEqual(got.Train.PriorWeights, []float64{0.5}) || got.Data.Dir != "data/ml-1m" || len(got.Train.Candidates) != 0 {
+		t.Errorf("candidate lost the run's settings: dim %d, train %+v, data %q", got.Model.Dim, got.Train, got.Data.Dir)
+	}
+	if err := got.Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range [][]string{{"nope"}, {"random-split", "random-split"}} {
+		c := Default()
+		c.Train.Candidates = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "train.candidates[") {
+			t.Errorf("candidates %q: %v, want an error naming the entry", bad, err)
+		}
+	}
+}
