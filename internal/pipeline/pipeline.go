@@ -59,8 +59,10 @@ type Options struct {
 // steps, in order: pick the validation ratings (the valid file, else the
 // newest part of train), encode the ratings, build the training examples
 // (the recipe of train.Recipe), train the towers with early stopping on
-// validation, choose the popularity prior on validation, refit on all of
-// train if validation was carved from it, export the movie vectors (with
+// validation, choose the popularity prior on validation — for the
+// configured recipe and, with validation, each of train.candidates, keeping
+// the best (searchRecipes) — refit on all of train if validation was
+// carved from it, export the movie vectors (with
 // the prior's dimension), build the HNSW graph and check it against an
 // exact scan, write the manifest, and evaluate on the test ratings if any
 // (they choose nothing).
@@ -338,8 +340,6 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 	return f, nil
 }
 
-// historySpec is the shape of the history feature: the newest length
-// movies (0: all), pooled with recency weight decay (0: the mean).
 // candidate is a recipe validation may choose: the towers, their features and
 // the training settings of one configuration.
 type candidate struct {
@@ -394,6 +394,8 @@ func searchRecipes(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidat
 	return best, bestF, nil
 }
 
+// historySpec is the shape of the history feature: the newest length
+// movies (0: all), pooled with recency weight decay (0: the mean).
 type historySpec struct {
 	length int
 	decay  float32
