@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
 	"io"
 	"math"
 	"os"
@@ -24,6 +23,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"

@@ -119,13 +119,13 @@ func TestPopularityReference(t *testing.T) {
 // ds.Users and a movie's its position in ds.Movies (both sorted by ID). A
 // rating of an id not in ds is an error.
 func Pairs(ds *movielens.Dataset, rs []movielens.Rating) ([]Pair, error) {
-	out := make([]Pair, len(rs))
-	for i, r := range rs {
-		u, m, err := index(ds, r)
-		if err != nil {
-			return nil, fmt.Errorf("eval: rating %d: %w", i, err)
-		}
-		out[i] = Pair{User: u, Movie: m}
+	ts, err := Triples(ds, rs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Pair, len(ts))
+	for i, t := range ts {
+		out[i] = Pair{User: t.User, Movie: t.Movie}
 	}
 	return out, nil
 }
