@@ -56,23 +56,12 @@ func (e *Embedding) PoolTo(dst []float32, idx []int32) {
 		}
 		return
 	}
-	switch len(idx) {
-	case 0:
-		clear(dst)
-	case 1:
-		copy(dst, e.Row(idx[0]))
-	default:
-		copy(dst, e.Row(idx[0]))
-		for _, r := range idx[1:] {
-			row := e.Row(r)
-			if e.Dim >= 16 { // long bags (history): the FMA kernel; 1·x+y is exact, so the sum is the same
-				Axpy(1, row, dst)
-				continue
-			}
-			for j := range dst {
-				dst[j] += row[j]
-			}
-		}
+	clear(dst)
+	if len(idx) == 0 {
+		return
+	}
+	addRows(dst, e.W, idx)
+	if len(idx) > 1 {
 		inv := 1 / float32(len(idx))
 		for j := range dst {
 			dst[j] *= inv
@@ -133,10 +122,14 @@ func (g *SparseGrad) PoolBackwardDecay(idx []int32, grad []float32, decay float3
 			g.mark[r] = true
 			g.touched = append(g.touched, r)
 		}
+	}
+	if g.Dim >= 16 { // long bags (history): the row kernel
+		axpyRows(scale, grad, g.G, idx)
+		return
+	}
+	for _, r := range idx {
 		row := g.G[int(r)*g.Dim : int(r)*g.Dim+g.Dim]
-		if g.Dim >= 16 {
-			Axpy(scale, grad, row)
-		} else if scale == 1 {
+		if scale == 1 {
 			for j, v := range grad {
 				row[j] += v
 			}

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -90,20 +91,26 @@ func TestL2NormalizeBackward(t *testing.T) {
 
 func TestEmbeddingPoolBackward(t *testing.T) {
 	t.Parallel()
+	for _, dim := range []int{3, 17, 32} { // the scalar loop and the row kernel
+		t.Run(fmt.Sprint("dim=", dim), func(t *testing.T) { testPoolBackward(t, dim) })
+	}
+}
+
+func testPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(7, 8))
-	e := NewEmbedding(6, 3, 0.5, r)
+	e := NewEmbedding(6, dim, 0.5, r)
 	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}} // repeats and an empty bag
-	c := randSlice(r, len(bags)*3, 1)
-	y := make([]float32, len(bags)*3)
+	c := randSlice(r, len(bags)*dim, 1)
+	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {
 		for i, b := range bags {
-			e.PoolTo(y[i*3:i*3+3], b)
+			e.PoolTo(y[i*dim:i*dim+dim], b)
 		}
 		return dot64(c, y)
 	}
-	g := NewSparseGrad(6, 3)
+	g := NewSparseGrad(6, dim)
 	for i, b := range bags {
-		g.PoolBackward(b, c[i*3:i*3+3])
+		g.PoolBackward(b, c[i*dim:i*dim+dim])
 	}
 	if got, want := g.Touched(), []int32{1, 2, 3, 5, 0}; !equalInt32(got, want) {
 		t.Fatalf("touched %v, want %v", got, want)
@@ -364,6 +371,56 @@ func TestKernels(t *testing.T) {
 				t.Fatalf("Axpy n=%d: [%d] = %g, want %g", n, j, y[j], w)
 			}
 		}
+	}
+}
+
+// TestRowKernels checks addRows and axpyRows (gathered rows, repeats
+// included) bit for bit against a loop of Axpy over the same rows, their
+// scalar fallbacks against them, and that a bad index panics.
+func TestRowKernels(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(13, 14))
+	const rows = 9
+	for _, n := range []int{1, 3, 7, 8, 9, 16, 24, 31, 32, 33, 40, 64, 100} {
+		for _, idx := range [][]int32{{}, {4}, {0, 8}, {2, 5, 2, 7, 1, 2}, {8, 7, 6, 5, 4, 3, 2, 1, 0, 3}} {
+			w := randSlice(r, rows*n, 1)
+			x := randSlice(r, n, 1)
+			dst := randSlice(r, n, 1)
+			want := append([]float32(nil), dst...)
+			for _, i := range idx {
+				Axpy(1, w[int(i)*n:int(i)*n+n], want)
+			}
+			got, fallback := append([]float32(nil), dst...), append([]float32(nil), dst...)
+			addRows(got, w, idx)
+			addRowsGo(fallback, w, idx)
+			wantW := append([]float32(nil), w...)
+			for _, i := range idx {
+				Axpy(-0.3, x, wantW[int(i)*n:int(i)*n+n])
+			}
+			gotW, fallbackW := append([]float32(nil), w...), append([]float32(nil), w...)
+			axpyRows(-0.3, x, gotW, idx)
+			axpyRowsGo(-0.3, x, fallbackW, idx)
+			for j := range want {
+				if got[j] != want[j] || math.Abs(float64(fallback[j]-want[j])) > 1e-5 {
+					t.Fatalf("addRows n=%d idx=%v: [%d] = %g (fallback %g), want %g", n, idx, j, got[j], fallback[j], want[j])
+				}
+			}
+			for j := range wantW {
+				if gotW[j] != wantW[j] || math.Abs(float64(fallbackW[j]-wantW[j])) > 1e-5 {
+					t.Fatalf("axpyRows n=%d idx=%v: [%d] = %g (fallback %g), want %g", n, idx, j, gotW[j], fallbackW[j], wantW[j])
+				}
+			}
+		}
+	}
+	for _, bad := range []int32{-1, rows} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("addRows with row %d of %d: no panic", bad, rows)
+				}
+			}()
+			addRows(make([]float32, 4), make([]float32, rows*4), []int32{0, bad})
+		}()
 	}
 }
 

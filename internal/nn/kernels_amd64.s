@@ -437,3 +437,189 @@ rb_loop:
 rb_done:
 	VZEROUPPER
 	RET
+
+// func addRowsAVX(dst, w []float32, idx []int32)
+// dst[0:n] += Σ_t w[idx[t]·n : idx[t]·n+n], n = len(dst), rows added in
+// the order of idx (each lane the same sums as a loop of Axpy(1, row, dst)).
+TEXT ·addRowsAVX(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ w_base+24(FP), R11
+	MOVQ idx_base+48(FP), R9
+	MOVQ idx_len+56(FP), R13
+	MOVQ CX, R12
+	SHLQ $2, R12 // row stride in bytes
+	TESTQ R13, R13
+	JEQ ar_done
+	XORQ DX, DX
+
+ar_loop32:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	CMPQ AX, $32
+	JLT ar_loop8
+	VMOVUPS (DI)(DX*4), Y0
+	VMOVUPS 32(DI)(DX*4), Y1
+	VMOVUPS 64(DI)(DX*4), Y2
+	VMOVUPS 96(DI)(DX*4), Y3
+	XORQ R8, R8
+
+ar_inner32:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	LEAQ (BX)(DX*4), BX
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	VADDPS 64(BX), Y2, Y2
+	VADDPS 96(BX), Y3, Y3
+	INCQ R8
+	CMPQ R8, R13
+	JLT ar_inner32
+	VMOVUPS Y0, (DI)(DX*4)
+	VMOVUPS Y1, 32(DI)(DX*4)
+	VMOVUPS Y2, 64(DI)(DX*4)
+	VMOVUPS Y3, 96(DI)(DX*4)
+	ADDQ $32, DX
+	JMP ar_loop32
+
+ar_loop8:
+	CMPQ AX, $8
+	JLT ar_tail
+	VMOVUPS (DI)(DX*4), Y0
+	XORQ R8, R8
+
+ar_inner8:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	VADDPS (BX)(DX*4), Y0, Y0
+	INCQ R8
+	CMPQ R8, R13
+	JLT ar_inner8
+	VMOVUPS Y0, (DI)(DX*4)
+	ADDQ $8, DX
+	SUBQ $8, AX
+	JMP ar_loop8
+
+ar_tail:
+	TESTQ AX, AX
+	JEQ ar_done
+	LEAQ masks<>(SB), SI
+	MOVQ $8, BX
+	SUBQ AX, BX
+	VMOVUPS (SI)(BX*4), Y5
+	VMASKMOVPS (DI)(DX*4), Y5, Y0
+	XORQ R8, R8
+
+ar_innerT:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	VMASKMOVPS (BX)(DX*4), Y5, Y6
+	VADDPS Y6, Y0, Y0
+	INCQ R8
+	CMPQ R8, R13
+	JLT ar_innerT
+	VMASKMOVPS Y0, Y5, (DI)(DX*4)
+
+ar_done:
+	VZEROUPPER
+	RET
+
+// func axpyRowsAVX(a float32, x, w []float32, idx []int32)
+// w[r·n : r·n+n] += a·x for each r of idx in order, n = len(x) (each row
+// the same fused multiply-adds as Axpy(a, x, row)).
+TEXT ·axpyRowsAVX(SB), NOSPLIT, $0-80
+	VBROADCASTSS a+0(FP), Y4
+	MOVQ x_base+8(FP), DI
+	MOVQ x_len+16(FP), CX
+	MOVQ w_base+32(FP), R11
+	MOVQ idx_base+56(FP), R9
+	MOVQ idx_len+64(FP), R13
+	MOVQ CX, R12
+	SHLQ $2, R12 // row stride in bytes
+	TESTQ R13, R13
+	JEQ xr_done
+	XORQ DX, DX
+
+xr_loop32:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	CMPQ AX, $32
+	JLT xr_loop8
+	VMOVUPS (DI)(DX*4), Y0
+	VMOVUPS 32(DI)(DX*4), Y1
+	VMOVUPS 64(DI)(DX*4), Y2
+	VMOVUPS 96(DI)(DX*4), Y3
+	XORQ R8, R8
+
+xr_inner32:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	LEAQ (BX)(DX*4), BX
+	VMOVUPS (BX), Y5
+	VMOVUPS 32(BX), Y6
+	VMOVUPS 64(BX), Y7
+	VMOVUPS 96(BX), Y8
+	VFMADD231PS Y0, Y4, Y5
+	VFMADD231PS Y1, Y4, Y6
+	VFMADD231PS Y2, Y4, Y7
+	VFMADD231PS Y3, Y4, Y8
+	VMOVUPS Y5, (BX)
+	VMOVUPS Y6, 32(BX)
+	VMOVUPS Y7, 64(BX)
+	VMOVUPS Y8, 96(BX)
+	INCQ R8
+	CMPQ R8, R13
+	JLT xr_inner32
+	ADDQ $32, DX
+	JMP xr_loop32
+
+xr_loop8:
+	CMPQ AX, $8
+	JLT xr_tail
+	VMOVUPS (DI)(DX*4), Y0
+	XORQ R8, R8
+
+xr_inner8:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	LEAQ (BX)(DX*4), BX
+	VMOVUPS (BX), Y5
+	VFMADD231PS Y0, Y4, Y5
+	VMOVUPS Y5, (BX)
+	INCQ R8
+	CMPQ R8, R13
+	JLT xr_inner8
+	ADDQ $8, DX
+	SUBQ $8, AX
+	JMP xr_loop8
+
+xr_tail:
+	TESTQ AX, AX
+	JEQ xr_done
+	LEAQ masks<>(SB), SI
+	MOVQ $8, BX
+	SUBQ AX, BX
+	VMOVUPS (SI)(BX*4), Y9
+	VMASKMOVPS (DI)(DX*4), Y9, Y0
+	XORQ R8, R8
+
+xr_innerT:
+	MOVLQSX (R9)(R8*4), BX
+	IMULQ R12, BX
+	ADDQ R11, BX
+	LEAQ (BX)(DX*4), BX
+	VMASKMOVPS (BX), Y9, Y5
+	VFMADD231PS Y0, Y4, Y5
+	VMASKMOVPS Y5, Y9, (BX)
+	INCQ R8
+	CMPQ R8, R13
+	JLT xr_innerT
+
+xr_done:
+	VZEROUPPER
+	RET

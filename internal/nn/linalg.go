@@ -87,6 +87,55 @@ func axpyGo(a float32, x, y []float32) {
 	gonum.Implementation{}.Saxpy(len(x), a, x, 1, y, 1)
 }
 
+// addRows adds the rows idx of the row-major table w (rows of len(dst)) to
+// dst, in the order of idx: the sums of a loop of dst += row.
+func addRows(dst, w []float32, idx []int32) {
+	checkRows(w, len(dst), idx)
+	if hasAVX() {
+		addRowsAVX(dst, w, idx)
+		return
+	}
+	addRowsGo(dst, w, idx)
+}
+
+// addRowsGo is addRows without AVX.
+func addRowsGo(dst, w []float32, idx []int32) {
+	n := len(dst)
+	for _, r := range idx {
+		axpyGo(1, w[int(r)*n:int(r)*n+n], dst)
+	}
+}
+
+// axpyRows does row += a·x for each row idx of the row-major table w
+// (rows of len(x)), in the order of idx: the sums of Axpy(a, x, row).
+func axpyRows(a float32, x, w []float32, idx []int32) {
+	checkRows(w, len(x), idx)
+	if hasAVX() {
+		axpyRowsAVX(a, x, w, idx)
+		return
+	}
+	axpyRowsGo(a, x, w, idx)
+}
+
+// axpyRowsGo is axpyRows without AVX.
+func axpyRowsGo(a float32, x, w []float32, idx []int32) {
+	n := len(x)
+	for _, r := range idx {
+		axpyGo(a, x, w[int(r)*n:int(r)*n+n])
+	}
+}
+
+// checkRows panics unless every index of idx is a row of w (rows of n):
+// the kernels trust them.
+func checkRows(w []float32, n int, idx []int32) {
+	rows := len(w) / max(n, 1)
+	for _, r := range idx {
+		if r < 0 || int(r) >= rows {
+			panic(fmt.Sprintf("nn: row %d of a %d-row table", r, rows))
+		}
+	}
+}
+
 // Dot8 is Dot for length 8, unrolled (tower outputs are 8-dimensional).
 func Dot8(x, y []float32) float32 {
 	x = x[:8]
