@@ -37,36 +37,44 @@ func (e *Embedding) Row(r int32) []float32 {
 	return e.W[int(r)*e.Dim : int(r)*e.Dim+e.Dim]
 }
 
-// PoolTo writes the mean of the rows idx into dst (len Dim); an empty bag
-// gives zeros. Indices must be in range (the trainer validates its data, the
-// serving path maps unknown indices to OOV before calling).
+// PoolTo writes the mean of the rows idx into dst (len Dim), weighted by
+// Decay if it decays; an empty bag gives zeros. Indices must be in range
+// (the trainer validates its data, the serving path maps unknown indices
+// to OOV before calling).
 func (e *Embedding) PoolTo(dst []float32, idx []int32) {
 	dst = dst[:e.Dim]
-	if decaying(e.Decay) && len(idx) > 1 {
-		copy(dst, e.Row(idx[0]))
-		w, sum := float32(1), float32(1)
-		for _, r := range idx[1:] {
-			w *= e.Decay
-			sum += w
-			Axpy(w, e.Row(r), dst)
-		}
-		inv := 1 / sum
-		for j := range dst {
-			dst[j] *= inv
-		}
-		return
-	}
 	clear(dst)
 	if len(idx) == 0 {
 		return
 	}
-	addRows(dst, e.W, idx)
+	decay := poolDecay(e.Decay)
+	addRows(dst, e.W, idx, 1, decay)
 	if len(idx) > 1 {
-		inv := 1 / float32(len(idx))
+		inv := 1 / poolWeight(len(idx), decay)
 		for j := range dst {
 			dst[j] *= inv
 		}
 	}
+}
+
+// poolDecay is the factor between the weights of consecutive rows of a
+// bag: Decay if it decays, else 1.
+func poolDecay(d float32) float32 {
+	if decaying(d) {
+		return d
+	}
+	return 1
+}
+
+// poolWeight is the total weight of a bag of n rows: Σ_{k<n} decay^k (n
+// for decay 1).
+func poolWeight(n int, decay float32) float32 {
+	sum, w := float32(0), float32(1)
+	for range n {
+		sum += w
+		w *= decay
+	}
+	return sum
 }
 
 // SparseGrad is the gradient of one embedding table as the set of rows a batch
@@ -91,43 +99,26 @@ func (g *SparseGrad) PoolBackward(idx []int32, grad []float32) {
 }
 
 // PoolBackwardDecay adds the gradient of PoolTo of a table with Decay
-// decay: with a decaying weight, grad·decay^k/Σ_j decay^j to the k-th row
-// of idx; otherwise as PoolBackward.
+// decay: grad·decay^k/Σ_j decay^j to the k-th row of idx (grad/len(idx)
+// to each without decay).
 func (g *SparseGrad) PoolBackwardDecay(idx []int32, grad []float32, decay float32) {
 	if len(idx) == 0 {
 		return
 	}
-	if decaying(decay) && len(idx) > 1 {
-		grad = grad[:g.Dim]
-		sum, w := float32(0), float32(1)
-		for range idx {
-			sum += w
-			w *= decay
-		}
-		w = 1 / sum
-		for _, r := range idx {
-			if !g.mark[r] {
-				g.mark[r] = true
-				g.touched = append(g.touched, r)
-			}
-			Axpy(w, grad, g.G[int(r)*g.Dim:int(r)*g.Dim+g.Dim])
-			w *= decay
-		}
-		return
-	}
 	grad = grad[:g.Dim]
-	scale := 1 / float32(len(idx))
 	for _, r := range idx {
 		if !g.mark[r] {
 			g.mark[r] = true
 			g.touched = append(g.touched, r)
 		}
 	}
-	if g.Dim >= 16 { // long bags (history): the row kernel
-		axpyRows(scale, grad, g.G, idx)
+	decay = poolDecay(decay)
+	scale := 1 / poolWeight(len(idx), decay)
+	if g.Dim >= 16 || decay != 1 { // history bags: the row kernel
+		axpyRows(grad, g.G, idx, scale, decay)
 		return
 	}
-	for _, r := range idx {
+	for _, r := range idx { // short plain bags (genres): a scalar loop
 		row := g.G[int(r)*g.Dim : int(r)*g.Dim+g.Dim]
 		if scale == 1 {
 			for j, v := range grad {

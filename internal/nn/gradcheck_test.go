@@ -375,39 +375,41 @@ func TestKernels(t *testing.T) {
 }
 
 // TestRowKernels checks addRows and axpyRows (gathered rows, repeats
-// included) bit for bit against a loop of Axpy over the same rows, their
-// scalar fallbacks against them, and that a bad index panics.
+// included, plain and decaying weights) bit for bit against a loop of Axpy
+// over the same rows, their scalar fallbacks against them, and that a bad
+// index panics.
 func TestRowKernels(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(13, 14))
 	const rows = 9
 	for _, n := range []int{1, 3, 7, 8, 9, 16, 24, 31, 32, 33, 40, 64, 100} {
 		for _, idx := range [][]int32{{}, {4}, {0, 8}, {2, 5, 2, 7, 1, 2}, {8, 7, 6, 5, 4, 3, 2, 1, 0, 3}} {
-			w := randSlice(r, rows*n, 1)
-			x := randSlice(r, n, 1)
-			dst := randSlice(r, n, 1)
-			want := append([]float32(nil), dst...)
-			for _, i := range idx {
-				Axpy(1, w[int(i)*n:int(i)*n+n], want)
-			}
-			got, fallback := append([]float32(nil), dst...), append([]float32(nil), dst...)
-			addRows(got, w, idx)
-			addRowsGo(fallback, w, idx)
-			wantW := append([]float32(nil), w...)
-			for _, i := range idx {
-				Axpy(-0.3, x, wantW[int(i)*n:int(i)*n+n])
-			}
-			gotW, fallbackW := append([]float32(nil), w...), append([]float32(nil), w...)
-			axpyRows(-0.3, x, gotW, idx)
-			axpyRowsGo(-0.3, x, fallbackW, idx)
-			for j := range want {
-				if got[j] != want[j] || math.Abs(float64(fallback[j]-want[j])) > 1e-5 {
-					t.Fatalf("addRows n=%d idx=%v: [%d] = %g (fallback %g), want %g", n, idx, j, got[j], fallback[j], want[j])
+			for _, wt := range [][2]float32{{1, 1}, {-0.3, 1}, {1, 0.8}, {0.7, 0.5}} {
+				a, decay := wt[0], wt[1]
+				w := randSlice(r, rows*n, 1)
+				x := randSlice(r, n, 1)
+				dst := randSlice(r, n, 1)
+				want, wantW := append([]float32(nil), dst...), append([]float32(nil), w...)
+				for k, c := 0, a; k < len(idx); k, c = k+1, c*decay {
+					i := int(idx[k])
+					Axpy(c, w[i*n:i*n+n], want)
+					Axpy(c, x, wantW[i*n:i*n+n])
 				}
-			}
-			for j := range wantW {
-				if gotW[j] != wantW[j] || math.Abs(float64(fallbackW[j]-wantW[j])) > 1e-5 {
-					t.Fatalf("axpyRows n=%d idx=%v: [%d] = %g (fallback %g), want %g", n, idx, j, gotW[j], fallbackW[j], wantW[j])
+				got, fallback := append([]float32(nil), dst...), append([]float32(nil), dst...)
+				addRows(got, w, idx, a, decay)
+				addRowsGo(fallback, w, idx, a, decay)
+				gotW, fallbackW := append([]float32(nil), w...), append([]float32(nil), w...)
+				axpyRows(x, gotW, idx, a, decay)
+				axpyRowsGo(x, fallbackW, idx, a, decay)
+				for j := range want {
+					if got[j] != want[j] || math.Abs(float64(fallback[j]-want[j])) > 1e-5 {
+						t.Fatalf("addRows n=%d idx=%v a=%g decay=%g: [%d] = %g (fallback %g), want %g", n, idx, a, decay, j, got[j], fallback[j], want[j])
+					}
+				}
+				for j := range wantW {
+					if gotW[j] != wantW[j] || math.Abs(float64(fallbackW[j]-wantW[j])) > 1e-5 {
+						t.Fatalf("axpyRows n=%d idx=%v a=%g decay=%g: [%d] = %g (fallback %g), want %g", n, idx, a, decay, j, gotW[j], fallbackW[j], wantW[j])
+					}
 				}
 			}
 		}
@@ -419,7 +421,7 @@ func TestRowKernels(t *testing.T) {
 					t.Errorf("addRows with row %d of %d: no panic", bad, rows)
 				}
 			}()
-			addRows(make([]float32, 4), make([]float32, rows*4), []int32{0, bad})
+			addRows(make([]float32, 4), make([]float32, rows*4), []int32{0, bad}, 1, 1)
 		}()
 	}
 }

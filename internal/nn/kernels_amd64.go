@@ -9,10 +9,10 @@ import "golang.org/x/sys/cpu"
 func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int)
 
 //go:noescape
-func addRowsAVX(dst, w []float32, idx []int32)
+func addRowsAVX(dst, w []float32, idx []int32, a, decay float32)
 
 //go:noescape
-func axpyRowsAVX(a float32, x, w []float32, idx []int32)
+func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32)
 
 //go:noescape
 func dotAVX(x, y []float32) float32

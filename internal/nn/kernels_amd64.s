@@ -438,15 +438,17 @@ rb_done:
 	VZEROUPPER
 	RET
 
-// func addRowsAVX(dst, w []float32, idx []int32)
-// dst[0:n] += Σ_t w[idx[t]·n : idx[t]·n+n], n = len(dst), rows added in
-// the order of idx (each lane the same sums as a loop of Axpy(1, row, dst)).
-TEXT ·addRowsAVX(SB), NOSPLIT, $0-72
+// func addRowsAVX(dst, w []float32, idx []int32, a, decay float32)
+// dst[0:n] += Σ_t a·decay^t · w[idx[t]·n : idx[t]·n+n], n = len(dst): the
+// weight starts at a and is multiplied by decay after each row, each row
+// one fused multiply-add, in the order of idx.
+TEXT ·addRowsAVX(SB), NOSPLIT, $0-80
 	MOVQ dst_base+0(FP), DI
 	MOVQ dst_len+8(FP), CX
 	MOVQ w_base+24(FP), R11
 	MOVQ idx_base+48(FP), R9
 	MOVQ idx_len+56(FP), R13
+	VMOVSS decay+76(FP), X11
 	MOVQ CX, R12
 	SHLQ $2, R12 // row stride in bytes
 	TESTQ R13, R13
@@ -462,6 +464,7 @@ ar_loop32:
 	VMOVUPS 32(DI)(DX*4), Y1
 	VMOVUPS 64(DI)(DX*4), Y2
 	VMOVUPS 96(DI)(DX*4), Y3
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 ar_inner32:
@@ -469,10 +472,12 @@ ar_inner32:
 	IMULQ R12, BX
 	ADDQ R11, BX
 	LEAQ (BX)(DX*4), BX
-	VADDPS (BX), Y0, Y0
-	VADDPS 32(BX), Y1, Y1
-	VADDPS 64(BX), Y2, Y2
-	VADDPS 96(BX), Y3, Y3
+	VBROADCASTSS X10, Y4
+	VFMADD231PS (BX), Y4, Y0
+	VFMADD231PS 32(BX), Y4, Y1
+	VFMADD231PS 64(BX), Y4, Y2
+	VFMADD231PS 96(BX), Y4, Y3
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT ar_inner32
@@ -487,13 +492,16 @@ ar_loop8:
 	CMPQ AX, $8
 	JLT ar_tail
 	VMOVUPS (DI)(DX*4), Y0
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 ar_inner8:
 	MOVLQSX (R9)(R8*4), BX
 	IMULQ R12, BX
 	ADDQ R11, BX
-	VADDPS (BX)(DX*4), Y0, Y0
+	VBROADCASTSS X10, Y4
+	VFMADD231PS (BX)(DX*4), Y4, Y0
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT ar_inner8
@@ -510,6 +518,7 @@ ar_tail:
 	SUBQ AX, BX
 	VMOVUPS (SI)(BX*4), Y5
 	VMASKMOVPS (DI)(DX*4), Y5, Y0
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 ar_innerT:
@@ -517,7 +526,9 @@ ar_innerT:
 	IMULQ R12, BX
 	ADDQ R11, BX
 	VMASKMOVPS (BX)(DX*4), Y5, Y6
-	VADDPS Y6, Y0, Y0
+	VBROADCASTSS X10, Y4
+	VFMADD231PS Y6, Y4, Y0
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT ar_innerT
@@ -527,16 +538,17 @@ ar_done:
 	VZEROUPPER
 	RET
 
-// func axpyRowsAVX(a float32, x, w []float32, idx []int32)
-// w[r·n : r·n+n] += a·x for each r of idx in order, n = len(x) (each row
-// the same fused multiply-adds as Axpy(a, x, row)).
+// func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32)
+// w[r·n : r·n+n] += a·decay^t · x for the t-th r of idx, in order, n =
+// len(x): the weight starts at a and is multiplied by decay after each
+// row (each row the same fused multiply-adds as Axpy(weight, x, row)).
 TEXT ·axpyRowsAVX(SB), NOSPLIT, $0-80
-	VBROADCASTSS a+0(FP), Y4
-	MOVQ x_base+8(FP), DI
-	MOVQ x_len+16(FP), CX
-	MOVQ w_base+32(FP), R11
-	MOVQ idx_base+56(FP), R9
-	MOVQ idx_len+64(FP), R13
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	MOVQ w_base+24(FP), R11
+	MOVQ idx_base+48(FP), R9
+	MOVQ idx_len+56(FP), R13
+	VMOVSS decay+76(FP), X11
 	MOVQ CX, R12
 	SHLQ $2, R12 // row stride in bytes
 	TESTQ R13, R13
@@ -552,6 +564,7 @@ xr_loop32:
 	VMOVUPS 32(DI)(DX*4), Y1
 	VMOVUPS 64(DI)(DX*4), Y2
 	VMOVUPS 96(DI)(DX*4), Y3
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 xr_inner32:
@@ -559,6 +572,7 @@ xr_inner32:
 	IMULQ R12, BX
 	ADDQ R11, BX
 	LEAQ (BX)(DX*4), BX
+	VBROADCASTSS X10, Y4
 	VMOVUPS (BX), Y5
 	VMOVUPS 32(BX), Y6
 	VMOVUPS 64(BX), Y7
@@ -571,6 +585,7 @@ xr_inner32:
 	VMOVUPS Y6, 32(BX)
 	VMOVUPS Y7, 64(BX)
 	VMOVUPS Y8, 96(BX)
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT xr_inner32
@@ -581,6 +596,7 @@ xr_loop8:
 	CMPQ AX, $8
 	JLT xr_tail
 	VMOVUPS (DI)(DX*4), Y0
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 xr_inner8:
@@ -588,9 +604,11 @@ xr_inner8:
 	IMULQ R12, BX
 	ADDQ R11, BX
 	LEAQ (BX)(DX*4), BX
+	VBROADCASTSS X10, Y4
 	VMOVUPS (BX), Y5
 	VFMADD231PS Y0, Y4, Y5
 	VMOVUPS Y5, (BX)
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT xr_inner8
@@ -606,6 +624,7 @@ xr_tail:
 	SUBQ AX, BX
 	VMOVUPS (SI)(BX*4), Y9
 	VMASKMOVPS (DI)(DX*4), Y9, Y0
+	VMOVSS a+72(FP), X10
 	XORQ R8, R8
 
 xr_innerT:
@@ -613,9 +632,11 @@ xr_innerT:
 	IMULQ R12, BX
 	ADDQ R11, BX
 	LEAQ (BX)(DX*4), BX
+	VBROADCASTSS X10, Y4
 	VMASKMOVPS (BX), Y9, Y5
 	VFMADD231PS Y0, Y4, Y5
 	VMASKMOVPS Y5, Y9, (BX)
+	VMULSS X11, X10, X10
 	INCQ R8
 	CMPQ R8, R13
 	JLT xr_innerT

@@ -8,9 +8,9 @@ func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int) 
 	panic("nn: no AVX kernels")
 }
 
-func addRowsAVX(dst, w []float32, idx []int32) { panic("nn: no AVX kernels") }
+func addRowsAVX(dst, w []float32, idx []int32, a, decay float32) { panic("nn: no AVX kernels") }
 
-func axpyRowsAVX(a float32, x, w []float32, idx []int32) { panic("nn: no AVX kernels") }
+func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32) { panic("nn: no AVX kernels") }
 
 func dotAVX(x, y []float32) float32 { panic("nn: no AVX kernels") }
 

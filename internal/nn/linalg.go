@@ -88,49 +88,53 @@ func axpyGo(a float32, x, y []float32) {
 }
 
 // addRows adds the rows idx of the row-major table w (rows of len(dst)) to
-// dst, in the order of idx: the sums of a loop of dst += row.
-func addRows(dst, w []float32, idx []int32) {
+// dst, weighted: the t-th row by a·decay^t (the weight multiplied by decay
+// after each row), each as one Axpy(weight, row, dst), in the order of idx.
+// With a = decay = 1 it is the plain sum.
+func addRows(dst, w []float32, idx []int32, a, decay float32) {
 	checkRows(w, len(dst), idx)
 	if hasAVX() {
-		addRowsAVX(dst, w, idx)
+		addRowsAVX(dst, w, idx, a, decay)
 		return
 	}
-	addRowsGo(dst, w, idx)
+	addRowsGo(dst, w, idx, a, decay)
 }
 
 // addRowsGo is addRows without AVX.
-func addRowsGo(dst, w []float32, idx []int32) {
+func addRowsGo(dst, w []float32, idx []int32, a, decay float32) {
 	n := len(dst)
 	for _, r := range idx {
-		axpyGo(1, w[int(r)*n:int(r)*n+n], dst)
+		axpyGo(a, w[int(r)*n:int(r)*n+n], dst)
+		a *= decay
 	}
 }
 
-// axpyRows does row += a·x for each row idx of the row-major table w
-// (rows of len(x)), in the order of idx: the sums of Axpy(a, x, row).
-func axpyRows(a float32, x, w []float32, idx []int32) {
+// axpyRows adds a·decay^t·x to the t-th row idx of the row-major table w
+// (rows of len(x)), in the order of idx: the sums of Axpy(weight, x, row).
+func axpyRows(x, w []float32, idx []int32, a, decay float32) {
 	checkRows(w, len(x), idx)
 	if hasAVX() {
-		axpyRowsAVX(a, x, w, idx)
+		axpyRowsAVX(x, w, idx, a, decay)
 		return
 	}
-	axpyRowsGo(a, x, w, idx)
+	axpyRowsGo(x, w, idx, a, decay)
 }
 
 // axpyRowsGo is axpyRows without AVX.
-func axpyRowsGo(a float32, x, w []float32, idx []int32) {
+func axpyRowsGo(x, w []float32, idx []int32, a, decay float32) {
 	n := len(x)
 	for _, r := range idx {
 		axpyGo(a, x, w[int(r)*n:int(r)*n+n])
+		a *= decay
 	}
 }
 
 // checkRows panics unless every index of idx is a row of w (rows of n):
 // the kernels trust them.
 func checkRows(w []float32, n int, idx []int32) {
-	rows := len(w) / max(n, 1)
+	rows := uint(len(w) / max(n, 1))
 	for _, r := range idx {
-		if r < 0 || int(r) >= rows {
+		if uint(r) >= rows { // a negative r wraps above rows
 			panic(fmt.Sprintf("nn: row %d of a %d-row table", r, rows))
 		}
 	}
