@@ -49,11 +49,6 @@ type Config struct {
 	// uniform ones keep long-tail movies from scoring high by default.
 	// Measured: no gain on the user-temporal splits, so 0 by default.
 	UniformNegatives int
-	// Symmetric (softmax) adds the movie→user direction: each movie is also
-	// asked to pick its user among the step's users (logQ-corrected by user
-	// activity), which trains the user tower on in-batch negatives too.
-	// Measured: no gain on the user-temporal splits; off by default.
-	Symmetric bool
 	// UserWeight (softmax) weights each example by n_u^−UserWeight, where
 	// n_u is its user's number of train interactions (normalised to mean 1):
 	// 0 treats examples alike, so heavy users dominate; the per-user metrics

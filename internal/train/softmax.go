@@ -9,8 +9,7 @@ import (
 
 // direction is one side of the sampled softmax: each row's query vector is
 // scored against the step's distinct keys, and the key of the row's own
-// interaction is its positive. The user→movie direction is the classic one;
-// Config.Symmetric adds movie→user.
+// interaction is its positive: users query movies.
 type direction struct {
 	qOut    []float32 // query tower outputs, slot-major (aliases a tower.Batch)
 	qRow    []int32   // per row: the query's slot
@@ -50,12 +49,9 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 	}
 }
 
-// prepareSoftmax readies both directions after the forward pass.
+// prepareSoftmax readies the softmax after the forward pass.
 func (t *trainer) prepareSoftmax() {
 	t.prepareDirection(t.u2m, t.movie.n)
-	if t.m2u != nil {
-		t.prepareDirection(t.m2u, t.user.n)
-	}
 }
 
 // prepareDirection transposes the keys and sets each key's bias: log(count)

@@ -267,7 +267,6 @@ type trainer struct {
 	invT       float32        // 1/Temperature
 	normalized bool           // the towers' outputs are unit vectors
 	freq       []float64      // per movie: train frequency (LogQ)
-	userFreq   []float64      // per user: train frequency (LogQ, symmetric direction)
 	userW      []float32      // per user: example weight n_u^−UserWeight, mean 1 over Train (softmax)
 	plan       [][]updateTask // per worker: its share of the update phase
 	pool       *workerPool
@@ -279,7 +278,7 @@ type trainer struct {
 	user, movie side
 	negRng      *rand.Rand     // the uniform negatives (softmax)
 	drop        historyDropout // nil rng: off
-	u2m, m2u    *direction     // softmax: user→movie, and movie→user if Symmetric
+	u2m         *direction     // softmax: user→movie
 	dU, dV      []float32      // pointwise: per row ∂loss/∂user and ∂loss/∂movie vector
 
 	// The optimizer and the rating head's state (the towers' slots are in
@@ -396,7 +395,7 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	t := &trainer{m: m, d: d, cfg: cfg, workers: cfg.Workers, dim: m.TowerDim()}
 	t.invT = 1 / max(cfg.Temperature, 1e-30)
 	t.normalized = m.Config().Normalize
-	t.freq, t.userFreq, t.userW = frequencies(d, cfg.UserWeight)
+	t.freq, t.userW = frequencies(d, cfg.UserWeight)
 	t.plan = planUpdates(m.User(), m.Movie(), d.Users, d.Movies, t.workers)
 
 	if cfg.Optimizer == Adam {
@@ -424,10 +423,6 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 			t.u2m.coldLogQ = cfg.ColdLogQ
 			t.u2m.biasCold = make([]float32, ms)
 		}
-		if cfg.Symmetric {
-			t.m2u = &direction{qOut: t.movie.batch.Out, qRow: t.movie.row, kRow: t.user.row, kOut: t.user.batch.Out, cnt: t.user.cnt, ent: t.user.ent, freq: t.userFreq, logQScale: 1}
-			t.m2u.alloc(t.dim, bs, bs, t.workers)
-		}
 	}
 	if cfg.HistoryDropout > 0 {
 		t.drop.rng = rand.New(rand.NewPCG(cfg.Seed, 0x64726f70))
@@ -438,10 +433,10 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	return t
 }
 
-// frequencies returns each movie's and each user's share of d.Train, and
-// each user's example weight n_u^−userWeight, normalised to mean 1 over
-// d.Train (0 for users without examples).
-func frequencies(d Data, userWeight float32) (movie, user []float64, userW []float32) {
+// frequencies returns each movie's share of d.Train, and each user's
+// example weight n_u^−userWeight, normalised to mean 1 over d.Train (0 for
+// users without examples).
+func frequencies(d Data, userWeight float32) (movie []float64, userW []float32) {
 	movie = make([]float64, len(d.Movies))
 	for _, x := range d.Train {
 		movie[x.Movie]++
@@ -452,10 +447,6 @@ func frequencies(d Data, userWeight float32) (movie, user []float64, userW []flo
 	perUser := make([]float64, len(d.Users))
 	for _, x := range d.Train {
 		perUser[x.User]++
-	}
-	user = make([]float64, len(d.Users))
-	for u, c := range perUser {
-		user[u] = c / float64(len(d.Train))
 	}
 	var z float64
 	for _, c := range perUser {
@@ -469,7 +460,7 @@ func frequencies(d Data, userWeight float32) (movie, user []float64, userW []flo
 			userW[u] = float32(math.Pow(c, -float64(userWeight)) * float64(len(d.Train)) / z)
 		}
 	}
-	return movie, user, userW
+	return movie, userW
 }
 
 // dropHistory returns user slot s's input with each item of the history
@@ -569,9 +560,6 @@ func (t *trainer) phase(p, w int) {
 		lo, hi := t.span(t.n, w)
 		if t.cfg.Objective == Softmax {
 			t.work[w].loss = t.softmaxRows(t.u2m, w, lo, hi)
-			if t.m2u != nil {
-				t.work[w].loss += t.softmaxRows(t.m2u, w, lo, hi)
-			}
 		} else {
 			t.pointwiseRows(w, lo, hi)
 		}
@@ -638,10 +626,6 @@ func (t *trainer) gatherGrads() {
 	}
 	addRows(uOut, t.u2m.dQ, t.user.row[:t.n], dim)
 	addTransposed(mOut, t.u2m.dKt, t.movie.n, dim)
-	if t.m2u != nil {
-		addRows(mOut, t.m2u.dQ, t.movie.row[:t.n], dim)
-		addTransposed(uOut, t.m2u.dKt, t.user.n, dim)
-	}
 }
 
 // addRows adds row i of src into row slot[i] of dst.
