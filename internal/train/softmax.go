@@ -7,9 +7,9 @@ import (
 	"github.com/towerrecall/towerrecall/internal/nn"
 )
 
-// direction is one side of the sampled softmax: each row's query vector is
-// scored against the step's distinct keys, and the key of the row's own
-// interaction is its positive: users query movies.
+// direction is the sampled softmax's state: each row's query (user)
+// vector is scored against the step's distinct keys (movies), and the key
+// of the row's own interaction is its positive.
 type direction struct {
 	qOut    []float32 // query tower outputs, slot-major (aliases a tower.Batch)
 	qRow    []int32   // per row: the query's slot
@@ -47,11 +47,6 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 		d.rowBuf = append(d.rowBuf, make([]float32, keys))
 		d.qs = append(d.qs, make([]float32, dim))
 	}
-}
-
-// prepareSoftmax readies the softmax after the forward pass.
-func (t *trainer) prepareSoftmax() {
-	t.prepareDirection(t.u2m, t.movie.n)
 }
 
 // prepareDirection transposes the keys and sets each key's bias: log(count)

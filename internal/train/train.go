@@ -507,7 +507,7 @@ func (t *trainer) step(idx []int32) float64 {
 	t.collect(idx)
 	t.pool.run(phaseForward)
 	if t.cfg.Objective == Softmax {
-		t.prepareSoftmax()
+		t.prepareDirection(t.u2m, t.movie.n)
 	}
 	t.pool.run(phaseLoss)
 	t.gatherGrads()

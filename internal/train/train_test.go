@@ -32,7 +32,7 @@ func smallTowers(head bool) tower.Config {
 // lossAt runs the loss phase of a prepared step and returns the mean loss.
 func (t *trainer) lossAt() float64 {
 	if t.cfg.Objective == Softmax {
-		t.prepareSoftmax()
+		t.prepareDirection(t.u2m, t.movie.n)
 	}
 	t.pool.run(phaseLoss)
 	var l float64
