@@ -129,6 +129,16 @@ type Train struct {
 	// light users, who weigh as much as heavy ones in per-user metrics,
 	// count more; 0 weighs every rating alike.
 	UserWeight float64 `yaml:"user_weight"`
+	// Distill (softmax) distils EASE into the towers: EASE (Steck 2019, L2
+	// weight distill_lambda) is fitted on the training ratings, each user's
+	// scores are standardised and divided by distill_temperature, and
+	// distill × the KL divergence from that distribution over each step's
+	// movies to the towers' joins the loss, so the 8-d vectors learn a
+	// full ranking, not only the rated movie. 0 turns it off; a catalogue
+	// of over 10,000 rated movies trains without it (logged).
+	Distill            float64 `yaml:"distill"`
+	DistillTemperature float64 `yaml:"distill_temperature"`
+	DistillLambda      float64 `yaml:"distill_lambda"`
 	// LRSchedule decays the learning rate over the planned epochs:
 	// constant (or empty), linear or cosine (to 0 at the end of the last
 	// epoch).
@@ -262,6 +272,7 @@ func Default() Config {
 			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 0,
 			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, ValidUserFraction: 0.1, Refit: true,
+			DistillTemperature: 1, DistillLambda: 500,
 			PriorHalfLives: []float64{2, 7, 30, 120, 0}, PriorWeights: []float64{0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2},
 			Candidates: []string{"recent-history", "random-split"}, SearchBudget: 10 * time.Minute,
 		},
@@ -293,7 +304,8 @@ func Reference() Config {
 		Movie: []Feature{{"movie_id", 100}, {"genres", 2}},
 	}
 	c.Train = Train{Objective: "pointwise", Epochs: 10, BatchSize: 32, LearningRate: 0.001, Optimizer: "rmsprop", Workers: 1, Seed: 1, Patience: 2,
-		HistoryFolds: 10, ColdLogQ: 1, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, Refit: true}
+		HistoryFolds: 10, ColdLogQ: 1, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, Refit: true,
+		DistillTemperature: 1, DistillLambda: 500}
 	return c
 }
 
@@ -327,6 +339,7 @@ func RandomSplit() Config {
 	c.Train.ColdLogQ = 1
 	c.Train.UserWeight = 0.5
 	c.Train.LogQScale = 1.2
+	c.Train.Distill = 1
 	c.Train.Candidates, c.Train.SearchBudget = []string{}, 0 // trains as itself
 	return c
 }
@@ -549,6 +562,20 @@ func (c *Config) Validate() error {
 	}
 	if !(t.UserWeight >= 0 && t.UserWeight <= 1) {
 		bad("train.user_weight", "%g out of range 0–1", t.UserWeight)
+	}
+	if !(t.Distill >= 0 && t.Distill <= 10) {
+		bad("train.distill", "%g out of range 0–10", t.Distill)
+	}
+	if t.Distill > 0 {
+		if t.Objective != "softmax" {
+			bad("train.distill", "needs objective softmax, not %q", t.Objective)
+		}
+		if !(t.DistillTemperature > 0 && t.DistillTemperature <= 100) {
+			bad("train.distill_temperature", "%g out of range (0, 100]", t.DistillTemperature)
+		}
+		if !(t.DistillLambda > 0 && t.DistillLambda <= 1e6) {
+			bad("train.distill_lambda", "%g out of range (0, 1e6]", t.DistillLambda)
+		}
 	}
 	switch t.LRSchedule {
 	case "", "constant", "linear", "cosine":

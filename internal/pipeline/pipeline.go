@@ -416,7 +416,16 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 	if historyField < 0 || hs.length == 0 {
 		hs.decay = 0 // a recency weight needs a bag ordered newest first
 	}
-	model, res, err := fit(ctx, in, enc, data, towers, historyField, hs.decay, trainConfig(t, historyField), val, opts)
+	tc := trainConfig(t, historyField)
+	if tc.Distill > 0 {
+		if err := addTeacher(&data, ix, in, t.DistillLambda, opts.Logger); err != nil {
+			return nil, data, nil, train.Result{}, err
+		}
+		if data.Teacher == nil {
+			tc.Distill = 0
+		}
+	}
+	model, res, err := fit(ctx, in, enc, data, towers, historyField, hs.decay, tc, val, opts)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}

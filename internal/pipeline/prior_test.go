@@ -126,6 +126,7 @@ func TestRefreshPrior(t *testing.T) {
 	cfg := config.Default()
 	cfg.Train.Epochs = 2
 	cfg.Train.PriorWeights = nil // no search: the prior is set below
+	cfg.Train.Candidates = nil   // the configured towers, whose users the check's queries describe
 	in := demoInputs()
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {

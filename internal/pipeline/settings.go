@@ -49,6 +49,8 @@ func trainConfig(t config.Train, historyField int) train.Config {
 		Workers:          t.Workers,
 		Seed:             t.Seed,
 		Patience:         t.Patience,
+		Distill:          float32(t.Distill),
+		DistillTemp:      float32(t.DistillTemperature),
 	}
 	if historyField >= 0 {
 		c.HistoryDropout = float32(t.HistoryDropout)

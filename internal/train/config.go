@@ -84,6 +84,15 @@ type Config struct {
 	Workers        int     // 1 reproduces bit for bit; 2 uses both cores (and is reproducible too)
 	Seed           uint64  // drives the shuffling and the uniform negatives
 	Patience       int     // epochs without a better Hooks.Validate before stopping; 0 = never stop early
+	// Distill (softmax) adds Distill × the KL divergence from a teacher's
+	// distribution over each step's movies to the towers' to every row's
+	// loss (knowledge distillation, Hinton et al. 2015): the towers learn
+	// the teacher's ranking of the sampled movies, not only the rated one.
+	// The teacher's logits are Data.Teacher's scores of the row's real user
+	// divided by DistillTemp, plus the same logQ correction and duplicate
+	// counts as the towers' logits. 0 turns it off.
+	Distill     float32
+	DistillTemp float32
 }
 
 // Validate reports every problem of the config at once.
@@ -142,6 +151,15 @@ func (c Config) Validate() error {
 	}
 	if !(c.LogQScale >= 0 && c.LogQScale <= 5) {
 		errs = append(errs, fmt.Errorf("logQ scale %g not in [0, 5]", c.LogQScale))
+	}
+	if !(c.Distill >= 0 && c.Distill <= 10) {
+		errs = append(errs, fmt.Errorf("distill %g not in [0, 10]", c.Distill))
+	}
+	if c.Distill > 0 && c.Objective != Softmax {
+		errs = append(errs, errors.New("distillation needs the softmax objective"))
+	}
+	if c.Distill > 0 && (!(c.DistillTemp > 0) || math.IsInf(float64(c.DistillTemp), 0)) {
+		errs = append(errs, fmt.Errorf("distill temperature %g must be positive", c.DistillTemp))
 	}
 	if c.Patience < 0 {
 		errs = append(errs, fmt.Errorf("patience %d < 0", c.Patience))

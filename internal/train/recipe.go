@@ -87,6 +87,10 @@ func (r Recipe) Apply(d *Data, times []int64, f Fields) error {
 		}
 	}
 	realUsers := int32(len(d.Users))
+	d.Origin = make([]int32, len(d.Users)) // every step below appends its copies' origins
+	for i := range d.Origin {
+		d.Origin[i] = int32(i)
+	}
 	recent := hist >= 0 && r.HistoryLength > 0
 	var folds, group []int32
 	var bags [][]int32
@@ -174,6 +178,9 @@ func addRecentHistory(d *Data, n int32, pos int, group []int32, bags [][]int32) 
 				t[pos] = []int32{feature.OOV}
 			}
 			d.Users = append(d.Users, t)
+			if d.Origin != nil {
+				d.Origin = append(d.Origin, d.Origin[x.User])
+			}
 			if d.Cold != nil {
 				d.Cold = append(d.Cold, d.Cold[x.User] && len(bags[k.group]) == 0)
 			}
@@ -262,6 +269,9 @@ func addColdTwins(d *Data, userFields, movieFields []feature.Field, rate float64
 	d.Users, userTwins = twins(d.Users, userFields, feature.UserIDField, feature.HistoryField)
 	d.Movies, movieTwins = twins(d.Movies, movieFields, feature.MovieIDField)
 	if userTwins {
+		if d.Origin != nil {
+			d.Origin = append(d.Origin, d.Origin[:nu]...)
+		}
 		d.Cold = make([]bool, len(d.Users))
 		for i := nu; i < int32(len(d.Users)); i++ {
 			d.Cold[i] = true
@@ -339,6 +349,9 @@ func addHistoryFolds(d *Data, nu int32, pos int, fold []int32, histIndex []int32
 			}
 			t[pos] = bag
 			d.Users = append(d.Users, t)
+			if d.Origin != nil {
+				d.Origin = append(d.Origin, d.Origin[x.User])
+			}
 			if d.Cold != nil {
 				d.Cold = append(d.Cold, false)
 			}

@@ -215,6 +215,9 @@ func TestRecentHistory(t *testing.T) {
 			if err := (Recipe{ColdStartRate: rate, HistoryLength: tc.n, Seed: 3}).Apply(&d, times, fl); err != nil {
 				t.Fatal(err)
 			}
+			if len(d.Origin) != len(d.Users) {
+				t.Fatalf("%d origins for %d users", len(d.Origin), len(d.Users))
+			}
 			twins := 0
 			copies := nu // the first history copy
 			if tc.twins {
@@ -225,6 +228,9 @@ func TestRecentHistory(t *testing.T) {
 					t.Fatalf("interaction %d still on user or twin %d", i, x.User)
 				}
 				u := orig[i].User
+				if d.Origin[x.User] != u {
+					t.Errorf("interaction %d: on a copy of user %d, origin %d", i, u, d.Origin[x.User])
+				}
 				id := d.Users[x.User][0][0]
 				twin := id == feature.OOV
 				if twin {
@@ -264,5 +270,47 @@ func TestRecentHistory(t *testing.T) {
 				t.Errorf("%d interactions on twins", twins)
 			}
 		})
+	}
+}
+
+// TestRecipeOrigin checks that Apply records, for the twins and fold
+// copies it adds, the real user each stands for.
+func TestRecipeOrigin(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 9))
+	const users, movies = 6, 20
+	d := Data{}
+	histIndex := make([]int32, movies)
+	for m := range movies {
+		d.Movies = append(d.Movies, feature.Encoded{{int32(m + 1)}})
+		histIndex[m] = int32(m + 1)
+	}
+	var times []int64
+	for u := range users {
+		var bag []int32
+		for _, m := range rng.Perm(movies)[:8] {
+			d.Train = append(d.Train, Interaction{User: int32(u), Movie: int32(m)})
+			times = append(times, int64(len(times)))
+			bag = append(bag, histIndex[m])
+		}
+		d.Users = append(d.Users, feature.Encoded{{int32(u + 1)}, bag})
+	}
+	orig := slices.Clone(d.Train)
+	fl := Fields{User: []feature.Field{feature.UserIDField, feature.HistoryField}, Movie: []feature.Field{feature.MovieIDField}, HistoryIndex: histIndex}
+	if err := (Recipe{ColdStartRate: 0.3, HistoryFolds: 3, Seed: 4}).Apply(&d, times, fl); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Origin) != len(d.Users) || len(d.Users) <= 2*users {
+		t.Fatalf("%d origins for %d users (want twins and fold copies beyond %d)", len(d.Origin), len(d.Users), 2*users)
+	}
+	for u := range 2 * users { // the real users, then their twins
+		if d.Origin[u] != int32(u%users) {
+			t.Errorf("user %d: origin %d", u, d.Origin[u])
+		}
+	}
+	for i, x := range d.Train {
+		if d.Origin[x.User] != orig[i].User {
+			t.Errorf("interaction %d of user %d is on user %d, origin %d", i, orig[i].User, x.User, d.Origin[x.User])
+		}
 	}
 }

@@ -36,6 +36,36 @@ type direction struct {
 	dKt    [][]float32 // per worker: Dim×nK ∂loss/∂keys
 	rowBuf [][]float32 // per worker: one row of logits
 	qs     [][]float32 // per worker: query/T
+
+	teacher         []float32 // per real user: TeacherMovies scores
+	origin          []int32   // per user: its real user
+	tMovies         int
+	distill, invTau float32
+	tBuf, tDiff     [][]float32 // per worker: one row of teacher probabilities, and of teacher − student logits
+}
+
+// teach writes the teacher's distribution over the step's keys for a row
+// of real user u to worker w's buffer, unnormalised (e_j = exp(t_j − m)),
+// and returns it with Z = Σ e_j and Σ_j p_j·(t_j − m − log Z − s_j),
+// p_j = e_j/Z,
+// where t are the teacher's logits (scores/τ + the students' bias, the
+// positive's duplicates masked alike), m their maximum, Z = Σ exp(t − m)
+// and s the student's logits: the KL divergence from the teacher to the
+// student is that plus the student's log Σ exp s.
+func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z float32, kl float64) {
+	row := d.teacher[u*d.tMovies : (u+1)*d.tMovies]
+	nK := len(s)
+	e, diff := d.tBuf[w][:nK], d.tDiff[w][:nK]
+	for j := range e {
+		e[j] = row[int(d.ent[j])%d.tMovies]*d.invTau + bias[j]
+	}
+	e[pos] -= d.logC[pos]
+	for j, v := range e {
+		diff[j] = v - s[j]
+	}
+	m := slices.Max(e)
+	z = nn.ExpShiftTo(e, m)
+	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
 }
 
 func (d *direction) alloc(dim, rows, keys, workers int) {
@@ -46,6 +76,10 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 		d.dKt = append(d.dKt, make([]float32, dim*keys))
 		d.rowBuf = append(d.rowBuf, make([]float32, keys))
 		d.qs = append(d.qs, make([]float32, dim))
+		if d.teacher != nil {
+			d.tBuf = append(d.tBuf, make([]float32, keys))
+			d.tDiff = append(d.tDiff, make([]float32, keys))
+		}
 	}
 }
 
@@ -119,6 +153,12 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 		}
 		logits()
 		sPos := s[pos]
+		var te []float32
+		var tz float32
+		var kl float64
+		if d.teacher != nil {
+			te, tz, kl = d.teach(w, int(d.origin[t.rows[i].User]), s, bias, pos)
+		}
 		if !t.normalized {
 			shift = slices.Max(s)
 		}
@@ -132,6 +172,16 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 		// ∂loss/∂dot_j = gScale·(e_j/sum − [j = pos]); the 1/sum is folded
 		// into the products below instead of a pass over s.
 		inv := gScale / sum
+		if d.teacher != nil {
+			// distillation: ∂/∂logit_j of Distill·KL(teacher ‖ student)
+			// is Distill·(e_j/sum − p_j)
+			loss += float64(wi*d.distill) * (kl + math.Log(float64(sum)) + float64(shift))
+			a, b := (1+d.distill)/sum, d.distill/tz
+			for j, e := range te {
+				s[j] = a*s[j] - b*e
+			}
+			inv = gScale
+		}
 		dq := d.dQ[i*dim : i*dim+dim]
 		for k, qk := range q {
 			row := kt[k*nK : k*nK+nK]

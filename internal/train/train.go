@@ -32,6 +32,14 @@ type Data struct {
 	// Cold marks the users that stand for cold-start users (id-less twins);
 	// nil or one entry per user. See Config.ColdLogQ.
 	Cold []bool
+	// Origin maps every user to the real user it stands for (Recipe.Apply
+	// sets it for its twins and copies); nil: every user is real.
+	Origin []int32
+	// Teacher holds, per real user, TeacherMovies scores (row-major; a
+	// movie twin is scored as its movie, index mod TeacherMovies): what
+	// Config.Distill distils from.
+	Teacher       []float32
+	TeacherMovies int
 }
 
 // EpochStats describes one finished epoch.
@@ -176,6 +184,31 @@ func scheduleFactor(schedule string, step, total int) float32 {
 	return 1
 }
 
+// validateTeacher checks what distillation reads: a score for every real
+// user and movie.
+func validateTeacher(d Data) error {
+	nm := d.TeacherMovies
+	if nm < 1 || len(d.Teacher)%nm != 0 || len(d.Movies)%nm != 0 {
+		return fmt.Errorf("distillation: %d teacher scores of %d movies each, for %d movies", len(d.Teacher), nm, len(d.Movies))
+	}
+	rows := len(d.Teacher) / nm
+	if d.Origin == nil {
+		if len(d.Users) > rows {
+			return fmt.Errorf("distillation: teacher scores for %d users, %d users", rows, len(d.Users))
+		}
+		return nil
+	}
+	if len(d.Origin) != len(d.Users) {
+		return fmt.Errorf("distillation: %d origins for %d users", len(d.Origin), len(d.Users))
+	}
+	for i, o := range d.Origin {
+		if o < 0 || int(o) >= rows {
+			return fmt.Errorf("distillation: user %d stands for user %d, teacher scores for %d", i, o, rows)
+		}
+	}
+	return nil
+}
+
 const maxListed = 10 // data problems listed before summarising
 
 func validate(m *tower.Model, d Data, cfg Config) error {
@@ -218,6 +251,9 @@ func validate(m *tower.Model, d Data, cfg Config) error {
 	}
 	if cfg.HistoryDropout > 0 && cfg.HistoryField >= len(m.UserVocab()) {
 		errs = append(errs, fmt.Errorf("history field %d: the user tower has %d fields", cfg.HistoryField, len(m.UserVocab())))
+	}
+	if cfg.Distill > 0 {
+		errs = append(errs, validateTeacher(d))
 	}
 	if d.Cold != nil && len(d.Cold) != len(d.Users) {
 		errs = append(errs, fmt.Errorf("%d cold flags for %d users", len(d.Cold), len(d.Users)))
@@ -417,6 +453,17 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 	if cfg.Objective == Softmax {
 		t.u2m = &direction{qOut: t.user.batch.Out, qRow: t.user.row, kRow: t.movie.row, kOut: t.movie.batch.Out, cnt: t.movie.cnt, ent: t.movie.ent, freq: t.freq,
 			uniform: float64(cfg.UniformNegatives) / float64(len(d.Movies)), logQScale: cfg.LogQScale}
+		if cfg.Distill > 0 {
+			origin := d.Origin
+			if origin == nil {
+				origin = make([]int32, len(d.Users))
+				for i := range origin {
+					origin[i] = int32(i)
+				}
+			}
+			t.u2m.teacher, t.u2m.origin, t.u2m.tMovies = d.Teacher, origin, d.TeacherMovies
+			t.u2m.distill, t.u2m.invTau = cfg.Distill, 1/cfg.DistillTemp
+		}
 		t.u2m.alloc(t.dim, bs, ms, t.workers)
 		if cfg.LogQ && cfg.ColdLogQ != cfg.LogQScale && slices.Contains(d.Cold, true) {
 			t.u2m.cold = d.Cold

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -73,9 +74,11 @@ func TestLossGradients(t *testing.T) {
 		logQ    bool
 		workers int
 		cold    bool // users 1 and 3 are cold-start twins with ColdLogQ 2.5
-	}{{"softmax", Softmax, false, 1, false}, {"softmaxLogQ", Softmax, true, 2, false},
-		{"coldLogQ", Softmax, true, 2, true}, {"coldLogQ1", Softmax, true, 1, true},
-		{"pointwise", Pointwise, false, 1, false}, {"pointwise2", Pointwise, false, 2, false}} {
+		distill bool // a teacher for three real users, the others their copies
+	}{{"softmax", Softmax, false, 1, false, false}, {"softmaxLogQ", Softmax, true, 2, false, false},
+		{"coldLogQ", Softmax, true, 2, true, false}, {"coldLogQ1", Softmax, true, 1, true, false},
+		{"distill", Softmax, false, 1, false, true}, {"distillLogQCold", Softmax, true, 2, true, true},
+		{"pointwise", Pointwise, false, 1, false, false}, {"pointwise2", Pointwise, false, 2, false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSynth(6, 5, 0, 1)
@@ -90,6 +93,10 @@ func TestLossGradients(t *testing.T) {
 				s.data.Cold = make([]bool, len(s.data.Users))
 				s.data.Cold[1], s.data.Cold[3] = true, true
 				cfg.ColdLogQ = 2.5
+			}
+			if tc.distill {
+				addTeacher(&s.data, 3, 5)
+				cfg.Distill, cfg.DistillTemp = 0.7, 0.5
 			}
 			if err := validate(m, s.data, cfg); err != nil {
 				t.Fatal(err)
@@ -139,16 +146,43 @@ func TestSoftmaxMatchesNaive(t *testing.T) {
 		{"coldDoubleLogQ", []int{1, 2}, 2, 1}, {"scaledLogQ", nil, 1, 0.7}, {"scaledLogQCold", []int{1}, 2, 0.8}, {"scaledLogQColdSame", []int{3}, 0.8, 0.8}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ, tc.logQScale)
+			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ, tc.logQScale, 0)
+		})
+	}
+	// With distillation the loss adds Distill × KL(teacher ‖ towers) over
+	// the same columns.
+	for _, distill := range []float32{0.5, 2} {
+		t.Run(fmt.Sprint("distill", distill), func(t *testing.T) {
+			t.Parallel()
+			testSoftmaxMatchesNaive(t, []int{2}, 2, 0.9, distill)
 		})
 	}
 }
 
-func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale float32) {
+// addTeacher gives d random teacher scores for real users users (the
+// others stand for user index mod real) over movies movies.
+func addTeacher(d *Data, real, movies int) {
+	r := rand.New(rand.NewPCG(5, 5))
+	d.Teacher, d.TeacherMovies = make([]float32, real*movies), movies
+	for i := range d.Teacher {
+		d.Teacher[i] = float32(r.NormFloat64())
+	}
+	d.Origin = make([]int32, len(d.Users))
+	for u := range d.Origin {
+		d.Origin[u] = int32(u % real)
+	}
+}
+
+func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, distill float32) {
 	s := newSynth(6, 5, 0, 2)
 	idx := testBatch(s)
 	m := tinyModel(t, s, smallTowers(false), 4)
 	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, LogQ: true, Workers: 1, ColdLogQ: coldLogQ, LogQScale: logQScale}
+	const tau = 0.7
+	if distill > 0 {
+		addTeacher(&s.data, 4, 5)
+		cfg.Distill, cfg.DistillTemp = distill, tau
+	}
 	if cold != nil {
 		s.data.Cold = make([]bool, len(s.data.Users))
 		for _, u := range cold {
@@ -172,7 +206,7 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale float
 	rows := s.data.Train
 	for _, ri := range rows {
 		u := vec(make([]float32, 4), m.UserVector, s.data.Users[ri.User])
-		var logits []float64
+		var logits, teacher []float64
 		var pos float64
 		for _, rk := range rows {
 			if rk.Movie == ri.Movie && rk != ri {
@@ -192,12 +226,28 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale float
 				pos = l
 			}
 			logits = append(logits, l)
+			if distill > 0 {
+				score := s.data.Teacher[int(s.data.Origin[ri.User])*5+int(rk.Movie)]
+				teacher = append(teacher, float64(score)/tau-alpha*math.Log(tr.freq[rk.Movie]))
+			}
 		}
-		var z float64
-		for _, l := range logits {
-			z += math.Exp(l)
+		logSumExp := func(xs []float64) float64 {
+			var z float64
+			for _, x := range xs {
+				z += math.Exp(x)
+			}
+			return math.Log(z)
 		}
-		want += math.Log(z) - pos
+		zs := logSumExp(logits)
+		want += zs - pos
+		if distill > 0 {
+			zt := logSumExp(teacher)
+			var kl float64
+			for j, x := range teacher {
+				kl += math.Exp(x-zt) * ((x - zt) - (logits[j] - zs))
+			}
+			want += float64(distill) * kl
+		}
 	}
 	want /= float64(len(rows))
 	if math.Abs(got-want) > 1e-4*math.Abs(want) {
@@ -365,6 +415,38 @@ func TestRunValidates(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestRunValidatesTeacher checks that distillation refuses a teacher that
+// does not cover every user and movie.
+func TestRunValidatesTeacher(t *testing.T) {
+	t.Parallel()
+	s := newSynth(5, 5, 50, 6)
+	m := tinyModel(t, s, smallTowers(false), 1)
+	cfg := Config{Objective: Softmax, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.1, Workers: 1, Distill: 1, DistillTemp: 1}
+	for _, tc := range []struct {
+		name string
+		edit func(d *Data)
+		want string
+	}{
+		{"no teacher", func(d *Data) {}, "teacher scores"},
+		{"too few users", func(d *Data) { d.Teacher, d.TeacherMovies = make([]float32, 4*5), 5 }, "teacher scores for 4 users"},
+		{"wrong movies", func(d *Data) { d.Teacher, d.TeacherMovies = make([]float32, 5*4), 4 }, "of 4 movies each"},
+		{"bad origin", func(d *Data) { addTeacher(d, 2, 5); d.Origin[3] = 2 }, "stands for user 2"},
+		{"short origin", func(d *Data) { addTeacher(d, 2, 5); d.Origin = d.Origin[:4] }, "4 origins for 5 users"},
+	} {
+		d := s.data
+		tc.edit(&d)
+		_, err := Run(context.Background(), m, d, cfg, Hooks{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	bad := cfg
+	bad.DistillTemp, bad.Distill = 0, 11
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "distill 11") || !strings.Contains(err.Error(), "distill temperature 0") {
+		t.Errorf("config error %v", err)
 	}
 }
 

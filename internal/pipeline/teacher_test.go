@@ -1,0 +1,99 @@
+package pipeline
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/eval"
+	"github.com/towerrecall/towerrecall/internal/train"
+)
+
+// TestAddTeacher checks the distillation teacher on the demo catalogue:
+// a row per user and a score per movie, standardised per user, ranking
+// the movies as EASE does.
+func TestAddTeacher(t *testing.T) {
+	t.Parallel()
+	in := demoInputs()
+	ix := NewIndex(in.Dataset)
+	var d train.Data
+	if err := addTeacher(&d, ix, in, 50, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	nu, nm := len(in.Dataset.Users), len(in.Dataset.Movies)
+	if d.TeacherMovies != nm || len(d.Teacher) != nu*nm {
+		t.Fatalf("teacher of %d scores, %d movies each; want %d users × %d movies", len(d.Teacher), d.TeacherMovies, nu, nm)
+	}
+	pairs := ix.pairs(in.Train)
+	e, err := eval.FitEASE(nm, pairs, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := make([][]int32, nu)
+	for _, p := range pairs {
+		hist[p.User] = append(hist[p.User], p.Movie)
+	}
+	scorer := e.Scorer(hist, eval.Popularity(nm, pairs))
+	want := make([]float32, nm)
+	for u := range nu {
+		row := d.Teacher[u*nm : (u+1)*nm]
+		var sum, sq float64
+		n := 0
+		for _, v := range row {
+			if v > -10 {
+				sum += float64(v)
+				sq += float64(v) * float64(v)
+				n++
+			}
+		}
+		if mean, sd := sum/float64(n), math.Sqrt(sq/float64(n)-sum*sum/float64(n*n)); math.Abs(mean) > 1e-3 || math.Abs(sd-1) > 1e-3 {
+			t.Fatalf("user %d: scores of mean %.4f, sd %.4f", u, mean, sd)
+		}
+		scorer.ScoreAll(want, int32(u))
+		if a, b := argsort(row), argsort(want); !slices.Equal(a, b) {
+			t.Fatalf("user %d: teacher ranks %v, EASE %v", u, a[:5], b[:5])
+		}
+	}
+	if teacherFits(teacherMaxMovies+1, 10, 10) || teacherFits(10, teacherMaxScores/1000+1, 1000) || !teacherFits(3706, 6040, 3883) {
+		t.Error("teacherFits: wrong bounds")
+	}
+}
+
+// argsort returns the indexes of xs by decreasing value (ties by index).
+func argsort(xs []float32) []int {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case xs[a] > xs[b]:
+			return -1
+		case xs[a] < xs[b]:
+			return 1
+		}
+		return 0
+	})
+	return idx
+}
+
+func TestStandardise(t *testing.T) {
+	t.Parallel()
+	inf := float32(math.Inf(-1))
+	row := []float32{1, 3, inf, 5}
+	standardise(row)
+	s := float32(math.Sqrt(8.0 / 3))
+	want := []float32{-2 / s, 0, -10, 2 / s}
+	for i := range row {
+		if math.Abs(float64(row[i]-want[i])) > 1e-6 {
+			t.Fatalf("standardise: %v, want %v", row, want)
+		}
+	}
+	flat := []float32{2, 2}
+	standardise(flat)
+	if flat[0] != 0 || flat[1] != 0 {
+		t.Errorf("constant row standardised to %v", flat)
+	}
+}
