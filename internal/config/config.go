@@ -269,7 +269,7 @@ func Default() Config {
 			HistoryLength: 20, HistoryDecay: 0.8,
 		},
 		Train: Train{
-			Objective: "softmax", Epochs: 10, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
+			Objective: "softmax", Epochs: 20, BatchSize: 1024, LearningRate: 0.005, Optimizer: "adam",
 			Temperature: 0.1, LogQ: true, Workers: 2, Seed: 1, Patience: 3, ColdStartRate: 0.1, Recency: 0,
 			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, ValidUserFraction: 0.1, Refit: true,
 			DistillTemperature: 1, DistillLambda: 500,
