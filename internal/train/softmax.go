@@ -41,6 +41,8 @@ type direction struct {
 	origin          []int32   // per user: its real user
 	tMovies         int
 	distill, invTau float32
+	tCol            []int32     // per key slot: its teacher column
+	tOrder          []int32     // the key slots by teacher column
 	tBuf, tDiff     [][]float32 // per worker: one row of teacher probabilities, and of teacher − student logits
 }
 
@@ -55,15 +57,17 @@ type direction struct {
 func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z float32, kl float64) {
 	row := d.teacher[u*d.tMovies : (u+1)*d.tMovies]
 	nK := len(s)
-	e, diff := d.tBuf[w][:nK], d.tDiff[w][:nK]
-	for j := range e {
-		e[j] = row[int(d.ent[j])%d.tMovies]*d.invTau + bias[j]
+	e, diff, bias := d.tBuf[w][:nK], d.tDiff[w][:nK], bias[:nK]
+	m := float32(math.Inf(-1))
+	lc := d.logC[pos]
+	for _, j := range d.tOrder[:nK] { // in column order: the row is read front to back
+		v := row[d.tCol[j]]*d.invTau + bias[j]
+		if int(j) == pos {
+			v -= lc
+		}
+		e[j], diff[j] = v, v-s[j]
+		m = max(m, v)
 	}
-	e[pos] -= d.logC[pos]
-	for j, v := range e {
-		diff[j] = v - s[j]
-	}
-	m := slices.Max(e)
 	z = nn.ExpShiftTo(e, m)
 	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
 }
@@ -72,6 +76,9 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 	d.kt = make([]float32, dim*keys)
 	d.logC, d.bias = make([]float32, keys), make([]float32, keys)
 	d.dQ = make([]float32, dim*rows)
+	if d.teacher != nil {
+		d.tCol, d.tOrder = make([]int32, keys), make([]int32, keys)
+	}
 	for range workers {
 		d.dKt = append(d.dKt, make([]float32, dim*keys))
 		d.rowBuf = append(d.rowBuf, make([]float32, keys))
@@ -109,6 +116,16 @@ func (t *trainer) prepareDirection(d *direction, nK int) {
 			}
 		}
 		maxBias = max(maxBias, d.bias[j])
+		if d.teacher != nil {
+			d.tCol[j] = d.ent[j] % int32(d.tMovies) // a movie twin is scored as its movie
+		}
+	}
+	if d.teacher != nil {
+		order := d.tOrder[:nK]
+		for j := range order {
+			order[j] = int32(j)
+		}
+		slices.SortFunc(order, func(a, b int32) int { return int(d.tCol[a]) - int(d.tCol[b]) })
 	}
 	d.shift = t.invT + maxBias // |q·k| ≤ 1 when normalised
 	d.shiftCold = t.invT + maxCold

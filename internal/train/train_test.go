@@ -481,6 +481,12 @@ func benchTrain(b *testing.B, obj string, workers int) {
 			s.data.Movies[i] = x[:2]
 		}
 	}
+	distill := obj == "distill"
+	if distill { // the history model distilling a teacher of random scores
+		addTeacher(&s.data, len(s.data.Users), len(s.data.Movies))
+		cfg.Distill, cfg.DistillTemp = 1, 1
+		obj = "history"
+	}
 	if obj == "history" { // the default model plus a 32-d history bag of 100 movies per user (ml-1m: ~100–130)
 		obj = Softmax
 		r := rand.New(rand.NewPCG(2, 2))
@@ -561,6 +567,14 @@ func BenchmarkTrainSoftmaxHistory(b *testing.B) {
 func BenchmarkTrainSoftmaxRecent(b *testing.B) {
 	for _, w := range []int{1, 2} {
 		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, "recent", w) })
+	}
+}
+
+// BenchmarkTrainSoftmaxDistill is BenchmarkTrainSoftmaxHistory with
+// distillation from a teacher (random scores).
+func BenchmarkTrainSoftmaxDistill(b *testing.B) {
+	for _, w := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[w], func(b *testing.B) { benchTrain(b, "distill", w) })
 	}
 }
 
