@@ -66,7 +66,9 @@ func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z 
 			v -= lc
 		}
 		e[j], diff[j] = v, v-s[j]
-		m = max(m, v)
+		if v > m { // cheaper than max(), which orders NaNs and signed zeros
+			m = v
+		}
 	}
 	z = nn.ExpShiftTo(e, m)
 	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
