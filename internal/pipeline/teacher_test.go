@@ -3,11 +3,13 @@ package pipeline
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/eval"
+	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
 )
 
@@ -95,5 +97,25 @@ func TestStandardise(t *testing.T) {
 	standardise(flat)
 	if flat[0] != 0 || flat[1] != 0 {
 		t.Errorf("constant row standardised to %v", flat)
+	}
+}
+
+// TestAddTeacherTooLarge: a catalogue of more rated movies than EASE is
+// fitted on leaves the teacher nil, without an error, and says so.
+func TestAddTeacherTooLarge(t *testing.T) {
+	t.Parallel()
+	ds := &movielens.Dataset{Users: []movielens.User{{ID: 1}, {ID: 2}}}
+	var rs []movielens.Rating
+	for m := range teacherMaxMovies + 1 {
+		ds.Movies = append(ds.Movies, movielens.Movie{ID: movielens.MovieID(m + 1)})
+		rs = append(rs, movielens.Rating{User: movielens.UserID(1 + m%2), Movie: movielens.MovieID(m + 1), Value: 4})
+	}
+	var log strings.Builder
+	var d train.Data
+	if err := addTeacher(&d, NewIndex(ds), Inputs{Dataset: ds, Train: rs}, 500, zerolog.New(&log)); err != nil {
+		t.Fatal(err)
+	}
+	if d.Teacher != nil || !strings.Contains(log.String(), "too large") {
+		t.Errorf("teacher of %d scores; log %q", len(d.Teacher), log.String())
 	}
 }
