@@ -46,14 +46,12 @@ type direction struct {
 	tBuf, tDiff     [][]float32 // per worker: one row of teacher probabilities, and of teacher − student logits
 }
 
-// teach writes the teacher's distribution over the step's keys for a row
-// of real user u to worker w's buffer, unnormalised (e_j = exp(t_j − m)),
-// and returns it with Z = Σ e_j and Σ_j p_j·(t_j − m − log Z − s_j),
-// p_j = e_j/Z,
-// where t are the teacher's logits (scores/τ + the students' bias, the
-// positive's duplicates masked alike), m their maximum, Z = Σ exp(t − m)
-// and s the student's logits: the KL divergence from the teacher to the
-// student is that plus the student's log Σ exp s.
+// teach computes, for a row of real user u whose towers' logits are s, the
+// teacher's logits t_j = score_j/τ + bias_j over the step's keys (the
+// positive's duplicates masked as in s) and writes e_j = exp(t_j − m),
+// m = max t, to worker w's buffer. It returns e, Z = Σ e_j and
+// Σ_j p_j·(t_j − m − log Z − s_j) with p_j = e_j/Z: the KL divergence from
+// the teacher to the towers is that plus log Σ_j exp s_j.
 func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z float32, kl float64) {
 	row := d.teacher[u*d.tMovies : (u+1)*d.tMovies]
 	nK := len(s)
