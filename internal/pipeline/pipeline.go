@@ -417,6 +417,7 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 		hs.decay = 0 // a recency weight needs a bag ordered newest first
 	}
 	tc := trainConfig(t, historyField)
+	start := time.Now()
 	if tc.Distill > 0 {
 		if err := addTeacher(&data, ix, in, t.DistillLambda, opts.Logger); err != nil {
 			return nil, data, nil, train.Result{}, err
@@ -425,10 +426,13 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 			tc.Distill = 0
 		}
 	}
+	teacher := time.Since(start).Seconds()
 	model, res, err := fit(ctx, in, enc, data, towers, historyField, hs.decay, tc, val, opts)
 	if err != nil {
 		return nil, data, nil, train.Result{}, err
 	}
+	res.Seconds += teacher // the search budget counts the teacher's fit too
+	data.Teacher = nil     // only training reads it
 	return enc, data, model, res, nil
 }
 
