@@ -105,6 +105,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		}
 	}
 	cfg, towers, userFields, movieFields, hs := rc.cfg, rc.towers, rc.user, rc.movie, rc.hist
+	if cfg.Train.Distill > 0 && !canTeach(in) {
+		cfg.Train.Distill = 0 // it trained without a teacher (logged): the manifest says so
+	}
 	enc, data, model, res, prior := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior
 	sel.Epochs = res.BestEpoch
 	if fitted.searched {

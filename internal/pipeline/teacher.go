@@ -12,8 +12,9 @@ import (
 )
 
 // teacherMaxMovies bounds the catalogue EASE is fitted on for
-// distillation: its Gram matrix and inverse take 2 × 8·n² bytes (1.6 GB at
-// 10,000 movies), and the teacher's scores 4 bytes per user and movie.
+// distillation: its Gram matrix and inverse take up to 2 × 8·n² bytes
+// (1.6 GB at 10,000 movies), and the teacher's scores 4 bytes per user and
+// movie.
 const (
 	teacherMaxMovies = 10_000
 	teacherMaxScores = 1 << 28 // 1 GiB of float32 scores
@@ -27,15 +28,11 @@ const (
 // data.Teacher nil (logged): training goes on without distillation.
 func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zerolog.Logger) error {
 	nu, nm := len(in.Dataset.Users), len(in.Dataset.Movies)
-	pairs := ix.pairs(in.Train)
-	rated := map[int32]bool{}
-	for _, p := range pairs {
-		rated[p.Movie] = true
-	}
-	if !teacherFits(len(rated), nu, nm) {
-		log.Warn().Int("rated_movies", len(rated)).Int("users", nu).Msg("catalogue too large for the EASE teacher: training without distillation")
+	if !canTeach(in) {
+		log.Warn().Int("users", nu).Int("movies", nm).Msg("catalogue too large for the EASE teacher: training without distillation")
 		return nil
 	}
+	pairs := ix.pairs(in.Train)
 	start := time.Now()
 	e, err := eval.FitEASE(nm, pairs, lambda)
 	if err != nil {
@@ -57,10 +54,12 @@ func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zero
 	return nil
 }
 
-// teacherFits reports whether EASE over rated movies and its scores for
-// users × movies stay within the bounds above.
-func teacherFits(rated, users, movies int) bool {
-	return rated <= teacherMaxMovies && users*movies <= teacherMaxScores
+// canTeach reports whether EASE can be the teacher on in's catalogue. It
+// depends on the catalogue alone, so every run of one training (selection,
+// refit) decides alike.
+func canTeach(in Inputs) bool {
+	users, movies := len(in.Dataset.Users), len(in.Dataset.Movies)
+	return movies <= teacherMaxMovies && users*movies <= teacherMaxScores
 }
 
 // standardise maps the finite values of row to mean 0 and standard

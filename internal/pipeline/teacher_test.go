@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
@@ -58,8 +61,11 @@ func TestAddTeacher(t *testing.T) {
 			t.Fatalf("user %d: teacher ranks %v, EASE %v", u, a[:5], b[:5])
 		}
 	}
-	if teacherFits(teacherMaxMovies+1, 10, 10) || teacherFits(10, teacherMaxScores/1000+1, 1000) || !teacherFits(3706, 6040, 3883) {
-		t.Error("teacherFits: wrong bounds")
+	small := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, 6040), Movies: make([]movielens.Movie, 3883)}}
+	wide := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, 10), Movies: make([]movielens.Movie, teacherMaxMovies+1)}}
+	many := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, teacherMaxScores/1000+1), Movies: make([]movielens.Movie, 1000)}}
+	if !canTeach(small) || canTeach(wide) || canTeach(many) {
+		t.Error("canTeach: wrong bounds")
 	}
 }
 
@@ -117,5 +123,34 @@ func TestAddTeacherTooLarge(t *testing.T) {
 	}
 	if d.Teacher != nil || !strings.Contains(log.String(), "too large") {
 		t.Errorf("teacher of %d scores; log %q", len(d.Teacher), log.String())
+	}
+}
+
+// TestTrainTooLargeForTeacher: the random-split recipe on a catalogue too
+// large for EASE trains, and its manifest records distill 0, what it did.
+func TestTrainTooLargeForTeacher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	ds := &movielens.Dataset{Users: []movielens.User{{ID: 1, Gender: "F", Age: 25, Occupation: "other"}, {ID: 2, Gender: "M", Age: 35, Occupation: "other"}}}
+	var rs []movielens.Rating
+	for m := range teacherMaxMovies + 1 {
+		ds.Movies = append(ds.Movies, movielens.Movie{ID: movielens.MovieID(m + 1), Genres: []string{"Drama"}})
+		rs = append(rs, movielens.Rating{User: movielens.UserID(1 + m%2), Movie: movielens.MovieID(m + 1), Value: 4, Time: int64(m)})
+	}
+	cfg := config.RandomSplit()
+	cfg.Train.Epochs, cfg.Train.Workers = 1, 1
+	cfg.Serve.SelfCheckQueries = 2
+	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: rs}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got config.Config
+	if err := json.Unmarshal(b.Manifest.Config, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Train.Distill != 0 {
+		t.Errorf("manifest records distill %g for a run without a teacher", got.Train.Distill)
 	}
 }
