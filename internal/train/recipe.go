@@ -87,10 +87,7 @@ func (r Recipe) Apply(d *Data, times []int64, f Fields) error {
 		}
 	}
 	realUsers := int32(len(d.Users))
-	d.Origin = make([]int32, len(d.Users)) // every step below appends its copies' origins
-	for i := range d.Origin {
-		d.Origin[i] = int32(i)
-	}
+	d.Origin = realOrigins(len(d.Users)) // every step below appends its copies' origins
 	recent := hist >= 0 && r.HistoryLength > 0
 	var folds, group []int32
 	var bags [][]int32

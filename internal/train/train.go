@@ -184,6 +184,15 @@ func scheduleFactor(schedule string, step, total int) float32 {
 	return 1
 }
 
+// realOrigins returns the origins of n real users: each stands for itself.
+func realOrigins(n int) []int32 {
+	o := make([]int32, n)
+	for i := range o {
+		o[i] = int32(i)
+	}
+	return o
+}
+
 // validateTeacher checks what distillation reads: a score for every real
 // user and movie.
 func validateTeacher(d Data) error {
@@ -456,10 +465,7 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 		if cfg.Distill > 0 {
 			origin := d.Origin
 			if origin == nil {
-				origin = make([]int32, len(d.Users))
-				for i := range origin {
-					origin[i] = int32(i)
-				}
+				origin = realOrigins(len(d.Users))
 			}
 			t.u2m.teacher, t.u2m.origin, t.u2m.tMovies = d.Teacher, origin, d.TeacherMovies
 			t.u2m.distill, t.u2m.invTau = cfg.Distill, 1/cfg.DistillTemp
