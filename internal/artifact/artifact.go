@@ -123,7 +123,7 @@ type Selection struct {
 	ValidUserRatings  int       `json:"valid_user_ratings,omitempty"`
 	ViewPopularity    []float64 `json:"view_popularity_recall@10,omitempty"`
 	Epochs            int       `json:"epochs"`          // the chosen epoch count (best on validation)
-	Refit             bool      `json:"refit,omitempty"` // retrained on all of train for Epochs epochs
+	Refit             bool      `json:"refit,omitempty"` // retrained on train and the validation ratings for Epochs epochs
 	// Prior is the popularity prior's setting chosen on validation (weight
 	// 0: none), PriorSearch every setting tried.
 	Prior       *PriorChoice  `json:"prior,omitempty"`

@@ -161,9 +161,11 @@ type Train struct {
 	// two views of Recall@10 relative to that view's popularity
 	// (docs/model.md). 0 validates on the global view alone.
 	ValidUserFraction float64 `yaml:"valid_user_fraction"`
-	// Refit, after a carved validation chose the epoch count, trains the
-	// towers again on all training ratings for that many epochs, so the
-	// newest ratings (the ones held out) are not lost to the model.
+	// Refit, after validation chose the recipe, the epoch count and the
+	// prior, trains the towers again on the training ratings and the
+	// held-out ones (carved from train, or the validation file) for that
+	// many epochs, so the newest ratings, and users and movies first seen
+	// in them, are not lost to the model.
 	Refit bool `yaml:"refit"`
 	// PriorHalfLives (days; 0: no decay) and PriorWeights are the grid the
 	// time-aware popularity prior is chosen from on validation: a movie's

@@ -61,9 +61,8 @@ type Options struct {
 // (the recipe of train.Recipe), train the towers with early stopping on
 // validation, choose the popularity prior on validation — for the
 // configured recipe and, with validation, each of train.candidates, keeping
-// the best (searchRecipes) — refit on all of train if validation was
-// carved from it, export the movie vectors (with
-// the prior's dimension), build the HNSW graph and check it against an
+// the best (searchRecipes) — refit on train and the validation ratings,
+// export the movie vectors (with the prior's dimension), build the HNSW graph and check it against an
 // exact scan, write the manifest, and evaluate on the test ratings if any
 // (they choose nothing).
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
@@ -113,14 +112,16 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if fitted.searched {
 		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
-	if sel.Valid == "carved" && cfg.Train.Refit {
-		// The held-out ratings are the newest: train again on all of them
-		// for the chosen number of epochs.
-		opts.Logger.Info().Int("epochs", sel.Epochs).Int("train", len(in.Train)).Msg("refit on all training ratings")
+	if val != nil && cfg.Train.Refit {
+		// Validation has chosen; the ratings it held out (carved from
+		// train, or the validation file) are the newest or the last the
+		// model would otherwise miss: train again on train and them for
+		// the chosen number of epochs.
+		refitIn := in
+		refitIn.Train, refitIn.Valid = slices.Concat(in.Train, in.Valid), nil
+		opts.Logger.Info().Int("epochs", sel.Epochs).Int("ratings", len(refitIn.Train)).Msg("refit on the training and validation ratings")
 		t := cfg.Train
 		t.Epochs = sel.Epochs
-		refitIn := in
-		refitIn.Valid = nil
 		var refit train.Result
 		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
 			return nil, err
@@ -185,8 +186,8 @@ func priorWeights(ws []float64) []float64 {
 //
 // A validation file is used alone: it says what the held-out data looks
 // like (the global future on the timeline splits, random per-user ratings
-// on recbole's), and carving a second view from train would take ratings
-// from the fit and need a refit.
+// on recbole's), and carving a second view from train would take more
+// ratings from the selection fit.
 func selectionInputs(in Inputs, t config.Train) (Inputs, [][]movielens.Rating, artifact.Selection) {
 	switch {
 	case len(in.Valid) > 0:

@@ -3,11 +3,13 @@ package pipeline
 import (
 	"context"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
 )
@@ -83,5 +85,47 @@ func TestTrainCarvesValidation(t *testing.T) {
 	}
 	if s := b3.Manifest.Training.Selection; s.Valid != "none" || s.Epochs != cfg.Train.Epochs || len(b3.Manifest.Training.ValidRecall10) != 0 {
 		t.Errorf("without carving: selection %+v, valid recall %v", s, b3.Manifest.Training.ValidRecall10)
+	}
+}
+
+// With a validation file, train chooses on it, then refits on train and
+// the file together: a user or a movie first rated in the validation
+// ratings gets its own id embedding. With refit off the towers know only
+// the training ratings.
+func TestTrainRefitsOnValidationFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs = 3
+	cfg.Train.Workers = 1
+	cfg.Train.Candidates = nil
+	in := demoInputs()
+	in.Train, in.Valid = movielens.TimelineSplit(in.Train, 0.1)
+	// One user's every rating moves to the validation file: a new user.
+	newUser := in.Train[0].User
+	var kept []movielens.Rating
+	for _, r := range in.Train {
+		if r.User == newUser {
+			in.Valid = append(in.Valid, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	in.Train = kept
+	for _, refit := range []bool{true, false} {
+		cfg.Train.Refit = refit
+		b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel := b.Manifest.Training.Selection
+		if sel.Valid != "file" || sel.Refit != refit || sel.Epochs < 1 {
+			t.Errorf("refit %v: selection %+v", refit, sel)
+		}
+		if known := b.Encoder.Vocabs[feature.UserIDField].Has(strconv.Itoa(int(newUser))); known != refit {
+			t.Errorf("refit %v: user %d, rated only in the validation file, has an id embedding: %v", refit, newUser, known)
+		}
 	}
 }
