@@ -146,7 +146,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	b.Profiles = profiles(in.Dataset.Users)
 	hp := HNSWParams(cfg.Serve)
-	indexRecall, err := buildIndex(b, hp, selfCheckQueries(model, data.Users, cfg.Serve.SelfCheckQueries))
+	indexRecall, err := buildIndex(b, hp, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
 		return nil, err
 	}
@@ -549,13 +549,29 @@ func movieVectors(model *tower.Model, movies []movielens.Movie, encoded []featur
 	return out, vectors
 }
 
-// selfCheckQueries returns the user vectors of up to n users, evenly
-// spread over users.
-func selfCheckQueries(model *tower.Model, users []feature.Encoded, n int) [][]float32 {
+// servedQueries returns the user vectors of up to n of users, spread over
+// them, as the service computes them: the user's features and, for a user
+// the artifact knows, the stored history its tower pools (the newest
+// Recent.Length movies, newest first, or every training movie).
+func servedQueries(b *artifact.Bundle, users []movielens.User, n int) [][]float32 {
+	known := make(map[movielens.UserID]int, len(b.Users))
+	for i, u := range b.Users {
+		known[u] = i
+	}
 	queries := make([][]float32, 0, n)
-	for i := 0; i < len(users) && len(queries) < n; i += max(1, len(users)/n) {
-		q := make([]float32, model.Dim())
-		model.UserVector(q, users[i])
+	for i := 0; i < len(users) && len(queries) < n; i += max(1, len(users)/max(n, 1)) {
+		in := feature.FromUser(users[i])
+		if ui, ok := known[users[i].ID]; ok {
+			ms := b.Seen[ui]
+			if b.Recent != nil {
+				ms = b.Recent.Movies[ui]
+			}
+			for _, m := range ms {
+				in.History = append(in.History, strconv.Itoa(int(b.Movies[m].ID)))
+			}
+		}
+		q := make([]float32, b.Model.Dim())
+		b.Model.UserVector(q, b.Encoder.EncodeUser(in))
 		queries = append(queries, q)
 	}
 	return queries

@@ -310,13 +310,7 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 	if len(b.Graph) == 0 {
 		return nil
 	}
-	queries := make([][]float32, 0, selfCheckQueries)
-	for i := 0; i < len(users) && len(queries) < selfCheckQueries; i += max(1, len(users)/max(selfCheckQueries, 1)) {
-		q := make([]float32, d)
-		b.Model.UserVector(q, b.Encoder.EncodeUser(feature.FromUser(users[i])))
-		queries = append(queries, q)
-	}
-	recall, err := buildIndex(b, hp, queries)
+	recall, err := buildIndex(b, hp, servedQueries(b, users, selfCheckQueries))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 func TestPriorBiasByHand(t *testing.T) {
@@ -126,7 +127,7 @@ func TestRefreshPrior(t *testing.T) {
 	cfg := config.Default()
 	cfg.Train.Epochs = 2
 	cfg.Train.PriorWeights = nil // no search: the prior is set below
-	cfg.Train.Candidates = nil   // the configured towers, whose users the check's queries describe
+	cfg.Train.Candidates = nil   // one recipe: the refresh does not depend on it (TestServedQueries covers history models)
 	in := demoInputs()
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {
@@ -262,5 +263,54 @@ func TestRecentWeightForNewUsers(t *testing.T) {
 	cold.UserID = 0
 	if got := []float32{last(known), last(withRecent), last(cold)}; !slices.Equal(got, []float32{1, 2, 3}) {
 		t.Errorf("known / recent movies only / cold users get %v, want [1 2 3]", got)
+	}
+}
+
+// Training and the prior refresh check the HNSW index on user vectors as the
+// service computes them: a known user's comes with the stored history a
+// history model pools, so it scores every movie as /score does.
+func TestServedQueries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg, err := config.Preset("recent-history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates = 2, 1, nil
+	in := demoInputs()
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Recent == nil {
+		t.Fatal("the recent-history preset trained no history feature")
+	}
+	svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(cfg.Serve)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	users := in.Dataset.Users[:3]
+	queries := servedQueries(b, users, len(users))
+	movies := []movielens.MovieID{b.Movies[0].ID, b.Movies[len(b.Movies)/2].ID}
+	d := b.Model.Dim()
+	for i, u := range users {
+		res, err := svc.Score(context.Background(), recall.ScoreRequest{User: recall.User{UserInput: feature.UserInput{UserID: u.ID}}, MovieIDs: movies})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.User.History == 0 {
+			t.Fatalf("user %d: served without a history", u.ID)
+		}
+		for j, s := range res.Scores {
+			m := slices.IndexFunc(b.Movies, func(mv artifact.Movie) bool { return mv.ID == movies[j] })
+			if got := ann.Dot(queries[i], b.Vectors[m*d:(m+1)*d]); got != s.Score {
+				t.Errorf("user %d, movie %d: query scores %g, /score %g", u.ID, movies[j], got, s.Score)
+			}
+		}
 	}
 }
