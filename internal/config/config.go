@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -393,18 +392,8 @@ func (c Config) Candidate(name string) (Config, error) {
 	return p, nil
 }
 
-// Load reads a YAML file on top of base. Unknown keys are errors. The
-// file's train.objective, if it is "pointwise" and base is the default,
-// switches the base to the reference recipe first.
-func Load(path string, base Config) (Config, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return base, fmt.Errorf("config: %w", err)
-	}
-	return Parse(raw, path, base)
-}
-
-// Parse decodes YAML bytes on top of base (see Load).
+// Parse decodes YAML bytes (the file name, for errors) on top of base.
+// Unknown keys are errors.
 func Parse(raw []byte, name string, base Config) (Config, error) {
 	c := base
 	dec := yaml.NewDecoder(bytes.NewReader(raw))

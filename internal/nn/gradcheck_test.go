@@ -171,20 +171,6 @@ func equalInt32(a, b []int32) bool {
 	return true
 }
 
-func TestExp(t *testing.T) {
-	t.Parallel()
-	for x := float32(-87); x <= 88; x += 0.0137 {
-		got := float64(Exp(x))
-		want := math.Exp(float64(x))
-		if rel := math.Abs(got-want) / want; rel > 3e-7 {
-			t.Fatalf("Exp(%g) = %g, want %g (rel %g)", x, got, want, rel)
-		}
-	}
-	if Exp(-100) != 0 || !math.IsInf(float64(Exp(100)), 1) {
-		t.Fatal("Exp out of range")
-	}
-}
-
 func TestAdamStep(t *testing.T) {
 	t.Parallel()
 	a := NewAdam(0.1)
@@ -280,15 +266,6 @@ func BenchmarkDenseBackward(b *testing.B) {
 		d.BackwardTo(dx, dW, dB, x, dy, wt, n)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(2*n*52*64), "ns/MAC")
-}
-
-func BenchmarkExp(b *testing.B) {
-	x := float32(-3.3)
-	var s float32
-	for b.Loop() {
-		s += Exp(x)
-	}
-	_ = s
 }
 
 func TestExpShiftTo(t *testing.T) {

@@ -14,9 +14,6 @@ import (
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
-// cutoffs are the K every evaluation reports.
-func cutoffs() []int { return []int{10, 50, 100} }
-
 // EvalInputs are the ratings of one evaluation split and the baselines to
 // evaluate beside the model.
 type EvalInputs struct {
@@ -143,16 +140,16 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	scorer := newScorer(d, b.Vectors, userVectors(b, users))
 	var r Report
 	var err error
-	if r.Model, err = eval.Evaluate(ctx, scorer, split, cutoffs(), workers); err != nil {
+	if r.Model, err = eval.Evaluate(ctx, scorer, split, eval.DefaultKs(), workers); err != nil {
 		return r, err
 	}
 	coldScorer := scorer.withUsers(userVectors(b, cold))
-	if r.ColdStart, err = eval.Evaluate(ctx, coldScorer, split, cutoffs(), workers); err != nil {
+	if r.ColdStart, err = eval.Evaluate(ctx, coldScorer, split, eval.DefaultKs(), workers); err != nil {
 		return r, err
 	}
 	trainPairs, trainTimes := ix.pairsAndTimes(in.Train)
 	pop := eval.Popularity(len(b.Movies), trainPairs)
-	if r.Popularity, err = eval.Evaluate(ctx, pop, split, cutoffs(), workers); err != nil {
+	if r.Popularity, err = eval.Evaluate(ctx, pop, split, eval.DefaultKs(), workers); err != nil {
 		return r, err
 	}
 	if w := in.Baselines.RecentWindow; w > 0 {
@@ -160,7 +157,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		if err != nil {
 			return r, err
 		}
-		if r.RecentPopularity, err = eval.Evaluate(ctx, s, split, cutoffs(), workers); err != nil {
+		if r.RecentPopularity, err = eval.Evaluate(ctx, s, split, eval.DefaultKs(), workers); err != nil {
 			return r, err
 		}
 	}
@@ -172,7 +169,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		if err != nil {
 			return r, err
 		}
-		if r.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, cutoffs(), workers); err != nil {
+		if r.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, eval.DefaultKs(), workers); err != nil {
 			return r, err
 		}
 	}
@@ -230,13 +227,13 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 		alone[i] = b.Encoder.EncodeUser(f)
 	}
 	var err error
-	if out.WithHistory, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, with)), split, cutoffs(), workers); err != nil {
+	if out.WithHistory, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, with)), split, eval.DefaultKs(), workers); err != nil {
 		return nil, err
 	}
-	if out.FeaturesOnly, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, alone)), split, cutoffs(), workers); err != nil {
+	if out.FeaturesOnly, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, alone)), split, eval.DefaultKs(), workers); err != nil {
 		return nil, err
 	}
-	if out.Popularity, err = eval.Evaluate(ctx, pop, split, cutoffs(), workers); err != nil {
+	if out.Popularity, err = eval.Evaluate(ctx, pop, split, eval.DefaultKs(), workers); err != nil {
 		return nil, err
 	}
 	return out, nil
