@@ -112,7 +112,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if fitted.searched {
 		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
-	if val != nil && cfg.Train.Refit {
+	if refits(val, cfg.Train) {
 		// Validation has chosen; the ratings it held out (carved from
 		// train, or the validation file) are the newest or the last the
 		// model would otherwise miss: train again on train and them for
@@ -341,8 +341,19 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 			Float64("recent_weight", f.prior.RecentWeight).Int("recent_users", f.prior.RecentUsers).
 			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
 	}
+	if refits(val, cfg.Train) {
+		// The shipped towers will be trained again: these are done with
+		// once chosen, and at catalogue scale they are most of the heap
+		// (vocabularies, encoded data, weights) while the next recipe or
+		// the refit trains.
+		f.enc, f.data, f.model = nil, train.Data{}, nil
+	}
 	return f, nil
 }
+
+// refits reports whether the towers chosen on val are trained again on
+// the training and validation ratings (config.Train.Refit).
+func refits(val *validation, t config.Train) bool { return val != nil && t.Refit }
 
 // candidate is a recipe validation may choose: the towers, their features and
 // the training settings of one configuration.
