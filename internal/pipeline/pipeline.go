@@ -62,9 +62,9 @@ type Options struct {
 // validation, choose the popularity prior on validation — for the
 // configured recipe and, with validation, each of train.candidates, keeping
 // the best (searchRecipes) — refit on train and the validation ratings,
-// export the movie vectors (with the prior's dimension), build the HNSW graph and check it against an
-// exact scan, write the manifest, and evaluate on the test ratings if any
-// (they choose nothing).
+// export the movie vectors (with the prior's dimension), build the HNSW
+// graph and check it against an exact scan, write the manifest, and
+// evaluate on the test ratings if any (they choose nothing).
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {
@@ -113,10 +113,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
 	if refits(val, cfg.Train) {
-		// Validation has chosen; the ratings it held out (carved from
-		// train, or the validation file) are the newest or the last the
-		// model would otherwise miss: train again on train and them for
-		// the chosen number of epochs.
+		// Validation has chosen. The ratings it held out (carved from
+		// train, or the validation file) are the newest, which the towers
+		// would otherwise never see: train again on train and them for the
+		// chosen number of epochs.
 		refitIn := in
 		refitIn.Train, refitIn.Valid = slices.Concat(in.Train, in.Valid), nil
 		opts.Logger.Info().Int("epochs", sel.Epochs).Int("ratings", len(refitIn.Train)).Msg("refit on the training and validation ratings")
