@@ -25,7 +25,7 @@ type Exact struct {
 	groupMax func(dst, scores []float32, accept Filter, chunk int)            // groupMaxAVX2, or nil: no bound (see bound.go)
 	dim      int
 	n        int
-	scratch  sync.Pool // *scanScratch
+	scratch  *sync.Pool // *scanScratch; a pointer, so the runtime's list of pools does not keep a dropped index alive
 }
 
 // scanScratch is the per-scan memory of Exact, pooled so that searching
@@ -62,7 +62,7 @@ func NewExact(vectors []float32, dim int) (*Exact, error) {
 		// starts at -Inf as it always did.
 		e.groupMax = groupMaxAVX2
 	}
-	e.scratch.New = func() any { return &scanScratch{scores: make([]float32, nb*lanes)} }
+	e.scratch = &sync.Pool{New: func() any { return &scanScratch{scores: make([]float32, nb*lanes)} }}
 	return e, nil
 }
 

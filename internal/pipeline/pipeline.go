@@ -828,10 +828,14 @@ type Scorer struct {
 // rankIndex is the exact index over a Scorer's movies and Rank's pooled
 // memory.
 type rankIndex struct {
-	once    sync.Once
-	exact   *ann.Exact // nil when a vector is not finite: Rank declines
-	all     ann.Filter
-	scratch sync.Pool // *rankScratch
+	once  sync.Once
+	exact *ann.Exact // nil when a vector is not finite: Rank declines
+	all   ann.Filter
+	// scratch holds *rankScratch. It is a pointer and its New does not
+	// capture the index: the runtime's list of pools must not keep a
+	// scorer's index (two copies of every movie vector) alive after the
+	// scorer is dropped.
+	scratch *sync.Pool
 }
 
 // rankScratch is one Rank call's memory.
@@ -884,7 +888,8 @@ func (s *Scorer) Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, b
 		if e, err := ann.NewExact(s.vectors, s.dim); err == nil {
 			ix.exact, ix.all = e, ann.AllFilter(e.Len())
 		}
-		ix.scratch.New = func() any { return &rankScratch{accept: make(ann.Filter, len(ix.all))} }
+		n := len(ix.all)
+		ix.scratch = &sync.Pool{New: func() any { return &rankScratch{accept: make(ann.Filter, n)} }}
 	})
 	if ix.exact == nil {
 		return dst, false
