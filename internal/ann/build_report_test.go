@@ -261,7 +261,9 @@ func TestDuplicatesReport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		perRow.gvecs, perRow.groups = perRow.exact.vecs, identityGroups(n)
+		if err := perRow.useNodes(n); err != nil { // a node per row
+			t.Fatal(err)
+		}
 		perRow.g = buildGraph(perRow.augmenter().all(), in.dim+1, n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), p.BuildWorkers)
 		tRow := time.Since(start)
 		start = time.Now()

@@ -58,7 +58,9 @@ func TestExportImportDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perRow.gvecs, perRow.groups = perRow.exact.vecs, identityGroups(n)
+	if err := perRow.useNodes(n); err != nil { // a node per row
+		t.Fatal(err)
+	}
 	perRow.g = buildGraph(perRow.augmenter().all(), 9, n, p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), 1)
 	odd := filterOf(n, func(id int32) bool { return id%2 == 1 })
 	qs := rows(s.points(60, 26), 8)

@@ -109,10 +109,10 @@ type HNSW struct {
 	p      HNSWParams
 	exact  *Exact
 	g      *graph
-	gvecs  []float32 // the graph's vectors, one per node: the distinct rows
-	groups groups    // graph node → the rows holding its vector (distinct.go)
-	vsum   uint64    // fingerprint of the vectors, checked by ImportHNSW
-	pool   sync.Pool
+	gvecs  []float32  // the graph's vectors, one per node: the distinct rows
+	groups groups     // graph node → the rows holding its vector (distinct.go)
+	vsum   uint64     // fingerprint of the vectors, checked by ImportHNSW
+	pool   *sync.Pool // *scratch; a pointer whose New captures no HNSW, so the runtime's list of pools does not keep a dropped graph alive
 }
 
 var _ Index = (*HNSW)(nil)
@@ -143,7 +143,7 @@ func newHNSWBase(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	}
 	h := &HNSW{p: p, exact: ex, vsum: fingerprint(ex.vecs, dim)}
 	h.gvecs, h.groups = distinctRows(ex.vecs, dim)
-	h.pool.New = func() any { return newScratch(h.groups.nodes()) }
+	h.pool = scratchPool(h.groups.nodes())
 	return h, nil
 }
 
@@ -155,6 +155,7 @@ func (h *HNSW) useNodes(nodes int) error {
 	case h.groups.nodes():
 	case h.exact.n:
 		h.gvecs, h.groups = h.exact.vecs, identityGroups(h.exact.n)
+		h.pool = scratchPool(h.exact.n)
 	default:
 		return fmt.Errorf("%w: import: graph has %d nodes, vectors have %d rows, %d distinct",
 			ErrInvalid, nodes, h.exact.n, h.groups.nodes())
@@ -253,8 +254,7 @@ func (h *HNSW) WithEfSearch(ef int) (*HNSW, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	w := &HNSW{p: p, exact: h.exact, g: h.g, gvecs: h.gvecs, groups: h.groups, vsum: h.vsum}
-	w.pool.New = func() any { return newScratch(w.groups.nodes()) }
+	w := &HNSW{p: p, exact: h.exact, g: h.g, gvecs: h.gvecs, groups: h.groups, vsum: h.vsum, pool: scratchPool(h.groups.nodes())}
 	return w, nil
 }
 
@@ -338,4 +338,9 @@ func (h *HNSW) scan(dst []Result, q []float32, k int, accept Filter) []Result {
 	t := newTopK(dst, k, h.exact.n)
 	h.exact.scan(&t, q, accept)
 	return t.sorted()
+}
+
+// scratchPool pools the scratch of searches over a graph of n nodes.
+func scratchPool(n int) *sync.Pool {
+	return &sync.Pool{New: func() any { return newScratch(n) }}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -639,4 +640,44 @@ func (r reversed) Search(dst []Result, q []float32, k int, accept Filter) ([]Res
 		out[i].Score = 1e9
 	}
 	return out, err
+}
+
+// TestDroppedIndexCollected checks that a searched index, once dropped, is
+// freed by the next garbage collection: a sync.Pool embedded in it (or a
+// pool whose New captures it) would keep it alive through the runtime's
+// list of pools for two more cycles, which at a million movies held a
+// dropped index's vectors through each validation of a training run.
+func TestDroppedIndexCollected(t *testing.T) {
+	s := newSynth(8, 20, 0.35, true, 21)
+	vecs := s.points(500, 22)
+	q := rows(s.points(1, 23), 8)[0]
+	t.Run("exact", func(t *testing.T) {
+		checkFreed(t, func() (*Exact, error) { return NewExact(vecs, 8) }, q)
+	})
+	t.Run("hnsw", func(t *testing.T) {
+		checkFreed(t, func() (*HNSW, error) { return NewHNSW(vecs, 8, DefaultHNSWParams()) }, q)
+	})
+}
+
+func checkFreed[T any, P interface {
+	*T
+	Index
+}](t *testing.T, build func() (P, error), q []float32) {
+	freed := make(chan struct{})
+	func() {
+		ix, err := build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.Search(nil, q, 10, nil); err != nil { // puts scratch in the pool
+			t.Fatal(err)
+		}
+		runtime.AddCleanup((*T)(ix), func(c chan struct{}) { close(c) }, freed)
+	}()
+	runtime.GC()
+	select {
+	case <-freed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a dropped index outlived a garbage collection")
+	}
 }

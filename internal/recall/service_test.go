@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -485,5 +486,36 @@ func TestAutoWidensBeam(t *testing.T) {
 	}
 	if wide.IndexChoice == "hnsw recall < min_recall" {
 		t.Errorf("choice %q after the beam passed", wide.IndexChoice)
+	}
+}
+
+// TestReplacedSnapshotCollected checks that a model replaced by a reload is
+// freed by the next garbage collection once no request holds it: its
+// request pool must not keep it alive (see ann's TestDroppedIndexCollected).
+func TestReplacedSnapshotCollected(t *testing.T) {
+	s := newService(t, "hnsw")
+	ctx := context.Background()
+	req := Request{User: User{UserInput: feature.UserInput{Gender: "F", Age: 25}}, K: 10}
+	freed := make(chan struct{})
+	func() {
+		if err := s.Load(testBundle(t, "v1", 200, 7)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recall(ctx, req); err != nil { // puts scratch in the pools
+			t.Fatal(err)
+		}
+		runtime.AddCleanup(s.live.Load().snap, func(c chan struct{}) { close(c) }, freed)
+	}()
+	if err := s.Load(testBundle(t, "v2", 200, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recall(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	select {
+	case <-freed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a replaced snapshot outlived a garbage collection")
 	}
 }

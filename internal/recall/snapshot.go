@@ -41,7 +41,7 @@ type snapshot struct {
 		counts []int32 // training ratings per movie, for the popularity feature
 	}
 	all  ann.Filter // every movie
-	pool sync.Pool  // *scratch
+	pool *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
 }
 
 // scratch is one request's working memory, pooled per snapshot.
@@ -76,6 +76,7 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 		genres:     map[string]ann.Filter{},
 		genreNames: map[string]string{},
 		all:        ann.AllFilter(len(b.Movies)),
+		pool:       &sync.Pool{},
 	}
 	for i, u := range b.Users {
 		snap.users[u] = int32(i)

@@ -86,7 +86,7 @@ type Tower struct {
 
 	offsets []int // start of each field in the concatenated input
 	inDim   int
-	pool    sync.Pool // *Batch of capacity 1 for serving
+	pool    *sync.Pool // *Batch of capacity 1 for serving; a pointer with no New, so the runtime's list of pools does not keep a dropped tower alive
 }
 
 func newTower(embed, vocab []int, hidden []int, dim int, outReLU, normalize bool, rng *rand.Rand) *Tower {
@@ -111,7 +111,7 @@ func (t *Tower) init() {
 		t.offsets[i] = t.inDim
 		t.inDim += e.Dim
 	}
-	t.pool.New = func() any { return t.NewBatch(1) }
+	t.pool = &sync.Pool{}
 }
 
 // Fields is the number of input fields.
@@ -382,7 +382,10 @@ func (t *Tower) vector(dst []float32, in feature.Encoded) {
 	if len(dst) < dim {
 		panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), dim))
 	}
-	b := t.pool.Get().(*Batch)
+	b, ok := t.pool.Get().(*Batch)
+	if !ok {
+		b = t.NewBatch(1)
+	}
 	x := b.X[:t.inDim]
 	for f, e := range t.Embeddings {
 		idx := in[f]

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/nn"
@@ -428,4 +430,28 @@ func TestPriorDimension(t *testing.T) {
 		}
 	}()
 	m.UserVector(tu, u)
+}
+
+// TestDroppedModelCollected checks that a model that has served vectors is
+// freed by the next garbage collection, as training drops each recipe's
+// towers: its serving pool must not keep it alive (see ann's
+// TestDroppedIndexCollected).
+func TestDroppedModelCollected(t *testing.T) {
+	freed := make(chan struct{}, 2)
+	func() {
+		m := smallModel(t, smallConfig(true, false, false), 6)
+		v := make([]float32, 3)
+		m.UserVector(v, feature.Encoded{{2}, {1}})
+		m.MovieVector(v, feature.Encoded{{2}, {1}})
+		runtime.AddCleanup(m.user, func(c chan struct{}) { c <- struct{}{} }, freed)
+		runtime.AddCleanup(m.movie, func(c chan struct{}) { c <- struct{}{} }, freed)
+	}()
+	runtime.GC()
+	for range 2 {
+		select {
+		case <-freed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a dropped tower outlived a garbage collection")
+		}
+	}
 }
