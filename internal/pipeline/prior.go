@@ -113,30 +113,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
 	tow := NewScorer(model, users, movies)
-	// The validation users of each group, in each view.
-	type view struct {
-		known, cold eval.Split
-		nk, nc, w   float64 // w: a user's weight in the objective (1 / (users × norm))
-	}
-	views := make([]view, len(val.splits))
-	for i, split := range val.splits {
-		v := view{known: *split, cold: *split}
-		v.known.Test, v.cold.Test = make([][]int32, len(split.Test)), make([][]int32, len(split.Test))
-		for u, ms := range split.Test {
-			if len(ms) == 0 {
-				continue
-			}
-			if len(idFields) > 0 && model.Cold(users[u], idFields) {
-				v.cold.Test[u] = ms
-				v.nc++
-			} else {
-				v.known.Test[u] = ms
-				v.nk++
-			}
-		}
-		v.w = 1 / (max(v.nk+v.nc, 1) * val.norm(i))
-		views[i] = v
-	}
+	views := priorGroups(model, users, idFields, val)
 	pos := slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 })
 	ws := []float32{0} // weight 0 first: no prior
 	for _, w := range pos {
@@ -234,30 +211,73 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	if bestH < 0 || best.RecentUsers < minRecentUsers {
 		return best, all, nil
 	}
-	// Users known by their recent movies: the best weight at best's
-	// half-life, pooled over the views (the first on ties).
+	j, r, err := chooseRecentWeight(ctx, model, movies, recent, biases[bestH], ws, workers)
+	if err != nil {
+		return best, all, err
+	}
+	best.RecentWeight = 0
+	if j > 0 {
+		best.RecentWeight = pos[j-1]
+	}
+	best.ValidRecent = r
+	return best, all, nil
+}
+
+// priorView is one validation view's users split into the two groups whose
+// prior weights are chosen apart: known users and cold ones (every id field
+// unknown).
+type priorView struct {
+	known, cold eval.Split
+	nk, nc, w   float64 // users with positives in each group; w: a user's weight in the objective (1 / (users × norm))
+}
+
+// priorGroups splits each view of val into its known and cold users.
+func priorGroups(model *tower.Model, users []feature.Encoded, idFields []int, val *validation) []priorView {
+	views := make([]priorView, len(val.splits))
+	for i, split := range val.splits {
+		v := priorView{known: *split, cold: *split}
+		v.known.Test, v.cold.Test = make([][]int32, len(split.Test)), make([][]int32, len(split.Test))
+		for u, ms := range split.Test {
+			if len(ms) == 0 {
+				continue
+			}
+			if len(idFields) > 0 && model.Cold(users[u], idFields) {
+				v.cold.Test[u] = ms
+				v.nc++
+			} else {
+				v.known.Test[u] = ms
+				v.nk++
+			}
+		}
+		v.w = 1 / (max(v.nk+v.nc, 1) * val.norm(i))
+		views[i] = v
+	}
+	return views
+}
+
+// chooseRecentWeight returns the index into ws of the best prior weight
+// (with bias) for the users known only by their recent movies, pooled over
+// the recent views (the first on ties), and its Recall@10 over them.
+func chooseRecentWeight(ctx context.Context, model *tower.Model, movies []feature.Encoded, recent []recentView, bias []float32, ws []float32, workers int) (int, float64, error) {
 	pooled := make([]float64, len(ws))
+	n := 0
 	for _, rv := range recent {
-		r, err := eval.BlendRecall(ctx, NewScorer(model, rv.users, movies), biases[bestH:bestH+1], ws, rv.split, 10, workers)
+		r, err := eval.BlendRecall(ctx, NewScorer(model, rv.users, movies), [][]float32{bias}, ws, rv.split, 10, workers)
 		if err != nil {
-			return best, all, err
+			return 0, 0, err
 		}
 		for j, v := range r[0] {
 			pooled[j] += float64(rv.n) * v
 		}
+		n += rv.n
 	}
-	jBest := 0
+	best := 0
 	for j, v := range pooled {
-		if v > pooled[jBest] {
-			jBest = j
+		if v > pooled[best] {
+			best = j
 		}
 	}
-	best.RecentWeight = 0
-	if jBest > 0 {
-		best.RecentWeight = pos[jBest-1]
-	}
-	best.ValidRecent = pooled[jBest] / float64(best.RecentUsers)
-	return best, all, nil
+	return best, pooled[best] / float64(max(n, 1)), nil
 }
 
 // applyPrior gives the bundle the prior c counted from rs (every rating
