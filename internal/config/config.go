@@ -518,6 +518,8 @@ func (c *Config) Validate() error {
 	}
 	if t.BatchSize < 1 || t.BatchSize > 65536 {
 		bad("train.batch_size", "%d out of range 1–65536", t.BatchSize)
+	} else if t.Objective == "softmax" && t.BatchSize < 2 {
+		bad("train.batch_size", "softmax needs at least 2 (a batch's other movies are its negatives), got %d", t.BatchSize)
 	}
 	if !(t.LearningRate > 0 && t.LearningRate < 10) {
 		bad("train.learning_rate", "%g out of range (0, 10)", t.LearningRate)
@@ -618,8 +620,8 @@ func (c *Config) Validate() error {
 	if s.SelfCheckQueries < 1 || s.SelfCheckQueries > 100000 {
 		bad("serve.self_check_queries", "%d out of range 1–100000", s.SelfCheckQueries)
 	}
-	if s.HNSWM < 2 || s.HNSWM > 512 {
-		bad("serve.hnsw_m", "%d out of range 2–512", s.HNSWM)
+	if s.HNSWM < 2 || s.HNSWM > 256 {
+		bad("serve.hnsw_m", "%d out of range 2–256 (the base layer's degree is twice it, at most 512)", s.HNSWM)
 	}
 	if s.HNSWEfSearch < 1 || s.HNSWEfSearch > 100000 {
 		bad("serve.hnsw_ef_search", "%d out of range 1–100000", s.HNSWEfSearch)

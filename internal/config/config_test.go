@@ -35,13 +35,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.UserWeight = 1.5
 	c.Train.LogQScale = -1
 	c.Train.Workers = 65 // the trainer's own limit is 64
+	c.Serve.HNSWM = 257  // the index's base-layer degree, 2M, is at most 512
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
 		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
-		"train.user_weight", "train.logq_scale", "train.workers"} {
+		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -252,5 +253,21 @@ func TestCandidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "train.candidates[") {
 			t.Errorf("candidates %q: %v, want an error naming the entry", bad, err)
 		}
+	}
+}
+
+// TestSoftmaxBatchSize: a softmax batch needs a second movie to contrast
+// (the trainer refuses one of 1), the pointwise objective does not.
+func TestSoftmaxBatchSize(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Train.BatchSize = 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "train.batch_size") {
+		t.Errorf("softmax, batch size 1: %v, want an error naming train.batch_size", err)
+	}
+	r := Reference()
+	r.Train.BatchSize = 1
+	if err := r.Validate(); err != nil {
+		t.Errorf("pointwise, batch size 1: %v", err)
 	}
 }
