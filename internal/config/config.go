@@ -632,6 +632,9 @@ func (c *Config) Validate() error {
 	if s.BodyLimit < 1024 {
 		bad("serve.body_limit", "%d is below 1024 bytes", s.BodyLimit)
 	}
+	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
+		bad("serve.max_header_bytes", "%d out of range 1024–1048576", s.MaxHeaderBytes)
+	}
 	for name, d := range map[string]time.Duration{
 		"serve.request_timeout": s.RequestTimeout, "serve.read_header_timeout": s.ReadHeaderTimeout,
 		"serve.read_timeout": s.ReadTimeout, "serve.write_timeout": s.WriteTimeout,
@@ -640,6 +643,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad(name, "%v must be positive", d)
 		}
+	}
+	if s.RequestTimeout > 0 && s.WriteTimeout > 0 && s.WriteTimeout <= s.RequestTimeout {
+		bad("serve.write_timeout", "%v must exceed serve.request_timeout (%v), or a timed-out request cannot be answered", s.WriteTimeout, s.RequestTimeout)
 	}
 	if s.DrainDelay < 0 {
 		bad("serve.drain_delay", "%v is negative", s.DrainDelay)

@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/server"
 	"github.com/towerrecall/towerrecall/internal/train"
 )
 
@@ -98,6 +100,40 @@ func FuzzSettingsValues(f *testing.F) {
 	})
 }
 
+// FuzzSettingsMore is FuzzSettingsValues for the training loop's weights
+// and the server's limits and timeouts.
+func FuzzSettingsMore(f *testing.F) {
+	f.Add(uint8(0), 0, 0.0, 3.0, 1.0, 0.0, 0.0, 1.0, 3, 0.0, int64(1<<20), 100, 50, int64(2000), int64(10000), 65536)
+	f.Add(uint8(2), 65536, 1.0, 5.0, 0.0, 1e-3, 0.9, 1e-3, 1, 20.0, int64(1024), 1, 0, int64(1), int64(2), 0)
+	f.Fuzz(func(t *testing.T, preset uint8, uniform int, userWeight, coldLogQ, logQScale, l2, dropout, distillTemp float64, patience int,
+		recency float64, bodyLimit int64, batchMax, maxRecent int, requestMS, writeMS int64, maxHeader int) {
+		c, err := config.Preset([]string{"default", "recent-history", "random-split", "reference"}[preset%4])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t2 := &c.Train
+		t2.UniformNegatives, t2.UserWeight, t2.ColdLogQ, t2.LogQScale, t2.L2 = uniform, userWeight, coldLogQ, logQScale, float32(l2)
+		t2.HistoryDropout, t2.DistillTemperature, t2.Patience, t2.Recency = dropout, distillTemp, patience, recency
+		s := &c.Serve
+		s.BodyLimit, s.BatchMax, s.MaxRecentMovies, s.MaxHeaderBytes = bodyLimit, batchMax, maxRecent, maxHeader
+		s.RequestTimeout, s.WriteTimeout = time.Duration(requestMS)*time.Millisecond, time.Duration(writeMS)*time.Millisecond
+		if c.Validate() != nil {
+			return
+		}
+		checkSettings(t, "configured", c)
+		for _, name := range c.Train.Candidates {
+			p, err := c.Candidate(name)
+			if err != nil {
+				t.Fatalf("candidate %q of a valid config: %v", name, err)
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatalf("candidate %q of a valid config is invalid: %v", name, err)
+			}
+			checkSettings(t, name, p)
+		}
+	})
+}
+
 func checkSettings(t *testing.T, name string, c config.Config) {
 	t.Helper()
 	towers, user, movie := TowerConfig(c.Model)
@@ -122,5 +158,8 @@ func checkSettings(t *testing.T, name string, c config.Config) {
 	}
 	if err := HNSWParams(c.Serve).Validate(); err != nil {
 		t.Fatalf("%s: valid config, index refused: %v", name, err)
+	}
+	if err := server.ConfigFrom(c.Serve).Validate(); err != nil {
+		t.Fatalf("%s: valid config, server refused: %v", name, err)
 	}
 }
