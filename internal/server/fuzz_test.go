@@ -20,19 +20,25 @@ func fuzzBodies(f *testing.F, path string) {
 }
 
 // fuzzHandler posts body to path and checks that the answer is a 200 or a
-// 4xx problem; any 5xx or panic fails.
+// 4xx problem, matching openapi.yaml, and that a request the server
+// answers is one the contract accepts; any 5xx or panic fails.
 func fuzzHandler(f *testing.F, path string) {
 	cfg := testConfig()
 	cfg.BodyLimit = 64 << 10
 	ts := newTestServer(f, cfg)
+	api := loadContract(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := newRequest("POST", path, jsonCT, string(body))
 		w := httptest.NewRecorder()
 		ts.Handler().ServeHTTP(w, req)
+		api.checkResponse(t, "POST", path, jsonCT, string(body), w)
 		switch {
 		case w.Code == 200:
 			if !json.Valid(w.Body.Bytes()) {
 				t.Fatalf("200 with invalid JSON: %s", w.Body)
+			}
+			if err := api.requestValid(t, "POST", path, jsonCT, string(body)); err != nil {
+				t.Fatalf("the server answers a request openapi.yaml refuses: %v\n%s", err, body)
 			}
 		case w.Code >= 400 && w.Code < 500:
 			var p problem
