@@ -19,25 +19,30 @@ func fuzzBodies(f *testing.F, path string) {
 	f.Add([]byte(`{"\u0075ser":{"\u0067ender":"M"},"movie_ids":[5]}`))
 }
 
-// fuzzHandler posts body to path and checks that the answer is a 200 or a
-// 4xx problem, matching openapi.yaml, and that a request the server
-// answers is one the contract accepts; any 5xx or panic fails.
-func fuzzHandler(f *testing.F, path string) {
+// fuzzHandler sends body to path (with the catalogue's bearer token) and
+// checks that the answer is a 2xx or a 4xx problem, matching openapi.yaml,
+// and that a request the server carries out is one the contract accepts;
+// any 5xx or panic fails.
+func fuzzHandler(f *testing.F, method, path string) {
 	cfg := testConfig()
 	cfg.BodyLimit = 64 << 10
+	cfg.CatalogToken = testToken
 	ts := newTestServer(f, cfg)
 	api := loadContract(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req := newRequest("POST", path, jsonCT, string(body))
+		req := ts.callAuth(method, path, "Bearer "+testToken, string(body))
 		w := httptest.NewRecorder()
 		ts.Handler().ServeHTTP(w, req)
-		api.checkResponse(t, "POST", path, jsonCT, string(body), w)
+		api.checkResponse(t, method, path, jsonCT, string(body), w)
 		switch {
-		case w.Code == 200:
+		case w.Code == 200 || w.Code == 201:
 			if !json.Valid(w.Body.Bytes()) {
-				t.Fatalf("200 with invalid JSON: %s", w.Body)
+				t.Fatalf("%d with invalid JSON: %s", w.Code, w.Body)
 			}
-			if err := api.requestValid(t, "POST", path, jsonCT, string(body)); err != nil {
+			if path == "/recall/batch" && strings.Contains(w.Body.String(), `"type":"`+problemTypePrefix) {
+				return // an entry refused on its own: the contract types entries as valid requests
+			}
+			if err := api.requestValid(t, method, path, jsonCT, string(body)); err != nil {
 				t.Fatalf("the server answers a request openapi.yaml refuses: %v\n%s", err, body)
 			}
 		case w.Code >= 400 && w.Code < 500:
@@ -54,10 +59,27 @@ func fuzzHandler(f *testing.F, path string) {
 
 func FuzzDecodeRecall(f *testing.F) {
 	fuzzBodies(f, "/recall")
-	fuzzHandler(f, "/recall")
+	fuzzHandler(f, "POST", "/recall")
 }
 
 func FuzzDecodeScore(f *testing.F) {
 	fuzzBodies(f, "/score")
-	fuzzHandler(f, "/score")
+	fuzzHandler(f, "POST", "/score")
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add([]byte(`{"requests":[{"user":{"user_id":1},"k":3},{"user":{"age":30,"recent_movie_ids":[1,2]},"genres":["Drama"]}]}`))
+	f.Add([]byte(`{"requests":[]}`))
+	f.Add([]byte(`{"requests":[{"user":{"gender":"X"}}]}`))
+	f.Add([]byte(`{"requests":[{"user":{}},{"k":0}]}`))
+	fuzzHandler(f, "POST", "/recall/batch")
+}
+
+func FuzzDecodeMovie(f *testing.F) {
+	f.Add([]byte(`{"title":"Arrival (2016)","genres":["Drama","Sci-Fi"],"year":2016}`))
+	f.Add([]byte(`{"title":"x","genres":["Drama"]}`))
+	f.Add([]byte(`{"title":"a\u0000b","genres":["Drama"]}`))
+	f.Add([]byte(`{"title":"x","genres":["Drama"],"year":"1999"}`))
+	f.Add([]byte(`{"title":"x","genres":["Drama","Western"],"rating":5}`))
+	fuzzHandler(f, "PUT", "/movies/200001")
 }
