@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -129,5 +131,44 @@ func TestNewLoggerColor(t *testing.T) {
 				t.Errorf("message missing: %q", buf.String())
 			}
 		})
+	}
+}
+
+// TestTrainRejectsBadCounts: a count flag given as a negative number is an
+// error naming the setting, not a silent fallback to the config's value.
+func TestTrainRejectsBadCounts(t *testing.T) {
+	t.Parallel()
+	for flagName, setting := range map[string]string{"--epochs": "train.epochs", "--batch-size": "train.batch_size", "--workers": "train.workers"} {
+		t.Run(flagName, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "model")
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", out, flagName, "-1"}, func(string) string { return "" }, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), setting) {
+				t.Fatalf("%s -1: err = %v, want one naming %s", flagName, err, setting)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s -1 wrote %s (%v)", flagName, out, err)
+			}
+		})
+	}
+}
+
+// TestEvalRejectsBadSettings: bad eval flags fail before anything is read
+// (the model directory here does not exist).
+func TestEvalRejectsBadSettings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--workers", "0", "--workers"},
+		{"--workers", "-3", "--workers"},
+		{"--new-user-history", "-2", "baselines.new_user_history"},
+		{"--recent-window", "-1", "baselines.recent_window"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"towerrecall", "eval", "--model", filepath.Join(t.TempDir(), "none"), "--data", "demo", tc.flag, tc.value}
+		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: err = %v, want one naming %s", tc.flag, tc.value, err, tc.want)
+		}
 	}
 }

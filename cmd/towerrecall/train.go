@@ -173,13 +173,15 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		if given["seed"] {
 			c.Train.Seed = *seed
 		}
-		if *epochs > 0 {
+		// 0 keeps the config's value; anything else, a negative count
+		// included, is the setting (and Validate names what is wrong).
+		if *epochs != 0 {
 			c.Train.Epochs = *epochs
 		}
-		if *batch > 0 {
+		if *batch != 0 {
 			c.Train.BatchSize = *batch
 		}
-		if *workers > 0 {
+		if *workers != 0 {
 			c.Train.Workers = *workers
 		}
 		if *logFormat != "" {
@@ -309,17 +311,20 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
 		return errUsage
 	}
+	if *workers < 1 || *workers > 64 {
+		return fmt.Errorf("eval: --workers %d out of range 1–64", *workers)
+	}
+	bc := config.Default()
+	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
+	if err := bc.Validate(); err != nil {
+		return err
+	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {
 		return err
 	}
 	in, err := readInputs(config.Data{Dir: *dataDir, Train: *trainF, Valid: *validF, Test: *testF})
 	if err != nil {
-		return err
-	}
-	bc := config.Default()
-	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
-	if err := bc.Validate(); err != nil {
 		return err
 	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
