@@ -40,17 +40,7 @@ func FuzzSettings(f *testing.F) {
 		if err != nil || c.Validate() != nil {
 			return
 		}
-		checkSettings(t, "configured", c)
-		for _, name := range c.Train.Candidates {
-			p, err := c.Candidate(name)
-			if err != nil {
-				t.Fatalf("candidate %q of a valid config: %v", name, err)
-			}
-			if err := p.Validate(); err != nil {
-				t.Fatalf("candidate %q of a valid config is invalid: %v", name, err)
-			}
-			checkSettings(t, name, p)
-		}
+		checkCandidates(t, c)
 	})
 }
 
@@ -86,17 +76,7 @@ func FuzzSettingsValues(f *testing.F) {
 		if c.Validate() != nil {
 			return
 		}
-		checkSettings(t, "configured", c)
-		for _, name := range c.Train.Candidates {
-			p, err := c.Candidate(name)
-			if err != nil {
-				t.Fatalf("candidate %q of a valid config: %v", name, err)
-			}
-			if err := p.Validate(); err != nil {
-				t.Fatalf("candidate %q of a valid config is invalid: %v", name, err)
-			}
-			checkSettings(t, name, p)
-		}
+		checkCandidates(t, c)
 	})
 }
 
@@ -120,18 +100,24 @@ func FuzzSettingsMore(f *testing.F) {
 		if c.Validate() != nil {
 			return
 		}
-		checkSettings(t, "configured", c)
-		for _, name := range c.Train.Candidates {
-			p, err := c.Candidate(name)
-			if err != nil {
-				t.Fatalf("candidate %q of a valid config: %v", name, err)
-			}
-			if err := p.Validate(); err != nil {
-				t.Fatalf("candidate %q of a valid config is invalid: %v", name, err)
-			}
-			checkSettings(t, name, p)
-		}
+		checkCandidates(t, c)
 	})
+}
+
+// checkCandidates checks a valid config c and each candidate it names.
+func checkCandidates(t *testing.T, c config.Config) {
+	t.Helper()
+	checkSettings(t, "configured", c)
+	for _, name := range c.Train.Candidates {
+		p, err := c.Candidate(name)
+		if err != nil {
+			t.Fatalf("candidate %q of a valid config: %v", name, err)
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("candidate %q of a valid config is invalid: %v", name, err)
+		}
+		checkSettings(t, name, p)
+	}
 }
 
 func checkSettings(t *testing.T, name string, c config.Config) {
