@@ -261,7 +261,9 @@ func TestE2ECatalogLoad(t *testing.T) {
 				t0 := time.Now()
 				st, err := putMovie(hc, base, id, []string{"Drama", "Comedy", "Action"}[id%3])
 				if err != nil || st != 201 {
-					putErrs.Add(1)
+					if putErrs.Add(1) <= 3 {
+						t.Logf("PUT %d after %v: status %d, error %v", id, time.Since(t0), st, err)
+					}
 					return
 				}
 				d := time.Since(t0)
