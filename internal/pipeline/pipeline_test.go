@@ -20,6 +20,14 @@ import (
 	"github.com/towerrecall/towerrecall/internal/train"
 )
 
+// demoConfig is the default configuration trained for epochs on one
+// worker, so that a run reproduces bit for bit.
+func demoConfig(epochs int) config.Config {
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.Workers = epochs, 1
+	return cfg
+}
+
 func demoInputs() Inputs {
 	ds := movielens.Demo(1)
 	tr, te := movielens.TemporalSplit(ds.Ratings, 0.8)
@@ -81,9 +89,7 @@ func TestTrainReproducible(t *testing.T) {
 		t.Skip("trains two models")
 	}
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Train.Epochs = 2
-	cfg.Train.Workers = 1
+	cfg := demoConfig(2)
 	run := func() []float32 {
 		b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 		if err != nil {

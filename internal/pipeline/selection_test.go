@@ -8,7 +8,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
@@ -22,9 +21,7 @@ func TestTrainCarvesValidation(t *testing.T) {
 		t.Skip("trains models")
 	}
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Train.Epochs = 4
-	cfg.Train.Workers = 1
+	cfg := demoConfig(4)
 	cfg.Train.Candidates = nil // one selection run (TestCandidateSearch covers the search)
 	in := demoInputs()
 	var epochs []train.EpochStats
@@ -97,9 +94,7 @@ func TestTrainRefitsOnValidationFile(t *testing.T) {
 		t.Skip("trains models")
 	}
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Train.Epochs = 3
-	cfg.Train.Workers = 1
+	cfg := demoConfig(3)
 	cfg.Train.Candidates = nil
 	in := demoInputs()
 	in.Train, in.Valid = movielens.TimelineSplit(in.Train, 0.1)
