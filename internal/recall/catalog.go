@@ -36,15 +36,6 @@ type Journal interface {
 	Sync() error
 }
 
-// MovieChange adds a movie or replaces one: its metadata and, from them,
-// its vector.
-type MovieChange struct {
-	MovieID movielens.MovieID
-	Title   string
-	Genres  []string // names of the live model's genres, any case
-	Year    int      // 0: unknown
-}
-
 // PutResult answers PutMovie.
 type PutResult struct {
 	ModelVersion string
@@ -96,8 +87,7 @@ func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.unsynced = nil
 	v := s.pending
 	if v != nil {
-		ov, st := s.replay(v.snap)
-		s.pending = &view{snap: v.snap, ov: ov}
+		st := s.replay(v.snap)
 		s.logger.Info().Interface("catalog", st).Msg("catalogue journal applied")
 	}
 	s.catMu.Unlock()
@@ -119,14 +109,20 @@ type replayStats struct {
 	Seconds    float64 `json:"seconds"`
 }
 
-// replay builds the overlay of the journal's entries (durable or waiting
-// for their fsync) over snap; s.catMu is held. An entry is superseded when the artifact was created after it
+// replay makes s.pending the overlay of the journal's entries (durable or
+// waiting for their fsync) over snap; s.catMu is held. An entry is superseded when the artifact was created after it
 // and has the movie (or, for a delete, at all: the artifact was built
 // from a catalogue that saw the delete); such entries are skipped.
-func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
+func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
 	ov := emptyOverlay()
-	latest := s.replayEntries()
+	latest := s.latest
+	if len(s.unsynced) > 0 {
+		latest = maps.Clone(s.latest)
+		for _, e := range s.unsynced {
+			latest[e.MovieID] = e
+		}
+	}
 	st := replayStats{Entries: len(latest)}
 	es := slices.SortedFunc(maps.Values(latest), func(a, b catalog.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	created := snap.bundle.Manifest.CreatedAt
@@ -146,7 +142,8 @@ func (s *Service) replay(snap *snapshot) (*overlay, replayStats) {
 		st.Applied++
 	}
 	st.Seconds = time.Since(start).Seconds()
-	return ov, st
+	s.pending = &view{snap: snap, ov: ov}
+	return st
 }
 
 // movieVector runs the movie tower for m: a movie the model was trained
@@ -182,7 +179,7 @@ func (snap *snapshot) ratingCount(m int32) int32 {
 // and visible to every later request. Concurrent changes share fsyncs
 // (group commit, see commit.go). A genre the live model does not know is an
 // *Error; the other limits (see the constants) are the caller's to check.
-func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error) {
+func (s *Service) PutMovie(ctx context.Context, m Movie) (PutResult, error) {
 	res, err := s.putMovie(ctx, m)
 	if err != nil {
 		return PutResult{}, err
@@ -196,7 +193,7 @@ func (s *Service) PutMovie(ctx context.Context, m MovieChange) (PutResult, error
 // putMovie is PutMovie's first step (see commit.go): check the change
 // against the pending catalogue, write its journal line and add it to the
 // pending view, under s.catMu.
-func (s *Service) putMovie(ctx context.Context, m MovieChange) (PutResult, error) {
+func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
 	v := s.pending

@@ -97,7 +97,7 @@ func TestCatalogChanges(t *testing.T) {
 			t.Parallel()
 			s, b := loadedService(t, index, "v1", 300, 11)
 			ctx := context.Background()
-			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 1, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
+			if _, err := s.PutMovie(ctx, Movie{MovieID: 1, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
 				t.Fatalf("put without a journal: %v", err)
 			}
 			s.AttachJournal(&memJournal{}, nil)
@@ -111,7 +111,7 @@ func TestCatalogChanges(t *testing.T) {
 			put := func(id movielens.MovieID, genres ...string) {
 				t.Helper()
 				_, existed := live[id]
-				res, err := s.PutMovie(ctx, MovieChange{MovieID: id, Title: fmt.Sprintf("Changed %d (2024)", id), Genres: genres, Year: 2024})
+				res, err := s.PutMovie(ctx, Movie{MovieID: id, Title: fmt.Sprintf("Changed %d (2024)", id), Genres: genres, Year: 2024})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,10 +144,10 @@ func TestCatalogChanges(t *testing.T) {
 			if _, err := s.DeleteMovie(ctx, b.Movies[70].ID); !errors.As(err, new(*UnknownMovieError)) {
 				t.Fatalf("second delete: %v", err)
 			}
-			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 5, Title: "x", Genres: []string{"Western"}}); !errors.As(err, new(*Error)) {
+			if _, err := s.PutMovie(ctx, Movie{MovieID: 5, Title: "x", Genres: []string{"Western"}}); !errors.As(err, new(*Error)) {
 				t.Fatalf("unknown genre: %v", err)
 			}
-			if _, err := s.PutMovie(ctx, MovieChange{MovieID: 5, Title: "x", Genres: []string{"Drama", "drama"}}); !errors.As(err, new(*Error)) {
+			if _, err := s.PutMovie(ctx, Movie{MovieID: 5, Title: "x", Genres: []string{"Drama", "drama"}}); !errors.As(err, new(*Error)) {
 				t.Fatalf("repeated genre: %v", err)
 			}
 
@@ -259,7 +259,7 @@ func TestCatalogReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.AttachJournal(j, nil)
-	for _, ch := range []MovieChange{
+	for _, ch := range []Movie{
 		{MovieID: 5000, Title: "New", Genres: []string{"Drama"}, Year: 2025},
 		{MovieID: 5001, Title: "Newer", Genres: []string{"Action"}},
 		{MovieID: v1.Movies[1].ID, Title: "Renamed", Genres: []string{"Comedy"}},
@@ -333,7 +333,7 @@ func TestCatalogJournalFailure(t *testing.T) {
 	ctx := context.Background()
 	s, b := loadedService(t, "exact", "v1", 50, 23)
 	s.AttachJournal(&memJournal{fail: errors.New("disk full")}, nil)
-	if _, err := s.PutMovie(ctx, MovieChange{MovieID: 7777, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(*JournalError)) {
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 7777, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(*JournalError)) {
 		t.Fatalf("put: %v", err)
 	}
 	if _, err := s.DeleteMovie(ctx, b.Movies[0].ID); !errors.As(err, new(*JournalError)) {
@@ -405,7 +405,7 @@ func TestCatalogStress(t *testing.T) {
 			for i := range perWriter {
 				id := movielens.MovieID(1_000_000 + w*perWriter + i)
 				title := fmt.Sprintf("Stress %d-%d", w, i)
-				res, err := s.PutMovie(ctx, MovieChange{MovieID: id, Title: title, Genres: []string{testGenres[rng.IntN(len(testGenres))]}})
+				res, err := s.PutMovie(ctx, Movie{MovieID: id, Title: title, Genres: []string{testGenres[rng.IntN(len(testGenres))]}})
 				if err != nil {
 					t.Error(err)
 					return

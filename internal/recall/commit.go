@@ -3,10 +3,6 @@ package recall
 import (
 	"cmp"
 	"errors"
-	"maps"
-
-	"github.com/towerrecall/towerrecall/internal/catalog"
-	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
 // Group commit: how a catalogue change becomes durable and visible.
@@ -111,9 +107,8 @@ func (s *Service) flush() (uint64, error) {
 			s.catMu.Lock()
 			s.catErr = errors.Join(errCommitted, err)
 			s.unsynced = nil
-			ov, _ := s.replay(v.snap)
-			v = &view{snap: v.snap, ov: ov}
-			s.pending = v
+			s.replay(v.snap)
+			v = s.pending
 			s.catMu.Unlock()
 			s.live.Store(v)
 			return 0, err
@@ -132,17 +127,4 @@ func (s *Service) flush() (uint64, error) {
 		s.live.Store(v)
 	}
 	return last, nil
-}
-
-// replayEntries is the latest entry per movie of the journal as written:
-// the durable ones and those waiting for their fsync. s.catMu is held.
-func (s *Service) replayEntries() map[movielens.MovieID]catalog.Entry {
-	if len(s.unsynced) == 0 {
-		return s.latest
-	}
-	all := maps.Clone(s.latest)
-	for _, e := range s.unsynced {
-		all[e.MovieID] = e
-	}
-	return all
 }

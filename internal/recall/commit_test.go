@@ -150,7 +150,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 					}
 					seq = res.Seq
 				} else {
-					res, err := s.PutMovie(ctx, MovieChange{MovieID: m, Title: fmt.Sprintf("w%d i%d", w, i), Genres: []string{testGenres[i%len(testGenres)]}})
+					res, err := s.PutMovie(ctx, Movie{MovieID: m, Title: fmt.Sprintf("w%d i%d", w, i), Genres: []string{testGenres[i%len(testGenres)]}})
 					if err != nil {
 						t.Error(err)
 						return
@@ -239,7 +239,7 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 	defer fj.Close()
 	sj := &syncJournal{j: fj, delay: time.Millisecond}
 	s.AttachJournal(sj, nil)
-	if _, err := s.PutMovie(ctx, MovieChange{MovieID: 9001, Title: "kept", Genres: []string{"Drama"}}); err != nil {
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 9001, Title: "kept", Genres: []string{"Drama"}}); err != nil {
 		t.Fatal(err)
 	}
 	bad := errors.New("EIO")
@@ -250,7 +250,7 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.PutMovie(ctx, MovieChange{MovieID: movielens.MovieID(9100 + i), Title: "lost", Genres: []string{"Drama"}})
+			_, err := s.PutMovie(ctx, Movie{MovieID: movielens.MovieID(9100 + i), Title: "lost", Genres: []string{"Drama"}})
 			if errors.As(err, new(*JournalError)) {
 				refused.Add(1)
 			} else {
@@ -307,7 +307,7 @@ func BenchmarkPutMovieGroupCommit(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1)
-			if _, err := s.PutMovie(ctx, MovieChange{MovieID: movielens.MovieID(1_000_000 + i), Title: "bench", Genres: []string{testGenres[i%int64(len(testGenres))]}}); err != nil {
+			if _, err := s.PutMovie(ctx, Movie{MovieID: movielens.MovieID(1_000_000 + i), Title: "bench", Genres: []string{testGenres[i%int64(len(testGenres))]}}); err != nil {
 				b.Error(err)
 				return
 			}

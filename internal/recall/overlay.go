@@ -198,14 +198,6 @@ func (x *idIndex) without(id movielens.MovieID) *idIndex {
 	return &n
 }
 
-// scan scores the overlay rows accept allows against q and returns the
-// best k, best first, ids offset by off (the artifact's movie count, so
-// ties between an artifact movie and an overlay movie go to the artifact's,
-// the lower id). dst is reused.
-func (ov *overlay) scan(dst []ann.Result, q []float32, dim, k int, accept ann.Filter, off int32) []ann.Result {
-	return ann.Scan(dst, q, ov.vecs[:len(ov.rows)*dim], dim, k, accept, off)
-}
-
 // merge appends to dst the best k of two result lists, each best first,
 // in that order.
 func merge(dst, a, b []ann.Result, k int) []ann.Result {

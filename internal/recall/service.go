@@ -109,13 +109,12 @@ func (s *Service) Load(b *artifact.Bundle) error {
 	}
 	snap.info.LoadedAt = time.Now().UTC()
 	s.catMu.Lock()
-	ov, st := s.replay(snap)
-	s.pending = &view{snap: snap, ov: ov}
+	st := s.replay(snap)
 	s.catMu.Unlock()
 	// Publish it once every change it replays is durable (changes written
 	// but not yet synced are replayed too, and synced now).
 	_ = s.commit(0, true)
-	ov = s.live.Load().ov
+	ov := s.live.Load().ov
 	s.metrics.observeLoad(snap.info, time.Since(start))
 	s.logger.Info().Str("version", snap.info.Version).Str("backend", snap.info.Backend).
 		Int("movies", ov.movies(len(b.Movies))).Dur("load", time.Since(start)).
@@ -201,7 +200,8 @@ func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, ov
 	if ov.nLive == 0 {
 		return res, nil
 	}
-	sc.over = ov.scan(sc.over, q, snap.dim, k, over, int32(n))
+	// Overlay ids start at n, so a tie with an artifact movie goes to the artifact's.
+	sc.over = ann.Scan(sc.over, q, ov.vecs, snap.dim, k, over, int32(n))
 	sc.merged = merge(sc.merged[:0], res, sc.over, k)
 	return sc.merged, nil
 }

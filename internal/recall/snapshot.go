@@ -3,9 +3,9 @@ package recall
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,11 +259,7 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 			genres[g] = true
 		}
 	}
-	gl := make([]string, 0, len(genres))
-	for g := range genres {
-		gl = append(gl, g)
-	}
-	sort.Strings(gl)
+	gl := slices.Sorted(maps.Keys(genres))
 	var prior *PriorInfo
 	if p := b.Prior; p != nil {
 		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.Weight, Ratings: p.Ratings}

@@ -55,8 +55,8 @@ type movieBody struct {
 }
 
 // change checks every member and converts the body.
-func (b *movieBody) change(id movielens.MovieID) (recall.MovieChange, *apiError) {
-	m := recall.MovieChange{MovieID: id}
+func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
+	m := recall.Movie{MovieID: id}
 	if b.Title == nil {
 		return m, invalid("title", "title is required")
 	}

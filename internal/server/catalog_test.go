@@ -119,7 +119,7 @@ func TestCatalogErrors(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, 504},
 	} {
 		ts := newTestServer(t, Config{CatalogToken: testToken})
-		ts.rec.putHook = func(context.Context, recall.MovieChange) (recall.PutResult, error) { return recall.PutResult{}, tc.err }
+		ts.rec.putHook = func(context.Context, recall.Movie) (recall.PutResult, error) { return recall.PutResult{}, tc.err }
 		body := `{"title":"x","genres":["Drama"]}`
 		w := newRecorder()
 		ts.Handler().ServeHTTP(w, ts.callAuth("PUT", "/movies/5", "Bearer "+testToken, body))

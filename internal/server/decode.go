@@ -75,7 +75,7 @@ func decodeBody(body []byte, dst any, opts json.Options) *apiError {
 		if at == "" {
 			return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 		}
-		return invalid(field(at), pathOf(at)+": "+nullError{}.Error())
+		return invalid(field(at), pathOf(at)+": null is not allowed (omit an optional member instead)")
 	}
 	return nil
 }
@@ -103,11 +103,6 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 		}
 	}
 }
-
-// nullError is a null refused by nullAt.
-type nullError struct{}
-
-func (nullError) Error() string { return "null is not allowed (omit an optional member instead)" }
 
 // decodeProblem explains an error of json.Unmarshal in terms of the request.
 func decodeProblem(body []byte, err error) *apiError {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -28,9 +29,11 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 	dst = append(dst, `,"known_user":`...)
 	dst = strconv.AppendBool(dst, res.KnownUser)
 	dst = append(dst, `,"user":`...)
-	if dst, err = appendUser(dst, newUserJSON(res.User)); err != nil {
+	user, err := json.Marshal(newUserJSON(res.User)) // one per answer: reflection is cheap here
+	if err != nil {
 		return nil, err
 	}
+	dst = append(dst, user...)
 	dst = append(dst, `,"items":[`...)
 	for i, it := range res.Items {
 		if i > 0 {
@@ -63,55 +66,6 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 		dst = strconv.AppendInt(dst, int64(res.NextOffset), 10)
 	}
 	return append(dst, '}'), nil
-}
-
-// appendUser appends u as json.Marshal writes it (omitzero members left out).
-func appendUser(dst []byte, u userJSON) ([]byte, error) {
-	var err error
-	dst = append(dst, '{')
-	if u.UserID != 0 {
-		dst = append(dst, `"user_id":`...)
-		dst = append(strconv.AppendInt(dst, int64(u.UserID), 10), ',')
-	}
-	if u.Gender != "" {
-		dst = append(dst, `"gender":`...)
-		if dst, err = appendString(dst, u.Gender); err != nil {
-			return nil, err
-		}
-		dst = append(dst, ',')
-	}
-	if u.Age != 0 {
-		dst = append(dst, `"age":`...)
-		dst = append(strconv.AppendInt(dst, int64(u.Age), 10), ',')
-	}
-	if u.Occupation != "" {
-		dst = append(dst, `"occupation":`...)
-		if dst, err = appendString(dst, u.Occupation); err != nil {
-			return nil, err
-		}
-		dst = append(dst, ',')
-	}
-	if u.Zip != "" {
-		dst = append(dst, `"zip":`...)
-		if dst, err = appendString(dst, u.Zip); err != nil {
-			return nil, err
-		}
-		dst = append(dst, ',')
-	}
-	dst = append(dst, `"stored_features":`...)
-	if dst, err = appendStrings(dst, u.StoredFeatures); err != nil {
-		return nil, err
-	}
-	dst = append(dst, `,"history_movies":`...)
-	dst = strconv.AppendInt(dst, int64(u.HistoryMovies), 10)
-	dst = append(dst, `,"unknown_recent_movie_ids":[`...)
-	for i, id := range u.UnknownRecentMovieIDs {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = strconv.AppendInt(dst, int64(id), 10)
-	}
-	return append(dst, "]}"...), nil
 }
 
 // appendStrings appends ss as a JSON array ([] for nil, as json/v2).

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -67,10 +66,9 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
-	raw := chi.URLParam(r, "movie_id")
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id < 1 || id > math.MaxInt32 {
-		s.fail(w, r, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw))))
+	id, aerr := movieIDParam(r)
+	if aerr != nil {
+		s.fail(w, r, aerr)
 		return
 	}
 	k, aerr := intParam(params, "k", recall.DefaultSimilarK, 1, recall.MaxSimilarK)
@@ -80,7 +78,7 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
-	res, err := s.rec.Similar(ctx, movielens.MovieID(id), k)
+	res, err := s.rec.Similar(ctx, id, k)
 	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
 		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err})
 		return

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -82,4 +84,35 @@ func FuzzDecodeMovie(f *testing.F) {
 	f.Add([]byte(`{"title":"x","genres":["Drama"],"year":"1999"}`))
 	f.Add([]byte(`{"title":"x","genres":["Drama","Western"],"rating":5}`))
 	fuzzHandler(f, "PUT", "/movies/200001")
+}
+
+// FuzzRequestTarget sends bodiless requests to any path and query net/http
+// parses: every answer is a 2xx, 3xx or 304, or a 4xx problem (no 5xx).
+func FuzzRequestTarget(f *testing.F) {
+	for _, target := range []string{"/recall", "/movies?q=toy&limit=3", "/movies/5/similar?k=2", "/%FF",
+		"/movies?%FF=1", "/movies/%FF/similar", "/movies/1", "/explorer/app.js", "/readyz", "/model?x=1", "//a/../b"} {
+		f.Add("GET", target)
+		f.Add("DELETE", target)
+	}
+	cfg := testConfig()
+	cfg.CatalogToken = testToken
+	cfg.Explorer = true
+	ts := newTestServer(f, cfg)
+	f.Fuzz(func(t *testing.T, method, target string) {
+		raw := method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + testToken + "\r\n\r\n"
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			return // net/http's server answers 400 itself
+		}
+		w := httptest.NewRecorder()
+		ts.Handler().ServeHTTP(w, req)
+		if w.Code < 400 {
+			return
+		}
+		var p problem
+		if w.Code >= 500 || w.Header().Get("Content-Type") != "application/problem+json" ||
+			json.Unmarshal(w.Body.Bytes(), &p) != nil || p.Status != w.Code || !strings.HasPrefix(p.Type, problemTypePrefix) {
+			t.Fatalf("%s %q: %d %q: %s", method, target, w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+	})
 }

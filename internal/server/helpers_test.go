@@ -32,8 +32,8 @@ type fakeRecaller struct {
 	lastRecall recall.Request
 	lastScore  recall.ScoreRequest
 	recallHook func(ctx context.Context, req recall.Request) (recall.Result, error)
-	putHook    func(ctx context.Context, m recall.MovieChange) (recall.PutResult, error)
-	lastPut    recall.MovieChange
+	putHook    func(ctx context.Context, m recall.Movie) (recall.PutResult, error)
+	lastPut    recall.Movie
 	catalog    map[movielens.MovieID]bool // movies PUT and not deleted
 	scoreHook  func(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
 }
@@ -149,7 +149,7 @@ func (f *fakeRecaller) Similar(ctx context.Context, id movielens.MovieID, k int)
 }
 
 // PutMovie stores the id; genre "Western" is unknown to the fake model.
-func (f *fakeRecaller) PutMovie(ctx context.Context, m recall.MovieChange) (recall.PutResult, error) {
+func (f *fakeRecaller) PutMovie(ctx context.Context, m recall.Movie) (recall.PutResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastPut = m

@@ -94,7 +94,10 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.observe(route, methodLabel(r.Method), status, elapsed)
+		// Route patterns, methodLabel and HTTP codes are bounded, so are the series.
+		method := methodLabel(r.Method)
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		s.logger.Info().
 			Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", r.Method).
@@ -153,7 +156,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				// client cannot mistake a truncated body for a whole one.
 				panic(http.ErrAbortHandler)
 			}
-			s.writeProblem(w, r, &apiError{code: codeInternal, detail: "internal error"})
+			s.fail(w, r, &apiError{code: codeInternal, detail: "internal error"})
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -175,7 +178,7 @@ func (s *Server) deadline(r *http.Request) (context.Context, context.CancelFunc)
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.BodyLimit {
-			s.writeProblem(w, r, tooLarge(s.cfg.BodyLimit))
+			s.fail(w, r, tooLarge(s.cfg.BodyLimit))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -113,13 +112,20 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.code == codeMediaType {
 		w.Header().Set("Accept-Post", "application/json")
 	}
-	s.writeProblem(w, r, ae)
+	p := s.problem(r, ae)
+	body, err := json.Marshal(p, json.Deterministic(true))
+	if err != nil { // cannot happen (valid UTF-8 strings and an int); do not recurse
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, r, p.Status, "application/problem+json", body)
 }
 
 // classify maps an error of the Recaller.
 func (s *Server) classify(err error) *apiError {
 	if re, ok := errors.AsType[*recall.Error](err); ok {
-		return &apiError{code: codeInvalid, field: field(jsontext.Pointer(jsonPointer(re.Field))), detail: re.Error(), cause: err}
+		f, _, _ := strings.Cut(re.Field, "[") // "genres[2]" names member genres
+		return &apiError{code: codeInvalid, field: f, detail: re.Error(), cause: err}
 	}
 	switch {
 	case errors.As(err, new(recall.ReadOnlyError)):
@@ -134,48 +140,31 @@ func (s *Server) classify(err error) *apiError {
 	return &apiError{code: codeInternal, detail: "internal error", cause: err}
 }
 
-// jsonPointer turns a recall.Error's path, such as "genres[2]", into a JSON
-// pointer, "/genres/2".
-func jsonPointer(path string) string {
-	r := strings.NewReplacer(".", "/", "[", "/", "]", "")
-	return "/" + r.Replace(path)
-}
-
-func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, e *apiError) {
-	p := s.problem(r, e)
-	s.writeJSON(w, r, p.Status, p)
-}
-
 // problem is the RFC 9457 body for e, a failure of request r.
 func (s *Server) problem(r *http.Request, e *apiError) problem {
 	if e.code == codeInternal {
 		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg("internal error")
 	}
 	status, title := describe(e.code)
+	// A request can carry bytes that are not UTF-8 (GET /%FF, a query
+	// parameter's name): the instance is the path as sent, percent-encoded,
+	// and other text from the request is made valid, so the problem
+	// always encodes.
 	return problem{
 		Type:      problemTypePrefix + string(e.code),
 		Title:     title,
 		Status:    status,
-		Detail:    e.detail,
-		Instance:  r.URL.Path,
-		Field:     e.field,
+		Detail:    strings.ToValidUTF8(e.detail, "\uFFFD"),
+		Instance:  r.URL.EscapedPath(),
+		Field:     strings.ToValidUTF8(e.field, "\uFFFD"),
 		RequestID: middleware.GetReqID(r.Context()),
 	}
 }
 
 // writeJSON encodes v and only then writes headers and body, so an encoding
-// failure becomes a whole 500 problem, never half a 200. Problems go as
-// application/problem+json.
+// failure becomes a whole 500 problem, never half a 200.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v, json.Deterministic(true))
-	if _, isProblem := v.(problem); isProblem {
-		if err != nil { // cannot happen (a problem is strings and an int); do not recurse
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		writeBody(w, r, status, "application/problem+json", body)
-		return
-	}
 	if err != nil {
 		s.fail(w, r, &apiError{code: codeInternal, detail: "internal error", cause: err})
 		return

@@ -47,7 +47,7 @@ type Recaller interface {
 	// model does not know is a *recall.Error (400), deleting a movie it
 	// does not have a *recall.UnknownMovieError (404), a journal failure
 	// a *recall.JournalError (500, logged).
-	PutMovie(ctx context.Context, m recall.MovieChange) (recall.PutResult, error)
+	PutMovie(ctx context.Context, m recall.Movie) (recall.PutResult, error)
 	DeleteMovie(ctx context.Context, id movielens.MovieID) (recall.DeleteResult, error)
 }
 

@@ -642,8 +642,8 @@ func TestRequestIDs(t *testing.T) {
 }
 
 // TestRecallContentLength: over real HTTP every /recall answer states its
-// exact length and is never chunked (writeJSON encodes before it
-// writes).
+// exact length and is never chunked (the body is encoded whole before it
+// is written).
 func TestRecallContentLength(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{0, 1, 10, 100, 1000} {
