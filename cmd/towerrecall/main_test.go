@@ -333,6 +333,40 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("version %q after the manifest poll, want republished", after.Version)
 	}
 
+	// An artifact copied in file by file: the new manifest lands while a
+	// file it lists is still the wrong one. The poll refuses it and tries
+	// again until the file arrives.
+	b.Manifest.Version = "copied"
+	staged := filepath.Join(dir, "staged")
+	if err := artifact.Save(staged, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vec, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := os.ReadFile(filepath.Join(staged, artifact.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(modelDir, artifact.ManifestFile), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitLog(t, "reload refused; the previous model keeps serving", 30*time.Second)
+	time.Sleep(300 * time.Millisecond) // a few polls while the file is still wrong
+	if n := len(logs.logLines("reload refused; the previous model keeps serving")); n != 2 { // the SIGHUP above, this one once
+		t.Errorf("%d refusals logged at error level, want 2 (a repeated failure is logged once)", n)
+	}
+	if err := os.WriteFile(vec, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.json("GET", "/model", "", 200, &after); after.Version != "copied"; c.json("GET", "/model", "", 200, &after) {
+		if time.Now().After(deadline) {
+			t.Fatalf("version %q 30 s after the last file arrived, want copied", after.Version)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	cancel()
 	select {
 	case err := <-done:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -130,7 +131,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	reload := func(why string) {
+	var reloadMu sync.Mutex
+	lastFailure := ""
+	if err != nil {
+		lastFailure = err.Error()
+	}
+	// reload loads the artifact again; a failure the previous attempt
+	// already logged is logged again at debug level only (the poll retries
+	// a refused artifact until it loads).
+	reload := func(why string) error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
 		_, had := svc.Info()
 		nb, err := artifact.Load(cfg.Serve.Model)
 		if err == nil {
@@ -138,16 +149,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		} else {
 			svc.LoadFailed()
 		}
-		switch {
-		case err == nil:
+		if err == nil {
+			lastFailure = ""
 			logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
-		case had:
-			logger.Error().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("reload refused; the previous model keeps serving")
-		case errors.Is(err, fs.ErrNotExist):
-			logger.Warn().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("still no artifact: /readyz answers 503")
-		default:
-			logger.Error().Err(err).Str("trigger", why).Str("model", cfg.Serve.Model).Msg("reload refused; still no model: /readyz answers 503")
+			return nil
 		}
+		level := zerolog.ErrorLevel
+		if err.Error() == lastFailure {
+			level = zerolog.DebugLevel
+		}
+		lastFailure = err.Error()
+		ev := logger.WithLevel(level).Err(err).Str("trigger", why).Str("model", cfg.Serve.Model)
+		switch {
+		case had:
+			ev.Msg("reload refused; the previous model keeps serving")
+		case artifactAbsent(cfg.Serve.Model):
+			ev.Msg("still no artifact: /readyz answers 503")
+		default:
+			ev.Msg("reload refused; still no model: /readyz answers 503")
+		}
+		return err
 	}
 
 	var g oklogrun.Group
@@ -163,7 +184,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			for {
 				select {
 				case <-hup:
-					reload("SIGHUP")
+					_ = reload("SIGHUP")
 				case <-done:
 					return nil
 				}
@@ -181,12 +202,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 				case <-t.C:
 					// A missing manifest (no artifact yet, or one being
 					// replaced) is not a change: the next poll looks again.
+					// A manifest whose artifact was refused is tried at
+					// every poll (its files may still be arriving).
 					sum, err := manifestSum(cfg.Serve.Model)
 					if err != nil || bytes.Equal(sum, last) {
 						continue
 					}
-					last = sum
-					reload("manifest changed")
+					if reload("manifest changed") == nil {
+						last = sum
+					}
 				case <-done:
 					return nil
 				}
@@ -205,13 +229,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // loadArtifact loads the artifact at dir and returns it with the checksum
 // of the manifest it was loaded from, for the reload poll. The checksum is
-// nil when the manifest was missing or changed during the load, so that the
+// nil when the load failed or the manifest changed during it, so that the
 // poll loads what is there now rather than miss a publication.
 func loadArtifact(dir string) (*artifact.Bundle, []byte, error) {
 	before, _ := manifestSum(dir)
 	b, err := artifact.Load(dir)
 	if err != nil {
-		return nil, before, err
+		return nil, nil, err
 	}
 	after, _ := manifestSum(dir)
 	if !bytes.Equal(before, after) {
@@ -237,6 +261,14 @@ var (
 	errBadArtifact = errors.New("unusable artifact")
 )
 
+// artifactAbsent reports whether dir holds no artifact at all: it does not
+// exist or is empty. An artifact with a file missing (copied in part, or
+// damaged) is not absent: it is refused, never replaced.
+func artifactAbsent(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0
+}
+
 // howReloaded says how a waiting replica will pick up an artifact.
 func howReloaded(cfg config.Config) string {
 	if cfg.Serve.ReloadPoll > 0 {
@@ -245,20 +277,22 @@ func howReloaded(cfg config.Config) string {
 	return "serve.reload_poll is 0, so only SIGHUP loads it"
 }
 
-// loadOrTrain loads the artifact at cfg.Serve.Model. When there is none and
-// demo mode is on, it trains one (on cfg.Data.Dir, or the built-in demo
-// catalogue) and saves it there, so the next start loads it at once; with
-// demo mode off it reports errNoArtifact.
+// loadOrTrain loads the artifact at cfg.Serve.Model. When there is none
+// (see artifactAbsent) and demo mode is on, it trains one (on
+// cfg.Data.Dir, or the built-in demo catalogue) and saves it there, so the
+// next start loads it at once; with demo mode off it reports errNoArtifact.
+// A directory with anything in it that does not load is errBadArtifact and
+// is never trained over.
 func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) (*artifact.Bundle, []byte, error) {
 	b, sum, err := loadArtifact(cfg.Serve.Model)
 	if err == nil {
 		return b, sum, nil
 	}
-	if errors.Is(err, fs.ErrNotExist) && !cfg.Serve.Demo {
-		return nil, sum, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errNoArtifact, err)
+	if !artifactAbsent(cfg.Serve.Model) {
+		return nil, nil, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errBadArtifact, err)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, sum, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errBadArtifact, err)
+	if !cfg.Serve.Demo {
+		return nil, nil, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errNoArtifact, err)
 	}
 	data := cfg.Data
 	if data.Dir == "" {

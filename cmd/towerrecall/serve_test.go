@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -39,6 +40,14 @@ func TestServeWithoutModel(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, "no usable model at start", ""},
+		{"files without a manifest, demo on: refused, not trained over", func(t *testing.T, model string) {
+			if err := os.Mkdir(model, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(model, "model.bin"), []byte("weights"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"--demo=true"}, "no usable model at start", ""},
 		{"console log into a buffer", func(*testing.T, string) {}, []string{"--log-format", "console"}, "waiting for an artifact at ", ""},
 		{"bad config exits", func(*testing.T, string) {}, []string{"--index", "fastest"}, "", "serve.index"},
 	}
@@ -46,6 +55,12 @@ func TestServeWithoutModel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			model := filepath.Join(t.TempDir(), "model")
 			tt.setup(t, model)
+			before := listDir(t, model)
+			defer func() {
+				if after := listDir(t, model); after != before {
+					t.Errorf("the model directory changed:\n%s\nbecame\n%s", before, after)
+				}
+			}()
 			env := map[string]string{"TOWERRECALL_RELOAD_POLL": "50ms"}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -80,6 +95,9 @@ func TestServeWithoutModel(t *testing.T) {
 				t.Errorf("ANSI escapes in a log that is not a terminal:\n%q", logs.String())
 			}
 			time.Sleep(150 * time.Millisecond) // a few polls of a model dir with nothing to load: no exit
+			if strings.Contains(logs.String(), "DEMO") {
+				t.Errorf("demo training started:\n%s", logs.String())
+			}
 			cancel()
 			select {
 			case err := <-done:
@@ -193,4 +211,25 @@ func TestE2EServeWaitsForArtifact(t *testing.T) {
 	}
 	p.signal(t, syscall.SIGTERM)
 	p.wait(t)
+}
+
+// listDir names dir's files with their sizes ("" when dir is missing).
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d\n", e.Name(), info.Size())
+	}
+	return b.String()
 }
