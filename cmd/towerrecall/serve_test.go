@@ -61,7 +61,7 @@ func TestServeWithoutModel(t *testing.T) {
 					t.Errorf("the model directory changed:\n%s\nbecame\n%s", before, after)
 				}
 			}()
-			env := map[string]string{"TOWERRECALL_RELOAD_POLL": "50ms"}
+			env := map[string]string{"TOWERRECALL_RELOAD_POLL": "100ms"}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			logs := &logBuffer{}
@@ -94,7 +94,7 @@ func TestServeWithoutModel(t *testing.T) {
 			if strings.Contains(logs.String(), "\x1b[") {
 				t.Errorf("ANSI escapes in a log that is not a terminal:\n%q", logs.String())
 			}
-			time.Sleep(150 * time.Millisecond) // a few polls of a model dir with nothing to load: no exit
+			time.Sleep(300 * time.Millisecond) // a few polls of a model dir with nothing to load: no exit
 			if strings.Contains(logs.String(), "DEMO") {
 				t.Errorf("demo training started:\n%s", logs.String())
 			}

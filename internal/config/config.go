@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -401,6 +403,10 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return base, fmt.Errorf("config: %s: %w", name, err)
 	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return base, fmt.Errorf("config: %s: one YAML document expected, found a second (---)", name)
+	}
 	return c, nil
 }
 
@@ -500,7 +506,7 @@ func (c *Config) Validate() error {
 		if !m.Normalize {
 			bad("model.normalize", "the softmax objective needs normalised towers")
 		}
-		if t.Temperature <= 0 || t.Temperature > 10 {
+		if !(t.Temperature > 0 && t.Temperature <= 10) {
 			bad("train.temperature", "%g out of range (0, 10]", t.Temperature)
 		}
 		if m.RatingHead {
@@ -527,16 +533,16 @@ func (c *Config) Validate() error {
 	if t.Optimizer != "adam" && t.Optimizer != "rmsprop" {
 		bad("train.optimizer", "%q is not adam or rmsprop", t.Optimizer)
 	}
-	if t.L2 < 0 {
-		bad("train.l2", "%g is negative", t.L2)
+	if !(t.L2 >= 0 && t.L2 <= 10) {
+		bad("train.l2", "%g out of range 0–10", t.L2)
 	}
 	if t.Workers < 1 || t.Workers > 64 {
 		bad("train.workers", "%d out of range 1–64", t.Workers)
 	}
-	if t.ColdStartRate < 0 || t.ColdStartRate > 0.9 {
+	if !(t.ColdStartRate >= 0 && t.ColdStartRate <= 0.9) {
 		bad("train.cold_start_rate", "%g out of range 0–0.9", t.ColdStartRate)
 	}
-	if t.Recency < 0 || t.Recency > 20 {
+	if !(t.Recency >= 0 && t.Recency <= 20) {
 		bad("train.recency", "%g out of range 0–20", t.Recency)
 	}
 	if t.Patience < 0 {
@@ -614,7 +620,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("serve.index", "%q is not auto, exact or hnsw", s.Index)
 	}
-	if s.MinRecall < 0 || s.MinRecall > 1 {
+	if !(s.MinRecall >= 0 && s.MinRecall <= 1) {
 		bad("serve.min_recall", "%g out of range 0–1", s.MinRecall)
 	}
 	if s.SelfCheckQueries < 1 || s.SelfCheckQueries > 100000 {
@@ -650,8 +656,8 @@ func (c *Config) Validate() error {
 	if s.DrainDelay < 0 {
 		bad("serve.drain_delay", "%v is negative", s.DrainDelay)
 	}
-	if s.ReloadPoll < 0 {
-		bad("serve.reload_poll", "%v is negative", s.ReloadPoll)
+	if s.ReloadPoll != 0 && s.ReloadPoll < 100*time.Millisecond {
+		bad("serve.reload_poll", "%v: 0 (off) or at least 100ms", s.ReloadPoll)
 	}
 	for i, o := range s.CORSOrigins {
 		if !validOrigin(o) {
@@ -692,8 +698,34 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not json or console", c.Log.Format)
 	}
+	errs = append(errs, nonFinite(reflect.ValueOf(*c), "")...)
 	sortErrs(errs)
 	return errors.Join(errs...)
+}
+
+// nonFinite names every NaN or infinite number in v, a struct of the
+// config, by its YAML path: a range check written as x < lo || x > hi lets
+// NaN through, and such a value cannot even be written to a manifest.
+func nonFinite(v reflect.Value, path string) []error {
+	var errs []error
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				errs = append(errs, nonFinite(v.Field(i), strings.TrimPrefix(path+"."+name, "."))...)
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			errs = append(errs, nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			errs = append(errs, fmt.Errorf("%s: %g is not a finite number", path, f))
+		}
+	}
+	return errs
 }
 
 func sortErrs(errs []error) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -51,6 +52,63 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestNonFiniteRefused sets every number of the config, one at a time, to
+// NaN and to +Inf (YAML .nan, .inf): Validate must name it. Range checks
+// written as x < lo || x > hi let NaN through (serve.min_recall: .nan
+// started and failed every self-check; train.recency: .nan trained with
+// recency off and dropped the manifest's config record).
+func TestNonFiniteRefused(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Train.PriorWeights = []float64{1}
+	n := 0
+	var visit func(v reflect.Value, path string)
+	visit = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := range v.NumField() {
+				name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+				visit(v.Field(i), strings.TrimPrefix(path+"."+name, "."))
+			}
+		case reflect.Slice:
+			if v.Len() > 0 {
+				visit(v.Index(0), path+"[0]")
+			}
+		case reflect.Float32, reflect.Float64:
+			n++
+			old := v.Float()
+			for _, bad := range []float64{math.NaN(), math.Inf(1)} {
+				v.SetFloat(bad)
+				if err := c.Validate(); err == nil || !strings.Contains(err.Error(), path+":") {
+					t.Errorf("%s = %g: Validate = %v, want an error naming it", path, bad, err)
+				}
+			}
+			v.SetFloat(old)
+		}
+	}
+	visit(reflect.ValueOf(&c).Elem(), "")
+	if n < 20 {
+		t.Fatalf("only %d numbers visited", n)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the restored default: %v", err)
+	}
+}
+
+func TestReloadPollFloor(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		poll time.Duration
+		ok   bool
+	}{{0, true}, {100 * time.Millisecond, true}, {2 * time.Second, true}, {time.Nanosecond, false}, {99 * time.Millisecond, false}, {-time.Second, false}} {
+		c := Default()
+		c.Serve.ReloadPoll = tt.poll
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("reload_poll %v: Validate = %v", tt.poll, err)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -83,6 +141,12 @@ func TestParse(t *testing.T) {
 			}},
 		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "epoch"},
 		{name: "wrong type", yaml: "train:\n  epochs: many\n", wantErr: "line 2"},
+		{name: "second document", yaml: "train:\n  epochs: 3\n---\nserve:\n  batch_max: -5\n", wantErr: "second"},
+		{name: "document end marker only", yaml: "train:\n  epochs: 3\n...\n", check: func(t *testing.T, c Config) {
+			if c.Train.Epochs != 3 {
+				t.Errorf("epochs %d", c.Train.Epochs)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
