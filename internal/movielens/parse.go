@@ -139,11 +139,16 @@ func ParseRating(line, sep string) (Rating, error) {
 		return Rating{}, fmt.Errorf("rating %d out of range 1–5", v)
 	}
 	ts, err := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
-	if err != nil || ts < 0 {
-		return Rating{}, fmt.Errorf("timestamp %q is not non-negative unix seconds", clip(f[3]))
+	if err != nil || ts < 0 || ts > maxTimestamp {
+		return Rating{}, fmt.Errorf("timestamp %q is not unix seconds from 0 to %d (the year 9999)", clip(f[3]), maxTimestamp)
 	}
 	return Rating{User: UserID(u), Movie: MovieID(m), Value: float32(v), Time: ts}, nil
 }
+
+// maxTimestamp is 9999-12-31T23:59:59Z: later times cannot be written as
+// RFC 3339 (the manifest's prior "now"), so they are refused at parse time
+// rather than after training.
+const maxTimestamp = 253402300799
 
 // ParseUser100K parses one line of ML-100K u.user: id|age|gender|occupation|zip.
 // The occupation is mapped to its canonical name by CanonicalOccupation.

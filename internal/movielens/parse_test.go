@@ -76,6 +76,8 @@ func TestParseRating(t *testing.T) {
 		{name: "zero", line: "1::2::0::3", sep: SepML1M, err: "rating 0 out of range 1–5"},
 		{name: "fractional", line: "1::2::3.5::3", sep: SepML1M, err: `rating "3.5" is not an integer`},
 		{name: "negative time", line: "1::2::3::-3", sep: SepML1M, err: "timestamp"},
+		{name: "last second of 9999", line: "1::2::3::253402300799", sep: SepML1M, want: Rating{User: 1, Movie: 2, Value: 3, Time: 253402300799}},
+		{name: "past 9999", line: "1\t1\t3\t99999999999999", sep: SepML100K, err: "year 9999"},
 		{name: "wrong sep", line: "1::2::3::4", sep: SepML100K, err: "want 4 fields"},
 		{name: "huge id", line: "99999999999::2::3::4", sep: SepML1M, err: "user id"},
 		{name: "extra field", line: "1::2::3::4::5", sep: SepML1M, err: "got more"},
