@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
 // Help that was asked for is not an error: usage on stdout, nothing on
@@ -170,5 +171,68 @@ func TestEvalRejectsBadSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %s: err = %v, want one naming %s", tc.flag, tc.value, err, tc.want)
 		}
+	}
+}
+
+// TestPriorAndEvalCheckTheirData: prior and eval refuse data that is not
+// the model's — another catalogue that shares its movie ids, ratings of
+// users or movies the data does not have — and prior then leaves the
+// artifact as it was; with the model's own data prior rewrites the prior.
+func TestPriorAndEvalCheckTheirData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cli := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
+		return stdout.String(), err
+	}
+	data, other := filepath.Join(dir, "data"), filepath.Join(dir, "other")
+	ds := movielens.Demo(1)
+	if err := movielens.WriteML1M(data, ds); err != nil {
+		t.Fatal(err)
+	}
+	ds.Movies[3].Title = "Another Movie (1999)"
+	if err := movielens.WriteML1M(other, ds); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(dir, "stray.dat")
+	if err := os.WriteFile(stray, []byte("99999::1::4::978300760\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ratings := filepath.Join(data, "ratings.dat")
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--out", model, "--epochs", "2"); err != nil {
+		t.Fatal(err)
+	}
+	manifest := func() string {
+		raw, err := os.ReadFile(filepath.Join(model, "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	before := manifest()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"prior, another catalogue", []string{"prior", "--model", model, "--data", other, "--ratings", ratings}, "movie 4 is"},
+		{"prior, stray ratings", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray}, "unknown user 99999"},
+		{"eval, another catalogue", []string{"eval", "--model", model, "--data", other, "--train", ratings, "--test", ratings}, "not the catalogue the model was trained on"},
+	} {
+		if _, err := cli(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.want)
+		}
+		if manifest() != before {
+			t.Fatalf("%s rewrote the artifact", tc.name)
+		}
+	}
+	out, err := cli("prior", "--model", model, "--data", data, "--ratings", ratings)
+	if err != nil || !strings.Contains(out, "prior recounted from") {
+		t.Fatalf("prior with the model's own data: %q, %v", out, err)
 	}
 }

@@ -50,6 +50,12 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		rs = append(rs, r...)
 	}
+	if err := pipeline.CheckCatalogue(b, ds); err != nil {
+		return err
+	}
+	if err := movielens.CheckRatings(ds, rs); err != nil {
+		return err
+	}
 	c := config.Default()
 	if err := pipeline.RefreshPrior(b, ds.Users, rs, pipeline.HNSWParams(c.Serve), c.Serve.SelfCheckQueries); err != nil {
 		return err

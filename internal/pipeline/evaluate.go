@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -116,6 +117,9 @@ func (r Report) Flat() map[string]float64 {
 func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in EvalInputs, workers int) (Report, error) {
 	if len(in.Test) == 0 {
 		return Report{}, fmt.Errorf("pipeline: evaluate: no test ratings")
+	}
+	if err := CheckCatalogue(b, ds); err != nil {
+		return Report{}, err
 	}
 	catalog := &movielens.Dataset{Users: ds.Users, Movies: make([]movielens.Movie, len(b.Movies))}
 	for i, m := range b.Movies {
@@ -289,4 +293,33 @@ func splitNewUsers(train, valid, test []movielens.Rating, n int) (history, rest 
 		rest = append(rest, rs[n:]...)
 	}
 	return history, rest
+}
+
+// CheckCatalogue reports whether ds is the catalogue b was trained on (or a
+// later one): each of b's movies must be in ds under the same title. Movie
+// ids alone overlap between MovieLens releases (ml-100k's movie 1 is
+// ml-1m's movie 1 by chance), so scoring or counting one release's
+// ratings with another's model would be silently wrong.
+func CheckCatalogue(b *artifact.Bundle, ds *movielens.Dataset) error {
+	const show = 3
+	var errs []error
+	bad := 0
+	for _, m := range b.Movies {
+		var err error
+		if i, ok := ds.MovieIndex(m.ID); !ok {
+			err = fmt.Errorf("movie %d (%q) is not in the data", m.ID, m.Title)
+		} else if t := ds.Movies[i].Title; t != m.Title {
+			err = fmt.Errorf("movie %d is %q in the model, %q in the data", m.ID, m.Title, t)
+		}
+		if err != nil {
+			bad++
+			if len(errs) < show {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if bad == 0 {
+		return nil
+	}
+	return fmt.Errorf("pipeline: the data is not the catalogue the model was trained on (%d of its %d movies differ): %w", bad, len(b.Movies), errors.Join(errs...))
 }
