@@ -228,5 +228,12 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 	// binary's page is never mixed with an old cached script.
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", a.etag)
+	// Only If-None-Match (the 304) applies: the files are small, and
+	// ServeContent would answer a bad Range or If-Match with a 416 or 412
+	// that is not a problem.
+	r = r.Clone(r.Context())
+	for _, k := range []string{"Range", "If-Range", "If-Match", "If-Unmodified-Since"} {
+		r.Header.Del(k)
+	}
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
 }

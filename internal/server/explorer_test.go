@@ -162,6 +162,17 @@ func TestExplorerPage(t *testing.T) {
 		if rw.Code != http.StatusNotModified || rw.Body.Len() != 0 {
 			t.Errorf("GET %s If-None-Match: %d, %d bytes", path, rw.Code, rw.Body.Len())
 		}
+		// Ranges and other preconditions are ignored: the whole file, never
+		// a 416 or 412 outside the problem format.
+		for k, v := range map[string]string{"Range": "bytes=999999-", "If-Match": `"nope"`, "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Header.Set(k, v)
+			rw := httptest.NewRecorder()
+			ts.Handler().ServeHTTP(rw, req)
+			if rw.Code != http.StatusOK || rw.Body.Len() != w.Body.Len() {
+				t.Errorf("GET %s %s: %s: %d, %d bytes, want 200 and the file", path, k, v, rw.Code, rw.Body.Len())
+			}
+		}
 	}
 	for _, path := range []string{"/explorer/nope.js", "/explorer/index.html", "/explorer/"} {
 		w := ts.call("GET", path, "", "")
