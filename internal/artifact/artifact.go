@@ -587,6 +587,13 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if len(b.Movies) == 0 {
 		return nil, fmt.Errorf("artifact: %s: no movies", MoviesFile)
 	}
+	ids := make(map[movielens.MovieID]bool, len(b.Movies))
+	for i, mv := range b.Movies {
+		if mv.ID < 1 || ids[mv.ID] {
+			return nil, fmt.Errorf("artifact: %s: movie %d has id %d (ids are positive and distinct)", MoviesFile, i, mv.ID)
+		}
+		ids[mv.ID] = true
+	}
 	if b.Vectors, err = decodeFloats(files[VectorsFile]); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", VectorsFile, err)
 	}

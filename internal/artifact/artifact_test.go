@@ -2,10 +2,13 @@ package artifact
 
 import (
 	"bytes"
+	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +195,44 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 // FuzzDecode feeds corrupted files past the checksum check (as if the
 // manifest had been rewritten to match): decoding must fail cleanly, never
 // panic or allocate without bound.
+// TestDecodeRefusesBadMovieIDs: a movies.json with a duplicate or
+// non-positive id (a hand-edited file whose checksum was fixed up) is
+// refused; it used to load and serve one movie twice and lose another.
+func TestDecodeRefusesBadMovieIDs(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t)
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, n := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
+		if files[n], err = os.ReadFile(filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := decode(m, files); err != nil {
+		t.Fatalf("the unchanged files: %v", err)
+	}
+	for name, id := range map[string]movielens.MovieID{"duplicate": b.Movies[0].ID, "zero": 0, "negative": -4} {
+		movies := slices.Clone(b.Movies)
+		movies[1].ID = id
+		raw, err := json.Marshal(movies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := maps.Clone(files)
+		bad[MoviesFile] = raw
+		if _, err := decode(m, bad); err == nil || !strings.Contains(err.Error(), "movie 1 has id") {
+			t.Errorf("%s id: decode = %v, want an error naming movie 1", name, err)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	b := testBundle(f)
 	dir := filepath.Join(f.TempDir(), "model")
