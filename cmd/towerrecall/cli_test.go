@@ -236,3 +236,28 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		t.Fatalf("prior with the model's own data: %q, %v", out, err)
 	}
 }
+
+// data synth writes into a new or empty directory only: a second run into
+// the same one is refused and leaves the first catalogue as it was.
+func TestSynthKeepsExistingData(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "synth")
+	synth := func(seed string) error {
+		var stdout, stderr bytes.Buffer
+		return run(context.Background(), []string{"towerrecall", "data", "synth", "--dir", dir, "--movies", "20", "--users", "10", "--ratings", "50", "--seed", seed},
+			func(string) string { return "" }, &stdout, &stderr)
+	}
+	if err := synth("1"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "ratings.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := synth("2"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second synth into %s: err = %v, want already exists", dir, err)
+	}
+	if after, err := os.ReadFile(filepath.Join(dir, "ratings.dat")); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("ratings.dat changed (%v)", err)
+	}
+}
