@@ -201,20 +201,7 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 func TestDecodeRefusesBadMovieIDs(t *testing.T) {
 	t.Parallel()
 	b := testBundle(t)
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := Save(dir, b); err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := ReadManifest(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, n := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
-		if files[n], err = os.ReadFile(filepath.Join(dir, n)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, files := savedFiles(t, b)
 	if _, err := decode(m, files); err != nil {
 		t.Fatalf("the unchanged files: %v", err)
 	}
@@ -233,23 +220,30 @@ func TestDecodeRefusesBadMovieIDs(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	b := testBundle(f)
-	dir := filepath.Join(f.TempDir(), "model")
+// savedFiles saves b and returns its manifest and required files, as
+// decode takes them.
+func savedFiles(tb testing.TB, b *Bundle) (Manifest, map[string][]byte) {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "model")
 	if err := Save(dir, b); err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
 	m, _, err := ReadManifest(dir)
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
-	names := []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile}
 	files := map[string][]byte{}
-	for _, n := range names {
+	for _, n := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
 		if files[n], err = os.ReadFile(filepath.Join(dir, n)); err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
+	return m, files
+}
+
+func FuzzDecode(f *testing.F) {
+	m, files := savedFiles(f, testBundle(f))
+	names := []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile}
 	for i := range names {
 		f.Add(uint8(i), uint32(7), byte(1), uint32(0))
 		f.Add(uint8(i), uint32(0), byte(0), uint32(3))
