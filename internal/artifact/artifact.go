@@ -275,7 +275,11 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := b.check(); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	dir = filepath.Clean(dir)
+	// Absolute, so that the temporary sibling of "." or "sub/.." is not
+	// created inside it.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -289,6 +293,11 @@ func Save(dir string, b *Bundle) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	// MkdirTemp makes it 0700; an artifact is read by other users (a
+	// serving container's uid), as its 0644 files are.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
 	files := map[string][]byte{}
 	var buf bytes.Buffer
 	if _, err := b.Model.WriteTo(&buf); err != nil {
@@ -360,7 +369,10 @@ func Save(dir string, b *Bundle) (err error) {
 // directory. Training calls it first so that a bad --out fails in a second,
 // not after the training run.
 func CheckWritable(dir string) error {
-	dir = filepath.Clean(dir)
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("artifact: %w", err)
+	}
 	if _, err := replaceable(dir); err != nil {
 		return fmt.Errorf("artifact: %w", err)
 	}
@@ -376,8 +388,9 @@ func CheckWritable(dir string) error {
 }
 
 // replaceable reports whether dir exists, and an error when it exists but
-// must not be replaced by an artifact: a file, or a directory with content
-// that is not an artifact.
+// must not be replaced by an artifact: a file, or a directory that is
+// neither empty nor an artifact (of any format version) holding only the
+// files its manifest lists.
 func replaceable(dir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -386,15 +399,31 @@ func replaceable(dir string) (exists bool, err error) {
 	if !fi.IsDir() {
 		return true, fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil {
-		return true, nil
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return true, err
 	}
-	if len(entries) > 0 {
-		return true, fmt.Errorf("%s exists and is not an artifact; refusing to replace it", dir)
+	if len(entries) == 0 {
+		return true, nil
+	}
+	refuse := func(why string) (bool, error) {
+		return true, fmt.Errorf("%s exists and is not an artifact (%s); refusing to replace it", dir, why)
+	}
+	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return refuse("no readable " + ManifestFile)
+	}
+	var m struct {
+		FormatVersion int               `json:"format_version"`
+		Files         map[string]string `json:"files"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.FormatVersion < 1 || len(m.Files) == 0 {
+		return refuse(ManifestFile + " is not a towerrecall manifest")
+	}
+	for _, e := range entries {
+		if _, listed := m.Files[e.Name()]; !listed && e.Name() != ManifestFile {
+			return refuse(fmt.Sprintf("%q is not one of its files", e.Name()))
+		}
 	}
 	return true, nil
 }

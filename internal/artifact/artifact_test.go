@@ -71,6 +71,10 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(a, c) {
 		t.Errorf("user vector %v after load, %v before", c, a)
 	}
+	// Readable by other users, as its files are (MkdirTemp's 0700 was not).
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("artifact directory mode %v (%v), want 0755", fi.Mode().Perm(), err)
+	}
 	// No temporary directories are left behind.
 	entries, _ := os.ReadDir(filepath.Dir(dir))
 	if len(entries) != 1 {
@@ -170,6 +174,30 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(other, "notes.txt")); err != nil || string(b) != "keep me" {
 		t.Fatal("non-artifact directory was touched")
+	}
+	// Nor is one that merely has a manifest.json (a web app's), or an
+	// artifact with a file of someone else's beside it.
+	for name, files := range map[string]map[string]string{
+		"web app":                  {ManifestFile: `{"name":"app"}`, "index.js": "keep me"},
+		"artifact with a stranger": {ManifestFile: `{"format_version":1,"files":{"model.bin":"00"}}`, "model.bin": "x", "notes.txt": "keep me"},
+	} {
+		d := filepath.Join(t.TempDir(), "model")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, body := range files {
+			if err := os.WriteFile(filepath.Join(d, f), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Save(d, testBundle(t)); err == nil || !strings.Contains(err.Error(), "not an artifact") {
+			t.Errorf("Save over a %s: %v", name, err)
+		}
+		for f, body := range files {
+			if b, err := os.ReadFile(filepath.Join(d, f)); err != nil || string(b) != body {
+				t.Errorf("%s: %s was touched", name, f)
+			}
+		}
 	}
 	// A regular file in the artifact's place is never replaced.
 	plain := filepath.Join(t.TempDir(), "model")
@@ -348,5 +376,24 @@ func TestSaveLoadRecent(t *testing.T) {
 		if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {
 			t.Errorf("%s: saved", name)
 		}
+	}
+}
+
+// Saving into "." (an empty working directory) works: the temporary
+// sibling is made next to it, not inside it.
+func TestSaveIntoCurrentDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if err := CheckWritable("."); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(".", testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err != nil {
+		t.Fatal(err)
 	}
 }
