@@ -57,7 +57,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	c := config.Default()
-	if err := pipeline.RefreshPrior(b, ds.Users, rs, pipeline.HNSWParams(c.Serve), c.Serve.SelfCheckQueries); err != nil {
+	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries); err != nil {
 		return err
 	}
 	if err := artifact.Save(*out, b); err != nil {

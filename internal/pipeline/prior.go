@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -28,8 +29,9 @@ const secondsPerDay = 86400
 // 2^(−age/halfLifeDays) where age is its distance in days from the newest
 // rating (halfLifeDays 0: no decay): log((c_m + 1) / (Σc + M)), one
 // fresh rating's worth of smoothing. It also returns the bias of a movie
-// without ratings, the newest rating's time, and the number counted.
-func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []float32, def float32, now int64) {
+// without ratings, the newest rating's time, and the number counted (the
+// ratings of ix's movies).
+func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []float32, def float32, now int64, counted int) {
 	for i, r := range rs {
 		if i == 0 || r.Time > now {
 			now = r.Time
@@ -48,13 +50,14 @@ func priorBias(ix *Index, rs []movielens.Rating, halfLifeDays float64) (bias []f
 		}
 		counts[m] += w
 		total += w
+		counted++
 	}
 	norm := math.Log(total + float64(len(counts)))
 	bias = make([]float32, len(counts))
 	for m, c := range counts {
 		bias[m] = float32(math.Log(c+1) - norm)
 	}
-	return bias, float32(-norm), now
+	return bias, float32(-norm), now, counted
 }
 
 // PriorChoice is one setting of the prior and its validation score.
@@ -121,7 +124,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	}
 	biases := make([][]float32, len(halfLives))
 	for h, hl := range halfLives {
-		biases[h], _, _ = priorBias(ix, rs, hl)
+		biases[h], _, _, _ = priorBias(ix, rs, hl)
 	}
 	score := func(sp *eval.Split, n float64) ([][]float64, error) {
 		if n == 0 {
@@ -286,7 +289,7 @@ func chooseRecentWeight(ctx context.Context, model *tower.Model, movies []featur
 // each movie's bias as the last value of its vector. b.Vectors must hold
 // the towers' outputs (TowerDim wide) and is rewritten Dim wide.
 func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields, recentFields []int) {
-	bias, def, now := priorBias(ix, rs, c.HalfLifeDays)
+	bias, def, now, _ := priorBias(ix, rs, c.HalfLifeDays)
 	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), RecentWeight: float32(c.RecentWeight),
 		IDFields: idFields, RecentFields: recentFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
 		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
@@ -301,24 +304,37 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 }
 
 // RefreshPrior recounts b's popularity prior from rs (every rating known
-// now, by the bundle's movie ids; unknown movies are skipped) with the
-// prior's half-life and weights unchanged, and rewrites what depends on
-// it: the table, the last value of every movie vector, the HNSW graph and
-// the manifest's index recall. The towers are not touched: fresher counts
-// need no retraining. b must have a prior.
-func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, hp ann.HNSWParams, selfCheckQueries int) error {
+// now, by the bundle's movie ids; movies it does not have are skipped, but
+// not all of them) with the prior's half-life and weights unchanged, and
+// rewrites what depends on it: the table, the last value of every movie
+// vector, the HNSW graph (built with the settings its manifest records)
+// and the manifest's index recall. The towers are not touched: fresher
+// counts need no retraining. b must have a prior.
+func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, selfCheckQueries int) error {
 	if b.Prior == nil || b.Model.Prior() == nil {
 		return fmt.Errorf("pipeline: refresh prior: the bundle has no prior")
 	}
 	if len(rs) == 0 {
 		return fmt.Errorf("pipeline: refresh prior: no ratings")
 	}
+	var hp ann.HNSWParams
+	if len(b.Graph) > 0 {
+		if err := json.Unmarshal(b.Manifest.Index.HNSW, &hp); err != nil {
+			return fmt.Errorf("pipeline: refresh prior: the manifest's HNSW settings: %w", err)
+		}
+		if err := hp.Validate(); err != nil {
+			return fmt.Errorf("pipeline: refresh prior: the manifest's HNSW settings: %w", err)
+		}
+	}
 	catalog := &movielens.Dataset{Users: users, Movies: make([]movielens.Movie, len(b.Movies))}
 	for i, m := range b.Movies {
 		catalog.Movies[i] = movielens.Movie{ID: m.ID}
 	}
 	ix := NewIndex(catalog)
-	bias, def, now := priorBias(ix, rs, b.Prior.HalfLifeDays)
+	bias, def, now, counted := priorBias(ix, rs, b.Prior.HalfLifeDays)
+	if counted == 0 {
+		return fmt.Errorf("pipeline: refresh prior: none of the %d ratings is of a movie the model has", len(rs))
+	}
 	d := b.Model.Dim()
 	for i := range b.Movies {
 		b.Vectors[i*d+d-1] = bias[i]
@@ -326,7 +342,7 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 	p := b.Model.Prior()
 	p.DefaultBias = def
 	b.Model.SetPrior(p)
-	b.Prior.Bias, b.Prior.DefaultBias, b.Prior.Now, b.Prior.Ratings = bias, def, time.Unix(now, 0).UTC(), len(rs)
+	b.Prior.Bias, b.Prior.DefaultBias, b.Prior.Now, b.Prior.Ratings = bias, def, time.Unix(now, 0).UTC(), counted
 	if len(b.Graph) == 0 {
 		return nil
 	}

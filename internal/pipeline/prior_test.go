@@ -1,11 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func TestPriorBiasByHand(t *testing.T) {
 	rs := []movielens.Rating{{Movie: 1, Time: 10 * day}, {Movie: 1, Time: 0}, {Movie: 2, Time: 5 * day}, {Movie: 99, Time: 10 * day}}
 	// Half-life 5 days: movie 1 counts 1 + ¼, movie 2 counts ½, movie 3
 	// nothing (the unknown movie 99 is skipped); bias = log((c+1)/(Σc+3)).
-	bias, def, now := priorBias(ix, rs, 5)
+	bias, def, now, _ := priorBias(ix, rs, 5)
 	total := 1.75 + 3
 	want := []float64{math.Log(2.25 / total), math.Log(1.5 / total), math.Log(1 / total)}
 	for m, w := range want {
@@ -39,7 +41,7 @@ func TestPriorBiasByHand(t *testing.T) {
 		t.Errorf("default %g, now %d", def, now)
 	}
 	// No decay: plain counts 2, 1, 0.
-	bias, _, _ = priorBias(ix, rs, 0)
+	bias, _, _, _ = priorBias(ix, rs, 0)
 	if got, want := float64(bias[0]), math.Log(3.0/6); math.Abs(got-want) > 1e-6 {
 		t.Errorf("undecayed bias[0] = %g, want %g", got, want)
 	}
@@ -128,6 +130,7 @@ func TestRefreshPrior(t *testing.T) {
 	cfg.Train.Epochs = 2
 	cfg.Train.PriorWeights = nil // no search: the prior is set below
 	cfg.Train.Candidates = nil   // one recipe: the refresh does not depend on it (TestServedQueries covers history models)
+	cfg.Serve.HNSWM = 24         // not the default: the refresh must rebuild with the recorded settings
 	in := demoInputs()
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {
@@ -151,8 +154,27 @@ func TestRefreshPrior(t *testing.T) {
 	for i := range 10 {
 		fresh = append(fresh, movielens.Rating{User: in.Dataset.Users[i].ID, Movie: b.Movies[low].ID, Value: 5, Time: last + 86400})
 	}
-	if err := RefreshPrior(b, in.Dataset.Users, fresh, HNSWParams(cfg.Serve), 50); err != nil {
+	graphBefore := len(b.Graph)
+	if err := RefreshPrior(b, in.Dataset.Users, fresh, 50); err != nil {
 		t.Fatal(err)
+	}
+	// The graph is rebuilt with M 24, as recorded; the default M 8 makes a
+	// much smaller one on the same vectors.
+	small, err := ann.NewHNSW(b.Vectors, d, ann.DefaultHNSWParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := small.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if diff := abs(len(b.Graph) - graphBefore); diff*4 > graphBefore-buf.Len() {
+		t.Errorf("graph of %d bytes after the refresh, %d before, %d with the default settings", len(b.Graph), graphBefore, buf.Len())
+	}
+	// Ratings of movies the model does not have are not a prior.
+	stray := []movielens.Rating{{User: in.Dataset.Users[0].ID, Movie: 999999, Value: 4, Time: last}}
+	if err := RefreshPrior(b, in.Dataset.Users, stray, 50); err == nil || !strings.Contains(err.Error(), "none of the 1 ratings") {
+		t.Errorf("RefreshPrior of unknown movies only: %v", err)
 	}
 	if b.Prior.Now.Unix() != last+86400 {
 		t.Errorf("now %v, want a day after %v", b.Prior.Now, time.Unix(last, 0).UTC())
@@ -314,3 +336,5 @@ func TestServedQueries(t *testing.T) {
 		}
 	}
 }
+
+func abs(x int) int { return max(x, -x) }
