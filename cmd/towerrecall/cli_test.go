@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
@@ -259,5 +263,75 @@ func TestSynthKeepsExistingData(t *testing.T) {
 	}
 	if after, err := os.ReadFile(filepath.Join(dir, "ratings.dat")); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("ratings.dat changed (%v)", err)
+	}
+}
+
+// TestTrainSplitFiles: a split file is read once (a pipe works, and its
+// checksum is recorded under its path), and a --valid or --test that is
+// given but empty or missing is an error naming it, never taken for no
+// file (demo data included).
+func TestTrainSplitFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	ds := movielens.Demo(1)
+	if err := movielens.WriteML1M(data, ds); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(data, "ratings.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.dat")
+	if err := os.WriteFile(empty, []byte("\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) error {
+		var stdout, stderr bytes.Buffer
+		return run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"empty valid", []string{"--data", data, "--valid", empty}, "--valid " + empty + ": no ratings"},
+		{"empty test", []string{"--data", data, "--test", empty}, "--test " + empty + ": no ratings"},
+		{"missing valid, demo data", []string{"--data", "demo", "--valid", filepath.Join(dir, "none.dat")}, "--valid"},
+	} {
+		out := filepath.Join(dir, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
+		if err := cli(append([]string{"train", "--out", out, "--epochs", "1"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.want)
+		}
+	}
+
+	// The training split through a pipe, as <(...) passes it.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		_, _ = w.Write(raw)
+		w.Close()
+	}()
+	pipe := fmt.Sprintf("/dev/fd/%d", r.Fd())
+	out := filepath.Join(dir, "piped")
+	if err := cli("train", "--data", data, "--train", pipe, "--out", out, "--epochs", "1"); err != nil {
+		t.Fatalf("train from a pipe: %v", err)
+	}
+	b, err := artifact.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	if got := b.Manifest.Data.Checksums[pipe]; got != hex.EncodeToString(sum[:]) {
+		t.Errorf("checksum of %s = %q, want the piped file's; all: %v", pipe, got, b.Manifest.Data.Checksums)
+	}
+	if got := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; got != hex.EncodeToString(sum[:]) {
+		t.Errorf("the data directory's ratings.dat checksum is missing or wrong: %v", b.Manifest.Data.Checksums)
 	}
 }

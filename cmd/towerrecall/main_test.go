@@ -353,7 +353,8 @@ func TestServeDemo(t *testing.T) {
 	}
 	logs.waitLog(t, "reload refused; the previous model keeps serving", 30*time.Second)
 	time.Sleep(300 * time.Millisecond) // a few polls while the file is still wrong
-	if n := len(logs.logLines("reload refused; the previous model keeps serving")); n != 2 { // the SIGHUP above, this one once
+	// Two refusals at error level: the SIGHUP's above, and this one once.
+	if n := len(logs.logLines("reload refused; the previous model keeps serving")); n != 2 {
 		t.Errorf("%d refusals logged at error level, want 2 (a repeated failure is logged once)", n)
 	}
 	if err := os.WriteFile(vec, orig, 0o644); err != nil {

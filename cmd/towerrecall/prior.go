@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
@@ -42,19 +41,19 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if err := pipeline.CheckCatalogue(b, ds); err != nil {
+		return err
+	}
 	var rs []movielens.Rating
-	for p := range strings.SplitSeq(*ratings, ",") {
+	for _, p := range config.SplitList(*ratings) {
 		r, err := movielens.ReadRatingsFile(p)
 		if err != nil {
 			return err
 		}
+		if err := movielens.CheckRatings(ds, r); err != nil {
+			return fmt.Errorf("--ratings %s: %w", p, err)
+		}
 		rs = append(rs, r...)
-	}
-	if err := pipeline.CheckCatalogue(b, ds); err != nil {
-		return err
-	}
-	if err := movielens.CheckRatings(ds, rs); err != nil {
-		return err
 	}
 	c := config.Default()
 	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -243,7 +245,7 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 		ds := movielens.Demo(1)
 		in.Dataset = ds
 		in.Train, in.Test = movielens.TemporalSplit(ds.Ratings, 0.8)
-		if d.Train == "" && d.Test == "" {
+		if d.Train == "" && d.Valid == "" && d.Test == "" {
 			return in, nil
 		}
 	} else {
@@ -256,39 +258,55 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 		in.Train = ds.Ratings
 		files, _ := movielens.FilesOf(ds.Layout)
 		paths := []string{filepath.Join(d.Dir, files.Users), filepath.Join(d.Dir, files.Movies), filepath.Join(d.Dir, files.Ratings)}
-		in.Checksums, err = pipeline.FileChecksums(append(paths, d.Train, d.Valid, d.Test)...)
-		if err != nil {
+		if in.Checksums, err = pipeline.FileChecksums(paths...); err != nil {
 			return in, err
 		}
-	}
-	read := func(path string) ([]movielens.Rating, error) {
-		if path == "" {
-			return nil, nil
-		}
-		rs, err := movielens.ReadRatingsFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if err := movielens.CheckRatings(in.Dataset, rs); err != nil {
-			return nil, err
-		}
-		return rs, nil
 	}
 	var err error
 	if d.Train != "" {
-		if in.Train, err = read(d.Train); err != nil {
+		if in.Train, err = readSplit(&in, "--train", d.Train); err != nil {
 			return in, err
 		}
 	}
-	if in.Valid, err = read(d.Valid); err != nil {
+	if in.Valid, err = readSplit(&in, "--valid", d.Valid); err != nil {
 		return in, err
 	}
 	if d.Test != "" {
-		if in.Test, err = read(d.Test); err != nil {
+		if in.Test, err = readSplit(&in, "--test", d.Test); err != nil {
 			return in, err
 		}
 	}
 	return in, nil
+}
+
+// readSplit reads a split file once (a pipe works: it is hashed while it
+// is parsed), checks its ratings against in's dataset and records its
+// checksum under its path. A file given but without ratings is an error,
+// never the same as no file.
+func readSplit(in *pipeline.Inputs, flagName, path string) ([]movielens.Rating, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	rs, err := movielens.ReadRatings(io.TeeReader(f, h), path)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("%s %s: no ratings in the file", flagName, path)
+	}
+	if err := movielens.CheckRatings(in.Dataset, rs); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
+	}
+	if in.Checksums != nil {
+		in.Checksums[path] = hex.EncodeToString(h.Sum(nil))
+	}
+	return rs, nil
 }
 
 func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

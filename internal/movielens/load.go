@@ -292,11 +292,11 @@ func CheckRatings(ds *Dataset, rs []Rating) error {
 	for i, r := range rs {
 		var err error
 		if _, ok := ds.UserIndex(r.User); !ok {
-			err = fmt.Errorf("rating %d: unknown user %d", i, r.User)
+			err = fmt.Errorf("rating #%d: unknown user %d", i+1, r.User)
 		} else if _, ok := ds.MovieIndex(r.Movie); !ok {
-			err = fmt.Errorf("rating %d: unknown movie %d", i, r.Movie)
+			err = fmt.Errorf("rating #%d: unknown movie %d", i+1, r.Movie)
 		} else if r.Value < 1 || r.Value > 5 {
-			err = fmt.Errorf("rating %d: value %g out of range 1–5", i, r.Value)
+			err = fmt.Errorf("rating #%d: value %g out of range 1–5", i+1, r.Value)
 		}
 		if err != nil {
 			bad++

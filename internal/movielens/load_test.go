@@ -225,8 +225,8 @@ func TestCheckRatings(t *testing.T) {
 	}
 	bad := append(ds.Ratings, Rating{User: 7, Movie: 1, Value: 3}, Rating{User: 1, Movie: 8, Value: 3})
 	err = CheckRatings(ds, bad)
-	if err == nil || !strings.Contains(err.Error(), "2 of 5 ratings") || !strings.Contains(err.Error(), "rating 3: unknown user 7") ||
-		!strings.Contains(err.Error(), "rating 4: unknown movie 8") {
+	if err == nil || !strings.Contains(err.Error(), "2 of 5 ratings") || !strings.Contains(err.Error(), "rating #4: unknown user 7") ||
+		!strings.Contains(err.Error(), "rating #5: unknown movie 8") {
 		t.Fatalf("error = %v", err)
 	}
 }

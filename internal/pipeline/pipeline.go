@@ -16,7 +16,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -911,18 +910,12 @@ func (s *Scorer) Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, b
 	return dst, true
 }
 
-// FileChecksums returns the sha256 of each existing file.
+// FileChecksums returns the sha256 of each file, keyed by its path.
 func FileChecksums(paths ...string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, p := range paths {
-		if p == "" {
-			continue
-		}
 		f, err := os.Open(p)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
 			return nil, err
 		}
 		h := sha256.New()
@@ -931,7 +924,7 @@ func FileChecksums(paths ...string) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("checksum %s: %w", p, err)
 		}
-		out[filepath.Base(p)] = hex.EncodeToString(h.Sum(nil))
+		out[p] = hex.EncodeToString(h.Sum(nil))
 	}
 	return out, nil
 }
