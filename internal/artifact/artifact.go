@@ -428,12 +428,24 @@ func replaceable(dir string) (exists bool, err error) {
 	return true, nil
 }
 
-// replaceDir moves tmp to dir. An existing dir is first moved aside and
-// restored if the final rename fails, then removed.
+// replaceDir moves tmp to dir. An existing dir is swapped with tmp in one
+// step and then removed; where the file system cannot swap, it is first
+// moved aside and restored if the final rename fails, then removed.
 func replaceDir(tmp, dir string) error {
 	exists, err := replaceable(dir)
 	if err != nil {
 		return err
+	}
+	if exists {
+		switch err := exchange(tmp, dir); {
+		case err == nil:
+			if err := syncDir(filepath.Dir(dir)); err != nil {
+				return err
+			}
+			return os.RemoveAll(tmp) // the old artifact now
+		case !errors.Is(err, errors.ErrUnsupported):
+			return err
+		}
 	}
 	old := ""
 	if exists {

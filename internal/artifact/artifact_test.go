@@ -3,6 +3,7 @@ package artifact
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -395,5 +396,30 @@ func TestSaveIntoCurrentDir(t *testing.T) {
 	}
 	if _, err := Load(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// exchange swaps two directories in one step where the file system can
+// (Save's crash-safe replacement); elsewhere Save renames in two steps.
+func TestExchange(t *testing.T) {
+	t.Parallel()
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "name"), []byte(filepath.Base(d)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := exchange(a, b); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("this file system cannot exchange directories")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]string{a: "b", b: "a"} {
+		if got, err := os.ReadFile(filepath.Join(d, "name")); err != nil || string(got) != want {
+			t.Errorf("%s holds %q (%v), want %q", d, got, err, want)
+		}
 	}
 }
