@@ -301,6 +301,8 @@ func TestTrainSplitFiles(t *testing.T) {
 		{"empty valid", []string{"--data", data, "--valid", empty}, "--valid " + empty + ": no ratings"},
 		{"empty test", []string{"--data", data, "--test", empty}, "--test " + empty + ": no ratings"},
 		{"missing valid, demo data", []string{"--data", "demo", "--valid", filepath.Join(dir, "none.dat")}, "--valid"},
+		{"valid is the train file", []string{"--data", data, "--valid", filepath.Join(data, "ratings.dat")}, "validation ratings repeat"},
+		{"test is the train file", []string{"--data", data, "--test", filepath.Join(data, "ratings.dat")}, "test ratings repeat"},
 	} {
 		out := filepath.Join(dir, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
 		if err := cli(append([]string{"train", "--out", out, "--epochs", "1"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -72,12 +72,22 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if in.Dataset == nil || len(in.Train) == 0 {
 		return nil, errors.New("pipeline: no training ratings")
 	}
+	if err := heldOut("the validation ratings", in.Valid, in.Train); err != nil {
+		return nil, err
+	}
+	if err := heldOut("the test ratings", in.Test, in.Train, in.Valid); err != nil {
+		return nil, err
+	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
 	ix := NewIndex(in.Dataset)
 	fitIn, views, sel := selectionInputs(in, cfg.Train)
+	if sel.Valid == "none" && cfg.Train.ValidFraction > 0 {
+		opts.Logger.Warn().Int("train", len(in.Train)).
+			Msg("no validation: the training ratings cannot be split by time (too few, or all at one time), so the epoch count, the prior and the recipe are not chosen")
+	}
 	if sel.Valid == "carved" {
 		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
 			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
@@ -159,6 +169,35 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// heldOut refuses held-out ratings of which more than half repeat a
+// (user, movie) pair of the fitted ones: the same file passed twice, or
+// the wrong one, would make every held-out score meaningless.
+func heldOut(what string, held []movielens.Rating, fitted ...[]movielens.Rating) error {
+	if len(held) == 0 {
+		return nil
+	}
+	type pair struct {
+		u movielens.UserID
+		m movielens.MovieID
+	}
+	seen := map[pair]bool{}
+	for _, rs := range fitted {
+		for _, r := range rs {
+			seen[pair{r.User, r.Movie}] = true
+		}
+	}
+	shared := 0
+	for _, r := range held {
+		if seen[pair{r.User, r.Movie}] {
+			shared++
+		}
+	}
+	if 2*shared > len(held) {
+		return fmt.Errorf("pipeline: %s repeat a (user, movie) pair the model is fitted on (%d of %d): held-out ratings must be others (is the same file given twice?)", what, shared, len(held))
+	}
+	return nil
 }
 
 // priorWeights returns the prior's weights to try: 0 first, then the

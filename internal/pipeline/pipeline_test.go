@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -388,5 +389,36 @@ func BenchmarkScorerEvaluate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Inputs that cannot be validated say so: held-out ratings that repeat the
+// training pairs are refused, and training ratings that cannot be split by
+// time train with a warning that nothing was chosen.
+func TestTrainInputsThatCannotValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	in := demoInputs()
+	same := in
+	same.Valid = in.Train[:100]
+	if _, err := Train(context.Background(), same, Options{Config: demoConfig(1), Logger: zerolog.Nop()}); err == nil ||
+		!strings.Contains(err.Error(), "validation ratings repeat") {
+		t.Errorf("Train with validation ratings from train: %v", err)
+	}
+	at := Inputs{Dataset: in.Dataset, Train: slices.Clone(in.Train)}
+	for i := range at.Train {
+		at.Train[i].Time = 978300760
+	}
+	var logs bytes.Buffer
+	cfg := demoConfig(1)
+	cfg.Train.Candidates = nil
+	b, err := Train(context.Background(), at, Options{Config: cfg, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Manifest.Training.Selection.Valid != "none" || !strings.Contains(logs.String(), "no validation: the training ratings cannot be split by time") {
+		t.Errorf("selection %q, log:\n%s", b.Manifest.Training.Selection.Valid, logs.String())
 	}
 }
