@@ -45,6 +45,9 @@ type Report struct {
 	RMSE             float64      // on the 1–5 scale; 0 when the model has no rating head
 	HasRMSE          bool
 	NewUsers         *NewUsers // nil unless asked for
+	// Unscored counts the test ratings of movies the model does not have
+	// (a newer catalogue's): no metric counts them, hit or miss.
+	Unscored int
 }
 
 // NewUsers is the request-time history protocol: test users absent from
@@ -79,6 +82,9 @@ func (r Report) JSON() map[string]any {
 	}
 	if r.EASE != nil {
 		out["ease"] = r.EASE
+	}
+	if r.Unscored > 0 {
+		out["test_ratings_unscored"] = r.Unscored
 	}
 	if n := r.NewUsers; n != nil {
 		out["new_users"] = map[string]any{"history_movies": n.History, "users": n.Users,
@@ -146,6 +152,11 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	d := b.Manifest.Dim
 	scorer := newScorer(d, b.Vectors, userVectors(b, users))
 	var r Report
+	for _, t := range in.Test {
+		if _, ok := ix.movies[t.Movie]; !ok {
+			r.Unscored++
+		}
+	}
 	var err error
 	if r.Model, err = eval.Evaluate(ctx, scorer, split, eval.DefaultKs(), workers); err != nil {
 		return r, err

@@ -422,3 +422,29 @@ func TestTrainInputsThatCannotValidate(t *testing.T) {
 		t.Errorf("selection %q, log:\n%s", b.Manifest.Training.Selection.Valid, logs.String())
 	}
 }
+
+// Test ratings of movies a newer catalogue has and the model does not are
+// not scored, and the report says how many.
+func TestEvaluateCountsUnscored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	in := demoInputs()
+	cfg := demoConfig(1)
+	cfg.Train.Candidates = nil
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := *in.Dataset
+	newer.Movies = append(slices.Clone(in.Dataset.Movies), movielens.Movie{ID: 99999, Title: "Newer (2001)", Genres: []string{"Drama"}})
+	test := append(slices.Clone(in.Test), movielens.Rating{User: in.Test[0].User, Movie: 99999, Value: 5, Time: in.Test[0].Time})
+	r, err := Evaluate(context.Background(), b, &newer, EvalInputs{Train: in.Train, Test: test}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unscored != 1 || r.JSON()["test_ratings_unscored"] != 1 {
+		t.Errorf("unscored %d, JSON %v", r.Unscored, r.JSON()["test_ratings_unscored"])
+	}
+}
