@@ -35,13 +35,20 @@ func FilesOf(l Layout) (Files, bool) {
 }
 
 // DetectLayout tells which layout dir holds from the files present:
-// users.dat means ML-1M, u.user means ML-100K.
+// users.dat means ML-1M, u.user means ML-100K; both is an error.
 func DetectLayout(dir string) (Layout, error) {
+	var found []Layout
 	for _, l := range []Layout{LayoutML1M, LayoutML100K} {
 		f, _ := FilesOf(l)
 		if st, err := os.Stat(filepath.Join(dir, f.Users)); err == nil && st.Mode().IsRegular() {
-			return l, nil
+			found = append(found, l)
 		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 2:
+		return "", fmt.Errorf("movielens: %s holds both an ml-1m (users.dat) and an ml-100k (u.user) dataset; keep one per directory", dir)
 	}
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("movielens: %w", err)

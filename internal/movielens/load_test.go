@@ -2,6 +2,7 @@ package movielens
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +169,15 @@ func TestDetectLayoutEmpty(t *testing.T) {
 	}
 	if _, err := LoadDir(filepath.Join(t.TempDir(), "nope")); err == nil {
 		t.Fatal("missing dir: no error")
+	}
+}
+
+func TestDetectLayoutBoth(t *testing.T) {
+	t.Parallel()
+	files := ml1mFiles()
+	maps.Copy(files, ml100kFiles())
+	if _, err := LoadDir(writeFiles(t, files)); err == nil || !strings.Contains(err.Error(), "both an ml-1m") {
+		t.Fatalf("error = %v", err)
 	}
 }
 

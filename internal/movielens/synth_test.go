@@ -1,8 +1,11 @@
 package movielens
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -112,5 +115,22 @@ func TestSynthOptionsValidate(t *testing.T) {
 		if _, err := Synth(o, 1); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// A failed write leaves no file behind (here the last file fails: a
+// rating that is not an integer), so a retry into the same directory
+// starts clean.
+func TestWriteML1MAllOrNothing(t *testing.T) {
+	t.Parallel()
+	ds := Demo(1)
+	ds.Ratings = slices.Clone(ds.Ratings)
+	ds.Ratings[len(ds.Ratings)-1].Value = 3.5
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := WriteML1M(dir, ds); err == nil || !strings.Contains(err.Error(), "not an integer") {
+		t.Fatalf("WriteML1M = %v, want the bad rating", err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("left %v (%v)", entries, err)
 	}
 }

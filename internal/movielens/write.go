@@ -12,8 +12,9 @@ import (
 
 // WriteML1M writes ds as an ML-1M directory (users.dat, movies.dat,
 // ratings.dat, "::"-separated, as LoadDir reads them) under dir, creating
-// it. Each file is written under a temporary name and renamed into place,
-// so a reader never sees a half-written file. Titles and genres must not
+// it. The files are written under temporary names and renamed into place
+// once all three are written, so a reader never sees a half-written file
+// and a failed write leaves none. Titles and genres must not
 // contain "::" or a newline, and ratings must be integers 1–5 (Demo's and
 // Synth's are).
 func WriteML1M(dir string, ds *Dataset) error {
@@ -21,7 +22,13 @@ func WriteML1M(dir string, ds *Dataset) error {
 		return fmt.Errorf("movielens: write: %w", err)
 	}
 	occs := occupationNames[:]
-	err := writeLines(filepath.Join(dir, "users.dat"), len(ds.Users), func(b []byte, i int) ([]byte, error) {
+	var temps []string // written, renamed into place only when all three are
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t) // gone after the renames
+		}
+	}()
+	tmp, err := writeLines(filepath.Join(dir, "users.dat"), len(ds.Users), func(b []byte, i int) ([]byte, error) {
 		u := ds.Users[i]
 		code := slices.Index(occs, u.Occupation)
 		if code < 0 {
@@ -32,7 +39,8 @@ func WriteML1M(dir string, ds *Dataset) error {
 	if err != nil {
 		return err
 	}
-	err = writeLines(filepath.Join(dir, "movies.dat"), len(ds.Movies), func(b []byte, i int) ([]byte, error) {
+	temps = append(temps, tmp)
+	tmp, err = writeLines(filepath.Join(dir, "movies.dat"), len(ds.Movies), func(b []byte, i int) ([]byte, error) {
 		m := ds.Movies[i]
 		g := strings.Join(m.Genres, "|")
 		if strings.Contains(m.Title+g, SepML1M) || strings.ContainsAny(m.Title+g, "\r\n") {
@@ -48,7 +56,8 @@ func WriteML1M(dir string, ds *Dataset) error {
 	if err != nil {
 		return err
 	}
-	return writeLines(filepath.Join(dir, "ratings.dat"), len(ds.Ratings), func(b []byte, i int) ([]byte, error) {
+	temps = append(temps, tmp)
+	tmp, err = writeLines(filepath.Join(dir, "ratings.dat"), len(ds.Ratings), func(b []byte, i int) ([]byte, error) {
 		r := ds.Ratings[i]
 		if r.Value != float32(int(r.Value)) || r.Value < 1 || r.Value > 5 {
 			return nil, fmt.Errorf("rating %+v is not an integer 1–5", r)
@@ -62,13 +71,24 @@ func WriteML1M(dir string, ds *Dataset) error {
 		b = strconv.AppendInt(b, r.Time, 10)
 		return append(b, '\n'), nil
 	})
+	if err != nil {
+		return err
+	}
+	temps = append(temps, tmp)
+	for i, name := range []string{"users.dat", "movies.dat", "ratings.dat"} {
+		if err := os.Rename(temps[i], filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("movielens: write: %w", err)
+		}
+	}
+	return nil
 }
 
-// writeLines writes n lines made by line to path through a temporary file.
-func writeLines(path string, n int, line func(b []byte, i int) ([]byte, error)) (err error) {
+// writeLines writes n lines made by line into a temporary file beside
+// path and returns its name.
+func writeLines(path string, n int, line func(b []byte, i int) ([]byte, error)) (tmp string, err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("movielens: write: %w", err)
+		return "", fmt.Errorf("movielens: write: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -80,23 +100,20 @@ func writeLines(path string, n int, line func(b []byte, i int) ([]byte, error)) 
 	var b []byte
 	for i := range n {
 		if b, err = line(b[:0], i); err != nil {
-			return fmt.Errorf("movielens: write %s: %w", filepath.Base(path), err)
+			return "", fmt.Errorf("movielens: write %s: %w", filepath.Base(path), err)
 		}
 		if _, err = w.Write(b); err != nil {
-			return fmt.Errorf("movielens: write: %w", err)
+			return "", fmt.Errorf("movielens: write: %w", err)
 		}
 	}
 	if err = w.Flush(); err != nil {
-		return fmt.Errorf("movielens: write: %w", err)
+		return "", fmt.Errorf("movielens: write: %w", err)
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("movielens: write: %w", err)
+		return "", fmt.Errorf("movielens: write: %w", err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("movielens: write: %w", err)
+		return "", fmt.Errorf("movielens: write: %w", err)
 	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("movielens: write: %w", err)
-	}
-	return nil
+	return f.Name(), nil
 }
