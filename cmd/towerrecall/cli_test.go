@@ -188,11 +188,6 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	cli := func(args ...string) (string, error) {
-		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
-		return stdout.String(), err
-	}
 	data, other := filepath.Join(dir, "data"), filepath.Join(dir, "other")
 	ds := movielens.Demo(1)
 	if err := movielens.WriteML1M(data, ds); err != nil {
@@ -247,9 +242,8 @@ func TestSynthKeepsExistingData(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "synth")
 	synth := func(seed string) error {
-		var stdout, stderr bytes.Buffer
-		return run(context.Background(), []string{"towerrecall", "data", "synth", "--dir", dir, "--movies", "20", "--users", "10", "--ratings", "50", "--seed", seed},
-			func(string) string { return "" }, &stdout, &stderr)
+		_, err := cli("data", "synth", "--dir", dir, "--movies", "20", "--users", "10", "--ratings", "50", "--seed", seed)
+		return err
 	}
 	if err := synth("1"); err != nil {
 		t.Fatal(err)
@@ -289,10 +283,6 @@ func TestTrainSplitFiles(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cli := func(args ...string) error {
-		var stdout, stderr bytes.Buffer
-		return run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
-	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -305,7 +295,7 @@ func TestTrainSplitFiles(t *testing.T) {
 		{"test is the train file", []string{"--data", data, "--test", filepath.Join(data, "ratings.dat")}, "test ratings repeat"},
 	} {
 		out := filepath.Join(dir, "out-"+strings.ReplaceAll(tc.name, " ", "-"))
-		if err := cli(append([]string{"train", "--out", out, "--epochs", "1"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := cli(append([]string{"train", "--out", out, "--epochs", "1"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.want)
 		}
 	}
@@ -322,7 +312,7 @@ func TestTrainSplitFiles(t *testing.T) {
 	}()
 	pipe := fmt.Sprintf("/dev/fd/%d", r.Fd())
 	out := filepath.Join(dir, "piped")
-	if err := cli("train", "--data", data, "--train", pipe, "--out", out, "--epochs", "1"); err != nil {
+	if _, err := cli("train", "--data", data, "--train", pipe, "--out", out, "--epochs", "1"); err != nil {
 		t.Fatalf("train from a pipe: %v", err)
 	}
 	b, err := artifact.Load(out)
@@ -336,4 +326,12 @@ func TestTrainSplitFiles(t *testing.T) {
 	if got := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; got != hex.EncodeToString(sum[:]) {
 		t.Errorf("the data directory's ratings.dat checksum is missing or wrong: %v", b.Manifest.Data.Checksums)
 	}
+}
+
+// cli runs the command line in-process with an empty environment and
+// returns its standard output.
+func cli(args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
+	return stdout.String(), err
 }
