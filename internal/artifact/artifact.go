@@ -388,9 +388,10 @@ func CheckWritable(dir string) error {
 }
 
 // replaceable reports whether dir exists, and an error when it exists but
-// must not be replaced by an artifact: a file, or a directory that is
-// neither empty nor an artifact (of any format version) holding only the
-// files its manifest lists.
+// must not be replaced by an artifact: a file, or a directory holding
+// anything but an artifact's files (its own names, or the names its
+// manifest lists). A damaged artifact is replaceable; a web app's folder
+// with a manifest.json, or notes beside a model, are not.
 func replaceable(dir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -403,26 +404,16 @@ func replaceable(dir string) (exists bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	if len(entries) == 0 {
-		return true, nil
+	var listed struct {
+		Files map[string]string `json:"files"`
 	}
-	refuse := func(why string) (bool, error) {
-		return true, fmt.Errorf("%s exists and is not an artifact (%s); refusing to replace it", dir, why)
+	if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
+		_ = json.Unmarshal(raw, &listed) // a damaged manifest lists nothing
 	}
-	raw, err := readLimited(filepath.Join(dir, ManifestFile))
-	if err != nil {
-		return refuse("no readable " + ManifestFile)
-	}
-	var m struct {
-		FormatVersion int               `json:"format_version"`
-		Files         map[string]string `json:"files"`
-	}
-	if json.Unmarshal(raw, &m) != nil || m.FormatVersion < 1 || len(m.Files) == 0 {
-		return refuse(ManifestFile + " is not a towerrecall manifest")
-	}
+	own := []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile, ProfilesFile, GraphFile, ReportFile, PriorFile, RecentFile}
 	for _, e := range entries {
-		if _, listed := m.Files[e.Name()]; !listed && e.Name() != ManifestFile {
-			return refuse(fmt.Sprintf("%q is not one of its files", e.Name()))
+		if _, ok := listed.Files[e.Name()]; !ok && !slices.Contains(own, e.Name()) {
+			return true, fmt.Errorf("%s exists and is not an artifact (%q is not an artifact's file); refusing to replace it", dir, e.Name())
 		}
 	}
 	return true, nil

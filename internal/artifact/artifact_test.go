@@ -200,6 +200,23 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 			}
 		}
 	}
+	// A damaged artifact (its manifest empty) holding only artifact files
+	// is replaced: that is how an operator repairs one.
+	damaged := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(damaged, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ManifestFile, ModelFile} {
+		if err := os.WriteFile(filepath.Join(damaged, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Save(damaged, testBundle(t)); err != nil {
+		t.Errorf("Save over a damaged artifact: %v", err)
+	}
+	if _, err := Load(damaged); err != nil {
+		t.Error(err)
+	}
 	// A regular file in the artifact's place is never replaced.
 	plain := filepath.Join(t.TempDir(), "model")
 	if err := os.WriteFile(plain, []byte("not a model"), 0o644); err != nil {
