@@ -133,9 +133,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var reloadMu sync.Mutex
 	lastFailure := ""
-	if err != nil {
-		lastFailure = err.Error()
-	}
 	// reload loads the artifact again; a failure the previous attempt
 	// already logged is logged again at debug level only (the poll retries
 	// a refused artifact until it loads).

@@ -418,11 +418,6 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "usage: %s\n", synthSynopsis)
 		return errUsage
 	}
-	for _, name := range []string{"users.dat", "movies.dat", "ratings.dat"} {
-		if _, err := os.Stat(filepath.Join(*dir, name)); err == nil {
-			return fmt.Errorf("data synth: %s already exists; choose an empty or new --dir", filepath.Join(*dir, name))
-		}
-	}
 	ds, err := movielens.Synth(movielens.SynthOptions{Movies: *movies, Users: *users, Ratings: *ratings}, *seed)
 	if err != nil {
 		return err

@@ -12,14 +12,22 @@ import (
 
 // WriteML1M writes ds as an ML-1M directory (users.dat, movies.dat,
 // ratings.dat, "::"-separated, as LoadDir reads them) under dir, creating
-// it. The files are written under temporary names and renamed into place
-// once all three are written, so a reader never sees a half-written file
-// and a failed write leaves none. Titles and genres must not
+// it. A dataset already there is never overwritten. The files are written
+// under temporary names and renamed into place once all three are written,
+// so a reader never sees a half-written file and a failed write leaves
+// none. Titles and genres must not
 // contain "::" or a newline, and ratings must be integers 1–5 (Demo's and
 // Synth's are).
 func WriteML1M(dir string, ds *Dataset) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("movielens: write: %w", err)
+	}
+	files, _ := FilesOf(LayoutML1M)
+	names := []string{files.Users, files.Movies, files.Ratings}
+	for _, name := range names {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return fmt.Errorf("movielens: write: %s already exists; choose an empty or new directory", filepath.Join(dir, name))
+		}
 	}
 	occs := occupationNames[:]
 	var temps []string // written, renamed into place only when all three are
@@ -28,7 +36,7 @@ func WriteML1M(dir string, ds *Dataset) error {
 			os.Remove(t) // gone after the renames
 		}
 	}()
-	tmp, err := writeLines(filepath.Join(dir, "users.dat"), len(ds.Users), func(b []byte, i int) ([]byte, error) {
+	tmp, err := writeLines(filepath.Join(dir, files.Users), len(ds.Users), func(b []byte, i int) ([]byte, error) {
 		u := ds.Users[i]
 		code := slices.Index(occs, u.Occupation)
 		if code < 0 {
@@ -40,7 +48,7 @@ func WriteML1M(dir string, ds *Dataset) error {
 		return err
 	}
 	temps = append(temps, tmp)
-	tmp, err = writeLines(filepath.Join(dir, "movies.dat"), len(ds.Movies), func(b []byte, i int) ([]byte, error) {
+	tmp, err = writeLines(filepath.Join(dir, files.Movies), len(ds.Movies), func(b []byte, i int) ([]byte, error) {
 		m := ds.Movies[i]
 		g := strings.Join(m.Genres, "|")
 		if strings.Contains(m.Title+g, SepML1M) || strings.ContainsAny(m.Title+g, "\r\n") {
@@ -57,7 +65,7 @@ func WriteML1M(dir string, ds *Dataset) error {
 		return err
 	}
 	temps = append(temps, tmp)
-	tmp, err = writeLines(filepath.Join(dir, "ratings.dat"), len(ds.Ratings), func(b []byte, i int) ([]byte, error) {
+	tmp, err = writeLines(filepath.Join(dir, files.Ratings), len(ds.Ratings), func(b []byte, i int) ([]byte, error) {
 		r := ds.Ratings[i]
 		if r.Value != float32(int(r.Value)) || r.Value < 1 || r.Value > 5 {
 			return nil, fmt.Errorf("rating %+v is not an integer 1–5", r)
@@ -75,7 +83,7 @@ func WriteML1M(dir string, ds *Dataset) error {
 		return err
 	}
 	temps = append(temps, tmp)
-	for i, name := range []string{"users.dat", "movies.dat", "ratings.dat"} {
+	for i, name := range names {
 		if err := os.Rename(temps[i], filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("movielens: write: %w", err)
 		}

@@ -54,10 +54,7 @@ func FuzzSettingsValues(f *testing.F) {
 	f.Add(uint8(2), 64, 1024, 128, 65536, 200, 0.99, 0.9, 100, 10.0, 0.5, 64, 64, 4096, 64, 1000)
 	f.Fuzz(func(t *testing.T, preset uint8, dim, hidden, embed, batch, histLen int, decay, coldRate float64, folds int,
 		temp, lr float64, workers, m, ef, overfetch, epochs int) {
-		c, err := config.Preset([]string{"default", "recent-history", "random-split", "reference"}[preset%4])
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := presetOf(t, preset)
 		c.Model.Dim = dim
 		if hidden > 0 {
 			c.Model.Hidden = []int{hidden}
@@ -87,10 +84,7 @@ func FuzzSettingsMore(f *testing.F) {
 	f.Add(uint8(2), 65536, 1.0, 5.0, 0.0, 1e-3, 0.9, 1e-3, 1, 20.0, int64(1024), 1, 0, int64(1), int64(2), 0)
 	f.Fuzz(func(t *testing.T, preset uint8, uniform int, userWeight, coldLogQ, logQScale, l2, dropout, distillTemp float64, patience int,
 		recency float64, bodyLimit int64, batchMax, maxRecent int, requestMS, writeMS int64, maxHeader int) {
-		c, err := config.Preset([]string{"default", "recent-history", "random-split", "reference"}[preset%4])
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := presetOf(t, preset)
 		t2 := &c.Train
 		t2.UniformNegatives, t2.UserWeight, t2.ColdLogQ, t2.LogQScale, t2.L2 = uniform, userWeight, coldLogQ, logQScale, float32(l2)
 		t2.HistoryDropout, t2.DistillTemperature, t2.Patience, t2.Recency = dropout, distillTemp, patience, recency
@@ -102,6 +96,16 @@ func FuzzSettingsMore(f *testing.F) {
 		}
 		checkCandidates(t, c)
 	})
+}
+
+// presetOf is one of the shipped presets, chosen by a fuzzed byte.
+func presetOf(t *testing.T, preset uint8) config.Config {
+	t.Helper()
+	c, err := config.Preset([]string{"default", "recent-history", "random-split", "reference"}[preset%4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // checkCandidates checks a valid config c and each candidate it names.
