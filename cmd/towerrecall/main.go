@@ -63,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		err = runServe(ctx, rest, getenv, stdout, stderr)
 	case "version":
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "unexpected argument %q\n\n%s", rest[0], usage)
+			return errUsage
+		}
 		fmt.Fprintln(stdout, version())
 		return nil
 	case "-h", "--help", "help":
@@ -81,7 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // parseFlags parses a command's flags. Help that was asked for (-h,
 // --help) goes to stdout and is reported as flag.ErrHelp, which run turns
 // into success; a bad flag's message and the usage go to stderr as
-// errUsage (exit 1).
+// errUsage (exit 1). No command takes arguments besides its flags, and the
+// flag package stops at the first one (every flag after `train typo --out
+// m` would be dropped), so one is refused.
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {
 	var buf bytes.Buffer
 	fs.SetOutput(&buf)
@@ -90,6 +96,11 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		fs.PrintDefaults()
 	}
 	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		fmt.Fprintf(&buf, "unexpected argument %q (flags are written --name value)\n", fs.Arg(0))
+		fs.Usage()
+		err = errors.New("unexpected argument")
+	}
 	switch {
 	case err == nil:
 		return nil

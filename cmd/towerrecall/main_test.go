@@ -392,6 +392,16 @@ func TestRunUsage(t *testing.T) {
 		{"eval without files", []string{"towerrecall", "eval"}, "eval needs"},
 		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown preset"},
 		{"unknown dataset", []string{"towerrecall", "data", "download", "--dataset", "ml-25m"}, "unknown dataset"},
+		// The flag package stops at the first argument: without the check,
+		// the flags after it were dropped (train wrote var/model, serve
+		// served it, download fetched ml-100k).
+		{"train: flags after an argument", []string{"towerrecall", "train", "--data", "demo", "typo", "--out", "x"}, `unexpected argument "typo"`},
+		{"serve: flags after an argument", []string{"towerrecall", "serve", "typo", "--model", "x"}, `unexpected argument "typo"`},
+		{"eval: an argument", []string{"towerrecall", "eval", "x"}, `unexpected argument "x"`},
+		{"prior: an argument", []string{"towerrecall", "prior", "--model", "m", "x"}, `unexpected argument "x"`},
+		{"download: flags after an argument", []string{"towerrecall", "data", "download", "x", "--dataset", "ml-1m"}, `unexpected argument "x"`},
+		{"synth: an argument", []string{"towerrecall", "data", "synth", "--dir", "d", "x"}, `unexpected argument "x"`},
+		{"version: an argument", []string{"towerrecall", "version", "x"}, `unexpected argument "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -414,7 +414,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, synthSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
-	if *dir == "" || fs.NArg() > 0 {
+	if *dir == "" {
 		fmt.Fprintf(stderr, "usage: %s\n", synthSynopsis)
 		return errUsage
 	}
