@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -612,8 +613,8 @@ func (c *Config) Validate() error {
 		bad("train.valid_user_fraction", "%g out of range 0–0.5", t.ValidUserFraction)
 	}
 	s := c.Serve
-	if s.Addr == "" {
-		bad("serve.addr", "empty")
+	if err := checkAddr(s.Addr); err != nil {
+		bad("serve.addr", "%q: %v", s.Addr, err)
 	}
 	switch s.Index {
 	case "auto", "exact", "hnsw":
@@ -661,7 +662,7 @@ func (c *Config) Validate() error {
 	}
 	for i, o := range s.CORSOrigins {
 		if !validOrigin(o) {
-			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin such as https://app.example.com (scheme, host and optional port; no path, no wildcard)", o)
+			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (lower-case scheme and host, a port only when not the scheme's default; no path, no wildcard)", o)
 		}
 	}
 	if s.BatchMax < 1 || s.BatchMax > 1000 {
@@ -744,13 +745,37 @@ func SplitList(v string) []string {
 	return out
 }
 
-// validOrigin accepts an exact web origin: http or https, a host, an
-// optional port, nothing else.
+// validOrigin accepts a web origin serialised as a browser sends it in
+// the Origin header (RFC 6454): http or https, a lower-case host, a port
+// only when it is not the scheme's default, nothing else. The server
+// compares origins byte for byte, so https://app.example.com:443 would
+// never match.
 func validOrigin(o string) bool {
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil &&
-		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host
+		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host &&
+		u.Host == strings.ToLower(u.Host) && !strings.HasSuffix(u.Host, ":") &&
+		!(u.Scheme == "https" && u.Port() == "443") && !(u.Scheme == "http" && u.Port() == "80")
+}
+
+// checkAddr checks a listen address's form (host:port, the host may be
+// empty, the port a number up to 65535 or a service name) before anything
+// is loaded or trained.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port such as :8080 or 127.0.0.1:8080 (%v)", err)
+	}
+	if port == "" {
+		return errors.New("no port")
+	}
+	if strings.Trim(port, "0123456789") == "" { // a number, not a service name
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("port %s out of range 0–65535", port)
+		}
+	}
+	return nil
 }
 
 // validToken accepts an RFC 6750 b64token of MinCatalogToken to 256

@@ -257,7 +257,17 @@ func TestCORSOrigins(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"*", "https://*.example.com", "app.example.com", "https://app.example.com/", "ftp://x.com", "https://user@x.com"} {
+	for _, ok := range []string{"https://app.example.com:8443", "http://127.0.0.1:8080", "http://[::1]:3000"} {
+		c := Default()
+		c.Serve.CORSOrigins = []string{ok}
+		if err := c.Validate(); err != nil {
+			t.Errorf("origin %q: %v", ok, err)
+		}
+	}
+	// Browsers send the origin lower-case and without the scheme's default
+	// port; the server compares byte for byte, so these would never match.
+	for _, bad := range []string{"*", "https://*.example.com", "app.example.com", "https://app.example.com/", "ftp://x.com", "https://user@x.com",
+		"https://app.example.com:443", "http://localhost:80", "https://App.example.com", "HTTPS://app.example.com", "https://app.example.com:"} {
 		c := Default()
 		c.Serve.CORSOrigins = []string{bad}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serve.cors_origins[0]") {
@@ -335,5 +345,25 @@ func TestSoftmaxBatchSize(t *testing.T) {
 	r.Train.BatchSize = 1
 	if err := r.Validate(); err != nil {
 		t.Errorf("pointwise, batch size 1: %v", err)
+	}
+}
+
+// TestServeAddr: the listen address's form is checked with the rest of the
+// config, before serve loads or trains anything.
+func TestServeAddr(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		addr string
+		ok   bool
+	}{
+		{":8080", true}, {"127.0.0.1:0", true}, {"[::1]:8080", true}, {"localhost:http", true}, {":65535", true},
+		{"", false}, {"bad", false}, {"127.0.0.1", false}, {"127.0.0.1:", false}, {":65536", false}, {":99999999999", false}, {"[::1:8080", false},
+	} {
+		c := Default()
+		c.Serve.Addr = tt.addr
+		err := c.Validate()
+		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "serve.addr") {
+			t.Errorf("addr %q: err = %v, want ok = %v", tt.addr, err, tt.ok)
+		}
 	}
 }
