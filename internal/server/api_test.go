@@ -154,18 +154,24 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-// TestHead: probes that use HEAD get GET's status and headers, no body.
+// TestHead: HEAD is answered wherever GET is (RFC 9110), with GET's status
+// and headers; a route without GET answers 405 naming what it allows.
 func TestHead(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Config{})
+	ts := newTestServer(t, Config{Explorer: true})
 	for _, tt := range []struct {
 		path  string
 		ready bool
 		want  int
-	}{{"/healthz", true, 200}, {"/readyz", true, 200}, {"/readyz", false, 503}, {"/healthz", false, 200}} {
+		allow string
+	}{
+		{"/healthz", true, 200, ""}, {"/readyz", true, 200, ""}, {"/readyz", false, 503, ""}, {"/healthz", false, 200, ""},
+		{"/model", true, 200, ""}, {"/movies?q=a", true, 200, ""}, {"/metrics", true, 200, ""}, {"/", true, 200, ""},
+		{"/explorer/app.js", true, 200, ""}, {"/nope", true, 404, ""}, {"/recall", true, 405, "POST"},
+	} {
 		ts.rec.setReady(tt.ready)
 		w := ts.call(http.MethodHead, tt.path, "", "")
-		if w.Code != tt.want || w.Header().Get(requestIDHeader) == "" {
+		if w.Code != tt.want || w.Header().Get(requestIDHeader) == "" || w.Header().Get("Allow") != tt.allow {
 			t.Errorf("HEAD %s (ready %v): %d %v", tt.path, tt.ready, w.Code, w.Header())
 		}
 	}

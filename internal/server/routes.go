@@ -35,7 +35,9 @@ func (s *Server) routes() http.Handler {
 			MaxAge:         600,
 		}).Handler)
 	}
-	r.Use(s.recoverer, s.limitBody)
+	// HEAD is answered wherever GET is (RFC 9110 §9.3.2): GET's handler
+	// runs and net/http drops the body.
+	r.Use(s.recoverer, s.limitBody, middleware.GetHead)
 
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
@@ -60,9 +62,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/explorer/{file}", s.handleExplorerAsset)
 	}
 	r.Get("/healthz", s.handleHealthz)
-	r.Head("/healthz", s.handleHealthz) // some probes use HEAD; net/http drops the body
 	r.Get("/readyz", s.handleReadyz)
-	r.Head("/readyz", s.handleReadyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.logger},
 		ErrorHandling: promhttp.ContinueOnError,

@@ -438,7 +438,7 @@ func TestMethodNotAllowedListsAllow(t *testing.T) {
 	}
 	decodeProblemBody(t, w)
 	w = ts.call("POST", "/model", jsonCT, `{}`)
-	if w.Code != 405 || w.Header().Get("Allow") != "GET" {
+	if w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
 		t.Fatalf("status %d Allow %q", w.Code, w.Header().Get("Allow"))
 	}
 }
