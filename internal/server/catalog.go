@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -64,8 +65,9 @@ func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 	if len(t) < 1 || len(t) > recall.MaxTitleBytes || strings.TrimSpace(t) == "" {
 		return m, invalid("title", fmt.Sprintf("title must be 1 to %d bytes and not only spaces, got %d bytes", recall.MaxTitleBytes, len(t)))
 	}
-	if i := strings.IndexFunc(t, unicode.IsControl); i >= 0 {
-		return m, invalid("title", fmt.Sprintf("title must not contain control characters (one at byte %d)", i))
+	if i := strings.IndexFunc(t, hiddenRune); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(t[i:])
+		return m, invalid("title", fmt.Sprintf("title must not contain control, line-separator, bidirectional-override or zero-width characters (%U at byte %d)", r, i))
 	}
 	m.Title = t
 	if b.Genres == nil {
@@ -167,4 +169,15 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
+}
+
+// hiddenRune reports characters a title must not hold: controls, line and
+// paragraph separators, the bidirectional embeddings, overrides and
+// isolates that reorder what follows (U+202A–E, U+2066–9), and zero-width
+// space and no-break space (U+200B, U+FEFF), which make one title look like
+// another in the explorer and in logs. Joiners and direction marks stay:
+// scripts need them.
+func hiddenRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+		0x202A <= r && r <= 0x202E || 0x2066 <= r && r <= 0x2069 || r == 0x200B || r == 0xFEFF
 }
