@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func Download(ctx context.Context, client *http.Client, spec Source, dir string)
 		return "", fmt.Errorf("download: bad source name %q", spec.Name)
 	}
 	target := filepath.Join(dir, spec.Name)
-	switch err := complete(target); {
+	switch err := complete(target, Layout(spec.Name)); {
 	case err == nil:
 		return target, nil
 	case !errors.Is(err, os.ErrNotExist):
@@ -146,21 +147,49 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 			return fmt.Errorf("archive holds no MovieLens dataset under %s/", spec.Name)
 		}
 	}
-	if err := complete(src); err != nil {
+	if err := complete(src, Layout(spec.Name)); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := os.Chmod(src, 0o755); err != nil {
 		return err
 	}
+	// The files were synced as written; their directories are synced
+	// before the rename and dir after it, so a dataset that complete()
+	// accepts after a crash is whole.
+	if err := syncDirs(src); err != nil {
+		return err
+	}
 	_ = os.Remove(target) // an empty directory left for us; a full one stays and fails the rename
 	if err := os.Rename(src, target); err != nil {
 		// Someone else may have finished the same download first.
-		if complete(target) == nil {
+		if complete(target, Layout(spec.Name)) == nil {
 			return nil
 		}
 		return err
 	}
-	return nil
+	return syncDir(dir)
+}
+
+// syncDirs fsyncs root and every directory under it.
+func syncDirs(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		return syncDir(path)
+	})
+}
+
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // unzip extracts zr under dest, refusing entries that would escape it
@@ -212,6 +241,9 @@ func extract(f *zip.File, path string, limit int64) (int64, error) {
 		return 0, err
 	}
 	n, err := io.Copy(out, io.LimitReader(rc, limit+1))
+	if err == nil && n <= limit {
+		err = out.Sync()
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -224,10 +256,10 @@ func extract(f *zip.File, path string, limit int64) (int64, error) {
 	return n, nil
 }
 
-// complete checks that dir holds every file of its layout. A missing or
-// empty dir gives an error wrapping os.ErrNotExist; a dir without a dataset or with
-// files missing gives another error.
-func complete(dir string) error {
+// complete checks that dir holds every file of layout want. A missing or
+// empty dir gives an error wrapping os.ErrNotExist; a dir without that
+// dataset or with files missing gives another error.
+func complete(dir string, want Layout) error {
 	es, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -239,8 +271,11 @@ func complete(dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s exists but holds no MovieLens dataset; remove it", dir)
 	}
-	fs, _ := FilesOf(l)
-	for _, f := range []string{fs.Users, fs.Movies, fs.Ratings} {
+	if l != want {
+		return fmt.Errorf("%s holds an %s dataset, not %s; remove it or choose another --dir", dir, l, want)
+	}
+	files, _ := FilesOf(l)
+	for _, f := range []string{files.Users, files.Movies, files.Ratings} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			return fmt.Errorf("%s exists but lacks %s; remove it or add the file", dir, f)
 		}

@@ -258,3 +258,27 @@ func TestDownloadIncompleteTarget(t *testing.T) {
 		t.Fatalf("error = %v, requests %d → %d", err, before, n.Load())
 	}
 }
+
+// TestDownloadOtherDatasetAtTarget: an ml-1m directory that holds the
+// ml-100k files is not taken for a finished ml-1m download (train --data
+// would have read ml-100k under the ml-1m name).
+func TestDownloadOtherDatasetAtTarget(t *testing.T) {
+	t.Parallel()
+	body := ml1mZip(t)
+	srv, n := serve(t, body)
+	spec := Source{Name: "ml-1m", URL: srv.URL, SHA256: sum(body)}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "ml-1m")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range ml100kFiles() {
+		if err := os.WriteFile(filepath.Join(target, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Download(context.Background(), srv.Client(), spec, dir)
+	if err == nil || !strings.Contains(err.Error(), "holds an ml-100k dataset, not ml-1m") || n.Load() != 0 {
+		t.Fatalf("error = %v, %d requests", err, n.Load())
+	}
+}
