@@ -105,7 +105,7 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w (are you offline? copy the files to %s manually)", err, target)
+		return offline(ctx, err, target)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -114,7 +114,7 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w (are you offline? copy the files to %s manually)", spec.URL, err, target)
+		return fmt.Errorf("GET %s: %w", spec.URL, offline(ctx, err, target))
 	}
 	if n > maxDownloadBytes {
 		return fmt.Errorf("GET %s: larger than %d bytes", spec.URL, maxDownloadBytes)
@@ -168,6 +168,14 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 		return err
 	}
 	return syncDir(dir)
+}
+
+// offline adds a hint to a failed transfer, unless it was interrupted.
+func offline(ctx context.Context, err error, target string) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w (are you offline? copy the files to %s manually)", err, target)
 }
 
 // syncDirs fsyncs root and every directory under it.

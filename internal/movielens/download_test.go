@@ -282,3 +282,25 @@ func TestDownloadOtherDatasetAtTarget(t *testing.T) {
 		t.Fatalf("error = %v, %d requests", err, n.Load())
 	}
 }
+
+// TestDownloadInterrupted: a cancelled download says so, without the
+// offline hint, and leaves nothing behind.
+func TestDownloadInterrupted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("PK partial"))
+		w.(http.Flusher).Flush()
+		cancel()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	_, err := Download(ctx, srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: strings.Repeat("0", 64)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "context canceled") || strings.Contains(err.Error(), "offline") {
+		t.Fatalf("error = %v", err)
+	}
+	if left := entries(t, dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
