@@ -662,7 +662,7 @@ func (c *Config) Validate() error {
 	}
 	for i, o := range s.CORSOrigins {
 		if !validOrigin(o) {
-			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (lower-case scheme and host, a port only when not the scheme's default; no path, no wildcard)", o)
+			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (scheme, host, and a port only when it is not the scheme's default; no path, no wildcard)", o)
 		}
 	}
 	if s.BatchMax < 1 || s.BatchMax > 1000 {
@@ -745,17 +745,17 @@ func SplitList(v string) []string {
 	return out
 }
 
-// validOrigin accepts a web origin serialised as a browser sends it in
-// the Origin header (RFC 6454): http or https, a lower-case host, a port
-// only when it is not the scheme's default, nothing else. The server
-// compares origins byte for byte, so https://app.example.com:443 would
-// never match.
+// validOrigin accepts a web origin as a browser sends it in the Origin
+// header (RFC 6454): http or https, a host, a port only when it is not the
+// scheme's default, nothing else. The CORS middleware compares origins
+// lower-cased but otherwise as written, so https://app.example.com:443
+// would never match.
 func validOrigin(o string) bool {
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil &&
 		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host &&
-		u.Host == strings.ToLower(u.Host) && !strings.HasSuffix(u.Host, ":") &&
+		!strings.HasSuffix(u.Host, ":") &&
 		!(u.Scheme == "https" && u.Port() == "443") && !(u.Scheme == "http" && u.Port() == "80")
 }
 
