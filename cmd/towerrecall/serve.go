@@ -131,88 +131,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	var reloadMu sync.Mutex
-	lastFailure := ""
-	// reload loads the artifact again; a failure the previous attempt
-	// already logged is logged again at debug level only (the poll retries
-	// a refused artifact until it loads).
-	reload := func(why string) error {
-		reloadMu.Lock()
-		defer reloadMu.Unlock()
-		_, had := svc.Info()
-		nb, err := artifact.Load(cfg.Serve.Model)
-		if err == nil {
-			err = svc.Load(nb)
-		} else {
-			svc.LoadFailed()
-		}
-		if err == nil {
-			lastFailure = ""
-			logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
-			return nil
-		}
-		level := zerolog.ErrorLevel
-		if err.Error() == lastFailure {
-			level = zerolog.DebugLevel
-		}
-		lastFailure = err.Error()
-		ev := logger.WithLevel(level).Err(err).Str("trigger", why).Str("model", cfg.Serve.Model)
-		switch {
-		case had:
-			ev.Msg("reload refused; the previous model keeps serving")
-		case artifactAbsent(cfg.Serve.Model):
-			ev.Msg("still no artifact: /readyz answers 503")
-		default:
-			ev.Msg("reload refused; still no model: /readyz answers 503")
-		}
-		return err
-	}
-
+	rl := &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger}
 	var g oklogrun.Group
 	{
 		sctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return srv.Serve(sctx, ln) }, func(error) { cancel() })
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	{
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
 		done := make(chan struct{})
-		g.Add(func() error {
-			for {
-				select {
-				case <-hup:
-					_ = reload("SIGHUP")
-				case <-done:
-					return nil
-				}
-			}
-		}, func(error) { signal.Stop(hup); close(done) })
+		g.Add(func() error { rl.onSignal(hup, done); return nil }, func(error) { signal.Stop(hup); close(done) })
 	}
 	if cfg.Serve.ReloadPoll > 0 {
 		done := make(chan struct{})
-		g.Add(func() error {
-			last := lastSum
-			t := time.NewTicker(cfg.Serve.ReloadPoll)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					// A missing manifest (no artifact yet, or one being
-					// replaced) is not a change: the next poll looks again.
-					// A manifest whose artifact was refused is tried at
-					// every poll (its files may still be arriving).
-					sum, err := manifestSum(cfg.Serve.Model)
-					if err != nil || bytes.Equal(sum, last) {
-						continue
-					}
-					if reload("manifest changed") == nil {
-						last = sum
-					}
-				case <-done:
-					return nil
-				}
-			}
-		}, func(error) { close(done) })
+		g.Add(func() error { rl.poll(cfg.Serve.ReloadPoll, lastSum, done); return nil }, func(error) { close(done) })
 	}
 	if _, ok := svc.Info(); ok {
 		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
@@ -222,6 +155,87 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	err = g.Run()
 	logger.Info().Err(err).Msg("stopped")
 	return err
+}
+
+// reloader loads the artifact at dir into svc again, on SIGHUP and when
+// the reload poll sees a new manifest.
+type reloader struct {
+	mu          sync.Mutex
+	svc         *recall.Service
+	dir         string
+	logger      zerolog.Logger
+	lastFailure string
+}
+
+// reload loads the artifact again; a failure the previous attempt already
+// logged is logged again at debug level only (the poll retries a refused
+// artifact until it loads).
+func (rl *reloader) reload(why string) error {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	_, had := rl.svc.Info()
+	nb, err := artifact.Load(rl.dir)
+	if err == nil {
+		err = rl.svc.Load(nb)
+	} else {
+		rl.svc.LoadFailed()
+	}
+	if err == nil {
+		rl.lastFailure = ""
+		rl.logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
+		return nil
+	}
+	level := zerolog.ErrorLevel
+	if err.Error() == rl.lastFailure {
+		level = zerolog.DebugLevel
+	}
+	rl.lastFailure = err.Error()
+	ev := rl.logger.WithLevel(level).Err(err).Str("trigger", why).Str("model", rl.dir)
+	switch {
+	case had:
+		ev.Msg("reload refused; the previous model keeps serving")
+	case artifactAbsent(rl.dir):
+		ev.Msg("still no artifact: /readyz answers 503")
+	default:
+		ev.Msg("reload refused; still no model: /readyz answers 503")
+	}
+	return err
+}
+
+// onSignal reloads at every signal on hup until done is closed.
+func (rl *reloader) onSignal(hup <-chan os.Signal, done <-chan struct{}) {
+	for {
+		select {
+		case <-hup:
+			_ = rl.reload("SIGHUP")
+		case <-done:
+			return
+		}
+	}
+}
+
+// poll reloads whenever the manifest's checksum differs from the one last
+// loaded (last: the one loaded at start), every interval until done is
+// closed. A missing manifest (no artifact yet, or one being replaced) is
+// not a change: the next poll looks again. A manifest whose artifact was
+// refused is tried at every poll (its files may still be arriving).
+func (rl *reloader) poll(interval time.Duration, last []byte, done <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			sum, err := manifestSum(rl.dir)
+			if err != nil || bytes.Equal(sum, last) {
+				continue
+			}
+			if rl.reload("manifest changed") == nil {
+				last = sum
+			}
+		case <-done:
+			return
+		}
+	}
 }
 
 // loadArtifact loads the artifact at dir and returns it with the checksum
