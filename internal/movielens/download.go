@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Source is a downloadable MovieLens archive: a zip whose sha256 is pinned.
@@ -92,6 +93,7 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	removeStale(dir, spec.Name, time.Hour)
 	tmp, err := os.CreateTemp(dir, "."+spec.Name+"-*.zip")
 	if err != nil {
 		return err
@@ -168,6 +170,21 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 		return err
 	}
 	return syncDir(dir)
+}
+
+// removeStale removes the temporary files of downloads of name into dir
+// that were killed (a process that exits cleanly removes its own): those
+// not modified for longer than age, so a download running beside this one
+// keeps its files.
+func removeStale(dir, name string, age time.Duration) {
+	for _, pattern := range []string{"." + name + "-*.zip", "." + name + "-unpack-*"} {
+		matches, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, m := range matches {
+			if st, err := os.Lstat(m); err == nil && time.Since(st.ModTime()) > age {
+				_ = os.RemoveAll(m)
+			}
+		}
+	}
 }
 
 // offline adds a hint to a failed transfer, unless it was interrupted.

@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type zipEntry struct {
@@ -302,5 +304,38 @@ func TestDownloadInterrupted(t *testing.T) {
 	}
 	if left := entries(t, dir); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestDownloadRemovesStaleTemporaries: what a killed download left in the
+// directory goes at the next download; a running one's recent files stay.
+func TestDownloadRemovesStaleTemporaries(t *testing.T) {
+	t.Parallel()
+	body := ml1mZip(t)
+	srv, _ := serve(t, body)
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	for _, name := range []string{".ml-1m-123.zip", ".ml-1m-unpack-456", ".ml-1m-789.zip"} {
+		p := filepath.Join(dir, name)
+		var err error
+		if strings.Contains(name, "unpack") {
+			err = os.MkdirAll(filepath.Join(p, "ml-1m"), 0o755)
+		} else {
+			err = os.WriteFile(p, []byte("partial"), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != ".ml-1m-789.zip" { // the fresh one: another download's
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := Download(context.Background(), srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: sum(body)}, dir); err != nil {
+		t.Fatal(err)
+	}
+	if left := entries(t, dir); !slices.Equal(left, []string{".ml-1m-789.zip", "ml-1m"}) {
+		t.Errorf("left: %v", left)
 	}
 }
