@@ -339,26 +339,39 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 // that silently lost changes (a takedown, say) is worse than not serving.
 func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*catalog.Journal, error) {
 	path := s.JournalPath()
-	if s.CatalogToken == "" {
+	writable := s.CatalogToken != ""
+	if !writable {
 		if _, err := os.Stat(path); err != nil {
 			return nil, nil
 		}
 	}
 	start := time.Now()
-	j, rep, err := catalog.Open(path)
+	var j *catalog.Journal
+	var rep catalog.Replay
+	var err error
+	if writable {
+		j, rep, err = catalog.Open(path)
+	} else {
+		rep, err = catalog.ReadFile(path) // the volume may be read-only
+	}
 	if err != nil {
-		logger.Error().Err(err).Str("journal", path).Msg("CATALOGUE JOURNAL UNUSABLE: not serving; repair or move the file aside")
+		var corrupt *catalog.CorruptError
+		msg := "CATALOGUE JOURNAL UNUSABLE: not serving"
+		if errors.As(err, &corrupt) {
+			msg += "; repair or move the file aside"
+		}
+		logger.Error().Err(err).Str("journal", path).Bool("writable", writable).Msg(msg)
 		return nil, err
 	}
 	log := logger.Info()
 	if rep.TornBytes > 0 {
 		log = logger.Warn().Int64("torn_bytes", rep.TornBytes)
 	}
-	log.Str("journal", path).Int("entries", len(rep.Entries)).Bool("writable", s.CatalogToken != "").
+	log.Str("journal", path).Int("entries", len(rep.Entries)).Bool("writable", writable).
 		Dur("read", time.Since(start)).Msg("catalogue journal opened")
-	if s.CatalogToken == "" {
+	if !writable {
 		svc.AttachJournal(nil, rep.Entries)
-		return j, nil
+		return nil, nil
 	}
 	svc.AttachJournal(j, rep.Entries)
 	return j, nil

@@ -105,6 +105,10 @@ func Open(path string) (*Journal, Replay, error) {
 	if err != nil {
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
+	if err := lock(f); err != nil {
+		f.Close()
+		return nil, Replay{}, fmt.Errorf("catalog: journal %s is open for writing in another process (%w): each replica needs a journal of its own", path, err)
+	}
 	rep, good, err := read(f, path)
 	if err != nil {
 		f.Close()
@@ -141,6 +145,27 @@ func Open(path string) (*Journal, Replay, error) {
 		j.seq = rep.Entries[n-1].Seq
 	}
 	return j, rep, nil
+}
+
+// ReadFile reads the journal at path without opening it for writing (for a
+// replica with catalogue changes off, whose volume may be read-only): a
+// torn last line is reported in TornBytes and left as it is.
+func ReadFile(path string) (Replay, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Replay{}, fmt.Errorf("catalog: read journal: %w", err)
+	}
+	defer f.Close()
+	rep, good, err := read(f, path)
+	if err != nil {
+		return Replay{}, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return Replay{}, fmt.Errorf("catalog: read journal: %w", err)
+	}
+	rep.TornBytes = st.Size() - good
+	return rep, nil
 }
 
 // read parses every line and returns the entries and the length of the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -164,4 +165,70 @@ func FuzzJournalRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestJournalOneWriter: a second writer of the same journal is refused
+// (two appending processes overwrote each other's entries) until the first
+// closes it.
+func TestJournalOneWriter(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "j")
+	j, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, sample()[0])
+	if j2, _, err := Open(path); err == nil {
+		j2.Close()
+		t.Fatal("a second writer opened the journal")
+	} else if !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("error %v does not say the journal is in use", err)
+	}
+	if rep, err := ReadFile(path); err != nil || len(rep.Entries) != 1 {
+		t.Fatalf("a reader beside the writer: %d entries, %v", len(rep.Entries), err)
+	}
+	j.Close()
+	j, rep, err := Open(path)
+	if err != nil || len(rep.Entries) != 1 {
+		t.Fatalf("reopened after close: %d entries, %v", len(rep.Entries), err)
+	}
+	j.Close()
+}
+
+// TestJournalReadFile: reading never writes — a torn tail is reported and
+// left in place (a replica without catalogue writes may have a read-only
+// volume) — and a corrupt middle is refused as by Open.
+func TestJournalReadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "j")
+	j, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := appendAll(t, j, sample()...)
+	j.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte(`{"seq":4,"op":"pu`))
+	f.Close()
+	before, _ := os.ReadFile(path)
+	rep, err := ReadFile(path)
+	if err != nil || !slices.EqualFunc(rep.Entries, want, entryEqual) || rep.TornBytes != int64(len(`{"seq":4,"op":"pu`)) {
+		t.Fatalf("ReadFile: %d entries, torn %d, %v", len(rep.Entries), rep.TornBytes, err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatal("ReadFile changed the file")
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	lines := bytes.SplitAfter(before, []byte("\n"))
+	bad := slices.Concat(lines[0], []byte("not json\n"), lines[1])
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptError
+	if _, err := ReadFile(path); !errors.As(err, &ce) {
+		t.Fatalf("corrupt middle: %v", err)
+	}
 }
