@@ -238,6 +238,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 // testConfig is config.Default's serve section, as the server sees it.
 func testConfig() Config {
 	return Config{

@@ -98,8 +98,13 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		method := methodLabel(r.Method)
 		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-		s.logger.Info().
-			Str("request_id", middleware.GetReqID(r.Context())).
+		ev := s.logger.Info()
+		if status < 400 && (route == "/healthz" || route == "/readyz" || route == "/metrics") {
+			// Probes and scrapes (a line every few seconds per replica):
+			// debug unless they fail.
+			ev = s.logger.Debug()
+		}
+		ev.Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", r.Method).
 			Str("path", r.URL.Path).
 			Str("route", route).

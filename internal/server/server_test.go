@@ -393,6 +393,31 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 }
 
+// TestAccessLogLevels: probes and scrapes that succeed are logged at debug
+// (a line every few seconds per replica at info); everything else, and a
+// failing probe, at info.
+func TestAccessLogLevels(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	for _, tt := range []struct {
+		path  string
+		ready bool
+		level string
+	}{
+		{"/healthz", true, "debug"}, {"/readyz", true, "debug"}, {"/metrics", true, "debug"},
+		{"/readyz", false, "info"}, {"/model", true, "info"}, {"/nope", true, "info"},
+	} {
+		ts.rec.setReady(tt.ready)
+		ts.logs.Reset()
+		ts.call("GET", tt.path, "", "")
+		var entry map[string]any
+		mustJSON(t, []byte(strings.TrimSpace(ts.logs.String())), &entry)
+		if entry["level"] != tt.level {
+			t.Errorf("GET %s (ready %v): level %v, want %s", tt.path, tt.ready, entry["level"], tt.level)
+		}
+	}
+}
+
 // TestClientIP: the access log's remote_ip is the TCP peer, or with
 // trusted proxies configured the rightmost untrusted X-Forwarded-For entry
 // of a request that came through one of them.
