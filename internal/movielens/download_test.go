@@ -230,6 +230,14 @@ func TestSources(t *testing.T) {
 	}
 }
 
+// withTarget returns a new directory whose subdirectory name holds files.
+func withTarget(t *testing.T, name string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFilesIn(t, filepath.Join(dir, name), files)
+	return dir
+}
+
 func TestDownloadIncompleteTarget(t *testing.T) {
 	t.Parallel()
 	body := ml1mZip(t)
@@ -246,14 +254,7 @@ func TestDownloadIncompleteTarget(t *testing.T) {
 	}
 
 	// A partial one is reported without touching the network.
-	dir = writeFiles(t, nil)
-	partial := filepath.Join(dir, "ml-1m")
-	if err := os.Mkdir(partial, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(partial, "users.dat"), []byte(ml1mFiles()["users.dat"]), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir = withTarget(t, "ml-1m", map[string]string{"users.dat": ml1mFiles()["users.dat"]})
 	before := n.Load()
 	_, err := Download(context.Background(), srv.Client(), spec, dir)
 	if err == nil || !strings.Contains(err.Error(), "lacks movies.dat") || n.Load() != before {
@@ -269,16 +270,7 @@ func TestDownloadOtherDatasetAtTarget(t *testing.T) {
 	body := ml1mZip(t)
 	srv, n := serve(t, body)
 	spec := Source{Name: "ml-1m", URL: srv.URL, SHA256: sum(body)}
-	dir := t.TempDir()
-	target := filepath.Join(dir, "ml-1m")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range ml100kFiles() {
-		if err := os.WriteFile(filepath.Join(target, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := withTarget(t, "ml-1m", ml100kFiles())
 	_, err := Download(context.Background(), srv.Client(), spec, dir)
 	if err == nil || !strings.Contains(err.Error(), "holds an ml-100k dataset, not ml-1m") || n.Load() != 0 {
 		t.Fatalf("error = %v, %d requests", err, n.Load())
