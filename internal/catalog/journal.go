@@ -204,6 +204,14 @@ func read(f *os.File, path string) (Replay, int64, error) {
 			}
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: reason}
 		}
+		if e.Op == OpPut {
+			// Whole and with a good checksum, yet PUT would have refused
+			// it: edited by hand, not torn. Serving it would bypass PUT's
+			// rules, and dropping it would lose a change.
+			if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {
+				return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: fmt.Sprintf("movie %d: %v", e.MovieID, err)}
+			}
+		}
 		rep.Entries = append(rep.Entries, e)
 		prev = e.Seq
 		off += int64(len(raw))
@@ -265,6 +273,11 @@ func (j *Journal) Write(e Entry) (Entry, error) {
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return Entry{}, j.err
+	}
+	if e.Op == OpPut {
+		if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {
+			return Entry{}, fmt.Errorf("catalog: movie %d: %w", e.MovieID, err) // what Open would refuse
+		}
 	}
 	e.Seq = j.seq + 1
 	if e.At.IsZero() {

@@ -3,12 +3,16 @@ package catalog
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 func appendAll(t *testing.T, j *Journal, es ...Entry) []Entry {
@@ -28,7 +32,7 @@ func sample() []Entry {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	return []Entry{
 		{At: at, Op: OpPut, MovieID: 5, Title: "New (2024)", Genres: []string{"Drama"}, Year: 2024, Base: "v1"},
-		{At: at, Op: OpPut, MovieID: 7, Title: "Ünïcode \"quoted\"\n", Genres: []string{"Comedy", "Drama"}},
+		{At: at, Op: OpPut, MovieID: 7, Title: "Ünïcode \"quoted\" \\ (2024)", Genres: []string{"Comedy", "Drama"}},
 		{At: at, Op: OpDelete, MovieID: 5},
 	}
 }
@@ -56,7 +60,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		t.Fatalf("replayed %+v, want %+v", rep.Entries, want)
 	}
 	// Appending continues the sequence.
-	e := appendAll(t, j, Entry{Op: OpPut, MovieID: 9, Title: "x"})[0]
+	e := appendAll(t, j, Entry{Op: OpPut, MovieID: 9, Title: "x", Genres: []string{"Drama"}})[0]
 	if e.Seq != 4 || e.At.IsZero() {
 		t.Fatalf("next entry %+v, want seq 4 with a time", e)
 	}
@@ -147,6 +151,72 @@ func TestJournalCorruptMiddle(t *testing.T) {
 	}
 }
 
+// TestJournalEditedEntry: a whole line with a good checksum that PUT's
+// rules refuse (edited by hand, its checksum recomputed) is corruption,
+// in the middle of the file and as its last line alike: Open names it and
+// leaves the file as it was, rather than serve it or truncate it away.
+// Write refuses such an entry before it reaches the file.
+func TestJournalEditedEntry(t *testing.T) {
+	t.Parallel()
+	bad := []struct {
+		name   string
+		edit   func(e *Entry)
+		reason string
+	}{
+		{"empty title", func(e *Entry) { e.Title = " " }, "movie 5: title: title must be 1 to 200 bytes"},
+		{"control character", func(e *Entry) { e.Title = "a\x1bb" }, "movie 5: title: title must not contain control"},
+		{"repeated genre", func(e *Entry) { e.Genres = []string{"Drama", "drama"} }, `movie 5: genres: genres[1] "drama" repeats genres[0]`},
+		{"no genres", func(e *Entry) { e.Genres = nil }, "movie 5: genres: genres must list 1 to 16"},
+		{"year", func(e *Entry) { e.Year = 3000 }, "movie 5: year: year must be between 1870 and 2100"},
+	}
+	for _, tt := range bad {
+		for _, last := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/last=%v", tt.name, last), func(t *testing.T) {
+				t.Parallel()
+				e := sample()[0]
+				e.Seq = 1
+				tt.edit(&e)
+				body, err := json.Marshal(e, json.Deterministic(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				edited, err := json.Marshal(line{Entry: body, CRC: crc32.Checksum(body, castagnoli)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw := append(edited, '\n')
+				if !last {
+					raw = append(raw, `{"entry":{"seq":2,"at":"2025-03-01T12:00:00Z","op":"delete","movie_id":7},"crc32c":0}`+"\n"...)
+				}
+				path := filepath.Join(t.TempDir(), "j")
+				if err := os.WriteFile(path, raw, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				_, _, err = Open(path)
+				var ce *CorruptError
+				if !errors.As(err, &ce) || ce.Line != 1 || ce.Reason == "" || !strings.Contains(ce.Reason, tt.reason) {
+					t.Fatalf("Open = %v, want a CorruptError at line 1 saying %q", err, tt.reason)
+				}
+				if after, _ := os.ReadFile(path); !bytes.Equal(after, raw) {
+					t.Fatal("the journal was modified")
+				}
+
+				j, _, err := Open(filepath.Join(t.TempDir(), "w"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer j.Close()
+				if _, err := j.Write(e); err == nil || !strings.Contains(err.Error(), tt.reason) {
+					t.Fatalf("Write = %v, want the error %q", err, tt.reason)
+				}
+				if got := appendAll(t, j, sample()[0]); got[0].Seq != 1 { // the refusal wrote nothing
+					t.Fatalf("next entry %+v, want seq 1", got[0])
+				}
+			})
+		}
+	}
+}
+
 func FuzzJournalRead(f *testing.F) {
 	f.Add([]byte(`{"entry":{"seq":1,"at":"2025-01-01T00:00:00Z","op":"put","movie_id":1},"crc32c":0}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -162,6 +232,11 @@ func FuzzJournalRead(f *testing.F) {
 		for i, e := range rep.Entries {
 			if e.Seq < 1 || i > 0 && e.Seq <= rep.Entries[i-1].Seq {
 				t.Fatalf("entries out of order: %+v", rep.Entries)
+			}
+			if e.Op == OpPut {
+				if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {
+					t.Fatalf("replayed an entry PUT refuses: %+v: %v", e, err)
+				}
 			}
 		}
 	})

@@ -108,6 +108,9 @@ func ParseMovie1M(line string) (Movie, error) {
 			genres[j] = g
 		}
 	}
+	if err := checkMovie(title, genres); err != nil {
+		return Movie{}, err
+	}
 	return Movie{ID: MovieID(id), Title: title, Year: TitleYear(title), Genres: genres}, nil
 }
 
@@ -234,6 +237,9 @@ func ParseMovie100K(line string, genres []string) (Movie, error) {
 		default:
 			return Movie{}, fmt.Errorf("genre flag %d (%s) is %q, want 0 or 1", i, genres[i], clip(flag))
 		}
+	}
+	if err := checkMovie(title, gs); err != nil {
+		return Movie{}, err
 	}
 	year := TitleYear(title)
 	if year == 0 {

@@ -53,6 +53,11 @@ func TestParseMovie1M(t *testing.T) {
 		{name: "empty title", line: "5::::Drama", err: "empty title"},
 		{name: "bad id", line: "x::X (2000)::Drama", err: "movie id"},
 		{name: "two fields", line: "5::X (2000)", err: "want 3 fields"},
+		// The rules PUT /movies keeps (CheckTitle, CheckGenres).
+		{name: "repeated genre", line: "5::X (2000)::Comedy|comedy", err: `genres[1] "comedy" repeats genres[0]`},
+		{name: "control in title", line: "5::X\x01 (2000)::Drama", err: "U+0001 at byte 1"},
+		{name: "long title", line: "5::" + strings.Repeat("x", MaxTitleBytes+1) + "::Drama", err: "at most 200 bytes"},
+		{name: "17 genres", line: "5::X::" + strings.Repeat("G|", MaxGenres) + "G", err: "at most 16 genres"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +252,7 @@ func FuzzParseMovie1M(f *testing.F) {
 		if err != nil {
 			return
 		}
-		checkMovie(t, m)
+		assertValidMovie(t, m)
 		if m.Title == "" {
 			t.Fatal("empty title accepted")
 		}
@@ -268,7 +273,7 @@ func FuzzParseMovie100K(f *testing.F) {
 		if err != nil {
 			return
 		}
-		checkMovie(t, m)
+		assertValidMovie(t, m)
 		for _, g := range m.Genres {
 			if g == UnknownGenre {
 				t.Fatal("unknown genre reported")
@@ -277,10 +282,13 @@ func FuzzParseMovie100K(f *testing.F) {
 	})
 }
 
-func checkMovie(t *testing.T, m Movie) {
+func assertValidMovie(t *testing.T, m Movie) {
 	t.Helper()
 	if m.ID <= 0 || !utf8.ValidString(m.Title) || m.Year < 0 || m.Year > 9999 {
 		t.Fatalf("accepted bad movie %+v", m)
+	}
+	if err := checkMovie(m.Title, m.Genres); err != nil {
+		t.Fatalf("accepted movie %+v that breaks the movie rules: %v", m, err)
 	}
 	for _, g := range m.Genres {
 		if g == "" || !utf8.ValidString(g) {

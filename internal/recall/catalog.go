@@ -18,14 +18,6 @@ import (
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
-// Limits of a catalogue change; the HTTP layer checks them too.
-const (
-	MaxTitleBytes  = 200
-	MaxMovieGenres = 16
-	MinYear        = 1870
-	MaxYear        = 2100
-)
-
 // Journal makes catalogue changes durable; *catalog.Journal is one.
 // Write numbers and times an entry and writes it in order, not yet
 // durably; Sync returns once every entry written before it was called is
@@ -178,7 +170,7 @@ func (snap *snapshot) ratingCount(m int32) int32 {
 // that exists, and returns once the change is in the journal (fsynced)
 // and visible to every later request. Concurrent changes share fsyncs
 // (group commit, see commit.go). A genre the live model does not know is an
-// *Error; the other limits (see the constants) are the caller's to check.
+// *Error; catalog.CheckMovie's rules are the caller's to check.
 func (s *Service) PutMovie(ctx context.Context, m Movie) (PutResult, error) {
 	res, err := s.putMovie(ctx, m)
 	if err != nil {
@@ -212,9 +204,6 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 		name, ok := snap.genreNames[strings.ToLower(g)]
 		if !ok {
 			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres; a new genre needs retraining)", g)}
-		}
-		if j := slices.Index(mv.Genres[:i], name); j >= 0 {
-			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("genre %q repeats genres[%d]", g, j)}
 		}
 		mv.Genres[i] = name
 	}

@@ -9,11 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -58,35 +57,21 @@ type movieBody struct {
 // change checks every member and converts the body.
 func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 	m := recall.Movie{MovieID: id}
-	if b.Title == nil {
+	switch {
+	case b.Title == nil:
 		return m, invalid("title", "title is required")
-	}
-	t := *b.Title
-	if len(t) < 1 || len(t) > recall.MaxTitleBytes || strings.TrimSpace(t) == "" {
-		return m, invalid("title", fmt.Sprintf("title must be 1 to %d bytes and not only spaces, got %d bytes", recall.MaxTitleBytes, len(t)))
-	}
-	if i := strings.IndexFunc(t, hiddenRune); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(t[i:])
-		return m, invalid("title", fmt.Sprintf("title must not contain control, line-separator, bidirectional-override or zero-width characters (%U at byte %d)", r, i))
-	}
-	m.Title = t
-	if b.Genres == nil {
+	case b.Genres == nil:
 		return m, invalid("genres", "genres is required: the movie tower's vector for a new movie comes from its genres and year")
+	case b.Year != nil && (*b.Year < movielens.MinYear || *b.Year > movielens.MaxYear):
+		return m, invalid("year", fmt.Sprintf("year must be between %d and %d (omit it if unknown), got %d", movielens.MinYear, movielens.MaxYear, *b.Year))
 	}
-	if n := len(b.Genres); n < 1 || n > recall.MaxMovieGenres {
-		return m, invalid("genres", fmt.Sprintf("genres must list 1 to %d genre names, got %d", recall.MaxMovieGenres, n))
-	}
-	for i, g := range b.Genres {
-		if g == "" || len(g) > maxNameLen {
-			return m, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d bytes", i, maxNameLen))
-		}
-	}
-	m.Genres = b.Genres
+	m.Title, m.Genres = *b.Title, b.Genres
 	if b.Year != nil {
-		if y := *b.Year; y < recall.MinYear || y > recall.MaxYear {
-			return m, invalid("year", fmt.Sprintf("year must be between %d and %d (omit it if unknown), got %d", recall.MinYear, recall.MaxYear, y))
-		}
 		m.Year = int(*b.Year)
+	}
+	var fe *catalog.FieldError
+	if err := catalog.CheckMovie(m.Title, m.Genres, m.Year); errors.As(err, &fe) {
+		return m, invalid(fe.Field, fe.Message)
 	}
 	return m, nil
 }
@@ -169,15 +154,4 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
-}
-
-// hiddenRune reports characters a title must not hold: controls, line and
-// paragraph separators, the bidirectional embeddings, overrides and
-// isolates that reorder what follows (U+202A–E, U+2066–9), and zero-width
-// space and no-break space (U+200B, U+FEFF), which make one title look like
-// another in the explorer and in logs. Joiners and direction marks stay:
-// scripts need them.
-func hiddenRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
-		0x202A <= r && r <= 0x202E || 0x2066 <= r && r <= 0x2069 || r == 0x200B || r == 0xFEFF
 }

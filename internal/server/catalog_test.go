@@ -58,6 +58,8 @@ func TestCatalogRoutes(t *testing.T) {
 		{"genres missing", "PUT", "/movies/5", bearer, `{"title":"x"}`, 400, "genres", ""},
 		{"genres empty", "PUT", "/movies/5", bearer, `{"title":"x","genres":[]}`, 400, "genres", ""},
 		{"genre empty", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama",""]}`, 400, "genres", ""},
+		{"genre repeated in another case", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama","drama"]}`, 400, "genres", ""},
+		{"genre with a tab", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Film\tNoir"]}`, 400, "genres", ""},
 		{"too many genres", "PUT", "/movies/5", bearer, `{"title":"x","genres":[` + strings.Repeat(`"Drama",`, 16) + `"Drama"]}`, 400, "genres", ""},
 		{"unknown genre", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama","Western"]}`, 400, "genres", ""},
 		{"year too early", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"year":1869}`, 400, "year", ""},

@@ -1,0 +1,68 @@
+package movielens
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckTitle(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, title, err string
+	}{
+		{name: "plain", title: "Toy Story (1995)"},
+		{name: "empty (u.item has one)", title: ""},
+		{name: "accents and joiners", title: "Amélie (2001) \u200d\u200e"},
+		{name: "at the limit", title: strings.Repeat("x", MaxTitleBytes)},
+		{name: "over the limit", title: strings.Repeat("x", MaxTitleBytes+1), err: "at most 200 bytes, got 201"},
+		{name: "newline", title: "a\nb", err: "U+000A at byte 1"},
+		{name: "bidi override", title: "ab\u202ec", err: "U+202E at byte 2"},
+		{name: "isolate", title: "\u2066x", err: "U+2066 at byte 0"},
+		{name: "zero-width space", title: "x\u200b", err: "U+200B"},
+		{name: "byte-order mark", title: "\ufeffx", err: "U+FEFF"},
+		{name: "line separator", title: "x\u2028y", err: "U+2028"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assertErr(t, CheckTitle(tt.title), tt.err)
+		})
+	}
+}
+
+func TestCheckGenres(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		genres []string
+		err    string
+	}{
+		{name: "none", genres: nil},
+		{name: "some", genres: []string{"Comedy", "Drama"}},
+		{name: "sixteen", genres: strings.Split("a b c d e f g h i j k l m n o p", " ")},
+		{name: "seventeen", genres: strings.Split("a b c d e f g h i j k l m n o p q", " "), err: "at most 16 genres, got 17"},
+		{name: "repeat in another case", genres: []string{"Comedy", "Drama", "COMEDY"}, err: `genres[2] "COMEDY" repeats genres[0]`},
+		{name: "empty name", genres: []string{"Comedy", ""}, err: "genres[1] must be a genre name"},
+		{name: "long name", genres: []string{strings.Repeat("g", MaxGenreBytes+1)}, err: "genres[0] must be a genre name of 1 to 64 bytes"},
+		{name: "control in name", genres: []string{"Film\tNoir"}, err: "genres[0] must be a genre name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assertErr(t, CheckGenres(tt.genres), tt.err)
+		})
+	}
+}
+
+// assertErr checks that err is nil when want is "", else that it contains want.
+func assertErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("no error, want one containing %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("error %q, want one containing %q", err, want)
+	}
+}
