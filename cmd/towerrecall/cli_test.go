@@ -236,6 +236,66 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	}
 }
 
+// TestEvalWarnsAboutItsFiles: eval says when its test file is one the
+// model was trained on (here the validation file, which the refit fitted)
+// and when its train file is not the model's, by the checksums in the
+// manifest; the right files get no warning.
+func TestEvalWarnsAboutItsFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	ds := movielens.Demo(1)
+	if err := movielens.WriteML1M(data, ds); err != nil {
+		t.Fatal(err)
+	}
+	older, test := movielens.TimelineSplit(ds.Ratings, 0.8)
+	train, valid := movielens.TimelineSplit(older, 0.85)
+	files := map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test, "older.dat": older}
+	for name, rs := range files {
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "%d::%d::%d::%d\n", r.User, r.Movie, int(r.Value), r.Time)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := func(name string) string { return filepath.Join(dir, name) }
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--out", model, "--epochs", "2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, train, valid, test string
+		want                     []string
+	}{
+		{"the model's files", "train.dat", "valid.dat", "test.dat", nil},
+		{"test is the validation file", "train.dat", "", "valid.dat", []string{"--test " + path("valid.dat") + " is a file this model was trained on"}},
+		{"another train file", "older.dat", "", "test.dat", []string{"--train " + path("older.dat") + " is not a file this model was trained on"}},
+	} {
+		args := []string{"towerrecall", "eval", "--model", model, "--data", data, "--train", path(tc.train), "--test", path(tc.test), "--ease-lambda", "0"}
+		if tc.valid != "" {
+			args = append(args, "--valid", path(tc.valid))
+		}
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := strings.Count(stderr.String(), "eval: warning:")
+		if got != len(tc.want) {
+			t.Errorf("%s: %d warnings, want %d: %q", tc.name, got, len(tc.want), stderr.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%s: stderr %q does not say %q", tc.name, stderr.String(), w)
+			}
+		}
+	}
+}
+
 // data synth writes into a new or empty directory only: a second run into
 // the same one is refused and leaves the first catalogue as it was.
 func TestSynthKeepsExistingData(t *testing.T) {

@@ -345,6 +345,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	for _, w := range evalWarnings(b.Manifest.Data, in.Checksums, *trainF, *testF) {
+		fmt.Fprintln(stderr, "eval: warning:", w)
+	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
 		Baselines: pipeline.BaselinesOf(bc)}, *workers)
 	if err != nil {
@@ -355,6 +358,48 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// evalWarnings compares eval's rating files with the ones the model was
+// trained on (by the sha256 its manifest recorded; sums are eval's own, by
+// path): a test file the model was trained on measures fit, not quality,
+// and a train file it was not trained on removes other movies from the
+// candidates than training saw. Nothing is said when the manifest has no
+// checksums (the demo).
+func evalWarnings(d artifact.DataInfo, sums map[string]string, train, test string) []string {
+	trained := trainedOn(d)
+	if len(trained) == 0 {
+		return nil
+	}
+	var ws []string
+	if trained[sums[test]] {
+		ws = append(ws, fmt.Sprintf("--test %s is a file this model was trained on (manifest data.checksums): its Recall@K measures fit, not what users will see", test))
+	}
+	if train != "" && !trained[sums[train]] {
+		ws = append(ws, fmt.Sprintf("--train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw", train))
+	}
+	return ws
+}
+
+// trainedOn returns the sha256 of the rating files a model was trained on:
+// the split files it was given (--train, --valid), else its dataset's
+// ratings file.
+func trainedOn(d artifact.DataInfo) map[string]bool {
+	files, ok := movielens.FilesOf(movielens.Layout(d.Layout))
+	if !ok {
+		return nil
+	}
+	ratings := filepath.Join(d.Dir, files.Ratings)
+	out := map[string]bool{}
+	for path, sum := range d.Checksums {
+		if path != ratings && path != filepath.Join(d.Dir, files.Users) && path != filepath.Join(d.Dir, files.Movies) {
+			out[sum] = true
+		}
+	}
+	if sum, ok := d.Checksums[ratings]; ok && len(out) == 0 {
+		out[sum] = true
+	}
+	return out
 }
 
 const (
