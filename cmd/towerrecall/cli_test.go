@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -293,6 +294,43 @@ func TestEvalWarnsAboutItsFiles(t *testing.T) {
 				t.Errorf("%s: stderr %q does not say %q", tc.name, stderr.String(), w)
 			}
 		}
+	}
+}
+
+// TestTrainKeepsSecretsOut: the manifest records the settings that made
+// the model, never the serve section, whose catalogue token is a secret
+// (it sits on a volume every replica reads).
+func TestTrainKeepsSecretsOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	const token = "not-in-the-artifact-0123456789"
+	model := filepath.Join(t.TempDir(), "model")
+	getenv := func(k string) string {
+		if k == "TOWERRECALL_CATALOG_TOKEN" {
+			return token
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", model, "--epochs", "1"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatal(err, stderr.String())
+	}
+	b, err := artifact.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(model, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), token) || strings.Contains(string(b.Manifest.Config), "Serve") {
+		t.Fatalf("the manifest records the serve settings: %s", b.Manifest.Config)
+	}
+	var got config.Config
+	if err := json.Unmarshal(b.Manifest.Config, &got); err != nil || got.Train.Epochs != 1 || got.Model.Dim != 8 {
+		t.Fatalf("the manifest lost the training settings (%v): %s", err, b.Manifest.Config)
 	}
 }
 
