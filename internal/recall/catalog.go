@@ -33,7 +33,7 @@ type PutResult struct {
 	ModelVersion string
 	Movie        Movie   // as stored: genres in the catalogue's spelling
 	Created      bool    // the movie was not in the live catalogue before
-	VectorNorm   float32 // of the movie tower's output, for a sanity check
+	VectorNorm   float32 // of the movie tower's output (the prior's bias left out), for a sanity check
 	Seq          uint64  // its journal entry
 }
 
@@ -139,15 +139,21 @@ func (s *Service) replay(snap *snapshot) replayStats {
 }
 
 // movieVector runs the movie tower for m: a movie the model was trained
-// on keeps its id embedding, a new one gets the out-of-vocabulary row, so
-// its vector comes from its genres and year.
+// on keeps its id embedding (and its ratings: the popularity feature and
+// the prior's bias), a new one gets the out-of-vocabulary row, so its
+// vector comes from its genres and year, and the prior's default bias.
 func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
+	b := snap.bundle
 	in := feature.MovieInput{MovieID: strconv.Itoa(int(m.ID)), Genres: m.Genres, Year: m.Year}
-	if base, ok := snap.movies[m.ID]; ok && slices.Contains(snap.bundle.Encoder.MovieFields, feature.PopularityField) {
+	base, known := snap.movies[m.ID]
+	if known && slices.Contains(b.Encoder.MovieFields, feature.PopularityField) {
 		in.Ratings = int(snap.ratingCount(base))
 	}
 	vec := make([]float32, snap.dim)
-	snap.bundle.Model.MovieVector(vec, snap.bundle.Encoder.EncodeMovie(in))
+	b.Model.MovieVector(vec, b.Encoder.EncodeMovie(in))
+	if known && b.Prior != nil {
+		vec[snap.dim-1] = b.Prior.Bias[base]
+	}
 	return vec
 }
 
@@ -209,7 +215,7 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 	}
 	vec := snap.movieVector(mv)
 	var sq float64
-	for _, x := range vec {
+	for _, x := range vec[:snap.bundle.Model.TowerDim()] { // the prior's bias is the artifact's, not the tower's
 		sq += float64(x) * float64(x)
 	}
 	if math.IsNaN(sq) || math.IsInf(sq, 0) || sq > 1e37 {

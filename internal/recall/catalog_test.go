@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
 // memJournal is a Journal in memory.
@@ -494,5 +497,58 @@ func BenchmarkRecallOverlay(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPutKeepsPrior: with a popularity prior in the vectors' last
+// dimension, a movie the model was trained on keeps its own bias when it
+// is PUT again (the same metadata scores the same, to the bit), a new
+// movie gets the prior's default bias, and VectorNorm is the norm of the
+// tower's output alone (1 for normalised towers).
+func TestPutKeepsPrior(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 60, 3)
+	const d, defaultBias = 9, -7
+	b.Model.SetPrior(&tower.Prior{Weight: 1, ColdWeight: 1, DefaultBias: defaultBias})
+	b.Prior = &artifact.Prior{Weight: 1, ColdWeight: 1, DefaultBias: defaultBias, Bias: make([]float32, len(b.Movies))}
+	b.Vectors = make([]float32, len(b.Movies)*d)
+	for i, mv := range b.Movies {
+		in := feature.MovieInput{MovieID: strconv.Itoa(int(mv.ID)), Genres: mv.Genres, Year: mv.Year}
+		b.Model.MovieVector(b.Vectors[i*d:(i+1)*d], b.Encoder.EncodeMovie(in))
+		b.Prior.Bias[i] = float32(i%7) - 3
+		b.Vectors[i*d+d-1] = b.Prior.Bias[i]
+	}
+	b.Manifest.Dim = d
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	ctx := context.Background()
+	mv := b.Movies[5]
+	req := ScoreRequest{User: User{UserInput: feature.UserInput{UserID: 3}}, MovieIDs: []movielens.MovieID{mv.ID}}
+	before, err := s.Score(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.PutMovie(ctx, Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Score(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Scores[0].Score != before.Scores[0].Score {
+		t.Errorf("the same metadata PUT again moved the score from %v to %v", before.Scores[0].Score, after.Scores[0].Score)
+	}
+	if math.Abs(float64(res.VectorNorm)-1) > 1e-5 {
+		t.Errorf("vector norm %v, want 1 (the normalised tower's output)", res.VectorNorm)
+	}
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 999_999, Title: "New (2024)", Genres: mv.Genres, Year: 2024}); err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := s.live.Load().vector(999_999); !ok || vec[d-1] != defaultBias {
+		t.Errorf("a new movie's bias is %v, want the default %v", vec[d-1], float32(defaultBias))
 	}
 }
