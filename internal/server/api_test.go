@@ -115,14 +115,17 @@ func TestCORS(t *testing.T) {
 	t.Parallel()
 	const origin = "https://app.example.com"
 	ts := newTestServer(t, Config{CORSOrigins: []string{origin}})
-	preflight := func(s *testServer, from string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodOptions, "/recall", nil)
+	preflightTo := func(s *testServer, from, method, path, headers string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodOptions, path, nil)
 		req.Header.Set("Origin", from)
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		req.Header.Set("Access-Control-Request-Method", method)
+		req.Header.Set("Access-Control-Request-Headers", headers)
 		w := httptest.NewRecorder()
 		s.Handler().ServeHTTP(w, req)
 		return w
+	}
+	preflight := func(s *testServer, from string) *httptest.ResponseRecorder {
+		return preflightTo(s, from, "POST", "/recall", "content-type")
 	}
 	w := preflight(ts, origin)
 	h := w.Header()
@@ -144,6 +147,18 @@ func TestCORS(t *testing.T) {
 	if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != origin ||
 		!strings.Contains(w.Header().Get("Access-Control-Expose-Headers"), requestIDHeader) {
 		t.Errorf("actual request: %d %v", w.Code, w.Header())
+	}
+	// The catalogue routes, with their bearer token, only where they exist.
+	if w := preflightTo(ts, origin, "PUT", "/movies/5", "authorization,content-type"); w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("catalogue off: PUT preflight allowed: %v", w.Header())
+	}
+	cat := newTestServer(t, Config{CORSOrigins: []string{origin}, CatalogToken: testToken})
+	for _, method := range []string{"PUT", "DELETE"} {
+		w := preflightTo(cat, origin, method, "/movies/5", "authorization,content-type")
+		if w.Header().Get("Access-Control-Allow-Origin") != origin || !strings.Contains(w.Header().Get("Access-Control-Allow-Methods"), method) ||
+			!strings.Contains(strings.ToLower(w.Header().Get("Access-Control-Allow-Headers")), "authorization") {
+			t.Errorf("catalogue on: %s preflight %d %v", method, w.Code, w.Header())
+		}
 	}
 	off := newTestServer(t, Config{})
 	if w := preflight(off, origin); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Access-Control-Allow-Origin") != "" {

@@ -26,12 +26,19 @@ func (s *Server) routes() http.Handler {
 	r.Use(s.accessLog)
 	if len(s.cfg.CORSOrigins) > 0 {
 		// Exact origins only (Validate refuses wildcards). Preflights are
-		// answered 204 here and cached by browsers for 10 minutes.
+		// answered 204 here and cached by browsers for 10 minutes. The
+		// catalogue routes (with their bearer token) only when they exist.
+		methods := []string{http.MethodGet, http.MethodHead, http.MethodPost}
+		headers := []string{"Content-Type", requestIDHeader}
+		if s.cfg.CatalogToken != "" {
+			methods = append(methods, http.MethodPut, http.MethodDelete)
+			headers = append(headers, "Authorization")
+		}
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-			AllowedHeaders: []string{"Content-Type", requestIDHeader},
-			ExposedHeaders: []string{requestIDHeader},
+			AllowedMethods: methods,
+			AllowedHeaders: headers,
+			ExposedHeaders: []string{requestIDHeader, "Allow", "WWW-Authenticate"},
 			MaxAge:         600,
 		}).Handler)
 	}
