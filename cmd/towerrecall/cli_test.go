@@ -334,6 +334,38 @@ func TestTrainKeepsSecretsOut(t *testing.T) {
 	}
 }
 
+// TestObjectiveFlagOverridesFile: --objective wins over the config file's
+// train.objective (configs/train.yaml sets one), as every flag wins over
+// the file.
+func TestObjectiveFlagOverridesFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "train.yaml")
+	if err := os.WriteFile(file, []byte("train:\n  objective: softmax\n  candidates: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, want string }{{"pointwise", "pointwise"}, {"", "softmax"}} {
+		model := filepath.Join(dir, "model-"+tc.want)
+		args := []string{"train", "--data", "demo", "--config", file, "--out", model, "--epochs", "1"}
+		if tc.flag != "" {
+			args = append(args, "--objective", tc.flag)
+		}
+		if _, err := cli(args...); err != nil {
+			t.Fatal(err)
+		}
+		b, err := artifact.Load(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Manifest.Objective != tc.want {
+			t.Errorf("--objective %q over a file saying softmax: trained %s, want %s", tc.flag, b.Manifest.Objective, tc.want)
+		}
+	}
+}
+
 // data synth writes into a new or empty directory only: a second run into
 // the same one is refused and leaves the first catalogue as it was.
 func TestSynthKeepsExistingData(t *testing.T) {

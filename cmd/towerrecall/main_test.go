@@ -390,7 +390,7 @@ func TestRunUsage(t *testing.T) {
 		{"unknown command", []string{"towerrecall", "fly"}, "unknown command"},
 		{"train without data", []string{"towerrecall", "train", "--out", "x"}, "no data"},
 		{"eval without files", []string{"towerrecall", "eval"}, "eval needs"},
-		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown preset"},
+		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown objective or preset \"bpr\" (objectives: softmax, pointwise"},
 		{"unknown dataset", []string{"towerrecall", "data", "download", "--dataset", "ml-25m"}, "unknown dataset"},
 		// The flag package stops at the first argument: without the check,
 		// the flags after it were dropped (train wrote var/model, serve

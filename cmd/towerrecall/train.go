@@ -96,9 +96,11 @@ func isTerminal(w io.Writer) bool {
 }
 
 // loadConfig builds the configuration: the preset chosen by objective (a
-// flag, else the file's train.objective), the file, the environment, then
-// whatever set does to it (explicit flags).
+// flag, which also overrides the file's train.objective; else the file's
+// train.objective), the file, the environment, then whatever set does to it
+// (explicit flags).
 func loadConfig(path, objective string, getenv func(string) string, set func(*config.Config)) (config.Config, error) {
+	fromFlag := objective != ""
 	var raw []byte
 	if path != "" {
 		var err error
@@ -118,8 +120,12 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 		return c, err
 	}
 	if raw != nil {
+		chosen := c.Train.Objective
 		if c, err = config.Parse(raw, path, c); err != nil {
 			return c, err
+		}
+		if fromFlag {
+			c.Train.Objective = chosen
 		}
 	}
 	if err := c.ApplyEnv(getenv); err != nil {

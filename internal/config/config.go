@@ -374,7 +374,7 @@ func Preset(name string) (Config, error) {
 	case "reference", "pointwise":
 		return Reference(), nil
 	}
-	return Config{}, fmt.Errorf("config: unknown preset %q (want default, recent-history, random-split or reference)", name)
+	return Config{}, fmt.Errorf("config: unknown objective or preset %q (objectives: softmax, pointwise; presets: default, recent-history, random-split, reference)", name)
 }
 
 // Candidate is the configuration validation tries for the preset name (one
