@@ -396,8 +396,15 @@ func (c Config) Candidate(name string) (Config, error) {
 }
 
 // Parse decodes YAML bytes (the file name, for errors) on top of base.
-// Unknown keys are errors.
+// Unknown keys are errors, and so is a decimal for an integer (yaml.v3
+// truncates it: epochs 2.5 trained 2).
 func Parse(raw []byte, name string, base Config) (Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err == nil {
+		if err := checkNumbers(&root, reflect.TypeFor[Config](), ""); err != nil {
+			return base, fmt.Errorf("config: %s: %w", name, err)
+		}
+	} // a syntax error is reported by the decoder below
 	c := base
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -409,6 +416,59 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 		return base, fmt.Errorf("config: %s: one YAML document expected, found a second (---)", name)
 	}
 	return c, nil
+}
+
+// checkNumbers walks the YAML node n that decodes into a value of type t
+// (path names it) and refuses a decimal for an integer (durations are
+// int64 too: yaml.v3 itself refuses a number for one).
+func checkNumbers(n *yaml.Node, t reflect.Type, path string) error {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkNumbers(c, t, path); err != nil {
+				return err
+			}
+		}
+	case yaml.AliasNode:
+		return checkNumbers(n.Alias, t, path)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			var vt reflect.Type
+			switch t.Kind() {
+			case reflect.Struct:
+				for j := range t.NumField() {
+					if tag, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ","); tag == key {
+						vt = t.Field(j).Type
+					}
+				}
+			case reflect.Map:
+				vt = t.Elem()
+			}
+			if vt == nil {
+				continue // an unknown key: the decoder names it
+			}
+			if err := checkNumbers(val, vt, strings.TrimPrefix(path+"."+key, ".")); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, c := range n.Content {
+				if err := checkNumbers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		}
+	case yaml.ScalarNode:
+		if t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && n.Tag == "!!float" {
+			return fmt.Errorf("line %d: %s: %s is not an integer", n.Line, path, n.Value)
+		}
+	}
+	return nil
 }
 
 // ApplyEnv overrides settings from TOWERRECALL_* environment variables.

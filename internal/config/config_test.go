@@ -141,6 +141,18 @@ func TestParse(t *testing.T) {
 			}},
 		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "epoch"},
 		{name: "wrong type", yaml: "train:\n  epochs: many\n", wantErr: "line 2"},
+		// yaml.v3 truncates a decimal into an integer: refused, naming
+		// the line and the key.
+		{name: "decimal for an integer", yaml: "train:\n  epochs: 2.5\n", wantErr: "line 2: train.epochs: 2.5 is not an integer"},
+		{name: "decimal for an unsigned integer", yaml: "train:\n  seed: 1.5\n", wantErr: "train.seed: 1.5 is not an integer"},
+		{name: "decimal in a list", yaml: "model:\n  hidden: [64, 32.5]\n", wantErr: "line 2: model.hidden[1]: 32.5 is not an integer"},
+		{name: "decimal in a list of features", yaml: "model:\n  user:\n    - name: user_id\n      dim: 1.5\n", wantErr: "line 4: model.user[0].dim: 1.5 is not an integer"},
+		{name: "decimal for a duration", yaml: "serve:\n  reload_poll: 1.5\n", wantErr: "line 2"},
+		{name: "an integer for a decimal", yaml: "train:\n  logq_scale: 2\n", check: func(t *testing.T, c Config) {
+			if c.Train.LogQScale != 2 {
+				t.Errorf("logq_scale %v", c.Train.LogQScale)
+			}
+		}},
 		{name: "second document", yaml: "train:\n  epochs: 3\n---\nserve:\n  batch_max: -5\n", wantErr: "second"},
 		{name: "document end marker only", yaml: "train:\n  epochs: 3\n...\n", check: func(t *testing.T, c Config) {
 			if c.Train.Epochs != 3 {
