@@ -237,11 +237,11 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	}
 }
 
-// TestEvalWarnsAboutItsFiles: eval says when its test file is one the
-// model was trained on (here the validation file, which the refit fitted)
-// and when its train file is not the model's, by the checksums in the
-// manifest; the right files get no warning.
-func TestEvalWarnsAboutItsFiles(t *testing.T) {
+// TestEvalChecksItsFiles: eval refuses a test file the model was trained
+// on (here the validation file, which the refit fitted), by the
+// artifact's histories, and warns when its train file is not the model's,
+// by the checksums in the manifest; the right files pass without a word.
+func TestEvalChecksItsFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a demo model")
 	}
@@ -272,17 +272,26 @@ func TestEvalWarnsAboutItsFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name, train, valid, test string
 		want                     []string
+		err                      string
 	}{
-		{"the model's files", "train.dat", "valid.dat", "test.dat", nil},
-		{"test is the validation file", "train.dat", "", "valid.dat", []string{"--test " + path("valid.dat") + " is a file this model was trained on"}},
-		{"another train file", "older.dat", "", "test.dat", []string{"--train " + path("older.dat") + " is not a file this model was trained on"}},
+		{"the model's files", "train.dat", "valid.dat", "test.dat", nil, ""},
+		{"test is the validation file", "train.dat", "", "valid.dat", nil,
+			fmt.Sprintf("the test ratings repeat %d of %d (user, movie) pairs the model was trained on", len(valid), len(valid))},
+		{"another train file", "older.dat", "", "test.dat", []string{"--train " + path("older.dat") + " is not a file this model was trained on"}, ""},
 	} {
 		args := []string{"towerrecall", "eval", "--model", model, "--data", data, "--train", path(tc.train), "--test", path(tc.test), "--ease-lambda", "0"}
 		if tc.valid != "" {
 			args = append(args, "--valid", path(tc.valid))
 		}
 		var stdout, stderr bytes.Buffer
-		if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		got := strings.Count(stderr.String(), "eval: warning:")

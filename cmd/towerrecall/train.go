@@ -351,7 +351,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	for _, w := range evalWarnings(b.Manifest.Data, in.Checksums, *trainF, *testF) {
+	for _, w := range evalWarnings(b.Manifest.Data, in.Checksums, *trainF) {
 		fmt.Fprintln(stderr, "eval: warning:", w)
 	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
@@ -366,25 +366,18 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	return enc.Encode(out)
 }
 
-// evalWarnings compares eval's rating files with the ones the model was
+// evalWarnings says when eval's train file is not one the model was
 // trained on (by the sha256 its manifest recorded; sums are eval's own, by
-// path): a test file the model was trained on measures fit, not quality,
-// and a train file it was not trained on removes other movies from the
-// candidates than training saw. Nothing is said when the manifest has no
-// checksums (the demo).
-func evalWarnings(d artifact.DataInfo, sums map[string]string, train, test string) []string {
+// path): the movies removed from the candidates are then not the ones
+// training saw. A test file the model was trained on is refused by
+// pipeline.Evaluate, by the artifact's histories. Nothing is said when the
+// manifest has no checksums (the demo).
+func evalWarnings(d artifact.DataInfo, sums map[string]string, train string) []string {
 	trained := trainedOn(d)
-	if len(trained) == 0 {
+	if len(trained) == 0 || train == "" || trained[sums[train]] {
 		return nil
 	}
-	var ws []string
-	if trained[sums[test]] {
-		ws = append(ws, fmt.Sprintf("--test %s is a file this model was trained on (manifest data.checksums): its Recall@K measures fit, not what users will see", test))
-	}
-	if train != "" && !trained[sums[train]] {
-		ws = append(ws, fmt.Sprintf("--train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw", train))
-	}
-	return ws
+	return []string{fmt.Sprintf("--train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw", train)}
 }
 
 // trainedOn returns the sha256 of the rating files a model was trained on:

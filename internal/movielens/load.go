@@ -77,9 +77,13 @@ func LoadDirOptions(dir string, opts LoadOptions) (*Dataset, error) {
 		return nil, err
 	}
 	fs, _ := FilesOf(ds.Layout)
+	rated := pairLines{}
 	err = readFile(filepath.Join(dir, fs.Ratings), fs.Ratings, func(n int, line string) error {
 		r, err := ParseRating(line, fs.Sep)
 		if err != nil {
+			return err
+		}
+		if err := rated.add(r, n); err != nil {
 			return err
 		}
 		_, uok := ds.UserIndex(r.User)
@@ -265,6 +269,7 @@ func ReadRatingsFile(path string) ([]Rating, error) {
 func ReadRatings(r io.Reader, name string) ([]Rating, error) {
 	var rs []Rating
 	sep := ""
+	rated := pairLines{}
 	err := scanLines(r, name, func(n int, line string) error {
 		if sep == "" {
 			switch {
@@ -280,6 +285,9 @@ func ReadRatings(r io.Reader, name string) ([]Rating, error) {
 		if err != nil {
 			return err
 		}
+		if err := rated.add(r, n); err != nil {
+			return err
+		}
 		rs = append(rs, r)
 		return nil
 	})
@@ -287,6 +295,21 @@ func ReadRatings(r io.Reader, name string) ([]Rating, error) {
 		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	return rs, nil
+}
+
+// pairLines remembers the line of each (user, movie) pair of a ratings
+// file: MovieLens has one rating per pair, and a repeated one (a file
+// concatenated with itself) would count twice in training and could be
+// both seen and a positive in evaluation.
+type pairLines map[uint64]int
+
+func (p pairLines) add(r Rating, line int) error {
+	k := uint64(uint32(r.User))<<32 | uint64(uint32(r.Movie))
+	if first, ok := p[k]; ok {
+		return fmt.Errorf("user %d rates movie %d again (first on line %d): one rating per user and movie", r.User, r.Movie, first)
+	}
+	p[k] = line
+	return nil
 }
 
 // CheckRatings reports ratings whose user or movie is not in ds, e.g. a

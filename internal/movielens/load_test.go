@@ -116,6 +116,7 @@ func TestLoadDirErrors(t *testing.T) {
 		{name: "bad rating", change: map[string]string{"ratings.dat": "1::1::5::978300760\n1::3::7::1\n"}, err: "ratings.dat:2: rating 7 out of range 1–5"},
 		{name: "unknown user", change: map[string]string{"ratings.dat": "1::1::5::1\n\n9::1::5::1\n"}, err: "ratings.dat:3: unknown user 9"},
 		{name: "unknown movie", change: map[string]string{"ratings.dat": "1::2::5::1\n"}, err: "ratings.dat:1: unknown movie 2"},
+		{name: "repeated rating", change: map[string]string{"ratings.dat": "1::1::5::978300760\n1::1::3::978300761\n"}, err: "ratings.dat:2: user 1 rates movie 1 again (first on line 1)"},
 		{name: "duplicate user", change: map[string]string{"users.dat": "1::F::1::10::48067\n2::M::1::10::1\n1::M::1::10::1\n"}, err: "users.dat:3: duplicate user id 1 (first on line 1)"},
 		{name: "duplicate movie", change: map[string]string{"movies.dat": "1::A (1990)::Drama\n1::B (1990)::Drama\n"}, err: "movies.dat:2: duplicate movie id 1"},
 		{name: "missing movies", change: map[string]string{"movies.dat": ""}, err: "movies.dat"},
@@ -203,6 +204,8 @@ func TestReadRatings(t *testing.T) {
 		{name: "mixed", data: "1::1::5::1\n2\t3\t4\t2\n", err: "split.dat:2: want 4 fields"},
 		{name: "no separator", data: "\n\n1,2,3,4\n", err: "split.dat:3: cannot detect the separator"},
 		{name: "bad value", data: "1\t1\t5\t1\n1\t1\t6\t1\n", err: "split.dat:2: rating 6 out of range 1–5"},
+		{name: "repeated pair", data: "1::1::5::1\n2::1::4::2\n\n1::1::5::1\n", err: "split.dat:4: user 1 rates movie 1 again (first on line 1)"},
+		{name: "same movie, other users", data: "1::1::5::1\n2::1::4::2\n3::1::4::2\n", want: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,6 +130,9 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if err := heldOut("the test ratings", in.Test, in.Train, in.Valid); err != nil {
 		return Report{}, err
 	}
+	if err := trainedOn(b, in.Test); err != nil {
+		return Report{}, err
+	}
 	catalog := &movielens.Dataset{Users: ds.Users, Movies: make([]movielens.Movie, len(b.Movies))}
 	for i, m := range b.Movies {
 		catalog.Movies[i] = movielens.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -143,27 +144,36 @@ func TestTrainHistoryFeature(t *testing.T) {
 	}
 
 	// The new-user protocol runs on users with no train rating: here the
-	// first 40 users' train ratings are moved into test (the mechanics, not
-	// a quality claim: the model saw them).
+	// first 40 users' train ratings are left out of eval's train file (the
+	// mechanics, not a quality claim: the model knows them).
 	newUser := map[movielens.UserID]bool{}
 	for _, u := range in.Dataset.Users[:40] {
 		newUser[u.ID] = true
 	}
-	var tr, te []movielens.Rating
+	var tr []movielens.Rating
 	for _, r := range in.Train {
-		if newUser[r.User] {
-			te = append(te, r)
-		} else {
+		if !newUser[r.User] {
 			tr = append(tr, r)
 		}
 	}
-	te = append(te, in.Test...)
-	rep, err := Evaluate(context.Background(), b, in.Dataset, EvalInputs{Train: tr, Test: te, Baselines: Baselines{NewUserHistory: 5}}, 2)
+	rep, err := Evaluate(context.Background(), b, in.Dataset, EvalInputs{Train: tr, Test: in.Test, Baselines: Baselines{NewUserHistory: 5}}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tested := map[movielens.UserID]int{}
+	for _, r := range in.Test {
+		if newUser[r.User] {
+			tested[r.User]++
+		}
+	}
+	want := 0 // new users with a positive besides their 5 sent movies
+	for _, c := range tested {
+		if c > 5 {
+			want++
+		}
+	}
 	n := rep.NewUsers
-	if n == nil || n.Users != 40 || n.History != 5 {
+	if n == nil || n.Users != want || want < 30 || n.History != 5 {
 		t.Fatalf("new users %+v", n)
 	}
 	if n.WithHistory["recall@10"] == n.FeaturesOnly["recall@10"] || n.Popularity["recall@10"] == 0 {
@@ -406,6 +416,13 @@ func TestTrainInputsThatCannotValidate(t *testing.T) {
 	if _, err := Train(context.Background(), same, Options{Config: demoConfig(1), Logger: zerolog.Nop()}); err == nil ||
 		!strings.Contains(err.Error(), "validation ratings repeat") {
 		t.Errorf("Train with validation ratings from train: %v", err)
+	}
+	// One repeated pair among held-out ratings is refused too, named.
+	one := in
+	one.Valid = append(slices.Clone(in.Test[:50]), in.Train[7])
+	if _, err := Train(context.Background(), one, Options{Config: demoConfig(1), Logger: zerolog.Nop()}); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("validation ratings repeat 1 of 51 (user, movie) pairs the model is fitted on, the first user %d and movie %d", in.Train[7].User, in.Train[7].Movie)) {
+		t.Errorf("Train with one validation rating from train: %v", err)
 	}
 	at := Inputs{Dataset: in.Dataset, Train: slices.Clone(in.Train)}
 	for i := range at.Train {
