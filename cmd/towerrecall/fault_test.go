@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -377,6 +378,33 @@ func grepLines(s, substr string) string {
 }
 
 // TestE2EFaultSIGTERMDrain sends SIGTERM while clients send requests, with
+// A second SIGTERM (or Ctrl-C) ends the process at once: here in the
+// middle of a 60 s drain that the first one began.
+func TestE2EFaultSecondSignal(t *testing.T) {
+	e2eOnly(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	trainDemo(t, bin, model, 1)
+	cfgPath := filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(cfgPath, []byte("serve:\n  drain_delay: 60s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, bin, "--model", model, "--config", cfgPath)
+	p.signal(t, syscall.SIGTERM)
+	p.logs.waitLog(t, "draining", 30*time.Second)
+	p.signal(t, syscall.SIGTERM)
+	select {
+	case err := <-p.exit:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Errorf("serve exited with %v after the second signal, want killed by it", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("serve still running 15 s after a second SIGTERM; log:\n%s", tail(p.logs.String(), 3000))
+	}
+}
+
 // serve.drain_delay 1s: /readyz fails before the listener closes, requests
 // keep being answered while draining, a request already in flight (its
 // body still arriving) completes, and the process exits 0.

@@ -17,6 +17,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks for a clean stop; once it has, the default
+	// action comes back, so a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "towerrecall:", err)
@@ -35,7 +38,7 @@ Usage:
   towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
                      [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]
   towerrecall eval   --model DIR --data DIR --train FILE [--valid FILE] --test FILE
-                     [--recent-window 0.1] [--ease-lambda 500]
+                     [--recent-window 0.1] [--ease-lambda 500] [--new-user-history 5] [--workers 2]
   towerrecall prior  --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]
   towerrecall serve  [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]
   towerrecall version
