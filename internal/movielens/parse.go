@@ -341,13 +341,15 @@ func isML1MAge(a int) bool {
 }
 
 // latin1ToUTF8 decodes ISO-8859-1, where every byte is the code point of the
-// same value. ASCII input is returned as is, without allocating.
+// same value. ASCII input is returned as is, without allocating, and so is
+// valid UTF-8 (a file converted to UTF-8 by its user: decoding it again
+// turned "é" into "Ã©"); a real Latin-1 title is almost never valid UTF-8.
 func latin1ToUTF8(s string) string {
 	i := 0
 	for i < len(s) && s[i] < utf8.RuneSelf {
 		i++
 	}
-	if i == len(s) {
+	if i == len(s) || utf8.ValidString(s[i:]) {
 		return s
 	}
 	var b strings.Builder

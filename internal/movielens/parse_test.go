@@ -45,6 +45,8 @@ func TestParseMovie1M(t *testing.T) {
 			want: Movie{ID: 1, Title: "Toy Story (1995)", Year: 1995, Genres: []string{"Animation", "Children's", "Comedy"}}},
 		{name: "latin1", line: "73::Mis\xe9rables, Les (1995)::Drama|War",
 			want: Movie{ID: 73, Title: "Misérables, Les (1995)", Year: 1995, Genres: []string{"Drama", "War"}}},
+		{name: "already utf-8", line: "73::Misérables, Les (1995)::Drama|War",
+			want: Movie{ID: 73, Title: "Misérables, Les (1995)", Year: 1995, Genres: []string{"Drama", "War"}}},
 		{name: "parens in title", line: "47::Seven (Se7en) (1995)::Crime|Thriller",
 			want: Movie{ID: 47, Title: "Seven (Se7en) (1995)", Year: 1995, Genres: []string{"Crime", "Thriller"}}},
 		{name: "no year", line: "5::Untitled::Drama", want: Movie{ID: 5, Title: "Untitled", Genres: []string{"Drama"}}},
