@@ -501,6 +501,10 @@ func (b *Bundle) check() error {
 	} else if len(b.Vectors) != len(b.Movies)*dim {
 		errs = append(errs, fmt.Errorf("%d vector values for %d movies × dim %d", len(b.Vectors), len(b.Movies), dim))
 	}
+	if i := slices.IndexFunc(b.Vectors, notFinite); i >= 0 {
+		// What Load refuses: a diverged training must not replace a good artifact.
+		errs = append(errs, fmt.Errorf("%s: value %d is not finite", VectorsFile, i))
+	}
 	if len(b.Seen) != len(b.Users) {
 		errs = append(errs, fmt.Errorf("%d seen lists for %d users", len(b.Seen), len(b.Users)))
 	}
@@ -519,6 +523,8 @@ func (b *Bundle) check() error {
 	}
 	return errors.Join(errs...)
 }
+
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
 
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
@@ -632,10 +638,8 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if len(b.Vectors) != len(b.Movies)*m.Dim {
 		return nil, fmt.Errorf("artifact: %s: %d values for %d movies × dim %d", VectorsFile, len(b.Vectors), len(b.Movies), m.Dim)
 	}
-	for i, v := range b.Vectors {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("artifact: %s: value %d is not finite", VectorsFile, i)
-		}
+	if i := slices.IndexFunc(b.Vectors, notFinite); i >= 0 {
+		return nil, fmt.Errorf("artifact: %s: value %d is not finite", VectorsFile, i)
 	}
 	if b.Prior != nil && len(b.Prior.Bias) != len(b.Movies) {
 		return nil, fmt.Errorf("artifact: %s: %d biases for %d movies", PriorFile, len(b.Prior.Bias), len(b.Movies))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -157,6 +158,13 @@ func TestFailedSaveKeepsOldArtifact(t *testing.T) {
 	broken.Vectors = broken.Vectors[:5] // does not match the catalogue
 	if err := Save(dir, broken); err == nil {
 		t.Fatal("Save accepted an inconsistent bundle")
+	}
+	// Nor does a diverged training's (a vector Load would refuse).
+	diverged := testBundle(t)
+	diverged.Manifest.Version = "v3"
+	diverged.Vectors[3] = float32(math.NaN())
+	if err := Save(dir, diverged); err == nil || !strings.Contains(err.Error(), "value 3 is not finite") {
+		t.Fatalf("Save of a NaN vector: %v", err)
 	}
 	got, err := Load(dir)
 	if err != nil || got.Manifest.Version != "v1" {
