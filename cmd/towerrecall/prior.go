@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
@@ -56,12 +57,16 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		rs = append(rs, r...)
 	}
 	c := config.Default()
-	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries); err != nil {
+	before := b.Prior.Ratings
+	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries, time.Now()); err != nil {
 		return err
+	}
+	if b.Prior.Ratings < before {
+		fmt.Fprintf(stderr, "prior: warning: %d ratings counted, %d before: --ratings should list every rating known now\n", b.Prior.Ratings, before)
 	}
 	if err := artifact.Save(*out, b); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), *out)
+	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s, version %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), b.Manifest.Version, *out)
 	return nil
 }

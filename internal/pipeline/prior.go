@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
@@ -309,8 +310,11 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 // rewrites what depends on it: the table, the last value of every movie
 // vector, the HNSW graph (built with the settings its manifest records)
 // and the manifest's index recall. The towers are not touched: fresher
-// counts need no retraining. b must have a prior.
-func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, selfCheckQueries int) error {
+// counts need no retraining. The scores change, so the version does: the
+// towers' version with "+prior." and the refresh time at. Ratings whose
+// newest is older than the prior's "now" are refused (a refresh never
+// goes back in time). b must have a prior.
+func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, selfCheckQueries int, at time.Time) error {
 	if b.Prior == nil || b.Model.Prior() == nil {
 		return fmt.Errorf("pipeline: refresh prior: the bundle has no prior")
 	}
@@ -335,6 +339,12 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 	if counted == 0 {
 		return fmt.Errorf("pipeline: refresh prior: none of the %d ratings is of a movie the model has", len(rs))
 	}
+	if n := time.Unix(now, 0).UTC(); n.Before(b.Prior.Now) {
+		return fmt.Errorf("pipeline: refresh prior: the newest rating (%s) is older than the prior's now (%s): pass every rating known now",
+			n.Format(time.RFC3339), b.Prior.Now.Format(time.RFC3339))
+	}
+	towers, _, _ := strings.Cut(b.Manifest.Version, "+prior.")
+	b.Manifest.Version = towers + "+prior." + at.UTC().Format("20060102T150405Z")
 	d := b.Model.Dim()
 	for i := range b.Movies {
 		b.Vectors[i*d+d-1] = bias[i]

@@ -155,9 +155,27 @@ func TestRefreshPrior(t *testing.T) {
 		fresh = append(fresh, movielens.Rating{User: in.Dataset.Users[i].ID, Movie: b.Movies[low].ID, Value: 5, Time: last + 86400})
 	}
 	graphBefore := len(b.Graph)
-	if err := RefreshPrior(b, in.Dataset.Users, fresh, 50); err != nil {
+	version := b.Manifest.Version
+	at := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
+	// Ratings older than the prior's now are not a refresh.
+	if err := RefreshPrior(b, in.Dataset.Users, in.Train[:len(in.Train)/2], 50, at); err == nil || !strings.Contains(err.Error(), "is older than the prior's now") {
+		t.Errorf("RefreshPrior with older ratings: %v", err)
+	}
+	if err := RefreshPrior(b, in.Dataset.Users, fresh, 50, at); err != nil {
 		t.Fatal(err)
 	}
+	// New scores, new version; a second refresh replaces the suffix.
+	if want := version + "+prior.20261203T160000Z"; b.Manifest.Version != want {
+		t.Errorf("version %q after the refresh, want %q", b.Manifest.Version, want)
+	}
+	defer func() {
+		if err := RefreshPrior(b, in.Dataset.Users, fresh, 50, at.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if want := version + "+prior.20261203T170000Z"; b.Manifest.Version != want {
+			t.Errorf("version %q after a second refresh, want %q", b.Manifest.Version, want)
+		}
+	}()
 	// The graph is rebuilt with M 24, as recorded; the default M 8 makes a
 	// much smaller one on the same vectors.
 	small, err := ann.NewHNSW(b.Vectors, d, ann.DefaultHNSWParams())
@@ -173,7 +191,7 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	// Ratings of movies the model does not have are not a prior.
 	stray := []movielens.Rating{{User: in.Dataset.Users[0].ID, Movie: 999999, Value: 4, Time: last}}
-	if err := RefreshPrior(b, in.Dataset.Users, stray, 50); err == nil || !strings.Contains(err.Error(), "none of the 1 ratings") {
+	if err := RefreshPrior(b, in.Dataset.Users, stray, 50, at); err == nil || !strings.Contains(err.Error(), "none of the 1 ratings") {
 		t.Errorf("RefreshPrior of unknown movies only: %v", err)
 	}
 	if b.Prior.Now.Unix() != last+86400 {
