@@ -306,6 +306,55 @@ func TestEvalChecksItsFiles(t *testing.T) {
 	}
 }
 
+// TestSplitsNeedNoRatingsFile: with split files, --data needs only the
+// users and movies (its ratings file is not read, nor recorded in the
+// manifest): train, eval and prior all work on such a directory.
+func TestSplitsNeedNoRatingsFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "catalogue")
+	ds := movielens.Demo(1)
+	if err := movielens.WriteML1M(data, ds); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(data, "ratings.dat")); err != nil {
+		t.Fatal(err)
+	}
+	train, test := movielens.TimelineSplit(ds.Ratings, 0.8)
+	for name, rs := range map[string][]movielens.Rating{"train.dat": train, "test.dat": test} {
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "%d::%d::%d::%d\n", r.User, r.Movie, int(r.Value), r.Time)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--train", filepath.Join(dir, "train.dat"), "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := artifact.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; ok || len(b.Manifest.Data.Checksums) != 3 {
+		t.Errorf("checksums %v, want users, movies and train.dat", b.Manifest.Data.Checksums)
+	}
+	if _, err := cli("eval", "--model", model, "--data", data, "--train", filepath.Join(dir, "train.dat"), "--test", filepath.Join(dir, "test.dat"), "--ease-lambda", "0"); err != nil {
+		t.Errorf("eval: %v", err)
+	}
+	if b.Prior == nil {
+		t.Fatal("the demo model has no prior to recount")
+	}
+	if _, err := cli("prior", "--model", model, "--data", data, "--ratings", filepath.Join(dir, "train.dat")+","+filepath.Join(dir, "test.dat")); err != nil {
+		t.Errorf("prior: %v", err)
+	}
+}
+
 // TestTrainKeepsSecretsOut: the manifest records the settings that made
 // the model, never the serve section, whose catalogue token is a secret
 // (it sits on a volume every replica reads).

@@ -38,7 +38,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	ds, err := movielens.LoadDir(*dataDir)
+	ds, err := movielens.LoadCatalog(*dataDir) // the ratings come from --ratings
 	if err != nil {
 		return err
 	}

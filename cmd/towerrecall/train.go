@@ -255,16 +255,20 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 			return in, nil
 		}
 	} else {
-		ds, err := movielens.LoadDir(d.Dir)
+		// With split files, the directory's own ratings are not read (it
+		// may hold only the users and movies).
+		load := movielens.LoadDir
+		if d.Train != "" {
+			load = movielens.LoadCatalog
+		}
+		ds, err := load(d.Dir)
 		if err != nil {
 			return in, err
 		}
 		in.Dataset = ds
 		in.DataDir = d.Dir
 		in.Train = ds.Ratings
-		files, _ := movielens.FilesOf(ds.Layout)
-		paths := []string{filepath.Join(d.Dir, files.Users), filepath.Join(d.Dir, files.Movies), filepath.Join(d.Dir, files.Ratings)}
-		if in.Checksums, err = pipeline.FileChecksums(paths...); err != nil {
+		if in.Checksums, err = pipeline.FileChecksums(catalogFiles(d.Dir, ds.Layout, d.Train == "")...); err != nil {
 			return in, err
 		}
 	}
@@ -283,6 +287,23 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// catalogFiles are the paths of a dataset directory's files that were
+// read: the users, the movies, the genre list if there is one, and the
+// ratings if asked.
+func catalogFiles(dir string, l movielens.Layout, ratings bool) []string {
+	files, _ := movielens.FilesOf(l)
+	paths := []string{filepath.Join(dir, files.Users), filepath.Join(dir, files.Movies)}
+	if files.Genres != "" {
+		if _, err := os.Stat(filepath.Join(dir, files.Genres)); err == nil {
+			paths = append(paths, filepath.Join(dir, files.Genres))
+		}
+	}
+	if ratings {
+		paths = append(paths, filepath.Join(dir, files.Ratings))
+	}
+	return paths
 }
 
 // readSplit reads a split file once (a pipe works: it is hashed while it
@@ -391,7 +412,9 @@ func trainedOn(d artifact.DataInfo) map[string]bool {
 	ratings := filepath.Join(d.Dir, files.Ratings)
 	out := map[string]bool{}
 	for path, sum := range d.Checksums {
-		if path != ratings && path != filepath.Join(d.Dir, files.Users) && path != filepath.Join(d.Dir, files.Movies) {
+		switch path {
+		case ratings, filepath.Join(d.Dir, files.Users), filepath.Join(d.Dir, files.Movies), filepath.Join(d.Dir, files.Genres):
+		default:
 			out[sum] = true
 		}
 	}
