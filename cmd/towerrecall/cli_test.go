@@ -511,8 +511,8 @@ func TestTrainSplitFiles(t *testing.T) {
 	if got := b.Manifest.Data.Checksums[pipe]; got != hex.EncodeToString(sum[:]) {
 		t.Errorf("checksum of %s = %q, want the piped file's; all: %v", pipe, got, b.Manifest.Data.Checksums)
 	}
-	if got := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; got != hex.EncodeToString(sum[:]) {
-		t.Errorf("the data directory's ratings.dat checksum is missing or wrong: %v", b.Manifest.Data.Checksums)
+	if _, ok := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; ok {
+		t.Errorf("the data directory's ratings.dat, not read with --train, is recorded: %v", b.Manifest.Data.Checksums)
 	}
 }
 
