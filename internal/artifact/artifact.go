@@ -410,7 +410,6 @@ func replaceable(dir string) (exists bool, err error) {
 	if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
 		_ = json.Unmarshal(raw, &listed) // a damaged manifest lists nothing
 	}
-	own := []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile, ProfilesFile, GraphFile, ReportFile, PriorFile, RecentFile}
 	for _, e := range entries {
 		if _, ok := listed.Files[e.Name()]; !ok && !slices.Contains(own, e.Name()) {
 			return true, fmt.Errorf("%s exists and is not an artifact (%q is not an artifact's file); refusing to replace it", dir, e.Name())
@@ -418,6 +417,9 @@ func replaceable(dir string) (exists bool, err error) {
 	}
 	return true, nil
 }
+
+// own lists the files an artifact may hold.
+var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile, ProfilesFile, GraphFile, ReportFile, PriorFile, RecentFile}
 
 // replaceDir moves tmp to dir. An existing dir is swapped with tmp in one
 // step and then removed; where the file system cannot swap, it is first
@@ -574,6 +576,16 @@ func Load(dir string) (*Bundle, error) {
 			return nil, fmt.Errorf("artifact: %s: checksum mismatch (manifest %s, file %s): the artifact is corrupt", name, short(m.Files[name]), short(got))
 		}
 		files[name] = data
+	}
+	// Save lists every file it writes: one on disk but not listed means
+	// an edited manifest, and loading without it (the prior, the recent
+	// histories) would serve another model than the one trained.
+	for _, name := range own {
+		if _, listed := m.Files[name]; !listed && name != ManifestFile {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return nil, fmt.Errorf("artifact: %s is in %s but not in its manifest's files: the manifest was edited", name, dir)
+			}
+		}
 	}
 	return decode(m, files)
 }

@@ -103,6 +103,23 @@ func TestLoadRefusesCorruption(t *testing.T) {
 		{"manifest not JSON", func(d string) error { return os.WriteFile(filepath.Join(d, ManifestFile), []byte("{"), 0o644) }, "manifest.json"},
 		{"future format", editManifest(`"format_version": 1`, `"format_version": 99`), "format version 99"},
 		{"path in file list", editManifest(`"hnsw.bin"`, `"../hnsw.bin"`), "bad file name"},
+		{"file left out of the list", func(d string) error {
+			p := filepath.Join(d, ManifestFile)
+			var m map[string]any
+			raw, err := os.ReadFile(p)
+			if err == nil {
+				err = json.Unmarshal(raw, &m)
+			}
+			if err != nil {
+				return err
+			}
+			delete(m["files"].(map[string]any), GraphFile)
+			raw, err = json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, raw, 0o644)
+		}, "hnsw.bin is in"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
