@@ -65,6 +65,7 @@ func TestRecallBatch(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct{ body, field string }{
+		{`{"requests":null}`, "requests"},
 		{`{"requests":[]}`, "requests"},
 		{`{}`, "requests"},
 		{`{"requests":[` + strings.Repeat(`{"user":{}},`, 5) + `{"user":{}}]}`, "requests"},
@@ -74,6 +75,8 @@ func TestRecallBatch(t *testing.T) {
 		w := ts.call("POST", "/recall/batch", jsonCT, bad.body)
 		if p := decodeProblemBody(t, w); w.Code != 400 || p.Field != bad.field {
 			t.Errorf("%.60s: status %d field %q", bad.body, w.Code, p.Field)
+		} else if strings.Contains(bad.body, "null") && !strings.Contains(p.Detail, "null is not allowed") {
+			t.Errorf("%.60s: detail %q does not say null is not allowed", bad.body, p.Detail)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -79,8 +78,8 @@ func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 // movieIDParam reads the {movie_id} of the path.
 func movieIDParam(r *http.Request) (movielens.MovieID, *apiError) {
 	raw := chi.URLParam(r, "movie_id")
-	id, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || id < 1 || id > math.MaxInt32 {
+	id, ok := plainInt(raw)
+	if !ok || id < 1 || id > math.MaxInt32 {
 		return 0, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw)))
 	}
 	return movielens.MovieID(id), nil

@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -119,11 +120,22 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, *apiError) {
 	if !ok {
 		return def, nil
 	}
-	n, err := strconv.Atoi(raw[0])
-	if err != nil || n < lo || n > hi {
+	n, ok := plainInt(raw[0])
+	if !ok || n < int64(lo) || n > int64(hi) {
 		return 0, invalid(name, fmt.Sprintf("%s must be an integer between %d and %d, got %s", name, lo, hi, quote(raw[0])))
 	}
-	return n, nil
+	return int(n), nil
+}
+
+// plainInt parses a path or query integer written the one way the
+// contract shows: decimal digits, no sign, no leading zero ("+260" and
+// "0260" would name the same resource as "260" under other URLs).
+func plainInt(s string) (int64, bool) {
+	if s == "" || len(s) > 1 && s[0] == '0' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 type movieJSON struct {

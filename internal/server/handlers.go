@@ -53,6 +53,10 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, decodeProblem(raw, err))
 		return
 	}
+	if at, ok := nullAt(raw); ok && at == "/requests" {
+		s.fail(w, r, invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)"))
+		return
+	}
 	if n := len(body.Requests); body.Requests == nil || n == 0 || n > s.cfg.BatchMax {
 		s.fail(w, r, invalid("requests", fmt.Sprintf("requests must list 1 to %d /recall bodies, got %d", s.cfg.BatchMax, n)))
 		return
