@@ -477,6 +477,7 @@ func TestTrainSplitFiles(t *testing.T) {
 		want string
 	}{
 		{"empty valid", []string{"--data", data, "--valid", empty}, "--valid " + empty + ": no ratings"},
+		{"valid is a directory", []string{"--data", data, "--valid", dir}, "--valid " + dir + " is a directory: pass a ratings file"},
 		{"empty test", []string{"--data", data, "--test", empty}, "--test " + empty + ": no ratings"},
 		{"missing valid, demo data", []string{"--data", "demo", "--valid", filepath.Join(dir, "none.dat")}, "--valid"},
 		{"valid is the train file", []string{"--data", data, "--valid", filepath.Join(data, "ratings.dat")}, "validation ratings repeat"},

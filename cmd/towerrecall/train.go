@@ -319,6 +319,9 @@ func readSplit(in *pipeline.Inputs, flagName, path string) ([]movielens.Rating, 
 		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("%s %s is a directory: pass a ratings file (such as %s)", flagName, path, filepath.Join(path, "train.dat"))
+	}
 	h := sha256.New()
 	rs, err := movielens.ReadRatings(io.TeeReader(f, h), path)
 	if err != nil {

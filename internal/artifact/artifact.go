@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -284,6 +285,7 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -369,6 +371,9 @@ func Save(dir string, b *Bundle) (err error) {
 // directory. Training calls it first so that a bad --out fails in a second,
 // not after the training run.
 func CheckWritable(dir string) error {
+	if dir == "" {
+		return errors.New("artifact: no output directory (an empty path would mean the current one)")
+	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("artifact: %w", err)
@@ -416,6 +421,21 @@ func replaceable(dir string) (exists bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+// removeStale removes what a killed Save left in parent: temporary
+// directories named prefix* untouched for an hour (a Save in progress
+// touches its own within seconds).
+func removeStale(parent, prefix string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), prefix) && time.Since(info.ModTime()) > time.Hour {
+			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
+	}
 }
 
 // own lists the files an artifact may hold.

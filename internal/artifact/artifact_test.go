@@ -465,3 +465,36 @@ func TestExchange(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveRemovesStaleTemporaries: a Save killed half way leaves its
+// temporary directory; the next Save of that artifact removes those
+// untouched for an hour, and leaves a recent one (a Save in progress).
+func TestSaveRemovesStaleTemporaries(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "model")
+	stale, fresh := filepath.Join(parent, ".model.tmp-111"), filepath.Join(parent, ".model.tmp-222")
+	other := filepath.Join(parent, ".other.tmp-333")
+	for _, d := range []string{stale, fresh, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, d := range []string{stale, other} {
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{stale: false, fresh: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", filepath.Base(d), err == nil, want)
+		}
+	}
+	if err := CheckWritable(""); err == nil {
+		t.Error("CheckWritable accepted an empty path")
+	}
+}
