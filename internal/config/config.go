@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -393,6 +394,31 @@ func (c Config) Candidate(name string) (Config, error) {
 	t.PriorHalfLives, t.PriorWeights = c.Train.PriorHalfLives, c.Train.PriorWeights
 	t.Candidates, t.SearchBudget = nil, 0
 	return p, nil
+}
+
+// ModelJSON returns the settings that make a model (data, model, train,
+// baselines; not serve or log, whose catalogue token is a secret) as JSON
+// whose keys are the config file's: JSON is YAML, so an artifact's
+// manifest.config can be given back to train as --config.
+func (c Config) ModelJSON() (json.RawMessage, error) {
+	y, err := yaml.Marshal(struct {
+		Data      Data      `yaml:"data"`
+		Model     Model     `yaml:"model"`
+		Train     Train     `yaml:"train"`
+		Baselines Baselines `yaml:"baselines"`
+	}{c.Data, c.Model, c.Train, c.Baselines})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(y, &m); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return raw, nil
 }
 
 // Parse decodes YAML bytes (the file name, for errors) on top of base.

@@ -380,3 +380,36 @@ func TestServeAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestModelJSONRoundTrip: a manifest's config (ModelJSON), given back as a
+// config file, makes the same model settings; it never holds the serve
+// section, whose catalogue token is a secret.
+func TestModelJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"default", "recent-history", "random-split", "reference"} {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Data = Data{Dir: "data/ml-1m", Train: "splits/train.dat", Valid: "splits/valid.dat"}
+		c.Serve.CatalogToken = "secret-token-0123456789abcdef"
+		raw, err := c.ModelJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), "secret") || strings.Contains(string(raw), "serve") {
+			t.Fatalf("%s: the serve section is recorded: %s", name, raw)
+		}
+		got, err := Parse(raw, "manifest.json", Default())
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, raw)
+		}
+		again, err := got.ModelJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != string(raw) || got.Train.SearchBudget != c.Train.SearchBudget || got.Train.Objective != c.Train.Objective {
+			t.Errorf("%s: read back as\n%s\nwant\n%s", name, again, raw)
+		}
+	}
+}

@@ -689,14 +689,7 @@ func buildIndex(b *artifact.Bundle, hp ann.HNSWParams, queries [][]float32) (map
 // manifest describes the bundle b trained by cfg on in: the run, the data,
 // the vocabularies and the index (metrics are added by evaluation).
 func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result, hp ann.HNSWParams, indexRecall map[int]float64, now time.Time) artifact.Manifest {
-	// The settings that made the model; serve and log settings are not
-	// its own (and the catalogue token is a secret).
-	rawCfg, _ := json.Marshal(struct {
-		Data      config.Data
-		Model     config.Model
-		Train     config.Train
-		Baselines config.Baselines
-	}{cfg.Data, cfg.Model, cfg.Train, cfg.Baselines})
+	rawCfg, _ := cfg.ModelJSON() // a Config always encodes
 	hpj, _ := json.Marshal(hp)
 	m := artifact.Manifest{
 		Version:    now.Format("20060102T150405Z") + "-" + strconv.FormatUint(cfg.Train.Seed, 10),

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -139,8 +138,8 @@ func TestTrainTooLargeForTeacher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got config.Config
-	if err := json.Unmarshal(b.Manifest.Config, &got); err != nil {
+	got, err := config.Parse(b.Manifest.Config, "manifest.json", config.Default())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Train.Distill != 0 {
