@@ -276,9 +276,7 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := b.check(); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	// Absolute, so that the temporary sibling of "." or "sub/.." is not
-	// created inside it.
-	if dir, err = filepath.Abs(dir); err != nil {
+	if dir, err = target(dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
 	parent := filepath.Dir(dir)
@@ -374,7 +372,7 @@ func CheckWritable(dir string) error {
 	if dir == "" {
 		return errors.New("artifact: no output directory (an empty path would mean the current one)")
 	}
-	dir, err := filepath.Abs(dir)
+	dir, err := target(dir)
 	if err != nil {
 		return fmt.Errorf("artifact: %w", err)
 	}
@@ -421,6 +419,26 @@ func replaceable(dir string) (exists bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+// target is the absolute directory an artifact written to dir goes to:
+// dir itself, or where it points when it is a symlink (deployments swap a
+// "current" link between versions; replacing the link by a directory
+// would leave its target stale). Absolute, so that the temporary sibling
+// of "." or "sub/.." is not created inside it.
+func target(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return "", fmt.Errorf("%s is a symbolic link whose target is missing: %w", dir, err)
+		}
+		return real, nil
+	}
+	return dir, nil
 }
 
 // removeStale removes what a killed Save left in parent: temporary

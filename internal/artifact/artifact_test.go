@@ -498,3 +498,41 @@ func TestSaveRemovesStaleTemporaries(t *testing.T) {
 		t.Error("CheckWritable accepted an empty path")
 	}
 }
+
+// TestSaveThroughSymlink: an artifact saved to a symbolic link (a
+// deployment's "current" link) replaces the link's target and keeps the
+// link; a link to nothing is refused.
+func TestSaveThroughSymlink(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	real, link := filepath.Join(parent, "v1"), filepath.Join(parent, "current")
+	if err := Save(real, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("v1", link); err != nil {
+		t.Fatal(err)
+	}
+	b := testBundle(t)
+	b.Manifest.Version = "v2"
+	if err := Save(link, b); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi, err)
+	}
+	for _, dir := range []string{real, link} {
+		if got, err := Load(dir); err != nil || got.Manifest.Version != "v2" {
+			t.Errorf("%s: version %v, %v; want v2", dir, got, err)
+		}
+	}
+	dangling := filepath.Join(parent, "dangling")
+	if err := os.Symlink("nowhere", dangling); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(dangling, testBundle(t)); err == nil || !strings.Contains(err.Error(), "target is missing") {
+		t.Errorf("Save to a dangling link: %v", err)
+	}
+	if err := CheckWritable(dangling); err == nil {
+		t.Error("CheckWritable accepted a dangling link")
+	}
+}
