@@ -187,12 +187,8 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		t.Skip("trains a demo model")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	data, other := filepath.Join(dir, "data"), filepath.Join(dir, "other")
-	ds := movielens.Demo(1)
-	if err := movielens.WriteML1M(data, ds); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, ds := demoDir(t, "data")
+	other := filepath.Join(dir, "other")
 	ds.Movies[3].Title = "Another Movie (1999)"
 	if err := movielens.WriteML1M(other, ds); err != nil {
 		t.Fatal(err)
@@ -245,24 +241,10 @@ func TestEvalChecksItsFiles(t *testing.T) {
 		t.Skip("trains a demo model")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	ds := movielens.Demo(1)
-	if err := movielens.WriteML1M(data, ds); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, ds := demoDir(t, "data")
 	older, test := movielens.TimelineSplit(ds.Ratings, 0.8)
 	train, valid := movielens.TimelineSplit(older, 0.85)
-	files := map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test, "older.dat": older}
-	for name, rs := range files {
-		var b strings.Builder
-		for _, r := range rs {
-			fmt.Fprintf(&b, "%d::%d::%d::%d\n", r.User, r.Movie, int(r.Value), r.Time)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test, "older.dat": older})
 	path := func(name string) string { return filepath.Join(dir, name) }
 	model := filepath.Join(dir, "model")
 	if _, err := cli("train", "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--out", model, "--epochs", "2"); err != nil {
@@ -313,25 +295,12 @@ func TestSplitsNeedNoRatingsFile(t *testing.T) {
 		t.Skip("trains a demo model")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "catalogue")
-	ds := movielens.Demo(1)
-	if err := movielens.WriteML1M(data, ds); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, ds := demoDir(t, "catalogue")
 	if err := os.Remove(filepath.Join(data, "ratings.dat")); err != nil {
 		t.Fatal(err)
 	}
 	train, test := movielens.TimelineSplit(ds.Ratings, 0.8)
-	for name, rs := range map[string][]movielens.Rating{"train.dat": train, "test.dat": test} {
-		var b strings.Builder
-		for _, r := range rs {
-			fmt.Fprintf(&b, "%d::%d::%d::%d\n", r.User, r.Movie, int(r.Value), r.Time)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "test.dat": test})
 	model := filepath.Join(dir, "model")
 	if _, err := cli("train", "--data", data, "--train", filepath.Join(dir, "train.dat"), "--out", model, "--epochs", "1"); err != nil {
 		t.Fatal(err)
@@ -457,12 +426,7 @@ func TestTrainSplitFiles(t *testing.T) {
 		t.Skip("trains a demo model")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	ds := movielens.Demo(1)
-	if err := movielens.WriteML1M(data, ds); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, _ := demoDir(t, "data")
 	raw, err := os.ReadFile(filepath.Join(data, "ratings.dat"))
 	if err != nil {
 		t.Fatal(err)
@@ -514,6 +478,34 @@ func TestTrainSplitFiles(t *testing.T) {
 	}
 	if _, ok := b.Manifest.Data.Checksums[filepath.Join(data, "ratings.dat")]; ok {
 		t.Errorf("the data directory's ratings.dat, not read with --train, is recorded: %v", b.Manifest.Data.Checksums)
+	}
+}
+
+// demoDir writes the demo dataset (ML-1M layout) into a new directory
+// name under a test's temporary directory dir.
+func demoDir(t *testing.T, name string) (dir, data string, ds *movielens.Dataset) {
+	t.Helper()
+	dir = t.TempDir()
+	data = filepath.Join(dir, name)
+	ds = movielens.Demo(1)
+	if err := movielens.WriteML1M(data, ds); err != nil {
+		t.Fatal(err)
+	}
+	return dir, data, ds
+}
+
+// writeRatings writes each file name → ratings into dir, in the ML-1M
+// ratings format.
+func writeRatings(t *testing.T, dir string, files map[string][]movielens.Rating) {
+	t.Helper()
+	for name, rs := range files {
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "%d::%d::%d::%d\n", r.User, r.Movie, int(r.Value), r.Time)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
