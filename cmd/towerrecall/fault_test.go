@@ -378,6 +378,98 @@ func grepLines(s, substr string) string {
 }
 
 // TestE2EFaultSIGTERMDrain sends SIGTERM while clients send requests, with
+// TestE2EReloadTriggers: a SIGHUP while the model is still loading (here,
+// the demo being trained at start) is a reload once the service runs,
+// never the end of the process; the reload poll compares the manifest on
+// disk with the model serving, whichever trigger loaded it, so a rollback
+// right after a SIGHUP reload is noticed and the SIGHUP's model is not
+// loaded twice; an artifact refused at start is counted in /metrics.
+func TestE2EReloadTriggers(t *testing.T) {
+	e2eOnly(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+
+	// SIGHUP during start.
+	logs, logFile := fileLog(t)
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--model", filepath.Join(dir, "demo"))
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	time.Sleep(300 * time.Millisecond) // the demo trains for seconds
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("serve exited on a SIGHUP during start: %v; log:\n%s", err, tail(logs.String(), 2000))
+	case <-time.After(200 * time.Millisecond):
+	}
+	logs.waitLog(t, "ready", 2*time.Minute)
+	logs.waitLogWhere(t, "reloaded", "trigger", "SIGHUP", 30*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	// The poll after a SIGHUP reload.
+	a1, a2 := filepath.Join(dir, "a1"), filepath.Join(dir, "a2")
+	trainDemo(t, bin, a1, 1)
+	trainDemo(t, bin, a2, 2)
+	v1, _ := expectedAnswers(t, a1)
+	v2, _ := expectedAnswers(t, a2)
+	model := filepath.Join(dir, "model")
+	install(t, a1, model)
+	cfgPath := filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(cfgPath, []byte("serve:\n  reload_poll: 3s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, bin, "--model", model, "--config", cfgPath)
+	version := func() string {
+		var m modelResp
+		p.c.json("GET", "/model", "", 200, &m)
+		return m.Version
+	}
+	install(t, a2, model)
+	p.signal(t, syscall.SIGHUP)
+	p.logs.waitLogN(t, "reloaded", 1, 30*time.Second)
+	if got := version(); got != v2 {
+		t.Fatalf("after SIGHUP: serving %s, want %s", got, v2)
+	}
+	install(t, a1, model) // rolled back before the poll looked
+	deadline := time.Now().Add(15 * time.Second)
+	for version() != v1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the poll did not notice the rollback to %s; log:\n%s", v1, tail(p.logs.String(), 3000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i, l := range p.logs.logLines("reloaded") {
+		if want := []string{v2, v1}; i >= len(want) || l["version"] != want[i] {
+			t.Errorf("reload %d loaded %v; want %s then %s, each once", i+1, l["version"], v2, v1)
+		}
+	}
+	p.stop(t)
+
+	// An artifact refused at start is counted.
+	bad := filepath.Join(dir, "bad")
+	install(t, a1, bad)
+	if err := os.Truncate(filepath.Join(bad, artifact.ModelFile), 100); err != nil {
+		t.Fatal(err)
+	}
+	q := startServeNotReady(t, bin, "--model", bad)
+	_, _, metrics := q.c.do("GET", "/metrics", "")
+	if !strings.Contains(string(metrics), `towerrecall_model_loads_total{result="error"} 1`) {
+		t.Errorf("a refusal at start is not counted:\n%s", grepLines(string(metrics), "towerrecall_model_loads_total"))
+	}
+	q.stop(t)
+}
+
 // A second SIGTERM (or Ctrl-C) ends the process at once: here in the
 // middle of a 60 s drain that the first one began.
 func TestE2EFaultSecondSignal(t *testing.T) {

@@ -70,6 +70,18 @@ type serveProc struct {
 // it is still running.
 func startServe(t *testing.T, bin string, args ...string) *serveProc {
 	t.Helper()
+	return startServeUntil(t, bin, "ready", args...)
+}
+
+// startServeNotReady is startServe for a process that comes up without a
+// model: it waits for "listening without a model".
+func startServeNotReady(t *testing.T, bin string, args ...string) *serveProc {
+	t.Helper()
+	return startServeUntil(t, bin, "listening without a model", args...)
+}
+
+func startServeUntil(t *testing.T, bin, msg string, args ...string) *serveProc {
+	t.Helper()
 	logs, logFile := fileLog(t)
 	p := &serveProc{logs: logs, exit: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--demo=false"}, args...)...)
@@ -83,7 +95,7 @@ func startServe(t *testing.T, bin string, args ...string) *serveProc {
 			_ = p.cmd.Process.Kill()
 		}
 	})
-	p.ready = p.logs.waitLog(t, "ready", 2*time.Minute)
+	p.ready = p.logs.waitLog(t, msg, 2*time.Minute)
 	p.addr = p.ready["addr"].(string)
 	p.c = client{t: t, base: "http://" + p.addr}
 	return p

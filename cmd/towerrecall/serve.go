@@ -86,6 +86,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer bw.Close()
 	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
 	start := time.Now()
+	// SIGHUP means "reload" from the start: one that arrives while the
+	// model loads is kept and served once the service runs (its default
+	// action would end the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -111,6 +117,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if err = svc.Load(b); err != nil {
 			err = fmt.Errorf("%w: %w", errBadArtifact, err)
 		}
+	} else if errors.Is(err, errBadArtifact) {
+		svc.LoadFailed() // a refusal, counted as a reload's is (svc.Load counts its own)
 	}
 	switch {
 	case err == nil:
@@ -131,21 +139,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	rl := &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger}
+	rl := &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger, sum: lastSum}
 	var g oklogrun.Group
 	{
 		sctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return srv.Serve(sctx, ln) }, func(error) { cancel() })
 	}
 	{
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
 		done := make(chan struct{})
-		g.Add(func() error { rl.onSignal(hup, done); return nil }, func(error) { signal.Stop(hup); close(done) })
+		g.Add(func() error { rl.onSignal(hup, done); return nil }, func(error) { close(done) })
 	}
 	if cfg.Serve.ReloadPoll > 0 {
 		done := make(chan struct{})
-		g.Add(func() error { rl.poll(cfg.Serve.ReloadPoll, lastSum, done); return nil }, func(error) { close(done) })
+		g.Add(func() error { rl.poll(cfg.Serve.ReloadPoll, done); return nil }, func(error) { close(done) })
 	}
 	if _, ok := svc.Info(); ok {
 		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
@@ -153,7 +159,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
 	}
 	err = g.Run()
-	logger.Info().Err(err).Msg("stopped")
+	if err != nil {
+		logger.Error().Err(err).Msg("stopped")
+	} else {
+		logger.Info().Msg("stopped")
+	}
 	return err
 }
 
@@ -165,6 +175,10 @@ type reloader struct {
 	dir         string
 	logger      zerolog.Logger
 	lastFailure string
+	// sum is the checksum of the manifest of the model serving (nil when
+	// unknown), whichever trigger loaded it: the poll reloads when the
+	// manifest on disk differs from it.
+	sum []byte
 }
 
 // reload loads the artifact again; a failure the previous attempt already
@@ -174,14 +188,14 @@ func (rl *reloader) reload(why string) error {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	_, had := rl.svc.Info()
-	nb, err := artifact.Load(rl.dir)
+	nb, sum, err := loadArtifact(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
 	} else {
 		rl.svc.LoadFailed()
 	}
 	if err == nil {
-		rl.lastFailure = ""
+		rl.lastFailure, rl.sum = "", sum
 		rl.logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
 		return nil
 	}
@@ -214,23 +228,24 @@ func (rl *reloader) onSignal(hup <-chan os.Signal, done <-chan struct{}) {
 	}
 }
 
-// poll reloads whenever the manifest's checksum differs from the one last
-// loaded (last: the one loaded at start), every interval until done is
-// closed. A missing manifest (no artifact yet, or one being replaced) is
-// not a change: the next poll looks again. A manifest whose artifact was
-// refused is tried at every poll (its files may still be arriving).
-func (rl *reloader) poll(interval time.Duration, last []byte, done <-chan struct{}) {
+// poll reloads whenever the manifest's checksum differs from that of the
+// model serving (rl.sum, whether the poll, a SIGHUP or the start loaded
+// it), every interval until done is closed. A missing manifest (no
+// artifact yet, or one being replaced) is not a change: the next poll
+// looks again. A manifest whose artifact was refused is tried at every
+// poll (its files may still be arriving).
+func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			sum, err := manifestSum(rl.dir)
-			if err != nil || bytes.Equal(sum, last) {
-				continue
-			}
-			if rl.reload("manifest changed") == nil {
-				last = sum
+			rl.mu.Lock()
+			same := bytes.Equal(sum, rl.sum)
+			rl.mu.Unlock()
+			if err == nil && !same {
+				_ = rl.reload("manifest changed")
 			}
 		case <-done:
 			return

@@ -31,6 +31,14 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = s.ids.next()
 		}
 		w.Header().Set(requestIDHeader, id)
+		if s.draining.Load() {
+			// Each answer while draining ends its connection, so a
+			// keep-alive client reconnects (a load balancer reroutes new
+			// connections only) instead of staying until the listener
+			// closes. Idle connections are left alone: closing one under
+			// a client that is reusing it fails that request.
+			w.Header().Set("Connection", "close")
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
 	})
 }

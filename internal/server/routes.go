@@ -44,14 +44,17 @@ func (s *Server) routes() http.Handler {
 	}
 	// HEAD is answered wherever GET is (RFC 9110 §9.3.2): GET's handler
 	// runs and net/http drops the body.
-	r.Use(s.recoverer, s.limitBody, middleware.GetHead)
+	r.Use(s.recoverer, middleware.GetHead)
 
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
 
-	r.Post("/recall", s.handleRecall)
-	r.Post("/recall/batch", s.handleRecallBatch)
-	r.Post("/score", s.handleScore)
+	// Routes with a body cap it once routed, so that a 413 is counted
+	// under its route.
+	body := r.With(s.limitBody)
+	body.Post("/recall", s.handleRecall)
+	body.Post("/recall/batch", s.handleRecallBatch)
+	body.Post("/score", s.handleScore)
 	r.Get("/model", s.handleModel)
 	r.Get("/movies", s.handleMovies)
 	r.Get("/movies/{movie_id}/similar", s.handleSimilar)
@@ -60,7 +63,7 @@ func (s *Server) routes() http.Handler {
 		// only for requests that carry it.
 		r.Group(func(r chi.Router) {
 			r.Use(s.catalogAuth)
-			r.Put("/movies/{movie_id}", s.handlePutMovie)
+			r.With(s.limitBody).Put("/movies/{movie_id}", s.handlePutMovie)
 			r.Delete("/movies/{movie_id}", s.handleDeleteMovie)
 		})
 	}

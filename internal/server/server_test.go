@@ -270,6 +270,45 @@ func TestReadyzDraining(t *testing.T) {
 	}
 }
 
+// TestDrainClosesConnections: once Serve drains, every answer closes its
+// connection, so keep-alive clients reconnect (to another instance)
+// instead of staying on this one until the listener closes.
+func TestDrainClosesConnections(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{DrainDelay: 2 * time.Second, ShutdownTimeout: 5 * time.Second})
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String() + "/healthz"
+	get := func() *http.Response {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(); resp.Close {
+		t.Fatal("a connection closed before draining")
+	}
+	cancel()
+	deadline := time.Now().Add(time.Second)
+	for ts.call("GET", "/readyz", "", "").Code != 503 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if resp := get(); resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("while draining: status %d, Connection: close %v", resp.StatusCode, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPanicIsContained(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
@@ -328,6 +367,10 @@ func TestMetricsExposeRequests(t *testing.T) {
 	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":4}`)
 	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":0}`)
 	ts.call("PROPFIND", "/nope/123", "", "")
+	big := ts.call("POST", "/score", jsonCT, strings.Repeat(" ", int(testConfig().BodyLimit)+1)) // declared too large: refused before reading
+	if big.Code != 413 {
+		t.Fatalf("oversized body: %d", big.Code)
+	}
 	w := ts.call("GET", "/metrics", "", "")
 	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 		t.Fatalf("metrics: %d %q", w.Code, w.Header().Get("Content-Type"))
@@ -337,6 +380,7 @@ func TestMetricsExposeRequests(t *testing.T) {
 		`towerrecall_http_requests_total{method="POST",route="/recall",status="200"} 1`,
 		`towerrecall_http_requests_total{method="POST",route="/recall",status="400"} 1`,
 		`towerrecall_http_requests_total{method="other",route="unmatched",status="404"} 1`,
+		`towerrecall_http_requests_total{method="POST",route="/score",status="413"} 1`, // counted under its route
 		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="1e-05"}`,
 		`towerrecall_http_request_duration_seconds_count{method="POST",route="/recall"} 2`,
 		`towerrecall_recall_items_bucket{le="5"} 1`,
