@@ -397,17 +397,17 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // pipeline.Evaluate, by the artifact's histories. Nothing is said when the
 // manifest has no checksums (the demo).
 func evalWarnings(d artifact.DataInfo, sums map[string]string, train string) []string {
-	trained := trainedOn(d)
+	trained := trainingFileSums(d)
 	if len(trained) == 0 || train == "" || trained[sums[train]] {
 		return nil
 	}
 	return []string{fmt.Sprintf("--train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw", train)}
 }
 
-// trainedOn returns the sha256 of the rating files a model was trained on:
+// trainingFileSums returns the sha256 of the rating files a model was trained on:
 // the split files it was given (--train, --valid), else its dataset's
 // ratings file.
-func trainedOn(d artifact.DataInfo) map[string]bool {
+func trainingFileSums(d artifact.DataInfo) map[string]bool {
 	files, ok := movielens.FilesOf(movielens.Layout(d.Layout))
 	if !ok {
 		return nil
