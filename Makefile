@@ -1,4 +1,4 @@
-.PHONY: run test e2e bench bench-micro bench-scale build image fuzz
+.PHONY: run test e2e bench bench-micro bench-scale build image fuzz reliability
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 

@@ -100,7 +100,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if val != nil && len(val.popularity) > 0 {
 		sel.ViewPopularity = val.popularity
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
-			Msg("two validation views: settings maximise the mean of each view's Recall@10 / its popularity Recall@10")
+			Msg("two validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10")
 	}
 	rc := newCandidate("configured", cfg)
 	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, rc, val, opts)
@@ -411,7 +411,7 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 		f.searched, f.score = true, f.prior.Valid
 		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
 			Float64("recent_weight", f.prior.RecentWeight).Int("recent_users", f.prior.RecentUsers).
-			Float64("valid_recall@10", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
+			Float64("valid_score", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
 	}
 	if refits(val, cfg.Train) {
 		// The shipped towers will be trained again: these are done with
@@ -598,7 +598,7 @@ func fit(ctx context.Context, in Inputs, enc *feature.Encoder, data train.Data, 
 		ev := opts.Logger.Info().Int("epoch", s.Epoch).Float64("loss", s.Loss).
 			Float64("examples_per_s", s.ExamplesPerSec).Float64("seconds", s.Seconds)
 		if s.HasValid {
-			ev = ev.Float64("valid_recall@10", s.Valid)
+			ev = ev.Float64("valid_score", s.Valid) // Recall@10 with one validation view
 		}
 		ev.Msg("epoch")
 		if opts.OnEpoch != nil {
