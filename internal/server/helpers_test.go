@@ -286,6 +286,20 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	return &testServer{Server: s, reg: reg, rec: rec, logs: logs}
 }
 
+// serveLoopback runs ts.Serve on a free loopback port until cancel is
+// called; done receives what Serve returned.
+func serveLoopback(t *testing.T, ts *testServer) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- ts.Serve(ctx, ln) }()
+	return ln.Addr().String(), cancel, ch
+}
+
 // call sends one request through the whole handler.
 func (ts *testServer) call(method, path, contentType, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))

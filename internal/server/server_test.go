@@ -276,14 +276,8 @@ func TestReadyzDraining(t *testing.T) {
 func TestDrainClosesConnections(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{DrainDelay: 2 * time.Second, ShutdownTimeout: 5 * time.Second})
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ctx, ln) }()
-	url := "http://" + ln.Addr().String() + "/healthz"
+	addr, cancel, done := serveLoopback(t, ts)
+	url := "http://" + addr + "/healthz"
 	get := func() *http.Response {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -515,15 +509,9 @@ func TestMethodNotAllowedListsAllow(t *testing.T) {
 func TestServeAndShutdown(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{ShutdownTimeout: 5 * time.Second})
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ctx, ln) }()
+	addr, cancel, done := serveLoopback(t, ts)
 
-	base := "http://" + ln.Addr().String()
+	base := "http://" + addr
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -555,7 +543,7 @@ func TestServeAndShutdown(t *testing.T) {
 	if w := ts.call("GET", "/readyz", "", ""); w.Code != 503 {
 		t.Errorf("readyz after shutdown: %d", w.Code)
 	}
-	if !strings.Contains(ts.logs.String(), `"addr":"`+ln.Addr().String()+`"`) {
+	if !strings.Contains(ts.logs.String(), `"addr":"`+addr+`"`) {
 		t.Errorf("bound address not logged:\n%s", ts.logs)
 	}
 }
@@ -609,14 +597,8 @@ func TestConfigValidate(t *testing.T) {
 // returns a connection to it.
 func dialServing(t *testing.T, ts *testServer) net.Conn {
 	t.Helper()
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ctx, ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	addr, cancel, done := serveLoopback(t, ts)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		cancel()
 		<-done
