@@ -375,8 +375,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	for _, w := range evalWarnings(b.Manifest.Data, in.Checksums, *trainF) {
-		fmt.Fprintln(stderr, "eval: warning:", w)
+	if !trainedWith(b.Manifest.Data, in.Checksums, *trainF) {
+		fmt.Fprintf(stderr, "eval: warning: --train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw\n", *trainF)
 	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
 		Baselines: pipeline.BaselinesOf(bc)}, *workers)
@@ -390,18 +390,14 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	return enc.Encode(out)
 }
 
-// evalWarnings says when eval's train file is not one the model was
-// trained on (by the sha256 its manifest recorded; sums are eval's own, by
-// path): the movies removed from the candidates are then not the ones
-// training saw. A test file the model was trained on is refused by
-// pipeline.Evaluate, by the artifact's histories. Nothing is said when the
-// manifest has no checksums (the demo).
-func evalWarnings(d artifact.DataInfo, sums map[string]string, train string) []string {
+// trainedWith reports whether eval's train file (sums: eval's checksums,
+// by path) is one the model was trained on, by the sha256 its manifest
+// recorded; true when it cannot tell (no train file, or no checksums: the
+// demo). A test file the model was trained on is refused by
+// pipeline.Evaluate, by the artifact's histories.
+func trainedWith(d artifact.DataInfo, sums map[string]string, train string) bool {
 	trained := trainingFileSums(d)
-	if len(trained) == 0 || train == "" || trained[sums[train]] {
-		return nil
-	}
-	return []string{fmt.Sprintf("--train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw", train)}
+	return len(trained) == 0 || train == "" || trained[sums[train]]
 }
 
 // trainingFileSums returns the sha256 of the rating files a model was trained on:

@@ -130,14 +130,14 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if err := heldOut("the test ratings", in.Test, in.Train, in.Valid); err != nil {
 		return Report{}, err
 	}
-	if err := trainedOn(b, in.Test); err != nil {
-		return Report{}, err
-	}
 	catalog := &movielens.Dataset{Users: ds.Users, Movies: make([]movielens.Movie, len(b.Movies))}
 	for i, m := range b.Movies {
 		catalog.Movies[i] = movielens.Movie{ID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
 	}
 	ix := NewIndex(catalog)
+	if err := trainedOn(b, ix, in.Test); err != nil {
+		return Report{}, err
+	}
 	split := ix.Split(in.Train, in.Valid, in.Test)
 	users := make([]feature.Encoded, len(ds.Users))
 	cold := make([]feature.Encoded, len(ds.Users))

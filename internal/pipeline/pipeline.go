@@ -200,20 +200,17 @@ func heldOut(what string, held []movielens.Rating, fitted ...[]movielens.Rating)
 }
 
 // trainedOn refuses test ratings the model was trained on, by the
-// histories its artifact keeps (whatever train file eval is given).
-func trainedOn(b *artifact.Bundle, test []movielens.Rating) error {
+// histories its artifact keeps (whatever train file eval is given); ix
+// indexes b's movies.
+func trainedOn(b *artifact.Bundle, ix *Index, test []movielens.Rating) error {
 	users := make(map[movielens.UserID]int, len(b.Users))
 	for i, u := range b.Users {
 		users[u] = i
 	}
-	movies := make(map[movielens.MovieID]int32, len(b.Movies))
-	for i, m := range b.Movies {
-		movies[m.ID] = int32(i)
-	}
 	var shared []movielens.Rating
 	for _, r := range test {
 		ui, uok := users[r.User]
-		mi, mok := movies[r.Movie]
+		mi, mok := ix.movies[r.Movie]
 		if !uok || !mok {
 			continue
 		}
