@@ -216,7 +216,8 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		want string
 	}{
 		{"prior, another catalogue", []string{"prior", "--model", model, "--data", other, "--ratings", ratings}, "movie 4 is"},
-		{"prior, stray ratings", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray}, "unknown user 99999"},
+		{"prior, stray ratings", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray}, "stray.dat:1: unknown user 99999"},
+		{"prior, a rating in two files", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + ratings}, "in both " + ratings + " and " + ratings},
 		{"eval, another catalogue", []string{"eval", "--model", model, "--data", other, "--train", ratings, "--test", ratings}, "not the catalogue the model was trained on"},
 	} {
 		if _, err := cli(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -46,13 +46,18 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var rs []movielens.Rating
+	from := map[[2]int32]string{} // each (user, movie) pair's file: one rating per pair across the files too
 	for _, p := range config.SplitList(*ratings) {
-		r, err := movielens.ReadRatingsFile(p)
+		r, err := movielens.ReadRatingsFile(p, ds)
 		if err != nil {
-			return err
+			return fmt.Errorf("--ratings: %w", err)
 		}
-		if err := movielens.CheckRatings(ds, r); err != nil {
-			return fmt.Errorf("--ratings %s: %w", p, err)
+		for _, x := range r {
+			k := [2]int32{int32(x.User), int32(x.Movie)}
+			if other, ok := from[k]; ok {
+				return fmt.Errorf("--ratings: user %d rates movie %d in both %s and %s: list each rating once (a split's files, or the whole ratings file, not both)", x.User, x.Movie, other, p)
+			}
+			from[k] = p
 		}
 		rs = append(rs, r...)
 	}

@@ -323,15 +323,12 @@ func readSplit(in *pipeline.Inputs, flagName, path string) ([]movielens.Rating, 
 		return nil, fmt.Errorf("%s %s is a directory: pass a ratings file (such as %s)", flagName, path, filepath.Join(path, "train.dat"))
 	}
 	h := sha256.New()
-	rs, err := movielens.ReadRatings(io.TeeReader(f, h), path)
+	rs, err := movielens.ReadRatings(io.TeeReader(f, h), path, in.Dataset)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("%s %s: no ratings in the file", flagName, path)
-	}
-	if err := movielens.CheckRatings(in.Dataset, rs); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", flagName, path, err)
 	}
 	if in.Checksums != nil {
 		in.Checksums[path] = hex.EncodeToString(h.Sum(nil))

@@ -83,7 +83,7 @@ func TestPopularityReference(t *testing.T) {
 			}
 			var parts [][]movielens.Rating
 			for _, f := range tt.files {
-				rs, err := movielens.ReadRatingsFile(filepath.Join(data, "splits", tt.dataset, tt.split, f))
+				rs, err := movielens.ReadRatingsFile(filepath.Join(data, "splits", tt.dataset, tt.split, f), ds)
 				if err != nil {
 					t.Fatal(err)
 				}

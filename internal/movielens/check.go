@@ -39,7 +39,7 @@ func CheckGenres(gs []string) error {
 		return fmt.Errorf("a movie has at most %d genres, got %d", MaxGenres, len(gs))
 	}
 	for i, g := range gs {
-		if g == "" || len(g) > MaxGenreBytes || strings.IndexFunc(g, hiddenRune) >= 0 {
+		if !genreName(g) {
 			return fmt.Errorf("genres[%d] must be a genre name of 1 to %d bytes without control characters", i, MaxGenreBytes)
 		}
 		for j, h := range gs[:i] {
@@ -49,6 +49,12 @@ func CheckGenres(gs []string) error {
 		}
 	}
 	return nil
+}
+
+// genreName reports whether g may name a genre: 1 to MaxGenreBytes bytes,
+// none of them hidden characters.
+func genreName(g string) bool {
+	return g != "" && len(g) <= MaxGenreBytes && strings.IndexFunc(g, hiddenRune) < 0
 }
 
 // checkMovie applies CheckTitle and CheckGenres to a movie of a dataset file.

@@ -47,20 +47,29 @@ type SynthOptions struct {
 	Ratings int // total ratings, at least one per user
 }
 
-// maxSynth bounds every Synth size (ids and counts stay int32).
-const maxSynth = 1 << 30
+// Bounds of Synth's sizes: what a machine with a few GiB generates (the
+// scale benchmark draws 1M movies); ids and counts stay int32.
+const (
+	maxSynthMovies  = 2_000_000
+	maxSynthUsers   = 2_000_000
+	maxSynthRatings = 20_000_000
+)
+
+// synthSpan bounds one user's ratings' time span: 20 years after
+// demoStart, so no rating is in the future.
+const synthSpan = 20 * 365 * 86400
 
 // Validate reports every problem with o at once.
 func (o SynthOptions) Validate() error {
 	var errs []error
-	if o.Movies < 1 || o.Movies > maxSynth {
-		errs = append(errs, fmt.Errorf("movielens: synth: movies = %d not in [1, %d]", o.Movies, maxSynth))
+	if o.Movies < 1 || o.Movies > maxSynthMovies {
+		errs = append(errs, fmt.Errorf("movielens: synth: movies = %d not in [1, %d]", o.Movies, maxSynthMovies))
 	}
-	if o.Users < 1 || o.Users > maxSynth {
-		errs = append(errs, fmt.Errorf("movielens: synth: users = %d not in [1, %d]", o.Users, maxSynth))
+	if o.Users < 1 || o.Users > maxSynthUsers {
+		errs = append(errs, fmt.Errorf("movielens: synth: users = %d not in [1, %d]", o.Users, maxSynthUsers))
 	}
-	if o.Ratings < o.Users || o.Ratings > maxSynth || int64(o.Ratings) > int64(o.Users)*int64(o.Movies) {
-		errs = append(errs, fmt.Errorf("movielens: synth: ratings = %d not in [users %d, min(users × movies, %d)]", o.Ratings, o.Users, maxSynth))
+	if o.Ratings < o.Users || o.Ratings > maxSynthRatings || int64(o.Ratings) > int64(o.Users)*int64(o.Movies) {
+		errs = append(errs, fmt.Errorf("movielens: synth: ratings = %d not in [users %d, min(users × movies, %d)]", o.Ratings, o.Users, maxSynthRatings))
 	}
 	return errors.Join(errs...)
 }
@@ -309,8 +318,15 @@ func (w *world) rate(u int, t taste, picked []synthCand) {
 	rng := w.rng
 	rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
 	ts := int64(demoStart + rng.IntN(90*86400))
+	gap := func() int64 { return int64(30 + rng.IntN(3*86400)) } // 30 s to 3 days
+	if len(picked)*(30+3*86400) > synthSpan {
+		// So many that 3-day gaps would reach the future (a wrong clock
+		// to LoadDir): spread them evenly over synthSpan.
+		n := synthSpan / len(picked)
+		gap = func() int64 { return int64(1 + rng.IntN(n)) }
+	}
 	for _, c := range picked {
-		ts += int64(30 + rng.IntN(3*86400))
+		ts += gap()
 		v := math.Round(3.2 + 0.8*w.affinity(c.m, t) + 0.8*rng.NormFloat64())
 		w.ds.Ratings = append(w.ds.Ratings, Rating{
 			User:  UserID(u + 1),

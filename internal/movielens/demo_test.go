@@ -45,8 +45,12 @@ func TestDemoShape(t *testing.T) {
 			}
 		}
 	}
-	if err := CheckRatings(ds, ds.Ratings); err != nil {
-		t.Fatal(err)
+	for _, r := range ds.Ratings {
+		_, uok := ds.UserIndex(r.User)
+		_, mok := ds.MovieIndex(r.Movie)
+		if !uok || !mok {
+			t.Fatalf("rating %+v: user or movie not in the dataset", r)
+		}
 	}
 	seen := make(map[[2]int32]bool)
 	last := make(map[UserID]int64)

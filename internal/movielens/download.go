@@ -296,15 +296,15 @@ func complete(dir string, want Layout) error {
 	}
 	l, err := DetectLayout(dir)
 	if err != nil {
-		return fmt.Errorf("%s exists but holds no MovieLens dataset; remove it", dir)
+		return fmt.Errorf("%w; remove %s or choose another --dir", err, dir)
 	}
 	if l != want {
 		return fmt.Errorf("%s holds an %s dataset, not %s; remove it or choose another --dir", dir, l, want)
 	}
 	files, _ := FilesOf(l)
 	for _, f := range []string{files.Users, files.Movies, files.Ratings} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return fmt.Errorf("%s exists but lacks %s; remove it or add the file", dir, f)
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+			return fmt.Errorf("%s exists but lacks %s or it is empty; remove the directory to download again", dir, f)
 		}
 	}
 	return nil

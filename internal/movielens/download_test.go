@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -259,6 +260,21 @@ func TestDownloadIncompleteTarget(t *testing.T) {
 	_, err := Download(context.Background(), srv.Client(), spec, dir)
 	if err == nil || !strings.Contains(err.Error(), "lacks movies.dat") || n.Load() != before {
 		t.Fatalf("error = %v, requests %d → %d", err, before, n.Load())
+	}
+
+	// So is one with an empty file: zero bytes are not a dataset.
+	files := ml1mFiles()
+	files["ratings.dat"] = ""
+	dir = withTarget(t, "ml-1m", files)
+	if _, err := Download(context.Background(), srv.Client(), spec, dir); err == nil || !strings.Contains(err.Error(), "lacks ratings.dat or it is empty") {
+		t.Fatalf("empty ratings.dat: error = %v", err)
+	}
+
+	// And one holding two datasets says so.
+	maps.Copy(files, ml100kFiles())
+	dir = withTarget(t, "ml-1m", files)
+	if _, err := Download(context.Background(), srv.Client(), spec, dir); err == nil || !strings.Contains(err.Error(), "holds both an ml-1m") {
+		t.Fatalf("two datasets: error = %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // MaxLineBytes is the longest line the readers accept. MovieLens lines are
@@ -56,50 +57,31 @@ func DetectLayout(dir string) (Layout, error) {
 	return "", fmt.Errorf("movielens: %s holds no MovieLens dataset: want users.dat, movies.dat, ratings.dat (ml-1m) or u.user, u.item, u.data (ml-100k)", dir)
 }
 
-// LoadOptions tunes LoadDirOptions.
-type LoadOptions struct {
-	// SkipUnknown drops ratings whose user or movie is not in the users or
-	// movies file and counts them in Dataset.Skipped, instead of failing.
-	SkipUnknown bool
-}
-
 // LoadDir reads a MovieLens directory (ML-1M or ML-100K layout, detected
-// from the files present). A rating of an unknown user or movie is an
-// error; see LoadDirOptions to skip them.
+// from the files present). Every file must hold at least one line, and
+// every rating's user and movie must be in the users and movies files.
 func LoadDir(dir string) (*Dataset, error) {
-	return LoadDirOptions(dir, LoadOptions{})
-}
-
-// LoadDirOptions is LoadDir with options.
-func LoadDirOptions(dir string, opts LoadOptions) (*Dataset, error) {
 	ds, err := LoadCatalog(dir)
 	if err != nil {
 		return nil, err
 	}
 	fs, _ := FilesOf(ds.Layout)
 	rated := pairLines{}
+	latest := latestTime()
 	err = readFile(filepath.Join(dir, fs.Ratings), fs.Ratings, func(n int, line string) error {
 		r, err := ParseRating(line, fs.Sep)
 		if err != nil {
 			return err
 		}
-		if err := rated.add(r, n); err != nil {
+		if err := checkRating(r, n, rated, latest, ds); err != nil {
 			return err
 		}
-		_, uok := ds.UserIndex(r.User)
-		_, mok := ds.MovieIndex(r.Movie)
-		switch {
-		case uok && mok:
-			ds.Ratings = append(ds.Ratings, r)
-		case opts.SkipUnknown:
-			ds.Skipped++
-		case !uok:
-			return fmt.Errorf("unknown user %d", r.User)
-		default:
-			return fmt.Errorf("unknown movie %d", r.Movie)
-		}
+		ds.Ratings = append(ds.Ratings, r)
 		return nil
 	})
+	if err == nil && len(ds.Ratings) == 0 {
+		err = fmt.Errorf("%s: no ratings", fs.Ratings)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("movielens: load %s: %w", dir, err)
 	}
@@ -120,6 +102,12 @@ func LoadCatalog(dir string) (*Dataset, error) {
 	}
 	if ds.Movies, err = readMovies(dir, fs); err != nil {
 		return nil, fmt.Errorf("movielens: load %s: %w", dir, err)
+	}
+	switch {
+	case len(ds.Users) == 0:
+		return nil, fmt.Errorf("movielens: load %s: %s: no users", dir, fs.Users)
+	case len(ds.Movies) == 0:
+		return nil, fmt.Errorf("movielens: load %s: %s: no movies", dir, fs.Movies)
 	}
 	return ds, nil
 }
@@ -199,6 +187,11 @@ func readGenres(dir, name string) ([]string, error) {
 		if gs[i] != "" {
 			return fmt.Errorf("duplicate genre index %d", i)
 		}
+		for j, h := range gs {
+			if strings.EqualFold(g, h) {
+				return fmt.Errorf("genre %q repeats index %d's (genre names are case-insensitive)", g, j)
+			}
+		}
 		gs[i] = g
 		return nil
 	})
@@ -253,23 +246,26 @@ func scanLines(r io.Reader, name string, fn func(n int, line string) error) erro
 }
 
 // ReadRatingsFile reads a ratings file in either layout's format (a split
-// file, ratings.dat or u.data). Errors name the path and line.
-func ReadRatingsFile(path string) ([]Rating, error) {
+// file, ratings.dat or u.data), checked against ds as ReadRatings does.
+// Errors name the path and line.
+func ReadRatingsFile(path string, ds *Dataset) ([]Rating, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	defer f.Close()
-	return ReadRatings(f, path)
+	return ReadRatings(f, path, ds)
 }
 
 // ReadRatings reads ratings from r. The separator, "::" (ML-1M) or a tab
 // (ML-100K), is detected from the first non-blank line; every line must use
-// it. name locates errors ("test.dat:12: ...").
-func ReadRatings(r io.Reader, name string) ([]Rating, error) {
+// it. With ds, every user and movie must be one of ds's (a split file read
+// against its dataset). name locates errors ("test.dat:12: ...").
+func ReadRatings(r io.Reader, name string, ds *Dataset) ([]Rating, error) {
 	var rs []Rating
 	sep := ""
 	rated := pairLines{}
+	latest := latestTime()
 	err := scanLines(r, name, func(n int, line string) error {
 		if sep == "" {
 			switch {
@@ -285,7 +281,7 @@ func ReadRatings(r io.Reader, name string) ([]Rating, error) {
 		if err != nil {
 			return err
 		}
-		if err := rated.add(r, n); err != nil {
+		if err := checkRating(r, n, rated, latest, ds); err != nil {
 			return err
 		}
 		rs = append(rs, r)
@@ -295,6 +291,42 @@ func ReadRatings(r io.Reader, name string) ([]Rating, error) {
 		return nil, fmt.Errorf("movielens: %w", err)
 	}
 	return rs, nil
+}
+
+// checkRating applies the rules every ratings file shares to r, read on
+// line n: one rating per (user, movie) pair (rated remembers the lines), no
+// time later than latest and, with ds, a user and movie of ds.
+func checkRating(r Rating, n int, rated pairLines, latest int64, ds *Dataset) error {
+	if err := rated.add(r, n); err != nil {
+		return err
+	}
+	if r.Time > latest {
+		return fmt.Errorf("timestamp %d (%s) is later than the time of reading: a wrong clock or a corrupt line",
+			r.Time, time.Unix(r.Time, 0).UTC().Format(time.RFC3339))
+	}
+	if ds == nil {
+		return nil
+	}
+	_, uok := ds.UserIndex(r.User)
+	_, mok := ds.MovieIndex(r.Movie)
+	if uok && mok {
+		return nil
+	}
+	return ds.unknown(r)
+}
+
+// latestTime is the newest rating time the readers accept: the wall clock
+// and a day. A rating from the future would become the popularity prior's
+// "now", and every later refresh would be refused as older.
+func latestTime() int64 { return time.Now().Add(24 * time.Hour).Unix() }
+
+// unknown explains why r, whose user or movie is not in ds, is refused.
+func (ds *Dataset) unknown(r Rating) error {
+	files, _ := FilesOf(ds.Layout)
+	if _, ok := ds.UserIndex(r.User); !ok {
+		return fmt.Errorf("unknown user %d (not in the dataset's %s)", r.User, files.Users)
+	}
+	return fmt.Errorf("unknown movie %d (not in the dataset's %s)", r.Movie, files.Movies)
 }
 
 // pairLines remembers the line of each (user, movie) pair of a ratings
@@ -310,35 +342,6 @@ func (p pairLines) add(r Rating, line int) error {
 	}
 	p[k] = line
 	return nil
-}
-
-// CheckRatings reports ratings whose user or movie is not in ds, e.g. a
-// split file read with ReadRatingsFile checked against its dataset. The
-// error counts them and names the first few by position (0-based).
-func CheckRatings(ds *Dataset, rs []Rating) error {
-	const show = 5
-	var errs []error
-	bad := 0
-	for i, r := range rs {
-		var err error
-		if _, ok := ds.UserIndex(r.User); !ok {
-			err = fmt.Errorf("rating #%d: unknown user %d", i+1, r.User)
-		} else if _, ok := ds.MovieIndex(r.Movie); !ok {
-			err = fmt.Errorf("rating #%d: unknown movie %d", i+1, r.Movie)
-		} else if r.Value < 1 || r.Value > 5 {
-			err = fmt.Errorf("rating #%d: value %g out of range 1–5", i+1, r.Value)
-		}
-		if err != nil {
-			bad++
-			if len(errs) < show {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if bad == 0 {
-		return nil
-	}
-	return fmt.Errorf("movielens: %d of %d ratings do not match the %s dataset: %w", bad, len(rs), ds.Layout, errors.Join(errs...))
 }
 
 // UserIndex returns the position of user id in ds.Users (sorted by ID).

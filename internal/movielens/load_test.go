@@ -120,6 +120,10 @@ func TestLoadDirErrors(t *testing.T) {
 		{name: "duplicate user", change: map[string]string{"users.dat": "1::F::1::10::48067\n2::M::1::10::1\n1::M::1::10::1\n"}, err: "users.dat:3: duplicate user id 1 (first on line 1)"},
 		{name: "duplicate movie", change: map[string]string{"movies.dat": "1::A (1990)::Drama\n1::B (1990)::Drama\n"}, err: "movies.dat:2: duplicate movie id 1"},
 		{name: "missing movies", change: map[string]string{"movies.dat": ""}, err: "movies.dat"},
+		{name: "rating from the future", change: map[string]string{"ratings.dat": "1::1::5::978300760\n1::3::4::253402300799\n"}, err: "ratings.dat:2: timestamp 253402300799 (9999-12-31T23:59:59Z) is later than the time of reading"},
+		{name: "no ratings", change: map[string]string{"ratings.dat": "\n"}, err: "ratings.dat: no ratings"},
+		{name: "no users", change: map[string]string{"users.dat": ""}, err: "users.dat: no users"},
+		{name: "no movies", change: map[string]string{"movies.dat": "\n"}, err: "movies.dat: no movies"},
 		{name: "long line", change: map[string]string{"ratings.dat": "1::1::5::1\n" + strings.Repeat("x", MaxLineBytes+10) + "\n"}, err: "ratings.dat:2: line longer than"},
 	}
 	for _, tt := range tests {
@@ -138,23 +142,10 @@ func TestLoadDirErrors(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tt.err)
 			}
 			var pe *ParseError
-			if tt.name != "missing movies" && !errors.As(err, &pe) {
+			if !strings.HasPrefix(tt.name, "missing") && !strings.HasPrefix(tt.name, "no ") && !errors.As(err, &pe) {
 				t.Errorf("error %v is not a *ParseError", err)
 			}
 		})
-	}
-}
-
-func TestLoadDirSkipUnknown(t *testing.T) {
-	t.Parallel()
-	files := ml1mFiles()
-	files["ratings.dat"] = "1::1::5::1\n9::1::5::1\n1::2::4::1\n2::3::3::1\n"
-	ds, err := LoadDirOptions(writeFiles(t, files), LoadOptions{SkipUnknown: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds.Ratings) != 2 || ds.Skipped != 2 {
-		t.Fatalf("ratings %d skipped %d, want 2 and 2", len(ds.Ratings), ds.Skipped)
 	}
 }
 
@@ -195,6 +186,7 @@ func TestReadRatings(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, data string
+		dataset    bool // read against ml1mFiles' dataset
 		want       int
 		err        string
 	}{
@@ -206,11 +198,23 @@ func TestReadRatings(t *testing.T) {
 		{name: "bad value", data: "1\t1\t5\t1\n1\t1\t6\t1\n", err: "split.dat:2: rating 6 out of range 1–5"},
 		{name: "repeated pair", data: "1::1::5::1\n2::1::4::2\n\n1::1::5::1\n", err: "split.dat:4: user 1 rates movie 1 again (first on line 1)"},
 		{name: "same movie, other users", data: "1::1::5::1\n2::1::4::2\n3::1::4::2\n", want: 3},
+		{name: "from the future", data: "1::1::5::1\n2::1::4::253402300799\n", err: "split.dat:2: timestamp 253402300799 (9999-12-31T23:59:59Z) is later than the time of reading"},
+		{name: "in the dataset", data: "1::1::5::1\n1::73::4::2\n2::3::4::2\n", dataset: true, want: 3},
+		{name: "unknown user", data: "1::1::5::1\n\n\n9::1::5::1\n", dataset: true, err: "split.dat:4: unknown user 9 (not in the dataset's users.dat)"},
+		{name: "unknown movie", data: "1::1::5::1\n2::2::5::1\n", dataset: true, err: "split.dat:2: unknown movie 2 (not in the dataset's movies.dat)"},
+	}
+	ds, err := LoadDir(writeFiles(t, ml1mFiles()))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rs, err := ReadRatings(strings.NewReader(tt.data), "split.dat")
+			var against *Dataset
+			if tt.dataset {
+				against = ds
+			}
+			rs, err := ReadRatings(strings.NewReader(tt.data), "split.dat", against)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error = %v, want %q", err, tt.err)
@@ -227,29 +231,12 @@ func TestReadRatings(t *testing.T) {
 func TestReadRatingsFile(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"test.dat": "1::1::5::1\n1::x::5::1\n"})
-	_, err := ReadRatingsFile(filepath.Join(dir, "test.dat"))
+	_, err := ReadRatingsFile(filepath.Join(dir, "test.dat"), nil)
 	if err == nil || !strings.Contains(err.Error(), "test.dat:2: movie id") {
 		t.Fatalf("error = %v", err)
 	}
-	if _, err := ReadRatingsFile(filepath.Join(dir, "missing.dat")); err == nil {
+	if _, err := ReadRatingsFile(filepath.Join(dir, "missing.dat"), nil); err == nil {
 		t.Fatal("missing file: no error")
-	}
-}
-
-func TestCheckRatings(t *testing.T) {
-	t.Parallel()
-	ds, err := LoadDir(writeFiles(t, ml1mFiles()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := CheckRatings(ds, ds.Ratings); err != nil {
-		t.Fatal(err)
-	}
-	bad := append(ds.Ratings, Rating{User: 7, Movie: 1, Value: 3}, Rating{User: 1, Movie: 8, Value: 3})
-	err = CheckRatings(ds, bad)
-	if err == nil || !strings.Contains(err.Error(), "2 of 5 ratings") || !strings.Contains(err.Error(), "rating #4: unknown user 7") ||
-		!strings.Contains(err.Error(), "rating #5: unknown movie 8") {
-		t.Fatalf("error = %v", err)
 	}
 }
 
@@ -281,7 +268,7 @@ func TestRealData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ds.Layout != tt.layout || len(ds.Users) != tt.users || len(ds.Movies) != tt.movies || len(ds.Ratings) != tt.ratings || ds.Skipped != 0 {
+			if ds.Layout != tt.layout || len(ds.Users) != tt.users || len(ds.Movies) != tt.movies || len(ds.Ratings) != tt.ratings {
 				t.Fatalf("%s: %d users %d movies %d ratings", ds.Layout, len(ds.Users), len(ds.Movies), len(ds.Ratings))
 			}
 			noYear := 0
@@ -321,17 +308,33 @@ func TestRealSplits(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, f := range tt.files {
-				rs, err := ReadRatingsFile(filepath.Join(data, "splits", tt.dataset, tt.split, f))
+				rs, err := ReadRatingsFile(filepath.Join(data, "splits", tt.dataset, tt.split, f), ds)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if len(rs) != tt.counts[i] {
 					t.Errorf("%s: %d ratings, want %d", f, len(rs), tt.counts[i])
 				}
-				if err := CheckRatings(ds, rs); err != nil {
-					t.Error(err)
-				}
 			}
 		})
+	}
+}
+
+// A bad u.genre is reported at its own line, not at the first u.item line
+// that uses the genre list.
+func TestLoadDirGenreErrors(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, genre, err string }{
+		{"repeated name", "unknown|0\nAction|1\naction|2\n", "u.genre:3: genre \"action\" repeats index 1's"},
+		{"byte order mark", "\ufeffunknown|0\nAction|1\nComedy|2\n", "u.genre:1: genre name"},
+		{"control character", "unknown|0\nAct\x01ion|1\nComedy|2\n", "u.genre:2: genre name"},
+		{"name too long", "unknown|0\n" + strings.Repeat("A", MaxGenreBytes+1) + "|1\nComedy|2\n", "u.genre:2: genre name"},
+	} {
+		files := ml100kFiles()
+		files["u.genre"] = tt.genre
+		_, err := LoadDir(writeFiles(t, files))
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%s: error = %v, want %q", tt.name, err, tt.err)
+		}
 	}
 }

@@ -54,7 +54,6 @@ type Dataset struct {
 	Users   []User   // sorted by ID
 	Movies  []Movie  // sorted by ID
 	Ratings []Rating // file order
-	Skipped int      // ratings of unknown users or movies dropped by LoadOptions.SkipUnknown
 }
 
 // Occupations lists the canonical occupation names: the 21 names of the

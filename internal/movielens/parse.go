@@ -186,8 +186,8 @@ func ParseGenre100K(line string) (name string, index int, err error) {
 		return "", 0, err
 	}
 	name = strings.TrimSpace(latin1ToUTF8(f[0]))
-	if name == "" {
-		return "", 0, errors.New("empty genre name")
+	if !genreName(name) {
+		return "", 0, fmt.Errorf("genre name %q must be 1 to %d bytes without control characters", clip(name), MaxGenreBytes)
 	}
 	index, err = strconv.Atoi(strings.TrimSpace(f[1]))
 	if err != nil || index < 0 || index >= maxGenres {

@@ -341,7 +341,7 @@ func FuzzReadRatings(f *testing.F) {
 	f.Add("1::2::3::4\n1\t2\t3\t4\n")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, data string) {
-		rs, err := ReadRatings(strings.NewReader(data), "fuzz.dat")
+		rs, err := ReadRatings(strings.NewReader(data), "fuzz.dat", nil)
 		if err != nil {
 			if !strings.Contains(err.Error(), "fuzz.dat:") {
 				t.Fatalf("error without location: %v", err)

@@ -51,13 +51,13 @@ func TestTemporalSplitMatchesShared(t *testing.T) {
 	for _, name := range []string{"ml-100k", "ml-1m"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			all, err := ReadRatingsFile(filepath.Join(data, name, map[string]string{"ml-100k": "u.data", "ml-1m": "ratings.dat"}[name]))
+			all, err := ReadRatingsFile(filepath.Join(data, name, map[string]string{"ml-100k": "u.data", "ml-1m": "ratings.dat"}[name]), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			train, test := TemporalSplit(all, 0.8)
 			for f, got := range map[string][]Rating{"train.dat": train, "test.dat": test} {
-				want, err := ReadRatingsFile(filepath.Join(data, "splits", name, "user-temporal", f))
+				want, err := ReadRatingsFile(filepath.Join(data, "splits", name, "user-temporal", f), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Synth draws the catalogue it was asked for, the same for the same seed,
@@ -22,6 +23,7 @@ func TestSynth(t *testing.T) {
 		{"large catalogue", SynthOptions{Movies: 50000, Users: 300, Ratings: 20000}},
 		{"small catalogue (whole-catalogue draws)", SynthOptions{Movies: 40, Users: 50, Ratings: 1500}},
 		{"one rating per user", SynthOptions{Movies: 10, Users: 10, Ratings: 10}},
+		{"one user with every movie (its times stay in the past)", SynthOptions{Movies: 60000, Users: 1, Ratings: 60000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -36,8 +38,13 @@ func TestSynth(t *testing.T) {
 			if len(ds.Movies) != tc.o.Movies || len(ds.Users) != tc.o.Users || len(ds.Ratings) != tc.o.Ratings {
 				t.Fatalf("%d movies, %d users, %d ratings; want %+v", len(ds.Movies), len(ds.Users), len(ds.Ratings), tc.o)
 			}
-			if err := CheckRatings(ds, ds.Ratings); err != nil {
-				t.Fatal(err)
+			now := time.Now().Unix()
+			for _, r := range ds.Ratings {
+				_, uok := ds.UserIndex(r.User)
+				_, mok := ds.MovieIndex(r.Movie)
+				if !uok || !mok || r.Time > now {
+					t.Fatalf("rating %+v: user or movie not in the dataset, or in the future", r)
+				}
 			}
 			seen := map[[2]int32]bool{}
 			last := map[UserID]int64{}
@@ -55,7 +62,7 @@ func TestSynth(t *testing.T) {
 			if len(per) != tc.o.Users {
 				t.Errorf("%d of %d users have ratings", len(per), tc.o.Users)
 			}
-			if tc.o.Movies >= 1000 {
+			if tc.o.Movies >= 1000 && tc.o.Ratings < tc.o.Movies*tc.o.Users/2 { // a sample, not the whole matrix
 				slices.Sort(count)
 				top := 0
 				for _, c := range count[tc.o.Movies*99/100:] {
@@ -132,5 +139,22 @@ func TestWriteML1MAllOrNothing(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("left %v (%v)", entries, err)
+	}
+}
+
+// WriteML1M never writes beside a dataset of either layout: an ML-100K
+// directory gaining users.dat would hold two datasets, and LoadDir refuses
+// those.
+func TestWriteML1MKeepsExistingDataset(t *testing.T) {
+	t.Parallel()
+	for name, files := range map[string]map[string]string{"ml-1m": ml1mFiles(), "ml-100k": ml100kFiles()} {
+		dir := writeFiles(t, files)
+		err := WriteML1M(dir, Demo(1))
+		if err == nil || !strings.Contains(err.Error(), "already exists") {
+			t.Errorf("%s: WriteML1M = %v, want a refusal", name, err)
+		}
+		if _, err := LoadDir(dir); err != nil {
+			t.Errorf("%s: the dataset no longer loads: %v", name, err)
+		}
 	}
 }

@@ -22,13 +22,16 @@ func WriteML1M(dir string, ds *Dataset) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("movielens: write: %w", err)
 	}
-	files, _ := FilesOf(LayoutML1M)
-	names := []string{files.Users, files.Movies, files.Ratings}
-	for _, name := range names {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return fmt.Errorf("movielens: write: %s already exists; choose an empty or new directory", filepath.Join(dir, name))
+	for _, l := range []Layout{LayoutML1M, LayoutML100K} { // either layout's dataset
+		fs, _ := FilesOf(l)
+		for _, name := range []string{fs.Users, fs.Movies, fs.Ratings} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return fmt.Errorf("movielens: write: %s already exists; choose an empty or new directory", filepath.Join(dir, name))
+			}
 		}
 	}
+	files, _ := FilesOf(LayoutML1M)
+	names := []string{files.Users, files.Movies, files.Ratings}
 	occs := occupationNames[:]
 	var temps []string // written, renamed into place only when all three are
 	defer func() {

@@ -46,7 +46,7 @@ func TestE2EQualityBars(t *testing.T) {
 			}
 			dir := filepath.Join(root, "splits", tt.split)
 			read := func(name string) []movielens.Rating {
-				rs, err := movielens.ReadRatingsFile(filepath.Join(dir, name))
+				rs, err := movielens.ReadRatingsFile(filepath.Join(dir, name), ds)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -126,17 +126,11 @@ func (c *dataCache) inputs(j job) (pipeline.Inputs, error) {
 	in := pipeline.Inputs{Dataset: ds, DataDir: filepath.Join(c.dir, j.dataset)}
 	read := func(part string, optional bool) ([]movielens.Rating, error) {
 		path := j.splitFile(c.dir, part)
-		rs, err := movielens.ReadRatingsFile(path)
-		if err != nil {
-			if optional && errors.Is(err, fs.ErrNotExist) {
-				return nil, nil
-			}
-			return nil, err
+		rs, err := movielens.ReadRatingsFile(path, ds)
+		if optional && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
-		if err := movielens.CheckRatings(ds, rs); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		return rs, nil
+		return rs, err
 	}
 	if in.Train, err = read("train", false); err != nil {
 		return in, err
