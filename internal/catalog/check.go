@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
@@ -18,16 +17,16 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // CheckMovie checks a movie's metadata against what the catalogue holds
 // (PUT /movies accepts it; every put entry of a journal must keep to it):
-// a title of 1 to movielens.MaxTitleBytes bytes that is not only spaces
-// (movielens.CheckTitle), 1 to movielens.MaxGenres distinct genre names
+// a title of 1 to movielens.MaxTitleBytes bytes (movielens.CheckTitle)
+// that shows something (movielens.Visible), 1 to movielens.MaxGenres distinct genre names
 // (movielens.CheckGenres), and a year of 0 (unknown) or
 // movielens.MinYear–MaxYear. The error is a *FieldError.
 func CheckMovie(title string, genres []string, year int) error {
-	if strings.TrimSpace(title) == "" {
-		return &FieldError{Field: "title", Message: fmt.Sprintf("title must be 1 to %d bytes and not only spaces", movielens.MaxTitleBytes)}
-	}
 	if err := movielens.CheckTitle(title); err != nil {
 		return &FieldError{Field: "title", Message: err.Error()}
+	}
+	if !movielens.Visible(title) {
+		return &FieldError{Field: "title", Message: fmt.Sprintf("title must be 1 to %d bytes with at least one letter, digit, punctuation mark or symbol", movielens.MaxTitleBytes)}
 	}
 	if len(genres) == 0 {
 		return &FieldError{Field: "genres", Message: fmt.Sprintf("genres must list 1 to %d genre names: the movie tower's vector for a new movie comes from its genres and year", movielens.MaxGenres)}

@@ -26,7 +26,7 @@ func CheckTitle(t string) error {
 	}
 	if i := strings.IndexFunc(t, hiddenRune); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(t[i:])
-		return fmt.Errorf("title must not contain control, line-separator, bidirectional-override or zero-width characters (%U at byte %d)", r, i)
+		return fmt.Errorf("title must not contain control, line-separator or format characters such as zero-width or bidirectional-override ones (%U at byte %d)", r, i)
 	}
 	return nil
 }
@@ -66,12 +66,31 @@ func checkMovie(title string, genres []string) error {
 }
 
 // hiddenRune reports characters a title must not hold: controls, line and
-// paragraph separators, the bidirectional embeddings, overrides and
-// isolates that reorder what follows (U+202A–E, U+2066–9), and zero-width
-// space and no-break space (U+200B, U+FEFF), which make one title look like
-// another in the explorer and in logs. Joiners and direction marks stay:
-// scripts need them.
+// paragraph separators, and format characters (Cf: zero-width space, word
+// joiner, soft hyphen, the bidirectional embeddings, overrides and
+// isolates that reorder what follows, the byte-order mark, …), which make
+// one title look like another, or like nothing, in the explorer and in
+// logs. The joiners and direction marks scripts need (U+200C–F, U+061C)
+// stay.
 func hiddenRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
-		0x202A <= r && r <= 0x202E || 0x2066 <= r && r <= 0x2069 || r == 0x200B || r == 0xFEFF
+	switch {
+	case unicode.IsControl(r), unicode.In(r, unicode.Zl, unicode.Zp):
+		return true
+	case r == 0x061C || 0x200C <= r && r <= 0x200F:
+		return false
+	}
+	return unicode.Is(unicode.Cf, r)
+}
+
+// Visible reports whether s shows something: a letter, digit, punctuation
+// mark or symbol other than the fillers that render as blank (U+115F,
+// U+1160, U+3164, U+FFA0, U+2800). A catalogue title must.
+func Visible(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		switch r {
+		case 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800:
+			return false
+		}
+		return unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
+	}) >= 0
 }

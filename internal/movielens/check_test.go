@@ -21,6 +21,11 @@ func TestCheckTitle(t *testing.T) {
 		{name: "zero-width space", title: "x\u200b", err: "U+200B"},
 		{name: "byte-order mark", title: "\ufeffx", err: "U+FEFF"},
 		{name: "line separator", title: "x\u2028y", err: "U+2028"},
+		{name: "word joiner", title: "\u2060", err: "U+2060"},
+		{name: "soft hyphen", title: "Al\u00adien", err: "U+00AD"},
+		{name: "Mongolian vowel separator", title: "\u180e", err: "U+180E"},
+		{name: "interlinear annotation", title: "\ufff9", err: "U+FFF9"},
+		{name: "Arabic letter mark", title: "\u061cx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,5 +69,17 @@ func assertErr(t *testing.T, err error, want string) {
 		t.Fatalf("no error, want one containing %q", want)
 	case want != "" && !strings.Contains(err.Error(), want):
 		t.Fatalf("error %q, want one containing %q", err, want)
+	}
+}
+
+func TestVisible(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"Toy Story (1995)": true, "7": true, "?": true, "\u2605": true, "می": true,
+		"": false, "   ": false, "\u3164": false, "\u2800\u2800": false, "\u034f": false, "\u200d\u200e": false, "\u115f\u1160\uffa0": false,
+	} {
+		if got := Visible(s); got != want {
+			t.Errorf("Visible(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
