@@ -169,8 +169,8 @@ func ReadFile(path string) (Replay, error) {
 }
 
 // read parses every line and returns the entries and the length of the
-// valid prefix. A bad line is torn (ignored) only if nothing but
-// whitespace follows it.
+// valid prefix. A bad last line is ignored only if it is torn (see torn);
+// any other bad line is a CorruptError.
 func read(f *os.File, path string) (Replay, int64, error) {
 	var rep Replay
 	r := bufio.NewReaderSize(f, 64<<10)
@@ -178,12 +178,7 @@ func read(f *os.File, path string) (Replay, int64, error) {
 	var prev uint64
 	for n := 1; ; n++ {
 		raw, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer is never written by Append.
-			rest, _ := io.ReadAll(r)
-			if i := bytes.IndexByte(rest, '\n'); i < 0 || len(bytes.TrimSpace(rest[i+1:])) == 0 {
-				return rep, off, nil // torn
-			}
+		if errors.Is(err, bufio.ErrBufferFull) { // longer than any line Write writes
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: "line too long"}
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -199,8 +194,11 @@ func read(f *os.File, path string) (Replay, int64, error) {
 			reason = fmt.Sprintf("sequence %d does not follow %d", e.Seq, prev)
 		}
 		if reason != "" || !complete {
-			if !complete || isTail(r) {
+			if rest, _ := io.ReadAll(r); torn(raw, rest) {
 				return rep, off, nil // the torn last write of a crash
+			}
+			if reason == "" {
+				reason = "no newline after the last line"
 			}
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: reason}
 		}
@@ -221,11 +219,26 @@ func read(f *os.File, path string) (Replay, int64, error) {
 	}
 }
 
-// isTail reports whether nothing but whitespace is left in r.
-func isTail(r *bufio.Reader) bool {
-	rest, _ := io.ReadAll(r)
-	return len(bytes.TrimSpace(rest)) == 0
+// torn reports whether line, bad or without its newline, and rest, the
+// bytes after it, are what a crash leaves of the last write: nothing but
+// whitespace in rest, and line blank, zeros (a block allocated, its data
+// lost) or a piece of one journal line, which starts as Write starts
+// every line. Anything else (another file given as the journal, say) is
+// corruption, and Open leaves the file as it is rather than cut it.
+func torn(line, rest []byte) bool {
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return false
+	}
+	l := bytes.TrimSpace(line)
+	if len(bytes.Trim(l, "\x00")) == 0 {
+		return true
+	}
+	n := min(len(l), len(linePrefix))
+	return string(l[:n]) == linePrefix[:n]
 }
+
+// linePrefix starts every line Write writes.
+const linePrefix = `{"entry":`
 
 // parseLine decodes and checks one line; reason is "" when it is good.
 func parseLine(raw []byte) (Entry, string) {
