@@ -308,11 +308,19 @@ func (j *Journal) Write(e Entry) (Entry, error) {
 		return Entry{}, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
 	}
 	if _, err := j.f.Write(append(out, '\n')); err != nil {
-		j.err = fmt.Errorf("catalog: journal write failed earlier, restart to repair: %w", err)
+		j.err = fmt.Errorf("catalog: journal write failed, restart to repair: %w", err)
 		return Entry{}, j.err
 	}
 	j.seq = e.Seq
 	return e, nil
+}
+
+// Err returns the failure after which every Write and Sync fails (nil
+// until one has failed).
+func (j *Journal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
 }
 
 // Sync makes every line written before it was called durable (fsync). It
@@ -330,7 +338,7 @@ func (j *Journal) Sync() error {
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		if j.err == nil {
-			j.err = fmt.Errorf("catalog: journal sync failed earlier, restart to repair: %w", err)
+			j.err = fmt.Errorf("catalog: journal sync failed, restart to repair: %w", err)
 		}
 		return j.err
 	}

@@ -26,6 +26,7 @@ import (
 type Journal interface {
 	Write(e catalog.Entry) (catalog.Entry, error)
 	Sync() error
+	Err() error // the failure that turned writing off; nil while writable
 }
 
 // PutResult answers PutMovie.
@@ -46,7 +47,7 @@ type DeleteResult struct {
 
 // CatalogInfo describes the changes made over the live artifact.
 type CatalogInfo struct {
-	Writable bool   // a journal is attached: PutMovie and DeleteMovie work
+	Writable bool   // a journal is attached and has not failed: PutMovie and DeleteMovie work
 	Added    int    // live movies the artifact does not have
 	Updated  int    // artifact movies whose metadata and vector were replaced
 	Deleted  int    // artifact movies hidden

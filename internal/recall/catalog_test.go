@@ -47,6 +47,12 @@ func (j *memJournal) Write(e catalog.Entry) (catalog.Entry, error) {
 
 func (j *memJournal) Sync() error { return nil }
 
+func (j *memJournal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.fail
+}
+
 func (j *memJournal) all() []catalog.Entry {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -339,8 +345,8 @@ func TestCatalogJournalFailure(t *testing.T) {
 	if _, err := s.DeleteMovie(ctx, b.Movies[0].ID); !errors.As(err, new(*JournalError)) {
 		t.Fatalf("delete: %v", err)
 	}
-	if info, _ := s.Info(); info.Movies != 50 {
-		t.Fatalf("%d movies after refused changes", info.Movies)
+	if info, _ := s.Info(); info.Movies != 50 || info.Catalog.Writable {
+		t.Fatalf("%d movies after refused changes, writable %v", info.Movies, info.Catalog.Writable)
 	}
 }
 

@@ -56,6 +56,13 @@ func (sj *syncJournal) Sync() error {
 	}
 }
 
+func (sj *syncJournal) Err() error {
+	if p := sj.fail.Load(); p != nil {
+		return *p
+	}
+	return sj.j.Err()
+}
+
 // prefix returns the first n entries written.
 func (sj *syncJournal) prefix(n uint64) []catalog.Entry {
 	sj.mu.Lock()
@@ -263,6 +270,9 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 		t.Fatalf("%d of 8 refused", refused.Load())
 	}
 	sj.fail.Store(nil) // even if the disk came back, the journal's tail is unknown
+	if info, _ := s.Info(); info.Catalog.Writable {
+		t.Fatal("/model says writable after a failed fsync")
+	}
 	if _, err := s.DeleteMovie(ctx, 9001); !errors.As(err, new(*JournalError)) {
 		t.Fatalf("delete after a failed fsync: %v", err)
 	}

@@ -132,7 +132,9 @@ func (s *Service) Info() (ModelInfo, bool) {
 	info.Movies = v.ov.movies(len(v.snap.bundle.Movies))
 	info.Catalog.Added, info.Catalog.Updated, info.Catalog.Deleted = v.ov.counts()
 	info.Catalog.Seq = v.ov.seq
-	info.Catalog.Writable = s.journal != nil
+	s.catMu.Lock()
+	info.Catalog.Writable = s.journal != nil && s.catErr == nil && s.journal.Err() == nil
+	s.catMu.Unlock()
 	return info, true
 }
 

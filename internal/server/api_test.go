@@ -198,7 +198,8 @@ func TestHead(t *testing.T) {
 // TestProblemTypesInContract walks the server's table of problem codes:
 // every type it can emit is in openapi.yaml's Problem enum, and every
 // status is a response the contract lists for /recall (which can answer
-// all of them but 401, which only the catalogue changes answer).
+// all of them but 401 and the journal's 503, which only the catalogue
+// changes answer).
 func TestProblemTypesInContract(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
@@ -206,7 +207,7 @@ func TestProblemTypesInContract(t *testing.T) {
 	for _, v := range c.doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum {
 		enum = append(enum, fmt.Sprint(v))
 	}
-	codes := []code{codeMalformed, codeInvalid, codeNotFound, codeMethod, codeTooLarge, codeMediaType, codeInternal, codeUnavailable, codeTimeout, codeReadTimeout, codeUnauthorized}
+	codes := []code{codeMalformed, codeInvalid, codeNotFound, codeMethod, codeTooLarge, codeMediaType, codeInternal, codeUnavailable, codeTimeout, codeReadTimeout, codeUnauthorized, codeJournal}
 	if len(enum) != len(codes) {
 		t.Errorf("openapi.yaml lists %d problem types, the server has %d codes", len(enum), len(codes))
 	}
@@ -217,7 +218,7 @@ func TestProblemTypesInContract(t *testing.T) {
 		}
 		status, _ := describe(cd)
 		op := recallOp
-		if cd == codeUnauthorized {
+		if cd == codeUnauthorized || cd == codeJournal {
 			op = c.doc.Paths.Find("/movies/{movie_id}").Put
 		}
 		if op.Responses.Status(status) == nil {

@@ -126,7 +126,7 @@ func TestCatalogErrors(t *testing.T) {
 	}{
 		{"no model", recall.NoModelError{}, 503},
 		{"read-only", recall.ReadOnlyError{}, 503},
-		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 500},
+		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 503},
 		{"deadline", context.DeadlineExceeded, 504},
 	} {
 		ts := newTestServer(t, Config{CatalogToken: testToken})
@@ -138,8 +138,13 @@ func TestCatalogErrors(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
 		}
 		c.checkResponse(t, "PUT", "/movies/5", "application/json", body, w)
-		if tc.want == 500 && !strings.Contains(ts.logs.String(), "disk full") {
-			t.Errorf("journal failure not logged")
+		if tc.name == "journal" {
+			if !strings.Contains(ts.logs.String(), "disk full") {
+				t.Errorf("journal failure not logged")
+			}
+			if !strings.Contains(w.Body.String(), "urn:towerrecall:problem:journal-unavailable") || !strings.Contains(w.Body.String(), "until the server restarts") {
+				t.Errorf("journal failure answered %s", w.Body)
+			}
 		}
 	}
 }

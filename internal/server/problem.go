@@ -30,6 +30,7 @@ const (
 	codeTimeout      code = "timeout"                // request budget exceeded
 	codeReadTimeout  code = "request-timeout"        // the body did not arrive within the read timeout
 	codeUnauthorized code = "unauthorized"           // a catalogue change without the right bearer token
+	codeJournal      code = "journal-unavailable"    // the catalogue journal failed: changes are off until a restart; logged at error level
 )
 
 func describe(c code) (status int, title string) {
@@ -54,6 +55,8 @@ func describe(c code) (status int, title string) {
 		return http.StatusRequestTimeout, "Request timeout"
 	case codeUnauthorized:
 		return http.StatusUnauthorized, "Unauthorized"
+	case codeJournal:
+		return http.StatusServiceUnavailable, "Catalogue journal unavailable"
 	default:
 		return http.StatusInternalServerError, "Internal error"
 	}
@@ -130,6 +133,8 @@ func (s *Server) classify(err error) *apiError {
 	switch {
 	case errors.As(err, new(recall.ReadOnlyError)):
 		return &apiError{code: codeUnavailable, detail: "catalogue changes are off on this instance", cause: err}
+	case errors.As(err, new(*recall.JournalError)):
+		return &apiError{code: codeJournal, detail: "the catalogue journal could not be written, so the change was not made; catalogue changes are off until the server restarts (its log has the cause)", cause: err}
 	case errors.As(err, new(recall.NoModelError)):
 		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -142,8 +147,8 @@ func (s *Server) classify(err error) *apiError {
 
 // problem is the RFC 9457 body for e, a failure of request r.
 func (s *Server) problem(r *http.Request, e *apiError) problem {
-	if e.code == codeInternal {
-		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg("internal error")
+	if e.code == codeInternal || e.code == codeJournal {
+		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg(string(e.code) + " error")
 	}
 	status, title := describe(e.code)
 	// A request can carry bytes that are not UTF-8 (GET /%FF, a query
