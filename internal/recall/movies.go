@@ -65,7 +65,8 @@ func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
 	// catalogue: prefixes first (typing "toy" should find "Toy Story"
 	// before "Babes in Toyland"), then titles containing it elsewhere.
 	// Catalogue order is the artifact's (an updated movie keeps its
-	// place), then the movies added since, oldest first.
+	// place), then the movies added since, in the order of their latest
+	// change (a re-PUT appends a new overlay row).
 	var later []int32
 	n := int32(len(snap.bundle.Movies))
 	consider := func(g int32, title string) {
