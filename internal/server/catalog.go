@@ -108,7 +108,7 @@ func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body movieBody
-	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
+	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -29,12 +29,12 @@ import (
 // It is the one decoding path: json/v2 (github.com/go-json-experiment/json,
 // the design of encoding/json/v2) refuses unknown members on request,
 // duplicate names and invalid UTF-8 by default, and nullAt refuses null.
-func decodeJSON(r *http.Request, dst any, opts json.Options) *apiError {
+func decodeJSON(r *http.Request, dst any) *apiError {
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	return decodeBody(body, dst, opts)
+	return decodeBody(body, dst)
 }
 
 // readBody reads a request body that decodeJSON's first three rules allow.
@@ -67,8 +67,8 @@ func readBody(r *http.Request) ([]byte, *apiError) {
 
 // decodeBody decodes one JSON object, valid UTF-8, strictly into dst (see
 // decodeJSON).
-func decodeBody(body []byte, dst any, opts json.Options) *apiError {
-	if err := json.Unmarshal(body, dst, opts); err != nil {
+func decodeBody(body []byte, dst any) *apiError {
+	if err := json.Unmarshal(body, dst, json.RejectUnknownMembers(true)); err != nil {
 		return decodeProblem(body, err)
 	}
 	if at, ok := nullAt(body); ok {
@@ -79,10 +79,6 @@ func decodeBody(body []byte, dst any, opts json.Options) *apiError {
 	}
 	return nil
 }
-
-// decodeOptions make json.Unmarshal refuse unknown members; duplicate
-// names and invalid UTF-8 it refuses by default.
-func decodeOptions() json.Options { return json.RejectUnknownMembers(true) }
 
 // nullAt returns where body, valid JSON, has a null. json/v2, like
 // encoding/json, reads null as "zero", so {"k": null} would pass as "k

@@ -14,7 +14,7 @@ import (
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 	var body recallBody
-	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
+	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -49,7 +49,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body batchBody
-	if err := json.Unmarshal(raw, &body, s.decodeOpts); err != nil {
+	if err := json.Unmarshal(raw, &body, json.RejectUnknownMembers(true)); err != nil {
 		s.fail(w, r, decodeProblem(raw, err))
 		return
 	}
@@ -77,7 +77,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 // batchEntry answers one entry of a batch as /recall would.
 func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext.Value) any {
 	var body recallBody
-	if err := decodeBody(entry, &body, s.decodeOpts); err != nil {
+	if err := decodeBody(entry, &body); err != nil {
 		return s.problem(r, err)
 	}
 	req, aerr := body.request(s.cfg.MaxRecent)
@@ -93,7 +93,7 @@ func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	var body scoreBody
-	if err := decodeJSON(r, &body, s.decodeOpts); err != nil {
+	if err := decodeJSON(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
 	}

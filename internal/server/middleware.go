@@ -3,13 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"os"
 	"runtime/debug"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -20,17 +17,12 @@ import (
 const requestIDHeader = "X-Request-Id"
 
 // requestID gives every request an id — the client's X-Request-Id if it
-// sent exactly one that is fine to log (see validRequestID), else a new
-// one — which chi's middleware.GetReqID finds and the response echoes.
+// sent exactly one that is fine to log (see validRequestID), else a new one
+// from chi's middleware.RequestID (host/random-000042) — which
+// middleware.GetReqID finds and the response echoes.
 func (s *Server) requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var id string
-		if vs := r.Header[requestIDHeader]; len(vs) == 1 && validRequestID(vs[0]) {
-			id = vs[0]
-		} else {
-			id = s.ids.next()
-		}
-		w.Header().Set(requestIDHeader, id)
+	echo := middleware.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(requestIDHeader, middleware.GetReqID(r.Context()))
 		if s.draining.Load() {
 			// Each answer while draining ends its connection, so a
 			// keep-alive client reconnects (a load balancer reroutes new
@@ -39,37 +31,14 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			// a client that is reusing it fails that request.
 			w.Header().Set("Connection", "close")
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+		next.ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if vs := r.Header[requestIDHeader]; len(vs) > 1 || len(vs) == 1 && !validRequestID(vs[0]) {
+			r.Header.Del(requestIDHeader) // chi's RequestID makes one
+		}
+		echo.ServeHTTP(w, r)
 	})
-}
-
-// requestIDs makes ids for requests that come without one, shaped like
-// chi's: host/random-000042, a prefix unique to the process and a sequence
-// number.
-type requestIDs struct {
-	prefix string
-	seq    atomic.Uint64
-}
-
-func newRequestIDs() *requestIDs {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	random := make([]byte, 10)
-	for i := range random {
-		random[i] = alphabet[rand.IntN(len(alphabet))] // math/rand/v2: seeded from the OS per process
-	}
-	return &requestIDs{prefix: host + "/" + string(random) + "-"}
-}
-
-func (g *requestIDs) next() string {
-	n := strconv.FormatUint(g.seq.Add(1), 10)
-	if len(n) < 6 {
-		n = "000000"[len(n):] + n // at least six digits, as chi
-	}
-	return g.prefix + n
 }
 
 // validRequestID accepts 1 to 128 printable ASCII characters, nothing that

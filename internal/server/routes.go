@@ -10,9 +10,8 @@ import (
 )
 
 // routes lists the whole API. Handlers are methods of Server.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *chi.Mux {
 	r := chi.NewRouter()
-	s.mux = r
 
 	// Order matters: the request id comes first so every later step can
 	// name the request; the access log wraps the recoverer so a panic is

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -148,13 +147,10 @@ type Server struct {
 	rec      Recaller
 	reg      *prometheus.Registry
 	metrics  *metrics
-	handler  http.Handler
-	mux      *chi.Mux // for the Allow header of 405 answers
-	ids      *requestIDs
+	mux      *chi.Mux // every route; also asked for the Allow header of 405 answers
 	draining atomic.Bool
 	assets   map[string]asset // the explorer page's files; nil when it is off
 
-	decodeOpts json.Options // see decodeJSON
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -170,23 +166,18 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m, ids: newRequestIDs(), decodeOpts: decodeOptions()}
+	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
 	if cfg.Explorer {
 		if s.assets, err = explorerAssets(); err != nil {
 			return nil, err
 		}
 	}
-	s.handler = s.routes()
+	s.mux = s.routes()
 	return s, nil
 }
 
 // Handler returns the root handler with every route and middleware.
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// SetDraining marks the instance as shutting down (or not): /readyz answers
-// 503 while draining so load balancers stop sending traffic, while every
-// other route keeps serving.
-func (s *Server) SetDraining(draining bool) { s.draining.Store(draining) }
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // Listen opens a TCP listener on addr. Port 0 picks a free port; the bound
 // address is ln.Addr().
@@ -204,7 +195,7 @@ func Listen(addr string) (net.Listener, error) {
 // a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.mux,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
@@ -222,7 +213,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
-	s.SetDraining(true)
+	s.draining.Store(true) // /readyz answers 503; every other route keeps serving
 	if d := s.cfg.DrainDelay; d > 0 {
 		s.logger.Info().Dur("drain_delay", d).Msg("draining")
 		time.Sleep(d)

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -319,8 +320,8 @@ type catalogJSON struct {
 func newModelResponse(info recall.ModelInfo) modelResponse {
 	return modelResponse{
 		Version:       info.Version,
-		CreatedAt:     info.CreatedAt.UTC().Format(timeFormat),
-		LoadedAt:      info.LoadedAt.UTC().Format(timeFormat),
+		CreatedAt:     info.CreatedAt.UTC().Format(time.RFC3339Nano),
+		LoadedAt:      info.LoadedAt.UTC().Format(time.RFC3339Nano),
 		Objective:     info.Objective,
 		Dim:           info.Dim,
 		Movies:        info.Movies,
@@ -346,11 +347,8 @@ func newPriorJSON(p *recall.PriorInfo) *priorJSON {
 	if p == nil {
 		return nil
 	}
-	return &priorJSON{Now: p.Now.UTC().Format(timeFormat), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, Ratings: p.Ratings}
+	return &priorJSON{Now: p.Now.UTC().Format(time.RFC3339Nano), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, Ratings: p.Ratings}
 }
-
-// timeFormat is RFC 3339 with optional fractional seconds (date-time).
-const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
 
 // finite copies m without NaN and ±Inf, which JSON cannot carry (a metric
 // such as RMSE may be undefined for some objectives).
