@@ -109,11 +109,14 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return offline(ctx, err, target)
+		return offline(ctx, err, target) // a *url.Error: it names the URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s (copy the files to %s manually)", spec.URL, resp.Status, target)
+	}
+	if n := resp.ContentLength; n > maxDownloadBytes {
+		return fmt.Errorf("GET %s: %d bytes, more than the %d a MovieLens archive has", spec.URL, n, maxDownloadBytes)
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
@@ -124,7 +127,7 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 		return fmt.Errorf("GET %s: larger than %d bytes", spec.URL, maxDownloadBytes)
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return fmt.Errorf("sha256 mismatch: got %x, want %s", got, spec.SHA256)
+		return fmt.Errorf("GET %s: not the %s archive (%d bytes of %s, sha256 %x, want %s)", spec.URL, spec.Name, n, resp.Header.Get("Content-Type"), got, spec.SHA256)
 	}
 	if err := tmp.Sync(); err != nil {
 		return err

@@ -140,7 +140,7 @@ func TestDownloadChecksumMismatch(t *testing.T) {
 	srv, _ := serve(t, body)
 	dir := t.TempDir()
 	_, err := Download(context.Background(), srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: strings.Repeat("0", 64)}, dir)
-	if err == nil || !strings.Contains(err.Error(), "download ml-1m: sha256 mismatch") {
+	if err == nil || !strings.Contains(err.Error(), "download ml-1m: GET "+srv.URL+": not the ml-1m archive") {
 		t.Fatalf("error = %v", err)
 	}
 	if left := entries(t, dir); len(left) != 0 {
