@@ -144,10 +144,6 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.DeleteMovie(ctx, id)
-	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
-		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error(), cause: err})
-		return
-	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

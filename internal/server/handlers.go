@@ -10,6 +10,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +64,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := s.rec.Info(); !ok {
-		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
+		s.fail(w, r, recall.NoModelError{})
 		return
 	}
 	ctx, cancel := s.deadline(r)
@@ -115,7 +117,7 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	info, ok := s.rec.Info()
 	if !ok {
-		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
+		s.fail(w, r, recall.NoModelError{})
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, newModelResponse(info))
@@ -135,7 +137,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	info, ok := s.rec.Info()
 	if !ok {
-		s.fail(w, r, &apiError{code: codeUnavailable, detail: "no model is loaded"})
+		s.fail(w, r, recall.NoModelError{})
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ready", ModelVersion: info.Version})

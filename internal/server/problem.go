@@ -126,6 +126,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // classify maps an error of the Recaller.
 func (s *Server) classify(err error) *apiError {
+	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
+		return &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error(), cause: err}
+	}
 	if re, ok := errors.AsType[*recall.Error](err); ok {
 		f, _, _ := strings.Cut(re.Field, "[") // "genres[2]" names member genres
 		return &apiError{code: codeInvalid, field: f, detail: re.Error(), cause: err}
