@@ -737,8 +737,10 @@ func (c *Config) Validate() error {
 			bad(name, "%v must be positive", d)
 		}
 	}
-	if s.RequestTimeout > 0 && s.WriteTimeout > 0 && s.WriteTimeout <= s.RequestTimeout {
-		bad("serve.write_timeout", "%v must exceed serve.request_timeout (%v), or a timed-out request cannot be answered", s.WriteTimeout, s.RequestTimeout)
+	if s.WriteTimeout > 0 && s.WriteTimeout <= s.ReadTimeout+s.RequestTimeout {
+		// net/http's write deadline starts once the headers are read: it
+		// covers the body's upload (up to read_timeout) and the answer.
+		bad("serve.write_timeout", "%v must exceed serve.read_timeout + serve.request_timeout (%v), or a slow upload's answer (its 408, or a 200) is cut off", s.WriteTimeout, s.ReadTimeout+s.RequestTimeout)
 	}
 	if s.DrainDelay < 0 {
 		bad("serve.drain_delay", "%v is negative", s.DrainDelay)

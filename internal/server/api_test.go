@@ -85,7 +85,7 @@ func TestRecallBatch(t *testing.T) {
 // timeout problem; those answered before keep their results.
 func TestRecallBatchDeadline(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Config{RequestTimeout: 50 * time.Millisecond, WriteTimeout: time.Second})
+	ts := newTestServer(t, Config{RequestTimeout: 50 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second})
 	calls := 0
 	ts.rec.recallHook = func(ctx context.Context, req recall.Request) (recall.Result, error) {
 		calls++

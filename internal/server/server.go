@@ -57,7 +57,7 @@ type Config struct {
 	RequestTimeout    time.Duration // time to answer once the body is read; past it the answer is 504
 	ReadHeaderTimeout time.Duration // slowloris protection
 	ReadTimeout       time.Duration // whole request, body included
-	WriteTimeout      time.Duration // must exceed RequestTimeout so a timeout problem can be written
+	WriteTimeout      time.Duration // must exceed ReadTimeout + RequestTimeout: it starts once the headers are read
 	IdleTimeout       time.Duration // keep-alive connections
 	ShutdownTimeout   time.Duration // how long Serve waits for in-flight requests after its context ends
 	DrainDelay        time.Duration // how long Serve reports not-ready before it stops accepting
@@ -126,8 +126,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.v))
 		}
 	}
-	if c.WriteTimeout > 0 && (c.RequestTimeout == 0 || c.WriteTimeout <= c.RequestTimeout) {
-		errs = append(errs, fmt.Errorf("write timeout (%v) must exceed a non-zero request timeout (%v), or timeouts cannot be answered", c.WriteTimeout, c.RequestTimeout))
+	if c.WriteTimeout > 0 && (c.RequestTimeout == 0 || c.ReadTimeout == 0 || c.WriteTimeout <= c.ReadTimeout+c.RequestTimeout) {
+		// The write deadline starts once the headers are read: it covers
+		// the body's upload and the answer.
+		errs = append(errs, fmt.Errorf("write timeout (%v) must exceed non-zero read and request timeouts together (%v + %v), or slow uploads and timeouts cannot be answered", c.WriteTimeout, c.ReadTimeout, c.RequestTimeout))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

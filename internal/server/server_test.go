@@ -579,6 +579,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{BodyLimit: 1, WriteTimeout: time.Second}).Validate(); err == nil {
 		t.Error("write timeout without a request timeout accepted")
 	}
+	if err := (Config{BodyLimit: 1, ReadTimeout: 5 * time.Second, RequestTimeout: time.Second, WriteTimeout: 5 * time.Second}).Validate(); err == nil {
+		t.Error("write timeout that a slow upload uses up accepted")
+	}
 	if _, err := New(Config{BodyLimit: -1}, zerologNop(), newFake(), newRegistry()); err == nil {
 		t.Error("New accepted a bad config")
 	}
