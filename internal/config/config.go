@@ -422,12 +422,13 @@ func (c Config) ModelJSON() (json.RawMessage, error) {
 }
 
 // Parse decodes YAML bytes (the file name, for errors) on top of base.
-// Unknown keys are errors, and so is a decimal for an integer (yaml.v3
-// truncates it: epochs 2.5 trained 2).
+// Unknown keys are errors, and so is a value of the wrong type, named by
+// its key (yaml.v3 truncates a decimal for an integer, epochs 2.5 trained
+// 2, and names only the line of other mismatches).
 func Parse(raw []byte, name string, base Config) (Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err == nil {
-		if err := checkNumbers(&root, reflect.TypeFor[Config](), ""); err != nil {
+		if err := checkScalars(&root, reflect.TypeFor[Config](), ""); err != nil {
 			return base, fmt.Errorf("config: %s: %w", name, err)
 		}
 	} // a syntax error is reported by the decoder below
@@ -444,22 +445,22 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	return c, nil
 }
 
-// checkNumbers walks the YAML node n that decodes into a value of type t
-// (path names it) and refuses a decimal for an integer (durations are
-// int64 too: yaml.v3 itself refuses a number for one).
-func checkNumbers(n *yaml.Node, t reflect.Type, path string) error {
+// checkScalars walks the YAML node n that decodes into a value of type t
+// (path names it) and refuses a scalar of the wrong type (see
+// scalarProblem), naming its line and key.
+func checkScalars(n *yaml.Node, t reflect.Type, path string) error {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := checkNumbers(c, t, path); err != nil {
+			if err := checkScalars(c, t, path); err != nil {
 				return err
 			}
 		}
 	case yaml.AliasNode:
-		return checkNumbers(n.Alias, t, path)
+		return checkScalars(n.Alias, t, path)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
@@ -477,24 +478,55 @@ func checkNumbers(n *yaml.Node, t reflect.Type, path string) error {
 			if vt == nil {
 				continue // an unknown key: the decoder names it
 			}
-			if err := checkNumbers(val, vt, strings.TrimPrefix(path+"."+key, ".")); err != nil {
+			if err := checkScalars(val, vt, strings.TrimPrefix(path+"."+key, ".")); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			for i, c := range n.Content {
-				if err := checkNumbers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				if err := checkScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 					return err
 				}
 			}
 		}
 	case yaml.ScalarNode:
-		if t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 && n.Tag == "!!float" {
-			return fmt.Errorf("line %d: %s: %s is not an integer", n.Line, path, n.Value)
+		if msg := scalarProblem(n, t); msg != "" {
+			return fmt.Errorf("line %d: %s: %s", n.Line, path, msg)
 		}
 	}
 	return nil
+}
+
+// scalarProblem says why scalar n cannot be a value of type t ("" if it
+// can; a null leaves the value as it is).
+func scalarProblem(n *yaml.Node, t reflect.Type) string {
+	if n.Tag == "!!null" {
+		return ""
+	}
+	switch k := t.Kind(); {
+	case t == reflect.TypeFor[time.Duration]():
+		if _, err := time.ParseDuration(n.Value); err != nil {
+			return n.Value + " is not a duration (write it with its unit, such as 1s or 500ms)"
+		}
+	case k >= reflect.Int && k <= reflect.Uint64:
+		if n.Tag != "!!int" {
+			return n.Value + " is not an integer"
+		}
+	case k == reflect.Float32 || k == reflect.Float64:
+		if n.Tag != "!!int" && n.Tag != "!!float" {
+			return n.Value + " is not a number"
+		}
+	case k == reflect.Bool: // yaml.v3 also reads YAML 1.1's yes, no, on and off
+		switch strings.ToLower(n.Value) {
+		case "y", "yes", "on", "n", "no", "off":
+			return ""
+		}
+		if n.Tag != "!!bool" {
+			return n.Value + " is not true or false"
+		}
+	}
+	return ""
 }
 
 // ApplyEnv overrides settings from TOWERRECALL_* environment variables.

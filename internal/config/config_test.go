@@ -145,6 +145,11 @@ func TestParse(t *testing.T) {
 		// the line and the key.
 		{name: "decimal for an integer", yaml: "train:\n  epochs: 2.5\n", wantErr: "line 2: train.epochs: 2.5 is not an integer"},
 		{name: "decimal for an unsigned integer", yaml: "train:\n  seed: 1.5\n", wantErr: "train.seed: 1.5 is not an integer"},
+		{name: "words for an integer", yaml: "serve:\n  body_limit: 1MiB\n", wantErr: "line 2: serve.body_limit: 1MiB is not an integer"},
+		{name: "number for a duration", yaml: "serve: {request_timeout: 1}\n", wantErr: "line 1: serve.request_timeout: 1 is not a duration (write it with its unit"},
+		{name: "words for a number", yaml: "train:\n  learning_rate: fast\n", wantErr: "line 2: train.learning_rate: fast is not a number"},
+		{name: "words for a boolean", yaml: "serve:\n  demo: maybe\n", wantErr: "line 2: serve.demo: maybe is not true or false"},
+		{name: "a list entry", yaml: "model:\n  hidden: [64, x]\n", wantErr: "line 2: model.hidden[1]: x is not an integer"},
 		{name: "decimal in a list", yaml: "model:\n  hidden: [64, 32.5]\n", wantErr: "line 2: model.hidden[1]: 32.5 is not an integer"},
 		{name: "decimal in a list of features", yaml: "model:\n  user:\n    - name: user_id\n      dim: 1.5\n", wantErr: "line 4: model.user[0].dim: 1.5 is not an integer"},
 		{name: "decimal for a duration", yaml: "serve:\n  reload_poll: 1.5\n", wantErr: "line 2"},
