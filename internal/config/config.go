@@ -731,6 +731,9 @@ func (c *Config) Validate() error {
 		bad("train.valid_user_fraction", "%g out of range 0–0.5", t.ValidUserFraction)
 	}
 	s := c.Serve
+	if strings.TrimSpace(s.Model) == "" {
+		bad("serve.model", "must name the artifact directory (it was empty)")
+	}
 	if err := checkAddr(s.Addr); err != nil {
 		bad("serve.addr", "%q: %v", s.Addr, err)
 	}

@@ -39,13 +39,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Serve.HNSWM = 257  // the index's base-layer degree, 2M, is at most 512
 	c.Serve.WriteTimeout = c.Serve.ReadTimeout + c.Serve.RequestTimeout // the write deadline covers the upload too
 	c.Serve.MaxHeaderBytes = -1
+	c.Serve.Model = ""
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a broken config")
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
 		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
-		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "serve.write_timeout", "serve.max_header_bytes"} {
+		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "serve.write_timeout", "serve.max_header_bytes", "serve.model"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
