@@ -18,6 +18,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // chromiumPath is Debian's chromium package's binary.
@@ -81,9 +82,12 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
 	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
 	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
-	b.do(t, "pick it and recall again",
-		chromedp.Click(chromedp.CSS("#recent-hits button.hit")),
-		chromedp.Click(chromedp.CSS("#recall-submit")))
+	// Enter in the search box picks the top hit; it does not submit the
+	// recall form around it (which sent the body without the movie).
+	b.do(t, "pick it with Enter", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))
+	b.waitFor(t, "the picked movie", `document.querySelectorAll('#recent-picked li').length === 1`)
+	checkSentBody(t, b, body)
+	b.do(t, "recall again", chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done'`)
 	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
 		t.Errorf("%d picked movies shown, want 1", n)
@@ -129,6 +133,28 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("similar view heading %q, want the movie's title %q", heading, sim.Movie.Title)
 	}
 	b.screenshot(t, "explorer-similar.png")
+
+	// The same movie picked again with another k shows k neighbours (no
+	// hashchange fires for the same movie).
+	eval[string](t, b, `document.querySelector('#similar-q').value = ''`)
+	b.do(t, "search it again with k = 3",
+		chromedp.SetValue(chromedp.CSS("#similar-k"), "3"),
+		chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
+	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
+	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
+	b.waitFor(t, "three neighbours", `document.querySelectorAll('#similar-table tbody tr').length === 3`)
+
+	// A bad k in the similar view marks that view's field, not the recall
+	// form's k.
+	b.allowNetworkErrors(true)
+	b.do(t, "ask for too many neighbours",
+		chromedp.SetValue(chromedp.CSS("#similar-k"), "100000"),
+		chromedp.Click(chromedp.CSS("#similar-submit")))
+	b.waitFor(t, "the problem", `document.querySelector('#similar').dataset.state === 'error'`)
+	b.allowNetworkErrors(false)
+	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-k"}) {
+		t.Errorf("fields marked invalid: %v, want [similar-k]", marked)
+	}
 
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))

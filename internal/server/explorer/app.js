@@ -76,17 +76,24 @@ async function loadModel() {
   }
 }
 
+// fillVocabularies (re)builds the form's choices from /model's
+// vocabularies, keeping what is chosen where the model still has it.
 function fillVocabularies(v) {
   const occ = $('#occupation');
-  for (const o of v.occupation || []) occ.append(el('option', { value: o }, o));
-  const ages = $('#age-buckets');
-  for (const a of (v.age || []).map(Number).filter((n) => n > 0).sort((a, b) => a - b)) {
-    ages.append(el('option', { value: String(a) }));
-  }
-  const list = $('#genre-list');
-  for (const g of v.genres || []) {
-    list.append(el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'genre', value: g }), ' ' + g));
-  }
+  const chosen = occ.value;
+  occ.replaceChildren(occ.options[0], ...(v.occupation || []).map((o) => el('option', { value: o }, o)));
+  occ.value = (v.occupation || []).includes(chosen) ? chosen : '';
+  $('#age-buckets').replaceChildren(...(v.age || []).map(Number).filter((n) => n > 0).sort((a, b) => a - b)
+    .map((a) => el('option', { value: String(a) })));
+  const checked = new Set([...document.querySelectorAll('#genre-list input:checked')].map((c) => c.value));
+  $('#genre-list').replaceChildren(...(v.genres || []).map((g) => el('label', { class: 'check' },
+    el('input', { type: 'checkbox', name: 'genre', value: g, checked: checked.has(g) }), ' ' + g)));
+}
+
+// followModel reloads the header and the form's choices when an answer
+// comes from another model than the one shown (the service reloaded).
+function followModel(version) {
+  if (version !== $('#model-version').textContent) loadModel();
 }
 
 // --- movie search (shared by the picker and the similar view) ----------
@@ -94,6 +101,15 @@ function fillVocabularies(v) {
 function searchBox(input, hits, onPick) {
   let timer = 0;
   let seq = 0;
+  // Enter picks the top hit. Inside the recall form it would also submit
+  // the form (without the movie): keypress is where browsers do that.
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault();
+    const top = hits.querySelector('button.hit');
+    if (top) top.click();
+  });
+  input.addEventListener('keypress', (ev) => { if (ev.key === 'Enter') ev.preventDefault(); });
   input.addEventListener('input', () => {
     clearTimeout(timer);
     timer = setTimeout(async () => {
@@ -159,9 +175,14 @@ function clearInvalid() {
   for (const e of document.querySelectorAll('[aria-invalid]')) e.removeAttribute('aria-invalid');
 }
 
+// latest counts the requests of each view: an answer to a request that a
+// later one superseded is dropped, whichever arrives first.
+const latest = { recall: 0, similar: 0 };
+
 async function submitRecall(ev) {
   ev.preventDefault();
   clearInvalid();
+  const mine = ++latest.recall;
   const box = $('#results');
   const body = recallBody();
   $('#recall-request').textContent = 'POST /recall\n' + JSON.stringify(body, null, 2);
@@ -170,16 +191,21 @@ async function submitRecall(ev) {
   const t0 = performance.now();
   try {
     const res = await api('POST', '/recall', body);
+    if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
+    followModel(res.model_version);
     fillTable($('#results-table'), res.items);
-    $('#results-meta').replaceChildren(...metaLine([
+    const pairs = [
       ['model', res.model_version], ['backend', res.backend],
       ['user', res.known_user ? 'known (trained on)' : 'cold start'],
       ['movies', String(res.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
-    ]));
+    ];
+    const unknown = (res.user && res.user.unknown_recent_movie_ids) || [];
+    if (unknown.length) pairs.push(['not in the catalogue, not used', unknown.map((id) => '#' + id).join(', ')]);
+    $('#results-meta').replaceChildren(...metaLine(pairs));
     box.dataset.state = 'done';
   } catch (err) {
-    failView(box, $('#results-table'), $('#results-meta'), err);
+    if (mine === latest.recall) failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
   }
 }
 
@@ -189,11 +215,13 @@ function metaLine(pairs) {
   return out;
 }
 
-function failView(box, table, meta, err) {
+// failView shows err in a view; inputs maps a problem's field to the
+// view's input to mark.
+function failView(box, table, meta, err, inputs) {
   table.hidden = true;
   meta.replaceChildren(el('span', { class: 'error' }, err.message));
   const f = err.problem && err.problem.field;
-  if (f && fieldInputs[f]) $(fieldInputs[f]).setAttribute('aria-invalid', 'true');
+  if (f && inputs[f]) $(inputs[f]).setAttribute('aria-invalid', 'true');
   box.dataset.state = 'error';
 }
 
@@ -216,13 +244,16 @@ function fillTable(table, items) {
 
 async function showSimilar(id) {
   clearInvalid();
+  const mine = ++latest.similar;
   const box = $('#similar');
   const k = $('#similar-k').value.trim() || '10';
-  $('#similar-id').value = String(id);
+  $('#similar-id').value = /^\d+$/.test(id) ? id : ''; // a number input cannot hold anything else
   box.dataset.state = 'loading';
   $('#similar-meta').textContent = 'Searching…';
   try {
     const res = await api('GET', '/movies/' + encodeURIComponent(id) + '/similar?' + new URLSearchParams({ k }));
+    if (mine !== latest.similar) return;
+    followModel(res.model_version);
     const m = res.movie;
     $('#similar-title').textContent = 'Nearest to ' + m.title;
     fillTable($('#similar-table'), res.items);
@@ -232,11 +263,9 @@ async function showSimilar(id) {
     ]));
     box.dataset.state = 'done';
   } catch (err) {
+    if (mine !== latest.similar) return;
     $('#similar-title').textContent = 'Nearest movies';
-    failView(box, $('#similar-table'), $('#similar-meta'), err);
-    const f = err.problem && err.problem.field;
-    if (f === 'movie_id') $('#similar-id').setAttribute('aria-invalid', 'true');
-    if (f === 'k') $('#similar-k').setAttribute('aria-invalid', 'true');
+    failView(box, $('#similar-table'), $('#similar-meta'), err, { movie_id: '#similar-id', k: '#similar-k' });
   }
 }
 
@@ -256,12 +285,17 @@ function route() {
 
 function main() {
   $('#recall-form').addEventListener('submit', submitRecall);
+  // openSimilar shows a movie's neighbours; the same movie again (a new k)
+  // fires no hashchange, so it is shown directly.
+  const openSimilar = (id) => {
+    if (location.hash === '#similar/' + id) showSimilar(id);
+    else location.hash = '#similar/' + id;
+  };
   $('#similar-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const id = $('#similar-id').value.trim();
     if (!id) { $('#similar-id').setAttribute('aria-invalid', 'true'); return; }
-    if (location.hash === '#similar/' + id) showSimilar(id);
-    else location.hash = '#similar/' + id;
+    openSimilar(id);
   });
   searchBox($('#recent-q'), $('#recent-hits'), (m) => {
     picked.set(m.movie_id, m);
@@ -271,7 +305,7 @@ function main() {
   });
   searchBox($('#similar-q'), $('#similar-hits'), (m) => {
     $('#similar-hits').replaceChildren();
-    location.hash = '#similar/' + m.movie_id;
+    openSimilar(String(m.movie_id));
   });
   window.addEventListener('hashchange', route);
   route();
