@@ -35,9 +35,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.HistoryDropout = 0.95
 	c.Train.UserWeight = 1.5
 	c.Train.LogQScale = -1
-	c.Train.Workers = 65                                                // the trainer's own limit is 64
-	c.Serve.HNSWM = 257                                                 // the index's base-layer degree, 2M, is at most 512
-	c.Serve.WriteTimeout = c.Serve.ReadTimeout + c.Serve.RequestTimeout // the write deadline covers the upload too
+	c.Train.Workers = 65 // the trainer's own limit is 64
+	c.Serve.HNSWM = 257  // the index's base-layer degree, 2M, is at most 512
+	// The write deadline covers the upload too.
+	c.Serve.WriteTimeout = c.Serve.ReadTimeout + c.Serve.RequestTimeout
 	c.Serve.MaxHeaderBytes = -1
 	c.Serve.Model = ""
 	err := c.Validate()
