@@ -242,13 +242,9 @@ func TestE2EFaultBadArtifact(t *testing.T) {
 	fixed := fixedRequests()
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	a1, a2 := filepath.Join(dir, "a1"), filepath.Join(dir, "a2")
-	trainDemo(t, bin, a1, 1)
-	trainDemo(t, bin, a2, 2)
+	model, a1, a2 := twoArtifacts(t, bin, dir)
 	v1, want1 := expectedAnswers(t, a1)
 	v2, _ := expectedAnswers(t, a2)
-	model := filepath.Join(dir, "model")
-	install(t, a1, model)
 	p := startServe(t, bin, "--model", model)
 
 	truncate := func(name string, keep float64) func(t *testing.T) {
@@ -418,13 +414,9 @@ func TestE2EReloadTriggers(t *testing.T) {
 	}
 
 	// The poll after a SIGHUP reload.
-	a1, a2 := filepath.Join(dir, "a1"), filepath.Join(dir, "a2")
-	trainDemo(t, bin, a1, 1)
-	trainDemo(t, bin, a2, 2)
+	model, a1, a2 := twoArtifacts(t, bin, dir)
 	v1, _ := expectedAnswers(t, a1)
 	v2, _ := expectedAnswers(t, a2)
-	model := filepath.Join(dir, "model")
-	install(t, a1, model)
 	cfgPath := filepath.Join(dir, "serve.yaml")
 	if err := os.WriteFile(cfgPath, []byte("serve:\n  reload_poll: 3s\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -988,4 +980,16 @@ func (r repeatByte) Read(p []byte) (int, error) {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// twoArtifacts trains demo artifacts dir/a1 and dir/a2 (seeds 1 and 2)
+// and installs a1 as the served model, dir/model.
+func twoArtifacts(t *testing.T, bin, dir string) (model, a1, a2 string) {
+	t.Helper()
+	a1, a2 = filepath.Join(dir, "a1"), filepath.Join(dir, "a2")
+	trainDemo(t, bin, a1, 1)
+	trainDemo(t, bin, a2, 2)
+	model = filepath.Join(dir, "model")
+	install(t, a1, model)
+	return model, a1, a2
 }
