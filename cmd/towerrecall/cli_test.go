@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,10 +198,26 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	if err := os.WriteFile(stray, []byte("99999::1::4::978300760\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty.dat")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ratings := filepath.Join(data, "ratings.dat")
 	model := filepath.Join(dir, "model")
 	if _, err := cli("train", "--data", data, "--out", model, "--epochs", "2"); err != nil {
 		t.Fatal(err)
+	}
+	// A model without a prior (none in the grid) has nothing to recount.
+	noPrior := filepath.Join(dir, "noprior.yaml")
+	if err := os.WriteFile(noPrior, []byte("train:\n  prior_weights: []\n  candidates: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain")
+	if _, err := cli("train", "--config", noPrior, "--data", data, "--out", plain, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli("prior", "--model", plain, "--data", data, "--ratings", ratings); err == nil || !strings.Contains(err.Error(), "has no popularity prior to recount") {
+		t.Errorf("prior on a model without one: err = %v", err)
 	}
 	manifest := func() string {
 		raw, err := os.ReadFile(filepath.Join(model, "manifest.json"))
@@ -218,6 +235,8 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		{"prior, another catalogue", []string{"prior", "--model", model, "--data", other, "--ratings", ratings}, "movie 4 is"},
 		{"prior, stray ratings", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray}, "stray.dat:1: unknown user 99999"},
 		{"prior, a rating in two files", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + ratings}, "in both " + ratings + " and " + ratings},
+		{"prior, an empty file", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + empty}, empty + ": no ratings in the file"},
+		{"prior, no file", []string{"prior", "--model", model, "--data", data, "--ratings", " , "}, "usage"},
 		{"eval, another catalogue", []string{"eval", "--model", model, "--data", other, "--train", ratings, "--test", ratings}, "not the catalogue the model was trained on"},
 	} {
 		if _, err := cli(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -234,9 +253,10 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 }
 
 // TestEvalChecksItsFiles: eval refuses a test file the model was trained
-// on (here the validation file, which the refit fitted), by the
-// artifact's histories, and warns when its train file is not the model's,
-// by the checksums in the manifest; the right files pass without a word.
+// on (here the validation file, which the refit fitted), and warns when
+// the ratings it removes from the candidates are not the ones the model
+// was trained on, both by the artifact's histories; the model's own
+// ratings pass without a word, in whatever files they come.
 func TestEvalChecksItsFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a demo model")
@@ -245,7 +265,10 @@ func TestEvalChecksItsFiles(t *testing.T) {
 	dir, data, ds := demoDir(t, "data")
 	older, test := movielens.TimelineSplit(ds.Ratings, 0.8)
 	train, valid := movielens.TimelineSplit(older, 0.85)
-	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test, "older.dat": older})
+	half := len(test) / 2
+	wider := append(slices.Clone(older), test[:half]...)
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test, "older.dat": older,
+		"wider.dat": wider, "later.dat": test[half:]})
 	path := func(name string) string { return filepath.Join(dir, name) }
 	model := filepath.Join(dir, "model")
 	if _, err := cli("train", "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--out", model, "--epochs", "2"); err != nil {
@@ -259,7 +282,9 @@ func TestEvalChecksItsFiles(t *testing.T) {
 		{"the model's files", "train.dat", "valid.dat", "test.dat", nil, ""},
 		{"test is the validation file", "train.dat", "", "valid.dat", nil,
 			fmt.Sprintf("the test ratings repeat %d of %d (user, movie) pairs the model was trained on", len(valid), len(valid))},
-		{"another train file", "older.dat", "", "test.dat", []string{"--train " + path("older.dat") + " is not a file this model was trained on"}, ""},
+		{"train and valid in one file", "older.dat", "", "test.dat", nil, ""},
+		{"valid left out", "train.dat", "", "test.dat", []string{fmt.Sprintf("trained on %d (user, movie) pairs that --train and --valid do not hold", len(valid))}, ""},
+		{"a train file with more", "wider.dat", "", "later.dat", []string{fmt.Sprintf("hold %d (user, movie) pairs the model was not trained on", half)}, ""},
 	} {
 		args := []string{"towerrecall", "eval", "--model", model, "--data", data, "--train", path(tc.train), "--test", path(tc.test), "--ease-lambda", "0"}
 		if tc.valid != "" {

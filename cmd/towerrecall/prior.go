@@ -34,9 +34,17 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if *out == "" {
 		*out = *modelDir
 	}
+	files := config.SplitList(*ratings)
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "prior: --ratings names no file")
+		return errUsage
+	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {
 		return err
+	}
+	if b.Prior == nil {
+		return fmt.Errorf("prior: %s has no popularity prior to recount (validation chose none, or the model is pointwise)", *modelDir)
 	}
 	ds, err := movielens.LoadCatalog(*dataDir) // the ratings come from --ratings
 	if err != nil {
@@ -47,10 +55,13 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var rs []movielens.Rating
 	from := map[[2]int32]string{} // each (user, movie) pair's file: one rating per pair across the files too
-	for _, p := range config.SplitList(*ratings) {
+	for _, p := range files {
 		r, err := movielens.ReadRatingsFile(p, ds)
 		if err != nil {
 			return fmt.Errorf("--ratings: %w", err)
+		}
+		if len(r) == 0 {
+			return fmt.Errorf("--ratings %s: no ratings in the file", p)
 		}
 		for _, x := range r {
 			k := [2]int32{int32(x.User), int32(x.Movie)}

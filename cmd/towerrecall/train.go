@@ -372,52 +372,25 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if !trainedWith(b.Manifest.Data, in.Checksums, *trainF) {
-		fmt.Fprintf(stderr, "eval: warning: --train %s is not a file this model was trained on (manifest data.checksums): the movies removed from the candidates are not the ones training saw\n", *trainF)
-	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
 		Baselines: pipeline.BaselinesOf(bc)}, *workers)
 	if err != nil {
 		return err
+	}
+	if r.NotRemoved > 0 {
+		fmt.Fprintf(stderr, "eval: warning: the model was trained on %d (user, movie) pairs that --train and --valid do not hold (its artifact's histories): those movies stay candidates; pass the files it was trained on (a model refit on its validation file needs --valid too)\n", r.NotRemoved)
+	}
+	if r.NotTrained > 0 {
+		fmt.Fprintf(stderr, "eval: warning: --train and --valid hold %d (user, movie) pairs the model was not trained on: the movies removed from the candidates are not the ones training saw\n", r.NotTrained)
+	}
+	if b.Prior != nil && b.Prior.Ratings > r.Removed {
+		fmt.Fprintf(stderr, "eval: warning: the model's popularity prior counts %d ratings, more than --train and --valid hold (%d): if it counted the test ratings (a prior refreshed by `towerrecall prior` after the test period), the scores are optimistic\n", b.Prior.Ratings, r.Removed)
 	}
 	out := r.JSON()
 	out["model_version"] = b.Manifest.Version
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
-}
-
-// trainedWith reports whether eval's train file (sums: eval's checksums,
-// by path) is one the model was trained on, by the sha256 its manifest
-// recorded; true when it cannot tell (no train file, or no checksums: the
-// demo). A test file the model was trained on is refused by
-// pipeline.Evaluate, by the artifact's histories.
-func trainedWith(d artifact.DataInfo, sums map[string]string, train string) bool {
-	trained := trainingFileSums(d)
-	return len(trained) == 0 || train == "" || trained[sums[train]]
-}
-
-// trainingFileSums returns the sha256 of the rating files a model was trained on:
-// the split files it was given (--train, --valid), else its dataset's
-// ratings file.
-func trainingFileSums(d artifact.DataInfo) map[string]bool {
-	files, ok := movielens.FilesOf(movielens.Layout(d.Layout))
-	if !ok {
-		return nil
-	}
-	ratings := filepath.Join(d.Dir, files.Ratings)
-	out := map[string]bool{}
-	for path, sum := range d.Checksums {
-		switch path {
-		case ratings, filepath.Join(d.Dir, files.Users), filepath.Join(d.Dir, files.Movies), filepath.Join(d.Dir, files.Genres):
-		default:
-			out[sum] = true
-		}
-	}
-	if sum, ok := d.Checksums[ratings]; ok && len(out) == 0 {
-		out[sum] = true
-	}
-	return out
 }
 
 const (

@@ -48,6 +48,13 @@ type Report struct {
 	// Unscored counts the test ratings of movies the model does not have
 	// (a newer catalogue's): no metric counts them, hit or miss.
 	Unscored int
+	// NotRemoved counts the (user, movie) pairs the model was trained on
+	// (its artifact's histories) that the train and valid ratings given to
+	// Evaluate lack: those movies stay candidates. NotTrained counts the
+	// pairs given that the model was not trained on. Both are 0 when eval
+	// is given exactly the model's training ratings. Removed counts the
+	// pairs removed from the candidates (train and valid).
+	NotRemoved, NotTrained, Removed int
 }
 
 // NewUsers is the request-time history protocol: test users absent from
@@ -117,6 +124,32 @@ func (r Report) Flat() map[string]float64 {
 	return out
 }
 
+// compareHistories counts the pairs the model was trained on (b.Seen) that
+// split does not remove from the candidates, and the pairs it removes that
+// the model was not trained on. b's movie indexes are ix's (Evaluate
+// indexes b's catalogue).
+func compareHistories(b *artifact.Bundle, ix *Index, split *eval.Split) (notRemoved, notTrained int) {
+	trained := make([][]int32, len(split.Exclude))
+	for i, u := range b.Users {
+		if du, ok := ix.users[u]; ok {
+			trained[du] = b.Seen[i]
+		} else {
+			notRemoved += len(b.Seen[i])
+		}
+	}
+	for du, excl := range split.Exclude {
+		both := 0
+		for _, m := range excl {
+			if _, ok := slices.BinarySearch(trained[du], m); ok {
+				both++
+			}
+		}
+		notRemoved += len(trained[du]) - both
+		notTrained += len(excl) - both
+	}
+	return notRemoved, notTrained
+}
+
 // Evaluate scores b on a split, following the protocol of the shared data
 // README: full ranking over the bundle's catalogue with train and valid
 // movies removed, every test rating a positive. User features come from ds.
@@ -139,6 +172,11 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 		return Report{}, err
 	}
 	split := ix.Split(in.Train, in.Valid, in.Test)
+	var r Report
+	r.NotRemoved, r.NotTrained = compareHistories(b, ix, split)
+	for _, excl := range split.Exclude {
+		r.Removed += len(excl)
+	}
 	users := make([]feature.Encoded, len(ds.Users))
 	cold := make([]feature.Encoded, len(ds.Users))
 	// The history feature sees what serving sees: every rating known before
@@ -154,7 +192,6 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	}
 	d := b.Manifest.Dim
 	scorer := newScorer(d, b.Vectors, userVectors(b, users))
-	var r Report
 	for _, t := range in.Test {
 		if _, ok := ix.movies[t.Movie]; !ok {
 			r.Unscored++

@@ -309,7 +309,8 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 // not all of them) with the prior's half-life and weights unchanged, and
 // rewrites what depends on it: the table, the last value of every movie
 // vector, the HNSW graph (built with the settings its manifest records)
-// and the manifest's index recall. The towers are not touched: fresher
+// and the manifest's index recall, and drops the training-time metrics
+// (they scored the old prior). The towers are not touched: fresher
 // counts need no retraining. The scores change, so the version does: the
 // towers' version with "+prior." and the refresh time at. Ratings whose
 // newest is older than the prior's "now" are refused (a refresh never
@@ -345,6 +346,9 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 	}
 	towers, _, _ := strings.Cut(b.Manifest.Version, "+prior.")
 	b.Manifest.Version = towers + "+prior." + at.UTC().Format("20060102T150405Z")
+	// The training-time metrics scored the old prior: they would describe
+	// a model that is no longer served.
+	b.Manifest.Metrics = nil
 	d := b.Model.Dim()
 	for i := range b.Movies {
 		b.Vectors[i*d+d-1] = bias[i]

@@ -156,6 +156,9 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	graphBefore := len(b.Graph)
 	version := b.Manifest.Version
+	if len(b.Manifest.Metrics) == 0 {
+		t.Fatal("no training-time metrics: the test needs some to see them dropped")
+	}
 	at := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
 	// Ratings older than the prior's now are not a refresh.
 	if err := RefreshPrior(b, in.Dataset.Users, in.Train[:len(in.Train)/2], 50, at); err == nil || !strings.Contains(err.Error(), "is older than the prior's now") {
@@ -163,6 +166,9 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	if err := RefreshPrior(b, in.Dataset.Users, fresh, 50, at); err != nil {
 		t.Fatal(err)
+	}
+	if b.Manifest.Metrics != nil {
+		t.Errorf("metrics %v kept after the refresh: they scored the old prior", b.Manifest.Metrics)
 	}
 	// New scores, new version; a second refresh replaces the suffix.
 	if want := version + "+prior.20261203T160000Z"; b.Manifest.Version != want {
