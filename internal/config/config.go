@@ -396,6 +396,31 @@ func (c Config) Candidate(name string) (Config, error) {
 	return p, nil
 }
 
+// RecipeChanges names the model and train settings (yaml keys) in which c
+// differs from Default and which a Candidate would replace: a
+// configuration that sets any of them asks for its own recipe, so train
+// does not search candidates for it.
+func (c Config) RecipeChanges() []string {
+	// What Candidate keeps from the configuration it is tried beside.
+	carried := []string{"model.dim", "train.seed", "train.workers", "train.epochs", "train.valid_fraction",
+		"train.valid_user_fraction", "train.refit", "train.prior_half_lives", "train.prior_weights",
+		"train.candidates", "train.search_budget"}
+	var out []string
+	def := Default()
+	for _, sec := range []struct {
+		name     string
+		got, was reflect.Value
+	}{{"model", reflect.ValueOf(c.Model), reflect.ValueOf(def.Model)}, {"train", reflect.ValueOf(c.Train), reflect.ValueOf(def.Train)}} {
+		for i := range sec.got.NumField() {
+			key := sec.name + "." + strings.Split(sec.got.Type().Field(i).Tag.Get("yaml"), ",")[0]
+			if !slices.Contains(carried, key) && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
+				out = append(out, key)
+			}
+		}
+	}
+	return out
+}
+
 // ModelJSON returns the settings that make a model (data, model, train,
 // baselines; not serve or log, whose catalogue token is a secret) as JSON
 // whose keys are the config file's: JSON is YAML, so an artifact's

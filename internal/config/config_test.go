@@ -343,6 +343,18 @@ func TestCandidate(t *testing.T) {
 	if err := got.Validate(); err != nil {
 		t.Error(err)
 	}
+	// The run's settings are no recipe change; the recipe's own are.
+	if ch := c.RecipeChanges(); len(ch) != 0 {
+		t.Errorf("RecipeChanges of run settings only: %q", ch)
+	}
+	c.Train.BatchSize, c.Model.Hidden = 64, []int{16}
+	if ch := c.RecipeChanges(); !reflect.DeepEqual(ch, []string{"model.hidden", "train.batch_size"}) {
+		t.Errorf("RecipeChanges = %q, want model.hidden and train.batch_size", ch)
+	}
+	// The presets differ from the default in their recipe.
+	if ch := RandomSplit().RecipeChanges(); !slices.Contains(ch, "model.user") || !slices.Contains(ch, "train.user_weight") {
+		t.Errorf("RandomSplit().RecipeChanges() = %q", ch)
+	}
 	for _, bad := range [][]string{{"nope"}, {"random-split", "random-split"}} {
 		c := Default()
 		c.Train.Candidates = bad

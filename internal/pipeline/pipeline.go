@@ -107,7 +107,14 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err != nil {
 		return nil, err
 	}
-	if val != nil && len(cfg.Train.Candidates) > 0 {
+	search := val != nil && len(cfg.Train.Candidates) > 0
+	if changed := cfg.RecipeChanges(); search && len(changed) > 0 {
+		// The candidates' presets would replace these settings.
+		opts.Logger.Warn().Strs("settings", changed).Strs("candidates", cfg.Train.Candidates).
+			Msg("no recipe search: the configuration sets its own recipe; train.candidates: [] says so without this warning")
+		search = false
+	}
+	if search {
 		if rc, fitted, err = searchRecipes(ctx, in, fitIn, ix, rc, fitted, val, opts, &sel); err != nil {
 			return nil, err
 		}

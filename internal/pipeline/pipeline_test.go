@@ -326,6 +326,15 @@ func TestCandidateSearch(t *testing.T) {
 		slices.Contains(b.Manifest.Fields.User, feature.HistoryField) {
 		t.Errorf("with the budget spent: recipe %q, candidates %+v", sel.Recipe, sel.Candidates)
 	}
+	// A configuration that sets its own recipe (here the batch size, which
+	// the presets would replace) trains as configured: no search.
+	cfg.Train.SearchBudget, cfg.Train.BatchSize = 0, 256
+	if b, err = Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
+		t.Fatal(err)
+	}
+	if sel = b.Manifest.Training.Selection; sel.Recipe != "" || len(sel.Candidates) != 0 {
+		t.Errorf("with batch size 256: recipe %q, candidates %+v", sel.Recipe, sel.Candidates)
+	}
 }
 
 // randomScoring makes random user and movie vectors (dim wide; tied: the
