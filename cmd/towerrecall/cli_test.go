@@ -542,3 +542,26 @@ func cli(args ...string) (string, error) {
 	err := run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
 	return stdout.String(), err
 }
+
+// TestDemoWithSplitFiles: --data demo with a --train file uses that file
+// alone: the demo's own test split does not stay behind (it repeated the
+// file's ratings, or scored a split nobody asked for).
+func TestDemoWithSplitFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	writeRatings(t, dir, map[string][]movielens.Rating{"all.dat": movielens.Demo(1).Ratings})
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", "demo", "--train", filepath.Join(dir, "all.dat"), "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := artifact.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Manifest.Metrics) != 0 {
+		t.Errorf("metrics %v without a --test file", b.Manifest.Metrics)
+	}
+}

@@ -254,6 +254,9 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 		if d.Train == "" && d.Valid == "" && d.Test == "" {
 			return in, nil
 		}
+		if d.Train != "" {
+			in.Test = nil // split files replace the demo's own split, test included
+		}
 	} else {
 		// With split files, the directory's own ratings are not read (it
 		// may hold only the users and movies).
