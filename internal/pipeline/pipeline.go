@@ -99,8 +99,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	if val != nil && len(val.popularity) > 0 {
 		sel.ViewPopularity = val.popularity
-		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).
-			Msg("two validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10")
+		msg := "two validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10"
+		if !val.relative() {
+			msg = "two validation views, popularity hits nothing in one: settings maximise the mean of the views' Recall@10"
+		}
+		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).Msg(msg)
 	}
 	rc := newCandidate("configured", cfg)
 	fitted, err := fitAndChoosePrior(ctx, in, fitIn, ix, rc, val, opts)
@@ -336,12 +339,20 @@ func newValidation(ctx context.Context, ix *Index, fitTrain []movielens.Rating, 
 // norm is what view i's Recall@10 is divided by in the objective: 1 with
 // one view, else the number of views × the view's popularity Recall@10,
 // so the objective is the mean of the views' gains over popularity and
-// no view wins by being easier.
+// no view wins by being easier. If popularity hits nothing in a view (a
+// tiny dataset), there is no gain to measure: the plain mean of the views'
+// Recall@10.
 func (v *validation) norm(i int) float64 {
-	if len(v.splits) == 1 {
-		return 1
+	if !v.relative() {
+		return float64(len(v.splits))
 	}
-	return float64(len(v.splits)) * max(v.popularity[i], 1e-4)
+	return float64(len(v.splits)) * v.popularity[i]
+}
+
+// relative reports whether the objective measures each view against its
+// popularity Recall@10 (two views, popularity hits something in each).
+func (v *validation) relative() bool {
+	return len(v.splits) > 1 && !slices.Contains(v.popularity, 0)
 }
 
 // score is s's objective on v: Σ_i Recall@10_i / norm(i).

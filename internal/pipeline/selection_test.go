@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/train"
@@ -121,6 +122,29 @@ func TestTrainRefitsOnValidationFile(t *testing.T) {
 		}
 		if known := b.Encoder.Vocabs[feature.UserIDField].Has(strconv.Itoa(int(newUser))); known != refit {
 			t.Errorf("refit %v: user %d, rated only in the validation file, has an id embedding: %v", refit, newUser, known)
+		}
+	}
+}
+
+// TestValidationNorm: with two views each view's Recall@10 counts against
+// its popularity Recall@10; a view where popularity hits nothing (tiny
+// data) would divide by zero, so then the plain mean counts.
+func TestValidationNorm(t *testing.T) {
+	t.Parallel()
+	two := []*eval.Split{{}, {}}
+	for _, tc := range []struct {
+		name  string
+		v     validation
+		norms []float64
+	}{
+		{"one view", validation{splits: two[:1], popularity: nil}, []float64{1}},
+		{"two views", validation{splits: two, popularity: []float64{0.05, 0.2}}, []float64{0.1, 0.4}},
+		{"popularity hits nothing in one", validation{splits: two, popularity: []float64{0, 0.2}}, []float64{2, 2}},
+	} {
+		for i, want := range tc.norms {
+			if got := tc.v.norm(i); got != want {
+				t.Errorf("%s: norm(%d) = %v, want %v", tc.name, i, got, want)
+			}
 		}
 	}
 }
