@@ -96,7 +96,10 @@ type Fields struct {
 	Movie []feature.Field `json:"movie"`
 }
 
-// Training records how training went.
+// Training records how training went. Epochs, BestEpoch, Loss,
+// ValidRecall10 and ExamplesPerSec describe the run that chose the epoch
+// count on validation (of the chosen recipe); after a refit the shipped
+// towers are the refit's (Selection.Refit*). Seconds is all training.
 type Training struct {
 	Epochs         int        `json:"epochs"`
 	BestEpoch      int        `json:"best_epoch"`
@@ -125,6 +128,11 @@ type Selection struct {
 	ViewPopularity    []float64 `json:"view_popularity_recall@10,omitempty"`
 	Epochs            int       `json:"epochs"`          // the chosen epoch count (best on validation)
 	Refit             bool      `json:"refit,omitempty"` // retrained on train and the validation ratings for Epochs epochs
+	// RefitRatings, RefitLoss (per epoch) and RefitExamplesPerSec describe
+	// that retraining, whose towers ship.
+	RefitRatings        int       `json:"refit_ratings,omitempty"`
+	RefitLoss           []float64 `json:"refit_loss,omitempty"`
+	RefitExamplesPerSec float64   `json:"refit_examples_per_s,omitempty"`
 	// Prior is the popularity prior's setting chosen on validation (weight
 	// 0: none), PriorSearch every setting tried.
 	Prior       *PriorChoice  `json:"prior,omitempty"`

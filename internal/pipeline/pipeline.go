@@ -145,7 +145,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
 			return nil, err
 		}
-		sel.Refit = true
+		sel.Refit, sel.RefitRatings, sel.RefitExamplesPerSec = true, len(refitIn.Train), refit.ExamplesPerSec
+		for _, e := range refit.Epochs {
+			sel.RefitLoss = append(sel.RefitLoss, e.Loss)
+		}
 		res.Seconds += refit.Seconds
 	}
 	b := &artifact.Bundle{Model: model, Encoder: enc}

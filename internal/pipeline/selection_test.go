@@ -120,6 +120,11 @@ func TestTrainRefitsOnValidationFile(t *testing.T) {
 		if sel.Valid != "file" || sel.Refit != refit || sel.Epochs < 1 {
 			t.Errorf("refit %v: selection %+v", refit, sel)
 		}
+		// The refit's own run is recorded: its epochs and ratings.
+		if refit && (len(sel.RefitLoss) != sel.Epochs || sel.RefitRatings != len(in.Train)+len(in.Valid) || sel.RefitExamplesPerSec <= 0) ||
+			!refit && (sel.RefitLoss != nil || sel.RefitRatings != 0) {
+			t.Errorf("refit %v: refit loss %v over %d ratings at %.0f examples/s (%d epochs chosen)", refit, sel.RefitLoss, sel.RefitRatings, sel.RefitExamplesPerSec, sel.Epochs)
+		}
 		if known := b.Encoder.Vocabs[feature.UserIDField].Has(strconv.Itoa(int(newUser))); known != refit {
 			t.Errorf("refit %v: user %d, rated only in the validation file, has an id embedding: %v", refit, newUser, known)
 		}
