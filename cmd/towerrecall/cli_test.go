@@ -150,8 +150,8 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "model")
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", out, flagName, "-1"}, func(string) string { return "" }, &stdout, &stderr)
-			if err == nil || !strings.Contains(err.Error(), setting) {
-				t.Fatalf("%s -1: err = %v, want one naming %s", flagName, err, setting)
+			if err == nil || !strings.Contains(err.Error(), setting) || !strings.Contains(err.Error(), flagName+" sets "+setting) {
+				t.Fatalf("%s -1: err = %v, want one naming %s and the flag", flagName, err, setting)
 			}
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
 				t.Errorf("%s -1 wrote %s (%v)", flagName, out, err)
@@ -167,8 +167,8 @@ func TestEvalRejectsBadSettings(t *testing.T) {
 	for _, tc := range []struct{ flag, value, want string }{
 		{"--workers", "0", "--workers"},
 		{"--workers", "-3", "--workers"},
-		{"--new-user-history", "-2", "baselines.new_user_history"},
-		{"--recent-window", "-1", "baselines.recent_window"},
+		{"--new-user-history", "-2", "--new-user-history sets baselines.new_user_history"},
+		{"--recent-window", "-1", "--recent-window sets baselines.recent_window"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := []string{"towerrecall", "eval", "--model", filepath.Join(t.TempDir(), "none"), "--data", "demo", tc.flag, tc.value}
@@ -416,6 +416,14 @@ func TestObjectiveFlagOverridesFile(t *testing.T) {
 		if b.Manifest.Objective != tc.want {
 			t.Errorf("--objective %q over a file saying softmax: trained %s, want %s", tc.flag, b.Manifest.Objective, tc.want)
 		}
+	}
+	// A file that sets a key against the flag's recipe is named with it.
+	if err := os.WriteFile(file, []byte("model:\n  rating_head: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli("train", "--data", "demo", "--config", file, "--objective", "pointwise", "--out", filepath.Join(dir, "bad"))
+	if err == nil || !strings.Contains(err.Error(), "model.rating_head") || !strings.Contains(err.Error(), "--objective pointwise starts from that recipe's preset; "+file) {
+		t.Errorf("--objective pointwise over rating_head: false: err = %v", err)
 	}
 }
 

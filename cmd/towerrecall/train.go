@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,7 +135,30 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 	if set != nil {
 		set(&c)
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		if fromFlag && raw != nil {
+			return c, fmt.Errorf("%w\n(--objective %s starts from that recipe's preset; %s sets every key it lists over it)", err, objective, path)
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// withFlags adds to a configuration error which of the given flags set
+// which keys (flags: flag name → the key it sets), so a bad flag value is
+// recognisable in an error that names the key.
+func withFlags(err error, given map[string]bool, flags map[string]string) error {
+	var set []string
+	for name, key := range flags {
+		if given[name] {
+			set = append(set, "--"+name+" sets "+key)
+		}
+	}
+	if err == nil || len(set) == 0 {
+		return err
+	}
+	slices.Sort(set)
+	return fmt.Errorf("%w\n(%s)", err, strings.Join(set, ", "))
 }
 
 // flagsSet returns the names of the flags given on the command line.
@@ -197,7 +221,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	})
 	if err != nil {
-		return err
+		return withFlags(err, given, map[string]string{"seed": "train.seed", "epochs": "train.epochs", "batch-size": "train.batch_size", "workers": "train.workers", "log-format": "log.format"})
 	}
 	logger := newLogger(stderr, cfg.Log, isTerminal(stderr))
 	if err := artifact.CheckWritable(*out); err != nil {
@@ -365,7 +389,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	bc := config.Default()
 	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
 	if err := bc.Validate(); err != nil {
-		return err
+		return withFlags(err, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
 	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {

@@ -240,7 +240,7 @@ func repeated(what, of string, shared []movielens.Rating, n int) error {
 	if len(shared) == 0 {
 		return nil
 	}
-	return fmt.Errorf("pipeline: %s repeat %d of %d (user, movie) pairs %s, the first user %d and movie %d: held-out ratings must be others (is the same file given twice?)",
+	return fmt.Errorf("pipeline: %s repeat %d of %d (user, movie) pairs %s, the first user %d and movie %d: held-out ratings must be others (is the same file given twice, or --train left out, so that every rating of --data trains?)",
 		what, len(shared), n, of, shared[0].User, shared[0].Movie)
 }
 
