@@ -529,18 +529,36 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	if n.Tag == "!!null" {
 		return ""
 	}
+	v := n.Value // as written: a quoted value is a string
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		v = strconv.Quote(n.Value) + " (a string)"
+	}
 	switch k := t.Kind(); {
 	case t == reflect.TypeFor[time.Duration]():
 		if _, err := time.ParseDuration(n.Value); err != nil {
-			return n.Value + " is not a duration (write it with its unit, such as 1s or 500ms)"
+			return v + " is not a duration (write it with its unit, such as 1s or 500ms)"
 		}
 	case k >= reflect.Int && k <= reflect.Uint64:
 		if n.Tag != "!!int" {
-			return n.Value + " is not an integer"
+			if n.Tag == "!!float" && strings.Trim(n.Value, "+-0123456789") == "" {
+				return v + " is out of range" // too big for yaml.v3's int
+			}
+			return v + " is not an integer"
+		}
+		var err error
+		if k >= reflect.Uint {
+			_, err = strconv.ParseUint(n.Value, 0, t.Bits())
+		} else {
+			_, err = strconv.ParseInt(n.Value, 0, t.Bits())
+		}
+		if err != nil && strings.HasPrefix(n.Value, "-") && k >= reflect.Uint {
+			return v + " is negative"
+		} else if err != nil {
+			return v + " is out of range"
 		}
 	case k == reflect.Float32 || k == reflect.Float64:
 		if n.Tag != "!!int" && n.Tag != "!!float" {
-			return n.Value + " is not a number"
+			return v + " is not a number"
 		}
 	case k == reflect.Bool: // yaml.v3 also reads YAML 1.1's yes, no, on and off
 		switch strings.ToLower(n.Value) {
@@ -548,7 +566,7 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 			return ""
 		}
 		if n.Tag != "!!bool" {
-			return n.Value + " is not true or false"
+			return v + " is not true or false"
 		}
 	}
 	return ""

@@ -147,6 +147,9 @@ func TestParse(t *testing.T) {
 		// the line and the key.
 		{name: "decimal for an integer", yaml: "train:\n  epochs: 2.5\n", wantErr: "line 2: train.epochs: 2.5 is not an integer"},
 		{name: "decimal for an unsigned integer", yaml: "train:\n  seed: 1.5\n", wantErr: "train.seed: 1.5 is not an integer"},
+		{name: "a quoted integer", yaml: "train:\n  epochs: \"3\"\n", wantErr: `line 2: train.epochs: "3" (a string) is not an integer`},
+		{name: "a negative unsigned integer", yaml: "train:\n  seed: -1\n", wantErr: "line 2: train.seed: -1 is negative"},
+		{name: "an integer out of range", yaml: "train:\n  seed: 99999999999999999999999\n", wantErr: "line 2: train.seed: 99999999999999999999999 is out of range"},
 		{name: "words for an integer", yaml: "serve:\n  body_limit: 1MiB\n", wantErr: "line 2: serve.body_limit: 1MiB is not an integer"},
 		{name: "number for a duration", yaml: "serve: {request_timeout: 1}\n", wantErr: "line 1: serve.request_timeout: 1 is not a duration (write it with its unit"},
 		{name: "words for a number", yaml: "train:\n  learning_rate: fast\n", wantErr: "line 2: train.learning_rate: fast is not a number"},
