@@ -22,7 +22,7 @@ import (
 func TestRecallBatch(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
-	ts := newTestServer(t, Config{BatchMax: 5})
+	ts := newTestServer(t, Config{BatchMax: 6})
 	ts.rec.recallHook = func(_ context.Context, req recall.Request) (recall.Result, error) {
 		if slices.Contains(req.Genres, "Opera") {
 			return recall.Result{}, &recall.Error{Field: "genres[0]", Message: `unknown genre "Opera"`}
@@ -37,6 +37,7 @@ func TestRecallBatch(t *testing.T) {
 		`{"user":{"age":30},"genres":["Opera"]}`,
 		`{"user":{"age":40}}`,
 		`{"user":{"age":50},"k":2,"kk":1}`,
+		`{"user":{"gender":"F","gender":"M"}}`,
 	}
 	body := `{"requests":[` + strings.Join(entries, ",") + `]}`
 	w := ts.call("POST", "/recall/batch", jsonCT, body)
@@ -68,7 +69,8 @@ func TestRecallBatch(t *testing.T) {
 		{`{"requests":null}`, "requests"},
 		{`{"requests":[]}`, "requests"},
 		{`{}`, "requests"},
-		{`{"requests":[` + strings.Repeat(`{"user":{}},`, 5) + `{"user":{}}]}`, "requests"},
+		{`{"requests":[` + strings.Repeat(`{"user":{}},`, 6) + `{"user":{}}]}`, "requests"},
+		{`{"requests":[{"user":{}}],"requests":[{"user":{}}]}`, "requests"},
 		{`{"requests":{"user":{}}}`, "requests"},
 		{`{"requests":[{"user":{}}],"k":3}`, "k"},
 	} {

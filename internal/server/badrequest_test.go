@@ -72,6 +72,7 @@ func badRequests() []badRequest {
 		{name: "user is an array", body: `{"user":[1]}`, field: "user"},
 		{name: "unknown member", body: `{"user":{},"kk":1}`, field: "kk"},
 		{name: "unknown nested member", body: `{"user":{"name":"x"}}`, field: "user.name"},
+		{name: "unknown nested member named like an index", body: `{"user":{"5":1}}`, field: "user.5"},
 		{name: "member in other case", body: `{"user":{},"K":5}`, field: "K"},
 		{name: "nested member in other case", body: `{"user":{"Gender":"F"}}`, field: "user.Gender"},
 		{name: "repeated member", body: `{"user":{},"k":1,"k":2}`, field: "k", schemaBlind: true},
@@ -255,6 +256,9 @@ func TestBadRequestDetails(t *testing.T) {
 	tests := []struct{ body, want string }{
 		{"{\n  \"user\": {},\n  \"k\": 1,\n}", "line 3, column 9"},
 		{`{"user":{},"k":"10"}`, "k: expected integer"},
+		{`{"user":{},"k":2.5}`, "k: expected integer (in range), got a number out of range or not an integer"},
+		{`{"user":{},"exclude_seen":1}`, "exclude_seen: expected boolean, got number"},
+		{`{"user":{"5":1}}`, `unknown member "user.5"`},
 		{`{"user":{},"exclude_movie_ids":[3,-7]}`, "exclude_movie_ids[1]"},
 		{"{\"user\":{\"zip\":\"9\xff\"}}", "not valid UTF-8 at line 1, column 18 (byte 17)"},
 		{`{"user":{},"k":1} x`, "at line 1, column 19 (byte 18): invalid character 'x' after top-level value"},
@@ -272,5 +276,33 @@ func TestBadRequestDetails(t *testing.T) {
 	w := ts.call("POST", "/score", jsonCT, `{"user":{},"movie_ids":[4,5,4]}`)
 	if p := decodeProblemBody(t, w); !strings.Contains(p.Detail, "movie_ids[2] repeats movie_ids[0]") {
 		t.Errorf("detail %q", p.Detail)
+	}
+}
+
+// TestContentTypes: JSON, and the types that carry it by accident (none,
+// and the form type curl -d and jQuery send, with or without a UTF-8
+// charset), are read; anything else is a 415.
+func TestContentTypes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ct string
+		ok bool
+	}{
+		{"application/json", true},
+		{"application/json; charset=UTF-8", true},
+		{"", true},
+		{"application/x-www-form-urlencoded", true},
+		{"application/x-www-form-urlencoded; charset=UTF-8", true},
+		{"application/x-www-form-urlencoded; charset=latin1", false},
+		{"multipart/form-data; boundary=x", false},
+		{"text/plain", false},
+	} {
+		h := http.Header{}
+		if tc.ct != "" {
+			h.Set("Content-Type", tc.ct)
+		}
+		if err := checkContentType(h); (err == nil) != tc.ok {
+			t.Errorf("Content-Type %q: %v, want accepted %v", tc.ct, err, tc.ok)
+		}
 	}
 }

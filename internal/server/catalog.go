@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -77,7 +78,10 @@ func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 
 // movieIDParam reads the {movie_id} of the path.
 func movieIDParam(r *http.Request) (movielens.MovieID, *apiError) {
-	raw := chi.URLParam(r, "movie_id")
+	raw := chi.URLParam(r, "movie_id") // routed on the escaped path when it has one
+	if u, err := url.PathUnescape(raw); err == nil {
+		raw = u // %32%36%30 is 260 (RFC 3986 §6.2.2.2)
+	}
 	id, ok := plainInt(raw)
 	if !ok || id < 1 || id > math.MaxInt32 {
 		return 0, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw)))

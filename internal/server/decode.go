@@ -119,6 +119,13 @@ func decodeProblem(body []byte, err error) *apiError {
 	case f == "":
 		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	case errors.Is(err, json.ErrUnknownName):
+		// The pointer ends at the unknown name, which is a member's even
+		// when it looks like an index ({"user":{"5":1}} → user.5).
+		parent, name := se.JSONPointer.Parent(), se.JSONPointer.LastToken()
+		if f = field(parent); f != "" {
+			f += "."
+		}
+		f += name
 		return invalid(f, "unknown member "+quote(f)+" (member names are case-sensitive)")
 	}
 	want := "a value"
@@ -128,6 +135,8 @@ func decodeProblem(body []byte, err error) *apiError {
 	got := map[jsontext.Kind]string{'f': "boolean", 't': "boolean", '"': "string", '0': "a number out of range or not an integer", '{': "object", '[': "array"}[se.JSONKind]
 	if got == "" {
 		got = "a value of another type"
+	} else if se.JSONKind == '0' && (se.GoType == nil || !strings.HasPrefix(want, "integer")) {
+		got = "number" // only an integer member can hold a number that does not fit
 	}
 	return invalid(f, fmt.Sprintf("%s: expected %s, got %s", pathOf(se.JSONPointer), want, got))
 }
@@ -181,19 +190,19 @@ func jsonKind(goKind string) string {
 
 // checkContentType accepts application/json with no parameter other than
 // charset=utf-8, and no Content-Encoding but identity. A missing type and
-// application/x-www-form-urlencoded, which `curl -d` sends by default, are
-// read as JSON too, so that one-line curl examples work; the body must
+// application/x-www-form-urlencoded (charset=utf-8 allowed, as jQuery
+// sends it), which `curl -d` sends by default, are read as JSON too, so that one-line curl examples work; the body must
 // still be a JSON object. Every other type is refused.
 func checkContentType(h http.Header) *apiError {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return &apiError{code: codeMediaType, detail: "content-encoded request bodies are not supported"}
 	}
 	ct := h.Get("Content-Type")
-	if ct == "application/json" || ct == "" || ct == "application/x-www-form-urlencoded" {
+	if ct == "application/json" || ct == "" {
 		return nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
+	if err != nil || mt != "application/json" && mt != "application/x-www-form-urlencoded" {
 		return &apiError{code: codeMediaType, detail: "Content-Type must be application/json, got " + quote(ct)}
 	}
 	for k, v := range params {

@@ -101,7 +101,7 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, invalid("", "the query string is malformed: "+err.Error())
+		return nil, invalid(malformedParam(r.URL.RawQuery), "the query string is malformed: "+err.Error())
 	}
 	for name, vals := range v {
 		switch {
@@ -112,6 +112,23 @@ func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
 		}
 	}
 	return v, nil
+}
+
+// malformedParam names the first parameter of a query string that
+// url.ParseQuery refuses (bad percent-encoding, a semicolon): its name,
+// decoded where it can be.
+func malformedParam(raw string) string {
+	for pair := range strings.SplitSeq(raw, "&") {
+		if _, err := url.ParseQuery(pair); err != nil {
+			name, _, _ := strings.Cut(pair, "=")
+			name, _, _ = strings.Cut(name, ";")
+			if n, err := url.QueryUnescape(name); err == nil {
+				name = n
+			}
+			return name
+		}
+	}
+	return ""
 }
 
 // intParam reads an optional integer query parameter in [lo, hi].

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -51,7 +52,15 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body batchBody
-	if err := json.Unmarshal(raw, &body, json.RejectUnknownMembers(true)); err != nil {
+	err := json.Unmarshal(raw, &body, json.RejectUnknownMembers(true))
+	if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok && errors.Is(err, jsontext.ErrDuplicateName) &&
+		strings.HasPrefix(string(se.JSONPointer), "/requests/") {
+		// A repeated name inside an entry is that entry's problem (its own
+		// decoding refuses it), not the batch's.
+		body = batchBody{}
+		err = json.Unmarshal(raw, &body, json.RejectUnknownMembers(true), jsontext.AllowDuplicateNames(true))
+	}
+	if err != nil {
 		s.fail(w, r, decodeProblem(raw, err))
 		return
 	}
