@@ -758,8 +758,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, name := range t.Candidates {
-		if _, err := Preset(name); err != nil {
-			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is not a preset (recent-history, random-split, reference)", name)
+		if !slices.Contains([]string{"default", "recent-history", "random-split", "reference"}, name) {
+			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is not a preset (default, recent-history, random-split, reference)", name)
 		} else if j := slices.Index(t.Candidates[:i], name); j >= 0 {
 			bad(fmt.Sprintf("train.candidates[%d]", i), "%q repeats train.candidates[%d]", name, j)
 		}
