@@ -311,6 +311,18 @@ func TestEvalChecksItsFiles(t *testing.T) {
 			}
 		}
 	}
+	// A prior refreshed with the test ratings counts them: eval says so.
+	if _, err := cli("prior", "--model", model, "--data", data, "--ratings", path("older.dat")+","+path("test.dat")); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"towerrecall", "eval", "--model", model, "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--test", path("test.dat"), "--ease-lambda", "0"}
+	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("prior counts %d ratings, more than --train and --valid hold (%d)", len(older)+len(test), len(older)); !strings.Contains(stderr.String(), want) {
+		t.Errorf("eval after a prior refreshed with the test: stderr %q does not say %q", stderr.String(), want)
+	}
 }
 
 // TestSplitsNeedNoRatingsFile: with split files, --data needs only the

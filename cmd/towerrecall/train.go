@@ -410,7 +410,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if r.NotTrained > 0 {
 		fmt.Fprintf(stderr, "eval: warning: --train and --valid hold %d (user, movie) pairs the model was not trained on: the movies removed from the candidates are not the ones training saw\n", r.NotTrained)
 	}
-	if b.Prior != nil && b.Prior.Ratings > r.Removed {
+	if b.Prior != nil && r.NotRemoved == 0 && b.Prior.Ratings > r.Removed {
 		fmt.Fprintf(stderr, "eval: warning: the model's popularity prior counts %d ratings, more than --train and --valid hold (%d): if it counted the test ratings (a prior refreshed by `towerrecall prior` after the test period), the scores are optimistic\n", b.Prior.Ratings, r.Removed)
 	}
 	out := r.JSON()
