@@ -220,3 +220,26 @@ func TestUserWeight(t *testing.T) {
 		tr.close()
 	}
 }
+
+// TestUserWeightCountsRealUsers: a recipe's copies of a user (cold-start
+// twins, history folds, recent copies) share the real user's weight, by
+// the real user's number of examples: splitting a user into copies does
+// not change what the user weighs.
+func TestUserWeightCountsRealUsers(t *testing.T) {
+	t.Parallel()
+	d := Data{
+		Users:  make([]feature.Encoded, 4),
+		Movies: make([]feature.Encoded, 2),
+		// User 0: one example. User 1: four, split over itself and its
+		// copies 2 and 3.
+		Train:  []Interaction{{User: 0, Movie: 0}, {User: 1, Movie: 0}, {User: 2, Movie: 1}, {User: 3, Movie: 0}, {User: 3, Movie: 1}},
+		Origin: []int32{0, 1, 1, 1},
+	}
+	_, w := frequencies(d, 1)
+	// n^-1 with n = 1 and 4, mean 1 over the 5 examples: 5/2 and 5/8.
+	for u, want := range []float32{2.5, 0.625, 0.625, 0.625} {
+		if math.Abs(float64(w[u]-want)) > 1e-6 {
+			t.Errorf("user %d weighs %g, want %g (all: %v)", u, w[u], want, w)
+		}
+	}
+}

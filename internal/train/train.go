@@ -487,8 +487,10 @@ func newTrainer(m *tower.Model, d Data, cfg Config) *trainer {
 }
 
 // frequencies returns each movie's share of d.Train, and each user's
-// example weight n_u^−userWeight, normalised to mean 1 over d.Train (0 for
-// users without examples).
+// example weight n^−userWeight, normalised to mean 1 over d.Train (0 for
+// users without examples). n counts the examples of the real user a user
+// stands for (d.Origin): its cold-start twins, history folds and recent
+// copies share the real user's weight.
 func frequencies(d Data, userWeight float32) (movie []float64, userW []float32) {
 	movie = make([]float64, len(d.Movies))
 	for _, x := range d.Train {
@@ -497,9 +499,13 @@ func frequencies(d Data, userWeight float32) (movie []float64, userW []float32) 
 	for j := range movie {
 		movie[j] /= float64(len(d.Train))
 	}
-	perUser := make([]float64, len(d.Users))
+	origin := func(u int32) int32 { return u }
+	if d.Origin != nil {
+		origin = func(u int32) int32 { return d.Origin[u] }
+	}
+	perUser := make([]float64, len(d.Users)) // by real user
 	for _, x := range d.Train {
-		perUser[x.User]++
+		perUser[origin(x.User)]++
 	}
 	var z float64
 	for _, c := range perUser {
@@ -508,8 +514,8 @@ func frequencies(d Data, userWeight float32) (movie []float64, userW []float32) 
 		}
 	}
 	userW = make([]float32, len(d.Users))
-	for u, c := range perUser {
-		if c > 0 {
+	for u := range userW {
+		if c := perUser[origin(int32(u))]; c > 0 {
 			userW[u] = float32(math.Pow(c, -float64(userWeight)) * float64(len(d.Train)) / z)
 		}
 	}
