@@ -147,6 +147,10 @@ type Train struct {
 	// constant (or empty), linear or cosine (to 0 at the end of the last
 	// epoch).
 	LRSchedule string `yaml:"lr_schedule"`
+	// PlanEpochs is not a setting: the refit, which repeats the chosen
+	// epochs of the selection run, plans lr_schedule over that run's
+	// epochs (0: epochs).
+	PlanEpochs int `yaml:"-"`
 	// HistoryDropout drops each movie of the history bag with this
 	// probability, anew at every training step (at least one is kept);
 	// serving and evaluation see the whole bag. 0 turns it off.
@@ -413,7 +417,7 @@ func (c Config) RecipeChanges() []string {
 	}{{"model", reflect.ValueOf(c.Model), reflect.ValueOf(def.Model)}, {"train", reflect.ValueOf(c.Train), reflect.ValueOf(def.Train)}} {
 		for i := range sec.got.NumField() {
 			key := sec.name + "." + strings.Split(sec.got.Type().Field(i).Tag.Get("yaml"), ",")[0]
-			if !slices.Contains(carried, key) && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
+			if !strings.HasSuffix(key, ".-") && !slices.Contains(carried, key) && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
 				out = append(out, key)
 			}
 		}

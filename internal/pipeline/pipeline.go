@@ -140,7 +140,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		refitIn.Train, refitIn.Valid = slices.Concat(in.Train, in.Valid), nil
 		opts.Logger.Info().Int("epochs", sel.Epochs).Int("ratings", len(refitIn.Train)).Msg("refit on the training and validation ratings")
 		t := cfg.Train
-		t.Epochs = sel.Epochs
+		t.Epochs, t.PlanEpochs = sel.Epochs, cfg.Train.Epochs // the selection run's schedule
 		var refit train.Result
 		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
 			return nil, err

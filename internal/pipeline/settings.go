@@ -44,6 +44,7 @@ func trainConfig(t config.Train, historyField int) train.Config {
 		ColdLogQ:         float32(t.ColdLogQ),
 		LogQScale:        float32(t.LogQScale),
 		Schedule:         t.LRSchedule,
+		PlanEpochs:       t.PlanEpochs,
 		HistoryField:     historyField,
 		L2:               t.L2,
 		Workers:          t.Workers,

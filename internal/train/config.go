@@ -70,9 +70,12 @@ type Config struct {
 	// metrics that reward popular hits.
 	LogQScale float32
 	// Schedule (Constant, Linear or Cosine) scales LearningRate by the share
-	// of the Epochs·steps-per-epoch steps done; with early stopping the
-	// decay is still planned over Epochs.
+	// of the PlanEpochs·steps-per-epoch steps done; with early stopping the
+	// decay is still planned over them.
 	Schedule string
+	// PlanEpochs is what a decaying Schedule is planned over (0: Epochs): a
+	// refit that repeats the first Epochs of a longer run sets that run's.
+	PlanEpochs int
 	// HistoryDropout (with HistoryField ≥ 0) drops each item of that user
 	// field's bag with this probability, anew at every step (at least one
 	// item is kept), so the user tower cannot lean on any one rated movie.
@@ -107,6 +110,9 @@ func (c Config) Validate() error {
 	case Adam, RMSprop:
 	default:
 		errs = append(errs, fmt.Errorf("optimizer %q: want %q or %q", c.Optimizer, Adam, RMSprop))
+	}
+	if c.PlanEpochs != 0 && c.PlanEpochs < c.Epochs {
+		errs = append(errs, fmt.Errorf("plan epochs %d: want 0 or at least epochs (%d)", c.PlanEpochs, c.Epochs))
 	}
 	if c.Epochs < 1 {
 		errs = append(errs, fmt.Errorf("epochs %d < 1", c.Epochs))

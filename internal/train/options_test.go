@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -240,6 +241,47 @@ func TestUserWeightCountsRealUsers(t *testing.T) {
 	for u, want := range []float32{2.5, 0.625, 0.625, 0.625} {
 		if math.Abs(float64(w[u]-want)) > 1e-6 {
 			t.Errorf("user %d weighs %g, want %g (all: %v)", u, w[u], want, w)
+		}
+	}
+}
+
+// TestPlanEpochs: a run of the first epochs of a longer plan (the refit)
+// follows the longer run's learning-rate schedule bit for bit, where
+// planning over its own epochs would decay to zero by its end.
+func TestPlanEpochs(t *testing.T) {
+	t.Parallel()
+	s := newSynth(40, 30, 3000, 29)
+	weights := func(m *tower.Model) []byte {
+		var buf bytes.Buffer
+		if _, err := m.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	cfg := testConfig()
+	cfg.Workers, cfg.Schedule, cfg.Epochs = 1, Linear, 3
+	// The whole plan, with the weights after epoch 2 kept.
+	long := tinyModel(t, s, smallTowers(false), 1)
+	var after2 []byte
+	if _, err := Run(context.Background(), long, s.data, cfg, Hooks{OnEpoch: func(e EpochStats) {
+		if e.Epoch == 2 {
+			after2 = weights(long)
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		plan int
+		same bool
+	}{{3, true}, {0, false}} {
+		short := tinyModel(t, s, smallTowers(false), 1)
+		c := cfg
+		c.Epochs, c.PlanEpochs = 2, tc.plan
+		if _, err := Run(context.Background(), short, s.data, c, Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		if same := bytes.Equal(weights(short), after2); same != tc.same {
+			t.Errorf("2 epochs planned over %d: the same weights as epoch 2 of 3: %v, want %v", tc.plan, same, tc.same)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +94,7 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 	if rem := len(d.Train) % cfg.BatchSize; rem >= 2 || rem == 1 && cfg.Objective == Pointwise {
 		perEpoch++
 	}
-	totalSteps := cfg.Epochs * perEpoch
+	totalSteps := cmp.Or(cfg.PlanEpochs, cfg.Epochs) * perEpoch
 	step := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
