@@ -242,3 +242,31 @@ func TestStoredProfile(t *testing.T) {
 		}
 	}
 }
+
+// TestModelInfoRecentWeight: /model's recent_weight is the prior weight a
+// user known only by recent movies gets, as tower.Prior.Group decides:
+// the cold weight unless the history feature makes users known.
+func TestModelInfoRecentWeight(t *testing.T) {
+	t.Parallel()
+	plain := testBundle(t, "p1", 60, 3)
+	hist, _, _ := historyBundle(t)
+	h := hist.Encoder.HistoryPosition()
+	id := slices.Index(hist.Encoder.UserFields, feature.UserIDField)
+	for _, tc := range []struct {
+		name string
+		b    *artifact.Bundle
+		p    artifact.Prior
+		want float32
+	}{
+		{"no history feature", plain, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{0}}, 2},
+		{"history makes users known, own weight", hist, artifact.Prior{Weight: 1, ColdWeight: 2, RecentWeight: 3, IDFields: []int{id, h}, RecentFields: []int{h}}, 3},
+		{"history makes users known", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id, h}}, 1},
+		{"history not an id field", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id}}, 2},
+	} {
+		b := *tc.b
+		b.Prior = &tc.p
+		if got := modelInfo(&b).Prior.RecentWeight; got != tc.want {
+			t.Errorf("%s: recent weight %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -262,9 +262,16 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	gl := slices.Sorted(maps.Keys(genres))
 	var prior *PriorInfo
 	if p := b.Prior; p != nil {
-		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.Weight, Ratings: p.Ratings}
-		if len(p.RecentFields) > 0 {
-			prior.RecentWeight = p.RecentWeight
+		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
+		// A user known only by recent movies is cold to a model whose
+		// history feature does not make users known (or that has none),
+		// as tower.Prior.Group decides.
+		prior.RecentWeight = p.ColdWeight
+		if h := b.Encoder.HistoryPosition(); h >= 0 && slices.Contains(p.IDFields, h) {
+			prior.RecentWeight = p.Weight
+			if len(p.RecentFields) > 0 {
+				prior.RecentWeight = p.RecentWeight
+			}
 		}
 	}
 	var recipe string
