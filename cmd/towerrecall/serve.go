@@ -99,6 +99,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// The address first: a port in use fails at once, before the journal
+	// is opened or a demo model trained.
+	ln, err := server.Listen(cfg.Serve.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it too; this covers the returns before
 	journal, err := openJournal(cfg.Serve, svc, logger)
 	if err != nil {
 		return err
@@ -128,14 +135,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case errors.Is(err, errBadArtifact):
 		logger.Error().Err(err).Str("model", cfg.Serve.Model).Dur("reload_poll", cfg.Serve.ReloadPoll).
 			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
-	default: // demo training failed: bad data settings, or interrupted
+	case ctx.Err() != nil: // SIGTERM or Ctrl-C during the demo training
+		logger.Info().Msg("stopped before serving")
+		return nil
+	default: // demo training failed: bad data settings
 		return err
 	}
 	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
-	if err != nil {
-		return err
-	}
-	ln, err := server.Listen(cfg.Serve.Addr)
 	if err != nil {
 		return err
 	}
@@ -175,6 +181,7 @@ type reloader struct {
 	dir         string
 	logger      zerolog.Logger
 	lastFailure string
+	pollErr     string // the last manifest read error the poll logged
 	// sum is the checksum of the manifest of the model serving (nil when
 	// unknown), whichever trigger loaded it: the poll reloads when the
 	// manifest on disk differs from it.
@@ -244,12 +251,37 @@ func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 			rl.mu.Lock()
 			same := bytes.Equal(sum, rl.sum)
 			rl.mu.Unlock()
+			rl.notePollError(err)
 			if err == nil && !same {
 				_ = rl.reload("manifest changed")
 			}
 		case <-done:
 			return
 		}
+	}
+}
+
+// notePollError logs a manifest the poll cannot read, once until it
+// changes: a volume that vanished or lost its permissions while a model
+// serves is worth a warning, though the model keeps serving. A missing
+// manifest while no model is loaded is the wait start already logged.
+func (rl *reloader) notePollError(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == rl.pollErr {
+		return
+	}
+	rl.pollErr = msg
+	_, serving := rl.svc.Info()
+	switch {
+	case err == nil:
+		if serving {
+			rl.logger.Info().Str("model", rl.dir).Msg("the model's manifest is readable again")
+		}
+	case serving || !errors.Is(err, fs.ErrNotExist):
+		rl.logger.Warn().Err(err).Str("model", rl.dir).Msg("cannot read the model's manifest; the loaded model keeps serving")
 	}
 }
 

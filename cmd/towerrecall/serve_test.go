@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +16,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 // serve without a usable model comes up (liveness yes, readiness no) and
@@ -232,4 +241,47 @@ func listDir(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "%s %d\n", e.Name(), info.Size())
 	}
 	return b.String()
+}
+
+// TestServePortInUse: an address in use fails serve at once, before a demo
+// model is trained into the model directory.
+func TestServePortInUse(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	model := filepath.Join(t.TempDir(), "model")
+	args := []string{"towerrecall", "serve", "--model", model, "--demo=true", "--addr", busy.Addr().String()}
+	err = run(context.Background(), args, func(string) string { return "" }, io.Discard, &logBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("run = %v, want the address in use", err)
+	}
+	if _, err := os.Stat(model); !os.IsNotExist(err) {
+		t.Errorf("the model directory was written (%v): the demo trained before the port was tried", err)
+	}
+}
+
+// TestPollNotesUnreadableManifest: the reload poll warns once about a
+// manifest it cannot read (other than a missing one while it waits for a
+// first model), not at every poll.
+func TestPollNotesUnreadableManifest(t *testing.T) {
+	t.Parallel()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	rl := &reloader{svc: svc, dir: t.TempDir(), logger: zerolog.New(&logs)}
+	rl.notePollError(fs.ErrNotExist) // waiting for a first model: said at start
+	if logs.Len() != 0 {
+		t.Errorf("a missing manifest while waiting logged %q", logs.String())
+	}
+	denied := &fs.PathError{Op: "open", Path: "manifest.json", Err: fs.ErrPermission}
+	rl.notePollError(denied)
+	rl.notePollError(denied)
+	if n := strings.Count(logs.String(), "cannot read the model's manifest"); n != 1 {
+		t.Errorf("%d warnings for two polls of one unreadable manifest: %q", n, logs.String())
+	}
 }

@@ -320,9 +320,9 @@ func Reference() Config {
 }
 
 // RandomSplit is the default model tuned for evaluation on random splits
-// (such as RecBole's 8:1:1): no recency weighting, which only helps when the
-// test ratings are each user's newest, up to 20 epochs with early stopping
-// on the validation split, and the history feature in place of the user id.
+// (such as RecBole's 8:1:1): the history feature in place of the user id,
+// light users weighted up, a stronger logQ correction and EASE distilled
+// into the towers.
 // configs/random-split.yaml spells it out.
 //
 // Its user tower adds the history feature (the user's rated movies,

@@ -23,9 +23,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "towerrecall_http_request_duration_seconds",
 			Help: "Time to answer an HTTP request, by route pattern and method.",
-			// 10µs .. 1s in 16 steps of about ×2.15: a recall answered from
-			// the exact index takes tens of microseconds.
-			Buckets: prometheus.ExponentialBucketsRange(10e-6, 1, 16),
+			// 10µs .. 10s in 19 steps of about ×2.15: a recall answered from
+			// the exact index takes tens of microseconds, a request cut off
+			// by the read or request timeout seconds.
+			Buckets: prometheus.ExponentialBucketsRange(10e-6, 10, 19),
 		}, []string{"route", "method"}),
 		items: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "towerrecall_recall_items",
