@@ -55,13 +55,11 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var rs []movielens.Rating
 	from := map[[2]int32]string{} // each (user, movie) pair's file: one rating per pair across the files too
+	in := pipeline.Inputs{Dataset: ds}
 	for _, p := range files {
-		r, err := movielens.ReadRatingsFile(p, ds)
+		r, err := readSplit(&in, "--ratings", p) // refuses an empty file or a directory
 		if err != nil {
-			return fmt.Errorf("--ratings: %w", err)
-		}
-		if len(r) == 0 {
-			return fmt.Errorf("--ratings %s: no ratings in the file", p)
+			return err
 		}
 		for _, x := range r {
 			k := [2]int32{int32(x.User), int32(x.Movie)}

@@ -391,13 +391,20 @@ func (c Config) Candidate(name string) (Config, error) {
 	if err != nil {
 		return c, err
 	}
+	p = c.carriedOnto(p)
+	p.Train.Candidates, p.Train.SearchBudget = nil, 0
+	return p, nil
+}
+
+// carriedOnto returns p with what a Candidate keeps of c.
+func (c Config) carriedOnto(p Config) Config {
 	p.Data, p.Serve, p.Log, p.Baselines = c.Data, c.Serve, c.Log, c.Baselines
 	p.Model.Dim = c.Model.Dim
 	t := &p.Train
 	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.Refit
 	t.PriorHalfLives, t.PriorWeights = c.Train.PriorHalfLives, c.Train.PriorWeights
-	t.Candidates, t.SearchBudget = nil, 0
-	return p, nil
+	t.Candidates, t.SearchBudget = c.Train.Candidates, c.Train.SearchBudget
+	return p
 }
 
 // RecipeChanges names the model and train settings (yaml keys) in which c
@@ -405,19 +412,17 @@ func (c Config) Candidate(name string) (Config, error) {
 // configuration that sets any of them asks for its own recipe, so train
 // does not search candidates for it.
 func (c Config) RecipeChanges() []string {
-	// What Candidate keeps from the configuration it is tried beside.
-	carried := []string{"model.dim", "train.seed", "train.workers", "train.epochs", "train.valid_fraction",
-		"train.valid_user_fraction", "train.refit", "train.prior_half_lives", "train.prior_weights",
-		"train.candidates", "train.search_budget"}
+	// The default recipe with what a candidate keeps of c: c differs from
+	// it in what a candidate would replace.
+	def := c.carriedOnto(Default())
 	var out []string
-	def := Default()
 	for _, sec := range []struct {
 		name     string
 		got, was reflect.Value
 	}{{"model", reflect.ValueOf(c.Model), reflect.ValueOf(def.Model)}, {"train", reflect.ValueOf(c.Train), reflect.ValueOf(def.Train)}} {
 		for i := range sec.got.NumField() {
 			key := sec.name + "." + strings.Split(sec.got.Type().Field(i).Tag.Get("yaml"), ",")[0]
-			if !strings.HasSuffix(key, ".-") && !slices.Contains(carried, key) && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
+			if !strings.HasSuffix(key, ".-") && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
 				out = append(out, key)
 			}
 		}

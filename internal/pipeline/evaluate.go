@@ -124,11 +124,11 @@ func (r Report) Flat() map[string]float64 {
 	return out
 }
 
-// compareHistories counts the pairs the model was trained on (b.Seen) that
-// split does not remove from the candidates, and the pairs it removes that
-// the model was not trained on. b's movie indexes are ix's (Evaluate
-// indexes b's catalogue).
-func compareHistories(b *artifact.Bundle, ix *Index, split *eval.Split) (notRemoved, notTrained int) {
+// compareHistories counts the pairs split removes from the candidates, the
+// pairs the model was trained on (b.Seen) that it does not remove, and the
+// pairs it removes that the model was not trained on. b's movie indexes
+// are ix's (Evaluate indexes b's catalogue).
+func compareHistories(b *artifact.Bundle, ix *Index, split *eval.Split) (removed, notRemoved, notTrained int) {
 	trained := make([][]int32, len(split.Exclude))
 	for i, u := range b.Users {
 		if du, ok := ix.users[u]; ok {
@@ -144,10 +144,11 @@ func compareHistories(b *artifact.Bundle, ix *Index, split *eval.Split) (notRemo
 				both++
 			}
 		}
+		removed += len(excl)
 		notRemoved += len(trained[du]) - both
 		notTrained += len(excl) - both
 	}
-	return notRemoved, notTrained
+	return removed, notRemoved, notTrained
 }
 
 // Evaluate scores b on a split, following the protocol of the shared data
@@ -173,10 +174,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	}
 	split := ix.Split(in.Train, in.Valid, in.Test)
 	var r Report
-	r.NotRemoved, r.NotTrained = compareHistories(b, ix, split)
-	for _, excl := range split.Exclude {
-		r.Removed += len(excl)
-	}
+	r.Removed, r.NotRemoved, r.NotTrained = compareHistories(b, ix, split)
 	users := make([]feature.Encoded, len(ds.Users))
 	cold := make([]feature.Encoded, len(ds.Users))
 	// The history feature sees what serving sees: every rating known before

@@ -190,9 +190,10 @@ func jsonKind(goKind string) string {
 
 // checkContentType accepts application/json with no parameter other than
 // charset=utf-8, and no Content-Encoding but identity. A missing type and
-// application/x-www-form-urlencoded (charset=utf-8 allowed, as jQuery
-// sends it), which `curl -d` sends by default, are read as JSON too, so that one-line curl examples work; the body must
-// still be a JSON object. Every other type is refused.
+// application/x-www-form-urlencoded, which `curl -d` sends by default
+// (jQuery adds charset=utf-8), are read as JSON too, so that one-line curl
+// examples work; the body must still be a JSON object. Every other type is
+// refused.
 func checkContentType(h http.Header) *apiError {
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return &apiError{code: codeMediaType, detail: "content-encoded request bodies are not supported"}
