@@ -120,14 +120,15 @@ func TestCatalogErrors(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
 	for _, tc := range []struct {
-		name string
-		err  error
-		want int
+		name  string
+		err   error
+		want  int
+		retry string // Retry-After: only while the state passes by itself
 	}{
-		{"no model", recall.NoModelError{}, 503},
-		{"read-only", recall.ReadOnlyError{}, 503},
-		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 503},
-		{"deadline", context.DeadlineExceeded, 504},
+		{"no model", recall.NoModelError{}, 503, retryAfter},
+		{"read-only", recall.ReadOnlyError{}, 503, ""},
+		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 503, ""},
+		{"deadline", context.DeadlineExceeded, 504, ""},
 	} {
 		ts := newTestServer(t, Config{CatalogToken: testToken})
 		ts.rec.putHook = func(context.Context, recall.Movie) (recall.PutResult, error) { return recall.PutResult{}, tc.err }
@@ -136,6 +137,9 @@ func TestCatalogErrors(t *testing.T) {
 		ts.Handler().ServeHTTP(w, ts.callAuth("PUT", "/movies/5", "Bearer "+testToken, body))
 		if w.Code != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
+		}
+		if got := w.Header().Get("Retry-After"); got != tc.retry {
+			t.Errorf("%s: Retry-After %q, want %q", tc.name, got, tc.retry)
 		}
 		c.checkResponse(t, "PUT", "/movies/5", "application/json", body, w)
 		if tc.name == "journal" {

@@ -141,7 +141,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // draining.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		s.fail(w, r, &apiError{code: codeUnavailable, detail: "the instance is draining"})
+		s.fail(w, r, &apiError{code: codeUnavailable, detail: "the instance is draining", retry: true})
 		return
 	}
 	info, ok := s.rec.Info()

@@ -62,6 +62,9 @@ func describe(c code) (status int, title string) {
 	}
 }
 
+// retryAfter is the Retry-After of a passing 503 (apiError.retry), in seconds.
+const retryAfter = "5"
+
 // problemTypePrefix makes a code a problem type URI (RFC 9457 §3.1.1).
 const problemTypePrefix = "urn:towerrecall:problem:"
 
@@ -72,6 +75,10 @@ type apiError struct {
 	field  string // JSON path of the offending member, "" if none
 	detail string
 	cause  error
+	// retry marks a passing state (no model loaded yet, or draining: a
+	// model may be published at any moment, another replica answers), so
+	// the answer carries Retry-After.
+	retry bool
 }
 
 func (e *apiError) Error() string {
@@ -115,6 +122,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.code == codeMediaType {
 		w.Header().Set("Accept-Post", "application/json")
 	}
+	if ae.retry {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	p := s.problem(r, ae)
 	body, err := json.Marshal(p, json.Deterministic(true))
 	if err != nil { // cannot happen (valid UTF-8 strings and an int); do not recurse
@@ -139,7 +149,7 @@ func (s *Server) classify(err error) *apiError {
 	case errors.As(err, new(*recall.JournalError)):
 		return &apiError{code: codeJournal, detail: "the catalogue journal could not be written, so the change was not made; catalogue changes are off until the server restarts (its log has the cause)", cause: err}
 	case errors.As(err, new(recall.NoModelError)):
-		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err}
+		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err, retry: true}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{code: codeTimeout, detail: "the request took longer than " + s.cfg.RequestTimeout.String(), cause: err}
 	case errors.Is(err, context.Canceled):

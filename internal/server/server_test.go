@@ -236,6 +236,9 @@ func TestNotReady(t *testing.T) {
 			t.Fatalf("%s: status %d: %s", tt.path, w.Code, w.Body)
 		}
 		decodeProblemBody(t, w)
+		if got := w.Header().Get("Retry-After"); got != retryAfter {
+			t.Errorf("%s: Retry-After %q, want %q", tt.path, got, retryAfter)
+		}
 		c.checkResponse(t, tt.method, tt.path, jsonCT, tt.body, w)
 	}
 	if w := ts.call("GET", "/healthz", "", ""); w.Code != 200 {
@@ -262,6 +265,9 @@ func TestReadyzDraining(t *testing.T) {
 		if step.draining {
 			if p := decodeProblemBody(t, w); !strings.Contains(p.Detail, "draining") {
 				t.Errorf("detail %q", p.Detail)
+			}
+			if got := w.Header().Get("Retry-After"); got != retryAfter {
+				t.Errorf("Retry-After %q while draining", got)
 			}
 			// Draining only affects readiness.
 			if w := ts.call("POST", "/recall", jsonCT, `{"user":{}}`); w.Code != 200 {
