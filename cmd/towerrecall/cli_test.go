@@ -51,7 +51,7 @@ func TestRunHelp(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), func(string) string { return "" }, &out, &errOut)
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), nil, &out, &errOut)
 			if tt.wantErr {
 				if !errors.Is(err, errUsage) {
 					t.Fatalf("err = %v, want errUsage (exit 1)", err)
@@ -149,7 +149,7 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "model")
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", out, flagName, "-1"}, func(string) string { return "" }, &stdout, &stderr)
+			err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", out, flagName, "-1"}, nil, &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), setting) || !strings.Contains(err.Error(), flagName+" sets "+setting) {
 				t.Fatalf("%s -1: err = %v, want one naming %s and the flag", flagName, err, setting)
 			}
@@ -172,7 +172,7 @@ func TestEvalRejectsBadSettings(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		args := []string{"towerrecall", "eval", "--model", filepath.Join(t.TempDir(), "none"), "--data", "demo", tc.flag, tc.value}
-		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+		err := run(context.Background(), args, nil, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %s: err = %v, want one naming %s", tc.flag, tc.value, err, tc.want)
 		}
@@ -291,7 +291,7 @@ func TestEvalChecksItsFiles(t *testing.T) {
 			args = append(args, "--valid", path(tc.valid))
 		}
 		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+		err := run(context.Background(), args, nil, &stdout, &stderr)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.err)
@@ -317,7 +317,7 @@ func TestEvalChecksItsFiles(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	args := []string{"towerrecall", "eval", "--model", model, "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--test", path("test.dat"), "--ease-lambda", "0"}
-	if err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	if want := fmt.Sprintf("prior counts %d ratings, more than --train and --valid hold (%d)", len(older)+len(test), len(older)); !strings.Contains(stderr.String(), want) {
@@ -371,14 +371,9 @@ func TestTrainKeepsSecretsOut(t *testing.T) {
 	t.Parallel()
 	const token = "not-in-the-artifact-0123456789"
 	model := filepath.Join(t.TempDir(), "model")
-	getenv := func(k string) string {
-		if k == "TOWERRECALL_CATALOG_TOKEN" {
-			return token
-		}
-		return ""
-	}
+	env := []string{"TOWERRECALL_CATALOG_TOKEN=" + token}
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", model, "--epochs", "1"}, getenv, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"towerrecall", "train", "--data", "demo", "--out", model, "--epochs", "1"}, env, &stdout, &stderr); err != nil {
 		t.Fatal(err, stderr.String())
 	}
 	b, err := artifact.Load(model)
@@ -559,7 +554,7 @@ func writeRatings(t *testing.T, dir string, files map[string][]movielens.Rating)
 // returns its standard output.
 func cli(args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), append([]string{"towerrecall"}, args...), func(string) string { return "" }, &stdout, &stderr)
+	err := run(context.Background(), append([]string{"towerrecall"}, args...), nil, &stdout, &stderr)
 	return stdout.String(), err
 }
 

@@ -11,7 +11,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/towerrecall/towerrecall/internal/config"
 )
 
 func main() {
@@ -20,7 +23,7 @@ func main() {
 	// The first signal asks for a clean stop; once it has, the default
 	// action comes back, so a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "towerrecall:", err)
 		}
@@ -46,13 +49,29 @@ Usage:
 Run "towerrecall COMMAND -h" for a command's flags.
 `
 
-// run is the whole program; main only supplies the process's environment.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is the whole program; main only supplies the process's environment
+// (env: KEY=value entries, as os.Environ returns them).
+func run(ctx context.Context, args []string, env []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
+	getenv := func(name string) string {
+		v := ""
+		for _, kv := range env { // the last entry wins, as in os.Getenv
+			if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+				v = val
+			}
+		}
+		return v
+	}
 	cmd, rest := args[1], args[2:]
+	unknown := config.UnknownEnv(env)
+	if cmd != "serve" { // serve logs them
+		for _, w := range unknown {
+			fmt.Fprintln(stderr, "towerrecall: warning:", w)
+		}
+	}
 	var err error
 	switch cmd {
 	case "data":
@@ -64,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "prior":
 		err = runPrior(ctx, rest, getenv, stdout, stderr)
 	case "serve":
-		err = runServe(ctx, rest, getenv, stdout, stderr)
+		err = runServe(ctx, rest, getenv, unknown, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "unexpected argument %q\n\n%s", rest[0], usage)

@@ -271,14 +271,14 @@ func TestServeDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	modelDir := filepath.Join(dir, "model")
-	env := map[string]string{"TOWERRECALL_RELOAD_POLL": "100ms"}
+	env := []string{"TOWERRECALL_RELOAD_POLL=100ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &logBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"towerrecall", "serve", "--model", modelDir, "--addr", "127.0.0.1:0"},
-			func(k string) string { return env[k] }, io.Discard, logs)
+			env, io.Discard, logs)
 	}()
 	ready := logs.waitLog(t, "ready", 5*time.Minute)
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
@@ -407,7 +407,7 @@ func TestRunUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), tt.args, func(string) string { return "" }, &out, &errOut)
+			err := run(context.Background(), tt.args, nil, &out, &errOut)
 			if err == nil {
 				t.Fatal("run succeeded")
 			}
@@ -415,6 +415,19 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("output %q / error %v does not mention %q", errOut.String(), err, tt.want)
 			}
 		})
+	}
+}
+
+// TestUnknownEnvWarned: a misspelt TOWERRECALL_* variable is named on
+// stderr (serve logs it: TestServeWithoutModel), not silently ignored.
+func TestUnknownEnvWarned(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"towerrecall", "version"}, []string{"TOWERRECALL_ADRR=:9", "TOWERRECALL_ADDR=:8"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := errOut.String(); !strings.Contains(got, "warning: environment variable TOWERRECALL_ADRR is not a setting") || strings.Contains(got, "TOWERRECALL_ADDR is not") {
+		t.Errorf("stderr %q", got)
 	}
 }
 
@@ -428,10 +441,10 @@ func TestDataDownloadVerifiesChecksum(t *testing.T) {
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
-	env := map[string]string{"TOWERRECALL_DOWNLOAD_URL": srv.URL + "/ml-100k.zip"}
+	env := []string{"TOWERRECALL_DOWNLOAD_URL=" + srv.URL + "/ml-100k.zip"}
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"towerrecall", "data", "download", "--dataset", "ml-100k", "--dir", dir},
-		func(k string) string { return env[k] }, &out, &errOut)
+		env, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "sha256") {
 		t.Fatalf("err = %v, want a checksum error", err)
 	}

@@ -30,7 +30,9 @@ import (
 	"github.com/towerrecall/towerrecall/internal/server"
 )
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// unknownEnv are warnings about TOWERRECALL_* variables nothing reads
+// (config.UnknownEnv), logged once the logger is up.
+func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var (
 		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
@@ -85,6 +87,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer bw.Close()
 	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
+	for _, w := range unknownEnv {
+		logger.Warn().Msg(w)
+	}
 	start := time.Now()
 	// SIGHUP means "reload" from the start: one that arrives while the
 	// model loads is kept and served once the service runs (its default

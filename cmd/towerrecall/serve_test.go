@@ -70,13 +70,13 @@ func TestServeWithoutModel(t *testing.T) {
 					t.Errorf("the model directory changed:\n%s\nbecame\n%s", before, after)
 				}
 			}()
-			env := map[string]string{"TOWERRECALL_RELOAD_POLL": "100ms"}
+			env := []string{"TOWERRECALL_RELOAD_POLL=100ms", "TOWERRECALL_RELOAD_POL=1h"} // the second misspelt
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			logs := &logBuffer{}
 			done := make(chan error, 1)
 			args := append([]string{"towerrecall", "serve", "--model", model, "--demo=false", "--addr", "127.0.0.1:0"}, tt.args...)
-			go func() { done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, logs) }()
+			go func() { done <- run(ctx, args, env, io.Discard, logs) }()
 
 			if tt.wantErr != "" {
 				select {
@@ -99,6 +99,9 @@ func TestServeWithoutModel(t *testing.T) {
 					t.Fatalf("serve exited (%v) instead of waiting for an artifact; log:\n%s", err, logs.String())
 				case <-time.After(10 * time.Millisecond):
 				}
+			}
+			if !strings.Contains(logs.String(), "TOWERRECALL_RELOAD_POL is not a setting") {
+				t.Errorf("no warning about the misspelt variable:\n%s", logs.String())
 			}
 			if strings.Contains(logs.String(), "\x1b[") {
 				t.Errorf("ANSI escapes in a log that is not a terminal:\n%q", logs.String())
@@ -254,7 +257,7 @@ func TestServePortInUse(t *testing.T) {
 	defer busy.Close()
 	model := filepath.Join(t.TempDir(), "model")
 	args := []string{"towerrecall", "serve", "--model", model, "--demo=true", "--addr", busy.Addr().String()}
-	err = run(context.Background(), args, func(string) string { return "" }, io.Discard, &logBuffer{})
+	err = run(context.Background(), args, nil, io.Discard, &logBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("run = %v, want the address in use", err)
 	}

@@ -454,7 +454,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	if !ok {
 		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
 	}
-	if u := getenv("TOWERRECALL_DOWNLOAD_URL"); u != "" {
+	if u := getenv(config.DownloadURLEnv); u != "" {
 		src.URL = u // mirrors and tests
 	}
 	client := &http.Client{Timeout: 10 * time.Minute}

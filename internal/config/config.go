@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -581,50 +582,107 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	return ""
 }
 
-// ApplyEnv overrides settings from TOWERRECALL_* environment variables.
+// envSetters are the settings the environment overrides, by variable
+// name, each with how it sets its value.
+func (c *Config) envSetters() map[string]func(string) error {
+	str := func(dst *string) func(string) error {
+		return func(v string) error { *dst = v; return nil }
+	}
+	boolean := func(dst *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a boolean", v)
+			}
+			*dst = b
+			return nil
+		}
+	}
+	list := func(dst *[]string) func(string) error {
+		return func(v string) error { *dst = SplitList(v); return nil }
+	}
+	return map[string]func(string) error{
+		"TOWERRECALL_ADDR":            str(&c.Serve.Addr),
+		"TOWERRECALL_MODEL":           str(&c.Serve.Model),
+		"TOWERRECALL_INDEX":           str(&c.Serve.Index),
+		"TOWERRECALL_DATA_DIR":        str(&c.Data.Dir),
+		"TOWERRECALL_LOG_LEVEL":       str(&c.Log.Level),
+		"TOWERRECALL_LOG_FORMAT":      str(&c.Log.Format),
+		"TOWERRECALL_CATALOG_TOKEN":   str(&c.Serve.CatalogToken),
+		"TOWERRECALL_CATALOG_JOURNAL": str(&c.Serve.CatalogJournal),
+		"TOWERRECALL_DEMO":            boolean(&c.Serve.Demo),
+		"TOWERRECALL_EXPLORER":        boolean(&c.Serve.Explorer),
+		"TOWERRECALL_TRUSTED_PROXIES": list(&c.Serve.TrustedProxies),
+		"TOWERRECALL_CORS_ORIGINS":    list(&c.Serve.CORSOrigins),
+		"TOWERRECALL_RELOAD_POLL": func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			c.Serve.ReloadPoll = d
+			return nil
+		},
+	}
+}
+
+// ApplyEnv overrides settings from TOWERRECALL_* environment variables;
+// an empty variable sets nothing.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
 	var errs []error
-	str := func(name string, dst *string) {
+	set := c.envSetters()
+	for _, name := range slices.Sorted(maps.Keys(set)) {
 		if v := getenv(name); v != "" {
-			*dst = v
+			if err := set[name](v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
 		}
-	}
-	str("TOWERRECALL_ADDR", &c.Serve.Addr)
-	str("TOWERRECALL_MODEL", &c.Serve.Model)
-	str("TOWERRECALL_INDEX", &c.Serve.Index)
-	str("TOWERRECALL_DATA_DIR", &c.Data.Dir)
-	str("TOWERRECALL_LOG_LEVEL", &c.Log.Level)
-	str("TOWERRECALL_LOG_FORMAT", &c.Log.Format)
-	str("TOWERRECALL_CATALOG_TOKEN", &c.Serve.CatalogToken)
-	str("TOWERRECALL_CATALOG_JOURNAL", &c.Serve.CatalogJournal)
-	if v := getenv("TOWERRECALL_DEMO"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TOWERRECALL_DEMO: %q is not a boolean", v))
-		}
-		c.Serve.Demo = b
-	}
-	if v := getenv("TOWERRECALL_EXPLORER"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TOWERRECALL_EXPLORER: %q is not a boolean", v))
-		}
-		c.Serve.Explorer = b
-	}
-	if v := getenv("TOWERRECALL_TRUSTED_PROXIES"); v != "" {
-		c.Serve.TrustedProxies = SplitList(v)
-	}
-	if v := getenv("TOWERRECALL_CORS_ORIGINS"); v != "" {
-		c.Serve.CORSOrigins = SplitList(v)
-	}
-	if v := getenv("TOWERRECALL_RELOAD_POLL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TOWERRECALL_RELOAD_POLL: %w", err))
-		}
-		c.Serve.ReloadPoll = d
 	}
 	return errors.Join(errs...)
+}
+
+// DownloadURLEnv names the variable `towerrecall data download` reads the
+// archive's URL from (a mirror of GroupLens).
+const DownloadURLEnv = "TOWERRECALL_DOWNLOAD_URL"
+
+// UnknownEnv returns a warning for each TOWERRECALL_* variable in environ
+// (KEY=value entries, as os.Environ returns them) that nothing reads, so a
+// misspelt name is not silently ignored.
+func UnknownEnv(environ []string) []string {
+	var c Config
+	known := append(slices.Sorted(maps.Keys(c.envSetters())), DownloadURLEnv)
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "TOWERRECALL_") || slices.Contains(known, name) {
+			continue
+		}
+		w := "environment variable " + name + " is not a setting and is ignored"
+		if near := slices.IndexFunc(known, func(k string) bool { return editDistance(name, k) <= 2 }); near >= 0 {
+			w += " (did you mean " + known[near] + "?)"
+		}
+		warnings = append(warnings, w+"; docs/configuration.md lists the variables")
+	}
+	return warnings
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Validate reports every problem of c at once.

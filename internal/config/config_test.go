@@ -1,10 +1,12 @@
 package config
 
 import (
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -213,6 +215,33 @@ func TestApplyEnv(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") ||
 		!strings.Contains(err.Error(), "TOWERRECALL_EXPLORER") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestUnknownEnv: a misspelt TOWERRECALL_* variable is named; the
+// settings' own, other programs' variables and empty names are not. The
+// configuration reference documents exactly the variables that are read.
+func TestUnknownEnv(t *testing.T) {
+	t.Parallel()
+	env := []string{"TOWERRECALL_ADDR=:1", "TOWERRECALL_ADRR=:2", "HOME=/root", "TOWERRECALL_DOWNLOAD_URL=http://x", "TOWERRECALL_PORT", "=C:=C:\\", "towerrecall_addr=:3"}
+	got := UnknownEnv(env)
+	if len(got) != 2 || !strings.Contains(got[0], "TOWERRECALL_ADRR is not a setting") || !strings.Contains(got[1], "TOWERRECALL_PORT is not a setting") {
+		t.Fatalf("UnknownEnv = %q", got)
+	}
+	if !strings.Contains(got[0], "did you mean TOWERRECALL_ADDR?") || strings.Contains(got[1], "did you mean") {
+		t.Errorf("suggestions: %q", got)
+	}
+	var c Config
+	read := append(slices.Collect(maps.Keys(c.envSetters())), DownloadURLEnv)
+	slices.Sort(read)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := regexp.MustCompile(`TOWERRECALL_[A-Z_]*[A-Z]`).FindAllString(string(doc), -1)
+	slices.Sort(documented)
+	if documented = slices.Compact(documented); !slices.Equal(documented, read) {
+		t.Errorf("docs/configuration.md names %q; the code reads %q", documented, read)
 	}
 }
 
