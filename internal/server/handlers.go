@@ -99,6 +99,7 @@ func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext
 	if err != nil {
 		return s.problem(r, s.classify(err))
 	}
+	s.metrics.items.Observe(float64(len(res.Items)))
 	return newRecallResponse(res)
 }
 

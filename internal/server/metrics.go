@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"route", "method"}),
 		items: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "towerrecall_recall_items",
-			Help:    "Number of items in /recall responses.",
+			Help:    "Number of items per /recall answer (each answered /recall/batch entry is one).",
 			Buckets: []float64{0, 1, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}),
 	}

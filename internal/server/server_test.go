@@ -367,6 +367,8 @@ func TestMetricsExposeRequests(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":4}`)
 	ts.call("POST", "/recall", jsonCT, `{"user":{},"k":0}`)
+	// Each answered batch entry counts as a /recall answer; a refused one not.
+	ts.call("POST", "/recall/batch", jsonCT, `{"requests":[{"user":{},"k":20},{"user":{},"k":-1}]}`)
 	ts.call("PROPFIND", "/nope/123", "", "")
 	big := ts.call("POST", "/score", jsonCT, strings.Repeat(" ", int(testConfig().BodyLimit)+1)) // declared too large: refused before reading
 	if big.Code != 413 {
@@ -385,7 +387,8 @@ func TestMetricsExposeRequests(t *testing.T) {
 		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="1e-05"}`,
 		`towerrecall_http_request_duration_seconds_count{method="POST",route="/recall"} 2`,
 		`towerrecall_recall_items_bucket{le="5"} 1`,
-		`towerrecall_recall_items_count 1`,
+		`towerrecall_recall_items_bucket{le="20"} 2`,
+		`towerrecall_recall_items_count 2`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
