@@ -161,9 +161,10 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 // sets in its default handler.
 func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
+	pattern := ""
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-		if s.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
-			allowed = append(allowed, m)
+		if p := s.mux.Find(chi.NewRouteContext(), m, r.URL.Path); p != "" {
+			allowed, pattern = append(allowed, m), p
 			if m == http.MethodGet {
 				allowed = append(allowed, http.MethodHead) // see GetHead in routes
 			}
@@ -172,6 +173,9 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 	if len(allowed) == 0 { // chi also lands here for methods it does not know
 		s.handleNotFound(w, r)
 		return
+	}
+	if rctx := chi.RouteContext(r.Context()); rctx != nil {
+		rctx.RoutePatterns = []string{pattern} // the access log and metrics label the 405 by its route
 	}
 	allow := strings.Join(allowed, ", ")
 	w.Header().Set("Allow", allow)

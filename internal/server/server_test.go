@@ -370,6 +370,8 @@ func TestMetricsExposeRequests(t *testing.T) {
 	// Each answered batch entry counts as a /recall answer; a refused one not.
 	ts.call("POST", "/recall/batch", jsonCT, `{"requests":[{"user":{},"k":20},{"user":{},"k":-1}]}`)
 	ts.call("PROPFIND", "/nope/123", "", "")
+	ts.call("GET", "/recall", "", "")
+	ts.call("DELETE", "/movies/7/similar", "", "")
 	big := ts.call("POST", "/score", jsonCT, strings.Repeat(" ", int(testConfig().BodyLimit)+1)) // declared too large: refused before reading
 	if big.Code != 413 {
 		t.Fatalf("oversized body: %d", big.Code)
@@ -383,6 +385,8 @@ func TestMetricsExposeRequests(t *testing.T) {
 		`towerrecall_http_requests_total{method="POST",route="/recall",status="200"} 1`,
 		`towerrecall_http_requests_total{method="POST",route="/recall",status="400"} 1`,
 		`towerrecall_http_requests_total{method="other",route="unmatched",status="404"} 1`,
+		`towerrecall_http_requests_total{method="GET",route="/recall",status="405"} 1`, // labelled by the route it missed
+		`towerrecall_http_requests_total{method="DELETE",route="/movies/{movie_id}/similar",status="405"} 1`,
 		`towerrecall_http_requests_total{method="POST",route="/score",status="413"} 1`, // counted under its route
 		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="1e-05"}`,
 		`towerrecall_http_request_duration_seconds_count{method="POST",route="/recall"} 2`,
