@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -252,7 +250,7 @@ func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			sum, err := manifestSum(rl.dir)
+			sum, err := artifact.ManifestSum(rl.dir)
 			rl.mu.Lock()
 			same := bytes.Equal(sum, rl.sum)
 			rl.mu.Unlock()
@@ -295,25 +293,16 @@ func (rl *reloader) notePollError(err error) {
 // nil when the load failed or the manifest changed during it, so that the
 // poll loads what is there now rather than miss a publication.
 func loadArtifact(dir string) (*artifact.Bundle, []byte, error) {
-	before, _ := manifestSum(dir)
+	before, _ := artifact.ManifestSum(dir)
 	b, err := artifact.Load(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	after, _ := manifestSum(dir)
+	after, _ := artifact.ManifestSum(dir)
 	if !bytes.Equal(before, after) {
 		return b, nil, nil
 	}
 	return b, after, nil
-}
-
-func manifestSum(dir string) ([]byte, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, artifact.ManifestFile))
-	if err != nil {
-		return nil, err
-	}
-	s := sha256.Sum256(raw)
-	return s[:], nil
 }
 
 // errNoArtifact reports that serve.model holds no artifact (the directory

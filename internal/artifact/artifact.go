@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -254,9 +255,25 @@ type Prior struct {
 	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
 }
 
-// checkFields checks that the id fields are user fields (of n) and the
-// recent fields are id fields.
-func (p *Prior) checkFields(n int) error {
+// maxPrior bounds the prior's weights and biases: a bias is the log of a
+// share (about −25 at the least), a weight a small multiple of 1; a value
+// past it would overflow the scores.
+const maxPrior = 1e3
+
+// check checks that the weights and biases are finite and within maxPrior,
+// the id fields are user fields (of n) and the recent fields id fields.
+func (p *Prior) check(n int) error {
+	for name, v := range map[string]float32{"weight": p.Weight, "cold_weight": p.ColdWeight, "recent_weight": p.RecentWeight, "default_bias": p.DefaultBias} {
+		if !(math.Abs(float64(v)) <= maxPrior) {
+			return fmt.Errorf("%s %g is not a number within ±%g", name, v, maxPrior)
+		}
+	}
+	if i := slices.IndexFunc(p.Bias, func(v float32) bool { return !(math.Abs(float64(v)) <= maxPrior) }); i >= 0 {
+		return fmt.Errorf("bias[%d] %g is not a number within ±%g", i, p.Bias[i], maxPrior)
+	}
+	if !(p.HalfLifeDays >= 0 && p.HalfLifeDays <= 1e6) {
+		return fmt.Errorf("half_life_days %g out of range 0–1e6", p.HalfLifeDays)
+	}
 	for _, f := range p.IDFields {
 		if f < 0 || f >= n {
 			return fmt.Errorf("id field %d out of range", f)
@@ -351,6 +368,14 @@ func Save(dir string, b *Bundle) (err error) {
 	for name, data := range files {
 		sum := sha256.Sum256(data)
 		m.Files[name] = hex.EncodeToString(sum[:])
+	}
+	// What Load would refuse (a diverged weight, a table that does not
+	// fit the model) must not replace a good artifact: decode it first,
+	// with the checks Load makes.
+	if _, err := decode(m, files); err != nil {
+		return fmt.Errorf("artifact: save: Load would refuse it: %w", err)
+	}
+	for name, data := range files {
 		if err := writeFile(filepath.Join(tmp, name), data); err != nil {
 			return fmt.Errorf("artifact: save: %w", err)
 		}
@@ -481,7 +506,8 @@ func replaceDir(tmp, dir string) error {
 			if err := syncDir(filepath.Dir(dir)); err != nil {
 				return err
 			}
-			return os.RemoveAll(tmp) // the old artifact now
+			_ = os.RemoveAll(tmp) // the old artifact now; published either way, and a later Save's removeStale retries
+			return nil
 		case !errors.Is(err, errors.ErrUnsupported):
 			return err
 		}
@@ -501,10 +527,13 @@ func replaceDir(tmp, dir string) error {
 		}
 		return err
 	}
-	if old != "" {
-		return os.RemoveAll(old)
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	if old != "" {
+		_ = os.RemoveAll(old) // as above
+	}
+	return nil
 }
 
 func writeFile(path string, data []byte) error {
@@ -565,7 +594,7 @@ func (b *Bundle) check() error {
 		errs = append(errs, errors.New("prior table without the model's prior dimension, or not one bias per movie"))
 	}
 	if b.Prior != nil && b.Model != nil {
-		if err := b.Prior.checkFields(b.Model.User().Fields()); err != nil {
+		if err := b.Prior.check(b.Model.User().Fields()); err != nil {
 			errs = append(errs, fmt.Errorf("prior: %w", err))
 		}
 	}
@@ -573,6 +602,17 @@ func (b *Bundle) check() error {
 }
 
 func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
+// ManifestSum is the SHA-256 of dir's manifest file as it is on disk (read
+// as Load reads it), which changes whenever a new artifact is published.
+func ManifestSum(dir string) ([]byte, error) {
+	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	s := sha256.Sum256(raw)
+	return s[:], nil
+}
 
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
@@ -652,7 +692,7 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := unmarshal(raw, b.Prior); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
 		}
-		if err := b.Prior.checkFields(model.User().Fields()); err != nil {
+		if err := b.Prior.check(model.User().Fields()); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
 		}
 		model.SetPrior(b.Prior.Tower())
@@ -689,6 +729,9 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 			return nil, fmt.Errorf("artifact: %s: movie %d has id %d (ids are positive and distinct)", MoviesFile, i, mv.ID)
 		}
 		ids[mv.ID] = true
+		if err := mv.check(); err != nil {
+			return nil, fmt.Errorf("artifact: %s: movie %d: %w", MoviesFile, mv.ID, err)
+		}
 	}
 	if b.Vectors, err = decodeFloats(files[VectorsFile]); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", VectorsFile, err)
@@ -713,11 +756,11 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := b.Recent.check(len(b.Users), len(b.Movies)); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
 		}
+		pos := enc.HistoryPosition()
+		if pos < 0 {
+			return nil, fmt.Errorf("artifact: %s: recent histories for a model without a history feature", RecentFile)
+		}
 		if d := b.Recent.Decay; d != 0 {
-			pos := enc.HistoryPosition()
-			if pos < 0 {
-				return nil, fmt.Errorf("artifact: %s: a recency decay without a history feature", RecentFile)
-			}
 			b.Model.SetUserPoolDecay(pos, d)
 		}
 	}
@@ -725,10 +768,15 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := unmarshal(raw, &b.Profiles); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
 		}
+		ids := make(map[movielens.UserID]bool, len(b.Profiles))
 		for i, p := range b.Profiles {
-			if p.ID <= 0 || p.Age < 0 || (p.Gender != "" && p.Gender != "F" && p.Gender != "M") {
-				return nil, fmt.Errorf("artifact: %s: profile %d (user %d) is not valid", ProfilesFile, i, p.ID)
+			if err := p.check(); err != nil || ids[p.ID] {
+				if err == nil {
+					err = errors.New("listed twice")
+				}
+				return nil, fmt.Errorf("artifact: %s: profile %d (user %d): %w", ProfilesFile, i, p.ID, err)
 			}
+			ids[p.ID] = true
 		}
 	}
 	return b, nil
@@ -758,6 +806,43 @@ func (r *Recent) check(users, movies int) error {
 	return nil
 }
 
+// check applies the dataset's rules for a movie's metadata (the title
+// may be empty, as one of u.item's is).
+func (mv Movie) check() error {
+	if err := movielens.CheckTitle(mv.Title); err != nil {
+		return err
+	}
+	if err := movielens.CheckGenres(mv.Genres); err != nil {
+		return err
+	}
+	if mv.Year != 0 && (mv.Year < movielens.MinYear || mv.Year > movielens.MaxYear) {
+		return fmt.Errorf("year %d out of range %d–%d", mv.Year, movielens.MinYear, movielens.MaxYear)
+	}
+	return nil
+}
+
+// check applies the dataset's rules for a user's features (each may be
+// absent); the zip is at most maxZipBytes bytes, as a request's.
+func (p Profile) check() error {
+	const maxZipBytes = 16
+	switch {
+	case p.ID <= 0:
+		return errors.New("user ids are positive")
+	case p.Gender != "" && p.Gender != "F" && p.Gender != "M":
+		return fmt.Errorf("gender %q is not F or M", short(p.Gender))
+	case p.Age != 0 && (p.Age < 1 || p.Age > 120):
+		return fmt.Errorf("age %d is not 1–120", p.Age)
+	case len(p.Zip) > maxZipBytes || !utf8.ValidString(p.Zip):
+		return fmt.Errorf("zip is not at most %d bytes of UTF-8", maxZipBytes)
+	}
+	if p.Occupation != "" {
+		if n, ok := movielens.CanonicalOccupation(p.Occupation); !ok || n != p.Occupation {
+			return fmt.Errorf("occupation %q is not a canonical occupation name", short(p.Occupation))
+		}
+	}
+	return nil
+}
+
 func short(s string) string {
 	if len(s) > 12 {
 		return s[:12]
@@ -765,7 +850,17 @@ func short(s string) string {
 	return s
 }
 
+// readLimited reads a regular file (a symbolic link to one is followed) of
+// at most maxFileSize bytes: a device or a FIFO in its place would be
+// read without end or block the reader.
 func readLimited(path string) ([]byte, error) {
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", filepath.Base(path), st.Mode().Type())
+	} else if st.Size() > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", filepath.Base(path), maxFileSize)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -835,6 +930,9 @@ func decodeUsers(b []byte, numMovies int) ([]movielens.UserID, [][]int32, error)
 	index := make(map[movielens.UserID]bool, n)
 	for i := range ids {
 		ids[i] = movielens.UserID(int32(r.u32()))
+		if ids[i] < 1 {
+			return nil, nil, fmt.Errorf("user %d: id %d is not positive", i, ids[i])
+		}
 		c := r.u32()
 		if r.err != nil || int(c) > numMovies || int(c)*4 > len(b)-r.off {
 			return nil, nil, fmt.Errorf("user %d: bad history length", i)

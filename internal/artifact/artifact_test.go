@@ -21,17 +21,25 @@ import (
 )
 
 // testBundle builds a small, complete bundle from made-up data.
-func testBundle(t testing.TB) *Bundle {
+func testBundle(t testing.TB) *Bundle { return newTestBundle(t, false) }
+
+// newTestBundle is testBundle, with a history feature in the user tower
+// when history is set.
+func newTestBundle(t testing.TB, history bool) *Bundle {
 	t.Helper()
 	users := []movielens.User{{ID: 1, Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"}, {ID: 2, Gender: "M", Age: 50, Occupation: "writer", Zip: "10001"}}
 	movies := []movielens.Movie{{ID: 10, Title: "Alpha (1990)", Year: 1990, Genres: []string{"Comedy"}}, {ID: 11, Title: "Beta (1995)", Year: 1995, Genres: []string{"Drama", "War"}}, {ID: 12, Title: "Gamma", Genres: nil}}
 	train := []movielens.Rating{{User: 1, Movie: 10, Value: 4}, {User: 2, Movie: 11, Value: 5}, {User: 1, Movie: 11, Value: 2}}
 	uf, mf := feature.UserFields(), feature.MovieFields()
+	userEmbed := []int{3, 2, 2, 2, 2}
+	if history {
+		uf, userEmbed = feature.AllUserFields(), append(userEmbed, 3)
+	}
 	enc, err := feature.Fit(uf, mf, users, movies, train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := tower.Config{Dim: 4, Hidden: []int{8}, Normalize: true, UserEmbed: []int{3, 2, 2, 2, 2}, MovieEmbed: []int{3, 2, 2}}
+	cfg := tower.Config{Dim: 4, Hidden: []int{8}, Normalize: true, UserEmbed: userEmbed, MovieEmbed: []int{3, 2, 2}}
 	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +299,120 @@ func TestDecodeRefusesBadMovieIDs(t *testing.T) {
 	}
 }
 
+// TestDecodeRefusesBadTables: what the dataset readers, the trainer and
+// PUT /movies never produce, in files whose checksums match (an edited or
+// foreign artifact), is refused with the file named, and Save refuses to
+// write it: each once served wrongly or crashed the server.
+func TestDecodeRefusesBadTables(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t)
+	b.Profiles = []Profile{{ID: 1, Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"}, {ID: 2}}
+	m, files := savedFiles(t, b)
+	if _, err := decode(m, files); err != nil {
+		t.Fatalf("the unchanged files: %v", err)
+	}
+	withJSON := func(name string, v any) map[string][]byte {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := maps.Clone(files)
+		f[name] = raw
+		return f
+	}
+	movie := func(edit func(*Movie)) map[string][]byte {
+		movies := slices.Clone(b.Movies)
+		edit(&movies[0])
+		return withJSON(MoviesFile, movies)
+	}
+	profile := func(p Profile) map[string][]byte {
+		return withJSON(ProfilesFile, []Profile{b.Profiles[0], p})
+	}
+	zeroUser := maps.Clone(files)
+	zeroUser[UsersFile] = encodeUsers([]movielens.UserID{0, 2}, b.Seen)
+	for _, tt := range []struct {
+		name  string
+		files map[string][]byte
+		want  string
+	}{
+		{"user id 0 (made every anonymous request known)", zeroUser, "users.bin: user 0: id 0 is not positive"},
+		{"bidi override in a title", movie(func(m *Movie) { m.Title = "a‮b" }), "movies.json: movie 10: title must not contain"},
+		{"empty genre", movie(func(m *Movie) { m.Genres = []string{""} }), "movies.json: movie 10: genres[0]"},
+		{"year 3000", movie(func(m *Movie) { m.Year = 3000 }), "movies.json: movie 10: year 3000"},
+		{"age 10^9", profile(Profile{ID: 2, Age: 1e9}), "profiles.json: profile 1 (user 2): age"},
+		{"unknown occupation", profile(Profile{ID: 2, Occupation: "astronaut"}), "occupation"},
+		{"long zip", profile(Profile{ID: 2, Zip: strings.Repeat("9", 17)}), "zip"},
+		{"profile listed twice", profile(Profile{ID: 1}), "listed twice"},
+	} {
+		if _, err := decode(m, tt.files); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: decode = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// A diverged weight in the user tower: Load refuses it (tower.ReadModel),
+	// so Save must not write it over a good artifact.
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ManifestSum(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := testBundle(t)
+	bad.Model.User().Layers[0].W[0] = float32(math.NaN())
+	if err := Save(dir, bad); err == nil || !strings.Contains(err.Error(), "Load would refuse it") {
+		t.Errorf("Save of a NaN weight = %v", err)
+	}
+	if after, _ := ManifestSum(dir); !bytes.Equal(before, after) {
+		t.Error("the good artifact was replaced")
+	}
+}
+
+// TestPriorBounds: a prior weight or bias that is not a finite number
+// within ±1e3 is refused (1e30 made every known user's /recall a 500).
+func TestPriorBounds(t *testing.T) {
+	t.Parallel()
+	for name, edit := range map[string]func(*Prior){
+		"weight 1e30":        func(p *Prior) { p.Weight = 1e30 },
+		"NaN cold weight":    func(p *Prior) { p.ColdWeight = float32(math.NaN()) },
+		"infinite bias":      func(p *Prior) { p.Bias[1] = float32(math.Inf(-1)) },
+		"negative half-life": func(p *Prior) { p.HalfLifeDays = -1 },
+	} {
+		p := &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, Bias: []float32{-1, -2, -9}}
+		if err := p.check(5); err != nil {
+			t.Fatalf("a good prior: %v", err)
+		}
+		edit(p)
+		if err := p.check(5); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestLoadRefusesSpecialFiles: a device (or a FIFO) in an artifact file's
+// place is refused before it is read (a link to /dev/zero read a gigabyte;
+// a FIFO blocked the reload for good).
+func TestLoadRefusesSpecialFiles(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	graph := filepath.Join(dir, GraphFile)
+	if err := os.Remove(graph); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", graph); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "hnsw.bin: not a regular file") {
+		t.Errorf("Load with a link to /dev/zero = %v", err)
+	}
+}
+
 // savedFiles saves b and returns its manifest and required files, as
 // decode takes them.
 func savedFiles(tb testing.TB, b *Bundle) (Manifest, map[string][]byte) {
@@ -304,7 +426,7 @@ func savedFiles(tb testing.TB, b *Bundle) (Manifest, map[string][]byte) {
 		tb.Fatal(err)
 	}
 	files := map[string][]byte{}
-	for _, n := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
+	for n := range m.Files {
 		if files[n], err = os.ReadFile(filepath.Join(dir, n)); err != nil {
 			tb.Fatal(err)
 		}
@@ -387,8 +509,8 @@ func TestSaveLoadPrior(t *testing.T) {
 // refused.
 func TestSaveLoadRecent(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t)
-	b.Recent = &Recent{Length: 2, Movies: [][]int32{{1, 0}, {1}}}
+	b := newTestBundle(t, true)
+	b.Recent = &Recent{Length: 2, Decay: 0.5, Movies: [][]int32{{1, 0}, {1}}}
 	dir := filepath.Join(t.TempDir(), "model")
 	if err := Save(dir, b); err != nil {
 		t.Fatal(err)
@@ -400,13 +522,20 @@ func TestSaveLoadRecent(t *testing.T) {
 	if !reflect.DeepEqual(got.Recent, b.Recent) {
 		t.Errorf("recent %+v after load, %+v before", got.Recent, b.Recent)
 	}
-	// A recency decay needs a history feature, which this model lacks.
-	b.Recent.Decay = 0.5
-	if err := Save(dir, b); err != nil {
+	// Recent histories need a history feature (serving one without it
+	// indexed a table the model does not have: a panic at load); Save
+	// refuses to write them and Load to read them.
+	plain := testBundle(t)
+	plain.Recent = &Recent{Length: 2, Movies: [][]int32{{1, 0}, {1}}}
+	if err := Save(filepath.Join(t.TempDir(), "bad"), plain); err == nil || !strings.Contains(err.Error(), "without a history feature") {
+		t.Errorf("recent histories without a history feature saved: %v", err)
+	}
+	m, files := savedFiles(t, testBundle(t))
+	if files[RecentFile], err = json.Marshal(plain.Recent); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "history") {
-		t.Errorf("a decay without a history feature loaded: %v", err)
+	if _, err := decode(m, files); err == nil || !strings.Contains(err.Error(), "without a history feature") {
+		t.Errorf("recent histories without a history feature decoded: %v", err)
 	}
 	for name, r := range map[string]*Recent{
 		"decay 1":                {Length: 2, Decay: 1, Movies: [][]int32{{1}, {1}}},

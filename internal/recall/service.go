@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,7 +103,7 @@ func (s *Service) Load(b *artifact.Bundle) error {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
 	start := time.Now()
-	snap, err := newSnapshot(b, s.opts, s.logger)
+	snap, err := s.build(b)
 	if err != nil {
 		s.LoadFailed()
 		return err
@@ -120,6 +121,19 @@ func (s *Service) Load(b *artifact.Bundle) error {
 		Int("movies", ov.movies(len(b.Movies))).Dur("load", time.Since(start)).
 		Interface("index_recall", snap.info.IndexRecall).Interface("catalog", st).Msg("model loaded")
 	return nil
+}
+
+// build is newSnapshot, with a panic (a bug that a strange artifact
+// reaches: the self-check runs the towers on it) turned into a refusal, so
+// a reload cannot end a process that serves the previous model.
+func (s *Service) build(b *artifact.Bundle) (snap *snapshot, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			snap, err = nil, fmt.Errorf("recall: load: panic: %v", r)
+			s.logger.Error().Str("stack", string(debug.Stack())).Msg("model load panicked; refused")
+		}
+	}()
+	return newSnapshot(b, s.opts, s.logger)
 }
 
 // Info describes the live model; false when none is loaded.

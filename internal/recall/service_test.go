@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -517,5 +518,25 @@ func TestReplacedSnapshotCollected(t *testing.T) {
 	case <-freed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a replaced snapshot outlived a garbage collection")
+	}
+}
+
+// TestLoadPanicRefused: a bundle that makes building the snapshot panic
+// (here recent histories for a model without a history feature, which
+// artifact.Load now refuses) is refused like a bad artifact, and the
+// previous model keeps serving: a reload must not end the process.
+func TestLoadPanicRefused(t *testing.T) {
+	t.Parallel()
+	s, _ := loadedService(t, "auto", "v1", 100, 1)
+	bad := testBundle(t, "v2", 100, 2)
+	bad.Recent = &artifact.Recent{Length: 5, Movies: make([][]int32, len(bad.Users))}
+	for i := range bad.Recent.Movies {
+		bad.Recent.Movies[i] = []int32{0}
+	}
+	if err := s.Load(bad); err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("Load = %v, want a refusal naming the panic", err)
+	}
+	if info, ok := s.Info(); !ok || info.Version != "v1" {
+		t.Errorf("serving %q after the refusal, want v1", info.Version)
 	}
 }
