@@ -24,7 +24,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -822,9 +821,8 @@ func (mv Movie) check() error {
 }
 
 // check applies the dataset's rules for a user's features (each may be
-// absent); the zip is at most maxZipBytes bytes, as a request's.
+// absent; the zip is whatever the dataset holds).
 func (p Profile) check() error {
-	const maxZipBytes = 16
 	switch {
 	case p.ID <= 0:
 		return errors.New("user ids are positive")
@@ -832,8 +830,6 @@ func (p Profile) check() error {
 		return fmt.Errorf("gender %q is not F or M", short(p.Gender))
 	case p.Age != 0 && (p.Age < 1 || p.Age > 120):
 		return fmt.Errorf("age %d is not 1–120", p.Age)
-	case len(p.Zip) > maxZipBytes || !utf8.ValidString(p.Zip):
-		return fmt.Errorf("zip is not at most %d bytes of UTF-8", maxZipBytes)
 	}
 	if p.Occupation != "" {
 		if n, ok := movielens.CanonicalOccupation(p.Occupation); !ok || n != p.Occupation {

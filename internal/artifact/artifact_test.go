@@ -341,7 +341,6 @@ func TestDecodeRefusesBadTables(t *testing.T) {
 		{"year 3000", movie(func(m *Movie) { m.Year = 3000 }), "movies.json: movie 10: year 3000"},
 		{"age 10^9", profile(Profile{ID: 2, Age: 1e9}), "profiles.json: profile 1 (user 2): age"},
 		{"unknown occupation", profile(Profile{ID: 2, Occupation: "astronaut"}), "occupation"},
-		{"long zip", profile(Profile{ID: 2, Zip: strings.Repeat("9", 17)}), "zip"},
 		{"profile listed twice", profile(Profile{ID: 1}), "listed twice"},
 	} {
 		if _, err := decode(m, tt.files); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -249,7 +249,8 @@ func ParseMovie100K(line string, genres []string) (Movie, error) {
 }
 
 // TitleYear returns the year of a title ending in "(1995)" (surrounding
-// space ignored), or 0 if it has none.
+// space ignored), or 0 if it has none or one outside MinYear–MaxYear (as
+// PUT /movies and the artifact allow).
 func TitleYear(title string) int {
 	t := strings.TrimSpace(title)
 	if len(t) < 6 || t[len(t)-1] != ')' || t[len(t)-6] != '(' {
@@ -287,7 +288,7 @@ func digits4(s string) (int, bool) {
 		}
 		y = y*10 + int(c-'0')
 	}
-	return y, y > 0
+	return y, y >= MinYear && y <= MaxYear // else unknown: the catalogue's bounds
 }
 
 // splitN splits line into exactly len(dst) fields separated by sep, without

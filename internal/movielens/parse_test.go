@@ -178,6 +178,7 @@ func TestTitleYear(t *testing.T) {
 	for title, want := range map[string]int{
 		"Toy Story (1995)": 1995, "Toy Story (1995) ": 1995, "Seven (Se7en) (1995)": 1995,
 		"(1995)": 1995, "X (95)": 0, "X (19a5)": 0, "X": 0, "": 0, "X (0000)": 0, "X (1995": 0,
+		"X (1869)": 0, "X (1870)": 1870, "X (2100)": 2100, "X (3000)": 0, // outside the catalogue's years: unknown
 	} {
 		if got := TitleYear(title); got != want {
 			t.Errorf("TitleYear(%q) = %d, want %d", title, got, want)
