@@ -86,13 +86,35 @@ type Replay struct {
 	TornBytes int64 // bytes of a torn last line that were truncated away
 }
 
+// ErrInDoubt marks a journal failure after which the lines written since
+// the last successful sync could not be cut from the file: the changes
+// refused since may still be applied when the journal is next opened.
+var ErrInDoubt = errors.New("the changes refused since the last sync may still be in the file and applied at the next start")
+
 // Journal appends entries to the file. It is safe for concurrent use:
 // writes are serialised, and a Sync runs beside them.
+//
+// After a failed write or sync the journal cuts the file back to its last
+// synced line (rollback), so that a change refused because of the failure
+// does not come back when the file is next opened; if even that fails,
+// the error wraps ErrInDoubt.
 type Journal struct {
-	mu  sync.Mutex
-	f   *os.File
-	seq uint64
-	err error // sticky: once a write or sync failed the file's tail is unknown
+	syncMu sync.Mutex // one Sync or rollback at a time; taken before mu
+	mu     sync.Mutex
+	f      file
+	seq    uint64
+	size   int64 // bytes written: the file's length
+	synced int64 // the length a completed fsync covered
+	err    error // sticky: once a write or sync failed, set by fail
+	rolled bool  // the rollback ran (its outcome is in err)
+}
+
+// file is what a Journal needs of its *os.File (a seam for fault tests).
+type file interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
 }
 
 // Open reads the journal at path (creating it and its directory if
@@ -133,6 +155,12 @@ func Open(path string) (*Journal, Replay, error) {
 		f.Close()
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
+	// What is read is what a rollback returns to: make sure it is on disk
+	// (a previous process may have died before syncing its last lines).
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
+	}
 	if st.Size() == 0 {
 		// A new file: make its directory entry durable too.
 		if err := syncDir(filepath.Dir(path)); err != nil {
@@ -140,7 +168,7 @@ func Open(path string) (*Journal, Replay, error) {
 			return nil, Replay{}, err
 		}
 	}
-	j := &Journal{f: f}
+	j := &Journal{f: f, size: good, synced: good}
 	if n := len(rep.Entries); n > 0 {
 		j.seq = rep.Entries[n-1].Seq
 	}
@@ -307,9 +335,14 @@ func (j *Journal) Write(e Entry) (Entry, error) {
 	if len(out) >= maxLine {
 		return Entry{}, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
 	}
-	if _, err := j.f.Write(append(out, '\n')); err != nil {
-		j.err = fmt.Errorf("catalog: journal write failed, restart to repair: %w", err)
-		return Entry{}, j.err
+	n, err := j.f.Write(append(out, '\n'))
+	j.size += int64(n)
+	if err != nil {
+		j.err = fmt.Errorf("catalog: journal write failed: %w", err)
+		j.mu.Unlock()
+		err := j.rollback()
+		j.mu.Lock() // for the deferred Unlock
+		return Entry{}, err
 	}
 	j.seq = e.Seq
 	return e, nil
@@ -324,34 +357,79 @@ func (j *Journal) Err() error {
 }
 
 // Sync makes every line written before it was called durable (fsync). It
-// does not hold the journal's lock while the disk works, so Writes go on
-// meanwhile; the lines they add may or may not be covered, and need the
-// next Sync. A failed sync is sticky (see Write).
+// does not hold the journal's write lock while the disk works, so Writes go
+// on meanwhile; the lines they add may or may not be covered, and need the
+// next Sync. A failed sync is sticky (see Write) and rolls the file back to
+// the last synced line.
 func (j *Journal) Sync() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
 	j.mu.Lock()
-	f, err := j.f, j.err
+	f, size, err := j.f, j.size, j.err
 	j.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		if j.err == nil {
-			j.err = fmt.Errorf("catalog: journal sync failed, restart to repair: %w", err)
+	if err == nil {
+		if err = f.Sync(); err == nil {
+			j.mu.Lock()
+			j.synced = size
+			j.mu.Unlock()
+			return nil
 		}
-		return j.err
+		j.mu.Lock()
+		if j.err == nil {
+			j.err = fmt.Errorf("catalog: journal sync failed: %w", err)
+		}
+		j.mu.Unlock()
 	}
-	return nil
+	return j.rollbackLocked()
 }
 
-// Close closes the file.
-func (j *Journal) Close() error {
+// rollback is rollbackLocked under syncMu: it waits for a Sync in flight,
+// whose lines may be acknowledged, and cuts only what follows them.
+func (j *Journal) rollback() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	return j.rollbackLocked()
+}
+
+// rollbackLocked cuts the file back to its last synced line, once, after
+// the failure in j.err, and returns j.err completed with its outcome. The
+// caller holds syncMu.
+func (j *Journal) rollbackLocked() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.rolled {
+		return j.err
+	}
+	j.rolled = true
+	cut := j.f.Truncate(j.synced)
+	if cut == nil {
+		cut = j.f.Sync()
+	}
+	if cut != nil {
+		j.err = fmt.Errorf("%w; cutting the unsynced lines failed too (%v): %w; restart to write again", j.err, cut, ErrInDoubt)
+	} else {
+		j.err = fmt.Errorf("%w; the lines written since the last sync were removed; restart to write again", j.err)
+	}
+	return j.err
+}
+
+// Close closes the file. Lines written but not yet synced are cut first:
+// their changes were not acknowledged, and must not come back at the next
+// start.
+func (j *Journal) Close() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
 	if j.err == nil {
 		j.err = errors.New("catalog: journal is closed")
+		if j.size > j.synced {
+			j.rolled = true
+			if err := j.f.Truncate(j.synced); err == nil {
+				_ = j.f.Sync()
+			}
+		}
 	}
+	j.mu.Unlock()
 	return j.f.Close()
 }
 

@@ -340,3 +340,94 @@ func TestJournalReadFile(t *testing.T) {
 		t.Fatalf("corrupt middle: %v", err)
 	}
 }
+
+// faultyFile fails its next Sync (syncErr) or writes half of its next
+// Write and fails it (writeErr), once; truncErr fails every Truncate.
+type faultyFile struct {
+	file
+	syncErr, writeErr, truncErr error
+}
+
+func (f *faultyFile) Sync() error {
+	if err := f.syncErr; err != nil {
+		f.syncErr = nil // once, as Linux reports a writeback error
+		return err
+	}
+	return f.file.Sync()
+}
+
+func (f *faultyFile) Write(p []byte) (int, error) {
+	if err := f.writeErr; err != nil {
+		f.writeErr = nil
+		n, _ := f.file.Write(p[:len(p)/2])
+		return n, err
+	}
+	return f.file.Write(p)
+}
+
+func (f *faultyFile) Truncate(size int64) error {
+	if f.truncErr != nil {
+		return f.truncErr
+	}
+	return f.file.Truncate(size)
+}
+
+// TestJournalFailureRollsBack: after a failed sync or write the file is cut
+// back to its last synced line, so the changes written since (their
+// writers told they were not made) do not come back when it is opened
+// again; when the cut fails too, the error says the outcome is in doubt.
+// Close cuts unsynced lines as well.
+func TestJournalFailureRollsBack(t *testing.T) {
+	t.Parallel()
+	es := sample()
+	for _, tt := range []struct {
+		name  string
+		fault func(*faultyFile)
+		// fail runs after es[0] is synced and es[1] written unsynced.
+		fail      func(*Journal) error
+		wantDoubt bool
+		want      int // entries read back
+	}{
+		{"failed sync", func(f *faultyFile) { f.syncErr = errors.New("EIO") }, (*Journal).Sync, false, 1},
+		{"failed write", func(f *faultyFile) { f.writeErr = errors.New("ENOSPC") },
+			func(j *Journal) error { _, err := j.Write(es[2]); return err }, false, 1},
+		{"failed sync and cut", func(f *faultyFile) { f.syncErr, f.truncErr = errors.New("EIO"), errors.New("EROFS") }, (*Journal).Sync, true, 2},
+		{"close with an unsynced line", func(*faultyFile) {}, (*Journal).Close, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "j")
+			j, _, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendAll(t, j, es[0])
+			if _, err := j.Write(es[1]); err != nil {
+				t.Fatal(err)
+			}
+			ff := &faultyFile{file: j.f}
+			j.f = ff
+			tt.fault(ff)
+			err = tt.fail(j)
+			if tt.name != "close with an unsynced line" {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if errors.Is(err, ErrInDoubt) != tt.wantDoubt {
+					t.Errorf("error %v: in doubt = %v, want %v", err, !tt.wantDoubt, tt.wantDoubt)
+				}
+				if j.Sync() == nil || j.Err() == nil {
+					t.Error("the failure is not sticky")
+				}
+				j.Close()
+			}
+			rep, err := ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Entries) != tt.want || rep.TornBytes != 0 {
+				t.Errorf("read back %d entries (%d torn bytes), want %d", len(rep.Entries), rep.TornBytes, tt.want)
+			}
+		})
+	}
+}

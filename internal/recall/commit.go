@@ -41,8 +41,9 @@ import (
 //   - Failure: a failed fsync is sticky (s.commitErr): the changes it
 //     should have covered are dropped from s.pending (rebuilt from the
 //     durable entries) and their writers get the error, as does every
-//     later change; the process must restart (the journal's tail is
-//     unknown; Open repairs it).
+//     later change; the journal cuts their lines from its file (or says
+//     the outcome is in doubt, catalog.ErrInDoubt), and writing resumes
+//     only after a restart.
 
 // errCommitted is the error of a change whose fsync failed; it wraps the
 // journal's error.
@@ -107,7 +108,9 @@ func (s *Service) flush() (uint64, error) {
 			s.catMu.Lock()
 			s.catErr = errors.Join(errCommitted, err)
 			s.unsynced = nil
-			s.replay(v.snap)
+			// The newest model: a Load may have replaced s.pending's
+			// while this fsync ran, and it must stay.
+			s.replay(s.pending.snap)
 			v = s.pending
 			s.catMu.Unlock()
 			s.live.Store(v)

@@ -325,3 +325,57 @@ func BenchmarkPutMovieGroupCommit(b *testing.B) {
 	})
 	b.ReportMetric(float64(sj.syncs.Load())/float64(b.N), "fsyncs/op")
 }
+
+// blockingSyncJournal's Sync signals entered, blocks until release is
+// closed, then fails.
+type blockingSyncJournal struct {
+	memJournal
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (j *blockingSyncJournal) Sync() error {
+	j.once.Do(func() { close(j.entered) })
+	<-j.release
+	return errors.New("EIO")
+}
+
+// TestFailedSyncDuringLoadKeepsNewModel: an fsync that fails while a Load
+// waits for it drops the changes it covered, not the model the Load put in
+// place (it brought the old model back, while Load reported success).
+func TestFailedSyncDuringLoadKeepsNewModel(t *testing.T) {
+	t.Parallel()
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
+	j := &blockingSyncJournal{entered: make(chan struct{}), release: make(chan struct{})}
+	s.AttachJournal(j, nil)
+	put := make(chan error, 1)
+	go func() {
+		_, err := s.PutMovie(context.Background(), Movie{MovieID: 9100, Title: "x", Genres: []string{"Drama"}})
+		put <- err
+	}()
+	<-j.entered // the leader holds v1's pending view and is syncing
+	load := make(chan error, 1)
+	go func() { load <- s.Load(testBundle(t, "v2", 50, 24)) }()
+	for { // until Load has replayed onto v2 and waits for the commit
+		s.catMu.Lock()
+		v := s.pending.snap.info.Version
+		s.catMu.Unlock()
+		if v == "v2" {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(j.release)
+	if err := <-put; err == nil {
+		t.Error("the PUT whose fsync failed succeeded")
+	}
+	if err := <-load; err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.Info(); info.Version != "v2" {
+		t.Errorf("Load(v2) returned nil, but %q is live", info.Version)
+	}
+	if _, ok := s.live.Load().vector(9100); ok {
+		t.Error("the change whose fsync failed is live")
+	}
+}

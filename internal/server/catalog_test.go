@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -128,6 +130,7 @@ func TestCatalogErrors(t *testing.T) {
 		{"no model", recall.NoModelError{}, 503, retryAfter},
 		{"read-only", recall.ReadOnlyError{}, 503, ""},
 		{"journal", &recall.JournalError{Err: errors.New("disk full")}, 503, ""},
+		{"journal in doubt", &recall.JournalError{Err: fmt.Errorf("disk full: %w", catalog.ErrInDoubt)}, 503, ""},
 		{"deadline", context.DeadlineExceeded, 504, ""},
 	} {
 		ts := newTestServer(t, Config{CatalogToken: testToken})
@@ -149,6 +152,9 @@ func TestCatalogErrors(t *testing.T) {
 			if !strings.Contains(w.Body.String(), "urn:towerrecall:problem:journal-unavailable") || !strings.Contains(w.Body.String(), "until the server restarts") {
 				t.Errorf("journal failure answered %s", w.Body)
 			}
+		}
+		if tc.name == "journal in doubt" && !strings.Contains(w.Body.String(), "may or may not be applied") {
+			t.Errorf("a change in doubt answered %s", w.Body)
 		}
 	}
 }

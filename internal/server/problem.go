@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -146,6 +147,8 @@ func (s *Server) classify(err error) *apiError {
 	switch {
 	case errors.As(err, new(recall.ReadOnlyError)):
 		return &apiError{code: codeUnavailable, detail: "catalogue changes are off on this instance", cause: err}
+	case errors.As(err, new(*recall.JournalError)) && errors.Is(err, catalog.ErrInDoubt):
+		return &apiError{code: codeJournal, detail: "the catalogue journal failed and could not be repaired, so this change may or may not be applied after the server restarts (check GET /movies then); catalogue changes are off until the restart (its log has the cause)", cause: err}
 	case errors.As(err, new(*recall.JournalError)):
 		return &apiError{code: codeJournal, detail: "the catalogue journal could not be written, so the change was not made; catalogue changes are off until the server restarts (its log has the cause)", cause: err}
 	case errors.As(err, new(recall.NoModelError)):
