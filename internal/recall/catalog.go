@@ -73,6 +73,7 @@ func (e *JournalError) Unwrap() error { return e.Err }
 func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.catMu.Lock()
 	s.journal = j
+	s.writable.Store(j.Err() == nil)
 	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
 	for _, e := range entries {
 		s.latest[e.MovieID] = e
@@ -91,6 +92,23 @@ func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.commitMu.Unlock()
 	if v != nil {
 		_ = s.commit(0, true) // publish
+	}
+}
+
+// compactSlack is how many dead overlay rows beyond twice the live ones
+// compact lets build up.
+const compactSlack = 1024
+
+// compact rebuilds the pending overlay from the journal's entries when
+// dead rows (replaced or deleted versions, which every request still
+// scans past) outnumber the live ones by 2× + compactSlack: a catalogue
+// that re-sends the same movies every night would otherwise slow /recall
+// until the next load. The cost, a tower run per changed movie under
+// s.catMu, is paid once per that many changes. s.catMu is held.
+func (s *Service) compact() {
+	if ov := s.pending.ov; len(ov.rows) > 2*ov.nLive+compactSlack {
+		st := s.replay(s.pending.snap)
+		s.logger.Debug().Interface("catalog", st).Int("rows_before", len(ov.rows)).Msg("catalogue overlay compacted")
 	}
 }
 
@@ -228,10 +246,12 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 	_, existed := v.vector(m.MovieID)
 	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version})
 	if err != nil {
+		s.writable.Store(false) // a failed Write is sticky
 		return PutResult{}, &JournalError{Err: err}
 	}
 	s.unsynced = append(s.unsynced, e)
 	s.pending = &view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})}
+	s.compact()
 	return PutResult{
 		ModelVersion: snap.info.Version, Created: !existed, Seq: e.Seq, VectorNorm: float32(math.Sqrt(sq)),
 		Movie: movieOf(&mv),
@@ -275,6 +295,7 @@ func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 	}
 	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version})
 	if err != nil {
+		s.writable.Store(false)
 		return DeleteResult{}, &JournalError{Err: err}
 	}
 	s.unsynced = append(s.unsynced, e)

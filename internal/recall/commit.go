@@ -107,6 +107,7 @@ func (s *Service) flush() (uint64, error) {
 			// durable (and refuse later changes: commitErr).
 			s.catMu.Lock()
 			s.catErr = errors.Join(errCommitted, err)
+			s.writable.Store(false)
 			s.unsynced = nil
 			// The newest model: a Load may have replaced s.pending's
 			// while this fsync ran, and it must stay.

@@ -71,6 +71,10 @@ type Service struct {
 	unsynced []catalog.Entry                     // written after them, waiting for an fsync, in order
 	pending  *view                               // the live view plus the unsynced changes; nil before a load
 	catErr   error                               // a failed fsync: changes are refused from then on
+	// writable is whether changes can be made: a journal is attached and
+	// neither it nor an fsync has failed. Atomic, so Info (every /model,
+	// /readyz and batch) never waits for a writer or a replay.
+	writable atomic.Bool
 
 	commitMu  sync.Mutex    // guards the fields below (never held across an fsync)
 	syncing   bool          // a leader is fsyncing and publishing
@@ -146,9 +150,7 @@ func (s *Service) Info() (ModelInfo, bool) {
 	info.Movies = v.ov.movies(len(v.snap.bundle.Movies))
 	info.Catalog.Added, info.Catalog.Updated, info.Catalog.Deleted = v.ov.counts()
 	info.Catalog.Seq = v.ov.seq
-	s.catMu.Lock()
-	info.Catalog.Writable = s.journal != nil && s.catErr == nil && s.journal.Err() == nil
-	s.catMu.Unlock()
+	info.Catalog.Writable = s.writable.Load()
 	return info, true
 }
 
