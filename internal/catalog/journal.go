@@ -207,6 +207,13 @@ func read(f *os.File, path string) (Replay, int64, error) {
 	for n := 1; ; n++ {
 		raw, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) { // longer than any line Write writes
+			// Only a run of zeros (blocks allocated, their data lost) is a
+			// torn write this long; a journal line never is.
+			if blank(raw) {
+				if rest, _ := io.ReadAll(r); blank(rest) {
+					return rep, off, nil
+				}
+			}
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: "line too long"}
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -249,12 +256,12 @@ func read(f *os.File, path string) (Replay, int64, error) {
 
 // torn reports whether line, bad or without its newline, and rest, the
 // bytes after it, are what a crash leaves of the last write: nothing but
-// whitespace in rest, and line blank, zeros (a block allocated, its data
-// lost) or a piece of one journal line, which starts as Write starts
-// every line. Anything else (another file given as the journal, say) is
-// corruption, and Open leaves the file as it is rather than cut it.
+// whitespace and zeros (blocks allocated, their data lost) in rest, and
+// line blank, zeros or a piece of one journal line, which starts as Write
+// starts every line. Anything else (another file given as the journal,
+// say) is corruption, and Open leaves the file as it is rather than cut it.
 func torn(line, rest []byte) bool {
-	if len(bytes.TrimSpace(rest)) != 0 {
+	if !blank(rest) {
 		return false
 	}
 	l := bytes.TrimSpace(line)
@@ -264,6 +271,9 @@ func torn(line, rest []byte) bool {
 	n := min(len(l), len(linePrefix))
 	return string(l[:n]) == linePrefix[:n]
 }
+
+// blank reports whether b holds nothing but whitespace and zeros.
+func blank(b []byte) bool { return len(bytes.Trim(b, " \t\r\n\x00")) == 0 }
 
 // linePrefix starts every line Write writes.
 const linePrefix = `{"entry":`

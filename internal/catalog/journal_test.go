@@ -87,6 +87,8 @@ func TestJournalTornTail(t *testing.T) {
 			return b
 		}},
 		{"zeros (block allocated, data lost)", func([]byte) []byte { return make([]byte, 300) }},
+		{"more zeros than a line may hold", func([]byte) []byte { return make([]byte, 70_000) }},
+		{"half a line, then zeros", func(good []byte) []byte { return append(bytes.Clone(good[:len(good)/2]), make([]byte, 8192)...) }},
 		{"the first two bytes", func(good []byte) []byte { return good[:2] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
