@@ -463,7 +463,12 @@ func (c Config) ModelJSON() (json.RawMessage, error) {
 func Parse(raw []byte, name string, base Config) (Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err == nil {
-		if err := checkScalars(&root, reflect.TypeFor[Config](), ""); err != nil {
+		var unknown, wrong []error
+		checkScalars(&root, reflect.TypeFor[Config](), "", &unknown, &wrong)
+		if len(unknown) == 0 {
+			unknown = wrong // unknown keys first: a typo in a key explains a value read as another's
+		}
+		if err := errors.Join(unknown...); err != nil {
 			return base, fmt.Errorf("config: %s: %w", name, err)
 		}
 	} // a syntax error is reported by the decoder below
@@ -481,24 +486,24 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 }
 
 // checkScalars walks the YAML node n that decodes into a value of type t
-// (path names it) and refuses a scalar of the wrong type (see
-// scalarProblem), naming its line and key.
-func checkScalars(n *yaml.Node, t reflect.Type, path string) error {
+// (path names it) and appends, naming each line and key, the keys no
+// setting has to unknown and the scalars of the wrong type (see
+// scalarProblem) to wrong.
+func checkScalars(n *yaml.Node, t reflect.Type, path string, unknown, wrong *[]error) {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if err := checkScalars(c, t, path); err != nil {
-				return err
-			}
+			checkScalars(c, t, path, unknown, wrong)
 		}
 	case yaml.AliasNode:
-		return checkScalars(n.Alias, t, path)
+		checkScalars(n.Alias, t, path, unknown, wrong)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
+			at := strings.TrimPrefix(path+"."+key, ".")
 			var vt reflect.Type
 			switch t.Kind() {
 			case reflect.Struct:
@@ -507,30 +512,27 @@ func checkScalars(n *yaml.Node, t reflect.Type, path string) error {
 						vt = t.Field(j).Type
 					}
 				}
+				if vt == nil {
+					*unknown = append(*unknown, fmt.Errorf("line %d: unknown key %s", n.Content[i].Line, at))
+				}
 			case reflect.Map:
 				vt = t.Elem()
 			}
-			if vt == nil {
-				continue // an unknown key: the decoder names it
-			}
-			if err := checkScalars(val, vt, strings.TrimPrefix(path+"."+key, ".")); err != nil {
-				return err
+			if vt != nil {
+				checkScalars(val, vt, at, unknown, wrong)
 			}
 		}
 	case yaml.SequenceNode:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			for i, c := range n.Content {
-				if err := checkScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-					return err
-				}
+				checkScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), unknown, wrong)
 			}
 		}
 	case yaml.ScalarNode:
 		if msg := scalarProblem(n, t); msg != "" {
-			return fmt.Errorf("line %d: %s: %s", n.Line, path, msg)
+			*wrong = append(*wrong, fmt.Errorf("line %d: %s: %s", n.Line, path, msg))
 		}
 	}
-	return nil
 }
 
 // scalarProblem says why scalar n cannot be a value of type t ("" if it

@@ -143,7 +143,12 @@ func TestParse(t *testing.T) {
 					t.Error(err)
 				}
 			}},
-		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "epoch"},
+		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "line 2: unknown key train.epoch"},
+		// Every unknown key at once, before any value's type: a key's typo
+		// can make another value look wrong.
+		{name: "unknown keys before a wrong type", yaml: "serve:\n  adr: x\n  body_limit: 1MiB\n  modle: y\nmodel:\n  user:\n    - {name: user_id, dims: 3}\n",
+			wantErr: "line 2: unknown key serve.adr\nline 4: unknown key serve.modle\nline 7: unknown key model.user[0].dims"},
+		{name: "every wrong type", yaml: "serve:\n  body_limit: 1MiB\n  demo: maybe\n", wantErr: "line 2: serve.body_limit: 1MiB is not an integer\nline 3: serve.demo: maybe is not true or false"},
 		{name: "wrong type", yaml: "train:\n  epochs: many\n", wantErr: "line 2"},
 		// yaml.v3 truncates a decimal into an integer: refused, naming
 		// the line and the key.
