@@ -93,7 +93,7 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	}
 	defer srv.Process.Kill()
 	ready := logs.waitLog(t, "ready", time.Minute)
-	t.Logf("start to ready: %v ms", ready["start_to_ready"])
+	t.Logf("start to ready: %v ms", ready["start_to_ready_ms"])
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
 	checkProfilesAndBatch(t, c)

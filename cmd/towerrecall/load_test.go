@@ -76,7 +76,7 @@ func TestE2ELoopbackLoad(t *testing.T) {
 	bareAddr, barePid := startBare(t)
 	bareTargets := loadtest.Targets("http://"+bareAddr+"/recall", mix10)
 	p := startServe(t, bin, "--model", model)
-	t.Logf("start to ready: %v ms (model %s)", p.ready["start_to_ready"], model)
+	t.Logf("start to ready: %v ms (model %s)", p.ready["start_to_ready_ms"], model)
 	var info modelResp
 	p.c.json("GET", "/model", "", 200, &info)
 	targets := loadtest.Targets("http://"+p.addr+"/recall", mix10)
@@ -196,7 +196,7 @@ func TestE2ELoopbackLoad(t *testing.T) {
 		median(bareRPS), 100*ratio, formatPercents(ratios), 100*minLoadRatio,
 		wide.RPS, wide.P50.Round(time.Microsecond), wide.P99.Round(time.Microsecond), wide.MeanBytesIn, 100*wide.RPS/median(bareRPS),
 		perReq(bareCPU, bareN), perReq(trCPU, trN), perReq(wideCPU, wide.Requests),
-		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready"])
+		float64(rssWarm)/(1<<20), float64(rssAfter)/(1<<20), maxG, p.ready["start_to_ready_ms"])
 	t.Log(summary)
 	fmt.Println(summary)
 	if ratio < minLoadRatio {

@@ -40,7 +40,7 @@ func TestE2EScale100K(t *testing.T) {
 		t.Logf("%s: %.1f s", args[0], time.Since(start).Seconds())
 	}
 	p := startServe(t, bin, "--model", model)
-	ms, _ := p.ready["start_to_ready"].(float64)
+	ms, _ := p.ready["start_to_ready_ms"].(float64)
 	t.Logf("SCALE 100k movies: start to ready %.0f ms", ms)
 	if ms <= 0 || ms > 10000 {
 		t.Errorf("start to ready %.0f ms, want under 10 s", ms)

@@ -133,10 +133,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	switch {
 	case err == nil:
 	case errors.Is(err, errNoArtifact):
-		logger.Warn().Str("model", cfg.Serve.Model).Dur("reload_poll", cfg.Serve.ReloadPoll).
+		logger.Warn().Str("model", cfg.Serve.Model).Dur("reload_poll_ms", cfg.Serve.ReloadPoll).
 			Msg("waiting for an artifact at " + cfg.Serve.Model + ": /readyz answers 503 until one is published there; " + howReloaded(cfg))
 	case errors.Is(err, errBadArtifact):
-		logger.Error().Err(err).Str("model", cfg.Serve.Model).Dur("reload_poll", cfg.Serve.ReloadPoll).
+		logger.Error().Err(err).Str("model", cfg.Serve.Model).Dur("reload_poll_ms", cfg.Serve.ReloadPoll).
 			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
 	case ctx.Err() != nil: // SIGTERM or Ctrl-C during the demo training
 		logger.Info().Msg("stopped before serving")
@@ -163,7 +163,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		g.Add(func() error { rl.poll(cfg.Serve.ReloadPoll, done); return nil }, func(error) { close(done) })
 	}
 	if _, ok := svc.Info(); ok {
-		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready", time.Since(start)).Msg("ready")
+		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
 	} else {
 		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
 	}

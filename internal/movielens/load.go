@@ -229,6 +229,9 @@ func scanLines(r io.Reader, name string, fn func(n int, line string) error) erro
 	for sc.Scan() {
 		n++
 		line := strings.TrimRight(sc.Text(), "\r")
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // the byte-order mark some editors write
+		}
 		if strings.TrimSpace(line) == "" {
 			continue
 		}

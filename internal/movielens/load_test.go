@@ -192,6 +192,8 @@ func TestReadRatings(t *testing.T) {
 	}{
 		{name: "ml-1m", data: "1::1::5::1\n2::3::4::2\n", want: 2},
 		{name: "ml-100k crlf", data: "\r\n1\t1\t5\t1\r\n2\t3\t4\t2\r\n", want: 2},
+		{name: "byte-order mark", data: "\ufeff1::1::5::1\n2::3::4::2\n", want: 2},
+		{name: "byte-order mark inside", data: "1::1::5::1\n\ufeff2::3::4::2\n", err: "split.dat:2: user id"},
 		{name: "empty", data: "", want: 0},
 		{name: "mixed", data: "1::1::5::1\n2\t3\t4\t2\n", err: "split.dat:2: want 4 fields"},
 		{name: "no separator", data: "\n\n1,2,3,4\n", err: "split.dat:3: cannot detect the separator"},

@@ -473,7 +473,7 @@ func searchRecipes(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidat
 	best, bestF := rc, f
 	for _, name := range t.Candidates {
 		if t.SearchBudget > 0 && spent >= t.SearchBudget.Seconds() {
-			opts.Logger.Warn().Str("recipe", name).Float64("spent_s", spent).Dur("search_budget", t.SearchBudget).Msg("search budget spent: candidate skipped")
+			opts.Logger.Warn().Str("recipe", name).Float64("spent_s", spent).Dur("search_budget_ms", t.SearchBudget).Msg("search budget spent: candidate skipped")
 			sel.Candidates = append(sel.Candidates, artifact.CandidateChoice{Recipe: name, Skipped: true})
 			continue
 		}

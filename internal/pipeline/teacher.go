@@ -50,7 +50,7 @@ func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zero
 		standardise(row)
 	}
 	data.Teacher, data.TeacherMovies = scores, nm
-	log.Info().Float64("lambda", lambda).Dur("took", time.Since(start)).Msg("EASE teacher fitted for distillation")
+	log.Info().Float64("lambda", lambda).Dur("took_ms", time.Since(start)).Msg("EASE teacher fitted for distillation")
 	return nil
 }
 

@@ -122,7 +122,7 @@ func (s *Service) Load(b *artifact.Bundle) error {
 	ov := s.live.Load().ov
 	s.metrics.observeLoad(snap.info, time.Since(start))
 	s.logger.Info().Str("version", snap.info.Version).Str("backend", snap.info.Backend).
-		Int("movies", ov.movies(len(b.Movies))).Dur("load", time.Since(start)).
+		Int("movies", ov.movies(len(b.Movies))).Dur("load_ms", time.Since(start)).
 		Interface("index_recall", snap.info.IndexRecall).Interface("catalog", st).Msg("model loaded")
 	return nil
 }

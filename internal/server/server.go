@@ -217,7 +217,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	s.draining.Store(true) // /readyz answers 503; every other route keeps serving
 	if d := s.cfg.DrainDelay; d > 0 {
-		s.logger.Info().Dur("drain_delay", d).Msg("draining")
+		s.logger.Info().Dur("drain_delay_ms", d).Msg("draining")
 		time.Sleep(d)
 	}
 	s.logger.Info().Msg("shutting down HTTP")

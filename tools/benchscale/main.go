@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	wallReady := time.Since(start)
 	addr, _ := r["addr"].(string)
-	out("\nserve: start_to_ready %v ms (logged), %s from exec to the ready line; RSS at ready %s", r["start_to_ready"], sec(wallReady), rss(cmd.Process.Pid))
+	out("\nserve: start_to_ready %v ms (logged), %s from exec to the ready line; RSS at ready %s", r["start_to_ready_ms"], sec(wallReady), rss(cmd.Process.Pid))
 	for _, l := range loadLines {
 		out("  load log: %s", l)
 	}
