@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/catalog"
@@ -609,4 +612,61 @@ func TestCatalogCompaction(t *testing.T) {
 	if !reflect.DeepEqual(got.Items, want.Items) || info.Catalog != info2.Catalog || info.Movies != info2.Movies {
 		t.Errorf("after compaction: %+v %+v\nreplayed: %+v %+v", got.Items, info.Catalog, want.Items, info2.Catalog)
 	}
+}
+
+// TestCatalogMetrics: /metrics shows whether changes can be made (an
+// operator's alert), the changes over the artifact and the fsyncs.
+func TestCatalogMetrics(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testBundle(t, "v1", 50, 23)
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	want := func(writable, added, deleted float64, fsyncs uint64) {
+		t.Helper()
+		got := map[string]float64{}
+		var n uint64
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "towerrecall_catalog_writable":
+					got["writable"] = m.GetGauge().GetValue()
+				case "towerrecall_catalog_changed_movies":
+					got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+				case "towerrecall_catalog_fsync_seconds":
+					n = m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+		if got["writable"] != writable || got["added"] != added || got["deleted"] != deleted || got["updated"] != 0 || n != fsyncs {
+			t.Errorf("metrics %v, %d fsyncs; want writable %v, added %v, deleted %v, %d fsyncs", got, n, writable, added, deleted, fsyncs)
+		}
+	}
+	want(0, 0, 0, 0) // no journal: changes are off
+	j := &memJournal{}
+	s.AttachJournal(j, nil)
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 7777, Title: "x", Genres: []string{"Drama"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteMovie(ctx, b.Movies[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 1, 1, 2)
+	j.mu.Lock()
+	j.fail = errors.New("disk full")
+	j.mu.Unlock()
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 7778, Title: "y", Genres: []string{"Drama"}}); err == nil {
+		t.Fatal("a put through a failed journal succeeded")
+	}
+	want(0, 1, 1, 2)
 }

@@ -3,6 +3,7 @@ package recall
 import (
 	"cmp"
 	"errors"
+	"time"
 )
 
 // Group commit: how a catalogue change becomes durable and visible.
@@ -102,7 +103,10 @@ func (s *Service) flush() (uint64, error) {
 	s.catMu.Unlock()
 	var last uint64
 	if len(batch) > 0 {
-		if err := s.journal.Sync(); err != nil {
+		start := time.Now()
+		err := s.journal.Sync()
+		s.metrics.fsync.Observe(time.Since(start).Seconds())
+		if err != nil {
 			// Not durable: never answered, never shown. Serve what is
 			// durable (and refuse later changes: commitErr).
 			s.catMu.Lock()

@@ -13,6 +13,7 @@ type metrics struct {
 	loadedAt    prometheus.Gauge
 	selfCheck   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
+	fsync       prometheus.Histogram // the catalogue journal's group-commit fsyncs
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,11 +33,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "towerrecall_model_loads_total", Help: "Model loads by result.",
 		}, []string{"result"}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "towerrecall_catalog_fsync_seconds", Help: "Time the catalogue journal's fsyncs take (one per group of concurrent changes).",
+			Buckets: prometheus.ExponentialBucketsRange(50e-6, 5, 16),
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.info, m.loadSeconds, m.loadedAt, m.selfCheck, m.reloads} {
+	for _, c := range []prometheus.Collector{m.info, m.loadSeconds, m.loadedAt, m.selfCheck, m.reloads, m.fsync} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("recall: register metrics: %w", err)
 		}
@@ -54,6 +59,50 @@ func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	for k, r := range info.IndexRecall {
 		m.selfCheck.WithLabelValues(k[len("recall@"):]).Set(r)
 	}
+}
+
+// registerCatalog registers the catalogue's gauges, read from s at each
+// scrape: whether changes can be made (0 after a journal failure, until a
+// restart: worth an alert) and the live changes over the artifact.
+func (s *Service) registerCatalog(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	count := func(pick func(CatalogInfo) int) func() float64 {
+		return func() float64 {
+			info, _ := s.Info()
+			return float64(pick(info.Catalog))
+		}
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "towerrecall_catalog_writable", Help: "1 when catalogue changes can be made (a journal is attached and has not failed), else 0.",
+		}, func() float64 {
+			if s.writable.Load() {
+				return 1
+			}
+			return 0
+		}),
+	}
+	for _, state := range []struct {
+		name string
+		pick func(CatalogInfo) int
+	}{
+		{"added", func(c CatalogInfo) int { return c.Added }},
+		{"updated", func(c CatalogInfo) int { return c.Updated }},
+		{"deleted", func(c CatalogInfo) int { return c.Deleted }},
+	} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "towerrecall_catalog_changed_movies", Help: "Movies changed over the live artifact without retraining, by state.",
+			ConstLabels: prometheus.Labels{"state": state.name},
+		}, count(state.pick)))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("recall: register metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // LoadFailed counts a load that was refused (bad artifact).

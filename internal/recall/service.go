@@ -98,7 +98,11 @@ func New(opts Options, logger zerolog.Logger, reg prometheus.Registerer) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	return &Service{opts: opts, logger: logger, metrics: m, synced: make(chan struct{})}, nil
+	s := &Service{opts: opts, logger: logger, metrics: m, synced: make(chan struct{})}
+	if err := s.registerCatalog(reg); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Load builds indexes for b, self-checks HNSW against exact, and swaps b in
