@@ -101,6 +101,25 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	checkRows(t, "recall with a picked movie", b.rendered(t, "#results"), wantPick.Items)
 	b.screenshot(t, "explorer-recall.png")
 
+	// On a phone the results scroll inside their panel; the page does not
+	// grow wider than the screen (a 1fr grid column did, to the table's
+	// width, cutting off the submit button).
+	b.do(t, "a phone's width", chromedp.EmulateViewport(375, 800))
+	if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the page is %d px wide on a 375 px screen", w)
+	}
+	b.screenshot(t, "explorer-phone.png")
+	b.do(t, "back to the desktop", chromedp.EmulateViewport(1280, 900))
+
+	// A number the browser cannot parse (it reports it as empty) is an
+	// error on its field, not a request without it.
+	b.do(t, "type a bad user id",
+		chromedp.SendKeys(chromedp.CSS("#user-id"), "1e"),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the field's error", `document.querySelector('#results').dataset.state === 'error' && document.querySelector('#user-id').getAttribute('aria-invalid') === 'true'`)
+	checkSentBody(t, b, withPick) // the last request shown is still the good one
+	b.do(t, "clear it", chromedp.SetValue(chromedp.CSS("#user-id"), ""))
+
 	// A bad value is the server's 400, shown on the field it names. The
 	// browser logs the failed request; only here is that expected.
 	b.allowNetworkErrors(true)

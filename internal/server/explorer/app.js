@@ -30,17 +30,20 @@ async function api(method, path, body) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  init.signal = AbortSignal.timeout(15000);
   let resp;
   try {
     resp = await fetch(path, init);
   } catch (err) {
-    throw Object.assign(new Error('the service did not answer (' + err.message + ')'), { problem: null });
+    const why = err.name === 'TimeoutError' ? 'within 15 s' : '(' + err.message + ')';
+    throw Object.assign(new Error('the service did not answer ' + why), { problem: null });
   }
   const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: reported below */ }
   if (!resp.ok) {
-    const p = data && typeof data === 'object' ? data : { title: resp.statusText, detail: text };
+    // Not a problem document (a proxy's error page, say): its start only.
+    const p = data && typeof data === 'object' ? data : { title: resp.statusText, detail: text.slice(0, 200) };
     const msg = (p.title || 'Error ' + resp.status) + (p.detail ? ': ' + p.detail : '');
     throw Object.assign(new Error(msg), { problem: p, status: resp.status });
   }
@@ -101,33 +104,40 @@ function followModel(version) {
 function searchBox(input, hits, onPick) {
   let timer = 0;
   let seq = 0;
-  // Enter picks the top hit. Inside the recall form it would also submit
-  // the form (without the movie): keypress is where browsers do that.
-  input.addEventListener('keydown', (ev) => {
+  // search shows the hits for the input's text now and returns the top
+  // one (undefined when a later search superseded it or nothing matched).
+  const search = async () => {
+    clearTimeout(timer);
+    const q = input.value.trim();
+    const mine = ++seq;
+    if (!q) { hits.replaceChildren(); return undefined; }
+    try {
+      const res = await api('GET', '/movies?' + new URLSearchParams({ q, limit: '8' }));
+      if (mine !== seq) return undefined; // a later keystroke has its own answer
+      hits.replaceChildren(...res.movies.map((m) => el('li', {},
+        el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => onPick(m) },
+          m.title, el('span', { class: 'sub' }, ' · ' + m.genres.join(', '))))));
+      if (res.movies.length === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
+      else if (res.total > res.movies.length) hits.append(el('li', { class: 'sub' }, (res.total - res.movies.length) + ' more; type more of the title'));
+      return res.movies[0];
+    } catch (err) {
+      if (mine === seq) hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
+      return undefined;
+    }
+  };
+  // Enter picks the top hit for the text as it is now (searching first if
+  // the hits shown are for older text). Inside the recall form it would
+  // also submit the form (without the movie): keypress is where browsers do.
+  input.addEventListener('keydown', async (ev) => {
     if (ev.key !== 'Enter') return;
     ev.preventDefault();
-    const top = hits.querySelector('button.hit');
-    if (top) top.click();
+    const top = await search();
+    if (top) onPick(top);
   });
   input.addEventListener('keypress', (ev) => { if (ev.key === 'Enter') ev.preventDefault(); });
   input.addEventListener('input', () => {
     clearTimeout(timer);
-    timer = setTimeout(async () => {
-      const q = input.value.trim();
-      const mine = ++seq;
-      if (!q) { hits.replaceChildren(); return; }
-      try {
-        const res = await api('GET', '/movies?' + new URLSearchParams({ q, limit: '8' }));
-        if (mine !== seq) return; // a later keystroke has its own answer
-        hits.replaceChildren(...res.movies.map((m) => el('li', {},
-          el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => onPick(m) },
-            m.title, el('span', { class: 'sub' }, ' · ' + m.genres.join(', '))))));
-        if (res.movies.length === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
-        else if (res.total > res.movies.length) hits.append(el('li', { class: 'sub' }, (res.total - res.movies.length) + ' more; type more of the title'));
-      } catch (err) {
-        if (mine === seq) hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
-      }
-    }, 200);
+    timer = setTimeout(search, 200);
   });
 }
 
@@ -141,24 +151,36 @@ function renderPicked() {
     el('button', { type: 'button', class: 'x', 'aria-label': 'Remove ' + m.title, onclick: () => { picked.delete(m.movie_id); renderPicked(); } }, '×'))));
 }
 
+// intField reads a whole-number input: undefined when empty; a value the
+// browser could not parse (it reports those as empty) or that is not
+// digits alone (1e3, 2.5) is an error naming the input.
+function intField(sel, name) {
+  const input = $(sel);
+  const v = input.value.trim();
+  if (input.validity.badInput || (v && !/^\d+$/.test(v))) {
+    throw Object.assign(new Error(name + ' must be a whole number'), { problem: { field: sel } });
+  }
+  return v ? Number(v) : undefined;
+}
+
 // recallBody reads the form into a /recall body, leaving out what is empty.
 function recallBody() {
   const user = {};
   const gender = $('#gender').value;
   if (gender) user.gender = gender;
-  const age = $('#age').value.trim();
-  if (age) user.age = Number(age);
+  const age = intField('#age', 'Age');
+  if (age !== undefined) user.age = age;
   const occ = $('#occupation').value;
   if (occ) user.occupation = occ;
   const zip = $('#zip').value.trim();
   if (zip) user.zip = zip;
-  const uid = $('#user-id').value.trim();
-  if (uid) user.user_id = Number(uid);
-  if (picked.size) user.recent_movie_ids = [...picked.keys()];
+  const uid = intField('#user-id', 'Known user id');
+  if (uid !== undefined) user.user_id = uid;
+  if (picked.size) user.recent_movie_ids = [...picked.keys()].reverse(); // newest first, as the API reads them
 
   const body = { user };
-  const k = $('#k').value.trim();
-  if (k) body.k = Number(k);
+  const k = intField('#k', 'How many');
+  if (k !== undefined) body.k = k;
   const genres = [...document.querySelectorAll('#genre-list input:checked')].map((c) => c.value);
   if (genres.length) body.genres = genres;
   if (!$('#exclude-seen').checked) body.exclude_seen = false;
@@ -168,11 +190,15 @@ function recallBody() {
 // fieldInputs maps a problem's field to the input to mark.
 const fieldInputs = {
   'user.gender': '#gender', 'user.age': '#age', 'user.occupation': '#occupation', 'user.zip': '#zip',
-  'user.user_id': '#user-id', k: '#k', genres: '#genres', exclude_movie_ids: '#recent-q',
+  'user.user_id': '#user-id', 'user.recent_movie_ids': '#recent-q', k: '#k', genres: '#genres', exclude_movie_ids: '#recent-q',
+  '#age': '#age', '#user-id': '#user-id', '#k': '#k', // intField's own errors
 };
 
 function clearInvalid() {
-  for (const e of document.querySelectorAll('[aria-invalid]')) e.removeAttribute('aria-invalid');
+  for (const e of document.querySelectorAll('[aria-invalid]')) {
+    e.removeAttribute('aria-invalid');
+    e.removeAttribute('aria-describedby');
+  }
 }
 
 // latest counts the requests of each view: an answer to a request that a
@@ -184,7 +210,13 @@ async function submitRecall(ev) {
   clearInvalid();
   const mine = ++latest.recall;
   const box = $('#results');
-  const body = recallBody();
+  let body;
+  try {
+    body = recallBody();
+  } catch (err) {
+    failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
+    return;
+  }
   $('#recall-request').textContent = 'POST /recall\n' + JSON.stringify(body, null, 2);
   box.dataset.state = 'loading';
   $('#results-meta').textContent = 'Recalling…';
@@ -195,11 +227,14 @@ async function submitRecall(ev) {
     const ms = performance.now() - t0;
     followModel(res.model_version);
     fillTable($('#results-table'), res.items);
+    let who = res.known_user ? 'known (trained on)' : 'cold start';
+    if (!res.known_user && body.user.user_id !== undefined) who += ' (user #' + body.user.user_id + ' is not in the training data)';
     const pairs = [
-      ['model', res.model_version], ['backend', res.backend],
-      ['user', res.known_user ? 'known (trained on)' : 'cold start'],
+      ['model', res.model_version], ['backend', res.backend], ['user', who],
       ['movies', String(res.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
     ];
+    const h = res.user && res.user.history_movies;
+    if (h) pairs.push(['history the tower read', h + (h === 1 ? ' movie' : ' movies')]);
     const unknown = (res.user && res.user.unknown_recent_movie_ids) || [];
     if (unknown.length) pairs.push(['not in the catalogue, not used', unknown.map((id) => '#' + id).join(', ')]);
     $('#results-meta').replaceChildren(...metaLine(pairs));
@@ -221,22 +256,28 @@ function failView(box, table, meta, err, inputs) {
   table.hidden = true;
   meta.replaceChildren(el('span', { class: 'error' }, err.message));
   const f = err.problem && err.problem.field;
-  if (f && inputs[f]) $(inputs[f]).setAttribute('aria-invalid', 'true');
+  if (f && inputs[f]) {
+    const input = $(inputs[f]);
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', meta.id);
+    input.focus();
+  }
   box.dataset.state = 'error';
 }
 
 // fillTable renders recalled or similar items: rank, title (a link to the
 // movie's neighbours), year, genres and score.
 function fillTable(table, items) {
+  // The bars span the scores shown (all may be negative).
   const scores = items.map((it) => it.score);
-  const lo = Math.min(...scores, 0);
-  const hi = Math.max(...scores, 0);
+  const lo = Math.min(...scores);
+  const hi = Math.max(...scores) > lo ? Math.max(...scores) : lo + 1;
   table.tBodies[0].replaceChildren(...items.map((it, i) => el('tr', { dataset: { movieId: String(it.movie_id) } },
     el('td', { class: 'rank' }, String(i + 1)),
     el('td', { class: 'title' }, el('a', { href: '#similar/' + it.movie_id, title: 'Movies near this one' }, it.title)),
     el('td', { class: 'year' }, it.year ? String(it.year) : '–'),
     el('td', { class: 'genres' }, ...it.genres.map((g) => el('span', { class: 'tag' }, g))),
-    el('td', { class: 'num score' }, el('meter', { min: lo, max: hi || 1, value: it.score, 'aria-hidden': 'true' }), ' ', it.score.toFixed(4)))));
+    el('td', { class: 'num score' }, el('meter', { min: lo, max: hi, value: it.score, 'aria-hidden': 'true' }), ' ', it.score.toFixed(4)))));
   table.hidden = items.length === 0;
 }
 
@@ -246,7 +287,13 @@ async function showSimilar(id) {
   clearInvalid();
   const mine = ++latest.similar;
   const box = $('#similar');
-  const k = $('#similar-k').value.trim() || '10';
+  let k;
+  try {
+    k = String(intField('#similar-k', 'How many') ?? 10);
+  } catch (err) {
+    failView(box, $('#similar-table'), $('#similar-meta'), err, { '#similar-k': '#similar-k' });
+    return;
+  }
   $('#similar-id').value = /^\d+$/.test(id) ? id : ''; // a number input cannot hold anything else
   box.dataset.state = 'loading';
   $('#similar-meta').textContent = 'Searching…';
