@@ -133,6 +133,16 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	checkSentBody(t, b, withPick)
 	checkRows(t, "recall after a fix", b.rendered(t, "#results"), wantPick.Items)
 
+	// "More" appends the next page: /recall at the answer's next_offset.
+	if wantPick.NextOffset != 20 {
+		t.Fatalf("next_offset %d, want 20", wantPick.NextOffset)
+	}
+	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
+	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+	page2 := maps.Clone(withPick)
+	page2["offset"] = 20
+	checkRows(t, "recall with the second page", b.rendered(t, "#results"), append(slices.Clone(wantPick.Items), recallFor(t, p.c, page2).Items...))
+
 	// The neighbours of the first recalled movie, opened from its title.
 	first := wantPick.Items[0].MovieID
 	b.do(t, "open the similar view", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-table tr[data-movie-id="%d"] .title a`, first))))
@@ -404,7 +414,8 @@ type itemsResp struct {
 		MovieID int    `json:"movie_id"`
 		Title   string `json:"title"`
 	} `json:"movie"`
-	Items []apiItem `json:"items"`
+	Items      []apiItem `json:"items"`
+	NextOffset int       `json:"next_offset"`
 }
 
 func recallFor(t *testing.T, c client, body map[string]any) itemsResp {

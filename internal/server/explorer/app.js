@@ -205,20 +205,34 @@ function clearInvalid() {
 // later one superseded is dropped, whichever arrives first.
 const latest = { recall: 0, similar: 0 };
 
-async function submitRecall(ev) {
+// shown is the recall view's list: the request of its first page and the
+// items of every page shown so far ("More" appends the next page).
+const shown = { body: null, items: [] };
+
+function submitRecall(ev) {
   ev.preventDefault();
   clearInvalid();
-  const mine = ++latest.recall;
-  const box = $('#results');
   let body;
   try {
     body = recallBody();
   } catch (err) {
-    failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
+    ++latest.recall;
+    $('#results-more').hidden = true;
+    failView($('#results'), $('#results-table'), $('#results-meta'), err, fieldInputs);
     return;
   }
+  shown.body = body;
+  shown.items = [];
+  recall(body);
+}
+
+// recall sends body and shows its answer after the items already shown.
+async function recall(body) {
+  const mine = ++latest.recall;
+  const box = $('#results');
   $('#recall-request').textContent = 'POST /recall\n' + JSON.stringify(body, null, 2);
   box.dataset.state = 'loading';
+  $('#results-more').hidden = true;
   $('#results-meta').textContent = 'Recalling…';
   const t0 = performance.now();
   try {
@@ -226,18 +240,22 @@ async function submitRecall(ev) {
     if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
     followModel(res.model_version);
-    fillTable($('#results-table'), res.items);
+    shown.items = shown.items.concat(res.items);
+    fillTable($('#results-table'), shown.items);
     let who = res.known_user ? 'known (trained on)' : 'cold start';
     if (!res.known_user && body.user.user_id !== undefined) who += ' (user #' + body.user.user_id + ' is not in the training data)';
     const pairs = [
       ['model', res.model_version], ['backend', res.backend], ['user', who],
-      ['movies', String(res.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
+      ['movies', String(shown.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
     ];
     const h = res.user && res.user.history_movies;
     if (h) pairs.push(['history the tower read', h + (h === 1 ? ' movie' : ' movies')]);
     const unknown = (res.user && res.user.unknown_recent_movie_ids) || [];
     if (unknown.length) pairs.push(['not in the catalogue, not used', unknown.map((id) => '#' + id).join(', ')]);
     $('#results-meta').replaceChildren(...metaLine(pairs));
+    const more = $('#results-more');
+    more.hidden = !res.next_offset;
+    more.onclick = () => recall({ ...shown.body, offset: res.next_offset });
     box.dataset.state = 'done';
   } catch (err) {
     if (mine === latest.recall) failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
