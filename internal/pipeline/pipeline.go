@@ -78,6 +78,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err := heldOut("the test ratings", in.Test, in.Train, in.Valid); err != nil {
 		return nil, err
 	}
+	// The test ratings are scored at the end and choose nothing: no step
+	// before can read them.
+	test := in.Test
+	in.Test = nil
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -174,8 +178,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
 	b.Manifest.Training.Selection = &sel
-	if len(in.Test) > 0 {
-		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
+	if len(test) > 0 {
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -181,6 +182,33 @@ func TestTrainHistoryFeature(t *testing.T) {
 	}
 	if _, ok := rep.JSON()["new_users"]; !ok {
 		t.Error("eval JSON lacks new_users")
+	}
+
+	// With a validation file, the baselines are also fitted on train and
+	// valid together (what a refit model saw): exactly the baselines of the
+	// same ratings given as one train file.
+	cut := len(in.Train) * 9 / 10
+	bc := Baselines{RecentWindow: 0.1, EASELambda: 500}
+	apart, err := Evaluate(context.Background(), b, in.Dataset, EvalInputs{Train: in.Train[:cut], Valid: in.Train[cut:], Test: in.Test, Baselines: bc}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	together, err := Evaluate(context.Background(), b, in.Dataset, EvalInputs{Train: in.Train, Test: in.Test, Baselines: bc}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv := apart.TrainValid
+	if tv == nil || together.TrainValid != nil {
+		t.Fatalf("baselines on train and valid: %v with valid, %v without", tv, together.TrainValid)
+	}
+	if !maps.Equal(tv.Popularity, together.Popularity) || !maps.Equal(tv.RecentPopularity, together.RecentPopularity) || !maps.Equal(tv.EASE, together.EASE) {
+		t.Errorf("on train and valid %+v, as one train file %+v %+v %+v", tv, together.Popularity, together.RecentPopularity, together.EASE)
+	}
+	if maps.Equal(apart.Popularity, together.Popularity) {
+		t.Error("the train-only popularity saw the valid ratings")
+	}
+	if _, ok := apart.Flat()["train_valid.recent_popularity.recall@10"]; !ok {
+		t.Error("the manifest's metrics lack the baselines on train and valid")
 	}
 }
 

@@ -69,6 +69,10 @@ func TestE2EQualityBars(t *testing.T) {
 				met = "NOT met"
 			}
 			t.Logf("issue-10 bar recall@10 ≥ %.3f: %s", tt.issueBar, met)
+			if tt.valid { // the same baselines fitted on train and valid, as the refit model is
+				t.Logf("baselines on train and valid: popularity %.4f, recent %.4f, EASE %.4f",
+					m["train_valid.popularity.recall@10"], m["train_valid.recent_popularity.recall@10"], m["train_valid.ease.recall@10"])
+			}
 			if m["recall@10"] < tt.floor {
 				t.Errorf("recall@10 %.4f < %.3f: the default regressed", m["recall@10"], tt.floor)
 			}
