@@ -21,7 +21,7 @@ func TestE2EQualityBars(t *testing.T) {
 		t.Skip("set TOWERRECALL_E2E=1 and TOWERRECALL_DATA to the shared data directory")
 	}
 	// The default (no preset) on every split. The test holds it to what it
-	// measured (docs/model.md, seed 1: user-temporal at commit 3c43a65, timeline and recbole at f47e4e7) less a tenth, so a regression fails,
+	// measured (docs/model.md, seed 1: user-temporal at commit 3c43a65, recbole at 4f24660, timeline at 542fb30) less a tenth, so a regression fails,
 	// and to beating popularity and recent popularity where it does; the
 	// issue-10 bars are reported beside, met or not (docs/model.md says
 	// which are missed and why).
@@ -32,7 +32,7 @@ func TestE2EQualityBars(t *testing.T) {
 		beatsPopularity   bool    // above popularity and recent popularity
 		issueBar          float64 // issue 10's bar, reported
 	}{
-		{"ml-100k timeline", "ml-100k", "ml-100k/timeline", true, 0.104, true, 0.088},
+		{"ml-100k timeline", "ml-100k", "ml-100k/timeline", true, 0.109, true, 0.088},
 		{"ml-1m (users 1-2,999) timeline", "ml-1m", "ml-1m/timeline", true, 0.048, true, 0.055},
 		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", false, 0.121, true, 0.12},
 		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", false, 0.098, true, 0.075},
