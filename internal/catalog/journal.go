@@ -264,10 +264,10 @@ func torn(line, rest []byte) bool {
 	if !blank(rest) {
 		return false
 	}
-	l := bytes.TrimSpace(line)
-	if len(bytes.Trim(l, "\x00")) == 0 {
+	if blank(line) {
 		return true
 	}
+	l := bytes.TrimSpace(line)
 	n := min(len(l), len(linePrefix))
 	return string(l[:n]) == linePrefix[:n]
 }
