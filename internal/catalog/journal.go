@@ -320,14 +320,25 @@ func (j *Journal) Append(e Entry) (Entry, error) {
 // Write and Sync fails: the file's tail is unknown, and the process must
 // restart (Open repairs a torn tail).
 func (j *Journal) Write(e Entry) (Entry, error) {
+	e, failed, err := j.write(e)
+	if failed {
+		// Outside j.mu: the rollback takes syncMu first, as Sync does.
+		return Entry{}, j.rollback()
+	}
+	return e, err
+}
+
+// write is Write's work under j.mu; failed reports a failed write(2),
+// which turns writing off (j.err) and leaves the rollback to Write.
+func (j *Journal) write(e Entry) (_ Entry, failed bool, _ error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
-		return Entry{}, j.err
+		return Entry{}, false, j.err
 	}
 	if e.Op == OpPut {
 		if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {
-			return Entry{}, fmt.Errorf("catalog: movie %d: %w", e.MovieID, err) // what Open would refuse
+			return Entry{}, false, fmt.Errorf("catalog: movie %d: %w", e.MovieID, err) // what Open would refuse
 		}
 	}
 	e.Seq = j.seq + 1
@@ -336,26 +347,23 @@ func (j *Journal) Write(e Entry) (Entry, error) {
 	}
 	body, err := json.Marshal(e, json.Deterministic(true))
 	if err != nil {
-		return Entry{}, fmt.Errorf("catalog: encode entry: %w", err)
+		return Entry{}, false, fmt.Errorf("catalog: encode entry: %w", err)
 	}
 	out, err := json.Marshal(line{Entry: body, CRC: crc32.Checksum(body, castagnoli)})
 	if err != nil {
-		return Entry{}, fmt.Errorf("catalog: encode entry: %w", err)
+		return Entry{}, false, fmt.Errorf("catalog: encode entry: %w", err)
 	}
 	if len(out) >= maxLine {
-		return Entry{}, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
+		return Entry{}, false, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
 	}
 	n, err := j.f.Write(append(out, '\n'))
 	j.size += int64(n)
 	if err != nil {
 		j.err = fmt.Errorf("catalog: journal write failed: %w", err)
-		j.mu.Unlock()
-		err := j.rollback()
-		j.mu.Lock() // for the deferred Unlock
-		return Entry{}, err
+		return Entry{}, true, nil
 	}
 	j.seq = e.Seq
-	return e, nil
+	return e, false, nil
 }
 
 // Err returns the failure after which every Write and Sync fails (nil
