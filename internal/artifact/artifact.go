@@ -167,7 +167,10 @@ type PriorChoice struct {
 	// RecentWeight is for users known only by their recent movies, chosen
 	// on validation's new users (their first ratings sent as history);
 	// ValidRecent is their Recall@10 with it.
-	RecentWeight float64   `json:"recent_weight,omitzero"`
+	RecentWeight float64 `json:"recent_weight,omitzero"`
+	// FeatureShare is the share of a known user's query taken from their
+	// features alone (see tower.Prior.FeatureShare).
+	FeatureShare float64   `json:"feature_share,omitzero"`
 	ValidRecent  float64   `json:"valid_recall@10_recent,omitzero"`
 	RecentUsers  int       `json:"recent_users,omitzero"`
 	Valid        float64   `json:"valid_recall@10"`
@@ -245,8 +248,11 @@ type Prior struct {
 	IDFields   []int   `json:"id_fields"`   // user field positions that make a user known
 	// RecentWeight is the user side for a user known only by RecentFields
 	// (the recent-history field): a new user sending recent movies.
-	RecentWeight float32   `json:"recent_weight,omitzero"`
-	RecentFields []int     `json:"recent_fields,omitempty"`
+	RecentWeight float32 `json:"recent_weight,omitzero"`
+	RecentFields []int   `json:"recent_fields,omitempty"`
+	// FeatureShare is the share of a known user's query from their
+	// features alone (tower.Prior.FeatureShare); 0: their own query.
+	FeatureShare float32   `json:"feature_share,omitzero"`
 	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
 	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
 	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
@@ -270,6 +276,9 @@ func (p *Prior) check(n int) error {
 	if i := slices.IndexFunc(p.Bias, func(v float32) bool { return !(math.Abs(float64(v)) <= maxPrior) }); i >= 0 {
 		return fmt.Errorf("bias[%d] %g is not a number within ±%g", i, p.Bias[i], maxPrior)
 	}
+	if !(p.FeatureShare >= 0 && p.FeatureShare <= 1) {
+		return fmt.Errorf("feature_share %g out of range 0–1", p.FeatureShare)
+	}
 	if !(p.HalfLifeDays >= 0 && p.HalfLifeDays <= 1e6) {
 		return fmt.Errorf("half_life_days %g out of range 0–1e6", p.HalfLifeDays)
 	}
@@ -290,7 +299,7 @@ func (p *Prior) check(n int) error {
 // pick one).
 func (p *Prior) Tower() *tower.Prior {
 	return &tower.Prior{Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, DefaultBias: p.DefaultBias,
-		IDFields: p.IDFields, RecentFields: p.RecentFields}
+		IDFields: p.IDFields, RecentFields: p.RecentFields, FeatureShare: p.FeatureShare}
 }
 
 // Save writes b into dir atomically: everything goes into a temporary

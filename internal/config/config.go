@@ -184,6 +184,13 @@ type Train struct {
 	// weights above 0 turns the prior off.
 	PriorHalfLives []float64 `yaml:"prior_half_lives"`
 	PriorWeights   []float64 `yaml:"prior_weights"`
+	// PriorFeatureShares is the grid of a known user's feature share
+	// chosen with the prior: their query is (1 − share) × their own plus
+	// share × the one from their features alone (id and history
+	// withheld), for a future where their past tastes may no longer hold.
+	// Share 0 (their own query) is always tried. Below 1, so that a known
+	// user's own history and recent movies always count.
+	PriorFeatureShares []float64 `yaml:"prior_feature_shares"`
 	// Candidates are presets (see Preset) whose recipes — towers and
 	// training settings, this run's seed, workers, validation and prior
 	// grid kept — are trained too when there is validation; train keeps
@@ -285,7 +292,8 @@ func Default() Config {
 			HistoryFolds: 10, ColdLogQ: 3, LogQScale: 1, LRSchedule: "constant", ValidFraction: 0.1, ValidUserFraction: 0.1, Refit: true,
 			DistillTemperature: 1, DistillLambda: 500,
 			PriorHalfLives: []float64{2, 7, 30, 120, 0}, PriorWeights: []float64{0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10},
-			Candidates: []string{"recent-history", "random-split"}, SearchBudget: 10 * time.Minute,
+			PriorFeatureShares: []float64{0.25, 0.5, 0.75},
+			Candidates:         []string{"recent-history", "random-split"}, SearchBudget: 10 * time.Minute,
 		},
 		Serve: Serve{
 			Addr: ":8080", Model: "var/model", Demo: true, Index: "auto", MinRecall: 0.99, SelfCheckQueries: 100,
@@ -403,7 +411,7 @@ func (c Config) carriedOnto(p Config) Config {
 	p.Model.Dim = c.Model.Dim
 	t := &p.Train
 	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.Refit
-	t.PriorHalfLives, t.PriorWeights = c.Train.PriorHalfLives, c.Train.PriorWeights
+	t.PriorHalfLives, t.PriorWeights, t.PriorFeatureShares = c.Train.PriorHalfLives, c.Train.PriorWeights, c.Train.PriorFeatureShares
 	t.Candidates, t.SearchBudget = c.Train.Candidates, c.Train.SearchBudget
 	return p
 }
@@ -824,6 +832,11 @@ func (c *Config) Validate() error {
 	for i, w := range t.PriorWeights {
 		if !(w >= 0 && w <= 100) {
 			bad(fmt.Sprintf("train.prior_weights[%d]", i), "%g out of range 0–100", w)
+		}
+	}
+	for i, x := range t.PriorFeatureShares {
+		if !(x >= 0 && x < 1) {
+			bad(fmt.Sprintf("train.prior_feature_shares[%d]", i), "%g out of range [0, 1) (at 1 a known user's own history would not count)", x)
 		}
 	}
 	for i, name := range t.Candidates {

@@ -167,7 +167,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if hs.length > 0 && slices.Contains(userFields, feature.HistoryField) {
 		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
 	}
-	if prior.Weight > 0 || prior.ColdWeight > 0 || prior.RecentWeight > 0 {
+	if prior.Weight > 0 || prior.ColdWeight > 0 || prior.RecentWeight > 0 || prior.FeatureShare > 0 {
 		applyPrior(b, ix, known, prior, fitted.idFields, fitted.recentFields)
 	}
 	b.Profiles = profiles(in.Dataset.Users)
@@ -248,8 +248,8 @@ func repeated(what, of string, shared []movielens.Rating, n int) error {
 		what, len(shared), n, of, shared[0].User, shared[0].Movie)
 }
 
-// priorWeights returns the prior's weights to try: 0 first, then the
-// positive ones in ws.
+// priorWeights returns the prior's weights (or feature shares) to try: 0
+// first, then the positive ones in ws.
 func priorWeights(ws []float64) []float64 {
 	out := []float64{0}
 	for _, w := range ws {
@@ -427,12 +427,12 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 		}
 		start := time.Now()
 		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies[:len(in.Dataset.Movies)], f.idFields, val, recent, ix, fitIn.Train,
-			halfLives, weights, cfg.Train.Workers); err != nil {
+			halfLives, weights, priorWeights(cfg.Train.PriorFeatureShares), cfg.Train.Workers); err != nil {
 			return f, err
 		}
 		f.searched, f.score = true, f.prior.Valid
 		opts.Logger.Info().Float64("half_life_days", f.prior.HalfLifeDays).Float64("weight", f.prior.Weight).Float64("cold_weight", f.prior.ColdWeight).
-			Float64("recent_weight", f.prior.RecentWeight).Int("recent_users", f.prior.RecentUsers).
+			Float64("feature_share", f.prior.FeatureShare).Float64("recent_weight", f.prior.RecentWeight).Int("recent_users", f.prior.RecentUsers).
 			Float64("valid_score", f.prior.Valid).Int("tried", len(f.all)).Float64("seconds", time.Since(start).Seconds()).Msg("popularity prior chosen on validation")
 	}
 	if refits(val, cfg.Train) {

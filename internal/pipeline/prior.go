@@ -112,7 +112,7 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // movies is then chosen for that half-life on their pooled Recall@10 (it
 // does not enter the objective); otherwise it is the known users'.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
-	rs []movielens.Rating, halfLives, weights []float64, workers int) (PriorChoice, []PriorChoice, error) {
+	rs []movielens.Rating, halfLives, weights, shares []float64, workers int) (PriorChoice, []PriorChoice, error) {
 	if model.Prior() != nil {
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
@@ -127,7 +127,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	for h, hl := range halfLives {
 		biases[h], _, _, _ = priorBias(ix, rs, hl)
 	}
-	score := func(sp *eval.Split, n float64) ([][]float64, error) {
+	score := func(sc *Scorer, sp *eval.Split, n float64) ([][]float64, error) {
 		if n == 0 {
 			r := make([][]float64, len(biases))
 			for h := range r {
@@ -135,29 +135,58 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			}
 			return r, nil
 		}
-		return eval.BlendRecall(ctx, tow, biases, ws, sp, 10, workers)
+		return eval.BlendRecall(ctx, sc, biases, ws, sp, 10, workers)
+	}
+	// Known users' queries mixed with their features-only ones, one scorer
+	// per share (the first, 0, is the towers' own query).
+	mixed := []*Scorer{tow}
+	if len(shares) > 1 && len(idFields) > 0 {
+		feat := make([]float32, model.TowerDim())
+		qs := make([][][]float32, len(shares)-1)
+		for x := range qs {
+			qs[x] = make([][]float32, len(users))
+		}
+		for u, q := range tow.users {
+			model.FeaturesOnly(feat, users[u], idFields)
+			for x, s := range shares[1:] {
+				qs[x][u] = make([]float32, len(q))
+				for i := range q {
+					qs[x][u][i] = (1-float32(s))*q[i] + float32(s)*feat[i]
+				}
+			}
+		}
+		for x := range qs {
+			mixed = append(mixed, tow.withUsers(qs[x]))
+		}
 	}
 	// recalls are one setting's Recall@10 of each group in each view; gain
-	// is a group's share of the objective. measured[h][j] holds them for
-	// half-life h and weight ws[j], the towers scoring each user once.
+	// is a group's share of the objective. measured[x][h][j] holds them for
+	// the known users' feature share x, half-life h and weight ws[j], the
+	// towers scoring each user once per share (cold users once: their
+	// query has no id to mix).
 	type recalls struct{ known, cold []float64 }
-	measured := make([][]recalls, len(halfLives))
-	for h := range measured {
-		measured[h] = make([]recalls, len(ws))
+	measured := make([][][]recalls, len(mixed))
+	for x := range measured {
+		measured[x] = make([][]recalls, len(halfLives))
+		for h := range measured[x] {
+			measured[x][h] = make([]recalls, len(ws))
+		}
 	}
 	for i := range views {
-		k, err := score(&views[i].known, views[i].nk)
+		c, err := score(tow, &views[i].cold, views[i].nc)
 		if err != nil {
 			return PriorChoice{}, nil, err
 		}
-		c, err := score(&views[i].cold, views[i].nc)
-		if err != nil {
-			return PriorChoice{}, nil, err
-		}
-		for h := range measured {
-			for j := range ws {
-				r := &measured[h][j]
-				r.known, r.cold = append(r.known, k[h][j]), append(r.cold, c[h][j])
+		for x, sc := range mixed {
+			k, err := score(sc, &views[i].known, views[i].nk)
+			if err != nil {
+				return PriorChoice{}, nil, err
+			}
+			for h := range halfLives {
+				for j := range ws {
+					r := &measured[x][h][j]
+					r.known, r.cold = append(r.known, k[h][j]), append(r.cold, c[h][j])
+				}
 			}
 		}
 	}
@@ -188,23 +217,39 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		pc.ValidCold /= max(nc, 1)
 		return pc
 	}
-	none := measured[0][0] // weight 0, no prior: the half-life does not matter
+	none := measured[0][0][0] // own query, weight 0, no prior: the half-life does not matter
 	best := choice(0, 0, 0, none, none)
 	bestH := -1
 	all := []PriorChoice{best}
+	for x := 1; x < len(mixed); x++ { // the other shares without a prior
+		pc := choice(0, 0, 0, measured[x][0][0], none)
+		pc.FeatureShare = shares[x]
+		all = append(all, pc)
+		if pc.Valid > best.Valid {
+			best = pc
+		}
+	}
 	for i, h := range halfLives {
-		wk, wc, rk, rc := 0.0, 0.0, none, none
+		wk, wc, xk, rk, rc := 0.0, 0.0, 0, none, none
 		for j, w := range pos {
-			r := measured[i][j+1]
+			r := measured[0][i][j+1]
 			all = append(all, choice(h, w, w, r, r))
-			if gainKnown(r) > gainKnown(rk) {
-				wk, rk = w, r
-			}
 			if gainCold(r) > gainCold(rc) {
 				wc, rc = w, r
 			}
 		}
+		for x := range mixed {
+			for j := range ws {
+				if r := measured[x][i][j]; gainKnown(r) > gainKnown(rk) {
+					wk, xk, rk = 0, x, r
+					if j > 0 {
+						wk = pos[j-1]
+					}
+				}
+			}
+		}
 		if hb := choice(h, wk, wc, rk, rc); hb.Valid > best.Valid {
+			hb.FeatureShare = shares[xk]
 			best, bestH = hb, i
 		}
 	}
@@ -291,7 +336,7 @@ func chooseRecentWeight(ctx context.Context, model *tower.Model, movies []featur
 // the towers' outputs (TowerDim wide) and is rewritten Dim wide.
 func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorChoice, idFields, recentFields []int) {
 	bias, def, now, _ := priorBias(ix, rs, c.HalfLifeDays)
-	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), RecentWeight: float32(c.RecentWeight),
+	b.Prior = &artifact.Prior{Weight: float32(c.Weight), ColdWeight: float32(c.ColdWeight), RecentWeight: float32(c.RecentWeight), FeatureShare: float32(c.FeatureShare),
 		IDFields: idFields, RecentFields: recentFields, DefaultBias: def, HalfLifeDays: c.HalfLifeDays,
 		Now: time.Unix(now, 0).UTC(), Ratings: len(rs), Bias: bias}
 	b.Model.SetPrior(b.Prior.Tower())

@@ -16,9 +16,11 @@ import (
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
+	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
 func TestPriorBiasByHand(t *testing.T) {
@@ -66,8 +68,9 @@ func TestTrainChoosesPrior(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := b.Manifest.Training.Selection
-	if sel.Prior == nil || len(sel.PriorSearch) != 1+2*2 {
-		t.Fatalf("prior %+v after %d tries, want 5", sel.Prior, len(sel.PriorSearch))
+	// No prior; each feature share alone; each half-life and weight.
+	if n := 1 + len(cfg.Train.PriorFeatureShares) + 2*2; sel.Prior == nil || len(sel.PriorSearch) != n {
+		t.Fatalf("prior %+v after %d tries, want %d", sel.Prior, len(sel.PriorSearch), n)
 	}
 	for _, c := range sel.PriorSearch {
 		if c.Valid > sel.Prior.Valid {
@@ -75,13 +78,13 @@ func TestTrainChoosesPrior(t *testing.T) {
 		}
 	}
 	d := cfg.Model.Dim
-	if sel.Prior.Weight > 0 || sel.Prior.ColdWeight > 0 {
+	if sel.Prior.Weight > 0 || sel.Prior.ColdWeight > 0 || sel.Prior.FeatureShare > 0 {
 		d++
 	}
 	if b.Manifest.Dim != d || b.Model.Dim() != d || len(b.Vectors) != len(b.Movies)*d {
 		t.Fatalf("dims: manifest %d, model %d, %d vector values; want %d", b.Manifest.Dim, b.Model.Dim(), len(b.Vectors), d)
 	}
-	if sel.Prior.Weight == 0 && sel.Prior.ColdWeight == 0 {
+	if d == cfg.Model.Dim {
 		t.Skip("the demo chose no prior: nothing more to check")
 	}
 	for i := range b.Movies {
@@ -362,3 +365,65 @@ func TestServedQueries(t *testing.T) {
 }
 
 func abs(x int) int { return max(x, -x) }
+
+// TestFeatureShareSelectionMatchesServing: the known users' Recall@10 that
+// choosePrior measures for a feature share is what the served model
+// (tower.Prior.FeatureShare in UserVector) scores on the same validation,
+// so validation chooses the share that is served.
+func TestFeatureShareSelectionMatchesServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates, cfg.Train.Refit = 2, 1, nil, false
+	ds := movielens.Demo(1)
+	fit, valid := movielens.TemporalSplit(ds.Ratings, 0.8)
+	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: fit, Valid: valid}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := b.Model.Clone()
+	model.SetPrior(nil)
+	users := make([]feature.Encoded, len(ds.Users))
+	for i, u := range ds.Users {
+		users[i] = b.Encoder.EncodeUser(feature.FromUser(u))
+	}
+	movies := make([]feature.Encoded, len(ds.Movies))
+	for i, m := range ds.Movies {
+		movies[i] = b.Encoder.EncodeMovie(feature.FromMovie(m))
+	}
+	ix := NewIndex(ds)
+	val, err := newValidation(context.Background(), ix, fit, [][]movielens.Rating{valid}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idFields := []int{slices.Index(b.Manifest.Fields.User, feature.UserIDField)}
+	_, all, err := choosePrior(context.Background(), model, users, movies, idFields, val, nil, ix, fit, []float64{0}, []float64{0}, []float64{0, 0.5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := priorGroups(model, users, idFields, val)[0].known
+	served := func(share float32) float64 {
+		m := model.Clone()
+		m.SetPrior(&tower.Prior{IDFields: idFields, FeatureShare: share})
+		met, err := eval.Evaluate(context.Background(), NewScorer(m, users, movies), &known, []int{10}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return met["recall@10"]
+	}
+	var shares []float64
+	for _, c := range all {
+		shares = append(shares, c.FeatureShare)
+		if got := served(float32(c.FeatureShare)); got != c.ValidKnown {
+			t.Errorf("share %g: selection measured known users' Recall@10 %g, the served model scores %g", c.FeatureShare, c.ValidKnown, got)
+		}
+	}
+	if !slices.Equal(shares, []float64{0, 0.5}) {
+		t.Fatalf("tried shares %v, want [0 0.5]", shares)
+	}
+	if all[0].ValidKnown == all[1].ValidKnown {
+		t.Errorf("shares 0 and 0.5 score the same (%g): the test cannot tell them apart", all[0].ValidKnown)
+	}
+}

@@ -262,7 +262,7 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	gl := slices.Sorted(maps.Keys(genres))
 	var prior *PriorInfo
 	if p := b.Prior; p != nil {
-		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, Ratings: p.Ratings}
+		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, FeatureShare: p.FeatureShare, Ratings: p.Ratings}
 		// A user known only by recent movies is cold to a model whose
 		// history feature does not make users known (or that has none),
 		// as tower.Prior.Group decides.

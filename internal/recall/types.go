@@ -131,6 +131,7 @@ type PriorInfo struct {
 	Weight       float32 // the user side for known users
 	ColdWeight   float32 // the user side for cold-start users
 	RecentWeight float32 // the user side for users known only by the recent movies they send
+	FeatureShare float32 // of a known user's query, the share from their features alone (0: their own)
 	Ratings      int     // ratings counted
 }
 

@@ -306,6 +306,7 @@ type priorJSON struct {
 	Weight       float32 `json:"weight"`
 	ColdWeight   float32 `json:"cold_weight"`
 	RecentWeight float32 `json:"recent_weight"`
+	FeatureShare float32 `json:"feature_share"`
 	Ratings      int     `json:"ratings"`
 }
 
@@ -347,7 +348,7 @@ func newPriorJSON(p *recall.PriorInfo) *priorJSON {
 	if p == nil {
 		return nil
 	}
-	return &priorJSON{Now: p.Now.UTC().Format(time.RFC3339Nano), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, Ratings: p.Ratings}
+	return &priorJSON{Now: p.Now.UTC().Format(time.RFC3339Nano), HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, RecentWeight: p.RecentWeight, FeatureShare: p.FeatureShare, Ratings: p.Ratings}
 }
 
 // finite copies m without NaN and ±Inf, which JSON cannot carry (a metric

@@ -156,6 +156,13 @@ type Prior struct {
 	// such a user gets Weight.
 	RecentWeight float32
 	RecentFields []int
+	// FeatureShare mixes a Known user's query with the one from their
+	// features alone: (1 − FeatureShare) × the towers' output for the
+	// user plus FeatureShare × their output with every IDFields field out
+	// of vocabulary. 0: the user's own query. Validation chooses it: on a
+	// timeline, a returning user's past tastes may predict their next
+	// ratings less well than people like them do.
+	FeatureShare float32
 }
 
 // Group is how well the model knows a user, for the prior's weight.
@@ -351,13 +358,37 @@ func (m *Model) PredictRating(dot float32) float32 {
 // fields or a short dst panics. With a prior, the last value is its
 // weight for the user's Group.
 func (m *Model) UserVector(dst []float32, in feature.Encoded) {
-	if m.prior != nil {
-		if len(dst) < m.cfg.Dim+1 {
-			panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), m.cfg.Dim+1))
-		}
-		dst[m.cfg.Dim] = m.prior.weight(m.prior.Group(m, in))
+	p := m.prior
+	if p == nil {
+		m.user.vector(dst, in)
+		return
 	}
+	d := m.cfg.Dim
+	if len(dst) < d+1 {
+		panic(fmt.Sprintf("tower: dst has length %d, want %d", len(dst), d+1))
+	}
+	g := p.Group(m, in)
+	dst[d] = p.weight(g)
 	m.user.vector(dst, in)
+	if s := p.FeatureShare; s > 0 && g == Known {
+		var qb [64]float32
+		q := qb[:0]
+		if d > len(qb) {
+			q = make([]float32, d)
+		}
+		q = q[:d]
+		m.FeaturesOnly(q, in, p.IDFields)
+		for i, v := range q {
+			dst[i] = (1-s)*dst[i] + s*v
+		}
+	}
+}
+
+// FeaturesOnly writes the user tower's output (TowerDim values) for in
+// with the fields withheld (the id and history fields) out of vocabulary:
+// the query of people like the user, the part FeatureShare mixes in.
+func (m *Model) FeaturesOnly(dst []float32, in feature.Encoded, withheld []int) {
+	m.user.vector(dst, in, withheld...)
 }
 
 // MovieVector writes the movie's vector (len Dim) into dst; see UserVector.
@@ -374,7 +405,9 @@ func (m *Model) MovieVector(dst []float32, in feature.Encoded) {
 	m.movie.vector(dst, in)
 }
 
-func (t *Tower) vector(dst []float32, in feature.Encoded) {
+// vector writes the tower's output for in into dst, the fields listed in
+// withheld pooled as out of vocabulary (a user without an id or history).
+func (t *Tower) vector(dst []float32, in feature.Encoded, withheld ...int) {
 	if len(in) != len(t.Embeddings) {
 		panic(fmt.Sprintf("tower: %d input fields, want %d", len(in), len(t.Embeddings)))
 	}
@@ -395,7 +428,7 @@ func (t *Tower) vector(dst []float32, in feature.Encoded) {
 				safe = false
 			}
 		}
-		if !safe {
+		if !safe || slices.Contains(withheld, f) {
 			idx = b.oov[:1]
 		}
 		e.PoolTo(x[t.offsets[f]:t.offsets[f]+e.Dim], idx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -452,6 +453,54 @@ func TestDroppedModelCollected(t *testing.T) {
 		case <-freed:
 		case <-time.After(10 * time.Second):
 			t.Fatal("a dropped tower outlived a garbage collection")
+		}
+	}
+}
+
+// TestFeatureShare checks that a known user's vector is the mix of their
+// own and their features-only vector (the id fields out of vocabulary),
+// and that cold and recent-only users are not mixed.
+func TestFeatureShare(t *testing.T) {
+	m := smallModel(t, smallConfig(true, false, false), 5)
+	own, feat, cold := feature.Encoded{{1}, {2}}, feature.Encoded{{0}, {2}}, feature.Encoded{{0}, {0}}
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0}, FeatureShare: 0})
+	vOwn, vFeat, vCold := make([]float32, 4), make([]float32, 4), make([]float32, 4)
+	m.UserVector(vOwn, own)
+	m.UserVector(vFeat, feat)
+	m.UserVector(vCold, cold)
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0}, FeatureShare: 0.25})
+	got := make([]float32, 4)
+	m.UserVector(got, own)
+	for i := range 3 {
+		if want := 0.75*vOwn[i] + 0.25*vFeat[i]; math.Abs(float64(got[i]-want)) > 1e-6 {
+			t.Errorf("known user, value %d: %g, want 0.75 × %g + 0.25 × %g", i, got[i], vOwn[i], vFeat[i])
+		}
+	}
+	if got[3] != 0.5 {
+		t.Errorf("known user: prior weight %g, want 0.5", got[3])
+	}
+	if m.UserVector(got, feat); !slices.Equal(got, vFeat) {
+		t.Errorf("cold user mixed: %v, want %v", got, vFeat)
+	}
+	// A user known only by the recent-history field (1) is not mixed.
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0, 1}, RecentFields: []int{1}, FeatureShare: 0.5})
+	m.UserVector(got, feat)
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0, 1}, RecentFields: []int{1}})
+	want := make([]float32, 4)
+	if m.UserVector(want, feat); !slices.Equal(got, want) {
+		t.Errorf("recent-only user mixed: %v, want %v", got, want)
+	}
+	// With both id fields withheld, the features-only half is the cold user's.
+	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0, 1}, RecentFields: []int{1}, FeatureShare: 0.5})
+	m.UserVector(got, own)
+	for i := range 3 {
+		if want := 0.5*vOwn[i] + 0.5*vCold[i]; math.Abs(float64(got[i]-want)) > 1e-6 {
+			t.Errorf("known user, two id fields, value %d: %g, want %g", i, got[i], want)
+		}
+	}
+	if !raceEnabled {
+		if a := testing.AllocsPerRun(100, func() { m.UserVector(got, own) }); a != 0 {
+			t.Errorf("UserVector with a feature share: %v allocs/op", a)
 		}
 	}
 }
