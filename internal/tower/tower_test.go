@@ -3,6 +3,7 @@ package tower
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -341,6 +342,19 @@ func BenchmarkUserVector(b *testing.B) {
 				in[i] = []int32{1}
 			}
 			v := make([]float32, 8)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.UserVector(v, in)
+			}
+		})
+	}
+	// A known user with a prior: their own query alone, and mixed with
+	// their features-only one (a second pass through the tower).
+	for _, share := range []float32{0, 0.75} {
+		b.Run(fmt.Sprintf("prior/feature_share=%g", share), func(b *testing.B) {
+			m, _ := New(shippedConfig(), []int{6041, 3, 8, 22, 700}, []int{3700, 19, 30}, rand.New(rand.NewPCG(1, 1)))
+			m.SetPrior(&Prior{Weight: 1, IDFields: []int{0}, FeatureShare: share})
+			in, v := feature.Encoded{{17}, {1}, {3}, {5}, {100}}, make([]float32, 9)
 			b.ReportAllocs()
 			for b.Loop() {
 				m.UserVector(v, in)
