@@ -106,8 +106,11 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // best half-life maximises val's objective (Recall@10 over all users of
 // the one view; with two views the mean of each view's Recall@10 over its
 // popularity's), with each group's best weight for that objective (the
-// first on ties: weight 0, no prior, is tried first). users and movies
-// are encoded in the splits' index order. With recent views of at least
+// first on ties: weight 0, no prior, is tried first). Known users' weight
+// is chosen jointly with their feature share (shares, 0 first: their own
+// query; see tower.Prior.FeatureShare), which mixes their query with
+// their features-only one (idFields withheld). users and movies are
+// encoded in the splits' index order. With recent views of at least
 // minRecentUsers users, the weight of users known only by their recent
 // movies is then chosen for that half-life on their pooled Recall@10 (it
 // does not enter the objective); otherwise it is the known users'.
@@ -236,6 +239,13 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 			all = append(all, choice(h, w, w, r, r))
 			if gainCold(r) > gainCold(rc) {
 				wc, rc = w, r
+			}
+		}
+		for x := 1; x < len(mixed); x++ { // recorded as the others: each weight for both groups
+			for j, w := range pos {
+				pc := choice(h, w, w, measured[x][i][j+1], measured[x][i][j+1])
+				pc.FeatureShare = shares[x]
+				all = append(all, pc)
 			}
 		}
 		for x := range mixed {

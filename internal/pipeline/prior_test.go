@@ -68,8 +68,8 @@ func TestTrainChoosesPrior(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := b.Manifest.Training.Selection
-	// No prior; each feature share alone; each half-life and weight.
-	if n := 1 + len(cfg.Train.PriorFeatureShares) + 2*2; sel.Prior == nil || len(sel.PriorSearch) != n {
+	// No prior; each feature share alone; each half-life, weight and share.
+	if n := 1 + len(cfg.Train.PriorFeatureShares) + 2*2*(1+len(cfg.Train.PriorFeatureShares)); sel.Prior == nil || len(sel.PriorSearch) != n {
 		t.Fatalf("prior %+v after %d tries, want %d", sel.Prior, len(sel.PriorSearch), n)
 	}
 	for _, c := range sel.PriorSearch {
