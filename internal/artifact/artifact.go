@@ -32,8 +32,12 @@ import (
 	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
-// FormatVersion is the artifact layout version this code reads and writes.
-const FormatVersion = 1
+// FormatVersion is the newest artifact layout version this code reads and
+// writes. Version 2 is version 1 with known users' feature share in
+// prior.json: Save writes 2 only for an artifact with a share, so that a
+// build that reads 1 alone refuses it instead of serving queries without
+// the share, and writes 1 otherwise. Both are read.
+const FormatVersion = 2
 
 // File names inside an artifact directory.
 const (
@@ -276,8 +280,8 @@ func (p *Prior) check(n int) error {
 	if i := slices.IndexFunc(p.Bias, func(v float32) bool { return !(math.Abs(float64(v)) <= maxPrior) }); i >= 0 {
 		return fmt.Errorf("bias[%d] %g is not a number within ±%g", i, p.Bias[i], maxPrior)
 	}
-	if !(p.FeatureShare >= 0 && p.FeatureShare <= 1) {
-		return fmt.Errorf("feature_share %g out of range 0–1", p.FeatureShare)
+	if !(p.FeatureShare >= 0 && p.FeatureShare < 1) {
+		return fmt.Errorf("feature_share %g out of range [0, 1)", p.FeatureShare)
 	}
 	if !(p.HalfLifeDays >= 0 && p.HalfLifeDays <= 1e6) {
 		return fmt.Errorf("half_life_days %g out of range 0–1e6", p.HalfLifeDays)
@@ -371,7 +375,10 @@ func Save(dir string, b *Bundle) (err error) {
 		}
 	}
 	m := b.Manifest
-	m.FormatVersion = FormatVersion
+	m.FormatVersion = 1
+	if b.Prior != nil && b.Prior.FeatureShare > 0 {
+		m.FormatVersion = 2
+	}
 	m.Files = map[string]string{}
 	for name, data := range files {
 		sum := sha256.Sum256(data)
@@ -632,8 +639,8 @@ func ReadManifest(dir string) (Manifest, []byte, error) {
 	if err := unmarshal(raw, &m); err != nil {
 		return m, nil, fmt.Errorf("artifact: %s: %w", ManifestFile, err)
 	}
-	if m.FormatVersion != FormatVersion {
-		return m, nil, fmt.Errorf("artifact: %s: format version %d, this build reads %d", ManifestFile, m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		return m, nil, fmt.Errorf("artifact: %s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
 	}
 	return m, raw, nil
 }
@@ -702,6 +709,9 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		}
 		if err := b.Prior.check(model.User().Fields()); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
+		}
+		if b.Prior.FeatureShare > 0 && m.FormatVersion < 2 {
+			return nil, fmt.Errorf("artifact: %s: a feature share in a format version %d artifact (it needs 2)", PriorFile, m.FormatVersion)
 		}
 		model.SetPrior(b.Prior.Tower())
 	}

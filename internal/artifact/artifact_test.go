@@ -376,6 +376,8 @@ func TestPriorBounds(t *testing.T) {
 		"NaN cold weight":    func(p *Prior) { p.ColdWeight = float32(math.NaN()) },
 		"infinite bias":      func(p *Prior) { p.Bias[1] = float32(math.Inf(-1)) },
 		"negative half-life": func(p *Prior) { p.HalfLifeDays = -1 },
+		"feature share 1":    func(p *Prior) { p.FeatureShare = 1 },
+		"NaN feature share":  func(p *Prior) { p.FeatureShare = float32(math.NaN()) },
 	} {
 		p := &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, Bias: []float32{-1, -2, -9}}
 		if err := p.check(5); err != nil {
@@ -500,6 +502,57 @@ func TestSaveLoadPrior(t *testing.T) {
 	b.Prior.Bias = b.Prior.Bias[:2]
 	if err := Save(filepath.Join(t.TempDir(), "bad"), b); err == nil {
 		t.Error("a prior with 2 biases for 3 movies was saved")
+	}
+}
+
+// TestSaveLoadFeatureShare: known users' feature share survives the round
+// trip into the served model, in a format version 2 artifact (1 without a
+// share), and a version 1 manifest that claims one is refused: a build
+// that reads only version 1 must refuse such an artifact rather than serve
+// it without the share.
+func TestSaveLoadFeatureShare(t *testing.T) {
+	t.Parallel()
+	save := func(share float32) (string, *Bundle) {
+		b := testBundle(t)
+		p := &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, FeatureShare: share, Now: time.Unix(1e9, 0).UTC(), Bias: []float32{-1, -2, -9}}
+		b.Model.SetPrior(p.Tower())
+		b.Prior = p
+		vecs := make([]float32, 0, 3*5)
+		for i := range 3 {
+			vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), p.Bias[i])
+		}
+		b.Vectors, b.Manifest.Dim = vecs, 5
+		dir := filepath.Join(t.TempDir(), "model")
+		if err := Save(dir, b); err != nil {
+			t.Fatal(err)
+		}
+		return dir, b
+	}
+	for _, tt := range []struct {
+		share   float32
+		version int
+	}{{0, 1}, {0.5, 2}} {
+		dir, b := save(tt.share)
+		got, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Manifest.FormatVersion != tt.version || got.Prior.FeatureShare != tt.share || got.Model.Prior().FeatureShare != tt.share {
+			t.Errorf("share %g: format version %d (want %d), prior.json share %g, model share %g", tt.share, got.Manifest.FormatVersion, tt.version, got.Prior.FeatureShare, got.Model.Prior().FeatureShare)
+		}
+		want, q := make([]float32, 5), make([]float32, 5)
+		in := got.Encoder.EncodeUser(feature.UserInput{UserID: 1, Gender: "F"})
+		b.Model.UserVector(want, in)
+		if got.Model.UserVector(q, in); !slices.Equal(q, want) {
+			t.Errorf("share %g: known user's query %v after the round trip, %v before", tt.share, q, want)
+		}
+	}
+	dir, _ := save(0.5)
+	if err := editManifest(`"format_version": 2`, `"format_version": 1`)(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "feature share") {
+		t.Errorf("a version 1 artifact with a feature share: %v", err)
 	}
 }
 

@@ -188,8 +188,10 @@ type Train struct {
 	// chosen with the prior: their query is (1 − share) × their own plus
 	// share × the one from their features alone (id and history
 	// withheld), for a future where their past tastes may no longer hold.
-	// Share 0 (their own query) is always tried. Below 1, so that a known
-	// user's own history and recent movies always count.
+	// Share 0 (their own query) is always tried; the shares are searched
+	// with the prior, so not when prior_weights has no positive weight.
+	// Below 1, so that a known user's own history and recent movies always
+	// count.
 	PriorFeatureShares []float64 `yaml:"prior_feature_shares"`
 	// Candidates are presets (see Preset) whose recipes — towers and
 	// training settings, this run's seed, workers, validation and prior

@@ -386,8 +386,9 @@ type fitted struct {
 	all      []PriorChoice
 	searched bool  // the prior was searched
 	idFields []int // the user fields that make a user known to the model
-	// recentFields: the history field, when the prior has a weight for
-	// users known only by their recent movies
+	// recentFields: the history field of towers with an id and a history,
+	// whose users known only by their recent movies get their own weight
+	// (and no feature share)
 	recentFields []int
 	score        float64
 }
@@ -417,12 +418,15 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 			halfLives = []float64{0}
 		}
 		var recent []recentView
-		if n := cfg.Baselines.NewUserHistory; n > 0 && hs.length > 0 && slices.Contains(userFields, feature.UserIDField) {
-			if h := slices.Index(userFields, feature.HistoryField); h >= 0 {
+		if h := slices.Index(userFields, feature.HistoryField); h >= 0 && slices.Contains(userFields, feature.UserIDField) {
+			// A user known only by the history (a new user sending recent
+			// movies) is a group apart, whether or not validation has such
+			// users to choose its weight: selection measures the known
+			// users' feature share on users with an id, so only they are
+			// mixed (tower.Prior.Group).
+			f.recentFields = []int{h}
+			if n := cfg.Baselines.NewUserHistory; n > 0 && hs.length > 0 {
 				recent = newUserViews(f.enc, in.Dataset, ix, val, n, hs.length)
-				if len(recent) > 0 {
-					f.recentFields = []int{h}
-				}
 			}
 		}
 		start := time.Now()

@@ -313,6 +313,18 @@ func TestRecentWeightForNewUsers(t *testing.T) {
 	if got := []float32{last(known), last(withRecent), last(cold)}; !slices.Equal(got, []float32{1, 2, 3}) {
 		t.Errorf("known / recent movies only / cold users get %v, want [1 2 3]", got)
 	}
+
+	// Without new users to choose their weight, users known only by their
+	// recent movies are still a group apart (the known users' weight, and
+	// no feature share: selection measures the share on users with an id).
+	cfg.Baselines.NewUserHistory = 0
+	b, err = Train(context.Background(), Inputs{Dataset: ds, Train: train, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior == nil || !slices.Equal(b.Prior.RecentFields, []int{hist}) || b.Prior.RecentWeight != b.Prior.Weight {
+		t.Fatalf("without new users in validation: prior %+v, want recent fields [%d] and the known users' weight", b.Prior, hist)
+	}
 }
 
 // Training and the prior refresh check the HNSW index on user vectors as the

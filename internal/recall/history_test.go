@@ -259,7 +259,7 @@ func TestModelInfoRecentWeight(t *testing.T) {
 		want float32
 	}{
 		{"no history feature", plain, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{0}}, 2},
-		{"history makes users known, own weight", hist, artifact.Prior{Weight: 1, ColdWeight: 2, RecentWeight: 3, IDFields: []int{id, h}, RecentFields: []int{h}}, 3},
+		{"history makes users known, own weight", hist, artifact.Prior{Weight: 1, ColdWeight: 2, RecentWeight: 3, IDFields: []int{id, h}, RecentFields: []int{h}, FeatureShare: 0.5}, 3},
 		{"history makes users known", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id, h}}, 1},
 		{"history not an id field", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id}}, 2},
 	} {
@@ -267,6 +267,9 @@ func TestModelInfoRecentWeight(t *testing.T) {
 		b.Prior = &tc.p
 		if got := modelInfo(&b).Prior.RecentWeight; got != tc.want {
 			t.Errorf("%s: recent weight %v, want %v", tc.name, got, tc.want)
+		}
+		if got := modelInfo(&b).Prior.FeatureShare; got != tc.p.FeatureShare {
+			t.Errorf("%s: feature share %v, want the artifact's %v", tc.name, got, tc.p.FeatureShare)
 		}
 	}
 }

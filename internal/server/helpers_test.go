@@ -104,7 +104,7 @@ func (f *fakeRecaller) Info() (recall.ModelInfo, bool) {
 		IndexEfSearch: 64,
 		Metrics:       map[string]float64{"recall@10": 0.21, "rmse": nanValue()},
 		Vocabularies:  map[string][]string{"gender": {"F", "M"}, "genres": {"Action", "Comedy"}, "empty": nil},
-		Prior:         &recall.PriorInfo{Now: time.Date(2000, 12, 6, 0, 0, 0, 0, time.UTC), HalfLifeDays: 30, Weight: 0.2, ColdWeight: 1, Ratings: 341355},
+		Prior:         &recall.PriorInfo{Now: time.Date(2000, 12, 6, 0, 0, 0, 0, time.UTC), HalfLifeDays: 30, Weight: 0.2, ColdWeight: 1, FeatureShare: 0.75, Ratings: 341355},
 	}, true
 }
 

@@ -75,8 +75,8 @@ func TestEndpoints(t *testing.T) {
 				if _, ok := m.Metrics["rmse"]; ok || m.Metrics["recall@10"] != 0.21 {
 					t.Errorf("metrics %v: NaN must be dropped", m.Metrics)
 				}
-				if m.Prior == nil || m.Prior.Now != "2000-12-06T00:00:00Z" || m.Prior.HalfLifeDays != 30 {
-					t.Errorf("prior %+v: /model must state the prior's now", m.Prior)
+				if m.Prior == nil || m.Prior.Now != "2000-12-06T00:00:00Z" || m.Prior.HalfLifeDays != 30 || m.Prior.FeatureShare != 0.75 {
+					t.Errorf("prior %+v: /model must state the prior's now and known users' feature share", m.Prior)
 				}
 				if m.IndexLatency["exact"] != 52.0 || m.IndexLatency["hnsw"] != 12.4 || m.IndexChoice != "hnsw faster and recall ≥ min_recall" || m.IndexEf != 64 {
 					t.Errorf("index_latency_us %v, index_choice %q, index_ef_search %d: /model must report auto's measurement", m.IndexLatency, m.IndexChoice, m.IndexEf)
