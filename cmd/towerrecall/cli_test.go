@@ -207,9 +207,10 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	if _, err := cli("train", "--data", data, "--out", model, "--epochs", "2"); err != nil {
 		t.Fatal(err)
 	}
-	// A model without a prior (none in the grid) has nothing to recount.
+	// A model without a prior (no weight nor feature share in the grid)
+	// has nothing to recount.
 	noPrior := filepath.Join(dir, "noprior.yaml")
-	if err := os.WriteFile(noPrior, []byte("train:\n  prior_weights: []\n  candidates: []\n"), 0o644); err != nil {
+	if err := os.WriteFile(noPrior, []byte("train:\n  prior_weights: []\n  prior_feature_shares: []\n  candidates: []\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	plain := filepath.Join(dir, "plain")

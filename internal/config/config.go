@@ -181,15 +181,16 @@ type Train struct {
 	// exponential decay by age, added to the cosine with the weight (one
 	// extra vector dimension). The search only re-scores the validation
 	// ratings, it trains nothing. Weight 0 (no prior) is always tried; no
-	// weights above 0 turns the prior off.
+	// weights above 0 (and no prior_feature_shares) turns the prior off.
 	PriorHalfLives []float64 `yaml:"prior_half_lives"`
 	PriorWeights   []float64 `yaml:"prior_weights"`
 	// PriorFeatureShares is the grid of a known user's feature share
 	// chosen with the prior: their query is (1 − share) × their own plus
 	// share × the one from their features alone (id and history
 	// withheld), for a future where their past tastes may no longer hold.
-	// Share 0 (their own query) is always tried; the shares are searched
-	// with the prior, so not when prior_weights has no positive weight.
+	// Share 0 (their own query) is always tried, with each prior weight
+	// (0, no prior, included). Only towers with a user id field have
+	// users to mix (users known only by their history are not mixed).
 	// Below 1, so that a known user's own history and recent movies always
 	// count.
 	PriorFeatureShares []float64 `yaml:"prior_feature_shares"`
@@ -837,7 +838,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, x := range t.PriorFeatureShares {
-		if !(x >= 0 && x < 1) {
+		if !(x >= 0 && float32(x) < 1) { // as prior.json stores it
 			bad(fmt.Sprintf("train.prior_feature_shares[%d]", i), "%g out of range [0, 1) (at 1 a known user's own history would not count)", x)
 		}
 	}

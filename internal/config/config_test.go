@@ -39,6 +39,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Train.LogQScale = -1
 	c.Train.Workers = 65 // the trainer's own limit is 64
 	c.Serve.HNSWM = 257  // the index's base-layer degree, 2M, is at most 512
+	// Below 1 as a float64, but 1 as prior.json stores it (float32).
+	c.Train.PriorFeatureShares = []float64{0.5, 0.99999999}
 	// The write deadline covers the upload too.
 	c.Serve.WriteTimeout = c.Serve.ReadTimeout + c.Serve.RequestTimeout
 	c.Serve.MaxHeaderBytes = -1
@@ -49,7 +51,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
 		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
-		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "serve.write_timeout", "serve.max_header_bytes", "serve.model"} {
+		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "train.prior_feature_shares[1]", "serve.write_timeout", "serve.max_header_bytes", "serve.model"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

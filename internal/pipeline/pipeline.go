@@ -249,11 +249,11 @@ func repeated(what, of string, shared []movielens.Rating, n int) error {
 }
 
 // priorWeights returns the prior's weights (or feature shares) to try: 0
-// first, then the positive ones in ws.
+// first, then the positive ones in ws, each once.
 func priorWeights(ws []float64) []float64 {
 	out := []float64{0}
 	for _, w := range ws {
-		if w > 0 {
+		if w > 0 && !slices.Contains(out, w) {
 			out = append(out, w)
 		}
 	}
@@ -412,7 +412,13 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 	if e := f.res.BestEpoch; e > 0 && e <= len(f.res.Epochs) && f.res.Epochs[e-1].HasValid {
 		f.score = f.res.Epochs[e-1].Valid
 	}
-	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && len(weights) > 1 {
+	// Known users' feature share: only towers with an id have users to
+	// mix (tower.Prior.Group).
+	shares := []float64{0}
+	if slices.Contains(userFields, feature.UserIDField) {
+		shares = priorWeights(cfg.Train.PriorFeatureShares)
+	}
+	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && (len(weights) > 1 || len(shares) > 1) {
 		halfLives := cfg.Train.PriorHalfLives
 		if len(halfLives) == 0 {
 			halfLives = []float64{0}
@@ -431,7 +437,7 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 		}
 		start := time.Now()
 		if f.prior, f.all, err = choosePrior(ctx, f.model, f.data.Users[:len(in.Dataset.Users)], f.data.Movies[:len(in.Dataset.Movies)], f.idFields, val, recent, ix, fitIn.Train,
-			halfLives, weights, priorWeights(cfg.Train.PriorFeatureShares), cfg.Train.Workers); err != nil {
+			halfLives, weights, shares, cfg.Train.Workers); err != nil {
 			return f, err
 		}
 		f.searched, f.score = true, f.prior.Valid

@@ -439,3 +439,58 @@ func TestFeatureShareSelectionMatchesServing(t *testing.T) {
 		t.Errorf("shares 0 and 0.5 score the same (%g): the test cannot tell them apart", all[0].ValidKnown)
 	}
 }
+
+// TestNoFeatureShareWithoutUserID: towers without a user id (the
+// random-split recipe, whose users are known by their history alone) have
+// no users to mix, so no feature share is searched for them.
+func TestNoFeatureShareWithoutUserID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.RandomSplit()
+	cfg.Train.Epochs, cfg.Train.Workers = 1, 1
+	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := b.Manifest.Training.Selection
+	if sel == nil || len(sel.PriorSearch) == 0 {
+		t.Fatal("no prior search recorded")
+	}
+	for _, c := range sel.PriorSearch {
+		if c.FeatureShare != 0 {
+			t.Fatalf("tried feature share %g for towers without a user id", c.FeatureShare)
+		}
+	}
+}
+
+// TestFeatureShareWithoutPriorWeights: the feature shares are searched
+// even with no prior weight to try (weight 0 only).
+func TestFeatureShareWithoutPriorWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates = 1, 1, nil
+	cfg.Train.PriorWeights, cfg.Train.PriorFeatureShares = nil, []float64{0.5, 0.5}
+	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := b.Manifest.Training.Selection
+	var shares []float64
+	for _, c := range sel.PriorSearch {
+		shares = append(shares, c.FeatureShare)
+		if c.Weight != 0 || c.ColdWeight != 0 {
+			t.Errorf("tried weights %g / %g with none in the grid", c.Weight, c.ColdWeight)
+		}
+	}
+	if !slices.Equal(shares, []float64{0, 0.5}) { // the repeated share tried once
+		t.Fatalf("tried shares %v, want [0 0.5]", shares)
+	}
+	if (sel.Prior.FeatureShare > 0) != (b.Prior != nil) || b.Prior != nil && b.Prior.FeatureShare != float32(sel.Prior.FeatureShare) {
+		t.Errorf("chose %+v, shipped prior %+v", sel.Prior, b.Prior)
+	}
+}
