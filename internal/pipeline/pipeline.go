@@ -248,9 +248,9 @@ func repeated(what, of string, shared []movielens.Rating, n int) error {
 		what, len(shared), n, of, shared[0].User, shared[0].Movie)
 }
 
-// priorWeights returns the prior's weights (or feature shares) to try: 0
-// first, then the positive ones in ws, each once.
-func priorWeights(ws []float64) []float64 {
+// gridWithZero returns a grid to try (prior weights, feature shares): 0
+// first, then the positive values of ws, each once.
+func gridWithZero(ws []float64) []float64 {
 	out := []float64{0}
 	for _, w := range ws {
 		if w > 0 && !slices.Contains(out, w) {
@@ -416,9 +416,9 @@ func fitAndChoosePrior(ctx context.Context, in, fitIn Inputs, ix *Index, rc cand
 	// mix (tower.Prior.Group).
 	shares := []float64{0}
 	if slices.Contains(userFields, feature.UserIDField) {
-		shares = priorWeights(cfg.Train.PriorFeatureShares)
+		shares = gridWithZero(cfg.Train.PriorFeatureShares)
 	}
-	if weights := priorWeights(cfg.Train.PriorWeights); val != nil && (len(weights) > 1 || len(shares) > 1) {
+	if weights := gridWithZero(cfg.Train.PriorWeights); val != nil && (len(weights) > 1 || len(shares) > 1) {
 		halfLives := cfg.Train.PriorHalfLives
 		if len(halfLives) == 0 {
 			halfLives = []float64{0}

@@ -152,10 +152,8 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		for u, q := range tow.users {
 			model.FeaturesOnly(feat, users[u], idFields)
 			for x, s := range shares[1:] {
-				qs[x][u] = make([]float32, len(q))
-				for i := range q {
-					qs[x][u][i] = (1-float32(s))*q[i] + float32(s)*feat[i]
-				}
+				qs[x][u] = slices.Clone(q)
+				tower.MixFeatures(qs[x][u], feat, float32(s))
 			}
 		}
 		for x := range qs {

@@ -378,9 +378,15 @@ func (m *Model) UserVector(dst []float32, in feature.Encoded) {
 		}
 		q = q[:d]
 		m.FeaturesOnly(q, in, p.IDFields)
-		for i, v := range q {
-			dst[i] = (1-s)*dst[i] + s*v
-		}
+		MixFeatures(dst[:d], q, s)
+	}
+}
+
+// MixFeatures sets own to (1 − share) × own + share × feat: a known
+// user's query mixed with their features-only one (Prior.FeatureShare).
+func MixFeatures(own, feat []float32, share float32) {
+	for i, v := range feat {
+		own[i] = (1-share)*own[i] + share*v
 	}
 }
 
