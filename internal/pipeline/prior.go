@@ -113,154 +113,30 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // encoded in the splits' index order. With recent views of at least
 // minRecentUsers users, the weight of users known only by their recent
 // movies is then chosen for that half-life on their pooled Recall@10 (it
-// does not enter the objective); otherwise it is the known users'.
+// does not enter the objective); otherwise it is the known users'. It
+// returns the choice and every setting measured.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights, shares []float64, workers int) (PriorChoice, []PriorChoice, error) {
 	if model.Prior() != nil {
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
-	tow := NewScorer(model, users, movies)
-	views := priorGroups(model, users, idFields, val)
-	pos := slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 })
+	g := priorGrid{
+		views: priorGroups(model, users, idFields, val), halfLives: halfLives, shares: shares,
+		pos: slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 }),
+	}
 	ws := []float32{0} // weight 0 first: no prior
-	for _, w := range pos {
+	for _, w := range g.pos {
 		ws = append(ws, float32(w))
 	}
 	biases := make([][]float32, len(halfLives))
 	for h, hl := range halfLives {
 		biases[h], _, _, _ = priorBias(ix, rs, hl)
 	}
-	score := func(sc *Scorer, sp *eval.Split, n float64) ([][]float64, error) {
-		if n == 0 {
-			r := make([][]float64, len(biases))
-			for h := range r {
-				r[h] = make([]float64, len(ws))
-			}
-			return r, nil
-		}
-		return eval.BlendRecall(ctx, sc, biases, ws, sp, 10, workers)
+	tow := NewScorer(model, users, movies)
+	if err := g.measure(ctx, tow, mixedScorers(tow, model, users, idFields, shares), biases, ws, workers); err != nil {
+		return PriorChoice{}, nil, err
 	}
-	// Known users' queries mixed with their features-only ones, one scorer
-	// per share (the first, 0, is the towers' own query).
-	mixed := []*Scorer{tow}
-	if len(shares) > 1 && len(idFields) > 0 {
-		feat := make([]float32, model.TowerDim())
-		qs := make([][][]float32, len(shares)-1)
-		for x := range qs {
-			qs[x] = make([][]float32, len(users))
-		}
-		for u, q := range tow.users {
-			model.FeaturesOnly(feat, users[u], idFields)
-			for x, s := range shares[1:] {
-				qs[x][u] = slices.Clone(q)
-				tower.MixFeatures(qs[x][u], feat, float32(s))
-			}
-		}
-		for x := range qs {
-			mixed = append(mixed, tow.withUsers(qs[x]))
-		}
-	}
-	// recalls are one setting's Recall@10 of each group in each view; gain
-	// is a group's share of the objective. measured[x][h][j] holds them for
-	// the known users' feature share x, half-life h and weight ws[j], the
-	// towers scoring each user once per share (cold users once: their
-	// query has no id to mix).
-	type recalls struct{ known, cold []float64 }
-	measured := make([][][]recalls, len(mixed))
-	for x := range measured {
-		measured[x] = make([][]recalls, len(halfLives))
-		for h := range measured[x] {
-			measured[x][h] = make([]recalls, len(ws))
-		}
-	}
-	for i := range views {
-		c, err := score(tow, &views[i].cold, views[i].nc)
-		if err != nil {
-			return PriorChoice{}, nil, err
-		}
-		for x, sc := range mixed {
-			k, err := score(sc, &views[i].known, views[i].nk)
-			if err != nil {
-				return PriorChoice{}, nil, err
-			}
-			for h := range halfLives {
-				for j := range ws {
-					r := &measured[x][h][j]
-					r.known, r.cold = append(r.known, k[h][j]), append(r.cold, c[h][j])
-				}
-			}
-		}
-	}
-	gainKnown := func(r recalls) (g float64) {
-		for i, v := range views {
-			g += v.w * v.nk * r.known[i]
-		}
-		return g
-	}
-	gainCold := func(r recalls) (g float64) {
-		for i, v := range views {
-			g += v.w * v.nc * r.cold[i]
-		}
-		return g
-	}
-	choice := func(h, wk, wc float64, k, c recalls) PriorChoice {
-		pc := PriorChoice{HalfLifeDays: h, Weight: wk, ColdWeight: wc, Valid: gainKnown(k) + gainCold(c)}
-		var nk, nc float64
-		for i, v := range views {
-			pc.ValidKnown += v.nk * k.known[i]
-			pc.ValidCold += v.nc * c.cold[i]
-			nk, nc = nk+v.nk, nc+v.nc
-			if len(views) > 1 {
-				pc.ValidViews = append(pc.ValidViews, (v.nk*k.known[i]+v.nc*c.cold[i])/max(v.nk+v.nc, 1))
-			}
-		}
-		pc.ValidKnown /= max(nk, 1)
-		pc.ValidCold /= max(nc, 1)
-		return pc
-	}
-	none := measured[0][0][0] // own query, weight 0, no prior: the half-life does not matter
-	best := choice(0, 0, 0, none, none)
-	bestH := -1
-	all := []PriorChoice{best}
-	for x := 1; x < len(mixed); x++ { // the other shares without a prior
-		pc := choice(0, 0, 0, measured[x][0][0], none)
-		pc.FeatureShare = shares[x]
-		all = append(all, pc)
-		if pc.Valid > best.Valid {
-			best = pc
-		}
-	}
-	for i, h := range halfLives {
-		wk, wc, xk, rk, rc := 0.0, 0.0, 0, none, none
-		for j, w := range pos {
-			r := measured[0][i][j+1]
-			all = append(all, choice(h, w, w, r, r))
-			if gainCold(r) > gainCold(rc) {
-				wc, rc = w, r
-			}
-		}
-		for x := 1; x < len(mixed); x++ { // recorded as the others: each weight for both groups
-			for j, w := range pos {
-				pc := choice(h, w, w, measured[x][i][j+1], measured[x][i][j+1])
-				pc.FeatureShare = shares[x]
-				all = append(all, pc)
-			}
-		}
-		for x := range mixed {
-			for j := range ws {
-				if r := measured[x][i][j]; gainKnown(r) > gainKnown(rk) {
-					wk, xk, rk = 0, x, r
-					if j > 0 {
-						wk = pos[j-1]
-					}
-				}
-			}
-		}
-		if hb := choice(h, wk, wc, rk, rc); hb.Valid > best.Valid {
-			hb.FeatureShare = shares[xk]
-			best, bestH = hb, i
-		}
-	}
+	best, bestH, all := g.choose()
 	for _, rv := range recent {
 		best.RecentUsers += rv.n
 	}
@@ -274,10 +150,172 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 	}
 	best.RecentWeight = 0
 	if j > 0 {
-		best.RecentWeight = pos[j-1]
+		best.RecentWeight = g.pos[j-1]
 	}
 	best.ValidRecent = r
 	return best, all, nil
+}
+
+// mixedScorers returns one scorer per feature share: the towers' own
+// (share 0, tow itself), then each known user's query mixed with their
+// features-only one (tower.MixFeatures). Without an id field there is
+// nothing to withhold, and only tow is returned.
+func mixedScorers(tow *Scorer, model *tower.Model, users []feature.Encoded, idFields []int, shares []float64) []*Scorer {
+	mixed := []*Scorer{tow}
+	if len(shares) < 2 || len(idFields) == 0 {
+		return mixed
+	}
+	feat := make([]float32, model.TowerDim())
+	qs := make([][][]float32, len(shares)-1)
+	for x := range qs {
+		qs[x] = make([][]float32, len(users))
+	}
+	for u, q := range tow.users {
+		model.FeaturesOnly(feat, users[u], idFields)
+		for x, s := range shares[1:] {
+			qs[x][u] = slices.Clone(q)
+			tower.MixFeatures(qs[x][u], feat, float32(s))
+		}
+	}
+	for x := range qs {
+		mixed = append(mixed, tow.withUsers(qs[x]))
+	}
+	return mixed
+}
+
+// priorGrid is choosePrior's grid and what it measured: for each known
+// users' feature share x, half-life h and weight j (0, then pos[j-1]),
+// each group's Recall@10 in each view.
+type priorGrid struct {
+	views     []priorView
+	halfLives []float64
+	pos       []float64 // the positive weights
+	shares    []float64 // the known users' feature shares, 0 first
+	measured  [][][]recalls
+}
+
+// recalls are one setting's Recall@10 of each group in each view.
+type recalls struct{ known, cold []float64 }
+
+// measure scores every setting: the known users once per scorer of mixed
+// (one per share), the cold users once with tow (their query has no id to
+// mix), each with every bias and weight ws.
+func (g *priorGrid) measure(ctx context.Context, tow *Scorer, mixed []*Scorer, biases [][]float32, ws []float32, workers int) error {
+	score := func(sc *Scorer, sp *eval.Split, n float64) ([][]float64, error) {
+		if n == 0 {
+			r := make([][]float64, len(biases))
+			for h := range r {
+				r[h] = make([]float64, len(ws))
+			}
+			return r, nil
+		}
+		return eval.BlendRecall(ctx, sc, biases, ws, sp, 10, workers)
+	}
+	g.measured = make([][][]recalls, len(mixed))
+	for x := range g.measured {
+		g.measured[x] = make([][]recalls, len(biases))
+		for h := range g.measured[x] {
+			g.measured[x][h] = make([]recalls, len(ws))
+		}
+	}
+	for i := range g.views {
+		c, err := score(tow, &g.views[i].cold, g.views[i].nc)
+		if err != nil {
+			return err
+		}
+		for x, sc := range mixed {
+			k, err := score(sc, &g.views[i].known, g.views[i].nk)
+			if err != nil {
+				return err
+			}
+			for h := range biases {
+				for j := range ws {
+					r := &g.measured[x][h][j]
+					r.known, r.cold = append(r.known, k[h][j]), append(r.cold, c[h][j])
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// gainKnown and gainCold are a group's share of the objective.
+func (g *priorGrid) gainKnown(r recalls) (gain float64) {
+	for i, v := range g.views {
+		gain += v.w * v.nk * r.known[i]
+	}
+	return gain
+}
+
+func (g *priorGrid) gainCold(r recalls) (gain float64) {
+	for i, v := range g.views {
+		gain += v.w * v.nc * r.cold[i]
+	}
+	return gain
+}
+
+// choice is the setting whose known users score k and cold users c.
+func (g *priorGrid) choice(h, wk, wc, share float64, k, c recalls) PriorChoice {
+	pc := PriorChoice{HalfLifeDays: h, Weight: wk, ColdWeight: wc, FeatureShare: share, Valid: g.gainKnown(k) + g.gainCold(c)}
+	var nk, nc float64
+	for i, v := range g.views {
+		pc.ValidKnown += v.nk * k.known[i]
+		pc.ValidCold += v.nc * c.cold[i]
+		nk, nc = nk+v.nk, nc+v.nc
+		if len(g.views) > 1 {
+			pc.ValidViews = append(pc.ValidViews, (v.nk*k.known[i]+v.nc*c.cold[i])/max(v.nk+v.nc, 1))
+		}
+	}
+	pc.ValidKnown /= max(nk, 1)
+	pc.ValidCold /= max(nc, 1)
+	return pc
+}
+
+// choose returns the best setting, its half-life's index (-1: no prior)
+// and every setting measured, as the manifest records them (each weight
+// for both groups).
+func (g *priorGrid) choose() (best PriorChoice, bestH int, all []PriorChoice) {
+	m := g.measured
+	none := m[0][0][0] // own query, weight 0, no prior: the half-life does not matter
+	best, bestH = g.choice(0, 0, 0, 0, none, none), -1
+	all = []PriorChoice{best}
+	for x := 1; x < len(m); x++ { // the other shares without a prior
+		pc := g.choice(0, 0, 0, g.shares[x], m[x][0][0], none)
+		all = append(all, pc)
+		if pc.Valid > best.Valid {
+			best = pc
+		}
+	}
+	for i, h := range g.halfLives {
+		for x := range m {
+			for j, w := range g.pos {
+				all = append(all, g.choice(h, w, w, g.shares[x], m[x][i][j+1], m[x][i][j+1]))
+			}
+		}
+		// Each group's best weight: cold users' with their own query,
+		// known users' jointly with their share.
+		wc, rc := 0.0, none
+		for j, w := range g.pos {
+			if r := m[0][i][j+1]; g.gainCold(r) > g.gainCold(rc) {
+				wc, rc = w, r
+			}
+		}
+		wk, xk, rk := 0.0, 0, none
+		for x := range m {
+			for j, r := range m[x][i] {
+				if g.gainKnown(r) > g.gainKnown(rk) {
+					wk, xk, rk = 0, x, r
+					if j > 0 {
+						wk = g.pos[j-1]
+					}
+				}
+			}
+		}
+		if hb := g.choice(h, wk, wc, g.shares[xk], rk, rc); hb.Valid > best.Valid {
+			best, bestH = hb, i
+		}
+	}
+	return best, bestH, all
 }
 
 // priorView is one validation view's users split into the two groups whose
