@@ -126,57 +126,27 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			return nil, err
 		}
 	}
-	cfg, towers, userFields, movieFields, hs := rc.cfg, rc.towers, rc.user, rc.movie, rc.hist
+	cfg = rc.cfg
 	if cfg.Train.Distill > 0 && !canTeach(in) {
 		cfg.Train.Distill = 0 // it trained without a teacher (logged): the manifest says so
 	}
-	enc, data, model, res, prior := fitted.enc, fitted.data, fitted.model, fitted.res, fitted.prior
-	sel.Epochs = res.BestEpoch
+	sel.Epochs = fitted.res.BestEpoch
 	if fitted.searched {
+		prior := fitted.prior
 		sel.Prior, sel.PriorSearch = &prior, fitted.all
 	}
 	if refits(val, cfg.Train) {
-		// Validation has chosen. The ratings it held out (carved from
-		// train, or the validation file) are the newest, which the towers
-		// would otherwise never see: train again on train and them for the
-		// chosen number of epochs.
-		refitIn := in
-		refitIn.Train, refitIn.Valid = slices.Concat(in.Train, in.Valid), nil
-		opts.Logger.Info().Int("epochs", sel.Epochs).Int("ratings", len(refitIn.Train)).Msg("refit on the training and validation ratings")
-		t := cfg.Train
-		t.Epochs, t.PlanEpochs = sel.Epochs, cfg.Train.Epochs // the selection run's schedule
-		var refit train.Result
-		if enc, data, model, refit, err = trainTowers(ctx, refitIn, ix, towers, userFields, movieFields, hs, t, nil, opts); err != nil {
+		if fitted, err = refit(ctx, in, ix, rc, cfg.Train, &sel, fitted, opts); err != nil {
 			return nil, err
 		}
-		sel.Refit, sel.RefitRatings, sel.RefitExamplesPerSec = true, len(refitIn.Train), refit.ExamplesPerSec
-		for _, e := range refit.Epochs {
-			sel.RefitLoss = append(sel.RefitLoss, e.Loss)
-		}
-		res.Seconds += refit.Seconds
 	}
-	b := &artifact.Bundle{Model: model, Encoder: enc}
-	// The report plots the shipped recipe's selection run (the refit, if
-	// any, has no validation to show).
-	if b.Report, err = report.TrainingSVG(res.Epochs); err != nil {
-		opts.Logger.Warn().Err(err).Msg("training report not written")
-	}
-	b.Movies, b.Vectors = movieVectors(model, in.Dataset.Movies, data.Movies)
-	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
-	b.Users, b.Seen = ix.History(known)
-	if hs.length > 0 && slices.Contains(userFields, feature.HistoryField) {
-		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
-	}
-	if prior.Weight > 0 || prior.ColdWeight > 0 || prior.RecentWeight > 0 || prior.FeatureShare > 0 {
-		applyPrior(b, ix, known, prior, fitted.idFields, fitted.recentFields)
-	}
-	b.Profiles = profiles(in.Dataset.Users)
+	b := servedBundle(in, ix, rc, fitted, opts)
 	hp := HNSWParams(cfg.Serve)
 	indexRecall, err := buildIndex(b, hp, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
 		return nil, err
 	}
-	b.Manifest = manifest(cfg, in, b, res, hp, indexRecall, now().UTC())
+	b.Manifest = manifest(cfg, in, b, fitted.res, hp, indexRecall, now().UTC())
 	b.Manifest.Training.Selection = &sel
 	if len(test) > 0 {
 		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
@@ -186,6 +156,55 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		b.Manifest.Metrics = met.Flat()
 	}
 	return b, nil
+}
+
+// refit trains the chosen recipe rc again on train and the ratings
+// validation held out (carved from train, or the validation file): they
+// are the newest, which the towers would otherwise never see. It trains
+// for the epochs validation chose (sel.Epochs) on the selection run's
+// schedule, records the run in sel, and returns f with the new towers (its
+// res, the selection run's, gains the refit's time).
+func refit(ctx context.Context, in Inputs, ix *Index, rc candidate, t config.Train, sel *artifact.Selection, f fitted, opts Options) (fitted, error) {
+	refitIn := in
+	refitIn.Train, refitIn.Valid = slices.Concat(in.Train, in.Valid), nil
+	opts.Logger.Info().Int("epochs", sel.Epochs).Int("ratings", len(refitIn.Train)).Msg("refit on the training and validation ratings")
+	t.Epochs, t.PlanEpochs = sel.Epochs, t.Epochs // the selection run's schedule
+	var run train.Result
+	var err error
+	if f.enc, f.data, f.model, run, err = trainTowers(ctx, refitIn, ix, rc.towers, rc.user, rc.movie, rc.hist, t, nil, opts); err != nil {
+		return f, err
+	}
+	sel.Refit, sel.RefitRatings, sel.RefitExamplesPerSec = true, len(refitIn.Train), run.ExamplesPerSec
+	for _, e := range run.Epochs {
+		sel.RefitLoss = append(sel.RefitLoss, e.Loss)
+	}
+	f.res.Seconds += run.Seconds
+	return f, nil
+}
+
+// servedBundle is what serving needs of the towers of f: movie vectors,
+// every known user's history (and recent movies, with the feature), the
+// popularity prior when validation chose one, stored profiles and the
+// training report; the caller adds the index and the manifest.
+func servedBundle(in Inputs, ix *Index, rc candidate, f fitted, opts Options) *artifact.Bundle {
+	b := &artifact.Bundle{Model: f.model, Encoder: f.enc}
+	// The report plots the shipped recipe's selection run (the refit, if
+	// any, has no validation to show).
+	var err error
+	if b.Report, err = report.TrainingSVG(f.res.Epochs); err != nil {
+		opts.Logger.Warn().Err(err).Msg("training report not written")
+	}
+	b.Movies, b.Vectors = movieVectors(f.model, in.Dataset.Movies, f.data.Movies)
+	known := append(slices.Clip(in.Train), in.Valid...) // every rating known when the model is served
+	b.Users, b.Seen = ix.History(known)
+	if hs := rc.hist; hs.length > 0 && slices.Contains(rc.user, feature.HistoryField) {
+		b.Recent = &artifact.Recent{Length: hs.length, Decay: hs.decay, Movies: ix.Recent(b.Users, known, hs.length)}
+	}
+	if p := f.prior; p.Weight > 0 || p.ColdWeight > 0 || p.RecentWeight > 0 || p.FeatureShare > 0 {
+		applyPrior(b, ix, known, p, f.idFields, f.recentFields)
+	}
+	b.Profiles = profiles(in.Dataset.Users)
+	return b
 }
 
 // heldOut refuses held-out ratings that repeat a (user, movie) pair of the
