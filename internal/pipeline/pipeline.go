@@ -142,6 +142,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	b := servedBundle(in, ix, rc, fitted, opts)
 	hp := HNSWParams(cfg.Serve)
+	hp.BuildWorkers = cfg.Train.Workers // one worker builds the graph alone too, so the whole artifact reproduces
 	indexRecall, err := buildIndex(b, hp, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -86,22 +87,34 @@ func TestTrainDemo(t *testing.T) {
 	}
 }
 
-// One worker reproduces bit for bit.
+// One worker reproduces bit for bit: the towers and the HNSW graph, on a
+// catalogue large enough (over 1,024 movies) for the graph build to use
+// more than one goroutine when allowed.
 func TestTrainReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two models")
 	}
 	t.Parallel()
-	cfg := demoConfig(2)
-	run := func() []float32 {
-		b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	ds, err := movielens.Synth(movielens.SynthOptions{Movies: 1500, Users: 200, Ratings: 6000}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, te := movielens.TemporalSplit(ds.Ratings, 0.8)
+	cfg := demoConfig(1)
+	cfg.Train.Candidates = nil
+	run := func() *artifact.Bundle {
+		b, err := Train(context.Background(), Inputs{Dataset: ds, Train: tr, Test: te}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b.Vectors
+		return b
 	}
-	if a, b := run(), run(); !reflect.DeepEqual(a, b) {
-		t.Error("two single-worker runs with one seed differ")
+	a, b := run(), run()
+	if !reflect.DeepEqual(a.Vectors, b.Vectors) {
+		t.Error("two single-worker runs with one seed have different movie vectors")
+	}
+	if !bytes.Equal(a.Graph, b.Graph) {
+		t.Error("two single-worker runs with one seed have different HNSW graphs")
 	}
 }
 
