@@ -142,7 +142,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	b := servedBundle(in, ix, rc, fitted, opts)
 	hp := HNSWParams(cfg.Serve)
-	hp.BuildWorkers = cfg.Train.Workers // one worker builds the graph alone too, so the whole artifact reproduces
+	if cfg.Train.Workers == 1 {
+		hp.BuildWorkers = 1 // the graph too, so the whole artifact reproduces (else every core builds it)
+	}
 	indexRecall, err := buildIndex(b, hp, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
 		return nil, err
