@@ -445,6 +445,14 @@ func fuzzBundle(tb testing.TB) *Bundle {
 	hist := b.Encoder.HistoryPosition()
 	p := &Prior{Weight: 0.3, ColdWeight: 1, RecentWeight: 0.5, FeatureShare: 0.25, IDFields: []int{0, hist}, RecentFields: []int{hist},
 		DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}}
+	withPrior(b, p)
+	return b
+}
+
+// withPrior gives b (a testBundle: 3 movies, dim 4) the prior p: the
+// model's extra dimension, the table, and each movie's bias as the last
+// value of its vector.
+func withPrior(b *Bundle, p *Prior) {
 	b.Model.SetPrior(p.Tower())
 	b.Prior = p
 	vecs := make([]float32, 0, 3*5)
@@ -452,7 +460,6 @@ func fuzzBundle(tb testing.TB) *Bundle {
 		vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), p.Bias[i])
 	}
 	b.Vectors, b.Manifest.Dim = vecs, 5
-	return b
 }
 
 // FuzzDecode replaces one file of a saved artifact (the manifest
@@ -518,13 +525,7 @@ func FuzzDecode(f *testing.F) {
 func TestSaveLoadPrior(t *testing.T) {
 	t.Parallel()
 	b := testBundle(t)
-	b.Model.SetPrior(&tower.Prior{Weight: 0.3, ColdWeight: 1, DefaultBias: -9, IDFields: []int{0}})
-	b.Prior = &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}}
-	vecs := make([]float32, 0, 3*5)
-	for i := range 3 {
-		vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), b.Prior.Bias[i])
-	}
-	b.Vectors, b.Manifest.Dim = vecs, 5
+	withPrior(b, &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, HalfLifeDays: 7, Now: time.Unix(1e9, 0).UTC(), Ratings: 3, Bias: []float32{-1, -2, -9}})
 	dir := filepath.Join(t.TempDir(), "model")
 	if err := Save(dir, b); err != nil {
 		t.Fatal(err)
@@ -567,14 +568,7 @@ func TestSaveLoadFeatureShare(t *testing.T) {
 	t.Parallel()
 	save := func(share float32) (string, *Bundle) {
 		b := testBundle(t)
-		p := &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, FeatureShare: share, Now: time.Unix(1e9, 0).UTC(), Bias: []float32{-1, -2, -9}}
-		b.Model.SetPrior(p.Tower())
-		b.Prior = p
-		vecs := make([]float32, 0, 3*5)
-		for i := range 3 {
-			vecs = append(append(vecs, b.Vectors[i*4:(i+1)*4]...), p.Bias[i])
-		}
-		b.Vectors, b.Manifest.Dim = vecs, 5
+		withPrior(b, &Prior{Weight: 0.3, ColdWeight: 1, IDFields: []int{0}, DefaultBias: -9, FeatureShare: share, Now: time.Unix(1e9, 0).UTC(), Bias: []float32{-1, -2, -9}})
 		dir := filepath.Join(t.TempDir(), "model")
 		if err := Save(dir, b); err != nil {
 			t.Fatal(err)
