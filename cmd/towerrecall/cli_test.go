@@ -247,6 +247,16 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 			t.Fatalf("%s rewrote the artifact", tc.name)
 		}
 	}
+	// A stop asked for (main's first SIGINT) before prior writes leaves the
+	// artifact as it was.
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := cliCtx(stopped, "prior", "--model", model, "--data", data, "--ratings", ratings); err == nil || !strings.Contains(err.Error(), "interrupted, nothing written") {
+		t.Errorf("prior after a stop: err = %v", err)
+	}
+	if manifest() != before {
+		t.Fatal("prior after a stop rewrote the artifact")
+	}
 	out, err := cli("prior", "--model", model, "--data", data, "--ratings", ratings)
 	if err != nil || !strings.Contains(out, "prior recounted from") {
 		t.Fatalf("prior with the model's own data: %q, %v", out, err)
@@ -457,6 +467,17 @@ func TestSynthKeepsExistingData(t *testing.T) {
 	if after, err := os.ReadFile(filepath.Join(dir, "ratings.dat")); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("ratings.dat changed (%v)", err)
 	}
+	// A stop asked for (main's first SIGINT) before the files are written
+	// writes none.
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := filepath.Join(t.TempDir(), "stopped")
+	if _, err := cliCtx(stopped, "data", "synth", "--dir", other, "--movies", "20", "--users", "10", "--ratings", "50"); err == nil || !strings.Contains(err.Error(), "interrupted, nothing written") {
+		t.Errorf("synth after a stop: err = %v", err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("synth after a stop left %s (%v)", other, err)
+	}
 }
 
 // TestTrainSplitFiles: a split file is read once (a pipe works, and its
@@ -553,9 +574,12 @@ func writeRatings(t *testing.T, dir string, files map[string][]movielens.Rating)
 
 // cli runs the command line in-process with an empty environment and
 // returns its standard output.
-func cli(args ...string) (string, error) {
+func cli(args ...string) (string, error) { return cliCtx(context.Background(), args...) }
+
+// cliCtx is cli with the context main's signal handling would pass.
+func cliCtx(ctx context.Context, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), append([]string{"towerrecall"}, args...), nil, &stdout, &stderr)
+	err := run(ctx, append([]string{"towerrecall"}, args...), nil, &stdout, &stderr)
 	return stdout.String(), err
 }
 

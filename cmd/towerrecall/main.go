@@ -33,6 +33,17 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// interrupted is the error of a command whose context a signal ended
+// (main's first SIGINT or SIGTERM): checked before a command writes its
+// output, so a stop asked for late never replaces a good artifact or
+// dataset.
+func interrupted(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted, nothing written: %w", err)
+	}
+	return nil
+}
+
 const usage = `towerrecall — two-tower recall for MovieLens
 
 Usage:

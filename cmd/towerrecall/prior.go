@@ -70,6 +70,9 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		rs = append(rs, r...)
 	}
+	if err := interrupted(ctx); err != nil {
+		return err
+	}
 	c := config.Default()
 	before := b.Prior.Ratings
 	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries, time.Now()); err != nil {
@@ -77,6 +80,9 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if b.Prior.Ratings < before {
 		fmt.Fprintf(stderr, "prior: warning: %d ratings counted, %d before: --ratings should list every rating known now\n", b.Prior.Ratings, before)
+	}
+	if err := interrupted(ctx); err != nil {
+		return err
 	}
 	if err := artifact.Save(*out, b); err != nil {
 		return err

@@ -250,6 +250,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if err := interrupted(ctx); err != nil {
+		return err
+	}
 	if err := artifact.Save(*out, b); err != nil {
 		return err
 	}
@@ -433,7 +436,7 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 	case len(args) > 0 && args[0] == "download":
 		return runDownload(ctx, args[1:], getenv, stdout, stderr)
 	case len(args) > 0 && args[0] == "synth":
-		return runSynth(args[1:], stdout, stderr)
+		return runSynth(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprintf(stdout, "Usage:\n  %s\n", dataSynopsis)
 		return flag.ErrHelp
@@ -467,7 +470,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 }
 
 // runSynth writes movielens.Synth's catalogue as an ML-1M directory.
-func runSynth(args []string, stdout, stderr io.Writer) error {
+func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("data synth", flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory to write users.dat, movies.dat and ratings.dat into (required)")
 	movies := fs.Int("movies", 0, "catalogue size (required)")
@@ -483,6 +486,9 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	}
 	ds, err := movielens.Synth(movielens.SynthOptions{Movies: *movies, Users: *users, Ratings: *ratings}, *seed)
 	if err != nil {
+		return err
+	}
+	if err := interrupted(ctx); err != nil {
 		return err
 	}
 	if err := movielens.WriteML1M(*dir, ds); err != nil {

@@ -140,6 +140,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			return nil, err
 		}
 	}
+	if err := ctx.Err(); err != nil { // the graph build below does not stop
+		return nil, err
+	}
 	b := servedBundle(in, ix, rc, fitted, opts)
 	hp := HNSWParams(cfg.Serve)
 	if cfg.Train.Workers == 1 {
