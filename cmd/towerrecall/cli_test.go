@@ -294,6 +294,8 @@ func TestEvalChecksItsFiles(t *testing.T) {
 		{"test is the validation file", "train.dat", "", "valid.dat", nil,
 			fmt.Sprintf("the test ratings repeat %d of %d (user, movie) pairs the model was trained on", len(valid), len(valid))},
 		{"train and valid in one file", "older.dat", "", "test.dat", nil, ""},
+		{"valid is the train file", "train.dat", "train.dat", "test.dat", nil,
+			fmt.Sprintf("the validation ratings repeat %d of %d (user, movie) pairs", len(train), len(train))},
 		{"valid left out", "train.dat", "", "test.dat", []string{fmt.Sprintf("trained on %d (user, movie) pairs that --train and --valid do not hold", len(valid))}, ""},
 		{"a train file with more", "wider.dat", "", "later.dat", []string{fmt.Sprintf("hold %d (user, movie) pairs the model was not trained on", half)}, ""},
 	} {
