@@ -374,6 +374,31 @@ func TestSplitsNeedNoRatingsFile(t *testing.T) {
 	}
 }
 
+// TestPriorOnDemo: a model trained with --data demo has its prior
+// recounted with --data demo too, as train, eval and serve take it.
+func TestPriorOnDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", "demo", "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := artifact.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Prior == nil {
+		t.Skip("validation chose no prior on the demo")
+	}
+	writeRatings(t, dir, map[string][]movielens.Rating{"all.dat": movielens.Demo(1).Ratings})
+	if out, err := cli("prior", "--model", model, "--data", "demo", "--ratings", filepath.Join(dir, "all.dat")); err != nil || !strings.Contains(out, "prior recounted from") {
+		t.Errorf("prior --data demo: %q, %v", out, err)
+	}
+}
+
 // TestTrainKeepsSecretsOut: the manifest records the settings that made
 // the model, never the serve section, whose catalogue token is a secret
 // (it sits on a volume every replica reads).

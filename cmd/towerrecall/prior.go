@@ -20,7 +20,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("prior", flag.ContinueOnError)
 	var (
 		modelDir = fs.String("model", "var/model", "artifact directory with a popularity prior")
-		dataDir  = fs.String("data", "", "MovieLens directory with the users and movies")
+		dataDir  = fs.String("data", "", `MovieLens directory with the users and movies, or "demo" for the built-in demo catalogue`)
 		ratings  = fs.String("ratings", "", "comma-separated ratings files: every rating known now")
 		out      = fs.String("out", "", "artifact directory to write (default: --model, replaced atomically)")
 	)
@@ -46,7 +46,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if b.Prior == nil {
 		return fmt.Errorf("prior: %s has no popularity prior to recount (validation chose none, or the model is pointwise)", *modelDir)
 	}
-	ds, err := movielens.LoadCatalog(*dataDir) // the ratings come from --ratings
+	ds, err := loadCatalog(*dataDir) // the ratings come from --ratings
 	if err != nil {
 		return err
 	}
@@ -89,4 +89,15 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s, version %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), b.Manifest.Version, *out)
 	return nil
+}
+
+// loadCatalog reads the users and movies of a --data value, the demo
+// catalogue included, without its ratings.
+func loadCatalog(dir string) (*movielens.Dataset, error) {
+	if dir != demoDataDir {
+		return movielens.LoadCatalog(dir)
+	}
+	ds := movielens.Demo(1)
+	ds.Ratings = nil
+	return ds, nil
 }
