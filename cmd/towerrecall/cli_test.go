@@ -632,3 +632,24 @@ func TestDemoWithSplitFiles(t *testing.T) {
 		t.Errorf("metrics %v without a --test file", b.Manifest.Metrics)
 	}
 }
+
+// TestWithFlags: a configuration error says which flag set a key only
+// when it names that key.
+func TestWithFlags(t *testing.T) {
+	t.Parallel()
+	flags := map[string]string{"epochs": "train.epochs", "seed": "train.seed"}
+	given := map[string]bool{"epochs": true, "seed": true}
+	for _, tc := range []struct {
+		err, want string
+	}{
+		{"train.epochs: -3 is not ≥ 1", "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
+		{`TOWERRECALL_DEMO: "maybe" is not a boolean`, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
+	} {
+		if got := withFlags(errors.New(tc.err), given, flags).Error(); got != tc.want {
+			t.Errorf("withFlags(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	if withFlags(nil, given, flags) != nil {
+		t.Error("withFlags(nil) is not nil")
+	}
+}

@@ -145,12 +145,15 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 }
 
 // withFlags adds to a configuration error which of the given flags set
-// which keys (flags: flag name → the key it sets), so a bad flag value is
-// recognisable in an error that names the key.
+// which of the keys it names (flags: flag name → the key it sets), so a
+// bad flag value is recognisable in an error that names the key.
 func withFlags(err error, given map[string]bool, flags map[string]string) error {
+	if err == nil {
+		return nil
+	}
 	var set []string
 	for name, key := range flags {
-		if given[name] {
+		if given[name] && strings.Contains(err.Error(), key) {
 			set = append(set, "--"+name+" sets "+key)
 		}
 	}
