@@ -286,9 +286,9 @@ func extract(f *zip.File, path string, limit int64) (int64, error) {
 	return n, nil
 }
 
-// complete checks that dir holds every file of layout want. A missing or
-// empty dir gives an error wrapping os.ErrNotExist; a dir without that
-// dataset or with files missing gives another error.
+// complete checks that dir holds a dataset of layout want that loads. A
+// missing or empty dir gives an error wrapping os.ErrNotExist; a dir
+// without that dataset, with files missing or damaged gives another error.
 func complete(dir string, want Layout) error {
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -309,6 +309,9 @@ func complete(dir string, want Layout) error {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 			return fmt.Errorf("%s exists but lacks %s or it is empty; remove the directory to download again", dir, f)
 		}
+	}
+	if _, err := LoadDir(dir); err != nil { // a damaged copy is not a finished download
+		return fmt.Errorf("%s exists but does not load (%w); remove the directory to download again", dir, err)
 	}
 	return nil
 }

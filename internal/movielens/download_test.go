@@ -270,6 +270,15 @@ func TestDownloadIncompleteTarget(t *testing.T) {
 		t.Fatalf("empty ratings.dat: error = %v", err)
 	}
 
+	// So is one whose files do not parse (a damaged copy).
+	files = ml1mFiles()
+	files["users.dat"] = "x\n"
+	dir = withTarget(t, "ml-1m", files)
+	if _, err := Download(context.Background(), srv.Client(), spec, dir); err == nil || !strings.Contains(err.Error(), "exists but does not load") {
+		t.Fatalf("damaged users.dat: error = %v", err)
+	}
+	files = ml1mFiles()
+
 	// And one holding two datasets says so.
 	maps.Copy(files, ml100kFiles())
 	dir = withTarget(t, "ml-1m", files)
