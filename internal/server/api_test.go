@@ -71,6 +71,9 @@ func TestRecallBatch(t *testing.T) {
 		{`{}`, "requests"},
 		{`{"requests":[` + strings.Repeat(`{"user":{}},`, 6) + `{"user":{}}]}`, "requests"},
 		{`{"requests":[{"user":{}}],"requests":[{"user":{}}]}`, "requests"},
+		// A repeated name in an entry comes first: the top-level repeat is
+		// still the batch's problem.
+		{`{"requests":[{"user":{},"k":1,"k":2}],"requests":[{"user":{}}]}`, "requests"},
 		{`{"requests":{"user":{}}}`, "requests"},
 		{`{"requests":[{"user":{}}],"k":3}`, "k"},
 	} {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,12 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 	if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok && errors.Is(err, jsontext.ErrDuplicateName) &&
 		strings.HasPrefix(string(se.JSONPointer), "/requests/") {
 		// A repeated name inside an entry is that entry's problem (its own
-		// decoding refuses it), not the batch's.
+		// decoding refuses it), not the batch's; one at the top level,
+		// which allowing repeats would let through, still is.
+		if name, ok := repeatedMember(raw); ok {
+			s.fail(w, r, invalid(name, "member "+quote(name)+" appears more than once"))
+			return
+		}
 		body = batchBody{}
 		err = json.Unmarshal(raw, &body, json.RejectUnknownMembers(true), jsontext.AllowDuplicateNames(true))
 	}
@@ -180,4 +186,29 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 	allow := strings.Join(allowed, ", ")
 	w.Header().Set("Allow", allow)
 	s.fail(w, r, &apiError{code: codeMethod, detail: "method " + quote(r.Method) + " is not allowed here; use " + allow})
+}
+
+// repeatedMember returns a member name that the top-level object of body,
+// valid JSON, gives twice.
+func repeatedMember(body []byte) (string, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", false
+		}
+		name := tok.String()
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		if err := dec.SkipValue(); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
