@@ -259,10 +259,19 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 	h.Set("ETag", a.etag)
 	// Only If-None-Match (the 304) applies: the files are small, and
 	// ServeContent would answer a bad Range or If-Match with a 416 or 412
-	// that is not a problem.
+	// that is not a problem. So ranges are not offered either.
 	r = r.Clone(r.Context())
 	for _, k := range []string{"Range", "If-Range", "If-Match", "If-Unmodified-Since"} {
 		r.Header.Del(k)
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(a.body))
+	http.ServeContent(noRanges{w}, r, name, time.Time{}, bytes.NewReader(a.body))
+}
+
+// noRanges drops the Accept-Ranges: bytes that http.ServeContent always
+// adds, since serveAsset does not honour Range.
+type noRanges struct{ http.ResponseWriter }
+
+func (w noRanges) WriteHeader(code int) {
+	w.Header().Del("Accept-Ranges")
+	w.ResponseWriter.WriteHeader(code)
 }

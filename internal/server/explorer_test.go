@@ -179,6 +179,9 @@ func TestExplorerPage(t *testing.T) {
 			if rw.Code != http.StatusOK || rw.Body.Len() != w.Body.Len() {
 				t.Errorf("GET %s %s: %s: %d, %d bytes, want 200 and the file", path, k, v, rw.Code, rw.Body.Len())
 			}
+			if ar := rw.Header().Get("Accept-Ranges"); ar != "" {
+				t.Errorf("GET %s: Accept-Ranges %q for a server that ignores Range", path, ar)
+			}
 		}
 	}
 	for _, path := range []string{"/explorer/nope.js", "/explorer/index.html", "/explorer/"} {
