@@ -83,6 +83,14 @@ func TestCatalogueEndpoints(t *testing.T) {
 		{name: "similar id text", method: "GET", path: "/movies/toy/similar", want: 400, wantField: "movie_id"},
 		{name: "similar id not UTF-8", method: "GET", path: "/movies/%FF/similar", want: 400, wantField: "movie_id"},
 		{name: "no route, path not UTF-8", method: "GET", path: "/%FF", want: 404},
+		{name: "no route, encoded", method: "GET", path: "/mov%69es", want: 404, // routes match the path as sent
+			check: func(t *testing.T, body []byte) {
+				var p problem
+				mustJSON(t, body, &p)
+				if !strings.Contains(p.Detail, `"/mov%69es"`) {
+					t.Errorf("detail %q does not name the path as sent", p.Detail)
+				}
+			}},
 		{name: "similar k 0", method: "GET", path: "/movies/5/similar?k=0", want: 400, wantField: "k"},
 		{name: "similar k 101", method: "GET", path: "/movies/5/similar?k=101", want: 400, wantField: "k"},
 		{name: "similar unknown parameter", method: "GET", path: "/movies/5/similar?limit=3", want: 400, wantField: "limit"},

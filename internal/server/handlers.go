@@ -160,7 +160,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, &apiError{code: codeNotFound, detail: "no route " + quote(r.URL.Path)})
+	// The path as sent: routes match it undecoded, so /mov%69es is not /movies.
+	s.fail(w, r, &apiError{code: codeNotFound, detail: "no route " + quote(r.URL.EscapedPath())})
 }
 
 // handleMethodNotAllowed answers 405 with the Allow header, which chi only
