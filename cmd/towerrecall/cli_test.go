@@ -470,6 +470,17 @@ func TestObjectiveFlagOverridesFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "model.rating_head") || !strings.Contains(err.Error(), "--objective pointwise starts from that recipe's preset; "+file) {
 		t.Errorf("--objective pointwise over rating_head: false: err = %v", err)
 	}
+	// In a file, the objective is softmax or pointwise: a preset name (or a
+	// misspelling) is refused naming the file, before any preset applies.
+	for _, o := range []string{"random-split", "Softmax"} {
+		if err := os.WriteFile(file, []byte("train:\n  objective: "+o+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cli("train", "--data", "demo", "--config", file, "--out", filepath.Join(dir, "bad"))
+		if err == nil || !strings.Contains(err.Error(), "config "+file+": train.objective is softmax or pointwise, got \""+o+"\"") {
+			t.Errorf("train.objective: %s in a file: err = %v", o, err)
+		}
+	}
 }
 
 // data synth writes into a new or empty directory only: a second run into

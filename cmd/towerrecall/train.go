@@ -113,7 +113,11 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 			if err != nil {
 				return config.Config{}, err
 			}
-			objective = peek.Train.Objective
+			// The file's objective picks the base recipe (pointwise: the
+			// reference one); presets are --objective values only.
+			if objective = peek.Train.Objective; objective != "softmax" && objective != "pointwise" {
+				return config.Config{}, fmt.Errorf("config %s: train.objective is softmax or pointwise, got %q (a preset such as recent-history is an --objective value)", path, objective)
+			}
 		}
 	}
 	c, err := config.Preset(objective)
