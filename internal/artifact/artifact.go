@@ -413,9 +413,11 @@ func Save(dir string, b *Bundle) (err error) {
 }
 
 // CheckWritable reports early whether Save(dir, ...) can succeed: dir is
-// absent, an empty directory or an artifact, and its parent takes a new
-// directory. Training calls it first so that a bad --out fails in a second,
-// not after the training run.
+// absent, an empty directory or an artifact, and the nearest existing
+// directory above it takes a new directory (Save creates the missing ones;
+// this creates nothing, so a run that fails later leaves no trace).
+// Training calls it first so that a bad --out fails in a second, not after
+// the training run.
 func CheckWritable(dir string) error {
 	if dir == "" {
 		return errors.New("artifact: no output directory (an empty path would mean the current one)")
@@ -428,8 +430,15 @@ func CheckWritable(dir string) error {
 		return fmt.Errorf("artifact: %w", err)
 	}
 	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("artifact: %w", err)
+	for {
+		fi, err := os.Stat(parent)
+		if err == nil && !fi.IsDir() {
+			return fmt.Errorf("artifact: %s is not a directory", parent)
+		}
+		if err == nil || !errors.Is(err, os.ErrNotExist) || filepath.Dir(parent) == parent {
+			break // os.MkdirTemp reports any other problem
+		}
+		parent = filepath.Dir(parent)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-")
 	if err != nil {

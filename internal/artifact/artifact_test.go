@@ -725,6 +725,25 @@ func TestSaveRemovesStaleTemporaries(t *testing.T) {
 	if err := CheckWritable(""); err == nil {
 		t.Error("CheckWritable accepted an empty path")
 	}
+	// Missing parents are checked at the nearest one that exists, and not
+	// created: Save makes them.
+	deep := filepath.Join(t.TempDir(), "a", "b", "model")
+	if err := CheckWritable(deep); err != nil {
+		t.Errorf("CheckWritable(%s): %v", deep, err)
+	}
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(deep))); !os.IsNotExist(err) {
+		t.Errorf("CheckWritable created %s (%v)", filepath.Dir(filepath.Dir(deep)), err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWritable(filepath.Join(file, "sub", "model")); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("CheckWritable under a file: %v", err)
+	}
+	if err := Save(deep, testBundle(t)); err != nil {
+		t.Errorf("Save(%s) after the check: %v", deep, err)
+	}
 }
 
 // TestSaveThroughSymlink: an artifact saved to a symbolic link (a

@@ -84,13 +84,20 @@ func Download(ctx context.Context, client *http.Client, spec Source, dir string)
 	return target, nil
 }
 
-func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, target string, maxBytes int64) error {
+func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, target string, maxBytes int64) (err error) {
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
 		return fmt.Errorf("bad pinned sha256 %q", spec.SHA256)
 	}
 	if client == nil {
 		client = http.DefaultClient
+	}
+	if _, statErr := os.Stat(dir); errors.Is(statErr, os.ErrNotExist) {
+		defer func() {
+			if err != nil {
+				os.Remove(dir) // made for this download; only if it stayed empty
+			}
+		}()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

@@ -74,10 +74,11 @@ func sum(b []byte) string {
 }
 
 // entries lists what is left in dir.
+// entries lists dir's names; a dir that does not exist has none.
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	var names []string
@@ -202,6 +203,14 @@ func TestDownloadOffline(t *testing.T) {
 	}
 	if left := entries(t, dir); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+	// A directory made for the download goes too.
+	made := filepath.Join(dir, "new")
+	if _, err := Download(context.Background(), nil, Source{Name: "ml-1m", URL: url, SHA256: strings.Repeat("0", 64)}, made); err == nil {
+		t.Fatal("offline download succeeded")
+	}
+	if _, err := os.Stat(made); !os.IsNotExist(err) {
+		t.Errorf("%s left behind (%v)", made, err)
 	}
 }
 
