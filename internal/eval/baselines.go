@@ -138,15 +138,6 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 	return e, nil
 }
 
-// Weight returns B's weight from movie a to movie b (0 for a movie
-// without train ratings).
-func (e *EASE) Weight(a, b int32) float32 {
-	pa, pb := e.pos[a], e.pos[b]
-	if pa < 0 || pb < 0 {
-		return 0
-	}
-	return e.w[int(pa)*len(e.active)+int(pb)]
-}
 
 // Scorer scores user u from history[u] (their movies, by index); a user
 // without one is scored by fallback (popularity, in the published tables).

@@ -128,3 +128,13 @@ func TestEASEEvaluate(t *testing.T) {
 		t.Errorf("popularity recall@1 = %g, want 0.5", m["recall@1"])
 	}
 }
+
+// Weight returns B's weight from movie a to movie b (0 for a movie
+// without train ratings), for the tests.
+func (e *EASE) Weight(a, b int32) float32 {
+	pa, pb := e.pos[a], e.pos[b]
+	if pa < 0 || pb < 0 {
+		return 0
+	}
+	return e.w[int(pa)*len(e.active)+int(pb)]
+}
