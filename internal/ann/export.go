@@ -11,7 +11,7 @@ import (
 
 // Export writes the native format (native.go). The version-1 format below
 // is still read, so that artifacts written before it keep loading, and
-// written by exportLibrary for the tests:
+// written only by the tests (exportLibrary, v1format_test.go):
 //
 //	magic "TRANNHX1" | uint32 nodes | uint32 dim | uint64 vector fingerprint
 //	uint8 build (0) | uint32 M | uint32 M0 | float64 Ml | uint32 EfConstruction | uint64 Seed
@@ -36,36 +36,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // as they are in memory, deterministic byte for byte for a given graph)
 // with the construction parameters.
 func (h *HNSW) Export(w io.Writer) error { return h.exportNative(w) }
-
-// exportLibrary writes the version-1 format: the graph in coder/hnsw's
-// Export format.
-func (h *HNSW) exportLibrary(w io.Writer) error {
-	blob := encodeGraph(h.g, h.augmenter())
-	b := []byte(exportMagic)
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.g.n))
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.exact.dim))
-	b = binary.LittleEndian.AppendUint64(b, h.vsum)
-	b = append(b, 0) // build
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M))
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.M0))
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(h.p.Ml))
-	b = binary.LittleEndian.AppendUint32(b, uint32(h.p.EfConstruction))
-	b = binary.LittleEndian.AppendUint64(b, h.p.Seed)
-	b = binary.LittleEndian.AppendUint32(b, 1) // graphs
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(blob)))
-	crc := crc32.Update(0, castagnoli, b)
-	crc = crc32.Update(crc, castagnoli, blob)
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("ann: export: %w", err)
-	}
-	if _, err := w.Write(blob); err != nil {
-		return fmt.Errorf("ann: export: %w", err)
-	}
-	if _, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc)); err != nil {
-		return fmt.Errorf("ann: export: %w", err)
-	}
-	return nil
-}
 
 // ImportHNSW reads what Export wrote for the same vectors, in the native
 // format or in the version-1 format of earlier releases. The construction

@@ -31,54 +31,6 @@ const (
 	maxDegree          = 1024
 )
 
-// encodeGraph writes g in the library format, taking each node's vector
-// from a. Nodes and neighbours are written in key order so the bytes are
-// deterministic: a graph imported and exported again gives the same bytes.
-func encodeGraph(g *graph, a augmenter) []byte {
-	d1 := a.dim + 1
-	var perLayer [maxLayers]int
-	for _, l := range g.levels {
-		for li := 0; li <= int(l); li++ {
-			perLayer[li]++
-		}
-	}
-	size := 64
-	for li := 0; li <= g.top; li++ {
-		size += perLayer[li] * (8 + 4*d1)
-	}
-	b := make([]byte, 0, size+4*len(g.base)+4*len(g.upper))
-	b = binary.AppendVarint(b, libEncodingVersion)
-	b = binary.AppendVarint(b, int64(g.m))
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(g.ml))
-	b = binary.AppendVarint(b, int64(g.efSearch))
-	b = binary.AppendVarint(b, int64(len("cosine")))
-	b = append(b, "cosine"...)
-	b = binary.AppendVarint(b, int64(g.top+1))
-	row := make([]float32, d1)
-	var nb []int32
-	for li := 0; li <= g.top; li++ {
-		b = binary.AppendVarint(b, int64(perLayer[li]))
-		for key := range int32(g.n) {
-			if int(g.levels[key]) < li {
-				continue
-			}
-			b = binary.LittleEndian.AppendUint32(b, uint32(key))
-			b = binary.AppendVarint(b, int64(d1))
-			a.rowTo(row, key)
-			for _, x := range row {
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
-			}
-			nb = append(nb[:0], g.links(key, li)...)
-			slices.Sort(nb)
-			b = binary.AppendVarint(b, int64(len(nb)))
-			for _, v := range nb {
-				b = binary.LittleEndian.AppendUint32(b, uint32(v))
-			}
-		}
-	}
-	return b
-}
-
 // decoder reads the library format from a byte slice with bounds checks.
 type decoder struct {
 	b   []byte
