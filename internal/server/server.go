@@ -45,7 +45,7 @@ type Recaller interface {
 	// and return once the change is durable and visible. A genre the
 	// model does not know is a *recall.Error (400), deleting a movie it
 	// does not have a *recall.UnknownMovieError (404), a journal failure
-	// a *recall.JournalError (500, logged).
+	// a *recall.JournalError (503 journal-unavailable, logged).
 	PutMovie(ctx context.Context, m recall.Movie) (recall.PutResult, error)
 	DeleteMovie(ctx context.Context, id movielens.MovieID) (recall.DeleteResult, error)
 }
