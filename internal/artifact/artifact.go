@@ -438,6 +438,9 @@ func CheckWritable(dir string) error {
 		if err == nil || !errors.Is(err, os.ErrNotExist) || filepath.Dir(parent) == parent {
 			break // os.MkdirTemp reports any other problem
 		}
+		if _, lerr := os.Lstat(parent); lerr == nil { // a link to nothing: Save could not make it a directory
+			return fmt.Errorf("artifact: %s is a symbolic link whose target is missing", parent)
+		}
 		parent = filepath.Dir(parent)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-")

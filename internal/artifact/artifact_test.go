@@ -782,4 +782,7 @@ func TestSaveThroughSymlink(t *testing.T) {
 	if err := CheckWritable(dangling); err == nil {
 		t.Error("CheckWritable accepted a dangling link")
 	}
+	if err := CheckWritable(filepath.Join(dangling, "model")); err == nil || !strings.Contains(err.Error(), "target is missing") {
+		t.Errorf("CheckWritable under a dangling link: %v", err)
+	}
 }

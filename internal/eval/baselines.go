@@ -138,7 +138,6 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 	return e, nil
 }
 
-
 // Scorer scores user u from history[u] (their movies, by index); a user
 // without one is scored by fallback (popularity, in the published tables).
 // Movies without train ratings score −Inf.

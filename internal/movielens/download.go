@@ -92,13 +92,22 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	if client == nil {
 		client = http.DefaultClient
 	}
-	if _, statErr := os.Stat(dir); errors.Is(statErr, os.ErrNotExist) {
-		defer func() {
-			if err != nil {
-				os.Remove(dir) // made for this download; only if it stayed empty
-			}
-		}()
+	// The directories made for this download go again if it fails (each
+	// only if it stayed empty).
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) || filepath.Dir(d) == d {
+			break
+		}
+		made = append(made, d) // deepest first
 	}
+	defer func() {
+		if err != nil {
+			for _, d := range made {
+				os.Remove(d)
+			}
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/towerrecall/towerrecall/internal/artifact"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
