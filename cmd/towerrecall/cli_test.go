@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -651,16 +652,68 @@ func TestWithFlags(t *testing.T) {
 	flags := map[string]string{"epochs": "train.epochs", "seed": "train.seed"}
 	given := map[string]bool{"epochs": true, "seed": true}
 	for _, tc := range []struct {
-		err, want string
+		err  error
+		want string
 	}{
-		{"train.epochs: -3 is not ≥ 1", "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
-		{`TOWERRECALL_DEMO: "maybe" is not a boolean`, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
+		{invalidConfig{errors.New("train.epochs: -3 is not ≥ 1")}, "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
+		{invalidConfig{errors.New(`TOWERRECALL_DEMO: "maybe" is not a boolean`)}, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
+		// A file's value that the flag would have replaced: not the flag's doing.
+		{errors.New("config f.yaml: line 2: train.epochs: abc is not an integer"), "config f.yaml: line 2: train.epochs: abc is not an integer"},
 	} {
-		if got := withFlags(errors.New(tc.err), given, flags).Error(); got != tc.want {
+		if got := withFlags(tc.err, given, flags).Error(); got != tc.want {
 			t.Errorf("withFlags(%q) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 	if withFlags(nil, given, flags) != nil {
 		t.Error("withFlags(nil) is not nil")
+	}
+}
+
+// cancelAt is a log writer that cancels a context when the n-th line
+// containing match is written: a signal that arrives at that moment.
+type cancelAt struct {
+	match  string
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAt) Write(p []byte) (int, error) {
+	if c.n -= strings.Count(string(p), c.match); c.n == 0 {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestTrainStopsLate: a stop asked for after the last epoch (main's first
+// SIGINT while the index is built and the artifact assembled) exits with
+// an error and leaves the previous artifact as it was.
+func TestTrainStopsLate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains demo models")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	model, cfg := filepath.Join(dir, "model"), filepath.Join(dir, "train.yaml")
+	if err := os.WriteFile(cfg, []byte("train:\n  candidates: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"train", "--data", "demo", "--config", cfg, "--out", model, "--epochs", "1", "--log-format", "json"}
+	if _, err := cli(args...); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(model, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One epoch selects, one refits: the second epoch line is the last.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &cancelAt{match: `"message":"epoch"`, n: 2, cancel: cancel}
+	err = run(ctx, append([]string{"towerrecall"}, args...), nil, io.Discard, logs)
+	if err == nil || !errors.Is(err, context.Canceled) || logs.n != 0 {
+		t.Fatalf("train stopped after its last epoch: err = %v (epoch lines left to see: %d)", err, logs.n)
+	}
+	if after, err := os.ReadFile(filepath.Join(model, "manifest.json")); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the artifact was replaced (%v)", err)
 	}
 }

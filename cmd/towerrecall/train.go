@@ -141,19 +141,26 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 	}
 	if err := c.Validate(); err != nil {
 		if fromFlag && raw != nil {
-			return c, fmt.Errorf("%w\n(--objective %s starts from that recipe's preset; %s sets every key it lists over it)", err, objective, path)
+			err = fmt.Errorf("%w\n(--objective %s starts from that recipe's preset; %s sets every key it lists over it)", err, objective, path)
 		}
-		return c, err
+		return c, invalidConfig{err}
 	}
 	return c, nil
 }
 
-// withFlags adds to a configuration error which of the given flags set
-// which of the keys it names (flags: flag name → the key it sets), so a
-// bad flag value is recognisable in an error that names the key.
+// invalidConfig is a configuration that parsed but failed Validate, with
+// the flags applied: the only error a flag's value can have caused.
+type invalidConfig struct{ error }
+
+func (e invalidConfig) Unwrap() error { return e.error }
+
+// withFlags adds to a validation error (invalidConfig) which of the given
+// flags set which of the keys it names (flags: flag name → the key it
+// sets), so a bad flag value is recognisable in an error that names the
+// key. A file's or the environment's error is not the flags'.
 func withFlags(err error, given map[string]bool, flags map[string]string) error {
-	if err == nil {
-		return nil
+	if !errors.As(err, new(invalidConfig)) {
+		return err
 	}
 	var set []string
 	for name, key := range flags {
@@ -161,7 +168,7 @@ func withFlags(err error, given map[string]bool, flags map[string]string) error 
 			set = append(set, "--"+name+" sets "+key)
 		}
 	}
-	if err == nil || len(set) == 0 {
+	if len(set) == 0 {
 		return err
 	}
 	slices.Sort(set)
@@ -399,7 +406,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	bc := config.Default()
 	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
 	if err := bc.Validate(); err != nil {
-		return withFlags(err, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
+		return withFlags(invalidConfig{err}, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
 	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {

@@ -449,6 +449,14 @@ func fuzzBundle(tb testing.TB) *Bundle {
 	return b
 }
 
+// recentRows is b's stored recent movies, nil without them.
+func recentRows(b *Bundle) [][]int32 {
+	if b.Recent == nil {
+		return nil
+	}
+	return b.Recent.Movies
+}
+
 // withPrior gives b (a testBundle: 3 movies, dim 4) the prior p: the
 // model's extra dimension, the table, and each movie's bias as the last
 // value of its vector.
@@ -507,6 +515,19 @@ func FuzzDecode(f *testing.F) {
 		dim := b.Model.Dim()
 		if dim != mm.Dim || len(b.Vectors) != len(b.Movies)*dim || len(b.Seen) != len(b.Users) {
 			t.Fatalf("accepted: model dim %d, manifest %d, %d values for %d movies, %d histories for %d users", dim, mm.Dim, len(b.Vectors), len(b.Movies), len(b.Seen), len(b.Users))
+		}
+		if b.Prior != nil && len(b.Prior.Bias) != len(b.Movies) {
+			t.Fatalf("accepted: %d biases for %d movies", len(b.Prior.Bias), len(b.Movies))
+		}
+		if b.Recent != nil && len(b.Recent.Movies) != len(b.Users) {
+			t.Fatalf("accepted: %d recent histories for %d users", len(b.Recent.Movies), len(b.Users))
+		}
+		for _, rows := range [][][]int32{b.Seen, recentRows(b)} {
+			for u, ms := range rows {
+				if i := slices.IndexFunc(ms, func(m int32) bool { return m < 0 || int(m) >= len(b.Movies) }); i >= 0 {
+					t.Fatalf("accepted: user %d's movie index %d of %d movies", u, ms[i], len(b.Movies))
+				}
+			}
 		}
 		q := make([]float32, dim)
 		for _, in := range []feature.UserInput{{UserID: 1}, {UserID: 999, Gender: "M", Age: 30}, {}} {

@@ -72,10 +72,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if in.Dataset == nil || len(in.Train) == 0 {
 		return nil, errors.New("pipeline: no training ratings")
 	}
-	if err := heldOut("the validation ratings", in.Valid, in.Train); err != nil {
+	if err := heldOut("the validation ratings", "the model is fitted on", in.Valid, in.Train); err != nil {
 		return nil, err
 	}
-	if err := heldOut("the test ratings", in.Test, in.Train, in.Valid); err != nil {
+	if err := heldOut("the test ratings", "the model is fitted on", in.Test, in.Train, in.Valid); err != nil {
 		return nil, err
 	}
 	// The test ratings are scored at the end and choose nothing: no step
@@ -152,6 +152,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err != nil {
 		return nil, err
 	}
+	hp.BuildWorkers = 0 // how the graph was built, not part of it: the manifest records the graph's parameters
 	b.Manifest = manifest(cfg, in, b, fitted.res, hp, indexRecall, now().UTC())
 	b.Manifest.Training.Selection = &sel
 	if len(test) > 0 {
@@ -214,11 +215,11 @@ func servedBundle(in Inputs, ix *Index, rc candidate, f fitted, opts Options) *a
 }
 
 // heldOut refuses held-out ratings that repeat a (user, movie) pair of the
-// fitted ones: such a pair is scored on what the model saw. All of them
+// fitted ones (of says which, in the error): such a pair is scored on what the model saw. All of them
 // (the same file passed twice, or the wrong one) make every held-out score
 // meaningless; a few make validation optimistic and, in evaluation, a
 // positive that was removed from the candidates.
-func heldOut(what string, held []movielens.Rating, fitted ...[]movielens.Rating) error {
+func heldOut(what, of string, held []movielens.Rating, fitted ...[]movielens.Rating) error {
 	if len(held) == 0 {
 		return nil
 	}
@@ -238,7 +239,7 @@ func heldOut(what string, held []movielens.Rating, fitted ...[]movielens.Rating)
 			shared = append(shared, r)
 		}
 	}
-	return repeated(what, "the model is fitted on", shared, len(held))
+	return repeated(what, of, shared, len(held))
 }
 
 // trainedOn refuses test ratings the model was trained on, by the

@@ -275,3 +275,5 @@ func (w noRanges) WriteHeader(code int) {
 	w.Header().Del("Accept-Ranges")
 	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w noRanges) Unwrap() http.ResponseWriter { return w.ResponseWriter } // for http.ResponseController
