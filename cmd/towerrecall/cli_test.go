@@ -697,7 +697,10 @@ func TestTrainStopsLate(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("train:\n  candidates: []\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"train", "--data", "demo", "--config", cfg, "--out", model, "--epochs", "1", "--log-format", "json"}
+	// Without a test file, so that no evaluation (which checks the context
+	// too) runs after the last epoch.
+	writeRatings(t, dir, map[string][]movielens.Rating{"all.dat": movielens.Demo(1).Ratings})
+	args := []string{"train", "--data", "demo", "--train", filepath.Join(dir, "all.dat"), "--config", cfg, "--out", model, "--epochs", "1", "--log-format", "json"}
 	if _, err := cli(args...); err != nil {
 		t.Fatal(err)
 	}
