@@ -540,3 +540,24 @@ func TestLoadPanicRefused(t *testing.T) {
 		t.Errorf("serving %q after the refusal, want v1", info.Version)
 	}
 }
+
+// TestNextOffsetCap: next_offset names the next page while one passes the
+// filters and starts within MaxOffset; past it, none (the contract says so).
+func TestNextOffsetCap(t *testing.T) {
+	t.Parallel()
+	s, _ := loadedService(t, "exact", "v1", MaxOffset+100, 3)
+	for _, tc := range []struct{ offset, k, items, next int }{
+		{MaxOffset - 40, 20, 20, MaxOffset - 20},
+		{MaxOffset - 20, 20, 20, MaxOffset},
+		{MaxOffset - 10, 20, 20, 0}, // the next page would start past MaxOffset
+		{MaxOffset, 100, 100, 0},    // the catalogue's end
+	} {
+		res, err := s.Recall(context.Background(), Request{User: User{}, K: tc.k, Offset: tc.offset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Items) != tc.items || res.NextOffset != tc.next {
+			t.Errorf("offset %d, k %d: %d items, next_offset %d; want %d, %d", tc.offset, tc.k, len(res.Items), res.NextOffset, tc.items, tc.next)
+		}
+	}
+}
