@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -267,7 +268,7 @@ func (s Serve) JournalPath() string {
 	if s.CatalogJournal != "" {
 		return s.CatalogJournal
 	}
-	return strings.TrimRight(s.Model, "/") + ".journal"
+	return filepath.Clean(s.Model) + ".journal" // beside the artifact directory, also for "model/" or "model/."
 }
 
 // Log configures logging.

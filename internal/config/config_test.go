@@ -341,6 +341,11 @@ func TestCatalogSettings(t *testing.T) {
 	if c.Serve.CatalogToken != "" || c.Serve.JournalPath() != "var/model.journal" {
 		t.Fatalf("defaults: token %q, journal %q", c.Serve.CatalogToken, c.Serve.JournalPath())
 	}
+	for _, model := range []string{"var/model/", "var/model/.", "var//model//"} { // never inside the artifact directory
+		if got := (Serve{Model: model}).JournalPath(); got != "var/model.journal" {
+			t.Errorf("model %q: journal %q, want var/model.journal", model, got)
+		}
+	}
 	env := map[string]string{"TOWERRECALL_CATALOG_TOKEN": "s3cret-token-0123456789", "TOWERRECALL_CATALOG_JOURNAL": "/data/j"}
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
