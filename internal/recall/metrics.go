@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "towerrecall_catalog_fsync_seconds", Help: "Time the catalogue journal's fsyncs take (one per group of concurrent changes).",
-			Buckets: prometheus.ExponentialBucketsRange(50e-6, 5, 16),
+			Buckets: []float64{50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, // round bounds, 1-2-5
 		}),
 	}
 	if reg == nil {

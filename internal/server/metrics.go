@@ -23,10 +23,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "towerrecall_http_request_duration_seconds",
 			Help: "Time to answer an HTTP request, by route pattern and method.",
-			// 10µs .. 10s in 19 steps of about ×2.15: a recall answered from
-			// the exact index takes tens of microseconds, a request cut off
-			// by the read or request timeout seconds.
-			Buckets: prometheus.ExponentialBucketsRange(10e-6, 10, 19),
+			// 10µs .. 10s in 1-2-5 steps: a recall answered from the exact
+			// index takes tens of microseconds, a request cut off by the
+			// read or request timeout seconds. Round bounds, so that a
+			// query on le="0.1" finds its series.
+			Buckets: []float64{10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10},
 		}, []string{"route", "method"}),
 		items: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "towerrecall_recall_items",

@@ -389,6 +389,7 @@ func TestMetricsExposeRequests(t *testing.T) {
 		`towerrecall_http_requests_total{method="DELETE",route="/movies/{movie_id}/similar",status="405"} 1`,
 		`towerrecall_http_requests_total{method="POST",route="/score",status="413"} 1`, // counted under its route
 		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="1e-05"}`,
+		`towerrecall_http_request_duration_seconds_bucket{method="POST",route="/recall",le="0.1"}`, // round bounds: SLO queries find them
 		`towerrecall_http_request_duration_seconds_count{method="POST",route="/recall"} 2`,
 		`towerrecall_recall_items_bucket{le="5"} 1`,
 		`towerrecall_recall_items_bucket{le="20"} 2`,
