@@ -203,7 +203,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          log.New(s.logger.With().Str("component", "http").Logger(), "", 0),
+		ErrorLog:          log.New(httpErrorLog{s.logger.With().Str("component", "http").Logger()}, "", 0),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -235,4 +235,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: serve: %w", err)
 	}
 	return nil
+}
+
+// httpErrorLog writes net/http's own error lines (accept failures such as
+// running out of file descriptors, a handler's panic) at error level: a
+// zerolog.Logger used as an io.Writer writes them without one, where
+// alerts on level=error miss them.
+type httpErrorLog struct{ l zerolog.Logger }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	w.l.Error().Msg(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -2,11 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -17,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
@@ -743,5 +747,20 @@ func TestRecallContentLength(t *testing.T) {
 		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%d items: headers %v", n, resp.Header)
 		}
+	}
+}
+
+// net/http's own error lines reach the log at error level.
+func TestHTTPErrorLogLevel(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := log.New(httpErrorLog{zerolog.New(&buf).With().Str("component", "http").Logger()}, "", 0)
+	l.Printf("http: Accept error: %s; retrying in 5ms", "too many open files")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%q: %v", buf.String(), err)
+	}
+	if line["level"] != "error" || line["component"] != "http" || line["message"] != "http: Accept error: too many open files; retrying in 5ms" {
+		t.Errorf("logged %v", line)
 	}
 }
