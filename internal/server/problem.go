@@ -163,8 +163,11 @@ func (s *Server) classify(err error) *apiError {
 
 // problem is the RFC 9457 body for e, a failure of request r.
 func (s *Server) problem(r *http.Request, e *apiError) problem {
-	if e.code == codeInternal || e.code == codeJournal {
+	switch e.code {
+	case codeInternal, codeJournal:
 		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg(string(e.code) + " error")
+	case codeTimeout: // the service's own slowness (a batch entry's too), not the client's
+		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg("request timeout")
 	}
 	status, title := describe(e.code)
 	// A request can carry bytes that are not UTF-8 (GET /%FF, a query

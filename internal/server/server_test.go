@@ -220,6 +220,9 @@ func TestRecallerErrors(t *testing.T) {
 			if logged := strings.Contains(ts.logs.String(), `"level":"error"`); logged != (tt.want == 500) {
 				t.Errorf("error logged = %v for status %d:\n%s", logged, tt.want, ts.logs)
 			}
+			if warned := strings.Contains(ts.logs.String(), `"level":"warn"`); warned != (tt.want == 504) {
+				t.Errorf("warning logged = %v for status %d:\n%s", warned, tt.want, ts.logs)
+			}
 		})
 	}
 }
