@@ -144,15 +144,15 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		return nil, err
 	}
 	b := servedBundle(in, ix, rc, fitted, opts)
-	hp := HNSWParams(cfg.Serve)
+	hp := HNSWParams(cfg.Serve) // the graph's parameters, as the manifest records them
+	build := hp
 	if cfg.Train.Workers == 1 {
-		hp.BuildWorkers = 1 // the graph too, so the whole artifact reproduces (else every core builds it)
+		build.BuildWorkers = 1 // the graph too, so the whole artifact reproduces (else every core builds it)
 	}
-	indexRecall, err := buildIndex(b, hp, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
+	indexRecall, err := buildIndex(b, build, servedQueries(b, in.Dataset.Users, cfg.Serve.SelfCheckQueries))
 	if err != nil {
 		return nil, err
 	}
-	hp.BuildWorkers = 0 // how the graph was built, not part of it: the manifest records the graph's parameters
 	b.Manifest = manifest(cfg, in, b, fitted.res, hp, indexRecall, now().UTC())
 	b.Manifest.Training.Selection = &sel
 	if len(test) > 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -163,11 +164,15 @@ func (s *Server) classify(err error) *apiError {
 
 // problem is the RFC 9457 body for e, a failure of request r.
 func (s *Server) problem(r *http.Request, e *apiError) problem {
+	var ev *zerolog.Event // the service's own failures; a client's are the access log's
 	switch e.code {
 	case codeInternal, codeJournal:
-		s.logger.Error().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg(string(e.code) + " error")
-	case codeTimeout: // the service's own slowness (a batch entry's too), not the client's
-		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg("request timeout")
+		ev = s.logger.Error()
+	case codeTimeout: // the service's own slowness (a batch entry's too)
+		ev = s.logger.Warn()
+	}
+	if ev != nil {
+		ev.Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg(string(e.code) + " error")
 	}
 	status, title := describe(e.code)
 	// A request can carry bytes that are not UTF-8 (GET /%FF, a query
