@@ -348,14 +348,21 @@ func TestServeDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(modelDir, artifact.ManifestFile), manifest, 0o644); err != nil {
+	// The manifest itself lands whole (written beside, then renamed, as
+	// copy tools do): a poll that read it half-written would log a second,
+	// different failure.
+	part := filepath.Join(dir, "manifest.part")
+	if err := os.WriteFile(part, manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(part, filepath.Join(modelDir, artifact.ManifestFile)); err != nil {
 		t.Fatal(err)
 	}
 	logs.waitLog(t, "reload refused; the previous model keeps serving", 30*time.Second)
 	time.Sleep(300 * time.Millisecond) // a few polls while the file is still wrong
 	// Two refusals at error level: the SIGHUP's above, and this one once.
-	if n := len(logs.logLines("reload refused; the previous model keeps serving")); n != 2 {
-		t.Errorf("%d refusals logged at error level, want 2 (a repeated failure is logged once)", n)
+	if lines := logs.logLines("reload refused; the previous model keeps serving"); len(lines) != 2 {
+		t.Errorf("%d refusals logged at error level, want 2 (a repeated failure is logged once): %v", len(lines), lines)
 	}
 	if err := os.WriteFile(vec, orig, 0o644); err != nil {
 		t.Fatal(err)
