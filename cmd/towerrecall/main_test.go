@@ -358,7 +358,7 @@ func TestServeDemo(t *testing.T) {
 	if err := os.Rename(part, filepath.Join(modelDir, artifact.ManifestFile)); err != nil {
 		t.Fatal(err)
 	}
-	logs.waitLog(t, "reload refused; the previous model keeps serving", 30*time.Second)
+	logs.waitLogN(t, "reload refused; the previous model keeps serving", 2, 30*time.Second)
 	time.Sleep(300 * time.Millisecond) // a few polls while the file is still wrong
 	// Two refusals at error level: the SIGHUP's above, and this one once.
 	if lines := logs.logLines("reload refused; the previous model keeps serving"); len(lines) != 2 {

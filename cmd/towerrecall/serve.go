@@ -197,6 +197,11 @@ type reloader struct {
 func (rl *reloader) reload(why string) error {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
+	return rl.load(why)
+}
+
+// load is reload with rl.mu held.
+func (rl *reloader) load(why string) error {
 	_, had := rl.svc.Info()
 	nb, sum, err := loadArtifact(rl.dir)
 	if err == nil {
@@ -250,14 +255,15 @@ func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			sum, err := artifact.ManifestSum(rl.dir)
+			// The manifest is read under the lock: one a SIGHUP is
+			// loading right now is not loaded a second time.
 			rl.mu.Lock()
-			same := bytes.Equal(sum, rl.sum)
-			rl.mu.Unlock()
+			sum, err := artifact.ManifestSum(rl.dir)
 			rl.notePollError(err)
-			if err == nil && !same {
-				_ = rl.reload("manifest changed")
+			if err == nil && !bytes.Equal(sum, rl.sum) {
+				_ = rl.load("manifest changed")
 			}
+			rl.mu.Unlock()
 		case <-done:
 			return
 		}

@@ -166,12 +166,12 @@ func TestAttackBare(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer unavailable.Close()
-	bad := Attack(context.Background(), "503", Targets(unavailable.URL, reqs), Settings{Workers: 2, Duration: 50 * time.Millisecond}, nil)
+	bad := Attack(context.Background(), "503", Targets(unavailable.URL, reqs), Settings{Workers: 2, Duration: 200 * time.Millisecond}, nil)
 	if bad.Requests == 0 || bad.Non2xx != int(bad.Requests) || bad.ErrorCount() != int(bad.Requests) {
 		t.Errorf("503 server: %s", bad.Line())
 	}
 	srv.Close()
-	down := Attack(context.Background(), "down", Targets(srv.URL+"/recall", reqs), Settings{Workers: 2, Duration: 50 * time.Millisecond, Timeout: time.Second}, nil)
+	down := Attack(context.Background(), "down", Targets(srv.URL+"/recall", reqs), Settings{Workers: 2, Duration: 200 * time.Millisecond, Timeout: time.Second}, nil)
 	if down.Requests == 0 || down.ErrorCount() != int(down.Requests) || down.RPS != 0 {
 		t.Errorf("closed server: %s", down.Line())
 	}

@@ -97,7 +97,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sj := &syncJournal{j: fj, delay: time.Millisecond}
+	sj := &syncJournal{j: fj, delay: 5 * time.Millisecond} // long enough for writers to gather on a loaded machine
 	s.AttachJournal(sj, nil)
 
 	const writers, perWriter, moviesPerWriter = 32, 40, 4

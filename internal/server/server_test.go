@@ -289,7 +289,7 @@ func TestReadyzDraining(t *testing.T) {
 // instead of staying on this one until the listener closes.
 func TestDrainClosesConnections(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Config{DrainDelay: 2 * time.Second, ShutdownTimeout: 5 * time.Second})
+	ts := newTestServer(t, Config{DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second})
 	addr, cancel, done := serveLoopback(t, ts)
 	url := "http://" + addr + "/healthz"
 	get := func() *http.Response {
@@ -305,8 +305,11 @@ func TestDrainClosesConnections(t *testing.T) {
 		t.Fatal("a connection closed before draining")
 	}
 	cancel()
-	deadline := time.Now().Add(time.Second)
-	for ts.call("GET", "/readyz", "", "").Code != 503 && time.Now().Before(deadline) {
+	deadline := time.Now().Add(3 * time.Second)
+	for ts.call("GET", "/readyz", "", "").Code != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not 503 3 s after the drain began")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if resp := get(); resp.StatusCode != 200 || !resp.Close {
