@@ -45,6 +45,8 @@ func TestVocab(t *testing.T) {
 func TestFitEncode(t *testing.T) {
 	t.Parallel()
 	users, movies, train := testData()
+	// A user without ratings whose occupation the ML-100K alias names.
+	users = append(users, movielens.User{ID: 4, Gender: "F", Age: 25, Occupation: "college/grad student", Zip: "48067"})
 	e, err := Fit(UserFields(), MovieFields(), users, movies, train)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestFitEncode(t *testing.T) {
 		{"known user", UserInput{UserID: 1, Gender: "F", Age: 1, Occupation: "K-12 student", Zip: "48067"}, []int32{1, 1, 1, 1, 1}},
 		{"cold start user with features", UserInput{UserID: 3, Gender: "M", Age: 70, Occupation: "programmer", Zip: "55117"}, []int32{OOV, 2, 2, 3, 3}},
 		{"age in years maps to its bucket", UserInput{Age: 60}, []int32{OOV, OOV, 2, OOV, OOV}},
-		{"occupation alias from ML-100K", UserInput{Occupation: "Student"}, []int32{OOV, OOV, OOV, OOV, OOV}},
+		{"occupation alias from ML-100K", UserInput{Occupation: "Student"}, []int32{OOV, OOV, OOV, 4, OOV}},
 		{"occupation case-insensitive", UserInput{Occupation: "RETIRED"}, []int32{OOV, OOV, OOV, 2, OOV}},
 		{"nothing known", UserInput{}, []int32{0, 0, 0, 0, 0}},
 	}

@@ -212,6 +212,9 @@ func TestSimilarIgnoresPrior(t *testing.T) {
 		}
 	}
 	slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+	if len(res.Items) != 5 {
+		t.Fatalf("%d neighbours, want 5", len(res.Items))
+	}
 	for i, it := range res.Items {
 		if it.MovieID != all[i].id || it.Score != all[i].score {
 			t.Fatalf("neighbour %d: %d (%v), want %d (%v)", i, it.MovieID, it.Score, all[i].id, all[i].score)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,6 +308,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	var answered [2]atomic.Int64 // answers from v1, v2
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func() {
@@ -328,16 +330,29 @@ func TestReloadUnderLoad(t *testing.T) {
 						return
 					}
 				}
+				if res.ModelVersion == "v2" {
+					answered[1].Add(1)
+				} else {
+					answered[0].Add(1)
+				}
 			}
 		}()
 	}
+	// Each load is followed by answers from it, so the reloads overlap
+	// the requests.
 	for i := 0; i < 20; i++ {
-		b := v1
+		b, v := v1, 0
 		if i%2 == 0 {
-			b = v2
+			b, v = v2, 1
 		}
+		before := answered[v].Load()
 		if err := s.Load(b); err != nil {
 			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); answered[v].Load() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer from %s within 10 s of loading it", b.Manifest.Version)
+			}
 		}
 	}
 	close(stop)

@@ -31,6 +31,7 @@ type fakeRecaller struct {
 	ready      bool
 	lastRecall recall.Request
 	lastScore  recall.ScoreRequest
+	served     int // Recall and Score calls
 	recallHook func(ctx context.Context, req recall.Request) (recall.Result, error)
 	putHook    func(ctx context.Context, m recall.Movie) (recall.PutResult, error)
 	lastPut    recall.Movie
@@ -49,6 +50,7 @@ func (f *fakeRecaller) setReady(ok bool) {
 func (f *fakeRecaller) Recall(ctx context.Context, req recall.Request) (recall.Result, error) {
 	f.mu.Lock()
 	f.lastRecall = req
+	f.served++
 	ready, hook := f.ready, f.recallHook
 	f.mu.Unlock()
 	if hook != nil {
@@ -63,6 +65,7 @@ func (f *fakeRecaller) Recall(ctx context.Context, req recall.Request) (recall.R
 func (f *fakeRecaller) Score(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error) {
 	f.mu.Lock()
 	f.lastScore = req
+	f.served++
 	ready, hook := f.ready, f.scoreHook
 	f.mu.Unlock()
 	if hook != nil {
@@ -188,6 +191,13 @@ func (f *fakeRecaller) DeleteMovie(ctx context.Context, id movielens.MovieID) (r
 }
 
 func nanValue() float64 { var z float64; return z / z }
+
+// calls is the number of Recall and Score calls so far.
+func (f *fakeRecaller) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.served
+}
 
 func (f *fakeRecaller) last() recall.Request {
 	f.mu.Lock()
