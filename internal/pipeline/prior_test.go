@@ -37,16 +37,16 @@ func TestPriorBiasByHand(t *testing.T) {
 	total := 1.75 + 3
 	want := []float64{math.Log(2.25 / total), math.Log(1.5 / total), math.Log(1 / total)}
 	for m, w := range want {
-		if math.Abs(float64(bias[m])-w) > 1e-6 {
+		if !(math.Abs(float64(bias[m])-w) <= 1e-6) { // NaN-safe, unlike "> 1e-6"
 			t.Errorf("bias[%d] = %g, want %g", m, bias[m], w)
 		}
 	}
-	if math.Abs(float64(def)-math.Log(1/total)) > 1e-6 || now != 10*day {
+	if !(math.Abs(float64(def)-math.Log(1/total)) <= 1e-6) || now != 10*day {
 		t.Errorf("default %g, now %d", def, now)
 	}
 	// No decay: plain counts 2, 1, 0.
 	bias, _, _, _ = priorBias(ix, rs, 0)
-	if got, want := float64(bias[0]), math.Log(3.0/6); math.Abs(got-want) > 1e-6 {
+	if got, want := float64(bias[0]), math.Log(3.0/6); !(math.Abs(got-want) <= 1e-6) {
 		t.Errorf("undecayed bias[0] = %g, want %g", got, want)
 	}
 }
@@ -93,7 +93,7 @@ func TestTrainChoosesPrior(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("no candidate without a prior in the search %+v", sel.PriorSearch)
 	}
-	if none := sel.PriorSearch[i]; sel.Prior.Weight == 0 || sel.Prior.HalfLifeDays == 0 || sel.Prior.Valid < 1.5*none.Valid {
+	if none := sel.PriorSearch[i]; sel.Prior.Weight == 0 || sel.Prior.HalfLifeDays == 0 || !(none.Valid > 0) || sel.Prior.Valid < 1.5*none.Valid {
 		t.Fatalf("chose %+v against no prior %+v on data where recent counts predict validation", *sel.Prior, none)
 	}
 	for i := range b.Movies {

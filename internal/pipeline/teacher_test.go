@@ -53,7 +53,7 @@ func TestAddTeacher(t *testing.T) {
 				n++
 			}
 		}
-		if mean, sd := sum/float64(n), math.Sqrt(sq/float64(n)-sum*sum/float64(n*n)); math.Abs(mean) > 1e-3 || math.Abs(sd-1) > 1e-3 {
+		if mean, sd := sum/float64(n), math.Sqrt(sq/float64(n)-sum*sum/float64(n*n)); !(math.Abs(mean) <= 1e-3) || !(math.Abs(sd-1) <= 1e-3) { // NaN fails
 			t.Fatalf("user %d: scores of mean %.4f, sd %.4f", u, mean, sd)
 		}
 		scorer.ScoreAll(want, int32(u))

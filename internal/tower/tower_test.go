@@ -206,7 +206,7 @@ func TestPredictRatingMonotone(t *testing.T) {
 	prev := float32(0)
 	for d := float32(-5); d <= 5; d += 0.25 {
 		r := m.PredictRating(d)
-		if r < 1 || r > 5 || r < prev {
+		if !(r >= 1 && r <= 5 && r >= prev) { // NaN-safe: every comparison with NaN is false
 			t.Fatalf("PredictRating(%g) = %g (prev %g)", d, r, prev)
 		}
 		prev = r
@@ -486,7 +486,7 @@ func TestFeatureShare(t *testing.T) {
 	got := make([]float32, 4)
 	m.UserVector(got, own)
 	for i := range 3 {
-		if want := 0.75*vOwn[i] + 0.25*vFeat[i]; math.Abs(float64(got[i]-want)) > 1e-6 {
+		if want := 0.75*vOwn[i] + 0.25*vFeat[i]; !(math.Abs(float64(got[i]-want)) <= 1e-6) {
 			t.Errorf("known user, value %d: %g, want 0.75 × %g + 0.25 × %g", i, got[i], vOwn[i], vFeat[i])
 		}
 	}
@@ -508,7 +508,7 @@ func TestFeatureShare(t *testing.T) {
 	m.SetPrior(&Prior{Weight: 0.5, ColdWeight: 2, RecentWeight: 3, IDFields: []int{0, 1}, RecentFields: []int{1}, FeatureShare: 0.5})
 	m.UserVector(got, own)
 	for i := range 3 {
-		if want := 0.5*vOwn[i] + 0.5*vCold[i]; math.Abs(float64(got[i]-want)) > 1e-6 {
+		if want := 0.5*vOwn[i] + 0.5*vCold[i]; !(math.Abs(float64(got[i]-want)) <= 1e-6) {
 			t.Errorf("known user, two id fields, value %d: %g, want %g", i, got[i], want)
 		}
 	}

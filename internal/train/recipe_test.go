@@ -146,7 +146,7 @@ func TestWeightByRecency(t *testing.T) {
 	norm := 3 / (1 - math.Exp(-3))
 	want := []float64{norm, math.Exp(-3) * norm, math.Exp(-3) * norm, math.Exp(-1.5) * norm, 1, norm}
 	for i, w := range want {
-		if math.Abs(float64(xs[i].Weight)-w) > 1e-5 {
+		if !near(float64(xs[i].Weight), w, 1e-5) {
 			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
 		}
 	}

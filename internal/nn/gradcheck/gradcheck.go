@@ -11,7 +11,8 @@ import (
 	"gonum.org/v1/gonum/diff/fd"
 )
 
-// Tolerance bounds |numeric − analytic| by Abs + Rel·|numeric|.
+// Tolerance bounds |numeric − analytic| by Abs + Rel·|numeric|. A NaN on
+// either side, or an infinite numeric gradient, is always outside it.
 type Tolerance struct {
 	Step, Abs, Rel float64
 }
@@ -34,7 +35,9 @@ func Check(t testing.TB, name string, p, analytic []float32, loss func() float64
 	}, x, &fd.Settings{Formula: fd.Central, Step: tol.Step})
 	copy(p, orig)
 	for i, n := range num {
-		if d := math.Abs(n - float64(analytic[i])); d > tol.Abs+tol.Rel*math.Abs(n) {
+		// Written as !(d <= bound) so that NaN fails: every comparison with
+		// NaN is false. An infinite n would make the bound infinite too.
+		if d := math.Abs(n - float64(analytic[i])); math.IsInf(n, 0) || !(d <= tol.Abs+tol.Rel*math.Abs(n)) {
 			t.Errorf("%s[%d]: analytic %.6g, numeric %.6g", name, i, analytic[i], n)
 		}
 	}

@@ -2,6 +2,8 @@ package gradcheck
 
 import (
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +44,39 @@ func TestCheck(t *testing.T) {
 	Check(r, "p", p, bad, loss, tol)
 	if len(r.errs) != 1 {
 		t.Errorf("wrong gradient: %d errors, want 1: %v", len(r.errs), r.errs)
+	}
+
+	// NaN and infinity never pass: not in the analytic gradient, and not in
+	// the numeric one (the loss NaN or +Inf when p[1] moves off -1.5).
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tc := range []struct {
+		name     string
+		analytic []float32
+		loss     func() float64
+		want     string
+	}{
+		{"NaN analytic", []float32{0.75, nan, 12}, loss, "p[1]: analytic NaN"},
+		{"+Inf analytic", []float32{0.75, 6.75, inf}, loss, "p[2]: analytic +Inf"},
+		{"NaN numeric", good, func() float64 {
+			if p[1] != -1.5 {
+				return math.NaN()
+			}
+			return loss()
+		}, "numeric NaN"},
+		{"+Inf numeric", good, func() float64 {
+			if p[1] > -1.5 {
+				return math.Inf(1)
+			}
+			return loss()
+		}, "numeric +Inf"},
+	} {
+		r = &recorder{TB: t}
+		Check(r, "p", p, tc.analytic, tc.loss, tol)
+		if len(r.errs) != 1 || !strings.Contains(r.errs[0], tc.want) {
+			t.Errorf("%s: errors %q, want one with %q", tc.name, r.errs, tc.want)
+		}
+	}
+	if p[0] != 0.5 || p[1] != -1.5 || p[2] != 2 {
+		t.Errorf("parameters not restored: %v", p)
 	}
 }
