@@ -29,16 +29,24 @@ func fuzzFixture(t testing.TB) (vecs []float32, v1, native []byte) {
 	return vecs, buf.Bytes(), nbuf.Bytes()
 }
 
-// FuzzImportHNSW feeds corrupted exports (flipped bytes, truncation) to
-// ImportHNSW: it must return an error or a working index, never panic.
+// FuzzImportHNSW feeds corrupted exports (flipped bytes, truncation) of
+// either format to ImportHNSW: it must return an error or a working index,
+// never panic. The fuzzer mutates an export without its checksum, which is
+// recomputed after the mutation: ImportHNSW checks the checksum before it
+// parses, so a mutation left unsealed would be refused there and only the
+// unchanged seeds would reach the header and graph checks (a bad checksum
+// is TestImportRejects' "flipped byte").
 func FuzzImportHNSW(f *testing.F) {
 	vecs, good, native := fuzzFixture(f)
+	good, native = good[:len(good)-4], native[:len(native)-4]
 	f.Add(good, 0, byte(0), len(good))
 	f.Add(good, len(good)/2, byte(1), len(good))
 	f.Add(good, 10, byte(0x80), len(good)-1)
+	f.Add(good, 24, byte(1), len(good)) // the build byte
 	f.Add(good, 0, byte(0), headerLen)
 	f.Add(native, 0, byte(0), len(native))
 	f.Add(native, len(native)/2, byte(1), len(native))
+	f.Add(native, 9, byte(0x40), len(native)) // the node count
 	f.Add(native, 0, byte(0), nativeHeaderLen)
 	f.Fuzz(func(t *testing.T, data []byte, at int, mask byte, cut int) {
 		data = bytes.Clone(data)
@@ -48,6 +56,7 @@ func FuzzImportHNSW(f *testing.F) {
 		if cut >= 0 && cut < len(data) {
 			data = data[:cut]
 		}
+		data = binary.LittleEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
 		h, err := ImportHNSW(bytes.NewReader(data), vecs, 4, DefaultHNSWParams())
 		if err != nil {
 			return

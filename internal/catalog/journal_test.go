@@ -8,14 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
-func appendAll(t *testing.T, j *Journal, es ...Entry) []Entry {
+func appendAll(t testing.TB, j *Journal, es ...Entry) []Entry {
 	t.Helper()
 	var out []Entry
 	for _, e := range es {
@@ -77,19 +81,25 @@ func TestJournalTornTail(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		tail func(good []byte) []byte // appended after the good lines
+		// tail is appended after the two good lines; next is the line
+		// that would follow them (seq 3, so that a whole copy of it would
+		// be read: each case is refused for what its name says, not for
+		// its sequence number).
+		tail func(next []byte) []byte
 	}{
-		{"half a line", func(good []byte) []byte { return good[:len(good)/3] }},
-		{"whole line without newline", func(good []byte) []byte { return bytes.TrimRight(good, "\n") }},
-		{"flipped byte in the last line", func(good []byte) []byte {
-			b := bytes.Clone(good)
-			b[20] ^= 0x01
+		{"half a line", func(next []byte) []byte { return next[:len(next)/3] }},
+		{"whole line without newline", func(next []byte) []byte { return bytes.TrimRight(next, "\n") }},
+		{"flipped byte in the last line", func(next []byte) []byte {
+			// In the movie id (5 becomes 4): the entry is still valid,
+			// and only its checksum tells.
+			b := bytes.Clone(next)
+			b[bytes.Index(b, []byte(`"movie_id":5`))+len(`"movie_id":`)] ^= 0x01
 			return b
 		}},
 		{"zeros (block allocated, data lost)", func([]byte) []byte { return make([]byte, 300) }},
 		{"more zeros than a line may hold", func([]byte) []byte { return make([]byte, 70_000) }},
-		{"half a line, then zeros", func(good []byte) []byte { return append(bytes.Clone(good[:len(good)/2]), make([]byte, 8192)...) }},
-		{"the first two bytes", func(good []byte) []byte { return good[:2] }},
+		{"half a line, then zeros", func(next []byte) []byte { return append(bytes.Clone(next[:len(next)/2]), make([]byte, 8192)...) }},
+		{"the first two bytes", func(next []byte) []byte { return next[:2] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -101,9 +111,8 @@ func TestJournalTornTail(t *testing.T) {
 			want := appendAll(t, j, sample()[:2]...)
 			j.Close()
 			good, _ := os.ReadFile(path)
-			lastLine := good[bytes.IndexByte(good, '\n')+1:]
 			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-			f.Write(tc.tail(lastLine))
+			f.Write(tc.tail(thirdLine(t)))
 			f.Close()
 
 			j, rep, err := Open(path)
@@ -124,6 +133,28 @@ func TestJournalTornTail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// thirdLine returns the third line, with its newline, of a journal that
+// Append wrote sample() to: a delete of movie 5 with seq 3.
+func thirdLine(t *testing.T) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "three")
+	j, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, sample()...)
+	j.Close()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	if len(lines) != 4 || !bytes.Contains(lines[2], []byte(`"seq":3,`)) || !bytes.Contains(lines[2], []byte(`"movie_id":5`)) {
+		t.Fatalf("journal of sample() is %q", raw)
+	}
+	return lines[2]
 }
 
 // TestJournalNotAJournal: a last line that is not a piece of a journal
@@ -252,9 +283,65 @@ func TestJournalEditedEntry(t *testing.T) {
 	}
 }
 
+// FuzzJournalRead opens fuzzed journals: Open must refuse them or replay
+// entries in sequence order, every put one that PUT accepts. Without
+// wrap, data is the file as it is, for torn and corrupt lines. With wrap,
+// each line of data becomes the "entry" of a journal line sealed with its
+// checksum, as Write seals it, so that the fuzzer reaches whole lines with
+// a good checksum (it cannot find a CRC-32C by mutation) and what read()
+// checks after it is what decides; a line of data without a newline after
+// it is written without one. A line that starts with '{' is the entry's
+// JSON as it is; any other is an entry in the form of fieldEntry.
 func FuzzJournalRead(f *testing.F) {
-	f.Add([]byte(`{"entry":{"seq":1,"at":"2025-01-01T00:00:00Z","op":"put","movie_id":1},"crc32c":0}` + "\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte("1|put|5|2024|Drama|New (2024)\n2|put|7|0|Comedy,Drama|Ünïcode \"quoted\" \\ (2024)\n3|delete|5|0||\n"), true)
+	f.Add([]byte("1|put|5|2024|Drama|New (2024)\n3|delete|5|0||"), true)             // no newline after the last line
+	f.Add([]byte("2|put|7|0|Comedy,Drama|x\n1|put|5|2024|Drama|New (2024)\n"), true) // out of order
+	var entries [][]byte
+	for i, e := range sample() {
+		e.Seq = uint64(i + 1)
+		body, err := json.Marshal(e, json.Deterministic(true))
+		if err != nil {
+			f.Fatal(err)
+		}
+		entries = append(entries, append(body, '\n'))
+	}
+	f.Add(slices.Concat(entries...), true)
+
+	path := filepath.Join(f.TempDir(), "j")
+	j, _, err := Open(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	appendAll(f, j, sample()...)
+	j.Close()
+	written, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(written, false)
+	// torn in its last line
+	f.Add(written[:len(written)-20], false)
+	// a bad checksum (and a put without a title): torn, as the last line
+	f.Add([]byte(`{"entry":{"seq":1,"at":"2025-01-01T00:00:00Z","op":"put","movie_id":1},"crc32c":0}`+"\n"), false)
+
+	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
+		if wrap {
+			var file []byte
+			for _, l := range bytes.SplitAfter(data, []byte("\n")) {
+				if len(l) == 0 {
+					continue // data ended with a newline
+				}
+				piece, nl := bytes.CutSuffix(l, []byte("\n"))
+				if !bytes.HasPrefix(piece, []byte("{")) {
+					piece = fieldEntry(t, piece)
+				}
+				file = fmt.Appendf(file, "%s%s,\"crc32c\":%d}", linePrefix, piece, crc32.Checksum(piece, castagnoli))
+				if nl {
+					file = append(file, '\n')
+				}
+			}
+			data = file
+		}
 		path := filepath.Join(t.TempDir(), "j")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -275,6 +362,36 @@ func FuzzJournalRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fieldEntry returns the JSON, encoded as Write encodes it, of the entry
+// that b gives in the form seq|op|movie_id|year|genre,genre|title (a field
+// that is missing or not a number is empty or 0; invalid UTF-8 becomes
+// U+FFFD). Where a random byte in an entry's JSON mostly makes it invalid
+// JSON or invalid UTF-8, so that FuzzJournalRead's mutations rarely left
+// whole entries, here it changes a field: the entry stays whole, and
+// read()'s checks on what it says (sequence, op, movie, PUT's rules) are
+// what the fuzzer exercises.
+func fieldEntry(t *testing.T, b []byte) []byte {
+	f := strings.SplitN(string(b), "|", 6)
+	f = append(f, make([]string, 6-len(f))...)
+	num := func(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
+	e := Entry{
+		Seq:     uint64(num(f[0])),
+		At:      time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		Op:      Op(f[1]),
+		MovieID: movielens.MovieID(num(f[2])),
+		Year:    int(num(f[3])),
+		Title:   f[5],
+	}
+	if f[4] != "" {
+		e.Genres = strings.Split(f[4], ",")
+	}
+	body, err := json.Marshal(e, json.Deterministic(true), jsontext.AllowInvalidUTF8(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 // TestJournalOneWriter: a second writer of the same journal is refused
