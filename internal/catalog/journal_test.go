@@ -135,21 +135,28 @@ func TestJournalTornTail(t *testing.T) {
 	}
 }
 
-// thirdLine returns the third line, with its newline, of a journal that
-// Append wrote sample() to: a delete of movie 5 with seq 3.
-func thirdLine(t *testing.T) []byte {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "three")
+// sampleJournal returns the bytes of a journal Append wrote sample() to.
+func sampleJournal(tb testing.TB) []byte {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "j")
 	j, _, err := Open(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	appendAll(t, j, sample()...)
+	appendAll(tb, j, sample()...)
 	j.Close()
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return raw
+}
+
+// thirdLine returns the third line, with its newline, of sampleJournal:
+// a delete of movie 5 with seq 3.
+func thirdLine(t *testing.T) []byte {
+	t.Helper()
+	raw := sampleJournal(t)
 	lines := bytes.SplitAfter(raw, []byte("\n"))
 	if len(lines) != 4 || !bytes.Contains(lines[2], []byte(`"seq":3,`)) || !bytes.Contains(lines[2], []byte(`"movie_id":5`)) {
 		t.Fatalf("journal of sample() is %q", raw)
@@ -195,19 +202,13 @@ func TestJournalNotAJournal(t *testing.T) {
 func TestJournalCorruptMiddle(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "j")
-	j, _, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendAll(t, j, sample()...)
-	j.Close()
-	raw, _ := os.ReadFile(path)
+	raw := sampleJournal(t)
 	second := bytes.IndexByte(raw, '\n') + 1
 	raw[second+30] ^= 0x04 // inside line 2
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = Open(path)
+	_, _, err := Open(path)
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.Line != 2 || ce.Offset != int64(second) {
 		t.Fatalf("Open = %v, want a CorruptError at line 2", err)
@@ -307,17 +308,7 @@ func FuzzJournalRead(f *testing.F) {
 	}
 	f.Add(slices.Concat(entries...), true)
 
-	path := filepath.Join(f.TempDir(), "j")
-	j, _, err := Open(path)
-	if err != nil {
-		f.Fatal(err)
-	}
-	appendAll(f, j, sample()...)
-	j.Close()
-	written, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+	written := sampleJournal(f)
 	f.Add(written, false)
 	// torn in its last line
 	f.Add(written[:len(written)-20], false)
