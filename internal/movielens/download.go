@@ -74,6 +74,11 @@ func Download(ctx context.Context, client *http.Client, spec Source, dir string)
 	target := filepath.Join(dir, spec.Name)
 	switch err := complete(target, Layout(spec.Name)); {
 	case err == nil:
+		// An existing copy is parsed: a damaged one is not a finished
+		// download. (A fresh one was checked against its archive's sum.)
+		if _, err := LoadDir(target); err != nil {
+			return "", fmt.Errorf("download %s: %s exists but does not load (%w); remove the directory to download again", spec.Name, target, err)
+		}
 		return target, nil
 	case !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("download %s: %w", spec.Name, err)
@@ -302,9 +307,10 @@ func extract(f *zip.File, path string, limit int64) (int64, error) {
 	return n, nil
 }
 
-// complete checks that dir holds a dataset of layout want that loads. A
-// missing or empty dir gives an error wrapping os.ErrNotExist; a dir
-// without that dataset, with files missing or damaged gives another error.
+// complete checks that dir holds a dataset of layout want, its files
+// present and not empty. A missing or empty dir gives an error wrapping
+// os.ErrNotExist; a dir without that dataset or with files missing gives
+// another error.
 func complete(dir string, want Layout) error {
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -325,9 +331,6 @@ func complete(dir string, want Layout) error {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 			return fmt.Errorf("%s exists but lacks %s or it is empty; remove the directory to download again", dir, f)
 		}
-	}
-	if _, err := LoadDir(dir); err != nil { // a damaged copy is not a finished download
-		return fmt.Errorf("%s exists but does not load (%w); remove the directory to download again", dir, err)
 	}
 	return nil
 }

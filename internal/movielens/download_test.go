@@ -73,7 +73,6 @@ func sum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// entries lists what is left in dir.
 // entries lists dir's names; a dir that does not exist has none.
 func entries(t *testing.T, dir string) []string {
 	t.Helper()

@@ -16,13 +16,6 @@ func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() flo
 	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-2, Abs: 2e-3, Rel: 2e-2})
 }
 
-// near reports whether |a−b| ≤ tol, computing a−b in T as the checks
-// always have. It is false when either is NaN, where "math.Abs(a-b) > tol"
-// is false too and would let a NaN pass: write checks as !near(...).
-func near[T float32 | float64](a, b T, tol float64) bool {
-	return math.Abs(float64(a-b)) <= tol
-}
-
 func randSlice(r *rand.Rand, n int, scale float32) []float32 {
 	s := make([]float32, n)
 	for i := range s {
@@ -87,7 +80,7 @@ func TestL2NormalizeBackward(t *testing.T) {
 	loss := func() float64 { L2NormalizeTo(y, norms, x, n, dim); return dot64(c, y) }
 	loss()
 	for i := 0; i < n; i++ {
-		if s := dot64(y[i*dim:i*dim+dim], y[i*dim:i*dim+dim]); !near(s, 1, 1e-5) {
+		if s := dot64(y[i*dim:i*dim+dim], y[i*dim:i*dim+dim]); !gradcheck.Near(s, 1, 1e-5) {
 			t.Fatalf("row %d: |y|² = %g", i, s)
 		}
 	}
@@ -160,7 +153,7 @@ func TestEmbeddingDecayPoolBackward(t *testing.T) {
 	e.PoolTo(y[:4], bags[1])
 	for j := range 4 {
 		want := (float64(e.Row(2)[j]) + 0.7*float64(e.Row(3)[j]) + 0.49*float64(e.Row(5)[j])) / 2.19
-		if !near(float64(y[j]), want, 1e-5) {
+		if !gradcheck.Near(float64(y[j]), want, 1e-5) {
 			t.Fatalf("pooled[%d] = %g, want %g", j, y[j], want)
 		}
 	}
@@ -187,7 +180,7 @@ func TestAdamStep(t *testing.T) {
 	a.Begin()
 	a.Update(w, g, m, v, 0)
 	// The first bias-corrected Adam step moves each weight by lr·sign(g).
-	if !near(w[0], 0.9, 1e-5) || !near(w[1], -0.9, 1e-5) {
+	if !gradcheck.Near(w[0], 0.9, 1e-5) || !gradcheck.Near(w[1], -0.9, 1e-5) {
 		t.Fatalf("w = %v, want [0.9 -0.9]", w)
 	}
 }
@@ -201,7 +194,7 @@ func TestRMSpropStep(t *testing.T) {
 	o.Update(w, []float32{2}, s, nil, 0)
 	// s = 0.1·4 = 0.4, step = 0.01·2/sqrt(0.4)
 	want := 1 - 0.01*2/math.Sqrt(0.4)
-	if !near(float64(w[0]), want, 1e-6) || !near(float64(s[0]), 0.4, 1e-7) {
+	if !gradcheck.Near(float64(w[0]), want, 1e-6) || !gradcheck.Near(float64(s[0]), 0.4, 1e-7) {
 		t.Fatalf("w %g s %g, want %g 0.4", w[0], s[0], want)
 	}
 }
@@ -239,7 +232,7 @@ func TestOptimizersDescend(t *testing.T) {
 			o.Begin()
 			o.Update(w, g, s1, s2, 0)
 		}
-		if !near(w[0], 0, 0.1) || !near(w[1], 0, 0.1) {
+		if !gradcheck.Near(w[0], 0, 0.1) || !gradcheck.Near(w[1], 0, 0.1) {
 			t.Errorf("%T: w = %v, want ≈ 0", o, w)
 		}
 	}
@@ -334,14 +327,14 @@ func TestKernels(t *testing.T) {
 				}
 				FMARows(dst, a, astride, b, bstride, k)
 				for j := range want {
-					if !near(float64(dst[j]), want[j], 1e-5) {
+					if !gradcheck.Near(float64(dst[j]), want[j], 1e-5) {
 						t.Fatalf("FMARows n=%d k=%d astride=%d: [%d] = %g, want %g", n, k, astride, j, dst[j], want[j])
 					}
 				}
 			}
 		}
 		x, y := randSlice(r, n, 1), randSlice(r, n+3, 1)
-		if got, want := float64(Dot(x, y)), dot64(x, y[:n]); !near(got, want, 1e-5) {
+		if got, want := float64(Dot(x, y)), dot64(x, y[:n]); !gradcheck.Near(got, want, 1e-5) {
 			t.Fatalf("Dot n=%d: %g, want %g", n, got, want)
 		}
 		y0 := append([]float32(nil), y...)
@@ -351,7 +344,7 @@ func TestKernels(t *testing.T) {
 			if j < n {
 				w += 0.5 * x[j]
 			}
-			if !near(y[j], w, 1e-6) {
+			if !gradcheck.Near(y[j], w, 1e-6) {
 				t.Fatalf("Axpy n=%d: [%d] = %g, want %g", n, j, y[j], w)
 			}
 		}
@@ -386,12 +379,12 @@ func TestRowKernels(t *testing.T) {
 				axpyRows(x, gotW, idx, a, decay)
 				axpyRowsGo(x, fallbackW, idx, a, decay)
 				for j := range want {
-					if got[j] != want[j] || !near(fallback[j], want[j], 1e-5) {
+					if got[j] != want[j] || !gradcheck.Near(fallback[j], want[j], 1e-5) {
 						t.Fatalf("addRows n=%d idx=%v a=%g decay=%g: [%d] = %g (fallback %g), want %g", n, idx, a, decay, j, got[j], fallback[j], want[j])
 					}
 				}
 				for j := range wantW {
-					if gotW[j] != wantW[j] || !near(fallbackW[j], wantW[j], 1e-5) {
+					if gotW[j] != wantW[j] || !gradcheck.Near(fallbackW[j], wantW[j], 1e-5) {
 						t.Fatalf("axpyRows n=%d idx=%v a=%g decay=%g: [%d] = %g (fallback %g), want %g", n, idx, a, decay, j, gotW[j], fallbackW[j], wantW[j])
 					}
 				}
@@ -447,7 +440,7 @@ func TestVectorKernelsMatchScalar(t *testing.T) {
 			mi := 0.9*float64(m0[i]) + 0.1*gi
 			vi := 0.999*float64(v0[i]) + 0.001*gi*gi
 			wi := float64(w0[i]) - float64(a.c1)*mi/(math.Sqrt(vi)+float64(a.c2))
-			if !near(float64(w[i]), wi, 1e-5) || !near(float64(m[i]), mi, 1e-6) || !near(float64(v[i]), vi, 1e-6) {
+			if !gradcheck.Near(float64(w[i]), wi, 1e-5) || !gradcheck.Near(float64(m[i]), mi, 1e-6) || !gradcheck.Near(float64(v[i]), vi, 1e-6) {
 				t.Fatalf("adam n=%d [%d]: w %g m %g v %g, want %g %g %g", n, i, w[i], m[i], v[i], wi, mi, vi)
 			}
 		}
@@ -458,7 +451,7 @@ func TestVectorKernelsMatchScalar(t *testing.T) {
 			gi := float64(g[i]) + 0.1*float64(w0[i])
 			si := 0.9*float64(v0[i]) + 0.1*gi*gi
 			wi := float64(w0[i]) - 0.01*gi/(math.Sqrt(si)+1e-7)
-			if !near(float64(w[i]), wi, 1e-5) || !near(float64(s[i]), si, 1e-6) {
+			if !gradcheck.Near(float64(w[i]), wi, 1e-5) || !gradcheck.Near(float64(s[i]), si, 1e-6) {
 				t.Fatalf("rmsprop n=%d [%d]: w %g s %g, want %g %g", n, i, w[i], s[i], wi, si)
 			}
 		}
@@ -482,17 +475,17 @@ func TestScalarFallbacks(t *testing.T) {
 		Axpy(0.3, x, y)
 		axpyGo(0.3, x, y2)
 		for j := range d1 {
-			if !near(d1[j], d2[j], 1e-5) || !near(y[j], y2[j], 1e-6) {
+			if !gradcheck.Near(d1[j], d2[j], 1e-5) || !gradcheck.Near(y[j], y2[j], 1e-6) {
 				t.Fatalf("n=%d [%d]: FMARows %g vs %g, Axpy %g vs %g", n, j, d1[j], d2[j], y[j], y2[j])
 			}
 		}
-		if p, q := Dot(x, y), dotGo(x, y); !near(p, q, 1e-4) {
+		if p, q := Dot(x, y), dotGo(x, y); !gradcheck.Near(p, q, 1e-4) {
 			t.Fatalf("n=%d: Dot %g vs %g", n, p, q)
 		}
 		s1 := randSlice(r, n, 10)
 		s2 := append([]float32(nil), s1...)
 		e1, e2 := ExpShiftTo(s1, 5), expShiftGo(s2, 5)
-		if !near(e1, e2, 1e-5*float64(e2)) {
+		if !gradcheck.Near(e1, e2, 1e-5*float64(e2)) {
 			t.Fatalf("n=%d: ExpShiftTo sum %g vs %g", n, e1, e2)
 		}
 	}

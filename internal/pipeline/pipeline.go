@@ -72,10 +72,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if in.Dataset == nil || len(in.Train) == 0 {
 		return nil, errors.New("pipeline: no training ratings")
 	}
-	if err := heldOut("the validation ratings", "the model is fitted on", in.Valid, in.Train); err != nil {
-		return nil, err
-	}
-	if err := heldOut("the test ratings", "the model is fitted on", in.Test, in.Train, in.Valid); err != nil {
+	if err := heldOut(in.Train, in.Valid, in.Test, "the model is fitted on", "the model is fitted on"); err != nil {
 		return nil, err
 	}
 	// The test ratings are scored at the end and choose nothing: no step
@@ -214,32 +211,41 @@ func servedBundle(in Inputs, ix *Index, rc candidate, f fitted, opts Options) *a
 	return b
 }
 
-// heldOut refuses held-out ratings that repeat a (user, movie) pair of the
-// fitted ones (of says which, in the error): such a pair is scored on what the model saw. All of them
-// (the same file passed twice, or the wrong one) make every held-out score
-// meaningless; a few make validation optimistic and, in evaluation, a
-// positive that was removed from the candidates.
-func heldOut(what, of string, held []movielens.Rating, fitted ...[]movielens.Rating) error {
-	if len(held) == 0 {
+// heldOut refuses validation ratings that repeat a (user, movie) pair of
+// train, and test ratings that repeat one of train or validation (ofValid
+// and ofTest say which, in the error): such a pair is scored on what the
+// model saw. All of them (the same file passed twice, or the wrong one)
+// make every held-out score meaningless; a few make validation optimistic
+// and, in evaluation, a positive that was removed from the candidates.
+func heldOut(train, valid, test []movielens.Rating, ofValid, ofTest string) error {
+	if len(valid) == 0 && len(test) == 0 {
 		return nil
 	}
 	type pair struct {
 		u movielens.UserID
 		m movielens.MovieID
 	}
-	seen := map[pair]bool{}
-	for _, rs := range fitted {
+	seen := make(map[pair]bool, len(train)+len(valid))
+	add := func(rs []movielens.Rating) {
 		for _, r := range rs {
 			seen[pair{r.User, r.Movie}] = true
 		}
 	}
-	var shared []movielens.Rating
-	for _, r := range held {
-		if seen[pair{r.User, r.Movie}] {
-			shared = append(shared, r)
+	check := func(what, of string, held []movielens.Rating) error {
+		var shared []movielens.Rating
+		for _, r := range held {
+			if seen[pair{r.User, r.Movie}] {
+				shared = append(shared, r)
+			}
 		}
+		return repeated(what, of, shared, len(held))
 	}
-	return repeated(what, of, shared, len(held))
+	add(train)
+	if err := check("the validation ratings", ofValid, valid); err != nil {
+		return err
+	}
+	add(valid)
+	return check("the test ratings", ofTest, test)
 }
 
 // trainedOn refuses test ratings the model was trained on, by the

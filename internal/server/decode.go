@@ -100,12 +100,16 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 	}
 }
 
+// duplicateMember is the problem of a member named twice in one object.
+func duplicateMember(f string) *apiError {
+	return invalid(f, "member "+quote(f)+" appears more than once")
+}
+
 // decodeProblem explains an error of json.Unmarshal in terms of the request.
 func decodeProblem(body []byte, err error) *apiError {
 	if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
 		if errors.Is(err, jsontext.ErrDuplicateName) {
-			f := field(se.JSONPointer)
-			return invalid(f, "member "+quote(f)+" appears more than once")
+			return duplicateMember(field(se.JSONPointer))
 		}
 		at := int(se.ByteOffset)
 		return &apiError{code: codeMalformed, detail: "invalid JSON " + position(body, at) + ": " + strings.TrimPrefix(se.Err.Error(), "jsontext: ")}

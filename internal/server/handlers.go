@@ -60,7 +60,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		// decoding refuses it), not the batch's; one at the top level,
 		// which allowing repeats would let through, still is.
 		if name, ok := repeatedMember(raw); ok {
-			s.fail(w, r, invalid(name, "member "+quote(name)+" appears more than once"))
+			s.fail(w, r, duplicateMember(name))
 			return
 		}
 		body = batchBody{}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
@@ -35,7 +36,7 @@ func TestScheduleFactor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := scheduleFactor(tc.schedule, tc.step, tc.total); !near(float64(got), tc.want, 1e-6) {
+			if got := scheduleFactor(tc.schedule, tc.step, tc.total); !gradcheck.Near(float64(got), tc.want, 1e-6) {
 				t.Errorf("scheduleFactor(%q, %d, %d) = %g, want %g", tc.schedule, tc.step, tc.total, got, tc.want)
 			}
 		})
@@ -120,7 +121,7 @@ func TestDropHistory(t *testing.T) {
 		}
 		kept += len(out[5])
 	}
-	if share := float64(kept) / float64(reps*len(orig)); !near(share, 0.5, 0.05) {
+	if share := float64(kept) / float64(reps*len(orig)); !gradcheck.Near(share, 0.5, 0.05) {
 		t.Errorf("kept %.3f of the bag, want ≈ 0.5", share)
 	}
 	one := feature.Encoded{{1}, {1}, {1}, {1}, {1}, {7}}
@@ -204,7 +205,7 @@ func TestUserWeight(t *testing.T) {
 		for _, x := range s.data.Train {
 			sum += float64(tr.userW[x.User])
 		}
-		if mean := sum / float64(len(s.data.Train)); !near(mean, 1, 1e-5) {
+		if mean := sum / float64(len(s.data.Train)); !gradcheck.Near(mean, 1, 1e-5) {
 			t.Errorf("w=%g: mean example weight %g, want 1", w, mean)
 		}
 		for u := range n {
@@ -213,7 +214,7 @@ func TestUserWeight(t *testing.T) {
 					continue
 				}
 				want := math.Pow(n[u]/n[v], -float64(w))
-				if got := float64(tr.userW[u]) / float64(tr.userW[v]); !near(got, want, 1e-4*want) {
+				if got := float64(tr.userW[u]) / float64(tr.userW[v]); !gradcheck.Near(got, want, 1e-4*want) {
 					t.Fatalf("w=%g: weight ratio of users with %v and %v examples %g, want %g", w, n[u], n[v], got, want)
 				}
 			}
@@ -239,7 +240,7 @@ func TestUserWeightCountsRealUsers(t *testing.T) {
 	_, w := frequencies(d, 1)
 	// n^-1 with n = 1 and 4, mean 1 over the 5 examples: 5/2 and 5/8.
 	for u, want := range []float32{2.5, 0.625, 0.625, 0.625} {
-		if !near(w[u], want, 1e-6) {
+		if !gradcheck.Near(w[u], want, 1e-6) {
 			t.Errorf("user %d weighs %g, want %g (all: %v)", u, w[u], want, w)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 )
 
 func TestColdTwins(t *testing.T) {
@@ -146,7 +147,7 @@ func TestWeightByRecency(t *testing.T) {
 	norm := 3 / (1 - math.Exp(-3))
 	want := []float64{norm, math.Exp(-3) * norm, math.Exp(-3) * norm, math.Exp(-1.5) * norm, 1, norm}
 	for i, w := range want {
-		if !near(float64(xs[i].Weight), w, 1e-5) {
+		if !gradcheck.Near(float64(xs[i].Weight), w, 1e-5) {
 			t.Errorf("weight[%d] = %g, want %g", i, xs[i].Weight, w)
 		}
 	}

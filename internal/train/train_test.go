@@ -57,13 +57,6 @@ func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() flo
 	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-3, Abs: 2e-4, Rel: 2e-2})
 }
 
-// near reports whether |a−b| ≤ tol, computing a−b in T as the checks
-// always have. It is false when either is NaN, where "math.Abs(a-b) > tol"
-// is false too and would let a NaN pass: write checks as !near(...).
-func near[T float32 | float64](a, b T, tol float64) bool {
-	return math.Abs(float64(a-b)) <= tol
-}
-
 // A batch with repeated users and movies, so that dedupe, multiplicities
 // and accidental-hit masking are all exercised.
 func testBatch(s *synth) []int32 {
@@ -257,7 +250,7 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, dist
 		}
 	}
 	want /= float64(len(rows))
-	if !near(got, want, 1e-4*math.Abs(want)) {
+	if !gradcheck.Near(got, want, 1e-4*math.Abs(want)) {
 		t.Fatalf("loss %v, naive %v", got, want)
 	}
 }
@@ -391,7 +384,7 @@ func TestRunLearnsAndStopsEarly(t *testing.T) {
 		t.Fatalf("ran %d of %d epochs, best %d, patience %d: want a stop %d epochs after the best, before the last",
 			n, cfg.Epochs, res.BestEpoch, cfg.Patience, cfg.Patience)
 	}
-	if best := res.Epochs[res.BestEpoch-1].Valid; !near(best, after, 1e-9) {
+	if best := res.Epochs[res.BestEpoch-1].Valid; !gradcheck.Near(best, after, 1e-9) {
 		t.Errorf("model holds recall %.4f, best epoch had %.4f", after, best)
 	}
 }

@@ -42,3 +42,10 @@ func Check(t testing.TB, name string, p, analytic []float32, loss func() float64
 		}
 	}
 }
+
+// Near reports whether |a−b| ≤ tol, computing a−b in T. It is false when
+// either is NaN, where "math.Abs(a-b) > tol" is false too and would let a
+// NaN pass: write checks as !Near(...).
+func Near[T float32 | float64](a, b T, tol float64) bool {
+	return math.Abs(float64(a-b)) <= tol
+}
