@@ -188,7 +188,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
-		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: carved from --train (train.valid_fraction by time, train.valid_user_fraction per user)")
+		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: carved from --train (train.valid_fraction by time, train.valid_user_fraction per user, train.valid_random_fraction at random)")
 		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest (never used to choose anything)")
 		out       = fs.String("out", "var/model", "artifact directory to write")
 		objective = fs.String("objective", "", "softmax (default recipe) or pointwise (the reference recipe), or a preset: recent-history, random-split, reference")

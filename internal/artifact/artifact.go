@@ -127,11 +127,15 @@ type Selection struct {
 	// view (each user's newest ratings); ViewPopularity is each view's
 	// popularity Recall@10, against which a view's recall is measured
 	// when there are two.
-	ValidUserFraction float64   `json:"valid_user_fraction,omitempty"`
-	ValidUserRatings  int       `json:"valid_user_ratings,omitempty"`
-	ViewPopularity    []float64 `json:"view_popularity_recall@10,omitempty"`
-	Epochs            int       `json:"epochs"`          // the chosen epoch count (best on validation)
-	Refit             bool      `json:"refit,omitempty"` // retrained on train and the validation ratings for Epochs epochs
+	ValidUserFraction float64 `json:"valid_user_fraction,omitempty"`
+	ValidUserRatings  int     `json:"valid_user_ratings,omitempty"`
+	// ValidRandomFraction and ValidRandomRatings describe the third carved
+	// view (config train.valid_random_fraction): ratings drawn at random.
+	ValidRandomFraction float64   `json:"valid_random_fraction,omitempty"`
+	ValidRandomRatings  int       `json:"valid_random_ratings,omitempty"`
+	ViewPopularity      []float64 `json:"view_popularity_recall@10,omitempty"`
+	Epochs              int       `json:"epochs"`          // the chosen epoch count (best on validation)
+	Refit               bool      `json:"refit,omitempty"` // retrained on train and the validation ratings for Epochs epochs
 	// RefitRatings, RefitLoss (per epoch) and RefitExamplesPerSec describe
 	// that retraining, whose towers ship.
 	RefitRatings        int       `json:"refit_ratings,omitempty"`

@@ -159,8 +159,9 @@ type Train struct {
 	HistoryDropout float64 `yaml:"history_dropout"`
 	// ValidFraction is the newest share of the training ratings (by time,
 	// one timeline for all users) held out for early stopping and the
-	// choice of settings when no validation file is given; 0 trains
-	// without validation. A test file never chooses anything.
+	// choice of settings when no validation file is given; with every
+	// view's fraction 0, train runs without validation. A test file never
+	// chooses anything.
 	ValidFraction float64 `yaml:"valid_fraction"`
 	// ValidUserFraction is the newest share of each user's own ratings
 	// (of those older than the ValidFraction view) held out as a second
@@ -170,6 +171,11 @@ type Train struct {
 	// two views of Recall@10 relative to that view's popularity
 	// (docs/model.md). 0 validates on the global view alone.
 	ValidUserFraction float64 `yaml:"valid_user_fraction"`
+	// ValidRandomFraction is a share of the rest (after the other views)
+	// drawn at random as a third view when no validation file is given:
+	// ratings missing at random, as a random split asks about. 0: no such
+	// view.
+	ValidRandomFraction float64 `yaml:"valid_random_fraction"`
 	// Refit, after validation chose the recipe, the epoch count and the
 	// prior, trains the towers again on the training ratings and the
 	// held-out ones (carved from train, or the validation file) for that
@@ -363,6 +369,11 @@ func RandomSplit() Config {
 	c.Train.UserWeight = 0.5
 	c.Train.LogQScale = 1.2
 	c.Train.Distill = 1
+	// Without a validation file, a random tenth of train validates: the
+	// held-out ratings of a random split are missing at random, not the
+	// future (docs/model.md, "Random splits without a validation file").
+	// As a candidate of the default, it takes the default's views.
+	c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.ValidRandomFraction = 0, 0, 0.1
 	c.Train.Candidates, c.Train.SearchBudget = []string{}, 0 // trains as itself
 	return c
 }
@@ -414,7 +425,7 @@ func (c Config) carriedOnto(p Config) Config {
 	p.Data, p.Serve, p.Log, p.Baselines = c.Data, c.Serve, c.Log, c.Baselines
 	p.Model.Dim = c.Model.Dim
 	t := &p.Train
-	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.Refit
+	t.Seed, t.Workers, t.Epochs, t.ValidFraction, t.ValidUserFraction, t.ValidRandomFraction, t.Refit = c.Train.Seed, c.Train.Workers, c.Train.Epochs, c.Train.ValidFraction, c.Train.ValidUserFraction, c.Train.ValidRandomFraction, c.Train.Refit
 	t.PriorHalfLives, t.PriorWeights, t.PriorFeatureShares = c.Train.PriorHalfLives, c.Train.PriorWeights, c.Train.PriorFeatureShares
 	t.Candidates, t.SearchBudget = c.Train.Candidates, c.Train.SearchBudget
 	return p
@@ -858,6 +869,9 @@ func (c *Config) Validate() error {
 	}
 	if !(t.ValidUserFraction >= 0 && t.ValidUserFraction <= 0.5) {
 		bad("train.valid_user_fraction", "%g out of range 0–0.5", t.ValidUserFraction)
+	}
+	if !(t.ValidRandomFraction >= 0 && t.ValidRandomFraction <= 0.5) {
+		bad("train.valid_random_fraction", "%g out of range 0–0.5", t.ValidRandomFraction)
 	}
 	s := c.Serve
 	if strings.TrimSpace(s.Model) == "" {

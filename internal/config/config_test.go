@@ -384,6 +384,11 @@ func TestCandidate(t *testing.T) {
 		!reflect.DeepEqual(got.Train.PriorWeights, []float64{0.5}) || got.Data.Dir != "data/ml-1m" || len(got.Train.Candidates) != 0 {
 		t.Errorf("candidate lost the run's settings: dim %d, train %+v, data %q", got.Model.Dim, got.Train, got.Data.Dir)
 	}
+	// The preset carves a random view; as a candidate it takes the run's views.
+	if t0, t1 := got.Train, c.Train; t0.ValidFraction != t1.ValidFraction || t0.ValidUserFraction != t1.ValidUserFraction || t0.ValidRandomFraction != t1.ValidRandomFraction || r.Train.ValidRandomFraction == 0 {
+		t.Errorf("candidate views %v/%v/%v, want the run's %v/%v/%v (preset's random view %v)", t0.ValidFraction, t0.ValidUserFraction, t0.ValidRandomFraction,
+			t1.ValidFraction, t1.ValidUserFraction, t1.ValidRandomFraction, r.Train.ValidRandomFraction)
+	}
 	if err := got.Validate(); err != nil {
 		t.Error(err)
 	}

@@ -3,6 +3,7 @@ package movielens
 import (
 	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
 )
 
@@ -129,4 +130,29 @@ func UserTimelineSplit(rs []Rating, frac float64) (older, newer []Rating) {
 		}
 	}
 	return older, newer
+}
+
+// RandomSplit holds out floor(frac·n) of the n ratings, drawn uniformly
+// with seed: ratings missing at random from users' histories, as a random
+// split (RecBole's) asks about, where TimelineSplit and UserTimelineSplit
+// ask about the future. frac is clamped to [0, 1]; both results keep the
+// order of rs, which is not modified.
+func RandomSplit(rs []Rating, frac float64, seed uint64) (kept, held []Rating) {
+	if math.IsNaN(frac) || frac < 0 {
+		frac = 0
+	}
+	n := len(rs)
+	out := min(int(math.Floor(frac*float64(n))), n)
+	pick := make([]bool, n)
+	for _, i := range rand.New(rand.NewPCG(seed, 0x7a11d)).Perm(n)[:out] {
+		pick[i] = true
+	}
+	for i, r := range rs {
+		if pick[i] {
+			held = append(held, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	return kept, held
 }

@@ -1,6 +1,7 @@
 package movielens
 
 import (
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -174,5 +175,41 @@ func TestUserTimelineSplit(t *testing.T) {
 				t.Error("input modified")
 			}
 		})
+	}
+}
+
+func TestRandomSplit(t *testing.T) {
+	t.Parallel()
+	rs := make([]Rating, 50)
+	for i := range rs {
+		rs[i] = Rating{User: UserID(i % 7), Movie: MovieID(i), Time: int64(i)}
+	}
+	orig := slices.Clone(rs)
+	for _, tc := range []struct {
+		frac float64
+		held int
+	}{{0.1, 5}, {0.25, 12}, {0, 0}, {-1, 0}, {math.NaN(), 0}, {1, 50}, {2, 50}} {
+		kept, held := RandomSplit(rs, tc.frac, 3)
+		if len(held) != tc.held || len(kept)+len(held) != len(rs) {
+			t.Errorf("frac %v: %d held, %d kept, want %d held of %d", tc.frac, len(held), len(kept), tc.held, len(rs))
+		}
+		// Both keep the input's order, so together they are a partition.
+		for _, part := range [][]Rating{kept, held} {
+			if !slices.IsSortedFunc(part, func(a, b Rating) int { return int(a.Movie) - int(b.Movie) }) {
+				t.Errorf("frac %v: order not kept", tc.frac)
+			}
+		}
+	}
+	_, a := RandomSplit(rs, 0.2, 3)
+	_, b := RandomSplit(rs, 0.2, 3)
+	_, c := RandomSplit(rs, 0.2, 4)
+	if !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Errorf("seed 3 twice: %v, %v; seed 4: %v (want the same, then different)", a, b, c)
+	}
+	if !slices.Equal(rs, orig) {
+		t.Error("input modified")
+	}
+	if k, h := RandomSplit(nil, 0.5, 1); k != nil || h != nil {
+		t.Errorf("empty: %v %v", k, h)
 	}
 }

@@ -85,14 +85,15 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	fitIn, views, sel := selectionInputs(in, cfg.Train)
-	if sel.Valid == "none" && cfg.Train.ValidFraction > 0 {
+	if t := cfg.Train; sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
 		opts.Logger.Warn().Int("train", len(in.Train)).
-			Msg("no validation: the training ratings cannot be split by time (too few, or all at one time), so the epoch count, the prior and the recipe are not chosen")
+			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")
 	}
 	if sel.Valid == "carved" {
 		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
 			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
-			Msg("no validation file: the newest ratings of train validate")
+			Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
+			Msg("no validation file: views carved from train validate")
 	}
 	val, err := newValidation(ctx, ix, fitIn.Train, views, cfg.Train.Workers)
 	if err != nil {
@@ -100,9 +101,9 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	if val != nil && len(val.popularity) > 0 {
 		sel.ViewPopularity = val.popularity
-		msg := "two validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10"
+		msg := "validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10"
 		if !val.relative() {
-			msg = "two validation views, popularity hits nothing in one: settings maximise the mean of the views' Recall@10"
+			msg = "validation views, popularity hits nothing in one: settings maximise the mean of the views' Recall@10"
 		}
 		opts.Logger.Info().Floats64("popularity_recall@10", val.popularity).Msg(msg)
 	}
@@ -295,44 +296,58 @@ func gridWithZero(ws []float64) []float64 {
 // selectionInputs returns the inputs the towers are fitted and selected
 // on, the validation views (their Valid is all views together), and how
 // they were validated: in itself with its validation file as the one view
-// when it has one (or no view when carving is off), else two views carved
-// from its training ratings: the newest ValidFraction on one timeline
-// (movielens.TimelineSplit: the global future, where new users and what
-// is popular now matter) and, of the rest, each user's newest
-// ValidUserFraction (movielens.UserTimelineSplit: known users' next
-// ratings, each at their own time). A test file is never among them.
+// when it has one, else the views carved from its training ratings, each
+// taken from what the previous ones left: the newest ValidFraction on one
+// timeline (movielens.TimelineSplit: the global future, where new users
+// and what is popular now matter), each user's newest ValidUserFraction
+// (movielens.UserTimelineSplit: known users' next ratings, each at their
+// own time) and ValidRandomFraction drawn at random (movielens.RandomSplit:
+// ratings missing at random, as a random split asks about; off by
+// default). No view (every fraction 0, or too few ratings) validates
+// nothing. A test file is never among them.
 //
 // A validation file is used alone: it says what the held-out data looks
 // like (the global future on the timeline splits, random per-user ratings
 // on recbole's), and carving a second view from train would take more
 // ratings from the selection fit.
 func selectionInputs(in Inputs, t config.Train) (Inputs, [][]movielens.Rating, artifact.Selection) {
-	switch {
-	case len(in.Valid) > 0:
+	if len(in.Valid) > 0 {
 		return in, [][]movielens.Rating{in.Valid}, artifact.Selection{Valid: "file", ValidRatings: len(in.Valid)}
-	case t.ValidFraction <= 0:
-		return in, nil, artifact.Selection{Valid: "none"}
 	}
-	older, newer := movielens.TimelineSplit(in.Train, t.ValidFraction)
-	if len(newer) == 0 || len(older) == 0 {
-		return in, nil, artifact.Selection{Valid: "none"}
+	rest := in.Train
+	var views [][]movielens.Rating
+	sel := artifact.Selection{Valid: "carved"}
+	carve := func(kept, view []movielens.Rating) bool {
+		if len(view) == 0 || len(kept) == 0 {
+			return false
+		}
+		rest, views = kept, append(views, view)
+		sel.ValidRatings += len(view)
+		return true
 	}
-	after := newer[0].Time
-	for _, r := range newer {
-		after = min(after, r.Time)
+	if t.ValidFraction > 0 {
+		if older, newer := movielens.TimelineSplit(rest, t.ValidFraction); carve(older, newer) {
+			sel.ValidFraction, sel.ValidFrom = t.ValidFraction, newer[0].Time
+			for _, r := range newer {
+				sel.ValidFrom = min(sel.ValidFrom, r.Time)
+			}
+		}
 	}
-	sel := artifact.Selection{Valid: "carved", ValidRatings: len(newer), ValidFraction: t.ValidFraction, ValidFrom: after}
-	views := [][]movielens.Rating{newer}
 	if t.ValidUserFraction > 0 {
-		if kept, mine := movielens.UserTimelineSplit(older, t.ValidUserFraction); len(mine) > 0 {
-			older = kept
-			views = append(views, mine)
-			sel.ValidRatings += len(mine)
+		if kept, mine := movielens.UserTimelineSplit(rest, t.ValidUserFraction); carve(kept, mine) {
 			sel.ValidUserFraction, sel.ValidUserRatings = t.ValidUserFraction, len(mine)
 		}
 	}
+	if t.ValidRandomFraction > 0 {
+		if kept, drawn := movielens.RandomSplit(rest, t.ValidRandomFraction, t.Seed); carve(kept, drawn) {
+			sel.ValidRandomFraction, sel.ValidRandomRatings = t.ValidRandomFraction, len(drawn)
+		}
+	}
+	if len(views) == 0 {
+		return in, nil, artifact.Selection{Valid: "none"}
+	}
 	out := in
-	out.Train, out.Valid = older, slices.Concat(views...)
+	out.Train, out.Valid = rest, slices.Concat(views...)
 	return out, views, sel
 }
 

@@ -128,7 +128,7 @@ func TestTrainHistoryFeature(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Train.Epochs = 3
-	cfg.Train.ValidFraction = 0 // all three epochs, as measured when this test was written
+	cfg.Train.ValidFraction, cfg.Train.ValidUserFraction = 0, 0 // all three epochs, as measured when this test was written
 	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
 	in := demoInputs()
 	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
@@ -261,7 +261,7 @@ func TestTrainRecentHistory(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Train.Epochs = 2
-	cfg.Train.ValidFraction = 0
+	cfg.Train.ValidFraction, cfg.Train.ValidUserFraction = 0, 0
 	cfg.Model.User = append(cfg.Model.User, config.Feature{Name: "history", Dim: 16})
 	cfg.Model.HistoryLength = 5
 	cfg.Model.HistoryDecay = 0.8
@@ -485,7 +485,7 @@ func TestTrainInputsThatCannotValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Manifest.Training.Selection.Valid != "none" || !strings.Contains(logs.String(), "no validation: the training ratings cannot be split by time") {
+	if b.Manifest.Training.Selection.Valid != "none" || !strings.Contains(logs.String(), "no validation: the training ratings are too few to carve") {
 		t.Errorf("selection %q, log:\n%s", b.Manifest.Training.Selection.Valid, logs.String())
 	}
 }

@@ -76,7 +76,7 @@ func TestTrainCarvesValidation(t *testing.T) {
 	}
 
 	// With carving off there is no validation and no early stopping.
-	cfg.Train.ValidFraction = 0
+	cfg.Train.ValidFraction, cfg.Train.ValidUserFraction = 0, 0
 	b3, err := Train(context.Background(), noTest, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +84,71 @@ func TestTrainCarvesValidation(t *testing.T) {
 	if s := b3.Manifest.Training.Selection; s.Valid != "none" || s.Epochs != cfg.Train.Epochs || len(b3.Manifest.Training.ValidRecall10) != 0 {
 		t.Errorf("without carving: selection %+v, valid recall %v", s, b3.Manifest.Training.ValidRecall10)
 	}
+}
+
+// Each carved view is taken from what the views before it left: the
+// global newest, each user's newest, then a random draw; every fraction 0
+// is no validation, and a validation file is used alone.
+func TestSelectionViews(t *testing.T) {
+	t.Parallel()
+	in := demoInputs()
+	older, newer := movielens.TimelineSplit(in.Train, 0.1)
+	kept, mine := movielens.UserTimelineSplit(older, 0.1)
+	_, drawn := movielens.RandomSplit(kept, 0.1, 7)
+	_, drawnAll := movielens.RandomSplit(in.Train, 0.2, 7)
+	withFile := in
+	withFile.Valid = newer
+	for _, tc := range []struct {
+		name               string
+		in                 Inputs
+		time, user, random float64
+		want               [][]movielens.Rating
+	}{
+		{"default: global and per-user newest", in, 0.1, 0.1, 0, [][]movielens.Rating{newer, mine}},
+		{"all three", in, 0.1, 0.1, 0.1, [][]movielens.Rating{newer, mine, drawn}},
+		{"random alone", in, 0, 0, 0.2, [][]movielens.Rating{drawnAll}},
+		{"none", in, 0, 0, 0, nil},
+		{"a validation file alone", withFile, 0.1, 0.1, 0.1, [][]movielens.Rating{newer}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := demoConfig(1).Train
+			cfg.Seed, cfg.ValidFraction, cfg.ValidUserFraction, cfg.ValidRandomFraction = 7, tc.time, tc.user, tc.random
+			fit, views, sel := selectionInputs(tc.in, cfg)
+			if !reflect.DeepEqual(views, tc.want) {
+				t.Fatalf("%d views of %v ratings, want %d", len(views), viewSizes(views), len(tc.want))
+			}
+			held := 0
+			for _, v := range views {
+				held += len(v)
+			}
+			switch {
+			case tc.want == nil:
+				if sel.Valid != "none" || len(fit.Train) != len(tc.in.Train) {
+					t.Errorf("selection %+v, %d of %d ratings fitted", sel, len(fit.Train), len(tc.in.Train))
+				}
+			case len(tc.in.Valid) > 0:
+				if sel.Valid != "file" || len(fit.Train) != len(tc.in.Train) {
+					t.Errorf("selection %+v", sel)
+				}
+			default:
+				if sel.Valid != "carved" || sel.ValidRatings != held || len(fit.Train)+held != len(tc.in.Train) || len(fit.Valid) != held {
+					t.Errorf("selection %+v: %d fitted + %d held of %d", sel, len(fit.Train), held, len(tc.in.Train))
+				}
+				if tc.random > 0 && sel.ValidRandomRatings != len(views[len(views)-1]) {
+					t.Errorf("random view of %d ratings recorded as %d", len(views[len(views)-1]), sel.ValidRandomRatings)
+				}
+			}
+		})
+	}
+}
+
+func viewSizes(views [][]movielens.Rating) []int {
+	n := make([]int, len(views))
+	for i, v := range views {
+		n[i] = len(v)
+	}
+	return n
 }
 
 // With a validation file, train chooses on it, then refits on train and
