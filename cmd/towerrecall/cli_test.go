@@ -161,6 +161,34 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 	}
 }
 
+// TestConfigFileRefused: a --config that is not a configuration file is
+// refused naming it, before anything is read or trained; one that never
+// ends (/dev/zero) or is far larger than any configuration is not read
+// into memory whole.
+func TestConfigFileRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# a comment line\n"), 70000), 0o644); err != nil { // 1.1 MiB
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"a directory", dir, "config: read " + dir + ": is a directory"},
+		{"missing", filepath.Join(dir, "none.yaml"), "config: open " + filepath.Join(dir, "none.yaml")},
+		{"endless", "/dev/zero", "config /dev/zero: over 1 MiB: not a configuration file"},
+		{"too large", big, "config " + big + ": over 1 MiB: not a configuration file"},
+	} {
+		out := filepath.Join(dir, "model")
+		_, err := cli("train", "--data", "demo", "--out", out, "--config", tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: wrote %s (%v)", tc.name, out, err)
+		}
+	}
+}
+
 // TestEvalRejectsBadSettings: bad eval flags fail before anything is read
 // (the model directory here does not exist).
 func TestEvalRejectsBadSettings(t *testing.T) {

@@ -105,8 +105,8 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 	var raw []byte
 	if path != "" {
 		var err error
-		if raw, err = os.ReadFile(path); err != nil {
-			return config.Config{}, fmt.Errorf("config: %w", err)
+		if raw, err = readConfigFile(path); err != nil {
+			return config.Config{}, err
 		}
 		if objective == "" {
 			peek, err := config.Parse(raw, path, config.Default())
@@ -146,6 +146,28 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 		return c, invalidConfig{err}
 	}
 	return c, nil
+}
+
+// maxConfigBytes bounds what --config reads: configuration files are a
+// few kilobytes, and a path such as /dev/zero would otherwise be read until
+// memory runs out.
+const maxConfigBytes = 1 << 20
+
+// readConfigFile reads a --config file of at most maxConfigBytes.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(raw) > maxConfigBytes {
+		return nil, fmt.Errorf("config %s: over 1 MiB: not a configuration file", path)
+	}
+	return raw, nil
 }
 
 // invalidConfig is a configuration that parsed but failed Validate, with
