@@ -47,6 +47,15 @@ func TestRunHelp(t *testing.T) {
 		{"serve bad flag", []string{"serve", "--bogus"}, true, "flag provided but not defined: -bogus"},
 		{"train bad flag", []string{"train", "--epochs", "many"}, true, "towerrecall train"},
 		{"data without subcommand", []string{"data"}, true, "towerrecall data download"},
+		{"version -h", []string{"version", "-h"}, false, "towerrecall version"},
+		{"version --help", []string{"version", "--help"}, false, "towerrecall version"},
+		{"version with an argument", []string{"version", "now"}, true, `unexpected argument "now"`},
+		// A boolean flag takes its value after "=": "--demo false" set
+		// demo to true and left "false" as an argument.
+		{"serve --demo false", []string{"serve", "--demo", "false"}, true, "--demo takes its value after =: write --demo=false"},
+		{"train --progress false", []string{"train", "--progress", "false"}, true, "--progress takes its value after =: write --progress=false"},
+		{"train argument after a value", []string{"train", "--epochs", "2", "false"}, true, `unexpected argument "false" (flags are written --name value)`},
+		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "--dir names no directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

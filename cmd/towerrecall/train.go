@@ -489,6 +489,10 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, downloadSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
+	if strings.TrimSpace(*dir) == "" {
+		fmt.Fprintf(stderr, "data download: --dir names no directory\nusage: %s\n", downloadSynopsis)
+		return errUsage
+	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {
 		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
