@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -498,6 +499,9 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, u, src.URL)
+		}
 		src.URL = u // mirrors and tests
 	}
 	client := &http.Client{Timeout: 10 * time.Minute}
