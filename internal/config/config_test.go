@@ -168,6 +168,10 @@ func TestParse(t *testing.T) {
 		{name: "decimal in a list", yaml: "model:\n  hidden: [64, 32.5]\n", wantErr: "line 2: model.hidden[1]: 32.5 is not an integer"},
 		{name: "decimal in a list of features", yaml: "model:\n  user:\n    - name: user_id\n      dim: 1.5\n", wantErr: "line 4: model.user[0].dim: 1.5 is not an integer"},
 		{name: "decimal for a duration", yaml: "serve:\n  reload_poll: 1.5\n", wantErr: "line 2"},
+		// A duration with its unit that time.Duration cannot hold is out of
+		// range, not missing a unit.
+		{name: "a duration out of range", yaml: "serve:\n  request_timeout: 99999999h\n", wantErr: "line 2: serve.request_timeout: 99999999h is out of range (at most 2562047h)"},
+		{name: "a duration with an unknown unit", yaml: "serve:\n  request_timeout: 5d\n", wantErr: "line 2: serve.request_timeout: 5d is not a duration (write it with its unit"},
 		{name: "an integer for a decimal", yaml: "train:\n  logq_scale: 2\n", check: func(t *testing.T, c Config) {
 			if c.Train.LogQScale != 2 {
 				t.Errorf("logq_scale %v", c.Train.LogQScale)
