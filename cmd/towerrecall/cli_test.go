@@ -376,6 +376,46 @@ func TestEvalChecksItsFiles(t *testing.T) {
 	}
 }
 
+// TestEvalWarnsOtherUsers: eval with data whose users file gives the
+// model's users other features (same movies, so the catalogue check
+// passes) says so: the metrics would silently use features the model
+// neither trained on nor serves.
+func TestEvalWarnsOtherUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir, data, ds := demoDir(t, "data")
+	train, test := movielens.TimelineSplit(ds.Ratings, 0.8)
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "test.dat": test})
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--train", filepath.Join(dir, "train.dat"), "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	ds.Users[4].Gender = map[string]string{"F": "M", "M": "F"}[ds.Users[4].Gender]
+	ds.Users[9].Age = map[bool]int{true: 35, false: 25}[ds.Users[9].Age == 25] // an ML-1M age code
+	if err := movielens.WriteML1M(other, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		data string
+		want string
+	}{
+		{data, ""},
+		{other, fmt.Sprintf("eval: warning: 2 of the model's %d stored users have other features in --data %s (first: user %d)", len(ds.Users), other, ds.Users[4].ID)},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"towerrecall", "eval", "--model", model, "--data", tc.data, "--train", filepath.Join(dir, "train.dat"), "--test", filepath.Join(dir, "test.dat"), "--ease-lambda", "0"}
+		if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
+			t.Fatalf("eval --data %s: %v", tc.data, err)
+		}
+		if got := strings.Contains(stderr.String(), "stored users"); got != (tc.want != "") || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("eval --data %s: stderr %q, want %q", tc.data, stderr.String(), tc.want)
+		}
+	}
+}
+
 // TestSplitsNeedNoRatingsFile: with split files, --data needs only the
 // users and movies (its ratings file is not read, nor recorded in the
 // manifest): train, eval and prior all work on such a directory.

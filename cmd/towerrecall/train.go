@@ -444,6 +444,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if n, first := otherUsers(b.Profiles, in.Dataset); n > 0 {
+		fmt.Fprintf(stderr, "eval: warning: %d of the model's %d stored users have other features in --data %s (first: user %d): the metrics use the data's features, which the model was not trained on and does not serve\n", n, len(b.Profiles), *dataDir, first)
+	}
 	if r.NotRemoved > 0 {
 		fmt.Fprintf(stderr, "eval: warning: the model was trained on %d (user, movie) pairs that --train and --valid do not hold (its artifact's histories): those movies stay candidates; pass the files it was trained on (a model refit on its validation file needs --valid too)\n", r.NotRemoved)
 	}
@@ -458,6 +461,26 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// otherUsers counts the model's stored users (profiles.json) whose
+// features ds gives otherwise, or that ds lacks, and returns the first's
+// id. The catalogue check compares movies only.
+func otherUsers(profiles []artifact.Profile, ds *movielens.Dataset) (n int, first movielens.UserID) {
+	for _, p := range profiles {
+		i, ok := ds.UserIndex(p.ID)
+		if ok {
+			u := ds.Users[i]
+			ok = u.Gender == p.Gender && u.Age == p.Age && u.Occupation == p.Occupation && u.Zip == p.Zip
+		}
+		if !ok {
+			if n == 0 {
+				first = p.ID
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 const (
