@@ -56,6 +56,16 @@ func TestRunHelp(t *testing.T) {
 		{"train --progress false", []string{"train", "--progress", "false"}, true, "--progress takes its value after =: write --progress=false"},
 		{"train argument after a value", []string{"train", "--epochs", "2", "false"}, true, `unexpected argument "false" (flags are written --name value)`},
 		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "--dir names no directory"},
+		// An empty path ("$CFG" unset) is not the flag left out: train
+		// --config "" trained with the defaults, serve --model "" served
+		// var/model (or trained a demo model there).
+		{"train empty config", []string{"train", "--data", "demo", "--config", "", "--epochs", "-1"}, true, "--config is empty: name a file, or leave the flag out"},
+		// (--epochs -1, --index bogus: were the empty flag taken for no
+		// flag, train and serve would stop at those instead of running.)
+		{"serve empty config", []string{"serve", "--config", " ", "--index", "bogus"}, true, "--config is empty"},
+		{"serve empty model", []string{"serve", "--model", "", "--index", "bogus"}, true, "--model is empty: name a directory, or leave the flag out"},
+		{"eval empty model", []string{"eval", "--model", "", "--data", "demo"}, true, "--model is empty"},
+		{"prior empty model", []string{"prior", "--model", "", "--data", "demo", "--ratings", "x"}, true, "--model is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

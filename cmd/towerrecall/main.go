@@ -177,3 +177,18 @@ func boolFlagBefore(fs *flag.FlagSet, args []string) (string, bool) {
 	}
 	return name, true
 }
+
+// emptyPaths refuses a path flag given empty (--config "$CFG" with CFG
+// unset): left out, the flag has a default or means no file; given empty,
+// it would be taken for that without a word. kind is "file" or
+// "directory" per flag name.
+func emptyPaths(fs *flag.FlagSet, stderr io.Writer, kind map[string]string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if k, ok := kind[f.Name]; ok && err == nil && strings.TrimSpace(f.Value.String()) == "" {
+			fmt.Fprintf(stderr, "%s: --%s is empty: name a %s, or leave the flag out\n", fs.Name(), f.Name, k)
+			err = errUsage
+		}
+	})
+	return err
+}

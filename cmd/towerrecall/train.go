@@ -225,6 +225,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
 		return err
 	}
+	if err := emptyPaths(fs, stderr, map[string]string{"config": "file"}); err != nil {
+		return err
+	}
 	given := flagsSet(fs)
 	cfg, err := loadConfig(*cfgPath, *objective, getenv, func(c *config.Config) {
 		if given["data"] {
@@ -417,6 +420,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		newHist  = fs.Int("new-user-history", config.Default().Baselines.NewUserHistory, "new-user protocol: a new test user's first N ratings are sent as their history, the rest are positives (0: off)")
 	)
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
+		return err
+	}
+	if err := emptyPaths(fs, stderr, map[string]string{"model": "directory"}); err != nil {
 		return err
 	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
