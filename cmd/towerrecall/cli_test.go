@@ -47,6 +47,25 @@ func TestRunHelp(t *testing.T) {
 		{"serve bad flag", []string{"serve", "--bogus"}, true, "flag provided but not defined: -bogus"},
 		{"train bad flag", []string{"train", "--epochs", "many"}, true, "towerrecall train"},
 		{"data without subcommand", []string{"data"}, true, "towerrecall data download"},
+		{"version -h", []string{"version", "-h"}, false, "towerrecall version"},
+		{"version --help", []string{"version", "--help"}, false, "towerrecall version"},
+		{"version with an argument", []string{"version", "now"}, true, `unexpected argument "now"`},
+		// A boolean flag takes its value after "=": "--demo false" set
+		// demo to true and left "false" as an argument.
+		{"serve --demo false", []string{"serve", "--demo", "false"}, true, "--demo takes its value after =: write --demo=false"},
+		{"train --progress false", []string{"train", "--progress", "false"}, true, "--progress takes its value after =: write --progress=false"},
+		{"train argument after a value", []string{"train", "--epochs", "2", "false"}, true, `unexpected argument "false" (flags are written --name value)`},
+		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "--dir names no directory"},
+		// An empty path ("$CFG" unset) is not the flag left out: train
+		// --config "" trained with the defaults, serve --model "" served
+		// var/model (or trained a demo model there).
+		{"train empty config", []string{"train", "--data", "demo", "--config", "", "--epochs", "-1"}, true, "--config is empty: name a file, or leave the flag out"},
+		// (--epochs -1, --index bogus: were the empty flag taken for no
+		// flag, train and serve would stop at those instead of running.)
+		{"serve empty config", []string{"serve", "--config", " ", "--index", "bogus"}, true, "--config is empty"},
+		{"serve empty model", []string{"serve", "--model", "", "--index", "bogus"}, true, "--model is empty: name a directory, or leave the flag out"},
+		{"eval empty model", []string{"eval", "--model", "", "--data", "demo"}, true, "--model is empty"},
+		{"prior empty model", []string{"prior", "--model", "", "--data", "demo", "--ratings", "x"}, true, "--model is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +177,34 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 				t.Errorf("%s -1 wrote %s (%v)", flagName, out, err)
 			}
 		})
+	}
+}
+
+// TestConfigFileRefused: a --config that is not a configuration file is
+// refused naming it, before anything is read or trained; one that never
+// ends (/dev/zero) or is far larger than any configuration is not read
+// into memory whole.
+func TestConfigFileRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# a comment line\n"), 70000), 0o644); err != nil { // 1.1 MiB
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"a directory", dir, "config: read " + dir + ": is a directory"},
+		{"missing", filepath.Join(dir, "none.yaml"), "config: open " + filepath.Join(dir, "none.yaml")},
+		{"endless", "/dev/zero", "config /dev/zero: over 1 MiB: not a configuration file"},
+		{"too large", big, "config " + big + ": over 1 MiB: not a configuration file"},
+	} {
+		out := filepath.Join(dir, "model")
+		_, err := cli("train", "--data", "demo", "--out", out, "--config", tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one saying %q", tc.name, err, tc.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: wrote %s (%v)", tc.name, out, err)
+		}
 	}
 }
 
@@ -336,6 +383,46 @@ func TestEvalChecksItsFiles(t *testing.T) {
 	}
 	if want := fmt.Sprintf("prior counts %d ratings, more than --train and --valid hold (%d)", len(older)+len(test), len(older)); !strings.Contains(stderr.String(), want) {
 		t.Errorf("eval after a prior refreshed with the test: stderr %q does not say %q", stderr.String(), want)
+	}
+}
+
+// TestEvalWarnsOtherUsers: eval with data whose users file gives the
+// model's users other features (same movies, so the catalogue check
+// passes) says so: the metrics would silently use features the model
+// neither trained on nor serves.
+func TestEvalWarnsOtherUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	dir, data, ds := demoDir(t, "data")
+	train, test := movielens.TimelineSplit(ds.Ratings, 0.8)
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "test.dat": test})
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--train", filepath.Join(dir, "train.dat"), "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	ds.Users[4].Gender = map[string]string{"F": "M", "M": "F"}[ds.Users[4].Gender]
+	ds.Users[9].Age = map[bool]int{true: 35, false: 25}[ds.Users[9].Age == 25] // an ML-1M age code
+	if err := movielens.WriteML1M(other, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		data string
+		want string
+	}{
+		{data, ""},
+		{other, fmt.Sprintf("eval: warning: 2 of the model's %d stored users have other features in --data %s (first: user %d)", len(ds.Users), other, ds.Users[4].ID)},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"towerrecall", "eval", "--model", model, "--data", tc.data, "--train", filepath.Join(dir, "train.dat"), "--test", filepath.Join(dir, "test.dat"), "--ease-lambda", "0"}
+		if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
+			t.Fatalf("eval --data %s: %v", tc.data, err)
+		}
+		if got := strings.Contains(stderr.String(), "stored users"); got != (tc.want != "") || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("eval --data %s: stderr %q, want %q", tc.data, stderr.String(), tc.want)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -96,6 +97,10 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 	case "serve":
 		err = runServe(ctx, rest, getenv, unknown, stdout, stderr)
 	case "version":
+		if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
+			fmt.Fprintln(stdout, "Usage:\n  towerrecall version\n\nPrints the module version, VCS revision and commit time.")
+			return nil
+		}
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "unexpected argument %q\n\n%s", rest[0], usage)
 			return errUsage
@@ -130,7 +135,11 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 	}
 	err := fs.Parse(args)
 	if err == nil && fs.NArg() > 0 {
-		fmt.Fprintf(&buf, "unexpected argument %q (flags are written --name value)\n", fs.Arg(0))
+		if name, ok := boolFlagBefore(fs, args); ok {
+			fmt.Fprintf(&buf, "unexpected argument %q: --%s takes its value after =: write --%s=%s\n", fs.Arg(0), name, name, fs.Arg(0))
+		} else {
+			fmt.Fprintf(&buf, "unexpected argument %q (flags are written --name value)\n", fs.Arg(0))
+		}
 		fs.Usage()
 		err = errors.New("unexpected argument")
 	}
@@ -144,4 +153,42 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		_, _ = stderr.Write(buf.Bytes())
 		return errUsage
 	}
+}
+
+// boolFlagBefore reports whether the first argument fs left over is a
+// boolean value written after a boolean flag with a space (--demo false):
+// the flag package sets such a flag to true and stops there. It returns
+// the flag's name.
+func boolFlagBefore(fs *flag.FlagSet, args []string) (string, bool) {
+	i := len(args) - fs.NArg() - 1
+	if i < 0 || !strings.HasPrefix(args[i], "-") || strings.Contains(args[i], "=") {
+		return "", false
+	}
+	name := strings.TrimLeft(args[i], "-")
+	f := fs.Lookup(name)
+	if f == nil {
+		return "", false
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+		return "", false
+	}
+	if _, err := strconv.ParseBool(fs.Arg(0)); err != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// emptyPaths refuses a path flag given empty (--config "$CFG" with CFG
+// unset): left out, the flag has a default or means no file; given empty,
+// it would be taken for that without a word. kind is "file" or
+// "directory" per flag name.
+func emptyPaths(fs *flag.FlagSet, stderr io.Writer, kind map[string]string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if k, ok := kind[f.Name]; ok && err == nil && strings.TrimSpace(f.Value.String()) == "" {
+			fmt.Fprintf(stderr, "%s: --%s is empty: name a %s, or leave the flag out\n", fs.Name(), f.Name, k)
+			err = errUsage
+		}
+	})
+	return err
 }

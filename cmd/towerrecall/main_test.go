@@ -459,3 +459,22 @@ func TestDataDownloadVerifiesChecksum(t *testing.T) {
 		t.Errorf("download left %d entries behind", len(entries))
 	}
 }
+
+// A TOWERRECALL_DOWNLOAD_URL that is no http or https URL is refused
+// naming the variable, before anything is fetched or written (it was
+// fetched, and the error asked whether the machine was offline).
+func TestDataDownloadURLChecked(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"notaurl", "file:///etc/passwd", "ftp://mirror.example/ml-100k.zip", "http://"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"towerrecall", "data", "download", "--dir", dir},
+			[]string{"TOWERRECALL_DOWNLOAD_URL=" + u}, &out, &errOut)
+		if want := fmt.Sprintf("TOWERRECALL_DOWNLOAD_URL: %q is not an http or https URL", u); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want one saying %q", u, err, want)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: %s was created (%v)", u, dir, err)
+		}
+	}
+}

@@ -45,6 +45,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err
 	}
+	if err := emptyPaths(flags, stderr, map[string]string{"config": "file", "model": "directory"}); err != nil {
+		return err
+	}
 	given := flagsSet(flags)
 	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
 		if *modelDir != "" {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -105,8 +106,8 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 	var raw []byte
 	if path != "" {
 		var err error
-		if raw, err = os.ReadFile(path); err != nil {
-			return config.Config{}, fmt.Errorf("config: %w", err)
+		if raw, err = readConfigFile(path); err != nil {
+			return config.Config{}, err
 		}
 		if objective == "" {
 			peek, err := config.Parse(raw, path, config.Default())
@@ -146,6 +147,28 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 		return c, invalidConfig{err}
 	}
 	return c, nil
+}
+
+// maxConfigBytes bounds what --config reads: configuration files are a
+// few kilobytes, and a path such as /dev/zero would otherwise be read until
+// memory runs out.
+const maxConfigBytes = 1 << 20
+
+// readConfigFile reads a --config file of at most maxConfigBytes.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(raw) > maxConfigBytes {
+		return nil, fmt.Errorf("config %s: over 1 MiB: not a configuration file", path)
+	}
+	return raw, nil
 }
 
 // invalidConfig is a configuration that parsed but failed Validate, with
@@ -200,6 +223,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		progress  = fs.Bool("progress", true, "show a progress bar when stderr is a terminal")
 	)
 	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
+		return err
+	}
+	if err := emptyPaths(fs, stderr, map[string]string{"config": "file"}); err != nil {
 		return err
 	}
 	given := flagsSet(fs)
@@ -396,6 +422,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
 	}
+	if err := emptyPaths(fs, stderr, map[string]string{"model": "directory"}); err != nil {
+		return err
+	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
 		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
 		return errUsage
@@ -421,6 +450,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if n, first := otherUsers(b.Profiles, in.Dataset); n > 0 {
+		fmt.Fprintf(stderr, "eval: warning: %d of the model's %d stored users have other features in --data %s (first: user %d): the metrics use the data's features, which the model was not trained on and does not serve\n", n, len(b.Profiles), *dataDir, first)
+	}
 	if r.NotRemoved > 0 {
 		fmt.Fprintf(stderr, "eval: warning: the model was trained on %d (user, movie) pairs that --train and --valid do not hold (its artifact's histories): those movies stay candidates; pass the files it was trained on (a model refit on its validation file needs --valid too)\n", r.NotRemoved)
 	}
@@ -435,6 +467,26 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// otherUsers counts the model's stored users (profiles.json) whose
+// features ds gives otherwise, or that ds lacks, and returns the first's
+// id. The catalogue check compares movies only.
+func otherUsers(profiles []artifact.Profile, ds *movielens.Dataset) (n int, first movielens.UserID) {
+	for _, p := range profiles {
+		i, ok := ds.UserIndex(p.ID)
+		if ok {
+			u := ds.Users[i]
+			ok = u.Gender == p.Gender && u.Age == p.Age && u.Occupation == p.Occupation && u.Zip == p.Zip
+		}
+		if !ok {
+			if n == 0 {
+				first = p.ID
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 const (
@@ -467,11 +519,18 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, downloadSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
+	if strings.TrimSpace(*dir) == "" {
+		fmt.Fprintf(stderr, "data download: --dir names no directory\nusage: %s\n", downloadSynopsis)
+		return errUsage
+	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {
 		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, u, src.URL)
+		}
 		src.URL = u // mirrors and tests
 	}
 	client := &http.Client{Timeout: 10 * time.Minute}

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -487,7 +488,7 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err == nil {
 		var unknown, wrong []error
-		checkScalars(&root, reflect.TypeFor[Config](), "", &unknown, &wrong)
+		checkScalars(&root, reflect.TypeFor[Config](), "", map[checked]bool{}, &unknown, &wrong)
 		if len(unknown) == 0 {
 			unknown = wrong // unknown keys first: a typo in a key explains a value read as another's
 		}
@@ -510,22 +511,50 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 
 // checkScalars walks the YAML node n that decodes into a value of type t
 // (path names it) and appends, naming each line and key, the keys no
-// setting has to unknown and the scalars of the wrong type (see
-// scalarProblem) to wrong.
-func checkScalars(n *yaml.Node, t reflect.Type, path string, unknown, wrong *[]error) {
+// setting has to unknown and the values of the wrong type or shape (see
+// scalarProblem and shapeProblem) to wrong. An anchored node is checked
+// once per type (seen), however often it is aliased: a small file must not
+// make a number of problems quadratic in its size.
+func checkScalars(n *yaml.Node, t reflect.Type, path string, seen map[checked]bool, unknown, wrong *[]error) {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Anchor != "" {
+		if seen[checked{n, t}] {
+			return
+		}
+		seen[checked{n, t}] = true
+	}
+	if n.Kind != yaml.DocumentNode && n.Kind != yaml.AliasNode {
+		if msg := shapeProblem(n, t); msg != "" {
+			name := path
+			if name == "" {
+				name = "the file"
+			}
+			*wrong = append(*wrong, fmt.Errorf("line %d: %s: %s", n.Line, name, msg))
+			return
+		}
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			checkScalars(c, t, path, unknown, wrong)
+			checkScalars(c, t, path, seen, unknown, wrong)
 		}
 	case yaml.AliasNode:
-		checkScalars(n.Alias, t, path, unknown, wrong)
+		checkScalars(n.Alias, t, path, seen, unknown, wrong)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i].Value, n.Content[i+1]
+			if n.Content[i].Tag == "!!merge" { // <<: *anchor or [*a, *b]: their keys are this mapping's
+				merged := []*yaml.Node{val}
+				if val.Kind == yaml.SequenceNode {
+					merged = val.Content
+				}
+				for _, m := range merged {
+					checkScalars(m, t, path, seen, unknown, wrong)
+				}
+				continue
+			}
 			at := strings.TrimPrefix(path+"."+key, ".")
 			var vt reflect.Type
 			switch t.Kind() {
@@ -542,20 +571,60 @@ func checkScalars(n *yaml.Node, t reflect.Type, path string, unknown, wrong *[]e
 				vt = t.Elem()
 			}
 			if vt != nil {
-				checkScalars(val, vt, at, unknown, wrong)
+				checkScalars(val, vt, at, seen, unknown, wrong)
 			}
 		}
 	case yaml.SequenceNode:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for i, c := range n.Content {
-				checkScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), unknown, wrong)
-			}
+		for i, c := range n.Content {
+			checkScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), seen, unknown, wrong)
 		}
 	case yaml.ScalarNode:
 		if msg := scalarProblem(n, t); msg != "" {
 			*wrong = append(*wrong, fmt.Errorf("line %d: %s: %s", n.Line, path, msg))
 		}
 	}
+}
+
+// checked is a node checked as a value of a type (checkScalars' seen).
+type checked struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+// shapeProblem says why node n, a mapping, a list or a scalar, cannot be a
+// value of type t ("" if it can; a null leaves the value as it is): yaml.v3
+// would name only the line and a Go type.
+func shapeProblem(n *yaml.Node, t reflect.Type) string {
+	var want string
+	switch k := t.Kind(); {
+	case t == reflect.TypeFor[time.Duration]():
+		want = "a duration"
+	case k == reflect.Struct || k == reflect.Map:
+		want = "a mapping of settings"
+	case k == reflect.Slice || k == reflect.Array:
+		want = "a list"
+	case k >= reflect.Int && k <= reflect.Uint64:
+		want = "an integer"
+	case k == reflect.Float32 || k == reflect.Float64:
+		want = "a number"
+	case k == reflect.Bool:
+		want = "true or false"
+	default:
+		want = "a string"
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && want != "a mapping of settings":
+		return "a mapping where " + want + " is expected"
+	case n.Kind == yaml.SequenceNode && want != "a list":
+		return "a list where " + want + " is expected"
+	case n.Kind == yaml.ScalarNode && n.Tag != "!!null" && (want == "a mapping of settings" || want == "a list"):
+		v := n.Value
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			v = strconv.Quote(n.Value) + " (a string)"
+		}
+		return v + " is not " + want
+	}
+	return ""
 }
 
 // scalarProblem says why scalar n cannot be a value of type t ("" if it
@@ -571,6 +640,9 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	switch k := t.Kind(); {
 	case t == reflect.TypeFor[time.Duration]():
 		if _, err := time.ParseDuration(n.Value); err != nil {
+			if durationForm.MatchString(n.Value) {
+				return v + " is out of range (at most 2562047h)" // time.Duration's ~292 years
+			}
 			return v + " is not a duration (write it with its unit, such as 1s or 500ms)"
 		}
 	case k >= reflect.Int && k <= reflect.Uint64:
@@ -606,6 +678,10 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	}
 	return ""
 }
+
+// durationForm is the form of a Go duration (numbers, each with a unit):
+// one that does not parse is too large for time.Duration.
+var durationForm = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // envSetters are the settings the environment overrides, by variable
 // name, each with how it sets its value.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -167,6 +168,10 @@ func TestParse(t *testing.T) {
 		{name: "decimal in a list", yaml: "model:\n  hidden: [64, 32.5]\n", wantErr: "line 2: model.hidden[1]: 32.5 is not an integer"},
 		{name: "decimal in a list of features", yaml: "model:\n  user:\n    - name: user_id\n      dim: 1.5\n", wantErr: "line 4: model.user[0].dim: 1.5 is not an integer"},
 		{name: "decimal for a duration", yaml: "serve:\n  reload_poll: 1.5\n", wantErr: "line 2"},
+		// A duration with its unit that time.Duration cannot hold is out of
+		// range, not missing a unit.
+		{name: "a duration out of range", yaml: "serve:\n  request_timeout: 99999999h\n", wantErr: "line 2: serve.request_timeout: 99999999h is out of range (at most 2562047h)"},
+		{name: "a duration with an unknown unit", yaml: "serve:\n  request_timeout: 5d\n", wantErr: "line 2: serve.request_timeout: 5d is not a duration (write it with its unit"},
 		{name: "an integer for a decimal", yaml: "train:\n  logq_scale: 2\n", check: func(t *testing.T, c Config) {
 			if c.Train.LogQScale != 2 {
 				t.Errorf("logq_scale %v", c.Train.LogQScale)
@@ -178,6 +183,34 @@ func TestParse(t *testing.T) {
 				t.Errorf("epochs %d", c.Train.Epochs)
 			}
 		}},
+		// A list, a mapping or a scalar where the key wants another shape is
+		// named by its key, not by yaml.v3's Go type ("into config.Train").
+		{name: "a list for a section", yaml: "train:\n  - epochs\n", wantErr: "line 2: train: a list where a mapping of settings is expected"},
+		{name: "a number for a section", yaml: "train: 5\n", wantErr: "line 1: train: 5 is not a mapping of settings"},
+		{name: "a mapping for a number", yaml: "train:\n  epochs:\n    value: 2\n", wantErr: "line 3: train.epochs: a mapping where an integer is expected"},
+		{name: "a number for a list", yaml: "train:\n  prior_weights: 5\n", wantErr: "line 2: train.prior_weights: 5 is not a list"},
+		{name: "a list of lists", yaml: "train:\n  candidates: [[default]]\n", wantErr: "line 2: train.candidates[0]: a list where a string is expected"},
+		{name: "a list for the file", yaml: "[]\n", wantErr: "line 1: the file: a list where a mapping of settings is expected"},
+		{name: "a word for the file", yaml: "settings\n", wantErr: "line 1: the file: settings is not a mapping of settings"},
+		// An alias is checked as what it stands for, once: a small file
+		// that aliases one bad mapping many times is reported at the
+		// anchor, not once per alias (a 13 KB file made a million errors).
+		{name: "an alias to a bad mapping", yaml: "model:\n  movie: [&m {name: genres, dimm: 1}]\n  user: [*m, *m, *m]\n",
+			wantErr: "line 2: unknown key model.movie[0].dimm"},
+		{name: "an alias to a value", yaml: "train:\n  epochs: &e 2\n  patience: *e\n", check: func(t *testing.T, c Config) {
+			if c.Train.Epochs != 2 || c.Train.Patience != 2 {
+				t.Errorf("epochs %d, patience %d", c.Train.Epochs, c.Train.Patience)
+			}
+		}},
+		{name: "an alias to a bad value", yaml: "train:\n  epochs: &e x\n  patience: *e\n", wantErr: "line 2: train.epochs: x is not an integer"},
+		// A merge key (<<) is YAML's, not an unknown setting: the keys it
+		// merges are checked as the mapping's own.
+		{name: "a merge key", yaml: "model:\n  user:\n    - &f {name: user_id, dim: 16}\n  movie:\n    - <<: *f\n      name: movie_id\n", check: func(t *testing.T, c Config) {
+			if want := []Feature{{"movie_id", 16}}; !slices.Equal(c.Model.Movie, want) {
+				t.Errorf("model.movie %v, want %v", c.Model.Movie, want)
+			}
+		}},
+		{name: "a merge key bringing an unknown key", yaml: "model:\n  user:\n    - &f {name: user_id, dimm: 16}\n  movie:\n    - <<: [*f]\n      name: movie_id\n", wantErr: "unknown key model.user[0].dimm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +227,27 @@ func TestParse(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
+	}
+}
+
+// TestParseAliasesOnce: a mapping aliased n times is checked once, so a
+// file of O(n) bytes cannot make O(n²) errors (a 13 KB file made a million,
+// and 420 MB; a 40 KB one would have taken gigabytes).
+func TestParseAliasesOnce(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	var keys, refs []string
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("k%d: 1", i))
+		refs = append(refs, "*m")
+	}
+	raw := fmt.Sprintf("model:\n  movie: [&m {%s}]\n  user: [%s]\n", strings.Join(keys, ", "), strings.Join(refs, ", "))
+	_, err := Parse([]byte(raw), "laughs.yaml", Default())
+	if err == nil {
+		t.Fatal("no error for unknown keys")
+	}
+	if lines := strings.Count(err.Error(), "\n") + 1; lines != n {
+		t.Errorf("%d error lines for %d unknown keys aliased %d times, want %d (each once, at the anchor)", lines, n, n, n)
 	}
 }
 
