@@ -640,6 +640,9 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	switch k := t.Kind(); {
 	case t == reflect.TypeFor[time.Duration]():
 		if _, err := time.ParseDuration(n.Value); err != nil {
+			// The form of a Go duration (numbers, each with a unit) that
+			// does not parse is too large for time.Duration.
+			durationForm := regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
 			if durationForm.MatchString(n.Value) {
 				return v + " is out of range (at most 2562047h)" // time.Duration's ~292 years
 			}
@@ -678,10 +681,6 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	}
 	return ""
 }
-
-// durationForm is the form of a Go duration (numbers, each with a unit):
-// one that does not parse is too large for time.Duration.
-var durationForm = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // envSetters are the settings the environment overrides, by variable
 // name, each with how it sets its value.
