@@ -305,6 +305,13 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	if manifest() != before {
 		t.Fatal("prior after a stop rewrote the artifact")
 	}
+	// So does train stopped mid-way, and it says so rather than "context canceled".
+	if _, err := cliCtx(stopped, "train", "--data", "demo", "--out", model); err == nil || !strings.Contains(err.Error(), "interrupted, nothing written") {
+		t.Errorf("train after a stop: err = %v", err)
+	}
+	if manifest() != before {
+		t.Fatal("train after a stop rewrote the artifact")
+	}
 	out, err := cli("prior", "--model", model, "--data", data, "--ratings", ratings)
 	if err != nil || !strings.Contains(out, "prior recounted from") {
 		t.Fatalf("prior with the model's own data: %q, %v", out, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -287,11 +288,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	b, err := pipeline.Train(ctx, in, opts)
-	if err != nil {
-		return err
-	}
-	if err := interrupted(ctx); err != nil {
-		return err
+	if err := cmp.Or(interrupted(ctx), err); err != nil {
+		return err // a signal mid-training says "interrupted, nothing written", not "context canceled"
 	}
 	if err := artifact.Save(*out, b); err != nil {
 		return err
