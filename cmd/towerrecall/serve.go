@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -125,6 +126,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	// Job has not filled yet must not crash-loop; only a bad config exits.
 	// lastSum is the checksum of the manifest loaded (or refused) at start,
 	// which the reload poll compares against.
+	startPrint := artifactPrint(cfg.Serve.Model)
 	b, lastSum, err := loadOrTrain(ctx, cfg, logger)
 	if err == nil {
 		if err = svc.Load(b); err != nil {
@@ -133,6 +135,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	} else if errors.Is(err, errBadArtifact) {
 		svc.LoadFailed() // a refusal, counted as a reload's is (svc.Load counts its own)
 	}
+	refusedAtStart := errors.Is(err, errBadArtifact)
 	switch {
 	case err == nil:
 	case errors.Is(err, errNoArtifact):
@@ -152,6 +155,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		return err
 	}
 	rl := &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger, sum: lastSum}
+	if refusedAtStart {
+		rl.refused = startPrint // logged above; loaded again once it changes
+	}
 	var g oklogrun.Group
 	{
 		sctx, cancel := context.WithCancel(ctx)
@@ -192,6 +198,10 @@ type reloader struct {
 	// unknown), whichever trigger loaded it: the poll reloads when the
 	// manifest on disk differs from it.
 	sum []byte
+	// refused is the artifact the last load refused, as artifactPrint saw
+	// it before that load; the poll does not load it again until its
+	// manifest or files change (a SIGHUP always does).
+	refused string
 }
 
 // reload loads the artifact again; a failure the previous attempt already
@@ -206,6 +216,7 @@ func (rl *reloader) reload(why string) error {
 // load is reload with rl.mu held.
 func (rl *reloader) load(why string) error {
 	_, had := rl.svc.Info()
+	seen := artifactPrint(rl.dir)
 	nb, sum, err := loadArtifact(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
@@ -213,10 +224,11 @@ func (rl *reloader) load(why string) error {
 		rl.svc.LoadFailed()
 	}
 	if err == nil {
-		rl.lastFailure, rl.sum = "", sum
+		rl.lastFailure, rl.sum, rl.refused = "", sum, ""
 		rl.logger.Info().Str("trigger", why).Str("version", nb.Manifest.Version).Bool("first", !had).Msg("reloaded")
 		return nil
 	}
+	rl.refused = seen
 	level := zerolog.ErrorLevel
 	if err.Error() == rl.lastFailure {
 		level = zerolog.DebugLevel
@@ -250,27 +262,54 @@ func (rl *reloader) onSignal(hup <-chan os.Signal, done <-chan struct{}) {
 // model serving (rl.sum, whether the poll, a SIGHUP or the start loaded
 // it), every interval until done is closed. A missing manifest (no
 // artifact yet, or one being replaced) is not a change: the next poll
-// looks again. A manifest whose artifact was refused is tried at every
-// poll (its files may still be arriving).
+// looks again. A refused artifact is tried again once any of its files
+// changes (they may still be arriving), not at every poll: loading a
+// large one again costs seconds of CPU each time.
 func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			// The manifest is read under the lock: one a SIGHUP is
-			// loading right now is not loaded a second time.
-			rl.mu.Lock()
-			sum, err := artifact.ManifestSum(rl.dir)
-			rl.notePollError(err)
-			if err == nil && !bytes.Equal(sum, rl.sum) {
-				_ = rl.load("manifest changed")
-			}
-			rl.mu.Unlock()
+			rl.pollOnce()
 		case <-done:
 			return
 		}
 	}
+}
+
+// pollOnce is one look of the poll. The manifest is read under the lock:
+// one a SIGHUP is loading right now is not loaded a second time.
+func (rl *reloader) pollOnce() {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	sum, err := artifact.ManifestSum(rl.dir)
+	rl.notePollError(err)
+	if err != nil || bytes.Equal(sum, rl.sum) || rl.refused != "" && artifactPrint(rl.dir) == rl.refused {
+		return
+	}
+	_ = rl.load("manifest changed")
+}
+
+// artifactPrint is what the poll compares to tell whether the artifact at
+// dir changed since it was refused: its manifest's checksum and each
+// file's name, size and modification time ("" when dir cannot be read).
+func artifactPrint(dir string) string {
+	sum, _ := artifact.ManifestSum(dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	b := strings.Builder{}
+	fmt.Fprintf(&b, "%x\n", sum)
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return ""
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
 }
 
 // notePollError logs a manifest the poll cannot read, once until it

@@ -110,6 +110,11 @@ func TestServeWithoutModel(t *testing.T) {
 			if strings.Contains(logs.String(), "DEMO") {
 				t.Errorf("demo training started:\n%s", logs.String())
 			}
+			// An artifact refused at start is said once, and not loaded
+			// again while it stays as it was.
+			if strings.Contains(logs.String(), "reload refused") {
+				t.Errorf("the poll loaded an unchanged artifact again:\n%s", logs.String())
+			}
 			cancel()
 			select {
 			case err := <-done:
@@ -286,5 +291,45 @@ func TestPollNotesUnreadableManifest(t *testing.T) {
 	rl.notePollError(denied)
 	if n := strings.Count(logs.String(), "cannot read the model's manifest"); n != 1 {
 		t.Errorf("%d warnings for two polls of one unreadable manifest: %q", n, logs.String())
+	}
+}
+
+// TestPollSkipsUnchangedRefusedArtifact: the poll loads a refused artifact
+// again only once its manifest or files change (a large one costs seconds
+// of CPU per load), while a SIGHUP always loads.
+func TestPollSkipsUnchangedRefusedArtifact(t *testing.T) {
+	t.Parallel()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("manifest.json", "{}")
+	logs := &logBuffer{}
+	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+	loads := func() int { return strings.Count(logs.String(), "still no model") }
+	for i := range 3 {
+		rl.pollOnce()
+		if n := loads(); n != 1 {
+			t.Fatalf("poll %d: %d loads of one refused artifact, want 1:\n%s", i+1, n, logs.String())
+		}
+	}
+	write("manifest.json", "{ }") // a new manifest
+	rl.pollOnce()
+	rl.pollOnce()
+	write("model.bin", "weights") // a file arriving beside it
+	rl.pollOnce()
+	if n := loads(); n != 3 {
+		t.Errorf("%d loads after the manifest changed and a file arrived, want 3:\n%s", n, logs.String())
+	}
+	_ = rl.reload("SIGHUP")
+	if n := loads(); n != 4 {
+		t.Errorf("%d loads after a SIGHUP, want 4", n)
 	}
 }
