@@ -122,14 +122,20 @@ func UserTimelineSplit(rs []Rating, frac float64) (older, newer []Rating) {
 			held[i] = rs[i].Time > cut
 		}
 	}
+	return partition(rs, held)
+}
+
+// partition splits rs by held, in rs's order: the ratings not held, then
+// those held.
+func partition(rs []Rating, held []bool) (kept, out []Rating) {
 	for i, r := range rs {
 		if held[i] {
-			newer = append(newer, r)
+			out = append(out, r)
 		} else {
-			older = append(older, r)
+			kept = append(kept, r)
 		}
 	}
-	return older, newer
+	return kept, out
 }
 
 // RandomSplit holds out floor(frac·n) of the n ratings, drawn uniformly
@@ -147,12 +153,5 @@ func RandomSplit(rs []Rating, frac float64, seed uint64) (kept, held []Rating) {
 	for _, i := range rand.New(rand.NewPCG(seed, 0x7a11d)).Perm(n)[:out] {
 		pick[i] = true
 	}
-	for i, r := range rs {
-		if pick[i] {
-			held = append(held, r)
-		} else {
-			kept = append(kept, r)
-		}
-	}
-	return kept, held
+	return partition(rs, pick)
 }
