@@ -167,6 +167,14 @@ func badRequests() []badRequest {
 		{name: "score unknown member k", path: "/score", body: `{"user":{},"movie_ids":[1],"k":3}`, field: "k"},
 		{name: "score bad gender", path: "/score", body: `{"user":{"gender":"x"},"movie_ids":[1]}`, field: "user.gender"},
 		{name: "score trailing data", path: "/score", body: `{"user":{},"movie_ids":[1]}]`, code: codeMalformed},
+		// The input of these routes is the body: a query parameter (k=3,
+		// a misplaced member) would be ignored without a word.
+		{name: "query parameter k", path: "/recall?k=3", body: `{"user":{}}`, field: "k", schemaBlind: true},
+		{name: "query parameter on a valid body", path: "/recall?user_id=5", body: `{"user":{"user_id":5},"k":2}`, field: "user_id", schemaBlind: true},
+		{name: "empty query parameter", path: "/recall?debug", body: `{"user":{}}`, field: "debug", schemaBlind: true},
+		{name: "batch query parameter", path: "/recall/batch?k=3", body: `{"requests":[{"user":{}}]}`, field: "k", schemaBlind: true},
+		{name: "score query parameter", path: "/score?movie_ids=1", body: `{"user":{},"movie_ids":[1]}`, field: "movie_ids", schemaBlind: true},
+		{name: "malformed query on a body route", path: "/recall?k=%zz", body: `{"user":{}}`, field: "k", schemaBlind: true},
 	}
 }
 

@@ -72,6 +72,7 @@ func TestCatalogRoutes(t *testing.T) {
 		{"year a string", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"year":"1999"}`, 400, "year", ""},
 		{"unknown member", "PUT", "/movies/5", bearer, `{"title":"x","genres":["Drama"],"rating":5}`, 400, "rating", ""},
 		{"malformed", "PUT", "/movies/5", bearer, `{"title":"x",`, 400, "", ""},
+		{"query parameter", "PUT", "/movies/5?year=1999", bearer, `{"title":"x","genres":["Drama"]}`, 400, "year", ""},
 		{"get is not allowed", "GET", "/movies/5", "", "", 405, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

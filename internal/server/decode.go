@@ -38,7 +38,12 @@ func decodeJSON(r *http.Request, dst any) *apiError {
 }
 
 // readBody reads a request body that decodeJSON's first three rules allow.
+// The routes with a body take all of their input from it: a query
+// parameter (?k=3) is refused rather than ignored.
 func readBody(r *http.Request) ([]byte, *apiError) {
+	if _, err := queryParams(r); err != nil {
+		return nil, err
+	}
 	if err := checkContentType(r.Header); err != nil {
 		return nil, err
 	}

@@ -97,17 +97,25 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 
 // queryParams parses the query string and refuses what the contract does
 // not list: unknown or repeated parameters are a 400 naming them, as
-// unknown or repeated members of a body are.
+// unknown or repeated members of a body are. The first such parameter in
+// the query string is named, so a request always gets the same answer.
 func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, invalid(malformedParam(r.URL.RawQuery), "the query string is malformed: "+err.Error())
 	}
-	for name, vals := range v {
+	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(pair, "=")
+		name, _ = url.QueryUnescape(name) // ParseQuery has accepted it
 		switch {
+		case len(known) == 0:
+			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes none: send every member in the JSON body)")
 		case !slices.Contains(known, name):
 			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes "+fmt.Sprint(known)+")")
-		case len(vals) > 1:
+		case len(v[name]) > 1:
 			return nil, invalid(name, "query parameter "+quote(name)+" appears more than once")
 		}
 	}

@@ -222,3 +222,25 @@ func TestExplorerOff(t *testing.T) {
 		t.Errorf("GET /movies with the explorer off: %d", w.Code)
 	}
 }
+
+// TestQueryParamsNameTheFirst: of several unknown or repeated parameters,
+// the problem names the first in the query string, so the same request
+// always gets the same answer (it named a random one: Go's map order).
+func TestQueryParamsNameTheFirst(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	for _, tc := range []struct{ path, want string }{
+		{"/movies?zz=1&aa=2&mm=3&q=a", "zz"},
+		{"/movies?q=1&limit=1&q=2&limit=2", "q"},
+		{"/movies?limit=1&limit=2&q=1&q=2", "limit"},
+		{"/movies?q=a&bb=1&limit=1&limit=2", "bb"},
+		{"/movies/5/similar?k=1&x=1&y=1&z=1", "x"},
+	} {
+		for range 50 {
+			w := ts.call("GET", tc.path, "", "")
+			if p := decodeProblemBody(t, w); p.Field != tc.want {
+				t.Fatalf("%s: problem field %q, want %q (the first offending parameter)", tc.path, p.Field, tc.want)
+			}
+		}
+	}
+}
