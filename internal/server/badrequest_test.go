@@ -58,6 +58,7 @@ func badRequests() []badRequest {
 		{name: "trailing comma", body: `{"user":{},}`, code: codeMalformed},
 		{name: "single quotes", body: `{'user':{}}`, code: codeMalformed},
 		{name: "comment", body: `{"user":{} /* hi */}`, code: codeMalformed},
+		{name: "a long unknown member, named shortened", body: `{"user":{},"` + strings.Repeat("a", 300) + `":1}`, field: strings.Repeat("a", maxField) + "…"},
 		{name: "bare NaN", body: `{"user":{},"k":NaN}`, code: codeMalformed},
 		{name: "top-level array", body: `[{"user":{}}]`, code: codeMalformed},
 		{name: "top-level null", body: `null`, code: codeMalformed},

@@ -162,6 +162,10 @@ func (s *Server) classify(err error) *apiError {
 	return &apiError{code: codeInternal, detail: "internal error", cause: err}
 }
 
+// maxField is the longest problem field, in bytes: a longer one (a
+// client's 100 KB member name) is cut there and ends with "…".
+const maxField = 256
+
 // problem is the RFC 9457 body for e, a failure of request r.
 func (s *Server) problem(r *http.Request, e *apiError) problem {
 	var ev *zerolog.Event // the service's own failures; a client's are the access log's
@@ -185,7 +189,7 @@ func (s *Server) problem(r *http.Request, e *apiError) problem {
 		Status:    status,
 		Detail:    strings.ToValidUTF8(e.detail, "\uFFFD"),
 		Instance:  r.URL.EscapedPath(),
-		Field:     strings.ToValidUTF8(e.field, "\uFFFD"),
+		Field:     truncate(strings.ToValidUTF8(e.field, "\uFFFD"), maxField), // a member name is the client's
 		RequestID: middleware.GetReqID(r.Context()),
 	}
 }
