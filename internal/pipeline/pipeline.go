@@ -85,6 +85,13 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	fitIn, views, sel := selectionInputs(in, cfg.Train)
+	shipped := len(fitIn.Train) // what the shipped towers train on: the fit, or the refit on it and validation
+	if len(views) > 0 && cfg.Train.Refit {
+		shipped += len(fitIn.Valid)
+	}
+	if cfg.Train.Objective == train.Softmax && shipped < 2 {
+		return nil, fmt.Errorf("pipeline: the softmax objective trains on %d rating: an in-batch softmax needs two or more (a softmax over one has no negatives, so the towers would never train); give more training ratings, or use --objective pointwise", shipped)
+	}
 	if t := cfg.Train; sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
 		opts.Logger.Warn().Int("train", len(in.Train)).
 			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")

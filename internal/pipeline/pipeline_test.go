@@ -515,3 +515,35 @@ func TestEvaluateCountsUnscored(t *testing.T) {
 		t.Errorf("unscored %d, JSON %v", r.Unscored, r.JSON()["test_ratings_unscored"])
 	}
 }
+
+// TestTrainSoftmaxOneRating: an in-batch softmax over one rating has no
+// negatives and takes no step, so the towers the artifact would ship were
+// never trained: Train refuses, naming the objective that does train.
+func TestTrainSoftmaxOneRating(t *testing.T) {
+	t.Parallel()
+	ds := movielens.Demo(1)
+	one := ds.Ratings[:1]
+	for _, objective := range []string{"softmax", "pointwise"} {
+		cfg, err := config.Preset(objective)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates = 1, 1, nil
+		_, err = Train(context.Background(), Inputs{Dataset: ds, Train: one}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+		if objective == "pointwise" {
+			if err != nil {
+				t.Errorf("pointwise on one rating: %v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "pointwise") {
+			t.Errorf("softmax on one rating: err %v, want a refusal that names pointwise", err)
+		}
+	}
+	// With a second rating in the refit, the shipped towers train.
+	cfg := demoConfig(1)
+	cfg.Train.Candidates = nil
+	if _, err := Train(context.Background(), Inputs{Dataset: ds, Train: one, Valid: ds.Ratings[1:2]}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
+		t.Errorf("softmax on one rating and one validation rating (refit on both): %v", err)
+	}
+}
