@@ -126,7 +126,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	// Job has not filled yet must not crash-loop; only a bad config exits.
 	// lastSum is the checksum of the manifest loaded (or refused) at start,
 	// which the reload poll compares against.
-	startPrint := artifactPrint(cfg.Serve.Model)
+	startSum, _ := artifact.ManifestSum(cfg.Serve.Model)
+	startPrint := artifactPrint(cfg.Serve.Model, startSum)
 	b, lastSum, err := loadOrTrain(ctx, cfg, logger)
 	if err == nil {
 		if err = svc.Load(b); err != nil {
@@ -216,7 +217,8 @@ func (rl *reloader) reload(why string) error {
 // load is reload with rl.mu held.
 func (rl *reloader) load(why string) error {
 	_, had := rl.svc.Info()
-	seen := artifactPrint(rl.dir)
+	before, _ := artifact.ManifestSum(rl.dir)
+	seen := artifactPrint(rl.dir, before)
 	nb, sum, err := loadArtifact(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
@@ -285,17 +287,17 @@ func (rl *reloader) pollOnce() {
 	defer rl.mu.Unlock()
 	sum, err := artifact.ManifestSum(rl.dir)
 	rl.notePollError(err)
-	if err != nil || bytes.Equal(sum, rl.sum) || rl.refused != "" && artifactPrint(rl.dir) == rl.refused {
+	if err != nil || bytes.Equal(sum, rl.sum) || rl.refused != "" && artifactPrint(rl.dir, sum) == rl.refused {
 		return
 	}
 	_ = rl.load("manifest changed")
 }
 
 // artifactPrint is what the poll compares to tell whether the artifact at
-// dir changed since it was refused: its manifest's checksum and each
-// file's name, size and modification time ("" when dir cannot be read).
-func artifactPrint(dir string) string {
-	sum, _ := artifact.ManifestSum(dir)
+// dir changed since it was refused: its manifest's checksum (sum, read by
+// the caller) and each file's name, size and modification time ("" when
+// dir cannot be read).
+func artifactPrint(dir string, sum []byte) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return ""

@@ -618,13 +618,18 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 	case n.Kind == yaml.SequenceNode && want != "a list":
 		return "a list where " + want + " is expected"
 	case n.Kind == yaml.ScalarNode && n.Tag != "!!null" && (want == "a mapping of settings" || want == "a list"):
-		v := n.Value
-		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-			v = strconv.Quote(n.Value) + " (a string)"
-		}
-		return v + " is not " + want
+		return asWritten(n) + " is not " + want
 	}
 	return ""
+}
+
+// asWritten is scalar n's value as the file wrote it, for a message: a
+// quoted value is a string.
+func asWritten(n *yaml.Node) string {
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		return strconv.Quote(n.Value) + " (a string)"
+	}
+	return n.Value
 }
 
 // scalarProblem says why scalar n cannot be a value of type t ("" if it
@@ -633,10 +638,7 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	if n.Tag == "!!null" {
 		return ""
 	}
-	v := n.Value // as written: a quoted value is a string
-	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-		v = strconv.Quote(n.Value) + " (a string)"
-	}
+	v := asWritten(n)
 	switch k := t.Kind(); {
 	case t == reflect.TypeFor[time.Duration]():
 		if _, err := time.ParseDuration(n.Value); err != nil {
