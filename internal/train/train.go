@@ -120,7 +120,7 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 			}
 		}
 		secs := time.Since(t0).Seconds()
-		st := EpochStats{Epoch: epoch, Loss: loss / float64(max(n, 1)), Examples: n, Seconds: secs, ExamplesPerSec: float64(n) / secs}
+		st := EpochStats{Epoch: epoch, Loss: loss / float64(max(n, 1)), Examples: n, Seconds: secs, ExamplesPerSec: perSecond(n, secs)}
 		stop := false
 		if h.Validate != nil {
 			v, err := h.Validate(m)
@@ -166,6 +166,16 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// perSecond is n examples over secs seconds; 0 when the clock measured no
+// time (a coarse clock and a tiny epoch), where n/0 would be NaN or +Inf,
+// which the manifest's JSON cannot hold.
+func perSecond(n int, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return float64(n) / secs
 }
 
 // scheduleFactor is the share of the learning rate that step (0-based) of

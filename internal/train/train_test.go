@@ -631,3 +631,20 @@ func TestOnBatchCounts(t *testing.T) {
 		t.Fatalf("OnBatch ended at %d/%d, want 6/6", last, total)
 	}
 }
+
+func TestPerSecond(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		secs float64
+		want float64
+	}{
+		{100, 2, 50},
+		{0, 0, 0},   // was NaN
+		{100, 0, 0}, // was +Inf
+		{0, 1, 0},
+	} {
+		if got := perSecond(tc.n, tc.secs); got != tc.want {
+			t.Errorf("perSecond(%d, %v) = %v, want %v", tc.n, tc.secs, got, tc.want)
+		}
+	}
+}
