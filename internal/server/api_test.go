@@ -114,6 +114,18 @@ func TestRecallBatchDeadline(t *testing.T) {
 		got.Results[1].Type != problemTypePrefix+string(codeTimeout) || got.Results[2].Type != problemTypePrefix+string(codeTimeout) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
+
+	// The deadline passes before the first entry is answered: the batch
+	// itself times out (it was a 200 of timeout problems).
+	ts.rec.recallHook = func(ctx context.Context, req recall.Request) (recall.Result, error) {
+		<-ctx.Done()
+		return recall.Result{}, ctx.Err()
+	}
+	w = ts.call("POST", "/recall/batch", jsonCT, `{"requests":[{"user":{}},{"user":{}}]}`)
+	if w.Code != http.StatusGatewayTimeout || w.Header().Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(w.Body.String(), problemTypePrefix+string(codeTimeout)) {
+		t.Fatalf("every entry timed out: status %d: %s", w.Code, w.Body)
+	}
 }
 
 // TestCORS: preflights from a listed origin get 204 with the allow headers,

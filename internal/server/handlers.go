@@ -45,7 +45,8 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 
 // handleRecallBatch answers several /recall bodies in one request: a
 // result or a problem per entry, in order. The request's deadline covers
-// the whole batch: entries it leaves unanswered get a timeout problem.
+// the whole batch: entries it leaves unanswered get a timeout problem, and
+// if it leaves every entry unanswered the batch is a 504.
 func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 	raw, aerr := readBody(r)
 	if aerr != nil {
@@ -85,8 +86,18 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	out := batchResponse{Results: make([]any, len(body.Requests))}
+	answered := 0 // entries the deadline did not cut off
 	for i, entry := range body.Requests {
 		out.Results[i] = s.batchEntry(ctx, r, entry)
+		if p, ok := out.Results[i].(problem); !ok || p.Status != http.StatusGatewayTimeout {
+			answered++
+		}
+	}
+	if answered == 0 && ctx.Err() != nil {
+		// Not one entry answered: the batch timed out as a whole (a 504,
+		// counted as one, as /recall's), not a 200 of timeouts.
+		s.fail(w, r, ctx.Err())
+		return
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 }
