@@ -80,13 +80,15 @@ func ParseUser1M(line string) (User, error) {
 
 // ParseMovie1M parses one line of ML-1M movies.dat: MovieID::Title::Genres,
 // genres separated by "|". The line is ISO-8859-1 as in the file and is
-// decoded to UTF-8; Year comes from a trailing "(1995)" in the title.
+// decoded to UTF-8; Year comes from a trailing "(1995)" in the title. A
+// title cannot hold "::" (none in MovieLens does): a line with another
+// field is refused rather than read into the title.
 func ParseMovie1M(line string) (Movie, error) {
-	idS, rest, ok := strings.Cut(line, SepML1M)
-	i := strings.LastIndex(rest, SepML1M)
-	if !ok || i < 0 {
-		return Movie{}, fmt.Errorf("want 3 fields separated by %q", SepML1M)
+	if n := strings.Count(line, SepML1M) + 1; n != 3 {
+		return Movie{}, fmt.Errorf("want 3 fields separated by %q, got %d", SepML1M, n)
 	}
+	idS, rest, _ := strings.Cut(line, SepML1M)
+	i := strings.LastIndex(rest, SepML1M)
 	title, genresS := rest[:i], rest[i+len(SepML1M):]
 	id, err := parseID(idS, "movie id")
 	if err != nil {

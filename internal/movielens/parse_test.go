@@ -55,6 +55,12 @@ func TestParseMovie1M(t *testing.T) {
 		{name: "empty title", line: "5::::Drama", err: "empty title"},
 		{name: "bad id", line: "x::X (2000)::Drama", err: "movie id"},
 		{name: "two fields", line: "5::X (2000)", err: "want 3 fields"},
+		// A fourth field (a corrupt or foreign line) is not read into the
+		// title: no MovieLens title holds "::", and WriteML1M refuses one.
+		{name: "four fields", line: "1::Toy Story (1995)::Animation::Comedy", err: `want 3 fields separated by "::", got 4`},
+		{name: "trailing separator", line: "1::Toy Story (1995)::Animation|Comedy::", err: `want 3 fields separated by "::", got 4`},
+		{name: "colon in title", line: "6::Star Wars: Episode IV (1977)::Sci-Fi",
+			want: Movie{ID: 6, Title: "Star Wars: Episode IV (1977)", Year: 1977, Genres: []string{"Sci-Fi"}}},
 		// The rules PUT /movies keeps (CheckTitle, CheckGenres).
 		{name: "repeated genre", line: "5::X (2000)::Comedy|comedy", err: `genres[1] "comedy" repeats genres[0]`},
 		{name: "control in title", line: "5::X\x01 (2000)::Drama", err: "U+0001 at byte 1"},
