@@ -302,6 +302,8 @@ func TestRealSplits(t *testing.T) {
 		{"ml-100k", "user-temporal", []string{"train.dat", "test.dat"}, []int{79619, 20381}},
 		{"ml-1m", "user-temporal", []string{"train.dat", "test.dat"}, []int{388909, 98741}},
 		{"ml-1m", "recbole", []string{"train.dat", "valid.dat", "test.dat"}, []int{325321, 38953, 38953}},
+		{"ml-1m", "timeline", []string{"train.dat", "valid.dat", "test.dat"}, []int{341355, 48765, 48765}},
+		{"ml-100k", "timeline", []string{"train.dat", "valid.dat", "test.dat"}, []int{70000, 10000, 10000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dataset+"/"+tt.split, func(t *testing.T) {
