@@ -155,12 +155,19 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 }
 
 // Scorer scores user u from history[u] (their movies, by index); a user
-// without one is scored by fallback (popularity, in the published tables).
+// without one, or whose movies all lack train ratings (EASE knows nothing
+// of them), is scored by fallback (popularity, in the published tables).
 // Movies without train ratings score −Inf.
 func (e *EASE) Scorer(history [][]int32, fallback Scorer) Scorer {
 	n := len(e.active)
 	return ScorerFunc(func(dst []float32, u int32) {
-		if int(u) >= len(history) || len(history[u]) == 0 {
+		known := false
+		if int(u) < len(history) {
+			for _, h := range history[u] {
+				known = known || e.pos[h] >= 0
+			}
+		}
+		if !known {
 			fallback.ScoreAll(dst, u)
 			return
 		}

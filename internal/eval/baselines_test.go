@@ -167,3 +167,27 @@ func TestRecentPopularityTiesAtScale(t *testing.T) {
 		t.Errorf("ranking %v (scores %v), want 1 (300 recent, 301 in all), 0 (300, 300), 2 (0 recent)", order, got)
 	}
 }
+
+// TestEASEFallback: a user whose history holds no movie EASE was fitted on
+// (only movies without train ratings, such as a valid-only user's new
+// movies) has nothing to score from and is scored by the fallback, like a
+// user without a history, not by all-zero scores ranked by index.
+func TestEASEFallback(t *testing.T) {
+	t.Parallel()
+	train := []Pair{{0, 0}, {0, 1}, {1, 1}, {2, 1}} // popularity: movie 1, then 0
+	e, err := FitEASE(3, train, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := Popularity(3, train)
+	want := make([]float32, 3)
+	pop.ScoreAll(want, 3)
+	s := e.Scorer([][]int32{3: {2}, 4: nil}, pop)
+	got := make([]float32, 3)
+	for _, u := range []int32{3, 4, 5} { // movie 2 only; empty; no entry
+		s.ScoreAll(got, u)
+		if !slices.Equal(got, want) {
+			t.Errorf("user %d: scores %v, want the fallback's %v", u, got, want)
+		}
+	}
+}
