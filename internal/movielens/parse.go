@@ -75,7 +75,23 @@ func ParseUser1M(line string) (User, error) {
 	if !ok {
 		return User{}, fmt.Errorf("occupation code %d out of range 0–%d", code, len(occupationNames)-1)
 	}
-	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: strings.TrimSpace(f[4])}, nil
+	zip, err := parseZip(f[4])
+	if err != nil {
+		return User{}, err
+	}
+	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: zip}, nil
+}
+
+// parseZip returns a zip code as written, without surrounding space. One
+// holding a control or format character is a corrupt line: it would be
+// stored as the user's feature and served back by /recall, which refuses
+// such a zip in a request.
+func parseZip(s string) (string, error) {
+	z := strings.TrimSpace(s)
+	if strings.IndexFunc(z, hiddenRune) >= 0 {
+		return "", fmt.Errorf("zip %q must not contain control or format characters", clip(z))
+	}
+	return z, nil
 }
 
 // ParseMovie1M parses one line of ML-1M movies.dat: MovieID::Title::Genres,
@@ -178,7 +194,11 @@ func ParseUser100K(line string) (User, error) {
 	if !ok {
 		return User{}, fmt.Errorf("unknown occupation %q", clip(f[3]))
 	}
-	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: strings.TrimSpace(f[4])}, nil
+	zip, err := parseZip(f[4])
+	if err != nil {
+		return User{}, err
+	}
+	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: zip}, nil
 }
 
 // ParseGenre100K parses one line of ML-100K u.genre: name|index.

@@ -24,6 +24,9 @@ func TestParseUser1M(t *testing.T) {
 		{name: "too few", line: "1::F::18::2", err: "want 5 fields"},
 		{name: "too many", line: "1::F::18::2::1::2", err: "got more"},
 		{name: "empty", line: "", err: "want 5 fields"},
+		{name: "empty zip", line: "4::F::18::2::", want: User{ID: 4, Gender: "F", Age: 18, Occupation: "artist"}},
+		{name: "control in zip", line: "1::F::1::10::480\x0067", err: `zip "480\x0067" must not contain control`},
+		{name: "format character in zip", line: "1::F::1::10::48067\u200b", err: "zip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +122,7 @@ func TestParseUser100K(t *testing.T) {
 		{name: "bad age", line: "1|x|M|writer|85711", err: "age"},
 		{name: "age zero", line: "1|0|M|writer|85711", err: "age"},
 		{name: "ml-1m line", line: "1::F::1::10::48067", err: "want 5 fields"},
+		{name: "control in zip", line: "1|24|M|technician|857\x1b11", err: `zip "857\x1b11" must not contain control`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
