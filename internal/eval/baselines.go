@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -14,7 +16,8 @@ import (
 // RecentPopularity scores a movie by its number of train ratings made in
 // the newest window (a share of train's time span: the ratings at or after
 // newest − window·(newest − oldest)). Ties, common among movies rated
-// rarely in the window, are broken by the all-time count. times[i] is the
+// rarely in the window, are broken by the all-time count; the scores are
+// ranks (larger is better), not counts. times[i] is the
 // time of train[i]; window is clamped to [0, 1] (1 is Popularity).
 func RecentPopularity(numMovies int, train []Pair, times []int64, window float64) (Scorer, error) {
 	if len(times) != len(train) {
@@ -45,10 +48,23 @@ func RecentPopularity(numMovies int, train []Pair, times []int64, window float64
 			recent[p.Movie]++
 		}
 	}
+	// A movie scores its dense rank by (recent, all): a float32 sum of the
+	// two counts loses the all-time count's tie-break once recent counts
+	// reach the tens and train file lengths the hundreds of thousands.
+	order := make([]int32, numMovies)
+	for m := range order {
+		order[m] = int32(m)
+	}
+	byCounts := func(a, b int32) int {
+		return cmp.Or(cmp.Compare(recent[a], recent[b]), cmp.Compare(all[a], all[b]))
+	}
+	slices.SortFunc(order, byCounts)
 	scores := make([]float32, numMovies)
-	n := float64(len(train) + 1)
-	for m := range scores {
-		scores[m] = float32(recent[m] + all[m]/n) // all[m]/n < 1: only breaks ties
+	for i, m := range order {
+		scores[m] = float32(i)
+		if i > 0 && byCounts(order[i-1], m) == 0 {
+			scores[m] = scores[order[i-1]] // equal counts tie
+		}
 	}
 	return ScorerFunc(func(dst []float32, _ int32) { copy(dst, scores) }), nil
 }
@@ -139,12 +155,19 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 }
 
 // Scorer scores user u from history[u] (their movies, by index); a user
-// without one is scored by fallback (popularity, in the published tables).
+// without one, or whose movies all lack train ratings (EASE knows nothing
+// of them), is scored by fallback (popularity, in the published tables).
 // Movies without train ratings score −Inf.
 func (e *EASE) Scorer(history [][]int32, fallback Scorer) Scorer {
 	n := len(e.active)
 	return ScorerFunc(func(dst []float32, u int32) {
-		if int(u) >= len(history) || len(history[u]) == 0 {
+		known := false
+		if int(u) < len(history) {
+			for _, h := range history[u] {
+				known = known || e.pos[h] >= 0
+			}
+		}
+		if !known {
 			fallback.ScoreAll(dst, u)
 			return
 		}

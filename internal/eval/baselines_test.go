@@ -22,8 +22,8 @@ func TestRecentPopularity(t *testing.T) {
 	if want := []int{2, 1, 3, 0, 4}; !slices.Equal(order, want) {
 		t.Errorf("ranking %v (scores %v), want %v", order, got, want)
 	}
-	if math.Floor(float64(got[2])) != 2 || math.Floor(float64(got[0])) != 0 {
-		t.Errorf("scores %v: the integer part is the recent count", got)
+	if got[1] != got[3] {
+		t.Errorf("scores %v: movies 1 and 3 (1 recent, 1 in all) do not tie", got)
 	}
 	// The whole span is popularity.
 	s, _ = RecentPopularity(5, train, times, 1)
@@ -137,4 +137,57 @@ func (e *EASE) Weight(a, b int32) float32 {
 		return 0
 	}
 	return e.w[int(pa)*len(e.active)+int(pb)]
+}
+
+// TestRecentPopularityTiesAtScale: on a train file of ML-1M's size, two
+// movies with the same recent count are still ordered by their all-time
+// counts, however close (a float32 sum of the two counts lost the
+// difference and ranked by index).
+func TestRecentPopularityTiesAtScale(t *testing.T) {
+	t.Parallel()
+	var train []Pair
+	var times []int64
+	add := func(m int32, n int, at int64) {
+		for i := range n {
+			train = append(train, Pair{int32(len(train)), m})
+			times = append(times, at+int64(i%2))
+		}
+	}
+	add(2, 300_000, 0) // old ratings of movie 2: a long train file
+	add(0, 300, 1000)  // movies 0 and 1: 300 recent ratings each
+	add(1, 300, 1000)
+	add(1, 1, 0) // and movie 1 one old rating more
+	s, err := RecentPopularity(3, train, times, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 3)
+	s.ScoreAll(got, 0)
+	if order := ranking(got); !slices.Equal(order, []int{1, 0, 2}) {
+		t.Errorf("ranking %v (scores %v), want 1 (300 recent, 301 in all), 0 (300, 300), 2 (0 recent)", order, got)
+	}
+}
+
+// TestEASEFallback: a user whose history holds no movie EASE was fitted on
+// (only movies without train ratings, such as a valid-only user's new
+// movies) has nothing to score from and is scored by the fallback, like a
+// user without a history, not by all-zero scores ranked by index.
+func TestEASEFallback(t *testing.T) {
+	t.Parallel()
+	train := []Pair{{0, 0}, {0, 1}, {1, 1}, {2, 1}} // popularity: movie 1, then 0
+	e, err := FitEASE(3, train, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := Popularity(3, train)
+	want := make([]float32, 3)
+	pop.ScoreAll(want, 3)
+	s := e.Scorer([][]int32{3: {2}, 4: nil}, pop)
+	got := make([]float32, 3)
+	for _, u := range []int32{3, 4, 5} { // movie 2 only; empty; no entry
+		s.ScoreAll(got, u)
+		if !slices.Equal(got, want) {
+			t.Errorf("user %d: scores %v, want the fallback's %v", u, got, want)
+		}
+	}
 }

@@ -118,6 +118,7 @@ func TestLoadDirErrors(t *testing.T) {
 		{name: "unknown movie", change: map[string]string{"ratings.dat": "1::2::5::1\n"}, err: "ratings.dat:1: unknown movie 2"},
 		{name: "repeated rating", change: map[string]string{"ratings.dat": "1::1::5::978300760\n1::1::3::978300761\n"}, err: "ratings.dat:2: user 1 rates movie 1 again (first on line 1)"},
 		{name: "duplicate user", change: map[string]string{"users.dat": "1::F::1::10::48067\n2::M::1::10::1\n1::M::1::10::1\n"}, err: "users.dat:3: duplicate user id 1 (first on line 1)"},
+		{name: "movie with a fourth field", change: map[string]string{"movies.dat": "1::A (1990)::Drama\n3::B (1990)::Drama::1990\n73::C::\n"}, err: `movies.dat:2: want 3 fields separated by "::", got 4`},
 		{name: "duplicate movie", change: map[string]string{"movies.dat": "1::A (1990)::Drama\n1::B (1990)::Drama\n"}, err: "movies.dat:2: duplicate movie id 1"},
 		{name: "missing movies", change: map[string]string{"movies.dat": ""}, err: "movies.dat"},
 		{name: "rating from the future", change: map[string]string{"ratings.dat": "1::1::5::978300760\n1::3::4::253402300799\n"}, err: "ratings.dat:2: timestamp 253402300799 (9999-12-31T23:59:59Z) is later than the time of reading"},
@@ -301,6 +302,8 @@ func TestRealSplits(t *testing.T) {
 		{"ml-100k", "user-temporal", []string{"train.dat", "test.dat"}, []int{79619, 20381}},
 		{"ml-1m", "user-temporal", []string{"train.dat", "test.dat"}, []int{388909, 98741}},
 		{"ml-1m", "recbole", []string{"train.dat", "valid.dat", "test.dat"}, []int{325321, 38953, 38953}},
+		{"ml-1m", "timeline", []string{"train.dat", "valid.dat", "test.dat"}, []int{341355, 48765, 48765}},
+		{"ml-100k", "timeline", []string{"train.dat", "valid.dat", "test.dat"}, []int{70000, 10000, 10000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dataset+"/"+tt.split, func(t *testing.T) {

@@ -75,18 +75,36 @@ func ParseUser1M(line string) (User, error) {
 	if !ok {
 		return User{}, fmt.Errorf("occupation code %d out of range 0–%d", code, len(occupationNames)-1)
 	}
-	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: strings.TrimSpace(f[4])}, nil
+	zip, err := parseZip(f[4])
+	if err != nil {
+		return User{}, err
+	}
+	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: zip}, nil
+}
+
+// parseZip returns a zip code as written, without surrounding space. One
+// holding a control or format character is a corrupt line: it would be
+// stored as the user's feature and served back by /recall, which refuses
+// such a zip in a request.
+func parseZip(s string) (string, error) {
+	z := strings.TrimSpace(s)
+	if strings.IndexFunc(z, hiddenRune) >= 0 {
+		return "", fmt.Errorf("zip %q must not contain control or format characters", clip(z))
+	}
+	return z, nil
 }
 
 // ParseMovie1M parses one line of ML-1M movies.dat: MovieID::Title::Genres,
 // genres separated by "|". The line is ISO-8859-1 as in the file and is
-// decoded to UTF-8; Year comes from a trailing "(1995)" in the title.
+// decoded to UTF-8; Year comes from a trailing "(1995)" in the title. A
+// title cannot hold "::" (none in MovieLens does): a line with another
+// field is refused rather than read into the title.
 func ParseMovie1M(line string) (Movie, error) {
-	idS, rest, ok := strings.Cut(line, SepML1M)
-	i := strings.LastIndex(rest, SepML1M)
-	if !ok || i < 0 {
-		return Movie{}, fmt.Errorf("want 3 fields separated by %q", SepML1M)
+	if n := strings.Count(line, SepML1M) + 1; n != 3 {
+		return Movie{}, fmt.Errorf("want 3 fields separated by %q, got %d", SepML1M, n)
 	}
+	idS, rest, _ := strings.Cut(line, SepML1M)
+	i := strings.LastIndex(rest, SepML1M)
 	title, genresS := rest[:i], rest[i+len(SepML1M):]
 	id, err := parseID(idS, "movie id")
 	if err != nil {
@@ -176,7 +194,11 @@ func ParseUser100K(line string) (User, error) {
 	if !ok {
 		return User{}, fmt.Errorf("unknown occupation %q", clip(f[3]))
 	}
-	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: strings.TrimSpace(f[4])}, nil
+	zip, err := parseZip(f[4])
+	if err != nil {
+		return User{}, err
+	}
+	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: zip}, nil
 }
 
 // ParseGenre100K parses one line of ML-100K u.genre: name|index.

@@ -24,6 +24,9 @@ func TestParseUser1M(t *testing.T) {
 		{name: "too few", line: "1::F::18::2", err: "want 5 fields"},
 		{name: "too many", line: "1::F::18::2::1::2", err: "got more"},
 		{name: "empty", line: "", err: "want 5 fields"},
+		{name: "empty zip", line: "4::F::18::2::", want: User{ID: 4, Gender: "F", Age: 18, Occupation: "artist"}},
+		{name: "control in zip", line: "1::F::1::10::480\x0067", err: `zip "480\x0067" must not contain control`},
+		{name: "format character in zip", line: "1::F::1::10::48067\u200b", err: "zip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +58,12 @@ func TestParseMovie1M(t *testing.T) {
 		{name: "empty title", line: "5::::Drama", err: "empty title"},
 		{name: "bad id", line: "x::X (2000)::Drama", err: "movie id"},
 		{name: "two fields", line: "5::X (2000)", err: "want 3 fields"},
+		// A fourth field (a corrupt or foreign line) is not read into the
+		// title: no MovieLens title holds "::", and WriteML1M refuses one.
+		{name: "four fields", line: "1::Toy Story (1995)::Animation::Comedy", err: `want 3 fields separated by "::", got 4`},
+		{name: "trailing separator", line: "1::Toy Story (1995)::Animation|Comedy::", err: `want 3 fields separated by "::", got 4`},
+		{name: "colon in title", line: "6::Star Wars: Episode IV (1977)::Sci-Fi",
+			want: Movie{ID: 6, Title: "Star Wars: Episode IV (1977)", Year: 1977, Genres: []string{"Sci-Fi"}}},
 		// The rules PUT /movies keeps (CheckTitle, CheckGenres).
 		{name: "repeated genre", line: "5::X (2000)::Comedy|comedy", err: `genres[1] "comedy" repeats genres[0]`},
 		{name: "control in title", line: "5::X\x01 (2000)::Drama", err: "U+0001 at byte 1"},
@@ -113,6 +122,7 @@ func TestParseUser100K(t *testing.T) {
 		{name: "bad age", line: "1|x|M|writer|85711", err: "age"},
 		{name: "age zero", line: "1|0|M|writer|85711", err: "age"},
 		{name: "ml-1m line", line: "1::F::1::10::48067", err: "want 5 fields"},
+		{name: "control in zip", line: "1|24|M|technician|857\x1b11", err: `zip "857\x1b11" must not contain control`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
