@@ -116,8 +116,11 @@ func (r Report) JSON() map[string]any {
 		out["test_ratings_unscored"] = r.Unscored
 	}
 	if n := r.NewUsers; n != nil {
-		out["new_users"] = map[string]any{"history_movies": n.History, "users": n.Users,
-			"with_history": n.WithHistory, "features_only": n.FeaturesOnly, "popularity": n.Popularity}
+		nu := map[string]any{"history_movies": n.History, "users": n.Users}
+		if n.Users > 0 { // without users there is nothing to measure: no metrics, rather than nulls
+			nu["with_history"], nu["features_only"], nu["popularity"] = n.WithHistory, n.FeaturesOnly, n.Popularity
+		}
+		out["new_users"] = nu
 	}
 	if r.TrainValid != nil {
 		out["baselines_on_train_and_valid"] = r.TrainValid.JSON()

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -545,5 +546,18 @@ func TestTrainSoftmaxOneRating(t *testing.T) {
 	cfg.Train.Candidates = nil
 	if _, err := Train(context.Background(), Inputs{Dataset: ds, Train: one, Valid: ds.Ratings[1:2]}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
 		t.Errorf("softmax on one rating and one validation rating (refit on both): %v", err)
+	}
+}
+
+// TestReportJSONNoNewUsers: a test file without new users reports the
+// protocol's counts and no metric objects (they were nulls).
+func TestReportJSONNoNewUsers(t *testing.T) {
+	rep := Report{NewUsers: &NewUsers{History: 5}}
+	b, err := json.Marshal(rep.JSON()["new_users"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"history_movies":5,"users":0}`; got != want {
+		t.Errorf("new_users = %s, want %s", got, want)
 	}
 }
