@@ -53,6 +53,8 @@ func TestCatalogueEndpoints(t *testing.T) {
 		{name: "movies limit twice", method: "GET", path: "/movies?limit=1&limit=2", want: 400, wantField: "limit"},
 		{name: "movies unknown parameter", method: "GET", path: "/movies?query=toy", want: 400, wantField: "query"},
 		{name: "movies q too long", method: "GET", path: "/movies?q=" + long, want: 400, wantField: "q"},
+		{name: "movies q of 200 characters", method: "GET", path: "/movies?q=" + strings.Repeat("%C3%A9", 200), want: 200},
+		{name: "movies q of 201 characters", method: "GET", path: "/movies?q=" + strings.Repeat("%C3%A9", 201), want: 400, wantField: "q"},
 		{name: "movies q not UTF-8", method: "GET", path: "/movies?q=%FF", want: 400, wantField: "q"},
 		{name: "movies malformed query", method: "GET", path: "/movies?q=%zz", want: 400, wantField: "q"},
 		{name: "movies semicolon in query", method: "GET", path: "/movies?limit=1&q=x;y", want: 400, wantField: "q"},

@@ -57,6 +57,8 @@ func TestEndpoints(t *testing.T) {
 			}},
 		{name: "recall one item", method: "POST", path: "/recall", ct: jsonCT, body: "\n {\"user\":{\"user_id\":2147483647},\"k\":1} \n", want: 200},
 		{name: "recall k max", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{"age":120},"k":1000,"offset":10000}`, want: 200},
+		// maxLength counts characters, as JSON Schema does: 64 two-byte ones are a genre name.
+		{name: "recall genre of 64 characters", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{},"genres":["` + strings.Repeat("é", 64) + `"]}`, want: 200},
 		{name: "score", method: "POST", path: "/score", ct: jsonCT, body: `{"user":{"user_id":1,"gender":"M"},"movie_ids":[1,5000,3]}`, want: 200,
 			check: func(t *testing.T, body []byte) {
 				var r scoreResponse
