@@ -182,6 +182,7 @@ func TestExplorerPage(t *testing.T) {
 		if rw.Code != http.StatusNotModified || rw.Body.Len() != 0 {
 			t.Errorf("GET %s If-None-Match: %d, %d bytes", path, rw.Code, rw.Body.Len())
 		}
+		c.checkResponse(t, "GET", path, "", "", rw)
 		// Ranges and other preconditions are ignored: the whole file, never
 		// a 416 or 412 outside the problem format.
 		for k, v := range map[string]string{"Range": "bytes=999999-", "If-Match": `"nope"`, "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"} {

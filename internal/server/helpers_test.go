@@ -392,7 +392,27 @@ func (c *contract) checkResponse(t testing.TB, method, path, contentType, body s
 	if err != nil {
 		t.Fatalf("%s %s: response %d does not match openapi.yaml: %v\n%s", method, path, w.Code, err, w.Body)
 	}
+	// kin-openapi checks the headers a response declares, not those it
+	// leaves out: a header with meaning for clients must be declared
+	// wherever the server sends it.
+	if resp := route.Operation.Responses.Status(w.Code); resp != nil && resp.Value != nil {
+		for _, name := range contractHeaders {
+			if w.Header().Get(name) == "" {
+				continue
+			}
+			declared := false
+			for h := range resp.Value.Headers {
+				declared = declared || strings.EqualFold(h, name)
+			}
+			if !declared {
+				t.Errorf("%s %s: response %d carries %s, which openapi.yaml does not declare for it", method, path, w.Code, name)
+			}
+		}
+	}
 }
+
+// contractHeaders are the response headers clients act on.
+var contractHeaders = []string{requestIDHeader, "Retry-After", "Allow", "WWW-Authenticate", "Accept-Post", "ETag", "Content-Security-Policy"}
 
 // requestValid reports whether the contract accepts the request.
 func (c *contract) requestValid(t testing.TB, method, path, contentType, body string) error {
