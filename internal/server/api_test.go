@@ -193,6 +193,7 @@ func TestCORS(t *testing.T) {
 // and headers; a route without GET answers 405 naming what it allows.
 func TestHead(t *testing.T) {
 	t.Parallel()
+	c := loadContract(t)
 	ts := newTestServer(t, Config{Explorer: true})
 	for _, tt := range []struct {
 		path  string
@@ -208,6 +209,9 @@ func TestHead(t *testing.T) {
 		w := ts.call(http.MethodHead, tt.path, "", "")
 		if w.Code != tt.want || w.Header().Get(requestIDHeader) == "" || w.Header().Get("Allow") != tt.allow {
 			t.Errorf("HEAD %s (ready %v): %d %v", tt.path, tt.ready, w.Code, w.Header())
+		}
+		if item := c.doc.Paths.Find(tt.path); item != nil && item.Head != nil { // the probes' HEAD operations
+			c.checkResponse(t, http.MethodHead, tt.path, "", "", w)
 		}
 	}
 }
