@@ -168,6 +168,25 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(w.Header().Get("Access-Control-Expose-Headers"), requestIDHeader) {
 		t.Errorf("actual request: %d %v", w.Code, w.Header())
 	}
+	// A browser script reads only the response headers it is exposed to:
+	// every one the contract declares for the API (the explorer's are
+	// same-origin).
+	c := loadContract(t)
+	exposed := strings.Split(strings.ToLower(w.Header().Get("Access-Control-Expose-Headers")), ", ")
+	for path, item := range c.doc.Paths.Map() {
+		if path == "/" || strings.HasPrefix(path, "/explorer/") {
+			continue
+		}
+		for method, op := range item.Operations() {
+			for status, resp := range op.Responses.Map() {
+				for name := range resp.Value.Headers {
+					if !slices.Contains(exposed, strings.ToLower(name)) {
+						t.Errorf("%s %s %s declares %s, which CORS does not expose (%q)", method, path, status, name, exposed)
+					}
+				}
+			}
+		}
+	}
 	// The catalogue routes, with their bearer token, only where they exist.
 	if w := preflightTo(ts, origin, "PUT", "/movies/5", "authorization,content-type"); w.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("catalogue off: PUT preflight allowed: %v", w.Header())
