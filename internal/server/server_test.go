@@ -662,6 +662,30 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 }
 
+// TestHeadersTooLarge: net/http answers headers over MaxHeaderBytes
+// itself, before any handler, with a plain-text 431 the service cannot
+// shape; openapi.yaml must say so rather than promise a problem.
+func TestHeadersTooLarge(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{MaxHeaderBytes: 1 << 10})
+	conn := dialServing(t, ts)
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("status %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if desc := loadContract(t).doc.Info.Description; !strings.Contains(desc, "`431`") {
+		t.Error("openapi.yaml does not describe the plain-text 431 of oversized headers")
+	}
+}
+
 // TestSlowBodyGets408 checks that a body which stops arriving is answered
 // 408 Request Timeout with a problem once the read timeout passes, not 400.
 func TestSlowBodyGets408(t *testing.T) {
