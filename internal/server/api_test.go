@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -264,5 +265,48 @@ func TestProblemTypesInContract(t *testing.T) {
 		if op.Responses.Status(status) == nil {
 			t.Errorf("status %d (%s) is not a /recall response in openapi.yaml", status, cd)
 		}
+	}
+}
+
+// TestProblemExamples: the problems openapi.yaml shows are those the
+// server answers to the requests they stand for (request ids aside).
+func TestProblemExamples(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	for _, tt := range []struct {
+		name, method, path, body string
+		ready                    bool
+		example                  func() any
+	}{
+		{"invalid", "POST", "/recall", `{"user":{"gender":"X"}}`, true, func() any {
+			return c.doc.Components.Responses["BadRequest"].Value.Content.Get("application/problem+json").Examples["invalid"].Value.Value
+		}},
+		{"malformed", "POST", "/recall", `{"user":}`, true, func() any {
+			return c.doc.Components.Responses["BadRequest"].Value.Content.Get("application/problem+json").Examples["malformed"].Value.Value
+		}},
+		{"not ready", "GET", "/readyz", "", false, func() any {
+			return c.doc.Components.Responses["NotReady"].Value.Content.Get("application/problem+json").Example
+		}},
+		{"unknown movie", "GET", "/movies/99999/similar", "", true, func() any {
+			return c.doc.Paths.Find("/movies/{movie_id}/similar").Get.Responses.Status(404).Value.Content.Get("application/problem+json").Example
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{})
+			ts.rec.setReady(tt.ready)
+			w := ts.call(tt.method, tt.path, jsonCT, tt.body)
+			var got map[string]any
+			mustJSON(t, w.Body.Bytes(), &got)
+			want, ok := tt.example().(map[string]any)
+			if !ok {
+				t.Fatalf("no example: %v", tt.example())
+			}
+			want = maps.Clone(want)
+			delete(want, "request_id")
+			delete(got, "request_id")
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s %s %s:\nserver   %v\nexample  %v", tt.method, tt.path, tt.body, got, want)
+			}
+		})
 	}
 }
