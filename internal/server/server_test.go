@@ -414,6 +414,15 @@ func TestMetricsExposeRequests(t *testing.T) {
 	if strings.Contains(text, "/nope/123") {
 		t.Error("raw path used as a label")
 	}
+	// A scraper may negotiate Prometheus' protobuf format.
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+	pw := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(pw, req)
+	if pw.Code != 200 || !strings.HasPrefix(pw.Header().Get("Content-Type"), "application/vnd.google.protobuf") {
+		t.Fatalf("metrics in protobuf: %d %q", pw.Code, pw.Header().Get("Content-Type"))
+	}
+	loadContract(t).checkResponse(t, "GET", "/metrics", "", "", pw)
 }
 
 func TestRequestIDAndAccessLog(t *testing.T) {
