@@ -17,7 +17,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // CheckMovie checks a movie's metadata against what the catalogue holds
 // (PUT /movies accepts it; every put entry of a journal must keep to it):
-// a title of 1 to movielens.MaxTitleBytes bytes (movielens.CheckTitle)
+// a title of 1 to movielens.MaxTitleLen characters (movielens.CheckTitle)
 // that shows something (movielens.Visible), 1 to movielens.MaxGenres distinct genre names
 // (movielens.CheckGenres), and a year of 0 (unknown) or
 // movielens.MinYear–MaxYear. The error is a *FieldError.
@@ -26,7 +26,7 @@ func CheckMovie(title string, genres []string, year int) error {
 		return &FieldError{Field: "title", Message: err.Error()}
 	}
 	if !movielens.Visible(title) {
-		return &FieldError{Field: "title", Message: fmt.Sprintf("title must be 1 to %d bytes with at least one letter, digit, punctuation mark or symbol", movielens.MaxTitleBytes)}
+		return &FieldError{Field: "title", Message: fmt.Sprintf("title must be 1 to %d characters with at least one letter, digit, punctuation mark or symbol", movielens.MaxTitleLen)}
 	}
 	if len(genres) == 0 {
 		return &FieldError{Field: "genres", Message: fmt.Sprintf("genres must list 1 to %d genre names: the movie tower's vector for a new movie comes from its genres and year", movielens.MaxGenres)}

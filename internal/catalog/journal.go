@@ -64,7 +64,7 @@ type line struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// maxLine bounds one journal line; a valid entry is well under 4 KiB.
+// maxLine bounds one journal line; a valid entry is well under 8 KiB.
 const maxLine = 64 << 10
 
 // CorruptError is a journal line that is neither valid nor the torn last

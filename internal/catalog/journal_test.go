@@ -230,7 +230,7 @@ func TestJournalEditedEntry(t *testing.T) {
 		edit   func(e *Entry)
 		reason string
 	}{
-		{"empty title", func(e *Entry) { e.Title = " " }, "movie 5: title: title must be 1 to 200 bytes"},
+		{"empty title", func(e *Entry) { e.Title = " " }, "movie 5: title: title must be 1 to 200 characters"},
 		{"control character", func(e *Entry) { e.Title = "a\x1bb" }, "movie 5: title: title must not contain control"},
 		{"repeated genre", func(e *Entry) { e.Genres = []string{"Drama", "drama"} }, `movie 5: genres: genres[1] "drama" repeats genres[0]`},
 		{"no genres", func(e *Entry) { e.Genres = nil }, "movie 5: genres: genres must list 1 to 16"},

@@ -8,21 +8,22 @@ import (
 )
 
 // Limits of a movie's metadata: the dataset files, the catalogue's
-// PUT /movies and its journal all keep to them.
+// PUT /movies and its journal all keep to them. Lengths count characters
+// (code points), as the API contract's maxLength does.
 const (
-	MaxTitleBytes = 200
-	MaxGenres     = 16
-	MaxGenreBytes = 64
-	MinYear       = 1870
-	MaxYear       = 2100
+	MaxTitleLen = 200
+	MaxGenres   = 16
+	MaxGenreLen = 64
+	MinYear     = 1870
+	MaxYear     = 2100
 )
 
-// CheckTitle reports a title longer than MaxTitleBytes or holding a
+// CheckTitle reports a title longer than MaxTitleLen characters or holding a
 // character that hides or reorders text (see hiddenRune). An empty title
 // passes: u.item has one.
 func CheckTitle(t string) error {
-	if len(t) > MaxTitleBytes {
-		return fmt.Errorf("title must be at most %d bytes, got %d", MaxTitleBytes, len(t))
+	if n := utf8.RuneCountInString(t); n > MaxTitleLen {
+		return fmt.Errorf("title must be at most %d characters, got %d", MaxTitleLen, n)
 	}
 	if i := strings.IndexFunc(t, hiddenRune); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(t[i:])
@@ -32,7 +33,7 @@ func CheckTitle(t string) error {
 }
 
 // CheckGenres reports more than MaxGenres genres, a name that is empty,
-// longer than MaxGenreBytes or hidden-character laden, or a name repeated
+// longer than MaxGenreLen characters or hidden-character laden, or a name repeated
 // (in any case: genre names are case-insensitive).
 func CheckGenres(gs []string) error {
 	if len(gs) > MaxGenres {
@@ -40,7 +41,7 @@ func CheckGenres(gs []string) error {
 	}
 	for i, g := range gs {
 		if !genreName(g) {
-			return fmt.Errorf("genres[%d] must be a genre name of 1 to %d bytes without control characters", i, MaxGenreBytes)
+			return fmt.Errorf("genres[%d] must be a genre name of 1 to %d characters without control characters", i, MaxGenreLen)
 		}
 		for j, h := range gs[:i] {
 			if strings.EqualFold(g, h) {
@@ -51,10 +52,10 @@ func CheckGenres(gs []string) error {
 	return nil
 }
 
-// genreName reports whether g may name a genre: 1 to MaxGenreBytes bytes,
-// none of them hidden characters.
+// genreName reports whether g may name a genre: 1 to MaxGenreLen
+// characters, none of them hidden ones.
 func genreName(g string) bool {
-	return g != "" && len(g) <= MaxGenreBytes && strings.IndexFunc(g, hiddenRune) < 0
+	return g != "" && utf8.RuneCountInString(g) <= MaxGenreLen && strings.IndexFunc(g, hiddenRune) < 0
 }
 
 // checkMovie applies CheckTitle and CheckGenres to a movie of a dataset file.

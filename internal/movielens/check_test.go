@@ -13,8 +13,10 @@ func TestCheckTitle(t *testing.T) {
 		{name: "plain", title: "Toy Story (1995)"},
 		{name: "empty (u.item has one)", title: ""},
 		{name: "accents and joiners", title: "Amélie (2001) \u200d\u200e"},
-		{name: "at the limit", title: strings.Repeat("x", MaxTitleBytes)},
-		{name: "over the limit", title: strings.Repeat("x", MaxTitleBytes+1), err: "at most 200 bytes, got 201"},
+		{name: "at the limit", title: strings.Repeat("x", MaxTitleLen)},
+		{name: "over the limit", title: strings.Repeat("x", MaxTitleLen+1), err: "at most 200 characters, got 201"},
+		{name: "at the limit in two-byte characters", title: strings.Repeat("é", MaxTitleLen)},
+		{name: "over the limit in two-byte characters", title: strings.Repeat("é", MaxTitleLen+1), err: "at most 200 characters, got 201"},
 		{name: "newline", title: "a\nb", err: "U+000A at byte 1"},
 		{name: "bidi override", title: "ab\u202ec", err: "U+202E at byte 2"},
 		{name: "isolate", title: "\u2066x", err: "U+2066 at byte 0"},
@@ -48,7 +50,8 @@ func TestCheckGenres(t *testing.T) {
 		{name: "seventeen", genres: strings.Split("a b c d e f g h i j k l m n o p q", " "), err: "at most 16 genres, got 17"},
 		{name: "repeat in another case", genres: []string{"Comedy", "Drama", "COMEDY"}, err: `genres[2] "COMEDY" repeats genres[0]`},
 		{name: "empty name", genres: []string{"Comedy", ""}, err: "genres[1] must be a genre name"},
-		{name: "long name", genres: []string{strings.Repeat("g", MaxGenreBytes+1)}, err: "genres[0] must be a genre name of 1 to 64 bytes"},
+		{name: "long name", genres: []string{strings.Repeat("g", MaxGenreLen+1)}, err: "genres[0] must be a genre name of 1 to 64 characters"},
+		{name: "long name in two-byte characters", genres: []string{strings.Repeat("é", MaxGenreLen)}},
 		{name: "control in name", genres: []string{"Film\tNoir"}, err: "genres[0] must be a genre name"},
 	}
 	for _, tt := range tests {

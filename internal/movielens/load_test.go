@@ -333,7 +333,7 @@ func TestLoadDirGenreErrors(t *testing.T) {
 		{"repeated name", "unknown|0\nAction|1\naction|2\n", "u.genre:3: genre \"action\" repeats index 1's"},
 		{"byte order mark inside", "unknown|0\n\ufeffAction|1\nComedy|2\n", "u.genre:2: genre name"}, // at the file's start it is skipped
 		{"control character", "unknown|0\nAct\x01ion|1\nComedy|2\n", "u.genre:2: genre name"},
-		{"name too long", "unknown|0\n" + strings.Repeat("A", MaxGenreBytes+1) + "|1\nComedy|2\n", "u.genre:2: genre name"},
+		{"name too long", "unknown|0\n" + strings.Repeat("A", MaxGenreLen+1) + "|1\nComedy|2\n", "u.genre:2: genre name"},
 	} {
 		files := ml100kFiles()
 		files["u.genre"] = tt.genre

@@ -209,7 +209,7 @@ func ParseGenre100K(line string) (name string, index int, err error) {
 	}
 	name = strings.TrimSpace(latin1ToUTF8(f[0]))
 	if !genreName(name) {
-		return "", 0, fmt.Errorf("genre name %q must be 1 to %d bytes without control characters", clip(name), MaxGenreBytes)
+		return "", 0, fmt.Errorf("genre name %q must be 1 to %d characters without control characters", clip(name), MaxGenreLen)
 	}
 	index, err = strconv.Atoi(strings.TrimSpace(f[1]))
 	if err != nil || index < 0 || index >= maxGenres {

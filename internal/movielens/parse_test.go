@@ -67,7 +67,7 @@ func TestParseMovie1M(t *testing.T) {
 		// The rules PUT /movies keeps (CheckTitle, CheckGenres).
 		{name: "repeated genre", line: "5::X (2000)::Comedy|comedy", err: `genres[1] "comedy" repeats genres[0]`},
 		{name: "control in title", line: "5::X\x01 (2000)::Drama", err: "U+0001 at byte 1"},
-		{name: "long title", line: "5::" + strings.Repeat("x", MaxTitleBytes+1) + "::Drama", err: "at most 200 bytes"},
+		{name: "long title", line: "5::" + strings.Repeat("x", MaxTitleLen+1) + "::Drama", err: "at most 200 characters"},
 		{name: "17 genres", line: "5::X::" + strings.Repeat("G|", MaxGenres) + "G", err: "at most 16 genres"},
 	}
 	for _, tt := range tests {

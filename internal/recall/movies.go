@@ -14,7 +14,7 @@ import (
 const (
 	DefaultMoviesLimit = 20
 	MaxMoviesLimit     = 100
-	MaxMoviesQuery     = 200 // bytes of a title search
+	MaxMoviesQuery     = 200 // characters of a title search
 	DefaultSimilarK    = 10
 	MaxSimilarK        = 100
 )

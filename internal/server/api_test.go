@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -168,6 +169,25 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(w.Header().Get("Access-Control-Expose-Headers"), requestIDHeader) {
 		t.Errorf("actual request: %d %v", w.Code, w.Header())
 	}
+	// A browser script reads only the response headers it is exposed to:
+	// every one the contract declares for the API (the explorer's are
+	// same-origin).
+	c := loadContract(t)
+	exposed := strings.Split(strings.ToLower(w.Header().Get("Access-Control-Expose-Headers")), ", ")
+	for path, item := range c.doc.Paths.Map() {
+		if path == "/" || strings.HasPrefix(path, "/explorer/") {
+			continue
+		}
+		for method, op := range item.Operations() {
+			for status, resp := range op.Responses.Map() {
+				for name := range resp.Value.Headers {
+					if !slices.Contains(exposed, strings.ToLower(name)) {
+						t.Errorf("%s %s %s declares %s, which CORS does not expose (%q)", method, path, status, name, exposed)
+					}
+				}
+			}
+		}
+	}
 	// The catalogue routes, with their bearer token, only where they exist.
 	if w := preflightTo(ts, origin, "PUT", "/movies/5", "authorization,content-type"); w.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("catalogue off: PUT preflight allowed: %v", w.Header())
@@ -193,6 +213,7 @@ func TestCORS(t *testing.T) {
 // and headers; a route without GET answers 405 naming what it allows.
 func TestHead(t *testing.T) {
 	t.Parallel()
+	c := loadContract(t)
 	ts := newTestServer(t, Config{Explorer: true})
 	for _, tt := range []struct {
 		path  string
@@ -208,6 +229,9 @@ func TestHead(t *testing.T) {
 		w := ts.call(http.MethodHead, tt.path, "", "")
 		if w.Code != tt.want || w.Header().Get(requestIDHeader) == "" || w.Header().Get("Allow") != tt.allow {
 			t.Errorf("HEAD %s (ready %v): %d %v", tt.path, tt.ready, w.Code, w.Header())
+		}
+		if item := c.doc.Paths.Find(tt.path); item != nil && item.Head != nil { // the probes' HEAD operations
+			c.checkResponse(t, http.MethodHead, tt.path, "", "", w)
 		}
 	}
 }
@@ -241,5 +265,48 @@ func TestProblemTypesInContract(t *testing.T) {
 		if op.Responses.Status(status) == nil {
 			t.Errorf("status %d (%s) is not a /recall response in openapi.yaml", status, cd)
 		}
+	}
+}
+
+// TestProblemExamples: the problems openapi.yaml shows are those the
+// server answers to the requests they stand for (request ids aside).
+func TestProblemExamples(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	for _, tt := range []struct {
+		name, method, path, body string
+		ready                    bool
+		example                  func() any
+	}{
+		{"invalid", "POST", "/recall", `{"user":{"gender":"X"}}`, true, func() any {
+			return c.doc.Components.Responses["BadRequest"].Value.Content.Get("application/problem+json").Examples["invalid"].Value.Value
+		}},
+		{"malformed", "POST", "/recall", `{"user":}`, true, func() any {
+			return c.doc.Components.Responses["BadRequest"].Value.Content.Get("application/problem+json").Examples["malformed"].Value.Value
+		}},
+		{"not ready", "GET", "/readyz", "", false, func() any {
+			return c.doc.Components.Responses["NotReady"].Value.Content.Get("application/problem+json").Example
+		}},
+		{"unknown movie", "GET", "/movies/99999/similar", "", true, func() any {
+			return c.doc.Paths.Find("/movies/{movie_id}/similar").Get.Responses.Status(404).Value.Content.Get("application/problem+json").Example
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{})
+			ts.rec.setReady(tt.ready)
+			w := ts.call(tt.method, tt.path, jsonCT, tt.body)
+			var got map[string]any
+			mustJSON(t, w.Body.Bytes(), &got)
+			want, ok := tt.example().(map[string]any)
+			if !ok {
+				t.Fatalf("no example: %v", tt.example())
+			}
+			want = maps.Clone(want)
+			delete(want, "request_id")
+			delete(got, "request_id")
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s %s %s:\nserver   %v\nexample  %v", tt.method, tt.path, tt.body, got, want)
+			}
+		})
 	}
 }

@@ -113,6 +113,7 @@ func badRequests() []badRequest {
 		{name: "genres too many", body: `{"user":{},"genres":` + repeatJSON(`"Drama"`, 65) + `}`, field: "genres"},
 		{name: "genres deeply nested", body: `{"user":{},"genres":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`, field: "genres"},
 		{name: "genres object", body: `{"user":{},"genres":{"Comedy":true}}`, field: "genres"},
+		{name: "genre name too long", body: `{"user":{},"genres":["` + strings.Repeat("é", 65) + `"]}`, field: "genres"},
 		// The user's features.
 		{name: "user_id string", body: `{"user":{"user_id":"123"}}`, field: "user.user_id"},
 		{name: "user_id negative", body: `{"user":{"user_id":-5}}`, field: "user.user_id"},

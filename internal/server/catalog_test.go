@@ -51,7 +51,10 @@ func TestCatalogRoutes(t *testing.T) {
 		{"title only a filler", "PUT", "/movies/5", bearer, `{"title":"\u3164","genres":["Drama"]}`, 400, "title", ""},
 		{"title only a combining grapheme joiner", "PUT", "/movies/5", bearer, `{"title":"\u034F","genres":["Drama"]}`, 400, "title", ""},
 		{"title word joiner", "PUT", "/movies/5", bearer, `{"title":"\u2060","genres":["Drama"]}`, 400, "title", ""},
-		{"title too long", "PUT", "/movies/5", bearer, `{"title":"` + strings.Repeat("é", 101) + `","genres":["Drama"]}`, 400, "title", ""},
+		{"title of 200 characters", "PUT", "/movies/200004", bearer, `{"title":"` + strings.Repeat("é", 200) + `","genres":["Drama"]}`, 201, "", ""},
+		{"title too long", "PUT", "/movies/5", bearer, `{"title":"` + strings.Repeat("é", 201) + `","genres":["Drama"]}`, 400, "title", ""},
+		{"genre of 64 characters", "PUT", "/movies/200005", bearer, `{"title":"x","genres":["` + strings.Repeat("é", 64) + `"]}`, 201, "", ""},
+		{"genre too long", "PUT", "/movies/5", bearer, `{"title":"x","genres":["` + strings.Repeat("é", 65) + `"]}`, 400, "genres", ""},
 		{"title control character", "PUT", "/movies/5", bearer, `{"title":"a\u0000b","genres":["Drama"]}`, 400, "title", ""},
 		{"title right-to-left override", "PUT", "/movies/5", bearer, `{"title":"a\u202Eb","genres":["Drama"]}`, 400, "title", ""},
 		{"title isolate", "PUT", "/movies/5", bearer, `{"title":"a\u2067b","genres":["Drama"]}`, 400, "title", ""},
@@ -83,6 +86,15 @@ func TestCatalogRoutes(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.want, w.Body)
 			}
 			c.checkResponse(t, tc.method, tc.path, "application/json", tc.body, w)
+			if w.Code < 300 && tc.body != "" {
+				if err := c.requestValid(t, tc.method, tc.path, "application/json", tc.body); err != nil {
+					t.Errorf("the server accepted a request the contract rejects: %v", err)
+				}
+			} else if strings.HasSuffix(tc.name, "too long") {
+				if err := c.requestValid(t, tc.method, tc.path, "application/json", tc.body); err == nil {
+					t.Errorf("the server refuses a request that openapi.yaml accepts")
+				}
+			}
 			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
 				t.Errorf("WWW-Authenticate %q, want %q", got, tc.challenge)
 			}

@@ -38,8 +38,8 @@ func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := params.Get("q")
-	if len(q) > recall.MaxMoviesQuery || !utf8.ValidString(q) {
-		s.fail(w, r, invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d bytes", recall.MaxMoviesQuery)))
+	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > recall.MaxMoviesQuery {
+		s.fail(w, r, invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery)))
 		return
 	}
 	limit, aerr := intParam(params, "limit", recall.DefaultMoviesLimit, 1, recall.MaxMoviesLimit)

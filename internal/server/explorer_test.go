@@ -53,6 +53,8 @@ func TestCatalogueEndpoints(t *testing.T) {
 		{name: "movies limit twice", method: "GET", path: "/movies?limit=1&limit=2", want: 400, wantField: "limit"},
 		{name: "movies unknown parameter", method: "GET", path: "/movies?query=toy", want: 400, wantField: "query"},
 		{name: "movies q too long", method: "GET", path: "/movies?q=" + long, want: 400, wantField: "q"},
+		{name: "movies q of 200 characters", method: "GET", path: "/movies?q=" + strings.Repeat("%C3%A9", 200), want: 200},
+		{name: "movies q of 201 characters", method: "GET", path: "/movies?q=" + strings.Repeat("%C3%A9", 201), want: 400, wantField: "q"},
 		{name: "movies q not UTF-8", method: "GET", path: "/movies?q=%FF", want: 400, wantField: "q"},
 		{name: "movies malformed query", method: "GET", path: "/movies?q=%zz", want: 400, wantField: "q"},
 		{name: "movies semicolon in query", method: "GET", path: "/movies?limit=1&q=x;y", want: 400, wantField: "q"},
@@ -180,6 +182,7 @@ func TestExplorerPage(t *testing.T) {
 		if rw.Code != http.StatusNotModified || rw.Body.Len() != 0 {
 			t.Errorf("GET %s If-None-Match: %d, %d bytes", path, rw.Code, rw.Body.Len())
 		}
+		c.checkResponse(t, "GET", path, "", "", rw)
 		// Ranges and other preconditions are ignored: the whole file, never
 		// a 416 or 412 outside the problem format.
 		for k, v := range map[string]string{"Range": "bytes=999999-", "If-Match": `"nope"`, "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"} {

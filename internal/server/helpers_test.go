@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -392,7 +393,34 @@ func (c *contract) checkResponse(t testing.TB, method, path, contentType, body s
 	if err != nil {
 		t.Fatalf("%s %s: response %d does not match openapi.yaml: %v\n%s", method, path, w.Code, err, w.Body)
 	}
+	// Without a body check kin-openapi does not look at the media type
+	// either.
+	if resp := route.Operation.Responses.Status(w.Code); in.Options.ExcludeResponseBody && resp != nil && resp.Value != nil && len(resp.Value.Content) > 0 {
+		if mt, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type")); resp.Value.Content.Get(mt) == nil {
+			t.Errorf("%s %s: response %d is %s, which openapi.yaml does not list", method, path, w.Code, mt)
+		}
+	}
+	// kin-openapi checks the headers a response declares, not those it
+	// leaves out: a header with meaning for clients must be declared
+	// wherever the server sends it.
+	if resp := route.Operation.Responses.Status(w.Code); resp != nil && resp.Value != nil {
+		for _, name := range contractHeaders {
+			if w.Header().Get(name) == "" {
+				continue
+			}
+			declared := false
+			for h := range resp.Value.Headers {
+				declared = declared || strings.EqualFold(h, name)
+			}
+			if !declared {
+				t.Errorf("%s %s: response %d carries %s, which openapi.yaml does not declare for it", method, path, w.Code, name)
+			}
+		}
+	}
 }
+
+// contractHeaders are the response headers clients act on.
+var contractHeaders = []string{requestIDHeader, "Retry-After", "Allow", "WWW-Authenticate", "Accept-Post", "ETag", "Content-Security-Policy"}
 
 // requestValid reports whether the contract accepts the request.
 func (c *contract) requestValid(t testing.TB, method, path, contentType, body string) error {

@@ -37,7 +37,9 @@ func (s *Server) routes() *chi.Mux {
 			AllowedOrigins: s.cfg.CORSOrigins,
 			AllowedMethods: methods,
 			AllowedHeaders: headers,
-			ExposedHeaders: []string{requestIDHeader, "Allow", "WWW-Authenticate"},
+			// Every header the contract declares for the API, so scripts
+			// can read them (Retry-After on a 503 above all).
+			ExposedHeaders: []string{requestIDHeader, "Allow", "WWW-Authenticate", "Retry-After", "Accept-Post"},
 			MaxAge:         600,
 		}).Handler)
 	}

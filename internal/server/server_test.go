@@ -57,6 +57,8 @@ func TestEndpoints(t *testing.T) {
 			}},
 		{name: "recall one item", method: "POST", path: "/recall", ct: jsonCT, body: "\n {\"user\":{\"user_id\":2147483647},\"k\":1} \n", want: 200},
 		{name: "recall k max", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{"age":120},"k":1000,"offset":10000}`, want: 200},
+		// maxLength counts characters, as JSON Schema does: 64 two-byte ones are a genre name.
+		{name: "recall genre of 64 characters", method: "POST", path: "/recall", ct: jsonCT, body: `{"user":{},"genres":["` + strings.Repeat("é", 64) + `"]}`, want: 200},
 		{name: "score", method: "POST", path: "/score", ct: jsonCT, body: `{"user":{"user_id":1,"gender":"M"},"movie_ids":[1,5000,3]}`, want: 200,
 			check: func(t *testing.T, body []byte) {
 				var r scoreResponse
@@ -412,6 +414,15 @@ func TestMetricsExposeRequests(t *testing.T) {
 	if strings.Contains(text, "/nope/123") {
 		t.Error("raw path used as a label")
 	}
+	// A scraper may negotiate Prometheus' protobuf format.
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+	pw := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(pw, req)
+	if pw.Code != 200 || !strings.HasPrefix(pw.Header().Get("Content-Type"), "application/vnd.google.protobuf") {
+		t.Fatalf("metrics in protobuf: %d %q", pw.Code, pw.Header().Get("Content-Type"))
+	}
+	loadContract(t).checkResponse(t, "GET", "/metrics", "", "", pw)
 }
 
 func TestRequestIDAndAccessLog(t *testing.T) {
@@ -657,6 +668,30 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("closed after %v", d)
+	}
+}
+
+// TestHeadersTooLarge: net/http answers headers over MaxHeaderBytes
+// itself, before any handler, with a plain-text 431 the service cannot
+// shape; openapi.yaml must say so rather than promise a problem.
+func TestHeadersTooLarge(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{MaxHeaderBytes: 1 << 10})
+	conn := dialServing(t, ts)
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("status %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if desc := loadContract(t).doc.Info.Description; !strings.Contains(desc, "`431`") {
+		t.Error("openapi.yaml does not describe the plain-text 431 of oversized headers")
 	}
 }
 

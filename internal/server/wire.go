@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -13,6 +14,7 @@ import (
 )
 
 // Limits of the contract (openapi.yaml) beyond those of package recall.
+// Lengths count characters, as JSON Schema's maxLength does.
 const (
 	minAge, maxAge = 1, 120
 	maxGenres      = 64
@@ -82,8 +84,8 @@ func (b *recallBody) request(maxRecent int) (recall.Request, *apiError) {
 		return req, invalid("genres", fmt.Sprintf("genres may list at most %d names, got %d", maxGenres, len(b.Genres)))
 	}
 	for i, g := range b.Genres {
-		if g == "" || len(g) > maxNameLen {
-			return req, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d bytes", i, maxNameLen))
+		if g == "" || utf8.RuneCountInString(g) > maxNameLen {
+			return req, invalid("genres", fmt.Sprintf("genres[%d] must be a genre name of 1 to %d characters", i, maxNameLen))
 		}
 	}
 	return req, nil
@@ -176,7 +178,7 @@ func (u *userBody) features() (feature.UserInput, *apiError) {
 	}
 	if u.Occupation != nil {
 		c, ok := "", false
-		if o := *u.Occupation; len(o) <= maxNameLen {
+		if o := *u.Occupation; utf8.RuneCountInString(o) <= maxNameLen {
 			c, ok = movielens.CanonicalOccupation(o)
 		}
 		if !ok {
