@@ -230,6 +230,12 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 		if !ok {
 			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("unknown genre %q (GET /model lists the genres; a new genre needs retraining)", g)}
 		}
+		// Lower-casing merges spellings that catalog.CheckMovie's
+		// EqualFold keeps apart ("Actİon" and "Action"); the journal would
+		// refuse the repeat.
+		if j := slices.Index(mv.Genres[:i], name); j >= 0 {
+			return PutResult{}, &Error{Field: fmt.Sprintf("genres[%d]", i), Message: fmt.Sprintf("genre %q repeats genres[%d] (%s)", g, j, name)}
+		}
 		mv.Genres[i] = name
 	}
 	vec := snap.movieVector(mv)

@@ -670,3 +670,45 @@ func TestCatalogMetrics(t *testing.T) {
 	}
 	want(0, 1, 1, 2)
 }
+
+// TestPutGenreSpellings: genres are looked up by strings.ToLower, which
+// merges some names that catalog.CheckMovie's case-insensitive comparison
+// (strings.EqualFold) keeps apart ("Actİon" lower-cases to "action"). Two
+// such spellings of one genre are the caller's mistake, a field error; they
+// must not reach the journal, whose own check refuses the repeated genre,
+// and be taken for a journal failure (503, and changes marked off).
+func TestPutGenreSpellings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
+	j, _, err := catalog.Open(t.TempDir() + "/journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	s.AttachJournal(j, nil)
+	for _, tc := range []struct {
+		name   string
+		genres []string
+		field  string // "" for a put that succeeds
+	}{
+		{"one spelling", []string{"action"}, ""},
+		{"dotted capital I", []string{"Actİon"}, ""},
+		{"two spellings of one genre", []string{"Action", "Actİon"}, "genres[1]"},
+		{"two spellings after another genre", []string{"Drama", "actİon", "ACTION"}, "genres[2]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.PutMovie(ctx, Movie{MovieID: 5000, Title: "x", Genres: tc.genres})
+			var e *Error
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("put: %v", err)
+			case tc.field != "" && (!errors.As(err, &e) || e.Field != tc.field):
+				t.Fatalf("put: %v (%T), want a field error on %s", err, err, tc.field)
+			}
+			if info, _ := s.Info(); !info.Catalog.Writable {
+				t.Fatalf("catalogue changes marked off after %v", err)
+			}
+		})
+	}
+}
