@@ -69,11 +69,12 @@ func (e *JournalError) Unwrap() error { return e.Err }
 // AttachJournal turns catalogue changes on: later changes are appended to
 // j, and entries (read back from j at start, in order) are applied over
 // every model loaded, the live one included. Call it once, at start, before
-// any change is made.
+// any change is made. A nil j applies entries read-only (a replica
+// without a catalogue token): changes are refused.
 func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.catMu.Lock()
 	s.journal = j
-	s.writable.Store(j.Err() == nil)
+	s.writable.Store(j != nil && j.Err() == nil)
 	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
 	for _, e := range entries {
 		s.latest[e.MovieID] = e

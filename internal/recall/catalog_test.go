@@ -712,3 +712,46 @@ func TestPutGenreSpellings(t *testing.T) {
 		})
 	}
 }
+
+// TestCatalogReadOnlyJournal: a replica without a catalogue token applies
+// an existing journal's entries without a journal to write to
+// (AttachJournal with nil, as serve does): the entries are served, and a
+// change is refused as read-only.
+func TestCatalogReadOnlyJournal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := testBundle(t, "v1", 50, 23)
+	entries := []catalog.Entry{
+		{Seq: 1, At: time.Now().UTC(), Op: catalog.OpPut, MovieID: 5000, Title: "New", Genres: []string{"Drama"}},
+		{Seq: 2, At: time.Now().UTC(), Op: catalog.OpDelete, MovieID: b.Movies[0].ID},
+	}
+	for _, tc := range []struct {
+		name      string
+		loadFirst bool // a model is loaded before the journal is attached
+	}{{"attached at start", false}, {"attached over a model", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newService(t, "exact")
+			if tc.loadFirst {
+				if err := s.Load(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.AttachJournal(nil, entries)
+			if !tc.loadFirst {
+				if err := s.Load(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, _ := s.Info()
+			if info.Movies != 50 || info.Catalog.Added != 1 || info.Catalog.Deleted != 1 || info.Catalog.Writable || info.Catalog.Seq != 2 {
+				t.Fatalf("%d movies, catalog %+v", info.Movies, info.Catalog)
+			}
+			if _, err := s.PutMovie(ctx, Movie{MovieID: 5001, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
+				t.Fatalf("put: %v", err)
+			}
+			if _, err := s.DeleteMovie(ctx, 5000); !errors.As(err, new(ReadOnlyError)) {
+				t.Fatalf("delete: %v", err)
+			}
+		})
+	}
+}
