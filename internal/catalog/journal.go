@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,10 +104,17 @@ type Journal struct {
 	mu     sync.Mutex
 	f      file
 	seq    uint64
-	size   int64 // bytes written: the file's length
-	synced int64 // the length a completed fsync covered
-	err    error // sticky: once a write or sync failed, set by fail
-	rolled bool  // the rollback ran (its outcome is in err)
+	size   int64     // bytes written: the file's length
+	synced int64     // the length up to the last line a completed Sync was asked to cover
+	ends   []lineEnd // the lines written after those, with their end offsets
+	err    error     // sticky: once a write or sync failed, set by fail
+	rolled bool      // the rollback ran (its outcome is in err)
+}
+
+// lineEnd is where a line ends in the file.
+type lineEnd struct {
+	seq uint64
+	end int64
 }
 
 // file is what a Journal needs of its *os.File (a seam for fault tests).
@@ -297,7 +305,7 @@ func parseLine(raw []byte) (Entry, string) {
 	return e, ""
 }
 
-// Append writes e and syncs the file (Write, then Sync): once it returns
+// Append writes e and syncs the file (Write, then Sync(e.Seq)): once it returns
 // the change may be acknowledged. A single writer's convenience; a server
 // with concurrent writers calls Write under its own short lock and shares
 // one Sync among every line written meanwhile (group commit, see
@@ -307,7 +315,7 @@ func (j *Journal) Append(e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := j.Sync(); err != nil {
+	if err := j.Sync(e.Seq); err != nil {
 		return Entry{}, err
 	}
 	return e, nil
@@ -315,7 +323,7 @@ func (j *Journal) Append(e Entry) (Entry, error) {
 
 // Write gives e the next sequence number and its time (if unset) and
 // writes its line to the file, NOT durably: the change may be
-// acknowledged only after a Sync that began after Write returned. Lines
+// acknowledged only after a Sync of its sequence number. Lines
 // are written in sequence order. After a failed write or sync every later
 // Write and Sync fails: the file's tail is unknown, and the process must
 // restart (Open repairs a torn tail).
@@ -363,6 +371,7 @@ func (j *Journal) write(e Entry) (_ Entry, failed bool, _ error) {
 		return Entry{}, true, nil
 	}
 	j.seq = e.Seq
+	j.ends = append(j.ends, lineEnd{seq: e.Seq, end: j.size})
 	return e, false, nil
 }
 
@@ -374,21 +383,29 @@ func (j *Journal) Err() error {
 	return j.err
 }
 
-// Sync makes every line written before it was called durable (fsync). It
+// Sync makes the lines up to sequence number seq durable (fsync). It
 // does not hold the journal's write lock while the disk works, so Writes go
-// on meanwhile; the lines they add may or may not be covered, and need the
-// next Sync. A failed sync is sticky (see Write) and rolls the file back to
-// the last synced line.
-func (j *Journal) Sync() error {
+// on meanwhile. The fsync may write later lines too, but only the lines up
+// to seq count as synced: a rollback after a later failure cuts every line
+// after them, since their changes were not acknowledged (the group commit
+// refuses them when the next Sync fails). A failed sync is sticky (see
+// Write) and rolls the file back to the last synced line.
+func (j *Journal) Sync(seq uint64) error {
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	j.mu.Lock()
-	f, size, err := j.f, j.size, j.err
+	f, size, err := j.f, j.synced, j.err
+	n := 0 // lines in j.ends up to seq
+	for n < len(j.ends) && j.ends[n].seq <= seq {
+		size = j.ends[n].end
+		n++
+	}
 	j.mu.Unlock()
 	if err == nil {
 		if err = f.Sync(); err == nil {
 			j.mu.Lock()
 			j.synced = size
+			j.ends = slices.Delete(j.ends, 0, n) // only Sync removes, under syncMu
 			j.mu.Unlock()
 			return nil
 		}

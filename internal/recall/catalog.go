@@ -20,12 +20,13 @@ import (
 
 // Journal makes catalogue changes durable; *catalog.Journal is one.
 // Write numbers and times an entry and writes it in order, not yet
-// durably; Sync returns once every entry written before it was called is
-// on disk, and may run beside Writes. After a failed Write or Sync, every
-// later one fails.
+// durably; Sync(seq) returns once every entry up to seq is on disk, and
+// may run beside Writes. After a failed Write or Sync, every later one
+// fails, and the entries after the last seq a Sync completed for are cut
+// (even those its fsync happened to write: their changes are refused).
 type Journal interface {
 	Write(e catalog.Entry) (catalog.Entry, error)
-	Sync() error
+	Sync(seq uint64) error
 	Err() error // the failure that turned writing off; nil while writable
 }
 

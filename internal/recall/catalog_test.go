@@ -49,7 +49,7 @@ func (j *memJournal) Write(e catalog.Entry) (catalog.Entry, error) {
 	return e, nil
 }
 
-func (j *memJournal) Sync() error { return nil }
+func (j *memJournal) Sync(uint64) error { return nil }
 
 func (j *memJournal) Err() error {
 	j.mu.Lock()

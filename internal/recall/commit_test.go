@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,15 +38,12 @@ func (sj *syncJournal) Write(e catalog.Entry) (catalog.Entry, error) {
 	return e, err
 }
 
-func (sj *syncJournal) Sync() error {
-	sj.mu.Lock()
-	n := uint64(len(sj.written)) // every line written before the fsync starts
-	sj.mu.Unlock()
+func (sj *syncJournal) Sync(n uint64) error {
 	time.Sleep(sj.delay)
 	if p := sj.fail.Load(); p != nil {
 		return *p
 	}
-	if err := sj.j.Sync(); err != nil {
+	if err := sj.j.Sync(n); err != nil {
 		return err
 	}
 	sj.syncs.Add(1)
@@ -334,7 +332,7 @@ type blockingSyncJournal struct {
 	once             sync.Once
 }
 
-func (j *blockingSyncJournal) Sync() error {
+func (j *blockingSyncJournal) Sync(uint64) error {
 	j.once.Do(func() { close(j.entered) })
 	<-j.release
 	return errors.New("EIO")
@@ -377,5 +375,115 @@ func TestFailedSyncDuringLoadKeepsNewModel(t *testing.T) {
 	}
 	if _, ok := s.live.Load().vector(9100); ok {
 		t.Error("the change whose fsync failed is live")
+	}
+}
+
+// diskJournal models catalog.Journal's file: the lines written, the
+// lines up to the last seq a completed Sync was asked for, and after a
+// failure the rollback to them — what Open reads back at the next start. beforeSync runs at
+// the start of the nth Sync (from 1), before it looks at the lines;
+// failSync is the Sync that fails.
+type diskJournal struct {
+	mu         sync.Mutex
+	lines      []catalog.Entry
+	synced     int
+	err        error
+	syncs      int
+	failSync   int
+	beforeSync func(n int)
+	wrote      chan catalog.Entry
+}
+
+func (d *diskJournal) Write(e catalog.Entry) (catalog.Entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return catalog.Entry{}, d.err
+	}
+	e.Seq, e.At = uint64(len(d.lines)+1), time.Now().UTC()
+	d.lines = append(d.lines, e)
+	d.wrote <- e
+	return e, nil
+}
+
+func (d *diskJournal) Sync(seq uint64) error {
+	d.mu.Lock()
+	d.syncs++
+	n := d.syncs
+	d.mu.Unlock()
+	if d.beforeSync != nil {
+		d.beforeSync(n)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err == nil && n == d.failSync {
+		d.err = errors.New("EIO")
+	}
+	if d.err != nil {
+		d.lines = d.lines[:d.synced] // the rollback
+		return d.err
+	}
+	d.synced = int(seq)
+	return nil
+}
+
+func (d *diskJournal) Err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// TestCatalogRefusedChangeNotOnDisk: a change written while the leader
+// that took its batch was entering its fsync is covered by that fsync
+// (every line written before it began) but published by the next
+// leader; when the next fsync fails, that change is refused ("not made")
+// and must not be in the file the next start replays. It was: the
+// journal's rollback kept every line the first fsync covered.
+func TestCatalogRefusedChangeNotOnDisk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
+	syncing, proceed := make(chan struct{}), make(chan struct{})
+	d := &diskJournal{failSync: 2, wrote: make(chan catalog.Entry, 8)}
+	d.beforeSync = func(n int) {
+		if n == 1 {
+			close(syncing)
+			<-proceed
+		}
+	}
+	s.AttachJournal(d, nil)
+	put := func(id movielens.MovieID, done chan<- error) {
+		_, err := s.PutMovie(ctx, Movie{MovieID: id, Title: "x", Genres: []string{"Drama"}})
+		done <- err
+	}
+	doneA, doneB := make(chan error, 1), make(chan error, 1)
+	go put(9001, doneA)
+	<-d.wrote
+	<-syncing // A's leader took its batch and is entering the fsync
+	go put(9002, doneB)
+	<-d.wrote // B is written before the fsync looks
+	close(proceed)
+	if err := <-doneA; err != nil {
+		t.Fatalf("A: %v", err)
+	}
+	errB := <-doneB
+	if errB == nil {
+		t.Fatal("B: its fsync failed, yet it was acknowledged")
+	}
+	// A restart replays what is on disk.
+	d.mu.Lock()
+	disk := slices.Clone(d.lines)
+	d.mu.Unlock()
+	restarted := newService(t, "exact")
+	restarted.AttachJournal(nil, disk)
+	if err := restarted.Load(testBundle(t, "v1", 50, 23)); err != nil {
+		t.Fatal(err)
+	}
+	v := restarted.live.Load()
+	if _, ok := v.vector(9001); !ok {
+		t.Error("the acknowledged change is lost at the restart")
+	}
+	if _, ok := v.vector(9002); ok {
+		t.Errorf("the change refused with %q is applied at the restart", errB)
 	}
 }
