@@ -46,7 +46,7 @@ const (
 // Entry is one catalogue change.
 type Entry struct {
 	Seq     uint64            `json:"seq"` // 1, 2, … in file order
-	At      time.Time         `json:"at"`  // when the change was accepted (UTC); a newer artifact supersedes it
+	At      time.Time         `json:"at"`  // when the change was accepted (UTC; after the live artifact's creation); a newer artifact supersedes it
 	Op      Op                `json:"op"`
 	MovieID movielens.MovieID `json:"movie_id"`
 	Title   string            `json:"title,omitzero"`

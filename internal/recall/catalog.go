@@ -252,7 +252,7 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 		return PutResult{}, err
 	}
 	_, existed := v.vector(m.MovieID)
-	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version})
+	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version, At: changeTime(snap)})
 	if err != nil {
 		s.writable.Store(false) // a failed Write is sticky
 		return PutResult{}, &JournalError{Err: err}
@@ -301,7 +301,7 @@ func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 	if err := ctx.Err(); err != nil {
 		return DeleteResult{}, err
 	}
-	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version})
+	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version, At: changeTime(v.snap)})
 	if err != nil {
 		s.writable.Store(false)
 		return DeleteResult{}, &JournalError{Err: err}
@@ -309,6 +309,19 @@ func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 	s.unsynced = append(s.unsynced, e)
 	s.pending = &view{snap: v.snap, ov: v.ov.with(v.snap, change{movie: artifact.Movie{ID: id}, seq: e.Seq})}
 	return DeleteResult{ModelVersion: v.snap.info.Version, MovieID: id, Seq: e.Seq}, nil
+}
+
+// changeTime is the time to record a change made now over snap at: zero
+// (the journal's clock) unless that clock is not past the artifact's
+// creation, then just after it. A change made while an artifact is live is
+// newer than it, and replay, which compares the two times, must not let
+// that artifact supersede the change when the training host's clock runs
+// ahead of this one.
+func changeTime(snap *snapshot) time.Time {
+	if c := snap.bundle.Manifest.CreatedAt; !time.Now().After(c) {
+		return c.UTC().Add(time.Nanosecond)
+	}
+	return time.Time{}
 }
 
 // vector is the live vector of movie id: its overlay row's, else the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -41,9 +42,11 @@ func (j *memJournal) Write(e catalog.Entry) (catalog.Entry, error) {
 		return catalog.Entry{}, j.fail
 	}
 	e.Seq = uint64(len(j.entries) + 1)
-	e.At = time.Now().UTC()
-	if j.now != nil {
-		e.At = j.now()
+	if e.At.IsZero() { // as catalog.Journal
+		e.At = time.Now().UTC()
+		if j.now != nil {
+			e.At = j.now()
+		}
 	}
 	j.entries = append(j.entries, e)
 	return e, nil
@@ -753,5 +756,69 @@ func TestCatalogReadOnlyJournal(t *testing.T) {
 				t.Fatalf("delete: %v", err)
 			}
 		})
+	}
+}
+
+// TestCatalogChangeNewerThanItsArtifact: a change made while an artifact
+// is live is newer than that artifact, whatever the clocks say. With the
+// training host's clock ahead of the replica's, the artifact's creation
+// time was after the change's, so reloading the same artifact (SIGHUP, a
+// restart, or the overlay's compaction) superseded changes that had been
+// acknowledged and shown: an update reverted, a deleted movie came back.
+// A newer artifact still supersedes them.
+func TestCatalogChangeNewerThanItsArtifact(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := testBundle(t, "v1", 50, 23)
+	b.Manifest.CreatedAt = time.Now().UTC().Add(time.Hour) // the training host's clock an hour ahead
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.journal")
+	j, _, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(j, nil)
+	if _, err := s.PutMovie(ctx, Movie{MovieID: b.Movies[0].ID, Title: "Renamed", Genres: []string{"Drama"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteMovie(ctx, b.Movies[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := catalog.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := newService(t, "exact")
+	restarted.AttachJournal(nil, rep.Entries)
+	if err := restarted.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	newer := testBundle(t, "v2", 50, 23)
+	newer.Manifest.CreatedAt = b.Manifest.CreatedAt.Add(time.Hour)
+	for _, tc := range []struct {
+		name             string
+		s                *Service
+		b                *artifact.Bundle
+		updated, deleted int
+	}{
+		{"as made", s, nil, 1, 1},
+		{"the same artifact reloaded", s, b, 1, 1},
+		{"after a restart", restarted, nil, 1, 1},
+		{"a newer artifact", restarted, newer, 0, 0},
+	} {
+		if tc.b != nil {
+			if err := tc.s.Load(tc.b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if info, _ := tc.s.Info(); info.Catalog.Updated != tc.updated || info.Catalog.Deleted != tc.deleted {
+			t.Errorf("%s: %+v, want %d updated, %d deleted", tc.name, info.Catalog, tc.updated, tc.deleted)
+		}
 	}
 }
