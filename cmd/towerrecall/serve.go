@@ -432,7 +432,10 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 	path := s.JournalPath()
 	writable := s.CatalogToken != ""
 	if !writable {
-		if _, err := os.Stat(path); err != nil {
+		// Only a journal that does not exist is none: one that cannot be
+		// read (permissions, say) fails below rather than let its deletes
+		// be served again.
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 	}

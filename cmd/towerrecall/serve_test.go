@@ -333,3 +333,35 @@ func TestPollSkipsUnchangedRefusedArtifact(t *testing.T) {
 		t.Errorf("%d loads after a SIGHUP, want 4", n)
 	}
 }
+
+// TestOpenJournalReadOnlyRefusesUnreadable: without a catalogue token an
+// existing journal is applied read-only so that its deletes stay deleted;
+// only a journal that does not exist is no journal. One serve cannot look
+// at (here a symlink loop; in a pod, a directory its user may not enter)
+// was taken for none, and the movies it deleted were served again.
+func TestOpenJournalReadOnlyRefusesUnreadable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	loop := filepath.Join(dir, "loop.journal")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		wantErr    bool
+	}{
+		{"missing", filepath.Join(dir, "missing.journal"), false},
+		{"unreadable", loop, true},
+	} {
+		svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := config.Default().Serve
+		s.CatalogJournal = tc.path
+		j, err := openJournal(s, svc, zerolog.Nop())
+		if j != nil || (err != nil) != tc.wantErr {
+			t.Errorf("%s: journal %v, error %v; want an error: %v", tc.name, j, err, tc.wantErr)
+		}
+	}
+}
