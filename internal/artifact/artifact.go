@@ -320,6 +320,9 @@ func Save(dir string, b *Bundle) (err error) {
 	if dir, err = target(dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	if _, err := replaceable(dir); err != nil { // checked again when replacing: before anything is written, too
+		return fmt.Errorf("artifact: save: %w", err)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -455,10 +458,10 @@ func CheckWritable(dir string) error {
 }
 
 // replaceable reports whether dir exists, and an error when it exists but
-// must not be replaced by an artifact: a file, or a directory holding
-// anything but an artifact's files (its own names, or the names its
-// manifest lists). A damaged artifact is replaceable; a web app's folder
-// with a manifest.json, or notes beside a model, are not.
+// must not be replaced by an artifact: a file, a mount point, or a
+// directory holding anything but an artifact's files (its own names, or
+// the names its manifest lists). A damaged artifact is replaceable; a web
+// app's folder with a manifest.json, or notes beside a model, are not.
 func replaceable(dir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -466,6 +469,12 @@ func replaceable(dir string) (exists bool, err error) {
 	}
 	if !fi.IsDir() {
 		return true, fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
+	}
+	if mountPoint(dir) {
+		// The rename that publishes an artifact cannot replace it (EBUSY,
+		// found only after training).
+		return true, fmt.Errorf("%s is a mount point: an artifact is published by renaming a new directory into its place, which a mount point cannot take; give a directory inside it, such as %s",
+			dir, filepath.Join(dir, "model"))
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -805,5 +806,95 @@ func TestSaveThroughSymlink(t *testing.T) {
 	}
 	if err := CheckWritable(filepath.Join(dangling, "model")); err == nil || !strings.Contains(err.Error(), "target is missing") {
 		t.Errorf("CheckWritable under a dangling link: %v", err)
+	}
+}
+
+// TestMountPointRefused: a mount point (a Kubernetes volume's root, say)
+// cannot be replaced by renaming a directory into its place, so
+// CheckWritable refuses it at once, naming what to do, and Save refuses
+// it before writing anything; a directory inside the mount, or a link
+// to one, is an ordinary artifact directory. It mounts a tmpfs, so it
+// runs where that is allowed (as root) and is skipped elsewhere; the
+// detection itself is checked on "/" everywhere.
+func TestMountPointRefused(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "linux" && !mountPoint("/") {
+		t.Error(`mountPoint("/") = false`)
+	}
+	if dir := t.TempDir(); mountPoint(dir) {
+		t.Errorf("mountPoint(%s) = true for a plain directory", dir)
+	}
+	parent := t.TempDir()
+	mnt := filepath.Join(parent, "volume")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountTmpfs(mnt); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unmount(mnt) })
+	withArtifact := filepath.Join(t.TempDir(), "volume")
+	if err := os.Mkdir(withArtifact, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountTmpfs(withArtifact); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmount(withArtifact) })
+	old := testBundle(t)
+	if err := os.Mkdir(filepath.Join(withArtifact, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An artifact copied onto the volume's root (Save cannot put it there).
+	if err := Save(filepath.Join(withArtifact, "tmp", "model"), old); err != nil {
+		t.Fatal(err)
+	}
+	for name := range old.Manifest.Files {
+		if err := os.Rename(filepath.Join(withArtifact, "tmp", "model", name), filepath.Join(withArtifact, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(withArtifact, "tmp", "model", ManifestFile), filepath.Join(withArtifact, ManifestFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(withArtifact, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(parent, "current")
+	if err := os.Symlink("volume", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir string
+		refused   bool
+	}{
+		{"empty mount point", mnt, true},
+		{"link to a mount point", link, true},
+		{"mount point holding an artifact", withArtifact, true},
+		{"directory inside a mount", filepath.Join(mnt, "model"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckWritable(tc.dir)
+			if tc.refused != (err != nil) || err != nil && !strings.Contains(err.Error(), "mount point") {
+				t.Errorf("CheckWritable: %v", err)
+			}
+			b := testBundle(t)
+			b.Manifest.Version = "new"
+			err = Save(tc.dir, b)
+			if tc.refused != (err != nil) || err != nil && !strings.Contains(err.Error(), "mount point") {
+				t.Errorf("Save: %v", err)
+			}
+			if tc.refused {
+				entries, _ := os.ReadDir(filepath.Dir(tc.dir))
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), ".") {
+						t.Errorf("Save left %s beside the mount point", e.Name())
+					}
+				}
+			}
+		})
+	}
+	if got, err := Load(withArtifact); err != nil || got.Manifest.Version != "v1" {
+		t.Errorf("the artifact on the mount point: %v, %v", got, err)
 	}
 }

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package artifact
+
+import "errors"
+
+func mountTmpfs(dir string) error { return errors.ErrUnsupported }
+
+func unmount(dir string) {}
