@@ -673,11 +673,41 @@ func ReadManifest(dir string) (Manifest, []byte, error) {
 // Load reads dir, verifies the checksum of every file listed in the
 // manifest, and decodes the bundle. Any mismatch or decoding problem is an
 // error naming the file.
-func Load(dir string) (*Bundle, error) {
-	m, _, err := ReadManifest(dir)
-	if err != nil {
-		return nil, err
+func Load(dir string) (*Bundle, error) { return loadAgain(dir, loadOnce) }
+
+// loadAgain is Load, with load reading dir once and returning the
+// manifest's bytes it went by. An artifact replaced while it is read (a
+// Save, or a volume's swap, publishing the next one between its manifest
+// and its files) reads as corrupt: the manifest of one, files of the
+// other. So a read that fails when the manifest on disk is no longer the
+// one it went by is done again, on what is there now (three reads in
+// all, for a directory replaced without end).
+func loadAgain(dir string, load func(string) (*Bundle, []byte, error)) (b *Bundle, err error) {
+	for range 3 {
+		var raw []byte
+		if b, raw, err = load(dir); err == nil {
+			return b, nil
+		}
+		now, _ := readLimited(filepath.Join(dir, ManifestFile))
+		if raw == nil || bytes.Equal(now, raw) {
+			break
+		}
 	}
+	return nil, err
+}
+
+// loadOnce reads dir's manifest, then the files it lists.
+func loadOnce(dir string) (*Bundle, []byte, error) {
+	m, raw, err := ReadManifest(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := loadFiles(dir, m)
+	return b, raw, err
+}
+
+// loadFiles reads, verifies and decodes the files m lists in dir.
+func loadFiles(dir string, m Manifest) (*Bundle, error) {
 	for _, req := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
 		if _, ok := m.Files[req]; !ok {
 			return nil, fmt.Errorf("artifact: %s: %s not listed", ManifestFile, req)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -896,5 +897,70 @@ func TestMountPointRefused(t *testing.T) {
 	}
 	if got, err := Load(withArtifact); err != nil || got.Manifest.Version != "v1" {
 		t.Errorf("the artifact on the mount point: %v, %v", got, err)
+	}
+}
+
+// TestLoadDuringPublication: an artifact replaced while Load reads it (a
+// Save, or a volume's swap, publishing the next one between the manifest
+// and the files) is not reported corrupt: Load reads what is there now.
+// It used to fail with "checksum mismatch ... the artifact is corrupt",
+// which serve logged and counted as a refused artifact (and, at start,
+// stayed unready until the next poll or SIGHUP), and eval and prior
+// exited with. A corrupt artifact is still refused, read once, and a
+// directory replaced without end is read three times at most.
+func TestLoadDuringPublication(t *testing.T) {
+	t.Parallel()
+	version := func(v string) *Bundle {
+		b := testBundle(t)
+		b.Manifest.Version, b.Graph = v, []byte("graph of "+v)
+		return b
+	}
+	for _, tc := range []struct {
+		name        string
+		publish     int // publications, each between one read's manifest and its files
+		corrupt     bool
+		wantVersion string
+		wantReads   int
+	}{
+		{"one publication", 1, false, "v2", 2},
+		{"two publications", 2, false, "v3", 3},
+		{"publishing without end", 10, false, "", 3},
+		{"corrupt, no publication", 0, true, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "model")
+			if err := Save(dir, version("v1")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.corrupt {
+				if err := flip(GraphFile, 0)(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reads := 0
+			b, err := loadAgain(dir, func(dir string) (*Bundle, []byte, error) {
+				reads++
+				m, raw, err := ReadManifest(dir)
+				if err != nil {
+					return nil, nil, err
+				}
+				if reads <= tc.publish {
+					if err := Save(dir, version(fmt.Sprintf("v%d", reads+1))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b, err := loadFiles(dir, m)
+				return b, raw, err
+			})
+			switch {
+			case tc.wantVersion == "" && err == nil:
+				t.Errorf("loaded %s", b.Manifest.Version)
+			case tc.wantVersion != "" && (err != nil || b.Manifest.Version != tc.wantVersion):
+				t.Errorf("got %v, %v; want %s", b, err, tc.wantVersion)
+			}
+			if reads != tc.wantReads {
+				t.Errorf("%d reads, want %d", reads, tc.wantReads)
+			}
+		})
 	}
 }
