@@ -381,6 +381,14 @@ func Save(dir string, b *Bundle) (err error) {
 			return fmt.Errorf("artifact: encode recent history: %w", err)
 		}
 	}
+	for name, data := range files {
+		// Load reads no more (a graph of a million movies at a high
+		// serve.hnsw_m reaches it): the artifact would replace a good one
+		// and then never load.
+		if len(data) > maxFileSize {
+			return fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
+		}
+	}
 	m := b.Manifest
 	m.FormatVersion = 1
 	if b.Prior != nil && b.Prior.FeatureShare > 0 {

@@ -964,3 +964,23 @@ func TestLoadDuringPublication(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveRefusesOversizedFile: a file larger than Load reads (an HNSW
+// graph of a million movies at a high serve.hnsw_m, say) is refused by
+// Save before anything is written, so it never replaces a good artifact;
+// it used to be written, and then every load refused the artifact.
+func TestSaveRefusesOversizedFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	big := testBundle(t)
+	big.Manifest.Version = "v2"
+	big.Graph = make([]byte, maxFileSize+1) // fresh zero pages: no memory is touched before the check
+	if err := Save(dir, big); err == nil || !strings.Contains(err.Error(), GraphFile) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Save of a %d-byte graph: %v", len(big.Graph), err)
+	}
+	if got, err := Load(dir); err != nil || got.Manifest.Version != "v1" {
+		t.Errorf("after the refused save: %v, %v; want v1", got, err)
+	}
+}
