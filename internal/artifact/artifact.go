@@ -399,20 +399,25 @@ func Save(dir string, b *Bundle) (err error) {
 		sum := sha256.Sum256(data)
 		m.Files[name] = hex.EncodeToString(sum[:])
 	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("artifact: encode manifest: %w", err)
+	}
 	// What Load would refuse (a diverged weight, a table that does not
-	// fit the model) must not replace a good artifact: decode it first,
-	// with the checks Load makes.
-	if _, err := decode(m, files); err != nil {
+	// fit the model, a manifest its decoder reads otherwise than it was
+	// written) must not replace a good artifact: decode it first, from
+	// the manifest's bytes, with the checks Load makes.
+	read, err := parseManifest(mj)
+	if err == nil {
+		_, err = decode(read, files)
+	}
+	if err != nil {
 		return fmt.Errorf("artifact: save: Load would refuse it: %w", err)
 	}
 	for name, data := range files {
 		if err := writeFile(filepath.Join(tmp, name), data); err != nil {
 			return fmt.Errorf("artifact: save: %w", err)
 		}
-	}
-	mj, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("artifact: encode manifest: %w", err)
 	}
 	if err := writeFile(filepath.Join(tmp, ManifestFile), append(mj, '\n')); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -664,18 +669,27 @@ func ManifestSum(dir string) ([]byte, error) {
 
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
-	var m Manifest
 	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Manifest{}, nil, fmt.Errorf("artifact: %w", err)
+	}
+	m, err := parseManifest(raw)
 	if err != nil {
 		return m, nil, fmt.Errorf("artifact: %w", err)
 	}
+	return m, raw, nil
+}
+
+// parseManifest decodes a manifest's bytes and checks its format version.
+func parseManifest(raw []byte) (Manifest, error) {
+	var m Manifest
 	if err := unmarshal(raw, &m); err != nil {
-		return m, nil, fmt.Errorf("artifact: %s: %w", ManifestFile, err)
+		return m, fmt.Errorf("%s: %w", ManifestFile, err)
 	}
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return m, nil, fmt.Errorf("artifact: %s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
+		return m, fmt.Errorf("%s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
 	}
-	return m, raw, nil
+	return m, nil
 }
 
 // Load reads dir, verifies the checksum of every file listed in the

@@ -984,3 +984,43 @@ func TestSaveRefusesOversizedFile(t *testing.T) {
 		t.Errorf("after the refused save: %v, %v; want v1", got, err)
 	}
 }
+
+// TestSaveRefusesUnreadableManifest: Save checks the manifest as Load
+// reads it, from its bytes. Two data paths that are not UTF-8 (ISO-8859-1
+// file names given to train --train and --valid) were written as one key
+// twice ("sp/\ufffd.dat"), which Load refuses as a duplicate: the
+// artifact replaced a good one and never loaded.
+func TestSaveRefusesUnreadableManifest(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ok   bool
+		edit func(*Manifest)
+	}{
+		{"two paths one key", false, func(m *Manifest) {
+			m.Data.Checksums = map[string]string{"sp/\xfe.dat": "00", "sp/\xff.dat": "11"}
+		}},
+		{"one path not UTF-8", true, func(m *Manifest) { m.Data.Checksums = map[string]string{"donn\xe9es/ratings.dat": "00"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testBundle(t)
+			b.Manifest.Version = tc.name
+			tc.edit(&b.Manifest)
+			err := Save(dir, b)
+			if tc.ok != (err == nil) {
+				t.Errorf("Save: %v", err)
+			}
+			got, lerr := Load(dir)
+			if lerr != nil {
+				t.Fatalf("Load after Save (%v): %v", err, lerr)
+			}
+			if (got.Manifest.Version == tc.name) != tc.ok {
+				t.Errorf("version %q after Save(%v)", got.Manifest.Version, err)
+			}
+		})
+	}
+}
