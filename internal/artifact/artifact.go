@@ -594,6 +594,12 @@ func writeFile(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	// 0644 whatever the umask, as the directory is 0755: other users
+	// (a serving container's uid) read the artifact.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)

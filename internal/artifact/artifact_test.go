@@ -1024,3 +1024,33 @@ func TestSaveRefusesUnreadableManifest(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveModes: an artifact is readable by other users (a serving
+// container's uid) whatever the writer's umask, its files as its
+// directory: under umask 027 or 077 the directory was 0755 but the files
+// 0640 or 0600, and a server running as another user refused every load
+// with "permission denied". Not parallel: the umask is the process's.
+func TestSaveModes(t *testing.T) {
+	for _, mask := range []int{0o022, 0o027, 0o077} {
+		t.Run(fmt.Sprintf("umask %03o", mask), func(t *testing.T) {
+			old := setUmask(mask)
+			if old < 0 {
+				t.Skip("no umask here")
+			}
+			defer setUmask(old)
+			dir := filepath.Join(t.TempDir(), "model")
+			b := testBundle(t)
+			if err := Save(dir, b); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("directory mode %v (%v), want 0755", fi.Mode().Perm(), err)
+			}
+			for _, name := range append(slices.Collect(maps.Keys(b.Manifest.Files)), ManifestFile) {
+				if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o644 {
+					t.Errorf("%s mode %v (%v), want 0644", name, fi.Mode().Perm(), err)
+				}
+			}
+		})
+	}
+}

@@ -7,3 +7,5 @@ import "errors"
 func mountTmpfs(dir string) error { return errors.ErrUnsupported }
 
 func unmount(dir string) {}
+
+func setUmask(mask int) int { return -1 }
