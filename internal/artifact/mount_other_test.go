@@ -9,3 +9,5 @@ func mountTmpfs(dir string) error { return errors.ErrUnsupported }
 func unmount(dir string) {}
 
 func setUmask(mask int) int { return -1 }
+
+func mountRootKnown() bool { return false }
