@@ -286,6 +286,10 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		{"prior, a rating in two files", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + ratings}, "in both " + ratings + " and " + ratings},
 		{"prior, an empty file", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + empty}, empty + ": no ratings in the file"},
 		{"prior, no file", []string{"prior", "--model", model, "--data", data, "--ratings", " , "}, "usage"},
+		// A bad --out is reported first, as train's is, not after the
+		// recount (a million movies' graph takes minutes to rebuild):
+		// here before the stray ratings.
+		{"prior, --out a file", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray, "--out", empty}, empty + " exists and is not a directory"},
 		{"eval, another catalogue", []string{"eval", "--model", model, "--data", other, "--train", ratings, "--test", ratings}, "not the catalogue the model was trained on"},
 	} {
 		if _, err := cli(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -37,6 +37,11 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if *out == "" {
 		*out = *modelDir
 	}
+	// As train: a bad --out fails at once, not after the recount (the
+	// graph of a million movies takes minutes to rebuild).
+	if err := artifact.CheckWritable(*out); err != nil {
+		return err
+	}
 	files := config.SplitList(*ratings)
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "prior: --ratings names no file")

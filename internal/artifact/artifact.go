@@ -320,6 +320,9 @@ func Save(dir string, b *Bundle) (err error) {
 	if dir, err = target(dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	if _, err := replaceable(dir); err != nil { // checked again when replacing: before anything is written, too
+		return fmt.Errorf("artifact: save: %w", err)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -378,6 +381,14 @@ func Save(dir string, b *Bundle) (err error) {
 			return fmt.Errorf("artifact: encode recent history: %w", err)
 		}
 	}
+	for name, data := range files {
+		// Load reads no more (a graph of a million movies at a high
+		// serve.hnsw_m reaches it): the artifact would replace a good one
+		// and then never load.
+		if len(data) > maxFileSize {
+			return fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
+		}
+	}
 	m := b.Manifest
 	m.FormatVersion = 1
 	if b.Prior != nil && b.Prior.FeatureShare > 0 {
@@ -388,20 +399,25 @@ func Save(dir string, b *Bundle) (err error) {
 		sum := sha256.Sum256(data)
 		m.Files[name] = hex.EncodeToString(sum[:])
 	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("artifact: encode manifest: %w", err)
+	}
 	// What Load would refuse (a diverged weight, a table that does not
-	// fit the model) must not replace a good artifact: decode it first,
-	// with the checks Load makes.
-	if _, err := decode(m, files); err != nil {
+	// fit the model, a manifest its decoder reads otherwise than it was
+	// written) must not replace a good artifact: decode it first, from
+	// the manifest's bytes, with the checks Load makes.
+	read, err := parseManifest(mj)
+	if err == nil {
+		_, err = decode(read, files)
+	}
+	if err != nil {
 		return fmt.Errorf("artifact: save: Load would refuse it: %w", err)
 	}
 	for name, data := range files {
 		if err := writeFile(filepath.Join(tmp, name), data); err != nil {
 			return fmt.Errorf("artifact: save: %w", err)
 		}
-	}
-	mj, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("artifact: encode manifest: %w", err)
 	}
 	if err := writeFile(filepath.Join(tmp, ManifestFile), append(mj, '\n')); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -455,10 +471,10 @@ func CheckWritable(dir string) error {
 }
 
 // replaceable reports whether dir exists, and an error when it exists but
-// must not be replaced by an artifact: a file, or a directory holding
-// anything but an artifact's files (its own names, or the names its
-// manifest lists). A damaged artifact is replaceable; a web app's folder
-// with a manifest.json, or notes beside a model, are not.
+// must not be replaced by an artifact: a file, a mount point, or a
+// directory holding anything but an artifact's files (its own names, or
+// the names its manifest lists). A damaged artifact is replaceable; a web
+// app's folder with a manifest.json, or notes beside a model, are not.
 func replaceable(dir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -466,6 +482,12 @@ func replaceable(dir string) (exists bool, err error) {
 	}
 	if !fi.IsDir() {
 		return true, fmt.Errorf("%s exists and is not a directory; refusing to replace it", dir)
+	}
+	if mountPoint(dir) {
+		// The rename that publishes an artifact cannot replace it (EBUSY,
+		// found only after training).
+		return true, fmt.Errorf("%s is a mount point: an artifact is published by renaming a new directory into its place, which a mount point cannot take; give a directory inside it, such as %s",
+			dir, filepath.Join(dir, "model"))
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -572,6 +594,12 @@ func writeFile(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	// 0644 whatever the umask, as the directory is 0755: other users
+	// (a serving container's uid) read the artifact.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
@@ -647,28 +675,67 @@ func ManifestSum(dir string) ([]byte, error) {
 
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
-	var m Manifest
 	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Manifest{}, nil, fmt.Errorf("artifact: %w", err)
+	}
+	m, err := parseManifest(raw)
 	if err != nil {
 		return m, nil, fmt.Errorf("artifact: %w", err)
 	}
+	return m, raw, nil
+}
+
+// parseManifest decodes a manifest's bytes and checks its format version.
+func parseManifest(raw []byte) (Manifest, error) {
+	var m Manifest
 	if err := unmarshal(raw, &m); err != nil {
-		return m, nil, fmt.Errorf("artifact: %s: %w", ManifestFile, err)
+		return m, fmt.Errorf("%s: %w", ManifestFile, err)
 	}
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return m, nil, fmt.Errorf("artifact: %s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
+		return m, fmt.Errorf("%s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
 	}
-	return m, raw, nil
+	return m, nil
 }
 
 // Load reads dir, verifies the checksum of every file listed in the
 // manifest, and decodes the bundle. Any mismatch or decoding problem is an
 // error naming the file.
-func Load(dir string) (*Bundle, error) {
-	m, _, err := ReadManifest(dir)
-	if err != nil {
-		return nil, err
+func Load(dir string) (*Bundle, error) { return loadAgain(dir, loadOnce) }
+
+// loadAgain is Load, with load reading dir once and returning the
+// manifest's bytes it went by. An artifact replaced while it is read (a
+// Save, or a volume's swap, publishing the next one between its manifest
+// and its files) reads as corrupt: the manifest of one, files of the
+// other. So a read that fails when the manifest on disk is no longer the
+// one it went by is done again, on what is there now (three reads in
+// all, for a directory replaced without end).
+func loadAgain(dir string, load func(string) (*Bundle, []byte, error)) (b *Bundle, err error) {
+	for range 3 {
+		var raw []byte
+		if b, raw, err = load(dir); err == nil {
+			return b, nil
+		}
+		now, _ := readLimited(filepath.Join(dir, ManifestFile))
+		if raw == nil || bytes.Equal(now, raw) {
+			break
+		}
 	}
+	return nil, err
+}
+
+// loadOnce reads dir's manifest, then the files it lists.
+func loadOnce(dir string) (*Bundle, []byte, error) {
+	m, raw, err := ReadManifest(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := loadFiles(dir, m)
+	return b, raw, err
+}
+
+// loadFiles reads, verifies and decodes the files m lists in dir.
+func loadFiles(dir string, m Manifest) (*Bundle, error) {
 	for _, req := range []string{ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile} {
 		if _, ok := m.Files[req]; !ok {
 			return nil, fmt.Errorf("artifact: %s: %s not listed", ManifestFile, req)

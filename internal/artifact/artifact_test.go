@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -805,5 +806,253 @@ func TestSaveThroughSymlink(t *testing.T) {
 	}
 	if err := CheckWritable(filepath.Join(dangling, "model")); err == nil || !strings.Contains(err.Error(), "target is missing") {
 		t.Errorf("CheckWritable under a dangling link: %v", err)
+	}
+}
+
+// TestMountPointRefused: a mount point (a Kubernetes volume's root, say)
+// cannot be replaced by renaming a directory into its place, so
+// CheckWritable refuses it at once, naming what to do, and Save refuses
+// it before writing anything; a directory inside the mount, or a link
+// to one, is an ordinary artifact directory. It mounts a tmpfs, so it
+// runs where that is allowed (as root) and is skipped elsewhere; the
+// detection itself is checked on "/" everywhere.
+func TestMountPointRefused(t *testing.T) {
+	t.Parallel()
+	if mountRootKnown() && !mountPoint("/") {
+		t.Error(`mountPoint("/") = false`)
+	}
+	if dir := t.TempDir(); mountPoint(dir) {
+		t.Errorf("mountPoint(%s) = true for a plain directory", dir)
+	}
+	if !mountRootKnown() {
+		t.Skip("statx does not tell mount roots here (Linux before 5.8)")
+	}
+	parent := t.TempDir()
+	mnt := filepath.Join(parent, "volume")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountTmpfs(mnt); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unmount(mnt) })
+	withArtifact := filepath.Join(t.TempDir(), "volume")
+	if err := os.Mkdir(withArtifact, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountTmpfs(withArtifact); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmount(withArtifact) })
+	old := testBundle(t)
+	if err := os.Mkdir(filepath.Join(withArtifact, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An artifact copied onto the volume's root (Save cannot put it there).
+	if err := Save(filepath.Join(withArtifact, "tmp", "model"), old); err != nil {
+		t.Fatal(err)
+	}
+	for name := range old.Manifest.Files {
+		if err := os.Rename(filepath.Join(withArtifact, "tmp", "model", name), filepath.Join(withArtifact, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(withArtifact, "tmp", "model", ManifestFile), filepath.Join(withArtifact, ManifestFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(withArtifact, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(parent, "current")
+	if err := os.Symlink("volume", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir string
+		refused   bool
+	}{
+		{"empty mount point", mnt, true},
+		{"link to a mount point", link, true},
+		{"mount point holding an artifact", withArtifact, true},
+		{"directory inside a mount", filepath.Join(mnt, "model"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckWritable(tc.dir)
+			if tc.refused != (err != nil) || err != nil && !strings.Contains(err.Error(), "mount point") {
+				t.Errorf("CheckWritable: %v", err)
+			}
+			b := testBundle(t)
+			b.Manifest.Version = "new"
+			err = Save(tc.dir, b)
+			if tc.refused != (err != nil) || err != nil && !strings.Contains(err.Error(), "mount point") {
+				t.Errorf("Save: %v", err)
+			}
+			if tc.refused {
+				entries, _ := os.ReadDir(filepath.Dir(tc.dir))
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), ".") {
+						t.Errorf("Save left %s beside the mount point", e.Name())
+					}
+				}
+			}
+		})
+	}
+	if got, err := Load(withArtifact); err != nil || got.Manifest.Version != "v1" {
+		t.Errorf("the artifact on the mount point: %v, %v", got, err)
+	}
+}
+
+// TestLoadDuringPublication: an artifact replaced while Load reads it (a
+// Save, or a volume's swap, publishing the next one between the manifest
+// and the files) is not reported corrupt: Load reads what is there now.
+// It used to fail with "checksum mismatch ... the artifact is corrupt",
+// which serve logged and counted as a refused artifact (and, at start,
+// stayed unready until the next poll or SIGHUP), and eval and prior
+// exited with. A corrupt artifact is still refused, read once, and a
+// directory replaced without end is read three times at most.
+func TestLoadDuringPublication(t *testing.T) {
+	t.Parallel()
+	version := func(v string) *Bundle {
+		b := testBundle(t)
+		b.Manifest.Version, b.Graph = v, []byte("graph of "+v)
+		return b
+	}
+	for _, tc := range []struct {
+		name        string
+		publish     int // publications, each between one read's manifest and its files
+		corrupt     bool
+		wantVersion string
+		wantReads   int
+	}{
+		{"one publication", 1, false, "v2", 2},
+		{"two publications", 2, false, "v3", 3},
+		{"publishing without end", 10, false, "", 3},
+		{"corrupt, no publication", 0, true, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "model")
+			if err := Save(dir, version("v1")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.corrupt {
+				if err := flip(GraphFile, 0)(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reads := 0
+			b, err := loadAgain(dir, func(dir string) (*Bundle, []byte, error) {
+				reads++
+				m, raw, err := ReadManifest(dir)
+				if err != nil {
+					return nil, nil, err
+				}
+				if reads <= tc.publish {
+					if err := Save(dir, version(fmt.Sprintf("v%d", reads+1))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b, err := loadFiles(dir, m)
+				return b, raw, err
+			})
+			switch {
+			case tc.wantVersion == "" && err == nil:
+				t.Errorf("loaded %s", b.Manifest.Version)
+			case tc.wantVersion != "" && (err != nil || b.Manifest.Version != tc.wantVersion):
+				t.Errorf("got %v, %v; want %s", b, err, tc.wantVersion)
+			}
+			if reads != tc.wantReads {
+				t.Errorf("%d reads, want %d", reads, tc.wantReads)
+			}
+		})
+	}
+}
+
+// TestSaveRefusesOversizedFile: a file larger than Load reads (an HNSW
+// graph of a million movies at a high serve.hnsw_m, say) is refused by
+// Save before anything is written, so it never replaces a good artifact;
+// it used to be written, and then every load refused the artifact.
+func TestSaveRefusesOversizedFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	big := testBundle(t)
+	big.Manifest.Version = "v2"
+	big.Graph = make([]byte, maxFileSize+1) // fresh zero pages: no memory is touched before the check
+	if err := Save(dir, big); err == nil || !strings.Contains(err.Error(), GraphFile) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Save of a %d-byte graph: %v", len(big.Graph), err)
+	}
+	if got, err := Load(dir); err != nil || got.Manifest.Version != "v1" {
+		t.Errorf("after the refused save: %v, %v; want v1", got, err)
+	}
+}
+
+// TestSaveRefusesUnreadableManifest: Save checks the manifest as Load
+// reads it, from its bytes. Two data paths that are not UTF-8 (ISO-8859-1
+// file names given to train --train and --valid) were written as one key
+// twice ("sp/\ufffd.dat"), which Load refuses as a duplicate: the
+// artifact replaced a good one and never loaded.
+func TestSaveRefusesUnreadableManifest(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ok   bool
+		edit func(*Manifest)
+	}{
+		{"two paths one key", false, func(m *Manifest) {
+			m.Data.Checksums = map[string]string{"sp/\xfe.dat": "00", "sp/\xff.dat": "11"}
+		}},
+		{"one path not UTF-8", true, func(m *Manifest) { m.Data.Checksums = map[string]string{"donn\xe9es/ratings.dat": "00"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testBundle(t)
+			b.Manifest.Version = tc.name
+			tc.edit(&b.Manifest)
+			err := Save(dir, b)
+			if tc.ok != (err == nil) {
+				t.Errorf("Save: %v", err)
+			}
+			got, lerr := Load(dir)
+			if lerr != nil {
+				t.Fatalf("Load after Save (%v): %v", err, lerr)
+			}
+			if (got.Manifest.Version == tc.name) != tc.ok {
+				t.Errorf("version %q after Save(%v)", got.Manifest.Version, err)
+			}
+		})
+	}
+}
+
+// TestSaveModes: an artifact is readable by other users (a serving
+// container's uid) whatever the writer's umask, its files as its
+// directory: under umask 027 or 077 the directory was 0755 but the files
+// 0640 or 0600, and a server running as another user refused every load
+// with "permission denied". Not parallel: the umask is the process's.
+func TestSaveModes(t *testing.T) {
+	for _, mask := range []int{0o022, 0o027, 0o077} {
+		t.Run(fmt.Sprintf("umask %03o", mask), func(t *testing.T) {
+			old := setUmask(mask)
+			if old < 0 {
+				t.Skip("no umask here")
+			}
+			defer setUmask(old)
+			dir := filepath.Join(t.TempDir(), "model")
+			b := testBundle(t)
+			if err := Save(dir, b); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("directory mode %v (%v), want 0755", fi.Mode().Perm(), err)
+			}
+			for _, name := range append(slices.Collect(maps.Keys(b.Manifest.Files)), ManifestFile) {
+				if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o644 {
+					t.Errorf("%s mode %v (%v), want 0644", name, fi.Mode().Perm(), err)
+				}
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -784,7 +785,7 @@ func manifest(cfg config.Config, in Inputs, b *artifact.Bundle, res train.Result
 		Dim:        b.Model.Dim(),
 		Normalized: cfg.Model.Normalize && b.Prior == nil,
 		Config:     rawCfg,
-		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: in.Checksums,
+		Data: artifact.DataInfo{Dir: in.DataDir, Layout: string(in.Dataset.Layout), Checksums: quotedPaths(in.Checksums),
 			Train: len(in.Train), Valid: len(in.Valid)},
 		Sizes:  artifact.Sizes{Users: len(b.Users), Movies: len(b.Movies), Vocabs: map[string]int{}},
 		Fields: artifact.Fields{User: b.Encoder.UserFields, Movie: b.Encoder.MovieFields},
@@ -1067,6 +1068,24 @@ func (s *Scorer) Rank(dst []int32, u int32, k int, excluded []int32) ([]int32, b
 		dst = append(dst, r.ID)
 	}
 	return dst, true
+}
+
+// quotedPaths returns sums with each path that is not UTF-8 quoted
+// (strconv.Quote: "\xfe"). JSON writes such a path with U+FFFD in place
+// of its bytes, so two of them (ISO-8859-1 file names) became one key
+// twice, a manifest Load refuses.
+func quotedPaths(sums map[string]string) map[string]string {
+	if sums == nil {
+		return nil
+	}
+	out := make(map[string]string, len(sums))
+	for p, s := range sums {
+		if !utf8.ValidString(p) {
+			p = strconv.Quote(p)
+		}
+		out[p] = s
+	}
+	return out
 }
 
 // FileChecksums returns the sha256 of each file, keyed by its path.

@@ -561,3 +561,35 @@ func TestReportJSONNoNewUsers(t *testing.T) {
 		t.Errorf("new_users = %s, want %s", got, want)
 	}
 }
+
+// TestTrainWithNonUTF8Paths: data files whose paths are not UTF-8
+// (ISO-8859-1 names given as --train and --valid) train and save: their
+// checksums are keyed by the quoted paths. JSON wrote each as U+FFFD in
+// place of its bytes, one key twice, and Save refused the manifest (Load
+// refuses duplicate keys) after the whole training run.
+func TestTrainWithNonUTF8Paths(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	cfg := demoConfig(1)
+	cfg.Train.Candidates, cfg.Train.PriorWeights = nil, nil
+	in := demoInputs()
+	in.Checksums = map[string]string{"sp/\xfe.dat": "00", "sp/\xff.dat": "11", "sp/ok.dat": "22"}
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := artifact.Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := artifact.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{`"sp/\xfe.dat"`: "00", `"sp/\xff.dat"`: "11", "sp/ok.dat": "22"}
+	if !maps.Equal(got.Manifest.Data.Checksums, want) {
+		t.Errorf("checksums %q, want %q", got.Manifest.Data.Checksums, want)
+	}
+}

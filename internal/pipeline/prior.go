@@ -435,8 +435,16 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 		return fmt.Errorf("pipeline: refresh prior: the newest rating (%s) is older than the prior's now (%s): pass every rating known now",
 			n.Format(time.RFC3339), b.Prior.Now.Format(time.RFC3339))
 	}
-	towers, _, _ := strings.Cut(b.Manifest.Version, "+prior.")
-	b.Manifest.Version = towers + "+prior." + at.UTC().Format("20060102T150405Z")
+	const stampLayout = "20060102T150405Z"
+	towers, last, refreshed := strings.Cut(b.Manifest.Version, "+prior.")
+	stamp := at.UTC().Truncate(time.Second)
+	if prev, err := time.Parse(stampLayout, last); refreshed && err == nil && !stamp.After(prev) {
+		// Two refreshes within one second (or with the clock set back)
+		// shared a version, and their scores may differ: each is later
+		// than the one before.
+		stamp = prev.Add(time.Second)
+	}
+	b.Manifest.Version = towers + "+prior." + stamp.Format(stampLayout)
 	// The training-time metrics scored the old prior: they would describe
 	// a model that is no longer served.
 	b.Manifest.Metrics = nil

@@ -235,6 +235,22 @@ func TestRefreshPrior(t *testing.T) {
 		if want := version + "+prior.20261203T170000Z"; b.Manifest.Version != want {
 			t.Errorf("version %q after a second refresh, want %q", b.Manifest.Version, want)
 		}
+		// A third within the same second (or with the clock set back) has
+		// its own version all the same: it may have counted other ratings.
+		for _, tc := range []struct {
+			at   time.Time
+			want string
+		}{
+			{at.Add(time.Hour + 500*time.Millisecond), "+prior.20261203T170001Z"},
+			{at, "+prior.20261203T170002Z"},
+		} {
+			if err := RefreshPrior(b, in.Dataset.Users, fresh[:len(fresh)-1], 50, tc.at); err != nil {
+				t.Fatal(err)
+			}
+			if want := version + tc.want; b.Manifest.Version != want {
+				t.Errorf("refresh at %v: version %q, want %q", tc.at, b.Manifest.Version, want)
+			}
+		}
 	}()
 	// The graph is rebuilt with M 24, as recorded; the default M 8 makes a
 	// much smaller one on the same vectors.
