@@ -695,6 +695,10 @@ func parseManifest(raw []byte) (Manifest, error) {
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
 		return m, fmt.Errorf("%s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
 	}
+	if strings.TrimSpace(m.Version) == "" {
+		// Every answer names the model that gave it (model_version).
+		return m, fmt.Errorf("%s: no version", ManifestFile)
+	}
 	return m, nil
 }
 

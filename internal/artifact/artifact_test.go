@@ -111,6 +111,7 @@ func TestLoadRefusesCorruption(t *testing.T) {
 		{"missing manifest", func(d string) error { return os.Remove(filepath.Join(d, ManifestFile)) }, "manifest.json"},
 		{"manifest not JSON", func(d string) error { return os.WriteFile(filepath.Join(d, ManifestFile), []byte("{"), 0o644) }, "manifest.json"},
 		{"future format", editManifest(`"format_version": 1`, `"format_version": 99`), "format version 99"},
+		{"no version", editManifest(`"version": "v1"`, `"version": " "`), "manifest.json: no version"}, // every answer names its model
 		{"path in file list", editManifest(`"hnsw.bin"`, `"../hnsw.bin"`), "bad file name"},
 		{"file left out of the list", func(d string) error {
 			p := filepath.Join(d, ManifestFile)
