@@ -162,6 +162,9 @@ type CandidateChoice struct {
 	Epochs  int     `json:"epochs"`
 	Seconds float64 `json:"seconds"`
 	Skipped bool    `json:"skipped,omitempty"`
+	// ValidViews is each validation view's Recall@10 with the recipe's
+	// chosen prior (with more than one view), as in PriorChoice.
+	ValidViews []float64 `json:"valid_views_recall@10,omitempty"`
 }
 
 // PriorChoice is one setting of the popularity prior and its Recall@10 on

@@ -538,7 +538,7 @@ func newCandidate(name string, cfg config.Config) candidate {
 func searchRecipes(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidate, f fitted, val *validation, opts Options, sel *artifact.Selection) (candidate, fitted, error) {
 	t := rc.cfg.Train
 	spent := f.res.Seconds
-	sel.Candidates = []artifact.CandidateChoice{{Recipe: rc.name, Valid: f.score, Epochs: f.res.BestEpoch, Seconds: f.res.Seconds}}
+	sel.Candidates = []artifact.CandidateChoice{{Recipe: rc.name, Valid: f.score, Epochs: f.res.BestEpoch, Seconds: f.res.Seconds, ValidViews: f.prior.ValidViews}}
 	best, bestF := rc, f
 	for _, name := range t.Candidates {
 		if t.SearchBudget > 0 && spent >= t.SearchBudget.Seconds() {
@@ -557,7 +557,7 @@ func searchRecipes(ctx context.Context, in, fitIn Inputs, ix *Index, rc candidat
 			return rc, f, err
 		}
 		spent += cf.res.Seconds
-		sel.Candidates = append(sel.Candidates, artifact.CandidateChoice{Recipe: name, Valid: cf.score, Epochs: cf.res.BestEpoch, Seconds: cf.res.Seconds})
+		sel.Candidates = append(sel.Candidates, artifact.CandidateChoice{Recipe: name, Valid: cf.score, Epochs: cf.res.BestEpoch, Seconds: cf.res.Seconds, ValidViews: cf.prior.ValidViews})
 		if cf.score > bestF.score {
 			best, bestF = c, cf
 		}

@@ -338,6 +338,10 @@ func TestCandidateSearch(t *testing.T) {
 		if c.Recipe != want[i] || c.Valid <= 0 || c.Epochs < 1 || c.Epochs > 2 || c.Skipped {
 			t.Errorf("candidate %d: %+v", i, c)
 		}
+		// The default's two carved views: each recipe's recall on each.
+		if len(c.ValidViews) != 2 {
+			t.Errorf("candidate %d: valid views %v, want one recall per view", i, c.ValidViews)
+		}
 		if c.Valid > best.Valid {
 			best = c
 		}
