@@ -277,7 +277,9 @@ const scanPerVisit = 64
 // A filter is applied during the search: nodes none of whose rows it
 // accepts are traversed but never returned. The exact scan answers instead
 // when the query is zero, when the filter accepts no more than k items,
-// when the beam ends with fewer than k accepted items, or when a filtered
+// when the beam ends with fewer than k accepted items, when distinct
+// vectors in it tie at the k-th score (unvisited ones may tie too, and ties
+// go to the lower ids), or when a filtered
 // search has visited Len()/scanPerVisit nodes without finishing (a filter
 // whose items lie far from the query), so a query gets k results whenever
 // k are accepted.
@@ -313,8 +315,10 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	// turned away, so are the rest; once a node scores below the heap's
 	// worst, so do all after it.
 	t := newTopK(dst, k, ex.n)
-	for _, c := range s.res.sorted() {
+	nodes := s.res.sorted()
+	for i, c := range nodes {
 		if t.full() && c.Score < t.h[0].Score {
+			nodes = nodes[:i]
 			break
 		}
 		for _, row := range h.groups.of(c.ID) {
@@ -327,10 +331,20 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 			}
 		}
 	}
-	if len(t.h) < want {
+	if len(t.h) < want || t.full() && tiedAtCut(nodes, t.h[0].Score) {
 		return h.scan(dst, q, k, accept), nil
 	}
 	return t.sorted(), nil
+}
+
+// tiedAtCut reports whether the last two of nodes (the beam's nodes, best
+// first, down to the k-th result) score cut. Distinct vectors tying at the
+// k-th score are how the search can tell that others it has not visited
+// may tie too: the exact scan answers, so that ties go to the lower ids
+// as they do there (a node's own rows are all expanded, so ties within
+// one node, as between duplicates, need no scan).
+func tiedAtCut(nodes []Result, cut float32) bool {
+	return len(nodes) >= 2 && nodes[len(nodes)-2].Score == cut
 }
 
 // scan answers a query with the exact scan.
