@@ -246,11 +246,14 @@ func (h *HNSW) Name() string { return "hnsw" }
 // EfSearch is the beam width of a query for k ≤ EfSearch/Overfetch.
 func (h *HNSW) EfSearch() int { return h.p.EfSearch }
 
-// WithEfSearch returns an index over the same graph and vectors (shared,
-// not copied) whose queries use beam width ef.
-func (h *HNSW) WithEfSearch(ef int) (*HNSW, error) {
+// Overfetch is the beam width per result of a query for k > EfSearch/Overfetch.
+func (h *HNSW) Overfetch() int { return h.p.Overfetch }
+
+// WithBeam returns an index over the same graph and vectors (shared, not
+// copied) whose queries for k results use beam width max(ef, k·overfetch).
+func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {
 	p := h.p
-	p.EfSearch = ef
+	p.EfSearch, p.Overfetch = ef, overfetch
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
