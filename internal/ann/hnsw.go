@@ -28,7 +28,7 @@ type HNSWParams struct {
 	// Seed drives the insertion order and levels.
 	Seed uint64
 	// EfSearch and Overfetch set the beam width of a query for k results:
-	// max(EfSearch, k·Overfetch), at most Len(). A wider beam visits more
+	// max(EfSearch, k·Overfetch, k+1), at most Len(). A wider beam visits more
 	// nodes and finds more of the true top k.
 	EfSearch  int
 	Overfetch int
@@ -250,7 +250,7 @@ func (h *HNSW) EfSearch() int { return h.p.EfSearch }
 func (h *HNSW) Overfetch() int { return h.p.Overfetch }
 
 // WithBeam returns an index over the same graph and vectors (shared, not
-// copied) whose queries for k results use beam width max(ef, k·overfetch).
+// copied) whose queries for k results use beam width max(ef, k·overfetch, k+1).
 func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {
 	p := h.p
 	p.EfSearch, p.Overfetch = ef, overfetch
@@ -273,7 +273,7 @@ func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {
 const scanPerVisit = 64
 
 // Search returns the k best accepted items: a best-first beam search of
-// max(EfSearch, k·Overfetch) nodes over the graph of distinct vectors,
+// max(EfSearch, k·Overfetch, k+1) nodes over the graph of distinct vectors,
 // scored by exact Dot, each node found expanded into its accepted rows, so
 // results are sorted best first, ties by lower id, with exact scores.
 //
@@ -308,7 +308,9 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	}
 	s := h.pool.Get().(*scratch)
 	defer h.pool.Put(s)
-	s.begin(min(h.groups.nodes(), max(h.p.EfSearch, k*h.p.Overfetch)))
+	// A beam of more than k nodes: a node tying the k-th score is then
+	// either in it (tiedAtCut) or turned away below it (see tiedAtCut).
+	s.begin(min(h.groups.nodes(), max(h.p.EfSearch, k*h.p.Overfetch, k+1)))
 	s.seed(h.g.descend(h.gvecs, ex.dim, q, 0), accept, &h.groups)
 	if !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
 		return h.scan(dst, q, k, accept), nil
@@ -345,7 +347,10 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 // k-th score are how the search can tell that others it has not visited
 // may tie too: the exact scan answers, so that ties go to the lower ids
 // as they do there (a node's own rows are all expanded, so ties within
-// one node, as between duplicates, need no scan).
+// one node, as between duplicates, need no scan). The beam holds more
+// than k nodes, so a node it turned away for tying its worst cannot tie
+// the k-th score unless a second node in it does: one node at the worst
+// leaves at least k above it, each with a row, and the cut above it.
 func tiedAtCut(nodes []Result, cut float32) bool {
 	return len(nodes) >= 2 && nodes[len(nodes)-2].Score == cut
 }

@@ -696,18 +696,26 @@ func TestHNSWTiesAtCut(t *testing.T) {
 		vecs[2*i], vecs[2*i+1] = 1, float32(rng.NormFloat64())
 	}
 	h := mustHNSW(t, vecs, 2, DefaultHNSWParams())
+	// A beam of k nodes (overfetch 1) holds one tied node at k = 1 and
+	// turns the others away.
+	narrow, err := h.WithBeam(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ex, _ := NewExact(vecs, 2)
 	odd := filterOf(n, func(id int32) bool { return id%2 == 1 })
-	for _, q := range [][]float32{{1, 0}, {-2, 0}} {
-		for _, accept := range []Filter{nil, odd} {
-			for _, k := range []int{1, 10, 11, 21, 100} {
-				got, err := h.Search(nil, q, k, accept)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, _ := ex.Search(nil, q, k, accept)
-				if !slices.Equal(got, want) {
-					t.Fatalf("q %v k %d filtered %t: got %v\nwant %v", q, k, accept != nil, got[:min(len(got), 12)], want[:min(len(want), 12)])
+	for _, h := range []*HNSW{h, narrow} {
+		for _, q := range [][]float32{{1, 0}, {-2, 0}} {
+			for _, accept := range []Filter{nil, odd} {
+				for _, k := range []int{1, 10, 11, 21, 100} {
+					got, err := h.Search(nil, q, k, accept)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, _ := ex.Search(nil, q, k, accept)
+					if !slices.Equal(got, want) {
+						t.Fatalf("ef %d overfetch %d q %v k %d filtered %t: got %v\nwant %v", h.EfSearch(), h.Overfetch(), q, k, accept != nil, got[:min(len(got), 12)], want[:min(len(want), 12)])
+					}
 				}
 			}
 		}
