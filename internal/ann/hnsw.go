@@ -28,7 +28,7 @@ type HNSWParams struct {
 	// Seed drives the insertion order and levels.
 	Seed uint64
 	// EfSearch and Overfetch set the beam width of a query for k results:
-	// max(EfSearch, k·Overfetch), at most Len(). A wider beam visits more
+	// max(EfSearch, k·Overfetch, k+1), at most Len(). A wider beam visits more
 	// nodes and finds more of the true top k.
 	EfSearch  int
 	Overfetch int
@@ -246,11 +246,14 @@ func (h *HNSW) Name() string { return "hnsw" }
 // EfSearch is the beam width of a query for k ≤ EfSearch/Overfetch.
 func (h *HNSW) EfSearch() int { return h.p.EfSearch }
 
-// WithEfSearch returns an index over the same graph and vectors (shared,
-// not copied) whose queries use beam width ef.
-func (h *HNSW) WithEfSearch(ef int) (*HNSW, error) {
+// Overfetch is the beam width per result of a query for k > EfSearch/Overfetch.
+func (h *HNSW) Overfetch() int { return h.p.Overfetch }
+
+// WithBeam returns an index over the same graph and vectors (shared, not
+// copied) whose queries for k results use beam width max(ef, k·overfetch, k+1).
+func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {
 	p := h.p
-	p.EfSearch = ef
+	p.EfSearch, p.Overfetch = ef, overfetch
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -270,14 +273,16 @@ func (h *HNSW) WithEfSearch(ef int) (*HNSW, error) {
 const scanPerVisit = 64
 
 // Search returns the k best accepted items: a best-first beam search of
-// max(EfSearch, k·Overfetch) nodes over the graph of distinct vectors,
+// max(EfSearch, k·Overfetch, k+1) nodes over the graph of distinct vectors,
 // scored by exact Dot, each node found expanded into its accepted rows, so
 // results are sorted best first, ties by lower id, with exact scores.
 //
 // A filter is applied during the search: nodes none of whose rows it
 // accepts are traversed but never returned. The exact scan answers instead
 // when the query is zero, when the filter accepts no more than k items,
-// when the beam ends with fewer than k accepted items, or when a filtered
+// when the beam ends with fewer than k accepted items, when distinct
+// vectors in it tie at the k-th score (unvisited ones may tie too, and ties
+// go to the lower ids), or when a filtered
 // search has visited Len()/scanPerVisit nodes without finishing (a filter
 // whose items lie far from the query), so a query gets k results whenever
 // k are accepted.
@@ -303,7 +308,9 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	}
 	s := h.pool.Get().(*scratch)
 	defer h.pool.Put(s)
-	s.begin(min(h.groups.nodes(), max(h.p.EfSearch, k*h.p.Overfetch)))
+	// A beam of more than k nodes: a node tying the k-th score is then
+	// either in it (tiedAtCut) or turned away below it (see tiedAtCut).
+	s.begin(min(h.groups.nodes(), max(h.p.EfSearch, k*h.p.Overfetch, k+1)))
 	s.seed(h.g.descend(h.gvecs, ex.dim, q, 0), accept, &h.groups)
 	if !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
 		return h.scan(dst, q, k, accept), nil
@@ -313,8 +320,10 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	// turned away, so are the rest; once a node scores below the heap's
 	// worst, so do all after it.
 	t := newTopK(dst, k, ex.n)
-	for _, c := range s.res.sorted() {
+	nodes := s.res.sorted()
+	for i, c := range nodes {
 		if t.full() && c.Score < t.h[0].Score {
+			nodes = nodes[:i]
 			break
 		}
 		for _, row := range h.groups.of(c.ID) {
@@ -327,10 +336,23 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 			}
 		}
 	}
-	if len(t.h) < want {
+	if len(t.h) < want || t.full() && tiedAtCut(nodes, t.h[0].Score) {
 		return h.scan(dst, q, k, accept), nil
 	}
 	return t.sorted(), nil
+}
+
+// tiedAtCut reports whether the last two of nodes (the beam's nodes, best
+// first, down to the k-th result) score cut. Distinct vectors tying at the
+// k-th score are how the search can tell that others it has not visited
+// may tie too: the exact scan answers, so that ties go to the lower ids
+// as they do there (a node's own rows are all expanded, so ties within
+// one node, as between duplicates, need no scan). The beam holds more
+// than k nodes, so a node it turned away for tying its worst cannot tie
+// the k-th score unless a second node in it does: one node at the worst
+// leaves at least k above it, each with a row, and the cut above it.
+func tiedAtCut(nodes []Result, cut float32) bool {
+	return len(nodes) >= 2 && nodes[len(nodes)-2].Score == cut
 }
 
 // scan answers a query with the exact scan.

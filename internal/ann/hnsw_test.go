@@ -683,3 +683,41 @@ func checkFreed[T any, P interface {
 		t.Fatal("a dropped index outlived a garbage collection")
 	}
 }
+
+// Distinct vectors can tie: here every item scores 1 against q (they
+// differ only where q is 0). Ties go to the lower id, on HNSW as on the
+// exact scan, so both answer ids 0..k-1, and pages of different k agree.
+func TestHNSWTiesAtCut(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	rng := rand.New(rand.NewPCG(1, 2))
+	vecs := make([]float32, n*2)
+	for i := range n {
+		vecs[2*i], vecs[2*i+1] = 1, float32(rng.NormFloat64())
+	}
+	h := mustHNSW(t, vecs, 2, DefaultHNSWParams())
+	// A beam of k nodes (overfetch 1) holds one tied node at k = 1 and
+	// turns the others away.
+	narrow, err := h.WithBeam(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, _ := NewExact(vecs, 2)
+	odd := filterOf(n, func(id int32) bool { return id%2 == 1 })
+	for _, h := range []*HNSW{h, narrow} {
+		for _, q := range [][]float32{{1, 0}, {-2, 0}} {
+			for _, accept := range []Filter{nil, odd} {
+				for _, k := range []int{1, 10, 11, 21, 100} {
+					got, err := h.Search(nil, q, k, accept)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, _ := ex.Search(nil, q, k, accept)
+					if !slices.Equal(got, want) {
+						t.Fatalf("ef %d overfetch %d q %v k %d filtered %t: got %v\nwant %v", h.EfSearch(), h.Overfetch(), q, k, accept != nil, got[:min(len(got), 12)], want[:min(len(want), 12)])
+					}
+				}
+			}
+		}
+	}
+}

@@ -507,6 +507,32 @@ func TestAutoWidensBeam(t *testing.T) {
 	}
 }
 
+// TestWideningReachesLargeK: the beam of a query for k results is
+// max(EfSearch, k·Overfetch), so for k = 100 doubling EfSearch alone left
+// it unchanged (here 100 until EfSearch passed it) and recall@100 stuck
+// below min_recall however far the beam was widened. Widening doubles both.
+func TestWideningReachesLargeK(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 3000, 1)
+	p := ann.HNSWParams{M: 4, M0: 8, Ml: 0.25, EfConstruction: 16, Seed: 1, EfSearch: 12, Overfetch: 1, BuildWorkers: 1}
+	const minRecall = 0.95
+	s, err := New(Options{Index: "auto", MinRecall: minRecall, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.Info()
+	t.Logf("beam %d, recall %v, backend %s (%s)", in.IndexEfSearch, in.IndexRecall, in.Backend, in.IndexChoice)
+	if in.IndexRecall["recall@10"] < minRecall || in.IndexRecall["recall@100"] < minRecall {
+		t.Errorf("widened recall %v, want ≥ %g at k = 10 and 100", in.IndexRecall, minRecall)
+	}
+	if in.IndexChoice == "hnsw recall < min_recall" {
+		t.Errorf("choice %q", in.IndexChoice)
+	}
+}
+
 // TestReplacedSnapshotCollected checks that a model replaced by a reload is
 // freed by the next garbage collection once no request holds it: its
 // request pool must not keep it alive (see ann's TestDroppedIndexCollected).

@@ -140,16 +140,18 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	// A graph that misses min_recall at the configured beam may pass at a
 	// wider one (still far faster than the scan on a large catalogue): the
 	// beam is doubled up to maxWiden times, for auto and a forced hnsw
-	// alike (min_recall 0 keeps the configured beam).
+	// alike (min_recall 0 keeps the configured beam). The beam for k is
+	// max(EfSearch, k·Overfetch), so both double: EfSearch alone left it
+	// unchanged at k = 100.
 	const maxWiden = 3
 	for i := 0; i < maxWiden && !pass; i++ {
-		if h, err = h.WithEfSearch(2 * h.EfSearch()); err != nil {
+		if h, err = h.WithBeam(2*h.EfSearch(), 2*h.Overfetch()); err != nil {
 			return fmt.Errorf("recall: widen the HNSW beam: %w", err)
 		}
 		if pass, err = check(h); err != nil {
 			return err
 		}
-		logger.Info().Int("ef_search", h.EfSearch()).Interface("index_recall", snap.info.IndexRecall).Bool("passed", pass).
+		logger.Info().Int("ef_search", h.EfSearch()).Int("overfetch", h.Overfetch()).Interface("index_recall", snap.info.IndexRecall).Bool("passed", pass).
 			Msg("HNSW self-check at a wider beam")
 	}
 	snap.info.IndexEfSearch = h.EfSearch()

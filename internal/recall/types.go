@@ -106,7 +106,8 @@ type ModelInfo struct {
 	IndexChoice  string // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
 	// IndexEfSearch is the HNSW beam width the self-check ended at: the
 	// configured one, or up to 8× it when the self-check widened the beam
-	// to reach min_recall; 0 without an HNSW graph.
+	// to reach min_recall (the overfetch, the beam per result for large k,
+	// is widened alike); 0 without an HNSW graph.
 	IndexEfSearch int
 	Metrics       map[string]float64 // training-time evaluation
 	// Vocabularies a client may send: "gender", "age" (bucket lower bounds),
