@@ -1,6 +1,7 @@
 package recall
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -531,6 +532,36 @@ func TestWideningReachesLargeK(t *testing.T) {
 	if in.IndexChoice == "hnsw recall < min_recall" {
 		t.Errorf("choice %q", in.IndexChoice)
 	}
+}
+
+// TestForcedHNSWFailureWarns: a forced HNSW that misses min_recall still
+// serves, and says so at warn level, as auto's failure does (it was an
+// info line with self_check_passed false).
+func TestForcedHNSWFailureWarns(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 3000, 1)
+	p := ann.HNSWParams{M: 2, M0: 2, Ml: 0.25, EfConstruction: 2, Seed: 1, EfSearch: 1, Overfetch: 1, BuildWorkers: 1}
+	var logs bytes.Buffer
+	s, err := New(Options{Index: "hnsw", MinRecall: 1, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.New(&logs), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.Info()
+	if in.Backend != "hnsw" || in.IndexRecall["recall@100"] >= 1 {
+		t.Fatalf("backend %s, recall %v: want a forced HNSW below min_recall 1", in.Backend, in.IndexRecall)
+	}
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "serving HNSW") || strings.Contains(line, "SELF-CHECK FAILED") {
+			if !strings.Contains(line, `"level":"warn"`) || !strings.Contains(line, "SELF-CHECK FAILED") {
+				t.Errorf("the forced backend's failed self-check is logged as %s", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no line about the forced backend in %s", logs.String())
 }
 
 // TestReplacedSnapshotCollected checks that a model replaced by a reload is

@@ -164,9 +164,14 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		Interface("index_latency_us", snap.info.IndexLatency).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall)
 	switch {
-	case opts.Index == "hnsw":
+	case opts.Index == "hnsw" && pass:
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
 		log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
+	case opts.Index == "hnsw":
+		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
+			Interface("index_latency_us", snap.info.IndexLatency).Bool("self_check_passed", pass).
+			Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
 	case pass && th < te:
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "hnsw faster and recall ≥ min_recall"
 		log.Msg("serving HNSW: it passes its self-check and is faster than exact search")
