@@ -38,6 +38,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, // round bounds, 1-2-5
 		}),
 	}
+	// Both results exist from the start: a series that first appears at 1
+	// is no increase to Prometheus, and an alert on refusals would miss
+	// the first one.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
 	if reg == nil {
 		return m, nil
 	}

@@ -1,0 +1,50 @@
+package recall
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+)
+
+// TestModelLoadsStartAtZero: both results of towerrecall_model_loads_total
+// are exported from the start. A series that first appears at 1 is no
+// increase to Prometheus (increase() and rate() need two samples), so an
+// alert on refused reloads would miss a process's first refusal.
+func TestModelLoadsStartAtZero(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loads := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "towerrecall_model_loads_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	if got, want := loads(), map[string]float64{"ok": 0, "error": 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("before any load: towerrecall_model_loads_total %v, want %v", got, want)
+	}
+	if err := s.Load(testBundle(t, "v1", 50, 23)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := loads(), map[string]float64{"ok": 1, "error": 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a load: towerrecall_model_loads_total %v, want %v", got, want)
+	}
+}
