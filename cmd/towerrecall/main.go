@@ -25,14 +25,31 @@ func main() {
 	// action comes back, so a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "towerrecall:", err)
-		}
+		reportError(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
 var errUsage = errors.New("usage")
+
+// reportError writes the error that ends the program to stderr, unless it
+// is a usage error (its message is written already) or one serve has
+// written to its log (see loggedError).
+func reportError(stderr io.Writer, err error) {
+	var logged loggedError
+	if errors.Is(err, errUsage) || errors.As(err, &logged) {
+		return
+	}
+	fmt.Fprintln(stderr, "towerrecall:", err)
+}
+
+// loggedError is an error already written to the log as a JSON (or
+// console) line: printed again in plain text, it would break the JSON
+// stream a log shipper parses.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // interrupted is the error of a command whose context a signal ended
 // (main's first SIGINT or SIGTERM): checked before a command writes its

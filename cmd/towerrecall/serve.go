@@ -31,7 +31,7 @@ import (
 
 // unknownEnv are warnings about TOWERRECALL_* variables nothing reads
 // (config.UnknownEnv), logged once the logger is up.
-func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var (
 		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
@@ -89,6 +89,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	}
 	defer bw.Close()
 	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
+	// From here on the error that ends serve is a log line (JSON in
+	// production), written before bw is flushed; main does not print it.
+	defer func() {
+		if err == nil || errors.As(err, new(loggedError)) {
+			return
+		}
+		logger.Error().Err(err).Msg("not serving")
+		err = loggedError{err}
+	}()
 	for _, w := range unknownEnv {
 		logger.Warn().Msg(w)
 	}
@@ -177,13 +186,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	} else {
 		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
 	}
-	err = g.Run()
-	if err != nil {
+	if err = g.Run(); err != nil {
 		logger.Error().Err(err).Msg("stopped")
-	} else {
-		logger.Info().Msg("stopped")
+		return loggedError{err}
 	}
-	return err
+	logger.Info().Msg("stopped")
+	return nil
 }
 
 // reloader loads the artifact at dir into svc again, on SIGHUP and when
@@ -455,7 +463,7 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 			msg += "; repair or move the file aside"
 		}
 		logger.Error().Err(err).Str("journal", path).Bool("writable", writable).Msg(msg)
-		return nil, err
+		return nil, loggedError{err}
 	}
 	log := logger.Info()
 	if rep.TornBytes > 0 {

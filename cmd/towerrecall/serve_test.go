@@ -365,3 +365,37 @@ func TestOpenJournalReadOnlyRefusesUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestServeFatalErrorIsJSON: an error that ends serve once its logger is up
+// (an address in use, here) reaches stderr as one JSON log line, not as a
+// plain-text line in the middle of the JSON stream a log shipper parses.
+func TestServeFatalErrorIsJSON(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	model := filepath.Join(t.TempDir(), "model")
+	var stderr logBuffer
+	args := []string{"towerrecall", "serve", "--model", model, "--demo=false", "--addr", busy.Addr().String()}
+	err = run(context.Background(), args, nil, io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run = nil, want the address in use")
+	}
+	reportError(&stderr, err) // what main writes before it exits 1
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("stderr line is not JSON: %q", line)
+			continue
+		}
+		if e, _ := m["error"].(string); m["level"] == "error" && strings.Contains(e, "address already in use") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error log line names the address in use:\n%s", stderr.String())
+	}
+}
