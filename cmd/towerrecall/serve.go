@@ -470,7 +470,7 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 		log = logger.Warn().Int64("torn_bytes", rep.TornBytes)
 	}
 	log.Str("journal", path).Int("entries", len(rep.Entries)).Bool("writable", writable).
-		Dur("read", time.Since(start)).Msg("catalogue journal opened")
+		Dur("read_ms", time.Since(start)).Msg("catalogue journal opened")
 	if !writable {
 		svc.AttachJournal(nil, rep.Entries)
 		return nil, nil

@@ -399,3 +399,30 @@ func TestServeFatalErrorIsJSON(t *testing.T) {
 		t.Errorf("no error log line names the address in use:\n%s", stderr.String())
 	}
 }
+
+// TestOpenJournalLogsItsUnit: the time to read the journal is logged in
+// milliseconds under a name that says so, as every other duration is
+// (load_ms, start_to_ready_ms); "read": 19.1 left the unit to guess.
+func TestOpenJournalLogsItsUnit(t *testing.T) {
+	t.Parallel()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := config.Default().Serve
+	s.CatalogJournal = filepath.Join(t.TempDir(), "movies.journal")
+	s.CatalogToken = strings.Repeat("t", config.MinCatalogToken)
+	var log bytes.Buffer
+	j, err := openJournal(s, svc, zerolog.New(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var m map[string]any
+	if err := json.Unmarshal(log.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %s", err, log.String())
+	}
+	if _, ok := m["read_ms"].(float64); !ok || m["read"] != nil {
+		t.Errorf("journal opened: want a read_ms number and no unitless read: %s", log.String())
+	}
+}
