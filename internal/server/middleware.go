@@ -68,6 +68,11 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" && r.Method == http.MethodOptions {
+			// A CORS preflight, answered before routing: the route it
+			// asks about.
+			route = s.preflightRoute(r)
+		}
 		if route == "" {
 			route = "unmatched"
 		}
@@ -91,6 +96,16 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			Str("remote_ip", clientIP(r)).
 			Msg("request")
 	})
+}
+
+// preflightRoute is the route pattern a preflight's path and
+// Access-Control-Request-Method would reach, "" if none.
+func (s *Server) preflightRoute(r *http.Request) string {
+	rctx := chi.NewRouteContext()
+	if !s.mux.Match(rctx, r.Header.Get("Access-Control-Request-Method"), r.URL.Path) {
+		return ""
+	}
+	return rctx.RoutePattern()
 }
 
 // clientIP is the address chi's ClientIPFromXFF found behind trusted

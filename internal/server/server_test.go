@@ -805,3 +805,33 @@ func TestHTTPErrorLogLevel(t *testing.T) {
 		t.Errorf("logged %v", line)
 	}
 }
+
+// TestMetricsLabelPreflights: a CORS preflight is answered before routing;
+// it is counted under the route it asks about (its path and
+// Access-Control-Request-Method), not as "unmatched", the label of
+// unknown paths (scanners, typos), which browsers would fill otherwise.
+func TestMetricsLabelPreflights(t *testing.T) {
+	t.Parallel()
+	const origin = "https://app.example.com"
+	ts := newTestServer(t, Config{CORSOrigins: []string{origin}})
+	for _, p := range []struct{ method, path string }{{"POST", "/recall"}, {"GET", "/movies/7/similar"}, {"POST", "/nope"}} {
+		req := httptest.NewRequest(http.MethodOptions, p.path, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", p.method)
+		w := httptest.NewRecorder()
+		ts.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusNoContent {
+			t.Fatalf("preflight %s %s: %d", p.method, p.path, w.Code)
+		}
+	}
+	text := ts.call("GET", "/metrics", "", "").Body.String()
+	for _, want := range []string{
+		`towerrecall_http_requests_total{method="OPTIONS",route="/recall",status="204"} 1`,
+		`towerrecall_http_requests_total{method="OPTIONS",route="/movies/{movie_id}/similar",status="204"} 1`,
+		`towerrecall_http_requests_total{method="OPTIONS",route="unmatched",status="204"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
