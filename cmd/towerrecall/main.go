@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/towerrecall/towerrecall/internal/config"
 )
 
@@ -33,8 +35,8 @@ func main() {
 var errUsage = errors.New("usage")
 
 // reportError writes the error that ends the program to stderr, unless it
-// is a usage error (its message is written already) or one serve has
-// written to its log (see loggedError).
+// is a usage error (its message is written already) or one serve or train
+// has written to its log (see loggedError).
 func reportError(stderr io.Writer, err error) {
 	var logged loggedError
 	if errors.Is(err, errUsage) || errors.As(err, &logged) {
@@ -50,6 +52,17 @@ type loggedError struct{ err error }
 
 func (e loggedError) Error() string { return e.err.Error() }
 func (e loggedError) Unwrap() error { return e.err }
+
+// logEnd logs *err, the error that ends a command whose logger is up, at
+// error level with msg, and marks it logged; deferred once the logger
+// exists.
+func logEnd(logger zerolog.Logger, err *error, msg string) {
+	if *err == nil || errors.As(*err, new(loggedError)) {
+		return
+	}
+	logger.Error().Err(*err).Msg(msg)
+	*err = loggedError{*err}
+}
 
 // interrupted is the error of a command whose context a signal ended
 // (main's first SIGINT or SIGTERM): checked before a command writes its

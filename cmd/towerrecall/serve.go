@@ -91,13 +91,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
 	// From here on the error that ends serve is a log line (JSON in
 	// production), written before bw is flushed; main does not print it.
-	defer func() {
-		if err == nil || errors.As(err, new(loggedError)) {
-			return
-		}
-		logger.Error().Err(err).Msg("not serving")
-		err = loggedError{err}
-	}()
+	defer logEnd(logger, &err, "not serving")
 	for _, w := range unknownEnv {
 		logger.Warn().Msg(w)
 	}

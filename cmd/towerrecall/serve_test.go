@@ -426,3 +426,31 @@ func TestOpenJournalLogsItsUnit(t *testing.T) {
 		t.Errorf("journal opened: want a read_ms number and no unitless read: %s", log.String())
 	}
 }
+
+// TestTrainFatalErrorIsJSON: the training Job's logs are JSON to their
+// last line: an error that ends train once its logger is up (data that
+// cannot be read, here) is a JSON log line too.
+func TestTrainFatalErrorIsJSON(t *testing.T) {
+	t.Parallel()
+	var stderr logBuffer
+	args := []string{"towerrecall", "train", "--data", filepath.Join(t.TempDir(), "missing"), "--out", filepath.Join(t.TempDir(), "model")}
+	err := run(context.Background(), args, nil, io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run = nil, want the missing data")
+	}
+	reportError(&stderr, err) // what main writes before it exits 1
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("stderr line is not JSON: %q", line)
+			continue
+		}
+		if e, _ := m["error"].(string); m["level"] == "error" && strings.Contains(e, "missing") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error log line names the missing data:\n%s", stderr.String())
+	}
+}

@@ -206,7 +206,7 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 	return m
 }
 
-func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var (
 		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
@@ -265,6 +265,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		return withFlags(err, given, map[string]string{"seed": "train.seed", "epochs": "train.epochs", "batch-size": "train.batch_size", "workers": "train.workers", "log-format": "log.format"})
 	}
 	logger := newLogger(stderr, cfg.Log, isTerminal(stderr))
+	// From here on the error that ends train is a log line (JSON in the
+	// training Job), not plain text after it.
+	defer logEnd(logger, &err, "training failed")
 	if err := artifact.CheckWritable(*out); err != nil {
 		return err
 	}
