@@ -76,6 +76,7 @@ func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	s.catMu.Lock()
 	s.journal = j
 	s.writable.Store(j != nil && j.Err() == nil)
+	s.journaled.Store(j != nil)
 	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
 	for _, e := range entries {
 		s.latest[e.MovieID] = e

@@ -79,16 +79,10 @@ func (s *Service) registerCatalog(reg prometheus.Registerer) error {
 			return float64(pick(info.Catalog))
 		}
 	}
-	cs := []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "towerrecall_catalog_writable", Help: "1 when catalogue changes can be made (a journal is attached and has not failed), else 0.",
-		}, func() float64 {
-			if s.writable.Load() {
-				return 1
-			}
-			return 0
-		}),
-	}
+	cs := []prometheus.Collector{writableCollector{s: s, desc: prometheus.NewDesc(
+		"towerrecall_catalog_writable",
+		"1 when catalogue changes can be made, 0 after a journal failure; no series while changes are off (no catalogue token).",
+		nil, nil)}}
 	for _, state := range []struct {
 		name string
 		pick func(CatalogInfo) int
@@ -108,6 +102,27 @@ func (s *Service) registerCatalog(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// writableCollector exports towerrecall_catalog_writable only while
+// catalogue changes are on (a journal attached for writing): where they
+// are off, 0 would read as a journal failure to the alert on it.
+type writableCollector struct {
+	s    *Service
+	desc *prometheus.Desc
+}
+
+func (c writableCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c writableCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.s.journaled.Load() {
+		return
+	}
+	v := 0.0
+	if c.s.writable.Load() {
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v)
 }
 
 // LoadFailed counts a load that was refused (bad artifact).

@@ -48,3 +48,47 @@ func TestModelLoadsStartAtZero(t *testing.T) {
 		t.Errorf("after a load: towerrecall_model_loads_total %v, want %v", got, want)
 	}
 }
+
+// TestCatalogWritableOnlyWithWrites: towerrecall_catalog_writable exists
+// only where catalogue changes are turned on (a journal attached for
+// writing), so that the documented alert (writable == 0: a journal
+// failure) does not fire forever on every replica without a catalogue
+// token, the production default.
+func TestCatalogWritableOnlyWithWrites(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(testBundle(t, "v1", 50, 23)); err != nil {
+		t.Fatal(err)
+	}
+	writable := func() []float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []float64
+		for _, mf := range mfs {
+			if mf.GetName() == "towerrecall_catalog_writable" {
+				for _, m := range mf.GetMetric() {
+					got = append(got, m.GetGauge().GetValue())
+				}
+			}
+		}
+		return got
+	}
+	if got := writable(); got != nil {
+		t.Errorf("no journal: towerrecall_catalog_writable %v, want no series", got)
+	}
+	s.AttachJournal(nil, nil) // a replica without a token applies its journal read-only
+	if got := writable(); got != nil {
+		t.Errorf("read-only journal: towerrecall_catalog_writable %v, want no series", got)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	if got := writable(); !reflect.DeepEqual(got, []float64{1}) {
+		t.Errorf("writable journal: towerrecall_catalog_writable %v, want [1]", got)
+	}
+}

@@ -75,6 +75,9 @@ type Service struct {
 	// neither it nor an fsync has failed. Atomic, so Info (every /model,
 	// /readyz and batch) never waits for a writer or a replay.
 	writable atomic.Bool
+	// journaled is whether a journal is attached for writing (changes
+	// are on, failed or not): towerrecall_catalog_writable exists then.
+	journaled atomic.Bool
 
 	commitMu  sync.Mutex    // guards the fields below (never held across an fsync)
 	syncing   bool          // a leader is fsyncing and publishing
