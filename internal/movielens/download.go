@@ -128,27 +128,30 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	if err != nil {
 		return err
 	}
+	// A mirror's URL may carry credentials: errors (logged by the
+	// training Job) show it without the password, as net/http's do.
+	shown := req.URL.Redacted()
 	resp, err := client.Do(req)
 	if err != nil {
 		return offline(ctx, err, target) // a *url.Error: it names the URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s (copy the files to %s manually)", spec.URL, resp.Status, target)
+		return fmt.Errorf("GET %s: %s (copy the files to %s manually)", shown, resp.Status, target)
 	}
 	if n := resp.ContentLength; n > maxDownloadBytes {
-		return fmt.Errorf("GET %s: %d bytes, more than the %d a MovieLens archive has", spec.URL, n, maxDownloadBytes)
+		return fmt.Errorf("GET %s: %d bytes, more than the %d a MovieLens archive has", shown, n, maxDownloadBytes)
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", spec.URL, offline(ctx, err, target))
+		return fmt.Errorf("GET %s: %w", shown, offline(ctx, err, target))
 	}
 	if n > maxDownloadBytes {
-		return fmt.Errorf("GET %s: larger than %d bytes", spec.URL, maxDownloadBytes)
+		return fmt.Errorf("GET %s: larger than %d bytes", shown, maxDownloadBytes)
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return fmt.Errorf("GET %s: not the %s archive (%d bytes of %s, sha256 %x, want %s)", spec.URL, spec.Name, n, resp.Header.Get("Content-Type"), got, spec.SHA256)
+		return fmt.Errorf("GET %s: not the %s archive (%d bytes of %s, sha256 %x, want %s)", shown, spec.Name, n, resp.Header.Get("Content-Type"), got, spec.SHA256)
 	}
 	if err := tmp.Sync(); err != nil {
 		return err

@@ -223,6 +223,26 @@ func TestDownloadHTTPError(t *testing.T) {
 	}
 }
 
+// TestDownloadKeepsPasswordOut: a mirror's URL may carry credentials
+// (TOWERRECALL_DOWNLOAD_URL=https://user:password@mirror/...); the
+// errors, which end up in the training Job's log, show it without the
+// password, as net/http's own errors do.
+func TestDownloadKeepsPasswordOut(t *testing.T) {
+	t.Parallel()
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notFound.Close)
+	other, _ := serve(t, []byte("not a MovieLens archive"))
+	offline := httptest.NewServer(http.NotFoundHandler())
+	offline.Close()
+	for _, base := range []string{notFound.URL, other.URL, offline.URL} {
+		u := strings.Replace(base, "http://", "http://mirror:s3cr3t-pass@", 1) + "/ml-1m.zip"
+		_, err := Download(context.Background(), nil, Source{Name: "ml-1m", URL: u, SHA256: strings.Repeat("0", 64)}, t.TempDir())
+		if err == nil || strings.Contains(err.Error(), "s3cr3t-pass") {
+			t.Errorf("error = %v, want one without the password", err)
+		}
+	}
+}
+
 func TestSources(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"ml-1m", "ml-100k"} {
