@@ -530,7 +530,11 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, u, src.URL)
+			shown := u
+			if err == nil && p.User != nil {
+				shown = p.Redacted() // a mirror's password stays out of the log
+			}
+			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, shown, src.URL)
 		}
 		src.URL = u // mirrors and tests
 	}
