@@ -87,6 +87,25 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "pick it with Enter", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))
 	b.waitFor(t, "the picked movie", `document.querySelectorAll('#recent-picked li').length === 1`)
 	checkSentBody(t, b, body)
+
+	// With the keyboard: a hit picked with Enter, and a picked movie
+	// removed with Enter, leave the focus in the picker. Both lists are
+	// rebuilt, and the focus fell back to the start of the page.
+	b.do(t, "search another movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[1].Title)))
+	otherHit := fmt.Sprintf(`[...document.querySelectorAll('#recent-hits button.hit')].find(h => h.dataset.movieId !== '%d')`, pickedID)
+	b.waitFor(t, "its matches", otherHit+` !== undefined`)
+	eval[bool](t, b, `(`+otherHit+`.focus(), true)`)
+	b.do(t, "pick a hit with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "two picked movies", `document.querySelectorAll('#recent-picked li').length === 2`)
+	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "recent-q" {
+		t.Errorf("after picking a hit with the keyboard the focus is on %s, want #recent-q", f)
+	}
+	eval[bool](t, b, `(document.querySelectorAll('#recent-picked button.x')[1].focus(), true)`)
+	b.do(t, "remove it with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "one picked movie", `document.querySelectorAll('#recent-picked li').length === 1`)
+	if !eval[bool](t, b, `document.activeElement.matches('#recent-picked button.x, #recent-q')`) {
+		t.Errorf("after removing a picked movie with the keyboard the focus is on %s, want the picker", eval[string](t, b, `document.activeElement.tagName`))
+	}
 	b.do(t, "recall again", chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done'`)
 	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
@@ -170,8 +189,12 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#similar-k"), "3"),
 		chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
 	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
-	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
+	eval[bool](t, b, fmt.Sprintf(`(document.querySelector('%s').focus(), true)`, hit))
+	b.do(t, "pick it with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "three neighbours", `document.querySelectorAll('#similar-table tbody tr').length === 3`)
+	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "similar-q" {
+		t.Errorf("after picking a hit with the keyboard the focus is on %s, want #similar-q", f)
+	}
 
 	// A bad k in the similar view marks that view's field, not the recall
 	// form's k.

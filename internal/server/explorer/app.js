@@ -146,9 +146,19 @@ function searchBox(input, hits, onPick) {
 const picked = new Map(); // movie id → movie, in pick order
 
 function renderPicked() {
-  $('#recent-picked').replaceChildren(...[...picked.values()].map((m) => el('li', { class: 'chip' },
+  $('#recent-picked').replaceChildren(...[...picked.values()].map((m, i) => el('li', { class: 'chip' },
     m.title,
-    el('button', { type: 'button', class: 'x', 'aria-label': 'Remove ' + m.title, onclick: () => { picked.delete(m.movie_id); renderPicked(); } }, '×'))));
+    el('button', { type: 'button', class: 'x', 'aria-label': 'Remove ' + m.title, onclick: () => unpick(m.movie_id, i) }, '×'))));
+}
+
+// unpick removes the i-th picked movie. The list is rebuilt, so the focus
+// (on the removed button) moves to the next movie's button, else the
+// previous one's, else the search box, never to the start of the page.
+function unpick(id, i) {
+  picked.delete(id);
+  renderPicked();
+  const xs = document.querySelectorAll('#recent-picked button.x');
+  (xs[Math.min(i, xs.length - 1)] || $('#recent-q')).focus();
 }
 
 // intField reads a whole-number input: undefined when empty; a value the
@@ -367,9 +377,11 @@ function main() {
     renderPicked();
     $('#recent-q').value = '';
     $('#recent-hits').replaceChildren();
+    $('#recent-q').focus(); // the hit picked is gone: the focus goes back to the box
   });
   searchBox($('#similar-q'), $('#similar-hits'), (m) => {
     $('#similar-hits').replaceChildren();
+    $('#similar-q').focus();
     openSimilar(String(m.movie_id));
   });
   window.addEventListener('hashchange', route);
