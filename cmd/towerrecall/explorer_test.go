@@ -156,8 +156,14 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if wantPick.NextOffset != 20 {
 		t.Fatalf("next_offset %d, want 20", wantPick.NextOffset)
 	}
-	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
+	// With the keyboard: the button is hidden while the page loads, so the
+	// focus moves to the first new movie (it fell back to <body>).
+	eval[bool](t, b, `(document.querySelector('#results-more').focus(), true)`)
+	b.do(t, "show more with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+	if !eval[bool](t, b, `document.activeElement === document.querySelectorAll('#results-table tbody tr')[20].querySelector('.title a')`) {
+		t.Errorf("after More the focus is on %s, want the 21st movie's title", eval[string](t, b, `document.activeElement.tagName`))
+	}
 	page2 := maps.Clone(withPick)
 	page2["offset"] = 20
 	checkRows(t, "recall with the second page", b.rendered(t, "#results"), append(slices.Clone(wantPick.Items), recallFor(t, p.c, page2).Items...))

@@ -242,6 +242,9 @@ async function recall(body) {
   const box = $('#results');
   $('#recall-request').textContent = 'POST /recall\n' + JSON.stringify(body, null, 2);
   box.dataset.state = 'loading';
+  // "More" is hidden while its page loads, which drops the focus on it:
+  // the focus then goes to the first movie of the new page.
+  const moreFocused = document.activeElement === $('#results-more');
   $('#results-more').hidden = true;
   $('#results-meta').textContent = 'Recalling…';
   const t0 = performance.now();
@@ -250,8 +253,11 @@ async function recall(body) {
     if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
     followModel(res.model_version);
+    const before = shown.items.length;
     shown.items = shown.items.concat(res.items);
     fillTable($('#results-table'), shown.items);
+    const first = $('#results-table').tBodies[0].rows[before];
+    if (moreFocused && first) first.querySelector('.title a').focus();
     let who = res.known_user ? 'known (trained on)' : 'cold start';
     if (!res.known_user && body.user.user_id !== undefined) who += ' (user #' + body.user.user_id + ' is not in the training data)';
     const pairs = [
