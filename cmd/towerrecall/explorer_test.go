@@ -214,6 +214,20 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("fields marked invalid: %v, want [similar-k]", marked)
 	}
 
+	// No movie id is an error said in words on that field (it was only an
+	// outline, and the last error stayed beside it).
+	b.do(t, "ask without a movie id",
+		chromedp.SetValue(chromedp.CSS("#similar-k"), "10"),
+		chromedp.SetValue(chromedp.CSS("#similar-id"), ""),
+		chromedp.Click(chromedp.CSS("#similar-submit")))
+	b.waitFor(t, "the error", `document.querySelector('#similar').dataset.state === 'error' && document.querySelector('#similar-id').getAttribute('aria-invalid') === 'true'`)
+	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-id"}) {
+		t.Errorf("fields marked invalid: %v, want [similar-id]", marked)
+	}
+	if msg, desc := b.text(t, "#similar-meta"), eval[string](t, b, `document.querySelector('#similar-id').getAttribute('aria-describedby') || ''`); !strings.Contains(msg, "movie id") || desc != "similar-meta" {
+		t.Errorf("without a movie id the view says %q (described by %q), want an error naming the movie id", msg, desc)
+	}
+
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}

@@ -375,7 +375,15 @@ function main() {
   $('#similar-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const id = $('#similar-id').value.trim();
-    if (!id) { $('#similar-id').setAttribute('aria-invalid', 'true'); return; }
+    if (!id) {
+      // Said in words on the field, in place of whatever the view showed.
+      clearInvalid();
+      ++latest.similar;
+      $('#similar-title').textContent = 'Nearest movies';
+      const err = Object.assign(new Error('Give a movie id (a whole number), or find a movie by title'), { problem: { field: 'movie_id' } });
+      failView($('#similar'), $('#similar-table'), $('#similar-meta'), err, { movie_id: '#similar-id' });
+      return;
+    }
     openSimilar(id);
   });
   searchBox($('#recent-q'), $('#recent-hits'), (m) => {
