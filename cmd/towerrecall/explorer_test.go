@@ -228,6 +228,21 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("without a movie id the view says %q (described by %q), want an error naming the movie id", msg, desc)
 	}
 
+	// On a phone, an error that quotes a long value wraps inside its panel
+	// (it widened the page past the screen).
+	b.allowNetworkErrors(true)
+	b.do(t, "a phone's width, and a long movie id",
+		chromedp.EmulateViewport(375, 800),
+		chromedp.SetValue(chromedp.CSS("#similar-id"), strings.Repeat("9", 60)),
+		chromedp.Click(chromedp.CSS("#similar-submit")))
+	b.waitFor(t, "the problem", `document.querySelector('#similar').dataset.state === 'error' && document.querySelector('#similar-meta').textContent.includes('999')`)
+	b.allowNetworkErrors(false)
+	if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the page is %d px wide on a 375 px screen with an error on it", w)
+	}
+	b.screenshot(t, "explorer-phone-error.png")
+	b.do(t, "back to the desktop", chromedp.EmulateViewport(1280, 900))
+
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
