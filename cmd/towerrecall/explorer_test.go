@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,12 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	bin := buildBinary(t)
 	model := filepath.Join(t.TempDir(), "model")
 	trainForExplorer(t, bin, model)
-	p := startServe(t, bin, "--model", model) // the explorer is on by default
+	// Catalogue changes on, to give a movie a hostile title below.
+	cfg := filepath.Join(t.TempDir(), "serve.yaml")
+	if err := os.WriteFile(cfg, []byte("serve:\n  catalog_token: "+e2eToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, bin, "--config", cfg, "--model", model) // the explorer is on by default
 	base := "http://" + p.addr
 
 	var info modelResp
@@ -242,6 +248,41 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	}
 	b.screenshot(t, "explorer-phone-error.png")
 	b.do(t, "back to the desktop", chromedp.EmulateViewport(1280, 900))
+
+	// A catalogue client's title is shown as text wherever it appears
+	// (hits, heading, picked movies), never parsed as HTML.
+	hostile := `<img src=x onerror="document.title='pwned'"><b id=pwned>pwnedtitle</b> "&amp;' (2024)`
+	put, _ := json.Marshal(map[string]any{"title": hostile, "genres": []string{"Comedy"}, "year": 2024})
+	req, _ := http.NewRequest(http.MethodPut, base+"/movies/900001", strings.NewReader(string(put)))
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /movies/900001: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	eval[string](t, b, `document.querySelector('#similar-q').value = ''`)
+	b.do(t, "search the hostile title", chromedp.SendKeys(chromedp.CSS("#similar-q"), "pwnedtitle"))
+	b.waitFor(t, "its hit", `document.querySelector('#similar-hits button.hit[data-movie-id="900001"]') !== null`)
+	if got := eval[string](t, b, `document.querySelector('#similar-hits button.hit').firstChild.textContent`); got != hostile {
+		t.Errorf("the hit shows %q, want the title as text %q", got, hostile)
+	}
+	b.do(t, "open it", chromedp.SendKeys(chromedp.CSS("#similar-q"), kb.Enter))
+	b.waitFor(t, "its neighbours", `document.querySelector('#similar-id').value === '900001' && document.querySelector('#similar').dataset.state === 'done'`)
+	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+hostile {
+		t.Errorf("similar view heading %q, want the title as text", heading)
+	}
+	b.do(t, "pick it in the recall form", chromedp.Navigate(base+"/#recall"))
+	b.waitFor(t, "the model", `document.querySelector('#model').dataset.state === 'done'`)
+	b.do(t, "search it", chromedp.SendKeys(chromedp.CSS("#recent-q"), "pwnedtitle"))
+	b.waitFor(t, "its hit", `document.querySelector('#recent-hits button.hit[data-movie-id="900001"]') !== null`)
+	b.do(t, "pick it", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))
+	b.waitFor(t, "the picked movie", `document.querySelector('#recent-picked li:last-child').firstChild.textContent.includes('pwnedtitle')`)
+	if got := eval[[]string](t, b, `[document.querySelector('#recent-picked li:last-child').firstChild.textContent, document.querySelector('#recent-picked li:last-child button.x').getAttribute('aria-label')]`); !slices.Equal(got, []string{hostile, "Remove " + hostile}) {
+		t.Errorf("the picked movie shows %q, want the title as text", got)
+	}
+	if n, title := eval[int](t, b, `document.querySelectorAll('#pwned, img, body [onerror]').length`), eval[string](t, b, `document.title`); n != 0 || title == "pwned" {
+		t.Errorf("the title was parsed as HTML: %d elements from it, document title %q", n, title)
+	}
 
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
