@@ -287,7 +287,21 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
+
+	// A later page that fails (here the service is gone) keeps the movies
+	// shown and its More button to try again; the list was replaced by the
+	// error, and a person had to start over from the first page.
 	p.stop(t)
+	b.allowNetworkErrors(true)
+	eval[bool](t, b, `(document.querySelector('#results-more').focus(), true)`)
+	b.do(t, "show more with the service gone", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "the error", `document.querySelector('#results').dataset.state === 'error'`)
+	state := eval[map[string]any](t, b, `({rows: document.querySelectorAll('#results-table tbody tr').length,
+		tableShown: !document.querySelector('#results-table').hidden, moreShown: !document.querySelector('#results-more').hidden,
+		moreFocused: document.activeElement === document.querySelector('#results-more'), meta: document.querySelector('#results-meta').textContent})`)
+	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not answer") {
+		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
+	}
 }
 
 // findChromium returns Chromium's path, or skips (fails when

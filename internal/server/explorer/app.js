@@ -274,7 +274,16 @@ async function recall(body) {
     more.onclick = () => recall({ ...shown.body, offset: res.next_offset });
     box.dataset.state = 'done';
   } catch (err) {
-    if (mine === latest.recall) failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
+    if (mine !== latest.recall) return;
+    if (shown.items.length) {
+      // A later page failed: the movies shown stay, and More tries again.
+      $('#results-meta').replaceChildren(el('span', { class: 'error' }, 'The next movies did not come: ' + err.message));
+      $('#results-more').hidden = false;
+      if (moreFocused) $('#results-more').focus();
+      box.dataset.state = 'error';
+      return;
+    }
+    failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
   }
 }
 
