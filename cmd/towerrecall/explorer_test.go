@@ -284,6 +284,35 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("the title was parsed as HTML: %d elements from it, document title %q", n, title)
 	}
 
+	// No movie passes the filters (every film noir hidden from the
+	// catalogue): the view says so (it showed "movies 0" and no list).
+	var noir itemsResp
+	p.c.json("POST", "/recall", `{"user":{},"k":1000,"genres":["Film-Noir"],"exclude_seen":false}`, 200, &noir)
+	for _, it := range noir.Items {
+		req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/movies/%d", base, it.MovieID), nil)
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("DELETE /movies/%d: %v %v", it.MovieID, resp, err)
+		}
+		resp.Body.Close()
+	}
+	b.do(t, "ask for film noir only",
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Film-Noir"]`)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the answer", `document.querySelector('#results').dataset.state === 'done'`)
+	if meta := b.text(t, "#results-meta"); !strings.Contains(meta, "no movie passes") {
+		t.Errorf("an empty answer shows %q, want it said that no movie passes", meta)
+	}
+	b.do(t, "back to comedies, two pages",
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Film-Noir"]`)),
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the first page", `document.querySelector('#results').dataset.state === 'done' && !document.querySelector('#results-more').hidden`)
+	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
+	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}

@@ -262,7 +262,7 @@ async function recall(body) {
     if (!res.known_user && body.user.user_id !== undefined) who += ' (user #' + body.user.user_id + ' is not in the training data)';
     const pairs = [
       ['model', res.model_version], ['backend', res.backend], ['user', who],
-      ['movies', String(shown.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
+      ['movies', shown.items.length ? String(shown.items.length) : 'none: no movie passes the filters'], ['round trip', ms.toFixed(1) + ' ms'],
     ];
     const h = res.user && res.user.history_movies;
     if (h) pairs.push(['history the tower read', h + (h === 1 ? ' movie' : ' movies')]);
