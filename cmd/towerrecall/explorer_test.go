@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +36,8 @@ const chromiumPath = "/usr/bin/chromium"
 // it, and requires the rendered list to be POST /recall's answer for the
 // same body; opens a recalled movie's neighbours and requires them to be
 // GET /movies/{id}/similar; finds a movie by title in both search boxes;
-// and fails on any JavaScript exception or console error. Screenshots of
+// and fails on any JavaScript exception or console error; then the error
+// paths: a stalled answer, an empty one, a failed next page. Screenshots of
 // both views are kept (TOWERRECALL_ARTIFACTS, or go test -artifacts).
 func TestE2EExplorerBrowser(t *testing.T) {
 	e2eOnly(t)
@@ -44,7 +51,28 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startServe(t, bin, "--config", cfg, "--model", model) // the explorer is on by default
-	base := "http://" + p.addr
+	// The browser reaches the service through a proxy that can stall an
+	// answer (stall): a slow network, which the real binary never is.
+	var stall atomic.Bool
+	target, err := url.Parse("http://" + p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // the service is stopped at the end
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stall.Load() && r.URL.Path == "/recall" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"model_version":`))
+			_ = http.NewResponseController(w).Flush()
+			<-r.Context().Done() // the rest never comes
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	base := front.URL
 
 	var info modelResp
 	p.c.json("GET", "/model", "", 200, &info)
@@ -284,6 +312,18 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("the title was parsed as HTML: %d elements from it, document title %q", n, title)
 	}
 
+	// An answer that starts but never ends is the page's own timeout,
+	// said as such (it read "signal timed out").
+	stall.Store(true)
+	b.allowNetworkErrors(true)
+	b.do(t, "recall on a stalled network", chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.do(t, "wait for the page's timeout", chromedp.Poll[chromedp.Void](`document.querySelector('#results').dataset.state === 'error'`, chromedp.WithPollingTimeout(40*time.Second)))
+	b.allowNetworkErrors(false)
+	stall.Store(false)
+	if meta := b.text(t, "#results-meta"); meta != "the service did not answer within 15 s" {
+		t.Errorf("a stalled answer shows %q, want the page's timeout", meta)
+	}
+
 	// No movie passes the filters (every film noir hidden from the
 	// catalogue): the view says so (it showed "movies 0" and no list).
 	var noir itemsResp
@@ -328,7 +368,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	state := eval[map[string]any](t, b, `({rows: document.querySelectorAll('#results-table tbody tr').length,
 		tableShown: !document.querySelector('#results-table').hidden, moreShown: !document.querySelector('#results-more').hidden,
 		moreFocused: document.activeElement === document.querySelector('#results-more'), meta: document.querySelector('#results-meta').textContent})`)
-	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not answer") {
+	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not come") {
 		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
 	}
 }

@@ -31,14 +31,14 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   init.signal = AbortSignal.timeout(15000);
-  let resp;
+  let resp, text;
   try {
     resp = await fetch(path, init);
+    text = await resp.text(); // the timeout covers the body too
   } catch (err) {
     const why = err.name === 'TimeoutError' ? 'within 15 s' : '(' + err.message + ')';
     throw Object.assign(new Error('the service did not answer ' + why), { problem: null });
   }
-  const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: reported below */ }
   if (!resp.ok) {
