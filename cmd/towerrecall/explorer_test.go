@@ -116,6 +116,11 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
 	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
 	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
+	// The matches are announced (a status, read by screen readers while
+	// the focus stays in the box): nothing said that any had appeared.
+	if st := eval[[]string](t, b, `[...document.querySelectorAll('[role="status"], [aria-live]')].filter(e => e.closest('#recent-q, .recent')).map(e => e.textContent)`); len(st) != 1 || !strings.Contains(st[0], "match") {
+		t.Errorf("the picker's live status reads %q, want one saying how many movies match", st)
+	}
 	// Enter in the search box picks the top hit; it does not submit the
 	// recall form around it (which sent the body without the movie).
 	b.do(t, "pick it with Enter", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))

@@ -101,27 +101,36 @@ function followModel(version) {
 
 // --- movie search (shared by the picker and the similar view) ----------
 
-function searchBox(input, hits, onPick) {
+// searchBox makes input search titles into hits; status (a live region)
+// tells screen readers what the hits are while the focus stays in input.
+function searchBox(input, hits, status, onPick) {
   let timer = 0;
   let seq = 0;
+  const pick = (m) => { status.textContent = ''; onPick(m); };
   // search shows the hits for the input's text now and returns the top
   // one (undefined when a later search superseded it or nothing matched).
   const search = async () => {
     clearTimeout(timer);
     const q = input.value.trim();
     const mine = ++seq;
-    if (!q) { hits.replaceChildren(); return undefined; }
+    if (!q) { hits.replaceChildren(); status.textContent = ''; return undefined; }
     try {
       const res = await api('GET', '/movies?' + new URLSearchParams({ q, limit: '8' }));
       if (mine !== seq) return undefined; // a later keystroke has its own answer
       hits.replaceChildren(...res.movies.map((m) => el('li', {},
-        el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => onPick(m) },
+        el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => pick(m) },
           m.title, el('span', { class: 'sub' }, ' · ' + m.genres.join(', '))))));
-      if (res.movies.length === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
-      else if (res.total > res.movies.length) hits.append(el('li', { class: 'sub' }, (res.total - res.movies.length) + ' more; type more of the title'));
+      const n = res.movies.length;
+      if (n === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
+      else if (res.total > n) hits.append(el('li', { class: 'sub' }, (res.total - n) + ' more; type more of the title'));
+      status.textContent = n === 0 ? 'no title contains “' + q + '”'
+        : (res.total > n ? n + ' of ' + res.total : String(n)) + (res.total === 1 ? ' movie matches' : ' movies match') + '; Enter picks the first';
       return res.movies[0];
     } catch (err) {
-      if (mine === seq) hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
+      if (mine === seq) {
+        hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
+        status.textContent = err.message;
+      }
       return undefined;
     }
   };
@@ -132,7 +141,7 @@ function searchBox(input, hits, onPick) {
     if (ev.key !== 'Enter') return;
     ev.preventDefault();
     const top = await search();
-    if (top) onPick(top);
+    if (top) pick(top);
   });
   input.addEventListener('keypress', (ev) => { if (ev.key === 'Enter') ev.preventDefault(); });
   input.addEventListener('input', () => {
@@ -395,14 +404,14 @@ function main() {
     }
     openSimilar(id);
   });
-  searchBox($('#recent-q'), $('#recent-hits'), (m) => {
+  searchBox($('#recent-q'), $('#recent-hits'), $('#recent-status'), (m) => {
     picked.set(m.movie_id, m);
     renderPicked();
     $('#recent-q').value = '';
     $('#recent-hits').replaceChildren();
     $('#recent-q').focus(); // the hit picked is gone: the focus goes back to the box
   });
-  searchBox($('#similar-q'), $('#similar-hits'), (m) => {
+  searchBox($('#similar-q'), $('#similar-hits'), $('#similar-status'), (m) => {
     $('#similar-hits').replaceChildren();
     $('#similar-q').focus();
     openSimilar(String(m.movie_id));
