@@ -92,6 +92,16 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("header %q/%q and occupations %v; GET /model says %q/%q, %v", version, backend, occupations, info.Version, info.Backend, info.Vocabularies["occupation"])
 	}
 
+	// Enter on a tab chooses it and leaves the focus on it.
+	for _, tab := range []string{"similar", "recall"} {
+		eval[bool](t, b, `(document.querySelector('#tab-`+tab+`').focus(), true)`)
+		b.do(t, "choose the "+tab+" tab with Enter", chromedp.KeyEvent(kb.Enter))
+		b.waitFor(t, "the "+tab+" view", `!document.querySelector('#view-`+tab+`').hidden`)
+		if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "tab-"+tab {
+			t.Errorf("after Enter on the %s tab the focus is on %s", tab, f)
+		}
+	}
+
 	// A cold-start user: F, 25, programmer, comedies.
 	b.do(t, "fill the form",
 		chromedp.SetValue(chromedp.CSS("#gender"), "F"),
@@ -210,8 +220,8 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	// The neighbours of the first recalled movie, opened from its title.
 	first := wantPick.Items[0].MovieID
 	b.do(t, "open the similar view", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-table tr[data-movie-id="%d"] .title a`, first))))
-	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, first))
-	checkRows(t, "similar", b.rendered(t, "#similar"), similar(t, p.c, first, 10).Items)
+	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar-results').dataset.state === 'done'`, first))
+	checkRows(t, "similar", b.rendered(t, "#similar-results"), similar(t, p.c, first, 10).Items)
 
 	// Another movie, found by title in the similar view.
 	other := wantPick.Items[1]
@@ -219,9 +229,9 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	hit := fmt.Sprintf(`#similar-hits button.hit[data-movie-id="%d"]`, other.MovieID)
 	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
 	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
-	b.waitFor(t, "its neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, other.MovieID))
+	b.waitFor(t, "its neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar-results').dataset.state === 'done'`, other.MovieID))
 	sim := similar(t, p.c, other.MovieID, 10)
-	checkRows(t, "similar by title", b.rendered(t, "#similar"), sim.Items)
+	checkRows(t, "similar by title", b.rendered(t, "#similar-results"), sim.Items)
 	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+sim.Movie.Title {
 		t.Errorf("similar view heading %q, want the movie's title %q", heading, sim.Movie.Title)
 	}
@@ -247,7 +257,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "ask for too many neighbours",
 		chromedp.SetValue(chromedp.CSS("#similar-k"), "100000"),
 		chromedp.Click(chromedp.CSS("#similar-submit")))
-	b.waitFor(t, "the problem", `document.querySelector('#similar').dataset.state === 'error'`)
+	b.waitFor(t, "the problem", `document.querySelector('#similar-results').dataset.state === 'error'`)
 	b.allowNetworkErrors(false)
 	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-k"}) {
 		t.Errorf("fields marked invalid: %v, want [similar-k]", marked)
@@ -259,7 +269,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#similar-k"), "10"),
 		chromedp.SetValue(chromedp.CSS("#similar-id"), ""),
 		chromedp.Click(chromedp.CSS("#similar-submit")))
-	b.waitFor(t, "the error", `document.querySelector('#similar').dataset.state === 'error' && document.querySelector('#similar-id').getAttribute('aria-invalid') === 'true'`)
+	b.waitFor(t, "the error", `document.querySelector('#similar-results').dataset.state === 'error' && document.querySelector('#similar-id').getAttribute('aria-invalid') === 'true'`)
 	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-id"}) {
 		t.Errorf("fields marked invalid: %v, want [similar-id]", marked)
 	}
@@ -274,7 +284,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.EmulateViewport(375, 800),
 		chromedp.SetValue(chromedp.CSS("#similar-id"), strings.Repeat("9", 60)),
 		chromedp.Click(chromedp.CSS("#similar-submit")))
-	b.waitFor(t, "the problem", `document.querySelector('#similar').dataset.state === 'error' && document.querySelector('#similar-meta').textContent.includes('999')`)
+	b.waitFor(t, "the problem", `document.querySelector('#similar-results').dataset.state === 'error' && document.querySelector('#similar-meta').textContent.includes('999')`)
 	b.allowNetworkErrors(false)
 	if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 375 {
 		t.Errorf("the page is %d px wide on a 375 px screen with an error on it", w)
@@ -300,7 +310,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("the hit shows %q, want the title as text %q", got, hostile)
 	}
 	b.do(t, "open it", chromedp.SendKeys(chromedp.CSS("#similar-q"), kb.Enter))
-	b.waitFor(t, "its neighbours", `document.querySelector('#similar-id').value === '900001' && document.querySelector('#similar').dataset.state === 'done'`)
+	b.waitFor(t, "its neighbours", `document.querySelector('#similar-id').value === '900001' && document.querySelector('#similar-results').dataset.state === 'done'`)
 	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+hostile {
 		t.Errorf("similar view heading %q, want the title as text", heading)
 	}

@@ -338,7 +338,7 @@ function fillTable(table, items) {
 async function showSimilar(id) {
   clearInvalid();
   const mine = ++latest.similar;
-  const box = $('#similar');
+  const box = $('#similar-results');
   let k;
   try {
     k = String(intField('#similar-k', 'How many') ?? 10);
@@ -399,7 +399,7 @@ function main() {
       ++latest.similar;
       $('#similar-title').textContent = 'Nearest movies';
       const err = Object.assign(new Error('Give a movie id (a whole number), or find a movie by title'), { problem: { field: 'movie_id' } });
-      failView($('#similar'), $('#similar-table'), $('#similar-meta'), err, { movie_id: '#similar-id' });
+      failView($('#similar-results'), $('#similar-table'), $('#similar-meta'), err, { movie_id: '#similar-id' });
       return;
     }
     openSimilar(id);
