@@ -102,6 +102,18 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		}
 	}
 
+	// The arrow keys move between the tabs and choose one, and only the
+	// chosen tab is a Tab stop (the ARIA tabs pattern; the arrows did
+	// nothing).
+	eval[bool](t, b, `(document.querySelector('#tab-recall').focus(), true)`)
+	b.do(t, "the next tab", chromedp.KeyEvent(kb.ArrowRight))
+	b.waitFor(t, "the similar view", `location.hash === '#similar' && !document.querySelector('#view-similar').hidden`)
+	if got := eval[[]any](t, b, `[document.activeElement.id, document.querySelector('#tab-similar').tabIndex, document.querySelector('#tab-recall').tabIndex]`); !reflect.DeepEqual(got, []any{"tab-similar", float64(0), float64(-1)}) {
+		t.Errorf("after ArrowRight on the first tab: focus, tab stops %v, want [tab-similar 0 -1]", got)
+	}
+	b.do(t, "the previous tab", chromedp.KeyEvent(kb.ArrowLeft))
+	b.waitFor(t, "the recall view", `location.hash === '#recall' && !document.querySelector('#view-recall').hidden && document.activeElement.id === 'tab-recall'`)
+
 	// A cold-start user: F, 25, programmer, comedies.
 	b.do(t, "fill the form",
 		chromedp.SetValue(chromedp.CSS("#gender"), "F"),

@@ -379,6 +379,9 @@ function route() {
   $('#view-similar').hidden = !similar;
   $('#tab-recall').setAttribute('aria-selected', String(!similar));
   $('#tab-similar').setAttribute('aria-selected', String(similar));
+  // Only the chosen tab is a Tab stop; the arrow keys reach the other.
+  $('#tab-recall').tabIndex = similar ? -1 : 0;
+  $('#tab-similar').tabIndex = similar ? 0 : -1;
   if (similar && arg) showSimilar(arg);
 }
 
@@ -415,6 +418,18 @@ function main() {
     $('#similar-hits').replaceChildren();
     $('#similar-q').focus();
     openSimilar(String(m.movie_id));
+  });
+  // The tabs' keys (the ARIA tabs pattern): an arrow, Home or End moves
+  // to a tab and chooses it.
+  $('.tabs').addEventListener('keydown', (ev) => {
+    const tabs = [...document.querySelectorAll('.tabs [role="tab"]')];
+    const at = tabs.indexOf(document.activeElement);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[ev.key];
+    if (at < 0 || to === undefined) return;
+    ev.preventDefault();
+    const tab = tabs[(to + tabs.length) % tabs.length];
+    location.hash = tab.getAttribute('href');
+    tab.focus();
   });
   window.addEventListener('hashchange', route);
   route();
