@@ -398,6 +398,20 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not come") {
 		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
 	}
+
+	// Without a model the page asks again every 3 s. Its banner is an
+	// alert, which screen readers read out whenever its text is written:
+	// it was rewritten, the same words, at every retry.
+	np := startServeNotReady(t, bin, "--model", t.TempDir())
+	b.do(t, "a service without a model", chromedp.Navigate("http://"+np.addr+"/"))
+	b.waitFor(t, "the banner", `!document.querySelector('#banner').hidden && document.querySelector('#model').dataset.state === 'error'`)
+	eval[bool](t, b, `(window.bannerWrites = 0, new MutationObserver((ms) => { window.bannerWrites += ms.length })
+		.observe(document.querySelector('#banner'), { childList: true, characterData: true, subtree: true }), true)`)
+	time.Sleep(7 * time.Second) // two retries
+	if n := eval[int](t, b, `window.bannerWrites`); n != 0 {
+		t.Errorf("the unchanged banner was rewritten %d times in two retries", n)
+	}
+	np.stop(t)
 }
 
 // findChromium returns Chromium's path, or skips (fails when

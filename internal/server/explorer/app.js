@@ -53,7 +53,8 @@ async function api(method, path, body) {
 
 function showBanner(msg, kind) {
   const b = $('#banner');
-  b.textContent = msg;
+  // An alert is read out whenever its text is written: only new words.
+  if (b.textContent !== msg) b.textContent = msg;
   b.className = 'banner ' + (kind || 'error');
   b.hidden = !msg;
 }
