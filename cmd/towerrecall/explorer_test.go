@@ -4,7 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +36,8 @@ const chromiumPath = "/usr/bin/chromium"
 // it, and requires the rendered list to be POST /recall's answer for the
 // same body; opens a recalled movie's neighbours and requires them to be
 // GET /movies/{id}/similar; finds a movie by title in both search boxes;
-// and fails on any JavaScript exception or console error. Screenshots of
+// and fails on any JavaScript exception or console error; then the error
+// paths: a stalled answer, an empty one, a failed next page. Screenshots of
 // both views are kept (TOWERRECALL_ARTIFACTS, or go test -artifacts).
 func TestE2EExplorerBrowser(t *testing.T) {
 	e2eOnly(t)
@@ -37,8 +45,34 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	bin := buildBinary(t)
 	model := filepath.Join(t.TempDir(), "model")
 	trainForExplorer(t, bin, model)
-	p := startServe(t, bin, "--model", model) // the explorer is on by default
-	base := "http://" + p.addr
+	// Catalogue changes on, to give a movie a hostile title below.
+	cfg := filepath.Join(t.TempDir(), "serve.yaml")
+	if err := os.WriteFile(cfg, []byte("serve:\n  catalog_token: "+e2eToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, bin, "--config", cfg, "--model", model) // the explorer is on by default
+	// The browser reaches the service through a proxy that can stall an
+	// answer (stall): a slow network, which the real binary never is.
+	var stall atomic.Bool
+	target, err := url.Parse("http://" + p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // the service is stopped at the end
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stall.Load() && r.URL.Path == "/recall" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"model_version":`))
+			_ = http.NewResponseController(w).Flush()
+			<-r.Context().Done() // the rest never comes
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	base := front.URL
 
 	var info modelResp
 	p.c.json("GET", "/model", "", 200, &info)
@@ -57,6 +91,28 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if version != info.Version || backend != info.Backend || !slices.Equal(occupations, info.Vocabularies["occupation"]) {
 		t.Errorf("header %q/%q and occupations %v; GET /model says %q/%q, %v", version, backend, occupations, info.Version, info.Backend, info.Vocabularies["occupation"])
 	}
+
+	// Enter on a tab chooses it and leaves the focus on it.
+	for _, tab := range []string{"similar", "recall"} {
+		eval[bool](t, b, `(document.querySelector('#tab-`+tab+`').focus(), true)`)
+		b.do(t, "choose the "+tab+" tab with Enter", chromedp.KeyEvent(kb.Enter))
+		b.waitFor(t, "the "+tab+" view", `!document.querySelector('#view-`+tab+`').hidden`)
+		if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "tab-"+tab {
+			t.Errorf("after Enter on the %s tab the focus is on %s", tab, f)
+		}
+	}
+
+	// The arrow keys move between the tabs and choose one, and only the
+	// chosen tab is a Tab stop (the ARIA tabs pattern; the arrows did
+	// nothing).
+	eval[bool](t, b, `(document.querySelector('#tab-recall').focus(), true)`)
+	b.do(t, "the next tab", chromedp.KeyEvent(kb.ArrowRight))
+	b.waitFor(t, "the similar view", `location.hash === '#similar' && !document.querySelector('#view-similar').hidden`)
+	if got := eval[[]any](t, b, `[document.activeElement.id, document.querySelector('#tab-similar').tabIndex, document.querySelector('#tab-recall').tabIndex]`); !reflect.DeepEqual(got, []any{"tab-similar", float64(0), float64(-1)}) {
+		t.Errorf("after ArrowRight on the first tab: focus, tab stops %v, want [tab-similar 0 -1]", got)
+	}
+	b.do(t, "the previous tab", chromedp.KeyEvent(kb.ArrowLeft))
+	b.waitFor(t, "the recall view", `location.hash === '#recall' && !document.querySelector('#view-recall').hidden && document.activeElement.id === 'tab-recall'`)
 
 	// A cold-start user: F, 25, programmer, comedies.
 	b.do(t, "fill the form",
@@ -82,11 +138,35 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "search a recently watched movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[0].Title)))
 	b.waitFor(t, "title matches", `document.querySelector('#recent-hits button.hit') !== null`)
 	pickedID := eval[int](t, b, `Number(document.querySelector('#recent-hits button.hit').dataset.movieId)`)
+	// The matches are announced (a status, read by screen readers while
+	// the focus stays in the box): nothing said that any had appeared.
+	if st := eval[[]string](t, b, `[...document.querySelectorAll('[role="status"], [aria-live]')].filter(e => e.closest('#recent-q, .recent')).map(e => e.textContent)`); len(st) != 1 || !strings.Contains(st[0], "match") {
+		t.Errorf("the picker's live status reads %q, want one saying how many movies match", st)
+	}
 	// Enter in the search box picks the top hit; it does not submit the
 	// recall form around it (which sent the body without the movie).
 	b.do(t, "pick it with Enter", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))
 	b.waitFor(t, "the picked movie", `document.querySelectorAll('#recent-picked li').length === 1`)
 	checkSentBody(t, b, body)
+
+	// With the keyboard: a hit picked with Enter, and a picked movie
+	// removed with Enter, leave the focus in the picker. Both lists are
+	// rebuilt, and the focus fell back to the start of the page.
+	b.do(t, "search another movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[1].Title)))
+	otherHit := fmt.Sprintf(`[...document.querySelectorAll('#recent-hits button.hit')].find(h => h.dataset.movieId !== '%d')`, pickedID)
+	b.waitFor(t, "its matches", otherHit+` !== undefined`)
+	eval[bool](t, b, `(`+otherHit+`.focus(), true)`)
+	b.do(t, "pick a hit with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "two picked movies", `document.querySelectorAll('#recent-picked li').length === 2`)
+	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "recent-q" {
+		t.Errorf("after picking a hit with the keyboard the focus is on %s, want #recent-q", f)
+	}
+	eval[bool](t, b, `(document.querySelectorAll('#recent-picked button.x')[1].focus(), true)`)
+	b.do(t, "remove it with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "one picked movie", `document.querySelectorAll('#recent-picked li').length === 1`)
+	if !eval[bool](t, b, `document.activeElement.matches('#recent-picked button.x, #recent-q')`) {
+		t.Errorf("after removing a picked movie with the keyboard the focus is on %s, want the picker", eval[string](t, b, `document.activeElement.tagName`))
+	}
 	b.do(t, "recall again", chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the recalled movies", `document.querySelector('#results').dataset.state === 'done'`)
 	if n := eval[int](t, b, `document.querySelectorAll('#recent-picked li').length`); n != 1 {
@@ -137,8 +217,14 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if wantPick.NextOffset != 20 {
 		t.Fatalf("next_offset %d, want 20", wantPick.NextOffset)
 	}
-	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
+	// With the keyboard: the button is hidden while the page loads, so the
+	// focus moves to the first new movie (it fell back to <body>).
+	eval[bool](t, b, `(document.querySelector('#results-more').focus(), true)`)
+	b.do(t, "show more with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+	if !eval[bool](t, b, `document.activeElement === document.querySelectorAll('#results-table tbody tr')[20].querySelector('.title a')`) {
+		t.Errorf("after More the focus is on %s, want the 21st movie's title", eval[string](t, b, `document.activeElement.tagName`))
+	}
 	page2 := maps.Clone(withPick)
 	page2["offset"] = 20
 	checkRows(t, "recall with the second page", b.rendered(t, "#results"), append(slices.Clone(wantPick.Items), recallFor(t, p.c, page2).Items...))
@@ -146,8 +232,8 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	// The neighbours of the first recalled movie, opened from its title.
 	first := wantPick.Items[0].MovieID
 	b.do(t, "open the similar view", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#results-table tr[data-movie-id="%d"] .title a`, first))))
-	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, first))
-	checkRows(t, "similar", b.rendered(t, "#similar"), similar(t, p.c, first, 10).Items)
+	b.waitFor(t, "the neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar-results').dataset.state === 'done'`, first))
+	checkRows(t, "similar", b.rendered(t, "#similar-results"), similar(t, p.c, first, 10).Items)
 
 	// Another movie, found by title in the similar view.
 	other := wantPick.Items[1]
@@ -155,9 +241,9 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	hit := fmt.Sprintf(`#similar-hits button.hit[data-movie-id="%d"]`, other.MovieID)
 	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
 	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
-	b.waitFor(t, "its neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar').dataset.state === 'done'`, other.MovieID))
+	b.waitFor(t, "its neighbours", fmt.Sprintf(`document.querySelector('#similar-id').value === '%d' && document.querySelector('#similar-results').dataset.state === 'done'`, other.MovieID))
 	sim := similar(t, p.c, other.MovieID, 10)
-	checkRows(t, "similar by title", b.rendered(t, "#similar"), sim.Items)
+	checkRows(t, "similar by title", b.rendered(t, "#similar-results"), sim.Items)
 	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+sim.Movie.Title {
 		t.Errorf("similar view heading %q, want the movie's title %q", heading, sim.Movie.Title)
 	}
@@ -170,8 +256,12 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#similar-k"), "3"),
 		chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
 	b.waitFor(t, "the title match", fmt.Sprintf(`document.querySelector('%s') !== null`, hit))
-	b.do(t, "pick it", chromedp.Click(chromedp.CSS(hit)))
+	eval[bool](t, b, fmt.Sprintf(`(document.querySelector('%s').focus(), true)`, hit))
+	b.do(t, "pick it with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "three neighbours", `document.querySelectorAll('#similar-table tbody tr').length === 3`)
+	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "similar-q" {
+		t.Errorf("after picking a hit with the keyboard the focus is on %s, want #similar-q", f)
+	}
 
 	// A bad k in the similar view marks that view's field, not the recall
 	// form's k.
@@ -179,16 +269,149 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "ask for too many neighbours",
 		chromedp.SetValue(chromedp.CSS("#similar-k"), "100000"),
 		chromedp.Click(chromedp.CSS("#similar-submit")))
-	b.waitFor(t, "the problem", `document.querySelector('#similar').dataset.state === 'error'`)
+	b.waitFor(t, "the problem", `document.querySelector('#similar-results').dataset.state === 'error'`)
 	b.allowNetworkErrors(false)
 	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-k"}) {
 		t.Errorf("fields marked invalid: %v, want [similar-k]", marked)
 	}
 
+	// No movie id is an error said in words on that field (it was only an
+	// outline, and the last error stayed beside it).
+	b.do(t, "ask without a movie id",
+		chromedp.SetValue(chromedp.CSS("#similar-k"), "10"),
+		chromedp.SetValue(chromedp.CSS("#similar-id"), ""),
+		chromedp.Click(chromedp.CSS("#similar-submit")))
+	b.waitFor(t, "the error", `document.querySelector('#similar-results').dataset.state === 'error' && document.querySelector('#similar-id').getAttribute('aria-invalid') === 'true'`)
+	if marked := eval[[]string](t, b, `[...document.querySelectorAll('[aria-invalid]')].map(e => e.id)`); !slices.Equal(marked, []string{"similar-id"}) {
+		t.Errorf("fields marked invalid: %v, want [similar-id]", marked)
+	}
+	if msg, desc := b.text(t, "#similar-meta"), eval[string](t, b, `document.querySelector('#similar-id').getAttribute('aria-describedby') || ''`); !strings.Contains(msg, "movie id") || desc != "similar-meta" {
+		t.Errorf("without a movie id the view says %q (described by %q), want an error naming the movie id", msg, desc)
+	}
+
+	// On a phone, an error that quotes a long value wraps inside its panel
+	// (it widened the page past the screen).
+	b.allowNetworkErrors(true)
+	b.do(t, "a phone's width, and a long movie id",
+		chromedp.EmulateViewport(375, 800),
+		chromedp.SetValue(chromedp.CSS("#similar-id"), strings.Repeat("9", 60)),
+		chromedp.Click(chromedp.CSS("#similar-submit")))
+	b.waitFor(t, "the problem", `document.querySelector('#similar-results').dataset.state === 'error' && document.querySelector('#similar-meta').textContent.includes('999')`)
+	b.allowNetworkErrors(false)
+	if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the page is %d px wide on a 375 px screen with an error on it", w)
+	}
+	b.screenshot(t, "explorer-phone-error.png")
+	b.do(t, "back to the desktop", chromedp.EmulateViewport(1280, 900))
+
+	// A catalogue client's title is shown as text wherever it appears
+	// (hits, heading, picked movies), never parsed as HTML.
+	hostile := `<img src=x onerror="document.title='pwned'"><b id=pwned>pwnedtitle</b> "&amp;' (2024)`
+	put, _ := json.Marshal(map[string]any{"title": hostile, "genres": []string{"Comedy"}, "year": 2024})
+	req, _ := http.NewRequest(http.MethodPut, base+"/movies/900001", strings.NewReader(string(put)))
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /movies/900001: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	eval[string](t, b, `document.querySelector('#similar-q').value = ''`)
+	b.do(t, "search the hostile title", chromedp.SendKeys(chromedp.CSS("#similar-q"), "pwnedtitle"))
+	b.waitFor(t, "its hit", `document.querySelector('#similar-hits button.hit[data-movie-id="900001"]') !== null`)
+	if got := eval[string](t, b, `document.querySelector('#similar-hits button.hit').firstChild.textContent`); got != hostile {
+		t.Errorf("the hit shows %q, want the title as text %q", got, hostile)
+	}
+	b.do(t, "open it", chromedp.SendKeys(chromedp.CSS("#similar-q"), kb.Enter))
+	b.waitFor(t, "its neighbours", `document.querySelector('#similar-id').value === '900001' && document.querySelector('#similar-results').dataset.state === 'done'`)
+	if heading := b.text(t, "#similar-title"); heading != "Nearest to "+hostile {
+		t.Errorf("similar view heading %q, want the title as text", heading)
+	}
+	b.do(t, "pick it in the recall form", chromedp.Navigate(base+"/#recall"))
+	b.waitFor(t, "the model", `document.querySelector('#model').dataset.state === 'done'`)
+	b.do(t, "search it", chromedp.SendKeys(chromedp.CSS("#recent-q"), "pwnedtitle"))
+	b.waitFor(t, "its hit", `document.querySelector('#recent-hits button.hit[data-movie-id="900001"]') !== null`)
+	b.do(t, "pick it", chromedp.SendKeys(chromedp.CSS("#recent-q"), kb.Enter))
+	b.waitFor(t, "the picked movie", `document.querySelector('#recent-picked li:last-child').firstChild.textContent.includes('pwnedtitle')`)
+	if got := eval[[]string](t, b, `[document.querySelector('#recent-picked li:last-child').firstChild.textContent, document.querySelector('#recent-picked li:last-child button.x').getAttribute('aria-label')]`); !slices.Equal(got, []string{hostile, "Remove " + hostile}) {
+		t.Errorf("the picked movie shows %q, want the title as text", got)
+	}
+	if n, title := eval[int](t, b, `document.querySelectorAll('#pwned, img, body [onerror]').length`), eval[string](t, b, `document.title`); n != 0 || title == "pwned" {
+		t.Errorf("the title was parsed as HTML: %d elements from it, document title %q", n, title)
+	}
+
+	// An answer that starts but never ends is the page's own timeout,
+	// said as such (it read "signal timed out").
+	stall.Store(true)
+	b.allowNetworkErrors(true)
+	b.do(t, "recall on a stalled network", chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.do(t, "wait for the page's timeout", chromedp.Poll[chromedp.Void](`document.querySelector('#results').dataset.state === 'error'`, chromedp.WithPollingTimeout(40*time.Second)))
+	b.allowNetworkErrors(false)
+	stall.Store(false)
+	if meta := b.text(t, "#results-meta"); meta != "the service did not answer within 15 s" {
+		t.Errorf("a stalled answer shows %q, want the page's timeout", meta)
+	}
+
+	// No movie passes the filters (every film noir hidden from the
+	// catalogue): the view says so (it showed "movies 0" and no list).
+	var noir itemsResp
+	p.c.json("POST", "/recall", `{"user":{},"k":1000,"genres":["Film-Noir"],"exclude_seen":false}`, 200, &noir)
+	for _, it := range noir.Items {
+		req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/movies/%d", base, it.MovieID), nil)
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("DELETE /movies/%d: %v %v", it.MovieID, resp, err)
+		}
+		resp.Body.Close()
+	}
+	b.do(t, "ask for film noir only",
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Film-Noir"]`)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the answer", `document.querySelector('#results').dataset.state === 'done'`)
+	if meta := b.text(t, "#results-meta"); !strings.Contains(meta, "no movie passes") {
+		t.Errorf("an empty answer shows %q, want it said that no movie passes", meta)
+	}
+	b.do(t, "back to comedies, two pages",
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Film-Noir"]`)),
+		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the first page", `document.querySelector('#results').dataset.state === 'done' && !document.querySelector('#results-more').hidden`)
+	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
+	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
+
+	// A later page that fails (here the service is gone) keeps the movies
+	// shown and its More button to try again; the list was replaced by the
+	// error, and a person had to start over from the first page.
 	p.stop(t)
+	b.allowNetworkErrors(true)
+	eval[bool](t, b, `(document.querySelector('#results-more').focus(), true)`)
+	b.do(t, "show more with the service gone", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "the error", `document.querySelector('#results').dataset.state === 'error'`)
+	state := eval[map[string]any](t, b, `({rows: document.querySelectorAll('#results-table tbody tr').length,
+		tableShown: !document.querySelector('#results-table').hidden, moreShown: !document.querySelector('#results-more').hidden,
+		moreFocused: document.activeElement === document.querySelector('#results-more'), meta: document.querySelector('#results-meta').textContent})`)
+	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not come") {
+		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
+	}
+
+	// Without a model the page asks again every 3 s. Its banner is an
+	// alert, which screen readers read out whenever its text is written:
+	// it was rewritten, the same words, at every retry.
+	np := startServeNotReady(t, bin, "--model", t.TempDir())
+	b.do(t, "a service without a model", chromedp.Navigate("http://"+np.addr+"/"))
+	b.waitFor(t, "the banner", `!document.querySelector('#banner').hidden && document.querySelector('#model').dataset.state === 'error'`)
+	eval[bool](t, b, `(window.bannerWrites = 0, new MutationObserver((ms) => { window.bannerWrites += ms.length })
+		.observe(document.querySelector('#banner'), { childList: true, characterData: true, subtree: true }), true)`)
+	time.Sleep(7 * time.Second) // two retries
+	if n := eval[int](t, b, `window.bannerWrites`); n != 0 {
+		t.Errorf("the unchanged banner was rewritten %d times in two retries", n)
+	}
+	np.stop(t)
 }
 
 // findChromium returns Chromium's path, or skips (fails when

@@ -31,14 +31,14 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   init.signal = AbortSignal.timeout(15000);
-  let resp;
+  let resp, text;
   try {
     resp = await fetch(path, init);
+    text = await resp.text(); // the timeout covers the body too
   } catch (err) {
     const why = err.name === 'TimeoutError' ? 'within 15 s' : '(' + err.message + ')';
     throw Object.assign(new Error('the service did not answer ' + why), { problem: null });
   }
-  const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: reported below */ }
   if (!resp.ok) {
@@ -53,7 +53,8 @@ async function api(method, path, body) {
 
 function showBanner(msg, kind) {
   const b = $('#banner');
-  b.textContent = msg;
+  // An alert is read out whenever its text is written: only new words.
+  if (b.textContent !== msg) b.textContent = msg;
   b.className = 'banner ' + (kind || 'error');
   b.hidden = !msg;
 }
@@ -101,27 +102,36 @@ function followModel(version) {
 
 // --- movie search (shared by the picker and the similar view) ----------
 
-function searchBox(input, hits, onPick) {
+// searchBox makes input search titles into hits; status (a live region)
+// tells screen readers what the hits are while the focus stays in input.
+function searchBox(input, hits, status, onPick) {
   let timer = 0;
   let seq = 0;
+  const pick = (m) => { status.textContent = ''; onPick(m); };
   // search shows the hits for the input's text now and returns the top
   // one (undefined when a later search superseded it or nothing matched).
   const search = async () => {
     clearTimeout(timer);
     const q = input.value.trim();
     const mine = ++seq;
-    if (!q) { hits.replaceChildren(); return undefined; }
+    if (!q) { hits.replaceChildren(); status.textContent = ''; return undefined; }
     try {
       const res = await api('GET', '/movies?' + new URLSearchParams({ q, limit: '8' }));
       if (mine !== seq) return undefined; // a later keystroke has its own answer
       hits.replaceChildren(...res.movies.map((m) => el('li', {},
-        el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => onPick(m) },
+        el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => pick(m) },
           m.title, el('span', { class: 'sub' }, ' · ' + m.genres.join(', '))))));
-      if (res.movies.length === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
-      else if (res.total > res.movies.length) hits.append(el('li', { class: 'sub' }, (res.total - res.movies.length) + ' more; type more of the title'));
+      const n = res.movies.length;
+      if (n === 0) hits.replaceChildren(el('li', { class: 'sub' }, 'no title contains “' + q + '”'));
+      else if (res.total > n) hits.append(el('li', { class: 'sub' }, (res.total - n) + ' more; type more of the title'));
+      status.textContent = n === 0 ? 'no title contains “' + q + '”'
+        : (res.total > n ? n + ' of ' + res.total : String(n)) + (res.total === 1 ? ' movie matches' : ' movies match') + '; Enter picks the first';
       return res.movies[0];
     } catch (err) {
-      if (mine === seq) hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
+      if (mine === seq) {
+        hits.replaceChildren(el('li', { class: 'sub error' }, err.message));
+        status.textContent = err.message;
+      }
       return undefined;
     }
   };
@@ -132,7 +142,7 @@ function searchBox(input, hits, onPick) {
     if (ev.key !== 'Enter') return;
     ev.preventDefault();
     const top = await search();
-    if (top) onPick(top);
+    if (top) pick(top);
   });
   input.addEventListener('keypress', (ev) => { if (ev.key === 'Enter') ev.preventDefault(); });
   input.addEventListener('input', () => {
@@ -146,9 +156,19 @@ function searchBox(input, hits, onPick) {
 const picked = new Map(); // movie id → movie, in pick order
 
 function renderPicked() {
-  $('#recent-picked').replaceChildren(...[...picked.values()].map((m) => el('li', { class: 'chip' },
+  $('#recent-picked').replaceChildren(...[...picked.values()].map((m, i) => el('li', { class: 'chip' },
     m.title,
-    el('button', { type: 'button', class: 'x', 'aria-label': 'Remove ' + m.title, onclick: () => { picked.delete(m.movie_id); renderPicked(); } }, '×'))));
+    el('button', { type: 'button', class: 'x', 'aria-label': 'Remove ' + m.title, onclick: () => unpick(m.movie_id, i) }, '×'))));
+}
+
+// unpick removes the i-th picked movie. The list is rebuilt, so the focus
+// (on the removed button) moves to the next movie's button, else the
+// previous one's, else the search box, never to the start of the page.
+function unpick(id, i) {
+  picked.delete(id);
+  renderPicked();
+  const xs = document.querySelectorAll('#recent-picked button.x');
+  (xs[Math.min(i, xs.length - 1)] || $('#recent-q')).focus();
 }
 
 // intField reads a whole-number input: undefined when empty; a value the
@@ -232,6 +252,9 @@ async function recall(body) {
   const box = $('#results');
   $('#recall-request').textContent = 'POST /recall\n' + JSON.stringify(body, null, 2);
   box.dataset.state = 'loading';
+  // "More" is hidden while its page loads, which drops the focus on it:
+  // the focus then goes to the first movie of the new page.
+  const moreFocused = document.activeElement === $('#results-more');
   $('#results-more').hidden = true;
   $('#results-meta').textContent = 'Recalling…';
   const t0 = performance.now();
@@ -240,13 +263,16 @@ async function recall(body) {
     if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
     followModel(res.model_version);
+    const before = shown.items.length;
     shown.items = shown.items.concat(res.items);
     fillTable($('#results-table'), shown.items);
+    const first = $('#results-table').tBodies[0].rows[before];
+    if (moreFocused && first) first.querySelector('.title a').focus();
     let who = res.known_user ? 'known (trained on)' : 'cold start';
     if (!res.known_user && body.user.user_id !== undefined) who += ' (user #' + body.user.user_id + ' is not in the training data)';
     const pairs = [
       ['model', res.model_version], ['backend', res.backend], ['user', who],
-      ['movies', String(shown.items.length)], ['round trip', ms.toFixed(1) + ' ms'],
+      ['movies', shown.items.length ? String(shown.items.length) : 'none: no movie passes the filters'], ['round trip', ms.toFixed(1) + ' ms'],
     ];
     const h = res.user && res.user.history_movies;
     if (h) pairs.push(['history the tower read', h + (h === 1 ? ' movie' : ' movies')]);
@@ -258,7 +284,16 @@ async function recall(body) {
     more.onclick = () => recall({ ...shown.body, offset: res.next_offset });
     box.dataset.state = 'done';
   } catch (err) {
-    if (mine === latest.recall) failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
+    if (mine !== latest.recall) return;
+    if (shown.items.length) {
+      // A later page failed: the movies shown stay, and More tries again.
+      $('#results-meta').replaceChildren(el('span', { class: 'error' }, 'The next movies did not come: ' + err.message));
+      $('#results-more').hidden = false;
+      if (moreFocused) $('#results-more').focus();
+      box.dataset.state = 'error';
+      return;
+    }
+    failView(box, $('#results-table'), $('#results-meta'), err, fieldInputs);
   }
 }
 
@@ -304,7 +339,7 @@ function fillTable(table, items) {
 async function showSimilar(id) {
   clearInvalid();
   const mine = ++latest.similar;
-  const box = $('#similar');
+  const box = $('#similar-results');
   let k;
   try {
     k = String(intField('#similar-k', 'How many') ?? 10);
@@ -345,6 +380,9 @@ function route() {
   $('#view-similar').hidden = !similar;
   $('#tab-recall').setAttribute('aria-selected', String(!similar));
   $('#tab-similar').setAttribute('aria-selected', String(similar));
+  // Only the chosen tab is a Tab stop; the arrow keys reach the other.
+  $('#tab-recall').tabIndex = similar ? -1 : 0;
+  $('#tab-similar').tabIndex = similar ? 0 : -1;
   if (similar && arg) showSimilar(arg);
 }
 
@@ -359,18 +397,40 @@ function main() {
   $('#similar-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const id = $('#similar-id').value.trim();
-    if (!id) { $('#similar-id').setAttribute('aria-invalid', 'true'); return; }
+    if (!id) {
+      // Said in words on the field, in place of whatever the view showed.
+      clearInvalid();
+      ++latest.similar;
+      $('#similar-title').textContent = 'Nearest movies';
+      const err = Object.assign(new Error('Give a movie id (a whole number), or find a movie by title'), { problem: { field: 'movie_id' } });
+      failView($('#similar-results'), $('#similar-table'), $('#similar-meta'), err, { movie_id: '#similar-id' });
+      return;
+    }
     openSimilar(id);
   });
-  searchBox($('#recent-q'), $('#recent-hits'), (m) => {
+  searchBox($('#recent-q'), $('#recent-hits'), $('#recent-status'), (m) => {
     picked.set(m.movie_id, m);
     renderPicked();
     $('#recent-q').value = '';
     $('#recent-hits').replaceChildren();
+    $('#recent-q').focus(); // the hit picked is gone: the focus goes back to the box
   });
-  searchBox($('#similar-q'), $('#similar-hits'), (m) => {
+  searchBox($('#similar-q'), $('#similar-hits'), $('#similar-status'), (m) => {
     $('#similar-hits').replaceChildren();
+    $('#similar-q').focus();
     openSimilar(String(m.movie_id));
+  });
+  // The tabs' keys (the ARIA tabs pattern): an arrow, Home or End moves
+  // to a tab and chooses it.
+  $('.tabs').addEventListener('keydown', (ev) => {
+    const tabs = [...document.querySelectorAll('.tabs [role="tab"]')];
+    const at = tabs.indexOf(document.activeElement);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[ev.key];
+    if (at < 0 || to === undefined) return;
+    ev.preventDefault();
+    const tab = tabs[(to + tabs.length) % tabs.length];
+    location.hash = tab.getAttribute('href');
+    tab.focus();
   });
   window.addEventListener('hashchange', route);
   route();
