@@ -384,20 +384,7 @@ func TestServeFatalErrorIsJSON(t *testing.T) {
 		t.Fatal("run = nil, want the address in use")
 	}
 	reportError(&stderr, err) // what main writes before it exits 1
-	found := false
-	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Errorf("stderr line is not JSON: %q", line)
-			continue
-		}
-		if e, _ := m["error"].(string); m["level"] == "error" && strings.Contains(e, "address already in use") {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("no error log line names the address in use:\n%s", stderr.String())
-	}
+	requireJSONError(t, stderr.String(), "address already in use")
 }
 
 // TestOpenJournalLogsItsUnit: the time to read the journal is logged in
@@ -439,18 +426,25 @@ func TestTrainFatalErrorIsJSON(t *testing.T) {
 		t.Fatal("run = nil, want the missing data")
 	}
 	reportError(&stderr, err) // what main writes before it exits 1
+	requireJSONError(t, stderr.String(), "missing")
+}
+
+// requireJSONError fails t unless every line of stderr is JSON and an
+// error-level line's error contains want.
+func requireJSONError(t *testing.T, stderr, want string) {
+	t.Helper()
 	found := false
-	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Errorf("stderr line is not JSON: %q", line)
 			continue
 		}
-		if e, _ := m["error"].(string); m["level"] == "error" && strings.Contains(e, "missing") {
+		if e, _ := m["error"].(string); m["level"] == "error" && strings.Contains(e, want) {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no error log line names the missing data:\n%s", stderr.String())
+		t.Errorf("no error log line names %q:\n%s", want, stderr)
 	}
 }

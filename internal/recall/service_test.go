@@ -517,13 +517,7 @@ func TestWideningReachesLargeK(t *testing.T) {
 	b := testBundle(t, "v1", 3000, 1)
 	p := ann.HNSWParams{M: 4, M0: 8, Ml: 0.25, EfConstruction: 16, Seed: 1, EfSearch: 12, Overfetch: 1, BuildWorkers: 1}
 	const minRecall = 0.95
-	s, err := New(Options{Index: "auto", MinRecall: minRecall, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s := loaded(t, b, Options{Index: "auto", MinRecall: minRecall, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.Nop())
 	in, _ := s.Info()
 	t.Logf("beam %d, recall %v, backend %s (%s)", in.IndexEfSearch, in.IndexRecall, in.Backend, in.IndexChoice)
 	if in.IndexRecall["recall@10"] < minRecall || in.IndexRecall["recall@100"] < minRecall {
@@ -542,13 +536,7 @@ func TestForcedHNSWFailureWarns(t *testing.T) {
 	b := testBundle(t, "v1", 3000, 1)
 	p := ann.HNSWParams{M: 2, M0: 2, Ml: 0.25, EfConstruction: 2, Seed: 1, EfSearch: 1, Overfetch: 1, BuildWorkers: 1}
 	var logs bytes.Buffer
-	s, err := New(Options{Index: "hnsw", MinRecall: 1, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.New(&logs), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s := loaded(t, b, Options{Index: "hnsw", MinRecall: 1, SelfCheckQueries: 50, HNSW: p, Seed: 1}, zerolog.New(&logs))
 	in, _ := s.Info()
 	if in.Backend != "hnsw" || in.IndexRecall["recall@100"] >= 1 {
 		t.Fatalf("backend %s, recall %v: want a forced HNSW below min_recall 1", in.Backend, in.IndexRecall)
@@ -562,6 +550,19 @@ func TestForcedHNSWFailureWarns(t *testing.T) {
 		}
 	}
 	t.Errorf("no line about the forced backend in %s", logs.String())
+}
+
+// loaded is a Service with opts that has loaded b.
+func loaded(t *testing.T, b *artifact.Bundle, opts Options, logger zerolog.Logger) *Service {
+	t.Helper()
+	s, err := New(opts, logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestReplacedSnapshotCollected checks that a model replaced by a reload is
