@@ -57,7 +57,7 @@ type EpochStats struct {
 // Hooks lets the caller observe and steer a run. Every field may be nil.
 type Hooks struct {
 	OnEpoch  func(EpochStats)
-	OnBatch  func(done, total int)                 // after every step, on Run's goroutine
+	OnBatch  func(done, total int)                 // after every step, on Run's goroutine; total: this run's Epochs·steps (not PlanEpochs')
 	Validate func(m *tower.Model) (float64, error) // higher is better; enables early stopping
 }
 
@@ -94,7 +94,8 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 	if rem := len(d.Train) % cfg.BatchSize; rem >= 2 || rem == 1 && cfg.Objective == Pointwise {
 		perEpoch++
 	}
-	totalSteps := cmp.Or(cfg.PlanEpochs, cfg.Epochs) * perEpoch
+	totalSteps := cmp.Or(cfg.PlanEpochs, cfg.Epochs) * perEpoch // the schedule's
+	runSteps := cfg.Epochs * perEpoch                           // the progress reported
 	step := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -116,7 +117,7 @@ func Run(ctx context.Context, m *tower.Model, d Data, cfg Config, h Hooks) (Resu
 			n += hi - lo
 			step++
 			if h.OnBatch != nil {
-				h.OnBatch(step, totalSteps)
+				h.OnBatch(step, runSteps)
 			}
 		}
 		secs := time.Since(t0).Seconds()

@@ -632,6 +632,24 @@ func TestOnBatchCounts(t *testing.T) {
 	}
 }
 
+// TestOnBatchCountsRefit: a run of the first epochs of a longer plan (the
+// refit) counts its progress in its own steps, not the plan's, so a
+// progress bar reaches its end when the run does.
+func TestOnBatchCountsRefit(t *testing.T) {
+	t.Parallel()
+	s := newSynth(50, 40, 1000, 13) // 900 train interactions
+	m := tinyModel(t, s, smallTowers(false), 1)
+	cfg := testConfig()
+	cfg.Epochs, cfg.PlanEpochs, cfg.BatchSize = 2, 5, 449 // 3 steps an epoch
+	last, total := 0, 0
+	if _, err := Run(context.Background(), m, s.data, cfg, Hooks{OnBatch: func(d, tt int) { last, total = d, tt }}); err != nil {
+		t.Fatal(err)
+	}
+	if last != 6 || total != 6 {
+		t.Fatalf("OnBatch ended at %d/%d, want 6/6", last, total)
+	}
+}
+
 func TestPerSecond(t *testing.T) {
 	for _, tc := range []struct {
 		n    int
