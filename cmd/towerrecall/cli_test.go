@@ -818,3 +818,19 @@ func TestTrainStopsLate(t *testing.T) {
 		t.Errorf("the artifact was replaced (%v)", err)
 	}
 }
+
+// TestProgressBarPerRun: each training run (a recipe, then the refit)
+// counts its steps from 1; the bar starts again at its own total, not at
+// the first run's.
+func TestProgressBarPerRun(t *testing.T) {
+	var b bytes.Buffer
+	on := progressBar(&b)
+	for d := 1; d <= 3; d++ {
+		on(d, 3)
+	}
+	b.Reset()
+	on(1, 5)
+	if !strings.Contains(b.String(), "1/5") {
+		t.Fatalf("second run's first step drew %q, want 1/5", b.String())
+	}
+}

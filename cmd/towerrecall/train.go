@@ -279,16 +279,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		Int("train", len(in.Train)).Int("valid", len(in.Valid)).Int("test", len(in.Test)).
 		Str("objective", cfg.Train.Objective).Int("workers", cfg.Train.Workers).Msg("training")
 	opts := pipeline.Options{Config: cfg, Logger: logger}
-	var bar *progressbar.ProgressBar
 	if *progress && isTerminal(stderr) {
-		opts.OnBatch = func(done, total int) {
-			if bar == nil || done == 0 {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr),
-					progressbar.OptionSetDescription("training"), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			_ = bar.Set(done)
-		}
+		opts.OnBatch = progressBar(stderr)
 	}
 	b, err := pipeline.Train(ctx, in, opts)
 	if err := cmp.Or(interrupted(ctx), err); err != nil {
@@ -307,6 +299,20 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	ev.Msg("artifact written")
 	return nil
+}
+
+// progressBar returns an OnBatch that draws a progress bar on w, a new
+// one at the first step of every run (each recipe, then the refit).
+func progressBar(w io.Writer) func(done, total int) {
+	var bar *progressbar.ProgressBar
+	return func(done, total int) {
+		if bar == nil || done == 1 { // train.Run counts steps from 1
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
+				progressbar.OptionSetDescription("training"), progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+		}
+		_ = bar.Set(done)
+	}
 }
 
 // readInputs loads the dataset and the split files a config names.
