@@ -136,6 +136,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if cfg.Train.Distill > 0 && !canTeach(in) {
 		cfg.Train.Distill = 0 // it trained without a teacher (logged): the manifest says so
 	}
+	if val != nil && fitted.score == 0 && !slices.ContainsFunc(fitted.res.Epochs, func(e train.EpochStats) bool { return e.Valid != 0 }) {
+		// Every choice below was a tie of zeros: the first epoch, no prior.
+		opts.Logger.Warn().Int("valid", len(fitIn.Valid)).Int("epochs", fitted.res.BestEpoch).
+			Msg("validation hit nothing at any epoch (are its movies absent from the training ratings?): the epoch count, the prior and the recipe were not chosen, only the first of equal zeros kept")
+	}
 	sel.Epochs = fitted.res.BestEpoch
 	if fitted.searched {
 		prior := fitted.prior

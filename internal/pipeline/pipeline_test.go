@@ -597,3 +597,39 @@ func TestTrainWithNonUTF8Paths(t *testing.T) {
 		t.Errorf("checksums %q, want %q", got.Manifest.Data.Checksums, want)
 	}
 }
+
+// A validation of movies the training ratings never have hits nothing at
+// any epoch: what it "chose" (the first epoch, no prior, the first
+// recipe) is a tie of zeros, and the log says so.
+func TestTrainValidationHitsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	ds := movielens.Demo(1)
+	seen := map[movielens.MovieID]bool{}
+	for _, m := range ds.Movies[:300] {
+		seen[m.ID] = true
+	}
+	in := Inputs{Dataset: ds}
+	for _, r := range ds.Ratings {
+		if seen[r.Movie] {
+			in.Train = append(in.Train, r)
+		} else {
+			in.Valid = append(in.Valid, r)
+		}
+	}
+	var logs bytes.Buffer
+	cfg := demoConfig(2)
+	cfg.Train.Candidates = nil
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := b.Manifest.Training.ValidRecall10; len(v) != 2 || v[0] != 0 || v[1] != 0 {
+		t.Fatalf("validation scores %v, want two zeros", v)
+	}
+	if !strings.Contains(logs.String(), "validation hit nothing") {
+		t.Errorf("no warning that validation chose nothing; log:\n%s", logs.String())
+	}
+}
