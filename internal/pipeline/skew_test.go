@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/feature"
+	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// TestEvaluateMatchesServing: for every user of the data, the query eval
+// scores (Evaluate's encoding: the stored features and every rating known
+// before the test, or the newest of them) is, to the bit, the one /score
+// serves for the user's id alone; and a new user of the new-user protocol
+// scores as one sending the same movies as recent_movie_ids. Each recipe
+// is trained with a validation file, so the prior and its groups are
+// chosen as in a real run.
+func TestEvaluateMatchesServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	ds := movielens.Demo(1)
+	tr, rest := movielens.TemporalSplit(ds.Ratings, 0.7)
+	va, te := movielens.TemporalSplit(rest, 0.5)
+	// Every seventh user is new: all their ratings are test ratings.
+	isNew := func(r movielens.Rating) bool { return r.User%7 == 0 }
+	for _, rs := range [][]movielens.Rating{tr, va} {
+		te = append(te, slices.DeleteFunc(slices.Clone(rs), func(r movielens.Rating) bool { return !isNew(r) })...)
+	}
+	tr, va = slices.DeleteFunc(tr, isNew), slices.DeleteFunc(va, isNew)
+	for _, name := range []string{"configured", "recent-history", "random-split"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config.Default()
+			if name != "configured" {
+				var err error
+				if cfg, err = config.Preset(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates = 2, 1, nil
+			cfg.Train.PriorFeatureShares = []float64{0.5}
+			b, err := Train(context.Background(), Inputs{Dataset: ds, Train: tr, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := b.Prior; p != nil {
+				t.Logf("prior weights %g / %g / %g, feature share %g, recent history %v", p.Weight, p.ColdWeight, p.RecentWeight, p.FeatureShare, b.Recent != nil)
+			}
+			svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(cfg.Serve)}, zerolog.Nop(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Load(b); err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]movielens.MovieID, len(b.Movies))
+			for i, m := range b.Movies {
+				ids[i] = m.ID
+			}
+			d := b.Manifest.Dim
+			check := func(what string, want []float32, u recall.User) {
+				t.Helper()
+				res, err := svc.Score(context.Background(), recall.ScoreRequest{User: u, MovieIDs: ids})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, s := range res.Scores {
+					if w := ann.Dot(want, b.Vectors[i*d:(i+1)*d]); s.Score != w {
+						t.Fatalf("%s: movie %d: /score %v, eval %v", what, s.MovieID, s.Score, w)
+					}
+				}
+			}
+			// Evaluate's queries (its index is over the bundle's
+			// catalogue, which here is the data's).
+			ix := NewIndex(ds)
+			users, cold := evalUsers(b, ds, ix, slices.Concat(tr, va))
+			for i, u := range ds.Users {
+				q := make([]float32, d)
+				b.Model.UserVector(q, users[i])
+				check(fmt.Sprintf("user %d", u.ID), q, recall.User{UserInput: feature.UserInput{UserID: u.ID}})
+				b.Model.UserVector(q, cold[i])
+				f := feature.FromUser(u)
+				f.UserID = 0
+				check(fmt.Sprintf("user %d cold", u.ID), q, recall.User{UserInput: f})
+			}
+			// The new-user protocol's queries: test users absent from
+			// train and valid, their first 5 test ratings sent.
+			_, users, n := newUserSplit(b.Encoder, ds, ix, slices.Concat(tr, va), te, 5, historyLength(b))
+			if n == 0 {
+				t.Fatal("no new users")
+			}
+			sent, _ := splitNewUsers(slices.Concat(tr, va), nil, te, 5)
+			recent := map[movielens.UserID][]movielens.MovieID{}
+			for _, r := range sent { // oldest first: sent newest first
+				recent[r.User] = slices.Insert(recent[r.User], 0, r.Movie)
+			}
+			for i, u := range ds.Users {
+				if recent[u.ID] == nil {
+					continue
+				}
+				q := make([]float32, d)
+				b.Model.UserVector(q, users[i])
+				f := feature.FromUser(u)
+				f.UserID = 0
+				check("new user", q, recall.User{UserInput: f, Recent: recent[u.ID]})
+			}
+		})
+	}
+}
