@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
@@ -114,5 +116,74 @@ func TestEvaluateMatchesServing(t *testing.T) {
 				check("new user", q, recall.User{UserInput: f, Recent: recent[u.ID]})
 			}
 		})
+	}
+}
+
+// seqJournal is an in-memory recall.Journal.
+type seqJournal struct{ n uint64 }
+
+func (j *seqJournal) Write(e catalog.Entry) (catalog.Entry, error) {
+	j.n++
+	e.Seq = j.n
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	return e, nil
+}
+func (j *seqJournal) Sync(uint64) error { return nil }
+func (j *seqJournal) Err() error        { return nil }
+
+// TestPutKeepsTrainedPopularity: a movie tower with the popularity
+// feature, trained on train alone (no refit) and served with the ratings
+// of train and valid: a trained movie PUT again with the same metadata
+// must keep the vector training exported for it, so its score does not
+// move.
+func TestPutKeepsTrainedPopularity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	ds := movielens.Demo(1)
+	tr, va := movielens.TemporalSplit(ds.Ratings, 0.7)
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates, cfg.Train.Refit = 1, 1, nil, false
+	cfg.Model.Movie = append(cfg.Model.Movie, config.Feature{Name: "popularity", Dim: 4})
+	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: tr, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(b.Encoder.MovieFields, feature.PopularityField) {
+		t.Fatal("no popularity feature")
+	}
+	svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(cfg.Serve)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	svc.AttachJournal(&seqJournal{}, nil)
+	ctx := context.Background()
+	moved := 0
+	for _, mv := range b.Movies[:50] {
+		req := recall.ScoreRequest{User: recall.User{UserInput: feature.UserInput{UserID: ds.Users[0].ID}}, MovieIDs: []movielens.MovieID{mv.ID}}
+		before, err := svc.Score(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.PutMovie(ctx, recall.Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := svc.Score(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Scores[0].Score != before.Scores[0].Score {
+			moved++
+			t.Logf("movie %d: PUT again with the same metadata moved its score from %v to %v", mv.ID, before.Scores[0].Score, after.Scores[0].Score)
+		}
+	}
+	if moved > 0 {
+		t.Errorf("%d of 50 movies PUT again moved their score", moved)
 	}
 }
