@@ -381,13 +381,23 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 
 // newUserSplit is the new-user protocol on test: the users of test absent
 // from known with more than n ratings in it, their first n by time sent as
-// recent movies (newest first, at most histLen; their ids unknown to the
+// recent movies (newest first; with histLen > 0 the newest histLen the
+// history feature knows, as serving pools them; their ids unknown to the
 // model), the rest their positives, with known and the sent movies
 // excluded. users holds every user of ds encoded so (only the protocol's
 // users have positives); count is how many there are.
 func newUserSplit(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, known, test []movielens.Rating, n, histLen int) (split *eval.Split, users []feature.Encoded, count int) {
 	history, rest := splitNewUsers(known, nil, test, n)
-	hist := servedHistories(ix, history, histLen)
+	hist := servedHistories(ix, history, 0)
+	if histLen > 0 {
+		// Serving pools the newest histLen sent movies the history
+		// feature knows: cut after leaving out the ones it does not.
+		hist = recentHistories(history, n)
+		for u, h := range hist {
+			h = slices.DeleteFunc(h, func(id string) bool { return enc.HistoryIndexes(nil, []string{id})[0] == feature.OOV })
+			hist[u] = h[:min(len(h), histLen)]
+		}
+	}
 	split = ix.Split(slices.Concat(known, history), nil, rest)
 	users = make([]feature.Encoded, len(ds.Users))
 	for i, u := range ds.Users {
