@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,17 +39,20 @@ func TestEvaluateMatchesServing(t *testing.T) {
 		te = append(te, slices.DeleteFunc(slices.Clone(rs), func(r movielens.Rating) bool { return !isNew(r) })...)
 	}
 	tr, va = slices.DeleteFunc(tr, isNew), slices.DeleteFunc(va, isNew)
-	for _, name := range []string{"configured", "recent-history", "random-split"} {
+	for _, name := range []string{"configured", "recent-history", "random-split", "recent-history no refit"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cfg := config.Default()
 			if name != "configured" {
 				var err error
-				if cfg, err = config.Preset(name); err != nil {
+				if cfg, err = config.Preset(strings.TrimSuffix(name, " no refit")); err != nil {
 					t.Fatal(err)
 				}
 			}
 			cfg.Train.Epochs, cfg.Train.Workers, cfg.Train.Candidates = 2, 1, nil
+			// Without the refit, users and movies of valid alone are
+			// outside the towers' vocabularies but in the served histories.
+			cfg.Train.Refit = !strings.HasSuffix(name, " no refit")
 			cfg.Train.PriorFeatureShares = []float64{0.5}
 			b, err := Train(context.Background(), Inputs{Dataset: ds, Train: tr, Valid: va}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
 			if err != nil {
