@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -210,19 +212,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	split := ix.Split(in.Train, in.Valid, in.Test)
 	var r Report
 	r.Removed, r.NotRemoved, r.NotTrained = compareHistories(b, ix, split)
-	users := make([]feature.Encoded, len(ds.Users))
-	cold := make([]feature.Encoded, len(ds.Users))
-	// The history feature sees what serving sees: every rating known before
-	// the test (train and valid), or the newest of them.
-	hl := historyLength(b)
-	hist := recentHistories(append(slices.Clip(in.Train), in.Valid...), hl)
-	for i, u := range ds.Users {
-		in := feature.FromUser(u)
-		in.History = hist[u.ID]
-		users[i] = b.Encoder.EncodeUser(in)
-		in.UserID, in.History = 0, nil
-		cold[i] = b.Encoder.EncodeUser(in)
-	}
+	users, cold := evalUsers(b, ds, ix, append(slices.Clip(in.Train), in.Valid...))
 	d := b.Manifest.Dim
 	scorer := newScorer(d, b.Vectors, userVectors(b, users))
 	for _, t := range in.Test {
@@ -272,6 +262,24 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	return r, nil
 }
 
+// evalUsers encodes every user of ds as Evaluate scores them: with their
+// features and the history of the ratings known before the test (train
+// and valid), or the newest of them — what serving sees — and as cold
+// users (no id, no history).
+func evalUsers(b *artifact.Bundle, ds *movielens.Dataset, ix *Index, known []movielens.Rating) (users, cold []feature.Encoded) {
+	users = make([]feature.Encoded, len(ds.Users))
+	cold = make([]feature.Encoded, len(ds.Users))
+	hist := servedHistories(ix, known, historyLength(b))
+	for i, u := range ds.Users {
+		in := feature.FromUser(u)
+		in.History = hist[u.ID]
+		users[i] = b.Encoder.EncodeUser(in)
+		in.UserID, in.History = 0, nil
+		cold[i] = b.Encoder.EncodeUser(in)
+	}
+	return users, cold
+}
+
 // fitBaselines fits popularity, recent popularity and EASE (the last two as
 // bc asks) on fit and scores them on split; pop is the popularity scorer,
 // which also stands in for users without a history.
@@ -302,6 +310,29 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 		}
 	}
 	return out, pop, nil
+}
+
+// servedHistories is recentHistories in the order serving pools the bag
+// (recall's userVector): the newest n movies newest first, or, for n ≤ 0,
+// every movie in ix's order, which is the bundle's catalogue order. The
+// mean of a whole history does not depend on its order, but its float32
+// sum does: in rating order, eval's queries were not /score's to the bit.
+func servedHistories(ix *Index, rs []movielens.Rating, n int) map[movielens.UserID][]string {
+	hist := recentHistories(rs, n)
+	if n > 0 {
+		return hist
+	}
+	at := func(s string) int {
+		id, _ := strconv.Atoi(s)
+		if m, ok := ix.movies[movielens.MovieID(id)]; ok {
+			return int(m)
+		}
+		return math.MaxInt // not in the catalogue: never pooled
+	}
+	for _, h := range hist {
+		slices.SortStableFunc(h, func(a, b string) int { return cmp.Compare(at(a), at(b)) })
+	}
+	return hist
 }
 
 // historyLength is the number of newest movies b's history feature pools,
@@ -350,13 +381,23 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 
 // newUserSplit is the new-user protocol on test: the users of test absent
 // from known with more than n ratings in it, their first n by time sent as
-// recent movies (newest first, at most histLen; their ids unknown to the
+// recent movies (newest first; with histLen > 0 the newest histLen the
+// history feature knows, as serving pools them; their ids unknown to the
 // model), the rest their positives, with known and the sent movies
 // excluded. users holds every user of ds encoded so (only the protocol's
 // users have positives); count is how many there are.
 func newUserSplit(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, known, test []movielens.Rating, n, histLen int) (split *eval.Split, users []feature.Encoded, count int) {
 	history, rest := splitNewUsers(known, nil, test, n)
-	hist := recentHistories(history, histLen)
+	hist := servedHistories(ix, history, 0)
+	if histLen > 0 {
+		// Serving pools the newest histLen sent movies the history
+		// feature knows: cut after leaving out the ones it does not.
+		hist = recentHistories(history, n)
+		for u, h := range hist {
+			h = slices.DeleteFunc(h, func(id string) bool { return enc.HistoryIndexes(nil, []string{id})[0] == feature.OOV })
+			hist[u] = h[:min(len(h), histLen)]
+		}
+	}
 	split = ix.Split(slices.Concat(known, history), nil, rest)
 	users = make([]feature.Encoded, len(ds.Users))
 	for i, u := range ds.Users {

@@ -169,7 +169,7 @@ func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
 	in := feature.MovieInput{MovieID: strconv.Itoa(int(m.ID)), Genres: m.Genres, Year: m.Year}
 	base, known := snap.movies[m.ID]
 	if known && slices.Contains(b.Encoder.MovieFields, feature.PopularityField) {
-		in.Ratings = int(snap.ratingCount(base))
+		in.Ratings = snap.trainedRatings(base)
 	}
 	vec := make([]float32, snap.dim)
 	b.Model.MovieVector(vec, b.Encoder.EncodeMovie(in))
@@ -179,8 +179,37 @@ func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
 	return vec
 }
 
-// ratingCount is the number of training ratings of the artifact's movie
-// m (the popularity feature's input), counted once from the histories.
+// trainedRatings is a rating count in the popularity bucket training gave
+// the artifact's movie m: the one that reproduces m's exported vector from
+// its stored metadata. The histories count the validation ratings too,
+// which a model not refit on them never counted, so they can put the
+// movie in another bucket; they are the answer only when no bucket
+// reproduces the vector (an artifact whose vectors are not the tower's).
+func (snap *snapshot) trainedRatings(m int32) int {
+	b := snap.bundle
+	am := b.Movies[m]
+	in := feature.MovieInput{MovieID: strconv.Itoa(int(am.ID)), Genres: am.Genres, Year: am.Year}
+	want := b.Vectors[int(m)*snap.dim : int(m)*snap.dim+b.Model.TowerDim()]
+	got := make([]float32, snap.dim)
+	for _, v := range b.Encoder.Vocabs[feature.PopularityField].Values() {
+		k, err := strconv.Atoi(v) // bucket k holds 2^(k−1) ratings, 0 none
+		if err != nil || k < 0 || k > 62 {
+			continue
+		}
+		in.Ratings = 0
+		if k > 0 {
+			in.Ratings = 1 << (k - 1)
+		}
+		b.Model.MovieVector(got, b.Encoder.EncodeMovie(in))
+		if slices.Equal(got[:len(want)], want) {
+			return in.Ratings
+		}
+	}
+	return int(snap.ratingCount(m))
+}
+
+// ratingCount is the number of ratings of the artifact's movie m in the
+// histories (training and validation), counted once.
 func (snap *snapshot) ratingCount(m int32) int32 {
 	r := &snap.ratings
 	r.once.Do(func() {

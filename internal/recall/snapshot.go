@@ -38,7 +38,7 @@ type snapshot struct {
 	genreNames map[string]string
 	ratings    struct {
 		once   sync.Once
-		counts []int32 // training ratings per movie, for the popularity feature
+		counts []int32 // ratings per movie in the histories: the popularity feature's fallback (trainedRatings)
 	}
 	all  ann.Filter // every movie
 	pool *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
