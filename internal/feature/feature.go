@@ -121,13 +121,14 @@ type MovieInput struct {
 }
 
 // ZipPrefix is the part of a zip code the zip feature uses: the first three
-// characters (the US sectional centre).
+// characters (the US sectional centre), upper-cased, so a Canadian postal
+// code sent as "t8h1n" meets ML-100K's "T8H1N".
 func ZipPrefix(zip string) string {
 	zip = strings.TrimSpace(zip)
 	if len(zip) > 3 {
 		zip = zip[:3]
 	}
-	return zip
+	return strings.ToUpper(zip)
 }
 
 // YearBucket is the release-year feature value: 5-year buckets, "" unknown.
