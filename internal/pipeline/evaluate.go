@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strconv"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -318,21 +317,18 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 // mean of a whole history does not depend on its order, but its float32
 // sum does: in rating order, eval's queries were not /score's to the bit.
 func servedHistories(ix *Index, rs []movielens.Rating, n int) map[movielens.UserID][]string {
-	hist := recentHistories(rs, n)
 	if n > 0 {
-		return hist
+		return recentHistories(rs, n)
 	}
-	at := func(s string) int {
-		id, _ := strconv.Atoi(s)
-		if m, ok := ix.movies[movielens.MovieID(id)]; ok {
+	at := func(r movielens.Rating) int {
+		if m, ok := ix.movies[r.Movie]; ok {
 			return int(m)
 		}
 		return math.MaxInt // not in the catalogue: never pooled
 	}
-	for _, h := range hist {
-		slices.SortStableFunc(h, func(a, b string) int { return cmp.Compare(at(a), at(b)) })
-	}
-	return hist
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b movielens.Rating) int { return cmp.Compare(at(a), at(b)) })
+	return histories(rs)
 }
 
 // historyLength is the number of newest movies b's history feature pools,

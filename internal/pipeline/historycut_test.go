@@ -42,24 +42,11 @@ func TestNewUserHistoryCutMatchesServing(t *testing.T) {
 	}
 	const L = 2
 	b.Recent.Length = L // fewer than the 5 movies sent
-	svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(cfg.Serve)}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Load(b); err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]movielens.MovieID, len(b.Movies))
-	for i, m := range b.Movies {
-		ids[i] = m.ID
-	}
+	svc := exactService(t, b, cfg.Serve)
+	ids := catalogueIDs(b)
 	ix := NewIndex(ds)
 	_, users, _ := newUserSplit(b.Encoder, ds, ix, tr, te, 5, L)
-	sent, _ := splitNewUsers(tr, nil, te, 5)
-	recent := map[movielens.UserID][]movielens.MovieID{}
-	for _, r := range sent {
-		recent[r.User] = slices.Insert(recent[r.User], 0, r.Movie)
-	}
+	recent := sentRecent(tr, te, 5)
 	d := b.Manifest.Dim
 	bad := 0
 	for i, u := range ds.Users {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/feature"
@@ -61,17 +62,8 @@ func TestEvaluateMatchesServing(t *testing.T) {
 			if p := b.Prior; p != nil {
 				t.Logf("prior weights %g / %g / %g, feature share %g, recent history %v", p.Weight, p.ColdWeight, p.RecentWeight, p.FeatureShare, b.Recent != nil)
 			}
-			svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(cfg.Serve)}, zerolog.Nop(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := svc.Load(b); err != nil {
-				t.Fatal(err)
-			}
-			ids := make([]movielens.MovieID, len(b.Movies))
-			for i, m := range b.Movies {
-				ids[i] = m.ID
-			}
+			svc := exactService(t, b, cfg.Serve)
+			ids := catalogueIDs(b)
 			d := b.Manifest.Dim
 			check := func(what string, want []float32, u recall.User) {
 				t.Helper()
@@ -104,11 +96,7 @@ func TestEvaluateMatchesServing(t *testing.T) {
 			if n == 0 {
 				t.Fatal("no new users")
 			}
-			sent, _ := splitNewUsers(slices.Concat(tr, va), nil, te, 5)
-			recent := map[movielens.UserID][]movielens.MovieID{}
-			for _, r := range sent { // oldest first: sent newest first
-				recent[r.User] = slices.Insert(recent[r.User], 0, r.Movie)
-			}
+			recent := sentRecent(slices.Concat(tr, va), te, 5)
 			for i, u := range ds.Users {
 				if recent[u.ID] == nil {
 					continue
@@ -121,6 +109,39 @@ func TestEvaluateMatchesServing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exactService serves b from the exact index.
+func exactService(t *testing.T, b *artifact.Bundle, s config.Serve) *recall.Service {
+	t.Helper()
+	svc, err := recall.New(recall.Options{Index: "exact", SelfCheckQueries: 1, HNSW: HNSWParams(s)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// catalogueIDs is b's movie ids in catalogue order.
+func catalogueIDs(b *artifact.Bundle) []movielens.MovieID {
+	ids := make([]movielens.MovieID, len(b.Movies))
+	for i, m := range b.Movies {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+// sentRecent is what each new user of the new-user protocol sends as
+// recent_movie_ids: their first n test ratings, newest first.
+func sentRecent(known, test []movielens.Rating, n int) map[movielens.UserID][]movielens.MovieID {
+	sent, _ := splitNewUsers(known, nil, test, n)
+	recent := map[movielens.UserID][]movielens.MovieID{}
+	for _, r := range sent { // oldest first
+		recent[r.User] = slices.Insert(recent[r.User], 0, r.Movie)
+	}
+	return recent
 }
 
 // seqJournal is an in-memory recall.Journal.
