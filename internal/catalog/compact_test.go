@@ -309,3 +309,30 @@ func TestJournalCompactionTornTail(t *testing.T) {
 		t.Fatalf("torn %d bytes, compaction %+v, %d entries", rep.TornBytes, rep.Compaction, len(rep.Entries))
 	}
 }
+
+// TestJournalLockReplacedFile: a writer that opened the journal just
+// before another process's compaction renamed a new file over it, and
+// locks the old file once that process let it go, is refused: it would
+// append to a file no longer at the path.
+func TestJournalLockReplacedFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "j")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.WriteFile(path+".compact", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".compact", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := lockPath(f, path); err == nil {
+		t.Fatal("locked a journal that was replaced")
+	}
+}

@@ -146,7 +146,7 @@ func open(path string, replace func(tmp, path string) (renamed bool, err error))
 	if err != nil {
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
-	if err := lock(f); err != nil {
+	if err := lockPath(f, path); err != nil {
 		f.Close()
 		return nil, Replay{}, fmt.Errorf("catalog: journal %s is open for writing in another process (%w): each replica needs a journal of its own", path, err)
 	}
@@ -486,6 +486,24 @@ func (j *Journal) Close() error {
 	}
 	j.mu.Unlock()
 	return j.f.Close()
+}
+
+// lockPath locks f, opened at path, and checks that path is still f: a
+// compaction in another process may have renamed a new journal over path
+// between the open and the lock, and closed the old file, leaving the lock
+// on it free and the file unlinked.
+func lockPath(f *os.File, path string) error {
+	if err := lock(f); err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(st, now) {
+		return errors.New("it replaced the file while this one opened it")
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
