@@ -459,6 +459,12 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 		logger.Error().Err(err).Str("journal", path).Bool("writable", writable).Msg(msg)
 		return nil, loggedError{err}
 	}
+	if c := rep.Compaction; c.Err != nil {
+		logger.Warn().Err(c.Err).Str("journal", path).Int("lines", c.LinesBefore).Msg("catalogue journal not compacted")
+	} else if c.LinesBefore > 0 {
+		logger.Info().Str("journal", path).Int("lines_before", c.LinesBefore).Int("lines_after", c.LinesAfter).
+			Int64("bytes_saved", c.BytesBefore-c.BytesAfter).Msg("catalogue journal compacted")
+	}
 	log := logger.Info()
 	if rep.TornBytes > 0 {
 		log = logger.Warn().Int64("torn_bytes", rep.TornBytes)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
@@ -411,6 +414,55 @@ func TestOpenJournalLogsItsUnit(t *testing.T) {
 	}
 	if _, ok := m["read_ms"].(float64); !ok || m["read"] != nil {
 		t.Errorf("journal opened: want a read_ms number and no unitless read: %s", log.String())
+	}
+}
+
+// TestOpenJournalCompacts: with a catalogue token, a journal that is
+// mostly overwritten lines is compacted before serving, and the log says
+// by how much; without one (read-only) it is never rewritten.
+func TestOpenJournalCompacts(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "movies.journal")
+	j, _, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1100 { // 100 movies, then 1,000 lines overwriting them
+		if _, err := j.Write(catalog.Entry{Op: catalog.OpPut, MovieID: 1 + movielens.MovieID(i%100), Title: fmt.Sprint("Take ", i), Genres: []string{"Drama"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Sync(math.MaxUint64); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	before, _ := os.ReadFile(path)
+	for _, writable := range []bool{false, true} {
+		svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := config.Default().Serve
+		s.CatalogJournal = path
+		if writable {
+			s.CatalogToken = strings.Repeat("t", config.MinCatalogToken)
+		}
+		var log bytes.Buffer
+		j, err := openJournal(s, svc, zerolog.New(&log))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := os.ReadFile(path)
+		if !writable {
+			if strings.Contains(log.String(), "compacted") || !bytes.Equal(after, before) {
+				t.Fatalf("a read-only journal was compacted: %s", log.String())
+			}
+			continue
+		}
+		j.Close()
+		if !strings.Contains(log.String(), `"lines_before":1100,"lines_after":100,"bytes_saved":`+fmt.Sprint(len(before)-len(after))+`,"message":"catalogue journal compacted"`) {
+			t.Fatalf("no compaction logged: %s", log.String())
+		}
 	}
 }
 

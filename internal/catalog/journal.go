@@ -13,7 +13,9 @@
 // fsync may cover the lines of many concurrent changes: group commit). At
 // start, a torn last line (a crash mid-write) is ignored and truncated
 // away; a bad line followed by good ones is corruption, and Open refuses
-// the file rather than serve a catalogue that silently lost changes.
+// the file rather than serve a catalogue that silently lost changes. Once
+// most of the file is lines that later lines about the same movie
+// override, Open rewrites it without them (compact.go).
 package catalog
 
 import (
@@ -45,7 +47,7 @@ const (
 
 // Entry is one catalogue change.
 type Entry struct {
-	Seq     uint64            `json:"seq"` // 1, 2, … in file order
+	Seq     uint64            `json:"seq"` // 1, 2, … in file order; compaction leaves gaps
 	At      time.Time         `json:"at"`  // when the change was accepted (UTC; after the live artifact's creation); a newer artifact supersedes it
 	Op      Op                `json:"op"`
 	MovieID movielens.MovieID `json:"movie_id"`
@@ -83,8 +85,11 @@ func (e *CorruptError) Error() string {
 
 // Replay describes what Open read.
 type Replay struct {
-	Entries   []Entry
-	TornBytes int64 // bytes of a torn last line that were truncated away
+	Entries   []Entry // the file's, in order (after a compaction, those it kept)
+	TornBytes int64   // bytes of a torn last line that were truncated away
+	// Compaction is what Open's compaction did (see compact); zero when
+	// it did not run.
+	Compaction Compaction
 }
 
 // ErrInDoubt marks a journal failure after which the lines written since
@@ -126,8 +131,14 @@ type file interface {
 }
 
 // Open reads the journal at path (creating it and its directory if
-// missing), truncates a torn last line, and opens it for appending.
-func Open(path string) (*Journal, Replay, error) {
+// missing), truncates a torn last line, compacts the file when most of it
+// is lines overridden by later ones (see compact), and opens it for
+// appending.
+func Open(path string) (*Journal, Replay, error) { return open(path, replaceFile) }
+
+// open is Open with the step that puts a compacted journal in place (a
+// seam for fault tests).
+func open(path string, replace func(tmp, path string) (renamed bool, err error)) (*Journal, Replay, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
@@ -135,7 +146,7 @@ func Open(path string) (*Journal, Replay, error) {
 	if err != nil {
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
-	if err := lock(f); err != nil {
+	if err := lockPath(f, path); err != nil {
 		f.Close()
 		return nil, Replay{}, fmt.Errorf("catalog: journal %s is open for writing in another process (%w): each replica needs a journal of its own", path, err)
 	}
@@ -177,6 +188,15 @@ func Open(path string) (*Journal, Replay, error) {
 		}
 	}
 	j := &Journal{f: f, size: good, synced: good}
+	nf, kept, c := compact(f, path, rep.Entries, good, replace)
+	rep.Compaction = c
+	if nf != nil {
+		f.Close() // and its lock: nf holds the journal's
+		j.f, j.size, j.synced, rep.Entries = nf, c.BytesAfter, c.BytesAfter, kept
+		if c.Err != nil {
+			j.err, j.rolled = c.Err, true // nothing to roll back
+		}
+	}
 	if n := len(rep.Entries); n > 0 {
 		j.seq = rep.Entries[n-1].Seq
 	}
@@ -466,6 +486,24 @@ func (j *Journal) Close() error {
 	}
 	j.mu.Unlock()
 	return j.f.Close()
+}
+
+// lockPath locks f, opened at path, and checks that path is still f: a
+// compaction in another process may have renamed a new journal over path
+// between the open and the lock, and closed the old file, leaving the lock
+// on it free and the file unlinked.
+func lockPath(f *os.File, path string) error {
+	if err := lock(f); err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(st, now) {
+		return errors.New("it replaced the file while this one opened it")
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

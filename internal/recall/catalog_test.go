@@ -822,3 +822,88 @@ func TestCatalogChangeNewerThanItsArtifact(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogReplayLatestOnly: replay depends on the latest entry per
+// movie alone (s.latest), so a journal compacted to those entries serves
+// the same catalogue as the whole journal, under the artifact it was
+// written over, a newer one that supersedes some of the entries, and an
+// older one (a rollback) that supersedes none. catalog.Open's compaction
+// relies on this.
+func TestCatalogReplayLatestOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bundle := func(version string, created time.Time) *artifact.Bundle {
+		b := testBundle(t, version, 60, 31)
+		b.Manifest.CreatedAt = created
+		return b
+	}
+	base := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	minute := 0
+	j := &memJournal{now: func() time.Time { minute++; return base.Add(time.Duration(minute) * time.Minute) }}
+	s := newService(t, "exact")
+	if err := s.Load(bundle("v1", base)); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(j, nil)
+	const seed = 41
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for i := range 600 {
+		id := movielens.MovieID(10 * (1 + rng.IntN(30))) // artifact movies (testBundle's ids are 10, 20, …)
+		if rng.IntN(2) == 0 {
+			id += 5000 // new movies
+		}
+		if rng.IntN(4) == 0 {
+			if _, err := s.DeleteMovie(ctx, id); err != nil && !errors.As(err, new(*UnknownMovieError)) {
+				t.Fatal(err)
+			}
+			continue
+		}
+		m := Movie{MovieID: id, Title: fmt.Sprintf("Take %d", i), Genres: []string{testGenres[rng.IntN(len(testGenres))]}, Year: 1990 + rng.IntN(30)}
+		if _, err := s.PutMovie(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := j.all()
+	last := map[movielens.MovieID]uint64{}
+	for _, e := range all {
+		last[e.MovieID] = e.Seq
+	}
+	var latest []catalog.Entry
+	for _, e := range all {
+		if last[e.MovieID] == e.Seq {
+			latest = append(latest, e)
+		}
+	}
+	if len(latest) > len(all)/5 {
+		t.Fatalf("seed %d: %d latest entries of %d: too few overwritten to test", seed, len(latest), len(all))
+	}
+	state := func(s *Service) string {
+		res, err := s.Recall(ctx, Request{K: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mr, _ := s.Movies("", 200)
+		info, _ := s.Info()
+		return fmt.Sprintf("%d %+v %v %v", info.Movies, info.Catalog, res.Items, mr.Movies)
+	}
+	whole, compacted := newService(t, "exact"), newService(t, "exact")
+	whole.AttachJournal(nil, all)
+	compacted.AttachJournal(nil, latest)
+	middle := all[len(all)/2].At
+	for _, b := range []*artifact.Bundle{
+		bundle("v1", base),                              // the artifact the changes were made over
+		bundle("v2", middle),                            // newer than half of them
+		bundle("v0", base.Add(-24*time.Hour)),           // a rollback to an older one
+		bundle("v3", all[len(all)-1].At.Add(time.Hour)), // newer than all
+	} {
+		if err := whole.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := compacted.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := state(compacted), state(whole); got != want {
+			t.Fatalf("seed %d, artifact %s: latest entries only:\n%s\nwhole journal:\n%s", seed, b.Manifest.Version, got, want)
+		}
+	}
+}
