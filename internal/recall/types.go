@@ -100,8 +100,8 @@ type ModelInfo struct {
 	Backend     string             // index answering /recall
 	IndexRecall map[string]float64 // HNSW self-check against exact, "recall@10" ...
 	// IndexLatency is the mean time per query at k = 10, in µs, that index:
-	// auto measured at load for each backend ("exact", "hnsw"); empty when
-	// nothing was measured.
+	// auto measured at load for each backend ("exact", "hnsw"; the fastest
+	// of timeSearch's passes); empty when nothing was measured.
 	IndexLatency map[string]float64
 	IndexChoice  string // why Backend answers, such as "hnsw faster and recall ≥ min_recall"
 	// IndexEfSearch is the HNSW beam width the self-check ended at: the
