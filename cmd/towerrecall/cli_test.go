@@ -21,7 +21,7 @@ import (
 )
 
 // Help that was asked for is not an error: usage on stdout, nothing on
-// stderr, exit 0. A bad flag still is: usage on stderr, exit 1.
+// stderr, exit 0. A bad flag still is: usage on stderr, exit 2.
 func TestRunHelp(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -74,7 +74,7 @@ func TestRunHelp(t *testing.T) {
 			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), nil, &out, &errOut)
 			if tt.wantErr {
 				if !errors.Is(err, errUsage) {
-					t.Fatalf("err = %v, want errUsage (exit 1)", err)
+					t.Fatalf("err = %v, want errUsage (exit 2)", err)
 				}
 				if out.Len() != 0 || !strings.Contains(errOut.String(), tt.wantText) {
 					t.Errorf("stdout %q, stderr %q: want nothing on stdout and %q on stderr", out.String(), errOut.String(), tt.wantText)
@@ -86,6 +86,39 @@ func TestRunHelp(t *testing.T) {
 			}
 			if errOut.Len() != 0 || !strings.Contains(out.String(), tt.wantText) {
 				t.Errorf("stdout %q, stderr %q: want %q on stdout and nothing on stderr", out.String(), errOut.String(), tt.wantText)
+			}
+		})
+	}
+}
+
+// TestExitCode: a command line not understood exits 2, as the flag
+// package's ExitOnError and most Unix tools do, so a script tells a typo
+// from a failed run (1); it exited 1 for both.
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"help", []string{"help"}, 0},
+		{"train -h", []string{"train", "-h"}, 0},
+		{"no command", nil, 2},
+		{"unknown command", []string{"fly"}, 2},
+		{"unknown flag", []string{"serve", "--bogus"}, 2},
+		{"a flag's bad value", []string{"train", "--epochs", "many"}, 2},
+		{"an argument", []string{"eval", "x"}, 2},
+		{"data without subcommand", []string{"data"}, 2},
+		{"a setting out of range", []string{"train", "--data", "demo", "--epochs", "-1"}, 1},
+		{"a missing model", []string{"eval", "--model", filepath.Join(t.TempDir(), "none"), "--data", "demo"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), nil, &stdout, &stderr)
+			if got := exitCode(err); got != tt.want {
+				t.Errorf("exit code %d (err %v), want %d", got, err, tt.want)
 			}
 		})
 	}

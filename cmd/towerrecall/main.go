@@ -28,11 +28,27 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		reportError(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
+// errUsage is a command line that was not understood (an unknown command
+// or flag, a flag's bad value, a missing one): its message and the usage
+// are on stderr already, and the exit code is 2.
 var errUsage = errors.New("usage")
+
+// exitCode is the process's exit status for run's error: 2 for a command
+// line not understood, as the flag package's ExitOnError and most Unix
+// tools exit, so a script can tell a typo from a run that failed (1).
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
 
 // reportError writes the error that ends the program to stderr, unless it
 // is a usage error (its message is written already) or one serve or train
@@ -153,7 +169,7 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 // parseFlags parses a command's flags. Help that was asked for (-h,
 // --help) goes to stdout and is reported as flag.ErrHelp, which run turns
 // into success; a bad flag's message and the usage go to stderr as
-// errUsage (exit 1). No command takes arguments besides its flags, and the
+// errUsage (exit 2). No command takes arguments besides its flags, and the
 // flag package stops at the first one (every flag after `train typo --out
 // m` would be dropped), so one is refused.
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {

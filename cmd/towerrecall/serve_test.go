@@ -383,7 +383,7 @@ func TestServeFatalErrorIsJSON(t *testing.T) {
 	if err == nil {
 		t.Fatal("run = nil, want the address in use")
 	}
-	reportError(&stderr, err) // what main writes before it exits 1
+	reportError(&stderr, err) // what main writes before it exits 1 (exitCode)
 	requireJSONError(t, stderr.String(), "address already in use")
 }
 
@@ -425,7 +425,7 @@ func TestTrainFatalErrorIsJSON(t *testing.T) {
 	if err == nil {
 		t.Fatal("run = nil, want the missing data")
 	}
-	reportError(&stderr, err) // what main writes before it exits 1
+	reportError(&stderr, err) // what main writes before it exits 1 (exitCode)
 	requireJSONError(t, stderr.String(), "missing")
 }
 
