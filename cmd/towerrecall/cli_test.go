@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -55,7 +56,7 @@ func TestRunHelp(t *testing.T) {
 		{"serve --demo false", []string{"serve", "--demo", "false"}, true, "--demo takes its value after =: write --demo=false"},
 		{"train --progress false", []string{"train", "--progress", "false"}, true, "--progress takes its value after =: write --progress=false"},
 		{"train argument after a value", []string{"train", "--epochs", "2", "false"}, true, `unexpected argument "false" (flags are written --name value)`},
-		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "--dir names no directory"},
+		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "data download: --dir is empty: name a directory"},
 		// An empty path ("$CFG" unset) is not the flag left out: train
 		// --config "" trained with the defaults, serve --model "" served
 		// var/model (or trained a demo model there).
@@ -66,6 +67,15 @@ func TestRunHelp(t *testing.T) {
 		{"serve empty model", []string{"serve", "--model", "", "--index", "bogus"}, true, "--model is empty: name a directory, or leave the flag out"},
 		{"eval empty model", []string{"eval", "--model", "", "--data", "demo"}, true, "--model is empty"},
 		{"prior empty model", []string{"prior", "--model", "", "--data", "demo", "--ratings", "x"}, true, "--model is empty"},
+		// A second --config is refused, naming the flag: it replaced the
+		// first, which users of docker compose -f or kubectl -f expect
+		// layered. (The files do not exist, and --index bogus: were the
+		// second taken, serve and train would stop at those instead.)
+		{"serve two configs", []string{"serve", "--config", "none-a.yaml", "--config", "none-b.yaml", "--index", "bogus"}, true,
+			`invalid value "none-b.yaml" for flag -config: given twice ("none-a.yaml", then "none-b.yaml")`},
+		{"train two configs", []string{"train", "--data", "demo", "--config", "none-a.yaml", "--epochs", "-1", "--config=none-b.yaml"}, true,
+			`for flag -config: given twice`},
+		{"train the same config twice", []string{"train", "--config", "none-a.yaml", "--config", "none-a.yaml"}, true, "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +98,58 @@ func TestRunHelp(t *testing.T) {
 				t.Errorf("stdout %q, stderr %q: want %q on stdout and nothing on stderr", out.String(), errOut.String(), tt.wantText)
 			}
 		})
+	}
+}
+
+// TestEveryEmptyFlagRefused gives each string flag of every command, as
+// its -h lists them, an empty value ("$VAR" with VAR unset): each is a
+// usage error naming the flag. Taken for the flag left out, serve --addr ""
+// listened on :8080, train --valid "" carved validation from --train and
+// prior --out "" rewrote --model. The environment holds a bad log level and
+// a bad download URL, so that a command that took an empty flag for none
+// fails otherwise, at once, instead of training or serving.
+func TestEveryEmptyFlagRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	none := filepath.Join(dir, "none")
+	env := []string{"TOWERRECALL_LOG_LEVEL=bogus", "TOWERRECALL_DOWNLOAD_URL=notaurl"}
+	commands := []struct {
+		cmd  []string
+		base []string // flags that get the command past its other checks
+	}{
+		{[]string{"train"}, []string{"--data", "demo", "--out", filepath.Join(dir, "out")}},
+		{[]string{"serve"}, []string{"--model", none, "--demo=false", "--addr", "127.0.0.1:0"}},
+		{[]string{"eval"}, []string{"--model", none, "--data", "demo", "--train", none, "--test", none}},
+		{[]string{"prior"}, []string{"--model", none, "--data", "demo", "--ratings", none}},
+		{[]string{"data", "download"}, []string{"--dir", filepath.Join(dir, "data")}},
+		{[]string{"data", "synth"}, []string{"--dir", filepath.Join(dir, "synth")}},
+	}
+	// "  -name type" in -h: a value flag; booleans have no type.
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+) (\S+)$`)
+	n := 0
+	for _, c := range commands {
+		help, err := cli(append(slices.Clone(c.cmd), "-h")...)
+		if err != nil {
+			t.Fatalf("%v -h: %v", c.cmd, err)
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			name, typ := m[1], m[2]
+			if slices.Contains([]string{"int", "uint", "float", "duration"}, typ) {
+				continue
+			}
+			n++
+			for _, empty := range []string{"", " "} {
+				args := append(append(slices.Clone(c.cmd), c.base...), "--"+name, empty)
+				var stdout, stderr bytes.Buffer
+				err := run(context.Background(), append([]string{"towerrecall"}, args...), env, &stdout, &stderr)
+				if want := "--" + name + " is empty: name "; !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), want) {
+					t.Errorf("%q: err = %v, stderr %q; want a usage error saying %q", args, err, stderr.String(), want)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d string flags found in the commands' -h", n)
 	}
 }
 

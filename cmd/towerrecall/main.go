@@ -171,7 +171,8 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 // into success; a bad flag's message and the usage go to stderr as
 // errUsage (exit 2). No command takes arguments besides its flags, and the
 // flag package stops at the first one (every flag after `train typo --out
-// m` would be dropped), so one is refused.
+// m` would be dropped), so one is refused; so is a flag given empty (see
+// emptyFlag).
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {
 	var buf bytes.Buffer
 	fs.SetOutput(&buf)
@@ -188,6 +189,12 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		}
 		fs.Usage()
 		err = errors.New("unexpected argument")
+	}
+	if err == nil {
+		if name := emptyFlag(fs); name != "" {
+			fmt.Fprintf(&buf, "%s: --%s is empty: name %s, or leave the flag out\n", fs.Name(), name, flagNoun(name))
+			err = errors.New("empty flag")
+		}
 	}
 	switch {
 	case err == nil:
@@ -224,17 +231,57 @@ func boolFlagBefore(fs *flag.FlagSet, args []string) (string, bool) {
 	return name, true
 }
 
-// emptyPaths refuses a path flag given empty (--config "$CFG" with CFG
-// unset): left out, the flag has a default or means no file; given empty,
-// it would be taken for that without a word. kind is "file" or
-// "directory" per flag name.
-func emptyPaths(fs *flag.FlagSet, stderr io.Writer, kind map[string]string) error {
-	var err error
+// emptyFlag returns the name of the first flag of fs given an empty (or
+// blank) value, "" if none was: --config "$CFG" or --valid "$VALID" with
+// the variable unset. Left out, such a flag has a default or means "none";
+// given empty, it was taken for that without a word (serve --addr ""
+// listened on :8080, train --valid "" carved validation from --train,
+// prior --out "" rewrote --model). No flag of any command has a meaning
+// for the empty value, so every one is refused; numbers and booleans
+// never print empty.
+func emptyFlag(fs *flag.FlagSet) string {
+	name := ""
 	fs.Visit(func(f *flag.Flag) {
-		if k, ok := kind[f.Name]; ok && err == nil && strings.TrimSpace(f.Value.String()) == "" {
-			fmt.Fprintf(stderr, "%s: --%s is empty: name a %s, or leave the flag out\n", fs.Name(), f.Name, k)
-			err = errUsage
+		if name == "" && strings.TrimSpace(f.Value.String()) == "" {
+			name = f.Name
 		}
 	})
-	return err
+	return name
+}
+
+// flagNoun is what a flag named name names, for emptyFlag's message.
+func flagNoun(name string) string {
+	switch name {
+	case "config", "train", "valid", "test":
+		return "a file"
+	case "ratings":
+		return "a file or a comma-separated list of files"
+	case "model", "out", "dir":
+		return "a directory"
+	case "data":
+		return `a directory, or "demo"`
+	case "addr":
+		return "a listen address such as :8080 or 127.0.0.1:8080"
+	}
+	return "a value"
+}
+
+// onceFlag is a string flag that may be given once. A repeated --config
+// (serve --config base.yaml --config prod.yaml) is refused: it read only
+// the last file, while docker compose -f and kubectl -f users expect the
+// files layered. One file, or one file plus the environment and flags,
+// says everything a layering would.
+type onceFlag struct {
+	value string
+	set   bool
+}
+
+func (f *onceFlag) String() string { return f.value }
+
+func (f *onceFlag) Set(v string) error {
+	if f.set {
+		return fmt.Errorf("given twice (%q, then %q): one file is read, not layered; put the settings in one file (the environment and flags override it)", f.value, v)
+	}
+	f.value, f.set = v, true
+	return nil
 }

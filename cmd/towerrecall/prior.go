@@ -27,9 +27,6 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, "towerrecall prior --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(fs, stderr, map[string]string{"model": "directory"}); err != nil {
-		return err
-	}
 	if *dataDir == "" || *ratings == "" {
 		fmt.Fprintln(stderr, "prior needs --data and --ratings")
 		return errUsage

@@ -33,8 +33,9 @@ import (
 // (config.UnknownEnv), logged once the logger is up.
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfgPath onceFlag
+	flags.Var(&cfgPath, "config", "YAML config `file` (configs/local.yaml, configs/production.yaml); once")
 	var (
-		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
 		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
 		addr      = flags.String("addr", "", "listen address HOST:PORT (default :8080; port 0 picks one)")
 		index     = flags.String("index", "", "auto, exact or hnsw")
@@ -46,11 +47,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(flags, stderr, map[string]string{"config": "file", "model": "directory"}); err != nil {
-		return err
-	}
 	given := flagsSet(flags)
-	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
+	cfg, err := loadConfig(cfgPath.value, "", getenv, func(c *config.Config) {
 		if *modelDir != "" {
 			c.Serve.Model = *modelDir
 		}

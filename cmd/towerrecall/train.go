@@ -208,8 +208,9 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	var cfgPath onceFlag
+	fs.Var(&cfgPath, "config", "YAML config `file` (see configs/train.yaml); once")
 	var (
-		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
 		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: carved from --train (train.valid_fraction by time, train.valid_user_fraction per user, train.valid_random_fraction at random)")
@@ -226,11 +227,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(fs, stderr, map[string]string{"config": "file"}); err != nil {
-		return err
-	}
 	given := flagsSet(fs)
-	cfg, err := loadConfig(*cfgPath, *objective, getenv, func(c *config.Config) {
+	cfg, err := loadConfig(cfgPath.value, *objective, getenv, func(c *config.Config) {
 		if given["data"] {
 			c.Data.Dir = *dataDir
 		}
@@ -429,9 +427,6 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(fs, stderr, map[string]string{"model": "directory"}); err != nil {
-		return err
-	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
 		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
 		return errUsage
@@ -525,10 +520,6 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	dir := fs.String("dir", "data", "directory to unpack into")
 	if err := parseFlags(fs, downloadSynopsis, args, stdout, stderr); err != nil {
 		return err
-	}
-	if strings.TrimSpace(*dir) == "" {
-		fmt.Fprintf(stderr, "data download: --dir names no directory\nusage: %s\n", downloadSynopsis)
-		return errUsage
 	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {
