@@ -275,6 +275,53 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 	}
 }
 
+// TestTrainReadsItsOwnEnv: train applies and checks the variables of
+// what it reads (data, log), not the service's: a bad serve variable, in
+// an environment shared with the service, stopped training. (--epochs -1
+// stops train at validation, so that nothing trains.)
+func TestTrainReadsItsOwnEnv(t *testing.T) {
+	t.Parallel()
+	serveOnly := []string{"TOWERRECALL_ADDR=bogus", "TOWERRECALL_INDEX=fastest", "TOWERRECALL_DEMO=perhaps", "TOWERRECALL_EXPLORER=maybe",
+		"TOWERRECALL_RELOAD_POLL=soon", "TOWERRECALL_CATALOG_TOKEN=short", "TOWERRECALL_CORS_ORIGINS=*", "TOWERRECALL_TRUSTED_PROXIES=proxy",
+		"TOWERRECALL_MODEL= ", "TOWERRECALL_CATALOG_JOURNAL=/nonexistent/j"}
+	tests := []struct {
+		name    string
+		env     []string
+		want    []string // in the error
+		notWant string
+	}{
+		{"serve variables are not train's", serveOnly, []string{"train.epochs"}, "TOWERRECALL_"},
+		{"nor are they checked", serveOnly, []string{"train.epochs"}, "serve."},
+		{"its log variables are", append(slices.Clone(serveOnly), "TOWERRECALL_LOG_LEVEL=loud", "TOWERRECALL_LOG_FORMAT=xml"), []string{"train.epochs", "log.level", "log.format"}, "serve."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			args := []string{"towerrecall", "train", "--data", "demo", "--out", filepath.Join(t.TempDir(), "model"), "--epochs", "-1"}
+			err := run(context.Background(), args, tt.env, &stdout, &stderr)
+			if err == nil {
+				t.Fatal("train --epochs -1 succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to name %s", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("err = %v, names %s", err, tt.notWant)
+			}
+		})
+	}
+	// The data variable is train's: it names the data read.
+	var stdout, stderr bytes.Buffer
+	args := []string{"towerrecall", "train", "--out", filepath.Join(t.TempDir(), "model")}
+	err := run(context.Background(), args, []string{"TOWERRECALL_DATA_DIR=" + filepath.Join(t.TempDir(), "missing")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("TOWERRECALL_DATA_DIR of a missing directory: err = %v", err)
+	}
+}
+
 // TestConfigFileRefused: a --config that is not a configuration file is
 // refused naming it, before anything is read or trained; one that never
 // ends (/dev/zero) or is far larger than any configuration is not read

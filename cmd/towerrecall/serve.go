@@ -48,7 +48,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		return err
 	}
 	given := flagsSet(flags)
-	cfg, err := loadConfig(cfgPath.value, "", getenv, func(c *config.Config) {
+	cfg, err := loadConfig(cfgPath.value, "", getenv, nil, func(c *config.Config) {
 		if *modelDir != "" {
 			c.Serve.Model = *modelDir
 		}

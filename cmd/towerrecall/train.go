@@ -100,9 +100,10 @@ func isTerminal(w io.Writer) bool {
 
 // loadConfig builds the configuration: the preset chosen by objective (a
 // flag, which also overrides the file's train.objective; else the file's
-// train.objective), the file, the environment, then whatever set does to it
-// (explicit flags).
-func loadConfig(path, objective string, getenv func(string) string, set func(*config.Config)) (config.Config, error) {
+// train.objective), the file, the variables of the environment's sections
+// the command reads (envSections; none: all, see config.ApplyEnv), then
+// whatever set does to it (explicit flags).
+func loadConfig(path, objective string, getenv func(string) string, envSections []string, set func(*config.Config)) (config.Config, error) {
 	fromFlag := objective != ""
 	var raw []byte
 	if path != "" {
@@ -135,7 +136,7 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 			c.Train.Objective = chosen
 		}
 	}
-	if err := c.ApplyEnv(getenv); err != nil {
+	if err := c.ApplyEnv(getenv, envSections...); err != nil {
 		return c, err
 	}
 	if set != nil {
@@ -228,7 +229,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	given := flagsSet(fs)
-	cfg, err := loadConfig(cfgPath.value, *objective, getenv, func(c *config.Config) {
+	// Train reads no serve variable (it writes --out, not serve.model): a
+	// bad one meant for the service must not stop it.
+	cfg, err := loadConfig(cfgPath.value, *objective, getenv, []string{"data", "log"}, func(c *config.Config) {
 		if given["data"] {
 			c.Data.Dir = *dataDir
 		}

@@ -684,9 +684,16 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	return ""
 }
 
+// envVar is an environment variable's setting: its key, and how it sets
+// the value.
+type envVar struct {
+	key string
+	set func(string) error
+}
+
 // envSetters are the settings the environment overrides, by variable
-// name, each with how it sets its value.
-func (c *Config) envSetters() map[string]func(string) error {
+// name.
+func (c *Config) envSetters() map[string]envVar {
 	str := func(dst *string) func(string) error {
 		return func(v string) error { *dst = v; return nil }
 	}
@@ -703,38 +710,48 @@ func (c *Config) envSetters() map[string]func(string) error {
 	list := func(dst *[]string) func(string) error {
 		return func(v string) error { *dst = SplitList(v); return nil }
 	}
-	return map[string]func(string) error{
-		"TOWERRECALL_ADDR":            str(&c.Serve.Addr),
-		"TOWERRECALL_MODEL":           str(&c.Serve.Model),
-		"TOWERRECALL_INDEX":           str(&c.Serve.Index),
-		"TOWERRECALL_DATA_DIR":        str(&c.Data.Dir),
-		"TOWERRECALL_LOG_LEVEL":       str(&c.Log.Level),
-		"TOWERRECALL_LOG_FORMAT":      str(&c.Log.Format),
-		"TOWERRECALL_CATALOG_TOKEN":   str(&c.Serve.CatalogToken),
-		"TOWERRECALL_CATALOG_JOURNAL": str(&c.Serve.CatalogJournal),
-		"TOWERRECALL_DEMO":            boolean(&c.Serve.Demo),
-		"TOWERRECALL_EXPLORER":        boolean(&c.Serve.Explorer),
-		"TOWERRECALL_TRUSTED_PROXIES": list(&c.Serve.TrustedProxies),
-		"TOWERRECALL_CORS_ORIGINS":    list(&c.Serve.CORSOrigins),
-		"TOWERRECALL_RELOAD_POLL": func(v string) error {
+	return map[string]envVar{
+		"TOWERRECALL_ADDR":            {"serve.addr", str(&c.Serve.Addr)},
+		"TOWERRECALL_MODEL":           {"serve.model", str(&c.Serve.Model)},
+		"TOWERRECALL_INDEX":           {"serve.index", str(&c.Serve.Index)},
+		"TOWERRECALL_DATA_DIR":        {"data.dir", str(&c.Data.Dir)},
+		"TOWERRECALL_LOG_LEVEL":       {"log.level", str(&c.Log.Level)},
+		"TOWERRECALL_LOG_FORMAT":      {"log.format", str(&c.Log.Format)},
+		"TOWERRECALL_CATALOG_TOKEN":   {"serve.catalog_token", str(&c.Serve.CatalogToken)},
+		"TOWERRECALL_CATALOG_JOURNAL": {"serve.catalog_journal", str(&c.Serve.CatalogJournal)},
+		"TOWERRECALL_DEMO":            {"serve.demo", boolean(&c.Serve.Demo)},
+		"TOWERRECALL_EXPLORER":        {"serve.explorer", boolean(&c.Serve.Explorer)},
+		"TOWERRECALL_TRUSTED_PROXIES": {"serve.trusted_proxies", list(&c.Serve.TrustedProxies)},
+		"TOWERRECALL_CORS_ORIGINS":    {"serve.cors_origins", list(&c.Serve.CORSOrigins)},
+		"TOWERRECALL_RELOAD_POLL": {"serve.reload_poll", func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return err
 			}
 			c.Serve.ReloadPoll = d
 			return nil
-		},
+		}},
 	}
 }
 
 // ApplyEnv overrides settings from TOWERRECALL_* environment variables;
-// an empty variable sets nothing.
-func (c *Config) ApplyEnv(getenv func(string) string) error {
+// an empty variable sets nothing. Given sections ("data", "serve",
+// "log"), only the variables of those sections' keys are read (none: all):
+// a command reads what it uses, so train, which neither listens nor
+// serves, is not stopped by a bad TOWERRECALL_ADDR or
+// TOWERRECALL_CATALOG_TOKEN meant for the service in an environment the
+// two share (a ConfigMap, say). The file is one document and is validated
+// whole by every command that reads it.
+func (c *Config) ApplyEnv(getenv func(string) string, sections ...string) error {
 	var errs []error
 	set := c.envSetters()
 	for _, name := range slices.Sorted(maps.Keys(set)) {
+		section, _, _ := strings.Cut(set[name].key, ".")
+		if len(sections) > 0 && !slices.Contains(sections, section) {
+			continue
+		}
 		if v := getenv(name); v != "" {
-			if err := set[name](v); err != nil {
+			if err := set[name].set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}

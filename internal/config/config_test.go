@@ -279,6 +279,46 @@ func TestApplyEnv(t *testing.T) {
 	}
 }
 
+// TestApplyEnvSections: a command reads the variables of the sections it
+// uses, each variable belonging to the section of the key it sets; none
+// given reads every one.
+func TestApplyEnvSections(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TOWERRECALL_ADDR": ":9", "TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_DATA_DIR": "d", "TOWERRECALL_LOG_LEVEL": "warn"}
+	tests := []struct {
+		name     string
+		sections []string
+		wantErr  bool
+		addr     string
+		dataDir  string
+		level    string
+	}{
+		{"every section", nil, true, ":9", "d", "warn"},
+		{"data and log (train)", []string{"data", "log"}, false, ":8080", "d", "warn"},
+		{"log only", []string{"log"}, false, ":8080", "", "warn"},
+		{"serve only", []string{"serve"}, true, ":9", "", "info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			err := c.ApplyEnv(func(k string) string { return env[k] }, tt.sections...)
+			if (err != nil) != tt.wantErr || err != nil && !strings.Contains(err.Error(), "TOWERRECALL_DEMO") {
+				t.Errorf("err = %v, want an error naming TOWERRECALL_DEMO: %v", err, tt.wantErr)
+			}
+			if c.Serve.Addr != tt.addr || c.Data.Dir != tt.dataDir || c.Log.Level != tt.level {
+				t.Errorf("addr %q, data.dir %q, log.level %q; want %q, %q, %q", c.Serve.Addr, c.Data.Dir, c.Log.Level, tt.addr, tt.dataDir, tt.level)
+			}
+		})
+	}
+	var c Config
+	for name, v := range c.envSetters() {
+		if section, _, _ := strings.Cut(v.key, "."); !slices.Contains([]string{"data", "serve", "log"}, section) {
+			t.Errorf("%s sets %s, of no section ApplyEnv is given", name, v.key)
+		}
+	}
+}
+
 // TestUnknownEnv: a misspelt TOWERRECALL_* variable is named; the
 // settings' own, other programs' variables and empty names are not. The
 // configuration reference documents exactly the variables that are read.
