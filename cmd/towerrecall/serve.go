@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -428,9 +429,25 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 // is still applied, read-only, so that turning writes off does not bring
 // deleted movies back. A corrupt journal stops serve: serving a catalogue
 // that silently lost changes (a takedown, say) is worse than not serving.
+//
+// A serve.catalog_journal set explicitly must be in a directory that
+// exists: created, a mistyped path (/data/jornal/movies.journal) put the
+// journal where no volume keeps it, and acknowledged changes were lost at
+// the next restart (without a token, its deletes went unapplied). The
+// default, beside serve.model, has its directory created, as publishing
+// the artifact there does.
 func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*catalog.Journal, error) {
 	path := s.JournalPath()
 	writable := s.CatalogToken != ""
+	if s.CatalogJournal != "" {
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return nil, fmt.Errorf("serve.catalog_journal %s: its directory %s: %w (it is not created: mount the volume there or correct the path)", path, dir, err)
+		}
+	}
 	if !writable {
 		// Only a journal that does not exist is none: one that cannot be
 		// read (permissions, say) fails below rather than let its deletes
