@@ -322,6 +322,51 @@ func TestTrainReadsItsOwnEnv(t *testing.T) {
 	}
 }
 
+// TestConfigErrorNamesSource: a setting that fails validation is named
+// with what set it — the flag, else the TOWERRECALL_* variable, else the
+// config file (each overrides the one after) — so the bad value is found
+// where it was written; only the flags were named.
+func TestConfigErrorNamesSource(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	index := file("index.yaml", "serve:\n  index: fast\n")
+	slow := file("slow.yaml", "serve:\n  read_timeout: 20s\n")
+	distill := file("distill.yaml", "train:\n  distill: 1\n  distill_lambda: 0\n")
+	model := filepath.Join(dir, "model")
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		want    string
+		notWant string
+	}{
+		{"the file", []string{"serve", "--config", index, "--model", model}, nil, "(" + index + " sets serve.index)", ""},
+		{"a variable over the file", []string{"serve", "--config", index, "--model", model}, []string{"TOWERRECALL_INDEX=slow"}, "(TOWERRECALL_INDEX sets serve.index)", index},
+		{"a flag over the variable", []string{"serve", "--config", index, "--index", "quick", "--model", model}, []string{"TOWERRECALL_INDEX=slow"}, "(--index sets serve.index)", "TOWERRECALL_INDEX sets"},
+		{"a key named in another's error", []string{"serve", "--config", slow, "--model", model}, nil, "(" + slow + " sets serve.read_timeout)", ""},
+		{"a variable of train", []string{"train", "--data", "demo", "--out", model}, []string{"TOWERRECALL_LOG_LEVEL=loud"}, "(TOWERRECALL_LOG_LEVEL sets log.level)", ""},
+		{"a key, not its prefix", []string{"train", "--data", "demo", "--out", model, "--config", distill}, nil, "(" + distill + " sets train.distill_lambda)", "sets train.distill,"},
+		{"the file and a flag", []string{"train", "--data", "demo", "--out", model, "--config", index, "--epochs", "-1"}, nil, "(--epochs sets train.epochs, " + index + " sets serve.index)", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), tt.env, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("err = %v, want one saying %q and not %q", err, tt.want, tt.notWant)
+			}
+		})
+	}
+}
+
 // TestConfigFileRefused: a --config that is not a configuration file is
 // refused naming it, before anything is read or trained; one that never
 // ends (/dev/zero) or is far larger than any configuration is not read
@@ -895,8 +940,8 @@ func TestWithFlags(t *testing.T) {
 		err  error
 		want string
 	}{
-		{invalidConfig{errors.New("train.epochs: -3 is not ≥ 1")}, "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
-		{invalidConfig{errors.New(`TOWERRECALL_DEMO: "maybe" is not a boolean`)}, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
+		{invalidConfig{error: errors.New("train.epochs: -3 is not ≥ 1")}, "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
+		{invalidConfig{error: errors.New(`TOWERRECALL_DEMO: "maybe" is not a boolean`)}, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
 		// A file's value that the flag would have replaced: not the flag's doing.
 		{errors.New("config f.yaml: line 2: train.epochs: abc is not an integer"), "config f.yaml: line 2: train.epochs: abc is not an integer"},
 	} {

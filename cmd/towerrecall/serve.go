@@ -73,7 +73,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		}
 	})
 	if err != nil {
-		return err
+		return withFlags(err, given, map[string]string{"model": "serve.model", "addr": "serve.addr", "index": "serve.index",
+			"data": "data.dir", "demo": "serve.demo", "cors-origins": "serve.cors_origins", "log-format": "log.format"})
 	}
 	// Log lines (one per request) are gathered in memory and written to
 	// stderr together, at most 20 ms after the first or per 64 KiB, by a

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -146,7 +147,14 @@ func loadConfig(path, objective string, getenv func(string) string, envSections 
 		if fromFlag && raw != nil {
 			err = fmt.Errorf("%w\n(--objective %s starts from that recipe's preset; %s sets every key it lists over it)", err, objective, path)
 		}
-		return c, invalidConfig{err}
+		// What set each key the error names, flags aside (withFlags): the
+		// environment over the file.
+		sources := map[string]string{}
+		for _, k := range config.FileKeys(raw) {
+			sources[k] = path
+		}
+		maps.Copy(sources, config.EnvKeys(getenv, envSections...))
+		return c, invalidConfig{err, sources}
 	}
 	return c, nil
 }
@@ -174,30 +182,68 @@ func readConfigFile(path string) ([]byte, error) {
 }
 
 // invalidConfig is a configuration that parsed but failed Validate, with
-// the flags applied: the only error a flag's value can have caused.
-type invalidConfig struct{ error }
+// the flags applied: the only error a flag's value can have caused. Its
+// message says what set each key the error names (sources: key → a flag
+// such as --epochs, a TOWERRECALL_* variable, or the config file), so a
+// bad value is found where it was written; keys none of them set are the
+// defaults'.
+type invalidConfig struct {
+	error
+	sources map[string]string
+}
 
 func (e invalidConfig) Unwrap() error { return e.error }
 
-// withFlags adds to a validation error (invalidConfig) which of the given
-// flags set which of the keys it names (flags: flag name → the key it
-// sets), so a bad flag value is recognisable in an error that names the
-// key. A file's or the environment's error is not the flags'.
-func withFlags(err error, given map[string]bool, flags map[string]string) error {
-	if !errors.As(err, new(invalidConfig)) {
-		return err
-	}
+func (e invalidConfig) Error() string {
+	msg := e.error.Error()
 	var set []string
-	for name, key := range flags {
-		if given[name] && strings.Contains(err.Error(), key) {
-			set = append(set, "--"+name+" sets "+key)
+	for key, src := range e.sources {
+		if namesKey(msg, key) {
+			set = append(set, src+" sets "+key)
 		}
 	}
 	if len(set) == 0 {
-		return err
+		return msg
 	}
 	slices.Sort(set)
-	return fmt.Errorf("%w\n(%s)", err, strings.Join(set, ", "))
+	return msg + "\n(" + strings.Join(set, ", ") + ")"
+}
+
+// namesKey reports whether msg names key as a whole (train.distill, not
+// train.distill_lambda).
+func namesKey(msg, key string) bool {
+	for i := 0; ; {
+		j := strings.Index(msg[i:], key)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(key)
+		if end == len(msg) || !(msg[end] == '_' || 'a' <= msg[end] && msg[end] <= 'z') {
+			return true
+		}
+		i = end
+	}
+}
+
+// withFlags adds to a validation error (invalidConfig) which of the given
+// flags set which of the keys it names (flags: flag name → the key it
+// sets): a flag overrides the environment and the file. Other errors are
+// returned as they are.
+func withFlags(err error, given map[string]bool, flags map[string]string) error {
+	var ic invalidConfig
+	if !errors.As(err, &ic) {
+		return err
+	}
+	sources := maps.Clone(ic.sources)
+	if sources == nil {
+		sources = map[string]string{}
+	}
+	for name, key := range flags {
+		if given[name] {
+			sources[key] = "--" + name
+		}
+	}
+	return invalidConfig{ic.error, sources}
 }
 
 // flagsSet returns the names of the flags given on the command line.
@@ -440,7 +486,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	bc := config.Default()
 	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
 	if err := bc.Validate(); err != nil {
-		return withFlags(invalidConfig{err}, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
+		return withFlags(invalidConfig{err, nil}, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
 	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {

@@ -745,11 +745,7 @@ func (c *Config) envSetters() map[string]envVar {
 func (c *Config) ApplyEnv(getenv func(string) string, sections ...string) error {
 	var errs []error
 	set := c.envSetters()
-	for _, name := range slices.Sorted(maps.Keys(set)) {
-		section, _, _ := strings.Cut(set[name].key, ".")
-		if len(sections) > 0 && !slices.Contains(sections, section) {
-			continue
-		}
+	for _, name := range envIn(set, sections) {
 		if v := getenv(name); v != "" {
 			if err := set[name].set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -757,6 +753,50 @@ func (c *Config) ApplyEnv(getenv func(string) string, sections ...string) error 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// EnvKeys returns the keys ApplyEnv(getenv, sections...) sets, each with
+// the variable that sets it, so that an error about a key can name it.
+func EnvKeys(getenv func(string) string, sections ...string) map[string]string {
+	var c Config
+	set := c.envSetters()
+	keys := map[string]string{}
+	for _, name := range envIn(set, sections) {
+		if getenv(name) != "" {
+			keys[set[name].key] = name
+		}
+	}
+	return keys
+}
+
+// envIn returns the names of the variables of set whose keys are in
+// sections (none: all), sorted.
+func envIn(set map[string]envVar, sections []string) []string {
+	var names []string
+	for name, v := range set {
+		if section, _, _ := strings.Cut(v.key, "."); len(sections) == 0 || slices.Contains(sections, section) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// FileKeys returns the keys (section.key) a config file that Parse
+// accepted sets, so that an error about a key can name the file.
+func FileKeys(raw []byte) []string {
+	var sections map[string]map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &sections); err != nil {
+		return nil
+	}
+	var keys []string
+	for section, m := range sections {
+		for key := range m {
+			keys = append(keys, section+"."+key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // DownloadURLEnv names the variable `towerrecall data download` reads the

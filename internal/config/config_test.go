@@ -319,6 +319,33 @@ func TestApplyEnvSections(t *testing.T) {
 	}
 }
 
+// TestSources: the keys a file sets and those the environment sets, each
+// with its variable, for naming them in an error about the key.
+func TestSources(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"empty", "", nil},
+		{"sections", "train:\n  epochs: 2\n  distill: 1\nserve: {addr: ':1'}\nlog:\n", []string{"serve.addr", "train.distill", "train.epochs"}},
+		{"features are the list's key", "model:\n  user:\n    - {name: gender, dim: 2}\n", []string{"model.user"}},
+		{"not a mapping", "[]", nil},
+	} {
+		if got := FileKeys([]byte(tt.yaml)); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: FileKeys = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	env := map[string]string{"TOWERRECALL_ADDR": ":9", "TOWERRECALL_LOG_LEVEL": "warn", "TOWERRECALL_INDEX": ""}
+	getenv := func(k string) string { return env[k] }
+	if got, want := EnvKeys(getenv), map[string]string{"serve.addr": "TOWERRECALL_ADDR", "log.level": "TOWERRECALL_LOG_LEVEL"}; !maps.Equal(got, want) {
+		t.Errorf("EnvKeys = %v, want %v", got, want)
+	}
+	if got, want := EnvKeys(getenv, "data", "log"), map[string]string{"log.level": "TOWERRECALL_LOG_LEVEL"}; !maps.Equal(got, want) {
+		t.Errorf("EnvKeys(data, log) = %v, want %v", got, want)
+	}
+}
+
 // TestUnknownEnv: a misspelt TOWERRECALL_* variable is named; the
 // settings' own, other programs' variables and empty names are not. The
 // configuration reference documents exactly the variables that are read.
