@@ -500,13 +500,25 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return base, fmt.Errorf("config: %s: %w", name, err)
+		return base, fmt.Errorf("config: %s: %w%s", name, err, tabHint(raw))
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return base, fmt.Errorf("config: %s: one YAML document expected, found a second (---)", name)
 	}
 	return c, nil
+}
+
+// tabHint names the first line of raw indented with a tab, which YAML
+// forbids: yaml.v3 says only "found character that cannot start any
+// token", or that a key was not found.
+func tabHint(raw []byte) string {
+	for i, line := range strings.Split(string(raw), "\n") {
+		if indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]; strings.Contains(indent, "\t") {
+			return fmt.Sprintf(" (line %d is indented with a tab: YAML indents with spaces only)", i+1)
+		}
+	}
+	return ""
 }
 
 // checkScalars walks the YAML node n that decodes into a value of type t

@@ -177,6 +177,10 @@ func TestParse(t *testing.T) {
 				t.Errorf("logq_scale %v", c.Train.LogQScale)
 			}
 		}},
+		// YAML indents with spaces; yaml.v3's error does not say a tab is
+		// the problem.
+		{name: "a tab", yaml: "train:\n\tepochs: 2\n", wantErr: "config: test.yaml: yaml: line 2: found character that cannot start any token (line 2 is indented with a tab: YAML indents with spaces only)"},
+		{name: "a tab after spaces", yaml: "serve:\n  addr: ':1'\n  \tindex: exact\n", wantErr: "(line 3 is indented with a tab"},
 		{name: "second document", yaml: "train:\n  epochs: 3\n---\nserve:\n  batch_max: -5\n", wantErr: "second"},
 		{name: "document end marker only", yaml: "train:\n  epochs: 3\n...\n", check: func(t *testing.T, c Config) {
 			if c.Train.Epochs != 3 {
