@@ -153,6 +153,37 @@ func TestEveryEmptyFlagRefused(t *testing.T) {
 	}
 }
 
+// TestHelpNamesKeys: the -h of a flag that overrides a config key names
+// the key its value comes from when the flag is left out, and shows no
+// default of the flag's own: serve -h said "-demo (default true)", though
+// under configs/production.yaml serve without --demo does not train.
+func TestHelpNamesKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ cmd, flag, key string }{
+		{"serve", "demo", "serve.demo, true"},
+		{"serve", "model", "serve.model, var/model"},
+		{"serve", "addr", "serve.addr, :8080"},
+		{"serve", "index", "serve.index, auto"},
+		{"serve", "data", "data.dir"},
+		{"serve", "log-format", "log.format, json"},
+		{"serve", "cors-origins", "serve.cors_origins, none"},
+		{"train", "seed", "train.seed, 1"},
+		{"train", "data", "data.dir"},
+		{"train", "log-format", "log.format, json"},
+	}
+	for _, tt := range tests {
+		help, err := cli(tt.cmd, "-h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A flag's help: its line, then its description.
+		block := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(tt.flag) + `\b.*\n.*$`).FindString(help)
+		if !strings.Contains(block, "(default: "+tt.key+")") || strings.Contains(block, "(default ") {
+			t.Errorf("%s -h, --%s: %q, want it to say (default: %s) and no default of its own", tt.cmd, tt.flag, block, tt.key)
+		}
+	}
+}
+
 // TestExitCode: a command line not understood exits 2, as the flag
 // package's ExitOnError and most Unix tools do, so a script tells a typo
 // from a failed run (1); it exited 1 for both.

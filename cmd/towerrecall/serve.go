@@ -35,15 +35,20 @@ import (
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cfgPath onceFlag
-	flags.Var(&cfgPath, "config", "YAML config `file` (configs/local.yaml, configs/production.yaml); once")
+	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
+	// A flag left out keeps its key's value (the file's, the
+	// environment's or the default): its help names the key, and no flag
+	// has a default of its own, which -h would show as the value (demo
+	// true under configs/production.yaml's false).
+	def := config.Default().Serve
 	var (
-		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
-		addr      = flags.String("addr", "", "listen address HOST:PORT (default :8080; port 0 picks one)")
-		index     = flags.String("index", "", "auto, exact or hnsw")
-		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue")
-		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
-		logFormat = flags.String("log-format", "", "json or console")
-		cors      = flags.String("cors-origins", "", "comma-separated web origins allowed to call the API from a browser (CORS), e.g. https://app.example.com")
+		modelDir  = flags.String("model", "", "artifact directory (default: serve.model, "+def.Model+")")
+		addr      = flags.String("addr", "", "listen address HOST:PORT; port 0 picks one (default: serve.addr, "+def.Addr+")")
+		index     = flags.String("index", "", "auto, exact or hnsw (default: serve.index, "+def.Index+")")
+		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue (default: data.dir)")
+		demo      = flags.Bool("demo", false, fmt.Sprintf("with no artifact: train one (demo catalogue, or --data) and save it at --model; --demo=false waits for one (default: serve.demo, %t)", def.Demo))
+		logFormat = flags.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
+		cors      = flags.String("cors-origins", "", "comma-separated web origins allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
 	)
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err

@@ -256,19 +256,19 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var cfgPath onceFlag
-	fs.Var(&cfgPath, "config", "YAML config `file` (see configs/train.yaml); once")
+	fs.Var(&cfgPath, "config", "YAML config `file`, given once (see configs/train.yaml)")
 	var (
-		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
+		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue (default: data.dir)`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
 		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: carved from --train (train.valid_fraction by time, train.valid_user_fraction per user, train.valid_random_fraction at random)")
 		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest (never used to choose anything)")
 		out       = fs.String("out", "var/model", "artifact directory to write")
 		objective = fs.String("objective", "", "softmax (default recipe) or pointwise (the reference recipe), or a preset: recent-history, random-split, reference")
-		seed      = fs.Uint64("seed", 1, "random seed")
+		seed      = fs.Uint64("seed", 0, fmt.Sprintf("random seed (default: train.seed, %d)", config.Default().Train.Seed))
 		epochs    = fs.Int("epochs", 0, "epochs (0: from config)")
 		batch     = fs.Int("batch-size", 0, "batch size (0: from config)")
 		workers   = fs.Int("workers", 0, "training goroutines; 1 reproduces bit for bit (0: from config)")
-		logFormat = fs.String("log-format", "", "json or console")
+		logFormat = fs.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
 		progress  = fs.Bool("progress", true, "show a progress bar when stderr is a terminal")
 	)
 	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
