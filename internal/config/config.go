@@ -1087,6 +1087,13 @@ func (c *Config) Validate() error {
 		// The token itself is never echoed.
 		bad("serve.catalog_token", "must be %d to 256 characters of a bearer token (letters, digits, -._~+/ and trailing =), got %d bytes", MinCatalogToken, len(t))
 	}
+	if j := s.CatalogJournal; j != "" && strings.TrimSpace(j) == "" {
+		bad("serve.catalog_journal", "is blank: name a file, or leave it out for the default beside serve.model")
+	} else if j != "" && within(j, s.Model) {
+		// Publishing an artifact replaces serve.model whole, and removes
+		// the old directory with the journal in it.
+		bad("serve.catalog_journal", "%q is inside serve.model %q, which publishing an artifact replaces whole: put it beside the directory (the default is %s)", j, s.Model, Serve{Model: s.Model}.JournalPath())
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
@@ -1188,6 +1195,13 @@ func checkAddr(addr string) error {
 		}
 	}
 	return nil
+}
+
+// within reports whether path is dir or inside it, as written (a
+// relative path and an absolute one are not compared).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // validToken accepts an RFC 6750 b64token of MinCatalogToken to 256

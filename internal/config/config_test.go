@@ -490,6 +490,38 @@ func TestCatalogSettings(t *testing.T) {
 	}
 }
 
+// TestCatalogJournalPlace: an explicit journal is refused when blank (it
+// named a file " " in the working directory) or inside the model
+// directory, which publishing an artifact replaces whole, deleting it.
+func TestCatalogJournalPlace(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		model, journal string
+		ok             bool
+	}{
+		{"var/model", "", true},
+		{"var/model", "var/model.journal", true},
+		{"var/model", "var/models/j", true},
+		{"var/model", "var/model..journal", true},
+		{"/data/model", "/journal/movies.journal", true},
+		{"var/model", "movies.journal", true},
+		{"var/model", "/abs/var/model/j", true}, // not comparable as written
+		{"var/model", " ", false},
+		{"var/model", "var/model/movies.journal", false},
+		{"var/model/", "./var/model/sub/movies.journal", false},
+		{"/data/model", "/data/model/movies.journal", false},
+		{"/data/model", "/data/model", false},
+		{".", "movies.journal", false},
+	} {
+		c := Default()
+		c.Serve.Model, c.Serve.CatalogJournal = tt.model, tt.journal
+		err := c.Validate()
+		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "serve.catalog_journal") {
+			t.Errorf("model %q, journal %q: err = %v, want ok = %v", tt.model, tt.journal, err, tt.ok)
+		}
+	}
+}
+
 // TestCandidate: a candidate takes the preset's towers and training recipe
 // and keeps the run's own settings; unknown and repeated names are refused.
 func TestCandidate(t *testing.T) {
