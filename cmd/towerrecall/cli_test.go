@@ -76,6 +76,12 @@ func TestRunHelp(t *testing.T) {
 		{"train two configs", []string{"train", "--data", "demo", "--config", "none-a.yaml", "--epochs", "-1", "--config=none-b.yaml"}, true,
 			`for flag -config: given twice`},
 		{"train the same config twice", []string{"train", "--config", "none-a.yaml", "--config", "none-a.yaml"}, true, "given twice"},
+		// So is a second list flag: prior counted only the last --ratings
+		// (the model directory does not exist: prior would stop there).
+		{"prior two ratings lists", []string{"prior", "--model", "none", "--data", "demo", "--ratings", "train.dat", "--ratings", "test.dat"}, true,
+			`invalid value "test.dat" for flag -ratings: given twice ("train.dat", then "test.dat"): write one comma-separated list`},
+		{"serve two origin lists", []string{"serve", "--cors-origins", "https://a.example", "--cors-origins", "https://b.example", "--index", "bogus"}, true,
+			"flag -cors-origins: given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +145,15 @@ func TestEveryEmptyFlagRefused(t *testing.T) {
 			}
 			n++
 			for _, empty := range []string{"", " "} {
-				args := append(append(slices.Clone(c.cmd), c.base...), "--"+name, empty)
+				args := slices.Clone(c.cmd)
+				for i := 0; i < len(c.base); i++ { // the base without the flag: some may be given once
+					if c.base[i] == "--"+name {
+						i++
+					} else {
+						args = append(args, c.base[i])
+					}
+				}
+				args = append(args, "--"+name, empty)
 				var stdout, stderr bytes.Buffer
 				err := run(context.Background(), append([]string{"towerrecall"}, args...), env, &stdout, &stderr)
 				if want := "--" + name + " is empty: name "; !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), want) {

@@ -266,21 +266,30 @@ func flagNoun(name string) string {
 	return "a value"
 }
 
-// onceFlag is a string flag that may be given once. A repeated --config
-// (serve --config base.yaml --config prod.yaml) is refused: it read only
-// the last file, while docker compose -f and kubectl -f users expect the
-// files layered. One file, or one file plus the environment and flags,
-// says everything a layering would.
+// onceFlag is a string flag that may be given once; twice says what to
+// do instead. A repeated --config (serve --config base.yaml --config
+// prod.yaml) read only the last file, while docker compose -f and kubectl
+// -f users expect the files layered; a repeated list flag (prior --ratings
+// train.dat --ratings test.dat) kept only the last list, where -f a -f b
+// adds up elsewhere. One file, or one list, says what either would.
 type onceFlag struct {
 	value string
 	set   bool
+	twice string
 }
+
+// configTwice and listTwice are onceFlag's twice for a config file and a
+// comma-separated list.
+const (
+	configTwice = "one file is read, not layered: put the settings in one file (the environment and flags override it)"
+	listTwice   = "write one comma-separated list"
+)
 
 func (f *onceFlag) String() string { return f.value }
 
 func (f *onceFlag) Set(v string) error {
 	if f.set {
-		return fmt.Errorf("given twice (%q, then %q): one file is read, not layered; put the settings in one file (the environment and flags override it)", f.value, v)
+		return fmt.Errorf("given twice (%q, then %q): %s", f.value, v, f.twice)
 	}
 	f.value, f.set = v, true
 	return nil

@@ -34,7 +34,8 @@ import (
 // (config.UnknownEnv), logged once the logger is up.
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cfgPath onceFlag
+	cfgPath, cors := onceFlag{twice: configTwice}, onceFlag{twice: listTwice}
+	flags.Var(&cors, "cors-origins", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
 	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
 	// A flag left out keeps its key's value (the file's, the
 	// environment's or the default): its help names the key, and no flag
@@ -48,7 +49,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue (default: data.dir)")
 		demo      = flags.Bool("demo", false, fmt.Sprintf("with no artifact: train one (demo catalogue, or --data) and save it at --model; --demo=false waits for one (default: serve.demo, %t)", def.Demo))
 		logFormat = flags.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
-		cors      = flags.String("cors-origins", "", "comma-separated web origins allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
 	)
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err
@@ -70,8 +70,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		if given["demo"] {
 			c.Serve.Demo = *demo
 		}
-		if *cors != "" {
-			c.Serve.CORSOrigins = config.SplitList(*cors)
+		if cors.set {
+			c.Serve.CORSOrigins = config.SplitList(cors.value)
 		}
 		if *logFormat != "" {
 			c.Log.Format = *logFormat

@@ -255,7 +255,7 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	var cfgPath onceFlag
+	cfgPath := onceFlag{twice: configTwice}
 	fs.Var(&cfgPath, "config", "YAML config `file`, given once (see configs/train.yaml)")
 	var (
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue (default: data.dir)`)
