@@ -375,6 +375,18 @@ func TestUnknownEnv(t *testing.T) {
 	if documented = slices.Compact(documented); !slices.Equal(documented, read) {
 		t.Errorf("docs/configuration.md names %q; the code reads %q", documented, read)
 	}
+	// Each variable is in the table row of the key it sets.
+	for name, v := range c.envSetters() {
+		found := false
+		for line := range strings.SplitSeq(string(doc), "\n") {
+			if strings.HasPrefix(line, "| ") && strings.Contains(line, "`"+v.key+"`") && strings.Contains(line, name) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("docs/configuration.md has no table row naming %s and %s, the key it sets", v.key, name)
+		}
+	}
 }
 
 // The shipped config files load on their base and validate.
