@@ -395,6 +395,8 @@ func TestRunUsage(t *testing.T) {
 	}{
 		{"no command", []string{"towerrecall"}, "Usage"},
 		{"unknown command", []string{"towerrecall", "fly"}, "unknown command"},
+		{"unknown data command", []string{"towerrecall", "data", "fetch", "--dataset", "ml-1m"}, `data: unknown command "fetch" (download or synth)`},
+		{"a flag for data", []string{"towerrecall", "data", "--dir", "x"}, "data: name the command (download or synth) before its flags"},
 		{"train without data", []string{"towerrecall", "train", "--out", "x"}, "no data"},
 		{"eval without files", []string{"towerrecall", "eval"}, "eval needs"},
 		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown objective or preset \"bpr\" (objectives: softmax, pointwise"},

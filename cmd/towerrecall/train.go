@@ -557,6 +557,12 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprintf(stdout, "Usage:\n  %s\n", dataSynopsis)
 		return flag.ErrHelp
+	case len(args) > 0 && strings.HasPrefix(args[0], "-"):
+		fmt.Fprintf(stderr, "data: name the command (download or synth) before its flags\nusage: %s\n", dataSynopsis)
+		return errUsage
+	case len(args) > 0:
+		fmt.Fprintf(stderr, "data: unknown command %q (download or synth)\nusage: %s\n", args[0], dataSynopsis)
+		return errUsage
 	default:
 		fmt.Fprintf(stderr, "usage: %s\n", dataSynopsis)
 		return errUsage
