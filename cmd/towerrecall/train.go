@@ -126,7 +126,7 @@ func loadConfig(path, objective string, getenv func(string) string, envSections 
 	}
 	c, err := config.Preset(objective)
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("--objective: %w", err) // the file's is checked above
 	}
 	if raw != nil {
 		chosen := c.Train.Objective
@@ -578,7 +578,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {
-		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
+		return fmt.Errorf("--dataset: unknown dataset %q (ml-1m or ml-100k)", *name)
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
