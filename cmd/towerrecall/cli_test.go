@@ -412,6 +412,28 @@ func TestConfigErrorNamesSource(t *testing.T) {
 	}
 }
 
+// TestNamesKey: a key is named whole, not as the prefix of a longer one.
+func TestNamesKey(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		msg, key string
+		want     bool
+	}{
+		{"train.distill: 11 out of range", "train.distill", true},
+		{"train.distill_lambda: 0 out of range", "train.distill", false},
+		{"train.distill_lambda: 0; train.distill: 11", "train.distill", true},
+		{"model.user[5].name: unknown", "model.user", true},
+		{"x must exceed serve.read_timeout + serve.request_timeout", "serve.read_timeout", true},
+		{"ends with train.logq", "train.logq", true},
+		{"train.logq_scale: -1", "train.logq", false},
+		{"anything", "", false},
+	} {
+		if got := namesKey(tt.msg, tt.key); got != tt.want {
+			t.Errorf("namesKey(%q, %q) = %v, want %v", tt.msg, tt.key, got, tt.want)
+		}
+	}
+}
+
 // TestConfigFileRefused: a --config that is not a configuration file is
 // refused naming it, before anything is read or trained; one that never
 // ends (/dev/zero) or is far larger than any configuration is not read

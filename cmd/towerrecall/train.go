@@ -212,6 +212,9 @@ func (e invalidConfig) Error() string {
 // namesKey reports whether msg names key as a whole (train.distill, not
 // train.distill_lambda).
 func namesKey(msg, key string) bool {
+	if key == "" {
+		return false
+	}
 	for i := 0; ; {
 		j := strings.Index(msg[i:], key)
 		if j < 0 {

@@ -1089,7 +1089,7 @@ func (c *Config) Validate() error {
 	}
 	if j := s.CatalogJournal; j != "" && strings.TrimSpace(j) == "" {
 		bad("serve.catalog_journal", "is blank: name a file, or leave it out for the default beside serve.model")
-	} else if j != "" && within(j, s.Model) {
+	} else if j != "" && strings.TrimSpace(s.Model) != "" && within(j, s.Model) {
 		// Publishing an artifact replaces serve.model whole, and removes
 		// the old directory with the journal in it.
 		bad("serve.catalog_journal", "%q is inside serve.model %q, which publishing an artifact replaces whole: put it beside the directory (the default is %s)", j, s.Model, Serve{Model: s.Model}.JournalPath())

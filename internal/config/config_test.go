@@ -524,10 +524,17 @@ func TestCatalogJournalPlace(t *testing.T) {
 		{"/data/model", "/data/model/movies.journal", false},
 		{"/data/model", "/data/model", false},
 		{".", "movies.journal", false},
+		{"", "movies.journal", false}, // serve.model's own error only
 	} {
 		c := Default()
 		c.Serve.Model, c.Serve.CatalogJournal = tt.model, tt.journal
 		err := c.Validate()
+		if tt.model == "" {
+			if err == nil || strings.Contains(err.Error(), "serve.catalog_journal") {
+				t.Errorf("model %q, journal %q: err = %v, want serve.model's error alone", tt.model, tt.journal, err)
+			}
+			continue
+		}
 		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "serve.catalog_journal") {
 			t.Errorf("model %q, journal %q: err = %v, want ok = %v", tt.model, tt.journal, err, tt.ok)
 		}
