@@ -1083,7 +1083,11 @@ func (c *Config) Validate() error {
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)
 	}
-	if t := s.CatalogToken; t != "" && !validToken(t) {
+	if t := s.CatalogToken; t != "" && strings.TrimSpace(t) != t {
+		// A secret made from a file (kubectl create secret --from-file)
+		// keeps the file's last newline. The token itself is never echoed.
+		bad("serve.catalog_token", "has leading or trailing white space (a newline from the file the secret was made from?)")
+	} else if t != "" && !validToken(t) {
 		// The token itself is never echoed.
 		bad("serve.catalog_token", "must be %d to 256 characters of a bearer token (letters, digits, -._~+/ and trailing =), got %d bytes", MinCatalogToken, len(t))
 	}

@@ -500,6 +500,14 @@ func TestCatalogSettings(t *testing.T) {
 			t.Errorf("token %q: %v (must be refused without echoing it)", tok, err)
 		}
 	}
+	// A secret made from a file keeps its newline: the error says so.
+	for _, tok := range []string{"s3cret-token-0123456789\n", " s3cret-token-0123456789", "s3cret-token-0123456789\r\n"} {
+		c.Serve.CatalogToken = tok
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "serve.catalog_token: has leading or trailing white space") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("token %q: %v, want white space named without echoing the token", tok, err)
+		}
+	}
 }
 
 // TestCatalogJournalPlace: an explicit journal is refused when blank (it
