@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ import (
 )
 
 // Help that was asked for is not an error: usage on stdout, nothing on
-// stderr, exit 0. A bad flag still is: usage on stderr, exit 1.
+// stderr, exit 0. A bad flag still is: usage on stderr, exit 2.
 func TestRunHelp(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -55,7 +56,7 @@ func TestRunHelp(t *testing.T) {
 		{"serve --demo false", []string{"serve", "--demo", "false"}, true, "--demo takes its value after =: write --demo=false"},
 		{"train --progress false", []string{"train", "--progress", "false"}, true, "--progress takes its value after =: write --progress=false"},
 		{"train argument after a value", []string{"train", "--epochs", "2", "false"}, true, `unexpected argument "false" (flags are written --name value)`},
-		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "--dir names no directory"},
+		{"data download empty dir", []string{"data", "download", "--dir", ""}, true, "data download: --dir is empty: name a directory"},
 		// An empty path ("$CFG" unset) is not the flag left out: train
 		// --config "" trained with the defaults, serve --model "" served
 		// var/model (or trained a demo model there).
@@ -66,6 +67,21 @@ func TestRunHelp(t *testing.T) {
 		{"serve empty model", []string{"serve", "--model", "", "--index", "bogus"}, true, "--model is empty: name a directory, or leave the flag out"},
 		{"eval empty model", []string{"eval", "--model", "", "--data", "demo"}, true, "--model is empty"},
 		{"prior empty model", []string{"prior", "--model", "", "--data", "demo", "--ratings", "x"}, true, "--model is empty"},
+		// A second --config is refused, naming the flag: it replaced the
+		// first, which users of docker compose -f or kubectl -f expect
+		// layered. (The files do not exist, and --index bogus: were the
+		// second taken, serve and train would stop at those instead.)
+		{"serve two configs", []string{"serve", "--config", "none-a.yaml", "--config", "none-b.yaml", "--index", "bogus"}, true,
+			`invalid value "none-b.yaml" for flag -config: given twice ("none-a.yaml", then "none-b.yaml")`},
+		{"train two configs", []string{"train", "--data", "demo", "--config", "none-a.yaml", "--epochs", "-1", "--config=none-b.yaml"}, true,
+			`for flag -config: given twice`},
+		{"train the same config twice", []string{"train", "--config", "none-a.yaml", "--config", "none-a.yaml"}, true, "given twice"},
+		// So is a second list flag: prior counted only the last --ratings
+		// (the model directory does not exist: prior would stop there).
+		{"prior two ratings lists", []string{"prior", "--model", "none", "--data", "demo", "--ratings", "train.dat", "--ratings", "test.dat"}, true,
+			`invalid value "test.dat" for flag -ratings: given twice ("train.dat", then "test.dat"): write one comma-separated list`},
+		{"serve two origin lists", []string{"serve", "--cors-origins", "https://a.example", "--cors-origins", "https://b.example", "--index", "bogus"}, true,
+			"flag -cors-origins: given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,7 +90,7 @@ func TestRunHelp(t *testing.T) {
 			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), nil, &out, &errOut)
 			if tt.wantErr {
 				if !errors.Is(err, errUsage) {
-					t.Fatalf("err = %v, want errUsage (exit 1)", err)
+					t.Fatalf("err = %v, want errUsage (exit 2)", err)
 				}
 				if out.Len() != 0 || !strings.Contains(errOut.String(), tt.wantText) {
 					t.Errorf("stdout %q, stderr %q: want nothing on stdout and %q on stderr", out.String(), errOut.String(), tt.wantText)
@@ -86,6 +102,130 @@ func TestRunHelp(t *testing.T) {
 			}
 			if errOut.Len() != 0 || !strings.Contains(out.String(), tt.wantText) {
 				t.Errorf("stdout %q, stderr %q: want %q on stdout and nothing on stderr", out.String(), errOut.String(), tt.wantText)
+			}
+		})
+	}
+}
+
+// TestEveryEmptyFlagRefused gives each string flag of every command, as
+// its -h lists them, an empty value ("$VAR" with VAR unset): each is a
+// usage error naming the flag. Taken for the flag left out, serve --addr ""
+// listened on :8080, train --valid "" carved validation from --train and
+// prior --out "" rewrote --model. The environment holds a bad log level and
+// a bad download URL, so that a command that took an empty flag for none
+// fails otherwise, at once, instead of training or serving.
+func TestEveryEmptyFlagRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	none := filepath.Join(dir, "none")
+	env := []string{"TOWERRECALL_LOG_LEVEL=bogus", "TOWERRECALL_DOWNLOAD_URL=notaurl"}
+	commands := []struct {
+		cmd  []string
+		base []string // flags that get the command past its other checks
+	}{
+		{[]string{"train"}, []string{"--data", "demo", "--out", filepath.Join(dir, "out")}},
+		{[]string{"serve"}, []string{"--model", none, "--demo=false", "--addr", "127.0.0.1:0"}},
+		{[]string{"eval"}, []string{"--model", none, "--data", "demo", "--train", none, "--test", none}},
+		{[]string{"prior"}, []string{"--model", none, "--data", "demo", "--ratings", none}},
+		{[]string{"data", "download"}, []string{"--dir", filepath.Join(dir, "data")}},
+		{[]string{"data", "synth"}, []string{"--dir", filepath.Join(dir, "synth")}},
+	}
+	// "  -name type" in -h: a value flag; booleans have no type.
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+) (\S+)$`)
+	n := 0
+	for _, c := range commands {
+		help, err := cli(append(slices.Clone(c.cmd), "-h")...)
+		if err != nil {
+			t.Fatalf("%v -h: %v", c.cmd, err)
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			name, typ := m[1], m[2]
+			if slices.Contains([]string{"int", "uint", "float", "duration"}, typ) {
+				continue
+			}
+			n++
+			for _, empty := range []string{"", " "} {
+				args := slices.Clone(c.cmd)
+				for i := 0; i < len(c.base); i++ { // the base without the flag: some may be given once
+					if c.base[i] == "--"+name {
+						i++
+					} else {
+						args = append(args, c.base[i])
+					}
+				}
+				args = append(args, "--"+name, empty)
+				var stdout, stderr bytes.Buffer
+				err := run(context.Background(), append([]string{"towerrecall"}, args...), env, &stdout, &stderr)
+				if want := "--" + name + " is empty: name "; !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), want) {
+					t.Errorf("%q: err = %v, stderr %q; want a usage error saying %q", args, err, stderr.String(), want)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d string flags found in the commands' -h", n)
+	}
+}
+
+// TestHelpNamesKeys: the -h of a flag that overrides a config key names
+// the key its value comes from when the flag is left out, and shows no
+// default of the flag's own: serve -h said "-demo (default true)", though
+// under configs/production.yaml serve without --demo does not train.
+func TestHelpNamesKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ cmd, flag, key string }{
+		{"serve", "demo", "serve.demo, true"},
+		{"serve", "model", "serve.model, var/model"},
+		{"serve", "addr", "serve.addr, :8080"},
+		{"serve", "index", "serve.index, auto"},
+		{"serve", "data", "data.dir"},
+		{"serve", "log-format", "log.format, json"},
+		{"serve", "cors-origins", "serve.cors_origins, none"},
+		{"train", "seed", "train.seed, 1"},
+		{"train", "data", "data.dir"},
+		{"train", "log-format", "log.format, json"},
+	}
+	for _, tt := range tests {
+		help, err := cli(tt.cmd, "-h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A flag's help: its line, then its description.
+		block := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(tt.flag) + `\b.*\n.*$`).FindString(help)
+		if !strings.Contains(block, "(default: "+tt.key+")") || strings.Contains(block, "(default ") {
+			t.Errorf("%s -h, --%s: %q, want it to say (default: %s) and no default of its own", tt.cmd, tt.flag, block, tt.key)
+		}
+	}
+}
+
+// TestExitCode: a command line not understood exits 2, as the flag
+// package's ExitOnError and most Unix tools do, so a script tells a typo
+// from a failed run (1); it exited 1 for both.
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"help", []string{"help"}, 0},
+		{"train -h", []string{"train", "-h"}, 0},
+		{"no command", nil, 2},
+		{"unknown command", []string{"fly"}, 2},
+		{"unknown flag", []string{"serve", "--bogus"}, 2},
+		{"a flag's bad value", []string{"train", "--epochs", "many"}, 2},
+		{"an argument", []string{"eval", "x"}, 2},
+		{"data without subcommand", []string{"data"}, 2},
+		{"a setting out of range", []string{"train", "--data", "demo", "--epochs", "-1"}, 1},
+		{"a missing model", []string{"eval", "--model", filepath.Join(t.TempDir(), "none"), "--data", "demo"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), nil, &stdout, &stderr)
+			if got := exitCode(err); got != tt.want {
+				t.Errorf("exit code %d (err %v), want %d", got, err, tt.want)
 			}
 		})
 	}
@@ -177,6 +317,120 @@ func TestTrainRejectsBadCounts(t *testing.T) {
 				t.Errorf("%s -1 wrote %s (%v)", flagName, out, err)
 			}
 		})
+	}
+}
+
+// TestTrainReadsItsOwnEnv: train applies and checks the variables of
+// what it reads (data, log), not the service's: a bad serve variable, in
+// an environment shared with the service, stopped training. (--epochs -1
+// stops train at validation, so that nothing trains.)
+func TestTrainReadsItsOwnEnv(t *testing.T) {
+	t.Parallel()
+	serveOnly := []string{"TOWERRECALL_ADDR=bogus", "TOWERRECALL_INDEX=fastest", "TOWERRECALL_DEMO=perhaps", "TOWERRECALL_EXPLORER=maybe",
+		"TOWERRECALL_RELOAD_POLL=soon", "TOWERRECALL_CATALOG_TOKEN=short", "TOWERRECALL_CORS_ORIGINS=*", "TOWERRECALL_TRUSTED_PROXIES=proxy",
+		"TOWERRECALL_MODEL= ", "TOWERRECALL_CATALOG_JOURNAL=/nonexistent/j"}
+	tests := []struct {
+		name    string
+		env     []string
+		want    []string // in the error
+		notWant string
+	}{
+		{"serve variables are not train's", serveOnly, []string{"train.epochs"}, "TOWERRECALL_"},
+		{"nor are they checked", serveOnly, []string{"train.epochs"}, "serve."},
+		{"its log variables are", append(slices.Clone(serveOnly), "TOWERRECALL_LOG_LEVEL=loud", "TOWERRECALL_LOG_FORMAT=xml"), []string{"train.epochs", "log.level", "log.format"}, "serve."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			args := []string{"towerrecall", "train", "--data", "demo", "--out", filepath.Join(t.TempDir(), "model"), "--epochs", "-1"}
+			err := run(context.Background(), args, tt.env, &stdout, &stderr)
+			if err == nil {
+				t.Fatal("train --epochs -1 succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to name %s", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("err = %v, names %s", err, tt.notWant)
+			}
+		})
+	}
+	// The data variable is train's: it names the data read.
+	var stdout, stderr bytes.Buffer
+	args := []string{"towerrecall", "train", "--out", filepath.Join(t.TempDir(), "model")}
+	err := run(context.Background(), args, []string{"TOWERRECALL_DATA_DIR=" + filepath.Join(t.TempDir(), "missing")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("TOWERRECALL_DATA_DIR of a missing directory: err = %v", err)
+	}
+}
+
+// TestConfigErrorNamesSource: a setting that fails validation is named
+// with what set it — the flag, else the TOWERRECALL_* variable, else the
+// config file (each overrides the one after) — so the bad value is found
+// where it was written; only the flags were named.
+func TestConfigErrorNamesSource(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	index := file("index.yaml", "serve:\n  index: fast\n")
+	slow := file("slow.yaml", "serve:\n  read_timeout: 20s\n")
+	distill := file("distill.yaml", "train:\n  distill: 1\n  distill_lambda: 0\n")
+	model := filepath.Join(dir, "model")
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		want    string
+		notWant string
+	}{
+		{"the file", []string{"serve", "--config", index, "--model", model}, nil, "(" + index + " sets serve.index)", ""},
+		{"a variable over the file", []string{"serve", "--config", index, "--model", model}, []string{"TOWERRECALL_INDEX=slow"}, "(TOWERRECALL_INDEX sets serve.index)", index},
+		{"a flag over the variable", []string{"serve", "--config", index, "--index", "quick", "--model", model}, []string{"TOWERRECALL_INDEX=slow"}, "(--index sets serve.index)", "TOWERRECALL_INDEX sets"},
+		{"a key named in another's error", []string{"serve", "--config", slow, "--model", model}, nil, "(" + slow + " sets serve.read_timeout)", ""},
+		{"a variable of train", []string{"train", "--data", "demo", "--out", model}, []string{"TOWERRECALL_LOG_LEVEL=loud"}, "(TOWERRECALL_LOG_LEVEL sets log.level)", ""},
+		{"a key, not its prefix", []string{"train", "--data", "demo", "--out", model, "--config", distill}, nil, "(" + distill + " sets train.distill_lambda)", "sets train.distill,"},
+		{"the file and a flag", []string{"train", "--data", "demo", "--out", model, "--config", index, "--epochs", "-1"}, nil, "(--epochs sets train.epochs, " + index + " sets serve.index)", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"towerrecall"}, tt.args...), tt.env, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("err = %v, want one saying %q and not %q", err, tt.want, tt.notWant)
+			}
+		})
+	}
+}
+
+// TestNamesKey: a key is named whole, not as the prefix of a longer one.
+func TestNamesKey(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		msg, key string
+		want     bool
+	}{
+		{"train.distill: 11 out of range", "train.distill", true},
+		{"train.distill_lambda: 0 out of range", "train.distill", false},
+		{"train.distill_lambda: 0; train.distill: 11", "train.distill", true},
+		{"model.user[5].name: unknown", "model.user", true},
+		{"x must exceed serve.read_timeout + serve.request_timeout", "serve.read_timeout", true},
+		{"ends with train.logq", "train.logq", true},
+		{"train.logq_scale: -1", "train.logq", false},
+		{"anything", "", false},
+	} {
+		if got := namesKey(tt.msg, tt.key); got != tt.want {
+			t.Errorf("namesKey(%q, %q) = %v, want %v", tt.msg, tt.key, got, tt.want)
+		}
 	}
 }
 
@@ -753,8 +1007,8 @@ func TestWithFlags(t *testing.T) {
 		err  error
 		want string
 	}{
-		{invalidConfig{errors.New("train.epochs: -3 is not ≥ 1")}, "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
-		{invalidConfig{errors.New(`TOWERRECALL_DEMO: "maybe" is not a boolean`)}, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
+		{invalidConfig{error: errors.New("train.epochs: -3 is not ≥ 1")}, "train.epochs: -3 is not ≥ 1\n(--epochs sets train.epochs)"},
+		{invalidConfig{error: errors.New(`TOWERRECALL_DEMO: "maybe" is not a boolean`)}, `TOWERRECALL_DEMO: "maybe" is not a boolean`},
 		// A file's value that the flag would have replaced: not the flag's doing.
 		{errors.New("config f.yaml: line 2: train.epochs: abc is not an integer"), "config f.yaml: line 2: train.epochs: abc is not an integer"},
 	} {

@@ -28,11 +28,27 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		reportError(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
+// errUsage is a command line that was not understood (an unknown command
+// or flag, a flag's bad value, a missing one): its message and the usage
+// are on stderr already, and the exit code is 2.
 var errUsage = errors.New("usage")
+
+// exitCode is the process's exit status for run's error: 2 for a command
+// line not understood, as the flag package's ExitOnError and most Unix
+// tools exit, so a script can tell a typo from a run that failed (1).
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
 
 // reportError writes the error that ends the program to stderr, unless it
 // is a usage error (its message is written already) or one serve or train
@@ -153,9 +169,10 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 // parseFlags parses a command's flags. Help that was asked for (-h,
 // --help) goes to stdout and is reported as flag.ErrHelp, which run turns
 // into success; a bad flag's message and the usage go to stderr as
-// errUsage (exit 1). No command takes arguments besides its flags, and the
+// errUsage (exit 2). No command takes arguments besides its flags, and the
 // flag package stops at the first one (every flag after `train typo --out
-// m` would be dropped), so one is refused.
+// m` would be dropped), so one is refused; so is a flag given empty (see
+// emptyFlag).
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer) error {
 	var buf bytes.Buffer
 	fs.SetOutput(&buf)
@@ -172,6 +189,12 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		}
 		fs.Usage()
 		err = errors.New("unexpected argument")
+	}
+	if err == nil {
+		if name := emptyFlag(fs); name != "" {
+			fmt.Fprintf(&buf, "%s: --%s is empty: name %s, or leave the flag out\n", fs.Name(), name, flagNoun(name))
+			err = errors.New("empty flag")
+		}
 	}
 	switch {
 	case err == nil:
@@ -208,17 +231,66 @@ func boolFlagBefore(fs *flag.FlagSet, args []string) (string, bool) {
 	return name, true
 }
 
-// emptyPaths refuses a path flag given empty (--config "$CFG" with CFG
-// unset): left out, the flag has a default or means no file; given empty,
-// it would be taken for that without a word. kind is "file" or
-// "directory" per flag name.
-func emptyPaths(fs *flag.FlagSet, stderr io.Writer, kind map[string]string) error {
-	var err error
+// emptyFlag returns the name of the first flag of fs given an empty (or
+// blank) value, "" if none was: --config "$CFG" or --valid "$VALID" with
+// the variable unset. Left out, such a flag has a default or means "none";
+// given empty, it was taken for that without a word (serve --addr ""
+// listened on :8080, train --valid "" carved validation from --train,
+// prior --out "" rewrote --model). No flag of any command has a meaning
+// for the empty value, so every one is refused; numbers and booleans
+// never print empty.
+func emptyFlag(fs *flag.FlagSet) string {
+	name := ""
 	fs.Visit(func(f *flag.Flag) {
-		if k, ok := kind[f.Name]; ok && err == nil && strings.TrimSpace(f.Value.String()) == "" {
-			fmt.Fprintf(stderr, "%s: --%s is empty: name a %s, or leave the flag out\n", fs.Name(), f.Name, k)
-			err = errUsage
+		if name == "" && strings.TrimSpace(f.Value.String()) == "" {
+			name = f.Name
 		}
 	})
-	return err
+	return name
+}
+
+// flagNoun is what a flag named name names, for emptyFlag's message.
+func flagNoun(name string) string {
+	switch name {
+	case "config", "train", "valid", "test":
+		return "a file"
+	case "ratings":
+		return "a file or a comma-separated list of files"
+	case "model", "out", "dir":
+		return "a directory"
+	case "data":
+		return `a directory, or "demo"`
+	case "addr":
+		return "a listen address such as :8080 or 127.0.0.1:8080"
+	}
+	return "a value"
+}
+
+// onceFlag is a string flag that may be given once; twice says what to
+// do instead. A repeated --config (serve --config base.yaml --config
+// prod.yaml) read only the last file, while docker compose -f and kubectl
+// -f users expect the files layered; a repeated list flag (prior --ratings
+// train.dat --ratings test.dat) kept only the last list, where -f a -f b
+// adds up elsewhere. One file, or one list, says what either would.
+type onceFlag struct {
+	value string
+	set   bool
+	twice string
+}
+
+// configTwice and listTwice are onceFlag's twice for a config file and a
+// comma-separated list.
+const (
+	configTwice = "one file is read, not layered: put the settings in one file (the environment and flags override it)"
+	listTwice   = "write one comma-separated list"
+)
+
+func (f *onceFlag) String() string { return f.value }
+
+func (f *onceFlag) Set(v string) error {
+	if f.set {
+		return fmt.Errorf("given twice (%q, then %q): %s", f.value, v, f.twice)
+	}
+	f.value, f.set = v, true
+	return nil
 }

@@ -395,10 +395,12 @@ func TestRunUsage(t *testing.T) {
 	}{
 		{"no command", []string{"towerrecall"}, "Usage"},
 		{"unknown command", []string{"towerrecall", "fly"}, "unknown command"},
+		{"unknown data command", []string{"towerrecall", "data", "fetch", "--dataset", "ml-1m"}, `data: unknown command "fetch" (download or synth)`},
+		{"a flag for data", []string{"towerrecall", "data", "--dir", "x"}, "data: name the command (download or synth) before its flags"},
 		{"train without data", []string{"towerrecall", "train", "--out", "x"}, "no data"},
 		{"eval without files", []string{"towerrecall", "eval"}, "eval needs"},
-		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "unknown objective or preset \"bpr\" (objectives: softmax, pointwise"},
-		{"unknown dataset", []string{"towerrecall", "data", "download", "--dataset", "ml-25m"}, "unknown dataset"},
+		{"bad config value", []string{"towerrecall", "train", "--data", "demo", "--objective", "bpr"}, "--objective: config: unknown objective or preset \"bpr\" (objectives: softmax, pointwise"},
+		{"unknown dataset", []string{"towerrecall", "data", "download", "--dataset", "ml-25m"}, `--dataset: unknown dataset "ml-25m"`},
 		// The flag package stops at the first argument: without the check,
 		// the flags after it were dropped (train wrote var/model, serve
 		// served it, download fetched ml-100k).

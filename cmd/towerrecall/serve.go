@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,24 +34,27 @@ import (
 // (config.UnknownEnv), logged once the logger is up.
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath, cors := onceFlag{twice: configTwice}, onceFlag{twice: listTwice}
+	flags.Var(&cors, "cors-origins", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
+	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
+	// A flag left out keeps its key's value (the file's, the
+	// environment's or the default): its help names the key, and no flag
+	// has a default of its own, which -h would show as the value (demo
+	// true under configs/production.yaml's false).
+	def := config.Default().Serve
 	var (
-		cfgPath   = flags.String("config", "", "YAML config file (configs/local.yaml, configs/production.yaml)")
-		modelDir  = flags.String("model", "", "artifact directory (default var/model)")
-		addr      = flags.String("addr", "", "listen address HOST:PORT (default :8080; port 0 picks one)")
-		index     = flags.String("index", "", "auto, exact or hnsw")
-		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue")
-		demo      = flags.Bool("demo", true, "with no artifact: train one (demo catalogue, or --data) and save it at --model")
-		logFormat = flags.String("log-format", "", "json or console")
-		cors      = flags.String("cors-origins", "", "comma-separated web origins allowed to call the API from a browser (CORS), e.g. https://app.example.com")
+		modelDir  = flags.String("model", "", "artifact directory (default: serve.model, "+def.Model+")")
+		addr      = flags.String("addr", "", "listen address HOST:PORT; port 0 picks one (default: serve.addr, "+def.Addr+")")
+		index     = flags.String("index", "", "auto, exact or hnsw (default: serve.index, "+def.Index+")")
+		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue (default: data.dir)")
+		demo      = flags.Bool("demo", false, fmt.Sprintf("with no artifact: train one (demo catalogue, or --data) and save it at --model; --demo=false waits for one (default: serve.demo, %t)", def.Demo))
+		logFormat = flags.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
 	)
 	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(flags, stderr, map[string]string{"config": "file", "model": "directory"}); err != nil {
-		return err
-	}
 	given := flagsSet(flags)
-	cfg, err := loadConfig(*cfgPath, "", getenv, func(c *config.Config) {
+	cfg, err := loadConfig(cfgPath.value, "", getenv, nil, func(c *config.Config) {
 		if *modelDir != "" {
 			c.Serve.Model = *modelDir
 		}
@@ -66,15 +70,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		if given["demo"] {
 			c.Serve.Demo = *demo
 		}
-		if *cors != "" {
-			c.Serve.CORSOrigins = config.SplitList(*cors)
+		if cors.set {
+			c.Serve.CORSOrigins = config.SplitList(cors.value)
 		}
 		if *logFormat != "" {
 			c.Log.Format = *logFormat
 		}
 	})
 	if err != nil {
-		return err
+		return withFlags(err, given, map[string]string{"model": "serve.model", "addr": "serve.addr", "index": "serve.index",
+			"data": "data.dir", "demo": "serve.demo", "cors-origins": "serve.cors_origins", "log-format": "log.format"})
 	}
 	// Log lines (one per request) are gathered in memory and written to
 	// stderr together, at most 20 ms after the first or per 64 KiB, by a
@@ -430,9 +435,25 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 // is still applied, read-only, so that turning writes off does not bring
 // deleted movies back. A corrupt journal stops serve: serving a catalogue
 // that silently lost changes (a takedown, say) is worse than not serving.
+//
+// A serve.catalog_journal set explicitly must be in a directory that
+// exists: created, a mistyped path (/data/jornal/movies.journal) put the
+// journal where no volume keeps it, and acknowledged changes were lost at
+// the next restart (without a token, its deletes went unapplied). The
+// default, beside serve.model, has its directory created, as publishing
+// the artifact there does.
 func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*catalog.Journal, error) {
 	path := s.JournalPath()
 	writable := s.CatalogToken != ""
+	if s.CatalogJournal != "" {
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return nil, fmt.Errorf("serve.catalog_journal %s: its directory %s: %w (it is not created: mount the volume there or correct the path)", path, dir, err)
+		}
+	}
 	if !writable {
 		// Only a journal that does not exist is none: one that cannot be
 		// read (permissions, say) fails below rather than let its deletes

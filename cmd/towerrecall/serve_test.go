@@ -369,6 +369,68 @@ func TestOpenJournalReadOnlyRefusesUnreadable(t *testing.T) {
 	}
 }
 
+// TestOpenJournalDirectory: a serve.catalog_journal set explicitly is
+// refused, naming the key, when its directory does not exist, and nothing
+// is created: a mistyped path made the directories and kept the journal
+// where no volume does (changes acknowledged, then lost at a restart). The
+// default journal, beside serve.model, still has its directory made, as
+// publishing the model there does.
+func TestOpenJournalDirectory(t *testing.T) {
+	t.Parallel()
+	token := strings.Repeat("t", config.MinCatalogToken)
+	tests := []struct {
+		name     string
+		journal  string // under the test's directory; "" for the default beside model
+		model    string // under the test's directory
+		token    string
+		wantErr  string
+		wantFile string // created, under the test's directory
+	}{
+		{"explicit, missing directory", "jornal/movies.journal", "model", token, "serve.catalog_journal", ""},
+		{"explicit, missing directory, read-only", "jornal/movies.journal", "model", "", "serve.catalog_journal", ""},
+		{"explicit, a file for a directory", "file/movies.journal", "model", token, "not a directory", ""},
+		{"explicit, existing directory", "movies.journal", "model", token, "", "movies.journal"},
+		{"default, missing directory", "", "var/model", token, "", "var/model.journal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := config.Default().Serve
+			s.Model, s.CatalogToken = filepath.Join(dir, tt.model), tt.token
+			if tt.journal != "" {
+				s.CatalogJournal = filepath.Join(dir, tt.journal)
+			}
+			j, err := openJournal(s, svc, zerolog.Nop())
+			if j != nil {
+				defer j.Close()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), s.CatalogJournal) {
+					t.Errorf("err = %v, want one naming %s and the path", err, tt.wantErr)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "jornal")); !os.IsNotExist(err) {
+					t.Errorf("the mistyped directory was created (%v)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, tt.wantFile)); err != nil {
+				t.Errorf("journal not created: %v", err)
+			}
+		})
+	}
+}
+
 // TestServeFatalErrorIsJSON: an error that ends serve once its logger is up
 // (an address in use, here) reaches stderr as one JSON log line, not as a
 // plain-text line in the middle of the JSON stream a log shipper parses.
@@ -386,7 +448,7 @@ func TestServeFatalErrorIsJSON(t *testing.T) {
 	if err == nil {
 		t.Fatal("run = nil, want the address in use")
 	}
-	reportError(&stderr, err) // what main writes before it exits 1
+	reportError(&stderr, err) // what main writes before it exits 1 (exitCode)
 	requireJSONError(t, stderr.String(), "address already in use")
 }
 
@@ -477,7 +539,7 @@ func TestTrainFatalErrorIsJSON(t *testing.T) {
 	if err == nil {
 		t.Fatal("run = nil, want the missing data")
 	}
-	reportError(&stderr, err) // what main writes before it exits 1
+	reportError(&stderr, err) // what main writes before it exits 1 (exitCode)
 	requireJSONError(t, stderr.String(), "missing")
 }
 

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -100,9 +101,10 @@ func isTerminal(w io.Writer) bool {
 
 // loadConfig builds the configuration: the preset chosen by objective (a
 // flag, which also overrides the file's train.objective; else the file's
-// train.objective), the file, the environment, then whatever set does to it
-// (explicit flags).
-func loadConfig(path, objective string, getenv func(string) string, set func(*config.Config)) (config.Config, error) {
+// train.objective), the file, the variables of the environment's sections
+// the command reads (envSections; none: all, see config.ApplyEnv), then
+// whatever set does to it (explicit flags).
+func loadConfig(path, objective string, getenv func(string) string, envSections []string, set func(*config.Config)) (config.Config, error) {
 	fromFlag := objective != ""
 	var raw []byte
 	if path != "" {
@@ -124,7 +126,7 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 	}
 	c, err := config.Preset(objective)
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("--objective: %w", err) // the file's is checked above
 	}
 	if raw != nil {
 		chosen := c.Train.Objective
@@ -135,7 +137,7 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 			c.Train.Objective = chosen
 		}
 	}
-	if err := c.ApplyEnv(getenv); err != nil {
+	if err := c.ApplyEnv(getenv, envSections...); err != nil {
 		return c, err
 	}
 	if set != nil {
@@ -145,7 +147,14 @@ func loadConfig(path, objective string, getenv func(string) string, set func(*co
 		if fromFlag && raw != nil {
 			err = fmt.Errorf("%w\n(--objective %s starts from that recipe's preset; %s sets every key it lists over it)", err, objective, path)
 		}
-		return c, invalidConfig{err}
+		// What set each key the error names, flags aside (withFlags): the
+		// environment over the file.
+		sources := map[string]string{}
+		for _, k := range config.FileKeys(raw) {
+			sources[k] = path
+		}
+		maps.Copy(sources, config.EnvKeys(getenv, envSections...))
+		return c, invalidConfig{err, sources}
 	}
 	return c, nil
 }
@@ -173,30 +182,71 @@ func readConfigFile(path string) ([]byte, error) {
 }
 
 // invalidConfig is a configuration that parsed but failed Validate, with
-// the flags applied: the only error a flag's value can have caused.
-type invalidConfig struct{ error }
+// the flags applied: the only error a flag's value can have caused. Its
+// message says what set each key the error names (sources: key → a flag
+// such as --epochs, a TOWERRECALL_* variable, or the config file), so a
+// bad value is found where it was written; keys none of them set are the
+// defaults'.
+type invalidConfig struct {
+	error
+	sources map[string]string
+}
 
 func (e invalidConfig) Unwrap() error { return e.error }
 
-// withFlags adds to a validation error (invalidConfig) which of the given
-// flags set which of the keys it names (flags: flag name → the key it
-// sets), so a bad flag value is recognisable in an error that names the
-// key. A file's or the environment's error is not the flags'.
-func withFlags(err error, given map[string]bool, flags map[string]string) error {
-	if !errors.As(err, new(invalidConfig)) {
-		return err
-	}
+func (e invalidConfig) Error() string {
+	msg := e.error.Error()
 	var set []string
-	for name, key := range flags {
-		if given[name] && strings.Contains(err.Error(), key) {
-			set = append(set, "--"+name+" sets "+key)
+	for key, src := range e.sources {
+		if namesKey(msg, key) {
+			set = append(set, src+" sets "+key)
 		}
 	}
 	if len(set) == 0 {
-		return err
+		return msg
 	}
 	slices.Sort(set)
-	return fmt.Errorf("%w\n(%s)", err, strings.Join(set, ", "))
+	return msg + "\n(" + strings.Join(set, ", ") + ")"
+}
+
+// namesKey reports whether msg names key as a whole (train.distill, not
+// train.distill_lambda).
+func namesKey(msg, key string) bool {
+	if key == "" {
+		return false
+	}
+	for i := 0; ; {
+		j := strings.Index(msg[i:], key)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(key)
+		if end == len(msg) || !(msg[end] == '_' || 'a' <= msg[end] && msg[end] <= 'z') {
+			return true
+		}
+		i = end
+	}
+}
+
+// withFlags adds to a validation error (invalidConfig) which of the given
+// flags set which of the keys it names (flags: flag name → the key it
+// sets): a flag overrides the environment and the file. Other errors are
+// returned as they are.
+func withFlags(err error, given map[string]bool, flags map[string]string) error {
+	var ic invalidConfig
+	if !errors.As(err, &ic) {
+		return err
+	}
+	sources := maps.Clone(ic.sources)
+	if sources == nil {
+		sources = map[string]string{}
+	}
+	for name, key := range flags {
+		if given[name] {
+			sources[key] = "--" + name
+		}
+	}
+	return invalidConfig{ic.error, sources}
 }
 
 // flagsSet returns the names of the flags given on the command line.
@@ -208,29 +258,29 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	cfgPath := onceFlag{twice: configTwice}
+	fs.Var(&cfgPath, "config", "YAML config `file`, given once (see configs/train.yaml)")
 	var (
-		cfgPath   = fs.String("config", "", "YAML config file (see configs/train.yaml)")
-		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue`)
+		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue (default: data.dir)`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
 		validF    = fs.String("valid", "", "validation ratings file: early stopping and selection, excluded at test; default: carved from --train (train.valid_fraction by time, train.valid_user_fraction per user, train.valid_random_fraction at random)")
 		testF     = fs.String("test", "", "test ratings file: metrics go into the manifest (never used to choose anything)")
 		out       = fs.String("out", "var/model", "artifact directory to write")
 		objective = fs.String("objective", "", "softmax (default recipe) or pointwise (the reference recipe), or a preset: recent-history, random-split, reference")
-		seed      = fs.Uint64("seed", 1, "random seed")
+		seed      = fs.Uint64("seed", 0, fmt.Sprintf("random seed (default: train.seed, %d)", config.Default().Train.Seed))
 		epochs    = fs.Int("epochs", 0, "epochs (0: from config)")
 		batch     = fs.Int("batch-size", 0, "batch size (0: from config)")
 		workers   = fs.Int("workers", 0, "training goroutines; 1 reproduces bit for bit (0: from config)")
-		logFormat = fs.String("log-format", "", "json or console")
+		logFormat = fs.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
 		progress  = fs.Bool("progress", true, "show a progress bar when stderr is a terminal")
 	)
 	if err := parseFlags(fs, "towerrecall train [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model] [--config FILE]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(fs, stderr, map[string]string{"config": "file"}); err != nil {
-		return err
-	}
 	given := flagsSet(fs)
-	cfg, err := loadConfig(*cfgPath, *objective, getenv, func(c *config.Config) {
+	// Train reads no serve variable (it writes --out, not serve.model): a
+	// bad one meant for the service must not stop it.
+	cfg, err := loadConfig(cfgPath.value, *objective, getenv, []string{"data", "log"}, func(c *config.Config) {
 		if given["data"] {
 			c.Data.Dir = *dataDir
 		}
@@ -429,9 +479,6 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := emptyPaths(fs, stderr, map[string]string{"model": "directory"}); err != nil {
-		return err
-	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
 		fmt.Fprintln(stderr, "eval needs --data, --train and --test (--data demo uses the demo's own split)")
 		return errUsage
@@ -442,7 +489,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	bc := config.Default()
 	bc.Baselines = config.Baselines{RecentWindow: *window, EASELambda: *lambda, NewUserHistory: *newHist}
 	if err := bc.Validate(); err != nil {
-		return withFlags(invalidConfig{err}, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
+		return withFlags(invalidConfig{err, nil}, flagsSet(fs), map[string]string{"recent-window": "baselines.recent_window", "ease-lambda": "baselines.ease_lambda", "new-user-history": "baselines.new_user_history"})
 	}
 	b, err := artifact.Load(*modelDir)
 	if err != nil {
@@ -513,6 +560,12 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprintf(stdout, "Usage:\n  %s\n", dataSynopsis)
 		return flag.ErrHelp
+	case len(args) > 0 && strings.HasPrefix(args[0], "-"):
+		fmt.Fprintf(stderr, "data: name the command (download or synth) before its flags\nusage: %s\n", dataSynopsis)
+		return errUsage
+	case len(args) > 0:
+		fmt.Fprintf(stderr, "data: unknown command %q (download or synth)\nusage: %s\n", args[0], dataSynopsis)
+		return errUsage
 	default:
 		fmt.Fprintf(stderr, "usage: %s\n", dataSynopsis)
 		return errUsage
@@ -526,13 +579,9 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, downloadSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
-	if strings.TrimSpace(*dir) == "" {
-		fmt.Fprintf(stderr, "data download: --dir names no directory\nusage: %s\n", downloadSynopsis)
-		return errUsage
-	}
 	src, ok := movielens.SourceByName(*name)
 	if !ok {
-		return fmt.Errorf("unknown dataset %q (ml-1m or ml-100k)", *name)
+		return fmt.Errorf("--dataset: unknown dataset %q (ml-1m or ml-100k)", *name)
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

@@ -500,13 +500,25 @@ func Parse(raw []byte, name string, base Config) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return base, fmt.Errorf("config: %s: %w", name, err)
+		return base, fmt.Errorf("config: %s: %w%s", name, err, tabHint(raw))
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return base, fmt.Errorf("config: %s: one YAML document expected, found a second (---)", name)
 	}
 	return c, nil
+}
+
+// tabHint names the first line of raw indented with a tab, which YAML
+// forbids: yaml.v3 says only "found character that cannot start any
+// token", or that a key was not found.
+func tabHint(raw []byte) string {
+	for i, line := range strings.Split(string(raw), "\n") {
+		if indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]; strings.Contains(indent, "\t") {
+			return fmt.Sprintf(" (line %d is indented with a tab: YAML indents with spaces only)", i+1)
+		}
+	}
+	return ""
 }
 
 // checkScalars walks the YAML node n that decodes into a value of type t
@@ -684,9 +696,16 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	return ""
 }
 
+// envVar is an environment variable's setting: its key, and how it sets
+// the value.
+type envVar struct {
+	key string
+	set func(string) error
+}
+
 // envSetters are the settings the environment overrides, by variable
-// name, each with how it sets its value.
-func (c *Config) envSetters() map[string]func(string) error {
+// name.
+func (c *Config) envSetters() map[string]envVar {
 	str := func(dst *string) func(string) error {
 		return func(v string) error { *dst = v; return nil }
 	}
@@ -703,43 +722,93 @@ func (c *Config) envSetters() map[string]func(string) error {
 	list := func(dst *[]string) func(string) error {
 		return func(v string) error { *dst = SplitList(v); return nil }
 	}
-	return map[string]func(string) error{
-		"TOWERRECALL_ADDR":            str(&c.Serve.Addr),
-		"TOWERRECALL_MODEL":           str(&c.Serve.Model),
-		"TOWERRECALL_INDEX":           str(&c.Serve.Index),
-		"TOWERRECALL_DATA_DIR":        str(&c.Data.Dir),
-		"TOWERRECALL_LOG_LEVEL":       str(&c.Log.Level),
-		"TOWERRECALL_LOG_FORMAT":      str(&c.Log.Format),
-		"TOWERRECALL_CATALOG_TOKEN":   str(&c.Serve.CatalogToken),
-		"TOWERRECALL_CATALOG_JOURNAL": str(&c.Serve.CatalogJournal),
-		"TOWERRECALL_DEMO":            boolean(&c.Serve.Demo),
-		"TOWERRECALL_EXPLORER":        boolean(&c.Serve.Explorer),
-		"TOWERRECALL_TRUSTED_PROXIES": list(&c.Serve.TrustedProxies),
-		"TOWERRECALL_CORS_ORIGINS":    list(&c.Serve.CORSOrigins),
-		"TOWERRECALL_RELOAD_POLL": func(v string) error {
+	return map[string]envVar{
+		"TOWERRECALL_ADDR":            {"serve.addr", str(&c.Serve.Addr)},
+		"TOWERRECALL_MODEL":           {"serve.model", str(&c.Serve.Model)},
+		"TOWERRECALL_INDEX":           {"serve.index", str(&c.Serve.Index)},
+		"TOWERRECALL_DATA_DIR":        {"data.dir", str(&c.Data.Dir)},
+		"TOWERRECALL_LOG_LEVEL":       {"log.level", str(&c.Log.Level)},
+		"TOWERRECALL_LOG_FORMAT":      {"log.format", str(&c.Log.Format)},
+		"TOWERRECALL_CATALOG_TOKEN":   {"serve.catalog_token", str(&c.Serve.CatalogToken)},
+		"TOWERRECALL_CATALOG_JOURNAL": {"serve.catalog_journal", str(&c.Serve.CatalogJournal)},
+		"TOWERRECALL_DEMO":            {"serve.demo", boolean(&c.Serve.Demo)},
+		"TOWERRECALL_EXPLORER":        {"serve.explorer", boolean(&c.Serve.Explorer)},
+		"TOWERRECALL_TRUSTED_PROXIES": {"serve.trusted_proxies", list(&c.Serve.TrustedProxies)},
+		"TOWERRECALL_CORS_ORIGINS":    {"serve.cors_origins", list(&c.Serve.CORSOrigins)},
+		"TOWERRECALL_RELOAD_POLL": {"serve.reload_poll", func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return err
 			}
 			c.Serve.ReloadPoll = d
 			return nil
-		},
+		}},
 	}
 }
 
 // ApplyEnv overrides settings from TOWERRECALL_* environment variables;
-// an empty variable sets nothing.
-func (c *Config) ApplyEnv(getenv func(string) string) error {
+// an empty variable sets nothing. Given sections ("data", "serve",
+// "log"), only the variables of those sections' keys are read (none: all):
+// a command reads what it uses, so train, which neither listens nor
+// serves, is not stopped by a bad TOWERRECALL_ADDR or
+// TOWERRECALL_CATALOG_TOKEN meant for the service in an environment the
+// two share (a ConfigMap, say). The file is one document and is validated
+// whole by every command that reads it.
+func (c *Config) ApplyEnv(getenv func(string) string, sections ...string) error {
 	var errs []error
 	set := c.envSetters()
-	for _, name := range slices.Sorted(maps.Keys(set)) {
+	for _, name := range envIn(set, sections) {
 		if v := getenv(name); v != "" {
-			if err := set[name](v); err != nil {
+			if err := set[name].set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// EnvKeys returns the keys ApplyEnv(getenv, sections...) sets, each with
+// the variable that sets it, so that an error about a key can name it.
+func EnvKeys(getenv func(string) string, sections ...string) map[string]string {
+	var c Config
+	set := c.envSetters()
+	keys := map[string]string{}
+	for _, name := range envIn(set, sections) {
+		if getenv(name) != "" {
+			keys[set[name].key] = name
+		}
+	}
+	return keys
+}
+
+// envIn returns the names of the variables of set whose keys are in
+// sections (none: all), sorted.
+func envIn(set map[string]envVar, sections []string) []string {
+	var names []string
+	for name, v := range set {
+		if section, _, _ := strings.Cut(v.key, "."); len(sections) == 0 || slices.Contains(sections, section) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// FileKeys returns the keys (section.key) a config file that Parse
+// accepted sets, so that an error about a key can name the file.
+func FileKeys(raw []byte) []string {
+	var sections map[string]map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &sections); err != nil {
+		return nil
+	}
+	var keys []string
+	for section, m := range sections {
+		for key := range m {
+			keys = append(keys, section+"."+key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // DownloadURLEnv names the variable `towerrecall data download` reads the
@@ -1014,9 +1083,20 @@ func (c *Config) Validate() error {
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)
 	}
-	if t := s.CatalogToken; t != "" && !validToken(t) {
+	if t := s.CatalogToken; t != "" && strings.TrimSpace(t) != t {
+		// A secret made from a file (kubectl create secret --from-file)
+		// keeps the file's last newline. The token itself is never echoed.
+		bad("serve.catalog_token", "has leading or trailing white space (a newline from the file the secret was made from?)")
+	} else if t != "" && !validToken(t) {
 		// The token itself is never echoed.
 		bad("serve.catalog_token", "must be %d to 256 characters of a bearer token (letters, digits, -._~+/ and trailing =), got %d bytes", MinCatalogToken, len(t))
+	}
+	if j := s.CatalogJournal; j != "" && strings.TrimSpace(j) == "" {
+		bad("serve.catalog_journal", "is blank: name a file, or leave it out for the default beside serve.model")
+	} else if j != "" && strings.TrimSpace(s.Model) != "" && within(j, s.Model) {
+		// Publishing an artifact replaces serve.model whole, and removes
+		// the old directory with the journal in it.
+		bad("serve.catalog_journal", "%q is inside serve.model %q, which publishing an artifact replaces whole: put it beside the directory (the default is %s)", j, s.Model, Serve{Model: s.Model}.JournalPath())
 	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -1119,6 +1199,13 @@ func checkAddr(addr string) error {
 		}
 	}
 	return nil
+}
+
+// within reports whether path is dir or inside it, as written (a
+// relative path and an absolute one are not compared).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // validToken accepts an RFC 6750 b64token of MinCatalogToken to 256

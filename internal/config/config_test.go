@@ -177,6 +177,10 @@ func TestParse(t *testing.T) {
 				t.Errorf("logq_scale %v", c.Train.LogQScale)
 			}
 		}},
+		// YAML indents with spaces; yaml.v3's error does not say a tab is
+		// the problem.
+		{name: "a tab", yaml: "train:\n\tepochs: 2\n", wantErr: "config: test.yaml: yaml: line 2: found character that cannot start any token (line 2 is indented with a tab: YAML indents with spaces only)"},
+		{name: "a tab after spaces", yaml: "serve:\n  addr: ':1'\n  \tindex: exact\n", wantErr: "(line 3 is indented with a tab"},
 		{name: "second document", yaml: "train:\n  epochs: 3\n---\nserve:\n  batch_max: -5\n", wantErr: "second"},
 		{name: "document end marker only", yaml: "train:\n  epochs: 3\n...\n", check: func(t *testing.T, c Config) {
 			if c.Train.Epochs != 3 {
@@ -279,6 +283,73 @@ func TestApplyEnv(t *testing.T) {
 	}
 }
 
+// TestApplyEnvSections: a command reads the variables of the sections it
+// uses, each variable belonging to the section of the key it sets; none
+// given reads every one.
+func TestApplyEnvSections(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TOWERRECALL_ADDR": ":9", "TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_DATA_DIR": "d", "TOWERRECALL_LOG_LEVEL": "warn"}
+	tests := []struct {
+		name     string
+		sections []string
+		wantErr  bool
+		addr     string
+		dataDir  string
+		level    string
+	}{
+		{"every section", nil, true, ":9", "d", "warn"},
+		{"data and log (train)", []string{"data", "log"}, false, ":8080", "d", "warn"},
+		{"log only", []string{"log"}, false, ":8080", "", "warn"},
+		{"serve only", []string{"serve"}, true, ":9", "", "info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			err := c.ApplyEnv(func(k string) string { return env[k] }, tt.sections...)
+			if (err != nil) != tt.wantErr || err != nil && !strings.Contains(err.Error(), "TOWERRECALL_DEMO") {
+				t.Errorf("err = %v, want an error naming TOWERRECALL_DEMO: %v", err, tt.wantErr)
+			}
+			if c.Serve.Addr != tt.addr || c.Data.Dir != tt.dataDir || c.Log.Level != tt.level {
+				t.Errorf("addr %q, data.dir %q, log.level %q; want %q, %q, %q", c.Serve.Addr, c.Data.Dir, c.Log.Level, tt.addr, tt.dataDir, tt.level)
+			}
+		})
+	}
+	var c Config
+	for name, v := range c.envSetters() {
+		if section, _, _ := strings.Cut(v.key, "."); !slices.Contains([]string{"data", "serve", "log"}, section) {
+			t.Errorf("%s sets %s, of no section ApplyEnv is given", name, v.key)
+		}
+	}
+}
+
+// TestSources: the keys a file sets and those the environment sets, each
+// with its variable, for naming them in an error about the key.
+func TestSources(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"empty", "", nil},
+		{"sections", "train:\n  epochs: 2\n  distill: 1\nserve: {addr: ':1'}\nlog:\n", []string{"serve.addr", "train.distill", "train.epochs"}},
+		{"features are the list's key", "model:\n  user:\n    - {name: gender, dim: 2}\n", []string{"model.user"}},
+		{"not a mapping", "[]", nil},
+	} {
+		if got := FileKeys([]byte(tt.yaml)); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: FileKeys = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	env := map[string]string{"TOWERRECALL_ADDR": ":9", "TOWERRECALL_LOG_LEVEL": "warn", "TOWERRECALL_INDEX": ""}
+	getenv := func(k string) string { return env[k] }
+	if got, want := EnvKeys(getenv), map[string]string{"serve.addr": "TOWERRECALL_ADDR", "log.level": "TOWERRECALL_LOG_LEVEL"}; !maps.Equal(got, want) {
+		t.Errorf("EnvKeys = %v, want %v", got, want)
+	}
+	if got, want := EnvKeys(getenv, "data", "log"), map[string]string{"log.level": "TOWERRECALL_LOG_LEVEL"}; !maps.Equal(got, want) {
+		t.Errorf("EnvKeys(data, log) = %v, want %v", got, want)
+	}
+}
+
 // TestUnknownEnv: a misspelt TOWERRECALL_* variable is named; the
 // settings' own, other programs' variables and empty names are not. The
 // configuration reference documents exactly the variables that are read.
@@ -303,6 +374,18 @@ func TestUnknownEnv(t *testing.T) {
 	slices.Sort(documented)
 	if documented = slices.Compact(documented); !slices.Equal(documented, read) {
 		t.Errorf("docs/configuration.md names %q; the code reads %q", documented, read)
+	}
+	// Each variable is in the table row of the key it sets.
+	for name, v := range c.envSetters() {
+		found := false
+		for line := range strings.SplitSeq(string(doc), "\n") {
+			if strings.HasPrefix(line, "| ") && strings.Contains(line, "`"+v.key+"`") && strings.Contains(line, name) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("docs/configuration.md has no table row naming %s and %s, the key it sets", v.key, name)
+		}
 	}
 }
 
@@ -415,6 +498,53 @@ func TestCatalogSettings(t *testing.T) {
 		err := c.Validate()
 		if err == nil || !strings.Contains(err.Error(), "serve.catalog_token") || strings.Contains(err.Error(), tok) {
 			t.Errorf("token %q: %v (must be refused without echoing it)", tok, err)
+		}
+	}
+	// A secret made from a file keeps its newline: the error says so.
+	for _, tok := range []string{"s3cret-token-0123456789\n", " s3cret-token-0123456789", "s3cret-token-0123456789\r\n"} {
+		c.Serve.CatalogToken = tok
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "serve.catalog_token: has leading or trailing white space") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("token %q: %v, want white space named without echoing the token", tok, err)
+		}
+	}
+}
+
+// TestCatalogJournalPlace: an explicit journal is refused when blank (it
+// named a file " " in the working directory) or inside the model
+// directory, which publishing an artifact replaces whole, deleting it.
+func TestCatalogJournalPlace(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		model, journal string
+		ok             bool
+	}{
+		{"var/model", "", true},
+		{"var/model", "var/model.journal", true},
+		{"var/model", "var/models/j", true},
+		{"var/model", "var/model..journal", true},
+		{"/data/model", "/journal/movies.journal", true},
+		{"var/model", "movies.journal", true},
+		{"var/model", "/abs/var/model/j", true}, // not comparable as written
+		{"var/model", " ", false},
+		{"var/model", "var/model/movies.journal", false},
+		{"var/model/", "./var/model/sub/movies.journal", false},
+		{"/data/model", "/data/model/movies.journal", false},
+		{"/data/model", "/data/model", false},
+		{".", "movies.journal", false},
+		{"", "movies.journal", false}, // serve.model's own error only
+	} {
+		c := Default()
+		c.Serve.Model, c.Serve.CatalogJournal = tt.model, tt.journal
+		err := c.Validate()
+		if tt.model == "" {
+			if err == nil || strings.Contains(err.Error(), "serve.catalog_journal") {
+				t.Errorf("model %q, journal %q: err = %v, want serve.model's error alone", tt.model, tt.journal, err)
+			}
+			continue
+		}
+		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "serve.catalog_journal") {
+			t.Errorf("model %q, journal %q: err = %v, want ok = %v", tt.model, tt.journal, err, tt.ok)
 		}
 	}
 }
