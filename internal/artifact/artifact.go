@@ -345,66 +345,13 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	files := map[string][]byte{}
-	var buf bytes.Buffer
-	if _, err := b.Model.WriteTo(&buf); err != nil {
-		return fmt.Errorf("artifact: encode model: %w", err)
-	}
-	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
-	vocabs := map[string][]string{}
-	for f, v := range b.Encoder.Vocabs {
-		vocabs[string(f)] = v.Values()
-	}
-	if files[VocabFile], err = json.Marshal(vocabs); err != nil {
-		return fmt.Errorf("artifact: encode vocabularies: %w", err)
-	}
-	if files[MoviesFile], err = json.Marshal(b.Movies); err != nil {
-		return fmt.Errorf("artifact: encode movies: %w", err)
-	}
-	files[VectorsFile] = encodeFloats(b.Vectors)
-	files[UsersFile] = encodeUsers(b.Users, b.Seen)
-	if len(b.Profiles) > 0 {
-		if files[ProfilesFile], err = json.Marshal(b.Profiles); err != nil {
-			return fmt.Errorf("artifact: encode profiles: %w", err)
-		}
-	}
-	if len(b.Graph) > 0 {
-		files[GraphFile] = b.Graph
-	}
-	if len(b.Report) > 0 {
-		files[ReportFile] = b.Report
-	}
-	if b.Prior != nil {
-		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
-			return fmt.Errorf("artifact: encode prior: %w", err)
-		}
-	}
-	if b.Recent != nil {
-		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
-			return fmt.Errorf("artifact: encode recent history: %w", err)
-		}
-	}
-	for name, data := range files {
-		// Load reads no more (a graph of a million movies at a high
-		// serve.hnsw_m reaches it): the artifact would replace a good one
-		// and then never load.
-		if len(data) > maxFileSize {
-			return fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
-		}
-	}
-	m := b.Manifest
-	m.FormatVersion = 1
-	if b.Prior != nil && b.Prior.FeatureShare > 0 {
-		m.FormatVersion = 2
-	}
-	m.Files = map[string]string{}
-	for name, data := range files {
-		sum := sha256.Sum256(data)
-		m.Files[name] = hex.EncodeToString(sum[:])
-	}
-	mj, err := json.MarshalIndent(m, "", "  ")
+	files, err := encodeFiles(b)
 	if err != nil {
-		return fmt.Errorf("artifact: encode manifest: %w", err)
+		return err
+	}
+	m, mj, err := manifestOf(b, files)
+	if err != nil {
+		return err
 	}
 	// What Load would refuse (a diverged weight, a table that does not
 	// fit the model, a manifest its decoder reads otherwise than it was
@@ -433,6 +380,78 @@ func Save(dir string, b *Bundle) (err error) {
 	}
 	b.Manifest = m
 	return nil
+}
+
+// encodeFiles encodes each of b's files but the manifest.
+func encodeFiles(b *Bundle) (files map[string][]byte, err error) {
+	files = map[string][]byte{}
+	var buf bytes.Buffer
+	if _, err := b.Model.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("artifact: encode model: %w", err)
+	}
+	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
+	vocabs := map[string][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[string(f)] = v.Values()
+	}
+	if files[VocabFile], err = json.Marshal(vocabs); err != nil {
+		return nil, fmt.Errorf("artifact: encode vocabularies: %w", err)
+	}
+	if files[MoviesFile], err = json.Marshal(b.Movies); err != nil {
+		return nil, fmt.Errorf("artifact: encode movies: %w", err)
+	}
+	files[VectorsFile] = encodeFloats(b.Vectors)
+	files[UsersFile] = encodeUsers(b.Users, b.Seen)
+	if len(b.Profiles) > 0 {
+		if files[ProfilesFile], err = json.Marshal(b.Profiles); err != nil {
+			return nil, fmt.Errorf("artifact: encode profiles: %w", err)
+		}
+	}
+	if len(b.Graph) > 0 {
+		files[GraphFile] = b.Graph
+	}
+	if len(b.Report) > 0 {
+		files[ReportFile] = b.Report
+	}
+	if b.Prior != nil {
+		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
+			return nil, fmt.Errorf("artifact: encode prior: %w", err)
+		}
+	}
+	if b.Recent != nil {
+		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
+			return nil, fmt.Errorf("artifact: encode recent history: %w", err)
+		}
+	}
+	for name, data := range files {
+		// Load reads no more (a graph of a million movies at a high
+		// serve.hnsw_m reaches it): the artifact would replace a good one
+		// and then never load.
+		if len(data) > maxFileSize {
+			return nil, fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
+		}
+	}
+	return files, nil
+}
+
+// manifestOf returns b's manifest completed for files (the format version
+// they need, the checksum of each) and its encoding.
+func manifestOf(b *Bundle, files map[string][]byte) (Manifest, []byte, error) {
+	m := b.Manifest
+	m.FormatVersion = 1
+	if b.Prior != nil && b.Prior.FeatureShare > 0 {
+		m.FormatVersion = 2
+	}
+	m.Files = map[string]string{}
+	for name, data := range files {
+		sum := sha256.Sum256(data)
+		m.Files[name] = hex.EncodeToString(sum[:])
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Manifest{}, nil, fmt.Errorf("artifact: encode manifest: %w", err)
+	}
+	return m, mj, nil
 }
 
 // CheckWritable reports early whether Save(dir, ...) can succeed: dir is
