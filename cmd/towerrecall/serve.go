@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,67 +34,15 @@ import (
 // unknownEnv are warnings about TOWERRECALL_* variables nothing reads
 // (config.UnknownEnv), logged once the logger is up.
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
-	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfgPath, cors := onceFlag{twice: configTwice}, onceFlag{twice: listTwice}
-	flags.Var(&cors, "cors-origins", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
-	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
-	// A flag left out keeps its key's value (the file's, the
-	// environment's or the default): its help names the key, and no flag
-	// has a default of its own, which -h would show as the value (demo
-	// true under configs/production.yaml's false).
-	def := config.Default().Serve
-	var (
-		modelDir  = flags.String("model", "", "artifact directory (default: serve.model, "+def.Model+")")
-		addr      = flags.String("addr", "", "listen address HOST:PORT; port 0 picks one (default: serve.addr, "+def.Addr+")")
-		index     = flags.String("index", "", "auto, exact or hnsw (default: serve.index, "+def.Index+")")
-		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue (default: data.dir)")
-		demo      = flags.Bool("demo", false, fmt.Sprintf("with no artifact: train one (demo catalogue, or --data) and save it at --model; --demo=false waits for one (default: serve.demo, %t)", def.Demo))
-		logFormat = flags.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
-	)
-	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
+	cfg, err := serveConfig(args, getenv, stdout, stderr)
+	if err != nil {
 		return err
 	}
-	given := flagsSet(flags)
-	cfg, err := loadConfig(cfgPath.value, "", getenv, nil, func(c *config.Config) {
-		if *modelDir != "" {
-			c.Serve.Model = *modelDir
-		}
-		if *addr != "" {
-			c.Serve.Addr = *addr
-		}
-		if *index != "" {
-			c.Serve.Index = *index
-		}
-		if *dataDir != "" {
-			c.Data.Dir = *dataDir
-		}
-		if given["demo"] {
-			c.Serve.Demo = *demo
-		}
-		if cors.set {
-			c.Serve.CORSOrigins = config.SplitList(cors.value)
-		}
-		if *logFormat != "" {
-			c.Log.Format = *logFormat
-		}
-	})
-	if err != nil {
-		return withFlags(err, given, map[string]string{"model": "serve.model", "addr": "serve.addr", "index": "serve.index",
-			"data": "data.dir", "demo": "serve.demo", "cors-origins": "serve.cors_origins", "log-format": "log.format"})
-	}
-	// Log lines (one per request) are gathered in memory and written to
-	// stderr together, at most 20 ms after the first or per 64 KiB, by a
-	// timer goroutine: one system call per batch, and a request never waits
-	// for a write(2). If stderr falls 1 MiB behind, lines are dropped and
-	// the next batch says how many. Close flushes; stderr stays open.
-	bw, err := logbatch.New(stderr, 20*time.Millisecond, 64<<10, func(dropped int) []byte {
-		return fmt.Appendf(nil, "{\"level\":\"warn\",\"message\":\"%d log lines dropped: stderr is not read fast enough\"}\n", dropped)
-	})
+	bw, logger, err := serveLogger(stderr, cfg.Log)
 	if err != nil {
 		return err
 	}
 	defer bw.Close()
-	logger := newLogger(bw, cfg.Log, isTerminal(stderr)) // bw is not a terminal; stderr may be
 	// From here on the error that ends serve is a log line (JSON in
 	// production), written before bw is flushed; main does not print it.
 	defer logEnd(logger, &err, "not serving")
@@ -128,12 +77,108 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if journal != nil {
 		defer journal.Close()
 	}
-	// Without a usable model the process still comes up: /healthz answers,
-	// /readyz answers 503 and the reload poll (or SIGHUP) loads the
-	// artifact once it is published. A replica whose volume the training
-	// Job has not filled yet must not crash-loop; only a bad config exits.
-	// lastSum is the checksum of the manifest loaded (or refused) at start,
-	// which the reload poll compares against.
+	rl, ok, err := firstLoad(ctx, cfg, svc, logger)
+	if !ok {
+		return err
+	}
+	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
+	if err != nil {
+		return err
+	}
+	if _, ok := svc.Info(); ok {
+		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
+	} else {
+		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
+	}
+	if err = serveAndReload(ctx, srv, ln, rl, hup, cfg.Serve.ReloadPoll); err != nil {
+		logger.Error().Err(err).Msg("stopped")
+		return loggedError{err}
+	}
+	logger.Info().Msg("stopped")
+	return nil
+}
+
+// serveConfig parses serve's flags and loads the config they override.
+func serveConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (config.Config, error) {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath, cors := onceFlag{twice: configTwice}, onceFlag{twice: listTwice}
+	flags.Var(&cors, "cors-origins", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
+	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
+	// A flag left out keeps its key's value (the file's, the
+	// environment's or the default): its help names the key, and no flag
+	// has a default of its own, which -h would show as the value (demo
+	// true under configs/production.yaml's false).
+	def := config.Default().Serve
+	var (
+		modelDir  = flags.String("model", "", "artifact directory (default: serve.model, "+def.Model+")")
+		addr      = flags.String("addr", "", "listen address HOST:PORT; port 0 picks one (default: serve.addr, "+def.Addr+")")
+		index     = flags.String("index", "", "auto, exact or hnsw (default: serve.index, "+def.Index+")")
+		dataDir   = flags.String("data", "", "with no artifact: train on this MovieLens directory instead of the demo catalogue (default: data.dir)")
+		demo      = flags.Bool("demo", false, fmt.Sprintf("with no artifact: train one (demo catalogue, or --data) and save it at --model; --demo=false waits for one (default: serve.demo, %t)", def.Demo))
+		logFormat = flags.String("log-format", "", "json or console (default: log.format, "+config.Default().Log.Format+")")
+	)
+	if err := parseFlags(flags, "towerrecall serve [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]", args, stdout, stderr); err != nil {
+		return config.Config{}, err
+	}
+	given := flagsSet(flags)
+	cfg, err := loadConfig(cfgPath.value, "", getenv, nil, func(c *config.Config) {
+		if *modelDir != "" {
+			c.Serve.Model = *modelDir
+		}
+		if *addr != "" {
+			c.Serve.Addr = *addr
+		}
+		if *index != "" {
+			c.Serve.Index = *index
+		}
+		if *dataDir != "" {
+			c.Data.Dir = *dataDir
+		}
+		if given["demo"] {
+			c.Serve.Demo = *demo
+		}
+		if cors.set {
+			c.Serve.CORSOrigins = config.SplitList(cors.value)
+		}
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+	})
+	if err != nil {
+		return config.Config{}, withFlags(err, given, map[string]string{"model": "serve.model", "addr": "serve.addr", "index": "serve.index",
+			"data": "data.dir", "demo": "serve.demo", "cors-origins": "serve.cors_origins", "log-format": "log.format"})
+	}
+	return cfg, nil
+}
+
+// serveLogger is serve's logger, writing to stderr through bw, which the
+// caller closes. Log lines (one per request) are gathered in memory and
+// written to stderr together, at most 20 ms after the first or per 64 KiB,
+// by a timer goroutine: one system call per batch, and a request never
+// waits for a write(2). If stderr falls 1 MiB behind, lines are dropped and
+// the next batch says how many. Close flushes; stderr stays open.
+func serveLogger(stderr io.Writer, c config.Log) (bw *logbatch.Writer, logger zerolog.Logger, err error) {
+	bw, err = logbatch.New(stderr, 20*time.Millisecond, 64<<10, func(dropped int) []byte {
+		return fmt.Appendf(nil, "{\"level\":\"warn\",\"message\":\"%d log lines dropped: stderr is not read fast enough\"}\n", dropped)
+	})
+	if err != nil {
+		return nil, logger, err
+	}
+	return bw, newLogger(bw, c, isTerminal(stderr)), nil // bw is not a terminal; stderr may be
+}
+
+// firstLoad loads the model at cfg.Serve.Model into svc (training one in
+// demo mode) and returns the reloader that loads it again. ok is false
+// when serve ends here, with err (nil when a signal stopped the demo
+// training).
+//
+// Without a usable model the process still comes up: /healthz answers,
+// /readyz answers 503 and the reload poll (or SIGHUP) loads the
+// artifact once it is published. A replica whose volume the training
+// Job has not filled yet must not crash-loop; only a bad config exits.
+// lastSum is the checksum of the manifest loaded (or refused) at start,
+// which the reload poll compares against.
+func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logger zerolog.Logger) (rl *reloader, ok bool, err error) {
 	startSum, _ := artifact.ManifestSum(cfg.Serve.Model)
 	startPrint := artifactPrint(cfg.Serve.Model, startSum)
 	b, lastSum, err := loadOrTrain(ctx, cfg, logger)
@@ -155,18 +200,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
 	case ctx.Err() != nil: // SIGTERM or Ctrl-C during the demo training
 		logger.Info().Msg("stopped before serving")
-		return nil
+		return nil, false, nil
 	default: // demo training failed: bad data settings
-		return err
+		return nil, false, err
 	}
-	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
-	if err != nil {
-		return err
-	}
-	rl := &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger, sum: lastSum}
+	rl = &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger, sum: lastSum}
 	if refusedAtStart {
 		rl.refused = startPrint // logged above; loaded again once it changes
 	}
+	return rl, true, nil
+}
+
+// serveAndReload serves on ln and reloads the model on every signal on hup
+// and, when poll is positive, at every poll interval in which its manifest
+// changed, until ctx ends or the server stops.
+func serveAndReload(ctx context.Context, srv *server.Server, ln net.Listener, rl *reloader, hup <-chan os.Signal, poll time.Duration) error {
 	var g oklogrun.Group
 	{
 		sctx, cancel := context.WithCancel(ctx)
@@ -176,21 +224,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		done := make(chan struct{})
 		g.Add(func() error { rl.onSignal(hup, done); return nil }, func(error) { close(done) })
 	}
-	if cfg.Serve.ReloadPoll > 0 {
+	if poll > 0 {
 		done := make(chan struct{})
-		g.Add(func() error { rl.poll(cfg.Serve.ReloadPoll, done); return nil }, func(error) { close(done) })
+		g.Add(func() error { rl.poll(poll, done); return nil }, func(error) { close(done) })
 	}
-	if _, ok := svc.Info(); ok {
-		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
-	} else {
-		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
-	}
-	if err = g.Run(); err != nil {
-		logger.Error().Err(err).Msg("stopped")
-		return loggedError{err}
-	}
-	logger.Info().Msg("stopped")
-	return nil
+	return g.Run()
 }
 
 // reloader loads the artifact at dir into svc again, on SIGHUP and when

@@ -86,10 +86,10 @@ func (d *decoder) u64() (uint64, error) {
 // 0..n-1, and the top layer holds one node, the entry point.
 //
 // It reads the bytes twice: first to validate the nodes and learn each
-// node's level and each layer's largest degree, which size the flat rows,
-// then to fill them and validate the links; nothing per node is allocated.
+// node's level and each layer's largest degree, which size the flat rows
+// (scanNodes), then to fill them and validate the links (readLinks);
+// nothing per node is allocated.
 func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
-	d1 := a.dim + 1
 	d := &decoder{b: b}
 	version, err := d.varint()
 	if err != nil {
@@ -133,9 +133,25 @@ func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
 		return nil, errors.New("graph has no layers")
 	}
 	layersAt := d.off
+	g, err := d.scanNodes(a, n, nLayers)
+	if err != nil {
+		return nil, err
+	}
+	g.m, g.ml, g.efSearch = m, ml, efSearch
+	d.off = layersAt
+	if err := d.readLinks(g, a.dim+1); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
 
-	// Pass 1: nodes. lv[key] is the last layer key was seen in (-1: none),
-	// so a key of layer li must have lv li-1.
+// scanNodes is decodeGraph's first pass: it reads the nLayers layers to
+// the end of the bytes, validates every node (not yet its links), and
+// returns the graph they size, with its entry point and no links.
+func (d *decoder) scanNodes(a augmenter, n, nLayers int) (*graph, error) {
+	d1 := a.dim + 1
+	// lv[key] is the last layer key was seen in (-1: none), so a key of
+	// layer li must have lv li-1.
 	// Each node takes at least 4 (key) + 1 (len) + 4·d1 + 1 bytes, which
 	// bounds the node counts by the input size.
 	minNode := 6 + 4*d1
@@ -211,17 +227,22 @@ func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
 	if prev != 1 {
 		return nil, fmt.Errorf("top layer has %d nodes, want 1", prev)
 	}
-
-	// Pass 2: links, now that every node's level is known.
+	// The base layer held every key 0..n-1, so each has a level.
 	levels := make([]uint8, n)
 	for i, l := range lv {
 		levels[i] = uint8(l)
 	}
 	g := newGraph(levels, maxDeg[0], slices.Max(append(maxDeg[1:], 0)))
-	g.entry, g.top, g.m, g.ml, g.efSearch = entry, nLayers-1, m, ml, efSearch
-	d.off = layersAt
+	g.entry, g.top = entry, nLayers-1
+	return g, nil
+}
+
+// readLinks is decodeGraph's second pass, over the layers scanNodes
+// validated (vectors of d1 values are skipped): now that every node's
+// level is known, it validates each node's links and sets them in g.
+func (d *decoder) readLinks(g *graph, d1 int) error {
 	var nb, sorted []int32
-	for li := range nLayers {
+	for li := range g.top + 1 {
 		nNodes, _ := d.varint()
 		for range nNodes {
 			u, _ := d.u32()
@@ -237,18 +258,18 @@ func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
 			sorted = append(sorted[:0], nb...)
 			slices.Sort(sorted)
 			for x, v := range sorted {
-				if v < 0 || int(v) >= n || int(lv[v]) < li {
-					return nil, fmt.Errorf("layer %d key %d: neighbour %d not in layer", li, key, v)
+				if v < 0 || int(v) >= g.n || int(g.levels[v]) < li {
+					return fmt.Errorf("layer %d key %d: neighbour %d not in layer", li, key, v)
 				}
 				if v == key {
-					return nil, fmt.Errorf("layer %d key %d: links to itself", li, v)
+					return fmt.Errorf("layer %d key %d: links to itself", li, v)
 				}
 				if x > 0 && sorted[x-1] == v {
-					return nil, fmt.Errorf("layer %d key %d: duplicate neighbour %d", li, key, v)
+					return fmt.Errorf("layer %d key %d: duplicate neighbour %d", li, key, v)
 				}
 			}
 			g.setLinks(key, li, nb)
 		}
 	}
-	return g, nil
+	return nil
 }

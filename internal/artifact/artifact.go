@@ -345,66 +345,13 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	files := map[string][]byte{}
-	var buf bytes.Buffer
-	if _, err := b.Model.WriteTo(&buf); err != nil {
-		return fmt.Errorf("artifact: encode model: %w", err)
-	}
-	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
-	vocabs := map[string][]string{}
-	for f, v := range b.Encoder.Vocabs {
-		vocabs[string(f)] = v.Values()
-	}
-	if files[VocabFile], err = json.Marshal(vocabs); err != nil {
-		return fmt.Errorf("artifact: encode vocabularies: %w", err)
-	}
-	if files[MoviesFile], err = json.Marshal(b.Movies); err != nil {
-		return fmt.Errorf("artifact: encode movies: %w", err)
-	}
-	files[VectorsFile] = encodeFloats(b.Vectors)
-	files[UsersFile] = encodeUsers(b.Users, b.Seen)
-	if len(b.Profiles) > 0 {
-		if files[ProfilesFile], err = json.Marshal(b.Profiles); err != nil {
-			return fmt.Errorf("artifact: encode profiles: %w", err)
-		}
-	}
-	if len(b.Graph) > 0 {
-		files[GraphFile] = b.Graph
-	}
-	if len(b.Report) > 0 {
-		files[ReportFile] = b.Report
-	}
-	if b.Prior != nil {
-		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
-			return fmt.Errorf("artifact: encode prior: %w", err)
-		}
-	}
-	if b.Recent != nil {
-		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
-			return fmt.Errorf("artifact: encode recent history: %w", err)
-		}
-	}
-	for name, data := range files {
-		// Load reads no more (a graph of a million movies at a high
-		// serve.hnsw_m reaches it): the artifact would replace a good one
-		// and then never load.
-		if len(data) > maxFileSize {
-			return fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
-		}
-	}
-	m := b.Manifest
-	m.FormatVersion = 1
-	if b.Prior != nil && b.Prior.FeatureShare > 0 {
-		m.FormatVersion = 2
-	}
-	m.Files = map[string]string{}
-	for name, data := range files {
-		sum := sha256.Sum256(data)
-		m.Files[name] = hex.EncodeToString(sum[:])
-	}
-	mj, err := json.MarshalIndent(m, "", "  ")
+	files, err := encodeFiles(b)
 	if err != nil {
-		return fmt.Errorf("artifact: encode manifest: %w", err)
+		return err
+	}
+	m, mj, err := manifestOf(b, files)
+	if err != nil {
+		return err
 	}
 	// What Load would refuse (a diverged weight, a table that does not
 	// fit the model, a manifest its decoder reads otherwise than it was
@@ -433,6 +380,78 @@ func Save(dir string, b *Bundle) (err error) {
 	}
 	b.Manifest = m
 	return nil
+}
+
+// encodeFiles encodes each of b's files but the manifest.
+func encodeFiles(b *Bundle) (files map[string][]byte, err error) {
+	files = map[string][]byte{}
+	var buf bytes.Buffer
+	if _, err := b.Model.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("artifact: encode model: %w", err)
+	}
+	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
+	vocabs := map[string][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[string(f)] = v.Values()
+	}
+	if files[VocabFile], err = json.Marshal(vocabs); err != nil {
+		return nil, fmt.Errorf("artifact: encode vocabularies: %w", err)
+	}
+	if files[MoviesFile], err = json.Marshal(b.Movies); err != nil {
+		return nil, fmt.Errorf("artifact: encode movies: %w", err)
+	}
+	files[VectorsFile] = encodeFloats(b.Vectors)
+	files[UsersFile] = encodeUsers(b.Users, b.Seen)
+	if len(b.Profiles) > 0 {
+		if files[ProfilesFile], err = json.Marshal(b.Profiles); err != nil {
+			return nil, fmt.Errorf("artifact: encode profiles: %w", err)
+		}
+	}
+	if len(b.Graph) > 0 {
+		files[GraphFile] = b.Graph
+	}
+	if len(b.Report) > 0 {
+		files[ReportFile] = b.Report
+	}
+	if b.Prior != nil {
+		if files[PriorFile], err = json.Marshal(b.Prior); err != nil {
+			return nil, fmt.Errorf("artifact: encode prior: %w", err)
+		}
+	}
+	if b.Recent != nil {
+		if files[RecentFile], err = json.Marshal(b.Recent); err != nil {
+			return nil, fmt.Errorf("artifact: encode recent history: %w", err)
+		}
+	}
+	for name, data := range files {
+		// Load reads no more (a graph of a million movies at a high
+		// serve.hnsw_m reaches it): the artifact would replace a good one
+		// and then never load.
+		if len(data) > maxFileSize {
+			return nil, fmt.Errorf("artifact: save: %s: larger than %d bytes, which a load refuses", name, maxFileSize)
+		}
+	}
+	return files, nil
+}
+
+// manifestOf returns b's manifest completed for files (the format version
+// they need, the checksum of each) and its encoding.
+func manifestOf(b *Bundle, files map[string][]byte) (Manifest, []byte, error) {
+	m := b.Manifest
+	m.FormatVersion = 1
+	if b.Prior != nil && b.Prior.FeatureShare > 0 {
+		m.FormatVersion = 2
+	}
+	m.Files = map[string]string{}
+	for name, data := range files {
+		sum := sha256.Sum256(data)
+		m.Files[name] = hex.EncodeToString(sum[:])
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Manifest{}, nil, fmt.Errorf("artifact: encode manifest: %w", err)
+	}
+	return m, mj, nil
 }
 
 // CheckWritable reports early whether Save(dir, ...) can succeed: dir is
@@ -788,58 +807,15 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 	if m.Dim <= 0 || m.Dim > 4096 {
 		return nil, fmt.Errorf("artifact: %s: dim %d out of range", ManifestFile, m.Dim)
 	}
-	model, err := tower.ReadModel(bytes.NewReader(files[ModelFile]))
-	if err != nil {
-		return nil, fmt.Errorf("artifact: %s: %w", ModelFile, err)
+	var err error
+	if b.Model, b.Prior, err = decodeModel(m, files); err != nil {
+		return nil, err
 	}
-	if raw, ok := files[PriorFile]; ok {
-		b.Prior = new(Prior)
-		if err := unmarshal(raw, b.Prior); err != nil {
-			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
-		}
-		if err := b.Prior.check(model.User().Fields()); err != nil {
-			return nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
-		}
-		if b.Prior.FeatureShare > 0 && m.FormatVersion < 2 {
-			return nil, fmt.Errorf("artifact: %s: a feature share in a format version %d artifact (it needs 2)", PriorFile, m.FormatVersion)
-		}
-		model.SetPrior(b.Prior.Tower())
+	if b.Encoder, err = decodeEncoder(m, files[VocabFile], b.Model); err != nil {
+		return nil, err
 	}
-	if model.Dim() != m.Dim {
-		return nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)
-	}
-	b.Model = model
-	var vocabs map[string][]string
-	if err := unmarshal(files[VocabFile], &vocabs); err != nil {
-		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
-	}
-	fv := map[feature.Field][]string{}
-	for k, v := range vocabs {
-		fv[feature.Field(k)] = v
-	}
-	enc, err := feature.NewEncoder(m.Fields.User, m.Fields.Movie, fv)
-	if err != nil {
-		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
-	}
-	if u, m := enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields); !slices.Equal(u, model.UserVocab()) || !slices.Equal(m, model.MovieVocab()) {
-		return nil, fmt.Errorf("artifact: %s (sizes %v, %v) does not match %s (%v, %v)", VocabFile, u, m, ModelFile, model.UserVocab(), model.MovieVocab())
-	}
-	b.Encoder = enc
-	if err := unmarshal(files[MoviesFile], &b.Movies); err != nil {
-		return nil, fmt.Errorf("artifact: %s: %w", MoviesFile, err)
-	}
-	if len(b.Movies) == 0 {
-		return nil, fmt.Errorf("artifact: %s: no movies", MoviesFile)
-	}
-	ids := make(map[movielens.MovieID]bool, len(b.Movies))
-	for i, mv := range b.Movies {
-		if mv.ID < 1 || ids[mv.ID] {
-			return nil, fmt.Errorf("artifact: %s: movie %d has id %d (ids are positive and distinct)", MoviesFile, i, mv.ID)
-		}
-		ids[mv.ID] = true
-		if err := mv.check(); err != nil {
-			return nil, fmt.Errorf("artifact: %s: movie %d: %w", MoviesFile, mv.ID, err)
-		}
+	if b.Movies, err = decodeMovies(files[MoviesFile]); err != nil {
+		return nil, err
 	}
 	if b.Vectors, err = decodeFloats(files[VectorsFile]); err != nil {
 		return nil, fmt.Errorf("artifact: %s: %w", VectorsFile, err)
@@ -864,7 +840,7 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		if err := b.Recent.check(len(b.Users), len(b.Movies)); err != nil {
 			return nil, fmt.Errorf("artifact: %s: %w", RecentFile, err)
 		}
-		pos := enc.HistoryPosition()
+		pos := b.Encoder.HistoryPosition()
 		if pos < 0 {
 			return nil, fmt.Errorf("artifact: %s: recent histories for a model without a history feature", RecentFile)
 		}
@@ -873,21 +849,101 @@ func decode(m Manifest, files map[string][]byte) (*Bundle, error) {
 		}
 	}
 	if raw, ok := files[ProfilesFile]; ok {
-		if err := unmarshal(raw, &b.Profiles); err != nil {
-			return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
-		}
-		ids := make(map[movielens.UserID]bool, len(b.Profiles))
-		for i, p := range b.Profiles {
-			if err := p.check(); err != nil || ids[p.ID] {
-				if err == nil {
-					err = errors.New("listed twice")
-				}
-				return nil, fmt.Errorf("artifact: %s: profile %d (user %d): %w", ProfilesFile, i, p.ID, err)
-			}
-			ids[p.ID] = true
+		if b.Profiles, err = decodeProfiles(raw); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// decodeModel decodes the towers and the prior they apply, if the
+// artifact has one.
+func decodeModel(m Manifest, files map[string][]byte) (*tower.Model, *Prior, error) {
+	model, err := tower.ReadModel(bytes.NewReader(files[ModelFile]))
+	if err != nil {
+		return nil, nil, fmt.Errorf("artifact: %s: %w", ModelFile, err)
+	}
+	var prior *Prior
+	if raw, ok := files[PriorFile]; ok {
+		prior = new(Prior)
+		if err := unmarshal(raw, prior); err != nil {
+			return nil, nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
+		}
+		if err := prior.check(model.User().Fields()); err != nil {
+			return nil, nil, fmt.Errorf("artifact: %s: %w", PriorFile, err)
+		}
+		if prior.FeatureShare > 0 && m.FormatVersion < 2 {
+			return nil, nil, fmt.Errorf("artifact: %s: a feature share in a format version %d artifact (it needs 2)", PriorFile, m.FormatVersion)
+		}
+		model.SetPrior(prior.Tower())
+	}
+	if model.Dim() != m.Dim {
+		return nil, nil, fmt.Errorf("artifact: %s: model dim %d, manifest says %d", ModelFile, model.Dim(), m.Dim)
+	}
+	return model, prior, nil
+}
+
+// decodeEncoder decodes the vocabularies into the feature encoder of the
+// fields m lists, which must fit model's embedding tables.
+func decodeEncoder(m Manifest, raw []byte, model *tower.Model) (*feature.Encoder, error) {
+	var vocabs map[string][]string
+	if err := unmarshal(raw, &vocabs); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
+	}
+	fv := map[feature.Field][]string{}
+	for k, v := range vocabs {
+		fv[feature.Field(k)] = v
+	}
+	enc, err := feature.NewEncoder(m.Fields.User, m.Fields.Movie, fv)
+	if err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", VocabFile, err)
+	}
+	if u, m := enc.VocabSizes(enc.UserFields), enc.VocabSizes(enc.MovieFields); !slices.Equal(u, model.UserVocab()) || !slices.Equal(m, model.MovieVocab()) {
+		return nil, fmt.Errorf("artifact: %s (sizes %v, %v) does not match %s (%v, %v)", VocabFile, u, m, ModelFile, model.UserVocab(), model.MovieVocab())
+	}
+	return enc, nil
+}
+
+// decodeMovies decodes the catalogue: at least one movie, with distinct
+// positive ids and metadata the dataset's rules accept.
+func decodeMovies(raw []byte) ([]Movie, error) {
+	var movies []Movie
+	if err := unmarshal(raw, &movies); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", MoviesFile, err)
+	}
+	if len(movies) == 0 {
+		return nil, fmt.Errorf("artifact: %s: no movies", MoviesFile)
+	}
+	ids := make(map[movielens.MovieID]bool, len(movies))
+	for i, mv := range movies {
+		if mv.ID < 1 || ids[mv.ID] {
+			return nil, fmt.Errorf("artifact: %s: movie %d has id %d (ids are positive and distinct)", MoviesFile, i, mv.ID)
+		}
+		ids[mv.ID] = true
+		if err := mv.check(); err != nil {
+			return nil, fmt.Errorf("artifact: %s: movie %d: %w", MoviesFile, mv.ID, err)
+		}
+	}
+	return movies, nil
+}
+
+// decodeProfiles decodes the users' features: valid, one profile a user.
+func decodeProfiles(raw []byte) ([]Profile, error) {
+	var profiles []Profile
+	if err := unmarshal(raw, &profiles); err != nil {
+		return nil, fmt.Errorf("artifact: %s: %w", ProfilesFile, err)
+	}
+	ids := make(map[movielens.UserID]bool, len(profiles))
+	for i, p := range profiles {
+		if err := p.check(); err != nil || ids[p.ID] {
+			if err == nil {
+				err = errors.New("listed twice")
+			}
+			return nil, fmt.Errorf("artifact: %s: profile %d (user %d): %w", ProfilesFile, i, p.ID, err)
+		}
+		ids[p.ID] = true
+	}
+	return profiles, nil
 }
 
 // check reports whether r fits a bundle of users and movies.

@@ -862,7 +862,18 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 	}
-	m := c.Model
+	c.Model.validate(bad)
+	c.Train.validate(c.Model, bad)
+	c.Serve.validate(bad)
+	c.Baselines.validate(bad)
+	c.Log.validate(bad)
+	errs = append(errs, nonFinite(reflect.ValueOf(*c), "")...)
+	sortErrs(errs)
+	return errors.Join(errs...)
+}
+
+// validate reports each problem of the model section to bad.
+func (m Model) validate(bad func(field, format string, args ...any)) {
 	if m.Dim < 1 || m.Dim > 1024 {
 		bad("model.dim", "%d out of range 1–1024", m.Dim)
 	}
@@ -900,7 +911,11 @@ func (c *Config) Validate() error {
 		bad("model.history_decay", "needs model.history_length > 0 (a bag ordered newest first)")
 	}
 	checkFeatures("model.movie", m.Movie, []string{"movie_id", "genres", "year", "popularity"})
-	t := c.Train
+}
+
+// validate reports each problem of the train section to bad; m is the
+// model the objective trains (normalised towers, a rating head).
+func (t Train) validate(m Model, bad func(field, format string, args ...any)) {
 	switch t.Objective {
 	case "softmax":
 		if !m.Normalize {
@@ -1019,7 +1034,10 @@ func (c *Config) Validate() error {
 	if !(t.ValidRandomFraction >= 0 && t.ValidRandomFraction <= 0.5) {
 		bad("train.valid_random_fraction", "%g out of range 0–0.5", t.ValidRandomFraction)
 	}
-	s := c.Serve
+}
+
+// validate reports each problem of the serve section to bad.
+func (s Serve) validate(bad func(field, format string, args ...any)) {
 	if strings.TrimSpace(s.Model) == "" {
 		bad("serve.model", "must name the artifact directory (it was empty)")
 	}
@@ -1103,28 +1121,33 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("serve.trusted_proxies[%d]", i), "%q is not a CIDR prefix such as 10.0.0.0/8", p)
 		}
 	}
-	if c.Baselines.NewUserHistory < 0 || c.Baselines.NewUserHistory > 100 {
-		bad("baselines.new_user_history", "%d out of range 0–100", c.Baselines.NewUserHistory)
+}
+
+// validate reports each problem of the baselines section to bad.
+func (b Baselines) validate(bad func(field, format string, args ...any)) {
+	if b.NewUserHistory < 0 || b.NewUserHistory > 100 {
+		bad("baselines.new_user_history", "%d out of range 0–100", b.NewUserHistory)
 	}
-	if !(c.Baselines.RecentWindow >= 0 && c.Baselines.RecentWindow <= 1) {
-		bad("baselines.recent_window", "%g out of range 0–1", c.Baselines.RecentWindow)
+	if !(b.RecentWindow >= 0 && b.RecentWindow <= 1) {
+		bad("baselines.recent_window", "%g out of range 0–1", b.RecentWindow)
 	}
-	if !(c.Baselines.EASELambda >= 0 && c.Baselines.EASELambda <= 1e9) {
-		bad("baselines.ease_lambda", "%g out of range 0–1e9", c.Baselines.EASELambda)
+	if !(b.EASELambda >= 0 && b.EASELambda <= 1e9) {
+		bad("baselines.ease_lambda", "%g out of range 0–1e9", b.EASELambda)
 	}
-	switch c.Log.Level {
+}
+
+// validate reports each problem of the log section to bad.
+func (l Log) validate(bad func(field, format string, args ...any)) {
+	switch l.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		bad("log.level", "%q is not debug, info, warn or error", l.Level)
 	}
-	switch c.Log.Format {
+	switch l.Format {
 	case "json", "console":
 	default:
-		bad("log.format", "%q is not json or console", c.Log.Format)
+		bad("log.format", "%q is not json or console", l.Format)
 	}
-	errs = append(errs, nonFinite(reflect.ValueOf(*c), "")...)
-	sortErrs(errs)
-	return errors.Join(errs...)
 }
 
 // nonFinite names every NaN or infinite number in v, a struct of the
