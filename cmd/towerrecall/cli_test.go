@@ -44,6 +44,12 @@ func TestRunHelp(t *testing.T) {
 		{"data synth without dir", []string{"data", "synth", "--movies", "5"}, true, "towerrecall data synth"},
 		{"data download --help", []string{"data", "download", "--help"}, false, "-dir"},
 		{"help", []string{"help"}, false, "Usage:"},
+		// "help CMD" is CMD's help, as go help build or git help commit;
+		// it printed the general usage.
+		{"help train", []string{"help", "train"}, false, "-epochs"},
+		{"help data", []string{"help", "data"}, false, "towerrecall data synth"},
+		{"help unknown", []string{"help", "fly"}, true, `unknown command "fly"`},
+		{"help two commands", []string{"help", "train", "serve"}, true, `unexpected argument "serve"`},
 		{"--help", []string{"--help"}, false, "Usage:"},
 		{"serve bad flag", []string{"serve", "--bogus"}, true, "flag provided but not defined: -bogus"},
 		{"train bad flag", []string{"train", "--epochs", "many"}, true, "towerrecall train"},

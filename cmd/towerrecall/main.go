@@ -124,6 +124,14 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 		return v
 	}
 	cmd, rest := args[1], args[2:]
+	if cmd == "help" && len(rest) > 0 {
+		// "help CMD" is "CMD -h", as go help build.
+		if len(rest) > 1 {
+			fmt.Fprintf(stderr, "unexpected argument %q\n\n%s", rest[1], usage)
+			return errUsage
+		}
+		cmd, rest = rest[0], []string{"-h"}
+	}
 	unknown := config.UnknownEnv(env)
 	if cmd != "serve" { // serve logs them
 		for _, w := range unknown {
