@@ -128,33 +128,77 @@ func testPoolBackward(t *testing.T, dim int) {
 }
 
 // TestEmbeddingDecayPoolBackward checks the recency-weighted pooling
-// (Embedding.Decay) against finite differences, and that its forward pass
-// is the weighted mean.
+// (Embedding.Decay) against finite differences, at widths below and above
+// the row kernels' 8 lanes, and that its forward pass is the weighted mean.
 func TestEmbeddingDecayPoolBackward(t *testing.T) {
 	t.Parallel()
+	for _, dim := range []int{4, 17, 32} {
+		t.Run(fmt.Sprint("dim=", dim), func(t *testing.T) { testDecayPoolBackward(t, dim) })
+	}
+}
+
+func testDecayPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(9, 10))
-	e := NewEmbedding(7, 4, 0.5, r)
+	e := NewEmbedding(7, dim, 0.5, r)
 	e.Decay = 0.7
 	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}}
-	c := randSlice(r, len(bags)*4, 1)
-	y := make([]float32, len(bags)*4)
+	c := randSlice(r, len(bags)*dim, 1)
+	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {
 		for i, b := range bags {
-			e.PoolTo(y[i*4:i*4+4], b)
+			e.PoolTo(y[i*dim:i*dim+dim], b)
 		}
 		return dot64(c, y)
 	}
-	g := NewSparseGrad(7, 4)
+	g := NewSparseGrad(7, dim)
 	for i, b := range bags {
-		g.PoolBackwardDecay(b, c[i*4:i*4+4], e.Decay)
+		g.PoolBackwardDecay(b, c[i*dim:i*dim+dim], e.Decay)
 	}
 	checkGrad(t, "W", e.W, g.G, loss)
 	// Forward: (row2 + 0.7·row3 + 0.49·row5) / 2.19.
-	e.PoolTo(y[:4], bags[1])
-	for j := range 4 {
+	e.PoolTo(y[:dim], bags[1])
+	for j := range dim {
 		want := (float64(e.Row(2)[j]) + 0.7*float64(e.Row(3)[j]) + 0.49*float64(e.Row(5)[j])) / 2.19
 		if !gradcheck.Near(float64(y[j]), want, 1e-5) {
 			t.Fatalf("pooled[%d] = %g, want %g", j, y[j], want)
+		}
+	}
+}
+
+// TestL2NormalizeZeroRow checks the normalisation of an all-zero row (a
+// collapsed ReLU output): the output is zero and finite, and the gradient
+// is that of x/sqrt(|x|²+ε), 1/sqrt(ε) = 1e6 times the incoming one,
+// against central differences with a step well below sqrt(ε). Behind an
+// output ReLU (the only way the towers reach it with a bias) that gradient
+// is cut to zero.
+func TestL2NormalizeZeroRow(t *testing.T) {
+	t.Parallel()
+	const dim = 5
+	r := rand.New(rand.NewPCG(15, 16))
+	x := make([]float32, dim)
+	c := randSlice(r, dim, 1)
+	y, norms := make([]float32, dim), make([]float32, 1)
+	loss := func() float64 { L2NormalizeTo(y, norms, x, 1, dim); return dot64(c, y) }
+	loss()
+	for j, v := range y {
+		if v != 0 {
+			t.Fatalf("y[%d] = %g for a zero row", j, v)
+		}
+	}
+	dx := make([]float32, dim)
+	L2NormalizeBackwardTo(dx, c, y, norms, 1, dim)
+	for j, v := range dx {
+		if want := float64(c[j]) / math.Sqrt(normEps); !gradcheck.Near(float64(v), want, 1e-5*math.Abs(want)) {
+			t.Fatalf("dx[%d] = %g, want %g", j, v, want)
+		}
+	}
+	gradcheck.Check(t, "x", x, dx, loss, gradcheck.Tolerance{Step: 1e-9, Abs: 1, Rel: 1e-3})
+	// Behind a ReLU whose outputs are all 0, nothing flows back.
+	h := make([]float32, dim)
+	ReLUBackwardTo(h, dx, x)
+	for j, v := range h {
+		if v != 0 {
+			t.Fatalf("through the ReLU: dh[%d] = %g", j, v)
 		}
 	}
 }

@@ -75,20 +75,35 @@ func TestLossGradients(t *testing.T) {
 		workers int
 		cold    bool // users 1 and 3 are cold-start twins with ColdLogQ 2.5
 		distill bool // a teacher for three real users, the others their copies
-	}{{"softmax", Softmax, false, 1, false, false}, {"softmaxLogQ", Softmax, true, 2, false, false},
-		{"coldLogQ", Softmax, true, 2, true, false}, {"coldLogQ1", Softmax, true, 1, true, false},
-		{"distill", Softmax, false, 1, false, true}, {"distillLogQCold", Softmax, true, 2, true, true},
-		{"pointwise", Pointwise, false, 1, false, false}, {"pointwise2", Pointwise, false, 2, false, false}} {
+		more    func(*Config, *tower.Config)
+	}{{"softmax", Softmax, false, 1, false, false, nil}, {"softmaxLogQ", Softmax, true, 2, false, false, nil},
+		{"coldLogQ", Softmax, true, 2, true, false, nil}, {"coldLogQ1", Softmax, true, 1, true, false, nil},
+		{"distill", Softmax, false, 1, false, true, nil}, {"distillLogQCold", Softmax, true, 2, true, true, nil},
+		{"pointwise", Pointwise, false, 1, false, false, nil}, {"pointwise2", Pointwise, false, 2, false, false, nil},
+		// Per-user weights, a logQ scale ≠ 1 and uniform negatives (seed 2
+		// draws movie 4, in no row, twice, and movie 0 once more).
+		{"userWeightScaledLogQUniform", Softmax, true, 2, true, true, func(c *Config, _ *tower.Config) {
+			c.UserWeight, c.LogQScale, c.UniformNegatives, c.Seed = 0.5, 1.2, 3, 2
+		}},
+		// Towers not normalised: each row shifts by its own maximum.
+		{"unnormalized", Softmax, true, 2, false, true, func(_ *Config, tc *tower.Config) { tc.Normalize = false }},
+		// The pointwise score through Dot8 (8-wide vectors).
+		{"pointwiseDim8", Pointwise, false, 2, false, false, func(_ *Config, tc *tower.Config) { tc.Dim = 8 }},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSynth(6, 5, 0, 1)
 			idx := testBatch(s)
 			s.data.Train[1].Weight, s.data.Train[4].Weight = 2, 0.5 // weighted examples
-			m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 3)
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, ColdLogQ: 1, LogQScale: 1}
+			towers := smallTowers(tc.obj == Pointwise)
+			if tc.more != nil {
+				tc.more(&cfg, &towers)
+			}
+			m := tinyModel(t, s, towers, 3)
 			if m.HasRatingHead() {
 				m.Head()[0], m.Head()[1] = 1.5, 0.2
 			}
-			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, ColdLogQ: 1, LogQScale: 1}
 			if tc.cold {
 				s.data.Cold = make([]bool, len(s.data.Users))
 				s.data.Cold[1], s.data.Cold[3] = true, true
