@@ -42,10 +42,18 @@ func TestDenseBackward(t *testing.T) {
 	c := randSlice(r, n*out, 1) // loss = Σ c·y
 	y := make([]float32, n*out)
 	loss := func() float64 { d.ForwardTo(y, x, n); return dot64(c, y) }
-	dW := make([]float32, in*out)
-	dB := make([]float32, out)
-	dx := make([]float32, n*in)
+	// BackwardTo adds to dW and dB (a step sums them over row spans) and
+	// writes dx: start all three from garbage.
+	dW0, dB0 := randSlice(r, in*out, 1), randSlice(r, out, 1)
+	dW, dB := append([]float32(nil), dW0...), append([]float32(nil), dB0...)
+	dx := randSlice(r, n*in, 1)
 	d.BackwardTo(dx, dW, dB, x, c, make([]float32, in*out), n)
+	for i := range dW {
+		dW[i] -= dW0[i]
+	}
+	for i := range dB {
+		dB[i] -= dB0[i]
+	}
 	checkGrad(t, "W", d.W, dW, loss)
 	checkGrad(t, "B", d.B, dB, loss)
 	checkGrad(t, "x", x, dx, loss)
@@ -64,7 +72,7 @@ func TestReLUBackward(t *testing.T) {
 	y := make([]float32, 30)
 	loss := func() float64 { ReLUTo(y, x); return dot64(c, y) }
 	loss()
-	dx := make([]float32, 30)
+	dx := randSlice(r, 30, 1) // written, not added to
 	ReLUBackwardTo(dx, c, y)
 	checkGrad(t, "x", x, dx, loss)
 }

@@ -92,7 +92,11 @@ func checkTowerGrads(t *testing.T, tw *Tower, in []feature.Encoded, r *rand.Rand
 	if d := kinkDistance(tw, b, n); d < kinkMargin {
 		t.Fatalf("a ReLU input %.2g from the kink, under %g: the finite differences would cross it; change the test's weights", d, kinkMargin)
 	}
+	// A first pass leaves its gradients in the batch's buffers: the
+	// second must not read them (a step reuses the batch).
 	copy(b.DOut, c)
+	tw.Backward(b, tw.NewGrads(), 0, n)
+	copy(b.DOut, c) // Backward may overwrite it (the output ReLU's, in place)
 	g := tw.NewGrads()
 	tw.Backward(b, g, 0, n)
 	sg := tw.NewSparseGrads()
