@@ -107,7 +107,7 @@ func TestEmbeddingPoolBackward(t *testing.T) {
 func testPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(7, 8))
 	e := NewEmbedding(6, dim, 0.5, r)
-	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}} // repeats and an empty bag
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {2}} // repeats, an empty bag, a row alone in a bag and also in another
 	c := randSlice(r, len(bags)*dim, 1)
 	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {
@@ -149,7 +149,7 @@ func testDecayPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(9, 10))
 	e := NewEmbedding(7, dim, 0.5, r)
 	e.Decay = 0.7
-	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}}
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}, {2}}
 	c := randSlice(r, len(bags)*dim, 1)
 	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {

@@ -2,13 +2,13 @@ package train
 
 import (
 	"fmt"
-	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/towerrecall/towerrecall/internal/nn/gradcheck"
 	"github.com/towerrecall/towerrecall/internal/tower"
 )
 
@@ -80,7 +80,8 @@ func (r *gradRecorder) gradientOf(t *testing.T, name string, p []float32, decay 
 // embedding gradients that reach the optimizer (only the touched rows,
 // each once), the history bag as the step saw it (after history dropout,
 // pooled with decay, empty for a user without history), the uniform
-// negatives, and the L2 coefficient of each parameter.
+// negatives, the L2 coefficient of each parameter, and that a step reads
+// nothing a previous one left in the buffers it reuses.
 func TestStepGradients(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -202,6 +203,7 @@ func TestStepGradients(t *testing.T) {
 	}
 }
 
+// checkStepGrad is checkGrad with TestStepGradients' step.
 func checkStepGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
 	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: stepFD, Abs: 2e-4, Rel: 2e-2})
