@@ -42,10 +42,18 @@ func TestDenseBackward(t *testing.T) {
 	c := randSlice(r, n*out, 1) // loss = Σ c·y
 	y := make([]float32, n*out)
 	loss := func() float64 { d.ForwardTo(y, x, n); return dot64(c, y) }
-	dW := make([]float32, in*out)
-	dB := make([]float32, out)
-	dx := make([]float32, n*in)
+	// BackwardTo adds to dW and dB (a step sums them over row spans) and
+	// writes dx: start all three from garbage.
+	dW0, dB0 := randSlice(r, in*out, 1), randSlice(r, out, 1)
+	dW, dB := append([]float32(nil), dW0...), append([]float32(nil), dB0...)
+	dx := randSlice(r, n*in, 1)
 	d.BackwardTo(dx, dW, dB, x, c, make([]float32, in*out), n)
+	for i := range dW {
+		dW[i] -= dW0[i]
+	}
+	for i := range dB {
+		dB[i] -= dB0[i]
+	}
 	checkGrad(t, "W", d.W, dW, loss)
 	checkGrad(t, "B", d.B, dB, loss)
 	checkGrad(t, "x", x, dx, loss)
@@ -64,7 +72,7 @@ func TestReLUBackward(t *testing.T) {
 	y := make([]float32, 30)
 	loss := func() float64 { ReLUTo(y, x); return dot64(c, y) }
 	loss()
-	dx := make([]float32, 30)
+	dx := randSlice(r, 30, 1) // written, not added to
 	ReLUBackwardTo(dx, c, y)
 	checkGrad(t, "x", x, dx, loss)
 }
@@ -99,7 +107,7 @@ func TestEmbeddingPoolBackward(t *testing.T) {
 func testPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(7, 8))
 	e := NewEmbedding(6, dim, 0.5, r)
-	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}} // repeats and an empty bag
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {2}} // repeats, an empty bag, a row alone in a bag and also in another
 	c := randSlice(r, len(bags)*dim, 1)
 	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {
@@ -128,33 +136,77 @@ func testPoolBackward(t *testing.T, dim int) {
 }
 
 // TestEmbeddingDecayPoolBackward checks the recency-weighted pooling
-// (Embedding.Decay) against finite differences, and that its forward pass
-// is the weighted mean.
+// (Embedding.Decay) against finite differences, at widths below and above
+// the row kernels' 8 lanes, and that its forward pass is the weighted mean.
 func TestEmbeddingDecayPoolBackward(t *testing.T) {
 	t.Parallel()
+	for _, dim := range []int{4, 17, 32} {
+		t.Run(fmt.Sprint("dim=", dim), func(t *testing.T) { testDecayPoolBackward(t, dim) })
+	}
+}
+
+func testDecayPoolBackward(t *testing.T, dim int) {
 	r := rand.New(rand.NewPCG(9, 10))
-	e := NewEmbedding(7, 4, 0.5, r)
+	e := NewEmbedding(7, dim, 0.5, r)
 	e.Decay = 0.7
-	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}}
-	c := randSlice(r, len(bags)*4, 1)
-	y := make([]float32, len(bags)*4)
+	bags := [][]int32{{1}, {2, 3, 5}, {0}, {3, 3}, {}, {6, 5, 4, 3, 2, 1}, {2}}
+	c := randSlice(r, len(bags)*dim, 1)
+	y := make([]float32, len(bags)*dim)
 	loss := func() float64 {
 		for i, b := range bags {
-			e.PoolTo(y[i*4:i*4+4], b)
+			e.PoolTo(y[i*dim:i*dim+dim], b)
 		}
 		return dot64(c, y)
 	}
-	g := NewSparseGrad(7, 4)
+	g := NewSparseGrad(7, dim)
 	for i, b := range bags {
-		g.PoolBackwardDecay(b, c[i*4:i*4+4], e.Decay)
+		g.PoolBackwardDecay(b, c[i*dim:i*dim+dim], e.Decay)
 	}
 	checkGrad(t, "W", e.W, g.G, loss)
 	// Forward: (row2 + 0.7·row3 + 0.49·row5) / 2.19.
-	e.PoolTo(y[:4], bags[1])
-	for j := range 4 {
+	e.PoolTo(y[:dim], bags[1])
+	for j := range dim {
 		want := (float64(e.Row(2)[j]) + 0.7*float64(e.Row(3)[j]) + 0.49*float64(e.Row(5)[j])) / 2.19
 		if !gradcheck.Near(float64(y[j]), want, 1e-5) {
 			t.Fatalf("pooled[%d] = %g, want %g", j, y[j], want)
+		}
+	}
+}
+
+// TestL2NormalizeZeroRow checks the normalisation of an all-zero row (a
+// collapsed ReLU output): the output is zero and finite, and the gradient
+// is that of x/sqrt(|x|²+ε), 1/sqrt(ε) = 1e6 times the incoming one,
+// against central differences with a step well below sqrt(ε). Behind an
+// output ReLU (the only way the towers reach it with a bias) that gradient
+// is cut to zero.
+func TestL2NormalizeZeroRow(t *testing.T) {
+	t.Parallel()
+	const dim = 5
+	r := rand.New(rand.NewPCG(15, 16))
+	x := make([]float32, dim)
+	c := randSlice(r, dim, 1)
+	y, norms := make([]float32, dim), make([]float32, 1)
+	loss := func() float64 { L2NormalizeTo(y, norms, x, 1, dim); return dot64(c, y) }
+	loss()
+	for j, v := range y {
+		if v != 0 {
+			t.Fatalf("y[%d] = %g for a zero row", j, v)
+		}
+	}
+	dx := make([]float32, dim)
+	L2NormalizeBackwardTo(dx, c, y, norms, 1, dim)
+	for j, v := range dx {
+		if want := float64(c[j]) / math.Sqrt(normEps); !gradcheck.Near(float64(v), want, 1e-5*math.Abs(want)) {
+			t.Fatalf("dx[%d] = %g, want %g", j, v, want)
+		}
+	}
+	gradcheck.Check(t, "x", x, dx, loss, gradcheck.Tolerance{Step: 1e-9, Abs: 1, Rel: 1e-3})
+	// Behind a ReLU whose outputs are all 0, nothing flows back.
+	h := make([]float32, dim)
+	ReLUBackwardTo(h, dx, x)
+	for j, v := range h {
+		if v != 0 {
+			t.Fatalf("through the ReLU: dh[%d] = %g", j, v)
 		}
 	}
 }

@@ -32,16 +32,23 @@ func smallModel(t testing.TB, cfg Config, seed uint64) *Model {
 }
 
 // TestTowerBackward checks every parameter gradient of a whole tower (bag
-// pooling, hidden ReLU layer, output layer, optional output ReLU and L2
-// normalisation) against central differences of loss = Σ c·Out.
+// pooling, hidden ReLU layers, output layer, optional output ReLU and L2
+// normalisation) against central differences of loss = Σ c·Out, with one
+// hidden layer (the shipped shape), two (a ReLU'd layer between two
+// others) and none (the output layer reads the embeddings).
 func TestTowerBackward(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name               string
 		normalize, outReLU bool
-	}{{"plain", false, false}, {"normalized", true, false}, {"outputReLU", false, true}} {
+		hidden             []int
+	}{{"plain", false, false, []int{5}}, {"normalized", true, false, []int{5}}, {"outputReLU", false, true, []int{5}},
+		{"normalizedOutputReLU", true, true, []int{5}}, {"twoHidden", true, false, []int{5, 4}},
+		{"noHidden", true, false, nil}, {"noHiddenOutputReLU", false, true, nil}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := smallModel(t, smallConfig(tc.normalize, tc.outReLU, false), 3)
+			cfg := smallConfig(tc.normalize, tc.outReLU, false)
+			cfg.Hidden = tc.hidden
+			m := smallModel(t, cfg, 3)
 			tw := m.Movie()
 			r := rand.New(rand.NewPCG(9, 9))
 			for _, e := range tw.Embeddings { // unit-scale inputs keep ReLUs away from kinks
@@ -54,7 +61,9 @@ func TestTowerBackward(t *testing.T) {
 					l.B[i] = 0.3 * (r.Float32()*2 - 1)
 				}
 			}
-			in := []feature.Encoded{{{1}, {2, 3}}, {{0}, {4}}, {{5}, {1, 2, 4}}, {{1}, {3}}}
+			// A movie id shared by two rows (its gradients add up), a
+			// genre bag with a repeat and an empty one.
+			in := []feature.Encoded{{{1}, {2, 3}}, {{0}, {4}}, {{5}, {1, 2, 4}}, {{1}, {3, 3}}, {{2}, {}}}
 			checkTowerGrads(t, tw, in, r)
 		})
 	}
@@ -80,7 +89,14 @@ func checkTowerGrads(t *testing.T, tw *Tower, in []feature.Encoded, r *rand.Rand
 		return s
 	}
 	loss()
+	if d := kinkDistance(tw, b, n); d < kinkMargin {
+		t.Fatalf("a ReLU input %.2g from the kink, under %g: the finite differences would cross it; change the test's weights", d, kinkMargin)
+	}
+	// A first pass leaves its gradients in the batch's buffers: the
+	// second must not read them (a step reuses the batch).
 	copy(b.DOut, c)
+	tw.Backward(b, tw.NewGrads(), 0, n)
+	copy(b.DOut, c) // Backward may overwrite it (the output ReLU's, in place)
 	g := tw.NewGrads()
 	tw.Backward(b, g, 0, n)
 	sg := tw.NewSparseGrads()
@@ -99,16 +115,26 @@ func checkTowerGrads(t *testing.T, tw *Tower, in []feature.Encoded, r *rand.Rand
 
 // TestTowerBackwardHistory checks the gradients of a user tower with a
 // long bag field (the history feature: tens of movies, a repeated row, the
-// OOV row for a user without history) against central differences.
+// OOV row for a user without history, an empty bag for a user's first
+// rating under the recent-history recipe) against central differences,
+// pooled as a plain mean and with recency decay (the recent-history
+// feature, Embedding.Decay set through SetUserPoolDecay).
 func TestTowerBackwardHistory(t *testing.T) {
 	t.Parallel()
+	for _, decay := range []float32{0, 0.8} {
+		t.Run(fmt.Sprint("decay=", decay), func(t *testing.T) { testTowerBackwardHistory(t, decay) })
+	}
+}
+
+func testTowerBackwardHistory(t *testing.T, decay float32) {
 	cfg := Config{Dim: 4, Hidden: []int{6}, Normalize: true, UserEmbed: []int{3, 16}, MovieEmbed: []int{2}}
 	m, err := New(cfg, []int{5, 40}, []int{3}, rand.New(rand.NewPCG(5, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.SetUserPoolDecay(1, decay)
 	tw := m.User()
-	r := rand.New(rand.NewPCG(11, 11))
+	r := rand.New(rand.NewPCG(1, 11)) // no ReLU input near its kink at either decay
 	for _, e := range tw.Embeddings {
 		for i := range e.W {
 			e.W[i] = r.Float32()*2 - 1
@@ -118,7 +144,7 @@ func TestTowerBackwardHistory(t *testing.T) {
 	for i := range long {
 		long[i] = int32(1 + r.IntN(39))
 	}
-	in := []feature.Encoded{{{1}, long}, {{2}, {0}}, {{0}, {3, 3, 7}}, {{4}, long[:17]}}
+	in := []feature.Encoded{{{1}, long}, {{2}, {0}}, {{0}, {3, 3, 7}}, {{4}, long[:17]}, {{3}, {}}}
 	b := checkTowerGrads(t, tw, in, r)
 	n := len(in)
 	// The serving path pools the same bag to the same vector.
@@ -134,7 +160,32 @@ func TestTowerBackwardHistory(t *testing.T) {
 
 func checkGrad(t *testing.T, name string, p, analytic []float32, loss func() float64) {
 	t.Helper()
-	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: 1e-2, Abs: 3e-3, Rel: 3e-2})
+	gradcheck.Check(t, name, p, analytic, loss, gradcheck.Tolerance{Step: fdStep, Abs: 3e-3, Rel: 3e-2})
+}
+
+// fdStep is the towers' finite-difference step, and kinkMargin the least
+// distance of a ReLU's input from 0 that checkTowerGrads accepts: a step
+// of one weight moves a pre-activation by about the step (inputs and
+// weights are at most about 1 in size).
+const fdStep, kinkMargin = 1e-2, 1e-2
+
+// kinkDistance returns the least |pre-activation| of the ReLUs of tw over
+// the first n rows of b (after Forward).
+func kinkDistance(tw *Tower, b *Batch, n int) float32 {
+	d := float32(math.Inf(1))
+	x := b.X[:n*tw.InDim()]
+	last := len(tw.Layers) - 1
+	for l, layer := range tw.Layers {
+		z := make([]float32, n*layer.Out)
+		layer.ForwardTo(z, x, n)
+		if l < last || tw.OutputReLU {
+			for _, v := range z {
+				d = min(d, float32(math.Abs(float64(v))))
+			}
+		}
+		x = b.H[l][:n*layer.Out]
+	}
+	return d
 }
 
 func TestVectorMatchesBatch(t *testing.T) {

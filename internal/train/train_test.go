@@ -75,20 +75,36 @@ func TestLossGradients(t *testing.T) {
 		workers int
 		cold    bool // users 1 and 3 are cold-start twins with ColdLogQ 2.5
 		distill bool // a teacher for three real users, the others their copies
-	}{{"softmax", Softmax, false, 1, false, false}, {"softmaxLogQ", Softmax, true, 2, false, false},
-		{"coldLogQ", Softmax, true, 2, true, false}, {"coldLogQ1", Softmax, true, 1, true, false},
-		{"distill", Softmax, false, 1, false, true}, {"distillLogQCold", Softmax, true, 2, true, true},
-		{"pointwise", Pointwise, false, 1, false, false}, {"pointwise2", Pointwise, false, 2, false, false}} {
+		more    func(*Config, *tower.Config)
+	}{{"softmax", Softmax, false, 1, false, false, nil}, {"softmaxLogQ", Softmax, true, 2, false, false, nil},
+		{"coldLogQ", Softmax, true, 2, true, false, nil}, {"coldLogQ1", Softmax, true, 1, true, false, nil},
+		{"distill", Softmax, false, 1, false, true, nil}, {"distillLogQCold", Softmax, true, 2, true, true, nil},
+		{"pointwise", Pointwise, false, 1, false, false, nil}, {"pointwise2", Pointwise, false, 2, false, false, nil},
+		// Per-user weights, a logQ scale ≠ 1 and uniform negatives (seed 8
+		// draws movie 4, in no row, and movie 2 twice in prepare's second
+		// step).
+		{"userWeightScaledLogQUniform", Softmax, true, 2, true, true, func(c *Config, _ *tower.Config) {
+			c.UserWeight, c.LogQScale, c.UniformNegatives, c.Seed = 0.5, 1.2, 3, 8
+		}},
+		// Towers not normalised: each row shifts by its own maximum.
+		{"unnormalized", Softmax, true, 2, false, true, func(_ *Config, tc *tower.Config) { tc.Normalize = false }},
+		// The pointwise score through Dot8 (8-wide vectors).
+		{"pointwiseDim8", Pointwise, false, 2, false, false, func(_ *Config, tc *tower.Config) { tc.Dim = 8 }},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSynth(6, 5, 0, 1)
 			idx := testBatch(s)
 			s.data.Train[1].Weight, s.data.Train[4].Weight = 2, 0.5 // weighted examples
-			m := tinyModel(t, s, smallTowers(tc.obj == Pointwise), 3)
+			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, ColdLogQ: 1, LogQScale: 1}
+			towers := smallTowers(tc.obj == Pointwise)
+			if tc.more != nil {
+				tc.more(&cfg, &towers)
+			}
+			m := tinyModel(t, s, towers, 3)
 			if m.HasRatingHead() {
 				m.Head()[0], m.Head()[1] = 1.5, 0.2
 			}
-			cfg := Config{Objective: tc.obj, Epochs: 1, BatchSize: 8, LearningRate: 0.01, Optimizer: Adam, Temperature: 0.2, LogQ: tc.logQ, Workers: tc.workers, ColdLogQ: 1, LogQScale: 1}
 			if tc.cold {
 				s.data.Cold = make([]bool, len(s.data.Users))
 				s.data.Cold[1], s.data.Cold[3] = true, true
@@ -107,6 +123,9 @@ func TestLossGradients(t *testing.T) {
 				tr.freq[0], tr.freq[1] = 0.6, 0.2 // make the correction visible
 			}
 			tr.prepare(idx)
+			if cfg.UniformNegatives > 0 && tr.movie.n == 4 {
+				t.Fatal("no uniform negative outside the rows' movies")
+			}
 			tr.lossAt()
 			tr.gatherGrads()
 			dU := slices.Clone(tr.user.batch.DOut[:tr.user.n*tr.dim])
@@ -146,7 +165,7 @@ func TestSoftmaxMatchesNaive(t *testing.T) {
 		{"coldDoubleLogQ", []int{1, 2}, 2, 1}, {"scaledLogQ", nil, 1, 0.7}, {"scaledLogQCold", []int{1}, 2, 0.8}, {"scaledLogQColdSame", []int{3}, 0.8, 0.8}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ, tc.logQScale, 0)
+			testSoftmaxMatchesNaive(t, tc.cold, tc.coldLogQ, tc.logQScale, 0, false)
 		})
 	}
 	// With distillation the loss adds Distill × KL(teacher ‖ towers) over
@@ -154,9 +173,17 @@ func TestSoftmaxMatchesNaive(t *testing.T) {
 	for _, distill := range []float32{0.5, 2} {
 		t.Run(fmt.Sprint("distill", distill), func(t *testing.T) {
 			t.Parallel()
-			testSoftmaxMatchesNaive(t, []int{2}, 2, 0.9, distill)
+			testSoftmaxMatchesNaive(t, []int{2}, 2, 0.9, distill, false)
 		})
 	}
+	// Weighted: each row's loss times its example Weight and its user's
+	// weight n^−UserWeight (n counted over the real user's rows, mean 1
+	// over the rows), with uniform negatives as extra columns whose logQ
+	// is that of their expected count among the step's movies.
+	t.Run("weightedUniform", func(t *testing.T) {
+		t.Parallel()
+		testSoftmaxMatchesNaive(t, []int{2}, 2, 0.9, 0.5, true)
+	})
 }
 
 // addTeacher gives d random teacher scores for real users users (the
@@ -173,7 +200,7 @@ func addTeacher(d *Data, real, movies int) {
 	}
 }
 
-func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, distill float32) {
+func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, distill float32, weighted bool) {
 	s := newSynth(6, 5, 0, 2)
 	idx := testBatch(s)
 	m := tinyModel(t, s, smallTowers(false), 4)
@@ -182,6 +209,11 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, dist
 	if distill > 0 {
 		addTeacher(&s.data, 4, 5)
 		cfg.Distill, cfg.DistillTemp = distill, tau
+	}
+	const uniform = 3
+	if weighted {
+		s.data.Train[1].Weight, s.data.Train[4].Weight = 2, 0.5
+		cfg.UserWeight, cfg.UniformNegatives, cfg.Seed = 0.5, uniform, 8 // seed 8 draws movie 4 (in no row) in the second step, prepare's
 	}
 	if cold != nil {
 		s.data.Cold = make([]bool, len(s.data.Users))
@@ -204,11 +236,48 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, dist
 	}
 	var want float64
 	rows := s.data.Train
+	cols := slices.Clone(rows) // the columns: every row's movie, then the uniform negatives
+	userW := func(Interaction) float64 { return 1 }
+	if weighted {
+		// The uniform negatives are the step's movie occurrences beyond the rows'.
+		extra := slices.Clone(tr.movie.cnt[:tr.movie.n])
+		for _, x := range rows {
+			extra[tr.movie.slotOf[x.Movie]]--
+		}
+		for j, c := range extra {
+			for range c {
+				cols = append(cols, Interaction{User: -1, Movie: tr.movie.ent[j]})
+			}
+		}
+		if len(cols) != len(rows)+uniform || !slices.ContainsFunc(cols, func(x Interaction) bool { return x.Movie == 4 }) {
+			t.Fatalf("columns %v: want %d uniform negatives, movie 4 among them", cols, uniform)
+		}
+		n := map[int32]float64{} // rows per real user
+		for _, x := range rows {
+			n[s.data.Origin[x.User]]++
+		}
+		var z float64
+		for _, c := range n {
+			z += math.Sqrt(c)
+		}
+		userW = func(x Interaction) float64 {
+			w := 1 / math.Sqrt(n[s.data.Origin[x.User]]) * float64(len(rows)) / z
+			if x.Weight != 0 {
+				w *= float64(x.Weight)
+			}
+			return w
+		}
+	}
+	// An entity of train frequency p is expected n·p times among the n
+	// rows' movies and K/|movies| times among K uniform negatives.
+	logQ := func(movie int32) float64 {
+		return math.Log(float64(len(rows))*tr.freq[movie] + float64(len(cols)-len(rows))/float64(len(s.data.Movies)))
+	}
 	for _, ri := range rows {
 		u := vec(make([]float32, 4), m.UserVector, s.data.Users[ri.User])
 		var logits, teacher []float64
 		var pos float64
-		for _, rk := range rows {
+		for _, rk := range cols {
 			if rk.Movie == ri.Movie && rk != ri {
 				continue // accidental hit
 			}
@@ -221,14 +290,14 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, dist
 			if s.data.Cold != nil && s.data.Cold[ri.User] {
 				alpha = float64(coldLogQ)
 			}
-			l := dot/0.1 - alpha*math.Log(tr.freq[rk.Movie])
+			l := dot/0.1 - alpha*logQ(rk.Movie)
 			if rk == ri {
 				pos = l
 			}
 			logits = append(logits, l)
 			if distill > 0 {
 				score := s.data.Teacher[int(s.data.Origin[ri.User])*5+int(rk.Movie)]
-				teacher = append(teacher, float64(score)/tau-alpha*math.Log(tr.freq[rk.Movie]))
+				teacher = append(teacher, float64(score)/tau-alpha*logQ(rk.Movie))
 			}
 		}
 		logSumExp := func(xs []float64) float64 {
@@ -239,14 +308,15 @@ func testSoftmaxMatchesNaive(t *testing.T, cold []int, coldLogQ, logQScale, dist
 			return math.Log(z)
 		}
 		zs := logSumExp(logits)
-		want += zs - pos
+		w := userW(ri)
+		want += w * (zs - pos)
 		if distill > 0 {
 			zt := logSumExp(teacher)
 			var kl float64
 			for j, x := range teacher {
 				kl += math.Exp(x-zt) * ((x - zt) - (logits[j] - zs))
 			}
-			want += float64(distill) * kl
+			want += w * float64(distill) * kl
 		}
 	}
 	want /= float64(len(rows))
