@@ -43,11 +43,12 @@ func (t *trainer) lossAt() float64 {
 	return l / float64(t.n)
 }
 
-// prepare runs a step's collection and forward pass without updating.
+// prepare runs a full step over idx (it updates the weights, so that
+// every code path, the optimizer's included, has run once), then the
+// collection and forward pass of a second step over idx, whose gradients
+// the checks compare with finite differences at the updated weights.
 func (t *trainer) prepare(idx []int32) {
-	saved := t.opt
-	t.step(idx) // first, a full step so that every code path runs
-	t.opt = saved
+	t.step(idx)
 	t.collect(idx)
 	t.pool.run(phaseForward)
 }
