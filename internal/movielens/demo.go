@@ -172,7 +172,6 @@ type world struct {
 	logPop []float64
 	ds     *Dataset
 	taste  []float64
-	aff    []float64
 	all    []synthCand
 }
 

@@ -21,7 +21,7 @@ func TestAppendRecallMatchesMarshal(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	titles := []string{"", "Toy Story (1995)", `Say "hi" \ <b>&</b>`, "tab\tnew\nline\x01\x1f", "Amélie (2001) 東京 \u2028\u2029", "del\x7f ~"}
-	scores := []float32{0, -0.0, 1, -1, 0.1, 1e-7, -3.4e38, 1e21, 123456.79, math.SmallestNonzeroFloat32}
+	scores := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.1, 1e-7, -3.4e38, 1e21, 123456.79, math.SmallestNonzeroFloat32}
 	for i := range 500 {
 		res := recall.Result{ModelVersion: titles[i%len(titles)], Backend: "exact", KnownUser: i%2 == 0, NextOffset: []int{0, 10, 9990}[i%3]}
 		pick := func() string { return titles[rng.IntN(len(titles))] }
