@@ -1,9 +1,13 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 // TestCatalogAuthOneHeader: Authorization is a singleton field (RFC 9110
@@ -62,6 +66,40 @@ func TestContentEncodingEveryValue(t *testing.T) {
 		ts.Handler().ServeHTTP(w, req)
 		if w.Code != tc.want {
 			t.Errorf("Content-Encoding %q: status %d, want %d: %s", tc.ce, w.Code, tc.want, w.Body)
+		}
+	}
+}
+
+// TestBatchTimeoutLoggedOnce: a batch whose deadline passes writes one
+// warning, not one per entry left unanswered; batch_max entries under load
+// were as many log lines from one request.
+func TestBatchTimeoutLoggedOnce(t *testing.T) {
+	t.Parallel()
+	entries := `{"requests":[` + strings.Repeat(`{"user":{}},`, 49) + `{"user":{}}]}`
+	for _, tc := range []struct {
+		name   string
+		answer int // entries answered before the deadline passes
+		status int
+	}{
+		{"some entries answered", 1, http.StatusOK},
+		{"none answered", 0, http.StatusGatewayTimeout},
+	} {
+		ts := newTestServer(t, Config{RequestTimeout: 20 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second})
+		calls := 0
+		ts.rec.recallHook = func(ctx context.Context, req recall.Request) (recall.Result, error) {
+			calls++
+			if calls > tc.answer {
+				<-ctx.Done()
+				return recall.Result{}, ctx.Err()
+			}
+			return fakeResult(req.K), nil
+		}
+		w := ts.call("POST", "/recall/batch", jsonCT, entries)
+		if w.Code != tc.status {
+			t.Fatalf("%s: status %d, want %d: %s", tc.name, w.Code, tc.status, w.Body)
+		}
+		if n := strings.Count(ts.logs.String(), `"level":"warn"`); n != 1 {
+			t.Errorf("%s: %d warnings, want 1:\n%s", tc.name, n, ts.logs)
 		}
 	}
 }
