@@ -104,8 +104,9 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		// One line for the batch, not one per entry (up to batch_max
 		// lines from one request).
 		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).
+			Str("error", "the request took longer than "+s.cfg.RequestTimeout.String()).
 			Int("timed_out", n).Int("entries", len(body.Requests)).
-			Msg(string(codeTimeout) + " error: the request took longer than " + s.cfg.RequestTimeout.String())
+			Msg(string(codeTimeout) + " error") // the message of every timeout line
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 }

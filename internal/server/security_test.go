@@ -101,5 +101,11 @@ func TestBatchTimeoutLoggedOnce(t *testing.T) {
 		if n := strings.Count(ts.logs.String(), `"level":"warn"`); n != 1 {
 			t.Errorf("%s: %d warnings, want 1:\n%s", tc.name, n, ts.logs)
 		}
+		if n := strings.Count(ts.logs.String(), `"message":"timeout error"`); n != 1 {
+			t.Errorf("%s: %d timeout error lines, want 1:\n%s", tc.name, n, ts.logs)
+		}
+		if tc.answer > 0 && !strings.Contains(ts.logs.String(), `"timed_out":49,"entries":50`) {
+			t.Errorf("%s: the warning does not count the entries:\n%s", tc.name, ts.logs)
+		}
 	}
 }
