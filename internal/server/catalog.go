@@ -27,14 +27,21 @@ const catalogRealm = `Bearer realm="towerrecall catalogue"`
 
 // catalogAuth admits requests whose Authorization header carries the
 // catalogue token. The comparison is of SHA-256 digests in constant time,
-// so neither the token's bytes nor its length leak through timing.
+// so neither the token's bytes nor its length leak through timing. A
+// request with more than one Authorization header is refused: the field
+// is a singleton, and a proxy that reads another one than the first would
+// disagree about who sent it.
 func (s *Server) catalogAuth(next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.CatalogToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		auth := r.Header.Values("Authorization")
+		if len(auth) != 1 {
+			auth = []string{""}
+		}
+		scheme, token, ok := strings.Cut(auth[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", catalogRealm)
-			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send Authorization: Bearer <token>"})
+			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send one Authorization: Bearer <token> header"})
 			return
 		}
 		got := sha256.Sum256([]byte(token))

@@ -206,8 +206,10 @@ func jsonKind(goKind string) string {
 // examples work; the body must still be a JSON object. Every other type is
 // refused.
 func checkContentType(h http.Header) *apiError {
-	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return &apiError{code: codeMediaType, detail: "content-encoded request bodies are not supported"}
+	for _, ce := range h.Values("Content-Encoding") { // every field, not the first only
+		if ce != "" && !strings.EqualFold(ce, "identity") {
+			return &apiError{code: codeMediaType, detail: "content-encoded request bodies are not supported"}
+		}
 	}
 	ct := h.Get("Content-Type")
 	if ct == "application/json" || ct == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -99,6 +100,14 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, ctx.Err())
 		return
 	}
+	if n := len(body.Requests) - answered; n > 0 {
+		// One line for the batch, not one per entry (up to batch_max
+		// lines from one request).
+		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).
+			Str("error", "the request took longer than "+s.cfg.RequestTimeout.String()).
+			Int("timed_out", n).Int("entries", len(body.Requests)).
+			Msg(string(codeTimeout) + " error") // the message of every timeout line
+	}
 	s.writeJSON(w, r, http.StatusOK, out)
 }
 
@@ -114,7 +123,11 @@ func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext
 	}
 	res, err := s.rec.Recall(ctx, req)
 	if err != nil {
-		return s.problem(r, s.classify(err))
+		ae := s.classify(err)
+		if ae.code == codeTimeout {
+			return problemOf(r, ae) // logged once for the batch
+		}
+		return s.problem(r, ae)
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
 	return newRecallResponse(res)

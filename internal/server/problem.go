@@ -178,6 +178,12 @@ func (s *Server) problem(r *http.Request, e *apiError) problem {
 	if ev != nil {
 		ev.Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).Err(e).Msg(string(e.code) + " error")
 	}
+	return problemOf(r, e)
+}
+
+// problemOf is problem without the log line: a batch's timed-out entries
+// are logged once for the batch (see handleRecallBatch).
+func problemOf(r *http.Request, e *apiError) problem {
 	status, title := describe(e.code)
 	// A request can carry bytes that are not UTF-8 (GET /%FF, a query
 	// parameter's name): the instance is the path as sent, percent-encoded,
