@@ -249,6 +249,12 @@ type Serve struct {
 	CORSOrigins []string `yaml:"cors_origins"`
 	// BatchMax is the most users one POST /recall/batch may ask for.
 	BatchMax int `yaml:"batch_max"`
+	// MaxItemsInFlight bounds the answer items (recall items, scores) of
+	// the requests being answered at once, which bounds their memory:
+	// a request that does not fit is shed at once (503 overloaded,
+	// Retry-After: 1). 0: no limit; otherwise at least one maximal batch
+	// (batch_max × MaxK), so that every valid request can be answered.
+	MaxItemsInFlight int64 `yaml:"max_items_in_flight"`
 	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
 	MaxRecentMovies int `yaml:"max_recent_movies"`
 	// Explorer serves the explorer page (GET /), where people try the
@@ -266,6 +272,10 @@ type Serve struct {
 	// its directory).
 	CatalogJournal string `yaml:"catalog_journal"`
 }
+
+// MaxK is the largest k of a request (recall.MaxK, which this package does
+// not import): serve.max_items_in_flight holds at least batch_max of them.
+const MaxK = 1000
 
 // MinCatalogToken is the shortest catalogue token Validate accepts.
 const MinCatalogToken = 16
@@ -312,6 +322,8 @@ func Default() Config {
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
+			// Ten maximal batches (100 entries of k=1000).
+			MaxItemsInFlight: 1_000_000,
 		},
 		Log:       Log{Level: "info", Format: "json"},
 		Baselines: Baselines{RecentWindow: 0.1, EASELambda: 500, NewUserHistory: 5},
@@ -1097,6 +1109,9 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	}
 	if s.BatchMax < 1 || s.BatchMax > 1000 {
 		bad("serve.batch_max", "%d is not between 1 and 1000", s.BatchMax)
+	}
+	if m := s.MaxItemsInFlight; m != 0 && (m < 0 || m < int64(s.BatchMax)*MaxK) {
+		bad("serve.max_items_in_flight", "%d: 0 (no limit) or at least serve.batch_max × %d (%d), so that a maximal batch fits", m, MaxK, int64(max(s.BatchMax, 0))*MaxK)
 	}
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)

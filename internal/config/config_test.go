@@ -665,3 +665,26 @@ func TestModelJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxItemsInFlight(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		batchMax int
+		items    int64
+		ok       bool
+	}{
+		{100, 0, true}, {100, 100_000, true}, {100, 1_000_000, true}, {1000, 1_000_000, true},
+		{100, 99_999, false}, {1000, 999_999, false}, {100, 1, false}, {100, -1, false},
+	} {
+		c := Default()
+		c.Serve.BatchMax, c.Serve.MaxItemsInFlight = tt.batchMax, tt.items
+		err := c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "serve.max_items_in_flight")) {
+			t.Errorf("batch_max %d, max_items_in_flight %d: Validate = %v", tt.batchMax, tt.items, err)
+		}
+	}
+	c, err := Parse([]byte("serve:\n  max_items_in_flight: 250000\n"), "test.yaml", Default())
+	if err != nil || c.Serve.MaxItemsInFlight != 250_000 {
+		t.Fatalf("Parse: %d, %v", c.Serve.MaxItemsInFlight, err)
+	}
+}

@@ -248,7 +248,7 @@ func TestProblemTypesInContract(t *testing.T) {
 	for _, v := range c.doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum {
 		enum = append(enum, fmt.Sprint(v))
 	}
-	codes := []code{codeMalformed, codeInvalid, codeNotFound, codeMethod, codeTooLarge, codeMediaType, codeInternal, codeUnavailable, codeTimeout, codeReadTimeout, codeUnauthorized, codeJournal}
+	codes := []code{codeMalformed, codeInvalid, codeNotFound, codeMethod, codeTooLarge, codeMediaType, codeInternal, codeUnavailable, codeTimeout, codeReadTimeout, codeUnauthorized, codeJournal, codeOverloaded}
 	if len(enum) != len(codes) {
 		t.Errorf("openapi.yaml lists %d problem types, the server has %d codes", len(enum), len(codes))
 	}

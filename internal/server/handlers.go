@@ -28,6 +28,11 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
+	release, ok := s.admit(w, r, int64(req.K))
+	if !ok {
+		return
+	}
+	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Recall(ctx, req)
@@ -84,12 +89,28 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, recall.NoModelError{})
 		return
 	}
+	// Every entry is decoded and checked first: the batch's weight is its
+	// valid entries' k summed, known before any work.
+	out := batchResponse{Results: make([]any, len(body.Requests))}
+	reqs := make([]recall.Request, len(body.Requests))
+	var weight int64
+	for i, entry := range body.Requests {
+		if reqs[i], out.Results[i] = s.batchRequest(r, entry); out.Results[i] == nil {
+			weight += int64(reqs[i].K)
+		}
+	}
+	release, ok := s.admit(w, r, weight)
+	if !ok {
+		return
+	}
+	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
-	out := batchResponse{Results: make([]any, len(body.Requests))}
 	answered := 0 // entries the deadline did not cut off
-	for i, entry := range body.Requests {
-		out.Results[i] = s.batchEntry(ctx, r, entry)
+	for i := range body.Requests {
+		if out.Results[i] == nil {
+			out.Results[i] = s.batchEntry(ctx, r, reqs[i])
+		}
 		if p, ok := out.Results[i].(problem); !ok || p.Status != http.StatusGatewayTimeout {
 			answered++
 		}
@@ -111,16 +132,22 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, out)
 }
 
-// batchEntry answers one entry of a batch as /recall would.
-func (s *Server) batchEntry(ctx context.Context, r *http.Request, entry jsontext.Value) any {
+// batchRequest decodes and checks one entry of a batch as /recall would:
+// its request, or (non-nil) its problem.
+func (s *Server) batchRequest(r *http.Request, entry jsontext.Value) (recall.Request, any) {
 	var body recallBody
 	if err := decodeBody(entry, &body); err != nil {
-		return s.problem(r, err)
+		return recall.Request{}, s.problem(r, err)
 	}
 	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
-		return s.problem(r, aerr)
+		return recall.Request{}, s.problem(r, aerr)
 	}
+	return req, nil
+}
+
+// batchEntry answers one checked entry of a batch as /recall would.
+func (s *Server) batchEntry(ctx context.Context, r *http.Request, req recall.Request) any {
 	res, err := s.rec.Recall(ctx, req)
 	if err != nil {
 		ae := s.classify(err)
@@ -144,6 +171,11 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr)
 		return
 	}
+	release, ok := s.admit(w, r, int64(len(req.MovieIDs)))
+	if !ok {
+		return
+	}
+	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Score(ctx, req)

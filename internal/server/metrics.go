@@ -12,6 +12,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	items    prometheus.Histogram
+	shed     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,8 +35,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Number of items per /recall answer (each answered /recall/batch entry is one).",
 			Buckets: []float64{0, 1, 5, 10, 20, 50, 100, 200, 500, 1000},
 		}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "towerrecall_http_shed_total",
+			Help: "Requests answered 503 overloaded (their answer items would pass serve.max_items_in_flight), by route pattern.",
+		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items, m.shed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

@@ -33,6 +33,7 @@ const (
 	codeReadTimeout  code = "request-timeout"        // the body did not arrive within the read timeout
 	codeUnauthorized code = "unauthorized"           // a catalogue change without the right bearer token
 	codeJournal      code = "journal-unavailable"    // the catalogue journal failed: changes are off until a restart; logged at error level
+	codeOverloaded   code = "overloaded"             // the answer items in flight would pass Config.MaxItemsInFlight: shed at once, Retry-After 1
 )
 
 func describe(c code) (status int, title string) {
@@ -59,6 +60,8 @@ func describe(c code) (status int, title string) {
 		return http.StatusUnauthorized, "Unauthorized"
 	case codeJournal:
 		return http.StatusServiceUnavailable, "Catalogue journal unavailable"
+	case codeOverloaded:
+		return http.StatusServiceUnavailable, "Overloaded"
 	default:
 		return http.StatusInternalServerError, "Internal error"
 	}
@@ -124,7 +127,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.code == codeMediaType {
 		w.Header().Set("Accept-Post", "application/json")
 	}
-	if ae.retry {
+	switch {
+	case ae.code == codeOverloaded:
+		w.Header().Set("Retry-After", "1") // a shed request may fit as soon as another answer is written
+	case ae.retry:
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	p := s.problem(r, ae)
@@ -211,7 +217,10 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	writeBody(w, r, status, "application/json", body)
 }
 
-// writeBody writes a whole encoded answer with its headers.
+var newline = []byte{'\n'}
+
+// writeBody writes a whole encoded answer with its headers, and a newline
+// (written on its own: appending it could copy an answer of megabytes).
 func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
@@ -223,5 +232,7 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType s
 		h.Set("Cache-Control", "no-store")
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	if _, err := w.Write(body); err == nil {
+		_, _ = w.Write(newline)
+	}
 }

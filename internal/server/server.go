@@ -20,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/movielens"
@@ -71,7 +72,11 @@ type Config struct {
 	// whose pages may call the API; empty: no CORS headers at all.
 	CORSOrigins []string
 	BatchMax    int // most entries of one POST /recall/batch
-	MaxRecent   int // most user.recent_movie_ids of one request
+	// MaxItemsInFlight bounds the answer items (recall items, scores)
+	// that requests being answered may hold at once; past it a request is
+	// shed with 503 overloaded. 0: no limit.
+	MaxItemsInFlight int64
+	MaxRecent        int // most user.recent_movie_ids of one request
 	// Explorer serves the explorer page at / (its assets under
 	// /explorer/); off, / is a 404.
 	Explorer bool
@@ -90,7 +95,8 @@ func ConfigFrom(s config.Serve) Config {
 		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
 		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
-		Explorer: s.Explorer, CatalogToken: s.CatalogToken,
+		MaxItemsInFlight: s.MaxItemsInFlight,
+		Explorer:         s.Explorer, CatalogToken: s.CatalogToken,
 	}
 }
 
@@ -102,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchMax < 1 {
 		errs = append(errs, fmt.Errorf("batch max must be positive, got %d", c.BatchMax))
+	}
+	if c.MaxItemsInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max items in flight must not be negative, got %d", c.MaxItemsInFlight))
 	}
 	if c.MaxRecent < 0 {
 		errs = append(errs, fmt.Errorf("max recent movies must not be negative, got %d", c.MaxRecent))
@@ -151,7 +160,8 @@ type Server struct {
 	metrics  *metrics
 	mux      *chi.Mux // every route; also asked for the Allow header of 405 answers
 	draining atomic.Bool
-	assets   map[string]asset // the explorer page's files; nil when it is off
+	assets   map[string]asset    // the explorer page's files; nil when it is off
+	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
 
 }
 
@@ -169,6 +179,9 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
+	if cfg.MaxItemsInFlight > 0 {
+		s.inflight = semaphore.NewWeighted(cfg.MaxItemsInFlight)
+	}
 	if cfg.Explorer {
 		if s.assets, err = explorerAssets(); err != nil {
 			return nil, err

@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
+)
+
+// recallK is a /recall body asking for k items.
+func recallK(k int) string { return fmt.Sprintf(`{"user":{},"k":%d}`, k) }
+
+// batchK is a /recall/batch body of entries asking for ks.
+func batchK(ks ...int) string {
+	var e []string
+	for _, k := range ks {
+		e = append(e, recallK(k))
+	}
+	return `{"requests":[` + strings.Join(e, ",") + `]}`
+}
+
+// scoreN is a /score body of n distinct ids.
+func scoreN(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i + 1)
+	}
+	return `{"user":{},"movie_ids":[` + strings.Join(ids, ",") + `]}`
+}
+
+// holdRecalls makes ts's Recaller block the recalls asking for k items
+// until release is closed; entered receives one value per blocked call.
+func holdRecalls(ts *testServer, k int) (entered <-chan struct{}, release func()) {
+	in, gate := make(chan struct{}, 16), make(chan struct{})
+	ts.rec.recallHook = func(ctx context.Context, req recall.Request) (recall.Result, error) {
+		if req.K == k {
+			in <- struct{}{}
+			<-gate
+		}
+		return fakeResult(min(req.K, 10)), nil
+	}
+	var once sync.Once
+	return in, func() { once.Do(func() { close(gate) }) }
+}
+
+// allFree reports whether every item of ts's capacity is free.
+func allFree(ts *testServer) bool {
+	if !ts.inflight.TryAcquire(ts.cfg.MaxItemsInFlight) {
+		return false
+	}
+	ts.inflight.Release(ts.cfg.MaxItemsInFlight)
+	return true
+}
+
+// TestShedOverloaded: a request whose items do not fit beside those in
+// flight is a 503 overloaded problem with Retry-After at once; a lighter
+// one passes; once the heavy answer is written, its items are free.
+func TestShedOverloaded(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{MaxItemsInFlight: 100})
+	entered, release := holdRecalls(ts, 60)
+	defer release()
+	done := make(chan int)
+	go func() { done <- ts.call("POST", "/recall", jsonCT, recallK(60)).Code }()
+	<-entered
+
+	for _, tt := range []struct{ path, body string }{
+		{"/recall", recallK(41)},
+		{"/recall/batch", batchK(20, 21)},
+		{"/score", scoreN(41)},
+	} {
+		w := ts.call("POST", tt.path, jsonCT, tt.body)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%s: status %d, Retry-After %q: %s", tt.path, w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+		if p := decodeProblemBody(t, w); p.Type != problemTypePrefix+"overloaded" {
+			t.Errorf("%s: problem type %q", tt.path, p.Type)
+		}
+		c.checkResponse(t, "POST", tt.path, jsonCT, tt.body, w)
+	}
+	if w := ts.call("POST", "/recall", jsonCT, recallK(40)); w.Code != http.StatusOK {
+		t.Fatalf("a request that fits: status %d: %s", w.Code, w.Body)
+	}
+	if w := ts.call("POST", "/recall/batch", jsonCT, batchK(20, 20)); w.Code != http.StatusOK {
+		t.Fatalf("a batch that fits: status %d: %s", w.Code, w.Body)
+	}
+	release()
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the held request: status %d", code)
+	}
+	if !allFree(ts) {
+		t.Fatal("items still held after every answer was written")
+	}
+	if w := ts.call("POST", "/recall", jsonCT, recallK(100)); w.Code != http.StatusOK {
+		t.Fatalf("the whole capacity once free: status %d: %s", w.Code, w.Body)
+	}
+	m := ts.call("GET", "/metrics", "", "").Body.String()
+	for _, want := range []string{`towerrecall_http_shed_total{route="/recall"} 1`, `towerrecall_http_shed_total{route="/recall/batch"} 1`, `towerrecall_http_shed_total{route="/score"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestBatchWeightIsSumOfK: a batch weighs its valid entries' k summed.
+func TestBatchWeightIsSumOfK(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{MaxItemsInFlight: 100})
+	entered, release := holdRecalls(ts, 20)
+	defer release()
+	done := make(chan int)
+	go func() { done <- ts.call("POST", "/recall", jsonCT, recallK(20)).Code }()
+	<-entered
+	// 20 + 30+30+21 = 101 does not fit; 20 + 30+30+20 = 100 does, and an
+	// invalid entry (k=0, a problem) weighs nothing.
+	if w := ts.call("POST", "/recall/batch", jsonCT, batchK(30, 30, 21)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("81 items beside 20 of 100: status %d: %s", w.Code, w.Body)
+	}
+	if w := ts.call("POST", "/recall/batch", jsonCT, batchK(30, 30, 19, 1, 0)); w.Code != http.StatusOK {
+		t.Fatalf("80 items beside 20 of 100: status %d: %s", w.Code, w.Body)
+	}
+	release()
+	<-done
+	if !allFree(ts) {
+		t.Fatal("items still held")
+	}
+}
+
+// blockingWriter blocks the answer's body until unblock is closed, as a
+// client that does not read does.
+type blockingWriter struct {
+	http.ResponseWriter
+	writing chan struct{}
+	unblock chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.writing) })
+	<-b.unblock
+	return b.ResponseWriter.Write(p)
+}
+
+// TestShedReleases: the items are held until the answer is written, and
+// freed after every way a request ends: an answer, a failure, a timeout,
+// a panic, a client gone away.
+func TestShedReleases(t *testing.T) {
+	t.Parallel()
+	t.Run("held while the answer is written", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, Config{MaxItemsInFlight: 100})
+		bw := &blockingWriter{ResponseWriter: newRecorder(), writing: make(chan struct{}), unblock: make(chan struct{})}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ts.Handler().ServeHTTP(bw, newRequest("POST", "/recall/batch", jsonCT, batchK(50, 50)))
+		}()
+		<-bw.writing
+		if allFree(ts) {
+			t.Error("items free while the answer is being written")
+		}
+		if w := ts.call("POST", "/recall", jsonCT, recallK(1)); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d while the capacity is held", w.Code)
+		}
+		close(bw.unblock)
+		<-done
+		if !allFree(ts) {
+			t.Error("items held after the answer")
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		hook func(ctx context.Context, req recall.Request) (recall.Result, error)
+		want int
+	}{
+		{"failure", Config{}, func(context.Context, recall.Request) (recall.Result, error) {
+			return recall.Result{}, errors.New("boom")
+		}, http.StatusInternalServerError},
+		{"timeout", Config{RequestTimeout: 10 * time.Millisecond}, func(ctx context.Context, _ recall.Request) (recall.Result, error) {
+			<-ctx.Done()
+			return recall.Result{}, ctx.Err()
+		}, http.StatusGatewayTimeout},
+		{"panic", Config{}, func(context.Context, recall.Request) (recall.Result, error) {
+			panic("boom")
+		}, http.StatusInternalServerError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.cfg.MaxItemsInFlight = 100
+			ts := newTestServer(t, tt.cfg)
+			ts.rec.recallHook = tt.hook
+			for _, call := range []struct{ path, body string }{{"/recall", recallK(100)}, {"/recall/batch", batchK(50, 50)}} {
+				w := ts.call("POST", call.path, jsonCT, call.body)
+				if call.path == "/recall" && w.Code != tt.want {
+					t.Errorf("%s: status %d, want %d", call.path, w.Code, tt.want)
+				}
+				if w.Code == http.StatusServiceUnavailable {
+					t.Errorf("%s shed: %s", call.path, w.Body)
+				}
+				if !allFree(ts) {
+					t.Errorf("%s: items held after a %d", call.path, w.Code)
+				}
+			}
+		})
+	}
+	t.Run("client gone", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, Config{MaxItemsInFlight: 100})
+		entered := make(chan struct{}, 1)
+		ts.rec.recallHook = func(ctx context.Context, _ recall.Request) (recall.Result, error) {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return recall.Result{}, ctx.Err()
+		}
+		addr, cancel, done := serveLoopback(t, ts)
+		defer func() { cancel(); <-done }()
+		ctx, gone := context.WithCancel(context.Background())
+		req, err := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/recall", strings.NewReader(recallK(100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", jsonCT)
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		<-entered
+		gone()
+		<-errc
+		// The handler ends once the server sees the connection close:
+		// wait for it, without a bound on how long it takes.
+		for !allFree(ts) {
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
