@@ -8,28 +8,20 @@ import (
 )
 
 type metrics struct {
-	info        *prometheus.GaugeVec
 	loadSeconds prometheus.Gauge
 	loadedAt    prometheus.Gauge
-	selfCheck   *prometheus.GaugeVec
 	reloads     *prometheus.CounterVec
 	fsync       prometheus.Histogram // the catalogue journal's group-commit fsyncs
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "towerrecall_model_info", Help: "The live model: 1 for its version and the index backend answering /recall.",
-		}, []string{"version", "backend", "objective"}),
 		loadSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "towerrecall_model_load_seconds", Help: "Time the last successful model load took (indexes and self-check included).",
 		}),
 		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "towerrecall_model_loaded_timestamp_seconds", Help: "Unix time of the last successful model load.",
 		}),
-		selfCheck: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "towerrecall_index_self_check_recall", Help: "Recall@k of the HNSW index against exact search, measured at load.",
-		}, []string{"k"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "towerrecall_model_loads_total", Help: "Model loads by result.",
 		}, []string{"result"}),
@@ -46,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.info, m.loadSeconds, m.loadedAt, m.selfCheck, m.reloads, m.fsync} {
+	for _, c := range []prometheus.Collector{m.loadSeconds, m.loadedAt, m.reloads, m.fsync} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("recall: register metrics: %w", err)
 		}
@@ -56,20 +48,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	m.reloads.WithLabelValues("ok").Inc()
-	m.info.Reset()
-	m.info.WithLabelValues(info.Version, info.Backend, info.Objective).Set(1)
 	m.loadSeconds.Set(d.Seconds())
 	m.loadedAt.Set(float64(info.LoadedAt.Unix()))
-	m.selfCheck.Reset()
-	for k, r := range info.IndexRecall {
-		m.selfCheck.WithLabelValues(k[len("recall@"):]).Set(r)
-	}
 }
 
-// registerCatalog registers the catalogue's gauges, read from s at each
-// scrape: whether changes can be made (0 after a journal failure, until a
-// restart: worth an alert) and the live changes over the artifact.
-func (s *Service) registerCatalog(reg prometheus.Registerer) error {
+// registerLive registers the gauges read from s's live model at each
+// scrape: the model's info and index self-check (one series per model, so
+// that a scrape during a reload sees the old model or the new, never
+// neither or both), whether catalogue changes can be made (0 after a
+// journal failure, until a restart: worth an alert) and the live changes
+// over the artifact.
+func (s *Service) registerLive(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
@@ -79,7 +68,12 @@ func (s *Service) registerCatalog(reg prometheus.Registerer) error {
 			return float64(pick(info.Catalog))
 		}
 	}
-	cs := []prometheus.Collector{writableCollector{s: s, desc: prometheus.NewDesc(
+	cs := []prometheus.Collector{modelCollector{s: s,
+		info: prometheus.NewDesc("towerrecall_model_info", "The live model: 1 for its version and the index backend answering /recall.",
+			[]string{"version", "backend", "objective"}, nil),
+		selfCheck: prometheus.NewDesc("towerrecall_index_self_check_recall", "Recall@k of the HNSW index against exact search, measured at load.",
+			[]string{"k"}, nil),
+	}, writableCollector{s: s, desc: prometheus.NewDesc(
 		"towerrecall_catalog_writable",
 		"1 when catalogue changes can be made, 0 after a journal failure; no series while changes are off (no catalogue token).",
 		nil, nil)}}
@@ -102,6 +96,26 @@ func (s *Service) registerCatalog(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// modelCollector exports the live model's info and index self-check.
+type modelCollector struct {
+	s               *Service
+	info, selfCheck *prometheus.Desc
+}
+
+func (c modelCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.info; ch <- c.selfCheck }
+
+func (c modelCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.s.live.Load()
+	if v == nil {
+		return
+	}
+	info := v.snap.info
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, info.Version, info.Backend, info.Objective)
+	for k, r := range info.IndexRecall {
+		ch <- prometheus.MustNewConstMetric(c.selfCheck, prometheus.GaugeValue, r, k[len("recall@"):])
+	}
 }
 
 // writableCollector exports towerrecall_catalog_writable only while

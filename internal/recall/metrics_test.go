@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
+	"github.com/towerrecall/towerrecall/internal/artifact"
 )
 
 // TestModelLoadsStartAtZero: both results of towerrecall_model_loads_total
@@ -90,5 +91,60 @@ func TestCatalogWritableOnlyWithWrites(t *testing.T) {
 	s.AttachJournal(&memJournal{}, nil)
 	if got := writable(); !reflect.DeepEqual(got, []float64{1}) {
 		t.Errorf("writable journal: towerrecall_catalog_writable %v, want [1]", got)
+	}
+}
+
+// TestModelInfoNeverMissing: towerrecall_model_info and the self-check
+// recall keep a series through every reload. They were reset and then set,
+// so a scrape between the two saw no live model (an alert on
+// absent(towerrecall_model_info) fired on a healthy reload).
+func TestModelInfoNeverMissing(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles := []*artifact.Bundle{testBundle(t, "v1", 50, 23), testBundle(t, "v2", 50, 23)}
+	if err := s.Load(bundles[0]); err != nil {
+		t.Fatal(err)
+	}
+	series := func() int {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Error(err)
+			return -1
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "towerrecall_model_info" {
+				return len(mf.GetMetric())
+			}
+		}
+		return 0
+	}
+	done := make(chan struct{})
+	var wrong, scrapes int
+	go func() {
+		defer close(done)
+		for i := range 400 {
+			if err := s.Load(bundles[(i+1)%2]); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if n := series(); n != 1 {
+			wrong++
+		}
+		scrapes++
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d scrapes during reloads saw %s series of towerrecall_model_info, want 1", wrong, scrapes, "not exactly one")
 	}
 }

@@ -102,7 +102,7 @@ func New(opts Options, logger zerolog.Logger, reg prometheus.Registerer) (*Servi
 		return nil, err
 	}
 	s := &Service{opts: opts, logger: logger, metrics: m, synced: make(chan struct{})}
-	if err := s.registerCatalog(reg); err != nil {
+	if err := s.registerLive(reg); err != nil {
 		return nil, err
 	}
 	return s, nil
