@@ -88,11 +88,7 @@ func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: make([]itemJSON, len(res.Items))}
-	for i, it := range res.Items {
-		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	s.writeJSON(w, r, http.StatusOK, similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: newItemsJSON(res.Items)})
 }
 
 // queryParams parses the query string and refuses what the contract does
