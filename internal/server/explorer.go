@@ -226,27 +226,21 @@ func explorerAssets() (map[string]asset, error) {
 		sum := sha256.Sum256(body)
 		out[e.Name()] = asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
-	if _, ok := out["index.html"]; !ok {
+	page, ok := out["index.html"]
+	if !ok {
 		return nil, errors.New("server: explorer assets: no index.html")
 	}
+	// The page lives at /, where the route has no {file}: it is stored
+	// under "", so /explorer/index.html is a 404.
+	delete(out, "index.html")
+	out[""] = page
 	return out, nil
 }
 
-// handleExplorer serves the page.
+// handleExplorer serves the page at / and its script, style sheet and icon
+// under /explorer/.
 func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) {
-	s.serveAsset(w, r, "index.html")
-}
-
-// handleExplorerAsset serves the page's script, style sheet and icon.
-func (s *Server) handleExplorerAsset(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "file")
-	if name == "index.html" { // the page lives at /
-		name = ""
-	}
-	s.serveAsset(w, r, name)
-}
-
-func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
 	a, ok := s.assets[name]
 	if !ok {
 		s.handleNotFound(w, r)
@@ -272,7 +266,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 }
 
 // noRanges drops the Accept-Ranges: bytes that http.ServeContent always
-// adds, since serveAsset does not honour Range.
+// adds, since handleExplorer does not honour Range.
 type noRanges struct{ http.ResponseWriter }
 
 func (w noRanges) WriteHeader(code int) {

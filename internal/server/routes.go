@@ -70,7 +70,7 @@ func (s *Server) routes() *chi.Mux {
 	}
 	if s.cfg.Explorer {
 		r.Get("/", s.handleExplorer)
-		r.Get("/explorer/{file}", s.handleExplorerAsset)
+		r.Get("/explorer/{file}", s.handleExplorer)
 	}
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
