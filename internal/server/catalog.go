@@ -112,52 +112,46 @@ type deleteMovieResponse struct {
 
 // handlePutMovie answers PUT /movies/{movie_id}: 201 for a movie the live
 // catalogue did not have, 200 for a replaced one.
-func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) error {
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	var body movieBody
 	if err := decodeJSON(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ch, aerr := body.change(id)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.PutMovie(ctx, ch)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
 	}
-	s.writeJSON(w, r, status, putMovieResponse{
+	return writeJSON(w, r, status, putMovieResponse{
 		ModelVersion: res.ModelVersion, Created: res.Created, Movie: newMovieJSON(res.Movie),
 		VectorNorm: res.VectorNorm, JournalSeq: res.Seq,
 	})
 }
 
 // handleDeleteMovie answers DELETE /movies/{movie_id}.
-func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error {
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.DeleteMovie(ctx, id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
+	return writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
 }

@@ -31,64 +31,55 @@ import (
 
 // handleMovies answers GET /movies?q=&limit=: catalogue movies whose
 // titles contain q.
-func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
 	params, aerr := queryParams(r, "q", "limit")
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	q := params.Get("q")
 	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > recall.MaxMoviesQuery {
-		s.fail(w, r, invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery)))
-		return
+		return invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery))
 	}
 	limit, aerr := intParam(params, "limit", recall.DefaultMoviesLimit, 1, recall.MaxMoviesLimit)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	res, err := s.rec.Movies(q, limit)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies))}
 	for i, m := range res.Movies {
 		out.Movies[i] = newMovieJSON(m)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	return writeJSON(w, r, http.StatusOK, out)
 }
 
 // handleSimilar answers GET /movies/{movie_id}/similar?k=: the movie
 // tower's nearest neighbours of one movie.
-func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) error {
 	params, aerr := queryParams(r, "k")
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	k, aerr := intParam(params, "k", recall.DefaultSimilarK, 1, recall.MaxSimilarK)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Similar(ctx, id, k)
 	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
-		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err})
-		return
+		return &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err}
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: newItemsJSON(res.Items)})
+	return writeJSON(w, r, http.StatusOK, similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: newItemsJSON(res.Items)})
 }
 
 // queryParams parses the query string and refuses what the contract does
@@ -239,12 +230,11 @@ func explorerAssets() (map[string]asset, error) {
 
 // handleExplorer serves the page at / and its script, style sheet and icon
 // under /explorer/.
-func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) error {
 	name := chi.URLParam(r, "file")
 	a, ok := s.assets[name]
 	if !ok {
-		s.handleNotFound(w, r)
-		return
+		return s.handleNotFound(w, r)
 	}
 	h := w.Header()
 	h.Set("Content-Type", a.contentType)
@@ -263,6 +253,7 @@ func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del(k)
 	}
 	http.ServeContent(noRanges{w}, r, name, time.Time{}, bytes.NewReader(a.body))
+	return nil
 }
 
 // noRanges drops the Accept-Ranges: bytes that http.ServeContent always
