@@ -76,8 +76,7 @@ func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 	if b.Year != nil {
 		m.Year = int(*b.Year)
 	}
-	var fe *catalog.FieldError
-	if err := catalog.CheckMovie(m.Title, m.Genres, m.Year); errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*catalog.FieldError](catalog.CheckMovie(m.Title, m.Genres, m.Year)); ok {
 		return m, invalid(fe.Field, fe.Message)
 	}
 	return m, nil

@@ -74,7 +74,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	if at, ok := nullAt(raw); ok && at == "/requests" {
 		return invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)")
 	}
-	if n := len(body.Requests); body.Requests == nil || n == 0 || n > s.cfg.BatchMax {
+	if n := len(body.Requests); n == 0 || n > s.cfg.BatchMax {
 		return invalid("requests", fmt.Sprintf("requests must list 1 to %d /recall bodies, got %d", s.cfg.BatchMax, n))
 	}
 	if _, ok := s.rec.Info(); !ok {
