@@ -34,11 +34,11 @@ const catalogRealm = `Bearer realm="towerrecall catalogue"`
 func (s *Server) catalogAuth(next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.CatalogToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Values("Authorization")
-		if len(auth) != 1 {
-			auth = []string{""}
+		auth := ""
+		if vs := r.Header.Values("Authorization"); len(vs) == 1 {
+			auth = vs[0]
 		}
-		scheme, token, ok := strings.Cut(auth[0], " ")
+		scheme, token, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", catalogRealm)
 			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send one Authorization: Bearer <token> header"})
