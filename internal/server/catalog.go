@@ -34,11 +34,11 @@ const catalogRealm = `Bearer realm="towerrecall catalogue"`
 func (s *Server) catalogAuth(next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.CatalogToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Values("Authorization")
-		if len(auth) != 1 {
-			auth = []string{""}
+		auth := ""
+		if vs := r.Header.Values("Authorization"); len(vs) == 1 {
+			auth = vs[0]
 		}
-		scheme, token, ok := strings.Cut(auth[0], " ")
+		scheme, token, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", catalogRealm)
 			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send one Authorization: Bearer <token> header"})
@@ -76,8 +76,7 @@ func (b *movieBody) change(id movielens.MovieID) (recall.Movie, *apiError) {
 	if b.Year != nil {
 		m.Year = int(*b.Year)
 	}
-	var fe *catalog.FieldError
-	if err := catalog.CheckMovie(m.Title, m.Genres, m.Year); errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*catalog.FieldError](catalog.CheckMovie(m.Title, m.Genres, m.Year)); ok {
 		return m, invalid(fe.Field, fe.Message)
 	}
 	return m, nil
@@ -112,52 +111,46 @@ type deleteMovieResponse struct {
 
 // handlePutMovie answers PUT /movies/{movie_id}: 201 for a movie the live
 // catalogue did not have, 200 for a replaced one.
-func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) error {
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	var body movieBody
 	if err := decodeJSON(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ch, aerr := body.change(id)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.PutMovie(ctx, ch)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
 	}
-	s.writeJSON(w, r, status, putMovieResponse{
+	return writeJSON(w, r, status, putMovieResponse{
 		ModelVersion: res.ModelVersion, Created: res.Created, Movie: newMovieJSON(res.Movie),
 		VectorNorm: res.VectorNorm, JournalSeq: res.Seq,
 	})
 }
 
 // handleDeleteMovie answers DELETE /movies/{movie_id}.
-func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error {
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.DeleteMovie(ctx, id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
+	return writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
 }

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -141,12 +142,12 @@ func decodeProblem(body []byte, err error) *apiError {
 	}
 	want := "a value"
 	if se.GoType != nil {
-		want = jsonKind(se.GoType.Kind().String())
+		want = jsonKind(se.GoType.Kind())
 	}
 	got := map[jsontext.Kind]string{'f': "boolean", 't': "boolean", '"': "string", '0': "a number out of range or not an integer", '{': "object", '[': "array"}[se.JSONKind]
 	if got == "" {
 		got = "a value of another type"
-	} else if se.JSONKind == '0' && (se.GoType == nil || !strings.HasPrefix(want, "integer")) {
+	} else if se.JSONKind == '0' && want != jsonInteger {
 		got = "number" // only an integer member can hold a number that does not fit
 	}
 	return invalid(f, fmt.Sprintf("%s: expected %s, got %s", pathOf(se.JSONPointer), want, got))
@@ -182,18 +183,22 @@ func pathOf(p jsontext.Pointer) string {
 	return b.String()
 }
 
+// jsonInteger is what jsonKind says an integer member expects.
+const jsonInteger = "integer (in range)"
+
 // jsonKind names the JSON type a Go kind decodes from.
-func jsonKind(goKind string) string {
-	switch {
-	case goKind == "bool":
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
 		return "boolean"
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
-		return "integer (in range)"
-	case goKind == "string":
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return jsonInteger
+	case reflect.String:
 		return "string"
-	case goKind == "slice" || goKind == "array":
+	case reflect.Slice, reflect.Array:
 		return "array"
-	case goKind == "struct" || goKind == "map" || goKind == "ptr":
+	case reflect.Struct, reflect.Map, reflect.Pointer:
 		return "object"
 	}
 	return "a value"

@@ -31,68 +31,55 @@ import (
 
 // handleMovies answers GET /movies?q=&limit=: catalogue movies whose
 // titles contain q.
-func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
 	params, aerr := queryParams(r, "q", "limit")
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	q := params.Get("q")
 	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > recall.MaxMoviesQuery {
-		s.fail(w, r, invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery)))
-		return
+		return invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery))
 	}
 	limit, aerr := intParam(params, "limit", recall.DefaultMoviesLimit, 1, recall.MaxMoviesLimit)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	res, err := s.rec.Movies(q, limit)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies))}
 	for i, m := range res.Movies {
 		out.Movies[i] = newMovieJSON(m)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	return writeJSON(w, r, http.StatusOK, out)
 }
 
 // handleSimilar answers GET /movies/{movie_id}/similar?k=: the movie
 // tower's nearest neighbours of one movie.
-func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) error {
 	params, aerr := queryParams(r, "k")
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	k, aerr := intParam(params, "k", recall.DefaultSimilarK, 1, recall.MaxSimilarK)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Similar(ctx, id, k)
 	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
-		s.fail(w, r, &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err})
-		return
+		return &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err}
 	}
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	out := similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: make([]itemJSON, len(res.Items))}
-	for i, it := range res.Items {
-		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	return writeJSON(w, r, http.StatusOK, similarResponse{ModelVersion: res.ModelVersion, Movie: newMovieJSON(res.Movie), Items: newItemsJSON(res.Items)})
 }
 
 // queryParams parses the query string and refuses what the contract does
@@ -230,31 +217,24 @@ func explorerAssets() (map[string]asset, error) {
 		sum := sha256.Sum256(body)
 		out[e.Name()] = asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 	}
-	if _, ok := out["index.html"]; !ok {
+	page, ok := out["index.html"]
+	if !ok {
 		return nil, errors.New("server: explorer assets: no index.html")
 	}
+	// The page lives at /, where the route has no {file}: it is stored
+	// under "", so /explorer/index.html is a 404.
+	delete(out, "index.html")
+	out[""] = page
 	return out, nil
 }
 
-// handleExplorer serves the page.
-func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) {
-	s.serveAsset(w, r, "index.html")
-}
-
-// handleExplorerAsset serves the page's script, style sheet and icon.
-func (s *Server) handleExplorerAsset(w http.ResponseWriter, r *http.Request) {
+// handleExplorer serves the page at / and its script, style sheet and icon
+// under /explorer/.
+func (s *Server) handleExplorer(w http.ResponseWriter, r *http.Request) error {
 	name := chi.URLParam(r, "file")
-	if name == "index.html" { // the page lives at /
-		name = ""
-	}
-	s.serveAsset(w, r, name)
-}
-
-func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
 	a, ok := s.assets[name]
 	if !ok {
-		s.handleNotFound(w, r)
-		return
+		return s.handleNotFound(w, r)
 	}
 	h := w.Header()
 	h.Set("Content-Type", a.contentType)
@@ -273,10 +253,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 		r.Header.Del(k)
 	}
 	http.ServeContent(noRanges{w}, r, name, time.Time{}, bytes.NewReader(a.body))
+	return nil
 }
 
 // noRanges drops the Accept-Ranges: bytes that http.ServeContent always
-// adds, since serveAsset does not honour Range.
+// adds, since handleExplorer does not honour Range.
 type noRanges struct{ http.ResponseWriter }
 
 func (w noRanges) WriteHeader(code int) {

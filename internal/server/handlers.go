@@ -17,47 +17,43 @@ import (
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
-func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
 	var body recallBody
 	if err := decodeJSON(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
-	release, ok := s.admit(w, r, int64(req.K))
-	if !ok {
-		return
+	release, err := s.admit(r, int64(req.K))
+	if err != nil {
+		return err
 	}
 	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Recall(ctx, req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
 	out, err := appendRecall(make([]byte, 0, 128+192*len(res.Items)), res)
 	if err != nil {
-		s.fail(w, r, &apiError{code: codeInternal, detail: "internal error", cause: err})
-		return
+		return internalError(err)
 	}
 	writeBody(w, r, http.StatusOK, "application/json", out)
+	return nil
 }
 
 // handleRecallBatch answers several /recall bodies in one request: a
 // result or a problem per entry, in order. The request's deadline covers
 // the whole batch: entries it leaves unanswered get a timeout problem, and
 // if it leaves every entry unanswered the batch is a 504.
-func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error {
 	raw, aerr := readBody(r)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
 	var body batchBody
 	err := json.Unmarshal(raw, &body, json.RejectUnknownMembers(true))
@@ -67,27 +63,22 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 		// decoding refuses it), not the batch's; one at the top level,
 		// which allowing repeats would let through, still is.
 		if name, ok := repeatedMember(raw); ok {
-			s.fail(w, r, duplicateMember(name))
-			return
+			return duplicateMember(name)
 		}
 		body = batchBody{}
 		err = json.Unmarshal(raw, &body, json.RejectUnknownMembers(true), jsontext.AllowDuplicateNames(true))
 	}
 	if err != nil {
-		s.fail(w, r, decodeProblem(raw, err))
-		return
+		return decodeProblem(raw, err)
 	}
 	if at, ok := nullAt(raw); ok && at == "/requests" {
-		s.fail(w, r, invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)"))
-		return
+		return invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)")
 	}
-	if n := len(body.Requests); body.Requests == nil || n == 0 || n > s.cfg.BatchMax {
-		s.fail(w, r, invalid("requests", fmt.Sprintf("requests must list 1 to %d /recall bodies, got %d", s.cfg.BatchMax, n)))
-		return
+	if n := len(body.Requests); n == 0 || n > s.cfg.BatchMax {
+		return invalid("requests", fmt.Sprintf("requests must list 1 to %d /recall bodies, got %d", s.cfg.BatchMax, n))
 	}
 	if _, ok := s.rec.Info(); !ok {
-		s.fail(w, r, recall.NoModelError{})
-		return
+		return recall.NoModelError{}
 	}
 	// Every entry is decoded and checked first: the batch's weight is its
 	// valid entries' k summed, known before any work.
@@ -99,9 +90,9 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 			weight += int64(reqs[i].K)
 		}
 	}
-	release, ok := s.admit(w, r, weight)
-	if !ok {
-		return
+	release, err := s.admit(r, weight)
+	if err != nil {
+		return err
 	}
 	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
@@ -118,8 +109,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 	if answered == 0 && ctx.Err() != nil {
 		// Not one entry answered: the batch timed out as a whole (a 504,
 		// counted as one, as /recall's), not a 200 of timeouts.
-		s.fail(w, r, ctx.Err())
-		return
+		return ctx.Err()
 	}
 	if n := len(body.Requests) - answered; n > 0 {
 		// One line for the batch, not one per entry (up to batch_max
@@ -129,7 +119,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) {
 			Int("timed_out", n).Int("entries", len(body.Requests)).
 			Msg(string(codeTimeout) + " error") // the message of every timeout line
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	return writeJSON(w, r, http.StatusOK, out)
 }
 
 // batchRequest decodes and checks one entry of a batch as /recall would:
@@ -160,69 +150,63 @@ func (s *Server) batchEntry(ctx context.Context, r *http.Request, req recall.Req
 	return newRecallResponse(res)
 }
 
-func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) error {
 	var body scoreBody
 	if err := decodeJSON(r, &body); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
-		s.fail(w, r, aerr)
-		return
+		return aerr
 	}
-	release, ok := s.admit(w, r, int64(len(req.MovieIDs)))
-	if !ok {
-		return
+	release, err := s.admit(r, int64(len(req.MovieIDs)))
+	if err != nil {
+		return err
 	}
 	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.Score(ctx, req)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, newScoreResponse(res))
+	return writeJSON(w, r, http.StatusOK, newScoreResponse(res))
 }
 
-func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) error {
 	info, ok := s.rec.Info()
 	if !ok {
-		s.fail(w, r, recall.NoModelError{})
-		return
+		return recall.NoModelError{}
 	}
-	s.writeJSON(w, r, http.StatusOK, newModelResponse(info))
+	return writeJSON(w, r, http.StatusOK, newModelResponse(info))
 }
 
 // handleHealthz is liveness: the process answers HTTP.
-func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ok"})
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, r, http.StatusOK, statusResponse{Status: "ok"})
 }
 
 // handleReadyz is readiness: a model is loaded and the instance is not
 // draining.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if s.draining.Load() {
-		s.fail(w, r, &apiError{code: codeUnavailable, detail: "the instance is draining", retry: true})
-		return
+		return &apiError{code: codeUnavailable, detail: "the instance is draining", retry: true}
 	}
 	info, ok := s.rec.Info()
 	if !ok {
-		s.fail(w, r, recall.NoModelError{})
-		return
+		return recall.NoModelError{}
 	}
-	s.writeJSON(w, r, http.StatusOK, statusResponse{Status: "ready", ModelVersion: info.Version})
+	return writeJSON(w, r, http.StatusOK, statusResponse{Status: "ready", ModelVersion: info.Version})
 }
 
-func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) error {
 	// The path as sent: routes match it undecoded, so /mov%69es is not /movies.
-	s.fail(w, r, &apiError{code: codeNotFound, detail: "no route " + quote(r.URL.EscapedPath())})
+	return &apiError{code: codeNotFound, detail: "no route " + quote(r.URL.EscapedPath())}
 }
 
 // handleMethodNotAllowed answers 405 with the Allow header, which chi only
 // sets in its default handler.
-func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) error {
 	var allowed []string
 	pattern := ""
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
@@ -234,15 +218,14 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	if len(allowed) == 0 { // chi also lands here for methods it does not know
-		s.handleNotFound(w, r)
-		return
+		return s.handleNotFound(w, r)
 	}
 	if rctx := chi.RouteContext(r.Context()); rctx != nil {
 		rctx.RoutePatterns = []string{pattern} // the access log and metrics label the 405 by its route
 	}
 	allow := strings.Join(allowed, ", ")
 	w.Header().Set("Allow", allow)
-	s.fail(w, r, &apiError{code: codeMethod, detail: "method " + quote(r.Method) + " is not allowed here; use " + allow})
+	return &apiError{code: codeMethod, detail: "method " + quote(r.Method) + " is not allowed here; use " + allow}
 }
 
 // repeatedMember returns a member name that the top-level object of body,

@@ -153,7 +153,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				// client cannot mistake a truncated body for a whole one.
 				panic(http.ErrAbortHandler)
 			}
-			s.fail(w, r, &apiError{code: codeInternal, detail: "internal error"})
+			s.fail(w, r, internalError(nil))
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -106,6 +106,11 @@ func invalid(field, detail string) *apiError {
 	return &apiError{code: codeInvalid, field: field, detail: detail}
 }
 
+// internalError is a bug: cause is logged, the client reads "internal error".
+func internalError(cause error) *apiError {
+	return &apiError{code: codeInternal, detail: "internal error", cause: cause}
+}
+
 // problem is the RFC 9457 body.
 type problem struct {
 	Type      string `json:"type"`
@@ -118,7 +123,8 @@ type problem struct {
 }
 
 // fail answers err as a problem: an *apiError as it is, an error of the
-// Recaller after classifying it (see Recaller).
+// Recaller after classifying it (see Recaller). Nothing must have been
+// written yet.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae, ok := errors.AsType[*apiError](err)
 	if !ok {
@@ -165,7 +171,7 @@ func (s *Server) classify(err error) *apiError {
 	case errors.Is(err, context.Canceled):
 		return &apiError{code: codeUnavailable, detail: "the request was canceled", cause: err}
 	}
-	return &apiError{code: codeInternal, detail: "internal error", cause: err}
+	return internalError(err)
 }
 
 // maxField is the longest problem field, in bytes: a longer one (a
@@ -207,14 +213,15 @@ func problemOf(r *http.Request, e *apiError) problem {
 }
 
 // writeJSON encodes v and only then writes headers and body, so an encoding
-// failure becomes a whole 500 problem, never half a 200.
-func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+// failure is returned (to be answered as a whole 500 problem), never half a
+// 200.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) error {
 	body, err := json.Marshal(v, json.Deterministic(true))
 	if err != nil {
-		s.fail(w, r, &apiError{code: codeInternal, detail: "internal error", cause: err})
-		return
+		return internalError(err)
 	}
 	writeBody(w, r, status, "application/json", body)
+	return nil
 }
 
 var newline = []byte{'\n'}

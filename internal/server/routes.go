@@ -9,7 +9,8 @@ import (
 	"github.com/rs/cors"
 )
 
-// routes lists the whole API. Handlers are methods of Server.
+// routes lists the whole API. Handlers are methods of Server that return
+// their failure, which handle answers.
 func (s *Server) routes() *chi.Mux {
 	r := chi.NewRouter()
 
@@ -47,36 +48,47 @@ func (s *Server) routes() *chi.Mux {
 	// runs and net/http drops the body.
 	r.Use(s.recoverer, middleware.GetHead)
 
-	r.NotFound(s.handleNotFound)
-	r.MethodNotAllowed(s.handleMethodNotAllowed)
+	r.NotFound(s.handle(s.handleNotFound))
+	r.MethodNotAllowed(s.handle(s.handleMethodNotAllowed))
 
 	// Routes with a body cap it once routed, so that a 413 is counted
 	// under its route.
 	body := r.With(s.limitBody)
-	body.Post("/recall", s.handleRecall)
-	body.Post("/recall/batch", s.handleRecallBatch)
-	body.Post("/score", s.handleScore)
-	r.Get("/model", s.handleModel)
-	r.Get("/movies", s.handleMovies)
-	r.Get("/movies/{movie_id}/similar", s.handleSimilar)
+	body.Post("/recall", s.handle(s.handleRecall))
+	body.Post("/recall/batch", s.handle(s.handleRecallBatch))
+	body.Post("/score", s.handle(s.handleScore))
+	r.Get("/model", s.handle(s.handleModel))
+	r.Get("/movies", s.handle(s.handleMovies))
+	r.Get("/movies/{movie_id}/similar", s.handle(s.handleSimilar))
 	if s.cfg.CatalogToken != "" {
 		// Catalogue changes: off unless a token is configured, and then
 		// only for requests that carry it.
 		r.Group(func(r chi.Router) {
 			r.Use(s.catalogAuth)
-			r.With(s.limitBody).Put("/movies/{movie_id}", s.handlePutMovie)
-			r.Delete("/movies/{movie_id}", s.handleDeleteMovie)
+			r.With(s.limitBody).Put("/movies/{movie_id}", s.handle(s.handlePutMovie))
+			r.Delete("/movies/{movie_id}", s.handle(s.handleDeleteMovie))
 		})
 	}
 	if s.cfg.Explorer {
-		r.Get("/", s.handleExplorer)
-		r.Get("/explorer/{file}", s.handleExplorerAsset)
+		r.Get("/", s.handle(s.handleExplorer))
+		r.Get("/explorer/{file}", s.handle(s.handleExplorer))
 	}
-	r.Get("/healthz", s.handleHealthz)
-	r.Get("/readyz", s.handleReadyz)
+	r.Get("/healthz", s.handle(s.handleHealthz))
+	r.Get("/readyz", s.handle(s.handleReadyz))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.logger},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return r
+}
+
+// handle adapts a handler that returns its failure instead of answering
+// it: fail writes the problem, so a handler must not have written anything
+// when it returns an error.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}
 }

@@ -162,7 +162,6 @@ type Server struct {
 	draining atomic.Bool
 	assets   map[string]asset    // the explorer page's files; nil when it is off
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
-
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -234,11 +233,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		time.Sleep(d)
 	}
 	s.logger.Info().Msg("shutting down HTTP")
-	sctx, cancel := context.WithCancel(context.Background())
+	sctx := context.Background()
 	if s.cfg.ShutdownTimeout > 0 {
+		var cancel context.CancelFunc
 		sctx, cancel = context.WithTimeout(sctx, s.cfg.ShutdownTimeout)
+		defer cancel()
 	}
-	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
 		<-errc

@@ -9,17 +9,18 @@ import (
 
 // admit reserves weight answer items (the most an answer can hold: k for
 // /recall, the entries' k summed for a batch, the ids for /score) out of
-// Config.MaxItemsInFlight, without waiting: when they do not fit, it
-// answers 503 overloaded with Retry-After and returns false. The caller
+// Config.MaxItemsInFlight, without waiting: when they do not fit, it counts
+// the shed request and returns its problem (503 overloaded, with
+// Retry-After). The caller
 // calls release once its answer is written (a deferred call, so also after
 // a failure, a timeout, a panic or a client gone away): an answer's memory
 // is held until then, up to the write timeout for a client that does not
 // read. A request heavier than the whole capacity counts as the whole
 // capacity (it runs when nothing else is in flight); the service's
 // configuration keeps the capacity at least one maximal batch.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, weight int64) (release func(), ok bool) {
+func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
 	if s.inflight == nil { // no limit
-		return func() {}, true
+		return func() {}, nil
 	}
 	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
 	if !s.inflight.TryAcquire(weight) {
@@ -28,8 +29,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, weight int64) (re
 			route = rctx.RoutePattern()
 		}
 		s.metrics.shed.WithLabelValues(route).Inc()
-		s.fail(w, r, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answers in flight to take %d more items; retry shortly", weight)})
-		return nil, false
+		return nil, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answers in flight to take %d more items; retry shortly", weight)}
 	}
-	return func() { s.inflight.Release(weight) }, true
+	return func() { s.inflight.Release(weight) }, nil
 }

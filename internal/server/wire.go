@@ -251,12 +251,16 @@ type itemJSON struct {
 	Score   float32           `json:"score"`
 }
 
-func newRecallResponse(res recall.Result) recallResponse {
-	out := recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, User: newUserJSON(res.User), Items: make([]itemJSON, len(res.Items)), NextOffset: res.NextOffset}
-	for i, it := range res.Items {
-		out.Items[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
+func newItemsJSON(items []recall.Item) []itemJSON {
+	out := make([]itemJSON, len(items))
+	for i, it := range items {
+		out[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
 	}
 	return out
+}
+
+func newRecallResponse(res recall.Result) recallResponse {
+	return recallResponse{ModelVersion: res.ModelVersion, Backend: res.Backend, KnownUser: res.KnownUser, User: newUserJSON(res.User), Items: newItemsJSON(res.Items), NextOffset: res.NextOffset}
 }
 
 type scoreResponse struct {
