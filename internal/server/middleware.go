@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-	"github.com/rs/zerolog"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -185,11 +184,4 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 
 func tooLarge(limit int64) *apiError {
 	return &apiError{code: codeTooLarge, detail: "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
-}
-
-// promLogger routes promhttp's errors into the server's logger.
-type promLogger struct{ logger zerolog.Logger }
-
-func (l promLogger) Println(v ...any) {
-	l.logger.Error().Str("component", "metrics").Msg(fmt.Sprint(v...))
 }

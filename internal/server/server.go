@@ -250,7 +250,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// httpErrorLog writes net/http's own error lines (accept failures such as
+// httpErrorLog writes net/http's and promhttp's error lines (accept failures such as
 // running out of file descriptors, a handler's panic) at error level: a
 // zerolog.Logger used as an io.Writer writes them without one, where
 // alerts on level=error miss them.

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/towerrecall/towerrecall/internal/feature"
@@ -804,6 +805,45 @@ func TestHTTPErrorLogLevel(t *testing.T) {
 	if line["level"] != "error" || line["component"] != "http" || line["message"] != "http: Accept error: too many open files; retrying in 5ms" {
 		t.Errorf("logged %v", line)
 	}
+}
+
+// A collector that fails during a scrape is logged once at error level
+// under component "metrics", its message readable ("…: <err>"), and the
+// other metrics are still served.
+func TestMetricsGatherErrorLogged(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	if err := ts.reg.Register(failingCollector{}); err != nil {
+		t.Fatal(err)
+	}
+	w := ts.call(http.MethodGet, "/metrics", "", "")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "towerrecall_") {
+		t.Fatalf("status %d, body without towerrecall_ metrics", w.Code)
+	}
+	var found int
+	for _, raw := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(raw), &line); err != nil || line["component"] != "metrics" {
+			continue
+		}
+		found++
+		msg, _ := line["message"].(string)
+		if line["level"] != "error" || !strings.HasPrefix(msg, "error gathering metrics: ") || !strings.HasSuffix(msg, ": collector broke") {
+			t.Errorf("logged %v", line)
+		}
+	}
+	if found != 1 {
+		t.Errorf("%d metrics error lines in %q, want 1", found, ts.logs.String())
+	}
+}
+
+type failingCollector struct{}
+
+var failingDesc = prometheus.NewDesc("test_failing", "A collector that fails.", nil, nil)
+
+func (failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- failingDesc }
+func (failingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(failingDesc, errors.New("collector broke"))
 }
 
 // TestMetricsLabelPreflights: a CORS preflight is answered before routing;
