@@ -372,8 +372,21 @@ func changeTime(snap *snapshot) time.Time {
 	return time.Time{}
 }
 
-// vector is the live vector of movie id: its overlay row's, else the
-// artifact's unless hidden.
+// Result ids name live movies in one space: the artifact's rows, then the
+// overlay's rows numbered on from the artifact's movie count.
+
+// find returns the result id of live movie id.
+func (v *view) find(id movielens.MovieID) (int32, bool) {
+	if r, ok := v.ov.ids.get(id); ok {
+		return int32(len(v.snap.bundle.Movies)) + r, true
+	}
+	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
+		return m, true
+	}
+	return 0, false
+}
+
+// vector is the live vector of movie id.
 func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
 	g, ok := v.find(id)
 	if !ok {
@@ -382,7 +395,7 @@ func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
 	return v.vectorOf(g), true
 }
 
-// vectorOf is the vector of result id g (see movie).
+// vectorOf is the vector of result id g.
 func (v *view) vectorOf(g int32) []float32 {
 	n := int32(len(v.snap.bundle.Movies))
 	if g < n {
@@ -392,29 +405,21 @@ func (v *view) vectorOf(g int32) []float32 {
 	return v.ov.vecs[r*d : (r+1)*d]
 }
 
-// movie is the catalogue entry of result id g: an artifact row below the
-// artifact's movie count, an overlay row from there on.
+// movie is the catalogue entry of result id g.
 func (v *view) movie(g int32) Movie {
 	n := int32(len(v.snap.bundle.Movies))
 	if g < n {
-		return v.snap.movie(g)
+		return movieOf(&v.snap.bundle.Movies[g])
 	}
 	return movieOf(&v.ov.rows[g-n].movie)
 }
 
-// item is result r as a recalled movie.
-func (v *view) item(r ann.Result) Item {
-	mv := v.movie(r.ID)
-	return Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
-}
-
-// find returns the result id (see movie) of live movie id.
-func (v *view) find(id movielens.MovieID) (int32, bool) {
-	if r, ok := v.ov.ids.get(id); ok {
-		return int32(len(v.snap.bundle.Movies)) + r, true
+// items are the results as recalled movies.
+func (v *view) items(res []ann.Result) []Item {
+	out := make([]Item, len(res))
+	for i, r := range res {
+		mv := v.movie(r.ID)
+		out[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 	}
-	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
-		return m, true
-	}
-	return 0, false
+	return out
 }

@@ -149,16 +149,9 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if err != nil {
 		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
 	}
-	res = res[:min(k, len(res))]
-	out.Items = make([]Item, len(res))
-	for i, r := range res {
-		out.Items[i] = v.item(r)
-	}
+	out.Items = v.items(res[:min(k, len(res))])
 	return out, nil
 }
-
-// movie is the catalogue entry of movie index m.
-func (snap *snapshot) movie(m int32) Movie { return movieOf(&snap.bundle.Movies[m]) }
 
 // movieOf is mv as the catalogue shows it.
 func movieOf(mv *artifact.Movie) Movie {
