@@ -237,10 +237,8 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
 		return ov.baseLive, ov.live, nil // the search only reads them
 	}
-	accept, over = sc.filter, sc.overFilter(ov)
-	if len(req.Genres) == 0 {
-		copy(accept, ov.base(snap.all))
-	} else {
+	accept, over = sc.liveFilters(v)
+	if len(req.Genres) > 0 {
 		clear(accept)
 		clear(over)
 		for i, g := range req.Genres {
@@ -267,17 +265,17 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 			over.Reject(r)
 		}
 	}
-	if excludeSeen && known {
-		for _, m := range snap.bundle.Seen[ui] {
-			accept.Reject(m)
-			if !ov.baseAccepts(m) { // updated since: its overlay row is seen too
-				if r, ok := ov.ids.get(snap.bundle.Movies[m].ID); ok {
-					over.Reject(r)
+	if excludeSeen {
+		if known {
+			for _, m := range snap.bundle.Seen[ui] {
+				accept.Reject(m)
+				if !ov.baseAccepts(m) { // updated since: its overlay row is seen too
+					if r, ok := ov.ids.get(snap.bundle.Movies[m].ID); ok {
+						over.Reject(r)
+					}
 				}
 			}
 		}
-	}
-	if excludeSeen {
 		for _, id := range req.User.Recent {
 			reject(id)
 		}
