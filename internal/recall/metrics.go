@@ -62,12 +62,6 @@ func (s *Service) registerLive(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	count := func(pick func(CatalogInfo) int) func() float64 {
-		return func() float64 {
-			info, _ := s.Info()
-			return float64(pick(info.Catalog))
-		}
-	}
 	cs := []prometheus.Collector{modelCollector{s: s,
 		info: prometheus.NewDesc("towerrecall_model_info", "The live model: 1 for its version and the index backend answering /recall.",
 			[]string{"version", "backend", "objective"}, nil),
@@ -88,7 +82,10 @@ func (s *Service) registerLive(reg prometheus.Registerer) error {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "towerrecall_catalog_changed_movies", Help: "Movies changed over the live artifact without retraining, by state.",
 			ConstLabels: prometheus.Labels{"state": state.name},
-		}, count(state.pick)))
+		}, func() float64 {
+			info, _ := s.Info()
+			return float64(state.pick(info.Catalog))
+		}))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -165,11 +165,12 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		Interface("index_latency_us", snap.info.IndexLatency).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall)
 	switch {
-	case opts.Index == "hnsw" && pass:
-		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
-		log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
 	case opts.Index == "hnsw":
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		if pass {
+			log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
+			break
+		}
 		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
 			Interface("index_latency_us", snap.info.IndexLatency).Bool("self_check_passed", pass).
 			Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
@@ -299,8 +300,12 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	if s := m.Training.Selection; s != nil {
 		recipe = s.Recipe
 	}
+	var recent int // the recent-history length, 0 without the feature
+	if b.Recent != nil && b.Encoder.HistoryPosition() >= 0 {
+		recent = b.Recent.Length
+	}
 	return ModelInfo{
-		Prior: prior, RecentHistory: recentLength(b), Recipe: recipe,
+		Prior: prior, RecentHistory: recent, Recipe: recipe,
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{
@@ -457,12 +462,4 @@ func (snap *snapshot) recentBag(sc *scratch, r *artifact.Recent, ui int32, known
 	}
 	sc.enc[snap.history.pos] = sc.hist
 	return len(sc.hist)
-}
-
-// recentLength is b's recent-history length, 0 without the feature.
-func recentLength(b *artifact.Bundle) int {
-	if b.Recent == nil || b.Encoder.HistoryPosition() < 0 {
-		return 0
-	}
-	return b.Recent.Length
 }
