@@ -124,9 +124,10 @@ type replayStats struct {
 }
 
 // replay makes s.pending the overlay of the journal's entries (durable or
-// waiting for their fsync) over snap; s.catMu is held. An entry is superseded when the artifact was created after it
-// and has the movie (or, for a delete, at all: the artifact was built
-// from a catalogue that saw the delete); such entries are skipped.
+// waiting for their fsync) over snap; s.catMu is held. An entry is
+// superseded when the artifact was created after it and has the movie
+// (or, for a delete, at all: the artifact was built from a catalogue that
+// saw the delete); such entries are skipped.
 func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
 	ov := emptyOverlay()
