@@ -124,9 +124,10 @@ type replayStats struct {
 }
 
 // replay makes s.pending the overlay of the journal's entries (durable or
-// waiting for their fsync) over snap; s.catMu is held. An entry is superseded when the artifact was created after it
-// and has the movie (or, for a delete, at all: the artifact was built
-// from a catalogue that saw the delete); such entries are skipped.
+// waiting for their fsync) over snap; s.catMu is held. An entry is
+// superseded when the artifact was created after it and has the movie
+// (or, for a delete, at all: the artifact was built from a catalogue that
+// saw the delete); such entries are skipped.
 func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
 	ov := emptyOverlay()
@@ -147,9 +148,8 @@ func (s *Service) replay(snap *snapshot) replayStats {
 			ov.seq = e.Seq
 			continue
 		}
-		ch := change{movie: artifact.Movie{ID: e.MovieID}, seq: e.Seq}
+		ch := change{movie: entryMovie(e), seq: e.Seq}
 		if e.Op == catalog.OpPut {
-			ch.movie = artifact.Movie{ID: e.MovieID, Title: e.Title, Genres: e.Genres, Year: e.Year}
 			ch.vec = snap.movieVector(ch.movie)
 		}
 		ov = ov.with(snap, ch)
@@ -245,15 +245,9 @@ func (s *Service) PutMovie(ctx context.Context, m Movie) (PutResult, error) {
 func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
-	v := s.pending
-	if v == nil {
-		return PutResult{}, NoModelError{}
-	}
-	if s.journal == nil {
-		return PutResult{}, ReadOnlyError{}
-	}
-	if s.catErr != nil {
-		return PutResult{}, &JournalError{Err: s.catErr}
+	v, err := s.changeable()
+	if err != nil {
+		return PutResult{}, err
 	}
 	snap := v.snap
 	mv := artifact.Movie{ID: m.MovieID, Title: m.Title, Year: m.Year, Genres: make([]string, len(m.Genres))}
@@ -281,17 +275,14 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 	if err := ctx.Err(); err != nil {
 		return PutResult{}, err
 	}
-	_, existed := v.vector(m.MovieID)
-	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Base: snap.info.Version, At: changeTime(snap)})
+	_, existed := v.find(m.MovieID)
+	seq, err := s.write(v, catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}, vec)
 	if err != nil {
-		s.writable.Store(false) // a failed Write is sticky
-		return PutResult{}, &JournalError{Err: err}
+		return PutResult{}, err
 	}
-	s.unsynced = append(s.unsynced, e)
-	s.pending = &view{snap: snap, ov: v.ov.with(snap, change{movie: mv, vec: vec, seq: e.Seq})}
 	s.compact()
 	return PutResult{
-		ModelVersion: snap.info.Version, Created: !existed, Seq: e.Seq, VectorNorm: float32(math.Sqrt(sq)),
+		ModelVersion: snap.info.Version, Created: !existed, Seq: seq, VectorNorm: float32(math.Sqrt(sq)),
 		Movie: movieOf(&mv),
 	}, nil
 }
@@ -315,30 +306,58 @@ func (s *Service) DeleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 func (s *Service) deleteMovie(ctx context.Context, id movielens.MovieID) (DeleteResult, error) {
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
-	v := s.pending
-	if v == nil {
-		return DeleteResult{}, NoModelError{}
+	v, err := s.changeable()
+	if err != nil {
+		return DeleteResult{}, err
 	}
-	if s.journal == nil {
-		return DeleteResult{}, ReadOnlyError{}
-	}
-	if s.catErr != nil {
-		return DeleteResult{}, &JournalError{Err: s.catErr}
-	}
-	if _, ok := v.vector(id); !ok {
+	if _, ok := v.find(id); !ok {
 		return DeleteResult{}, &UnknownMovieError{MovieID: id}
 	}
 	if err := ctx.Err(); err != nil {
 		return DeleteResult{}, err
 	}
-	e, err := s.journal.Write(catalog.Entry{Op: catalog.OpDelete, MovieID: id, Base: v.snap.info.Version, At: changeTime(v.snap)})
+	seq, err := s.write(v, catalog.Entry{Op: catalog.OpDelete, MovieID: id}, nil)
 	if err != nil {
-		s.writable.Store(false)
-		return DeleteResult{}, &JournalError{Err: err}
+		return DeleteResult{}, err
 	}
-	s.unsynced = append(s.unsynced, e)
-	s.pending = &view{snap: v.snap, ov: v.ov.with(v.snap, change{movie: artifact.Movie{ID: id}, seq: e.Seq})}
-	return DeleteResult{ModelVersion: v.snap.info.Version, MovieID: id, Seq: e.Seq}, nil
+	return DeleteResult{ModelVersion: v.snap.info.Version, MovieID: id, Seq: seq}, nil
+}
+
+// changeable returns the pending view when a change can be made: a model
+// is loaded, a journal is attached and no fsync has failed. s.catMu is
+// held.
+func (s *Service) changeable() (*view, error) {
+	switch {
+	case s.pending == nil:
+		return nil, NoModelError{}
+	case s.journal == nil:
+		return nil, ReadOnlyError{}
+	case s.catErr != nil:
+		return nil, &JournalError{Err: s.catErr}
+	}
+	return s.pending, nil
+}
+
+// write writes e, a change over v (the pending view), to the journal and
+// makes it pending: a put when vec is set, a delete when it is nil. It
+// returns the entry's sequence number. s.catMu is held.
+func (s *Service) write(v *view, e catalog.Entry, vec []float32) (uint64, error) {
+	e.Base, e.At = v.snap.info.Version, changeTime(v.snap)
+	written, err := s.journal.Write(e)
+	if err != nil {
+		s.writable.Store(false) // a failed Write is sticky
+		return 0, &JournalError{Err: err}
+	}
+	s.unsynced = append(s.unsynced, written)
+	// The change is built from the entry, as replay rebuilds it.
+	ch := change{movie: entryMovie(e), vec: vec, seq: written.Seq}
+	s.pending = &view{snap: v.snap, ov: v.ov.with(v.snap, ch)}
+	return written.Seq, nil
+}
+
+// entryMovie is the movie of journal entry e (only its id for a delete).
+func entryMovie(e catalog.Entry) artifact.Movie {
+	return artifact.Movie{ID: e.MovieID, Title: e.Title, Genres: e.Genres, Year: e.Year}
 }
 
 // changeTime is the time to record a change made now over snap at: zero
@@ -354,8 +373,21 @@ func changeTime(snap *snapshot) time.Time {
 	return time.Time{}
 }
 
-// vector is the live vector of movie id: its overlay row's, else the
-// artifact's unless hidden.
+// Result ids name live movies in one space: the artifact's rows, then the
+// overlay's rows numbered on from the artifact's movie count.
+
+// find returns the result id of live movie id.
+func (v *view) find(id movielens.MovieID) (int32, bool) {
+	if r, ok := v.ov.ids.get(id); ok {
+		return int32(len(v.snap.bundle.Movies)) + r, true
+	}
+	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
+		return m, true
+	}
+	return 0, false
+}
+
+// vector is the live vector of movie id.
 func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
 	g, ok := v.find(id)
 	if !ok {
@@ -364,7 +396,7 @@ func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
 	return v.vectorOf(g), true
 }
 
-// vectorOf is the vector of result id g (see movie).
+// vectorOf is the vector of result id g.
 func (v *view) vectorOf(g int32) []float32 {
 	n := int32(len(v.snap.bundle.Movies))
 	if g < n {
@@ -374,29 +406,21 @@ func (v *view) vectorOf(g int32) []float32 {
 	return v.ov.vecs[r*d : (r+1)*d]
 }
 
-// movie is the catalogue entry of result id g: an artifact row below the
-// artifact's movie count, an overlay row from there on.
+// movie is the catalogue entry of result id g.
 func (v *view) movie(g int32) Movie {
 	n := int32(len(v.snap.bundle.Movies))
 	if g < n {
-		return v.snap.movie(g)
+		return movieOf(&v.snap.bundle.Movies[g])
 	}
 	return movieOf(&v.ov.rows[g-n].movie)
 }
 
-// item is result r as a recalled movie.
-func (v *view) item(r ann.Result) Item {
-	mv := v.movie(r.ID)
-	return Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
-}
-
-// find returns the result id (see movie) of live movie id.
-func (v *view) find(id movielens.MovieID) (int32, bool) {
-	if r, ok := v.ov.ids.get(id); ok {
-		return int32(len(v.snap.bundle.Movies)) + r, true
+// items are the results as recalled movies.
+func (v *view) items(res []ann.Result) []Item {
+	out := make([]Item, len(res))
+	for i, r := range res {
+		mv := v.movie(r.ID)
+		out[i] = Item{MovieID: mv.MovieID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year, Score: r.Score}
 	}
-	if m, ok := v.snap.movies[id]; ok && v.ov.baseAccepts(m) {
-		return m, true
-	}
-	return 0, false
+	return out
 }

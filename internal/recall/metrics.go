@@ -52,91 +52,71 @@ func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	m.loadedAt.Set(float64(info.LoadedAt.Unix()))
 }
 
-// registerLive registers the gauges read from s's live model at each
-// scrape: the model's info and index self-check (one series per model, so
-// that a scrape during a reload sees the old model or the new, never
-// neither or both), whether catalogue changes can be made (0 after a
-// journal failure, until a restart: worth an alert) and the live changes
-// over the artifact.
+// registerLive registers the gauges read from s at each scrape (see
+// liveCollector); a nil reg registers nothing.
 func (s *Service) registerLive(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	count := func(pick func(CatalogInfo) int) func() float64 {
-		return func() float64 {
-			info, _ := s.Info()
-			return float64(pick(info.Catalog))
-		}
-	}
-	cs := []prometheus.Collector{modelCollector{s: s,
+	c := liveCollector{s: s,
 		info: prometheus.NewDesc("towerrecall_model_info", "The live model: 1 for its version and the index backend answering /recall.",
 			[]string{"version", "backend", "objective"}, nil),
 		selfCheck: prometheus.NewDesc("towerrecall_index_self_check_recall", "Recall@k of the HNSW index against exact search, measured at load.",
 			[]string{"k"}, nil),
-	}, writableCollector{s: s, desc: prometheus.NewDesc(
-		"towerrecall_catalog_writable",
-		"1 when catalogue changes can be made, 0 after a journal failure; no series while changes are off (no catalogue token).",
-		nil, nil)}}
-	for _, state := range []struct {
-		name string
-		pick func(CatalogInfo) int
-	}{
-		{"added", func(c CatalogInfo) int { return c.Added }},
-		{"updated", func(c CatalogInfo) int { return c.Updated }},
-		{"deleted", func(c CatalogInfo) int { return c.Deleted }},
-	} {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "towerrecall_catalog_changed_movies", Help: "Movies changed over the live artifact without retraining, by state.",
-			ConstLabels: prometheus.Labels{"state": state.name},
-		}, count(state.pick)))
+		writable: prometheus.NewDesc("towerrecall_catalog_writable",
+			"1 when catalogue changes can be made, 0 after a journal failure; no series while changes are off (no catalogue token).",
+			nil, nil),
+		changed: prometheus.NewDesc("towerrecall_catalog_changed_movies", "Movies changed over the live artifact without retraining, by state.",
+			[]string{"state"}, nil),
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("recall: register metrics: %w", err)
-		}
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("recall: register metrics: %w", err)
 	}
 	return nil
 }
 
-// modelCollector exports the live model's info and index self-check.
-type modelCollector struct {
-	s               *Service
-	info, selfCheck *prometheus.Desc
+// liveCollector exports the gauges read from s's live model at each
+// scrape, all from one Info: the model's info and index self-check (one
+// series per model, so that a scrape during a reload sees the old model or
+// the new, never neither or both), the live changes over the artifact and
+// whether catalogue changes can be made (0 after a journal failure, until
+// a restart: worth an alert). That last one exists only while changes are
+// on (a journal attached for writing): where they are off, 0 would read as
+// a journal failure to the alert on it.
+type liveCollector struct {
+	s                                  *Service
+	info, selfCheck, writable, changed *prometheus.Desc
 }
 
-func (c modelCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.info; ch <- c.selfCheck }
+func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.info
+	ch <- c.selfCheck
+	ch <- c.writable
+	ch <- c.changed
+}
 
-func (c modelCollector) Collect(ch chan<- prometheus.Metric) {
-	v := c.s.live.Load()
-	if v == nil {
+func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	info, loaded := c.s.Info()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(c.changed, float64(info.Catalog.Added), "added")
+	gauge(c.changed, float64(info.Catalog.Updated), "updated")
+	gauge(c.changed, float64(info.Catalog.Deleted), "deleted")
+	if c.s.journaled.Load() {
+		writable := 0.0
+		if c.s.writable.Load() { // not info's: Info has none before a load
+			writable = 1
+		}
+		gauge(c.writable, writable)
+	}
+	if !loaded {
 		return
 	}
-	info := v.snap.info
-	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, info.Version, info.Backend, info.Objective)
+	gauge(c.info, 1, info.Version, info.Backend, info.Objective)
 	for k, r := range info.IndexRecall {
-		ch <- prometheus.MustNewConstMetric(c.selfCheck, prometheus.GaugeValue, r, k[len("recall@"):])
+		gauge(c.selfCheck, r, k[len("recall@"):])
 	}
-}
-
-// writableCollector exports towerrecall_catalog_writable only while
-// catalogue changes are on (a journal attached for writing): where they
-// are off, 0 would read as a journal failure to the alert on it.
-type writableCollector struct {
-	s    *Service
-	desc *prometheus.Desc
-}
-
-func (c writableCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c writableCollector) Collect(ch chan<- prometheus.Metric) {
-	if !c.s.journaled.Load() {
-		return
-	}
-	v := 0.0
-	if c.s.writable.Load() {
-		v = 1
-	}
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v)
 }
 
 // LoadFailed counts a load that was refused (bad artifact).

@@ -118,7 +118,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if v == nil {
 		return SimilarResult{}, NoModelError{}
 	}
-	snap, ov := v.snap, v.ov
+	snap := v.snap
 	g, ok := v.find(id)
 	if !ok {
 		return SimilarResult{}, &UnknownMovieError{MovieID: id}
@@ -131,8 +131,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
 	n := int32(len(snap.bundle.Movies))
-	accept, over := sc.filter, sc.overFilter(ov)
-	copy(accept, ov.base(snap.all))
+	accept, over := sc.liveFilters(v)
 	if g < n {
 		accept.Reject(g)
 	} else {
@@ -149,16 +148,9 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if err != nil {
 		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
 	}
-	res = res[:min(k, len(res))]
-	out.Items = make([]Item, len(res))
-	for i, r := range res {
-		out.Items[i] = v.item(r)
-	}
+	out.Items = v.items(res[:min(k, len(res))])
 	return out, nil
 }
-
-// movie is the catalogue entry of movie index m.
-func (snap *snapshot) movie(m int32) Movie { return movieOf(&snap.bundle.Movies[m]) }
 
 // movieOf is mv as the catalogue shows it.
 func movieOf(mv *artifact.Movie) Movie {

@@ -136,11 +136,12 @@ func cloneFilter(f ann.Filter, n int) ann.Filter {
 	return out
 }
 
-// overFilter is sc's copy of ov.live (a word for every overlay row), for
-// a request to narrow.
-func (sc *scratch) overFilter(ov *overlay) ann.Filter {
-	sc.ofilter = append(sc.ofilter[:0], ov.live...)
-	return sc.ofilter
+// liveFilters are sc's copies of v's live movies, for a request to
+// narrow: accept over the artifact's rows, over over the overlay's.
+func (sc *scratch) liveFilters(v *view) (accept, over ann.Filter) {
+	copy(sc.filter, v.ov.base(v.snap.all))
+	sc.ofilter = append(sc.ofilter[:0], v.ov.live...)
+	return sc.filter, sc.ofilter
 }
 
 // orInto sets dst |= src over dst's words; src may be shorter.

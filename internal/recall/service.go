@@ -192,13 +192,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	// which Score uses too), best first with ties by lower index, and the
 	// overlay's rows are scored and merged the same way, so scores and
 	// order agree with Score to the bit.
-	out := Result{ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, User: used, Items: []Item{}}
-	if req.Offset < len(res) {
-		res = res[req.Offset:]
-		out.Items = make([]Item, len(res))
-		for i, r := range res {
-			out.Items[i] = v.item(r)
-		}
+	out := Result{
+		ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, User: used,
+		Items: v.items(res[min(req.Offset, len(res)):]),
 	}
 	if more && req.Offset+req.K <= MaxOffset {
 		out.NextOffset = req.Offset + req.K
@@ -206,10 +202,9 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	return out, nil
 }
 
-// search returns the best k movies for q: the artifact's (accept, nil for
-// all) from idx, the overlay's rows (over) by an exact scan,
-// merged. Ids are artifact rows, then overlay rows numbered on from the
-// artifact's movie count (see movie).
+// search returns the best k movies for q, as result ids (see find): the
+// artifact's (accept, nil for all) from idx, the overlay's rows (over) by
+// an exact scan, merged.
 func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, over ann.Filter) ([]ann.Result, error) {
 	snap, ov := v.snap, v.ov
 	n := len(snap.bundle.Movies)
@@ -242,10 +237,8 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
 		return ov.baseLive, ov.live, nil // the search only reads them
 	}
-	accept, over = sc.filter, sc.overFilter(ov)
-	if len(req.Genres) == 0 {
-		copy(accept, ov.base(snap.all))
-	} else {
+	accept, over = sc.liveFilters(v)
+	if len(req.Genres) > 0 {
 		clear(accept)
 		clear(over)
 		for i, g := range req.Genres {
@@ -272,17 +265,17 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 			over.Reject(r)
 		}
 	}
-	if excludeSeen && known {
-		for _, m := range snap.bundle.Seen[ui] {
-			accept.Reject(m)
-			if !ov.baseAccepts(m) { // updated since: its overlay row is seen too
-				if r, ok := ov.ids.get(snap.bundle.Movies[m].ID); ok {
-					over.Reject(r)
+	if excludeSeen {
+		if known {
+			for _, m := range snap.bundle.Seen[ui] {
+				accept.Reject(m)
+				if !ov.baseAccepts(m) { // updated since: its overlay row is seen too
+					if r, ok := ov.ids.get(snap.bundle.Movies[m].ID); ok {
+						over.Reject(r)
+					}
 				}
 			}
 		}
-	}
-	if excludeSeen {
 		for _, id := range req.User.Recent {
 			reject(id)
 		}

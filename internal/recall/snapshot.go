@@ -49,6 +49,7 @@ type scratch struct {
 	q       []float32
 	idx     []int32
 	enc     feature.Encoded
+	recent  []int32    // the request's recent movies that the artifact has, as movie indexes
 	hist    []int32    // the history bag: movie indexes, then their history-vocabulary indexes
 	filter  ann.Filter // over the artifact's movies
 	results []ann.Result
@@ -164,11 +165,12 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		Interface("index_latency_us", snap.info.IndexLatency).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall)
 	switch {
-	case opts.Index == "hnsw" && pass:
-		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
-		log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
 	case opts.Index == "hnsw":
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		if pass {
+			log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
+			break
+		}
 		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
 			Interface("index_latency_us", snap.info.IndexLatency).Bool("self_check_passed", pass).
 			Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
@@ -298,8 +300,12 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	if s := m.Training.Selection; s != nil {
 		recipe = s.Recipe
 	}
+	var recent int // the recent-history length, 0 without the feature
+	if b.Recent != nil && b.Encoder.HistoryPosition() >= 0 {
+		recent = b.Recent.Length
+	}
 	return ModelInfo{
-		Prior: prior, RecentHistory: recentLength(b), Recipe: recipe,
+		Prior: prior, RecentHistory: recent, Recipe: recipe,
 		Version: m.Version, CreatedAt: m.CreatedAt, Objective: m.Objective, Dim: m.Dim,
 		Movies: len(b.Movies), Users: len(b.Users), Metrics: m.Metrics,
 		Vocabularies: map[string][]string{
@@ -380,52 +386,61 @@ func (v *view) userVector(sc *scratch, u User) (ui int32, known bool, used UsedU
 		sc.enc[i] = sc.idx[i : i+1]
 	}
 	ui, known = snap.users[u.UserID]
-	sc.hist = sc.hist[:0]
-	if r := snap.bundle.Recent; r != nil {
-		used.History = v.recentHistory(sc, u.Recent, ui, known, r, &used)
-		snap.bundle.Model.UserVector(sc.q, sc.enc)
-		return ui, known, used
-	}
-	if known {
-		sc.hist = append(sc.hist, snap.bundle.Seen[ui]...)
-	}
+	sc.recent = sc.recent[:0]
 	for _, id := range u.Recent {
 		if m, ok := snap.movies[id]; ok {
-			sc.hist = append(sc.hist, m)
+			sc.recent = append(sc.recent, m)
 		} else if _, ok := v.ov.ids.get(id); !ok {
 			used.UnknownRecent = append(used.UnknownRecent, id)
 		} // a movie added since training has no history embedding: known, not pooled
 	}
-	if snap.history.pos >= 0 && len(sc.hist) > 0 {
-		if len(u.Recent) > 0 { // Seen is sorted and distinct; recent movies may repeat it
-			slices.Sort(sc.hist)
-			sc.hist = slices.Compact(sc.hist)
-		}
-		n := 0
-		for _, m := range sc.hist {
-			if h := snap.history.index[m]; h != feature.OOV {
-				sc.hist[n] = h
-				n++
-			}
-		}
-		sc.hist = sc.hist[:n]
-		if n > 0 {
-			sc.enc[snap.history.pos] = sc.hist
-			used.History = n
-		}
+	sc.hist = sc.hist[:0]
+	if r := snap.bundle.Recent; r != nil {
+		used.History = snap.recentBag(sc, r, ui, known)
+	} else {
+		used.History = snap.historyBag(sc, ui, known)
 	}
 	snap.bundle.Model.UserVector(sc.q, sc.enc)
 	return ui, known, used
 }
 
-// recentHistory puts the history bag of a model whose history feature
-// pools recent movies (r) into sc.enc, as training built it: the newest
-// r.Length known movies, newest first — the request's recent movies (in
-// their order, a repeat counted once), then the known user's stored
-// newest. It notes the recent movies it does not know in used and returns
-// the bag's size (0: none, the OOV bag stays).
-func (v *view) recentHistory(sc *scratch, recent []movielens.MovieID, ui int32, known bool, r *artifact.Recent, used *UsedUser) int {
-	snap := v.snap
+// historyBag puts the history bag of a model whose history feature pools
+// every rating into sc.enc: the known user's training ratings and the
+// recent movies (sc.recent), each once. It returns the bag's size (0:
+// none, the OOV bag stays).
+func (snap *snapshot) historyBag(sc *scratch, ui int32, known bool) int {
+	if known {
+		sc.hist = append(sc.hist, snap.bundle.Seen[ui]...)
+	}
+	sc.hist = append(sc.hist, sc.recent...)
+	if snap.history.pos < 0 || len(sc.hist) == 0 {
+		return 0
+	}
+	if len(sc.recent) > 0 { // Seen is sorted and distinct; recent movies may repeat it
+		slices.Sort(sc.hist)
+		sc.hist = slices.Compact(sc.hist)
+	}
+	n := 0
+	for _, m := range sc.hist {
+		if h := snap.history.index[m]; h != feature.OOV {
+			sc.hist[n] = h
+			n++
+		}
+	}
+	sc.hist = sc.hist[:n]
+	if n > 0 {
+		sc.enc[snap.history.pos] = sc.hist
+	}
+	return n
+}
+
+// recentBag puts the history bag of a model whose history feature pools
+// recent movies (r) into sc.enc, as training built it: the newest
+// r.Length known movies, newest first — the request's recent movies
+// (sc.recent, in their order, a repeat counted once), then the known
+// user's stored newest. It returns the bag's size (0: none, the OOV bag
+// stays).
+func (snap *snapshot) recentBag(sc *scratch, r *artifact.Recent, ui int32, known bool) int {
 	add := func(m int32) {
 		if len(sc.hist) >= r.Length {
 			return
@@ -434,12 +449,8 @@ func (v *view) recentHistory(sc *scratch, recent []movielens.MovieID, ui int32, 
 			sc.hist = append(sc.hist, h)
 		}
 	}
-	for _, id := range recent {
-		if m, ok := snap.movies[id]; ok {
-			add(m)
-		} else if _, ok := v.ov.ids.get(id); !ok {
-			used.UnknownRecent = append(used.UnknownRecent, id)
-		} // a movie added since training has no history embedding: known, not pooled
+	for _, m := range sc.recent {
+		add(m)
 	}
 	if known {
 		for _, m := range r.Movies[ui] {
@@ -451,12 +462,4 @@ func (v *view) recentHistory(sc *scratch, recent []movielens.MovieID, ui int32, 
 	}
 	sc.enc[snap.history.pos] = sc.hist
 	return len(sc.hist)
-}
-
-// recentLength is b's recent-history length, 0 without the feature.
-func recentLength(b *artifact.Bundle) int {
-	if b.Recent == nil || b.Encoder.HistoryPosition() < 0 {
-		return 0
-	}
-	return b.Recent.Length
 }
