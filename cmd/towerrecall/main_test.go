@@ -271,7 +271,7 @@ func TestServeDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	modelDir := filepath.Join(dir, "model")
-	env := []string{"TOWERRECALL_RELOAD_POLL=100ms"}
+	env := []string{"TOWERRECALL_RELOAD_POLL=100ms", "TOWERRECALL_DEBUG_ADDR=127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &logBuffer{}
@@ -280,9 +280,21 @@ func TestServeDemo(t *testing.T) {
 		done <- run(ctx, []string{"towerrecall", "serve", "--model", modelDir, "--addr", "127.0.0.1:0"},
 			env, io.Discard, logs)
 	}()
+	// The profiler listens from the start, before the demo model is
+	// trained, so a slow start can be profiled.
+	prof := client{t: t, base: "http://" + logs.waitLog(t, "profiler listening (serve.debug_addr)", time.Minute)["addr"].(string)}
+	if status, _, body := prof.do("GET", "/debug/pprof/goroutine?debug=1", ""); status != 200 || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("profiler during start: %d %.200s", status, body)
+	}
 	ready := logs.waitLog(t, "ready", 5*time.Minute)
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, modelDir))
+	if status, _, body := prof.do("GET", "/debug/pprof/heap?debug=1", ""); status != 200 || !strings.Contains(string(body), "heap profile:") {
+		t.Errorf("profiler heap: %d %.200s", status, body)
+	}
+	if status, _, _ := c.do("GET", "/debug/pprof/", ""); status != 404 {
+		t.Errorf("the API's listener answers /debug/pprof/ with %d, want 404 (the profiler has its own)", status)
+	}
 
 	// A corrupt artifact is refused and the old model keeps serving.
 	vec := filepath.Join(modelDir, "movie_vectors.bin")
@@ -383,6 +395,9 @@ func TestServeDemo(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no shutdown within 30 s")
+	}
+	if _, err := http.Get(prof.base + "/debug/pprof/"); err == nil {
+		t.Error("the profiler still answers after serve returned")
 	}
 }
 

@@ -70,6 +70,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		return err
 	}
 	defer ln.Close() // Serve closes it too; this covers the returns before
+	if a := cfg.Serve.DebugAddr; a != "" {
+		// The profiler serves from here on, so a slow start (a large
+		// catalogue's load, a demo training) can be profiled too.
+		stop, err := serveDebug(a, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	journal, err := openJournal(cfg.Serve, svc, logger)
 	if err != nil {
 		return err

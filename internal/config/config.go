@@ -271,6 +271,10 @@ type Serve struct {
 	// (beside the artifact, not inside it: publishing an artifact replaces
 	// its directory).
 	CatalogJournal string `yaml:"catalog_journal"`
+	// DebugAddr is where Go's profiler (net/http/pprof) is served, on a
+	// listener of its own, never the API's; empty (the default): off.
+	// Bind it to localhost and reach it with kubectl port-forward.
+	DebugAddr string `yaml:"debug_addr"`
 }
 
 // MaxK is the largest k of a request (recall.MaxK, which this package does
@@ -743,6 +747,7 @@ func (c *Config) envSetters() map[string]envVar {
 		"TOWERRECALL_LOG_FORMAT":      {"log.format", str(&c.Log.Format)},
 		"TOWERRECALL_CATALOG_TOKEN":   {"serve.catalog_token", str(&c.Serve.CatalogToken)},
 		"TOWERRECALL_CATALOG_JOURNAL": {"serve.catalog_journal", str(&c.Serve.CatalogJournal)},
+		"TOWERRECALL_DEBUG_ADDR":      {"serve.debug_addr", str(&c.Serve.DebugAddr)},
 		"TOWERRECALL_DEMO":            {"serve.demo", boolean(&c.Serve.Demo)},
 		"TOWERRECALL_EXPLORER":        {"serve.explorer", boolean(&c.Serve.Explorer)},
 		"TOWERRECALL_TRUSTED_PROXIES": {"serve.trusted_proxies", list(&c.Serve.TrustedProxies)},
@@ -1055,6 +1060,13 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	}
 	if err := checkAddr(s.Addr); err != nil {
 		bad("serve.addr", "%q: %v", s.Addr, err)
+	}
+	if s.DebugAddr != "" {
+		if err := checkAddr(s.DebugAddr); err != nil {
+			bad("serve.debug_addr", "%q: %v", s.DebugAddr, err)
+		} else if s.DebugAddr == s.Addr && !strings.HasSuffix(s.Addr, ":0") {
+			bad("serve.debug_addr", "%q is serve.addr too: the profiler needs a listener of its own", s.DebugAddr)
+		}
 	}
 	switch s.Index {
 	case "auto", "exact", "hnsw":

@@ -633,6 +633,27 @@ func TestServeAddr(t *testing.T) {
 	}
 }
 
+// TestServeDebugAddr: the profiler's address is off when empty, checked
+// like serve.addr when set, and never serve.addr itself (port 0 aside:
+// each listener picks its own).
+func TestServeDebugAddr(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		addr, debug string
+		ok          bool
+	}{
+		{":8080", "", true}, {":8080", "localhost:6060", true}, {"127.0.0.1:0", "127.0.0.1:0", true},
+		{":8080", ":8080", false}, {":8080", "6060", false}, {":8080", ":65536", false}, {":8080", "localhost:", false},
+	} {
+		c := Default()
+		c.Serve.Addr, c.Serve.DebugAddr = tt.addr, tt.debug
+		err := c.Validate()
+		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "serve.debug_addr") {
+			t.Errorf("addr %q, debug_addr %q: err = %v, want ok = %v", tt.addr, tt.debug, err, tt.ok)
+		}
+	}
+}
+
 // TestModelJSONRoundTrip: a manifest's config (ModelJSON), given back as a
 // config file, makes the same model settings; it never holds the serve
 // section, whose catalogue token is a secret.
