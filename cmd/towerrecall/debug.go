@@ -30,10 +30,13 @@ func serveDebug(addr string, logger zerolog.Logger) (stop func(), err error) {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	logger = logger.With().Str("component", "profiler").Logger()
 	logger.Info().Str("addr", ln.Addr().String()).Msg("profiler listening (serve.debug_addr)")
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			logger.Error().Err(err).Msg("profiler stopped")
 		}
 	}()
-	return func() { _ = hs.Close() }, nil
+	// stop returns once the listener is closed and Serve has returned.
+	return func() { _ = hs.Close(); <-done }, nil
 }

@@ -1064,8 +1064,10 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	if s.DebugAddr != "" {
 		if err := checkAddr(s.DebugAddr); err != nil {
 			bad("serve.debug_addr", "%q: %v", s.DebugAddr, err)
-		} else if s.DebugAddr == s.Addr && !strings.HasSuffix(s.Addr, ":0") {
-			bad("serve.debug_addr", "%q is serve.addr too: the profiler needs a listener of its own", s.DebugAddr)
+		} else if p, ap := port(s.DebugAddr), port(s.Addr); p != "0" && p == ap {
+			// The same port on another host spelling (:8080, localhost:8080,
+			// [::]:8080) is the same listener more often than not.
+			bad("serve.debug_addr", "%q has serve.addr's port (%s): the profiler needs a port of its own", s.DebugAddr, p)
 		}
 	}
 	switch s.Index {
@@ -1230,6 +1232,12 @@ func validOrigin(o string) bool {
 		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host &&
 		!strings.HasSuffix(u.Host, ":") &&
 		!(u.Scheme == "https" && u.Port() == "443") && !(u.Scheme == "http" && u.Port() == "80")
+}
+
+// port is a listen address's port ("" when it has none).
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
 // checkAddr checks a listen address's form (host:port, the host may be

@@ -634,8 +634,8 @@ func TestServeAddr(t *testing.T) {
 }
 
 // TestServeDebugAddr: the profiler's address is off when empty, checked
-// like serve.addr when set, and never serve.addr itself (port 0 aside:
-// each listener picks its own).
+// like serve.addr when set, and never serve.addr's port, however the host
+// is written (port 0 aside: each listener picks its own).
 func TestServeDebugAddr(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -644,6 +644,8 @@ func TestServeDebugAddr(t *testing.T) {
 	}{
 		{":8080", "", true}, {":8080", "localhost:6060", true}, {"127.0.0.1:0", "127.0.0.1:0", true},
 		{":8080", ":8080", false}, {":8080", "6060", false}, {":8080", ":65536", false}, {":8080", "localhost:", false},
+		{":8080", "0.0.0.0:8080", false}, {":8080", "localhost:8080", false}, {"127.0.0.1:8080", "[::]:8080", false},
+		{":18080", "localhost:8080", true}, {"localhost:http", "localhost:6060", true},
 	} {
 		c := Default()
 		c.Serve.Addr, c.Serve.DebugAddr = tt.addr, tt.debug

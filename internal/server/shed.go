@@ -13,9 +13,9 @@ import (
 // the shed request and returns its problem (503 overloaded, with
 // Retry-After). The caller
 // calls release once its answer is written (a deferred call, so also after
-// a failure, a timeout, a panic or a client gone away): an answer's memory
-// is held until then, up to the write timeout for a client that does not
-// read. A request heavier than the whole capacity counts as the whole
+// a timeout, a panic or a client gone away; a failure's small problem is
+// written after it): an answer's memory is held until then, up to the
+// write timeout for a client that does not read. A request heavier than the whole capacity counts as the whole
 // capacity (it runs when nothing else is in flight); the service's
 // configuration keeps the capacity at least one maximal batch.
 func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
