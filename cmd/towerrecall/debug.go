@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/towerrecall/towerrecall/internal/server"
 )
 
 // serveDebug serves Go's profiler (net/http/pprof) on addr
@@ -27,8 +29,8 @@ func serveDebug(addr string, logger zerolog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	logger = logger.With().Str("component", "profiler").Logger()
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: server.ErrorLog(logger)}
 	logger.Info().Str("addr", ln.Addr().String()).Msg("profiler listening (serve.debug_addr)")
 	done := make(chan struct{})
 	go func() {

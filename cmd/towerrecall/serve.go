@@ -86,8 +86,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if journal != nil {
 		defer journal.Close()
 	}
-	rl, ok, err := firstLoad(ctx, cfg, svc, logger)
-	if !ok {
+	rl, err := firstLoad(ctx, cfg, svc, logger)
+	if rl == nil {
 		return err
 	}
 	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
@@ -177,9 +177,9 @@ func serveLogger(stderr io.Writer, c config.Log) (bw *logbatch.Writer, logger ze
 }
 
 // firstLoad loads the model at cfg.Serve.Model into svc (training one in
-// demo mode) and returns the reloader that loads it again. ok is false
-// when serve ends here, with err (nil when a signal stopped the demo
-// training).
+// demo mode) and returns the reloader that loads it again. A nil
+// reloader means serve ends here, with err (nil when a signal stopped the
+// demo training).
 //
 // Without a usable model the process still comes up: /healthz answers,
 // /readyz answers 503 and the reload poll (or SIGHUP) loads the
@@ -187,7 +187,7 @@ func serveLogger(stderr io.Writer, c config.Log) (bw *logbatch.Writer, logger ze
 // Job has not filled yet must not crash-loop; only a bad config exits.
 // lastSum is the checksum of the manifest loaded (or refused) at start,
 // which the reload poll compares against.
-func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logger zerolog.Logger) (rl *reloader, ok bool, err error) {
+func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logger zerolog.Logger) (rl *reloader, err error) {
 	startSum, _ := artifact.ManifestSum(cfg.Serve.Model)
 	startPrint := artifactPrint(cfg.Serve.Model, startSum)
 	b, lastSum, err := loadOrTrain(ctx, cfg, logger)
@@ -209,15 +209,15 @@ func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logg
 			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
 	case ctx.Err() != nil: // SIGTERM or Ctrl-C during the demo training
 		logger.Info().Msg("stopped before serving")
-		return nil, false, nil
+		return nil, nil
 	default: // demo training failed: bad data settings
-		return nil, false, err
+		return nil, err
 	}
 	rl = &reloader{svc: svc, dir: cfg.Serve.Model, logger: logger, sum: lastSum}
 	if refusedAtStart {
 		rl.refused = startPrint // logged above; loaded again once it changes
 	}
-	return rl, true, nil
+	return rl, nil
 }
 
 // serveAndReload serves on ln and reloads the model on every signal on hup

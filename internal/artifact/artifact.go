@@ -326,6 +326,25 @@ func Save(dir string, b *Bundle) (err error) {
 	if _, err := replaceable(dir); err != nil { // checked again when replacing: before anything is written, too
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	files, err := encodeFiles(b)
+	if err != nil {
+		return err
+	}
+	m, mj, err := manifestOf(b, files)
+	if err != nil {
+		return err
+	}
+	// What Load would refuse (a diverged weight, a table that does not
+	// fit the model, a manifest its decoder reads otherwise than it was
+	// written) must not replace a good artifact: decode it before anything is written, from
+	// the manifest's bytes, with the checks Load makes.
+	read, err := parseManifest(mj)
+	if err == nil {
+		_, err = decode(read, files)
+	}
+	if err != nil {
+		return fmt.Errorf("artifact: save: Load would refuse it: %w", err)
+	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -344,25 +363,6 @@ func Save(dir string, b *Bundle) (err error) {
 	// serving container's uid), as its 0644 files are.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
-	}
-	files, err := encodeFiles(b)
-	if err != nil {
-		return err
-	}
-	m, mj, err := manifestOf(b, files)
-	if err != nil {
-		return err
-	}
-	// What Load would refuse (a diverged weight, a table that does not
-	// fit the model, a manifest its decoder reads otherwise than it was
-	// written) must not replace a good artifact: decode it first, from
-	// the manifest's bytes, with the checks Load makes.
-	read, err := parseManifest(mj)
-	if err == nil {
-		_, err = decode(read, files)
-	}
-	if err != nil {
-		return fmt.Errorf("artifact: save: Load would refuse it: %w", err)
 	}
 	for name, data := range files {
 		if err := writeFile(filepath.Join(tmp, name), data); err != nil {
@@ -389,7 +389,7 @@ func encodeFiles(b *Bundle) (files map[string][]byte, err error) {
 	if _, err := b.Model.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("artifact: encode model: %w", err)
 	}
-	files[ModelFile] = append([]byte(nil), buf.Bytes()...)
+	files[ModelFile] = buf.Bytes()
 	vocabs := map[string][]string{}
 	for f, v := range b.Encoder.Vocabs {
 		vocabs[string(f)] = v.Values()

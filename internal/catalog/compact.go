@@ -46,6 +46,9 @@ type Compaction struct {
 // a nil file if the journal was not replaced (c.Err says why, if it
 // failed).
 func compact(f *os.File, path string, entries []Entry, size int64, replace func(tmp, path string) (bool, error)) (_ *os.File, kept []Entry, c Compaction) {
+	if len(entries) < compactMinDead { // too few lines to have enough dead
+		return nil, nil, Compaction{}
+	}
 	last := make(map[movielens.MovieID]int, len(entries))
 	for i, e := range entries {
 		last[e.MovieID] = i

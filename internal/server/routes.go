@@ -1,7 +1,6 @@
 package server
 
 import (
-	"log"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -77,7 +76,7 @@ func (s *Server) routes() *chi.Mux {
 	r.Get("/healthz", s.handle(s.handleHealthz))
 	r.Get("/readyz", s.handle(s.handleReadyz))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		ErrorLog:      log.New(httpErrorLog{s.logger.With().Str("component", "metrics").Logger()}, "", 0),
+		ErrorLog:      ErrorLog(s.logger.With().Str("component", "metrics").Logger()),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return r

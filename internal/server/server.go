@@ -215,7 +215,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          log.New(httpErrorLog{s.logger.With().Str("component", "http").Logger()}, "", 0),
+		ErrorLog:          ErrorLog(s.logger.With().Str("component", "http").Logger()),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -255,6 +255,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // zerolog.Logger used as an io.Writer writes them without one, where
 // alerts on level=error miss them.
 type httpErrorLog struct{ l zerolog.Logger }
+
+// ErrorLog is an error log for an http.Server (or promhttp) that writes
+// each of its lines to l at error level.
+func ErrorLog(l zerolog.Logger) *log.Logger { return log.New(httpErrorLog{l}, "", 0) }
 
 func (w httpErrorLog) Write(p []byte) (int, error) {
 	w.l.Error().Msg(strings.TrimSuffix(string(p), "\n"))

@@ -5,19 +5,27 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
+
+// config.MaxK, which bounds serve.max_items_in_flight from below, mirrors
+// recall.MaxK (package config does not import recall): the build fails
+// here if they ever differ.
+const _ = uint(config.MaxK-recall.MaxK) + uint(recall.MaxK-config.MaxK)
 
 // admit reserves weight answer items (the most an answer can hold: k for
 // /recall, the entries' k summed for a batch, the ids for /score) out of
 // Config.MaxItemsInFlight, without waiting: when they do not fit, it counts
 // the shed request and returns its problem (503 overloaded, with
-// Retry-After). The caller
-// calls release once its answer is written (a deferred call, so also after
-// a timeout, a panic or a client gone away; a failure's small problem is
-// written after it): an answer's memory is held until then, up to the
-// write timeout for a client that does not read. A request heavier than the whole capacity counts as the whole
-// capacity (it runs when nothing else is in flight); the service's
-// configuration keeps the capacity at least one maximal batch.
+// Retry-After). The caller calls release once its answer is written (a
+// deferred call, so also after a timeout, a panic or a client gone away; a
+// failure's small problem is written after it): an answer's memory is held
+// until then, up to the write timeout for a client that does not read. A
+// request heavier than the whole capacity counts as the whole capacity (it
+// runs when nothing else is in flight); the service's configuration keeps
+// the capacity at least one maximal batch.
 func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
 	if s.inflight == nil { // no limit
 		return func() {}, nil
