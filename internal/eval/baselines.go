@@ -2,6 +2,7 @@ package eval
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -83,8 +84,10 @@ type EASE struct {
 
 // FitEASE fits EASE with L2 weight lambda (> 0) on the train pairs
 // (duplicates count once). Only movies with a train rating take part; the
-// others can never be recommended by it.
-func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
+// others can never be recommended by it. A cancelled ctx returns its
+// error at once, even during the inversion (seconds for a few thousand
+// movies), which then finishes in the background and is discarded.
+func FitEASE(ctx context.Context, numMovies int, train []Pair, lambda float64) (*EASE, error) {
 	if !(lambda > 0) || math.IsInf(lambda, 0) {
 		return nil, fmt.Errorf("eval: EASE: lambda %g, want > 0", lambda)
 	}
@@ -135,13 +138,18 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 	for i := range n {
 		raw.Data[i*raw.Stride+i] += lambda
 	}
-	var ch mat.Cholesky
-	if !ch.Factorize(g) {
-		return nil, fmt.Errorf("eval: EASE: XᵀX + λI is not positive definite")
-	}
 	var inv mat.SymDense
-	if err := ch.InverseTo(&inv); err != nil {
-		return nil, fmt.Errorf("eval: EASE: invert: %w", err)
+	done := make(chan error, 1)
+	go func() { done <- invert(g, &inv) }()
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("eval: EASE: %w", err)
 	}
 	e.w = make([]float32, n*n)
 	for i := range n {
@@ -152,6 +160,18 @@ func FitEASE(numMovies int, train []Pair, lambda float64) (*EASE, error) {
 		}
 	}
 	return e, nil
+}
+
+// invert sets inv to g⁻¹ (g symmetric positive definite).
+func invert(g *mat.SymDense, inv *mat.SymDense) error {
+	var ch mat.Cholesky
+	if !ch.Factorize(g) {
+		return fmt.Errorf("eval: EASE: XᵀX + λI is not positive definite")
+	}
+	if err := ch.InverseTo(inv); err != nil {
+		return fmt.Errorf("eval: EASE: invert: %w", err)
+	}
+	return nil
 }
 
 // Scorer scores user u from history[u] (their movies, by index); a user

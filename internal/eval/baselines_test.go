@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"context"
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -58,7 +60,7 @@ func TestEASEByHand(t *testing.T) {
 	t.Parallel()
 	// X = [[1 1], [1 0]] (movie 2 unrated), λ = 1: XᵀX + I = [[3 1], [1 2]],
 	// P = ⅕·[[2 −1], [−1 3]], B = −P/diag(P): B01 = 1/3, B10 = 1/2.
-	e, err := FitEASE(3, []Pair{{0, 0}, {0, 1}, {1, 0}, {1, 0}}, 1)
+	e, err := FitEASE(context.Background(), 3, []Pair{{0, 0}, {0, 1}, {1, 0}, {1, 0}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +87,26 @@ func TestEASEByHand(t *testing.T) {
 	if !slices.Equal(got, []float32{0, 1, 0}) {
 		t.Errorf("user without history: scores %v, want popularity [0 1 0]", got)
 	}
-	if _, err := FitEASE(3, []Pair{{0, 0}}, 0); err == nil {
+	if _, err := FitEASE(context.Background(), 3, []Pair{{0, 0}}, 0); err == nil {
 		t.Error("λ = 0 accepted")
 	}
-	if _, err := FitEASE(3, nil, 1); err == nil {
+	if _, err := FitEASE(context.Background(), 3, nil, 1); err == nil {
 		t.Error("no ratings accepted")
+	}
+}
+
+// A cancelled context stops the fit with its error (train's and eval's
+// Ctrl-C), rather than waiting for the inversion.
+func TestFitEASECancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	train := []Pair{{0, 0}, {0, 1}, {1, 0}}
+	if _, err := FitEASE(ctx, 2, train, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("FitEASE with a cancelled context: err %v, want context.Canceled", err)
+	}
+	if _, err := FitEASE(context.Background(), 2, train, 1); err != nil {
+		t.Errorf("the same fit, not cancelled: %v", err)
 	}
 }
 
@@ -106,7 +123,7 @@ func TestEASEEvaluate(t *testing.T) {
 		}
 	}
 	train = append(train, Pair{6, 0}, Pair{7, 2})
-	e, err := FitEASE(4, train, 0.5)
+	e, err := FitEASE(context.Background(), 4, train, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +192,7 @@ func TestRecentPopularityTiesAtScale(t *testing.T) {
 func TestEASEFallback(t *testing.T) {
 	t.Parallel()
 	train := []Pair{{0, 0}, {0, 1}, {1, 1}, {2, 1}} // popularity: movie 1, then 0
-	e, err := FitEASE(3, train, 1)
+	e, err := FitEASE(context.Background(), 3, train, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,7 +300,7 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 	if l := bc.EASELambda; l > 0 {
 		// A user is scored from their train and valid movies (what is
 		// removed from the candidates), popularity for a user without any.
-		e, err := eval.FitEASE(movies, pairs, l)
+		e, err := eval.FitEASE(ctx, movies, pairs, l)
 		if err != nil {
 			return out, nil, err
 		}

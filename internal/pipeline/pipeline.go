@@ -598,7 +598,7 @@ func trainTowers(ctx context.Context, in Inputs, ix *Index, towers tower.Config,
 	tc := trainConfig(t, historyField)
 	start := time.Now()
 	if tc.Distill > 0 {
-		if err := addTeacher(&data, ix, in, t.DistillLambda, opts.Logger); err != nil {
+		if err := addTeacher(ctx, &data, ix, in, t.DistillLambda, opts.Logger); err != nil {
 			return nil, data, nil, train.Result{}, err
 		}
 		if data.Teacher == nil {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -26,7 +27,7 @@ const (
 // get −10, far below any), so that train.Config.DistillTemp means the
 // same on every dataset. A catalogue too large for EASE leaves
 // data.Teacher nil (logged): training goes on without distillation.
-func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zerolog.Logger) error {
+func addTeacher(ctx context.Context, data *train.Data, ix *Index, in Inputs, lambda float64, log zerolog.Logger) error {
 	nu, nm := len(in.Dataset.Users), len(in.Dataset.Movies)
 	if !canTeach(in) {
 		log.Warn().Int("users", nu).Int("movies", nm).Msg("catalogue too large for the EASE teacher: training without distillation")
@@ -34,7 +35,7 @@ func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zero
 	}
 	pairs := ix.pairs(in.Train)
 	start := time.Now()
-	e, err := eval.FitEASE(nm, pairs, lambda)
+	e, err := eval.FitEASE(ctx, nm, pairs, lambda)
 	if err != nil {
 		return fmt.Errorf("pipeline: distillation teacher: %w", err)
 	}
@@ -45,6 +46,9 @@ func addTeacher(data *train.Data, ix *Index, in Inputs, lambda float64, log zero
 	scorer := e.Scorer(hist, eval.Popularity(nm, pairs))
 	scores := make([]float32, nu*nm)
 	for u := range nu {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("pipeline: distillation teacher: %w", err)
+		}
 		row := scores[u*nm : (u+1)*nm]
 		scorer.ScoreAll(row, int32(u))
 		standardise(row)

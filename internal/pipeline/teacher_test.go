@@ -24,7 +24,7 @@ func TestAddTeacher(t *testing.T) {
 	in := demoInputs()
 	ix := NewIndex(in.Dataset)
 	var d train.Data
-	if err := addTeacher(&d, ix, in, 50, zerolog.Nop()); err != nil {
+	if err := addTeacher(context.Background(), &d, ix, in, 50, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
 	nu, nm := len(in.Dataset.Users), len(in.Dataset.Movies)
@@ -32,7 +32,7 @@ func TestAddTeacher(t *testing.T) {
 		t.Fatalf("teacher of %d scores, %d movies each; want %d users × %d movies", len(d.Teacher), d.TeacherMovies, nu, nm)
 	}
 	pairs := ix.pairs(in.Train)
-	e, err := eval.FitEASE(nm, pairs, 50)
+	e, err := eval.FitEASE(context.Background(), nm, pairs, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestAddTeacherTooLarge(t *testing.T) {
 	}
 	var log strings.Builder
 	var d train.Data
-	if err := addTeacher(&d, NewIndex(ds), Inputs{Dataset: ds, Train: rs}, 500, zerolog.New(&log)); err != nil {
+	if err := addTeacher(context.Background(), &d, NewIndex(ds), Inputs{Dataset: ds, Train: rs}, 500, zerolog.New(&log)); err != nil {
 		t.Fatal(err)
 	}
 	if d.Teacher != nil || !strings.Contains(log.String(), "too large") {
