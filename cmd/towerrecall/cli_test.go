@@ -368,8 +368,14 @@ func TestTrainReadsItsOwnEnv(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"towerrecall", "train", "--out", filepath.Join(t.TempDir(), "model")}
 	err := run(context.Background(), args, []string{"TOWERRECALL_DATA_DIR=" + filepath.Join(t.TempDir(), "missing")}, &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("TOWERRECALL_DATA_DIR of a missing directory: err = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "data.dir") {
+		t.Errorf("TOWERRECALL_DATA_DIR of a missing directory: err = %v, want it to name data.dir and the path", err)
+	}
+	// serve trains on it when there is no artifact, and says so too.
+	args = []string{"towerrecall", "serve", "--addr", "127.0.0.1:0", "--model", filepath.Join(t.TempDir(), "model")}
+	err = run(context.Background(), args, []string{"TOWERRECALL_DATA_DIR=" + filepath.Join(t.TempDir(), "missing")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "data.dir") {
+		t.Errorf("serve, TOWERRECALL_DATA_DIR of a missing directory: err = %v, want it to name data.dir and the path", err)
 	}
 }
 

@@ -390,7 +390,7 @@ func readInputs(d config.Data) (pipeline.Inputs, error) {
 		}
 		ds, err := load(d.Dir)
 		if err != nil {
-			return in, err
+			return in, fmt.Errorf("data.dir: %w", err) // from --data, TOWERRECALL_DATA_DIR or the file
 		}
 		in.Dataset = ds
 		in.DataDir = d.Dir

@@ -875,16 +875,23 @@ func editDistance(a, b string) int {
 
 // Validate reports every problem of c at once.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := nonFinite(reflect.ValueOf(*c), "")
+	// A non-finite number fails its range check too: it is named once.
+	nan := map[string]bool{}
+	for _, e := range errs {
+		field, _, _ := strings.Cut(e.Error(), ": ")
+		nan[field] = true
+	}
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+		if !nan[field] {
+			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+		}
 	}
 	c.Model.validate(bad)
 	c.Train.validate(c.Model, bad)
 	c.Serve.validate(bad)
 	c.Baselines.validate(bad)
 	c.Log.validate(bad)
-	errs = append(errs, nonFinite(reflect.ValueOf(*c), "")...)
 	sortErrs(errs)
 	return errors.Join(errs...)
 }

@@ -63,7 +63,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 // NaN and to +Inf (YAML .nan, .inf): Validate must name it. Range checks
 // written as x < lo || x > hi let NaN through (serve.min_recall: .nan
 // started and failed every self-check; train.recency: .nan trained with
-// recency off and dropped the manifest's config record).
+// recency off and dropped the manifest's config record), and once only
+// (not also as out of range).
 func TestNonFiniteRefused(t *testing.T) {
 	t.Parallel()
 	c := Default()
@@ -86,8 +87,13 @@ func TestNonFiniteRefused(t *testing.T) {
 			old := v.Float()
 			for _, bad := range []float64{math.NaN(), math.Inf(1)} {
 				v.SetFloat(bad)
-				if err := c.Validate(); err == nil || !strings.Contains(err.Error(), path+":") {
+				err := c.Validate()
+				if err == nil || !strings.Contains(err.Error(), path+": ") {
 					t.Errorf("%s = %g: Validate = %v, want an error naming it", path, bad, err)
+					continue
+				}
+				if lines := strings.Count("\n"+err.Error(), "\n"+path+": "); lines != 1 {
+					t.Errorf("%s = %g: named on %d lines, want one:\n%v", path, bad, lines, err)
 				}
 			}
 			v.SetFloat(old)

@@ -57,6 +57,9 @@ func (s *Server) routes() *chi.Mux {
 	body.Post("/recall", s.handle(s.handleRecall))
 	body.Post("/recall/batch", s.handle(s.handleRecallBatch))
 	body.Post("/score", s.handle(s.handleScore))
+	for _, route := range []string{"/recall", "/recall/batch", "/score"} { // the routes that admit sheds
+		s.metrics.shed.WithLabelValues(route) // 0 from the start, so a rate() over it exists before the first shed
+	}
 	r.Get("/model", s.handle(s.handleModel))
 	r.Get("/movies", s.handle(s.handleMovies))
 	r.Get("/movies/{movie_id}/similar", s.handle(s.handleSimilar))

@@ -37,7 +37,7 @@ func (s *Server) admit(r *http.Request, weight int64) (release func(), err error
 			route = rctx.RoutePattern()
 		}
 		s.metrics.shed.WithLabelValues(route).Inc()
-		return nil, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answers in flight to take %d more items; retry shortly", weight)}
+		return nil, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", weight)}
 	}
 	return func() { s.inflight.Release(weight) }, nil
 }

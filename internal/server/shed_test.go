@@ -65,6 +65,12 @@ func TestShedOverloaded(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
 	ts := newTestServer(t, Config{MaxItemsInFlight: 100})
+	m := ts.call("GET", "/metrics", "", "").Body.String()
+	for _, want := range []string{`towerrecall_http_shed_total{route="/recall"} 0`, `towerrecall_http_shed_total{route="/recall/batch"} 0`, `towerrecall_http_shed_total{route="/score"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics before any shed lack %s", want)
+		}
+	}
 	entered, release := holdRecalls(ts, 60)
 	defer release()
 	done := make(chan int)
@@ -101,7 +107,7 @@ func TestShedOverloaded(t *testing.T) {
 	if w := ts.call("POST", "/recall", jsonCT, recallK(100)); w.Code != http.StatusOK {
 		t.Fatalf("the whole capacity once free: status %d: %s", w.Code, w.Body)
 	}
-	m := ts.call("GET", "/metrics", "", "").Body.String()
+	m = ts.call("GET", "/metrics", "", "").Body.String()
 	for _, want := range []string{`towerrecall_http_shed_total{route="/recall"} 1`, `towerrecall_http_shed_total{route="/recall/batch"} 1`, `towerrecall_http_shed_total{route="/score"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
