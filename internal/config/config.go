@@ -875,15 +875,14 @@ func editDistance(a, b string) int {
 
 // Validate reports every problem of c at once.
 func (c *Config) Validate() error {
-	errs := nonFinite(reflect.ValueOf(*c), "")
-	// A non-finite number fails its range check too: it is named once.
-	nan := map[string]bool{}
-	for _, e := range errs {
-		field, _, _ := strings.Cut(e.Error(), ": ")
-		nan[field] = true
+	var errs []error
+	nan := map[string]float64{}
+	nonFinite(reflect.ValueOf(*c), "", nan)
+	for field, f := range nan {
+		errs = append(errs, fmt.Errorf("%s: %g is not a finite number", field, f))
 	}
 	bad := func(field, format string, args ...any) {
-		if !nan[field] {
+		if _, ok := nan[field]; !ok { // a non-finite number fails its range check too: named once
 			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 		}
 	}
@@ -1186,29 +1185,27 @@ func (l Log) validate(bad func(field, format string, args ...any)) {
 	}
 }
 
-// nonFinite names every NaN or infinite number in v, a struct of the
-// config, by its YAML path: a range check written as x < lo || x > hi lets
-// NaN through, and such a value cannot even be written to a manifest.
-func nonFinite(v reflect.Value, path string) []error {
-	var errs []error
+// nonFinite adds to found every NaN or infinite number in v, a struct of
+// the config, by its YAML path: a range check written as x < lo || x > hi
+// lets NaN through, and such a value cannot even be written to a manifest.
+func nonFinite(v reflect.Value, path string, found map[string]float64) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
 			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
 			if name != "" && name != "-" {
-				errs = append(errs, nonFinite(v.Field(i), strings.TrimPrefix(path+"."+name, "."))...)
+				nonFinite(v.Field(i), strings.TrimPrefix(path+"."+name, "."), found)
 			}
 		}
 	case reflect.Slice:
 		for i := range v.Len() {
-			errs = append(errs, nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i))...)
+			nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i), found)
 		}
 	case reflect.Float32, reflect.Float64:
 		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
-			errs = append(errs, fmt.Errorf("%s: %g is not a finite number", path, f))
+			found[path] = f
 		}
 	}
-	return errs
 }
 
 func sortErrs(errs []error) {

@@ -53,12 +53,14 @@ func (s *Server) routes() *chi.Mux {
 
 	// Routes with a body cap it once routed, so that a 413 is counted
 	// under its route.
+	// They are the routes admit may shed: their shed count starts at 0,
+	// so a rate() over it exists before the first shed.
 	body := r.With(s.limitBody)
-	body.Post("/recall", s.handle(s.handleRecall))
-	body.Post("/recall/batch", s.handle(s.handleRecallBatch))
-	body.Post("/score", s.handle(s.handleScore))
-	for _, route := range []string{"/recall", "/recall/batch", "/score"} { // the routes that admit sheds
-		s.metrics.shed.WithLabelValues(route) // 0 from the start, so a rate() over it exists before the first shed
+	for pattern, h := range map[string]func(http.ResponseWriter, *http.Request) error{
+		"/recall": s.handleRecall, "/recall/batch": s.handleRecallBatch, "/score": s.handleScore,
+	} {
+		body.Post(pattern, s.handle(h))
+		s.metrics.shed.WithLabelValues(pattern)
 	}
 	r.Get("/model", s.handle(s.handleModel))
 	r.Get("/movies", s.handle(s.handleMovies))
