@@ -424,6 +424,46 @@ func TestConfigErrorNamesSource(t *testing.T) {
 	}
 }
 
+// TestEveryFlagNamesItsKey gives each flag that sets a configuration key
+// a value Validate refuses: the error must say that the flag set that key
+// (each command lists its flags' keys apart from the code that sets them,
+// so the two lists must agree).
+func TestEveryFlagNamesItsKey(t *testing.T) {
+	t.Parallel()
+	model := filepath.Join(t.TempDir(), "model")
+	train := []string{"train", "--data", "demo", "--out", model}
+	serve := []string{"serve", "--model", model}
+	eval := []string{"eval", "--model", model, "--data", "demo"}
+	tests := []struct {
+		base      []string
+		flag, val string
+		key       string
+	}{
+		{train, "epochs", "-1", "train.epochs"},
+		{train, "batch-size", "-1", "train.batch_size"},
+		{train, "workers", "65", "train.workers"},
+		{train, "log-format", "xml", "log.format"},
+		{serve, "addr", "nowhere", "serve.addr"},
+		{serve, "index", "fast", "serve.index"},
+		{serve, "cors-origins", "https://app.example.com/path", "serve.cors_origins"},
+		{serve, "log-format", "xml", "log.format"},
+		{eval, "recent-window", "2", "baselines.recent_window"},
+		{eval, "ease-lambda", "-1", "baselines.ease_lambda"},
+		{eval, "new-user-history", "101", "baselines.new_user_history"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.base[0]+" --"+tt.flag, func(t *testing.T) {
+			t.Parallel()
+			args := append(append([]string{"towerrecall"}, tt.base...), "--"+tt.flag, tt.val)
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, nil, &stdout, &stderr)
+			if want := "--" + tt.flag + " sets " + tt.key; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want one saying %q", err, want)
+			}
+		})
+	}
+}
+
 // TestNamesKey: a key is named whole, not as the prefix of a longer one.
 func TestNamesKey(t *testing.T) {
 	t.Parallel()
