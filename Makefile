@@ -8,6 +8,11 @@ run: ## the quick start: serve on :8080 (trains a demo model on first start)
 test: ## every test, race detector on
 	$(GO) test -race ./...
 
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: ## go vet and staticcheck, on the product and on tools/benchreport
+	$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	cd tools/benchreport && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+
 e2e: ## end-to-end checks on the real data
 	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -count=1 -run E2E -v ./cmd/towerrecall/
 

@@ -104,11 +104,11 @@ func decodeGraph(b []byte, a augmenter, n int) (*graph, error) {
 	}
 	mlBits, err := d.u64()
 	if err != nil {
-		return nil, fmt.Errorf("Ml: %w", err)
+		return nil, fmt.Errorf("graph Ml: %w", err)
 	}
 	ml := math.Float64frombits(mlBits)
 	if !(ml > 0 && ml < 1) {
-		return nil, fmt.Errorf("Ml = %v not in (0, 1)", ml)
+		return nil, fmt.Errorf("graph Ml = %v not in (0, 1)", ml)
 	}
 	efSearch, err := d.count("EfSearch", math.MaxInt32)
 	if err != nil {
