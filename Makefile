@@ -1,4 +1,4 @@
-.PHONY: run test e2e bench bench-micro bench-scale build image fuzz reliability
+.PHONY: run test lint contract e2e bench bench-micro bench-scale build image fuzz reliability
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 
@@ -12,6 +12,9 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: ## go vet and staticcheck, on the product and on tools/benchreport
 	$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	cd tools/benchreport && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+
+contract: ## openapi.yaml as client developers use it: Redocly lint, openapi-typescript types under tsc, Prism's proxy over the real service (Node.js and npm)
+	tools/contract/run.sh
 
 e2e: ## end-to-end checks on the real data
 	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -count=1 -run E2E -v ./cmd/towerrecall/
