@@ -21,12 +21,15 @@ cleanup() {
 trap cleanup EXIT
 
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+# The tools run as themselves, not under npx, so that the proxy's process is
+# the one cleanup stops.
+export PATH="$PWD/node_modules/.bin:$PATH"
 echo "== lint"
-npx redocly lint --config redocly.yaml "$spec"
+redocly lint --config redocly.yaml "$spec"
 echo "== types"
 rm -rf gen dist
-npx openapi-typescript "$spec" --output gen/api.d.ts
-npx tsc -p tsconfig.json
+openapi-typescript "$spec" --output gen/api.d.ts
+tsc -p tsconfig.json
 
 echo "== the service behind the validating proxy"
 (cd ../.. && go build -o "$work/towerrecall" ./cmd/towerrecall)
@@ -42,7 +45,7 @@ for _ in $(seq 1 120); do
 done
 [ -n "$addr" ] || { echo "the service did not become ready:"; cat "$work/serve.log"; exit 1; }
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-npx prism proxy "$spec" "http://$addr" --errors --validate-request=false --host 127.0.0.1 --port "$port" >"$work/prism.log" 2>&1 &
+prism proxy "$spec" "http://$addr" --errors --validate-request=false --host 127.0.0.1 --port "$port" >"$work/prism.log" 2>&1 &
 pids+=($!)
 listening() { curl -s -o /dev/null "http://127.0.0.1:$port/healthz"; } # any answer will do
 for _ in $(seq 1 120); do
