@@ -64,6 +64,18 @@ test("liveness, readiness and the model", async () => {
   assert.match(metrics.body, /towerrecall_http_requests_total/);
 });
 
+test("the explorer page and its assets", async () => {
+  const page = await call<string>("GET", "/");
+  assert.equal(page.status, 200);
+  assert.match(page.type, /^text\/html/);
+  for (const [file, type] of [["app.js", /^text\/javascript/], ["app.css", /^text\/css/], ["favicon.svg", /^image\/svg\+xml/]] as const) {
+    const a = await call<string>("GET", `/explorer/${file}`);
+    assert.equal(a.status, 200, file);
+    assert.match(a.type, type, file);
+  }
+  problem(await call("GET", "/explorer/missing.js"), 404);
+});
+
 test("recall: features, a known user, recent movies, paging", async () => {
   const byFeatures: Schemas["RecallRequest"] = { user: { gender: "F", age: 25, occupation: "programmer" }, k: 5 };
   const a = await call<Schemas["RecallResponse"]>("POST", "/recall", byFeatures);
