@@ -9,7 +9,8 @@ test: ## every test, race detector on
 	$(GO) test -race ./...
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
-lint: ## go vet and staticcheck, on the product and on tools/benchreport
+lint: ## gofmt, go vet and staticcheck, on the product and on tools/benchreport
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	cd tools/benchreport && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 

@@ -38,9 +38,10 @@ func TestDocsLinks(t *testing.T) {
 		}
 		a := map[string]bool{}
 		for _, m := range mdHeading.FindAllStringSubmatch(mdFence.ReplaceAllString(string(raw), ""), -1) {
-			s := slug(m[1])
+			base := slug(m[1])
+			s := base
 			for n := 1; a[s]; n++ { // GitHub numbers repeated headings
-				s = fmt.Sprintf("%s-%d", slug(m[1]), n)
+				s = fmt.Sprintf("%s-%d", base, n)
 			}
 			a[s] = true
 		}
@@ -104,9 +105,9 @@ func TestSlug(t *testing.T) {
 	t.Parallel()
 	for heading, want := range map[string]string{
 		"Earlier defaults (moved from docs/model.md)": "earlier-defaults-moved-from-docsmodelmd",
-		"`eval`'s output":                            "evals-output",
-		"8 and 32 dimensions side by side":           "8-and-32-dimensions-side-by-side",
-		"Ops – start to ready":                       "ops--start-to-ready",
+		"`eval`'s output":                  "evals-output",
+		"8 and 32 dimensions side by side": "8-and-32-dimensions-side-by-side",
+		"Ops – start to ready":             "ops--start-to-ready",
 	} {
 		if got := slug(heading); got != want {
 			t.Errorf("slug(%q) = %q, want %q", heading, got, want)

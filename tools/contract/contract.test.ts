@@ -28,7 +28,7 @@ interface Answer<T> {
 // call sends one request through the proxy and fails the test if the proxy
 // reports a contract violation.
 async function call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     init.headers = { "Content-Type": "application/json", ...headers };
