@@ -21,7 +21,7 @@ func TestE2EQualityBars(t *testing.T) {
 		t.Skip("set TOWERRECALL_E2E=1 and TOWERRECALL_DATA to the shared data directory")
 	}
 	// The default (no preset) on every split. The test holds it to what it
-	// measured (docs/model.md, seed 1: user-temporal at commit 3c43a65, recbole at 4f24660, timeline at b5f5ede) less a tenth, so a regression fails,
+	// measured (docs/model.md, seed 1: user-temporal at commit 3c43a65, timeline at b5f5ede, recbole since the random-split towers are unnormalised) less a tenth, so a regression fails,
 	// and to beating popularity and recent popularity where it does; the
 	// issue-10 bars are reported beside, met or not (docs/model.md says
 	// which are missed and why).
@@ -36,7 +36,7 @@ func TestE2EQualityBars(t *testing.T) {
 		{"ml-1m (users 1-2,999) timeline", "ml-1m", "ml-1m/timeline", true, 0.049, true, 0.055},
 		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", false, 0.121, true, 0.12},
 		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", false, 0.098, true, 0.075},
-		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", true, 0.160, true, 0.18},
+		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", true, 0.163, true, 0.18},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

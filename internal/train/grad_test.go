@@ -106,6 +106,15 @@ func TestStepGradients(t *testing.T) {
 			}},
 		{"softmaxUnnormalized", tower.Config{Dim: 3, Hidden: []int{6, 5}, OutputReLU: true, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}, false, 20,
 			func(c *Config, d *Data) { c.Temperature, c.LogQ, c.UniformNegatives = 0.5, true, 2 }},
+		{"softmaxUnnormalizedEverything", tower.Config{Dim: 4, Hidden: []int{6}, UserEmbed: []int{4, 2, 2, 2, 2, 5}, MovieEmbed: []int{4, 2, 2}}, true, 15,
+			func(c *Config, d *Data) { // the random-split preset's towers: no normalisation, temperature 1
+				c.Temperature, c.LogQ, c.LogQScale, c.ColdLogQ = 1, true, 1.2, 1
+				d.Cold = make([]bool, len(d.Users))
+				d.Cold[2] = true
+				c.UserWeight, c.HistoryField = 0.5, 5
+				addTeacher(d, 3, 5)
+				c.Distill, c.DistillTemp = 1, 1
+			}},
 		{"pointwise", tower.Config{Dim: 8, Hidden: []int{5}, RatingHead: true, UserEmbed: []int{4, 2, 2, 2, 2, 3}, MovieEmbed: []int{4, 2, 2}}, true, 1,
 			func(c *Config, d *Data) { c.Objective, c.Optimizer, c.L2 = Pointwise, RMSprop, 0.02 }},
 		{"pointwiseNoHidden", tower.Config{Dim: 8, OutputReLU: true, RatingHead: true, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}, false, 10,

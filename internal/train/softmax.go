@@ -72,6 +72,19 @@ func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z 
 	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
 }
 
+// maxOf returns the largest of s (not empty). Logits are never NaN, so a
+// plain comparison serves: slices.Max's NaN and signed-zero ordering took
+// 14 % of an unnormalised training run's CPU.
+func maxOf(s []float32) float32 {
+	m := s[0]
+	for _, v := range s[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
 func (d *direction) alloc(dim, rows, keys, workers int) {
 	d.kt = make([]float32, dim*keys)
 	d.logC, d.bias = make([]float32, keys), make([]float32, keys)
@@ -177,12 +190,12 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 			te, tz, kl = d.teach(w, int(d.origin[t.rows[i].User]), s, bias, pos)
 		}
 		if !t.normalized {
-			shift = slices.Max(s)
+			shift = maxOf(s)
 		}
 		sum := nn.ExpShiftTo(s, shift)
 		if sum < 1e-30 { // every logit far below the bound: redo exactly
 			logits()
-			shift = slices.Max(s)
+			shift = maxOf(s)
 			sum = nn.ExpShiftTo(s, shift)
 		}
 		loss += float64(wi) * (math.Log(float64(sum)) + float64(shift-sPos))
