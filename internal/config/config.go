@@ -387,8 +387,8 @@ func RandomSplit() Config {
 	c.Train.LogQScale = 1.2
 	c.Train.Distill = 1
 	// Unnormalised towers: the score is a plain inner product, so a vector's
-	// length carries a ninth degree of freedom (confidence, popularity) that
-	// the cosine on the unit sphere lacks; temperature 1 leaves the logits
+	// length carries an eighth degree of freedom (confidence, popularity)
+	// that the cosine on the unit sphere (seven) lacks; temperature 1 leaves the logits
 	// the inner products. On RecBole's valid split (seeds 1 / 2) 0.1657 /
 	// 0.1628 → 0.1670 / 0.1676 (temperature 2: 0.1688 / 0.1642; 0.3:
 	// 0.1608 / 0.1639), and on a mirror split (a ninth of train validating,
