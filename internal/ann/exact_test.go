@@ -488,3 +488,40 @@ func TestScanMatchesExact(t *testing.T) {
 		}
 	}
 }
+
+// TestScanCosine: the cosine scan ranks by direction over q's length of
+// each row (a trailing value is left out), a zero row scoring 0, ids
+// offset, the filter applied.
+func TestScanCosine(t *testing.T) {
+	t.Parallel()
+	const dim = 3
+	vecs := []float32{
+		10, 10, 0, // long, 45° from q
+		1, 0.1, 99, // short, nearly q's direction; its last value is left out
+		0, 0, 5, // zero over q's length
+		-1, 0, 0, // opposite
+		2, 0.2, 0, // row 1's direction, longer: the same score
+	}
+	q := []float32{3, 0}
+	got := ScanCosine(nil, q, vecs, dim, 5, nil, 100)
+	wantIDs := []int32{101, 104, 100, 102, 103}
+	cos1 := float32(1 / math.Sqrt(1.01))
+	wantScores := []float32{cos1, cos1, float32(1 / math.Sqrt2), 0, -1}
+	for i, r := range got {
+		if r.ID != wantIDs[i] || math.Abs(float64(r.Score-wantScores[i])) > 1e-6 {
+			t.Fatalf("result %d: %+v, want id %d score %v (all %+v)", i, r, wantIDs[i], wantScores[i], got)
+		}
+	}
+	if Scan(nil, q, vecs, dim, 1, nil, 0)[0].ID != 0 {
+		t.Fatal("the inner product should prefer the long row 0; the test would not tell the two apart")
+	}
+	accept := NewFilter(5)
+	accept.Accept(0)
+	accept.Accept(3)
+	if got := ScanCosine(nil, q, vecs, dim, 5, accept, 0); len(got) != 2 || got[0].ID != 0 || got[1].ID != 3 {
+		t.Fatalf("filtered: %+v", got)
+	}
+	if got := ScanCosine(nil, []float32{0, 0}, vecs, dim, 2, nil, 0); got[0].Score != 0 || got[1].Score != 0 {
+		t.Fatalf("zero query: %+v", got)
+	}
+}

@@ -75,18 +75,21 @@ type liveMovie struct {
 	order  int // result-id order: artifact rows, then changes in order
 }
 
+// dot is Recall's score, ann.Dot, as an oracle's score function.
+func dot(q, v []float32) float64 { return float64(ann.Dot(q, v)) }
+
 // reference scores every live movie for q and returns the ids of the best
-// k that pass keep, best first with ties by order: what Recall must answer
-// on the exact backend.
-func reference(movies []liveMovie, q []float32, k int, keep func(liveMovie) bool) []movielens.MovieID {
+// k that pass keep, best first with ties by order: what Recall (score dot)
+// must answer on the exact backend, or Similar (score cosine).
+func reference(movies []liveMovie, q []float32, k int, keep func(liveMovie) bool, score func(q, v []float32) float64) []movielens.MovieID {
 	type scored struct {
 		liveMovie
-		s float32
+		s float64
 	}
 	var all []scored
 	for _, m := range movies {
 		if keep(m) {
-			all = append(all, scored{m, ann.Dot(q, m.vec)})
+			all = append(all, scored{m, score(q, m.vec)})
 		}
 	}
 	slices.SortFunc(all, func(a, b scored) int {
@@ -218,7 +221,7 @@ func TestCatalogChanges(t *testing.T) {
 				}
 				q := make([]float32, 8)
 				(&view{snap: s.live.Load().snap, ov: s.live.Load().ov}).userVector(&scratch{q: q}, tc.req.User)
-				want := reference(movies, q, tc.req.K+tc.req.Offset, tc.keep)
+				want := reference(movies, q, tc.req.K+tc.req.Offset, tc.keep, dot)
 				want = want[min(tc.req.Offset, len(want)):]
 				if got := itemIDs(res.Items); !slices.Equal(got, want) {
 					t.Fatalf("%s: recalled %v,\nwant %v", tc.name, got, want)
@@ -246,7 +249,7 @@ func TestCatalogChanges(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := reference(movies, live[id].vec, 20, func(m liveMovie) bool { return m.id != id })
+				want := reference(movies, live[id].vec, 20, func(m liveMovie) bool { return m.id != id }, cosine)
 				if got := itemIDs(sim.Items); !slices.Equal(got, want) {
 					t.Fatalf("similar %d: %v, want %v", id, got, want)
 				}

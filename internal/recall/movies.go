@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
@@ -106,24 +107,25 @@ func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
 	return out, nil
 }
 
-// Similar returns the k movies whose vectors have the largest inner
-// product with the movie's own vector (the movie tower's neighbours;
-// scores are ann.Dot, as in Score), the movie itself left out. It searches
-// the exact index (and the catalogue's changes, see overlay), so the
-// answer does not depend on the backend that serves Recall. An id the
-// model does not know is an *UnknownMovieError; k is the caller's to check
-// (1 to MaxSimilarK).
+// Similar returns the k movies whose vectors are nearest the movie's own
+// by cosine similarity (the movie tower's neighbours: the score is the
+// cosine of the two towers' outputs, the popularity prior's dimension left
+// out, so neighbours are found by taste, not by how popular both movies
+// are or, in an unnormalised model, how long their vectors are), the
+// movie itself left out. It scans every live movie (the artifact's and
+// the catalogue's changes, see overlay), so the answer does not depend on
+// the backend that serves Recall. An id the model does not know is an
+// *UnknownMovieError; k is the caller's to check (1 to MaxSimilarK).
 func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (SimilarResult, error) {
 	v := s.live.Load()
 	if v == nil {
 		return SimilarResult{}, NoModelError{}
 	}
-	snap := v.snap
+	snap, ov := v.snap, v.ov
 	g, ok := v.find(id)
 	if !ok {
 		return SimilarResult{}, &UnknownMovieError{MovieID: id}
 	}
-	vec := v.vectorOf(g)
 	out := SimilarResult{ModelVersion: snap.info.Version, Movie: v.movie(g), Items: []Item{}}
 	if err := ctx.Err(); err != nil {
 		return SimilarResult{}, err
@@ -137,18 +139,27 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	} else {
 		over.Reject(g - n)
 	}
-	// The query is the movie's own vector, less the popularity prior's
-	// dimension when the model has one: neighbours by the movie tower
-	// alone, not by how popular both movies are.
-	q := append(sc.q[:0], vec...)
-	if snap.bundle.Prior != nil {
-		q[len(q)-1] = 0
+	q := v.vectorOf(g)[:snap.towerDim]
+	var res []ann.Result
+	if snap.unitMovies {
+		// The inner product of unit vectors is their cosine: the exact
+		// index answers, 17–22× faster than ScanCosine (BenchmarkSimilar).
+		qp := append(sc.q[:0], q...)
+		qp = append(qp, make([]float32, snap.dim-snap.towerDim)...) // the prior's dimension, if any, left out
+		var err error
+		if res, err = snap.exact.Search(sc.results[:0], qp, k, accept); err != nil {
+			return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
+		}
+	} else {
+		res = ann.ScanCosine(sc.results[:0], q, snap.bundle.Vectors, snap.dim, k, accept, 0)
 	}
-	res, err := v.search(sc, snap.exact, q, k+1, accept, over) // k+1: the movie itself is one of the live ones counted
-	if err != nil {
-		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
+	sc.results = res
+	if ov.nLive > 0 { // overlay ids start at n: a tie goes to the artifact's movie
+		sc.over = ann.ScanCosine(sc.over[:0], q, ov.vecs, snap.dim, k, over, n)
+		res = merge(sc.merged[:0], res, sc.over, k)
+		sc.merged = res
 	}
-	out.Items = v.items(res[:min(k, len(res))])
+	out.Items = v.items(res)
 	return out, nil
 }
 

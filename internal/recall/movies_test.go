@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -72,52 +75,88 @@ func TestMovies(t *testing.T) {
 	}
 }
 
-func TestSimilarIsExactInnerProduct(t *testing.T) {
+// cosine is the oracle of Similar's score, in float64.
+func cosine(q, v []float32) float64 {
+	var d, qq, vv float64
+	for i, x := range q {
+		d += float64(x) * float64(v[i])
+		qq += float64(x) * float64(x)
+		vv += float64(v[i]) * float64(v[i])
+	}
+	return d / math.Sqrt(qq*vv)
+}
+
+// TestSimilarIsExactCosine: Similar ranks every other movie by the cosine
+// of the two vectors, whatever index serves Recall: unit vectors (a
+// normalised tower: the exact index's inner product) and vectors of
+// different lengths (an unnormalised model: ScanCosine), where the inner
+// product's order, which favours long vectors, is not the cosine's.
+func TestSimilarIsExactCosine(t *testing.T) {
 	t.Parallel()
 	const n, dim = 300, 8
-	b := testBundle(t, "v1", n, 2)
-	for _, index := range []string{"exact", "hnsw"} {
-		t.Run(index, func(t *testing.T) {
-			t.Parallel()
-			s := newService(t, index)
-			if err := s.Load(b); err != nil {
-				t.Fatal(err)
+	for _, scaled := range []bool{false, true} {
+		b := testBundle(t, "v1", n, 2)
+		if scaled {
+			rng := rand.New(rand.NewPCG(7, 7))
+			for i := range n {
+				l := float32(0.5 + 4*rng.Float64())
+				for d := range dim {
+					b.Vectors[i*dim+d] *= l
+				}
 			}
-			for _, m := range []int{0, 17, n - 1} {
-				// The oracle: every other movie by ann.Dot with m's vector,
-				// best first, ties by lower index.
-				q := b.Vectors[m*dim : (m+1)*dim]
-				type cand struct {
-					i     int
-					score float32
+		}
+		for _, index := range []string{"exact", "hnsw"} {
+			t.Run(fmt.Sprintf("%s/scaled=%v", index, scaled), func(t *testing.T) {
+				t.Parallel()
+				s := newService(t, index)
+				if err := s.Load(b); err != nil {
+					t.Fatal(err)
 				}
-				var all []cand
-				for i := range n {
-					if i != m {
-						all = append(all, cand{i, ann.Dot(q, b.Vectors[i*dim:(i+1)*dim])})
-					}
+				if unit := s.live.Load().snap.unitMovies; unit == scaled {
+					t.Fatalf("unitMovies = %v with scaled = %v", unit, scaled)
 				}
-				slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
-				for _, k := range []int{1, 10, MaxSimilarK} {
-					res, err := s.Similar(context.Background(), b.Movies[m].ID, k)
-					if err != nil {
-						t.Fatal(err)
+				differs := false
+				for _, m := range []int{0, 17, n - 1} {
+					q := b.Vectors[m*dim : (m+1)*dim]
+					type cand struct {
+						i          int
+						cos, inner float64
 					}
-					if res.Movie.MovieID != b.Movies[m].ID || res.Movie.Title != b.Movies[m].Title || res.ModelVersion != "v1" {
-						t.Errorf("movie %d: header %+v", m, res)
+					var all []cand
+					for i := range n {
+						if i != m {
+							v := b.Vectors[i*dim : (i+1)*dim]
+							all = append(all, cand{i, cosine(q, v), float64(ann.Dot(q, v))})
+						}
 					}
-					if len(res.Items) != k {
-						t.Fatalf("movie %d k %d: %d items", m, k, len(res.Items))
-					}
-					for j, it := range res.Items {
-						want := all[j]
-						if it.MovieID != b.Movies[want.i].ID || it.Score != want.score || it.Title != b.Movies[want.i].Title {
-							t.Fatalf("movie %d k %d: item %d = %d (%v), want %d (%v)", m, k, j, it.MovieID, it.Score, b.Movies[want.i].ID, want.score)
+					byInner := slices.Clone(all)
+					slices.SortStableFunc(byInner, func(a, b cand) int { return cmp.Compare(b.inner, a.inner) })
+					slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.cos, a.cos) })
+					differs = differs || byInner[0].i != all[0].i
+					for _, k := range []int{1, 10, MaxSimilarK} {
+						res, err := s.Similar(context.Background(), b.Movies[m].ID, k)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if res.Movie.MovieID != b.Movies[m].ID || res.Movie.Title != b.Movies[m].Title || res.ModelVersion != "v1" {
+							t.Errorf("movie %d: header %+v", m, res)
+						}
+						if len(res.Items) != k {
+							t.Fatalf("movie %d k %d: %d items", m, k, len(res.Items))
+						}
+						for j, it := range res.Items {
+							want := all[j]
+							if it.MovieID != b.Movies[want.i].ID || math.Abs(float64(it.Score)-want.cos) > 1e-6 || it.Title != b.Movies[want.i].Title {
+								t.Fatalf("movie %d k %d: item %d = %d (%v), want %d (%v)", m, k, j, it.MovieID, it.Score, b.Movies[want.i].ID, want.cos)
+							}
 						}
 					}
 				}
-			}
-		})
+				if scaled && !differs {
+					t.Fatal("the inner product ranks as the cosine does here: the test cannot tell them apart")
+				}
+			})
+		}
 	}
 }
 
@@ -199,16 +238,15 @@ func TestSimilarIgnoresPrior(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := slices.Clone(b.Vectors[3*8 : 4*8])
-	q[7] = 0
+	q := b.Vectors[3*8 : 3*8+7]
 	type cand struct {
 		id    movielens.MovieID
-		score float32
+		score float64
 	}
 	var all []cand
 	for i, mv := range b.Movies {
 		if i != 3 {
-			all = append(all, cand{mv.ID, ann.Dot(q, b.Vectors[i*8:(i+1)*8])})
+			all = append(all, cand{mv.ID, cosine(q, b.Vectors[i*8:i*8+7])})
 		}
 	}
 	slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
@@ -216,8 +254,35 @@ func TestSimilarIgnoresPrior(t *testing.T) {
 		t.Fatalf("%d neighbours, want 5", len(res.Items))
 	}
 	for i, it := range res.Items {
-		if it.MovieID != all[i].id || it.Score != all[i].score {
+		if it.MovieID != all[i].id || math.Abs(float64(it.Score)-all[i].score) > 1e-6 {
 			t.Fatalf("neighbour %d: %d (%v), want %d (%v)", i, it.MovieID, it.Score, all[i].id, all[i].score)
+		}
+	}
+}
+
+// BenchmarkSimilar: unit vectors (a normalised tower: the exact index) and
+// vectors of different lengths (ScanCosine).
+func BenchmarkSimilar(b *testing.B) {
+	for _, n := range []int{3706, 100_000} {
+		for _, scaled := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%d/scaled=%v", n, scaled), func(b *testing.B) {
+				bundle := testBundle(b, "v1", n, 1)
+				if scaled {
+					for i := range bundle.Vectors {
+						bundle.Vectors[i] *= float32(1 + i/8%3)
+					}
+				}
+				s := newService(b, "exact")
+				if err := s.Load(bundle); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.Similar(context.Background(), bundle.Movies[n/2].ID, DefaultSimilarK); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

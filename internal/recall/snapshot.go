@@ -40,8 +40,15 @@ type snapshot struct {
 		once   sync.Once
 		counts []int32 // ratings per movie in the histories: the popularity feature's fallback (trainedRatings)
 	}
-	all  ann.Filter // every movie
-	pool *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
+	// towerDim is the movie tower's share of a vector: dim, less the
+	// popularity prior's dimension when the model has one.
+	towerDim int
+	// unitMovies is whether every movie vector has unit length over
+	// towerDim (an L2-normalised tower), so that the inner product is the
+	// cosine Similar ranks by.
+	unitMovies bool
+	all        ann.Filter // every movie
+	pool       *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
 }
 
 // scratch is one request's working memory, pooled per snapshot.
@@ -82,6 +89,11 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	for i, u := range b.Users {
 		snap.users[u] = int32(i)
 	}
+	snap.towerDim = dim
+	if b.Prior != nil {
+		snap.towerDim = dim - 1
+	}
+	snap.unitMovies = unitRows(b.Vectors, dim, snap.towerDim)
 	snap.profiles = make(map[movielens.UserID]artifact.Profile, len(b.Profiles))
 	for _, p := range b.Profiles {
 		snap.profiles[p.ID] = p
@@ -315,6 +327,18 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 			"genres":     gl,
 		},
 	}
+}
+
+// unitRows reports whether every row of vectors (dim values each) has
+// unit length over its first d values, to float32 rounding.
+func unitRows(vectors []float32, dim, d int) bool {
+	for i := 0; i < len(vectors); i += dim {
+		v := vectors[i : i+d]
+		if n := ann.Dot(v, v); n < 1-1e-5 || n > 1+1e-5 {
+			return false
+		}
+	}
+	return true
 }
 
 func (snap *snapshot) getScratch() *scratch {
