@@ -507,6 +507,9 @@ func TestScanCosine(t *testing.T) {
 	wantIDs := []int32{101, 104, 100, 102, 103}
 	cos1 := float32(1 / math.Sqrt(1.01))
 	wantScores := []float32{cos1, cos1, float32(1 / math.Sqrt2), 0, -1}
+	if len(got) != len(wantIDs) {
+		t.Fatalf("%d results, want %d: %+v", len(got), len(wantIDs), got)
+	}
 	for i, r := range got {
 		if r.ID != wantIDs[i] || math.Abs(float64(r.Score-wantScores[i])) > 1e-6 {
 			t.Fatalf("result %d: %+v, want id %d score %v (all %+v)", i, r, wantIDs[i], wantScores[i], got)

@@ -111,10 +111,20 @@ func reference(movies []liveMovie, q []float32, k int, keep func(liveMovie) bool
 // Score, Movies, Similar, genre filters, exclusions, seen movies, Info.
 func TestCatalogChanges(t *testing.T) {
 	t.Parallel()
-	for _, index := range []string{"exact", "hnsw"} {
-		t.Run(index, func(t *testing.T) {
+	for _, tc := range []struct {
+		index     string
+		normalize bool // false: vectors of different lengths, so Similar's cosine is not Recall's inner product
+	}{{"exact", true}, {"hnsw", true}, {"exact", false}} {
+		t.Run(fmt.Sprintf("%s/normalize=%v", tc.index, tc.normalize), func(t *testing.T) {
 			t.Parallel()
-			s, b := loadedService(t, index, "v1", 300, 11)
+			index := tc.index
+			s, b := newService(t, index), testBundleNorm(t, "v1", 300, 11, tc.normalize)
+			if err := s.Load(b); err != nil {
+				t.Fatal(err)
+			}
+			if unit := s.live.Load().snap.unitMovies; unit != tc.normalize {
+				t.Fatalf("unitMovies = %v, normalize %v", unit, tc.normalize)
+			}
 			ctx := context.Background()
 			if _, err := s.PutMovie(ctx, Movie{MovieID: 1, Title: "x", Genres: []string{"Drama"}}); !errors.As(err, new(ReadOnlyError)) {
 				t.Fatalf("put without a journal: %v", err)

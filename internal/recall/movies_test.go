@@ -222,40 +222,54 @@ func BenchmarkMovies(b *testing.B) {
 
 // TestSimilarIgnoresPrior: with a popularity prior in the vectors' last
 // dimension, a movie's neighbours are ranked by the movie tower's
-// dimensions alone (two popular movies are not alike for being popular).
+// dimensions alone (two popular movies are not alike for being popular),
+// whether those are unit vectors (the exact index's path, the prior's
+// dimension zeroed in the query) or not (ScanCosine).
 func TestSimilarIgnoresPrior(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "v1", 80, 5)
-	b.Prior = &artifact.Prior{Bias: make([]float32, len(b.Movies))}
-	for i := range b.Movies {
-		b.Vectors[i*8+7] = float32(10 + i) // a "bias" that would dominate
-	}
-	s := newService(t, "exact")
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.Similar(context.Background(), b.Movies[3].ID, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := b.Vectors[3*8 : 3*8+7]
-	type cand struct {
-		id    movielens.MovieID
-		score float64
-	}
-	var all []cand
-	for i, mv := range b.Movies {
-		if i != 3 {
-			all = append(all, cand{mv.ID, cosine(q, b.Vectors[i*8:i*8+7])})
+	for _, unit := range []bool{true, false} {
+		b := testBundle(t, "v1", 80, 5)
+		b.Prior = &artifact.Prior{Bias: make([]float32, len(b.Movies))}
+		for i := range b.Movies {
+			v := b.Vectors[i*8 : i*8+7]
+			if unit { // the tower's 7 dimensions back to unit length
+				n := float32(math.Sqrt(float64(ann.Dot(v, v))))
+				for d := range v {
+					v[d] /= n
+				}
+			}
+			b.Vectors[i*8+7] = float32(10 + i) // a "bias" that would dominate
 		}
-	}
-	slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
-	if len(res.Items) != 5 {
-		t.Fatalf("%d neighbours, want 5", len(res.Items))
-	}
-	for i, it := range res.Items {
-		if it.MovieID != all[i].id || math.Abs(float64(it.Score)-all[i].score) > 1e-6 {
-			t.Fatalf("neighbour %d: %d (%v), want %d (%v)", i, it.MovieID, it.Score, all[i].id, all[i].score)
+		s := newService(t, "exact")
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.live.Load().snap.unitMovies; got != unit {
+			t.Fatalf("unitMovies = %v, want %v", got, unit)
+		}
+		res, err := s.Similar(context.Background(), b.Movies[3].ID, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := b.Vectors[3*8 : 3*8+7]
+		type cand struct {
+			id    movielens.MovieID
+			score float64
+		}
+		var all []cand
+		for i, mv := range b.Movies {
+			if i != 3 {
+				all = append(all, cand{mv.ID, cosine(q, b.Vectors[i*8:i*8+7])})
+			}
+		}
+		slices.SortStableFunc(all, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+		if len(res.Items) != 5 {
+			t.Fatalf("unit %v: %d neighbours, want 5", unit, len(res.Items))
+		}
+		for i, it := range res.Items {
+			if it.MovieID != all[i].id || math.Abs(float64(it.Score)-all[i].score) > 1e-6 {
+				t.Fatalf("unit %v: neighbour %d: %d (%v), want %d (%v)", unit, i, it.MovieID, it.Score, all[i].id, all[i].score)
+			}
 		}
 	}
 }

@@ -28,8 +28,16 @@ import (
 var testGenres = []string{"Action", "Comedy", "Drama", "Horror", "Romance"}
 
 // testBundle makes a bundle of nMovies random movies and 50 users whose
-// histories are movies 0..9; the towers are randomly initialised.
+// histories are movies 0..9; the towers are randomly initialised and
+// L2-normalised.
 func testBundle(t testing.TB, version string, nMovies int, seed uint64) *artifact.Bundle {
+	t.Helper()
+	return testBundleNorm(t, version, nMovies, seed, true)
+}
+
+// testBundleNorm is testBundle with the towers' normalisation as given:
+// unnormalised towers give vectors of different lengths.
+func testBundleNorm(t testing.TB, version string, nMovies int, seed uint64, normalize bool) *artifact.Bundle {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var users []movielens.User
@@ -53,7 +61,7 @@ func testBundle(t testing.TB, version string, nMovies int, seed uint64) *artifac
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}
+	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: normalize, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2}}
 	m, err := tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(seed, 2)))
 	if err != nil {
 		t.Fatal(err)

@@ -330,11 +330,13 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 }
 
 // unitRows reports whether every row of vectors (dim values each) has
-// unit length over its first d values, to float32 rounding.
+// unit length over its first d values, to float32 rounding, or is zero
+// there (a normalised tower's output when its last layer is all zero;
+// it scores 0 either way).
 func unitRows(vectors []float32, dim, d int) bool {
 	for i := 0; i < len(vectors); i += dim {
 		v := vectors[i : i+d]
-		if n := ann.Dot(v, v); n < 1-1e-5 || n > 1+1e-5 {
+		if n := ann.Dot(v, v); n != 0 && (n < 1-1e-5 || n > 1+1e-5) {
 			return false
 		}
 	}
