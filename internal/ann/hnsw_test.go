@@ -95,7 +95,7 @@ func TestHNSWRecall(t *testing.T) {
 func TestHNSWParallelBuild(t *testing.T) {
 	t.Parallel()
 	s := newSynth(8, 20, 0.35, true, 31)
-	vecs := s.points(20000, 32)
+	vecs := s.points(8000, 32)
 	qs := rows(s.points(200, 33), 8)
 	ex, _ := NewExact(vecs, 8)
 	for _, workers := range []int{1, 4} {
