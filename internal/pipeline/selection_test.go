@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -26,10 +28,15 @@ func TestTrainCarvesValidation(t *testing.T) {
 	cfg.Train.Candidates = nil // one selection run (TestCandidateSearch covers the search)
 	in := demoInputs()
 	var epochs []train.EpochStats
-	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow,
+	var logs bytes.Buffer
+	b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow,
 		OnEpoch: func(s train.EpochStats) { epochs = append(epochs, s) }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Views by time only: the log says what a random split needs instead.
+	if !strings.Contains(logs.String(), "for a random split, give its validation file or the random-split preset") {
+		t.Error("no hint for random splits in the log of a run validated by time")
 	}
 	sel := b.Manifest.Training.Selection
 	older, newer := movielens.TimelineSplit(in.Train, 0.1)
