@@ -19,6 +19,7 @@ import (
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/pipeline"
 )
 
 // Help that was asked for is not an error: usage on stdout, nothing on
@@ -679,7 +680,9 @@ func TestEvalChecksItsFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		got := strings.Count(stderr.String(), "eval: warning:")
+		// The files' warnings; whether a 2-epoch demo model is above
+		// popularity on these files is TestPopularityWarning's matter.
+		got := strings.Count(stderr.String(), "eval: warning:") - strings.Count(stderr.String(), "is not above popularity's")
 		if got != len(tc.want) {
 			t.Errorf("%s: %d warnings, want %d: %q", tc.name, got, len(tc.want), stderr.String())
 		}
@@ -739,6 +742,40 @@ func TestEvalWarnsOtherUsers(t *testing.T) {
 		}
 		if got := strings.Contains(stderr.String(), "stored users"); got != (tc.want != "") || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("eval --data %s: stderr %q, want %q", tc.data, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestPopularityWarning: eval warns when the model is not above
+// popularity, and says what a random split needs only when the model was
+// chosen on views carved by time alone.
+func TestPopularityWarning(t *testing.T) {
+	report := func(model, pop float64) pipeline.Report {
+		return pipeline.Report{Model: map[string]float64{"recall@10": model}, Popularity: map[string]float64{"recall@10": pop}}
+	}
+	byTime := &artifact.Selection{Valid: "carved", ValidUserRatings: 10}
+	withRandom := &artifact.Selection{Valid: "carved", ValidUserRatings: 10, ValidRandomRatings: 10}
+	file := &artifact.Selection{Valid: "file"}
+	for _, tc := range []struct {
+		name       string
+		r          pipeline.Report
+		sel        *artifact.Selection
+		warn, hint bool
+	}{
+		{"above popularity", report(0.2, 0.1), byTime, false, false},
+		{"no popularity measured", report(0, 0), byTime, false, false},
+		{"below, chosen by time", report(0.0668, 0.0689), byTime, true, true},
+		{"level, chosen by time", report(0.1, 0.1), byTime, true, true},
+		{"below, a random view too", report(0.05, 0.1), withRandom, true, false},
+		{"below, a validation file", report(0.05, 0.1), file, true, false},
+		{"below, no selection", report(0.05, 0.1), nil, true, false},
+	} {
+		got := popularityWarning(tc.r, tc.sel)
+		if (got != "") != tc.warn || strings.Contains(got, "--objective random-split") != tc.hint {
+			t.Errorf("%s: %q", tc.name, got)
+		}
+		if tc.warn && !strings.Contains(got, fmt.Sprintf("Recall@10 (%.4f) is not above popularity's (%.4f)", tc.r.Model["recall@10"], tc.r.Popularity["recall@10"])) {
+			t.Errorf("%s: %q does not give both numbers", tc.name, got)
 		}
 	}
 }

@@ -516,11 +516,30 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if b.Prior != nil && r.NotRemoved == 0 && b.Prior.Ratings > r.Removed {
 		fmt.Fprintf(stderr, "eval: warning: the model's popularity prior counts %d ratings, more than --train and --valid hold (%d): if it counted the test ratings (a prior refreshed by `towerrecall prior` after the test period), the scores are optimistic\n", b.Prior.Ratings, r.Removed)
 	}
+	if w := popularityWarning(r, b.Manifest.Training.Selection); w != "" {
+		fmt.Fprintln(stderr, w)
+	}
 	out := r.JSON()
 	out["model_version"] = b.Manifest.Version
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// popularityWarning is eval's warning for a model whose Recall@10 is not
+// above popularity's, "" for one that is. A model chosen on views carved
+// by time alone is told what a random split needs instead (docs/model.md,
+// "Random splits without a validation file").
+func popularityWarning(r pipeline.Report, sel *artifact.Selection) string {
+	m, p := r.Model["recall@10"], r.Popularity["recall@10"]
+	if p == 0 || m > p {
+		return ""
+	}
+	why := ""
+	if sel != nil && sel.Valid == "carved" && sel.ValidRandomRatings == 0 {
+		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or --objective random-split"
+	}
+	return fmt.Sprintf("eval: warning: the model's Recall@10 (%.4f) is not above popularity's (%.4f) on this split%s", m, p, why)
 }
 
 // otherUsers counts the model's stored users (profiles.json) whose
