@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -769,6 +770,7 @@ func TestPopularityWarning(t *testing.T) {
 		{"below, a random view too", report(0.05, 0.1), withRandom, true, false},
 		{"below, a validation file", report(0.05, 0.1), file, true, false},
 		{"below, no selection", report(0.05, 0.1), nil, true, false},
+		{"no user scored", report(math.NaN(), math.NaN()), byTime, false, false},
 	} {
 		got := popularityWarning(tc.r, tc.sel)
 		if (got != "") != tc.warn || strings.Contains(got, "--objective random-split") != tc.hint {

@@ -532,12 +532,12 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // "Random splits without a validation file").
 func popularityWarning(r pipeline.Report, sel *artifact.Selection) string {
 	m, p := r.Model["recall@10"], r.Popularity["recall@10"]
-	if p == 0 || m > p {
+	if p == 0 || !(m <= p) { // NaN (no user scored) is no comparison
 		return ""
 	}
 	why := ""
 	if sel != nil && sel.Valid == "carved" && sel.ValidRandomRatings == 0 {
-		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or --objective random-split"
+		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or the random-split preset (--objective random-split, or --config configs/random-split.yaml)"
 	}
 	return fmt.Sprintf("eval: warning: the model's Recall@10 (%.4f) is not above popularity's (%.4f) on this split%s", m, p, why)
 }

@@ -517,13 +517,18 @@ func TestNoFeatureShareWithoutUserID(t *testing.T) {
 	t.Parallel()
 	cfg := config.RandomSplit()
 	cfg.Train.Epochs, cfg.Train.Workers = 1, 1
-	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	var logs bytes.Buffer
+	b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sel := b.Manifest.Training.Selection
 	if sel == nil || len(sel.PriorSearch) == 0 {
 		t.Fatal("no prior search recorded")
+	}
+	// Validated on a random view: no hint for random splits in the log.
+	if sel.Valid != "carved" || sel.ValidRandomRatings == 0 || strings.Contains(logs.String(), randomSplitHint) {
+		t.Errorf("selection %+v; the log holds the random-split hint: %v", sel, strings.Contains(logs.String(), randomSplitHint))
 	}
 	for _, c := range sel.PriorSearch {
 		if c.FeatureShare != 0 {

@@ -35,7 +35,7 @@ func TestTrainCarvesValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Views by time only: the log says what a random split needs instead.
-	if !strings.Contains(logs.String(), "for a random split, give its validation file or the random-split preset") {
+	if !strings.Contains(logs.String(), randomSplitHint) {
 		t.Error("no hint for random splits in the log of a run validated by time")
 	}
 	sel := b.Manifest.Training.Selection
@@ -150,6 +150,10 @@ func TestSelectionViews(t *testing.T) {
 	}
 }
 
+// randomSplitHint is from the log line of a run validated on views carved
+// by time alone.
+const randomSplitHint = "for a random split, give its validation file or the random-split preset"
+
 func viewSizes(views [][]movielens.Rating) []int {
 	n := make([]int, len(views))
 	for i, v := range views {
@@ -184,9 +188,13 @@ func TestTrainRefitsOnValidationFile(t *testing.T) {
 	in.Train = kept
 	for _, refit := range []bool{true, false} {
 		cfg.Train.Refit = refit
-		b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+		var logs bytes.Buffer
+		b, err := Train(context.Background(), in, Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(logs.String(), randomSplitHint) {
+			t.Errorf("refit %v: a run validated on its file logs the hint for time-carved views", refit)
 		}
 		sel := b.Manifest.Training.Selection
 		if sel.Valid != "file" || sel.Refit != refit || sel.Epochs < 1 {
