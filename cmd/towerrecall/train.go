@@ -536,7 +536,7 @@ func popularityWarning(r pipeline.Report, sel *artifact.Selection) string {
 		return ""
 	}
 	why := ""
-	if sel != nil && sel.Valid == "carved" && sel.ValidRandomRatings == 0 {
+	if sel.TimeViewsOnly() {
 		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or the random-split preset (--objective random-split, or --config configs/random-split.yaml)"
 	}
 	return fmt.Sprintf("eval: warning: the model's Recall@10 (%.4f) is not above popularity's (%.4f) on this split%s", m, p, why)

@@ -153,6 +153,13 @@ type Selection struct {
 	Candidates []CandidateChoice `json:"candidates,omitempty"`
 }
 
+// TimeViewsOnly reports whether the settings were chosen on views carved
+// from the training ratings by time alone (no validation file, no random
+// view): chosen for the future, not for ratings missing at random.
+func (s *Selection) TimeViewsOnly() bool {
+	return s != nil && s.Valid == "carved" && s.ValidRandomRatings == 0
+}
+
 // CandidateChoice is one recipe the search tried: its validation
 // objective (with its own popularity prior) and chosen epoch count, or
 // Skipped when the search budget was spent before it started.

@@ -102,7 +102,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
 			Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
 			Msg("no validation file: views carved from train validate")
-		if sel.ValidRandomRatings == 0 {
+		if sel.TimeViewsOnly() {
 			opts.Logger.Info().Msg("the carved views are by time, so settings are chosen for the future; " +
 				"for a random split, give its validation file or the random-split preset (docs/model.md, \"Random splits without a validation file\")")
 		}
