@@ -455,6 +455,22 @@ func TestUnknownEnvWarned(t *testing.T) {
 	}
 }
 
+// TestUnknownEnvWarnedWhenServeRefusesItsConfig: serve logs the warnings
+// once its logger is up; when the configuration stops it before that (a
+// misspelt name may be the reason), they are written before the error.
+func TestUnknownEnvWarnedWhenServeRefusesItsConfig(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	env := []string{"TOWERRECALL_ADRR=:9", "TOWERRECALL_INDEX=bogus"}
+	err := run(context.Background(), []string{"towerrecall", "serve", "--model", t.TempDir()}, env, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "serve.index") {
+		t.Fatalf("err = %v, want the index refused", err)
+	}
+	if got := errOut.String(); !strings.Contains(got, "TOWERRECALL_ADRR is not a setting and is ignored (did you mean TOWERRECALL_ADDR?)") {
+		t.Errorf("stderr %q does not name TOWERRECALL_ADRR", got)
+	}
+}
+
 // data download goes to the URL in TOWERRECALL_DOWNLOAD_URL (a mirror) but
 // still verifies the pinned GroupLens checksum: a different archive is
 // refused and nothing is left behind.

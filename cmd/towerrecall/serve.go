@@ -32,10 +32,15 @@ import (
 )
 
 // unknownEnv are warnings about TOWERRECALL_* variables nothing reads
-// (config.UnknownEnv), logged once the logger is up.
+// (config.UnknownEnv), logged once the logger is up, or written before
+// the error when the configuration stops serve first (a misspelt name
+// may be why it is wrong).
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	cfg, err := serveConfig(args, getenv, stdout, stderr)
 	if err != nil {
+		for _, w := range unknownEnv {
+			fmt.Fprintln(stderr, "towerrecall: warning:", w)
+		}
 		return err
 	}
 	bw, logger, err := serveLogger(stderr, cfg.Log)
