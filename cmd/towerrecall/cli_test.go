@@ -771,6 +771,7 @@ func TestPopularityWarning(t *testing.T) {
 		{"below, a validation file", report(0.05, 0.1), file, true, false},
 		{"below, no selection", report(0.05, 0.1), nil, true, false},
 		{"no user scored", report(math.NaN(), math.NaN()), byTime, false, false},
+		{"both perfect (a catalogue of one or two movies)", report(1, 1), byTime, false, false},
 	} {
 		got := popularityWarning(tc.r, tc.sel)
 		if (got != "") != tc.warn || strings.Contains(got, "--objective random-split") != tc.hint {

@@ -50,7 +50,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if b.Prior == nil {
-		return fmt.Errorf("prior: %s has no popularity prior to recount (validation chose none, or the model is pointwise)", *modelDir)
+		return fmt.Errorf("prior: %s has no popularity prior to recount (validation chose weight 0, there was no validation, or train.prior_weights is empty, as in the reference preset)", *modelDir)
 	}
 	ds, err := loadCatalog(*dataDir) // the ratings come from --ratings
 	if err != nil {

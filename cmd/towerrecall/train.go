@@ -532,7 +532,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // "Random splits without a validation file").
 func popularityWarning(r pipeline.Report, sel *artifact.Selection) string {
 	m, p := r.Model["recall@10"], r.Popularity["recall@10"]
-	if p == 0 || !(m <= p) { // NaN (no user scored) is no comparison
+	if p == 0 || p >= 1 || !(m <= p) { // NaN (no user scored) is no comparison; at 1 nothing is above
 		return ""
 	}
 	why := ""

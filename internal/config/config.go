@@ -836,6 +836,12 @@ func FileKeys(raw []byte) []string {
 	return keys
 }
 
+// minEASELambda is the least L2 weight EASE takes (the baseline's and the
+// distillation teacher's): XᵀX + λI must stay positive definite in
+// float64, which a λ of 1e-15 on rank-deficient ratings did not (after a
+// whole training run, whose artifact was then not written).
+const minEASELambda = 0.01
+
 // DownloadURLEnv names the variable `towerrecall data download` reads the
 // archive's URL from (a mirror of GroupLens).
 const DownloadURLEnv = "TOWERRECALL_DOWNLOAD_URL"
@@ -1016,8 +1022,8 @@ func (t Train) validate(m Model, bad func(field, format string, args ...any)) {
 		if !(t.DistillTemperature > 0 && t.DistillTemperature <= 100) {
 			bad("train.distill_temperature", "%g out of range (0, 100]", t.DistillTemperature)
 		}
-		if !(t.DistillLambda > 0 && t.DistillLambda <= 1e6) {
-			bad("train.distill_lambda", "%g out of range (0, 1e6]", t.DistillLambda)
+		if !(t.DistillLambda >= minEASELambda && t.DistillLambda <= 1e6) {
+			bad("train.distill_lambda", "%g out of range %g–1e6", t.DistillLambda, minEASELambda)
 		}
 	}
 	switch t.LRSchedule {
@@ -1171,8 +1177,8 @@ func (b Baselines) validate(bad func(field, format string, args ...any)) {
 	if !(b.RecentWindow >= 0 && b.RecentWindow <= 1) {
 		bad("baselines.recent_window", "%g out of range 0–1", b.RecentWindow)
 	}
-	if !(b.EASELambda >= 0 && b.EASELambda <= 1e9) {
-		bad("baselines.ease_lambda", "%g out of range 0–1e9", b.EASELambda)
+	if !(b.EASELambda == 0 || b.EASELambda >= minEASELambda && b.EASELambda <= 1e9) {
+		bad("baselines.ease_lambda", "%g out of range: 0 (off) or %g–1e9", b.EASELambda, minEASELambda)
 	}
 }
 

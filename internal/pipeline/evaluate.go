@@ -9,7 +9,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
@@ -219,6 +218,9 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 			r.Unscored++
 		}
 	}
+	if r.Unscored > 0 && r.Unscored == len(in.Test) {
+		return r, fmt.Errorf("pipeline: all %d test ratings are of movies the model does not have (a newer catalogue's): nothing to evaluate", r.Unscored)
+	}
 	var err error
 	if r.Model, err = eval.Evaluate(ctx, scorer, split, eval.DefaultKs(), workers); err != nil {
 		return r, err
@@ -254,7 +256,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 			}
 		}
 		r.RMSE = eval.RMSE(func(u, m int32) float32 {
-			return b.Model.PredictRating(ann.Dot(scorer.users[u], b.Vectors[int(m)*d:(int(m)+1)*d]))
+			return b.Model.Rating(scorer.users[u], b.Vectors[int(m)*d:(int(m)+1)*d])
 		}, test)
 		r.HasRMSE = true
 	}

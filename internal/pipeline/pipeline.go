@@ -86,12 +86,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	}
 	ix := NewIndex(in.Dataset)
 	fitIn, views, sel := selectionInputs(in, cfg.Train)
-	shipped := len(fitIn.Train) // what the shipped towers train on: the fit, or the refit on it and validation
-	if len(views) > 0 && cfg.Train.Refit {
-		shipped += len(fitIn.Valid)
-	}
-	if cfg.Train.Objective == train.Softmax && shipped < 2 {
-		return nil, fmt.Errorf("pipeline: the softmax objective trains on %d rating: an in-batch softmax needs two or more (a softmax over one has no negatives, so the towers would never train); give more training ratings, or use --objective pointwise", shipped)
+	if n := shippedMovies(fitIn, len(views) > 0 && cfg.Train.Refit); cfg.Train.Objective == train.Softmax && cfg.Train.UniformNegatives == 0 && n < 2 {
+		return nil, fmt.Errorf("pipeline: the softmax objective trains on ratings of %d movie: an in-batch softmax needs two or more movies (a rated movie is no negative of itself, so the towers would never train); give more training ratings, set train.uniform_negatives, or use --objective pointwise", n)
 	}
 	if t := cfg.Train; sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
 		opts.Logger.Warn().Int("train", len(in.Train)).
@@ -308,6 +304,21 @@ func gridWithZero(ws []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// shippedMovies counts the distinct movies the shipped towers train on:
+// the fit's training ratings, with refit also its validation ratings.
+func shippedMovies(fit Inputs, refit bool) int {
+	seen := map[movielens.MovieID]bool{}
+	for _, r := range fit.Train {
+		seen[r.Movie] = true
+	}
+	if refit {
+		for _, r := range fit.Valid {
+			seen[r.Movie] = true
+		}
+	}
+	return len(seen)
 }
 
 // selectionInputs returns the inputs the towers are fitted and selected

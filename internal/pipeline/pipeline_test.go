@@ -519,11 +519,17 @@ func TestEvaluateCountsUnscored(t *testing.T) {
 	if r.Unscored != 1 || r.JSON()["test_ratings_unscored"] != 1 {
 		t.Errorf("unscored %d, JSON %v", r.Unscored, r.JSON()["test_ratings_unscored"])
 	}
+	// Only such ratings: refused, saying why ("no test users" did not).
+	_, err = Evaluate(context.Background(), b, &newer, EvalInputs{Train: in.Train, Test: test[len(test)-1:]}, 1)
+	if err == nil || !strings.Contains(err.Error(), "all 1 test ratings are of movies the model does not have") {
+		t.Errorf("a test file of new movies only: err %v", err)
+	}
 }
 
-// TestTrainSoftmaxOneRating: an in-batch softmax over one rating has no
-// negatives and takes no step, so the towers the artifact would ship were
-// never trained: Train refuses, naming the objective that does train.
+// TestTrainSoftmaxOneRating: an in-batch softmax over ratings of one movie
+// (one rating, or many) has no negatives and takes no step, so the towers
+// the artifact would ship were never trained: Train refuses, naming the
+// objective that does train, unless uniform negatives are drawn.
 func TestTrainSoftmaxOneRating(t *testing.T) {
 	t.Parallel()
 	ds := movielens.Demo(1)
@@ -548,8 +554,29 @@ func TestTrainSoftmaxOneRating(t *testing.T) {
 	// With a second rating in the refit, the shipped towers train.
 	cfg := demoConfig(1)
 	cfg.Train.Candidates = nil
+	if ds.Ratings[0].Movie == ds.Ratings[1].Movie {
+		t.Fatal("the demo's first two ratings are of one movie")
+	}
 	if _, err := Train(context.Background(), Inputs{Dataset: ds, Train: one, Valid: ds.Ratings[1:2]}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
 		t.Errorf("softmax on one rating and one validation rating (refit on both): %v", err)
+	}
+	// Many ratings of one movie are no better: the movie is no negative
+	// of itself. Uniform negatives are.
+	var oneMovie []movielens.Rating
+	for _, r := range ds.Ratings {
+		if r.Movie == ds.Ratings[0].Movie {
+			oneMovie = append(oneMovie, r)
+		}
+	}
+	if len(oneMovie) < 5 {
+		t.Fatalf("%d ratings of movie %d", len(oneMovie), ds.Ratings[0].Movie)
+	}
+	if _, err := Train(context.Background(), Inputs{Dataset: ds, Train: oneMovie}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err == nil || !strings.Contains(err.Error(), "ratings of 1 movie") {
+		t.Errorf("softmax on %d ratings of one movie: err %v, want a refusal", len(oneMovie), err)
+	}
+	cfg.Train.UniformNegatives = 8
+	if _, err := Train(context.Background(), Inputs{Dataset: ds, Train: oneMovie}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow}); err != nil {
+		t.Errorf("softmax with uniform negatives on ratings of one movie: %v", err)
 	}
 }
 

@@ -306,7 +306,7 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 		}
 		sco := Score{MovieID: id, Score: ann.Dot(sc.q, vec)}
 		if head {
-			r := snap.bundle.Model.PredictRating(sco.Score)
+			r := snap.bundle.Model.Rating(sc.q, vec)
 			sco.Rating = &r
 		}
 		out.Scores = append(out.Scores, sco)

@@ -328,7 +328,7 @@ func (m *Model) UserVocab() []int { return slices.Clone(m.userVocab) }
 // MovieVocab returns the movie vocabulary sizes the model was built for.
 func (m *Model) MovieVocab() []int { return slices.Clone(m.movieVocab) }
 
-// HasRatingHead reports whether PredictRating is meaningful.
+// HasRatingHead reports whether Rating is meaningful.
 func (m *Model) HasRatingHead() bool { return m.head != nil }
 
 // User is the user tower (for the trainer).
@@ -341,11 +341,21 @@ func (m *Model) Movie() *Tower { return m.movie }
 // trainer), or nil.
 func (m *Model) Head() []float32 { return m.head }
 
-// PredictRating maps a dot product to a rating in [1, 5]:
-// 1 + 4·sigmoid(a·dot + b). With a > 0 it is increasing in dot, so ranking by
-// the predicted rating equals ranking by the score. Without a head it
-// returns 0.
-func (m *Model) PredictRating(dot float32) float32 {
+// Rating predicts the rating of the movie with vector movie by the user
+// with vector user (UserVector's and MovieVector's) from the towers'
+// inner product alone, as the head was trained: a prior's weighted bias,
+// in the last dimension, is part of the score but not of the rating.
+// Without a head it returns 0.
+func (m *Model) Rating(user, movie []float32) float32 {
+	d := m.cfg.Dim
+	return m.predictRating(nn.Dot(user[:d], movie[:d]))
+}
+
+// predictRating maps the towers' inner product to a rating in [1, 5]:
+// 1 + 4·sigmoid(a·dot + b). With a > 0 it is increasing in dot, so without
+// a prior, ranking by the predicted rating equals ranking by the score.
+// Without a head it returns 0.
+func (m *Model) predictRating(dot float32) float32 {
 	if m.head == nil {
 		return 0
 	}

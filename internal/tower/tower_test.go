@@ -256,14 +256,38 @@ func TestPredictRatingMonotone(t *testing.T) {
 	m.Head()[0], m.Head()[1] = 2, -0.5
 	prev := float32(0)
 	for d := float32(-5); d <= 5; d += 0.25 {
-		r := m.PredictRating(d)
+		r := m.predictRating(d)
 		if !(r >= 1 && r <= 5 && r >= prev) { // NaN-safe: every comparison with NaN is false
 			t.Fatalf("PredictRating(%g) = %g (prev %g)", d, r, prev)
 		}
 		prev = r
 	}
-	if smallModel(t, smallConfig(true, false, false), 6).PredictRating(1) != 0 {
+	if smallModel(t, smallConfig(true, false, false), 6).predictRating(1) != 0 {
 		t.Fatal("PredictRating without head")
+	}
+}
+
+// TestRatingIgnoresPrior: a rating model with a prior predicts from the
+// towers' inner product, as its head was trained, not from the score with
+// the prior's weighted bias (which pinned every rating near 1).
+func TestRatingIgnoresPrior(t *testing.T) {
+	t.Parallel()
+	m := smallModel(t, smallConfig(false, true, true), 6)
+	m.Head()[0], m.Head()[1] = 2, -0.5
+	u, mv := feature.Encoded{{1}, {2}}, feature.Encoded{{3}, {1}}
+	tu, tm := make([]float32, m.Dim()), make([]float32, m.Dim())
+	m.UserVector(tu, u)
+	m.MovieVector(tm, mv)
+	want := m.Rating(tu, tm)
+	if want != m.predictRating(nn.Dot(tu, tm)) || !(want >= 1 && want <= 5) {
+		t.Fatalf("without a prior: Rating %g, head of the inner product %g", want, m.predictRating(nn.Dot(tu, tm)))
+	}
+	m.SetPrior(&Prior{Weight: 3, DefaultBias: -7})
+	pu, pm := make([]float32, m.Dim()), make([]float32, m.Dim())
+	m.UserVector(pu, u)
+	m.MovieVector(pm, mv)
+	if got := m.Rating(pu, pm); got != want {
+		t.Errorf("with a prior: Rating %g, want the towers' %g (the whole score would give %g)", got, want, m.predictRating(nn.Dot(pu, pm)))
 	}
 }
 
