@@ -107,6 +107,13 @@ Usage:
 Run "towerrecall COMMAND -h" for a command's flags.
 `
 
+// printWarnings writes each warning on its own line of stderr.
+func printWarnings(stderr io.Writer, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "towerrecall: warning:", w)
+	}
+}
+
 // run is the whole program; main only supplies the process's environment
 // (env: KEY=value entries, as os.Environ returns them).
 func run(ctx context.Context, args []string, env []string, stdout, stderr io.Writer) error {
@@ -134,9 +141,7 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 	}
 	unknown := config.UnknownEnv(env)
 	if cmd != "serve" { // serve logs them
-		for _, w := range unknown {
-			fmt.Fprintln(stderr, "towerrecall: warning:", w)
-		}
+		printWarnings(stderr, unknown)
 	}
 	var err error
 	switch cmd {

@@ -38,9 +38,7 @@ import (
 func runServe(ctx context.Context, args []string, getenv func(string) string, unknownEnv []string, stdout, stderr io.Writer) (err error) {
 	cfg, err := serveConfig(args, getenv, stdout, stderr)
 	if err != nil {
-		for _, w := range unknownEnv {
-			fmt.Fprintln(stderr, "towerrecall: warning:", w)
-		}
+		printWarnings(stderr, unknownEnv)
 		return err
 	}
 	bw, logger, err := serveLogger(stderr, cfg.Log)

@@ -306,19 +306,26 @@ func gridWithZero(ws []float64) []float64 {
 	return out
 }
 
-// shippedMovies counts the distinct movies the shipped towers train on:
-// the fit's training ratings, with refit also its validation ratings.
+// shippedMovies counts the distinct movies the shipped towers train on
+// (the fit's training ratings, with refit also its validation ratings),
+// up to 2: the softmax check needs no more, and stops at the second.
 func shippedMovies(fit Inputs, refit bool) int {
-	seen := map[movielens.MovieID]bool{}
-	for _, r := range fit.Train {
-		seen[r.Movie] = true
-	}
+	sets := [][]movielens.Rating{fit.Train}
 	if refit {
-		for _, r := range fit.Valid {
-			seen[r.Movie] = true
+		sets = append(sets, fit.Valid)
+	}
+	n, first := 0, movielens.MovieID(0)
+	for _, rs := range sets {
+		for _, r := range rs {
+			switch {
+			case n == 0:
+				n, first = 1, r.Movie
+			case r.Movie != first:
+				return 2
+			}
 		}
 	}
-	return len(seen)
+	return n
 }
 
 // selectionInputs returns the inputs the towers are fitted and selected
