@@ -1050,8 +1050,12 @@ func (t Train) validate(m Model, bad func(field, format string, args ...any)) {
 		}
 	}
 	for i, name := range t.Candidates {
-		if !slices.Contains([]string{"default", "recent-history", "random-split", "reference"}, name) {
-			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is not a preset (default, recent-history, random-split, reference)", name)
+		if name == "default" {
+			// A search runs only for the default recipe (RecipeChanges), which
+			// train fits first as the configured one: it would train twice.
+			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is the configured recipe, which train always fits: list only the other presets (recent-history, random-split, reference)", name)
+		} else if !slices.Contains([]string{"recent-history", "random-split", "reference"}, name) {
+			bad(fmt.Sprintf("train.candidates[%d]", i), "%q is not a preset (recent-history, random-split, reference)", name)
 		} else if j := slices.Index(t.Candidates[:i], name); j >= 0 {
 			bad(fmt.Sprintf("train.candidates[%d]", i), "%q repeats train.candidates[%d]", name, j)
 		}

@@ -597,7 +597,7 @@ func TestCandidate(t *testing.T) {
 	if ch := RandomSplit().RecipeChanges(); !slices.Contains(ch, "model.user") || !slices.Contains(ch, "train.user_weight") {
 		t.Errorf("RandomSplit().RecipeChanges() = %q", ch)
 	}
-	for _, bad := range [][]string{{"nope"}, {""}, {"softmax"}, {"random-split", "random-split"}} {
+	for _, bad := range [][]string{{"nope"}, {""}, {"softmax"}, {"default"}, {"random-split", "default"}, {"random-split", "random-split"}} {
 		c := Default()
 		c.Train.Candidates = bad
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "train.candidates[") {

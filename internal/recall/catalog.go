@@ -73,21 +73,7 @@ func (e *JournalError) Unwrap() error { return e.Err }
 // any change is made. A nil j applies entries read-only (a replica
 // without a catalogue token): changes are refused.
 func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
-	s.catMu.Lock()
-	s.journal = j
-	s.writable.Store(j != nil && j.Err() == nil)
-	s.journaled.Store(j != nil)
-	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
-	for _, e := range entries {
-		s.latest[e.MovieID] = e
-	}
-	s.unsynced = nil
-	v := s.pending
-	if v != nil {
-		st := s.replay(v.snap)
-		s.logger.Info().Interface("catalog", st).Msg("catalogue journal applied")
-	}
-	s.catMu.Unlock()
+	v := s.attach(j, entries)
 	s.commitMu.Lock()
 	if n := len(entries); n > 0 {
 		s.durable = max(s.durable, entries[n-1].Seq) // read back from disk
@@ -96,6 +82,33 @@ func (s *Service) AttachJournal(j Journal, entries []catalog.Entry) {
 	if v != nil {
 		_ = s.commit(0, true) // publish
 	}
+}
+
+// attach is AttachJournal's part under s.catMu; it returns the model the
+// entries were replayed over (nil: none loaded yet).
+func (s *Service) attach(j Journal, entries []catalog.Entry) *view {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	s.journal = j
+	s.writable.Store(j != nil && j.Err() == nil)
+	s.journaled.Store(j != nil)
+	s.latest = make(map[movielens.MovieID]catalog.Entry, len(entries))
+	for _, e := range entries {
+		s.latest[e.MovieID] = e
+	}
+	s.unsynced = nil
+	if s.pending != nil {
+		st := s.replay(s.pending.snap)
+		s.logger.Info().Interface("catalog", st).Msg("catalogue journal applied")
+	}
+	return s.pending
+}
+
+// replayLocked is replay under s.catMu.
+func (s *Service) replayLocked(snap *snapshot) replayStats {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	return s.replay(snap)
 }
 
 // compactSlack is how many dead overlay rows beyond twice the live ones

@@ -111,16 +111,7 @@ func (s *Service) flush() (uint64, error) {
 		if err != nil {
 			// Not durable: never answered, never shown. Serve what is
 			// durable (and refuse later changes: commitErr).
-			s.catMu.Lock()
-			s.catErr = errors.Join(errCommitted, err)
-			s.writable.Store(false)
-			s.unsynced = nil
-			// The newest model: a Load may have replaced s.pending's
-			// while this fsync ran, and it must stay.
-			s.replay(s.pending.snap)
-			v = s.pending
-			s.catMu.Unlock()
-			s.live.Store(v)
+			s.live.Store(s.refuseChanges(err))
 			return 0, err
 		}
 		last = batch[len(batch)-1].Seq
@@ -137,4 +128,17 @@ func (s *Service) flush() (uint64, error) {
 		s.live.Store(v)
 	}
 	return last, nil
+}
+
+// refuseChanges turns catalogue changes off after a failed fsync (err) and
+// returns the newest model with the durable changes alone: a Load may have
+// replaced s.pending's while the fsync ran, and it must stay.
+func (s *Service) refuseChanges(err error) *view {
+	s.catMu.Lock()
+	defer s.catMu.Unlock()
+	s.catErr = errors.Join(errCommitted, err)
+	s.writable.Store(false)
+	s.unsynced = nil
+	s.replay(s.pending.snap)
+	return s.pending
 }

@@ -120,9 +120,7 @@ func (s *Service) Load(b *artifact.Bundle) error {
 		return err
 	}
 	snap.info.LoadedAt = time.Now().UTC()
-	s.catMu.Lock()
-	st := s.replay(snap)
-	s.catMu.Unlock()
+	st := s.replayLocked(snap)
 	// Publish it once every change it replays is durable (changes written
 	// but not yet synced are replayed too, and synced now).
 	_ = s.commit(0, true)
