@@ -107,7 +107,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err != nil {
 		return nil, err
 	}
-	if val != nil && len(val.popularity) > 0 {
+	if val != nil && len(val.popularity) > 1 {
 		sel.ViewPopularity = val.popularity
 		msg := "validation views: settings maximise valid_score, the mean of each view's Recall@10 / its popularity Recall@10"
 		if !val.relative() {
@@ -140,6 +140,11 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		// Every choice below was a tie of zeros: the first epoch, no prior.
 		opts.Logger.Warn().Int("valid", len(fitIn.Valid)).Int("epochs", fitted.res.BestEpoch).
 			Msg("validation hit nothing at any epoch (are its movies absent from the training ratings?): the epoch count, the prior and the recipe were not chosen, only the first of equal zeros kept")
+	} else if val != nil && fitted.score <= val.popularityScore() {
+		// E.g. a learning rate that makes training diverge: the run
+		// completes, and its model is no better than counting ratings.
+		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", val.popularityScore()).
+			Msg("the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)")
 	}
 	sel.Epochs = fitted.res.BestEpoch
 	if fitted.searched {
@@ -388,8 +393,8 @@ func selectionInputs(in Inputs, t config.Train) (Inputs, [][]movielens.Rating, a
 
 // validation is what the epoch count and the prior are chosen on: one
 // split per view (a view's positives are its ratings; the fitting ratings
-// and the other views' are excluded) and, with two or more views, each
-// view's popularity Recall@10 (counted on the fitting ratings).
+// and the other views' are excluded) and each view's popularity Recall@10
+// (counted on the fitting ratings).
 type validation struct {
 	splits     []*eval.Split
 	popularity []float64
@@ -414,15 +419,23 @@ func newValidation(ctx context.Context, ix *Index, fitTrain []movielens.Rating, 
 		}
 		sp := ix.Split(fitTrain, others, view)
 		v.splits = append(v.splits, sp)
-		if len(views) > 1 {
-			met, err := eval.Evaluate(ctx, pop, sp, []int{10}, workers)
-			if err != nil {
-				return nil, err
-			}
-			v.popularity = append(v.popularity, met["recall@10"])
+		met, err := eval.Evaluate(ctx, pop, sp, []int{10}, workers)
+		if err != nil {
+			return nil, err
 		}
+		v.popularity = append(v.popularity, met["recall@10"])
 	}
 	return v, nil
+}
+
+// popularityScore is popularity's objective on v (1 when relative): a
+// model at or below it learnt nothing popularity does not know.
+func (v *validation) popularityScore() float64 {
+	total := 0.0
+	for i, p := range v.popularity {
+		total += p / v.norm(i)
+	}
+	return total
 }
 
 // norm is what view i's Recall@10 is divided by in the objective: 1 with

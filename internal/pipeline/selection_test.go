@@ -233,3 +233,36 @@ func TestValidationNorm(t *testing.T) {
 		}
 	}
 }
+
+// A run whose towers learn nothing (here a learning rate that makes
+// unnormalised towers diverge) still ships, but its log says the model
+// does not beat popularity on validation; a sound run says nothing.
+func TestTrainWarnsBelowPopularity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains models")
+	}
+	t.Parallel()
+	const warning = "does not beat popularity on validation"
+	for _, tc := range []struct {
+		name string
+		lr   float32
+		want bool
+	}{{"default", 0, false}, {"diverging", 9.9, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := demoConfig(3)
+			cfg.Train.Candidates = nil
+			cfg.Train.PriorWeights = nil // no prior to stand in for the towers
+			if tc.lr > 0 {
+				cfg.Model.Normalize, cfg.Train.LearningRate = false, tc.lr
+			}
+			var logs bytes.Buffer
+			if _, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow}); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(logs.String(), warning); got != tc.want {
+				t.Errorf("warning logged: %v, want %v; log:\n%s", got, tc.want, logs.String())
+			}
+		})
+	}
+}
