@@ -140,10 +140,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		// Every choice below was a tie of zeros: the first epoch, no prior.
 		opts.Logger.Warn().Int("valid", len(fitIn.Valid)).Int("epochs", fitted.res.BestEpoch).
 			Msg("validation hit nothing at any epoch (are its movies absent from the training ratings?): the epoch count, the prior and the recipe were not chosen, only the first of equal zeros kept")
-	} else if val != nil && fitted.score <= val.popularityScore() {
+	} else if pop := val.popularityScore(); val != nil && fitted.score <= pop {
 		// E.g. a learning rate that makes training diverge: the run
 		// completes, and its model is no better than counting ratings.
-		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", val.popularityScore()).
+		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", pop).
 			Msg("the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)")
 	}
 	sel.Epochs = fitted.res.BestEpoch
@@ -428,9 +428,13 @@ func newValidation(ctx context.Context, ix *Index, fitTrain []movielens.Rating, 
 	return v, nil
 }
 
-// popularityScore is popularity's objective on v (1 when relative): a
-// model at or below it learnt nothing popularity does not know.
+// popularityScore is popularity's objective on v (1 when relative; 0
+// without validation): a model at or below it learnt nothing popularity
+// does not know.
 func (v *validation) popularityScore() float64 {
+	if v == nil {
+		return 0
+	}
 	total := 0.0
 	for i, p := range v.popularity {
 		total += p / v.norm(i)
