@@ -85,6 +85,10 @@ func TestRecallBatch(t *testing.T) {
 			t.Errorf("%.60s: detail %q does not say null is not allowed", bad.body, p.Detail)
 		}
 	}
+	w = ts.call("POST", "/recall/batch", jsonCT, "null") // as /recall answers it
+	if p := decodeProblemBody(t, w); w.Code != 400 || p.Type != problemTypePrefix+string(codeMalformed) || p.Field != "" {
+		t.Errorf("null batch: status %d, problem %+v", w.Code, p)
+	}
 }
 
 // TestRecallBatchDeadline: entries left when the deadline passes get a

@@ -73,6 +73,7 @@ func badRequests() []badRequest {
 		{name: "user is an array", body: `{"user":[1]}`, field: "user"},
 		{name: "unknown member", body: `{"user":{},"kk":1}`, field: "kk"},
 		{name: "unknown nested member", body: `{"user":{"name":"x"}}`, field: "user.name"},
+		{name: "unknown member with an empty name", body: `{"":1}`, field: ""}, // an object all the same, not malformed
 		{name: "unknown nested member named like an index", body: `{"user":{"5":1}}`, field: "user.5"},
 		{name: "member in other case", body: `{"user":{},"K":5}`, field: "K"},
 		{name: "nested member in other case", body: `{"user":{"Gender":"F"}}`, field: "user.Gender"},

@@ -146,6 +146,9 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error
 	if aerr != nil {
 		return aerr
 	}
+	if _, aerr := queryParams(r); aerr != nil { // ?dry_run=true must not delete
+		return aerr
+	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.DeleteMovie(ctx, id)

@@ -37,6 +37,7 @@ func TestCatalogRoutes(t *testing.T) {
 		{"new movie", "PUT", "/movies/200001", bearer, `{"title":"Arrival (2016)","genres":["Drama","Sci-Fi"],"year":2016}`, 201, "", ""},
 		{"same movie again replaces it", "PUT", "/movies/200001", bearer, `{"title":"Arrival","genres":["Drama"]}`, 200, "", ""},
 		{"scheme in any case", "PUT", "/movies/200002", "bearer " + testToken, `{"title":"x","genres":["Drama"]}`, 201, "", ""},
+		{"delete with a query parameter", "DELETE", "/movies/200002?dry_run=true", bearer, "", 400, "dry_run", ""}, // refused, not ignored
 		{"delete", "DELETE", "/movies/200002", bearer, "", 200, "", ""},
 		{"delete unknown", "DELETE", "/movies/200002", bearer, "", 404, "movie_id", ""},
 		{"no token", "PUT", "/movies/1", "", `{"title":"x","genres":["Drama"]}`, 401, "", `Bearer realm="towerrecall catalogue"`},
@@ -77,6 +78,7 @@ func TestCatalogRoutes(t *testing.T) {
 		{"malformed", "PUT", "/movies/5", bearer, `{"title":"x",`, 400, "", ""},
 		{"query parameter", "PUT", "/movies/5?year=1999", bearer, `{"title":"x","genres":["Drama"]}`, 400, "year", ""},
 		{"get is not allowed", "GET", "/movies/5", "", "", 405, "", ""},
+		{"patch is not allowed, id with an encoded slash", "PATCH", "/movies/1%2F2", bearer, "", 405, "", ""}, // routed undecoded
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := ts.callAuth(tc.method, tc.path, tc.auth, tc.body)

@@ -128,8 +128,6 @@ func decodeProblem(body []byte, err error) *apiError {
 	}
 	f := field(se.JSONPointer)
 	switch {
-	case f == "":
-		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	case errors.Is(err, json.ErrUnknownName):
 		// The pointer ends at the unknown name, which is a member's even
 		// when it looks like an index ({"user":{"5":1}} → user.5).
@@ -139,6 +137,8 @@ func decodeProblem(body []byte, err error) *apiError {
 		}
 		f += name
 		return invalid(f, "unknown member "+quote(f)+" (member names are case-sensitive)")
+	case f == "":
+		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 	}
 	want := "a value"
 	if se.GoType != nil {

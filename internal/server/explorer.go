@@ -99,7 +99,7 @@ func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
 		name, _ = url.QueryUnescape(name) // ParseQuery has accepted it
 		switch {
 		case len(known) == 0:
-			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes none: send every member in the JSON body)")
+			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes none)")
 		case !slices.Contains(known, name):
 			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes "+fmt.Sprint(known)+")")
 		case len(v[name]) > 1:

@@ -71,7 +71,9 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return decodeProblem(raw, err)
 	}
-	if at, ok := nullAt(raw); ok && at == "/requests" {
+	if at, ok := nullAt(raw); ok && at == "" {
+		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
+	} else if ok && at == "/requests" {
 		return invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)")
 	}
 	if n := len(body.Requests); n == 0 || n > s.cfg.BatchMax {
@@ -210,7 +212,7 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 	var allowed []string
 	pattern := ""
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-		if p := s.mux.Find(chi.NewRouteContext(), m, r.URL.Path); p != "" {
+		if p := s.mux.Find(chi.NewRouteContext(), m, r.URL.EscapedPath()); p != "" { // as chi routed it
 			allowed, pattern = append(allowed, m), p
 			if m == http.MethodGet {
 				allowed = append(allowed, http.MethodHead) // see GetHead in routes
