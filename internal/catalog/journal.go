@@ -235,12 +235,14 @@ func read(f *os.File, path string) (Replay, int64, error) {
 	for n := 1; ; n++ {
 		raw, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) { // longer than any line Write writes
-			// Only a run of zeros (blocks allocated, their data lost) is a
-			// torn write this long; a journal line never is.
-			if blank(raw) {
-				if rest, _ := io.ReadAll(r); blank(rest) {
-					return rep, off, nil
-				}
+			// Only a torn write is this long: nothing or a piece of one
+			// journal line, then a run of zeros (blocks allocated, their
+			// data lost); a journal line never is.
+			piece := bytes.TrimRight(raw, "\x00")
+			zeros := len(piece) < len(raw)
+			piece = bytes.Clone(piece) // ReadSlice's bytes are overwritten by the next read
+			if rest, _ := io.ReadAll(r); zeros && torn(piece, rest) {
+				return rep, off, nil
 			}
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: "line too long"}
 		}

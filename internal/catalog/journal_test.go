@@ -100,6 +100,7 @@ func TestJournalTornTail(t *testing.T) {
 		{"zeros (block allocated, data lost)", func([]byte) []byte { return make([]byte, 300) }},
 		{"more zeros than a line may hold", func([]byte) []byte { return make([]byte, 70_000) }},
 		{"half a line, then zeros", func(next []byte) []byte { return append(bytes.Clone(next[:len(next)/2]), make([]byte, 8192)...) }},
+		{"half a line, then more zeros than a line may hold", func(next []byte) []byte { return append(bytes.Clone(next[:len(next)/2]), make([]byte, 70_000)...) }},
 		{"the first two bytes", func(next []byte) []byte { return next[:2] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
