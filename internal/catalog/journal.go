@@ -363,8 +363,8 @@ func (j *Journal) Write(e Entry) (Entry, error) {
 func (j *Journal) write(e Entry) (_ Entry, failed bool, _ error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err != nil {
-		return Entry{}, false, j.err
+	if j.err != nil { // %v: e is not written, whatever j.err's doubt
+		return Entry{}, false, fmt.Errorf("catalog: writing is off since an earlier failure: %v", j.err)
 	}
 	if e.Op == OpPut {
 		if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {

@@ -545,6 +545,9 @@ func TestJournalFailureRollsBack(t *testing.T) {
 				if j.Sync(2) == nil || j.Err() == nil {
 					t.Error("the failure is not sticky")
 				}
+				if _, err := j.Write(es[2]); err == nil || errors.Is(err, ErrInDoubt) {
+					t.Errorf("a write after the failure: %v, want refused and not in doubt (it was never written)", err)
+				}
 				j.Close()
 			}
 			rep, err := ReadFile(path)

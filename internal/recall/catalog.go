@@ -345,8 +345,8 @@ func (s *Service) changeable() (*view, error) {
 		return nil, NoModelError{}
 	case s.journal == nil:
 		return nil, ReadOnlyError{}
-	case s.catErr != nil:
-		return nil, &JournalError{Err: s.catErr}
+	case s.catErr != nil: // %v: this change was never written, whatever that failure's doubt
+		return nil, &JournalError{Err: fmt.Errorf("changes are off since a failed fsync: %v", s.catErr)}
 	}
 	return s.pending, nil
 }

@@ -247,7 +247,7 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 	if _, err := s.PutMovie(ctx, Movie{MovieID: 9001, Title: "kept", Genres: []string{"Drama"}}); err != nil {
 		t.Fatal(err)
 	}
-	bad := errors.New("EIO")
+	bad := fmt.Errorf("EIO; the cut failed too: %w", catalog.ErrInDoubt) // the worst case
 	sj.fail.Store(&bad)
 	var wg sync.WaitGroup
 	var refused atomic.Int64
@@ -273,6 +273,8 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 	}
 	if _, err := s.DeleteMovie(ctx, 9001); !errors.As(err, new(*JournalError)) {
 		t.Fatalf("delete after a failed fsync: %v", err)
+	} else if errors.Is(err, catalog.ErrInDoubt) { // refused before any write: not in doubt
+		t.Fatalf("delete after a failed fsync is called in doubt: %v", err)
 	}
 	check := func() {
 		t.Helper()
