@@ -125,8 +125,13 @@ type MovieInput struct {
 // code sent as "t8h1n" meets ML-100K's "T8H1N".
 func ZipPrefix(zip string) string {
 	zip = strings.TrimSpace(zip)
-	if len(zip) > 3 {
-		zip = zip[:3]
+	n := 0
+	for i := range zip { // characters, not bytes: a cut rune would be invalid UTF-8
+		if n == 3 {
+			zip = zip[:i]
+			break
+		}
+		n++
 	}
 	return strings.ToUpper(zip)
 }

@@ -182,7 +182,8 @@ func TestBuckets(t *testing.T) {
 			t.Errorf("YearBucket(%d) = %q, want %q", tt.year, got, tt.want)
 		}
 	}
-	if ZipPrefix(" 55117-1234 ") != "551" || ZipPrefix("12") != "12" || ZipPrefix("t8h1n") != ZipPrefix("T8H1N") {
+	if ZipPrefix(" 55117-1234 ") != "551" || ZipPrefix("12") != "12" || ZipPrefix("t8h1n") != ZipPrefix("T8H1N") ||
+		ZipPrefix("kxé12") != "KXÉ" || ZipPrefix("éé") != "ÉÉ" {
 		t.Error("ZipPrefix")
 	}
 }

@@ -82,12 +82,14 @@ func ParseUser1M(line string) (User, error) {
 	return User{ID: UserID(id), Gender: g, Age: age, Occupation: occ, Zip: zip}, nil
 }
 
-// parseZip returns a zip code as written, without surrounding space. One
-// holding a control or format character is a corrupt line: it would be
-// stored as the user's feature and served back by /recall, which refuses
-// such a zip in a request.
+// parseZip returns a zip code as written, without surrounding space,
+// decoded from ISO-8859-1 as titles are (a raw byte would reach the
+// artifact's JSON as U+FFFD, and training and serving would see two
+// zips). One holding a control or format character is a corrupt line: it
+// would be stored as the user's feature and served back by /recall, which
+// refuses such a zip in a request.
 func parseZip(s string) (string, error) {
-	z := strings.TrimSpace(s)
+	z := strings.TrimSpace(latin1ToUTF8(s))
 	if strings.IndexFunc(z, hiddenRune) >= 0 {
 		return "", fmt.Errorf("zip %q must not contain control or format characters", clip(z))
 	}
