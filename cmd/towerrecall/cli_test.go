@@ -624,6 +624,28 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	if manifest() != before {
 		t.Fatal("train after a stop rewrote the artifact")
 	}
+	// eval's inputs are good (the ratings halved), so only the stop ends it.
+	lines, err := os.ReadFile(ratings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.SplitAfter(string(lines), "\n")
+	half1, half2 := filepath.Join(dir, "half1.dat"), filepath.Join(dir, "half2.dat")
+	for f, part := range map[string][]string{half1: all[:len(all)/2], half2: all[len(all)/2:]} {
+		if err := os.WriteFile(f, []byte(strings.Join(part, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	halfModel := filepath.Join(dir, "half")
+	if _, err := cli("train", "--config", noPrior, "--data", data, "--train", half1, "--out", halfModel, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli("eval", "--model", halfModel, "--data", data, "--train", half1, "--test", half2); err != nil {
+		t.Fatalf("eval of the halves: %v", err)
+	}
+	if _, err := cliCtx(stopped, "eval", "--model", halfModel, "--data", data, "--train", half1, "--test", half2); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("eval after a stop: err = %v", err)
+	}
 	out, err := cli("prior", "--model", model, "--data", data, "--ratings", ratings)
 	if err != nil || !strings.Contains(out, "prior recounted from") {
 		t.Fatalf("prior with the model's own data: %q, %v", out, err)

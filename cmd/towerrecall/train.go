@@ -501,8 +501,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
 		Baselines: pipeline.BaselinesOf(bc)}, *workers)
-	if err != nil {
-		return err
+	if err := cmp.Or(interrupted(ctx), err); err != nil {
+		return err // a signal says "interrupted", not "EASE: context canceled"
 	}
 	if n, first := otherUsers(b.Profiles, in.Dataset); n > 0 {
 		fmt.Fprintf(stderr, "eval: warning: %d of the model's %d stored users have other features in --data %s (first: user %d): the metrics use the data's features, which the model was not trained on and does not serve\n", n, len(b.Profiles), *dataDir, first)
