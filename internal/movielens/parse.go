@@ -63,11 +63,11 @@ func ParseUser1M(line string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	age, err := strconv.Atoi(f[2])
+	age, err := strconv.Atoi(strings.TrimSpace(f[2])) // spaces as the other fields allow them
 	if err != nil || !isML1MAge(age) {
 		return User{}, fmt.Errorf("age %q is not an ML-1M age code (1, 18, 25, 35, 45, 50, 56)", clip(f[2]))
 	}
-	code, err := strconv.Atoi(f[3])
+	code, err := strconv.Atoi(strings.TrimSpace(f[3]))
 	if err != nil {
 		return User{}, fmt.Errorf("occupation %q is not a number", clip(f[3]))
 	}

@@ -25,6 +25,7 @@ func TestParseUser1M(t *testing.T) {
 		{name: "too many", line: "1::F::18::2::1::2", err: "got more"},
 		{name: "empty", line: "", err: "want 5 fields"},
 		{name: "empty zip", line: "4::F::18::2::", want: User{ID: 4, Gender: "F", Age: 18, Occupation: "artist"}},
+		{name: "spaces around fields", line: " 4 :: F :: 18 :: 2 :: 48067 ", want: User{ID: 4, Gender: "F", Age: 18, Occupation: "artist", Zip: "48067"}},
 		{name: "ISO-8859-1 zip", line: "5::F::18::2::K\xe9291", want: User{ID: 5, Gender: "F", Age: 18, Occupation: "artist", Zip: "Ké291"}}, // decoded as titles are
 		{name: "control in zip", line: "1::F::1::10::480\x0067", err: `zip "480\x0067" must not contain control`},
 		{name: "format character in zip", line: "1::F::1::10::48067\u200b", err: "zip"},
