@@ -176,6 +176,10 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 		if d.cold != nil && d.cold[t.rows[i].User] {
 			bias, shift = d.biasCold, d.shiftCold
 		}
+		// A movie's id-less twin (Recipe.Apply) is another entity and
+		// stays a negative of its movie's rows, and the movie of its
+		// twin's: masking them as accidental hits lowered validation on
+		// 6 of 8 splits and seeds (docs/experiments.md, twenty-third round).
 		logits := func() {
 			copy(s, bias[:nK])
 			nn.FMARows(s, qs, 1, kt, nK, dim)
