@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -1263,6 +1264,9 @@ func port(addr string) string {
 // empty, the port a number up to 65535 or a service name) before anything
 // is loaded or trained.
 func checkAddr(addr string) error {
+	if strings.ContainsFunc(addr, unicode.IsSpace) { // ":8080 " would fail only at listen, as "unknown port"
+		return errors.New("contains a space")
+	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("want host:port such as :8080 or 127.0.0.1:8080 (%v)", err)

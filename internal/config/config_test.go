@@ -632,6 +632,7 @@ func TestServeAddr(t *testing.T) {
 	}{
 		{":8080", true}, {"127.0.0.1:0", true}, {"[::1]:8080", true}, {"localhost:http", true}, {":65535", true},
 		{"", false}, {"bad", false}, {"127.0.0.1", false}, {"127.0.0.1:", false}, {":65536", false}, {":99999999999", false}, {"[::1:8080", false},
+		{":8080 ", false}, {" :8080", false}, {"localhost:http\t", false},
 	} {
 		c := Default()
 		c.Serve.Addr = tt.addr

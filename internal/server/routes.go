@@ -81,7 +81,7 @@ func (s *Server) routes() *chi.Mux {
 	r.Get("/healthz", s.handle(s.handleHealthz))
 	r.Get("/readyz", s.handle(s.handleReadyz))
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		ErrorLog:      ErrorLog(s.logger.With().Str("component", "metrics").Logger()),
+		ErrorLog:      metricsErrorLog{s.logger.With().Str("component", "metrics").Logger()},
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	return r

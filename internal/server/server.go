@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -259,6 +260,21 @@ type httpErrorLog struct{ l zerolog.Logger }
 // ErrorLog is an error log for an http.Server (or promhttp) that writes
 // each of its lines to l at error level.
 func ErrorLog(l zerolog.Logger) *log.Logger { return log.New(httpErrorLog{l}, "", 0) }
+
+// metricsErrorLog is promhttp's error log: a scraper that hangs up mid-answer
+// (a scrape timeout) makes one error per remaining metric family, which is
+// the client's doing, so those go to debug; anything else is an error.
+type metricsErrorLog struct{ l zerolog.Logger }
+
+func (m metricsErrorLog) Println(v ...any) {
+	ev := m.l.Error()
+	for _, x := range v {
+		if err, ok := x.(error); ok && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+			ev = m.l.Debug()
+		}
+	}
+	ev.Msg(strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}
 
 func (w httpErrorLog) Write(p []byte) (int, error) {
 	w.l.Error().Msg(strings.TrimSuffix(string(p), "\n"))

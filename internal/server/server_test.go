@@ -13,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -834,6 +836,31 @@ func TestMetricsGatherErrorLogged(t *testing.T) {
 	}
 	if found != 1 {
 		t.Errorf("%d metrics error lines in %q, want 1", found, ts.logs.String())
+	}
+}
+
+// A scraper that hangs up mid-answer (a scrape timeout) is the client's
+// doing: its broken pipe goes to debug, once per remaining metric family,
+// and other errors stay errors.
+func TestMetricsErrorLogLevels(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err   error
+		level string
+	}{
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}, "debug"},
+		{fmt.Errorf("write: %w", syscall.ECONNRESET), "debug"},
+		{errors.New("collector broke"), "error"},
+	} {
+		var buf bytes.Buffer
+		metricsErrorLog{zerolog.New(&buf).Level(zerolog.DebugLevel)}.Println("error encoding and sending metric family:", tt.err)
+		var line map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("%q: %v", buf.String(), err)
+		}
+		if line["level"] != tt.level || line["message"] != "error encoding and sending metric family: "+tt.err.Error() {
+			t.Errorf("%v: logged %v, want level %s", tt.err, line, tt.level)
+		}
 	}
 }
 
