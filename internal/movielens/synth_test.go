@@ -127,18 +127,25 @@ func TestSynthOptionsValidate(t *testing.T) {
 
 // A failed write leaves no file behind (here the last file fails: a
 // rating that is not an integer), so a retry into the same directory
-// starts clean.
+// starts clean; nor the directory, when the write made it.
 func TestWriteML1MAllOrNothing(t *testing.T) {
 	t.Parallel()
 	ds := Demo(1)
 	ds.Ratings = slices.Clone(ds.Ratings)
 	ds.Ratings[len(ds.Ratings)-1].Value = 3.5
-	dir := filepath.Join(t.TempDir(), "data")
-	if err := WriteML1M(dir, ds); err == nil || !strings.Contains(err.Error(), "not an integer") {
+	made := filepath.Join(t.TempDir(), "data")
+	if err := WriteML1M(made, ds); err == nil || !strings.Contains(err.Error(), "not an integer") {
 		t.Fatalf("WriteML1M = %v, want the bad rating", err)
 	}
-	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
-		t.Errorf("left %v (%v)", entries, err)
+	if _, err := os.Stat(made); !os.IsNotExist(err) {
+		t.Errorf("left the directory it made (%v)", err)
+	}
+	existing := t.TempDir()
+	if err := WriteML1M(existing, ds); err == nil {
+		t.Fatal("WriteML1M into an existing directory: no error")
+	}
+	if entries, err := os.ReadDir(existing); err != nil || len(entries) != 0 {
+		t.Errorf("left %v (%v) in an existing directory", entries, err)
 	}
 }
 

@@ -15,10 +15,19 @@ import (
 // it. A dataset already there is never overwritten. The files are written
 // under temporary names and renamed into place once all three are written,
 // so a reader never sees a half-written file and a failed write leaves
-// none. Titles and genres must not
+// none (nor the directory, if it made it). Titles and genres must not
 // contain "::" or a newline, and ratings must be integers 1–5 (Demo's and
 // Synth's are).
 func WriteML1M(dir string, ds *Dataset) error {
+	_, statErr := os.Stat(dir)
+	err := writeML1M(dir, ds)
+	if err != nil && os.IsNotExist(statErr) {
+		os.Remove(dir) // the directory this call made (empty: the files are removed)
+	}
+	return err
+}
+
+func writeML1M(dir string, ds *Dataset) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("movielens: write: %w", err)
 	}
