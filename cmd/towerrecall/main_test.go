@@ -286,6 +286,24 @@ func TestServeDemo(t *testing.T) {
 	if status, _, body := prof.do("GET", "/debug/pprof/goroutine?debug=1", ""); status != 200 || !strings.Contains(string(body), "goroutine profile:") {
 		t.Errorf("profiler during start: %d %.200s", status, body)
 	}
+	// The API serves from the start too: /healthz 200 while the demo
+	// trains (a startup probe sees a live process), /readyz 503 until the
+	// model is loaded.
+	early := client{t: t, base: "http://" + logs.waitLog(t, "serving HTTP", time.Minute)["addr"].(string)}
+	if s := logs.String(); strings.Contains(s, `"message":"ready"`) &&
+		strings.Index(s, `"message":"ready"`) < strings.Index(s, `"message":"serving HTTP"`) {
+		t.Error("the API began serving only once the model was ready")
+	}
+	if status, _, body := early.do("GET", "/healthz", ""); status != 200 {
+		t.Errorf("/healthz during start-up: %d %.200s", status, body)
+	}
+	switch status, _, body := early.do("GET", "/readyz", ""); status {
+	case 503: // before the model is loaded, as expected
+	case 200: // loaded already (a fast machine): then it says so at once
+		logs.waitLog(t, "ready", 10*time.Second)
+	default:
+		t.Errorf("/readyz during start-up: %d %.200s", status, body)
+	}
 	ready := logs.waitLog(t, "ready", 5*time.Minute)
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, modelDir))

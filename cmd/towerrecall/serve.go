@@ -2,13 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
+
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -89,20 +90,28 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if journal != nil {
 		defer journal.Close()
 	}
-	rl, err := firstLoad(ctx, cfg, svc, logger)
-	if rl == nil {
-		return err
-	}
 	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
 	if err != nil {
 		return err
+	}
+	// Serving starts before the load: /healthz answers 200 (a startup
+	// probe sees a live process) and /readyz 503 while the model loads or
+	// the demo trains.
+	sctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, ln) }()
+	rl, err := firstLoad(ctx, cfg, svc, logger)
+	if rl == nil {
+		stopServing()
+		return cmp.Or(err, <-served)
 	}
 	if _, ok := svc.Info(); ok {
 		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
 	} else {
 		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
 	}
-	if err = serveAndReload(ctx, srv, ln, rl, hup, cfg.Serve.ReloadPoll); err != nil {
+	if err = serveAndReload(served, stopServing, rl, hup, cfg.Serve.ReloadPoll); err != nil {
 		logger.Error().Err(err).Msg("stopped")
 		return loggedError{err}
 	}
@@ -211,7 +220,7 @@ func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logg
 		logger.Error().Err(err).Str("model", cfg.Serve.Model).Dur("reload_poll_ms", cfg.Serve.ReloadPoll).
 			Msg("no usable model at start: /readyz answers 503 until a good artifact is published; " + howReloaded(cfg))
 	case ctx.Err() != nil: // SIGTERM or Ctrl-C during the demo training
-		logger.Info().Msg("stopped before serving")
+		logger.Info().Msg("stopped during start-up, before a model loaded")
 		return nil, nil
 	default: // demo training failed: bad data settings
 		return nil, err
@@ -226,12 +235,9 @@ func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logg
 // serveAndReload serves on ln and reloads the model on every signal on hup
 // and, when poll is positive, at every poll interval in which its manifest
 // changed, until ctx ends or the server stops.
-func serveAndReload(ctx context.Context, srv *server.Server, ln net.Listener, rl *reloader, hup <-chan os.Signal, poll time.Duration) error {
+func serveAndReload(served <-chan error, stopServing func(), rl *reloader, hup <-chan os.Signal, poll time.Duration) error {
 	var g oklogrun.Group
-	{
-		sctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error { return srv.Serve(sctx, ln) }, func(error) { cancel() })
-	}
+	g.Add(func() error { return <-served }, func(error) { stopServing() })
 	{
 		done := make(chan struct{})
 		g.Add(func() error { rl.onSignal(hup, done); return nil }, func(error) { close(done) })
