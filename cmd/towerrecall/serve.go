@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,7 +103,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	rl, err := firstLoad(ctx, cfg, svc, logger)
 	if rl == nil {
 		stopServing()
-		return cmp.Or(err, <-served)
+		return cmp.Or(err, <-served) // the start's error first; either way the server has stopped
 	}
 	if _, ok := svc.Info(); ok {
 		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
@@ -232,9 +231,10 @@ func firstLoad(ctx context.Context, cfg config.Config, svc *recall.Service, logg
 	return rl, nil
 }
 
-// serveAndReload serves on ln and reloads the model on every signal on hup
-// and, when poll is positive, at every poll interval in which its manifest
-// changed, until ctx ends or the server stops.
+// serveAndReload waits for the running server (served, stopped by
+// stopServing) and reloads the model on every signal on hup and, when poll
+// is positive, at every poll interval in which its manifest changed, until
+// the server stops.
 func serveAndReload(served <-chan error, stopServing func(), rl *reloader, hup <-chan os.Signal, poll time.Duration) error {
 	var g oklogrun.Group
 	g.Add(func() error { return <-served }, func(error) { stopServing() })

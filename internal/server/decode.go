@@ -81,7 +81,7 @@ func decodeBody(body []byte, dst any) *apiError {
 	}
 	if at, ok := nullAt(body); ok {
 		if at == "" {
-			return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
+			return notAnObject()
 		}
 		return invalid(field(at), pathOf(at)+": null is not allowed (omit an optional member instead)")
 	}
@@ -106,6 +106,12 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 			return dec.StackPointer(), true
 		}
 	}
+}
+
+// notAnObject is the problem of a body that is JSON but not an object
+// (null, an array, a string).
+func notAnObject() *apiError {
+	return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
 }
 
 // duplicateMember is the problem of a member named twice in one object.
@@ -138,7 +144,7 @@ func decodeProblem(body []byte, err error) *apiError {
 		f += name
 		return invalid(f, "unknown member "+quote(f)+" (member names are case-sensitive)")
 	case f == "":
-		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
+		return notAnObject()
 	}
 	want := "a value"
 	if se.GoType != nil {

@@ -72,7 +72,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 		return decodeProblem(raw, err)
 	}
 	if at, ok := nullAt(raw); ok && at == "" {
-		return &apiError{code: codeMalformed, detail: "the request body must be a JSON object"}
+		return notAnObject()
 	} else if ok && at == "/requests" {
 		return invalid("requests", "requests: null is not allowed (send 1 to "+fmt.Sprint(s.cfg.BatchMax)+" /recall bodies)")
 	}
