@@ -55,7 +55,10 @@ func TestPopularityOnDemo(t *testing.T) {
 }
 
 // TestPopularityReference cross-checks the reader and the protocol against
-// the published popularity Recall@10 on the shared ml-100k split.
+// popularity's Recall@10 computed elsewhere: on ml-100k user-temporal and
+// the ml-1m splits by the independent implementation behind issue 10's
+// table (0.0601, 0.0395, 0.0832), which a Python reimplementation of the
+// protocol matched to four decimals on 2026-12-05.
 func TestPopularityReference(t *testing.T) {
 	t.Parallel()
 	data := os.Getenv("TOWERRECALL_DATA")
@@ -65,16 +68,16 @@ func TestPopularityReference(t *testing.T) {
 	tests := []struct {
 		dataset, split string
 		files          []string // train, [valid,] test
-		lo, hi         float64  // bounds on recall@10; 0 = only report
+		lo, hi         float64  // bounds on recall@10
 	}{
-		{"ml-100k", "user-temporal", []string{"train.dat", "test.dat"}, 0.055, 0.065},
-		{"ml-1m", "user-temporal", []string{"train.dat", "test.dat"}, 0, 0},
-		{"ml-1m", "recbole", []string{"train.dat", "valid.dat", "test.dat"}, 0, 0},
+		{"ml-100k", "user-temporal", []string{"train.dat", "test.dat"}, 0.058, 0.062},
+		{"ml-1m", "user-temporal", []string{"train.dat", "test.dat"}, 0.0375, 0.0415},
+		{"ml-1m", "recbole", []string{"train.dat", "valid.dat", "test.dat"}, 0.081, 0.085},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dataset+"/"+tt.split, func(t *testing.T) {
 			t.Parallel()
-			if tt.lo == 0 && testing.Short() {
+			if tt.dataset == "ml-1m" && testing.Short() {
 				t.Skip("short")
 			}
 			ds, err := movielens.LoadCatalog(filepath.Join(data, tt.dataset))
@@ -107,7 +110,7 @@ func TestPopularityReference(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%s/%s popularity: %v", tt.dataset, tt.split, m)
-			if tt.lo != 0 && (m["recall@10"] < tt.lo || m["recall@10"] > tt.hi) {
+			if m["recall@10"] < tt.lo || m["recall@10"] > tt.hi {
 				t.Errorf("recall@10 = %.4f, want %.3f–%.3f", m["recall@10"], tt.lo, tt.hi)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -188,21 +189,21 @@ func TestReadRatings(t *testing.T) {
 	tests := []struct {
 		name, data string
 		dataset    bool // read against ml1mFiles' dataset
-		want       int
+		want       []Rating
 		err        string
 	}{
-		{name: "ml-1m", data: "1::1::5::1\n2::3::4::2\n", want: 2},
-		{name: "ml-100k crlf", data: "\r\n1\t1\t5\t1\r\n2\t3\t4\t2\r\n", want: 2},
-		{name: "byte-order mark", data: "\ufeff1::1::5::1\n2::3::4::2\n", want: 2},
+		{name: "ml-1m", data: "1::1::5::1\n2::3::4::2\n", want: []Rating{{1, 1, 5, 1}, {2, 3, 4, 2}}},
+		{name: "ml-100k crlf", data: "\r\n1\t1\t5\t1\r\n2\t3\t4\t2\r\n", want: []Rating{{1, 1, 5, 1}, {2, 3, 4, 2}}},
+		{name: "byte-order mark", data: "\ufeff1::1::5::1\n2::3::4::2\n", want: []Rating{{1, 1, 5, 1}, {2, 3, 4, 2}}},
 		{name: "byte-order mark inside", data: "1::1::5::1\n\ufeff2::3::4::2\n", err: "split.dat:2: user id"},
-		{name: "empty", data: "", want: 0},
+		{name: "empty", data: ""},
 		{name: "mixed", data: "1::1::5::1\n2\t3\t4\t2\n", err: "split.dat:2: want 4 fields"},
 		{name: "no separator", data: "\n\n1,2,3,4\n", err: "split.dat:3: cannot detect the separator"},
 		{name: "bad value", data: "1\t1\t5\t1\n1\t1\t6\t1\n", err: "split.dat:2: rating 6 out of range 1–5"},
 		{name: "repeated pair", data: "1::1::5::1\n2::1::4::2\n\n1::1::5::1\n", err: "split.dat:4: user 1 rates movie 1 again (first on line 1)"},
-		{name: "same movie, other users", data: "1::1::5::1\n2::1::4::2\n3::1::4::2\n", want: 3},
+		{name: "same movie, other users", data: "1::1::5::1\n2::1::4::2\n3::1::4::2\n", want: []Rating{{1, 1, 5, 1}, {2, 1, 4, 2}, {3, 1, 4, 2}}},
 		{name: "from the future", data: "1::1::5::1\n2::1::4::253402300799\n", err: "split.dat:2: timestamp 253402300799 (9999-12-31T23:59:59Z) is later than the time of reading"},
-		{name: "in the dataset", data: "1::1::5::1\n1::73::4::2\n2::3::4::2\n", dataset: true, want: 3},
+		{name: "in the dataset", data: "1::1::5::1\n1::73::4::2\n2::3::4::2\n", dataset: true, want: []Rating{{1, 1, 5, 1}, {1, 73, 4, 2}, {2, 3, 4, 2}}},
 		{name: "unknown user", data: "1::1::5::1\n\n\n9::1::5::1\n", dataset: true, err: "split.dat:4: unknown user 9 (not in the dataset's users.dat)"},
 		{name: "unknown movie", data: "1::1::5::1\n2::2::5::1\n", dataset: true, err: "split.dat:2: unknown movie 2 (not in the dataset's movies.dat)"},
 	}
@@ -224,8 +225,8 @@ func TestReadRatings(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || len(rs) != tt.want {
-				t.Fatalf("got %d ratings, %v; want %d", len(rs), err, tt.want)
+			if err != nil || !slices.Equal(rs, tt.want) {
+				t.Fatalf("got %v, %v; want %v", rs, err, tt.want)
 			}
 		})
 	}

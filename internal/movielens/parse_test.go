@@ -361,8 +361,30 @@ func FuzzReadRatings(f *testing.F) {
 			}
 			return
 		}
-		if len(rs) > strings.Count(data, "\n")+1 {
-			t.Fatalf("%d ratings from %d lines", len(rs), strings.Count(data, "\n")+1)
+		// Each rating is its own line's, in order: the non-blank lines
+		// (a byte-order mark may open the file, CRLF may end lines), each
+		// parsed alone with the file's separator.
+		var lines []string
+		for i, line := range strings.Split(data, "\n") {
+			line = strings.TrimRight(line, "\r")
+			if i == 0 {
+				line = strings.TrimPrefix(line, "\ufeff")
+			}
+			if strings.TrimSpace(line) != "" {
+				lines = append(lines, line)
+			}
+		}
+		if len(rs) != len(lines) {
+			t.Fatalf("%d ratings from %d non-blank lines", len(rs), len(lines))
+		}
+		sep := SepML100K
+		if len(lines) > 0 && strings.Contains(lines[0], SepML1M) {
+			sep = SepML1M
+		}
+		for i, line := range lines {
+			if want, err := ParseRating(line, sep); err != nil || rs[i] != want {
+				t.Fatalf("rating %d = %+v, its line %q parses as %+v, %v", i, rs[i], line, want, err)
+			}
 		}
 	})
 }
