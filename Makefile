@@ -17,8 +17,8 @@ lint: ## gofmt, go vet and staticcheck, on the product and on tools/benchreport
 contract: ## openapi.yaml as client developers use it: Redocly lint, openapi-typescript types under tsc, Prism's proxy over the real service (Node.js and npm)
 	tools/contract/run.sh
 
-e2e: ## end-to-end checks on the real data
-	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -count=1 -run E2E -v ./cmd/towerrecall/
+e2e: ## end-to-end checks on the real data, the quality bars included (as .ci/run)
+	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -p 1 -count=1 -timeout 15m -run E2E -v ./cmd/towerrecall/ ./internal/pipeline/
 
 build: ## the static release binary at bin/towerrecall, built as in the image (deploy/build-binary.sh)
 	GO=$(GO) deploy/build-binary.sh bin/towerrecall
