@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,6 +263,16 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "similar-q" {
 		t.Errorf("after picking a hit with the keyboard the focus is on %s, want #similar-q", f)
 	}
+	// Enter on a neighbour's title opens its neighbours, and the focus
+	// goes to the new list's heading: the list it was in is gone, and it
+	// fell back to the start of the page.
+	next := eval[string](t, b, `document.querySelectorAll('#similar-table tbody tr')[1].dataset.movieId`)
+	eval[bool](t, b, `(document.querySelectorAll('#similar-table tbody tr')[1].querySelector('.title a').focus(), true)`)
+	b.do(t, "follow a neighbour's title with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitFor(t, "its neighbours", `document.querySelector('#similar-id').value === '`+next+`' && document.querySelector('#similar-results').dataset.state === 'done'`)
+	if f := eval[string](t, b, `document.activeElement.id || document.activeElement.tagName`); f != "similar-title" {
+		t.Errorf("after following a title with the keyboard the focus is on %s, want #similar-title", f)
+	}
 
 	// A bad k in the similar view marks that view's field, not the recall
 	// form's k.
@@ -399,18 +410,36 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
 	}
 
-	// Without a model the page asks again every 3 s. Its banner is an
-	// alert, which screen readers read out whenever its text is written:
-	// it was rewritten, the same words, at every retry.
-	np := startServeNotReady(t, bin, "--model", t.TempDir())
-	b.do(t, "a service without a model", chromedp.Navigate("http://"+np.addr+"/"))
-	b.waitFor(t, "the banner", `!document.querySelector('#banner').hidden && document.querySelector('#model').dataset.state === 'error'`)
+	// Without a model the page asks again every 5 s (the service's
+	// Retry-After). Its banner is an alert, which screen readers read out
+	// whenever its text is written: it was rewritten, the same words, at
+	// every retry.
+	npModel := filepath.Join(t.TempDir(), "model")
+	if err := os.Mkdir(npModel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	np := startServeNotReady(t, bin, "--model", npModel)
+	b.do(t, "a service without a model", chromedp.Navigate(fmt.Sprintf("http://%s/#similar/%d", np.addr, first)))
+	b.waitFor(t, "the banner", `!document.querySelector('#banner').hidden && document.querySelector('#model').dataset.state === 'error' &&
+		document.querySelector('#similar-results').dataset.state === 'error'`)
 	eval[bool](t, b, `(window.bannerWrites = 0, new MutationObserver((ms) => { window.bannerWrites += ms.length })
 		.observe(document.querySelector('#banner'), { childList: true, characterData: true, subtree: true }), true)`)
-	time.Sleep(7 * time.Second) // two retries
+	b.do(t, "search a title while there is no model", chromedp.SendKeys(chromedp.CSS("#similar-q"), other.Title))
+	b.waitFor(t, "the search's error", `document.querySelector('#similar-hits .error') !== null`)
+	time.Sleep(6 * time.Second) // a retry
 	if n := eval[int](t, b, `window.bannerWrites`); n != 0 {
-		t.Errorf("the unchanged banner was rewritten %d times in two retries", n)
+		t.Errorf("the unchanged banner was rewritten %d times in a retry", n)
 	}
+	// Once the model is there, the page asks again what failed: the
+	// neighbours its location names and the title search typed (they
+	// kept saying "no model is loaded").
+	install(t, model, npModel)
+	if err := np.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "the model, the neighbours and the search", fmt.Sprintf(`document.querySelector('#model').dataset.state === 'done' &&
+		document.querySelector('#similar-results').dataset.state === 'done' && document.querySelector('#similar-id').value === '%d' &&
+		document.querySelector('%s') !== null`, first, hit))
 	np.stop(t)
 }
 

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 )
 
@@ -1139,7 +1140,9 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 		bad("serve.reload_poll", "%v: 0 (off) or at least 100ms", s.ReloadPoll)
 	}
 	for i, o := range s.CORSOrigins {
-		if !validOrigin(o) {
+		if ascii := asciiOrigin(o); ascii != "" {
+			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q: browsers send an international host name in its ASCII form, %s", o, ascii)
+		} else if !validOrigin(o) {
 			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (scheme, host, and a port only when it is not the scheme's default; no path, no wildcard)", o)
 		}
 	}
@@ -1245,7 +1248,26 @@ func SplitList(v string) []string {
 // scheme's default, nothing else. The CORS middleware compares origins
 // lower-cased but otherwise as written, so https://app.example.com:443
 // would never match.
+// asciiOrigin returns the form browsers send of an origin whose host is
+// written with non-ASCII letters (https://bücher.example →
+// https://xn--bcher-kva.example), which the CORS middleware would never
+// match; "" when o is ASCII or no such form exists (validOrigin refuses it).
+func asciiOrigin(o string) string {
+	u, err := url.Parse(o)
+	if err != nil || !strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return ""
+	}
+	host, err := idna.Lookup.ToASCII(u.Hostname())
+	if err != nil {
+		return ""
+	}
+	return strings.Replace(o, u.Hostname(), host, 1)
+}
+
 func validOrigin(o string) bool {
+	if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return false
+	}
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil &&

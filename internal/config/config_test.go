@@ -472,12 +472,27 @@ func TestCORSOrigins(t *testing.T) {
 	// CORS middleware compares it lower-cased but otherwise as written, so
 	// the last three would never match.
 	for _, bad := range []string{"*", "https://*.example.com", "app.example.com", "https://app.example.com/", "ftp://x.com", "https://user@x.com",
-		"https://app.example.com:443", "http://localhost:80", "https://app.example.com:"} {
+		"https://app.example.com:443", "http://localhost:80", "https://app.example.com:", "https://bücher.example", "https://a.example/ü"} {
 		c := Default()
 		c.Serve.CORSOrigins = []string{bad}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serve.cors_origins[0]") {
 			t.Errorf("origin %q: err = %v", bad, err)
 		}
+	}
+}
+
+// An international host name is refused with the form browsers send,
+// which is accepted.
+func TestCORSOriginPunycode(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Serve.CORSOrigins = []string{"https://bücher.example:8443"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "https://xn--bcher-kva.example:8443") {
+		t.Fatalf("err = %v, want the ASCII form named", err)
+	}
+	c.Serve.CORSOrigins = []string{"https://xn--bcher-kva.example:8443"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

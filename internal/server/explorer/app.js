@@ -61,7 +61,13 @@ function showBanner(msg, kind) {
 
 // --- the model --------------------------------------------------------
 
+// modelPending is true while GET /model is in flight or waiting to be
+// retried: one load at a time, however many answers ask for one.
+let modelPending = false;
+
 async function loadModel() {
+  if (modelPending) return;
+  modelPending = true;
   const box = $('#model');
   try {
     const m = await api('GET', '/model');
@@ -70,14 +76,29 @@ async function loadModel() {
     $('#model-objective').textContent = m.objective + ' · dim ' + m.dim;
     $('#model-size').textContent = m.movies.toLocaleString('en') + ' movies · ' + m.users.toLocaleString('en') + ' users';
     fillVocabularies(m.vocabularies || {});
+    const recovered = box.dataset.state === 'error';
     box.dataset.state = 'done';
     showBanner('');
+    modelPending = false;
+    if (recovered) retryViews();
   } catch (err) {
     box.dataset.state = 'error';
     $('#model-version').textContent = 'none';
     showBanner('No model to explore yet — ' + err.message + '. Retrying…', 'warn');
-    setTimeout(loadModel, 3000);
+    // The service's Retry-After for "not ready" is 5 s.
+    setTimeout(() => { modelPending = false; loadModel(); }, 5000);
   }
+}
+
+// retryViews asks again, once a model is there, what was asked while
+// there was none: the view the location names, the title searches typed,
+// and a recall that the service was not ready for.
+function retryViews() {
+  route();
+  for (const q of ['#recent-q', '#similar-q']) {
+    if ($(q).value.trim()) $(q).dispatchEvent(new Event('input'));
+  }
+  if ($('#results').dataset.status === '503' && shown.body) recall(shown.body);
 }
 
 // fillVocabularies (re)builds the form's choices from /model's
@@ -139,7 +160,8 @@ function searchBox(input, hits, status, onPick) {
   // the hits shown are for older text). Inside the recall form it would
   // also submit the form (without the movie): keypress is where browsers do.
   input.addEventListener('keydown', async (ev) => {
-    if (ev.key !== 'Enter') return;
+    // The Enter that ends an input method's composition is not a pick.
+    if (ev.key !== 'Enter' || ev.isComposing) return;
     ev.preventDefault();
     const top = await search();
     if (top) pick(top);
@@ -210,7 +232,7 @@ function recallBody() {
 // fieldInputs maps a problem's field to the input to mark.
 const fieldInputs = {
   'user.gender': '#gender', 'user.age': '#age', 'user.occupation': '#occupation', 'user.zip': '#zip',
-  'user.user_id': '#user-id', 'user.recent_movie_ids': '#recent-q', k: '#k', genres: '#genres', exclude_movie_ids: '#recent-q',
+  'user.user_id': '#user-id', 'user.recent_movie_ids': '#recent-q', k: '#k', genres: '#genre-list input', exclude_movie_ids: '#recent-q',
   '#age': '#age', '#user-id': '#user-id', '#k': '#k', // intField's own errors
 };
 
@@ -283,6 +305,7 @@ async function recall(body) {
     more.hidden = !res.next_offset;
     more.onclick = () => recall({ ...shown.body, offset: res.next_offset });
     box.dataset.state = 'done';
+    box.dataset.status = '';
   } catch (err) {
     if (mine !== latest.recall) return;
     if (shown.items.length) {
@@ -309,13 +332,14 @@ function failView(box, table, meta, err, inputs) {
   table.hidden = true;
   meta.replaceChildren(el('span', { class: 'error' }, err.message));
   const f = err.problem && err.problem.field;
-  if (f && inputs[f]) {
-    const input = $(inputs[f]);
+  const input = f && inputs[f] && $(inputs[f]);
+  if (input) {
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', meta.id);
     input.focus();
   }
   box.dataset.state = 'error';
+  box.dataset.status = String(err.status || '');
 }
 
 // fillTable renders recalled or similar items: rank, title (a link to the
@@ -362,6 +386,9 @@ async function showSimilar(id) {
       ['model', res.model_version], ['index', 'exact'], ['movies', String(res.items.length)],
     ]));
     box.dataset.state = 'done';
+    // Following a title link removed (or hid) the focused link: the focus
+    // goes to the new list's heading, not back to the top of the page.
+    if (document.activeElement === document.body) $('#similar-title').focus();
   } catch (err) {
     if (mine !== latest.similar) return;
     $('#similar-title').textContent = 'Nearest movies';
