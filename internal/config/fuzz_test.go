@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -85,26 +86,70 @@ func normal(c Config) Config {
 	return c
 }
 
+// otherEnv sets every variable to a value other than the default's, so
+// that a setting the environment did not set shows.
+var otherEnv = map[string]string{
+	"TOWERRECALL_ADDR": ":1", "TOWERRECALL_MODEL": "m", "TOWERRECALL_INDEX": "exact", "TOWERRECALL_DATA_DIR": "d",
+	"TOWERRECALL_LOG_LEVEL": "warn", "TOWERRECALL_LOG_FORMAT": "console", "TOWERRECALL_CATALOG_TOKEN": "a-token-of-16-chars",
+	"TOWERRECALL_CATALOG_JOURNAL": "j", "TOWERRECALL_DEBUG_ADDR": ":2", "TOWERRECALL_DEMO": "false", "TOWERRECALL_EXPLORER": "false",
+	"TOWERRECALL_TRUSTED_PROXIES": "10.0.0.0/8", "TOWERRECALL_CORS_ORIGINS": "http://a.example", "TOWERRECALL_RELOAD_POLL": "7s",
+}
+
+// keyValue is the value of key (section.key) in c, as c writes it out.
+func keyValue(t testing.TB, c Config, key string) string {
+	t.Helper()
+	raw, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	section, k, _ := strings.Cut(key, ".")
+	return fmt.Sprint(m[section][k])
+}
+
 // FuzzApplyEnv: any value of any variable either sets its setting or is
-// refused with an error naming the variable; it never panics, and a
-// refused value leaves the setting as it was.
+// refused with an error naming the variable; it never panics. A value
+// taken sets its key to the same thing whatever the key held (from the
+// defaults, or from otherEnv), and a refused value leaves the setting as
+// it was.
 func FuzzApplyEnv(f *testing.F) {
 	var c Config
-	names := slices.Sorted(maps.Keys(c.envSetters()))
+	set := c.envSetters()
+	names := slices.Sorted(maps.Keys(set))
+	other := Default()
+	if err := other.ApplyEnv(func(k string) string { return otherEnv[k] }); err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range names {
+		if keyValue(f, other, set[name].key) == keyValue(f, Default(), set[name].key) {
+			f.Fatalf("otherEnv leaves %s at its default", name)
+		}
+	}
 	f.Add(uint8(0), "1s")
 	f.Add(uint8(1), "yes")
 	f.Add(uint8(2), " a, ,b ")
 	f.Add(uint8(3), "-5m")
 	f.Fuzz(func(t *testing.T, which uint8, value string) {
 		name := names[int(which)%len(names)]
-		c := Default()
-		err := c.ApplyEnv(func(k string) string {
+		getenv := func(k string) string {
 			if k == name {
 				return value
 			}
 			return ""
-		})
+		}
+		c, o := Default(), other
+		err := c.ApplyEnv(getenv)
 		if err == nil {
+			if oerr := o.ApplyEnv(getenv); oerr != nil {
+				t.Fatalf("%s=%q taken over the defaults, refused over others: %v", name, value, oerr)
+			}
+			key := set[name].key
+			if got, want := keyValue(t, o, key), keyValue(t, c, key); value != "" && got != want {
+				t.Fatalf("%s=%q set %s to %s over the defaults and %s over others", name, value, key, want, got)
+			}
 			return
 		}
 		if !strings.HasPrefix(err.Error(), name+": ") {

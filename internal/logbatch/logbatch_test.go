@@ -127,12 +127,10 @@ func TestSlowWriterDropsNeverBlocks(t *testing.T) {
 	})
 	b, _ := New(w, time.Millisecond, 64, func(n int) []byte { return []byte(fmt.Sprintf("dropped %d\n", n)) })
 	const lines = 5000
-	start := time.Now()
+	// The writer is blocked until release: a Write that waited for it
+	// would never return, and the test would time out here.
 	for i := range lines {
 		fmt.Fprintf(b, "line %04d\n", i)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("%d writes took %v against a blocked writer", lines, d)
 	}
 	close(release)
 	if err := b.Close(); err != nil {

@@ -168,8 +168,8 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 			Msg("HNSW self-check at a wider beam")
 	}
 	snap.info.IndexEfSearch = h.EfSearch()
-	e10, e100, nq := timeSearch(snap.exact, queries)
-	h10, h100, _ := timeSearch(h, queries)
+	e10, e100, nq := timeSearch(snap.exact, queries, time.Now)
+	h10, h100, _ := timeSearch(h, queries, time.Now)
 	te, th := e10+e100, h10+h100
 	perQuery := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(nq) }
 	snap.info.IndexLatency = map[string]float64{"exact": perQuery(e10), "hnsw": perQuery(h10)}
@@ -223,8 +223,8 @@ func buildHNSW(b *artifact.Bundle, p ann.HNSWParams) (*ann.HNSW, error) {
 // slowing start-up. Each is the fastest of timeRounds passes, so that one
 // search stalled by the scheduler or a GC pause (milliseconds, against a
 // small catalogue's whole pass of a fraction of one) does not decide
-// index: auto.
-func timeSearch(idx ann.Index, queries [][]float32) (k10, k100 time.Duration, n int) {
+// index: auto. now is the clock (time.Now).
+func timeSearch(idx ann.Index, queries [][]float32, now func() time.Time) (k10, k100 time.Duration, n int) {
 	const timeRounds = 3
 	queries = queries[:min(32, len(queries))]
 	buf := make([]ann.Result, 0, 100)
@@ -234,11 +234,11 @@ func timeSearch(idx ann.Index, queries [][]float32) (k10, k100 time.Duration, n 
 	for round := range timeRounds {
 		var r10, r100 time.Duration
 		for _, q := range queries {
-			start := time.Now()
+			start := now()
 			buf, _ = idx.Search(buf[:0], q, 10, nil)
-			mid := time.Now()
+			mid := now()
 			buf, _ = idx.Search(buf[:0], q, 100, nil)
-			r10, r100 = r10+mid.Sub(start), r100+time.Since(mid)
+			r10, r100 = r10+mid.Sub(start), r100+now().Sub(mid)
 		}
 		if round == 0 || r10 < k10 {
 			k10 = r10

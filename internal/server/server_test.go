@@ -664,13 +664,11 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	// 50 times the header timeout: a server that never cuts the
+	// connection runs into this deadline, an error.
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	start := time.Now()
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the connection was not closed by the server: %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("closed after %v", d)
 	}
 }
 
