@@ -70,6 +70,10 @@ func TestE2EExplorerBrowser(t *testing.T) {
 			<-r.Context().Done() // the rest never comes
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/svc/") { // a gateway serving the service under a prefix
+			http.StripPrefix("/svc", proxy).ServeHTTP(w, r)
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
@@ -92,6 +96,13 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if version != info.Version || backend != info.Backend || !slices.Equal(occupations, info.Vocabularies["occupation"]) {
 		t.Errorf("header %q/%q and occupations %v; GET /model says %q/%q, %v", version, backend, occupations, info.Version, info.Backend, info.Vocabularies["occupation"])
 	}
+
+	// The page works under a gateway's path prefix too: its assets and
+	// its calls are relative to it.
+	b.do(t, "load the page under a prefix", chromedp.Navigate(base+"/svc/"))
+	b.waitFor(t, "the model under the prefix", `document.querySelector('#model').dataset.state === 'done' && getComputedStyle(document.body).margin === '0px'`)
+	b.do(t, "load the page", chromedp.Navigate(base+"/"))
+	b.waitFor(t, "the model", `document.querySelector('#model').dataset.state === 'done'`)
 
 	// Enter on a tab chooses it and leaves the focus on it.
 	for _, tab := range []string{"similar", "recall"} {

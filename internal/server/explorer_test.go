@@ -156,12 +156,13 @@ func TestExplorerPage(t *testing.T) {
 		}
 	}
 	wantType := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-	refs := regexp.MustCompile(`(?:src|href)="(/explorer/[^"]+)"`).FindAllStringSubmatch(page, -1)
+	// Relative to the page (/), so that a gateway's path prefix carries over.
+	refs := regexp.MustCompile(`(?:src|href)="(explorer/[^"]+)"`).FindAllStringSubmatch(page, -1)
 	if len(refs) != 3 {
 		t.Errorf("the page references %v, want the script, the style sheet and the icon", refs)
 	}
 	for _, ref := range refs {
-		path := ref[1]
+		path := "/" + ref[1]
 		w := ts.call("GET", path, "", "")
 		ext := path[strings.LastIndexByte(path, '.'):]
 		if w.Code != 200 || w.Header().Get("Content-Type") != wantType[ext] || w.Body.Len() == 0 {

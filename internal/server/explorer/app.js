@@ -23,7 +23,9 @@ function el(tag, attrs, ...children) {
 }
 
 // api calls the service and returns the decoded body; a problem answer
-// (RFC 9457) becomes an Error carrying the problem.
+// (RFC 9457) becomes an Error carrying the problem. Paths are relative to
+// the page, so that it works behind a proxy that serves the service under
+// a prefix (https://example.com/recall-service/).
 async function api(method, path, body) {
   const init = { method, headers: { Accept: 'application/json' } };
   if (body !== undefined) {
@@ -70,7 +72,7 @@ async function loadModel() {
   modelPending = true;
   const box = $('#model');
   try {
-    const m = await api('GET', '/model');
+    const m = await api('GET', 'model');
     $('#model-version').textContent = m.version;
     $('#model-backend').textContent = m.backend;
     $('#model-objective').textContent = m.objective + ' · dim ' + m.dim;
@@ -137,7 +139,7 @@ function searchBox(input, hits, status, onPick) {
     const mine = ++seq;
     if (!q) { hits.replaceChildren(); status.textContent = ''; return undefined; }
     try {
-      const res = await api('GET', '/movies?' + new URLSearchParams({ q, limit: '8' }));
+      const res = await api('GET', 'movies?' + new URLSearchParams({ q, limit: '8' }));
       if (mine !== seq) return undefined; // a later keystroke has its own answer
       hits.replaceChildren(...res.movies.map((m) => el('li', {},
         el('button', { type: 'button', class: 'hit', dataset: { movieId: String(m.movie_id) }, onclick: () => pick(m) },
@@ -281,7 +283,7 @@ async function recall(body) {
   $('#results-meta').textContent = 'Recalling…';
   const t0 = performance.now();
   try {
-    const res = await api('POST', '/recall', body);
+    const res = await api('POST', 'recall', body);
     if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
     followModel(res.model_version);
@@ -375,7 +377,7 @@ async function showSimilar(id) {
   box.dataset.state = 'loading';
   $('#similar-meta').textContent = 'Searching…';
   try {
-    const res = await api('GET', '/movies/' + encodeURIComponent(id) + '/similar?' + new URLSearchParams({ k }));
+    const res = await api('GET', 'movies/' + encodeURIComponent(id) + '/similar?' + new URLSearchParams({ k }));
     if (mine !== latest.similar) return;
     followModel(res.model_version);
     const m = res.movie;
