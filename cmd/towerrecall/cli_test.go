@@ -44,6 +44,8 @@ func TestRunHelp(t *testing.T) {
 		{"data --help", []string{"data", "--help"}, false, "towerrecall data synth"},
 		{"data synth --help", []string{"data", "synth", "--help"}, false, "-ratings"},
 		{"data synth without dir", []string{"data", "synth", "--movies", "5"}, true, "towerrecall data synth"},
+		// Said by name: it was "movies = 0 not in [1, 2000000]", exit 1.
+		{"data synth without sizes", []string{"data", "synth", "--dir", "x", "--movies", "5"}, true, "data synth needs --users, --ratings"},
 		{"data download --help", []string{"data", "download", "--help"}, false, "-dir"},
 		{"help", []string{"help"}, false, "Usage:"},
 		// "help CMD" is CMD's help, as go help build or git help commit;
@@ -680,7 +682,9 @@ func TestEvalChecksItsFiles(t *testing.T) {
 		err                      string
 	}{
 		{"the model's files", "train.dat", "valid.dat", "test.dat", nil, ""},
-		{"test is the validation file", "train.dat", "", "valid.dat", nil,
+		{"test is the validation file", "train.dat", "", "valid.dat", nil, // naming the model: --model has a default
+			fmt.Sprintf("eval of the model at %s (version ", model)},
+		{"test is the validation file, what", "train.dat", "", "valid.dat", nil,
 			fmt.Sprintf("the test ratings repeat %d of %d (user, movie) pairs the model was trained on", len(valid), len(valid))},
 		{"train and valid in one file", "older.dat", "", "test.dat", nil, ""},
 		{"valid is the train file", "train.dat", "train.dat", "test.dat", nil,

@@ -98,9 +98,9 @@ Usage:
   towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]
   towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
                      [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]
-  towerrecall eval   --model DIR --data DIR --train FILE [--valid FILE] --test FILE
+  towerrecall eval   [--model var/model] --data DIR --train FILE [--valid FILE] --test FILE
                      [--recent-window 0.1] [--ease-lambda 500] [--new-user-history 5] [--workers 2]
-  towerrecall prior  --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]
+  towerrecall prior  [--model var/model] --data DIR --ratings FILE[,FILE] [--out DIR]
   towerrecall serve  [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]
   towerrecall version
 

@@ -25,7 +25,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		dataDir  = fs.String("data", "", `MovieLens directory with the users and movies, or "demo" for the built-in demo catalogue`)
 		out      = fs.String("out", "", "artifact directory to write (default: --model, replaced atomically)")
 	)
-	if err := parseFlags(fs, "towerrecall prior --model DIR --data DIR --ratings FILE[,FILE] [--out DIR]", args, stdout, stderr); err != nil {
+	if err := parseFlags(fs, "towerrecall prior [--model var/model] --data DIR --ratings FILE[,FILE] [--out DIR]", args, stdout, stderr); err != nil {
 		return err
 	}
 	if *dataDir == "" || ratings.value == "" {

@@ -464,7 +464,8 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 		data = config.Data{Dir: demoDataDir}
 		logger.Warn().Str("model", cfg.Serve.Model).
 			Msg("no artifact found: training on the built-in DEMO catalogue (synthetic, not MovieLens). " +
-				"For real data: towerrecall data download --dataset ml-1m --dir data && towerrecall train --data data/ml-1m --out " + cfg.Serve.Model)
+				"For real data: towerrecall data download --dataset ml-1m --dir data && towerrecall train --data data/ml-1m --out " + cfg.Serve.Model +
+				", then send this process SIGHUP (or restart it) to serve that model")
 	} else {
 		logger.Warn().Str("model", cfg.Serve.Model).Str("data", data.Dir).Msg("no artifact found: training one on the configured data")
 	}

@@ -476,7 +476,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		lambda   = fs.Float64("ease-lambda", config.Default().Baselines.EASELambda, "EASE baseline's L2 weight (0: off)")
 		newHist  = fs.Int("new-user-history", config.Default().Baselines.NewUserHistory, "new-user protocol: a new test user's first N ratings are sent as their history, the rest are positives (0: off)")
 	)
-	if err := parseFlags(fs, "towerrecall eval --model DIR --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
+	if err := parseFlags(fs, "towerrecall eval [--model var/model] --data DIR --train FILE [--valid FILE] --test FILE", args, stdout, stderr); err != nil {
 		return err
 	}
 	if *dataDir == "" || (*dataDir != demoDataDir && (*trainF == "" || *testF == "")) {
@@ -501,8 +501,11 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	r, err := pipeline.Evaluate(ctx, b, in.Dataset, pipeline.EvalInputs{Train: in.Train, Valid: in.Valid, Test: in.Test,
 		Baselines: pipeline.BaselinesOf(bc)}, *workers)
-	if err := cmp.Or(interrupted(ctx), err); err != nil {
+	if err := interrupted(ctx); err != nil {
 		return err // a signal says "interrupted", not "EASE: context canceled"
+	}
+	if err != nil { // which model: --model has a default, and the error may be about its files
+		return fmt.Errorf("eval of the model at %s (version %s): %w", *modelDir, b.Manifest.Version, err)
 	}
 	if n, first := otherUsers(b.Profiles, in.Dataset); n > 0 {
 		fmt.Fprintf(stderr, "eval: warning: %d of the model's %d stored users have other features in --data %s (first: user %d): the metrics use the data's features, which the model was not trained on and does not serve\n", n, len(b.Profiles), *dataDir, first)
@@ -564,7 +567,7 @@ func otherUsers(profiles []artifact.Profile, ds *movielens.Dataset) (n int, firs
 
 const (
 	dataSynopsis     = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]\n  " + synthSynopsis
-	downloadSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]"
+	downloadSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]   (a mirror: TOWERRECALL_DOWNLOAD_URL)"
 	synthSynopsis    = "towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]"
 )
 
@@ -614,6 +617,9 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	}
 	client := &http.Client{Timeout: 10 * time.Minute}
 	path, err := movielens.Download(ctx, client, src, *dir)
+	if err != nil && ctx.Err() == nil && getenv(config.DownloadURLEnv) == "" {
+		return fmt.Errorf("%w; or set %s to a mirror's URL of %s", err, config.DownloadURLEnv, src.URL)
+	}
 	if err != nil {
 		return err
 	}
@@ -632,8 +638,15 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, synthSynopsis, args, stdout, stderr); err != nil {
 		return err
 	}
-	if *dir == "" {
-		fmt.Fprintf(stderr, "usage: %s\n", synthSynopsis)
+	given := flagsSet(fs)
+	var missing []string
+	for _, f := range []string{"dir", "movies", "users", "ratings"} {
+		if !given[f] {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "data synth needs %s\nusage: %s\n", strings.Join(missing, ", "), synthSynopsis)
 		return errUsage
 	}
 	ds, err := movielens.Synth(movielens.SynthOptions{Movies: *movies, Users: *users, Ratings: *ratings}, *seed)

@@ -861,7 +861,9 @@ func UnknownEnv(environ []string) []string {
 			continue
 		}
 		w := "environment variable " + name + " is not a setting and is ignored"
-		if near := slices.IndexFunc(known, func(k string) bool { return editDistance(name, k) <= 2 }); near >= 0 {
+		// A near spelling, or a setting's name cut short (TOWERRECALL_DATA
+		// for TOWERRECALL_DATA_DIR: the first is the tests' data path).
+		if near := slices.IndexFunc(known, func(k string) bool { return editDistance(name, k) <= 2 || strings.HasPrefix(k, name+"_") }); near >= 0 {
 			w += " (did you mean " + known[near] + "?)"
 		}
 		warnings = append(warnings, w+"; docs/configuration.md lists the variables")

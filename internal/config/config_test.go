@@ -372,6 +372,11 @@ func TestUnknownEnv(t *testing.T) {
 	if !strings.Contains(got[0], "did you mean TOWERRECALL_ADDR?") || strings.Contains(got[1], "did you mean") {
 		t.Errorf("suggestions: %q", got)
 	}
+	// A setting's name cut short: the tests' TOWERRECALL_DATA is not the
+	// trainer's TOWERRECALL_DATA_DIR.
+	if got := UnknownEnv([]string{"TOWERRECALL_DATA=../shared/data"}); len(got) != 1 || !strings.Contains(got[0], "did you mean TOWERRECALL_DATA_DIR?") {
+		t.Errorf("UnknownEnv(TOWERRECALL_DATA) = %q", got)
+	}
 	var c Config
 	read := append(slices.Collect(maps.Keys(c.envSetters())), DownloadURLEnv)
 	slices.Sort(read)

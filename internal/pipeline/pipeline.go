@@ -143,8 +143,13 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	} else if pop := val.popularityScore(); val != nil && fitted.score <= pop {
 		// E.g. a learning rate that makes training diverge: the run
 		// completes, and its model is no better than counting ratings.
-		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", pop).
-			Msg("the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)")
+		msg := "the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)"
+		if cfg.Train.Objective == train.Pointwise {
+			// The reference recipe ranks by a rating regression, which
+			// recall by popularity often beats: no setting is at fault.
+			msg = "the chosen model does not beat popularity on validation: the pointwise (reference) objective fits ratings, not what users watch next; the default softmax objective ranks for recall"
+		}
+		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", pop).Msg(msg)
 	}
 	sel.Epochs = fitted.res.BestEpoch
 	if fitted.searched {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/config"
 	"github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
@@ -244,13 +245,24 @@ func TestTrainWarnsBelowPopularity(t *testing.T) {
 	t.Parallel()
 	const warning = "does not beat popularity on validation"
 	for _, tc := range []struct {
-		name string
-		lr   float32
-		want bool
-	}{{"default", 0, false}, {"diverging", 9.9, true}} {
+		name      string
+		pointwise bool
+		lr        float32
+		want      string // in the warning; "" for none
+	}{
+		{"default", false, 0, ""},
+		{"diverging", false, 9.9, "check train.learning_rate"},
+		// The reference recipe is not told to check its settings, which
+		// are the documented ones.
+		{"pointwise diverging", true, 9.9, "the pointwise (reference) objective fits ratings"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := demoConfig(3)
+			if tc.pointwise {
+				cfg = config.Reference()
+				cfg.Train.Epochs, cfg.Train.Workers = 3, 1
+			}
 			cfg.Train.Candidates = nil
 			cfg.Train.PriorWeights = nil // no prior to stand in for the towers
 			if tc.lr > 0 {
@@ -260,8 +272,8 @@ func TestTrainWarnsBelowPopularity(t *testing.T) {
 			if _, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow}); err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.Contains(logs.String(), warning); got != tc.want {
-				t.Errorf("warning logged: %v, want %v; log:\n%s", got, tc.want, logs.String())
+			if got := strings.Contains(logs.String(), warning); got != (tc.want != "") || !strings.Contains(logs.String(), tc.want) {
+				t.Errorf("warning logged: %v, want one saying %q; log:\n%s", got, tc.want, logs.String())
 			}
 		})
 	}

@@ -118,7 +118,8 @@ func TestCatalogRoutes(t *testing.T) {
 	}
 }
 
-// TestCatalogRoutesOff: without a token the routes do not exist.
+// TestCatalogRoutesOff: without a token the routes do not exist, and the
+// 404 says why (it read as a mistyped URL).
 func TestCatalogRoutesOff(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, Config{})
@@ -126,9 +127,12 @@ func TestCatalogRoutesOff(t *testing.T) {
 		req := ts.callAuth(m, "/movies/5", "Bearer anything-at-all-0123456", `{"title":"x","genres":["Drama"]}`)
 		w := newRecorder()
 		ts.Handler().ServeHTTP(w, req)
-		if w.Code != http.StatusNotFound {
-			t.Errorf("%s with no token configured: %d", m, w.Code)
+		if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "catalogue changes are off on this service") {
+			t.Errorf("%s with no token configured: %d %s", m, w.Code, w.Body)
 		}
+	}
+	if w := ts.call("PUT", "/movies/5/x", "", ""); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "catalogue") {
+		t.Errorf("PUT on another path: %d %s, want a plain 404", w.Code, w.Body)
 	}
 }
 

@@ -203,7 +203,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) error {
 	// The path as sent: routes match it undecoded, so /mov%69es is not /movies.
-	return &apiError{code: codeNotFound, detail: "no route " + quote(r.URL.EscapedPath())}
+	path := r.URL.EscapedPath()
+	detail := "no route " + quote(path)
+	if id, ok := strings.CutPrefix(path, "/movies/"); ok && s.cfg.CatalogToken == "" && id != "" && !strings.Contains(id, "/") &&
+		(r.Method == http.MethodPut || r.Method == http.MethodDelete) {
+		detail += ": catalogue changes are off on this service (no serve.catalog_token is configured)"
+	}
+	return &apiError{code: codeNotFound, detail: detail}
 }
 
 // handleMethodNotAllowed answers 405 with the Allow header, which chi only
