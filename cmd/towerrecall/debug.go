@@ -31,7 +31,13 @@ func serveDebug(addr string, logger zerolog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	logger = logger.With().Str("component", "profiler").Logger()
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: server.ErrorLog(logger)}
-	logger.Info().Str("addr", ln.Addr().String()).Msg("profiler listening (serve.debug_addr)")
+	if ip, ok := ln.Addr().(*net.TCPAddr); ok && !ip.IP.IsLoopback() {
+		// Profiles and goroutine dumps show the process's memory and code
+		// paths to whoever reaches the port.
+		logger.Warn().Str("addr", ln.Addr().String()).Msg("profiler listening on every interface, or a non-loopback one: bind serve.debug_addr to 127.0.0.1 (kubectl port-forward reaches it there)")
+	} else {
+		logger.Info().Str("addr", ln.Addr().String()).Msg("profiler listening (serve.debug_addr)")
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -39,6 +39,7 @@ func (s *Server) catalogAuth(next http.Handler) http.Handler {
 			auth = vs[0]
 		}
 		scheme, token, ok := strings.Cut(auth, " ")
+		token = strings.TrimLeft(token, " ") // one or more spaces (RFC 9110 §11.4)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", catalogRealm)
 			s.fail(w, r, &apiError{code: codeUnauthorized, detail: "catalogue changes need the catalogue token: send one Authorization: Bearer <token> header"})

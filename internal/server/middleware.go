@@ -87,7 +87,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		ev.Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", r.Method).
-			Str("path", r.URL.Path).
+			Str("path", truncate(r.URL.Path, maxField)). // a 60 KB path made a 360 KB line
 			Str("route", route).
 			Int("status", status).
 			Int("bytes", ww.BytesWritten()).

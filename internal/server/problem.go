@@ -174,8 +174,9 @@ func (s *Server) classify(err error) *apiError {
 	return internalError(err)
 }
 
-// maxField is the longest problem field, in bytes: a longer one (a
-// client's 100 KB member name) is cut there and ends with "…".
+// maxField is the longest problem field and instance, and logged path, in
+// bytes: a longer one (a client's 100 KB member name or path) is cut there
+// and ends with "…".
 const maxField = 256
 
 // problem is the RFC 9457 body for e, a failure of request r.
@@ -206,7 +207,7 @@ func problemOf(r *http.Request, e *apiError) problem {
 		Title:     title,
 		Status:    status,
 		Detail:    strings.ToValidUTF8(e.detail, "\uFFFD"),
-		Instance:  r.URL.EscapedPath(),
+		Instance:  truncate(r.URL.EscapedPath(), maxField),
 		Field:     truncate(strings.ToValidUTF8(e.field, "\uFFFD"), maxField), // a member name is the client's
 		RequestID: middleware.GetReqID(r.Context()),
 	}

@@ -495,6 +495,23 @@ func TestAccessLogLevels(t *testing.T) {
 	}
 }
 
+// TestLongPathCut: a client's long path is cut in the problem's instance
+// and in the access log (a 60 KB path of bytes that are not UTF-8 made a
+// 180 KB answer and a 360 KB log line: log lines from others were dropped).
+func TestLongPathCut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{})
+	w := ts.call("GET", "/"+strings.Repeat("%FF", 20000), "", "")
+	var p struct{ Instance string }
+	mustJSON(t, w.Body.Bytes(), &p)
+	if w.Code != http.StatusNotFound || len(p.Instance) > maxField+len("…") || !strings.HasPrefix(p.Instance, "/%FF%FF") || w.Body.Len() > 2000 {
+		t.Errorf("%d, instance of %d bytes, body of %d bytes", w.Code, len(p.Instance), w.Body.Len())
+	}
+	if n := len(ts.logs.String()); n > 2000 {
+		t.Errorf("a log of %d bytes for one request", n)
+	}
+}
+
 // TestClientIP: the access log's remote_ip is the TCP peer, or with
 // trusted proxies configured the rightmost untrusted X-Forwarded-For entry
 // of a request that came through one of them.
