@@ -96,7 +96,7 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	t.Logf("start to ready: %v ms", ready["start_to_ready_ms"])
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
-	checkProfilesAndBatch(t, c)
+	checkProfilesAndBatch(t, c, filepath.Join(data, "ml-100k"))
 	// Trained with validation: /model names the recipe the search chose.
 	if r := info.Recipe; r != "configured" && r != "recent-history" && r != "random-split" {
 		t.Errorf("/model recipe %q, want the recipe validation chose", r)

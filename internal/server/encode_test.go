@@ -89,3 +89,28 @@ func BenchmarkRecallEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestStoredFeaturesNotReturned: the user object echoes the request's own
+// features and names the stored ones, without their values (anyone who
+// could send a user id read that user's gender, age, occupation and zip).
+func TestStoredFeaturesNotReturned(t *testing.T) {
+	t.Parallel()
+	u := recall.UsedUser{
+		Features: feature.UserInput{UserID: 123, Gender: "M", Age: 35, Occupation: "homemaker", Zip: "67208"},
+		Stored:   []string{"age", "occupation", "zip"}, // the request sent its gender
+		History:  20,
+	}
+	got, err := json.Marshal(newUserJSON(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"user_id":123,"gender":"M","stored_features":["age","occupation","zip"],"history_movies":20,"unknown_recent_movie_ids":[]}`
+	if string(got) != want {
+		t.Errorf("user %s, want %s", got, want)
+	}
+	res := recall.Result{User: u}
+	enc, err := appendRecall(nil, res)
+	if err != nil || bytes.Contains(enc, []byte("homemaker")) || bytes.Contains(enc, []byte("67208")) {
+		t.Errorf("/recall's encoder wrote %s (%v)", enc, err)
+	}
+}

@@ -223,7 +223,10 @@ type recallResponse struct {
 	NextOffset   int        `json:"next_offset,omitzero"`
 }
 
-// userJSON says what the user tower was given.
+// userJSON says what the user tower was given: the request's own
+// features, and the names of those taken from the user's stored profile,
+// whose values are not returned (a caller that sends a user id learns no
+// profile it did not send).
 type userJSON struct {
 	UserID                int32               `json:"user_id,omitzero"`
 	Gender                string              `json:"gender,omitzero"`
@@ -237,6 +240,18 @@ type userJSON struct {
 
 func newUserJSON(u recall.UsedUser) userJSON {
 	f := u.Features
+	for _, name := range u.Stored {
+		switch name {
+		case "gender":
+			f.Gender = ""
+		case "age":
+			f.Age = 0
+		case "occupation":
+			f.Occupation = ""
+		case "zip":
+			f.Zip = ""
+		}
+	}
 	return userJSON{
 		UserID: int32(f.UserID), Gender: f.Gender, Age: f.Age, Occupation: f.Occupation, Zip: f.Zip,
 		StoredFeatures: u.Stored, HistoryMovies: u.History, UnknownRecentMovieIDs: u.UnknownRecent,
