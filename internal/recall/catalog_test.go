@@ -243,14 +243,14 @@ func TestCatalogChanges(t *testing.T) {
 				t.Fatalf("score of deleted movies: %+v", sc)
 			}
 			// Movies: an updated movie keeps its place, new ones come last.
-			mr, _ := s.Movies("Changed", 100)
+			mr, _ := s.Movies("Changed", 0, 100)
 			if mr.Total != 43 || mr.Movies[0].MovieID != b.Movies[3].ID || mr.Movies[1].MovieID != b.Movies[50].ID {
 				t.Fatalf("movies: total %d, first %+v", mr.Total, mr.Movies[:2])
 			}
-			if mr, _ := s.Movies(b.Movies[70].Title, 10); slices.ContainsFunc(mr.Movies, func(m Movie) bool { return m.MovieID == b.Movies[70].ID }) {
+			if mr, _ := s.Movies(b.Movies[70].Title, 0, 10); slices.ContainsFunc(mr.Movies, func(m Movie) bool { return m.MovieID == b.Movies[70].ID }) {
 				t.Fatal("a deleted movie is listed")
 			}
-			if mr, _ := s.Movies("Changed 100100", 10); len(mr.Movies) != 1 || !slices.Equal(mr.Movies[0].Genres, []string{"Drama", "Comedy"}) {
+			if mr, _ := s.Movies("Changed 100100", 0, 10); len(mr.Movies) != 1 || !slices.Equal(mr.Movies[0].Genres, []string{"Drama", "Comedy"}) {
 				t.Fatalf("genres not stored in the catalogue's spelling: %+v", mr.Movies)
 			}
 			// Similar: a new movie's neighbours, and a new movie among them.
@@ -339,7 +339,7 @@ func TestCatalogReplay(t *testing.T) {
 	if info.Movies != 100 || info.Catalog.Added+info.Catalog.Updated+info.Catalog.Deleted != 0 || info.Catalog.Seq != 5 {
 		t.Fatalf("after a newer artifact: %d movies, %+v", info.Movies, info.Catalog)
 	}
-	mr, _ := restarted.Movies("Renamed", 10)
+	mr, _ := restarted.Movies("Renamed", 0, 10)
 	if len(mr.Movies) != 1 || mr.Movies[0].Title != "Renamed in v2" {
 		t.Fatalf("the newer artifact's title should win: %+v", mr.Movies)
 	}
@@ -448,7 +448,7 @@ func TestCatalogStress(t *testing.T) {
 					t.Errorf("acknowledged put of %d not scorable: %v %+v", id, err, sc)
 					return
 				}
-				if mr, _ := s.Movies(title, 1); mr.Total != 1 {
+				if mr, _ := s.Movies(title, 0, 1); mr.Total != 1 {
 					t.Errorf("acknowledged put of %d not listed", id)
 					return
 				}
@@ -895,7 +895,7 @@ func TestCatalogReplayLatestOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mr, _ := s.Movies("", 200)
+		mr, _ := s.Movies("", 0, 200)
 		info, _ := s.Info()
 		return fmt.Sprintf("%d %+v %v %v", info.Movies, info.Catalog, res.Items, mr.Movies)
 	}

@@ -31,8 +31,11 @@ type Movie struct {
 // MoviesResult answers Movies.
 type MoviesResult struct {
 	ModelVersion string
-	Total        int     // movies that match, of which Movies holds the first limit
+	Total        int     // movies that match, of which Movies holds limit from offset on
 	Movies       []Movie // titles that start with the query first, then the rest; catalogue order within each
+	// NextOffset is the offset of the next page when more movies match (and
+	// it is within MaxOffset); 0 at the end.
+	NextOffset int
 }
 
 // SimilarResult answers Similar.
@@ -52,10 +55,11 @@ func (e *UnknownMovieError) Error() string {
 }
 
 // Movies returns up to limit movies whose titles contain query, compared
-// case-insensitively (Unicode simple folding); an empty query matches every
-// movie. It is the catalogue lookup of the explorer page: a person finds a
-// movie by title, then asks for its neighbours.
-func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
+// case-insensitively (Unicode simple folding), after the first offset of
+// them (0..MaxOffset); an empty query matches every movie. It is the
+// catalogue lookup of the explorer page: a person finds a movie by title,
+// then asks for its neighbours.
+func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) {
 	v := s.live.Load()
 	if v == nil {
 		return MoviesResult{}, NoModelError{}
@@ -68,8 +72,8 @@ func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
 	// Catalogue order is the artifact's (an updated movie keeps its
 	// place), then the movies added since, in the order of their latest
 	// change (a re-PUT appends a new overlay row).
-	var later []int32
-	n := int32(len(snap.bundle.Movies))
+	var first, later []int32
+	n, want := int32(len(snap.bundle.Movies)), offset+limit
 	consider := func(g int32, title string) {
 		at := indexFold(title, query)
 		if at < 0 {
@@ -77,10 +81,10 @@ func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
 		}
 		out.Total++
 		if at == 0 {
-			if len(out.Movies) < limit {
-				out.Movies = append(out.Movies, v.movie(g))
+			if len(first) < want {
+				first = append(first, g)
 			}
-		} else if len(later) < limit {
+		} else if len(later) < want {
 			later = append(later, g)
 		}
 	}
@@ -98,11 +102,12 @@ func (s *Service) Movies(query string, limit int) (MoviesResult, error) {
 			consider(n+int32(r), ov.rows[r].movie.Title)
 		}
 	}
-	for _, g := range later {
-		if len(out.Movies) == limit {
-			break
-		}
+	page := append(first, later...)
+	for _, g := range page[min(offset, len(page)):min(want, len(page))] {
 		out.Movies = append(out.Movies, v.movie(g))
+	}
+	if next := offset + len(out.Movies); next < out.Total && len(out.Movies) > 0 && next <= MaxOffset {
+		out.NextOffset = next
 	}
 	return out, nil
 }

@@ -23,7 +23,7 @@ func TestMovies(t *testing.T) {
 		b.Movies[i].Title = title
 	}
 	s := newService(t, "exact")
-	if _, err := s.Movies("", 10); !errors.As(err, new(NoModelError)) {
+	if _, err := s.Movies("", 0, 10); !errors.As(err, new(NoModelError)) {
 		t.Fatalf("no model: err = %v, want NoModelError", err)
 	}
 	if err := s.Load(b); err != nil {
@@ -39,13 +39,19 @@ func TestMovies(t *testing.T) {
 	tests := []struct {
 		name      string
 		query     string
+		offset    int
 		limit     int
 		want      []movielens.MovieID
 		wantTotal int
+		next      int
 	}{
-		{name: "empty query lists the catalogue", query: "", limit: 3, want: ids(0, 1, 2), wantTotal: 60},
+		{name: "empty query lists the catalogue", query: "", limit: 3, want: ids(0, 1, 2), wantTotal: 60, next: 3},
+		{name: "the next page", query: "", offset: 3, limit: 3, want: ids(3, 4, 5), wantTotal: 60, next: 6},
+		{name: "the last page", query: "", offset: 58, limit: 3, want: ids(58, 59), wantTotal: 60},
+		{name: "past the end", query: "", offset: 60, limit: 3, want: ids(), wantTotal: 60},
+		{name: "a page across prefixes and the rest", query: "toy", offset: 1, limit: 2, want: ids(20, 3), wantTotal: 3},
 		{name: "prefixes first, case-insensitive", query: "toy", limit: 10, want: ids(7, 20, 3), wantTotal: 3},
-		{name: "limit keeps the best", query: "TOY", limit: 2, want: ids(7, 20), wantTotal: 3},
+		{name: "limit keeps the best", query: "TOY", limit: 2, want: ids(7, 20), wantTotal: 3, next: 2},
 		{name: "inside a title", query: "in toy", limit: 10, want: ids(3), wantTotal: 1},
 		{name: "unicode folding", query: "élan", limit: 10, want: ids(30), wantTotal: 1},
 		{name: "no match", query: "zzz", limit: 10, want: ids(), wantTotal: 0},
@@ -54,16 +60,16 @@ func TestMovies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := s.Movies(tt.query, tt.limit)
+			res, err := s.Movies(tt.query, tt.offset, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []movielens.MovieID
+			got := []movielens.MovieID{}
 			for _, m := range res.Movies {
 				got = append(got, m.MovieID)
 			}
-			if !slices.Equal(got, tt.want) || res.Total != tt.wantTotal || res.ModelVersion != "v1" || res.Movies == nil {
-				t.Errorf("Movies(%q, %d) = %v (total %d), want %v (total %d)", tt.query, tt.limit, got, res.Total, tt.want, tt.wantTotal)
+			if !slices.Equal(got, tt.want) || res.Total != tt.wantTotal || res.NextOffset != tt.next || res.ModelVersion != "v1" || res.Movies == nil {
+				t.Errorf("Movies(%q, %d, %d) = %v (total %d, next %d), want %v (total %d, next %d)", tt.query, tt.offset, tt.limit, got, res.Total, res.NextOffset, tt.want, tt.wantTotal, tt.next)
 			}
 			for _, m := range res.Movies {
 				i := slices.IndexFunc(b.Movies, func(a artifact.Movie) bool { return a.ID == m.MovieID })
@@ -214,7 +220,7 @@ func BenchmarkMovies(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Movies("movie 12", DefaultMoviesLimit); err != nil {
+		if _, err := s.Movies("movie 12", 0, DefaultMoviesLimit); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -32,7 +32,7 @@ import (
 // handleMovies answers GET /movies?q=&limit=: catalogue movies whose
 // titles contain q.
 func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
-	params, aerr := queryParams(r, "q", "limit")
+	params, aerr := queryParams(r, "q", "limit", "offset")
 	if aerr != nil {
 		return aerr
 	}
@@ -44,11 +44,15 @@ func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	res, err := s.rec.Movies(q, limit)
+	offset, aerr := intParam(params, "offset", 0, 0, recall.MaxOffset)
+	if aerr != nil {
+		return aerr
+	}
+	res, err := s.rec.Movies(q, offset, limit)
 	if err != nil {
 		return err
 	}
-	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies))}
+	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies)), NextOffset: res.NextOffset}
 	for i, m := range res.Movies {
 		out.Movies[i] = newMovieJSON(m)
 	}
@@ -165,6 +169,7 @@ type moviesResponse struct {
 	ModelVersion string      `json:"model_version"`
 	Total        int         `json:"total"`
 	Movies       []movieJSON `json:"movies"`
+	NextOffset   int         `json:"next_offset,omitzero"`
 }
 
 type similarResponse struct {

@@ -36,6 +36,21 @@ func TestCatalogueEndpoints(t *testing.T) {
 				}
 			}},
 		{name: "movies empty q", method: "GET", path: "/movies?q=&limit=100", want: 200},
+		{name: "movies paged", method: "GET", path: "/movies?limit=3&offset=3", want: 200,
+			check: func(t *testing.T, body []byte) {
+				var r moviesResponse
+				mustJSON(t, body, &r)
+				if r.Total != 10 || len(r.Movies) != 3 || r.Movies[0].MovieID != 4 || r.NextOffset != 6 {
+					t.Errorf("response %+v, want movies 4 to 6 of 10, next offset 6", r)
+				}
+			}},
+		{name: "movies last page", method: "GET", path: "/movies?limit=3&offset=9", want: 200,
+			check: func(t *testing.T, body []byte) {
+				if strings.Contains(string(body), "next_offset") {
+					t.Errorf("a next offset on the last page: %s", body)
+				}
+			}},
+		{name: "movies offset too large", method: "GET", path: "/movies?offset=10001", want: 400, wantField: "offset"},
 		{name: "movies no match", method: "GET", path: "/movies?q=zzz", want: 200,
 			check: func(t *testing.T, body []byte) {
 				if !strings.Contains(string(body), `"movies":[]`) {

@@ -113,8 +113,8 @@ func (f *fakeRecaller) Info() (recall.ModelInfo, bool) {
 }
 
 // Movies answers from a catalogue of ten fake movies (those of
-// fakeResult), titles containing query.
-func (f *fakeRecaller) Movies(query string, limit int) (recall.MoviesResult, error) {
+// fakeResult), titles containing query, limit of them from offset on.
+func (f *fakeRecaller) Movies(query string, offset, limit int) (recall.MoviesResult, error) {
 	f.mu.Lock()
 	ready := f.ready
 	f.mu.Unlock()
@@ -127,9 +127,12 @@ func (f *fakeRecaller) Movies(query string, limit int) (recall.MoviesResult, err
 			continue
 		}
 		out.Total++
-		if len(out.Movies) < limit {
+		if out.Total > offset && len(out.Movies) < limit {
 			out.Movies = append(out.Movies, recall.Movie{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year})
 		}
+	}
+	if next := offset + len(out.Movies); next < out.Total && len(out.Movies) > 0 {
+		out.NextOffset = next
 	}
 	return out, nil
 }

@@ -41,7 +41,7 @@ type Recaller interface {
 	Info() (recall.ModelInfo, bool)
 	// Movies and Similar serve the catalogue endpoints; Similar reports an
 	// id the model does not know as a *recall.UnknownMovieError (404).
-	Movies(query string, limit int) (recall.MoviesResult, error)
+	Movies(query string, offset, limit int) (recall.MoviesResult, error)
 	Similar(ctx context.Context, id movielens.MovieID, k int) (recall.SimilarResult, error)
 	// PutMovie and DeleteMovie change the catalogue without retraining
 	// and return once the change is durable and visible. A genre the
