@@ -54,7 +54,7 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	p := startServe(t, bin, "--config", cfg, "--model", model) // the explorer is on by default
 	// The browser reaches the service through a proxy that can stall an
 	// answer (stall): a slow network, which the real binary never is.
-	var stall atomic.Bool
+	var stall, prefixOnly atomic.Bool
 	target, err := url.Parse("http://" + p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +72,10 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		}
 		if strings.HasPrefix(r.URL.Path, "/svc/") { // a gateway serving the service under a prefix
 			http.StripPrefix("/svc", proxy).ServeHTTP(w, r)
+			return
+		}
+		if prefixOnly.Load() { // ... and nothing else
+			http.NotFound(w, r)
 			return
 		}
 		proxy.ServeHTTP(w, r)
@@ -99,8 +103,14 @@ func TestE2EExplorerBrowser(t *testing.T) {
 
 	// The page works under a gateway's path prefix too: its assets and
 	// its calls are relative to it.
+	prefixOnly.Store(true)
 	b.do(t, "load the page under a prefix", chromedp.Navigate(base+"/svc/"))
 	b.waitFor(t, "the model under the prefix", `document.querySelector('#model').dataset.state === 'done' && getComputedStyle(document.body).margin === '0px'`)
+	b.do(t, "search a title under the prefix", chromedp.SendKeys(chromedp.CSS("#recent-q"), "a"))
+	b.waitFor(t, "title matches under the prefix", `document.querySelector('#recent-hits button.hit') !== null`)
+	b.do(t, "recall under the prefix", chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "movies under the prefix", `document.querySelector('#results').dataset.state === 'done'`)
+	prefixOnly.Store(false)
 	b.do(t, "load the page", chromedp.Navigate(base+"/"))
 	b.waitFor(t, "the model", `document.querySelector('#model').dataset.state === 'done'`)
 

@@ -1245,15 +1245,11 @@ func SplitList(v string) []string {
 	return out
 }
 
-// validOrigin accepts a web origin as a browser sends it in the Origin
-// header (RFC 6454): http or https, a host, a port only when it is not the
-// scheme's default, nothing else. The CORS middleware compares origins
-// lower-cased but otherwise as written, so https://app.example.com:443
-// would never match.
 // asciiOrigin returns the form browsers send of an origin whose host is
 // written with non-ASCII letters (https://bücher.example →
 // https://xn--bcher-kva.example), which the CORS middleware would never
-// match; "" when o is ASCII or no such form exists (validOrigin refuses it).
+// match; "" when there is none that validOrigin accepts (o is ASCII, or
+// something else is wrong with it: a path, a default port).
 func asciiOrigin(o string) string {
 	u, err := url.Parse(o)
 	if err != nil || !strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
@@ -1263,9 +1259,17 @@ func asciiOrigin(o string) string {
 	if err != nil {
 		return ""
 	}
-	return strings.Replace(o, u.Hostname(), host, 1)
+	if a := strings.Replace(o, u.Hostname(), host, 1); a != o && validOrigin(a) {
+		return a
+	}
+	return ""
 }
 
+// validOrigin accepts a web origin as a browser sends it in the Origin
+// header (RFC 6454): http or https, a host, a port only when it is not the
+// scheme's default, nothing else. The CORS middleware compares origins
+// lower-cased but otherwise as written, so https://app.example.com:443
+// would never match.
 func validOrigin(o string) bool {
 	if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
 		return false

@@ -499,6 +499,14 @@ func TestCORSOriginPunycode(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// No form to suggest where the host is ASCII or the origin is wrong
+	// otherwise: the generic message.
+	for _, o := range []string{"https://a.example/ü", "https://bücher.example/path", "https://bücher.example:443"} {
+		c.Serve.CORSOrigins = []string{o}
+		if err := c.Validate(); err == nil || strings.Contains(err.Error(), "ASCII form") || !strings.Contains(err.Error(), "not an origin as browsers send it") {
+			t.Errorf("%s: err = %v, want the generic message", o, err)
+		}
+	}
 }
 
 func TestCatalogSettings(t *testing.T) {

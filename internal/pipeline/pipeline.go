@@ -147,7 +147,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 		if cfg.Train.Objective == train.Pointwise {
 			// The reference recipe ranks by a rating regression, which
 			// recall by popularity often beats: no setting is at fault.
-			msg = "the chosen model does not beat popularity on validation: the pointwise (reference) objective fits ratings, not what users watch next; the default softmax objective ranks for recall"
+			msg = "the chosen model does not beat popularity on validation: the pointwise (reference) objective fits ratings, not what users watch next, and the default softmax objective ranks for recall; with settings changed from the reference recipe's, check train.learning_rate too"
 		}
 		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", pop).Msg(msg)
 	}

@@ -212,6 +212,22 @@ func TestIndexFold(t *testing.T) {
 	}
 }
 
+// TestMoviesNextOffsetCap: no next page is offered past MaxOffset, which
+// the handler would refuse.
+func TestMoviesNextOffsetCap(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	if err := s.Load(testBundle(t, "v1", MaxOffset+10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ offset, next int }{{MaxOffset - 10, MaxOffset - 7}, {MaxOffset - 3, MaxOffset}, {MaxOffset - 1, 0}} {
+		res, err := s.Movies("", tc.offset, 3)
+		if err != nil || len(res.Movies) != 3 || res.NextOffset != tc.next {
+			t.Errorf("offset %d: %d movies, next %d, %v; want 3, next %d", tc.offset, len(res.Movies), res.NextOffset, err, tc.next)
+		}
+	}
+}
+
 func BenchmarkMovies(b *testing.B) {
 	bundle := testBundle(b, "v1", 3706, 1)
 	s := newService(b, "exact")

@@ -29,8 +29,8 @@ import (
 // from elsewhere, and a Content-Security-Policy that allows only the
 // service's own origin.
 
-// handleMovies answers GET /movies?q=&limit=: catalogue movies whose
-// titles contain q.
+// handleMovies answers GET /movies?q=&limit=&offset=: catalogue movies
+// whose titles contain q, a page of them.
 func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
 	params, aerr := queryParams(r, "q", "limit", "offset")
 	if aerr != nil {

@@ -86,7 +86,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			ev = s.logger.Debug()
 		}
 		ev.Str("request_id", middleware.GetReqID(r.Context())).
-			Str("method", r.Method).
+			Str("method", truncate(r.Method, 32)).
 			Str("path", truncate(r.URL.Path, maxField)). // a 60 KB path made a 360 KB line
 			Str("route", route).
 			Int("status", status).

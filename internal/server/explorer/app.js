@@ -100,7 +100,7 @@ function retryViews() {
   for (const q of ['#recent-q', '#similar-q']) {
     if ($(q).value.trim()) $(q).dispatchEvent(new Event('input'));
   }
-  if ($('#results').dataset.status === '503' && shown.body) recall(shown.body);
+  if ($('#results').dataset.problem === 'urn:towerrecall:problem:not-ready' && shown.body) recall(shown.body);
 }
 
 // fillVocabularies (re)builds the form's choices from /model's
@@ -163,7 +163,7 @@ function searchBox(input, hits, status, onPick) {
   // also submit the form (without the movie): keypress is where browsers do.
   input.addEventListener('keydown', async (ev) => {
     // The Enter that ends an input method's composition is not a pick.
-    if (ev.key !== 'Enter' || ev.isComposing) return;
+    if (ev.key !== 'Enter' || ev.isComposing || ev.keyCode === 229) return; // 229: Safari's composing Enter
     ev.preventDefault();
     const top = await search();
     if (top) pick(top);
@@ -307,7 +307,7 @@ async function recall(body) {
     more.hidden = !res.next_offset;
     more.onclick = () => recall({ ...shown.body, offset: res.next_offset });
     box.dataset.state = 'done';
-    box.dataset.status = '';
+    box.dataset.problem = '';
   } catch (err) {
     if (mine !== latest.recall) return;
     if (shown.items.length) {
@@ -341,7 +341,7 @@ function failView(box, table, meta, err, inputs) {
     input.focus();
   }
   box.dataset.state = 'error';
-  box.dataset.status = String(err.status || '');
+  box.dataset.problem = (err.problem && err.problem.type) || '';
 }
 
 // fillTable renders recalled or similar items: rank, title (a link to the
