@@ -25,7 +25,6 @@ import (
 	"time"
 	"unicode"
 
-	"golang.org/x/net/idna"
 	"gopkg.in/yaml.v3"
 )
 
@@ -1142,8 +1141,8 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 		bad("serve.reload_poll", "%v: 0 (off) or at least 100ms", s.ReloadPoll)
 	}
 	for i, o := range s.CORSOrigins {
-		if ascii := asciiOrigin(o); ascii != "" {
-			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q: browsers send an international host name in its ASCII form, %s", o, ascii)
+		if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
+			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not ASCII: browsers send an international host name in its ASCII (punycode) form, such as https://xn--bcher-kva.example for https://bücher.example", o)
 		} else if !validOrigin(o) {
 			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (scheme, host, and a port only when it is not the scheme's default; no path, no wildcard)", o)
 		}
@@ -1245,31 +1244,12 @@ func SplitList(v string) []string {
 	return out
 }
 
-// asciiOrigin returns the form browsers send of an origin whose host is
-// written with non-ASCII letters (https://bücher.example →
-// https://xn--bcher-kva.example), which the CORS middleware would never
-// match; "" when there is none that validOrigin accepts (o is ASCII, or
-// something else is wrong with it: a path, a default port).
-func asciiOrigin(o string) string {
-	u, err := url.Parse(o)
-	if err != nil || !strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
-		return ""
-	}
-	host, err := idna.Lookup.ToASCII(u.Hostname())
-	if err != nil {
-		return ""
-	}
-	if a := strings.Replace(o, u.Hostname(), host, 1); a != o && validOrigin(a) {
-		return a
-	}
-	return ""
-}
-
 // validOrigin accepts a web origin as a browser sends it in the Origin
 // header (RFC 6454): http or https, a host, a port only when it is not the
 // scheme's default, nothing else. The CORS middleware compares origins
 // lower-cased but otherwise as written, so https://app.example.com:443
-// would never match.
+// would never match, nor one with a non-ASCII host (browsers send it in
+// punycode).
 func validOrigin(o string) bool {
 	if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
 		return false
