@@ -167,6 +167,7 @@ func TestCORS(t *testing.T) {
 	}
 	req := httptest.NewRequest(http.MethodPost, "/recall", strings.NewReader(`{"user":{}}`))
 	req.Header.Set("Origin", origin)
+	req.Header.Set("Content-Type", "application/json") // a browser's body must be typed JSON (TestContentTypes)
 	w = httptest.NewRecorder()
 	ts.Handler().ServeHTTP(w, req)
 	if w.Code != 200 || w.Header().Get("Access-Control-Allow-Origin") != origin ||

@@ -292,21 +292,23 @@ func TestBadRequestDetails(t *testing.T) {
 
 // TestContentTypes: JSON, and the types that carry it by accident (none,
 // and the form type curl -d and jQuery send, with or without a UTF-8
-// charset), are read; anything else is a 415.
+// charset), are read; anything else is a 415. From a browser (an Origin
+// header) only JSON: the others need no CORS preflight, so a page of any
+// origin could make its visitors' browsers send them.
 func TestContentTypes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		ct string
-		ok bool
+		ct              string
+		ok, okInBrowser bool
 	}{
-		{"application/json", true},
-		{"application/json; charset=UTF-8", true},
-		{"", true},
-		{"application/x-www-form-urlencoded", true},
-		{"application/x-www-form-urlencoded; charset=UTF-8", true},
-		{"application/x-www-form-urlencoded; charset=latin1", false},
-		{"multipart/form-data; boundary=x", false},
-		{"text/plain", false},
+		{"application/json", true, true},
+		{"application/json; charset=UTF-8", true, true},
+		{"", true, false},
+		{"application/x-www-form-urlencoded", true, false},
+		{"application/x-www-form-urlencoded; charset=UTF-8", true, false},
+		{"application/x-www-form-urlencoded; charset=latin1", false, false},
+		{"multipart/form-data; boundary=x", false, false},
+		{"text/plain", false, false},
 	} {
 		h := http.Header{}
 		if tc.ct != "" {
@@ -314,6 +316,10 @@ func TestContentTypes(t *testing.T) {
 		}
 		if err := checkContentType(h); (err == nil) != tc.ok {
 			t.Errorf("Content-Type %q: %v, want accepted %v", tc.ct, err, tc.ok)
+		}
+		h.Set("Origin", "https://elsewhere.example")
+		if err := checkContentType(h); (err == nil) != tc.okInBrowser {
+			t.Errorf("Content-Type %q from a browser: %v, want accepted %v", tc.ct, err, tc.okInBrowser)
 		}
 	}
 }

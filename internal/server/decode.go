@@ -214,8 +214,10 @@ func jsonKind(k reflect.Kind) string {
 // charset=utf-8, and no Content-Encoding but identity. A missing type and
 // application/x-www-form-urlencoded, which `curl -d` sends by default
 // (jQuery adds charset=utf-8), are read as JSON too, so that one-line curl
-// examples work; the body must still be a JSON object. Every other type is
-// refused.
+// examples work; the body must still be a JSON object. Not from a browser
+// (an Origin header): there those are the types a page of any origin may
+// send without a CORS preflight, and JSON's preflight is what lets the
+// service refuse origins it does not list. Every other type is refused.
 func checkContentType(h http.Header) *apiError {
 	for _, ce := range h.Values("Content-Encoding") { // every field, not the first only
 		if ce != "" && !strings.EqualFold(ce, "identity") {
@@ -223,11 +225,15 @@ func checkContentType(h http.Header) *apiError {
 		}
 	}
 	ct := h.Get("Content-Type")
-	if ct == "application/json" || ct == "" {
+	if ct == "application/json" {
+		return nil
+	}
+	browser := h.Get("Origin") != ""
+	if ct == "" && !browser {
 		return nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" && mt != "application/x-www-form-urlencoded" {
+	if err != nil || mt != "application/json" && (mt != "application/x-www-form-urlencoded" || browser) {
 		return &apiError{code: codeMediaType, detail: "Content-Type must be application/json, got " + quote(ct)}
 	}
 	for k, v := range params {
