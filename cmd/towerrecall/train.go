@@ -618,7 +618,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	client := &http.Client{Timeout: 10 * time.Minute}
 	path, err := movielens.Download(ctx, client, src, *dir)
 	if err != nil && ctx.Err() == nil && getenv(config.DownloadURLEnv) == "" {
-		return fmt.Errorf("%w; or set %s to a mirror's URL of %s", err, config.DownloadURLEnv, src.URL)
+		err = fmt.Errorf("%w; or set %s to a mirror's URL of %s", err, config.DownloadURLEnv, src.URL)
 	}
 	if err != nil {
 		return err

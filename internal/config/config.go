@@ -1141,11 +1141,14 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 		bad("serve.reload_poll", "%v: 0 (off) or at least 100ms", s.ReloadPoll)
 	}
 	for i, o := range s.CORSOrigins {
-		if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
-			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not ASCII: browsers send an international host name in its ASCII (punycode) form, such as https://xn--bcher-kva.example for https://bücher.example", o)
-		} else if !validOrigin(o) {
-			bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q is not an origin as browsers send it, such as https://app.example.com (scheme, host, and a port only when it is not the scheme's default; no path, no wildcard)", o)
+		if validOrigin(o) {
+			continue
 		}
+		why := "is not an origin as browsers send it, such as https://app.example.com (scheme, host, and a port only when it is not the scheme's default; no path, no wildcard)"
+		if !ascii(o) {
+			why = "is not ASCII: browsers send an international host name in its ASCII (punycode) form, such as https://xn--bcher-kva.example for https://bücher.example"
+		}
+		bad(fmt.Sprintf("serve.cors_origins[%d]", i), "%q "+why, o)
 	}
 	if s.BatchMax < 1 || s.BatchMax > 1000 {
 		bad("serve.batch_max", "%d is not between 1 and 1000", s.BatchMax)
@@ -1251,7 +1254,7 @@ func SplitList(v string) []string {
 // would never match, nor one with a non-ASCII host (browsers send it in
 // punycode).
 func validOrigin(o string) bool {
-	if strings.ContainsFunc(o, func(r rune) bool { return r > unicode.MaxASCII }) {
+	if !ascii(o) {
 		return false
 	}
 	u, err := url.Parse(o)
@@ -1260,6 +1263,11 @@ func validOrigin(o string) bool {
 		!strings.Contains(o, "*") && o == u.Scheme+"://"+u.Host &&
 		!strings.HasSuffix(u.Host, ":") &&
 		!(u.Scheme == "https" && u.Port() == "443") && !(u.Scheme == "http" && u.Port() == "80")
+}
+
+// ascii reports whether s is all ASCII.
+func ascii(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r > unicode.MaxASCII })
 }
 
 // port is a listen address's port ("" when it has none).
