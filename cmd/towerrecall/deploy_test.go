@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -59,5 +60,76 @@ func TestDeploymentLeavesReplicasToHPA(t *testing.T) {
 		if _, ok := o["spec"].(map[string]any)["replicas"]; ok && scaled[name] {
 			t.Errorf("Deployment %s sets spec.replicas, though an HPA scales it", name)
 		}
+	}
+}
+
+// TestNetworkPolicy: the policy in deployment.yaml selects exactly the
+// serving pods, lets in only their HTTP port and lets nothing out, and does
+// not select the training Job's pods, whose init container downloads
+// MovieLens.
+func TestNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	get := func(o any, path ...string) any {
+		for _, p := range path {
+			m, _ := o.(map[string]any)
+			o = m[p]
+		}
+		return o
+	}
+	matches := func(selector, labels any) bool {
+		sel, _ := selector.(map[string]any)
+		lab, _ := labels.(map[string]any)
+		if len(sel) == 0 {
+			return true // an empty selector selects every pod
+		}
+		for k, v := range sel {
+			if lab[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	var policy, deployment map[string]any
+	for _, o := range manifests(t, "../../deploy/kubernetes/deployment.yaml") {
+		switch o["kind"] {
+		case "NetworkPolicy":
+			policy = o
+		case "Deployment":
+			deployment = o
+		}
+	}
+	if policy == nil || deployment == nil {
+		t.Fatalf("deployment.yaml: NetworkPolicy %v, Deployment %v; want both", policy != nil, deployment != nil)
+	}
+	selector := get(policy, "spec", "podSelector", "matchLabels")
+	if !matches(selector, get(deployment, "spec", "template", "metadata", "labels")) {
+		t.Errorf("the NetworkPolicy's podSelector %v does not select the serving pods", selector)
+	}
+	for _, o := range manifests(t, "../../deploy/kubernetes/train-job.yaml") {
+		if o["kind"] == "Job" && matches(selector, get(o, "spec", "template", "metadata", "labels")) {
+			t.Errorf("the NetworkPolicy selects the training Job's pods: its download would be blocked")
+		}
+	}
+	types, _ := get(policy, "spec", "policyTypes").([]any)
+	if len(types) != 2 || !slices.Contains(types, any("Ingress")) || !slices.Contains(types, any("Egress")) {
+		t.Errorf("policyTypes %v, want Ingress and Egress", types)
+	}
+	if egress, ok := get(policy, "spec", "egress").([]any); !ok || len(egress) != 0 {
+		t.Errorf("egress %v, want [] (nothing out)", get(policy, "spec", "egress"))
+	}
+	ingress, _ := get(policy, "spec", "ingress").([]any)
+	if len(ingress) != 1 {
+		t.Fatalf("%d ingress rules, want 1", len(ingress))
+	}
+	ports, _ := get(ingress[0], "ports").([]any)
+	containers, _ := get(deployment, "spec", "template", "spec", "containers").([]any)
+	var named []any
+	for _, c := range containers {
+		for _, p := range get(c, "ports").([]any) {
+			named = append(named, get(p, "name"))
+		}
+	}
+	if len(ports) != 1 || !slices.Contains(named, get(ports[0], "port")) || get(ports[0], "protocol") != "TCP" {
+		t.Errorf("ingress ports %v, want the container's TCP port by name (one of %v)", ports, named)
 	}
 }
