@@ -1,4 +1,4 @@
-.PHONY: run test lint contract e2e bench bench-micro bench-scale build image fuzz reliability
+.PHONY: run test lint contract alerts e2e bench bench-micro bench-scale build image fuzz reliability
 GO ?= go
 DATA ?= $(abspath ../shared/data)
 
@@ -16,6 +16,9 @@ lint: ## gofmt, go vet and staticcheck, on the product and on tools/benchreport
 
 contract: ## openapi.yaml as client developers use it: Redocly lint, openapi-typescript types under tsc, Prism's proxy over the real service (Node.js and npm)
 	tools/contract/run.sh
+
+alerts: ## deploy/prometheus/alerts.yaml: promtool's rule check and its unit tests (alerts_test.yaml; Debian package prometheus)
+	cd deploy/prometheus && promtool check rules alerts.yaml && promtool test rules alerts_test.yaml
 
 e2e: ## end-to-end checks on the real data, the quality bars included (as .ci/run)
 	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 $(GO) test -p 1 -count=1 -timeout 15m -run E2E -v ./cmd/towerrecall/ ./internal/pipeline/

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -131,5 +133,67 @@ func TestNetworkPolicy(t *testing.T) {
 	}
 	if len(ports) != 1 || !slices.Contains(named, get(ports[0], "port")) || get(ports[0], "protocol") != "TCP" {
 		t.Errorf("ingress ports %v, want the container's TCP port by name (one of %v)", ports, named)
+	}
+}
+
+// checkAlertMetrics checks deploy/prometheus/alerts.yaml against a live
+// service's /metrics text: every towerrecall_ series an alert reads exists,
+// and each label an alert matches on is one the series has (with the value,
+// for an equality matcher). promtool's unit tests (make alerts) check the
+// rules' logic on made-up series; this checks the names they are made up
+// from. The service needs catalogue changes on and one refused load, or
+// catalog_writable and model_loads_total{result="error"} have no series.
+func checkAlertMetrics(t *testing.T, metrics string) {
+	t.Helper()
+	raw, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Expr string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	selector := regexp.MustCompile(`(towerrecall_\w+)(\{([^}]*)\})?`)
+	matcher := regexp.MustCompile(`(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"`)
+	lines := strings.Split(metrics, "\n")
+	rules := 0
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			rules++
+			sels := selector.FindAllStringSubmatch(r.Expr, -1)
+			if len(sels) == 0 {
+				t.Errorf("alert %s reads no towerrecall_ series: %s", r.Alert, r.Expr)
+			}
+			for _, s := range sels {
+				var series []string
+				for _, l := range lines {
+					if strings.HasPrefix(l, s[1]+"{") || strings.HasPrefix(l, s[1]+" ") {
+						series = append(series, l)
+					}
+				}
+				if len(series) == 0 {
+					t.Errorf("alert %s reads %s, which /metrics does not export", r.Alert, s[1])
+					continue
+				}
+				for _, m := range matcher.FindAllStringSubmatch(s[3], -1) {
+					want := m[1] + `="`
+					if m[2] == "=" {
+						want += m[3] + `"`
+					}
+					if !slices.ContainsFunc(series, func(l string) bool { return strings.Contains(l, want) }) {
+						t.Errorf("alert %s matches %s on %s%s%q; no such series in /metrics (%d others, e.g. %s)", r.Alert, s[1], m[1], m[2], m[3], len(series), series[0])
+					}
+				}
+			}
+		}
+	}
+	if rules == 0 {
+		t.Error("alerts.yaml has no rules")
 	}
 }

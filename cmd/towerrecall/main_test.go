@@ -271,7 +271,8 @@ func TestServeDemo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	modelDir := filepath.Join(dir, "model")
-	env := []string{"TOWERRECALL_RELOAD_POLL=100ms", "TOWERRECALL_DEBUG_ADDR=127.0.0.1:0"}
+	// Catalogue changes on, so that /metrics has every series the alerts read.
+	env := []string{"TOWERRECALL_RELOAD_POLL=100ms", "TOWERRECALL_DEBUG_ADDR=127.0.0.1:0", "TOWERRECALL_CATALOG_TOKEN=demo-token-0123456789"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &logBuffer{}
@@ -338,6 +339,8 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("version changed to %q after a refused reload", after.Version)
 	}
 	c.json("POST", "/recall", `{"user": {"gender": "F"}}`, 200, nil)
+	_, _, metrics := c.do("GET", "/metrics", "")
+	checkAlertMetrics(t, string(metrics))
 
 	// Restoring the file and sending SIGHUP reloads it.
 	if err := os.WriteFile(vec, orig, 0o644); err != nil {
