@@ -16,8 +16,8 @@ import (
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
-// code classifies a failure. describe maps each code to its HTTP status and
-// problem title; that one table is the whole status policy.
+// code classifies a failure; problems maps it to its HTTP status and
+// problem title, the whole status policy.
 type code string
 
 const (
@@ -36,35 +36,32 @@ const (
 	codeOverloaded   code = "overloaded"             // the answer items in flight would pass Config.MaxItemsInFlight: shed at once, Retry-After 1
 )
 
+var problems = map[code]struct {
+	status int
+	title  string
+}{
+	codeMalformed:    {http.StatusBadRequest, "Malformed JSON"},
+	codeInvalid:      {http.StatusBadRequest, "Invalid request"},
+	codeNotFound:     {http.StatusNotFound, "Not found"},
+	codeMethod:       {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeTooLarge:     {http.StatusRequestEntityTooLarge, "Request body too large"},
+	codeMediaType:    {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	codeInternal:     {http.StatusInternalServerError, "Internal error"},
+	codeUnavailable:  {http.StatusServiceUnavailable, "Not ready"},
+	codeTimeout:      {http.StatusGatewayTimeout, "Timeout"},
+	codeReadTimeout:  {http.StatusRequestTimeout, "Request timeout"},
+	codeUnauthorized: {http.StatusUnauthorized, "Unauthorized"},
+	codeJournal:      {http.StatusServiceUnavailable, "Catalogue journal unavailable"},
+	codeOverloaded:   {http.StatusServiceUnavailable, "Overloaded"},
+}
+
+// describe is c's status and title; an unknown code is internal.
 func describe(c code) (status int, title string) {
-	switch c {
-	case codeMalformed:
-		return http.StatusBadRequest, "Malformed JSON"
-	case codeInvalid:
-		return http.StatusBadRequest, "Invalid request"
-	case codeNotFound:
-		return http.StatusNotFound, "Not found"
-	case codeMethod:
-		return http.StatusMethodNotAllowed, "Method not allowed"
-	case codeTooLarge:
-		return http.StatusRequestEntityTooLarge, "Request body too large"
-	case codeMediaType:
-		return http.StatusUnsupportedMediaType, "Unsupported media type"
-	case codeUnavailable:
-		return http.StatusServiceUnavailable, "Not ready"
-	case codeTimeout:
-		return http.StatusGatewayTimeout, "Timeout"
-	case codeReadTimeout:
-		return http.StatusRequestTimeout, "Request timeout"
-	case codeUnauthorized:
-		return http.StatusUnauthorized, "Unauthorized"
-	case codeJournal:
-		return http.StatusServiceUnavailable, "Catalogue journal unavailable"
-	case codeOverloaded:
-		return http.StatusServiceUnavailable, "Overloaded"
-	default:
-		return http.StatusInternalServerError, "Internal error"
+	p, ok := problems[c]
+	if !ok {
+		p = problems[codeInternal]
 	}
+	return p.status, p.title
 }
 
 // retryAfter is the Retry-After of a passing 503 (apiError.retry), in seconds.
