@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -195,20 +196,11 @@ func (u *userBody) features() (feature.UserInput, *apiError) {
 	return in, nil
 }
 
+// validZip accepts 1 to maxZipLen letters, digits, spaces or hyphens, the
+// first a letter or digit.
 func validZip(z string) bool {
-	if z == "" || len(z) > maxZipLen || !isAlnum(z[0]) {
-		return false
-	}
-	for i := 1; i < len(z); i++ {
-		if c := z[i]; !isAlnum(c) && c != ' ' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+	const alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	return z != "" && len(z) <= maxZipLen && strings.IndexByte(alnum, z[0]) >= 0 && strings.Trim(z, alnum+" -") == ""
 }
 
 // The response bodies. recall's types carry no JSON: these name the
