@@ -32,11 +32,7 @@ func (s *Server) admit(r *http.Request, weight int64) (release func(), err error
 	}
 	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
 	if !s.inflight.TryAcquire(weight) {
-		route := ""
-		if rctx := chi.RouteContext(r.Context()); rctx != nil {
-			route = rctx.RoutePattern()
-		}
-		s.metrics.shed.WithLabelValues(route).Inc()
+		s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc() // "" without a route context
 		return nil, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", weight)}
 	}
 	return func() { s.inflight.Release(weight) }, nil
