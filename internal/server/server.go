@@ -251,15 +251,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// httpErrorLog writes net/http's and promhttp's error lines (accept failures such as
-// running out of file descriptors, a handler's panic) at error level: a
-// zerolog.Logger used as an io.Writer writes them without one, where
-// alerts on level=error miss them.
+// ErrorLog is an error log for an http.Server that writes each of its
+// lines (accept failures such as running out of file descriptors, a
+// handler's panic) to l at error level: a zerolog.Logger used as an
+// io.Writer writes them without one, where alerts on level=error miss them.
+func ErrorLog(l zerolog.Logger) *log.Logger { return log.New(httpErrorLog{l}, "", 0) }
+
 type httpErrorLog struct{ l zerolog.Logger }
 
-// ErrorLog is an error log for an http.Server (or promhttp) that writes
-// each of its lines to l at error level.
-func ErrorLog(l zerolog.Logger) *log.Logger { return log.New(httpErrorLog{l}, "", 0) }
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	w.l.Error().Msg(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
 
 // metricsErrorLog is promhttp's error log: a scraper that hangs up mid-answer
 // (a scrape timeout) makes one error per remaining metric family, which is
@@ -274,9 +277,4 @@ func (m metricsErrorLog) Println(v ...any) {
 		}
 	}
 	ev.Msg(strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
-}
-
-func (w httpErrorLog) Write(p []byte) (int, error) {
-	w.l.Error().Msg(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
