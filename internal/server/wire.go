@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -138,44 +137,30 @@ func movieIDs(name string, ids []int64, minN, maxN int) ([]movielens.MovieID, *a
 	return out, nil
 }
 
-// input checks a user's features and converts them; absent features stay
-// zero, which the encoder treats as unknown.
+// input checks a user's features and recent movies and converts them;
+// absent features stay zero, which the encoder treats as unknown.
 func (u *userBody) input(maxRecent int) (recall.User, *apiError) {
 	var user recall.User
 	if u == nil {
 		return user, invalid("user", "user is required (an empty object is a cold-start user)")
 	}
-	in, err := u.features()
-	if err != nil {
-		return user, err
-	}
-	user.UserInput = in
-	if user.Recent, err = movieIDs("user.recent_movie_ids", u.RecentMovieIDs, 0, maxRecent); err != nil {
-		return user, err
-	}
-	return user, distinct("user.recent_movie_ids", u.RecentMovieIDs)
-}
-
-// features checks a user's features and converts them.
-func (u *userBody) features() (feature.UserInput, *apiError) {
-	var in feature.UserInput
 	if u.UserID != nil {
 		if id := *u.UserID; id < 1 || id > math.MaxInt32 {
-			return in, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", math.MaxInt32, id))
+			return user, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", math.MaxInt32, id))
 		}
-		in.UserID = movielens.UserID(*u.UserID)
+		user.UserID = movielens.UserID(*u.UserID)
 	}
 	if u.Gender != nil {
 		if g := *u.Gender; g != "F" && g != "M" {
-			return in, invalid("user.gender", `user.gender must be "F" or "M", got `+quote(g))
+			return user, invalid("user.gender", `user.gender must be "F" or "M", got `+quote(g))
 		}
-		in.Gender = *u.Gender
+		user.Gender = *u.Gender
 	}
 	if u.Age != nil {
 		if a := *u.Age; a < minAge || a > maxAge {
-			return in, invalid("user.age", fmt.Sprintf("user.age must be between %d and %d years, got %d", minAge, maxAge, a))
+			return user, invalid("user.age", fmt.Sprintf("user.age must be between %d and %d years, got %d", minAge, maxAge, a))
 		}
-		in.Age = int(*u.Age)
+		user.Age = int(*u.Age)
 	}
 	if u.Occupation != nil {
 		c, ok := "", false
@@ -183,17 +168,21 @@ func (u *userBody) features() (feature.UserInput, *apiError) {
 			c, ok = movielens.CanonicalOccupation(o)
 		}
 		if !ok {
-			return in, invalid("user.occupation", "unknown user.occupation "+quote(*u.Occupation)+"; GET /model lists vocabularies.occupation")
+			return user, invalid("user.occupation", "unknown user.occupation "+quote(*u.Occupation)+"; GET /model lists vocabularies.occupation")
 		}
-		in.Occupation = c
+		user.Occupation = c
 	}
 	if u.Zip != nil {
 		if !validZip(*u.Zip) {
-			return in, invalid("user.zip", "user.zip must be 1 to 16 letters, digits, spaces or hyphens starting with a letter or digit, got "+quote(*u.Zip))
+			return user, invalid("user.zip", "user.zip must be 1 to 16 letters, digits, spaces or hyphens starting with a letter or digit, got "+quote(*u.Zip))
 		}
-		in.Zip = *u.Zip
+		user.Zip = *u.Zip
 	}
-	return in, nil
+	var err *apiError
+	if user.Recent, err = movieIDs("user.recent_movie_ids", u.RecentMovieIDs, 0, maxRecent); err != nil {
+		return user, err
+	}
+	return user, distinct("user.recent_movie_ids", u.RecentMovieIDs)
 }
 
 // validZip accepts 1 to maxZipLen letters, digits, spaces or hyphens, the
