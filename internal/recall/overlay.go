@@ -71,7 +71,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 		if ov.rows[old].base < 0 {
 			next.added--
 		}
-		next.ids = ov.ids.without(id)
+		next.ids = ov.ids.with(id, -1)
 	}
 	base, inBase := snap.movies[id]
 	if inBase && ov.baseAccepts(base) { // the artifact's version is hidden from now on
@@ -100,7 +100,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 		f.Accept(r)
 		next.genres[g] = f
 	}
-	next.ids = next.ids.with(id, r)
+	next.ids = ov.ids.with(id, r) // replaces the old row's mapping
 	return &next
 }
 
@@ -178,6 +178,7 @@ func (x *idIndex) get(id movielens.MovieID) (int32, bool) {
 	return r, ok
 }
 
+// with returns x with id mapped to row r, or unmapped when r < 0.
 func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 	n := *x
 	s := shardOf(id)
@@ -185,16 +186,11 @@ func (x *idIndex) with(id movielens.MovieID, r int32) *idIndex {
 	if m == nil {
 		m = map[movielens.MovieID]int32{}
 	}
-	m[id] = r
-	n.shards[s] = m
-	return &n
-}
-
-func (x *idIndex) without(id movielens.MovieID) *idIndex {
-	n := *x
-	s := shardOf(id)
-	m := maps.Clone(x.shards[s])
-	delete(m, id)
+	if r < 0 {
+		delete(m, id)
+	} else {
+		m[id] = r
+	}
 	n.shards[s] = m
 	return &n
 }
