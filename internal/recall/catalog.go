@@ -400,15 +400,6 @@ func (v *view) find(id movielens.MovieID) (int32, bool) {
 	return 0, false
 }
 
-// vector is the live vector of movie id.
-func (v *view) vector(id movielens.MovieID) ([]float32, bool) {
-	g, ok := v.find(id)
-	if !ok {
-		return nil, false
-	}
-	return v.vectorOf(g), true
-}
-
 // vectorOf is the vector of result id g.
 func (v *view) vectorOf(g int32) []float32 {
 	n := int32(len(v.snap.bundle.Movies))

@@ -574,7 +574,9 @@ func TestPutKeepsPrior(t *testing.T) {
 	if _, err := s.PutMovie(ctx, Movie{MovieID: 999_999, Title: "New (2024)", Genres: mv.Genres, Year: 2024}); err != nil {
 		t.Fatal(err)
 	}
-	if vec, ok := s.live.Load().vector(999_999); !ok || vec[d-1] != defaultBias {
+	v := s.live.Load()
+	g, ok := v.find(999_999)
+	if vec := v.vectorOf(g); !ok || vec[d-1] != defaultBias {
 		t.Errorf("a new movie's bias is %v, want the default %v", vec[d-1], float32(defaultBias))
 	}
 }

@@ -128,7 +128,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 			es := sj.prefix(seq)
 			w := n % writers
 			for k := range moviesPerWriter {
-				if _, ok := v.vector(id(w, k)); ok != liveAfter(es, id(w, k)) {
+				if _, ok := v.find(id(w, k)); ok != liveAfter(es, id(w, k)) {
 					t.Errorf("view at seq %d: movie %d live %v, journal prefix says %v", seq, id(w, k), ok, !ok)
 					return
 				}
@@ -173,7 +173,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 				}
 				prev = seq
 				// Visible to the next request.
-				if _, ok := s.live.Load().vector(m); ok != (op == catalog.OpPut) {
+				if _, ok := s.live.Load().find(m); ok != (op == catalog.OpPut) {
 					t.Errorf("acknowledged %s of %d (seq %d) not visible", op, m, seq)
 					return
 				}
@@ -223,7 +223,7 @@ func TestCatalogGroupCommit(t *testing.T) {
 			}
 		}
 		for k := range moviesPerWriter {
-			if _, ok := v.vector(id(w, k)); ok != liveAfter(rep.Entries, id(w, k)) {
+			if _, ok := v.find(id(w, k)); ok != liveAfter(rep.Entries, id(w, k)) {
 				t.Fatalf("movie %d: live %v, journal says %v", id(w, k), ok, !ok)
 			}
 		}
@@ -279,11 +279,11 @@ func TestCatalogGroupCommitFailure(t *testing.T) {
 	check := func() {
 		t.Helper()
 		v := s.live.Load()
-		if _, ok := v.vector(9001); !ok {
+		if _, ok := v.find(9001); !ok {
 			t.Fatal("the durable change is gone")
 		}
 		for i := range 8 {
-			if _, ok := v.vector(movielens.MovieID(9100 + i)); ok {
+			if _, ok := v.find(movielens.MovieID(9100 + i)); ok {
 				t.Fatalf("refused put of %d is visible", 9100+i)
 			}
 		}
@@ -375,7 +375,7 @@ func TestFailedSyncDuringLoadKeepsNewModel(t *testing.T) {
 	if info, _ := s.Info(); info.Version != "v2" {
 		t.Errorf("Load(v2) returned nil, but %q is live", info.Version)
 	}
-	if _, ok := s.live.Load().vector(9100); ok {
+	if _, ok := s.live.Load().find(9100); ok {
 		t.Error("the change whose fsync failed is live")
 	}
 }
@@ -482,10 +482,10 @@ func TestCatalogRefusedChangeNotOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := restarted.live.Load()
-	if _, ok := v.vector(9001); !ok {
+	if _, ok := v.find(9001); !ok {
 		t.Error("the acknowledged change is lost at the restart")
 	}
-	if _, ok := v.vector(9002); ok {
+	if _, ok := v.find(9002); ok {
 		t.Errorf("the change refused with %q is applied at the restart", errB)
 	}
 }

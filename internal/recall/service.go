@@ -297,11 +297,12 @@ func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, err
 	out := ScoreResult{ModelVersion: snap.info.Version, User: used, Scores: make([]Score, 0, len(req.MovieIDs)), Unknown: []movielens.MovieID{}}
 	head := snap.bundle.Model.HasRatingHead()
 	for _, id := range req.MovieIDs {
-		vec, ok := v.vector(id)
+		g, ok := v.find(id)
 		if !ok {
 			out.Unknown = append(out.Unknown, id)
 			continue
 		}
+		vec := v.vectorOf(g)
 		sco := Score{MovieID: id, Score: ann.Dot(sc.q, vec)}
 		if head {
 			r := snap.bundle.Model.Rating(sc.q, vec)
