@@ -218,22 +218,7 @@ func (snap *snapshot) trainedRatings(m int32) int {
 			return in.Ratings
 		}
 	}
-	return int(snap.ratingCount(m))
-}
-
-// ratingCount is the number of ratings of the artifact's movie m in the
-// histories (training and validation), counted once.
-func (snap *snapshot) ratingCount(m int32) int32 {
-	r := &snap.ratings
-	r.once.Do(func() {
-		r.counts = make([]int32, len(snap.bundle.Movies))
-		for _, seen := range snap.bundle.Seen {
-			for _, mi := range seen {
-				r.counts[mi]++
-			}
-		}
-	})
-	return r.counts[m]
+	return int(snap.ratingCounts()[m])
 }
 
 // PutMovie adds the movie, or replaces the metadata and vector of one

@@ -36,10 +36,9 @@ type snapshot struct {
 	genres   map[string]ann.Filter // genre name → the movies that have it
 	// genreNames maps a lower-case genre to the catalogue's spelling.
 	genreNames map[string]string
-	ratings    struct {
-		once   sync.Once
-		counts []int32 // ratings per movie in the histories: the popularity feature's fallback (trainedRatings)
-	}
+	// ratingCounts is the ratings per movie in the histories (training and
+	// validation), counted on first use: trainedRatings' fallback.
+	ratingCounts func() []int32
 	// towerDim is the movie tower's share of a vector: dim, less the
 	// popularity prior's dimension when the model has one.
 	towerDim int
@@ -85,6 +84,15 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 		genreNames: map[string]string{},
 		all:        ann.AllFilter(len(b.Movies)),
 		pool:       &sync.Pool{},
+		ratingCounts: sync.OnceValue(func() []int32 {
+			counts := make([]int32, len(b.Movies))
+			for _, seen := range b.Seen {
+				for _, m := range seen {
+					counts[m]++
+				}
+			}
+			return counts
+		}),
 	}
 	for i, u := range b.Users {
 		snap.users[u] = int32(i)
