@@ -430,26 +430,26 @@ func (v *view) userVector(sc *scratch, u User) (ui int32, known bool, used UsedU
 	}
 	sc.hist = sc.hist[:0]
 	if r := snap.bundle.Recent; r != nil {
-		used.History = snap.recentBag(sc, r, ui, known)
-	} else {
-		used.History = snap.historyBag(sc, ui, known)
+		snap.recentBag(sc, r, ui, known)
+	} else if snap.history.pos >= 0 {
+		snap.historyBag(sc, ui, known)
+	}
+	if snap.history.pos >= 0 && len(sc.hist) > 0 { // else no history feature, or the OOV bag stays
+		sc.enc[snap.history.pos] = sc.hist
+		used.History = len(sc.hist)
 	}
 	snap.bundle.Model.UserVector(sc.q, sc.enc)
 	return ui, known, used
 }
 
-// historyBag puts the history bag of a model whose history feature pools
-// every rating into sc.enc: the known user's training ratings and the
-// recent movies (sc.recent), each once. It returns the bag's size (0:
-// none, the OOV bag stays).
-func (snap *snapshot) historyBag(sc *scratch, ui int32, known bool) int {
+// historyBag puts into sc.hist the history bag of a model whose history
+// feature pools every rating: the known user's training ratings and the
+// recent movies (sc.recent), each once.
+func (snap *snapshot) historyBag(sc *scratch, ui int32, known bool) {
 	if known {
 		sc.hist = append(sc.hist, snap.bundle.Seen[ui]...)
 	}
 	sc.hist = append(sc.hist, sc.recent...)
-	if snap.history.pos < 0 || len(sc.hist) == 0 {
-		return 0
-	}
 	if len(sc.recent) > 0 { // Seen is sorted and distinct; recent movies may repeat it
 		slices.Sort(sc.hist)
 		sc.hist = slices.Compact(sc.hist)
@@ -462,19 +462,14 @@ func (snap *snapshot) historyBag(sc *scratch, ui int32, known bool) int {
 		}
 	}
 	sc.hist = sc.hist[:n]
-	if n > 0 {
-		sc.enc[snap.history.pos] = sc.hist
-	}
-	return n
 }
 
-// recentBag puts the history bag of a model whose history feature pools
-// recent movies (r) into sc.enc, as training built it: the newest
+// recentBag puts into sc.hist the history bag of a model whose history
+// feature pools recent movies (r), as training built it: the newest
 // r.Length known movies, newest first — the request's recent movies
 // (sc.recent, in their order, a repeat counted once), then the known
-// user's stored newest. It returns the bag's size (0: none, the OOV bag
-// stays).
-func (snap *snapshot) recentBag(sc *scratch, r *artifact.Recent, ui int32, known bool) int {
+// user's stored newest.
+func (snap *snapshot) recentBag(sc *scratch, r *artifact.Recent, ui int32, known bool) {
 	add := func(m int32) {
 		if len(sc.hist) >= r.Length {
 			return
@@ -491,9 +486,4 @@ func (snap *snapshot) recentBag(sc *scratch, r *artifact.Recent, ui int32, known
 			add(m)
 		}
 	}
-	if snap.history.pos < 0 || len(sc.hist) == 0 {
-		return 0
-	}
-	sc.enc[snap.history.pos] = sc.hist
-	return len(sc.hist)
 }
