@@ -14,7 +14,7 @@ type metrics struct {
 	fsync       prometheus.Histogram // the catalogue journal's group-commit fsyncs
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics() *metrics {
 	m := &metrics{
 		loadSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "towerrecall_model_load_seconds", Help: "Time the last successful model load took (indexes and self-check included).",
@@ -35,15 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// the first one.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.loadSeconds, m.loadedAt, m.reloads, m.fsync} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("recall: register metrics: %w", err)
-		}
-	}
-	return m, nil
+	return m
 }
 
 func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
@@ -52,13 +44,13 @@ func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	m.loadedAt.Set(float64(info.LoadedAt.Unix()))
 }
 
-// registerLive registers the gauges read from s at each scrape (see
-// liveCollector); a nil reg registers nothing.
-func (s *Service) registerLive(reg prometheus.Registerer) error {
+// register registers s's metrics, the gauges read from s at each scrape
+// (see liveCollector) last; a nil reg registers nothing.
+func (s *Service) register(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	c := liveCollector{s: s,
+	live := liveCollector{s: s,
 		info: prometheus.NewDesc("towerrecall_model_info", "The live model: 1 for its version and the index backend answering /recall.",
 			[]string{"version", "backend", "objective"}, nil),
 		selfCheck: prometheus.NewDesc("towerrecall_index_self_check_recall", "Recall@k of the HNSW index against exact search, measured at load.",
@@ -69,8 +61,11 @@ func (s *Service) registerLive(reg prometheus.Registerer) error {
 		changed: prometheus.NewDesc("towerrecall_catalog_changed_movies", "Movies changed over the live artifact without retraining, by state.",
 			[]string{"state"}, nil),
 	}
-	if err := reg.Register(c); err != nil {
-		return fmt.Errorf("recall: register metrics: %w", err)
+	m := s.metrics
+	for _, c := range []prometheus.Collector{m.loadSeconds, m.loadedAt, m.reloads, m.fsync, live} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("recall: register metrics: %w", err)
+		}
 	}
 	return nil
 }

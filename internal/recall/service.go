@@ -97,12 +97,8 @@ func New(opts Options, logger zerolog.Logger, reg prometheus.Registerer) (*Servi
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	s := &Service{opts: opts, logger: logger, metrics: m, synced: make(chan struct{})}
-	if err := s.registerLive(reg); err != nil {
+	s := &Service{opts: opts, logger: logger, metrics: newMetrics(), synced: make(chan struct{})}
+	if err := s.register(reg); err != nil {
 		return nil, err
 	}
 	return s, nil
