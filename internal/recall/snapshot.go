@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -239,7 +240,8 @@ func timeSearch(idx ann.Index, queries [][]float32, now func() time.Time) (k10, 
 	for _, q := range queries[:min(4, len(queries))] {
 		buf, _ = idx.Search(buf[:0], q, 10, nil)
 	}
-	for round := range timeRounds {
+	k10, k100 = math.MaxInt64, math.MaxInt64
+	for range timeRounds {
 		var r10, r100 time.Duration
 		for _, q := range queries {
 			start := now()
@@ -248,12 +250,7 @@ func timeSearch(idx ann.Index, queries [][]float32, now func() time.Time) (k10, 
 			buf, _ = idx.Search(buf[:0], q, 100, nil)
 			r10, r100 = r10+mid.Sub(start), r100+now().Sub(mid)
 		}
-		if round == 0 || r10 < k10 {
-			k10 = r10
-		}
-		if round == 0 || r100 < k100 {
-			k100 = r100
-		}
+		k10, k100 = min(k10, r10), min(k100, r100)
 	}
 	return k10, k100, len(queries)
 }
