@@ -176,7 +176,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	// One more than the page: whether a next page exists.
-	res, err := v.search(sc, snap.index, sc.q, req.K+req.Offset+1, accept, over)
+	res, err := v.search(sc, req.K+req.Offset+1, accept, over)
 	if err != nil {
 		return Result{}, err
 	}
@@ -196,17 +196,17 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	return out, nil
 }
 
-// search returns the best k movies for q, as result ids (see find): the
-// artifact's (accept, nil for all) from idx, the overlay's rows (over) by
-// an exact scan, merged.
-func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, over ann.Filter) ([]ann.Result, error) {
+// search returns the best k movies for the user vector sc.q, as result ids
+// (see find): the artifact's (accept, nil for all) from the serving index,
+// the overlay's rows (over) by an exact scan, merged.
+func (v *view) search(sc *scratch, k int, accept, over ann.Filter) ([]ann.Result, error) {
 	snap, ov := v.snap, v.ov
 	n := len(snap.bundle.Movies)
 	k = min(k, ov.movies(n))
 	if k <= 0 {
 		return sc.results[:0], nil
 	}
-	res, err := idx.Search(sc.results[:0], q, min(k, n), accept)
+	res, err := snap.index.Search(sc.results[:0], sc.q, min(k, n), accept)
 	if err != nil {
 		return nil, fmt.Errorf("recall: search: %w", err)
 	}
@@ -215,7 +215,7 @@ func (v *view) search(sc *scratch, idx ann.Index, q []float32, k int, accept, ov
 		return res, nil
 	}
 	// Overlay ids start at n, so a tie with an artifact movie goes to the artifact's.
-	sc.over = ann.Scan(sc.over, q, ov.vecs, snap.dim, k, over, int32(n))
+	sc.over = ann.Scan(sc.over, sc.q, ov.vecs, snap.dim, k, over, int32(n))
 	sc.merged = merge(sc.merged[:0], res, sc.over, k)
 	return sc.merged, nil
 }
