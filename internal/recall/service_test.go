@@ -644,3 +644,28 @@ func TestNextOffsetCap(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesBadOptions: the package checks its own options, whoever
+// built them (config.Validate checks the same settings by their keys).
+func TestNewRefusesBadOptions(t *testing.T) {
+	t.Parallel()
+	good := Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}
+	if _, err := New(good, zerolog.Nop(), nil); err != nil {
+		t.Fatalf("good options: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"index", func(o *Options) { o.Index = "fast" }, `index "fast"`},
+		{"min recall", func(o *Options) { o.MinRecall = 1.5 }, "min recall 1.5"},
+		{"self-check queries", func(o *Options) { o.SelfCheckQueries = 0 }, "self-check queries 0"},
+	} {
+		o := good
+		tt.edit(&o)
+		if _, err := New(o, zerolog.Nop(), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want one naming %q", tt.name, err, tt.want)
+		}
+	}
+}
