@@ -256,6 +256,13 @@ type Serve struct {
 	// Retry-After: 1). 0: no limit; otherwise at least one maximal batch
 	// (batch_max × MaxK), so that every valid request can be answered.
 	MaxItemsInFlight int64 `yaml:"max_items_in_flight"`
+	// MaxBodyBytesInFlight bounds the request bodies (their declared
+	// Content-Length, body_limit for a streamed one) being read and
+	// answered at once, so that slow uploads cannot hold unbounded memory:
+	// a body that does not fit is refused before it is read (503
+	// overloaded, Retry-After: 1). 0: no limit; otherwise at least
+	// body_limit, so that every valid request can be read.
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
 	MaxRecentMovies int `yaml:"max_recent_movies"`
 	// Explorer serves the explorer page (GET /), where people try the
@@ -329,6 +336,9 @@ func Default() Config {
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
 			// Ten maximal batches (100 entries of k=1000).
 			MaxItemsInFlight: 1_000_000,
+			// 32 bodies of the largest size at once; a usual /recall body
+			// is under 300 bytes.
+			MaxBodyBytesInFlight: 32 << 20,
 		},
 		Log:       Log{Level: "info", Format: "json"},
 		Baselines: Baselines{RecentWindow: 0.1, EASELambda: 500, NewUserHistory: 5},
@@ -1155,6 +1165,9 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	}
 	if m := s.MaxItemsInFlight; m != 0 && (m < 0 || m < int64(s.BatchMax)*MaxK) {
 		bad("serve.max_items_in_flight", "%d: 0 (no limit) or at least serve.batch_max × %d (%d), so that a maximal batch fits", m, MaxK, int64(max(s.BatchMax, 0))*MaxK)
+	}
+	if m := s.MaxBodyBytesInFlight; m != 0 && (m < 0 || m < s.BodyLimit) {
+		bad("serve.max_body_bytes_in_flight", "%d: 0 (no limit) or at least serve.body_limit (%d), so that a largest body fits", m, s.BodyLimit)
 	}
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)

@@ -741,3 +741,25 @@ func TestMaxItemsInFlight(t *testing.T) {
 		t.Fatalf("Parse: %d, %v", c.Serve.MaxItemsInFlight, err)
 	}
 }
+
+func TestMaxBodyBytesInFlight(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		bodyLimit, bytes int64
+		ok               bool
+	}{
+		{1 << 20, 0, true}, {1 << 20, 1 << 20, true}, {1 << 20, 32 << 20, true}, {4096, 4096, true},
+		{1 << 20, 1<<20 - 1, false}, {4096, 1, false}, {1 << 20, -1, false},
+	} {
+		c := Default()
+		c.Serve.BodyLimit, c.Serve.MaxBodyBytesInFlight = tt.bodyLimit, tt.bytes
+		err := c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "serve.max_body_bytes_in_flight")) {
+			t.Errorf("body_limit %d, max_body_bytes_in_flight %d: Validate = %v", tt.bodyLimit, tt.bytes, err)
+		}
+	}
+	c, err := Parse([]byte("serve:\n  max_body_bytes_in_flight: 8388608\n"), "test.yaml", Default())
+	if err != nil || c.Serve.MaxBodyBytesInFlight != 8<<20 {
+		t.Fatalf("Parse: %d, %v", c.Serve.MaxBodyBytesInFlight, err)
+	}
+}

@@ -264,7 +264,8 @@ func testConfig() Config {
 		BodyLimit: 1 << 20, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 		ShutdownTimeout: 15 * time.Second, MaxHeaderBytes: 64 << 10, BatchMax: 100, MaxRecent: 50,
-		MaxItemsInFlight: 1_000_000, // config.Default's: the benchmarks measure the served path
+		MaxItemsInFlight:     1_000_000, // config.Default's: the benchmarks measure the served path
+		MaxBodyBytesInFlight: 32 << 20,
 	}
 }
 

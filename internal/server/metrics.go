@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "towerrecall_http_shed_total",
-			Help: "Requests answered 503 overloaded (their answer items would pass serve.max_items_in_flight), by route pattern.",
+			Help: "Requests answered 503 overloaded (their answer items would pass serve.max_items_in_flight, or their bodies serve.max_body_bytes_in_flight), by route pattern.",
 		}, []string{"route"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items, m.shed} {

@@ -33,7 +33,7 @@ const (
 	codeReadTimeout  code = "request-timeout"        // the body did not arrive within the read timeout
 	codeUnauthorized code = "unauthorized"           // a catalogue change without the right bearer token
 	codeJournal      code = "journal-unavailable"    // the catalogue journal failed: changes are off until a restart; logged at error level
-	codeOverloaded   code = "overloaded"             // the answer items in flight would pass Config.MaxItemsInFlight: shed at once, Retry-After 1
+	codeOverloaded   code = "overloaded"             // the answer items in flight would pass Config.MaxItemsInFlight, or the bodies MaxBodyBytesInFlight: shed at once, Retry-After 1
 )
 
 var problems = map[code]struct {

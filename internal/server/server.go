@@ -77,7 +77,12 @@ type Config struct {
 	// that requests being answered may hold at once; past it a request is
 	// shed with 503 overloaded. 0: no limit.
 	MaxItemsInFlight int64
-	MaxRecent        int // most user.recent_movie_ids of one request
+	// MaxBodyBytesInFlight bounds the request bodies (by Content-Length;
+	// BodyLimit for a streamed one) being read and answered at once; past
+	// it a request is shed with 503 overloaded before its body is read.
+	// 0: no limit.
+	MaxBodyBytesInFlight int64
+	MaxRecent            int // most user.recent_movie_ids of one request
 	// Explorer serves the explorer page at / (its assets under
 	// /explorer/); off, / is a 404.
 	Explorer bool
@@ -96,8 +101,8 @@ func ConfigFrom(s config.Serve) Config {
 		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
 		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
-		MaxItemsInFlight: s.MaxItemsInFlight,
-		Explorer:         s.Explorer, CatalogToken: s.CatalogToken,
+		MaxItemsInFlight: s.MaxItemsInFlight, MaxBodyBytesInFlight: s.MaxBodyBytesInFlight,
+		Explorer: s.Explorer, CatalogToken: s.CatalogToken,
 	}
 }
 
@@ -112,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxItemsInFlight < 0 {
 		errs = append(errs, fmt.Errorf("max items in flight must not be negative, got %d", c.MaxItemsInFlight))
+	}
+	if m := c.MaxBodyBytesInFlight; m != 0 && m < c.BodyLimit {
+		errs = append(errs, fmt.Errorf("max body bytes in flight must be 0 (no limit) or at least the body limit (%d), got %d", c.BodyLimit, m))
 	}
 	if c.MaxRecent < 0 {
 		errs = append(errs, fmt.Errorf("max recent movies must not be negative, got %d", c.MaxRecent))
@@ -163,6 +171,7 @@ type Server struct {
 	draining atomic.Bool
 	assets   map[string]asset    // the explorer page's files; nil when it is off
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
+	bodies   *semaphore.Weighted // request body bytes in flight (see limitBody); nil: no limit
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -181,6 +190,9 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
 	if cfg.MaxItemsInFlight > 0 {
 		s.inflight = semaphore.NewWeighted(cfg.MaxItemsInFlight)
+	}
+	if cfg.MaxBodyBytesInFlight > 0 {
+		s.bodies = semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)
 	}
 	if cfg.Explorer {
 		if s.assets, err = explorerAssets(); err != nil {

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -251,4 +256,101 @@ func TestShedReleases(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
+}
+
+// TestShedBodies: bodies being uploaded hold their declared size (the body
+// limit for a streamed one) out of MaxBodyBytesInFlight; a request whose
+// body does not fit beside them is a 503 overloaded problem with
+// Retry-After before its body is read, counted as shed under its route;
+// once an upload's answer is written its bytes are free again.
+func TestShedBodies(t *testing.T) {
+	t.Parallel()
+	c := loadContract(t)
+	ts := newTestServer(t, Config{BodyLimit: 1024, MaxBodyBytesInFlight: 2048, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute})
+	addr, cancel, _ := serveLoopback(t, ts)
+	defer cancel()
+	// Two uploads that declare 1,024 bytes each and stall after one.
+	stall := func(header string) net.Conn {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, "POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+header+"\r\n{"); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	full := func() bool {
+		if ts.bodies.TryAcquire(1) {
+			ts.bodies.Release(1)
+			return false
+		}
+		return true
+	}
+	first := stall("Content-Length: 1024\r\n")
+	stall("Content-Length: 1024\r\n")
+	for deadline := time.Now().Add(10 * time.Second); !full(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("two stalled 1,024-byte uploads do not hold the 2,048 bytes")
+		}
+	}
+	// A small body, declared or streamed, does not fit now.
+	for _, chunked := range []bool{false, true} {
+		req, err := http.NewRequest("POST", "http://"+addr+"/recall", strings.NewReader(recallK(10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", jsonCT)
+		if chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(strings.NewReader(recallK(10)))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		maps.Copy(w.Header(), resp.Header)
+		w.Code = resp.StatusCode
+		if _, err := io.Copy(w.Body, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+			t.Fatalf("chunked %v: %d, Retry-After %q, %s; want 503 with Retry-After 1", chunked, w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+		if p := decodeProblemBody(t, w); !strings.HasSuffix(p.Type, ":overloaded") || !strings.Contains(p.Detail, "request bodies") {
+			t.Errorf("chunked %v: %+v, want an overloaded problem naming the bodies", chunked, p)
+		}
+		c.checkResponse(t, "POST", "/recall", jsonCT, recallK(10), w)
+	}
+	if m := ts.call("GET", "/metrics", "", "").Body.String(); !strings.Contains(m, `towerrecall_http_shed_total{route="/recall"} 2`) {
+		t.Error("metrics do not count the two shed /recall requests")
+	}
+	// The first upload ends (a malformed body: any answer frees its bytes).
+	if _, err := io.WriteString(first, strings.Repeat(" ", 1023)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(first), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("the finished upload: %d, want 400", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(10 * time.Second); full(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the finished upload's bytes were not released")
+		}
+	}
+	resp, err = http.Post("http://"+addr+"/recall", jsonCT, strings.NewReader(recallK(10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a small body beside one stalled upload: %d, want 200", resp.StatusCode)
+	}
 }
