@@ -171,6 +171,7 @@ type Server struct {
 	draining atomic.Bool
 	assets   map[string]asset    // the explorer page's files; nil when it is off
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
+	heavy    *semaphore.Weighted // the share of them that heavy requests may hold (see admit)
 	bodies   *semaphore.Weighted // request body bytes in flight (see limitBody); nil: no limit
 }
 
@@ -190,6 +191,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
 	if cfg.MaxItemsInFlight > 0 {
 		s.inflight = semaphore.NewWeighted(cfg.MaxItemsInFlight)
+		s.heavy = semaphore.NewWeighted(cfg.MaxItemsInFlight - cfg.MaxItemsInFlight/10)
 	}
 	if cfg.MaxBodyBytesInFlight > 0 {
 		s.bodies = semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)

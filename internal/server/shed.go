@@ -22,20 +22,42 @@ const _ = uint(config.MaxK-recall.MaxK) + uint(recall.MaxK-config.MaxK)
 // Retry-After). The caller calls release once its answer is written (a
 // deferred call, so also after a timeout, a panic or a client gone away; a
 // failure's small problem is written after it): an answer's memory is held
-// until then, up to the write timeout for a client that does not read. A
-// request heavier than the whole capacity counts as the whole capacity (it
-// runs when nothing else is in flight); the service's configuration keeps
+// until then, up to the write timeout for a client that does not read.
+//
+// Requests heavier than recall.MaxK items (batches) hold at most nine
+// tenths of the capacity together (s.heavy), so that a tenth always stays
+// for /recall and /score: ten clients that sent maximal batches and read
+// nothing shed every /recall for the write timeout before (measured: 6.5
+// s). A heavy request heavier than its share counts as the share (it runs
+// when no other heavy one is in flight); the service's configuration keeps
 // the capacity at least one maximal batch.
 func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
 	if s.inflight == nil { // no limit
 		return func() {}, nil
 	}
-	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
-	if !s.inflight.TryAcquire(weight) {
-		s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc() // "" without a route context
-		return nil, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", weight)}
+	weight = max(weight, 1)
+	heavy := weight > recall.MaxK
+	if heavy {
+		weight = min(weight, s.cfg.MaxItemsInFlight-s.cfg.MaxItemsInFlight/10)
 	}
-	return func() { s.inflight.Release(weight) }, nil
+	full := func() error {
+		return s.shed(r, fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", weight))
+	}
+	if heavy && !s.heavy.TryAcquire(weight) {
+		return nil, full()
+	}
+	if !s.inflight.TryAcquire(weight) {
+		if heavy {
+			s.heavy.Release(weight)
+		}
+		return nil, full()
+	}
+	return func() {
+		s.inflight.Release(weight)
+		if heavy {
+			s.heavy.Release(weight)
+		}
+	}, nil
 }
 
 // reserveBody reserves a request body's size (its Content-Length;
@@ -53,12 +75,18 @@ func (s *Server) reserveBody(next http.Handler) http.Handler {
 				n = s.cfg.BodyLimit
 			}
 			if !s.bodies.TryAcquire(n) {
-				s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc()
-				s.fail(w, r, &apiError{code: codeOverloaded, detail: fmt.Sprintf("the server is reading too many request bodies to take this one's %d bytes; retry shortly", n)})
+				s.fail(w, r, s.shed(r, fmt.Sprintf("the server is reading too many request bodies to take this one's %d bytes; retry shortly", n)))
 				return
 			}
 			defer s.bodies.Release(n)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// shed counts a request refused as overloaded under its route and returns
+// its problem (503, Retry-After: 1).
+func (s *Server) shed(r *http.Request, detail string) error {
+	s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc() // "" without a route context
+	return &apiError{code: codeOverloaded, detail: detail}
 }

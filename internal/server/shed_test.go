@@ -354,3 +354,50 @@ func TestShedBodies(t *testing.T) {
 		t.Errorf("a small body beside one stalled upload: %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestShedHeavyLeavesRoom: batches (requests of more than recall.MaxK
+// items) hold at most nine tenths of the capacity together, so clients
+// that send batches and read nothing cannot shed /recall and /score.
+func TestShedHeavyLeavesRoom(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{MaxItemsInFlight: 20_000})
+	ten := make([]int, 10)
+	for i := range ten {
+		ten[i] = 1000
+	}
+	// Batches of 10,000 items whose clients read nothing: one is held, the
+	// next would pass the heavy share (18,000) and is shed.
+	var held []*blockingWriter
+	var wg sync.WaitGroup
+	for range 3 {
+		bw := &blockingWriter{ResponseWriter: newRecorder(), writing: make(chan struct{}), unblock: make(chan struct{})}
+		done := make(chan struct{})
+		wg.Go(func() {
+			defer close(done)
+			ts.Handler().ServeHTTP(bw, newRequest("POST", "/recall/batch", jsonCT, batchK(ten...)))
+		})
+		<-bw.writing // the answer, or the problem of a shed batch
+		if bw.ResponseWriter.(*httptest.ResponseRecorder).Code == http.StatusServiceUnavailable {
+			close(bw.unblock)
+			<-done
+			continue
+		}
+		held = append(held, bw)
+	}
+	if len(held) != 1 {
+		t.Errorf("%d batches of 10,000 items held out of 20,000, want 1 (the heavy share is 18,000)", len(held))
+	}
+	for _, tt := range []struct{ path, body string }{{"/recall", recallK(1000)}, {"/score", scoreN(1000)}, {"/recall/batch", batchK(500, 500)}} {
+		if w := ts.call("POST", tt.path, jsonCT, tt.body); w.Code != http.StatusOK {
+			t.Errorf("%s of 1,000 items beside non-reading batches: status %d, want 200: %s", tt.path, w.Code, w.Body)
+		}
+	}
+	for _, bw := range held {
+		close(bw.unblock)
+	}
+	wg.Wait()
+	if !allFree(ts) || !ts.heavy.TryAcquire(18_000) {
+		t.Fatal("items still held after every answer was written")
+	}
+	ts.heavy.Release(18_000)
+}
