@@ -141,8 +141,8 @@ func TestNetworkPolicy(t *testing.T) {
 // and each label an alert matches on is one the series has (with the value,
 // for an equality matcher). promtool's unit tests (make alerts) check the
 // rules' logic on made-up series; this checks the names they are made up
-// from. The service needs catalogue changes on and one refused load, or
-// catalog_writable and model_loads_total{result="error"} have no series.
+// from. The service needs catalogue changes on, or catalog_writable has no
+// series.
 func checkAlertMetrics(t *testing.T, metrics string) {
 	t.Helper()
 	raw, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")

@@ -256,12 +256,12 @@ type Serve struct {
 	// Retry-After: 1). 0: no limit; otherwise at least one maximal batch
 	// (batch_max × MaxK), so that every valid request can be answered.
 	MaxItemsInFlight int64 `yaml:"max_items_in_flight"`
-	// MaxBodyBytesInFlight bounds the request bodies (their declared
-	// Content-Length, body_limit for a streamed one) being read and
-	// answered at once, so that slow uploads cannot hold unbounded memory:
-	// a body that does not fit is refused before it is read (503
-	// overloaded, Retry-After: 1). 0: no limit; otherwise at least
-	// body_limit, so that every valid request can be read.
+	// MaxBodyBytesInFlight bounds the bytes of request bodies (past the
+	// first 16 KiB of each) read and held until their answers are
+	// written, so that slow uploads cannot hold unbounded memory: a body
+	// whose next bytes do not fit is refused mid-read (503 overloaded,
+	// Retry-After: 1). 0: no limit; otherwise at least body_limit, so
+	// that every valid request can be read.
 	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
 	MaxRecentMovies int `yaml:"max_recent_movies"`

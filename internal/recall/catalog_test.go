@@ -576,7 +576,10 @@ func TestPutKeepsPrior(t *testing.T) {
 	}
 	v := s.live.Load()
 	g, ok := v.find(999_999)
-	if vec := v.vectorOf(g); !ok || vec[d-1] != defaultBias {
+	if !ok {
+		t.Fatal("the new movie is not in the live catalogue")
+	}
+	if vec := v.vectorOf(g); vec[d-1] != defaultBias {
 		t.Errorf("a new movie's bias is %v, want the default %v", vec[d-1], float32(defaultBias))
 	}
 }

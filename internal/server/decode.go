@@ -58,6 +58,9 @@ func readBody(r *http.Request) ([]byte, *apiError) {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, tooLarge(mbe.Limit)
 		}
+		if ae, ok := errors.AsType[*apiError](err); ok { // shed by reserveBody
+			return nil, ae
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &apiError{code: codeReadTimeout, detail: "the request body did not arrive within the server's read timeout", cause: err}
 		}

@@ -77,10 +77,10 @@ type Config struct {
 	// that requests being answered may hold at once; past it a request is
 	// shed with 503 overloaded. 0: no limit.
 	MaxItemsInFlight int64
-	// MaxBodyBytesInFlight bounds the request bodies (by Content-Length;
-	// BodyLimit for a streamed one) being read and answered at once; past
-	// it a request is shed with 503 overloaded before its body is read.
-	// 0: no limit.
+	// MaxBodyBytesInFlight bounds the bytes of request bodies (past the
+	// first 16 KiB of each) read and held until their answers are
+	// written; a body whose next bytes do not fit is shed with 503
+	// overloaded. 0: no limit.
 	MaxBodyBytesInFlight int64
 	MaxRecent            int // most user.recent_movie_ids of one request
 	// Explorer serves the explorer page at / (its assets under
@@ -172,7 +172,7 @@ type Server struct {
 	assets   map[string]asset    // the explorer page's files; nil when it is off
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
 	heavy    *semaphore.Weighted // the share of them that heavy requests may hold (see admit)
-	bodies   *semaphore.Weighted // request body bytes in flight (see limitBody); nil: no limit
+	bodies   *semaphore.Weighted // request body bytes in flight (see reserveBody); nil: no limit
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -28,20 +29,22 @@ const _ = uint(config.MaxK-recall.MaxK) + uint(recall.MaxK-config.MaxK)
 // tenths of the capacity together (s.heavy), so that a tenth always stays
 // for /recall and /score: ten clients that sent maximal batches and read
 // nothing shed every /recall for the write timeout before (measured: 6.5
-// s). A heavy request heavier than its share counts as the share (it runs
-// when no other heavy one is in flight); the service's configuration keeps
-// the capacity at least one maximal batch.
+// s). A request heavier than the capacity counts as the capacity, a heavy
+// one heavier than its share as the share (it runs when no other heavy one
+// is in flight); the service's configuration keeps the capacity at least
+// one maximal batch.
 func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
 	if s.inflight == nil { // no limit
 		return func() {}, nil
 	}
-	weight = max(weight, 1)
+	asked := weight
+	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
 	heavy := weight > recall.MaxK
 	if heavy {
 		weight = min(weight, s.cfg.MaxItemsInFlight-s.cfg.MaxItemsInFlight/10)
 	}
 	full := func() error {
-		return s.shed(r, fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", weight))
+		return s.shed(r, fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", asked))
 	}
 	if heavy && !s.heavy.TryAcquire(weight) {
 		return nil, full()
@@ -60,28 +63,54 @@ func (s *Server) admit(r *http.Request, weight int64) (release func(), err error
 	}, nil
 }
 
-// reserveBody reserves a request body's size (its Content-Length;
-// BodyLimit for a streamed one) out of Config.MaxBodyBytesInFlight before
-// the body is read, until the answer is written; a body that does not fit
-// is shed as admit sheds. Bodies are read before any other check, so slow
+// bodyFree is how much of each request body is read without drawing on
+// Config.MaxBodyBytesInFlight: a usual /recall or /score body (under
+// 1 KiB; a maximal /score about 7 KiB) never waits on large uploads.
+const bodyFree = 16 << 10
+
+// reserveBody counts each request body's bytes past its first bodyFree out
+// of Config.MaxBodyBytesInFlight as they arrive, and gives them back once
+// the answer is written. Bodies are read before any other check, so slow
 // uploads would otherwise hold memory without bound (150 connections
-// stalled near the end of a 1 MiB body held 210 MB). It runs after
-// limitBody, on the routes admit guards; PUT /movies needs the catalogue
-// token first.
+// stalled near the end of a 1 MiB body: 339 MB). A body whose next bytes
+// do not fit is refused mid-read as admit sheds, with Connection: close
+// (net/http would otherwise read on to drain it). Counting bytes as they
+// arrive, not the declared length, means that holding the budget takes
+// uploading it: connections that send headers and stall hold nothing.
 func (s *Server) reserveBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n := r.ContentLength; s.bodies != nil && n != 0 {
-			if n < 0 {
-				n = s.cfg.BodyLimit
-			}
-			if !s.bodies.TryAcquire(n) {
-				s.fail(w, r, s.shed(r, fmt.Sprintf("the server is reading too many request bodies to take this one's %d bytes; retry shortly", n)))
-				return
-			}
-			defer s.bodies.Release(n)
+		if s.bodies == nil {
+			next.ServeHTTP(w, r)
+			return
 		}
+		b := &countedBody{ReadCloser: r.Body, s: s, w: w, r: r}
+		r.Body = b
+		defer func() { s.bodies.Release(b.held) }()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// countedBody is a request body that reserves its bytes past bodyFree as
+// they are read (see reserveBody).
+type countedBody struct {
+	io.ReadCloser
+	s          *Server
+	w          http.ResponseWriter
+	r          *http.Request
+	read, held int64
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if more := b.read - bodyFree - b.held; more > 0 {
+		if !b.s.bodies.TryAcquire(more) {
+			b.w.Header().Set("Connection", "close")
+			return n, b.s.shed(b.r, "the server is reading too many request bodies to take more of this one; retry shortly")
+		}
+		b.held += more
+	}
+	return n, err
 }
 
 // shed counts a request refused as overloaded under its route and returns

@@ -258,78 +258,112 @@ func TestShedReleases(t *testing.T) {
 	})
 }
 
-// TestShedBodies: bodies being uploaded hold their declared size (the body
-// limit for a streamed one) out of MaxBodyBytesInFlight; a request whose
-// body does not fit beside them is a 503 overloaded problem with
-// Retry-After before its body is read, counted as shed under its route;
-// once an upload's answer is written its bytes are free again.
+// TestShedBodies: request bodies hold their bytes past the first bodyFree
+// out of MaxBodyBytesInFlight as they arrive: connections that stall
+// before uploading hold nothing, small bodies never wait, and a body whose
+// next bytes do not fit is refused mid-read with a 503 overloaded problem,
+// Retry-After and Connection: close, counted as shed under its route; an
+// upload's bytes are free again once its answer is written.
 func TestShedBodies(t *testing.T) {
 	t.Parallel()
 	c := loadContract(t)
-	ts := newTestServer(t, Config{BodyLimit: 1024, MaxBodyBytesInFlight: 2048, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute})
+	const capacity = 64 << 10
+	ts := newTestServer(t, Config{BodyLimit: 64 << 10, MaxBodyBytesInFlight: capacity, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute})
 	addr, cancel, _ := serveLoopback(t, ts)
 	defer cancel()
-	// Two uploads that declare 1,024 bytes each and stall after one.
-	stall := func(header string) net.Conn {
+	upload := func(header, body string) net.Conn {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		if _, err := io.WriteString(conn, "POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+header+"\r\n{"); err != nil {
+		if _, err := io.WriteString(conn, "POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+header+"\r\n"+body); err != nil {
 			t.Fatal(err)
 		}
 		return conn
 	}
-	full := func() bool {
-		if ts.bodies.TryAcquire(1) {
-			ts.bodies.Release(1)
-			return false
+	free := func() int64 { // the budget's free bytes, to within 1 KiB
+		var n int64
+		for n < capacity && ts.bodies.TryAcquire(1024) {
+			n += 1024
 		}
-		return true
+		ts.bodies.Release(n)
+		return n
 	}
-	first := stall("Content-Length: 1024\r\n")
-	stall("Content-Length: 1024\r\n")
-	for deadline := time.Now().Add(10 * time.Second); !full(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("two stalled 1,024-byte uploads do not hold the 2,048 bytes")
+	waitFree := func(want int64, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); free() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d bytes free, want %d", what, free(), want)
+			}
 		}
 	}
-	// A small body, declared or streamed, does not fit now.
-	for _, chunked := range []bool{false, true} {
-		req, err := http.NewRequest("POST", "http://"+addr+"/recall", strings.NewReader(recallK(10)))
+	post := func(body string, chunked bool) *httptest.ResponseRecorder {
+		t.Helper()
+		req, err := http.NewRequest("POST", "http://"+addr+"/recall", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", jsonCT)
 		if chunked {
 			req.ContentLength = -1
-			req.Body = io.NopCloser(strings.NewReader(recallK(10)))
+			req.Body = io.NopCloser(strings.NewReader(body))
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		w := httptest.NewRecorder()
 		maps.Copy(w.Header(), resp.Header)
+		if resp.Close { // net/http takes Connection: close out of the header
+			w.Header().Set("Connection", "close")
+		}
 		w.Code = resp.StatusCode
 		if _, err := io.Copy(w.Body, resp.Body); err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
-			t.Fatalf("chunked %v: %d, Retry-After %q, %s; want 503 with Retry-After 1", chunked, w.Code, w.Header().Get("Retry-After"), w.Body)
+		return w
+	}
+	// 40 connections that send headers (declared or streamed) and a byte,
+	// then stall, hold nothing.
+	for i := range 40 {
+		if i%2 == 0 {
+			upload("Content-Length: 60000\r\n", "{")
+		} else {
+			upload("Transfer-Encoding: chunked\r\n", "1\r\n{\r\n")
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let them be read
+	if f := free(); f != capacity {
+		t.Fatalf("40 stalled connections hold %d bytes", capacity-f)
+	}
+	// An upload of 50,000 of its 60,000 bytes holds its bytes past bodyFree.
+	first := upload("Content-Length: 60000\r\n", "{"+strings.Repeat(" ", 50_000-1))
+	waitFree((capacity-(50_000-bodyFree))/1024*1024, "an upload stalled at 50,000 bytes")
+	// A whole 60,000-byte body needs 43,616 bytes beside it: refused.
+	body := recallK(10) + strings.Repeat(" ", 60_000-len(recallK(10)))
+	for _, chunked := range []bool{false, true} {
+		w := post(body, chunked)
+		if w.Code != 503 || w.Header().Get("Retry-After") != "1" || w.Header().Get("Connection") != "close" {
+			t.Fatalf("chunked %v: %d, Retry-After %q, Connection %q, %s; want 503, 1, close", chunked, w.Code, w.Header().Get("Retry-After"), w.Header().Get("Connection"), w.Body)
 		}
 		if p := decodeProblemBody(t, w); !strings.HasSuffix(p.Type, ":overloaded") || !strings.Contains(p.Detail, "request bodies") {
 			t.Errorf("chunked %v: %+v, want an overloaded problem naming the bodies", chunked, p)
 		}
-		c.checkResponse(t, "POST", "/recall", jsonCT, recallK(10), w)
+		c.checkResponse(t, "POST", "/recall", jsonCT, body, w)
+	}
+	// Small bodies pass, and so does one of 20,000 bytes (3,616 counted).
+	for _, b := range []string{recallK(10), recallK(10) + strings.Repeat(" ", 20_000)} {
+		if w := post(b, true); w.Code != 200 {
+			t.Errorf("a %d-byte body beside the stalled upload: %d %s", len(b), w.Code, w.Body)
+		}
 	}
 	if m := ts.call("GET", "/metrics", "", "").Body.String(); !strings.Contains(m, `towerrecall_http_shed_total{route="/recall"} 2`) {
 		t.Error("metrics do not count the two shed /recall requests")
 	}
-	// The first upload ends (a malformed body: any answer frees its bytes).
-	if _, err := io.WriteString(first, strings.Repeat(" ", 1023)); err != nil {
+	// The stalled upload ends (a malformed body: any answer frees its bytes).
+	if _, err := io.WriteString(first, strings.Repeat(" ", 10_000)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(first), nil)
@@ -340,18 +374,9 @@ func TestShedBodies(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("the finished upload: %d, want 400", resp.StatusCode)
 	}
-	for deadline := time.Now().Add(10 * time.Second); full(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the finished upload's bytes were not released")
-		}
-	}
-	resp, err = http.Post("http://"+addr+"/recall", jsonCT, strings.NewReader(recallK(10)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("a small body beside one stalled upload: %d, want 200", resp.StatusCode)
+	waitFree(capacity, "every answer written")
+	if w := post(body, false); w.Code != 200 {
+		t.Errorf("the 60,000-byte body once the budget is free: %d %s", w.Code, w.Body)
 	}
 }
 
