@@ -52,9 +52,9 @@ func (s *Server) routes() *chi.Mux {
 	r.MethodNotAllowed(s.handle(s.handleMethodNotAllowed))
 
 	// Routes with a body cap it once routed, so that a 413 is counted
-	// under its route.
-	// They are the routes admit and reserveBody may shed: their shed count starts at 0,
-	// so a rate() over it exists before the first shed.
+	// under its route. They are the routes admit and reserveBody may shed:
+	// their shed count starts at 0, so a rate() over it exists before the
+	// first shed.
 	body := r.With(s.limitBody, s.reserveBody)
 	for pattern, h := range map[string]func(http.ResponseWriter, *http.Request) error{
 		"/recall": s.handleRecall, "/recall/batch": s.handleRecallBatch, "/score": s.handleScore,
