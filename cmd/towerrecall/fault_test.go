@@ -454,6 +454,35 @@ func TestE2EReloadTriggers(t *testing.T) {
 	}
 	p.stop(t)
 
+	// Versions side by side behind a symbolic link (README, Deployment):
+	// swapping the link publishes, swapping it back rolls back, each seen
+	// by the manifest poll.
+	link := filepath.Join(dir, "current")
+	swap := func(to string) {
+		t.Helper()
+		next := link + ".next"
+		_ = os.Remove(next)
+		if err := os.Symlink(to, next); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(next, link); err != nil { // atomic, as mv -T
+			t.Fatal(err)
+		}
+	}
+	swap(a1)
+	p = startServe(t, bin, "--model", link, "--config", cfgPath)
+	for _, want := range []string{v2, v1} {
+		swap(map[string]string{v1: a1, v2: a2}[want])
+		deadline := time.Now().Add(15 * time.Second)
+		for version() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the poll did not follow the link to %s; log:\n%s", want, tail(p.logs.String(), 3000))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	p.stop(t)
+
 	// An artifact refused at start is counted.
 	bad := filepath.Join(dir, "bad")
 	install(t, a1, bad)
