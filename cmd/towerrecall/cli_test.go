@@ -1206,3 +1206,41 @@ func TestProgressBarPerRun(t *testing.T) {
 		t.Fatalf("second run's first step drew %q, want 1/5", b.String())
 	}
 }
+
+// TestRollbackCommand: rollback puts the replaced artifact back and says
+// where the other went; with nothing to roll back to it fails, saying so.
+func TestRollbackCommand(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"towerrecall", "rollback", "--model", dir}, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no previous artifact") {
+		t.Fatalf("rollback with nothing saved: %v", err)
+	}
+	// Two trainings: the second keeps the first beside it.
+	var versions []string
+	for seed := range 2 {
+		args := []string{"towerrecall", "train", "--data", "demo", "--out", dir, "--epochs", "1", "--seed", fmt.Sprint(seed + 1)}
+		if err := run(context.Background(), args, nil, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		b, err := artifact.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, b.Manifest.Version)
+	}
+	if b, err := artifact.Load(dir + artifact.PreviousSuffix); err != nil || b.Manifest.Version != versions[0] {
+		t.Fatalf("the second train kept %v, %v beside the model; want version %s", b, err, versions[0])
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"towerrecall", "rollback", "--model", dir}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("rollback: %v\n%s", err, stderr.String())
+	}
+	if b, err := artifact.Load(dir); err != nil || b.Manifest.Version != versions[0] {
+		t.Fatalf("after rollback: %v, %v; want %s", b, err, versions[0])
+	}
+	if out := stdout.String(); !strings.Contains(out, "to version "+versions[0]) || !strings.Contains(out, "(version "+versions[1]+") is now "+dir+".previous") {
+		t.Errorf("rollback said %q", out)
+	}
+}

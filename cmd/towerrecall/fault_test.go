@@ -452,6 +452,18 @@ func TestE2EReloadTriggers(t *testing.T) {
 			t.Errorf("reload %d loaded %v; want %s then %s, each once", i+1, l["version"], v2, v1)
 		}
 	}
+	// towerrecall rollback puts back the artifact the last install
+	// replaced (v2), and the poll serves it.
+	if out, err := exec.Command(bin, "rollback", "--model", model).CombinedOutput(); err != nil || !strings.Contains(string(out), "to version "+v2) {
+		t.Fatalf("rollback: %v\n%s", err, out)
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for version() != v2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the poll did not notice the rollback command; log:\n%s", tail(p.logs.String(), 3000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	p.stop(t)
 
 	// Versions side by side behind a symbolic link (README, Deployment):

@@ -101,6 +101,7 @@ Usage:
   towerrecall eval   [--model var/model] --data DIR --train FILE [--valid FILE] --test FILE
                      [--recent-window 0.1] [--ease-lambda 500] [--new-user-history 5] [--workers 2]
   towerrecall prior  [--model var/model] --data DIR --ratings FILE[,FILE] [--out DIR]
+  towerrecall rollback [--model var/model]
   towerrecall serve  [--model DIR] [--addr HOST:PORT] [--config FILE] [--index auto|exact|hnsw]
   towerrecall version
 
@@ -153,6 +154,8 @@ func run(ctx context.Context, args []string, env []string, stdout, stderr io.Wri
 		err = runEval(ctx, rest, getenv, stdout, stderr)
 	case "prior":
 		err = runPrior(ctx, rest, getenv, stdout, stderr)
+	case "rollback":
+		err = runRollback(rest, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, getenv, unknown, stdout, stderr)
 	case "version":

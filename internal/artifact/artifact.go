@@ -574,9 +574,13 @@ func removeStale(parent, prefix string) {
 // own lists the files an artifact may hold.
 var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile, ProfilesFile, GraphFile, ReportFile, PriorFile, RecentFile}
 
+// PreviousSuffix names the sibling directory where Save keeps the
+// artifact it replaced, one generation back, for Rollback.
+const PreviousSuffix = ".previous"
+
 // replaceDir moves tmp to dir. An existing dir is swapped with tmp in one
-// step and then removed; where the file system cannot swap, it is first
-// moved aside and restored if the final rename fails, then removed.
+// step and then kept as dir's previous; where the file system cannot swap,
+// it is first moved aside and restored if the final rename fails.
 func replaceDir(tmp, dir string) error {
 	exists, err := replaceable(dir)
 	if err != nil {
@@ -588,7 +592,7 @@ func replaceDir(tmp, dir string) error {
 			if err := syncDir(filepath.Dir(dir)); err != nil {
 				return err
 			}
-			_ = os.RemoveAll(tmp) // the old artifact now; published either way, and a later Save's removeStale retries
+			keepPrevious(tmp, dir) // the old artifact now
 			return nil
 		case !errors.Is(err, errors.ErrUnsupported):
 			return err
@@ -613,9 +617,69 @@ func replaceDir(tmp, dir string) error {
 		return err
 	}
 	if old != "" {
-		_ = os.RemoveAll(old) // as above
+		keepPrevious(old, dir)
 	}
 	return nil
+}
+
+// keepPrevious moves old, the artifact a Save replaced at dir, to dir's
+// previous (replacing the one there), or removes it when it cannot (a
+// previous that is not an artifact is left alone): the new artifact is
+// published either way, and a later Save's removeStale retries.
+func keepPrevious(old, dir string) {
+	prev := dir + PreviousSuffix
+	if _, err := replaceable(prev); err == nil && os.RemoveAll(prev) == nil && os.Rename(old, prev) == nil {
+		_ = syncDir(filepath.Dir(dir))
+		return
+	}
+	_ = os.RemoveAll(old)
+}
+
+// Rollback puts the artifact Save kept beside dir (dir + PreviousSuffix)
+// back at dir, after checking that it loads, and keeps the one it replaces
+// as the previous: a second Rollback undoes the first. The swap is one
+// step where the file system can (a crash leaves one artifact or the
+// other at dir). It returns the versions now at dir and beside it.
+func Rollback(dir string) (now, previous string, err error) {
+	if dir, err = target(dir); err != nil {
+		return "", "", fmt.Errorf("artifact: rollback: %w", err)
+	}
+	prev := dir + PreviousSuffix
+	b, err := Load(prev)
+	if err != nil {
+		return "", "", fmt.Errorf("artifact: rollback: no previous artifact to roll back to: %w", err)
+	}
+	exists, err := replaceable(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("artifact: rollback: %w", err)
+	}
+	if exists {
+		if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
+			var m struct{ Version string }
+			_ = json.Unmarshal(raw, &m) // a damaged artifact has no version to report
+			previous = m.Version
+		}
+		err = exchange(prev, dir)
+		if errors.Is(err, errors.ErrUnsupported) { // three renames, the current one restored on failure
+			aside := dir + ".rollback"
+			if err = os.Rename(dir, aside); err == nil {
+				if err = os.Rename(prev, dir); err != nil {
+					err = errors.Join(err, os.Rename(aside, dir))
+				} else {
+					err = os.Rename(aside, prev)
+				}
+			}
+		}
+	} else {
+		err = os.Rename(prev, dir)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(dir))
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("artifact: rollback %s: %w", dir, err)
+	}
+	return b.Manifest.Version, previous, nil
 }
 
 func writeFile(path string, data []byte) error {

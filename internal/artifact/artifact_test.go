@@ -1060,3 +1060,83 @@ func TestSaveModes(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveKeepsPreviousAndRollback: Save keeps the artifact it replaces as
+// the previous, one generation back; Rollback puts it back after checking
+// that it loads, keeping the replaced one as the previous, so a second
+// Rollback undoes the first; without a good previous it changes nothing.
+func TestSaveKeepsPreviousAndRollback(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	prev := dir + PreviousSuffix
+	save := func(v string) {
+		t.Helper()
+		b := testBundle(t)
+		b.Manifest.Version = v
+		if err := Save(dir, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func() (string, string) {
+		t.Helper()
+		cur, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Load(prev)
+		if err != nil {
+			return cur.Manifest.Version, ""
+		}
+		return cur.Manifest.Version, p.Manifest.Version
+	}
+	check := func(what, wantCur, wantPrev string) {
+		t.Helper()
+		if cur, p := versions(); cur != wantCur || p != wantPrev {
+			t.Errorf("%s: %s, previous %q; want %s, previous %q", what, cur, p, wantCur, wantPrev)
+		}
+	}
+	save("v1")
+	check("first save", "v1", "")
+	if _, _, err := Rollback(dir); err == nil || !strings.Contains(err.Error(), "no previous artifact") {
+		t.Errorf("rollback with no previous: %v", err)
+	}
+	check("a refused rollback", "v1", "")
+	save("v2")
+	check("second save", "v2", "v1")
+	save("v3")
+	check("third save", "v3", "v2")
+	if now, was, err := Rollback(dir); err != nil || now != "v2" || was != "v3" {
+		t.Fatalf("rollback: %s, %s, %v; want v2, v3", now, was, err)
+	}
+	check("rollback", "v2", "v3")
+	if _, _, err := Rollback(dir); err != nil {
+		t.Fatal(err)
+	}
+	check("rollback again", "v3", "v2")
+	// A damaged previous is refused, and both stay as they were.
+	if err := os.WriteFile(filepath.Join(prev, ModelFile), []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Rollback(dir); err == nil || !strings.Contains(err.Error(), ModelFile) {
+		t.Errorf("rollback to a damaged previous: %v, want an error naming %s", err, ModelFile)
+	}
+	if cur, _ := versions(); cur != "v3" {
+		t.Errorf("after a refused rollback: %s, want v3", cur)
+	}
+	// A previous that is not an artifact is never replaced by a Save.
+	if err := os.RemoveAll(prev); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(prev, "notes.txt")
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	save("v4")
+	if _, err := os.Stat(notes); err != nil {
+		t.Errorf("Save replaced a %s that is not an artifact: %v", prev, err)
+	}
+	check("a save beside a foreign previous", "v4", "")
+}
