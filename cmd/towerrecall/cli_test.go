@@ -1243,4 +1243,20 @@ func TestRollbackCommand(t *testing.T) {
 	if out := stdout.String(); !strings.Contains(out, "to version "+versions[0]) || !strings.Contains(out, "(version "+versions[1]+") is now "+dir+".previous") {
 		t.Errorf("rollback said %q", out)
 	}
+	if b, err := artifact.Load(dir + artifact.PreviousSuffix); err != nil || b.Manifest.Version != versions[1] {
+		t.Errorf("after rollback the previous is %v, %v; want version %s", b, err, versions[1])
+	}
+	// Through a symbolic link (a deployment's "current"), the message names
+	// the directories that changed.
+	link := filepath.Join(filepath.Dir(dir), "current")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"towerrecall", "rollback", "--model", link}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("rollback through a link: %v", err)
+	}
+	if out := stdout.String(); !strings.Contains(out, "rolled back "+dir+" to version "+versions[1]) || !strings.Contains(out, "is now "+dir+".previous") {
+		t.Errorf("rollback through a link said %q", out)
+	}
 }

@@ -18,14 +18,19 @@ func runRollback(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, "towerrecall rollback [--model var/model]", args, stdout, stderr); err != nil {
 		return err
 	}
-	now, was, err := artifact.Rollback(*modelDir)
+	r, err := artifact.Rollback(*modelDir)
 	if err != nil {
 		return err
 	}
-	if was == "" {
-		was = "without a readable manifest"
+	switch replaced := "version " + r.Replaced; {
+	case !r.Swapped:
+		fmt.Fprintf(stdout, "%s held no artifact: put the previous one, version %s, there; there is nothing to undo\n", r.Dir, r.Version)
+	default:
+		if r.Replaced == "" {
+			replaced = "an artifact whose manifest does not read"
+		}
+		fmt.Fprintf(stdout, "rolled back %s to version %s; the one it replaced (%s) is now %s: roll back again to undo\n", r.Dir, r.Version, replaced, r.Previous)
 	}
-	fmt.Fprintf(stdout, "rolled back %s to version %s; the one it replaced (version %s) is now %s%s: roll back again to undo. Serving replicas load it at their next manifest poll, or at once on SIGHUP\n",
-		*modelDir, now, was, *modelDir, artifact.PreviousSuffix)
+	fmt.Fprintln(stdout, "serving replicas load it at their next manifest poll, or at once on SIGHUP")
 	return nil
 }

@@ -592,7 +592,7 @@ func replaceDir(tmp, dir string) error {
 			if err := syncDir(filepath.Dir(dir)); err != nil {
 				return err
 			}
-			keepPrevious(tmp, dir) // the old artifact now
+			keepPrevious(tmp, dir, exchange) // the old artifact now
 			return nil
 		case !errors.Is(err, errors.ErrUnsupported):
 			return err
@@ -617,69 +617,128 @@ func replaceDir(tmp, dir string) error {
 		return err
 	}
 	if old != "" {
-		keepPrevious(old, dir)
+		keepPrevious(old, dir, exchange)
 	}
 	return nil
 }
 
 // keepPrevious moves old, the artifact a Save replaced at dir, to dir's
-// previous (replacing the one there), or removes it when it cannot (a
-// previous that is not an artifact is left alone): the new artifact is
-// published either way, and a later Save's removeStale retries.
-func keepPrevious(old, dir string) {
+// previous, or removes it when it cannot (a previous that is not an
+// artifact is left alone): the new artifact is published either way. An
+// older previous is swapped out first and then removed under old's
+// temporary name, so that a crash never leaves a half-removed previous,
+// and a later Save's removeStale finishes what it left.
+func keepPrevious(old, dir string, exch func(a, b string) error) {
 	prev := dir + PreviousSuffix
-	if _, err := replaceable(prev); err == nil && os.RemoveAll(prev) == nil && os.Rename(old, prev) == nil {
-		_ = syncDir(filepath.Dir(dir))
-		return
-	}
-	_ = os.RemoveAll(old)
-}
-
-// Rollback puts the artifact Save kept beside dir (dir + PreviousSuffix)
-// back at dir, after checking that it loads, and keeps the one it replaces
-// as the previous: a second Rollback undoes the first. The swap is one
-// step where the file system can (a crash leaves one artifact or the
-// other at dir). It returns the versions now at dir and beside it.
-func Rollback(dir string) (now, previous string, err error) {
-	if dir, err = target(dir); err != nil {
-		return "", "", fmt.Errorf("artifact: rollback: %w", err)
-	}
-	prev := dir + PreviousSuffix
-	b, err := Load(prev)
-	if err != nil {
-		return "", "", fmt.Errorf("artifact: rollback: no previous artifact to roll back to: %w", err)
-	}
-	exists, err := replaceable(dir)
-	if err != nil {
-		return "", "", fmt.Errorf("artifact: rollback: %w", err)
-	}
-	if exists {
-		if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
-			var m struct{ Version string }
-			_ = json.Unmarshal(raw, &m) // a damaged artifact has no version to report
-			previous = m.Version
-		}
-		err = exchange(prev, dir)
-		if errors.Is(err, errors.ErrUnsupported) { // three renames, the current one restored on failure
-			aside := dir + ".rollback"
-			if err = os.Rename(dir, aside); err == nil {
-				if err = os.Rename(prev, dir); err != nil {
-					err = errors.Join(err, os.Rename(aside, dir))
+	exists, err := replaceable(prev)
+	switch {
+	case err != nil:
+	case !exists:
+		err = os.Rename(old, prev)
+	default:
+		if err = exch(old, prev); errors.Is(err, errors.ErrUnsupported) {
+			older := old + ".older" // under the temporary prefix too
+			if err = os.Rename(prev, older); err == nil {
+				if err = os.Rename(old, prev); err != nil {
+					_ = os.Rename(older, prev)
 				} else {
-					err = os.Rename(aside, prev)
+					old = older
 				}
 			}
 		}
-	} else {
-		err = os.Rename(prev, dir)
 	}
-	if err == nil {
+	if err == nil && exists {
 		err = syncDir(filepath.Dir(dir))
+	} else if err == nil {
+		_ = syncDir(filepath.Dir(dir))
+		return
 	}
+	_ = os.RemoveAll(old) // the replaced artifact, or the older previous once swapped out
+}
+
+// Rollback puts the artifact Save kept beside dir (dir + PreviousSuffix)
+// back at dir, after checking that it loads and is an artifact directory,
+// and keeps the one it replaces as the previous: a second Rollback undoes
+// the first. The swap is one step where the file system can (a crash
+// leaves one artifact or the other at dir); elsewhere dir is moved aside
+// for a moment. It must not run while a Save publishes to dir.
+func Rollback(dir string) (RollbackResult, error) { return rollback(dir, exchange) }
+
+// RollbackResult describes what Rollback did.
+type RollbackResult struct {
+	Version string // now at Dir
+	Dir     string // the artifact directory (a symbolic link's target)
+	// Replaced is the version of the artifact Rollback moved to
+	// Previous ("" when it had no readable manifest); Swapped is false
+	// when nothing was at Dir (and nothing can be undone).
+	Replaced, Previous string
+	Swapped            bool
+}
+
+func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) {
+	var r RollbackResult
+	dir, err := target(dir)
 	if err != nil {
-		return "", "", fmt.Errorf("artifact: rollback %s: %w", dir, err)
+		return r, fmt.Errorf("artifact: rollback: %w", err)
 	}
-	return b.Manifest.Version, previous, nil
+	prev, aside := dir+PreviousSuffix, dir+".rollback"
+	r.Dir, r.Previous = dir, prev
+	if _, err := os.Lstat(aside); err == nil {
+		return r, fmt.Errorf("artifact: rollback: %s is left from an interrupted rollback and holds the artifact that was at %s: move it back there (or remove it) and run rollback again", aside, dir)
+	}
+	fi, err := os.Lstat(prev)
+	if err != nil {
+		return r, fmt.Errorf("artifact: rollback: no previous artifact at %s (train keeps the one it replaces there): %w", prev, err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return r, fmt.Errorf("artifact: rollback: %s is a symbolic link, not an artifact Save kept; nothing was changed", prev)
+	}
+	if _, err := replaceable(prev); err != nil {
+		return r, fmt.Errorf("artifact: rollback: the previous artifact: %w; nothing was changed", err)
+	}
+	b, err := Load(prev)
+	if err != nil {
+		return r, fmt.Errorf("artifact: rollback: the previous artifact at %s does not load: %w; nothing was changed", prev, err)
+	}
+	r.Version = b.Manifest.Version
+	exists, err := replaceable(dir)
+	if err != nil {
+		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+	}
+	if !exists {
+		if err := os.Rename(prev, dir); err != nil {
+			return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+		}
+		return r, syncDir(filepath.Dir(dir))
+	}
+	if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
+		var m struct{ Version string }
+		_ = json.Unmarshal(raw, &m) // a damaged artifact has no version to report
+		r.Replaced = m.Version
+	}
+	if err := exch(prev, dir); errors.Is(err, errors.ErrUnsupported) {
+		// Three renames; the current one is put back if the second fails.
+		if err := os.Rename(dir, aside); err != nil {
+			return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+		}
+		if err := os.Rename(prev, dir); err != nil {
+			if rerr := os.Rename(aside, dir); rerr != nil {
+				return r, fmt.Errorf("artifact: rollback: %w, and putting %s back failed: %w", err, aside, rerr)
+			}
+			return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+		}
+		r.Swapped = true
+		if err := os.Rename(aside, prev); err != nil {
+			return r, fmt.Errorf("artifact: rolled back %s to version %s, but the replaced artifact stays at %s: %w; do not run rollback again", dir, r.Version, aside, err)
+		}
+	} else if err != nil {
+		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+	}
+	r.Swapped = true
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return r, fmt.Errorf("artifact: rolled back %s to version %s, but syncing its directory failed: %w; do not run rollback again", dir, r.Version, err)
+	}
+	return r, nil
 }
 
 func writeFile(path string, data []byte) error {

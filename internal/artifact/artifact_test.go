@@ -1065,78 +1065,160 @@ func TestSaveModes(t *testing.T) {
 // the previous, one generation back; Rollback puts it back after checking
 // that it loads, keeping the replaced one as the previous, so a second
 // Rollback undoes the first; without a good previous it changes nothing.
+// Both with the one-step swap and with the renames of file systems that
+// cannot swap.
 func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "model")
-	prev := dir + PreviousSuffix
-	save := func(v string) {
-		t.Helper()
-		b := testBundle(t)
-		b.Manifest.Version = v
-		if err := Save(dir, b); err != nil {
-			t.Fatal(err)
-		}
+	unsupported := func(a, b string) error { return errors.ErrUnsupported }
+	for _, tt := range []struct {
+		name string
+		exch func(a, b string) error
+	}{{"swap", exchange}, {"renames", unsupported}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "model")
+			prev := dir + PreviousSuffix
+			save := func(v string) {
+				t.Helper()
+				b := testBundle(t)
+				b.Manifest.Version = v
+				if err := Save(dir, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			versions := func() (string, string) {
+				t.Helper()
+				cur, err := Load(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := Load(prev)
+				if err != nil {
+					return cur.Manifest.Version, ""
+				}
+				return cur.Manifest.Version, p.Manifest.Version
+			}
+			check := func(what, wantCur, wantPrev string) {
+				t.Helper()
+				if cur, p := versions(); cur != wantCur || p != wantPrev {
+					t.Errorf("%s: %s, previous %q; want %s, previous %q", what, cur, p, wantCur, wantPrev)
+				}
+				entries, err := os.ReadDir(parent)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 1
+				if wantPrev != "" {
+					want = 2
+				}
+				if len(entries) != want { // nothing else left behind
+					var names []string
+					for _, e := range entries {
+						names = append(names, e.Name())
+					}
+					t.Errorf("%s: %v beside the model, want the model and its previous", what, names)
+				}
+			}
+			save("v1")
+			check("first save", "v1", "")
+			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), "no previous artifact") {
+				t.Errorf("rollback with no previous: %v", err)
+			}
+			check("a refused rollback", "v1", "")
+			save("v2")
+			check("second save", "v2", "v1")
+			// Save's keepPrevious runs with the real swap; the renames
+			// path of keepPrevious is checked below.
+			save("v3")
+			check("third save", "v3", "v2")
+			r, err := rollback(dir, tt.exch)
+			if err != nil || r.Version != "v2" || r.Replaced != "v3" || !r.Swapped || r.Previous != prev {
+				t.Fatalf("rollback: %+v, %v; want v2 replacing v3", r, err)
+			}
+			check("rollback", "v2", "v3")
+			if _, err := rollback(dir, tt.exch); err != nil {
+				t.Fatal(err)
+			}
+			check("rollback again", "v3", "v2")
+			// keepPrevious with an older previous in place.
+			older := filepath.Join(parent, ".model.tmp-test")
+			b := testBundle(t)
+			b.Manifest.Version = "v4"
+			if err := Save(older, b); err != nil {
+				t.Fatal(err)
+			}
+			keepPrevious(older, dir, tt.exch)
+			check("an older previous replaced", "v3", "v4")
+			// A damaged previous, a previous that is a link, and one that
+			// holds more than an artifact are refused, changing nothing.
+			if err := os.WriteFile(filepath.Join(prev, ModelFile), []byte("damaged"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), ModelFile) || !strings.Contains(err.Error(), "nothing was changed") {
+				t.Errorf("rollback to a damaged previous: %v", err)
+			}
+			if cur, _ := versions(); cur != "v3" {
+				t.Errorf("after a refused rollback: %s, want v3", cur)
+			}
+			if err := os.RemoveAll(prev); err != nil {
+				t.Fatal(err)
+			}
+			other := filepath.Join(t.TempDir(), "v9")
+			b.Manifest.Version = "v9"
+			if err := Save(other, b); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(other, prev); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+				t.Errorf("rollback to a linked previous: %v", err)
+			}
+			if err := os.Remove(prev); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(prev, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			notes := filepath.Join(prev, "notes.txt")
+			if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), "not an artifact") {
+				t.Errorf("rollback to a previous holding notes: %v", err)
+			}
+			// ... and never replaced by a Save, which removes the artifact
+			// it replaced instead.
+			save("v5")
+			if _, err := os.Stat(notes); err != nil {
+				t.Errorf("Save replaced a %s that is not an artifact: %v", prev, err)
+			}
+			if cur, _ := versions(); cur != "v5" {
+				t.Errorf("after a save beside a foreign previous: %s, want v5", cur)
+			}
+			if entries, _ := os.ReadDir(parent); len(entries) != 2 {
+				t.Errorf("%d entries beside the model after a save beside a foreign previous, want 2", len(entries))
+			}
+			// An interrupted rollback's leftover is named, not overwritten.
+			if err := os.RemoveAll(prev); err != nil {
+				t.Fatal(err)
+			}
+			save("v6")
+			if err := os.Rename(dir, dir+".rollback"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), "interrupted rollback") {
+				t.Errorf("rollback beside an interrupted one: %v", err)
+			}
+			// With nothing at the model, the previous is put there and
+			// there is nothing to undo.
+			if err := os.RemoveAll(dir + ".rollback"); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := rollback(dir, tt.exch); err != nil || r.Swapped || r.Version != "v5" {
+				t.Errorf("rollback with nothing at the model: %+v, %v; want v5, not swapped", r, err)
+			}
+		})
 	}
-	versions := func() (string, string) {
-		t.Helper()
-		cur, err := Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := Load(prev)
-		if err != nil {
-			return cur.Manifest.Version, ""
-		}
-		return cur.Manifest.Version, p.Manifest.Version
-	}
-	check := func(what, wantCur, wantPrev string) {
-		t.Helper()
-		if cur, p := versions(); cur != wantCur || p != wantPrev {
-			t.Errorf("%s: %s, previous %q; want %s, previous %q", what, cur, p, wantCur, wantPrev)
-		}
-	}
-	save("v1")
-	check("first save", "v1", "")
-	if _, _, err := Rollback(dir); err == nil || !strings.Contains(err.Error(), "no previous artifact") {
-		t.Errorf("rollback with no previous: %v", err)
-	}
-	check("a refused rollback", "v1", "")
-	save("v2")
-	check("second save", "v2", "v1")
-	save("v3")
-	check("third save", "v3", "v2")
-	if now, was, err := Rollback(dir); err != nil || now != "v2" || was != "v3" {
-		t.Fatalf("rollback: %s, %s, %v; want v2, v3", now, was, err)
-	}
-	check("rollback", "v2", "v3")
-	if _, _, err := Rollback(dir); err != nil {
-		t.Fatal(err)
-	}
-	check("rollback again", "v3", "v2")
-	// A damaged previous is refused, and both stay as they were.
-	if err := os.WriteFile(filepath.Join(prev, ModelFile), []byte("damaged"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := Rollback(dir); err == nil || !strings.Contains(err.Error(), ModelFile) {
-		t.Errorf("rollback to a damaged previous: %v, want an error naming %s", err, ModelFile)
-	}
-	if cur, _ := versions(); cur != "v3" {
-		t.Errorf("after a refused rollback: %s, want v3", cur)
-	}
-	// A previous that is not an artifact is never replaced by a Save.
-	if err := os.RemoveAll(prev); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(prev, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	notes := filepath.Join(prev, "notes.txt")
-	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	save("v4")
-	if _, err := os.Stat(notes); err != nil {
-		t.Errorf("Save replaced a %s that is not an artifact: %v", prev, err)
-	}
-	check("a save beside a foreign previous", "v4", "")
 }
