@@ -647,11 +647,11 @@ func keepPrevious(old, dir string, exch func(a, b string) error) {
 			}
 		}
 	}
-	if err == nil && exists {
-		err = syncDir(filepath.Dir(dir))
-	} else if err == nil {
+	if err == nil {
 		_ = syncDir(filepath.Dir(dir))
-		return
+		if !exists {
+			return // old is the previous now
+		}
 	}
 	_ = os.RemoveAll(old) // the replaced artifact, or the older previous once swapped out
 }
