@@ -578,48 +578,50 @@ var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, 
 // artifact it replaced, one generation back, for Rollback.
 const PreviousSuffix = ".previous"
 
-// replaceDir moves tmp to dir. An existing dir is swapped with tmp in one
-// step and then kept as dir's previous; where the file system cannot swap,
-// it is first moved aside and restored if the final rename fails.
+// replaceDir moves tmp to dir. An existing dir is swapped with tmp (see
+// swap) and then kept as dir's previous.
 func replaceDir(tmp, dir string) error {
 	exists, err := replaceable(dir)
 	if err != nil {
 		return err
 	}
-	if exists {
-		switch err := exchange(tmp, dir); {
-		case err == nil:
-			if err := syncDir(filepath.Dir(dir)); err != nil {
-				return err
-			}
-			keepPrevious(tmp, dir, exchange) // the old artifact now
-			return nil
-		case !errors.Is(err, errors.ErrUnsupported):
+	if !exists {
+		if err := os.Rename(tmp, dir); err != nil {
 			return err
 		}
+		return syncDir(filepath.Dir(dir))
 	}
-	old := ""
-	if exists {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			if rerr := os.Rename(old, dir); rerr != nil {
-				return errors.Join(err, fmt.Errorf("restore %s: %w", dir, rerr))
-			}
-		}
+	// Published once moved; a failed last rename leaves the old artifact
+	// under the temporary prefix, for a later Save's removeStale.
+	if moved, err := swap(tmp, dir, tmp+".old", exchange); !moved {
 		return err
 	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if old != "" {
-		keepPrevious(old, dir, exchange)
-	}
+	keepPrevious(tmp, dir, exchange) // the old artifact now
 	return nil
+}
+
+// swap exchanges the directories at a and b: in one step where the file
+// system can (exch; a crash leaves one or the other at b), otherwise by
+// three renames through aside, b put back if the second fails. moved
+// reports whether b holds what was at a; an error with moved set means the
+// old b stays at aside.
+func swap(a, b, aside string, exch func(a, b string) error) (moved bool, err error) {
+	if err := exch(a, b); !errors.Is(err, errors.ErrUnsupported) {
+		return err == nil, err
+	}
+	if err := os.Rename(b, aside); err != nil {
+		return false, err
+	}
+	if err := os.Rename(a, b); err != nil {
+		if rerr := os.Rename(aside, b); rerr != nil {
+			return false, errors.Join(err, fmt.Errorf("restore %s: %w", b, rerr))
+		}
+		return false, err
+	}
+	return true, os.Rename(aside, a)
 }
 
 // keepPrevious moves old, the artifact a Save replaced at dir, to dir's
@@ -636,16 +638,7 @@ func keepPrevious(old, dir string, exch func(a, b string) error) {
 	case !exists:
 		err = os.Rename(old, prev)
 	default:
-		if err = exch(old, prev); errors.Is(err, errors.ErrUnsupported) {
-			older := old + ".older" // under the temporary prefix too
-			if err = os.Rename(prev, older); err == nil {
-				if err = os.Rename(old, prev); err != nil {
-					_ = os.Rename(older, prev)
-				} else {
-					old = older
-				}
-			}
-		}
+		_, err = swap(old, prev, old+".older", exch) // old holds the older previous now
 	}
 	if err == nil {
 		_ = syncDir(filepath.Dir(dir))
@@ -716,23 +709,13 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 		_ = json.Unmarshal(raw, &m) // a damaged artifact has no version to report
 		r.Replaced = m.Version
 	}
-	if err := exch(prev, dir); errors.Is(err, errors.ErrUnsupported) {
-		// Three renames; the current one is put back if the second fails.
-		if err := os.Rename(dir, aside); err != nil {
-			return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
-		}
-		if err := os.Rename(prev, dir); err != nil {
-			if rerr := os.Rename(aside, dir); rerr != nil {
-				return r, fmt.Errorf("artifact: rollback: %w, and putting %s back failed: %w", err, aside, rerr)
-			}
-			return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
-		}
-		r.Swapped = true
-		if err := os.Rename(aside, prev); err != nil {
-			return r, fmt.Errorf("artifact: rolled back %s to version %s, but the replaced artifact stays at %s: %w; do not run rollback again", dir, r.Version, aside, err)
-		}
-	} else if err != nil {
+	moved, err := swap(prev, dir, aside, exch)
+	switch {
+	case !moved:
 		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+	case err != nil:
+		r.Swapped = true
+		return r, fmt.Errorf("artifact: rolled back %s to version %s, but the replaced artifact stays at %s: %w; do not run rollback again", dir, r.Version, aside, err)
 	}
 	r.Swapped = true
 	if err := syncDir(filepath.Dir(dir)); err != nil {

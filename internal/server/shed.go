@@ -41,7 +41,7 @@ func (s *Server) admit(r *http.Request, weight int64) (release func(), err error
 	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
 	heavy := weight > recall.MaxK
 	if heavy {
-		weight = min(weight, s.cfg.MaxItemsInFlight-s.cfg.MaxItemsInFlight/10)
+		weight = min(weight, s.heavyShare)
 	}
 	full := func() error {
 		return s.shed(r, fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", asked))
