@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -382,6 +383,11 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := syncDir(tmp); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	unlock, err := lock(dir, publishWait)
+	if err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	defer unlock()
 	if err := replaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
@@ -578,6 +584,11 @@ var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, 
 // artifact it replaced, one generation back, for Rollback.
 const PreviousSuffix = ".previous"
 
+// publishWait is how long Save and Rollback wait for another process
+// publishing in the same directory (see lock): seconds at most, loading
+// a large previous included.
+const publishWait = time.Minute
+
 // replaceDir moves tmp to dir. An existing dir is swapped with tmp (see
 // swap) and then kept as dir's previous.
 func replaceDir(tmp, dir string) error {
@@ -654,7 +665,7 @@ func keepPrevious(old, dir string, exch func(a, b string) error) {
 // and keeps the one it replaces as the previous: a second Rollback undoes
 // the first. The swap is one step where the file system can (a crash
 // leaves one artifact or the other at dir); elsewhere dir is moved aside
-// for a moment. It must not run while a Save publishes to dir.
+// for a moment. Save and Rollback wait for each other (see lock).
 func Rollback(dir string) (RollbackResult, error) { return rollback(dir, exchange) }
 
 // RollbackResult describes what Rollback did.
@@ -676,6 +687,14 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 	}
 	prev, aside := dir+PreviousSuffix, dir+".rollback"
 	r.Dir, r.Previous = dir, prev
+	unlock, err := lock(dir, publishWait)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, fmt.Errorf("artifact: rollback: no previous artifact at %s: %w", prev, err)
+	}
+	if err != nil {
+		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+	}
+	defer unlock()
 	if _, err := os.Lstat(aside); err == nil {
 		return r, fmt.Errorf("artifact: rollback: %s is left from an interrupted rollback and holds the artifact that was at %s: move it back there (or remove it) and run rollback again", aside, dir)
 	}

@@ -2,9 +2,39 @@ package artifact
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// lock takes the advisory lock that serialises publications to dir (Save's
+// swap, Rollback) across processes: flock on dir's parent directory, so
+// nothing is left behind, waiting up to wait while another process holds
+// it. The kernel releases it when its holder exits: a killed train never
+// leaves it held.
+func lock(dir string, wait time.Duration) (unlock func(), err error) {
+	parent := filepath.Dir(dir)
+	f, err := os.Open(parent)
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				err = fmt.Errorf("another train, prior or rollback has been publishing in %s for %v (it holds the directory's lock)", parent, wait)
+			}
+			return nil, err
+		}
+	}
+}
 
 // exchange swaps the directories at a and b in one step
 // (renameat2 RENAME_EXCHANGE), so that a crash leaves one artifact or the

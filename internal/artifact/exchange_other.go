@@ -2,7 +2,14 @@
 
 package artifact
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
+
+// lock is Linux's flock; elsewhere publications to one directory must not
+// overlap.
+func lock(dir string, wait time.Duration) (unlock func(), err error) { return func() {}, nil }
 
 // exchange is Linux's renameat2 RENAME_EXCHANGE; elsewhere the caller
 // renames in two steps.
