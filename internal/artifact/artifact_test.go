@@ -87,9 +87,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Errorf("artifact directory mode %v (%v), want 0755", fi.Mode().Perm(), err)
 	}
 	// No temporary directories are left behind.
-	entries, _ := os.ReadDir(filepath.Dir(dir))
-	if len(entries) != 1 {
-		t.Errorf("parent holds %d entries, want only the artifact", len(entries))
+	if names := beside(t, filepath.Dir(dir)); len(names) != 1 {
+		t.Errorf("parent holds %v, want only the artifact", names)
 	}
 }
 
@@ -1104,20 +1103,12 @@ func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 				if cur, p := versions(); cur != wantCur || p != wantPrev {
 					t.Errorf("%s: %s, previous %q; want %s, previous %q", what, cur, p, wantCur, wantPrev)
 				}
-				entries, err := os.ReadDir(parent)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want := 1
+				want := []string{"model"}
 				if wantPrev != "" {
-					want = 2
+					want = append(want, "model"+PreviousSuffix)
 				}
-				if len(entries) != want { // nothing else left behind
-					var names []string
-					for _, e := range entries {
-						names = append(names, e.Name())
-					}
-					t.Errorf("%s: %v beside the model, want the model and its previous", what, names)
+				if names := beside(t, parent); !slices.Equal(names, want) { // nothing else left behind
+					t.Errorf("%s: %v beside the model, want %v", what, names, want)
 				}
 			}
 			save("v1")
@@ -1197,8 +1188,8 @@ func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 			if cur, _ := versions(); cur != "v5" {
 				t.Errorf("after a save beside a foreign previous: %s, want v5", cur)
 			}
-			if entries, _ := os.ReadDir(parent); len(entries) != 2 {
-				t.Errorf("%d entries beside the model after a save beside a foreign previous, want 2", len(entries))
+			if names := beside(t, parent); len(names) != 2 {
+				t.Errorf("%v beside the model after a save beside a foreign previous, want it and the previous", names)
 			}
 			// An interrupted rollback's leftover is named, not overwritten.
 			if err := os.RemoveAll(prev); err != nil {
@@ -1221,4 +1212,20 @@ func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// beside lists the names in parent but the publication locks (see lock).
+func beside(t *testing.T, parent string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }

@@ -11,27 +11,28 @@ import (
 )
 
 // lock takes the advisory lock that serialises publications to dir (Save's
-// swap, Rollback) across processes: flock on dir's parent directory, so
-// nothing is left behind, waiting up to wait while another process holds
-// it. The kernel releases it when its holder exits: a killed train never
-// leaves it held.
+// swap, Rollback) across processes: flock on the hidden sibling file
+// .<name>.lock (a file opened for writing, so that NFS, which emulates
+// flock with byte-range locks, can lock it between nodes), waiting up to
+// wait while another process holds it. The kernel releases it when its
+// holder exits, so a killed train never leaves it held; the file stays,
+// as removing it would let two holders lock different files. Where the
+// file system has no locks (an NFS mount with nolock) publications do not
+// wait for each other, as before locks existed.
 func lock(dir string, wait time.Duration) (unlock func(), err error) {
-	parent := filepath.Dir(dir)
-	f, err := os.Open(parent)
+	name := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) {
 			return func() { f.Close() }, nil
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
 			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				err = fmt.Errorf("another train, prior or rollback has been publishing in %s for %v (it holds the directory's lock)", parent, wait)
-			}
-			return nil, err
+			return nil, fmt.Errorf("another train, prior or rollback has been publishing to %s for %v (it holds %s)", dir, wait, name)
 		}
 	}
 }

@@ -33,7 +33,7 @@ func TestPublicationLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock(dir, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "publishing in "+filepath.Dir(dir)) {
+	if _, err := lock(dir, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "publishing to "+dir) {
 		t.Errorf("lock while held: %v, want an error naming the directory", err)
 	}
 	rolled := make(chan error, 1)
