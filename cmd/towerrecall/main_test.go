@@ -262,6 +262,36 @@ func catalogOf(t *testing.T, modelDir string) []int {
 	return ids
 }
 
+// TestServeMetricsAddr: with serve.metrics_addr, GET /metrics is served on
+// a listener of its own from the start (no model yet) and the API's
+// listener has no /metrics.
+func TestServeMetricsAddr(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &logBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"towerrecall", "serve", "--model", filepath.Join(t.TempDir(), "model"), "--addr", "127.0.0.1:0", "--demo=false"},
+			[]string{"TOWERRECALL_METRICS_ADDR=127.0.0.1:0"}, io.Discard, logs)
+	}()
+	m := client{t: t, base: "http://" + logs.waitLog(t, "metrics listening (serve.metrics_addr)", time.Minute)["addr"].(string)}
+	api := client{t: t, base: "http://" + logs.waitLog(t, "serving HTTP", time.Minute)["addr"].(string)}
+	if status, _, body := m.do("GET", "/metrics", ""); status != 200 || !strings.Contains(string(body), `towerrecall_model_loads_total{result="ok"} 0`) {
+		t.Errorf("/metrics on serve.metrics_addr: %d\n%s", status, tail(string(body), 2000))
+	}
+	if status, _, _ := api.do("GET", "/metrics", ""); status != 404 {
+		t.Errorf("the API's listener answers /metrics with %d, want 404 (it has its own)", status)
+	}
+	if status, _, _ := api.do("GET", "/readyz", ""); status != 503 {
+		t.Errorf("/readyz with no model: %d, want 503", status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestServeDemo is the quick start: no data and no model, run() trains on the
 // demo catalogue, serves on port 0, answers every endpoint, reloads on
 // SIGHUP, refuses a corrupt artifact, and shuts down cleanly.

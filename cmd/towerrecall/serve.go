@@ -93,6 +93,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	if err != nil {
 		return err
 	}
+	if a := cfg.Serve.MetricsAddr; a != "" {
+		stop, err := serveMetrics(a, srv.Metrics(), logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Serving starts before the load: /healthz answers 200 (a startup
 	// probe sees a live process) and /readyz 503 while the model loads or
 	// the demo trains.

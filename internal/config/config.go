@@ -283,6 +283,10 @@ type Serve struct {
 	// listener of its own, never the API's; empty (the default): off.
 	// Bind it to localhost and reach it with kubectl port-forward.
 	DebugAddr string `yaml:"debug_addr"`
+	// MetricsAddr is where GET /metrics is served instead of serve.addr,
+	// on a listener of its own (a port that the NetworkPolicy opens to
+	// Prometheus alone); empty (the default): on serve.addr.
+	MetricsAddr string `yaml:"metrics_addr"`
 }
 
 // MaxK is the largest k of a request (recall.MaxK, which this package does
@@ -767,6 +771,7 @@ func (c *Config) envSetters() map[string]envVar {
 		"TOWERRECALL_CATALOG_TOKEN":   {"serve.catalog_token", str(&c.Serve.CatalogToken)},
 		"TOWERRECALL_CATALOG_JOURNAL": {"serve.catalog_journal", str(&c.Serve.CatalogJournal)},
 		"TOWERRECALL_DEBUG_ADDR":      {"serve.debug_addr", str(&c.Serve.DebugAddr)},
+		"TOWERRECALL_METRICS_ADDR":    {"serve.metrics_addr", str(&c.Serve.MetricsAddr)},
 		"TOWERRECALL_DEMO":            {"serve.demo", boolean(&c.Serve.Demo)},
 		"TOWERRECALL_EXPLORER":        {"serve.explorer", boolean(&c.Serve.Explorer)},
 		"TOWERRECALL_TRUSTED_PROXIES": {"serve.trusted_proxies", list(&c.Serve.TrustedProxies)},
@@ -1095,13 +1100,22 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	if err := checkAddr(s.Addr); err != nil {
 		bad("serve.addr", "%q: %v", s.Addr, err)
 	}
-	if s.DebugAddr != "" {
-		if err := checkAddr(s.DebugAddr); err != nil {
-			bad("serve.debug_addr", "%q: %v", s.DebugAddr, err)
-		} else if p, ap := port(s.DebugAddr), port(s.Addr); p != "0" && p == ap {
-			// The same port on another host spelling (:8080, localhost:8080,
-			// [::]:8080) is the same listener more often than not.
-			bad("serve.debug_addr", "%q has serve.addr's port (%s): the profiler needs a port of its own", s.DebugAddr, p)
+	// Each listener of its own needs a port of its own: the same port on
+	// another host spelling (:8080, localhost:8080, [::]:8080) is the same
+	// listener more often than not.
+	taken := map[string]string{port(s.Addr): "serve.addr"}
+	for _, a := range []struct{ key, addr, what string }{
+		{"serve.debug_addr", s.DebugAddr, "the profiler"}, {"serve.metrics_addr", s.MetricsAddr, "/metrics"},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		if err := checkAddr(a.addr); err != nil {
+			bad(a.key, "%q: %v", a.addr, err)
+		} else if p := port(a.addr); p != "0" && taken[p] != "" {
+			bad(a.key, "%q has %s's port (%s): %s needs a port of its own", a.addr, taken[p], p, a.what)
+		} else {
+			taken[p] = a.key
 		}
 	}
 	switch s.Index {

@@ -686,6 +686,27 @@ func TestServeDebugAddr(t *testing.T) {
 	}
 }
 
+// TestServeMetricsAddr: /metrics is on serve.addr when metrics_addr is
+// empty, and a port of its own otherwise, neither serve.addr's nor the
+// profiler's.
+func TestServeMetricsAddr(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		debug, metrics string
+		ok             bool
+	}{
+		{"", "", true}, {"", ":9090", true}, {"localhost:6060", ":9090", true}, {"127.0.0.1:0", "127.0.0.1:0", true},
+		{"", ":8080", false}, {"", "localhost:8080", false}, {"localhost:6060", "[::]:6060", false}, {"", "9090", false},
+	} {
+		c := Default()
+		c.Serve.Addr, c.Serve.DebugAddr, c.Serve.MetricsAddr = ":8080", tt.debug, tt.metrics
+		err := c.Validate()
+		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "serve.metrics_addr") {
+			t.Errorf("debug_addr %q, metrics_addr %q: err = %v, want ok = %v", tt.debug, tt.metrics, err, tt.ok)
+		}
+	}
+}
+
 // TestModelJSONRoundTrip: a manifest's config (ModelJSON), given back as a
 // config file, makes the same model settings; it never holds the serve
 // section, whose catalogue token is a secret.

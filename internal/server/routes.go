@@ -80,11 +80,19 @@ func (s *Server) routes() *chi.Mux {
 	}
 	r.Get("/healthz", s.handle(s.handleHealthz))
 	r.Get("/readyz", s.handle(s.handleReadyz))
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	if !s.cfg.MetricsApart {
+		r.Method(http.MethodGet, "/metrics", s.Metrics())
+	}
+	return r
+}
+
+// Metrics serves the registry in Prometheus's text format: GET /metrics
+// among the routes, or on a listener of its own (Config.MetricsApart).
+func (s *Server) Metrics() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog:      metricsErrorLog{s.logger.With().Str("component", "metrics").Logger()},
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	return r
+	})
 }
 
 // handle adapts a handler that returns its failure instead of answering

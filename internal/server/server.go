@@ -89,6 +89,9 @@ type Config struct {
 	// CatalogToken is the bearer token of PUT and DELETE
 	// /movies/{movie_id}; empty: those routes do not exist (404).
 	CatalogToken string
+	// MetricsApart: GET /metrics is served on a listener of its own
+	// (Metrics), not among the API's routes.
+	MetricsApart bool
 }
 
 // ConfigFrom takes the server's settings from the service's configuration
@@ -102,7 +105,7 @@ func ConfigFrom(s config.Serve) Config {
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
 		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
 		MaxItemsInFlight: s.MaxItemsInFlight, MaxBodyBytesInFlight: s.MaxBodyBytesInFlight,
-		Explorer: s.Explorer, CatalogToken: s.CatalogToken,
+		Explorer: s.Explorer, CatalogToken: s.CatalogToken, MetricsApart: s.MetricsAddr != "",
 	}
 }
 
