@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -45,8 +46,11 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, "prior: --ratings names no file")
 		return errUsage
 	}
+	// The manifest's checksum before the load: a train or rollback that
+	// publishes at --model while the prior is recounted is kept (SaveReplacing).
+	loaded, sumErr := artifact.ManifestSum(*modelDir)
 	b, err := artifact.Load(*modelDir)
-	if err != nil {
+	if err = cmp.Or(err, sumErr); err != nil {
 		return err
 	}
 	if b.Prior == nil {
@@ -90,7 +94,11 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := interrupted(ctx); err != nil {
 		return err
 	}
-	if err := artifact.Save(*out, b); err != nil {
+	save := artifact.Save
+	if *out == *modelDir {
+		save = func(dir string, b *artifact.Bundle) error { return artifact.SaveReplacing(dir, b, loaded) }
+	}
+	if err := save(*out, b); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s, version %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), b.Manifest.Version, *out)

@@ -324,7 +324,16 @@ func (p *Prior) Tower() *tower.Prior {
 // Save writes b into dir atomically: everything goes into a temporary
 // sibling directory, is synced, and only then replaces dir. On any error dir
 // is left as it was. Save fills b.Manifest.Files.
-func Save(dir string, b *Bundle) (err error) {
+func Save(dir string, b *Bundle) error { return save(dir, b, nil) }
+
+// SaveReplacing is Save for a bundle derived from the artifact at dir
+// whose manifest had the checksum loaded (ManifestSum, taken before it was
+// loaded): it refuses, changing nothing, when another artifact was
+// published at dir since (a train or a rollback), rather than replace it
+// with what was derived from the one it replaced.
+func SaveReplacing(dir string, b *Bundle, loaded []byte) error { return save(dir, b, loaded) }
+
+func save(dir string, b *Bundle, loaded []byte) (err error) {
 	if err := b.check(); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
@@ -357,7 +366,6 @@ func Save(dir string, b *Bundle) (err error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -388,6 +396,14 @@ func Save(dir string, b *Bundle) (err error) {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
 	defer unlock()
+	if loaded != nil {
+		if now, err := ManifestSum(dir); err != nil || !bytes.Equal(now, loaded) {
+			return fmt.Errorf("artifact: save: another artifact was published at %s since this one was derived from it (a train or a rollback); it is kept: run again on it", dir)
+		}
+	}
+	// Under the lock, so that the artifact another Save has just replaced,
+	// still under its temporary name, is not taken for a stale one.
+	removeStale(parent, "."+filepath.Base(dir)+".tmp-", tmp)
 	if err := replaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
@@ -563,15 +579,16 @@ func target(dir string) (string, error) {
 }
 
 // removeStale removes what a killed Save left in parent: temporary
-// directories named prefix* untouched for an hour (a Save in progress
-// touches its own within seconds).
-func removeStale(parent, prefix string) {
+// directories named prefix* untouched for an hour, but own (a Save in
+// progress touches its own within seconds).
+func removeStale(parent, prefix, own string) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), prefix) && time.Since(info.ModTime()) > time.Hour {
+		if info, err := e.Info(); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), prefix) && time.Since(info.ModTime()) > time.Hour &&
+			filepath.Join(parent, e.Name()) != own {
 			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
@@ -585,9 +602,10 @@ var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, 
 const PreviousSuffix = ".previous"
 
 // publishWait is how long Save and Rollback wait for another process
-// publishing in the same directory (see lock): seconds at most, loading
-// a large previous included.
-const publishWait = time.Minute
+// publishing in the same directory (see lock). A publication holds the
+// lock for seconds (Rollback loads the previous under it); a Save that
+// gives up loses its run's artifact, so the wait is generous.
+const publishWait = 5 * time.Minute
 
 // replaceDir moves tmp to dir. An existing dir is swapped with tmp (see
 // swap) and then kept as dir's previous.

@@ -1229,3 +1229,54 @@ func beside(t *testing.T, parent string) []string {
 	}
 	return names
 }
+
+// TestSaveReplacing: a bundle derived from the artifact at dir (prior's
+// recount) is not published over another artifact published since; over
+// the one it was derived from, it is.
+func TestSaveReplacing(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "model")
+	save := func(v string) {
+		t.Helper()
+		b := testBundle(t)
+		b.Manifest.Version = v
+		if err := Save(dir, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func(d string) string {
+		t.Helper()
+		b, err := Load(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Manifest.Version
+	}
+	save("v1")
+	loaded, err := ManifestSum(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save("v2") // a train publishing while the bundle below was derived from v1
+	derived := testBundle(t)
+	derived.Manifest.Version = "v1+prior"
+	if err := SaveReplacing(dir, derived, loaded); err == nil || !strings.Contains(err.Error(), "another artifact was published") {
+		t.Errorf("SaveReplacing over a newer artifact: %v", err)
+	}
+	if v, p := version(dir), version(dir+PreviousSuffix); v != "v2" || p != "v1" {
+		t.Errorf("after a refused SaveReplacing: %s, previous %s; want v2, previous v1", v, p)
+	}
+	if loaded, err = ManifestSum(dir); err != nil {
+		t.Fatal(err)
+	}
+	derived.Manifest.Version = "v2+prior"
+	if err := SaveReplacing(dir, derived, loaded); err != nil {
+		t.Fatal(err)
+	}
+	if v, p := version(dir), version(dir+PreviousSuffix); v != "v2+prior" || p != "v2" {
+		t.Errorf("after SaveReplacing: %s, previous %s; want v2+prior, previous v2", v, p)
+	}
+	if names := beside(t, filepath.Dir(dir)); len(names) != 2 {
+		t.Errorf("%v beside the model, want it and its previous (a refused save leaves nothing)", names)
+	}
+}

@@ -16,14 +16,18 @@ import (
 // flock with byte-range locks, can lock it between nodes), waiting up to
 // wait while another process holds it. The kernel releases it when its
 // holder exits, so a killed train never leaves it held; the file stays,
-// as removing it would let two holders lock different files. Where the
-// file system has no locks (an NFS mount with nolock) publications do not
-// wait for each other, as before locks existed.
+// as removing it would let two holders lock different files. Locking is
+// best effort: a file another user made (mode 0644) is locked through a
+// read-only descriptor, and where it cannot be opened or the file system
+// has no locks (an NFS mount with nolock), publications do not wait for
+// each other, as before locks existed.
 func lock(dir string, wait time.Duration) (unlock func(), err error) {
 	name := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
+		if f, err = os.Open(name); err != nil {
+			return func() {}, nil
+		}
 	}
 	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)

@@ -42,11 +42,9 @@ func TestPublicationLock(t *testing.T) {
 		rolled <- err
 	}()
 	saved := make(chan error, 1)
-	go func() {
-		b := testBundle(t)
-		b.Manifest.Version = "v3"
-		saved <- Save(dir, b)
-	}()
+	b3 := testBundle(t)
+	b3.Manifest.Version = "v3"
+	go func() { saved <- Save(dir, b3) }()
 	time.Sleep(300 * time.Millisecond)
 	select {
 	case err := <-rolled:
