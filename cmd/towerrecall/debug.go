@@ -61,7 +61,7 @@ func serveAside(addr, key string, h http.Handler, logger zerolog.Logger) (stop f
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", key, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: server.ErrorLog(logger)}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: server.ErrorLog(logger)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -82,6 +82,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		}
 		defer stop()
 	}
+	if a := cfg.Serve.MetricsAddr; a != "" {
+		// From here on too: model_loads_total and the process's metrics
+		// during a slow start.
+		stop, err := serveMetrics(a, server.MetricsHandler(reg, logger), logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	journal, err := openJournal(cfg.Serve, svc, logger)
 	if err != nil {
 		return err
@@ -92,13 +101,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	srv, err := server.New(server.ConfigFrom(cfg.Serve), logger, svc, reg)
 	if err != nil {
 		return err
-	}
-	if a := cfg.Serve.MetricsAddr; a != "" {
-		stop, err := serveMetrics(a, srv.Metrics(), logger)
-		if err != nil {
-			return err
-		}
-		defer stop()
 	}
 	// Serving starts before the load: /healthz answers 200 (a startup
 	// probe sees a live process) and /readyz 503 while the model loads or

@@ -384,6 +384,7 @@ func (h *HNSW) seedLong(s *scratch, q []float32, accept Filter) bool {
 			continue
 		}
 		r := Result{ID: id, Score: Dot(q, vec(h.gvecs, h.exact.dim, id))}
+		s.scored++ // the filtered search's budget counts it
 		if !s.res.full() || worse(s.res.h[0], r) {
 			s.seed(r, accept, &h.groups)
 			seeded = true

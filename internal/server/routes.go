@@ -5,8 +5,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
+	"github.com/rs/zerolog"
 )
 
 // routes lists the whole API. Handlers are methods of Server that return
@@ -81,16 +83,16 @@ func (s *Server) routes() *chi.Mux {
 	r.Get("/healthz", s.handle(s.handleHealthz))
 	r.Get("/readyz", s.handle(s.handleReadyz))
 	if !s.cfg.MetricsApart {
-		r.Method(http.MethodGet, "/metrics", s.Metrics())
+		r.Method(http.MethodGet, "/metrics", MetricsHandler(s.reg, s.logger))
 	}
 	return r
 }
 
-// Metrics serves the registry in Prometheus's text format: GET /metrics
-// among the routes, or on a listener of its own (Config.MetricsApart).
-func (s *Server) Metrics() http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		ErrorLog:      metricsErrorLog{s.logger.With().Str("component", "metrics").Logger()},
+// MetricsHandler serves reg in Prometheus's formats: GET /metrics among
+// the routes, or on a listener of its own (Config.MetricsApart).
+func MetricsHandler(reg *prometheus.Registry, logger zerolog.Logger) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      metricsErrorLog{logger.With().Str("component", "metrics").Logger()},
 		ErrorHandling: promhttp.ContinueOnError,
 	})
 }

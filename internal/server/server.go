@@ -90,7 +90,7 @@ type Config struct {
 	// /movies/{movie_id}; empty: those routes do not exist (404).
 	CatalogToken string
 	// MetricsApart: GET /metrics is served on a listener of its own
-	// (Metrics), not among the API's routes.
+	// (MetricsHandler), not among the API's routes.
 	MetricsApart bool
 }
 
