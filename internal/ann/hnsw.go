@@ -88,11 +88,17 @@ func (p HNSWParams) Validate() error {
 // over the vectors, searched by this package's own beam search (graph.go)
 // with exact inner products.
 //
-// The graph is built over the inner-product augmentation of the vectors:
-// each item x becomes [x, sqrt(R²−|x|²)]/R with R the largest norm, so
-// that items are unit vectors whose nearness (their dot product) makes a
-// navigable graph, and dot(aug(x), [q, 0]) = dot(x, q)/R ranks items
-// exactly as the inner product with q does. A query therefore walks the
+// The graph is built over the inner-product augmentation of the centred
+// vectors: each item x becomes [x−c, sqrt(R²−|x−c|²)]/R, with c the mean
+// vector and R the largest |x−c|, so that items are unit vectors whose
+// nearness (their dot product) makes a navigable graph, and
+// dot(aug(x), [q, 0]) = (dot(x, q) − dot(c, q))/R ranks items exactly as
+// the inner product with q does (dot(c, q) is the same for every item).
+// Centring takes out an offset common to all vectors, which would
+// otherwise dominate every norm: the popularity prior's dimension, where
+// most of a large catalogue holds the same default bias, made the
+// neighbourhoods shells of equal popularity (docs/ann.md, "Centred
+// graphs"). Graphs built before centring still load and search as before. A query therefore walks the
 // graph scoring nodes by Dot(q, x) on the original vectors: no
 // augmentation at query time, and every score is the exact Dot value. A
 // zero query scores every item 0 and is answered by the exact scan (ties
@@ -128,7 +134,7 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := h.augmenter()
+	a := newAugmenter(h.gvecs, dim, true)
 	workers := p.BuildWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -166,7 +172,9 @@ func (h *HNSW) useNodes(nodes int) error {
 	return nil
 }
 
-func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim) }
+// augmenter is the augmentation of graphs in coder/hnsw's format
+// (graphfmt.go), which store their augmented rows: not centred.
+func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim, false) }
 
 // augmenter computes the rows of the inner-product augmentation (see
 // HNSW) one at a time, so that the whole augmented matrix exists only
@@ -174,14 +182,26 @@ func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim)
 type augmenter struct {
 	vecs  []float32
 	dim   int
+	c     []float64 // subtracted from every vector first (centred); nil: none
 	r, r2 float64
 }
 
-func newAugmenter(vecs []float32, dim int) augmenter {
+func newAugmenter(vecs []float32, dim int, centre bool) augmenter {
 	a := augmenter{vecs: vecs, dim: dim}
-	for i := range len(vecs) / dim {
-		s, _ := squaredNorm(vecs[i*dim : (i+1)*dim])
-		a.r2 = max(a.r2, s)
+	n := len(vecs) / dim
+	if centre && n > 0 {
+		a.c = make([]float64, dim)
+		for i := range n {
+			for j, v := range vecs[i*dim : (i+1)*dim] {
+				a.c[j] += float64(v)
+			}
+		}
+		for j := range a.c {
+			a.c[j] /= float64(n)
+		}
+	}
+	for i := range int32(n) {
+		a.r2 = max(a.r2, a.norm2(i))
 	}
 	if a.r2 == 0 {
 		a.r2 = 1 // all vectors are zero: every item becomes [0…0, 1]
@@ -190,14 +210,29 @@ func newAugmenter(vecs []float32, dim int) augmenter {
 	return a
 }
 
+// norm2 is the squared norm of item i (less the centre).
+func (a augmenter) norm2(i int32) float64 {
+	var s float64
+	for j, v := range vec(a.vecs, a.dim, i) {
+		x := float64(v)
+		if a.c != nil {
+			x -= a.c[j]
+		}
+		s += x * x
+	}
+	return s
+}
+
 // rowTo writes the augmented row of item i (dim+1 floats) into dst.
 func (a augmenter) rowTo(dst []float32, i int32) {
-	x := vec(a.vecs, a.dim, i)
-	s, _ := squaredNorm(x)
-	for j, v := range x {
-		dst[j] = float32(float64(v) / a.r)
+	for j, v := range vec(a.vecs, a.dim, i) {
+		x := float64(v)
+		if a.c != nil {
+			x -= a.c[j]
+		}
+		dst[j] = float32(x / a.r)
 	}
-	dst[a.dim] = float32(math.Sqrt(max(0, a.r2-s)) / a.r)
+	dst[a.dim] = float32(math.Sqrt(max(0, a.r2-a.norm2(i))) / a.r)
 }
 
 // all returns every augmented row, row-major.
@@ -402,14 +437,14 @@ func (h *HNSW) seedLong(s *scratch, q []float32, accept Filter) bool {
 // as long as 20,000 others.
 const longSeeds = 256
 
-// longNodes returns the longSeeds nodes with the longest vectors, longest
-// first (ties to the lower id).
+// longNodes returns the longSeeds nodes with the longest centred vectors,
+// longest first (ties to the lower id).
 func longNodes(vecs []float32, dim int) []int32 {
 	n := len(vecs) / dim
 	t := newTopK(nil, longSeeds, n)
+	a := newAugmenter(vecs, dim, true)
 	for i := range int32(n) {
-		x := vec(vecs, dim, i)
-		t.push(Result{ID: i, Score: Dot(x, x)})
+		t.push(Result{ID: i, Score: float32(a.norm2(i))})
 	}
 	long := make([]int32, len(t.h))
 	for i, r := range t.sorted() {
@@ -417,3 +452,5 @@ func longNodes(vecs []float32, dim int) []int32 {
 	}
 	return long
 }
+
+var centreGraph = true

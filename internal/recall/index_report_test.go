@@ -56,8 +56,8 @@ func TestArtifactIndexReport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s (%d movies): %s in %.1f s; recall %v; latency at k = 10 %v µs; backend %s: %s",
-			dir, len(b.Movies), c.name, time.Since(start).Seconds(), snap.info.IndexRecall, snap.info.IndexLatency,
+		t.Logf("%s (%d movies): %s in %.1f s; recall %v at beam %d; latency at k = 10 %v µs; backend %s: %s",
+			dir, len(b.Movies), c.name, time.Since(start).Seconds(), snap.info.IndexRecall, snap.info.IndexEfSearch, snap.info.IndexLatency,
 			snap.info.Backend, snap.info.IndexChoice)
 	}
 }
