@@ -20,8 +20,9 @@
 //     package's own best-first beam search (graph.go), scoring nodes by
 //     exact Dot, applying filters during the search, allocating nothing;
 //     the graph holds each distinct vector once, and a node found stands
-//     for every row with its vector (distinct.go); the longest vectors,
-//     which the graph links poorly, are checked after every beam;
+//     for every row with its vector (distinct.go); the vectors farthest
+//     from the mean, which the graph links poorly, are checked after
+//     every beam;
 //     the graph is built here (build.go, by GOMAXPROCS workers) in a flat,
 //     pointer-free form and stored as those flat rows (native.go);
 //     artifacts written before hold github.com/coder/hnsw's Export format

@@ -117,6 +117,7 @@ type scratch struct {
 	epoch   uint16
 	cand    []Result // max-heap: the best unexpanded candidate on top
 	res     topK     // the beam: the ef best accepted nodes, worst on top
+	seeds   []Result // seedLong's candidates
 	scored  int      // nodes scored by this search
 	checked int      // rows the filter examined past each node's first
 }

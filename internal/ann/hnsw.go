@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -88,17 +89,11 @@ func (p HNSWParams) Validate() error {
 // over the vectors, searched by this package's own beam search (graph.go)
 // with exact inner products.
 //
-// The graph is built over the inner-product augmentation of the centred
-// vectors: each item x becomes [x−c, sqrt(R²−|x−c|²)]/R, with c the mean
-// vector and R the largest |x−c|, so that items are unit vectors whose
-// nearness (their dot product) makes a navigable graph, and
-// dot(aug(x), [q, 0]) = (dot(x, q) − dot(c, q))/R ranks items exactly as
-// the inner product with q does (dot(c, q) is the same for every item).
-// Centring takes out an offset common to all vectors, which would
-// otherwise dominate every norm: the popularity prior's dimension, where
-// most of a large catalogue holds the same default bias, made the
-// neighbourhoods shells of equal popularity (docs/ann.md, "Centred
-// graphs"). Graphs built before centring still load and search as before. A query therefore walks the
+// The graph is built over the inner-product augmentation of the vectors:
+// each item x becomes [x, sqrt(R²−|x|²)]/R with R the largest norm, so
+// that items are unit vectors whose nearness (their dot product) makes a
+// navigable graph, and dot(aug(x), [q, 0]) = dot(x, q)/R ranks items
+// exactly as the inner product with q does. A query therefore walks the
 // graph scoring nodes by Dot(q, x) on the original vectors: no
 // augmentation at query time, and every score is the exact Dot value. A
 // zero query scores every item 0 and is answered by the exact scan (ties
@@ -117,7 +112,7 @@ type HNSW struct {
 	g      *graph
 	gvecs  []float32  // the graph's vectors, one per node: the distinct rows
 	groups groups     // graph node → the rows holding its vector (distinct.go)
-	long   []int32    // nodes much longer than the rest, seeded into every search (longNodes)
+	long   []int32    // nodes farthest from the mean, checked after every beam (longNodes)
 	vsum   uint64     // fingerprint of the vectors, checked by ImportHNSW
 	pool   *sync.Pool // *scratch; a pointer whose New captures no HNSW, so the runtime's list of pools does not keep a dropped graph alive
 }
@@ -134,7 +129,7 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := newAugmenter(h.gvecs, dim, true)
+	a := h.augmenter()
 	workers := p.BuildWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -172,9 +167,7 @@ func (h *HNSW) useNodes(nodes int) error {
 	return nil
 }
 
-// augmenter is the augmentation of graphs in coder/hnsw's format
-// (graphfmt.go), which store their augmented rows: not centred.
-func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim, false) }
+func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim) }
 
 // augmenter computes the rows of the inner-product augmentation (see
 // HNSW) one at a time, so that the whole augmented matrix exists only
@@ -182,26 +175,14 @@ func (h *HNSW) augmenter() augmenter { return newAugmenter(h.gvecs, h.exact.dim,
 type augmenter struct {
 	vecs  []float32
 	dim   int
-	c     []float64 // subtracted from every vector first (centred); nil: none
 	r, r2 float64
 }
 
-func newAugmenter(vecs []float32, dim int, centre bool) augmenter {
+func newAugmenter(vecs []float32, dim int) augmenter {
 	a := augmenter{vecs: vecs, dim: dim}
-	n := len(vecs) / dim
-	if centre && n > 0 {
-		a.c = make([]float64, dim)
-		for i := range n {
-			for j, v := range vecs[i*dim : (i+1)*dim] {
-				a.c[j] += float64(v)
-			}
-		}
-		for j := range a.c {
-			a.c[j] /= float64(n)
-		}
-	}
-	for i := range int32(n) {
-		a.r2 = max(a.r2, a.norm2(i))
+	for i := range len(vecs) / dim {
+		s, _ := squaredNorm(vecs[i*dim : (i+1)*dim])
+		a.r2 = max(a.r2, s)
 	}
 	if a.r2 == 0 {
 		a.r2 = 1 // all vectors are zero: every item becomes [0…0, 1]
@@ -210,29 +191,14 @@ func newAugmenter(vecs []float32, dim int, centre bool) augmenter {
 	return a
 }
 
-// norm2 is the squared norm of item i (less the centre).
-func (a augmenter) norm2(i int32) float64 {
-	var s float64
-	for j, v := range vec(a.vecs, a.dim, i) {
-		x := float64(v)
-		if a.c != nil {
-			x -= a.c[j]
-		}
-		s += x * x
-	}
-	return s
-}
-
 // rowTo writes the augmented row of item i (dim+1 floats) into dst.
 func (a augmenter) rowTo(dst []float32, i int32) {
-	for j, v := range vec(a.vecs, a.dim, i) {
-		x := float64(v)
-		if a.c != nil {
-			x -= a.c[j]
-		}
-		dst[j] = float32(x / a.r)
+	x := vec(a.vecs, a.dim, i)
+	s, _ := squaredNorm(x)
+	for j, v := range x {
+		dst[j] = float32(float64(v) / a.r)
 	}
-	dst[a.dim] = float32(math.Sqrt(max(0, a.r2-a.norm2(i))) / a.r)
+	dst[a.dim] = float32(math.Sqrt(max(0, a.r2-s)) / a.r)
 }
 
 // all returns every augmented row, row-major.
@@ -312,8 +278,8 @@ const scanPerVisit = 64
 
 // Search returns the k best accepted items: a best-first beam search of
 // max(EfSearch, k·Overfetch, k+1) nodes over the graph of distinct vectors,
-// scored by exact Dot, continued from any of the longest vectors that would
-// enter the beam (seedLong), each node found expanded into its accepted
+// scored by exact Dot, continued from any of the vectors farthest from the
+// mean that would enter the beam (seedLong), each node found expanded into its accepted
 // rows, so results are sorted best first, ties by lower id, with exact
 // scores.
 //
@@ -355,7 +321,7 @@ func (h *HNSW) Search(dst []Result, q []float32, k int, accept Filter) ([]Result
 	if !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
 		return h.scan(dst, q, k, accept), nil
 	}
-	if h.seedLong(s, q, accept) && !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
+	if h.seedLong(s, q, k, accept) && !h.g.beam(s, h.gvecs, ex.dim, q, 0, accept, &h.groups, budget) {
 		return h.scan(dst, q, k, accept), nil
 	}
 	// Expand the nodes, best first, into their accepted rows. A node's rows
@@ -410,10 +376,12 @@ func scratchPool(n int) *sync.Pool {
 	return &sync.Pool{New: func() any { return newScratch(n) }}
 }
 
-// seedLong scores the long nodes the beam has not seen and seeds those that
-// would enter its results, reporting whether any did.
-func (h *HNSW) seedLong(s *scratch, q []float32, accept Filter) bool {
-	seeded := false
+// seedLong scores the long nodes (longNodes) the beam has not seen and
+// seeds the best k of those that would enter its results, reporting whether
+// any did: k isolated ones are all a query can use, and each seed the beam
+// goes on from costs a little search.
+func (h *HNSW) seedLong(s *scratch, q []float32, k int, accept Filter) bool {
+	t := newTopK(s.seeds, k, len(h.long))
 	for _, id := range h.long {
 		if s.visited[id] == s.epoch {
 			continue
@@ -421,36 +389,56 @@ func (h *HNSW) seedLong(s *scratch, q []float32, accept Filter) bool {
 		r := Result{ID: id, Score: Dot(q, vec(h.gvecs, h.exact.dim, id))}
 		s.scored++ // the filtered search's budget counts it
 		if !s.res.full() || worse(s.res.h[0], r) {
-			s.seed(r, accept, &h.groups)
-			seeded = true
+			t.push(r)
 		}
 	}
-	return seeded
+	for _, r := range t.h {
+		s.seed(r, accept, &h.groups)
+	}
+	s.seeds = t.h[:0]
+	return len(t.h) > 0
 }
 
-// longSeeds is how many of the longest vectors every search scores after
-// its beam (seedLong): the graph is built in the augmented space, where
-// vectors much longer than the rest sit apart and keep few links in, so a
-// beam from the crowd rarely reaches them although they score highest
-// (docs/ann.md, "Vectors much longer than the rest"). 256 dot products
-// cost well under a microsecond; 128 already recovered 100 vectors twice
-// as long as 20,000 others.
-const longSeeds = 256
+// longSeeds is how many nodes every search checks after its beam
+// (seedLong): half the vectors farthest from the mean, half the longest.
+// The graph is built in the augmented space, where vectors much longer
+// than the rest sit apart and keep few links in, so a beam from the crowd
+// rarely reaches them although they score highest; and where one offset
+// dominates every norm (the prior's dimension, most of a large catalogue
+// at its default bias), the few movies off it, the ones rated of late,
+// are the ones queries want, and they are the shorter ones (docs/ann.md,
+// "Vectors far from the rest"). 512 dot products cost about a
+// microsecond.
+const longSeeds = 512
 
-// longNodes returns the longSeeds nodes with the longest centred vectors,
-// longest first (ties to the lower id).
+// longNodes returns the longSeeds/2 nodes farthest from the mean of vecs
+// and the longSeeds/2 longest, without repeats (ties to the lower id).
 func longNodes(vecs []float32, dim int) []int32 {
 	n := len(vecs) / dim
-	t := newTopK(nil, longSeeds, n)
-	a := newAugmenter(vecs, dim, true)
-	for i := range int32(n) {
-		t.push(Result{ID: i, Score: float32(a.norm2(i))})
+	if n == 0 {
+		return nil
 	}
-	long := make([]int32, len(t.h))
-	for i, r := range t.sorted() {
-		long[i] = r.ID
+	c := make([]float64, dim)
+	for i := range n {
+		for j, v := range vecs[i*dim : (i+1)*dim] {
+			c[j] += float64(v) / float64(n)
+		}
+	}
+	far, longest := newTopK(nil, longSeeds/2, n), newTopK(nil, longSeeds/2, n)
+	for i := range int32(n) {
+		x := vec(vecs, dim, i)
+		var d2 float64
+		for j, v := range x {
+			d2 += (float64(v) - c[j]) * (float64(v) - c[j])
+		}
+		far.push(Result{ID: i, Score: float32(d2)})
+		longest.push(Result{ID: i, Score: Dot(x, x)})
+	}
+	var long []int32
+	for _, r := range append(far.sorted(), longest.sorted()...) {
+		if !slices.Contains(long, r.ID) {
+			long = append(long, r.ID)
+		}
 	}
 	return long
 }
-
-var centreGraph = true
