@@ -412,7 +412,8 @@ func (h *HNSW) seedLong(s *scratch, q []float32, k int, accept Filter) bool {
 const longSeeds = 512
 
 // longNodes returns the longSeeds/2 nodes farthest from the mean of vecs
-// and the longSeeds/2 longest, without repeats (ties to the lower id).
+// and the longSeeds/2 longest (for fewer than 32·longSeeds nodes, 1/64 of
+// them each), without repeats (ties to the lower id).
 func longNodes(vecs []float32, dim int) []int32 {
 	n := len(vecs) / dim
 	if n == 0 {
@@ -424,7 +425,8 @@ func longNodes(vecs []float32, dim int) []int32 {
 			c[j] += float64(v) / float64(n)
 		}
 	}
-	far, longest := newTopK(nil, longSeeds/2, n), newTopK(nil, longSeeds/2, n)
+	half := min(longSeeds, n/32) / 2 // at most 1/32 of a small catalogue's scan
+	far, longest := newTopK(nil, half, n), newTopK(nil, half, n)
 	for i := range int32(n) {
 		x := vec(vecs, dim, i)
 		var d2 float64
