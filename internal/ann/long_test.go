@@ -31,20 +31,10 @@ func TestHNSWLongVectors(t *testing.T) {
 			ex, _ := NewExact(c.items, 8)
 			h := mustHNSW(t, c.items, 8, DefaultHNSWParams())
 			qs := rows(s.points(200, 74), 8)
-			rec, err := SelfCheck(h, ex, qs, []int{10, 100})
-			if err != nil {
-				t.Fatal(err)
-			}
+			checkRecall(t, h, ex, qs, "")
 			h.long = nil // what the search was without seedLong
-			before, err := SelfCheck(h, ex, qs, []int{10, 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("recall %v; without the long seeds %v", rec, before)
-			for _, k := range []int{10, 100} {
-				if rec[k] < 0.99 {
-					t.Errorf("recall@%d = %.4f < 0.99", k, rec[k])
-				}
+			if before, err := SelfCheck(h, ex, qs, []int{10, 100}); err == nil {
+				t.Logf("without the long seeds: recall %v", before)
 			}
 		})
 	}

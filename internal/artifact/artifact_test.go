@@ -1078,14 +1078,7 @@ func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "model")
 			prev := dir + PreviousSuffix
-			save := func(v string) {
-				t.Helper()
-				b := testBundle(t)
-				b.Manifest.Version = v
-				if err := Save(dir, b); err != nil {
-					t.Fatal(err)
-				}
-			}
+			save := func(v string) { t.Helper(); saveVersion(t, dir, v) }
 			versions := func() (string, string) {
 				t.Helper()
 				cur, err := Load(dir)
@@ -1236,22 +1229,8 @@ func beside(t *testing.T, parent string) []string {
 func TestSaveReplacing(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "model")
-	save := func(v string) {
-		t.Helper()
-		b := testBundle(t)
-		b.Manifest.Version = v
-		if err := Save(dir, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	version := func(d string) string {
-		t.Helper()
-		b, err := Load(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Manifest.Version
-	}
+	save := func(v string) { t.Helper(); saveVersion(t, dir, v) }
+	version := func(d string) string { t.Helper(); return versionAt(t, d) }
 	save("v1")
 	loaded, err := ManifestSum(dir)
 	if err != nil {
@@ -1279,4 +1258,24 @@ func TestSaveReplacing(t *testing.T) {
 	if names := beside(t, filepath.Dir(dir)); len(names) != 2 {
 		t.Errorf("%v beside the model, want it and its previous (a refused save leaves nothing)", names)
 	}
+}
+
+// saveVersion saves a test bundle of version v at dir.
+func saveVersion(t *testing.T, dir, v string) {
+	t.Helper()
+	b := testBundle(t)
+	b.Manifest.Version = v
+	if err := Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// versionAt is the version of the artifact at dir.
+func versionAt(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Manifest.Version
 }

@@ -14,21 +14,9 @@ import (
 func TestPublicationLock(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "model")
-	version := func() string {
-		t.Helper()
-		b, err := Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Manifest.Version
-	}
-	for _, v := range []string{"v1", "v2"} {
-		b := testBundle(t)
-		b.Manifest.Version = v
-		if err := Save(dir, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	version := func() string { t.Helper(); return versionAt(t, dir) }
+	saveVersion(t, dir, "v1")
+	saveVersion(t, dir, "v2")
 	unlock, err := lock(dir, 0)
 	if err != nil {
 		t.Fatal(err)
