@@ -110,6 +110,14 @@ func (e *Exact) scan(t *topK, q []float32, accept Filter) {
 	e.offer(t, s.scores, accept, thr)
 }
 
+// atLeast offers to t every vector scoring at least thr (seedLong's scan).
+func (e *Exact) atLeast(t *topK, q []float32, thr float32) {
+	s := e.scratch.Get().(*scanScratch)
+	defer e.scratch.Put(s)
+	scoreBlocks(s.scores, e.blocks, q)
+	e.offer(t, s.scores, nil, thr)
+}
+
 // offer pushes into t every accepted item whose score (scores[id], padded
 // to whole blocks) is at least thr and at least the worst score t keeps
 // once it is full: below either, nothing can enter the heap. The rest is

@@ -112,7 +112,8 @@ type HNSW struct {
 	g      *graph
 	gvecs  []float32  // the graph's vectors, one per node: the distinct rows
 	groups groups     // graph node → the rows holding its vector (distinct.go)
-	long   []int32    // nodes farthest from the mean, checked after every beam (longNodes)
+	long   *Exact     // the vectors of longNodes, scanned after every beam (seedLong)
+	longID []int32    // long's rows as graph nodes
 	vsum   uint64     // fingerprint of the vectors, checked by ImportHNSW
 	pool   *sync.Pool // *scratch; a pointer whose New captures no HNSW, so the runtime's list of pools does not keep a dropped graph alive
 }
@@ -146,7 +147,7 @@ func newHNSWBase(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	h := &HNSW{p: p, exact: ex, vsum: fingerprint(ex.vecs, dim)}
 	h.gvecs, h.groups = distinctRows(ex.vecs, dim)
 	h.pool = scratchPool(h.groups.nodes())
-	h.long = longNodes(h.gvecs, dim)
+	h.long, h.longID = longIndex(h.gvecs, dim)
 	return h, nil
 }
 
@@ -159,7 +160,7 @@ func (h *HNSW) useNodes(nodes int) error {
 	case h.exact.n:
 		h.gvecs, h.groups = h.exact.vecs, identityGroups(h.exact.n)
 		h.pool = scratchPool(h.exact.n)
-		h.long = longNodes(h.gvecs, h.exact.dim)
+		h.long, h.longID = longIndex(h.gvecs, h.exact.dim)
 	default:
 		return fmt.Errorf("%w: import: graph has %d nodes, vectors have %d rows, %d distinct",
 			ErrInvalid, nodes, h.exact.n, h.groups.nodes())
@@ -261,7 +262,7 @@ func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	w := &HNSW{p: p, exact: h.exact, g: h.g, gvecs: h.gvecs, groups: h.groups, long: h.long, vsum: h.vsum, pool: scratchPool(h.groups.nodes())}
+	w := &HNSW{p: p, exact: h.exact, g: h.g, gvecs: h.gvecs, groups: h.groups, long: h.long, longID: h.longID, vsum: h.vsum, pool: scratchPool(h.groups.nodes())}
 	return w, nil
 }
 
@@ -376,27 +377,32 @@ func scratchPool(n int) *sync.Pool {
 	return &sync.Pool{New: func() any { return newScratch(n) }}
 }
 
-// seedLong scores the long nodes (longNodes) the beam has not seen and
-// seeds the best k of those that would enter its results, reporting whether
-// any did: k isolated ones are all a query can use, and each seed the beam
-// goes on from costs a little search.
+// seedLong scores the long nodes (longNodes) in one pass of the exact
+// scan's block kernel and seeds the best k of those the beam has not seen
+// that would enter it, reporting whether any did: k isolated ones are all
+// a query can use, and each seed the beam goes on from costs a little
+// search.
 func (h *HNSW) seedLong(s *scratch, q []float32, k int, accept Filter) bool {
-	t := newTopK(s.seeds, k, len(h.long))
-	for _, id := range h.long {
-		if s.visited[id] == s.epoch {
-			continue
-		}
-		r := Result{ID: id, Score: Dot(q, vec(h.gvecs, h.exact.dim, id))}
-		s.scored++ // the filtered search's budget counts it
-		if !s.res.full() || worse(s.res.h[0], r) {
-			t.push(r)
-		}
+	if h.long == nil {
+		return false
 	}
+	thr := float32(math.Inf(-1))
+	if s.res.full() {
+		thr = s.res.h[0].Score // below the beam's worst, nothing enters
+	}
+	t := newTopK(s.seeds, k, h.long.n)
+	h.long.atLeast(&t, q, thr)
+	s.scored += h.long.n / scanPerVisit // the filtered search's budget counts the scan
+	seeded := false
 	for _, r := range t.h {
-		s.seed(r, accept, &h.groups)
+		r.ID = h.longID[r.ID]
+		if s.visited[r.ID] != s.epoch && (!s.res.full() || worse(s.res.h[0], r)) {
+			s.seed(r, accept, &h.groups)
+			seeded = true
+		}
 	}
 	s.seeds = t.h[:0]
-	return len(t.h) > 0
+	return seeded
 }
 
 // longSeeds is how many nodes every search checks after its beam
@@ -443,4 +449,22 @@ func longNodes(vecs []float32, dim int) []int32 {
 		}
 	}
 	return long
+}
+
+// longIndex is the exact index of the vectors of longNodes, and their
+// nodes; nil when there are none.
+func longIndex(vecs []float32, dim int) (*Exact, []int32) {
+	ids := longNodes(vecs, dim)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows := make([]float32, 0, len(ids)*dim)
+	for _, id := range ids {
+		rows = append(rows, vec(vecs, dim, id)...)
+	}
+	ex, err := NewExact(rows, dim)
+	if err != nil { // the rows passed the index's own NewExact
+		return nil, nil
+	}
+	return ex, ids
 }
