@@ -94,11 +94,10 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := interrupted(ctx); err != nil {
 		return err
 	}
-	save := artifact.Save
-	if *out == *modelDir {
-		save = func(dir string, b *artifact.Bundle) error { return artifact.SaveReplacing(dir, b, loaded) }
+	if *out != *modelDir {
+		loaded = nil // a new directory: whatever is there is replaced, as Save does
 	}
-	if err := save(*out, b); err != nil {
+	if err := artifact.SaveReplacing(*out, b, loaded); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s, version %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), b.Manifest.Version, *out)

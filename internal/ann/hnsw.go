@@ -136,6 +136,7 @@ func NewHNSW(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	h.g = buildGraph(a.all(), dim+1, h.groups.nodes(), p.M, p.M0, p.EfConstruction, p.Ml, buildSeed(p.Seed), workers)
+	h.long, h.longID = longIndex(h.gvecs, dim)
 	return h, nil
 }
 
@@ -147,24 +148,24 @@ func newHNSWBase(vectors []float32, dim int, p HNSWParams) (*HNSW, error) {
 	h := &HNSW{p: p, exact: ex, vsum: fingerprint(ex.vecs, dim)}
 	h.gvecs, h.groups = distinctRows(ex.vecs, dim)
 	h.pool = scratchPool(h.groups.nodes())
-	h.long, h.longID = longIndex(h.gvecs, dim)
 	return h, nil
 }
 
 // useNodes sets the mapping for a loaded graph of nodes nodes: one per
 // distinct vector, or one per row for a graph written before duplicates
-// were merged (the same thing when no vector repeats).
+// were merged (the same thing when no vector repeats), and the outlying
+// nodes seedLong checks.
 func (h *HNSW) useNodes(nodes int) error {
 	switch nodes {
 	case h.groups.nodes():
 	case h.exact.n:
 		h.gvecs, h.groups = h.exact.vecs, identityGroups(h.exact.n)
 		h.pool = scratchPool(h.exact.n)
-		h.long, h.longID = longIndex(h.gvecs, h.exact.dim)
 	default:
 		return fmt.Errorf("%w: import: graph has %d nodes, vectors have %d rows, %d distinct",
 			ErrInvalid, nodes, h.exact.n, h.groups.nodes())
 	}
+	h.long, h.longID = longIndex(h.gvecs, h.exact.dim)
 	return nil
 }
 
@@ -279,10 +280,10 @@ const scanPerVisit = 64
 
 // Search returns the k best accepted items: a best-first beam search of
 // max(EfSearch, k·Overfetch, k+1) nodes over the graph of distinct vectors,
-// scored by exact Dot, continued from any of the vectors farthest from the
-// mean that would enter the beam (seedLong), each node found expanded into its accepted
-// rows, so results are sorted best first, ties by lower id, with exact
-// scores.
+// scored by exact Dot and continued from any of the fixed outlying vectors
+// that would enter the beam (seedLong), each node found expanded into its
+// accepted rows, so results are sorted best first, ties by lower id, with
+// exact scores.
 //
 // A filter is applied during the search: nodes none of whose rows it
 // accepts are traversed but never returned. The exact scan answers instead

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -330,7 +329,7 @@ func Save(dir string, b *Bundle) error { return save(dir, b, nil) }
 // whose manifest had the checksum loaded (ManifestSum, taken before it was
 // loaded): it refuses, changing nothing, when another artifact was
 // published at dir since (a train or a rollback), rather than replace it
-// with what was derived from the one it replaced.
+// with what was derived from the one it replaced. A nil loaded is Save.
 func SaveReplacing(dir string, b *Bundle, loaded []byte) error { return save(dir, b, loaded) }
 
 func save(dir string, b *Bundle, loaded []byte) (err error) {
@@ -403,7 +402,7 @@ func save(dir string, b *Bundle, loaded []byte) (err error) {
 	}
 	// Under the lock, so that the artifact another Save has just replaced,
 	// still under its temporary name, is not taken for a stale one.
-	removeStale(parent, "."+filepath.Base(dir)+".tmp-", tmp)
+	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
 	if err := replaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
@@ -579,16 +578,15 @@ func target(dir string) (string, error) {
 }
 
 // removeStale removes what a killed Save left in parent: temporary
-// directories named prefix* untouched for an hour, but own (a Save in
-// progress touches its own within seconds).
-func removeStale(parent, prefix, own string) {
+// directories named prefix* untouched for an hour (a Save in progress
+// touches its own within seconds).
+func removeStale(parent, prefix string) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), prefix) && time.Since(info.ModTime()) > time.Hour &&
-			filepath.Join(parent, e.Name()) != own {
+		if info, err := e.Info(); err == nil && e.IsDir() && strings.HasPrefix(e.Name(), prefix) && time.Since(info.ModTime()) > time.Hour {
 			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
@@ -706,9 +704,6 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 	prev, aside := dir+PreviousSuffix, dir+".rollback"
 	r.Dir, r.Previous = dir, prev
 	unlock, err := lock(dir, publishWait)
-	if errors.Is(err, fs.ErrNotExist) {
-		return r, fmt.Errorf("artifact: rollback: no previous artifact at %s: %w", prev, err)
-	}
 	if err != nil {
 		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
 	}
@@ -741,9 +736,7 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 		}
 		return r, syncDir(filepath.Dir(dir))
 	}
-	if raw, err := readLimited(filepath.Join(dir, ManifestFile)); err == nil {
-		var m struct{ Version string }
-		_ = json.Unmarshal(raw, &m) // a damaged artifact has no version to report
+	if m, _, err := ReadManifest(dir); err == nil { // a damaged artifact has no version to report
 		r.Replaced = m.Version
 	}
 	moved, err := swap(prev, dir, aside, exch)

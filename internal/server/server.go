@@ -175,9 +175,7 @@ type Server struct {
 	assets   map[string]asset    // the explorer page's files; nil when it is off
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
 	heavy    *semaphore.Weighted // the share of them that heavy requests may hold (see admit)
-	// heavyShare is heavy's capacity: nine tenths of MaxItemsInFlight.
-	heavyShare int64
-	bodies     *semaphore.Weighted // request body bytes in flight (see reserveBody); nil: no limit
+	bodies   *semaphore.Weighted // request body bytes in flight (see reserveBody); nil: no limit
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
@@ -196,8 +194,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
 	if cfg.MaxItemsInFlight > 0 {
 		s.inflight = semaphore.NewWeighted(cfg.MaxItemsInFlight)
-		s.heavyShare = cfg.MaxItemsInFlight - cfg.MaxItemsInFlight/10
-		s.heavy = semaphore.NewWeighted(s.heavyShare)
+		s.heavy = semaphore.NewWeighted(cfg.heavyShare())
 	}
 	if cfg.MaxBodyBytesInFlight > 0 {
 		s.bodies = semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)

@@ -41,7 +41,7 @@ func (s *Server) admit(r *http.Request, weight int64) (release func(), err error
 	weight = min(max(weight, 1), s.cfg.MaxItemsInFlight)
 	heavy := weight > recall.MaxK
 	if heavy {
-		weight = min(weight, s.heavyShare)
+		weight = min(weight, s.cfg.heavyShare())
 	}
 	full := func() error {
 		return s.shed(r, fmt.Sprintf("the server has too many answer items in flight to take this request's %d; retry shortly", asked))
@@ -119,3 +119,7 @@ func (s *Server) shed(r *http.Request, detail string) error {
 	s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc() // "" without a route context
 	return &apiError{code: codeOverloaded, detail: detail}
 }
+
+// heavyShare is how many answer items heavy requests (batches) may hold
+// together: nine tenths of MaxItemsInFlight, so /recall always has room.
+func (c Config) heavyShare() int64 { return c.MaxItemsInFlight - c.MaxItemsInFlight/10 }
