@@ -48,6 +48,7 @@ func TestDistinctRows(t *testing.T) {
 // node per row (before duplicates were merged) still loads and answers as
 // it did.
 func TestExportImportDuplicates(t *testing.T) {
+	skipRace(t)
 	t.Parallel()
 	vecs, s := dupVectors(8000, 30, 2000, 25)
 	n := len(vecs) / 8

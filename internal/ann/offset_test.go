@@ -15,6 +15,7 @@ import (
 // catalogue: docs/ann.md, "Vectors far from the rest"). Seeding those
 // farthest from the mean finds them.
 func TestHNSWCommonOffset(t *testing.T) {
+	skipRace(t)
 	t.Parallel()
 	const n = 20000
 	s := newSynth(8, 20, 0.35, true, 72)
