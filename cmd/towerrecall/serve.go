@@ -546,12 +546,7 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 		logger.Error().Err(err).Str("journal", path).Bool("writable", writable).Msg(msg)
 		return nil, loggedError{err}
 	}
-	if c := rep.Compaction; c.Err != nil {
-		logger.Warn().Err(c.Err).Str("journal", path).Int("lines", c.LinesBefore).Msg("catalogue journal not compacted")
-	} else if c.LinesBefore > 0 {
-		logger.Info().Str("journal", path).Int("lines_before", c.LinesBefore).Int("lines_after", c.LinesAfter).
-			Int64("bytes_saved", c.BytesBefore-c.BytesAfter).Msg("catalogue journal compacted")
-	}
+	logCompaction(logger, path, rep.Compaction)
 	log := logger.Info()
 	if rep.TornBytes > 0 {
 		log = logger.Warn().Int64("torn_bytes", rep.TornBytes)
@@ -562,8 +557,20 @@ func openJournal(s config.Serve, svc *recall.Service, logger zerolog.Logger) (*c
 		svc.AttachJournal(nil, rep.Entries)
 		return nil, nil
 	}
+	j.OnCompact(func(c catalog.Compaction) { logCompaction(logger, path, c) })
 	svc.AttachJournal(j, rep.Entries)
 	return j, nil
+}
+
+// logCompaction logs a compaction of the journal at path, if one ran (at
+// start, or after a Sync while serving).
+func logCompaction(logger zerolog.Logger, path string, c catalog.Compaction) {
+	if c.Err != nil {
+		logger.Warn().Err(c.Err).Str("journal", path).Int("lines", c.LinesBefore).Msg("catalogue journal not compacted")
+	} else if c.LinesBefore > 0 {
+		logger.Info().Str("journal", path).Int("lines_before", c.LinesBefore).Int("lines_after", c.LinesAfter).
+			Int64("bytes_saved", c.BytesBefore-c.BytesAfter).Msg("catalogue journal compacted")
+	}
 }
 
 // recallOptions are the serving core's options from cfg.

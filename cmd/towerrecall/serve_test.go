@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -480,8 +479,9 @@ func TestOpenJournalLogsItsUnit(t *testing.T) {
 }
 
 // TestOpenJournalCompacts: with a catalogue token, a journal that is
-// mostly overwritten lines is compacted before serving, and the log says
-// by how much; without one (read-only) it is never rewritten.
+// mostly overwritten lines is compacted before serving, and while serving,
+// and the log says by how much; without one (read-only) it is never
+// rewritten.
 func TestOpenJournalCompacts(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "movies.journal")
@@ -489,12 +489,21 @@ func TestOpenJournalCompacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 1100 { // 100 movies, then 1,000 lines overwriting them
-		if _, err := j.Write(catalog.Entry{Op: catalog.OpPut, MovieID: 1 + movielens.MovieID(i%100), Title: fmt.Sprint("Take ", i), Genres: []string{"Drama"}}); err != nil {
-			t.Fatal(err)
+	write := func(j *catalog.Journal, lines int) (last uint64) {
+		t.Helper()
+		for i := range lines { // 100 movies, then lines overwriting them
+			e, err := j.Write(catalog.Entry{Op: catalog.OpPut, MovieID: 1 + movielens.MovieID(i%100), Title: fmt.Sprint("Take ", i), Genres: []string{"Drama"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = e.Seq
 		}
+		return last
 	}
-	if err := j.Sync(math.MaxUint64); err != nil {
+	// A journal left uncompacted (as by a process that stopped first):
+	// 1,100 lines synced while a 1,101st waits, which Close cuts, so that
+	// no Sync found every line synced and compacted them.
+	if err := j.Sync(write(j, 1101) - 1); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
@@ -521,9 +530,16 @@ func TestOpenJournalCompacts(t *testing.T) {
 			}
 			continue
 		}
-		j.Close()
 		if !strings.Contains(log.String(), `"lines_before":1100,"lines_after":100,"bytes_saved":`+fmt.Sprint(len(before)-len(after))+`,"message":"catalogue journal compacted"`) {
 			t.Fatalf("no compaction logged: %s", log.String())
+		}
+		log.Reset()
+		if err := j.Sync(write(j, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		if !strings.Contains(log.String(), `"lines_before":1100,"lines_after":100,`) {
+			t.Fatalf("no compaction while serving logged: %s", log.String())
 		}
 	}
 }

@@ -18,8 +18,8 @@ import (
 // rewritten stay within twice the bytes ever appended.
 const compactMinDead = 1000
 
-// Compaction describes Open's rewrite of the journal without its dead
-// lines.
+// Compaction describes a rewrite of the journal without its dead lines:
+// Open's, or one after a Sync while the journal is open.
 type Compaction struct {
 	LinesBefore, LinesAfter int
 	BytesBefore, BytesAfter int64
@@ -30,36 +30,62 @@ type Compaction struct {
 	Err error
 }
 
-// compact rewrites the journal at path, open as f, whose first size bytes
-// hold entries, without its dead lines, when there are enough of them
-// (compactMinDead). Replay keeps only the latest entry per movie, so the
-// file replays as before whatever artifact is loaded; an entry that the
-// live artifact supersedes is kept, since an older artifact, rolled back
-// to, does not. Kept lines are copied byte for byte, in order, so their
-// checksums and sequence numbers stay, and the last line, the highest
-// sequence number, is always kept.
+// keepLast returns which lines of a journal, about the movies ids in
+// order, a compaction keeps: the last line about each movie. It returns
+// nil when too few lines are dead to be worth a rewrite (compactMinDead).
+// Replay keeps only the latest entry per movie, so the file replays as
+// before whatever artifact is loaded; an entry that the live artifact
+// supersedes is kept, since an older artifact, rolled back to, does not.
+// The last line, the highest sequence number, is always kept.
+func keepLast(ids []movielens.MovieID) []bool {
+	if len(ids) < compactMinDead { // too few lines to have enough dead
+		return nil
+	}
+	last := make(map[movielens.MovieID]int, len(ids))
+	for i, id := range ids {
+		last[id] = i
+	}
+	dead := len(ids) - len(last)
+	if dead < compactMinDead || 2*dead < len(ids) {
+		return nil
+	}
+	keep := make([]bool, len(ids))
+	for _, i := range last {
+		keep[i] = true
+	}
+	return keep
+}
+
+// kept is the elements i of s for which keep[i].
+func kept[T any](s []T, keep []bool) []T {
+	out := make([]T, 0, len(s))
+	for i, x := range s {
+		if keep[i] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// compact rewrites the journal at path, whose first size bytes hold the
+// lines keep is about, with only the lines keep marks. Kept lines are
+// copied byte for byte, in order, so their checksums and sequence numbers
+// stay.
 //
 // The kept lines go to path+".compact" (replacing any left by a crash),
 // which is synced and locked before replace renames it over path and syncs
 // the directory: a crash leaves the old journal or the new, both whole.
-// compact returns the new file, positioned at its end, and its entries, or
-// a nil file if the journal was not replaced (c.Err says why, if it
-// failed).
-func compact(f *os.File, path string, entries []Entry, size int64, replace func(tmp, path string) (bool, error)) (_ *os.File, kept []Entry, c Compaction) {
-	if len(entries) < compactMinDead { // too few lines to have enough dead
-		return nil, nil, Compaction{}
+// compact returns the new file, positioned at its end, or nil if the
+// journal was not replaced (c.Err says why).
+func compact(path string, size int64, keep []bool, replace func(tmp, path string) (bool, error)) (*os.File, Compaction) {
+	c := Compaction{LinesBefore: len(keep), BytesBefore: size}
+	for _, k := range keep {
+		if k {
+			c.LinesAfter++
+		}
 	}
-	last := make(map[movielens.MovieID]int, len(entries))
-	for i, e := range entries {
-		last[e.MovieID] = i
-	}
-	dead := len(entries) - len(last)
-	if dead < compactMinDead || 2*dead < len(entries) {
-		return nil, nil, Compaction{}
-	}
-	c = Compaction{LinesBefore: len(entries), LinesAfter: len(last), BytesBefore: size}
 	tmp := path + ".compact"
-	nf, n, err := writeKept(f, tmp, size, func(i int) bool { return last[entries[i].MovieID] == i })
+	nf, n, err := writeKept(path, tmp, size, keep)
 	if err == nil {
 		err = lock(nf) // before the rename: the journal is never unlocked
 	}
@@ -73,24 +99,24 @@ func compact(f *os.File, path string, entries []Entry, size int64, replace func(
 			os.Remove(tmp)
 		}
 		c.Err = fmt.Errorf("catalog: compact journal %s: %w; the journal is kept as it was", path, err)
-		return nil, nil, c
+		return nil, c
 	}
 	if err != nil {
 		c.Err = fmt.Errorf("catalog: compact journal %s: the compacted journal replaced it, but %w: writing is off until a restart", path, err)
 	}
-	for i, e := range entries {
-		if last[e.MovieID] == i {
-			kept = append(kept, e)
-		}
-	}
 	c.BytesAfter = n
-	return nf, kept, c
+	return nf, c
 }
 
-// writeKept copies the lines i of f's first size bytes for which keep(i)
-// to a new file tmp, with f's permissions, syncs it and returns it with
-// its length.
-func writeKept(f *os.File, tmp string, size int64, keep func(i int) bool) (_ *os.File, n int64, _ error) {
+// writeKept copies the lines i of the first size bytes of the file at
+// path for which keep[i] to a new file tmp, with its permissions, syncs it
+// and returns it with its length.
+func writeKept(path, tmp string, size int64, keep []bool) (_ *os.File, n int64, _ error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, 0, err
@@ -112,7 +138,10 @@ func writeKept(f *os.File, tmp string, size int64, keep func(i int) bool) (_ *os
 		if err != nil {
 			return nf, 0, err
 		}
-		if keep(i) {
+		if i >= len(keep) {
+			return nf, 0, fmt.Errorf("more than the %d lines written", len(keep))
+		}
+		if keep[i] {
 			w.Write(raw) // an error sticks, for Flush
 			n += int64(len(raw))
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,35 +18,31 @@ import (
 // writeOverwritten writes a journal at path of live movies (one line each,
 // movies 1..live) and then dead more lines, each about one of them at
 // random (a put or a delete): every such line makes exactly one earlier
-// line dead. It returns the entries written.
+// line dead. It writes the lines as Write does, but not through a Journal,
+// whose Sync would compact them. It returns the entries written.
 func writeOverwritten(tb testing.TB, path string, live, dead int, seed uint64) []Entry {
 	tb.Helper()
-	j, _, err := Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	var out []Entry
+	var file []byte
 	for i := range live + dead {
 		id := movielens.MovieID(i + 1)
 		if i >= live {
 			id = movielens.MovieID(1 + rng.IntN(live))
 		}
-		e := Entry{At: at.Add(time.Duration(i)*time.Second + time.Duration(rng.IntN(1e9))), Op: OpDelete, MovieID: id, Base: "v1"}
+		e := Entry{Seq: uint64(i + 1), At: at.Add(time.Duration(i)*time.Second + time.Duration(rng.IntN(1e9))), Op: OpDelete, MovieID: id, Base: "v1"}
 		if rng.IntN(4) > 0 {
 			e.Op, e.Title, e.Genres, e.Year = OpPut, fmt.Sprintf("Take %d (2024)", i), []string{"Drama"}, 1900+rng.IntN(200)
 		}
-		e, err := j.Write(e)
+		l, err := encodeLine(e)
 		if err != nil {
 			tb.Fatal(err)
 		}
+		file = append(file, l...)
 		out = append(out, e)
 	}
-	if err := j.Sync(math.MaxUint64); err != nil {
-		tb.Fatal(err)
-	}
-	if err := j.Close(); err != nil {
+	if err := os.WriteFile(path, file, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return out
@@ -371,6 +366,33 @@ func BenchmarkJournalOpen(b *testing.B) {
 			j.Close()
 		}
 	})
+	// What Writes wait for when a Sync compacts while serving, beyond its
+	// fsync: a catalogue of 100,000 movies sent twice.
+	b.Run("rewrite 200k lines to 100k", func(b *testing.B) {
+		p := filepath.Join(dir, "w")
+		written := writeOverwritten(b, p, 100_000, 100_000, 2)
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make([]movielens.MovieID, len(written))
+		for i, e := range written {
+			ids[i] = e.MovieID
+		}
+		for range b.N {
+			b.StopTimer()
+			if err := os.WriteFile(p, raw, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			keep := keepLast(ids)
+			nf, c := compact(p, int64(len(raw)), keep, replaceFile)
+			if nf == nil || c.LinesAfter != 100_000 {
+				b.Fatalf("compaction %+v", c)
+			}
+			nf.Close()
+		}
+	})
 	j, rep, err := Open(path)
 	if err != nil {
 		b.Fatal(err)
@@ -386,4 +408,151 @@ func BenchmarkJournalOpen(b *testing.B) {
 			j.Close()
 		}
 	})
+}
+
+// TestJournalCompactsWhileOpen: a journal open for weeks (a catalogue
+// re-sent every night) is compacted by the Sync after which no line waits
+// for one, not only at the next start: the file shrinks to the latest line
+// per movie, OnCompact is told, writing goes on in the new file, and a
+// reopen reads every change. While a written line is not yet synced (a
+// Sync covering only earlier lines), nothing is rewritten.
+func TestJournalCompactsWhileOpen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "j")
+	j, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var told []Compaction
+	j.OnCompact(func(c Compaction) { told = append(told, c) })
+	const live = 300
+	var written []Entry
+	write := func(n int) (last uint64) {
+		for range n {
+			i := len(written)
+			e, err := j.Write(Entry{Op: OpPut, MovieID: movielens.MovieID(1 + i%live), Title: fmt.Sprintf("Take %d", i), Genres: []string{"Drama"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written = append(written, e)
+		}
+		return written[len(written)-1].Seq
+	}
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+
+	write(live + compactMinDead - 1) // one dead line short
+	if err := j.Sync(written[len(written)-1].Seq); err != nil || len(told) != 0 {
+		t.Fatalf("below the threshold: sync %v, %d compactions", err, len(told))
+	}
+	mid := write(1)
+	last := write(10)
+	if err := j.Sync(mid); err != nil || len(told) != 0 {
+		t.Fatalf("with lines still unsynced: sync %v, %d compactions", err, len(told))
+	}
+	full := size()
+	if err := j.Sync(last); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || told[0].Err != nil || told[0].LinesBefore != len(written) || told[0].LinesAfter != live ||
+		told[0].BytesBefore != full || told[0].BytesAfter != size() || size() >= full/3 {
+		t.Fatalf("compactions %+v (file %d bytes, was %d), want one of %d lines to %d", told, size(), full, len(written), live)
+	}
+	if _, err := os.Stat(path + ".compact"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary file is left: %v", err)
+	}
+	want := latestOf(written) // the compacted file's lines, then the 5 below
+	if err := j.Sync(write(5)); err != nil || len(told) != 1 {
+		t.Fatalf("after the compaction: sync %v, %d compactions", err, len(told))
+	}
+	j.Close()
+	j, rep, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	want = append(want, written[len(written)-5:]...)
+	if !slices.EqualFunc(rep.Entries, want, entryEqual) || rep.Compaction != (Compaction{}) {
+		t.Fatalf("reopened: %d entries (compaction %+v), want %d and no compaction", len(rep.Entries), rep.Compaction, len(want))
+	}
+}
+
+// TestJournalCompactionWhileOpenFails: a compaction that cannot write its
+// new file leaves the journal in use, as it was, and is not tried again at
+// every Sync (each try copies the file) but once the file has twice its
+// lines; one whose directory sync fails after the rename turns writing off,
+// as at Open.
+func TestJournalCompactionWhileOpenFails(t *testing.T) {
+	t.Parallel()
+	for _, renamed := range []bool{false, true} {
+		t.Run(fmt.Sprint("renamed=", renamed), func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "j")
+			tries := 0
+			j, _, err := open(path, func(tmp, path string) (bool, error) {
+				tries++
+				if !renamed {
+					return false, errors.New("EIO")
+				}
+				if err := os.Rename(tmp, path); err != nil {
+					return false, err
+				}
+				return true, errors.New("EIO")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			var told []Compaction
+			j.OnCompact(func(c Compaction) { told = append(told, c) })
+			n := 0
+			writeSync := func(lines int) error {
+				var last uint64
+				for range lines {
+					e, err := j.Write(Entry{Op: OpDelete, MovieID: movielens.MovieID(1 + n%10)})
+					if err != nil {
+						return err
+					}
+					last, n = e.Seq, n+1
+				}
+				return j.Sync(last)
+			}
+			if err := writeSync(2 * compactMinDead); err != nil {
+				t.Fatal(err)
+			}
+			if len(told) != 1 || told[0].Err == nil || tries != 1 {
+				t.Fatalf("compactions %+v after %d tries, want one that failed", told, tries)
+			}
+			if renamed {
+				if err := writeSync(1); err == nil || j.Err() == nil {
+					t.Fatal("a write after a failed directory sync")
+				}
+				return
+			}
+			if _, err := os.Stat(path + ".compact"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the temporary file is left: %v", err)
+			}
+			for range 20 { // up to twice the lines: no new try
+				if err := writeSync(2*compactMinDead/20 - 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tries != 1 {
+				t.Fatalf("%d tries before the file doubled", tries)
+			}
+			if err := writeSync(20); err != nil || tries != 2 {
+				t.Fatalf("once doubled: %v, %d tries", err, tries)
+			}
+			j.Close()
+			if rep, err := ReadFile(path); err != nil || len(rep.Entries) != n {
+				t.Fatalf("read back %d entries of %d, %v", len(rep.Entries), n, err)
+			}
+		})
+	}
 }

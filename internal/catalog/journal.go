@@ -15,7 +15,8 @@
 // away; a bad line followed by good ones is corruption, and Open refuses
 // the file rather than serve a catalogue that silently lost changes. Once
 // most of the file is lines that later lines about the same movie
-// override, Open rewrites it without them (compact.go).
+// override, Open, or a Sync after which no line waits for one, rewrites it
+// without them (compact.go).
 package catalog
 
 import (
@@ -114,6 +115,15 @@ type Journal struct {
 	ends   []lineEnd // the lines written after those, with their end offsets
 	err    error     // sticky: once a write or sync failed, set by fail
 	rolled bool      // the rollback ran (its outcome is in err)
+
+	// For compaction while open (compactLocked): the file's path, the
+	// movie of each of its lines, the line count before which no
+	// compaction is tried again after a failed one, and who is told.
+	path      string
+	replace   func(tmp, path string) (renamed bool, err error)
+	lines     []movielens.MovieID
+	retryAt   int
+	onCompact func(Compaction)
 }
 
 // lineEnd is where a line ends in the file.
@@ -187,14 +197,13 @@ func open(path string, replace func(tmp, path string) (renamed bool, err error))
 			return nil, Replay{}, err
 		}
 	}
-	j := &Journal{f: f, size: good, synced: good}
-	nf, kept, c := compact(f, path, rep.Entries, good, replace)
-	rep.Compaction = c
-	if nf != nil {
-		f.Close() // and its lock: nf holds the journal's
-		j.f, j.size, j.synced, rep.Entries = nf, c.BytesAfter, c.BytesAfter, kept
-		if c.Err != nil {
-			j.err, j.rolled = c.Err, true // nothing to roll back
+	j := &Journal{f: f, size: good, synced: good, path: path, replace: replace, lines: make([]movielens.MovieID, len(rep.Entries))}
+	for i, e := range rep.Entries {
+		j.lines[i] = e.MovieID
+	}
+	if keep := keepLast(j.lines); keep != nil {
+		if rep.Compaction = j.compactLocked(keep); len(j.lines) < len(rep.Entries) { // replaced
+			rep.Entries = kept(rep.Entries, keep)
 		}
 	}
 	if n := len(rep.Entries); n > 0 {
@@ -375,18 +384,11 @@ func (j *Journal) write(e Entry) (_ Entry, failed bool, _ error) {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	body, err := json.Marshal(e, json.Deterministic(true))
+	out, err := encodeLine(e)
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("catalog: encode entry: %w", err)
+		return Entry{}, false, err
 	}
-	out, err := json.Marshal(line{Entry: body, CRC: crc32.Checksum(body, castagnoli)})
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("catalog: encode entry: %w", err)
-	}
-	if len(out) >= maxLine {
-		return Entry{}, false, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
-	}
-	n, err := j.f.Write(append(out, '\n'))
+	n, err := j.f.Write(out)
 	j.size += int64(n)
 	if err != nil {
 		j.err = fmt.Errorf("catalog: journal write failed: %w", err)
@@ -394,7 +396,24 @@ func (j *Journal) write(e Entry) (_ Entry, failed bool, _ error) {
 	}
 	j.seq = e.Seq
 	j.ends = append(j.ends, lineEnd{seq: e.Seq, end: j.size})
+	j.lines = append(j.lines, e.MovieID)
 	return e, false, nil
+}
+
+// encodeLine is the journal line of e, its newline included.
+func encodeLine(e Entry) ([]byte, error) {
+	body, err := json.Marshal(e, json.Deterministic(true))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: encode entry: %w", err)
+	}
+	out, err := json.Marshal(line{Entry: body, CRC: crc32.Checksum(body, castagnoli)})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: encode entry: %w", err)
+	}
+	if len(out) >= maxLine {
+		return nil, fmt.Errorf("catalog: entry of %d bytes is too long", len(out))
+	}
+	return append(out, '\n'), nil
 }
 
 // Err returns the failure after which every Write and Sync fails (nil
@@ -428,6 +447,14 @@ func (j *Journal) Sync(seq uint64) error {
 			j.mu.Lock()
 			j.synced = size
 			j.ends = slices.Delete(j.ends, 0, n) // only Sync removes, under syncMu
+			if len(j.ends) == 0 && j.err == nil && len(j.lines) >= j.retryAt {
+				if keep := keepLast(j.lines); keep != nil {
+					c := j.compactLocked(keep)
+					if j.onCompact != nil {
+						j.onCompact(c)
+					}
+				}
+			}
 			j.mu.Unlock()
 			return nil
 		}
@@ -438,6 +465,36 @@ func (j *Journal) Sync(seq uint64) error {
 		j.mu.Unlock()
 	}
 	return j.rollbackLocked()
+}
+
+// compactLocked rewrites the journal without the lines keep leaves out
+// (compact) and uses the new file. Open calls it; so does a Sync after
+// which every line written is synced, holding syncMu and j.mu, so that
+// Writes wait for the rewrite: about a second per million lines, once per
+// that many changes, since each compaction at least halves the file. A
+// compaction that failed before replacing the journal is not tried again
+// until the file has twice its lines; one that failed after turns writing
+// off, as a failed sync does.
+func (j *Journal) compactLocked(keep []bool) Compaction {
+	nf, c := compact(j.path, j.size, keep, j.replace)
+	if nf == nil {
+		j.retryAt = 2 * len(j.lines)
+		return c
+	}
+	j.f.Close() // and its lock: nf holds the journal's
+	j.f, j.size, j.synced, j.lines = nf, c.BytesAfter, c.BytesAfter, kept(j.lines, keep)
+	if c.Err != nil {
+		j.err, j.rolled = c.Err, true // nothing to roll back
+	}
+	return c
+}
+
+// OnCompact has f told of every compaction after Open (Open's own is in
+// its Replay). f runs while Writes wait, and must not call the journal.
+func (j *Journal) OnCompact(f func(Compaction)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.onCompact = f
 }
 
 // rollback is rollbackLocked under syncMu: it waits for a Sync in flight,
