@@ -1260,3 +1260,37 @@ func TestRollbackCommand(t *testing.T) {
 		t.Errorf("rollback through a link said %q", out)
 	}
 }
+
+// TestSameDir: prior keeps an artifact published while it recounted only
+// if it knows --out is --model, however either is spelled.
+func TestSameDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model")
+	other := filepath.Join(dir, "other")
+	for _, d := range []string{model, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(model, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{model, model, true},
+		{model + "/", model, true},
+		{dir + "/./model", model, true},
+		{link, model, true},
+		{other, model, false},
+		{filepath.Join(dir, "missing"), model, false},
+		{filepath.Join(dir, "missing/"), filepath.Join(dir, "missing"), true},
+	} {
+		if got := sameDir(tc.a, tc.b); got != tc.same {
+			t.Errorf("sameDir(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}

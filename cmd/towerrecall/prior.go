@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -94,7 +96,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := interrupted(ctx); err != nil {
 		return err
 	}
-	if *out != *modelDir {
+	if !sameDir(*out, *modelDir) {
 		loaded = nil // a new directory: whatever is there is replaced, as Save does
 	}
 	if err := artifact.SaveReplacing(*out, b, loaded); err != nil {
@@ -113,4 +115,16 @@ func loadCatalog(dir string) (*movielens.Dataset, error) {
 	ds := movielens.Demo(1)
 	ds.Ratings = nil
 	return ds, nil
+}
+
+// sameDir reports whether a and b name one directory, however spelled
+// ("var/model/", "./var/model", a link to it); a directory that does not
+// exist is b only if spelled as b.
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
