@@ -482,8 +482,9 @@ func manifestOf(b *Bundle, files map[string][]byte) (Manifest, []byte, error) {
 	return m, mj, nil
 }
 
-// CheckWritable reports early whether Save(dir, ...) can succeed: dir is
-// absent, an empty directory or an artifact, and the nearest existing
+// CheckWritable reports early whether Save(dir, ...) can succeed: dir and
+// its previous (dir + PreviousSuffix) are absent, empty directories or
+// artifacts, and the nearest existing
 // directory above it takes a new directory (Save creates the missing ones;
 // this creates nothing, so a run that fails later leaves no trace).
 // Training calls it first so that a bad --out fails in a second, not after
@@ -498,6 +499,11 @@ func CheckWritable(dir string) error {
 	}
 	if _, err := replaceable(dir); err != nil {
 		return fmt.Errorf("artifact: %w", err)
+	}
+	// Save would publish, and then drop the artifact it replaced rather
+	// than keep it where Rollback looks.
+	if _, err := replaceable(dir + PreviousSuffix); err != nil {
+		return fmt.Errorf("artifact: %w (Save keeps the artifact it replaces there, for rollback: move it aside)", err)
 	}
 	parent := filepath.Dir(dir)
 	for {

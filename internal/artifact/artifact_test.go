@@ -766,6 +766,21 @@ func TestSaveRemovesStaleTemporaries(t *testing.T) {
 	if err := Save(deep, testBundle(t)); err != nil {
 		t.Errorf("Save(%s) after the check: %v", deep, err)
 	}
+	// A previous that is not an artifact: Save would drop the artifact it
+	// replaces rather than keep it there, so the check refuses at once.
+	prev := deep + PreviousSuffix
+	if err := os.MkdirAll(prev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWritable(deep); err != nil {
+		t.Errorf("CheckWritable with an empty previous: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(prev, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWritable(deep); err == nil || !strings.Contains(err.Error(), "not an artifact") || !strings.Contains(err.Error(), "rollback") {
+		t.Errorf("CheckWritable with a foreign previous: %v", err)
+	}
 }
 
 // TestSaveThroughSymlink: an artifact saved to a symbolic link (a
