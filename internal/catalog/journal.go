@@ -470,8 +470,8 @@ func (j *Journal) Sync(seq uint64) error {
 // compactLocked rewrites the journal without the lines keep leaves out
 // (compact) and uses the new file. Open calls it; so does a Sync after
 // which every line written is synced, holding syncMu and j.mu, so that
-// Writes wait for the rewrite: about a second per million lines, once per
-// that many changes, since each compaction at least halves the file. A
+// Writes wait for the rewrite (200,000 lines in 0.25–1.2 s here, most of
+// it the new file's fsync), once per doubling of the file. A
 // compaction that failed before replacing the journal is not tried again
 // until the file has twice its lines; one that failed after turns writing
 // off, as a failed sync does.
