@@ -26,7 +26,7 @@ func newMetrics() *metrics {
 			Name: "towerrecall_model_loads_total", Help: "Model loads by result.",
 		}, []string{"result"}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "towerrecall_catalog_fsync_seconds", Help: "Time the catalogue journal's fsyncs take (one per group of concurrent changes).",
+			Name: "towerrecall_catalog_fsync_seconds", Help: "Time the catalogue journal's fsyncs take (one per group of concurrent changes; one that compacts the journal includes the rewrite).",
 			Buckets: []float64{50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, // round bounds, 1-2-5
 		}),
 	}
