@@ -35,8 +35,9 @@ type PutResult struct {
 	ModelVersion string
 	Movie        Movie   // as stored: genres in the catalogue's spelling
 	Created      bool    // the movie was not in the live catalogue before
+	Changed      bool    // false: the movie was live exactly as sent, and nothing was written
 	VectorNorm   float32 // of the movie tower's output (the prior's bias left out), for a sanity check
-	Seq          uint64  // its journal entry
+	Seq          uint64  // its journal entry; unchanged, the last entry applied (0: none)
 }
 
 // DeleteResult answers DeleteMovie.
@@ -192,6 +193,17 @@ func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
 	return vec
 }
 
+// towerNorm is the length of the movie tower's part of vec (the prior's
+// bias, the artifact's, left out), in float64 so that an overflowing
+// output reads as infinite.
+func (snap *snapshot) towerNorm(vec []float32) float32 {
+	var sq float64
+	for _, x := range vec[:snap.bundle.Model.TowerDim()] {
+		sq += float64(x) * float64(x)
+	}
+	return float32(math.Sqrt(sq))
+}
+
 // trainedRatings is a rating count in the popularity bucket training gave
 // the artifact's movie m: the one that reproduces m's exported vector from
 // its stored metadata. The histories count the validation ratings too,
@@ -224,8 +236,12 @@ func (snap *snapshot) trainedRatings(m int32) int {
 // PutMovie adds the movie, or replaces the metadata and vector of one
 // that exists, and returns once the change is in the journal (fsynced)
 // and visible to every later request. Concurrent changes share fsyncs
-// (group commit, see commit.go). A genre the live model does not know is an
-// *Error; catalog.CheckMovie's rules are the caller's to check.
+// (group commit, see commit.go). A movie that is live exactly as sent
+// (title, genres in order, year) is left as it is: nothing is written,
+// so a catalogue re-sent in full every night moves only the movies that
+// changed into the overlay (which every request scans) and the journal.
+// A genre the live model does not know is an *Error; catalog.CheckMovie's
+// rules are the caller's to check.
 func (s *Service) PutMovie(ctx context.Context, m Movie) (PutResult, error) {
 	res, err := s.putMovie(ctx, m)
 	if err != nil {
@@ -262,25 +278,29 @@ func (s *Service) putMovie(ctx context.Context, m Movie) (PutResult, error) {
 		}
 		mv.Genres[i] = name
 	}
-	vec := snap.movieVector(mv)
-	var sq float64
-	for _, x := range vec[:snap.bundle.Model.TowerDim()] { // the prior's bias is the artifact's, not the tower's
-		sq += float64(x) * float64(x)
+	g, existed := v.find(m.MovieID)
+	if existed {
+		if live := v.movie(g); live.Title == mv.Title && live.Year == mv.Year && slices.Equal(live.Genres, mv.Genres) {
+			// PutMovie answers once the view compared with is durable
+			// (a change to the movie may still wait for its fsync).
+			return PutResult{ModelVersion: snap.info.Version, Seq: v.ov.seq, Movie: live, VectorNorm: snap.towerNorm(v.vectorOf(g))}, nil
+		}
 	}
-	if math.IsNaN(sq) || math.IsInf(sq, 0) || sq > 1e37 {
+	vec := snap.movieVector(mv)
+	norm := snap.towerNorm(vec)
+	if n := float64(norm); math.IsNaN(n) || math.IsInf(n, 0) || n*n > 1e37 {
 		return PutResult{}, fmt.Errorf("recall: the movie tower's vector for movie %d is not finite", m.MovieID)
 	}
 	if err := ctx.Err(); err != nil {
 		return PutResult{}, err
 	}
-	_, existed := v.find(m.MovieID)
 	seq, err := s.write(v, catalog.Entry{Op: catalog.OpPut, MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}, vec)
 	if err != nil {
 		return PutResult{}, err
 	}
 	s.compact()
 	return PutResult{
-		ModelVersion: snap.info.Version, Created: !existed, Seq: seq, VectorNorm: float32(math.Sqrt(sq)),
+		ModelVersion: snap.info.Version, Created: !existed, Changed: true, Seq: seq, VectorNorm: norm,
 		Movie: movieOf(&mv),
 	}, nil
 }

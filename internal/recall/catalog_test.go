@@ -514,15 +514,43 @@ func BenchmarkRecallOverlay(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Logf("%d added movies: load with replay %v", added, time.Since(start))
-			req := Request{User: User{UserInput: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}}, K: 10}
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.Recall(ctx, req); err != nil {
+			benchRecall(b, s)
+		})
+	}
+	// The whole catalogue sent again (a nightly full sync): as it is, which
+	// changes nothing, and with every title changed, which was the cost of
+	// the first until PUT compared (every movie became an overlay row).
+	for _, changed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("resent=3706,changed=%v", changed), func(b *testing.B) {
+			s := newService(b, "exact")
+			bundle := testBundle(b, "v1", 3706, 1)
+			if err := s.Load(bundle); err != nil {
+				b.Fatal(err)
+			}
+			s.AttachJournal(&memJournal{}, nil)
+			for _, m := range bundle.Movies {
+				if changed {
+					m.Title += " (restored)"
+				}
+				if _, err := s.PutMovie(context.Background(), Movie{MovieID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			benchRecall(b, s)
+			b.ReportMetric(float64(len(s.live.Load().ov.rows)), "overlay-rows")
 		})
+	}
+}
+
+// benchRecall times one known user's /recall at k = 10.
+func benchRecall(b *testing.B, s *Service) {
+	req := Request{User: User{UserInput: feature.UserInput{UserID: 3, Gender: "F", Age: 25, Occupation: "programmer"}}, K: 10}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Recall(ctx, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -557,16 +585,18 @@ func TestPutKeepsPrior(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.PutMovie(ctx, Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year})
-	if err != nil {
-		t.Fatal(err)
+	// A new title (the tower does not read titles), so that the movie is
+	// re-encoded: the same metadata alone changes nothing (TestPutUnchanged).
+	res, err := s.PutMovie(ctx, Movie{MovieID: mv.ID, Title: mv.Title + " (restored)", Genres: mv.Genres, Year: mv.Year})
+	if err != nil || !res.Changed {
+		t.Fatalf("changed %v, %v", res.Changed, err)
 	}
 	after, err := s.Score(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.Scores[0].Score != before.Scores[0].Score {
-		t.Errorf("the same metadata PUT again moved the score from %v to %v", before.Scores[0].Score, after.Scores[0].Score)
+		t.Errorf("the same genres and year PUT again moved the score from %v to %v", before.Scores[0].Score, after.Scores[0].Score)
 	}
 	if math.Abs(float64(res.VectorNorm)-1) > 1e-5 {
 		t.Errorf("vector norm %v, want 1 (the normalised tower's output)", res.VectorNorm)
@@ -584,8 +614,9 @@ func TestPutKeepsPrior(t *testing.T) {
 	}
 }
 
-// TestCatalogCompaction: movies sent again and again (a nightly upsert of
-// the same catalogue) leave dead overlay rows that every request scans;
+// TestCatalogCompaction: movies changed again and again (a nightly upsert
+// of a catalogue whose titles change) leave dead overlay rows that every
+// request scans;
 // they are compacted once they outnumber the live ones by 2× + slack, and
 // the answers, counts and journal are what they were.
 func TestCatalogCompaction(t *testing.T) {
@@ -594,20 +625,21 @@ func TestCatalogCompaction(t *testing.T) {
 	s, b := loadedService(t, "exact", "v1", 200, 23)
 	j := &memJournal{}
 	s.AttachJournal(j, nil)
-	// put sends artifact movie i again, as it is or (added) as a new movie.
-	put := func(i int, added bool) {
+	// put sends artifact movie i again with the round in its title, as
+	// it is or (added) as a new movie.
+	put := func(i, round int, added bool) {
 		m := b.Movies[i]
 		if added {
 			m.ID += 100000
 		}
-		if _, err := s.PutMovie(ctx, Movie{MovieID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}); err != nil {
+		if _, err := s.PutMovie(ctx, Movie{MovieID: m.ID, Title: fmt.Sprint(m.Title, " #", round), Genres: m.Genres, Year: m.Year}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	req := Request{User: User{UserInput: feature.UserInput{UserID: 3}}, K: 20, Genres: []string{"drama", "comedy"}}
 	for round := range 200 {
 		for i := range 10 {
-			put(i, round%2 == 1) // 10 artifact movies, and 10 added ones, sent again and again
+			put(i, round, round%2 == 1) // 10 artifact movies, and 10 added ones, changed again and again
 		}
 	}
 	v := s.live.Load()
@@ -923,5 +955,67 @@ func TestCatalogReplayLatestOnly(t *testing.T) {
 		if got, want := state(compacted), state(whole); got != want {
 			t.Fatalf("seed %d, artifact %s: latest entries only:\n%s\nwhole journal:\n%s", seed, b.Manifest.Version, got, want)
 		}
+	}
+}
+
+// TestPutUnchanged: a PUT of a movie live exactly as sent (title, genres in
+// order, year) writes nothing and leaves the overlay as it was, whether
+// the live version is the artifact's or a change's: a catalogue re-sent in
+// full every night moves only what changed. Any difference, genre order
+// included, is a change.
+func TestPutUnchanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, b := loadedService(t, "exact", "v1", 60, 3)
+	j := &memJournal{}
+	s.AttachJournal(j, nil)
+	mv := b.Movies[4]
+	put := func(m Movie) PutResult {
+		t.Helper()
+		res, err := s.PutMovie(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	same := Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
+	before, _ := s.Info()
+	for i := range 3 {
+		if res := put(same); res.Changed || res.Created || res.Seq != 0 || res.Movie.Title != mv.Title || res.VectorNorm == 0 {
+			t.Fatalf("send %d of the artifact's movie as it is: %+v, want unchanged at seq 0", i, res)
+		}
+	}
+	if info, _ := s.Info(); len(j.all()) != 0 || info.Catalog != before.Catalog {
+		t.Fatalf("%d journal entries, catalogue %+v; want none, %+v", len(j.all()), info.Catalog, before.Catalog)
+	}
+	added := Movie{MovieID: 90_001, Title: "New (2024)", Genres: []string{"Drama", "Comedy"}, Year: 2024}
+	if res := put(added); !res.Changed || !res.Created || res.Seq != 1 {
+		t.Fatalf("a new movie: %+v", res)
+	}
+	if res := put(added); res.Changed || res.Created || res.Seq != 1 {
+		t.Fatalf("the new movie sent again: %+v, want unchanged at seq 1", res)
+	}
+	lower := added
+	lower.Genres = []string{"drama", "comedy"} // the catalogue's spelling is stored
+	if res := put(lower); res.Changed {
+		t.Fatalf("the new movie in other case: %+v, want unchanged", res)
+	}
+	for _, m := range []Movie{
+		{MovieID: added.MovieID, Title: added.Title, Genres: []string{"Comedy", "Drama"}, Year: 2024},
+		{MovieID: added.MovieID, Title: added.Title, Genres: []string{"Comedy", "Drama"}, Year: 2023},
+		{MovieID: mv.ID, Title: mv.Title + " (director's cut)", Genres: mv.Genres, Year: mv.Year},
+	} {
+		if res := put(m); !res.Changed || res.Created {
+			t.Errorf("%+v: %+v, want changed", m, res)
+		}
+	}
+	if n := len(j.all()); n != 4 {
+		t.Errorf("%d journal entries, want 4", n)
+	}
+	if _, err := s.DeleteMovie(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := put(same); !res.Changed || !res.Created {
+		t.Errorf("a deleted movie sent again: %+v, want created", res)
 	}
 }

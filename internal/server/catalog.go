@@ -99,6 +99,7 @@ func movieIDParam(r *http.Request) (movielens.MovieID, *apiError) {
 type putMovieResponse struct {
 	ModelVersion string    `json:"model_version"`
 	Created      bool      `json:"created"`
+	Changed      bool      `json:"changed"`
 	Movie        movieJSON `json:"movie"`
 	VectorNorm   float32   `json:"vector_norm"`
 	JournalSeq   uint64    `json:"journal_seq"`
@@ -111,7 +112,7 @@ type deleteMovieResponse struct {
 }
 
 // handlePutMovie answers PUT /movies/{movie_id}: 201 for a movie the live
-// catalogue did not have, 200 for a replaced one.
+// catalogue did not have, 200 for a replaced one or one live as sent.
 func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) error {
 	id, aerr := movieIDParam(r)
 	if aerr != nil {
@@ -136,7 +137,7 @@ func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusCreated
 	}
 	return writeJSON(w, r, status, putMovieResponse{
-		ModelVersion: res.ModelVersion, Created: res.Created, Movie: newMovieJSON(res.Movie),
+		ModelVersion: res.ModelVersion, Created: res.Created, Changed: res.Changed, Movie: newMovieJSON(res.Movie),
 		VectorNorm: res.VectorNorm, JournalSeq: res.Seq,
 	})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,8 +37,9 @@ func TestCatalogRoutes(t *testing.T) {
 	}{
 		{"new movie", "PUT", "/movies/200001", bearer, `{"title":"Arrival (2016)","genres":["Drama","Sci-Fi"],"year":2016}`, 201, "", ""},
 		{"same movie again replaces it", "PUT", "/movies/200001", bearer, `{"title":"Arrival","genres":["Drama"]}`, 200, "", ""},
+		{"same movie as it is", "PUT", "/movies/200001", bearer, `{"title":"Arrival","genres":["Drama"]}`, 200, "", ""},
 		{"scheme in any case", "PUT", "/movies/200002", "bearer " + testToken, `{"title":"x","genres":["Drama"]}`, 201, "", ""},
-		{"spaces after the scheme", "PUT", "/movies/200002", "Bearer   " + testToken, `{"title":"x","genres":["Drama"]}`, 200, "", ""}, // RFC 9110: 1*SP
+		{"spaces after the scheme", "PUT", "/movies/200002", "Bearer   " + testToken, `{"title":"y","genres":["Drama"]}`, 200, "", ""}, // RFC 9110: 1*SP
 		{"delete with a query parameter", "DELETE", "/movies/200002?dry_run=true", bearer, "", 400, "dry_run", ""},                     // refused, not ignored
 		{"delete", "DELETE", "/movies/200002", bearer, "", 200, "", ""},
 		{"delete unknown", "DELETE", "/movies/200002", bearer, "", 404, "movie_id", ""},
@@ -96,6 +98,12 @@ func TestCatalogRoutes(t *testing.T) {
 			} else if strings.HasSuffix(tc.name, "too long") {
 				if err := c.requestValid(t, tc.method, tc.path, "application/json", tc.body); err == nil {
 					t.Errorf("the server refuses a request that openapi.yaml accepts")
+				}
+			}
+			if tc.method == "PUT" && w.Code < 300 {
+				var res putMovieResponse
+				if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || res.Created != (w.Code == 201) || res.Changed != (tc.name != "same movie as it is") {
+					t.Errorf("created %v, changed %v (%v): %s", res.Created, res.Changed, err, w.Body)
 				}
 			}
 			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ type fakeRecaller struct {
 	recallHook func(ctx context.Context, req recall.Request) (recall.Result, error)
 	putHook    func(ctx context.Context, m recall.Movie) (recall.PutResult, error)
 	lastPut    recall.Movie
-	catalog    map[movielens.MovieID]bool // movies PUT and not deleted
+	catalog    map[movielens.MovieID]recall.Movie // movies PUT and not deleted
 	scoreHook  func(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
 }
 
@@ -172,11 +173,12 @@ func (f *fakeRecaller) PutMovie(ctx context.Context, m recall.Movie) (recall.Put
 		}
 	}
 	if f.catalog == nil {
-		f.catalog = map[movielens.MovieID]bool{}
+		f.catalog = map[movielens.MovieID]recall.Movie{}
 	}
-	created := !f.catalog[m.MovieID]
-	f.catalog[m.MovieID] = true
-	return recall.PutResult{ModelVersion: "v-test", Created: created, VectorNorm: 1, Seq: uint64(len(f.catalog)),
+	old, existed := f.catalog[m.MovieID]
+	f.catalog[m.MovieID] = m
+	changed := !existed || old.Title != m.Title || old.Year != m.Year || !slices.Equal(old.Genres, m.Genres)
+	return recall.PutResult{ModelVersion: "v-test", Created: !existed, Changed: changed, VectorNorm: 1, Seq: uint64(len(f.catalog)),
 		Movie: recall.Movie{MovieID: m.MovieID, Title: m.Title, Genres: m.Genres, Year: m.Year}}, nil
 }
 
@@ -187,7 +189,7 @@ func (f *fakeRecaller) DeleteMovie(ctx context.Context, id movielens.MovieID) (r
 	if !f.ready {
 		return recall.DeleteResult{}, recall.NoModelError{}
 	}
-	if !f.catalog[id] {
+	if _, ok := f.catalog[id]; !ok {
 		return recall.DeleteResult{}, &recall.UnknownMovieError{MovieID: id}
 	}
 	delete(f.catalog, id)
