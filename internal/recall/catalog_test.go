@@ -1019,3 +1019,62 @@ func TestPutUnchanged(t *testing.T) {
 		t.Errorf("a deleted movie sent again: %+v, want created", res)
 	}
 }
+
+// TestOverlayIndex: the overlay's rows are searched through an exact
+// index with the same results, scores and ties as a Dot per row, ids past
+// the artifact's; rows it refuses (a non-finite vector, as a replayed
+// change could get from another model) are scanned as they are, rather
+// than fail every request.
+func TestOverlayIndex(t *testing.T) {
+	t.Parallel()
+	s, b := loadedService(t, "exact", "v1", 40, 5)
+	v := s.live.Load()
+	n := len(b.Movies)
+	dim := v.snap.dim
+	rng := rand.New(rand.NewPCG(5, 5))
+	ov := v.ov
+	for i := range 300 {
+		vec := make([]float32, dim)
+		for d := range vec {
+			vec[d] = float32(rng.NormFloat64())
+		}
+		if i%50 == 7 { // a tie with an earlier row
+			copy(vec, ov.vecs[(i-1)*dim:i*dim])
+		}
+		ov = ov.with(v.snap, change{movie: artifact.Movie{ID: movielens.MovieID(500_000 + i), Title: "x", Genres: []string{"Drama"}}, vec: vec, seq: uint64(i + 1)})
+	}
+	q := make([]float32, dim)
+	for d := range q {
+		q[d] = float32(rng.NormFloat64())
+	}
+	search := func(ov *overlay) []ann.Result {
+		t.Helper()
+		sc := v.snap.getScratch()
+		copy(sc.q, q)
+		res, err := (&view{snap: v.snap, ov: ov}).search(sc, 60, nil, ov.live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(res)
+	}
+	if ov.exact(dim) == nil {
+		t.Fatal("no index over finite rows")
+	}
+	base, err := v.snap.index.Search(nil, q, 60, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := merge(nil, base, ann.Scan(nil, q, ov.vecs, dim, 60, ov.live, int32(n)), 60)
+	if got := search(ov); !slices.Equal(got, want) {
+		t.Fatalf("through the index:\n%v\nwant, a Dot per row:\n%v", got, want)
+	}
+	nan := make([]float32, dim)
+	nan[0] = float32(math.NaN())
+	bad := ov.with(v.snap, change{movie: artifact.Movie{ID: 600_000, Title: "y", Genres: []string{"Drama"}}, vec: nan, seq: 301})
+	if bad.exact(dim) != nil {
+		t.Fatal("an index over a NaN row")
+	}
+	if got := search(bad); len(got) != 60 {
+		t.Fatalf("%d results with a NaN row, want 60", len(got))
+	}
+}
