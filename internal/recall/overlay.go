@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -36,17 +35,6 @@ type overlay struct {
 	nLive    int    // live rows
 	added    int    // live rows of movies the artifact does not have
 	seq      uint64 // last journal entry applied or superseded
-	index    *rowIndex
-}
-
-// rowIndex is the exact index of an overlay's rows, built by the first
-// request that reads the overlay: a view is published once per group
-// commit and then read by every request, whose scan of the rows the block
-// kernel makes ~10× cheaper than a Dot per row (BenchmarkRecallOverlay).
-// A pointer, made anew for each overlay, since with copies the rest.
-type rowIndex struct {
-	once sync.Once
-	ex   *ann.Exact // nil when the rows do not make one (see search)
 }
 
 // orow is one movie of the overlay.
@@ -55,17 +43,7 @@ type orow struct {
 	base  int32 // the artifact's row it replaces, -1 for a new movie
 }
 
-func emptyOverlay() *overlay {
-	return &overlay{ids: &idIndex{}, genres: map[string]ann.Filter{}, index: &rowIndex{}}
-}
-
-// exact returns the exact index of the overlay's rows (dim values each),
-// or nil if they hold a vector it refuses (non-finite: a replayed change
-// the loaded model encodes so), which ann.Scan scores as it is.
-func (ov *overlay) exact(dim int) *ann.Exact {
-	ov.index.once.Do(func() { ov.index.ex, _ = ann.NewExact(ov.vecs, dim) })
-	return ov.index.ex
-}
+func emptyOverlay() *overlay { return &overlay{ids: &idIndex{}, genres: map[string]ann.Filter{}} }
 
 // change is a put (vec set) or a delete (vec nil) of one movie.
 type change struct {
@@ -80,7 +58,7 @@ type change struct {
 // that is not live changes nothing but seq.
 func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	next := *ov
-	next.seq, next.index = ch.seq, &rowIndex{}
+	next.seq = ch.seq
 	id := ch.movie.ID
 	n := len(ov.rows)
 	if ch.vec != nil {

@@ -215,16 +215,7 @@ func (v *view) search(sc *scratch, k int, accept, over ann.Filter) ([]ann.Result
 		return res, nil
 	}
 	// Overlay ids start at n, so a tie with an artifact movie goes to the artifact's.
-	if ex := ov.exact(snap.dim); ex != nil {
-		if sc.over, err = ex.Search(sc.over[:0], sc.q, k, over); err != nil {
-			return nil, fmt.Errorf("recall: search the catalogue changes: %w", err)
-		}
-		for i := range sc.over {
-			sc.over[i].ID += int32(n)
-		}
-	} else {
-		sc.over = ann.Scan(sc.over, sc.q, ov.vecs, snap.dim, k, over, int32(n))
-	}
+	sc.over = ann.Scan(sc.over, sc.q, ov.vecs, snap.dim, k, over, int32(n))
 	sc.merged = merge(sc.merged[:0], res, sc.over, k)
 	return sc.merged, nil
 }
