@@ -616,9 +616,8 @@ func TestPutKeepsPrior(t *testing.T) {
 
 // TestCatalogCompaction: movies changed again and again (a nightly upsert
 // of a catalogue whose titles change) leave dead overlay rows that every
-// request scans;
-// they are compacted once they outnumber the live ones by 2× + slack, and
-// the answers, counts and journal are what they were.
+// request scans; they are compacted once they outnumber the live ones by
+// 2× + slack, and the answers, counts and journal are what they were.
 func TestCatalogCompaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
