@@ -556,3 +556,70 @@ func TestJournalCompactionWhileOpenFails(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalCompactionRandom: random writes about a few movies, synced at
+// random points (a Sync covering only some of the lines written), compact
+// whenever a Sync leaves nothing waiting; whatever the history, the file
+// read back holds the latest entry of every movie, in sequence order, and
+// only lines written.
+func TestJournalCompactionRandom(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 3))
+			path := filepath.Join(t.TempDir(), "j")
+			j, _, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compactions := 0
+			j.OnCompact(func(c Compaction) {
+				if c.Err != nil {
+					t.Errorf("compaction: %v", c.Err)
+				}
+				compactions++
+			})
+			var written []Entry
+			for range 6000 {
+				e := Entry{Op: OpDelete, MovieID: movielens.MovieID(1 + rng.IntN(40))}
+				if rng.IntN(3) > 0 {
+					e.Op, e.Title, e.Genres = OpPut, fmt.Sprint("Take ", len(written)), []string{"Drama"}
+				}
+				e, err := j.Write(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				written = append(written, e)
+				if rng.IntN(8) == 0 { // sync up to a random line written so far
+					if err := j.Sync(written[rng.IntN(len(written))].Seq); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := j.Sync(written[len(written)-1].Seq); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			rep, err := ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bySeq := map[uint64]Entry{}
+			for _, e := range written {
+				bySeq[e.Seq] = e
+			}
+			for i, e := range rep.Entries {
+				if w, ok := bySeq[e.Seq]; !ok || !entryEqual(e, w) || i > 0 && e.Seq <= rep.Entries[i-1].Seq {
+					t.Fatalf("line %d: %+v is not the entry written with its seq, or out of order", i, e)
+				}
+			}
+			if got, want := latestOf(rep.Entries), latestOf(written); !slices.EqualFunc(got, want, entryEqual) {
+				t.Fatalf("latest entries: %d read back, %d written", len(got), len(want))
+			}
+			if compactions == 0 || len(rep.Entries) > len(written)/2 {
+				t.Errorf("%d compactions, %d of %d lines left", compactions, len(rep.Entries), len(written))
+			}
+		})
+	}
+}
