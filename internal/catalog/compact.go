@@ -32,14 +32,17 @@ type Compaction struct {
 
 // keepLast returns which lines of a journal, about the movies ids in
 // order, a compaction keeps: the last line about each movie. It returns
-// nil when too few lines are dead to be worth a rewrite (compactMinDead).
+// nil when too few lines are dead to be worth a rewrite (compactMinDead,
+// and at least half the file), with due, the fewest lines the journal
+// must have before a rewrite can be worth it (each line added makes at
+// most one more dead), so that it is not counted again before then.
 // Replay keeps only the latest entry per movie, so the file replays as
 // before whatever artifact is loaded; an entry that the live artifact
 // supersedes is kept, since an older artifact, rolled back to, does not.
 // The last line, the highest sequence number, is always kept.
-func keepLast(ids []movielens.MovieID) []bool {
+func keepLast(ids []movielens.MovieID) (keep []bool, due int) {
 	if len(ids) < compactMinDead { // too few lines to have enough dead
-		return nil
+		return nil, compactMinDead
 	}
 	last := make(map[movielens.MovieID]int, len(ids))
 	for i, id := range ids {
@@ -47,13 +50,13 @@ func keepLast(ids []movielens.MovieID) []bool {
 	}
 	dead := len(ids) - len(last)
 	if dead < compactMinDead || 2*dead < len(ids) {
-		return nil
+		return nil, len(ids) + max(compactMinDead-dead, len(ids)-2*dead)
 	}
-	keep := make([]bool, len(ids))
+	keep = make([]bool, len(ids))
 	for _, i := range last {
 		keep[i] = true
 	}
-	return keep
+	return keep, 0
 }
 
 // kept is the elements i of s for which keep[i].

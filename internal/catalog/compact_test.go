@@ -385,7 +385,7 @@ func BenchmarkJournalOpen(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			keep := keepLast(ids)
+			keep, _ := keepLast(ids)
 			nf, c := compact(p, int64(len(raw)), keep, replaceFile)
 			if nf == nil || c.LinesAfter != 100_000 {
 				b.Fatalf("compaction %+v", c)

@@ -116,13 +116,13 @@ type Journal struct {
 	err    error     // sticky: once a write or sync failed, set by fail
 	rolled bool      // the rollback ran (its outcome is in err)
 
-	// For compaction while open (compactLocked): the file's path, the
-	// movie of each of its lines, the line count before which no
-	// compaction is tried again after a failed one, and who is told.
+	// For compaction while open (compactIfDue): the file's path, the
+	// movie of each of its lines, the line count before which their dead
+	// ones are not counted again, and who is told.
 	path      string
 	replace   func(tmp, path string) (renamed bool, err error)
 	lines     []movielens.MovieID
-	retryAt   int
+	compactAt int
 	onCompact func(Compaction)
 }
 
@@ -201,10 +201,9 @@ func open(path string, replace func(tmp, path string) (renamed bool, err error))
 	for i, e := range rep.Entries {
 		j.lines[i] = e.MovieID
 	}
-	if keep := keepLast(j.lines); keep != nil {
-		if rep.Compaction = j.compactLocked(keep); len(j.lines) < len(rep.Entries) { // replaced
-			rep.Entries = kept(rep.Entries, keep)
-		}
+	var keep []bool
+	if keep, rep.Compaction = j.compactIfDue(); keep != nil {
+		rep.Entries = kept(rep.Entries, keep)
 	}
 	if n := len(rep.Entries); n > 0 {
 		j.seq = rep.Entries[n-1].Seq
@@ -446,13 +445,10 @@ func (j *Journal) Sync(seq uint64) error {
 		if err = f.Sync(); err == nil {
 			j.mu.Lock()
 			j.synced = size
-			j.ends = slices.Delete(j.ends, 0, n) // only Sync removes, under syncMu
-			if len(j.ends) == 0 && j.err == nil && len(j.lines) >= j.retryAt {
-				if keep := keepLast(j.lines); keep != nil {
-					c := j.compactLocked(keep)
-					if j.onCompact != nil {
-						j.onCompact(c)
-					}
+			j.ends = slices.Delete(j.ends, 0, n)  // only Sync removes, under syncMu
+			if len(j.ends) == 0 && j.err == nil { // every line written is synced
+				if _, c := j.compactIfDue(); c.LinesBefore > 0 && j.onCompact != nil {
+					j.onCompact(c)
 				}
 			}
 			j.mu.Unlock()
@@ -467,26 +463,37 @@ func (j *Journal) Sync(seq uint64) error {
 	return j.rollbackLocked()
 }
 
-// compactLocked rewrites the journal without the lines keep leaves out
-// (compact) and uses the new file. Open calls it; so does a Sync after
-// which every line written is synced, holding syncMu and j.mu, so that
-// Writes wait for the rewrite (200,000 lines in 0.25–1.2 s here, most of
-// it the new file's fsync), once per doubling of the file. A
-// compaction that failed before replacing the journal is not tried again
-// until the file has twice its lines; one that failed after turns writing
-// off, as a failed sync does.
-func (j *Journal) compactLocked(keep []bool) Compaction {
+// compactIfDue rewrites the journal without its dead lines (compact) and
+// uses the new file, when enough of them are dead (keepLast), returning
+// which lines it kept (nil: the file was not replaced) and what it did (a
+// zero Compaction: nothing). Open calls it; so does a Sync after which
+// every line written is synced, holding syncMu and j.mu, so that Writes
+// wait for the rewrite (200,000 lines in 0.25–1.2 s here, most of it the
+// new file's fsync), once per doubling of the file. The lines are not
+// counted again before keepLast says a rewrite can be due, nor, after one
+// that failed before replacing the journal, until the file has twice its
+// lines; one that failed after turns writing off, as a failed sync does.
+func (j *Journal) compactIfDue() ([]bool, Compaction) {
+	if len(j.lines) < j.compactAt {
+		return nil, Compaction{}
+	}
+	keep, due := keepLast(j.lines)
+	if keep == nil {
+		j.compactAt = due
+		return nil, Compaction{}
+	}
 	nf, c := compact(j.path, j.size, keep, j.replace)
 	if nf == nil {
-		j.retryAt = 2 * len(j.lines)
-		return c
+		j.compactAt = 2 * len(j.lines)
+		return nil, c
 	}
 	j.f.Close() // and its lock: nf holds the journal's
 	j.f, j.size, j.synced, j.lines = nf, c.BytesAfter, c.BytesAfter, kept(j.lines, keep)
+	j.compactAt = 0
 	if c.Err != nil {
 		j.err, j.rolled = c.Err, true // nothing to roll back
 	}
-	return c
+	return keep, c
 }
 
 // OnCompact has f told of every compaction after Open (Open's own is in
