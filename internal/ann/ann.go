@@ -242,24 +242,10 @@ func (t *topK) sorted() []Result {
 	return h
 }
 
-// Scan returns the k best rows of vectors (row-major, dim values each) that
-// accept allows (nil: every row) by Dot with q, best first with ties by
-// lower row, each id offset by off. It is the plain scan for a small,
-// changing set of vectors that an Exact index is not worth building for
-// (the serving core's catalogue changes); dst is reused.
-func Scan(dst []Result, q, vectors []float32, dim, k int, accept Filter, off int32) []Result {
-	n := len(vectors) / dim
-	t := newTopK(dst, k, n)
-	for r := range n {
-		if accept == nil || accept.Accepts(int32(r)) {
-			t.push(Result{ID: off + int32(r), Score: Dot(q, vectors[r*dim:(r+1)*dim])})
-		}
-	}
-	return t.sorted()
-}
-
-// ScanCosine is Scan by cosine similarity: q against the first len(q)
-// values of each row (trailing values, such as a popularity prior's
+// ScanCosine returns the k best rows of vectors (row-major, dim values
+// each) that accept allows (nil: every row), best first with ties by lower
+// row, each id offset by off, by cosine similarity: q against the first
+// len(q) values of each row (trailing values, such as a popularity prior's
 // dimension, are left out); a zero row or query scores 0. It ranks a
 // movie's neighbours by direction alone, where the inner product of
 // unnormalised vectors would favour long ones.

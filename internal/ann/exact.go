@@ -118,22 +118,31 @@ func (e *Exact) atLeast(t *topK, q []float32, thr float32) {
 	e.offer(t, s.scores, nil, thr)
 }
 
-// offer pushes into t every accepted item whose score (scores[id], padded
-// to whole blocks) is at least thr and at least the worst score t keeps
-// once it is full: below either, nothing can enter the heap. The rest is
-// skipped eight at a time (scores are never NaN: vectors and queries are
-// validated). thr must not exceed the k-th best accepted score.
+// offer pushes into t every item of e that accept allows (nil: every
+// one) scoring at least thr (see offer).
 func (e *Exact) offer(t *topK, scores []float32, accept Filter, thr float32) {
 	if accept == nil {
 		accept = e.all
 	}
-	for i := 0; i < e.n; i++ {
-		if i = e.next(scores, accept, i, thr); i >= e.n {
+	offer(t, scores, e.n, accept, thr, 0, e.next)
+}
+
+// offer pushes into t every item i < n that accept allows whose score
+// (scores[i]; len(scores) a multiple of 8, accept a bit for each) is at
+// least thr and, once t is full, above the worst score it keeps: below
+// either, nothing can enter the heap (ids rise, so a tie ranks below). The
+// rest is skipped eight at a time by next (scores are never NaN: vectors
+// and queries are validated). thr must not exceed the k-th best accepted
+// score. Ids are offset by off.
+func offer(t *topK, scores []float32, n int, accept Filter, thr float32, off int32, next func(scores []float32, accept Filter, from int, thr float32) int) {
+	for i := 0; i < n; i++ {
+		if i = next(scores, accept, i, thr); i >= n {
 			break
 		}
-		t.push(Result{ID: int32(i), Score: scores[i]})
+		t.push(Result{ID: off + int32(i), Score: scores[i]})
 		if t.full() {
-			thr = t.h[0].Score
+			// Ids rise: a later tie with the worst kept ranks below it.
+			thr = math.Nextafter32(t.h[0].Score, float32(math.Inf(1)))
 		}
 	}
 }

@@ -449,43 +449,76 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestScanMatchesExact: the plain scan ranks as the exact index does
-// (scores, ties by lower id, the filter), ids offset as asked.
-func TestScanMatchesExact(t *testing.T) {
+// TestSegment: a segment ranks as an exact index of its vectors does
+// (scores to the bit, ties by lower id, the filter), ids offset as asked,
+// whether its last rows fill a block or not; and a version keeps its rows
+// while later versions append.
+func TestSegment(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
-	const n, dim = 300, 8
+	const n, dim = 300, 9
 	vecs := make([]float32, n*dim)
 	for i := range vecs {
-		vecs[i] = float32(rng.IntN(5)) // many ties
+		vecs[i] = float32(rng.IntN(5)) - 1.5 + rng.Float32()*float32(i%2) // many ties
 	}
-	e, err := NewExact(vecs, dim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accept := NewFilter(n)
-	for i := range int32(n) {
-		if rng.IntN(3) > 0 {
-			accept.Accept(i)
+	q := []float32{1, 0, 2, 0, 1, 1, 0, 3, -0.5}
+	seg := NewSegment(dim)
+	var versions []Segment
+	for m := range n + 1 {
+		if m > 0 {
+			seg = seg.Append(vecs[(m-1)*dim : m*dim])
+		}
+		if m%37 == 0 || m%8 == 0 && m < 40 || m == n {
+			versions = append(versions, seg)
 		}
 	}
-	q := []float32{1, 0, 2, 0, 1, 1, 0, 3}
-	for _, k := range []int{1, 10, 300} {
-		for _, f := range []Filter{nil, accept} {
-			want, err := e.Search(nil, q, k, f)
-			if err != nil {
-				t.Fatal(err)
+	for _, v := range versions {
+		m := v.Len()
+		if m == 0 {
+			if got, err := v.Search(nil, q, 3, nil, 0); err != nil || len(got) != 0 {
+				t.Fatalf("empty segment: %v, %v", got, err)
 			}
-			got := Scan(nil, q, vecs, dim, k, f, 1000)
-			if len(got) != len(want) {
-				t.Fatalf("k %d: %d results, want %d", k, len(got), len(want))
+			continue
+		}
+		e, err := NewExact(vecs[:m*dim], dim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accept := NewFilter(m)
+		for i := range int32(m) {
+			if rng.IntN(3) > 0 {
+				accept.Accept(i)
 			}
-			for i := range got {
-				if got[i].ID != want[i].ID+1000 || got[i].Score != want[i].Score {
-					t.Fatalf("k %d, result %d: %+v, want %+v (+1000)", k, i, got[i], want[i])
+		}
+		for _, k := range []int{1, 10, m} {
+			for _, f := range []Filter{nil, accept} {
+				want, err := e.Search(nil, q, k, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := v.Search(nil, q, k, f, 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%d rows, k %d: %d results, want %d", m, k, len(got), len(want))
+				}
+				for i := range got {
+					if got[i].ID != want[i].ID+1000 || got[i].Score != want[i].Score {
+						t.Fatalf("%d rows, k %d, result %d: %+v, want %+v (+1000)", m, k, i, got[i], want[i])
+					}
 				}
 			}
 		}
+		if r := int32(m - 1); !slices.Equal(v.Vector(r), vecs[int(r)*dim:int(r+1)*dim]) {
+			t.Fatalf("%d rows: last vector %v", m, v.Vector(r))
+		}
+	}
+	if _, err := seg.Search(nil, q[:3], 1, nil, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("short query: %v", err)
+	}
+	if _, err := seg.Search(nil, q, 1, NewFilter(64), 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("short filter: %v", err)
 	}
 }
 
@@ -515,7 +548,7 @@ func TestScanCosine(t *testing.T) {
 			t.Fatalf("result %d: %+v, want id %d score %v (all %+v)", i, r, wantIDs[i], wantScores[i], got)
 		}
 	}
-	if Scan(nil, q, vecs, dim, 1, nil, 0)[0].ID != 0 {
+	if Dot(q, vecs[:2]) <= Dot(q, vecs[dim:dim+2]) {
 		t.Fatal("the inner product should prefer the long row 0; the test would not tell the two apart")
 	}
 	accept := NewFilter(5)

@@ -144,7 +144,7 @@ type replayStats struct {
 // saw the delete); such entries are skipped.
 func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
-	ov := emptyOverlay()
+	ov := emptyOverlay(snap.dim)
 	latest := s.latest
 	if len(s.unsynced) > 0 {
 		latest = maps.Clone(s.latest)
@@ -411,8 +411,7 @@ func (v *view) vectorOf(g int32) []float32 {
 	if g < n {
 		return v.snap.exact.Vector(g)
 	}
-	d, r := v.snap.dim, int(g-n)
-	return v.ov.vecs[r*d : (r+1)*d]
+	return v.ov.vecs.Vector(g - n)
 }
 
 // movie is the catalogue entry of result id g.

@@ -161,7 +161,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	}
 	sc.results = res
 	if ov.nLive > 0 { // overlay ids start at n: a tie goes to the artifact's movie
-		sc.over = ann.ScanCosine(sc.over[:0], q, ov.vecs, snap.dim, k, over, n)
+		sc.over = ann.ScanCosine(sc.over[:0], q, ov.vecs.Vectors(), snap.dim, k, over, n)
 		res = merge(sc.merged[:0], res, sc.over, k)
 		sc.merged = res
 	}

@@ -23,8 +23,8 @@ import (
 // old one's length, which the old one's readers never read. The bit sets
 // and the id index are copied on write, a small part each time.
 type overlay struct {
-	rows   []orow    // append-only; a replaced or deleted row stays, dead
-	vecs   []float32 // len(rows) × dim
+	rows   []orow      // append-only; a replaced or deleted row stays, dead
+	vecs   ann.Segment // a vector per row
 	live   ann.Filter
 	genres map[string]ann.Filter // lower-case genre → rows that have it (live or not); may be shorter than rows
 	ids    *idIndex              // movie id → its live row
@@ -43,7 +43,9 @@ type orow struct {
 	base  int32 // the artifact's row it replaces, -1 for a new movie
 }
 
-func emptyOverlay() *overlay { return &overlay{ids: &idIndex{}, genres: map[string]ann.Filter{}} }
+func emptyOverlay(dim int) *overlay {
+	return &overlay{vecs: ann.NewSegment(dim), ids: &idIndex{}, genres: map[string]ann.Filter{}}
+}
 
 // change is a put (vec set) or a delete (vec nil) of one movie.
 type change struct {
@@ -90,7 +92,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 		next.added++
 	}
 	next.rows = append(ov.rows, row)
-	next.vecs = append(ov.vecs, ch.vec...)
+	next.vecs = ov.vecs.Append(ch.vec)
 	next.live.Accept(r)
 	next.nLive++
 	next.genres = maps.Clone(ov.genres)

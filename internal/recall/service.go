@@ -215,7 +215,9 @@ func (v *view) search(sc *scratch, k int, accept, over ann.Filter) ([]ann.Result
 		return res, nil
 	}
 	// Overlay ids start at n, so a tie with an artifact movie goes to the artifact's.
-	sc.over = ann.Scan(sc.over, sc.q, ov.vecs, snap.dim, k, over, int32(n))
+	if sc.over, err = ov.vecs.Search(sc.over, sc.q, k, over, int32(n)); err != nil {
+		return nil, fmt.Errorf("recall: search: %w", err)
+	}
 	sc.merged = merge(sc.merged[:0], res, sc.over, k)
 	return sc.merged, nil
 }

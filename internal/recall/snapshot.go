@@ -264,7 +264,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 	occs := movielens.Occupations()
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	v := &view{snap: snap, ov: emptyOverlay()}
+	v := &view{snap: snap, ov: emptyOverlay(snap.dim)}
 	out := make([][]float32, 0, n)
 	for i := range n {
 		in := feature.UserInput{
