@@ -241,27 +241,3 @@ func (t *topK) sorted() []Result {
 	}
 	return h
 }
-
-// ScanCosine returns the k best rows of vectors (row-major, dim values
-// each) that accept allows (nil: every row), best first with ties by lower
-// row, each id offset by off, by cosine similarity: q against the first
-// len(q) values of each row (trailing values, such as a popularity prior's
-// dimension, are left out); a zero row or query scores 0. It ranks a
-// movie's neighbours by direction alone, where the inner product of
-// unnormalised vectors would favour long ones.
-func ScanCosine(dst []Result, q, vectors []float32, dim, k int, accept Filter, off int32) []Result {
-	n := len(vectors) / dim
-	t := newTopK(dst, k, n)
-	qn := math.Sqrt(float64(Dot(q, q)))
-	for r := range n {
-		if accept == nil || accept.Accepts(int32(r)) {
-			v := vectors[r*dim : r*dim+len(q)]
-			var s float32
-			if d := qn * math.Sqrt(float64(Dot(v, v))); d > 0 {
-				s = float32(float64(Dot(q, v)) / d)
-			}
-			t.push(Result{ID: off + int32(r), Score: s})
-		}
-	}
-	return t.sorted()
-}

@@ -144,7 +144,7 @@ type replayStats struct {
 // saw the delete); such entries are skipped.
 func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
-	ov := emptyOverlay(snap.dim)
+	ov := emptyOverlay(snap.dim, snap.towerDim)
 	latest := s.latest
 	if len(s.unsynced) > 0 {
 		latest = maps.Clone(s.latest)

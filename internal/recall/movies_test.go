@@ -95,8 +95,9 @@ func cosine(q, v []float32) float64 {
 // TestSimilarIsExactCosine: Similar ranks every other movie by the cosine
 // of the two vectors, whatever index serves Recall: unit vectors (a
 // normalised tower: the exact index's inner product) and vectors of
-// different lengths (an unnormalised model: ScanCosine), where the inner
-// product's order, which favours long vectors, is not the cosine's.
+// different lengths (an unnormalised model: the index of the vectors at
+// unit length), where the inner product's order, which favours long
+// vectors, is not the cosine's.
 func TestSimilarIsExactCosine(t *testing.T) {
 	t.Parallel()
 	const n, dim = 300, 8
@@ -246,7 +247,7 @@ func BenchmarkMovies(b *testing.B) {
 // dimension, a movie's neighbours are ranked by the movie tower's
 // dimensions alone (two popular movies are not alike for being popular),
 // whether those are unit vectors (the exact index's path, the prior's
-// dimension zeroed in the query) or not (ScanCosine).
+// dimension zeroed in the query) or not (the index of the unit vectors).
 func TestSimilarIgnoresPrior(t *testing.T) {
 	t.Parallel()
 	for _, unit := range []bool{true, false} {
@@ -297,7 +298,7 @@ func TestSimilarIgnoresPrior(t *testing.T) {
 }
 
 // BenchmarkSimilar: unit vectors (a normalised tower: the exact index) and
-// vectors of different lengths (ScanCosine).
+// vectors of different lengths (the index of them at unit length).
 func BenchmarkSimilar(b *testing.B) {
 	for _, n := range []int{3706, 100_000} {
 		for _, scaled := range []bool{false, true} {
@@ -319,6 +320,22 @@ func BenchmarkSimilar(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want []float32 }{
+		{[]float32{3, 4}, []float32{0.6, 0.8}},
+		{[]float32{0, -2, 0}, []float32{0, -1, 0}},
+		{[]float32{0, 0}, []float32{0, 0}}, // a zero vector stays zero: it scores 0
+		{[]float32{}, []float32{}},
+	} {
+		v := slices.Clone(c.in)
+		normalize(v)
+		if !slices.Equal(v, c.want) {
+			t.Errorf("normalize(%v) = %v, want %v", c.in, v, c.want)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 type overlay struct {
 	rows   []orow      // append-only; a replaced or deleted row stays, dead
 	vecs   ann.Segment // a vector per row
+	units  ann.Segment // a row's movie-tower values at unit length (Similar's cosine)
 	live   ann.Filter
 	genres map[string]ann.Filter // lower-case genre → rows that have it (live or not); may be shorter than rows
 	ids    *idIndex              // movie id → its live row
@@ -43,8 +44,8 @@ type orow struct {
 	base  int32 // the artifact's row it replaces, -1 for a new movie
 }
 
-func emptyOverlay(dim int) *overlay {
-	return &overlay{vecs: ann.NewSegment(dim), ids: &idIndex{}, genres: map[string]ann.Filter{}}
+func emptyOverlay(dim, towerDim int) *overlay {
+	return &overlay{vecs: ann.NewSegment(dim), units: ann.NewSegment(towerDim), ids: &idIndex{}, genres: map[string]ann.Filter{}}
 }
 
 // change is a put (vec set) or a delete (vec nil) of one movie.
@@ -93,6 +94,9 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	}
 	next.rows = append(ov.rows, row)
 	next.vecs = ov.vecs.Append(ch.vec)
+	unit := slices.Clone(ch.vec[:snap.towerDim])
+	normalize(unit)
+	next.units = ov.units.Append(unit)
 	next.live.Accept(r)
 	next.nLive++
 	next.genres = maps.Clone(ov.genres)

@@ -47,8 +47,12 @@ type snapshot struct {
 	// towerDim (an L2-normalised tower), so that the inner product is the
 	// cosine Similar ranks by.
 	unitMovies bool
-	all        ann.Filter // every movie
-	pool       *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
+	// cosine, when the movie vectors are not unit already, indexes their
+	// towerDim values scaled to unit length (zero rows stay zero), so that
+	// Similar ranks by cosine with the exact index's kernel.
+	cosine *ann.Exact
+	all    ann.Filter // every movie
+	pool   *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
 }
 
 // scratch is one request's working memory, pooled per snapshot.
@@ -103,6 +107,16 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 		snap.towerDim = dim - 1
 	}
 	snap.unitMovies = unitRows(b.Vectors, dim, snap.towerDim)
+	if !snap.unitMovies {
+		unit := make([]float32, 0, len(b.Movies)*snap.towerDim)
+		for i := 0; i < len(b.Vectors); i += dim {
+			unit = append(unit, b.Vectors[i:i+snap.towerDim]...)
+			normalize(unit[len(unit)-snap.towerDim:])
+		}
+		if snap.cosine, err = ann.NewExact(unit, snap.towerDim); err != nil {
+			return nil, fmt.Errorf("recall: the movies' unit vectors: %w", err)
+		}
+	}
 	snap.profiles = make(map[movielens.UserID]artifact.Profile, len(b.Profiles))
 	for _, p := range b.Profiles {
 		snap.profiles[p.ID] = p
@@ -264,7 +278,7 @@ func (snap *snapshot) sampleQueries(n int, seed uint64) [][]float32 {
 	occs := movielens.Occupations()
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	v := &view{snap: snap, ov: emptyOverlay(snap.dim)}
+	v := &view{snap: snap, ov: emptyOverlay(snap.dim, snap.towerDim)}
 	out := make([][]float32, 0, n)
 	for i := range n {
 		in := feature.UserInput{
@@ -331,6 +345,15 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 			"occupation": movielens.Occupations(),
 			"genres":     gl,
 		},
+	}
+}
+
+// normalize scales v to unit length in place; a zero v stays zero.
+func normalize(v []float32) {
+	if n := math.Sqrt(float64(ann.Dot(v, v))); n > 0 {
+		for i := range v {
+			v[i] = float32(float64(v[i]) / n)
+		}
 	}
 }
 
