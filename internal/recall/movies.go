@@ -3,7 +3,9 @@ package recall
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -73,8 +75,7 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 	// change (a re-PUT appends a new overlay row).
 	var first, later []int32
 	n, want := int32(len(snap.bundle.Movies)), offset+limit
-	consider := func(g int32, title string) {
-		at := indexFold(title, query)
+	consider := func(g int32, at int) {
 		if at < 0 {
 			return
 		}
@@ -87,18 +88,26 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 			later = append(later, g)
 		}
 	}
-	for i := range n {
-		if !ov.baseAccepts(i) {
-			if r, ok := ov.ids.get(snap.bundle.Movies[i].ID); ok && ov.rows[r].base == i {
-				consider(n+r, ov.rows[r].movie.Title) // updated in place
-			}
-			continue
+	// The artifact's movies from its folded titles, an updated one in
+	// its place with its new title, then the movies added since.
+	q := foldTitle(query)
+	updated := ov.updatedInOrder()
+	snap.titles.matches(q, func(i int32, at int) {
+		for len(updated) > 0 && ov.rows[updated[0]].base < i {
+			r := updated[0]
+			consider(n+r, strings.Index(ov.rows[r].folded, q))
+			updated = updated[1:]
 		}
-		consider(i, snap.bundle.Movies[i].Title)
+		if ov.baseAccepts(i) {
+			consider(i, at)
+		}
+	})
+	for _, r := range updated {
+		consider(n+r, strings.Index(ov.rows[r].folded, q))
 	}
 	for r := range ov.rows {
 		if ov.live.Accepts(int32(r)) && ov.rows[r].base < 0 {
-			consider(n+int32(r), ov.rows[r].movie.Title)
+			consider(n+int32(r), strings.Index(ov.rows[r].folded, q))
 		}
 	}
 	page := append(first, later...)
@@ -178,35 +187,75 @@ func movieOf(mv *artifact.Movie) Movie {
 	return Movie{MovieID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year}
 }
 
-// indexFold is the byte offset of the first match of substr in s under
-// Unicode simple case folding, or -1; "" matches at 0. It compares
-// substr's length of bytes at each rune start of s, so a match whose
-// folded forms differ in encoded length (the Kelvin sign against "k") is
-// missed: harmless for a title search, and it allocates nothing.
-func indexFold(s, substr string) int {
-	if substr == "" {
-		return 0
+// titleIndex is the artifact's titles folded (foldTitle) and joined, so
+// that a title search is one strings.Index pass over them instead of a
+// folding comparison at every position of every title (1M movies: ~40 ms
+// a search).
+type titleIndex struct {
+	text  string  // the folded titles, each followed by a NUL
+	start []int32 // title i is text[start[i] : start[i+1]-1]
+}
+
+func newTitleIndex(movies []artifact.Movie) titleIndex {
+	var b []byte
+	x := titleIndex{start: make([]int32, 0, len(movies)+1)}
+	for _, mv := range movies {
+		x.start = append(x.start, int32(len(b)))
+		b = append(appendFold(b, mv.Title), 0)
 	}
-	// An ASCII first byte is matched directly, in either case, before the
-	// whole comparison: most positions of a title fail there.
-	c0 := substr[0]
-	lo, up := c0, c0
-	if c0 < utf8.RuneSelf {
-		lo, up = c0|0x20, c0&^0x20
-		if lo < 'a' || lo > 'z' {
-			lo, up = c0, c0
+	x.start = append(x.start, int32(len(b)))
+	x.text = string(b)
+	return x
+}
+
+// matches calls f, in title order, with each title that contains the
+// folded query q and the offset of its first match in the folded title
+// (0: a prefix); "" matches every title at 0.
+func (x titleIndex) matches(q string, f func(i int32, at int)) {
+	n := int32(len(x.start) - 1)
+	if q == "" {
+		for i := range n {
+			f(i, 0)
+		}
+		return
+	}
+	for p, i := 0, int32(0); p < len(x.text); {
+		j := strings.Index(x.text[p:], q)
+		if j < 0 {
+			return
+		}
+		p += j
+		if int(x.start[i+1]) <= p { // past title i: find the one holding p
+			i += int32(sort.Search(int(n-i), func(k int) bool { return int(x.start[i+int32(k)+1]) > p }))
+		}
+		if end := int(x.start[i+1]) - 1; p+len(q) <= end { // not across the NUL into the next title
+			f(i, p-int(x.start[i]))
+			p, i = end+1, i+1
+		} else {
+			p++
 		}
 	}
-	for i := 0; i+len(substr) <= len(s); {
-		if c := s[i]; c0 < utf8.RuneSelf && c != lo && c != up {
-			i++ // also past continuation bytes, which never equal lo or up
-			continue
+}
+
+// foldTitle is s with every rune replaced by the least rune of its
+// Unicode simple case folding orbit (ASCII letters: upper case), so that
+// two strings equal under strings.EqualFold fold to the same bytes, and a
+// substring match of folded strings is a case-insensitive match.
+func foldTitle(s string) string { return string(appendFold(nil, s)) }
+
+func appendFold(b []byte, s string) []byte {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+			r -= 'a' - 'A'
+		case r >= utf8.RuneSelf:
+			least := r
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				least = min(least, f)
+			}
+			r = least
 		}
-		if strings.EqualFold(s[i:i+len(substr)], substr) {
-			return i
-		}
-		_, n := utf8.DecodeRuneInString(s[i:])
-		i += n
+		b = utf8.AppendRune(b, r)
 	}
-	return -1
+	return b
 }

@@ -8,7 +8,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
@@ -198,17 +200,60 @@ func TestSimilarErrors(t *testing.T) {
 	}
 }
 
-func TestIndexFold(t *testing.T) {
+// TestFoldTitle: two runes fold to the same bytes exactly when
+// strings.EqualFold says they are equal (every rune of the BMP against the
+// others of its folding orbit and against its neighbour).
+func TestFoldTitle(t *testing.T) {
 	t.Parallel()
+	for r := rune(0); r < 0x10000; r++ {
+		if r >= 0xD800 && r < 0xE000 { // surrogates are not runes
+			continue
+		}
+		a := string(r)
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if foldTitle(a) != foldTitle(string(f)) {
+				t.Fatalf("%U and %U are equal under EqualFold, fold to %q and %q", r, f, foldTitle(a), foldTitle(string(f)))
+			}
+		}
+		if b := string(r + 1); !strings.EqualFold(a, b) && foldTitle(a) == foldTitle(b) {
+			t.Fatalf("%U and %U differ under EqualFold, both fold to %q", r, r+1, foldTitle(a))
+		}
+	}
+	if got, want := foldTitle("Amélie (2001) \u212a"), foldTitle("AMÉLIE (2001) k"); got != want {
+		t.Errorf("%q != %q", got, want)
+	}
+}
+
+// TestTitleIndexMatches: every title containing the folded query, in
+// order, with the offset of its first match; never a match across two
+// titles; "" matches every title at 0.
+func TestTitleIndexMatches(t *testing.T) {
+	t.Parallel()
+	var movies []artifact.Movie
+	for _, title := range []string{"Toy Story", "Babes in Toyland toy", "", "toy", "ab", "cd", "Story of Toys"} {
+		movies = append(movies, artifact.Movie{Title: title})
+	}
+	x := newTitleIndex(movies)
+	type match struct {
+		i  int32
+		at int
+	}
 	for _, tt := range []struct {
-		s, sub string
-		want   int
+		query string
+		want  []match
 	}{
-		{"Toy Story", "", 0}, {"Toy Story", "story", 4}, {"Toy Story", "STORY", 4}, {"Toy", "Toy Story", -1},
-		{"Amélie (2001)", "AMÉLIE", 0}, {"Léon", "on", 3}, {"abc", "d", -1}, {"", "a", -1},
+		{"toy", []match{{0, 0}, {1, 9}, {3, 0}, {6, 9}}},
+		{"STORY", []match{{0, 4}, {6, 0}}},
+		{"b\x00c", nil},  // across the end of "ab" into "cd"
+		{"b\x00cd", nil}, // the same, to the end of the text
+		{"d", []match{{1, 15}, {5, 1}}},
+		{"zzz", nil},
+		{"", []match{{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}}},
 	} {
-		if got := indexFold(tt.s, tt.sub); got != tt.want {
-			t.Errorf("indexFold(%q, %q) = %d, want %d", tt.s, tt.sub, got, tt.want)
+		var got []match
+		x.matches(foldTitle(tt.query), func(i int32, at int) { got = append(got, match{i, at}) })
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q: %v, want %v", tt.query, got, tt.want)
 		}
 	}
 }
@@ -336,6 +381,90 @@ func TestNormalize(t *testing.T) {
 		normalize(v)
 		if !slices.Equal(v, c.want) {
 			t.Errorf("normalize(%v) = %v, want %v", c.in, v, c.want)
+		}
+	}
+}
+
+// TestMoviesUnderChanges compares title searches with random catalogue
+// changes against a model of the catalogue: the artifact's movies in their
+// order (an updated one in its place, with its new title; a deleted one
+// gone), then the movies added since, in the order of their latest change;
+// titles starting with the query first; every page.
+func TestMoviesUnderChanges(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 200, 3)
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	titles := map[movielens.MovieID]string{} // live movie → title
+	var added []movielens.MovieID            // added movies, by latest change
+	for _, mv := range b.Movies {
+		titles[mv.ID] = mv.Title
+	}
+	words := []string{"Toy", "story", "TOYLAND", "Movie 1", "the end", "Élan"}
+	for range 300 {
+		var id movielens.MovieID
+		if rng.IntN(2) == 0 {
+			id = b.Movies[rng.IntN(len(b.Movies))].ID
+		} else {
+			id = movielens.MovieID(500_000 + rng.IntN(60))
+		}
+		if rng.IntN(5) == 0 {
+			if _, ok := titles[id]; ok {
+				if _, err := s.DeleteMovie(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				delete(titles, id)
+				added = slices.DeleteFunc(added, func(a movielens.MovieID) bool { return a == id })
+			}
+			continue
+		}
+		title := fmt.Sprintf("%s %d %s", words[rng.IntN(len(words))], rng.IntN(30), words[rng.IntN(len(words))])
+		if _, err := s.PutMovie(ctx, Movie{MovieID: id, Title: title, Genres: []string{"Drama"}}); err != nil {
+			t.Fatal(err)
+		}
+		titles[id] = title
+		if id >= 500_000 {
+			added = append(slices.DeleteFunc(added, func(a movielens.MovieID) bool { return a == id }), id)
+		}
+	}
+	var order []movielens.MovieID
+	for _, mv := range b.Movies {
+		if _, ok := titles[mv.ID]; ok {
+			order = append(order, mv.ID)
+		}
+	}
+	order = append(order, added...)
+	for _, q := range []string{"", "toy", "STORY", "movie 1", "end", "élan 2", "zzz", "1 t"} {
+		var first, later []movielens.MovieID
+		for _, id := range order {
+			title, uq := strings.ToUpper(titles[id]), strings.ToUpper(q)
+			if strings.HasPrefix(title, uq) {
+				first = append(first, id)
+			} else if strings.Contains(title, uq) {
+				later = append(later, id)
+			}
+		}
+		want := append(first, later...)
+		for offset := 0; offset < len(want)+5; offset += 7 {
+			res, err := s.Movies(q, offset, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []movielens.MovieID{}
+			for _, m := range res.Movies {
+				got = append(got, m.MovieID)
+				if m.Title != titles[m.MovieID] {
+					t.Fatalf("%q: movie %d titled %q, want %q", q, m.MovieID, m.Title, titles[m.MovieID])
+				}
+			}
+			if w := want[min(offset, len(want)):min(offset+7, len(want))]; !slices.Equal(got, w) || res.Total != len(want) {
+				t.Fatalf("%q offset %d: %v (total %d), want %v (total %d)", q, offset, got, res.Total, w, len(want))
+			}
 		}
 	}
 }

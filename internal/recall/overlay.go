@@ -40,8 +40,9 @@ type overlay struct {
 
 // orow is one movie of the overlay.
 type orow struct {
-	movie artifact.Movie
-	base  int32 // the artifact's row it replaces, -1 for a new movie
+	movie  artifact.Movie
+	folded string // the title folded for search (foldTitle)
+	base   int32  // the artifact's row it replaces, -1 for a new movie
 }
 
 func emptyOverlay(dim, towerDim int) *overlay {
@@ -86,7 +87,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 		return &next
 	}
 	r := int32(len(ov.rows))
-	row := orow{movie: ch.movie, base: -1}
+	row := orow{movie: ch.movie, folded: foldTitle(ch.movie.Title), base: -1}
 	if inBase {
 		row.base = base
 	} else {
@@ -115,6 +116,19 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 func (ov *overlay) counts() (added, updated, deleted int) {
 	updated = ov.nLive - ov.added
 	return ov.added, updated, ov.hidden - updated
+}
+
+// updatedInOrder returns the live rows that replace an artifact movie,
+// in the order of the artifact's rows.
+func (ov *overlay) updatedInOrder() []int32 {
+	var rows []int32
+	for r, row := range ov.rows {
+		if row.base >= 0 && ov.live.Accepts(int32(r)) {
+			rows = append(rows, int32(r))
+		}
+	}
+	slices.SortFunc(rows, func(a, b int32) int { return int(ov.rows[a].base - ov.rows[b].base) })
+	return rows
 }
 
 // baseAccepts reports whether the artifact's row m is not hidden.

@@ -35,6 +35,7 @@ type snapshot struct {
 	codec    *feature.UserCodec
 	history  history
 	genres   map[string]ann.Filter // genre name → the movies that have it
+	titles   titleIndex            // the titles, folded for search
 	// genreNames maps a lower-case genre to the catalogue's spelling.
 	genreNames map[string]string
 	// ratingCounts is the ratings per movie in the histories (training and
@@ -132,6 +133,7 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 			snap.genres[lg].Accept(int32(i))
 		}
 	}
+	snap.titles = newTitleIndex(b.Movies)
 	snap.info = modelInfo(b)
 	snap.info.Backend, snap.info.IndexChoice = "exact", "index: exact is configured"
 	if opts.Index != "exact" {
