@@ -65,8 +65,9 @@ func (s Segment) Append(vec []float32) Segment {
 }
 
 // Search returns the k best-scoring rows that accept allows (nil: every
-// row, at the cost of building that filter) by Dot with q, best first with ties by lower row, each id offset by
-// off, in dst[:0]. It fails as Exact.Search does.
+// row, at the cost of building that filter) by Dot with q, best first
+// with ties by lower row, each id offset by off, in dst[:0]. It fails as
+// Exact.Search does.
 func (s Segment) Search(dst []Result, q []float32, k int, accept Filter, off int32) ([]Result, error) {
 	n := s.Len()
 	if _, err := checkQuery(q, s.dim, k); err != nil {

@@ -192,18 +192,18 @@ func movieOf(mv *artifact.Movie) Movie {
 // folding comparison at every position of every title (1M movies: ~40 ms
 // a search).
 type titleIndex struct {
-	text  string  // the folded titles, each followed by a NUL
-	start []int32 // title i is text[start[i] : start[i+1]-1]
+	text  string // the folded titles, each followed by a NUL
+	start []int  // title i is text[start[i] : start[i+1]-1]
 }
 
 func newTitleIndex(movies []artifact.Movie) titleIndex {
 	var b []byte
-	x := titleIndex{start: make([]int32, 0, len(movies)+1)}
+	x := titleIndex{start: make([]int, 0, len(movies)+1)}
 	for _, mv := range movies {
-		x.start = append(x.start, int32(len(b)))
+		x.start = append(x.start, len(b))
 		b = append(appendFold(b, mv.Title), 0)
 	}
-	x.start = append(x.start, int32(len(b)))
+	x.start = append(x.start, len(b))
 	x.text = string(b)
 	return x
 }
@@ -225,11 +225,11 @@ func (x titleIndex) matches(q string, f func(i int32, at int)) {
 			return
 		}
 		p += j
-		if int(x.start[i+1]) <= p { // past title i: find the one holding p
-			i += int32(sort.Search(int(n-i), func(k int) bool { return int(x.start[i+int32(k)+1]) > p }))
+		if x.start[i+1] <= p { // past title i: find the one holding p
+			i += int32(sort.Search(int(n-i), func(k int) bool { return x.start[int(i)+k+1] > p }))
 		}
-		if end := int(x.start[i+1]) - 1; p+len(q) <= end { // not across the NUL into the next title
-			f(i, p-int(x.start[i]))
+		if end := x.start[i+1] - 1; p+len(q) <= end { // not across the NUL into the next title
+			f(i, p-x.start[i])
 			p, i = end+1, i+1
 		} else {
 			p++

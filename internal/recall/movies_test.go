@@ -468,3 +468,32 @@ func TestMoviesUnderChanges(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTitleIndex: the joined index finds, for every title, what
+// strings.Index finds in that title alone (both folded).
+func FuzzTitleIndex(f *testing.F) {
+	f.Add("Toy Story|Babes in Toyland||toy", "TOY")
+	f.Add("ab|cd", "b\x00c")
+	f.Add("Straße|STRASSE|\u212a", "k")
+	f.Fuzz(func(t *testing.T, joined, query string) {
+		var movies []artifact.Movie
+		for _, title := range strings.Split(joined, "|") {
+			movies = append(movies, artifact.Movie{Title: title})
+		}
+		q := foldTitle(query)
+		got := map[int32]int{}
+		last := int32(-1)
+		newTitleIndex(movies).matches(q, func(i int32, at int) {
+			if i <= last {
+				t.Fatalf("title %d after %d", i, last)
+			}
+			last, got[i] = i, at
+		})
+		for i, mv := range movies {
+			at, ok := got[int32(i)]
+			if want := strings.Index(foldTitle(mv.Title), q); want != at && (ok || want >= 0) {
+				t.Fatalf("title %d %q, query %q: at %d (found %v), want %d", i, mv.Title, query, at, ok, want)
+			}
+		}
+	})
+}
