@@ -52,10 +52,7 @@ func NewExact(vectors []float32, dim int) (*Exact, error) {
 			blocks[b*lanes*dim+d*lanes+j] = vectors[i*dim+d]
 		}
 	}
-	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, all: AllFilter(n), next: nextAtLeastGo, dim: dim, n: n}
-	if hasAVX() {
-		e.next = nextAtLeastAVX
-	}
+	e := &Exact{vecs: append([]float32(nil), vectors...), blocks: blocks, all: AllFilter(n), next: nextAtLeast(), dim: dim, n: n}
 	if hasAVX2() {
 		// In plain Go, taking the group maxima costs more than the bound
 		// saves (groupMaxGo: ~7 µs at n = 3,706); without AVX2 the scan
@@ -130,7 +127,8 @@ func (e *Exact) offer(t *topK, scores []float32, accept Filter, thr float32) {
 // offer pushes into t every item i < n that accept allows whose score
 // (scores[i]; len(scores) a multiple of 8, accept a bit for each) is at
 // least thr and, once t is full, above the worst score it keeps: below
-// either, nothing can enter the heap (ids rise, so a tie ranks below). The
+// either, nothing can enter the heap. t must start empty (or hold only
+// lower ids): ids rise, so a tie with the worst kept ranks below it. The
 // rest is skipped eight at a time by next (scores are never NaN: vectors
 // and queries are validated). thr must not exceed the k-th best accepted
 // score. Ids are offset by off.
@@ -169,6 +167,15 @@ func (e *Exact) lowerBound(s *scanScratch, accept Filter, k int) float32 {
 	maxima := s.maxima[:g]
 	e.groupMax(maxima, s.scores, accept, chunk)
 	return kthLargest(maxima, k)
+}
+
+// nextAtLeast returns nextAtLeastAVX where the CPU has it, else
+// nextAtLeastGo.
+func nextAtLeast() func(scores []float32, accept Filter, from int, thr float32) int {
+	if hasAVX() {
+		return nextAtLeastAVX
+	}
+	return nextAtLeastGo
 }
 
 // nextAtLeastGo is nextAtLeastAVX without vector instructions.

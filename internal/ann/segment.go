@@ -25,18 +25,11 @@ type Segment struct {
 
 // NewSegment returns an empty segment of dim-dimensional vectors.
 func NewSegment(dim int) Segment {
-	s := Segment{dim: dim, pool: &sync.Pool{New: func() any { return new([]float32) }}, next: nextAtLeastGo}
-	if hasAVX() {
-		s.next = nextAtLeastAVX
-	}
-	return s
+	return Segment{dim: dim, pool: &sync.Pool{New: func() any { return new([]float32) }}, next: nextAtLeast()}
 }
 
 // Len is the number of vectors.
 func (s Segment) Len() int { return len(s.vecs) / max(s.dim, 1) }
-
-// Vectors is the row-major vectors; the caller must not modify them.
-func (s Segment) Vectors() []float32 { return s.vecs[:len(s.vecs):len(s.vecs)] }
 
 // Vector returns the stored vector of row r; the caller must not modify it.
 func (s Segment) Vector(r int32) []float32 {
