@@ -82,11 +82,25 @@ type EASE struct {
 	w         []float32 // len(active)² weights, row-major
 }
 
+// MaxEASEMovies bounds the movies (with train ratings) EASE is fitted on:
+// its Gram matrix holds n² float64 (800 MB at 10,000) and the inversion
+// takes ~n³ steps (seconds for a few thousand movies, minutes at 10,000);
+// at a million it would not fit any machine.
+const MaxEASEMovies = 10_000
+
+// TooLargeError is FitEASE refusing more than MaxEASEMovies movies.
+type TooLargeError struct{ Movies int }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("eval: EASE: %d movies with train ratings, more than the %d it is fitted on (an n² matrix, n³ steps)", e.Movies, MaxEASEMovies)
+}
+
 // FitEASE fits EASE with L2 weight lambda (> 0) on the train pairs
 // (duplicates count once). Only movies with a train rating take part; the
-// others can never be recommended by it. A cancelled ctx returns its
-// error at once, even during the inversion (seconds for a few thousand
-// movies), which then finishes in the background and is discarded.
+// others can never be recommended by it. More than MaxEASEMovies of them
+// is a *TooLargeError. A cancelled ctx returns its error at once, even
+// during the inversion, which then finishes in the background and is
+// discarded.
 func FitEASE(ctx context.Context, numMovies int, train []Pair, lambda float64) (*EASE, error) {
 	if !(lambda > 0) || math.IsInf(lambda, 0) {
 		return nil, fmt.Errorf("eval: EASE: lambda %g, want > 0", lambda)
@@ -95,18 +109,11 @@ func FitEASE(ctx context.Context, numMovies int, train []Pair, lambda float64) (
 	for i := range e.pos {
 		e.pos[i] = -1
 	}
-	byUser := map[int32]map[int32]bool{}
 	for _, p := range train {
 		if p.Movie < 0 || int(p.Movie) >= numMovies {
 			return nil, fmt.Errorf("eval: EASE: movie index %d out of range (%d movies)", p.Movie, numMovies)
 		}
-		if byUser[p.User] == nil {
-			byUser[p.User] = map[int32]bool{}
-		}
-		byUser[p.User][p.Movie] = true
-		if e.pos[p.Movie] < 0 {
-			e.pos[p.Movie] = 0 // marked; numbered in index order below
-		}
+		e.pos[p.Movie] = 0 // marked; numbered in index order below
 	}
 	for m, p := range e.pos {
 		if p == 0 {
@@ -117,6 +124,16 @@ func FitEASE(ctx context.Context, numMovies int, train []Pair, lambda float64) (
 	n := len(e.active)
 	if n == 0 {
 		return nil, fmt.Errorf("eval: EASE: no train ratings")
+	}
+	if n > MaxEASEMovies {
+		return nil, &TooLargeError{Movies: n}
+	}
+	byUser := map[int32]map[int32]bool{}
+	for _, p := range train {
+		if byUser[p.User] == nil {
+			byUser[p.User] = map[int32]bool{}
+		}
+		byUser[p.User][p.Movie] = true
 	}
 	g := mat.NewSymDense(n, nil)
 	raw := g.RawSymmetric()

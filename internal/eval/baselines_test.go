@@ -95,6 +95,25 @@ func TestEASEByHand(t *testing.T) {
 	}
 }
 
+// TestFitEASETooLarge: more movies with train ratings than
+// MaxEASEMovies is a *TooLargeError at once (no n² matrix is made), in a
+// catalogue of more; fewer of the same ratings fit.
+func TestFitEASETooLarge(t *testing.T) {
+	t.Parallel()
+	var pairs []Pair
+	for m := range int32(MaxEASEMovies + 1) {
+		pairs = append(pairs, Pair{User: m % 3, Movie: m})
+	}
+	_, err := FitEASE(context.Background(), MaxEASEMovies+5, pairs, 500)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Movies != MaxEASEMovies+1 {
+		t.Fatalf("err = %v, want a *TooLargeError of %d movies", err, MaxEASEMovies+1)
+	}
+	if _, err := FitEASE(context.Background(), MaxEASEMovies+5, pairs[:300], 500); err != nil {
+		t.Fatalf("300 movies: %v", err)
+	}
+}
+
 // A cancelled context stops the fit with its error (train's and eval's
 // Ctrl-C), rather than waiting for the inversion.
 func TestFitEASECancelled(t *testing.T) {

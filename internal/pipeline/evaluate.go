@@ -41,7 +41,8 @@ type Report struct {
 	ColdStart        eval.Metrics
 	Popularity       eval.Metrics
 	RecentPopularity eval.Metrics // nil unless asked for
-	EASE             eval.Metrics // nil unless asked for
+	EASE             eval.Metrics // nil unless asked for, or skipped
+	EASESkipped      string       // why EASE was left out (see BaselineMetrics)
 	RMSE             float64      // on the 1–5 scale; 0 when the model has no rating head
 	HasRMSE          bool
 	NewUsers         *NewUsers // nil unless asked for
@@ -65,6 +66,9 @@ type Report struct {
 // BaselineMetrics are the yardsticks eval prints beside the model.
 type BaselineMetrics struct {
 	Popularity, RecentPopularity, EASE eval.Metrics // the last two nil unless asked for
+	// EASESkipped says why EASE, asked for, was left out (a catalogue
+	// larger than eval.MaxEASEMovies); "" otherwise.
+	EASESkipped string
 }
 
 // JSON is the baselines as eval prints them.
@@ -75,6 +79,9 @@ func (b BaselineMetrics) JSON() map[string]any {
 	}
 	if b.EASE != nil {
 		out["ease"] = b.EASE
+	}
+	if b.EASESkipped != "" {
+		out["ease_skipped"] = b.EASESkipped
 	}
 	return out
 }
@@ -111,6 +118,9 @@ func (r Report) JSON() map[string]any {
 	}
 	if r.EASE != nil {
 		out["ease"] = r.EASE
+	}
+	if r.EASESkipped != "" {
+		out["ease_skipped"] = r.EASESkipped
 	}
 	if r.Unscored > 0 {
 		out["test_ratings_unscored"] = r.Unscored
@@ -233,7 +243,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if err != nil {
 		return r, err
 	}
-	r.Popularity, r.RecentPopularity, r.EASE = base.Popularity, base.RecentPopularity, base.EASE
+	r.Popularity, r.RecentPopularity, r.EASE, r.EASESkipped = base.Popularity, base.RecentPopularity, base.EASE, base.EASESkipped
 	if len(in.Valid) > 0 {
 		tv, _, err := fitBaselines(ctx, len(b.Movies), ix, append(slices.Clip(in.Train), in.Valid...), split, in.Baselines, workers)
 		if err != nil {
@@ -303,10 +313,11 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 		// A user is scored from their train and valid movies (what is
 		// removed from the candidates), popularity for a user without any.
 		e, err := eval.FitEASE(ctx, movies, pairs, l)
-		if err != nil {
+		if tl, ok := errors.AsType[*eval.TooLargeError](err); ok {
+			out.EASESkipped = tl.Error()
+		} else if err != nil {
 			return out, nil, err
-		}
-		if out.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, eval.DefaultKs(), workers); err != nil {
+		} else if out.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, eval.DefaultKs(), workers); err != nil {
 			return out, nil, err
 		}
 	}

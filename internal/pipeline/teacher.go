@@ -12,14 +12,9 @@ import (
 	"github.com/towerrecall/towerrecall/internal/train"
 )
 
-// teacherMaxMovies bounds the catalogue EASE is fitted on for
-// distillation: its Gram matrix and inverse take up to 2 × 8·n² bytes
-// (1.6 GB at 10,000 movies), and the teacher's scores 4 bytes per user and
-// movie.
-const (
-	teacherMaxMovies = 10_000
-	teacherMaxScores = 1 << 28 // 1 GiB of float32 scores
-)
+// teacherMaxScores bounds the teacher's scores, 4 bytes per user and
+// movie; the catalogue is bounded by eval.MaxEASEMovies, as EASE is.
+const teacherMaxScores = 1 << 28 // 1 GiB of float32 scores
 
 // addTeacher fits EASE with L2 weight lambda on the training ratings and
 // gives data each real user's scores of every movie, standardised per user
@@ -63,7 +58,7 @@ func addTeacher(ctx context.Context, data *train.Data, ix *Index, in Inputs, lam
 // refit) decides alike.
 func canTeach(in Inputs) bool {
 	users, movies := len(in.Dataset.Users), len(in.Dataset.Movies)
-	return movies <= teacherMaxMovies && users*movies <= teacherMaxScores
+	return movies <= eval.MaxEASEMovies && users*movies <= teacherMaxScores
 }
 
 // standardise maps the finite values of row to mean 0 and standard

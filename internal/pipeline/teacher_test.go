@@ -62,7 +62,7 @@ func TestAddTeacher(t *testing.T) {
 		}
 	}
 	small := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, 6040), Movies: make([]movielens.Movie, 3883)}}
-	wide := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, 10), Movies: make([]movielens.Movie, teacherMaxMovies+1)}}
+	wide := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, 10), Movies: make([]movielens.Movie, eval.MaxEASEMovies+1)}}
 	many := Inputs{Dataset: &movielens.Dataset{Users: make([]movielens.User, teacherMaxScores/1000+1), Movies: make([]movielens.Movie, 1000)}}
 	if !canTeach(small) || canTeach(wide) || canTeach(many) {
 		t.Error("canTeach: wrong bounds")
@@ -104,7 +104,7 @@ func TestAddTeacherTooLarge(t *testing.T) {
 	t.Parallel()
 	ds := &movielens.Dataset{Users: []movielens.User{{ID: 1}, {ID: 2}}}
 	var rs []movielens.Rating
-	for m := range teacherMaxMovies + 1 {
+	for m := range eval.MaxEASEMovies + 1 {
 		ds.Movies = append(ds.Movies, movielens.Movie{ID: movielens.MovieID(m + 1)})
 		rs = append(rs, movielens.Rating{User: movielens.UserID(1 + m%2), Movie: movielens.MovieID(m + 1), Value: 4})
 	}
@@ -127,7 +127,7 @@ func TestTrainTooLargeForTeacher(t *testing.T) {
 	t.Parallel()
 	ds := &movielens.Dataset{Users: []movielens.User{{ID: 1, Gender: "F", Age: 25, Occupation: "other"}, {ID: 2, Gender: "M", Age: 35, Occupation: "other"}}}
 	var rs []movielens.Rating
-	for m := range teacherMaxMovies + 1 {
+	for m := range eval.MaxEASEMovies + 1 {
 		ds.Movies = append(ds.Movies, movielens.Movie{ID: movielens.MovieID(m + 1), Genres: []string{"Drama"}})
 		rs = append(rs, movielens.Rating{User: movielens.UserID(1 + m%2), Movie: movielens.MovieID(m + 1), Value: 4, Time: int64(m)})
 	}
@@ -144,5 +144,40 @@ func TestTrainTooLargeForTeacher(t *testing.T) {
 	}
 	if got.Train.Distill != 0 {
 		t.Errorf("manifest records distill %g for a run without a teacher", got.Train.Distill)
+	}
+}
+
+// TestEvaluateTooLargeForEASE: eval on a catalogue with more rated movies
+// than EASE is fitted on leaves EASE out and says why, instead of an n²
+// matrix (at a million movies, a crash), and reports everything else.
+func TestEvaluateTooLargeForEASE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	ds := &movielens.Dataset{Users: []movielens.User{{ID: 1, Gender: "F", Age: 25, Occupation: "other"}, {ID: 2, Gender: "M", Age: 35, Occupation: "other"}}}
+	var rs []movielens.Rating
+	for m := range eval.MaxEASEMovies + 40 {
+		ds.Movies = append(ds.Movies, movielens.Movie{ID: movielens.MovieID(m + 1), Genres: []string{"Drama"}})
+		rs = append(rs, movielens.Rating{User: movielens.UserID(1 + m%2), Movie: movielens.MovieID(m + 1), Value: 4, Time: int64(m)})
+	}
+	trainRs, test := rs[:eval.MaxEASEMovies+20], rs[eval.MaxEASEMovies+20:]
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.Workers = 1, 1
+	cfg.Serve.SelfCheckQueries = 2
+	b, err := Train(context.Background(), Inputs{Dataset: ds, Train: trainRs}, Options{Config: cfg, Logger: zerolog.Nop(), Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Evaluate(context.Background(), b, ds, EvalInputs{Train: trainRs, Test: test, Baselines: Baselines{EASELambda: 500}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := r.JSON()
+	if r.EASE != nil || !strings.Contains(r.EASESkipped, "10020 movies") || js["ease_skipped"] != r.EASESkipped || js["ease"] != nil {
+		t.Errorf("EASE %v, skipped %q, JSON %v", r.EASE, r.EASESkipped, js["ease_skipped"])
+	}
+	if r.Model == nil || r.Popularity == nil {
+		t.Errorf("model %v, popularity %v: the rest of the report is missing", r.Model, r.Popularity)
 	}
 }
