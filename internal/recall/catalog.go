@@ -198,7 +198,7 @@ func (snap *snapshot) movieVector(m artifact.Movie) []float32 {
 // output reads as infinite.
 func (snap *snapshot) towerNorm(vec []float32) float32 {
 	var sq float64
-	for _, x := range vec[:snap.bundle.Model.TowerDim()] {
+	for _, x := range vec[:snap.towerDim] {
 		sq += float64(x) * float64(x)
 	}
 	return float32(math.Sqrt(sq))

@@ -122,7 +122,7 @@ func TestCatalogChanges(t *testing.T) {
 			if err := s.Load(b); err != nil {
 				t.Fatal(err)
 			}
-			if unit := s.live.Load().snap.unitMovies; unit != tc.normalize {
+			if unit := s.live.Load().snap.cosine == nil; unit != tc.normalize {
 				t.Fatalf("unitMovies = %v, normalize %v", unit, tc.normalize)
 			}
 			ctx := context.Background()

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
@@ -152,14 +153,14 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	} else {
 		over.Reject(g - n)
 	}
-	// The cosine is the inner product of unit vectors: the exact index of
-	// the movies (unit already, or scaled to unit length: snap.cosine) and
-	// the overlay's unit rows answer, 20–25× faster than computing each
+	// The cosine is the inner product of unit vectors: the movies' own
+	// (unit already) or scaled to unit length (snap.cosine, ov.units)
+	// answer through the exact kernel, 20–25× faster than computing each
 	// cosine (BenchmarkSimilar), for the query scaled to unit length.
-	index, qp := snap.cosine, sc.q[:snap.towerDim]
-	if snap.unitMovies {
-		index, qp = snap.exact, sc.q[:snap.dim]
-		clear(qp[snap.towerDim:]) // the prior's dimension, if any, left out
+	index, rows, qp := ann.Index(snap.exact), ov.vecs, sc.q[:snap.dim]
+	clear(qp[snap.towerDim:]) // the prior's dimension, if any, left out
+	if snap.cosine != nil {
+		index, rows, qp = snap.cosine, ov.units, qp[:snap.towerDim]
 	}
 	normalize(qp[:copy(qp, v.vectorOf(g)[:snap.towerDim])])
 	res, err := index.Search(sc.results[:0], qp, k, accept)
@@ -168,7 +169,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	}
 	sc.results = res
 	if ov.nLive > 0 { // overlay ids start at n: a tie goes to the artifact's movie
-		if sc.over, err = ov.units.Search(sc.over, qp[:snap.towerDim], k, over, n); err != nil {
+		if sc.over, err = rows.Search(sc.over, qp, k, over, n); err != nil {
 			return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
 		}
 		res = merge(sc.merged[:0], res, sc.over, k)

@@ -121,7 +121,7 @@ func TestSimilarIsExactCosine(t *testing.T) {
 				if err := s.Load(b); err != nil {
 					t.Fatal(err)
 				}
-				if unit := s.live.Load().snap.unitMovies; unit == scaled {
+				if unit := s.live.Load().snap.cosine == nil; unit == scaled {
 					t.Fatalf("unitMovies = %v with scaled = %v", unit, scaled)
 				}
 				differs := false
@@ -312,7 +312,7 @@ func TestSimilarIgnoresPrior(t *testing.T) {
 		if err := s.Load(b); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.live.Load().snap.unitMovies; got != unit {
+		if got := s.live.Load().snap.cosine == nil; got != unit {
 			t.Fatalf("unitMovies = %v, want %v", got, unit)
 		}
 		res, err := s.Similar(context.Background(), b.Movies[3].ID, 5)

@@ -25,7 +25,7 @@ import (
 type overlay struct {
 	rows   []orow      // append-only; a replaced or deleted row stays, dead
 	vecs   ann.Segment // a vector per row
-	units  ann.Segment // a row's movie-tower values at unit length (Similar's cosine)
+	units  ann.Segment // unnormalised models: a row's movie-tower values at unit length (snapshot.cosine's rows)
 	live   ann.Filter
 	genres map[string]ann.Filter // lower-case genre → rows that have it (live or not); may be shorter than rows
 	ids    *idIndex              // movie id → its live row
@@ -95,9 +95,9 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	}
 	next.rows = append(ov.rows, row)
 	next.vecs = ov.vecs.Append(ch.vec)
-	unit := slices.Clone(ch.vec[:snap.towerDim])
-	normalize(unit)
-	next.units = ov.units.Append(unit)
+	if snap.cosine != nil {
+		next.units = ov.units.Append(appendUnit(nil, ch.vec[:snap.towerDim]))
+	}
 	next.live.Accept(r)
 	next.nLive++
 	next.genres = maps.Clone(ov.genres)

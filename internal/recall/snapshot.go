@@ -44,13 +44,11 @@ type snapshot struct {
 	// towerDim is the movie tower's share of a vector: dim, less the
 	// popularity prior's dimension when the model has one.
 	towerDim int
-	// unitMovies is whether every movie vector has unit length over
-	// towerDim (an L2-normalised tower), so that the inner product is the
-	// cosine Similar ranks by.
-	unitMovies bool
-	// cosine, when the movie vectors are not unit already, indexes their
-	// towerDim values scaled to unit length (zero rows stay zero), so that
-	// Similar ranks by cosine with the exact index's kernel.
+	// cosine, when the movie vectors are not unit over towerDim already
+	// (an unnormalised tower), indexes those values scaled to unit length
+	// (zero rows stay zero), so that Similar ranks by cosine with the
+	// exact index's kernel; nil: the inner product of the movies' own
+	// vectors is the cosine, and exact serves Similar too.
 	cosine *ann.Exact
 	all    ann.Filter // every movie
 	pool   *sync.Pool // *scratch; a pointer, so the runtime's list of pools does not keep a replaced snapshot alive
@@ -107,12 +105,10 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 	if b.Prior != nil {
 		snap.towerDim = dim - 1
 	}
-	snap.unitMovies = unitRows(b.Vectors, dim, snap.towerDim)
-	if !snap.unitMovies {
+	if !unitRows(b.Vectors, dim, snap.towerDim) {
 		unit := make([]float32, 0, len(b.Movies)*snap.towerDim)
 		for i := 0; i < len(b.Vectors); i += dim {
-			unit = append(unit, b.Vectors[i:i+snap.towerDim]...)
-			normalize(unit[len(unit)-snap.towerDim:])
+			unit = appendUnit(unit, b.Vectors[i:i+snap.towerDim])
 		}
 		if snap.cosine, err = ann.NewExact(unit, snap.towerDim); err != nil {
 			return nil, fmt.Errorf("recall: the movies' unit vectors: %w", err)
@@ -348,6 +344,13 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 			"genres":     gl,
 		},
 	}
+}
+
+// appendUnit appends v scaled to unit length (normalize) to dst.
+func appendUnit(dst, v []float32) []float32 {
+	dst = append(dst, v...)
+	normalize(dst[len(dst)-len(v):])
+	return dst
 }
 
 // normalize scales v to unit length in place; a zero v stays zero.
