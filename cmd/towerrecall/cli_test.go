@@ -778,7 +778,7 @@ func TestEvalWarnsOtherUsers(t *testing.T) {
 // chosen on views carved by time alone.
 func TestPopularityWarning(t *testing.T) {
 	report := func(model, pop float64) pipeline.Report {
-		return pipeline.Report{Model: map[string]float64{"recall@10": model}, Popularity: map[string]float64{"recall@10": pop}}
+		return pipeline.Report{Model: map[string]float64{"recall@10": model}, BaselineMetrics: pipeline.BaselineMetrics{Popularity: map[string]float64{"recall@10": pop}}}
 	}
 	byTime := &artifact.Selection{Valid: "carved", ValidUserRatings: 10}
 	withRandom := &artifact.Selection{Valid: "carved", ValidUserRatings: 10, ValidRandomRatings: 10}

@@ -37,15 +37,12 @@ type Baselines struct {
 // baselines (popularity, and recent popularity and EASE if asked for), all
 // on the same split and protocol.
 type Report struct {
-	Model            eval.Metrics
-	ColdStart        eval.Metrics
-	Popularity       eval.Metrics
-	RecentPopularity eval.Metrics // nil unless asked for
-	EASE             eval.Metrics // nil unless asked for, or skipped
-	EASESkipped      string       // why EASE was left out (see BaselineMetrics)
-	RMSE             float64      // on the 1–5 scale; 0 when the model has no rating head
-	HasRMSE          bool
-	NewUsers         *NewUsers // nil unless asked for
+	Model     eval.Metrics
+	ColdStart eval.Metrics
+	BaselineMetrics
+	RMSE     float64 // on the 1–5 scale; 0 when the model has no rating head
+	HasRMSE  bool
+	NewUsers *NewUsers // nil unless asked for
 	// TrainValid is the same three baselines fitted on train and valid
 	// together (nil without valid ratings): the ratings a model refit on
 	// the validation file saw, so a fair yardstick for it. The fields
@@ -111,17 +108,8 @@ func (r Report) JSON() map[string]any {
 	if r.HasRMSE {
 		out["rmse"] = r.RMSE
 	}
-	out["popularity"] = r.Popularity
 	out["cold_start"] = r.ColdStart
-	if r.RecentPopularity != nil {
-		out["recent_popularity"] = r.RecentPopularity
-	}
-	if r.EASE != nil {
-		out["ease"] = r.EASE
-	}
-	if r.EASESkipped != "" {
-		out["ease_skipped"] = r.EASESkipped
-	}
+	maps.Copy(out, r.BaselineMetrics.JSON())
 	if r.Unscored > 0 {
 		out["test_ratings_unscored"] = r.Unscored
 	}
@@ -243,7 +231,7 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if err != nil {
 		return r, err
 	}
-	r.Popularity, r.RecentPopularity, r.EASE, r.EASESkipped = base.Popularity, base.RecentPopularity, base.EASE, base.EASESkipped
+	r.BaselineMetrics = base
 	if len(in.Valid) > 0 {
 		tv, _, err := fitBaselines(ctx, len(b.Movies), ix, append(slices.Clip(in.Train), in.Valid...), split, in.Baselines, workers)
 		if err != nil {
