@@ -18,6 +18,7 @@ import (
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/feature"
 	"github.com/towerrecall/towerrecall/internal/movielens"
+	"github.com/towerrecall/towerrecall/internal/nn"
 )
 
 // snapshot is one loaded model with everything a request needs, built once
@@ -353,13 +354,11 @@ func appendUnit(dst, v []float32) []float32 {
 	return dst
 }
 
-// normalize scales v to unit length in place; a zero v stays zero.
+// normalize scales v to unit length in place, as a normalised tower
+// scales its output (nn.L2NormalizeTo); a zero v stays zero.
 func normalize(v []float32) {
-	if n := math.Sqrt(float64(ann.Dot(v, v))); n > 0 {
-		for i := range v {
-			v[i] = float32(float64(v[i]) / n)
-		}
-	}
+	var norm [1]float32
+	nn.L2NormalizeTo(v, norm[:], v, 1, len(v))
 }
 
 // unitRows reports whether every row of vectors (dim values each) has
