@@ -392,11 +392,7 @@ func TestNormalize(t *testing.T) {
 // titles starting with the query first; every page.
 func TestMoviesUnderChanges(t *testing.T) {
 	t.Parallel()
-	b := testBundle(t, "v1", 200, 3)
-	s := newService(t, "exact")
-	if err := s.Load(b); err != nil {
-		t.Fatal(err)
-	}
+	s, b := loadedService(t, "exact", "v1", 200, 3)
 	s.AttachJournal(&memJournal{}, nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
