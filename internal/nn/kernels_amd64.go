@@ -18,6 +18,12 @@ func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32)
 func dotAVX(x, y []float32) float32
 
 //go:noescape
+func maxAVX(s []float32) float32
+
+//go:noescape
+func axpbyAVX(alpha float32, x []float32, beta float32, y []float32)
+
+//go:noescape
 func expShiftAVX(s []float32, shift float32) float32
 
 func hasAVX() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }

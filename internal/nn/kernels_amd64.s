@@ -644,3 +644,68 @@ xr_innerT:
 xr_done:
 	VZEROUPPER
 	RET
+
+// func maxAVX(s []float32) float32
+// The largest of the first len(s)&^7 elements (at least 8).
+TEXT ·maxAVX(SB), NOSPLIT, $0-28
+	MOVQ s_base+0(FP), SI
+	MOVQ s_len+8(FP), CX
+	SHRQ $3, CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+	ADDQ $32, SI
+	DECQ CX
+	JEQ mx_sum
+
+mx_loop2:
+	CMPQ CX, $2
+	JLT mx_loop1
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	ADDQ $64, SI
+	SUBQ $2, CX
+	JMP mx_loop2
+
+mx_loop1:
+	TESTQ CX, CX
+	JEQ mx_sum
+	VMAXPS (SI), Y0, Y0
+
+mx_sum:
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpbyAVX(alpha float32, x []float32, beta float32, y []float32)
+// y[i] = alpha·x[i] + beta·y[i] (two products and a sum, not fused) for
+// the first len(y)&^7 elements.
+TEXT ·axpbyAVX(SB), NOSPLIT, $0-64
+	VBROADCASTSS alpha+0(FP), Y2
+	MOVQ x_base+8(FP), SI
+	VBROADCASTSS beta+32(FP), Y3
+	MOVQ y_base+40(FP), DI
+	MOVQ y_len+48(FP), CX
+	SHRQ $3, CX
+	XORQ AX, AX
+	TESTQ CX, CX
+	JEQ ab_done
+
+ab_loop:
+	VMULPS (SI)(AX*4), Y2, Y0
+	VMULPS (DI)(AX*4), Y3, Y1
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	DECQ CX
+	JNZ ab_loop
+
+ab_done:
+	VZEROUPPER
+	RET

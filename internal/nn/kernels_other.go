@@ -14,6 +14,10 @@ func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32) { panic("nn: no 
 
 func dotAVX(x, y []float32) float32 { panic("nn: no AVX kernels") }
 
+func maxAVX(s []float32) float32 { panic("nn: no AVX kernels") }
+
+func axpbyAVX(alpha float32, x []float32, beta float32, y []float32) { panic("nn: no AVX kernels") }
+
 func expShiftAVX(s []float32, shift float32) float32 { panic("nn: no AVX kernels") }
 
 func adamAVX(w, g, m, v []float32, b1, c1, b2, c2, lr, eps, decay float32) {

@@ -87,6 +87,37 @@ func axpyGo(a float32, x, y []float32) {
 	gonum.Implementation{}.Saxpy(len(x), a, x, 1, y, 1)
 }
 
+// Axpby does y[i] = alpha·x[i] + beta·y[i], two products and a sum (not
+// fused, so the AVX kernel and the loop agree to the bit). len(x) must be ≥
+// len(y).
+func Axpby(alpha float32, x []float32, beta float32, y []float32) {
+	x = x[:len(y)]
+	if hasAVX() {
+		axpbyAVX(alpha, x, beta, y)
+		k := len(y) &^ 7
+		x, y = x[k:], y[k:]
+	}
+	for i, v := range x {
+		y[i] = alpha*v + beta*y[i]
+	}
+}
+
+// Max returns the largest of s, which is not empty and has no NaN (of +0
+// and −0 it may return either).
+func Max(s []float32) float32 {
+	m := s[0]
+	if hasAVX() && len(s) >= 8 {
+		k := len(s) &^ 7
+		m, s = maxAVX(s[:k]), s[k:]
+	}
+	for _, v := range s {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
 // addRows adds the rows idx of the row-major table w (rows of len(dst)) to
 // dst, weighted: the t-th row by a·decay^t (the weight multiplied by decay
 // after each row), each as one Axpy(weight, row, dst), in the order of idx.

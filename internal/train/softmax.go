@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -41,10 +42,12 @@ type direction struct {
 	origin          []int32   // per user: its real user
 	tMovies         int
 	distill, invTau float32
-	tCol            []int32     // per key slot: its teacher column
-	tOrder          []int32     // the key slots by teacher column
-	tBuf, tDiff     [][]float32 // per worker: one row of teacher probabilities, and of teacher − student logits
+	tKeys           []teacherKey // the step's key slots with their teacher columns, by column
+	tBuf, tDiff     [][]float32  // per worker: one row of teacher probabilities, and of teacher − student logits
 }
+
+// teacherKey is a key slot and its column in the teacher's rows.
+type teacherKey struct{ col, slot int32 }
 
 // teach computes, for a row of real user u whose towers' logits are s, the
 // teacher's logits t_j = score_j/τ + bias_j over the step's keys (the
@@ -56,33 +59,25 @@ func (d *direction) teach(w, u int, s, bias []float32, pos int) (e []float32, z 
 	row := d.teacher[u*d.tMovies : (u+1)*d.tMovies]
 	nK := len(s)
 	e, diff, bias := d.tBuf[w][:nK], d.tDiff[w][:nK], bias[:nK]
+	invTau := d.invTau
 	m := float32(math.Inf(-1))
-	lc := d.logC[pos]
-	for _, j := range d.tOrder[:nK] { // in column order: the row is read front to back
-		v := row[d.tCol[j]]*d.invTau + bias[j]
-		if int(j) == pos {
-			v -= lc
-		}
-		e[j], diff[j] = v, v-s[j]
+	for _, k := range d.tKeys[:nK] { // in column order: the row is read front to back
+		v := row[k.col]*invTau + bias[k.slot]
+		e[k.slot], diff[k.slot] = v, v-s[k.slot]
 		if v > m { // cheaper than max(), which orders NaNs and signed zeros
 			m = v
 		}
 	}
-	z = nn.ExpShiftTo(e, m)
-	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
-}
-
-// maxOf returns the largest of s (not empty). Logits are never NaN, so a
-// plain comparison serves: slices.Max's NaN and signed-zero ordering took
-// 14 % of an unnormalised training run's CPU.
-func maxOf(s []float32) float32 {
-	m := s[0]
-	for _, v := range s[1:] {
-		if v > m {
-			m = v
+	if lc := d.logC[pos]; lc != 0 {
+		top := e[pos] == m
+		e[pos] -= lc
+		diff[pos] = e[pos] - s[pos]
+		if top {
+			m = nn.Max(e)
 		}
 	}
-	return m
+	z = nn.ExpShiftTo(e, m)
+	return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
 }
 
 func (d *direction) alloc(dim, rows, keys, workers int) {
@@ -90,7 +85,7 @@ func (d *direction) alloc(dim, rows, keys, workers int) {
 	d.logC, d.bias = make([]float32, keys), make([]float32, keys)
 	d.dQ = make([]float32, dim*rows)
 	if d.teacher != nil {
-		d.tCol, d.tOrder = make([]int32, keys), make([]int32, keys)
+		d.tKeys = make([]teacherKey, keys)
 	}
 	for range workers {
 		d.dKt = append(d.dKt, make([]float32, dim*keys))
@@ -130,15 +125,11 @@ func (t *trainer) prepareDirection(d *direction, nK int) {
 		}
 		maxBias = max(maxBias, d.bias[j])
 		if d.teacher != nil {
-			d.tCol[j] = d.ent[j] % int32(d.tMovies) // a movie twin is scored as its movie
+			d.tKeys[j] = teacherKey{col: d.ent[j] % int32(d.tMovies), slot: int32(j)} // a movie twin is scored as its movie
 		}
 	}
 	if d.teacher != nil {
-		order := d.tOrder[:nK]
-		for j := range order {
-			order[j] = int32(j)
-		}
-		slices.SortFunc(order, func(a, b int32) int { return int(d.tCol[a]) - int(d.tCol[b]) })
+		slices.SortFunc(d.tKeys[:nK], func(a, b teacherKey) int { return cmp.Or(int(a.col-b.col), int(a.slot-b.slot)) })
 	}
 	d.shift = t.invT + maxBias // |q·k| ≤ 1 when normalised
 	d.shiftCold = t.invT + maxCold
@@ -194,12 +185,12 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 			te, tz, kl = d.teach(w, int(d.origin[t.rows[i].User]), s, bias, pos)
 		}
 		if !t.normalized {
-			shift = maxOf(s)
+			shift = nn.Max(s)
 		}
 		sum := nn.ExpShiftTo(s, shift)
 		if sum < 1e-30 { // every logit far below the bound: redo exactly
 			logits()
-			shift = maxOf(s)
+			shift = nn.Max(s)
 			sum = nn.ExpShiftTo(s, shift)
 		}
 		loss += float64(wi) * (math.Log(float64(sum)) + float64(shift-sPos))
@@ -210,10 +201,7 @@ func (t *trainer) softmaxRows(d *direction, w, lo, hi int) float64 {
 			// distillation: ∂/∂logit_j of Distill·KL(teacher ‖ student)
 			// is Distill·(e_j/sum − p_j)
 			loss += float64(wi*d.distill) * (kl + math.Log(float64(sum)) + float64(shift))
-			a, b := (1+d.distill)/sum, d.distill/tz
-			for j, e := range te {
-				s[j] = a*s[j] - b*e
-			}
+			nn.Axpby(-d.distill/tz, te, (1+d.distill)/sum, s) // s_j·(1+Distill)/sum − Distill·p_j
 			inv = gScale
 		}
 		dq := d.dQ[i*dim : i*dim+dim]
