@@ -739,3 +739,67 @@ func TestPerSecond(t *testing.T) {
 		}
 	}
 }
+
+// TestTeachBitForBit holds teach (keys walked in teacher-column order, the
+// positive's duplicates masked after the walk) to the plain loop over the
+// key slots that masks the positive in place, bit for bit: for every
+// positive, with the positive's teacher logit left as drawn, and made the
+// largest by less than its mask, so that the maximum must be found again.
+func TestTeachBitForBit(t *testing.T) {
+	t.Parallel()
+	const nK, movies = 37, 50
+	r := rand.New(rand.NewPCG(9, 9))
+	d := &direction{teacher: make([]float32, movies), tMovies: movies, invTau: 1 / 0.7}
+	d.alloc(8, 1, nK, 1)
+	cols := r.Perm(movies)[:nK]
+	s := make([]float32, nK)
+	for j := range nK {
+		d.tKeys[j] = teacherKey{col: int32(cols[j]), slot: int32(j)}
+		d.logC[j] = float32(math.Log(float64(1 + r.IntN(3))))
+		d.bias[j] = float32(r.NormFloat64())
+		s[j] = float32(r.NormFloat64())
+	}
+	slices.SortFunc(d.tKeys, func(a, b teacherKey) int { return int(a.col - b.col) })
+	draw := func() {
+		for i := range d.teacher {
+			d.teacher[i] = float32(r.NormFloat64())
+		}
+	}
+	plain := func(pos int) ([]float32, float32, float64) {
+		e, diff := make([]float32, nK), make([]float32, nK)
+		m := float32(math.Inf(-1))
+		for j := range nK {
+			v := d.teacher[cols[j]]*d.invTau + d.bias[j]
+			if j == pos {
+				v -= d.logC[pos]
+			}
+			e[j], diff[j] = v, v-s[j]
+			m = max(m, v)
+		}
+		z := nn.ExpShiftTo(e, m)
+		return e, z, float64(nn.Dot(e, diff)/z) - float64(m) - math.Log(float64(z))
+	}
+	same := func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }
+	for pos := range nK {
+		for _, top := range []bool{false, true} {
+			draw()
+			if top && d.logC[pos] == 0 {
+				continue // nothing masked
+			}
+			if top { // the largest logit by half its mask
+				second := float32(math.Inf(-1))
+				for j := range nK {
+					if j != pos {
+						second = max(second, d.teacher[cols[j]]*d.invTau+d.bias[j])
+					}
+				}
+				d.teacher[cols[pos]] = (second + d.logC[pos]/2 - d.bias[pos]) / d.invTau
+			}
+			we, wz, wkl := plain(pos)
+			e, z, kl := d.teach(0, 0, s, d.bias, pos)
+			if !slices.EqualFunc(e, we, same) || !same(z, wz) || math.Float64bits(kl) != math.Float64bits(wkl) {
+				t.Fatalf("positive %d (largest %v): Z %g KL %g, the plain loop %g %g", pos, top, z, kl, wz, wkl)
+			}
+		}
+	}
+}
