@@ -92,11 +92,11 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 	// The artifact's movies from its folded titles, an updated one in
 	// its place with its new title, then the movies added since.
 	q := foldTitle(query)
+	considerRow := func(r int32) { consider(n+r, strings.Index(ov.rows[r].folded, q)) }
 	updated := ov.updatedInOrder()
 	snap.titles.matches(q, func(i int32, at int) {
 		for len(updated) > 0 && ov.rows[updated[0]].base < i {
-			r := updated[0]
-			consider(n+r, strings.Index(ov.rows[r].folded, q))
+			considerRow(updated[0])
 			updated = updated[1:]
 		}
 		if ov.baseAccepts(i) {
@@ -104,11 +104,11 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 		}
 	})
 	for _, r := range updated {
-		consider(n+r, strings.Index(ov.rows[r].folded, q))
+		considerRow(r)
 	}
-	for r := range ov.rows {
-		if ov.live.Accepts(int32(r)) && ov.rows[r].base < 0 {
-			consider(n+int32(r), strings.Index(ov.rows[r].folded, q))
+	for r := range int32(len(ov.rows)) {
+		if ov.live.Accepts(r) && ov.rows[r].base < 0 {
+			considerRow(r)
 		}
 	}
 	page := append(first, later...)

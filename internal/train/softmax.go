@@ -1,7 +1,6 @@
 package train
 
 import (
-	"cmp"
 	"math"
 	"slices"
 
@@ -129,7 +128,7 @@ func (t *trainer) prepareDirection(d *direction, nK int) {
 		}
 	}
 	if d.teacher != nil {
-		slices.SortFunc(d.tKeys[:nK], func(a, b teacherKey) int { return cmp.Or(int(a.col-b.col), int(a.slot-b.slot)) })
+		slices.SortFunc(d.tKeys[:nK], func(a, b teacherKey) int { return int(a.col - b.col) })
 	}
 	d.shift = t.invT + maxBias // |q·k| ≤ 1 when normalised
 	d.shiftCold = t.invT + maxCold
