@@ -69,6 +69,9 @@ func poolDecay(d float32) float32 {
 // poolWeight is the total weight of a bag of n rows: Σ_{k<n} decay^k (n
 // for decay 1).
 func poolWeight(n int, decay float32) float32 {
+	if decay == 1 { // n sums of 1, exact in float32 below 2²⁴
+		return float32(n)
+	}
 	sum, w := float32(0), float32(1)
 	for range n {
 		sum += w
@@ -106,7 +109,7 @@ func (g *SparseGrad) PoolBackwardDecay(idx []int32, grad []float32, decay float3
 		return
 	}
 	grad = grad[:g.Dim]
-	for _, r := range idx {
+	for _, r := range idx { // indexing mark checks r, as axpyRows needs
 		if !g.mark[r] {
 			g.mark[r] = true
 			g.touched = append(g.touched, r)

@@ -452,6 +452,14 @@ func TestRowKernels(t *testing.T) {
 			}()
 			addRows(make([]float32, 4), make([]float32, rows*4), []int32{0, bad}, 1, 1)
 		}()
+		func() { // axpyRows trusts its caller's check
+			defer func() {
+				if recover() == nil {
+					t.Errorf("PoolBackwardDecay with row %d of %d: no panic", bad, rows)
+				}
+			}()
+			NewSparseGrad(rows, 16).PoolBackwardDecay([]int32{0, bad}, make([]float32, 16), 0.8)
+		}()
 	}
 }
 
