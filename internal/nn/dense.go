@@ -40,10 +40,9 @@ func (d *Dense) ForwardTo(y, x []float32, n int) {
 		panic(fmt.Sprintf("nn: dense forward: x %d y %d for n=%d %d→%d", len(x), len(y), n, in, out))
 	}
 	for i := 0; i < n; i++ {
-		yi := y[i*out : i*out+out]
-		copy(yi, d.B)
-		FMARows(yi, x[i*in:i*in+in], 1, d.W, out, in)
+		copy(y[i*out:i*out+out], d.B)
 	}
+	FMARowsN(y, out, out, x, in, 1, d.W, out, in, n) // row i: y_i += x_i·W
 }
 
 // BackwardTo accumulates the parameter gradients of n rows, dW += xᵀ·dy and
@@ -57,18 +56,13 @@ func (d *Dense) BackwardTo(dx, dW, dB, x, dy, wt []float32, n int) {
 	if n == 0 {
 		return
 	}
-	for l := 0; l < in; l++ {
-		FMARows(dW[l*out:l*out+out], x[l:], in, dy, out, n)
-	}
+	FMARowsN(dW, out, out, x, 1, in, dy, out, n, in) // row l: dW_l += Σ_i x[i][l]·dy_i
 	one := [1]float32{1}
 	FMARows(dB, one[:], 0, dy, out, n)
 	if dx == nil {
 		return
 	}
 	TransposeTo(wt, d.W, in, out)
-	for i := 0; i < n; i++ {
-		dxi := dx[i*in : i*in+in]
-		clear(dxi)
-		FMARows(dxi, dy[i*out:i*out+out], 1, wt, in, out)
-	}
+	clear(dx[:n*in])
+	FMARowsN(dx, in, in, dy, out, 1, wt, in, out, n) // row i: dx_i = dy_i·Wᵀ
 }

@@ -360,6 +360,63 @@ func BenchmarkExpShiftTo(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/700, "ns/exp")
 }
 
+// TestFMARowsN holds FMARowsN to FMARows row by row, bit for bit, in the
+// three layouts the dense layers use (rows of a as rows, a's columns as rows
+// over a batch, and padded strides), over widths that exercise the kernel's
+// 16- and 8-column blocks and its masked tail, and row counts around its
+// blocks of four; the rows between dst's rows are left alone; bad shapes
+// panic.
+func TestFMARowsN(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, n := range []int{1, 5, 8, 9, 15, 16, 17, 24, 31, 33, 52, 64} {
+		for _, k := range []int{1, 2, 7, 52} {
+			for _, m := range []int{1, 3, 4, 5, 8, 11} {
+				for _, lay := range []struct{ dpad, arow, astride int }{
+					{0, k, 1},       // forward and dx: row j of a is a[j·k:], contiguous
+					{0, 1, m},       // weight gradient: column j of a row-major k×m matrix
+					{3, k + 2, 1},   // padded rows
+					{1, 2, 2*m + 1}, // interleaved, strided
+				} {
+					dstride, bstride := n+lay.dpad, n+3
+					a := randSlice(r, (m-1)*lay.arow+(k-1)*lay.astride+1, 1)
+					b := randSlice(r, (k-1)*bstride+n, 1)
+					dst := randSlice(r, (m-1)*dstride+n, 1)
+					want := append([]float32(nil), dst...)
+					for j := range m {
+						FMARows(want[j*dstride:j*dstride+n], a[j*lay.arow:], lay.astride, b, bstride, k)
+					}
+					FMARowsN(dst, dstride, n, a, lay.arow, lay.astride, b, bstride, k, m)
+					for i := range want {
+						if math.Float32bits(dst[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("FMARowsN n=%d k=%d m=%d %+v: [%d] = %g, FMARows %g", n, k, m, lay, i, dst[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		name                                    string
+		ldst, dstride, n, la, arow, astride, lb int
+	}{
+		{"dst short", 4*8 - 1, 8, 8, 16, 4, 1, 32},
+		{"rows overlap", 4 * 8, 4, 8, 16, 4, 1, 32},
+		{"a short", 4 * 8, 8, 8, 15, 4, 1, 32},
+		{"b short", 4 * 8, 8, 8, 16, 4, 1, 31},
+		{"negative stride", 4 * 8, 8, 8, 16, 4, -1, 32},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", c.name)
+				}
+			}()
+			FMARowsN(make([]float32, c.ldst), c.dstride, c.n, make([]float32, c.la), c.arow, c.astride, make([]float32, c.lb), 8, 4, 4)
+		}()
+	}
+}
+
 func TestKernels(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(11, 12))

@@ -9,6 +9,9 @@ import "golang.org/x/sys/cpu"
 func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int)
 
 //go:noescape
+func fmaRows4AVX(dst []float32, dstride, n int, a []float32, arow, astride int, b []float32, bstride, k int)
+
+//go:noescape
 func addRowsAVX(dst, w []float32, idx []int32, a, decay float32)
 
 //go:noescape

@@ -438,6 +438,188 @@ rb_done:
 	VZEROUPPER
 	RET
 
+// func fmaRows4AVX(dst []float32, dstride, n int, a []float32, arow, astride int, b []float32, bstride, k int)
+// fmaRowsAVX on four rows at once: for j < 4,
+// dst[j·dstride : j·dstride+n] += Σ_{t<k} a[j·arow + t·astride] · b[t·bstride : t·bstride+n],
+// each element one fused multiply-add per t, in order (fmaRowsAVX's bits).
+// The four rows' sums are independent chains: one row's chain waits on
+// each multiply-add's latency, four keep the FMA units busy.
+// Registers: DI dst, R9 a, AX arow, R10 astride, R11 b, R12 bstride (bytes),
+// R13 k, DX the column; SI and CX walk rows 0 and 2 of a, BX walks b.
+TEXT ·fmaRows4AVX(SB), NOSPLIT, $0-120
+	MOVQ dst_base+0(FP), DI
+	MOVQ a_base+40(FP), R9
+	MOVQ arow+64(FP), AX
+	SHLQ $2, AX
+	MOVQ astride+72(FP), R10
+	SHLQ $2, R10
+	MOVQ b_base+80(FP), R11
+	MOVQ bstride+104(FP), R12
+	SHLQ $2, R12
+	MOVQ k+112(FP), R13
+	TESTQ R13, R13
+	JEQ f4_done
+	XORQ DX, DX
+
+f4_loop16:
+	MOVQ n+32(FP), R8
+	SUBQ DX, R8
+	CMPQ R8, $16
+	JLT f4_loop8
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	ADDQ R8, BX
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	ADDQ R8, BX
+	VMOVUPS (BX), Y4
+	VMOVUPS 32(BX), Y5
+	ADDQ R8, BX
+	VMOVUPS (BX), Y6
+	VMOVUPS 32(BX), Y7
+	MOVQ R9, SI
+	LEAQ (R9)(AX*2), CX
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+f4_inner16:
+	VMOVUPS (BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS (SI)(AX*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS (CX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS (CX)(AX*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R10, SI
+	ADDQ R10, CX
+	ADDQ R12, BX
+	DECQ R8
+	JNZ f4_inner16
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ R8, BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	ADDQ R8, BX
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	ADDQ R8, BX
+	VMOVUPS Y6, (BX)
+	VMOVUPS Y7, 32(BX)
+	ADDQ $16, DX
+	JMP f4_loop16
+
+f4_loop8:
+	CMPQ R8, $8
+	JLT f4_tail
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMOVUPS (BX), Y0
+	ADDQ R8, BX
+	VMOVUPS (BX), Y2
+	ADDQ R8, BX
+	VMOVUPS (BX), Y4
+	ADDQ R8, BX
+	VMOVUPS (BX), Y6
+	MOVQ R9, SI
+	LEAQ (R9)(AX*2), CX
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+f4_inner8:
+	VMOVUPS (BX), Y8
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VBROADCASTSS (SI)(AX*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VBROADCASTSS (CX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VBROADCASTSS (CX)(AX*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	ADDQ R10, SI
+	ADDQ R10, CX
+	ADDQ R12, BX
+	DECQ R8
+	JNZ f4_inner8
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMOVUPS Y0, (BX)
+	ADDQ R8, BX
+	VMOVUPS Y2, (BX)
+	ADDQ R8, BX
+	VMOVUPS Y4, (BX)
+	ADDQ R8, BX
+	VMOVUPS Y6, (BX)
+	ADDQ $8, DX
+	JMP f4_loop16
+
+f4_tail:
+	TESTQ R8, R8
+	JEQ f4_done
+	LEAQ masks<>(SB), SI
+	MOVQ $8, BX
+	SUBQ R8, BX
+	VMOVUPS (SI)(BX*4), Y14
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMASKMOVPS (BX), Y14, Y0
+	ADDQ R8, BX
+	VMASKMOVPS (BX), Y14, Y2
+	ADDQ R8, BX
+	VMASKMOVPS (BX), Y14, Y4
+	ADDQ R8, BX
+	VMASKMOVPS (BX), Y14, Y6
+	MOVQ R9, SI
+	LEAQ (R9)(AX*2), CX
+	LEAQ (R11)(DX*4), BX
+	MOVQ R13, R8
+
+f4_innerT:
+	VMASKMOVPS (BX), Y14, Y8
+	VBROADCASTSS (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VBROADCASTSS (SI)(AX*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VBROADCASTSS (CX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VBROADCASTSS (CX)(AX*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	ADDQ R10, SI
+	ADDQ R10, CX
+	ADDQ R12, BX
+	DECQ R8
+	JNZ f4_innerT
+	MOVQ dstride+24(FP), R8
+	SHLQ $2, R8
+	LEAQ (DI)(DX*4), BX
+	VMASKMOVPS Y0, Y14, (BX)
+	ADDQ R8, BX
+	VMASKMOVPS Y2, Y14, (BX)
+	ADDQ R8, BX
+	VMASKMOVPS Y4, Y14, (BX)
+	ADDQ R8, BX
+	VMASKMOVPS Y6, Y14, (BX)
+
+f4_done:
+	VZEROUPPER
+	RET
+
 // func addRowsAVX(dst, w []float32, idx []int32, a, decay float32)
 // dst[0:n] += Σ_t a·decay^t · w[idx[t]·n : idx[t]·n+n], n = len(dst): the
 // weight starts at a and is multiplied by decay after each row, each row

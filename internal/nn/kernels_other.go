@@ -8,6 +8,10 @@ func fmaRowsAVX(dst, a []float32, astride int, b []float32, bstride int, k int) 
 	panic("nn: no AVX kernels")
 }
 
+func fmaRows4AVX(dst []float32, dstride, n int, a []float32, arow, astride int, b []float32, bstride, k int) {
+	panic("nn: no AVX kernels")
+}
+
 func addRowsAVX(dst, w []float32, idx []int32, a, decay float32) { panic("nn: no AVX kernels") }
 
 func axpyRowsAVX(x, w []float32, idx []int32, a, decay float32) { panic("nn: no AVX kernels") }

@@ -31,6 +31,33 @@ func FMARows(dst, a []float32, astride int, b []float32, bstride, k int) {
 	fmaRowsGo(dst, a, astride, b, bstride, k)
 }
 
+// FMARowsN is FMARows on m rows at once: for j < m,
+// dst[j·dstride : j·dstride+n] += Σ_{t<k} a[j·arow + t·astride] · b[t·bstride : t·bstride+n].
+// Every row gets the sums FMARows gives it, to the bit (the same fused
+// multiply-adds in the same order). With AVX four rows share a pass: a
+// row's sum is a chain of multiply-adds, each waiting on the one before,
+// and four such chains keep the FMA units busy where one leaves them idle
+// (a dense layer's 8 outputs, or its weight gradient's sum over a batch).
+func FMARowsN(dst []float32, dstride, n int, a []float32, arow, astride int, b []float32, bstride, k, m int) {
+	if m <= 0 || n <= 0 || k <= 0 {
+		return
+	}
+	if arow < 0 || astride < 0 || bstride < 0 || (m > 1 && dstride < n) ||
+		(m-1)*dstride+n > len(dst) || (m-1)*arow+(k-1)*astride >= len(a) || (k-1)*bstride+n > len(b) {
+		panic(fmt.Sprintf("nn: FMARowsN: m=%d n=%d k=%d dstride=%d arow=%d astride=%d bstride=%d with len(dst)=%d len(a)=%d len(b)=%d",
+			m, n, k, dstride, arow, astride, bstride, len(dst), len(a), len(b)))
+	}
+	j := 0
+	if hasAVX() {
+		for ; j+4 <= m; j += 4 {
+			fmaRows4AVX(dst[j*dstride:], dstride, n, a[j*arow:], arow, astride, b, bstride, k)
+		}
+	}
+	for ; j < m; j++ {
+		FMARows(dst[j*dstride:j*dstride+n], a[j*arow:], astride, b, bstride, k)
+	}
+}
+
 // fmaRowsGo is FMARows without AVX.
 func fmaRowsGo(dst, a []float32, astride int, b []float32, bstride, k int) {
 	n := len(dst)
