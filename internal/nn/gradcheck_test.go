@@ -363,9 +363,9 @@ func BenchmarkExpShiftTo(b *testing.B) {
 // TestFMARowsN holds FMARowsN to FMARows row by row, bit for bit, in the
 // three layouts the dense layers use (rows of a as rows, a's columns as rows
 // over a batch, and padded strides), over widths that exercise the kernel's
-// 16- and 8-column blocks and its masked tail, and row counts around its
-// blocks of four; the rows between dst's rows are left alone; bad shapes
-// panic.
+// 16-column blocks and its masked 8-column blocks (full and partial), and
+// row counts around its blocks of four; the rows between dst's rows are left
+// alone; bad shapes panic.
 func TestFMARowsN(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(31, 32))
