@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/towerrecall/towerrecall/internal/nn"
 )
 
 // The baselines below are the yardsticks printed beside every model
@@ -211,10 +213,7 @@ func (e *EASE) Scorer(history [][]int32, fallback Scorer) Scorer {
 		acc := make([]float32, n)
 		for _, h := range history[u] {
 			if p := e.pos[h]; p >= 0 {
-				row := e.w[int(p)*n : int(p+1)*n]
-				for j, w := range row {
-					acc[j] += w
-				}
+				nn.Axpy(1, e.w[int(p)*n:int(p+1)*n], acc) // acc += row, as a loop adds it
 			}
 		}
 		for m := range dst {
