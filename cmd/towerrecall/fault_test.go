@@ -402,6 +402,11 @@ func TestE2EReloadTriggers(t *testing.T) {
 			t.Fatalf("no demo training within a minute; log:\n%s", tail(logs.String(), 2000))
 		}
 	}
+	// The hint names the pid to signal: this process's, not that of a
+	// go run wrapper around it.
+	if want := fmt.Sprintf("kill -HUP %d (this process)", cmd.Process.Pid); !strings.Contains(logs.String(), want) {
+		t.Errorf("the demo warning does not say %q; log:\n%s", want, tail(logs.String(), 2000))
+	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

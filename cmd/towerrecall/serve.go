@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -471,10 +472,12 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 	data := cfg.Data
 	if data.Dir == "" {
 		data = config.Data{Dir: demoDataDir}
-		logger.Warn().Str("model", cfg.Serve.Model).
+		// The pid is this process's: under go run, SIGHUP to go run's own
+		// pid would end the wrapper and leave this one serving the demo.
+		logger.Warn().Str("model", cfg.Serve.Model).Int("pid", os.Getpid()).
 			Msg("no artifact found: training on the built-in DEMO catalogue (synthetic, not MovieLens). " +
 				"For real data: towerrecall data download --dataset ml-1m --dir data && towerrecall train --data data/ml-1m --out " + cfg.Serve.Model +
-				", then send this process SIGHUP (or restart it) to serve that model")
+				", then kill -HUP " + strconv.Itoa(os.Getpid()) + " (this process) or restart it to serve that model")
 	} else {
 		logger.Warn().Str("model", cfg.Serve.Model).Str("data", data.Dir).Msg("no artifact found: training one on the configured data")
 	}
