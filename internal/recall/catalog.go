@@ -105,13 +105,6 @@ func (s *Service) attach(j Journal, entries []catalog.Entry) *view {
 	return s.pending
 }
 
-// replayLocked is replay under s.catMu.
-func (s *Service) replayLocked(snap *snapshot) replayStats {
-	s.catMu.Lock()
-	defer s.catMu.Unlock()
-	return s.replay(snap)
-}
-
 // compactSlack is how many dead overlay rows beyond twice the live ones
 // compact lets build up.
 const compactSlack = 1024
@@ -247,10 +240,7 @@ func (s *Service) PutMovie(ctx context.Context, m Movie) (PutResult, error) {
 	if err != nil {
 		return PutResult{}, err
 	}
-	if err := s.commit(res.Seq, false); err != nil {
-		return PutResult{}, &JournalError{Err: err}
-	}
-	return res, nil
+	return res, s.commit(res.Seq, false)
 }
 
 // putMovie is PutMovie's first step (see commit.go): check the change
@@ -314,10 +304,7 @@ func (s *Service) DeleteMovie(ctx context.Context, id movielens.MovieID) (Delete
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	if err := s.commit(res.Seq, false); err != nil {
-		return DeleteResult{}, &JournalError{Err: err}
-	}
-	return res, nil
+	return res, s.commit(res.Seq, false)
 }
 
 // deleteMovie is DeleteMovie's first step (see putMovie).

@@ -65,7 +65,7 @@ func (s *Service) commit(seq uint64, force bool) error {
 			}
 			if err := s.commitErr; err != nil {
 				s.commitMu.Unlock()
-				return err
+				return &JournalError{Err: err}
 			}
 		}
 		if !s.syncing {
@@ -91,7 +91,7 @@ func (s *Service) commit(seq uint64, force bool) error {
 	s.synced = make(chan struct{})
 	err = nil
 	if s.durable < seq {
-		err = cmp.Or(s.commitErr, errCommitted)
+		err = &JournalError{Err: cmp.Or(s.commitErr, errCommitted)}
 	}
 	s.commitMu.Unlock()
 	return err

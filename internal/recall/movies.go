@@ -163,17 +163,9 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 		index, rows, qp = snap.cosine, ov.units, qp[:snap.towerDim]
 	}
 	normalize(qp[:copy(qp, v.vectorOf(g)[:snap.towerDim])])
-	res, err := index.Search(sc.results[:0], qp, k, accept)
+	res, err := v.search(sc, index, rows, qp, k, accept, over)
 	if err != nil {
-		return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
-	}
-	sc.results = res
-	if ov.nLive > 0 { // overlay ids start at n: a tie goes to the artifact's movie
-		if sc.over, err = rows.Search(sc.over, qp, k, over, n); err != nil {
-			return SimilarResult{}, fmt.Errorf("recall: similar: %w", err)
-		}
-		res = merge(sc.merged[:0], res, sc.over, k)
-		sc.merged = res
+		return SimilarResult{}, err
 	}
 	out.Items = v.items(res)
 	return out, nil

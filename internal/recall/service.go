@@ -116,7 +116,9 @@ func (s *Service) Load(b *artifact.Bundle) error {
 		return err
 	}
 	snap.info.LoadedAt = time.Now().UTC()
-	st := s.replayLocked(snap)
+	s.catMu.Lock()
+	st := s.replay(snap)
+	s.catMu.Unlock()
 	// Publish it once every change it replays is durable (changes written
 	// but not yet synced are replayed too, and synced now).
 	_ = s.commit(0, true)
@@ -176,7 +178,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	// One more than the page: whether a next page exists.
-	res, err := v.search(sc, req.K+req.Offset+1, accept, over)
+	res, err := v.search(sc, snap.index, v.ov.vecs, sc.q, req.K+req.Offset+1, accept, over)
 	if err != nil {
 		return Result{}, err
 	}
@@ -196,26 +198,25 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	return out, nil
 }
 
-// search returns the best k movies for the user vector sc.q, as result ids
-// (see find): the artifact's (accept, nil for all) from the serving index,
-// the overlay's rows (over) by an exact scan, merged.
-func (v *view) search(sc *scratch, k int, accept, over ann.Filter) ([]ann.Result, error) {
-	snap, ov := v.snap, v.ov
-	n := len(snap.bundle.Movies)
-	k = min(k, ov.movies(n))
+// search returns the best k movies for q, as result ids (see find): the
+// artifact's (accept, nil for all) from index, the overlay's (over) from
+// rows (its vecs, or units for Similar) by an exact scan, merged.
+func (v *view) search(sc *scratch, index ann.Index, rows ann.Segment, q []float32, k int, accept, over ann.Filter) ([]ann.Result, error) {
+	n := len(v.snap.bundle.Movies)
+	k = min(k, v.ov.movies(n))
 	if k <= 0 {
 		return sc.results[:0], nil
 	}
-	res, err := snap.index.Search(sc.results[:0], sc.q, min(k, n), accept)
+	res, err := index.Search(sc.results[:0], q, min(k, n), accept)
 	if err != nil {
 		return nil, fmt.Errorf("recall: search: %w", err)
 	}
 	sc.results = res
-	if ov.nLive == 0 {
+	if v.ov.nLive == 0 {
 		return res, nil
 	}
 	// Overlay ids start at n, so a tie with an artifact movie goes to the artifact's.
-	if sc.over, err = ov.vecs.Search(sc.over, sc.q, k, over, int32(n)); err != nil {
+	if sc.over, err = rows.Search(sc.over, q, k, over, int32(n)); err != nil {
 		return nil, fmt.Errorf("recall: search: %w", err)
 	}
 	sc.merged = merge(sc.merged[:0], res, sc.over, k)

@@ -195,19 +195,19 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	te, th := e10+e100, h10+h100
 	perQuery := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(nq) }
 	snap.info.IndexLatency = map[string]float64{"exact": perQuery(e10), "hnsw": perQuery(h10)}
-	log := logger.Info().Dur("exact_search_ms", te).Dur("hnsw_search_ms", th).
-		Interface("index_latency_us", snap.info.IndexLatency).
-		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall)
+	log := logger.Info()
+	if !pass {
+		log = logger.Warn()
+	}
+	log = log.Dur("exact_search_ms", te).Dur("hnsw_search_ms", th).Interface("index_latency_us", snap.info.IndexLatency).
+		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).Bool("self_check_passed", pass)
 	switch {
+	case opts.Index == "hnsw" && pass:
+		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		log.Msg("serving HNSW (index: hnsw is forced)")
 	case opts.Index == "hnsw":
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
-		if pass {
-			log.Bool("self_check_passed", pass).Msg("serving HNSW (index: hnsw is forced)")
-			break
-		}
-		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
-			Interface("index_latency_us", snap.info.IndexLatency).Bool("self_check_passed", pass).
-			Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
+		log.Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
 	case pass && th < te:
 		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "hnsw faster and recall ≥ min_recall"
 		log.Msg("serving HNSW: it passes its self-check and is faster than exact search")
@@ -216,9 +216,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		log.Msg("serving exact search: HNSW passes its self-check but is slower on this catalogue")
 	default:
 		snap.info.IndexChoice = "hnsw recall < min_recall"
-		logger.Warn().Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).
-			Interface("index_latency_us", snap.info.IndexLatency).
-			Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
+		log.Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
 	}
 	return nil
 }

@@ -262,7 +262,7 @@ func TestProblemTypesInContract(t *testing.T) {
 		if !slices.Contains(enum, problemTypePrefix+string(cd)) {
 			t.Errorf("problem type %s is not in openapi.yaml", cd)
 		}
-		status, _ := describe(cd)
+		status := problems[cd].status
 		op := recallOp
 		if cd == codeUnauthorized || cd == codeJournal {
 			op = c.doc.Paths.Find("/movies/{movie_id}").Put

@@ -137,7 +137,7 @@ func (s *Server) handlePutMovie(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusCreated
 	}
 	return writeJSON(w, r, status, putMovieResponse{
-		ModelVersion: res.ModelVersion, Created: res.Created, Changed: res.Changed, Movie: newMovieJSON(res.Movie),
+		ModelVersion: res.ModelVersion, Created: res.Created, Changed: res.Changed, Movie: movieJSON(res.Movie),
 		VectorNorm: res.VectorNorm, JournalSeq: res.Seq,
 	})
 }

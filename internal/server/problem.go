@@ -55,15 +55,6 @@ var problems = map[code]struct {
 	codeOverloaded:   {http.StatusServiceUnavailable, "Overloaded"},
 }
 
-// describe is c's status and title; an unknown code is internal.
-func describe(c code) (status int, title string) {
-	p, ok := problems[c]
-	if !ok {
-		p = problems[codeInternal]
-	}
-	return p.status, p.title
-}
-
 // retryAfter is the Retry-After of a passing 503 (apiError.retry), in seconds.
 const retryAfter = "5"
 
@@ -137,11 +128,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	p := s.problem(r, ae)
-	body, err := json.Marshal(p, json.Deterministic(true))
-	if err != nil { // cannot happen (valid UTF-8 strings and an int); do not recurse
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
+	body, _ := json.Marshal(p) // valid UTF-8 strings and an int: cannot fail
 	writeBody(w, r, p.Status, "application/problem+json", body)
 }
 
@@ -194,15 +181,15 @@ func (s *Server) problem(r *http.Request, e *apiError) problem {
 // problemOf is problem without the log line: a batch's timed-out entries
 // are logged once for the batch (see handleRecallBatch).
 func problemOf(r *http.Request, e *apiError) problem {
-	status, title := describe(e.code)
+	d := problems[e.code]
 	// A request can carry bytes that are not UTF-8 (GET /%FF, a query
 	// parameter's name): the instance is the path as sent, percent-encoded,
 	// and other text from the request is made valid, so the problem
 	// always encodes.
 	return problem{
 		Type:      problemTypePrefix + string(e.code),
-		Title:     title,
-		Status:    status,
+		Title:     d.title,
+		Status:    d.status,
 		Detail:    strings.ToValidUTF8(e.detail, "\uFFFD"),
 		Instance:  truncate(r.URL.EscapedPath(), maxField),
 		Field:     truncate(strings.ToValidUTF8(e.field, "\uFFFD"), maxField), // a member name is the client's

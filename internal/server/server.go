@@ -200,9 +200,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		s.bodies = semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)
 	}
 	if cfg.Explorer {
-		if s.assets, err = explorerAssets(); err != nil {
-			return nil, err
-		}
+		s.assets = explorerAssets()
 	}
 	s.mux = s.routes()
 	return s, nil

@@ -28,23 +28,23 @@ const (
 // serving core's request.
 
 type userBody struct {
-	UserID     *int64  `json:"user_id"`
-	Gender     *string `json:"gender"`
-	Age        *int64  `json:"age"`
-	Occupation *string `json:"occupation"`
-	Zip        *string `json:"zip"`
+	UserID     *movielens.UserID `json:"user_id"`
+	Gender     *string           `json:"gender"`
+	Age        *int64            `json:"age"`
+	Occupation *string           `json:"occupation"`
+	Zip        *string           `json:"zip"`
 	// RecentMovieIDs are the movies the user watched recently, newest
 	// first: the history the user tower pools, added to a known user's.
-	RecentMovieIDs []int64 `json:"recent_movie_ids"`
+	RecentMovieIDs []movielens.MovieID `json:"recent_movie_ids"`
 }
 
 type recallBody struct {
-	User            *userBody `json:"user"`
-	K               *int64    `json:"k"`
-	Offset          int64     `json:"offset"`
-	ExcludeSeen     *bool     `json:"exclude_seen"`
-	ExcludeMovieIDs []int64   `json:"exclude_movie_ids"`
-	Genres          []string  `json:"genres"`
+	User            *userBody           `json:"user"`
+	K               *int64              `json:"k"`
+	Offset          int64               `json:"offset"`
+	ExcludeSeen     *bool               `json:"exclude_seen"`
+	ExcludeMovieIDs []movielens.MovieID `json:"exclude_movie_ids"`
+	Genres          []string            `json:"genres"`
 }
 
 // batchBody is POST /recall/batch: each entry is decoded, checked and
@@ -58,12 +58,12 @@ type batchResponse struct {
 }
 
 type scoreBody struct {
-	User     *userBody `json:"user"`
-	MovieIDs []int64   `json:"movie_ids"`
+	User     *userBody           `json:"user"`
+	MovieIDs []movielens.MovieID `json:"movie_ids"`
 }
 
 func (b *recallBody) request(maxRecent int) (recall.Request, *apiError) {
-	req := recall.Request{K: recall.DefaultK, Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, Genres: b.Genres}
+	req := recall.Request{K: recall.DefaultK, Offset: int(b.Offset), ExcludeSeen: b.ExcludeSeen, ExcludeMovieIDs: b.ExcludeMovieIDs, Genres: b.Genres}
 	var err *apiError
 	if req.User, err = b.User.input(maxRecent); err != nil {
 		return req, err
@@ -77,7 +77,7 @@ func (b *recallBody) request(maxRecent int) (recall.Request, *apiError) {
 	if b.Offset < 0 || b.Offset > recall.MaxOffset {
 		return req, invalid("offset", fmt.Sprintf("offset must be between 0 and %d, got %d", recall.MaxOffset, b.Offset))
 	}
-	if req.ExcludeMovieIDs, err = movieIDs("exclude_movie_ids", b.ExcludeMovieIDs, 0, recall.MaxExcluded); err != nil {
+	if err = movieIDs("exclude_movie_ids", b.ExcludeMovieIDs, 0, recall.MaxExcluded); err != nil {
 		return req, err
 	}
 	if len(b.Genres) > maxGenres {
@@ -92,7 +92,7 @@ func (b *recallBody) request(maxRecent int) (recall.Request, *apiError) {
 }
 
 func (b *scoreBody) request(maxRecent int) (recall.ScoreRequest, *apiError) {
-	var req recall.ScoreRequest
+	req := recall.ScoreRequest{MovieIDs: b.MovieIDs}
 	var err *apiError
 	if req.User, err = b.User.input(maxRecent); err != nil {
 		return req, err
@@ -100,15 +100,15 @@ func (b *scoreBody) request(maxRecent int) (recall.ScoreRequest, *apiError) {
 	if b.MovieIDs == nil {
 		return req, invalid("movie_ids", "movie_ids is required")
 	}
-	if req.MovieIDs, err = movieIDs("movie_ids", b.MovieIDs, 1, recall.MaxScoreIDs); err != nil {
+	if err = movieIDs("movie_ids", b.MovieIDs, 1, recall.MaxScoreIDs); err != nil {
 		return req, err
 	}
 	return req, distinct("movie_ids", b.MovieIDs)
 }
 
 // distinct refuses a list of ids that repeats one.
-func distinct(name string, ids []int64) *apiError {
-	first := make(map[int64]int, len(ids))
+func distinct(name string, ids []movielens.MovieID) *apiError {
+	first := make(map[movielens.MovieID]int, len(ids))
 	for i, id := range ids {
 		if j, dup := first[id]; dup {
 			return invalid(name, fmt.Sprintf("%s[%d] repeats %s[%d] (%d)", name, i, name, j, id))
@@ -118,23 +118,18 @@ func distinct(name string, ids []int64) *apiError {
 	return nil
 }
 
-// movieIDs checks a list of movie ids (minN to maxN of them, each 1 to
-// MaxInt32) and converts it.
-func movieIDs(name string, ids []int64, minN, maxN int) ([]movielens.MovieID, *apiError) {
+// movieIDs checks a list of movie ids: minN to maxN of them, each positive
+// (the decoder refuses those past MaxInt32).
+func movieIDs(name string, ids []movielens.MovieID, minN, maxN int) *apiError {
 	if len(ids) < minN || len(ids) > maxN {
-		return nil, invalid(name, fmt.Sprintf("%s must list %d to %d ids, got %d", name, minN, maxN, len(ids)))
+		return invalid(name, fmt.Sprintf("%s must list %d to %d ids, got %d", name, minN, maxN, len(ids)))
 	}
-	if ids == nil {
-		return nil, nil
-	}
-	out := make([]movielens.MovieID, len(ids))
 	for i, id := range ids {
-		if id < 1 || id > math.MaxInt32 {
-			return nil, invalid(name, fmt.Sprintf("%s[%d] must be a movie id between 1 and %d, got %d", name, i, math.MaxInt32, id))
+		if id < 1 {
+			return invalid(name, fmt.Sprintf("%s[%d] must be a movie id between 1 and %d, got %d", name, i, math.MaxInt32, id))
 		}
-		out[i] = movielens.MovieID(id)
 	}
-	return out, nil
+	return nil
 }
 
 // input checks a user's features and recent movies and converts them;
@@ -145,10 +140,10 @@ func (u *userBody) input(maxRecent int) (recall.User, *apiError) {
 		return user, invalid("user", "user is required (an empty object is a cold-start user)")
 	}
 	if u.UserID != nil {
-		if id := *u.UserID; id < 1 || id > math.MaxInt32 {
+		if id := *u.UserID; id < 1 {
 			return user, invalid("user.user_id", fmt.Sprintf("user.user_id must be between 1 and %d, got %d", math.MaxInt32, id))
 		}
-		user.UserID = movielens.UserID(*u.UserID)
+		user.UserID = *u.UserID
 	}
 	if u.Gender != nil {
 		if g := *u.Gender; g != "F" && g != "M" {
@@ -178,8 +173,8 @@ func (u *userBody) input(maxRecent int) (recall.User, *apiError) {
 		}
 		user.Zip = *u.Zip
 	}
-	var err *apiError
-	if user.Recent, err = movieIDs("user.recent_movie_ids", u.RecentMovieIDs, 0, maxRecent); err != nil {
+	user.Recent = u.RecentMovieIDs
+	if err := movieIDs("user.recent_movie_ids", u.RecentMovieIDs, 0, maxRecent); err != nil {
 		return user, err
 	}
 	return user, distinct("user.recent_movie_ids", u.RecentMovieIDs)
@@ -250,7 +245,7 @@ type itemJSON struct {
 func newItemsJSON(items []recall.Item) []itemJSON {
 	out := make([]itemJSON, len(items))
 	for i, it := range items {
-		out[i] = itemJSON{MovieID: it.MovieID, Title: it.Title, Genres: it.Genres, Year: it.Year, Score: it.Score}
+		out[i] = itemJSON(it)
 	}
 	return out
 }
@@ -275,7 +270,7 @@ type scoreJSON struct {
 func newScoreResponse(res recall.ScoreResult) scoreResponse {
 	out := scoreResponse{ModelVersion: res.ModelVersion, User: newUserJSON(res.User), Scores: make([]scoreJSON, len(res.Scores)), UnknownMovieIDs: res.Unknown}
 	for i, sc := range res.Scores {
-		out.Scores[i] = scoreJSON{MovieID: sc.MovieID, Score: sc.Score, Rating: sc.Rating}
+		out.Scores[i] = scoreJSON(sc)
 	}
 	return out
 }
@@ -313,11 +308,11 @@ type priorJSON struct {
 }
 
 type catalogJSON struct {
-	Writable   bool   `json:"writable"`
-	Added      int    `json:"added"`
-	Updated    int    `json:"updated"`
-	Deleted    int    `json:"deleted"`
-	JournalSeq uint64 `json:"journal_seq"`
+	Writable bool   `json:"writable"`
+	Added    int    `json:"added"`
+	Updated  int    `json:"updated"`
+	Deleted  int    `json:"deleted"`
+	Seq      uint64 `json:"journal_seq"`
 }
 
 func newModelResponse(info recall.ModelInfo) modelResponse {
@@ -339,10 +334,7 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		Prior:         newPriorJSON(info.Prior),
 		RecentHistory: info.RecentHistory,
 		Recipe:        info.Recipe,
-		Catalog: catalogJSON{
-			Writable: info.Catalog.Writable, Added: info.Catalog.Added, Updated: info.Catalog.Updated,
-			Deleted: info.Catalog.Deleted, JournalSeq: info.Catalog.Seq,
-		},
+		Catalog:       catalogJSON(info.Catalog),
 	}
 }
 
