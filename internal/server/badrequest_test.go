@@ -267,7 +267,11 @@ func TestBadRequestDetails(t *testing.T) {
 	tests := []struct{ body, want string }{
 		{"{\n  \"user\": {},\n  \"k\": 1,\n}", "line 3, column 9"},
 		{`{"user":{},"k":"10"}`, "k: expected integer"},
-		{`{"user":{},"k":2.5}`, "k: expected integer (in range), got a number out of range or not an integer"},
+		{`{"user":{},"k":2.5}`, "k must be an integer written without a fraction or exponent, got 2.5"},
+		{`{"user":{"age":25.0}}`, "user.age must be an integer written without a fraction or exponent, got 25.0"},
+		{`{"user":{"user_id":3000000000}}`, "user.user_id is out of range (at most 2147483647), got 3000000000"},
+		{`{"user":{},"exclude_movie_ids":[1,-3000000000]}`, "exclude_movie_ids[1] is out of range, got -3000000000"},
+		{`{"user":{},"k":1e999}`, "k must be an integer written without a fraction or exponent, got 1e999"},
 		{`{"user":{},"exclude_seen":1}`, "exclude_seen: expected boolean, got number"},
 		{`{"user":{"5":1}}`, `unknown member "user.5"`},
 		{`{"user":{},"exclude_movie_ids":[3,-7]}`, "exclude_movie_ids[1]"},

@@ -111,6 +111,20 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 	}
 }
 
+// numberAt returns the number at p in body, "" if p is not a number.
+func numberAt(body []byte, p jsontext.Pointer) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if tok.Kind() == '0' && dec.StackPointer() == p {
+			return truncate(tok.String(), 64)
+		}
+	}
+}
+
 // notAnObject is the problem of a body that is JSON but not an object
 // (null, an array, a string).
 func notAnObject() *apiError {
@@ -152,6 +166,16 @@ func decodeProblem(body []byte, err error) *apiError {
 	want := "a value"
 	if se.GoType != nil {
 		want = jsonKind(se.GoType.Kind())
+	}
+	if num := numberAt(body, se.JSONPointer); se.JSONKind == '0' && want == jsonInteger && num != "" {
+		if strings.ContainsAny(num, ".eE") { // 25.0 too: JSON Schema's integer, not json/v2's
+			return invalid(f, fmt.Sprintf("%s must be an integer written without a fraction or exponent, got %s", pathOf(se.JSONPointer), num))
+		}
+		bound := ""
+		if k := se.GoType.Kind(); !strings.HasPrefix(num, "-") && k >= reflect.Int && k <= reflect.Int64 {
+			bound = fmt.Sprintf(" (at most %d)", 1<<(se.GoType.Bits()-1)-1)
+		}
+		return invalid(f, fmt.Sprintf("%s is out of range%s, got %s", pathOf(se.JSONPointer), bound, num))
 	}
 	got := map[jsontext.Kind]string{'f': "boolean", 't': "boolean", '"': "string", '0': "a number out of range or not an integer", '{': "object", '[': "array"}[se.JSONKind]
 	if got == "" {
