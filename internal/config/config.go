@@ -692,14 +692,8 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	v := asWritten(n)
 	switch k := t.Kind(); {
 	case t == reflect.TypeFor[time.Duration]():
-		if _, err := time.ParseDuration(n.Value); err != nil {
-			// The form of a Go duration (numbers, each with a unit) that
-			// does not parse is too large for time.Duration.
-			durationForm := regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
-			if durationForm.MatchString(n.Value) {
-				return v + " is out of range (at most 2562047h)" // time.Duration's ~292 years
-			}
-			return v + " is not a duration (write it with its unit, such as 1s or 500ms)"
+		if _, problem := parseDuration(n.Value); problem != "" {
+			return v + problem
 		}
 	case k >= reflect.Int && k <= reflect.Uint64:
 		if n.Tag != "!!int" {
@@ -733,6 +727,22 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 		}
 	}
 	return ""
+}
+
+// parseDuration parses a Go duration, or says what is wrong with it (" is
+// not a duration ...", to follow the value as written).
+func parseDuration(s string) (time.Duration, string) {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		return d, ""
+	}
+	// The form of a Go duration (numbers, each with a unit) that does not
+	// parse is too large for time.Duration.
+	durationForm := regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+	if durationForm.MatchString(s) {
+		return 0, " is out of range (at most 2562047h)" // time.Duration's ~292 years
+	}
+	return 0, " is not a duration (write it with its unit, such as 1s or 500ms)"
 }
 
 // envVar is an environment variable's setting: its key, and how it sets
@@ -777,9 +787,9 @@ func (c *Config) envSetters() map[string]envVar {
 		"TOWERRECALL_TRUSTED_PROXIES": {"serve.trusted_proxies", list(&c.Serve.TrustedProxies)},
 		"TOWERRECALL_CORS_ORIGINS":    {"serve.cors_origins", list(&c.Serve.CORSOrigins)},
 		"TOWERRECALL_RELOAD_POLL": {"serve.reload_poll", func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return err
+			d, problem := parseDuration(v)
+			if problem != "" {
+				return errors.New(strconv.Quote(v) + problem)
 			}
 			c.Serve.ReloadPoll = d
 			return nil

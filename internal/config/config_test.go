@@ -284,9 +284,10 @@ func TestApplyEnv(t *testing.T) {
 		t.Errorf("bad prefixes: %v", err)
 	}
 	c.Serve.TrustedProxies = nil
-	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "soon", "TOWERRECALL_EXPLORER": "sometimes"}
+	bad := map[string]string{"TOWERRECALL_DEMO": "perhaps", "TOWERRECALL_RELOAD_POLL": "1", "TOWERRECALL_EXPLORER": "sometimes"}
 	err := c.ApplyEnv(func(k string) string { return bad[k] })
-	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), "TOWERRECALL_RELOAD_POLL") ||
+	// A duration's problem reads as in a file.
+	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DEMO") || !strings.Contains(err.Error(), `TOWERRECALL_RELOAD_POLL: "1" is not a duration (write it with its unit`) ||
 		!strings.Contains(err.Error(), "TOWERRECALL_EXPLORER") {
 		t.Errorf("err = %v", err)
 	}
