@@ -1193,17 +1193,26 @@ func TestTrainStopsLate(t *testing.T) {
 
 // TestProgressBarPerRun: each training run (a recipe, then the refit)
 // counts its steps from 1; the bar starts again at its own total, not at
-// the first run's.
+// the first run's. A log line goes above the bar: the bar is cleared, the
+// line written, the bar drawn again.
 func TestProgressBarPerRun(t *testing.T) {
 	var b bytes.Buffer
-	on := progressBar(&b)
+	p := &progressOut{w: &b}
 	for d := 1; d <= 3; d++ {
-		on(d, 3)
+		p.step(d, 3)
 	}
 	b.Reset()
-	on(1, 5)
+	p.step(1, 5)
 	if !strings.Contains(b.String(), "1/5") {
 		t.Fatalf("second run's first step drew %q, want 1/5", b.String())
+	}
+	b.Reset()
+	if _, err := p.Write([]byte("a log line\n")); err != nil {
+		t.Fatal(err)
+	}
+	before, after, ok := strings.Cut(b.String(), "a log line\n")
+	if !ok || !strings.HasSuffix(before, "\r") || !strings.Contains(after, "1/5") {
+		t.Errorf("a log line with the bar drawn wrote %q, want the bar cleared, the line, the bar again", b.String())
 	}
 }
 

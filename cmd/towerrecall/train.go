@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -314,7 +315,15 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return withFlags(err, given, map[string]string{"seed": "train.seed", "epochs": "train.epochs", "batch-size": "train.batch_size", "workers": "train.workers", "log-format": "log.format"})
 	}
-	logger := newLogger(stderr, cfg.Log, isTerminal(stderr))
+	// On a terminal the progress bar and the log share stderr: each log
+	// line is written above the bar, not into it.
+	var bar *progressOut
+	logOut := stderr
+	if *progress && isTerminal(stderr) {
+		bar = &progressOut{w: stderr}
+		logOut = bar
+	}
+	logger := newLogger(logOut, cfg.Log, isTerminal(stderr))
 	// From here on the error that ends train is a log line (JSON in the
 	// training Job), not plain text after it.
 	defer logEnd(logger, &err, "training failed")
@@ -329,8 +338,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		Int("train", len(in.Train)).Int("valid", len(in.Valid)).Int("test", len(in.Test)).
 		Str("objective", cfg.Train.Objective).Int("workers", cfg.Train.Workers).Msg("training")
 	opts := pipeline.Options{Config: cfg, Logger: logger}
-	if *progress && isTerminal(stderr) {
-		opts.OnBatch = progressBar(stderr)
+	if bar != nil {
+		opts.OnBatch = bar.step
 	}
 	b, err := pipeline.Train(ctx, in, opts)
 	if err := cmp.Or(interrupted(ctx), err); err != nil {
@@ -351,18 +360,40 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// progressBar returns an OnBatch that draws a progress bar on w, a new
-// one at the first step of every run (each recipe, then the refit).
-func progressBar(w io.Writer) func(done, total int) {
-	var bar *progressbar.ProgressBar
-	return func(done, total int) {
-		if bar == nil || done == 1 { // train.Run counts steps from 1
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription("training"), progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-		}
-		_ = bar.Set(done)
+// progressOut draws a progress bar on w, a new one at the first step of
+// every run (each recipe, then the refit), and, as the log's writer, puts
+// each log line above the bar: it clears the bar, writes the line and
+// draws the bar again.
+type progressOut struct {
+	mu  sync.Mutex
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+// step is a pipeline.Options.OnBatch.
+func (p *progressOut) step(done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar == nil || done == 1 { // train.Run counts steps from 1
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription("training"), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 	}
+	_ = p.bar.Set(done)
+}
+
+func (p *progressOut) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	drawn := p.bar != nil && !p.bar.IsFinished()
+	if drawn {
+		_ = p.bar.Clear()
+	}
+	n, err := p.w.Write(b)
+	if drawn {
+		_ = p.bar.RenderBlank()
+	}
+	return n, err
 }
 
 // readInputs loads the dataset and the split files a config names.
