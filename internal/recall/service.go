@@ -283,8 +283,10 @@ func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, o
 	return accept, over, nil
 }
 
-// Score scores the given movies for the request's user.
-func (s *Service) Score(ctx context.Context, req ScoreRequest) (ScoreResult, error) {
+// Score scores the given movies for the request's user. Its work is
+// bounded (the user tower and at most MaxScoreIDs lookups), so it does not
+// read ctx: a /score is never cut by the request's deadline.
+func (s *Service) Score(_ context.Context, req ScoreRequest) (ScoreResult, error) {
 	v := s.live.Load()
 	if v == nil {
 		return ScoreResult{}, NoModelError{}

@@ -193,6 +193,18 @@ func TestCORS(t *testing.T) {
 			}
 		}
 	}
+	// A preflight is counted under the route its request would reach:
+	// chi routes on the escaped path, where /mov%69es is none.
+	preflightTo(ts, origin, "GET", "/mov%69es", "")
+	metrics := ts.call("GET", "/metrics", "", "").Body.String()
+	for _, want := range []string{`method="OPTIONS",route="/recall",status="204"`, `method="OPTIONS",route="unmatched"`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack a preflight counted as %s", want)
+		}
+	}
+	if strings.Contains(metrics, `method="OPTIONS",route="/movies"`) {
+		t.Error("a preflight to /mov%69es counted under /movies")
+	}
 	// The catalogue routes, with their bearer token, only where they exist.
 	if w := preflightTo(ts, origin, "PUT", "/movies/5", "authorization,content-type"); w.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("catalogue off: PUT preflight allowed: %v", w.Header())

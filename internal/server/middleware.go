@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -94,7 +95,8 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 // Access-Control-Request-Method would reach, "" if none.
 func (s *Server) preflightRoute(r *http.Request) string {
 	rctx := chi.NewRouteContext()
-	if !s.mux.Match(rctx, r.Header.Get("Access-Control-Request-Method"), r.URL.Path) {
+	// The path chi routes on: the escaped one when the request had one.
+	if !s.mux.Match(rctx, r.Header.Get("Access-Control-Request-Method"), cmp.Or(r.URL.RawPath, r.URL.Path)) {
 		return ""
 	}
 	return rctx.RoutePattern()
