@@ -1026,3 +1026,88 @@ func TestPutUnchanged(t *testing.T) {
 		t.Errorf("a deleted movie sent again: %+v, want created", res)
 	}
 }
+
+// TestPutKeepsTrainedPopularity: for a model with the popularity feature, a
+// PUT of a movie the model was trained on keeps the popularity bucket
+// training gave it (found by the vector it reproduces), and where no bucket
+// reproduces the artifact's vector, the bucket of its ratings in the
+// stored histories; a new movie has no ratings.
+func TestPutKeepsTrainedPopularity(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 1))
+	var users []movielens.User
+	for i := 1; i <= 20; i++ {
+		users = append(users, movielens.User{ID: movielens.UserID(i), Gender: "F", Age: 25, Occupation: "programmer", Zip: "94043"})
+	}
+	var movies []movielens.Movie
+	var train []movielens.Rating
+	seen := make([][]int32, len(users))
+	for i := range 40 {
+		movies = append(movies, movielens.Movie{ID: movielens.MovieID(i + 1), Title: fmt.Sprintf("Movie %d (1990)", i+1), Year: 1990, Genres: []string{testGenres[i%len(testGenres)]}})
+		for u := range i % 17 { // 0 to 16 ratings: buckets 0 to 5
+			train = append(train, movielens.Rating{User: users[u].ID, Movie: movies[i].ID, Value: 4})
+			if u%2 == 0 { // the stored histories hold half: their buckets differ from training's
+				seen[u] = append(seen[u], int32(i))
+			}
+		}
+	}
+	uf, mf := feature.UserFields(), feature.AllMovieFields()
+	enc, err := feature.Fit(uf, mf, users, movies, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tower.New(tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2, 2, 2, 2}, MovieEmbed: []int{4, 2, 2, 4}},
+		enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(5, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &artifact.Bundle{Model: m, Encoder: enc, Seen: seen, Vectors: make([]float32, len(movies)*8),
+		Manifest: artifact.Manifest{Version: "v1", Objective: "softmax", Dim: 8, Fields: artifact.Fields{User: uf, Movie: mf}}}
+	for i, mv := range movies {
+		b.Movies = append(b.Movies, artifact.Movie{ID: mv.ID, Title: mv.Title, Genres: mv.Genres, Year: mv.Year})
+		in := feature.FromMovie(mv)
+		in.Ratings = i % 17
+		m.MovieVector(b.Vectors[i*8:(i+1)*8], enc.EncodeMovie(in))
+	}
+	for _, u := range users {
+		b.Users = append(b.Users, u.ID)
+	}
+	// Movie 30 (index 29, 12 ratings in training) holds a vector no bucket
+	// gives: its ratings are counted in the histories, 6.
+	const odd = 29
+	b.Vectors[odd*8] += 0.01
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	ctx := context.Background()
+	want := func(id movielens.MovieID, genres []string, ratings int) []float32 {
+		vec := make([]float32, 8)
+		m.MovieVector(vec, enc.EncodeMovie(feature.MovieInput{MovieID: strconv.Itoa(int(id)), Genres: genres, Year: 1990, Ratings: ratings}))
+		return vec
+	}
+	for _, i := range []int{0, 1, 5, 16, 20, odd, rng.IntN(len(movies))} {
+		genres := []string{testGenres[(i+1)%len(testGenres)]} // changed, so the movie is encoded again
+		if _, err := s.PutMovie(ctx, Movie{MovieID: movies[i].ID, Title: movies[i].Title, Genres: genres, Year: 1990}); err != nil {
+			t.Fatal(err)
+		}
+		v := s.live.Load()
+		g, _ := v.find(movies[i].ID)
+		ratings := i % 17
+		if i == odd {
+			ratings = 6
+		}
+		if got, w := v.vectorOf(g), want(movies[i].ID, genres, ratings); !slices.Equal(got, w) {
+			t.Errorf("movie %d (%d ratings) put with new genres: vector %v, want %v", movies[i].ID, ratings, got, w)
+		}
+	}
+	if _, err := s.PutMovie(ctx, Movie{MovieID: 500, Title: "New (1990)", Genres: []string{testGenres[0]}, Year: 1990}); err != nil {
+		t.Fatal(err)
+	}
+	v := s.live.Load()
+	g, _ := v.find(500)
+	if got, w := v.vectorOf(g), want(500, []string{testGenres[0]}, 0); !slices.Equal(got, w) {
+		t.Errorf("a new movie: vector %v, want %v (no ratings)", got, w)
+	}
+}
