@@ -92,7 +92,7 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 	// The artifact's movies from its folded titles, an updated one in
 	// its place with its new title, then the movies added since.
 	q := foldTitle(query)
-	considerRow := func(r int32) { consider(n+r, strings.Index(ov.rows[r].folded, q)) }
+	considerRow := func(r int32) { consider(n+r, formOffset(ov.rows[r].folded, strings.Index(ov.rows[r].folded, q))) }
 	updated := ov.updatedInOrder()
 	snap.titles.matches(q, func(i int32, at int) {
 		for len(updated) > 0 && ov.rows[updated[0]].base < i {
@@ -191,7 +191,7 @@ func newTitleIndex(movies []artifact.Movie) titleIndex {
 	x := titleIndex{start: make([]int, 0, len(movies)+1)}
 	for _, mv := range movies {
 		x.start = append(x.start, text.Len())
-		buf = appendFold(buf[:0], mv.Title)
+		buf = appendSearchForm(buf[:0], mv.Title)
 		text.Write(buf)
 	}
 	x.start = append(x.start, text.Len())
@@ -220,12 +220,44 @@ func (x titleIndex) matches(q string, f func(i int32, at int)) {
 			i += int32(sort.Search(int(n-i), func(k int) bool { return x.start[int(i)+k+1] > p }))
 		}
 		if end := x.start[i+1]; p+len(q) <= end { // not across into the next title
-			f(i, p-x.start[i])
+			f(i, formOffset(x.text[x.start[i]:end], p-x.start[i]))
 			p, i = end, i+1
 		} else {
 			p++
 		}
 	}
+}
+
+// appendSearchForm appends the title as search reads it: folded
+// (foldTitle), and for a title whose article MovieLens moved to its end
+// ("Godfather, The (1972)"), a newline and the title folded with the
+// article in front ("The Godfather (1972)"), so both spellings are found.
+func appendSearchForm(b []byte, title string) []byte {
+	b = appendFold(b, title)
+	head, rest, _ := strings.Cut(title, " (")
+	j := strings.LastIndex(head, ", ")
+	if j < 0 {
+		return b
+	}
+	if rest != "" {
+		rest = " (" + rest
+	}
+	switch art := head[j+2:]; art {
+	case "The", "A", "An", "La", "Les", "Le", "El", "Il", "Der", "Die", "Das":
+		return appendFold(append(b, '\n'), art+" "+head[:j]+rest)
+	case "L'":
+		return appendFold(append(b, '\n'), art+head[:j]+rest)
+	}
+	return b
+}
+
+// formOffset is at, a match's offset in a search form (or -1: none),
+// counted from the start of the spelling it is in: 0 is a prefix of either.
+func formOffset(form string, at int) int {
+	if at <= 0 {
+		return at
+	}
+	return at - (strings.LastIndexByte(form[:at], '\n') + 1)
 }
 
 // foldTitle is s with every rune replaced by the least rune of its

@@ -83,6 +83,44 @@ func TestMovies(t *testing.T) {
 	}
 }
 
+// TestMoviesArticleFirst: a title whose article MovieLens moved to its end
+// is found with the article in front too, as a prefix, in the artifact and
+// among movies added since.
+func TestMoviesArticleFirst(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 60, 1)
+	b.Movies[5].Title, b.Movies[9].Title = "Matrix, The (1999)", "The Matrix Reloaded (2003)"
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	s.AttachJournal(&memJournal{}, nil)
+	if _, err := s.PutMovie(context.Background(), Movie{MovieID: 9999, Title: "Lobster, The (2015)", Genres: b.Movies[0].Genres, Year: 2015}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		query string
+		want  []movielens.MovieID
+	}{
+		{"the matrix", []movielens.MovieID{b.Movies[5].ID, b.Movies[9].ID}}, // both prefixes, in catalogue order
+		{"matrix, the", []movielens.MovieID{b.Movies[5].ID}},
+		{"the lobster (2015)", []movielens.MovieID{9999}},
+		{"lobster", []movielens.MovieID{9999}},
+	} {
+		res, err := s.Movies(tt.query, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []movielens.MovieID{}
+		for _, m := range res.Movies {
+			got = append(got, m.MovieID)
+		}
+		if !slices.Equal(got, tt.want) || res.Total != len(tt.want) {
+			t.Errorf("%q: %v (total %d), want %v", tt.query, got, res.Total, tt.want)
+		}
+	}
+}
+
 // cosine is the oracle of Similar's score, in float64.
 func cosine(q, v []float32) float64 {
 	var d, qq, vv float64
@@ -230,7 +268,8 @@ func TestFoldTitle(t *testing.T) {
 func TestTitleIndexMatches(t *testing.T) {
 	t.Parallel()
 	var movies []artifact.Movie
-	for _, title := range []string{"Toy Story", "Babes in Toyland toy", "", "toy", "ab", "cd", "Story of Toys"} {
+	for _, title := range []string{"Toy Story", "Babes in Toyland toy", "", "toy", "ab", "cd", "Story of Toys",
+		"Godfather, The (1972)", "Enfer, L' (1994)", "City of Lost Children, The (Cité des enfants perdus, La) (1995)", "Toys, Many"} {
 		movies = append(movies, artifact.Movie{Title: title})
 	}
 	x := newTitleIndex(movies)
@@ -242,13 +281,21 @@ func TestTitleIndexMatches(t *testing.T) {
 		query string
 		want  []match
 	}{
-		{"toy", []match{{0, 0}, {1, 9}, {3, 0}, {6, 9}}},
+		{"toy", []match{{0, 0}, {1, 9}, {3, 0}, {6, 9}, {10, 0}}},
 		{"STORY", []match{{0, 4}, {6, 0}}},
-		{"bc", nil},  // across the end of "ab" into "cd"
-		{"bcd", nil}, // the same, to the end of the text
-		{"d", []match{{1, 15}, {5, 1}}},
+		// A title whose article MovieLens moved to the end is found by
+		// either spelling, each match counted from its spelling's start.
+		{"the godfather", []match{{7, 0}}},
+		{"godfather", []match{{7, 0}}},
+		{"godfather (1972)", []match{{7, 4}}},
+		{"l'enfer", []match{{8, 0}}},
+		{"the city of lost", []match{{9, 0}}},
+		{"(1972)\nthe", []match{{7, 15}}}, // the two spellings of one title
+		{"bc", nil},                       // across the end of "ab" into "cd"
+		{"bcd", nil},                      // the same, to the end of the text
+		{"d", []match{{1, 15}, {5, 1}, {7, 2}, {9, 17}}},
 		{"zzz", nil},
-		{"", []match{{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}}},
+		{"", []match{{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}, {8, 0}, {9, 0}, {10, 0}}},
 	} {
 		var got []match
 		x.matches(foldTitle(tt.query), func(i int32, at int) { got = append(got, match{i, at}) })
@@ -487,7 +534,8 @@ func FuzzTitleIndex(f *testing.F) {
 		})
 		for i, mv := range movies {
 			at, ok := got[int32(i)]
-			if want := strings.Index(foldTitle(mv.Title), q); want != at && (ok || want >= 0) {
+			form := string(appendSearchForm(nil, mv.Title))
+			if want := formOffset(form, strings.Index(form, q)); want != at && (ok || want >= 0) {
 				t.Fatalf("title %d %q, query %q: at %d (found %v), want %d", i, mv.Title, query, at, ok, want)
 			}
 		}

@@ -41,7 +41,7 @@ type overlay struct {
 // orow is one movie of the overlay.
 type orow struct {
 	movie  artifact.Movie
-	folded string // the title folded for search (foldTitle)
+	folded string // the title as search reads it (appendSearchForm)
 	base   int32  // the artifact's row it replaces, -1 for a new movie
 }
 
@@ -87,7 +87,7 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 		return &next
 	}
 	r := int32(len(ov.rows))
-	row := orow{movie: ch.movie, folded: foldTitle(ch.movie.Title), base: -1}
+	row := orow{movie: ch.movie, folded: string(appendSearchForm(nil, ch.movie.Title)), base: -1}
 	if inBase {
 		row.base = base
 	} else {
