@@ -293,9 +293,10 @@ func (rl *reloader) load(why string) error {
 	before, _ := artifact.ManifestSum(rl.dir)
 	seen := artifactPrint(rl.dir, before)
 	nb, sum, err := loadArtifact(rl.dir)
+	absent := err != nil && artifactAbsent(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
-	} else {
+	} else if !absent { // nothing published is no refusal (TowerrecallModelRefused)
 		rl.svc.LoadFailed()
 	}
 	if err == nil {
@@ -305,6 +306,9 @@ func (rl *reloader) load(why string) error {
 	}
 	rl.refused = seen
 	level := zerolog.ErrorLevel
+	if absent && !had { // still waiting, as said at start
+		level = zerolog.WarnLevel
+	}
 	if err.Error() == rl.lastFailure {
 		level = zerolog.DebugLevel
 	}
@@ -313,7 +317,7 @@ func (rl *reloader) load(why string) error {
 	switch {
 	case had:
 		ev.Msg("reload refused; the previous model keeps serving")
-	case artifactAbsent(rl.dir):
+	case absent:
 		ev.Msg("still no artifact: /readyz answers 503")
 	default:
 		ev.Msg("reload refused; still no model: /readyz answers 503")

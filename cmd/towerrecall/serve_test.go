@@ -296,6 +296,54 @@ func TestPollNotesUnreadableManifest(t *testing.T) {
 	}
 }
 
+// TestReloadOfNothingIsNoRefusal: a SIGHUP while no artifact is published
+// logs a warning and counts no failed load (TowerrecallModelRefused
+// alerts on those); a published artifact that does not load counts one.
+func TestReloadOfNothingIsNoRefusal(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "towerrecall_model_loads_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "error" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatal("no towerrecall_model_loads_total{result=\"error\"}")
+		return 0
+	}
+	logs := &logBuffer{}
+	dir := filepath.Join(t.TempDir(), "model")
+	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+	_ = rl.reload("SIGHUP")
+	if n := failed(); n != 0 || !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "still no artifact") {
+		t.Errorf("a SIGHUP with nothing published: %v failed loads, log %q", n, logs.String())
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = rl.reload("SIGHUP")
+	if n := failed(); n != 1 {
+		t.Errorf("a published artifact refused: %v failed loads, want 1", n)
+	}
+}
+
 // TestPollSkipsUnchangedRefusedArtifact: the poll loads a refused artifact
 // again only once its manifest or files change (a large one costs seconds
 // of CPU per load), while a SIGHUP always loads.
