@@ -643,8 +643,8 @@ type checked struct {
 }
 
 // shapeProblem says why node n, a mapping, a list or a scalar, cannot be a
-// value of type t ("" if it can; a null leaves the value as it is): yaml.v3
-// would name only the line and a Go type.
+// value of type t ("" if it can; a null leaves the value as it is, but is
+// refused for a list): yaml.v3 would name only the line and a Go type.
 func shapeProblem(n *yaml.Node, t reflect.Type) string {
 	var want string
 	switch k := t.Kind(); {
@@ -670,6 +670,9 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 		return "a list where " + want + " is expected"
 	case n.Kind == yaml.ScalarNode && n.Tag != "!!null" && (want == "a mapping of settings" || want == "a list"):
 		return asWritten(n) + " is not " + want
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null" && want == "a list":
+		// yaml.v3 would empty the list, not leave it as it is.
+		return "is blank: write [] for an empty list, or leave the key out for the default"
 	}
 	return ""
 }
