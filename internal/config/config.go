@@ -698,6 +698,9 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 		if _, problem := parseDuration(n.Value); problem != "" {
 			return v + problem
 		}
+		if n.Tag == "!!int" { // 0 parses as a duration, but yaml.v3 reads a number
+			return v + " is not a duration (write it with its unit, such as 0s or 1s)"
+		}
 	case k >= reflect.Int && k <= reflect.Uint64:
 		if n.Tag != "!!int" {
 			if n.Tag == "!!float" && strings.Trim(n.Value, "+-0123456789") == "" {

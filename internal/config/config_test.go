@@ -158,6 +158,7 @@ func TestParse(t *testing.T) {
 		{name: "unknown key", yaml: "train:\n  epoch: 3\n", wantErr: "line 2: unknown key train.epoch"},
 		// yaml.v3 empties a list left blank (no hidden layer, no prior):
 		// refused, where a blank number keeps its default.
+		{name: "zero for a duration", yaml: "train:\n  search_budget: 0\n", wantErr: "line 2: train.search_budget: 0 is not a duration (write it with its unit, such as 0s or 1s)"},
 		{name: "a blank list", yaml: "model:\n  hidden:\n  dim: 8\ntrain:\n  prior_weights: ~\n",
 			wantErr: "line 2: model.hidden: is blank: write [] for an empty list, or leave the key out for the default\nline 5: train.prior_weights: is blank"},
 		// Every unknown key at once, before any value's type: a key's typo
