@@ -51,7 +51,12 @@ func DetectLayout(dir string) (Layout, error) {
 	case 2:
 		return "", fmt.Errorf("movielens: %s holds both an ml-1m (users.dat) and an ml-100k (u.user) dataset; keep one per directory", dir)
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if st, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("movielens: %w", err)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("movielens: %s is a file, not a directory: pass the dataset's directory (a split file goes to --train)", dir)
+	}
+	if _, err := os.ReadDir(dir); err != nil { // an unreadable directory hides its files
 		return "", fmt.Errorf("movielens: %w", err)
 	}
 	return "", fmt.Errorf("movielens: %s holds no MovieLens dataset: want users.dat, movies.dat, ratings.dat (ml-1m) or u.user, u.item, u.data (ml-100k)", dir)

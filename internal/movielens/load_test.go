@@ -173,6 +173,13 @@ func TestDetectLayoutEmpty(t *testing.T) {
 	if _, err := LoadDir(filepath.Join(t.TempDir(), "nope")); err == nil {
 		t.Fatal("missing dir: no error")
 	}
+	file := filepath.Join(t.TempDir(), "train.dat")
+	if err := os.WriteFile(file, []byte("1::1::5::1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDir(file); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
+		t.Fatalf("a file for the directory: %v", err)
+	}
 }
 
 func TestDetectLayoutBoth(t *testing.T) {
