@@ -296,7 +296,7 @@ func (rl *reloader) load(why string) error {
 	absent := err != nil && artifactAbsent(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
-	} else if !absent { // nothing published is no refusal (TowerrecallModelRefused)
+	} else if !absent || had { // waiting for a first artifact is no refusal (TowerrecallModelRefused); losing the served one is
 		rl.svc.LoadFailed()
 	}
 	if err == nil {
