@@ -293,10 +293,12 @@ func (rl *reloader) load(why string) error {
 	before, _ := artifact.ManifestSum(rl.dir)
 	seen := artifactPrint(rl.dir, before)
 	nb, sum, err := loadArtifact(rl.dir)
-	absent := err != nil && artifactAbsent(rl.dir)
+	// Waiting for a first artifact is no refusal (TowerrecallModelRefused
+	// alerts on those); losing the served one is.
+	waiting := err != nil && !had && artifactAbsent(rl.dir)
 	if err == nil {
 		err = rl.svc.Load(nb)
-	} else if !absent || had { // waiting for a first artifact is no refusal (TowerrecallModelRefused); losing the served one is
+	} else if !waiting {
 		rl.svc.LoadFailed()
 	}
 	if err == nil {
@@ -306,7 +308,7 @@ func (rl *reloader) load(why string) error {
 	}
 	rl.refused = seen
 	level := zerolog.ErrorLevel
-	if absent && !had { // still waiting, as said at start
+	if waiting { // as said at start
 		level = zerolog.WarnLevel
 	}
 	if err.Error() == rl.lastFailure {
@@ -317,7 +319,7 @@ func (rl *reloader) load(why string) error {
 	switch {
 	case had:
 		ev.Msg("reload refused; the previous model keeps serving")
-	case absent:
+	case waiting:
 		ev.Msg("still no artifact: /readyz answers 503")
 	default:
 		ev.Msg("reload refused; still no model: /readyz answers 503")

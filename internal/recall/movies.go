@@ -234,21 +234,23 @@ func (x titleIndex) matches(q string, f func(i int32, at int)) {
 // article in front ("The Godfather (1972)"), so both spellings are found.
 func appendSearchForm(b []byte, title string) []byte {
 	b = appendFold(b, title)
-	head, rest, _ := strings.Cut(title, " (")
-	j := strings.LastIndex(head, ", ")
+	end := strings.Index(title, " (")
+	if end < 0 {
+		end = len(title)
+	}
+	j := strings.LastIndex(title[:end], ", ")
 	if j < 0 {
 		return b
 	}
-	if rest != "" {
-		rest = " (" + rest
-	}
-	switch art := head[j+2:]; art {
+	art, sep := title[j+2:end], " "
+	switch art {
 	case "The", "A", "An", "La", "Les", "Le", "El", "Il", "Der", "Die", "Das":
-		return appendFold(append(b, '\n'), art+" "+head[:j]+rest)
 	case "L'":
-		return appendFold(append(b, '\n'), art+head[:j]+rest)
+		sep = ""
+	default:
+		return b
 	}
-	return b
+	return appendFold(append(b, '\n'), art+sep+title[:j]+title[end:])
 }
 
 // formOffset is at, a match's offset in a search form (or -1: none),

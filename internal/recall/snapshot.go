@@ -195,11 +195,11 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	te, th := e10+e100, h10+h100
 	perQuery := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(nq) }
 	snap.info.IndexLatency = map[string]float64{"exact": perQuery(e10), "hnsw": perQuery(h10)}
-	log := logger.Info()
+	level := zerolog.InfoLevel
 	if !pass {
-		log = logger.Warn()
+		level = zerolog.WarnLevel
 	}
-	log = log.Dur("exact_search_ms", te).Dur("hnsw_search_ms", th).Interface("index_latency_us", snap.info.IndexLatency).
+	log := logger.WithLevel(level).Dur("exact_search_ms", te).Dur("hnsw_search_ms", th).Interface("index_latency_us", snap.info.IndexLatency).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).Bool("self_check_passed", pass)
 	switch {
 	case opts.Index == "hnsw" && pass:

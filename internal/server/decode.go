@@ -99,28 +99,32 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 	if !bytes.Contains(body, []byte("null")) {
 		return "", false
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	for {
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return "", false
-		}
-		if tok.Kind() == 'n' {
-			return dec.StackPointer(), true
-		}
-	}
+	_, at, ok := firstToken(body, func(tok jsontext.Token, _ *jsontext.Decoder) bool { return tok.Kind() == 'n' })
+	return at, ok
 }
 
 // numberAt returns the number at p in body, "" if p is not a number.
 func numberAt(body []byte, p jsontext.Pointer) string {
+	tok, _, ok := firstToken(body, func(tok jsontext.Token, dec *jsontext.Decoder) bool {
+		return tok.Kind() == '0' && dec.StackPointer() == p
+	})
+	if !ok {
+		return ""
+	}
+	return truncate(tok.String(), 64)
+}
+
+// firstToken walks body's tokens to the first that match accepts (the
+// decoder says where it is) and returns it and where it is.
+func firstToken(body []byte, match func(jsontext.Token, *jsontext.Decoder) bool) (jsontext.Token, jsontext.Pointer, bool) {
 	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	for {
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return ""
+			return jsontext.Token{}, "", false
 		}
-		if tok.Kind() == '0' && dec.StackPointer() == p {
-			return truncate(tok.String(), 64)
+		if match(tok, dec) {
+			return tok, dec.StackPointer(), true
 		}
 	}
 }
@@ -167,8 +171,9 @@ func decodeProblem(body []byte, err error) *apiError {
 	if se.GoType != nil {
 		want = jsonKind(se.GoType.Kind())
 	}
-	if num := numberAt(body, se.JSONPointer); se.JSONKind == '0' && want == jsonInteger && num != "" {
-		if strings.ContainsAny(num, ".eE") { // 25.0 too: JSON Schema's integer, not json/v2's
+	if se.JSONKind == '0' && want == jsonInteger {
+		num := numberAt(body, se.JSONPointer) // json/v2's error does not say which number
+		if strings.ContainsAny(num, ".eE") {  // 25.0 too: JSON Schema's integer, not json/v2's
 			return invalid(f, fmt.Sprintf("%s must be an integer written without a fraction or exponent, got %s", pathOf(se.JSONPointer), num))
 		}
 		bound := ""
@@ -177,11 +182,9 @@ func decodeProblem(body []byte, err error) *apiError {
 		}
 		return invalid(f, fmt.Sprintf("%s is out of range%s, got %s", pathOf(se.JSONPointer), bound, num))
 	}
-	got := map[jsontext.Kind]string{'f': "boolean", 't': "boolean", '"': "string", '0': "a number out of range or not an integer", '{': "object", '[': "array"}[se.JSONKind]
+	got := map[jsontext.Kind]string{'f': "boolean", 't': "boolean", '"': "string", '0': "number", '{': "object", '[': "array"}[se.JSONKind]
 	if got == "" {
 		got = "a value of another type"
-	} else if se.JSONKind == '0' && want != jsonInteger {
-		got = "number" // only an integer member can hold a number that does not fit
 	}
 	return invalid(f, fmt.Sprintf("%s: expected %s, got %s", pathOf(se.JSONPointer), want, got))
 }
