@@ -92,7 +92,7 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 	// The artifact's movies from its folded titles, an updated one in
 	// its place with its new title, then the movies added since.
 	q := foldTitle(query)
-	considerRow := func(r int32) { consider(n+r, formOffset(ov.rows[r].folded, strings.Index(ov.rows[r].folded, q))) }
+	considerRow := func(r int32) { consider(n+r, matchOffset(ov.rows[r].folded, q, strings.Index(ov.rows[r].folded, q))) }
 	updated := ov.updatedInOrder()
 	snap.titles.matches(q, func(i int32, at int) {
 		for len(updated) > 0 && ov.rows[updated[0]].base < i {
@@ -220,7 +220,7 @@ func (x titleIndex) matches(q string, f func(i int32, at int)) {
 			i += int32(sort.Search(int(n-i), func(k int) bool { return x.start[int(i)+k+1] > p }))
 		}
 		if end := x.start[i+1]; p+len(q) <= end { // not across into the next title
-			f(i, formOffset(x.text[x.start[i]:end], p-x.start[i]))
+			f(i, matchOffset(x.text[x.start[i]:end], q, p-x.start[i]))
 			p, i = end, i+1
 		} else {
 			p++
@@ -251,6 +251,19 @@ func appendSearchForm(b []byte, title string) []byte {
 		return b
 	}
 	return appendFold(append(b, '\n'), art+sep+title[:j]+title[end:])
+}
+
+// matchOffset is formOffset(form, at) for at, the first match of q in a
+// search form, except that it is 0 when q is a prefix of the form's second
+// spelling: "the" first matches inside "GODFATHER, THE", yet "THE
+// GODFATHER" starts with it.
+func matchOffset(form, q string, at int) int {
+	if at > 0 {
+		if _, second, ok := strings.Cut(form, "\n"); ok && strings.HasPrefix(second, q) {
+			return 0
+		}
+	}
+	return formOffset(form, at)
 }
 
 // formOffset is at, a match's offset in a search form (or -1: none),
