@@ -271,6 +271,10 @@ func TestBadRequestDetails(t *testing.T) {
 		{`{"user":{"age":25.0}}`, "user.age must be an integer written without a fraction or exponent, got 25.0"},
 		{`{"user":{"user_id":3000000000}}`, "user.user_id is out of range (at most 2147483647), got 3000000000"},
 		{`{"user":{},"exclude_movie_ids":[1,-3000000000]}`, "exclude_movie_ids[1] is out of range, got -3000000000"},
+		// A number past int64 states the contract's range, not int64's.
+		{`{"user":{},"k":99999999999999999999}`, "k must be between 1 and 1000, got 99999999999999999999"},
+		{`{"user":{},"offset":-99999999999999999999}`, "offset must be between 0 and 10000, got -99999999999999999999"},
+		{`{"user":{"age":99999999999999999999}}`, "user.age must be between 1 and 120, got 99999999999999999999"},
 		{`{"user":{},"k":1e999}`, "k must be an integer written without a fraction or exponent, got 1e999"},
 		{`{"user":{},"exclude_seen":1}`, "exclude_seen: expected boolean, got number"},
 		{`{"user":{"5":1}}`, `unknown member "user.5"`},
@@ -287,8 +291,14 @@ func TestBadRequestDetails(t *testing.T) {
 			t.Errorf("%q: detail %q lacks %q", tt.body, p.Detail, tt.want)
 		}
 	}
+	cat := newTestServer(t, Config{CatalogToken: testToken})
+	w := newRecorder()
+	cat.Handler().ServeHTTP(w, cat.callAuth("PUT", "/movies/5", "Bearer "+testToken, `{"title":"x","genres":["Drama"],"year":99999999999999999999}`))
+	if p := decodeProblemBody(t, w); p.Field != "year" || !strings.Contains(p.Detail, "year must be between 1870 and 2100, got 99999999999999999999") {
+		t.Errorf("year past int64: %+v", p)
+	}
 	// Scores report the repeated index.
-	w := ts.call("POST", "/score", jsonCT, `{"user":{},"movie_ids":[4,5,4]}`)
+	w = ts.call("POST", "/score", jsonCT, `{"user":{},"movie_ids":[4,5,4]}`)
 	if p := decodeProblemBody(t, w); !strings.Contains(p.Detail, "movie_ids[2] repeats movie_ids[0]") {
 		t.Errorf("detail %q", p.Detail)
 	}

@@ -22,6 +22,14 @@ const (
 	maxZipLen      = 16
 )
 
+// intRanges are the contract's ranges of the integer members decoded as
+// int64, by field: a number past int64's range gets the range a client
+// can act on, not int64's (the int32 ids' bound is the contract's).
+var intRanges = map[string][2]int64{
+	"k": {1, recall.MaxK}, "offset": {0, recall.MaxOffset}, "user.age": {minAge, maxAge},
+	"year": {movielens.MinYear, movielens.MaxYear}, // PUT /movies/{movie_id}
+}
+
 // The request bodies as they travel. Optional members are pointers (nil:
 // absent; decodeJSON refuses null) or pre-set defaults; request() checks
 // every value once, here at the boundary, and converts the body into the
