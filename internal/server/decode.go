@@ -176,8 +176,8 @@ func decodeProblem(body []byte, err error) *apiError {
 		if strings.ContainsAny(num, ".eE") {  // 25.0 too: JSON Schema's integer, not json/v2's
 			return invalid(f, fmt.Sprintf("%s must be an integer written without a fraction or exponent, got %s", pathOf(se.JSONPointer), num))
 		}
-		if r, ok := intRanges[f]; ok { // int64's bounds are not the contract's
-			return invalid(f, fmt.Sprintf("%s must be between %d and %d, got %s", pathOf(se.JSONPointer), r[0], r[1], num))
+		if lo, hi, ok := contractRange(f); ok { // int64's bounds are not the contract's
+			return invalid(f, fmt.Sprintf("%s must be between %d and %d, got %s", pathOf(se.JSONPointer), lo, hi, num))
 		}
 		bound := ""
 		if k := se.GoType.Kind(); !strings.HasPrefix(num, "-") && k >= reflect.Int && k <= reflect.Int64 {

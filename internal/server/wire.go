@@ -22,12 +22,21 @@ const (
 	maxZipLen      = 16
 )
 
-// intRanges are the contract's ranges of the integer members decoded as
-// int64, by field: a number past int64's range gets the range a client
+// contractRange is the contract's range of an integer member decoded as
+// int64, by field: a number past int64's range is told the range a client
 // can act on, not int64's (the int32 ids' bound is the contract's).
-var intRanges = map[string][2]int64{
-	"k": {1, recall.MaxK}, "offset": {0, recall.MaxOffset}, "user.age": {minAge, maxAge},
-	"year": {movielens.MinYear, movielens.MaxYear}, // PUT /movies/{movie_id}
+func contractRange(field string) (lo, hi int64, ok bool) {
+	switch field {
+	case "k":
+		return 1, recall.MaxK, true
+	case "offset":
+		return 0, recall.MaxOffset, true
+	case "user.age":
+		return minAge, maxAge, true
+	case "year": // PUT /movies/{movie_id}
+		return movielens.MinYear, movielens.MaxYear, true
+	}
+	return 0, 0, false
 }
 
 // The request bodies as they travel. Optional members are pointers (nil:
