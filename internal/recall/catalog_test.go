@@ -239,8 +239,9 @@ func TestCatalogChanges(t *testing.T) {
 			}
 			// Recent movies: one the catalogue lacks is reported; one added
 			// since training is known (excluded, not reported) though it
-			// has no history embedding to pool.
-			res, err := s.Recall(ctx, Request{User: User{Recent: []movielens.MovieID{999999, 100001, b.Movies[50].ID}}, K: 400})
+			// has no history embedding to pool; a trained movie deleted
+			// since (70) is the model's, watched, not reported.
+			res, err := s.Recall(ctx, Request{User: User{Recent: []movielens.MovieID{999999, 100001, b.Movies[50].ID, b.Movies[70].ID}}, K: 400})
 			if err != nil || !slices.Equal(res.User.UnknownRecent, []movielens.MovieID{999999}) ||
 				slices.ContainsFunc(res.Items, func(it Item) bool { return it.MovieID == 100001 || it.MovieID == b.Movies[50].ID }) {
 				t.Fatalf("recent movies: %v, unknown %v, items %v", err, res.User.UnknownRecent, itemIDs(res.Items))
