@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
 var (
@@ -111,6 +114,59 @@ func TestSlug(t *testing.T) {
 	} {
 		if got := slug(heading); got != want {
 			t.Errorf("slug(%q) = %q, want %q", heading, got, want)
+		}
+	}
+}
+
+// TestEvalOutputDocumented: every member eval prints, at any depth, is
+// named in docs/model.md's "`eval`'s output" (metrics as `recall@K`):
+// model_version was printed and named nowhere.
+func TestEvalOutputDocumented(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a demo model")
+	}
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "model.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "### `eval`'s output\n")
+	if !ok {
+		t.Fatal("docs/model.md has no \"### `eval`'s output\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	dir, data, ds := demoDir(t, "data")
+	older, test := movielens.TimelineSplit(ds.Ratings, 0.8)
+	train, valid := movielens.TimelineSplit(older, 0.85)
+	writeRatings(t, dir, map[string][]movielens.Rating{"train.dat": train, "valid.dat": valid, "test.dat": test})
+	path := func(name string) string { return filepath.Join(dir, name) }
+	model := filepath.Join(dir, "model")
+	if _, err := cli("train", "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--out", model, "--epochs", "1"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli("eval", "--model", model, "--data", data, "--train", path("train.dat"), "--valid", path("valid.dat"), "--test", path("test.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("eval's output is not one JSON object: %v\n%s", err, out)
+	}
+	metric := regexp.MustCompile(`@\d+$`)
+	named := map[string]bool{}
+	var walk func(m map[string]any)
+	walk = func(m map[string]any) {
+		for k, v := range m {
+			named[metric.ReplaceAllString(k, "@K")] = true
+			if sub, ok := v.(map[string]any); ok {
+				walk(sub)
+			}
+		}
+	}
+	walk(got)
+	for k := range named {
+		if !strings.Contains(section, "`"+k+"`") {
+			t.Errorf("eval prints %q, which docs/model.md's \"`eval`'s output\" does not name", k)
 		}
 	}
 }
