@@ -548,6 +548,7 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	t.Parallel()
 	dir, data, ds := demoDir(t, "data")
 	other := filepath.Join(dir, "other")
+	title := ds.Movies[3].Title
 	ds.Movies[3].Title = "Another Movie (1999)"
 	if err := movielens.WriteML1M(other, ds); err != nil {
 		t.Fatal(err)
@@ -649,8 +650,26 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		t.Errorf("eval after a stop: err = %v", err)
 	}
 	out, err := cli("prior", "--model", model, "--data", data, "--ratings", ratings)
-	if err != nil || !strings.Contains(out, "prior recounted from") {
+	if err != nil || !strings.Contains(out, "prior recounted from") || strings.Contains(out, "not counted") {
 		t.Fatalf("prior with the model's own data: %q, %v", out, err)
+	}
+	// A catalogue with a movie added since training: its ratings are
+	// not counted (the model has no row for it), and prior says so.
+	ds.Movies[3].Title = title
+	added := ds.Movies[0]
+	added.ID, added.Title = 99999, "Added Since (2001)"
+	ds.Movies = append(ds.Movies, added)
+	newer := filepath.Join(dir, "newer")
+	if err := movielens.WriteML1M(newer, ds); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(dir, "fresh.dat")
+	if err := os.WriteFile(fresh, []byte("1::99999::5::978300760\n2::99999::4::978300761\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = cli("prior", "--model", model, "--data", newer, "--ratings", ratings+","+fresh)
+	if err != nil || !strings.Contains(out, "not counted: 2 ratings of movies the model does not have") {
+		t.Fatalf("prior with a movie added since: %q, %v", out, err)
 	}
 }
 

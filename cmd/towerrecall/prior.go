@@ -103,6 +103,9 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "prior recounted from %d ratings, now %s, version %s: %s\n", b.Prior.Ratings, b.Prior.Now.Format("2006-01-02T15:04:05Z"), b.Manifest.Version, *out)
+	if skipped := len(rs) - b.Prior.Ratings; skipped > 0 {
+		fmt.Fprintf(stdout, "not counted: %d ratings of movies the model does not have (added since training; the next train counts them)\n", skipped)
+	}
 	return nil
 }
 
