@@ -115,6 +115,12 @@ func (s *Service) flush() (uint64, error) {
 			return 0, err
 		}
 		last = batch[len(batch)-1].Seq
+		if s.journal.Err() != nil {
+			// The Sync succeeded, yet writing is off (the compaction it
+			// ran failed after replacing the file): say so now, not at
+			// the next change's refusal.
+			s.writable.Store(false)
+		}
 		s.catMu.Lock()
 		for _, e := range batch {
 			s.latest[e.MovieID] = e

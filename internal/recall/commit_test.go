@@ -501,3 +501,53 @@ func TestCatalogRefusedChangeNotOnDisk(t *testing.T) {
 		t.Errorf("the change refused with %q is applied at the restart", errB)
 	}
 }
+
+// offAfterSyncJournal is catalog.Journal when the compaction that a Sync
+// runs (every line written synced) replaced the file but could not sync
+// its directory: that Sync succeeds, and writing is off from then on
+// (Err, and every later Write fails).
+type offAfterSyncJournal struct {
+	memJournal
+	off atomic.Pointer[error]
+}
+
+func (j *offAfterSyncJournal) Write(e catalog.Entry) (catalog.Entry, error) {
+	if p := j.off.Load(); p != nil {
+		return catalog.Entry{}, *p
+	}
+	return j.memJournal.Write(e)
+}
+
+func (j *offAfterSyncJournal) Sync(uint64) error {
+	err := errors.New("catalog: compact journal: the compacted journal replaced it, but EIO: writing is off until a restart")
+	j.off.CompareAndSwap(nil, &err)
+	return nil
+}
+
+func (j *offAfterSyncJournal) Err() error {
+	if p := j.off.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// TestCatalogWritableAfterCompactionFailure: a journal that turned writing
+// off during a Sync that succeeded (its compaction failed after replacing
+// the file) is reported as not writable (GET /model, the
+// towerrecall_catalog_writable alert) at once, not only after the next
+// change is tried and refused.
+func TestCatalogWritableAfterCompactionFailure(t *testing.T) {
+	t.Parallel()
+	s, _ := loadedService(t, "exact", "v1", 50, 23)
+	j := &offAfterSyncJournal{}
+	s.AttachJournal(j, nil)
+	if _, err := s.PutMovie(context.Background(), Movie{MovieID: 9300, Title: "x", Genres: []string{"Drama"}}); err != nil {
+		t.Fatal(err) // its fsync completed: durable
+	}
+	if j.Err() == nil {
+		t.Fatal("the journal is still writable")
+	}
+	if info, _ := s.Info(); info.Catalog.Writable {
+		t.Errorf("the journal failed (%v), yet the catalogue says it is writable", j.Err())
+	}
+}
