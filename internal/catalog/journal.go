@@ -543,11 +543,13 @@ func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.err == nil {
 		j.err = errors.New("catalog: journal is closed")
-		if j.size > j.synced {
-			j.rolled = true
-			if err := j.f.Truncate(j.synced); err == nil {
-				_ = j.f.Sync()
-			}
+	}
+	// Unless a failure's cut has run: a failed Write whose cut still
+	// waits behind a Sync would find the file closed.
+	if !j.rolled && j.size > j.synced {
+		j.rolled = true
+		if err := j.f.Truncate(j.synced); err == nil {
+			_ = j.f.Sync()
 		}
 	}
 	j.mu.Unlock()

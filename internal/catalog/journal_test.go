@@ -519,6 +519,20 @@ func TestJournalFailureRollsBack(t *testing.T) {
 			func(j *Journal) error { _, err := j.Write(es[2]); return err }, false, 1},
 		{"failed sync and cut", func(f *faultyFile) { f.syncErr, f.truncErr = errors.New("EIO"), errors.New("EROFS") }, syncAll, true, 2},
 		{"close with an unsynced line", func(*faultyFile) {}, (*Journal).Close, false, 1},
+		// A shutdown's Close that takes the lock between a failed
+		// write(2) and that Write's cut (which waits behind a Sync in
+		// flight) cuts the unsynced lines itself: the Write's cut then
+		// finds the file closed.
+		{"close between a failed write and its cut", func(f *faultyFile) { f.writeErr = errors.New("ENOSPC") },
+			func(j *Journal) error {
+				if _, failed, _ := j.write(es[2]); !failed {
+					return errors.New("the write did not fail")
+				}
+				if err := j.Close(); err != nil {
+					return err
+				}
+				return j.rollback()
+			}, false, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
