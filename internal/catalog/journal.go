@@ -149,7 +149,7 @@ func Open(path string) (*Journal, Replay, error) { return open(path, replaceFile
 // open is Open with the step that puts a compacted journal in place (a
 // seam for fault tests).
 func open(path string, replace func(tmp, path string) (renamed bool, err error)) (*Journal, Replay, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mkdirDurable(filepath.Dir(path)); err != nil {
 		return nil, Replay{}, fmt.Errorf("catalog: open journal: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -570,6 +570,25 @@ func lockPath(f *os.File, path string) error {
 	}
 	if now, err := os.Stat(path); err != nil || !os.SameFile(st, now) {
 		return errors.New("it replaced the file while this one opened it")
+	}
+	return nil
+}
+
+// mkdirDurable is os.MkdirAll, and each directory it makes is synced into
+// its parent, as a new journal is into its directory: a power loss must not
+// take away the directory of acknowledged changes.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		return syncDir(parent)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func sample() []Entry {
 
 func TestJournalRoundTrip(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "sub", "model.journal")
+	path := filepath.Join(t.TempDir(), "sub", "dir", "model.journal") // directories made (and synced) as needed
 	j, rep, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
