@@ -222,6 +222,19 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	checkSentBody(t, b, withPick) // the last request shown is still the good one
 	b.do(t, "clear it", chromedp.SetValue(chromedp.CSS("#user-id"), ""))
 
+	// On a wide screen the results are at the top of their column: a short
+	// list asked from the form's button (the page scrolled down to it) is
+	// brought into sight. It came above the screen, and nothing seemed to
+	// happen.
+	b.do(t, "ask for 3 movies from the button",
+		chromedp.SetValue(chromedp.CSS("#k"), "3"),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the 3 movies", `document.querySelector('#results').dataset.state === 'done' && document.querySelectorAll('#results-table tbody tr').length === 3`)
+	if !eval[bool](t, b, resultsInSight) {
+		t.Errorf("a short list asked from the button is out of sight (the page is scrolled to %v)", eval[float64](t, b, `window.scrollY`))
+	}
+	b.do(t, "back to 20 movies", chromedp.SetValue(chromedp.CSS("#k"), "20"))
+
 	// A bad value is the server's 400, shown on the field it names. The
 	// browser logs the failed request; only here is that expected.
 	b.allowNetworkErrors(true)
@@ -382,6 +395,9 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	if meta := b.text(t, "#results-meta"); meta != "the service did not answer within 15 s" {
 		t.Errorf("a stalled answer shows %q, want the page's timeout", meta)
 	}
+	if !eval[bool](t, b, resultsInSight) { // an error above the screen, as the short list
+		t.Errorf("the error of a recall asked from the button is out of sight (the page is scrolled to %v)", eval[float64](t, b, `window.scrollY`))
+	}
 
 	// No movie passes the filters (every film noir hidden from the
 	// catalogue): the view says so (it showed "movies 0" and no list).
@@ -463,6 +479,10 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		document.querySelector('%s') !== null`, first, hit))
 	np.stop(t)
 }
+
+// resultsInSight is true when the recall view's result line is on the
+// screen.
+const resultsInSight = `(r => r.top >= 0 && r.bottom <= window.innerHeight)(document.querySelector('#results-meta').getBoundingClientRect())`
 
 // findChromium returns Chromium's path, or skips (fails when
 // TOWERRECALL_REQUIRE_CHROMIUM is set: .ci/run installs it).

@@ -290,6 +290,7 @@ async function recall(body) {
     const before = shown.items.length;
     shown.items = shown.items.concat(res.items);
     fillTable($('#results-table'), shown.items);
+    if (before === 0) reveal($('#results-meta'));
     const first = $('#results-table').tBodies[0].rows[before];
     if (moreFocused && first) first.querySelector('.title a').focus();
     let who = res.known_user ? 'known (trained on)' : 'cold start';
@@ -322,6 +323,15 @@ async function recall(body) {
   }
 }
 
+// reveal scrolls a view's result panel into sight when its result line is
+// out of it: on a wide screen the panel is at the top of its column, and a
+// form submitted from its button (scrolled down to it) got a short list or
+// an error above the screen, so nothing seemed to happen.
+function reveal(meta) {
+  const r = meta.getBoundingClientRect();
+  if (r.top < 0 || r.bottom > window.innerHeight) meta.closest('.panel').scrollIntoView({ block: 'nearest' });
+}
+
 function metaLine(pairs) {
   const out = [];
   for (const [k, v] of pairs) out.push(el('span', { class: 'kv' }, el('span', { class: 'k' }, k), ' ', el('strong', {}, v)));
@@ -333,6 +343,7 @@ function metaLine(pairs) {
 function failView(box, table, meta, err, inputs) {
   table.hidden = true;
   meta.replaceChildren(el('span', { class: 'error' }, err.message));
+  reveal(meta); // then the field, which scrolls to it if both do not fit
   const f = err.problem && err.problem.field;
   const input = f && inputs[f] && $(inputs[f]);
   if (input) {
