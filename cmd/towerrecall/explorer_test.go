@@ -177,6 +177,13 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.do(t, "search another movie", chromedp.SendKeys(chromedp.CSS("#recent-q"), searchWord(want.Items[1].Title)))
 	otherHit := fmt.Sprintf(`[...document.querySelectorAll('#recent-hits button.hit')].find(h => h.dataset.movieId !== '%d')`, pickedID)
 	b.waitFor(t, "its matches", otherHit+` !== undefined`)
+	// Tab from the box reaches the first match, whose focus ring is whole
+	// (the scrolling list cut off all of it but its lower edge).
+	eval[bool](t, b, `(document.querySelector('#recent-q').focus(), true)`)
+	b.do(t, "tab to the first match", chromedp.KeyEvent(kb.Tab))
+	if !eval[bool](t, b, fmt.Sprintf(ringInside, "#recent-hits")) {
+		t.Errorf("the focus ring of the first title match is cut off by the list (focus on %s)", eval[string](t, b, `document.activeElement.outerHTML`))
+	}
 	eval[bool](t, b, `(`+otherHit+`.focus(), true)`)
 	b.do(t, "pick a hit with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "two picked movies", `document.querySelectorAll('#recent-picked li').length === 2`)
@@ -254,7 +261,13 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	}
 	// With the keyboard: the button is hidden while the page loads, so the
 	// focus moves to the first new movie (it fell back to <body>).
-	eval[bool](t, b, `(document.querySelector('#results-more').focus(), true)`)
+	// Tab from the last movie reaches it, with its focus ring whole (the
+	// results' scrolling box cut off its left and lower edges).
+	eval[bool](t, b, `(document.querySelector('#results-table tbody tr:last-child .title a').focus(), true)`)
+	b.do(t, "tab to More", chromedp.KeyEvent(kb.Tab))
+	if !eval[bool](t, b, `document.activeElement.id === 'results-more' && `+fmt.Sprintf(ringInside, "#results")) {
+		t.Errorf("the focus ring of More is cut off by the results' box (focus on %s)", eval[string](t, b, `document.activeElement.outerHTML`))
+	}
 	b.do(t, "show more with Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
 	if !eval[bool](t, b, `document.activeElement === document.querySelectorAll('#results-table tbody tr')[20].querySelector('.title a')`) {
@@ -483,6 +496,15 @@ func TestE2EExplorerBrowser(t *testing.T) {
 // resultsInSight is true when the recall view's result line is on the
 // screen.
 const resultsInSight = `(r => r.top >= 0 && r.bottom <= window.innerHeight)(document.querySelector('#results-meta').getBoundingClientRect())`
+
+// ringInside is true when the focused element shows a focus ring that
+// its box (the selector %s, a scrolling box) does not cut off.
+const ringInside = `(e => {
+	const s = getComputedStyle(e), out = parseFloat(s.outlineOffset) + parseFloat(s.outlineWidth);
+	const r = e.getBoundingClientRect(), box = e.closest('%s').getBoundingClientRect();
+	return e.matches(':focus-visible') && s.outlineStyle !== 'none' &&
+		r.left - out >= box.left && r.right + out <= box.right && r.top - out >= box.top && r.bottom + out <= box.bottom;
+})(document.activeElement)`
 
 // findChromium returns Chromium's path, or skips (fails when
 // TOWERRECALL_REQUIRE_CHROMIUM is set: .ci/run installs it).
