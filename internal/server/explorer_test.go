@@ -4,8 +4,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
 func TestCatalogueEndpoints(t *testing.T) {
@@ -168,6 +171,16 @@ func TestExplorerPage(t *testing.T) {
 	} {
 		if m := bad.FindString(page); m != "" {
 			t.Errorf("the page has %q, which its CSP blocks or which leaves the origin", m)
+		}
+	}
+	// The title boxes take no longer a text than GET /movies does (a
+	// longer one was a 400 and a console error at every keystroke, shown
+	// as "q must be valid UTF-8 of at most 200 characters"). maxlength
+	// counts UTF-16 units, never fewer than characters.
+	for _, id := range []string{"recent-q", "similar-q"} {
+		m := regexp.MustCompile(`<input id="` + id + `"[^>]*\smaxlength="(\d+)"`).FindStringSubmatch(page)
+		if m == nil || m[1] != strconv.Itoa(recall.MaxMoviesQuery) {
+			t.Errorf("the title box #%s has maxlength %v, want GET /movies's %d", id, m, recall.MaxMoviesQuery)
 		}
 	}
 	wantType := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
