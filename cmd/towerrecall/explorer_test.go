@@ -227,6 +227,13 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the field's error", `document.querySelector('#results').dataset.state === 'error' && document.querySelector('#user-id').getAttribute('aria-invalid') === 'true'`)
 	checkSentBody(t, b, withPick) // the last request shown is still the good one
+	// Nor is a number too large to send as typed: it went as 1e+23, and
+	// the answer said an exponent was written.
+	b.do(t, "type a huge user id",
+		chromedp.SetValue(chromedp.CSS("#user-id"), strings.Repeat("9", 23)),
+		chromedp.Click(chromedp.CSS("#recall-submit")))
+	b.waitFor(t, "the field's error", `document.querySelector('#results-meta').textContent === 'Known user id is too large' && document.querySelector('#user-id').getAttribute('aria-invalid') === 'true'`)
+	checkSentBody(t, b, withPick)
 	b.do(t, "clear it", chromedp.SetValue(chromedp.CSS("#user-id"), ""))
 
 	// On a wide screen the results are at the top of their column: a short

@@ -204,6 +204,10 @@ function intField(sel, name) {
   if (input.validity.badInput || (v && !/^\d+$/.test(v))) {
     throw Object.assign(new Error(name + ' must be a whole number'), { problem: { field: sel } });
   }
+  // Past 2^53 a number is not sent as typed (JSON has 1e+23 for 23 nines).
+  if (v && !Number.isSafeInteger(Number(v))) {
+    throw Object.assign(new Error(name + ' is too large'), { problem: { field: sel } });
+  }
   return v ? Number(v) : undefined;
 }
 
