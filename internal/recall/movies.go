@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
@@ -57,7 +59,7 @@ func (e *UnknownMovieError) Error() string {
 }
 
 // Movies returns up to limit movies whose titles contain query, compared
-// case-insensitively (Unicode simple folding), after the first offset of
+// without case or accents (foldTitle), after the first offset of
 // them (0..MaxOffset); an empty query matches every movie. It is the
 // catalogue lookup of the explorer page: a person finds a movie by title,
 // then asks for its neighbours.
@@ -275,25 +277,45 @@ func formOffset(form string, at int) int {
 	return at - (strings.LastIndexByte(form[:at], '\n') + 1)
 }
 
-// foldTitle is s with every rune replaced by the least rune of its
-// Unicode simple case folding orbit (ASCII letters: upper case), so that
-// two strings equal under strings.EqualFold fold to the same bytes, and a
-// substring match of folded strings is a case-insensitive match.
+// foldTitle is s with its accents taken off (each rune's canonical
+// decomposition less its combining marks, isAccent: "é" is "e") and every rune then
+// replaced by the least rune of its Unicode simple case folding orbit
+// (ASCII letters: upper case), so that two strings equal under
+// strings.EqualFold fold to the same bytes, a substring match of folded
+// strings is a case-insensitive match, and "miserables" finds "Misérables".
 func foldTitle(s string) string { return string(appendFold(nil, s)) }
 
 func appendFold(b []byte, s string) []byte {
 	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z':
-			r -= 'a' - 'A'
-		case r >= utf8.RuneSelf:
-			least := r
-			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-				least = min(least, f)
-			}
-			r = least
+		if r < utf8.RuneSelf {
+			b = append(b, byte(foldRune(r)))
+			continue
 		}
-		b = utf8.AppendRune(b, r)
+		for _, d := range norm.NFD.String(string(r)) {
+			if !isAccent(d) {
+				b = utf8.AppendRune(b, foldRune(d))
+			}
+		}
 	}
 	return b
+}
+
+// isAccent reports whether r is a combining mark without case (U+0345,
+// a mark, is in the orbit of Greek iota: it folds, as iota does).
+func isAccent(r rune) bool { return unicode.Is(unicode.Mn, r) && unicode.SimpleFold(r) == r }
+
+// foldRune is the least rune of r's simple case folding orbit, for ASCII
+// letters the upper case.
+func foldRune(r rune) rune {
+	switch {
+	case r >= 'a' && r <= 'z':
+		return r - ('a' - 'A')
+	case r >= utf8.RuneSelf:
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}
+	return r
 }
