@@ -565,13 +565,22 @@ func TestDataDownloadURLChecked(t *testing.T) {
 
 // TestDataDownloadURLRefusedWithoutPassword: a refused
 // TOWERRECALL_DOWNLOAD_URL with credentials is named without its password
-// (the error is the training Job's init-container log).
+// (the error is the training Job's init-container log), also when it does
+// not parse: a secret made from a file keeps its last newline, and such a
+// URL was quoted whole, password and all.
 func TestDataDownloadURLRefusedWithoutPassword(t *testing.T) {
 	t.Parallel()
-	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"towerrecall", "data", "download", "--dir", filepath.Join(t.TempDir(), "data")},
-		[]string{"TOWERRECALL_DOWNLOAD_URL=ftp://mirror:s3cr3t-pass@mirror.example/ml-100k.zip"}, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DOWNLOAD_URL") || strings.Contains(err.Error()+errOut.String(), "s3cr3t-pass") {
-		t.Errorf("err = %v (stderr %q), want the variable named without the password", err, errOut.String())
+	for _, u := range []string{
+		"ftp://mirror:s3cr3t-pass@mirror.example/ml-100k.zip",
+		"https://mirror:s3cr3t-pass@mirror.example/ml-100k.zip\n",
+		"https://mirror:s3cr3t-pass@mirror.example:80a/ml-100k.zip",
+		"https://mirror:s3cr3t-pass@mirror example/ml-100k.zip",
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"towerrecall", "data", "download", "--dir", filepath.Join(t.TempDir(), "data")},
+			[]string{"TOWERRECALL_DOWNLOAD_URL=" + u}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DOWNLOAD_URL") || strings.Contains(err.Error()+errOut.String(), "s3cr3t-pass") {
+			t.Errorf("%q: err = %v (stderr %q), want the variable named without the password", u, err, errOut.String())
+		}
 	}
 }

@@ -625,6 +625,27 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 	}
 }
 
+// redactedURL is u as an error shows it: a mirror's password stays out of
+// the log, also when u does not parse (a secret made from a file keeps its
+// last newline), where everything between "://" and the last '@' is hidden.
+func redactedURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		if p.User != nil {
+			return p.Redacted()
+		}
+		return u
+	}
+	at := strings.LastIndexByte(u, '@')
+	if at < 0 {
+		return u
+	}
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return u[:start] + "xxxxx" + u[at:]
+}
+
 func runDownload(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("data download", flag.ContinueOnError)
 	name := fs.String("dataset", "ml-100k", "ml-1m or ml-100k")
@@ -638,11 +659,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if u := getenv(config.DownloadURLEnv); u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			shown := u
-			if err == nil && p.User != nil {
-				shown = p.Redacted() // a mirror's password stays out of the log
-			}
-			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, shown, src.URL)
+			return fmt.Errorf("%s: %q is not an http or https URL (a mirror of %s)", config.DownloadURLEnv, redactedURL(u), src.URL)
 		}
 		src.URL = u // mirrors and tests
 	}
