@@ -17,7 +17,7 @@ func e2eData(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("TOWERRECALL_DATA")
 	if dir == "" || os.Getenv("TOWERRECALL_E2E") == "" {
-		t.Skip("set TOWERRECALL_E2E=1 and TOWERRECALL_DATA=../shared/data to run the end-to-end checks")
+		t.Skip("set TOWERRECALL_E2E=1 and TOWERRECALL_DATA=$PWD/../shared/data (absolute) to run the end-to-end checks")
 	}
 	return dir
 }
