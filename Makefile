@@ -32,7 +32,7 @@ IMAGE ?= localhost/towerrecall:dev
 image: ## the container image without a Docker engine or registry: podman, FROM scratch (deploy/build-image.sh)
 	GO=$(GO) deploy/build-image.sh $(IMAGE)
 
-bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; --quick for a CI smoke run)
+bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.svg (~10 min; smoke run, < 2 min: cd tools/benchreport && go run . --quick --out /tmp/bench)
 	cd tools/benchreport && $(GO) run . --data $(DATA) --out ../../docs
 
 SCALE_MOVIES ?= 1000000
