@@ -1166,3 +1166,81 @@ func TestReplayUpdatesScale(t *testing.T) {
 		t.Error("a change after the replay hid a movie in the replayed overlay that readers hold")
 	}
 }
+
+// TestPagingAcrossChanges pins what offset paging does when the catalogue
+// or the model changes between two pages (openapi.yaml, RecallRequest
+// offset, says so): each page is its own search of the live catalogue, so
+// a movie put above the first page's end repeats that page's last movie
+// on the next, a movie deleted from the first page makes the next skip
+// one, and neither changes ModelVersion; a reload does. Excluding the
+// movies already shown (offset 0) instead neither repeats nor skips.
+// Found by a frontend QA pass of an infinite-scroll row.
+func TestPagingAcrossChanges(t *testing.T) {
+	t.Parallel()
+	s, b := loadedService(t, "exact", "v1", 300, 5)
+	s.AttachJournal(&memJournal{}, nil)
+	ctx := context.Background()
+	user := User{UserInput: feature.UserInput{Gender: "F", Age: 25}}
+	page := func(offset int, exclude ...movielens.MovieID) Result {
+		t.Helper()
+		res, err := s.Recall(ctx, Request{User: user, K: 10, Offset: offset, ExcludeMovieIDs: exclude})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	movie := func(id movielens.MovieID) Movie {
+		for _, m := range b.Movies {
+			if m.ID == id {
+				return Movie{MovieID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
+			}
+		}
+		t.Fatalf("movie %d not in the bundle", id)
+		return Movie{}
+	}
+	// Unchanged, the pages are the single request's items.
+	full, _ := s.Recall(ctx, Request{User: user, K: 20})
+	if got := append(itemIDs(page(0).Items), itemIDs(page(10).Items)...); !slices.Equal(got, itemIDs(full.Items)) {
+		t.Fatalf("pages %v, single request %v", got, itemIDs(full.Items))
+	}
+
+	// A movie that ranks first arrives between the pages.
+	top := full.Items[0].MovieID
+	if _, err := s.DeleteMovie(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+	p1 := page(0)
+	if _, err := s.PutMovie(ctx, movie(top)); err != nil {
+		t.Fatal(err)
+	}
+	p2 := page(p1.NextOffset)
+	if p2.Items[0].MovieID != p1.Items[9].MovieID || p2.ModelVersion != p1.ModelVersion {
+		t.Errorf("a PUT between pages: page 2 starts with %d, want page 1's last %d repeated; versions %s, %s",
+			p2.Items[0].MovieID, p1.Items[9].MovieID, p1.ModelVersion, p2.ModelVersion)
+	}
+	if shown := itemIDs(p1.Items); !slices.Contains(itemIDs(page(0, shown...).Items), top) {
+		t.Errorf("excluding the shown movies does not bring the new first movie")
+	}
+
+	// A movie of page 1 is deleted between the pages.
+	p1 = page(0)
+	before := itemIDs(page(10).Items)
+	if _, err := s.DeleteMovie(ctx, p1.Items[3].MovieID); err != nil {
+		t.Fatal(err)
+	}
+	p2 = page(p1.NextOffset)
+	if p2.Items[0].MovieID != before[1] || p2.ModelVersion != p1.ModelVersion {
+		t.Errorf("a DELETE between pages: page 2 starts with %d, want %d (%d skipped)", p2.Items[0].MovieID, before[1], before[0])
+	}
+	if got := page(0, itemIDs(p1.Items)...); got.Items[0].MovieID != before[0] {
+		t.Errorf("excluding the shown movies skips %d", before[0])
+	}
+
+	// A reload between the pages changes the version.
+	if err := s.Load(testBundle(t, "v2", 300, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if p2 = page(p1.NextOffset); p2.ModelVersion == p1.ModelVersion {
+		t.Errorf("a reload between pages: model_version %s on both", p1.ModelVersion)
+	}
+}
