@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -570,17 +571,25 @@ func TestDataDownloadURLChecked(t *testing.T) {
 // URL was quoted whole, password and all.
 func TestDataDownloadURLRefusedWithoutPassword(t *testing.T) {
 	t.Parallel()
-	for _, u := range []string{
-		"ftp://mirror:s3cr3t-pass@mirror.example/ml-100k.zip",
-		"https://mirror:s3cr3t-pass@mirror.example/ml-100k.zip\n",
-		"https://mirror:s3cr3t-pass@mirror.example:80a/ml-100k.zip",
-		"https://mirror:s3cr3t-pass@mirror example/ml-100k.zip",
+	for _, tc := range []struct{ url, shown string }{
+		{"ftp://mirror:s3cr3t-pass@mirror.example/ml-100k.zip", "ftp://mirror:xxxxx@mirror.example/ml-100k.zip"},
+		{"https://mirror:s3cr3t-pass@mirror.example/ml-100k.zip\n", "https://xxxxx@mirror.example/ml-100k.zip\n"},
+		{"https://mirror:s3cr3t-pass@mirror.example:80a/ml-100k.zip", "https://xxxxx@mirror.example:80a/ml-100k.zip"},
+		{"https://mirror:s3cr3t-pass@mirror example/ml-100k.zip", "https://xxxxx@mirror example/ml-100k.zip"},
+		// An '@' in the password, not escaped: all of it is hidden, up
+		// to the last '@'.
+		{"https://mirror:s3cr3t-pass@word@mirror.example/ml-100k.zip\n", "https://xxxxx@mirror.example/ml-100k.zip\n"},
+		// No scheme before the credentials, a "://" after them.
+		{"mirror:s3cr3t-pass@mirror.example/get?from=https://x\n", "xxxxx@mirror.example/get?from=https://x\n"},
+		// Nothing to hide: the URL is shown whole.
+		{"https://mirror example/ml-100k.zip", "https://mirror example/ml-100k.zip"},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), []string{"towerrecall", "data", "download", "--dir", filepath.Join(t.TempDir(), "data")},
-			[]string{"TOWERRECALL_DOWNLOAD_URL=" + u}, &out, &errOut)
-		if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DOWNLOAD_URL") || strings.Contains(err.Error()+errOut.String(), "s3cr3t-pass") {
-			t.Errorf("%q: err = %v (stderr %q), want the variable named without the password", u, err, errOut.String())
+			[]string{"TOWERRECALL_DOWNLOAD_URL=" + tc.url}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "TOWERRECALL_DOWNLOAD_URL: "+strconv.Quote(tc.shown)+" is not") ||
+			strings.Contains(err.Error()+errOut.String(), "s3cr3t") || strings.Contains(err.Error()+errOut.String(), "word@") {
+			t.Errorf("%q: err = %v (stderr %q), want the variable named with %q, without the password", tc.url, err, errOut.String(), tc.shown)
 		}
 	}
 }
