@@ -301,7 +301,7 @@ func TestTitleIndexMatches(t *testing.T) {
 	t.Parallel()
 	var movies []artifact.Movie
 	for _, title := range []string{"Toy Story", "Babes in Toyland toy", "", "toy", "ab", "cd", "Story of Toys",
-		"Godfather, The (1972)", "Enfer, L' (1994)", "City of Lost Children, The (Cité des enfants perdus, La) (1995)", "Toys, Many"} {
+		"Godfather, The (1972)", "Enfer, L' (1994)", "City of Lost Children, The (Cité des enfants perdus, La) (1995)", "Toys, Many", "Others, The (2001)"} {
 		movies = append(movies, artifact.Movie{Title: title})
 	}
 	x := newTitleIndex(movies)
@@ -325,14 +325,15 @@ func TestTitleIndexMatches(t *testing.T) {
 		{"cite des enfants", []match{{9, 28}}}, // accents off: "Cité" is found as typed without one
 		{"CITÉ", []match{{9, 28}}},
 		// A prefix of the article-first spelling is a prefix, though the
-		// query also occurs earlier, inside the first one (godfaTHEr).
-		{"the", []match{{7, 0}, {9, 0}}},
+		// query also occurs earlier, inside the first one (godfaTHEr,
+		// oTHErs: one byte in).
+		{"the", []match{{7, 0}, {9, 0}, {11, 0}}},
 		{"(1972)\nthe", []match{{7, 15}}}, // the two spellings of one title
 		{"bc", nil},                       // across the end of "ab" into "cd"
 		{"bcd", nil},                      // the same, to the end of the text
 		{"d", []match{{1, 15}, {5, 1}, {7, 2}, {9, 17}}},
 		{"zzz", nil},
-		{"", []match{{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}, {8, 0}, {9, 0}, {10, 0}}},
+		{"", []match{{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}, {8, 0}, {9, 0}, {10, 0}, {11, 0}}},
 	} {
 		var got []match
 		x.matches(foldTitle(tt.query), func(i int32, at int) { got = append(got, match{i, at}) })
