@@ -300,9 +300,12 @@ func appendFold(b []byte, s string) []byte {
 	return b
 }
 
-// isAccent reports whether r is a combining mark without case (U+0345,
-// a mark, is in the orbit of Greek iota: it folds, as iota does).
-func isAccent(r rune) bool { return unicode.Is(unicode.Mn, r) && unicode.SimpleFold(r) == r }
+// isAccent reports whether r is one of the Combining Diacritical Marks
+// (U+0300–U+036F), the accents of Latin, Greek and Cyrillic letters, other
+// than U+0345, which is in the orbit of Greek iota and folds as it does.
+// Other scripts' combining marks, such as Devanagari's vowel signs, are
+// letters' parts: "कुल" is not "कल".
+func isAccent(r rune) bool { return r >= 0x300 && r <= 0x36f && r != 0x345 }
 
 // foldRune is the least rune of r's simple case folding orbit, for ASCII
 // letters the upper case.
