@@ -505,28 +505,14 @@ func TestCatalogRefusedChangeNotOnDisk(t *testing.T) {
 // offAfterSyncJournal is catalog.Journal when the compaction that a Sync
 // runs (every line written synced) replaced the file but could not sync
 // its directory: that Sync succeeds, and writing is off from then on
-// (Err, and every later Write fails).
-type offAfterSyncJournal struct {
-	memJournal
-	off atomic.Pointer[error]
-}
-
-func (j *offAfterSyncJournal) Write(e catalog.Entry) (catalog.Entry, error) {
-	if p := j.off.Load(); p != nil {
-		return catalog.Entry{}, *p
-	}
-	return j.memJournal.Write(e)
-}
+// (memJournal's fail: Err, and every later Write fails).
+type offAfterSyncJournal struct{ memJournal }
 
 func (j *offAfterSyncJournal) Sync(uint64) error {
-	err := errors.New("catalog: compact journal: the compacted journal replaced it, but EIO: writing is off until a restart")
-	j.off.CompareAndSwap(nil, &err)
-	return nil
-}
-
-func (j *offAfterSyncJournal) Err() error {
-	if p := j.off.Load(); p != nil {
-		return *p
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail == nil {
+		j.fail = errors.New("catalog: compact journal: the compacted journal replaced it, but EIO: writing is off until a restart")
 	}
 	return nil
 }
