@@ -5,10 +5,9 @@ DATA ?= $(abspath ../shared/data)
 run: ## the quick start: serve on :8080 (trains a demo model on first start)
 	$(GO) run ./cmd/towerrecall serve --config configs/local.yaml
 
-test: ## every test: all of them under the race detector, then those it skips (allocation counts; ann's one-goroutine graph builds, 15–35× slower under it) without it
-	$(GO) test -race ./...
-	$(GO) test ./internal/ann/
-	$(GO) test -run 'Allocs|TestFeatureShare' ./internal/pipeline/ ./internal/tower/ ./internal/train/
+test: ## every test: the race detector over all but the ones that train a model (-short), then every test without it (the training ones, allocation counts, ann's one-goroutine graph builds)
+	$(GO) test -race -short ./...
+	$(GO) test ./...
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: ## gofmt, go vet and staticcheck, on the product and on tools/benchreport

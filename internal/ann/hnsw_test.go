@@ -87,18 +87,23 @@ func TestHNSWParallelBuild(t *testing.T) {
 	qs := rows(s.points(200, 33), 8)
 	ex, _ := NewExact(vecs, 8)
 	for _, workers := range []int{1, 4} {
-		p := DefaultHNSWParams()
-		p.BuildWorkers = workers
-		h := mustHNSW(t, vecs, 8, p)
-		checkRecall(t, h, ex, qs, fmt.Sprintf("%d workers: ", workers))
-		// The decoder checks every link (in range, in its layer, no
-		// duplicate, no self-link) and the single top-layer entry.
-		if _, err := decodeGraph(encodeGraph(h.g, h.augmenter()), h.augmenter(), h.Len()); err != nil {
-			t.Fatalf("%d workers: %v", workers, err)
-		}
-		if r := reachable(h.g); r != h.Len() {
-			t.Errorf("%d workers: %d of %d nodes reachable on layer 0", workers, r, h.Len())
-		}
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			if workers == 1 {
+				skipRace(t)
+			}
+			p := DefaultHNSWParams()
+			p.BuildWorkers = workers
+			h := mustHNSW(t, vecs, 8, p)
+			checkRecall(t, h, ex, qs, "")
+			// The decoder checks every link (in range, in its layer, no
+			// duplicate, no self-link) and the single top-layer entry.
+			if _, err := decodeGraph(encodeGraph(h.g, h.augmenter()), h.augmenter(), h.Len()); err != nil {
+				t.Fatal(err)
+			}
+			if r := reachable(h.g); r != h.Len() {
+				t.Errorf("%d of %d nodes reachable on layer 0", r, h.Len())
+			}
+		})
 	}
 }
 

@@ -596,9 +596,6 @@ func (s *soak) known(id movielens.MovieID) (bool, string) {
 func soakDuration(t *testing.T) time.Duration {
 	v := os.Getenv("TOWERRECALL_SOAK")
 	if v == "" {
-		if testing.Short() {
-			return 300 * time.Millisecond
-		}
 		return soakDefault
 	}
 	d, err := time.ParseDuration(v)
