@@ -462,9 +462,16 @@ func TestE2EExplorerBrowser(t *testing.T) {
 	b.waitFor(t, "the error", `document.querySelector('#results').dataset.state === 'error'`)
 	state := eval[map[string]any](t, b, `({rows: document.querySelectorAll('#results-table tbody tr').length,
 		tableShown: !document.querySelector('#results-table').hidden, moreShown: !document.querySelector('#results-more').hidden,
-		moreFocused: document.activeElement === document.querySelector('#results-more'), meta: document.querySelector('#results-meta').textContent})`)
+		moreFocused: document.activeElement === document.querySelector('#results-more'), meta: document.querySelector('#results-meta').textContent,
+		besideMore: (() => { const e = document.querySelector('#results-more-error'), r = e && e.getBoundingClientRect();
+			return !!e && !e.hidden && e.textContent.includes('did not come') && r.top >= 0 && r.bottom <= window.innerHeight })()})`)
 	if state["rows"] != float64(40) || state["tableShown"] != true || state["moreShown"] != true || state["moreFocused"] != true || !strings.Contains(state["meta"].(string), "did not come") {
 		t.Errorf("after a failed More: %v, want the 40 movies, More shown and focused, and the error", state)
+	}
+	// The results' first line is far above 40 rows: the error is also said
+	// beside More, on screen (it was only at the top, out of sight).
+	if state["besideMore"] != true {
+		t.Errorf("after a failed More: %v, want the error beside More, on screen", state)
 	}
 
 	// Without a model the page asks again every 5 s (the service's

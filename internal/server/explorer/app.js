@@ -284,6 +284,7 @@ async function recall(body) {
   // the focus then goes to the first movie of the new page.
   const moreFocused = document.activeElement === $('#results-more');
   $('#results-more').hidden = true;
+  $('#results-more-error').hidden = true;
   $('#results-meta').textContent = 'Recalling…';
   const t0 = performance.now();
   try {
@@ -317,7 +318,12 @@ async function recall(body) {
     if (mine !== latest.recall) return;
     if (shown.items.length) {
       // A later page failed: the movies shown stay, and More tries again.
-      $('#results-meta').replaceChildren(el('span', { class: 'error' }, 'The next movies did not come: ' + err.message));
+      // The error is said at the top and beside More, where the person
+      // who pressed it is looking (the top may be far above the screen).
+      const msg = 'The next movies did not come: ' + err.message;
+      $('#results-meta').replaceChildren(el('span', { class: 'error' }, msg));
+      $('#results-more-error').textContent = msg;
+      $('#results-more-error').hidden = false;
       $('#results-more').hidden = false;
       if (moreFocused) $('#results-more').focus();
       box.dataset.state = 'error';
