@@ -707,13 +707,9 @@ func TestHNSWTiesAtCut(t *testing.T) {
 	}
 }
 
-// checkRecall logs idx's recall@10 and @100 against ex over qs and fails
-// the test below 0.99, the design's bar for serving from HNSW; what
-// prefixes the messages.
 // skipRace skips a test that builds a graph of thousands of nodes on one
 // goroutine: the race detector has nothing to check there and makes it
-// 15–35× slower (about two minutes of the race suite for these three).
-// make test runs the package again without it.
+// 15–35× slower. make test runs every test again without it.
 func skipRace(t *testing.T) {
 	t.Helper()
 	if raceEnabled {
@@ -721,6 +717,9 @@ func skipRace(t *testing.T) {
 	}
 }
 
+// checkRecall logs idx's recall@10 and @100 against ex over qs and fails
+// the test below 0.99, the design's bar for serving from HNSW; what
+// prefixes the messages.
 func checkRecall(t *testing.T, idx Index, ex *Exact, qs [][]float32, what string) {
 	t.Helper()
 	rec, err := SelfCheck(idx, ex, qs, []int{10, 100})
