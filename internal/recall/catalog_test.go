@@ -1195,13 +1195,11 @@ func TestPagingAcrossChanges(t *testing.T) {
 		return res
 	}
 	movie := func(id movielens.MovieID) Movie {
-		for _, m := range b.Movies {
-			if m.ID == id {
-				return Movie{MovieID: m.ID, Title: m.Title, Genres: m.Genres, Year: m.Year}
-			}
+		i := slices.IndexFunc(b.Movies, func(m artifact.Movie) bool { return m.ID == id })
+		if i < 0 {
+			t.Fatalf("movie %d not in the bundle", id)
 		}
-		t.Fatalf("movie %d not in the bundle", id)
-		return Movie{}
+		return movieOf(&b.Movies[i])
 	}
 	// Unchanged, the pages are the single request's items.
 	full, _ := s.Recall(ctx, Request{User: user, K: 20})
