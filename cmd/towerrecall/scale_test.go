@@ -52,9 +52,10 @@ func TestE2EScale100K(t *testing.T) {
 		Movies      int                `json:"movies"`
 		Backend     string             `json:"backend"`
 		IndexRecall map[string]float64 `json:"index_recall"`
+		MaxDepth    int                `json:"hnsw_max_depth"`
 	}
 	p.c.json("GET", "/model", "", 200, &info)
-	t.Logf("SCALE 100k movies: /model backend %s, index recall %v", info.Backend, info.IndexRecall)
+	t.Logf("SCALE 100k movies: /model backend %s to depth %d, index recall %v", info.Backend, info.MaxDepth, info.IndexRecall)
 	// auto serves HNSW only when its self-check passes min_recall (0.99);
 	// on this catalogue most movies have no ratings and share the vector of
 	// their genres and year, which the graph searches less well (docs/ann.md).
@@ -62,18 +63,27 @@ func TestE2EScale100K(t *testing.T) {
 		info.Backend == "hnsw" && (info.IndexRecall["recall@10"] < 0.99 || info.IndexRecall["recall@100"] < 0.99) {
 		t.Errorf("/model: %+v", info)
 	}
+	if (info.Backend == "hnsw") != (info.MaxDepth > 0) {
+		t.Errorf("/model: backend %s with hnsw_max_depth %d", info.Backend, info.MaxDepth)
+	}
+	// Each request goes to the graph only as deep (offset + k) as /model says.
 	for _, tc := range []struct {
-		body string
-		want int
+		body  string
+		depth int
 	}{
 		{`{"user":{"user_id":7},"k":10}`, 10},
 		{`{"user":{"gender":"F","age":25,"occupation":"writer"},"k":10}`, 10},
 		{`{"user":{"user_id":11},"k":100,"genres":["Film-Noir"]}`, 100},
+		{`{"user":{"user_id":11},"k":1000}`, 1000},
 	} {
 		var r recallResp
 		p.c.json("POST", "/recall", tc.body, 200, &r)
-		if len(r.Items) != tc.want {
-			t.Errorf("%s: %d items, want %d", tc.body, len(r.Items), tc.want)
+		want := "exact"
+		if tc.depth <= info.MaxDepth {
+			want = "hnsw"
+		}
+		if len(r.Items) != tc.depth || r.Backend != want {
+			t.Errorf("%s: %d items from %s, want %d from %s", tc.body, len(r.Items), r.Backend, tc.depth, want)
 		}
 	}
 	p.stop(t)

@@ -147,11 +147,11 @@ func sampleHeap() (stop func(), peak *int) {
 
 // TestCrossover measures where HNSW starts to beat the exact scan, the
 // decision `index: auto` makes at load (recall.chooseBackend: the same 32
-// queries at k = 10 and k = 100 on both, HNSW if faster and its recall
-// passes). On the clustered synthetic vectors at catalogue sizes from
-// 2,000 to 256,000 it reports the process CPU per query (median of 5
-// passes of 200 queries) of each at k = 10 and k = 100 and their sum, the
-// quantity auto compares. Runs when TOWERRECALL_ANN_CROSSOVER is set: to
+// queries on both at k = 10, then 100, then 1,000, the graph serving
+// requests as deep as it stays faster, if its recall passes). On the
+// clustered synthetic vectors at catalogue sizes from 2,000 to 256,000 it
+// reports the process CPU per query (median of 5 passes of 200 queries)
+// of each at k = 10 and k = 100 and their sum. Runs when TOWERRECALL_ANN_CROSSOVER is set: to
 // a comma-separated list of sizes, or to anything else for 2,000 to
 // 256,000 doubling.
 func TestCrossover(t *testing.T) {

@@ -177,8 +177,12 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	index, backend := ann.Index(snap.exact), "exact"
+	if req.K+req.Offset <= snap.graphDepth {
+		index, backend = snap.graph, "hnsw"
+	}
 	// One more than the page: whether a next page exists.
-	res, err := v.search(sc, snap.index, v.ov.vecs, sc.q, req.K+req.Offset+1, accept, over)
+	res, err := v.search(sc, index, v.ov.vecs, sc.q, req.K+req.Offset+1, accept, over)
 	if err != nil {
 		return Result{}, err
 	}
@@ -189,7 +193,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 	// overlay's rows are scored and merged the same way, so scores and
 	// order agree with Score to the bit.
 	out := Result{
-		ModelVersion: snap.info.Version, Backend: snap.info.Backend, KnownUser: known, User: used,
+		ModelVersion: snap.info.Version, Backend: backend, KnownUser: known, User: used,
 		Items: v.items(res[min(req.Offset, len(res)):]),
 	}
 	if more && req.Offset+req.K <= MaxOffset {

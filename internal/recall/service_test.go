@@ -175,6 +175,46 @@ func TestRecallAgreesWithScore(t *testing.T) {
 	}
 }
 
+// TestRecallRoutesByDepth: with the graph serving to depth 10, a request
+// whose offset + k is at most 10 is answered by it and a deeper one by the
+// exact scan, with the exact answer; the response names the index that
+// answered.
+func TestRecallRoutesByDepth(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 2000, 1)
+	s, exact := newService(t, "hnsw"), newService(t, "exact")
+	for _, svc := range []*Service{s, exact} {
+		if err := svc.Load(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.live.Load().snap.graphDepth = 10 // as index: auto sets it when the graph wins at k = 10 only
+	ctx := context.Background()
+	u := User{UserInput: feature.UserInput{UserID: 3, Gender: "M", Age: 30}}
+	for _, tc := range []struct {
+		k, offset int
+		want      string
+	}{{10, 0, "hnsw"}, {5, 5, "hnsw"}, {1, 10, "exact"}, {11, 0, "exact"}, {100, 0, "exact"}, {10, 990, "exact"}} {
+		req := Request{User: u, K: tc.k, Offset: tc.offset}
+		got, err := s.Recall(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Backend != tc.want {
+			t.Errorf("k %d, offset %d: answered by %s, want %s", tc.k, tc.offset, got.Backend, tc.want)
+		}
+		if tc.want == "exact" {
+			want, err := exact.Recall(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Items, want.Items) || got.NextOffset != want.NextOffset {
+				t.Errorf("k %d, offset %d: routed answer differs from the exact service's", tc.k, tc.offset)
+			}
+		}
+	}
+}
+
 func TestRecallFilters(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "exact")
@@ -454,7 +494,7 @@ func TestModelInfoIndexChoice(t *testing.T) {
 			}
 			t.Logf("backend %s, choice %q, latency %v µs, recall %v", info.Backend, info.IndexChoice, info.IndexLatency, info.IndexRecall)
 			if index == "exact" {
-				if info.Backend != "exact" || info.IndexChoice != "index: exact is configured" || len(info.IndexLatency) != 0 {
+				if info.Backend != "exact" || info.IndexChoice != "index: exact is configured" || len(info.IndexLatency) != 0 || info.HNSWMaxDepth != 0 {
 					t.Errorf("index: exact: backend %s, choice %q, latency %v", info.Backend, info.IndexChoice, info.IndexLatency)
 				}
 				return
@@ -466,13 +506,20 @@ func TestModelInfoIndexChoice(t *testing.T) {
 			}
 			want := map[string][]string{
 				"hnsw": {"index: hnsw is configured"},
-				"auto": {"hnsw faster and recall ≥ min_recall", "exact faster at k = 10 and 100 together; hnsw recall ≥ min_recall", "hnsw recall < min_recall"},
+				"auto": {"hnsw faster and recall ≥ min_recall", "exact faster at k = 10; hnsw recall ≥ min_recall", "hnsw recall < min_recall"},
 			}[index]
 			if !slices.Contains(want, info.IndexChoice) {
 				t.Errorf("choice %q, want one of %q", info.IndexChoice, want)
 			}
 			if hnsw := info.IndexChoice == want[0]; hnsw != (info.Backend == "hnsw") {
 				t.Errorf("backend %s with choice %q", info.Backend, info.IndexChoice)
+			}
+			depths := map[string][]int{"exact": {0}, "hnsw": {10, 100, MaxK, maxDepth}}[info.Backend]
+			if index == "hnsw" {
+				depths = []int{maxDepth}
+			}
+			if !slices.Contains(depths, info.HNSWMaxDepth) {
+				t.Errorf("backend %s (index: %s) serves the graph to depth %d, want one of %v", info.Backend, index, info.HNSWMaxDepth, depths)
 			}
 		})
 	}

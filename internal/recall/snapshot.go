@@ -28,7 +28,10 @@ type snapshot struct {
 	info   ModelInfo
 	dim    int
 	exact  *ann.Exact
-	index  ann.Index // the backend that answers Recall: exact or HNSW
+	// graph answers a Recall whose offset + k is at most graphDepth; the
+	// exact scan answers deeper ones, and all of them when graph is nil.
+	graph      *ann.HNSW
+	graphDepth int
 
 	users    map[movielens.UserID]int32 // known user → index into bundle.Users and Seen
 	profiles map[movielens.UserID]artifact.Profile
@@ -80,7 +83,7 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 		return nil, fmt.Errorf("recall: exact index: %w", err)
 	}
 	snap := &snapshot{
-		bundle: b, dim: dim, exact: exact, index: exact,
+		bundle: b, dim: dim, exact: exact,
 		users:      make(map[movielens.UserID]int32, len(b.Users)),
 		movies:     make(map[movielens.MovieID]int32, len(b.Movies)),
 		codec:      feature.NewUserCodec(b.Encoder),
@@ -190,35 +193,67 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 			Msg("HNSW self-check at a wider beam")
 	}
 	snap.info.IndexEfSearch = h.EfSearch()
-	e10, e100, nq := timeSearch(snap.exact, queries, time.Now)
-	h10, h100, _ := timeSearch(h, queries, time.Now)
-	te, th := e10+e100, h10+h100
-	perQuery := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(nq) }
-	snap.info.IndexLatency = map[string]float64{"exact": perQuery(e10), "hnsw": perQuery(h10)}
+	depth, latency := routeDepth(snap.exact, h, queries, time.Now)
+	snap.info.IndexLatency = latency
 	level := zerolog.InfoLevel
 	if !pass {
 		level = zerolog.WarnLevel
 	}
-	log := logger.WithLevel(level).Dur("exact_search_ms", te).Dur("hnsw_search_ms", th).Interface("index_latency_us", snap.info.IndexLatency).
+	log := logger.WithLevel(level).Interface("index_latency_us", latency).Int("hnsw_max_depth", depth).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).Bool("self_check_passed", pass)
+	serve := func(depth int, choice string) {
+		snap.graph, snap.graphDepth = h, depth
+		snap.info.Backend, snap.info.HNSWMaxDepth, snap.info.IndexChoice = "hnsw", depth, choice
+	}
 	switch {
 	case opts.Index == "hnsw" && pass:
-		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		serve(maxDepth, "index: hnsw is configured")
 		log.Msg("serving HNSW (index: hnsw is forced)")
 	case opts.Index == "hnsw":
-		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "index: hnsw is configured"
+		serve(maxDepth, "index: hnsw is configured")
 		log.Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
-	case pass && th < te:
-		snap.index, snap.info.Backend, snap.info.IndexChoice = h, "hnsw", "hnsw faster and recall ≥ min_recall"
-		log.Msg("serving HNSW: it passes its self-check and is faster than exact search")
+	case pass && depth > 0:
+		serve(depth, "hnsw faster and recall ≥ min_recall")
+		log.Msg("serving HNSW where it is faster than exact search (offset + k up to hnsw_max_depth), exact search deeper")
 	case pass:
-		snap.info.IndexChoice = "exact faster at k = 10 and 100 together; hnsw recall ≥ min_recall"
+		snap.info.IndexChoice = "exact faster at k = 10; hnsw recall ≥ min_recall"
 		log.Msg("serving exact search: HNSW passes its self-check but is slower on this catalogue")
 	default:
 		snap.info.IndexChoice = "hnsw recall < min_recall"
 		log.Msg("HNSW SELF-CHECK FAILED: recall against exact search is below min_recall; serving from the exact index")
 	}
 	return nil
+}
+
+// maxDepth is the deepest search a Recall makes (offset + k).
+const maxDepth = MaxOffset + MaxK
+
+// routeDepths are the depths (offset + k) at which index: auto times the
+// two backends.
+var routeDepths = [...]int{10, 100, MaxK}
+
+// routeDepth times exact and graph on the queries at each of routeDepths
+// in turn and returns the deepest depth up to which the graph was faster
+// at every one (maxDepth if at all of them; 0 if not at k = 10), and the
+// mean time per query at k = 10 of each, in µs. A graph walk's cost grows
+// with k (its beam is max(EfSearch, k·Overfetch)) and a scan's hardly at
+// all, so a graph faster at k = 10 can be several times slower at k =
+// 1,000 (docs/ann.md, "Crossover"): each request goes to the faster. now
+// is the clock (time.Now).
+func routeDepth(exact, graph ann.Index, queries [][]float32, now func() time.Time) (depth int, latency map[string]float64) {
+	for _, k := range routeDepths {
+		e, nq := timeSearch(exact, queries, k, now)
+		g, _ := timeSearch(graph, queries, k, now)
+		if latency == nil {
+			perQuery := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(nq) }
+			latency = map[string]float64{"exact": perQuery(e), "hnsw": perQuery(g)}
+		}
+		if g >= e {
+			return depth, latency
+		}
+		depth = k
+	}
+	return maxDepth, latency
 }
 
 // buildHNSW imports the artifact's graph, or builds one if it has none.
@@ -237,33 +272,29 @@ func buildHNSW(b *artifact.Bundle, p ann.HNSWParams) (*ann.HNSW, error) {
 	return h, nil
 }
 
-// timeSearch returns how long idx takes to answer up to 32 of the queries
-// at k = 10 and at k = 100, and how many queries that is, after a short
-// warm-up: enough to tell a 30 µs scan from a 1 ms graph walk without
-// slowing start-up. Each is the fastest of timeRounds passes, so that one
-// search stalled by the scheduler or a GC pause (milliseconds, against a
-// small catalogue's whole pass of a fraction of one) does not decide
-// index: auto. now is the clock (time.Now).
-func timeSearch(idx ann.Index, queries [][]float32, now func() time.Time) (k10, k100 time.Duration, n int) {
+// timeSearch returns how long idx takes to answer up to 32 of the
+// queries at k, and how many queries that is, after a short warm-up:
+// enough to tell a 30 µs scan from a 1 ms graph walk without slowing
+// start-up. It is the fastest of timeRounds passes, so that one search
+// stalled by the scheduler or a GC pause (milliseconds, against a small
+// catalogue's whole pass of a fraction of one) does not decide index:
+// auto. now is the clock (time.Now).
+func timeSearch(idx ann.Index, queries [][]float32, k int, now func() time.Time) (d time.Duration, n int) {
 	const timeRounds = 3
 	queries = queries[:min(32, len(queries))]
-	buf := make([]ann.Result, 0, 100)
+	buf := make([]ann.Result, 0, k)
 	for _, q := range queries[:min(4, len(queries))] {
-		buf, _ = idx.Search(buf[:0], q, 10, nil)
+		buf, _ = idx.Search(buf[:0], q, k, nil)
 	}
-	k10, k100 = math.MaxInt64, math.MaxInt64
+	d = math.MaxInt64
 	for range timeRounds {
-		var r10, r100 time.Duration
+		start := now()
 		for _, q := range queries {
-			start := now()
-			buf, _ = idx.Search(buf[:0], q, 10, nil)
-			mid := now()
-			buf, _ = idx.Search(buf[:0], q, 100, nil)
-			r10, r100 = r10+mid.Sub(start), r100+now().Sub(mid)
+			buf, _ = idx.Search(buf[:0], q, k, nil)
 		}
-		k10, k100 = min(k10, r10), min(k100, r100)
+		d = min(d, now().Sub(start))
 	}
-	return k10, k100, len(queries)
+	return d, len(queries)
 }
 
 // sampleQueries draws self-check queries from the real query distribution:

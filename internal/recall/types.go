@@ -90,15 +90,18 @@ type ScoreResult struct {
 
 // ModelInfo describes the live model for GET /model.
 type ModelInfo struct {
-	Version     string
-	CreatedAt   time.Time
-	LoadedAt    time.Time
-	Objective   string
-	Dim         int
-	Movies      int // live: the artifact's, less deleted, plus added (see Catalog)
-	Users       int
-	Backend     string             // index answering /recall
-	IndexRecall map[string]float64 // HNSW self-check against exact, "recall@10" ...
+	Version   string
+	CreatedAt time.Time
+	LoadedAt  time.Time
+	Objective string
+	Dim       int
+	Movies    int // live: the artifact's, less deleted, plus added (see Catalog)
+	Users     int
+	Backend   string // index answering /recall at k = 10
+	// HNSWMaxDepth is the deepest search (offset + k) the HNSW graph
+	// answers when Backend is "hnsw"; the exact scan answers deeper ones.
+	HNSWMaxDepth int
+	IndexRecall  map[string]float64 // HNSW self-check against exact, "recall@10" ...
 	// IndexLatency is the mean time per query at k = 10, in µs, that index:
 	// auto measured at load for each backend ("exact", "hnsw"; the fastest
 	// of timeSearch's passes); empty when nothing was measured.

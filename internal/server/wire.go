@@ -305,6 +305,7 @@ type modelResponse struct {
 	IndexLatency map[string]float64  `json:"index_latency_us"`
 	IndexChoice  string              `json:"index_choice"`
 	IndexEf      int                 `json:"index_ef_search,omitzero"`
+	HNSWMaxDepth int                 `json:"hnsw_max_depth,omitzero"`
 	Metrics      map[string]float64  `json:"metrics"`
 	Vocabularies map[string][]string `json:"vocabularies"`
 	Catalog      catalogJSON         `json:"catalog"`
@@ -346,6 +347,7 @@ func newModelResponse(info recall.ModelInfo) modelResponse {
 		IndexLatency:  finite(info.IndexLatency),
 		IndexChoice:   info.IndexChoice,
 		IndexEf:       info.IndexEfSearch,
+		HNSWMaxDepth:  info.HNSWMaxDepth,
 		Metrics:       finite(info.Metrics),
 		Vocabularies:  info.Vocabularies,
 		Prior:         newPriorJSON(info.Prior),
