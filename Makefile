@@ -37,7 +37,7 @@ bench: ## the published benchmarks: writes docs/benchmarks.md and docs/bench-*.s
 SCALE_MOVIES ?= 1000000
 SCALE_USERS ?= 6000
 SCALE_RATINGS ?= 600000
-bench-scale: ## the whole path at catalogue scale: data synth (1M movies) → train → serve → /recall; RSS, artifact size, load time, latency (~10 min; not in any test run)
+bench-scale: ## the whole path at catalogue scale: data synth (1M movies) → train → serve → /recall at k = 10, 100, 1,000; RSS, artifact size, load time, latency (~10 min; not in any test run)
 	$(GO) build -o var/bench-scale-bin/towerrecall ./cmd/towerrecall
 	$(GO) run ./tools/benchscale --bin var/bench-scale-bin/towerrecall --work var/bench-scale \
 	  --movies $(SCALE_MOVIES) --users $(SCALE_USERS) --ratings $(SCALE_RATINGS) | tee var/bench-scale.txt

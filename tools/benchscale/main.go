@@ -2,7 +2,7 @@
 // item 5): it synthesises an ML-1M-layout catalogue (`towerrecall data
 // synth`), trains an artifact on it, serves it, and reports the time and
 // peak RSS of each step, the artifact's size, the server's start-to-ready
-// time and RSS, and /recall latency (k = 10) over loopback. `make
+// time and RSS, and /recall latency (k = 10, 100, 1,000) over loopback. `make
 // bench-scale` runs it at 1,000,000 movies; it is not part of any test run.
 package main
 
@@ -44,34 +44,51 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 1, "synth seed")
 	requests := fs.Int("requests", 3000, "/recall requests timed (after 300 warm-up)")
 	index := fs.String("index", "auto", "serve --index")
+	reuse := fs.Bool("reuse", false, "serve the model already in --work (skip data synth and train)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	data, model := filepath.Join(*work, "data"), filepath.Join(*work, "model")
-	if err := os.RemoveAll(*work); err != nil {
-		return err
-	}
 	out := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	out("benchscale: %d movies, %d users, %d ratings, seed %d; load %s", *movies, *users, *ratings, *seed, loadAvg())
+	if !*reuse {
+		if err := build(ctx, *bin, data, model, *movies, *users, *ratings, *seed, out); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, *bin, model, *index, *users, *requests, *seed, out)
+}
 
-	st, err := step(ctx, *bin, "data", "synth", "--dir", data, "--movies", strconv.Itoa(*movies),
-		"--users", strconv.Itoa(*users), "--ratings", strconv.Itoa(*ratings), "--seed", strconv.FormatUint(*seed, 10))
+// build synthesises the catalogue and trains the artifact, reporting each
+// step and the artifact's size.
+func build(ctx context.Context, bin, data, model string, movies, users, ratings int, seed uint64, out func(string, ...any)) error {
+	if err := os.RemoveAll(filepath.Dir(data)); err != nil {
+		return err
+	}
+
+	st, err := step(ctx, bin, "data", "synth", "--dir", data, "--movies", strconv.Itoa(movies),
+		"--users", strconv.Itoa(users), "--ratings", strconv.Itoa(ratings), "--seed", strconv.FormatUint(seed, 10))
 	if err != nil {
 		return err
 	}
 	out("| step | wall | CPU | peak RSS |\n|---|--:|--:|--:|")
 	out("| data synth | %s | %s | %s |", sec(st.wall), sec(st.cpu), mib(st.maxRSS))
-	st, err = step(ctx, *bin, "train", "--data", data, "--out", model)
+	st, err = step(ctx, bin, "train", "--data", data, "--out", model)
 	if err != nil {
 		return err
 	}
 	out("| train (features, training, movie vectors, HNSW build, self-check, save) | %s | %s | %s |", sec(st.wall), sec(st.cpu), mib(st.maxRSS))
 	sizes, total := dirSizes(model)
 	out("\nartifact %s: %s in all; %s", model, mb(total), sizes)
+	return nil
+}
 
+// serve serves the model and reports its load, its index choice and
+// /recall's latency over loopback at k = 10, 100 and 1,000.
+func serve(ctx context.Context, bin, model, index string, users, requests int, seed uint64, out func(string, ...any)) error {
 	// Serve, and read the log for the load and ready lines.
-	cmd := exec.CommandContext(ctx, *bin, "serve", "--model", model, "--addr", "127.0.0.1:0", "--demo=false",
-		"--log-format", "json", "--index", *index)
+	cmd := exec.CommandContext(ctx, bin, "serve", "--model", model, "--addr", "127.0.0.1:0", "--demo=false",
+		"--log-format", "json", "--index", index)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -125,57 +142,60 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Movies      int                `json:"movies"`
 		Users       int                `json:"users"`
 		Backend     string             `json:"backend"`
+		MaxDepth    int                `json:"hnsw_max_depth"`
 		IndexRecall map[string]float64 `json:"index_recall"`
+		Latency     map[string]float64 `json:"index_latency_us"`
 	}
 	if err := json.Unmarshal([]byte(raw), &info); err != nil {
 		return fmt.Errorf("/model: %w: %s", err, raw)
 	}
-	out("  /model: %d movies, %d users, backend %s, index recall %v", info.Movies, info.Users, info.Backend, info.IndexRecall)
+	out("  /model: %d movies, %d users, backend %s to depth %d, index recall %v, k = 10 µs per query %v",
+		info.Movies, info.Users, info.Backend, info.MaxDepth, info.IndexRecall, info.Latency)
 
-	// /recall: known users (k 10, exclude_seen default) and cold starts.
+	// /recall: known users (exclude_seen default) and cold starts.
 	client := &http.Client{Timeout: 10 * time.Second}
-	rng := rand.New(rand.NewPCG(*seed, 99))
-	body := func() []byte {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	body := func(k int) []byte {
 		if rng.IntN(4) > 0 {
-			return fmt.Appendf(nil, `{"user":{"user_id":%d},"k":10}`, 1+rng.IntN(*users))
+			return fmt.Appendf(nil, `{"user":{"user_id":%d},"k":%d}`, 1+rng.IntN(users), k)
 		}
 		g := []string{"M", "F"}[rng.IntN(2)]
 		ages := []int{18, 25, 35, 45, 50, 56}
-		return fmt.Appendf(nil, `{"user":{"gender":%q,"age":%d,"occupation":"programmer"},"k":10}`, g, ages[rng.IntN(len(ages))])
+		return fmt.Appendf(nil, `{"user":{"gender":%q,"age":%d,"occupation":"programmer"},"k":%d}`, g, ages[rng.IntN(len(ages))], k)
 	}
-	var lat []time.Duration
-	var backend string
-	for i := range 300 + *requests {
-		b := body()
-		t0 := time.Now()
-		resp, err := client.Post(base+"/recall", "application/json", bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		rb, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		d := time.Since(t0)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("/recall %s: %d %s", b, resp.StatusCode, rb)
-		}
-		if i == 0 {
+	for _, k := range []int{10, 100, 1000} {
+		var lat []time.Duration
+		backends := map[string]int{}
+		for i := range 300 + requests {
+			b := body(k)
+			t0 := time.Now()
+			resp, err := client.Post(base+"/recall", "application/json", bytes.NewReader(b))
+			if err != nil {
+				return err
+			}
+			rb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			d := time.Since(t0)
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("/recall %s: %d %s", b, resp.StatusCode, rb)
+			}
 			var x struct{ Backend string }
 			_ = json.Unmarshal(rb, &x)
-			backend = x.Backend
+			backends[x.Backend]++
+			if i >= 300 {
+				lat = append(lat, d)
+			}
 		}
-		if i >= 300 {
-			lat = append(lat, d)
+		slices.Sort(lat)
+		q := func(p float64) string { return us(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
+		var sum time.Duration
+		for _, d := range lat {
+			sum += d
 		}
+		out("\n/recall k=%d over loopback, %d sequential requests (3 in 4 known users, 1 in 4 cold start), answered by %v: "+
+			"p50 %s, p90 %s, p99 %s, max %s, mean %s; server RSS after %s; load %s",
+			k, len(lat), backends, q(0.5), q(0.9), q(0.99), us(lat[len(lat)-1]), us(sum/time.Duration(len(lat))), rss(cmd.Process.Pid), loadAvg())
 	}
-	slices.Sort(lat)
-	q := func(p float64) string { return us(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
-	var sum time.Duration
-	for _, d := range lat {
-		sum += d
-	}
-	out("\n/recall k=10 over loopback, %d sequential requests (3 in 4 known users, 1 in 4 cold start), backend %s: "+
-		"p50 %s, p90 %s, p99 %s, max %s, mean %s; server RSS after %s; load %s",
-		len(lat), backend, q(0.5), q(0.9), q(0.99), us(lat[len(lat)-1]), us(sum/time.Duration(len(lat))), rss(cmd.Process.Pid), loadAvg())
 	return nil
 }
 
