@@ -199,7 +199,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	if !pass {
 		level = zerolog.WarnLevel
 	}
-	log := logger.WithLevel(level).Interface("index_latency_us", latency).Int("hnsw_max_depth", depth).
+	log := logger.WithLevel(level).Interface("index_latency_us", latency).Int("hnsw_faster_to_depth", depth).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).Bool("self_check_passed", pass)
 	serve := func(depth int, choice string) {
 		snap.graph, snap.graphDepth = h, depth
@@ -214,7 +214,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		log.Msg("HNSW SELF-CHECK FAILED: serving HNSW all the same (index: hnsw is forced); recall against exact search is below min_recall")
 	case pass && depth > 0:
 		serve(depth, "hnsw faster and recall ≥ min_recall")
-		log.Msg("serving HNSW where it is faster than exact search (offset + k up to hnsw_max_depth), exact search deeper")
+		log.Msg("serving HNSW where it is faster than exact search (offset + k up to hnsw_faster_to_depth), exact search deeper")
 	case pass:
 		snap.info.IndexChoice = "exact faster at k = 10; hnsw recall ≥ min_recall"
 		log.Msg("serving exact search: HNSW passes its self-check but is slower on this catalogue")
