@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzRecall sends requests the HTTP layer would pass (every value within
-// its limits) to a real Service, exact index and HNSW, whose catalogue was changed
+// its limits) to a real Service, exact index, HNSW and HNSW routed by depth
+// (the scan deeper than 40), whose catalogue was changed
 // after loading (movies added, updated and deleted), and checks what every
 // answer must satisfy against a reference built from /score's scores: the
 // items are the best live movies that pass the request's filters (genres,
@@ -22,6 +23,10 @@ import (
 func FuzzRecall(f *testing.F) {
 	exact, genres, ids, seen := changedService(f, "exact")
 	hnsw, _, _, _ := changedService(f, "hnsw")
+	// routed answers from the graph to depth 40 and from the scan deeper,
+	// as index: auto does where the graph is faster at k = 10 only.
+	routed, _, _, _ := changedService(f, "hnsw")
+	routed.live.Load().snap.graphDepth = 40
 	f.Add(uint8(3), uint8(10), uint8(0), uint8(0), []byte{}, []byte{}, uint8(0))
 	f.Add(uint8(0), uint8(5), uint8(7), uint8(0b0101), []byte{1, 4, 200}, []byte{2, 2, 9}, uint8(0b11))
 	f.Add(uint8(60), uint8(200), uint8(90), uint8(0b11010), []byte{130}, []byte{}, uint8(0b10100))
@@ -54,8 +59,11 @@ func FuzzRecall(f *testing.F) {
 				req.Genres = append(req.Genres, g)
 			}
 		}
-		for _, s := range []*Service{exact, hnsw} {
+		for _, s := range []*Service{exact, hnsw, routed} {
 			checkRecall(t, s, req, genres, ids, seen)
+		}
+		if res, _ := routed.Recall(context.Background(), req); (res.Backend == "hnsw") != (req.K+req.Offset <= 40) {
+			t.Fatalf("%+v: answered by %s with the graph to depth 40", req, res.Backend)
 		}
 	})
 }
