@@ -27,6 +27,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/towerrecall/towerrecall/internal/artifact"
 )
 
 // chromiumPath is Debian's chromium package's binary.
@@ -445,8 +447,40 @@ func TestE2EExplorerBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#genre-list input[value="Comedy"]`)),
 		chromedp.Click(chromedp.CSS("#recall-submit")))
 	b.waitFor(t, "the first page", `document.querySelector('#results').dataset.state === 'done' && !document.querySelector('#results-more').hidden`)
+	// Another model published between two pages: its next page does not
+	// continue the first model's ranking (pages of two models were shown
+	// as one list), so the list starts again from its first page, and says
+	// why.
+	republished, err := artifact.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	republished.Manifest.Version += "-b"
+	if err := artifact.Save(model, republished); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var now modelResp
+		if p.c.json("GET", "/model", "", 200, &now); now.Version == republished.Manifest.Version {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the republished model %s was not loaded", republished.Manifest.Version)
+		}
+	}
+	b.do(t, "show more after a reload", chromedp.Click(chromedp.CSS("#results-more")))
+	b.waitFor(t, "the new model's first page", fmt.Sprintf(`document.querySelector('#results').dataset.state === 'done' && document.querySelector('#model-version').textContent === %q`, republished.Manifest.Version))
+	if n, meta := eval[int](t, b, `document.querySelectorAll('#results-table tbody tr').length`), b.text(t, "#results-meta"); n != 20 || !strings.Contains(strings.ToLower(meta), "list started again") || !strings.Contains(meta, republished.Manifest.Version) {
+		t.Errorf("More after a reload shows %d movies and %q, want the new model's first 20 and the list said to start again", n, meta)
+	}
 	b.do(t, "show more", chromedp.Click(chromedp.CSS("#results-more")))
 	b.waitFor(t, "the second page", `document.querySelectorAll('#results-table tbody tr').length === 40 && document.querySelector('#results').dataset.state === 'done'`)
+	if meta := b.text(t, "#results-meta"); strings.Contains(strings.ToLower(meta), "started again") {
+		t.Errorf("the second page of the same model still says %q", meta)
+	}
 
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the page logged %d errors:\n%s", len(errs), strings.Join(errs, "\n"))

@@ -253,9 +253,10 @@ function clearInvalid() {
 // later one superseded is dropped, whichever arrives first.
 const latest = { recall: 0, similar: 0 };
 
-// shown is the recall view's list: the request of its first page and the
-// items of every page shown so far ("More" appends the next page).
-const shown = { body: null, items: [] };
+// shown is the recall view's list: the request of its first page, the
+// model that answered it, and the items of every page shown so far
+// ("More" appends the next page).
+const shown = { body: null, version: '', restarted: '', items: [] };
 
 function submitRecall(ev) {
   ev.preventDefault();
@@ -271,6 +272,7 @@ function submitRecall(ev) {
   }
   shown.body = body;
   shown.items = [];
+  shown.restarted = '';
   recall(body);
 }
 
@@ -292,6 +294,16 @@ async function recall(body) {
     if (mine !== latest.recall) return;
     const ms = performance.now() - t0;
     followModel(res.model_version);
+    if (shown.items.length && res.model_version !== shown.version) {
+      // The service loaded another model since the first page: its pages
+      // do not continue that ranking (openapi.yaml, offset), so the list
+      // starts again from the new model's first page.
+      shown.items = [];
+      shown.restarted = shown.version;
+      recall(shown.body);
+      return;
+    }
+    shown.version = res.model_version;
     const before = shown.items.length;
     shown.items = shown.items.concat(res.items);
     fillTable($('#results-table'), shown.items);
@@ -304,6 +316,8 @@ async function recall(body) {
       ['model', res.model_version], ['backend', res.backend], ['user', who],
       ['movies', shown.items.length ? String(shown.items.length) : 'none: no movie passes the filters'], ['round trip', ms.toFixed(1) + ' ms'],
     ];
+    if (shown.restarted) pairs.push(['list started again', 'model ' + shown.restarted + ' was replaced']);
+    shown.restarted = '';
     const h = res.user && res.user.history_movies;
     if (h) pairs.push(['history the tower read', h + (h === 1 ? ' movie' : ' movies')]);
     const unknown = (res.user && res.user.unknown_recent_movie_ids) || [];
