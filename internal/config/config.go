@@ -1341,11 +1341,34 @@ func checkAddr(addr string) error {
 	return nil
 }
 
-// within reports whether path is dir or inside it, as written (a
-// relative path and an absolute one are not compared).
+// within reports whether path is dir or inside it, both made absolute
+// against the working directory and with the symbolic links in what
+// exists of them resolved (a journal reached through a link to the model
+// directory is inside it).
 func within(path, dir string) bool {
-	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	p, perr := resolve(path)
+	d, derr := resolve(dir)
+	if perr != nil || derr != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// resolve makes path absolute and resolves the symbolic links of path, or
+// of its directory when path itself does not exist yet.
+func resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r, nil
+	}
+	if r, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(r, filepath.Base(abs)), nil
+	}
+	return abs, nil
 }
 
 // validToken accepts an RFC 6750 b64token of MinCatalogToken to 256

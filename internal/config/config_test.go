@@ -550,6 +550,10 @@ func TestCatalogSettings(t *testing.T) {
 // directory, which publishing an artifact replaces whole, deleting it.
 func TestCatalogJournalPlace(t *testing.T) {
 	t.Parallel()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		model, journal string
 		ok             bool
@@ -560,7 +564,7 @@ func TestCatalogJournalPlace(t *testing.T) {
 		{"var/model", "var/model..journal", true},
 		{"/data/model", "/journal/movies.journal", true},
 		{"var/model", "movies.journal", true},
-		{"var/model", "/abs/var/model/j", true}, // not comparable as written
+		{"var/model", "/abs/var/model/j", true},
 		{"var/model", " ", false},
 		{"var/model", "var/model/movies.journal", false},
 		{"var/model/", "./var/model/sub/movies.journal", false},
@@ -568,6 +572,11 @@ func TestCatalogJournalPlace(t *testing.T) {
 		{"/data/model", "/data/model", false},
 		{".", "movies.journal", false},
 		{"", "movies.journal", false}, // serve.model's own error only
+		// A relative model and an absolute journal inside it (or the
+		// reverse) were not compared, and the journal went into the
+		// artifact, where every later publish was refused.
+		{"var/model", filepath.Join(wd, "var/model/movies.journal"), false},
+		{filepath.Join(wd, "var/model"), "var/model/movies.journal", false},
 	} {
 		c := Default()
 		c.Serve.Model, c.Serve.CatalogJournal = tt.model, tt.journal
@@ -580,6 +589,32 @@ func TestCatalogJournalPlace(t *testing.T) {
 		}
 		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), "serve.catalog_journal") {
 			t.Errorf("model %q, journal %q: err = %v, want ok = %v", tt.model, tt.journal, err, tt.ok)
+		}
+	}
+}
+
+// TestCatalogJournalThroughLink: a journal reached through a symbolic link
+// to the model directory is inside it (serve wrote it into the artifact,
+// and every later publish was refused); a link elsewhere is not.
+func TestCatalogJournalThroughLink(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	model, vol := filepath.Join(dir, "model"), filepath.Join(dir, "vol")
+	for _, d := range []string{model, vol} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{"mlink": model, "vlink": vol} {
+		if err := os.Symlink(to, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for journal, ok := range map[string]bool{"mlink/movies.journal": false, "vlink/movies.journal": true, "model.journal": true} {
+		c := Default()
+		c.Serve.Model, c.Serve.CatalogJournal = model, filepath.Join(dir, journal)
+		if err := c.Validate(); (err == nil) != ok || err != nil && !strings.Contains(err.Error(), "inside serve.model") {
+			t.Errorf("journal %s: err = %v, want ok = %v", journal, err, ok)
 		}
 	}
 }
