@@ -92,6 +92,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		}
 		defer stop()
 	}
+	// A file can never become an artifact (publishing refuses to replace
+	// it): serve waited at 503 for ever.
+	if fi, err := os.Stat(cfg.Serve.Model); err == nil && !fi.IsDir() {
+		return fmt.Errorf("serve.model %s is a file, not a directory: an artifact is a directory, published there by towerrecall train --out or prior --out", cfg.Serve.Model)
+	}
 	journal, err := openJournal(cfg.Serve, svc, logger)
 	if err != nil {
 		return err

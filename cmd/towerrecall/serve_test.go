@@ -273,6 +273,24 @@ func TestServePortInUse(t *testing.T) {
 	}
 }
 
+// TestServeModelIsAFile: serve.model naming a file fails at start, naming
+// the key; serve waited at 503 for an artifact that could never be
+// published there.
+func TestServeModelIsAFile(t *testing.T) {
+	t.Parallel()
+	model := filepath.Join(t.TempDir(), "model.yaml")
+	if err := os.WriteFile(model, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"towerrecall", "serve", "--model", model, "--demo=false", "--addr", "127.0.0.1:0"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // it served, waiting, until stopped
+	defer cancel()
+	err := run(ctx, args, nil, io.Discard, &logBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "serve.model") || !strings.Contains(err.Error(), "is a file") {
+		t.Fatalf("run = %v, want serve.model's file refused", err)
+	}
+}
+
 // TestPollNotesUnreadableManifest: the reload poll warns once about a
 // manifest it cannot read (other than a missing one while it waits for a
 // first model), not at every poll.
