@@ -316,7 +316,9 @@ func (rl *reloader) load(why string) error {
 	if waiting { // as said at start
 		level = zerolog.WarnLevel
 	}
-	if err.Error() == rl.lastFailure {
+	if err.Error() == rl.lastFailure && why != "SIGHUP" {
+		// The poll retrying what it said; a SIGHUP is someone asking, and
+		// is answered (a repeat said nothing above debug).
 		level = zerolog.DebugLevel
 	}
 	rl.lastFailure = err.Error()

@@ -400,6 +400,12 @@ func TestPollSkipsUnchangedRefusedArtifact(t *testing.T) {
 	if n := loads(); n != 4 {
 		t.Errorf("%d loads after a SIGHUP, want 4", n)
 	}
+	// The SIGHUP's refusal repeats the poll's, and is said all the same:
+	// whoever sent it looks for the answer (it was a debug line).
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"level":"error"`) || !strings.Contains(last, `"trigger":"SIGHUP"`) {
+		t.Errorf("a SIGHUP's repeated refusal logged %s, want an error line", last)
+	}
 }
 
 // TestOpenJournalReadOnlyRefusesUnreadable: without a catalogue token an
