@@ -282,6 +282,9 @@ func TestBadRequestDetails(t *testing.T) {
 		{"{\"user\":{\"zip\":\"9\xff\"}}", "not valid UTF-8 at line 1, column 18 (byte 17)"},
 		{`{"user":{},"k":1} x`, "at line 1, column 19 (byte 18): invalid character 'x' after top-level value"},
 		{`{"user":{"age":null}}`, "user.age: null is not allowed"},
+		// A required member's null: the hint said to omit it, and omitting
+		// it is the next 400.
+		{`{"user":null}`, "user: null is not allowed (send a value, or omit the member if it is optional)"},
 		{`{"user":{"gender":"` + strings.Repeat("Q", 1000) + `"}}`, `got "QQQQ`},
 	}
 	for _, tt := range tests {

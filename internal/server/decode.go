@@ -86,7 +86,7 @@ func decodeBody(body []byte, dst any) *apiError {
 		if at == "" {
 			return notAnObject()
 		}
-		return invalid(field(at), pathOf(at)+": null is not allowed (omit an optional member instead)")
+		return invalid(field(at), pathOf(at)+": null is not allowed (send a value, or omit the member if it is optional)")
 	}
 	return nil
 }
