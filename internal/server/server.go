@@ -258,6 +258,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()
 		<-errc
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("server: requests still in flight after serve.shutdown_timeout (%v) were cut off: %w", s.cfg.ShutdownTimeout, err)
+		}
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -935,3 +935,31 @@ func TestMetricsLabelPreflights(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownTimeoutNamed: a shutdown that serve.shutdown_timeout cuts
+// short says so (it ended on a bare "context deadline exceeded", with no
+// word of the setting or of requests cut off).
+func TestShutdownTimeoutNamed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{ShutdownTimeout: 200 * time.Millisecond})
+	addr, cancel, done := serveLoopback(t, ts)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A body that never finishes arriving: the request stays in flight.
+	if _, err := io.WriteString(conn, "POST /recall HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user\":"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the handler is reading it
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "serve.shutdown_timeout") || !strings.Contains(err.Error(), "cut off") {
+			t.Fatalf("Serve = %v, want the shutdown timeout named", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
