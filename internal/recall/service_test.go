@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -498,6 +499,11 @@ func TestModelInfoIndexChoice(t *testing.T) {
 					t.Errorf("index: exact: backend %s, choice %q, latency %v", info.Backend, info.IndexChoice, info.IndexLatency)
 				}
 				return
+			}
+			for k, r := range info.IndexRecall {
+				if r != math.Round(r*1e6)/1e6 { // /model showed 0.9989999999999999
+					t.Errorf("%s = %v, want six decimals at most", k, r)
+				}
 			}
 			for _, b := range []string{"exact", "hnsw"} {
 				if v, ok := info.IndexLatency[b]; !ok || !(v > 0) {
