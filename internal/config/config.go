@@ -723,9 +723,12 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 		if n.Tag != "!!int" && n.Tag != "!!float" {
 			return v + " is not a number"
 		}
-	case k == reflect.Bool: // yaml.v3 also reads YAML 1.1's yes, no, on and off
-		switch strings.ToLower(n.Value) {
-		case "y", "yes", "on", "n", "no", "off":
+	case k == reflect.Bool:
+		// yaml.v3 also reads YAML 1.1's words, as it spells them, into a
+		// bool. Unquoted only: a quoted "no" is a string, as a quoted
+		// "false" is (one was taken and the other refused), and "yEs" got
+		// yaml.v3's own message, naming no key.
+		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 && slices.Contains(yaml11Bools, n.Value) {
 			return ""
 		}
 		if n.Tag != "!!bool" {
@@ -734,6 +737,9 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	}
 	return ""
 }
+
+// yaml11Bools are the YAML 1.1 booleans yaml.v3 reads into a bool.
+var yaml11Bools = []string{"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"}
 
 // parseDuration parses a Go duration, or says what is wrong with it (" is
 // not a duration ...", to follow the value as written).

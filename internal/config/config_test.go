@@ -178,6 +178,13 @@ func TestParse(t *testing.T) {
 		{name: "number for a duration", yaml: "serve: {request_timeout: 1}\n", wantErr: "line 1: serve.request_timeout: 1 is not a duration (write it with its unit"},
 		{name: "words for a number", yaml: "train:\n  learning_rate: fast\n", wantErr: "line 2: train.learning_rate: fast is not a number"},
 		{name: "words for a boolean", yaml: "serve:\n  demo: maybe\n", wantErr: "line 2: serve.demo: maybe is not true or false"},
+		{name: "a quoted YAML 1.1 boolean", yaml: "serve:\n  demo: \"no\"\n", wantErr: `line 2: serve.demo: "no" (a string) is not true or false`},
+		{name: "a YAML 1.1 boolean yaml.v3 does not read", yaml: "serve:\n  demo: yEs\n", wantErr: "line 2: serve.demo: yEs is not true or false"},
+		{name: "a YAML 1.1 boolean", yaml: "serve:\n  demo: Off\n  explorer: YES\n", check: func(t *testing.T, c Config) {
+			if c.Serve.Demo || !c.Serve.Explorer {
+				t.Errorf("demo %v, explorer %v; want false, true", c.Serve.Demo, c.Serve.Explorer)
+			}
+		}},
 		{name: "a list entry", yaml: "model:\n  hidden: [64, x]\n", wantErr: "line 2: model.hidden[1]: x is not an integer"},
 		{name: "decimal in a list", yaml: "model:\n  hidden: [64, 32.5]\n", wantErr: "line 2: model.hidden[1]: 32.5 is not an integer"},
 		{name: "decimal in a list of features", yaml: "model:\n  user:\n    - name: user_id\n      dim: 1.5\n", wantErr: "line 4: model.user[0].dim: 1.5 is not an integer"},
