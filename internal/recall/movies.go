@@ -158,13 +158,20 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	// The cosine is the inner product of unit vectors: the movies' own
 	// (unit already) or scaled to unit length (snap.cosine, ov.units)
 	// answer through the exact kernel, 20–25× faster than computing each
-	// cosine (BenchmarkSimilar), for the query scaled to unit length.
-	index, rows, qp := ann.Index(snap.exact), ov.vecs, sc.q[:snap.dim]
+	// cosine (BenchmarkSimilar). The query is the movie's row as its index
+	// holds it, so that a pair scores the same both ways (scaled to unit
+	// length once more, a→b and b→a differed in the seventh digit).
+	index, rows, qp, row := ann.Index(snap.exact), ov.vecs, sc.q[:snap.dim], v.vectorOf(g)
 	clear(qp[snap.towerDim:]) // the prior's dimension, if any, left out
 	if snap.cosine != nil {
 		index, rows, qp = snap.cosine, ov.units, qp[:snap.towerDim]
+		if g < n {
+			row = snap.cosine.Vector(g)
+		} else {
+			row = ov.units.Vector(g - n)
+		}
 	}
-	normalize(qp[:copy(qp, v.vectorOf(g)[:snap.towerDim])])
+	copy(qp, row[:snap.towerDim])
 	res, err := v.search(sc, index, rows, qp, k, accept, over)
 	if err != nil {
 		return SimilarResult{}, err

@@ -589,3 +589,42 @@ func FuzzTitleIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestSimilarSymmetric: a pair scores the same both ways, to the bit, in a
+// normalised model and an unnormalised one (the query was scaled to unit
+// length once more, and a→b and b→a differed in the seventh digit).
+func TestSimilarSymmetric(t *testing.T) {
+	t.Parallel()
+	const n, dim = 200, 8
+	for _, scaled := range []bool{false, true} {
+		b := testBundle(t, "v1", n, 3)
+		if scaled {
+			for i := range b.Vectors {
+				b.Vectors[i] *= 1 + float32(i/dim%5)
+			}
+		}
+		s := newService(t, "exact")
+		if err := s.Load(b); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		ids := []movielens.MovieID{b.Movies[0].ID, b.Movies[7].ID, b.Movies[n-1].ID}
+		for _, id := range ids {
+			from, err := s.Similar(ctx, id, MaxSimilarK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range from.Items[:20] {
+				back, err := s.Similar(ctx, it.MovieID, MaxSimilarK)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range back.Items {
+					if x.MovieID == id && x.Score != it.Score {
+						t.Errorf("scaled %v: %d→%d scores %v, %d→%d %v", scaled, id, it.MovieID, it.Score, it.MovieID, id, x.Score)
+					}
+				}
+			}
+		}
+	}
+}
