@@ -114,6 +114,7 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 		return ctx.Err()
 	}
 	if n := len(body.Requests) - answered; n > 0 {
+		s.metrics.batchTimeouts.Add(float64(n))
 		// One line for the batch, not one per entry (up to batch_max
 		// lines from one request).
 		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).

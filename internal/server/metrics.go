@@ -13,6 +13,10 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	items    prometheus.Histogram
 	shed     *prometheus.CounterVec
+	// batchTimeouts counts /recall/batch entries cut off by the request
+	// deadline in a batch answered 200 (its other entries answered): no
+	// status code shows them.
+	batchTimeouts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +43,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "towerrecall_http_shed_total",
 			Help: "Requests answered 503 overloaded (their answer items would pass serve.max_items_in_flight, or their bodies serve.max_body_bytes_in_flight), by route pattern.",
 		}, []string{"route"}),
+		batchTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "towerrecall_batch_entries_timed_out_total",
+			Help: "/recall/batch entries answered with a 504 timeout problem inside a 200 batch (a batch with no entry answered is a 504 in towerrecall_http_requests_total).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items, m.shed} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.items, m.shed, m.batchTimeouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

@@ -107,5 +107,11 @@ func TestBatchTimeoutLoggedOnce(t *testing.T) {
 		if tc.answer > 0 && !strings.Contains(ts.logs.String(), `"timed_out":49,"entries":50`) {
 			t.Errorf("%s: the warning does not count the entries:\n%s", tc.name, ts.logs)
 		}
+		// A 200 batch's timed-out entries show in no status code: they are
+		// counted apart (a batch with none answered is the 504 above).
+		want := map[int]string{1: "towerrecall_batch_entries_timed_out_total 49", 0: "towerrecall_batch_entries_timed_out_total 0"}[tc.answer]
+		if m := ts.call("GET", "/metrics", "", "").Body.String(); !strings.Contains(m, want+"\n") {
+			t.Errorf("%s: /metrics lacks %q", tc.name, want)
+		}
 	}
 }
