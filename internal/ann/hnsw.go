@@ -255,6 +255,10 @@ func (h *HNSW) EfSearch() int { return h.p.EfSearch }
 // Overfetch is the beam width per result of a query for k > EfSearch/Overfetch.
 func (h *HNSW) Overfetch() int { return h.p.Overfetch }
 
+// M is the graph's degree above its base layer (the base layer's is M0),
+// as built: an imported graph keeps its own, whatever the params given.
+func (h *HNSW) M() int { return h.p.M }
+
 // WithBeam returns an index over the same graph and vectors (shared, not
 // copied) whose queries for k results use beam width max(ef, k·overfetch, k+1).
 func (h *HNSW) WithBeam(ef, overfetch int) (*HNSW, error) {

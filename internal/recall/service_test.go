@@ -722,3 +722,33 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphDegreeWarned: an artifact's graph built with another degree
+// than the service's serve.hnsw_m is served as built, and the log says
+// so (the setting changed nothing, silently); the same degree says
+// nothing.
+func TestGraphDegreeWarned(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 500, 1)
+	built := ann.DefaultHNSWParams()
+	built.M, built.M0 = 4, 8
+	h, err := ann.NewHNSW(b.Vectors, b.Manifest.Dim, built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var graph bytes.Buffer
+	if err := h.Export(&graph); err != nil {
+		t.Fatal(err)
+	}
+	b.Graph = graph.Bytes()
+	for _, m := range []int{4, 16} {
+		var logs bytes.Buffer
+		p := ann.DefaultHNSWParams()
+		p.M, p.M0 = m, 2*m
+		loaded(t, b, Options{Index: "hnsw", MinRecall: 0, SelfCheckQueries: 20, HNSW: p, Seed: 1}, zerolog.New(&logs))
+		warned := strings.Contains(logs.String(), `"graph_m":4,"serve_hnsw_m":16`)
+		if warned != (m != 4) {
+			t.Errorf("serve.hnsw_m %d over a graph of degree 4: warned %v\n%s", m, warned, logs.String())
+		}
+	}
+}

@@ -157,6 +157,12 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 		snap.info.IndexChoice = "hnsw unavailable (see the log)"
 		return nil
 	}
+	if len(snap.bundle.Graph) > 0 && h.M() != opts.HNSW.M {
+		// serve.hnsw_m, read by train, builds the graph; one set in the
+		// service's config alone changed nothing, and said nothing.
+		logger.Warn().Int("graph_m", h.M()).Int("serve_hnsw_m", opts.HNSW.M).
+			Msg("the artifact's HNSW graph was built with another degree than serve.hnsw_m: it is served as built (serve.hnsw_m builds a graph in train, or in serve for an artifact without one)")
+	}
 	queries := snap.sampleQueries(opts.SelfCheckQueries, opts.Seed)
 	check := func(h *ann.HNSW) (bool, error) {
 		rec, err := ann.SelfCheck(h, snap.exact, queries, []int{10, 100})
