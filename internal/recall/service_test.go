@@ -192,6 +192,11 @@ func TestRecallRoutesByDepth(t *testing.T) {
 	s.live.Load().snap.graphDepth = 10 // as index: auto sets it when the graph wins at k = 10 only
 	ctx := context.Background()
 	u := User{UserInput: feature.UserInput{UserID: 3, Gender: "M", Age: 30}}
+	// Without a graph nothing goes to it, even a depth of 0 (outside the
+	// limits the HTTP layer checks: it reached a nil graph and panicked).
+	if res, err := exact.Recall(ctx, Request{User: u}); err != nil || res.Backend != "exact" || len(res.Items) != 0 {
+		t.Errorf("k 0 without a graph: %+v, %v", res, err)
+	}
 	for _, tc := range []struct {
 		k, offset int
 		want      string
@@ -520,7 +525,7 @@ func TestModelInfoIndexChoice(t *testing.T) {
 			if hnsw := info.IndexChoice == want[0]; hnsw != (info.Backend == "hnsw") {
 				t.Errorf("backend %s with choice %q", info.Backend, info.IndexChoice)
 			}
-			depths := map[string][]int{"exact": {0}, "hnsw": {10, 100, MaxK, maxDepth}}[info.Backend]
+			depths := map[string][]int{"exact": {0}, "hnsw": {10, 100, MaxK}}[info.Backend]
 			if index == "hnsw" {
 				depths = []int{maxDepth}
 			}
