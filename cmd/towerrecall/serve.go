@@ -283,9 +283,13 @@ type reloader struct {
 	refused string
 }
 
-// reload loads the artifact again; a failure the previous attempt already
-// logged is logged again at debug level only (the poll retries a refused
-// artifact until it loads).
+// pollTrigger is the poll's reason to load: a failure it repeats is
+// logged again at debug level only (the poll retries a refused artifact
+// until it loads); any other trigger, a SIGHUP, is someone asking, and
+// is answered at the failure's level.
+const pollTrigger = "manifest changed"
+
+// reload loads the artifact again, for why.
 func (rl *reloader) reload(why string) error {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
@@ -316,9 +320,7 @@ func (rl *reloader) load(why string) error {
 	if waiting { // as said at start
 		level = zerolog.WarnLevel
 	}
-	if err.Error() == rl.lastFailure && why != "SIGHUP" {
-		// The poll retrying what it said; a SIGHUP is someone asking, and
-		// is answered (a repeat said nothing above debug).
+	if why == pollTrigger && err.Error() == rl.lastFailure {
 		level = zerolog.DebugLevel
 	}
 	rl.lastFailure = err.Error()
@@ -376,7 +378,7 @@ func (rl *reloader) pollOnce() {
 	if err != nil || bytes.Equal(sum, rl.sum) || rl.refused != "" && artifactPrint(rl.dir, sum) == rl.refused {
 		return
 	}
-	_ = rl.load("manifest changed")
+	_ = rl.load(pollTrigger)
 }
 
 // artifactPrint is what the poll compares to tell whether the artifact at

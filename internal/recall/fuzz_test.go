@@ -26,7 +26,7 @@ func FuzzRecall(f *testing.F) {
 	// routed answers from the graph to depth 40 and from the scan deeper,
 	// as index: auto does where the graph is faster at k = 10 only.
 	routed, _, _, _ := changedService(f, "hnsw")
-	routed.live.Load().snap.graphDepth = 40
+	routed.live.Load().snap.info.HNSWMaxDepth = 40
 	f.Add(uint8(3), uint8(10), uint8(0), uint8(0), []byte{}, []byte{}, uint8(0))
 	f.Add(uint8(0), uint8(5), uint8(7), uint8(0b0101), []byte{1, 4, 200}, []byte{2, 2, 9}, uint8(0b11))
 	f.Add(uint8(60), uint8(200), uint8(90), uint8(0b11010), []byte{130}, []byte{}, uint8(0b10100))

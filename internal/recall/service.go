@@ -178,7 +178,7 @@ func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	index, backend := ann.Index(snap.exact), "exact"
-	if snap.graph != nil && req.K+req.Offset <= snap.graphDepth {
+	if snap.graph != nil && req.K+req.Offset <= snap.info.HNSWMaxDepth {
 		index, backend = snap.graph, "hnsw"
 	}
 	// One more than the page: whether a next page exists.

@@ -189,7 +189,7 @@ func TestRecallRoutesByDepth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.live.Load().snap.graphDepth = 10 // as index: auto sets it when the graph wins at k = 10 only
+	s.live.Load().snap.info.HNSWMaxDepth = 10 // as index: auto sets it when the graph wins at k = 10 only
 	ctx := context.Background()
 	u := User{UserInput: feature.UserInput{UserID: 3, Gender: "M", Age: 30}}
 	// Without a graph nothing goes to it, even a depth of 0 (outside the

@@ -28,10 +28,10 @@ type snapshot struct {
 	info   ModelInfo
 	dim    int
 	exact  *ann.Exact
-	// graph answers a Recall whose offset + k is at most graphDepth; the
-	// exact scan answers deeper ones, and all of them when graph is nil.
-	graph      *ann.HNSW
-	graphDepth int
+	// graph answers a Recall whose offset + k is at most
+	// info.HNSWMaxDepth; the exact scan answers deeper ones, and all of
+	// them when graph is nil.
+	graph *ann.HNSW
 
 	users    map[movielens.UserID]int32 // known user → index into bundle.Users and Seen
 	profiles map[movielens.UserID]artifact.Profile
@@ -215,7 +215,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	log := logger.WithLevel(level).Interface("index_latency_us", latency).Int("hnsw_faster_to_depth", depth).
 		Interface("index_recall", snap.info.IndexRecall).Float64("min_recall", opts.MinRecall).Bool("self_check_passed", pass)
 	serve := func(depth int, choice string) {
-		snap.graph, snap.graphDepth = h, depth
+		snap.graph = h
 		snap.info.Backend, snap.info.HNSWMaxDepth, snap.info.IndexChoice = "hnsw", depth, choice
 	}
 	switch {
