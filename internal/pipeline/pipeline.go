@@ -89,20 +89,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if n := shippedMovies(fitIn, len(views) > 0 && cfg.Train.Refit); cfg.Train.Objective == train.Softmax && cfg.Train.UniformNegatives == 0 && n < 2 {
 		return nil, fmt.Errorf("pipeline: the softmax objective trains on ratings of %d movie: an in-batch softmax needs two or more movies (a rated movie is no negative of itself, so the towers would never train); give more training ratings, set train.uniform_negatives, or use --objective pointwise", n)
 	}
-	if t := cfg.Train; sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
-		opts.Logger.Warn().Int("train", len(in.Train)).
-			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")
-	}
-	if sel.Valid == "carved" {
-		opts.Logger.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
-			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
-			Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
-			Msg("no validation file: views carved from train validate")
-		if sel.TimeViewsOnly() {
-			opts.Logger.Info().Msg("the carved views are by time, so settings are chosen for the future; " +
-				"for a random split, give its validation file or the random-split preset (docs/model.md, \"Random splits without a validation file\")")
-		}
-	}
+	logValidation(opts.Logger, cfg.Train, len(in.Train), fitIn, sel)
 	val, err := newValidation(ctx, ix, fitIn.Train, views, cfg.Train.Workers)
 	if err != nil {
 		return nil, err
@@ -136,21 +123,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if cfg.Train.Distill > 0 && !canTeach(in) {
 		cfg.Train.Distill = 0 // it trained without a teacher (logged): the manifest says so
 	}
-	if val != nil && fitted.score == 0 && !slices.ContainsFunc(fitted.res.Epochs, func(e train.EpochStats) bool { return e.Valid != 0 }) {
-		// Every choice below was a tie of zeros: the first epoch, no prior.
-		opts.Logger.Warn().Int("valid", len(fitIn.Valid)).Int("epochs", fitted.res.BestEpoch).
-			Msg("validation hit nothing at any epoch (are its movies absent from the training ratings?): the epoch count, the prior and the recipe were not chosen, only the first of equal zeros kept")
-	} else if pop := val.popularityScore(); val != nil && fitted.score <= pop {
-		// E.g. a learning rate that makes training diverge: the run
-		// completes, and its model is no better than counting ratings.
-		msg := "the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)"
-		if cfg.Train.Objective == train.Pointwise {
-			// The reference recipe ranks by a rating regression, which
-			// recall by popularity often beats: no setting is at fault.
-			msg = "the chosen model does not beat popularity on validation: the pointwise (reference) objective fits ratings, not what users watch next, and the default softmax objective ranks for recall; with settings changed from the reference recipe's, check train.learning_rate too"
-		}
-		opts.Logger.Warn().Float64("valid_score", fitted.score).Float64("popularity_valid_score", pop).Msg(msg)
-	}
+	warnIfWeak(opts.Logger, val, fitted, len(fitIn.Valid), cfg.Train.Objective)
 	sel.Epochs = fitted.res.BestEpoch
 	if fitted.searched {
 		prior := fitted.prior
@@ -164,7 +137,73 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err := ctx.Err(); err != nil { // the graph build below does not stop
 		return nil, err
 	}
-	b := servedBundle(in, ix, rc, fitted, opts)
+	b, err := bundleOf(cfg, in, ix, rc, fitted, &sel, now().UTC(), opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(test) > 0 {
+		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
+		if err != nil {
+			return nil, err
+		}
+		b.Manifest.Metrics = met.Flat()
+	}
+	return b, nil
+}
+
+// logValidation says where validation comes from when no file gives it:
+// views carved from train (which kind), or none at all.
+func logValidation(log zerolog.Logger, t config.Train, trainRatings int, fitIn Inputs, sel artifact.Selection) {
+	if sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
+		log.Warn().Int("train", trainRatings).
+			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")
+	}
+	if sel.Valid != "carved" {
+		return
+	}
+	log.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
+		Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
+		Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
+		Msg("no validation file: views carved from train validate")
+	if sel.TimeViewsOnly() {
+		log.Info().Msg("the carved views are by time, so settings are chosen for the future; " +
+			"for a random split, give its validation file or the random-split preset (docs/model.md, \"Random splits without a validation file\")")
+	}
+}
+
+// warnIfWeak warns when validation chose nothing (it hit nothing at any
+// epoch) or chose a model no better than popularity on it.
+func warnIfWeak(log zerolog.Logger, val *validation, f fitted, validRatings int, objective string) {
+	if val == nil {
+		return
+	}
+	if f.score == 0 && !slices.ContainsFunc(f.res.Epochs, func(e train.EpochStats) bool { return e.Valid != 0 }) {
+		// Every choice was a tie of zeros: the first epoch, no prior.
+		log.Warn().Int("valid", validRatings).Int("epochs", f.res.BestEpoch).
+			Msg("validation hit nothing at any epoch (are its movies absent from the training ratings?): the epoch count, the prior and the recipe were not chosen, only the first of equal zeros kept")
+		return
+	}
+	pop := val.popularityScore()
+	if f.score > pop {
+		return
+	}
+	// E.g. a learning rate that makes training diverge: the run
+	// completes, and its model is no better than counting ratings.
+	msg := "the chosen model does not beat popularity on validation: check train.learning_rate and the other train settings (a diverging run ends with a model as good as random)"
+	if objective == train.Pointwise {
+		// The reference recipe ranks by a rating regression, which
+		// recall by popularity often beats: no setting is at fault.
+		msg = "the chosen model does not beat popularity on validation: the pointwise (reference) objective fits ratings, not what users watch next, and the default softmax objective ranks for recall; with settings changed from the reference recipe's, check train.learning_rate too"
+	}
+	log.Warn().Float64("valid_score", f.score).Float64("popularity_valid_score", pop).Msg(msg)
+}
+
+// bundleOf is the artifact of the fitted recipe rc (as cfg, the settings
+// it trained with): the served towers and movie vectors, the HNSW graph
+// checked against an exact scan, and the manifest with the selection that
+// chose them.
+func bundleOf(cfg config.Config, in Inputs, ix *Index, rc candidate, f fitted, sel *artifact.Selection, now time.Time, opts Options) (*artifact.Bundle, error) {
+	b := servedBundle(in, ix, rc, f, opts)
 	hp := HNSWParams(cfg.Serve) // the graph's parameters, as the manifest records them
 	build := hp
 	if cfg.Train.Workers == 1 {
@@ -174,15 +213,8 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if err != nil {
 		return nil, err
 	}
-	b.Manifest = manifest(cfg, in, b, fitted.res, hp, indexRecall, now().UTC())
-	b.Manifest.Training.Selection = &sel
-	if len(test) > 0 {
-		met, err := Evaluate(ctx, b, in.Dataset, EvalInputs{Train: in.Train, Valid: in.Valid, Test: test, Baselines: baselines(cfg.Baselines)}, cfg.Train.Workers)
-		if err != nil {
-			return nil, err
-		}
-		b.Manifest.Metrics = met.Flat()
-	}
+	b.Manifest = manifest(cfg, in, b, f.res, hp, indexRecall, now)
+	b.Manifest.Training.Selection = sel
 	return b, nil
 }
 
