@@ -1072,6 +1072,34 @@ func TestTrainSplitFiles(t *testing.T) {
 	}
 }
 
+// TestSplitFlagDirectorySuggestsItsFile: a directory given for a split
+// flag is refused with the file that flag takes in it: the flag's own
+// split file (--test's test.dat, not train.dat), or the ratings file of a
+// MovieLens directory.
+func TestSplitFlagDirectorySuggestsItsFile(t *testing.T) {
+	t.Parallel()
+	dir, data, _ := demoDir(t, "data")
+	splits := filepath.Join(dir, "splits")
+	if err := os.Mkdir(splits, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flag, dir, want string
+	}{
+		{"--train", splits, filepath.Join(splits, "train.dat")},
+		{"--valid", splits, filepath.Join(splits, "valid.dat")},
+		{"--test", splits, filepath.Join(splits, "test.dat")},
+		{"--test", data, filepath.Join(data, "ratings.dat")},
+	} {
+		out := filepath.Join(dir, "out")
+		_, err := cli("train", "--data", data, tc.flag, tc.dir, "--out", out, "--epochs", "1")
+		want := tc.flag + " " + tc.dir + " is a directory: pass a ratings file (such as " + tc.want + ")"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %s: err = %v, want one saying %q", tc.flag, tc.dir, err, want)
+		}
+	}
+}
+
 // demoDir writes the demo dataset (ML-1M layout) into a new directory
 // name under a test's temporary directory dir.
 func demoDir(t *testing.T, name string) (dir, data string, ds *movielens.Dataset) {

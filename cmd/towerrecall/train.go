@@ -478,7 +478,7 @@ func readSplit(in *pipeline.Inputs, flagName, path string) ([]movielens.Rating, 
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("%s %s is a directory: pass a ratings file (such as %s)", flagName, path, filepath.Join(path, "train.dat"))
+		return nil, fmt.Errorf("%s %s is a directory: pass a ratings file (such as %s)", flagName, path, ratingsFileIn(flagName, path))
 	}
 	h := sha256.New()
 	rs, err := movielens.ReadRatings(io.TeeReader(f, h), path, in.Dataset)
@@ -492,6 +492,23 @@ func readSplit(in *pipeline.Inputs, flagName, path string) ([]movielens.Rating, 
 		in.Checksums[path] = hex.EncodeToString(h.Sum(nil))
 	}
 	return rs, nil
+}
+
+// ratingsFileIn names the file a split flag given the directory dir
+// likely meant: a MovieLens directory's ratings file, else the flag's own
+// split file (--valid valid.dat, --test test.dat, others train.dat).
+func ratingsFileIn(flagName, dir string) string {
+	if l, err := movielens.DetectLayout(dir); err == nil {
+		files, _ := movielens.FilesOf(l)
+		return filepath.Join(dir, files.Ratings)
+	}
+	switch flagName {
+	case "--valid":
+		return filepath.Join(dir, "valid.dat")
+	case "--test":
+		return filepath.Join(dir, "test.dat")
+	}
+	return filepath.Join(dir, "train.dat")
 }
 
 func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
