@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -82,16 +83,20 @@ func TestRunHelp(t *testing.T) {
 		// layered. (The files do not exist, and --index bogus: were the
 		// second taken, serve and train would stop at those instead.)
 		{"serve two configs", []string{"serve", "--config", "none-a.yaml", "--config", "none-b.yaml", "--index", "bogus"}, true,
-			`invalid value "none-b.yaml" for flag -config: given twice ("none-a.yaml", then "none-b.yaml")`},
+			`serve: --config given twice ("none-a.yaml", then "none-b.yaml"): one file is read, not layered`},
 		{"train two configs", []string{"train", "--data", "demo", "--config", "none-a.yaml", "--epochs", "-1", "--config=none-b.yaml"}, true,
-			`for flag -config: given twice`},
-		{"train the same config twice", []string{"train", "--config", "none-a.yaml", "--config", "none-a.yaml"}, true, "given twice"},
+			`train: --config given twice ("none-a.yaml", then "none-b.yaml")`},
+		{"train the same config twice", []string{"train", "--config", "none-a.yaml", "--config", "none-a.yaml"}, true, "--config given twice"},
 		// So is a second list flag: prior counted only the last --ratings
 		// (the model directory does not exist: prior would stop there).
 		{"prior two ratings lists", []string{"prior", "--model", "none", "--data", "demo", "--ratings", "train.dat", "--ratings", "test.dat"}, true,
-			`invalid value "test.dat" for flag -ratings: given twice ("train.dat", then "test.dat"): write one comma-separated list`},
+			`prior: --ratings given twice ("train.dat", then "test.dat"): write one comma-separated list`},
 		{"serve two origin lists", []string{"serve", "--cors-origins", "https://a.example", "--cors-origins", "https://b.example", "--index", "bogus"}, true,
-			"flag -cors-origins: given twice"},
+			"--cors-origins given twice"},
+		// And every other flag: train trained on the last --train alone.
+		{"train two training files", []string{"train", "--data", "demo", "--train", "a.dat", "--epochs", "-1", "--train", "b.dat"}, true,
+			`train: --train given twice ("a.dat", then "b.dat"): each flag takes one file: join the ratings into one file`},
+		{"eval two test files", []string{"eval", "--model", "none", "--data", "demo", "--test", "a.dat", "-test=b.dat"}, true, "eval: --test given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1347,6 +1352,36 @@ func TestSameDir(t *testing.T) {
 	} {
 		if got := sameDir(tc.a, tc.b); got != tc.same {
 			t.Errorf("sameDir(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}
+
+// TestRepeatedFlag: values that look like flags are values, and the flags
+// end where the flag package stops.
+func TestRepeatedFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args                []string
+		name, first, second string
+	}{
+		{[]string{"--train", "a", "--valid", "b"}, "", "", ""},
+		{[]string{"--train", "--valid", "--valid", "b"}, "", "", ""}, // --train's value is "--valid"
+		{[]string{"--progress", "--train", "a", "-train=b"}, "train", "a", "b"},
+		{[]string{"--progress=false", "--progress", "--valid=", "--valid", "v"}, "valid", "", "v"},
+		{[]string{"--seed", "1", "--seed", "2"}, "", "", ""}, // a scalar: the last wins
+		{[]string{"--train", "a", "--", "--train", "b"}, "", "", ""},
+		{[]string{"--train", "a", "-"}, "", "", ""},
+		{[]string{"--train", "a", "extra", "--train", "b"}, "", "", ""},
+		{[]string{"--train="}, "", "", ""},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.String("train", "", "")
+		fs.String("valid", "", "")
+		fs.Bool("progress", true, "")
+		fs.Uint64("seed", 1, "")
+		name, first, second := repeatedFlag(fs, tc.args)
+		if name != tc.name || first != tc.first || second != tc.second {
+			t.Errorf("%q: %q %q %q, want %q %q %q", tc.args, name, first, second, tc.name, tc.first, tc.second)
 		}
 	}
 }

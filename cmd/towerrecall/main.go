@@ -207,6 +207,12 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 		err = errors.New("unexpected argument")
 	}
 	if err == nil {
+		if name, first, second := repeatedFlag(fs, args); name != "" {
+			fmt.Fprintf(&buf, "%s: --%s given twice (%q, then %q): %s\n", fs.Name(), name, first, second, onceHint(name))
+			err = errors.New("repeated flag")
+		}
+	}
+	if err == nil {
 		if name := emptyFlag(fs); name != "" {
 			fmt.Fprintf(&buf, "%s: --%s is empty: name %s, or leave the flag out\n", fs.Name(), name, flagNoun(name))
 			err = errors.New("empty flag")
@@ -282,31 +288,50 @@ func flagNoun(name string) string {
 	return "a value"
 }
 
-// onceFlag is a string flag that may be given once; twice says what to
-// do instead. A repeated --config (serve --config base.yaml --config
-// prod.yaml) read only the last file, while docker compose -f and kubectl
-// -f users expect the files layered; a repeated list flag (prior --ratings
-// train.dat --ratings test.dat) kept only the last list, where -f a -f b
-// adds up elsewhere. One file, or one list, says what either would.
-type onceFlag struct {
-	value string
-	set   bool
-	twice string
+// repeatedFlag returns the first file or list flag (onceHint) that args,
+// parsed by fs without error, give twice, and its two values. The flag
+// package keeps the last, which for these is not what users mean: train
+// --train a.dat --train b.dat trained on b.dat alone, a second --config
+// replaced the first where docker compose -f and kubectl -f layer files,
+// and a second --ratings list dropped the first. A repeated scalar flag
+// (--seed, --addr) keeps the last, as scripts that override defaults
+// expect.
+func repeatedFlag(fs *flag.FlagSet, args []string) (name, first, second string) {
+	seen := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--" || !strings.HasPrefix(args[i], "-") || args[i] == "-" {
+			return "", "", "" // the flags end here
+		}
+		n, v, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !hasValue {
+			if b, ok := fs.Lookup(n).Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			if i++; i < len(args) {
+				v = args[i]
+			}
+		}
+		if onceHint(n) == "" {
+			continue
+		}
+		if prev, ok := seen[n]; ok {
+			return n, prev, v
+		}
+		seen[n] = v
+	}
+	return "", "", ""
 }
 
-// configTwice and listTwice are onceFlag's twice for a config file and a
-// comma-separated list.
-const (
-	configTwice = "one file is read, not layered: put the settings in one file (the environment and flags override it)"
-	listTwice   = "write one comma-separated list"
-)
-
-func (f *onceFlag) String() string { return f.value }
-
-func (f *onceFlag) Set(v string) error {
-	if f.set {
-		return fmt.Errorf("given twice (%q, then %q): %s", f.value, v, f.twice)
+// onceHint says what to do instead of giving the flag name twice, "" for
+// a flag that may be repeated (the last value wins).
+func onceHint(name string) string {
+	switch name {
+	case "config":
+		return "one file is read, not layered: put the settings in one file (the environment and flags override it)"
+	case "ratings", "cors-origins":
+		return "write one comma-separated list"
+	case "train", "valid", "test":
+		return "each flag takes one file: join the ratings into one file"
 	}
-	f.value, f.set = v, true
-	return nil
+	return ""
 }

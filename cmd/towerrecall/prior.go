@@ -21,8 +21,7 @@ import (
 // between trainings so that "popular now" stays current.
 func runPrior(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("prior", flag.ContinueOnError)
-	ratings := onceFlag{twice: listTwice}
-	fs.Var(&ratings, "ratings", "comma-separated ratings `files`: every rating known now")
+	ratings := fs.String("ratings", "", "comma-separated ratings `files`: every rating known now")
 	var (
 		modelDir = fs.String("model", "var/model", "artifact directory with a popularity prior")
 		dataDir  = fs.String("data", "", `MovieLens directory with the users and movies, or "demo" for the built-in demo catalogue`)
@@ -31,7 +30,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, "towerrecall prior [--model var/model] --data DIR --ratings FILE[,FILE] [--out DIR]", args, stdout, stderr); err != nil {
 		return err
 	}
-	if *dataDir == "" || ratings.value == "" {
+	if *dataDir == "" || *ratings == "" {
 		fmt.Fprintln(stderr, "prior needs --data and --ratings")
 		return errUsage
 	}
@@ -43,7 +42,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := artifact.CheckWritable(*out); err != nil {
 		return err
 	}
-	files := config.SplitList(ratings.value)
+	files := config.SplitList(*ratings)
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "prior: --ratings names no file")
 		return errUsage

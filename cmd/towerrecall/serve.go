@@ -136,9 +136,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 // serveConfig parses serve's flags and loads the config they override.
 func serveConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (config.Config, error) {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfgPath, cors := onceFlag{twice: configTwice}, onceFlag{twice: listTwice}
-	flags.Var(&cors, "cors-origins", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
-	flags.Var(&cfgPath, "config", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
+	cors := flags.String("cors-origins", "", "comma-separated web `origins` allowed to call the API from a browser (CORS), e.g. https://app.example.com (default: serve.cors_origins, none)")
+	cfgPath := flags.String("config", "", "YAML config `file`, given once (configs/local.yaml, configs/production.yaml)")
 	// A flag left out keeps its key's value (the file's, the
 	// environment's or the default): its help names the key, and no flag
 	// has a default of its own, which -h would show as the value (demo
@@ -156,7 +155,7 @@ func serveConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return config.Config{}, err
 	}
 	given := flagsSet(flags)
-	cfg, err := loadConfig(cfgPath.value, "", getenv, nil, func(c *config.Config) {
+	cfg, err := loadConfig(*cfgPath, "", getenv, nil, func(c *config.Config) {
 		if *modelDir != "" {
 			c.Serve.Model = *modelDir
 		}
@@ -172,8 +171,8 @@ func serveConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		if given["demo"] {
 			c.Serve.Demo = *demo
 		}
-		if cors.set {
-			c.Serve.CORSOrigins = config.SplitList(cors.value)
+		if given["cors-origins"] {
+			c.Serve.CORSOrigins = config.SplitList(*cors)
 		}
 		if *logFormat != "" {
 			c.Log.Format = *logFormat

@@ -259,8 +259,7 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	cfgPath := onceFlag{twice: configTwice}
-	fs.Var(&cfgPath, "config", "YAML config `file`, given once (see configs/train.yaml)")
+	cfgPath := fs.String("config", "", "YAML config `file`, given once (see configs/train.yaml)")
 	var (
 		dataDir   = fs.String("data", "", `MovieLens directory (ml-1m or ml-100k layout), or "demo" for the built-in demo catalogue (default: data.dir)`)
 		trainF    = fs.String("train", "", "training ratings file (ratings format); default: every rating in --data")
@@ -281,7 +280,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	given := flagsSet(fs)
 	// Train reads no serve variable (it writes --out, not serve.model): a
 	// bad one meant for the service must not stop it.
-	cfg, err := loadConfig(cfgPath.value, *objective, getenv, []string{"data", "log"}, func(c *config.Config) {
+	cfg, err := loadConfig(*cfgPath, *objective, getenv, []string{"data", "log"}, func(c *config.Config) {
 		if given["data"] {
 			c.Data.Dir = *dataDir
 		}
