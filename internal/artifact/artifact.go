@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -847,6 +848,14 @@ func ManifestSum(dir string) ([]byte, error) {
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
 	raw, err := readLimited(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		// "stat DIR/manifest.json: no such file" left the reader to work
+		// out that DIR is no artifact (eval --model pointed elsewhere).
+		if _, derr := os.Stat(dir); derr != nil {
+			return Manifest{}, nil, fmt.Errorf("artifact: no artifact at %s: %w", dir, derr)
+		}
+		return Manifest{}, nil, fmt.Errorf("artifact: %s is no artifact (it has no %s): %w", dir, ManifestFile, err)
+	}
 	if err != nil {
 		return Manifest{}, nil, fmt.Errorf("artifact: %w", err)
 	}

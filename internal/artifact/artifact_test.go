@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -1293,4 +1294,22 @@ func versionAt(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.Manifest.Version
+}
+
+// TestReadManifestNoArtifact: a directory without a manifest, or no
+// directory at all, is named as no artifact, and stays fs.ErrNotExist
+// (serve waits for one to be published).
+func TestReadManifestNoArtifact(t *testing.T) {
+	t.Parallel()
+	empty := t.TempDir()
+	missing := filepath.Join(empty, "none")
+	for _, tc := range []struct{ dir, want string }{
+		{empty, empty + " is no artifact (it has no manifest.json)"},
+		{missing, "no artifact at " + missing},
+	} {
+		_, _, err := ReadManifest(tc.dir)
+		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want fs.ErrNotExist saying %q", tc.dir, err, tc.want)
+		}
+	}
 }
