@@ -681,7 +681,7 @@ func runDownload(ctx context.Context, args []string, getenv func(string) string,
 	}
 	client := &http.Client{Timeout: 10 * time.Minute}
 	path, err := movielens.Download(ctx, client, src, *dir)
-	if err != nil && ctx.Err() == nil && getenv(config.DownloadURLEnv) == "" {
+	if _, fetch := errors.AsType[*movielens.FetchError](err); fetch && ctx.Err() == nil && getenv(config.DownloadURLEnv) == "" {
 		err = fmt.Errorf("%w; or set %s to a mirror's URL of %s", err, config.DownloadURLEnv, src.URL)
 	}
 	if err != nil {

@@ -89,6 +89,14 @@ func Download(ctx context.Context, client *http.Client, spec Source, dir string)
 	return target, nil
 }
 
+// FetchError is a download that failed at its source (unreachable, an
+// HTTP error, the wrong archive), where a mirror may help; other failures
+// are local (the directory, the disk).
+type FetchError struct{ Err error }
+
+func (e *FetchError) Error() string { return e.Err.Error() }
+func (e *FetchError) Unwrap() error { return e.Err }
+
 func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, target string, maxBytes int64) (err error) {
 	want, err := hex.DecodeString(spec.SHA256)
 	if err != nil || len(want) != sha256.Size {
@@ -133,25 +141,25 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	shown := req.URL.Redacted()
 	resp, err := client.Do(req)
 	if err != nil {
-		return offline(ctx, err, target) // a *url.Error: it names the URL
+		return &FetchError{offline(ctx, err, target)} // a *url.Error: it names the URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s (copy the files to %s manually)", shown, resp.Status, target)
+		return &FetchError{fmt.Errorf("GET %s: %s (copy the files to %s manually)", shown, resp.Status, target)}
 	}
 	if n := resp.ContentLength; n > maxDownloadBytes {
-		return fmt.Errorf("GET %s: %d bytes, more than the %d a MovieLens archive has", shown, n, maxDownloadBytes)
+		return &FetchError{fmt.Errorf("GET %s: %d bytes, more than the %d a MovieLens archive has", shown, n, maxDownloadBytes)}
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", shown, offline(ctx, err, target))
+		return &FetchError{fmt.Errorf("GET %s: %w", shown, offline(ctx, err, target))}
 	}
 	if n > maxDownloadBytes {
-		return fmt.Errorf("GET %s: larger than %d bytes", shown, maxDownloadBytes)
+		return &FetchError{fmt.Errorf("GET %s: larger than %d bytes", shown, maxDownloadBytes)}
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return fmt.Errorf("GET %s: not the %s archive (%d bytes of %s, sha256 %x, want %s)", shown, spec.Name, n, resp.Header.Get("Content-Type"), got, spec.SHA256)
+		return &FetchError{fmt.Errorf("GET %s: not the %s archive (%d bytes of %s, sha256 %x, want %s)", shown, spec.Name, n, resp.Header.Get("Content-Type"), got, spec.SHA256)}
 	}
 	if err := tmp.Sync(); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -240,6 +241,10 @@ func TestDownloadKeepsPasswordOut(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "s3cr3t-pass") {
 			t.Errorf("error = %v, want one without the password", err)
 		}
+		// Each failed at the source, where a mirror may help.
+		if _, ok := errors.AsType[*FetchError](err); !ok {
+			t.Errorf("error = %v, want a *FetchError", err)
+		}
 	}
 }
 
@@ -288,6 +293,9 @@ func TestDownloadIncompleteTarget(t *testing.T) {
 	_, err := Download(context.Background(), srv.Client(), spec, dir)
 	if err == nil || !strings.Contains(err.Error(), "lacks movies.dat") || n.Load() != before {
 		t.Fatalf("error = %v, requests %d → %d", err, before, n.Load())
+	}
+	if _, ok := errors.AsType[*FetchError](err); ok { // local: no mirror would help
+		t.Errorf("error = %v is a *FetchError", err)
 	}
 
 	// So is one with an empty file: zero bytes are not a dataset.
