@@ -34,6 +34,10 @@ tsc -p tsconfig.json
 echo "== the service behind the validating proxy"
 (cd ../.. && go build -o "$work/towerrecall" ./cmd/towerrecall)
 token=contract-check-token-0123456789
+# The log exists before the loop below reads it: the backgrounded service
+# opens it in its own process, which may not have run yet, and a sed of a
+# missing file ends this script (pipefail).
+: >"$work/serve.log"
 TOWERRECALL_CATALOG_TOKEN=$token "$work/towerrecall" serve --addr 127.0.0.1:0 --model "$work/model" \
   --log-format json 2>"$work/serve.log" &
 pids+=($!)
