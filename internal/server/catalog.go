@@ -151,6 +151,9 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error
 	if _, aerr := queryParams(r); aerr != nil { // ?dry_run=true must not delete
 		return aerr
 	}
+	if r.ContentLength != 0 { // nor may {"dry_run":true} in a body, which nothing reads
+		return &apiError{code: codeInvalid, detail: "DELETE /movies/{movie_id} takes no request body: nothing in one could change what is deleted"}
+	}
 	ctx, cancel := s.deadline(r)
 	defer cancel()
 	res, err := s.rec.DeleteMovie(ctx, id)

@@ -41,6 +41,7 @@ func TestCatalogRoutes(t *testing.T) {
 		{"scheme in any case", "PUT", "/movies/200002", "bearer " + testToken, `{"title":"x","genres":["Drama"]}`, 201, "", ""},
 		{"spaces after the scheme", "PUT", "/movies/200002", "Bearer   " + testToken, `{"title":"y","genres":["Drama"]}`, 200, "", ""}, // RFC 9110: 1*SP
 		{"delete with a query parameter", "DELETE", "/movies/200002?dry_run=true", bearer, "", 400, "dry_run", ""},                     // refused, not ignored
+		{"delete with a body", "DELETE", "/movies/200002", bearer, `{"dry_run":true}`, 400, "", ""},                                    // refused, not ignored
 		{"delete", "DELETE", "/movies/200002", bearer, "", 200, "", ""},
 		{"delete unknown", "DELETE", "/movies/200002", bearer, "", 404, "movie_id", ""},
 		{"no token", "PUT", "/movies/1", "", `{"title":"x","genres":["Drama"]}`, 401, "", `Bearer realm="towerrecall catalogue"`},
