@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -29,11 +28,9 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 	dst = append(dst, `,"known_user":`...)
 	dst = strconv.AppendBool(dst, res.KnownUser)
 	dst = append(dst, `,"user":`...)
-	user, err := json.Marshal(newUserJSON(res.User)) // one per answer: reflection is cheap here
-	if err != nil {
+	if dst, err = appendUser(dst, newUserJSON(res.User)); err != nil {
 		return nil, err
 	}
-	dst = append(dst, user...)
 	dst = append(dst, `,"items":[`...)
 	for i, it := range res.Items {
 		if i > 0 {
@@ -66,6 +63,51 @@ func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 		dst = strconv.AppendInt(dst, int64(res.NextOffset), 10)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendUser appends u as json.Marshal does: omitzero members left out,
+// nil slices as [].
+func appendUser(dst []byte, u userJSON) ([]byte, error) {
+	dst = append(dst, '{')
+	if u.UserID != 0 {
+		dst = strconv.AppendInt(append(dst, `"user_id":`...), int64(u.UserID), 10)
+		dst = append(dst, ',')
+	}
+	var err error
+	if u.Gender != "" {
+		if dst, err = appendString(append(dst, `"gender":`...), u.Gender); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	if u.Age != 0 {
+		dst = strconv.AppendInt(append(dst, `"age":`...), int64(u.Age), 10)
+		dst = append(dst, ',')
+	}
+	if u.Occupation != "" {
+		if dst, err = appendString(append(dst, `"occupation":`...), u.Occupation); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	if u.Zip != "" {
+		if dst, err = appendString(append(dst, `"zip":`...), u.Zip); err != nil {
+			return nil, err
+		}
+		dst = append(dst, ',')
+	}
+	if dst, err = appendStrings(append(dst, `"stored_features":`...), u.StoredFeatures); err != nil {
+		return nil, err
+	}
+	dst = strconv.AppendInt(append(dst, `,"history_movies":`...), int64(u.HistoryMovies), 10)
+	dst = append(dst, `,"unknown_recent_movie_ids":[`...)
+	for i, id := range u.UnknownRecentMovieIDs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, int64(id), 10)
+	}
+	return append(dst, "]}"...), nil
 }
 
 // appendStrings appends ss as a JSON array ([] for nil, as json/v2).
