@@ -94,7 +94,7 @@ func interrupted(ctx context.Context) error {
 const usage = `towerrecall — two-tower recall for MovieLens
 
 Usage:
-  towerrecall data download --dataset ml-1m|ml-100k [--dir data]
+  towerrecall data download [--dataset ml-100k|ml-1m] [--dir data]
   towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]
   towerrecall train  [--data DIR] [--train FILE] [--valid FILE] [--test FILE] [--out var/model]
                      [--objective softmax|pointwise] [--seed N] [--config configs/train.yaml]

@@ -613,8 +613,8 @@ func otherUsers(profiles []artifact.Profile, ds *movielens.Dataset) (n int, firs
 }
 
 const (
-	dataSynopsis     = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]\n  " + synthSynopsis
-	downloadSynopsis = "towerrecall data download --dataset ml-1m|ml-100k [--dir data]   (a mirror: TOWERRECALL_DOWNLOAD_URL)"
+	dataSynopsis     = "towerrecall data download [--dataset ml-100k|ml-1m] [--dir data]\n  " + synthSynopsis
+	downloadSynopsis = "towerrecall data download [--dataset ml-100k|ml-1m] [--dir data]   (a mirror: TOWERRECALL_DOWNLOAD_URL)"
 	synthSynopsis    = "towerrecall data synth --dir DIR --movies N --users N --ratings N [--seed S]"
 )
 
