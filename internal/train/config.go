@@ -1,9 +1,11 @@
 // Package train fits a tower.Model to interactions: it owns the recipe that
 // turns ratings into training examples (Recipe: recency weights, cold-start
-// twins, history folds), the objectives (in-batch sampled softmax with logQ
-// correction, and the pointwise rating regression of the reference recipe),
-// batching, the optimizers' steps, the two-core loop and early stopping. It sits between tower and eval in the
-// data flow; evaluation itself is injected through Hooks.Validate.
+// twins, history folds or causal recent-history bags), the objectives
+// (in-batch sampled softmax with logQ correction and optional distillation
+// of a teacher's scores, and the pointwise rating regression of the
+// reference recipe), batching, the optimizers' steps, the two-core loop and
+// early stopping. It sits between tower and eval in the data flow;
+// evaluation itself is injected through Hooks.Validate.
 package train
 
 import (
@@ -41,7 +43,7 @@ type Config struct {
 	BatchSize    int     // interactions per step
 	LearningRate float32 // optimizer step size
 	Optimizer    string  // Adam or RMSprop
-	Temperature  float32 // softmax: logits are cos/Temperature
+	Temperature  float32 // softmax: logits are dot/Temperature (the cosine for normalised towers)
 	LogQ         bool    // softmax: subtract log(item frequency) from each logit (Yi et al., RecSys 2019)
 	// UniformNegatives (softmax) adds this many movies drawn uniformly from
 	// all movies to every step as negatives shared by all rows (mixed
@@ -50,18 +52,20 @@ type Config struct {
 	// Measured: no gain on the user-temporal splits, so 0 by default.
 	UniformNegatives int
 	// UserWeight (softmax) weights each example by n_u^−UserWeight, where
-	// n_u is its user's number of train interactions (normalised to mean 1):
+	// n_u is the train interactions of the real user it stands for
+	// (Data.Origin: twins and copies count together; normalised to mean 1):
 	// 0 treats examples alike, so heavy users dominate; the per-user metrics
 	// (Recall@K averages over users) favour something in between.
-	// Measured: 0.5 and 1 did not help; 0 by default.
+	// Measured early: 0.5 and 1 did not help the default recipe, which keeps
+	// 0; the random-split preset's 0.5 was chosen on RecBole's validation.
 	UserWeight float32
 	// ColdLogQ (softmax, with LogQ) scales the logQ correction in the rows
 	// of the users Data.Cold marks (cold-start twins). A sampled softmax
 	// whose logits are corrected by α·log q learns scores of
-	// log p(movie|user) + (α−1)·log q(movie): α = 1 (the other rows) is the
-	// unbiased full softmax, α > 1 adds a popularity bonus to the id-less
-	// vectors — the best guess for a user nothing is known about — while
-	// the other rows keep the unbiased correction. Measured on a validation
+	// log p(movie|user) + (α−1)·log q(movie): α = 1 is the unbiased full
+	// softmax, α > 1 adds a popularity bonus to the id-less vectors — the
+	// best guess for a user nothing is known about — while the other rows
+	// keep their own correction (LogQScale). Measured on a validation
 	// slice of ml-1m user-temporal: α = 0 collapses cold start (0.007).
 	ColdLogQ float32
 	// LogQScale (softmax, with LogQ) scales the logQ correction in every

@@ -21,7 +21,7 @@ type Interaction struct {
 	User, Movie int32
 	Rating      float32
 	// Weight scales the example's loss; 0 means 1. WeightByRecency sets it
-	// from timestamps (the shipped recipe weights recent interactions up).
+	// from timestamps (Recipe.Recency; the shipped recipe has it at 0, off).
 	Weight float32
 }
 
