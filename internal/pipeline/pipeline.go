@@ -40,7 +40,7 @@ import (
 type Inputs struct {
 	Dataset   *movielens.Dataset
 	Train     []movielens.Rating // required
-	Valid     []movielens.Rating // optional: early stopping; removed from candidates at test
+	Valid     []movielens.Rating // optional: chooses the epochs, prior and recipe, then trains the refit (train.refit); removed from candidates at test
 	Test      []movielens.Rating // optional: metrics written into the manifest
 	DataDir   string
 	Checksums map[string]string // input file → sha256
@@ -57,14 +57,15 @@ type Options struct {
 
 // Train runs the job and returns the bundle, ready for artifact.Save. Its
 // steps, in order: pick the validation ratings (the valid file, else the
-// newest part of train), encode the ratings, build the training examples
-// (the recipe of train.Recipe), train the towers with early stopping on
-// validation, choose the popularity prior on validation — for the
-// configured recipe and, with validation, each of train.candidates, keeping
-// the best (searchRecipes) — refit on train and the validation ratings,
-// export the movie vectors (with the prior's dimension), build the HNSW
-// graph and check it against an exact scan, write the manifest, and
-// evaluate on the test ratings if any (they choose nothing).
+// views carved from train: selectionInputs), encode the ratings, build the
+// training examples (the recipe of train.Recipe), train the towers with
+// early stopping on validation, choose the popularity prior on validation
+// — for the configured recipe and, with validation, each of
+// train.candidates, keeping the best (searchRecipes) — refit on train and
+// the validation ratings (train.refit), export the movie vectors (with the
+// prior's dimension), build the HNSW graph and check it against an exact
+// scan, write the manifest, and evaluate on the test ratings if any (they
+// choose nothing).
 func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, error) {
 	cfg := opts.Config
 	if err := cfg.Validate(); err != nil {

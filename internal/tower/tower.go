@@ -1,9 +1,11 @@
 // Package tower builds the two towers of the recall model from config: each
-// tower embeds its feature fields (mean-pooling bag fields such as genres),
-// concatenates them, and runs Dense+ReLU hidden layers into a Dim-wide
-// output, optionally ReLU'd and L2-normalised. The ranking score of a pair is
-// the dot product of the two vectors (cosine when normalised); an optional
-// rating head maps that dot product monotonically onto 1..5.
+// tower embeds its feature fields (mean-pooling bag fields such as genres,
+// or pooling the history by recency: SetUserPoolDecay), concatenates them,
+// and runs Dense+ReLU hidden layers into a Dim-wide output, optionally
+// ReLU'd and L2-normalised. The ranking score of a pair is the dot product
+// of the two outputs (cosine when normalised), plus, with a Prior, a
+// weighted per-movie bias in one extra vector dimension; an optional rating
+// head maps the towers' dot product monotonically onto 1..5.
 //
 // It sits between feature (which encodes inputs) and train (which fits the
 // weights); serving uses UserVector and MovieVector, which are safe for
@@ -363,9 +365,10 @@ func (m *Model) predictRating(dot float32) float32 {
 }
 
 // UserVector writes the user's vector (len Dim) into dst. It is safe for
-// concurrent use and does not allocate in steady state. Indices outside a
-// field's vocabulary are treated as out-of-vocabulary; a wrong number of
-// fields or a short dst panics. With a prior, the last value is its
+// concurrent use and does not allocate in steady state (with a feature
+// share, for towers up to 64 wide). Indices outside a field's vocabulary
+// are treated as out-of-vocabulary; a wrong number of fields or a short
+// dst panics. With a prior, the last value is its
 // weight for the user's Group.
 func (m *Model) UserVector(dst []float32, in feature.Encoded) {
 	p := m.prior
