@@ -13,7 +13,7 @@
 //
 //   - Exact scans every vector with a bounded heap, which it only offers
 //     the items that reach a lower bound on the k-th best score, taken from
-//     group maxima of the scores (bound.go). At the MovieLens scale
+//     group maxima of the scores where that pays for k and n (bound.go). At the MovieLens scale
 //     (3,706 × 8) a scan takes microseconds and allocates nothing; it is the
 //     ground truth for tests and SelfCheck.
 //   - HNSW searches a hierarchical navigable small-world graph with the
@@ -21,8 +21,8 @@
 //     exact Dot, applying filters during the search, allocating nothing;
 //     the graph holds each distinct vector once, and a node found stands
 //     for every row with its vector (distinct.go); the vectors farthest
-//     from the mean, which the graph links poorly, are checked after
-//     every beam;
+//     from the mean and the longest, which the graph links poorly, are
+//     checked after every beam (seedLong);
 //     the graph is built here (build.go, by GOMAXPROCS workers) in a flat,
 //     pointer-free form and stored as those flat rows (native.go);
 //     artifacts written before hold github.com/coder/hnsw's Export format

@@ -7,10 +7,11 @@ import "math"
 // graph is a handful of []int32 the garbage collector never walks, and a
 // node's links are one bounds-checked slice away.
 //
-// Layer 0 has one row per node (stride0 = 1 + its capacity, 2M for a
-// native build). A node of level L ≥ 1 also has L consecutive rows in
-// upper (stride strideU = 1 + M), starting at row upperAt[node]. The
-// single node of the top layer is the entry point.
+// Layer 0 has one row per node (stride0 = 1 + its capacity: M0 for a
+// native build, 2M by default, one more per widening by the repair). A
+// node of level L ≥ 1 also has L consecutive rows in upper (stride
+// strideU = 1 + M), starting at row upperAt[node]. The single node of the
+// top layer is the entry point.
 type graph struct {
 	n       int
 	entry   int32
