@@ -204,8 +204,9 @@ type Train struct {
 	// count.
 	PriorFeatureShares []float64 `yaml:"prior_feature_shares"`
 	// Candidates are presets (see Preset) whose recipes — towers and
-	// training settings, this run's seed, workers, validation and prior
-	// grid kept — are trained too when there is validation; train keeps
+	// training settings, with this run's seed, workers, epochs,
+	// validation, refit, prior grid and model.dim (carriedOnto) — are
+	// trained too when there is validation; train keeps
 	// whichever of them and the configured recipe scores highest on
 	// validation, each with its own epoch count and popularity prior
 	// (manifest training.selection.candidates, /model's recipe). The
