@@ -581,6 +581,8 @@ func TestDataDownloadURLRefusedWithoutPassword(t *testing.T) {
 		{"https://mirror:s3cr3t-pass@word@mirror.example/ml-100k.zip\n", "https://xxxxx@mirror.example/ml-100k.zip\n"},
 		// No scheme before the credentials, a "://" after them.
 		{"mirror:s3cr3t-pass@mirror.example/get?from=https://x\n", "xxxxx@mirror.example/get?from=https://x\n"},
+		// A presigned URL's query: its values are hidden, names kept.
+		{"ftp://mirror.example/ml-100k.zip?X-Amz-Signature=s3cr3t&x", "ftp://mirror.example/ml-100k.zip?X-Amz-Signature=xxxxx&xxxxx"},
 		// Nothing to hide: the URL is shown whole.
 		{"https://mirror example/ml-100k.zip", "https://mirror example/ml-100k.zip"},
 	} {

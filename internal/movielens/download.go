@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,11 +138,17 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 		return err
 	}
 	// A mirror's URL may carry credentials: errors (logged by the
-	// training Job) show it without the password, as net/http's do.
-	shown := req.URL.Redacted()
+	// training Job) show it without the password, as net/http's do, and
+	// without its query's values (a presigned URL's signature).
+	shown := ShownURL(req.URL)
 	resp, err := client.Do(req)
 	if err != nil {
-		return &FetchError{offline(ctx, err, target)} // a *url.Error: it names the URL
+		if ue, ok := errors.AsType[*url.Error](err); ok { // it names the URL (a redirect's, maybe) with its query
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				ue.URL = ShownURL(u)
+			}
+		}
+		return &FetchError{offline(ctx, err, target)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -207,6 +214,27 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 		return err
 	}
 	return syncDir(dir)
+}
+
+// ShownURL is u as errors show it: without its password (url.Redacted)
+// and with each query value replaced by "xxxxx", names kept (a name
+// without a value is hidden too), since a presigned URL's query carries
+// its credential (X-Amz-Signature, sig).
+func ShownURL(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.Redacted()
+	}
+	c := *u
+	pairs := strings.Split(c.RawQuery, "&")
+	for i, p := range pairs {
+		if name, _, ok := strings.Cut(p, "="); ok {
+			pairs[i] = name + "=xxxxx"
+		} else if p != "" {
+			pairs[i] = "xxxxx"
+		}
+	}
+	c.RawQuery = strings.Join(pairs, "&")
+	return c.Redacted()
 }
 
 // removeStale removes the temporary files of downloads of name into dir

@@ -248,6 +248,29 @@ func TestDownloadKeepsPasswordOut(t *testing.T) {
 	}
 }
 
+// TestDownloadKeepsQueryCredentialsOut: a mirror in an object store is
+// usually reached through a presigned URL, whose query carries the
+// credential (X-Amz-Signature, a SAS token's sig); the errors show the
+// URL without the query's values, as they show it without a password.
+func TestDownloadKeepsQueryCredentialsOut(t *testing.T) {
+	t.Parallel()
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notFound.Close)
+	other, _ := serve(t, []byte("not a MovieLens archive"))
+	offline := httptest.NewServer(http.NotFoundHandler())
+	offline.Close()
+	for _, base := range []string{notFound.URL, other.URL, offline.URL} {
+		u := base + "/ml-1m.zip?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=s3cr3t-sig"
+		_, err := Download(context.Background(), nil, Source{Name: "ml-1m", URL: u, SHA256: strings.Repeat("0", 64)}, t.TempDir())
+		if err == nil || strings.Contains(err.Error(), "s3cr3t-sig") || strings.Contains(err.Error(), "AKIAEXAMPLE") {
+			t.Errorf("error = %v, want one without the query's values", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "/ml-1m.zip?X-Amz-Credential=xxxxx&X-Amz-Signature=xxxxx") {
+			t.Errorf("error = %v, want the URL named with its query's names", err)
+		}
+	}
+}
+
 func TestSources(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"ml-1m", "ml-100k"} {
