@@ -643,8 +643,8 @@ func runData(ctx context.Context, args []string, getenv func(string) string, std
 
 // redactedURL is u as an error shows it: a mirror's password and query
 // values (movielens.ShownURL) stay out of the log, also when u does not
-// parse (a secret made from a file keeps its
-// last newline), where everything between "://" and the last '@' is hidden.
+// parse (a secret made from a file keeps its last newline), where
+// everything between "://" and the last '@' is hidden.
 func redactedURL(u string) string {
 	if p, err := url.Parse(u); err == nil {
 		if p.User != nil || p.RawQuery != "" {
