@@ -97,6 +97,9 @@ func TestRunHelp(t *testing.T) {
 		{"train two training files", []string{"train", "--data", "demo", "--train", "a.dat", "--epochs", "-1", "--train", "b.dat"}, true,
 			`train: --train given twice ("a.dat", then "b.dat"): each flag takes one file: join the ratings into one file`},
 		{"eval two test files", []string{"eval", "--model", "none", "--data", "demo", "--test", "a.dat", "-test=b.dat"}, true, "eval: --test given twice"},
+		// A number named like prior's list is a number: the last wins
+		// (the empty --dir, checked after, is what stops it).
+		{"data synth two rating counts", []string{"data", "synth", "--ratings", "10", "--ratings", "20", "--dir", ""}, true, "data synth: --dir is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

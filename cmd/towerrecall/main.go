@@ -311,7 +311,7 @@ func repeatedFlag(fs *flag.FlagSet, args []string) (name, first, second string) 
 				v = args[i]
 			}
 		}
-		if onceHint(n) == "" {
+		if onceHint(n) == "" || !textFlag(fs.Lookup(n)) {
 			continue
 		}
 		if prev, ok := seen[n]; ok {
@@ -320,6 +320,17 @@ func repeatedFlag(fs *flag.FlagSet, args []string) (name, first, second string) 
 		seen[n] = v
 	}
 	return "", "", ""
+}
+
+// textFlag reports whether f takes text, as a file or a list flag does; a
+// number named like one (data synth --ratings N, a count) is a scalar.
+func textFlag(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return true
+	}
+	_, text := g.Get().(string)
+	return text
 }
 
 // onceHint says what to do instead of giving the flag name twice, "" for
