@@ -159,6 +159,9 @@ func downloadTo(ctx context.Context, client *http.Client, spec Source, dir, targ
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxDownloadBytes+1))
+	if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Path == tmp.Name() {
+		return err // the disk's (full, a quota), not the source's: it names the file
+	}
 	if err != nil {
 		return &FetchError{fmt.Errorf("GET %s: %w", shown, offline(ctx, err, target))}
 	}

@@ -271,6 +271,32 @@ func TestDownloadKeepsQueryCredentialsOut(t *testing.T) {
 	}
 }
 
+// TestDownloadDiskFull: a download that fails writing the archive failed
+// at the disk, not at the source: no "are you offline?", and no
+// *FetchError (the CLI would suggest a mirror).
+func TestDownloadDiskFull(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := mountTmpfs(dir, 64<<10); err != nil {
+		if os.Getenv("TOWERRECALL_REQUIRE_SYSTEM") != "" {
+			t.Fatalf("cannot mount a tmpfs, and TOWERRECALL_REQUIRE_SYSTEM is set (.ci/run sets it where root can): %v", err)
+		}
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unmount(dir) })
+	srv, _ := serve(t, bytes.Repeat([]byte("x"), 1<<20))
+	_, err := Download(context.Background(), srv.Client(), Source{Name: "ml-1m", URL: srv.URL, SHA256: strings.Repeat("0", 64)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || strings.Contains(err.Error(), "offline") {
+		t.Fatalf("error = %v, want the disk's, without \"offline\"", err)
+	}
+	if _, ok := errors.AsType[*FetchError](err); ok {
+		t.Errorf("error = %v is a *FetchError", err)
+	}
+	if left := entries(t, dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
 func TestSources(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"ml-1m", "ml-100k"} {
