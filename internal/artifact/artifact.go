@@ -848,15 +848,16 @@ func ManifestSum(dir string) ([]byte, error) {
 // ReadManifest reads and decodes dir's manifest without verifying the rest.
 func ReadManifest(dir string) (Manifest, []byte, error) {
 	raw, err := readLimited(filepath.Join(dir, ManifestFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		// "stat DIR/manifest.json: no such file" left the reader to work
 		// out that DIR is no artifact (eval --model pointed elsewhere).
-		if _, derr := os.Stat(dir); derr != nil {
+		if st, derr := os.Stat(dir); derr != nil {
 			return Manifest{}, nil, fmt.Errorf("artifact: no artifact at %s: %w", dir, derr)
+		} else if !st.IsDir() {
+			return Manifest{}, nil, fmt.Errorf("artifact: %s is not a directory: an artifact is one", dir)
+		} else if errors.Is(err, fs.ErrNotExist) {
+			return Manifest{}, nil, fmt.Errorf("artifact: %s is no artifact (it has no %s): %w", dir, ManifestFile, err)
 		}
-		return Manifest{}, nil, fmt.Errorf("artifact: %s is no artifact (it has no %s): %w", dir, ManifestFile, err)
-	}
-	if err != nil {
 		return Manifest{}, nil, fmt.Errorf("artifact: %w", err)
 	}
 	m, err := parseManifest(raw)

@@ -1312,4 +1312,11 @@ func TestReadManifestNoArtifact(t *testing.T) {
 			t.Errorf("%s: err = %v, want fs.ErrNotExist saying %q", tc.dir, err, tc.want)
 		}
 	}
+	file := filepath.Join(empty, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadManifest(file); err == nil || !strings.Contains(err.Error(), file+" is not a directory: an artifact is one") {
+		t.Errorf("a file: err = %v", err)
+	}
 }
