@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaultsValidate(t *testing.T) {
@@ -452,6 +454,24 @@ func TestShippedConfigs(t *testing.T) {
 	d := Default()
 	if !reflect.DeepEqual(c.Model, d.Model) || !reflect.DeepEqual(c.Train, d.Train) {
 		t.Errorf("configs/train.yaml differs from Default():\n%+v\n%+v", c.Train, d.Train)
+	}
+	// And it lists every key of those sections: one left out (train.l2
+	// was) compares equal above whenever its default is the reference's.
+	var listed map[string]map[string]any
+	if err := yaml.Unmarshal(raw, &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range []struct {
+		name string
+		v    any
+	}{{"data", d.Data}, {"model", d.Model}, {"train", d.Train}, {"baselines", d.Baselines}} {
+		typ := reflect.TypeOf(sec.v)
+		for i := range typ.NumField() {
+			key, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+			if _, ok := listed[sec.name][key]; !ok && key != "-" {
+				t.Errorf("configs/train.yaml does not list %s.%s", sec.name, key)
+			}
+		}
 	}
 	raw, _ = os.ReadFile(filepath.Join("..", "..", "configs", "random-split.yaml"))
 	c, _ = Parse(raw, "random-split.yaml", Reference())
