@@ -570,6 +570,14 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 		t.Fatal(err)
 	}
 	ratings := filepath.Join(data, "ratings.dat")
+	raw, err := os.ReadFile(ratings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(dir, "again.dat") // the same ratings in another file
+	if err := os.WriteFile(again, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	model := filepath.Join(dir, "model")
 	if _, err := cli("train", "--data", data, "--out", model, "--epochs", "2"); err != nil {
 		t.Fatal(err)
@@ -602,7 +610,9 @@ func TestPriorAndEvalCheckTheirData(t *testing.T) {
 	}{
 		{"prior, another catalogue", []string{"prior", "--model", model, "--data", other, "--ratings", ratings}, "movie 4 is"},
 		{"prior, stray ratings", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + stray}, "stray.dat:1: unknown user 99999"},
-		{"prior, a rating in two files", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + ratings}, "in both " + ratings + " and " + ratings},
+		{"prior, a rating in two files", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + again}, "in both " + ratings + " and " + again},
+		// One file named twice is not "a rating in both X and X".
+		{"prior, a file twice", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + filepath.Join(data, ".", "ratings.dat")}, "--ratings names " + ratings + " twice"},
 		{"prior, an empty file", []string{"prior", "--model", model, "--data", data, "--ratings", ratings + "," + empty}, empty + ": no ratings in the file"},
 		{"prior, no file", []string{"prior", "--model", model, "--data", data, "--ratings", " , "}, "usage"},
 		// A bad --out is reported first, as train's is, not after the

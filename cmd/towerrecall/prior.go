@@ -47,6 +47,15 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stderr, "prior: --ratings names no file")
 		return errUsage
 	}
+	// One file named twice (however spelled) would read as every rating
+	// repeated "in both F and F" below.
+	for i, p := range files {
+		for _, q := range files[:i] {
+			if sameFile(p, q) {
+				return fmt.Errorf("--ratings names %s twice (as %q and %q): list each file once", q, q, p)
+			}
+		}
+	}
 	// The manifest's checksum before the load: a train or rollback that
 	// publishes at --model while the prior is recounted is kept (SaveReplacing).
 	loaded, sumErr := artifact.ManifestSum(*modelDir)
@@ -126,6 +135,14 @@ func sameDir(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
+}
+
+// sameFile reports whether a and b name one existing file, however
+// spelled ("data/r.dat", "./data/r.dat", a link to it).
+func sameFile(a, b string) bool {
 	sa, errA := os.Stat(a)
 	sb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(sa, sb)
