@@ -720,7 +720,7 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 	}
 	fi, err := os.Lstat(prev)
 	if err != nil {
-		return r, fmt.Errorf("artifact: rollback: no previous artifact at %s (train keeps the one it replaces there): %w", prev, err)
+		return r, fmt.Errorf("artifact: rollback: no previous artifact at %s (train and prior keep the one they replace there): %w", prev, err)
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return r, fmt.Errorf("artifact: rollback: %s is a symbolic link, not an artifact Save kept; nothing was changed", prev)
