@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
-	"github.com/towerrecall/towerrecall/internal/ann"
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 )
@@ -161,17 +160,16 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	// cosine (BenchmarkSimilar). The query is the movie's row as its index
 	// holds it, so that a pair scores the same both ways (scaled to unit
 	// length once more, a→b and b→a differed in the seventh digit).
-	index, rows, qp, row := ann.Index(snap.exact), ov.vecs, sc.q[:snap.dim], v.vectorOf(g)
+	index, rows, qp := snap.exact, ov.vecs, sc.q[:snap.dim]
 	clear(qp[snap.towerDim:]) // the prior's dimension, if any, left out
 	if snap.cosine != nil {
 		index, rows, qp = snap.cosine, ov.units, qp[:snap.towerDim]
-		if g < n {
-			row = snap.cosine.Vector(g)
-		} else {
-			row = ov.units.Vector(g - n)
-		}
 	}
-	copy(qp, row[:snap.towerDim])
+	if g < n {
+		copy(qp, index.Vector(g)[:snap.towerDim])
+	} else {
+		copy(qp, rows.Vector(g - n)[:snap.towerDim])
+	}
 	res, err := v.search(sc, index, rows, qp, k, accept, over)
 	if err != nil {
 		return SimilarResult{}, err
