@@ -1365,8 +1365,8 @@ func TestSameDir(t *testing.T) {
 		{filepath.Join(dir, "missing"), model, false},
 		{filepath.Join(dir, "missing/"), filepath.Join(dir, "missing"), true},
 	} {
-		if got := sameDir(tc.a, tc.b); got != tc.same {
-			t.Errorf("sameDir(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		if got := samePath(tc.a, tc.b); got != tc.same {
+			t.Errorf("samePath(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	// repeated "in both F and F" below.
 	for i, p := range files {
 		for _, q := range files[:i] {
-			if sameFile(p, q) {
+			if samePath(p, q) {
 				return fmt.Errorf("--ratings names %s twice (as %q and %q): list each file once", q, q, p)
 			}
 		}
@@ -104,7 +104,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	if err := interrupted(ctx); err != nil {
 		return err
 	}
-	if !sameDir(*out, *modelDir) {
+	if !samePath(*out, *modelDir) {
 		loaded = nil // a new directory: whatever is there is replaced, as Save does
 	}
 	if err := artifact.SaveReplacing(*out, b, loaded); err != nil {
@@ -128,21 +128,13 @@ func loadCatalog(dir string) (*movielens.Dataset, error) {
 	return ds, nil
 }
 
-// sameDir reports whether a and b name one directory, however spelled
-// ("var/model/", "./var/model", a link to it); a directory that does not
+// samePath reports whether a and b name one file or directory, however
+// spelled ("var/model/", "./var/model", a link to it); one that does not
 // exist is b only if spelled as b.
-func sameDir(a, b string) bool {
+func samePath(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
-	sa, errA := os.Stat(a)
-	sb, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(sa, sb)
-}
-
-// sameFile reports whether a and b name one existing file, however
-// spelled ("data/r.dat", "./data/r.dat", a link to it).
-func sameFile(a, b string) bool {
 	sa, errA := os.Stat(a)
 	sb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(sa, sb)
