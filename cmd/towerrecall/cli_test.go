@@ -1339,7 +1339,7 @@ func TestRollbackCommand(t *testing.T) {
 
 // TestSameDir: prior keeps an artifact published while it recounted only
 // if it knows --out is --model, however either is spelled.
-func TestSameDir(t *testing.T) {
+func TestSamePath(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	model := filepath.Join(dir, "model")
