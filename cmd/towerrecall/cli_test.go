@@ -1337,7 +1337,7 @@ func TestRollbackCommand(t *testing.T) {
 	}
 }
 
-// TestSameDir: prior keeps an artifact published while it recounted only
+// TestSamePath: prior keeps an artifact published while it recounted only
 // if it knows --out is --model, however either is spelled.
 func TestSamePath(t *testing.T) {
 	t.Parallel()
