@@ -729,7 +729,7 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 		// bool. Unquoted only: a quoted "no" is a string, as a quoted
 		// "false" is (one was taken and the other refused), and "yEs" got
 		// yaml.v3's own message, naming no key.
-		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 && slices.Contains(yaml11Bools, n.Value) {
+		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 && yaml11Bool(n.Value) {
 			return ""
 		}
 		if n.Tag != "!!bool" {
@@ -739,8 +739,15 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 	return ""
 }
 
-// yaml11Bools are the YAML 1.1 booleans yaml.v3 reads into a bool.
-var yaml11Bools = []string{"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"}
+// yaml11Bool reports whether s is one of the YAML 1.1 booleans yaml.v3
+// reads into a bool, spelled as it accepts them.
+func yaml11Bool(s string) bool {
+	switch s {
+	case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
+		return true
+	}
+	return false
+}
 
 // parseDuration parses a Go duration, or says what is wrong with it (" is
 // not a duration ...", to follow the value as written).
