@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -151,7 +152,7 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error
 	if _, aerr := queryParams(r); aerr != nil { // ?dry_run=true must not delete
 		return aerr
 	}
-	if r.ContentLength != 0 { // nor may {"dry_run":true} in a body, which nothing reads
+	if hasBody(r) { // nor may {"dry_run":true} in a body, which nothing reads
 		return &apiError{code: codeInvalid, detail: "DELETE /movies/{movie_id} takes no request body: nothing in one could change what is deleted"}
 	}
 	ctx, cancel := s.deadline(r)
@@ -161,4 +162,16 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	return writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
+}
+
+// hasBody reports whether r carries a body of at least one byte. A body of
+// unknown length (chunked) is read for its first byte: an empty one is no
+// body.
+func hasBody(r *http.Request) bool {
+	if r.ContentLength >= 0 {
+		return r.ContentLength > 0
+	}
+	var b [1]byte
+	n, _ := io.ReadFull(r.Body, b[:])
+	return n > 0
 }

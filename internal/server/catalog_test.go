@@ -128,6 +128,30 @@ func TestCatalogRoutes(t *testing.T) {
 	}
 }
 
+// TestDeleteChunkedBody: a DELETE whose body has no declared length
+// (chunked) is refused only if the body holds something.
+func TestDeleteChunkedBody(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{CatalogToken: testToken})
+	put := newRecorder()
+	ts.Handler().ServeHTTP(put, ts.callAuth("PUT", "/movies/200002", "Bearer "+testToken, `{"title":"x","genres":["Drama"]}`))
+	if put.Code != 201 {
+		t.Fatalf("PUT: %d %s", put.Code, put.Body)
+	}
+	for _, tc := range []struct {
+		body string
+		want int
+	}{{`{"dry_run":true}`, 400}, {"", 200}} {
+		req := ts.callAuth("DELETE", "/movies/200002", "Bearer "+testToken, tc.body)
+		req.ContentLength = -1 // as the server sees Transfer-Encoding: chunked
+		w := newRecorder()
+		ts.Handler().ServeHTTP(w, req)
+		if w.Code != tc.want {
+			t.Errorf("chunked body %q: %d, want %d: %s", tc.body, w.Code, tc.want, w.Body)
+		}
+	}
+}
+
 // TestCatalogRoutesOff: without a token the routes do not exist, and the
 // 404 says why (it read as a mistyped URL).
 func TestCatalogRoutesOff(t *testing.T) {
