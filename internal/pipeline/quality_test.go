@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -32,18 +33,24 @@ func TestE2EQualityBars(t *testing.T) {
 		beatsPopularity   bool    // above popularity and recent popularity
 		issueBar          float64 // issue 10's bar, reported
 	}{
-		// Longest first: the splits train two at a time (t.Parallel below;
-		// a run leaves ~a quarter of the two cores idle in single-threaded
-		// parts such as EASE), and a model does not depend on the timing.
+		// The first trains alone, so that its examples/s is the speed of a
+		// default ml-1m run on the two cores (issue 10's speed bar; its
+		// random-split recipe is the slowest). The others then train two
+		// at a time (t.Parallel below; a run leaves ~a quarter of the two
+		// cores idle in single-threaded parts such as EASE); a model does
+		// not depend on the timing.
 		{"ml-1m (users 1-2,999) recbole", "ml-1m", "ml-1m/recbole", true, 0.163, true, 0.18},
 		{"ml-1m (users 1-2,999) user-temporal", "ml-1m", "ml-1m/user-temporal", false, 0.098, true, 0.075},
 		{"ml-1m (users 1-2,999) timeline", "ml-1m", "ml-1m/timeline", true, 0.049, true, 0.055},
 		{"ml-100k user-temporal", "ml-100k", "ml-100k/user-temporal", false, 0.121, true, 0.12},
 		{"ml-100k timeline", "ml-100k", "ml-100k/timeline", true, 0.116, true, 0.088},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			alone := i == 0
+			if !alone {
+				t.Parallel() // starts once the loop has run the first
+			}
 			ds, err := movielens.LoadDir(filepath.Join(root, tt.data))
 			if err != nil {
 				t.Fatal(err)
@@ -60,6 +67,7 @@ func TestE2EQualityBars(t *testing.T) {
 			if tt.valid {
 				in.Valid = read("valid.dat")
 			}
+			start := time.Now()
 			b, err := Train(context.Background(), in, Options{Config: config.Default(), Logger: zerolog.Nop()})
 			if err != nil {
 				t.Fatal(err)
@@ -73,6 +81,14 @@ func TestE2EQualityBars(t *testing.T) {
 				met = "NOT met"
 			}
 			t.Logf("%s: issue-10 bar recall@10 ≥ %.3f: %s", tt.name, tt.issueBar, met)
+			if alone { // reported, not asserted: the machine is shared
+				met = "met"
+				if b.Manifest.Training.ExamplesPerSec < 150000 {
+					met = "NOT met"
+				}
+				t.Logf("%s: trained alone: %.0f examples/s, %.0f s from start to artifact; issue-10 bar ≥ 150,000 examples/s: %s",
+					tt.name, b.Manifest.Training.ExamplesPerSec, time.Since(start).Seconds(), met)
+			}
 			if tt.valid { // the same baselines fitted on train and valid, as the refit model is
 				t.Logf("%s: baselines on train and valid: popularity %.4f, recent %.4f, EASE %.4f",
 					tt.name, m["train_valid.popularity.recall@10"], m["train_valid.recent_popularity.recall@10"], m["train_valid.ease.recall@10"])
