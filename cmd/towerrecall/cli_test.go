@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -902,8 +903,17 @@ func TestPriorOnDemo(t *testing.T) {
 		t.Fatal("the demo model has no prior (validation chose one at 1 epoch when this test was written): the test needs one")
 	}
 	writeRatings(t, dir, map[string][]movielens.Rating{"all.dat": movielens.Demo(1).Ratings})
-	if out, err := cli("prior", "--model", model, "--data", "demo", "--ratings", filepath.Join(dir, "all.dat")); err != nil || !strings.Contains(out, "prior recounted from") {
+	all := filepath.Join(dir, "all.dat")
+	if out, err := cli("prior", "--model", model, "--data", "demo", "--ratings", all); err != nil || !strings.Contains(out, "prior recounted from") {
 		t.Errorf("prior --data demo: %q, %v", out, err)
+	}
+	// The refreshed artifact names what it counted.
+	want, err := pipeline.FileChecksums(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = artifact.Load(model); err != nil || !maps.Equal(b.Prior.Sources, want) {
+		t.Errorf("the refreshed prior's sources %v (%v), want %v", b.Prior.Sources, err, want)
 	}
 }
 

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/towerrecall/towerrecall/internal/movielens"
 )
 
 // e2eData returns the shared MovieLens directory, or skips. These tests run
@@ -97,6 +101,7 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
 	checkProfilesAndBatch(t, c, filepath.Join(data, "ml-100k"))
+	checkServedRecall(t, c, filepath.Join(data, "ml-100k"), filepath.Join(split, "test.dat"), r10)
 	// Trained with validation: /model names the recipe the search chose.
 	if r := info.Recipe; r != "configured" && r != "recent-history" && r != "random-split" {
 		t.Errorf("/model recipe %q, want the recipe validation chose", r)
@@ -128,6 +133,47 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30 s of SIGTERM")
+	}
+}
+
+// checkServedRecall: eval's Recall@10 is what /recall serves. Every test
+// user is asked for {"user_id": U} alone (the stored features, the seen
+// movies left out) over HTTP, and the answers scored against the test
+// file as the protocol scores them (hits over the user's test ratings,
+// the mean over users) must give eval's number.
+func checkServedRecall(t *testing.T, c client, data, testFile string, evalRecall10 float64) {
+	t.Helper()
+	ds, err := movielens.LoadCatalog(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := movielens.ReadRatingsFile(testFile, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	positives := map[movielens.UserID]map[movielens.MovieID]bool{}
+	for _, r := range test {
+		if positives[r.User] == nil {
+			positives[r.User] = map[movielens.MovieID]bool{}
+		}
+		positives[r.User][r.Movie] = true
+	}
+	sum := 0.0
+	for u, pos := range positives {
+		var res recallResp
+		c.json("POST", "/recall", fmt.Sprintf(`{"user":{"user_id":%d},"k":10}`, u), 200, &res)
+		hits := 0
+		for _, it := range res.Items {
+			if pos[movielens.MovieID(it.MovieID)] {
+				hits++
+			}
+		}
+		sum += float64(hits) / float64(len(pos))
+	}
+	served := sum / float64(len(positives))
+	t.Logf("served recall@10 over %d test users: %.6f; eval: %.6f", len(positives), served, evalRecall10)
+	if math.Abs(served-evalRecall10) > 1e-9 {
+		t.Errorf("/recall's answers score recall@10 %.6f, eval reports %.6f: eval does not measure what is served", served, evalRecall10)
 	}
 }
 

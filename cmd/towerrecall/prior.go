@@ -74,8 +74,8 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var rs []movielens.Rating
-	from := map[[2]int32]string{} // each (user, movie) pair's file: one rating per pair across the files too
-	in := pipeline.Inputs{Dataset: ds}
+	from := map[[2]int32]string{}                                      // each (user, movie) pair's file: one rating per pair across the files too
+	in := pipeline.Inputs{Dataset: ds, Checksums: map[string]string{}} // recorded as the prior's sources
 	for _, p := range files {
 		r, err := readSplit(&in, "--ratings", p) // refuses an empty file or a directory
 		if err != nil {
@@ -95,7 +95,7 @@ func runPrior(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	c := config.Default()
 	before := b.Prior.Ratings
-	if err := pipeline.RefreshPrior(b, ds.Users, rs, c.Serve.SelfCheckQueries, time.Now()); err != nil {
+	if err := pipeline.RefreshPrior(b, ds.Users, rs, in.Checksums, c.Serve.SelfCheckQueries, time.Now()); err != nil {
 		return err
 	}
 	if b.Prior.Ratings < before {

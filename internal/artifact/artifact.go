@@ -276,7 +276,11 @@ type Prior struct {
 	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
 	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
 	Ratings      int       `json:"ratings"`        // ratings counted
-	Bias         []float32 `json:"bias"`           // per movie, in Movies order: log of its smoothed share of the decayed counts
+	// Sources are the ratings files a refresh (towerrecall prior) counted,
+	// each with its sha256; none when the counts are training's (the
+	// manifest's data checksums).
+	Sources map[string]string `json:"sources,omitempty"`
+	Bias    []float32         `json:"bias"` // per movie, in Movies order: log of its smoothed share of the decayed counts
 }
 
 // maxPrior bounds the prior's weights and biases: a bias is the log of a

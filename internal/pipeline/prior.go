@@ -405,8 +405,9 @@ func applyPrior(b *artifact.Bundle, ix *Index, rs []movielens.Rating, c PriorCho
 // counts need no retraining. The scores change, so the version does: the
 // towers' version with "+prior." and the refresh time at. Ratings whose
 // newest is older than the prior's "now" are refused (a refresh never
-// goes back in time). b must have a prior.
-func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, selfCheckQueries int, at time.Time) error {
+// goes back in time). sources (ratings file → sha256, from FileChecksums)
+// are recorded as the prior's. b must have a prior.
+func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rating, sources map[string]string, selfCheckQueries int, at time.Time) error {
 	if b.Prior == nil || b.Model.Prior() == nil {
 		return fmt.Errorf("pipeline: refresh prior: the bundle has no prior")
 	}
@@ -456,6 +457,7 @@ func RefreshPrior(b *artifact.Bundle, users []movielens.User, rs []movielens.Rat
 	p.DefaultBias = def
 	b.Model.SetPrior(p)
 	b.Prior.Bias, b.Prior.DefaultBias, b.Prior.Now, b.Prior.Ratings = bias, def, time.Unix(now, 0).UTC(), counted
+	b.Prior.Sources = quotedPaths(sources)
 	if len(b.Graph) == 0 {
 		return nil
 	}

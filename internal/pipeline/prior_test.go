@@ -215,10 +215,10 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	at := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
 	// Ratings older than the prior's now are not a refresh.
-	if err := RefreshPrior(b, in.Dataset.Users, in.Train[:len(in.Train)/2], 50, at); err == nil || !strings.Contains(err.Error(), "is older than the prior's now") {
+	if err := RefreshPrior(b, in.Dataset.Users, in.Train[:len(in.Train)/2], nil, 50, at); err == nil || !strings.Contains(err.Error(), "is older than the prior's now") {
 		t.Errorf("RefreshPrior with older ratings: %v", err)
 	}
-	if err := RefreshPrior(b, in.Dataset.Users, fresh, 50, at); err != nil {
+	if err := RefreshPrior(b, in.Dataset.Users, fresh, nil, 50, at); err != nil {
 		t.Fatal(err)
 	}
 	if b.Manifest.Metrics != nil {
@@ -229,7 +229,7 @@ func TestRefreshPrior(t *testing.T) {
 		t.Errorf("version %q after the refresh, want %q", b.Manifest.Version, want)
 	}
 	defer func() {
-		if err := RefreshPrior(b, in.Dataset.Users, fresh, 50, at.Add(time.Hour)); err != nil {
+		if err := RefreshPrior(b, in.Dataset.Users, fresh, nil, 50, at.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if want := version + "+prior.20261203T170000Z"; b.Manifest.Version != want {
@@ -244,7 +244,7 @@ func TestRefreshPrior(t *testing.T) {
 			{at.Add(time.Hour + 500*time.Millisecond), "+prior.20261203T170001Z"},
 			{at, "+prior.20261203T170002Z"},
 		} {
-			if err := RefreshPrior(b, in.Dataset.Users, fresh[:len(fresh)-1], 50, tc.at); err != nil {
+			if err := RefreshPrior(b, in.Dataset.Users, fresh[:len(fresh)-1], nil, 50, tc.at); err != nil {
 				t.Fatal(err)
 			}
 			if want := version + tc.want; b.Manifest.Version != want {
@@ -267,7 +267,7 @@ func TestRefreshPrior(t *testing.T) {
 	}
 	// Ratings of movies the model does not have are not a prior.
 	stray := []movielens.Rating{{User: in.Dataset.Users[0].ID, Movie: 999999, Value: 4, Time: last}}
-	if err := RefreshPrior(b, in.Dataset.Users, stray, 50, at); err == nil || !strings.Contains(err.Error(), "none of the 1 ratings") {
+	if err := RefreshPrior(b, in.Dataset.Users, stray, nil, 50, at); err == nil || !strings.Contains(err.Error(), "none of the 1 ratings") {
 		t.Errorf("RefreshPrior of unknown movies only: %v", err)
 	}
 	if b.Prior.Now.Unix() != last+86400 {
