@@ -82,12 +82,19 @@ func TestE2EQualityBars(t *testing.T) {
 			}
 			t.Logf("%s: issue-10 bar recall@10 ≥ %.3f: %s", tt.name, tt.issueBar, met)
 			if alone { // reported, not asserted: the machine is shared
+				// The chosen recipe's validation run and its refit on train
+				// and valid (longer bags), each a median over epochs.
+				tr := b.Manifest.Training
+				refit := tr.ExamplesPerSec
+				if tr.Selection != nil && tr.Selection.Refit {
+					refit = tr.Selection.RefitExamplesPerSec
+				}
 				met = "met"
-				if b.Manifest.Training.ExamplesPerSec < 150000 {
+				if min(tr.ExamplesPerSec, refit) < 150000 {
 					met = "NOT met"
 				}
-				t.Logf("%s: trained alone: %.0f examples/s, %.0f s from start to artifact; issue-10 bar ≥ 150,000 examples/s: %s",
-					tt.name, b.Manifest.Training.ExamplesPerSec, time.Since(start).Seconds(), met)
+				t.Logf("%s: trained alone: %.0f examples/s, its refit %.0f, %.0f s from start to artifact; issue-10 bar ≥ 150,000 examples/s: %s",
+					tt.name, tr.ExamplesPerSec, refit, time.Since(start).Seconds(), met)
 			}
 			if tt.valid { // the same baselines fitted on train and valid, as the refit model is
 				t.Logf("%s: baselines on train and valid: popularity %.4f, recent %.4f, EASE %.4f",
