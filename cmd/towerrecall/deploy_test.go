@@ -197,3 +197,41 @@ func checkAlertMetrics(t *testing.T, metrics string) {
 		t.Error("alerts.yaml has no rules")
 	}
 }
+
+// checkDocumentedMetrics checks docs/configuration.md's list of metrics
+// against a live service's /metrics text (catalogue changes on, requests
+// served): every towerrecall_ family served is listed, and every one
+// listed is served.
+func checkDocumentedMetrics(t *testing.T, metrics string) {
+	t.Helper()
+	raw, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Metrics\n")
+	if !ok {
+		t.Fatal("docs/configuration.md has no Metrics section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z]+_[a-z_]+)(\\{[a-z_,]*\\})?`").FindAllStringSubmatch(section, -1) {
+		documented["towerrecall_"+m[1]] = true
+	}
+	served := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (towerrecall_\w+) `).FindAllStringSubmatch(metrics, -1) {
+		served[m[1]] = true
+	}
+	if len(served) == 0 {
+		t.Fatal("/metrics serves no towerrecall_ family")
+	}
+	for name := range served {
+		if !documented[name] {
+			t.Errorf("/metrics serves %s; docs/configuration.md's Metrics section does not list it", name)
+		}
+	}
+	for name := range documented {
+		if !served[name] {
+			t.Errorf("docs/configuration.md lists %s; /metrics does not serve it", name)
+		}
+	}
+}

@@ -372,6 +372,7 @@ func TestServeDemo(t *testing.T) {
 	c.json("POST", "/recall", `{"user": {"gender": "F"}}`, 200, nil)
 	_, _, metrics := c.do("GET", "/metrics", "")
 	checkAlertMetrics(t, string(metrics))
+	checkDocumentedMetrics(t, string(metrics))
 
 	// Restoring the file and sending SIGHUP reloads it.
 	if err := os.WriteFile(vec, orig, 0o644); err != nil {

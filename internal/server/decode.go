@@ -19,8 +19,9 @@ import (
 // decodeJSON reads the request body and decodes it strictly into dst, a
 // pointer to a body struct:
 //
-//   - the content type must be application/json (charset utf-8 if any) and
-//     the body must not be content-encoded (415);
+//   - the content type must be application/json (charset utf-8 if any),
+//     or, from a client that is not a browser, absent or curl's form type
+//     (checkContentType), and the body must not be content-encoded (415);
 //   - the body must fit the limit (413), be valid UTF-8 and exactly one JSON
 //     object (400 malformed-json, with the position);
 //   - every member name must be one of dst's, spelled exactly and given

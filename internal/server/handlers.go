@@ -110,7 +110,8 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	}
 	if answered == 0 && ctx.Err() != nil {
 		// Not one entry answered: the batch timed out as a whole (a 504,
-		// counted as one, as /recall's), not a 200 of timeouts.
+		// counted as one, as /recall's; a 503 if the client went away),
+		// not a 200 of timeouts.
 		return ctx.Err()
 	}
 	if n := len(body.Requests) - answered; n > 0 {

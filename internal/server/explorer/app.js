@@ -238,7 +238,7 @@ function recallBody() {
 // fieldInputs maps a problem's field to the input to mark.
 const fieldInputs = {
   'user.gender': '#gender', 'user.age': '#age', 'user.occupation': '#occupation', 'user.zip': '#zip',
-  'user.user_id': '#user-id', 'user.recent_movie_ids': '#recent-q', k: '#k', genres: '#genre-list input', exclude_movie_ids: '#recent-q',
+  'user.user_id': '#user-id', 'user.recent_movie_ids': '#recent-q', k: '#k', genres: '#genre-list input',
   '#age': '#age', '#user-id': '#user-id', '#k': '#k', // intField's own errors
 };
 
