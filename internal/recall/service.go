@@ -235,8 +235,11 @@ func (v *view) search(sc *scratch, index ann.Index, rows ann.Segment, q []float3
 func (v *view) filter(sc *scratch, req Request, ui int32, known bool) (accept, over ann.Filter, err error) {
 	snap, ov := v.snap, v.ov
 	excludeSeen := (known || len(req.User.Recent) > 0) && (req.ExcludeSeen == nil || *req.ExcludeSeen)
+	// No filter set: the live movies as they are (the search only reads
+	// them). Every filter below must be named here, or it is skipped
+	// whenever it is the only one a request sets.
 	if len(req.Genres) == 0 && !excludeSeen && len(req.ExcludeMovieIDs) == 0 {
-		return ov.baseLive, ov.live, nil // the search only reads them
+		return ov.baseLive, ov.live, nil
 	}
 	accept, over = sc.liveFilters(v)
 	if len(req.Genres) > 0 {
