@@ -495,6 +495,32 @@ func (c Config) RecipeChanges() []string {
 	return out
 }
 
+// UnreadSettings names the train settings (yaml keys) that c sets and its
+// objective never reads: with the pointwise objective, the softmax-only
+// ones set to another value than the reference preset's (a file written
+// for softmax, such as configs/train.yaml, with its objective changed).
+// They change nothing, so train warns rather than leave the user to
+// believe they took effect.
+func (c Config) UnreadSettings() []string {
+	if c.Train.Objective != "pointwise" {
+		return nil
+	}
+	// Only the softmax objective reads its temperature, the logQ
+	// correction and its scales, the shared uniform negatives and the
+	// per-user weights of its loss (distill is refused outright with
+	// another objective: Validate).
+	softmaxOnly := []string{"temperature", "logq", "cold_logq", "uniform_negatives", "logq_scale", "user_weight"}
+	got, was := reflect.ValueOf(c.Train), reflect.ValueOf(Reference().Train)
+	var out []string
+	for i := range got.NumField() {
+		key := strings.Split(got.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		if slices.Contains(softmaxOnly, key) && !reflect.DeepEqual(got.Field(i).Interface(), was.Field(i).Interface()) {
+			out = append(out, "train."+key)
+		}
+	}
+	return out
+}
+
 // ModelJSON returns the settings that make a model (data, model, train,
 // baselines; not serve or log, whose catalogue token is a secret) as JSON
 // whose keys are the config file's: JSON is YAML, so an artifact's

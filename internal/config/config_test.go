@@ -694,6 +694,44 @@ func TestCandidate(t *testing.T) {
 	}
 }
 
+// TestUnreadSettings: with the pointwise objective the softmax-only
+// settings are never read (a model trained with them is the same to the
+// bit), so train names the ones a configuration sets rather than leave
+// them to seem in effect; the presets themselves name none.
+func TestUnreadSettings(t *testing.T) {
+	t.Parallel()
+	pointwise := func(f func(*Config)) Config {
+		c := Reference()
+		f(&c)
+		return c
+	}
+	trainYAMLPointwise := Default() // configs/train.yaml with its objective changed
+	trainYAMLPointwise.Model = Reference().Model
+	trainYAMLPointwise.Train.Objective = "pointwise"
+	for _, tc := range []struct {
+		name string
+		c    Config
+		want []string
+	}{
+		{"default", Default(), nil},
+		{"random-split", RandomSplit(), nil}, // user_weight and logq_scale: read by softmax
+		{"reference", Reference(), nil},
+		{"reference, l2 and recency (read)", pointwise(func(c *Config) { c.Train.L2, c.Train.Recency, c.Train.ColdStartRate = 0.1, 2, 0.5 }), nil},
+		{"reference, user_weight", pointwise(func(c *Config) { c.Train.UserWeight = 0.5 }), []string{"train.user_weight"}},
+		{"reference, every softmax setting", pointwise(func(c *Config) {
+			c.Train.Temperature, c.Train.LogQ, c.Train.ColdLogQ, c.Train.UniformNegatives, c.Train.LogQScale, c.Train.UserWeight = 0.05, true, 3, 10, 1.5, 1
+		}), []string{"train.temperature", "train.logq", "train.cold_logq", "train.uniform_negatives", "train.logq_scale", "train.user_weight"}},
+		{"train.yaml made pointwise", trainYAMLPointwise, []string{"train.temperature", "train.logq", "train.cold_logq"}},
+	} {
+		if err := tc.c.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := tc.c.UnreadSettings(); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: UnreadSettings() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestSoftmaxBatchSize: a softmax batch needs a second movie to contrast
 // (the trainer refuses one of 1), the pointwise objective does not.
 func TestSoftmaxBatchSize(t *testing.T) {

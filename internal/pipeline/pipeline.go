@@ -74,6 +74,10 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if in.Dataset == nil || len(in.Train) == 0 {
 		return nil, errors.New("pipeline: no training ratings")
 	}
+	if unread := cfg.UnreadSettings(); len(unread) > 0 {
+		opts.Logger.Warn().Strs("settings", unread).Str("objective", cfg.Train.Objective).
+			Msg("settings the objective does not read: they have no effect (they are the softmax objective's)")
+	}
 	if err := heldOut(in.Train, in.Valid, in.Test, "the model is fitted on", "the model is fitted on"); err != nil {
 		return nil, err
 	}

@@ -660,3 +660,37 @@ func TestTrainValidationHitsNothing(t *testing.T) {
 		t.Errorf("no warning that validation chose nothing; log:\n%s", logs.String())
 	}
 }
+
+// TestTrainWarnsUnreadSettings: a pointwise run given softmax-only
+// settings trains the model it would without them, and says so in the log
+// (they used to be dropped in silence); the reference recipe as it is
+// warns of nothing.
+func TestTrainWarnsUnreadSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	t.Parallel()
+	train := func(f func(*config.Config)) (*artifact.Bundle, string) {
+		cfg := config.Reference()
+		cfg.Train.Epochs = 1
+		f(&cfg)
+		var logs bytes.Buffer
+		b, err := Train(context.Background(), demoInputs(), Options{Config: cfg, Logger: zerolog.New(&logs), Now: fixedNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, logs.String()
+	}
+	const msg = "settings the objective does not read"
+	plain, log := train(func(*config.Config) {})
+	if strings.Contains(log, msg) {
+		t.Errorf("the reference recipe warned of unread settings:\n%s", log)
+	}
+	set, log := train(func(c *config.Config) { c.Train.UserWeight, c.Train.LogQ = 0.5, true })
+	if !strings.Contains(log, msg) || !strings.Contains(log, `"settings":["train.logq","train.user_weight"]`) {
+		t.Errorf("pointwise with user_weight and logq: no warning naming them:\n%s", log)
+	}
+	if !slices.Equal(plain.Vectors, set.Vectors) {
+		t.Error("the unread settings changed the model: they are read")
+	}
+}
