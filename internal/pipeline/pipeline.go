@@ -159,9 +159,12 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 // logValidation says where validation comes from when no file gives it:
 // views carved from train (which kind), or none at all.
 func logValidation(log zerolog.Logger, t config.Train, trainRatings int, fitIn Inputs, sel artifact.Selection) {
-	if sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0 {
+	switch {
+	case sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0:
 		log.Warn().Int("train", trainRatings).
 			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")
+	case sel.Valid == "none":
+		log.Info().Msg("no validation (no validation file, and train.valid_fraction, valid_user_fraction and valid_random_fraction are 0): every epoch is trained, and no prior or recipe is chosen")
 	}
 	if sel.Valid != "carved" {
 		return

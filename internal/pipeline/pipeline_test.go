@@ -493,6 +493,15 @@ func TestTrainInputsThatCannotValidate(t *testing.T) {
 	if b.Manifest.Training.Selection.Valid != "none" || !strings.Contains(logs.String(), "no validation: the training ratings are too few to carve") {
 		t.Errorf("selection %q, log:\n%s", b.Manifest.Training.Selection.Valid, logs.String())
 	}
+	// With validation turned off, the log says what that leaves unchosen.
+	logs.Reset()
+	cfg.Train.ValidFraction, cfg.Train.ValidUserFraction, cfg.Train.ValidRandomFraction = 0, 0, 0
+	if _, err := Train(context.Background(), Inputs{Dataset: in.Dataset, Train: in.Train}, Options{Config: cfg, Logger: zerolog.New(&logs)}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no validation (no validation file, and train.valid_fraction") || strings.Contains(logs.String(), "too few to carve") {
+		t.Errorf("validation off, log:\n%s", logs.String())
+	}
 }
 
 // Test ratings of movies a newer catalogue has and the model does not are
