@@ -116,7 +116,7 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 	if changed := cfg.RecipeChanges(); search && len(changed) > 0 {
 		// The candidates' presets would replace these settings.
 		opts.Logger.Warn().Strs("settings", changed).Strs("candidates", cfg.Train.Candidates).
-			Msg("no recipe search: the configuration sets its own recipe; train.candidates: [] says so without this warning")
+			Msg("no recipe search: these settings differ from the default recipe (set by the configuration or by the preset it starts from), and a candidate would replace them; train.candidates: [] says so without this warning")
 		search = false
 	}
 	if search {
