@@ -204,15 +204,7 @@ func checkAlertMetrics(t *testing.T, metrics string) {
 // listed is served.
 func checkDocumentedMetrics(t *testing.T, metrics string) {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/configuration.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n## Metrics\n")
-	if !ok {
-		t.Fatal("docs/configuration.md has no Metrics section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
+	section := docSection(t, "configuration.md", "## Metrics")
 	documented := map[string]bool{}
 	for _, m := range regexp.MustCompile("`([a-z]+_[a-z_]+)(\\{[a-z_,]*\\})?`").FindAllStringSubmatch(section, -1) {
 		documented["towerrecall_"+m[1]] = true

@@ -126,15 +126,7 @@ func TestEvalOutputDocumented(t *testing.T) {
 		t.Skip("trains a demo model")
 	}
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "model.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(doc), "### `eval`'s output\n")
-	if !ok {
-		t.Fatal("docs/model.md has no \"### `eval`'s output\" section")
-	}
-	section, _, _ = strings.Cut(section, "\n#")
+	section := docSection(t, "model.md", "### `eval`'s output")
 	dir, data, ds := demoDir(t, "data")
 	older, test := movielens.TimelineSplit(ds.Ratings, 0.8)
 	train, valid := movielens.TimelineSplit(older, 0.85)
@@ -169,4 +161,20 @@ func TestEvalOutputDocumented(t *testing.T) {
 			t.Errorf("eval prints %q, which docs/model.md's \"`eval`'s output\" does not name", k)
 		}
 	}
+}
+
+// docSection returns the text of docs/file under heading, up to the next
+// heading.
+func docSection(t *testing.T, file, heading string) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/%s has no %q section", file, heading)
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	return section
 }
