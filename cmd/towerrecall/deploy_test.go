@@ -227,3 +227,28 @@ func checkDocumentedMetrics(t *testing.T, metrics string) {
 		}
 	}
 }
+
+// TestPDBEvictsUnreadyReplicas: the PodDisruptionBudget lets a node drain
+// evict replicas that are not ready. Replicas are unready for long on
+// purpose (an empty model volume, an artifact refused at start: /readyz
+// 503 until a good one is published); under the default policy
+// (IfHealthyBudget) a budget with no healthy pod refuses every eviction,
+// so `kubectl drain` of their nodes (a cluster upgrade) waits for ever
+// for pods that serve nothing.
+func TestPDBEvictsUnreadyReplicas(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, o := range manifests(t, "../../deploy/kubernetes/deployment.yaml") {
+		if o["kind"] != "PodDisruptionBudget" {
+			continue
+		}
+		n++
+		spec, _ := o["spec"].(map[string]any)
+		if got := spec["unhealthyPodEvictionPolicy"]; got != "AlwaysAllow" {
+			t.Errorf("PodDisruptionBudget %v: spec.unhealthyPodEvictionPolicy %v, want AlwaysAllow", o["metadata"], got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("deployment.yaml has no PodDisruptionBudget")
+	}
+}
