@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
@@ -1408,5 +1410,27 @@ func TestRepeatedFlag(t *testing.T) {
 		if name != tc.name || first != tc.first || second != tc.second {
 			t.Errorf("%q: %q %q %q, want %q %q %q", tc.args, name, first, second, tc.name, tc.first, tc.second)
 		}
+	}
+}
+
+// TestLogTimeHasMilliseconds: a JSON log line's time has milliseconds.
+// At whole seconds (zerolog's default), a drain's "draining", "shutting
+// down HTTP" and "stopped", or a reload and the requests around it, shared
+// one timestamp, and a log pipeline that orders by the time field shuffled
+// them.
+func TestLogTimeHasMilliseconds(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logger := newLogger(&buf, config.Log{Level: "info", Format: "json"}, false)
+	logger.Info().Msg("hello")
+	var line struct{ Time string }
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$`).MatchString(line.Time) {
+		t.Errorf("time %q, want RFC 3339 with milliseconds (2006-01-02T15:04:05.000Z)", line.Time)
+	}
+	if _, err := time.Parse(time.RFC3339, line.Time); err != nil {
+		t.Errorf("time %q does not parse as RFC 3339: %v", line.Time, err)
 	}
 }

@@ -81,6 +81,19 @@ func formatVersion(bi *debug.BuildInfo) string {
 	return fmt.Sprintf("towerrecall %s (%s)", v, strings.Join(parts, ", "))
 }
 
+// logTime writes a log line's time: RFC 3339 with milliseconds, fixed
+// width. zerolog's Timestamp has whole seconds (its format is a package
+// variable), at which a drain's lines, or a reload and the requests around
+// it, share one timestamp and a log pipeline ordering by it shuffles them.
+type logTime struct{}
+
+func (logTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	var b [40]byte
+	q := append(b[:0], '"')
+	q = time.Now().UTC().AppendFormat(q, "2006-01-02T15:04:05.000Z07:00")
+	e.RawJSON(zerolog.TimestampFieldName, append(q, '"'))
+}
+
 // newLogger returns the program's logger on w. The console format writes
 // ANSI colours only when color is set: when the output is a terminal, not a
 // file or a pipe.
@@ -92,7 +105,7 @@ func newLogger(w io.Writer, c config.Log, color bool) zerolog.Logger {
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(w).Level(lvl).Hook(logTime{})
 }
 
 func isTerminal(w io.Writer) bool {
