@@ -337,6 +337,9 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("/readyz during start-up: %d %.200s", status, body)
 	}
 	ready := logs.waitLog(t, "ready", 5*time.Minute)
+	if b, _ := ready["build"].(string); !strings.HasPrefix(b, "towerrecall ") { // which binary serves
+		t.Errorf("the ready line names no build: %v", ready)
+	}
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, modelDir))
 	if status, _, body := prof.do("GET", "/debug/pprof/heap?debug=1", ""); status != 200 || !strings.Contains(string(body), "heap profile:") {

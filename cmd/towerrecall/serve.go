@@ -121,7 +121,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 		return cmp.Or(err, <-served) // the start's error first; either way the server has stopped
 	}
 	if _, ok := svc.Info(); ok {
-		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Msg("ready")
+		logger.Info().Str("addr", ln.Addr().String()).Dur("start_to_ready_ms", time.Since(start)).Str("build", version()).Msg("ready")
 	} else {
 		logger.Warn().Str("addr", ln.Addr().String()).Msg("listening without a model")
 	}
