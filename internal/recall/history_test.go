@@ -243,6 +243,40 @@ func TestStoredProfile(t *testing.T) {
 	}
 }
 
+// TestStoredProfileReadFeatures: a stored feature the user tower does not
+// read is neither filled in nor named as used.
+func TestStoredProfileReadFeatures(t *testing.T) {
+	t.Parallel()
+	b := testBundle(t, "v1", 120, 8)
+	uf := []feature.Field{feature.UserIDField, feature.AgeField}
+	mf := feature.MovieFields()
+	vocabs := map[feature.Field][]string{}
+	for f, v := range b.Encoder.Vocabs {
+		vocabs[f] = v.Values()
+	}
+	enc, err := feature.NewEncoder(uf, mf, vocabs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tower.Config{Dim: 8, Hidden: []int{16}, Normalize: true, UserEmbed: []int{4, 2}, MovieEmbed: []int{4, 2, 2}}
+	if b.Model, err = tower.New(cfg, enc.VocabSizes(uf), enc.VocabSizes(mf), rand.New(rand.NewPCG(8, 3))); err != nil {
+		t.Fatal(err)
+	}
+	b.Encoder, b.Manifest.Fields.User = enc, uf
+	b.Profiles = []artifact.Profile{{ID: 7, Gender: "F", Age: 35, Occupation: "writer", Zip: "10001"}}
+	s := newService(t, "exact")
+	if err := s.Load(b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Recall(context.Background(), Request{User: User{UserInput: feature.UserInput{UserID: 7}}, K: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (feature.UserInput{UserID: 7, Age: 35}); !slices.Equal(got.User.Stored, []string{"age"}) || !reflect.DeepEqual(got.User.Features, want) {
+		t.Errorf("used %+v, stored %v; want %+v, [age]", got.User.Features, got.User.Stored, want)
+	}
+}
+
 // TestModelInfoRecentWeight: /model's recent_weight is the prior weight a
 // user known only by recent movies gets, as tower.Prior.Group decides:
 // the cold weight unless the history feature makes users known.

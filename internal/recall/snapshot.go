@@ -118,8 +118,23 @@ func newSnapshot(b *artifact.Bundle, opts Options, logger zerolog.Logger) (*snap
 			return nil, fmt.Errorf("recall: the movies' unit vectors: %w", err)
 		}
 	}
+	// A profile keeps the features the user tower reads: the others would
+	// change nothing, and the answer would still name them as used.
+	reads := func(f feature.Field) bool { return slices.Contains(b.Encoder.UserFields, f) }
 	snap.profiles = make(map[movielens.UserID]artifact.Profile, len(b.Profiles))
 	for _, p := range b.Profiles {
+		if !reads(feature.GenderField) {
+			p.Gender = ""
+		}
+		if !reads(feature.AgeField) {
+			p.Age = 0
+		}
+		if !reads(feature.OccupationField) {
+			p.Occupation = ""
+		}
+		if !reads(feature.ZipField) {
+			p.Zip = ""
+		}
 		snap.profiles[p.ID] = p
 	}
 	for i, mv := range b.Movies {
