@@ -55,5 +55,5 @@ fuzz: ## every fuzz target, 1,000,000 executions each (FUZZTIME=30s for a time b
 	done
 
 reliability: ## the long reliability suite: faults, 60 s loopback load with flat RSS/goroutines, long fuzzing
-	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 TOWERRECALL_LOAD=1 $(GO) test -count=1 -timeout 30m -run E2E -v ./cmd/towerrecall/ ./internal/pipeline/
+	TOWERRECALL_DATA=$(DATA) TOWERRECALL_E2E=1 TOWERRECALL_LOAD=1 $(GO) test -p 1 -count=1 -timeout 30m -run E2E -v ./cmd/towerrecall/ ./internal/pipeline/
 	$(MAKE) fuzz
