@@ -164,14 +164,15 @@ func (s *Server) handleDeleteMovie(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, r, http.StatusOK, deleteMovieResponse{ModelVersion: res.ModelVersion, MovieID: res.MovieID, JournalSeq: res.Seq})
 }
 
-// hasBody reports whether r carries a body of at least one byte. A body of
-// unknown length (chunked) is read for its first byte: an empty one is no
-// body.
+// hasBody reports whether r may carry a body. A body of unknown length
+// (chunked) is read for its first byte: only one that ends cleanly before
+// it is no body; one that cannot be read (malformed chunks, the read
+// timeout) may be, so it counts as one.
 func hasBody(r *http.Request) bool {
 	if r.ContentLength >= 0 {
 		return r.ContentLength > 0
 	}
 	var b [1]byte
-	n, _ := io.ReadFull(r.Body, b[:])
-	return n > 0
+	n, err := io.ReadFull(r.Body, b[:])
+	return n > 0 || err != io.EOF
 }

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/recall"
@@ -149,6 +152,51 @@ func TestDeleteChunkedBody(t *testing.T) {
 		if w.Code != tc.want {
 			t.Errorf("chunked body %q: %d, want %d: %s", tc.body, w.Code, tc.want, w.Body)
 		}
+	}
+}
+
+// TestDeleteChunkedBodyUnread: over a real connection, a chunked DELETE
+// body that cannot be read (malformed chunks, or not sent within the read
+// timeout) deletes nothing (400): taken for "no body", the movie was deleted,
+// even when the late body was {"dry_run":true}.
+func TestDeleteChunkedBodyUnread(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		wait       time.Duration
+		want       int
+	}{
+		{"malformed", "zz\r\n\r\n", 0, 400},
+		{"late", "10\r\n{\"dry_run\":true}\r\n0\r\n\r\n", 600 * time.Millisecond, 400},
+		{"empty", "0\r\n\r\n", 0, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, Config{CatalogToken: testToken, ReadTimeout: 300 * time.Millisecond})
+			put := newRecorder()
+			ts.Handler().ServeHTTP(put, ts.callAuth("PUT", "/movies/200003", "Bearer "+testToken, `{"title":"x","genres":["Drama"]}`))
+			if put.Code != 201 {
+				t.Fatalf("PUT: %d %s", put.Code, put.Body)
+			}
+			conn := dialServing(t, ts)
+			if _, err := io.WriteString(conn, "DELETE /movies/200003 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+"\r\nTransfer-Encoding: chunked\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(tc.wait)
+			_, _ = io.WriteString(conn, tc.body) // the server may have answered and closed
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			ts.rec.mu.Lock()
+			_, kept := ts.rec.catalog[200003]
+			ts.rec.mu.Unlock()
+			if resp.StatusCode != tc.want || kept != (tc.want != 200) {
+				t.Errorf("DELETE with chunked body %q after %v: %d, movie kept %v; want %d", tc.body, tc.wait, resp.StatusCode, kept, tc.want)
+			}
+		})
 	}
 }
 
