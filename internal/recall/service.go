@@ -162,7 +162,17 @@ func (s *Service) Info() (ModelInfo, bool) {
 // does not know is an *Error. It answers ctx's error if ctx is done before
 // the index search.
 func (s *Service) Recall(ctx context.Context, req Request) (Result, error) {
-	v := s.live.Load()
+	return s.live.Load().recall(ctx, req)
+}
+
+// Pinned returns Recall bound to the model and catalogue live now: the
+// entries of one batch are answered by one version, whatever is reloaded
+// or changed meanwhile.
+func (s *Service) Pinned() func(context.Context, Request) (Result, error) {
+	return s.live.Load().recall
+}
+
+func (v *view) recall(ctx context.Context, req Request) (Result, error) {
 	if v == nil {
 		return Result{}, NoModelError{}
 	}

@@ -303,6 +303,34 @@ func itemIDs(items []Item) []movielens.MovieID {
 	return out
 }
 
+// TestPinned: a pinned Recall answers from the model live when it was
+// pinned, through a reload; pinned before any model, it has none.
+func TestPinned(t *testing.T) {
+	t.Parallel()
+	s := newService(t, "exact")
+	ctx := context.Background()
+	if _, err := s.Pinned()(ctx, Request{K: 10}); !errors.As(err, new(NoModelError)) {
+		t.Fatalf("pinned before a model: err = %v", err)
+	}
+	if err := s.Load(testBundle(t, "v1", 50, 3)); err != nil {
+		t.Fatal(err)
+	}
+	pinned := s.Pinned()
+	if err := s.Load(testBundle(t, "v2", 60, 4)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		rec  func(context.Context, Request) (Result, error)
+		want string
+	}{{"pinned", pinned, "v1"}, {"live", s.Recall, "v2"}} {
+		res, err := tc.rec(ctx, Request{K: 10})
+		if err != nil || res.ModelVersion != tc.want {
+			t.Errorf("%s: version %q (%v), want %s", tc.name, res.ModelVersion, err, tc.want)
+		}
+	}
+}
+
 func TestRequestErrors(t *testing.T) {
 	t.Parallel()
 	s := newService(t, "exact")

@@ -45,6 +45,9 @@ func TestRecallBatch(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
+	if n := ts.rec.pinned.Load(); n != 1 { // one model version for every entry
+		t.Errorf("the batch pinned the model %d times, want once", n)
+	}
 	c.checkResponse(t, "POST", "/recall/batch", jsonCT, body, w)
 	var got struct{ Results []json.RawMessage }
 	mustJSON(t, w.Body.Bytes(), &got)

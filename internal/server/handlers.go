@@ -99,10 +99,11 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
-	answered := 0 // entries the deadline did not cut off
+	answered := 0         // entries the deadline did not cut off
+	rec := s.rec.Pinned() // one model version for the whole batch
 	for i := range body.Requests {
 		if out.Results[i] == nil {
-			out.Results[i] = s.batchEntry(ctx, r, reqs[i])
+			out.Results[i] = s.batchEntry(ctx, r, rec, reqs[i])
 		}
 		if p, ok := out.Results[i].(problem); !ok || p.Status != http.StatusGatewayTimeout {
 			answered++
@@ -141,8 +142,8 @@ func (s *Server) batchRequest(r *http.Request, entry jsontext.Value) (recall.Req
 }
 
 // batchEntry answers one checked entry of a batch as /recall would.
-func (s *Server) batchEntry(ctx context.Context, r *http.Request, req recall.Request) any {
-	res, err := s.rec.Recall(ctx, req)
+func (s *Server) batchEntry(ctx context.Context, r *http.Request, rec func(context.Context, recall.Request) (recall.Result, error), req recall.Request) any {
+	res, err := rec(ctx, req)
 	if err != nil {
 		ae := s.classify(err)
 		if ae.code == codeTimeout {

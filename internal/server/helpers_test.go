@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ type fakeRecaller struct {
 	lastPut    recall.Movie
 	catalog    map[movielens.MovieID]recall.Movie // movies PUT and not deleted
 	scoreHook  func(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
+	pinned     atomic.Int64 // Pinned calls
 }
 
 func newFake() *fakeRecaller { return &fakeRecaller{ready: true} }
@@ -47,6 +49,12 @@ func (f *fakeRecaller) setReady(ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ready = ok
+}
+
+// Pinned counts its calls (a batch takes one) and answers as Recall.
+func (f *fakeRecaller) Pinned() func(context.Context, recall.Request) (recall.Result, error) {
+	f.pinned.Add(1)
+	return f.Recall
 }
 
 func (f *fakeRecaller) Recall(ctx context.Context, req recall.Request) (recall.Result, error) {

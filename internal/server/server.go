@@ -36,6 +36,9 @@ import (
 // 503 (client gone); anything else is a 500.
 type Recaller interface {
 	Recall(ctx context.Context, req recall.Request) (recall.Result, error)
+	// Pinned is Recall bound to the model and catalogue live now, for the
+	// entries of one batch.
+	Pinned() func(context.Context, recall.Request) (recall.Result, error)
 	Score(ctx context.Context, req recall.ScoreRequest) (recall.ScoreResult, error)
 	// Info describes the live model; false means no model is loaded.
 	Info() (recall.ModelInfo, bool)
