@@ -17,7 +17,7 @@ import (
 // POST /recall/batch answers each entry as /recall does, in less time than
 // the same requests one by one over loopback (the issue-12 bar; times are
 // logged, medians of three runs).
-func checkProfilesAndBatch(t *testing.T, c client, data string) {
+func checkProfilesAndBatch(t *testing.T, c client, ds *movielens.Dataset) {
 	t.Helper()
 	var alone struct {
 		recallResp
@@ -31,10 +31,6 @@ func checkProfilesAndBatch(t *testing.T, c client, data string) {
 		if v, ok := alone.User[f]; ok {
 			t.Errorf("user 1 alone: the answer returns the stored %s (%v)", f, v)
 		}
-	}
-	ds, err := movielens.LoadCatalog(data)
-	if err != nil {
-		t.Fatal(err)
 	}
 	u := ds.Users[slices.IndexFunc(ds.Users, func(u movielens.User) bool { return u.ID == 1 })]
 	full, _ := json.Marshal(map[string]any{"user": map[string]any{"user_id": 1, "gender": u.Gender, "age": u.Age,

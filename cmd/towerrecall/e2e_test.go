@@ -100,8 +100,12 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 	t.Logf("start to ready: %v ms", ready["start_to_ready_ms"])
 	c := client{t: t, base: "http://" + ready["addr"].(string)}
 	info := checkAPI(t, c, catalogOf(t, model))
-	checkProfilesAndBatch(t, c, filepath.Join(data, "ml-100k"))
-	checkServedRecall(t, c, filepath.Join(data, "ml-100k"), filepath.Join(split, "test.dat"), r10)
+	ds, err := movielens.LoadCatalog(filepath.Join(data, "ml-100k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProfilesAndBatch(t, c, ds)
+	checkServedRecall(t, c, ds, filepath.Join(split, "test.dat"), r10)
 	// Trained with validation: /model names the recipe the search chose.
 	if r := info.Recipe; r != "configured" && r != "recent-history" && r != "random-split" {
 		t.Errorf("/model recipe %q, want the recipe validation chose", r)
@@ -141,12 +145,8 @@ func TestE2ETrainEvalServeML100K(t *testing.T) {
 // movies left out) over HTTP, and the answers scored against the test
 // file as the protocol scores them (hits over the user's test ratings,
 // the mean over users) must give eval's number.
-func checkServedRecall(t *testing.T, c client, data, testFile string, evalRecall10 float64) {
+func checkServedRecall(t *testing.T, c client, ds *movielens.Dataset, testFile string, evalRecall10 float64) {
 	t.Helper()
-	ds, err := movielens.LoadCatalog(data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	test, err := movielens.ReadRatingsFile(testFile, ds)
 	if err != nil {
 		t.Fatal(err)

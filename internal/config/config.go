@@ -480,16 +480,19 @@ func (c Config) RecipeChanges() []string {
 	// The default recipe with what a candidate keeps of c: c differs from
 	// it in what a candidate would replace.
 	def := c.carriedOnto(Default())
+	return append(changedKeys("model", c.Model, def.Model), changedKeys("train", c.Train, def.Train)...)
+}
+
+// changedKeys names, as section.key, the yaml keys of the fields in which
+// got and was (structs of one type) differ; fields without a key ("-")
+// are left out.
+func changedKeys(section string, got, was any) []string {
+	g, w := reflect.ValueOf(got), reflect.ValueOf(was)
 	var out []string
-	for _, sec := range []struct {
-		name     string
-		got, was reflect.Value
-	}{{"model", reflect.ValueOf(c.Model), reflect.ValueOf(def.Model)}, {"train", reflect.ValueOf(c.Train), reflect.ValueOf(def.Train)}} {
-		for i := range sec.got.NumField() {
-			key := sec.name + "." + strings.Split(sec.got.Type().Field(i).Tag.Get("yaml"), ",")[0]
-			if !strings.HasSuffix(key, ".-") && !reflect.DeepEqual(sec.got.Field(i).Interface(), sec.was.Field(i).Interface()) {
-				out = append(out, key)
-			}
+	for i := range g.NumField() {
+		key := strings.Split(g.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		if key != "-" && !reflect.DeepEqual(g.Field(i).Interface(), w.Field(i).Interface()) {
+			out = append(out, section+"."+key)
 		}
 	}
 	return out
@@ -509,16 +512,8 @@ func (c Config) UnreadSettings() []string {
 	// correction and its scales, the shared uniform negatives and the
 	// per-user weights of its loss (distill is refused outright with
 	// another objective: Validate).
-	softmaxOnly := []string{"temperature", "logq", "cold_logq", "uniform_negatives", "logq_scale", "user_weight"}
-	got, was := reflect.ValueOf(c.Train), reflect.ValueOf(Reference().Train)
-	var out []string
-	for i := range got.NumField() {
-		key := strings.Split(got.Type().Field(i).Tag.Get("yaml"), ",")[0]
-		if slices.Contains(softmaxOnly, key) && !reflect.DeepEqual(got.Field(i).Interface(), was.Field(i).Interface()) {
-			out = append(out, "train."+key)
-		}
-	}
-	return out
+	softmaxOnly := []string{"train.temperature", "train.logq", "train.cold_logq", "train.uniform_negatives", "train.logq_scale", "train.user_weight"}
+	return slices.DeleteFunc(changedKeys("train", c.Train, Reference().Train), func(key string) bool { return !slices.Contains(softmaxOnly, key) })
 }
 
 // ModelJSON returns the settings that make a model (data, model, train,

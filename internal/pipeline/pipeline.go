@@ -160,22 +160,20 @@ func Train(ctx context.Context, in Inputs, opts Options) (*artifact.Bundle, erro
 // views carved from train (which kind), or none at all.
 func logValidation(log zerolog.Logger, t config.Train, trainRatings int, fitIn Inputs, sel artifact.Selection) {
 	switch {
+	case sel.Valid == "carved":
+		log.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
+			Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
+			Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
+			Msg("no validation file: views carved from train validate")
+		if sel.TimeViewsOnly() {
+			log.Info().Msg("the carved views are by time, so settings are chosen for the future; " +
+				"for a random split, give its validation file or the random-split preset (docs/model.md, \"Random splits without a validation file\")")
+		}
 	case sel.Valid == "none" && t.ValidFraction+t.ValidUserFraction+t.ValidRandomFraction > 0:
 		log.Warn().Int("train", trainRatings).
 			Msg("no validation: the training ratings are too few to carve a validation view from (or all at one time), so the epoch count, the prior and the recipe are not chosen")
 	case sel.Valid == "none":
 		log.Info().Msg("no validation (no validation file, and train.valid_fraction, valid_user_fraction and valid_random_fraction are 0): every epoch is trained, and no prior or recipe is chosen")
-	}
-	if sel.Valid != "carved" {
-		return
-	}
-	log.Info().Int("train", len(fitIn.Train)).Int("valid", len(fitIn.Valid)).Float64("valid_fraction", sel.ValidFraction).
-		Int("valid_user_ratings", sel.ValidUserRatings).Float64("valid_user_fraction", sel.ValidUserFraction).
-		Int("valid_random_ratings", sel.ValidRandomRatings).Float64("valid_random_fraction", sel.ValidRandomFraction).
-		Msg("no validation file: views carved from train validate")
-	if sel.TimeViewsOnly() {
-		log.Info().Msg("the carved views are by time, so settings are chosen for the future; " +
-			"for a random split, give its validation file or the random-split preset (docs/model.md, \"Random splits without a validation file\")")
 	}
 }
 
