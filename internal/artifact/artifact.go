@@ -505,6 +505,13 @@ func CheckWritable(dir string) error {
 	if _, err := replaceable(dir); err != nil {
 		return fmt.Errorf("artifact: %w", err)
 	}
+	// Another artifact's rollback copy: writing there would put a new model
+	// where rollback looks for the old one (and keep that in a third copy).
+	if base, ok := strings.CutSuffix(dir, PreviousSuffix); ok {
+		if _, err := os.Stat(filepath.Join(base, ManifestFile)); err == nil {
+			return fmt.Errorf("artifact: %s is where %s keeps the artifact it replaced, for towerrecall rollback; write to another directory", dir, base)
+		}
+	}
 	// Save would publish, and then drop the artifact it replaced rather
 	// than keep it where Rollback looks.
 	if _, err := replaceable(dir + PreviousSuffix); err != nil {

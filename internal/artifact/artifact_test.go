@@ -782,6 +782,18 @@ func TestSaveRemovesStaleTemporaries(t *testing.T) {
 	if err := CheckWritable(deep); err == nil || !strings.Contains(err.Error(), "not an artifact") || !strings.Contains(err.Error(), "rollback") {
 		t.Errorf("CheckWritable with a foreign previous: %v", err)
 	}
+	// The rollback copy of an artifact is not an output (prior --out
+	// var/model.previous), whether it holds one yet or not; a directory
+	// merely named so, with no artifact beside it, is.
+	if err := os.Remove(filepath.Join(prev, "notes.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckWritable(prev); err == nil || !strings.Contains(err.Error(), "towerrecall rollback") {
+		t.Errorf("CheckWritable(%s): %v", prev, err)
+	}
+	if err := CheckWritable(filepath.Join(t.TempDir(), "model"+PreviousSuffix)); err != nil {
+		t.Errorf("CheckWritable of a lone .previous: %v", err)
+	}
 }
 
 // TestSaveThroughSymlink: an artifact saved to a symbolic link (a
