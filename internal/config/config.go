@@ -266,6 +266,11 @@ type Serve struct {
 	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 	// MaxRecentMovies is the most user.recent_movie_ids a request may send.
 	MaxRecentMovies int `yaml:"max_recent_movies"`
+	// AccessLogEvery logs one in this many answered requests (status
+	// below 400) at info; 1 (the default) logs each. Requests answered
+	// 400 or above are always logged. At thousands of requests a second
+	// the access log is megabytes a second; its metrics count every one.
+	AccessLogEvery int `yaml:"access_log_every"`
 	// Explorer serves the explorer page (GET /), where people try the
 	// model in a browser; off, / is a 404.
 	Explorer bool `yaml:"explorer"`
@@ -339,6 +344,7 @@ func Default() Config {
 			BodyLimit: 1 << 20, MaxHeaderBytes: 64 << 10, RequestTimeout: 2 * time.Second, ReadHeaderTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ShutdownTimeout: 15 * time.Second, DrainDelay: 0, BatchMax: 100, MaxRecentMovies: 50, Explorer: true,
+			AccessLogEvery: 1,
 			// Ten maximal batches (100 entries of k=1000).
 			MaxItemsInFlight: 1_000_000,
 			// 32 bodies of the largest size at once; a usual /recall body
@@ -1236,6 +1242,9 @@ func (s Serve) validate(bad func(field, format string, args ...any)) {
 	}
 	if s.MaxRecentMovies < 0 || s.MaxRecentMovies > 1000 {
 		bad("serve.max_recent_movies", "%d is not between 0 and 1000", s.MaxRecentMovies)
+	}
+	if s.AccessLogEvery < 1 || s.AccessLogEvery > 1_000_000 {
+		bad("serve.access_log_every", "%d is not between 1 (every request) and 1000000", s.AccessLogEvery)
 	}
 	if t := s.CatalogToken; t != "" && strings.TrimSpace(t) != t {
 		// A secret made from a file (kubectl create secret --from-file)

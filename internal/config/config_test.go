@@ -47,6 +47,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	// The write deadline covers the upload too.
 	c.Serve.WriteTimeout = c.Serve.ReadTimeout + c.Serve.RequestTimeout
 	c.Serve.MaxHeaderBytes = -1
+	c.Serve.AccessLogEvery = 0
 	c.Serve.Model = ""
 	// EASE's λ so small that XᵀX + λI is not positive definite in float64.
 	c.Baselines.EASELambda = 1e-15
@@ -57,7 +58,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{"model.dim", "train.objective", "train.batch_size", "serve.index", "model.user[5].name",
 		"model.user[6].dim", "train.history_folds", "train.cold_logq", "train.uniform_negatives", "train.lr_schedule", "train.history_dropout",
-		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "train.prior_feature_shares[1]", "serve.write_timeout", "serve.max_header_bytes", "serve.model", "baselines.ease_lambda", "train.distill_lambda"} {
+		"train.user_weight", "train.logq_scale", "train.workers", "serve.hnsw_m", "train.prior_feature_shares[1]", "serve.write_timeout", "serve.max_header_bytes", "serve.access_log_every", "serve.model", "baselines.ease_lambda", "train.distill_lambda"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

@@ -74,10 +74,14 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		ev := s.logger.Info()
-		if status < 400 && (route == "/healthz" || route == "/readyz" || route == "/metrics") {
+		switch {
+		case status >= 400:
+		case route == "/healthz" || route == "/readyz" || route == "/metrics":
 			// Probes and scrapes (a line every few seconds per replica):
 			// debug unless they fail.
 			ev = s.logger.Debug()
+		default:
+			ev = s.answered.Info()
 		}
 		ev.Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", truncate(r.Method, 32)).

@@ -86,6 +86,10 @@ type Config struct {
 	// overloaded. 0: no limit.
 	MaxBodyBytesInFlight int64
 	MaxRecent            int // most user.recent_movie_ids of one request
+	// AccessLogEvery: the access log has one line per this many requests
+	// answered below 400 (0 or 1: each); those answered 400 or above have
+	// one each.
+	AccessLogEvery int
 	// Explorer serves the explorer page at / (its assets under
 	// /explorer/); off, / is a 404.
 	Explorer bool
@@ -106,7 +110,7 @@ func ConfigFrom(s config.Serve) Config {
 		WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
 		ShutdownTimeout: s.ShutdownTimeout, DrainDelay: s.DrainDelay,
 		MaxHeaderBytes: s.MaxHeaderBytes, TrustedProxies: s.TrustedProxies,
-		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies,
+		CORSOrigins: s.CORSOrigins, BatchMax: s.BatchMax, MaxRecent: s.MaxRecentMovies, AccessLogEvery: s.AccessLogEvery,
 		MaxItemsInFlight: s.MaxItemsInFlight, MaxBodyBytesInFlight: s.MaxBodyBytesInFlight,
 		Explorer: s.Explorer, CatalogToken: s.CatalogToken, MetricsApart: s.MetricsAddr != "",
 	}
@@ -129,6 +133,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecent < 0 {
 		errs = append(errs, fmt.Errorf("max recent movies must not be negative, got %d", c.MaxRecent))
+	}
+	if c.AccessLogEvery < 0 {
+		errs = append(errs, fmt.Errorf("access log every must not be negative, got %d", c.AccessLogEvery))
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "" || strings.Contains(o, "*") || strings.Count(o, "/") != 2 {
@@ -170,6 +177,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg      Config
 	logger   zerolog.Logger
+	answered zerolog.Logger // the access log of requests answered below 400: one in cfg.AccessLogEvery
 	rec      Recaller
 	reg      *prometheus.Registry
 	metrics  *metrics
@@ -194,7 +202,10 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, rec: rec, reg: reg, metrics: m}
+	s := &Server{cfg: cfg, logger: logger, answered: logger, rec: rec, reg: reg, metrics: m}
+	if cfg.AccessLogEvery > 1 {
+		s.answered = logger.Sample(&zerolog.BasicSampler{N: uint32(cfg.AccessLogEvery)})
+	}
 	if cfg.MaxItemsInFlight > 0 {
 		s.inflight = semaphore.NewWeighted(cfg.MaxItemsInFlight)
 		s.heavy = semaphore.NewWeighted(cfg.heavyShare())

@@ -516,6 +516,35 @@ func TestAccessLogLevels(t *testing.T) {
 	}
 }
 
+// TestAccessLogEvery: with access_log_every N, one in N requests answered
+// below 400 has a line and every one answered 400 or above has its own;
+// the request counter still counts them all.
+func TestAccessLogEvery(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{AccessLogEvery: 4})
+	for range 10 {
+		ts.call("GET", "/model", "", "")
+		ts.call("GET", "/nope", "", "")
+	}
+	var ok, missing int
+	for _, line := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
+		var entry map[string]any
+		mustJSON(t, []byte(line), &entry)
+		switch entry["status"] {
+		case 200.0:
+			ok++
+		case 404.0:
+			missing++
+		}
+	}
+	if ok != 3 || missing != 10 { // the 1st, 5th and 9th of ten
+		t.Errorf("%d lines of 200s (want 3 of 10), %d of 404s (want 10)", ok, missing)
+	}
+	if m := ts.call("GET", "/metrics", "", "").Body.String(); !strings.Contains(m, `towerrecall_http_requests_total{method="GET",route="/model",status="200"} 10`+"\n") {
+		t.Errorf("/model's 200s not all counted:\n%s", m)
+	}
+}
+
 // TestLongPathCut: a client's long path is cut in the problem's instance
 // and in the access log (a 60 KB path of bytes that are not UTF-8 made a
 // 180 KB answer and a 360 KB log line: log lines from others were dropped).
