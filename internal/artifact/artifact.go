@@ -370,6 +370,17 @@ func save(dir string, b *Bundle, loaded []byte) (err error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	// A killed Save's temporaries go before this one writes: on a volume
+	// they filled, every Save would fail for want of space before it got
+	// to remove them. Under the lock, so that the artifact another Save has
+	// just replaced, still under its temporary name, is not taken for a
+	// stale one.
+	unlock, err := lock(dir, publishWait)
+	if err != nil {
+		return fmt.Errorf("artifact: save: %w", err)
+	}
+	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
+	unlock()
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
@@ -395,8 +406,7 @@ func save(dir string, b *Bundle, loaded []byte) (err error) {
 	if err := syncDir(tmp); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
-	unlock, err := lock(dir, publishWait)
-	if err != nil {
+	if unlock, err = lock(dir, publishWait); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
 	defer unlock()
@@ -405,9 +415,6 @@ func save(dir string, b *Bundle, loaded []byte) (err error) {
 			return fmt.Errorf("artifact: save: another artifact was published at %s since this one was derived from it (a train or a rollback); it is kept: run again on it", dir)
 		}
 	}
-	// Under the lock, so that the artifact another Save has just replaced,
-	// still under its temporary name, is not taken for a stale one.
-	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
 	if err := replaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}

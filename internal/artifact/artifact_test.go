@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -793,6 +794,61 @@ func TestSaveRemovesStaleTemporaries(t *testing.T) {
 	}
 	if err := CheckWritable(filepath.Join(t.TempDir(), "model"+PreviousSuffix)); err != nil {
 		t.Errorf("CheckWritable of a lone .previous: %v", err)
+	}
+}
+
+// TestSaveRemovesStaleTemporariesOnFullVolume: the temporaries of killed
+// Saves (an OOM-killed train) are removed before a Save writes. They were
+// removed only after it had written everything, so once they filled the
+// volume every Save failed for want of space and none ever removed them.
+func TestSaveRemovesStaleTemporariesOnFullVolume(t *testing.T) {
+	t.Parallel()
+	vol := filepath.Join(t.TempDir(), "volume")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountTmpfs(vol); err != nil {
+		if os.Getenv("TOWERRECALL_REQUIRE_SYSTEM") != "" {
+			t.Fatalf("cannot mount a tmpfs, and TOWERRECALL_REQUIRE_SYSTEM is set (.ci/run sets it where root can): %v", err)
+		}
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { unmount(vol) })
+	dir := filepath.Join(vol, "model")
+	if err := Save(dir, testBundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	// What a killed Save left, grown until the volume is full.
+	stale := filepath.Join(vol, ".model.tmp-111")
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(stale, ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for err == nil {
+		_, err = f.Write(chunk)
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the volume: %v", err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	b := testBundle(t)
+	b.Manifest.Version = "v2"
+	if err := Save(dir, b); err != nil {
+		t.Fatalf("Save on a volume filled by a stale temporary: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary is still there (%v)", err)
+	}
+	if got, err := Load(dir); err != nil || got.Manifest.Version != "v2" {
+		t.Errorf("after the Save: %v", err)
 	}
 }
 
