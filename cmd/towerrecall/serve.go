@@ -382,8 +382,10 @@ func (rl *reloader) pollOnce() {
 
 // artifactPrint is what the poll compares to tell whether the artifact at
 // dir changed since it was refused: its manifest's checksum (sum, read by
-// the caller) and each file's name, size and modification time ("" when
-// dir cannot be read).
+// the caller) and each file's name, size, modification time, mode and
+// whether it opens ("" when dir cannot be read). A file refused for its
+// permissions gets no new modification time when they are mended (chmod,
+// chown): without the last two, the poll never loaded it again.
 func artifactPrint(dir string, sum []byte) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -396,7 +398,14 @@ func artifactPrint(dir string, sum []byte) string {
 		if err != nil {
 			return ""
 		}
-		fmt.Fprintf(&b, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		opens := false
+		if info.Mode().IsRegular() { // a FIFO would block the open
+			if f, err := os.Open(filepath.Join(dir, e.Name())); err == nil {
+				f.Close()
+				opens = true
+			}
+		}
+		fmt.Fprintf(&b, "%s %d %d %v %t\n", e.Name(), info.Size(), info.ModTime().UnixNano(), info.Mode(), opens)
 	}
 	return b.String()
 }

@@ -408,6 +408,43 @@ func TestPollSkipsUnchangedRefusedArtifact(t *testing.T) {
 	}
 }
 
+// TestPollRetriesArtifactWhosePermissionsChanged: an artifact refused
+// because a file could not be read (a replica's uid without permission)
+// is loaded again by the poll once the permissions are mended. Mending
+// them (chmod, chown) leaves the files' size and modification time as
+// they were, so the poll took the artifact for unchanged and the replica
+// stayed unready until a SIGHUP or a restart.
+func TestPollRetriesArtifactWhosePermissionsChanged(t *testing.T) {
+	t.Parallel()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{"manifest.json": "{}", "model.bin": "weights"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &logBuffer{}
+	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+	loads := func() int { return strings.Count(logs.String(), "still no model") }
+	rl.pollOnce()
+	rl.pollOnce()
+	if n := loads(); n != 1 {
+		t.Fatalf("%d loads of an unchanged refused artifact, want 1:\n%s", n, logs.String())
+	}
+	// As root, who reads the file either way, the mode still changes.
+	if err := os.Chmod(filepath.Join(dir, "model.bin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rl.pollOnce()
+	rl.pollOnce()
+	if n := loads(); n != 2 {
+		t.Errorf("%d loads after a file's permissions changed, want 2:\n%s", n, logs.String())
+	}
+}
+
 // TestOpenJournalReadOnlyRefusesUnreadable: without a catalogue token an
 // existing journal is applied read-only so that its deletes stay deleted;
 // only a journal that does not exist is no journal. One serve cannot look
