@@ -522,9 +522,11 @@ func (j *Journal) rollbackLocked() error {
 		return j.err
 	}
 	j.rolled = true
-	cut := j.f.Truncate(j.synced)
-	if cut == nil {
-		cut = j.f.Sync()
+	var cut error
+	if j.size > j.synced { // else nothing was written since: nothing to cut, and no doubt
+		if cut = j.f.Truncate(j.synced); cut == nil {
+			cut = j.f.Sync()
+		}
 	}
 	if cut != nil {
 		j.err = fmt.Errorf("%w; cutting the unsynced lines failed too (%v): %w; restart to write again", j.err, cut, ErrInDoubt)

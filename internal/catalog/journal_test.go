@@ -458,6 +458,7 @@ func TestJournalReadFile(t *testing.T) {
 type faultyFile struct {
 	file
 	syncErr, writeErr, truncErr error
+	writeNone                   bool // the failed write writes nothing (EROFS), not half the line
 }
 
 func (f *faultyFile) Sync() error {
@@ -471,6 +472,9 @@ func (f *faultyFile) Sync() error {
 func (f *faultyFile) Write(p []byte) (int, error) {
 	if err := f.writeErr; err != nil {
 		f.writeErr = nil
+		if f.writeNone {
+			return 0, err
+		}
 		n, _ := f.file.Write(p[:len(p)/2])
 		return n, err
 	}
@@ -495,6 +499,7 @@ func syncAll(j *Journal) error { return j.Sync(math.MaxUint64) }
 func TestJournalFailureRollsBack(t *testing.T) {
 	t.Parallel()
 	es := sample()
+	erofs := errors.New("EROFS")
 	for _, tt := range []struct {
 		name  string
 		fault func(*faultyFile)
@@ -518,6 +523,18 @@ func TestJournalFailureRollsBack(t *testing.T) {
 		{"failed write", func(f *faultyFile) { f.writeErr = errors.New("ENOSPC") },
 			func(j *Journal) error { _, err := j.Write(es[2]); return err }, false, 1},
 		{"failed sync and cut", func(f *faultyFile) { f.syncErr, f.truncErr = errors.New("EIO"), errors.New("EROFS") }, syncAll, true, 2},
+		// A file system gone read-only (ext4 after an I/O error) refuses
+		// the write before it writes a byte, and the cut too: with every
+		// line written synced there is nothing to cut, and the change,
+		// never written, is plainly refused, not in doubt.
+		{"failed write of nothing and cut", func(f *faultyFile) { f.writeErr, f.writeNone, f.truncErr = erofs, true, erofs },
+			func(j *Journal) error {
+				if err := syncAll(j); err != nil {
+					return err
+				}
+				_, err := j.Write(es[2])
+				return err
+			}, false, 2},
 		{"close with an unsynced line", func(*faultyFile) {}, (*Journal).Close, false, 1},
 		// A shutdown's Close that takes the lock between a failed
 		// write(2) and that Write's cut (which waits behind a Sync in
