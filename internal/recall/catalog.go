@@ -138,7 +138,7 @@ type replayStats struct {
 func (s *Service) replay(snap *snapshot) replayStats {
 	start := time.Now()
 	ov := emptyOverlay(snap.dim, snap.towerDim)
-	ov.ownBase = true // unpublished until the end: hide in place
+	ov.owned = true // unpublished until the end: change in place
 	latest := s.latest
 	if len(s.unsynced) > 0 {
 		latest = maps.Clone(s.latest)
@@ -163,7 +163,7 @@ func (s *Service) replay(snap *snapshot) replayStats {
 		ov = ov.with(snap, ch)
 		st.Applied++
 	}
-	ov.ownBase = false // published: later changes copy what they change
+	ov.owned = false // published: later changes copy what they change
 	st.Seconds = time.Since(start).Seconds()
 	s.pending = &view{snap: snap, ov: ov}
 	return st
