@@ -815,7 +815,8 @@ func TestEvalWarnsOtherUsers(t *testing.T) {
 
 // TestPopularityWarning: eval warns when the model is not above
 // popularity, and says what a random split needs only when the model was
-// chosen on views carved by time alone.
+// chosen on views carved by time alone and the test ratings are not all
+// newer than the others.
 func TestPopularityWarning(t *testing.T) {
 	report := func(model, pop float64) pipeline.Report {
 		return pipeline.Report{Model: map[string]float64{"recall@10": model}, BaselineMetrics: pipeline.BaselineMetrics{Popularity: map[string]float64{"recall@10": pop}}}
@@ -827,24 +828,53 @@ func TestPopularityWarning(t *testing.T) {
 		name       string
 		r          pipeline.Report
 		sel        *artifact.Selection
+		forward    bool
 		warn, hint bool
 	}{
-		{"above popularity", report(0.2, 0.1), byTime, false, false},
-		{"no popularity measured", report(0, 0), byTime, false, false},
-		{"below, chosen by time", report(0.0668, 0.0689), byTime, true, true},
-		{"level, chosen by time", report(0.1, 0.1), byTime, true, true},
-		{"below, a random view too", report(0.05, 0.1), withRandom, true, false},
-		{"below, a validation file", report(0.05, 0.1), file, true, false},
-		{"below, no selection", report(0.05, 0.1), nil, true, false},
-		{"no user scored", report(math.NaN(), math.NaN()), byTime, false, false},
-		{"both perfect (a catalogue of one or two movies)", report(1, 1), byTime, false, false},
+		{"above popularity", report(0.2, 0.1), byTime, false, false, false},
+		{"no popularity measured", report(0, 0), byTime, false, false, false},
+		{"below, chosen by time", report(0.0668, 0.0689), byTime, false, true, true},
+		{"level, chosen by time", report(0.1, 0.1), byTime, false, true, true},
+		{"below, chosen by time, a split forward in time", report(0.05, 0.1), byTime, true, true, false},
+		{"below, a random view too", report(0.05, 0.1), withRandom, false, true, false},
+		{"below, a validation file", report(0.05, 0.1), file, false, true, false},
+		{"below, no selection", report(0.05, 0.1), nil, false, true, false},
+		{"no user scored", report(math.NaN(), math.NaN()), byTime, false, false, false},
+		{"both perfect (a catalogue of one or two movies)", report(1, 1), byTime, false, false, false},
 	} {
-		got := popularityWarning(tc.r, tc.sel)
+		got := popularityWarning(tc.r, tc.sel, tc.forward)
 		if (got != "") != tc.warn || strings.Contains(got, "--objective random-split") != tc.hint {
 			t.Errorf("%s: %q", tc.name, got)
 		}
 		if tc.warn && !strings.Contains(got, fmt.Sprintf("Recall@10 (%.4f) is not above popularity's (%.4f)", tc.r.Model["recall@10"], tc.r.Popularity["recall@10"])) {
 			t.Errorf("%s: %q does not give both numbers", tc.name, got)
+		}
+	}
+}
+
+// TestForward: a split is forward in time when every test rating is at
+// least as new as every train and valid rating.
+func TestForward(t *testing.T) {
+	at := func(ts ...int64) []movielens.Rating {
+		rs := make([]movielens.Rating, len(ts))
+		for i, x := range ts {
+			rs[i].Time = x
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name               string
+		test, train, valid []movielens.Rating
+		want               bool
+	}{
+		{"after both", at(30, 40), at(10, 20), at(25), true},
+		{"the same second", at(20), at(10, 20), nil, true},
+		{"before valid's last", at(30), at(10), at(20, 35), false},
+		{"overlapping train", at(15, 40), at(10, 20), nil, false},
+		{"no test rating", nil, at(10), nil, false},
+	} {
+		if got := forward(tc.test, tc.train, tc.valid); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -579,7 +580,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if b.Prior != nil && r.NotRemoved == 0 && b.Prior.Ratings > r.Removed {
 		fmt.Fprintf(stderr, "eval: warning: the model's popularity prior counts %d ratings, more than --train and --valid hold (%d): if it counted the test ratings (a prior refreshed by `towerrecall prior` after the test period), the scores are optimistic\n", b.Prior.Ratings, r.Removed)
 	}
-	if w := popularityWarning(r, b.Manifest.Training.Selection); w != "" {
+	if w := popularityWarning(r, b.Manifest.Training.Selection, forward(in.Test, in.Train, in.Valid)); w != "" {
 		fmt.Fprintln(stderr, w)
 	}
 	out := r.JSON()
@@ -592,17 +593,33 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // popularityWarning is eval's warning for a model whose Recall@10 is not
 // above popularity's, "" for one that is. A model chosen on views carved
 // by time alone is told what a random split needs instead (docs/model.md,
-// "Random splits without a validation file").
-func popularityWarning(r pipeline.Report, sel *artifact.Selection) string {
+// "Random splits without a validation file"), unless the test ratings all
+// come after the others (forward): then the split is not a random one.
+func popularityWarning(r pipeline.Report, sel *artifact.Selection, forward bool) string {
 	m, p := r.Model["recall@10"], r.Popularity["recall@10"]
 	if p == 0 || p >= 1 || !(m <= p) { // NaN (no user scored) is no comparison; at 1 nothing is above
 		return ""
 	}
 	why := ""
-	if sel.TimeViewsOnly() {
+	if sel.TimeViewsOnly() && !forward {
 		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or the random-split preset (--objective random-split, or --config configs/random-split.yaml)"
 	}
 	return fmt.Sprintf("eval: warning: the model's Recall@10 (%.4f) is not above popularity's (%.4f) on this split%s", m, p, why)
+}
+
+// forward reports whether every test rating is at least as new as every
+// rating of the others: a split forward in time.
+func forward(test []movielens.Rating, others ...[]movielens.Rating) bool {
+	var first, last int64 = math.MaxInt64, math.MinInt64
+	for _, r := range test {
+		first = min(first, r.Time)
+	}
+	for _, rs := range others {
+		for _, r := range rs {
+			last = max(last, r.Time)
+		}
+	}
+	return len(test) > 0 && first >= last
 }
 
 // otherUsers counts the model's stored users (profiles.json) whose
