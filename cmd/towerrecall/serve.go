@@ -383,7 +383,7 @@ func (rl *reloader) pollOnce() {
 // artifactPrint is what the poll compares to tell whether the artifact at
 // dir changed since it was refused: its manifest's checksum (sum, read by
 // the caller) and each file's name, size, modification time, mode and
-// whether it opens ("" when dir cannot be read). A file refused for its
+// whether it opens (a symbolic link's target's, which Load reads) ("" when dir cannot be read). A file refused for its
 // permissions gets no new modification time when they are mended (chmod,
 // chown): without the last two, the poll never loaded it again.
 func artifactPrint(dir string, sum []byte) string {
@@ -394,9 +394,11 @@ func artifactPrint(dir string, sum []byte) string {
 	b := strings.Builder{}
 	fmt.Fprintf(&b, "%x\n", sum)
 	for _, e := range entries {
-		info, err := e.Info()
+		info, err := os.Stat(filepath.Join(dir, e.Name())) // a link's target, as Load reads it
 		if err != nil {
-			return ""
+			if info, err = e.Info(); err != nil { // a link to nothing
+				return ""
+			}
 		}
 		opens := false
 		if info.Mode().IsRegular() { // a FIFO would block the open

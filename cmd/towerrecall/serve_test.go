@@ -445,6 +445,45 @@ func TestPollRetriesArtifactWhosePermissionsChanged(t *testing.T) {
 	}
 }
 
+// TestPollRetriesArtifactWhoseLinkedFileChanged: a file of the artifact
+// that is a symbolic link (Load follows it) is compared by its target:
+// mending the target's permissions, or rewriting it, changes no lstat of
+// the link, so the poll took the refused artifact for unchanged.
+func TestPollRetriesArtifactWhoseLinkedFileChanged(t *testing.T) {
+	t.Parallel()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, shared := t.TempDir(), t.TempDir()
+	target := filepath.Join(shared, "model.bin")
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, []byte("weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "model.bin")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+	loads := func() int { return strings.Count(logs.String(), "still no model") }
+	rl.pollOnce()
+	rl.pollOnce()
+	if n := loads(); n != 1 {
+		t.Fatalf("%d loads of an unchanged refused artifact, want 1:\n%s", n, logs.String())
+	}
+	if err := os.Chmod(target, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rl.pollOnce()
+	rl.pollOnce()
+	if n := loads(); n != 2 {
+		t.Errorf("%d loads after a linked file's permissions changed, want 2:\n%s", n, logs.String())
+	}
+}
+
 // TestOpenJournalReadOnlyRefusesUnreadable: without a catalogue token an
 // existing journal is applied read-only so that its deletes stay deleted;
 // only a journal that does not exist is no journal. One serve cannot look
