@@ -383,9 +383,10 @@ func (rl *reloader) pollOnce() {
 // artifactPrint is what the poll compares to tell whether the artifact at
 // dir changed since it was refused: its manifest's checksum (sum, read by
 // the caller) and each file's name, size, modification time, mode and
-// whether it opens (a symbolic link's target's, which Load reads) ("" when dir cannot be read). A file refused for its
-// permissions gets no new modification time when they are mended (chmod,
-// chown): without the last two, the poll never loaded it again.
+// whether it opens, a symbolic link's target's as Load reads it ("" when
+// dir cannot be read). A file refused for its permissions gets no new
+// modification time when they are mended (chmod, chown): without the last
+// two, the poll never loaded it again.
 func artifactPrint(dir string, sum []byte) string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

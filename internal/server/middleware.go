@@ -48,8 +48,9 @@ func validRequestID(id string) bool {
 	return id != "" && len(id) <= 128 && !strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e })
 }
 
-// accessLog writes one JSON line per request and records the request
-// metrics, labelled by chi's route pattern so that cardinality stays bounded.
+// accessLog writes a JSON line per request (one in cfg.AccessLogEvery of
+// those answered below 400) and records the request metrics of each,
+// labelled by chi's route pattern so that cardinality stays bounded.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
