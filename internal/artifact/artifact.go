@@ -496,7 +496,7 @@ func manifestOf(b *Bundle, files map[string][]byte) (Manifest, []byte, error) {
 
 // CheckWritable reports early whether Save(dir, ...) can succeed: dir and
 // its previous (dir + PreviousSuffix) are absent, empty directories or
-// artifacts, and the nearest existing
+// artifacts, dir is not another artifact's previous, and the nearest existing
 // directory above it takes a new directory (Save creates the missing ones;
 // this creates nothing, so a run that fails later leaves no trace).
 // Training calls it first so that a bad --out fails in a second, not after

@@ -49,7 +49,7 @@ func validRequestID(id string) bool {
 }
 
 // accessLog writes a JSON line per request (one in cfg.AccessLogEvery of
-// those answered below 400) and records the request metrics of each,
+// the reads answered below 400) and records the request metrics of each,
 // labelled by chi's route pattern so that cardinality stays bounded.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +81,8 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			// Probes and scrapes (a line every few seconds per replica):
 			// debug unless they fail.
 			ev = s.logger.Debug()
+		case r.Method == http.MethodPut || r.Method == http.MethodDelete:
+			// Catalogue changes: the access log is their only line.
 		default:
 			ev = s.answered.Info()
 		}

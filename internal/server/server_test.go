@@ -516,29 +516,38 @@ func TestAccessLogLevels(t *testing.T) {
 	}
 }
 
-// TestAccessLogEvery: with access_log_every N, one in N requests answered
-// below 400 has a line and every one answered 400 or above has its own;
-// the request counter still counts them all.
+// TestAccessLogEvery: with access_log_every N, one in N reads answered
+// below 400 has a line; every request answered 400 or above, and every
+// catalogue change, has its own; the request counter counts them all.
 func TestAccessLogEvery(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, Config{AccessLogEvery: 4})
+	ts := newTestServer(t, Config{AccessLogEvery: 4, CatalogToken: testToken})
 	for range 10 {
 		ts.call("GET", "/model", "", "")
 		ts.call("GET", "/nope", "", "")
 	}
-	var ok, missing int
+	for i := range 3 {
+		w := newRecorder()
+		ts.Handler().ServeHTTP(w, ts.callAuth("PUT", "/movies/7", "Bearer "+testToken, fmt.Sprintf(`{"title":"Take %d","genres":["Drama"],"year":2000}`, i)))
+		if w.Code >= 400 {
+			t.Fatalf("PUT: %d %s", w.Code, w.Body)
+		}
+	}
+	var ok, missing, puts int
 	for _, line := range strings.Split(strings.TrimSpace(ts.logs.String()), "\n") {
 		var entry map[string]any
 		mustJSON(t, []byte(line), &entry)
-		switch entry["status"] {
-		case 200.0:
+		switch {
+		case entry["method"] == "PUT":
+			puts++
+		case entry["status"] == 200.0:
 			ok++
-		case 404.0:
+		case entry["status"] == 404.0:
 			missing++
 		}
 	}
-	if ok != 3 || missing != 10 { // the 1st, 5th and 9th of ten
-		t.Errorf("%d lines of 200s (want 3 of 10), %d of 404s (want 10)", ok, missing)
+	if ok != 3 || missing != 10 || puts != 3 { // the 1st, 5th and 9th of ten
+		t.Errorf("%d lines of 200s (want 3 of 10), %d of 404s (want 10), %d of PUTs (want 3)", ok, missing, puts)
 	}
 	if m := ts.call("GET", "/metrics", "", "").Body.String(); !strings.Contains(m, `towerrecall_http_requests_total{method="GET",route="/model",status="200"} 10`+"\n") {
 		t.Errorf("/model's 200s not all counted:\n%s", m)
