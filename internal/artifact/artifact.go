@@ -891,7 +891,12 @@ func parseManifest(raw []byte) (Manifest, error) {
 	if err := unmarshal(raw, &m); err != nil {
 		return m, fmt.Errorf("%s: %w", ManifestFile, err)
 	}
-	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+	if m.FormatVersion > FormatVersion {
+		// A binary rolled back past a format change meets this: say what
+		// to do, not only what is wrong.
+		return m, fmt.Errorf("%s: format version %d, this build reads 1 to %d: a newer towerrecall wrote it; serve it with that build (or a newer one), or publish an artifact this build trained", ManifestFile, m.FormatVersion, FormatVersion)
+	}
+	if m.FormatVersion < 1 {
 		return m, fmt.Errorf("%s: format version %d, this build reads 1 to %d", ManifestFile, m.FormatVersion, FormatVersion)
 	}
 	if strings.TrimSpace(m.Version) == "" {

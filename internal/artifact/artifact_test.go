@@ -111,7 +111,8 @@ func TestLoadRefusesCorruption(t *testing.T) {
 		{"missing graph", func(d string) error { return os.Remove(filepath.Join(d, GraphFile)) }, "hnsw.bin"},
 		{"missing manifest", func(d string) error { return os.Remove(filepath.Join(d, ManifestFile)) }, "manifest.json"},
 		{"manifest not JSON", func(d string) error { return os.WriteFile(filepath.Join(d, ManifestFile), []byte("{"), 0o644) }, "manifest.json"},
-		{"future format", editManifest(`"format_version": 1`, `"format_version": 99`), "format version 99"},
+		{"future format", editManifest(`"format_version": 1`, `"format_version": 99`), fmt.Sprintf("format version 99, this build reads 1 to %d: a newer towerrecall wrote it", FormatVersion)}, // what to do, for a binary rolled back
+		{"format 0", editManifest(`"format_version": 1`, `"format_version": 0`), fmt.Sprintf("format version 0, this build reads 1 to %d", FormatVersion)},
 		{"no version", editManifest(`"version": "v1"`, `"version": " "`), "manifest.json: no version"}, // every answer names its model
 		{"path in file list", editManifest(`"hnsw.bin"`, `"../hnsw.bin"`), "bad file name"},
 		{"file left out of the list", func(d string) error {
