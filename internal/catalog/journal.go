@@ -78,9 +78,18 @@ type CorruptError struct {
 	Line   int   // 1-based
 	Offset int64 // byte offset of the line
 	Reason string
+	// Sealed marks a whole line with a good checksum whose entry only
+	// breaks the movie rules: edited by hand, or written by an older
+	// build whose rules were looser (before 0b554cc titles could hold
+	// format characters such as a soft hyphen). The lines after it are
+	// sound, so the way out differs from a damaged file's.
+	Sealed bool
 }
 
 func (e *CorruptError) Error() string {
+	if e.Sealed {
+		return fmt.Sprintf("catalog: journal %s line %d (byte %d) is whole and its checksum good, but its entry breaks the catalogue's rules: %s; an older build with looser rules wrote it, or it was edited by hand, and the other lines are sound — delete that line (then send the movie again) or move the file aside", e.Path, e.Line, e.Offset, e.Reason)
+	}
 	return fmt.Sprintf("catalog: journal %s is corrupt at line %d (byte %d): %s; the changes after it cannot be trusted — repair or move the file aside", e.Path, e.Line, e.Offset, e.Reason)
 }
 
@@ -276,11 +285,11 @@ func read(f *os.File, path string) (Replay, int64, error) {
 			return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: reason}
 		}
 		if e.Op == OpPut {
-			// Whole and with a good checksum, yet PUT would have refused
-			// it: edited by hand, not torn. Serving it would bypass PUT's
+			// Whole and with a good checksum, yet PUT would refuse it:
+			// edited by hand or written under older rules, not torn. Serving it would bypass PUT's
 			// rules, and dropping it would lose a change.
 			if err := CheckMovie(e.Title, e.Genres, e.Year); err != nil {
-				return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: fmt.Sprintf("movie %d: %v", e.MovieID, err)}
+				return rep, 0, &CorruptError{Path: path, Line: n, Offset: off, Reason: fmt.Sprintf("movie %d: %v", e.MovieID, err), Sealed: true}
 			}
 		}
 		rep.Entries = append(rep.Entries, e)
