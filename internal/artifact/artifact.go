@@ -274,7 +274,7 @@ type Prior struct {
 	FeatureShare float32   `json:"feature_share,omitzero"`
 	DefaultBias  float32   `json:"default_bias"`   // the bias of a movie without counts (new catalogue movies)
 	HalfLifeDays float64   `json:"half_life_days"` // counts decay by half over this many days before Now; 0: no decay
-	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating counted
+	Now          time.Time `json:"now"`            // the time the counts are decayed to: the newest rating given (a movie the model lacks included)
 	Ratings      int       `json:"ratings"`        // ratings counted
 	// Sources are the ratings files a refresh (towerrecall prior) counted,
 	// each with its sha256; none when the counts are training's (the

@@ -128,7 +128,8 @@ type ModelInfo struct {
 }
 
 // PriorInfo describes the model's popularity prior: "now" is the time its
-// counts are decayed to, the newest rating counted.
+// counts are decayed to, the newest rating given (a movie the model lacks
+// included).
 type PriorInfo struct {
 	Now          time.Time
 	HalfLifeDays float64 // 0: no decay
