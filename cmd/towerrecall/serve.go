@@ -186,11 +186,12 @@ func serveConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 }
 
 // serveLogger is serve's logger, writing to stderr through bw, which the
-// caller closes. Log lines (one per request) are gathered in memory and
-// written to stderr together, at most 20 ms after the first or per 64 KiB,
-// by a timer goroutine: one system call per batch, and a request never
-// waits for a write(2). If stderr falls 1 MiB behind, lines are dropped and
-// the next batch says how many. Close flushes; stderr stays open.
+// caller closes. Log lines (the access log's among them) are gathered in
+// memory and written to stderr together, at most 20 ms after the first or
+// per 64 KiB, by a timer goroutine: one system call per batch, and a
+// request never waits for a write(2). If stderr falls 1 MiB behind, lines
+// are dropped and the next batch says how many. Close flushes; stderr stays
+// open.
 func serveLogger(stderr io.Writer, c config.Log) (bw *logbatch.Writer, logger zerolog.Logger, err error) {
 	bw, err = logbatch.New(stderr, 20*time.Millisecond, 64<<10, func(dropped int) []byte {
 		return fmt.Appendf(nil, "{\"level\":\"warn\",\"message\":\"%d log lines dropped: stderr is not read fast enough\"}\n", dropped)

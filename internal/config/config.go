@@ -268,7 +268,8 @@ type Serve struct {
 	MaxRecentMovies int `yaml:"max_recent_movies"`
 	// AccessLogEvery logs one in this many answered requests (status
 	// below 400) at info; 1 (the default) logs each. Requests answered
-	// 400 or above are always logged. At thousands of requests a second
+	// 400 or above and catalogue changes (PUT, DELETE) are always logged;
+	// probes and scrapes are at debug. At thousands of requests a second
 	// the access log is megabytes a second; its metrics count every one.
 	AccessLogEvery int `yaml:"access_log_every"`
 	// Explorer serves the explorer page (GET /), where people try the

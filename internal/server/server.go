@@ -87,8 +87,8 @@ type Config struct {
 	MaxBodyBytesInFlight int64
 	MaxRecent            int // most user.recent_movie_ids of one request
 	// AccessLogEvery: the access log has one line per this many requests
-	// answered below 400 (0 or 1: each); those answered 400 or above have
-	// one each.
+	// answered below 400 (0 or 1: each); those answered 400 or above, and
+	// catalogue changes (PUT, DELETE), have one each.
 	AccessLogEvery int
 	// Explorer serves the explorer page at / (its assets under
 	// /explorer/); off, / is a 404.
@@ -177,7 +177,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg      Config
 	logger   zerolog.Logger
-	answered zerolog.Logger // the access log of requests answered below 400: one in cfg.AccessLogEvery
+	answered zerolog.Logger // the access log of reads answered below 400: one in cfg.AccessLogEvery
 	rec      Recaller
 	reg      *prometheus.Registry
 	metrics  *metrics
