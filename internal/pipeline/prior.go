@@ -113,7 +113,8 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // encoded in the splits' index order. With recent views of at least
 // minRecentUsers users, the weight of users known only by their recent
 // movies is then chosen for that half-life on their pooled Recall@10 (it
-// does not enter the objective); otherwise it is the known users'. It
+// does not enter the objective); otherwise it is the known users'. A group
+// (known or cold) without users in val gets the other group's weight. It
 // returns the choice and every setting measured.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights, shares []float64, workers int) (PriorChoice, []PriorChoice, error) {
@@ -137,6 +138,23 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		return PriorChoice{}, nil, err
 	}
 	best, bestH, all := g.choose()
+	// A group validation has no user of has every weight tie at 0, so it
+	// would ship without a prior, chosen on nothing (ml-100k timeline with
+	// a --valid file of users all new to train: known users unweighted,
+	// test Recall@10 0.08 against 0.09 with this): it takes the other
+	// group's weight, as users known only by their recent movies take the
+	// known users'.
+	var nk, nc float64
+	for _, v := range g.views {
+		nk, nc = nk+v.nk, nc+v.nc
+	}
+	switch {
+	case bestH < 0:
+	case nk == 0 && nc > 0:
+		best.Weight = best.ColdWeight
+	case nc == 0 && nk > 0 && len(idFields) > 0:
+		best.ColdWeight = best.Weight
+	}
 	for _, rv := range recent {
 		best.RecentUsers += rv.n
 	}
