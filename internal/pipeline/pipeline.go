@@ -190,8 +190,8 @@ func warnIfWeak(log zerolog.Logger, val *validation, f fitted, validRatings int,
 		return
 	}
 	pop := val.popularityScore()
-	if f.score > pop {
-		return
+	if f.score > pop || !slices.ContainsFunc(val.popularity, func(p float64) bool { return p < 1 }) {
+		return // above popularity, or level with a popularity nothing can beat
 	}
 	// E.g. a learning rate that makes training diverge: the run
 	// completes, and its model is no better than counting ratings.

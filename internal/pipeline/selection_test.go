@@ -235,6 +235,33 @@ func TestValidationNorm(t *testing.T) {
 	}
 }
 
+// TestWarnIfWeakPerfectPopularity: a model level with a popularity that
+// hits every positive in every view (a tiny catalogue whose unseen movies
+// are all positives) is not warned about; one level with a popularity
+// below 1 is.
+func TestWarnIfWeakPerfectPopularity(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		popularity []float64
+		score      float64
+		warn       bool
+	}{
+		{"both perfect", []float64{1}, 1, false},
+		{"both perfect, two views", []float64{1, 1}, 1, false},
+		{"level below perfect", []float64{0.5}, 0.5, true},
+		{"one view below perfect", []float64{1, 0.5}, 1, true},
+	} {
+		val := &validation{splits: make([]*eval.Split, len(tc.popularity)), popularity: tc.popularity}
+		f := fitted{score: tc.score, res: train.Result{Epochs: []train.EpochStats{{Valid: tc.score}}}}
+		var logs bytes.Buffer
+		warnIfWeak(zerolog.New(&logs), val, f, 10, train.Softmax)
+		if got := strings.Contains(logs.String(), "does not beat popularity"); got != tc.warn {
+			t.Errorf("%s: warned %v, want %v: %s", tc.name, got, tc.warn, logs.String())
+		}
+	}
+}
+
 // A run whose towers learn nothing (here a learning rate that makes
 // unnormalised towers diverge) still ships, but its log says the model
 // does not beat popularity on validation; a sound run says nothing.
