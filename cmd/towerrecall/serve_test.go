@@ -413,74 +413,49 @@ func TestPollSkipsUnchangedRefusedArtifact(t *testing.T) {
 // is loaded again by the poll once the permissions are mended. Mending
 // them (chmod, chown) leaves the files' size and modification time as
 // they were, so the poll took the artifact for unchanged and the replica
-// stayed unready until a SIGHUP or a restart.
+// stayed unready until a SIGHUP or a restart. A file that is a symbolic
+// link (Load follows it) is compared by its target: no lstat of the link
+// changes.
 func TestPollRetriesArtifactWhosePermissionsChanged(t *testing.T) {
 	t.Parallel()
-	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for name, body := range map[string]string{"manifest.json": "{}", "model.bin": "weights"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logs := &logBuffer{}
-	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
-	loads := func() int { return strings.Count(logs.String(), "still no model") }
-	rl.pollOnce()
-	rl.pollOnce()
-	if n := loads(); n != 1 {
-		t.Fatalf("%d loads of an unchanged refused artifact, want 1:\n%s", n, logs.String())
-	}
-	// As root, who reads the file either way, the mode still changes.
-	if err := os.Chmod(filepath.Join(dir, "model.bin"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rl.pollOnce()
-	rl.pollOnce()
-	if n := loads(); n != 2 {
-		t.Errorf("%d loads after a file's permissions changed, want 2:\n%s", n, logs.String())
-	}
-}
-
-// TestPollRetriesArtifactWhoseLinkedFileChanged: a file of the artifact
-// that is a symbolic link (Load follows it) is compared by its target:
-// mending the target's permissions, or rewriting it, changes no lstat of
-// the link, so the poll took the refused artifact for unchanged.
-func TestPollRetriesArtifactWhoseLinkedFileChanged(t *testing.T) {
-	t.Parallel()
-	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, shared := t.TempDir(), t.TempDir()
-	target := filepath.Join(shared, "model.bin")
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte("{}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(target, []byte("weights"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(target, filepath.Join(dir, "model.bin")); err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
-	loads := func() int { return strings.Count(logs.String(), "still no model") }
-	rl.pollOnce()
-	rl.pollOnce()
-	if n := loads(); n != 1 {
-		t.Fatalf("%d loads of an unchanged refused artifact, want 1:\n%s", n, logs.String())
-	}
-	if err := os.Chmod(target, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rl.pollOnce()
-	rl.pollOnce()
-	if n := loads(); n != 2 {
-		t.Errorf("%d loads after a linked file's permissions changed, want 2:\n%s", n, logs.String())
+	for _, linked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("linked=%v", linked), func(t *testing.T) {
+			t.Parallel()
+			svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			target := filepath.Join(dir, "model.bin")
+			if linked {
+				target = filepath.Join(t.TempDir(), "model.bin")
+				if err := os.Symlink(target, filepath.Join(dir, "model.bin")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for path, body := range map[string]string{filepath.Join(dir, "manifest.json"): "{}", target: "weights"} {
+				if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logs := &logBuffer{}
+			rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+			loads := func() int { return strings.Count(logs.String(), "still no model") }
+			rl.pollOnce()
+			rl.pollOnce()
+			if n := loads(); n != 1 {
+				t.Fatalf("%d loads of an unchanged refused artifact, want 1:\n%s", n, logs.String())
+			}
+			// As root, who reads the file either way, the mode still changes.
+			if err := os.Chmod(target, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rl.pollOnce()
+			rl.pollOnce()
+			if n := loads(); n != 2 {
+				t.Errorf("%d loads after a file's permissions changed, want 2:\n%s", n, logs.String())
+			}
+		})
 	}
 }
 
