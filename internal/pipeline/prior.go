@@ -113,8 +113,7 @@ func newUserViews(enc *feature.Encoder, ds *movielens.Dataset, ix *Index, val *v
 // encoded in the splits' index order. With recent views of at least
 // minRecentUsers users, the weight of users known only by their recent
 // movies is then chosen for that half-life on their pooled Recall@10 (it
-// does not enter the objective); otherwise it is the known users'. A group
-// (known or cold) without users in val gets the other group's weight. It
+// does not enter the objective); otherwise it is the known users'. It
 // returns the choice and every setting measured.
 func choosePrior(ctx context.Context, model *tower.Model, users, movies []feature.Encoded, idFields []int, val *validation, recent []recentView, ix *Index,
 	rs []movielens.Rating, halfLives, weights, shares []float64, workers int) (PriorChoice, []PriorChoice, error) {
@@ -122,7 +121,7 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		return PriorChoice{}, nil, fmt.Errorf("pipeline: choose prior: the model already has one")
 	}
 	g := priorGrid{
-		views: priorGroups(model, users, idFields, val), halfLives: halfLives, shares: shares,
+		views: priorGroups(model, users, idFields, val), halfLives: halfLives, shares: shares, cold: len(idFields) > 0,
 		pos: slices.DeleteFunc(slices.Clone(weights), func(w float64) bool { return w <= 0 }),
 	}
 	ws := []float32{0} // weight 0 first: no prior
@@ -138,23 +137,6 @@ func choosePrior(ctx context.Context, model *tower.Model, users, movies []featur
 		return PriorChoice{}, nil, err
 	}
 	best, bestH, all := g.choose()
-	// A group validation has no user of has every weight tie at 0, so it
-	// would ship without a prior, chosen on nothing (ml-100k timeline with
-	// a --valid file of users all new to train: known users unweighted,
-	// test Recall@10 0.08 against 0.09 with this): it takes the other
-	// group's weight, as users known only by their recent movies take the
-	// known users'.
-	var nk, nc float64
-	for _, v := range g.views {
-		nk, nc = nk+v.nk, nc+v.nc
-	}
-	switch {
-	case bestH < 0:
-	case nk == 0 && nc > 0:
-		best.Weight = best.ColdWeight
-	case nc == 0 && nk > 0 && len(idFields) > 0:
-		best.ColdWeight = best.Weight
-	}
 	for _, rv := range recent {
 		best.RecentUsers += rv.n
 	}
@@ -209,7 +191,16 @@ type priorGrid struct {
 	halfLives []float64
 	pos       []float64 // the positive weights
 	shares    []float64 // the known users' feature shares, 0 first
+	cold      bool      // users can be cold (the model has id fields)
 	measured  [][][]recalls
+}
+
+// users counts the users with positives in each group, over the views.
+func (g *priorGrid) users() (nk, nc float64) {
+	for _, v := range g.views {
+		nk, nc = nk+v.nk, nc+v.nc
+	}
+	return nk, nc
 }
 
 // recalls are one setting's Recall@10 of each group in each view.
@@ -275,15 +266,14 @@ func (g *priorGrid) gainCold(r recalls) (gain float64) {
 // choice is the setting whose known users score k and cold users c.
 func (g *priorGrid) choice(h, wk, wc, share float64, k, c recalls) PriorChoice {
 	pc := PriorChoice{HalfLifeDays: h, Weight: wk, ColdWeight: wc, FeatureShare: share, Valid: g.gainKnown(k) + g.gainCold(c)}
-	var nk, nc float64
 	for i, v := range g.views {
 		pc.ValidKnown += v.nk * k.known[i]
 		pc.ValidCold += v.nc * c.cold[i]
-		nk, nc = nk+v.nk, nc+v.nc
 		if len(g.views) > 1 {
 			pc.ValidViews = append(pc.ValidViews, (v.nk*k.known[i]+v.nc*c.cold[i])/max(v.nk+v.nc, 1))
 		}
 	}
+	nk, nc := g.users()
 	pc.ValidKnown /= max(nk, 1)
 	pc.ValidCold /= max(nc, 1)
 	return pc
@@ -294,6 +284,7 @@ func (g *priorGrid) choice(h, wk, wc, share float64, k, c recalls) PriorChoice {
 // for both groups).
 func (g *priorGrid) choose() (best PriorChoice, bestH int, all []PriorChoice) {
 	m := g.measured
+	nk, nc := g.users()
 	none := m[0][0][0] // own query, weight 0, no prior: the half-life does not matter
 	best, bestH = g.choice(0, 0, 0, 0, none, none), -1
 	all = []PriorChoice{best}
@@ -328,6 +319,17 @@ func (g *priorGrid) choose() (best PriorChoice, bestH int, all []PriorChoice) {
 					}
 				}
 			}
+		}
+		// A group validation has no user of ties every weight at 0 and
+		// would ship without a prior, chosen on nothing (ml-100k timeline
+		// with a --valid file of users all new to train: test Recall@10
+		// 0.08 against 0.09 with this): it takes the other group's, as
+		// users known only by their recent movies take the known users'.
+		switch {
+		case nk == 0 && nc > 0:
+			wk = wc
+		case nc == 0 && nk > 0 && g.cold:
+			wc = wk
 		}
 		if hb := g.choice(h, wk, wc, g.shares[xk], rk, rc); hb.Valid > best.Valid {
 			best, bestH = hb, i
