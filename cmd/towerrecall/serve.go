@@ -487,6 +487,19 @@ func howReloaded(cfg config.Config) string {
 // is never trained over.
 func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) (*artifact.Bundle, []byte, error) {
 	b, sum, err := loadArtifact(cfg.Serve.Model)
+	if err != nil && artifactAbsent(cfg.Serve.Model) {
+		// A publication killed between its renames left the artifact
+		// aside: put it back rather than wait, or train a demo over it.
+		from, rerr := artifact.Restore(cfg.Serve.Model)
+		if rerr != nil {
+			return nil, nil, fmt.Errorf("load model %s: %w (%w)", cfg.Serve.Model, errBadArtifact, rerr)
+		}
+		if from != "" {
+			logger.Warn().Str("model", cfg.Serve.Model).Str("from", from).
+				Msg("the model directory was missing: put back the artifact an interrupted train, prior or rollback had moved aside")
+			b, sum, err = loadArtifact(cfg.Serve.Model)
+		}
+	}
 	if err == nil {
 		return b, sum, nil
 	}

@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/catalog"
 	"github.com/towerrecall/towerrecall/internal/config"
+	"github.com/towerrecall/towerrecall/internal/loadtest"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
@@ -251,6 +253,40 @@ func listDir(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "%s %d\n", e.Name(), info.Size())
 	}
 	return b.String()
+}
+
+// TestServeRestoresArtifactMovedAside: a train killed between the first
+// two of the three renames that publish where RENAME_EXCHANGE is missing
+// leaves no model directory and the artifact that was there aside, under
+// the temporary name. serve puts it back and serves it, saying so, rather
+// than wait for one or train a demo one (demo on; its data missing here,
+// so that a demo training fails at once).
+func TestServeRestoresArtifactMovedAside(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	model := filepath.Join(parent, "model")
+	b, err := loadtest.Synthetic{Movies: 40, Users: 30, MaxSeen: 5, Seed: 1, Version: "good"}.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aside := filepath.Join(parent, ".model.tmp-123.old")
+	if err := artifact.Save(aside, b); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Serve.Model, cfg.Serve.Demo = model, true
+	cfg.Data.Dir = filepath.Join(parent, "no-data")
+	logs := &logBuffer{}
+	got, _, err := loadOrTrain(context.Background(), cfg, zerolog.New(logs))
+	if err != nil || got.Manifest.Version != "good" {
+		t.Fatalf("loadOrTrain = %v; want the artifact put back (log %s)", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "put back the artifact") || !strings.Contains(logs.String(), aside) {
+		t.Errorf("no warning naming %s:\n%s", aside, logs.String())
+	}
+	if _, err := os.Stat(aside); !os.IsNotExist(err) {
+		t.Errorf("%s is still there (%v)", aside, err)
+	}
 }
 
 // TestServePortInUse: an address in use fails serve at once, before a demo

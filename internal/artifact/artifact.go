@@ -379,6 +379,10 @@ func save(dir string, b *Bundle, loaded []byte) (err error) {
 	if err != nil {
 		return fmt.Errorf("artifact: save: %w", err)
 	}
+	if _, err := restore(dir); err != nil { // before removeStale, which would remove it
+		unlock()
+		return fmt.Errorf("artifact: save: %w; nothing was written", err)
+	}
 	removeStale(parent, "."+filepath.Base(dir)+".tmp-")
 	unlock()
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
@@ -617,6 +621,63 @@ func removeStale(parent, prefix string) {
 	}
 }
 
+// Restore puts back at dir the artifact that a train, prior or rollback
+// killed in the middle of a three-rename swap (see swap) left aside: dir
+// is missing and one aside of it exists (Save's .<name>.tmp-*.old, or
+// Rollback's <dir>.rollback). It returns the aside put back, "" when
+// there was nothing to do, and an error naming the asides when it cannot
+// tell which to put back or the rename fails. Save and Rollback do it
+// first; serve does it before it waits for an artifact or trains a demo
+// one over the missing directory.
+func Restore(dir string) (from string, err error) {
+	dir = filepath.Clean(dir) // "model/" is model, beside its siblings
+	if _, err := os.Lstat(dir); err == nil || len(asides(dir)) == 0 {
+		return "", nil // the common case: no lock taken, nothing created
+	}
+	unlock, err := lock(dir, publishWait)
+	if err != nil {
+		return "", fmt.Errorf("artifact: %w", err)
+	}
+	defer unlock()
+	if from, err = restore(dir); err != nil {
+		return "", fmt.Errorf("artifact: %w", err)
+	}
+	return from, nil
+}
+
+// restore is Restore with the publication lock held.
+func restore(dir string) (from string, err error) {
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	switch found := asides(dir); len(found) {
+	case 0:
+		return "", nil
+	case 1:
+		if err := os.Rename(found[0], dir); err != nil {
+			return "", fmt.Errorf("%s is missing: put back the artifact an interrupted publication moved aside to %s: %w", dir, found[0], err)
+		}
+		return found[0], syncDir(filepath.Dir(dir))
+	default:
+		return "", fmt.Errorf("%s is missing, and interrupted publications moved artifacts aside from it to %s: move the one to serve back to %s", dir, strings.Join(found, " and "), dir)
+	}
+}
+
+// asides lists the directories where a three-rename swap moves dir for a
+// moment: Save's (tmp+".old") and Rollback's.
+func asides(dir string) []string {
+	parent, name := filepath.Dir(dir), filepath.Base(dir)
+	entries, _ := os.ReadDir(parent)
+	var found []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() && (n == name+".rollback" || strings.HasPrefix(n, "."+name+".tmp-") && strings.HasSuffix(n, ".old")) {
+			found = append(found, filepath.Join(parent, n))
+		}
+	}
+	return found
+}
+
 // own lists the files an artifact may hold.
 var own = []string{ManifestFile, ModelFile, VocabFile, MoviesFile, VectorsFile, UsersFile, ProfilesFile, GraphFile, ReportFile, PriorFile, RecentFile}
 
@@ -657,7 +718,8 @@ func replaceDir(tmp, dir string) error {
 
 // swap exchanges the directories at a and b: in one step where the file
 // system can (exch; a crash leaves one or the other at b), otherwise by
-// three renames through aside, b put back if the second fails. moved
+// three renames through aside, b put back if the second fails (a crash
+// between the first two leaves b at aside, for Restore). moved
 // reports whether b holds what was at a; an error with moved set means the
 // old b stays at aside.
 func swap(a, b, aside string, exch func(a, b string) error) (moved bool, err error) {
@@ -706,7 +768,8 @@ func keepPrevious(old, dir string, exch func(a, b string) error) {
 // and keeps the one it replaces as the previous: a second Rollback undoes
 // the first. The swap is one step where the file system can (a crash
 // leaves one artifact or the other at dir); elsewhere dir is moved aside
-// for a moment. Save and Rollback wait for each other (see lock).
+// for a moment (see Restore). Save and Rollback wait for each other (see
+// lock).
 func Rollback(dir string) (RollbackResult, error) { return rollback(dir, exchange) }
 
 // RollbackResult describes what Rollback did.
@@ -733,8 +796,11 @@ func rollback(dir string, exch func(a, b string) error) (RollbackResult, error) 
 		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
 	}
 	defer unlock()
+	if _, err := restore(dir); err != nil {
+		return r, fmt.Errorf("artifact: rollback: %w; nothing was changed", err)
+	}
 	if _, err := os.Lstat(aside); err == nil {
-		return r, fmt.Errorf("artifact: rollback: %s is left from an interrupted rollback and holds the artifact that was at %s: move it back there (or remove it) and run rollback again", aside, dir)
+		return r, fmt.Errorf("artifact: rollback: %s is left from an interrupted rollback and holds the artifact it replaced at %s: move it to %s, where rollback keeps it (or remove it), and run rollback again", aside, dir, prev)
 	}
 	fi, err := os.Lstat(prev)
 	if err != nil {

@@ -1269,26 +1269,102 @@ func TestSaveKeepsPreviousAndRollback(t *testing.T) {
 			if names := beside(t, parent); len(names) != 2 {
 				t.Errorf("%v beside the model after a save beside a foreign previous, want it and the previous", names)
 			}
-			// An interrupted rollback's leftover is named, not overwritten.
+			// An interrupted rollback's leftover beside the model (its
+			// last rename undone) is named, not overwritten.
 			if err := os.RemoveAll(prev); err != nil {
 				t.Fatal(err)
 			}
 			save("v6")
-			if err := os.Rename(dir, dir+".rollback"); err != nil {
+			if err := os.Mkdir(dir+".rollback", 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := rollback(dir, tt.exch); err == nil || !strings.Contains(err.Error(), "interrupted rollback") {
 				t.Errorf("rollback beside an interrupted one: %v", err)
 			}
-			// With nothing at the model, the previous is put there and
-			// there is nothing to undo.
-			if err := os.RemoveAll(dir + ".rollback"); err != nil {
+			if err := os.Remove(dir + ".rollback"); err != nil {
 				t.Fatal(err)
 			}
-			if r, err := rollback(dir, tt.exch); err != nil || r.Swapped || r.Version != "v5" {
-				t.Errorf("rollback with nothing at the model: %+v, %v; want v5, not swapped", r, err)
+			// A rollback killed after its first rename (no model, which
+			// is at .rollback): the next one puts it back, then rolls
+			// back.
+			if err := os.Rename(dir, dir+".rollback"); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := rollback(dir, tt.exch); err != nil || !r.Swapped || r.Version != "v5" || r.Replaced != "v6" {
+				t.Errorf("rollback after one killed after its first rename: %+v, %v; want v5 replacing v6", r, err)
+			}
+			check("rollback after an interrupted one", "v5", "v6")
+			// With nothing at the model, the previous is put there and
+			// there is nothing to undo.
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := rollback(dir, tt.exch); err != nil || r.Swapped || r.Version != "v6" {
+				t.Errorf("rollback with nothing at the model: %+v, %v; want v6, not swapped", r, err)
 			}
 		})
+	}
+}
+
+// TestRestoreArtifactMovedAside: a train killed between the first two of
+// swap's three renames (a file system without RENAME_EXCHANGE) leaves
+// nothing at the model and the artifact that was there under Save's
+// temporary name, which a later Save's removeStale removed an hour on.
+// Restore (serve, before it waits or trains a demo) puts it back, and so
+// does the next Save, before removing stale temporaries, keeping it as
+// the previous; between two asides neither guesses, and nothing is
+// removed.
+func TestRestoreArtifactMovedAside(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "model")
+	aside := filepath.Join(parent, ".model.tmp-crash.old")
+	crash := func() { // swap's first rename, an hour ago
+		t.Helper()
+		if err := os.Rename(dir, aside); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-2 * time.Hour)
+		if err := os.Chtimes(aside, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what, wantCur, wantPrev string) {
+		t.Helper()
+		if cur, p := versionAt(t, dir), versionAt(t, dir+PreviousSuffix); cur != wantCur || p != wantPrev {
+			t.Errorf("%s: %s, previous %s; want %s, previous %s", what, cur, p, wantCur, wantPrev)
+		}
+		if names := beside(t, parent); !slices.Equal(names, []string{"model", "model" + PreviousSuffix}) {
+			t.Errorf("%s: %v beside the model", what, names)
+		}
+	}
+	saveVersion(t, dir, "v1")
+	saveVersion(t, dir, "v2")
+	crash()
+	if from, err := Restore(dir); err != nil || from != aside {
+		t.Fatalf("Restore = %q, %v; want %s", from, err, aside)
+	}
+	check("Restore", "v2", "v1")
+	if from, err := Restore(dir); err != nil || from != "" {
+		t.Errorf("Restore with the model in place = %q, %v; want nothing done", from, err)
+	}
+	crash()
+	saveVersion(t, dir, "v3")
+	check("a Save after the crash", "v3", "v2")
+	crash()
+	if err := os.Mkdir(dir+".rollback", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(dir); err == nil || !strings.Contains(err.Error(), aside) || !strings.Contains(err.Error(), dir+".rollback") {
+		t.Errorf("Restore between two asides: %v; want an error naming both", err)
+	}
+	b := testBundle(t)
+	b.Manifest.Version = "v4"
+	if err := Save(dir, b); err == nil || !strings.Contains(err.Error(), aside) {
+		t.Errorf("Save between two asides: %v; want an error naming them", err)
+	}
+	if v := versionAt(t, aside); v != "v3" {
+		t.Errorf("the aside holds %s after a refused Save, want v3", v)
 	}
 }
 
