@@ -114,6 +114,10 @@ func TestCatalogueEndpoints(t *testing.T) {
 		{name: "similar k 0", method: "GET", path: "/movies/5/similar?k=0", want: 400, wantField: "k"},
 		{name: "similar k 101", method: "GET", path: "/movies/5/similar?k=101", want: 400, wantField: "k"},
 		{name: "similar unknown parameter", method: "GET", path: "/movies/5/similar?limit=3", want: 400, wantField: "limit"},
+		// /model takes no parameter: ?version= would be ignored without
+		// a word (it does not pick a version).
+		{name: "model unknown parameter", method: "GET", path: "/model?version=v-test", want: 400, wantField: "version"},
+		{name: "model empty parameter", method: "GET", path: "/model?verbose", want: 400, wantField: "verbose"},
 		{name: "similar no model", method: "GET", path: "/movies/5/similar", notReady: true, want: 503},
 		{name: "similar POST", method: "POST", path: "/movies/5/similar", want: 405},
 	}
@@ -273,6 +277,21 @@ func TestQueryParamsNameTheFirst(t *testing.T) {
 			if p := decodeProblemBody(t, w); p.Field != tc.want {
 				t.Fatalf("%s: problem field %q, want %q (the first offending parameter)", tc.path, p.Field, tc.want)
 			}
+		}
+	}
+}
+
+// TestQueryParamsIgnoredOffTheAPI: the routes that are not the API's take
+// no parameter and ignore any, where a refusal would break more than it
+// tells: a probe or scraper configured with one (a Kubernetes probe's
+// path, a scrape config's params) and a browser's or cache's
+// cache-buster on the page and its files.
+func TestQueryParamsIgnoredOffTheAPI(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, Config{Explorer: true})
+	for _, path := range []string{"/healthz?x=1", "/readyz?verbose", "/metrics?name[]=up", "/?v=2", "/explorer/app.js?v=2", "/explorer/app.css?1"} {
+		if w := ts.call("GET", path, "", ""); w.Code != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200: %s", path, w.Code, w.Body)
 		}
 	}
 }

@@ -178,7 +178,14 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, r, http.StatusOK, newScoreResponse(res))
 }
 
+// handleModel answers GET /model. It takes no query parameter: one (a
+// ?version= that picks nothing) is refused, as on every API route. The
+// probes, /metrics and the explorer's files ignore them instead (see
+// TestQueryParamsIgnoredOffTheAPI).
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) error {
+	if _, aerr := queryParams(r); aerr != nil {
+		return aerr
+	}
 	info, ok := s.rec.Info()
 	if !ok {
 		return recall.NoModelError{}
