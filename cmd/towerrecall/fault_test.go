@@ -379,7 +379,8 @@ func grepLines(s, substr string) string {
 // never the end of the process; the reload poll compares the manifest on
 // disk with the model serving, whichever trigger loaded it, so a rollback
 // right after a SIGHUP reload is noticed and the SIGHUP's model is not
-// loaded twice; an artifact refused at start is counted in /metrics.
+// loaded twice; an artifact refused at start is counted in /metrics, and
+// shown as refused.
 func TestE2EReloadTriggers(t *testing.T) {
 	e2eOnly(t)
 	bin := buildBinary(t)
@@ -510,6 +511,9 @@ func TestE2EReloadTriggers(t *testing.T) {
 	_, _, metrics := q.c.do("GET", "/metrics", "")
 	if !strings.Contains(string(metrics), `towerrecall_model_loads_total{result="error"} 1`) {
 		t.Errorf("a refusal at start is not counted:\n%s", grepLines(string(metrics), "towerrecall_model_loads_total"))
+	}
+	if !strings.Contains(string(metrics), "\ntowerrecall_model_refused 1\n") { // TowerrecallModelRefused's series
+		t.Errorf("a refusal at start does not set towerrecall_model_refused:\n%s", grepLines(string(metrics), "towerrecall_model_refused"))
 	}
 	q.stop(t)
 }

@@ -354,7 +354,9 @@ func (rl *reloader) onSignal(hup <-chan os.Signal, done <-chan struct{}) {
 // artifact yet, or one being replaced) is not a change: the next poll
 // looks again. A refused artifact is tried again once any of its files
 // changes (they may still be arriving), not at every poll: loading a
-// large one again costs seconds of CPU each time.
+// large one again costs seconds of CPU each time. After a refusal, the
+// serving model's own artifact back (a rollback) is loaded again too, so
+// that towerrecall_model_refused clears.
 func (rl *reloader) poll(interval time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -375,7 +377,7 @@ func (rl *reloader) pollOnce() {
 	defer rl.mu.Unlock()
 	sum, err := artifact.ManifestSum(rl.dir)
 	rl.notePollError(err)
-	if err != nil || bytes.Equal(sum, rl.sum) || rl.refused != "" && artifactPrint(rl.dir, sum) == rl.refused {
+	if err != nil || bytes.Equal(sum, rl.sum) && rl.refused == "" || rl.refused != "" && artifactPrint(rl.dir, sum) == rl.refused {
 		return
 	}
 	_ = rl.load(pollTrigger)

@@ -495,6 +495,78 @@ func TestPollRetriesArtifactWhosePermissionsChanged(t *testing.T) {
 	}
 }
 
+// TestPollClearsRefusalOnRollback: after a refused artifact is rolled
+// back to the one serving, the poll loads that one again, so
+// towerrecall_model_refused (and the alert on it) clears. The poll saw
+// the manifest it serves and did nothing: the gauge stayed 1, the alert
+// fired, until a restart or a SIGHUP.
+func TestPollClearsRefusalOnRollback(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	svc, err := recall.New(recallOptions(config.Default()), zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "towerrecall_model_refused" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no towerrecall_model_refused")
+		return 0
+	}
+	b, err := loadtest.Synthetic{Movies: 200, Users: 100, MaxSeen: 10, Seed: 1, Version: "v1"}.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := artifact.Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	rl := &reloader{svc: svc, dir: dir, logger: zerolog.New(logs)}
+	rl.pollOnce()
+	if info, _ := svc.Info(); info.Version != "v1" || refused() != 0 {
+		t.Fatalf("serving %q, refused %v; log:\n%s", info.Version, refused(), logs.String())
+	}
+	b.Manifest.Version = "v2" // published with a corrupt file (v1 kept as the previous)
+	if err := artifact.Save(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	vec := filepath.Join(dir, artifact.VectorsFile)
+	raw, err := os.ReadFile(vec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[10] ^= 0xff
+	if err := os.WriteFile(vec, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rl.pollOnce()
+	rl.pollOnce()
+	if info, _ := svc.Info(); info.Version != "v1" || refused() != 1 {
+		t.Fatalf("after a refusal: serving %q, refused %v; log:\n%s", info.Version, refused(), logs.String())
+	}
+	if _, err := artifact.Rollback(dir); err != nil {
+		t.Fatal(err)
+	}
+	rl.pollOnce()
+	if info, _ := svc.Info(); info.Version != "v1" || refused() != 0 {
+		t.Errorf("after a rollback to the model serving: serving %q, refused %v, want 0; log:\n%s", info.Version, refused(), logs.String())
+	}
+	n := strings.Count(logs.String(), `"message":"reloaded"`)
+	rl.pollOnce()
+	if m := strings.Count(logs.String(), `"message":"reloaded"`); m != n {
+		t.Errorf("the poll loaded the unchanged artifact again (%d loads, then %d)", n, m)
+	}
+}
+
 // TestOpenJournalReadOnlyRefusesUnreadable: without a catalogue token an
 // existing journal is applied read-only so that its deletes stay deleted;
 // only a journal that does not exist is no journal. One serve cannot look

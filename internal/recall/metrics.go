@@ -11,6 +11,7 @@ type metrics struct {
 	loadSeconds prometheus.Gauge
 	loadedAt    prometheus.Gauge
 	reloads     *prometheus.CounterVec
+	refused     prometheus.Gauge     // 1 from a refused load until a model loads
 	fsync       prometheus.Histogram // the catalogue journal's group-commit fsyncs
 }
 
@@ -25,6 +26,10 @@ func newMetrics() *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "towerrecall_model_loads_total", Help: "Model loads by result.",
 		}, []string{"result"}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "towerrecall_model_refused",
+			Help: "1 while the last model load was refused (a bad artifact published; the previous model, or none, serves), 0 once one loads.",
+		}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "towerrecall_catalog_fsync_seconds", Help: "Time the catalogue journal's fsyncs take (one per group of concurrent changes; one that compacts the journal includes the rewrite).",
 			Buckets: []float64{50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}, // round bounds, 1-2-5
@@ -40,6 +45,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) observeLoad(info ModelInfo, d time.Duration) {
 	m.reloads.WithLabelValues("ok").Inc()
+	m.refused.Set(0)
 	m.loadSeconds.Set(d.Seconds())
 	m.loadedAt.Set(float64(info.LoadedAt.Unix()))
 }
@@ -62,7 +68,7 @@ func (s *Service) register(reg prometheus.Registerer) error {
 			[]string{"state"}, nil),
 	}
 	m := s.metrics
-	for _, c := range []prometheus.Collector{m.loadSeconds, m.loadedAt, m.reloads, m.fsync, live} {
+	for _, c := range []prometheus.Collector{m.loadSeconds, m.loadedAt, m.reloads, m.refused, m.fsync, live} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("recall: register metrics: %w", err)
 		}
@@ -114,5 +120,10 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// LoadFailed counts a load that was refused (bad artifact).
-func (s *Service) LoadFailed() { s.metrics.reloads.WithLabelValues("error").Inc() }
+// LoadFailed counts a load that was refused (bad artifact), which
+// towerrecall_model_refused shows until a model loads: the refused
+// artifact stays published that long, whatever serves meanwhile.
+func (s *Service) LoadFailed() {
+	s.metrics.reloads.WithLabelValues("error").Inc()
+	s.metrics.refused.Set(1)
+}

@@ -50,6 +50,54 @@ func TestModelLoadsStartAtZero(t *testing.T) {
 	}
 }
 
+// TestModelRefusedGauge: towerrecall_model_refused is 1 from a refused
+// load until a model loads, whoever refused it (Load itself, or serve
+// through LoadFailed for an artifact that does not read). The refused
+// artifact stays published that long, so an alert on the gauge lasts as
+// long as the problem; one on increase() of the counter cleared an hour
+// later with the artifact still there.
+func TestModelRefusedGauge(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Index: "exact", MinRecall: 0.99, SelfCheckQueries: 10, HNSW: ann.DefaultHNSWParams(), Seed: 1}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "towerrecall_model_refused" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no towerrecall_model_refused")
+		return 0
+	}
+	bad := testBundle(t, "v2", 50, 24)
+	bad.Vectors = bad.Vectors[:len(bad.Vectors)-1] // a short vector file: Load refuses it
+	steps := []struct {
+		name string
+		do   func()
+		want float64
+	}{
+		{"at start", func() {}, 0},
+		{"an artifact serve could not read", s.LoadFailed, 1},
+		{"a load", func() { _ = s.Load(testBundle(t, "v1", 50, 23)) }, 0},
+		{"a load refused, v1 serving", func() { _ = s.Load(bad) }, 1},
+		{"v1 loaded again", func() { _ = s.Load(testBundle(t, "v1", 50, 23)) }, 0},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := refused(); got != st.want {
+			t.Errorf("after %s: towerrecall_model_refused %v, want %v", st.name, got, st.want)
+		}
+	}
+}
+
 // TestCatalogWritableOnlyWithWrites: towerrecall_catalog_writable exists
 // only where catalogue changes are turned on (a journal attached for
 // writing), so that the documented alert (writable == 0: a journal
