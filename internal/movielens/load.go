@@ -154,6 +154,10 @@ func readMovies(dir string, fs Files) ([]Movie, error) {
 	}
 	var ms []Movie
 	seen := make(map[MovieID]int)
+	// Genre names are case-insensitive (filters, PUT): a genre spelled
+	// in two cases is one genre, spelled as its first movie has it, so
+	// that it has one embedding row and one name.
+	spelling := make(map[string]string)
 	err := readFile(filepath.Join(dir, fs.Movies), fs.Movies, func(n int, line string) error {
 		m, err := parse(line)
 		if err != nil {
@@ -163,6 +167,13 @@ func readMovies(dir string, fs Files) ([]Movie, error) {
 			return fmt.Errorf("duplicate movie id %d (first on line %d)", m.ID, first)
 		}
 		seen[m.ID] = n
+		for i, g := range m.Genres {
+			if s, ok := spelling[strings.ToLower(g)]; ok {
+				m.Genres[i] = s
+			} else {
+				spelling[strings.ToLower(g)] = g
+			}
+		}
 		ms = append(ms, m)
 		return nil
 	})

@@ -74,6 +74,25 @@ func TestLoadDirML1M(t *testing.T) {
 	}
 }
 
+// TestLoadDirGenreCase: a genre spelled in two cases across movies is one
+// genre (filters and PUT match genres in any case), spelled as the first
+// movie in the file has it.
+func TestLoadDirGenreCase(t *testing.T) {
+	t.Parallel()
+	files := ml1mFiles()
+	files["movies.dat"] = "3::Grumpier Old Men (1995)::COMEDY|romance\n1::Toy Story (1995)::Animation|Comedy\n73::Mis\xe9rables, Les (1995)::Drama|Romance\n"
+	ds, err := LoadDir(writeFiles(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[MovieID][]string{1: {"Animation", "COMEDY"}, 3: {"COMEDY", "romance"}, 73: {"Drama", "romance"}}
+	for _, m := range ds.Movies {
+		if !slices.Equal(m.Genres, want[m.ID]) {
+			t.Errorf("movie %d genres %q, want %q", m.ID, m.Genres, want[m.ID])
+		}
+	}
+}
+
 func TestLoadDirML100K(t *testing.T) {
 	t.Parallel()
 	files := ml100kFiles()
