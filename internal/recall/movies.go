@@ -260,24 +260,17 @@ func appendSearchForm(b []byte, title string) []byte {
 	return appendFold(append(b, '\n'), art+sep+title[:j]+title[end:])
 }
 
-// matchOffset is formOffset(form, at) for at, the first match of q in a
-// search form, except that it is 0 when q is a prefix of the form's second
-// spelling: "the" first matches inside "GODFATHER, THE", yet "THE
-// GODFATHER" starts with it.
+// matchOffset is at, the first match of q in a search form (or -1: none),
+// counted from the start of the spelling it is in, so that 0 is a prefix
+// of either; it is 0 too when q is a prefix of the form's second spelling:
+// "the" first matches inside "GODFATHER, THE", yet "THE GODFATHER" starts
+// with it.
 func matchOffset(form, q string, at int) int {
-	if at > 0 {
-		if _, second, ok := strings.Cut(form, "\n"); ok && strings.HasPrefix(second, q) {
-			return 0
-		}
-	}
-	return formOffset(form, at)
-}
-
-// formOffset is at, a match's offset in a search form (or -1: none),
-// counted from the start of the spelling it is in: 0 is a prefix of either.
-func formOffset(form string, at int) int {
 	if at <= 0 {
 		return at
+	}
+	if _, second, ok := strings.Cut(form, "\n"); ok && strings.HasPrefix(second, q) {
+		return 0
 	}
 	return at - (strings.LastIndexByte(form[:at], '\n') + 1)
 }
