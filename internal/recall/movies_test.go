@@ -459,7 +459,7 @@ func BenchmarkSimilar(b *testing.B) {
 	}
 }
 
-func TestNormalize(t *testing.T) {
+func TestAppendUnit(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ in, want []float32 }{
 		{[]float32{3, 4}, []float32{0.6, 0.8}},
@@ -467,10 +467,9 @@ func TestNormalize(t *testing.T) {
 		{[]float32{0, 0}, []float32{0, 0}}, // a zero vector stays zero: it scores 0
 		{[]float32{}, []float32{}},
 	} {
-		v := slices.Clone(c.in)
-		normalize(v)
-		if !slices.Equal(v, c.want) {
-			t.Errorf("normalize(%v) = %v, want %v", c.in, v, c.want)
+		in := slices.Clone(c.in)
+		if v := appendUnit(nil, in); !slices.Equal(v, c.want) || !slices.Equal(in, c.in) {
+			t.Errorf("appendUnit(nil, %v) = %v (input now %v), want %v", c.in, v, in, c.want)
 		}
 	}
 }

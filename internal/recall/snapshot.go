@@ -406,18 +406,14 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	}
 }
 
-// appendUnit appends v scaled to unit length (normalize) to dst.
+// appendUnit appends v scaled to unit length to dst, as a normalised tower
+// scales its output (nn.L2NormalizeTo); a zero v stays zero.
 func appendUnit(dst, v []float32) []float32 {
 	dst = append(dst, v...)
-	normalize(dst[len(dst)-len(v):])
-	return dst
-}
-
-// normalize scales v to unit length in place, as a normalised tower
-// scales its output (nn.L2NormalizeTo); a zero v stays zero.
-func normalize(v []float32) {
+	u := dst[len(dst)-len(v):]
 	var norm [1]float32
-	nn.L2NormalizeTo(v, norm[:], v, 1, len(v))
+	nn.L2NormalizeTo(u, norm[:], u, 1, len(v))
+	return dst
 }
 
 // unitRows reports whether every row of vectors (dim values each) has
