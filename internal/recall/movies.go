@@ -147,27 +147,23 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	}
 	sc := snap.getScratch()
 	defer snap.pool.Put(sc)
-	n := int32(len(snap.bundle.Movies))
-	accept, over := sc.liveFilters(v)
-	if g < n {
-		accept.Reject(g)
-	} else {
-		over.Reject(g - n)
-	}
 	// The cosine is the inner product of unit vectors: the movies' own
 	// (unit already) or scaled to unit length (snap.cosine, ov.units)
-	// answer through the exact kernel, 20–25× faster than computing each
-	// cosine (BenchmarkSimilar). The query is the movie's row as its index
-	// holds it, so that a pair scores the same both ways (scaled to unit
-	// length once more, a→b and b→a differed in the seventh digit).
+	// answer through the exact kernel, far faster than a cosine per movie
+	// (docs/model.md). The query is the movie's row as its index holds it,
+	// so that a pair scores the same both ways (TestSimilarSymmetric).
 	index, rows, qp := snap.exact, ov.vecs, sc.q[:snap.dim]
 	clear(qp[snap.towerDim:]) // the prior's dimension, if any, left out
 	if snap.cosine != nil {
 		index, rows, qp = snap.cosine, ov.units, qp[:snap.towerDim]
 	}
+	n := int32(len(snap.bundle.Movies))
+	accept, over := sc.liveFilters(v)
 	if g < n {
+		accept.Reject(g)
 		copy(qp, index.Vector(g)[:snap.towerDim])
 	} else {
+		over.Reject(g - n)
 		copy(qp, rows.Vector(g - n)[:snap.towerDim])
 	}
 	res, err := v.search(sc, index, rows, qp, k, accept, over)
