@@ -90,8 +90,6 @@ func (s *Service) Movies(query string, offset, limit int) (MoviesResult, error) 
 			later = append(later, g)
 		}
 	}
-	// The artifact's movies from its folded titles, an updated one in
-	// its place with its new title, then the movies added since.
 	q := foldTitle(query)
 	considerRow := func(r int32) { consider(n+r, matchOffset(ov.rows[r].folded, q, strings.Index(ov.rows[r].folded, q))) }
 	updated := ov.updatedInOrder()
@@ -181,8 +179,7 @@ func movieOf(mv *artifact.Movie) Movie {
 
 // titleIndex is the artifact's titles folded (foldTitle) and joined, so
 // that a title search is one strings.Index pass over them instead of a
-// folding comparison at every position of every title (1M movies: ~25 ms
-// a search).
+// folding comparison at every position of every title.
 type titleIndex struct {
 	text  string // the folded titles, one after another
 	start []int  // title i is text[start[i]:start[i+1]]

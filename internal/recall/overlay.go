@@ -34,11 +34,9 @@ type overlay struct {
 	baseLive ann.Filter
 	// owned: this overlay is replay's, which no reader holds until it is
 	// published, so with changes its bit sets (baseLive, live, genres)
-	// and its id index in place instead of copying them per change: an
-	// artifact-sized bit set (125 KB at 1M movies), and the others grow
-	// with the rows before, which made a replay quadratic in its entries
-	// (100,000 entries: 1.1 s and 2.4 GB allocated, under the writers'
-	// lock). Published overlays copy on write.
+	// and its id index in place instead of copying them per change, which
+	// made a replay quadratic in its entries under the writers' lock
+	// (docs/catalog.md). Published overlays copy on write.
 	owned  bool
 	hidden int    // artifact movies hidden (deleted or replaced by a row)
 	nLive  int    // live rows

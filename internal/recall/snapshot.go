@@ -203,7 +203,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 	// wider one (still far faster than the scan on a large catalogue): the
 	// beam is doubled up to maxWiden times, for auto and a forced hnsw
 	// alike (min_recall 0 keeps the configured beam). The beam for k is
-	// max(EfSearch, k·Overfetch), so both double: EfSearch alone left it
+	// max(EfSearch, k·Overfetch), so both double: EfSearch alone leaves it
 	// unchanged at k = 100.
 	const maxWiden = 3
 	for i := 0; i < maxWiden && !pass; i++ {
@@ -258,8 +258,7 @@ func (snap *snapshot) chooseBackend(opts Options, logger zerolog.Logger) error {
 const maxDepth = MaxOffset + MaxK
 
 // routeDepths are the depths (offset + k) at which index: auto times the
-// two backends; deeper requests go to the scan, untimed (at 100,000
-// movies the graph was 5.5× slower at 1,000 and 11.6× at 11,000).
+// two backends; deeper requests go to the scan, untimed (see routeDepth).
 var routeDepths = [...]int{10, 100, MaxK}
 
 // routeDepth times exact and graph on the queries at each of depths in
