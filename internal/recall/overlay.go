@@ -121,11 +121,11 @@ func (ov *overlay) with(snap *snapshot, ch change) *overlay {
 	return &next
 }
 
-// grow returns f grown to hold n ids: a copy, or f itself (grown in
-// place, amortised) when ov is owned.
+// grow returns f grown to hold n ids (never shrunk): a copy, or f itself
+// (grown in place, amortised) when ov is owned.
 func (ov *overlay) grow(f ann.Filter, n int) ann.Filter {
 	if !ov.owned {
-		return cloneFilter(f, n)
+		f = slices.Clone(f)
 	}
 	for len(f)*64 < n {
 		f = append(f, 0)
@@ -167,16 +167,6 @@ func (ov *overlay) base(all ann.Filter) ann.Filter {
 
 // movies is the number of live movies over an artifact of n.
 func (ov *overlay) movies(n int) int { return n - ov.hidden + ov.nLive }
-
-// cloneFilter copies f, grown to hold n ids (never shrunk).
-func cloneFilter(f ann.Filter, n int) ann.Filter {
-	if f == nil && n == 0 {
-		return nil
-	}
-	out := ann.NewFilter(max(n, len(f)*64))
-	copy(out, f)
-	return out
-}
 
 // liveFilters are sc's copies of v's live movies, for a request to
 // narrow: accept over the artifact's rows, over over the overlay's.
@@ -224,15 +214,11 @@ func (x *idIndex) get(id movielens.MovieID) (int32, bool) {
 // of x and of id's shard, or x itself changed in place when inPlace (an
 // owned overlay's).
 func (x *idIndex) with(id movielens.MovieID, r int32, inPlace bool) *idIndex {
-	n := x
+	s := shardOf(id)
+	n, m := x, x.shards[s]
 	if !inPlace {
 		c := *x
-		n = &c
-	}
-	s := shardOf(id)
-	m := x.shards[s]
-	if !inPlace {
-		m = maps.Clone(m)
+		n, m = &c, maps.Clone(m)
 	}
 	if m == nil {
 		m = map[movielens.MovieID]int32{}
