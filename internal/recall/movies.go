@@ -139,7 +139,6 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if !ok {
 		return SimilarResult{}, &UnknownMovieError{MovieID: id}
 	}
-	out := SimilarResult{ModelVersion: snap.info.Version, Movie: v.movie(g), Items: []Item{}}
 	if err := ctx.Err(); err != nil {
 		return SimilarResult{}, err
 	}
@@ -168,8 +167,7 @@ func (s *Service) Similar(ctx context.Context, id movielens.MovieID, k int) (Sim
 	if err != nil {
 		return SimilarResult{}, err
 	}
-	out.Items = v.items(res)
-	return out, nil
+	return SimilarResult{ModelVersion: snap.info.Version, Movie: v.movie(g), Items: v.items(res)}, nil
 }
 
 // movieOf is mv as the catalogue shows it.
