@@ -279,7 +279,8 @@ func TestStoredProfileReadFeatures(t *testing.T) {
 
 // TestModelInfoRecentWeight: /model's recent_weight is the prior weight a
 // user known only by recent movies gets, as tower.Prior.Group decides:
-// the cold weight unless the history feature makes users known.
+// the cold weight unless the history feature makes users known; without
+// id fields no user is cold, and cold_weight is the known users' too.
 func TestModelInfoRecentWeight(t *testing.T) {
 	t.Parallel()
 	plain := testBundle(t, "p1", 60, 3)
@@ -291,16 +292,21 @@ func TestModelInfoRecentWeight(t *testing.T) {
 		b    *artifact.Bundle
 		p    artifact.Prior
 		want float32
+		cold float32
 	}{
-		{"no history feature", plain, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{0}}, 2},
-		{"history makes users known, own weight", hist, artifact.Prior{Weight: 1, ColdWeight: 2, RecentWeight: 3, IDFields: []int{id, h}, RecentFields: []int{h}, FeatureShare: 0.5}, 3},
-		{"history makes users known", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id, h}}, 1},
-		{"history not an id field", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id}}, 2},
+		{"no history feature", plain, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{0}}, 2, 2},
+		{"no id fields", plain, artifact.Prior{Weight: 1, ColdWeight: 0}, 1, 1},
+		{"history makes users known, own weight", hist, artifact.Prior{Weight: 1, ColdWeight: 2, RecentWeight: 3, IDFields: []int{id, h}, RecentFields: []int{h}, FeatureShare: 0.5}, 3, 2},
+		{"history makes users known", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id, h}}, 1, 2},
+		{"history not an id field", hist, artifact.Prior{Weight: 1, ColdWeight: 2, IDFields: []int{id}}, 2, 2},
 	} {
 		b := *tc.b
 		b.Prior = &tc.p
 		if got := modelInfo(&b).Prior.RecentWeight; got != tc.want {
 			t.Errorf("%s: recent weight %v, want %v", tc.name, got, tc.want)
+		}
+		if got := modelInfo(&b).Prior.ColdWeight; got != tc.cold {
+			t.Errorf("%s: cold weight %v, want %v", tc.name, got, tc.cold)
 		}
 		if got := modelInfo(&b).Prior.FeatureShare; got != tc.p.FeatureShare {
 			t.Errorf("%s: feature share %v, want the artifact's %v", tc.name, got, tc.p.FeatureShare)

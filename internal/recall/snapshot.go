@@ -375,9 +375,12 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, FeatureShare: p.FeatureShare, Ratings: p.Ratings}
 		// A user known only by recent movies is cold to a model whose
 		// history feature does not make users known (or that has none),
-		// as tower.Prior.Group decides.
+		// and no user is cold to a prior without id fields, as
+		// tower.Prior.Group decides.
 		prior.RecentWeight = p.ColdWeight
-		if h := b.Encoder.HistoryPosition(); h >= 0 && slices.Contains(p.IDFields, h) {
+		if len(p.IDFields) == 0 { // no user is cold: every one gets Weight
+			prior.ColdWeight, prior.RecentWeight = p.Weight, p.Weight
+		} else if h := b.Encoder.HistoryPosition(); h >= 0 && slices.Contains(p.IDFields, h) {
 			prior.RecentWeight = p.Weight
 			if len(p.RecentFields) > 0 {
 				prior.RecentWeight = p.RecentWeight
