@@ -12,9 +12,8 @@ import (
 
 // appendRecall appends the /recall answer for res: the bytes json.Marshal
 // writes for newRecallResponse(res) (TestAppendRecallMatchesMarshal), with
-// json/v2's own string and number formatting but without reflection.
-// /recall is the hot path, and encoding it by reflection took half of the
-// handler's time (docs/benchmarks.md).
+// json/v2's own string and number formatting but without reflection, which
+// is costly on the hot path (docs/experiments.md).
 func appendRecall(dst []byte, res recall.Result) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"model_version":`...)

@@ -88,7 +88,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		ev.Str("request_id", middleware.GetReqID(r.Context())).
 			Str("method", truncate(r.Method, 32)).
-			Str("path", truncate(r.URL.Path, maxField)). // a 60 KB path made a 360 KB line
+			Str("path", truncate(r.URL.Path, maxField)).
 			Str("route", route).
 			Int("status", status).
 			Int("bytes", ww.BytesWritten()).

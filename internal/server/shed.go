@@ -27,12 +27,12 @@ const _ = uint(config.MaxK-recall.MaxK) + uint(recall.MaxK-config.MaxK)
 //
 // Requests heavier than recall.MaxK items (batches) hold at most nine
 // tenths of the capacity together (s.heavy), so that a tenth always stays
-// for /recall and /score: ten clients that sent maximal batches and read
-// nothing shed every /recall for the write timeout before (measured: 6.5
-// s). A request heavier than the capacity counts as the capacity, a heavy
-// one heavier than its share as the share (it runs when no other heavy one
-// is in flight); the service's configuration keeps the capacity at least
-// one maximal batch.
+// for /recall and /score: clients that send maximal batches and read
+// nothing cannot shed every /recall for the write timeout. A request
+// heavier than the capacity counts as the capacity, a heavy one heavier
+// than its share as the share (it runs when no other heavy one is in
+// flight); the service's configuration keeps the capacity at least one
+// maximal batch.
 func (s *Server) admit(r *http.Request, weight int64) (release func(), err error) {
 	if s.inflight == nil { // no limit
 		return func() {}, nil
@@ -71,8 +71,7 @@ const bodyFree = 16 << 10
 // reserveBody counts each request body's bytes past its first bodyFree out
 // of Config.MaxBodyBytesInFlight as they arrive, and gives them back once
 // the answer is written. Bodies are read before any other check, so slow
-// uploads would otherwise hold memory without bound (150 connections
-// stalled near the end of a 1 MiB body: 339 MB). A body whose next bytes
+// uploads would otherwise hold memory without bound. A body whose next bytes
 // do not fit is refused mid-read as admit sheds, with Connection: close
 // (net/http would otherwise read on to drain it). Counting bytes as they
 // arrive, not the declared length, means that holding the budget takes
