@@ -82,15 +82,22 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	if _, ok := s.rec.Info(); !ok {
 		return recall.NoModelError{}
 	}
-	// Every entry is decoded and checked first: the batch's weight is its
-	// valid entries' k summed, known before any work.
+	// Every entry is decoded and checked first, as /recall's body: the
+	// batch's weight is its valid entries' k summed, known before any work.
 	out := batchResponse{Results: make([]any, len(body.Requests))}
 	reqs := make([]recall.Request, len(body.Requests))
 	var weight int64
 	for i, entry := range body.Requests {
-		if reqs[i], out.Results[i] = s.batchRequest(r, entry); out.Results[i] == nil {
-			weight += int64(reqs[i].K)
+		var eb recallBody
+		aerr := decodeBody(entry, &eb)
+		if aerr == nil {
+			reqs[i], aerr = eb.request(s.cfg.MaxRecent)
 		}
+		if aerr != nil {
+			out.Results[i] = s.problem(r, aerr)
+			continue
+		}
+		weight += int64(reqs[i].K)
 	}
 	release, err := s.admit(r, weight)
 	if err != nil {
@@ -99,46 +106,32 @@ func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error
 	defer release() // once the answer is written
 	ctx, cancel := s.deadline(r)
 	defer cancel()
-	answered := 0         // entries the deadline did not cut off
+	timedOut := 0         // entries the deadline cut off
 	rec := s.rec.Pinned() // one model version for the whole batch
 	for i := range body.Requests {
 		if out.Results[i] == nil {
 			out.Results[i] = s.batchEntry(ctx, r, rec, reqs[i])
 		}
-		if p, ok := out.Results[i].(problem); !ok || p.Status != http.StatusGatewayTimeout {
-			answered++
+		if p, ok := out.Results[i].(problem); ok && p.Status == http.StatusGatewayTimeout {
+			timedOut++
 		}
 	}
-	if answered == 0 && ctx.Err() != nil {
+	if timedOut == len(body.Requests) && ctx.Err() != nil {
 		// Not one entry answered: the batch timed out as a whole (a 504,
 		// counted as one, as /recall's; a 503 if the client went away),
 		// not a 200 of timeouts.
 		return ctx.Err()
 	}
-	if n := len(body.Requests) - answered; n > 0 {
-		s.metrics.batchTimeouts.Add(float64(n))
+	if timedOut > 0 {
+		s.metrics.batchTimeouts.Add(float64(timedOut))
 		// One line for the batch, not one per entry (up to batch_max
 		// lines from one request).
 		s.logger.Warn().Str("request_id", middleware.GetReqID(r.Context())).Str("path", r.URL.Path).
 			Str("error", "the request took longer than "+s.cfg.RequestTimeout.String()).
-			Int("timed_out", n).Int("entries", len(body.Requests)).
+			Int("timed_out", timedOut).Int("entries", len(body.Requests)).
 			Msg(string(codeTimeout) + " error") // the message of every timeout line
 	}
 	return writeJSON(w, r, http.StatusOK, out)
-}
-
-// batchRequest decodes and checks one entry of a batch as /recall would:
-// its request, or (non-nil) its problem.
-func (s *Server) batchRequest(r *http.Request, entry jsontext.Value) (recall.Request, any) {
-	var body recallBody
-	if err := decodeBody(entry, &body); err != nil {
-		return recall.Request{}, s.problem(r, err)
-	}
-	req, aerr := body.request(s.cfg.MaxRecent)
-	if aerr != nil {
-		return recall.Request{}, s.problem(r, aerr)
-	}
-	return req, nil
 }
 
 // batchEntry answers one checked entry of a batch as /recall would.
