@@ -195,7 +195,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 // draining.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if s.draining.Load() {
-		return &apiError{code: codeUnavailable, detail: "the instance is draining", retry: true}
+		return &apiError{code: codeUnavailable, detail: "the instance is draining", retry: retryAfter}
 	}
 	info, ok := s.rec.Info()
 	if !ok {

@@ -55,7 +55,7 @@ var problems = map[code]struct {
 	codeOverloaded:   {http.StatusServiceUnavailable, "Overloaded"},
 }
 
-// retryAfter is the Retry-After of a passing 503 (apiError.retry), in seconds.
+// retryAfter is the Retry-After, in seconds, of a passing state.
 const retryAfter = "5"
 
 // problemTypePrefix makes a code a problem type URI (RFC 9457 §3.1.1).
@@ -68,10 +68,11 @@ type apiError struct {
 	field  string // JSON path of the offending member, "" if none
 	detail string
 	cause  error
-	// retry marks a passing state (no model loaded yet, or draining: a
-	// model may be published at any moment, another replica answers), so
-	// the answer carries Retry-After.
-	retry bool
+	// retry is the Retry-After of a passing state, "" for none:
+	// retryAfter for no model loaded yet or draining (a model may be
+	// published at any moment, another replica answers), "1" for a shed
+	// request (it may fit as soon as another answer is written).
+	retry string
 }
 
 func (e *apiError) Error() string {
@@ -121,11 +122,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.code == codeMediaType {
 		w.Header().Set("Accept-Post", "application/json")
 	}
-	switch {
-	case ae.code == codeOverloaded:
-		w.Header().Set("Retry-After", "1") // a shed request may fit as soon as another answer is written
-	case ae.retry:
-		w.Header().Set("Retry-After", retryAfter)
+	if ae.retry != "" {
+		w.Header().Set("Retry-After", ae.retry)
 	}
 	p := s.problem(r, ae)
 	body, _ := json.Marshal(p) // valid UTF-8 strings and an int: cannot fail
@@ -149,7 +147,7 @@ func (s *Server) classify(err error) *apiError {
 	case errors.As(err, new(*recall.JournalError)):
 		return &apiError{code: codeJournal, detail: "the catalogue journal could not be written, so the change was not made; catalogue changes are off until the server restarts (its log has the cause)", cause: err}
 	case errors.As(err, new(recall.NoModelError)):
-		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err, retry: true}
+		return &apiError{code: codeUnavailable, detail: "no model is loaded", cause: err, retry: retryAfter}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{code: codeTimeout, detail: "the request took longer than " + s.cfg.RequestTimeout.String(), cause: err}
 	case errors.Is(err, context.Canceled):

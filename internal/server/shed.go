@@ -116,7 +116,7 @@ func (b *countedBody) Read(p []byte) (int, error) {
 // its problem (503, Retry-After: 1).
 func (s *Server) shed(r *http.Request, detail string) error {
 	s.metrics.shed.WithLabelValues(chi.RouteContext(r.Context()).RoutePattern()).Inc() // "" without a route context
-	return &apiError{code: codeOverloaded, detail: detail}
+	return &apiError{code: codeOverloaded, detail: detail, retry: "1"}
 }
 
 // heavyShare is how many answer items heavy requests (batches) may hold
