@@ -90,11 +90,8 @@ func movieIDParam(r *http.Request) (movielens.MovieID, *apiError) {
 	if u, err := url.PathUnescape(raw); err == nil {
 		raw = u // %32%36%30 is 260 (RFC 3986 §6.2.2.2)
 	}
-	id, ok := plainInt(raw)
-	if !ok || id < 1 || id > math.MaxInt32 {
-		return 0, invalid("movie_id", fmt.Sprintf("movie_id must be an integer between 1 and %d, got %s", math.MaxInt32, quote(raw)))
-	}
-	return movielens.MovieID(id), nil
+	id, err := plainInt("movie_id", raw, 1, math.MaxInt32)
+	return movielens.MovieID(id), err
 }
 
 type putMovieResponse struct {

@@ -134,22 +134,20 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, *apiError) {
 	if !ok {
 		return def, nil
 	}
-	n, ok := plainInt(raw[0])
-	if !ok || n < int64(lo) || n > int64(hi) {
-		return 0, invalid(name, fmt.Sprintf("%s must be an integer between %d and %d, got %s", name, lo, hi, quote(raw[0])))
-	}
-	return int(n), nil
+	n, err := plainInt(name, raw[0], int64(lo), int64(hi))
+	return int(n), err
 }
 
-// plainInt parses a path or query integer written the one way the
-// contract shows: decimal digits, no sign, no leading zero ("+260" and
-// "0260" would name the same resource as "260" under other URLs).
-func plainInt(s string) (int64, bool) {
-	if s == "" || len(s) > 1 && s[0] == '0' || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, false
-	}
+// plainInt parses s, the path or query parameter name, as an integer in
+// [lo, hi] written the one way the contract shows: decimal digits, no
+// sign, no leading zero ("+260" and "0260" would name the same resource
+// as "260" under other URLs).
+func plainInt(name, s string, lo, hi int64) (int64, *apiError) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
+	if err != nil || s[0] == '0' && len(s) > 1 || strings.TrimLeft(s, "0123456789") != "" || n < lo || n > hi {
+		return 0, invalid(name, fmt.Sprintf("%s must be an integer between %d and %d, got %s", name, lo, hi, quote(s)))
+	}
+	return n, nil
 }
 
 type movieJSON struct {
