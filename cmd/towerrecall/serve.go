@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -69,9 +70,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, un
 	}
 	// The address first: a port in use fails at once, before the journal
 	// is opened or a demo model trained.
-	ln, err := server.Listen(cfg.Serve.Addr)
+	ln, err := net.Listen("tcp", cfg.Serve.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("server: listen: %w", err)
 	}
 	defer ln.Close() // Serve closes it too; this covers the returns before
 	if a := cfg.Serve.DebugAddr; a != "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -316,7 +317,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 // called; done receives what Serve returned.
 func serveLoopback(t *testing.T, ts *testServer) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
-	ln, err := Listen("127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

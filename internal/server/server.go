@@ -223,16 +223,6 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 // Handler returns the root handler with every route and middleware.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Listen opens a TCP listener on addr. Port 0 picks a free port; the bound
-// address is ln.Addr().
-func Listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
-	}
-	return ln, nil
-}
-
 // Serve answers requests on ln until ctx is done, then drains: it reports
 // not-ready, waits DrainDelay, stops accepting and waits up to
 // ShutdownTimeout for in-flight requests. It closes ln and returns nil after

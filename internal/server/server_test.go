@@ -663,13 +663,6 @@ func TestServeAndShutdown(t *testing.T) {
 	}
 }
 
-func TestListenBadAddr(t *testing.T) {
-	t.Parallel()
-	if _, err := Listen("256.0.0.1:http-nope"); err == nil {
-		t.Fatal("no error")
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	if err := testConfig().Validate(); err != nil {
