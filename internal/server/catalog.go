@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -18,10 +19,89 @@ import (
 	"github.com/towerrecall/towerrecall/internal/recall"
 )
 
-// Catalogue changes without retraining: PUT /movies/{movie_id} adds or
-// replaces a movie (the movie tower gives it a vector from its genres and
-// year), DELETE /movies/{movie_id} hides one. Both need the configured
-// bearer token; without one configured the routes do not exist.
+// The catalogue endpoints. GET /movies and GET /movies/{movie_id}/similar
+// read the live catalogue. Changes need no retraining: PUT
+// /movies/{movie_id} adds or replaces a movie (the movie tower gives it a
+// vector from its genres and year), DELETE /movies/{movie_id} hides one.
+// Both need the configured bearer token; without one configured their
+// routes do not exist.
+
+// handleMovies answers GET /movies?q=&limit=&offset=: catalogue movies
+// whose titles contain q, a page of them.
+func (s *Server) handleMovies(w http.ResponseWriter, r *http.Request) error {
+	params, aerr := queryParams(r, "q", "limit", "offset")
+	if aerr != nil {
+		return aerr
+	}
+	q := params.Get("q")
+	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > recall.MaxMoviesQuery {
+		return invalid("q", fmt.Sprintf("q must be valid UTF-8 of at most %d characters", recall.MaxMoviesQuery))
+	}
+	limit, aerr := intParam(params, "limit", recall.DefaultMoviesLimit, 1, recall.MaxMoviesLimit)
+	if aerr != nil {
+		return aerr
+	}
+	offset, aerr := intParam(params, "offset", 0, 0, recall.MaxOffset)
+	if aerr != nil {
+		return aerr
+	}
+	res, err := s.rec.Movies(q, offset, limit)
+	if err != nil {
+		return err
+	}
+	out := moviesResponse{ModelVersion: res.ModelVersion, Total: res.Total, Movies: make([]movieJSON, len(res.Movies)), NextOffset: res.NextOffset}
+	for i, m := range res.Movies {
+		out.Movies[i] = movieJSON(m)
+	}
+	return writeJSON(w, r, http.StatusOK, out)
+}
+
+// handleSimilar answers GET /movies/{movie_id}/similar?k=: the movie
+// tower's nearest neighbours of one movie.
+func (s *Server) handleSimilar(w http.ResponseWriter, r *http.Request) error {
+	params, aerr := queryParams(r, "k")
+	if aerr != nil {
+		return aerr
+	}
+	id, aerr := movieIDParam(r)
+	if aerr != nil {
+		return aerr
+	}
+	k, aerr := intParam(params, "k", recall.DefaultSimilarK, 1, recall.MaxSimilarK)
+	if aerr != nil {
+		return aerr
+	}
+	ctx, cancel := s.deadline(r)
+	defer cancel()
+	res, err := s.rec.Similar(ctx, id, k)
+	if ue, ok := errors.AsType[*recall.UnknownMovieError](err); ok {
+		return &apiError{code: codeNotFound, field: "movie_id", detail: ue.Error() + "; GET /movies lists the catalogue", cause: err}
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, r, http.StatusOK, similarResponse{ModelVersion: res.ModelVersion, Movie: movieJSON(res.Movie), Items: newItemsJSON(res.Items)})
+}
+
+type movieJSON struct {
+	MovieID movielens.MovieID `json:"movie_id"`
+	Title   string            `json:"title"`
+	Genres  []string          `json:"genres"`
+	Year    int               `json:"year,omitzero"`
+}
+
+type moviesResponse struct {
+	ModelVersion string      `json:"model_version"`
+	Total        int         `json:"total"`
+	Movies       []movieJSON `json:"movies"`
+	NextOffset   int         `json:"next_offset,omitzero"`
+}
+
+type similarResponse struct {
+	ModelVersion string     `json:"model_version"`
+	Movie        movieJSON  `json:"movie"`
+	Items        []itemJSON `json:"items"`
+}
 
 // catalogRealm names the protection space in WWW-Authenticate.
 const catalogRealm = `Bearer realm="towerrecall catalogue"`

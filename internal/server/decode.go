@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -102,6 +104,31 @@ func nullAt(body []byte) (jsontext.Pointer, bool) {
 	}
 	_, at, ok := firstToken(body, func(tok jsontext.Token, _ *jsontext.Decoder) bool { return tok.Kind() == 'n' })
 	return at, ok
+}
+
+// repeatedMember returns a member name that the top-level object of body,
+// valid JSON, gives twice.
+func repeatedMember(body []byte) (string, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", false
+		}
+		name := tok.String()
+		if seen[name] {
+			return name, true
+		}
+		seen[name] = true
+		if err := dec.SkipValue(); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // numberAt returns the number at p in body, "" if p is not a number.
@@ -309,4 +336,70 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// queryParams parses the query string and refuses what the contract does
+// not list: unknown or repeated parameters are a 400 naming them, as
+// unknown or repeated members of a body are. The first such parameter in
+// the query string is named, so a request always gets the same answer.
+func queryParams(r *http.Request, known ...string) (url.Values, *apiError) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalid(malformedParam(r.URL.RawQuery), "the query string is malformed: "+err.Error())
+	}
+	for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(pair, "=")
+		name, _ = url.QueryUnescape(name) // ParseQuery has accepted it
+		switch {
+		case len(known) == 0:
+			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes none)")
+		case !slices.Contains(known, name):
+			return nil, invalid(name, "unknown query parameter "+quote(name)+" (this endpoint takes "+fmt.Sprint(known)+")")
+		case len(v[name]) > 1:
+			return nil, invalid(name, "query parameter "+quote(name)+" appears more than once")
+		}
+	}
+	return v, nil
+}
+
+// malformedParam names the first parameter of a query string that
+// url.ParseQuery refuses (bad percent-encoding, a semicolon): its name,
+// decoded where it can be.
+func malformedParam(raw string) string {
+	for pair := range strings.SplitSeq(raw, "&") {
+		if _, err := url.ParseQuery(pair); err != nil {
+			name, _, _ := strings.Cut(pair, "=")
+			name, _, _ = strings.Cut(name, ";")
+			if n, err := url.QueryUnescape(name); err == nil {
+				name = n
+			}
+			return name
+		}
+	}
+	return ""
+}
+
+// intParam reads an optional integer query parameter in [lo, hi].
+func intParam(v url.Values, name string, def, lo, hi int) (int, *apiError) {
+	raw, ok := v[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := plainInt(name, raw[0], int64(lo), int64(hi))
+	return int(n), err
+}
+
+// plainInt parses s, the path or query parameter name, as an integer in
+// [lo, hi] written the one way the contract shows: decimal digits, no
+// sign, no leading zero ("+260" and "0260" would name the same resource
+// as "260" under other URLs).
+func plainInt(name, s string, lo, hi int64) (int64, *apiError) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || s[0] == '0' && len(s) > 1 || strings.TrimLeft(s, "0123456789") != "" || n < lo || n > hi {
+		return 0, invalid(name, fmt.Sprintf("%s must be an integer between %d and %d, got %s", name, lo, hi, quote(s)))
+	}
+	return n, nil
 }

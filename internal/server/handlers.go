@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -236,29 +235,4 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 	allow := strings.Join(allowed, ", ")
 	w.Header().Set("Allow", allow)
 	return &apiError{code: codeMethod, detail: "method " + quote(r.Method) + " is not allowed here; use " + allow}
-}
-
-// repeatedMember returns a member name that the top-level object of body,
-// valid JSON, gives twice.
-func repeatedMember(body []byte) (string, bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return "", false
-	}
-	seen := map[string]bool{}
-	for dec.PeekKind() == '"' {
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return "", false
-		}
-		name := tok.String()
-		if seen[name] {
-			return name, true
-		}
-		seen[name] = true
-		if err := dec.SkipValue(); err != nil {
-			return "", false
-		}
-	}
-	return "", false
 }
