@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -74,15 +75,19 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		method := methodLabel(r.Method)
 		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
-		ev := s.logger.Info()
+		// One event per request: an event dropped without Msg never goes
+		// back to zerolog's pool.
+		var ev *zerolog.Event
 		switch {
 		case status >= 400:
+			ev = s.logger.Info()
 		case route == "/healthz" || route == "/readyz" || route == "/metrics":
 			// Probes and scrapes (a line every few seconds per replica):
 			// debug unless they fail.
 			ev = s.logger.Debug()
 		case r.Method == http.MethodPut || r.Method == http.MethodDelete:
 			// Catalogue changes: the access log is their only line.
+			ev = s.logger.Info()
 		default:
 			ev = s.answered.Info()
 		}
