@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json"
@@ -37,11 +38,21 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
-	out, err := appendRecall(make([]byte, 0, 128+192*len(res.Items)), res)
+	// The answer is encoded into a buffer that later requests reuse
+	// (writeBody copies it out); a very large one (k ≳ 300) is not kept.
+	buf, _ := s.answers.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	out, err := appendRecall(slices.Grow((*buf)[:0], 128+192*len(res.Items)), res)
 	if err != nil {
 		return internalError(err)
 	}
 	writeBody(w, r, http.StatusOK, "application/json", out)
+	if cap(out) <= 64<<10 {
+		*buf = out
+		s.answers.Put(buf)
+	}
 	return nil
 }
 

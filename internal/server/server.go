@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -187,6 +188,7 @@ type Server struct {
 	inflight *semaphore.Weighted // answer items in flight (see admit); nil: no limit
 	heavy    *semaphore.Weighted // the share of them that heavy requests may hold (see admit)
 	bodies   *semaphore.Weighted // request body bytes in flight (see reserveBody); nil: no limit
+	answers  sync.Pool           // *[]byte: /recall's answer buffers, reused once written
 }
 
 // New builds a server. It registers the HTTP metrics on reg, which /metrics
