@@ -83,7 +83,7 @@ func TestRecallAllocs(t *testing.T) {
 	if w.code != http.StatusOK {
 		t.Fatalf("status %d", w.code)
 	}
-	const want = 36
+	const want = 35
 	t.Logf("%.0f allocations per /recall", allocs)
 	if allocs > want {
 		t.Errorf("%.0f allocations per /recall, want at most %d", allocs, want)

@@ -34,17 +34,18 @@ import (
 // the design of encoding/json/v2) refuses unknown members on request,
 // duplicate names and invalid UTF-8 by default, and nullAt refuses null.
 func decodeJSON(r *http.Request, dst any) *apiError {
-	body, err := readBody(r)
+	body, err := readBody(r, nil)
 	if err != nil {
 		return err
 	}
 	return decodeBody(body, dst)
 }
 
-// readBody reads a request body that decodeJSON's first three rules allow.
-// The routes with a body take all of their input from it: a query
-// parameter (?k=3) is refused rather than ignored.
-func readBody(r *http.Request) ([]byte, *apiError) {
+// readBody reads a request body that decodeJSON's first three rules allow,
+// into buf's storage while it fits (nil: a new slice). The routes with a
+// body take all of their input from it: a query parameter (?k=3) is refused
+// rather than ignored.
+func readBody(r *http.Request, buf []byte) ([]byte, *apiError) {
 	if r.URL.RawQuery != "" { // no parsing (and no map) on the usual request
 		if _, err := queryParams(r); err != nil {
 			return nil, err
@@ -53,11 +54,11 @@ func readBody(r *http.Request) ([]byte, *apiError) {
 	if err := checkContentType(r.Header); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
+	b := bytes.NewBuffer(buf[:0])
 	if n := r.ContentLength; n > 0 && n < 64<<10 { // limitBody has refused larger ones
-		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see EOF
+		b.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see EOF
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	if _, err := b.ReadFrom(r.Body); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, tooLarge(mbe.Limit)
 		}
@@ -69,7 +70,7 @@ func readBody(r *http.Request) ([]byte, *apiError) {
 		}
 		return nil, &apiError{code: codeMalformed, detail: "could not read the request body", cause: err}
 	}
-	body := buf.Bytes()
+	body := b.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &apiError{code: codeMalformed, detail: "the request body is empty; send a JSON object"}
 	}

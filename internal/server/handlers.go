@@ -18,9 +18,20 @@ import (
 )
 
 func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
+	// One buffer holds the body, then the answer (decoding copies what it
+	// keeps; writeBody copies the answer out), and later requests reuse it;
+	// a very large one (k ≳ 300) is not kept.
+	buf, _ := s.answers.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	raw, aerr := readBody(r, *buf)
+	if aerr != nil {
+		return aerr
+	}
 	var body recallBody
-	if err := decodeJSON(r, &body); err != nil {
-		return err
+	if aerr := decodeBody(raw, &body); aerr != nil {
+		return aerr
 	}
 	req, aerr := body.request(s.cfg.MaxRecent)
 	if aerr != nil {
@@ -38,13 +49,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.items.Observe(float64(len(res.Items)))
-	// The answer is encoded into a buffer that later requests reuse
-	// (writeBody copies it out); a very large one (k ≳ 300) is not kept.
-	buf, _ := s.answers.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	out, err := appendRecall(slices.Grow((*buf)[:0], 128+192*len(res.Items)), res)
+	out, err := appendRecall(slices.Grow(raw[:0], 128+192*len(res.Items)), res)
 	if err != nil {
 		return internalError(err)
 	}
@@ -61,7 +66,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
 // the whole batch: entries it leaves unanswered get a timeout problem, and
 // if it leaves every entry unanswered the batch is a 504.
 func (s *Server) handleRecallBatch(w http.ResponseWriter, r *http.Request) error {
-	raw, aerr := readBody(r)
+	raw, aerr := readBody(r, nil)
 	if aerr != nil {
 		return aerr
 	}
