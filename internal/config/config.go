@@ -989,6 +989,8 @@ func (c *Config) Validate() error {
 func (m Model) validate(bad func(field, format string, args ...any)) {
 	if m.Dim < 1 || m.Dim > 1024 {
 		bad("model.dim", "%d out of range 1–1024", m.Dim)
+	} else if m.Dim == 1 && m.Normalize {
+		bad("model.dim", "1 with model.normalize: a unit vector of one dimension is +1 or -1, so every score ties; use 2 or more, or normalize: false")
 	}
 	for i, h := range m.Hidden {
 		if h < 1 || h > 4096 {

@@ -891,3 +891,21 @@ func TestMaxBodyBytesInFlight(t *testing.T) {
 		t.Fatalf("Parse: %d, %v", c.Serve.MaxBodyBytesInFlight, err)
 	}
 }
+
+// TestModelDimOne: one normalised dimension is a sign, so every user ranks
+// movies in one of two orders with ties throughout; unnormalised it is a
+// scalar and stays allowed.
+func TestModelDimOne(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		normalize bool
+		ok        bool
+	}{{true, false}, {false, true}} {
+		c := Default()
+		c.Model.Dim, c.Model.Normalize = 1, tc.normalize
+		err := c.Validate()
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "model.dim") {
+			t.Errorf("dim 1, normalize %v: %v", tc.normalize, err)
+		}
+	}
+}
