@@ -500,6 +500,10 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 		if from != "" {
 			logger.Warn().Str("model", cfg.Serve.Model).Str("from", from).
 				Msg("the model directory was missing: put back the artifact an interrupted train, prior or rollback had moved aside")
+		}
+		// Put back, or published meanwhile by the train that Restore
+		// waited for (its aside was the artifact it was replacing).
+		if from != "" || !artifactAbsent(cfg.Serve.Model) {
 			b, sum, err = loadArtifact(cfg.Serve.Model)
 		}
 	}

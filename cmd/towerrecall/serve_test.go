@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,6 +287,67 @@ func TestServeRestoresArtifactMovedAside(t *testing.T) {
 	}
 	if _, err := os.Stat(aside); !os.IsNotExist(err) {
 		t.Errorf("%s is still there (%v)", aside, err)
+	}
+}
+
+// TestServeStartsDuringPublication: serve starting while a train
+// publishes by three renames (no RENAME_EXCHANGE) finds no model
+// directory and the artifact aside; Restore waits for the publication's
+// lock, and once it ends there is a model directory, the new artifact:
+// serve loads it. It reported the model unusable (with the error of the
+// missing directory) and served nothing until a poll or a SIGHUP, never
+// with serve.reload_poll 0.
+func TestServeStartsDuringPublication(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the publication lock is Linux's")
+	}
+	t.Parallel()
+	parent := t.TempDir()
+	model := filepath.Join(parent, "model")
+	tmp, aside := filepath.Join(parent, ".model.tmp-1"), filepath.Join(parent, ".model.tmp-1.old")
+	for dir, v := range map[string]string{aside: "old", tmp: "new"} {
+		b, err := loadtest.Synthetic{Movies: 40, Users: 30, MaxSeen: 5, Seed: 1, Version: v}.Bundle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := artifact.Save(dir, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The train holds the publication lock (artifact's lock) between its
+	// first rename, done, and the other two.
+	f, err := os.OpenFile(filepath.Join(parent, ".model.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Serve.Model = model
+	type loaded struct {
+		b   *artifact.Bundle
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		b, _, err := loadOrTrain(context.Background(), cfg, zerolog.Nop())
+		done <- loaded{b, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // serve waits in Restore
+	if err := os.Rename(tmp, model); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.b.Manifest.Version != "new" {
+		t.Fatalf("loadOrTrain during a publication = %v; want the artifact it published", got.err)
 	}
 }
 
