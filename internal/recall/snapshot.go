@@ -372,19 +372,13 @@ func modelInfo(b *artifact.Bundle) ModelInfo {
 	gl := slices.Sorted(maps.Keys(genres))
 	var prior *PriorInfo
 	if p := b.Prior; p != nil {
-		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, ColdWeight: p.ColdWeight, FeatureShare: p.FeatureShare, Ratings: p.Ratings}
-		// A user known only by recent movies is cold to a model whose
-		// history feature does not make users known (or that has none),
-		// and no user is cold to a prior without id fields, as
-		// tower.Prior.Group decides.
-		prior.RecentWeight = p.ColdWeight
-		if len(p.IDFields) == 0 { // no user is cold: every one gets Weight
-			prior.ColdWeight, prior.RecentWeight = p.Weight, p.Weight
-		} else if h := b.Encoder.HistoryPosition(); h >= 0 && slices.Contains(p.IDFields, h) {
-			prior.RecentWeight = p.Weight
-			if len(p.RecentFields) > 0 {
-				prior.RecentWeight = p.RecentWeight
-			}
+		tp := p.Tower()
+		h := b.Encoder.HistoryPosition() // -1: none
+		prior = &PriorInfo{Now: p.Now, HalfLifeDays: p.HalfLifeDays, Weight: p.Weight, FeatureShare: p.FeatureShare, Ratings: p.Ratings,
+			// As served (tower.Prior.Group): a cold user knows no id
+			// field, a new user who sends recent movies only the history.
+			ColdWeight:   tp.WeightWhen(func(int) bool { return false }),
+			RecentWeight: tp.WeightWhen(func(f int) bool { return f == h }),
 		}
 	}
 	var recipe string

@@ -178,12 +178,25 @@ const (
 
 // Group returns the user's group under p (Known when p has no IDFields).
 func (p *Prior) Group(m *Model, in feature.Encoded) Group {
+	return p.group(func(f int) bool { return m.knows(in, f) })
+}
+
+// WeightWhen is the user side of the prior's dimension for a user whose
+// user field f is in vocabulary when known(f) (/model reports it for the
+// groups without serving one).
+func (p *Prior) WeightWhen(known func(f int) bool) float32 {
+	return p.weight(p.group(known))
+}
+
+// group is the group of a user whose user field f is in vocabulary when
+// known(f).
+func (p *Prior) group(known func(f int) bool) Group {
 	if len(p.IDFields) == 0 {
 		return Known
 	}
 	g := Cold
 	for _, f := range p.IDFields {
-		if !m.knows(in, f) {
+		if !known(f) {
 			continue
 		}
 		if !slices.Contains(p.RecentFields, f) {
