@@ -503,7 +503,7 @@ func loadOrTrain(ctx context.Context, cfg config.Config, logger zerolog.Logger) 
 		}
 		// Put back, or published meanwhile by the train that Restore
 		// waited for (its aside was the artifact it was replacing).
-		if from != "" || !artifactAbsent(cfg.Serve.Model) {
+		if !artifactAbsent(cfg.Serve.Model) {
 			b, sum, err = loadArtifact(cfg.Serve.Model)
 		}
 	}

@@ -79,14 +79,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		// back to zerolog's pool.
 		var ev *zerolog.Event
 		switch {
-		case status >= 400:
-			ev = s.logger.Info()
-		case route == "/healthz" || route == "/readyz" || route == "/metrics":
+		case status < 400 && (route == "/healthz" || route == "/readyz" || route == "/metrics"):
 			// Probes and scrapes (a line every few seconds per replica):
 			// debug unless they fail.
 			ev = s.logger.Debug()
-		case r.Method == http.MethodPut || r.Method == http.MethodDelete:
-			// Catalogue changes: the access log is their only line.
+		case status >= 400 || r.Method == http.MethodPut || r.Method == http.MethodDelete:
+			// Failures, and catalogue changes, whose only line this is.
 			ev = s.logger.Info()
 		default:
 			ev = s.answered.Info()
