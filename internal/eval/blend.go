@@ -51,7 +51,7 @@ func blendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []floa
 		}
 		slices.SortFunc(byBias[h], func(a, b int32) int { return cmp.Compare(rankKey(bias[b], b), rankKey(bias[a], a)) })
 	}
-	sums, users, err := perUser(ctx, sp, workers, len(biases)*len(ws),
+	res, _, err := perUser(ctx, sp, workers, len(biases)*len(ws),
 		func() *blender {
 			return &blender{worker: newWorker(sp.NumMovies, k), inCand: make([]int32, sp.NumMovies), byScore: newTopK(keep), keep: keep}
 		},
@@ -63,7 +63,7 @@ func blendRecall(ctx context.Context, base Scorer, biases [][]float32, ws []floa
 	for h := range out {
 		out[h] = make([]float64, len(ws))
 		for j := range out[h] {
-			out[h][j] = sums[h*len(ws)+j] / float64(users)
+			out[h][j], _ = meanSE(column(res, len(biases)*len(ws), h*len(ws)+j))
 		}
 	}
 	return out, nil

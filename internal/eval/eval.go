@@ -156,43 +156,100 @@ func DefaultKs() []int { return []int{10, 50, 100} }
 // Evaluate ranks all movies for every user with test positives, removes the
 // user's excluded movies, and averages Recall@K (hits / number of test
 // movies), NDCG@K (binary gains; the ideal has min(K, #test) hits) and
-// HitRate@K over those users. Equal scores rank the lower movie index first;
-// NaN counts as -Inf. Users are scored in parallel by workers goroutines (≤ 0
-// means GOMAXPROCS); the result does not depend on workers.
+// HitRate@K over those users. For each K it also reports "recall_se@K", the
+// standard error of recall@K's mean (the users' sample standard deviation
+// over √users; 0 for one user): how far another sample of users from the
+// same population would move it. Equal scores rank the lower movie index
+// first; NaN counts as -Inf. Users are scored in parallel by workers
+// goroutines (≤ 0 means GOMAXPROCS); the result does not depend on workers.
 func Evaluate(ctx context.Context, s Scorer, sp *Split, ks []int, workers int) (Metrics, error) {
+	m, _, err := EvaluateUsers(ctx, s, sp, ks, workers)
+	return m, err
+}
+
+// EvaluateUsers is Evaluate, also returning each evaluated user's Recall@K
+// at the smallest K, in user index order: two scorers' on one split pair
+// up user by user (Lead).
+func EvaluateUsers(ctx context.Context, s Scorer, sp *Split, ks []int, workers int) (Metrics, []float64, error) {
 	if err := sp.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ks = slices.Clone(ks)
 	slices.Sort(ks)
 	ks = slices.Compact(ks)
 	if len(ks) == 0 || ks[0] <= 0 {
-		return nil, fmt.Errorf("eval: cut-offs %v: want at least one K > 0", ks)
+		return nil, nil, fmt.Errorf("eval: cut-offs %v: want at least one K > 0", ks)
 	}
 	kmax := min(ks[len(ks)-1], sp.NumMovies)
 	disc := make([]float64, kmax+1) // disc[i] = sum of 1/log2(j+2) for j < i
 	for i := range kmax {
 		disc[i+1] = disc[i] + 1/math.Log2(float64(i+2))
 	}
-	sums, users, err := perUser(ctx, sp, workers, 3*len(ks), func() *worker { return newWorker(sp.NumMovies, kmax) },
+	stride := 3 * len(ks)
+	res, users, err := perUser(ctx, sp, workers, stride, func() *worker { return newWorker(sp.NumMovies, kmax) },
 		func(w *worker, u int32, out []float64) { w.user(s, sp, u, ks, disc, out) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	n := float64(users)
-	m := Metrics{"users": n}
+	m := Metrics{"users": float64(users)}
 	for j, k := range ks {
-		m["recall@"+strconv.Itoa(k)] = sums[3*j] / n
-		m["ndcg@"+strconv.Itoa(k)] = sums[3*j+1] / n
-		m["hit@"+strconv.Itoa(k)] = sums[3*j+2] / n
+		kk := strconv.Itoa(k)
+		m["recall@"+kk], m["recall_se@"+kk] = meanSE(column(res, stride, 3*j))
+		m["ndcg@"+kk], _ = meanSE(column(res, stride, 3*j+1))
+		m["hit@"+kk], _ = meanSE(column(res, stride, 3*j+2))
 	}
+	return m, column(res, stride, 0), nil
+}
+
+// Lead is a's lead over b at cut-off k: the mean over users of a − b, per-user
+// Recall@k of two EvaluateUsers on one split, as "recall@k", with its
+// paired standard error as "recall_se@k" (users hard for both scorers do
+// not count as noise, as they would in two separate standard errors).
+func Lead(a, b []float64, k int) (Metrics, error) {
+	if len(a) != len(b) {
+		return nil, fmt.Errorf("eval: lead: %d users against %d: not one split's", len(a), len(b))
+	}
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	kk := strconv.Itoa(k)
+	m := Metrics{}
+	m["recall@"+kk], m["recall_se@"+kk] = meanSE(d)
 	return m, nil
+}
+
+// meanSE returns the mean of v, added in order, and its standard error
+// (0 with fewer than two values).
+func meanSE(v []float64) (mean, se float64) {
+	for _, x := range v {
+		mean += x
+	}
+	n := float64(len(v))
+	mean /= n
+	if len(v) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / (n - 1) / n)
+}
+
+// column returns the j-th of every stride values of res.
+func column(res []float64, stride, j int) []float64 {
+	out := make([]float64, 0, len(res)/stride)
+	for i := j; i < len(res); i += stride {
+		out = append(out, res[i])
+	}
+	return out
 }
 
 // perUser runs rank for every user of sp with test movies, in parallel
 // (workers goroutines, ≤ 0: GOMAXPROCS, each with its own state from
-// newState), each call writing stride values to out, and returns their
-// sums over the users, added in user order so that they do not depend on
+// newState), each call writing stride values to out, and returns them,
+// user after user in index order, so that they do not depend on
 // scheduling, and the number of users.
 func perUser[S any](ctx context.Context, sp *Split, workers, stride int, newState func() S, rank func(s S, u int32, out []float64)) ([]float64, int, error) {
 	var users []int32
@@ -231,13 +288,7 @@ func perUser[S any](ctx context.Context, sp *Split, workers, stride int, newStat
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("eval: %w", err)
 	}
-	sums := make([]float64, stride)
-	for i := range users {
-		for j, v := range res[i*stride : (i+1)*stride] {
-			sums[j] += v
-		}
-	}
-	return sums, len(users), nil
+	return res, len(users), nil
 }
 
 // worker holds one goroutine's buffers; user allocates nothing.

@@ -136,8 +136,10 @@ func TestPopularityToy(t *testing.T) {
 		"users":    3,
 		"recall@1": 2.0 / 3, "ndcg@1": 2.0 / 3, "hit@1": 2.0 / 3,
 		"recall@3": 1, "ndcg@3": (1 + 1 + 0.5) / 3, "hit@3": 1,
+		// recall@1 per user 1, 1, 0: sample variance 1/3, over 3 users
+		"recall_se@1": 1.0 / 3, "recall_se@3": 0,
 	})
-	if len(got) != 7 {
+	if len(got) != 9 {
 		t.Errorf("keys: %v", got)
 	}
 }
@@ -420,5 +422,56 @@ func TestEvaluateRanker(t *testing.T) {
 		if calls != 100 {
 			t.Errorf("ranker ok=%v: Rank called %d times, want once per user (100)", ok, calls)
 		}
+	}
+}
+
+// TestLead checks the paired lead against hand-computed values, and that
+// EvaluateUsers' per-user values are the ones its mean is taken over.
+func TestLead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		a, b     []float64
+		lead, se float64
+		err      bool
+	}{
+		// differences 1, 0, 0: mean 1/3, sample variance 1/3, over 3 users
+		{name: "three users", a: []float64{1, 0, 0.5}, b: []float64{0, 0, 0.5}, lead: 1.0 / 3, se: 1.0 / 3},
+		// a user hard for both adds no noise: the same lead everywhere
+		{name: "constant lead", a: []float64{0.5, 0.25, 1}, b: []float64{0.25, 0, 0.75}, lead: 0.25, se: 0},
+		{name: "one user", a: []float64{1}, b: []float64{0.5}, lead: 0.5, se: 0},
+		{name: "behind", a: []float64{0, 0}, b: []float64{1, 0}, lead: -0.5, se: 0.5},
+		{name: "two splits", a: []float64{1, 0}, b: []float64{1}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Lead(tc.a, tc.b, 10)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("Lead = %v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkMetrics(t, got, Metrics{"recall@10": tc.lead, "recall_se@10": tc.se})
+			if len(got) != 2 {
+				t.Errorf("keys: %v", got)
+			}
+		})
+	}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	sp, train := randomSplit(rng, 50, 80)
+	m, per, err := EvaluateUsers(context.Background(), Popularity(80, train), sp, []int{20, 5}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, v := range per {
+		sum += v
+	}
+	if len(per) != int(m["users"]) || math.Abs(sum/float64(len(per))-m["recall@5"]) > 1e-12 {
+		t.Errorf("%d per-user values with mean %v; metrics %v", len(per), sum/float64(len(per)), m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ func bruteForce(numUsers, numMovies int, exclude, test []Pair, score func(u, m i
 		}
 		return s
 	}
-	sums := map[string]float64{}
+	sums, squares := map[string]float64{}, map[string]float64{}
 	users := 0
 	for u := range numUsers {
 		excl := map[int]bool{}
@@ -72,6 +73,7 @@ func bruteForce(numUsers, numMovies int, exclude, test []Pair, score func(u, m i
 			}
 			ks := strconv.Itoa(k)
 			sums["recall@"+ks] += float64(hits) / float64(len(pos))
+			squares["recall@"+ks] += math.Pow(float64(hits)/float64(len(pos)), 2)
 			sums["ndcg@"+ks] += dcg / idcg
 			if hits > 0 {
 				sums["hit@"+ks]++
@@ -82,8 +84,14 @@ func bruteForce(numUsers, numMovies int, exclude, test []Pair, score func(u, m i
 	for k, v := range sums {
 		m[k] = v / float64(users)
 	}
+	n := float64(users)
+	for k, sq := range squares { // the textbook form: (Σx² − n·mean²) / (n − 1), over n
+		if _, at, _ := strings.Cut(k, "@"); users > 1 {
+			m["recall_se@"+at] = math.Sqrt(max(0, sq-n*m[k]*m[k]) / (n - 1) / n)
+		}
+	}
 	for _, k := range ks {
-		for _, n := range []string{"recall@", "hit@", "ndcg@"} {
+		for _, n := range []string{"recall@", "hit@", "ndcg@", "recall_se@"} {
 			if _, ok := m[n+strconv.Itoa(k)]; !ok {
 				m[n+strconv.Itoa(k)] = 0
 			}

@@ -66,6 +66,10 @@ type BaselineMetrics struct {
 	// EASESkipped says why EASE, asked for, was left out (a catalogue
 	// larger than eval.MaxEASEMovies); "" otherwise.
 	EASESkipped string
+	// ModelLead is the model's Recall@10 lead over each baseline by its
+	// JSON name, with the paired standard error (eval.Lead).
+	ModelLead map[string]eval.Metrics
+	perUser   map[string][]float64 // each baseline's per-user Recall@10
 }
 
 // JSON is the baselines as eval prints them.
@@ -80,7 +84,24 @@ func (b BaselineMetrics) JSON() map[string]any {
 	if b.EASESkipped != "" {
 		out["ease_skipped"] = b.EASESkipped
 	}
+	if b.ModelLead != nil {
+		out["model_lead"] = b.ModelLead
+	}
 	return out
+}
+
+// leads returns a's Recall@10 lead over each of the per-user values in
+// over, by name.
+func leads(a []float64, over map[string][]float64) (map[string]eval.Metrics, error) {
+	out := map[string]eval.Metrics{}
+	for name, b := range over {
+		m, err := eval.Lead(a, b, eval.DefaultKs()[0])
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: evaluate: %s: %w", name, err)
+		}
+		out[name] = m
+	}
+	return out, nil
 }
 
 // NewUsers is the request-time history protocol: test users absent from
@@ -95,6 +116,9 @@ type NewUsers struct {
 	WithHistory  eval.Metrics // features and the n movies
 	FeaturesOnly eval.Metrics // features alone
 	Popularity   eval.Metrics
+	// Lead is WithHistory's Recall@10 lead over "features_only" and
+	// "popularity", with paired standard errors (eval.Lead).
+	Lead map[string]eval.Metrics
 }
 
 // JSON returns the report in the eval command's output shape: model metrics
@@ -117,6 +141,7 @@ func (r Report) JSON() map[string]any {
 		nu := map[string]any{"history_movies": n.History, "users": n.Users}
 		if n.Users > 0 { // without users there is nothing to measure: no metrics, rather than nulls
 			nu["with_history"], nu["features_only"], nu["popularity"] = n.WithHistory, n.FeaturesOnly, n.Popularity
+			nu["with_history_lead"] = n.Lead
 		}
 		out["new_users"] = nu
 	}
@@ -139,6 +164,9 @@ func (r Report) Flat() map[string]float64 {
 	add("cold_start.", r.ColdStart)
 	add("recent_popularity.", r.RecentPopularity)
 	add("ease.", r.EASE)
+	for name, m := range r.ModelLead {
+		add("model_lead."+name+".", m)
+	}
 	if r.HasRMSE {
 		out["rmse"] = r.RMSE
 	}
@@ -146,11 +174,17 @@ func (r Report) Flat() map[string]float64 {
 		add("new_users.with_history.", n.WithHistory)
 		add("new_users.features_only.", n.FeaturesOnly)
 		add("new_users.popularity.", n.Popularity)
+		for name, m := range n.Lead {
+			add("new_users.with_history_lead."+name+".", m)
+		}
 	}
 	if tv := r.TrainValid; tv != nil {
 		add("train_valid.popularity.", tv.Popularity)
 		add("train_valid.recent_popularity.", tv.RecentPopularity)
 		add("train_valid.ease.", tv.EASE)
+		for name, m := range tv.ModelLead {
+			add("train_valid.model_lead."+name+".", m)
+		}
 	}
 	return out
 }
@@ -219,8 +253,9 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if r.Unscored > 0 && r.Unscored == len(in.Test) {
 		return r, fmt.Errorf("pipeline: all %d test ratings are of movies the model does not have (a newer catalogue's): nothing to evaluate", r.Unscored)
 	}
+	var model []float64 // each user's Recall@10, for the leads
 	var err error
-	if r.Model, err = eval.Evaluate(ctx, scorer, split, eval.DefaultKs(), workers); err != nil {
+	if r.Model, model, err = eval.EvaluateUsers(ctx, scorer, split, eval.DefaultKs(), workers); err != nil {
 		return r, err
 	}
 	coldScorer := scorer.withUsers(userVectors(b, cold))
@@ -231,10 +266,16 @@ func Evaluate(ctx context.Context, b *artifact.Bundle, ds *movielens.Dataset, in
 	if err != nil {
 		return r, err
 	}
+	if base.ModelLead, err = leads(model, base.perUser); err != nil {
+		return r, err
+	}
 	r.BaselineMetrics = base
 	if len(in.Valid) > 0 {
 		tv, _, err := fitBaselines(ctx, len(b.Movies), ix, append(slices.Clip(in.Train), in.Valid...), split, in.Baselines, workers)
 		if err != nil {
+			return r, err
+		}
+		if tv.ModelLead, err = leads(model, tv.perUser); err != nil {
 			return r, err
 		}
 		r.TrainValid = &tv
@@ -284,8 +325,13 @@ func evalUsers(b *artifact.Bundle, ds *movielens.Dataset, ix *Index, known []mov
 // which also stands in for users without a history.
 func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Rating, split *eval.Split, bc Baselines, workers int) (out BaselineMetrics, pop eval.Scorer, err error) {
 	pairs, times := ix.pairsAndTimes(fit)
+	out.perUser = map[string][]float64{}
+	score := func(name string, s eval.Scorer) (m eval.Metrics, err error) {
+		m, out.perUser[name], err = eval.EvaluateUsers(ctx, s, split, eval.DefaultKs(), workers)
+		return m, err
+	}
 	pop = eval.Popularity(movies, pairs)
-	if out.Popularity, err = eval.Evaluate(ctx, pop, split, eval.DefaultKs(), workers); err != nil {
+	if out.Popularity, err = score("popularity", pop); err != nil {
 		return out, nil, err
 	}
 	if w := bc.RecentWindow; w > 0 {
@@ -293,7 +339,7 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 		if err != nil {
 			return out, nil, err
 		}
-		if out.RecentPopularity, err = eval.Evaluate(ctx, s, split, eval.DefaultKs(), workers); err != nil {
+		if out.RecentPopularity, err = score("recent_popularity", s); err != nil {
 			return out, nil, err
 		}
 	}
@@ -305,7 +351,7 @@ func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Ra
 			out.EASESkipped = tl.Error()
 		} else if err != nil {
 			return out, nil, err
-		} else if out.EASE, err = eval.Evaluate(ctx, e.Scorer(split.Exclude, pop), split, eval.DefaultKs(), workers); err != nil {
+		} else if out.EASE, err = score("ease", e.Scorer(split.Exclude, pop)); err != nil {
 			return out, nil, err
 		}
 	}
@@ -363,14 +409,23 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 		f.UserID = 0 // new users: their ids are unknown to the model
 		alone[i] = b.Encoder.EncodeUser(f)
 	}
+	var withPer []float64 // each user's Recall@10, for the leads
 	var err error
-	if out.WithHistory, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, with)), split, eval.DefaultKs(), workers); err != nil {
+	if out.WithHistory, withPer, err = eval.EvaluateUsers(ctx, model.withUsers(userVectors(b, with)), split, eval.DefaultKs(), workers); err != nil {
 		return nil, err
 	}
-	if out.FeaturesOnly, err = eval.Evaluate(ctx, model.withUsers(userVectors(b, alone)), split, eval.DefaultKs(), workers); err != nil {
+	per := map[string][]float64{}
+	score := func(name string, s eval.Scorer) (m eval.Metrics, err error) {
+		m, per[name], err = eval.EvaluateUsers(ctx, s, split, eval.DefaultKs(), workers)
+		return m, err
+	}
+	if out.FeaturesOnly, err = score("features_only", model.withUsers(userVectors(b, alone))); err != nil {
 		return nil, err
 	}
-	if out.Popularity, err = eval.Evaluate(ctx, pop, split, eval.DefaultKs(), workers); err != nil {
+	if out.Popularity, err = score("popularity", pop); err != nil {
+		return nil, err
+	}
+	if out.Lead, err = leads(withPer, per); err != nil {
 		return nil, err
 	}
 	return out, nil

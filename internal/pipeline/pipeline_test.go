@@ -224,6 +224,32 @@ func TestTrainHistoryFeature(t *testing.T) {
 	if _, ok := apart.Flat()["train_valid.recent_popularity.recall@10"]; !ok {
 		t.Error("the manifest's metrics lack the baselines on train and valid")
 	}
+
+	// The model's lead over each baseline is the difference of the two
+	// means, with a paired standard error that is there; on train and valid
+	// the same as for the same ratings given as one train file.
+	for _, c := range []struct {
+		name string
+		base BaselineMetrics
+	}{{"train", apart.BaselineMetrics}, {"train and valid", *tv}} {
+		for name, m := range map[string]eval.Metrics{"popularity": c.base.Popularity, "recent_popularity": c.base.RecentPopularity, "ease": c.base.EASE} {
+			lead := c.base.ModelLead[name]
+			if d := apart.Model["recall@10"] - m["recall@10"]; math.Abs(lead["recall@10"]-d) > 1e-12 || !(lead["recall_se@10"] > 0) {
+				t.Errorf("%s: the lead over %s is %v; the means differ by %v", c.name, name, lead, d)
+			}
+		}
+	}
+	for name := range tv.ModelLead {
+		if !maps.Equal(tv.ModelLead[name], together.ModelLead[name]) {
+			t.Errorf("lead over %s on train and valid %v, as one train file %v", name, tv.ModelLead[name], together.ModelLead[name])
+		}
+	}
+	if l := n.Lead["features_only"]; math.Abs(l["recall@10"]-(n.WithHistory["recall@10"]-n.FeaturesOnly["recall@10"])) > 1e-12 || len(n.Lead) != 2 {
+		t.Errorf("new users' leads %v", n.Lead)
+	}
+	if _, ok := apart.Flat()["train_valid.model_lead.ease.recall_se@10"]; !ok {
+		t.Error("the manifest's metrics lack the leads")
+	}
 }
 
 // TestSplitNewUsers: only users without train or valid ratings count, each

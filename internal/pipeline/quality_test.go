@@ -81,6 +81,10 @@ func TestE2EQualityBars(t *testing.T) {
 				met = "NOT met"
 			}
 			t.Logf("%s: issue-10 bar recall@10 ≥ %.3f: %s", tt.name, tt.issueBar, met)
+			t.Logf("%s: standard error of recall@10 %.4f; its lead over popularity %+.4f ± %.4f, recent %+.4f ± %.4f, EASE %+.4f ± %.4f (paired standard errors)",
+				tt.name, m["recall_se@10"], m["model_lead.popularity.recall@10"], m["model_lead.popularity.recall_se@10"],
+				m["model_lead.recent_popularity.recall@10"], m["model_lead.recent_popularity.recall_se@10"],
+				m["model_lead.ease.recall@10"], m["model_lead.ease.recall_se@10"])
 			if alone { // reported, not asserted: the machine is shared
 				// The chosen recipe's validation run and its refit on train
 				// and valid (longer bags), each a median over epochs.
