@@ -23,6 +23,7 @@ import (
 
 	"github.com/towerrecall/towerrecall/internal/artifact"
 	"github.com/towerrecall/towerrecall/internal/config"
+	evalpkg "github.com/towerrecall/towerrecall/internal/eval"
 	"github.com/towerrecall/towerrecall/internal/movielens"
 	"github.com/towerrecall/towerrecall/internal/pipeline"
 )
@@ -849,6 +850,31 @@ func TestPopularityWarning(t *testing.T) {
 		if tc.warn && !strings.Contains(got, fmt.Sprintf("Recall@10 (%.4f) is not above popularity's (%.4f)", tc.r.Model["recall@10"], tc.r.Popularity["recall@10"])) {
 			t.Errorf("%s: %q does not give both numbers", tc.name, got)
 		}
+	}
+}
+
+// TestNoiseNotes: eval notes the leads over baselines within two paired
+// standard errors and warns of a baseline the model is below beyond them.
+func TestNoiseNotes(t *testing.T) {
+	lead := func(d, se float64) map[string]float64 { return map[string]float64{"recall@10": d, "recall_se@10": se} }
+	r := pipeline.Report{Model: map[string]float64{"recall@10": 0.0544, "users": 676}}
+	r.ModelLead = map[string]evalpkg.Metrics{
+		"popularity":        lead(0.0112, 0.0033), // 3.4 standard errors: nothing to say
+		"recent_popularity": lead(0.0027, 0.0017), // 1.6: noise
+		"ease":              lead(-0.0413, 0.0031),
+	}
+	got := noiseNotes(r)
+	want := []string{
+		"eval: warning: the model's Recall@10 is below ease's beyond sampling noise: -0.0413 ± 0.0031 (paired standard error, 676 users)",
+		"eval: note: the model's Recall@10 lead over recent_popularity, +0.0027 ± 0.0017 (paired standard error, 676 users), is within sampling noise",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("notes\n%q\nwant\n%q", got, want)
+	}
+	r.ModelLead["recent_popularity"] = lead(-0.0027, 0.0017) // behind, but within the noise
+	r.ModelLead["ease"] = lead(math.NaN(), math.NaN())       // not measured
+	if got := noiseNotes(r); len(got) != 1 || !strings.Contains(got[0], "lead over recent_popularity, -0.0027") {
+		t.Errorf("notes %q", got)
 	}
 }
 

@@ -583,6 +583,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if w := popularityWarning(r, b.Manifest.Training.Selection, forward(in.Test, in.Train, in.Valid)); w != "" {
 		fmt.Fprintln(stderr, w)
 	}
+	for _, note := range noiseNotes(r) {
+		fmt.Fprintln(stderr, note)
+	}
 	out := r.JSON()
 	out["model_version"] = b.Manifest.Version
 	enc := json.NewEncoder(stdout)
@@ -605,6 +608,24 @@ func popularityWarning(r pipeline.Report, sel *artifact.Selection, forward bool)
 		why = ": its settings were chosen on views carved from train by time, which choose for the future; for a random split, train with the split's validation file (--valid) or the random-split preset (--objective random-split, or --config configs/random-split.yaml)"
 	}
 	return fmt.Sprintf("eval: warning: the model's Recall@10 (%.4f) is not above popularity's (%.4f) on this split%s", m, p, why)
+}
+
+// noiseNotes are eval's notes on the model's Recall@10 leads over the
+// baselines fitted on train that sampling noise cannot tell from zero
+// (within two paired standard errors), and its warnings for baselines it
+// is below beyond that noise, in the order of the baselines' names.
+func noiseNotes(r pipeline.Report) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(r.ModelLead)) {
+		d, se := r.ModelLead[name]["recall@10"], r.ModelLead[name]["recall_se@10"]
+		switch {
+		case math.Abs(d) < 2*se:
+			out = append(out, fmt.Sprintf("eval: note: the model's Recall@10 lead over %s, %+.4f ± %.4f (paired standard error, %.0f users), is within sampling noise", name, d, se, r.Model["users"]))
+		case d < 0:
+			out = append(out, fmt.Sprintf("eval: warning: the model's Recall@10 is below %s's beyond sampling noise: %+.4f ± %.4f (paired standard error, %.0f users)", name, d, se, r.Model["users"]))
+		}
+	}
+	return out
 }
 
 // forward reports whether every test rating is at least as new as every
