@@ -876,6 +876,11 @@ func TestNoiseNotes(t *testing.T) {
 	if got := noiseNotes(r); len(got) != 1 || !strings.Contains(got[0], "lead over recent_popularity, -0.0027") {
 		t.Errorf("notes %q", got)
 	}
+	r.Model["users"] = 1 // one user: standard errors 0, no noise to compare with
+	r.ModelLead["popularity"] = lead(-0.5, 0)
+	if got := noiseNotes(r); got != nil {
+		t.Errorf("one user: notes %q", got)
+	}
 }
 
 // TestForward: a split is forward in time when every test rating is at

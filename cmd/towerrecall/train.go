@@ -613,8 +613,12 @@ func popularityWarning(r pipeline.Report, sel *artifact.Selection, forward bool)
 // noiseNotes are eval's notes on the model's Recall@10 leads over the
 // baselines fitted on train that sampling noise cannot tell from zero
 // (within two paired standard errors), and its warnings for baselines it
-// is below beyond that noise, in the order of the baselines' names.
+// is below beyond that noise, in the order of the baselines' names; none
+// for one user.
 func noiseNotes(r pipeline.Report) []string {
+	if r.Model["users"] < 2 { // no spread to measure: every standard error is 0
+		return nil
+	}
 	var out []string
 	for _, name := range slices.Sorted(maps.Keys(r.ModelLead)) {
 		d, se := r.ModelLead[name]["recall@10"], r.ModelLead[name]["recall_se@10"]
