@@ -69,7 +69,7 @@ type BaselineMetrics struct {
 	// ModelLead is the model's Recall@10 lead over each baseline by its
 	// JSON name, with the paired standard error (eval.Lead).
 	ModelLead map[string]eval.Metrics
-	perUser   map[string][]float64 // each baseline's per-user Recall@10
+	perUser   userRecalls // each baseline's per-user Recall@10
 }
 
 // JSON is the baselines as eval prints them.
@@ -90,9 +90,19 @@ func (b BaselineMetrics) JSON() map[string]any {
 	return out
 }
 
+// userRecalls are scorers' per-user Recall@10 on one split, by name, for leads.
+type userRecalls map[string][]float64
+
+// evaluate is eval.EvaluateUsers of s on split at the default cut-offs,
+// keeping its per-user Recall@10 as name's.
+func (rs userRecalls) evaluate(ctx context.Context, name string, s eval.Scorer, split *eval.Split, workers int) (m eval.Metrics, err error) {
+	m, rs[name], err = eval.EvaluateUsers(ctx, s, split, eval.DefaultKs(), workers)
+	return m, err
+}
+
 // leads returns a's Recall@10 lead over each of the per-user values in
 // over, by name.
-func leads(a []float64, over map[string][]float64) (map[string]eval.Metrics, error) {
+func leads(a []float64, over userRecalls) (map[string]eval.Metrics, error) {
 	out := map[string]eval.Metrics{}
 	for name, b := range over {
 		m, err := eval.Lead(a, b, eval.DefaultKs()[0])
@@ -325,10 +335,9 @@ func evalUsers(b *artifact.Bundle, ds *movielens.Dataset, ix *Index, known []mov
 // which also stands in for users without a history.
 func fitBaselines(ctx context.Context, movies int, ix *Index, fit []movielens.Rating, split *eval.Split, bc Baselines, workers int) (out BaselineMetrics, pop eval.Scorer, err error) {
 	pairs, times := ix.pairsAndTimes(fit)
-	out.perUser = map[string][]float64{}
-	score := func(name string, s eval.Scorer) (m eval.Metrics, err error) {
-		m, out.perUser[name], err = eval.EvaluateUsers(ctx, s, split, eval.DefaultKs(), workers)
-		return m, err
+	out.perUser = userRecalls{}
+	score := func(name string, s eval.Scorer) (eval.Metrics, error) {
+		return out.perUser.evaluate(ctx, name, s, split, workers)
 	}
 	pop = eval.Popularity(movies, pairs)
 	if out.Popularity, err = score("popularity", pop); err != nil {
@@ -414,15 +423,11 @@ func evaluateNewUsers(ctx context.Context, b *artifact.Bundle, ds *movielens.Dat
 	if out.WithHistory, withPer, err = eval.EvaluateUsers(ctx, model.withUsers(userVectors(b, with)), split, eval.DefaultKs(), workers); err != nil {
 		return nil, err
 	}
-	per := map[string][]float64{}
-	score := func(name string, s eval.Scorer) (m eval.Metrics, err error) {
-		m, per[name], err = eval.EvaluateUsers(ctx, s, split, eval.DefaultKs(), workers)
-		return m, err
-	}
-	if out.FeaturesOnly, err = score("features_only", model.withUsers(userVectors(b, alone))); err != nil {
+	per := userRecalls{}
+	if out.FeaturesOnly, err = per.evaluate(ctx, "features_only", model.withUsers(userVectors(b, alone)), split, workers); err != nil {
 		return nil, err
 	}
-	if out.Popularity, err = score("popularity", pop); err != nil {
+	if out.Popularity, err = per.evaluate(ctx, "popularity", pop, split, workers); err != nil {
 		return nil, err
 	}
 	if out.Lead, err = leads(withPer, per); err != nil {

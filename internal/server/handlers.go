@@ -21,10 +21,7 @@ func (s *Server) handleRecall(w http.ResponseWriter, r *http.Request) error {
 	// One buffer holds the body, then the answer (decoding copies what it
 	// keeps; writeBody copies the answer out), and later requests reuse it;
 	// a very large one (k ≳ 300) is not kept.
-	buf, _ := s.answers.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
+	buf := s.answers.Get().(*[]byte)
 	raw, aerr := readBody(r, *buf)
 	if aerr != nil {
 		return aerr

@@ -205,6 +205,7 @@ func New(cfg Config, logger zerolog.Logger, rec Recaller, reg *prometheus.Regist
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, answered: logger, rec: rec, reg: reg, metrics: m}
+	s.answers.New = func() any { return new([]byte) }
 	if cfg.AccessLogEvery > 1 {
 		s.answered = logger.Sample(&zerolog.BasicSampler{N: uint32(cfg.AccessLogEvery)})
 	}
